@@ -1,0 +1,1 @@
+//! Weir broker library (being built).

@@ -1,0 +1,1 @@
+//! Weir Kafka protocol layer (being built).

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit, property and integration tests, then the client compatibility suite
+# (real Kafka clients against the built `weir` binary). Installs what it needs by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt / clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo build --release -p weir-broker --bin weir
+cargo test --workspace --release
+
+if [ -d tests-compat ] && ls tests-compat/test_*.py >/dev/null 2>&1; then
+  echo "== client compatibility suite"
+  ./tests-compat/install.sh
+  WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat
+fi
