@@ -514,7 +514,17 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // WEIR PATCH (see VENDORED.md): `record_count` comes from the wire. Upstream reserved it
+        // directly, so a negative count overflowed the capacity computation (panic) and
+        // i32::MAX reserved gigabytes (abort). Every record takes at least one byte.
+        let record_count = batch_decode_info.record_count;
+        if record_count < 0 || record_count as usize > buf.remaining() {
+            bail!(
+                "record count {record_count} is invalid for the {} bytes remaining",
+                bytes::Buf::remaining(buf)
+            );
+        }
+        records.reserve((record_count as usize).min(1024));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +903,15 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // WEIR PATCH (see VENDORED.md): bound the wire-supplied header count by the bytes left
+        // before pre-allocating (upstream reserved `num_headers` entries unconditionally).
+        if num_headers > bytes::Buf::remaining(buf) {
+            bail!(
+                "record header count {num_headers} exceeds the {} bytes remaining",
+                bytes::Buf::remaining(buf)
+            );
+        }
+        let mut headers = IndexMap::with_capacity(num_headers.min(1024));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

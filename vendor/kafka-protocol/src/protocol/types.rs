@@ -10,6 +10,26 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+// WEIR PATCH (see VENDORED.md): every length or element count read from the wire is
+// checked against the bytes that are actually left in the buffer *before* anything is
+// allocated for it. Upstream allocated first (`vec![0; n]`, `Vec::with_capacity(n)`), so
+// a 5-byte frame claiming 2^31 elements made the process abort on allocation failure.
+// Every element and every byte of a string takes at least one byte on the wire, which is
+// the same bound Kafka's own generated Java code enforces.
+fn check_wire_len<B: ByteBuf>(buf: &B, len: usize, what: &str) -> Result<()> {
+    let remaining = buf.remaining();
+    if len > remaining {
+        bail!("{what} length {len} exceeds the {remaining} bytes remaining in the buffer");
+    }
+    Ok(())
+}
+
+// WEIR PATCH: an upper bound on the elements pre-allocated for a decoded array. Even after
+// `check_wire_len`, an element can be far larger in memory than its minimal wire size, so
+// pre-allocating `n` elements lets a frame of `n` bytes reserve `n * size_of::<T>()`. The
+// vector still grows as elements are actually decoded.
+const MAX_ARRAY_PREALLOC: usize = 1024;
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -359,6 +379,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                check_wire_len(buf, n as usize, "String")?;
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -511,6 +532,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                check_wire_len(buf, (n - 1) as usize, "CompactString")?;
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -655,6 +677,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                check_wire_len(buf, n as usize, "Bytes")?;
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +827,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                check_wire_len(buf, (n - 1) as usize, "CompactBytes")?;
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -985,7 +1009,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                check_wire_len(buf, n as usize, "Array")?;
+                let mut result = Vec::with_capacity((n as usize).min(MAX_ARRAY_PREALLOC));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1118,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                check_wire_len(buf, (n - 1) as usize, "CompactArray")?;
+                let mut result = Vec::with_capacity(((n - 1) as usize).min(MAX_ARRAY_PREALLOC));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
