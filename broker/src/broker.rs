@@ -1,0 +1,122 @@
+//! The broker's shared state: topics, committed offsets, the group coordinator, producer ids, the
+//! clock and the "something was appended" signal that wakes long-polling fetches.
+//!
+//! One `Broker` per process, shared by every connection task. It owns the storage `DataDir` and is
+//! the only place that opens or shuts it down.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use weir_storage::DataDir;
+
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::fetch_sessions::FetchSessions;
+use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::offsets::OffsetStore;
+use crate::producers::ProducerIdAllocator;
+use crate::topics::TopicRegistry;
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub data: Arc<DataDir>,
+    pub topics: TopicRegistry,
+    pub offsets: OffsetStore,
+    pub groups: Mutex<GroupCoordinator>,
+    pub producer_ids: ProducerIdAllocator,
+    pub fetch_sessions: Mutex<FetchSessions>,
+    /// Notified after every append, so parked fetches re-check their partitions.
+    pub appended: Notify,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] weir_storage::StorageError),
+    #[error(transparent)]
+    Topics(#[from] crate::topics::TopicError),
+    #[error(transparent)]
+    Offsets(#[from] crate::offsets::OffsetError),
+}
+
+/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bytes >> (i * 6)) & 63) as usize] as char).collect()
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::DataDir { path: path.to_path_buf(), source }
+}
+
+impl Broker {
+    /// Opens (recovering) the data directory and everything kept in it.
+    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, OpenError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let meta_dir = dir.join("__weir_meta");
+        std::fs::create_dir_all(&meta_dir).map_err(io_err(&meta_dir))?;
+        let cluster_file = meta_dir.join("cluster_id");
+        let cluster_id = match std::fs::read_to_string(&cluster_file) {
+            Ok(id) => id.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = new_cluster_id();
+                std::fs::write(&cluster_file, &id).map_err(io_err(&cluster_file))?;
+                id
+            }
+            Err(e) => return Err(io_err(&cluster_file)(e)),
+        };
+        let data = DataDir::open(&dir.join("logs"))?;
+        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync.clone())?;
+        let offsets = OffsetStore::open(&topics)?;
+        let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let mut coordinator = GroupCoordinator::new(GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            ..GroupConfig::default()
+        });
+        for group in offsets.groups() {
+            coordinator.ensure_group(&group);
+        }
+        Ok(Arc::new(Self {
+            config,
+            cluster_id,
+            data,
+            topics,
+            offsets,
+            groups: Mutex::new(coordinator),
+            producer_ids,
+            fetch_sessions: Mutex::new(FetchSessions::default()),
+            appended: Notify::new(),
+            clock,
+        }))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// host and port this broker advertises to clients.
+    pub fn advertised(&self) -> (String, i32) {
+        if let Some(adv) = &self.config.advertised_listener {
+            if let Some((host, port)) = adv.rsplit_once(':') {
+                if let Ok(port) = port.parse() {
+                    return (host.to_string(), port);
+                }
+            }
+        }
+        (self.config.listener.ip().to_string(), i32::from(self.config.listener.port()))
+    }
+
+    /// Flushes and fsyncs every log and stops the storage writer: the next start has no recovery work.
+    pub fn shutdown(&self) {
+        self.data.shutdown();
+    }
+}

@@ -1,0 +1,168 @@
+//! Broker configuration: every setting with its default, and the TOML file layout.
+//!
+//! Precedence (highest first): command-line flags, `WEIR_*` environment variables, the TOML config
+//! file, defaults. Flags and environment are merged by the binary (clap); this module owns the
+//! defaults, the file format (unknown keys are an error naming the key) and validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use weir_storage::FsyncPolicy;
+
+/// Everything `weir serve` needs to run a broker.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    /// Kafka listener.
+    pub listener: SocketAddr,
+    /// host:port advertised in Metadata; defaults to the listener.
+    pub advertised_listener: Option<String>,
+    /// Admin HTTP listener (metrics, health).
+    pub admin_listener: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub group_initial_rebalance_delay_ms: i64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_in_flight_requests_per_connection: usize,
+    pub max_request_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    pub log_retention_check_interval_ms: u64,
+    pub fetch_max_wait_cap_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            listener: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_listener: None,
+            admin_listener: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            data_dir: PathBuf::from("./weir-data"),
+            fsync: FsyncPolicy::Never,
+            auto_create_topics: true,
+            default_partitions: 1,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_in_flight_requests_per_connection: 64,
+            max_request_bytes: weir_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: 600_000,
+            log_retention_check_interval_ms: 300_000,
+            fetch_max_wait_cap_ms: 30_000,
+        }
+    }
+}
+
+/// The TOML file: every key optional, unknown keys rejected.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub node_id: Option<i32>,
+    pub listener: Option<SocketAddr>,
+    pub advertised_listener: Option<String>,
+    pub admin_listener: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub fsync: Option<String>,
+    pub auto_create_topics: Option<bool>,
+    pub default_partitions: Option<i32>,
+    pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_in_flight_requests_per_connection: Option<usize>,
+    pub max_request_bytes: Option<usize>,
+    pub connections_max_idle_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for '{key}': {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl FileConfig {
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigFileError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Applies the file's settings over `config`.
+    pub fn apply(self, config: &mut BrokerConfig) -> Result<(), ConfigFileError> {
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(v) = self.$field {
+                    config.$field = v;
+                }
+            };
+        }
+        take!(node_id);
+        take!(listener);
+        take!(data_dir);
+        take!(auto_create_topics);
+        take!(default_partitions);
+        take!(group_initial_rebalance_delay_ms);
+        take!(max_connections);
+        take!(max_connections_per_ip);
+        take!(max_in_flight_requests_per_connection);
+        take!(max_request_bytes);
+        take!(connections_max_idle_ms);
+        if let Some(v) = self.advertised_listener {
+            config.advertised_listener = Some(v);
+        }
+        if let Some(v) = self.admin_listener {
+            config.admin_listener = parse_optional_addr(&v)
+                .map_err(|message| ConfigFileError::Invalid { key: "admin-listener", message })?;
+        }
+        if let Some(v) = self.fsync {
+            config.fsync = v
+                .parse()
+                .map_err(|e| ConfigFileError::Invalid { key: "fsync", message: format!("{e}") })?;
+        }
+        Ok(())
+    }
+}
+
+/// "none" or "" disables a listener; anything else must be host:port.
+pub fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.is_empty() || s == "none" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|e| format!("'{s}' is not an address like 127.0.0.1:9644: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
+        assert!(err.to_string().contains("listner"), "{err}");
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let file: FileConfig = toml::from_str(
+            "data-dir = \"/tmp/x\"\nfsync = \"always\"\nadmin-listener = \"none\"\ndefault-partitions = 3",
+        )
+        .expect("valid");
+        let mut c = BrokerConfig::default();
+        file.apply(&mut c).expect("apply");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert!(matches!(c.fsync, FsyncPolicy::Always));
+        assert_eq!(c.admin_listener, None);
+        assert_eq!(c.default_partitions, 3);
+    }
+}

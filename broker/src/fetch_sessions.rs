@@ -1,0 +1,188 @@
+//! Incremental fetch sessions (KIP-227).
+//!
+//! A session remembers which partitions a consumer fetches and at what offset, so later fetches send
+//! only changes and get back only partitions with something new. This module owns session bookkeeping
+//! only: which partitions a fetch covers and which of them a response must include. Reading the logs
+//! is the fetch handler's job.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::errors::ErrorCode;
+
+/// Bound on live sessions; the least recently used is evicted beyond it.
+pub const MAX_FETCH_SESSIONS: usize = 1_000;
+
+pub type PartitionKey = (String, i32);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionPartition {
+    pub fetch_offset: i64,
+    pub partition_max_bytes: i32,
+    /// What the last response told the client, to decide whether it must hear about this partition again.
+    pub last_high_watermark: i64,
+    pub last_log_start_offset: i64,
+}
+
+#[derive(Debug)]
+struct Session {
+    next_epoch: i32,
+    partitions: BTreeMap<PartitionKey, SessionPartition>,
+    last_used_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct FetchSessions {
+    sessions: HashMap<i32, Session>,
+    next_id: i32,
+}
+
+/// What a fetch request resolves to after session handling.
+#[derive(Debug)]
+pub struct ResolvedFetch {
+    /// 0 when the fetch is sessionless.
+    pub session_id: i32,
+    pub incremental: bool,
+    pub partitions: Vec<(PartitionKey, SessionPartition)>,
+}
+
+/// One partition as listed in a fetch request.
+pub struct RequestedPartition {
+    pub key: PartitionKey,
+    pub fetch_offset: i64,
+    pub partition_max_bytes: i32,
+}
+
+impl FetchSessions {
+    fn new_id(&mut self) -> i32 {
+        loop {
+            self.next_id = self.next_id.wrapping_add(1);
+            if self.next_id > 0 && !self.sessions.contains_key(&self.next_id) {
+                return self.next_id;
+            }
+        }
+    }
+
+    fn evict_if_full(&mut self) {
+        if self.sessions.len() >= MAX_FETCH_SESSIONS {
+            if let Some((&oldest, _)) = self.sessions.iter().min_by_key(|(_, s)| s.last_used_ms) {
+                self.sessions.remove(&oldest);
+            }
+        }
+    }
+
+    /// Applies a fetch request's session fields; Err is the top-level error for the response.
+    pub fn resolve(
+        &mut self,
+        session_id: i32,
+        epoch: i32,
+        requested: Vec<RequestedPartition>,
+        forgotten: &[PartitionKey],
+        now_ms: i64,
+    ) -> Result<ResolvedFetch, ErrorCode> {
+        let fresh = |r: &RequestedPartition| SessionPartition {
+            fetch_offset: r.fetch_offset,
+            partition_max_bytes: r.partition_max_bytes,
+            last_high_watermark: -1,
+            last_log_start_offset: -1,
+        };
+        if epoch == -1 {
+            // Sessionless full fetch; also closes `session_id` if the client names one.
+            self.sessions.remove(&session_id);
+            let partitions = requested.iter().map(|r| (r.key.clone(), fresh(r))).collect();
+            return Ok(ResolvedFetch { session_id: 0, incremental: false, partitions });
+        }
+        if epoch == 0 {
+            // Full fetch that opens a new session.
+            self.sessions.remove(&session_id);
+            self.evict_if_full();
+            let id = self.new_id();
+            let partitions: BTreeMap<_, _> = requested.iter().map(|r| (r.key.clone(), fresh(r))).collect();
+            let listed = partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            self.sessions.insert(id, Session { next_epoch: 1, partitions, last_used_ms: now_ms });
+            return Ok(ResolvedFetch { session_id: id, incremental: false, partitions: listed });
+        }
+        let session = self.sessions.get_mut(&session_id).ok_or(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)?;
+        if session.next_epoch != epoch {
+            return Err(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
+        }
+        session.next_epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
+        session.last_used_ms = now_ms;
+        for key in forgotten {
+            session.partitions.remove(key);
+        }
+        for r in &requested {
+            let entry = session.partitions.entry(r.key.clone()).or_insert_with(|| fresh(r));
+            entry.fetch_offset = r.fetch_offset;
+            entry.partition_max_bytes = r.partition_max_bytes;
+        }
+        let partitions = session.partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(ResolvedFetch { session_id, incremental: true, partitions })
+    }
+
+    /// Records what a response told the client about a partition. Returns whether an incremental
+    /// response must include it (new data, an error, or changed offsets).
+    pub fn note_sent(
+        &mut self,
+        session_id: i32,
+        key: &PartitionKey,
+        high_watermark: i64,
+        log_start_offset: i64,
+        has_records_or_error: bool,
+    ) -> bool {
+        let Some(p) = self.sessions.get_mut(&session_id).and_then(|s| s.partitions.get_mut(key)) else {
+            return true;
+        };
+        let changed = p.last_high_watermark != high_watermark || p.last_log_start_offset != log_start_offset;
+        p.last_high_watermark = high_watermark;
+        p.last_log_start_offset = log_start_offset;
+        changed || has_records_or_error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(topic: &str, p: i32, offset: i64) -> RequestedPartition {
+        RequestedPartition { key: (topic.into(), p), fetch_offset: offset, partition_max_bytes: 1 << 20 }
+    }
+
+    #[test]
+    fn session_lifecycle() {
+        let mut s = FetchSessions::default();
+        let full = s.resolve(0, 0, vec![req("t", 0, 0), req("t", 1, 0)], &[], 0).expect("new session");
+        assert!(full.session_id > 0);
+        assert_eq!(full.partitions.len(), 2);
+        let id = full.session_id;
+        // Incremental: updates one partition's offset, keeps the other.
+        let inc = s.resolve(id, 1, vec![req("t", 1, 5)], &[], 1).expect("incremental");
+        assert!(inc.incremental);
+        assert_eq!(inc.partitions.len(), 2);
+        assert_eq!(inc.partitions[1].1.fetch_offset, 5);
+        // Wrong epoch.
+        assert_eq!(s.resolve(id, 1, vec![], &[], 2).err(), Some(ErrorCode::INVALID_FETCH_SESSION_EPOCH));
+        // Forget one.
+        let inc = s.resolve(id, 2, vec![], &[("t".into(), 0)], 3).expect("forget");
+        assert_eq!(inc.partitions.len(), 1);
+        assert_eq!(s.resolve(999, 1, vec![], &[], 4).err(), Some(ErrorCode::FETCH_SESSION_ID_NOT_FOUND));
+    }
+
+    #[test]
+    fn incremental_includes_only_changes() {
+        let mut s = FetchSessions::default();
+        let id = s.resolve(0, 0, vec![req("t", 0, 0)], &[], 0).expect("session").session_id;
+        let key = ("t".to_string(), 0);
+        assert!(s.note_sent(id, &key, 10, 0, false));
+        assert!(!s.note_sent(id, &key, 10, 0, false));
+        assert!(s.note_sent(id, &key, 11, 0, false));
+    }
+
+    #[test]
+    fn session_count_is_bounded() {
+        let mut s = FetchSessions::default();
+        for i in 0..(MAX_FETCH_SESSIONS + 10) {
+            s.resolve(0, 0, vec![req("t", 0, 0)], &[], i as i64).expect("session");
+        }
+        assert!(s.sessions.len() <= MAX_FETCH_SESSIONS);
+    }
+}

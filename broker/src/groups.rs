@@ -1,0 +1,755 @@
+//! The classic consumer-group coordinator (JoinGroup / SyncGroup / Heartbeat / LeaveGroup).
+//!
+//! Owns group membership, generations, the chosen protocol and member assignments. It does not own
+//! committed offsets (see `offsets`) and knows nothing of sockets or wire types: callers hand it plain
+//! values plus the current time, and parked JoinGroup/SyncGroup calls are answered through oneshot
+//! channels. Time moves only through `tick(now_ms)`, so tests drive it deterministically.
+//!
+//! The state machine follows Kafka's classic `GroupCoordinator`: Empty -> PreparingRebalance ->
+//! CompletingRebalance -> Stable, with the initial-rebalance delay, rebalance timeouts, session
+//! expiry, KIP-394 (member id required) and static membership (KIP-345).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::errors::ErrorCode;
+
+/// Limits and defaults that Kafka exposes as `group.*` broker settings.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i64,
+    pub max_group_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_group_size: 1_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The name Kafka reports in DescribeGroups / ListGroups.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: an unknown member must first obtain an id (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JoinMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JoinOutcome {
+    pub error: ErrorCode,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    pub members: Vec<JoinMember>,
+}
+
+impl JoinOutcome {
+    fn error(error: ErrorCode, member_id: &str) -> Self {
+        Self { error, generation_id: -1, member_id: member_id.to_string(), ..Default::default() }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncOutcome {
+    pub error: ErrorCode,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    fn error(error: ErrorCode) -> Self {
+        Self { error, ..Default::default() }
+    }
+}
+
+/// Either an immediate answer or a receiver that the coordinator answers later.
+pub enum Pending<T> {
+    Ready(T),
+    Wait(oneshot::Receiver<T>),
+}
+
+#[derive(Debug)]
+struct Member {
+    member_id: String,
+    group_instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    last_heartbeat_ms: i64,
+    join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A described member, for DescribeGroups.
+#[derive(Clone, Debug)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug)]
+struct Group {
+    group_id: String,
+    state: GroupState,
+    generation_id: i32,
+    protocol_type: Option<String>,
+    protocol_name: Option<String>,
+    leader: Option<String>,
+    /// Insertion-ordered so the first joiner becomes leader, as in Kafka.
+    members: BTreeMap<u64, Member>,
+    next_seq: u64,
+    /// Member ids handed out with MEMBER_ID_REQUIRED that have not joined yet, with their deadline.
+    pending_member_ids: HashMap<String, i64>,
+    static_members: HashMap<String, String>,
+    /// When the current PreparingRebalance must end even if members have not rejoined.
+    rebalance_deadline_ms: i64,
+    /// Initial-rebalance delay: joins of a new group wait until this time.
+    initial_delay_until_ms: i64,
+}
+
+impl Group {
+    fn new(group_id: &str) -> Self {
+        Self {
+            group_id: group_id.to_string(),
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader: None,
+            members: BTreeMap::new(),
+            next_seq: 0,
+            pending_member_ids: HashMap::new(),
+            static_members: HashMap::new(),
+            rebalance_deadline_ms: 0,
+            initial_delay_until_ms: 0,
+        }
+    }
+
+    fn seq_of(&self, member_id: &str) -> Option<u64> {
+        self.members.iter().find(|(_, m)| m.member_id == member_id).map(|(k, _)| *k)
+    }
+
+    fn member(&self, member_id: &str) -> Option<&Member> {
+        self.members.values().find(|m| m.member_id == member_id)
+    }
+
+    fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
+        self.members.values_mut().find(|m| m.member_id == member_id)
+    }
+
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return !protocol_type.is_empty() && !protocols.is_empty();
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        protocols.iter().any(|(name, _)| {
+            self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    /// The protocol every member supports that gets the most first-preference votes.
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == *n)))
+            .collect();
+        let mut best: Option<(&String, usize)> = None;
+        for candidate in candidates {
+            let votes = self
+                .members
+                .values()
+                .filter(|m| {
+                    m.protocols.iter().map(|(n, _)| n).find(|n| {
+                        self.members.values().all(|o| o.protocols.iter().any(|(p, _)| p == *n))
+                    }) == Some(candidate)
+                })
+                .count();
+            if best.is_none_or(|(_, v)| votes > v) {
+                best = Some((candidate, votes));
+            }
+        }
+        best.map(|(n, _)| n.clone())
+    }
+
+    fn max_rebalance_timeout_ms(&self) -> i64 {
+        self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0)
+    }
+
+    fn prepare_rebalance(&mut self, now_ms: i64) {
+        if self.state == GroupState::CompletingRebalance {
+            // Members parked in SyncGroup must rejoin.
+            for m in self.members.values_mut() {
+                if let Some(tx) = m.sync_waiter.take() {
+                    let _ = tx.send(SyncOutcome::error(ErrorCode::REBALANCE_IN_PROGRESS));
+                }
+            }
+        }
+        if self.state != GroupState::PreparingRebalance {
+            self.rebalance_deadline_ms = now_ms + self.max_rebalance_timeout_ms();
+        }
+        self.state = GroupState::PreparingRebalance;
+    }
+
+    fn all_joined(&self) -> bool {
+        self.members.values().all(|m| m.join_waiter.is_some())
+    }
+
+    /// Ends PreparingRebalance: drops members that did not rejoin, bumps the generation and answers
+    /// every parked JoinGroup.
+    fn complete_join(&mut self) {
+        let missing: Vec<u64> =
+            self.members.iter().filter(|(_, m)| m.join_waiter.is_none()).map(|(k, _)| *k).collect();
+        for seq in missing {
+            if let Some(m) = self.members.remove(&seq) {
+                if let Some(id) = &m.group_instance_id {
+                    self.static_members.remove(id);
+                }
+            }
+        }
+        if self.leader.as_ref().is_none_or(|l| self.member(l).is_none()) {
+            self.leader = self.members.values().next().map(|m| m.member_id.clone());
+        }
+        self.generation_id += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol_name = None;
+            return;
+        }
+        self.protocol_name = self.select_protocol();
+        self.state = GroupState::CompletingRebalance;
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        let all: Vec<JoinMember> = self
+            .members
+            .values()
+            .map(|m| JoinMember {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                metadata: m.metadata_for(&protocol),
+            })
+            .collect();
+        let generation_id = self.generation_id;
+        let protocol_type = self.protocol_type.clone();
+        for m in self.members.values_mut() {
+            m.assignment = Bytes::new();
+            if let Some(tx) = m.join_waiter.take() {
+                let members = if m.member_id == leader { all.clone() } else { Vec::new() };
+                let _ = tx.send(JoinOutcome {
+                    error: ErrorCode::NONE,
+                    generation_id,
+                    protocol_type: protocol_type.clone(),
+                    protocol_name: Some(protocol.clone()),
+                    leader: leader.clone(),
+                    member_id: m.member_id.clone(),
+                    members,
+                });
+            }
+        }
+    }
+
+    fn remove_member(&mut self, member_id: &str, now_ms: i64) {
+        let Some(seq) = self.seq_of(member_id) else { return };
+        if let Some(m) = self.members.remove(&seq) {
+            if let Some(id) = &m.group_instance_id {
+                self.static_members.remove(id);
+            }
+            if let Some(tx) = m.join_waiter {
+                let _ = tx.send(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, member_id));
+            }
+            if let Some(tx) = m.sync_waiter {
+                let _ = tx.send(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID));
+            }
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => {
+                if !self.members.is_empty() && self.all_joined() {
+                    self.complete_join();
+                } else if self.members.is_empty() {
+                    self.complete_join();
+                }
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                if self.members.is_empty() {
+                    self.generation_id += 1;
+                    self.state = GroupState::Empty;
+                    self.protocol_name = None;
+                } else {
+                    self.prepare_rebalance(now_ms);
+                }
+            }
+            GroupState::Empty => {}
+        }
+    }
+}
+
+/// All groups this broker coordinates.
+#[derive(Default)]
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: HashMap<String, Group>,
+    next_member_suffix: u64,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> Self {
+        Self { config, groups: HashMap::new(), next_member_suffix: 0 }
+    }
+
+    fn new_member_id(&mut self, client_id: &str) -> String {
+        self.next_member_suffix += 1;
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    }
+
+    pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Pending<JoinOutcome> {
+        if req.group_id.is_empty() {
+            return Pending::Ready(JoinOutcome::error(ErrorCode::INVALID_GROUP_ID, &req.member_id));
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return Pending::Ready(JoinOutcome::error(
+                ErrorCode::INVALID_SESSION_TIMEOUT,
+                &req.member_id,
+            ));
+        }
+        let new_id = if req.member_id.is_empty() {
+            Some(self.new_member_id(&req.client_id))
+        } else {
+            None
+        };
+        let config = self.config.clone();
+        let group = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id));
+        if !group.supports(&req.protocol_type, &req.protocols) {
+            return Pending::Ready(JoinOutcome::error(
+                ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
+        }
+
+        // Static member re-joining under a new member id: replace the old one (fencing it).
+        let mut member_id = req.member_id.clone();
+        if let Some(instance) = &req.group_instance_id {
+            if let Some(old_id) = group.static_members.get(instance).cloned() {
+                if member_id.is_empty() {
+                    let fresh = new_id.clone().unwrap_or_default();
+                    if let Some(m) = group.member_mut(&old_id) {
+                        if let Some(tx) = m.join_waiter.take() {
+                            let _ = tx.send(JoinOutcome::error(ErrorCode::FENCED_INSTANCE_ID, &old_id));
+                        }
+                        if let Some(tx) = m.sync_waiter.take() {
+                            let _ = tx.send(SyncOutcome::error(ErrorCode::FENCED_INSTANCE_ID));
+                        }
+                        m.member_id = fresh.clone();
+                        m.protocols = req.protocols.clone();
+                        m.last_heartbeat_ms = now_ms;
+                    }
+                    if group.leader.as_deref() == Some(old_id.as_str()) {
+                        group.leader = Some(fresh.clone());
+                    }
+                    group.static_members.insert(instance.clone(), fresh.clone());
+                    if group.state == GroupState::Stable {
+                        // Same static member back: hand it the current generation, no rebalance.
+                        let protocol = group.protocol_name.clone().unwrap_or_default();
+                        let leader = group.leader.clone().unwrap_or_default();
+                        let members = if leader == fresh {
+                            group
+                                .members
+                                .values()
+                                .map(|m| JoinMember {
+                                    member_id: m.member_id.clone(),
+                                    group_instance_id: m.group_instance_id.clone(),
+                                    metadata: m.metadata_for(&protocol),
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        return Pending::Ready(JoinOutcome {
+                            error: ErrorCode::NONE,
+                            generation_id: group.generation_id,
+                            protocol_type: group.protocol_type.clone(),
+                            protocol_name: group.protocol_name.clone(),
+                            leader,
+                            member_id: fresh,
+                            members,
+                        });
+                    }
+                    member_id = fresh;
+                } else if member_id != old_id {
+                    return Pending::Ready(JoinOutcome::error(
+                        ErrorCode::FENCED_INSTANCE_ID,
+                        &member_id,
+                    ));
+                }
+            } else if member_id.is_empty() {
+                member_id = new_id.clone().unwrap_or_default();
+            }
+        } else if member_id.is_empty() {
+            let fresh = new_id.clone().unwrap_or_default();
+            if req.require_known_member_id {
+                group.pending_member_ids.insert(fresh.clone(), now_ms + i64::from(req.session_timeout_ms));
+                return Pending::Ready(JoinOutcome::error(ErrorCode::MEMBER_ID_REQUIRED, &fresh));
+            }
+            member_id = fresh;
+        } else if group.member(&member_id).is_none() {
+            if group.pending_member_ids.remove(&member_id).is_none() {
+                return Pending::Ready(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
+            }
+        }
+
+        if group.member(&member_id).is_none() && group.members.len() >= config.max_group_size {
+            return Pending::Ready(JoinOutcome::error(ErrorCode::GROUP_MAX_SIZE_REACHED, &member_id));
+        }
+
+        let (tx, rx) = oneshot::channel();
+        let changed = match group.member_mut(&member_id) {
+            Some(m) => {
+                let changed = m.protocols != req.protocols;
+                m.protocols = req.protocols.clone();
+                m.session_timeout_ms = req.session_timeout_ms;
+                m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+                m.last_heartbeat_ms = now_ms;
+                if let Some(old) = m.join_waiter.replace(tx) {
+                    let _ = old.send(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
+                }
+                changed
+            }
+            None => {
+                let seq = group.next_seq;
+                group.next_seq += 1;
+                if let Some(instance) = &req.group_instance_id {
+                    group.static_members.insert(instance.clone(), member_id.clone());
+                }
+                group.members.insert(
+                    seq,
+                    Member {
+                        member_id: member_id.clone(),
+                        group_instance_id: req.group_instance_id.clone(),
+                        client_id: req.client_id.clone(),
+                        client_host: req.client_host.clone(),
+                        session_timeout_ms: req.session_timeout_ms,
+                        rebalance_timeout_ms: req.rebalance_timeout_ms,
+                        protocols: req.protocols.clone(),
+                        assignment: Bytes::new(),
+                        last_heartbeat_ms: now_ms,
+                        join_waiter: Some(tx),
+                        sync_waiter: None,
+                    },
+                );
+                true
+            }
+        };
+        if group.protocol_type.is_none() {
+            group.protocol_type = Some(req.protocol_type.clone());
+        }
+        match group.state {
+            GroupState::Empty => {
+                group.initial_delay_until_ms = now_ms + config.initial_rebalance_delay_ms;
+                group.prepare_rebalance(now_ms);
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                // A follower re-joining a stable group with unchanged metadata still triggers a
+                // rebalance in the classic protocol (it may have lost its assignment).
+                let _ = changed;
+                group.prepare_rebalance(now_ms);
+            }
+            GroupState::PreparingRebalance => {}
+        }
+        if group.all_joined() && now_ms >= group.initial_delay_until_ms {
+            group.complete_join();
+        }
+        Pending::Wait(rx)
+    }
+
+    pub fn sync(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Pending<SyncOutcome> {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID));
+        };
+        if group.member(member_id).is_none() {
+            return Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID));
+        }
+        if generation_id != group.generation_id {
+            return Pending::Ready(SyncOutcome::error(ErrorCode::ILLEGAL_GENERATION));
+        }
+        match group.state {
+            GroupState::Empty => Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID)),
+            GroupState::PreparingRebalance => {
+                Pending::Ready(SyncOutcome::error(ErrorCode::REBALANCE_IN_PROGRESS))
+            }
+            GroupState::Stable => {
+                let assignment = group.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                Pending::Ready(SyncOutcome {
+                    error: ErrorCode::NONE,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol_name: group.protocol_name.clone(),
+                    assignment,
+                })
+            }
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(m) = group.member_mut(member_id) {
+                    m.sync_waiter = Some(tx);
+                }
+                if group.leader.as_deref() == Some(member_id) {
+                    let by_member: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    let protocol_type = group.protocol_type.clone();
+                    let protocol_name = group.protocol_name.clone();
+                    for m in group.members.values_mut() {
+                        m.assignment = by_member.get(&m.member_id).cloned().unwrap_or_default();
+                    }
+                    group.state = GroupState::Stable;
+                    for m in group.members.values_mut() {
+                        if let Some(tx) = m.sync_waiter.take() {
+                            let _ = tx.send(SyncOutcome {
+                                error: ErrorCode::NONE,
+                                protocol_type: protocol_type.clone(),
+                                protocol_name: protocol_name.clone(),
+                                assignment: m.assignment.clone(),
+                            });
+                        }
+                    }
+                }
+                Pending::Wait(rx)
+            }
+        }
+    }
+
+    pub fn heartbeat(&mut self, group_id: &str, member_id: &str, generation_id: i32, now_ms: i64) -> ErrorCode {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        };
+        let state = group.state;
+        let current_generation = group.generation_id;
+        let Some(member) = group.member_mut(member_id) else {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        };
+        member.last_heartbeat_ms = now_ms;
+        match state {
+            GroupState::Empty => ErrorCode::UNKNOWN_MEMBER_ID,
+            GroupState::PreparingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
+            _ if generation_id != current_generation => ErrorCode::ILLEGAL_GENERATION,
+            _ => ErrorCode::NONE,
+        }
+    }
+
+    /// Removes members (by member id, or by instance id for static members). Returns an error per member.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> (ErrorCode, Vec<ErrorCode>) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return (ErrorCode::UNKNOWN_MEMBER_ID, vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()]);
+        };
+        let mut results = Vec::with_capacity(members.len());
+        for (member_id, instance_id) in members {
+            let target = match instance_id {
+                Some(instance) => match group.static_members.get(instance) {
+                    Some(id) if member_id.is_empty() || id == member_id => Some(id.clone()),
+                    Some(_) => {
+                        results.push(ErrorCode::FENCED_INSTANCE_ID);
+                        continue;
+                    }
+                    None => None,
+                },
+                None => group.member(member_id).map(|m| m.member_id.clone()),
+            };
+            match target {
+                Some(id) => {
+                    group.remove_member(&id, now_ms);
+                    results.push(ErrorCode::NONE);
+                }
+                None => results.push(ErrorCode::UNKNOWN_MEMBER_ID),
+            }
+        }
+        (ErrorCode::NONE, results)
+    }
+
+    /// Validates a member's offset commit. `None` generation with an empty member id is a "simple"
+    /// commit from a consumer using assign().
+    pub fn validate_commit(&self, group_id: &str, member_id: &str, generation_id: i32) -> ErrorCode {
+        let group = self.groups.get(group_id);
+        if generation_id < 0 && member_id.is_empty() {
+            return match group {
+                Some(g) if g.state != GroupState::Empty => ErrorCode::ILLEGAL_GENERATION,
+                _ => ErrorCode::NONE,
+            };
+        }
+        let Some(group) = group else { return ErrorCode::ILLEGAL_GENERATION };
+        if group.member(member_id).is_none() {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        }
+        if generation_id != group.generation_id {
+            return ErrorCode::ILLEGAL_GENERATION;
+        }
+        match group.state {
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
+            _ => ErrorCode::NONE,
+        }
+    }
+
+    /// Drives timers: expired sessions, rebalance deadlines, the initial-rebalance delay.
+    pub fn tick(&mut self, now_ms: i64) {
+        for group in self.groups.values_mut() {
+            group.pending_member_ids.retain(|_, deadline| *deadline > now_ms);
+            let expired: Vec<String> = group
+                .members
+                .values()
+                .filter(|m| {
+                    m.join_waiter.is_none()
+                        && m.sync_waiter.is_none()
+                        && now_ms - m.last_heartbeat_ms > i64::from(m.session_timeout_ms)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            for id in expired {
+                group.remove_member(&id, now_ms);
+            }
+            if group.state == GroupState::PreparingRebalance
+                && now_ms >= group.initial_delay_until_ms
+                && (group.all_joined() || now_ms >= group.rebalance_deadline_ms)
+            {
+                group.complete_join();
+            }
+        }
+    }
+
+    pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
+        self.groups.get(group_id).map(|g| g.state)
+    }
+
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        self.groups
+            .values()
+            .map(|g| (g.group_id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .collect()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let g = self.groups.get(group_id)?;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        Some(GroupDescription {
+            group_id: g.group_id.clone(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes an empty group's membership record; NON_EMPTY_GROUP if it has members.
+    pub fn delete(&mut self, group_id: &str) -> ErrorCode {
+        match self.groups.get(group_id) {
+            Some(g) if !g.members.is_empty() => ErrorCode::NON_EMPTY_GROUP,
+            Some(_) => {
+                self.groups.remove(group_id);
+                ErrorCode::NONE
+            }
+            None => ErrorCode::GROUP_ID_NOT_FOUND,
+        }
+    }
+
+    /// Called when a group is known through committed offsets only (after restart), so ListGroups shows it.
+    pub fn ensure_group(&mut self, group_id: &str) {
+        self.groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
+    }
+}

@@ -1,0 +1,239 @@
+//! Idempotent-producer bookkeeping: per-partition sequence checks and the broker-wide producer id
+//! allocator.
+//!
+//! `ProducerState` decides, for one batch header, whether the batch is new, a retried duplicate (answered
+//! with its original offset) or out of order. It is rebuilt at start from the batch headers in the log,
+//! so it survives restarts without a separate file. It owns no IO beyond that recovery read.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use weir_storage::batch::BatchHeader;
+use weir_storage::{Log, Offset};
+
+use crate::errors::ErrorCode;
+
+/// Kafka keeps the last five batches per producer to recognise retries (max.in.flight <= 5).
+const RETAINED_BATCHES: usize = 5;
+/// How much of a log's tail the recovery scan reads per step.
+const RECOVERY_READ_BYTES: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchRecord {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: Offset,
+    last_offset: Offset,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchRecord>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not an idempotent batch, or the next one in sequence: append it.
+    Append,
+    /// A retry of a batch already in the log: answer with its original offsets, append nothing.
+    Duplicate { base_offset: Offset },
+    Reject(ErrorCode),
+}
+
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn last_seq(header: &BatchHeader) -> i32 {
+    // Sequences wrap at i32::MAX back to 0, as in Kafka.
+    let last = i64::from(header.base_sequence) + i64::from(header.last_offset_delta);
+    i32::try_from(last % (i64::from(i32::MAX) + 1)).unwrap_or(0)
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerState {
+    /// Rebuilds the state from the batch headers stored in the log.
+    pub fn recover(log: &Log) -> Self {
+        let mut state = Self::default();
+        let mut offset = log.log_start_offset();
+        let end = log.high_watermark();
+        while offset < end {
+            let Ok(bytes) = log.read(offset, RECOVERY_READ_BYTES) else { break };
+            let Ok(headers) = weir_storage::batch::validate_batches(&bytes) else { break };
+            let Some(last) = headers.last() else { break };
+            for h in &headers {
+                state.record(h, h.base_offset);
+            }
+            offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+        }
+        state
+    }
+
+    pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
+        if header.producer_id < 0 {
+            return SequenceCheck::Append;
+        }
+        let first = header.base_sequence;
+        let last = last_seq(header);
+        match self.producers.get(&header.producer_id) {
+            None => {
+                if first == 0 {
+                    SequenceCheck::Append
+                } else {
+                    SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+                }
+            }
+            Some(entry) if header.producer_epoch < entry.epoch => {
+                SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH)
+            }
+            Some(entry) if header.producer_epoch > entry.epoch => {
+                if first == 0 {
+                    SequenceCheck::Append
+                } else {
+                    SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+                }
+            }
+            Some(entry) => {
+                if let Some(b) = entry.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
+                    return SequenceCheck::Duplicate { base_offset: b.base_offset };
+                }
+                match entry.batches.back() {
+                    Some(b) if next_seq(b.last_seq) == first => SequenceCheck::Append,
+                    None if first == 0 => SequenceCheck::Append,
+                    _ => SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+                }
+            }
+        }
+    }
+
+    /// Records an appended batch (`header` as sent; `base_offset` as assigned).
+    pub fn record(&mut self, header: &BatchHeader, base_offset: Offset) {
+        if header.producer_id < 0 {
+            return;
+        }
+        let entry = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch != entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchRecord {
+            first_seq: header.base_sequence,
+            last_seq: last_seq(header),
+            base_offset,
+            last_offset: base_offset + i64::from(header.last_offset_delta),
+        });
+        while entry.batches.len() > RETAINED_BATCHES {
+            entry.batches.pop_front();
+        }
+    }
+}
+
+/// Hands out producer ids, durable across restarts: ids are reserved in blocks and the end of the
+/// reserved block is written to disk before any id of it is used.
+pub struct ProducerIdAllocator {
+    file: PathBuf,
+    state: Mutex<(i64, i64)>,
+}
+
+const ID_BLOCK: i64 = 1000;
+
+impl ProducerIdAllocator {
+    pub fn open(meta_dir: &Path) -> std::io::Result<Self> {
+        let file = meta_dir.join("producer_ids");
+        let reserved_end = match std::fs::read_to_string(&file) {
+            Ok(s) => s.trim().parse::<i64>().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        // Start after everything reserved before, so no id is ever handed out twice.
+        Ok(Self { file, state: Mutex::new((reserved_end, reserved_end)) })
+    }
+
+    pub fn next(&self) -> std::io::Result<i64> {
+        let mut state = self.state.lock();
+        if state.0 >= state.1 {
+            let end = state.1 + ID_BLOCK;
+            let tmp = self.file.with_extension("tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(end.to_string().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.file)?;
+            state.1 = end;
+        }
+        let id = state.0;
+        state.0 += 1;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: records,
+        }
+    }
+
+    #[test]
+    fn in_order_duplicate_and_gap() {
+        let mut s = ProducerState::default();
+        let b0 = header(7, 0, 0, 3);
+        assert_eq!(s.check(&b0), SequenceCheck::Append);
+        s.record(&b0, 100);
+        assert_eq!(s.check(&b0), SequenceCheck::Duplicate { base_offset: 100 });
+        let gap = header(7, 0, 5, 1);
+        assert_eq!(s.check(&gap), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        let b1 = header(7, 0, 3, 2);
+        assert_eq!(s.check(&b1), SequenceCheck::Append);
+        s.record(&b1, 103);
+        let old_epoch = header(7, -1, 5, 1);
+        assert_eq!(s.check(&old_epoch), SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH));
+        let new_epoch = header(7, 1, 0, 1);
+        assert_eq!(s.check(&new_epoch), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn unknown_producer_must_start_at_zero() {
+        let s = ProducerState::default();
+        assert_eq!(s.check(&header(9, 0, 4, 1)), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(s.check(&header(-1, -1, -1, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn allocator_never_reuses_ids_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = ProducerIdAllocator::open(dir.path()).expect("open");
+        let first = a.next().expect("id");
+        let second = a.next().expect("id");
+        assert_eq!(second, first + 1);
+        drop(a);
+        let b = ProducerIdAllocator::open(dir.path()).expect("reopen");
+        assert!(b.next().expect("id") > second);
+    }
+}

@@ -1,0 +1,213 @@
+//! Topic-level configuration: the Kafka names, their defaults, validation, and the translation to the
+//! storage engine's `LogConfig`.
+//!
+//! Owns the table of known topic config keys. Values are kept as the strings clients sent (as Kafka
+//! does in its metadata), validated on the way in. Must not know about sockets or wire types.
+
+use std::collections::BTreeMap;
+
+use weir_storage::{FsyncPolicy, LogConfig};
+
+/// How a config value is validated.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A signed 64-bit integer at least `min`.
+    Long { min: i64 },
+    /// A signed 32-bit integer at least `min`.
+    Int { min: i32 },
+    Ratio,
+    Bool,
+    OneOf(&'static [&'static str]),
+    /// A comma-separated list whose items are each one of these.
+    ListOf(&'static [&'static str]),
+}
+
+/// One known topic config: its Kafka name, Kafka's default, and how it is checked.
+struct Known {
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+}
+
+const KNOWN: &[Known] = &[
+    Known { name: "cleanup.policy", default: "delete", kind: Kind::ListOf(&["delete", "compact"]) },
+    Known {
+        name: "compression.type",
+        default: "producer",
+        kind: Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    },
+    Known { name: "delete.retention.ms", default: "86400000", kind: Kind::Long { min: 0 } },
+    Known { name: "file.delete.delay.ms", default: "60000", kind: Kind::Long { min: 0 } },
+    Known { name: "flush.messages", default: "9223372036854775807", kind: Kind::Long { min: 1 } },
+    Known { name: "flush.ms", default: "9223372036854775807", kind: Kind::Long { min: 0 } },
+    Known { name: "index.interval.bytes", default: "4096", kind: Kind::Int { min: 0 } },
+    Known { name: "max.compaction.lag.ms", default: "9223372036854775807", kind: Kind::Long { min: 1 } },
+    Known { name: "max.message.bytes", default: "1048588", kind: Kind::Int { min: 0 } },
+    Known {
+        name: "message.timestamp.type",
+        default: "CreateTime",
+        kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+    },
+    Known { name: "min.cleanable.dirty.ratio", default: "0.5", kind: Kind::Ratio },
+    Known { name: "min.compaction.lag.ms", default: "0", kind: Kind::Long { min: 0 } },
+    Known { name: "min.insync.replicas", default: "1", kind: Kind::Int { min: 1 } },
+    Known { name: "preallocate", default: "false", kind: Kind::Bool },
+    Known { name: "retention.bytes", default: "-1", kind: Kind::Long { min: -1 } },
+    Known { name: "retention.ms", default: "604800000", kind: Kind::Long { min: -1 } },
+    Known { name: "segment.bytes", default: "1073741824", kind: Kind::Int { min: 14 } },
+    Known { name: "segment.index.bytes", default: "10485760", kind: Kind::Int { min: 4 } },
+    Known { name: "segment.jitter.ms", default: "0", kind: Kind::Long { min: 0 } },
+    Known { name: "segment.ms", default: "604800000", kind: Kind::Long { min: 1 } },
+    Known { name: "unclean.leader.election.enable", default: "false", kind: Kind::Bool },
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown topic config '{0}'")]
+    Unknown(String),
+    #[error("invalid value '{value}' for topic config '{name}'")]
+    InvalidValue { name: String, value: String },
+}
+
+/// The overrides a topic carries; everything else is Kafka's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+/// One entry of a DescribeConfigs answer.
+#[derive(Clone, Debug)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub is_default: bool,
+}
+
+fn known(name: &str) -> Result<&'static Known, ConfigError> {
+    KNOWN.iter().find(|k| k.name == name).ok_or_else(|| ConfigError::Unknown(name.to_string()))
+}
+
+fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
+    let ok = match k.kind {
+        Kind::Long { min } => value.parse::<i64>().is_ok_and(|v| v >= min),
+        Kind::Int { min } => value.parse::<i32>().is_ok_and(|v| v >= min),
+        Kind::Ratio => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
+        Kind::Bool => matches!(value, "true" | "false"),
+        Kind::OneOf(options) => options.contains(&value),
+        Kind::ListOf(options) => {
+            !value.is_empty() && value.split(',').all(|item| options.contains(&item.trim()))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidValue { name: k.name.to_string(), value: value.to_string() })
+    }
+}
+
+impl TopicConfig {
+    /// Builds a config from (name, value) pairs, validating each.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        for (name, value) in pairs {
+            config.set(name, value)?;
+        }
+        Ok(config)
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let k = known(name)?;
+        validate(k, value)?;
+        self.overrides.insert(k.name.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Reverts a key to its default.
+    pub fn delete(&mut self, name: &str) -> Result<(), ConfigError> {
+        known(name)?;
+        self.overrides.remove(name);
+        Ok(())
+    }
+
+    /// Checks a whole candidate change without applying it.
+    pub fn check(name: &str, value: &str) -> Result<(), ConfigError> {
+        validate(known(name)?, value)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if let Some(v) = self.overrides.get(name) {
+            return Some(v);
+        }
+        KNOWN.iter().find(|k| k.name == name).map(|k| k.default)
+    }
+
+    fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(-1)
+    }
+
+    pub fn max_message_bytes(&self) -> u32 {
+        u32::try_from(self.get_i64("max.message.bytes")).unwrap_or(u32::MAX)
+    }
+
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type") == Some("LogAppendTime")
+    }
+
+    /// Every known key with its effective value, as DescribeConfigs lists them.
+    pub fn entries(&self) -> Vec<ConfigEntry> {
+        KNOWN
+            .iter()
+            .map(|k| match self.overrides.get(k.name) {
+                Some(v) => ConfigEntry { name: k.name, value: v.clone(), is_default: false },
+                None => ConfigEntry { name: k.name, value: k.default.to_string(), is_default: true },
+            })
+            .collect()
+    }
+
+    /// The storage engine's view of this topic: segment size, retention, fsync policy.
+    pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
+        let positive = |v: i64| if v < 0 { None } else { Some(v) };
+        LogConfig {
+            segment_bytes: u64::try_from(self.get_i64("segment.bytes")).unwrap_or(1 << 30),
+            segment_ms: positive(self.get_i64("segment.ms")),
+            retention_bytes: positive(self.get_i64("retention.bytes")).and_then(|v| u64::try_from(v).ok()),
+            retention_ms: positive(self.get_i64("retention.ms")),
+            index_interval_bytes: u32::try_from(self.get_i64("index.interval.bytes")).unwrap_or(4096),
+            fsync,
+            ..LogConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = TopicConfig::default();
+        assert_eq!(c.get("retention.ms"), Some("604800000"));
+        assert_eq!(c.get("cleanup.policy"), Some("delete"));
+        assert_eq!(c.max_message_bytes(), 1_048_588);
+        assert!(c.entries().iter().all(|e| e.is_default));
+    }
+
+    #[test]
+    fn rejects_unknown_and_invalid() {
+        let mut c = TopicConfig::default();
+        assert_eq!(c.set("retention.mss", "1"), Err(ConfigError::Unknown("retention.mss".into())));
+        assert!(matches!(c.set("retention.ms", "-5"), Err(ConfigError::InvalidValue { .. })));
+        assert!(matches!(c.set("cleanup.policy", "delete,bogus"), Err(ConfigError::InvalidValue { .. })));
+        c.set("cleanup.policy", "compact,delete").expect("valid list");
+        c.set("message.timestamp.type", "LogAppendTime").expect("valid");
+        assert!(c.log_append_time());
+    }
+
+    #[test]
+    fn log_config_maps_infinite_retention_to_none() {
+        let c = TopicConfig::from_pairs([("retention.ms", "-1"), ("segment.bytes", "1048576")]).expect("valid");
+        let lc = c.log_config(FsyncPolicy::Never);
+        assert_eq!(lc.retention_ms, None);
+        assert_eq!(lc.segment_bytes, 1_048_576);
+    }
+}
