@@ -1,0 +1,869 @@
+//! Weir-owned request types, one per served API, independent of the wire version.
+//!
+//! Each struct carries the union of the fields of every version we serve. Fields a given
+//! version does not send hold the value Kafka defines as that version's implicit default
+//! (documented per field), so the broker never has to look at `api_version` to interpret
+//! a request. Where versions change *meaning* rather than just add fields (Metadata's
+//! "all topics", OffsetFetch's single vs. batched groups, FindCoordinator's single vs.
+//! batched keys, LeaveGroup's single member vs. member list, DeleteTopics' names vs.
+//! name-or-id), the decoder normalises to the newest shape.
+
+use bytes::Bytes;
+
+/// A 16-byte Kafka UUID (topic id). All zeroes is Kafka's "no id".
+pub type Uuid = [u8; 16];
+
+/// The request header (v1 or v2: tagged fields are read and dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestHeader {
+    /// The API key (see [`crate::api_key`]).
+    pub api_key: i16,
+    /// The API version the client used; responses are encoded at the same version.
+    pub api_version: i16,
+    /// Echoed back in the response header.
+    pub correlation_id: i32,
+    /// The client id; `None` when the client sent a null string.
+    pub client_id: Option<String>,
+}
+
+/// A decoded request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// ApiVersions (18).
+    ApiVersions(ApiVersionsRequest),
+    /// Metadata (3).
+    Metadata(MetadataRequest),
+    /// Produce (0).
+    Produce(ProduceRequest),
+    /// Fetch (1).
+    Fetch(FetchRequest),
+    /// ListOffsets (2).
+    ListOffsets(ListOffsetsRequest),
+    /// OffsetCommit (8).
+    OffsetCommit(OffsetCommitRequest),
+    /// OffsetFetch (9).
+    OffsetFetch(OffsetFetchRequest),
+    /// FindCoordinator (10).
+    FindCoordinator(FindCoordinatorRequest),
+    /// JoinGroup (11).
+    JoinGroup(JoinGroupRequest),
+    /// SyncGroup (14).
+    SyncGroup(SyncGroupRequest),
+    /// Heartbeat (12).
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup (13).
+    LeaveGroup(LeaveGroupRequest),
+    /// ListGroups (16).
+    ListGroups(ListGroupsRequest),
+    /// DescribeGroups (15).
+    DescribeGroups(DescribeGroupsRequest),
+    /// DeleteGroups (42).
+    DeleteGroups(DeleteGroupsRequest),
+    /// OffsetDelete (47).
+    OffsetDelete(OffsetDeleteRequest),
+    /// InitProducerId (22).
+    InitProducerId(InitProducerIdRequest),
+    /// CreateTopics (19).
+    CreateTopics(CreateTopicsRequest),
+    /// DeleteTopics (20).
+    DeleteTopics(DeleteTopicsRequest),
+    /// CreatePartitions (37).
+    CreatePartitions(CreatePartitionsRequest),
+    /// DescribeConfigs (32).
+    DescribeConfigs(DescribeConfigsRequest),
+    /// AlterConfigs (33).
+    AlterConfigs(AlterConfigsRequest),
+    /// IncrementalAlterConfigs (44).
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    /// DeleteRecords (21).
+    DeleteRecords(DeleteRecordsRequest),
+    /// DescribeCluster (60).
+    DescribeCluster(DescribeClusterRequest),
+    /// OffsetForLeaderEpoch (23).
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+}
+
+impl Request {
+    /// The API key of this request.
+    pub fn api_key(&self) -> i16 {
+        use crate::api_key as k;
+        match self {
+            Request::ApiVersions(_) => k::API_VERSIONS,
+            Request::Metadata(_) => k::METADATA,
+            Request::Produce(_) => k::PRODUCE,
+            Request::Fetch(_) => k::FETCH,
+            Request::ListOffsets(_) => k::LIST_OFFSETS,
+            Request::OffsetCommit(_) => k::OFFSET_COMMIT,
+            Request::OffsetFetch(_) => k::OFFSET_FETCH,
+            Request::FindCoordinator(_) => k::FIND_COORDINATOR,
+            Request::JoinGroup(_) => k::JOIN_GROUP,
+            Request::SyncGroup(_) => k::SYNC_GROUP,
+            Request::Heartbeat(_) => k::HEARTBEAT,
+            Request::LeaveGroup(_) => k::LEAVE_GROUP,
+            Request::ListGroups(_) => k::LIST_GROUPS,
+            Request::DescribeGroups(_) => k::DESCRIBE_GROUPS,
+            Request::DeleteGroups(_) => k::DELETE_GROUPS,
+            Request::OffsetDelete(_) => k::OFFSET_DELETE,
+            Request::InitProducerId(_) => k::INIT_PRODUCER_ID,
+            Request::CreateTopics(_) => k::CREATE_TOPICS,
+            Request::DeleteTopics(_) => k::DELETE_TOPICS,
+            Request::CreatePartitions(_) => k::CREATE_PARTITIONS,
+            Request::DescribeConfigs(_) => k::DESCRIBE_CONFIGS,
+            Request::AlterConfigs(_) => k::ALTER_CONFIGS,
+            Request::IncrementalAlterConfigs(_) => k::INCREMENTAL_ALTER_CONFIGS,
+            Request::DeleteRecords(_) => k::DELETE_RECORDS,
+            Request::DescribeCluster(_) => k::DESCRIBE_CLUSTER,
+            Request::OffsetForLeaderEpoch(_) => k::OFFSET_FOR_LEADER_EPOCH,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ApiVersions / Metadata
+// ---------------------------------------------------------------------------------------
+
+/// ApiVersions request (v0-4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiVersionsRequest {
+    /// Client library name (v3+; empty before).
+    pub client_software_name: String,
+    /// Client library version (v3+; empty before).
+    pub client_software_version: String,
+}
+
+/// Metadata request (v0-12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataRequest {
+    /// `None` = all topics. (v0 encodes "all" as an empty list; v1+ as null. The decoder
+    /// maps both to `None`; `Some(vec![])` therefore always means "no topics".)
+    pub topics: Option<Vec<MetadataRequestTopic>>,
+    /// Whether missing topics may be auto-created (v4+; `true` before, as Kafka defines).
+    pub allow_auto_topic_creation: bool,
+    /// v8-10.
+    pub include_cluster_authorized_operations: bool,
+    /// v8+.
+    pub include_topic_authorized_operations: bool,
+}
+
+impl Default for MetadataRequest {
+    fn default() -> Self {
+        MetadataRequest {
+            topics: None,
+            allow_auto_topic_creation: true,
+            include_cluster_authorized_operations: false,
+            include_topic_authorized_operations: false,
+        }
+    }
+}
+
+/// A topic asked for in a Metadata request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataRequestTopic {
+    /// Topic name; `None` when the client asks by id (v10+ may send a null name).
+    pub name: Option<String>,
+    /// Topic id (v10+; zero before or when asking by name).
+    pub topic_id: Uuid,
+}
+
+// ---------------------------------------------------------------------------------------
+// Produce / Fetch / ListOffsets
+// ---------------------------------------------------------------------------------------
+
+/// Produce request (v0-11).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProduceRequest {
+    /// Transactional id (v3+; `None` before).
+    pub transactional_id: Option<String>,
+    /// 0 = no response is expected, 1 = leader, -1 = all in-sync replicas.
+    pub acks: i16,
+    /// How long the broker may wait for acks.
+    pub timeout_ms: i32,
+    /// Per-topic data.
+    pub topics: Vec<ProduceTopic>,
+}
+
+/// One topic of a Produce request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProduceTopic {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition data.
+    pub partitions: Vec<ProducePartition>,
+}
+
+/// One partition of a Produce request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducePartition {
+    /// Partition index.
+    pub index: i32,
+    /// The record batches exactly as the client sent them (not decoded, not decompressed;
+    /// the broker validates magic, CRC and counts itself). `None` for a null field.
+    pub records: Option<Bytes>,
+}
+
+/// Fetch request (v4-12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Cluster id the client believes it talks to (v12+; `None` before).
+    pub cluster_id: Option<String>,
+    /// -1 for consumers; a broker id for followers.
+    pub replica_id: i32,
+    /// Maximum time to wait for `min_bytes`.
+    pub max_wait_ms: i32,
+    /// Minimum bytes to accumulate before answering.
+    pub min_bytes: i32,
+    /// Maximum bytes in the whole response (soft limit: the first batch is always sent).
+    pub max_bytes: i32,
+    /// 0 = READ_UNCOMMITTED, 1 = READ_COMMITTED.
+    pub isolation_level: i8,
+    /// Fetch session id (v7+; 0 = no session before).
+    pub session_id: i32,
+    /// Fetch session epoch (v7+; -1 = sessionless before).
+    pub session_epoch: i32,
+    /// Topics to fetch.
+    pub topics: Vec<FetchTopic>,
+    /// Partitions to remove from an incremental session (v7+; empty before).
+    pub forgotten_topics: Vec<ForgottenTopic>,
+    /// Rack of the consumer (v11+; empty before).
+    pub rack_id: String,
+}
+
+impl Default for FetchRequest {
+    fn default() -> Self {
+        FetchRequest {
+            cluster_id: None,
+            replica_id: -1,
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: i32::MAX,
+            isolation_level: 0,
+            session_id: 0,
+            session_epoch: -1,
+            topics: Vec::new(),
+            forgotten_topics: Vec::new(),
+            rack_id: String::new(),
+        }
+    }
+}
+
+/// One topic of a Fetch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions to fetch.
+    pub partitions: Vec<FetchPartition>,
+}
+
+/// One partition of a Fetch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader epoch the client knows (v9+; -1 = unknown).
+    pub current_leader_epoch: i32,
+    /// Offset to fetch from.
+    pub fetch_offset: i64,
+    /// Epoch of the last fetched record (v12+; -1 = unknown). Followers only.
+    pub last_fetched_epoch: i32,
+    /// Follower's log start offset (v5+; -1 for consumers).
+    pub log_start_offset: i64,
+    /// Maximum bytes for this partition.
+    pub partition_max_bytes: i32,
+}
+
+impl Default for FetchPartition {
+    fn default() -> Self {
+        FetchPartition {
+            partition: 0,
+            current_leader_epoch: -1,
+            fetch_offset: 0,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+            partition_max_bytes: 0,
+        }
+    }
+}
+
+/// Partitions to drop from an incremental fetch session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForgottenTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition indexes.
+    pub partitions: Vec<i32>,
+}
+
+/// ListOffsets request (v1-7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsRequest {
+    /// -1 for consumers.
+    pub replica_id: i32,
+    /// 0 = READ_UNCOMMITTED, 1 = READ_COMMITTED (v2+; 0 before).
+    pub isolation_level: i8,
+    /// Topics to look up.
+    pub topics: Vec<ListOffsetsTopic>,
+}
+
+impl Default for ListOffsetsRequest {
+    fn default() -> Self {
+        ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: Vec::new(),
+        }
+    }
+}
+
+/// One topic of a ListOffsets request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOffsetsTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions to look up.
+    pub partitions: Vec<ListOffsetsPartition>,
+}
+
+/// One partition of a ListOffsets request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsPartition {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Leader epoch the client knows (v4+; -1 = unknown).
+    pub current_leader_epoch: i32,
+    /// -1 = latest, -2 = earliest, -3 = max timestamp (v7+), otherwise a timestamp in ms.
+    pub timestamp: i64,
+}
+
+impl Default for ListOffsetsPartition {
+    fn default() -> Self {
+        ListOffsetsPartition {
+            partition_index: 0,
+            current_leader_epoch: -1,
+            timestamp: -1,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups
+// ---------------------------------------------------------------------------------------
+
+/// OffsetCommit request (v2-9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommitRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation id (classic groups) or member epoch (v9+ consumer groups); -1 = simple
+    /// (standalone) commit.
+    pub generation_id: i32,
+    /// Member id; empty for standalone commits.
+    pub member_id: String,
+    /// Static membership instance id (v7+; `None` before).
+    pub group_instance_id: Option<String>,
+    /// Retention time (v2-4; -1 = broker default, and always -1 from v5).
+    pub retention_time_ms: i64,
+    /// Offsets to commit.
+    pub topics: Vec<OffsetCommitTopic>,
+}
+
+impl Default for OffsetCommitRequest {
+    fn default() -> Self {
+        OffsetCommitRequest {
+            group_id: String::new(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            topics: Vec::new(),
+        }
+    }
+}
+
+/// One topic of an OffsetCommit request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetCommitTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions to commit.
+    pub partitions: Vec<OffsetCommitPartition>,
+}
+
+/// One partition of an OffsetCommit request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommitPartition {
+    /// Partition index.
+    pub partition_index: i32,
+    /// The offset to commit.
+    pub committed_offset: i64,
+    /// Leader epoch of the last consumed record (v6+; -1 = unknown).
+    pub committed_leader_epoch: i32,
+    /// Client metadata string.
+    pub committed_metadata: Option<String>,
+}
+
+impl Default for OffsetCommitPartition {
+    fn default() -> Self {
+        OffsetCommitPartition {
+            partition_index: 0,
+            committed_offset: 0,
+            committed_leader_epoch: -1,
+            committed_metadata: None,
+        }
+    }
+}
+
+/// OffsetFetch request (v1-9), always in the v8+ multi-group shape.
+///
+/// v1-7 requests decode to exactly one group; a response to them must then carry exactly
+/// one group too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetFetchRequest {
+    /// Groups to fetch offsets for.
+    pub groups: Vec<OffsetFetchGroup>,
+    /// Wait for pending transactional offsets (v7+; `false` before).
+    pub require_stable: bool,
+}
+
+/// One group of an OffsetFetch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFetchGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Member id (v9+, consumer-group protocol; `None` otherwise).
+    pub member_id: Option<String>,
+    /// Member epoch (v9+; -1 otherwise).
+    pub member_epoch: i32,
+    /// `None` = all committed partitions of the group (v2+ may send null).
+    pub topics: Option<Vec<OffsetFetchTopic>>,
+}
+
+impl Default for OffsetFetchGroup {
+    fn default() -> Self {
+        OffsetFetchGroup {
+            group_id: String::new(),
+            member_id: None,
+            member_epoch: -1,
+            topics: None,
+        }
+    }
+}
+
+/// One topic of an OffsetFetch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetFetchTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions asked for.
+    pub partition_indexes: Vec<i32>,
+}
+
+/// FindCoordinator request (v0-4), always in the v4+ batched shape.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FindCoordinatorRequest {
+    /// 0 = group, 1 = transaction (v1+; 0 before).
+    pub key_type: i8,
+    /// Keys to look up. v0-3 send exactly one key; the response must then carry exactly
+    /// one coordinator.
+    pub keys: Vec<String>,
+}
+
+/// JoinGroup request (v2-9).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Member id; empty when joining for the first time.
+    pub member_id: String,
+    /// Static membership instance id (v5+).
+    pub group_instance_id: Option<String>,
+    /// Protocol type, e.g. "consumer".
+    pub protocol_type: String,
+    /// Supported assignment protocols, in order of preference.
+    pub protocols: Vec<JoinGroupProtocol>,
+    /// Why the member (re)joins (v8+).
+    pub reason: Option<String>,
+}
+
+/// One protocol offered in a JoinGroup request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinGroupProtocol {
+    /// Protocol name, e.g. "range".
+    pub name: String,
+    /// Opaque protocol metadata (subscription).
+    pub metadata: Bytes,
+}
+
+/// SyncGroup request (v0-5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation id.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static membership instance id (v3+).
+    pub group_instance_id: Option<String>,
+    /// Protocol type (v5+).
+    pub protocol_type: Option<String>,
+    /// Protocol name (v5+).
+    pub protocol_name: Option<String>,
+    /// Assignments; only the leader sends them.
+    pub assignments: Vec<SyncGroupAssignment>,
+}
+
+/// One member's assignment in a SyncGroup request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncGroupAssignment {
+    /// Member id.
+    pub member_id: String,
+    /// Opaque assignment.
+    pub assignment: Bytes,
+}
+
+/// Heartbeat request (v0-4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeartbeatRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Generation id.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static membership instance id (v3+).
+    pub group_instance_id: Option<String>,
+}
+
+/// LeaveGroup request (v0-5), always in the v3+ member-list shape.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaveGroupRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Leaving members. v0-2 carry exactly one member (the request's `member_id`).
+    pub members: Vec<LeaveGroupMember>,
+}
+
+/// One leaving member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaveGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static membership instance id (v3+).
+    pub group_instance_id: Option<String>,
+    /// Why the member leaves (v5+).
+    pub reason: Option<String>,
+}
+
+/// ListGroups request (v0-4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListGroupsRequest {
+    /// Only list groups in these states (v4+; empty = all).
+    pub states_filter: Vec<String>,
+}
+
+/// DescribeGroups request (v0-5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeGroupsRequest {
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// v3+.
+    pub include_authorized_operations: bool,
+}
+
+/// DeleteGroups request (v0-2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteGroupsRequest {
+    /// Group ids.
+    pub groups: Vec<String>,
+}
+
+/// OffsetDelete request (v0).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetDeleteRequest {
+    /// Group id.
+    pub group_id: String,
+    /// Topics whose committed offsets are deleted.
+    pub topics: Vec<OffsetDeleteTopic>,
+}
+
+/// One topic of an OffsetDelete request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetDeleteTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition indexes.
+    pub partitions: Vec<i32>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Producer ids, admin
+// ---------------------------------------------------------------------------------------
+
+/// InitProducerId request (v0-5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerIdRequest {
+    /// `None` for idempotent-only producers.
+    pub transactional_id: Option<String>,
+    /// Transaction timeout.
+    pub transaction_timeout_ms: i32,
+    /// Current producer id when bumping the epoch (v3+; -1 otherwise).
+    pub producer_id: i64,
+    /// Current epoch (v3+; -1 otherwise).
+    pub producer_epoch: i16,
+}
+
+impl Default for InitProducerIdRequest {
+    fn default() -> Self {
+        InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+        }
+    }
+}
+
+/// CreateTopics request (v2-7).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreateTopicsRequest {
+    /// Topics to create.
+    pub topics: Vec<CreatableTopic>,
+    /// How long to wait for creation.
+    pub timeout_ms: i32,
+    /// Validate only; create nothing.
+    pub validate_only: bool,
+}
+
+/// One topic to create.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatableTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count; -1 = broker default (v4+).
+    pub num_partitions: i32,
+    /// Replication factor; -1 = broker default (v4+).
+    pub replication_factor: i16,
+    /// Manual replica assignment (empty when using counts).
+    pub assignments: Vec<CreatableReplicaAssignment>,
+    /// Topic configs.
+    pub configs: Vec<ConfigEntry>,
+}
+
+/// Manual assignment of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatableReplicaAssignment {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Replica broker ids.
+    pub broker_ids: Vec<i32>,
+}
+
+/// A config name and value (CreateTopics, AlterConfigs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigEntry {
+    /// Config name.
+    pub name: String,
+    /// Config value; `None` = null.
+    pub value: Option<String>,
+}
+
+/// DeleteTopics request (v1-6), always in the v6 name-or-id shape.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteTopicsRequest {
+    /// Topics to delete. v1-5 give names only (`topic_id` zero).
+    pub topics: Vec<DeleteTopicsTopic>,
+    /// How long to wait for deletion.
+    pub timeout_ms: i32,
+}
+
+/// One topic to delete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteTopicsTopic {
+    /// Topic name; `None` when deleting by id (v6+).
+    pub name: Option<String>,
+    /// Topic id; zero when deleting by name.
+    pub topic_id: Uuid,
+}
+
+/// CreatePartitions request (v0-3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatePartitionsRequest {
+    /// Topics to grow.
+    pub topics: Vec<CreatePartitionsTopic>,
+    /// How long to wait.
+    pub timeout_ms: i32,
+    /// Validate only.
+    pub validate_only: bool,
+}
+
+/// One topic to grow.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatePartitionsTopic {
+    /// Topic name.
+    pub name: String,
+    /// New total partition count.
+    pub count: i32,
+    /// Replica broker ids of each new partition; `None` = broker chooses.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// DescribeConfigs request (v1-4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeConfigsRequest {
+    /// Resources to describe.
+    pub resources: Vec<DescribeConfigsResource>,
+    /// Include synonyms.
+    pub include_synonyms: bool,
+    /// Include documentation (v3+).
+    pub include_documentation: bool,
+}
+
+/// One resource to describe.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeConfigsResource {
+    /// 2 = topic, 4 = broker, 8 = broker logger.
+    pub resource_type: i8,
+    /// Resource name (topic name, or broker id as a string).
+    pub resource_name: String,
+    /// `None` = all keys.
+    pub configuration_keys: Option<Vec<String>>,
+}
+
+/// AlterConfigs request (v0-2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlterConfigsRequest {
+    /// Resources to alter (each replaces the full config set).
+    pub resources: Vec<AlterConfigsResource>,
+    /// Validate only.
+    pub validate_only: bool,
+}
+
+/// One resource of an AlterConfigs request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlterConfigsResource {
+    /// Resource type (see [`DescribeConfigsResource::resource_type`]).
+    pub resource_type: i8,
+    /// Resource name.
+    pub resource_name: String,
+    /// New configs.
+    pub configs: Vec<ConfigEntry>,
+}
+
+/// IncrementalAlterConfigs request (v0-1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IncrementalAlterConfigsRequest {
+    /// Resources to alter.
+    pub resources: Vec<IncrementalAlterConfigsResource>,
+    /// Validate only.
+    pub validate_only: bool,
+}
+
+/// One resource of an IncrementalAlterConfigs request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IncrementalAlterConfigsResource {
+    /// Resource type.
+    pub resource_type: i8,
+    /// Resource name.
+    pub resource_name: String,
+    /// Operations.
+    pub configs: Vec<IncrementalAlterableConfig>,
+}
+
+/// One config operation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IncrementalAlterableConfig {
+    /// Config name.
+    pub name: String,
+    /// 0 = SET, 1 = DELETE, 2 = APPEND, 3 = SUBTRACT.
+    pub config_operation: i8,
+    /// Value (ignored for DELETE).
+    pub value: Option<String>,
+}
+
+/// DeleteRecords request (v0-2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsRequest {
+    /// Topics.
+    pub topics: Vec<DeleteRecordsTopic>,
+    /// How long to wait.
+    pub timeout_ms: i32,
+}
+
+/// One topic of a DeleteRecords request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: Vec<DeleteRecordsPartition>,
+}
+
+/// One partition of a DeleteRecords request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsPartition {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Delete everything before this offset; -1 = high watermark.
+    pub offset: i64,
+}
+
+/// DescribeCluster request (v0-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeClusterRequest {
+    /// Include cluster authorized operations.
+    pub include_cluster_authorized_operations: bool,
+    /// 1 = brokers, 2 = controllers (v1+; 1 before).
+    pub endpoint_type: i8,
+}
+
+impl Default for DescribeClusterRequest {
+    fn default() -> Self {
+        DescribeClusterRequest {
+            include_cluster_authorized_operations: false,
+            endpoint_type: 1,
+        }
+    }
+}
+
+/// OffsetForLeaderEpoch request (v2-4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetForLeaderEpochRequest {
+    /// -1 for consumers (v3+; -2 = "debug" before, as Kafka defines).
+    pub replica_id: i32,
+    /// Topics.
+    pub topics: Vec<OffsetForLeaderTopic>,
+}
+
+impl Default for OffsetForLeaderEpochRequest {
+    fn default() -> Self {
+        OffsetForLeaderEpochRequest {
+            replica_id: -1,
+            topics: Vec::new(),
+        }
+    }
+}
+
+/// One topic of an OffsetForLeaderEpoch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetForLeaderTopic {
+    /// Topic name.
+    pub topic: String,
+    /// Partitions.
+    pub partitions: Vec<OffsetForLeaderPartition>,
+}
+
+/// One partition of an OffsetForLeaderEpoch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetForLeaderPartition {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader epoch the client knows (-1 = unknown).
+    pub current_leader_epoch: i32,
+    /// The epoch whose end offset is asked for.
+    pub leader_epoch: i32,
+}

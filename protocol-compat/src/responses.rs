@@ -1,0 +1,1100 @@
+//! Weir-owned response types, one per served API, independent of the wire version.
+//!
+//! Every struct is `Default` with Kafka's own defaults, so the broker fills in only what
+//! it knows. The encoder writes each field only at the versions that have it; fields a
+//! version lacks are dropped silently (e.g. `throttle_time_ms` at Metadata v0), except
+//! where dropping would change meaning (more than one group or coordinator in a response
+//! to a pre-batching version), which is an [`crate::EncodeError`].
+//!
+//! Weir is a single-node broker, so leader epochs default to 0 (not Kafka's -1 =
+//! "unknown"): clients compare epochs and a stable 0 is the truthful answer.
+
+use crate::error::ErrorCode;
+use crate::requests::Uuid;
+use bytes::Bytes;
+
+/// Kafka's "authorized operations were not requested" marker (`Integer.MIN_VALUE`).
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// A response body, to be encoded at the request's version by [`crate::encode_response`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// ApiVersions (18).
+    ApiVersions(ApiVersionsResponse),
+    /// Metadata (3).
+    Metadata(MetadataResponse),
+    /// Produce (0).
+    Produce(ProduceResponse),
+    /// Fetch (1).
+    Fetch(FetchResponse),
+    /// ListOffsets (2).
+    ListOffsets(ListOffsetsResponse),
+    /// OffsetCommit (8).
+    OffsetCommit(OffsetCommitResponse),
+    /// OffsetFetch (9).
+    OffsetFetch(OffsetFetchResponse),
+    /// FindCoordinator (10).
+    FindCoordinator(FindCoordinatorResponse),
+    /// JoinGroup (11).
+    JoinGroup(JoinGroupResponse),
+    /// SyncGroup (14).
+    SyncGroup(SyncGroupResponse),
+    /// Heartbeat (12).
+    Heartbeat(HeartbeatResponse),
+    /// LeaveGroup (13).
+    LeaveGroup(LeaveGroupResponse),
+    /// ListGroups (16).
+    ListGroups(ListGroupsResponse),
+    /// DescribeGroups (15).
+    DescribeGroups(DescribeGroupsResponse),
+    /// DeleteGroups (42).
+    DeleteGroups(DeleteGroupsResponse),
+    /// OffsetDelete (47).
+    OffsetDelete(OffsetDeleteResponse),
+    /// InitProducerId (22).
+    InitProducerId(InitProducerIdResponse),
+    /// CreateTopics (19).
+    CreateTopics(CreateTopicsResponse),
+    /// DeleteTopics (20).
+    DeleteTopics(DeleteTopicsResponse),
+    /// CreatePartitions (37).
+    CreatePartitions(CreatePartitionsResponse),
+    /// DescribeConfigs (32).
+    DescribeConfigs(DescribeConfigsResponse),
+    /// AlterConfigs (33).
+    AlterConfigs(AlterConfigsResponse),
+    /// IncrementalAlterConfigs (44).
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    /// DeleteRecords (21).
+    DeleteRecords(DeleteRecordsResponse),
+    /// DescribeCluster (60).
+    DescribeCluster(DescribeClusterResponse),
+    /// OffsetForLeaderEpoch (23).
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
+}
+
+impl Response {
+    /// The API key of this response.
+    pub fn api_key(&self) -> i16 {
+        use crate::api_key as k;
+        match self {
+            Response::ApiVersions(_) => k::API_VERSIONS,
+            Response::Metadata(_) => k::METADATA,
+            Response::Produce(_) => k::PRODUCE,
+            Response::Fetch(_) => k::FETCH,
+            Response::ListOffsets(_) => k::LIST_OFFSETS,
+            Response::OffsetCommit(_) => k::OFFSET_COMMIT,
+            Response::OffsetFetch(_) => k::OFFSET_FETCH,
+            Response::FindCoordinator(_) => k::FIND_COORDINATOR,
+            Response::JoinGroup(_) => k::JOIN_GROUP,
+            Response::SyncGroup(_) => k::SYNC_GROUP,
+            Response::Heartbeat(_) => k::HEARTBEAT,
+            Response::LeaveGroup(_) => k::LEAVE_GROUP,
+            Response::ListGroups(_) => k::LIST_GROUPS,
+            Response::DescribeGroups(_) => k::DESCRIBE_GROUPS,
+            Response::DeleteGroups(_) => k::DELETE_GROUPS,
+            Response::OffsetDelete(_) => k::OFFSET_DELETE,
+            Response::InitProducerId(_) => k::INIT_PRODUCER_ID,
+            Response::CreateTopics(_) => k::CREATE_TOPICS,
+            Response::DeleteTopics(_) => k::DELETE_TOPICS,
+            Response::CreatePartitions(_) => k::CREATE_PARTITIONS,
+            Response::DescribeConfigs(_) => k::DESCRIBE_CONFIGS,
+            Response::AlterConfigs(_) => k::ALTER_CONFIGS,
+            Response::IncrementalAlterConfigs(_) => k::INCREMENTAL_ALTER_CONFIGS,
+            Response::DeleteRecords(_) => k::DELETE_RECORDS,
+            Response::DescribeCluster(_) => k::DESCRIBE_CLUSTER,
+            Response::OffsetForLeaderEpoch(_) => k::OFFSET_FOR_LEADER_EPOCH,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ApiVersions / Metadata
+// ---------------------------------------------------------------------------------------
+
+/// ApiVersions response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiVersionsResponse {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Supported APIs. [`ApiVersionsResponse::supported`] fills in [`crate::supported_apis`].
+    pub api_keys: Vec<ApiVersionRange>,
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+}
+
+impl ApiVersionsResponse {
+    /// A successful response listing everything Weir serves.
+    pub fn supported() -> Self {
+        ApiVersionsResponse {
+            error_code: ErrorCode::NONE,
+            api_keys: crate::versions::supported_api_ranges(),
+            throttle_time_ms: 0,
+        }
+    }
+}
+
+/// One entry of the ApiVersions list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApiVersionRange {
+    /// API key.
+    pub api_key: i16,
+    /// Lowest supported version.
+    pub min_version: i16,
+    /// Highest supported version.
+    pub max_version: i16,
+}
+
+/// Metadata response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataResponse {
+    /// Throttle time (v3+).
+    pub throttle_time_ms: i32,
+    /// Brokers.
+    pub brokers: Vec<MetadataBroker>,
+    /// Cluster id (v2+).
+    pub cluster_id: Option<String>,
+    /// Controller broker id (v1+; -1 = none).
+    pub controller_id: i32,
+    /// Topics.
+    pub topics: Vec<MetadataTopic>,
+    /// Cluster authorized operations (v8-10).
+    pub cluster_authorized_operations: i32,
+}
+
+impl Default for MetadataResponse {
+    fn default() -> Self {
+        MetadataResponse {
+            throttle_time_ms: 0,
+            brokers: Vec::new(),
+            cluster_id: None,
+            controller_id: -1,
+            topics: Vec::new(),
+            cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    }
+}
+
+/// A broker in a Metadata response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataBroker {
+    /// Broker id.
+    pub node_id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+    /// Rack (v1+).
+    pub rack: Option<String>,
+}
+
+/// A topic in a Metadata response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataTopic {
+    /// Error code (e.g. UNKNOWN_TOPIC_OR_PARTITION).
+    pub error_code: ErrorCode,
+    /// Topic name.
+    pub name: Option<String>,
+    /// Topic id (v10+).
+    pub topic_id: Uuid,
+    /// Internal topic (v1+).
+    pub is_internal: bool,
+    /// Partitions.
+    pub partitions: Vec<MetadataPartition>,
+    /// Topic authorized operations (v8+).
+    pub topic_authorized_operations: i32,
+}
+
+impl Default for MetadataTopic {
+    fn default() -> Self {
+        MetadataTopic {
+            error_code: ErrorCode::NONE,
+            name: None,
+            topic_id: [0; 16],
+            is_internal: false,
+            partitions: Vec::new(),
+            topic_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    }
+}
+
+/// A partition in a Metadata response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataPartition {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Partition index.
+    pub partition_index: i32,
+    /// Leader broker id.
+    pub leader_id: i32,
+    /// Leader epoch (v7+).
+    pub leader_epoch: i32,
+    /// Replica broker ids.
+    pub replica_nodes: Vec<i32>,
+    /// In-sync replica broker ids.
+    pub isr_nodes: Vec<i32>,
+    /// Offline replicas (v5+).
+    pub offline_replicas: Vec<i32>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Produce / Fetch / ListOffsets
+// ---------------------------------------------------------------------------------------
+
+/// Produce response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProduceResponse {
+    /// Per-topic results.
+    pub topics: Vec<ProduceTopicResponse>,
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+}
+
+/// One topic of a Produce response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProduceTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<ProducePartitionResponse>,
+}
+
+/// One partition of a Produce response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducePartitionResponse {
+    /// Partition index.
+    pub index: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Offset of the first appended record.
+    pub base_offset: i64,
+    /// Append time when the topic uses LogAppendTime, else -1 (v2+).
+    pub log_append_time_ms: i64,
+    /// Log start offset (v5+).
+    pub log_start_offset: i64,
+    /// Per-batch errors (v8+).
+    pub record_errors: Vec<ProduceRecordError>,
+    /// Error message (v8+).
+    pub error_message: Option<String>,
+}
+
+impl Default for ProducePartitionResponse {
+    fn default() -> Self {
+        ProducePartitionResponse {
+            index: 0,
+            error_code: ErrorCode::NONE,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+            record_errors: Vec::new(),
+            error_message: None,
+        }
+    }
+}
+
+/// A record-level error in a Produce response (v8+).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProduceRecordError {
+    /// Index of the bad record within the batch.
+    pub batch_index: i32,
+    /// Why it was rejected.
+    pub message: Option<String>,
+}
+
+/// Fetch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Top-level error, e.g. FETCH_SESSION_ID_NOT_FOUND (v7+).
+    pub error_code: ErrorCode,
+    /// Fetch session id; 0 = no session (v7+).
+    pub session_id: i32,
+    /// Per-topic data.
+    pub topics: Vec<FetchTopicResponse>,
+}
+
+/// One topic of a Fetch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition data.
+    pub partitions: Vec<FetchPartitionResponse>,
+}
+
+/// One partition of a Fetch response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPartitionResponse {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset (-1 = unknown).
+    pub last_stable_offset: i64,
+    /// Log start offset (v5+; -1 = unknown).
+    pub log_start_offset: i64,
+    /// Aborted transactions in the returned range (written as an empty array, not null).
+    pub aborted_transactions: Vec<AbortedTransaction>,
+    /// Preferred read replica (v11+; -1 = none).
+    pub preferred_read_replica: i32,
+    /// Raw record batches. Always written as bytes (empty when there is no data), never
+    /// as null: librdkafka rejects a -1 length.
+    pub records: Bytes,
+}
+
+impl Default for FetchPartitionResponse {
+    fn default() -> Self {
+        FetchPartitionResponse {
+            partition_index: 0,
+            error_code: ErrorCode::NONE,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            aborted_transactions: Vec::new(),
+            preferred_read_replica: -1,
+            records: Bytes::new(),
+        }
+    }
+}
+
+/// An aborted transaction in a Fetch response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AbortedTransaction {
+    /// Producer id.
+    pub producer_id: i64,
+    /// First offset of the aborted transaction.
+    pub first_offset: i64,
+}
+
+/// ListOffsets response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOffsetsResponse {
+    /// Throttle time (v2+).
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<ListOffsetsTopicResponse>,
+}
+
+/// One topic of a ListOffsets response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOffsetsTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<ListOffsetsPartitionResponse>,
+}
+
+/// One partition of a ListOffsets response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsPartitionResponse {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Timestamp of the returned offset (-1 when not applicable).
+    pub timestamp: i64,
+    /// The offset (-1 when none).
+    pub offset: i64,
+    /// Leader epoch (v4+).
+    pub leader_epoch: i32,
+}
+
+impl Default for ListOffsetsPartitionResponse {
+    fn default() -> Self {
+        ListOffsetsPartitionResponse {
+            partition_index: 0,
+            error_code: ErrorCode::NONE,
+            timestamp: -1,
+            offset: -1,
+            leader_epoch: 0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups
+// ---------------------------------------------------------------------------------------
+
+/// OffsetCommit response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetCommitResponse {
+    /// Throttle time (v3+).
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<OffsetCommitTopicResponse>,
+}
+
+/// One topic of an OffsetCommit response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetCommitTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<PartitionError>,
+}
+
+/// A partition index with an error code (used by several responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionError {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+/// OffsetFetch response, always in the v8+ multi-group shape.
+///
+/// Responses to v1-7 must carry exactly one group (the one asked for); its `error_code`
+/// becomes the top-level error code (v2+).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetFetchResponse {
+    /// Throttle time (v3+).
+    pub throttle_time_ms: i32,
+    /// Per-group results.
+    pub groups: Vec<OffsetFetchGroupResponse>,
+}
+
+/// One group of an OffsetFetch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetFetchGroupResponse {
+    /// Group id.
+    pub group_id: String,
+    /// Group-level error code.
+    pub error_code: ErrorCode,
+    /// Per-topic results.
+    pub topics: Vec<OffsetFetchTopicResponse>,
+}
+
+/// One topic of an OffsetFetch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetFetchTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<OffsetFetchPartitionResponse>,
+}
+
+/// One partition of an OffsetFetch response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFetchPartitionResponse {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Committed offset; -1 = none.
+    pub committed_offset: i64,
+    /// Leader epoch of the commit (v5+; -1 = unknown).
+    pub committed_leader_epoch: i32,
+    /// Committed metadata.
+    pub metadata: Option<String>,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+impl Default for OffsetFetchPartitionResponse {
+    fn default() -> Self {
+        OffsetFetchPartitionResponse {
+            partition_index: 0,
+            committed_offset: -1,
+            committed_leader_epoch: -1,
+            metadata: Some(String::new()),
+            error_code: ErrorCode::NONE,
+        }
+    }
+}
+
+/// FindCoordinator response, always in the v4+ batched shape.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FindCoordinatorResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// One entry per requested key. Responses to v0-3 must carry exactly one.
+    pub coordinators: Vec<Coordinator>,
+}
+
+/// One coordinator in a FindCoordinator response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Coordinator {
+    /// The key asked for (v4+).
+    pub key: String,
+    /// Coordinator broker id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message (v1+).
+    pub error_message: Option<String>,
+}
+
+/// JoinGroup response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinGroupResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Generation id.
+    pub generation_id: i32,
+    /// Protocol type (v7+).
+    pub protocol_type: Option<String>,
+    /// Chosen protocol (null only at v7+; written as "" before).
+    pub protocol_name: Option<String>,
+    /// Leader member id.
+    pub leader: String,
+    /// Skip assignment (v9+).
+    pub skip_assignment: bool,
+    /// The member id assigned to the caller.
+    pub member_id: String,
+    /// Members (only sent to the leader).
+    pub members: Vec<JoinGroupMember>,
+}
+
+impl Default for JoinGroupResponse {
+    fn default() -> Self {
+        JoinGroupResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            skip_assignment: false,
+            member_id: String::new(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// A member in a JoinGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id (v5+).
+    pub group_instance_id: Option<String>,
+    /// Protocol metadata (subscription).
+    pub metadata: Bytes,
+}
+
+/// SyncGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncGroupResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Protocol type (v5+).
+    pub protocol_type: Option<String>,
+    /// Protocol name (v5+).
+    pub protocol_name: Option<String>,
+    /// The caller's assignment.
+    pub assignment: Bytes,
+}
+
+/// Heartbeat response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeartbeatResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+/// LeaveGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaveGroupResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// Top-level error code.
+    pub error_code: ErrorCode,
+    /// Per-member results (v3+; dropped before).
+    pub members: Vec<LeaveGroupMemberResponse>,
+}
+
+/// One member of a LeaveGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaveGroupMemberResponse {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+/// ListGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListGroupsResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Groups.
+    pub groups: Vec<ListedGroup>,
+}
+
+/// One group of a ListGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("consumer"; empty for simple groups).
+    pub protocol_type: String,
+    /// Group state, e.g. "Stable" (v4+).
+    pub group_state: String,
+}
+
+/// DescribeGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeGroupsResponse {
+    /// Throttle time (v1+).
+    pub throttle_time_ms: i32,
+    /// Groups.
+    pub groups: Vec<DescribedGroup>,
+}
+
+/// One group of a DescribeGroups response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedGroup {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Group id.
+    pub group_id: String,
+    /// State, e.g. "Stable", "Empty", "Dead".
+    pub group_state: String,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen protocol name.
+    pub protocol_data: String,
+    /// Members.
+    pub members: Vec<DescribedGroupMember>,
+    /// Authorized operations (v3+).
+    pub authorized_operations: i32,
+}
+
+impl Default for DescribedGroup {
+    fn default() -> Self {
+        DescribedGroup {
+            error_code: ErrorCode::NONE,
+            group_id: String::new(),
+            group_state: String::new(),
+            protocol_type: String::new(),
+            protocol_data: String::new(),
+            members: Vec::new(),
+            authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    }
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribedGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id (v4+).
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Protocol metadata.
+    pub member_metadata: Bytes,
+    /// Assignment.
+    pub member_assignment: Bytes,
+}
+
+/// DeleteGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteGroupsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-group results.
+    pub results: Vec<DeleteGroupResult>,
+}
+
+/// One group of a DeleteGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteGroupResult {
+    /// Group id.
+    pub group_id: String,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+/// OffsetDelete response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetDeleteResponse {
+    /// Top-level error code.
+    pub error_code: ErrorCode,
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<OffsetDeleteTopicResponse>,
+}
+
+/// One topic of an OffsetDelete response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetDeleteTopicResponse {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<PartitionError>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Producer ids, admin
+// ---------------------------------------------------------------------------------------
+
+/// InitProducerId response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitProducerIdResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+}
+
+impl Default for InitProducerIdResponse {
+    fn default() -> Self {
+        InitProducerIdResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            producer_id: -1,
+            producer_epoch: 0,
+        }
+    }
+}
+
+/// CreateTopics response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreateTopicsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<CreatableTopicResult>,
+}
+
+/// One topic of a CreateTopics response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatableTopicResult {
+    /// Topic name.
+    pub name: String,
+    /// Topic id (v7+).
+    pub topic_id: Uuid,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Why configs are missing (v5+, tagged).
+    pub topic_config_error_code: ErrorCode,
+    /// Partition count (v5+; -1 = unknown).
+    pub num_partitions: i32,
+    /// Replication factor (v5+; -1 = unknown).
+    pub replication_factor: i16,
+    /// The topic's configs (v5+; `None` = not returned).
+    pub configs: Option<Vec<CreatableTopicConfig>>,
+}
+
+impl Default for CreatableTopicResult {
+    fn default() -> Self {
+        CreatableTopicResult {
+            name: String::new(),
+            topic_id: [0; 16],
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            topic_config_error_code: ErrorCode::NONE,
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: None,
+        }
+    }
+}
+
+/// A config of a created topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatableTopicConfig {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Read-only.
+    pub read_only: bool,
+    /// Config source (see [`DescribeConfigsEntry::config_source`]).
+    pub config_source: i8,
+    /// Sensitive (value hidden).
+    pub is_sensitive: bool,
+}
+
+/// DeleteTopics response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteTopicsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub responses: Vec<DeletableTopicResult>,
+}
+
+/// One topic of a DeleteTopics response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeletableTopicResult {
+    /// Topic name (null only at v6+ for unknown ids).
+    pub name: Option<String>,
+    /// Topic id (v6+).
+    pub topic_id: Uuid,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message (v5+).
+    pub error_message: Option<String>,
+}
+
+/// CreatePartitions response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatePartitionsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub results: Vec<CreatePartitionsTopicResult>,
+}
+
+/// One topic of a CreatePartitions response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreatePartitionsTopicResult {
+    /// Topic name.
+    pub name: String,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+}
+
+/// DescribeConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeConfigsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-resource results.
+    pub results: Vec<DescribeConfigsResult>,
+}
+
+/// One resource of a DescribeConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeConfigsResult {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Resource type.
+    pub resource_type: i8,
+    /// Resource name.
+    pub resource_name: String,
+    /// Config entries.
+    pub configs: Vec<DescribeConfigsEntry>,
+}
+
+/// One config entry of a DescribeConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeConfigsEntry {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Read-only.
+    pub read_only: bool,
+    /// 1 = dynamic topic, 2 = dynamic broker, 3 = dynamic default broker, 4 = static
+    /// broker, 5 = default, 6 = dynamic broker logger, -1 = unknown.
+    pub config_source: i8,
+    /// Sensitive.
+    pub is_sensitive: bool,
+    /// Synonyms (when asked for).
+    pub synonyms: Vec<DescribeConfigsSynonym>,
+    /// Config type (v3+): 1 boolean, 2 string, 3 int, 4 short, 5 long, 6 double, 7 list,
+    /// 8 class, 9 password; 0 = unknown.
+    pub config_type: i8,
+    /// Documentation (v3+).
+    pub documentation: Option<String>,
+}
+
+impl Default for DescribeConfigsEntry {
+    fn default() -> Self {
+        DescribeConfigsEntry {
+            name: String::new(),
+            value: None,
+            read_only: false,
+            config_source: -1,
+            is_sensitive: false,
+            synonyms: Vec::new(),
+            config_type: 0,
+            documentation: None,
+        }
+    }
+}
+
+/// A config synonym.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeConfigsSynonym {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Source.
+    pub source: i8,
+}
+
+/// AlterConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlterConfigsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-resource results.
+    pub responses: Vec<AlterConfigsResourceResponse>,
+}
+
+/// IncrementalAlterConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IncrementalAlterConfigsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-resource results.
+    pub responses: Vec<AlterConfigsResourceResponse>,
+}
+
+/// One resource of an (Incremental)AlterConfigs response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AlterConfigsResourceResponse {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Resource type.
+    pub resource_type: i8,
+    /// Resource name.
+    pub resource_name: String,
+}
+
+/// DeleteRecords response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<DeleteRecordsTopicResult>,
+}
+
+/// One topic of a DeleteRecords response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsTopicResult {
+    /// Topic name.
+    pub name: String,
+    /// Per-partition results.
+    pub partitions: Vec<DeleteRecordsPartitionResult>,
+}
+
+/// One partition of a DeleteRecords response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteRecordsPartitionResult {
+    /// Partition index.
+    pub partition_index: i32,
+    /// New log start offset.
+    pub low_watermark: i64,
+    /// Error code.
+    pub error_code: ErrorCode,
+}
+
+/// DescribeCluster response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeClusterResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Endpoint type (v1+; 1 = brokers).
+    pub endpoint_type: i8,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Controller id (-1 = none).
+    pub controller_id: i32,
+    /// Brokers.
+    pub brokers: Vec<DescribeClusterBroker>,
+    /// Cluster authorized operations.
+    pub cluster_authorized_operations: i32,
+}
+
+impl Default for DescribeClusterResponse {
+    fn default() -> Self {
+        DescribeClusterResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            endpoint_type: 1,
+            cluster_id: String::new(),
+            controller_id: -1,
+            brokers: Vec::new(),
+            cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    }
+}
+
+/// A broker in a DescribeCluster response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeClusterBroker {
+    /// Broker id.
+    pub broker_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// Rack.
+    pub rack: Option<String>,
+}
+
+/// OffsetForLeaderEpoch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetForLeaderEpochResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic results.
+    pub topics: Vec<OffsetForLeaderTopicResult>,
+}
+
+/// One topic of an OffsetForLeaderEpoch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetForLeaderTopicResult {
+    /// Topic name.
+    pub topic: String,
+    /// Per-partition results.
+    pub partitions: Vec<EpochEndOffset>,
+}
+
+/// One partition of an OffsetForLeaderEpoch response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochEndOffset {
+    /// Error code.
+    pub error_code: ErrorCode,
+    /// Partition index.
+    pub partition: i32,
+    /// The largest epoch <= the requested one (-1 = unknown).
+    pub leader_epoch: i32,
+    /// Its end offset (-1 = unknown).
+    pub end_offset: i64,
+}
+
+impl Default for EpochEndOffset {
+    fn default() -> Self {
+        EpochEndOffset {
+            error_code: ErrorCode::NONE,
+            partition: 0,
+            leader_epoch: -1,
+            end_offset: -1,
+        }
+    }
+}
