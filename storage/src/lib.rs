@@ -1,1 +1,29 @@
-//! Weir storage engine (being built).
+//! Weir's storage engine: durable per-partition logs of Kafka v2 record batches.
+//!
+//! The engine sees bytes and offsets only. A [`DataDir`] owns a directory of logs and the
+//! writer thread that performs their writes and fsyncs (group commit); a [`Log`] is one
+//! partition: segmented files with sparse memory-mapped indexes, crash recovery, retention and
+//! offset bookkeeping. See `docs/storage.md` for the on-disk format and the rules.
+//!
+//! Module map: [`batch`] (v2 header parsing/validation), `config` (policies and options),
+//! `segment` and `index` (files), `writer` (group commit), `log`, `datadir`, `checkpoint`
+//! (small metadata files), `error`.
+
+pub mod batch;
+mod checkpoint;
+mod config;
+mod datadir;
+mod error;
+mod index;
+mod log;
+mod segment;
+mod writer;
+
+/// A Kafka offset.
+pub type Offset = i64;
+
+pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsyncPolicyError};
+pub use datadir::{DataDir, DataDirOptions};
+pub use error::StorageError;
+pub use log::{Log, PendingAppend};
+pub use writer::{FileSync, OsFileSync};

@@ -1,0 +1,148 @@
+//! Per-log configuration ([`LogConfig`], [`FsyncPolicy`]) and the append request/response
+//! types ([`AppendOptions`], [`AppendResult`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Offset;
+
+/// When appended data is forced to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// No append is acknowledged before an fdatasync covers it. Concurrent appends share one
+    /// fdatasync per file (group commit by the data directory's writer thread).
+    Always,
+    /// Appends are acknowledged once written to the page cache; dirty files are fdatasync'ed at
+    /// least every `interval_ms` milliseconds.
+    Interval {
+        /// Maximum time data may stay un-synced.
+        interval_ms: u64,
+    },
+    /// Appends are acknowledged once written to the page cache; the OS decides when to write
+    /// back (Kafka's default: durability comes from replication).
+    Never,
+}
+
+/// Error from parsing an [`FsyncPolicy`].
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("invalid fsync policy {0:?}: expected \"always\", \"never\" or \"interval:<ms>\"")]
+pub struct ParseFsyncPolicyError(pub String);
+
+impl FromStr for FsyncPolicy {
+    type Err = ParseFsyncPolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            _ => t
+                .strip_prefix("interval:")
+                .and_then(|ms| ms.trim().parse::<u64>().ok())
+                .map(|interval_ms| FsyncPolicy::Interval { interval_ms })
+                .ok_or_else(|| ParseFsyncPolicyError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Always => write!(f, "always"),
+            FsyncPolicy::Never => write!(f, "never"),
+            FsyncPolicy::Interval { interval_ms } => write!(f, "interval:{interval_ms}"),
+        }
+    }
+}
+
+/// Configuration of one log (partition). Field names follow Kafka's topic configs.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment when the active one would exceed this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is older than this.
+    pub segment_ms: Option<i64>,
+    /// `retention.bytes`: delete oldest segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// `retention.ms`: delete segments whose newest timestamp is older than this.
+    pub retention_ms: Option<i64>,
+    /// `index.interval.bytes`: bytes between sparse index entries.
+    pub index_interval_bytes: u32,
+    /// `flush.messages`/`flush.ms` equivalent.
+    pub fsync: FsyncPolicy,
+    /// Segment files are grown in chunks of this many bytes with `fallocate`, so appends do not
+    /// change the file size (and fdatasync does not commit inode metadata). 0 disables.
+    pub preallocate_bytes: u64,
+}
+
+/// Kafka's default `segment.ms` and `retention.ms`: 7 days.
+pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(SEVEN_DAYS_MS),
+            retention_bytes: None,
+            retention_ms: Some(SEVEN_DAYS_MS),
+            index_interval_bytes: 4096,
+            fsync: FsyncPolicy::Never,
+            preallocate_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Largest segment the engine creates: positions in the index are 32-bit, as in Kafka.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+impl LogConfig {
+    /// `segment_bytes` clamped to what the on-disk format can address.
+    pub(crate) fn effective_segment_bytes(&self) -> u64 {
+        self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+}
+
+/// Per-append options.
+#[derive(Clone, Debug, Default)]
+pub struct AppendOptions {
+    /// If set, the topic uses LogAppendTime: every batch is stamped with this time (attribute
+    /// bit 0x08, base and max timestamp) and its CRC recomputed.
+    pub log_append_time_ms: Option<i64>,
+    /// `max.message.bytes`: reject any batch larger than this with
+    /// [`crate::StorageError::RecordTooLarge`].
+    pub max_batch_bytes: Option<u32>,
+}
+
+/// What an append assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset of the first record of the first batch.
+    pub base_offset: Offset,
+    /// Offset of the last record of the last batch.
+    pub last_offset: Offset,
+    /// The LogAppendTime stamped on the batches, if requested.
+    pub log_append_time_ms: Option<i64>,
+    /// The log start offset at the time of the append.
+    pub log_start_offset: Offset,
+    /// Number of batches appended.
+    pub batches: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policy_parse_display() {
+        for p in [
+            FsyncPolicy::Always,
+            FsyncPolicy::Never,
+            FsyncPolicy::Interval { interval_ms: 250 },
+        ] {
+            assert_eq!(p.to_string().parse::<FsyncPolicy>(), Ok(p));
+        }
+        assert_eq!("ALWAYS".parse(), Ok(FsyncPolicy::Always));
+        assert!("interval:".parse::<FsyncPolicy>().is_err());
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+}

@@ -1,0 +1,809 @@
+//! One partition's log: an ordered set of segments with offset assignment, reads, recovery,
+//! retention, delete-records and high-watermark bookkeeping.
+//!
+//! Locking: `state` (a mutex) guards the segment map and offset assignment and is held only
+//! briefly — appends hold it to validate nothing but to stamp offsets and queue the write;
+//! reads hold it for the index lookup and do their `pread`s after releasing it. Waiting for
+//! durability happens outside every lock (see `writer.rs`). `meta` serializes operations that
+//! delete segments and rewrite the log-start checkpoint, which do file-system syncs and should
+//! not stall appends.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use crate::checkpoint;
+use crate::config::{AppendOptions, AppendResult, LogConfig, MAX_SEGMENT_BYTES};
+use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
+use crate::writer::{Completer, Completion, LogSync, Msg, WriteReq};
+use crate::{Offset, StorageError};
+
+struct LogState {
+    config: LogConfig,
+    /// Keyed by base offset; the last one is the active segment. Never empty.
+    segments: BTreeMap<Offset, Segment>,
+    log_start: Offset,
+    leo: Offset,
+    closed: bool,
+}
+
+impl LogState {
+    fn active(&self) -> Option<&Segment> {
+        self.segments.values().next_back()
+    }
+    fn active_mut(&mut self) -> Option<&mut Segment> {
+        self.segments.values_mut().next_back()
+    }
+}
+
+/// A partition's log. `Send + Sync`; share it as `Arc<Log>`.
+pub struct Log {
+    name: String,
+    dir: PathBuf,
+    state: Mutex<LogState>,
+    meta: Mutex<()>,
+    sync: Arc<LogSync>,
+    leo: AtomicI64,
+    log_start: AtomicI64,
+    writer: Sender<Msg>,
+}
+
+/// An append whose offsets are assigned and whose write is queued; see [`Log::append_pending`].
+pub struct PendingAppend {
+    /// What the append was assigned. Not yet durable (nor readable) until [`Self::wait`].
+    pub result: AppendResult,
+    done: Arc<Completion>,
+}
+
+impl std::fmt::Debug for PendingAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAppend")
+            .field("result", &self.result)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingAppend {
+    /// Blocks until the data is readable and durable per the log's fsync policy.
+    pub fn wait(self) -> Result<AppendResult, StorageError> {
+        self.done.wait()?;
+        Ok(self.result)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn out_of_range(requested: Offset, log_start: Offset, log_end: Offset) -> StorageError {
+    StorageError::OffsetOutOfRange {
+        requested,
+        log_start,
+        log_end,
+    }
+}
+
+impl Log {
+    /// Opens (recovering) or creates the log in `dir`.
+    pub(crate) fn open(
+        dir: PathBuf,
+        name: &str,
+        config: LogConfig,
+        writer: Sender<Msg>,
+    ) -> Result<Log, StorageError> {
+        fs::create_dir_all(&dir)?;
+        let clean = checkpoint::is_clean(&dir);
+        let ckpt_start = checkpoint::read_log_start(&dir);
+
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let fname = entry.file_name();
+            let Some(fname) = fname.to_str() else {
+                continue;
+            };
+            if let Some(b) = segment::parse_file_name(fname, LOG_EXT) {
+                bases.push(b);
+            } else if fname.ends_with(".tmp") {
+                // A checkpoint replacement interrupted by a crash.
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        // Index files whose data file is gone (a deletion interrupted by a crash).
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let fname = entry.file_name();
+            let Some(fname) = fname.to_str() else {
+                continue;
+            };
+            let orphan = [segment::INDEX_EXT, segment::TIME_INDEX_EXT]
+                .iter()
+                .filter_map(|ext| segment::parse_file_name(fname, ext))
+                .any(|b| bases.binary_search(&b).is_err());
+            if orphan {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+
+        // Segments entirely below the persisted log start were being deleted.
+        if let Some(start) = ckpt_start {
+            while bases.len() > 1 && bases[1] <= start {
+                Segment::delete_files(&dir, bases[0]);
+                bases.remove(0);
+            }
+        }
+
+        let mut segments = BTreeMap::new();
+        let n = bases.len();
+        for i in 0..n.saturating_sub(1) {
+            let seg = Segment::open_sealed(&dir, bases[i], bases.get(i + 1).copied(), &config)?;
+            segments.insert(bases[i], seg);
+        }
+        if let Some(&tail) = bases.last() {
+            if clean {
+                let mut seg = Segment::open_sealed(&dir, tail, None, &config)?;
+                seg.reactivate(&config)?;
+                segments.insert(tail, seg);
+            } else {
+                let mut tail = tail;
+                loop {
+                    let (seg, dropped) = Segment::recover(&dir, tail, &config)?;
+                    if dropped > 0 {
+                        tracing::warn!(
+                            log = name,
+                            base = tail,
+                            dropped,
+                            "truncated torn or preallocated tail"
+                        );
+                    }
+                    // An empty tail after a crash may hide a torn end of the previous segment
+                    // (its last writes were queued when the roll happened): validate that one.
+                    if seg.size == 0 && segments.len() > 0 {
+                        drop(seg);
+                        Segment::delete_files(&dir, tail);
+                        let Some((&prev, _)) = segments.iter().next_back() else {
+                            break;
+                        };
+                        segments.remove(&prev);
+                        tail = prev;
+                        continue;
+                    }
+                    segments.insert(tail, seg);
+                    break;
+                }
+            }
+        }
+
+        let first_base = segments.keys().next().copied();
+        let mut log_start = match (ckpt_start, first_base) {
+            (Some(c), Some(f)) => c.max(f),
+            (Some(c), None) => c,
+            (None, Some(f)) => f,
+            (None, None) => 0,
+        };
+        let mut leo = segments
+            .values()
+            .next_back()
+            .map_or(log_start, |s| s.next_offset);
+        if segments.is_empty() || log_start > leo {
+            // Nothing at or above the log start survives: start an empty segment there.
+            for (&b, _) in segments.iter() {
+                Segment::delete_files(&dir, b);
+            }
+            segments.clear();
+            leo = log_start;
+            segments.insert(log_start, Segment::create(&dir, log_start, &config)?);
+            checkpoint::sync_dir(&dir)?;
+        }
+        log_start = log_start.max(segments.keys().next().copied().unwrap_or(log_start));
+        if clean {
+            checkpoint::clear_clean(&dir)?;
+        }
+        Ok(Log {
+            name: name.to_string(),
+            dir,
+            state: Mutex::new(LogState {
+                config,
+                segments,
+                log_start,
+                leo,
+                closed: false,
+            }),
+            meta: Mutex::new(()),
+            sync: Arc::new(LogSync::new(leo)),
+            leo: AtomicI64::new(leo),
+            log_start: AtomicI64::new(log_start),
+            writer,
+        })
+    }
+
+    /// The log's name (its directory name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `records` may hold several concatenated v2 batches (as in a Produce request). Validates
+    /// all (CRC, lengths, magic==2), assigns consecutive offsets, writes them atomically.
+    /// Returns once the data is readable AND durable per the fsync policy. Concurrent callers
+    /// share one fdatasync (group commit): internal locks are held only for offset assignment
+    /// and queuing, not while waiting for the fsync.
+    pub fn append(
+        &self,
+        records: Vec<u8>,
+        opts: &AppendOptions,
+    ) -> Result<AppendResult, StorageError> {
+        self.append_pending(records, opts)?.wait()
+    }
+
+    /// Two-phase variant for callers that must make a check + offset assignment atomic
+    /// (idempotent producer): offsets are assigned and the write queued when this returns;
+    /// [`PendingAppend::wait`] blocks until durable. Appends queued later on the same log are
+    /// never acknowledged before this one.
+    pub fn append_pending(
+        &self,
+        mut records: Vec<u8>,
+        opts: &AppendOptions,
+    ) -> Result<PendingAppend, StorageError> {
+        let mut headers = batch::validate_batches(&records)?;
+        if headers.is_empty() {
+            return Err(StorageError::EmptyAppend);
+        }
+        if let Some(max) = opts.max_batch_bytes {
+            if let Some(h) = headers.iter().find(|h| h.total_len() > max as usize) {
+                return Err(StorageError::RecordTooLarge {
+                    size: h.total_len(),
+                    max,
+                });
+            }
+        }
+        if records.len() as u64 > MAX_SEGMENT_BYTES {
+            return Err(StorageError::RecordTooLarge {
+                size: records.len(),
+                max: MAX_SEGMENT_BYTES as u32,
+            });
+        }
+        let mut span: i64 = 0;
+        for h in &headers {
+            span = span
+                .checked_add(h.last_offset_delta as i64 + 1)
+                .ok_or(StorageError::OffsetOverflow)?;
+        }
+        if span > u32::MAX as i64 {
+            return Err(StorageError::OffsetOverflow);
+        }
+        // CRC recomputation is the expensive part of LogAppendTime: do it before locking.
+        if let Some(t) = opts.log_append_time_ms {
+            let mut pos = 0;
+            for h in headers.iter_mut() {
+                let len = h.total_len();
+                batch::set_log_append_time(&mut records[pos..pos + len], t);
+                h.max_timestamp = t;
+                h.base_timestamp = t;
+                pos += len;
+            }
+        }
+        let now = opts.log_append_time_ms.unwrap_or_else(now_ms);
+        let len = records.len() as u64;
+
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        if self.sync.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
+        let base = st.leo;
+        let next = base.checked_add(span).ok_or(StorageError::OffsetOverflow)?;
+        self.maybe_roll(&mut st, len, next, now)?;
+        let interval = st.config.index_interval_bytes;
+        let prealloc = st.config.preallocate_bytes;
+        let seg_bytes = st.config.effective_segment_bytes();
+        let policy = st.config.fsync;
+        let log_start = st.log_start;
+        let seg = st.active_mut().ok_or(StorageError::Closed)?;
+        let file_pos = seg.size;
+        let end = file_pos + len;
+        if end > seg.allocated {
+            if prealloc > 0 {
+                // Grow in whole preallocation chunks, but not past the segment size.
+                let target = end
+                    .div_ceil(prealloc)
+                    .saturating_mul(prealloc)
+                    .min(seg_bytes.max(end));
+                segment::preallocate(&seg.file.file, seg.allocated, target)?;
+                seg.allocated = target;
+            } else {
+                seg.allocated = end;
+            }
+        }
+        let mut cur = base;
+        let mut pos = 0usize;
+        for h in &headers {
+            let blen = h.total_len();
+            batch::set_base_offset(&mut records[pos..pos + blen], cur);
+            seg.note_batch(
+                cur,
+                file_pos + pos as u64,
+                blen as u64,
+                h.max_timestamp,
+                interval,
+            );
+            cur += h.last_offset_delta as i64 + 1;
+            pos += blen;
+        }
+        seg.size = end;
+        seg.next_offset = next;
+        let file = Arc::clone(&seg.file);
+        st.leo = next;
+        self.leo.store(next, Ordering::Release);
+        let done = Completion::new();
+        let req = WriteReq {
+            log: Arc::clone(&self.sync),
+            file,
+            pos: file_pos,
+            data: records,
+            next_offset: next,
+            policy,
+            done: Completer(Arc::clone(&done)),
+        };
+        // Sent under the lock so the writer sees this log's writes in offset order.
+        self.writer
+            .send(Msg::Write(req))
+            .map_err(|_| StorageError::Closed)?;
+        drop(st);
+        Ok(PendingAppend {
+            result: AppendResult {
+                base_offset: base,
+                last_offset: next - 1,
+                log_append_time_ms: opts.log_append_time_ms,
+                log_start_offset: log_start,
+                batches: headers.len() as u32,
+            },
+            done,
+        })
+    }
+
+    /// Rolls to a new segment at the log end offset if the active one is full, too old, out of
+    /// index space or cannot address `next` with 32-bit relative offsets.
+    fn maybe_roll(
+        &self,
+        st: &mut LogState,
+        len: u64,
+        next: Offset,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let cfg = &st.config;
+        let Some(seg) = st.active() else {
+            return Err(StorageError::Closed);
+        };
+        if seg.size == 0 {
+            return Ok(());
+        }
+        let too_big = seg.size + len > cfg.effective_segment_bytes();
+        let too_old = match (cfg.segment_ms, seg.roll_ts) {
+            (Some(ms), Some(first)) => now.saturating_sub(first) > ms,
+            _ => false,
+        };
+        let rel_overflow = next.saturating_sub(seg.base) > u32::MAX as i64;
+        if too_big || too_old || rel_overflow || seg.indexes_full() {
+            self.roll_locked(st)?;
+        }
+        Ok(())
+    }
+
+    fn roll_locked(&self, st: &mut LogState) -> Result<(), StorageError> {
+        let new_base = st.leo;
+        if st.active().is_none_or(|s| s.base == new_base) {
+            return Ok(());
+        }
+        let new = Segment::create(&self.dir, new_base, &st.config)?;
+        // The new file's directory entry must be durable before data in it is acknowledged.
+        checkpoint::sync_dir(&self.dir)?;
+        if let Some(old) = st.active_mut() {
+            old.seal_indexes()?;
+            let msg = Msg::Seal {
+                log: Arc::clone(&self.sync),
+                file: Arc::clone(&old.file),
+                len: old.size,
+            };
+            self.writer.send(msg).map_err(|_| StorageError::Closed)?;
+        }
+        st.segments.insert(new_base, new);
+        Ok(())
+    }
+
+    /// Starts a new segment at the log end offset now (no-op if the active one is empty).
+    pub fn roll(&self) -> Result<(), StorageError> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        self.roll_locked(&mut st)
+    }
+
+    /// Whole batches starting with the batch containing `offset`, up to `max_bytes`; if the
+    /// first batch alone is larger than `max_bytes` it is still returned whole (progress is
+    /// guaranteed). Batches come from one segment. Empty when `offset` is at (or past) the
+    /// high watermark; `Err(OffsetOutOfRange)` if `offset < log_start_offset` or
+    /// `offset > log_end_offset`.
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+        let mut after: Option<Offset> = None;
+        loop {
+            let (file, pos, hw) = {
+                let mut st = self.state.lock();
+                if offset < st.log_start || offset > st.leo {
+                    return Err(out_of_range(offset, st.log_start, st.leo));
+                }
+                let hw = self.sync.hw.load(Ordering::Acquire);
+                if offset >= hw {
+                    return Ok(Vec::new());
+                }
+                let cfg = st.config.clone();
+                let seg = match after {
+                    None => st.segments.range_mut(..=offset).next_back().map(|(_, s)| s),
+                    Some(a) => st.segments.range_mut(a + 1..).next().map(|(_, s)| s),
+                };
+                let Some(seg) = seg else {
+                    return Ok(Vec::new());
+                };
+                let pos = if after.is_none() {
+                    seg.start_position(offset, &cfg)?
+                } else {
+                    0
+                };
+                after = Some(seg.base);
+                (Arc::clone(&seg.file), pos, hw)
+            };
+            if let Some(bytes) = read_from(&file, pos, offset, hw, max_bytes)? {
+                return Ok(bytes);
+            }
+            // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
+        }
+    }
+
+    /// The first offset that may be read.
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// One past the last assigned offset (includes appends not yet durable).
+    pub fn log_end_offset(&self) -> Offset {
+        self.leo.load(Ordering::Acquire)
+    }
+
+    /// One past the last offset that is readable: written, and durable under `fsync=always`.
+    pub fn high_watermark(&self) -> Offset {
+        self.sync.hw.load(Ordering::Acquire)
+    }
+
+    /// Whether a failed write or fsync has poisoned this log.
+    pub fn is_poisoned(&self) -> bool {
+        self.sync.is_poisoned()
+    }
+
+    /// First record at or after `ts_ms`: `(offset, timestamp)`. For uncompressed CreateTime
+    /// batches the answer is record-level; otherwise it is the base offset and max timestamp of
+    /// the first batch whose max timestamp is `>= ts_ms`. `None` if no readable batch
+    /// qualifies.
+    pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, StorageError> {
+        let (cands, hw, log_start) = {
+            let mut st = self.state.lock();
+            let hw = self.sync.hw.load(Ordering::Acquire);
+            let log_start = st.log_start;
+            let cfg = st.config.clone();
+            let first = st
+                .segments
+                .range(..=log_start)
+                .next_back()
+                .map_or(log_start, |(b, _)| *b);
+            let mut cands = Vec::new();
+            for seg in st.segments.range_mut(first..).map(|(_, s)| s) {
+                if seg.max_ts < ts_ms || seg.base >= hw {
+                    continue;
+                }
+                let from = seg
+                    .time_index
+                    .lookup_before(ts_ms)
+                    .map_or(seg.base, |(_, rel)| seg.base + rel as i64);
+                let pos = seg.start_position(from.max(log_start), &cfg)?;
+                cands.push((Arc::clone(&seg.file), pos));
+            }
+            (cands, hw, log_start)
+        };
+        for (file, mut pos) in cands {
+            let limit = file.readable.load(Ordering::Acquire);
+            while let Some(h) = read_header(&file.file, pos, limit)? {
+                if h.base_offset >= hw {
+                    break;
+                }
+                if h.max_timestamp >= ts_ms && h.last_offset() >= log_start {
+                    let mut buf = vec![0u8; h.total_len()];
+                    file.file.read_exact_at(&mut buf, pos)?;
+                    let found = batch::first_record_at_or_after(&buf, ts_ms)
+                        .filter(|(o, _)| *o >= log_start)
+                        .unwrap_or((h.base_offset.max(log_start), h.max_timestamp));
+                    return Ok(Some(found));
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Advances the log start offset to `offset` (Kafka DeleteRecords), persists it and deletes
+    /// whole segments below it. Returns the new log start offset. `offset` above the high
+    /// watermark (or negative) is `OffsetOutOfRange`.
+    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        let _meta = self.meta.lock();
+        {
+            let st = self.state.lock();
+            let hw = self.sync.hw.load(Ordering::Acquire);
+            if offset < 0 || offset > hw {
+                return Err(out_of_range(offset, st.log_start, st.leo));
+            }
+            if offset <= st.log_start {
+                return Ok(st.log_start);
+            }
+        }
+        // Persist first: once the new start is durable, deleting the files is merely cleanup
+        // that recovery redoes if interrupted.
+        checkpoint::write_log_start(&self.dir, offset)?;
+        let victims = {
+            let mut st = self.state.lock();
+            st.log_start = st.log_start.max(offset);
+            self.log_start.store(st.log_start, Ordering::Release);
+            let start = st.log_start;
+            self.take_segments_below(&mut st, |_, next_base| next_base <= start)
+        };
+        self.delete_segment_files(victims);
+        Ok(self.log_start_offset())
+    }
+
+    /// Removes from the map, oldest first, the sealed segments for which `pred(segment,
+    /// next_base)` holds, stopping at the first that does not. Never the active segment, never
+    /// one holding data above the high watermark.
+    fn take_segments_below(
+        &self,
+        st: &mut LogState,
+        mut pred: impl FnMut(&Segment, Offset) -> bool,
+    ) -> Vec<Offset> {
+        let hw = self.sync.hw.load(Ordering::Acquire);
+        let bases: Vec<Offset> = st.segments.keys().copied().collect();
+        let mut victims = Vec::new();
+        for w in bases.windows(2) {
+            let (b, next_base) = (w[0], w[1]);
+            let Some(seg) = st.segments.get(&b) else {
+                break;
+            };
+            if next_base > hw || !pred(seg, next_base) {
+                break;
+            }
+            victims.push(b);
+        }
+        for b in &victims {
+            st.segments.remove(b);
+        }
+        victims
+    }
+
+    fn delete_segment_files(&self, victims: Vec<Offset>) {
+        for b in victims {
+            Segment::delete_files(&self.dir, b);
+        }
+    }
+
+    /// Deletes whole sealed segments that are past `retention.ms` (by their largest timestamp)
+    /// or that keep the log above `retention.bytes`, oldest first; advances and persists the
+    /// log start offset. The active segment is never deleted. Returns the number deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
+        let _meta = self.meta.lock();
+        let plan = {
+            let st = self.state.lock();
+            let cfg = &st.config;
+            let hw = self.sync.hw.load(Ordering::Acquire);
+            let mut remaining: u64 = st.segments.values().map(|s| s.size).sum();
+            let bases: Vec<Offset> = st.segments.keys().copied().collect();
+            let mut count = 0usize;
+            for w in bases.windows(2) {
+                let Some(seg) = st.segments.get(&w[0]) else {
+                    break;
+                };
+                if w[1] > hw {
+                    break;
+                }
+                let by_start = w[1] <= st.log_start;
+                let by_time = cfg
+                    .retention_ms
+                    .is_some_and(|r| r >= 0 && now_ms.saturating_sub(seg.max_ts) > r);
+                let by_bytes = cfg
+                    .retention_bytes
+                    .is_some_and(|r| remaining.saturating_sub(seg.size) >= r);
+                if !(by_start || by_time || by_bytes) {
+                    break;
+                }
+                remaining -= seg.size;
+                count += 1;
+            }
+            bases
+                .get(count)
+                .filter(|_| count > 0)
+                .map(|&b| (count, b.max(st.log_start)))
+        };
+        let Some((count, new_start)) = plan else {
+            return Ok(0);
+        };
+        if new_start > self.log_start_offset() {
+            checkpoint::write_log_start(&self.dir, new_start)?;
+        }
+        let victims = {
+            let mut st = self.state.lock();
+            st.log_start = st.log_start.max(new_start);
+            self.log_start.store(st.log_start, Ordering::Release);
+            let mut n = 0;
+            self.take_segments_below(&mut st, |_, next_base| {
+                n += 1;
+                n <= count && next_base <= new_start
+            })
+        };
+        let deleted = victims.len() as u64;
+        self.delete_segment_files(victims);
+        Ok(deleted)
+    }
+
+    /// Forces everything appended so far to stable storage (whatever the fsync policy).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let done = Completion::new();
+        self.writer
+            .send(Msg::Flush {
+                log: Arc::clone(&self.sync),
+                done: Completer(Arc::clone(&done)),
+            })
+            .map_err(|_| StorageError::Closed)?;
+        done.wait()
+    }
+
+    /// Bytes in all segments (logical sizes, excluding preallocated space).
+    pub fn size_bytes(&self) -> u64 {
+        self.state.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments (including the active one).
+    pub fn segment_count(&self) -> usize {
+        self.state.lock().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        self.state.lock().segments.keys().copied().collect()
+    }
+
+    /// Replaces the configuration. Takes effect for later appends, rolls and retention runs.
+    pub fn set_config(&self, config: LogConfig) {
+        self.state.lock().config = config;
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.state.lock().config.clone()
+    }
+
+    /// Stops accepting appends, waits for queued writes, syncs everything and leaves the
+    /// files so that the next open needs no recovery (trimmed, indexes sealed, clean marker).
+    /// With `clean == false` only the first two steps happen (crash simulation in tests).
+    pub(crate) fn close(&self, clean: bool) -> Result<(), StorageError> {
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Ok(());
+            }
+            st.closed = true;
+        }
+        let flushed = self.flush();
+        if !clean {
+            return Ok(());
+        }
+        flushed?;
+        let mut st = self.state.lock();
+        if self.sync.is_poisoned() {
+            return Err(StorageError::Poisoned);
+        }
+        if let Some(seg) = st.active_mut() {
+            seg.seal_indexes()?;
+            seg.file.file.set_len(seg.size)?;
+            seg.allocated = seg.size;
+            seg.file.file.sync_all()?;
+        }
+        checkpoint::mark_clean(&self.dir)?;
+        Ok(())
+    }
+
+    /// Whether the log has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Test hook: the active segment's data file path.
+    #[doc(hidden)]
+    pub fn active_segment_path(&self) -> Option<PathBuf> {
+        let st = self.state.lock();
+        st.active()
+            .map(|s| self.dir.join(segment::file_name(s.base, LOG_EXT)))
+    }
+
+    /// Size of the segment file region of the active segment that recovery would consider.
+    #[doc(hidden)]
+    pub fn active_segment_size(&self) -> u64 {
+        self.state.lock().active().map_or(0, |s| s.size)
+    }
+}
+
+/// Reads whole batches from `file` starting with the one containing `offset`, scanning from
+/// `pos`. `None` if the segment has no such batch (the caller moves to the next segment).
+fn read_from(
+    file: &SegmentFile,
+    mut pos: u64,
+    offset: Offset,
+    hw: Offset,
+    max_bytes: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    let limit = file.readable.load(Ordering::Acquire);
+    let first = loop {
+        let Some(h) = read_header(&file.file, pos, limit)? else {
+            return Ok(None);
+        };
+        if h.base_offset >= hw {
+            return Ok(Some(Vec::new()));
+        }
+        if h.last_offset() >= offset {
+            break h;
+        }
+        pos += h.total_len() as u64;
+    };
+    let want = (max_bytes as u64)
+        .max(first.total_len() as u64)
+        .min(limit - pos);
+    let mut buf = vec![0u8; want as usize];
+    file.file.read_exact_at(&mut buf, pos)?;
+    let mut end = 0usize;
+    while end + BATCH_HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[end..]) else {
+            break;
+        };
+        let t = h.total_len();
+        if h.base_offset >= hw || end + t > buf.len() || (end > 0 && end + t > max_bytes) {
+            break;
+        }
+        end += t;
+    }
+    buf.truncate(end);
+    Ok(Some(buf))
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("name", &self.name)
+            .field("log_start", &self.log_start_offset())
+            .field("hw", &self.high_watermark())
+            .field("leo", &self.log_end_offset())
+            .finish()
+    }
+}

@@ -1,0 +1,347 @@
+//! The data directory's writer thread: it performs every segment write and every data fsync
+//! of the logs in one directory, which is what makes group commit work.
+//!
+//! Appenders assign offsets under their log's lock, queue a [`WriteReq`] and (for
+//! `FsyncPolicy::Always`) wait on its [`Completion`]. The writer drains everything queued,
+//! writes it in queue order, then issues **one fdatasync per touched file** and only then
+//! advances each log's high watermark and wakes the appenders. Requests that arrive during an
+//! fdatasync form the next group. Under `Interval` the writer syncs dirty files when the
+//! interval expires; under `Never` only on flush, segment seal and shutdown.
+//!
+//! A failed write or fsync poisons the log ([`LogSync::poisoned`]): after a failed fsync the
+//! kernel may have dropped the dirty pages, so retrying could report success for lost data.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::FsyncPolicy;
+use crate::segment::SegmentFile;
+use crate::{Offset, StorageError};
+
+/// How the writer forces data to stable storage. The default is the OS (`fdatasync`/`fsync`);
+/// tests substitute failing implementations to exercise poisoning.
+pub trait FileSync: Send + Sync + 'static {
+    /// Makes the file's data (and the metadata needed to read it) durable: `fdatasync`.
+    fn sync_data(&self, file: &File) -> io::Result<()>;
+    /// Makes the file's data and all metadata durable: `fsync`. Used after truncation.
+    fn sync_all(&self, file: &File) -> io::Result<()> {
+        self.sync_data(file)?;
+        file.sync_all()
+    }
+}
+
+/// [`FileSync`] backed by the operating system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsFileSync;
+
+impl FileSync for OsFileSync {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+    fn sync_all(&self, file: &File) -> io::Result<()> {
+        file.sync_all()
+    }
+}
+
+/// The part of a log the writer updates: its high watermark and poison flag.
+#[derive(Debug)]
+pub(crate) struct LogSync {
+    pub hw: AtomicI64,
+    pub poisoned: AtomicBool,
+}
+
+impl LogSync {
+    pub fn new(hw: Offset) -> Self {
+        LogSync {
+            hw: AtomicI64::new(hw),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+    fn poison(&self, what: &str, e: &io::Error) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %e, "{what} failed; log poisoned, refusing further appends");
+        }
+    }
+}
+
+/// A one-shot result slot an appender waits on.
+pub(crate) struct Completion {
+    slot: Mutex<Option<Result<(), StorageError>>>,
+    cv: Condvar,
+}
+
+impl Completion {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Completion {
+            slot: Mutex::new(None),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn complete(&self, r: Result<(), StorageError>) {
+        let mut s = self.slot.lock();
+        if s.is_none() {
+            *s = Some(r);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Blocks until the writer has finished with the request.
+    pub fn wait(&self) -> Result<(), StorageError> {
+        let mut s = self.slot.lock();
+        loop {
+            if let Some(r) = s.take() {
+                // Leave a marker so a second wait does not block forever.
+                *s = Some(match &r {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(StorageError::Closed),
+                });
+                return r;
+            }
+            self.cv.wait(&mut s);
+        }
+    }
+}
+
+/// Completes its [`Completion`] with `Closed` if dropped unanswered (e.g. the writer stopped
+/// with the request still queued), so no appender can wait forever.
+pub(crate) struct Completer(pub Arc<Completion>);
+
+impl Completer {
+    fn finish(self, r: Result<(), StorageError>) {
+        self.0.complete(r);
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        self.0.complete(Err(StorageError::Closed));
+    }
+}
+
+/// One append's bytes, already stamped with offsets, and where they go.
+pub(crate) struct WriteReq {
+    pub log: Arc<LogSync>,
+    pub file: Arc<SegmentFile>,
+    pub pos: u64,
+    pub data: Vec<u8>,
+    /// One past the last offset in `data`: the high watermark once this is done.
+    pub next_offset: Offset,
+    pub policy: FsyncPolicy,
+    pub done: Completer,
+}
+
+/// Messages to the writer thread.
+pub(crate) enum Msg {
+    Write(WriteReq),
+    /// Sync everything written so far for this log, then answer.
+    Flush {
+        log: Arc<LogSync>,
+        done: Completer,
+    },
+    /// A segment stopped being active: trim it to its logical size and fsync it.
+    Seal {
+        log: Arc<LogSync>,
+        file: Arc<SegmentFile>,
+        len: u64,
+    },
+    Shutdown,
+}
+
+struct Dirty {
+    log: Arc<LogSync>,
+    files: Vec<Arc<SegmentFile>>,
+    since: Instant,
+    interval: Option<Duration>,
+}
+
+fn key<T>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a) as usize
+}
+
+fn add_file(files: &mut Vec<Arc<SegmentFile>>, f: &Arc<SegmentFile>) {
+    if !files.iter().any(|x| Arc::ptr_eq(x, f)) {
+        files.push(Arc::clone(f));
+    }
+}
+
+struct Done {
+    log: Arc<LogSync>,
+    file: Arc<SegmentFile>,
+    end: u64,
+    next_offset: Offset,
+    done: Completer,
+}
+
+/// Upper bound on messages handled as one group, so a flood of appends cannot postpone the
+/// group's fsync (and everyone's acknowledgement) indefinitely.
+const MAX_GROUP: usize = 1024;
+
+/// The writer thread's main loop. Returns when told to shut down or when every sender is gone.
+pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
+    let mut dirty: HashMap<usize, Dirty> = HashMap::new();
+    let mut stop = false;
+    while !stop {
+        let timeout = dirty
+            .values()
+            .filter_map(|d| {
+                d.interval
+                    .map(|i| (d.since + i).saturating_duration_since(Instant::now()))
+            })
+            .min();
+        let first = match timeout {
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+        };
+        let mut group: Vec<Msg> = first.into_iter().collect();
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(m) => group.push(m),
+                Err(_) => break,
+            }
+        }
+
+        let mut to_sync: Vec<(Arc<LogSync>, Arc<SegmentFile>)> = Vec::new();
+        let mut completions: Vec<Done> = Vec::new();
+        let mut flushes: Vec<(Arc<LogSync>, Completer)> = Vec::new();
+        for m in group {
+            match m {
+                Msg::Write(req) => {
+                    if req.log.is_poisoned() {
+                        req.done.finish(Err(StorageError::Poisoned));
+                        continue;
+                    }
+                    if let Err(e) = req.file.file.write_all_at(&req.data, req.pos) {
+                        req.log.poison("segment write", &e);
+                        req.done.finish(Err(StorageError::Io(e)));
+                        continue;
+                    }
+                    match req.policy {
+                        FsyncPolicy::Always => {
+                            if !to_sync.iter().any(|(_, f)| Arc::ptr_eq(f, &req.file)) {
+                                to_sync.push((Arc::clone(&req.log), Arc::clone(&req.file)));
+                            }
+                        }
+                        FsyncPolicy::Interval { .. } | FsyncPolicy::Never => {
+                            let interval = match req.policy {
+                                FsyncPolicy::Interval { interval_ms } => {
+                                    Some(Duration::from_millis(interval_ms))
+                                }
+                                _ => None,
+                            };
+                            let d = dirty.entry(key(&req.log)).or_insert_with(|| Dirty {
+                                log: Arc::clone(&req.log),
+                                files: Vec::new(),
+                                since: Instant::now(),
+                                interval,
+                            });
+                            d.interval = interval;
+                            add_file(&mut d.files, &req.file);
+                        }
+                    }
+                    completions.push(Done {
+                        end: req.pos + req.data.len() as u64,
+                        log: req.log,
+                        file: req.file,
+                        next_offset: req.next_offset,
+                        done: req.done,
+                    });
+                }
+                Msg::Flush { log, done } => {
+                    if let Some(d) = dirty.remove(&key(&log)) {
+                        for f in d.files {
+                            if !to_sync.iter().any(|(_, x)| Arc::ptr_eq(x, &f)) {
+                                to_sync.push((Arc::clone(&log), f));
+                            }
+                        }
+                    }
+                    flushes.push((log, done));
+                }
+                Msg::Seal { log, file, len } => {
+                    if let Some(d) = dirty.get_mut(&key(&log)) {
+                        d.files.retain(|f| !Arc::ptr_eq(f, &file));
+                    }
+                    if !log.is_poisoned() {
+                        let r = file
+                            .file
+                            .set_len(len)
+                            .and_then(|_| sync.sync_all(&file.file));
+                        if let Err(e) = r {
+                            log.poison("segment seal fsync", &e);
+                        }
+                    }
+                }
+                Msg::Shutdown => stop = true,
+            }
+        }
+
+        // One fdatasync per file covers every write to it in this group.
+        for (log, file) in &to_sync {
+            if log.is_poisoned() {
+                continue;
+            }
+            if let Err(e) = sync.sync_data(&file.file) {
+                log.poison("fdatasync", &e);
+            }
+        }
+        // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
+        // durable (or, without fsync, written) data.
+        for c in completions {
+            if c.log.is_poisoned() {
+                c.done.finish(Err(StorageError::Poisoned));
+                continue;
+            }
+            c.file.readable.fetch_max(c.end, Ordering::AcqRel);
+            c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
+            c.done.finish(Ok(()));
+        }
+        for (log, done) in flushes {
+            done.finish(if log.is_poisoned() {
+                Err(StorageError::Poisoned)
+            } else {
+                Ok(())
+            });
+        }
+
+        let now = Instant::now();
+        let due: Vec<usize> = dirty
+            .iter()
+            .filter(|(_, d)| d.interval.is_some_and(|i| d.since + i <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some(d) = dirty.remove(&k) {
+                for f in &d.files {
+                    if d.log.is_poisoned() {
+                        break;
+                    }
+                    if let Err(e) = sync.sync_data(&f.file) {
+                        d.log.poison("interval fdatasync", &e);
+                    }
+                }
+            }
+        }
+    }
+    // Answer anything still queued so no appender waits forever.
+    while let Ok(m) = rx.try_recv() {
+        drop(m);
+    }
+}
