@@ -319,6 +319,9 @@ impl Log {
         let policy = st.config.fsync;
         let log_start = st.log_start;
         let seg = st.active_mut().ok_or(StorageError::Closed)?;
+        if seg.size == 0 {
+            seg.roll_ts = Some(now);
+        }
         let file_pos = seg.size;
         let end = file_pos + len;
         if end > seg.allocated {

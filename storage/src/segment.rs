@@ -122,7 +122,9 @@ pub(crate) struct Segment {
     /// Base offset of the batch holding `max_ts`.
     pub offset_of_max_ts: Offset,
     bytes_since_index: u64,
-    /// Max timestamp of the first batch: the age reference for `segment.ms` rolling.
+    /// Age reference for `segment.ms` rolling: the time of the first append to the segment
+    /// (for a recovered segment, its first batch's max timestamp). Not the producer's
+    /// timestamps of later batches: old client timestamps must not roll on every append.
     pub roll_ts: Option<i64>,
 }
 
