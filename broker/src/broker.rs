@@ -35,7 +35,10 @@ pub struct Broker {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Storage(#[from] weir_storage::StorageError),
     #[error(transparent)]
@@ -48,11 +51,16 @@ pub enum OpenError {
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bytes >> (i * 6)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((bytes >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
-    move |source| OpenError::DataDir { path: path.to_path_buf(), source }
+    move |source| OpenError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Broker {
@@ -112,7 +120,10 @@ impl Broker {
                 }
             }
         }
-        (self.config.listener.ip().to_string(), i32::from(self.config.listener.port()))
+        (
+            self.config.listener.ip().to_string(),
+            i32::from(self.config.listener.port()),
+        )
     }
 
     /// Flushes and fsyncs every log and stops the storage writer: the next start has no recovery work.

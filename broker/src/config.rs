@@ -83,7 +83,10 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid value for '{key}': {message}")]
@@ -92,10 +95,14 @@ pub enum ConfigFileError {
 
 impl FileConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigFileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigFileError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigFileError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Applies the file's settings over `config`.
@@ -122,13 +129,17 @@ impl FileConfig {
             config.advertised_listener = Some(v);
         }
         if let Some(v) = self.admin_listener {
-            config.admin_listener = parse_optional_addr(&v)
-                .map_err(|message| ConfigFileError::Invalid { key: "admin-listener", message })?;
+            config.admin_listener =
+                parse_optional_addr(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "admin-listener",
+                    message,
+                })?;
         }
         if let Some(v) = self.fsync {
-            config.fsync = v
-                .parse()
-                .map_err(|e| ConfigFileError::Invalid { key: "fsync", message: format!("{e}") })?;
+            config.fsync = v.parse().map_err(|e| ConfigFileError::Invalid {
+                key: "fsync",
+                message: format!("{e}"),
+            })?;
         }
         Ok(())
     }
@@ -139,7 +150,9 @@ pub fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
     if s.is_empty() || s == "none" {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|e| format!("'{s}' is not an address like 127.0.0.1:9644: {e}"))
+    s.parse()
+        .map(Some)
+        .map_err(|e| format!("'{s}' is not an address like 127.0.0.1:9644: {e}"))
 }
 
 #[cfg(test)]
@@ -148,7 +161,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
+        let err =
+            toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
         assert!(err.to_string().contains("listner"), "{err}");
     }
 

@@ -88,20 +88,47 @@ impl FetchSessions {
         if epoch == -1 {
             // Sessionless full fetch; also closes `session_id` if the client names one.
             self.sessions.remove(&session_id);
-            let partitions = requested.iter().map(|r| (r.key.clone(), fresh(r))).collect();
-            return Ok(ResolvedFetch { session_id: 0, incremental: false, partitions });
+            let partitions = requested
+                .iter()
+                .map(|r| (r.key.clone(), fresh(r)))
+                .collect();
+            return Ok(ResolvedFetch {
+                session_id: 0,
+                incremental: false,
+                partitions,
+            });
         }
         if epoch == 0 {
             // Full fetch that opens a new session.
             self.sessions.remove(&session_id);
             self.evict_if_full();
             let id = self.new_id();
-            let partitions: BTreeMap<_, _> = requested.iter().map(|r| (r.key.clone(), fresh(r))).collect();
-            let listed = partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            self.sessions.insert(id, Session { next_epoch: 1, partitions, last_used_ms: now_ms });
-            return Ok(ResolvedFetch { session_id: id, incremental: false, partitions: listed });
+            let partitions: BTreeMap<_, _> = requested
+                .iter()
+                .map(|r| (r.key.clone(), fresh(r)))
+                .collect();
+            let listed = partitions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.sessions.insert(
+                id,
+                Session {
+                    next_epoch: 1,
+                    partitions,
+                    last_used_ms: now_ms,
+                },
+            );
+            return Ok(ResolvedFetch {
+                session_id: id,
+                incremental: false,
+                partitions: listed,
+            });
         }
-        let session = self.sessions.get_mut(&session_id).ok_or(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)?;
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)?;
         if session.next_epoch != epoch {
             return Err(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
         }
@@ -111,12 +138,23 @@ impl FetchSessions {
             session.partitions.remove(key);
         }
         for r in &requested {
-            let entry = session.partitions.entry(r.key.clone()).or_insert_with(|| fresh(r));
+            let entry = session
+                .partitions
+                .entry(r.key.clone())
+                .or_insert_with(|| fresh(r));
             entry.fetch_offset = r.fetch_offset;
             entry.partition_max_bytes = r.partition_max_bytes;
         }
-        let partitions = session.partitions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(ResolvedFetch { session_id, incremental: true, partitions })
+        let partitions = session
+            .partitions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(ResolvedFetch {
+            session_id,
+            incremental: true,
+            partitions,
+        })
     }
 
     /// Records what a response told the client about a partition. Returns whether an incremental
@@ -129,10 +167,15 @@ impl FetchSessions {
         log_start_offset: i64,
         has_records_or_error: bool,
     ) -> bool {
-        let Some(p) = self.sessions.get_mut(&session_id).and_then(|s| s.partitions.get_mut(key)) else {
+        let Some(p) = self
+            .sessions
+            .get_mut(&session_id)
+            .and_then(|s| s.partitions.get_mut(key))
+        else {
             return true;
         };
-        let changed = p.last_high_watermark != high_watermark || p.last_log_start_offset != log_start_offset;
+        let changed =
+            p.last_high_watermark != high_watermark || p.last_log_start_offset != log_start_offset;
         p.last_high_watermark = high_watermark;
         p.last_log_start_offset = log_start_offset;
         changed || has_records_or_error
@@ -144,33 +187,52 @@ mod tests {
     use super::*;
 
     fn req(topic: &str, p: i32, offset: i64) -> RequestedPartition {
-        RequestedPartition { key: (topic.into(), p), fetch_offset: offset, partition_max_bytes: 1 << 20 }
+        RequestedPartition {
+            key: (topic.into(), p),
+            fetch_offset: offset,
+            partition_max_bytes: 1 << 20,
+        }
     }
 
     #[test]
     fn session_lifecycle() {
         let mut s = FetchSessions::default();
-        let full = s.resolve(0, 0, vec![req("t", 0, 0), req("t", 1, 0)], &[], 0).expect("new session");
+        let full = s
+            .resolve(0, 0, vec![req("t", 0, 0), req("t", 1, 0)], &[], 0)
+            .expect("new session");
         assert!(full.session_id > 0);
         assert_eq!(full.partitions.len(), 2);
         let id = full.session_id;
         // Incremental: updates one partition's offset, keeps the other.
-        let inc = s.resolve(id, 1, vec![req("t", 1, 5)], &[], 1).expect("incremental");
+        let inc = s
+            .resolve(id, 1, vec![req("t", 1, 5)], &[], 1)
+            .expect("incremental");
         assert!(inc.incremental);
         assert_eq!(inc.partitions.len(), 2);
         assert_eq!(inc.partitions[1].1.fetch_offset, 5);
         // Wrong epoch.
-        assert_eq!(s.resolve(id, 1, vec![], &[], 2).err(), Some(ErrorCode::INVALID_FETCH_SESSION_EPOCH));
+        assert_eq!(
+            s.resolve(id, 1, vec![], &[], 2).err(),
+            Some(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
+        );
         // Forget one.
-        let inc = s.resolve(id, 2, vec![], &[("t".into(), 0)], 3).expect("forget");
+        let inc = s
+            .resolve(id, 2, vec![], &[("t".into(), 0)], 3)
+            .expect("forget");
         assert_eq!(inc.partitions.len(), 1);
-        assert_eq!(s.resolve(999, 1, vec![], &[], 4).err(), Some(ErrorCode::FETCH_SESSION_ID_NOT_FOUND));
+        assert_eq!(
+            s.resolve(999, 1, vec![], &[], 4).err(),
+            Some(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
+        );
     }
 
     #[test]
     fn incremental_includes_only_changes() {
         let mut s = FetchSessions::default();
-        let id = s.resolve(0, 0, vec![req("t", 0, 0)], &[], 0).expect("session").session_id;
+        let id = s
+            .resolve(0, 0, vec![req("t", 0, 0)], &[], 0)
+            .expect("session")
+            .session_id;
         let key = ("t".to_string(), 0);
         assert!(s.note_sent(id, &key, 10, 0, false));
         assert!(!s.note_sent(id, &key, 10, 0, false));
@@ -181,7 +243,8 @@ mod tests {
     fn session_count_is_bounded() {
         let mut s = FetchSessions::default();
         for i in 0..(MAX_FETCH_SESSIONS + 10) {
-            s.resolve(0, 0, vec![req("t", 0, 0)], &[], i as i64).expect("session");
+            s.resolve(0, 0, vec![req("t", 0, 0)], &[], i as i64)
+                .expect("session");
         }
         assert!(s.sessions.len() <= MAX_FETCH_SESSIONS);
     }

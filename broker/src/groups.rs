@@ -91,7 +91,12 @@ pub struct JoinOutcome {
 
 impl JoinOutcome {
     fn error(error: ErrorCode, member_id: &str) -> Self {
-        Self { error, generation_id: -1, member_id: member_id.to_string(), ..Default::default() }
+        Self {
+            error,
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
     }
 }
 
@@ -105,7 +110,10 @@ pub struct SyncOutcome {
 
 impl SyncOutcome {
     fn error(error: ErrorCode) -> Self {
-        Self { error, ..Default::default() }
+        Self {
+            error,
+            ..Default::default()
+        }
     }
 }
 
@@ -199,7 +207,10 @@ impl Group {
     }
 
     fn seq_of(&self, member_id: &str) -> Option<u64> {
-        self.members.iter().find(|(_, m)| m.member_id == member_id).map(|(k, _)| *k)
+        self.members
+            .iter()
+            .find(|(_, m)| m.member_id == member_id)
+            .map(|(k, _)| *k)
     }
 
     fn member(&self, member_id: &str) -> Option<&Member> {
@@ -218,7 +229,9 @@ impl Group {
             return false;
         }
         protocols.iter().any(|(name, _)| {
-            self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
         })
     }
 
@@ -229,7 +242,11 @@ impl Group {
             .protocols
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == *n)))
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
+            })
             .collect();
         let mut best: Option<(&String, usize)> = None;
         for candidate in candidates {
@@ -238,7 +255,9 @@ impl Group {
                 .values()
                 .filter(|m| {
                     m.protocols.iter().map(|(n, _)| n).find(|n| {
-                        self.members.values().all(|o| o.protocols.iter().any(|(p, _)| p == *n))
+                        self.members
+                            .values()
+                            .all(|o| o.protocols.iter().any(|(p, _)| p == *n))
                     }) == Some(candidate)
                 })
                 .count();
@@ -250,7 +269,11 @@ impl Group {
     }
 
     fn max_rebalance_timeout_ms(&self) -> i64 {
-        self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0)
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
     }
 
     fn prepare_rebalance(&mut self, now_ms: i64) {
@@ -275,8 +298,12 @@ impl Group {
     /// Ends PreparingRebalance: drops members that did not rejoin, bumps the generation and answers
     /// every parked JoinGroup.
     fn complete_join(&mut self) {
-        let missing: Vec<u64> =
-            self.members.iter().filter(|(_, m)| m.join_waiter.is_none()).map(|(k, _)| *k).collect();
+        let missing: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.join_waiter.is_none())
+            .map(|(k, _)| *k)
+            .collect();
         for seq in missing {
             if let Some(m) = self.members.remove(&seq) {
                 if let Some(id) = &m.group_instance_id {
@@ -284,7 +311,11 @@ impl Group {
                 }
             }
         }
-        if self.leader.as_ref().is_none_or(|l| self.member(l).is_none()) {
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| self.member(l).is_none())
+        {
             self.leader = self.members.values().next().map(|m| m.member_id.clone());
         }
         self.generation_id += 1;
@@ -311,7 +342,11 @@ impl Group {
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
             if let Some(tx) = m.join_waiter.take() {
-                let members = if m.member_id == leader { all.clone() } else { Vec::new() };
+                let members = if m.member_id == leader {
+                    all.clone()
+                } else {
+                    Vec::new()
+                };
                 let _ = tx.send(JoinOutcome {
                     error: ErrorCode::NONE,
                     generation_id,
@@ -326,7 +361,9 @@ impl Group {
     }
 
     fn remove_member(&mut self, member_id: &str, now_ms: i64) {
-        let Some(seq) = self.seq_of(member_id) else { return };
+        let Some(seq) = self.seq_of(member_id) else {
+            return;
+        };
         if let Some(m) = self.members.remove(&seq) {
             if let Some(id) = &m.group_instance_id {
                 self.static_members.remove(id);
@@ -373,7 +410,11 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
-        Self { config, groups: HashMap::new(), next_member_suffix: 0 }
+        Self {
+            config,
+            groups: HashMap::new(),
+            next_member_suffix: 0,
+        }
     }
 
     fn new_member_id(&mut self, client_id: &str) -> String {
@@ -383,7 +424,10 @@ impl GroupCoordinator {
 
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Pending<JoinOutcome> {
         if req.group_id.is_empty() {
-            return Pending::Ready(JoinOutcome::error(ErrorCode::INVALID_GROUP_ID, &req.member_id));
+            return Pending::Ready(JoinOutcome::error(
+                ErrorCode::INVALID_GROUP_ID,
+                &req.member_id,
+            ));
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
@@ -399,7 +443,10 @@ impl GroupCoordinator {
             None
         };
         let config = self.config.clone();
-        let group = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.group_id));
+        let group = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id));
         if !group.supports(&req.protocol_type, &req.protocols) {
             return Pending::Ready(JoinOutcome::error(
                 ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
@@ -415,7 +462,8 @@ impl GroupCoordinator {
                     let fresh = new_id.clone().unwrap_or_default();
                     if let Some(m) = group.member_mut(&old_id) {
                         if let Some(tx) = m.join_waiter.take() {
-                            let _ = tx.send(JoinOutcome::error(ErrorCode::FENCED_INSTANCE_ID, &old_id));
+                            let _ =
+                                tx.send(JoinOutcome::error(ErrorCode::FENCED_INSTANCE_ID, &old_id));
                         }
                         if let Some(tx) = m.sync_waiter.take() {
                             let _ = tx.send(SyncOutcome::error(ErrorCode::FENCED_INSTANCE_ID));
@@ -468,18 +516,26 @@ impl GroupCoordinator {
         } else if member_id.is_empty() {
             let fresh = new_id.clone().unwrap_or_default();
             if req.require_known_member_id {
-                group.pending_member_ids.insert(fresh.clone(), now_ms + i64::from(req.session_timeout_ms));
+                group
+                    .pending_member_ids
+                    .insert(fresh.clone(), now_ms + i64::from(req.session_timeout_ms));
                 return Pending::Ready(JoinOutcome::error(ErrorCode::MEMBER_ID_REQUIRED, &fresh));
             }
             member_id = fresh;
         } else if group.member(&member_id).is_none() {
             if group.pending_member_ids.remove(&member_id).is_none() {
-                return Pending::Ready(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
+                return Pending::Ready(JoinOutcome::error(
+                    ErrorCode::UNKNOWN_MEMBER_ID,
+                    &member_id,
+                ));
             }
         }
 
         if group.member(&member_id).is_none() && group.members.len() >= config.max_group_size {
-            return Pending::Ready(JoinOutcome::error(ErrorCode::GROUP_MAX_SIZE_REACHED, &member_id));
+            return Pending::Ready(JoinOutcome::error(
+                ErrorCode::GROUP_MAX_SIZE_REACHED,
+                &member_id,
+            ));
         }
 
         let (tx, rx) = oneshot::channel();
@@ -499,7 +555,9 @@ impl GroupCoordinator {
                 let seq = group.next_seq;
                 group.next_seq += 1;
                 if let Some(instance) = &req.group_instance_id {
-                    group.static_members.insert(instance.clone(), member_id.clone());
+                    group
+                        .static_members
+                        .insert(instance.clone(), member_id.clone());
                 }
                 group.members.insert(
                     seq,
@@ -564,7 +622,10 @@ impl GroupCoordinator {
                 Pending::Ready(SyncOutcome::error(ErrorCode::REBALANCE_IN_PROGRESS))
             }
             GroupState::Stable => {
-                let assignment = group.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                let assignment = group
+                    .member(member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
                 Pending::Ready(SyncOutcome {
                     error: ErrorCode::NONE,
                     protocol_type: group.protocol_type.clone(),
@@ -601,7 +662,13 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn heartbeat(&mut self, group_id: &str, member_id: &str, generation_id: i32, now_ms: i64) -> ErrorCode {
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> ErrorCode {
         let Some(group) = self.groups.get_mut(group_id) else {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         };
@@ -627,7 +694,10 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> (ErrorCode, Vec<ErrorCode>) {
         let Some(group) = self.groups.get_mut(group_id) else {
-            return (ErrorCode::UNKNOWN_MEMBER_ID, vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()]);
+            return (
+                ErrorCode::UNKNOWN_MEMBER_ID,
+                vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()],
+            );
         };
         let mut results = Vec::with_capacity(members.len());
         for (member_id, instance_id) in members {
@@ -655,7 +725,12 @@ impl GroupCoordinator {
 
     /// Validates a member's offset commit. `None` generation with an empty member id is a "simple"
     /// commit from a consumer using assign().
-    pub fn validate_commit(&self, group_id: &str, member_id: &str, generation_id: i32) -> ErrorCode {
+    pub fn validate_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+    ) -> ErrorCode {
         let group = self.groups.get(group_id);
         if generation_id < 0 && member_id.is_empty() {
             return match group {
@@ -663,7 +738,9 @@ impl GroupCoordinator {
                 _ => ErrorCode::NONE,
             };
         }
-        let Some(group) = group else { return ErrorCode::ILLEGAL_GENERATION };
+        let Some(group) = group else {
+            return ErrorCode::ILLEGAL_GENERATION;
+        };
         if group.member(member_id).is_none() {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         }
@@ -671,7 +748,9 @@ impl GroupCoordinator {
             return ErrorCode::ILLEGAL_GENERATION;
         }
         match group.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                ErrorCode::REBALANCE_IN_PROGRESS
+            }
             _ => ErrorCode::NONE,
         }
     }
@@ -679,7 +758,9 @@ impl GroupCoordinator {
     /// Drives timers: expired sessions, rebalance deadlines, the initial-rebalance delay.
     pub fn tick(&mut self, now_ms: i64) {
         for group in self.groups.values_mut() {
-            group.pending_member_ids.retain(|_, deadline| *deadline > now_ms);
+            group
+                .pending_member_ids
+                .retain(|_, deadline| *deadline > now_ms);
             let expired: Vec<String> = group
                 .members
                 .values()
@@ -709,7 +790,13 @@ impl GroupCoordinator {
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         self.groups
             .values()
-            .map(|g| (g.group_id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .map(|g| {
+                (
+                    g.group_id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
             .collect()
     }
 
@@ -750,6 +837,8 @@ impl GroupCoordinator {
 
     /// Called when a group is known through committed offsets only (after restart), so ListGroups shows it.
     pub fn ensure_group(&mut self, group_id: &str) {
-        self.groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id));
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
     }
 }

@@ -1,1 +1,85 @@
-//! Weir broker library (being built).
+//! The Weir broker: glues the Kafka protocol (`weir-protocol`) to the storage engine
+//! (`weir-storage`). It owns tokio, sockets, the clock, and all broker state (topics, groups,
+//! offsets, producer ids). See ARCHITECTURE.md for the map.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod errors;
+pub mod fetch_sessions;
+pub mod groups;
+pub mod handlers;
+pub mod log_scan;
+pub mod offsets;
+pub mod producers;
+pub mod record_codec;
+pub mod server;
+pub mod topic_config;
+pub mod topics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+
+/// How often group timers (session expiry, rebalance deadlines) are checked.
+const GROUP_TICK_MS: u64 = 100;
+/// How long shutdown waits for in-flight requests before closing anyway.
+const SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+/// Runs the broker until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
+/// and flushes and fsyncs every log so the next start has no recovery work.
+pub async fn run(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tracing::info!(
+        listener = %broker.config.listener,
+        data_dir = %broker.config.data_dir.display(),
+        cluster_id = %broker.cluster_id,
+        fsync = %broker.config.fsync,
+        "weir is serving Kafka"
+    );
+    let server = tokio::spawn(server::serve(broker.clone(), listener, stop_rx.clone()));
+    let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
+    }
+    timers.abort();
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.shutdown()).await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut group_tick = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+    let mut retention_tick = tokio::time::interval(Duration::from_millis(
+        broker.config.log_retention_check_interval_ms.max(1_000),
+    ));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = group_tick.tick() => {
+                let now = broker.now_ms();
+                broker.groups.lock().tick(now);
+            }
+            _ = retention_tick.tick() => {
+                let b = broker.clone();
+                let now = b.now_ms();
+                let _ = tokio::task::spawn_blocking(move || b.topics.enforce_retention(now)).await;
+            }
+        }
+    }
+}

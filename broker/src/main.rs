@@ -1,4 +1,173 @@
-//! The `weir` binary: the only place where `anyhow` is used.
+//! The `weir` binary: command-line parsing, logging setup, signals. The only place that uses `anyhow`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use weir_broker::clock::SystemClock;
+use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "A Kafka-wire-compatible message broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (defaults: Kafka on 127.0.0.1:9092, data in ./weir-data, no setup needed).
+    Serve(ServeArgs),
+}
+
+/// Flags override `WEIR_*` environment variables, which override the config file, which overrides defaults.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (keys as the long flags below, e.g. `data-dir = "/var/lib/weir"`).
+    #[arg(long, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kafka listener address.
+    #[arg(long, env = "WEIR_LISTENER")]
+    listener: Option<SocketAddr>,
+    /// host:port advertised to clients in Metadata (default: the listener).
+    #[arg(long, env = "WEIR_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    /// Admin HTTP listener for metrics and health ("none" disables it).
+    #[arg(long, env = "WEIR_ADMIN_LISTENER")]
+    admin_listener: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Durability: always | never | interval:<ms>.
+    #[arg(long, env = "WEIR_FSYNC")]
+    fsync: Option<String>,
+    /// Create topics on first use (Kafka's auto.create.topics.enable).
+    #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics (Kafka's num.partitions).
+    #[arg(long, env = "WEIR_DEFAULT_PARTITIONS")]
+    default_partitions: Option<i32>,
+    /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<i64>,
+    /// Node id of this broker.
+    #[arg(long, env = "WEIR_NODE_ID")]
+    node_id: Option<i32>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "WEIR_LOG_JSON")]
+    log_json: bool,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<(BrokerConfig, bool)> {
+        let mut config = BrokerConfig::default();
+        if let Some(path) = &self.config {
+            FileConfig::load(path)?.apply(&mut config)?;
+        }
+        if let Some(v) = self.listener {
+            config.listener = v;
+        }
+        if let Some(v) = self.advertised_listener {
+            config.advertised_listener = Some(v);
+        }
+        if let Some(v) = self.admin_listener {
+            config.admin_listener = parse_optional_addr(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.fsync {
+            config.fsync = v.parse().map_err(|e| {
+                anyhow::anyhow!("--fsync {v}: {e} (use always, never or interval:<ms>)")
+            })?;
+        }
+        if let Some(v) = self.auto_create_topics {
+            config.auto_create_topics = v;
+        }
+        if let Some(v) = self.default_partitions {
+            anyhow::ensure!(v >= 1, "--default-partitions must be at least 1");
+            config.default_partitions = v;
+        }
+        if let Some(v) = self.group_initial_rebalance_delay_ms {
+            config.group_initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = self.node_id {
+            config.node_id = v;
+        }
+        Ok((config, self.log_json))
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let (config, json) = args.into_config()?;
+            init_logging(json);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listener)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another broker running? use --listener)",
+                config.listener
+            )
+        })?;
+    let data_dir = config.data_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || {
+        weir_broker::broker::Broker::open(config, Arc::new(SystemClock))
+    })
+    .await?
+    .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    weir_broker::run(broker, listener, shutdown_signal()).await
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down (send the signal again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        std::process::exit(130);
+    });
 }

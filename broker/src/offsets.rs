@@ -18,7 +18,6 @@ use crate::topics::{Topic, TopicError, TopicRegistry};
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
-const REPLAY_READ_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -133,28 +132,32 @@ impl OffsetStore {
                 true,
             )?,
         };
-        let store = Self { topic, groups: RwLock::new(HashMap::new()) };
+        let store = Self {
+            topic,
+            groups: RwLock::new(HashMap::new()),
+        };
         store.replay()?;
         Ok(store)
     }
 
     fn replay(&self) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else { return Ok(()) };
-        let log = &partition.log;
-        let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
+        let Some(partition) = self.topic.partitions.first() else {
+            return Ok(());
+        };
         let mut groups = self.groups.write();
-        while offset < end {
-            let bytes = Bytes::from(log.read(offset, REPLAY_READ_BYTES)?);
-            if bytes.is_empty() {
-                break;
-            }
-            let records =
-                record_codec::decode_records(&bytes).map_err(|e| OffsetError::Corrupt(e.to_string()))?;
-            let Some(last) = records.last() else { break };
-            offset = last.offset + 1;
+        let mut corrupt = None;
+        crate::log_scan::for_each_batch(&partition.log, |_, batch| {
+            let records = match record_codec::decode_records(&Bytes::copy_from_slice(batch)) {
+                Ok(r) => r,
+                Err(e) => {
+                    corrupt.get_or_insert(e.to_string());
+                    return;
+                }
+            };
             for r in records {
-                let Some((group, topic, p)) = r.key.as_deref().and_then(decode_key) else { continue };
+                let Some((group, topic, p)) = r.key.as_deref().and_then(decode_key) else {
+                    continue;
+                };
                 match r.value.as_deref().and_then(decode_value) {
                     Some(v) => {
                         groups.entry(group).or_default().insert((topic, p), v);
@@ -169,14 +172,25 @@ impl OffsetStore {
                     }
                 }
             }
+        })?;
+        match corrupt {
+            Some(reason) => Err(OffsetError::Corrupt(reason)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn append(&self, records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else { return Ok(()) };
-        let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            records.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();
+    fn append(
+        &self,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        let Some(partition) = self.topic.partitions.first() else {
+            return Ok(());
+        };
+        let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
         let batch = record_codec::encode_batch(&refs, now_ms);
         partition.log.append(batch, &AppendOptions::default())?;
         Ok(())
@@ -206,7 +220,10 @@ impl OffsetStore {
     }
 
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        self.groups.read().get(group).and_then(|g| g.get(&(topic.to_string(), partition)).cloned())
+        self.groups
+            .read()
+            .get(group)
+            .and_then(|g| g.get(&(topic.to_string(), partition)).cloned())
     }
 
     /// All committed offsets of a group, ordered by topic and partition.
@@ -214,7 +231,11 @@ impl OffsetStore {
         self.groups
             .read()
             .get(group)
-            .map(|g| g.iter().map(|((t, p), c)| (t.clone(), *p, c.clone())).collect())
+            .map(|g| {
+                g.iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -223,12 +244,19 @@ impl OffsetStore {
     }
 
     /// Deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics) with tombstones.
-    pub fn delete(&self, group: &str, partitions: &[(String, i32)], now_ms: i64) -> Result<(), OffsetError> {
+    pub fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
         if partitions.is_empty() {
             return Ok(());
         }
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            partitions.iter().map(|(t, p)| (encode_key(group, t, *p), None)).collect();
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = partitions
+            .iter()
+            .map(|(t, p)| (encode_key(group, t, *p), None))
+            .collect();
         self.append(&records, now_ms)?;
         let mut groups = self.groups.write();
         if let Some(g) = groups.get_mut(group) {
@@ -250,7 +278,10 @@ mod tests {
     #[test]
     fn key_and_value_round_trip() {
         let key = encode_key("g", "orders", 7);
-        assert_eq!(decode_key(&key), Some(("g".to_string(), "orders".to_string(), 7)));
+        assert_eq!(
+            decode_key(&key),
+            Some(("g".to_string(), "orders".to_string(), 7))
+        );
         let value = CommittedOffset {
             offset: 42,
             leader_epoch: -1,

@@ -17,8 +17,6 @@ use crate::errors::ErrorCode;
 
 /// Kafka keeps the last five batches per producer to recognise retries (max.in.flight <= 5).
 const RETAINED_BATCHES: usize = 5;
-/// How much of a log's tail the recovery scan reads per step.
-const RECOVERY_READ_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct BatchRecord {
@@ -40,7 +38,9 @@ pub enum SequenceCheck {
     /// Not an idempotent batch, or the next one in sequence: append it.
     Append,
     /// A retry of a batch already in the log: answer with its original offsets, append nothing.
-    Duplicate { base_offset: Offset },
+    Duplicate {
+        base_offset: Offset,
+    },
     Reject(ErrorCode),
 }
 
@@ -67,16 +67,9 @@ impl ProducerState {
     /// Rebuilds the state from the batch headers stored in the log.
     pub fn recover(log: &Log) -> Self {
         let mut state = Self::default();
-        let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
-        while offset < end {
-            let Ok(bytes) = log.read(offset, RECOVERY_READ_BYTES) else { break };
-            let Ok(headers) = weir_storage::batch::validate_batches(&bytes) else { break };
-            let Some(last) = headers.last() else { break };
-            for h in &headers {
-                state.record(h, h.base_offset);
-            }
-            offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+        if let Err(e) = crate::log_scan::for_each_batch(log, |h, _| state.record(h, h.base_offset))
+        {
+            tracing::warn!(error = %e, "producer state recovery stopped early");
         }
         state
     }
@@ -106,8 +99,14 @@ impl ProducerState {
                 }
             }
             Some(entry) => {
-                if let Some(b) = entry.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
-                    return SequenceCheck::Duplicate { base_offset: b.base_offset };
+                if let Some(b) = entry
+                    .batches
+                    .iter()
+                    .find(|b| b.first_seq == first && b.last_seq == last)
+                {
+                    return SequenceCheck::Duplicate {
+                        base_offset: b.base_offset,
+                    };
                 }
                 match entry.batches.back() {
                     Some(b) if next_seq(b.last_seq) == first => SequenceCheck::Append,
@@ -153,12 +152,18 @@ impl ProducerIdAllocator {
     pub fn open(meta_dir: &Path) -> std::io::Result<Self> {
         let file = meta_dir.join("producer_ids");
         let reserved_end = match std::fs::read_to_string(&file) {
-            Ok(s) => s.trim().parse::<i64>().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            Ok(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
         // Start after everything reserved before, so no id is ever handed out twice.
-        Ok(Self { file, state: Mutex::new((reserved_end, reserved_end)) })
+        Ok(Self {
+            file,
+            state: Mutex::new((reserved_end, reserved_end)),
+        })
     }
 
     pub fn next(&self) -> std::io::Result<i64> {
@@ -208,12 +213,18 @@ mod tests {
         s.record(&b0, 100);
         assert_eq!(s.check(&b0), SequenceCheck::Duplicate { base_offset: 100 });
         let gap = header(7, 0, 5, 1);
-        assert_eq!(s.check(&gap), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&gap),
+            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
         let b1 = header(7, 0, 3, 2);
         assert_eq!(s.check(&b1), SequenceCheck::Append);
         s.record(&b1, 103);
         let old_epoch = header(7, -1, 5, 1);
-        assert_eq!(s.check(&old_epoch), SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            s.check(&old_epoch),
+            SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH)
+        );
         let new_epoch = header(7, 1, 0, 1);
         assert_eq!(s.check(&new_epoch), SequenceCheck::Append);
     }
@@ -221,7 +232,10 @@ mod tests {
     #[test]
     fn unknown_producer_must_start_at_zero() {
         let s = ProducerState::default();
-        assert_eq!(s.check(&header(9, 0, 4, 1)), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&header(9, 0, 4, 1)),
+            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
         assert_eq!(s.check(&header(-1, -1, -1, 1)), SequenceCheck::Append);
     }
 

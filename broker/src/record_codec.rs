@@ -8,8 +8,6 @@ use bytes::{BufMut, Bytes};
 
 /// Header length of a v2 batch up to and including `recordCount`.
 const HEADER_LEN: usize = 61;
-/// Offset of the attributes field, where the CRC32C coverage starts.
-const CRC_START: usize = 21;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -79,7 +77,7 @@ pub fn encode_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: i6
     batch.put_i32(-1);
     batch.put_i32(count);
     batch.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    let crc = weir_storage::batch::compute_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     batch
 }
@@ -152,7 +150,10 @@ pub fn decode_records(data: &Bytes) -> Result<Vec<Record>, CodecError> {
         let base_ts = be_i64(data, at + 27)?;
         let count = be_i32(data, at + 57)?;
         let body = data.slice(at..end);
-        let mut c = Cursor { buf: &body, pos: HEADER_LEN };
+        let mut c = Cursor {
+            buf: &body,
+            pos: HEADER_LEN,
+        };
         for _ in 0..count.max(0) {
             let len = usize::try_from(c.varint()?).map_err(|_| CodecError::Malformed)?;
             let rec_end = c.pos.checked_add(len).ok_or(CodecError::Malformed)?;
@@ -183,7 +184,14 @@ mod tests {
 
     #[test]
     fn round_trip_and_valid_crc() {
-        let batch = encode_batch(&[(Some(b"k1"), Some(b"v1")), (None, None), (Some(b""), Some(b"x"))], 42);
+        let batch = encode_batch(
+            &[
+                (Some(b"k1"), Some(b"v1")),
+                (None, None),
+                (Some(b""), Some(b"x")),
+            ],
+            42,
+        );
         let headers = weir_storage::batch::validate_batches(&batch).expect("valid batch");
         assert_eq!(headers.len(), 1);
         assert_eq!(headers[0].record_count, 3);
@@ -200,7 +208,10 @@ mod tests {
         let batch = encode_batch(&[(Some(b"key"), Some(b"value"))], 1);
         for cut in 0..batch.len() {
             let data = Bytes::copy_from_slice(&batch[..cut]);
-            assert!(cut == 0 || decode_records(&data).is_err(), "cut at {cut} decoded");
+            assert!(
+                cut == 0 || decode_records(&data).is_err(),
+                "cut at {cut} decoded"
+            );
         }
     }
 }

@@ -12,9 +12,13 @@ use weir_storage::{FsyncPolicy, LogConfig};
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     /// A signed 64-bit integer at least `min`.
-    Long { min: i64 },
+    Long {
+        min: i64,
+    },
     /// A signed 32-bit integer at least `min`.
-    Int { min: i32 },
+    Int {
+        min: i32,
+    },
     Ratio,
     Bool,
     OneOf(&'static [&'static str]),
@@ -30,35 +34,111 @@ struct Known {
 }
 
 const KNOWN: &[Known] = &[
-    Known { name: "cleanup.policy", default: "delete", kind: Kind::ListOf(&["delete", "compact"]) },
+    Known {
+        name: "cleanup.policy",
+        default: "delete",
+        kind: Kind::ListOf(&["delete", "compact"]),
+    },
     Known {
         name: "compression.type",
         default: "producer",
         kind: Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
     },
-    Known { name: "delete.retention.ms", default: "86400000", kind: Kind::Long { min: 0 } },
-    Known { name: "file.delete.delay.ms", default: "60000", kind: Kind::Long { min: 0 } },
-    Known { name: "flush.messages", default: "9223372036854775807", kind: Kind::Long { min: 1 } },
-    Known { name: "flush.ms", default: "9223372036854775807", kind: Kind::Long { min: 0 } },
-    Known { name: "index.interval.bytes", default: "4096", kind: Kind::Int { min: 0 } },
-    Known { name: "max.compaction.lag.ms", default: "9223372036854775807", kind: Kind::Long { min: 1 } },
-    Known { name: "max.message.bytes", default: "1048588", kind: Kind::Int { min: 0 } },
+    Known {
+        name: "delete.retention.ms",
+        default: "86400000",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: "file.delete.delay.ms",
+        default: "60000",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: "flush.messages",
+        default: "9223372036854775807",
+        kind: Kind::Long { min: 1 },
+    },
+    Known {
+        name: "flush.ms",
+        default: "9223372036854775807",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: "index.interval.bytes",
+        default: "4096",
+        kind: Kind::Int { min: 0 },
+    },
+    Known {
+        name: "max.compaction.lag.ms",
+        default: "9223372036854775807",
+        kind: Kind::Long { min: 1 },
+    },
+    Known {
+        name: "max.message.bytes",
+        default: "1048588",
+        kind: Kind::Int { min: 0 },
+    },
     Known {
         name: "message.timestamp.type",
         default: "CreateTime",
         kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
     },
-    Known { name: "min.cleanable.dirty.ratio", default: "0.5", kind: Kind::Ratio },
-    Known { name: "min.compaction.lag.ms", default: "0", kind: Kind::Long { min: 0 } },
-    Known { name: "min.insync.replicas", default: "1", kind: Kind::Int { min: 1 } },
-    Known { name: "preallocate", default: "false", kind: Kind::Bool },
-    Known { name: "retention.bytes", default: "-1", kind: Kind::Long { min: -1 } },
-    Known { name: "retention.ms", default: "604800000", kind: Kind::Long { min: -1 } },
-    Known { name: "segment.bytes", default: "1073741824", kind: Kind::Int { min: 14 } },
-    Known { name: "segment.index.bytes", default: "10485760", kind: Kind::Int { min: 4 } },
-    Known { name: "segment.jitter.ms", default: "0", kind: Kind::Long { min: 0 } },
-    Known { name: "segment.ms", default: "604800000", kind: Kind::Long { min: 1 } },
-    Known { name: "unclean.leader.election.enable", default: "false", kind: Kind::Bool },
+    Known {
+        name: "min.cleanable.dirty.ratio",
+        default: "0.5",
+        kind: Kind::Ratio,
+    },
+    Known {
+        name: "min.compaction.lag.ms",
+        default: "0",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: "min.insync.replicas",
+        default: "1",
+        kind: Kind::Int { min: 1 },
+    },
+    Known {
+        name: "preallocate",
+        default: "false",
+        kind: Kind::Bool,
+    },
+    Known {
+        name: "retention.bytes",
+        default: "-1",
+        kind: Kind::Long { min: -1 },
+    },
+    Known {
+        name: "retention.ms",
+        default: "604800000",
+        kind: Kind::Long { min: -1 },
+    },
+    Known {
+        name: "segment.bytes",
+        default: "1073741824",
+        kind: Kind::Int { min: 14 },
+    },
+    Known {
+        name: "segment.index.bytes",
+        default: "10485760",
+        kind: Kind::Int { min: 4 },
+    },
+    Known {
+        name: "segment.jitter.ms",
+        default: "0",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: "segment.ms",
+        default: "604800000",
+        kind: Kind::Long { min: 1 },
+    },
+    Known {
+        name: "unclean.leader.election.enable",
+        default: "false",
+        kind: Kind::Bool,
+    },
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -84,7 +164,10 @@ pub struct ConfigEntry {
 }
 
 fn known(name: &str) -> Result<&'static Known, ConfigError> {
-    KNOWN.iter().find(|k| k.name == name).ok_or_else(|| ConfigError::Unknown(name.to_string()))
+    KNOWN
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| ConfigError::Unknown(name.to_string()))
 }
 
 fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
@@ -101,13 +184,18 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::InvalidValue { name: k.name.to_string(), value: value.to_string() })
+        Err(ConfigError::InvalidValue {
+            name: k.name.to_string(),
+            value: value.to_string(),
+        })
     }
 }
 
 impl TopicConfig {
     /// Builds a config from (name, value) pairs, validating each.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
         let mut config = Self::default();
         for (name, value) in pairs {
             config.set(name, value)?;
@@ -158,8 +246,16 @@ impl TopicConfig {
         KNOWN
             .iter()
             .map(|k| match self.overrides.get(k.name) {
-                Some(v) => ConfigEntry { name: k.name, value: v.clone(), is_default: false },
-                None => ConfigEntry { name: k.name, value: k.default.to_string(), is_default: true },
+                Some(v) => ConfigEntry {
+                    name: k.name,
+                    value: v.clone(),
+                    is_default: false,
+                },
+                None => ConfigEntry {
+                    name: k.name,
+                    value: k.default.to_string(),
+                    is_default: true,
+                },
             })
             .collect()
     }
@@ -170,9 +266,11 @@ impl TopicConfig {
         LogConfig {
             segment_bytes: u64::try_from(self.get_i64("segment.bytes")).unwrap_or(1 << 30),
             segment_ms: positive(self.get_i64("segment.ms")),
-            retention_bytes: positive(self.get_i64("retention.bytes")).and_then(|v| u64::try_from(v).ok()),
+            retention_bytes: positive(self.get_i64("retention.bytes"))
+                .and_then(|v| u64::try_from(v).ok()),
             retention_ms: positive(self.get_i64("retention.ms")),
-            index_interval_bytes: u32::try_from(self.get_i64("index.interval.bytes")).unwrap_or(4096),
+            index_interval_bytes: u32::try_from(self.get_i64("index.interval.bytes"))
+                .unwrap_or(4096),
             fsync,
             ..LogConfig::default()
         }
@@ -195,17 +293,29 @@ mod tests {
     #[test]
     fn rejects_unknown_and_invalid() {
         let mut c = TopicConfig::default();
-        assert_eq!(c.set("retention.mss", "1"), Err(ConfigError::Unknown("retention.mss".into())));
-        assert!(matches!(c.set("retention.ms", "-5"), Err(ConfigError::InvalidValue { .. })));
-        assert!(matches!(c.set("cleanup.policy", "delete,bogus"), Err(ConfigError::InvalidValue { .. })));
-        c.set("cleanup.policy", "compact,delete").expect("valid list");
-        c.set("message.timestamp.type", "LogAppendTime").expect("valid");
+        assert_eq!(
+            c.set("retention.mss", "1"),
+            Err(ConfigError::Unknown("retention.mss".into()))
+        );
+        assert!(matches!(
+            c.set("retention.ms", "-5"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            c.set("cleanup.policy", "delete,bogus"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        c.set("cleanup.policy", "compact,delete")
+            .expect("valid list");
+        c.set("message.timestamp.type", "LogAppendTime")
+            .expect("valid");
         assert!(c.log_append_time());
     }
 
     #[test]
     fn log_config_maps_infinite_retention_to_none() {
-        let c = TopicConfig::from_pairs([("retention.ms", "-1"), ("segment.bytes", "1048576")]).expect("valid");
+        let c = TopicConfig::from_pairs([("retention.ms", "-1"), ("segment.bytes", "1048576")])
+            .expect("valid");
         let lc = c.log_config(FsyncPolicy::Never);
         assert_eq!(lc.retention_ms, None);
         assert_eq!(lc.segment_bytes, 1_048_576);

@@ -87,7 +87,9 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.len() <= MAX_TOPIC_NAME_LEN
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 fn log_name(topic: &str, partition: i32) -> String {
@@ -96,7 +98,11 @@ fn log_name(topic: &str, partition: i32) -> String {
 
 impl TopicRegistry {
     /// Opens the registry: reads the metadata file and opens (recovering) every partition log.
-    pub fn open(data_dir: &Path, data: Arc<DataDir>, fsync: FsyncPolicy) -> Result<Self, TopicError> {
+    pub fn open(
+        data_dir: &Path,
+        data: Arc<DataDir>,
+        fsync: FsyncPolicy,
+    ) -> Result<Self, TopicError> {
         let meta_dir = data_dir.join("__weir_meta");
         std::fs::create_dir_all(&meta_dir)?;
         let registry = Self {
@@ -117,7 +123,13 @@ impl TopicRegistry {
         for record in meta.topics {
             let id = uuid::Uuid::parse_str(&record.id)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            let topic = registry.open_topic(&record.name, *id.as_bytes(), record.partitions, record.config, record.internal)?;
+            let topic = registry.open_topic(
+                &record.name,
+                *id.as_bytes(),
+                record.partitions,
+                record.config,
+                record.internal,
+            )?;
             topics.insert(record.name, Arc::new(topic));
         }
         *registry.topics.write() = topics;
@@ -135,7 +147,9 @@ impl TopicRegistry {
         let log_config = config.log_config(self.fsync.clone());
         let mut parts = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         for index in 0..partitions {
-            let log = self.data.open_log(&log_name(name, index), log_config.clone())?;
+            let log = self
+                .data
+                .open_log(&log_name(name, index), log_config.clone())?;
             let producers = ProducerState::recover(&log);
             parts.push(Arc::new(Partition {
                 topic: name.to_string(),
@@ -144,7 +158,13 @@ impl TopicRegistry {
                 producers: Mutex::new(producers),
             }));
         }
-        Ok(Topic { name: name.to_string(), id, is_internal, config: RwLock::new(config), partitions: parts })
+        Ok(Topic {
+            name: name.to_string(),
+            id,
+            is_internal,
+            config: RwLock::new(config),
+            partitions: parts,
+        })
     }
 
     fn persist(&self) -> Result<(), TopicError> {
@@ -183,7 +203,9 @@ impl TopicRegistry {
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         let t = self.get(topic)?;
-        usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned())
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i).cloned())
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
@@ -192,7 +214,12 @@ impl TopicRegistry {
 
     /// Checks a create request without creating anything (CreateTopics validate_only, and the first
     /// half of a real create).
-    pub fn validate_create(&self, name: &str, partitions: i32, config: &[(String, String)]) -> Result<TopicConfig, TopicError> {
+    pub fn validate_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: &[(String, String)],
+    ) -> Result<TopicConfig, TopicError> {
         if !valid_topic_name(name) {
             return Err(TopicError::InvalidName(name.to_string()));
         }
@@ -202,7 +229,9 @@ impl TopicRegistry {
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
         }
-        Ok(TopicConfig::from_pairs(config.iter().map(|(k, v)| (k.as_str(), v.as_str())))?)
+        Ok(TopicConfig::from_pairs(
+            config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?)
     }
 
     pub fn create(
@@ -223,7 +252,11 @@ impl TopicRegistry {
 
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
         let _guard = self.write_lock.lock();
-        let topic = self.topics.write().remove(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         self.persist()?;
         for p in &topic.partitions {
             self.data.remove_log(&log_name(name, p.index))?;
@@ -234,7 +267,9 @@ impl TopicRegistry {
     /// Grows a topic to `total` partitions (Kafka never shrinks).
     pub fn add_partitions(&self, name: &str, total: i32) -> Result<(), TopicError> {
         let _guard = self.write_lock.lock();
-        let topic = self.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         if total <= current || total > MAX_PARTITIONS_PER_TOPIC {
             return Err(TopicError::InvalidPartitions(total));
@@ -244,16 +279,25 @@ impl TopicRegistry {
         // Keep the already-open partitions (their producer state and in-flight appends).
         let mut partitions = topic.partitions.clone();
         partitions.extend(grown.partitions.into_iter().skip(topic.partitions.len()));
-        let replaced = Arc::new(Topic { partitions, ..grown });
+        let replaced = Arc::new(Topic {
+            partitions,
+            ..grown
+        });
         self.topics.write().insert(name.to_string(), replaced);
         self.persist()?;
         Ok(())
     }
 
     /// Replaces a topic's config overrides (AlterConfigs) or applies a change (IncrementalAlterConfigs).
-    pub fn update_config(&self, name: &str, change: impl FnOnce(&mut TopicConfig) -> Result<(), ConfigError>) -> Result<(), TopicError> {
+    pub fn update_config(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicConfig) -> Result<(), ConfigError>,
+    ) -> Result<(), TopicError> {
         let _guard = self.write_lock.lock();
-        let topic = self.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let mut candidate = topic.config.read().clone();
         change(&mut candidate)?;
         let log_config = candidate.log_config(self.fsync.clone());

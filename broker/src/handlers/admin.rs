@@ -1,0 +1,556 @@
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
+//! IncrementalAlterConfigs, DeleteRecords.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use weir_protocol::requests::{
+    AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+};
+use weir_protocol::responses::{
+    AlterConfigsResourceResponse, AlterConfigsResponse, CreatableTopicConfig, CreatableTopicResult,
+    CreatePartitionsResponse, CreatePartitionsTopicResult, CreateTopicsResponse,
+    DeletableTopicResult, DeleteRecordsPartitionResult, DeleteRecordsResponse,
+    DeleteRecordsTopicResult, DeleteTopicsResponse, DescribeConfigsEntry, DescribeConfigsResponse,
+    DescribeConfigsResult, IncrementalAlterConfigsResponse,
+};
+use weir_protocol::ErrorCode;
+
+use super::blocking;
+use super::produce::storage_error_code;
+use crate::broker::Broker;
+use crate::topic_config::{ConfigError, TopicConfig};
+use crate::topics::TopicError;
+
+/// DescribeConfigs resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs config sources.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+fn topic_error(e: &TopicError) -> ErrorCode {
+    match e {
+        TopicError::AlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
+        TopicError::Unknown(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        TopicError::InvalidName(_) => ErrorCode::INVALID_TOPIC_EXCEPTION,
+        TopicError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
+        TopicError::Config(_) => ErrorCode::INVALID_CONFIG,
+        TopicError::Storage(s) => storage_error_code(s),
+        TopicError::Metadata(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+    }
+}
+
+pub async fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = r
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.clone()))
+        .map(|t| t.name.clone())
+        .collect();
+    let mut results = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let fail = |code: ErrorCode, message: String| CreatableTopicResult {
+            name: t.name.clone(),
+            error_code: code,
+            error_message: Some(message),
+            ..CreatableTopicResult::default()
+        };
+        if duplicates.contains(&t.name) {
+            results.push(fail(
+                ErrorCode::INVALID_REQUEST,
+                format!("topic '{}' named more than once", t.name),
+            ));
+            continue;
+        }
+        if t.replication_factor > 1 {
+            results.push(fail(
+                ErrorCode::INVALID_REPLICATION_FACTOR,
+                format!(
+                    "replication factor {} is larger than the 1 available broker",
+                    t.replication_factor
+                ),
+            ));
+            continue;
+        }
+        let partitions = if !t.assignments.is_empty() {
+            i32::try_from(t.assignments.len()).unwrap_or(i32::MAX)
+        } else if t.num_partitions == -1 {
+            broker.config.default_partitions
+        } else {
+            t.num_partitions
+        };
+        let configs: Vec<(String, String)> = t
+            .configs
+            .iter()
+            .filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v)))
+            .collect();
+        let outcome = if r.validate_only {
+            broker
+                .topics
+                .validate_create(&t.name, partitions, &configs)
+                .map(|c| (c, [0u8; 16]))
+        } else {
+            let b = broker.clone();
+            let name = t.name.clone();
+            match blocking(move || b.topics.create(&name, partitions, &configs, false)).await {
+                Some(result) => result.map(|topic| (topic.config.read().clone(), topic.id)),
+                None => Err(TopicError::Metadata(std::io::Error::other(
+                    "create task failed",
+                ))),
+            }
+        };
+        match outcome {
+            Ok((config, topic_id)) => results.push(CreatableTopicResult {
+                name: t.name,
+                topic_id,
+                num_partitions: partitions,
+                replication_factor: 1,
+                configs: Some(
+                    config
+                        .entries()
+                        .into_iter()
+                        .map(|e| CreatableTopicConfig {
+                            name: e.name.to_string(),
+                            value: Some(e.value),
+                            read_only: false,
+                            config_source: if e.is_default {
+                                SOURCE_DEFAULT
+                            } else {
+                                SOURCE_DYNAMIC_TOPIC
+                            },
+                            is_sensitive: false,
+                        })
+                        .collect(),
+                ),
+                ..CreatableTopicResult::default()
+            }),
+            Err(e) => results.push(fail(topic_error(&e), e.to_string())),
+        }
+    }
+    CreateTopicsResponse {
+        topics: results,
+        ..CreateTopicsResponse::default()
+    }
+}
+
+pub async fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut responses = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let topic = match &t.name {
+            Some(name) => broker.topics.get(name),
+            None => broker.topics.by_id(t.topic_id),
+        };
+        let Some(topic) = topic else {
+            let error_code = if t.name.is_some() {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            } else {
+                ErrorCode::UNKNOWN_TOPIC_ID
+            };
+            responses.push(DeletableTopicResult {
+                name: t.name,
+                topic_id: t.topic_id,
+                error_code,
+                error_message: None,
+            });
+            continue;
+        };
+        if topic.is_internal {
+            responses.push(DeletableTopicResult {
+                name: Some(topic.name.clone()),
+                topic_id: topic.id,
+                error_code: ErrorCode::INVALID_REQUEST,
+                error_message: Some("internal topics cannot be deleted".into()),
+            });
+            continue;
+        }
+        let b = broker.clone();
+        let name = topic.name.clone();
+        let result = blocking(move || b.topics.delete(&name)).await;
+        let (error_code, error_message) = match result {
+            Some(Ok(())) => (ErrorCode::NONE, None),
+            Some(Err(e)) => (topic_error(&e), Some(e.to_string())),
+            None => (ErrorCode::UNKNOWN_SERVER_ERROR, None),
+        };
+        responses.push(DeletableTopicResult {
+            name: Some(topic.name.clone()),
+            topic_id: topic.id,
+            error_code,
+            error_message,
+        });
+    }
+    DeleteTopicsResponse {
+        responses,
+        ..DeleteTopicsResponse::default()
+    }
+}
+
+pub async fn create_partitions(
+    broker: &Arc<Broker>,
+    r: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let current = broker
+            .topics
+            .get(&t.name)
+            .map(|topic| topic.partitions.len());
+        let outcome = match current {
+            None => Err((
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{}' does not exist", t.name),
+            )),
+            Some(n) if usize::try_from(t.count).map_or(true, |c| c <= n) => Err((
+                ErrorCode::INVALID_PARTITIONS,
+                format!(
+                    "topic currently has {n} partitions, {} would not increase it",
+                    t.count
+                ),
+            )),
+            Some(_) if r.validate_only => Ok(()),
+            Some(_) => {
+                let b = broker.clone();
+                let name = t.name.clone();
+                let count = t.count;
+                match blocking(move || b.topics.add_partitions(&name, count)).await {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(e)) => Err((topic_error(&e), e.to_string())),
+                    None => Err((ErrorCode::UNKNOWN_SERVER_ERROR, "task failed".into())),
+                }
+            }
+        };
+        results.push(match outcome {
+            Ok(()) => CreatePartitionsTopicResult {
+                name: t.name,
+                error_code: ErrorCode::NONE,
+                error_message: None,
+            },
+            Err((error_code, message)) => CreatePartitionsTopicResult {
+                name: t.name,
+                error_code,
+                error_message: Some(message),
+            },
+        });
+    }
+    CreatePartitionsResponse {
+        results,
+        ..CreatePartitionsResponse::default()
+    }
+}
+
+fn broker_configs(broker: &Broker) -> Vec<(String, String, bool)> {
+    let c = &broker.config;
+    vec![
+        ("broker.id".into(), c.node_id.to_string(), false),
+        (
+            "auto.create.topics.enable".into(),
+            c.auto_create_topics.to_string(),
+            c.auto_create_topics,
+        ),
+        (
+            "num.partitions".into(),
+            c.default_partitions.to_string(),
+            c.default_partitions == 1,
+        ),
+        ("log.dirs".into(), c.data_dir.display().to_string(), false),
+        (
+            "socket.request.max.bytes".into(),
+            c.max_request_bytes.to_string(),
+            true,
+        ),
+        (
+            "group.initial.rebalance.delay.ms".into(),
+            c.group_initial_rebalance_delay_ms.to_string(),
+            c.group_initial_rebalance_delay_ms == 3000,
+        ),
+        (
+            "group.min.session.timeout.ms".into(),
+            c.group_min_session_timeout_ms.to_string(),
+            true,
+        ),
+        (
+            "group.max.session.timeout.ms".into(),
+            c.group_max_session_timeout_ms.to_string(),
+            true,
+        ),
+        (
+            "connections.max.idle.ms".into(),
+            c.connections_max_idle_ms.to_string(),
+            true,
+        ),
+        ("log.retention.ms".into(), "604800000".into(), true),
+        ("log.segment.bytes".into(), "1073741824".into(), true),
+        ("message.max.bytes".into(), "1048588".into(), true),
+        ("offsets.topic.replication.factor".into(), "1".into(), false),
+        ("default.replication.factor".into(), "1".into(), true),
+    ]
+}
+
+pub fn describe_configs(broker: &Broker, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            let wanted = |name: &str| {
+                res.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k == name))
+            };
+            let mut out = DescribeConfigsResult {
+                resource_type: res.resource_type,
+                resource_name: res.resource_name.clone(),
+                ..DescribeConfigsResult::default()
+            };
+            match res.resource_type {
+                RESOURCE_TOPIC => match broker.topics.get(&res.resource_name) {
+                    Some(topic) => {
+                        out.configs = topic
+                            .config
+                            .read()
+                            .entries()
+                            .into_iter()
+                            .filter(|e| wanted(e.name))
+                            .map(|e| DescribeConfigsEntry {
+                                name: e.name.to_string(),
+                                value: Some(e.value),
+                                config_source: if e.is_default {
+                                    SOURCE_DEFAULT
+                                } else {
+                                    SOURCE_DYNAMIC_TOPIC
+                                },
+                                ..DescribeConfigsEntry::default()
+                            })
+                            .collect();
+                    }
+                    None => {
+                        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+                        out.error_message =
+                            Some(format!("topic '{}' does not exist", res.resource_name));
+                    }
+                },
+                RESOURCE_BROKER
+                    if res.resource_name.is_empty()
+                        || res.resource_name == broker.config.node_id.to_string() =>
+                {
+                    out.configs = broker_configs(broker)
+                        .into_iter()
+                        .filter(|(n, _, _)| wanted(n))
+                        .map(|(name, value, is_default)| DescribeConfigsEntry {
+                            name,
+                            value: Some(value),
+                            read_only: true,
+                            config_source: if is_default {
+                                SOURCE_DEFAULT
+                            } else {
+                                SOURCE_STATIC_BROKER
+                            },
+                            ..DescribeConfigsEntry::default()
+                        })
+                        .collect();
+                }
+                _ => {
+                    out.error_code = ErrorCode::INVALID_REQUEST;
+                    out.error_message = Some(format!(
+                        "unsupported resource type {} '{}'",
+                        res.resource_type, res.resource_name
+                    ));
+                }
+            }
+            out
+        })
+        .collect();
+    DescribeConfigsResponse {
+        results,
+        ..DescribeConfigsResponse::default()
+    }
+}
+
+fn config_error(e: &TopicError) -> (ErrorCode, String) {
+    (topic_error(e), e.to_string())
+}
+
+/// Applies `change` to a topic's config (or only validates it), for both AlterConfigs flavours.
+fn alter_topic(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut TopicConfig) -> Result<(), ConfigError>,
+) -> AlterConfigsResourceResponse {
+    let mut out = AlterConfigsResourceResponse {
+        resource_type,
+        resource_name: name.to_string(),
+        ..AlterConfigsResourceResponse::default()
+    };
+    if resource_type != RESOURCE_TOPIC {
+        out.error_code = ErrorCode::INVALID_REQUEST;
+        out.error_message = Some("only topic configs can be altered".into());
+        return out;
+    }
+    let result = if validate_only {
+        match broker.topics.get(name) {
+            Some(t) => {
+                let mut candidate = t.config.read().clone();
+                change(&mut candidate).map_err(TopicError::from)
+            }
+            None => Err(TopicError::Unknown(name.to_string())),
+        }
+    } else {
+        broker.topics.update_config(name, change)
+    };
+    if let Err(e) = result {
+        let (code, message) = config_error(&e);
+        out.error_code = code;
+        out.error_message = Some(message);
+    }
+    out
+}
+
+pub fn alter_configs(broker: &Broker, r: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            alter_topic(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                r.validate_only,
+                |config| {
+                    // AlterConfigs replaces the whole set of overrides.
+                    let mut fresh = TopicConfig::default();
+                    for c in &res.configs {
+                        if let Some(v) = &c.value {
+                            fresh.set(&c.name, v)?;
+                        }
+                    }
+                    *config = fresh;
+                    Ok(())
+                },
+            )
+        })
+        .collect();
+    AlterConfigsResponse {
+        responses,
+        ..AlterConfigsResponse::default()
+    }
+}
+
+pub fn incremental_alter_configs(
+    broker: &Broker,
+    r: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            alter_topic(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                r.validate_only,
+                |config| {
+                    for c in &res.configs {
+                        let value = c.value.clone().unwrap_or_default();
+                        match c.config_operation {
+                            OP_SET => config.set(&c.name, &value)?,
+                            OP_DELETE => config.delete(&c.name)?,
+                            OP_APPEND | OP_SUBTRACT => {
+                                let current: Vec<String> = config
+                                    .get(&c.name)
+                                    .unwrap_or_default()
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|s| !s.is_empty())
+                                    .map(String::from)
+                                    .collect();
+                                let items: Vec<&str> = value
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|s| !s.is_empty())
+                                    .collect();
+                                let next: Vec<String> = if c.config_operation == OP_APPEND {
+                                    let mut n = current.clone();
+                                    n.extend(
+                                        items
+                                            .iter()
+                                            .filter(|i| !current.iter().any(|c| c == *i))
+                                            .map(|s| s.to_string()),
+                                    );
+                                    n
+                                } else {
+                                    current
+                                        .into_iter()
+                                        .filter(|c| !items.contains(&c.as_str()))
+                                        .collect()
+                                };
+                                config.set(&c.name, &next.join(","))?;
+                            }
+                            _ => {
+                                return Err(ConfigError::InvalidValue {
+                                    name: c.name.clone(),
+                                    value: format!("operation {}", c.config_operation),
+                                })
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            )
+        })
+        .collect();
+    IncrementalAlterConfigsResponse {
+        responses,
+        ..IncrementalAlterConfigsResponse::default()
+    }
+}
+
+pub async fn delete_records(
+    broker: &Arc<Broker>,
+    r: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut topics = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let mut out = DeleteRecordsPartitionResult {
+                partition_index: p.partition_index,
+                low_watermark: -1,
+                error_code: ErrorCode::NONE,
+            };
+            match broker.topics.partition(&t.name, p.partition_index) {
+                None => out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(partition) => {
+                    // -1 means "up to the high watermark".
+                    let offset = if p.offset == -1 {
+                        partition.log.high_watermark()
+                    } else {
+                        p.offset
+                    };
+                    match blocking(move || partition.log.delete_records_before(offset)).await {
+                        Some(Ok(low)) => out.low_watermark = low,
+                        Some(Err(e)) => out.error_code = storage_error_code(&e),
+                        None => out.error_code = ErrorCode::UNKNOWN_SERVER_ERROR,
+                    }
+                }
+            }
+            partitions.push(out);
+        }
+        topics.push(DeleteRecordsTopicResult {
+            name: t.name,
+            partitions,
+        });
+    }
+    DeleteRecordsResponse {
+        topics,
+        ..DeleteRecordsResponse::default()
+    }
+}

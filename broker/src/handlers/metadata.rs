@@ -1,0 +1,185 @@
+//! ApiVersions, Metadata (with topic auto-creation), DescribeCluster, FindCoordinator.
+
+use std::sync::Arc;
+
+use weir_protocol::requests::{FindCoordinatorRequest, MetadataRequest};
+use weir_protocol::responses::{
+    ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
+    FindCoordinatorResponse, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+};
+use weir_protocol::ErrorCode;
+
+use super::blocking;
+use crate::broker::Broker;
+use crate::topics::{valid_topic_name, Topic};
+
+/// FindCoordinator key type for transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub fn api_versions() -> ApiVersionsResponse {
+    ApiVersionsResponse::supported()
+}
+
+fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {
+    let node = broker.config.node_id;
+    MetadataTopic {
+        error_code: ErrorCode::NONE,
+        name: Some(topic.name.clone()),
+        topic_id: topic.id,
+        is_internal: topic.is_internal,
+        partitions: topic
+            .partitions
+            .iter()
+            .map(|p| MetadataPartition {
+                error_code: ErrorCode::NONE,
+                partition_index: p.index,
+                leader_id: node,
+                leader_epoch: 0,
+                replica_nodes: vec![node],
+                isr_nodes: vec![node],
+                offline_replicas: Vec::new(),
+            })
+            .collect(),
+        ..MetadataTopic::default()
+    }
+}
+
+fn missing_topic(name: Option<String>, topic_id: [u8; 16], error_code: ErrorCode) -> MetadataTopic {
+    MetadataTopic {
+        error_code,
+        name,
+        topic_id,
+        ..MetadataTopic::default()
+    }
+}
+
+pub fn brokers(broker: &Broker) -> Vec<MetadataBroker> {
+    let (host, port) = broker.advertised();
+    vec![MetadataBroker {
+        node_id: broker.config.node_id,
+        host,
+        port,
+        rack: None,
+    }]
+}
+
+pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> MetadataResponse {
+    let topics = match request.topics {
+        None => broker
+            .topics
+            .all()
+            .iter()
+            .map(|t| describe_topic(broker, t))
+            .collect(),
+        Some(requested) => {
+            let mut out = Vec::with_capacity(requested.len());
+            for t in requested {
+                let found = match &t.name {
+                    Some(name) => broker.topics.get(name),
+                    None => broker.topics.by_id(t.topic_id),
+                };
+                if let Some(topic) = found {
+                    out.push(describe_topic(broker, &topic));
+                    continue;
+                }
+                let Some(name) = t.name else {
+                    out.push(missing_topic(None, t.topic_id, ErrorCode::UNKNOWN_TOPIC_ID));
+                    continue;
+                };
+                if !valid_topic_name(&name) {
+                    out.push(missing_topic(
+                        Some(name),
+                        t.topic_id,
+                        ErrorCode::INVALID_TOPIC_EXCEPTION,
+                    ));
+                    continue;
+                }
+                if !(broker.config.auto_create_topics && request.allow_auto_topic_creation) {
+                    out.push(missing_topic(
+                        Some(name),
+                        t.topic_id,
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ));
+                    continue;
+                }
+                let b = broker.clone();
+                let n = name.clone();
+                let partitions = broker.config.default_partitions;
+                let created = blocking(move || b.topics.create(&n, partitions, &[], false)).await;
+                match created {
+                    Some(Ok(topic)) => {
+                        tracing::info!(topic = %name, partitions, "auto-created topic");
+                        out.push(describe_topic(broker, &topic));
+                    }
+                    // Lost a race with another creator: describe the winner's topic.
+                    _ => match broker.topics.get(&name) {
+                        Some(topic) => out.push(describe_topic(broker, &topic)),
+                        None => out.push(missing_topic(
+                            Some(name),
+                            t.topic_id,
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        )),
+                    },
+                }
+            }
+            out
+        }
+    };
+    MetadataResponse {
+        brokers: brokers(broker),
+        cluster_id: Some(broker.cluster_id.clone()),
+        controller_id: broker.config.node_id,
+        topics,
+        ..MetadataResponse::default()
+    }
+}
+
+pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
+    let (host, port) = broker.advertised();
+    DescribeClusterResponse {
+        cluster_id: broker.cluster_id.clone(),
+        controller_id: broker.config.node_id,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: broker.config.node_id,
+            host,
+            port,
+            rack: None,
+        }],
+        ..DescribeClusterResponse::default()
+    }
+}
+
+pub fn find_coordinator(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let (host, port) = broker.advertised();
+    let coordinators = request
+        .keys
+        .into_iter()
+        .map(|key| {
+            if request.key_type == KEY_TYPE_TRANSACTION {
+                return Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    error_message: Some("transactions are not supported by this broker".into()),
+                };
+            }
+            Coordinator {
+                key,
+                node_id: broker.config.node_id,
+                host: host.clone(),
+                port,
+                error_code: ErrorCode::NONE,
+                error_message: None,
+            }
+        })
+        .collect();
+    FindCoordinatorResponse {
+        coordinators,
+        ..FindCoordinatorResponse::default()
+    }
+}

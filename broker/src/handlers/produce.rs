@@ -1,0 +1,275 @@
+//! Produce and InitProducerId.
+//!
+//! Appends are split in two: validation, the idempotent-sequence check and offset assignment happen
+//! in `produce` itself, in the order requests arrived on the connection; waiting for durability
+//! (fsync) happens in the returned future, so pipelined requests share one fdatasync.
+
+use std::sync::Arc;
+
+use weir_protocol::requests::{InitProducerIdRequest, ProduceRequest};
+use weir_protocol::responses::{
+    InitProducerIdResponse, ProducePartitionResponse, ProduceResponse, ProduceTopicResponse,
+};
+use weir_protocol::{ErrorCode, Response};
+use weir_storage::batch::{validate_batches, BatchError, BatchHeader};
+use weir_storage::{AppendOptions, PendingAppend, StorageError};
+
+use super::{blocking, ResponseFuture};
+use crate::broker::Broker;
+use crate::producers::SequenceCheck;
+use crate::topics::Partition;
+
+/// What became of one partition's records before durability is awaited.
+enum Staged {
+    Done(ProducePartitionResponse),
+    Pending {
+        index: i32,
+        pending: Vec<PendingAppend>,
+        duplicate_base: Option<i64>,
+    },
+}
+
+pub fn storage_error_code(e: &StorageError) -> ErrorCode {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        StorageError::RecordTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+        StorageError::InvalidBatch(b) => batch_error_code(b),
+        _ => ErrorCode::KAFKA_STORAGE_ERROR,
+    }
+}
+
+fn batch_error_code(e: &BatchError) -> ErrorCode {
+    match e {
+        BatchError::BadMagic(_) => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        _ => ErrorCode::CORRUPT_MESSAGE,
+    }
+}
+
+fn failed(index: i32, error_code: ErrorCode, message: String) -> Staged {
+    Staged::Done(ProducePartitionResponse {
+        index,
+        error_code,
+        error_message: Some(message),
+        ..ProducePartitionResponse::default()
+    })
+}
+
+/// Validates and queues one partition's records. Runs in request order.
+fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) -> Staged {
+    let index = partition.index;
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return failed(index, ErrorCode::CORRUPT_MESSAGE, "no record batch".into());
+    };
+    let headers = match validate_batches(&records) {
+        Ok(h) => h,
+        Err(e) => {
+            return failed(
+                index,
+                batch_error_code(&e),
+                format!("invalid record batch: {e}"),
+            )
+        }
+    };
+    let Some(topic) = broker.topics.get(&partition.topic) else {
+        return failed(
+            index,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            "topic deleted".into(),
+        );
+    };
+    let (max_bytes, log_append_time) = {
+        let config = topic.config.read();
+        (config.max_message_bytes(), config.log_append_time())
+    };
+    if let Some(h) = headers.iter().find(|h| h.total_len() > max_bytes as usize) {
+        return failed(
+            index,
+            ErrorCode::MESSAGE_TOO_LARGE,
+            format!(
+                "batch of {} bytes exceeds max.message.bytes={max_bytes}",
+                h.total_len()
+            ),
+        );
+    }
+    if headers.iter().any(BatchHeader::is_transactional) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            "transactions are not supported by this broker".into(),
+        );
+    }
+    let options = AppendOptions {
+        log_append_time_ms: log_append_time.then(|| broker.now_ms()),
+        max_batch_bytes: Some(max_bytes),
+    };
+    let idempotent = headers.iter().any(|h| h.producer_id >= 0);
+    let mut producers = partition.producers.lock();
+    if !idempotent {
+        return match partition.log.append_pending(records.to_vec(), &options) {
+            Ok(p) => Staged::Pending {
+                index,
+                pending: vec![p],
+                duplicate_base: None,
+            },
+            Err(e) => failed(index, storage_error_code(&e), e.to_string()),
+        };
+    }
+    // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
+    // other append slips between a check and its offset assignment.
+    let mut pending = Vec::with_capacity(headers.len());
+    let mut position = 0usize;
+    let mut duplicate_base = None;
+    for h in &headers {
+        let bytes = &records[position..position + h.total_len()];
+        position += h.total_len();
+        match producers.check(h) {
+            SequenceCheck::Append => match partition.log.append_pending(bytes.to_vec(), &options) {
+                Ok(p) => {
+                    producers.record(h, p.result.base_offset);
+                    pending.push(p);
+                }
+                Err(e) => return failed(index, storage_error_code(&e), e.to_string()),
+            },
+            SequenceCheck::Duplicate { base_offset } => {
+                duplicate_base.get_or_insert(base_offset);
+            }
+            SequenceCheck::Reject(code) => {
+                return failed(
+                    index,
+                    code,
+                    format!(
+                        "producer {} epoch {} sequence {} rejected",
+                        h.producer_id, h.producer_epoch, h.base_sequence
+                    ),
+                )
+            }
+        }
+    }
+    Staged::Pending {
+        index,
+        pending,
+        duplicate_base,
+    }
+}
+
+/// Waits for durability of the staged appends and builds the partition's answer.
+fn finish(staged: Staged) -> ProducePartitionResponse {
+    let (index, pending, duplicate_base) = match staged {
+        Staged::Done(r) => return r,
+        Staged::Pending {
+            index,
+            pending,
+            duplicate_base,
+        } => (index, pending, duplicate_base),
+    };
+    let mut response = ProducePartitionResponse {
+        index,
+        ..ProducePartitionResponse::default()
+    };
+    response.base_offset = duplicate_base.unwrap_or(-1);
+    for p in pending {
+        match p.wait() {
+            Ok(r) => {
+                if response.base_offset < 0 {
+                    response.base_offset = r.base_offset;
+                }
+                response.log_append_time_ms = r.log_append_time_ms.unwrap_or(-1);
+                response.log_start_offset = r.log_start_offset;
+            }
+            Err(e) => {
+                return ProducePartitionResponse {
+                    index,
+                    error_code: storage_error_code(&e),
+                    error_message: Some(e.to_string()),
+                    ..ProducePartitionResponse::default()
+                }
+            }
+        }
+    }
+    response
+}
+
+pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
+    let acks = request.acks;
+    let mut staged_topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut staged = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let s = if !matches!(acks, 0 | 1 | -1) {
+                failed(
+                    p.index,
+                    ErrorCode::INVALID_REQUIRED_ACKS,
+                    format!("acks={acks} is not 0, 1 or -1"),
+                )
+            } else {
+                match broker.topics.partition(&topic.name, p.index) {
+                    Some(partition) => stage(broker, &partition, p.records),
+                    None => failed(
+                        p.index,
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("unknown topic or partition {}-{}", topic.name, p.index),
+                    ),
+                }
+            };
+            staged.push(s);
+        }
+        staged_topics.push((topic.name, staged));
+    }
+    let broker = broker.clone();
+    Box::pin(async move {
+        let topics = blocking(move || {
+            staged_topics
+                .into_iter()
+                .map(|(name, staged)| ProduceTopicResponse {
+                    name,
+                    partitions: staged.into_iter().map(finish).collect(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        broker.appended.notify_waiters();
+        if acks == 0 {
+            return None;
+        }
+        Some(Response::Produce(ProduceResponse {
+            topics,
+            ..ProduceResponse::default()
+        }))
+    })
+}
+
+pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    if request.transactional_id.is_some() {
+        // Without a transaction coordinator we cannot honour transactional semantics; saying so is
+        // better than pretending.
+        return InitProducerIdResponse {
+            error_code: ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            ..InitProducerIdResponse::default()
+        };
+    }
+    if request.producer_id >= 0 && request.producer_epoch >= 0 {
+        // KIP-360: an idempotent producer bumps its epoch to reset sequences after an error.
+        if request.producer_epoch < i16::MAX - 1 {
+            return InitProducerIdResponse {
+                producer_id: request.producer_id,
+                producer_epoch: request.producer_epoch + 1,
+                ..InitProducerIdResponse::default()
+            };
+        }
+    }
+    match broker.producer_ids.next() {
+        Ok(id) => InitProducerIdResponse {
+            producer_id: id,
+            producer_epoch: 0,
+            ..InitProducerIdResponse::default()
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            InitProducerIdResponse {
+                error_code: ErrorCode::KAFKA_STORAGE_ERROR,
+                ..InitProducerIdResponse::default()
+            }
+        }
+    }
+}

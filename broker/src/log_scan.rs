@@ -1,0 +1,34 @@
+//! Reading a whole partition log batch by batch, for the broker's own start-up scans (producer state,
+//! committed offsets) and for ListOffsets' max-timestamp query.
+
+use weir_storage::batch::{validate_batches, BatchHeader};
+use weir_storage::{Log, StorageError};
+
+/// How much one read step covers.
+const SCAN_READ_BYTES: usize = 4 << 20;
+
+/// Calls `f` with the header and bytes of every batch from the log start to the high watermark.
+pub fn for_each_batch(
+    log: &Log,
+    mut f: impl FnMut(&BatchHeader, &[u8]),
+) -> Result<(), StorageError> {
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    while offset < end {
+        let bytes = log.read(offset, SCAN_READ_BYTES)?;
+        let headers = validate_batches(&bytes).map_err(StorageError::InvalidBatch)?;
+        let Some(last) = headers.last() else { break };
+        let next = last.last_offset() + 1;
+        let mut position = 0usize;
+        for h in &headers {
+            let len = h.total_len();
+            // The first batch may start before `offset` (reads begin at the batch holding it).
+            if h.last_offset() >= offset {
+                f(h, &bytes[position..position + len]);
+            }
+            position += len;
+        }
+        offset = next;
+    }
+    Ok(())
+}

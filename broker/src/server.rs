@@ -1,0 +1,193 @@
+//! The Kafka listener: accepts connections, frames requests, and writes responses in request order.
+//!
+//! Each connection has a reader loop and a writer task joined by a bounded queue of in-flight
+//! requests (`max_in_flight_requests_per_connection`). The reader decodes a request and runs its
+//! in-order part at once (so produce appends keep the order the client sent them in), then queues the
+//! future of its response; the writer awaits those futures in order. Bad frames close the connection.
+//! Owns sockets and limits; owns no protocol logic (see `handlers`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn, Instrument};
+use weir_protocol::{
+    decode_request, encode_api_versions_unsupported, encode_response, frame, DecodeError,
+};
+
+use crate::broker::Broker;
+use crate::handlers::{self, RequestContext};
+
+/// Connections counted per client IP, to enforce `max_connections_per_ip`.
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+struct PerIpGuard {
+    counts: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for PerIpGuard {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PerIp {
+    fn try_acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PerIpGuard> {
+        let mut counts = self.0.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpGuard {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Accepts connections until `shutdown` turns true. Returns when every connection has finished its
+/// in-flight requests.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    warn!(%peer, "max.connections reached; closing");
+                    continue;
+                };
+                let Some(ip_guard) = per_ip.try_acquire(peer.ip(), broker.config.max_connections_per_ip) else {
+                    warn!(%peer, "max.connections.per.ip reached; closing");
+                    continue;
+                };
+                let broker = broker.clone();
+                let shutdown = shutdown.clone();
+                let span = tracing::info_span!("conn", %peer);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let _ip = ip_guard;
+                    if let Err(e) = handle_connection(broker, stream, peer, shutdown).await {
+                        debug!(error = %e, "connection closed");
+                    }
+                }.instrument(span));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    info!("listener closed; waiting for connections to finish in-flight requests");
+    while tasks.join_next().await.is_some() {}
+}
+
+type ResponseTask = JoinHandle<Option<Bytes>>;
+
+async fn handle_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (mut reader, mut writer) = stream.into_split();
+    let (queue, mut in_flight) =
+        mpsc::channel::<ResponseTask>(broker.config.max_in_flight_requests_per_connection.max(1));
+    let write_task = tokio::spawn(async move {
+        while let Some(task) = in_flight.recv().await {
+            match task.await {
+                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        writer.shutdown().await
+    });
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let ctx = Arc::new(RequestContext { peer });
+    loop {
+        let mut prefix = [0u8; 4];
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => match read {
+                Err(_) => {
+                    debug!("idle timeout");
+                    break;
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(_)) => {}
+            },
+        }
+        let len = match frame::frame_len(prefix, broker.config.max_request_bytes) {
+            Ok(len) => len,
+            Err(e) => {
+                warn!(error = %e, "bad frame; closing");
+                break;
+            }
+        };
+        let mut body = BytesMut::zeroed(len);
+        reader.read_exact(&mut body).await?;
+        let task: ResponseTask = match decode_request(body.freeze()) {
+            Ok((header, request)) => {
+                let response = handlers::dispatch(&broker, &ctx, &header, request);
+                tokio::spawn(async move {
+                    let response = response.await?;
+                    match encode_response(&header, &response) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            warn!(api_key = header.api_key, error = %e, "cannot encode response");
+                            None
+                        }
+                    }
+                })
+            }
+            Err(DecodeError::UnsupportedVersion { header })
+                if header.api_key == weir_protocol::api_key::API_VERSIONS =>
+            {
+                let bytes = encode_api_versions_unsupported(&header);
+                tokio::spawn(async move { Some(bytes) })
+            }
+            Err(e) => {
+                warn!(error = %e, "undecodable request; closing");
+                break;
+            }
+        };
+        if queue.send(task).await.is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    match write_task.await {
+        Ok(r) => r,
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
