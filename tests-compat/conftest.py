@@ -26,6 +26,8 @@ import uuid
 
 import pytest
 
+from helpers import close_all_clients
+
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTERNAL = os.environ.get("WEIR_EXTERNAL_BOOTSTRAP")
@@ -210,8 +212,9 @@ def _close_broker(b, failed):
             if b in _LIVE_BROKERS:
                 _LIVE_BROKERS.remove(b)
             if failed:
-                # Keep the data dir and log of a failed run for inspection.
-                print(f"\n{b.stderr_tail()}\n(broker files kept in {b.workdir})", file=sys.stderr)
+                # Keep the data dir and log of a failed run for inspection (the log's tail is
+                # already in the failing test's report).
+                print(f"\n(broker files of {b.name} kept in {b.workdir})", file=sys.stderr)
             else:
                 b.cleanup_files()
 
@@ -241,10 +244,17 @@ def broker_factory(request):
         return b
 
     yield make
+    close_all_clients()  # while the brokers still run, so consumers can leave their groups
     rep = getattr(request.node, "rep_call", None)
     failed = rep is None or rep.failed
     for b in made:
         _close_broker(b, failed)
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    close_all_clients()
 
 
 @pytest.fixture

@@ -17,6 +17,22 @@ from confluent_kafka.admin import AdminClient, NewTopic
 # How long a test waits for a client-side condition (metadata, records) before failing.
 WAIT_S = 30.0
 
+# Producers and consumers made by the helpers; conftest closes them after every test so that a
+# failed test does not leave clients retrying (and logging) in the background.
+_CLIENTS = []
+
+
+def close_all_clients():
+    while _CLIENTS:
+        kind, cl = _CLIENTS.pop()
+        try:
+            if kind == "producer":
+                cl.purge(in_queue=True, in_flight=True, blocking=False)
+                cl.poll(0)
+            cl.close()
+        except Exception:  # already closed, or broker gone: nothing left to release
+            pass
+
 
 def admin_client(bootstrap, **conf):
     return AdminClient({"bootstrap.servers": bootstrap, **conf})
@@ -54,7 +70,9 @@ def topic_names(admin):
 
 
 def producer(bootstrap, **conf):
-    return Producer({"bootstrap.servers": bootstrap, **conf})
+    p = Producer({"bootstrap.servers": bootstrap, **conf})
+    _CLIENTS.append(("producer", p))
+    return p
 
 
 class Deliveries:
@@ -109,7 +127,9 @@ def consumer(bootstrap, group=None, **conf):
         "enable.partition.eof": False,
     }
     base.update(conf)
-    return Consumer(base)
+    c = Consumer(base)
+    _CLIENTS.append(("consumer", c))
+    return c
 
 
 def assign_from_beginning(c, topic, partitions):
