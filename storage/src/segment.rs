@@ -256,7 +256,9 @@ impl Segment {
         let mut buf = Vec::new();
         while let Some(h) = read_header(&f.file, pos, limit)? {
             let len = h.total_len() as u64;
-            if h.base_offset < expect
+            // Until compaction exists, offsets within a segment are contiguous, so any other
+            // base offset (the field is outside the CRC) means corruption.
+            if h.base_offset != expect
                 || h.last_offset().saturating_sub(self.base) > u32::MAX as i64
                 || pos > u32::MAX as u64
             {
