@@ -1,0 +1,759 @@
+//! Response round trips: Weir encodes each response at every served version and
+//! kafka-protocol decodes it (as a client would). `common::roundtrip` also checks the size
+//! prefix, the correlation id, and the response header version.
+
+mod common;
+
+use bytes::{Buf, Bytes};
+use common::{header, roundtrip, versions};
+use kafka_protocol::messages as m;
+use weir_protocol::*;
+
+const ID: [u8; 16] = [9; 16];
+
+#[test]
+fn api_versions_uses_header_v0_at_every_version() {
+    for v in versions(api_key::API_VERSIONS) {
+        let resp = Response::ApiVersions(ApiVersionsResponse::supported());
+        let got: m::ApiVersionsResponse = roundtrip(api_key::API_VERSIONS, v, &resp);
+        assert_eq!(got.error_code, 0);
+        let list: Vec<(i16, i16, i16)> = got
+            .api_keys
+            .iter()
+            .map(|a| (a.api_key, a.min_version, a.max_version))
+            .collect();
+        assert_eq!(list, supported_apis(), "v{v}");
+        // v3+ is flexible, yet the response header stays v0: the body decodes right after
+        // the correlation id (checked by roundtrip), and no tagged fields are added.
+        assert!(got.supported_features.is_empty());
+        assert_eq!(got.finalized_features_epoch, -1);
+    }
+}
+
+#[test]
+fn api_versions_advertises_the_issue_ranges() {
+    let find = |key| {
+        supported_apis()
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|&(_, a, b)| (a, b))
+    };
+    assert_eq!(find(api_key::PRODUCE), Some((0, 11)));
+    assert_eq!(find(api_key::FETCH), Some((4, 12)));
+    assert_eq!(find(api_key::METADATA), Some((0, 12)));
+    assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
+    assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
+    assert_eq!(find(api_key::FIND_COORDINATOR), Some((0, 4)));
+    // SaslHandshake (17) is not served (yet).
+    assert_eq!(find(17), None);
+}
+
+/// KIP-511: ApiVersions at a version we do not serve gets a v0 body with
+/// UNSUPPORTED_VERSION and the full list, behind a v0 response header.
+#[test]
+fn kip_511_api_versions_v99() {
+    let mut frame = bytes::BytesMut::new();
+    bytes::BufMut::put_i16(&mut frame, 18);
+    bytes::BufMut::put_i16(&mut frame, 99);
+    bytes::BufMut::put_i32(&mut frame, 31337);
+    bytes::BufMut::put_i16(&mut frame, 6);
+    bytes::BufMut::put_slice(&mut frame, b"future");
+    // Whatever a v99 body looks like, it must not be parsed.
+    bytes::BufMut::put_slice(&mut frame, &[0xff; 13]);
+    let err = decode_request(frame.freeze()).expect_err("v99 is unsupported");
+    let DecodeError::UnsupportedVersion { header } = err else {
+        panic!("expected UnsupportedVersion, got {err:?}")
+    };
+    assert_eq!(
+        (header.api_key, header.api_version, header.correlation_id),
+        (18, 99, 31337)
+    );
+    assert_eq!(header.client_id.as_deref(), Some("future"));
+
+    let mut out = encode_api_versions_unsupported(&header);
+    let size = out.get_i32();
+    assert_eq!(size as usize, out.remaining());
+    assert_eq!(out.get_i32(), 31337);
+    let body = <m::ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut out, 0)
+        .expect("v0 body");
+    assert_eq!(out.remaining(), 0);
+    assert_eq!(body.error_code, ErrorCode::UNSUPPORTED_VERSION.0);
+    assert_eq!(body.error_code, 35);
+    assert_eq!(body.api_keys.len(), supported_apis().len());
+    assert!(body
+        .api_keys
+        .iter()
+        .any(|a| a.api_key == 18 && a.min_version == 0 && a.max_version == 4));
+}
+
+#[test]
+fn other_apis_at_unsupported_versions_and_unknown_keys() {
+    for (key, version) in [(1i16, 3i16), (1, 13), (3, 13), (0, 12), (2, 0), (19, 1)] {
+        let frame = common::request_frame(key, 0, 1, &m::ApiVersionsRequest::default());
+        // Rewrite the version in place: only the header matters here.
+        let mut raw = frame.to_vec();
+        raw[2..4].copy_from_slice(&version.to_be_bytes());
+        match decode_request(Bytes::from(raw)) {
+            Err(DecodeError::UnsupportedVersion { header }) => {
+                assert_eq!((header.api_key, header.api_version), (key, version))
+            }
+            other => panic!("api {key} v{version}: {other:?}"),
+        }
+    }
+    for key in [17i16, 24, 999, -1] {
+        let mut raw = vec![0u8; 10];
+        raw[0..2].copy_from_slice(&key.to_be_bytes());
+        raw[8..10].copy_from_slice(&(-1i16).to_be_bytes());
+        match decode_request(Bytes::from(raw)) {
+            Err(DecodeError::UnknownApiKey { header }) => {
+                assert_eq!(header.api_key, key);
+                assert_eq!(header.client_id, None);
+            }
+            other => panic!("api {key}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn metadata() {
+    for v in versions(api_key::METADATA) {
+        let resp = Response::Metadata(MetadataResponse {
+            throttle_time_ms: 5,
+            brokers: vec![MetadataBroker {
+                node_id: 1,
+                host: "localhost".into(),
+                port: 9092,
+                rack: None,
+            }],
+            cluster_id: Some("weir-cluster".into()),
+            controller_id: 1,
+            topics: vec![MetadataTopic {
+                name: Some("orders".into()),
+                topic_id: ID,
+                partitions: vec![MetadataPartition {
+                    partition_index: 0,
+                    leader_id: 1,
+                    leader_epoch: 0,
+                    replica_nodes: vec![1],
+                    isr_nodes: vec![1],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let got: m::MetadataResponse = roundtrip(api_key::METADATA, v, &resp);
+        assert_eq!(got.brokers[0].host.as_str(), "localhost");
+        assert_eq!(got.brokers[0].port, 9092);
+        let t = &got.topics[0];
+        assert_eq!(t.name.as_ref().map(|n| n.0.as_str()), Some("orders"));
+        assert_eq!(t.partitions[0].leader_id.0, 1);
+        assert_eq!(t.partitions[0].isr_nodes.len(), 1);
+        if v >= 1 {
+            assert_eq!(got.controller_id.0, 1);
+        }
+        if v >= 2 {
+            assert_eq!(got.cluster_id.as_deref(), Some("weir-cluster"));
+        }
+        if v >= 3 {
+            assert_eq!(got.throttle_time_ms, 5);
+        }
+        if v >= 8 {
+            assert_eq!(t.topic_authorized_operations, i32::MIN);
+        }
+        if v >= 10 {
+            assert_eq!(t.topic_id.as_bytes(), &ID);
+        }
+    }
+}
+
+#[test]
+fn produce_v3_plus() {
+    for v in 3..=11 {
+        let resp = Response::Produce(ProduceResponse {
+            topics: vec![ProduceTopicResponse {
+                name: "orders".into(),
+                partitions: vec![ProducePartitionResponse {
+                    index: 0,
+                    error_code: ErrorCode::NONE,
+                    base_offset: 100,
+                    log_start_offset: 0,
+                    error_message: Some("ignored before v8".into()),
+                    ..Default::default()
+                }],
+            }],
+            throttle_time_ms: 1,
+        });
+        let got: m::ProduceResponse = roundtrip(api_key::PRODUCE, v, &resp);
+        let p = &got.responses[0].partition_responses[0];
+        assert_eq!(got.responses[0].name.0.as_str(), "orders");
+        assert_eq!((p.index, p.error_code, p.base_offset), (0, 0, 100));
+        assert_eq!(p.log_append_time_ms, -1);
+        assert_eq!(p.log_start_offset, if v >= 5 { 0 } else { -1 });
+        assert_eq!(p.error_message.is_some(), v >= 8);
+        assert_eq!(got.throttle_time_ms, 1);
+    }
+}
+
+/// Produce v0-2 responses are hand-encoded; parse them by hand.
+#[test]
+fn produce_v0_to_v2() {
+    for v in 0..=2i16 {
+        let resp = Response::Produce(ProduceResponse {
+            topics: vec![ProduceTopicResponse {
+                name: "t".into(),
+                partitions: vec![ProducePartitionResponse {
+                    index: 3,
+                    error_code: ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                    base_offset: -1,
+                    ..Default::default()
+                }],
+            }],
+            throttle_time_ms: 9,
+        });
+        let mut b = encode_response(&header(0, v), &resp).expect("encode");
+        assert_eq!(b.get_i32() as usize, b.remaining());
+        assert_eq!(b.get_i32(), 77);
+        assert_eq!(b.get_i32(), 1); // topics
+        assert_eq!(b.get_i16(), 1);
+        assert_eq!(b.get_u8(), b't');
+        assert_eq!(b.get_i32(), 1); // partitions
+        assert_eq!(b.get_i32(), 3);
+        assert_eq!(b.get_i16(), 43);
+        assert_eq!(b.get_i64(), -1);
+        if v >= 2 {
+            assert_eq!(b.get_i64(), -1, "log_append_time_ms");
+        }
+        if v >= 1 {
+            assert_eq!(b.get_i32(), 9, "throttle_time_ms");
+        }
+        assert_eq!(b.remaining(), 0, "v{v}");
+    }
+}
+
+#[test]
+fn fetch_records_never_null() {
+    for v in versions(api_key::FETCH) {
+        let batch = Bytes::from_static(b"raw-batch-bytes");
+        let resp = Response::Fetch(FetchResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            session_id: 12,
+            topics: vec![FetchTopicResponse {
+                name: "orders".into(),
+                partitions: vec![
+                    FetchPartitionResponse {
+                        partition_index: 0,
+                        high_watermark: 10,
+                        last_stable_offset: 10,
+                        log_start_offset: 0,
+                        records: batch.clone(),
+                        ..Default::default()
+                    },
+                    FetchPartitionResponse {
+                        partition_index: 1,
+                        error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                        ..Default::default()
+                    },
+                ],
+            }],
+        });
+        let got: m::FetchResponse = roundtrip(api_key::FETCH, v, &resp);
+        let ps = &got.responses[0].partitions;
+        assert_eq!(got.responses[0].topic.0.as_str(), "orders");
+        assert_eq!(ps[0].records.as_ref(), Some(&batch));
+        assert_eq!(
+            ps[1].records.as_ref(),
+            Some(&Bytes::new()),
+            "empty, not null"
+        );
+        assert_eq!(ps[1].error_code, 1);
+        assert_eq!(ps[0].high_watermark, 10);
+        assert_eq!(ps[0].aborted_transactions.as_deref(), Some(&[][..]));
+        assert_eq!(got.session_id, if v >= 7 { 12 } else { 0 });
+        if v >= 11 {
+            assert_eq!(ps[0].preferred_read_replica.0, -1);
+        }
+        // v12+ tagged fields (diverging epoch, current leader, snapshot id) stay absent.
+        if v >= 12 {
+            assert_eq!(ps[0].current_leader.leader_id.0, -1);
+            assert_eq!(ps[0].diverging_epoch.epoch, -1);
+        }
+    }
+}
+
+#[test]
+fn list_offsets() {
+    for v in versions(api_key::LIST_OFFSETS) {
+        let resp = Response::ListOffsets(ListOffsetsResponse {
+            throttle_time_ms: 0,
+            topics: vec![ListOffsetsTopicResponse {
+                name: "orders".into(),
+                partitions: vec![ListOffsetsPartitionResponse {
+                    partition_index: 0,
+                    offset: 55,
+                    timestamp: -1,
+                    ..Default::default()
+                }],
+            }],
+        });
+        let got: m::ListOffsetsResponse = roundtrip(api_key::LIST_OFFSETS, v, &resp);
+        let p = &got.topics[0].partitions[0];
+        assert_eq!(p.offset, 55);
+        assert_eq!(p.leader_epoch, if v >= 4 { 0 } else { -1 });
+    }
+}
+
+#[test]
+fn offset_commit_and_fetch() {
+    for v in versions(api_key::OFFSET_COMMIT) {
+        let resp = Response::OffsetCommit(OffsetCommitResponse {
+            throttle_time_ms: 0,
+            topics: vec![OffsetCommitTopicResponse {
+                name: "orders".into(),
+                partitions: vec![PartitionError {
+                    partition_index: 2,
+                    error_code: ErrorCode::ILLEGAL_GENERATION,
+                }],
+            }],
+        });
+        let got: m::OffsetCommitResponse = roundtrip(api_key::OFFSET_COMMIT, v, &resp);
+        assert_eq!(got.topics[0].partitions[0].error_code, 22);
+    }
+    for v in versions(api_key::OFFSET_FETCH) {
+        let group = OffsetFetchGroupResponse {
+            group_id: "g1".into(),
+            error_code: ErrorCode::NONE,
+            topics: vec![OffsetFetchTopicResponse {
+                name: "orders".into(),
+                partitions: vec![OffsetFetchPartitionResponse {
+                    partition_index: 0,
+                    committed_offset: 42,
+                    metadata: Some("m".into()),
+                    ..Default::default()
+                }],
+            }],
+        };
+        let resp = Response::OffsetFetch(OffsetFetchResponse {
+            throttle_time_ms: 0,
+            groups: vec![group.clone()],
+        });
+        let got: m::OffsetFetchResponse = roundtrip(api_key::OFFSET_FETCH, v, &resp);
+        if v >= 8 {
+            assert_eq!(got.groups[0].group_id.0.as_str(), "g1");
+            assert_eq!(got.groups[0].topics[0].partitions[0].committed_offset, 42);
+        } else {
+            assert_eq!(got.topics[0].partitions[0].committed_offset, 42);
+            assert_eq!(got.topics[0].partitions[0].metadata.as_deref(), Some("m"));
+        }
+        // Two groups only fit the batched versions.
+        let two = Response::OffsetFetch(OffsetFetchResponse {
+            throttle_time_ms: 0,
+            groups: vec![group.clone(), group],
+        });
+        let res = encode_response(&header(api_key::OFFSET_FETCH, v), &two);
+        assert_eq!(res.is_ok(), v >= 8, "v{v}");
+    }
+}
+
+#[test]
+fn find_coordinator() {
+    for v in versions(api_key::FIND_COORDINATOR) {
+        let c = Coordinator {
+            key: "g1".into(),
+            node_id: 1,
+            host: "localhost".into(),
+            port: 9092,
+            ..Default::default()
+        };
+        let resp = Response::FindCoordinator(FindCoordinatorResponse {
+            throttle_time_ms: 0,
+            coordinators: vec![c.clone()],
+        });
+        let got: m::FindCoordinatorResponse = roundtrip(api_key::FIND_COORDINATOR, v, &resp);
+        if v >= 4 {
+            assert_eq!(got.coordinators[0].key.as_str(), "g1");
+            assert_eq!(got.coordinators[0].port, 9092);
+        } else {
+            assert_eq!(
+                (got.node_id.0, got.host.as_str(), got.port),
+                (1, "localhost", 9092)
+            );
+        }
+        let two = Response::FindCoordinator(FindCoordinatorResponse {
+            throttle_time_ms: 0,
+            coordinators: vec![c.clone(), c],
+        });
+        assert_eq!(
+            encode_response(&header(api_key::FIND_COORDINATOR, v), &two).is_ok(),
+            v >= 4
+        );
+    }
+}
+
+#[test]
+fn group_membership() {
+    for v in versions(api_key::JOIN_GROUP) {
+        let resp = Response::JoinGroup(JoinGroupResponse {
+            generation_id: 1,
+            protocol_type: Some("consumer".into()),
+            protocol_name: None,
+            leader: "m1".into(),
+            member_id: "m1".into(),
+            members: vec![JoinGroupMember {
+                member_id: "m1".into(),
+                group_instance_id: None,
+                metadata: Bytes::from_static(b"sub"),
+            }],
+            ..Default::default()
+        });
+        let got: m::JoinGroupResponse = roundtrip(api_key::JOIN_GROUP, v, &resp);
+        assert_eq!(got.generation_id, 1);
+        assert_eq!(&got.members[0].metadata[..], b"sub");
+        // protocol_name is non-nullable before v7.
+        let expected_name = if v >= 7 { None } else { Some("") };
+        assert_eq!(got.protocol_name.as_deref(), expected_name, "v{v}");
+    }
+    for v in versions(api_key::SYNC_GROUP) {
+        let resp = Response::SyncGroup(SyncGroupResponse {
+            assignment: Bytes::from_static(b"a"),
+            protocol_name: Some("range".into()),
+            ..Default::default()
+        });
+        let got: m::SyncGroupResponse = roundtrip(api_key::SYNC_GROUP, v, &resp);
+        assert_eq!(&got.assignment[..], b"a");
+    }
+    for v in versions(api_key::HEARTBEAT) {
+        let resp = Response::Heartbeat(HeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::REBALANCE_IN_PROGRESS,
+        });
+        let got: m::HeartbeatResponse = roundtrip(api_key::HEARTBEAT, v, &resp);
+        assert_eq!(got.error_code, 27);
+    }
+    for v in versions(api_key::LEAVE_GROUP) {
+        let resp = Response::LeaveGroup(LeaveGroupResponse {
+            members: vec![LeaveGroupMemberResponse {
+                member_id: "m1".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let got: m::LeaveGroupResponse = roundtrip(api_key::LEAVE_GROUP, v, &resp);
+        assert_eq!(got.members.len(), usize::from(v >= 3));
+    }
+}
+
+#[test]
+fn group_admin() {
+    for v in versions(api_key::LIST_GROUPS) {
+        let resp = Response::ListGroups(ListGroupsResponse {
+            groups: vec![ListedGroup {
+                group_id: "g1".into(),
+                protocol_type: "consumer".into(),
+                group_state: "Stable".into(),
+            }],
+            ..Default::default()
+        });
+        let got: m::ListGroupsResponse = roundtrip(api_key::LIST_GROUPS, v, &resp);
+        assert_eq!(got.groups[0].group_id.0.as_str(), "g1");
+        if v >= 4 {
+            assert_eq!(got.groups[0].group_state.as_str(), "Stable");
+        }
+    }
+    for v in versions(api_key::DESCRIBE_GROUPS) {
+        let resp = Response::DescribeGroups(DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups: vec![DescribedGroup {
+                group_id: "g1".into(),
+                group_state: "Stable".into(),
+                protocol_type: "consumer".into(),
+                protocol_data: "range".into(),
+                members: vec![DescribedGroupMember {
+                    member_id: "m1".into(),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    member_assignment: Bytes::from_static(b"x"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let got: m::DescribeGroupsResponse = roundtrip(api_key::DESCRIBE_GROUPS, v, &resp);
+        assert_eq!(got.groups[0].members[0].client_host.as_str(), "/127.0.0.1");
+        if v >= 3 {
+            assert_eq!(got.groups[0].authorized_operations, i32::MIN);
+        }
+    }
+    for v in versions(api_key::DELETE_GROUPS) {
+        let resp = Response::DeleteGroups(DeleteGroupsResponse {
+            throttle_time_ms: 0,
+            results: vec![DeleteGroupResult {
+                group_id: "g1".into(),
+                error_code: ErrorCode::NON_EMPTY_GROUP,
+            }],
+        });
+        let got: m::DeleteGroupsResponse = roundtrip(api_key::DELETE_GROUPS, v, &resp);
+        assert_eq!(got.results[0].error_code, 68);
+    }
+    for v in versions(api_key::OFFSET_DELETE) {
+        let resp = Response::OffsetDelete(OffsetDeleteResponse {
+            error_code: ErrorCode::NONE,
+            throttle_time_ms: 0,
+            topics: vec![OffsetDeleteTopicResponse {
+                name: "orders".into(),
+                partitions: vec![PartitionError {
+                    partition_index: 0,
+                    error_code: ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC,
+                }],
+            }],
+        });
+        let got: m::OffsetDeleteResponse = roundtrip(api_key::OFFSET_DELETE, v, &resp);
+        assert_eq!(got.topics[0].partitions[0].error_code, 86);
+    }
+}
+
+#[test]
+fn producer_ids_and_topic_admin() {
+    for v in versions(api_key::INIT_PRODUCER_ID) {
+        let resp = Response::InitProducerId(InitProducerIdResponse {
+            producer_id: 1000,
+            producer_epoch: 0,
+            ..Default::default()
+        });
+        let got: m::InitProducerIdResponse = roundtrip(api_key::INIT_PRODUCER_ID, v, &resp);
+        assert_eq!((got.producer_id.0, got.producer_epoch), (1000, 0));
+    }
+    for v in versions(api_key::CREATE_TOPICS) {
+        let resp = Response::CreateTopics(CreateTopicsResponse {
+            throttle_time_ms: 0,
+            topics: vec![CreatableTopicResult {
+                name: "new".into(),
+                topic_id: ID,
+                error_code: ErrorCode::TOPIC_ALREADY_EXISTS,
+                error_message: Some("exists".into()),
+                num_partitions: 3,
+                replication_factor: 1,
+                configs: Some(vec![CreatableTopicConfig {
+                    name: "retention.ms".into(),
+                    value: Some("1".into()),
+                    config_source: 5,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+        });
+        let got: m::CreateTopicsResponse = roundtrip(api_key::CREATE_TOPICS, v, &resp);
+        let t = &got.topics[0];
+        assert_eq!(
+            (t.error_code, t.error_message.as_deref()),
+            (36, Some("exists"))
+        );
+        if v >= 5 {
+            assert_eq!(t.num_partitions, 3);
+            assert_eq!(t.configs.as_ref().map(Vec::len), Some(1));
+        }
+        if v >= 7 {
+            assert_eq!(t.topic_id.as_bytes(), &ID);
+        }
+    }
+    for v in versions(api_key::DELETE_TOPICS) {
+        let resp = Response::DeleteTopics(DeleteTopicsResponse {
+            throttle_time_ms: 0,
+            responses: vec![
+                DeletableTopicResult {
+                    name: Some("a".into()),
+                    ..Default::default()
+                },
+                DeletableTopicResult {
+                    name: None,
+                    topic_id: ID,
+                    error_code: ErrorCode::UNKNOWN_TOPIC_ID,
+                    ..Default::default()
+                },
+            ],
+        });
+        let got: m::DeleteTopicsResponse = roundtrip(api_key::DELETE_TOPICS, v, &resp);
+        assert_eq!(
+            got.responses[0].name.as_ref().map(|n| n.0.as_str()),
+            Some("a")
+        );
+        let second = got.responses[1].name.as_ref().map(|n| n.0.as_str());
+        assert_eq!(second, if v >= 6 { None } else { Some("") });
+    }
+    for v in versions(api_key::CREATE_PARTITIONS) {
+        let resp = Response::CreatePartitions(CreatePartitionsResponse {
+            throttle_time_ms: 0,
+            results: vec![CreatePartitionsTopicResult {
+                name: "orders".into(),
+                error_code: ErrorCode::INVALID_PARTITIONS,
+                error_message: None,
+            }],
+        });
+        let got: m::CreatePartitionsResponse = roundtrip(api_key::CREATE_PARTITIONS, v, &resp);
+        assert_eq!(got.results[0].error_code, 37);
+    }
+    for v in versions(api_key::DELETE_RECORDS) {
+        let resp = Response::DeleteRecords(DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics: vec![DeleteRecordsTopicResult {
+                name: "orders".into(),
+                partitions: vec![DeleteRecordsPartitionResult {
+                    partition_index: 0,
+                    low_watermark: 100,
+                    error_code: ErrorCode::NONE,
+                }],
+            }],
+        });
+        let got: m::DeleteRecordsResponse = roundtrip(api_key::DELETE_RECORDS, v, &resp);
+        assert_eq!(got.topics[0].partitions[0].low_watermark, 100);
+    }
+}
+
+#[test]
+fn configs_cluster_epochs() {
+    for v in versions(api_key::DESCRIBE_CONFIGS) {
+        let resp = Response::DescribeConfigs(DescribeConfigsResponse {
+            throttle_time_ms: 0,
+            results: vec![DescribeConfigsResult {
+                resource_type: 2,
+                resource_name: "orders".into(),
+                configs: vec![DescribeConfigsEntry {
+                    name: "retention.ms".into(),
+                    value: Some("604800000".into()),
+                    config_source: 5,
+                    synonyms: vec![DescribeConfigsSynonym {
+                        name: "log.retention.ms".into(),
+                        value: None,
+                        source: 5,
+                    }],
+                    config_type: 5,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let got: m::DescribeConfigsResponse = roundtrip(api_key::DESCRIBE_CONFIGS, v, &resp);
+        let c = &got.results[0].configs[0];
+        assert_eq!(c.value.as_deref(), Some("604800000"));
+        assert_eq!(c.synonyms.len(), 1);
+        if v >= 3 {
+            assert_eq!(c.config_type, 5);
+        }
+    }
+    for v in versions(api_key::ALTER_CONFIGS) {
+        let resp = Response::AlterConfigs(AlterConfigsResponse {
+            throttle_time_ms: 0,
+            responses: vec![AlterConfigsResourceResponse {
+                error_code: ErrorCode::INVALID_CONFIG,
+                error_message: Some("bad".into()),
+                resource_type: 2,
+                resource_name: "orders".into(),
+            }],
+        });
+        let got: m::AlterConfigsResponse = roundtrip(api_key::ALTER_CONFIGS, v, &resp);
+        assert_eq!(got.responses[0].error_code, 40);
+    }
+    for v in versions(api_key::INCREMENTAL_ALTER_CONFIGS) {
+        let resp = Response::IncrementalAlterConfigs(IncrementalAlterConfigsResponse {
+            throttle_time_ms: 0,
+            responses: vec![AlterConfigsResourceResponse {
+                resource_type: 2,
+                resource_name: "orders".into(),
+                ..Default::default()
+            }],
+        });
+        let got: m::IncrementalAlterConfigsResponse =
+            roundtrip(api_key::INCREMENTAL_ALTER_CONFIGS, v, &resp);
+        assert_eq!(got.responses[0].resource_name.as_str(), "orders");
+    }
+    for v in versions(api_key::DESCRIBE_CLUSTER) {
+        let resp = Response::DescribeCluster(DescribeClusterResponse {
+            cluster_id: "weir".into(),
+            controller_id: 1,
+            brokers: vec![DescribeClusterBroker {
+                broker_id: 1,
+                host: "localhost".into(),
+                port: 9092,
+                rack: None,
+            }],
+            ..Default::default()
+        });
+        let got: m::DescribeClusterResponse = roundtrip(api_key::DESCRIBE_CLUSTER, v, &resp);
+        assert_eq!(got.cluster_id.as_str(), "weir");
+        assert_eq!(got.brokers[0].port, 9092);
+    }
+    for v in versions(api_key::OFFSET_FOR_LEADER_EPOCH) {
+        let resp = Response::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse {
+            throttle_time_ms: 0,
+            topics: vec![OffsetForLeaderTopicResult {
+                topic: "orders".into(),
+                partitions: vec![EpochEndOffset {
+                    partition: 0,
+                    leader_epoch: 0,
+                    end_offset: 10,
+                    ..Default::default()
+                }],
+            }],
+        });
+        let got: m::OffsetForLeaderEpochResponse =
+            roundtrip(api_key::OFFSET_FOR_LEADER_EPOCH, v, &resp);
+        assert_eq!(got.topics[0].partitions[0].end_offset, 10);
+    }
+}
+
+/// Default responses encode at every served version (no field the crate would refuse).
+#[test]
+fn default_responses_encode_everywhere() {
+    let defaults: Vec<Response> = vec![
+        Response::ApiVersions(Default::default()),
+        Response::Metadata(Default::default()),
+        Response::Produce(Default::default()),
+        Response::Fetch(Default::default()),
+        Response::ListOffsets(Default::default()),
+        Response::OffsetCommit(Default::default()),
+        Response::OffsetFetch(Default::default()),
+        Response::FindCoordinator(FindCoordinatorResponse {
+            throttle_time_ms: 0,
+            coordinators: vec![Coordinator::default()],
+        }),
+        Response::JoinGroup(Default::default()),
+        Response::SyncGroup(Default::default()),
+        Response::Heartbeat(Default::default()),
+        Response::LeaveGroup(Default::default()),
+        Response::ListGroups(Default::default()),
+        Response::DescribeGroups(Default::default()),
+        Response::DeleteGroups(Default::default()),
+        Response::OffsetDelete(Default::default()),
+        Response::InitProducerId(Default::default()),
+        Response::CreateTopics(Default::default()),
+        Response::DeleteTopics(Default::default()),
+        Response::CreatePartitions(Default::default()),
+        Response::DescribeConfigs(Default::default()),
+        Response::AlterConfigs(Default::default()),
+        Response::IncrementalAlterConfigs(Default::default()),
+        Response::DeleteRecords(Default::default()),
+        Response::DescribeCluster(Default::default()),
+        Response::OffsetForLeaderEpoch(Default::default()),
+    ];
+    assert_eq!(defaults.len(), supported_apis().len());
+    for resp in &defaults {
+        for v in versions(resp.api_key()) {
+            encode_response(&header(resp.api_key(), v), resp)
+                .unwrap_or_else(|e| panic!("api {} v{v}: {e}", resp.api_key()));
+        }
+    }
+}
+
+#[test]
+fn encode_rejects_mismatch_and_unsupported_versions() {
+    let resp = Response::Heartbeat(Default::default());
+    assert!(matches!(
+        encode_response(&header(api_key::METADATA, 1), &resp),
+        Err(EncodeError::ApiKeyMismatch { .. })
+    ));
+    assert!(matches!(
+        encode_response(&header(api_key::HEARTBEAT, 5), &resp),
+        Err(EncodeError::UnsupportedVersion { .. })
+    ));
+}
