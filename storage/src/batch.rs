@@ -333,19 +333,19 @@ pub mod testing {
     /// A decoded record: key and value.
     pub type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+    /// A record to encode: key and value, `None` for null.
+    pub type RecordRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
     /// Builds one uncompressed v2 batch with base offset 0, CreateTime `timestamp` for every
     /// record, no producer id and no headers. Records are `(key, value)`; `None` encodes null.
-    pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp: i64) -> Vec<u8> {
+    pub fn build_batch(records: &[RecordRef<'_>], timestamp: i64) -> Vec<u8> {
         let ts: Vec<i64> = records.iter().map(|_| timestamp).collect();
         build_batch_with_timestamps(records, &ts)
     }
 
     /// Like [`build_batch`] but with one timestamp per record (the batch's base timestamp is
     /// the first, max timestamp the largest).
-    pub fn build_batch_with_timestamps(
-        records: &[(Option<&[u8]>, Option<&[u8]>)],
-        timestamps: &[i64],
-    ) -> Vec<u8> {
+    pub fn build_batch_with_timestamps(records: &[RecordRef<'_>], timestamps: &[i64]) -> Vec<u8> {
         assert_eq!(records.len(), timestamps.len(), "one timestamp per record");
         let base_ts = timestamps.first().copied().unwrap_or(-1);
         let max_ts = timestamps.iter().copied().max().unwrap_or(-1);

@@ -171,7 +171,7 @@ impl Log {
                     }
                     // An empty tail after a crash may hide a torn end of the previous segment
                     // (its last writes were queued when the roll happened): validate that one.
-                    if seg.size == 0 && segments.len() > 0 {
+                    if seg.size == 0 && !segments.is_empty() {
                         drop(seg);
                         Segment::delete_files(&dir, tail);
                         let Some((&prev, _)) = segments.iter().next_back() else {

@@ -7,14 +7,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use weir_storage::batch::testing::{build_batch, build_batch_with_timestamps, split_batches};
+use weir_storage::batch::testing::{
+    build_batch, build_batch_with_timestamps, split_batches, RecordRef,
+};
 use weir_storage::batch::validate_batches;
 use weir_storage::{FileSync, FsyncPolicy, Log, LogConfig};
 
 /// A batch of `n` records whose values identify `(tag, record index)`.
 pub fn batch(tag: u64, n: usize, ts: i64) -> Vec<u8> {
     let vals: Vec<Vec<u8>> = (0..n).map(|j| format!("v{tag}-{j}").into_bytes()).collect();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = vals
+    let recs: Vec<RecordRef<'_>> = vals
         .iter()
         .map(|v| (Some(&b"key"[..]), Some(v.as_slice())))
         .collect();
@@ -26,8 +28,7 @@ pub fn batch_ts(tag: u64, ts: &[i64]) -> Vec<u8> {
     let vals: Vec<Vec<u8>> = (0..ts.len())
         .map(|j| format!("t{tag}-{j}").into_bytes())
         .collect();
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        vals.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    let recs: Vec<RecordRef<'_>> = vals.iter().map(|v| (None, Some(v.as_slice()))).collect();
     build_batch_with_timestamps(&recs, ts)
 }
 
