@@ -612,7 +612,10 @@ proptest! {
         let (key, min, max) = apis[seed % apis.len()];
         let span = (max - min + 1) as usize;
         let version = min + ((seed / apis.len()) % span) as i16;
-        let _ = decode_request(raw_frame(key, version, &body));
+        if let Ok((header, request)) = decode_request(raw_frame(key, version, &body)) {
+            let response = common::default_response(&request);
+            prop_assert!(weir_protocol::encode_response(&header, &response).is_ok());
+        }
     }
 
     /// Mutations of valid requests of every served API and version.
@@ -627,7 +630,28 @@ proptest! {
         let frame = SEEDS.with(|s| s[seed.index(s.len())].clone());
         let mutated = apply(&frame, &mutations);
         let start = Instant::now();
-        let _ = decode_request(mutated);
+        let decoded = decode_request(mutated);
         prop_assert!(start.elapsed() < Duration::from_secs(1));
+        // Whatever decoded must be answerable at its own version.
+        if let Ok((header, request)) = decoded {
+            let response = common::default_response(&request);
+            prop_assert!(weir_protocol::encode_response(&header, &response).is_ok());
+        }
+    }
+}
+
+/// Writes one valid request per served (api, version) into `$WEIR_FUZZ_SEEDS_DIR` to seed
+/// the cargo-fuzz corpus (see docs/protocol.md). Without the variable it only checks that
+/// the seeds exist, so it always runs.
+#[test]
+fn write_fuzz_seeds() {
+    let seeds = seeds();
+    assert!(!seeds.is_empty());
+    if let Some(dir) = std::env::var_os("WEIR_FUZZ_SEEDS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create seed dir");
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:03}")), s).expect("write seed");
+        }
     }
 }
