@@ -81,7 +81,7 @@ impl Broker {
             Err(e) => return Err(io_err(&cluster_file)(e)),
         };
         let data = DataDir::open(&dir.join("logs"))?;
-        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync.clone())?;
+        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let mut coordinator = GroupCoordinator::new(GroupConfig {

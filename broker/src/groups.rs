@@ -380,9 +380,8 @@ impl Group {
         }
         match self.state {
             GroupState::PreparingRebalance => {
-                if !self.members.is_empty() && self.all_joined() {
-                    self.complete_join();
-                } else if self.members.is_empty() {
+                // Everyone left, or everyone still here has rejoined: the join phase can end.
+                if self.members.is_empty() || self.all_joined() {
                     self.complete_join();
                 }
             }
@@ -522,13 +521,8 @@ impl GroupCoordinator {
                 return Pending::Ready(JoinOutcome::error(ErrorCode::MEMBER_ID_REQUIRED, &fresh));
             }
             member_id = fresh;
-        } else if group.member(&member_id).is_none() {
-            if group.pending_member_ids.remove(&member_id).is_none() {
-                return Pending::Ready(JoinOutcome::error(
-                    ErrorCode::UNKNOWN_MEMBER_ID,
-                    &member_id,
-                ));
-            }
+        } else if group.member(&member_id).is_none() && group.pending_member_ids.remove(&member_id).is_none() {
+            return Pending::Ready(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
         }
 
         if group.member(&member_id).is_none() && group.members.len() >= config.max_group_size {

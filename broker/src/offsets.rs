@@ -187,7 +187,7 @@ impl OffsetStore {
         let Some(partition) = self.topic.partitions.first() else {
             return Ok(());
         };
-        let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+        let refs: Vec<record_codec::KeyValue<'_>> = records
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();

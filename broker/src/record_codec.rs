@@ -48,7 +48,10 @@ fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
 }
 
 /// Builds one uncompressed batch (base offset 0, to be assigned by the log) of `records`.
-pub fn encode_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: i64) -> Vec<u8> {
+/// A record's key and value; `None` is a null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+pub fn encode_batch(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();

@@ -144,7 +144,7 @@ impl TopicRegistry {
         config: TopicConfig,
         is_internal: bool,
     ) -> Result<Topic, TopicError> {
-        let log_config = config.log_config(self.fsync.clone());
+        let log_config = config.log_config(self.fsync);
         let mut parts = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         for index in 0..partitions {
             let log = self
@@ -300,7 +300,7 @@ impl TopicRegistry {
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let mut candidate = topic.config.read().clone();
         change(&mut candidate)?;
-        let log_config = candidate.log_config(self.fsync.clone());
+        let log_config = candidate.log_config(self.fsync);
         for p in &topic.partitions {
             p.log.set_config(log_config.clone());
         }

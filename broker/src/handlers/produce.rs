@@ -195,7 +195,7 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
     for topic in request.topics {
         let mut staged = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let s = if !matches!(acks, 0 | 1 | -1) {
+            let s = if !matches!(acks, -1..=1) {
                 failed(
                     p.index,
                     ErrorCode::INVALID_REQUIRED_ACKS,
