@@ -122,6 +122,8 @@ pub(crate) struct Segment {
     /// Base offset of the batch holding `max_ts`.
     pub offset_of_max_ts: Offset,
     bytes_since_index: u64,
+    /// Whether the segment is no longer active (its index files are trimmed).
+    pub sealed: bool,
     /// Age reference for `segment.ms` rolling: the time of the first append to the segment
     /// (for a recovered segment, its first batch's max timestamp). Not the producer's
     /// timestamps of later batches: old client timestamps must not roll on every append.
@@ -164,6 +166,7 @@ impl Segment {
             max_ts: i64::MIN,
             offset_of_max_ts: base,
             bytes_since_index: 0,
+            sealed: false,
             roll_ts: None,
         }
     }
@@ -307,6 +310,7 @@ impl Segment {
         if let (Some(index), Some(time)) = (idx, tidx) {
             let mut seg = Self::empty(dir, base, file, index, time);
             if seg.finish_open_from_index(file_len)? {
+                seg.sealed = true;
                 return Ok(seg);
             }
         }
@@ -367,6 +371,7 @@ impl Segment {
     /// drops any bytes after the logical end.
     pub fn reactivate(&mut self, cfg: &LogConfig) -> io::Result<()> {
         let cap = index_capacity(cfg);
+        self.sealed = false;
         self.index.0.make_active(cap)?;
         self.time_index.0.make_active(cap)?;
         if self.allocated > self.size {
@@ -381,6 +386,7 @@ impl Segment {
     /// Writes the final time index entry (the segment's maximum timestamp) and trims and syncs
     /// both index files. Called when the segment stops being active.
     pub fn seal_indexes(&mut self) -> io::Result<()> {
+        self.sealed = true;
         let last_t = self.time_index.last().map_or(i64::MIN, |e| e.0);
         if self.max_ts > last_t && self.size > 0 {
             let rel = (self.offset_of_max_ts - self.base) as u32;
@@ -401,6 +407,10 @@ impl Segment {
         self.bytes_since_index = 0;
         let limit = self.file.readable.load(Ordering::Acquire);
         self.scan(limit, false, cfg.index_interval_bytes)?;
+        if self.sealed {
+            // Keep the sealed-file invariant: length == entries, final time entry present.
+            self.seal_indexes()?;
+        }
         Ok(())
     }
 

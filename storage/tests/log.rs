@@ -283,6 +283,7 @@ fn index_rebuilt_when_deleted_truncated_or_garbage() {
         sent.push(b);
     }
     let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 6, "segments: {}", bases.len());
     let dir = log.dir().to_path_buf();
     dd.shutdown();
     drop(dd);
@@ -310,6 +311,17 @@ fn index_rebuilt_when_deleted_truncated_or_garbage() {
         c[4..].copy_from_slice(&((i * 7) as u32).to_be_bytes());
     }
     fs::write(idx(bases[3], "index"), garbage).expect("write");
+    // Plausible at open (first and last entries intact) but wrong in the middle: only the
+    // lookup-time check against the data can catch this one.
+    let p4 = idx(bases[4], "index");
+    let mut entries = fs::read(&p4).expect("read index");
+    assert!(entries.len() >= 24, "need 3+ entries");
+    let n = entries.len();
+    for c in entries[8..n - 8].chunks_mut(8) {
+        let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+        c[4..].copy_from_slice(&(pos + 3).to_be_bytes());
+    }
+    fs::write(&p4, entries).expect("write");
 
     let dd = DataDir::open(d.path()).expect("reopen");
     let log = dd.open_log("t-0", small_cfg()).expect("log");
@@ -324,7 +336,7 @@ fn index_rebuilt_when_deleted_truncated_or_garbage() {
         let h = BatchHeader::parse(&b).expect("h");
         assert!(h.base_offset <= o && o <= h.last_offset(), "offset {o}");
     }
-    for b in &bases[..4] {
+    for b in &bases[..5] {
         let m = fs::metadata(idx(*b, "index")).expect("rebuilt index");
         assert!(m.len() > 0 && m.len() % 8 == 0);
         let m = fs::metadata(idx(*b, "timeindex")).expect("rebuilt timeindex");
