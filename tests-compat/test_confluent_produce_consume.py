@@ -171,9 +171,11 @@ def test_one_mib_records(broker, unique):
     # The broker's default max.message.bytes (~1 MiB) is too small for a 1 MiB value plus
     # batch overhead; raise it on the topic like a user would.
     create_topic(broker.bootstrap, topic, partitions=1, config={"max.message.bytes": str(two_mib)})
+    # The client's message.max.bytes also caps its batches: keep it above one 1 MiB record but
+    # below two, so no batch exceeds the topic's 2 MiB limit.
     p = producer(
         broker.bootstrap,
-        **{"message.max.bytes": two_mib + 4096, "acks": "all", "compression.type": "none"},
+        **{"message.max.bytes": 1024 * 1024 + 64 * 1024, "acks": "all", "compression.type": "none"},
     )
     n = 5
     values = [os.urandom(1024 * 1024) for _ in range(n)]
@@ -200,6 +202,7 @@ def test_one_mib_records(broker, unique):
     c.close()
 
 
+@pytest.mark.timeout(240)
 def test_thousand_partitions(broker, unique):
     topic = unique("p1000")
     parts = 1000

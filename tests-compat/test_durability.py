@@ -3,6 +3,8 @@ succeeded survives kill -9 of the broker."""
 
 import time
 
+import pytest
+
 from confluent_kafka import TopicPartition
 
 from helpers import (
@@ -16,6 +18,7 @@ from helpers import (
 )
 
 
+@pytest.mark.timeout(240)
 def test_acked_records_survive_kill9(broker_factory, unique):
     b = broker_factory("--fsync", "always", name="weir-fsync-always")
     topic = unique("durable")
