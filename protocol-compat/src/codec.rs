@@ -723,6 +723,10 @@ pub fn encode_api_versions_unsupported(header: &RequestHeader) -> Bytes {
 }
 
 fn put<T: Encodable>(out: &mut BytesMut, version: i16, msg: &T) -> Result<(), String> {
+    // Size first so a large Fetch response is written into one allocation instead of
+    // being regrown (and re-copied) as record batches are appended.
+    let size = msg.compute_size(version).map_err(|e| format!("{e:#}"))?;
+    out.reserve(size);
     msg.encode(out, version).map_err(|e| format!("{e:#}"))
 }
 

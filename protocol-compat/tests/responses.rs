@@ -757,3 +757,51 @@ fn encode_rejects_mismatch_and_unsupported_versions() {
         Err(EncodeError::UnsupportedVersion { .. })
     ));
 }
+
+/// Byte-exact frames: flexible versions carry empty tagged-field sections and nothing
+/// else (old librdkafka breaks on unexpected tagged fields).
+#[test]
+fn golden_bytes_have_no_tagged_fields() {
+    // Heartbeat v4 (flexible): size, correlation id, header tagged fields (0),
+    // throttle_time_ms, error_code, body tagged fields (0).
+    let hb = encode_response(
+        &header(api_key::HEARTBEAT, 4),
+        &Response::Heartbeat(HeartbeatResponse {
+            throttle_time_ms: 1,
+            error_code: ErrorCode::NOT_COORDINATOR,
+        }),
+    )
+    .expect("encode");
+    assert_eq!(
+        &hb[..],
+        &[0, 0, 0, 12, 0, 0, 0, 77, 0, 0, 0, 0, 1, 0, 16, 0][..]
+    );
+    // Heartbeat v3 (not flexible): no tagged-field bytes at all.
+    let hb = encode_response(
+        &header(api_key::HEARTBEAT, 3),
+        &Response::Heartbeat(HeartbeatResponse::default()),
+    )
+    .expect("encode");
+    assert_eq!(&hb[..], &[0, 0, 0, 10, 0, 0, 0, 77, 0, 0, 0, 0, 0, 0][..]);
+
+    // ApiVersions v3: header v0 (no tagged byte after the correlation id); body =
+    // error_code, compact array of (key, min, max, tagged 0), throttle, tagged 0.
+    let n = supported_apis().len();
+    let av = encode_response(
+        &header(api_key::API_VERSIONS, 3),
+        &Response::ApiVersions(ApiVersionsResponse::supported()),
+    )
+    .expect("encode");
+    assert_eq!(av.len(), 4 + 4 + 2 + 1 + n * 7 + 4 + 1);
+    assert_eq!(
+        &av[8..10],
+        &[0, 0],
+        "error code right after the correlation id"
+    );
+    assert_eq!(av[10] as usize, n + 1, "compact array length");
+    assert_eq!(
+        av[av.len() - 1],
+        0,
+        "no tagged fields (supported_features etc.)"
+    );
+}
