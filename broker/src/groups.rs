@@ -404,7 +404,6 @@ impl Group {
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: HashMap<String, Group>,
-    next_member_suffix: u64,
 }
 
 impl GroupCoordinator {
@@ -416,8 +415,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn new_member_id(&mut self, client_id: &str) -> String {
-        self.next_member_suffix += 1;
+    fn new_member_id(client_id: &str) -> String {
         format!("{client_id}-{}", uuid::Uuid::new_v4())
     }
 
@@ -437,7 +435,7 @@ impl GroupCoordinator {
             ));
         }
         let new_id = if req.member_id.is_empty() {
-            Some(self.new_member_id(&req.client_id))
+            Some(Self::new_member_id(&req.client_id))
         } else {
             None
         };
@@ -521,7 +519,9 @@ impl GroupCoordinator {
                 return Pending::Ready(JoinOutcome::error(ErrorCode::MEMBER_ID_REQUIRED, &fresh));
             }
             member_id = fresh;
-        } else if group.member(&member_id).is_none() && group.pending_member_ids.remove(&member_id).is_none() {
+        } else if group.member(&member_id).is_none()
+            && group.pending_member_ids.remove(&member_id).is_none()
+        {
             return Pending::Ready(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
         }
 
@@ -533,9 +533,8 @@ impl GroupCoordinator {
         }
 
         let (tx, rx) = oneshot::channel();
-        let changed = match group.member_mut(&member_id) {
+        match group.member_mut(&member_id) {
             Some(m) => {
-                let changed = m.protocols != req.protocols;
                 m.protocols = req.protocols.clone();
                 m.session_timeout_ms = req.session_timeout_ms;
                 m.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -543,7 +542,6 @@ impl GroupCoordinator {
                 if let Some(old) = m.join_waiter.replace(tx) {
                     let _ = old.send(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
                 }
-                changed
             }
             None => {
                 let seq = group.next_seq;
@@ -569,9 +567,8 @@ impl GroupCoordinator {
                         sync_waiter: None,
                     },
                 );
-                true
             }
-        };
+        }
         if group.protocol_type.is_none() {
             group.protocol_type = Some(req.protocol_type.clone());
         }
@@ -581,9 +578,8 @@ impl GroupCoordinator {
                 group.prepare_rebalance(now_ms);
             }
             GroupState::Stable | GroupState::CompletingRebalance => {
-                // A follower re-joining a stable group with unchanged metadata still triggers a
-                // rebalance in the classic protocol (it may have lost its assignment).
-                let _ = changed;
+                // Any join to a settled group starts a rebalance in the classic protocol: a member
+                // that rejoins may have lost its assignment or changed its subscription.
                 group.prepare_rebalance(now_ms);
             }
             GroupState::PreparingRebalance => {}
@@ -834,5 +830,250 @@ impl GroupCoordinator {
         self.groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        }
+    }
+
+    fn join_req(member_id: &str, instance: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: instance.map(String::from),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 5_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn ready<T>(p: Pending<T>) -> T {
+        match p {
+            Pending::Ready(v) => v,
+            Pending::Wait(mut rx) => rx.try_recv().expect("answered"),
+        }
+    }
+
+    fn waiting<T>(p: Pending<T>) -> oneshot::Receiver<T> {
+        match p {
+            Pending::Wait(rx) => rx,
+            Pending::Ready(_) => panic!("expected the call to wait"),
+        }
+    }
+
+    /// Joins a new member the KIP-394 way (empty id, MEMBER_ID_REQUIRED, rejoin) and returns its id
+    /// and the parked join.
+    fn join_new(c: &mut GroupCoordinator, now: i64) -> (String, oneshot::Receiver<JoinOutcome>) {
+        let first = ready(c.join(join_req("", None), now));
+        assert_eq!(first.error, ErrorCode::MEMBER_ID_REQUIRED);
+        let id = first.member_id.clone();
+        (id.clone(), waiting(c.join(join_req(&id, None), now)))
+    }
+
+    #[test]
+    fn single_member_join_sync_heartbeat() {
+        let mut c = GroupCoordinator::new(config());
+        let (id, mut rx) = join_new(&mut c, 0);
+        let joined = rx.try_recv().expect("join completes at once with no delay");
+        assert_eq!(joined.error, ErrorCode::NONE);
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.leader, id);
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+        let synced = ready(c.sync(
+            "g",
+            &id,
+            1,
+            vec![(id.clone(), Bytes::from_static(b"assign"))],
+        ));
+        assert_eq!(synced.error, ErrorCode::NONE);
+        assert_eq!(synced.assignment, Bytes::from_static(b"assign"));
+        assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+        assert_eq!(c.heartbeat("g", &id, 1, 100), ErrorCode::NONE);
+        assert_eq!(c.heartbeat("g", &id, 0, 100), ErrorCode::ILLEGAL_GENERATION);
+        assert_eq!(
+            c.heartbeat("g", "nobody", 1, 100),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn second_member_triggers_rebalance_and_both_get_assignments() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(c.sync("g", &a, 1, vec![(a.clone(), Bytes::from_static(b"all"))]));
+
+        let (b, mut rx_b) = join_new(&mut c, 10);
+        assert!(rx_b.try_recv().is_err(), "b waits for a to rejoin");
+        assert_eq!(
+            c.heartbeat("g", &a, 1, 20),
+            ErrorCode::REBALANCE_IN_PROGRESS
+        );
+        let mut rx_a = waiting(c.join(join_req(&a, None), 30));
+        let ja = rx_a.try_recv().expect("a joined");
+        let jb = rx_b.try_recv().expect("b joined");
+        assert_eq!(ja.generation_id, 2);
+        assert_eq!(jb.generation_id, 2);
+        assert_eq!(ja.leader, a, "the first member stays leader");
+        assert_eq!(ja.members.len(), 2);
+        assert!(jb.members.is_empty(), "followers get no member list");
+
+        let mut sync_b = waiting(c.sync("g", &b, 2, vec![]));
+        assert!(
+            sync_b.try_recv().is_err(),
+            "follower waits for the leader's assignment"
+        );
+        let sa = ready(c.sync(
+            "g",
+            &a,
+            2,
+            vec![
+                (a.clone(), Bytes::from_static(b"p0")),
+                (b.clone(), Bytes::from_static(b"p1")),
+            ],
+        ));
+        assert_eq!(sa.assignment, Bytes::from_static(b"p0"));
+        assert_eq!(
+            sync_b.try_recv().expect("b synced").assignment,
+            Bytes::from_static(b"p1")
+        );
+    }
+
+    #[test]
+    fn leave_and_session_expiry_rebalance_the_rest() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        let (b, rx_b) = join_new(&mut c, 0);
+        let mut rx_a = waiting(c.join(join_req(&a, None), 0));
+        rx_a.try_recv().expect("a");
+        drop(rx_b);
+        ready(c.sync("g", &a, 2, vec![]));
+        // b leaves: a must rejoin.
+        let (top, per_member) = c.leave("g", &[(b.clone(), None)], 100);
+        assert_eq!((top, per_member), (ErrorCode::NONE, vec![ErrorCode::NONE]));
+        assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
+        let mut rx_a = waiting(c.join(join_req(&a, None), 110));
+        assert_eq!(rx_a.try_recv().expect("a alone").generation_id, 3);
+        ready(c.sync("g", &a, 3, vec![]));
+        // a stops heartbeating: after the session timeout the group is empty.
+        c.tick(110 + 10_001);
+        assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+        assert_eq!(c.validate_commit("g", &a, 3), ErrorCode::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            c.validate_commit("g", "", -1),
+            ErrorCode::NONE,
+            "simple commits allowed on an empty group"
+        );
+    }
+
+    #[test]
+    fn rebalance_timeout_drops_members_that_do_not_rejoin() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(c.sync("g", &a, 1, vec![]));
+        let (_b, mut rx_b) = join_new(&mut c, 1_000);
+        c.tick(1_000 + 4_999);
+        assert!(
+            rx_b.try_recv().is_err(),
+            "still within the rebalance timeout"
+        );
+        c.heartbeat("g", &a, 1, 5_000);
+        c.tick(1_000 + 5_000);
+        let jb = rx_b.try_recv().expect("join completes without a");
+        assert_eq!(jb.members.len(), 1, "b is now leader and alone");
+        assert_eq!(c.validate_commit("g", &a, 1), ErrorCode::UNKNOWN_MEMBER_ID);
+    }
+
+    #[test]
+    fn initial_rebalance_delay_holds_the_first_join() {
+        let mut c = GroupCoordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            ..GroupConfig::default()
+        });
+        let (_a, mut rx) = join_new(&mut c, 0);
+        assert!(rx.try_recv().is_err());
+        c.tick(2_999);
+        assert!(rx.try_recv().is_err());
+        c.tick(3_000);
+        assert_eq!(
+            rx.try_recv().expect("joined after the delay").generation_id,
+            1
+        );
+    }
+
+    #[test]
+    fn static_member_rejoins_without_rebalance_and_old_id_is_fenced() {
+        let mut c = GroupCoordinator::new(config());
+        let mut rx = waiting(c.join(join_req("", Some("inst-1")), 0));
+        let first = rx
+            .try_recv()
+            .expect("static members need no member-id round trip");
+        ready(c.sync(
+            "g",
+            &first.member_id,
+            1,
+            vec![(first.member_id.clone(), Bytes::from_static(b"x"))],
+        ));
+        // Restart: same instance id, empty member id.
+        let again = ready(c.join(join_req("", Some("inst-1")), 50));
+        assert_eq!(again.error, ErrorCode::NONE);
+        assert_eq!(again.generation_id, 1, "no new generation");
+        assert_ne!(again.member_id, first.member_id);
+        assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+        let synced = ready(c.sync("g", &again.member_id, 1, vec![]));
+        assert_eq!(
+            synced.assignment,
+            Bytes::from_static(b"x"),
+            "keeps its assignment"
+        );
+        assert_eq!(
+            c.heartbeat("g", &first.member_id, 1, 60),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let mut c = GroupCoordinator::new(config());
+        let mut bad = join_req("", None);
+        bad.session_timeout_ms = 10;
+        assert_eq!(
+            ready(c.join(bad, 0)).error,
+            ErrorCode::INVALID_SESSION_TIMEOUT
+        );
+        let mut no_group = join_req("", None);
+        no_group.group_id.clear();
+        assert_eq!(
+            ready(c.join(no_group, 0)).error,
+            ErrorCode::INVALID_GROUP_ID
+        );
+        assert_eq!(
+            ready(c.join(join_req("made-up", None), 0)).error,
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+        let (_a, _rx) = join_new(&mut c, 0);
+        let mut other = join_req("", None);
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        assert_eq!(
+            ready(c.join(other, 0)).error,
+            ErrorCode::INCONSISTENT_GROUP_PROTOCOL
+        );
+        assert_eq!(c.delete("g"), ErrorCode::NON_EMPTY_GROUP);
+        assert_eq!(c.delete("nope"), ErrorCode::GROUP_ID_NOT_FOUND);
     }
 }
