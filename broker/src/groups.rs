@@ -411,7 +411,6 @@ impl GroupCoordinator {
         Self {
             config,
             groups: HashMap::new(),
-            next_member_suffix: 0,
         }
     }
 
