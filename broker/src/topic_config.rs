@@ -263,12 +263,18 @@ impl TopicConfig {
     /// The storage engine's view of this topic: segment size, retention, fsync policy.
     pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
         let positive = |v: i64| if v < 0 { None } else { Some(v) };
+        // A compact-only topic is never trimmed by time or size (Kafka's rule); until compaction
+        // exists, that means keeping everything.
+        let deletes = self
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "delete"));
+        let retention = |v: i64| if deletes { positive(v) } else { None };
         LogConfig {
             segment_bytes: u64::try_from(self.get_i64("segment.bytes")).unwrap_or(1 << 30),
             segment_ms: positive(self.get_i64("segment.ms")),
-            retention_bytes: positive(self.get_i64("retention.bytes"))
+            retention_bytes: retention(self.get_i64("retention.bytes"))
                 .and_then(|v| u64::try_from(v).ok()),
-            retention_ms: positive(self.get_i64("retention.ms")),
+            retention_ms: retention(self.get_i64("retention.ms")),
             index_interval_bytes: u32::try_from(self.get_i64("index.interval.bytes"))
                 .unwrap_or(4096),
             fsync,
@@ -319,5 +325,20 @@ mod tests {
         let lc = c.log_config(FsyncPolicy::Never);
         assert_eq!(lc.retention_ms, None);
         assert_eq!(lc.segment_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn compact_only_topics_are_not_trimmed_by_retention() {
+        let compact =
+            TopicConfig::from_pairs([("cleanup.policy", "compact"), ("retention.ms", "1000")])
+                .expect("valid");
+        let lc = compact.log_config(FsyncPolicy::Never);
+        assert_eq!((lc.retention_ms, lc.retention_bytes), (None, None));
+        let both = TopicConfig::from_pairs([
+            ("cleanup.policy", "compact,delete"),
+            ("retention.ms", "1000"),
+        ])
+        .expect("valid");
+        assert_eq!(both.log_config(FsyncPolicy::Never).retention_ms, Some(1000));
     }
 }
