@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::DataDir;
+use weir_storage::{DataDir, DataDirOptions, OsFileSync};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
 use crate::producers::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
@@ -30,6 +31,8 @@ pub struct Broker {
     /// Notified after every append, so parked fetches re-check their partitions.
     pub appended: Notify,
     pub clock: Arc<dyn Clock>,
+    /// Prometheus metrics (see `metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,16 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OpenError + 
 impl Broker {
     /// Opens (recovering) the data directory and everything kept in it.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>, OpenError> {
+        Self::open_with_metrics(config, clock, Arc::new(Metrics::new()))
+    }
+
+    /// [`Broker::open`] recording into `metrics` (created before the broker so the admin
+    /// listener can serve while the data directory is recovered).
+    pub fn open_with_metrics(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, OpenError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta_dir = dir.join("__weir_meta");
@@ -80,7 +93,15 @@ impl Broker {
             }
             Err(e) => return Err(io_err(&cluster_file)(e)),
         };
-        let data = DataDir::open(&dir.join("logs"))?;
+        let data = DataDir::open_with(
+            &dir.join("logs"),
+            DataDirOptions {
+                file_sync: Arc::new(TimedFileSync {
+                    inner: OsFileSync,
+                    metrics: metrics.clone(),
+                }),
+            },
+        )?;
         let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
@@ -104,6 +125,7 @@ impl Broker {
             fetch_sessions: Mutex::new(FetchSessions::default()),
             appended: Notify::new(),
             clock,
+            metrics,
         }))
     }
 

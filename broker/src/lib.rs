@@ -2,6 +2,7 @@
 //! (`weir-storage`). It owns tokio, sockets, the clock, and all broker state (topics, groups,
 //! offsets, producer ids). See ARCHITECTURE.md for the map.
 
+pub mod admin_http;
 pub mod broker;
 pub mod clock;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod fetch_sessions;
 pub mod groups;
 pub mod handlers;
 pub mod log_scan;
+pub mod metrics;
 pub mod offsets;
 pub mod producers;
 pub mod record_codec;

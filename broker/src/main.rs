@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use weir_broker::admin_http::{self, AdminState};
 use weir_broker::clock::SystemClock;
 use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig};
+use weir_broker::metrics::Metrics;
 
 #[derive(Parser)]
 #[command(
@@ -140,13 +142,49 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
                 config.listener
             )
         })?;
+    let metrics = Arc::new(Metrics::new());
+    let admin_state = AdminState::new(metrics.clone(), config.clone());
+    let (admin_stop, admin_task) = match config.admin_listener {
+        Some(addr) => {
+            let admin = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "cannot listen on admin address {addr} (is another broker running? \
+                     use --admin-listener, or --admin-listener none to disable it)"
+                )
+            })?;
+            tracing::info!(admin_listener = %addr, "admin HTTP API and /metrics listening");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(admin_http::serve(admin, admin_state.clone(), async move {
+                let _ = rx.await;
+            }));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let data_dir = config.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || {
-        weir_broker::broker::Broker::open(config, Arc::new(SystemClock))
+        weir_broker::broker::Broker::open_with_metrics(config, Arc::new(SystemClock), metrics)
     })
     .await?
     .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    weir_broker::run(broker, listener, shutdown_signal()).await
+    admin_state.set_broker(broker.clone());
+    let state = admin_state.clone();
+    let result = weir_broker::run(broker, listener, async move {
+        shutdown_signal().await;
+        state.set_not_ready();
+    })
+    .await;
+    if let Some(stop) = admin_stop {
+        let _ = stop.send(());
+    }
+    if let Some(task) = admin_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "admin listener failed"),
+            Err(e) => tracing::warn!(error = %e, "admin listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -24,6 +24,7 @@ use weir_protocol::{
 
 use crate::broker::Broker;
 use crate::handlers::{self, RequestContext};
+use crate::metrics::{api_name, Metrics, RejectLabels};
 
 /// Connections counted per client IP, to enforce `max_connections_per_ip`.
 #[derive(Default)]
@@ -83,20 +84,26 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let metrics = broker.metrics.clone();
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
                     warn!(%peer, "max.connections reached; closing");
+                    metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections" }).inc();
                     continue;
                 };
                 let Some(ip_guard) = per_ip.try_acquire(peer.ip(), broker.config.max_connections_per_ip) else {
                     warn!(%peer, "max.connections.per.ip reached; closing");
+                    metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections_per_ip" }).inc();
                     continue;
                 };
+                metrics.connections_accepted.inc();
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let span = tracing::info_span!("conn", %peer);
                 tasks.spawn(async move {
                     let _permit = permit;
                     let _ip = ip_guard;
+                    metrics.connections_active.inc();
+                    let _active = ActiveGuard(metrics);
                     if let Err(e) = handle_connection(broker, stream, peer, shutdown).await {
                         debug!(error = %e, "connection closed");
                     }
@@ -107,6 +114,15 @@ pub async fn serve(
     }
     info!("listener closed; waiting for connections to finish in-flight requests");
     while tasks.join_next().await.is_some() {}
+}
+
+/// Decrements the active-connections gauge when a connection task ends.
+struct ActiveGuard(Arc<Metrics>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.connections_active.dec();
+    }
 }
 
 type ResponseTask = JoinHandle<Option<Bytes>>;
@@ -158,9 +174,21 @@ async fn handle_connection(
         reader.read_exact(&mut body).await?;
         let task: ResponseTask = match decode_request(body.freeze()) {
             Ok((header, request)) => {
-                let response = handlers::dispatch(&broker, &ctx, &header, request);
+                let started = Instant::now();
+                let span = tracing::debug_span!(
+                    "request",
+                    api = api_name(header.api_key),
+                    version = header.api_version,
+                    correlation_id = header.correlation_id,
+                );
+                let metrics = broker.metrics.clone();
+                metrics.observe_request(&request);
+                let response =
+                    span.in_scope(|| handlers::dispatch(&broker, &ctx, &header, request));
                 tokio::spawn(async move {
-                    let response = response.await?;
+                    let response = response.await;
+                    metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
+                    let response = response?;
                     match encode_response(&header, &response) {
                         Ok(bytes) => Some(bytes),
                         Err(e) => {
@@ -168,7 +196,7 @@ async fn handle_connection(
                             None
                         }
                     }
-                })
+                }.instrument(span))
             }
             Err(DecodeError::UnsupportedVersion { header })
                 if header.api_key == weir_protocol::api_key::API_VERSIONS =>

@@ -27,6 +27,7 @@ mod codec;
 mod error;
 pub mod frame;
 mod legacy;
+mod response_errors;
 pub mod requests;
 pub mod responses;
 mod versions;

@@ -1,0 +1,405 @@
+//! Prometheus metrics: what the broker counts while it runs, and what it reads off its state at
+//! scrape time.
+//!
+//! Owns the metric definitions and their names (all prefixed `weir_`), the text exposition of
+//! `/metrics` (served by `admin_http`), and the fsync-timing [`FileSync`] wrapper handed to the
+//! storage writer. Counters are bumped from one place, `server` (request dispatch and connection
+//! accounting); per-partition and per-group gauges are computed from the topic registry and the
+//! offset store when scraped, so nothing has to be kept in sync with topic or group changes.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use weir_protocol::{api_key as k, Request, Response};
+use weir_storage::FileSync;
+
+use crate::broker::Broker;
+
+/// Labels of per-request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Kafka's name of the API, e.g. `Produce`.
+    pub api: &'static str,
+    pub version: i16,
+}
+
+/// Labels of error counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub api: &'static str,
+    /// Kafka's name of the code, e.g. `UNKNOWN_TOPIC_OR_PARTITION` (or `UNKNOWN` if unnamed).
+    pub error: &'static str,
+    pub code: i16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupPartitionLabels {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// `max_connections` or `max_connections_per_ip`.
+    pub reason: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~52 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 21))
+}
+
+/// The broker's live metrics. One per process, shared through [`Broker::metrics`].
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<ApiLabels, Counter>,
+    pub request_duration: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub produce_bytes: Family<TopicLabels, Counter>,
+    pub fetch_bytes: Family<TopicLabels, Counter>,
+    pub connections_active: Gauge,
+    pub connections_accepted: Counter,
+    pub connections_rejected: Family<RejectLabels, Counter>,
+    pub fsync_duration: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let requests = Family::<ApiLabels, Counter>::default();
+        let request_duration =
+            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let produce_bytes = Family::<TopicLabels, Counter>::default();
+        let fetch_bytes = Family::<TopicLabels, Counter>::default();
+        let connections_active = Gauge::default();
+        let connections_accepted = Counter::default();
+        let connections_rejected = Family::<RejectLabels, Counter>::default();
+        let fsync_duration = Histogram::new(exponential_buckets(0.000_01, 2.0, 22));
+
+        let mut registry = Registry::with_prefix("weir");
+        registry.register(
+            "requests",
+            "Kafka requests handled, by API and version",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a decoded request to its encoded response, by API and version",
+            request_duration.clone(),
+        );
+        registry.register(
+            "response_errors",
+            "Non-zero error codes in responses (every nested code counts), by API and code",
+            errors.clone(),
+        );
+        registry.register(
+            "produce_bytes",
+            "Record batch bytes received in Produce requests, by topic",
+            produce_bytes.clone(),
+        );
+        registry.register(
+            "fetch_bytes",
+            "Record batch bytes sent in Fetch responses, by topic",
+            fetch_bytes.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Open Kafka client connections",
+            connections_active.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Kafka client connections accepted",
+            connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Kafka client connections closed at once because a connection limit was reached",
+            connections_rejected.clone(),
+        );
+        registry.register(
+            "fsync_duration_seconds",
+            "Duration of each data fsync (fdatasync) issued by the storage writer",
+            fsync_duration.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            errors,
+            produce_bytes,
+            fetch_bytes,
+            connections_active,
+            connections_accepted,
+            connections_rejected,
+            fsync_duration,
+        }
+    }
+
+    /// Counts the record bytes of a Produce request, before it is handled.
+    pub fn observe_request(&self, request: &Request) {
+        if let Request::Produce(p) = request {
+            for t in &p.topics {
+                let bytes: usize = t
+                    .partitions
+                    .iter()
+                    .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+                    .sum();
+                if bytes > 0 {
+                    self.produce_bytes
+                        .get_or_create(&TopicLabels {
+                            topic: t.name.clone(),
+                        })
+                        .inc_by(bytes as u64);
+                }
+            }
+        }
+    }
+
+    /// Records a finished request: count, latency, error codes, and Fetch bytes out.
+    /// `response` is `None` when no response is sent (produce with acks=0).
+    pub fn observe_response(
+        &self,
+        api_key: i16,
+        version: i16,
+        started: Instant,
+        response: Option<&Response>,
+    ) {
+        let api = api_name(api_key);
+        let labels = ApiLabels { api, version };
+        self.requests.get_or_create(&labels).inc();
+        self.request_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let Some(response) = response else {
+            return;
+        };
+        for code in response.error_codes() {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    api,
+                    error: code.name().unwrap_or("UNKNOWN"),
+                    code: code.0,
+                })
+                .inc();
+        }
+        if let Response::Fetch(f) = response {
+            for t in &f.topics {
+                let bytes: usize = t.partitions.iter().map(|p| p.records.len()).sum();
+                if bytes > 0 {
+                    self.fetch_bytes
+                        .get_or_create(&TopicLabels {
+                            topic: t.name.clone(),
+                        })
+                        .inc_by(bytes as u64);
+                }
+            }
+        }
+    }
+
+    /// The Prometheus text exposition: live metrics plus the state read off `broker` now.
+    pub fn encode(&self, broker: Option<&Broker>) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode_registry(&mut out, &self.registry)?;
+        if let Some(broker) = broker {
+            encode_registry(&mut out, &scrape_state(broker))?;
+        }
+        encode_eof(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// Per-partition and per-group gauges, read from the broker's state at scrape time.
+fn scrape_state(broker: &Broker) -> Registry {
+    let start = Family::<PartitionLabels, Gauge>::default();
+    let end = Family::<PartitionLabels, Gauge>::default();
+    let hw = Family::<PartitionLabels, Gauge>::default();
+    let size = Family::<PartitionLabels, Gauge>::default();
+    let committed = Family::<GroupPartitionLabels, Gauge>::default();
+    let lag = Family::<GroupPartitionLabels, Gauge>::default();
+    let topics = broker.topics.all();
+    for topic in &topics {
+        for p in &topic.partitions {
+            let labels = PartitionLabels {
+                topic: topic.name.clone(),
+                partition: p.index,
+            };
+            start.get_or_create(&labels).set(p.log.log_start_offset());
+            end.get_or_create(&labels).set(p.log.log_end_offset());
+            hw.get_or_create(&labels).set(p.log.high_watermark());
+            size.get_or_create(&labels)
+                .set(i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX));
+        }
+    }
+    for group in broker.offsets.groups() {
+        for (topic, partition, offset) in broker.offsets.fetch_all(&group) {
+            let labels = GroupPartitionLabels {
+                group: group.clone(),
+                topic: topic.clone(),
+                partition,
+            };
+            committed.get_or_create(&labels).set(offset.offset);
+            if let Some(p) = broker.topics.partition(&topic, partition) {
+                lag.get_or_create(&labels)
+                    .set((p.log.high_watermark() - offset.offset).max(0));
+            }
+        }
+    }
+    let mut registry = Registry::with_prefix("weir");
+    registry.register(
+        "partition_log_start_offset",
+        "First offset still in the partition's log",
+        start,
+    );
+    registry.register(
+        "partition_log_end_offset",
+        "Offset the next appended record will get",
+        end,
+    );
+    registry.register(
+        "partition_high_watermark",
+        "Offset up to which records are durable and readable",
+        hw,
+    );
+    registry.register(
+        "partition_size_bytes",
+        "Bytes of the partition's segment files",
+        size,
+    );
+    registry.register(
+        "group_committed_offset",
+        "Offset committed by a consumer group",
+        committed,
+    );
+    registry.register(
+        "group_lag",
+        "High watermark minus the group's committed offset (records not yet consumed)",
+        lag,
+    );
+    registry
+}
+
+/// Kafka's name of an API key (`Unknown` for keys Weir does not serve).
+pub fn api_name(api_key: i16) -> &'static str {
+    match api_key {
+        k::PRODUCE => "Produce",
+        k::FETCH => "Fetch",
+        k::LIST_OFFSETS => "ListOffsets",
+        k::METADATA => "Metadata",
+        k::OFFSET_COMMIT => "OffsetCommit",
+        k::OFFSET_FETCH => "OffsetFetch",
+        k::FIND_COORDINATOR => "FindCoordinator",
+        k::JOIN_GROUP => "JoinGroup",
+        k::HEARTBEAT => "Heartbeat",
+        k::LEAVE_GROUP => "LeaveGroup",
+        k::SYNC_GROUP => "SyncGroup",
+        k::DESCRIBE_GROUPS => "DescribeGroups",
+        k::LIST_GROUPS => "ListGroups",
+        k::API_VERSIONS => "ApiVersions",
+        k::CREATE_TOPICS => "CreateTopics",
+        k::DELETE_TOPICS => "DeleteTopics",
+        k::DELETE_RECORDS => "DeleteRecords",
+        k::INIT_PRODUCER_ID => "InitProducerId",
+        k::OFFSET_FOR_LEADER_EPOCH => "OffsetForLeaderEpoch",
+        k::DESCRIBE_CONFIGS => "DescribeConfigs",
+        k::ALTER_CONFIGS => "AlterConfigs",
+        k::CREATE_PARTITIONS => "CreatePartitions",
+        k::DELETE_GROUPS => "DeleteGroups",
+        k::INCREMENTAL_ALTER_CONFIGS => "IncrementalAlterConfigs",
+        k::OFFSET_DELETE => "OffsetDelete",
+        k::DESCRIBE_CLUSTER => "DescribeCluster",
+        _ => "Unknown",
+    }
+}
+
+/// A [`FileSync`] that times every sync into [`Metrics::fsync_duration`].
+pub struct TimedFileSync<S> {
+    pub inner: S,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S: FileSync> FileSync for TimedFileSync<S> {
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.sync_data(file);
+        self.metrics
+            .fsync_duration
+            .observe(started.elapsed().as_secs_f64());
+        r
+    }
+    fn sync_all(&self, file: &File) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.sync_all(file);
+        self.metrics
+            .fsync_duration
+            .observe(started.elapsed().as_secs_f64());
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_protocol::{ErrorCode, HeartbeatResponse};
+
+    #[test]
+    fn request_counts_and_errors_appear_in_the_exposition() {
+        let m = Metrics::new();
+        let resp = Response::Heartbeat(HeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::REBALANCE_IN_PROGRESS,
+        });
+        m.observe_response(k::HEARTBEAT, 4, Instant::now(), Some(&resp));
+        m.observe_response(k::HEARTBEAT, 4, Instant::now(), Some(&resp));
+        let text = m.encode(None).expect("encode");
+        assert!(
+            text.contains("weir_requests_total{api=\"Heartbeat\",version=\"4\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "weir_response_errors_total{api=\"Heartbeat\",error=\"REBALANCE_IN_PROGRESS\",code=\"27\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_request_duration_seconds_count{api=\"Heartbeat\",version=\"4\"} 2"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
