@@ -133,7 +133,8 @@ impl DataDir {
 
     /// Opens the log `name` (a subdirectory), creating it if missing and recovering it if
     /// present. Opening a log that is already open returns the same instance with `config`
-    /// applied.
+    /// applied — unless it is poisoned: then it is closed and reopened (recovered) from disk,
+    /// and the old instance keeps failing.
     pub fn open_log(&self, name: &str, config: LogConfig) -> Result<Arc<Log>, StorageError> {
         if !valid_name(name) {
             return Err(StorageError::InvalidLogName(name.to_string()));
@@ -144,7 +145,11 @@ impl DataDir {
         };
         let mut logs = self.logs.lock();
         if let Some(log) = logs.get(name) {
-            if !log.is_closed() {
+            if log.is_poisoned() {
+                // Reopening is how a poisoned log recovers: drain its queue, then recover
+                // the tail from what is actually on disk.
+                let _ = log.close(false);
+            } else if !log.is_closed() {
                 log.set_config(config);
                 return Ok(Arc::clone(log));
             }

@@ -578,6 +578,24 @@ fn failed_fsync_poisons_log_forever() {
     healthy
         .append(batch(0, 1, 1), &opts())
         .expect("healthy log still appends");
+    // Reopening recovers from disk: a new instance that appends after the durable data.
+    let reopened = dd.open_log("t-0", small_cfg()).expect("reopen");
+    assert!(!Arc::ptr_eq(&log, &reopened));
+    assert!(!reopened.is_poisoned());
+    let hw = reopened.high_watermark();
+    assert!(hw >= 1, "acknowledged data survives");
+    assert_eq!(
+        reopened
+            .append(batch(3, 1, 1), &opts())
+            .expect("append")
+            .base_offset,
+        hw
+    );
+    // The old instance is closed for good.
+    assert!(matches!(
+        log.append(batch(4, 1, 1), &opts()),
+        Err(StorageError::Poisoned | StorageError::Closed)
+    ));
 }
 
 #[test]
