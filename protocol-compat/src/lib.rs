@@ -23,6 +23,7 @@
 //! decoder bounds every wire count by the bytes remaining. Record batches are never
 //! decoded or decompressed here; they pass through as [`bytes::Bytes`].
 
+pub mod client;
 mod codec;
 mod error;
 pub mod frame;
