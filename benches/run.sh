@@ -46,8 +46,23 @@ if ((${#need_apt[@]})); then
     apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >/dev/null
 fi
 
-log "building weir and loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-(cd "$ROOT" && cargo build --release -q -p weir-broker --bin weir)
+# Weir is built from a committed revision (default HEAD), exported with `git archive`, so that a
+# work tree in the middle of someone's edit does not break or skew the run. WEIR_BENCH_REV=worktree
+# builds the work tree as it is.
+WEIR_REV="${WEIR_BENCH_REV:-HEAD}"
+if [[ "$WEIR_REV" == worktree ]]; then
+    WEIR_SRC="$ROOT"; WEIR_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)+worktree"
+else
+    WEIR_COMMIT=$(git -C "$ROOT" rev-parse --short "$WEIR_REV")
+    WEIR_SRC="$CACHE/weir-src"
+    if [[ "$(cat "$WEIR_SRC/.bench-rev" 2>/dev/null)" != "$WEIR_COMMIT" ]]; then
+        rm -rf "$WEIR_SRC" && mkdir -p "$WEIR_SRC"
+        git -C "$ROOT" archive "$WEIR_COMMIT" | tar -x -C "$WEIR_SRC"
+        echo "$WEIR_COMMIT" >"$WEIR_SRC/.bench-rev"
+    fi
+fi
+log "building weir $WEIR_COMMIT and loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+(cd "$WEIR_SRC" && cargo build --release -q -p weir-broker --bin weir)
 (cd "$BENCH/loadgen" && cargo build --release -q)
 WEIR="$CARGO_TARGET_DIR/release/weir"
 LOADGEN="$CARGO_TARGET_DIR/release/weir-loadgen"
@@ -160,8 +175,10 @@ produce() {
     local c0 t0 c1 t1
     c0=$(cpu_ticks "$BROKER_PID"); t0=$(now)
     for ((i = 0; i < nprod; i++)); do
+        # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
+        # or rdkafka_performance dies of SIGPIPE before printing its summary.
         timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 \
-            -i 1000 -T 1000 -Y "cat > $d/stats-$name-$i.json" >"$d/produce-$name-$i.log" 2>&1 &
+            -i 1000 -T 1000 -Y "trap '' INT; exec cat > $d/stats-$name-$i.json" >"$d/produce-$name-$i.log" 2>&1 &
         pids+=($!)
     done
     local rss_mid=0
@@ -179,7 +196,7 @@ produce() {
         failed=$((failed + $(sed -E 's/.*, ([0-9]+) failed\).*/\1/' <<<"$line")))
     done
     local errs
-    errs=$(grep -a -h -c -E 'ERROR|FAIL|error' "$d"/produce-"$name"-*.log | awk '{s+=$1} END{print s+0}')
+    errs=$( { grep -a -h -c -E 'ERROR|FAIL|error' "$d"/produce-"$name"-*.log || true; } | awk '{s+=$1} END{print s+0}')
     local cpu
     cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')
     rec "$r" "$sys" "$name" msgs_per_s "$msgs"
@@ -307,7 +324,7 @@ START=$(date +%s)
 {
     echo "profile=$PROFILE"
     echo "date=$(date -u +%Y-%m-%dT%H:%MZ)"
-    echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- broker storage protocol-compat || echo '+dirty')"
+    echo "commit=$WEIR_COMMIT"
     echo "cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo) x $(nproc)"
     echo "kernel=$(uname -r)"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -186,18 +186,31 @@ struct LatencyArgs {
     set: Vec<String>,
 }
 
-/// Counts delivery outcomes.
-#[derive(Default)]
+/// Counts delivery outcomes and records produce-acknowledgement latency (scheduled send time to
+/// delivery report), which splits end-to-end latency into its producer and consumer halves.
 struct Counting {
+    base: Instant,
+    warm: u64,
     ok: AtomicU64,
     err: AtomicU64,
+    ack: std::sync::Mutex<Histogram<u64>>,
 }
 impl ClientContext for Counting {}
 impl ProducerContext for Counting {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
+            Ok(m) => {
+                if let Some(p) = m.payload().filter(|p| p.len() >= 16) {
+                    let sched = u64::from_le_bytes(p[0..8].try_into().unwrap());
+                    let seq = u64::from_le_bytes(p[8..16].try_into().unwrap());
+                    if seq >= self.warm {
+                        let us = (self.base.elapsed().as_nanos() as u64).saturating_sub(sched) / 1000;
+                        self.ack.lock().unwrap().saturating_record(us.max(1));
+                    }
+                }
+                self.ok.fetch_add(1, Ordering::Relaxed)
+            }
             Err((e, _)) => {
                 if self.err.fetch_add(1, Ordering::Relaxed) < 5 {
                     eprintln!("loadgen: delivery error: {e}");
@@ -290,7 +303,13 @@ fn latency(a: LatencyArgs) -> i32 {
         })
     };
 
-    let ctx = Counting::default();
+    let ctx = Counting {
+        base,
+        warm,
+        ok: AtomicU64::new(0),
+        err: AtomicU64::new(0),
+        ack: std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
+    };
     let mut pcfg = ClientConfig::new();
     pcfg.set("bootstrap.servers", &a.bootstrap)
         .set("acks", &a.acks)
@@ -356,8 +375,13 @@ fn latency(a: LatencyArgs) -> i32 {
     let (hist, received, consume_errors) = consumer_thread.join().expect("consumer thread");
     let ctx = producer.context();
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    let ack = ctx.ack.lock().unwrap().clone();
+    let qa = |p: f64| ack.value_at_quantile(p) as f64 / 1000.0;
     println!(
-        "{{\"rate\":{},\"sent\":{},\"send_secs\":{:.3},\"achieved_rate\":{:.1},\"delivered\":{},\"delivery_errors\":{},\"received\":{},\"recorded\":{},\"consume_errors\":{},\"queue_full\":{},\"flush_ok\":{},\"max_send_lag_ms\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
+        "{{\"ack_p50_ms\":{:.3},\"ack_p99_ms\":{:.3},\"ack_p999_ms\":{:.3},\"rate\":{},\"sent\":{},\"send_secs\":{:.3},\"achieved_rate\":{:.1},\"delivered\":{},\"delivery_errors\":{},\"received\":{},\"recorded\":{},\"consume_errors\":{},\"queue_full\":{},\"flush_ok\":{},\"max_send_lag_ms\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
+        qa(0.5),
+        qa(0.99),
+        qa(0.999),
         a.rate,
         sent,
         send_secs,
