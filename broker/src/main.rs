@@ -1,4 +1,7 @@
-//! The `weir` binary: command-line parsing, logging setup, signals. The only place that uses `anyhow`.
+//! The `weir` binary: command-line parsing, logging setup, signals for `weir serve`, and the
+//! operator CLI (`cli/`). With `cli/`, the only place that uses `anyhow`.
+
+mod cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +21,8 @@ use weir_broker::metrics::Metrics;
     about = "A Kafka-wire-compatible message broker"
 )]
 struct Cli {
+    #[command(flatten)]
+    common: cli::Common,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run the broker (defaults: Kafka on 127.0.0.1:9092, data in ./weir-data, no setup needed).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Cli(cli::CliCommand),
 }
 
 /// Flags override `WEIR_*` environment variables, which override the config file, which overrides defaults.
@@ -129,6 +136,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(serve(config))
+        }
+        Command::Cli(command) => {
+            if let Err(e) = cli::run(cli.common, command) {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -1,0 +1,103 @@
+//! The operator CLI: `weir topic|produce|consume|group|cluster`. Talks to a running broker over the
+//! Kafka protocol (the `client` module), prints human tables by default and JSON with
+//! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
+
+mod client;
+mod data;
+mod groups;
+mod output;
+mod records;
+mod topics;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+pub use output::Output;
+
+/// Where the broker is and how to print.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Bootstrap broker(s), comma-separated host:port.
+    #[arg(
+        long,
+        env = "WEIR_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub brokers: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub output: Format,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// The CLI subcommands (flattened into `weir`'s own).
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topic(topics::TopicCommand),
+    /// Produce lines from stdin as records (one record per line).
+    Produce(data::ProduceArgs),
+    /// Consume records and print their values, one per line.
+    Consume(data::ConsumeArgs),
+    /// List, describe, reset offsets of and delete consumer groups.
+    #[command(subcommand)]
+    Group(groups::GroupCommand),
+    /// Cluster information.
+    #[command(subcommand)]
+    Cluster(groups::ClusterCommand),
+}
+
+/// Runs one CLI command to completion.
+pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = Output::new(common.output);
+    runtime.block_on(async move {
+        let mut client = client::Client::connect(&common.brokers).await?;
+        match command {
+            CliCommand::Topic(c) => topics::run(&mut client, &out, c).await,
+            CliCommand::Produce(a) => data::produce(&mut client, &out, a).await,
+            CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
+            CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
+            CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
+        }
+    })
+}
+
+/// Splits `key=value`.
+fn parse_kv(s: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => anyhow::bail!("'{s}' is not key=value"),
+    }
+}
+
+/// An error code as a user-facing error, with a hint where one helps.
+fn check(code: weir_protocol::ErrorCode, what: &str, message: Option<&str>) -> anyhow::Result<()> {
+    use weir_protocol::ErrorCode as E;
+    if code.is_none() {
+        return Ok(());
+    }
+    let hint = match code {
+        E::UNKNOWN_TOPIC_OR_PARTITION => " (list topics with `weir topic list`)",
+        E::TOPIC_ALREADY_EXISTS => " (see it with `weir topic describe`)",
+        E::GROUP_ID_NOT_FOUND => " (list groups with `weir group list`)",
+        E::NON_EMPTY_GROUP => " (stop the group's consumers first)",
+        E::INVALID_PARTITIONS => " (partition counts can only grow)",
+        E::INVALID_CONFIG => " (see docs/configuration.md for topic configs)",
+        _ => "",
+    };
+    match message {
+        Some(m) if !m.is_empty() => anyhow::bail!("{what}: {code}: {m}{hint}"),
+        _ => anyhow::bail!("{what}: {code}{hint}"),
+    }
+}
