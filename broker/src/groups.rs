@@ -291,6 +291,19 @@ impl Group {
         self.state = GroupState::PreparingRebalance;
     }
 
+    /// The member list a leader gets in its JoinGroup answer: everyone's metadata for the chosen protocol.
+    fn join_members(&self) -> Vec<JoinMember> {
+        let protocol = self.protocol_name.as_deref().unwrap_or_default();
+        self.members
+            .values()
+            .map(|m| JoinMember {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                metadata: m.metadata_for(protocol),
+            })
+            .collect()
+    }
+
     fn all_joined(&self) -> bool {
         self.members.values().all(|m| m.join_waiter.is_some())
     }
@@ -328,15 +341,7 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let all: Vec<JoinMember> = self
-            .members
-            .values()
-            .map(|m| JoinMember {
-                member_id: m.member_id.clone(),
-                group_instance_id: m.group_instance_id.clone(),
-                metadata: m.metadata_for(&protocol),
-            })
-            .collect();
+        let all = self.join_members();
         let generation_id = self.generation_id;
         let protocol_type = self.protocol_type.clone();
         for m in self.members.values_mut() {
@@ -474,18 +479,9 @@ impl GroupCoordinator {
                     group.static_members.insert(instance.clone(), fresh.clone());
                     if group.state == GroupState::Stable {
                         // Same static member back: hand it the current generation, no rebalance.
-                        let protocol = group.protocol_name.clone().unwrap_or_default();
                         let leader = group.leader.clone().unwrap_or_default();
                         let members = if leader == fresh {
-                            group
-                                .members
-                                .values()
-                                .map(|m| JoinMember {
-                                    member_id: m.member_id.clone(),
-                                    group_instance_id: m.group_instance_id.clone(),
-                                    metadata: m.metadata_for(&protocol),
-                                })
-                                .collect()
+                            group.join_members()
                         } else {
                             Vec::new()
                         };
