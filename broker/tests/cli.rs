@@ -1,0 +1,238 @@
+//! The operator CLI end to end: the built `weir` binary against a broker it started itself.
+
+mod common;
+
+use common::Broker;
+
+#[test]
+fn topic_lifecycle() {
+    let b = Broker::start(&[]);
+    let out = b.cli_ok(
+        &[
+            "topic",
+            "create",
+            "orders",
+            "-p",
+            "3",
+            "-c",
+            "retention.ms=3600000",
+        ],
+        "",
+    );
+    assert_eq!(out.trim(), "created topic orders with 3 partition(s)");
+
+    let list = b.cli_ok(&["topic", "list"], "");
+    assert_eq!(list, "TOPIC   PARTITIONS\norders  3\n");
+
+    let desc: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["topic", "describe", "orders", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(desc["partitions"].as_array().map(Vec::len), Some(3));
+    let retention = desc["configs"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "retention.ms"))
+        .cloned()
+        .expect("retention.ms listed");
+    assert_eq!(retention["value"], "3600000");
+    assert_eq!(retention["default"], false);
+
+    b.cli_ok(
+        &[
+            "topic",
+            "alter",
+            "orders",
+            "-p",
+            "5",
+            "-c",
+            "retention.ms=60000",
+        ],
+        "",
+    );
+    let desc: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["topic", "describe", "orders", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(desc["partitions"].as_array().map(Vec::len), Some(5));
+    let retention = desc["configs"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "retention.ms"))
+        .cloned()
+        .expect("retention.ms listed");
+    assert_eq!(retention["value"], "60000");
+
+    // Shrinking is refused with a hint.
+    let shrink = b.cli(&["topic", "alter", "orders", "-p", "2"], "");
+    assert!(!shrink.status.success());
+    let err = String::from_utf8_lossy(&shrink.stderr);
+    assert!(err.contains("INVALID_PARTITIONS"), "{err}");
+
+    let out = b.cli_ok(&["topic", "delete", "orders"], "");
+    assert_eq!(out.trim(), "deleted topic orders");
+    let list = b.cli_ok(&["topic", "list", "--output", "json"], "");
+    assert_eq!(list.trim(), r#"{"topics":[]}"#);
+
+    let missing = b.cli(&["topic", "describe", "orders"], "");
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+}
+
+#[test]
+fn produce_then_consume_exactly_and_group_lag() {
+    let b = Broker::start(&[]);
+    b.cli_ok(&["topic", "create", "lines", "-p", "1"], "");
+    let produced: serde_json::Value = serde_json::from_str(&b.cli_ok(
+        &["produce", "lines", "-H", "source=test", "--output", "json"],
+        "first\nsecond\nthird\n",
+    ))
+    .expect("json");
+    assert_eq!(produced["records"], 3);
+    assert_eq!(produced["partitions"][0]["first_offset"], 0);
+    assert_eq!(produced["partitions"][0]["last_offset"], 2);
+
+    let out = b.cli_ok(&["consume", "lines", "--from-beginning", "-n", "3"], "");
+    assert_eq!(out, "first\nsecond\nthird\n");
+
+    // JSON output carries offsets and headers.
+    let out = b.cli_ok(
+        &[
+            "consume",
+            "lines",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+            "-n",
+            "1",
+            "--output",
+            "json",
+        ],
+        "",
+    );
+    let rec: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(rec["offset"], 1);
+    assert_eq!(rec["value"], "second");
+    assert_eq!(rec["headers"]["source"], "test");
+
+    // As a group: read two, commit, and the group shows offset 2 with lag 1.
+    let out = b.cli_ok(
+        &[
+            "consume",
+            "lines",
+            "--from-beginning",
+            "-n",
+            "2",
+            "--group",
+            "readers",
+        ],
+        "",
+    );
+    assert_eq!(out, "first\nsecond\n");
+    let desc: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["group", "describe", "readers", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(desc["state"], "Empty");
+    let offsets = desc["offsets"].as_array().expect("offsets");
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(offsets[0]["topic"], "lines");
+    assert_eq!(offsets[0]["partition"], 0);
+    assert_eq!(offsets[0]["committed_offset"], 2);
+    assert_eq!(offsets[0]["log_end_offset"], 3);
+    assert_eq!(offsets[0]["lag"], 1);
+
+    // The human table shows the same.
+    let table = b.cli_ok(&["group", "describe", "readers"], "");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("lines"))
+        .expect("row for lines");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..5], ["lines", "0", "2", "3", "1"]);
+
+    // The group resumes from its committed offset.
+    let out = b.cli_ok(&["consume", "lines", "-n", "1", "--group", "readers"], "");
+    assert_eq!(out, "third\n");
+
+    let list = b.cli_ok(&["group", "list"], "");
+    assert!(list.lines().any(|l| l.starts_with("readers")), "{list}");
+
+    let reset = b.cli_ok(
+        &[
+            "group",
+            "reset-offsets",
+            "readers",
+            "--topic",
+            "lines",
+            "--to-earliest",
+            "--output",
+            "json",
+        ],
+        "",
+    );
+    let reset: serde_json::Value = serde_json::from_str(reset.trim()).expect("json");
+    assert_eq!(reset["offsets"][0]["committed_offset"], 0);
+
+    b.cli_ok(&["group", "delete", "readers"], "");
+    let list = b.cli_ok(&["group", "list", "--output", "json"], "");
+    assert!(!list.contains("\"readers\""), "{list}");
+}
+
+#[test]
+fn keys_and_cluster_info() {
+    let b = Broker::start(&[]);
+    b.cli_ok(&["topic", "create", "keyed", "-p", "4"], "");
+    b.cli_ok(
+        &["produce", "keyed", "--key-separator", ":"],
+        "a:1\nb:2\na:3\n",
+    );
+    let out = b.cli_ok(
+        &[
+            "consume",
+            "keyed",
+            "--from-beginning",
+            "-n",
+            "3",
+            "--output",
+            "json",
+        ],
+        "",
+    );
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(recs.len(), 3);
+    // Same key, same partition, in order.
+    let a: Vec<&serde_json::Value> = recs.iter().filter(|r| r["key"] == "a").collect();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0]["partition"], a[1]["partition"]);
+    assert_eq!(a[0]["value"], "1");
+    assert_eq!(a[1]["value"], "3");
+
+    let bad = b.cli(
+        &["produce", "keyed", "--key-separator", ":"],
+        "no-separator\n",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 1 has no key separator"));
+
+    let info: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["cluster", "info", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(info["brokers"][0]["port"], b.kafka.port());
+    assert_eq!(info["topics"], 1);
+    assert_eq!(info["partitions"], 4);
+    assert_eq!(info["cluster_id"].as_str().map(str::len), Some(22));
+}
+
+#[test]
+fn unreachable_broker_says_what_to_do() {
+    let port = common::free_port();
+    let out = common::run_cli(&format!("127.0.0.1:{port}"), &["topic", "list"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot connect to 127.0.0.1:{port}"))
+            && err.contains("is `weir serve` running?"),
+        "{err}"
+    );
+}

@@ -1,0 +1,195 @@
+//! Shared by the binary-level tests (cli, metrics, shutdown): start the built `weir` binary on free
+//! ports in a temporary data directory, wait for readiness over the admin API, run CLI commands,
+//! and make plain HTTP GETs.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_weir");
+/// Upper bound for the broker to become ready; only a hang guard, never an assertion on speed.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+pub struct Broker {
+    pub child: Option<Child>,
+    pub kafka: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts `weir serve` with `extra` flags and waits until `/v1/ready` answers 200.
+    pub fn start(extra: &[&str]) -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kafka: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut admin_port = free_port();
+        while admin_port == kafka.port() {
+            admin_port = free_port();
+        }
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--listener")
+            .arg(kafka.to_string())
+            .arg("--admin-listener")
+            .arg(admin.to_string())
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--group-initial-rebalance-delay-ms")
+            .arg("0")
+            .args(extra)
+            .env_remove("WEIR_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn weir serve");
+        let mut b = Broker {
+            child: Some(child),
+            kafka,
+            admin,
+            dir,
+        };
+        b.wait_ready();
+        b
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("weir serve exited early ({status}):\n{}", self.stderr());
+                }
+            }
+            if let Ok((200, _)) = http_get(self.admin, "/v1/ready") {
+                return;
+            }
+            if started.elapsed() > START_DEADLINE {
+                panic!("weir serve did not become ready:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs a CLI command against this broker with `stdin` as input.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        run_cli(&self.kafka.to_string(), args, stdin)
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.cli(args, stdin);
+        assert!(
+            out.status.success(),
+            "weir {args:?} failed: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the broker to exit and returns its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        child.wait().expect("wait for weir").code()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn run_cli(brokers: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--brokers")
+        .arg(brokers)
+        .args(args)
+        .env_remove("WEIR_BROKERS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir cli");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for weir cli")
+}
+
+/// A plain HTTP/1.0 GET: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    Ok((status, body.to_string()))
+}
+
+/// GET that must answer 200 with JSON.
+pub fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(addr, path).expect("http get");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("json body")
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels as written, e.g.
+/// `topic="t",partition="0"`), if present.
+pub fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
