@@ -55,10 +55,12 @@ if [[ "$WEIR_REV" == worktree ]]; then
 else
     WEIR_COMMIT=$(git -C "$ROOT" rev-parse --short "$WEIR_REV")
     WEIR_SRC="$CACHE/weir-src"
-    if [[ "$(cat "$WEIR_SRC/.bench-rev" 2>/dev/null)" != "$WEIR_COMMIT" ]]; then
+    # Re-export only when the broker's sources changed (keeps mtimes, so cargo does not rebuild).
+    key=$(git -C "$ROOT" ls-tree "$WEIR_COMMIT" Cargo.toml Cargo.lock broker storage protocol-compat vendor | git hash-object --stdin)
+    if [[ "$(cat "$WEIR_SRC/.bench-key" 2>/dev/null)" != "$key" ]]; then
         rm -rf "$WEIR_SRC" && mkdir -p "$WEIR_SRC"
         git -C "$ROOT" archive "$WEIR_COMMIT" | tar -x -C "$WEIR_SRC"
-        echo "$WEIR_COMMIT" >"$WEIR_SRC/.bench-rev"
+        echo "$key" >"$WEIR_SRC/.bench-key"
     fi
 fi
 log "building weir $WEIR_COMMIT and loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
