@@ -68,6 +68,21 @@ struct ServeArgs {
     /// Node id of this broker.
     #[arg(long, env = "WEIR_NODE_ID")]
     node_id: Option<i32>,
+    /// Most open client connections; more are closed at once (Kafka's max.connections).
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most open client connections from one IP address (max.connections.per.ip).
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Requests read ahead of their responses on one connection.
+    #[arg(long, env = "WEIR_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION")]
+    max_in_flight_requests_per_connection: Option<usize>,
+    /// Largest request frame accepted; larger ones close the connection (socket.request.max.bytes).
+    #[arg(long, env = "WEIR_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+    /// Close connections idle for this long (connections.max.idle.ms).
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX_IDLE_MS")]
+    connections_max_idle_ms: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "WEIR_LOG_JSON")]
     log_json: bool,
@@ -109,6 +124,41 @@ impl ServeArgs {
         if let Some(v) = self.node_id {
             config.node_id = v;
         }
+        if let Some(v) = self.max_connections {
+            config.max_connections = v;
+        }
+        if let Some(v) = self.max_connections_per_ip {
+            config.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.max_in_flight_requests_per_connection {
+            config.max_in_flight_requests_per_connection = v;
+        }
+        if let Some(v) = self.max_request_bytes {
+            config.max_request_bytes = v;
+        }
+        if let Some(v) = self.connections_max_idle_ms {
+            config.connections_max_idle_ms = v;
+        }
+        anyhow::ensure!(
+            config.max_connections >= 1,
+            "max-connections must be at least 1"
+        );
+        anyhow::ensure!(
+            config.max_connections_per_ip >= 1,
+            "max-connections-per-ip must be at least 1"
+        );
+        anyhow::ensure!(
+            config.max_in_flight_requests_per_connection >= 1,
+            "max-in-flight-requests-per-connection must be at least 1"
+        );
+        anyhow::ensure!(
+            config.max_request_bytes >= 1024,
+            "max-request-bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            config.connections_max_idle_ms >= 1,
+            "connections-max-idle-ms must be at least 1"
+        );
         Ok((config, self.log_json))
     }
 }
@@ -222,4 +272,50 @@ async fn shutdown_signal() {
         }
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(std::iter::once("weir").chain(args.iter().copied()))
+            .expect("parse");
+        match cli.command {
+            Command::Serve(a) => a,
+            Command::Cli(_) => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "max-connections = 5\nmax-request-bytes = 4096\nconnections-max-idle-ms = 1000\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let (c, _) = serve_args(&["serve", "--config", &path, "--max-connections", "7"])
+            .into_config()
+            .expect("config");
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.max_request_bytes, 4096);
+        assert_eq!(c.connections_max_idle_ms, 1000);
+        assert_eq!(
+            c.max_connections_per_ip,
+            BrokerConfig::default().max_connections_per_ip
+        );
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let err = serve_args(&["serve", "--max-in-flight-requests-per-connection", "0"])
+            .into_config()
+            .expect_err("zero in-flight");
+        assert!(err
+            .to_string()
+            .contains("max-in-flight-requests-per-connection"));
+    }
 }
