@@ -31,4 +31,6 @@ fio_round before | tee "$OUT/fio-before.txt"
 WEIR_BENCH_DIR="$DIR" cargo bench -p weir-benches --bench storage 2>&1 | tee "$OUT/criterion.log" |
   grep -E '^(append|read)/|thrpt:' | paste - - | sed -E 's/ +/ /g'
 fio_round after | tee "$OUT/fio-after.txt"
+echo "== interleaved engine vs raw pwrite+fdatasync loop (medians of 5 alternating 1.5 s runs)"
+cargo run -q --release -p weir-benches --example storage_vs_disk -- "$DIR" 5 1.5 | tee "$OUT/interleaved.md"
 echo "== done $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -50,7 +50,7 @@ def cmd_batchsize(topic, files):
 
 def cmd_latjson(r, sysname, w):
     j = json.loads(sys.stdin.read())
-    for k in ("rate", "achieved_rate", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "sent", "received",
+    for k in ("rate", "achieved_rate", "ack_p50_ms", "ack_p99_ms", "ack_p999_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "sent", "received",
               "delivery_errors", "consume_errors", "max_send_lag_ms"):
         row(r, sysname, w, k, j[k])
 
@@ -252,23 +252,24 @@ def render(res, img_rel=None):
       f"{m.get('lat_warmup')} s warm-up)")
     p("")
     p(f"Producer→broker→consumer time, measured from each message's *scheduled* send time (coordinated-omission corrected); "
-      f"producer linger.ms=0, consumer defaults (fetch.wait.max.ms=500). \"N%\" is N% of that system's own median throughput "
+      f"producer linger.ms=0, consumer defaults (fetch.wait.max.ms=500); produce-ack is scheduled send time to delivery report. \"N%\" is N% of that system's own median throughput "
       f"in `{maxw}` in the same round.")
     p("")
-    p("| rate | system | offered msg/s | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | received/sent |")
-    p("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    p("| rate | system | offered msg/s | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | produce-ack p50 / p99 ms | received/sent |")
+    p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for lw in res.lat:
         for s in res.systems:
             rate = res.stat(s, lw, "rate")
             if not rate:
                 err = res.stat(s, lw, "error")
                 if err:
-                    p(f"| {lw[4:]} | {LABEL[s]} | failed | | | | | | |")
+                    p(f"| {lw[4:]} | {LABEL[s]} | failed | | | | | | | |")
                 continue
             rcv, snt = res.stat(s, lw, "received"), res.stat(s, lw, "sent")
             p(f"| {lw[4:]} | {LABEL[s]} | {fmt(rate[0])} | {cell(res.stat(s, lw, 'achieved_rate'))} | "
               f"{cell(res.stat(s, lw, 'p50_ms'), 2)} | {cell(res.stat(s, lw, 'p99_ms'), 2)} | {cell(res.stat(s, lw, 'p999_ms'), 2)} | "
-              f"{cell(res.stat(s, lw, 'max_ms'), 1)} | {fmt(rcv[0])}/{fmt(snt[0])} |")
+              f"{cell(res.stat(s, lw, 'max_ms'), 1)} | {fmt((res.stat(s, lw, 'ack_p50_ms') or [None])[0])} / "
+              f"{fmt((res.stat(s, lw, 'ack_p99_ms') or [None])[0])} | {fmt(rcv[0])}/{fmt(snt[0])} |")
     p("")
     if img_rel:
         p(f"![End-to-end latency p50/p99/p99.9]({img_rel}/{LATENCY_PNG})")

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::log::Log;
-use crate::writer::{self, FileSync, Msg, OsFileSync};
+use crate::writer::{self, FileSync, Msg, OsFileSync, WriterCounters, WriterStats};
 use crate::StorageError;
 
 const LOCK_FILE: &str = ".lock";
@@ -54,6 +54,7 @@ pub struct DataDir {
     path: PathBuf,
     logs: Mutex<HashMap<String, Arc<Log>>>,
     writer: Mutex<Option<WriterThread>>,
+    stats: Arc<WriterCounters>,
     _lock: File,
 }
 
@@ -115,15 +116,23 @@ impl DataDir {
         }
         let (tx, rx) = mpsc::channel();
         let sync = Arc::clone(&opts.file_sync);
+        let stats = Arc::new(WriterCounters::default());
+        let thread_stats = Arc::clone(&stats);
         let handle = std::thread::Builder::new()
             .name("weir-storage-writer".into())
-            .spawn(move || writer::run(rx, sync))?;
+            .spawn(move || writer::run(rx, sync, thread_stats))?;
         Ok(Arc::new(DataDir {
             path: path.to_path_buf(),
             logs: Mutex::new(HashMap::new()),
             writer: Mutex::new(Some(WriterThread { tx, handle })),
+            stats,
             _lock: lock,
         }))
+    }
+
+    /// Counters of the writer thread (group commit effectiveness: `writes / fsyncs`).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.stats.snapshot()
     }
 
     /// The directory path.

@@ -26,4 +26,4 @@ pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsync
 pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
-pub use writer::{FileSync, OsFileSync};
+pub use writer::{FileSync, OsFileSync, WriterStats};

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +48,39 @@ impl FileSync for OsFileSync {
     }
     fn sync_all(&self, file: &File) -> io::Result<()> {
         file.sync_all()
+    }
+}
+
+/// Counters of the writer thread's work, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCounters {
+    groups: AtomicU64,
+    writes: AtomicU64,
+    bytes: AtomicU64,
+    fsyncs: AtomicU64,
+}
+
+/// A snapshot of a data directory's writer statistics (monotonic since open).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Batches of queued requests processed (each ends with at most one fdatasync per file).
+    pub groups: u64,
+    /// Append writes performed.
+    pub writes: u64,
+    /// Bytes written by appends.
+    pub bytes: u64,
+    /// Data fsyncs issued (group commit, interval, flush and seal syncs).
+    pub fsyncs: u64,
+}
+
+impl WriterCounters {
+    pub fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -189,7 +222,7 @@ struct Done {
 const MAX_GROUP: usize = 1024;
 
 /// The writer thread's main loop. Returns when told to shut down or when every sender is gone.
-pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
+pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterCounters>) {
     let mut dirty: HashMap<usize, Dirty> = HashMap::new();
     let mut stop = false;
     while !stop {
@@ -219,6 +252,9 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
             }
         }
 
+        if !group.is_empty() {
+            stats.groups.fetch_add(1, Ordering::Relaxed);
+        }
         let mut to_sync: Vec<(Arc<LogSync>, Arc<SegmentFile>)> = Vec::new();
         let mut completions: Vec<Done> = Vec::new();
         let mut flushes: Vec<(Arc<LogSync>, Completer)> = Vec::new();
@@ -229,6 +265,10 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
                         req.done.finish(Err(StorageError::Poisoned));
                         continue;
                     }
+                    stats.writes.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .bytes
+                        .fetch_add(req.data.len() as u64, Ordering::Relaxed);
                     if let Err(e) = req.file.file.write_all_at(&req.data, req.pos) {
                         req.log.poison("segment write", &e);
                         req.done.finish(Err(StorageError::Io(e)));
@@ -298,6 +338,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
             if log.is_poisoned() {
                 continue;
             }
+            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = sync.sync_data(&file.file) {
                 log.poison("fdatasync", &e);
             }
@@ -333,6 +374,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>) {
                     if d.log.is_poisoned() {
                         break;
                     }
+                    stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = sync.sync_data(&f.file) {
                         d.log.poison("interval fdatasync", &e);
                     }
