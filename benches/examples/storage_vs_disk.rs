@@ -81,8 +81,8 @@ fn raw(dir: &Path, bs: usize, k: usize, secs: f64) -> f64 {
     // Same preallocation as fio's default (fallocate=native).
     {
         use std::os::unix::io::AsRawFd;
-        // SAFETY: plain syscall on an fd we own.
-        let r = unsafe { libc_fallocate(f.as_raw_fd(), size as i64) };
+        // SAFETY: plain syscall on an fd we own; no memory is passed.
+        let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) };
         assert_eq!(r, 0, "fallocate");
     }
     let buf = vec![0x5au8; bs];
@@ -92,7 +92,7 @@ fn raw(dir: &Path, bs: usize, k: usize, secs: f64) -> f64 {
         let pos = (n * bs as u64) % (size - bs as u64);
         f.write_all_at(&buf, pos).expect("pwrite");
         n += 1;
-        if n % k as u64 == 0 {
+        if n.is_multiple_of(k as u64) {
             f.sync_data().expect("fdatasync");
         }
     }
@@ -100,15 +100,6 @@ fn raw(dir: &Path, bs: usize, k: usize, secs: f64) -> f64 {
     drop(f);
     let _ = std::fs::remove_file(&p);
     r
-}
-
-extern "C" {
-    fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
-}
-
-unsafe fn libc_fallocate(fd: i32, len: i64) -> i32 {
-    // SAFETY: forwarded from the caller: fd is open and owned.
-    unsafe { fallocate(fd, 0, 0, len) }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
