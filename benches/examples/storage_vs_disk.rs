@@ -82,7 +82,7 @@ fn raw(dir: &Path, bs: usize, k: usize, secs: f64) -> f64 {
     {
         use std::os::unix::io::AsRawFd;
         // SAFETY: plain syscall on an fd we own; no memory is passed.
-        let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, size as libc::off_t) };
+        let r = unsafe { fallocate(f.as_raw_fd(), 0, 0, size as i64) };
         assert_eq!(r, 0, "fallocate");
     }
     let buf = vec![0x5au8; bs];
@@ -100,6 +100,12 @@ fn raw(dir: &Path, bs: usize, k: usize, secs: f64) -> f64 {
     drop(f);
     let _ = std::fs::remove_file(&p);
     r
+}
+
+// Declared here rather than via the libc crate to keep this bench crate's dependencies (and
+// the shared lock file) unchanged; glibc exports it with this signature on 64-bit Linux.
+extern "C" {
+    fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
