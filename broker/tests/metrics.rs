@@ -98,7 +98,10 @@ fn metrics_and_admin_api_reflect_traffic() {
     // Every CLI run was one connection (closing may still be under way, so only its presence is
     // checked for the gauge).
     assert!(sample(&text, "weir_connections_active", "").is_some());
-    assert_eq!(sample(&text, "weir_connections_accepted_total", ""), Some(4.0));
+    assert_eq!(
+        sample(&text, "weir_connections_accepted_total", ""),
+        Some(4.0)
+    );
     assert!(text.ends_with("# EOF\n"));
 
     assert_eq!(get_json(b.admin, "/v1/health")["status"], "ok");

@@ -28,8 +28,8 @@ mod codec;
 mod error;
 pub mod frame;
 mod legacy;
-mod response_errors;
 pub mod requests;
+mod response_errors;
 pub mod responses;
 mod versions;
 
