@@ -125,7 +125,17 @@ impl Drop for ActiveGuard {
     }
 }
 
-type ResponseTask = JoinHandle<Option<Bytes>>;
+/// What the writer does with one request's outcome, in request order.
+enum Reply {
+    Send(Bytes),
+    /// Produce with acks=0: the client expects nothing.
+    Nothing,
+    /// The response could not be encoded (a broker bug): the client would wait forever for this
+    /// correlation id, so the connection is closed instead.
+    Close,
+}
+
+type ResponseTask = JoinHandle<Reply>;
 
 async fn handle_connection(
     broker: Arc<Broker>,
@@ -140,8 +150,9 @@ async fn handle_connection(
     let write_task = tokio::spawn(async move {
         while let Some(task) = in_flight.recv().await {
             match task.await {
-                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
-                Ok(None) => {}
+                Ok(Reply::Send(bytes)) => writer.write_all(&bytes).await?,
+                Ok(Reply::Nothing) => {}
+                Ok(Reply::Close) => break,
                 Err(e) => return Err(std::io::Error::other(e)),
             }
         }
@@ -188,12 +199,12 @@ async fn handle_connection(
                 tokio::spawn(async move {
                     let response = response.await;
                     metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
-                    let response = response?;
+                    let Some(response) = response else { return Reply::Nothing };
                     match encode_response(&header, &response) {
-                        Ok(bytes) => Some(bytes),
+                        Ok(bytes) => Reply::Send(bytes),
                         Err(e) => {
-                            warn!(api_key = header.api_key, error = %e, "cannot encode response");
-                            None
+                            warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
+                            Reply::Close
                         }
                     }
                 }.instrument(span))
@@ -202,7 +213,7 @@ async fn handle_connection(
                 if header.api_key == weir_protocol::api_key::API_VERSIONS =>
             {
                 let bytes = encode_api_versions_unsupported(&header);
-                tokio::spawn(async move { Some(bytes) })
+                tokio::spawn(async move { Reply::Send(bytes) })
             }
             Err(e) => {
                 warn!(error = %e, "undecodable request; closing");
