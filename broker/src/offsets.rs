@@ -4,12 +4,17 @@
 //! partition) in Kafka's own key/value layout (key version 1, value version 3), and a deletion as a
 //! tombstone (null value). At start the topic is replayed into memory, so reads never touch the log.
 //! Owns the in-memory map and its log; knows nothing of group membership (see `groups`).
+//!
+//! The log is kept bounded without key-based compaction in storage: once it holds many more records
+//! than there are live offsets, the whole live map is appended as a snapshot and everything before
+//! the snapshot is deleted (`delete_records_before`). Appends, map updates and snapshots are ordered
+//! by one lock, so a snapshot always covers every record queued before it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use weir_storage::{AppendOptions, StorageError};
 
 use crate::record_codec;
@@ -29,10 +34,21 @@ pub struct CommittedOffset {
 
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
+/// Snapshot when the log holds more than this many records and more than twice the live entries.
+const COMPACT_AFTER_RECORDS: i64 = 100_000;
+/// Kafka's offsets.topic.segment.bytes: small segments so snapshots free disk space soon.
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+
 pub struct OffsetStore {
     topic: Arc<Topic>,
     groups: RwLock<HashMap<String, GroupOffsets>>,
+    /// Orders log appends with map updates and snapshots.
+    write_order: Mutex<()>,
+    compact_after_records: i64,
 }
+
+/// One change to the committed offsets: a new value, or a deletion (tombstone).
+type Change = ((String, String, i32), Option<CommittedOffset>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetError {
@@ -128,13 +144,21 @@ impl OffsetStore {
             None => topics.create(
                 OFFSETS_TOPIC,
                 1,
-                &[("cleanup.policy".to_string(), "compact".to_string())],
+                &[
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    (
+                        "segment.bytes".to_string(),
+                        OFFSETS_SEGMENT_BYTES.to_string(),
+                    ),
+                ],
                 true,
             )?,
         };
         let store = Self {
             topic,
             groups: RwLock::new(HashMap::new()),
+            write_order: Mutex::new(()),
+            compact_after_records: COMPACT_AFTER_RECORDS,
         };
         store.replay()?;
         Ok(store)
@@ -155,22 +179,13 @@ impl OffsetStore {
                 }
             };
             for r in records {
-                let Some((group, topic, p)) = r.key.as_deref().and_then(decode_key) else {
+                let Some(key) = r.key.as_deref().and_then(decode_key) else {
                     continue;
                 };
-                match r.value.as_deref().and_then(decode_value) {
-                    Some(v) => {
-                        groups.entry(group).or_default().insert((topic, p), v);
-                    }
-                    None => {
-                        if let Some(g) = groups.get_mut(&group) {
-                            g.remove(&(topic, p));
-                            if g.is_empty() {
-                                groups.remove(&group);
-                            }
-                        }
-                    }
-                }
+                Self::apply(
+                    &mut groups,
+                    (key, r.value.as_deref().and_then(decode_value)),
+                );
             }
         })?;
         match corrupt {
@@ -179,20 +194,115 @@ impl OffsetStore {
         }
     }
 
-    fn append(
-        &self,
-        records: &[(Vec<u8>, Option<Vec<u8>>)],
-        now_ms: i64,
-    ) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
-            return Ok(());
-        };
+    fn apply(groups: &mut HashMap<String, GroupOffsets>, change: Change) {
+        let ((group, topic, partition), value) = change;
+        match value {
+            Some(v) => {
+                groups
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), v);
+            }
+            None => {
+                if let Some(g) = groups.get_mut(&group) {
+                    g.remove(&(topic, partition));
+                    if g.is_empty() {
+                        groups.remove(&group);
+                    }
+                }
+            }
+        }
+    }
+
+    fn encode_changes(changes: &[Change], now_ms: i64) -> Vec<u8> {
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
+            .iter()
+            .map(|((g, t, p), v)| (encode_key(g, t, *p), v.as_ref().map(encode_value)))
+            .collect();
         let refs: Vec<record_codec::KeyValue<'_>> = records
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        let batch = record_codec::encode_batch(&refs, now_ms);
-        partition.log.append(batch, &AppendOptions::default())?;
+        record_codec::encode_batch(&refs, now_ms)
+    }
+
+    /// Appends `changes`, applies them to the map in log order, and returns once they are durable.
+    fn write(&self, changes: Vec<Change>, now_ms: i64) -> Result<(), OffsetError> {
+        let Some(partition) = self.topic.partitions.first() else {
+            return Ok(());
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let pending = {
+            let _order = self.write_order.lock();
+            let batch = Self::encode_changes(&changes, now_ms);
+            let pending = partition
+                .log
+                .append_pending(batch, &AppendOptions::default())?;
+            let mut groups = self.groups.write();
+            for change in changes {
+                Self::apply(&mut groups, change);
+            }
+            pending
+        };
+        pending.wait()?;
+        self.compact_if_due(now_ms)
+    }
+
+    /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
+    fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
+        let Some(partition) = self.topic.partitions.first() else {
+            return Ok(());
+        };
+        let log = &partition.log;
+        let due = |live: usize| {
+            let held = log.log_end_offset() - log.log_start_offset();
+            held > self.compact_after_records && held > 2 * i64::try_from(live).unwrap_or(i64::MAX)
+        };
+        let live_entries = || {
+            self.groups
+                .read()
+                .values()
+                .map(BTreeMap::len)
+                .sum::<usize>()
+        };
+        if !due(live_entries()) {
+            return Ok(());
+        }
+        let (snapshot_start, pending) = {
+            let _order = self.write_order.lock();
+            if !due(live_entries()) {
+                return Ok(()); // another commit compacted meanwhile
+            }
+            let snapshot: Vec<Change> = self
+                .groups
+                .read()
+                .iter()
+                .flat_map(|(g, offsets)| {
+                    offsets
+                        .iter()
+                        .map(move |((t, p), c)| ((g.clone(), t.clone(), *p), Some(c.clone())))
+                })
+                .collect();
+            if snapshot.is_empty() {
+                // Nothing is live: every record in the log is superseded.
+                (log.log_end_offset(), None)
+            } else {
+                let batch = Self::encode_changes(&snapshot, now_ms);
+                let pending = log.append_pending(batch, &AppendOptions::default())?;
+                (pending.result.base_offset, Some(pending))
+            }
+        };
+        // History may go only once the snapshot (and so everything queued before it) is durable.
+        if let Some(pending) = pending {
+            pending.wait()?;
+        }
+        let start = log.delete_records_before(snapshot_start)?;
+        tracing::info!(
+            log_start_offset = start,
+            "compacted {OFFSETS_TOPIC} into a snapshot"
+        );
         Ok(())
     }
 
@@ -203,20 +313,11 @@ impl OffsetStore {
         offsets: &[(String, i32, CommittedOffset)],
         now_ms: i64,
     ) -> Result<(), OffsetError> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
+        let changes = offsets
             .iter()
-            .map(|(t, p, c)| (encode_key(group, t, *p), Some(encode_value(c))))
+            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
             .collect();
-        self.append(&records, now_ms)?;
-        let mut groups = self.groups.write();
-        let g = groups.entry(group.to_string()).or_default();
-        for (t, p, c) in offsets {
-            g.insert((t.clone(), *p), c.clone());
-        }
-        Ok(())
+        self.write(changes, now_ms)
     }
 
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
@@ -250,24 +351,11 @@ impl OffsetStore {
         partitions: &[(String, i32)],
         now_ms: i64,
     ) -> Result<(), OffsetError> {
-        if partitions.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = partitions
+        let changes = partitions
             .iter()
-            .map(|(t, p)| (encode_key(group, t, *p), None))
+            .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
             .collect();
-        self.append(&records, now_ms)?;
-        let mut groups = self.groups.write();
-        if let Some(g) = groups.get_mut(group) {
-            for (t, p) in partitions {
-                g.remove(&(t.clone(), *p));
-            }
-            if g.is_empty() {
-                groups.remove(group);
-            }
-        }
-        Ok(())
+        self.write(changes, now_ms)
     }
 }
 
@@ -290,5 +378,63 @@ mod tests {
         };
         assert_eq!(decode_value(&encode_value(&value)), Some(value));
         assert_eq!(decode_key(&key[..5]), None);
+    }
+
+    fn committed(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: 0,
+            metadata: Some(String::new()),
+            commit_timestamp_ms: 1,
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> (TopicRegistry, OffsetStore) {
+        let data = weir_storage::DataDir::open(&dir.join("logs")).expect("data dir");
+        let topics =
+            TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never).expect("topics");
+        let mut store = OffsetStore::open(&topics).expect("offsets");
+        store.compact_after_records = 50;
+        (topics, store)
+    }
+
+    #[test]
+    fn commits_survive_reopen_and_history_is_compacted_into_snapshots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (_topics, store) = open(dir.path());
+            for i in 0..500 {
+                store
+                    .commit(
+                        "g1",
+                        &[
+                            ("t".into(), 0, committed(i)),
+                            ("t".into(), 1, committed(i * 2)),
+                        ],
+                        i,
+                    )
+                    .expect("commit");
+                store
+                    .commit("g2", &[("t".into(), 0, committed(7))], i)
+                    .expect("commit");
+            }
+            store.delete("g2", &[("t".into(), 0)], 600).expect("delete");
+            let log = &store.topic.partitions[0].log;
+            let held = log.log_end_offset() - log.log_start_offset();
+            assert!(log.log_start_offset() > 0, "history was never dropped");
+            assert!(
+                held <= 60,
+                "log holds {held} records after compaction with threshold 50"
+            );
+        }
+        let (_topics, store) = open(dir.path());
+        assert_eq!(store.fetch("g1", "t", 0).map(|c| c.offset), Some(499));
+        assert_eq!(store.fetch("g1", "t", 1).map(|c| c.offset), Some(998));
+        assert_eq!(
+            store.fetch("g2", "t", 0),
+            None,
+            "the deletion survives compaction and reopen"
+        );
+        assert_eq!(store.groups(), vec!["g1".to_string()]);
     }
 }
