@@ -327,7 +327,6 @@ pub(crate) fn first_record_at_or_after(batch: &[u8], ts: i64) -> Option<(i64, i6
 /// (enable the `testing` feature).
 #[cfg(any(test, feature = "testing"))]
 pub mod testing {
-    use super::varint::{read_varlong, write_varlong};
     use super::*;
 
     /// A decoded record: key and value.
@@ -347,82 +346,26 @@ pub mod testing {
     /// the first, max timestamp the largest).
     pub fn build_batch_with_timestamps(records: &[RecordRef<'_>], timestamps: &[i64]) -> Vec<u8> {
         assert_eq!(records.len(), timestamps.len(), "one timestamp per record");
-        let base_ts = timestamps.first().copied().unwrap_or(-1);
-        let max_ts = timestamps.iter().copied().max().unwrap_or(-1);
-        let mut body = Vec::new();
-        for (i, ((k, v), t)) in records.iter().zip(timestamps).enumerate() {
-            let mut rec = vec![0u8]; // attributes
-            write_varlong(&mut rec, t - base_ts);
-            write_varlong(&mut rec, i as i64);
-            match k {
-                Some(k) => {
-                    write_varlong(&mut rec, k.len() as i64);
-                    rec.extend_from_slice(k);
-                }
-                None => write_varlong(&mut rec, -1),
-            }
-            match v {
-                Some(v) => {
-                    write_varlong(&mut rec, v.len() as i64);
-                    rec.extend_from_slice(v);
-                }
-                None => write_varlong(&mut rec, -1),
-            }
-            write_varlong(&mut rec, 0); // header count
-            write_varlong(&mut body, rec.len() as i64);
-            body.extend_from_slice(&rec);
-        }
-        let count = records.len() as i32;
-        let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-        b.push(MAGIC_V2 as u8);
-        b.extend_from_slice(&0u32.to_be_bytes()); // crc placeholder
-        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
-        b.extend_from_slice(&(count - 1).max(0).to_be_bytes());
-        b.extend_from_slice(&base_ts.to_be_bytes());
-        b.extend_from_slice(&max_ts.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-        b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-        b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-        b.extend_from_slice(&count.to_be_bytes());
-        b.extend_from_slice(&body);
-        let crc = compute_crc(&b);
-        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        b
+        let records: Vec<crate::records::NewRecord<'_>> = records
+            .iter()
+            .zip(timestamps)
+            .map(|(&(key, value), &timestamp_ms)| crate::records::NewRecord {
+                key,
+                value,
+                headers: &[],
+                timestamp_ms,
+            })
+            .collect();
+        crate::records::encode_batch(&records)
     }
 
     /// Decodes the records of one uncompressed batch (panics on malformed input: test use).
     pub fn decode_records(batch: &[u8]) -> Vec<Record> {
-        let h = BatchHeader::parse(batch).expect("batch header");
-        let mut rest = &batch[BATCH_HEADER_LEN..h.total_len()];
-        let mut out = Vec::new();
-        for _ in 0..h.record_count {
-            let (len, n) = read_varlong(rest).expect("record length");
-            let rec = &rest[n..n + len as usize];
-            rest = &rest[n + len as usize..];
-            let mut p = 1;
-            let (_, m) = read_varlong(&rec[p..]).expect("ts delta");
-            p += m;
-            let (_, m) = read_varlong(&rec[p..]).expect("offset delta");
-            p += m;
-            let field = |p: &mut usize| {
-                let (l, m) = read_varlong(&rec[*p..]).expect("len");
-                *p += m;
-                if l < 0 {
-                    None
-                } else {
-                    let v = rec[*p..*p + l as usize].to_vec();
-                    *p += l as usize;
-                    Some(v)
-                }
-            };
-            let k = field(&mut p);
-            let v = field(&mut p);
-            out.push((k, v));
-        }
-        out
+        crate::records::decode_records(batch)
+            .expect("well-formed uncompressed batch")
+            .into_iter()
+            .map(|r| (r.key, r.value))
+            .collect()
     }
 
     /// Splits a buffer of concatenated batches into `(base_offset, batch bytes)` pairs

@@ -16,6 +16,7 @@ mod datadir;
 mod error;
 mod index;
 mod log;
+pub mod records;
 mod segment;
 mod writer;
 

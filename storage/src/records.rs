@@ -1,0 +1,243 @@
+//! The records inside uncompressed v2 batches: the one encoder and decoder Weir has for them.
+//!
+//! The log itself never looks inside a batch; this module is for the few places that author or read
+//! records themselves (the broker's internal topics, the CLI, tests). Compressed batches are refused
+//! rather than decompressed: nothing here may allocate more than the bytes it was given.
+
+use crate::batch::{compute_crc, validate_batch, BATCH_HEADER_LEN};
+
+/// Offset of the CRC field in a batch.
+const CRC_AT: usize = 17;
+/// baseOffset + batchLength: the part of a batch its length field does not count.
+const LENGTH_PREFIX: usize = 12;
+
+/// A record to encode. `None` key or value encodes a null.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    pub timestamp_ms: i64,
+}
+
+/// A decoded record, with its absolute offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("batch header: {0}")]
+    Batch(#[from] crate::batch::BatchError),
+    #[error("compressed batch (codec {0}): records cannot be read without decompressing")]
+    Compressed(u8),
+    #[error("record truncated or malformed")]
+    Malformed,
+}
+
+fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    buf.push(z as u8);
+}
+
+fn put_len(buf: &mut Vec<u8>, len: usize) {
+    put_varint(buf, i64::try_from(len).unwrap_or(i64::MAX));
+}
+
+fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_len(buf, b.len());
+            buf.extend_from_slice(b);
+        }
+    }
+}
+
+/// One uncompressed batch of `records` with base offset 0 (the log assigns offsets), CreateTime, no
+/// producer id. The batch's base timestamp is the first record's, its max timestamp the largest.
+pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
+    let base_ts = records.first().map_or(-1, |r| r.timestamp_ms);
+    let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(-1);
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // record attributes
+        put_varint(&mut rec, r.timestamp_ms - base_ts);
+        put_varint(&mut rec, i64::try_from(i).unwrap_or(i64::MAX));
+        put_nullable(&mut rec, r.key);
+        put_nullable(&mut rec, r.value);
+        put_len(&mut rec, r.headers.len());
+        for (name, value) in r.headers {
+            put_len(&mut rec, name.len());
+            rec.extend_from_slice(name.as_bytes());
+            put_nullable(&mut rec, *value);
+        }
+        put_len(&mut body, rec.len());
+        body.extend_from_slice(&rec);
+    }
+    let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
+    let length = i32::try_from(BATCH_HEADER_LEN - LENGTH_PREFIX + body.len()).unwrap_or(i32::MAX);
+    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    b.extend_from_slice(&length.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(count - 1).max(0).to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn varint(&mut self) -> Result<i64, RecordError> {
+        let mut z: u64 = 0;
+        for (i, &b) in self.buf.iter().enumerate().take(10) {
+            z |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+            }
+        }
+        Err(RecordError::Malformed)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
+        if len > self.buf.len() {
+            return Err(RecordError::Malformed);
+        }
+        let (head, rest) = self.buf.split_at(len);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn nullable(&mut self) -> Result<Option<&'a [u8]>, RecordError> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| RecordError::Malformed)?;
+        self.take(len).map(Some)
+    }
+}
+
+/// Decodes every record of the concatenated uncompressed batches in `data` (as a log read returns
+/// them). Counts from the wire never size an allocation beyond the bytes present.
+pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let h = validate_batch(rest)?;
+        let total = h.total_len();
+        if h.compression() != 0 {
+            return Err(RecordError::Compressed(h.compression()));
+        }
+        let mut c = Cursor {
+            buf: &rest[BATCH_HEADER_LEN..total],
+        };
+        for _ in 0..h.record_count.max(0) {
+            let len = usize::try_from(c.varint()?).map_err(|_| RecordError::Malformed)?;
+            let mut r = Cursor { buf: c.take(len)? };
+            r.take(1)?; // record attributes
+            let timestamp_delta = r.varint()?;
+            let offset_delta = r.varint()?;
+            let key = r.nullable()?.map(<[u8]>::to_vec);
+            let value = r.nullable()?.map(<[u8]>::to_vec);
+            let header_count = r.varint()?;
+            let mut headers = Vec::new();
+            for _ in 0..header_count.max(0) {
+                let name_len = usize::try_from(r.varint()?).map_err(|_| RecordError::Malformed)?;
+                let name = String::from_utf8_lossy(r.take(name_len)?).into_owned();
+                headers.push((name, r.nullable()?.map(<[u8]>::to_vec)));
+            }
+            out.push(Record {
+                offset: h.base_offset.saturating_add(offset_delta),
+                timestamp_ms: h.base_timestamp.saturating_add(timestamp_delta),
+                key,
+                value,
+                headers,
+            });
+        }
+        rest = &rest[total..];
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_headers_nulls_and_timestamps() {
+        let headers = [("h1", Some(&b"v"[..])), ("h2", None)];
+        let batch = encode_batch(&[
+            NewRecord {
+                key: Some(b"k1"),
+                value: Some(b"v1"),
+                headers: &headers,
+                timestamp_ms: 10,
+            },
+            NewRecord {
+                key: None,
+                value: None,
+                headers: &[],
+                timestamp_ms: 12,
+            },
+        ]);
+        let h = crate::batch::validate_batches(&batch).expect("valid batch");
+        assert_eq!((h[0].record_count, h[0].max_timestamp), (2, 12));
+        let recs = decode_records(&[batch.clone(), batch].concat()).expect("decode");
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(
+            recs[0].headers,
+            vec![
+                ("h1".to_string(), Some(b"v".to_vec())),
+                ("h2".to_string(), None)
+            ]
+        );
+        assert_eq!(
+            (recs[1].offset, recs[1].timestamp_ms, recs[1].value.clone()),
+            (1, 12, None)
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let batch = encode_batch(&[NewRecord {
+            key: Some(b"key"),
+            value: Some(b"value"),
+            headers: &[],
+            timestamp_ms: 1,
+        }]);
+        for cut in 1..batch.len() {
+            assert!(
+                decode_records(&batch[..cut]).is_err(),
+                "cut at {cut} decoded"
+            );
+        }
+    }
+}
