@@ -14,7 +14,6 @@ pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
 pub mod producers;
-pub mod record_codec;
 pub mod server;
 pub mod topic_config;
 pub mod topics;

@@ -13,11 +13,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, RwLock};
+use weir_storage::records::NewRecord;
 use weir_storage::{AppendOptions, StorageError};
 
-use crate::record_codec;
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -171,7 +171,7 @@ impl OffsetStore {
         let mut groups = self.groups.write();
         let mut corrupt = None;
         crate::log_scan::for_each_batch(&partition.log, |_, batch| {
-            let records = match record_codec::decode_records(&Bytes::copy_from_slice(batch)) {
+            let records = match weir_storage::records::decode_records(batch) {
                 Ok(r) => r,
                 Err(e) => {
                     corrupt.get_or_insert(e.to_string());
@@ -215,15 +215,20 @@ impl OffsetStore {
     }
 
     fn encode_changes(changes: &[Change], now_ms: i64) -> Vec<u8> {
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
             .iter()
             .map(|((g, t, p), v)| (encode_key(g, t, *p), v.as_ref().map(encode_value)))
             .collect();
-        let refs: Vec<record_codec::KeyValue<'_>> = records
+        let records: Vec<NewRecord<'_>> = encoded
             .iter()
-            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .map(|(k, v)| NewRecord {
+                key: Some(k),
+                value: v.as_deref(),
+                headers: &[],
+                timestamp_ms: now_ms,
+            })
             .collect();
-        record_codec::encode_batch(&refs, now_ms)
+        weir_storage::records::encode_batch(&records)
     }
 
     /// Appends `changes`, applies them to the map in log order, and returns once they are durable.

@@ -11,9 +11,9 @@ use std::sync::mpsc;
 
 use bytes::{Bytes, BytesMut};
 use common::Broker;
-use weir_broker::record_codec::{decode_records, encode_batch, KeyValue};
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{ProducePartition, ProduceRequest, ProduceTopic, Request, Response};
+use weir_storage::records::{decode_records, encode_batch, NewRecord};
 use weir_storage::{DataDir, LogConfig};
 
 const TOPIC: &str = "load";
@@ -22,8 +22,15 @@ const PARTITIONS: i32 = 2;
 /// One Produce call over a raw socket: `Some(base_offset)` on success, `None` once the broker is
 /// gone (connection closed or reset).
 fn produce(stream: &mut TcpStream, corr: i32, partition: i32, values: &[String]) -> Option<i64> {
-    let kvs: Vec<KeyValue<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-    let batch = encode_batch(&kvs, 1_700_000_000_000);
+    let records: Vec<NewRecord<'_>> = values
+        .iter()
+        .map(|v| NewRecord {
+            value: Some(v.as_bytes()),
+            timestamp_ms: 1_700_000_000_000,
+            ..NewRecord::default()
+        })
+        .collect();
+    let batch = encode_batch(&records);
     let request = Request::Produce(ProduceRequest {
         transactional_id: None,
         acks: -1,
@@ -126,7 +133,7 @@ fn sigterm_under_load_exits_cleanly_and_keeps_every_acknowledged_record() {
             assert!(!records.is_empty(), "no progress reading at {offset}");
             for r in records {
                 offset = r.offset + 1;
-                stored.insert(r.offset, r.value.expect("value"));
+                stored.insert(r.offset, Bytes::from(r.value.expect("value")));
             }
         }
         let mine: Vec<&(i32, i64, Vec<String>)> = acked.iter().filter(|a| a.0 == p).collect();

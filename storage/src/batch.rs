@@ -266,8 +266,8 @@ pub(crate) fn set_log_append_time(batch: &mut [u8], ts: i64) {
     batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Zigzag varint helpers for the v2 record format (used by record-level timestamp lookup and
-/// by the test batch builder).
+/// Zigzag varint helpers for the v2 record format (used by record-level timestamp lookup and by
+/// `records`).
 pub(crate) mod varint {
     /// Decodes a zigzag varlong from the front of `buf`; returns the value and its length.
     pub fn read_varlong(buf: &[u8]) -> Option<(i64, usize)> {
@@ -283,7 +283,6 @@ pub(crate) mod varint {
     }
 
     /// Encodes `v` as a zigzag varlong onto `out`.
-    #[cfg(any(test, feature = "testing"))]
     pub fn write_varlong(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         loop {

@@ -4,19 +4,23 @@
 //! records themselves (the broker's internal topics, the CLI, tests). Compressed batches are refused
 //! rather than decompressed: nothing here may allocate more than the bytes it was given.
 
-use crate::batch::{compute_crc, validate_batch, BATCH_HEADER_LEN};
+use crate::batch::varint::{read_varlong, write_varlong};
+use crate::batch::{compute_crc, validate_batch, BatchHeader, BATCH_HEADER_LEN};
 
 /// Offset of the CRC field in a batch.
 const CRC_AT: usize = 17;
 /// baseOffset + batchLength: the part of a batch its length field does not count.
 const LENGTH_PREFIX: usize = 12;
 
+/// A record header to encode: name and value (`None` encodes a null value).
+pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
+
 /// A record to encode. `None` key or value encodes a null.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NewRecord<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    pub headers: &'a [HeaderRef<'a>],
     pub timestamp_ms: i64,
 }
 
@@ -40,22 +44,13 @@ pub enum RecordError {
     Malformed,
 }
 
-fn put_varint(buf: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    buf.push(z as u8);
-}
-
 fn put_len(buf: &mut Vec<u8>, len: usize) {
-    put_varint(buf, i64::try_from(len).unwrap_or(i64::MAX));
+    write_varlong(buf, i64::try_from(len).unwrap_or(i64::MAX));
 }
 
 fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
-        None => put_varint(buf, -1),
+        None => write_varlong(buf, -1),
         Some(b) => {
             put_len(buf, b.len());
             buf.extend_from_slice(b);
@@ -73,8 +68,8 @@ pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
     for (i, r) in records.iter().enumerate() {
         rec.clear();
         rec.push(0); // record attributes
-        put_varint(&mut rec, r.timestamp_ms - base_ts);
-        put_varint(&mut rec, i64::try_from(i).unwrap_or(i64::MAX));
+        write_varlong(&mut rec, r.timestamp_ms - base_ts);
+        write_varlong(&mut rec, i64::try_from(i).unwrap_or(i64::MAX));
         put_nullable(&mut rec, r.key);
         put_nullable(&mut rec, r.value);
         put_len(&mut rec, r.headers.len());
@@ -114,15 +109,9 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn varint(&mut self) -> Result<i64, RecordError> {
-        let mut z: u64 = 0;
-        for (i, &b) in self.buf.iter().enumerate().take(10) {
-            z |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                self.buf = &self.buf[i + 1..];
-                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-            }
-        }
-        Err(RecordError::Malformed)
+        let (v, n) = read_varlong(self.buf).ok_or(RecordError::Malformed)?;
+        self.buf = &self.buf[n..];
+        Ok(v)
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
@@ -144,14 +133,24 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes every record of the concatenated uncompressed batches in `data` (as a log read returns
-/// them). Counts from the wire never size an allocation beyond the bytes present.
+/// Decodes every record of the concatenated uncompressed batches in `data` (as a log read or a
+/// Fetch response carries them). A partial batch at the end, which a Fetch response may hold, is
+/// ignored; control batches (transaction markers) are skipped. Counts from the wire never size an
+/// allocation beyond the bytes present.
 pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
     let mut out = Vec::new();
     let mut rest = data;
-    while !rest.is_empty() {
+    while rest.len() >= BATCH_HEADER_LEN {
+        let declared = BatchHeader::parse(rest)?.total_len();
+        if declared > rest.len() {
+            break; // partial trailing batch
+        }
         let h = validate_batch(rest)?;
         let total = h.total_len();
+        if h.is_control() {
+            rest = &rest[total..];
+            continue;
+        }
         if h.compression() != 0 {
             return Err(RecordError::Compressed(h.compression()));
         }
@@ -226,18 +225,25 @@ mod tests {
     }
 
     #[test]
-    fn every_truncation_is_an_error_not_a_panic() {
+    fn a_truncated_batch_yields_no_records_and_no_panic() {
         let batch = encode_batch(&[NewRecord {
             key: Some(b"key"),
             value: Some(b"value"),
             headers: &[],
             timestamp_ms: 1,
         }]);
-        for cut in 1..batch.len() {
+        for cut in 0..batch.len() {
             assert!(
-                decode_records(&batch[..cut]).is_err(),
-                "cut at {cut} decoded"
+                decode_records(&batch[..cut]).map_or(true, |r| r.is_empty()),
+                "cut at {cut} produced records"
             );
         }
+        let mut corrupt = batch.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(
+            decode_records(&corrupt).is_err(),
+            "a CRC mismatch must be an error"
+        );
     }
 }

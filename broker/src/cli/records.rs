@@ -2,8 +2,8 @@
 //! headers, and Kafka's default partitioner (murmur2 of the key) so keyed records land where other
 //! Kafka clients would put them.
 
-use anyhow::{bail, Context};
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
+use weir_storage::records::{HeaderRef, NewRecord, RecordError};
 
 /// One record to produce or one consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,199 +15,55 @@ pub struct CliRecord {
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
-/// v2 batch header length up to and including the record count.
-const HEADER_LEN: usize = 61;
-
-fn put_varint(buf: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    buf.push(z as u8);
-}
-
-fn put_len_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i64);
-            buf.extend_from_slice(b);
-        }
-    }
-}
-
 /// One uncompressed batch of `records` (base offset 0: the broker assigns offsets), all stamped
 /// `timestamp_ms`.
 pub fn encode_batch(records: &[CliRecord], timestamp_ms: i64) -> Bytes {
-    let mut body = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let mut rec = Vec::new();
-        rec.push(0); // attributes
-        put_varint(&mut rec, 0); // timestamp delta
-        put_varint(&mut rec, i as i64); // offset delta
-        put_len_bytes(&mut rec, r.key.as_deref());
-        put_len_bytes(&mut rec, r.value.as_deref());
-        put_varint(&mut rec, r.headers.len() as i64);
-        for (k, v) in &r.headers {
-            put_len_bytes(&mut rec, Some(k.as_bytes()));
-            put_len_bytes(&mut rec, v.as_deref());
-        }
-        put_varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
-    let count = records.len() as i32;
-    let mut batch = Vec::with_capacity(HEADER_LEN + body.len());
-    batch.put_i64(0); // base offset
-    batch.put_i32((HEADER_LEN - 12 + body.len()) as i32);
-    batch.put_i32(-1); // partition leader epoch
-    batch.put_i8(2); // magic
-    batch.put_u32(0); // crc, below
-    batch.put_i16(0); // attributes: no compression, CreateTime
-    batch.put_i32(count - 1); // last offset delta
-    batch.put_i64(timestamp_ms);
-    batch.put_i64(timestamp_ms);
-    batch.put_i64(-1); // producer id
-    batch.put_i16(-1);
-    batch.put_i32(-1);
-    batch.put_i32(count);
-    batch.extend_from_slice(&body);
-    let crc = weir_storage::batch::compute_crc(&batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(batch)
-}
-
-struct Cursor<'a> {
-    whole: &'a Bytes,
-    pos: usize,
-    end: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self) -> anyhow::Result<u8> {
-        if self.pos >= self.end {
-            bail!("record truncated");
-        }
-        let b = self.whole[self.pos];
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn varint(&mut self) -> anyhow::Result<i64> {
-        let mut z: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            z |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-            }
-        }
-        bail!("malformed varint")
-    }
-
-    fn bytes(&mut self) -> anyhow::Result<Option<Bytes>> {
-        let len = self.varint()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(len).context("record length")?;
-        let end = self.pos.checked_add(len).context("record length")?;
-        if end > self.end {
-            bail!("record truncated");
-        }
-        let out = self.whole.slice(self.pos..end);
-        self.pos = end;
-        Ok(Some(out))
-    }
-}
-
-fn be_i64(b: &[u8], at: usize) -> Option<i64> {
-    b.get(at..at + 8)?.try_into().ok().map(i64::from_be_bytes)
-}
-
-fn be_i32(b: &[u8], at: usize) -> Option<i32> {
-    b.get(at..at + 4)?.try_into().ok().map(i32::from_be_bytes)
-}
-
-fn be_i16(b: &[u8], at: usize) -> Option<i16> {
-    b.get(at..at + 2)?.try_into().ok().map(i16::from_be_bytes)
+    let headers: Vec<Vec<HeaderRef<'_>>> = records
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref()))
+                .collect()
+        })
+        .collect();
+    let new: Vec<NewRecord<'_>> = records
+        .iter()
+        .zip(&headers)
+        .map(|(r, h)| NewRecord {
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: h,
+            timestamp_ms,
+        })
+        .collect();
+    Bytes::from(weir_storage::records::encode_batch(&new))
 }
 
 /// Decodes the records of the concatenated batches in `data` (a Fetch response's records). A
 /// partial batch at the end (cut by the fetch size limit) is ignored; control batches are skipped.
 /// Compressed batches are an error.
 pub fn decode_batches(data: &Bytes) -> anyhow::Result<Vec<CliRecord>> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at + 12 <= data.len() {
-        let base_offset = be_i64(data, at).context("batch header")?;
-        let batch_len = be_i32(data, at + 8).context("batch header")?;
-        let batch_len = usize::try_from(batch_len).context("negative batch length")?;
-        let end = at + 12 + batch_len;
-        if end > data.len() {
-            break; // partial batch
-        }
-        if batch_len + 12 < HEADER_LEN {
-            bail!("batch at offset {base_offset} is shorter than a v2 header");
-        }
-        let magic = data[at + 16];
-        if magic != 2 {
-            bail!("batch at offset {base_offset} has magic {magic}; only v2 batches are supported");
-        }
-        let attributes = be_i16(data, at + 21).context("batch header")?;
-        let first_ts = be_i64(data, at + 27).context("batch header")?;
-        let count = be_i32(data, at + 57).context("batch header")?;
-        let codec = attributes & 0x7;
-        let is_control = attributes & 0x20 != 0;
-        if codec != 0 {
-            bail!(
-                "batch at offset {base_offset} is compressed (codec {codec}); `weir consume` reads \
-                 only uncompressed batches"
-            );
-        }
-        let mut cur = Cursor {
-            whole: data,
-            pos: at + HEADER_LEN,
-            end,
-        };
-        for _ in 0..count.max(0) {
-            let len = cur.varint()?;
-            let len = usize::try_from(len).context("record length")?;
-            let rec_end = cur.pos.checked_add(len).context("record length")?;
-            if rec_end > end {
-                bail!("record truncated");
-            }
-            let mut rec = Cursor {
-                whole: data,
-                pos: cur.pos,
-                end: rec_end,
-            };
-            rec.byte()?; // attributes
-            let ts_delta = rec.varint()?;
-            let offset_delta = rec.varint()?;
-            let key = rec.bytes()?;
-            let value = rec.bytes()?;
-            let n_headers = rec.varint()?;
-            let mut headers = Vec::new();
-            for _ in 0..n_headers.max(0) {
-                let k = rec.bytes()?.unwrap_or_default();
-                let v = rec.bytes()?;
-                headers.push((String::from_utf8_lossy(&k).into_owned(), v));
-            }
-            cur.pos = rec_end;
-            if !is_control {
-                out.push(CliRecord {
-                    offset: base_offset + offset_delta,
-                    timestamp: first_ts + ts_delta,
-                    key,
-                    value,
-                    headers,
-                });
-            }
-        }
-        at = end;
-    }
-    Ok(out)
+    let records = weir_storage::records::decode_records(data).map_err(|e| match e {
+        RecordError::Compressed(codec) => anyhow::anyhow!(
+            "a batch is compressed (codec {codec}); `weir consume` reads only uncompressed batches"
+        ),
+        other => anyhow::anyhow!("cannot read the fetched records: {other}"),
+    })?;
+    Ok(records
+        .into_iter()
+        .map(|r| CliRecord {
+            offset: r.offset,
+            timestamp: r.timestamp_ms,
+            key: r.key.map(Bytes::from),
+            value: r.value.map(Bytes::from),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, v.map(Bytes::from)))
+                .collect(),
+        })
+        .collect())
 }
 
 /// Kafka's murmur2 hash (as in the Java client's `Utils.murmur2`).
