@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import KafkaException, TopicPartition
 
 from helpers import (
+    admin_client,
     assert_no_more,
     assign_from_beginning,
     consume_n,
@@ -149,6 +150,49 @@ def test_group_members_leave_and_join_every_record_once(broker, unique, strategy
                 f"{m.name} went backwards on p{pt}: {last.get(pt)} -> {off}"
             )
             last[pt] = off
+
+
+def _group_state(bootstrap, group):
+    a = admin_client(bootstrap)
+    desc = a.describe_consumer_groups([group], request_timeout=10)[group].result(15)
+    return str(desc.state).rsplit(".", 1)[-1]
+
+
+def test_commit_accepted_while_group_prepares_rebalance(broker, unique):
+    """A member of the current generation can still commit after a rebalance has started.
+
+    Kafka accepts OffsetCommit from the current generation while the group is in
+    PreparingRebalance (only CompletingRebalance answers REBALANCE_IN_PROGRESS). Clients rely on
+    it: the Java consumer commits synchronously in onPartitionsRevoked before rejoining, and
+    librdkafka members keep processing and committing until their next heartbeat tells them about
+    the rebalance. A broker that rejects these commits makes every rebalance redeliver records.
+    """
+    topic = unique("commit-prep")
+    group = unique("g")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    p = producer(broker.bootstrap)
+    produce_and_flush(p, topic, [{"partition": i % 2, "value": f"{i}".encode()} for i in range(10)])
+
+    a = consumer(broker.bootstrap, group, **{"max.poll.interval.ms": 60000, "session.timeout.ms": 30000})
+    a.subscribe([topic])
+    consume_n(a, 10)
+    assert _group_state(broker.bootstrap, group) == "STABLE"
+
+    # b joins; a is not polled, so it does not rejoin and the group stays in PreparingRebalance.
+    b = consumer(broker.bootstrap, group)
+    b.subscribe([topic])
+    deadline = time.monotonic() + 30
+    state = None
+    while time.monotonic() < deadline:
+        b.poll(0.2)
+        state = _group_state(broker.bootstrap, group)
+        if state == "PREPARING_REBALANCING":
+            break
+    assert state == "PREPARING_REBALANCING", state
+
+    a.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 3)], asynchronous=False)
+    got = a.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    assert [(tp.partition, tp.offset) for tp in got] == [(0, 5), (1, 3)]
 
 
 def test_committed_offset_survives_broker_restart(broker_factory, unique):
