@@ -163,7 +163,13 @@ impl DataDir {
                 return Ok(Arc::clone(log));
             }
         }
-        let log = Arc::new(Log::open(self.path.join(name), name, config, tx)?);
+        let log = Arc::new(Log::open(
+            self.path.join(name),
+            name,
+            config,
+            tx,
+            Arc::clone(&self.stats),
+        )?);
         logs.insert(name.to_string(), Arc::clone(&log));
         Ok(log)
     }

@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::checkpoint;
-use crate::config::{AppendOptions, AppendResult, LogConfig, MAX_SEGMENT_BYTES};
+use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
 use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
-use crate::writer::{Completer, Completion, LogSync, Msg, WriteReq};
+use crate::writer::{Completer, Completion, LogSync, Msg, WriteReq, WriterCounters};
 use crate::{Offset, StorageError};
 
 struct LogState {
@@ -55,6 +55,7 @@ pub struct Log {
     leo: AtomicI64,
     log_start: AtomicI64,
     writer: Sender<Msg>,
+    stats: Arc<WriterCounters>,
 }
 
 /// An append whose offsets are assigned and whose write is queued; see [`Log::append_pending`].
@@ -102,6 +103,7 @@ impl Log {
         name: &str,
         config: LogConfig,
         writer: Sender<Msg>,
+        stats: Arc<WriterCounters>,
     ) -> Result<Log, StorageError> {
         fs::create_dir_all(&dir)?;
         let clean = checkpoint::is_clean(&dir);
@@ -227,6 +229,7 @@ impl Log {
             leo: AtomicI64::new(leo),
             log_start: AtomicI64::new(log_start),
             writer,
+            stats,
         })
     }
 
@@ -357,6 +360,42 @@ impl Log {
         let file = Arc::clone(&seg.file);
         st.leo = next;
         self.leo.store(next, Ordering::Release);
+        let result = AppendResult {
+            base_offset: base,
+            last_offset: next - 1,
+            log_append_time_ms: opts.log_append_time_ms,
+            log_start_offset: log_start,
+            batches: headers.len() as u32,
+        };
+        if policy != FsyncPolicy::Always && self.sync.inflight.load(Ordering::Acquire) == 0 {
+            // Nothing to wait for and nothing of this log queued: write here, under the lock
+            // (which keeps this log's writes in offset order), instead of handing off.
+            if let Err(e) = file.file.write_all_at(&records, file_pos) {
+                self.sync.poison("segment write", &e);
+                return Err(StorageError::Io(e));
+            }
+            self.stats.direct_write(records.len());
+            file.readable.fetch_max(end, Ordering::AcqRel);
+            self.sync.hw.fetch_max(next, Ordering::AcqRel);
+            if !file.dirty.swap(true, Ordering::SeqCst) {
+                let interval = match policy {
+                    FsyncPolicy::Interval { interval_ms } => {
+                        Some(Duration::from_millis(interval_ms))
+                    }
+                    _ => None,
+                };
+                let msg = Msg::Dirty {
+                    log: Arc::clone(&self.sync),
+                    file,
+                    interval,
+                };
+                self.writer.send(msg).map_err(|_| StorageError::Closed)?;
+            }
+            return Ok(PendingAppend {
+                result,
+                done: Completion::done_ok(),
+            });
+        }
         let done = Completion::new();
         let req = WriteReq {
             log: Arc::clone(&self.sync),
@@ -368,20 +407,13 @@ impl Log {
             done: Completer(Arc::clone(&done)),
         };
         // Sent under the lock so the writer sees this log's writes in offset order.
-        self.writer
-            .send(Msg::Write(req))
-            .map_err(|_| StorageError::Closed)?;
+        self.sync.inflight.fetch_add(1, Ordering::AcqRel);
+        if self.writer.send(Msg::Write(req)).is_err() {
+            self.sync.inflight.fetch_sub(1, Ordering::AcqRel);
+            return Err(StorageError::Closed);
+        }
         drop(st);
-        Ok(PendingAppend {
-            result: AppendResult {
-                base_offset: base,
-                last_offset: next - 1,
-                log_append_time_ms: opts.log_append_time_ms,
-                log_start_offset: log_start,
-                batches: headers.len() as u32,
-            },
-            done,
-        })
+        Ok(PendingAppend { result, done })
     }
 
     /// Rolls to a new segment at the log end offset if the active one is full, too old, out of

@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
@@ -46,6 +46,9 @@ pub(crate) struct SegmentFile {
     pub file: File,
     /// Bytes at the start of the file that are written and acknowledged, i.e. safe to read.
     pub readable: AtomicU64,
+    /// Written since the writer last synced it (or told it about it): set by direct writes,
+    /// cleared by the writer just before it syncs the file.
+    pub dirty: AtomicBool,
 }
 
 /// Entry capacity of the indexes of a segment under `cfg`.
@@ -157,6 +160,7 @@ impl Segment {
             file: Arc::new(SegmentFile {
                 file,
                 readable: AtomicU64::new(0),
+                dirty: AtomicBool::new(false),
             }),
             size: 0,
             allocated: 0,

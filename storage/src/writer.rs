@@ -8,6 +8,11 @@
 //! fdatasync form the next group. Under `Interval` the writer syncs dirty files when the
 //! interval expires; under `Never` only on flush, segment seal and shutdown.
 //!
+//! Appends under `Never`/`Interval` normally skip the queue: the appender writes under its
+//! log's lock (when nothing of that log is queued) and only tells the writer, once per file
+//! per sync cycle, that the file is dirty ([`Msg::Dirty`]). That saves a thread hand-off per
+//! append when no fsync has to be waited for.
+//!
 //! A failed write or fsync poisons the log ([`LogSync::poisoned`]): after a failed fsync the
 //! kernel may have dropped the dirty pages, so retrying could report success for lost data.
 
@@ -65,7 +70,8 @@ pub(crate) struct WriterCounters {
 pub struct WriterStats {
     /// Batches of queued requests processed (each ends with at most one fdatasync per file).
     pub groups: u64,
-    /// Append writes performed.
+    /// Append writes performed (by the writer, or directly by appenders under
+    /// `fsync=never`/`interval`).
     pub writes: u64,
     /// Bytes written by appends.
     pub bytes: u64,
@@ -74,6 +80,12 @@ pub struct WriterStats {
 }
 
 impl WriterCounters {
+    /// Counts an append written directly by its appender (no writer hand-off).
+    pub fn direct_write(&self, bytes: usize) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> WriterStats {
         WriterStats {
             groups: self.groups.load(Ordering::Relaxed),
@@ -89,6 +101,9 @@ impl WriterCounters {
 pub(crate) struct LogSync {
     pub hw: AtomicI64,
     pub poisoned: AtomicBool,
+    /// Write requests queued to the writer and not yet completed. While non-zero, appends must
+    /// queue too (instead of writing directly) so the high watermark advances in order.
+    pub inflight: AtomicU64,
 }
 
 impl LogSync {
@@ -96,12 +111,13 @@ impl LogSync {
         LogSync {
             hw: AtomicI64::new(hw),
             poisoned: AtomicBool::new(false),
+            inflight: AtomicU64::new(0),
         }
     }
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
-    fn poison(&self, what: &str, e: &io::Error) {
+    pub fn poison(&self, what: &str, e: &io::Error) {
         if !self.poisoned.swap(true, Ordering::AcqRel) {
             tracing::error!(error = %e, "{what} failed; log poisoned, refusing further appends");
         }
@@ -128,6 +144,14 @@ impl Completion {
             *s = Some(r);
             self.cv.notify_all();
         }
+    }
+
+    /// An already successful completion (for appends that needed no writer hand-off).
+    pub fn done_ok() -> Arc<Self> {
+        Arc::new(Completion {
+            slot: Mutex::new(Some(Ok(()))),
+            cv: Condvar::new(),
+        })
     }
 
     /// Blocks until the writer has finished with the request.
@@ -182,6 +206,13 @@ pub(crate) enum Msg {
     Flush {
         log: Arc<LogSync>,
         done: Completer,
+    },
+    /// An appender wrote to this file directly (fsync=never/interval): track it as dirty so
+    /// interval syncs, flushes and seals cover it.
+    Dirty {
+        log: Arc<LogSync>,
+        file: Arc<SegmentFile>,
+        interval: Option<Duration>,
     },
     /// A segment stopped being active: trim it to its logical size and fsync it.
     Seal {
@@ -262,6 +293,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
             match m {
                 Msg::Write(req) => {
                     if req.log.is_poisoned() {
+                        req.log.inflight.fetch_sub(1, Ordering::AcqRel);
                         req.done.finish(Err(StorageError::Poisoned));
                         continue;
                     }
@@ -271,6 +303,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         .fetch_add(req.data.len() as u64, Ordering::Relaxed);
                     if let Err(e) = req.file.file.write_all_at(&req.data, req.pos) {
                         req.log.poison("segment write", &e);
+                        req.log.inflight.fetch_sub(1, Ordering::AcqRel);
                         req.done.finish(Err(StorageError::Io(e)));
                         continue;
                     }
@@ -305,6 +338,20 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         done: req.done,
                     });
                 }
+                Msg::Dirty {
+                    log,
+                    file,
+                    interval,
+                } => {
+                    let d = dirty.entry(key(&log)).or_insert_with(|| Dirty {
+                        log: Arc::clone(&log),
+                        files: Vec::new(),
+                        since: Instant::now(),
+                        interval,
+                    });
+                    d.interval = interval;
+                    add_file(&mut d.files, &file);
+                }
                 Msg::Flush { log, done } => {
                     if let Some(d) = dirty.remove(&key(&log)) {
                         for f in d.files {
@@ -320,6 +367,8 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         d.files.retain(|f| !Arc::ptr_eq(f, &file));
                     }
                     if !log.is_poisoned() {
+                        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        file.dirty.store(false, Ordering::SeqCst);
                         let r = file
                             .file
                             .set_len(len)
@@ -339,6 +388,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                 continue;
             }
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            file.dirty.store(false, Ordering::SeqCst);
             if let Err(e) = sync.sync_data(&file.file) {
                 log.poison("fdatasync", &e);
             }
@@ -347,11 +397,14 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
         // durable (or, without fsync, written) data.
         for c in completions {
             if c.log.is_poisoned() {
+                c.log.inflight.fetch_sub(1, Ordering::AcqRel);
                 c.done.finish(Err(StorageError::Poisoned));
                 continue;
             }
             c.file.readable.fetch_max(c.end, Ordering::AcqRel);
             c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
+            // After the high watermark: an appender that sees zero may write directly.
+            c.log.inflight.fetch_sub(1, Ordering::AcqRel);
             c.done.finish(Ok(()));
         }
         for (log, done) in flushes {
@@ -375,6 +428,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         break;
                     }
                     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    f.dirty.store(false, Ordering::SeqCst);
                     if let Err(e) = sync.sync_data(&f.file) {
                         d.log.poison("interval fdatasync", &e);
                     }

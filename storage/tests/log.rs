@@ -797,3 +797,49 @@ fn public_types_are_send_and_sync() {
     assert_send::<weir_storage::PendingAppend>();
     assert_send_sync::<StorageError>();
 }
+
+#[test]
+fn policy_switch_keeps_acknowledgements_in_order() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (release, gate) = mpsc::channel();
+    let (entered_tx, entered) = mpsc::channel();
+    let sync = Arc::new(GatedSync {
+        gate: Mutex::new(Some(gate)),
+        entered: Mutex::new(Some(entered_tx)),
+        calls: Default::default(),
+    });
+    let dd = DataDir::open_with(
+        d.path(),
+        DataDirOptions {
+            file_sync: sync.clone(),
+        },
+    )
+    .expect("open");
+    let log = dd
+        .open_log(
+            "t-0",
+            LogConfig {
+                fsync: FsyncPolicy::Always,
+                ..small_cfg()
+            },
+        )
+        .expect("log");
+    let first = log.append_pending(batch(0, 1, 1), &opts()).expect("queue");
+    entered.recv().expect("writer is inside the fdatasync");
+    log.set_config(small_cfg()); // fsync=never from now on
+                                 // The fsync=never append may not overtake the pending fsync=always one: it queues
+                                 // behind it instead of writing directly, and the high watermark stays put.
+    let second = log.append_pending(batch(1, 1, 1), &opts()).expect("queue");
+    assert_eq!(log.high_watermark(), 0);
+    assert!(log.read(0, 100).expect("read").is_empty());
+    release.send(()).expect("release");
+    assert_eq!(first.wait().expect("durable").base_offset, 0);
+    assert_eq!(second.wait().expect("written").base_offset, 1);
+    assert_eq!(log.high_watermark(), 2);
+    // Once drained, fsync=never appends write directly again (no writer hand-off).
+    let before = dd.writer_stats();
+    log.append(batch(2, 1, 1), &opts()).expect("append");
+    assert_eq!(log.high_watermark(), 3);
+    assert_eq!(dd.writer_stats().writes, before.writes + 1);
+    assert_eq!(read_all(&log, 0).len(), 3);
+}
