@@ -539,35 +539,46 @@ impl Log {
     /// the first batch whose max timestamp is `>= ts_ms`. `None` if no readable batch
     /// qualifies.
     pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, StorageError> {
-        let (cands, hw, log_start) = {
-            let mut st = self.state.lock();
-            let hw = self.sync.hw.load(Ordering::Acquire);
-            let log_start = st.log_start;
-            let cfg = st.config.clone();
-            let first = st
-                .segments
-                .range(..=log_start)
-                .next_back()
-                .map_or(log_start, |(b, _)| *b);
-            let mut cands = Vec::new();
-            for seg in st.segments.range_mut(first..).map(|(_, s)| s) {
-                if seg.max_ts < ts_ms || seg.base >= hw {
-                    continue;
+        // Segments are visited one at a time, each lookup under the lock and each scan
+        // outside it; normally the first segment whose max timestamp qualifies has the answer.
+        let mut after: Option<Offset> = None;
+        loop {
+            let (file, mut pos, hw, log_start, base) = {
+                let mut st = self.state.lock();
+                let hw = self.sync.hw.load(Ordering::Acquire);
+                let log_start = st.log_start;
+                let cfg = st.config.clone();
+                let from_base = match after {
+                    Some(a) => a + 1,
+                    None => st
+                        .segments
+                        .range(..=log_start)
+                        .next_back()
+                        .map_or(log_start, |(b, _)| *b),
+                };
+                let Some(seg) = st
+                    .segments
+                    .range_mut(from_base..)
+                    .map(|(_, s)| s)
+                    .find(|s| s.max_ts >= ts_ms)
+                else {
+                    return Ok(None);
+                };
+                if seg.base >= hw {
+                    return Ok(None);
                 }
                 let from = seg
                     .time_index
                     .lookup_before(ts_ms)
                     .map_or(seg.base, |(_, rel)| seg.base + rel as i64);
                 let pos = seg.start_position(from.max(log_start), &cfg)?;
-                cands.push((Arc::clone(&seg.file), pos));
-            }
-            (cands, hw, log_start)
-        };
-        for (file, mut pos) in cands {
+                (Arc::clone(&seg.file), pos, hw, log_start, seg.base)
+            };
+            after = Some(base);
             let limit = file.readable.load(Ordering::Acquire);
             while let Some(h) = read_header(&file.file, pos, limit)? {
                 if h.base_offset >= hw {
-                    break;
+                    return Ok(None);
                 }
                 if h.max_timestamp >= ts_ms && h.last_offset() >= log_start {
                     let mut buf = vec![0u8; h.total_len()];
@@ -580,7 +591,6 @@ impl Log {
                 pos += h.total_len() as u64;
             }
         }
-        Ok(None)
     }
 
     /// Advances the log start offset to `offset` (Kafka DeleteRecords), persists it and deletes

@@ -1,6 +1,6 @@
 //! Model-based property test: random sequences of append / read / restart / delete-records /
-//! retention against a simple in-memory model of the log. Reads must return exactly the
-//! model's batches.
+//! retention / timestamp lookup against a simple in-memory model of the log. Reads must return
+//! exactly the model's batches.
 
 mod common;
 
@@ -31,6 +31,7 @@ enum Op {
     RetentionTime {
         keep_last: usize,
     },
+    TimeLookup(i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::DeleteRecords { pick }),
         1 => (0u64..3000).prop_map(Op::RetentionBytes),
         1 => (0usize..20).prop_map(|keep_last| Op::RetentionTime { keep_last }),
+        2 => (-5i64..2000).prop_map(Op::TimeLookup),
     ]
 }
 
@@ -187,6 +189,19 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                     m.start = m.start.max(offset);
                     assert_eq!(r.expect("delete"), m.start);
                 }
+            }
+            Op::TimeLookup(ts) => {
+                // Every record of a model batch has the batch's timestamp, and timestamps
+                // increase with offsets.
+                let want = m
+                    .visible()
+                    .find(|b| b.ts >= ts)
+                    .map(|b| (b.base.max(m.start), b.ts));
+                assert_eq!(
+                    log.offset_for_timestamp(ts).expect("lookup"),
+                    want,
+                    "ts {ts}"
+                );
             }
             Op::RetentionBytes(bytes) => {
                 let before = log.log_start_offset();
