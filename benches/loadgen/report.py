@@ -235,6 +235,23 @@ def render(res, img_rel=None):
         p(f"![Producer throughput, median with min–max]({img_rel}/{THROUGHPUT_PNG})")
         p("")
 
+    # ---------------- efficiency
+    p("Per broker CPU: MB/s divided by the broker's CPU use (cores) in the same run — how much the broker can move per core "
+      "when the 2-core machine, not the broker, is the limit. Ratios are Weir/Tansu, per round.")
+    p("")
+    p("| workload | " + " | ".join(LABEL[s] for s in res.systems) + "".join(f" | {LABEL[s].replace('Weir ', '')} / Tansu" for s in ratios) + " |")
+    p("| --- " * (1 + len(res.systems) + len(ratios)) + "|")
+    for w in res.workloads:
+        for s in res.systems:
+            mb, cpu = res.get(s, w[0], "mb_per_s"), res.get(s, w[0], "cpu_pct")
+            for r in mb:
+                if cpu.get(r, 0) > 0:
+                    res.v[(s, w[0], "mb_per_core")][r] = mb[r] / (cpu[r] / 100)
+        cells = [cell(res.stat(s, w[0], "mb_per_core"), 0, " MB/s/core") for s in res.systems]
+        cells += [cell(res.ratio(s, "tansu", w[0], "mb_per_core"), 2, "×") for s in ratios]
+        p(f"| {workload_label(w)} | " + " | ".join(cells) + " |")
+    p("")
+
     # ---------------- consumer
     cw = m.get("consume_from")
     p(f"### Consumer throughput (`rdkafka_performance -C`, 1 partition, log pre-filled by `{cw}`)")
