@@ -127,7 +127,7 @@ now() { date +%s.%N; }
 # Whole-machine CPU counters (busy, total jiffies) from /proc/stat, for "was the box saturated".
 machine_ticks() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
 busy_pct() { # "busy0 total0" "busy1 total1"
-    awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); d=y[2]-x[2]; printf "%.0f", d>0 ? (y[1]-x[1])/d*100 : 0}'
+    awk -v a="$1" -v b="$2" 'BEGIN{split(a,x," "); split(b,y," "); d=y[2]-x[2]; printf "%.0f", (d > 0 ? (y[1]-x[1])/d*100 : 0)}'
 }
 CLK_TCK=$(getconf CLK_TCK)
 
