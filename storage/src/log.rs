@@ -46,6 +46,9 @@ impl LogState {
 }
 
 /// A partition's log. `Send + Sync`; share it as `Arc<Log>`.
+/// The first preallocation of a segment; later ones double it up to `preallocate_bytes`.
+const MIN_PREALLOCATE_BYTES: u64 = 64 * 1024;
+
 pub struct Log {
     name: String,
     dir: PathBuf,
@@ -329,11 +332,14 @@ impl Log {
         let end = file_pos + len;
         if end > seg.allocated {
             if prealloc > 0 {
-                // Grow in whole preallocation chunks, but not past the segment size.
-                let target = end
-                    .div_ceil(prealloc)
-                    .saturating_mul(prealloc)
-                    .min(seg_bytes.max(end));
+                // Grow geometrically (double what the segment has, from MIN_PREALLOCATE_BYTES) up
+                // to chunks of `preallocate_bytes`, never past the segment size: a partition that
+                // holds a few records reserves kilobytes, not a whole chunk, while a busy one
+                // still pays one size change per chunk.
+                let chunk = seg
+                    .allocated
+                    .clamp(MIN_PREALLOCATE_BYTES.min(prealloc), prealloc);
+                let target = end.max(seg.allocated + chunk).min(seg_bytes.max(end));
                 segment::preallocate(&seg.file.file, seg.allocated, target)?;
                 seg.allocated = target;
             } else {

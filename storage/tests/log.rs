@@ -843,3 +843,37 @@ fn policy_switch_keeps_acknowledgements_in_order() {
     assert_eq!(dd.writer_stats().writes, before.writes + 1);
     assert_eq!(read_all(&log, 0).len(), 3);
 }
+
+#[test]
+fn preallocation_grows_with_the_segment_instead_of_reserving_a_whole_chunk() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let cfg = LogConfig {
+        segment_bytes: 1 << 30,
+        preallocate_bytes: 16 << 20,
+        ..LogConfig::default()
+    };
+    let log = dd.open_log("t-0", cfg).expect("log");
+    log.append(batch(1, 1, 10), &opts()).expect("append");
+    let file_len = |log: &weir_storage::Log| {
+        fs::metadata(log.active_segment_path().expect("active segment"))
+            .expect("stat")
+            .len()
+    };
+    // An idle partition with one small record must not hold a 16 MiB chunk of disk.
+    assert_eq!(file_len(&log), 64 * 1024);
+    // Appending ~200 KiB doubles the reservation step by step: 64 KiB, 128 KiB, 256 KiB.
+    for i in 0..50 {
+        log.append(batch(2 + i, 4, 10), &opts()).expect("append");
+    }
+    let written = log.size_bytes();
+    let allocated = file_len(&log);
+    assert!(
+        allocated >= written,
+        "allocated {allocated} < written {written}"
+    );
+    assert!(
+        allocated <= 2 * written.max(64 * 1024),
+        "allocated {allocated} for {written} written"
+    );
+}
