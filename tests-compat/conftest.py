@@ -15,6 +15,7 @@ to restart or kill the broker are skipped then.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -92,6 +93,7 @@ class WeirBroker:
             log.flush()
             self.proc = subprocess.Popen(
                 self.command(),
+                env={**os.environ, "NO_COLOR": "1"},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -160,7 +162,7 @@ class WeirBroker:
                 data = f.read()
         except OSError:
             return "(no broker log)"
-        text = data.decode("utf-8", "replace").splitlines()
+        text = re.sub(r"\x1b\[[0-9;]*m", "", data.decode("utf-8", "replace")).splitlines()
         return f"--- {self.name} stderr (last {lines} lines of {self.log_path}) ---\n" + "\n".join(
             text[-lines:]
         )
