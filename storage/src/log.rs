@@ -49,6 +49,13 @@ impl LogState {
 /// The first preallocation of a segment; later ones double it up to `preallocate_bytes`.
 const MIN_PREALLOCATE_BYTES: u64 = 64 * 1024;
 
+/// A file's last modification time in milliseconds since the epoch.
+fn modified_ms(file: &std::fs::File) -> Option<i64> {
+    let modified = file.metadata().ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 pub struct Log {
     name: String,
     dir: PathBuf,
@@ -681,9 +688,16 @@ impl Log {
                     break;
                 }
                 let by_start = w[1] <= st.log_start;
+                // Kafka's rule: a segment whose batches carry no timestamp (-1) ages from the
+                // file's last modification, never from "the epoch".
+                let seg_ts = if seg.max_ts >= 0 {
+                    seg.max_ts
+                } else {
+                    modified_ms(&seg.file.file).unwrap_or(now_ms)
+                };
                 let by_time = cfg
                     .retention_ms
-                    .is_some_and(|r| r >= 0 && now_ms.saturating_sub(seg.max_ts) > r);
+                    .is_some_and(|r| r >= 0 && now_ms.saturating_sub(seg_ts) > r);
                 let by_bytes = cfg
                     .retention_bytes
                     .is_some_and(|r| remaining.saturating_sub(seg.size) >= r);

@@ -877,3 +877,36 @@ fn preallocation_grows_with_the_segment_instead_of_reserving_a_whole_chunk() {
         "allocated {allocated} for {written} written"
     );
 }
+
+#[test]
+fn segments_without_timestamps_age_from_their_file_time_not_from_the_epoch() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd
+        .open_log(
+            "t-0",
+            LogConfig {
+                retention_ms: Some(60_000),
+                ..small_cfg()
+            },
+        )
+        .expect("log");
+    for i in 0..20 {
+        log.append(batch_ts(i, &[-1, -1]), &opts()).expect("append");
+    }
+    assert!(log.segment_count() > 1, "the test needs a closed segment");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    assert_eq!(
+        log.enforce_retention(now).expect("retention"),
+        0,
+        "fresh segments were deleted"
+    );
+    assert_eq!(log.log_start_offset(), 0);
+    assert!(
+        log.enforce_retention(now + 120_000).expect("retention") > 0,
+        "old enough: deleted"
+    );
+}
