@@ -118,6 +118,7 @@ cleanup() {
     rm -rf "$RUNDIR"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -178,7 +179,10 @@ create_topic() { # topic partitions log
 declare -A DELIVERED MAXRATE
 produce() {
     local r=$1 sys=$2 name=$3 size=$4 acks=$5 nprod=$6 parts=$7 d=$8
-    local topic="p-$name" pids=() i
+    local topic="p-$name" pids=() i extra=()
+    # librdkafka's sticky partitioner sends keyless records to one partition for 10 ms at a time,
+    # which would make a many-partition topic look like a one-partition one: spread every record.
+    ((parts > 1)) && extra=(-X sticky.partitioning.linger.ms=0)
     if ! create_topic "$topic" "$parts" "$d/topics.log"; then
         log "  $sys $name: topic creation failed (see $d/topics.log)"; rec "$r" "$sys" "$name" error 1; return 0
     fi
@@ -187,7 +191,7 @@ produce() {
     for ((i = 0; i < nprod; i++)); do
         # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
         # or rdkafka_performance dies of SIGPIPE before printing its summary.
-        timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 \
+        timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 "${extra[@]}" \
             -i 1000 -T 1000 -Y "trap '' INT; exec cat > $d/stats-$name-$i.json" >"$d/produce-$name-$i.log" 2>&1 &
         pids+=($!)
     done
