@@ -1,13 +1,14 @@
 """kafka-python 2.0.2 (pure Python, old protocol versions): produce/consume with a group and
 commits, KafkaAdminClient, and raw Metadata v0-v3 requests."""
 
+import threading
 import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.client_async import KafkaClient
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, TopicAlreadyExistsError
 from kafka.protocol.metadata import MetadataRequest
 
 from helpers import create_topic
@@ -25,16 +26,29 @@ def poll_records(consumer, n, timeout_s=30):
     return out
 
 
-@pytest.mark.parametrize("compression", [None, "gzip"])
-def test_round_trip_with_group_and_commit(broker, unique, compression):
+@pytest.mark.parametrize(
+    "compression,api_version",
+    [
+        (None, None),  # auto-detected from the broker's ApiVersions response
+        ("gzip", None),
+        # Pinned to 0.11 (the first record-batch v2 release): Produce v3, Fetch v5, Metadata v1,
+        # JoinGroup v1/v2-era requests, OffsetCommit v2/v3, ListOffsets v2.
+        (None, (0, 11, 0)),
+    ],
+    ids=["auto", "auto-gzip", "pinned-0.11"],
+)
+def test_round_trip_with_group_and_commit(broker, unique, compression, api_version):
     topic = unique("kp")
     group = unique("kp-g")
     create_topic(broker.bootstrap, topic, partitions=2)
+    common = {"bootstrap_servers": broker.bootstrap}
+    if api_version is not None:
+        common["api_version"] = api_version
 
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", compression_type=compression)
-    # api_version was auto-detected from the broker's ApiVersions response.
-    assert isinstance(producer.config["api_version"], tuple)
-    assert producer.config["api_version"] >= (0, 10, 0), producer.config["api_version"]
+    producer = KafkaProducer(acks="all", compression_type=compression, **common)
+    if api_version is None:
+        assert isinstance(producer.config["api_version"], tuple)
+        assert producer.config["api_version"] >= (0, 11, 0), producer.config["api_version"]
     metas = [
         producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 2)
         for i in range(100)
@@ -43,13 +57,7 @@ def test_round_trip_with_group_and_commit(broker, unique, compression):
     offsets = [(m.get(timeout=30).partition, m.get(timeout=30).offset) for m in metas]
     assert offsets == [(i % 2, i // 2) for i in range(100)]
 
-    c = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    c = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **common)
     recs = poll_records(c, 100)
     for part in (0, 1):
         got = [(r.offset, r.key, r.value) for r in recs if r.partition == part]
@@ -64,19 +72,79 @@ def test_round_trip_with_group_and_commit(broker, unique, compression):
         producer.send(topic, value=f"v{i}".encode(), partition=0)
     producer.flush(timeout=30)
     producer.close()
-    c2 = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    c2 = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **common)
     recs = poll_records(c2, 10)
     assert [(r.partition, r.offset, r.value) for r in recs] == [
         (0, 50 + j, f"v{100 + j}".encode()) for j in range(10)
     ]
     assert c2.poll(timeout_ms=1000) == {}
     c2.close()
+
+
+def test_two_members_split_partitions(broker, unique):
+    """kafka-python's own group protocol (JoinGroup/SyncGroup with its range assignor): two members
+    split 4 partitions between them and together read every record once."""
+    topic = unique("kp-2m")
+    group = unique("kp-g")
+    create_topic(broker.bootstrap, topic, partitions=4)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(80):
+        producer.send(topic, value=f"{i}".encode(), partition=i % 4)
+    producer.flush(timeout=30)
+    producer.close()
+
+    # kafka-python blocks inside poll() while its JoinGroup waits for the other members, so each
+    # member runs in its own thread (as real applications do).
+    stop = threading.Event()
+    seen = {0: [], 1: []}
+    assigned = {0: set(), 1: set()}
+    errors = []
+    uncommitted = set()
+
+    def run(idx):
+        try:
+            m = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                              auto_offset_reset="earliest", enable_auto_commit=False)
+            try:
+                while not stop.is_set():
+                    got = m.poll(timeout_ms=200)
+                    batch = [int(r.value) for recs in got.values() for r in recs]
+                    seen[idx].extend(batch)
+                    if batch:
+                        try:
+                            m.commit()
+                        except CommitFailedError:
+                            # Rejected because a rebalance completed meanwhile: these records
+                            # may be read again by the partition's next owner.
+                            uncommitted.update(batch)
+                    assigned[idx] = {tp.partition for tp in m.assignment()}
+            finally:
+                m.close()
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not errors:
+        a0, a1 = assigned[0], assigned[1]
+        if a0 and a1 and not (a0 & a1) and sum(len(v) for v in seen.values()) >= 80:
+            break
+        time.sleep(0.1)
+    time.sleep(1)  # anything read twice would show up now
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    a0, a1 = assigned[0], assigned[1]
+    assert a0 and a1 and not (a0 & a1) and a0 | a1 == {0, 1, 2, 3}, (a0, a1)
+    # The first member may have read (and committed) records before the second joined; with
+    # a commit after every poll, only records whose commit failed may be read twice.
+    both = seen[0] + seen[1]
+    assert sorted(set(both)) == list(range(80))
+    twice = {v for v in both if both.count(v) > 1}
+    assert twice <= uncommitted, sorted(twice - uncommitted)
 
 
 def test_group_less_assign(broker, unique):
