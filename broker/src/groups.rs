@@ -732,10 +732,11 @@ impl GroupCoordinator {
         if generation_id != group.generation_id {
             return ErrorCode::ILLEGAL_GENERATION;
         }
+        // As Kafka: the current generation may still commit while a rebalance is being prepared
+        // (members commit what they processed before rejoining); only between the join and the
+        // leader's assignment are commits refused.
         match group.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                ErrorCode::REBALANCE_IN_PROGRESS
-            }
+            GroupState::CompletingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
             _ => ErrorCode::NONE,
         }
     }
@@ -973,6 +974,23 @@ mod tests {
             ErrorCode::NONE,
             "simple commits allowed on an empty group"
         );
+    }
+
+    #[test]
+    fn current_generation_commits_while_preparing_but_not_while_completing() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        assert_eq!(
+            c.validate_commit("g", &a, 1),
+            ErrorCode::REBALANCE_IN_PROGRESS,
+            "awaiting sync"
+        );
+        ready(c.sync("g", &a, 1, vec![]));
+        let (_b, _rx_b) = join_new(&mut c, 10);
+        assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
+        assert_eq!(c.validate_commit("g", &a, 1), ErrorCode::NONE);
+        assert_eq!(c.validate_commit("g", &a, 0), ErrorCode::ILLEGAL_GENERATION);
     }
 
     #[test]
