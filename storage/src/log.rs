@@ -84,6 +84,12 @@ impl std::fmt::Debug for PendingAppend {
 }
 
 impl PendingAppend {
+    /// Whether [`Self::wait`] would return at once (always the case under fsync=never, whose
+    /// appends complete before `append_pending` returns). Lets async callers skip a thread hop.
+    pub fn is_complete(&self) -> bool {
+        self.done.is_complete()
+    }
+
     /// Blocks until the data is readable and durable per the log's fsync policy.
     pub fn wait(self) -> Result<AppendResult, StorageError> {
         self.done.wait()?;

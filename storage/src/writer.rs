@@ -154,6 +154,11 @@ impl Completion {
         })
     }
 
+    /// Whether the outcome is already known, so `wait` will not block.
+    pub fn is_complete(&self) -> bool {
+        self.slot.lock().is_some()
+    }
+
     /// Blocks until the writer has finished with the request.
     pub fn wait(&self) -> Result<(), StorageError> {
         let mut s = self.slot.lock();

@@ -54,6 +54,15 @@ fn failed(index: i32, error_code: ErrorCode, message: String) -> Staged {
     })
 }
 
+impl Staged {
+    fn is_complete(&self) -> bool {
+        match self {
+            Staged::Done(_) => true,
+            Staged::Pending { pending, .. } => pending.iter().all(PendingAppend::is_complete),
+        }
+    }
+}
+
 /// Validates and queues one partition's records. Runs in request order.
 fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) -> Staged {
     let index = partition.index;
@@ -215,19 +224,28 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
         }
         staged_topics.push((topic.name, staged));
     }
+    let all_complete = staged_topics
+        .iter()
+        .flat_map(|(_, s)| s)
+        .all(Staged::is_complete);
     let broker = broker.clone();
+    let finish_all = move || {
+        staged_topics
+            .into_iter()
+            .map(|(name, staged)| ProduceTopicResponse {
+                name,
+                partitions: staged.into_iter().map(finish).collect(),
+            })
+            .collect::<Vec<_>>()
+    };
     Box::pin(async move {
-        let topics = blocking(move || {
-            staged_topics
-                .into_iter()
-                .map(|(name, staged)| ProduceTopicResponse {
-                    name,
-                    partitions: staged.into_iter().map(finish).collect(),
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
+        // Only waiting for an fsync blocks; appends that are already complete (fsync=never or
+        // interval) are answered without a hop to the blocking pool.
+        let topics = if all_complete {
+            finish_all()
+        } else {
+            blocking(finish_all).await.unwrap_or_default()
+        };
         broker.appended.notify_waiters();
         if acks == 0 {
             return None;
