@@ -14,6 +14,9 @@ from kafka.protocol.metadata import MetadataRequest
 from helpers import create_topic
 
 TIMEOUT_MS = 30000
+# kafka-python's heartbeat thread competes with the test for the GIL and its client lock; on a
+# loaded 2-core CI machine the 10 s default session timeout was seen to expire once.
+GROUP_TIMEOUTS = {"session_timeout_ms": 30000, "heartbeat_interval_ms": 3000}
 
 
 def poll_records(consumer, n, timeout_s=30):
@@ -57,7 +60,8 @@ def test_round_trip_with_group_and_commit(broker, unique, compression, api_versi
     offsets = [(m.get(timeout=30).partition, m.get(timeout=30).offset) for m in metas]
     assert offsets == [(i % 2, i // 2) for i in range(100)]
 
-    c = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **common)
+    c = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False,
+                      **GROUP_TIMEOUTS, **common)
     recs = poll_records(c, 100)
     for part in (0, 1):
         got = [(r.offset, r.key, r.value) for r in recs if r.partition == part]
@@ -72,7 +76,8 @@ def test_round_trip_with_group_and_commit(broker, unique, compression, api_versi
         producer.send(topic, value=f"v{i}".encode(), partition=0)
     producer.flush(timeout=30)
     producer.close()
-    c2 = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **common)
+    c2 = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False,
+                       **GROUP_TIMEOUTS, **common)
     recs = poll_records(c2, 10)
     assert [(r.partition, r.offset, r.value) for r in recs] == [
         (0, 50 + j, f"v{100 + j}".encode()) for j in range(10)
@@ -104,7 +109,7 @@ def test_two_members_split_partitions(broker, unique):
     def run(idx):
         try:
             m = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
-                              auto_offset_reset="earliest", enable_auto_commit=False)
+                              auto_offset_reset="earliest", enable_auto_commit=False, **GROUP_TIMEOUTS)
             try:
                 while not stop.is_set():
                     got = m.poll(timeout_ms=200)
