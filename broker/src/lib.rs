@@ -38,7 +38,7 @@ pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tracing::info!(
         listener = %broker.config.listener,
@@ -59,7 +59,9 @@ pub async fn run(
     }
     timers.abort();
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.shutdown()).await?;
+    tokio::task::spawn_blocking(move || b.shutdown())
+        .await
+        .map_err(std::io::Error::other)?;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -248,7 +248,7 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
         }
     }
-    result
+    Ok(result?)
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
