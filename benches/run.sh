@@ -187,6 +187,9 @@ produce() {
         log "  $sys $name: topic creation failed (see $d/topics.log)"; rec "$r" "$sys" "$name" error 1; return 0
     fi
     local c0 t0 c1 t1 m0 m1
+    # Start every workload with no dirty page cache: otherwise the GBs a previous fsync=never run
+    # left for writeback throttle this one (kernel time charged to the broker), an order effect.
+    sync
     c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
     for ((i = 0; i < nprod; i++)); do
         # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
@@ -261,6 +264,7 @@ latency() { # round system logdir
         local topic="lat-$i"
         create_topic "$topic" 1 "$d/topics.log" || { rec "$r" "$sys" "lat@$spec" error 1; continue; }
         local json c0 t0 m0
+        sync
         c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
         json=$(timeout -k 5 $((LAT_DURATION + 40)) "$LOADGEN" latency --bootstrap "$BS" --topic "$topic" --rate "$rate" \
             --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --size 1024 --acks all --linger-ms "$LAT_LINGER_MS" \

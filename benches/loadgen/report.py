@@ -447,7 +447,7 @@ def cmd_docs(outdir, md_path, imgdir):
     if BEGIN in text and END in text:
         pre, rest = text.split(BEGIN, 1)
         _, post = rest.split(END, 1)
-        text = pre + section + post.lstrip("\n")
+        text = pre + section + "\n" + post.lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     with open(md_path, "w") as fh:
