@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     pub max_in_flight_requests_per_connection: usize,
     pub max_request_bytes: usize,
+    /// Bytes of requests, across all connections, read but not yet answered (Kafka's
+    /// queued.max.request.bytes). Reading stops while it is reached, so memory stays bounded.
+    pub max_queued_request_bytes: usize,
     pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
     pub fetch_max_wait_cap_ms: u64,
@@ -53,6 +56,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: 1_000,
             max_in_flight_requests_per_connection: 64,
             max_request_bytes: weir_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
+            max_queued_request_bytes: 256 << 20,
             connections_max_idle_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
@@ -77,6 +81,7 @@ pub struct FileConfig {
     pub max_connections_per_ip: Option<usize>,
     pub max_in_flight_requests_per_connection: Option<usize>,
     pub max_request_bytes: Option<usize>,
+    pub max_queued_request_bytes: Option<usize>,
     pub connections_max_idle_ms: Option<u64>,
 }
 
@@ -124,6 +129,7 @@ impl FileConfig {
         take!(max_connections_per_ip);
         take!(max_in_flight_requests_per_connection);
         take!(max_request_bytes);
+        take!(max_queued_request_bytes);
         take!(connections_max_idle_ms);
         if let Some(v) = self.advertised_listener {
             config.advertised_listener = Some(v);

@@ -80,6 +80,9 @@ struct ServeArgs {
     /// Largest request frame accepted; larger ones close the connection (socket.request.max.bytes).
     #[arg(long, env = "WEIR_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
+    /// Bytes of requests read but not yet answered, over all connections (queued.max.request.bytes).
+    #[arg(long, env = "WEIR_MAX_QUEUED_REQUEST_BYTES")]
+    max_queued_request_bytes: Option<usize>,
     /// Close connections idle for this long (connections.max.idle.ms).
     #[arg(long, env = "WEIR_CONNECTIONS_MAX_IDLE_MS")]
     connections_max_idle_ms: Option<u64>,
@@ -136,6 +139,9 @@ impl ServeArgs {
         if let Some(v) = self.max_request_bytes {
             config.max_request_bytes = v;
         }
+        if let Some(v) = self.max_queued_request_bytes {
+            config.max_queued_request_bytes = v;
+        }
         if let Some(v) = self.connections_max_idle_ms {
             config.connections_max_idle_ms = v;
         }
@@ -154,6 +160,10 @@ impl ServeArgs {
         anyhow::ensure!(
             config.max_request_bytes >= 1024,
             "max-request-bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            config.max_queued_request_bytes >= 1024,
+            "max-queued-request-bytes must be at least 1024"
         );
         anyhow::ensure!(
             config.connections_max_idle_ms >= 1,

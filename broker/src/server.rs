@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 use weir_protocol::{
@@ -70,6 +70,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let request_memory = RequestMemory::new(broker.config.max_queued_request_bytes);
     let per_ip = Arc::new(PerIp::default());
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -98,13 +99,14 @@ pub async fn serve(
                 metrics.connections_accepted.inc();
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
+                let request_memory = request_memory.clone();
                 let span = tracing::info_span!("conn", %peer);
                 tasks.spawn(async move {
                     let _permit = permit;
                     let _ip = ip_guard;
                     metrics.connections_active.inc();
                     let _active = ActiveGuard(metrics);
-                    if let Err(e) = handle_connection(broker, stream, peer, shutdown).await {
+                    if let Err(e) = handle_connection(broker, stream, peer, shutdown, request_memory).await {
                         debug!(error = %e, "connection closed");
                     }
                 }.instrument(span));
@@ -137,11 +139,41 @@ enum Reply {
 
 type ResponseTask = JoinHandle<Reply>;
 
+/// The broker-wide budget of request bytes read but not yet answered. A request holds its share
+/// from before its body is read until its response is ready; a reader that cannot get its share
+/// waits, which stops reading that socket (back-pressure instead of unbounded buffering).
+#[derive(Clone)]
+struct RequestMemory {
+    bytes: Arc<Semaphore>,
+    /// Permits are counted in KiB so that the total fits the semaphore's u32 requests.
+    capacity_kib: u32,
+}
+
+impl RequestMemory {
+    fn new(max_bytes: usize) -> Self {
+        let capacity_kib = u32::try_from(max_bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Self {
+            bytes: Arc::new(Semaphore::new(capacity_kib as usize)),
+            capacity_kib,
+        }
+    }
+
+    /// Waits for room for a `len`-byte request. A request larger than the whole budget waits until
+    /// it is alone, so it still goes through.
+    async fn reserve(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(len.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.capacity_kib);
+        self.bytes.clone().acquire_many_owned(kib).await.ok()
+    }
+}
+
 async fn handle_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    request_memory: RequestMemory,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
@@ -181,6 +213,9 @@ async fn handle_connection(
                 break;
             }
         };
+        let Some(reserved) = request_memory.reserve(len).await else {
+            break;
+        };
         let mut body = BytesMut::zeroed(len);
         reader.read_exact(&mut body).await?;
         let task: ResponseTask = match decode_request(body.freeze()) {
@@ -197,6 +232,7 @@ async fn handle_connection(
                 let response =
                     span.in_scope(|| handlers::dispatch(&broker, &ctx, &header, request));
                 tokio::spawn(async move {
+                    let _reserved = reserved;
                     let response = response.await;
                     metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
                     let Some(response) = response else { return Reply::Nothing };

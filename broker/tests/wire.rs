@@ -29,17 +29,22 @@ impl Drop for Running {
 }
 
 fn start() -> Running {
+    start_with(|_| {})
+}
+
+fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = std_listener.local_addr().expect("addr");
     std_listener.set_nonblocking(true).expect("nonblocking");
-    let config = BrokerConfig {
+    let mut config = BrokerConfig {
         listener: addr,
         admin_listener: None,
         data_dir: dir.path().to_path_buf(),
         max_request_bytes: 1 << 20,
         ..BrokerConfig::default()
     };
+    tweak(&mut config);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -192,5 +197,25 @@ fn pipelined_requests_are_answered_in_order() {
     for id in 0..50i32 {
         let r = read_response(&mut s).expect("response");
         assert_eq!(r[0..4], id.to_be_bytes(), "response {id} out of order");
+    }
+}
+
+#[test]
+fn a_request_memory_budget_smaller_than_the_pipeline_still_answers_everything() {
+    // Room for one request at a time: the reader must wait for each answer, not deadlock.
+    let broker = start_with(|c| c.max_queued_request_bytes = 1024);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(broker.addr)).collect();
+    for s in &mut clients {
+        let mut batch = Vec::new();
+        for id in 0..20 {
+            batch.extend_from_slice(&api_versions_request(0, id));
+        }
+        s.write_all(&batch).expect("write");
+    }
+    for s in &mut clients {
+        for id in 0..20i32 {
+            let r = read_response(s).expect("response");
+            assert_eq!(r[0..4], id.to_be_bytes());
+        }
     }
 }
