@@ -171,9 +171,11 @@ impl Metrics {
     }
 
     /// Counts the record bytes of a Produce request, before it is handled.
-    pub fn observe_request(&self, request: &Request) {
+    /// `topic_exists` keeps label cardinality bounded by the topics that exist, not by whatever
+    /// names clients send.
+    pub fn observe_request(&self, request: &Request, topic_exists: impl Fn(&str) -> bool) {
         if let Request::Produce(p) = request {
-            for t in &p.topics {
+            for t in p.topics.iter().filter(|t| topic_exists(&t.name)) {
                 let bytes: usize = t
                     .partitions
                     .iter()

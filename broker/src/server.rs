@@ -228,7 +228,7 @@ async fn handle_connection(
                     correlation_id = header.correlation_id,
                 );
                 let metrics = broker.metrics.clone();
-                metrics.observe_request(&request);
+                metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
                 let response =
                     span.in_scope(|| handlers::dispatch(&broker, &ctx, &header, request));
                 tokio::spawn(async move {
