@@ -613,7 +613,7 @@ proptest! {
         let span = (max - min + 1) as usize;
         let version = min + ((seed / apis.len()) % span) as i16;
         if let Ok((header, request)) = decode_request(raw_frame(key, version, &body)) {
-            let response = common::default_response(&request);
+            let response = common::default_response::default_response(&request);
             prop_assert!(weir_protocol::encode_response(&header, &response).is_ok());
         }
     }
@@ -634,7 +634,7 @@ proptest! {
         prop_assert!(start.elapsed() < Duration::from_secs(1));
         // Whatever decoded must be answerable at its own version.
         if let Ok((header, request)) = decoded {
-            let response = common::default_response(&request);
+            let response = common::default_response::default_response(&request);
             prop_assert!(weir_protocol::encode_response(&header, &response).is_ok());
         }
     }
