@@ -136,6 +136,30 @@ impl TopicRegistry {
         Ok(registry)
     }
 
+    /// Opens (recovering) the logs of partitions `indexes` and rebuilds their producer state.
+    fn open_partitions(
+        &self,
+        name: &str,
+        indexes: std::ops::Range<i32>,
+        config: &TopicConfig,
+    ) -> Result<Vec<Arc<Partition>>, TopicError> {
+        let log_config = config.log_config(self.fsync);
+        indexes
+            .map(|index| {
+                let log = self
+                    .data
+                    .open_log(&log_name(name, index), log_config.clone())?;
+                let producers = ProducerState::recover(&log);
+                Ok(Arc::new(Partition {
+                    topic: name.to_string(),
+                    index,
+                    log,
+                    producers: Mutex::new(producers),
+                }))
+            })
+            .collect()
+    }
+
     fn open_topic(
         &self,
         name: &str,
@@ -144,26 +168,13 @@ impl TopicRegistry {
         config: TopicConfig,
         is_internal: bool,
     ) -> Result<Topic, TopicError> {
-        let log_config = config.log_config(self.fsync);
-        let mut parts = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
-        for index in 0..partitions {
-            let log = self
-                .data
-                .open_log(&log_name(name, index), log_config.clone())?;
-            let producers = ProducerState::recover(&log);
-            parts.push(Arc::new(Partition {
-                topic: name.to_string(),
-                index,
-                log,
-                producers: Mutex::new(producers),
-            }));
-        }
+        let partitions = self.open_partitions(name, 0..partitions, &config)?;
         Ok(Topic {
             name: name.to_string(),
             id,
             is_internal,
             config: RwLock::new(config),
-            partitions: parts,
+            partitions,
         })
     }
 
@@ -275,13 +286,16 @@ impl TopicRegistry {
             return Err(TopicError::InvalidPartitions(total));
         }
         let config = topic.config.read().clone();
-        let grown = self.open_topic(name, topic.id, total, config, topic.is_internal)?;
-        // Keep the already-open partitions (their producer state and in-flight appends).
+        // Only the new partitions are opened: the existing ones keep their logs, producer state
+        // and in-flight appends.
         let mut partitions = topic.partitions.clone();
-        partitions.extend(grown.partitions.into_iter().skip(topic.partitions.len()));
+        partitions.extend(self.open_partitions(name, current..total, &config)?);
         let replaced = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            is_internal: topic.is_internal,
+            config: RwLock::new(config),
             partitions,
-            ..grown
         });
         self.topics.write().insert(name.to_string(), replaced);
         self.persist()?;
