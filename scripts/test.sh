@@ -8,6 +8,15 @@ echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== test dependencies"
+# etcd for the cluster tests (a real etcd, from Debian: etcd-server).
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "test.sh: installing etcd-server from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq etcd-server >/dev/null
+fi
+
 echo "== cargo test"
 cargo build --release -p weir-broker --bin weir
 cargo test --workspace --release

@@ -1,0 +1,312 @@
+//! Weir's cluster metadata as stored in etcd: the key layout, the JSON records, and the
+//! [`ClusterView`] each broker rebuilds from them.
+//!
+//! Every key lives under one prefix per cluster, `/weir/<cluster-name>/`:
+//!
+//! | key | value | written by |
+//! | --- | --- | --- |
+//! | `cluster_id` | the Kafka cluster id (22 characters) | the first broker, create-if-absent |
+//! | `brokers/<id>` | [`BrokerRecord`], under the broker's lease | each broker for itself |
+//! | `controller` | [`ControllerRecord`], under the controller's lease | whoever wins the election |
+//! | `topics/<name>` | [`TopicRecord`]: id, configs, target replica set per partition | any broker handling an admin request; the controller |
+//! | `leaders/<topic>/<partition>` | [`LeaderRecord`], under the leader's lease | the partition's leader |
+//! | `elections/<topic>/<partition>` | [`ElectionRequest`] | ElectLeaders; removed by the leader |
+//!
+//! Writes that depend on what they replace are transactions comparing the key's mod revision.
+//! Every broker watches the whole prefix from the revision it read, so all apply the same changes
+//! in the same order. Owns no IO.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::cluster::etcd::{KeyValue, WatchEvent};
+use crate::topic_config::TopicConfig;
+
+/// A live broker, registered under its lease.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerRecord {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    #[serde(default)]
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ControllerRecord {
+    pub id: i32,
+}
+
+/// A topic and where its partitions' replicas should be. The replica list of a partition is the
+/// target: its leader moves the partition's voter set towards it. The first replica is the
+/// preferred leader.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TopicRecord {
+    pub name: String,
+    /// Topic id as a UUID string.
+    pub id: String,
+    #[serde(default)]
+    pub internal: bool,
+    pub config: TopicConfig,
+    pub replicas: Vec<Vec<i32>>,
+}
+
+/// Who leads a partition, as its leader publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaderRecord {
+    pub leader: i32,
+    pub epoch: i32,
+    /// Voters whose logs reach the high watermark and that fetched recently (Kafka's ISR).
+    pub isr: Vec<i32>,
+    /// The voter set in force.
+    pub voters: Vec<i32>,
+}
+
+/// A request that a partition's leadership move to `preferred` (ElectLeaders).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionRequest {
+    pub preferred: i32,
+}
+
+/// The keys of one cluster.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// What a key under the prefix names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    ClusterId,
+    Broker(i32),
+    Controller,
+    Topic(String),
+    Leader(String, i32),
+    Election(String, i32),
+    Other,
+}
+
+impl Keys {
+    pub fn new(cluster_name: &str) -> Self {
+        Self {
+            prefix: format!("/weir/{cluster_name}/"),
+        }
+    }
+
+    pub fn prefix(&self) -> &[u8] {
+        self.prefix.as_bytes()
+    }
+
+    pub fn cluster_id(&self) -> Vec<u8> {
+        format!("{}cluster_id", self.prefix).into_bytes()
+    }
+
+    pub fn broker(&self, id: i32) -> Vec<u8> {
+        format!("{}brokers/{id}", self.prefix).into_bytes()
+    }
+
+    pub fn controller(&self) -> Vec<u8> {
+        format!("{}controller", self.prefix).into_bytes()
+    }
+
+    pub fn topic(&self, name: &str) -> Vec<u8> {
+        format!("{}topics/{name}", self.prefix).into_bytes()
+    }
+
+    pub fn leader(&self, topic: &str, partition: i32) -> Vec<u8> {
+        format!("{}leaders/{topic}/{partition}", self.prefix).into_bytes()
+    }
+
+    pub fn leaders_of(&self, topic: &str) -> Vec<u8> {
+        format!("{}leaders/{topic}/", self.prefix).into_bytes()
+    }
+
+    pub fn election(&self, topic: &str, partition: i32) -> Vec<u8> {
+        format!("{}elections/{topic}/{partition}", self.prefix).into_bytes()
+    }
+
+    /// What `key` names. Topic names cannot contain '/', so the split is unambiguous.
+    pub fn kind(&self, key: &[u8]) -> KeyKind {
+        let Some(rest) = std::str::from_utf8(key)
+            .ok()
+            .and_then(|k| k.strip_prefix(self.prefix.as_str()))
+        else {
+            return KeyKind::Other;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            ["cluster_id"] => KeyKind::ClusterId,
+            ["controller"] => KeyKind::Controller,
+            ["brokers", id] => id.parse().map_or(KeyKind::Other, KeyKind::Broker),
+            ["topics", name] => KeyKind::Topic((*name).to_string()),
+            ["leaders", topic, p] => p
+                .parse()
+                .map_or(KeyKind::Other, |p| KeyKind::Leader((*topic).to_string(), p)),
+            ["elections", topic, p] => p.parse().map_or(KeyKind::Other, |p| {
+                KeyKind::Election((*topic).to_string(), p)
+            }),
+            _ => KeyKind::Other,
+        }
+    }
+}
+
+/// The metadata as one broker currently sees it. Cheap to clone (topics are shared).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub cluster_id: Option<String>,
+    pub controller: Option<i32>,
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    pub topics: BTreeMap<String, Arc<TopicRecord>>,
+    /// etcd mod revision of each topic record (for compare-and-swap updates).
+    pub topic_revisions: BTreeMap<String, i64>,
+    pub leaders: BTreeMap<(String, i32), LeaderRecord>,
+    pub elections: BTreeMap<(String, i32), ElectionRequest>,
+    /// The etcd revision this view reflects.
+    pub revision: i64,
+}
+
+/// A value that did not parse; the key is skipped (and logged) rather than trusted.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata key {key}: {reason}")]
+pub struct BadRecord {
+    pub key: String,
+    pub reason: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, BadRecord> {
+    serde_json::from_slice(value).map_err(|e| BadRecord {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl ClusterView {
+    /// Applies one key's current value.
+    pub fn apply_put(&mut self, keys: &Keys, kv: &KeyValue) -> Result<(), BadRecord> {
+        match keys.kind(&kv.key) {
+            KeyKind::ClusterId => {
+                self.cluster_id = Some(String::from_utf8_lossy(&kv.value).trim().to_string());
+            }
+            KeyKind::Broker(id) => {
+                let rec: BrokerRecord = parse(&kv.key, &kv.value)?;
+                self.brokers.insert(id, rec);
+            }
+            KeyKind::Controller => {
+                let rec: ControllerRecord = parse(&kv.key, &kv.value)?;
+                self.controller = Some(rec.id);
+            }
+            KeyKind::Topic(name) => {
+                let rec: TopicRecord = parse(&kv.key, &kv.value)?;
+                self.topic_revisions.insert(name.clone(), kv.mod_revision);
+                self.topics.insert(name, Arc::new(rec));
+            }
+            KeyKind::Leader(topic, p) => {
+                let rec: LeaderRecord = parse(&kv.key, &kv.value)?;
+                self.leaders.insert((topic, p), rec);
+            }
+            KeyKind::Election(topic, p) => {
+                let rec: ElectionRequest = parse(&kv.key, &kv.value)?;
+                self.elections.insert((topic, p), rec);
+            }
+            KeyKind::Other => {}
+        }
+        Ok(())
+    }
+
+    pub fn apply_delete(&mut self, keys: &Keys, key: &[u8]) {
+        match keys.kind(key) {
+            KeyKind::ClusterId => self.cluster_id = None,
+            KeyKind::Broker(id) => {
+                self.brokers.remove(&id);
+            }
+            KeyKind::Controller => self.controller = None,
+            KeyKind::Topic(name) => {
+                self.topics.remove(&name);
+                self.topic_revisions.remove(&name);
+            }
+            KeyKind::Leader(topic, p) => {
+                self.leaders.remove(&(topic, p));
+            }
+            KeyKind::Election(topic, p) => {
+                self.elections.remove(&(topic, p));
+            }
+            KeyKind::Other => {}
+        }
+    }
+
+    /// Applies a watch event; a bad record is reported and skipped.
+    pub fn apply(&mut self, keys: &Keys, event: &WatchEvent) -> Result<(), BadRecord> {
+        match event {
+            WatchEvent::Put(kv) => self.apply_put(keys, kv),
+            WatchEvent::Delete { key, .. } => {
+                self.apply_delete(keys, key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replicas hosted per broker, for placement.
+    pub fn replica_load(&self) -> BTreeMap<i32, usize> {
+        let mut load = BTreeMap::new();
+        for t in self.topics.values() {
+            for r in t.replicas.iter().flatten() {
+                *load.entry(*r).or_default() += 1;
+            }
+        }
+        load
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: Vec<u8>, value: &str) -> KeyValue {
+        KeyValue {
+            key,
+            value: value.as_bytes().to_vec(),
+            mod_revision: 7,
+            create_revision: 1,
+            version: 1,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_through_kind() {
+        let k = Keys::new("dev");
+        assert_eq!(k.kind(&k.broker(3)), KeyKind::Broker(3));
+        assert_eq!(k.kind(&k.topic("orders")), KeyKind::Topic("orders".into()));
+        assert_eq!(
+            k.kind(&k.leader("a.b-c", 12)),
+            KeyKind::Leader("a.b-c".into(), 12)
+        );
+        assert_eq!(k.kind(&k.controller()), KeyKind::Controller);
+        assert_eq!(k.kind(b"/weir/other/brokers/1"), KeyKind::Other);
+        assert_eq!(k.kind(&k.broker(1)[..10]), KeyKind::Other);
+    }
+
+    #[test]
+    fn the_view_follows_puts_and_deletes_and_skips_bad_values() {
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        v.apply_put(&k, &kv(k.broker(1), r#"{"id":1,"host":"h","port":9092}"#))
+            .expect("broker");
+        let leader = r#"{"leader":1,"epoch":4,"isr":[1],"voters":[1]}"#;
+        v.apply_put(&k, &kv(k.leader("t", 0), leader))
+            .expect("leader");
+        assert_eq!(v.brokers[&1].port, 9092);
+        assert_eq!(v.leaders[&("t".to_string(), 0)].epoch, 4);
+        assert!(v.apply_put(&k, &kv(k.broker(2), "{not json")).is_err());
+        assert!(!v.brokers.contains_key(&2));
+        v.apply(
+            &k,
+            &WatchEvent::Delete {
+                key: k.broker(1),
+                mod_revision: 9,
+            },
+        )
+        .expect("delete");
+        assert!(v.brokers.is_empty());
+    }
+}
