@@ -13,6 +13,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::api_key as k;
+use crate::apis;
 use crate::error::ErrorCode;
 use crate::requests::*;
 use crate::responses::*;
@@ -32,8 +33,14 @@ pub enum ClientError {
 }
 
 /// The version the client speaks for `api_key`, or `None` if it does not implement the API.
-/// All are within what Weir serves (see [`crate::supported_range`]).
+/// All are within what Weir serves (see [`crate::supported_range`]); APIs mirrored by the
+/// table in `apis` use the newest version served.
 pub fn client_version(api_key: i16) -> Option<i16> {
+    apis::client_version(api_key)
+}
+
+/// [`client_version`] of the APIs the table does not mirror.
+pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
     Some(match api_key {
         k::PRODUCE => 9,
         k::FETCH => 12,
@@ -43,7 +50,6 @@ pub fn client_version(api_key: i16) -> Option<i16> {
         k::OFFSET_FETCH => 8,
         k::FIND_COORDINATOR => 4,
         k::JOIN_GROUP => 9,
-        k::HEARTBEAT => 4,
         k::LEAVE_GROUP => 5,
         k::SYNC_GROUP => 5,
         k::DESCRIBE_GROUPS => 5,
@@ -53,8 +59,6 @@ pub fn client_version(api_key: i16) -> Option<i16> {
         k::CREATE_PARTITIONS => 3,
         k::DESCRIBE_CONFIGS => 4,
         k::INCREMENTAL_ALTER_CONFIGS => 1,
-        k::DELETE_GROUPS => 2,
-        k::DESCRIBE_CLUSTER => 1,
         _ => return None,
     })
 }
@@ -96,6 +100,17 @@ pub fn encode_request(
 ) -> Result<(Bytes, i16), ClientError> {
     let api_key = request.api_key();
     let v = client_version(api_key).ok_or(ClientError::Unsupported(api_key))?;
+    Ok((encode_request_at(correlation_id, client_id, request, v)?, v))
+}
+
+/// [`encode_request`] at version `v`, which the caller has checked is served.
+pub(crate) fn encode_request_at(
+    correlation_id: i32,
+    client_id: &str,
+    request: &Request,
+    v: i16,
+) -> Result<Bytes, ClientError> {
+    let api_key = request.api_key();
     let key = ApiKey::try_from(api_key).map_err(|_| ClientError::Unsupported(api_key))?;
     let enc = |reason: String| ClientError::Encode { api_key, reason };
     let mut header = m::RequestHeader::default();
@@ -108,20 +123,21 @@ pub fn encode_request(
     header
         .encode(&mut out, key.request_header_version(v))
         .map_err(|e| enc(format!("{e:#}")))?;
-    encode_body(&mut out, v, request).map_err(enc)?;
+    apis::encode_request_body(&mut out, v, request).map_err(enc)?;
     let size = i32::try_from(out.len() - 4).map_err(|_| ClientError::Encode {
         api_key,
         reason: format!("request of {} bytes", out.len()),
     })?;
     out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok((out.freeze(), v))
+    Ok(out.freeze())
 }
 
 fn put<T: Encodable>(out: &mut BytesMut, v: i16, msg: &T) -> Result<(), String> {
     msg.encode(out, v).map_err(|e| format!("{e:#}"))
 }
 
-fn encode_body(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), String> {
+/// The hand-written request encoders of the APIs the table does not mirror.
+pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), String> {
     match request {
         Request::Metadata(r) => {
             let mut msg = m::MetadataRequest::default();
@@ -328,14 +344,6 @@ fn encode_body(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), Stri
                 .collect();
             put(out, v, &msg)
         }
-        Request::Heartbeat(r) => {
-            let mut msg = m::HeartbeatRequest::default();
-            msg.group_id = gid(&r.group_id);
-            msg.generation_id = r.generation_id;
-            msg.member_id = sb(&r.member_id);
-            msg.group_instance_id = opt_sb(&r.group_instance_id);
-            put(out, v, &msg)
-        }
         Request::LeaveGroup(r) => {
             let mut msg = m::LeaveGroupRequest::default();
             msg.group_id = gid(&r.group_id);
@@ -475,12 +483,6 @@ fn encode_body(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), Stri
                 .collect();
             put(out, v, &msg)
         }
-        Request::DescribeCluster(r) => {
-            let mut msg = m::DescribeClusterRequest::default();
-            msg.include_cluster_authorized_operations = r.include_cluster_authorized_operations;
-            msg.endpoint_type = r.endpoint_type;
-            put(out, v, &msg)
-        }
         other => Err(format!(
             "api key {} is not implemented by the client",
             other.api_key()
@@ -505,7 +507,7 @@ pub fn decode_response(
     };
     let header = m::ResponseHeader::decode(&mut buf, header_version)
         .map_err(|e| dec(format!("header: {e:#}")))?;
-    let response = decode_body(api_key, api_version, &mut buf).map_err(dec)?;
+    let response = apis::decode_response_body(api_key, api_version, &mut buf).map_err(dec)?;
     Ok((header.correlation_id, response))
 }
 
@@ -513,7 +515,8 @@ fn kp<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
     T::decode(body, version).map_err(|e| format!("{e:#}"))
 }
 
-fn decode_body(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> {
+/// The hand-written response decoders of the APIs the table does not mirror.
+pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> {
     Ok(match api_key {
         k::METADATA => {
             let r: m::MetadataResponse = kp(b, v)?;
@@ -747,13 +750,6 @@ fn decode_body(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> 
                 assignment: r.assignment,
             })
         }
-        k::HEARTBEAT => {
-            let r: m::HeartbeatResponse = kp(b, v)?;
-            Response::Heartbeat(HeartbeatResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                error_code: ec(r.error_code),
-            })
-        }
         k::LEAVE_GROUP => {
             let r: m::LeaveGroupResponse = kp(b, v)?;
             Response::LeaveGroup(LeaveGroupResponse {
@@ -812,20 +808,6 @@ fn decode_body(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> 
                             })
                             .collect(),
                         authorized_operations: g.authorized_operations,
-                    })
-                    .collect(),
-            })
-        }
-        k::DELETE_GROUPS => {
-            let r: m::DeleteGroupsResponse = kp(b, v)?;
-            Response::DeleteGroups(DeleteGroupsResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                results: r
-                    .results
-                    .into_iter()
-                    .map(|g| DeleteGroupResult {
-                        group_id: st(g.group_id.0),
-                        error_code: ec(g.error_code),
                     })
                     .collect(),
             })
@@ -943,28 +925,6 @@ fn decode_body(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> 
                         resource_name: st(res.resource_name),
                     })
                     .collect(),
-            })
-        }
-        k::DESCRIBE_CLUSTER => {
-            let r: m::DescribeClusterResponse = kp(b, v)?;
-            Response::DescribeCluster(DescribeClusterResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                error_code: ec(r.error_code),
-                error_message: opt_st(r.error_message),
-                endpoint_type: r.endpoint_type,
-                cluster_id: st(r.cluster_id),
-                controller_id: r.controller_id.0,
-                brokers: r
-                    .brokers
-                    .into_iter()
-                    .map(|b| DescribeClusterBroker {
-                        broker_id: b.broker_id.0,
-                        host: st(b.host),
-                        port: b.port,
-                        rack: opt_st(b.rack),
-                    })
-                    .collect(),
-                cluster_authorized_operations: r.cluster_authorized_operations,
             })
         }
         other => return Err(format!("api key {other} is not implemented by the client")),

@@ -23,18 +23,55 @@
 //! decoder bounds every wire count by the bytes remaining. Record batches are never
 //! decoded or decompressed here; they pass through as [`bytes::Bytes`].
 
+mod apis;
 pub mod client;
 mod codec;
 mod error;
 pub mod frame;
 mod legacy;
+mod mirror;
 pub mod requests;
 mod response_errors;
 pub mod responses;
 mod versions;
 
+pub use apis::api_key;
 pub use codec::{decode_request, encode_api_versions_unsupported, encode_response};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use requests::*;
 pub use responses::*;
-pub use versions::{api_key, supported_apis, supported_range};
+pub use versions::{supported_apis, supported_range};
+
+/// Helpers for tests and fuzzing: not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    use bytes::Bytes;
+
+    use crate::{Request, Response};
+
+    /// A request of `api_key` with every field set (every list with two elements), for the
+    /// APIs the table in `apis` mirrors; `None` for the hand-written ones.
+    pub fn sample_request(api_key: i16) -> Option<Request> {
+        crate::apis::sample_request(api_key)
+    }
+
+    /// A response of `api_key` with every field set, like [`sample_request`].
+    pub fn sample_response(api_key: i16) -> Option<Response> {
+        crate::apis::sample_response(api_key)
+    }
+
+    /// A request frame (without the size prefix) of `api_key` at `version` with every field
+    /// set, for the APIs the table in `apis` mirrors; `None` for the hand-written ones. The
+    /// hostile-input tests and the fuzz corpus use it, so a new API is covered without a
+    /// hand-written seed.
+    pub fn sample_request_frame(
+        api_key: i16,
+        version: i16,
+    ) -> Option<Result<Bytes, crate::client::ClientError>> {
+        let request = sample_request(api_key)?;
+        Some(
+            crate::client::encode_request_at(7, "weir-sample", &request, version)
+                .map(|frame| frame.slice(4..)),
+        )
+    }
+}

@@ -9,6 +9,9 @@
 //! name-or-id), the decoder normalises to the newest shape.
 
 use bytes::Bytes;
+use kafka_protocol::messages as m;
+
+use crate::mirror::{mirror, Mirror};
 
 /// A 16-byte Kafka UUID (topic id). All zeroes is Kafka's "no id".
 pub type Uuid = [u8; 16];
@@ -26,97 +29,7 @@ pub struct RequestHeader {
     pub client_id: Option<String>,
 }
 
-/// A decoded request body.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// ApiVersions (18).
-    ApiVersions(ApiVersionsRequest),
-    /// Metadata (3).
-    Metadata(MetadataRequest),
-    /// Produce (0).
-    Produce(ProduceRequest),
-    /// Fetch (1).
-    Fetch(FetchRequest),
-    /// ListOffsets (2).
-    ListOffsets(ListOffsetsRequest),
-    /// OffsetCommit (8).
-    OffsetCommit(OffsetCommitRequest),
-    /// OffsetFetch (9).
-    OffsetFetch(OffsetFetchRequest),
-    /// FindCoordinator (10).
-    FindCoordinator(FindCoordinatorRequest),
-    /// JoinGroup (11).
-    JoinGroup(JoinGroupRequest),
-    /// SyncGroup (14).
-    SyncGroup(SyncGroupRequest),
-    /// Heartbeat (12).
-    Heartbeat(HeartbeatRequest),
-    /// LeaveGroup (13).
-    LeaveGroup(LeaveGroupRequest),
-    /// ListGroups (16).
-    ListGroups(ListGroupsRequest),
-    /// DescribeGroups (15).
-    DescribeGroups(DescribeGroupsRequest),
-    /// DeleteGroups (42).
-    DeleteGroups(DeleteGroupsRequest),
-    /// OffsetDelete (47).
-    OffsetDelete(OffsetDeleteRequest),
-    /// InitProducerId (22).
-    InitProducerId(InitProducerIdRequest),
-    /// CreateTopics (19).
-    CreateTopics(CreateTopicsRequest),
-    /// DeleteTopics (20).
-    DeleteTopics(DeleteTopicsRequest),
-    /// CreatePartitions (37).
-    CreatePartitions(CreatePartitionsRequest),
-    /// DescribeConfigs (32).
-    DescribeConfigs(DescribeConfigsRequest),
-    /// AlterConfigs (33).
-    AlterConfigs(AlterConfigsRequest),
-    /// IncrementalAlterConfigs (44).
-    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
-    /// DeleteRecords (21).
-    DeleteRecords(DeleteRecordsRequest),
-    /// DescribeCluster (60).
-    DescribeCluster(DescribeClusterRequest),
-    /// OffsetForLeaderEpoch (23).
-    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
-}
-
-impl Request {
-    /// The API key of this request.
-    pub fn api_key(&self) -> i16 {
-        use crate::api_key as k;
-        match self {
-            Request::ApiVersions(_) => k::API_VERSIONS,
-            Request::Metadata(_) => k::METADATA,
-            Request::Produce(_) => k::PRODUCE,
-            Request::Fetch(_) => k::FETCH,
-            Request::ListOffsets(_) => k::LIST_OFFSETS,
-            Request::OffsetCommit(_) => k::OFFSET_COMMIT,
-            Request::OffsetFetch(_) => k::OFFSET_FETCH,
-            Request::FindCoordinator(_) => k::FIND_COORDINATOR,
-            Request::JoinGroup(_) => k::JOIN_GROUP,
-            Request::SyncGroup(_) => k::SYNC_GROUP,
-            Request::Heartbeat(_) => k::HEARTBEAT,
-            Request::LeaveGroup(_) => k::LEAVE_GROUP,
-            Request::ListGroups(_) => k::LIST_GROUPS,
-            Request::DescribeGroups(_) => k::DESCRIBE_GROUPS,
-            Request::DeleteGroups(_) => k::DELETE_GROUPS,
-            Request::OffsetDelete(_) => k::OFFSET_DELETE,
-            Request::InitProducerId(_) => k::INIT_PRODUCER_ID,
-            Request::CreateTopics(_) => k::CREATE_TOPICS,
-            Request::DeleteTopics(_) => k::DELETE_TOPICS,
-            Request::CreatePartitions(_) => k::CREATE_PARTITIONS,
-            Request::DescribeConfigs(_) => k::DESCRIBE_CONFIGS,
-            Request::AlterConfigs(_) => k::ALTER_CONFIGS,
-            Request::IncrementalAlterConfigs(_) => k::INCREMENTAL_ALTER_CONFIGS,
-            Request::DeleteRecords(_) => k::DELETE_RECORDS,
-            Request::DescribeCluster(_) => k::DESCRIBE_CLUSTER,
-            Request::OffsetForLeaderEpoch(_) => k::OFFSET_FOR_LEADER_EPOCH,
-        }
-    }
-}
+pub use crate::apis::Request;
 
 // ---------------------------------------------------------------------------------------
 // ApiVersions / Metadata
@@ -526,17 +439,19 @@ pub struct SyncGroupAssignment {
     pub assignment: Bytes,
 }
 
-/// Heartbeat request (v0-4).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HeartbeatRequest {
-    /// Group id.
-    pub group_id: String,
-    /// Generation id.
-    pub generation_id: i32,
-    /// Member id.
-    pub member_id: String,
-    /// Static membership instance id (v3+).
-    pub group_instance_id: Option<String>,
+mirror! {
+    /// Heartbeat request (v0-4).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct HeartbeatRequest => m::HeartbeatRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Generation id.
+        pub generation_id: i32,
+        /// Member id.
+        pub member_id: String,
+        /// Static membership instance id (v3+).
+        pub group_instance_id: Option<String>,
+    }
 }
 
 /// LeaveGroup request (v0-5), always in the v3+ member-list shape.
@@ -575,29 +490,45 @@ pub struct DescribeGroupsRequest {
     pub include_authorized_operations: bool,
 }
 
-/// DeleteGroups request (v0-2).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteGroupsRequest {
-    /// Group ids.
-    pub groups: Vec<String>,
+mirror! {
+    /// DeleteGroups request (v0-2).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteGroupsRequest => m::DeleteGroupsRequest {
+        /// Group ids.
+        pub groups: Vec<String> as groups_names,
+    }
 }
 
-/// OffsetDelete request (v0).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetDeleteRequest {
-    /// Group id.
-    pub group_id: String,
-    /// Topics whose committed offsets are deleted.
-    pub topics: Vec<OffsetDeleteTopic>,
+mirror! {
+    /// OffsetDelete request (v0).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetDeleteRequest => m::OffsetDeleteRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics whose committed offsets are deleted.
+        pub topics: Vec<OffsetDeleteTopic>,
+    }
 }
 
-/// One topic of an OffsetDelete request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetDeleteTopic {
-    /// Topic name.
-    pub name: String,
-    /// Partition indexes.
-    pub partitions: Vec<i32>,
+mirror! {
+    /// One topic of an OffsetDelete request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetDeleteTopic => m::offset_delete_request::OffsetDeleteRequestTopic {
+        /// Topic name.
+        pub name: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+impl Mirror<m::offset_delete_request::OffsetDeleteRequestPartition> for i32 {
+    fn to_kp(&self) -> m::offset_delete_request::OffsetDeleteRequestPartition {
+        m::offset_delete_request::OffsetDeleteRequestPartition::default()
+            .with_partition_index(*self)
+    }
+    fn from_kp(k: m::offset_delete_request::OffsetDeleteRequestPartition) -> Self {
+        k.partition_index
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -785,40 +716,48 @@ pub struct IncrementalAlterableConfig {
     pub value: Option<String>,
 }
 
-/// DeleteRecords request (v0-2).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsRequest {
-    /// Topics.
-    pub topics: Vec<DeleteRecordsTopic>,
-    /// How long to wait.
-    pub timeout_ms: i32,
+mirror! {
+    /// DeleteRecords request (v0-2).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsRequest => m::DeleteRecordsRequest {
+        /// Topics.
+        pub topics: Vec<DeleteRecordsTopic>,
+        /// How long to wait.
+        pub timeout_ms: i32,
+    }
 }
 
-/// One topic of a DeleteRecords request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsTopic {
-    /// Topic name.
-    pub name: String,
-    /// Partitions.
-    pub partitions: Vec<DeleteRecordsPartition>,
+mirror! {
+    /// One topic of a DeleteRecords request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsTopic => m::delete_records_request::DeleteRecordsTopic {
+        /// Topic name.
+        pub name: String,
+        /// Partitions.
+        pub partitions: Vec<DeleteRecordsPartition>,
+    }
 }
 
-/// One partition of a DeleteRecords request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsPartition {
-    /// Partition index.
-    pub partition_index: i32,
-    /// Delete everything before this offset; -1 = high watermark.
-    pub offset: i64,
+mirror! {
+    /// One partition of a DeleteRecords request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsPartition => m::delete_records_request::DeleteRecordsPartition {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Delete everything before this offset; -1 = high watermark.
+        pub offset: i64,
+    }
 }
 
-/// DescribeCluster request (v0-1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeClusterRequest {
-    /// Include cluster authorized operations.
-    pub include_cluster_authorized_operations: bool,
-    /// 1 = brokers, 2 = controllers (v1+; 1 before).
-    pub endpoint_type: i8,
+mirror! {
+    /// DescribeCluster request (v0-1).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeClusterRequest => m::DescribeClusterRequest {
+        /// Include cluster authorized operations.
+        pub include_cluster_authorized_operations: bool,
+        /// 1 = brokers, 2 = controllers (v1+; 1 before).
+        pub endpoint_type: i8,
+    }
 }
 
 impl Default for DescribeClusterRequest {
@@ -830,13 +769,15 @@ impl Default for DescribeClusterRequest {
     }
 }
 
-/// OffsetForLeaderEpoch request (v2-4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetForLeaderEpochRequest {
-    /// -1 for consumers (v3+; -2 = "debug" before, as Kafka defines).
-    pub replica_id: i32,
-    /// Topics.
-    pub topics: Vec<OffsetForLeaderTopic>,
+mirror! {
+    /// OffsetForLeaderEpoch request (v2-4).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetForLeaderEpochRequest => m::OffsetForLeaderEpochRequest {
+        /// -1 for consumers (v3+; -2 = "debug" before, as Kafka defines).
+        pub replica_id: i32,
+        /// Topics.
+        pub topics: Vec<OffsetForLeaderTopic>,
+    }
 }
 
 impl Default for OffsetForLeaderEpochRequest {
@@ -848,22 +789,26 @@ impl Default for OffsetForLeaderEpochRequest {
     }
 }
 
-/// One topic of an OffsetForLeaderEpoch request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetForLeaderTopic {
-    /// Topic name.
-    pub topic: String,
-    /// Partitions.
-    pub partitions: Vec<OffsetForLeaderPartition>,
+mirror! {
+    /// One topic of an OffsetForLeaderEpoch request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetForLeaderTopic => m::offset_for_leader_epoch_request::OffsetForLeaderTopic {
+        /// Topic name.
+        pub topic: String,
+        /// Partitions.
+        pub partitions: Vec<OffsetForLeaderPartition>,
+    }
 }
 
-/// One partition of an OffsetForLeaderEpoch request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetForLeaderPartition {
-    /// Partition index.
-    pub partition: i32,
-    /// Leader epoch the client knows (-1 = unknown).
-    pub current_leader_epoch: i32,
-    /// The epoch whose end offset is asked for.
-    pub leader_epoch: i32,
+mirror! {
+    /// One partition of an OffsetForLeaderEpoch request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetForLeaderPartition => m::offset_for_leader_epoch_request::OffsetForLeaderPartition {
+        /// Partition index.
+        pub partition: i32,
+        /// Leader epoch the client knows (-1 = unknown).
+        pub current_leader_epoch: i32,
+        /// The epoch whose end offset is asked for.
+        pub leader_epoch: i32,
+    }
 }

@@ -12,101 +12,14 @@
 use crate::error::ErrorCode;
 use crate::requests::Uuid;
 use bytes::Bytes;
+use kafka_protocol::messages as m;
+
+use crate::mirror::mirror;
 
 /// Kafka's "authorized operations were not requested" marker (`Integer.MIN_VALUE`).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// A response body, to be encoded at the request's version by [`crate::encode_response`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Response {
-    /// ApiVersions (18).
-    ApiVersions(ApiVersionsResponse),
-    /// Metadata (3).
-    Metadata(MetadataResponse),
-    /// Produce (0).
-    Produce(ProduceResponse),
-    /// Fetch (1).
-    Fetch(FetchResponse),
-    /// ListOffsets (2).
-    ListOffsets(ListOffsetsResponse),
-    /// OffsetCommit (8).
-    OffsetCommit(OffsetCommitResponse),
-    /// OffsetFetch (9).
-    OffsetFetch(OffsetFetchResponse),
-    /// FindCoordinator (10).
-    FindCoordinator(FindCoordinatorResponse),
-    /// JoinGroup (11).
-    JoinGroup(JoinGroupResponse),
-    /// SyncGroup (14).
-    SyncGroup(SyncGroupResponse),
-    /// Heartbeat (12).
-    Heartbeat(HeartbeatResponse),
-    /// LeaveGroup (13).
-    LeaveGroup(LeaveGroupResponse),
-    /// ListGroups (16).
-    ListGroups(ListGroupsResponse),
-    /// DescribeGroups (15).
-    DescribeGroups(DescribeGroupsResponse),
-    /// DeleteGroups (42).
-    DeleteGroups(DeleteGroupsResponse),
-    /// OffsetDelete (47).
-    OffsetDelete(OffsetDeleteResponse),
-    /// InitProducerId (22).
-    InitProducerId(InitProducerIdResponse),
-    /// CreateTopics (19).
-    CreateTopics(CreateTopicsResponse),
-    /// DeleteTopics (20).
-    DeleteTopics(DeleteTopicsResponse),
-    /// CreatePartitions (37).
-    CreatePartitions(CreatePartitionsResponse),
-    /// DescribeConfigs (32).
-    DescribeConfigs(DescribeConfigsResponse),
-    /// AlterConfigs (33).
-    AlterConfigs(AlterConfigsResponse),
-    /// IncrementalAlterConfigs (44).
-    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
-    /// DeleteRecords (21).
-    DeleteRecords(DeleteRecordsResponse),
-    /// DescribeCluster (60).
-    DescribeCluster(DescribeClusterResponse),
-    /// OffsetForLeaderEpoch (23).
-    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
-}
-
-impl Response {
-    /// The API key of this response.
-    pub fn api_key(&self) -> i16 {
-        use crate::api_key as k;
-        match self {
-            Response::ApiVersions(_) => k::API_VERSIONS,
-            Response::Metadata(_) => k::METADATA,
-            Response::Produce(_) => k::PRODUCE,
-            Response::Fetch(_) => k::FETCH,
-            Response::ListOffsets(_) => k::LIST_OFFSETS,
-            Response::OffsetCommit(_) => k::OFFSET_COMMIT,
-            Response::OffsetFetch(_) => k::OFFSET_FETCH,
-            Response::FindCoordinator(_) => k::FIND_COORDINATOR,
-            Response::JoinGroup(_) => k::JOIN_GROUP,
-            Response::SyncGroup(_) => k::SYNC_GROUP,
-            Response::Heartbeat(_) => k::HEARTBEAT,
-            Response::LeaveGroup(_) => k::LEAVE_GROUP,
-            Response::ListGroups(_) => k::LIST_GROUPS,
-            Response::DescribeGroups(_) => k::DESCRIBE_GROUPS,
-            Response::DeleteGroups(_) => k::DELETE_GROUPS,
-            Response::OffsetDelete(_) => k::OFFSET_DELETE,
-            Response::InitProducerId(_) => k::INIT_PRODUCER_ID,
-            Response::CreateTopics(_) => k::CREATE_TOPICS,
-            Response::DeleteTopics(_) => k::DELETE_TOPICS,
-            Response::CreatePartitions(_) => k::CREATE_PARTITIONS,
-            Response::DescribeConfigs(_) => k::DESCRIBE_CONFIGS,
-            Response::AlterConfigs(_) => k::ALTER_CONFIGS,
-            Response::IncrementalAlterConfigs(_) => k::INCREMENTAL_ALTER_CONFIGS,
-            Response::DeleteRecords(_) => k::DELETE_RECORDS,
-            Response::DescribeCluster(_) => k::DESCRIBE_CLUSTER,
-            Response::OffsetForLeaderEpoch(_) => k::OFFSET_FOR_LEADER_EPOCH,
-        }
-    }
-}
+pub use crate::apis::Response;
 
 // ---------------------------------------------------------------------------------------
 // ApiVersions / Metadata
@@ -436,13 +349,18 @@ pub struct OffsetCommitTopicResponse {
     pub partitions: Vec<PartitionError>,
 }
 
-/// A partition index with an error code (used by several responses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PartitionError {
-    /// Partition index.
-    pub partition_index: i32,
-    /// Error code.
-    pub error_code: ErrorCode,
+mirror! {
+    /// A partition index with an error code (used by several responses).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct PartitionError =>
+        m::offset_delete_response::OffsetDeleteResponsePartition,
+        m::offset_commit_response::OffsetCommitResponsePartition
+    {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+    }
 }
 
 /// OffsetFetch response, always in the v8+ multi-group shape.
@@ -595,13 +513,15 @@ pub struct SyncGroupResponse {
     pub assignment: Bytes,
 }
 
-/// Heartbeat response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HeartbeatResponse {
-    /// Throttle time (v1+).
-    pub throttle_time_ms: i32,
-    /// Error code.
-    pub error_code: ErrorCode,
+mirror! {
+    /// Heartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct HeartbeatResponse => m::HeartbeatResponse {
+        /// Throttle time (v1+).
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+    }
 }
 
 /// LeaveGroup response.
@@ -707,42 +627,50 @@ pub struct DescribedGroupMember {
     pub member_assignment: Bytes,
 }
 
-/// DeleteGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteGroupsResponse {
-    /// Throttle time.
-    pub throttle_time_ms: i32,
-    /// Per-group results.
-    pub results: Vec<DeleteGroupResult>,
+mirror! {
+    /// DeleteGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteGroupsResponse => m::DeleteGroupsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-group results.
+        pub results: Vec<DeleteGroupResult>,
+    }
 }
 
-/// One group of a DeleteGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteGroupResult {
-    /// Group id.
-    pub group_id: String,
-    /// Error code.
-    pub error_code: ErrorCode,
+mirror! {
+    /// One group of a DeleteGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteGroupResult => m::delete_groups_response::DeletableGroupResult {
+        /// Group id.
+        pub group_id: String,
+        /// Error code.
+        pub error_code: ErrorCode,
+    }
 }
 
-/// OffsetDelete response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetDeleteResponse {
-    /// Top-level error code.
-    pub error_code: ErrorCode,
-    /// Throttle time.
-    pub throttle_time_ms: i32,
-    /// Per-topic results.
-    pub topics: Vec<OffsetDeleteTopicResponse>,
+mirror! {
+    /// OffsetDelete response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetDeleteResponse => m::OffsetDeleteResponse {
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-topic results.
+        pub topics: Vec<OffsetDeleteTopicResponse>,
+    }
 }
 
-/// One topic of an OffsetDelete response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetDeleteTopicResponse {
-    /// Topic name.
-    pub name: String,
-    /// Per-partition results.
-    pub partitions: Vec<PartitionError>,
+mirror! {
+    /// One topic of an OffsetDelete response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetDeleteTopicResponse => m::offset_delete_response::OffsetDeleteResponseTopic {
+        /// Topic name.
+        pub name: String,
+        /// Per-partition results.
+        pub partitions: Vec<PartitionError>,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -979,54 +907,62 @@ pub struct AlterConfigsResourceResponse {
     pub resource_name: String,
 }
 
-/// DeleteRecords response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsResponse {
-    /// Throttle time.
-    pub throttle_time_ms: i32,
-    /// Per-topic results.
-    pub topics: Vec<DeleteRecordsTopicResult>,
+mirror! {
+    /// DeleteRecords response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsResponse => m::DeleteRecordsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-topic results.
+        pub topics: Vec<DeleteRecordsTopicResult>,
+    }
 }
 
-/// One topic of a DeleteRecords response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsTopicResult {
-    /// Topic name.
-    pub name: String,
-    /// Per-partition results.
-    pub partitions: Vec<DeleteRecordsPartitionResult>,
+mirror! {
+    /// One topic of a DeleteRecords response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsTopicResult => m::delete_records_response::DeleteRecordsTopicResult {
+        /// Topic name.
+        pub name: String,
+        /// Per-partition results.
+        pub partitions: Vec<DeleteRecordsPartitionResult>,
+    }
 }
 
-/// One partition of a DeleteRecords response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeleteRecordsPartitionResult {
-    /// Partition index.
-    pub partition_index: i32,
-    /// New log start offset.
-    pub low_watermark: i64,
-    /// Error code.
-    pub error_code: ErrorCode,
+mirror! {
+    /// One partition of a DeleteRecords response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteRecordsPartitionResult => m::delete_records_response::DeleteRecordsPartitionResult {
+        /// Partition index.
+        pub partition_index: i32,
+        /// New log start offset.
+        pub low_watermark: i64,
+        /// Error code.
+        pub error_code: ErrorCode,
+    }
 }
 
-/// DescribeCluster response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeClusterResponse {
-    /// Throttle time.
-    pub throttle_time_ms: i32,
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Error message.
-    pub error_message: Option<String>,
-    /// Endpoint type (v1+; 1 = brokers).
-    pub endpoint_type: i8,
-    /// Cluster id.
-    pub cluster_id: String,
-    /// Controller id (-1 = none).
-    pub controller_id: i32,
-    /// Brokers.
-    pub brokers: Vec<DescribeClusterBroker>,
-    /// Cluster authorized operations.
-    pub cluster_authorized_operations: i32,
+mirror! {
+    /// DescribeCluster response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeClusterResponse => m::DescribeClusterResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Endpoint type (v1+; 1 = brokers).
+        pub endpoint_type: i8,
+        /// Cluster id.
+        pub cluster_id: String,
+        /// Controller id (-1 = none).
+        pub controller_id: i32,
+        /// Brokers.
+        pub brokers: Vec<DescribeClusterBroker>,
+        /// Cluster authorized operations.
+        pub cluster_authorized_operations: i32,
+    }
 }
 
 impl Default for DescribeClusterResponse {
@@ -1044,48 +980,56 @@ impl Default for DescribeClusterResponse {
     }
 }
 
-/// A broker in a DescribeCluster response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribeClusterBroker {
-    /// Broker id.
-    pub broker_id: i32,
-    /// Host.
-    pub host: String,
-    /// Port.
-    pub port: i32,
-    /// Rack.
-    pub rack: Option<String>,
+mirror! {
+    /// A broker in a DescribeCluster response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeClusterBroker => m::describe_cluster_response::DescribeClusterBroker {
+        /// Broker id.
+        pub broker_id: i32,
+        /// Host.
+        pub host: String,
+        /// Port.
+        pub port: i32,
+        /// Rack.
+        pub rack: Option<String>,
+    }
 }
 
-/// OffsetForLeaderEpoch response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetForLeaderEpochResponse {
-    /// Throttle time.
-    pub throttle_time_ms: i32,
-    /// Per-topic results.
-    pub topics: Vec<OffsetForLeaderTopicResult>,
+mirror! {
+    /// OffsetForLeaderEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetForLeaderEpochResponse => m::OffsetForLeaderEpochResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-topic results.
+        pub topics: Vec<OffsetForLeaderTopicResult>,
+    }
 }
 
-/// One topic of an OffsetForLeaderEpoch response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetForLeaderTopicResult {
-    /// Topic name.
-    pub topic: String,
-    /// Per-partition results.
-    pub partitions: Vec<EpochEndOffset>,
+mirror! {
+    /// One topic of an OffsetForLeaderEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OffsetForLeaderTopicResult => m::offset_for_leader_epoch_response::OffsetForLeaderTopicResult {
+        /// Topic name.
+        pub topic: String,
+        /// Per-partition results.
+        pub partitions: Vec<EpochEndOffset>,
+    }
 }
 
-/// One partition of an OffsetForLeaderEpoch response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EpochEndOffset {
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Partition index.
-    pub partition: i32,
-    /// The largest epoch <= the requested one (-1 = unknown).
-    pub leader_epoch: i32,
-    /// Its end offset (-1 = unknown).
-    pub end_offset: i64,
+mirror! {
+    /// One partition of an OffsetForLeaderEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EpochEndOffset => m::offset_for_leader_epoch_response::EpochEndOffset {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Partition index.
+        pub partition: i32,
+        /// The largest epoch <= the requested one (-1 = unknown).
+        pub leader_epoch: i32,
+        /// Its end offset (-1 = unknown).
+        pub end_offset: i64,
+    }
 }
 
 impl Default for EpochEndOffset {

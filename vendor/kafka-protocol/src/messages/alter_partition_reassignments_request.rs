@@ -91,7 +91,7 @@ impl Encodable for AlterPartitionReassignmentsRequest {
             types::Boolean.encode(buf, &self.allow_replication_factor_change)?;
         } else {
             if !self.allow_replication_factor_change {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         types::CompactArray(types::Struct { version }).encode(buf, &self.topics)?;
@@ -114,7 +114,7 @@ impl Encodable for AlterPartitionReassignmentsRequest {
             total_size += types::Boolean.compute_size(&self.allow_replication_factor_change)?;
         } else {
             if !self.allow_replication_factor_change {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         total_size += types::CompactArray(types::Struct { version }).compute_size(&self.topics)?;

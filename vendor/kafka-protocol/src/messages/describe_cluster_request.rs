@@ -91,14 +91,14 @@ impl Encodable for DescribeClusterRequest {
             types::Int8.encode(buf, &self.endpoint_type)?;
         } else {
             if self.endpoint_type != 1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         if version >= 2 {
             types::Boolean.encode(buf, &self.include_fenced_brokers)?;
         } else {
             if self.include_fenced_brokers {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
@@ -120,14 +120,14 @@ impl Encodable for DescribeClusterRequest {
             total_size += types::Int8.compute_size(&self.endpoint_type)?;
         } else {
             if self.endpoint_type != 1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         if version >= 2 {
             total_size += types::Boolean.compute_size(&self.include_fenced_brokers)?;
         } else {
             if self.include_fenced_brokers {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();

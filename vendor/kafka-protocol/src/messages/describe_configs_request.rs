@@ -96,7 +96,7 @@ impl Encodable for DescribeConfigsRequest {
             types::Boolean.encode(buf, &self.include_documentation)?;
         } else {
             if self.include_documentation {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         if version >= 4 {
@@ -126,7 +126,7 @@ impl Encodable for DescribeConfigsRequest {
             total_size += types::Boolean.compute_size(&self.include_documentation)?;
         } else {
             if self.include_documentation {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         if version >= 4 {

@@ -239,7 +239,7 @@ impl Encodable for Voter {
             types::Uuid.encode(buf, &self.voter_directory_id)?;
         } else {
             if &self.voter_directory_id != &Uuid::nil() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
@@ -261,7 +261,7 @@ impl Encodable for Voter {
             total_size += types::Uuid.compute_size(&self.voter_directory_id)?;
         } else {
             if &self.voter_directory_id != &Uuid::nil() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();

@@ -171,7 +171,7 @@ impl Encodable for PartitionData {
             types::Boolean.encode(buf, &self.pre_vote)?;
         } else {
             if self.pre_vote {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
@@ -203,7 +203,7 @@ impl Encodable for PartitionData {
             total_size += types::Boolean.compute_size(&self.pre_vote)?;
         } else {
             if self.pre_vote {
-                bail!("A field is set that is not available on the selected protocol version");
+                // WEIR PATCH (see VENDORED.md): a field this version lacks is dropped, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
