@@ -3,6 +3,7 @@
 //! offsets, producer ids). See ARCHITECTURE.md for the map.
 
 pub mod admin_http;
+pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod config;

@@ -45,9 +45,9 @@ pub fn dispatch(
         Request::Metadata(r) => {
             Box::pin(async move { Some(Response::Metadata(metadata::metadata(&b, r).await)) })
         }
-        Request::DescribeCluster(_) => {
-            ready(Response::DescribeCluster(metadata::describe_cluster(&b)))
-        }
+        Request::DescribeCluster(r) => ready(Response::DescribeCluster(
+            metadata::describe_cluster(&b, &r),
+        )),
         Request::FindCoordinator(r) => {
             ready(Response::FindCoordinator(metadata::find_coordinator(&b, r)))
         }
