@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::{DataDir, DataDirOptions, OsFileSync};
+use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
@@ -79,6 +79,17 @@ impl Broker {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, OpenError> {
+        Self::open_with(config, clock, metrics, OsFileSync)
+    }
+
+    /// [`Broker::open_with_metrics`] with the storage's file operations done by `file_io`
+    /// (tests inject disk failures through it).
+    pub fn open_with<S: FileSync>(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        file_io: S,
+    ) -> Result<Arc<Self>, OpenError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta_dir = dir.join("__weir_meta");
@@ -97,7 +108,7 @@ impl Broker {
             &dir.join("logs"),
             DataDirOptions {
                 file_sync: Arc::new(TimedFileSync {
-                    inner: OsFileSync,
+                    inner: file_io,
                     metrics: metrics.clone(),
                 }),
             },
