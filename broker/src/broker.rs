@@ -12,6 +12,7 @@ use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::{Metrics, TimedFileSync};
@@ -33,6 +34,8 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics (see `metrics`).
     pub metrics: Arc<Metrics>,
+    /// Dynamic BROKER and GROUP configs set through the Admin API.
+    pub configs: DynamicConfigs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,7 @@ impl Broker {
         let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -137,6 +141,7 @@ impl Broker {
             appended: Notify::new(),
             clock,
             metrics,
+            configs,
         }))
     }
 

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod dynamic_config;
 pub mod errors;
 pub mod fetch_sessions;
 pub mod groups;

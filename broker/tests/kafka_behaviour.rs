@@ -227,3 +227,183 @@ fn authorized_operations_without_an_authorizer_are_everything_kafka_lists() {
     assert_eq!(groups(&mut conn, true), GROUP_OPS);
     assert_eq!(groups(&mut conn, false), AUTHORIZED_OPERATIONS_OMITTED);
 }
+
+mod configs {
+    use super::*;
+    use weir_protocol::{
+        AlterConfigsResourceResponse, DescribeConfigsEntry, DescribeConfigsRequest,
+        DescribeConfigsResource, DescribeConfigsResult, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResource, IncrementalAlterableConfig,
+    };
+
+    const BROKER: i8 = 4;
+    const GROUP: i8 = 32;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+
+    fn alter(
+        conn: &mut Conn,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+    ) -> AlterConfigsResourceResponse {
+        let response = conn.call(Request::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
+            resources: vec![IncrementalAlterConfigsResource {
+                resource_type,
+                resource_name: name.into(),
+                configs: ops
+                    .iter()
+                    .map(|(n, op, v)| IncrementalAlterableConfig {
+                        name: n.to_string(),
+                        config_operation: *op,
+                        value: v.map(String::from),
+                    })
+                    .collect(),
+            }],
+            validate_only: false,
+        }));
+        let Response::IncrementalAlterConfigs(mut r) = response else {
+            panic!("not an IncrementalAlterConfigs response: {response:?}");
+        };
+        r.responses.remove(0)
+    }
+
+    fn describe(conn: &mut Conn, resource_type: i8, name: &str) -> DescribeConfigsResult {
+        let response = conn.call(Request::DescribeConfigs(DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type,
+                resource_name: name.into(),
+                configuration_keys: None,
+            }],
+            include_synonyms: true,
+            include_documentation: false,
+        }));
+        let Response::DescribeConfigs(mut r) = response else {
+            panic!("not a DescribeConfigs response: {response:?}");
+        };
+        r.results.remove(0)
+    }
+
+    fn find<'a>(r: &'a DescribeConfigsResult, name: &str) -> &'a DescribeConfigsEntry {
+        r.configs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {r:?}"))
+    }
+
+    fn value_and_source(r: &DescribeConfigsResult, name: &str) -> (Option<String>, i8) {
+        let e = find(r, name);
+        (e.value.clone(), e.config_source)
+    }
+
+    #[test]
+    fn broker_and_group_configs_are_validated_stored_and_survive_a_restart() {
+        let mut b = Broker::start(&[]);
+        let mut conn = Conn::connect(b.kafka);
+
+        // Defaults as Kafka reports them; read-only configs say so.
+        let d = describe(&mut conn, BROKER, "0");
+        assert_eq!(d.error_code, ErrorCode::NONE, "{d:?}");
+        assert_eq!(value_and_source(&d, "log.retention.bytes"), (Some("-1".into()), 5));
+        assert!(!find(&d, "log.retention.bytes").read_only);
+        assert!(find(&d, "broker.id").read_only);
+
+        // Dynamic broker configs, per broker and cluster-wide.
+        let ok = alter(&mut conn, BROKER, "0", &[("log.retention.bytes", SET, Some("1000"))]);
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        let ok = alter(&mut conn, BROKER, "", &[("num.io.threads", SET, Some("4"))]);
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        // Read-only, invalid values, another broker's id: INVALID_REQUEST, as Kafka.
+        for (name, ops) in [
+            ("0", vec![("broker.id", SET, Some("7"))]),
+            ("0", vec![("log.cleanup.policy", SET, Some("shred"))]),
+            ("0", vec![("num.io.threads", SET, Some("zero"))]),
+            ("5", vec![("log.retention.bytes", SET, Some("1"))]),
+        ] {
+            let r = alter(&mut conn, BROKER, name, &ops);
+            assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST, "{ops:?}: {r:?}");
+        }
+
+        // Group configs (Kafka 4.x), for a group that does not exist yet.
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(g.error_code, ErrorCode::NONE, "{g:?}");
+        assert_eq!(
+            value_and_source(&g, "consumer.session.timeout.ms"),
+            (Some("45000".into()), 5)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("latest".into()), 5)
+        );
+        let ok = alter(
+            &mut conn,
+            GROUP,
+            "billing",
+            &[
+                ("consumer.session.timeout.ms", SET, Some("50000")),
+                ("share.auto.offset.reset", SET, Some("earliest")),
+                ("share.record.lock.duration.ms", SET, Some("20000")),
+            ],
+        );
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        // Unknown names and out-of-range values: INVALID_CONFIG, as Kafka.
+        for ops in [
+            vec![("consumer.session.timeout.mss", SET, Some("50000"))],
+            vec![("consumer.session.timeout.ms", SET, Some("1000"))],
+            vec![("share.isolation.level", SET, Some("dirty"))],
+        ] {
+            let r = alter(&mut conn, GROUP, "billing", &ops);
+            assert_eq!(r.error_code, ErrorCode::INVALID_CONFIG, "{ops:?}: {r:?}");
+        }
+        assert_eq!(
+            alter(&mut conn, GROUP, "", &[("consumer.session.timeout.ms", SET, Some("50000"))])
+                .error_code,
+            ErrorCode::INVALID_REQUEST
+        );
+
+        // After a restart everything set is still there, with its source.
+        drop(conn);
+        b.restart();
+        let mut conn = Conn::connect(b.kafka);
+        let d = describe(&mut conn, BROKER, "0");
+        assert_eq!(value_and_source(&d, "log.retention.bytes"), (Some("1000".into()), 2));
+        assert_eq!(value_and_source(&d, "num.io.threads"), (Some("4".into()), 3));
+        let synonyms: Vec<i8> = find(&d, "log.retention.bytes")
+            .synonyms
+            .iter()
+            .map(|s| s.source)
+            .collect();
+        assert_eq!(synonyms, vec![2, 5]);
+        let cluster = describe(&mut conn, BROKER, "");
+        assert_eq!(
+            cluster
+                .configs
+                .iter()
+                .map(|e| (e.name.as_str(), e.value.as_deref(), e.config_source))
+                .collect::<Vec<_>>(),
+            vec![("num.io.threads", Some("4"), 3)]
+        );
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(
+            value_and_source(&g, "consumer.session.timeout.ms"),
+            (Some("50000".into()), 8)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("earliest".into()), 8)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.session.timeout.ms"),
+            (Some("45000".into()), 5)
+        );
+
+        // DELETE reverts to the default.
+        let ok = alter(&mut conn, GROUP, "billing", &[("share.auto.offset.reset", DELETE, None)]);
+        assert_eq!(ok.error_code, ErrorCode::NONE);
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("latest".into()), 5)
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! values and the broker's modules; the rules themselves live in those modules.
 
 mod admin;
+mod configs;
 mod consumer_groups;
 mod fetch;
 mod metadata;
