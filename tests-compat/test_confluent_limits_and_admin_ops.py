@@ -1,13 +1,24 @@
 """confluent-kafka against Kafka behaviours of issue 14: a fetch response never exceeds
 fetch.max.bytes by more than its first batch (KIP-74); ListOffsets MAX_TIMESTAMP names the
 record with the largest timestamp (KAFKA-16310); without an authorizer, describe_topics,
-describe_cluster and describe_consumer_groups report every operation Kafka lists."""
+describe_cluster and describe_consumer_groups report every operation Kafka lists; broker and group
+configs are validated, stored and kept across a restart."""
 
-from confluent_kafka import TopicCollection, TopicPartition
-from confluent_kafka.admin import AclOperation, OffsetSpec
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka.admin import (
+    AclOperation,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    OffsetSpec,
+    ResourceType,
+)
 
 from helpers import (
     WAIT_S,
+    admin_client,
     assign_from_beginning,
     consume_n,
     consumer,
@@ -111,3 +122,74 @@ def test_authorized_operations_without_an_authorizer(broker, unique):
         [group], include_authorized_operations=True, request_timeout=WAIT_S
     )[group].result(WAIT_S)
     assert set(described.authorized_operations) == GROUP_OPS
+
+
+def _describe(admin, restype, name):
+    (fut,) = admin.describe_configs([ConfigResource(restype, name)], request_timeout=WAIT_S).values()
+    return fut.result(WAIT_S)
+
+
+def _alter(admin, restype, name, entries):
+    res = ConfigResource(restype, name, incremental_configs=entries)
+    (fut,) = admin.incremental_alter_configs([res], request_timeout=WAIT_S).values()
+    return fut.result(WAIT_S)
+
+
+def test_broker_and_group_configs_survive_a_restart(broker_factory, unique):
+    b = broker_factory(name="weir-configs")
+    a = admin_client(b.bootstrap)
+    node = str(b.node_id)
+    group = unique("cfg-group")
+
+    before = _describe(a, ResourceType.BROKER, node)
+    assert before["log.retention.ms"].is_default
+    assert before["broker.id"].is_read_only
+    _alter(
+        a,
+        ResourceType.BROKER,
+        node,
+        [ConfigEntry("log.retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)],
+    )
+    # A config Kafka cannot change at runtime is refused.
+    with pytest.raises(KafkaException) as ei:
+        _alter(
+            a,
+            ResourceType.BROKER,
+            node,
+            [ConfigEntry("log.dirs", "/elsewhere", incremental_operation=AlterConfigOpType.SET)],
+        )
+    assert ei.value.args[0].code() == KafkaError.INVALID_REQUEST
+
+    _alter(
+        a,
+        ResourceType.GROUP,
+        group,
+        [
+            ConfigEntry(
+                "consumer.session.timeout.ms", "50000", incremental_operation=AlterConfigOpType.SET
+            ),
+            ConfigEntry(
+                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+            ),
+        ],
+    )
+    with pytest.raises(KafkaException) as ei:
+        _alter(
+            a,
+            ResourceType.GROUP,
+            group,
+            [ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)],
+        )
+    assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+    b.restart()
+    a = admin_client(b.bootstrap)
+    after = _describe(a, ResourceType.BROKER, node)
+    assert after["log.retention.ms"].value == "3600000"
+    assert after["log.retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    groups = _describe(a, ResourceType.GROUP, group)
+    assert groups["consumer.session.timeout.ms"].value == "50000"
+    assert groups["consumer.session.timeout.ms"].source == ConfigSource.GROUP_CONFIG.value
+    assert groups["share.auto.offset.reset"].value == "earliest"
+    assert groups["consumer.heartbeat.interval.ms"].value == "5000"
+    assert groups["consumer.heartbeat.interval.ms"].is_default
