@@ -78,9 +78,15 @@ mod tests {
     #[test]
     fn bit_fields_match_kafka_without_an_authorizer() {
         // READ..ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-        assert_eq!(authorized_operations(ResourceType::Topic, "t"), 0b1101_1111_1000);
+        assert_eq!(
+            authorized_operations(ResourceType::Topic, "t"),
+            0b1101_1111_1000
+        );
         // READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-        assert_eq!(authorized_operations(ResourceType::Group, "g"), 0b1101_0100_1000);
+        assert_eq!(
+            authorized_operations(ResourceType::Group, "g"),
+            0b1101_0100_1000
+        );
         // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
         assert_eq!(
             authorized_operations(ResourceType::Cluster, ""),

@@ -27,11 +27,20 @@ use crate::config::BrokerConfig;
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// A signed 64-bit integer in `[min, max]`.
-    Long { min: i64, max: i64 },
+    Long {
+        min: i64,
+        max: i64,
+    },
     /// A signed 32-bit integer in `[min, max]`.
-    Int { min: i32, max: i32 },
+    Int {
+        min: i32,
+        max: i32,
+    },
     /// A float in `[min, max]`.
-    Double { min: f64, max: f64 },
+    Double {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// One of these strings.
     OneOf(&'static [&'static str]),
@@ -181,12 +190,22 @@ pub const BROKER_KEYS: &[Key] = &[
     key("connections.max.idle.ms", Some("600000"), LONG, false),
     key("default.replication.factor", Some("1"), LONG, false),
     key("delete.topic.enable", Some("true"), Kind::Bool, false),
-    key("group.initial.rebalance.delay.ms", Some("3000"), LONG, false),
+    key(
+        "group.initial.rebalance.delay.ms",
+        Some("3000"),
+        LONG,
+        false,
+    ),
     key("group.max.session.timeout.ms", Some("1800000"), LONG, false),
     key("group.min.session.timeout.ms", Some("6000"), LONG, false),
     key("listeners", Some("PLAINTEXT://:9092"), Kind::Text, false),
     key("log.dirs", None, Kind::Text, false),
-    key("log.retention.check.interval.ms", Some("300000"), LONG, false),
+    key(
+        "log.retention.check.interval.ms",
+        Some("300000"),
+        LONG,
+        false,
+    ),
     key("node.id", Some("-1"), LONG, false),
     key("num.partitions", Some("1"), LONG, false),
     key("offsets.topic.replication.factor", Some("3"), LONG, false),
@@ -195,22 +214,77 @@ pub const BROKER_KEYS: &[Key] = &[
     // Dynamic: log defaults of topics (synonyms of topic configs).
     key("compression.gzip.level", Some("-1"), int_in(-1, 9), true),
     key("compression.lz4.level", Some("9"), int_in(1, 17), true),
-    key("compression.type", Some("producer"), Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]), true),
-    key("compression.zstd.level", Some("3"), int_in(-131072, 22), true),
-    key("log.cleaner.delete.retention.ms", Some("86400000"), long_from(0), true),
-    key("log.cleaner.max.compaction.lag.ms", Some("9223372036854775807"), long_from(1), true),
+    key(
+        "compression.type",
+        Some("producer"),
+        Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        true,
+    ),
+    key(
+        "compression.zstd.level",
+        Some("3"),
+        int_in(-131072, 22),
+        true,
+    ),
+    key(
+        "log.cleaner.delete.retention.ms",
+        Some("86400000"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "log.cleaner.max.compaction.lag.ms",
+        Some("9223372036854775807"),
+        long_from(1),
+        true,
+    ),
     key("log.cleaner.min.cleanable.ratio", Some("0.5"), RATIO, true),
-    key("log.cleaner.min.compaction.lag.ms", Some("0"), long_from(0), true),
-    key("log.cleanup.policy", Some("delete"), Kind::ListOf(&["delete", "compact"]), true),
-    key("log.flush.interval.messages", Some("9223372036854775807"), long_from(1), true),
+    key(
+        "log.cleaner.min.compaction.lag.ms",
+        Some("0"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "log.cleanup.policy",
+        Some("delete"),
+        Kind::ListOf(&["delete", "compact"]),
+        true,
+    ),
+    key(
+        "log.flush.interval.messages",
+        Some("9223372036854775807"),
+        long_from(1),
+        true,
+    ),
     key("log.flush.interval.ms", None, LONG, true),
     key("log.index.interval.bytes", Some("4096"), int_from(0), true),
-    key("log.index.size.max.bytes", Some("10485760"), int_from(4), true),
+    key(
+        "log.index.size.max.bytes",
+        Some("10485760"),
+        int_from(4),
+        true,
+    ),
     key("log.local.retention.bytes", Some("-2"), long_from(-2), true),
     key("log.local.retention.ms", Some("-2"), long_from(-2), true),
-    key("log.message.timestamp.after.max.ms", Some("3600000"), long_from(0), true),
-    key("log.message.timestamp.before.max.ms", Some("9223372036854775807"), long_from(0), true),
-    key("log.message.timestamp.type", Some("CreateTime"), Kind::OneOf(&["CreateTime", "LogAppendTime"]), true),
+    key(
+        "log.message.timestamp.after.max.ms",
+        Some("3600000"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "log.message.timestamp.type",
+        Some("CreateTime"),
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        true,
+    ),
     key("log.preallocate", Some("false"), Kind::Bool, true),
     key("log.retention.bytes", Some("-1"), LONG, true),
     key("log.retention.hours", Some("168"), int_from(i32::MIN), true),
@@ -221,55 +295,181 @@ pub const BROKER_KEYS: &[Key] = &[
     key("log.roll.jitter.ms", None, LONG, true),
     key("log.roll.ms", None, LONG, true),
     key("log.segment.bytes", Some("1073741824"), int_from(14), true),
-    key("log.segment.delete.delay.ms", Some("60000"), long_from(0), true),
+    key(
+        "log.segment.delete.delay.ms",
+        Some("60000"),
+        long_from(0),
+        true,
+    ),
     key("message.max.bytes", Some("1048588"), int_from(0), true),
     key("min.insync.replicas", Some("1"), int_from(1), true),
-    key("unclean.leader.election.enable", Some("false"), Kind::Bool, true),
+    key(
+        "unclean.leader.election.enable",
+        Some("false"),
+        Kind::Bool,
+        true,
+    ),
     // Dynamic: thread pools, the log cleaner, connection limits, producer state, metrics, quotas.
     key("background.threads", Some("10"), int_from(1), true),
-    key("follower.replication.throttled.rate", Some("9223372036854775807"), long_from(0), true),
-    key("leader.replication.throttled.rate", Some("9223372036854775807"), long_from(0), true),
+    key(
+        "follower.replication.throttled.rate",
+        Some("9223372036854775807"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "leader.replication.throttled.rate",
+        Some("9223372036854775807"),
+        long_from(0),
+        true,
+    ),
     key("log.cleaner.backoff.ms", Some("15000"), long_from(0), true),
-    key("log.cleaner.dedupe.buffer.size", Some("134217728"), LONG, true),
+    key(
+        "log.cleaner.dedupe.buffer.size",
+        Some("134217728"),
+        LONG,
+        true,
+    ),
     key("log.cleaner.io.buffer.load.factor", Some("0.9"), RATE, true),
-    key("log.cleaner.io.buffer.size", Some("524288"), int_from(0), true),
-    key("log.cleaner.io.max.bytes.per.second", Some("1.7976931348623157E308"), RATE, true),
+    key(
+        "log.cleaner.io.buffer.size",
+        Some("524288"),
+        int_from(0),
+        true,
+    ),
+    key(
+        "log.cleaner.io.max.bytes.per.second",
+        Some("1.7976931348623157E308"),
+        RATE,
+        true,
+    ),
     key("log.cleaner.threads", Some("1"), int_from(0), true),
-    key("max.connection.creation.rate", Some("2147483647"), int_from(0), true),
+    key(
+        "max.connection.creation.rate",
+        Some("2147483647"),
+        int_from(0),
+        true,
+    ),
     key("max.connections", Some("2147483647"), int_from(0), true),
-    key("max.connections.per.ip", Some("2147483647"), int_from(0), true),
-    key("max.connections.per.ip.overrides", Some(""), Kind::Text, true),
+    key(
+        "max.connections.per.ip",
+        Some("2147483647"),
+        int_from(0),
+        true,
+    ),
+    key(
+        "max.connections.per.ip.overrides",
+        Some(""),
+        Kind::Text,
+        true,
+    ),
     key("metric.reporters", Some(""), Kind::ListOf(&[]), true),
     key("num.io.threads", Some("8"), int_from(1), true),
     key("num.network.threads", Some("3"), int_from(1), true),
-    key("num.recovery.threads.per.data.dir", Some("2"), int_from(1), true),
+    key(
+        "num.recovery.threads.per.data.dir",
+        Some("2"),
+        int_from(1),
+        true,
+    ),
     key("num.replica.fetchers", Some("1"), int_from(1), true),
-    key("producer.id.expiration.ms", Some("86400000"), int_from(1), true),
-    key("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), long_from(0), true),
-    key("transaction.partition.verification.enable", Some("true"), Kind::Bool, true),
+    key(
+        "producer.id.expiration.ms",
+        Some("86400000"),
+        int_from(1),
+        true,
+    ),
+    key(
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        Some("9223372036854775807"),
+        long_from(0),
+        true,
+    ),
+    key(
+        "transaction.partition.verification.enable",
+        Some("true"),
+        Kind::Bool,
+        true,
+    ),
 ];
 
 /// Kafka 4.1's group configs (`GroupConfig`), with the broker-level defaults. Values must also lie
 /// within the broker's bounds (`group.consumer.min.session.timeout.ms` and the like, at their
 /// Kafka defaults here).
 pub const GROUP_KEYS: &[Key] = &[
-    key("consumer.heartbeat.interval.ms", Some("5000"), int_in(5000, 15000), true),
-    key("consumer.session.timeout.ms", Some("45000"), int_in(45000, 60000), true),
-    key("share.auto.offset.reset", Some("latest"), Kind::ShareOffsetReset, true),
-    key("share.heartbeat.interval.ms", Some("5000"), int_in(5000, 15000), true),
-    key("share.isolation.level", Some("read_uncommitted"), Kind::OneOf(&["read_committed", "read_uncommitted"]), true),
-    key("share.record.lock.duration.ms", Some("30000"), int_in(15000, 60000), true),
-    key("share.session.timeout.ms", Some("45000"), int_in(45000, 60000), true),
-    key("streams.heartbeat.interval.ms", Some("5000"), int_in(5000, 15000), true),
-    key("streams.num.standby.replicas", Some("0"), int_in(0, 2), true),
-    key("streams.session.timeout.ms", Some("45000"), int_in(45000, 60000), true),
+    key(
+        "consumer.heartbeat.interval.ms",
+        Some("5000"),
+        int_in(5000, 15000),
+        true,
+    ),
+    key(
+        "consumer.session.timeout.ms",
+        Some("45000"),
+        int_in(45000, 60000),
+        true,
+    ),
+    key(
+        "share.auto.offset.reset",
+        Some("latest"),
+        Kind::ShareOffsetReset,
+        true,
+    ),
+    key(
+        "share.heartbeat.interval.ms",
+        Some("5000"),
+        int_in(5000, 15000),
+        true,
+    ),
+    key(
+        "share.isolation.level",
+        Some("read_uncommitted"),
+        Kind::OneOf(&["read_committed", "read_uncommitted"]),
+        true,
+    ),
+    key(
+        "share.record.lock.duration.ms",
+        Some("30000"),
+        int_in(15000, 60000),
+        true,
+    ),
+    key(
+        "share.session.timeout.ms",
+        Some("45000"),
+        int_in(45000, 60000),
+        true,
+    ),
+    key(
+        "streams.heartbeat.interval.ms",
+        Some("5000"),
+        int_in(5000, 15000),
+        true,
+    ),
+    key(
+        "streams.num.standby.replicas",
+        Some("0"),
+        int_in(0, 2),
+        true,
+    ),
+    key(
+        "streams.session.timeout.ms",
+        Some("45000"),
+        int_in(45000, 60000),
+        true,
+    ),
 ];
 
 /// Each (session timeout, heartbeat interval) pair of a group: the timeout must be larger.
 const GROUP_TIMEOUT_PAIRS: &[(&str, &str)] = &[
-    ("consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"),
+    (
+        "consumer.session.timeout.ms",
+        "consumer.heartbeat.interval.ms",
+    ),
     ("share.session.timeout.ms", "share.heartbeat.interval.ms"),
-    ("streams.session.timeout.ms", "streams.heartbeat.interval.ms"),
+    (
+        "streams.session.timeout.ms",
+        "streams.heartbeat.interval.ms",
+    ),
 ];
 
 /// Bounds on what clients can make the broker store: config entries per set, groups with
@@ -311,7 +511,9 @@ pub type Overrides = BTreeMap<String, String>;
 
 fn check_sizes(set: &Overrides) -> Result<(), String> {
     if set.len() > MAX_ENTRIES_PER_SET {
-        return Err(format!("more than {MAX_ENTRIES_PER_SET} configs in one resource"));
+        return Err(format!(
+            "more than {MAX_ENTRIES_PER_SET} configs in one resource"
+        ));
     }
     match set
         .iter()
@@ -354,9 +556,12 @@ pub fn validate_group(set: &Overrides) -> Result<(), DynamicConfigError> {
     let invalid = DynamicConfigError::InvalidConfig;
     check_sizes(set).map_err(invalid)?;
     for (name, value) in set {
-        let k = group_key(name).ok_or_else(|| invalid(format!("Unknown group config name: {name}")))?;
+        let k =
+            group_key(name).ok_or_else(|| invalid(format!("Unknown group config name: {name}")))?;
         if !k.kind.accepts(value) {
-            return Err(invalid(format!("Invalid value {value} for configuration {name}")));
+            return Err(invalid(format!(
+                "Invalid value {value} for configuration {name}"
+            )));
         }
     }
     let effective = |name: &str| -> i64 {
@@ -368,7 +573,9 @@ pub fn validate_group(set: &Overrides) -> Result<(), DynamicConfigError> {
     };
     for (timeout, heartbeat) in GROUP_TIMEOUT_PAIRS {
         if effective(timeout) <= effective(heartbeat) {
-            return Err(invalid(format!("{timeout} must be greater than {heartbeat}")));
+            return Err(invalid(format!(
+                "{timeout} must be greater than {heartbeat}"
+            )));
         }
     }
     Ok(())
@@ -426,13 +633,21 @@ pub fn apply_operation(
 
 /// Whether `name` is a list config in the BROKER (`group == false`) or GROUP table.
 pub fn is_list(name: &str, group: bool) -> bool {
-    let k = if group { group_key(name) } else { broker_key(name) };
+    let k = if group {
+        group_key(name)
+    } else {
+        broker_key(name)
+    };
     k.is_some_and(|k| k.kind.is_list())
 }
 
 /// Kafka's default of a config of the BROKER or GROUP table.
 pub fn default_of(name: &str, group: bool) -> Option<&'static str> {
-    let k = if group { group_key(name) } else { broker_key(name) };
+    let k = if group {
+        group_key(name)
+    } else {
+        broker_key(name)
+    };
     k.and_then(|k| k.default)
 }
 
@@ -621,7 +836,11 @@ mod tests {
     #[test]
     fn group_configs_follow_kafka_rules() {
         assert!(validate_group(&set(&[("consumer.session.timeout.ms", "50000")])).is_ok());
-        assert!(validate_group(&set(&[("share.auto.offset.reset", "by_duration:P1DT2H3.5S")])).is_ok());
+        assert!(validate_group(&set(&[(
+            "share.auto.offset.reset",
+            "by_duration:P1DT2H3.5S"
+        )]))
+        .is_ok());
         for bad in [
             ("consumer.session.timeout.ms", "1000"),
             ("share.auto.offset.reset", "by_duration:-PT1H"),
@@ -631,7 +850,10 @@ mod tests {
             ("nope", "1"),
         ] {
             assert!(
-                matches!(validate_group(&set(&[bad])), Err(DynamicConfigError::InvalidConfig(_))),
+                matches!(
+                    validate_group(&set(&[bad])),
+                    Err(DynamicConfigError::InvalidConfig(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -655,11 +877,25 @@ mod tests {
     #[test]
     fn list_operations() {
         let mut s = Overrides::new();
-        apply_operation(&mut s, "log.cleanup.policy", 2, Some("compact"), Some("delete"), true)
-            .expect("append");
+        apply_operation(
+            &mut s,
+            "log.cleanup.policy",
+            2,
+            Some("compact"),
+            Some("delete"),
+            true,
+        )
+        .expect("append");
         assert_eq!(s["log.cleanup.policy"], "delete,compact");
-        apply_operation(&mut s, "log.cleanup.policy", 3, Some("delete"), Some("delete"), true)
-            .expect("subtract");
+        apply_operation(
+            &mut s,
+            "log.cleanup.policy",
+            3,
+            Some("delete"),
+            Some("delete"),
+            true,
+        )
+        .expect("subtract");
         assert_eq!(s["log.cleanup.policy"], "compact");
         assert!(apply_operation(&mut s, "num.io.threads", 2, Some("1"), None, false).is_err());
     }

@@ -268,9 +268,16 @@ mod tests {
     #[test]
     fn partitions_are_read_in_request_order_then_those_that_returned_data_go_last() {
         let mut s = FetchSessions::default();
-        let keys = |r: &ResolvedFetch| -> Vec<i32> { r.partitions.iter().map(|(k, _)| k.1).collect() };
+        let keys =
+            |r: &ResolvedFetch| -> Vec<i32> { r.partitions.iter().map(|(k, _)| k.1).collect() };
         let full = s
-            .resolve(0, 0, vec![req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)], &[], 0)
+            .resolve(
+                0,
+                0,
+                vec![req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)],
+                &[],
+                0,
+            )
             .expect("session");
         assert_eq!(keys(&full), vec![2, 0, 1]);
         let id = full.session_id;

@@ -169,8 +169,16 @@ fn a_full_disk_is_logged_once_measured_and_recovered_from() {
     let warned = logs.lines_with("appends to this log fail");
     assert_eq!(warned.len(), 1, "{}", logs.text());
     assert!(warned[0].contains("WARN"), "{}", warned[0]);
-    assert!(warned[0].contains(&log_dir.display().to_string()), "{}", warned[0]);
-    assert!(warned[0].contains("errno=28") && warned[0].contains("ENOSPC"), "{}", warned[0]);
+    assert!(
+        warned[0].contains(&log_dir.display().to_string()),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[0].contains("errno=28") && warned[0].contains("ENOSPC"),
+        "{}",
+        warned[0]
+    );
     let m = metrics(&running.broker);
     assert!(
         m.contains(r#"weir_logs_unable_to_write{cause="ENOSPC",poisoned="false"} 1"#),
@@ -183,12 +191,19 @@ fn a_full_disk_is_logged_once_measured_and_recovered_from() {
     assert_eq!((p.error_code, p.base_offset), (ErrorCode::NONE, 0));
     let resumed = logs.lines_with("succeed again");
     assert_eq!(resumed.len(), 1, "{}", logs.text());
-    assert!(resumed[0].contains(&log_dir.display().to_string()), "{}", resumed[0]);
+    assert!(
+        resumed[0].contains(&log_dir.display().to_string()),
+        "{}",
+        resumed[0]
+    );
     assert!(!metrics(&running.broker).contains("weir_logs_unable_to_write{"));
 
     // A write failing after offsets were assigned poisons the log: never retried, even once the
     // disk has room, and reported as such.
-    assert_eq!(conn.produce("poison", 0, &[b"x"], &[1]).error_code, ErrorCode::NONE);
+    assert_eq!(
+        conn.produce("poison", 0, &[b"x"], &[1]).error_code,
+        ErrorCode::NONE
+    );
     disk.write_full.store(true, Ordering::SeqCst);
     let p = conn.produce("poison", 0, &[b"x"], &[1]);
     assert_eq!(p.error_code, ErrorCode::KAFKA_STORAGE_ERROR);
@@ -198,8 +213,17 @@ fn a_full_disk_is_logged_once_measured_and_recovered_from() {
     let poisoned = logs.lines_with("log poisoned");
     assert_eq!(poisoned.len(), 1, "{}", logs.text());
     assert!(poisoned[0].contains("ERROR"), "{}", poisoned[0]);
-    let segment = running.broker.data.path().join("poison-0").join("00000000000000000000.log");
-    assert!(poisoned[0].contains(&segment.display().to_string()), "{}", poisoned[0]);
+    let segment = running
+        .broker
+        .data
+        .path()
+        .join("poison-0")
+        .join("00000000000000000000.log");
+    assert!(
+        poisoned[0].contains(&segment.display().to_string()),
+        "{}",
+        poisoned[0]
+    );
     assert!(poisoned[0].contains("errno=28"), "{}", poisoned[0]);
     let m = metrics(&running.broker);
     assert!(

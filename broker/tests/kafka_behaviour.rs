@@ -145,14 +145,20 @@ fn list_offsets_max_timestamp_is_the_record_holding_it() {
     conn.create_topic("ts", 1, &[]);
     // Empty partition: -1/-1, as Kafka.
     let empty = list_offset(&mut conn, "ts", -3);
-    assert_eq!((empty.error_code, empty.offset, empty.timestamp), (ErrorCode::NONE, -1, -1));
+    assert_eq!(
+        (empty.error_code, empty.offset, empty.timestamp),
+        (ErrorCode::NONE, -1, -1)
+    );
 
     let v: &[u8] = b"v";
     conn.produce("ts", 0, &[v, v, v], &[1_000, 5_000, 2_000]);
     conn.produce("ts", 0, &[v, v], &[3_000, 4_000]);
     // Offset 1 holds 5000 — not offset 2, the end of its batch (KAFKA-16310).
     let max = list_offset(&mut conn, "ts", -3);
-    assert_eq!((max.error_code, max.offset, max.timestamp), (ErrorCode::NONE, 1, 5_000));
+    assert_eq!(
+        (max.error_code, max.offset, max.timestamp),
+        (ErrorCode::NONE, 1, 5_000)
+    );
 
     // The neighbours: earliest, latest, earliest-local (no tiered storage: the log start) and
     // latest-tiered (none: -1).
@@ -161,7 +167,10 @@ fn list_offsets_max_timestamp_is_the_record_holding_it() {
     let local = list_offset(&mut conn, "ts", -4);
     assert_eq!((local.error_code, local.offset), (ErrorCode::NONE, 0));
     let tiered = list_offset(&mut conn, "ts", -5);
-    assert_eq!((tiered.error_code, tiered.offset, tiered.timestamp), (ErrorCode::NONE, -1, -1));
+    assert_eq!(
+        (tiered.error_code, tiered.offset, tiered.timestamp),
+        (ErrorCode::NONE, -1, -1)
+    );
 
     // LogAppendTime: every record of the last batch carries its append time; the first wins.
     conn.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")]);
@@ -171,7 +180,11 @@ fn list_offsets_max_timestamp_is_the_record_holding_it() {
     let max = list_offset(&mut conn, "lat", -3);
     assert!(max.timestamp >= p.log_append_time_ms, "{max:?} {p:?}");
     assert!(max.offset == 0 || max.offset == 2, "{max:?}");
-    assert_eq!(max.timestamp == p.log_append_time_ms, max.offset == 2, "{max:?} {p:?}");
+    assert_eq!(
+        max.timestamp == p.log_append_time_ms,
+        max.offset == 2,
+        "{max:?} {p:?}"
+    );
 }
 
 #[test]
@@ -247,21 +260,23 @@ mod configs {
         name: &str,
         ops: &[(&str, i8, Option<&str>)],
     ) -> AlterConfigsResourceResponse {
-        let response = conn.call(Request::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
-            resources: vec![IncrementalAlterConfigsResource {
-                resource_type,
-                resource_name: name.into(),
-                configs: ops
-                    .iter()
-                    .map(|(n, op, v)| IncrementalAlterableConfig {
-                        name: n.to_string(),
-                        config_operation: *op,
-                        value: v.map(String::from),
-                    })
-                    .collect(),
-            }],
-            validate_only: false,
-        }));
+        let response = conn.call(Request::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest {
+                resources: vec![IncrementalAlterConfigsResource {
+                    resource_type,
+                    resource_name: name.into(),
+                    configs: ops
+                        .iter()
+                        .map(|(n, op, v)| IncrementalAlterableConfig {
+                            name: n.to_string(),
+                            config_operation: *op,
+                            value: v.map(String::from),
+                        })
+                        .collect(),
+                }],
+                validate_only: false,
+            },
+        ));
         let Response::IncrementalAlterConfigs(mut r) = response else {
             panic!("not an IncrementalAlterConfigs response: {response:?}");
         };
@@ -304,12 +319,20 @@ mod configs {
         // Defaults as Kafka reports them; read-only configs say so.
         let d = describe(&mut conn, BROKER, "0");
         assert_eq!(d.error_code, ErrorCode::NONE, "{d:?}");
-        assert_eq!(value_and_source(&d, "log.retention.bytes"), (Some("-1".into()), 5));
+        assert_eq!(
+            value_and_source(&d, "log.retention.bytes"),
+            (Some("-1".into()), 5)
+        );
         assert!(!find(&d, "log.retention.bytes").read_only);
         assert!(find(&d, "broker.id").read_only);
 
         // Dynamic broker configs, per broker and cluster-wide.
-        let ok = alter(&mut conn, BROKER, "0", &[("log.retention.bytes", SET, Some("1000"))]);
+        let ok = alter(
+            &mut conn,
+            BROKER,
+            "0",
+            &[("log.retention.bytes", SET, Some("1000"))],
+        );
         assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
         let ok = alter(&mut conn, BROKER, "", &[("num.io.threads", SET, Some("4"))]);
         assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
@@ -356,8 +379,13 @@ mod configs {
             assert_eq!(r.error_code, ErrorCode::INVALID_CONFIG, "{ops:?}: {r:?}");
         }
         assert_eq!(
-            alter(&mut conn, GROUP, "", &[("consumer.session.timeout.ms", SET, Some("50000"))])
-                .error_code,
+            alter(
+                &mut conn,
+                GROUP,
+                "",
+                &[("consumer.session.timeout.ms", SET, Some("50000"))]
+            )
+            .error_code,
             ErrorCode::INVALID_REQUEST
         );
 
@@ -366,8 +394,14 @@ mod configs {
         b.restart();
         let mut conn = Conn::connect(b.kafka);
         let d = describe(&mut conn, BROKER, "0");
-        assert_eq!(value_and_source(&d, "log.retention.bytes"), (Some("1000".into()), 2));
-        assert_eq!(value_and_source(&d, "num.io.threads"), (Some("4".into()), 3));
+        assert_eq!(
+            value_and_source(&d, "log.retention.bytes"),
+            (Some("1000".into()), 2)
+        );
+        assert_eq!(
+            value_and_source(&d, "num.io.threads"),
+            (Some("4".into()), 3)
+        );
         let synonyms: Vec<i8> = find(&d, "log.retention.bytes")
             .synonyms
             .iter()
@@ -398,7 +432,12 @@ mod configs {
         );
 
         // DELETE reverts to the default.
-        let ok = alter(&mut conn, GROUP, "billing", &[("share.auto.offset.reset", DELETE, None)]);
+        let ok = alter(
+            &mut conn,
+            GROUP,
+            "billing",
+            &[("share.auto.offset.reset", DELETE, None)],
+        );
         assert_eq!(ok.error_code, ErrorCode::NONE);
         let g = describe(&mut conn, GROUP, "billing");
         assert_eq!(

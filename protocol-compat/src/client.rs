@@ -137,8 +137,7 @@ fn encode_body(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), Stri
             msg.allow_auto_topic_creation = r.allow_auto_topic_creation;
             msg.include_topic_authorized_operations = r.include_topic_authorized_operations;
             if v <= 10 {
-                msg.include_cluster_authorized_operations =
-                    r.include_cluster_authorized_operations;
+                msg.include_cluster_authorized_operations = r.include_cluster_authorized_operations;
             }
             put(out, v, &msg)
         }

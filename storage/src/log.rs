@@ -457,7 +457,8 @@ impl Log {
                     .allocated
                     .clamp(MIN_PREALLOCATE_BYTES.min(prealloc), prealloc);
                 let target = end.max(seg.allocated + chunk).min(seg_bytes.max(end));
-                self.file_io.allocate(&seg.file.file, seg.allocated, target)?;
+                self.file_io
+                    .allocate(&seg.file.file, seg.allocated, target)?;
                 seg.allocated = target;
             } else {
                 seg.allocated = end;

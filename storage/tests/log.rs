@@ -973,7 +973,8 @@ fn max_timestamp_of_a_sealed_segment_whose_maximum_came_before_its_last_index_en
     let dd = DataDir::open(d.path()).expect("open");
     let log = dd.open_log("t-0", cfg.clone()).expect("log");
     log.append(batch_ts(0, &[10, 20]), &opts()).expect("append");
-    log.append(batch_ts(1, &[30, 500, 40]), &opts()).expect("append");
+    log.append(batch_ts(1, &[30, 500, 40]), &opts())
+        .expect("append");
     for i in 2..8u64 {
         log.append(batch_ts(i, &[50, 60]), &opts()).expect("append");
     }
@@ -1002,7 +1003,10 @@ fn read_within_never_returns_more_than_asked() {
     assert_eq!(log.read(0, len - 1).expect("read").len(), len);
     assert!(log.read_within(0, len - 1).expect("read").is_empty());
     assert_eq!(log.read_within(0, len).expect("read").len(), len);
-    assert_eq!(log.read_within(0, 2 * len + 10).expect("read").len(), 2 * len);
+    assert_eq!(
+        log.read_within(0, 2 * len + 10).expect("read").len(),
+        2 * len
+    );
 }
 
 #[test]
@@ -1049,7 +1053,9 @@ fn disk_full_while_growing_the_log_fails_the_append_but_not_the_log() {
     assert_eq!(log.high_watermark(), leo);
     // Space is back: the next append succeeds right after the last acknowledged offset.
     disk.allocate_full.store(false, Ordering::SeqCst);
-    let r = log.append(batch(200, 2, 1), &opts()).expect("append resumes");
+    let r = log
+        .append(batch(200, 2, 1), &opts())
+        .expect("append resumes");
     assert_eq!(r.base_offset, leo);
     assert_eq!(log.write_failure(), None);
     assert_eq!(read_all(&log, 0).last().map(|(o, _)| *o), Some(leo));

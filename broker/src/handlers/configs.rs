@@ -25,7 +25,11 @@ const SOURCE_GROUP: i8 = 8;
 /// IncrementalAlterConfigs DELETE.
 const OP_DELETE: i8 = 1;
 
-fn failed_describe(res: &DescribeConfigsResource, code: ErrorCode, message: String) -> DescribeConfigsResult {
+fn failed_describe(
+    res: &DescribeConfigsResource,
+    code: ErrorCode,
+    message: String,
+) -> DescribeConfigsResult {
     DescribeConfigsResult {
         error_code: code,
         error_message: Some(message),
@@ -197,7 +201,13 @@ pub fn describe_group(
                 Some(v) => (Some(v.clone()), SOURCE_GROUP),
                 None => (k.default.map(String::from), SOURCE_DEFAULT),
             };
-            entry(k.name, vec![layer], false, k.kind.config_type(), include_synonyms)
+            entry(
+                k.name,
+                vec![layer],
+                false,
+                k.kind.config_type(),
+                include_synonyms,
+            )
         })
         .collect();
     DescribeConfigsResult {
@@ -242,7 +252,10 @@ impl Change<'_> {
             return Err("Error due to duplicate config keys".into());
         }
         if !missing.is_empty() {
-            return Err(format!("Null value not supported for : {}", missing.join(", ")));
+            return Err(format!(
+                "Null value not supported for : {}",
+                missing.join(", ")
+            ));
         }
         Ok(())
     }

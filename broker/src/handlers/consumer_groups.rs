@@ -235,7 +235,10 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGro
         .collect();
     if r.include_authorized_operations {
         // As Kafka: for every group answered without an error, unknown ("Dead") ones included.
-        for g in groups.iter_mut().filter(|g| g.error_code == ErrorCode::NONE) {
+        for g in groups
+            .iter_mut()
+            .filter(|g| g.error_code == ErrorCode::NONE)
+        {
             g.authorized_operations = authorized_operations(ResourceType::Group, &g.group_id);
         }
     }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use weir_protocol::requests::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 use weir_protocol::responses::{
-    ApiVersionsResponse, AUTHORIZED_OPERATIONS_OMITTED, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
+    ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
     FindCoordinatorResponse, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+    AUTHORIZED_OPERATIONS_OMITTED,
 };
 use weir_protocol::ErrorCode;
 
@@ -150,7 +151,10 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
     }
 }
 
-pub fn describe_cluster(broker: &Broker, request: &DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(
+    broker: &Broker,
+    request: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let (host, port) = broker.advertised();
     DescribeClusterResponse {
         cluster_authorized_operations: if request.include_cluster_authorized_operations {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{
-    ConfigEntry, CreatableTopic, CreateTopicsRequest, ErrorCode, ProducePartition,
-    ProduceRequest, ProduceTopic, Request, Response,
+    ConfigEntry, CreatableTopic, CreateTopicsRequest, ErrorCode, ProducePartition, ProduceRequest,
+    ProduceTopic, Request, Response,
 };
 use weir_storage::records::{encode_batch, NewRecord};
 
