@@ -35,18 +35,28 @@ def test_fetch_response_stays_within_fetch_max_bytes_but_its_first_batch(broker,
     create_topic(broker.bootstrap, topic, partitions=2)
     p = producer(broker.bootstrap, **{"linger.ms": 0})
     records = [
-        {"value": bytes([i]) * RECORD, "partition": part} for part in (0, 1) for i in range(2)
+        {"value": bytes([i]) * RECORD, "partition": part} for part in (0, 1) for i in range(4)
     ]
     produce_and_flush(p, topic, records, flush_each=True)
     # librdkafka rejects a response larger than receive.message.max.bytes, whose minimum is
-    # fetch.max.bytes + 512: two ~920 KB batches in one response would break this consumer.
+    # fetch.max.bytes + 512 ("Invalid response size ...: increase receive.message.max.bytes"),
+    # drops the connection and retries: two ~920 KB batches in one response break every fetch
+    # that names both partitions.
+    errors = []
     c = consumer(
         broker.bootstrap,
-        **{"fetch.max.bytes": 1_000_000, "receive.message.max.bytes": 1_000_512},
+        **{
+            "fetch.max.bytes": 1_000_000,
+            "receive.message.max.bytes": 1_000_512,
+            "error_cb": lambda e: errors.append(str(e)),
+        },
     )
     assign_from_beginning(c, topic, [0, 1])
-    got = consume_n(c, 4, timeout=WAIT_S)
-    assert sorted((m.partition(), m.offset()) for m in got) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    got = consume_n(c, 8, timeout=WAIT_S)
+    assert sorted((m.partition(), m.offset()) for m in got) == [
+        (p, o) for p in (0, 1) for o in range(4)
+    ]
+    assert errors == []
     assert all(len(m.value()) == RECORD for m in got)
 
 
