@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::{DataDir, DataDirOptions, OsFileSync};
+use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::{Metrics, TimedFileSync};
@@ -33,6 +34,8 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics (see `metrics`).
     pub metrics: Arc<Metrics>,
+    /// Dynamic BROKER and GROUP configs set through the Admin API.
+    pub configs: DynamicConfigs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,17 @@ impl Broker {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, OpenError> {
+        Self::open_with(config, clock, metrics, OsFileSync)
+    }
+
+    /// [`Broker::open_with_metrics`] with the storage's file operations done by `file_io`
+    /// (tests inject disk failures through it).
+    pub fn open_with<S: FileSync>(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        file_io: S,
+    ) -> Result<Arc<Self>, OpenError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta_dir = dir.join("__weir_meta");
@@ -97,7 +111,7 @@ impl Broker {
             &dir.join("logs"),
             DataDirOptions {
                 file_sync: Arc::new(TimedFileSync {
-                    inner: OsFileSync,
+                    inner: file_io,
                     metrics: metrics.clone(),
                 }),
             },
@@ -105,6 +119,7 @@ impl Broker {
         let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -126,6 +141,7 @@ impl Broker {
             appended: Notify::new(),
             clock,
             metrics,
+            configs,
         }))
     }
 

@@ -2,8 +2,13 @@
 //!
 //! A session remembers which partitions a consumer fetches and at what offset, so later fetches send
 //! only changes and get back only partitions with something new. This module owns session bookkeeping
-//! only: which partitions a fetch covers and which of them a response must include. Reading the logs
-//! is the fetch handler's job.
+//! only: which partitions a fetch covers, in which order they are read, and which of them a response
+//! must include. Reading the logs is the fetch handler's job.
+//!
+//! Order matters because a response stops taking data at its byte limit: a full fetch reads the
+//! partitions in the order the request lists them; within a session, a partition that returned
+//! data moves to the end of the order, so the next fetch reads the others first and one busy
+//! partition cannot starve the rest (Kafka's fetch sessions do the same).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +26,8 @@ pub struct SessionPartition {
     /// What the last response told the client, to decide whether it must hear about this partition again.
     pub last_high_watermark: i64,
     pub last_log_start_offset: i64,
+    /// Position in the session's read order (lower first).
+    pub rank: u64,
 }
 
 #[derive(Debug)]
@@ -28,6 +35,21 @@ struct Session {
     next_epoch: i32,
     partitions: BTreeMap<PartitionKey, SessionPartition>,
     last_used_ms: i64,
+    /// The rank the next partition added or moved to the end gets.
+    next_rank: u64,
+}
+
+impl Session {
+    /// The partitions in read order.
+    fn listed(&self) -> Vec<(PartitionKey, SessionPartition)> {
+        let mut listed: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        listed.sort_by_key(|(_, p)| p.rank);
+        listed
+    }
 }
 
 #[derive(Debug, Default)]
@@ -79,18 +101,20 @@ impl FetchSessions {
         forgotten: &[PartitionKey],
         now_ms: i64,
     ) -> Result<ResolvedFetch, ErrorCode> {
-        let fresh = |r: &RequestedPartition| SessionPartition {
+        let fresh = |r: &RequestedPartition, rank: u64| SessionPartition {
             fetch_offset: r.fetch_offset,
             partition_max_bytes: r.partition_max_bytes,
             last_high_watermark: -1,
             last_log_start_offset: -1,
+            rank,
         };
         if epoch == -1 {
             // Sessionless full fetch; also closes `session_id` if the client names one.
             self.sessions.remove(&session_id);
             let partitions = requested
                 .iter()
-                .map(|r| (r.key.clone(), fresh(r)))
+                .zip(0..)
+                .map(|(r, rank)| (r.key.clone(), fresh(r, rank)))
                 .collect();
             return Ok(ResolvedFetch {
                 session_id: 0,
@@ -105,20 +129,17 @@ impl FetchSessions {
             let id = self.new_id();
             let partitions: BTreeMap<_, _> = requested
                 .iter()
-                .map(|r| (r.key.clone(), fresh(r)))
+                .zip(0..)
+                .map(|(r, rank)| (r.key.clone(), fresh(r, rank)))
                 .collect();
-            let listed = partitions
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            self.sessions.insert(
-                id,
-                Session {
-                    next_epoch: 1,
-                    partitions,
-                    last_used_ms: now_ms,
-                },
-            );
+            let session = Session {
+                next_epoch: 1,
+                next_rank: partitions.len() as u64,
+                partitions,
+                last_used_ms: now_ms,
+            };
+            let listed = session.listed();
+            self.sessions.insert(id, session);
             return Ok(ResolvedFetch {
                 session_id: id,
                 incremental: false,
@@ -138,18 +159,18 @@ impl FetchSessions {
             session.partitions.remove(key);
         }
         for r in &requested {
+            let rank = session.next_rank;
             let entry = session
                 .partitions
                 .entry(r.key.clone())
-                .or_insert_with(|| fresh(r));
+                .or_insert_with(|| fresh(r, rank));
+            if entry.rank == rank {
+                session.next_rank += 1;
+            }
             entry.fetch_offset = r.fetch_offset;
             entry.partition_max_bytes = r.partition_max_bytes;
         }
-        let partitions = session
-            .partitions
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let partitions = session.listed();
         Ok(ResolvedFetch {
             session_id,
             incremental: true,
@@ -158,27 +179,32 @@ impl FetchSessions {
     }
 
     /// Records what a response told the client about a partition. Returns whether an incremental
-    /// response must include it (new data, an error, or changed offsets).
+    /// response must include it (new data, an error, or changed offsets). A partition that got
+    /// records moves to the end of the session's read order.
     pub fn note_sent(
         &mut self,
         session_id: i32,
         key: &PartitionKey,
         high_watermark: i64,
         log_start_offset: i64,
-        has_records_or_error: bool,
+        has_records: bool,
+        has_error: bool,
     ) -> bool {
-        let Some(p) = self
-            .sessions
-            .get_mut(&session_id)
-            .and_then(|s| s.partitions.get_mut(key))
-        else {
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return true;
+        };
+        let Some(p) = session.partitions.get_mut(key) else {
             return true;
         };
         let changed =
             p.last_high_watermark != high_watermark || p.last_log_start_offset != log_start_offset;
         p.last_high_watermark = high_watermark;
         p.last_log_start_offset = log_start_offset;
-        changed || has_records_or_error
+        if has_records {
+            p.rank = session.next_rank;
+            session.next_rank += 1;
+        }
+        changed || has_records || has_error
     }
 }
 
@@ -234,9 +260,35 @@ mod tests {
             .expect("session")
             .session_id;
         let key = ("t".to_string(), 0);
-        assert!(s.note_sent(id, &key, 10, 0, false));
-        assert!(!s.note_sent(id, &key, 10, 0, false));
-        assert!(s.note_sent(id, &key, 11, 0, false));
+        assert!(s.note_sent(id, &key, 10, 0, false, false));
+        assert!(!s.note_sent(id, &key, 10, 0, false, false));
+        assert!(s.note_sent(id, &key, 11, 0, false, false));
+    }
+
+    #[test]
+    fn partitions_are_read_in_request_order_then_those_that_returned_data_go_last() {
+        let mut s = FetchSessions::default();
+        let keys =
+            |r: &ResolvedFetch| -> Vec<i32> { r.partitions.iter().map(|(k, _)| k.1).collect() };
+        let full = s
+            .resolve(
+                0,
+                0,
+                vec![req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)],
+                &[],
+                0,
+            )
+            .expect("session");
+        assert_eq!(keys(&full), vec![2, 0, 1]);
+        let id = full.session_id;
+        // Partition 2 returned data, partition 0 only an offset change.
+        s.note_sent(id, &("t".to_string(), 2), 5, 0, true, false);
+        s.note_sent(id, &("t".to_string(), 0), 5, 0, false, false);
+        let inc = s.resolve(id, 1, vec![req("t", 3, 0)], &[], 1).expect("inc");
+        assert_eq!(keys(&inc), vec![0, 1, 2, 3]);
+        s.note_sent(id, &("t".to_string(), 0), 6, 0, true, false);
+        let inc = s.resolve(id, 2, vec![], &[], 2).expect("inc");
+        assert_eq!(keys(&inc), vec![1, 2, 3, 0]);
     }
 
     #[test]

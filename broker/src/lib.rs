@@ -3,10 +3,12 @@
 //! offsets, producer ids). See ARCHITECTURE.md for the map.
 
 pub mod admin_http;
+pub mod authz;
 pub mod broker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod dynamic_config;
 pub mod errors;
 pub mod fetch_sessions;
 pub mod groups;

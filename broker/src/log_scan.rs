@@ -1,5 +1,5 @@
 //! Reading a whole partition log batch by batch, for the broker's own start-up scans (producer state,
-//! committed offsets) and for ListOffsets' max-timestamp query.
+//! committed offsets).
 
 use weir_storage::batch::{validate_batches, BatchHeader};
 use weir_storage::{Log, StorageError};

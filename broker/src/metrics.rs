@@ -59,6 +59,15 @@ pub struct GroupPartitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteFailureLabels {
+    /// The OS error, e.g. `ENOSPC` (`other` for errors outside a short list).
+    pub cause: &'static str,
+    /// `true`: a write or fsync failed after offsets were assigned, and the log refuses appends
+    /// until the broker restarts; `false`: appends fail until the disk has room again.
+    pub poisoned: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
     /// `max_connections` or `max_connections_per_ip`.
     pub reason: &'static str,
@@ -253,9 +262,18 @@ fn scrape_state(broker: &Broker) -> Registry {
     let size = Family::<PartitionLabels, Gauge>::default();
     let committed = Family::<GroupPartitionLabels, Gauge>::default();
     let lag = Family::<GroupPartitionLabels, Gauge>::default();
+    let unable_to_write = Family::<WriteFailureLabels, Gauge>::default();
     let topics = broker.topics.all();
     for topic in &topics {
         for p in &topic.partitions {
+            if let Some(failure) = p.log.write_failure() {
+                unable_to_write
+                    .get_or_create(&WriteFailureLabels {
+                        cause: failure.cause(),
+                        poisoned: if failure.poisoned { "true" } else { "false" },
+                    })
+                    .inc();
+            }
             let labels = PartitionLabels {
                 topic: topic.name.clone(),
                 partition: p.index,
@@ -301,6 +319,11 @@ fn scrape_state(broker: &Broker) -> Registry {
         "partition_size_bytes",
         "Bytes of the partition's segment files",
         size,
+    );
+    registry.register(
+        "logs_unable_to_write",
+        "Partition logs whose appends fail, by OS error and whether the log is poisoned (absent when every log can write)",
+        unable_to_write,
     );
     registry.register(
         "group_committed_offset",
@@ -355,6 +378,12 @@ pub struct TimedFileSync<S> {
 }
 
 impl<S: FileSync> FileSync for TimedFileSync<S> {
+    fn write_all_at(&self, file: &File, buf: &[u8], pos: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(file, buf, pos)
+    }
+    fn allocate(&self, file: &File, from: u64, to: u64) -> std::io::Result<()> {
+        self.inner.allocate(file, from, to)
+    }
     fn sync_data(&self, file: &File) -> std::io::Result<()> {
         let started = Instant::now();
         let r = self.inner.sync_data(file);

@@ -151,6 +151,10 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     .collect()
             });
             msg.allow_auto_topic_creation = r.allow_auto_topic_creation;
+            msg.include_topic_authorized_operations = r.include_topic_authorized_operations;
+            if v <= 10 {
+                msg.include_cluster_authorized_operations = r.include_cluster_authorized_operations;
+            }
             put(out, v, &msg)
         }
         Request::Produce(r) => {

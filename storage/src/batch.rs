@@ -322,6 +322,22 @@ pub(crate) fn first_record_at_or_after(batch: &[u8], ts: i64) -> Option<(i64, i6
     None
 }
 
+/// The offset of the first record of `batch` (one whole batch with header `h`) stamped with the
+/// batch's max timestamp, as Kafka's `RecordBatch.offsetOfMaxTimestamp` finds it. Under
+/// LogAppendTime every record carries the batch's time, so it is the first record. Compressed
+/// batches are not decoded: the first record if it carries the maximum (its timestamp is the
+/// base timestamp), otherwise the last record (producers stamp records in order).
+pub(crate) fn offset_of_max_timestamp(batch: &[u8], h: &BatchHeader) -> i64 {
+    if h.is_log_append_time() {
+        return h.base_offset;
+    }
+    match first_record_at_or_after(batch, h.max_timestamp) {
+        Some((offset, _)) => offset,
+        None if h.base_timestamp == h.max_timestamp => h.base_offset,
+        None => h.last_offset(),
+    }
+}
+
 /// Helpers that build valid v2 batches, for this crate's tests and other crates' tests
 /// (enable the `testing` feature).
 #[cfg(any(test, feature = "testing"))]

@@ -26,7 +26,8 @@ const DELETING_SUFFIX: &str = ".deleting";
 /// Options for [`DataDir::open_with`].
 #[derive(Clone)]
 pub struct DataDirOptions {
-    /// How data is forced to disk. Replace only to inject failures in tests.
+    /// How data is written, forced to disk and files grown. Replace only to inject failures in
+    /// tests.
     pub file_sync: Arc<dyn FileSync>,
 }
 
@@ -55,6 +56,7 @@ pub struct DataDir {
     logs: Mutex<HashMap<String, Arc<Log>>>,
     writer: Mutex<Option<WriterThread>>,
     stats: Arc<WriterCounters>,
+    file_io: Arc<dyn FileSync>,
     _lock: File,
 }
 
@@ -126,6 +128,7 @@ impl DataDir {
             logs: Mutex::new(HashMap::new()),
             writer: Mutex::new(Some(WriterThread { tx, handle })),
             stats,
+            file_io: opts.file_sync,
             _lock: lock,
         }))
     }
@@ -169,6 +172,7 @@ impl DataDir {
             config,
             tx,
             Arc::clone(&self.stats),
+            Arc::clone(&self.file_io),
         )?);
         logs.insert(name.to_string(), Arc::clone(&log));
         Ok(log)

@@ -27,4 +27,4 @@ pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsync
 pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
-pub use writer::{FileSync, OsFileSync, WriterStats};
+pub use writer::{FileSync, OsFileSync, WriteFailure, WriterStats};

@@ -24,7 +24,9 @@ use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::checkpoint;
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
 use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
-use crate::writer::{Completer, Completion, LogSync, Msg, WriteReq, WriterCounters};
+use crate::writer::{
+    Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
+};
 use crate::{Offset, StorageError};
 
 struct LogState {
@@ -66,6 +68,8 @@ pub struct Log {
     log_start: AtomicI64,
     writer: Sender<Msg>,
     stats: Arc<WriterCounters>,
+    /// Writes and file growth of appends (the data directory's [`FileSync`]).
+    file_io: Arc<dyn FileSync>,
 }
 
 /// An append whose offsets are assigned and whose write is queued; see [`Log::append_pending`].
@@ -120,6 +124,7 @@ impl Log {
         config: LogConfig,
         writer: Sender<Msg>,
         stats: Arc<WriterCounters>,
+        file_io: Arc<dyn FileSync>,
     ) -> Result<Log, StorageError> {
         fs::create_dir_all(&dir)?;
         let clean = checkpoint::is_clean(&dir);
@@ -232,7 +237,6 @@ impl Log {
         }
         Ok(Log {
             name: name.to_string(),
-            dir,
             state: Mutex::new(LogState {
                 config,
                 segments,
@@ -241,11 +245,13 @@ impl Log {
                 closed: false,
             }),
             meta: Mutex::new(()),
-            sync: Arc::new(LogSync::new(leo)),
+            sync: Arc::new(LogSync::new(leo, name, &dir)),
             leo: AtomicI64::new(leo),
             log_start: AtomicI64::new(log_start),
             writer,
             stats,
+            file_io,
+            dir,
         })
     }
 
@@ -331,10 +337,18 @@ impl Log {
         }
         let base = st.leo;
         let next = base.checked_add(span).ok_or(StorageError::OffsetOverflow)?;
-        self.maybe_roll(&mut st, len, next, now)?;
+        // Rolling and growing the file are the steps a full disk fails first (the data itself
+        // goes into preallocated space). No offset is assigned yet, so a failure here leaves
+        // the log intact: the append fails and the next one tries again.
+        match self.make_room(&mut st, len, next, now) {
+            Ok(()) => self.sync.note_success(),
+            Err(StorageError::Io(e)) => {
+                self.sync.note_failure("growing the log", &e);
+                return Err(StorageError::Io(e));
+            }
+            Err(e) => return Err(e),
+        }
         let interval = st.config.index_interval_bytes;
-        let prealloc = st.config.preallocate_bytes;
-        let seg_bytes = st.config.effective_segment_bytes();
         let policy = st.config.fsync;
         let log_start = st.log_start;
         let seg = st.active_mut().ok_or(StorageError::Closed)?;
@@ -343,22 +357,6 @@ impl Log {
         }
         let file_pos = seg.size;
         let end = file_pos + len;
-        if end > seg.allocated {
-            if prealloc > 0 {
-                // Grow geometrically (double what the segment has, from MIN_PREALLOCATE_BYTES) up
-                // to chunks of `preallocate_bytes`, never past the segment size: a partition that
-                // holds a few records reserves kilobytes, not a whole chunk, while a busy one
-                // still pays one size change per chunk.
-                let chunk = seg
-                    .allocated
-                    .clamp(MIN_PREALLOCATE_BYTES.min(prealloc), prealloc);
-                let target = end.max(seg.allocated + chunk).min(seg_bytes.max(end));
-                segment::preallocate(&seg.file.file, seg.allocated, target)?;
-                seg.allocated = target;
-            } else {
-                seg.allocated = end;
-            }
-        }
         let mut cur = base;
         let mut pos = 0usize;
         for h in &headers {
@@ -389,8 +387,8 @@ impl Log {
         if policy != FsyncPolicy::Always && self.sync.inflight.load(Ordering::Acquire) == 0 {
             // Nothing to wait for and nothing of this log queued: write here, under the lock
             // (which keeps this log's writes in offset order), instead of handing off.
-            if let Err(e) = file.file.write_all_at(&records, file_pos) {
-                self.sync.poison("segment write", &e);
+            if let Err(e) = self.file_io.write_all_at(&file.file, &records, file_pos) {
+                self.sync.poison("segment write", &file.path, &e);
                 return Err(StorageError::Io(e));
             }
             self.stats.direct_write(records.len());
@@ -433,6 +431,40 @@ impl Log {
         }
         drop(st);
         Ok(PendingAppend { result, done })
+    }
+
+    /// Makes the active segment able to take `len` more bytes: rolls if needed, then grows the
+    /// file so the bytes land in allocated space.
+    fn make_room(
+        &self,
+        st: &mut LogState,
+        len: u64,
+        next: Offset,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        self.maybe_roll(st, len, next, now)?;
+        let prealloc = st.config.preallocate_bytes;
+        let seg_bytes = st.config.effective_segment_bytes();
+        let seg = st.active_mut().ok_or(StorageError::Closed)?;
+        let end = seg.size + len;
+        if end > seg.allocated {
+            if prealloc > 0 {
+                // Grow geometrically (double what the segment has, from MIN_PREALLOCATE_BYTES) up
+                // to chunks of `preallocate_bytes`, never past the segment size: a partition that
+                // holds a few records reserves kilobytes, not a whole chunk, while a busy one
+                // still pays one size change per chunk.
+                let chunk = seg
+                    .allocated
+                    .clamp(MIN_PREALLOCATE_BYTES.min(prealloc), prealloc);
+                let target = end.max(seg.allocated + chunk).min(seg_bytes.max(end));
+                self.file_io
+                    .allocate(&seg.file.file, seg.allocated, target)?;
+                seg.allocated = target;
+            } else {
+                seg.allocated = end;
+            }
+        }
+        Ok(())
     }
 
     /// Rolls to a new segment at the log end offset if the active one is full, too old, out of
@@ -499,6 +531,22 @@ impl Log {
     /// high watermark; `Err(OffsetOutOfRange)` if `offset < log_start_offset` or
     /// `offset > log_end_offset`.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+        self.read_batches(offset, max_bytes, true)
+    }
+
+    /// Like [`Self::read`], but never returns more than `max_bytes`: if the first batch alone is
+    /// larger, the answer is empty. For the partitions of a fetch after the first one that
+    /// returned data (Kafka lets only that one exceed the limits, KIP-74).
+    pub fn read_within(&self, offset: Offset, max_bytes: usize) -> Result<Vec<u8>, StorageError> {
+        self.read_batches(offset, max_bytes, false)
+    }
+
+    fn read_batches(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Vec<u8>, StorageError> {
         let mut after: Option<Offset> = None;
         loop {
             let (file, pos, hw) = {
@@ -526,7 +574,7 @@ impl Log {
                 after = Some(seg.base);
                 (Arc::clone(&seg.file), pos, hw)
             };
-            if let Some(bytes) = read_from(&file, pos, offset, hw, max_bytes)? {
+            if let Some(bytes) = read_from(&file, pos, offset, hw, max_bytes, min_one_batch)? {
                 return Ok(bytes);
             }
             // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
@@ -551,6 +599,13 @@ impl Log {
     /// Whether a failed write or fsync has poisoned this log.
     pub fn is_poisoned(&self) -> bool {
         self.sync.is_poisoned()
+    }
+
+    /// Why appends to this log fail right now: `None` while they succeed. A failure that is not
+    /// poisoning (the disk was full when the log had to grow) clears with the next append that
+    /// gets past that step.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.sync.failure()
     }
 
     /// First record at or after `ts_ms`: `(offset, timestamp)`. For uncompressed CreateTime
@@ -610,6 +665,61 @@ impl Log {
                 pos += h.total_len() as u64;
             }
         }
+    }
+
+    /// The record with the largest timestamp (Kafka's ListOffsets `MAX_TIMESTAMP`): `(offset,
+    /// timestamp)`, the earliest such record if several share it. `None` for an empty log, or
+    /// if that record is not readable yet (above the high watermark).
+    ///
+    /// Costs one index lookup and a read of the batch holding it, whatever the log's size: each
+    /// segment knows its largest timestamp and where the batch holding it is. Within the batch
+    /// the record is found as Kafka does: with LogAppendTime every record carries the batch's
+    /// time, so it is the first; otherwise the first record stamped with the batch's maximum.
+    /// Records of compressed batches are not decoded here: their first record when it carries
+    /// the maximum (its timestamp is the batch's base timestamp), else the batch's last record.
+    pub fn max_timestamp(&self) -> Result<Option<(Offset, i64)>, StorageError> {
+        let (file, start, max_ts, hw) = {
+            let mut st = self.state.lock();
+            let hw = self.sync.hw.load(Ordering::Acquire);
+            let cfg = st.config.clone();
+            // The first segment with the largest maximum, as Kafka picks it.
+            let mut best: Option<&mut Segment> = None;
+            for seg in st.segments.values_mut() {
+                if seg.size > 0 && best.as_ref().is_none_or(|b| seg.max_ts > b.max_ts) {
+                    best = Some(seg);
+                }
+            }
+            let Some(seg) = best else {
+                return Ok(None);
+            };
+            let hint = seg.offset_of_max_ts.saturating_sub(1).max(seg.base);
+            let start = if seg.offset_of_max_ts > seg.base {
+                seg.start_position(hint, &cfg)?
+            } else {
+                0
+            };
+            (Arc::clone(&seg.file), start, seg.max_ts, hw)
+        };
+        let limit = file.readable.load(Ordering::Acquire);
+        // From the hint first; from the segment start if the hint was stale (a rebuilt index).
+        for from in [start, 0] {
+            let mut pos = from;
+            while let Some(h) = read_header(&file.file, pos, limit)? {
+                if h.max_timestamp == max_ts {
+                    if h.base_offset >= hw {
+                        return Ok(None);
+                    }
+                    let mut buf = vec![0u8; h.total_len()];
+                    file.file.read_exact_at(&mut buf, pos)?;
+                    return Ok(Some((batch::offset_of_max_timestamp(&buf, &h), max_ts)));
+                }
+                pos += h.total_len() as u64;
+            }
+            if from == 0 {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// Advances the log start offset to `offset` (Kafka DeleteRecords), persists it and deletes
@@ -834,6 +944,7 @@ fn read_from(
     offset: Offset,
     hw: Offset,
     max_bytes: usize,
+    min_one_batch: bool,
 ) -> io::Result<Option<Vec<u8>>> {
     let limit = file.readable.load(Ordering::Acquire);
     let first = loop {
@@ -848,6 +959,9 @@ fn read_from(
         }
         pos += h.total_len() as u64;
     };
+    if !min_one_batch && first.total_len() > max_bytes {
+        return Ok(Some(Vec::new()));
+    }
     let want = (max_bytes as u64)
         .max(first.total_len() as u64)
         .min(limit - pos);

@@ -44,6 +44,8 @@ pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<Offset> {
 /// directory's writer thread (which writes and syncs it).
 pub(crate) struct SegmentFile {
     pub file: File,
+    /// The data file's path (for log lines about failures).
+    pub path: PathBuf,
     /// Bytes at the start of the file that are written and acknowledged, i.e. safe to read.
     pub readable: AtomicU64,
     /// Written since the writer last synced it (or told it about it): set by direct writes,
@@ -122,7 +124,12 @@ pub(crate) struct Segment {
     pub time_index: TimeIndex,
     /// Largest batch max-timestamp in the segment (i64::MIN when empty).
     pub max_ts: i64,
-    /// Base offset of the batch holding `max_ts`.
+    /// Where the first batch holding `max_ts` is: its base offset for the active segment and
+    /// for segments whose indexes were built by reading them (recovery, rebuilds). For a
+    /// segment opened from its sealed time index it is the offset of the index's last entry,
+    /// which is that batch or the first indexed batch after it (an entry is added at the first
+    /// index point after the maximum rose); [`crate::Log::max_timestamp`] scans from the offset
+    /// index entry before it, so opening a log never reads whole sealed segments for this.
     pub offset_of_max_ts: Offset,
     bytes_since_index: u64,
     /// Whether the segment is no longer active (its index files are trimmed).
@@ -159,6 +166,7 @@ impl Segment {
             dir: dir.to_path_buf(),
             file: Arc::new(SegmentFile {
                 file,
+                path: Self::path(dir, base, LOG_EXT),
                 readable: AtomicU64::new(0),
                 dirty: AtomicBool::new(false),
             }),

@@ -15,11 +15,16 @@
 //!
 //! A failed write or fsync poisons the log ([`LogSync::poisoned`]): after a failed fsync the
 //! kernel may have dropped the dirty pages, so retrying could report success for lost data.
+//! A failure *before* any offset is assigned (growing a segment file, rolling to a new one —
+//! where a full disk shows first, because files are preallocated) leaves the log intact: the
+//! append fails and the next one retries. Both are tracked in [`LogSync`] so operators see
+//! them ([`WriteFailure`]): logged once per state change, and readable for metrics.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -31,8 +36,10 @@ use crate::config::FsyncPolicy;
 use crate::segment::SegmentFile;
 use crate::{Offset, StorageError};
 
-/// How the writer forces data to stable storage. The default is the OS (`fdatasync`/`fsync`);
-/// tests substitute failing implementations to exercise poisoning.
+/// The file operations of appends that can fail for reasons outside the program: forcing data
+/// to stable storage, writing it, and growing segment files. The default is the OS
+/// (`fdatasync`/`fsync`, `pwrite`, `fallocate`); tests substitute failing implementations to
+/// exercise poisoning and a full disk.
 pub trait FileSync: Send + Sync + 'static {
     /// Makes the file's data (and the metadata needed to read it) durable: `fdatasync`.
     fn sync_data(&self, file: &File) -> io::Result<()>;
@@ -40,6 +47,17 @@ pub trait FileSync: Send + Sync + 'static {
     fn sync_all(&self, file: &File) -> io::Result<()> {
         self.sync_data(file)?;
         file.sync_all()
+    }
+    /// Writes all of `buf` at `pos` (`pwrite`). Offsets are already assigned to the data, so a
+    /// failure poisons the log.
+    fn write_all_at(&self, file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
+        file.write_all_at(buf, pos)
+    }
+    /// Grows `file` from `from` to `to` bytes with real blocks (`fallocate`, or a size change
+    /// where unsupported). Runs before offsets are assigned, so a failure (`ENOSPC`) fails the
+    /// append and leaves the log usable.
+    fn allocate(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
+        crate::segment::preallocate(file, from, to)
     }
 }
 
@@ -96,7 +114,42 @@ impl WriterCounters {
     }
 }
 
-/// The part of a log the writer updates: its high watermark and poison flag.
+/// Why a log cannot take appends right now (see [`crate::Log::write_failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The OS error number (`libc::ENOSPC`, ...), if the failure was an OS error.
+    pub errno: Option<i32>,
+    /// A write or fsync failed after offsets were assigned: the log refuses every append until
+    /// it is reopened (a broker restart). Otherwise nothing was written, and the next append
+    /// tries again.
+    pub poisoned: bool,
+}
+
+impl WriteFailure {
+    /// A short, bounded name of the cause, e.g. `ENOSPC` (for log lines and metric labels).
+    pub fn cause(&self) -> &'static str {
+        errno_name(self.errno)
+    }
+}
+
+/// Names of the errors a failing disk or file system reports; anything else is `other`.
+fn errno_name(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::EDQUOT) => "EDQUOT",
+        Some(libc::EIO) => "EIO",
+        Some(libc::EROFS) => "EROFS",
+        Some(libc::EFBIG) => "EFBIG",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::EMFILE) => "EMFILE",
+        Some(libc::ENFILE) => "ENFILE",
+        Some(libc::ENOMEM) => "ENOMEM",
+        _ => "other",
+    }
+}
+
+/// The part of a log the writer updates: its high watermark, poison flag and write failures.
 #[derive(Debug)]
 pub(crate) struct LogSync {
     pub hw: AtomicI64,
@@ -104,23 +157,99 @@ pub(crate) struct LogSync {
     /// Write requests queued to the writer and not yet completed. While non-zero, appends must
     /// queue too (instead of writing directly) so the high watermark advances in order.
     pub inflight: AtomicU64,
+    /// Log name and directory, for the log lines of failures.
+    name: String,
+    dir: PathBuf,
+    /// Set while `failure` holds a failure (a cheap check on every successful append).
+    failing: AtomicBool,
+    failure: parking_lot::Mutex<Option<WriteFailure>>,
 }
 
 impl LogSync {
-    pub fn new(hw: Offset) -> Self {
+    pub fn new(hw: Offset, name: &str, dir: &Path) -> Self {
         LogSync {
             hw: AtomicI64::new(hw),
             poisoned: AtomicBool::new(false),
             inflight: AtomicU64::new(0),
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            failing: AtomicBool::new(false),
+            failure: parking_lot::Mutex::new(None),
         }
     }
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
-    pub fn poison(&self, what: &str, e: &io::Error) {
+    /// A write or fsync of data with assigned offsets failed: refuse every later append.
+    pub fn poison(&self, what: &str, path: &Path, e: &io::Error) {
+        let errno = e.raw_os_error();
+        *self.failure.lock() = Some(WriteFailure {
+            errno,
+            poisoned: true,
+        });
+        self.failing.store(true, Ordering::Release);
         if !self.poisoned.swap(true, Ordering::AcqRel) {
-            tracing::error!(error = %e, "{what} failed; log poisoned, refusing further appends");
+            tracing::error!(
+                log = %self.name,
+                path = %path.display(),
+                errno = errno.unwrap_or(0),
+                cause = errno_name(errno),
+                error = %e,
+                "{what} failed; log poisoned, refusing appends until it is reopened (restart the broker after fixing the disk)"
+            );
         }
+    }
+    /// An append failed before any offset was assigned (the log is intact): logged once until
+    /// an append succeeds again.
+    pub fn note_failure(&self, what: &str, e: &io::Error) {
+        let errno = e.raw_os_error();
+        let mut failure = self.failure.lock();
+        if failure.is_some_and(|f| f.poisoned) {
+            return;
+        }
+        let fresh = WriteFailure {
+            errno,
+            poisoned: false,
+        };
+        if *failure != Some(fresh) {
+            tracing::warn!(
+                log = %self.name,
+                path = %self.dir.display(),
+                errno = errno.unwrap_or(0),
+                cause = errno_name(errno),
+                error = %e,
+                "{what} failed; appends to this log fail until it succeeds again"
+            );
+        }
+        *failure = Some(fresh);
+        self.failing.store(true, Ordering::Release);
+    }
+    /// An append got past the steps that failed before: writes have resumed.
+    pub fn note_success(&self) {
+        if !self.failing.load(Ordering::Acquire) {
+            return;
+        }
+        let mut failure = self.failure.lock();
+        if let Some(f) = *failure {
+            if f.poisoned {
+                return;
+            }
+            tracing::info!(
+                log = %self.name,
+                path = %self.dir.display(),
+                cause = f.cause(),
+                "appends to this log succeed again"
+            );
+        }
+        *failure = None;
+        self.failing.store(false, Ordering::Release);
+    }
+    /// The current failure, if any.
+    pub fn failure(&self) -> Option<WriteFailure> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        *self.failure.lock()
     }
 }
 
@@ -306,8 +435,8 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                     stats
                         .bytes
                         .fetch_add(req.data.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = req.file.file.write_all_at(&req.data, req.pos) {
-                        req.log.poison("segment write", &e);
+                    if let Err(e) = sync.write_all_at(&req.file.file, &req.data, req.pos) {
+                        req.log.poison("segment write", &req.file.path, &e);
                         req.log.inflight.fetch_sub(1, Ordering::AcqRel);
                         req.done.finish(Err(StorageError::Io(e)));
                         continue;
@@ -379,7 +508,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                             .set_len(len)
                             .and_then(|_| sync.sync_all(&file.file));
                         if let Err(e) = r {
-                            log.poison("segment seal fsync", &e);
+                            log.poison("segment seal fsync", &file.path, &e);
                         }
                     }
                 }
@@ -395,7 +524,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             file.dirty.store(false, Ordering::SeqCst);
             if let Err(e) = sync.sync_data(&file.file) {
-                log.poison("fdatasync", &e);
+                log.poison("fdatasync", &file.path, &e);
             }
         }
         // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
@@ -435,7 +564,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                     f.dirty.store(false, Ordering::SeqCst);
                     if let Err(e) = sync.sync_data(&f.file) {
-                        d.log.poison("interval fdatasync", &e);
+                        d.log.poison("interval fdatasync", &f.path, &e);
                     }
                 }
             }

@@ -910,3 +910,189 @@ fn segments_without_timestamps_age_from_their_file_time_not_from_the_epoch() {
         "old enough: deleted"
     );
 }
+
+#[test]
+fn max_timestamp_is_the_earliest_record_holding_it_and_survives_reopening() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("t-0", small_cfg()).expect("log");
+    assert_eq!(log.max_timestamp().expect("empty"), None);
+    // Batch i (3 records, offsets 3i..3i+2) holds its largest timestamp in the middle record;
+    // batch 7 holds the log's maximum (9_999), then later batches (and segments) stay below it,
+    // and batch 20 repeats the maximum (the earlier record wins, as in Kafka).
+    for i in 0..30i64 {
+        let peak = if i == 7 || i == 20 { 9_999 } else { 100 * i };
+        log.append(batch_ts(i as u64, &[peak - 5, peak, peak - 1]), &opts())
+            .expect("append");
+    }
+    assert!(log.segment_count() >= 3, "{}", log.segment_count());
+    // The middle record of batch 7, not the last offset of its batch (KAFKA-16310).
+    assert_eq!(log.max_timestamp().expect("max"), Some((22, 9_999)));
+
+    // A clean reopen takes sealed segments' maxima from their time indexes, a crash rebuilds
+    // the tail: same answer both ways.
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+    let dd = DataDir::open(d.path()).expect("reopen");
+    let log = dd.open_log("t-0", small_cfg()).expect("log");
+    assert_eq!(log.max_timestamp().expect("max"), Some((22, 9_999)));
+    log.append(batch_ts(99, &[10_000, 20_000, 15_000]), &opts())
+        .expect("append");
+    assert_eq!(log.max_timestamp().expect("max"), Some((91, 20_000)));
+    dd.shutdown_unclean();
+    drop(log);
+    drop(dd);
+    let dd = DataDir::open(d.path()).expect("reopen");
+    let log = dd.open_log("t-0", small_cfg()).expect("log");
+    assert_eq!(log.max_timestamp().expect("max"), Some((91, 20_000)));
+
+    // LogAppendTime: every record carries the batch's time, so the first record holds it.
+    log.append(
+        batch(100, 3, 1),
+        &AppendOptions {
+            log_append_time_ms: Some(50_000),
+            ..opts()
+        },
+    )
+    .expect("append");
+    assert_eq!(log.max_timestamp().expect("max"), Some((93, 50_000)));
+}
+
+#[test]
+fn max_timestamp_of_a_sealed_segment_whose_maximum_came_before_its_last_index_entry() {
+    // The segment's maximum is in an early batch and later batches are older, so the time
+    // index's last entry (written at an index point after the maximum) is not that batch.
+    let d = tempfile::tempdir().expect("tmp");
+    // Batches are ~90 bytes: the first is indexed, the next index point is the fourth.
+    let cfg = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 200,
+        ..small_cfg()
+    };
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("t-0", cfg.clone()).expect("log");
+    log.append(batch_ts(0, &[10, 20]), &opts()).expect("append");
+    log.append(batch_ts(1, &[30, 500, 40]), &opts())
+        .expect("append");
+    for i in 2..8u64 {
+        log.append(batch_ts(i, &[50, 60]), &opts()).expect("append");
+    }
+    log.roll().expect("roll");
+    log.append(batch_ts(9, &[70]), &opts()).expect("append");
+    assert_eq!(log.max_timestamp().expect("max"), Some((3, 500)));
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+    let dd = DataDir::open(d.path()).expect("reopen");
+    let log = dd.open_log("t-0", cfg).expect("log");
+    assert_eq!(log.max_timestamp().expect("max"), Some((3, 500)));
+}
+
+#[test]
+fn read_within_never_returns_more_than_asked() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("t-0", small_cfg()).expect("log");
+    let one = batch(0, 3, 10);
+    let len = one.len();
+    log.append(one, &opts()).expect("append");
+    log.append(batch(1, 3, 10), &opts()).expect("append");
+    // `read` returns the first batch even when it is larger than asked (progress); the strict
+    // variant returns nothing then, and whole batches within the limit otherwise.
+    assert_eq!(log.read(0, len - 1).expect("read").len(), len);
+    assert!(log.read_within(0, len - 1).expect("read").is_empty());
+    assert_eq!(log.read_within(0, len).expect("read").len(), len);
+    assert_eq!(
+        log.read_within(0, 2 * len + 10).expect("read").len(),
+        2 * len
+    );
+}
+
+#[test]
+fn disk_full_while_growing_the_log_fails_the_append_but_not_the_log() {
+    let d = tempfile::tempdir().expect("tmp");
+    let disk = Arc::new(FullDisk::default());
+    let dd = DataDir::open_with(
+        d.path(),
+        DataDirOptions {
+            file_sync: disk.clone(),
+        },
+    )
+    .expect("open");
+    let cfg = LogConfig {
+        preallocate_bytes: 256,
+        ..small_cfg()
+    };
+    let log = dd.open_log("t-0", cfg).expect("log");
+    log.append(batch(0, 1, 1), &opts()).expect("append");
+    assert_eq!(log.write_failure(), None);
+    disk.allocate_full.store(true, Ordering::SeqCst);
+    // Appends that need the file to grow fail with the OS error; nothing is assigned.
+    let mut failed = None;
+    for i in 1..100u64 {
+        match log.append(batch(i, 4, 1), &opts()) {
+            Ok(_) => continue,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let err = failed.expect("the log had to grow");
+    assert!(
+        matches!(&err, StorageError::Io(e) if e.raw_os_error() == Some(libc_enospc())),
+        "{err:?}"
+    );
+    let failure = log.write_failure().expect("failure is visible");
+    assert_eq!(failure.errno, Some(libc_enospc()));
+    assert_eq!(failure.cause(), "ENOSPC");
+    assert!(!failure.poisoned);
+    assert!(!log.is_poisoned());
+    let leo = log.log_end_offset();
+    assert_eq!(log.high_watermark(), leo);
+    // Space is back: the next append succeeds right after the last acknowledged offset.
+    disk.allocate_full.store(false, Ordering::SeqCst);
+    let r = log
+        .append(batch(200, 2, 1), &opts())
+        .expect("append resumes");
+    assert_eq!(r.base_offset, leo);
+    assert_eq!(log.write_failure(), None);
+    assert_eq!(read_all(&log, 0).last().map(|(o, _)| *o), Some(leo));
+}
+
+#[test]
+fn disk_full_on_write_poisons_the_log() {
+    let d = tempfile::tempdir().expect("tmp");
+    let disk = Arc::new(FullDisk::default());
+    let dd = DataDir::open_with(
+        d.path(),
+        DataDirOptions {
+            file_sync: disk.clone(),
+        },
+    )
+    .expect("open");
+    for policy in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        let name = format!("t{}-0", policy == FsyncPolicy::Always);
+        let cfg = LogConfig {
+            fsync: policy,
+            ..small_cfg()
+        };
+        let log = dd.open_log(&name, cfg).expect("log");
+        log.append(batch(0, 1, 1), &opts()).expect("append");
+        disk.write_full.store(true, Ordering::SeqCst);
+        assert!(log.append(batch(1, 1, 1), &opts()).is_err());
+        disk.write_full.store(false, Ordering::SeqCst);
+        // Offsets were assigned to data that is not on disk: never retried.
+        assert!(matches!(
+            log.append(batch(2, 1, 1), &opts()),
+            Err(StorageError::Poisoned)
+        ));
+        let failure = log.write_failure().expect("failure is visible");
+        assert_eq!(
+            (failure.errno, failure.poisoned),
+            (Some(libc_enospc()), true)
+        );
+        assert_eq!(log.high_watermark(), 1);
+    }
+}

@@ -1,5 +1,5 @@
 //! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
-//! IncrementalAlterConfigs, DeleteRecords.
+//! IncrementalAlterConfigs, DeleteRecords. BROKER and GROUP configs are handed to `configs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use weir_protocol::responses::{
 };
 use weir_protocol::ErrorCode;
 
-use super::blocking;
 use super::produce::storage_error_code;
+use super::{blocking, configs};
 use crate::broker::Broker;
 use crate::topic_config::{ConfigError, TopicConfig};
 use crate::topics::TopicError;
@@ -26,9 +26,9 @@ use crate::topics::TopicError;
 /// DescribeConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 /// DescribeConfigs config sources.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -246,54 +246,6 @@ pub async fn create_partitions(
     }
 }
 
-fn broker_configs(broker: &Broker) -> Vec<(String, String, bool)> {
-    let c = &broker.config;
-    vec![
-        ("broker.id".into(), c.node_id.to_string(), false),
-        (
-            "auto.create.topics.enable".into(),
-            c.auto_create_topics.to_string(),
-            c.auto_create_topics,
-        ),
-        (
-            "num.partitions".into(),
-            c.default_partitions.to_string(),
-            c.default_partitions == 1,
-        ),
-        ("log.dirs".into(), c.data_dir.display().to_string(), false),
-        (
-            "socket.request.max.bytes".into(),
-            c.max_request_bytes.to_string(),
-            true,
-        ),
-        (
-            "group.initial.rebalance.delay.ms".into(),
-            c.group_initial_rebalance_delay_ms.to_string(),
-            c.group_initial_rebalance_delay_ms == 3000,
-        ),
-        (
-            "group.min.session.timeout.ms".into(),
-            c.group_min_session_timeout_ms.to_string(),
-            true,
-        ),
-        (
-            "group.max.session.timeout.ms".into(),
-            c.group_max_session_timeout_ms.to_string(),
-            true,
-        ),
-        (
-            "connections.max.idle.ms".into(),
-            c.connections_max_idle_ms.to_string(),
-            true,
-        ),
-        ("log.retention.ms".into(), "604800000".into(), true),
-        ("log.segment.bytes".into(), "1073741824".into(), true),
-        ("message.max.bytes".into(), "1048588".into(), true),
-        ("offsets.topic.replication.factor".into(), "1".into(), false),
-        ("default.replication.factor".into(), "1".into(), true),
-    ]
-}
-
 pub fn describe_configs(broker: &Broker, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = r
         .resources
@@ -336,25 +288,11 @@ pub fn describe_configs(broker: &Broker, r: DescribeConfigsRequest) -> DescribeC
                             Some(format!("topic '{}' does not exist", res.resource_name));
                     }
                 },
-                RESOURCE_BROKER
-                    if res.resource_name.is_empty()
-                        || res.resource_name == broker.config.node_id.to_string() =>
-                {
-                    out.configs = broker_configs(broker)
-                        .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(name, value, is_default)| DescribeConfigsEntry {
-                            name,
-                            value: Some(value),
-                            read_only: true,
-                            config_source: if is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_STATIC_BROKER
-                            },
-                            ..DescribeConfigsEntry::default()
-                        })
-                        .collect();
+                RESOURCE_BROKER => {
+                    out = configs::describe_broker(broker, &res, r.include_synonyms);
+                }
+                RESOURCE_GROUP => {
+                    out = configs::describe_group(broker, &res, r.include_synonyms);
                 }
                 _ => {
                     out.error_code = ErrorCode::INVALID_REQUEST;
@@ -392,7 +330,7 @@ fn alter_topic(
     };
     if resource_type != RESOURCE_TOPIC {
         out.error_code = ErrorCode::INVALID_REQUEST;
-        out.error_message = Some("only topic configs can be altered".into());
+        out.error_message = Some(format!("Unknown resource type {resource_type}"));
         return out;
     }
     let result = if validate_only {
@@ -419,6 +357,28 @@ pub fn alter_configs(broker: &Broker, r: AlterConfigsRequest) -> AlterConfigsRes
         .resources
         .into_iter()
         .map(|res| {
+            let change = || configs::Change::Replace(&res.configs);
+            match res.resource_type {
+                RESOURCE_BROKER => {
+                    return configs::alter_broker(
+                        broker,
+                        res.resource_type,
+                        &res.resource_name,
+                        r.validate_only,
+                        change(),
+                    )
+                }
+                RESOURCE_GROUP => {
+                    return configs::alter_group(
+                        broker,
+                        res.resource_type,
+                        &res.resource_name,
+                        r.validate_only,
+                        change(),
+                    )
+                }
+                _ => {}
+            }
             alter_topic(
                 broker,
                 res.resource_type,
@@ -452,6 +412,28 @@ pub fn incremental_alter_configs(
         .resources
         .into_iter()
         .map(|res| {
+            let change = || configs::Change::Incremental(&res.configs);
+            match res.resource_type {
+                RESOURCE_BROKER => {
+                    return configs::alter_broker(
+                        broker,
+                        res.resource_type,
+                        &res.resource_name,
+                        r.validate_only,
+                        change(),
+                    )
+                }
+                RESOURCE_GROUP => {
+                    return configs::alter_group(
+                        broker,
+                        res.resource_type,
+                        &res.resource_name,
+                        r.validate_only,
+                        change(),
+                    )
+                }
+                _ => {}
+            }
             alter_topic(
                 broker,
                 res.resource_type,

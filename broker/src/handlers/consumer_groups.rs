@@ -19,6 +19,7 @@ use weir_protocol::responses::{
 use weir_protocol::ErrorCode;
 
 use super::{blocking, RequestContext};
+use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
 use crate::groups::{GroupState, JoinOutcome, JoinRequest, Pending, SyncOutcome};
 use crate::offsets::CommittedOffset;
@@ -200,7 +201,7 @@ pub fn list_groups(broker: &Broker, r: ListGroupsRequest) -> ListGroupsResponse 
 
 pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let coordinator = broker.groups.lock();
-    let groups = r
+    let mut groups: Vec<DescribedGroup> = r
         .groups
         .into_iter()
         .map(|group_id| match coordinator.describe(&group_id) {
@@ -232,6 +233,15 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGro
             },
         })
         .collect();
+    if r.include_authorized_operations {
+        // As Kafka: for every group answered without an error, unknown ("Dead") ones included.
+        for g in groups
+            .iter_mut()
+            .filter(|g| g.error_code == ErrorCode::NONE)
+        {
+            g.authorized_operations = authorized_operations(ResourceType::Group, &g.group_id);
+        }
+    }
     DescribeGroupsResponse {
         groups,
         ..DescribeGroupsResponse::default()

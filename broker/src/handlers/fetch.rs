@@ -21,13 +21,22 @@ use crate::fetch_sessions::{RequestedPartition, SessionPartition};
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// KIP-405: the first offset on local disk (Weir has no tiered storage: the log start).
+const EARLIEST_LOCAL: i64 = -4;
+/// KIP-1005: the last offset in tiered storage (none: -1, as Kafka answers without it).
+const LATEST_TIERED: i64 = -5;
 
+/// Reads one partition of a fetch. `budget` is what is left of the response's `max_bytes`;
+/// `min_one_batch` is true until a partition returned data: only then may a batch exceed the
+/// limits (KIP-74), so a record larger than them cannot stall a consumer, and a response is never
+/// larger than `max_bytes` plus that one batch.
 fn read_partition(
     broker: &Broker,
     topic: &str,
     index: i32,
     p: &SessionPartition,
     budget: usize,
+    min_one_batch: bool,
 ) -> FetchPartitionResponse {
     let mut out = FetchPartitionResponse {
         partition_index: index,
@@ -44,10 +53,14 @@ fn read_partition(
     let max = usize::try_from(p.partition_max_bytes)
         .unwrap_or(0)
         .min(budget);
-    if max == 0 {
+    let read = if min_one_batch {
+        log.read(p.fetch_offset, max)
+    } else if max == 0 {
         return out;
-    }
-    match log.read(p.fetch_offset, max) {
+    } else {
+        log.read_within(p.fetch_offset, max)
+    };
+    match read {
         Ok(bytes) => out.records = Bytes::from(bytes),
         Err(e @ StorageError::OffsetOutOfRange { .. }) => out.error_code = storage_error_code(&e),
         Err(e) => {
@@ -112,15 +125,7 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
         let mut results: Vec<((String, i32), FetchPartitionResponse)> =
             Vec::with_capacity(resolved.partitions.len());
         for ((topic, index), p) in &resolved.partitions {
-            // Kafka always returns at least one batch in the first non-empty partition, so a record larger
-            // than max_bytes cannot stall a consumer; the storage read guarantees that per partition.
-            let r = read_partition(
-                broker,
-                topic,
-                *index,
-                p,
-                if total == 0 { max_bytes.max(1) } else { budget },
-            );
+            let r = read_partition(broker, topic, *index, p, budget, total == 0);
             total += r.records.len();
             budget = budget.saturating_sub(r.records.len());
             any_error |= r.error_code != ErrorCode::NONE;
@@ -150,7 +155,8 @@ fn build_response(
             &key,
             r.high_watermark,
             r.log_start_offset,
-            !r.records.is_empty() || r.error_code != ErrorCode::NONE,
+            !r.records.is_empty(),
+            r.error_code != ErrorCode::NONE,
         );
         if incremental && !include {
             continue;
@@ -189,26 +195,27 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         return out;
                     };
                     let log = &partition.log;
-                    match p.timestamp {
-                        LATEST => out.offset = log.high_watermark(),
-                        EARLIEST => out.offset = log.log_start_offset(),
-                        MAX_TIMESTAMP => match max_timestamp_offset(log) {
-                            Ok(Some((offset, ts))) => {
-                                out.offset = offset;
-                                out.timestamp = ts;
-                            }
-                            Ok(None) => {}
-                            Err(e) => out.error_code = storage_error_code(&e),
-                        },
-                        ts if ts >= 0 => match log.offset_for_timestamp(ts) {
-                            Ok(Some((offset, found_ts))) => {
-                                out.offset = offset;
-                                out.timestamp = found_ts;
-                            }
-                            Ok(None) => {}
-                            Err(e) => out.error_code = storage_error_code(&e),
-                        },
-                        _ => out.error_code = ErrorCode::INVALID_REQUEST,
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        LATEST_TIERED => Ok(None),
+                        // KAFKA-16310: the record holding the largest timestamp, not the end of
+                        // its batch; kept per segment, so this reads one batch.
+                        MAX_TIMESTAMP => log.max_timestamp(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => {
+                            out.error_code = ErrorCode::INVALID_REQUEST;
+                            return out;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            out.offset = offset;
+                            out.timestamp = timestamp;
+                        }
+                        // Kafka's "no such offset": -1/-1 with an unknown leader epoch.
+                        Ok(None) => out.leader_epoch = -1,
+                        Err(e) => out.error_code = storage_error_code(&e),
                     }
                     out
                 })
@@ -223,19 +230,6 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
         topics,
         ..ListOffsetsResponse::default()
     }
-}
-
-/// KIP-734: the offset of the record with the largest timestamp. Batch headers carry each batch's
-/// max timestamp; within a batch the last record is taken (timestamps rise within a batch as a
-/// producer writes them), so no record is decoded. Reads every batch header of the log.
-fn max_timestamp_offset(log: &weir_storage::Log) -> Result<Option<(i64, i64)>, StorageError> {
-    let mut best: Option<(i64, i64)> = None;
-    crate::log_scan::for_each_batch(log, |h, _| {
-        if best.is_none_or(|(_, ts)| h.max_timestamp > ts) {
-            best = Some((h.last_offset(), h.max_timestamp));
-        }
-    })?;
-    Ok(best)
 }
 
 /// A single node never changes leader, so every partition has had one epoch (0) that ends at the log end.

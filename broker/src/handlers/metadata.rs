@@ -2,14 +2,16 @@
 
 use std::sync::Arc;
 
-use weir_protocol::requests::{FindCoordinatorRequest, MetadataRequest};
+use weir_protocol::requests::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 use weir_protocol::responses::{
     ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
     FindCoordinatorResponse, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
+    AUTHORIZED_OPERATIONS_OMITTED,
 };
 use weir_protocol::ErrorCode;
 
 use super::blocking;
+use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
 use crate::topics::{valid_topic_name, Topic};
 
@@ -125,18 +127,41 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
             out
         }
     };
+    let mut topics: Vec<MetadataTopic> = topics;
+    if request.include_topic_authorized_operations {
+        // As Kafka: every topic in the answer, those answered with an error included.
+        for t in &mut topics {
+            let name = t.name.as_deref().unwrap_or_default();
+            t.topic_authorized_operations = authorized_operations(ResourceType::Topic, name);
+        }
+    }
     MetadataResponse {
         brokers: brokers(broker),
         cluster_id: Some(broker.cluster_id.clone()),
         controller_id: broker.config.node_id,
         topics,
+        // Only Metadata v8-10 carry it (later versions moved it to DescribeCluster); the encoder
+        // drops it elsewhere, and the request field is false there.
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            authorized_operations(ResourceType::Cluster, "")
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        },
         ..MetadataResponse::default()
     }
 }
 
-pub fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
+pub fn describe_cluster(
+    broker: &Broker,
+    request: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let (host, port) = broker.advertised();
     DescribeClusterResponse {
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            authorized_operations(ResourceType::Cluster, "")
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        },
         cluster_id: broker.cluster_id.clone(),
         controller_id: broker.config.node_id,
         brokers: vec![DescribeClusterBroker {

@@ -6,6 +6,7 @@
 //! values and the broker's modules; the rules themselves live in those modules.
 
 mod admin;
+mod configs;
 mod consumer_groups;
 mod fetch;
 mod metadata;
@@ -45,9 +46,9 @@ pub fn dispatch(
         Request::Metadata(r) => {
             Box::pin(async move { Some(Response::Metadata(metadata::metadata(&b, r).await)) })
         }
-        Request::DescribeCluster(_) => {
-            ready(Response::DescribeCluster(metadata::describe_cluster(&b)))
-        }
+        Request::DescribeCluster(r) => ready(Response::DescribeCluster(
+            metadata::describe_cluster(&b, &r),
+        )),
         Request::FindCoordinator(r) => {
             ready(Response::FindCoordinator(metadata::find_coordinator(&b, r)))
         }

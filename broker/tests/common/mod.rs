@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ pub struct Broker {
     pub kafka: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Broker {
@@ -36,32 +39,49 @@ impl Broker {
             admin_port = free_port();
         }
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-        let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let mut b = Broker {
+            child: None,
+            kafka,
+            admin,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stderr.log"))
+            .expect("log file");
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--listener")
-            .arg(kafka.to_string())
+            .arg(self.kafka.to_string())
             .arg("--admin-listener")
-            .arg(admin.to_string())
+            .arg(self.admin.to_string())
             .arg("--data-dir")
             .arg(&data)
             .arg("--group-initial-rebalance-delay-ms")
             .arg("0")
-            .args(extra)
+            .args(&self.extra)
             .env_remove("WEIR_CONFIG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn weir serve");
-        let mut b = Broker {
-            child: Some(child),
-            kafka,
-            admin,
-            dir,
-        };
-        b.wait_ready();
-        b
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Stops the broker (SIGTERM, clean shutdown) and starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        assert_eq!(self.wait(), Some(0), "clean exit:\n{}", self.stderr());
+        self.spawn();
     }
 
     pub fn data_dir(&self) -> PathBuf {

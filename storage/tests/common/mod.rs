@@ -105,3 +105,41 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A [`FileSync`] whose file growth (`allocate`) and writes (`write_all_at`) can be made to fail
+/// with `ENOSPC`, as on a full disk.
+#[derive(Default)]
+pub struct FullDisk {
+    pub allocate_full: AtomicBool,
+    pub write_full: AtomicBool,
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(libc_enospc())
+}
+
+/// `ENOSPC` on Linux (the tests run there; the storage crate is Unix-only).
+pub fn libc_enospc() -> i32 {
+    28
+}
+
+impl FileSync for FullDisk {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+    fn write_all_at(&self, file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
+        if self.write_full.load(Ordering::SeqCst) {
+            return Err(enospc());
+        }
+        std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+    }
+    fn allocate(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
+        if self.allocate_full.load(Ordering::SeqCst) {
+            return Err(enospc());
+        }
+        if to > from {
+            file.set_len(to)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for BROKER (4) and GROUP (32)
+//! resources; topics are handled in `admin`. Translates between the wire shapes and
+//! `dynamic_config`, which owns the names, rules and storage.
+
+use std::collections::HashSet;
+
+use weir_protocol::requests::{ConfigEntry, DescribeConfigsResource, IncrementalAlterableConfig};
+use weir_protocol::responses::{
+    AlterConfigsResourceResponse, DescribeConfigsEntry, DescribeConfigsResult,
+    DescribeConfigsSynonym,
+};
+use weir_protocol::ErrorCode;
+
+use crate::broker::Broker;
+use crate::dynamic_config::{
+    self as dc, BrokerLevel, DynamicConfigError, Overrides, BROKER_KEYS, GROUP_KEYS,
+};
+
+/// DescribeConfigs config sources (Kafka's `ConfigSource`).
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_GROUP: i8 = 8;
+/// IncrementalAlterConfigs DELETE.
+const OP_DELETE: i8 = 1;
+
+fn failed_describe(
+    res: &DescribeConfigsResource,
+    code: ErrorCode,
+    message: String,
+) -> DescribeConfigsResult {
+    DescribeConfigsResult {
+        error_code: code,
+        error_message: Some(message),
+        resource_type: res.resource_type,
+        resource_name: res.resource_name.clone(),
+        configs: Vec::new(),
+    }
+}
+
+/// Which level a BROKER resource name addresses, as Kafka reads it: `""` is the cluster-wide
+/// default, otherwise it must be this broker's id.
+fn broker_level(broker: &Broker, name: &str) -> Result<BrokerLevel, String> {
+    if name.is_empty() {
+        return Ok(BrokerLevel::ClusterDefault);
+    }
+    let id: i32 = name
+        .parse()
+        .map_err(|_| format!("Broker id must be an integer, but it is: {name}"))?;
+    if id != broker.config.node_id {
+        return Err(format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            broker.config.node_id
+        ));
+    }
+    Ok(BrokerLevel::ThisBroker)
+}
+
+fn entry(
+    name: &str,
+    layers: Vec<(Option<String>, i8)>,
+    read_only: bool,
+    config_type: i8,
+    include_synonyms: bool,
+) -> DescribeConfigsEntry {
+    let (value, config_source) = layers.first().cloned().unwrap_or((None, SOURCE_DEFAULT));
+    DescribeConfigsEntry {
+        name: name.to_string(),
+        value,
+        read_only,
+        config_source,
+        is_sensitive: false,
+        synonyms: if include_synonyms {
+            layers
+                .into_iter()
+                .map(|(value, source)| DescribeConfigsSynonym {
+                    name: name.to_string(),
+                    value,
+                    source,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        config_type,
+        documentation: None,
+    }
+}
+
+/// A BROKER resource: with the broker's id, every broker config with where its value comes from
+/// (dynamic for this broker, dynamic cluster default, Weir's static configuration, Kafka's
+/// default); with `""`, only the cluster-wide dynamic defaults that are set (as Kafka).
+pub fn describe_broker(
+    broker: &Broker,
+    res: &DescribeConfigsResource,
+    include_synonyms: bool,
+) -> DescribeConfigsResult {
+    let level = match broker_level(broker, &res.resource_name) {
+        Ok(level) => level,
+        Err(message) => return failed_describe(res, ErrorCode::INVALID_REQUEST, message),
+    };
+    let wanted = |name: &str| {
+        res.configuration_keys
+            .as_ref()
+            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
+    };
+    let config_type = |name: &str| dc::broker_key(name).map_or(0, |k| k.kind.config_type());
+    let cluster = broker.configs.broker(BrokerLevel::ClusterDefault);
+    let configs = match level {
+        BrokerLevel::ClusterDefault => cluster
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, value)| {
+                let dynamic = dc::broker_key(name).is_some_and(|k| k.dynamic);
+                entry(
+                    name,
+                    vec![(Some(value.clone()), SOURCE_DYNAMIC_DEFAULT_BROKER)],
+                    !dynamic,
+                    config_type(name),
+                    include_synonyms,
+                )
+            })
+            .collect(),
+        BrokerLevel::ThisBroker => {
+            let own = broker.configs.broker(BrokerLevel::ThisBroker);
+            let mut names: Vec<&str> = BROKER_KEYS.iter().map(|k| k.name).collect();
+            let custom: Vec<&str> = own
+                .keys()
+                .chain(cluster.keys())
+                .map(String::as_str)
+                .filter(|n| dc::broker_key(n).is_none())
+                .collect();
+            names.extend(custom);
+            names.sort_unstable();
+            names.dedup();
+            names
+                .into_iter()
+                .filter(|name| wanted(name))
+                .map(|name| {
+                    let key = dc::broker_key(name);
+                    let default = key.and_then(|k| k.default);
+                    let mut layers = Vec::new();
+                    if let Some(v) = own.get(name) {
+                        layers.push((Some(v.clone()), SOURCE_DYNAMIC_BROKER));
+                    }
+                    if let Some(v) = cluster.get(name) {
+                        layers.push((Some(v.clone()), SOURCE_DYNAMIC_DEFAULT_BROKER));
+                    }
+                    match dc::static_value(&broker.config, name) {
+                        Some(v) if Some(v.as_str()) != default => {
+                            layers.push((Some(v), SOURCE_STATIC_BROKER));
+                        }
+                        _ => {}
+                    }
+                    if key.is_some() {
+                        layers.push((default.map(String::from), SOURCE_DEFAULT));
+                    }
+                    // Kafka marks everything outside its dynamic set read-only, custom configs
+                    // included.
+                    let read_only = !key.is_some_and(|k| k.dynamic);
+                    entry(name, layers, read_only, config_type(name), include_synonyms)
+                })
+                .collect()
+        }
+    };
+    DescribeConfigsResult {
+        error_code: ErrorCode::NONE,
+        error_message: None,
+        resource_type: res.resource_type,
+        resource_name: res.resource_name.clone(),
+        configs,
+    }
+}
+
+/// A GROUP resource: every group config, set for the group or Kafka's default. The group need
+/// not exist.
+pub fn describe_group(
+    broker: &Broker,
+    res: &DescribeConfigsResource,
+    include_synonyms: bool,
+) -> DescribeConfigsResult {
+    if res.resource_name.is_empty() {
+        return failed_describe(
+            res,
+            ErrorCode::INVALID_REQUEST,
+            "Group name must not be empty".into(),
+        );
+    }
+    let wanted = |name: &str| {
+        res.configuration_keys
+            .as_ref()
+            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
+    };
+    let set = broker.configs.group(&res.resource_name);
+    let configs = GROUP_KEYS
+        .iter()
+        .filter(|k| wanted(k.name))
+        .map(|k| {
+            let layer = match set.get(k.name) {
+                Some(v) => (Some(v.clone()), SOURCE_GROUP),
+                None => (k.default.map(String::from), SOURCE_DEFAULT),
+            };
+            entry(
+                k.name,
+                vec![layer],
+                false,
+                k.kind.config_type(),
+                include_synonyms,
+            )
+        })
+        .collect();
+    DescribeConfigsResult {
+        error_code: ErrorCode::NONE,
+        error_message: None,
+        resource_type: res.resource_type,
+        resource_name: res.resource_name.clone(),
+        configs,
+    }
+}
+
+/// A change to one resource's set of overrides, from either AlterConfigs flavour.
+pub enum Change<'a> {
+    /// AlterConfigs: the given configs replace the whole set.
+    Replace(&'a [ConfigEntry]),
+    /// IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT one by one.
+    Incremental(&'a [IncrementalAlterableConfig]),
+}
+
+impl Change<'_> {
+    /// Kafka's checks of the request itself: each name once, and a value for everything but
+    /// DELETE.
+    fn check(&self) -> Result<(), String> {
+        let (names, missing): (Vec<&str>, Vec<&str>) = match self {
+            Change::Replace(c) => (
+                c.iter().map(|c| c.name.as_str()).collect(),
+                c.iter()
+                    .filter(|c| c.value.is_none())
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            Change::Incremental(c) => (
+                c.iter().map(|c| c.name.as_str()).collect(),
+                c.iter()
+                    .filter(|c| c.config_operation != OP_DELETE && c.value.is_none())
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+        };
+        let mut seen = HashSet::new();
+        if !names.iter().all(|n| seen.insert(*n)) {
+            return Err("Error due to duplicate config keys".into());
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "Null value not supported for : {}",
+                missing.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, set: &mut Overrides, group: bool) -> Result<(), DynamicConfigError> {
+        match self {
+            Change::Replace(configs) => {
+                *set = configs
+                    .iter()
+                    .filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v)))
+                    .collect();
+            }
+            Change::Incremental(configs) => {
+                for c in configs.iter() {
+                    if !(0..=3).contains(&c.config_operation) {
+                        return Err(DynamicConfigError::InvalidRequest(format!(
+                            "Unknown operations type {}",
+                            c.config_operation
+                        )));
+                    }
+                    dc::apply_operation(
+                        set,
+                        &c.name,
+                        c.config_operation,
+                        c.value.as_deref(),
+                        dc::default_of(&c.name, group),
+                        dc::is_list(&c.name, group),
+                    )
+                    .map_err(DynamicConfigError::InvalidConfig)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn alter_response(
+    resource_type: i8,
+    name: &str,
+    result: Result<(), DynamicConfigError>,
+) -> AlterConfigsResourceResponse {
+    let (error_code, error_message) = match result {
+        Ok(()) => (ErrorCode::NONE, None),
+        Err(e @ DynamicConfigError::InvalidRequest(_)) => {
+            (ErrorCode::INVALID_REQUEST, Some(e.to_string()))
+        }
+        Err(e @ DynamicConfigError::InvalidConfig(_)) => {
+            (ErrorCode::INVALID_CONFIG, Some(e.to_string()))
+        }
+        Err(e @ DynamicConfigError::Persist(_)) => {
+            tracing::error!(error = %e, "could not store dynamic configs");
+            (ErrorCode::KAFKA_STORAGE_ERROR, Some(e.to_string()))
+        }
+    };
+    AlterConfigsResourceResponse {
+        error_code,
+        error_message,
+        resource_type,
+        resource_name: name.to_string(),
+    }
+}
+
+/// Alters a BROKER resource (this broker, or the cluster default with `""`).
+pub fn alter_broker(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: Change<'_>,
+) -> AlterConfigsResourceResponse {
+    let result = broker_level(broker, name)
+        .and_then(|level| change.check().map(|()| level))
+        .map_err(DynamicConfigError::InvalidRequest)
+        .and_then(|level| {
+            broker
+                .configs
+                .alter_broker(level, validate_only, |set| change.apply(set, false))
+        });
+    if result.is_ok() && !validate_only {
+        tracing::info!(
+            broker = name,
+            "dynamic broker configs stored; Weir reports them but does not apply them (see docs/configuration.md)"
+        );
+    }
+    alter_response(resource_type, name, result)
+}
+
+/// Alters a GROUP resource.
+pub fn alter_group(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: Change<'_>,
+) -> AlterConfigsResourceResponse {
+    let result = change
+        .check()
+        .map_err(DynamicConfigError::InvalidRequest)
+        .and_then(|()| {
+            broker
+                .configs
+                .alter_group(name, validate_only, |set| change.apply(set, true))
+        });
+    alter_response(resource_type, name, result)
+}

@@ -1,0 +1,110 @@
+//! A blocking Kafka client for wire-level tests: one connection, one request at a time, Weir's own
+//! request and response types (encoded by `weir_protocol::client`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use weir_protocol::client::{decode_response, encode_request};
+use weir_protocol::{
+    ConfigEntry, CreatableTopic, CreateTopicsRequest, ErrorCode, ProducePartition, ProduceRequest,
+    ProduceTopic, Request, Response,
+};
+use weir_storage::records::{encode_batch, NewRecord};
+
+pub struct Conn {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Conn {
+            stream,
+            next_correlation_id: 1,
+        }
+    }
+
+    /// Sends `request` and returns its response.
+    pub fn call(&mut self, request: Request) -> Response {
+        let api_key = request.api_key();
+        let corr = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let (frame, version) = encode_request(corr, "wire-test", &request).expect("encode");
+        self.stream.write_all(&frame).expect("send");
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix).expect("response size");
+        let len = usize::try_from(i32::from_be_bytes(prefix)).expect("size");
+        let mut body = BytesMut::zeroed(len);
+        self.stream.read_exact(&mut body).expect("response body");
+        let (got, response) = decode_response(api_key, version, body.freeze()).expect("decode");
+        assert_eq!(got, corr, "correlation id");
+        response
+    }
+
+    /// Creates a topic; panics unless it succeeds.
+    pub fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let response = self.call(Request::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| ConfigEntry {
+                        name: k.to_string(),
+                        value: Some(v.to_string()),
+                    })
+                    .collect(),
+            }],
+            timeout_ms: 30_000,
+            validate_only: false,
+        }));
+        let Response::CreateTopics(r) = response else {
+            panic!("not a CreateTopics response: {response:?}");
+        };
+        assert_eq!(r.topics[0].error_code, ErrorCode::NONE, "{r:?}");
+    }
+
+    /// Produces one batch of `values` (record `i` stamped `timestamps[i]`) with acks=-1; returns
+    /// the partition's response (error code, base offset, log append time).
+    pub fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        values: &[&[u8]],
+        timestamps: &[i64],
+    ) -> weir_protocol::ProducePartitionResponse {
+        let records: Vec<NewRecord<'_>> = values
+            .iter()
+            .zip(timestamps)
+            .map(|(v, &timestamp_ms)| NewRecord {
+                value: Some(v),
+                timestamp_ms,
+                ..NewRecord::default()
+            })
+            .collect();
+        let response = self.call(Request::Produce(ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: 30_000,
+            topics: vec![ProduceTopic {
+                name: topic.into(),
+                partitions: vec![ProducePartition {
+                    index: partition,
+                    records: Some(Bytes::from(encode_batch(&records))),
+                }],
+            }],
+        }));
+        let Response::Produce(mut r) = response else {
+            panic!("not a Produce response: {response:?}");
+        };
+        r.topics.remove(0).partitions.remove(0)
+    }
+}

@@ -1,0 +1,448 @@
+//! Kafka behaviours checked at the wire against the real binary: response byte limits of Fetch
+//! (KIP-74) and fetch-session order, ListOffsets' special timestamps, and the authorized operations
+//! of Metadata, DescribeCluster and DescribeGroups without an authorizer.
+
+mod common;
+
+use common::kafka::Conn;
+use common::Broker;
+use weir_protocol::{
+    DescribeClusterRequest, DescribeGroupsRequest, ErrorCode, FetchPartition, FetchRequest,
+    FetchResponse, FetchTopic, ListOffsetsPartition, ListOffsetsPartitionResponse,
+    ListOffsetsRequest, ListOffsetsTopic, MetadataRequest, MetadataRequestTopic, Request, Response,
+    AUTHORIZED_OPERATIONS_OMITTED,
+};
+
+const BIG: usize = 300_000;
+
+fn fetch(
+    conn: &mut Conn,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+    session: (i32, i32),
+) -> FetchResponse {
+    let response = conn.call(Request::Fetch(FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes,
+        session_id: session.0,
+        session_epoch: session.1,
+        topics: vec![FetchTopic {
+            name: topic.into(),
+            partitions: offsets
+                .iter()
+                .map(|&(partition, fetch_offset)| FetchPartition {
+                    partition,
+                    fetch_offset,
+                    partition_max_bytes,
+                    ..FetchPartition::default()
+                })
+                .collect(),
+        }],
+        ..FetchRequest::default()
+    }));
+    let Response::Fetch(r) = response else {
+        panic!("not a fetch response: {response:?}");
+    };
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    r
+}
+
+/// Bytes of records per partition, in response order.
+fn record_bytes(r: &FetchResponse) -> Vec<(i32, usize)> {
+    r.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, p.records.len()))
+        .collect()
+}
+
+/// Two partitions, each holding two batches of one ~300 KB record.
+fn two_full_partitions(conn: &mut Conn, topic: &str) -> usize {
+    conn.create_topic(topic, 2, &[]);
+    let value = vec![7u8; BIG];
+    for partition in 0..2 {
+        for _ in 0..2 {
+            let p = conn.produce(topic, partition, &[&value], &[1]);
+            assert_eq!(p.error_code, ErrorCode::NONE);
+        }
+    }
+    let r = fetch(conn, topic, &[(0, 0)], i32::MAX, i32::MAX, (0, -1));
+    // One batch: the whole first response's data is two of them.
+    record_bytes(&r)[0].1 / 2
+}
+
+#[test]
+fn only_the_first_batch_of_a_fetch_response_may_exceed_its_limits() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    let batch = two_full_partitions(&mut conn, "limits");
+    assert!(batch > BIG && batch < BIG + 1_000, "{batch}");
+    let both = [(0, 0), (1, 0)];
+
+    // Response limit of 500 KB: partition 0 gives one batch, and partition 1's first batch
+    // would take the response past the limit, so it gives nothing.
+    let r = fetch(&mut conn, "limits", &both, 500_000, 1 << 20, (0, -1));
+    assert_eq!(record_bytes(&r), vec![(0, batch), (1, 0)]);
+
+    // A batch larger than the response limit still comes out when it is the first (progress),
+    // and then nothing else does.
+    let r = fetch(&mut conn, "limits", &both, 1_000, 1 << 20, (0, -1));
+    assert_eq!(record_bytes(&r), vec![(0, batch), (1, 0)]);
+
+    // Per-partition limits hold likewise: only the first partition's first batch may exceed it.
+    let r = fetch(&mut conn, "limits", &both, i32::MAX, 400_000, (0, -1));
+    assert_eq!(record_bytes(&r), vec![(0, batch), (1, batch)]);
+    let r = fetch(&mut conn, "limits", &both, i32::MAX, 1_000, (0, -1));
+    assert_eq!(record_bytes(&r), vec![(0, batch), (1, 0)]);
+
+    // Room for everything: everything.
+    let r = fetch(&mut conn, "limits", &both, i32::MAX, i32::MAX, (0, -1));
+    assert_eq!(record_bytes(&r), vec![(0, 2 * batch), (1, 2 * batch)]);
+}
+
+#[test]
+fn a_fetch_session_reads_the_partitions_that_got_data_last() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    let batch = two_full_partitions(&mut conn, "fair");
+    let both = [(0, 0), (1, 0)];
+    // A new session: partition 0 first, as listed; it takes the response.
+    let r = fetch(&mut conn, "fair", &both, 500_000, 1 << 20, (0, 0));
+    assert_eq!(record_bytes(&r), vec![(0, batch), (1, 0)]);
+    let session = r.session_id;
+    assert!(session > 0);
+    // Next incremental fetch: partition 0 moved to the end, so partition 1 is served first
+    // (the answer lists only partitions with something new).
+    let r = fetch(&mut conn, "fair", &[(0, 1)], 500_000, 1 << 20, (session, 1));
+    assert_eq!(record_bytes(&r), vec![(1, batch)]);
+}
+
+fn list_offset(conn: &mut Conn, topic: &str, timestamp: i64) -> ListOffsetsPartitionResponse {
+    let response = conn.call(Request::ListOffsets(ListOffsetsRequest {
+        topics: vec![ListOffsetsTopic {
+            name: topic.into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                timestamp,
+                ..ListOffsetsPartition::default()
+            }],
+        }],
+        ..ListOffsetsRequest::default()
+    }));
+    let Response::ListOffsets(mut r) = response else {
+        panic!("not a ListOffsets response: {response:?}");
+    };
+    r.topics.remove(0).partitions.remove(0)
+}
+
+#[test]
+fn list_offsets_max_timestamp_is_the_record_holding_it() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("ts", 1, &[]);
+    // Empty partition: -1/-1, as Kafka.
+    let empty = list_offset(&mut conn, "ts", -3);
+    assert_eq!(
+        (empty.error_code, empty.offset, empty.timestamp),
+        (ErrorCode::NONE, -1, -1)
+    );
+
+    let v: &[u8] = b"v";
+    conn.produce("ts", 0, &[v, v, v], &[1_000, 5_000, 2_000]);
+    conn.produce("ts", 0, &[v, v], &[3_000, 4_000]);
+    // Offset 1 holds 5000 — not offset 2, the end of its batch (KAFKA-16310).
+    let max = list_offset(&mut conn, "ts", -3);
+    assert_eq!(
+        (max.error_code, max.offset, max.timestamp),
+        (ErrorCode::NONE, 1, 5_000)
+    );
+
+    // The neighbours: earliest, latest, earliest-local (no tiered storage: the log start) and
+    // latest-tiered (none: -1).
+    assert_eq!(list_offset(&mut conn, "ts", -2).offset, 0);
+    assert_eq!(list_offset(&mut conn, "ts", -1).offset, 5);
+    let local = list_offset(&mut conn, "ts", -4);
+    assert_eq!((local.error_code, local.offset), (ErrorCode::NONE, 0));
+    let tiered = list_offset(&mut conn, "ts", -5);
+    assert_eq!(
+        (tiered.error_code, tiered.offset, tiered.timestamp),
+        (ErrorCode::NONE, -1, -1)
+    );
+
+    // LogAppendTime: every record of the last batch carries its append time; the first wins.
+    conn.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")]);
+    conn.produce("lat", 0, &[v, v], &[1, 2]);
+    let p = conn.produce("lat", 0, &[v, v, v], &[1, 2, 3]);
+    assert_eq!(p.error_code, ErrorCode::NONE);
+    let max = list_offset(&mut conn, "lat", -3);
+    assert!(max.timestamp >= p.log_append_time_ms, "{max:?} {p:?}");
+    assert!(max.offset == 0 || max.offset == 2, "{max:?}");
+    assert_eq!(
+        max.timestamp == p.log_append_time_ms,
+        max.offset == 2,
+        "{max:?} {p:?}"
+    );
+}
+
+#[test]
+fn authorized_operations_without_an_authorizer_are_everything_kafka_lists() {
+    const TOPIC_OPS: i32 = 0b1101_1111_1000;
+    const GROUP_OPS: i32 = 0b1101_0100_1000;
+    const CLUSTER_OPS: i32 = 0b1_1111_1010_0000;
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("ops", 1, &[]);
+
+    let metadata = |conn: &mut Conn, include: bool| {
+        let response = conn.call(Request::Metadata(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some("ops".into()),
+                ..MetadataRequestTopic::default()
+            }]),
+            allow_auto_topic_creation: false,
+            include_topic_authorized_operations: include,
+            ..MetadataRequest::default()
+        }));
+        let Response::Metadata(r) = response else {
+            panic!("not a Metadata response: {response:?}");
+        };
+        r.topics[0].topic_authorized_operations
+    };
+    assert_eq!(metadata(&mut conn, true), TOPIC_OPS);
+    assert_eq!(metadata(&mut conn, false), AUTHORIZED_OPERATIONS_OMITTED);
+
+    let cluster = |conn: &mut Conn, include: bool| {
+        let response = conn.call(Request::DescribeCluster(DescribeClusterRequest {
+            include_cluster_authorized_operations: include,
+            ..DescribeClusterRequest::default()
+        }));
+        let Response::DescribeCluster(r) = response else {
+            panic!("not a DescribeCluster response: {response:?}");
+        };
+        r.cluster_authorized_operations
+    };
+    assert_eq!(cluster(&mut conn, true), CLUSTER_OPS);
+    assert_eq!(cluster(&mut conn, false), AUTHORIZED_OPERATIONS_OMITTED);
+
+    let groups = |conn: &mut Conn, include: bool| {
+        let response = conn.call(Request::DescribeGroups(DescribeGroupsRequest {
+            groups: vec!["no-such-group".into()],
+            include_authorized_operations: include,
+        }));
+        let Response::DescribeGroups(r) = response else {
+            panic!("not a DescribeGroups response: {response:?}");
+        };
+        r.groups[0].authorized_operations
+    };
+    assert_eq!(groups(&mut conn, true), GROUP_OPS);
+    assert_eq!(groups(&mut conn, false), AUTHORIZED_OPERATIONS_OMITTED);
+}
+
+mod configs {
+    use super::*;
+    use weir_protocol::{
+        AlterConfigsResourceResponse, DescribeConfigsEntry, DescribeConfigsRequest,
+        DescribeConfigsResource, DescribeConfigsResult, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResource, IncrementalAlterableConfig,
+    };
+
+    const BROKER: i8 = 4;
+    const GROUP: i8 = 32;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+
+    fn alter(
+        conn: &mut Conn,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+    ) -> AlterConfigsResourceResponse {
+        let response = conn.call(Request::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest {
+                resources: vec![IncrementalAlterConfigsResource {
+                    resource_type,
+                    resource_name: name.into(),
+                    configs: ops
+                        .iter()
+                        .map(|(n, op, v)| IncrementalAlterableConfig {
+                            name: n.to_string(),
+                            config_operation: *op,
+                            value: v.map(String::from),
+                        })
+                        .collect(),
+                }],
+                validate_only: false,
+            },
+        ));
+        let Response::IncrementalAlterConfigs(mut r) = response else {
+            panic!("not an IncrementalAlterConfigs response: {response:?}");
+        };
+        r.responses.remove(0)
+    }
+
+    fn describe(conn: &mut Conn, resource_type: i8, name: &str) -> DescribeConfigsResult {
+        let response = conn.call(Request::DescribeConfigs(DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type,
+                resource_name: name.into(),
+                configuration_keys: None,
+            }],
+            include_synonyms: true,
+            include_documentation: false,
+        }));
+        let Response::DescribeConfigs(mut r) = response else {
+            panic!("not a DescribeConfigs response: {response:?}");
+        };
+        r.results.remove(0)
+    }
+
+    fn find<'a>(r: &'a DescribeConfigsResult, name: &str) -> &'a DescribeConfigsEntry {
+        r.configs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {r:?}"))
+    }
+
+    fn value_and_source(r: &DescribeConfigsResult, name: &str) -> (Option<String>, i8) {
+        let e = find(r, name);
+        (e.value.clone(), e.config_source)
+    }
+
+    #[test]
+    fn broker_and_group_configs_are_validated_stored_and_survive_a_restart() {
+        let mut b = Broker::start(&[]);
+        let mut conn = Conn::connect(b.kafka);
+
+        // Defaults as Kafka reports them; read-only configs say so.
+        let d = describe(&mut conn, BROKER, "0");
+        assert_eq!(d.error_code, ErrorCode::NONE, "{d:?}");
+        assert_eq!(
+            value_and_source(&d, "log.retention.bytes"),
+            (Some("-1".into()), 5)
+        );
+        assert!(!find(&d, "log.retention.bytes").read_only);
+        assert!(find(&d, "broker.id").read_only);
+
+        // Dynamic broker configs, per broker and cluster-wide.
+        let ok = alter(
+            &mut conn,
+            BROKER,
+            "0",
+            &[("log.retention.bytes", SET, Some("1000"))],
+        );
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        let ok = alter(&mut conn, BROKER, "", &[("num.io.threads", SET, Some("4"))]);
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        // Read-only, invalid values, another broker's id: INVALID_REQUEST, as Kafka.
+        for (name, ops) in [
+            ("0", vec![("broker.id", SET, Some("7"))]),
+            ("0", vec![("log.cleanup.policy", SET, Some("shred"))]),
+            ("0", vec![("num.io.threads", SET, Some("zero"))]),
+            ("5", vec![("log.retention.bytes", SET, Some("1"))]),
+        ] {
+            let r = alter(&mut conn, BROKER, name, &ops);
+            assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST, "{ops:?}: {r:?}");
+        }
+
+        // Group configs (Kafka 4.x), for a group that does not exist yet.
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(g.error_code, ErrorCode::NONE, "{g:?}");
+        assert_eq!(
+            value_and_source(&g, "consumer.session.timeout.ms"),
+            (Some("45000".into()), 5)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("latest".into()), 5)
+        );
+        let ok = alter(
+            &mut conn,
+            GROUP,
+            "billing",
+            &[
+                ("consumer.session.timeout.ms", SET, Some("50000")),
+                ("share.auto.offset.reset", SET, Some("earliest")),
+                ("share.record.lock.duration.ms", SET, Some("20000")),
+            ],
+        );
+        assert_eq!(ok.error_code, ErrorCode::NONE, "{ok:?}");
+        // Unknown names and out-of-range values: INVALID_CONFIG, as Kafka.
+        for ops in [
+            vec![("consumer.session.timeout.mss", SET, Some("50000"))],
+            vec![("consumer.session.timeout.ms", SET, Some("1000"))],
+            vec![("share.isolation.level", SET, Some("dirty"))],
+        ] {
+            let r = alter(&mut conn, GROUP, "billing", &ops);
+            assert_eq!(r.error_code, ErrorCode::INVALID_CONFIG, "{ops:?}: {r:?}");
+        }
+        assert_eq!(
+            alter(
+                &mut conn,
+                GROUP,
+                "",
+                &[("consumer.session.timeout.ms", SET, Some("50000"))]
+            )
+            .error_code,
+            ErrorCode::INVALID_REQUEST
+        );
+
+        // After a restart everything set is still there, with its source.
+        drop(conn);
+        b.restart();
+        let mut conn = Conn::connect(b.kafka);
+        let d = describe(&mut conn, BROKER, "0");
+        assert_eq!(
+            value_and_source(&d, "log.retention.bytes"),
+            (Some("1000".into()), 2)
+        );
+        assert_eq!(
+            value_and_source(&d, "num.io.threads"),
+            (Some("4".into()), 3)
+        );
+        let synonyms: Vec<i8> = find(&d, "log.retention.bytes")
+            .synonyms
+            .iter()
+            .map(|s| s.source)
+            .collect();
+        assert_eq!(synonyms, vec![2, 5]);
+        let cluster = describe(&mut conn, BROKER, "");
+        assert_eq!(
+            cluster
+                .configs
+                .iter()
+                .map(|e| (e.name.as_str(), e.value.as_deref(), e.config_source))
+                .collect::<Vec<_>>(),
+            vec![("num.io.threads", Some("4"), 3)]
+        );
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(
+            value_and_source(&g, "consumer.session.timeout.ms"),
+            (Some("50000".into()), 8)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("earliest".into()), 8)
+        );
+        assert_eq!(
+            value_and_source(&g, "share.session.timeout.ms"),
+            (Some("45000".into()), 5)
+        );
+
+        // DELETE reverts to the default.
+        let ok = alter(
+            &mut conn,
+            GROUP,
+            "billing",
+            &[("share.auto.offset.reset", DELETE, None)],
+        );
+        assert_eq!(ok.error_code, ErrorCode::NONE);
+        let g = describe(&mut conn, GROUP, "billing");
+        assert_eq!(
+            value_and_source(&g, "share.auto.offset.reset"),
+            (Some("latest".into()), 5)
+        );
+    }
+}
