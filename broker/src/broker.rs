@@ -4,6 +4,7 @@
 //! One `Broker` per process, shared by every connection task. It owns the storage `DataDir` and is
 //! the only place that opens or shuts it down.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -29,8 +30,11 @@ pub struct Broker {
     pub groups: Mutex<GroupCoordinator>,
     pub producer_ids: ProducerIdAllocator,
     pub fetch_sessions: Mutex<FetchSessions>,
-    /// Notified after every append, so parked fetches re-check their partitions.
+    /// Notified after every append, so parked fetches re-check their partitions (and at shutdown,
+    /// so they answer at once).
     pub appended: Notify,
+    /// Set once shutdown has begun: nothing waits for more data or members any more.
+    stopping: AtomicBool,
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics (see `metrics`).
     pub metrics: Arc<Metrics>,
@@ -139,6 +143,7 @@ impl Broker {
             producer_ids,
             fetch_sessions: Mutex::new(FetchSessions::default()),
             appended: Notify::new(),
+            stopping: AtomicBool::new(false),
             clock,
             metrics,
             configs,
@@ -162,6 +167,20 @@ impl Broker {
             self.config.listener.ip().to_string(),
             i32::from(self.config.listener.port()),
         )
+    }
+
+    /// Shutdown has begun: parked long-poll fetches answer at once with what they have, parked
+    /// JoinGroup/SyncGroup calls are answered NOT_COORDINATOR, and none parks from now on, so
+    /// in-flight requests finish in moments instead of holding shutdown up to their time limits.
+    pub fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // A fetch checks the flag after registering for this wake-up, so none can miss both.
+        self.appended.notify_waiters();
+        self.groups.lock().close();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Flushes and fsyncs every log and stops the storage writer: the next start has no recovery work.

@@ -7,14 +7,55 @@
 //!
 //! The state machine follows Kafka's classic `GroupCoordinator`: Empty -> PreparingRebalance ->
 //! CompletingRebalance -> Stable, with the initial-rebalance delay, rebalance timeouts, session
-//! expiry, KIP-394 (member id required) and static membership (KIP-345).
+//! expiry, KIP-394 (member id required) and static membership (KIP-345). Requests naming a
+//! member are checked as Kafka's `validateMember` does: a `group.instance.id` must map to the
+//! member id sent (FENCED_INSTANCE_ID otherwise, so a replaced static member stops instead of
+//! rejoining and fencing its replacement in turn), and the member id must be in the group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::sync::oneshot;
 
 use crate::errors::ErrorCode;
+
+/// The protocol type of Kafka consumers, whose member metadata is a consumer-protocol subscription.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topics of a consumer-protocol subscription, read as Kafka reads it: the version, then the
+/// version-0 fields every later version starts with (topics, user data). `None` if the bytes are
+/// not such a subscription. Allocation is bounded by the input: every topic read consumes bytes.
+fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut b = metadata;
+    if b.remaining() < 2 + 4 {
+        return None;
+    }
+    let _version = b.get_i16();
+    let count = b.get_i32();
+    if count < 0 {
+        return None;
+    }
+    let mut topics = Vec::new();
+    for _ in 0..count {
+        if b.remaining() < 2 {
+            return None;
+        }
+        let len = usize::try_from(b.get_i16()).ok()?;
+        if b.remaining() < len {
+            return None;
+        }
+        topics.push(std::str::from_utf8(&b[..len]).ok()?.to_string());
+        b.advance(len);
+    }
+    if b.remaining() < 4 {
+        return None;
+    }
+    let user_data_len = b.get_i32();
+    if user_data_len >= 0 && usize::try_from(user_data_len).ok()? > b.remaining() {
+        return None;
+    }
+    Some(topics)
+}
 
 /// Limits and defaults that Kafka exposes as `group.*` broker settings.
 #[derive(Clone, Debug)]
@@ -69,6 +110,30 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: an unknown member must first obtain an id (KIP-394).
     pub require_known_member_id: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+    /// SyncGroup v5+: the protocol type and name the member believes the group uses.
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's assignment per member id; empty from followers.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// Who commits offsets, as an OffsetCommit names it.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitIdentity<'a> {
+    pub group_id: &'a str,
+    /// Empty for commits from outside the group.
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// -1 for commits from outside the group.
+    pub generation_id: i32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -182,6 +247,10 @@ struct Group {
     /// Member ids handed out with MEMBER_ID_REQUIRED that have not joined yet, with their deadline.
     pending_member_ids: HashMap<String, i64>,
     static_members: HashMap<String, String>,
+    /// Topics the members of the current generation subscribe to, decoded from their
+    /// consumer-protocol metadata when a generation starts; `None` if unknown (not the consumer
+    /// protocol, or metadata that does not parse). OffsetDelete consults it.
+    subscribed_topics: Option<BTreeSet<String>>,
     /// When the current PreparingRebalance must end even if members have not rejoined.
     rebalance_deadline_ms: i64,
     /// Initial-rebalance delay: joins of a new group wait until this time.
@@ -201,6 +270,7 @@ impl Group {
             next_seq: 0,
             pending_member_ids: HashMap::new(),
             static_members: HashMap::new(),
+            subscribed_topics: None,
             rebalance_deadline_ms: 0,
             initial_delay_until_ms: 0,
         }
@@ -219,6 +289,52 @@ impl Group {
 
     fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
         self.members.values_mut().find(|m| m.member_id == member_id)
+    }
+
+    /// Kafka's `validateMember`: an instance id must be known and mapped to `member_id`, and the
+    /// member must be in the group.
+    fn validate_member(&self, member_id: &str, group_instance_id: Option<&str>) -> ErrorCode {
+        if let Some(instance) = group_instance_id {
+            match self.static_members.get(instance) {
+                None => return ErrorCode::UNKNOWN_MEMBER_ID,
+                Some(current) if current != member_id => return ErrorCode::FENCED_INSTANCE_ID,
+                Some(_) => {}
+            }
+        }
+        if self.member(member_id).is_none() {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        }
+        ErrorCode::NONE
+    }
+
+    fn uses_consumer_protocol(&self) -> bool {
+        self.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE)
+    }
+
+    /// As Kafka's `computeSubscribedTopics`, when a generation starts.
+    fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if !self.uses_consumer_protocol() {
+            return None;
+        }
+        let protocol = self.protocol_name.as_deref();
+        if self.members.is_empty() {
+            return Some(BTreeSet::new());
+        }
+        let protocol = protocol?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(subscription_topics(&m.metadata_for(protocol))?);
+        }
+        Some(topics)
+    }
+
+    /// Whether OffsetDelete must leave `topic` alone. Without a decoded subscription a
+    /// consumer-protocol group counts as subscribed to everything, as in Kafka.
+    fn is_subscribed_to(&self, topic: &str) -> bool {
+        match &self.subscribed_topics {
+            Some(topics) => topics.contains(topic),
+            None => self.uses_consumer_protocol(),
+        }
     }
 
     fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
@@ -333,11 +449,11 @@ impl Group {
         }
         self.generation_id += 1;
         if self.members.is_empty() {
-            self.state = GroupState::Empty;
-            self.protocol_name = None;
+            self.become_empty();
             return;
         }
         self.protocol_name = self.select_protocol();
+        self.subscribed_topics = self.compute_subscribed_topics();
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
@@ -363,6 +479,13 @@ impl Group {
                 });
             }
         }
+    }
+
+    /// The last member is gone (the generation has already been bumped).
+    fn become_empty(&mut self) {
+        self.state = GroupState::Empty;
+        self.protocol_name = None;
+        self.subscribed_topics = self.compute_subscribed_topics();
     }
 
     fn remove_member(&mut self, member_id: &str, now_ms: i64) {
@@ -393,8 +516,7 @@ impl Group {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 if self.members.is_empty() {
                     self.generation_id += 1;
-                    self.state = GroupState::Empty;
-                    self.protocol_name = None;
+                    self.become_empty();
                 } else {
                     self.prepare_rebalance(now_ms);
                 }
@@ -409,6 +531,8 @@ impl Group {
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: HashMap<String, Group>,
+    /// Set by `close` at shutdown.
+    closed: bool,
 }
 
 impl GroupCoordinator {
@@ -416,14 +540,21 @@ impl GroupCoordinator {
         Self {
             config,
             groups: HashMap::new(),
+            closed: false,
         }
     }
 
-    fn new_member_id(client_id: &str) -> String {
-        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    fn new_member_id(prefix: &str) -> String {
+        format!("{prefix}-{}", uuid::Uuid::new_v4())
     }
 
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Pending<JoinOutcome> {
+        if self.closed {
+            return Pending::Ready(JoinOutcome::error(
+                ErrorCode::NOT_COORDINATOR,
+                &req.member_id,
+            ));
+        }
         if req.group_id.is_empty() {
             return Pending::Ready(JoinOutcome::error(
                 ErrorCode::INVALID_GROUP_ID,
@@ -438,11 +569,6 @@ impl GroupCoordinator {
                 &req.member_id,
             ));
         }
-        let new_id = if req.member_id.is_empty() {
-            Some(Self::new_member_id(&req.client_id))
-        } else {
-            None
-        };
         let config = self.config.clone();
         let group = self
             .groups
@@ -455,71 +581,77 @@ impl GroupCoordinator {
             ));
         }
 
-        // Static member re-joining under a new member id: replace the old one (fencing it).
         let mut member_id = req.member_id.clone();
-        if let Some(instance) = &req.group_instance_id {
-            if let Some(old_id) = group.static_members.get(instance).cloned() {
-                if member_id.is_empty() {
-                    let fresh = new_id.clone().unwrap_or_default();
-                    if let Some(m) = group.member_mut(&old_id) {
-                        if let Some(tx) = m.join_waiter.take() {
-                            let _ =
-                                tx.send(JoinOutcome::error(ErrorCode::FENCED_INSTANCE_ID, &old_id));
+        if member_id.is_empty() {
+            // Kafka names a static member after its instance id, a dynamic one after its client.
+            let fresh =
+                Self::new_member_id(req.group_instance_id.as_deref().unwrap_or(&req.client_id));
+            match &req.group_instance_id {
+                Some(instance) => {
+                    if let Some(old_id) = group.static_members.get(instance).cloned() {
+                        // The instance is back under a new member id: it replaces the old member,
+                        // whose parked calls are answered FENCED_INSTANCE_ID.
+                        if let Some(m) = group.member_mut(&old_id) {
+                            if let Some(tx) = m.join_waiter.take() {
+                                let _ = tx.send(JoinOutcome::error(
+                                    ErrorCode::FENCED_INSTANCE_ID,
+                                    &old_id,
+                                ));
+                            }
+                            if let Some(tx) = m.sync_waiter.take() {
+                                let _ = tx.send(SyncOutcome::error(ErrorCode::FENCED_INSTANCE_ID));
+                            }
+                            m.member_id = fresh.clone();
+                            m.protocols = req.protocols.clone();
+                            m.last_heartbeat_ms = now_ms;
                         }
-                        if let Some(tx) = m.sync_waiter.take() {
-                            let _ = tx.send(SyncOutcome::error(ErrorCode::FENCED_INSTANCE_ID));
+                        if group.leader.as_deref() == Some(old_id.as_str()) {
+                            group.leader = Some(fresh.clone());
                         }
-                        m.member_id = fresh.clone();
-                        m.protocols = req.protocols.clone();
-                        m.last_heartbeat_ms = now_ms;
+                        group.static_members.insert(instance.clone(), fresh.clone());
+                        if group.state == GroupState::Stable {
+                            // Same static member back: hand it the current generation, no rebalance.
+                            let leader = group.leader.clone().unwrap_or_default();
+                            let members = if leader == fresh {
+                                group.join_members()
+                            } else {
+                                Vec::new()
+                            };
+                            return Pending::Ready(JoinOutcome {
+                                error: ErrorCode::NONE,
+                                generation_id: group.generation_id,
+                                protocol_type: group.protocol_type.clone(),
+                                protocol_name: group.protocol_name.clone(),
+                                leader,
+                                member_id: fresh,
+                                members,
+                            });
+                        }
                     }
-                    if group.leader.as_deref() == Some(old_id.as_str()) {
-                        group.leader = Some(fresh.clone());
-                    }
-                    group.static_members.insert(instance.clone(), fresh.clone());
-                    if group.state == GroupState::Stable {
-                        // Same static member back: hand it the current generation, no rebalance.
-                        let leader = group.leader.clone().unwrap_or_default();
-                        let members = if leader == fresh {
-                            group.join_members()
-                        } else {
-                            Vec::new()
-                        };
-                        return Pending::Ready(JoinOutcome {
-                            error: ErrorCode::NONE,
-                            generation_id: group.generation_id,
-                            protocol_type: group.protocol_type.clone(),
-                            protocol_name: group.protocol_name.clone(),
-                            leader,
-                            member_id: fresh,
-                            members,
-                        });
-                    }
-                    member_id = fresh;
-                } else if member_id != old_id {
+                }
+                None if req.require_known_member_id => {
+                    group
+                        .pending_member_ids
+                        .insert(fresh.clone(), now_ms + i64::from(req.session_timeout_ms));
                     return Pending::Ready(JoinOutcome::error(
-                        ErrorCode::FENCED_INSTANCE_ID,
-                        &member_id,
+                        ErrorCode::MEMBER_ID_REQUIRED,
+                        &fresh,
                     ));
                 }
-            } else if member_id.is_empty() {
-                member_id = new_id.clone().unwrap_or_default();
-            }
-        } else if member_id.is_empty() {
-            let fresh = new_id.clone().unwrap_or_default();
-            if req.require_known_member_id {
-                group
-                    .pending_member_ids
-                    .insert(fresh.clone(), now_ms + i64::from(req.session_timeout_ms));
-                return Pending::Ready(JoinOutcome::error(ErrorCode::MEMBER_ID_REQUIRED, &fresh));
+                None => {}
             }
             member_id = fresh;
-        } else if group.member(&member_id).is_none()
-            && group.pending_member_ids.remove(&member_id).is_none()
+        } else if req.group_instance_id.is_none()
+            && group.member(&member_id).is_none()
+            && group.pending_member_ids.remove(&member_id).is_some()
         {
-            return Pending::Ready(JoinOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID, &member_id));
+            // A dynamic member back with the id it was handed (KIP-394): it joins now.
+        } else {
+            let error = group.validate_member(&member_id, req.group_instance_id.as_deref());
+            if error != ErrorCode::NONE {
+                return Pending::Ready(JoinOutcome::error(error, &member_id));
+            }
         }
-
         if group.member(&member_id).is_none() && group.members.len() >= config.max_group_size {
             return Pending::Ready(JoinOutcome::error(
                 ErrorCode::GROUP_MAX_SIZE_REACHED,
@@ -527,6 +659,10 @@ impl GroupCoordinator {
             ));
         }
 
+        if group.members.is_empty() {
+            // As Kafka: the first member of an empty group sets its protocol type.
+            group.protocol_type = Some(req.protocol_type.clone());
+        }
         let (tx, rx) = oneshot::channel();
         match group.member_mut(&member_id) {
             Some(m) => {
@@ -564,9 +700,6 @@ impl GroupCoordinator {
                 );
             }
         }
-        if group.protocol_type.is_none() {
-            group.protocol_type = Some(req.protocol_type.clone());
-        }
         match group.state {
             GroupState::Empty => {
                 group.initial_delay_until_ms = now_ms + config.initial_rebalance_delay_ms;
@@ -585,22 +718,30 @@ impl GroupCoordinator {
         Pending::Wait(rx)
     }
 
-    pub fn sync(
-        &mut self,
-        group_id: &str,
-        member_id: &str,
-        generation_id: i32,
-        assignments: Vec<(String, Bytes)>,
-    ) -> Pending<SyncOutcome> {
-        let Some(group) = self.groups.get_mut(group_id) else {
+    pub fn sync(&mut self, req: SyncRequest) -> Pending<SyncOutcome> {
+        if self.closed {
+            return Pending::Ready(SyncOutcome::error(ErrorCode::NOT_COORDINATOR));
+        }
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
             return Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID));
         };
-        if group.member(member_id).is_none() {
-            return Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID));
+        let member_id = req.member_id.as_str();
+        let error = group.validate_member(member_id, req.group_instance_id.as_deref());
+        if error != ErrorCode::NONE {
+            return Pending::Ready(SyncOutcome::error(error));
         }
-        if generation_id != group.generation_id {
+        if req.generation_id != group.generation_id {
             return Pending::Ready(SyncOutcome::error(ErrorCode::ILLEGAL_GENERATION));
         }
+        // SyncGroup v5 names the protocol the member thinks the group uses; as Kafka, a mismatch
+        // with what the group chose is refused before anything is applied.
+        let inconsistent = |sent: &Option<String>, chosen: &Option<String>| matches!((sent, chosen), (Some(s), Some(c)) if s != c);
+        if inconsistent(&req.protocol_type, &group.protocol_type)
+            || inconsistent(&req.protocol_name, &group.protocol_name)
+        {
+            return Pending::Ready(SyncOutcome::error(ErrorCode::INCONSISTENT_GROUP_PROTOCOL));
+        }
+        let assignments = req.assignments;
         match group.state {
             GroupState::Empty => Pending::Ready(SyncOutcome::error(ErrorCode::UNKNOWN_MEMBER_ID)),
             GroupState::PreparingRebalance => {
@@ -647,27 +788,34 @@ impl GroupCoordinator {
         }
     }
 
+    /// As Kafka: the member (and its instance id) is validated, then the generation, then the
+    /// state tells whether a rebalance is under way.
     pub fn heartbeat(
         &mut self,
         group_id: &str,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation_id: i32,
         now_ms: i64,
     ) -> ErrorCode {
         let Some(group) = self.groups.get_mut(group_id) else {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         };
+        let error = group.validate_member(member_id, group_instance_id);
+        if error != ErrorCode::NONE {
+            return error;
+        }
+        if generation_id != group.generation_id {
+            return ErrorCode::ILLEGAL_GENERATION;
+        }
         let state = group.state;
-        let current_generation = group.generation_id;
-        let Some(member) = group.member_mut(member_id) else {
-            return ErrorCode::UNKNOWN_MEMBER_ID;
-        };
-        member.last_heartbeat_ms = now_ms;
+        if let Some(member) = group.member_mut(member_id) {
+            member.last_heartbeat_ms = now_ms;
+        }
         match state {
             GroupState::Empty => ErrorCode::UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
-            _ if generation_id != current_generation => ErrorCode::ILLEGAL_GENERATION,
-            _ => ErrorCode::NONE,
+            GroupState::CompletingRebalance | GroupState::Stable => ErrorCode::NONE,
         }
     }
 
@@ -708,36 +856,92 @@ impl GroupCoordinator {
         (ErrorCode::NONE, results)
     }
 
-    /// Validates a member's offset commit. `None` generation with an empty member id is a "simple"
-    /// commit from a consumer using assign().
+    /// Validates an offset commit as Kafka's classic group does. Generation -1 without a member
+    /// is a commit from outside the group (an assign() consumer, AlterConsumerGroupOffsets): taken
+    /// only while the group is empty (or unknown: it becomes a "simple" group), UNKNOWN_MEMBER_ID
+    /// while it has members. A member's commit also keeps its session alive, as in Kafka.
     pub fn validate_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        generation_id: i32,
+        &mut self,
+        commit: &CommitIdentity<'_>,
+        api_version: i16,
+        now_ms: i64,
     ) -> ErrorCode {
-        let group = self.groups.get(group_id);
-        if generation_id < 0 && member_id.is_empty() {
-            return match group {
-                Some(g) if g.state != GroupState::Empty => ErrorCode::ILLEGAL_GENERATION,
-                _ => ErrorCode::NONE,
+        let CommitIdentity {
+            group_id,
+            member_id,
+            group_instance_id,
+            generation_id,
+        } = *commit;
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return if generation_id < 0 {
+                ErrorCode::NONE
+            } else if api_version >= 9 {
+                ErrorCode::GROUP_ID_NOT_FOUND
+            } else {
+                ErrorCode::ILLEGAL_GENERATION
             };
-        }
-        let Some(group) = group else {
-            return ErrorCode::ILLEGAL_GENERATION;
         };
-        if group.member(member_id).is_none() {
+        if generation_id < 0 && group.state == GroupState::Empty {
+            return ErrorCode::NONE;
+        }
+        if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+            let error = group.validate_member(member_id, group_instance_id);
+            if error != ErrorCode::NONE {
+                return error;
+            }
+            if generation_id != group.generation_id {
+                return ErrorCode::ILLEGAL_GENERATION;
+            }
+        } else if group.state != GroupState::Empty {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         }
-        if generation_id != group.generation_id {
-            return ErrorCode::ILLEGAL_GENERATION;
-        }
-        // As Kafka: the current generation may still commit while a rebalance is being prepared
-        // (members commit what they processed before rejoining); only between the join and the
-        // leader's assignment are commits refused.
+        // The current generation may still commit while a rebalance is being prepared (members
+        // commit what they processed before rejoining); only between the join and the leader's
+        // assignment are commits refused.
         match group.state {
             GroupState::CompletingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
-            _ => ErrorCode::NONE,
+            GroupState::Stable | GroupState::PreparingRebalance => {
+                if let Some(m) = group.member_mut(member_id) {
+                    m.last_heartbeat_ms = now_ms;
+                }
+                ErrorCode::NONE
+            }
+            GroupState::Empty => ErrorCode::NONE,
+        }
+    }
+
+    /// OffsetDelete's check of a group: `None` if the group is unknown, NON_EMPTY_GROUP while a
+    /// group that does not use the consumer protocol has members (its subscriptions cannot be
+    /// known), otherwise which of `topics` the members subscribe to (those keep their offsets).
+    pub fn offset_delete_check(
+        &self,
+        group_id: &str,
+        topics: &[&str],
+    ) -> Option<Result<Vec<bool>, ErrorCode>> {
+        let group = self.groups.get(group_id)?;
+        if group.state != GroupState::Empty && !group.uses_consumer_protocol() {
+            return Some(Err(ErrorCode::NON_EMPTY_GROUP));
+        }
+        Some(Ok(topics
+            .iter()
+            .map(|t| group.is_subscribed_to(t))
+            .collect()))
+    }
+
+    /// The broker is stopping: as Kafka does when a coordinator unloads its groups, parked
+    /// JoinGroup and SyncGroup calls are answered NOT_COORDINATOR at once (the clients find the
+    /// coordinator again once it is back), and calls that would park are answered so from now on.
+    pub fn close(&mut self) {
+        self.closed = true;
+        for group in self.groups.values_mut() {
+            for m in group.members.values_mut() {
+                if let Some(tx) = m.join_waiter.take() {
+                    let _ = tx.send(JoinOutcome::error(ErrorCode::NOT_COORDINATOR, &m.member_id));
+                }
+                if let Some(tx) = m.sync_waiter.take() {
+                    let _ = tx.send(SyncOutcome::error(ErrorCode::NOT_COORDINATOR));
+                }
+            }
         }
     }
 
@@ -855,6 +1059,43 @@ mod tests {
         }
     }
 
+    fn sync(
+        c: &mut GroupCoordinator,
+        member_id: &str,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Pending<SyncOutcome> {
+        c.sync(SyncRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            generation_id,
+            assignments,
+            ..SyncRequest::default()
+        })
+    }
+
+    fn heartbeat(
+        c: &mut GroupCoordinator,
+        member_id: &str,
+        generation_id: i32,
+        now: i64,
+    ) -> ErrorCode {
+        c.heartbeat("g", member_id, None, generation_id, now)
+    }
+
+    fn commit(c: &mut GroupCoordinator, member_id: &str, generation_id: i32) -> ErrorCode {
+        c.validate_commit(
+            &CommitIdentity {
+                group_id: "g",
+                member_id,
+                group_instance_id: None,
+                generation_id,
+            },
+            8,
+            0,
+        )
+    }
+
     fn ready<T>(p: Pending<T>) -> T {
         match p {
             Pending::Ready(v) => v,
@@ -888,8 +1129,8 @@ mod tests {
         assert_eq!(joined.leader, id);
         assert_eq!(joined.members.len(), 1);
         assert_eq!(joined.protocol_name.as_deref(), Some("range"));
-        let synced = ready(c.sync(
-            "g",
+        let synced = ready(sync(
+            &mut c,
             &id,
             1,
             vec![(id.clone(), Bytes::from_static(b"assign"))],
@@ -897,10 +1138,13 @@ mod tests {
         assert_eq!(synced.error, ErrorCode::NONE);
         assert_eq!(synced.assignment, Bytes::from_static(b"assign"));
         assert_eq!(c.group_state("g"), Some(GroupState::Stable));
-        assert_eq!(c.heartbeat("g", &id, 1, 100), ErrorCode::NONE);
-        assert_eq!(c.heartbeat("g", &id, 0, 100), ErrorCode::ILLEGAL_GENERATION);
+        assert_eq!(heartbeat(&mut c, &id, 1, 100), ErrorCode::NONE);
         assert_eq!(
-            c.heartbeat("g", "nobody", 1, 100),
+            heartbeat(&mut c, &id, 0, 100),
+            ErrorCode::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            heartbeat(&mut c, "nobody", 1, 100),
             ErrorCode::UNKNOWN_MEMBER_ID
         );
     }
@@ -910,12 +1154,17 @@ mod tests {
         let mut c = GroupCoordinator::new(config());
         let (a, mut rx) = join_new(&mut c, 0);
         rx.try_recv().expect("joined");
-        ready(c.sync("g", &a, 1, vec![(a.clone(), Bytes::from_static(b"all"))]));
+        ready(sync(
+            &mut c,
+            &a,
+            1,
+            vec![(a.clone(), Bytes::from_static(b"all"))],
+        ));
 
         let (b, mut rx_b) = join_new(&mut c, 10);
         assert!(rx_b.try_recv().is_err(), "b waits for a to rejoin");
         assert_eq!(
-            c.heartbeat("g", &a, 1, 20),
+            heartbeat(&mut c, &a, 1, 20),
             ErrorCode::REBALANCE_IN_PROGRESS
         );
         let mut rx_a = waiting(c.join(join_req(&a, None), 30));
@@ -927,13 +1176,13 @@ mod tests {
         assert_eq!(ja.members.len(), 2);
         assert!(jb.members.is_empty(), "followers get no member list");
 
-        let mut sync_b = waiting(c.sync("g", &b, 2, vec![]));
+        let mut sync_b = waiting(sync(&mut c, &b, 2, vec![]));
         assert!(
             sync_b.try_recv().is_err(),
             "follower waits for the leader's assignment"
         );
-        let sa = ready(c.sync(
-            "g",
+        let sa = ready(sync(
+            &mut c,
             &a,
             2,
             vec![
@@ -957,20 +1206,20 @@ mod tests {
         let mut rx_a = waiting(c.join(join_req(&a, None), 0));
         rx_a.try_recv().expect("a");
         drop(rx_b);
-        ready(c.sync("g", &a, 2, vec![]));
+        ready(sync(&mut c, &a, 2, vec![]));
         // b leaves: a must rejoin.
         let (top, per_member) = c.leave("g", &[(b.clone(), None)], 100);
         assert_eq!((top, per_member), (ErrorCode::NONE, vec![ErrorCode::NONE]));
         assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
         let mut rx_a = waiting(c.join(join_req(&a, None), 110));
         assert_eq!(rx_a.try_recv().expect("a alone").generation_id, 3);
-        ready(c.sync("g", &a, 3, vec![]));
+        ready(sync(&mut c, &a, 3, vec![]));
         // a stops heartbeating: after the session timeout the group is empty.
         c.tick(110 + 10_001);
         assert_eq!(c.group_state("g"), Some(GroupState::Empty));
-        assert_eq!(c.validate_commit("g", &a, 3), ErrorCode::UNKNOWN_MEMBER_ID);
+        assert_eq!(commit(&mut c, &a, 3), ErrorCode::UNKNOWN_MEMBER_ID);
         assert_eq!(
-            c.validate_commit("g", "", -1),
+            commit(&mut c, "", -1),
             ErrorCode::NONE,
             "simple commits allowed on an empty group"
         );
@@ -982,15 +1231,15 @@ mod tests {
         let (a, mut rx) = join_new(&mut c, 0);
         rx.try_recv().expect("joined");
         assert_eq!(
-            c.validate_commit("g", &a, 1),
+            commit(&mut c, &a, 1),
             ErrorCode::REBALANCE_IN_PROGRESS,
             "awaiting sync"
         );
-        ready(c.sync("g", &a, 1, vec![]));
+        ready(sync(&mut c, &a, 1, vec![]));
         let (_b, _rx_b) = join_new(&mut c, 10);
         assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
-        assert_eq!(c.validate_commit("g", &a, 1), ErrorCode::NONE);
-        assert_eq!(c.validate_commit("g", &a, 0), ErrorCode::ILLEGAL_GENERATION);
+        assert_eq!(commit(&mut c, &a, 1), ErrorCode::NONE);
+        assert_eq!(commit(&mut c, &a, 0), ErrorCode::ILLEGAL_GENERATION);
     }
 
     #[test]
@@ -998,18 +1247,18 @@ mod tests {
         let mut c = GroupCoordinator::new(config());
         let (a, mut rx) = join_new(&mut c, 0);
         rx.try_recv().expect("joined");
-        ready(c.sync("g", &a, 1, vec![]));
+        ready(sync(&mut c, &a, 1, vec![]));
         let (_b, mut rx_b) = join_new(&mut c, 1_000);
         c.tick(1_000 + 4_999);
         assert!(
             rx_b.try_recv().is_err(),
             "still within the rebalance timeout"
         );
-        c.heartbeat("g", &a, 1, 5_000);
+        heartbeat(&mut c, &a, 1, 5_000);
         c.tick(1_000 + 5_000);
         let jb = rx_b.try_recv().expect("join completes without a");
         assert_eq!(jb.members.len(), 1, "b is now leader and alone");
-        assert_eq!(c.validate_commit("g", &a, 1), ErrorCode::UNKNOWN_MEMBER_ID);
+        assert_eq!(commit(&mut c, &a, 1), ErrorCode::UNKNOWN_MEMBER_ID);
     }
 
     #[test]
@@ -1036,8 +1285,8 @@ mod tests {
         let first = rx
             .try_recv()
             .expect("static members need no member-id round trip");
-        ready(c.sync(
-            "g",
+        ready(sync(
+            &mut c,
             &first.member_id,
             1,
             vec![(first.member_id.clone(), Bytes::from_static(b"x"))],
@@ -1048,15 +1297,223 @@ mod tests {
         assert_eq!(again.generation_id, 1, "no new generation");
         assert_ne!(again.member_id, first.member_id);
         assert_eq!(c.group_state("g"), Some(GroupState::Stable));
-        let synced = ready(c.sync("g", &again.member_id, 1, vec![]));
+        let synced = ready(sync(&mut c, &again.member_id, 1, vec![]));
         assert_eq!(
             synced.assignment,
             Bytes::from_static(b"x"),
             "keeps its assignment"
         );
         assert_eq!(
-            c.heartbeat("g", &first.member_id, 1, 60),
+            heartbeat(&mut c, &first.member_id, 1, 60),
             ErrorCode::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    /// A consumer-protocol subscription (version 1: v0 fields plus no owned partitions).
+    fn subscription(topics: &[&str]) -> Bytes {
+        let mut b = Vec::new();
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for t in topics {
+            b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            b.extend_from_slice(t.as_bytes());
+        }
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+        b.extend_from_slice(&0i32.to_be_bytes()); // v1: no owned partitions
+        Bytes::from(b)
+    }
+
+    /// A group with one static member "inst-1", Stable at generation 1; returns its member id.
+    fn stable_static_member(c: &mut GroupCoordinator) -> String {
+        let mut rx = waiting(c.join(join_req("", Some("inst-1")), 0));
+        let joined = rx.try_recv().expect("joined");
+        assert!(
+            joined.member_id.starts_with("inst-1-"),
+            "{}",
+            joined.member_id
+        );
+        ready(sync(c, &joined.member_id, 1, vec![]));
+        joined.member_id
+    }
+
+    #[test]
+    fn a_replaced_static_member_is_fenced_everywhere() {
+        let mut c = GroupCoordinator::new(config());
+        let old = stable_static_member(&mut c);
+        let new = ready(c.join(join_req("", Some("inst-1")), 10)).member_id;
+        let inst = Some("inst-1");
+        assert_eq!(
+            c.heartbeat("g", &old, inst, 1, 20),
+            ErrorCode::FENCED_INSTANCE_ID
+        );
+        assert_eq!(c.heartbeat("g", &new, inst, 1, 20), ErrorCode::NONE);
+        let sync_old = c.sync(SyncRequest {
+            group_id: "g".into(),
+            member_id: old.clone(),
+            group_instance_id: Some("inst-1".into()),
+            generation_id: 1,
+            ..SyncRequest::default()
+        });
+        assert_eq!(ready(sync_old).error, ErrorCode::FENCED_INSTANCE_ID);
+        let commit_old = CommitIdentity {
+            group_id: "g",
+            member_id: &old,
+            group_instance_id: inst,
+            generation_id: 1,
+        };
+        assert_eq!(
+            c.validate_commit(&commit_old, 8, 20),
+            ErrorCode::FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            ready(c.join(join_req(&old, inst), 20)).error,
+            ErrorCode::FENCED_INSTANCE_ID
+        );
+        let (_, per_member) = c.leave("g", &[(old.clone(), Some("inst-1".into()))], 20);
+        assert_eq!(per_member, vec![ErrorCode::FENCED_INSTANCE_ID]);
+        // None of that disturbed the replacement.
+        assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+        assert_eq!(c.heartbeat("g", &new, inst, 1, 30), ErrorCode::NONE);
+        // An instance id the group does not know is an unknown member, as in Kafka.
+        assert_eq!(
+            c.heartbeat("g", &new, Some("inst-2"), 1, 30),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            ready(c.join(join_req("made-up", Some("inst-2")), 30)).error,
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn commits_from_outside_the_group_need_it_empty() {
+        let mut c = GroupCoordinator::new(config());
+        let outside = |group_id| CommitIdentity {
+            group_id,
+            member_id: "",
+            group_instance_id: None,
+            generation_id: -1,
+        };
+        assert_eq!(
+            c.validate_commit(&outside("new"), 8, 0),
+            ErrorCode::NONE,
+            "an unknown group takes it (and becomes a simple group)"
+        );
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(sync(&mut c, &a, 1, vec![]));
+        assert_eq!(
+            c.validate_commit(&outside("g"), 8, 0),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+        c.leave("g", &[(a.clone(), None)], 10);
+        assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+        assert_eq!(c.validate_commit(&outside("g"), 8, 10), ErrorCode::NONE);
+        let member_of_unknown = CommitIdentity {
+            group_id: "unknown",
+            member_id: "m",
+            group_instance_id: None,
+            generation_id: 3,
+        };
+        assert_eq!(
+            c.validate_commit(&member_of_unknown, 8, 10),
+            ErrorCode::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            c.validate_commit(&member_of_unknown, 9, 10),
+            ErrorCode::GROUP_ID_NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn a_members_commit_keeps_its_session_alive() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(sync(&mut c, &a, 1, vec![]));
+        let member = CommitIdentity {
+            group_id: "g",
+            member_id: &a,
+            group_instance_id: None,
+            generation_id: 1,
+        };
+        assert_eq!(c.validate_commit(&member, 8, 9_000), ErrorCode::NONE);
+        c.tick(15_000);
+        assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+        c.tick(19_001);
+        assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+    }
+
+    #[test]
+    fn offset_delete_spares_only_the_topics_members_subscribe_to() {
+        let mut c = GroupCoordinator::new(config());
+        let mut req = join_req("", None);
+        req.protocols = vec![("range".into(), subscription(&["orders", "payments"]))];
+        let first = ready(c.join(req.clone(), 0));
+        req.member_id = first.member_id.clone();
+        waiting(c.join(req, 0)).try_recv().expect("joined");
+        assert_eq!(
+            c.offset_delete_check("g", &["orders", "audit"]),
+            Some(Ok(vec![true, false]))
+        );
+        assert_eq!(c.offset_delete_check("nope", &["orders"]), None);
+        c.leave("g", &[(first.member_id.clone(), None)], 10);
+        assert_eq!(
+            c.offset_delete_check("g", &["orders"]),
+            Some(Ok(vec![false])),
+            "an empty group subscribes to nothing"
+        );
+
+        // Metadata that is not a subscription: every topic counts as subscribed.
+        let (_, _rx) = join_new(&mut c, 20);
+        assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
+        assert_eq!(c.offset_delete_check("g", &["x"]), Some(Ok(vec![true])));
+
+        // A group of another protocol type cannot be checked while it has members.
+        let mut other = join_req("", None);
+        other.group_id = "connect".into();
+        other.protocol_type = "connect".into();
+        let mut c2 = GroupCoordinator::new(config());
+        let id = ready(c2.join(other.clone(), 0)).member_id;
+        other.member_id = id;
+        let _parked = c2.join(other, 0);
+        assert_eq!(
+            c2.offset_delete_check("connect", &["x"]),
+            Some(Err(ErrorCode::NON_EMPTY_GROUP))
+        );
+    }
+
+    #[test]
+    fn subscriptions_are_read_from_the_v0_prefix_and_garbage_is_rejected() {
+        assert_eq!(
+            subscription_topics(&subscription(&["a", "bc"])),
+            Some(vec!["a".to_string(), "bc".to_string()])
+        );
+        let full = subscription(&["a"]);
+        assert_eq!(subscription_topics(&full[..full.len() - 5]), None);
+        assert_eq!(subscription_topics(b"meta"), None);
+        // A count far beyond the bytes present fails without allocating for it.
+        let mut huge = vec![0, 0];
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(subscription_topics(&huge), None);
+    }
+
+    #[test]
+    fn closing_answers_parked_calls_and_parks_no_more() {
+        let mut c = GroupCoordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            ..GroupConfig::default()
+        });
+        let (_a, mut rx) = join_new(&mut c, 0);
+        assert!(rx.try_recv().is_err(), "held by the initial delay");
+        c.close();
+        assert_eq!(
+            rx.try_recv().expect("answered").error,
+            ErrorCode::NOT_COORDINATOR
+        );
+        assert_eq!(
+            ready(c.join(join_req("", None), 1)).error,
+            ErrorCode::NOT_COORDINATOR
         );
     }
 

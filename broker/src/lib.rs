@@ -35,8 +35,9 @@ const GROUP_TICK_MS: u64 = 100;
 /// How long shutdown waits for in-flight requests before closing anyway.
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
-/// Runs the broker until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
-/// and flushes and fsyncs every log so the next start has no recovery work.
+/// Runs the broker until `shutdown` resolves, then stops accepting and reading requests, lets
+/// in-flight requests finish (answering long polls and parked group calls at once rather than at
+/// their deadlines), and flushes and fsyncs every log so the next start has no recovery work.
 pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
@@ -54,6 +55,7 @@ pub async fn run(
     let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
     shutdown.await;
     let _ = stop_tx.send(true);
+    broker.begin_shutdown();
     if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), server)
         .await
         .is_err()

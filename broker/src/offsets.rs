@@ -9,6 +9,10 @@
 //! than there are live offsets, the whole live map is appended as a snapshot and everything before
 //! the snapshot is deleted (`delete_records_before`). Appends, map updates and snapshots are ordered
 //! by one lock, so a snapshot always covers every record queued before it.
+//!
+//! A change is applied in two steps so that callers can keep request order without waiting for
+//! each other's fsync: `stage_*` appends the records and updates the map at once (in the order the
+//! calls are made), and `finish` waits until they are durable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, RwLock};
 use weir_storage::records::NewRecord;
-use weir_storage::{AppendOptions, StorageError};
+use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
@@ -49,6 +53,21 @@ pub struct OffsetStore {
 
 /// One change to the committed offsets: a new value, or a deletion (tombstone).
 type Change = ((String, String, i32), Option<CommittedOffset>);
+
+/// A change already appended and visible to readers, not yet known to be durable: hand it to
+/// [`OffsetStore::finish`].
+#[must_use = "a staged change must be finished to know it is durable"]
+pub struct StagedChange {
+    pending: Option<PendingAppend>,
+    now_ms: i64,
+}
+
+impl StagedChange {
+    /// Whether `finish` would not block (nothing to wait for, or already durable).
+    pub fn is_complete(&self) -> bool {
+        self.pending.as_ref().is_none_or(PendingAppend::is_complete)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetError {
@@ -231,28 +250,42 @@ impl OffsetStore {
         weir_storage::records::encode_batch(&records)
     }
 
-    /// Appends `changes`, applies them to the map in log order, and returns once they are durable.
-    fn write(&self, changes: Vec<Change>, now_ms: i64) -> Result<(), OffsetError> {
+    /// Appends `changes` and applies them to the map, both in call order; does not wait.
+    fn stage(&self, changes: Vec<Change>, now_ms: i64) -> Result<StagedChange, OffsetError> {
         let Some(partition) = self.topic.partitions.first() else {
-            return Ok(());
+            return Ok(StagedChange {
+                pending: None,
+                now_ms,
+            });
         };
         if changes.is_empty() {
-            return Ok(());
+            return Ok(StagedChange {
+                pending: None,
+                now_ms,
+            });
         }
-        let pending = {
-            let _order = self.write_order.lock();
-            let batch = Self::encode_changes(&changes, now_ms);
-            let pending = partition
-                .log
-                .append_pending(batch, &AppendOptions::default())?;
-            let mut groups = self.groups.write();
-            for change in changes {
-                Self::apply(&mut groups, change);
-            }
-            pending
+        let _order = self.write_order.lock();
+        let batch = Self::encode_changes(&changes, now_ms);
+        let pending = partition
+            .log
+            .append_pending(batch, &AppendOptions::default())?;
+        let mut groups = self.groups.write();
+        for change in changes {
+            Self::apply(&mut groups, change);
+        }
+        Ok(StagedChange {
+            pending: Some(pending),
+            now_ms,
+        })
+    }
+
+    /// Waits until a staged change is durable (blocking), then compacts the history if it is due.
+    pub fn finish(&self, staged: StagedChange) -> Result<(), OffsetError> {
+        let Some(pending) = staged.pending else {
+            return Ok(());
         };
         pending.wait()?;
-        self.compact_if_due(now_ms)
+        self.compact_if_due(staged.now_ms)
     }
 
     /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
@@ -311,6 +344,21 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Commits offsets for one group: visible to readers at once, durable once
+    /// [`finish`](Self::finish) returns.
+    pub fn stage_commit(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
+        let changes = offsets
+            .iter()
+            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
+            .collect();
+        self.stage(changes, now_ms)
+    }
+
     /// Durably commits offsets for one group; returns once the commit is in the log.
     pub fn commit(
         &self,
@@ -318,11 +366,8 @@ impl OffsetStore {
         offsets: &[(String, i32, CommittedOffset)],
         now_ms: i64,
     ) -> Result<(), OffsetError> {
-        let changes = offsets
-            .iter()
-            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
-            .collect();
-        self.write(changes, now_ms)
+        let staged = self.stage_commit(group, offsets, now_ms)?;
+        self.finish(staged)
     }
 
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
@@ -349,18 +394,30 @@ impl OffsetStore {
         self.groups.read().keys().cloned().collect()
     }
 
-    /// Deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics) with tombstones.
+    /// Deletes committed offsets (OffsetDelete, DeleteGroups) with tombstones: gone for readers at
+    /// once, durably once [`finish`](Self::finish) returns.
+    pub fn stage_delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
+        let changes = partitions
+            .iter()
+            .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
+            .collect();
+        self.stage(changes, now_ms)
+    }
+
+    /// Durably deletes committed offsets; returns once the tombstones are in the log.
     pub fn delete(
         &self,
         group: &str,
         partitions: &[(String, i32)],
         now_ms: i64,
     ) -> Result<(), OffsetError> {
-        let changes = partitions
-            .iter()
-            .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
-            .collect();
-        self.write(changes, now_ms)
+        let staged = self.stage_delete(group, partitions, now_ms)?;
+        self.finish(staged)
     }
 }
 

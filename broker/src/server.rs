@@ -1,10 +1,11 @@
 //! The Kafka listener: accepts connections, frames requests, and writes responses in request order.
 //!
 //! Each connection has a reader loop and a writer task joined by a bounded queue of in-flight
-//! requests (`max_in_flight_requests_per_connection`). The reader decodes a request and runs its
-//! in-order part at once (so produce appends keep the order the client sent them in), then queues the
-//! future of its response; the writer awaits those futures in order. Bad frames close the connection.
-//! Owns sockets and limits; owns no protocol logic (see `handlers`).
+//! requests (`max_in_flight_requests_per_connection`). The reader decodes a request and awaits its
+//! in-order part (`handlers::dispatch`: every state change the request makes) before it reads the
+//! next one, so a connection's requests take effect in the order the client sent them; then it
+//! queues the future of the response, and the writer awaits those futures in order. Bad frames
+//! close the connection. Owns sockets and limits; owns no protocol logic (see `handlers`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -229,8 +230,10 @@ async fn handle_connection(
                 );
                 let metrics = broker.metrics.clone();
                 metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
-                let response =
-                    span.in_scope(|| handlers::dispatch(&broker, &ctx, &header, request));
+                // The in-order part runs before the next request is read (see `handlers`).
+                let response = handlers::dispatch(&broker, &ctx, &header, request)
+                    .instrument(span.clone())
+                    .await;
                 tokio::spawn(async move {
                     let _reserved = reserved;
                     let response = response.await;

@@ -1,5 +1,9 @@
 //! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups, DeleteGroups, and the
 //! committed-offset APIs (OffsetCommit, OffsetFetch, OffsetDelete).
+//!
+//! Membership changes and offset changes are applied before a handler returns (in request order,
+//! see `handlers`); the returned futures only wait, for a parked join or sync to be answered or
+//! for committed offsets to become durable.
 
 use std::sync::Arc;
 
@@ -16,13 +20,13 @@ use weir_protocol::responses::{
     OffsetDeleteTopicResponse, OffsetFetchGroupResponse, OffsetFetchPartitionResponse,
     OffsetFetchResponse, OffsetFetchTopicResponse, PartitionError, SyncGroupResponse,
 };
-use weir_protocol::ErrorCode;
+use weir_protocol::{ErrorCode, Response};
 
-use super::{blocking, RequestContext};
+use super::{blocking, RequestContext, ResponseFuture};
 use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
-use crate::groups::{GroupState, JoinOutcome, JoinRequest, Pending, SyncOutcome};
-use crate::offsets::CommittedOffset;
+use crate::groups::{CommitIdentity, JoinOutcome, JoinRequest, Pending, SyncOutcome, SyncRequest};
+use crate::offsets::{CommittedOffset, StagedChange};
 
 /// Kafka's offset.metadata.max.bytes.
 const MAX_OFFSET_METADATA_BYTES: usize = 4096;
@@ -48,13 +52,13 @@ fn join_response(o: JoinOutcome) -> JoinGroupResponse {
     }
 }
 
-pub async fn join_group(
+pub fn join_group(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     client_id: String,
     version: i16,
     r: JoinGroupRequest,
-) -> JoinGroupResponse {
+) -> ResponseFuture {
     let request = JoinRequest {
         group_id: r.group_id,
         member_id: r.member_id.clone(),
@@ -78,67 +82,63 @@ pub async fn join_group(
     };
     let now = broker.now_ms();
     let pending = broker.groups.lock().join(request, now);
-    let outcome = match pending {
-        Pending::Ready(o) => o,
-        Pending::Wait(rx) => rx.await.unwrap_or_else(|_| JoinOutcome {
-            error: ErrorCode::UNKNOWN_MEMBER_ID,
-            generation_id: -1,
-            member_id: r.member_id,
-            ..JoinOutcome::default()
-        }),
-    };
-    join_response(outcome)
+    let member_id = r.member_id;
+    Box::pin(async move {
+        let outcome = match pending {
+            Pending::Ready(o) => o,
+            Pending::Wait(rx) => rx.await.unwrap_or_else(|_| JoinOutcome {
+                error: ErrorCode::UNKNOWN_MEMBER_ID,
+                generation_id: -1,
+                member_id,
+                ..JoinOutcome::default()
+            }),
+        };
+        Some(Response::JoinGroup(join_response(outcome)))
+    })
 }
 
-pub async fn sync_group(broker: &Arc<Broker>, r: SyncGroupRequest) -> SyncGroupResponse {
-    let assignments = r
-        .assignments
-        .into_iter()
-        .map(|a| (a.member_id, a.assignment))
-        .collect();
-    let pending =
-        broker
-            .groups
-            .lock()
-            .sync(&r.group_id, &r.member_id, r.generation_id, assignments);
-    let outcome = match pending {
-        Pending::Ready(o) => o,
-        Pending::Wait(rx) => rx.await.unwrap_or(SyncOutcome {
-            error: ErrorCode::REBALANCE_IN_PROGRESS,
-            ..SyncOutcome::default()
-        }),
+pub fn sync_group(broker: &Arc<Broker>, r: SyncGroupRequest) -> ResponseFuture {
+    let request = SyncRequest {
+        group_id: r.group_id,
+        member_id: r.member_id,
+        group_instance_id: r.group_instance_id,
+        generation_id: r.generation_id,
+        protocol_type: r.protocol_type,
+        protocol_name: r.protocol_name,
+        assignments: r
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id, a.assignment))
+            .collect(),
     };
-    // SyncGroup v5 names the protocol the member thinks it uses; a mismatch is a client bug.
-    if outcome.error == ErrorCode::NONE
-        && (r
-            .protocol_type
-            .as_ref()
-            .is_some_and(|t| Some(t) != outcome.protocol_type.as_ref())
-            || r.protocol_name
-                .as_ref()
-                .is_some_and(|n| Some(n) != outcome.protocol_name.as_ref()))
-    {
-        return SyncGroupResponse {
-            error_code: ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
-            ..SyncGroupResponse::default()
+    let pending = broker.groups.lock().sync(request);
+    Box::pin(async move {
+        let outcome = match pending {
+            Pending::Ready(o) => o,
+            Pending::Wait(rx) => rx.await.unwrap_or(SyncOutcome {
+                error: ErrorCode::REBALANCE_IN_PROGRESS,
+                ..SyncOutcome::default()
+            }),
         };
-    }
-    SyncGroupResponse {
-        error_code: outcome.error,
-        protocol_type: outcome.protocol_type,
-        protocol_name: outcome.protocol_name,
-        assignment: outcome.assignment,
-        ..SyncGroupResponse::default()
-    }
+        Some(Response::SyncGroup(SyncGroupResponse {
+            error_code: outcome.error,
+            protocol_type: outcome.protocol_type,
+            protocol_name: outcome.protocol_name,
+            assignment: outcome.assignment,
+            ..SyncGroupResponse::default()
+        }))
+    })
 }
 
 pub fn heartbeat(broker: &Broker, r: HeartbeatRequest) -> HeartbeatResponse {
     let now = broker.now_ms();
-    let error_code =
-        broker
-            .groups
-            .lock()
-            .heartbeat(&r.group_id, &r.member_id, r.generation_id, now);
+    let error_code = broker.groups.lock().heartbeat(
+        &r.group_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.generation_id,
+        now,
+    );
     HeartbeatResponse {
         error_code,
         ..HeartbeatResponse::default()
@@ -248,8 +248,21 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGro
     }
 }
 
-pub async fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+/// Waits, off the async threads, until every staged offset change is durable.
+async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
+    if staged.iter().all(StagedChange::is_complete) {
+        return staged.into_iter().all(|s| broker.offsets.finish(s).is_ok());
+    }
+    blocking(move || staged.into_iter().all(|s| broker.offsets.finish(s).is_ok()))
+        .await
+        .unwrap_or(false)
+}
+
+pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFuture {
+    let now = broker.now_ms();
     let mut results = Vec::with_capacity(r.groups.len());
+    // Per group: the staged tombstones of its offsets, if it was deleted.
+    let mut staged: Vec<Option<StagedChange>> = Vec::with_capacity(r.groups.len());
     for group_id in r.groups {
         let committed: Vec<(String, i32)> = broker
             .offsets
@@ -261,38 +274,51 @@ pub async fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> Dele
         if error_code == ErrorCode::GROUP_ID_NOT_FOUND && !committed.is_empty() {
             error_code = ErrorCode::NONE;
         }
+        let mut change = None;
         if error_code == ErrorCode::NONE {
-            let b = broker.clone();
-            let g = group_id.clone();
-            let now = broker.now_ms();
-            if !matches!(
-                blocking(move || b.offsets.delete(&g, &committed, now)).await,
-                Some(Ok(()))
-            ) {
-                error_code = ErrorCode::KAFKA_STORAGE_ERROR;
+            match broker.offsets.stage_delete(&group_id, &committed, now) {
+                Ok(c) => change = Some(c),
+                Err(_) => error_code = ErrorCode::KAFKA_STORAGE_ERROR,
             }
         }
+        staged.push(change);
         results.push(DeleteGroupResult {
             group_id,
             error_code,
         });
     }
-    DeleteGroupsResponse {
-        results,
-        ..DeleteGroupsResponse::default()
-    }
+    let b = broker.clone();
+    Box::pin(async move {
+        for (result, change) in results.iter_mut().zip(staged) {
+            if let Some(change) = change {
+                if !finish_staged(b.clone(), vec![change]).await {
+                    result.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
+                }
+            }
+        }
+        Some(Response::DeleteGroups(DeleteGroupsResponse {
+            results,
+            ..DeleteGroupsResponse::default()
+        }))
+    })
 }
 
-pub async fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> OffsetCommitResponse {
+pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest) -> ResponseFuture {
+    let now = broker.now_ms();
     let group_error = if r.group_id.is_empty() {
         ErrorCode::INVALID_GROUP_ID
     } else {
-        broker
-            .groups
-            .lock()
-            .validate_commit(&r.group_id, &r.member_id, r.generation_id)
+        broker.groups.lock().validate_commit(
+            &CommitIdentity {
+                group_id: &r.group_id,
+                member_id: &r.member_id,
+                group_instance_id: r.group_instance_id.as_deref(),
+                generation_id: r.generation_id,
+            },
+            version,
+            now,
+        )
     };
-    let now = broker.now_ms();
     let mut to_commit = Vec::new();
     let mut topics: Vec<OffsetCommitTopicResponse> = Vec::with_capacity(r.topics.len());
     for t in r.topics {
@@ -337,15 +363,26 @@ pub async fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> Offs
             partitions,
         });
     }
-    if !to_commit.is_empty() {
-        if group_error == ErrorCode::NONE {
-            broker.groups.lock().ensure_group(&r.group_id);
-        }
-        let b = broker.clone();
-        let group = r.group_id.clone();
-        let committed = blocking(move || b.offsets.commit(&group, &to_commit, now)).await;
-        if !matches!(committed, Some(Ok(()))) {
-            tracing::error!(group = %r.group_id, "offset commit failed to reach the log");
+    // The commit is applied here, in request order; only its durability is awaited below.
+    let staged = if to_commit.is_empty() {
+        Ok(None)
+    } else {
+        broker.groups.lock().ensure_group(&r.group_id);
+        broker
+            .offsets
+            .stage_commit(&r.group_id, &to_commit, now)
+            .map(Some)
+    };
+    let b = broker.clone();
+    let group_id = r.group_id;
+    Box::pin(async move {
+        let durable = match staged {
+            Ok(None) => true,
+            Ok(Some(change)) => finish_staged(b, vec![change]).await,
+            Err(_) => false,
+        };
+        if !durable {
+            tracing::error!(group = %group_id, "offset commit failed to reach the log");
             for t in &mut topics {
                 for p in &mut t.partitions {
                     if p.error_code == ErrorCode::NONE {
@@ -354,11 +391,11 @@ pub async fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> Offs
                 }
             }
         }
-    }
-    OffsetCommitResponse {
-        topics,
-        ..OffsetCommitResponse::default()
-    }
+        Some(Response::OffsetCommit(OffsetCommitResponse {
+            topics,
+            ..OffsetCommitResponse::default()
+        }))
+    })
 }
 
 pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchResponse {
@@ -424,28 +461,32 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
     }
 }
 
-pub async fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let state = broker.groups.lock().group_state(&r.group_id);
-    let has_offsets = !broker.offsets.fetch_all(&r.group_id).is_empty();
-    if state.is_none() && !has_offsets {
-        return OffsetDeleteResponse {
-            error_code: ErrorCode::GROUP_ID_NOT_FOUND,
-            ..OffsetDeleteResponse::default()
-        };
-    }
-    // Kafka refuses to delete offsets of topics an active group consumes; without decoding the
-    // consumer protocol's subscriptions, any member makes every topic count as subscribed.
-    let active = state.is_some_and(|s| s != GroupState::Empty);
+pub fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> ResponseFuture {
+    let names: Vec<&str> = r.topics.iter().map(|t| t.name.as_str()).collect();
+    let check = broker
+        .groups
+        .lock()
+        .offset_delete_check(&r.group_id, &names);
+    let subscribed = match check {
+        Some(Ok(subscribed)) => subscribed,
+        Some(Err(error_code)) => {
+            return ready_offset_delete(error_code, Vec::new());
+        }
+        // Known only through committed offsets (no membership record): nothing is subscribed.
+        None if !broker.offsets.fetch_all(&r.group_id).is_empty() => vec![false; names.len()],
+        None => return ready_offset_delete(ErrorCode::GROUP_ID_NOT_FOUND, Vec::new()),
+    };
     let mut to_delete = Vec::new();
-    let topics = r
+    let topics: Vec<OffsetDeleteTopicResponse> = r
         .topics
         .into_iter()
-        .map(|t| OffsetDeleteTopicResponse {
+        .zip(subscribed)
+        .map(|(t, subscribed)| OffsetDeleteTopicResponse {
             partitions: t
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let error_code = if active {
+                    let error_code = if subscribed {
                         ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
                     } else {
                         to_delete.push((t.name.clone(), p));
@@ -460,16 +501,35 @@ pub async fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> Offs
             name: t.name,
         })
         .collect();
+    let staged = broker
+        .offsets
+        .stage_delete(&r.group_id, &to_delete, broker.now_ms());
     let b = broker.clone();
-    let group = r.group_id.clone();
-    let now = broker.now_ms();
-    let error_code = match blocking(move || b.offsets.delete(&group, &to_delete, now)).await {
-        Some(Ok(())) => ErrorCode::NONE,
-        _ => ErrorCode::KAFKA_STORAGE_ERROR,
-    };
-    OffsetDeleteResponse {
+    Box::pin(async move {
+        let durable = match staged {
+            Ok(change) => finish_staged(b, vec![change]).await,
+            Err(_) => false,
+        };
+        let error_code = if durable {
+            ErrorCode::NONE
+        } else {
+            ErrorCode::KAFKA_STORAGE_ERROR
+        };
+        Some(Response::OffsetDelete(OffsetDeleteResponse {
+            error_code,
+            topics,
+            ..OffsetDeleteResponse::default()
+        }))
+    })
+}
+
+fn ready_offset_delete(
+    error_code: ErrorCode,
+    topics: Vec<OffsetDeleteTopicResponse>,
+) -> ResponseFuture {
+    super::ready(Response::OffsetDelete(OffsetDeleteResponse {
         error_code,
         topics,
         ..OffsetDeleteResponse::default()
-    }
+    }))
 }

@@ -131,7 +131,11 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
             any_error |= r.error_code != ErrorCode::NONE;
             results.push(((topic.clone(), *index), r));
         }
-        if total >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
+        if total >= min_bytes
+            || any_error
+            || broker.is_stopping()
+            || tokio::time::Instant::now() >= deadline
+        {
             return build_response(broker, resolved.session_id, resolved.incremental, results);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {

@@ -1,9 +1,19 @@
 //! Request handlers: turn a decoded `Request` into a `Response` using the broker's state.
 //!
-//! `dispatch` runs the part of a request that must happen in the order requests arrived on the
-//! connection (produce offset assignment) before it returns, and hands back a future for the rest
-//! (waiting for fsync, long-poll fetches, parked group joins). Handlers translate between wire-shaped
-//! values and the broker's modules; the rules themselves live in those modules.
+//! Kafka applies one connection's requests in the order they were sent. Here that is the contract
+//! of `dispatch`: the connection awaits it before reading the next request, and every change a
+//! request makes to broker state (produce offsets, committed offsets, group membership, topics,
+//! log start offsets) happens before it returns — its in-order part. What it hands back is a
+//! future for what may overlap with later requests: waiting (for fsync, for a long-poll fetch to
+//! fill, for a parked JoinGroup/SyncGroup to be answered) and building the response. So pipelined
+//! requests take effect in request order, while produce fsyncs and long polls still overlap.
+//! Fetch is the one handler that reads and updates state (its KIP-227 session) in its future: a
+//! session's epochs already order a client's fetches, and reading later only returns newer data.
+//! Work that blocks (creating or deleting topics, deleting records) runs on the blocking pool
+//! inside the in-order part; it holds up only its own connection.
+//!
+//! Handlers translate between wire-shaped values and the broker's modules; the rules themselves
+//! live in those modules.
 
 mod admin;
 mod configs;
@@ -33,7 +43,8 @@ fn ready(response: Response) -> ResponseFuture {
     Box::pin(std::future::ready(Some(response)))
 }
 
-pub fn dispatch(
+/// Runs a request's in-order part (see the module docs) and returns the rest.
+pub async fn dispatch(
     broker: &Arc<Broker>,
     ctx: &Arc<RequestContext>,
     header: &RequestHeader,
@@ -43,9 +54,7 @@ pub fn dispatch(
     let version = header.api_version;
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
-        Request::Metadata(r) => {
-            Box::pin(async move { Some(Response::Metadata(metadata::metadata(&b, r).await)) })
-        }
+        Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, r).await)),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
             metadata::describe_cluster(&b, &r),
         )),
@@ -61,57 +70,34 @@ pub fn dispatch(
             fetch::offset_for_leader_epoch(&b, r),
         )),
         Request::JoinGroup(r) => {
-            let ctx = ctx.clone();
             let client_id = header.client_id.clone().unwrap_or_default();
-            Box::pin(async move {
-                Some(Response::JoinGroup(
-                    consumer_groups::join_group(&b, &ctx, client_id, version, r).await,
-                ))
-            })
+            consumer_groups::join_group(&b, ctx, client_id, version, r)
         }
-        Request::SyncGroup(r) => Box::pin(async move {
-            Some(Response::SyncGroup(
-                consumer_groups::sync_group(&b, r).await,
-            ))
-        }),
+        Request::SyncGroup(r) => consumer_groups::sync_group(&b, r),
         Request::Heartbeat(r) => ready(Response::Heartbeat(consumer_groups::heartbeat(&b, r))),
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(consumer_groups::leave_group(&b, r))),
         Request::ListGroups(r) => ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
         Request::DescribeGroups(r) => ready(Response::DescribeGroups(
             consumer_groups::describe_groups(&b, r),
         )),
-        Request::DeleteGroups(r) => Box::pin(async move {
-            Some(Response::DeleteGroups(
-                consumer_groups::delete_groups(&b, r).await,
-            ))
-        }),
-        Request::OffsetCommit(r) => Box::pin(async move {
-            Some(Response::OffsetCommit(
-                consumer_groups::offset_commit(&b, r).await,
-            ))
-        }),
+        Request::DeleteGroups(r) => consumer_groups::delete_groups(&b, r),
+        Request::OffsetCommit(r) => consumer_groups::offset_commit(&b, version, r),
         Request::OffsetFetch(r) => {
             ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r)))
         }
-        Request::OffsetDelete(r) => Box::pin(async move {
-            Some(Response::OffsetDelete(
-                consumer_groups::offset_delete(&b, r).await,
-            ))
-        }),
+        Request::OffsetDelete(r) => consumer_groups::offset_delete(&b, r),
         Request::InitProducerId(r) => {
             ready(Response::InitProducerId(produce::init_producer_id(&b, r)))
         }
         Request::CreateTopics(r) => {
-            Box::pin(async move { Some(Response::CreateTopics(admin::create_topics(&b, r).await)) })
+            ready(Response::CreateTopics(admin::create_topics(&b, r).await))
         }
         Request::DeleteTopics(r) => {
-            Box::pin(async move { Some(Response::DeleteTopics(admin::delete_topics(&b, r).await)) })
+            ready(Response::DeleteTopics(admin::delete_topics(&b, r).await))
         }
-        Request::CreatePartitions(r) => Box::pin(async move {
-            Some(Response::CreatePartitions(
-                admin::create_partitions(&b, r).await,
-            ))
-        }),
+        Request::CreatePartitions(r) => ready(Response::CreatePartitions(
+            admin::create_partitions(&b, r).await,
+        )),
         Request::DescribeConfigs(r) => {
             ready(Response::DescribeConfigs(admin::describe_configs(&b, r)))
         }
@@ -120,9 +106,7 @@ pub fn dispatch(
             admin::incremental_alter_configs(&b, r),
         )),
         Request::DeleteRecords(r) => {
-            Box::pin(
-                async move { Some(Response::DeleteRecords(admin::delete_records(&b, r).await)) },
-            )
+            ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
         }
     }
 }
