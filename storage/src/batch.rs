@@ -254,6 +254,11 @@ pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Rewrites the partition leader epoch of the batch starting at `batch[0]` (outside the CRC).
+pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Marks a batch as LogAppendTime with timestamp `ts`: sets attribute bit 0x08, base and max
 /// timestamp, and recomputes the CRC (all three fields are inside the CRC-covered region).
 /// `batch` must be exactly one whole, already validated batch.

@@ -73,6 +73,40 @@ pub(crate) fn read_log_start(dir: &Path) -> Option<Offset> {
     }
 }
 
+/// File holding the leader-epoch cache: the first offset of every leader epoch in the log.
+pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+
+/// Persists the leader-epoch entries (Kafka's layout: version, count, `epoch offset` lines).
+pub(crate) fn write_leader_epochs(dir: &Path, entries: &[(i32, Offset)]) -> io::Result<()> {
+    let mut text = format!("0\n{}\n", entries.len());
+    for (e, o) in entries {
+        text.push_str(&format!("{e} {o}\n"));
+    }
+    write_atomic(dir, LEADER_EPOCH_FILE, text.as_bytes())
+}
+
+/// Reads the leader-epoch entries; `None` if absent or malformed (the caller rebuilds them from
+/// the batches).
+pub(crate) fn read_leader_epochs(dir: &Path) -> Option<Vec<(i32, Offset)>> {
+    let text = fs::read_to_string(dir.join(LEADER_EPOCH_FILE)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut entries = Vec::with_capacity(count.min(1024));
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        let e: i32 = parts.next()?.parse().ok()?;
+        let o: Offset = parts.next()?.parse().ok()?;
+        entries.push((e, o));
+    }
+    let increasing = entries
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
+    (entries.len() == count && increasing).then_some(entries)
+}
+
 /// Writes the clean-shutdown marker durably.
 pub(crate) fn mark_clean(dir: &Path) -> io::Result<()> {
     write_atomic(dir, CLEAN_SHUTDOWN_FILE, b"clean\n")

@@ -111,6 +111,9 @@ pub struct AppendOptions {
     /// `max.message.bytes`: reject any batch larger than this with
     /// [`crate::StorageError::RecordTooLarge`].
     pub max_batch_bytes: Option<u32>,
+    /// If set, every batch's partition leader epoch field is set to this (the leader's epoch;
+    /// the field is outside the CRC, so the producer's bytes stay valid).
+    pub partition_leader_epoch: Option<i32>,
 }
 
 /// What an append assigned.

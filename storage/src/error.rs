@@ -52,6 +52,18 @@ pub enum StorageError {
     /// The data directory is already opened by another `DataDir` (in this or another process).
     #[error("data directory {0} is locked by another process or instance")]
     Locked(String),
+    /// A replicated append does not continue the log: its first offset is not the log end
+    /// offset, or its batches skip or repeat offsets.
+    #[error("replicated batches at offset {got} do not continue the log at {expected}")]
+    NotContiguous {
+        /// Where the log ends (or where the next batch had to start).
+        expected: Offset,
+        /// Where the batch starts.
+        got: Offset,
+    },
+    /// A truncation point that is not the start of a batch (or is outside the log).
+    #[error("cannot truncate at offset {0}: not a batch boundary of the log")]
+    NotABatchBoundary(Offset),
     /// An append contained no batch at all.
     #[error("append with no record batch")]
     EmptyAppend,

@@ -36,6 +36,44 @@ struct LogState {
     log_start: Offset,
     leo: Offset,
     closed: bool,
+    /// `(leader epoch, first offset)` of every epoch in the log, both strictly increasing
+    /// (Kafka's leader-epoch cache), persisted in `leader-epoch-checkpoint` when it changes.
+    epochs: Vec<(i32, Offset)>,
+}
+
+/// Moves the epoch cache's start up to the log start: earlier epochs go, the one covering the
+/// new start starts there. Returns whether it changed.
+fn trim_epochs_to_start(st: &mut LogState) -> bool {
+    let start = st.log_start;
+    if start >= st.leo {
+        // Nothing left: no batch carries an epoch any more.
+        let changed = !st.epochs.is_empty();
+        st.epochs.clear();
+        return changed;
+    }
+    let Some(i) = st.epochs.iter().rposition(|&(_, s)| s <= start) else {
+        return false;
+    };
+    if i == 0 && st.epochs[0].1 == start {
+        return false;
+    }
+    st.epochs.drain(..i);
+    st.epochs[0].1 = start;
+    true
+}
+
+/// Adds `(epoch, offset)` if `epoch` is newer than the last one. Batches written before epochs
+/// were stamped carry -1 (or whatever the client sent): they count as epoch 0. Returns whether
+/// the cache changed.
+fn note_epoch(epochs: &mut Vec<(i32, Offset)>, epoch: i32, offset: Offset) -> bool {
+    let epoch = epoch.max(0);
+    match epochs.last() {
+        Some(&(last, _)) if epoch <= last => false,
+        _ => {
+            epochs.push((epoch, offset));
+            true
+        }
+    }
 }
 
 impl LogState {
@@ -45,6 +83,13 @@ impl LogState {
     fn active_mut(&mut self) -> Option<&mut Segment> {
         self.segments.values_mut().next_back()
     }
+}
+
+/// Whether an append assigns offsets (a leader) or keeps those in the batches (a follower).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Offsets {
+    Assign,
+    Keep,
 }
 
 /// A partition's log. `Send + Sync`; share it as `Arc<Log>`.
@@ -232,6 +277,7 @@ impl Log {
             checkpoint::sync_dir(&dir)?;
         }
         log_start = log_start.max(segments.keys().next().copied().unwrap_or(log_start));
+        let epochs = Self::recover_epochs(&dir, &segments, clean, log_start, leo)?;
         if clean {
             checkpoint::clear_clean(&dir)?;
         }
@@ -243,6 +289,7 @@ impl Log {
                 log_start,
                 leo,
                 closed: false,
+                epochs,
             }),
             meta: Mutex::new(()),
             sync: Arc::new(LogSync::new(leo, name, &dir)),
@@ -253,6 +300,58 @@ impl Log {
             file_io,
             dir,
         })
+    }
+
+    /// The leader-epoch cache at open: the checkpoint, cut to the log as recovered; batches
+    /// after a crash may carry an epoch the checkpoint missed, so the tail segment is scanned
+    /// then. Without a checkpoint (a log written before epochs were kept) every batch header is
+    /// read once and the checkpoint written.
+    fn recover_epochs(
+        dir: &Path,
+        segments: &BTreeMap<Offset, Segment>,
+        clean: bool,
+        log_start: Offset,
+        leo: Offset,
+    ) -> Result<Vec<(i32, Offset)>, StorageError> {
+        let scan = |seg: &Segment, epochs: &mut Vec<(i32, Offset)>| -> io::Result<()> {
+            let limit = seg.file.readable.load(Ordering::Acquire);
+            let mut pos = 0u64;
+            while let Some(h) = read_header(&seg.file.file, pos, limit)? {
+                note_epoch(epochs, h.partition_leader_epoch, h.base_offset);
+                pos += h.total_len() as u64;
+            }
+            Ok(())
+        };
+        let mut epochs = match checkpoint::read_leader_epochs(dir) {
+            Some(e) => e,
+            None => {
+                let mut epochs = Vec::new();
+                for seg in segments.values() {
+                    scan(seg, &mut epochs)?;
+                }
+                epochs
+            }
+        };
+        epochs.retain(|&(_, start)| start < leo);
+        if !clean {
+            if let Some(tail) = segments.values().next_back() {
+                scan(tail, &mut epochs)?;
+            }
+        }
+        // The epoch that covers the log start starts there; an empty log has none.
+        if log_start >= leo {
+            epochs.clear();
+        } else if let Some(i) = epochs.iter().rposition(|&(_, start)| start <= log_start) {
+            epochs.drain(..i);
+            epochs[0].1 = log_start;
+        }
+        checkpoint::write_leader_epochs(dir, &epochs)?;
+        Ok(epochs)
+    }
+
+    /// The leader-epoch cache: `(epoch, first offset)` of every leader epoch in the log.
+    pub fn leader_epochs(&self) -> Vec<(i32, Offset)> {
+        self.state.lock().epochs.clone()
     }
 
     /// The log's name (its directory name).
@@ -284,8 +383,24 @@ impl Log {
     /// never acknowledged before this one.
     pub fn append_pending(
         &self,
+        records: Vec<u8>,
+        opts: &AppendOptions,
+    ) -> Result<PendingAppend, StorageError> {
+        self.append_inner(records, opts, Offsets::Assign)
+    }
+
+    /// Appends batches that already carry their offsets and leader epochs (a follower writing
+    /// what it fetched from the leader): nothing in them is rewritten. They must continue the log
+    /// exactly: the first base offset is the log end offset and each batch follows the previous.
+    pub fn append_replicated(&self, records: Vec<u8>) -> Result<PendingAppend, StorageError> {
+        self.append_inner(records, &AppendOptions::default(), Offsets::Keep)
+    }
+
+    fn append_inner(
+        &self,
         mut records: Vec<u8>,
         opts: &AppendOptions,
+        offsets: Offsets,
     ) -> Result<PendingAppend, StorageError> {
         let mut headers = batch::validate_batches(&records)?;
         if headers.is_empty() {
@@ -314,6 +429,25 @@ impl Log {
         if span > u32::MAX as i64 {
             return Err(StorageError::OffsetOverflow);
         }
+        if offsets == Offsets::Keep {
+            for w in headers.windows(2) {
+                if w[1].base_offset != w[0].last_offset() + 1 {
+                    return Err(StorageError::NotContiguous {
+                        expected: w[0].last_offset() + 1,
+                        got: w[1].base_offset,
+                    });
+                }
+            }
+        }
+        if let Some(epoch) = opts.partition_leader_epoch {
+            let mut pos = 0;
+            for h in headers.iter_mut() {
+                let len = h.total_len();
+                batch::set_partition_leader_epoch(&mut records[pos..pos + len], epoch);
+                h.partition_leader_epoch = epoch;
+                pos += len;
+            }
+        }
         // CRC recomputation is the expensive part of LogAppendTime: do it before locking.
         if let Some(t) = opts.log_append_time_ms {
             let mut pos = 0;
@@ -336,6 +470,12 @@ impl Log {
             return Err(StorageError::Poisoned);
         }
         let base = st.leo;
+        if offsets == Offsets::Keep && headers[0].base_offset != base {
+            return Err(StorageError::NotContiguous {
+                expected: base,
+                got: headers[0].base_offset,
+            });
+        }
         let next = base.checked_add(span).ok_or(StorageError::OffsetOverflow)?;
         // Rolling and growing the file are the steps a full disk fails first (the data itself
         // goes into preallocated space). No offset is assigned yet, so a failure here leaves
@@ -359,9 +499,14 @@ impl Log {
         let end = file_pos + len;
         let mut cur = base;
         let mut pos = 0usize;
+        let mut epochs_changed = false;
         for h in &headers {
             let blen = h.total_len();
-            batch::set_base_offset(&mut records[pos..pos + blen], cur);
+            if offsets == Offsets::Assign {
+                batch::set_base_offset(&mut records[pos..pos + blen], cur);
+            }
+            epochs_changed |= note_epoch(&mut st.epochs, h.partition_leader_epoch, cur);
+            let seg = st.active_mut().ok_or(StorageError::Closed)?;
             seg.note_batch(
                 cur,
                 file_pos + pos as u64,
@@ -372,6 +517,12 @@ impl Log {
             cur += h.last_offset_delta as i64 + 1;
             pos += blen;
         }
+        if epochs_changed {
+            // A new leader epoch: rare (once per election), and it must be on disk before any
+            // batch of it is acknowledged, like Kafka's leader-epoch checkpoint.
+            checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+        }
+        let seg = st.active_mut().ok_or(StorageError::Closed)?;
         seg.size = end;
         seg.next_offset = next;
         let file = Arc::clone(&seg.file);
@@ -541,11 +692,34 @@ impl Log {
         self.read_batches(offset, max_bytes, false)
     }
 
+    /// Like [`Self::read`] (or [`Self::read_within`] without `min_one_batch`), but only batches
+    /// that start below `upper`: consumers read below the replicated high watermark, which can
+    /// be lower than what this log has on disk.
+    pub fn read_below(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+        min_one_batch: bool,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.read_bounded(offset, max_bytes, min_one_batch, Some(upper))
+    }
+
     fn read_batches(
         &self,
         offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.read_bounded(offset, max_bytes, min_one_batch, None)
+    }
+
+    fn read_bounded(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        upper: Option<Offset>,
     ) -> Result<Vec<u8>, StorageError> {
         let mut after: Option<Offset> = None;
         loop {
@@ -555,6 +729,7 @@ impl Log {
                     return Err(out_of_range(offset, st.log_start, st.leo));
                 }
                 let hw = self.sync.hw.load(Ordering::Acquire);
+                let hw = upper.map_or(hw, |u| hw.min(u));
                 if offset >= hw {
                     return Ok(Vec::new());
                 }
@@ -579,6 +754,101 @@ impl Log {
             }
             // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
         }
+    }
+
+    /// Removes everything at and above `offset`, which must be the first offset of a batch or
+    /// the log end offset (a follower dropping the part of its log that diverges from the
+    /// leader's). Waits for queued writes first; the truncation is durable when this returns.
+    /// `offset` below the log start is `OffsetOutOfRange` (use [`Self::reset_to`]).
+    pub fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
+        let _meta = self.meta.lock();
+        self.flush()?;
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        if offset < st.log_start || offset > st.leo {
+            return Err(out_of_range(offset, st.log_start, st.leo));
+        }
+        if offset == st.leo {
+            return Ok(());
+        }
+        // Find the byte position of `offset` in the segment holding it, before changing anything.
+        let cfg = st.config.clone();
+        let (&seg_base, seg) = st
+            .segments
+            .range_mut(..=offset)
+            .next_back()
+            .ok_or(StorageError::NotABatchBoundary(offset))?;
+        let cut = if offset == seg_base {
+            0
+        } else {
+            let mut pos = seg.start_position(offset, &cfg)?;
+            let limit = seg.file.readable.load(Ordering::Acquire);
+            loop {
+                match read_header(&seg.file.file, pos, limit)? {
+                    Some(h) if h.base_offset == offset => break pos,
+                    Some(h) if h.base_offset < offset => pos += h.total_len() as u64,
+                    _ => return Err(StorageError::NotABatchBoundary(offset)),
+                }
+            }
+        };
+        let later: Vec<Offset> = st.segments.range(seg_base + 1..).map(|(b, _)| *b).collect();
+        for b in later {
+            st.segments.remove(&b);
+            Segment::delete_files(&self.dir, b);
+        }
+        let seg = st
+            .segments
+            .get_mut(&seg_base)
+            .ok_or(StorageError::NotABatchBoundary(offset))?;
+        seg.file.file.set_len(cut)?;
+        seg.size = cut;
+        seg.allocated = cut;
+        seg.next_offset = offset;
+        seg.file.readable.store(cut, Ordering::Release);
+        seg.reactivate(&cfg)?;
+        seg.reindex(&cfg)?;
+        seg.file.file.sync_all()?;
+        checkpoint::sync_dir(&self.dir)?;
+        st.leo = offset;
+        self.leo.store(offset, Ordering::Release);
+        let hw = self.sync.hw.load(Ordering::Acquire).min(offset);
+        self.sync.hw.store(hw, Ordering::Release);
+        st.epochs.retain(|&(_, start)| start < offset);
+        checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+        Ok(())
+    }
+
+    /// Drops the whole log and starts an empty one at `offset` (a follower that is behind the
+    /// leader's log start starts over there). Durable when this returns.
+    pub fn reset_to(&self, offset: Offset) -> Result<(), StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOverflow);
+        }
+        let _meta = self.meta.lock();
+        self.flush()?;
+        checkpoint::write_log_start(&self.dir, offset)?;
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        let bases: Vec<Offset> = st.segments.keys().copied().collect();
+        for b in bases {
+            st.segments.remove(&b);
+            Segment::delete_files(&self.dir, b);
+        }
+        let seg = Segment::create(&self.dir, offset, &st.config)?;
+        st.segments.insert(offset, seg);
+        checkpoint::sync_dir(&self.dir)?;
+        st.log_start = offset;
+        st.leo = offset;
+        self.log_start.store(offset, Ordering::Release);
+        self.leo.store(offset, Ordering::Release);
+        self.sync.hw.store(offset, Ordering::Release);
+        st.epochs.clear();
+        checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+        Ok(())
     }
 
     /// The first offset that may be read.
@@ -744,6 +1014,9 @@ impl Log {
             let mut st = self.state.lock();
             st.log_start = st.log_start.max(offset);
             self.log_start.store(st.log_start, Ordering::Release);
+            if trim_epochs_to_start(&mut st) {
+                checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+            }
             let start = st.log_start;
             self.take_segments_below(&mut st, |_, next_base| next_base <= start)
         };
@@ -838,6 +1111,9 @@ impl Log {
             let mut st = self.state.lock();
             st.log_start = st.log_start.max(new_start);
             self.log_start.store(st.log_start, Ordering::Release);
+            if trim_epochs_to_start(&mut st) {
+                checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+            }
             let mut n = 0;
             self.take_segments_below(&mut st, |_, next_base| {
                 n += 1;

@@ -412,6 +412,11 @@ impl Segment {
     /// a lookup finds an index entry that does not match the data.
     pub fn rebuild_indexes(&mut self, cfg: &LogConfig) -> io::Result<()> {
         tracing::warn!(dir = %self.dir.display(), base = self.base, "index does not match data; rebuilding");
+        self.reindex(cfg)
+    }
+
+    /// Rebuilds both indexes from the data file (after a truncation, or when they are bad).
+    pub fn reindex(&mut self, cfg: &LogConfig) -> io::Result<()> {
         let (index, time) = Self::fresh_indexes(&self.dir, self.base, index_capacity(cfg))?;
         self.index = index;
         self.time_index = time;

@@ -1,6 +1,7 @@
-//! Model-based property test: random sequences of append / read / restart / delete-records /
-//! retention / timestamp lookup against a simple in-memory model of the log. Reads must return
-//! exactly the model's batches.
+//! Model-based property test: random sequences of append (in rising leader epochs) / read /
+//! restart / delete-records / retention / timestamp lookup / truncation / reset against a simple
+//! in-memory model of the log. Reads must return exactly the model's batches, and the
+//! leader-epoch cache must match the model's epochs.
 
 mod common;
 
@@ -15,8 +16,8 @@ use weir_storage::{AppendOptions, DataDir, FsyncPolicy, Log, LogConfig, StorageE
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// One append of several batches, each `(records, value_len)`.
-    Append(Vec<(usize, usize)>),
+    /// One append of several batches, each `(records, value_len)`; `true`: in a new epoch.
+    Append(Vec<(usize, usize)>, bool),
     Read {
         pick: usize,
         max_bytes: usize,
@@ -32,17 +33,28 @@ enum Op {
         keep_last: usize,
     },
     TimeLookup(i64),
+    /// Truncate at the start of a batch (picked among the batches), as a follower does.
+    Truncate {
+        pick: usize,
+    },
+    /// Start over empty, `ahead` offsets past the end.
+    Reset {
+        ahead: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => prop::collection::vec((1usize..4, 0usize..120), 1..4).prop_map(Op::Append),
+        6 => (prop::collection::vec((1usize..4, 0usize..120), 1..4), prop::bool::weighted(0.2))
+            .prop_map(|(spec, new_epoch)| Op::Append(spec, new_epoch)),
         4 => (any::<usize>(), 0usize..1500).prop_map(|(pick, max_bytes)| Op::Read { pick, max_bytes }),
         1 => any::<bool>().prop_map(|clean| Op::Restart { clean }),
         1 => any::<usize>().prop_map(|pick| Op::DeleteRecords { pick }),
         1 => (0u64..3000).prop_map(Op::RetentionBytes),
         1 => (0usize..20).prop_map(|keep_last| Op::RetentionTime { keep_last }),
         2 => (-5i64..2000).prop_map(Op::TimeLookup),
+        1 => any::<usize>().prop_map(|pick| Op::Truncate { pick }),
+        1 => (0i64..50).prop_map(|ahead| Op::Reset { ahead }),
     ]
 }
 
@@ -50,6 +62,7 @@ struct ModelBatch {
     base: i64,
     last: i64,
     ts: i64,
+    epoch: i32,
     bytes: Vec<u8>,
 }
 
@@ -59,11 +72,23 @@ struct Model {
     start: i64,
     end: i64,
     clock: i64,
+    epoch: i32,
 }
 
 impl Model {
     fn visible(&self) -> impl Iterator<Item = &ModelBatch> {
         self.batches.iter().filter(move |b| b.last >= self.start)
+    }
+
+    /// The leader-epoch cache the log should hold: the first visible offset of each epoch.
+    fn epochs(&self) -> Vec<(i32, i64)> {
+        let mut out: Vec<(i32, i64)> = Vec::new();
+        for b in self.visible() {
+            if out.last().is_none_or(|&(e, _)| b.epoch > e) {
+                out.push((b.epoch, b.base.max(self.start)));
+            }
+        }
+        out
     }
 }
 
@@ -94,8 +119,14 @@ fn check_full(log: &Log, m: &Model) {
     assert_eq!(got.len(), want.len(), "batch count");
     for ((base, g), w) in got.iter().zip(want) {
         assert_eq!(*base, w.base);
-        assert!(same_payload(g, &w.bytes));
+        assert!(same_epoch_payload(g, &w.bytes));
     }
+    assert_eq!(log.leader_epochs(), m.epochs(), "leader-epoch cache");
+}
+
+/// Same batch modulo the base offset and leader epoch fields (which the log sets).
+fn same_epoch_payload(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a[8..12] == b[8..12] && a[16..] == b[16..]
 }
 
 fn run(ops: Vec<Op>, policy: FsyncPolicy) {
@@ -105,7 +136,10 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
     let mut tag = 0u64;
     for op in ops {
         match op {
-            Op::Append(spec) => {
+            Op::Append(spec, new_epoch) => {
+                if new_epoch {
+                    m.epoch += 1;
+                }
                 let mut buf = Vec::new();
                 let mut parts = Vec::new();
                 for (n, vlen) in spec {
@@ -120,13 +154,18 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                     parts.push((n as i64, m.clock, b.clone()));
                     buf.extend(b);
                 }
-                let r = log.append(buf, &AppendOptions::default()).expect("append");
+                let opts = AppendOptions {
+                    partition_leader_epoch: Some(m.epoch),
+                    ..AppendOptions::default()
+                };
+                let r = log.append(buf, &opts).expect("append");
                 assert_eq!(r.base_offset, m.end);
                 for (n, ts, b) in parts {
                     m.batches.push(ModelBatch {
                         base: m.end,
                         last: m.end + n - 1,
                         ts,
+                        epoch: m.epoch,
                         bytes: b,
                     });
                     m.end += n;
@@ -166,7 +205,7 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                 for (i, (base, g)) in got.iter().enumerate() {
                     let w = &m.batches[first + i];
                     assert_eq!(*base, w.base);
-                    assert!(same_payload(g, &w.bytes));
+                    assert!(same_epoch_payload(g, &w.bytes));
                 }
             }
             Op::Restart { clean } => {
@@ -202,6 +241,32 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                     want,
                     "ts {ts}"
                 );
+            }
+            Op::Truncate { pick } => {
+                let boundaries: Vec<i64> = m
+                    .batches
+                    .iter()
+                    .map(|b| b.base)
+                    .chain(std::iter::once(m.end))
+                    .collect();
+                let offset = boundaries[pick % boundaries.len()];
+                let r = log.truncate_to(offset);
+                if offset < m.start {
+                    assert!(matches!(r, Err(StorageError::OffsetOutOfRange { .. })));
+                } else {
+                    r.expect("truncate");
+                    m.batches.retain(|b| b.base < offset);
+                    m.end = offset;
+                }
+                assert_eq!(log.leader_epochs(), m.epochs());
+            }
+            Op::Reset { ahead } => {
+                let offset = m.end + ahead;
+                log.reset_to(offset).expect("reset");
+                m.batches.clear();
+                m.start = offset;
+                m.end = offset;
+                assert!(log.leader_epochs().is_empty());
             }
             Op::RetentionBytes(bytes) => {
                 let before = log.log_start_offset();
