@@ -110,6 +110,7 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
     let options = AppendOptions {
         log_append_time_ms: log_append_time.then(|| broker.now_ms()),
         max_batch_bytes: Some(max_bytes),
+        ..AppendOptions::default()
     };
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
