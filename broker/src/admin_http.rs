@@ -238,7 +238,7 @@ async fn topic(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -
                 partition: p.index,
                 log_start_offset: p.log.log_start_offset(),
                 log_end_offset: p.log.log_end_offset(),
-                high_watermark: p.log.high_watermark(),
+                high_watermark: p.high_watermark(),
                 size_bytes: p.log.size_bytes(),
             })
             .collect(),
@@ -317,7 +317,7 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
             let hw = b
                 .topics
                 .partition(&topic, partition)
-                .map(|p| p.log.high_watermark());
+                .map(|p| p.high_watermark());
             GroupOffset {
                 lag: hw.map(|hw| (hw - c.offset).max(0)),
                 high_watermark: hw,

@@ -18,8 +18,9 @@ use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
+use crate::partition::LocalRaftIo;
 use crate::producers::ProducerIdAllocator;
-use crate::topics::TopicRegistry;
+use crate::topics::{ReplicaContext, TopicRegistry};
 
 pub struct Broker {
     pub config: BrokerConfig,
@@ -120,7 +121,15 @@ impl Broker {
                 }),
             },
         )?;
-        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
+        let replicas = ReplicaContext {
+            node_id: config.node_id,
+            io: Arc::new(LocalRaftIo {
+                clock: clock.clone(),
+            }),
+            election_timeout_ms: config.replica_election_timeout_ms,
+            election_jitter_ms: config.replica_election_timeout_ms,
+        };
+        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync, replicas)?;
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;

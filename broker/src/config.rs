@@ -36,6 +36,10 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
     pub fetch_max_wait_cap_ms: u64,
+    /// How long a partition replica waits without hearing from its leader before it stands for
+    /// election (and how long a leader waits for fetches from a majority before it steps down).
+    /// Kafka's `quorum.fetch.timeout.ms`-like knob; the random extra wait is as large again.
+    pub replica_election_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -60,6 +64,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
+            replica_election_timeout_ms: 2_000,
         }
     }
 }

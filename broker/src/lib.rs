@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
+pub mod partition;
 pub mod producers;
 pub mod server;
 pub mod topic_config;

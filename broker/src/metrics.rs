@@ -280,7 +280,7 @@ fn scrape_state(broker: &Broker) -> Registry {
             };
             start.get_or_create(&labels).set(p.log.log_start_offset());
             end.get_or_create(&labels).set(p.log.log_end_offset());
-            hw.get_or_create(&labels).set(p.log.high_watermark());
+            hw.get_or_create(&labels).set(p.high_watermark());
             size.get_or_create(&labels)
                 .set(i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX));
         }
@@ -295,7 +295,7 @@ fn scrape_state(broker: &Broker) -> Registry {
             committed.get_or_create(&labels).set(offset.offset);
             if let Some(p) = broker.topics.partition(&topic, partition) {
                 lag.get_or_create(&labels)
-                    .set((p.log.high_watermark() - offset.offset).max(0));
+                    .set((p.high_watermark() - offset.offset).max(0));
             }
         }
     }

@@ -77,6 +77,18 @@ pub enum OffsetError {
     Storage(#[from] StorageError),
     #[error("corrupt offsets record: {0}")]
     Corrupt(String),
+    /// This broker does not lead the offsets partition (the group moved to another coordinator).
+    #[error("not the coordinator: {0:?}")]
+    NotCoordinator(crate::partition::ReplicaError),
+}
+
+impl From<crate::partition::AppendError> for OffsetError {
+    fn from(e: crate::partition::AppendError) -> Self {
+        match e {
+            crate::partition::AppendError::Replica(r) => OffsetError::NotCoordinator(r),
+            crate::partition::AppendError::Storage(s) => OffsetError::Storage(s),
+        }
+    }
 }
 
 fn put_string(buf: &mut Vec<u8>, s: &str) {
@@ -266,9 +278,7 @@ impl OffsetStore {
         }
         let _order = self.write_order.lock();
         let batch = Self::encode_changes(&changes, now_ms);
-        let pending = partition
-            .log
-            .append_pending(batch, &AppendOptions::default())?;
+        let pending = partition.append(batch, &AppendOptions::default())?;
         let mut groups = self.groups.write();
         for change in changes {
             Self::apply(&mut groups, change);
@@ -285,6 +295,9 @@ impl OffsetStore {
             return Ok(());
         };
         pending.wait()?;
+        if let Some(partition) = self.topic.partitions.first() {
+            partition.note_durable();
+        }
         self.compact_if_due(staged.now_ms)
     }
 
@@ -328,15 +341,17 @@ impl OffsetStore {
                 (log.log_end_offset(), None)
             } else {
                 let batch = Self::encode_changes(&snapshot, now_ms);
-                let pending = log.append_pending(batch, &AppendOptions::default())?;
+                let pending = partition.append(batch, &AppendOptions::default())?;
                 (pending.result.base_offset, Some(pending))
             }
         };
         // History may go only once the snapshot (and so everything queued before it) is durable.
         if let Some(pending) = pending {
             pending.wait()?;
+            partition.note_durable();
         }
         let start = log.delete_records_before(snapshot_start)?;
+        partition.note_log_start();
         tracing::info!(
             log_start_offset = start,
             "compacted {OFFSETS_TOPIC} into a snapshot"
@@ -453,8 +468,12 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> (TopicRegistry, OffsetStore) {
         let data = weir_storage::DataDir::open(&dir.join("logs")).expect("data dir");
-        let topics =
-            TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never).expect("topics");
+        let replicas = crate::topics::ReplicaContext::single_node(
+            0,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        );
+        let topics = TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never, replicas)
+            .expect("topics");
         let mut store = OffsetStore::open(&topics).expect("offsets");
         store.compact_after_records = 50;
         (topics, store)

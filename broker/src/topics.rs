@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use weir_storage::{DataDir, FsyncPolicy, Log, StorageError};
+use weir_storage::{DataDir, FsyncPolicy, StorageError};
 
+use crate::partition::{RaftIo, ReplicaSetup};
 use crate::producers::ProducerState;
 use crate::topic_config::{ConfigError, TopicConfig};
 
@@ -36,17 +37,33 @@ pub enum TopicError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Replica(#[from] crate::partition::OpenError),
     #[error("metadata store: {0}")]
     Metadata(#[from] std::io::Error),
 }
 
-/// A partition: its log plus the idempotent-producer state that guards appends to it.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub log: Arc<Log>,
-    /// Held across the sequence check and the offset assignment of an append.
-    pub producers: Mutex<ProducerState>,
+pub use crate::partition::Partition;
+
+/// What every partition replica this registry opens is set up with.
+#[derive(Clone)]
+pub struct ReplicaContext {
+    pub node_id: i32,
+    pub io: Arc<dyn RaftIo>,
+    pub election_timeout_ms: u64,
+    pub election_jitter_ms: u64,
+}
+
+impl ReplicaContext {
+    /// A broker with no peers: every partition a Raft group of one.
+    pub fn single_node(node_id: i32, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            node_id,
+            io: Arc::new(crate::partition::LocalRaftIo { clock }),
+            election_timeout_ms: 2_000,
+            election_jitter_ms: 2_000,
+        }
+    }
 }
 
 pub struct Topic {
@@ -74,6 +91,7 @@ struct MetadataFile {
 
 pub struct TopicRegistry {
     data: Arc<DataDir>,
+    replicas: ReplicaContext,
     meta_dir: PathBuf,
     fsync: FsyncPolicy,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -102,11 +120,13 @@ impl TopicRegistry {
         data_dir: &Path,
         data: Arc<DataDir>,
         fsync: FsyncPolicy,
+        replicas: ReplicaContext,
     ) -> Result<Self, TopicError> {
         let meta_dir = data_dir.join("__weir_meta");
         std::fs::create_dir_all(&meta_dir)?;
         let registry = Self {
             data,
+            replicas,
             meta_dir,
             fsync,
             topics: RwLock::new(BTreeMap::new()),
@@ -150,12 +170,22 @@ impl TopicRegistry {
                     .data
                     .open_log(&log_name(name, index), log_config.clone())?;
                 let producers = ProducerState::recover(&log);
-                Ok(Arc::new(Partition {
-                    topic: name.to_string(),
+                let me = self.replicas.node_id;
+                let setup = ReplicaSetup {
+                    node_id: me,
+                    initial_voters: [me].into(),
+                    target_replicas: [me].into(),
+                    election_timeout_ms: self.replicas.election_timeout_ms,
+                    election_jitter_ms: self.replicas.election_jitter_ms,
+                };
+                Ok(Partition::open(
+                    name,
                     index,
                     log,
-                    producers: Mutex::new(producers),
-                }))
+                    producers,
+                    setup,
+                    self.replicas.io.clone(),
+                )?)
             })
             .collect()
     }
@@ -327,8 +357,12 @@ impl TopicRegistry {
     pub fn enforce_retention(&self, now_ms: i64) {
         for topic in self.all() {
             for p in &topic.partitions {
-                if let Err(e) = p.log.enforce_retention(now_ms) {
-                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+                match p.log.enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(_) => p.note_log_start(),
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
+                    }
                 }
             }
         }

@@ -103,6 +103,49 @@ pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
     b
 }
 
+/// One control batch holding a single control record: key `(version 0, control_type)`, value
+/// `value`. Kafka consumers skip control batches (they only act on transaction markers), so the
+/// broker can keep its own markers in a partition's log this way.
+pub fn encode_control_batch(control_type: i16, value: &[u8], timestamp_ms: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&control_type.to_be_bytes());
+    let mut b = encode_batch(&[NewRecord {
+        key: Some(&key),
+        value: Some(value),
+        headers: &[],
+        timestamp_ms,
+    }]);
+    let attrs = crate::batch::ATTR_CONTROL.to_be_bytes();
+    b[21..23].copy_from_slice(&attrs);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The control type and value of the first record of a control batch (`None` if `batch` is not
+/// an uncompressed control batch with a well-formed control key).
+pub fn decode_control_batch(batch: &[u8]) -> Option<(i16, Vec<u8>)> {
+    let h = validate_batch(batch).ok()?;
+    if !h.is_control() || h.compression() != 0 {
+        return None;
+    }
+    let mut c = Cursor {
+        buf: batch.get(BATCH_HEADER_LEN..h.total_len())?,
+    };
+    let _len = c.varint().ok()?;
+    let _attributes = c.take(1).ok()?;
+    let _ts_delta = c.varint().ok()?;
+    let _offset_delta = c.varint().ok()?;
+    let key = c.nullable().ok()??;
+    let value = c.nullable().ok()?.unwrap_or_default();
+    if key.len() < 4 {
+        return None;
+    }
+    let control_type = i16::from_be_bytes([key[2], key[3]]);
+    Some((control_type, value.to_vec()))
+}
+
 struct Cursor<'a> {
     buf: &'a [u8],
 }
@@ -188,6 +231,22 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_batches_round_trip_and_are_skipped_by_record_decoding() {
+        let b = encode_control_batch(0x5701, b"{\"voters\":[1,2]}", 7);
+        let h = validate_batch(&b).expect("valid");
+        assert!(h.is_control());
+        assert_eq!(
+            decode_control_batch(&b),
+            Some((0x5701, b"{\"voters\":[1,2]}".to_vec()))
+        );
+        assert_eq!(decode_records(&b), Ok(Vec::new()));
+        assert_eq!(
+            decode_control_batch(&encode_batch(&[NewRecord::default()])),
+            None
+        );
+    }
 
     #[test]
     fn round_trip_with_headers_nulls_and_timestamps() {

@@ -44,7 +44,7 @@ fn topic_error(e: &TopicError) -> ErrorCode {
         TopicError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
         TopicError::Config(_) => ErrorCode::INVALID_CONFIG,
         TopicError::Storage(s) => storage_error_code(s),
-        TopicError::Metadata(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+        TopicError::Metadata(_) | TopicError::Replica(_) => ErrorCode::KAFKA_STORAGE_ERROR,
     }
 }
 
@@ -511,13 +511,26 @@ pub async fn delete_records(
             match broker.topics.partition(&t.name, p.partition_index) {
                 None => out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(partition) => {
-                    // -1 means "up to the high watermark".
-                    let offset = if p.offset == -1 {
-                        partition.log.high_watermark()
-                    } else {
-                        p.offset
-                    };
-                    match blocking(move || partition.log.delete_records_before(offset)).await {
+                    // -1 means "up to the high watermark"; nothing above it may go (Kafka:
+                    // OFFSET_OUT_OF_RANGE), and only the leader deletes.
+                    let hw = partition.high_watermark();
+                    let offset = if p.offset == -1 { hw } else { p.offset };
+                    if partition.leader_epoch().is_none() {
+                        out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+                        partitions.push(out);
+                        continue;
+                    }
+                    if offset > hw {
+                        out.error_code = ErrorCode::OFFSET_OUT_OF_RANGE;
+                        partitions.push(out);
+                        continue;
+                    }
+                    let deleted = blocking(move || {
+                        let r = partition.log.delete_records_before(offset);
+                        partition.note_log_start();
+                        r
+                    });
+                    match deleted.await {
                         Some(Ok(low)) => out.low_watermark = low,
                         Some(Err(e)) => out.error_code = storage_error_code(&e),
                         None => out.error_code = ErrorCode::UNKNOWN_SERVER_ERROR,

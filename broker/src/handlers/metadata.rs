@@ -32,14 +32,24 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {
         partitions: topic
             .partitions
             .iter()
-            .map(|p| MetadataPartition {
-                error_code: ErrorCode::NONE,
-                partition_index: p.index,
-                leader_id: node,
-                leader_epoch: 0,
-                replica_nodes: vec![node],
-                isr_nodes: vec![node],
-                offline_replicas: Vec::new(),
+            .map(|p| {
+                let view = p.replication_view();
+                let leader = view.leader.unwrap_or(-1);
+                MetadataPartition {
+                    error_code: if leader < 0 {
+                        ErrorCode::LEADER_NOT_AVAILABLE
+                    } else {
+                        ErrorCode::NONE
+                    },
+                    partition_index: p.index,
+                    leader_id: leader,
+                    leader_epoch: view.epoch,
+                    replica_nodes: view.replicas.iter().copied().collect(),
+                    isr_nodes: view
+                        .in_sync
+                        .map_or_else(|| vec![node], |s| s.into_iter().collect()),
+                    offline_replicas: Vec::new(),
+                }
             })
             .collect(),
         ..MetadataTopic::default()

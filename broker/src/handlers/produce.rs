@@ -16,6 +16,7 @@ use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
+use crate::partition::{AppendError, ReplicaError};
 use crate::producers::SequenceCheck;
 use crate::topics::Partition;
 
@@ -24,9 +25,27 @@ enum Staged {
     Done(ProducePartitionResponse),
     Pending {
         index: i32,
+        partition: Arc<Partition>,
         pending: Vec<PendingAppend>,
         duplicate_base: Option<i64>,
     },
+}
+
+/// A leader append's error as a partition answer.
+fn append_failed(index: i32, e: &AppendError) -> Staged {
+    match e {
+        AppendError::Replica(r) => failed(index, replica_error_code(*r), e.to_string()),
+        AppendError::Storage(s) => failed(index, storage_error_code(s), s.to_string()),
+    }
+}
+
+/// Kafka's error code for a replica refusing a request.
+pub fn replica_error_code(e: ReplicaError) -> ErrorCode {
+    match e {
+        ReplicaError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        ReplicaError::FencedEpoch => ErrorCode::FENCED_LEADER_EPOCH,
+        ReplicaError::UnknownEpoch => ErrorCode::UNKNOWN_LEADER_EPOCH,
+    }
 }
 
 pub fn storage_error_code(e: &StorageError) -> ErrorCode {
@@ -64,7 +83,7 @@ impl Staged {
 }
 
 /// Validates and queues one partition's records. Runs in request order.
-fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) -> Staged {
+fn stage(broker: &Broker, partition: &Arc<Partition>, records: Option<bytes::Bytes>) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ErrorCode::CORRUPT_MESSAGE, "no record batch".into());
@@ -115,13 +134,14 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
     if !idempotent {
-        return match partition.log.append_pending(records.to_vec(), &options) {
+        return match partition.append(records.to_vec(), &options) {
             Ok(p) => Staged::Pending {
                 index,
+                partition: partition.clone(),
                 pending: vec![p],
                 duplicate_base: None,
             },
-            Err(e) => failed(index, storage_error_code(&e), e.to_string()),
+            Err(e) => append_failed(index, &e),
         };
     }
     // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
@@ -133,12 +153,12 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
         let bytes = &records[position..position + h.total_len()];
         position += h.total_len();
         match producers.check(h) {
-            SequenceCheck::Append => match partition.log.append_pending(bytes.to_vec(), &options) {
+            SequenceCheck::Append => match partition.append(bytes.to_vec(), &options) {
                 Ok(p) => {
                     producers.record(h, p.result.base_offset);
                     pending.push(p);
                 }
-                Err(e) => return failed(index, storage_error_code(&e), e.to_string()),
+                Err(e) => return append_failed(index, &e),
             },
             SequenceCheck::Duplicate { base_offset } => {
                 duplicate_base.get_or_insert(base_offset);
@@ -157,21 +177,28 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
     }
     Staged::Pending {
         index,
+        partition: partition.clone(),
         pending,
         duplicate_base,
     }
 }
 
+/// What acks=all still waits for after a partition's appends are durable here: the high watermark
+/// passing `last_offset`.
+type Replication = Option<(Arc<Partition>, i64)>;
+
 /// Waits for durability of the staged appends and builds the partition's answer.
-fn finish(staged: Staged) -> ProducePartitionResponse {
-    let (index, pending, duplicate_base) = match staged {
-        Staged::Done(r) => return r,
+fn finish(staged: Staged) -> (ProducePartitionResponse, Replication) {
+    let (index, partition, pending, duplicate_base) = match staged {
+        Staged::Done(r) => return (r, None),
         Staged::Pending {
             index,
+            partition,
             pending,
             duplicate_base,
-        } => (index, pending, duplicate_base),
+        } => (index, partition, pending, duplicate_base),
     };
+    let last_offset = pending.last().map(|p| p.result.last_offset);
     let mut response = ProducePartitionResponse {
         index,
         ..ProducePartitionResponse::default()
@@ -187,20 +214,53 @@ fn finish(staged: Staged) -> ProducePartitionResponse {
                 response.log_start_offset = r.log_start_offset;
             }
             Err(e) => {
-                return ProducePartitionResponse {
-                    index,
-                    error_code: storage_error_code(&e),
-                    error_message: Some(e.to_string()),
-                    ..ProducePartitionResponse::default()
-                }
+                return (
+                    ProducePartitionResponse {
+                        index,
+                        error_code: storage_error_code(&e),
+                        error_message: Some(e.to_string()),
+                        ..ProducePartitionResponse::default()
+                    },
+                    None,
+                )
             }
         }
     }
-    response
+    partition.note_durable();
+    (response, last_offset.map(|o| (partition, o)))
+}
+
+/// acks=all: a partition is answered once the high watermark passes its last offset (on a single
+/// voter, as soon as it is durable); a leader that loses leadership first answers
+/// NOT_LEADER_OR_FOLLOWER (the producer retries, an idempotent one without duplicates), and one
+/// that cannot replicate within the request's timeout REQUEST_TIMED_OUT, as Kafka.
+async fn await_replication(
+    response: ProducePartitionResponse,
+    replication: Replication,
+    timeout_ms: i32,
+) -> ProducePartitionResponse {
+    let Some((partition, last_offset)) = replication else {
+        return response;
+    };
+    let timeout = std::time::Duration::from_millis(u64::try_from(timeout_ms.max(1)).unwrap_or(1));
+    let error = match tokio::time::timeout(timeout, partition.wait_committed(last_offset)).await {
+        Ok(Ok(())) => return response,
+        Ok(Err(e)) => replica_error_code(e),
+        Err(_) => ErrorCode::REQUEST_TIMED_OUT,
+    };
+    ProducePartitionResponse {
+        index: response.index,
+        error_code: error,
+        error_message: Some(format!(
+            "offset {last_offset} not replicated to a majority of the partition's voters"
+        )),
+        ..ProducePartitionResponse::default()
+    }
 }
 
 pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
     let mut staged_topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut staged = Vec::with_capacity(topic.partitions.len());
@@ -233,21 +293,33 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
     let finish_all = move || {
         staged_topics
             .into_iter()
-            .map(|(name, staged)| ProduceTopicResponse {
-                name,
-                partitions: staged.into_iter().map(finish).collect(),
-            })
+            .map(|(name, staged)| (name, staged.into_iter().map(finish).collect::<Vec<_>>()))
             .collect::<Vec<_>>()
     };
     Box::pin(async move {
         // Only waiting for an fsync blocks; appends that are already complete (fsync=never or
         // interval) are answered without a hop to the blocking pool.
-        let topics = if all_complete {
+        let finished = if all_complete {
             finish_all()
         } else {
             blocking(finish_all).await.unwrap_or_default()
         };
         broker.appended.notify_waiters();
+        let mut topics = Vec::with_capacity(finished.len());
+        for (name, partitions) in finished {
+            let mut answers = Vec::with_capacity(partitions.len());
+            for (response, replication) in partitions {
+                answers.push(if acks == -1 {
+                    await_replication(response, replication, timeout_ms).await
+                } else {
+                    response
+                });
+            }
+            topics.push(ProduceTopicResponse {
+                name,
+                partitions: answers,
+            });
+        }
         if acks == 0 {
             return None;
         }
