@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
+use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync, PendingAppend};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::consumer_groups::records::GroupRecord;
+use crate::consumer_groups::{ConsumerGroupConfig, ConsumerGroups, TopicsView};
 use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
@@ -28,7 +30,10 @@ pub struct Broker {
     pub data: Arc<DataDir>,
     pub topics: TopicRegistry,
     pub offsets: OffsetStore,
+    /// Classic groups (JoinGroup/SyncGroup). Lock before `consumer_groups` when taking both.
     pub groups: Mutex<GroupCoordinator>,
+    /// Consumer-protocol groups (ConsumerGroupHeartbeat, KIP-848).
+    pub consumer_groups: Mutex<ConsumerGroups>,
     pub producer_ids: ProducerIdAllocator,
     pub fetch_sessions: Mutex<FetchSessions>,
     /// Notified after every append, so parked fetches re-check their partitions (and at shutdown,
@@ -56,6 +61,18 @@ pub enum OpenError {
     Topics(#[from] crate::topics::TopicError),
     #[error(transparent)]
     Offsets(#[from] crate::offsets::OffsetError),
+}
+
+fn topics_view(topics: &TopicRegistry) -> TopicsView {
+    let mut view = TopicsView::default();
+    for t in topics.all() {
+        view.insert(
+            &t.name,
+            t.id,
+            i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+        );
+    }
+    view
 }
 
 /// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
@@ -139,8 +156,29 @@ impl Broker {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             ..GroupConfig::default()
         });
+        let now_ms = clock.now_ms();
+        let mut consumer_groups = ConsumerGroups::new(ConsumerGroupConfig {
+            heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            session_timeout_ms: config.group_consumer_session_timeout_ms,
+            assignors: config.group_consumer_assignors.clone(),
+            max_size: config.group_consumer_max_size,
+        });
+        for (key, value) in offsets.group_records() {
+            match GroupRecord::decode(&key, Some(&value)) {
+                Ok(Some(record)) => consumer_groups.replay(record, now_ms),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(%reason, "skipping an unreadable consumer group record");
+                }
+            }
+        }
+        consumer_groups.finish_replay(&topics_view(&topics));
         for group in offsets.groups() {
-            coordinator.ensure_group(&group);
+            // Groups known only through committed offsets are (empty) classic groups, unless
+            // they are consumer groups.
+            if !consumer_groups.contains(&group) {
+                coordinator.ensure_group(&group);
+            }
         }
         Ok(Arc::new(Self {
             config,
@@ -149,6 +187,7 @@ impl Broker {
             topics,
             offsets,
             groups: Mutex::new(coordinator),
+            consumer_groups: Mutex::new(consumer_groups),
             producer_ids,
             fetch_sessions: Mutex::new(FetchSessions::default()),
             appended: Notify::new(),
@@ -161,6 +200,51 @@ impl Broker {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The topics as the consumer group coordinator sees them.
+    pub fn topics_view(&self) -> TopicsView {
+        topics_view(&self.topics)
+    }
+
+    /// Queues the consumer group coordinator's pending records in `__consumer_offsets`. Call with
+    /// the coordinator locked, so the log has the changes in the order they were made; then wait
+    /// for the result with [`Broker::wait_group_records`].
+    pub fn queue_group_records(
+        &self,
+        coordinator: &mut ConsumerGroups,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, crate::offsets::OffsetError> {
+        let records: Vec<_> = coordinator
+            .take_records()
+            .iter()
+            .map(GroupRecord::encode)
+            .collect();
+        self.offsets.append_group_records(records, now_ms)
+    }
+
+    /// Blocks until queued group records are durable.
+    pub fn wait_group_records(
+        &self,
+        pending: Option<PendingAppend>,
+        now_ms: i64,
+    ) -> Result<(), crate::offsets::OffsetError> {
+        match pending {
+            Some(p) => self.offsets.wait_group_records(p, now_ms),
+            None => Ok(()),
+        }
+    }
+
+    /// Group timers: classic sessions and rebalances, consumer-group sessions and revocations
+    /// (whose removals are written to the log).
+    pub fn tick_groups(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
+        self.groups.lock().tick(now_ms);
+        let pending = {
+            let mut cg = self.consumer_groups.lock();
+            cg.tick(now_ms);
+            self.queue_group_records(&mut cg, now_ms)?
+        };
+        self.wait_group_records(pending, now_ms)
     }
 
     /// host and port this broker advertises to clients.

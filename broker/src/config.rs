@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use weir_storage::FsyncPolicy;
 
+use crate::consumer_groups::assignor::AssignorKind;
+
 /// Everything `weir serve` needs to run a broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -26,6 +28,15 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// Consumer-protocol groups (KIP-848): Kafka's group.consumer.heartbeat.interval.ms.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's group.consumer.session.timeout.ms.
+    pub group_consumer_session_timeout_ms: i32,
+    /// Kafka's group.consumer.assignors: the server assignors members may ask for; the first is
+    /// the default.
+    pub group_consumer_assignors: Vec<AssignorKind>,
+    /// Kafka's group.consumer.max.size.
+    pub group_consumer_max_size: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_in_flight_requests_per_connection: usize,
@@ -56,6 +67,10 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_assignors: vec![AssignorKind::Uniform, AssignorKind::Range],
+            group_consumer_max_size: 1_000,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_in_flight_requests_per_connection: 64,
@@ -82,6 +97,9 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    pub group_consumer_session_timeout_ms: Option<i32>,
+    pub group_consumer_assignors: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
     pub max_in_flight_requests_per_connection: Option<usize>,
@@ -130,6 +148,8 @@ impl FileConfig {
         take!(auto_create_topics);
         take!(default_partitions);
         take!(group_initial_rebalance_delay_ms);
+        take!(group_consumer_heartbeat_interval_ms);
+        take!(group_consumer_session_timeout_ms);
         take!(max_connections);
         take!(max_connections_per_ip);
         take!(max_in_flight_requests_per_connection);
@@ -146,6 +166,13 @@ impl FileConfig {
                     message,
                 })?;
         }
+        if let Some(v) = self.group_consumer_assignors {
+            config.group_consumer_assignors =
+                parse_assignors(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "group-consumer-assignors",
+                    message,
+                })?;
+        }
         if let Some(v) = self.fsync {
             config.fsync = v.parse().map_err(|e| ConfigFileError::Invalid {
                 key: "fsync",
@@ -154,6 +181,22 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// A comma-separated list of server assignor names ("uniform,range"), at least one.
+pub fn parse_assignors(s: &str) -> Result<Vec<AssignorKind>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = AssignorKind::parse(name)
+            .ok_or_else(|| format!("unknown assignor '{name}' (use uniform and/or range)"))?;
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one assignor is needed".into());
+    }
+    Ok(out)
 }
 
 /// "none" or "" disables a listener; anything else must be host:port.
@@ -175,6 +218,17 @@ mod tests {
         let err =
             toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
         assert!(err.to_string().contains("listner"), "{err}");
+    }
+
+    #[test]
+    fn assignors_parse_in_order_and_unknown_ones_are_named() {
+        assert_eq!(
+            parse_assignors("range, uniform"),
+            Ok(vec![AssignorKind::Range, AssignorKind::Uniform])
+        );
+        let err = parse_assignors("uniform,sticky").expect_err("unknown");
+        assert!(err.contains("sticky"), "{err}");
+        assert!(parse_assignors(" ").is_err());
     }
 
     #[test]

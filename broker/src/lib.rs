@@ -8,6 +8,7 @@ pub mod broker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod consumer_groups;
 pub mod dynamic_config;
 pub mod errors;
 pub mod fetch_sessions;
@@ -81,8 +82,12 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => return,
             _ = group_tick.tick() => {
-                let now = broker.now_ms();
-                broker.groups.lock().tick(now);
+                let b = broker.clone();
+                let now = b.now_ms();
+                let ticked = tokio::task::spawn_blocking(move || b.tick_groups(now)).await;
+                if !matches!(ticked, Ok(Ok(()))) {
+                    tracing::error!("consumer group changes failed to reach {}", crate::offsets::OFFSETS_TOPIC);
+                }
             }
             _ = retention_tick.tick() => {
                 let b = broker.clone();

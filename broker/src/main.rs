@@ -65,6 +65,15 @@ struct ServeArgs {
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
+    /// Heartbeat interval of consumer-protocol group members (group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// Session timeout of consumer-protocol group members (group.consumer.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    group_consumer_session_timeout_ms: Option<i32>,
+    /// Server assignors for consumer-protocol groups, the first the default (group.consumer.assignors).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_ASSIGNORS")]
+    group_consumer_assignors: Option<String>,
     /// Node id of this broker.
     #[arg(long, env = "WEIR_NODE_ID")]
     node_id: Option<i32>,
@@ -124,6 +133,24 @@ impl ServeArgs {
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;
         }
+        if let Some(v) = self.group_consumer_heartbeat_interval_ms {
+            config.group_consumer_heartbeat_interval_ms = v;
+        }
+        if let Some(v) = self.group_consumer_session_timeout_ms {
+            config.group_consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = &self.group_consumer_assignors {
+            config.group_consumer_assignors = weir_broker::config::parse_assignors(v)
+                .map_err(|e| anyhow::anyhow!("--group-consumer-assignors {v}: {e}"))?;
+        }
+        anyhow::ensure!(
+            config.group_consumer_heartbeat_interval_ms >= 1,
+            "group-consumer-heartbeat-interval-ms must be at least 1"
+        );
+        anyhow::ensure!(
+            config.group_consumer_session_timeout_ms > config.group_consumer_heartbeat_interval_ms,
+            "group-consumer-session-timeout-ms must be above the heartbeat interval"
+        );
         if let Some(v) = self.node_id {
             config.node_id = v;
         }

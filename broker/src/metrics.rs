@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use weir_protocol::{api_key as k, Request, Response};
+use weir_protocol::{Request, Response};
 use weir_storage::FileSync;
 
 use crate::broker::Broker;
@@ -340,35 +340,7 @@ fn scrape_state(broker: &Broker) -> Registry {
 
 /// Kafka's name of an API key (`Unknown` for keys Weir does not serve).
 pub fn api_name(api_key: i16) -> &'static str {
-    match api_key {
-        k::PRODUCE => "Produce",
-        k::FETCH => "Fetch",
-        k::LIST_OFFSETS => "ListOffsets",
-        k::METADATA => "Metadata",
-        k::OFFSET_COMMIT => "OffsetCommit",
-        k::OFFSET_FETCH => "OffsetFetch",
-        k::FIND_COORDINATOR => "FindCoordinator",
-        k::JOIN_GROUP => "JoinGroup",
-        k::HEARTBEAT => "Heartbeat",
-        k::LEAVE_GROUP => "LeaveGroup",
-        k::SYNC_GROUP => "SyncGroup",
-        k::DESCRIBE_GROUPS => "DescribeGroups",
-        k::LIST_GROUPS => "ListGroups",
-        k::API_VERSIONS => "ApiVersions",
-        k::CREATE_TOPICS => "CreateTopics",
-        k::DELETE_TOPICS => "DeleteTopics",
-        k::DELETE_RECORDS => "DeleteRecords",
-        k::INIT_PRODUCER_ID => "InitProducerId",
-        k::OFFSET_FOR_LEADER_EPOCH => "OffsetForLeaderEpoch",
-        k::DESCRIBE_CONFIGS => "DescribeConfigs",
-        k::ALTER_CONFIGS => "AlterConfigs",
-        k::CREATE_PARTITIONS => "CreatePartitions",
-        k::DELETE_GROUPS => "DeleteGroups",
-        k::INCREMENTAL_ALTER_CONFIGS => "IncrementalAlterConfigs",
-        k::OFFSET_DELETE => "OffsetDelete",
-        k::DESCRIBE_CLUSTER => "DescribeCluster",
-        _ => "Unknown",
-    }
+    weir_protocol::api_name(api_key).unwrap_or("Unknown")
 }
 
 /// A [`FileSync`] that times every sync into [`Metrics::fsync_duration`].
@@ -405,7 +377,7 @@ impl<S: FileSync> FileSync for TimedFileSync<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_protocol::{ErrorCode, HeartbeatResponse};
+    use weir_protocol::{api_key as k, ErrorCode, HeartbeatResponse};
 
     #[test]
     fn request_counts_and_errors_appear_in_the_exposition() {

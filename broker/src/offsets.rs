@@ -5,6 +5,10 @@
 //! tombstone (null value). At start the topic is replayed into memory, so reads never touch the log.
 //! Owns the in-memory map and its log; knows nothing of group membership (see `groups`).
 //!
+//! The same log carries the state of consumer-protocol groups (`consumer_groups::records`, key
+//! versions 3 and 5-8): this module keeps the latest value of each such key as opaque bytes, so
+//! they survive snapshots, and hands them back at start for the groups to be rebuilt.
+//!
 //! The log is kept bounded without key-based compaction in storage: once it holds many more records
 //! than there are live offsets, the whole live map is appended as a snapshot and everything before
 //! the snapshot is deleted (`delete_records_before`). Appends, map updates and snapshots are ordered
@@ -21,6 +25,8 @@ use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, RwLock};
 use weir_storage::records::NewRecord;
 use weir_storage::{AppendOptions, PendingAppend, StorageError};
+
+use crate::consumer_groups::records::is_group_record_key;
 
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
@@ -46,6 +52,8 @@ const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 pub struct OffsetStore {
     topic: Arc<Topic>,
     groups: RwLock<HashMap<String, GroupOffsets>>,
+    /// The live consumer group records (key to value), in key order.
+    group_records: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
     /// Orders log appends with map updates and snapshots.
     write_order: Mutex<()>,
     compact_after_records: i64,
@@ -188,6 +196,7 @@ impl OffsetStore {
         let store = Self {
             topic,
             groups: RwLock::new(HashMap::new()),
+            group_records: RwLock::new(BTreeMap::new()),
             write_order: Mutex::new(()),
             compact_after_records: COMPACT_AFTER_RECORDS,
         };
@@ -200,6 +209,7 @@ impl OffsetStore {
             return Ok(());
         };
         let mut groups = self.groups.write();
+        let mut group_records = self.group_records.write();
         let mut corrupt = None;
         crate::log_scan::for_each_batch(&partition.log, |_, batch| {
             let records = match weir_storage::records::decode_records(batch) {
@@ -210,6 +220,13 @@ impl OffsetStore {
                 }
             };
             for r in records {
+                if let Some(k) = r.key.as_deref().filter(|k| is_group_record_key(k)) {
+                    match r.value.as_deref() {
+                        Some(v) => group_records.insert(k.to_vec(), v.to_vec()),
+                        None => group_records.remove(k),
+                    };
+                    continue;
+                }
                 let Some(key) = r.key.as_deref().and_then(decode_key) else {
                     continue;
                 };
@@ -250,6 +267,10 @@ impl OffsetStore {
             .iter()
             .map(|((g, t, p), v)| (encode_key(g, t, *p), v.as_ref().map(encode_value)))
             .collect();
+        Self::encode_raw(&encoded, now_ms)
+    }
+
+    fn encode_raw(encoded: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Vec<u8> {
         let records: Vec<NewRecord<'_>> = encoded
             .iter()
             .map(|(k, v)| NewRecord {
@@ -317,6 +338,7 @@ impl OffsetStore {
                 .values()
                 .map(BTreeMap::len)
                 .sum::<usize>()
+                + self.group_records.read().len()
         };
         if !due(live_entries()) {
             return Ok(());
@@ -326,21 +348,27 @@ impl OffsetStore {
             if !due(live_entries()) {
                 return Ok(()); // another commit compacted meanwhile
             }
-            let snapshot: Vec<Change> = self
+            let mut snapshot: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
                 .groups
                 .read()
                 .iter()
                 .flat_map(|(g, offsets)| {
                     offsets
                         .iter()
-                        .map(move |((t, p), c)| ((g.clone(), t.clone(), *p), Some(c.clone())))
+                        .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
                 })
                 .collect();
+            snapshot.extend(
+                self.group_records
+                    .read()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone()))),
+            );
             if snapshot.is_empty() {
                 // Nothing is live: every record in the log is superseded.
                 (log.log_end_offset(), None)
             } else {
-                let batch = Self::encode_changes(&snapshot, now_ms);
+                let batch = Self::encode_raw(&snapshot, now_ms);
                 let pending = partition.append(batch, &AppendOptions::default())?;
                 (pending.result.base_offset, Some(pending))
             }
@@ -424,7 +452,58 @@ impl OffsetStore {
         self.stage(changes, now_ms)
     }
 
-    /// Durably deletes committed offsets; returns once the tombstones are in the log.
+    /// Queues consumer group records (key, value or tombstone) in log order and applies them to
+    /// the live set; the caller makes them durable with [`OffsetStore::wait_group_records`]. Call
+    /// it while holding the lock that ordered the changes, so the log has them in that order.
+    pub fn append_group_records(
+        &self,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, OffsetError> {
+        let Some(partition) = self.topic.partitions.first() else {
+            return Ok(None);
+        };
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let _order = self.write_order.lock();
+        let batch = Self::encode_raw(&records, now_ms);
+        let pending = partition.append(batch, &AppendOptions::default())?;
+        let mut live = self.group_records.write();
+        for (k, v) in records {
+            match v {
+                Some(v) => live.insert(k, v),
+                None => live.remove(&k),
+            };
+        }
+        Ok(Some(pending))
+    }
+
+    /// Waits until records queued by [`OffsetStore::append_group_records`] are durable.
+    pub fn wait_group_records(
+        &self,
+        pending: PendingAppend,
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        pending.wait()?;
+        if let Some(partition) = self.topic.partitions.first() {
+            partition.note_durable();
+        }
+        self.compact_if_due(now_ms)
+    }
+
+    /// The live consumer group records, in key order (all group epochs, then members, target
+    /// epochs, targets and current assignments), for the groups to be rebuilt at start.
+    pub fn group_records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.group_records
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Durably deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics); returns
+    /// once the tombstones are in the log.
     pub fn delete(
         &self,
         group: &str,

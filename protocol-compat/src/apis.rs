@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as m;
 
 #[allow(unused_imports)] // used by the generated arms of mirrored entries
-use crate::mirror::{Mirror, Sample};
+use crate::mirror::{ErrorCodes, Mirror, Sample};
 use crate::requests::*;
 use crate::responses::*;
 
@@ -77,6 +77,14 @@ macro_rules! apis {
             }
         }
 
+        /// Kafka's name of a served API (`"Fetch"`), or `None` if Weir does not serve it.
+        pub fn api_name(key: i16) -> Option<&'static str> {
+            match key {
+                $(api_key::$key => Some(stringify!($variant)),)*
+                _ => None,
+            }
+        }
+
         /// `(api_key, min_version, max_version)`, in the table's order (sorted by key).
         pub(crate) static SUPPORTED: &[(i16, i16, i16)] = &[$((api_key::$key, $min, $max),)*];
 
@@ -119,6 +127,14 @@ macro_rules! apis {
             }
         }
 
+        /// The error codes of a mirrored response into `out`; `false` for the hand-written APIs,
+        /// whose codes `response_errors` collects.
+        pub(crate) fn mirrored_error_codes(response: &Response, out: &mut Vec<crate::ErrorCode>) -> bool {
+            match response {
+                $(Response::$variant(r) => apis!(@errors r out; $($kpresp)?),)*
+            }
+        }
+
         /// A request of `key` with every field set, for mirrored APIs (`None` for the others).
         pub(crate) fn sample_request(key: i16) -> Option<Request> {
             match key {
@@ -150,6 +166,14 @@ macro_rules! apis {
     (@encode $r:ident $fallback:path; $out:ident $v:ident $whole:ident;) => {{
         let _ = $r;
         $fallback($out, $v, $whole)
+    }};
+    (@errors $r:ident $out:ident; $kp:path) => {{
+        ErrorCodes::error_codes($r, $out);
+        true
+    }};
+    (@errors $r:ident $out:ident;) => {{
+        let _ = $r;
+        false
     }};
     (@client_version $key:ident $max:literal; $kp:path) => {
         Some($max)
@@ -183,8 +207,10 @@ apis! {
         mirror(m::HeartbeatRequest, m::HeartbeatResponse);
     LEAVE_GROUP = 13: LeaveGroup(LeaveGroupRequest, LeaveGroupResponse), 0..=5;
     SYNC_GROUP = 14: SyncGroup(SyncGroupRequest, SyncGroupResponse), 0..=5;
-    DESCRIBE_GROUPS = 15: DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse), 0..=5;
-    LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=4;
+    DESCRIBE_GROUPS = 15: DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse), 0..=6,
+        mirror(m::DescribeGroupsRequest, m::DescribeGroupsResponse);
+    LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=5,
+        mirror(m::ListGroupsRequest, m::ListGroupsResponse);
     API_VERSIONS = 18: ApiVersions(ApiVersionsRequest, ApiVersionsResponse), 0..=4;
     CREATE_TOPICS = 19: CreateTopics(CreateTopicsRequest, CreateTopicsResponse), 2..=7;
     DELETE_TOPICS = 20: DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse), 1..=6;
@@ -203,6 +229,10 @@ apis! {
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
+    CONSUMER_GROUP_HEARTBEAT = 68: ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse), 0..=1,
+        mirror(m::ConsumerGroupHeartbeatRequest, m::ConsumerGroupHeartbeatResponse);
+    CONSUMER_GROUP_DESCRIBE = 69: ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse), 0..=1,
+        mirror(m::ConsumerGroupDescribeRequest, m::ConsumerGroupDescribeResponse);
 }
 
 #[cfg(test)]

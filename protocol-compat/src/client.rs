@@ -52,8 +52,6 @@ pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
         k::JOIN_GROUP => 9,
         k::LEAVE_GROUP => 5,
         k::SYNC_GROUP => 5,
-        k::DESCRIBE_GROUPS => 5,
-        k::LIST_GROUPS => 4,
         k::CREATE_TOPICS => 7,
         k::DELETE_TOPICS => 6,
         k::CREATE_PARTITIONS => 3,
@@ -103,8 +101,9 @@ pub fn encode_request(
     Ok((encode_request_at(correlation_id, client_id, request, v)?, v))
 }
 
-/// [`encode_request`] at version `v`, which the caller has checked is served.
-pub(crate) fn encode_request_at(
+/// [`encode_request`] at version `v` instead of the client's own (tests that need an older or
+/// newer version). `v` must be a version Weir serves for the API.
+pub fn encode_request_at(
     correlation_id: i32,
     client_id: &str,
     request: &Request,
@@ -285,6 +284,8 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                 .map(|g| {
                     let mut e = m::offset_fetch_request::OffsetFetchRequestGroup::default();
                     e.group_id = gid(&g.group_id);
+                    e.member_id = opt_sb(&g.member_id);
+                    e.member_epoch = g.member_epoch;
                     e.topics = g.topics.as_ref().map(|ts| {
                         ts.iter()
                             .map(|t| {
@@ -362,22 +363,6 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     e
                 })
                 .collect();
-            put(out, v, &msg)
-        }
-        Request::ListGroups(r) => {
-            let mut msg = m::ListGroupsRequest::default();
-            msg.states_filter = r.states_filter.iter().map(|s| sb(s)).collect();
-            put(out, v, &msg)
-        }
-        Request::DescribeGroups(r) => {
-            let mut msg = m::DescribeGroupsRequest::default();
-            msg.groups = r.groups.iter().map(|g| gid(g)).collect();
-            msg.include_authorized_operations = r.include_authorized_operations;
-            put(out, v, &msg)
-        }
-        Request::DeleteGroups(r) => {
-            let mut msg = m::DeleteGroupsRequest::default();
-            msg.groups_names = r.groups.iter().map(|g| gid(g)).collect();
             put(out, v, &msg)
         }
         Request::CreateTopics(r) => {
@@ -766,52 +751,6 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                         member_id: st(mem.member_id),
                         group_instance_id: opt_st(mem.group_instance_id),
                         error_code: ec(mem.error_code),
-                    })
-                    .collect(),
-            })
-        }
-        k::LIST_GROUPS => {
-            let r: m::ListGroupsResponse = kp(b, v)?;
-            Response::ListGroups(ListGroupsResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                error_code: ec(r.error_code),
-                groups: r
-                    .groups
-                    .into_iter()
-                    .map(|g| ListedGroup {
-                        group_id: st(g.group_id.0),
-                        protocol_type: st(g.protocol_type),
-                        group_state: st(g.group_state),
-                    })
-                    .collect(),
-            })
-        }
-        k::DESCRIBE_GROUPS => {
-            let r: m::DescribeGroupsResponse = kp(b, v)?;
-            Response::DescribeGroups(DescribeGroupsResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                groups: r
-                    .groups
-                    .into_iter()
-                    .map(|g| DescribedGroup {
-                        error_code: ec(g.error_code),
-                        group_id: st(g.group_id.0),
-                        group_state: st(g.group_state),
-                        protocol_type: st(g.protocol_type),
-                        protocol_data: st(g.protocol_data),
-                        members: g
-                            .members
-                            .into_iter()
-                            .map(|mem| DescribedGroupMember {
-                                member_id: st(mem.member_id),
-                                group_instance_id: opt_st(mem.group_instance_id),
-                                client_id: st(mem.client_id),
-                                client_host: st(mem.client_host),
-                                member_metadata: mem.member_metadata,
-                                member_assignment: mem.member_assignment,
-                            })
-                            .collect(),
-                        authorized_operations: g.authorized_operations,
                     })
                     .collect(),
             })

@@ -408,19 +408,6 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                 members,
             })
         }
-        k::LIST_GROUPS => {
-            let r: m::ListGroupsRequest = kp(b, v)?;
-            Request::ListGroups(ListGroupsRequest {
-                states_filter: r.states_filter.into_iter().map(string).collect(),
-            })
-        }
-        k::DESCRIBE_GROUPS => {
-            let r: m::DescribeGroupsRequest = kp(b, v)?;
-            Request::DescribeGroups(DescribeGroupsRequest {
-                groups: r.groups.into_iter().map(|g| string(g.0)).collect(),
-                include_authorized_operations: r.include_authorized_operations,
-            })
-        }
         k::INIT_PRODUCER_ID => {
             let r: m::InitProducerIdRequest = kp(b, v)?;
             Request::InitProducerId(InitProducerIdRequest {
@@ -1038,59 +1025,6 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                     })
                     .collect();
             }
-            put(out, v, &msg)
-        }
-        Response::ListGroups(r) => {
-            let mut msg = m::ListGroupsResponse::default();
-            msg.throttle_time_ms = r.throttle_time_ms;
-            msg.error_code = r.error_code.0;
-            msg.groups = r
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut e = m::list_groups_response::ListedGroup::default();
-                    e.group_id = group_id(&g.group_id);
-                    e.protocol_type = strbytes(&g.protocol_type);
-                    e.group_state = strbytes(&g.group_state);
-                    e
-                })
-                .collect();
-            put(out, v, &msg)
-        }
-        Response::DescribeGroups(r) => {
-            let mut msg = m::DescribeGroupsResponse::default();
-            msg.throttle_time_ms = r.throttle_time_ms;
-            msg.groups = r
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut e = m::describe_groups_response::DescribedGroup::default();
-                    e.error_code = g.error_code.0;
-                    e.group_id = group_id(&g.group_id);
-                    e.group_state = strbytes(&g.group_state);
-                    e.protocol_type = strbytes(&g.protocol_type);
-                    e.protocol_data = strbytes(&g.protocol_data);
-                    e.members = g
-                        .members
-                        .iter()
-                        .map(|mem| {
-                            let mut e =
-                                m::describe_groups_response::DescribedGroupMember::default();
-                            e.member_id = strbytes(&mem.member_id);
-                            e.group_instance_id = opt_strbytes(&mem.group_instance_id);
-                            e.client_id = strbytes(&mem.client_id);
-                            e.client_host = strbytes(&mem.client_host);
-                            e.member_metadata = mem.member_metadata.clone();
-                            e.member_assignment = mem.member_assignment.clone();
-                            e
-                        })
-                        .collect();
-                    if v >= 3 {
-                        e.authorized_operations = g.authorized_operations;
-                    }
-                    e
-                })
-                .collect();
             put(out, v, &msg)
         }
         Response::InitProducerId(r) => {

@@ -35,7 +35,7 @@ mod response_errors;
 pub mod responses;
 mod versions;
 
-pub use apis::api_key;
+pub use apis::{api_key, api_name};
 pub use codec::{decode_request, encode_api_versions_unsupported, encode_response};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use requests::*;

@@ -14,7 +14,7 @@ use crate::requests::Uuid;
 use bytes::Bytes;
 use kafka_protocol::messages as m;
 
-use crate::mirror::mirror;
+use crate::mirror::{kp_default, mirror};
 
 /// Kafka's "authorized operations were not requested" marker (`Integer.MIN_VALUE`).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -546,60 +546,73 @@ pub struct LeaveGroupMemberResponse {
     pub error_code: ErrorCode,
 }
 
-/// ListGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListGroupsResponse {
-    /// Throttle time (v1+).
-    pub throttle_time_ms: i32,
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Groups.
-    pub groups: Vec<ListedGroup>,
+mirror! {
+    /// ListGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListGroupsResponse => m::ListGroupsResponse {
+        /// Throttle time (v1+).
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Groups.
+        pub groups: Vec<ListedGroup>,
+    }
 }
 
-/// One group of a ListGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListedGroup {
-    /// Group id.
-    pub group_id: String,
-    /// Protocol type ("consumer"; empty for simple groups).
-    pub protocol_type: String,
-    /// Group state, e.g. "Stable" (v4+).
-    pub group_state: String,
+mirror! {
+    /// One group of a ListGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListedGroup => m::list_groups_response::ListedGroup {
+        /// Group id.
+        pub group_id: String,
+        /// Protocol type ("consumer"; empty for simple groups).
+        pub protocol_type: String,
+        /// Group state, e.g. "Stable" (v4+).
+        pub group_state: String,
+        /// Group type, "classic" or "consumer" (v5+).
+        pub group_type: String,
+    }
 }
 
-/// DescribeGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribeGroupsResponse {
-    /// Throttle time (v1+).
-    pub throttle_time_ms: i32,
-    /// Groups.
-    pub groups: Vec<DescribedGroup>,
+mirror! {
+    /// DescribeGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeGroupsResponse => m::DescribeGroupsResponse {
+        /// Throttle time (v1+).
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<DescribedGroup>,
+    }
 }
 
-/// One group of a DescribeGroups response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedGroup {
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Group id.
-    pub group_id: String,
-    /// State, e.g. "Stable", "Empty", "Dead".
-    pub group_state: String,
-    /// Protocol type.
-    pub protocol_type: String,
-    /// Chosen protocol name.
-    pub protocol_data: String,
-    /// Members.
-    pub members: Vec<DescribedGroupMember>,
-    /// Authorized operations (v3+).
-    pub authorized_operations: i32,
+mirror! {
+    /// One group of a DescribeGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribedGroup => m::describe_groups_response::DescribedGroup {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message (v6+).
+        pub error_message: Option<String>,
+        /// Group id.
+        pub group_id: String,
+        /// State, e.g. "Stable", "Empty", "Dead".
+        pub group_state: String,
+        /// Protocol type.
+        pub protocol_type: String,
+        /// Chosen protocol name.
+        pub protocol_data: String,
+        /// Members.
+        pub members: Vec<DescribedGroupMember>,
+        /// Authorized operations (v3+).
+        pub authorized_operations: i32,
+    }
 }
 
 impl Default for DescribedGroup {
     fn default() -> Self {
         DescribedGroup {
             error_code: ErrorCode::NONE,
+            error_message: None,
             group_id: String::new(),
             group_state: String::new(),
             protocol_type: String::new(),
@@ -610,21 +623,23 @@ impl Default for DescribedGroup {
     }
 }
 
-/// One member of a described group.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribedGroupMember {
-    /// Member id.
-    pub member_id: String,
-    /// Static instance id (v4+).
-    pub group_instance_id: Option<String>,
-    /// Client id.
-    pub client_id: String,
-    /// Client host.
-    pub client_host: String,
-    /// Protocol metadata.
-    pub member_metadata: Bytes,
-    /// Assignment.
-    pub member_assignment: Bytes,
+mirror! {
+    /// One member of a described group.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribedGroupMember => m::describe_groups_response::DescribedGroupMember {
+        /// Member id.
+        pub member_id: String,
+        /// Static instance id (v4+).
+        pub group_instance_id: Option<String>,
+        /// Client id.
+        pub client_id: String,
+        /// Client host.
+        pub client_host: String,
+        /// Protocol metadata.
+        pub member_metadata: Bytes,
+        /// Assignment.
+        pub member_assignment: Bytes,
+    }
 }
 
 mirror! {
@@ -670,6 +685,130 @@ mirror! {
         pub name: String,
         /// Per-partition results.
         pub partitions: Vec<PartitionError>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The consumer group protocol (KIP-848)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// ConsumerGroupHeartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupHeartbeatResponse => m::ConsumerGroupHeartbeatResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The member id (the coordinator's at v0, the client's from v1).
+        pub member_id: Option<String>,
+        /// The member epoch.
+        pub member_epoch: i32,
+        /// How long the member waits before its next heartbeat.
+        pub heartbeat_interval_ms: i32,
+        /// The member's assignment; `None` when unchanged.
+        pub assignment: Option<ConsumerGroupAssignment>,
+    }
+}
+kp_default!(ConsumerGroupHeartbeatResponse => m::ConsumerGroupHeartbeatResponse);
+
+mirror! {
+    /// The assignment in a ConsumerGroupHeartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupAssignment => m::consumer_group_heartbeat_response::Assignment {
+        /// Assigned partitions by topic id.
+        pub topic_partitions: Vec<crate::requests::ConsumerGroupTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeResponse => m::ConsumerGroupDescribeResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<ConsumerGroupDescribedGroup>,
+    }
+}
+
+mirror! {
+    /// One group of a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupDescribedGroup => m::consumer_group_describe_response::DescribedGroup {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Group id.
+        pub group_id: String,
+        /// "Empty", "Assigning", "Reconciling", "Stable" or "Dead".
+        pub group_state: String,
+        /// Group epoch.
+        pub group_epoch: i32,
+        /// Target assignment epoch.
+        pub assignment_epoch: i32,
+        /// The server assignor in use.
+        pub assignor_name: String,
+        /// Members.
+        pub members: Vec<ConsumerGroupDescribedMember>,
+        /// Authorized operations.
+        pub authorized_operations: i32,
+    }
+}
+kp_default!(ConsumerGroupDescribedGroup => m::consumer_group_describe_response::DescribedGroup);
+
+mirror! {
+    /// One member of a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupDescribedMember => m::consumer_group_describe_response::Member {
+        /// Member id.
+        pub member_id: String,
+        /// Static instance id.
+        pub instance_id: Option<String>,
+        /// Rack id.
+        pub rack_id: Option<String>,
+        /// Member epoch.
+        pub member_epoch: i32,
+        /// Client id.
+        pub client_id: String,
+        /// Client host.
+        pub client_host: String,
+        /// Subscribed topic names.
+        pub subscribed_topic_names: Vec<String>,
+        /// Subscribed regular expression.
+        pub subscribed_topic_regex: Option<String>,
+        /// The member's current assignment.
+        pub assignment: ConsumerGroupDescribeAssignment,
+        /// The member's target assignment.
+        pub target_assignment: ConsumerGroupDescribeAssignment,
+        /// -1 unknown, 0 classic protocol, 1 consumer protocol (v1+).
+        pub member_type: i8,
+    }
+}
+kp_default!(ConsumerGroupDescribedMember => m::consumer_group_describe_response::Member);
+
+mirror! {
+    /// An assignment in a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeAssignment => m::consumer_group_describe_response::Assignment {
+        /// Partitions by topic.
+        pub topic_partitions: Vec<ConsumerGroupDescribeTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// Partitions of one topic in a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeTopicPartitions => m::consumer_group_describe_response::TopicPartitions {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Topic name.
+        pub topic_name: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
     }
 }
 

@@ -377,18 +377,6 @@ fn seeds() -> Vec<Bytes> {
         }
         out.push(frame(k::LEAVE_GROUP, v, &r));
     }
-    for v in versions(k::LIST_GROUPS) {
-        let mut r = m::ListGroupsRequest::default();
-        if v >= 4 {
-            r.states_filter = vec![sb("Stable")];
-        }
-        out.push(frame(k::LIST_GROUPS, v, &r));
-    }
-    for v in versions(k::DESCRIBE_GROUPS) {
-        let mut r = m::DescribeGroupsRequest::default();
-        r.groups = vec![group(), group()];
-        out.push(frame(k::DESCRIBE_GROUPS, v, &r));
-    }
     for v in versions(k::INIT_PRODUCER_ID) {
         let mut r = m::InitProducerIdRequest::default();
         r.transactional_id = Some(m::TransactionalId(sb("tx")));

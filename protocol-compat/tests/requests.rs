@@ -534,10 +534,19 @@ fn group_admin() {
         if v >= 4 {
             r.states_filter = vec![sb("Stable")];
         }
+        if v >= 5 {
+            r.types_filter = vec![sb("consumer")];
+        }
         let Request::ListGroups(got) = decode(k::LIST_GROUPS, v, &r) else {
             panic!()
         };
         assert_eq!(got.states_filter.len(), usize::from(v >= 4));
+        let want_types = if v >= 5 {
+            vec!["consumer".to_string()]
+        } else {
+            vec![]
+        };
+        assert_eq!(got.types_filter, want_types);
     }
     for v in versions(k::DESCRIBE_GROUPS) {
         let mut r = m::DescribeGroupsRequest::default();

@@ -452,6 +452,7 @@ fn group_admin() {
                 group_id: "g1".into(),
                 protocol_type: "consumer".into(),
                 group_state: "Stable".into(),
+                group_type: "consumer".into(),
             }],
             ..Default::default()
         });
@@ -460,6 +461,9 @@ fn group_admin() {
         if v >= 4 {
             assert_eq!(got.groups[0].group_state.as_str(), "Stable");
         }
+        // The group type is v5+; older versions simply do not carry it.
+        let want_type = if v >= 5 { "consumer" } else { "" };
+        assert_eq!(got.groups[0].group_type.as_str(), want_type);
     }
     for v in versions(api_key::DESCRIBE_GROUPS) {
         let resp = Response::DescribeGroups(DescribeGroupsResponse {
@@ -481,6 +485,21 @@ fn group_admin() {
         });
         let got: m::DescribeGroupsResponse = roundtrip(api_key::DESCRIBE_GROUPS, v, &resp);
         assert_eq!(got.groups[0].members[0].client_host.as_str(), "/127.0.0.1");
+        let failed = Response::DescribeGroups(DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups: vec![DescribedGroup {
+                error_code: ErrorCode::GROUP_ID_NOT_FOUND,
+                error_message: Some("Group g1 is not a classic group.".into()),
+                group_id: "g1".into(),
+                group_state: "Dead".into(),
+                ..Default::default()
+            }],
+        });
+        let got: m::DescribeGroupsResponse = roundtrip(api_key::DESCRIBE_GROUPS, v, &failed);
+        assert_eq!(
+            got.groups[0].error_message.as_ref().map(|m| m.as_str()),
+            (v >= 6).then_some("Group g1 is not a classic group.")
+        );
         if v >= 3 {
             assert_eq!(got.groups[0].authorized_operations, i32::MIN);
         }

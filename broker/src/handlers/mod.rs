@@ -78,7 +78,20 @@ pub async fn dispatch(
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(consumer_groups::leave_group(&b, r))),
         Request::ListGroups(r) => ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
         Request::DescribeGroups(r) => ready(Response::DescribeGroups(
-            consumer_groups::describe_groups(&b, r),
+            consumer_groups::describe_groups(&b, version, r),
+        )),
+        Request::ConsumerGroupHeartbeat(r) => {
+            let ctx = ctx.clone();
+            let client_id = header.client_id.clone().unwrap_or_default();
+            Box::pin(async move {
+                Some(Response::ConsumerGroupHeartbeat(
+                    consumer_groups::consumer_group_heartbeat(&b, &ctx, client_id, version, r)
+                        .await,
+                ))
+            })
+        }
+        Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
+            consumer_groups::consumer_group_describe(&b, r),
         )),
         Request::DeleteGroups(r) => consumer_groups::delete_groups(&b, r),
         Request::OffsetCommit(r) => consumer_groups::offset_commit(&b, version, r),
