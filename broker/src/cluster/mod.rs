@@ -12,3 +12,4 @@
 pub mod etcd;
 pub mod metadata;
 pub mod placement;
+pub mod store;
