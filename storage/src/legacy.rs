@@ -463,9 +463,12 @@ pub fn down_convert(
 pub mod testing {
     use super::*;
 
+    /// A message to write: timestamp, key, value (`None` for null).
+    pub type NewMessage<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
     /// A message set of plain messages of `magic`, one per `(timestamp, key, value)`, with
     /// offsets 0, 1, ... (the broker assigns real ones).
-    pub fn plain_set(magic: i8, records: &[(i64, Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+    pub fn plain_set(magic: i8, records: &[NewMessage<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, (ts, key, value)) in records.iter().enumerate() {
             put_message(&mut out, i as i64, magic, 0, *ts, *key, *value);
@@ -475,11 +478,7 @@ pub mod testing {
 
     /// One compressed wrapper message holding `records` (inner offsets as Kafka's producers
     /// write them: from 0 for magic 1, and also from 0 for magic 0).
-    pub fn compressed_set(
-        magic: i8,
-        codec: Codec,
-        records: &[(i64, Option<&[u8]>, Option<&[u8]>)],
-    ) -> Vec<u8> {
+    pub fn compressed_set(magic: i8, codec: Codec, records: &[NewMessage<'_>]) -> Vec<u8> {
         let inner = plain_set(magic, records);
         let packed = compression::compress(codec, &inner, magic == MAGIC_V0).expect("compress");
         let last = records.len() as i64 - 1;
@@ -541,7 +540,7 @@ mod tests {
 
     const CODECS: [Codec; 4] = [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4];
 
-    fn sample() -> Vec<(i64, Option<&'static [u8]>, Option<&'static [u8]>)> {
+    fn sample() -> Vec<NewMessage<'static>> {
         vec![
             (1_700_000_000_000, Some(b"k1"), Some(b"v1")),
             (1_700_000_000_005, None, Some(b"v2")),

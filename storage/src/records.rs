@@ -17,6 +17,9 @@ const CRC_AT: usize = 17;
 /// baseOffset + batchLength: the part of a batch its length field does not count.
 const LENGTH_PREFIX: usize = 12;
 
+/// A decoded record header: name and value (`None` for null).
+pub type Header = (String, Option<Vec<u8>>);
+
 /// A record header to encode: name and value (`None` encodes a null value).
 pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 
@@ -36,7 +39,7 @@ pub struct Record {
     pub timestamp_ms: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Vec<Header>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -68,7 +71,7 @@ pub struct RecordView<'a> {
 
 impl RecordView<'_> {
     /// The record's headers (name, value).
-    pub fn headers(&self) -> Result<Vec<(String, Option<Vec<u8>>)>, RecordError> {
+    pub fn headers(&self) -> Result<Vec<Header>, RecordError> {
         let mut r = Cursor { buf: self.headers };
         let mut out = Vec::new();
         for _ in 0..self.header_count.max(0) {
