@@ -14,6 +14,7 @@ pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
 pub mod producers;
+pub mod record_checks;
 pub mod server;
 pub mod topic_config;
 pub mod topics;

@@ -183,6 +183,7 @@ fn decode_body(api_key: i16, v: i16, mut body: Bytes) -> Result<Request, String>
         k::PRODUCE => {
             let r: m::ProduceRequest = kp(b, v)?;
             Request::Produce(ProduceRequest {
+                legacy_formats_allowed: false,
                 transactional_id: r.transactional_id.map(|t| string(t.0)),
                 acks: r.acks,
                 timeout_ms: r.timeout_ms,
@@ -203,6 +204,7 @@ fn decode_body(api_key: i16, v: i16, mut body: Bytes) -> Result<Request, String>
                     .collect(),
             })
         }
+        k::FETCH if v < 4 => Request::Fetch(legacy::decode_fetch_v0_3(v, body)?),
         k::FETCH => {
             let r: m::FetchRequest = kp(b, v)?;
             Request::Fetch(FetchRequest {
@@ -242,8 +244,10 @@ fn decode_body(api_key: i16, v: i16, mut body: Bytes) -> Result<Request, String>
                     })
                     .collect(),
                 rack_id: string(r.rack_id),
+                record_magic: 2,
             })
         }
+        k::LIST_OFFSETS if v == 0 => Request::ListOffsets(legacy::decode_list_offsets_v0(body)?),
         k::LIST_OFFSETS => {
             let r: m::ListOffsetsRequest = kp(b, v)?;
             Request::ListOffsets(ListOffsetsRequest {
@@ -844,6 +848,7 @@ fn encode_body(out: &mut BytesMut, v: i16, response: &Response) -> Result<(), St
             msg.throttle_time_ms = r.throttle_time_ms;
             put(out, v, &msg)
         }
+        Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),
         Response::Fetch(r) => {
             let mut msg = m::FetchResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;
@@ -892,6 +897,7 @@ fn encode_body(out: &mut BytesMut, v: i16, response: &Response) -> Result<(), St
                 .collect();
             put(out, v, &msg)
         }
+        Response::ListOffsets(r) if v == 0 => legacy::encode_list_offsets_v0(out, r),
         Response::ListOffsets(r) => {
             let mut msg = m::ListOffsetsResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;

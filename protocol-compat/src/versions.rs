@@ -1,8 +1,9 @@
 //! The API keys and version ranges Weir serves.
 //!
-//! Ranges are capped at what the vendored kafka-protocol 0.18 can decode, and at the
-//! newest version whose shape Weir's types represent without topic ids (Fetch stops at
-//! 12 because v13+ addresses topics by id only).
+//! Ranges are capped at what the vendored kafka-protocol 0.18 can decode (plus the old
+//! Produce and Fetch versions hand-written in `legacy`), and at the newest version whose
+//! shape Weir's types represent without topic ids (Fetch stops at 12 because v13+
+//! addresses topics by id only).
 
 use crate::responses::ApiVersionRange;
 
@@ -66,11 +67,12 @@ use api_key as k;
 
 /// `(api_key, min_version, max_version)`, sorted by api key.
 static SUPPORTED: &[(i16, i16, i16)] = &[
-    // Produce advertises 0 although only magic-2 batches are accepted by the broker:
-    // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
+    // Produce v0-2 carry message formats 0 and 1, which the broker up-converts to magic 2.
     (k::PRODUCE, 0, 11),
-    (k::FETCH, 4, 12),
-    (k::LIST_OFFSETS, 1, 7),
+    // Fetch v0-3 (hand-written in `legacy`) read message formats 0 and 1: the broker down-converts.
+    (k::FETCH, 0, 12),
+    // ListOffsets v0 (hand-written in `legacy`) is what clients of the 0.9 protocol send.
+    (k::LIST_OFFSETS, 0, 7),
     (k::METADATA, 0, 12),
     (k::OFFSET_COMMIT, 2, 9),
     (k::OFFSET_FETCH, 1, 9),
