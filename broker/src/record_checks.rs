@@ -99,7 +99,9 @@ pub fn check_keys(
     for h in headers {
         let batch = batches
             .get(position..position + h.total_len())
-            .ok_or_else(|| Rejection::plain(ErrorCode::CORRUPT_MESSAGE, "batch truncated".into()))?;
+            .ok_or_else(|| {
+                Rejection::plain(ErrorCode::CORRUPT_MESSAGE, "batch truncated".into())
+            })?;
         position += h.total_len();
         let mut index = 0i32;
         let mut missing = Vec::new();
@@ -120,7 +122,10 @@ pub fn check_keys(
 /// Up-converts a legacy message set (magic 0/1) to one v2 batch, as a Kafka 3.x broker does on
 /// append. With `compacted_partition` (`topic-index` of a compacted topic), every record must
 /// have a key.
-pub fn up_convert(message_set: &[u8], compacted_partition: Option<String>) -> Result<Vec<u8>, Rejection> {
+pub fn up_convert(
+    message_set: &[u8],
+    compacted_partition: Option<String>,
+) -> Result<Vec<u8>, Rejection> {
     let set = legacy::parse_message_set(message_set, MAX_DECOMPRESSED_BATCH_BYTES)
         .map_err(|e| legacy_rejection(&e))?;
     if let Some(partition) = compacted_partition {

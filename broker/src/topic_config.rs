@@ -214,9 +214,7 @@ fn is_kafka_version(value: &str) -> bool {
     };
     let parts: Vec<&str> = release.split('.').collect();
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (2..=4).contains(&parts.len())
-        && parts.iter().all(|p| numeric(p))
-        && iv.is_none_or(numeric)
+    (2..=4).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && iv.is_none_or(numeric)
 }
 
 impl TopicConfig {

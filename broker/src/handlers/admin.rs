@@ -291,7 +291,11 @@ fn broker_configs(broker: &Broker) -> Vec<(String, String, bool)> {
         ("message.max.bytes".into(), "1048588".into(), true),
         // Deprecated in Kafka 3.x and ignored (the format is always v2); listed as Kafka 3.x does.
         ("log.message.format.version".into(), "3.0-IV1".into(), true),
-        ("log.message.downconversion.enable".into(), "true".into(), true),
+        (
+            "log.message.downconversion.enable".into(),
+            "true".into(),
+            true,
+        ),
         ("offsets.topic.replication.factor".into(), "1".into(), false),
         ("default.replication.factor".into(), "1".into(), true),
     ]

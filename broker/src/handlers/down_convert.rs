@@ -58,7 +58,10 @@ pub fn apply(broker: &Arc<Broker>, plan: &Plan, response: &mut FetchResponse) {
         let (enabled, zstd) = match broker.topics.get(&topic.name) {
             Some(t) => {
                 let c = t.config.read();
-                (c.down_conversion_enabled(), c.get("compression.type") == Some("zstd"))
+                (
+                    c.down_conversion_enabled(),
+                    c.get("compression.type") == Some("zstd"),
+                )
             }
             None => (true, false),
         };

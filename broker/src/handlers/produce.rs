@@ -21,8 +21,8 @@ use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
-use crate::record_checks;
 use crate::producers::SequenceCheck;
+use crate::record_checks;
 use crate::topics::Partition;
 
 /// What became of one partition's records before durability is awaited.
@@ -124,7 +124,10 @@ fn stage(
             )
         }
         Some(0..=1) => {
-            match record_checks::up_convert(&records, compacted.then_some(partition_name(partition))) {
+            match record_checks::up_convert(
+                &records,
+                compacted.then_some(partition_name(partition)),
+            ) {
                 Ok(batch) => {
                     keys_checked = true;
                     bytes::Bytes::from(batch)
@@ -274,9 +277,7 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
                 )
             } else {
                 match broker.topics.partition(&topic.name, p.index) {
-                    Some(partition) => {
-                        stage(broker, &partition, p.records, legacy_formats_allowed)
-                    }
+                    Some(partition) => stage(broker, &partition, p.records, legacy_formats_allowed),
                     None => failed(
                         p.index,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
