@@ -83,6 +83,9 @@ def test_compacted_topic_refuses_keyless_records_from_an_old_producer(broker, un
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("fallback", ["0.9.0.1", "0.10.2"])
 def test_librdkafka_legacy_protocol_round_trip(broker, unique, fallback, codec):
+    """0.9.0.1: message format 0 both ways. 0.10.2 is what operators set for 0.10 brokers, but
+    librdkafka maps every fallback >= 0.10 to "ask ApiVersions" (it sends the request anyway) and
+    then speaks the modern protocol: kept as a check that such configs work, not of old formats."""
     topic = unique(f"legacy-{codec}")
     create_topic(broker.bootstrap, topic)
     p = producer(broker.bootstrap, **{"compression.type": codec, **legacy_conf(fallback)})

@@ -629,6 +629,63 @@ mod tests {
     }
 
     #[test]
+    fn down_conversion_drops_control_batches_and_headers() {
+        let headers = [("h", Some(&b"x"[..]))];
+        let with_headers = records::encode_batch(&[NewRecord {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            headers: &headers,
+            timestamp_ms: 7,
+        }]);
+        // A transaction marker: a control batch (attributes transactional | control).
+        let mut control = records::encode_batch(&[NewRecord {
+            key: Some(&[0, 0, 0, 1]),
+            value: Some(&[0, 0, 0, 0, 0, 0]),
+            headers: &[],
+            timestamp_ms: 8,
+        }]);
+        control[21..23].copy_from_slice(&0x30i16.to_be_bytes());
+        let crc = crate::batch::compute_crc(&control);
+        control[17..21].copy_from_slice(&crc.to_be_bytes());
+        set_base_offset(&mut control, 1);
+        let mut data = with_headers;
+        data.extend_from_slice(&control);
+        let out = down_convert(&data, MAGIC_V1, 0, 1 << 20, 1 << 20).expect("down");
+        assert_eq!(
+            read_set(&out),
+            vec![(0, 7, Some(b"k".to_vec()), Some(b"v".to_vec()))]
+        );
+    }
+
+    #[test]
+    fn zstd_batches_cannot_be_down_converted() {
+        let mut zstd = records::encode_batch(&[NewRecord {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 7,
+        }]);
+        // Only the attribute matters: conversion refuses before reading the records.
+        zstd[21..23].copy_from_slice(&4i16.to_be_bytes());
+        let crc = crate::batch::compute_crc(&zstd);
+        zstd[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            down_convert(&zstd, MAGIC_V0, 0, 1 << 20, 1 << 20),
+            Err(LegacyError::UnsupportedCodec(Codec::Zstd))
+        );
+        // After convertible data, the output stops before it instead.
+        let mut data = plain_set_batch();
+        data.extend_from_slice(&zstd);
+        let out = down_convert(&data, MAGIC_V0, 0, 1 << 20, 1 << 20).expect("down");
+        assert_eq!(read_set(&out).len(), sample().len());
+    }
+
+    fn plain_set_batch() -> Vec<u8> {
+        to_v2_batch(&parse_message_set(&plain_set(1, &sample()), 1 << 20).expect("parse"))
+            .expect("convert")
+    }
+
+    #[test]
     fn wrong_crc_mixed_magic_and_two_wrappers_are_refused() {
         let mut bad = plain_set(1, &sample());
         let last = bad.len() - 1;
