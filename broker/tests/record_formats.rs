@@ -201,11 +201,10 @@ fn fetch_modern(s: &mut TcpStream, topic: &str, offset: i64) -> Vec<Rec> {
     out
 }
 
-fn rec(key: Option<&[u8]>, value: Option<&[u8]>, ts: i64) -> NewRecord<'static> {
-    // Leaked test data: the records outlive the call that built them.
+fn rec<'a>(key: Option<&'a [u8]>, value: Option<&'a [u8]>, ts: i64) -> NewRecord<'a> {
     NewRecord {
-        key: key.map(|k| &*Box::leak(k.to_vec().into_boxed_slice())),
-        value: value.map(|v| &*Box::leak(v.to_vec().into_boxed_slice())),
+        key,
+        value,
         headers: &[],
         timestamp_ms: ts,
     }

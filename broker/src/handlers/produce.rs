@@ -124,10 +124,8 @@ fn stage(
             )
         }
         Some(0..=1) => {
-            match record_checks::up_convert(
-                &records,
-                compacted.then_some(partition_name(partition)),
-            ) {
+            match record_checks::up_convert(&records, compacted.then(|| partition_name(partition)))
+            {
                 Ok(batch) => {
                     keys_checked = true;
                     bytes::Bytes::from(batch)
