@@ -470,3 +470,29 @@ fn list_offsets_v0_answers_the_earliest_and_latest_offsets() {
         ]
     );
 }
+
+/// `batch` with its attributes and lastOffsetDelta replaced (CRC recomputed).
+fn patched(mut batch: Vec<u8>, attributes: i16, last_offset_delta: i32) -> Vec<u8> {
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+    let crc = compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[test]
+fn clients_cannot_write_control_batches_or_batches_with_offset_gaps() {
+    let b = Broker::start(&[]);
+    b.cli_ok(&["topic", "create", "t"], "");
+    let mut s = connect(&b);
+    let one = || encode_batch(&[rec(Some(b"k"), Some(b"v"), 1)]);
+    // A control batch (attribute bit 5) without the transactional bit.
+    let p = produce_v2_batch(&mut s, "t", patched(one(), 0x20, 0));
+    assert_eq!(p.error_code.0, INVALID_RECORD);
+    // One record claiming an offset range of three.
+    let p = produce_v2_batch(&mut s, "t", patched(one(), 0, 2));
+    assert_eq!(p.error_code.0, INVALID_RECORD);
+    assert_eq!(fetch_modern(&mut s, "t", 0), vec![]);
+    let p = produce_v2_batch(&mut s, "t", one());
+    assert_eq!((p.error_code.0, p.base_offset), (0, 0));
+}

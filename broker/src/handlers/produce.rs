@@ -155,6 +155,32 @@ fn stage(
             ),
         );
     }
+    // Kafka's log validator refuses these from clients: control batches are the transaction
+    // coordinator's to write, and a client batch holds exactly one record per offset of its range.
+    if headers.iter().any(BatchHeader::is_control) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "clients may not write control batches (topic partition {})",
+                partition_name(partition)
+            ),
+        );
+    }
+    if let Some(h) = headers.iter().find(|h| {
+        h.record_count <= 0 || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
+    }) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "batch of {} records for an offset range of {} in topic partition {}",
+                h.record_count,
+                i64::from(h.last_offset_delta) + 1,
+                partition_name(partition)
+            ),
+        );
+    }
     if headers.iter().any(BatchHeader::is_transactional) {
         return failed(
             index,
