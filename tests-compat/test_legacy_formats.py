@@ -25,6 +25,7 @@ from confluent_kafka.error import KafkaException
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
+from conftest import _close_broker, _new_broker
 from helpers import (
     Deliveries,
     WAIT_S,
@@ -37,6 +38,15 @@ from helpers import (
 )
 
 CODECS = ["none", "gzip", "snappy", "lz4"]
+
+
+@pytest.fixture(scope="module")
+def broker(request):
+    """This module's own broker: its tests create a few dozen topics, and a clean shutdown
+    fsyncs every log, which would stretch the shared broker's shutdown on a loaded machine."""
+    b = _new_broker("weir-legacy", [])
+    yield b
+    _close_broker(b, request.session.testsfailed > 0)
 
 
 def legacy_conf(fallback):
