@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod producers;
+pub mod record_checks;
 pub mod server;
 pub mod topic_config;
 pub mod topics;

@@ -196,8 +196,8 @@ apis! {
     // Produce advertises 0 although only magic-2 batches are accepted by the broker:
     // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
     PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=11;
-    FETCH = 1: Fetch(FetchRequest, FetchResponse), 4..=12;
-    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 1..=7;
+    FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=12;
+    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=7;
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;
     OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
     OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;
@@ -247,8 +247,14 @@ mod tests {
             let range = ApiKey::try_from(key)
                 .unwrap_or_else(|_| panic!("kafka-protocol knows api key {key}"))
                 .valid_versions();
-            // Produce v0-2 are decoded and encoded by hand (`legacy`).
-            let min = if key == api_key::PRODUCE { 3 } else { min };
+            // Produce v0-2, Fetch v0-3 and ListOffsets v0 are decoded and encoded by hand
+            // (`legacy`).
+            let min = match key {
+                api_key::PRODUCE => min.max(3),
+                api_key::FETCH => min.max(4),
+                api_key::LIST_OFFSETS => min.max(1),
+                _ => min,
+            };
             assert!(
                 min <= max && range.min <= min && max <= range.max,
                 "api key {key}: {min}..={max} outside {range:?}"

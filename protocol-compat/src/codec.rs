@@ -184,6 +184,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
         k::PRODUCE => {
             let r: m::ProduceRequest = kp(b, v)?;
             Request::Produce(ProduceRequest {
+                legacy_formats_allowed: false,
                 transactional_id: r.transactional_id.map(|t| string(t.0)),
                 acks: r.acks,
                 timeout_ms: r.timeout_ms,
@@ -204,6 +205,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     .collect(),
             })
         }
+        k::FETCH if v < 4 => Request::Fetch(legacy::decode_fetch_v0_3(v, b.clone())?),
         k::FETCH => {
             let r: m::FetchRequest = kp(b, v)?;
             Request::Fetch(FetchRequest {
@@ -243,7 +245,11 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     })
                     .collect(),
                 rack_id: string(r.rack_id),
+                record_magic: 2,
             })
+        }
+        k::LIST_OFFSETS if v == 0 => {
+            Request::ListOffsets(legacy::decode_list_offsets_v0(b.clone())?)
         }
         k::LIST_OFFSETS => {
             let r: m::ListOffsetsRequest = kp(b, v)?;
@@ -754,6 +760,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
             msg.throttle_time_ms = r.throttle_time_ms;
             put(out, v, &msg)
         }
+        Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),
         Response::Fetch(r) => {
             let mut msg = m::FetchResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;
@@ -802,6 +809,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 .collect();
             put(out, v, &msg)
         }
+        Response::ListOffsets(r) if v == 0 => legacy::encode_list_offsets_v0(out, r),
         Response::ListOffsets(r) => {
             let mut msg = m::ListOffsetsResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;

@@ -93,6 +93,9 @@ pub struct ProduceRequest {
     pub timeout_ms: i32,
     /// Per-topic data.
     pub topics: Vec<ProduceTopic>,
+    /// Whether the records may be magic-0/1 message sets (Produce v0-2). Kafka refuses anything but
+    /// magic-2 batches in v3+ requests (INVALID_RECORD), and so does Weir.
+    pub legacy_formats_allowed: bool,
 }
 
 /// One topic of a Produce request.
@@ -139,6 +142,9 @@ pub struct FetchRequest {
     pub forgotten_topics: Vec<ForgottenTopic>,
     /// Rack of the consumer (v11+; empty before).
     pub rack_id: String,
+    /// The newest record format the fetcher reads: 2 (v4+), 1 (v2-3) or 0 (v0-1). Stored batches
+    /// are down-converted for older fetchers, as Kafka did before 4.0.
+    pub record_magic: i8,
 }
 
 impl Default for FetchRequest {
@@ -155,6 +161,7 @@ impl Default for FetchRequest {
             topics: Vec::new(),
             forgotten_topics: Vec::new(),
             rack_id: String::new(),
+            record_magic: 2,
         }
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Buf, Bytes};
-use common::{header, roundtrip, versions};
+use common::{crate_versions, header, roundtrip, versions};
 use kafka_protocol::messages as m;
 use weir_protocol::*;
 
@@ -39,7 +39,8 @@ fn api_versions_advertises_the_issue_ranges() {
             .map(|&(_, a, b)| (a, b))
     };
     assert_eq!(find(api_key::PRODUCE), Some((0, 11)));
-    assert_eq!(find(api_key::FETCH), Some((4, 12)));
+    assert_eq!(find(api_key::FETCH), Some((0, 12)));
+    assert_eq!(find(api_key::LIST_OFFSETS), Some((0, 7)));
     assert_eq!(find(api_key::METADATA), Some((0, 12)));
     assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
     assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
@@ -88,7 +89,7 @@ fn kip_511_api_versions_v99() {
 
 #[test]
 fn other_apis_at_unsupported_versions_and_unknown_keys() {
-    for (key, version) in [(1i16, 3i16), (1, 13), (3, 13), (0, 12), (2, 0), (19, 1)] {
+    for (key, version) in [(1i16, -1i16), (1, 13), (3, 13), (0, 12), (2, 8), (19, 1)] {
         let frame = common::request_frame(key, 0, 1, &m::ApiVersionsRequest::default());
         // Rewrite the version in place: only the header matters here.
         let mut raw = frame.to_vec();
@@ -233,7 +234,7 @@ fn produce_v0_to_v2() {
 
 #[test]
 fn fetch_records_never_null() {
-    for v in versions(api_key::FETCH) {
+    for v in crate_versions(api_key::FETCH) {
         let batch = Bytes::from_static(b"raw-batch-bytes");
         let resp = Response::Fetch(FetchResponse {
             throttle_time_ms: 0,
@@ -282,9 +283,89 @@ fn fetch_records_never_null() {
     }
 }
 
+/// Fetch v0-3 responses are hand-encoded; parse them by hand. Records are never null.
+#[test]
+fn fetch_v0_to_v3() {
+    for v in 0..=3i16 {
+        let resp = Response::Fetch(FetchResponse {
+            throttle_time_ms: 5,
+            topics: vec![FetchTopicResponse {
+                name: "t".into(),
+                partitions: vec![
+                    FetchPartitionResponse {
+                        partition_index: 2,
+                        high_watermark: 10,
+                        records: Bytes::from_static(b"message-set"),
+                        ..Default::default()
+                    },
+                    FetchPartitionResponse {
+                        partition_index: 3,
+                        error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                        ..Default::default()
+                    },
+                ],
+            }],
+            ..Default::default()
+        });
+        let mut b = encode_response(&header(api_key::FETCH, v), &resp).expect("encode");
+        assert_eq!(b.get_i32() as usize, b.remaining());
+        assert_eq!(b.get_i32(), 77);
+        if v >= 1 {
+            assert_eq!(b.get_i32(), 5, "throttle_time_ms");
+        }
+        assert_eq!(b.get_i32(), 1); // topics
+        assert_eq!(b.get_i16(), 1);
+        assert_eq!(b.get_u8(), b't');
+        assert_eq!(b.get_i32(), 2); // partitions
+        assert_eq!((b.get_i32(), b.get_i16(), b.get_i64()), (2, 0, 10));
+        assert_eq!(b.get_i32(), 11);
+        let mut records = [0u8; 11];
+        b.copy_to_slice(&mut records);
+        assert_eq!(&records, b"message-set");
+        assert_eq!((b.get_i32(), b.get_i16(), b.get_i64()), (3, 1, -1));
+        assert_eq!(b.get_i32(), 0, "empty records, not null");
+        assert_eq!(b.remaining(), 0, "v{v}");
+    }
+}
+
+/// ListOffsets v0 answers an array of offsets per partition: the offset, or none.
+#[test]
+fn list_offsets_v0() {
+    let resp = Response::ListOffsets(ListOffsetsResponse {
+        throttle_time_ms: 0,
+        topics: vec![ListOffsetsTopicResponse {
+            name: "t".into(),
+            partitions: vec![
+                ListOffsetsPartitionResponse {
+                    partition_index: 0,
+                    offset: 55,
+                    ..Default::default()
+                },
+                ListOffsetsPartitionResponse {
+                    partition_index: 1,
+                    error_code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ..Default::default()
+                },
+            ],
+        }],
+    });
+    let mut b = encode_response(&header(api_key::LIST_OFFSETS, 0), &resp).expect("encode");
+    assert_eq!(b.get_i32() as usize, b.remaining());
+    assert_eq!(b.get_i32(), 77);
+    assert_eq!(b.get_i32(), 1); // topics
+    assert_eq!(b.get_i16(), 1);
+    assert_eq!(b.get_u8(), b't');
+    assert_eq!(b.get_i32(), 2); // partitions
+    assert_eq!((b.get_i32(), b.get_i16()), (0, 0));
+    assert_eq!((b.get_i32(), b.get_i64()), (1, 55));
+    assert_eq!((b.get_i32(), b.get_i16()), (1, 3));
+    assert_eq!(b.get_i32(), 0, "no offset");
+    assert_eq!(b.remaining(), 0);
+}
+
 #[test]
 fn list_offsets() {
-    for v in versions(api_key::LIST_OFFSETS) {
+    for v in crate_versions(api_key::LIST_OFFSETS) {
         let resp = Response::ListOffsets(ListOffsetsResponse {
             throttle_time_ms: 0,
             topics: vec![ListOffsetsTopicResponse {

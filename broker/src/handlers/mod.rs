@@ -18,6 +18,7 @@
 mod admin;
 mod configs;
 mod consumer_groups;
+mod down_convert;
 mod fetch;
 mod metadata;
 mod produce;
@@ -62,9 +63,19 @@ pub async fn dispatch(
             ready(Response::FindCoordinator(metadata::find_coordinator(&b, r)))
         }
         Request::Produce(r) => produce::produce(&b, r),
-        Request::Fetch(r) => {
-            Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) })
-        }
+        Request::Fetch(r) => match down_convert::plan(&r) {
+            None => Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) }),
+            Some(plan) => Box::pin(async move {
+                let mut response = fetch::fetch(&b, r).await;
+                // Decompressing and recompressing is CPU work: off the async workers.
+                let converted = blocking(move || {
+                    down_convert::apply(&b, &plan, &mut response);
+                    response
+                })
+                .await?;
+                Some(Response::Fetch(converted))
+            }),
+        },
         Request::ListOffsets(r) => ready(Response::ListOffsets(fetch::list_offsets(&b, r))),
         Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(&b, r),

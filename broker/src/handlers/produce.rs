@@ -3,6 +3,10 @@
 //! Appends are split in two: validation, the idempotent-sequence check and offset assignment happen
 //! in `produce` itself, in the order requests arrived on the connection; waiting for durability
 //! (fsync) happens in the returned future, so pipelined requests share one fdatasync.
+//!
+//! Batches are stored as sent. Records are looked at only where Kafka's rules need them: message
+//! sets of the legacy formats (Produce v0-2) are up-converted to one v2 batch, and records for a
+//! compacted topic must have keys (`record_checks`).
 
 use std::sync::Arc;
 
@@ -11,13 +15,15 @@ use weir_protocol::responses::{
     InitProducerIdResponse, ProducePartitionResponse, ProduceResponse, ProduceTopicResponse,
 };
 use weir_protocol::{ErrorCode, Response};
-use weir_storage::batch::{validate_batches, BatchError, BatchHeader};
+use weir_storage::batch::{validate_batches, BatchError, BatchHeader, MAGIC_V2};
+use weir_storage::legacy::MAGIC_OFFSET;
 use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
 use crate::partition::{AppendError, ReplicaError};
 use crate::producers::SequenceCheck;
+use crate::record_checks;
 use crate::topics::Partition;
 
 /// What became of one partition's records before durability is awaited.
@@ -73,6 +79,22 @@ fn failed(index: i32, error_code: ErrorCode, message: String) -> Staged {
     })
 }
 
+/// Kafka's name of a partition in messages: `topic-index`.
+fn partition_name(partition: &Partition) -> String {
+    format!("{}-{}", partition.topic, partition.index)
+}
+
+/// The answer for records that failed a record-level check.
+fn rejected(index: i32, r: record_checks::Rejection) -> Staged {
+    Staged::Done(ProducePartitionResponse {
+        index,
+        error_code: r.error_code,
+        error_message: Some(r.message),
+        record_errors: r.record_errors,
+        ..ProducePartitionResponse::default()
+    })
+}
+
 impl Staged {
     fn is_complete(&self) -> bool {
         match self {
@@ -82,11 +104,55 @@ impl Staged {
     }
 }
 
-/// Validates and queues one partition's records. Runs in request order.
-fn stage(broker: &Broker, partition: &Arc<Partition>, records: Option<bytes::Bytes>) -> Staged {
+/// Validates and queues one partition's records. Runs in request order. `legacy_formats_allowed`:
+/// the request is Produce v0-2, whose records may be magic-0/1 message sets.
+fn stage(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    records: Option<bytes::Bytes>,
+    legacy_formats_allowed: bool,
+) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ErrorCode::CORRUPT_MESSAGE, "no record batch".into());
+    };
+    let Some(topic) = broker.topics.get(&partition.topic) else {
+        return failed(
+            index,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            "topic deleted".into(),
+        );
+    };
+    let (max_bytes, log_append_time, compacted) = {
+        let config = topic.config.read();
+        (
+            config.max_message_bytes(),
+            config.log_append_time(),
+            config.compacted(),
+        )
+    };
+    let mut keys_checked = false;
+    let records = match records.get(MAGIC_OFFSET).map(|&m| m as i8) {
+        Some(magic @ 0..=1) if !legacy_formats_allowed => {
+            return failed(
+                index,
+                ErrorCode::INVALID_RECORD,
+                format!(
+                    "Produce v3+ may carry only magic {MAGIC_V2} record batches, not magic {magic}"
+                ),
+            )
+        }
+        Some(0..=1) => {
+            match record_checks::up_convert(&records, compacted.then(|| partition_name(partition)))
+            {
+                Ok(batch) => {
+                    keys_checked = true;
+                    bytes::Bytes::from(batch)
+                }
+                Err(rejection) => return rejected(index, rejection),
+            }
+        }
+        _ => records,
     };
     let headers = match validate_batches(&records) {
         Ok(h) => h,
@@ -98,17 +164,6 @@ fn stage(broker: &Broker, partition: &Arc<Partition>, records: Option<bytes::Byt
             )
         }
     };
-    let Some(topic) = broker.topics.get(&partition.topic) else {
-        return failed(
-            index,
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            "topic deleted".into(),
-        );
-    };
-    let (max_bytes, log_append_time) = {
-        let config = topic.config.read();
-        (config.max_message_bytes(), config.log_append_time())
-    };
     if let Some(h) = headers.iter().find(|h| h.total_len() > max_bytes as usize) {
         return failed(
             index,
@@ -119,12 +174,45 @@ fn stage(broker: &Broker, partition: &Arc<Partition>, records: Option<bytes::Byt
             ),
         );
     }
+    // Kafka's log validator refuses these from clients: control batches are the transaction
+    // coordinator's to write, and a client batch holds exactly one record per offset of its range.
+    if headers.iter().any(BatchHeader::is_control) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "clients may not write control batches (topic partition {})",
+                partition_name(partition)
+            ),
+        );
+    }
+    if let Some(h) = headers.iter().find(|h| {
+        h.record_count <= 0 || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
+    }) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "batch of {} records for an offset range of {} in topic partition {}",
+                h.record_count,
+                i64::from(h.last_offset_delta) + 1,
+                partition_name(partition)
+            ),
+        );
+    }
     if headers.iter().any(BatchHeader::is_transactional) {
         return failed(
             index,
             ErrorCode::INVALID_RECORD,
             "transactions are not supported by this broker".into(),
         );
+    }
+    if compacted && !keys_checked {
+        if let Err(rejection) =
+            record_checks::check_keys(&records, &headers, &partition_name(partition))
+        {
+            return rejected(index, rejection);
+        }
     }
     let options = AppendOptions {
         log_append_time_ms: log_append_time.then(|| broker.now_ms()),
@@ -261,6 +349,7 @@ async fn await_replication(
 pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
+    let legacy_formats_allowed = request.legacy_formats_allowed;
     let mut staged_topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut staged = Vec::with_capacity(topic.partitions.len());
@@ -273,7 +362,7 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
                 )
             } else {
                 match broker.topics.partition(&topic.name, p.index) {
-                    Some(partition) => stage(broker, &partition, p.records),
+                    Some(partition) => stage(broker, &partition, p.records, legacy_formats_allowed),
                     None => failed(
                         p.index,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
