@@ -206,7 +206,7 @@ async fn topics(State(state): State<Arc<AdminState>>) -> Response {
             name: t.name.clone(),
             topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
             internal: t.is_internal,
-            partitions: t.partitions.len(),
+            partitions: t.partition_count(),
         })
         .collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -236,8 +236,7 @@ async fn topic(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -
         topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
         internal: t.is_internal,
         partitions: t
-            .partitions
-            .iter()
+            .local_partitions()
             .map(|p| PartitionInfo {
                 partition: p.index,
                 log_start_offset: p.log.log_start_offset(),

@@ -69,7 +69,7 @@ fn topics_view(topics: &TopicRegistry) -> TopicsView {
         view.insert(
             &t.name,
             t.id,
-            i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+            i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
         );
     }
     view
@@ -196,6 +196,21 @@ impl Broker {
             metrics,
             configs,
         }))
+    }
+
+    /// Who leads a partition per the cluster metadata (`None` on a single node or if unknown).
+    pub fn cluster_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<crate::cluster::metadata::LeaderRecord> {
+        let _ = (topic, partition);
+        None
+    }
+
+    /// Whether broker `id` is registered (alive) in the cluster; on a single node only itself.
+    pub fn is_broker_alive(&self, id: i32) -> bool {
+        id == self.config.node_id
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -265,7 +265,7 @@ fn scrape_state(broker: &Broker) -> Registry {
     let unable_to_write = Family::<WriteFailureLabels, Gauge>::default();
     let topics = broker.topics.all();
     for topic in &topics {
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             if let Some(failure) = p.log.write_failure() {
                 unable_to_write
                     .get_or_create(&WriteFailureLabels {

@@ -205,7 +205,7 @@ impl OffsetStore {
     }
 
     fn replay(&self) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.topic.partition(0) else {
             return Ok(());
         };
         let mut groups = self.groups.write();
@@ -285,7 +285,7 @@ impl OffsetStore {
 
     /// Appends `changes` and applies them to the map, both in call order; does not wait.
     fn stage(&self, changes: Vec<Change>, now_ms: i64) -> Result<StagedChange, OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.topic.partition(0) else {
             return Ok(StagedChange {
                 pending: None,
                 now_ms,
@@ -316,7 +316,7 @@ impl OffsetStore {
             return Ok(());
         };
         pending.wait()?;
-        if let Some(partition) = self.topic.partitions.first() {
+        if let Some(partition) = self.topic.partition(0) {
             partition.note_durable();
         }
         self.compact_if_due(staged.now_ms)
@@ -324,7 +324,7 @@ impl OffsetStore {
 
     /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
     fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.topic.partition(0) else {
             return Ok(());
         };
         let log = &partition.log;
@@ -460,7 +460,7 @@ impl OffsetStore {
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.topic.partition(0) else {
             return Ok(None);
         };
         if records.is_empty() {
@@ -486,7 +486,7 @@ impl OffsetStore {
         now_ms: i64,
     ) -> Result<(), OffsetError> {
         pending.wait()?;
-        if let Some(partition) = self.topic.partitions.first() {
+        if let Some(partition) = self.topic.partition(0) {
             partition.note_durable();
         }
         self.compact_if_due(now_ms)
@@ -579,7 +579,7 @@ mod tests {
                     .expect("commit");
             }
             store.delete("g2", &[("t".into(), 0)], 600).expect("delete");
-            let log = &store.topic.partitions[0].log;
+            let log = &store.topic.partition(0).expect("partition 0").log;
             let held = log.log_end_offset() - log.log_start_offset();
             assert!(log.log_start_offset() > 0, "history was never dropped");
             assert!(

@@ -6,7 +6,7 @@
 //! change. Partition data lives in the storage engine's `DataDir`, one log per partition named
 //! `<topic>-<partition>`. Owns no sockets and no wire types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,7 +71,35 @@ pub struct Topic {
     pub id: [u8; 16],
     pub is_internal: bool,
     pub config: RwLock<TopicConfig>,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Each partition's target replica set (the first is the preferred leader).
+    pub assignment: Vec<Vec<i32>>,
+    /// This broker's replica of each partition, where it hosts one (index = partition).
+    local: Vec<Option<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// Partitions the topic has (hosted here or not).
+    pub fn partition_count(&self) -> usize {
+        self.assignment.len().max(self.local.len())
+    }
+
+    /// Whether partition `index` exists.
+    pub fn has_partition(&self, index: i32) -> bool {
+        usize::try_from(index).is_ok_and(|i| i < self.partition_count())
+    }
+
+    /// This broker's replica of partition `index`, if it hosts one.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.local.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// The replicas this broker hosts, by partition index.
+    pub fn local_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.local.iter().flatten()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -156,38 +184,78 @@ impl TopicRegistry {
         Ok(registry)
     }
 
-    /// Opens (recovering) the logs of partitions `indexes` and rebuilds their producer state.
-    fn open_partitions(
+    /// Opens (recovering) one partition's log, rebuilds its producer state and starts its Raft
+    /// replica with `replicas` as the partition's replica set (the initial voters when the log
+    /// has no voter record yet).
+    fn open_replica(
         &self,
         name: &str,
-        indexes: std::ops::Range<i32>,
+        index: i32,
+        replicas: &[i32],
         config: &TopicConfig,
-    ) -> Result<Vec<Arc<Partition>>, TopicError> {
-        let log_config = config.log_config(self.fsync);
-        indexes
-            .map(|index| {
-                let log = self
-                    .data
-                    .open_log(&log_name(name, index), log_config.clone())?;
-                let producers = ProducerState::recover(&log);
-                let me = self.replicas.node_id;
-                let setup = ReplicaSetup {
-                    node_id: me,
-                    initial_voters: [me].into(),
-                    target_replicas: [me].into(),
-                    election_timeout_ms: self.replicas.election_timeout_ms,
-                    election_jitter_ms: self.replicas.election_jitter_ms,
-                };
-                Ok(Partition::open(
-                    name,
-                    index,
-                    log,
-                    producers,
-                    setup,
-                    self.replicas.io.clone(),
-                )?)
-            })
-            .collect()
+    ) -> Result<Arc<Partition>, TopicError> {
+        let log = self
+            .data
+            .open_log(&log_name(name, index), config.log_config(self.fsync))?;
+        let producers = ProducerState::recover(&log);
+        let set: BTreeSet<i32> = replicas.iter().copied().collect();
+        let setup = ReplicaSetup {
+            node_id: self.replicas.node_id,
+            initial_voters: set.clone(),
+            target_replicas: set,
+            election_timeout_ms: self.replicas.election_timeout_ms,
+            election_jitter_ms: self.replicas.election_jitter_ms,
+        };
+        Ok(Partition::open(
+            name,
+            index,
+            log,
+            producers,
+            setup,
+            self.replicas.io.clone(),
+        )?)
+    }
+
+    /// A topic with `assignment`, opening this broker's replicas (keeping those of `existing`).
+    fn build_topic(
+        &self,
+        name: &str,
+        id: [u8; 16],
+        is_internal: bool,
+        config: TopicConfig,
+        assignment: Vec<Vec<i32>>,
+        existing: Option<&Topic>,
+    ) -> Result<Topic, TopicError> {
+        let me = self.replicas.node_id;
+        let mut local = Vec::with_capacity(assignment.len());
+        for (i, replicas) in assignment.iter().enumerate() {
+            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            let kept = existing.and_then(|t| t.partition(index)).cloned();
+            let replica = match kept {
+                Some(p) => {
+                    p.set_target_replicas(replicas.iter().copied().collect());
+                    Some(p)
+                }
+                None if replicas.contains(&me) => {
+                    Some(self.open_replica(name, index, replicas, &config)?)
+                }
+                None => None,
+            };
+            local.push(replica);
+        }
+        Ok(Topic {
+            name: name.to_string(),
+            id,
+            is_internal,
+            config: RwLock::new(config),
+            assignment,
+            local,
+        })
+    }
+
+    /// Where a single node puts `partitions` partitions: all on itself.
+    fn local_assignment(&self, partitions: i32) -> Vec<Vec<i32>> {
+        vec![vec![self.replicas.node_id]; usize::try_from(partitions).unwrap_or(0)]
     }
 
     fn open_topic(
@@ -198,14 +266,8 @@ impl TopicRegistry {
         config: TopicConfig,
         is_internal: bool,
     ) -> Result<Topic, TopicError> {
-        let partitions = self.open_partitions(name, 0..partitions, &config)?;
-        Ok(Topic {
-            name: name.to_string(),
-            id,
-            is_internal,
-            config: RwLock::new(config),
-            partitions,
-        })
+        let assignment = self.local_assignment(partitions);
+        self.build_topic(name, id, is_internal, config, assignment, None)
     }
 
     fn persist(&self) -> Result<(), TopicError> {
@@ -217,7 +279,7 @@ impl TopicRegistry {
                 .map(|t| TopicRecord {
                     name: t.name.clone(),
                     id: uuid::Uuid::from_bytes(t.id).to_string(),
-                    partitions: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                    partitions: i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
                     internal: t.is_internal,
                     config: t.config.read().clone(),
                 })
@@ -246,7 +308,7 @@ impl TopicRegistry {
         let t = self.get(topic)?;
         usize::try_from(partition)
             .ok()
-            .and_then(|i| t.partitions.get(i).cloned())
+            .and_then(|i| t.local.get(i).cloned().flatten())
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
@@ -299,7 +361,7 @@ impl TopicRegistry {
             .remove(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         self.persist()?;
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             self.data.remove_log(&log_name(name, p.index))?;
         }
         Ok(())
@@ -311,22 +373,23 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let current = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
         if total <= current || total > MAX_PARTITIONS_PER_TOPIC {
             return Err(TopicError::InvalidPartitions(total));
         }
         let config = topic.config.read().clone();
         // Only the new partitions are opened: the existing ones keep their logs, producer state
         // and in-flight appends.
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(self.open_partitions(name, current..total, &config)?);
-        let replaced = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            is_internal: topic.is_internal,
-            config: RwLock::new(config),
-            partitions,
-        });
+        let mut assignment = topic.assignment.clone();
+        assignment.extend(self.local_assignment(total - current));
+        let replaced = Arc::new(self.build_topic(
+            name,
+            topic.id,
+            topic.is_internal,
+            config,
+            assignment,
+            Some(&topic),
+        )?);
         self.topics.write().insert(name.to_string(), replaced);
         self.persist()?;
         Ok(())
@@ -345,7 +408,7 @@ impl TopicRegistry {
         let mut candidate = topic.config.read().clone();
         change(&mut candidate)?;
         let log_config = candidate.log_config(self.fsync);
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             p.log.set_config(log_config.clone());
         }
         *topic.config.write() = candidate;
@@ -356,7 +419,7 @@ impl TopicRegistry {
     /// Applies retention to every partition.
     pub fn enforce_retention(&self, now_ms: i64) {
         for topic in self.all() {
-            for p in &topic.partitions {
+            for p in topic.local_partitions() {
                 match p.log.enforce_retention(now_ms) {
                     Ok(0) => {}
                     Ok(_) => p.note_log_start(),

@@ -202,7 +202,7 @@ pub async fn create_partitions(
         let current = broker
             .topics
             .get(&t.name)
-            .map(|topic| topic.partitions.len());
+            .map(|topic| topic.partition_count());
         let outcome = match current {
             None => Err((
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,

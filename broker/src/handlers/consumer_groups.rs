@@ -458,7 +458,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest)
                 let error_code = if group_error != ErrorCode::NONE {
                     group_error
                 } else if known.as_ref().is_none_or(|k| {
-                    usize::try_from(p.partition_index).map_or(true, |i| i >= k.partitions.len())
+                    usize::try_from(p.partition_index).map_or(true, |i| i >= k.partition_count())
                 }) {
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                 } else if p

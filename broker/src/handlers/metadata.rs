@@ -23,36 +23,64 @@ pub fn api_versions() -> ApiVersionsResponse {
 }
 
 fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {
-    let node = broker.config.node_id;
     MetadataTopic {
         error_code: ErrorCode::NONE,
         name: Some(topic.name.clone()),
         topic_id: topic.id,
         is_internal: topic.is_internal,
-        partitions: topic
-            .partitions
-            .iter()
-            .map(|p| {
-                let view = p.replication_view();
-                let leader = view.leader.unwrap_or(-1);
-                MetadataPartition {
-                    error_code: if leader < 0 {
-                        ErrorCode::LEADER_NOT_AVAILABLE
-                    } else {
-                        ErrorCode::NONE
-                    },
-                    partition_index: p.index,
-                    leader_id: leader,
-                    leader_epoch: view.epoch,
-                    replica_nodes: view.replicas.iter().copied().collect(),
-                    isr_nodes: view
-                        .in_sync
-                        .map_or_else(|| vec![node], |s| s.into_iter().collect()),
-                    offline_replicas: Vec::new(),
-                }
-            })
+        partitions: (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX))
+            .map(|index| describe_partition(broker, topic, index))
             .collect(),
         ..MetadataTopic::default()
+    }
+}
+
+/// One partition as Kafka's Metadata shows it: leader and epoch, the assigned replicas, the
+/// in-sync voters (as the leader sees them), and the assigned replicas on brokers that are gone.
+fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPartition {
+    let assigned: Vec<i32> = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.assignment.get(i).cloned())
+        .unwrap_or_default();
+    let (leader, epoch, replicas, isr) = match topic.partition(index) {
+        Some(p) => {
+            let view = p.replication_view();
+            let replicas: Vec<i32> = if assigned.is_empty() {
+                view.replicas.iter().copied().collect()
+            } else {
+                assigned.clone()
+            };
+            let isr = match view.in_sync {
+                Some(s) => s.into_iter().collect(),
+                None => broker
+                    .cluster_leader(&topic.name, index)
+                    .map(|l| l.isr)
+                    .unwrap_or_else(|| replicas.clone()),
+            };
+            (view.leader.unwrap_or(-1), view.epoch, replicas, isr)
+        }
+        None => match broker.cluster_leader(&topic.name, index) {
+            Some(l) => (l.leader, l.epoch, assigned.clone(), l.isr),
+            None => (-1, -1, assigned.clone(), Vec::new()),
+        },
+    };
+    let offline_replicas = replicas
+        .iter()
+        .copied()
+        .filter(|r| !broker.is_broker_alive(*r))
+        .collect();
+    MetadataPartition {
+        error_code: if leader < 0 {
+            ErrorCode::LEADER_NOT_AVAILABLE
+        } else {
+            ErrorCode::NONE
+        },
+        partition_index: index,
+        leader_id: leader,
+        leader_epoch: epoch,
+        replica_nodes: replicas,
+        isr_nodes: isr,
+        offline_replicas,
     }
 }
 
