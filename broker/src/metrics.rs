@@ -364,8 +364,14 @@ pub fn api_name(api_key: i16) -> &'static str {
         k::ALTER_CONFIGS => "AlterConfigs",
         k::CREATE_PARTITIONS => "CreatePartitions",
         k::DELETE_GROUPS => "DeleteGroups",
+        k::ELECT_LEADERS => "ElectLeaders",
         k::INCREMENTAL_ALTER_CONFIGS => "IncrementalAlterConfigs",
+        k::ALTER_PARTITION_REASSIGNMENTS => "AlterPartitionReassignments",
+        k::LIST_PARTITION_REASSIGNMENTS => "ListPartitionReassignments",
         k::OFFSET_DELETE => "OffsetDelete",
+        k::VOTE => "Vote",
+        k::BEGIN_QUORUM_EPOCH => "BeginQuorumEpoch",
+        k::END_QUORUM_EPOCH => "EndQuorumEpoch",
         k::DESCRIBE_CLUSTER => "DescribeCluster",
         _ => "Unknown",
     }
@@ -406,6 +412,14 @@ impl<S: FileSync> FileSync for TimedFileSync<S> {
 mod tests {
     use super::*;
     use weir_protocol::{ErrorCode, HeartbeatResponse};
+
+    /// A new API in the protocol table gets its own label, not "Unknown".
+    #[test]
+    fn every_served_api_has_a_name() {
+        for &(key, _, _) in weir_protocol::supported_apis() {
+            assert_ne!(api_name(key), "Unknown", "api key {key}");
+        }
+    }
 
     #[test]
     fn request_counts_and_errors_appear_in_the_exposition() {

@@ -188,6 +188,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
         }
         Request::Fetch(r) => {
             let mut msg = m::FetchRequest::default();
+            msg.cluster_id = opt_sb(&r.cluster_id);
             msg.replica_id = m::BrokerId(r.replica_id);
             msg.max_wait_ms = r.max_wait_ms;
             msg.min_bytes = r.min_bytes;
@@ -218,6 +219,17 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     e
                 })
                 .collect();
+            msg.forgotten_topics_data = r
+                .forgotten_topics
+                .iter()
+                .map(|t| {
+                    let mut e = m::fetch_request::ForgottenTopic::default();
+                    e.topic = tn(&t.name);
+                    e.partitions = t.partitions.clone();
+                    e
+                })
+                .collect();
+            msg.rack_id = sb(&r.rack_id);
             put(out, v, &msg)
         }
         Request::ListOffsets(r) => {
@@ -591,11 +603,29 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                     })
                                     .collect(),
                                 error_message: opt_st(p.error_message),
+                                current_leader: (p.current_leader != Default::default()).then(
+                                    || {
+                                        (
+                                            p.current_leader.leader_id.0,
+                                            p.current_leader.leader_epoch,
+                                        )
+                                    },
+                                ),
                             })
                             .collect(),
                     })
                     .collect(),
                 throttle_time_ms: r.throttle_time_ms,
+                node_endpoints: r
+                    .node_endpoints
+                    .into_iter()
+                    .map(|n| NodeEndpoint {
+                        node_id: n.node_id.0,
+                        host: st(n.host),
+                        port: n.port,
+                        rack: opt_st(n.rack),
+                    })
+                    .collect(),
             })
         }
         k::FETCH => {
@@ -618,9 +648,28 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                 high_watermark: p.high_watermark,
                                 last_stable_offset: p.last_stable_offset,
                                 log_start_offset: p.log_start_offset,
-                                aborted_transactions: Vec::new(),
+                                aborted_transactions: p
+                                    .aborted_transactions
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|a| AbortedTransaction {
+                                        producer_id: a.producer_id.0,
+                                        first_offset: a.first_offset,
+                                    })
+                                    .collect(),
                                 preferred_read_replica: p.preferred_read_replica.0,
                                 records: p.records.unwrap_or_default(),
+                                diverging_epoch: (p.diverging_epoch != Default::default()).then(
+                                    || (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+                                ),
+                                current_leader: (p.current_leader != Default::default()).then(
+                                    || {
+                                        (
+                                            p.current_leader.leader_id.0,
+                                            p.current_leader.leader_epoch,
+                                        )
+                                    },
+                                ),
                             })
                             .collect(),
                     })

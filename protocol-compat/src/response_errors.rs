@@ -96,6 +96,42 @@ impl Response {
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .for_each(|p| add(p.error_code)),
+            Response::ElectLeaders(r) => {
+                add(r.error_code);
+                r.replica_election_results
+                    .iter()
+                    .flat_map(|t| &t.partition_result)
+                    .for_each(|p| add(p.error_code));
+            }
+            Response::AlterPartitionReassignments(r) => {
+                add(r.error_code);
+                r.responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| add(p.error_code));
+            }
+            Response::ListPartitionReassignments(r) => add(r.error_code),
+            Response::Vote(r) => {
+                add(r.error_code);
+                r.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| add(p.error_code));
+            }
+            Response::BeginQuorumEpoch(r) => {
+                add(r.error_code);
+                r.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| add(p.error_code));
+            }
+            Response::EndQuorumEpoch(r) => {
+                add(r.error_code);
+                r.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .for_each(|p| add(p.error_code));
+            }
         }
         out
     }
@@ -123,7 +159,7 @@ mod tests {
                     },
                 ],
             }],
-            throttle_time_ms: 0,
+            ..Default::default()
         });
         assert_eq!(r.error_codes(), vec![ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
         let ok = Response::Heartbeat(HeartbeatResponse::default());
