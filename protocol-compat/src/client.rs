@@ -1,11 +1,13 @@
-//! The client side of the wire protocol, for Weir's own tools (the `weir` CLI, tests): encoding
-//! Weir-owned [`Request`] values into request frames and decoding response frames into Weir-owned
-//! [`Response`] values. The mirror image of `codec`, over the same types, so no caller ever names a
-//! `kafka-protocol` type.
+//! The client side of the wire protocol, for Weir's own tools (the `weir` CLI, tests) and for a
+//! broker talking to its peers (Vote, BeginQuorumEpoch, EndQuorumEpoch, a follower's Fetch):
+//! encoding Weir-owned [`Request`] values into request frames and decoding response frames into
+//! Weir-owned [`Response`] values. The mirror image of `codec`, over the same types, so no caller
+//! ever names a `kafka-protocol` type.
 //!
-//! Only the APIs the tools use are covered, each at one fixed version ([`client_version`]); any
-//! other request is an [`ClientError::Unsupported`]. Like the rest of the crate it is pure: the
-//! caller owns the socket.
+//! Every API the table mirrors is covered, at the newest version served, and of the hand-written
+//! ones those the tools use, each at one fixed version ([`client_version`]); any other request is
+//! a [`ClientError::Unsupported`]. [`encode_request_at_version`] picks another served version.
+//! Like the rest of the crate it is pure: the caller owns the socket.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages as m;
@@ -42,6 +44,7 @@ pub fn client_version(api_key: i16) -> Option<i16> {
 /// [`client_version`] of the APIs the table does not mirror.
 pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
     Some(match api_key {
+        k::API_VERSIONS => 3,
         k::PRODUCE => 9,
         k::FETCH => 12,
         k::LIST_OFFSETS => 7,
@@ -103,6 +106,30 @@ pub fn encode_request(
     Ok((encode_request_at(correlation_id, client_id, request, v)?, v))
 }
 
+/// [`encode_request`] at version `version` instead of [`client_version`], e.g. a lower one a
+/// peer listed in ApiVersions. The version must be served ([`crate::supported_range`]). APIs
+/// the table mirrors encode at every served version; the hand-written ones are only exercised
+/// at [`client_version`] and fail with [`ClientError::Encode`] where a version cannot carry
+/// the request.
+pub fn encode_request_at_version(
+    correlation_id: i32,
+    client_id: &str,
+    request: &Request,
+    version: i16,
+) -> Result<Bytes, ClientError> {
+    let api_key = request.api_key();
+    match crate::supported_range(api_key) {
+        Some((min, max)) if (min..=max).contains(&version) => {
+            encode_request_at(correlation_id, client_id, request, version)
+        }
+        Some((min, max)) => Err(ClientError::Encode {
+            api_key,
+            reason: format!("version {version} is outside the served {min}..={max}"),
+        }),
+        None => Err(ClientError::Unsupported(api_key)),
+    }
+}
+
 /// [`encode_request`] at version `v`, which the caller has checked is served.
 pub(crate) fn encode_request_at(
     correlation_id: i32,
@@ -139,6 +166,12 @@ fn put<T: Encodable>(out: &mut BytesMut, v: i16, msg: &T) -> Result<(), String> 
 /// The hand-written request encoders of the APIs the table does not mirror.
 pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), String> {
     match request {
+        Request::ApiVersions(r) => {
+            let mut msg = m::ApiVersionsRequest::default();
+            msg.client_software_name = sb(&r.client_software_name);
+            msg.client_software_version = sb(&r.client_software_version);
+            put(out, v, &msg)
+        }
         Request::Metadata(r) => {
             let mut msg = m::MetadataRequest::default();
             msg.topics = r.topics.as_ref().map(|ts| {
@@ -534,6 +567,22 @@ fn kp<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
 /// The hand-written response decoders of the APIs the table does not mirror.
 pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> {
     Ok(match api_key {
+        k::API_VERSIONS => {
+            let r: m::ApiVersionsResponse = kp(b, v)?;
+            Response::ApiVersions(ApiVersionsResponse {
+                error_code: ec(r.error_code),
+                api_keys: r
+                    .api_keys
+                    .into_iter()
+                    .map(|a| ApiVersionRange {
+                        api_key: a.api_key,
+                        min_version: a.min_version,
+                        max_version: a.max_version,
+                    })
+                    .collect(),
+                throttle_time_ms: r.throttle_time_ms,
+            })
+        }
         k::METADATA => {
             let r: m::MetadataResponse = kp(b, v)?;
             Response::Metadata(MetadataResponse {
@@ -1032,6 +1081,36 @@ mod tests {
             decode_response(k::CREATE_TOPICS, v, bytes.slice(4..)).expect("decode response");
         assert_eq!(corr, 7);
         assert_eq!(back, response);
+    }
+
+    /// A broker checks a peer's versions with ApiVersions and may then pick a lower one.
+    #[test]
+    fn api_versions_and_a_chosen_version() {
+        let request = Request::ApiVersions(ApiVersionsRequest {
+            client_software_name: "weir-broker".into(),
+            client_software_version: "1".into(),
+        });
+        let (frame, v) = encode_request(3, "weir-broker", &request).expect("encode");
+        let (header, decoded) = decode_request(frame.slice(4..)).expect("decode");
+        assert_eq!(decoded, request);
+        let response = Response::ApiVersions(ApiVersionsResponse::supported());
+        let bytes = encode_response(&header, &response).expect("encode response");
+        let (_, back) =
+            decode_response(k::API_VERSIONS, v, bytes.slice(4..)).expect("decode response");
+        assert_eq!(back, response);
+
+        let vote = Request::Vote(VoteRequest::default());
+        let frame = encode_request_at_version(4, "weir-broker", &vote, 1).expect("v1");
+        let (header, decoded) = decode_request(frame.slice(4..)).expect("decode v1");
+        assert_eq!((header.api_key, header.api_version), (k::VOTE, 1));
+        assert_eq!(decoded, vote);
+        assert!(matches!(
+            encode_request_at_version(5, "weir-broker", &vote, 3),
+            Err(ClientError::Encode {
+                api_key: k::VOTE,
+                ..
+            })
+        ));
     }
 
     #[test]
