@@ -94,6 +94,20 @@ fn ec(code: i16) -> ErrorCode {
     ErrorCode(code)
 }
 
+// A tagged struct holding kafka-protocol's default was not sent: `None`.
+
+fn diverging_epoch(e: &m::fetch_response::EpochEndOffset) -> Option<(i32, i64)> {
+    (*e != Default::default()).then_some((e.epoch, e.end_offset))
+}
+
+fn fetch_leader(l: &m::fetch_response::LeaderIdAndEpoch) -> Option<(i32, i32)> {
+    (*l != Default::default()).then_some((l.leader_id.0, l.leader_epoch))
+}
+
+fn produce_leader(l: &m::produce_response::LeaderIdAndEpoch) -> Option<(i32, i32)> {
+    (*l != Default::default()).then_some((l.leader_id.0, l.leader_epoch))
+}
+
 /// Encodes `request` as a complete frame (size prefix, request header, body) at
 /// [`client_version`] of its API. Returns the frame and the version used.
 pub fn encode_request(
@@ -652,14 +666,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                     })
                                     .collect(),
                                 error_message: opt_st(p.error_message),
-                                current_leader: (p.current_leader != Default::default()).then(
-                                    || {
-                                        (
-                                            p.current_leader.leader_id.0,
-                                            p.current_leader.leader_epoch,
-                                        )
-                                    },
-                                ),
+                                current_leader: produce_leader(&p.current_leader),
                             })
                             .collect(),
                     })
@@ -708,17 +715,8 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                     .collect(),
                                 preferred_read_replica: p.preferred_read_replica.0,
                                 records: p.records.unwrap_or_default(),
-                                diverging_epoch: (p.diverging_epoch != Default::default()).then(
-                                    || (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
-                                ),
-                                current_leader: (p.current_leader != Default::default()).then(
-                                    || {
-                                        (
-                                            p.current_leader.leader_id.0,
-                                            p.current_leader.leader_epoch,
-                                        )
-                                    },
-                                ),
+                                diverging_epoch: diverging_epoch(&p.diverging_epoch),
+                                current_leader: fetch_leader(&p.current_leader),
                             })
                             .collect(),
                     })
