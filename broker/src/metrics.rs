@@ -379,6 +379,14 @@ mod tests {
     use super::*;
     use weir_protocol::{api_key as k, ErrorCode, HeartbeatResponse};
 
+    /// A new API in the protocol table gets its own label, not "Unknown".
+    #[test]
+    fn every_served_api_has_a_name() {
+        for &(key, _, _) in weir_protocol::supported_apis() {
+            assert_ne!(api_name(key), "Unknown", "api key {key}");
+        }
+    }
+
     #[test]
     fn request_counts_and_errors_appear_in_the_exposition() {
         let m = Metrics::new();

@@ -10,6 +10,10 @@
 //! which the APIs whose shape changes between versions need (Metadata's "all topics",
 //! OffsetFetch's batched groups, FindCoordinator's batched keys, LeaveGroup's member list,
 //! Produce v0-2). See "Adding an API" in docs/protocol.md.
+//!
+//! An entry with `advertise = false` is served (decoded, encoded, on both sides) but not listed
+//! in ApiVersions: the inter-broker Raft APIs, which only Weir brokers send, and APIs whose
+//! broker side is not written yet, so that clients keep treating them as unsupported.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as m;
@@ -22,6 +26,7 @@ use crate::responses::*;
 macro_rules! apis {
     ($(
         $key:ident = $num:literal: $variant:ident($req:ident, $resp:ident), $min:literal..=$max:literal
+            $(, advertise = $advertise:literal)?
             $(, mirror($kpreq:path, $kpresp:path))?;
     )*) => {
         /// Kafka API keys (only the ones Weir serves have named constants).
@@ -85,8 +90,18 @@ macro_rules! apis {
             }
         }
 
-        /// `(api_key, min_version, max_version)`, in the table's order (sorted by key).
+        /// `(api_key, min_version, max_version)`, in the table's order (sorted by key): every
+        /// API decoded and encoded, advertised or not.
         pub(crate) static SUPPORTED: &[(i16, i16, i16)] = &[$((api_key::$key, $min, $max),)*];
+
+        /// Whether ApiVersions lists `key`. Entries with `advertise = false` are decoded and
+        /// encoded like any other, but clients are not told about them (yet).
+        pub(crate) fn advertised(key: i16) -> bool {
+            match key {
+                $(api_key::$key => apis!(@advertise $($advertise)?),)*
+                _ => false,
+            }
+        }
 
         /// Broker side: the body of a request of `key` at version `v`.
         pub(crate) fn decode_request_body(key: i16, v: i16, b: &mut Bytes) -> Result<Request, String> {
@@ -175,6 +190,12 @@ macro_rules! apis {
         let _ = $r;
         false
     }};
+    (@advertise) => {
+        true
+    };
+    (@advertise $advertise:literal) => {
+        $advertise
+    };
     (@client_version $key:ident $max:literal; $kp:path) => {
         Some($max)
     };
@@ -224,9 +245,24 @@ apis! {
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
     DELETE_GROUPS = 42: DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse), 0..=2,
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
+    // Admin APIs of the cluster (preferred-leader election, reassignment): not advertised
+    // until the broker serves them.
+    ELECT_LEADERS = 43: ElectLeaders(ElectLeadersRequest, ElectLeadersResponse), 0..=2, advertise = false,
+        mirror(m::ElectLeadersRequest, m::ElectLeadersResponse);
     INCREMENTAL_ALTER_CONFIGS = 44: IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse), 0..=1;
+    ALTER_PARTITION_REASSIGNMENTS = 45: AlterPartitionReassignments(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse), 0..=1, advertise = false,
+        mirror(m::AlterPartitionReassignmentsRequest, m::AlterPartitionReassignmentsResponse);
+    LIST_PARTITION_REASSIGNMENTS = 46: ListPartitionReassignments(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse), 0..=0, advertise = false,
+        mirror(m::ListPartitionReassignmentsRequest, m::ListPartitionReassignmentsResponse);
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
+    // Inter-broker Raft APIs (KIP-595, KIP-996 pre-vote): only Weir brokers send them.
+    VOTE = 52: Vote(VoteRequest, VoteResponse), 0..=2, advertise = false,
+        mirror(m::VoteRequest, m::VoteResponse);
+    BEGIN_QUORUM_EPOCH = 53: BeginQuorumEpoch(BeginQuorumEpochRequest, BeginQuorumEpochResponse), 0..=1, advertise = false,
+        mirror(m::BeginQuorumEpochRequest, m::BeginQuorumEpochResponse);
+    END_QUORUM_EPOCH = 54: EndQuorumEpoch(EndQuorumEpochRequest, EndQuorumEpochResponse), 0..=1, advertise = false,
+        mirror(m::EndQuorumEpochRequest, m::EndQuorumEpochResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
     CONSUMER_GROUP_HEARTBEAT = 68: ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse), 0..=1,

@@ -11,7 +11,10 @@
 //! setting version-limited fields only at versions that have them (the crate refuses to
 //! encode a non-default value for a field the version lacks), then framed with the size
 //! prefix and the response header. Tagged fields are left at their defaults, so none are
-//! written (old librdkafka, e.g. 2.0.2, mis-parses tagged fields it does not expect).
+//! written (old librdkafka, e.g. 2.0.2, mis-parses tagged fields it does not expect),
+//! unless the broker sets one of the few Weir carries (Fetch `diverging_epoch` and
+//! `current_leader`, Produce `current_leader` and `node_endpoints`), which only replication
+//! and leader changes do.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages as m;
@@ -751,6 +754,11 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                                     .collect();
                                 e.error_message = opt_strbytes(&p.error_message);
                             }
+                            // Tagged (v10+): written only when set.
+                            if let Some((leader_id, leader_epoch)) = p.current_leader {
+                                e.current_leader.leader_id = m::BrokerId(leader_id);
+                                e.current_leader.leader_epoch = leader_epoch;
+                            }
                             e
                         })
                         .collect();
@@ -758,6 +766,19 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 })
                 .collect();
             msg.throttle_time_ms = r.throttle_time_ms;
+            // Tagged (v10+): written only when not empty.
+            msg.node_endpoints = r
+                .node_endpoints
+                .iter()
+                .map(|n| {
+                    let mut e = m::produce_response::NodeEndpoint::default();
+                    e.node_id = m::BrokerId(n.node_id);
+                    e.host = strbytes(&n.host);
+                    e.port = n.port;
+                    e.rack = opt_strbytes(&n.rack);
+                    e
+                })
+                .collect();
             put(out, v, &msg)
         }
         Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),
@@ -801,6 +822,15 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                             }
                             // Never null: librdkafka rejects a -1 records length.
                             e.records = Some(p.records.clone());
+                            // Tagged (v12+): written only when set.
+                            if let Some((epoch, end_offset)) = p.diverging_epoch {
+                                e.diverging_epoch.epoch = epoch;
+                                e.diverging_epoch.end_offset = end_offset;
+                            }
+                            if let Some((leader_id, leader_epoch)) = p.current_leader {
+                                e.current_leader.leader_id = m::BrokerId(leader_id);
+                                e.current_leader.leader_epoch = leader_epoch;
+                            }
                             e
                         })
                         .collect();

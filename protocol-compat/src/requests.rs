@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages as m;
 
-use crate::mirror::{kp_default, mirror, Mirror};
+use crate::mirror::{kp_default, mirror, Mirror, Sample};
 
 /// A 16-byte Kafka UUID (topic id). All zeroes is Kafka's "no id".
 pub type Uuid = [u8; 16];
@@ -881,5 +881,340 @@ mirror! {
         pub current_leader_epoch: i32,
         /// The epoch whose end offset is asked for.
         pub leader_epoch: i32,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster admin: leader election, partition reassignment
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// ElectLeaders request (v0-2).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ElectLeadersRequest => m::ElectLeadersRequest {
+        /// 0 = preferred replica, 1 = unclean (first live replica when none is in sync) (v1+;
+        /// 0 before).
+        pub election_type: i8,
+        /// The partitions to elect leaders for; `None` = every partition.
+        pub topic_partitions: Option<Vec<ElectLeadersTopic>>,
+        /// How long to wait for the elections.
+        pub timeout_ms: i32,
+    }
+}
+
+impl Default for ElectLeadersRequest {
+    fn default() -> Self {
+        ElectLeadersRequest {
+            election_type: 0,
+            topic_partitions: Some(Vec::new()),
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+mirror! {
+    /// One topic of an ElectLeaders request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ElectLeadersTopic => m::elect_leaders_request::TopicPartitions {
+        /// Topic name.
+        pub topic: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// AlterPartitionReassignments request (v0-1).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterPartitionReassignmentsRequest => m::AlterPartitionReassignmentsRequest {
+        /// How long to wait.
+        pub timeout_ms: i32,
+        /// Whether a reassignment may change a partition's replication factor (v1+; `true`
+        /// before, as Kafka defines).
+        pub allow_replication_factor_change: bool,
+        /// Topics to reassign.
+        pub topics: Vec<ReassignableTopic>,
+    }
+}
+
+impl Default for AlterPartitionReassignmentsRequest {
+    fn default() -> Self {
+        AlterPartitionReassignmentsRequest {
+            timeout_ms: 60_000,
+            allow_replication_factor_change: true,
+            topics: Vec::new(),
+        }
+    }
+}
+
+mirror! {
+    /// One topic of an AlterPartitionReassignments request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReassignableTopic => m::alter_partition_reassignments_request::ReassignableTopic {
+        /// Topic name.
+        pub name: String,
+        /// Partitions to reassign.
+        pub partitions: Vec<ReassignablePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of an AlterPartitionReassignments request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReassignablePartition => m::alter_partition_reassignments_request::ReassignablePartition {
+        /// Partition index.
+        pub partition_index: i32,
+        /// The target replica broker ids; `None` cancels a pending reassignment.
+        pub replicas: Option<Vec<i32>>,
+    }
+}
+
+mirror! {
+    /// ListPartitionReassignments request (v0).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ListPartitionReassignmentsRequest => m::ListPartitionReassignmentsRequest {
+        /// How long to wait.
+        pub timeout_ms: i32,
+        /// Topics to list; `None` = every ongoing reassignment.
+        pub topics: Option<Vec<ListPartitionReassignmentsTopic>>,
+    }
+}
+
+impl Default for ListPartitionReassignmentsRequest {
+    fn default() -> Self {
+        ListPartitionReassignmentsRequest {
+            timeout_ms: 60_000,
+            topics: None,
+        }
+    }
+}
+
+mirror! {
+    /// One topic of a ListPartitionReassignments request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListPartitionReassignmentsTopic => m::list_partition_reassignments_request::ListPartitionReassignmentsTopics {
+        /// Topic name.
+        pub name: String,
+        /// Partition indexes.
+        pub partition_indexes: Vec<i32>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inter-broker Raft (KIP-595, KIP-996 pre-vote); the directory ids of KIP-853 are not carried
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// Vote request (v0-2): a replica asks a voter for its vote (or, with
+    /// [`VotePartition::pre_vote`], whether it would grant one).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct VoteRequest => m::VoteRequest {
+        /// Cluster id of the sender (`None` = not checked).
+        pub cluster_id: Option<String>,
+        /// Replica id of the voter receiving the request (v1+; -1 before).
+        pub voter_id: i32,
+        /// Topics.
+        pub topics: Vec<VoteTopic>,
+    }
+}
+
+impl Default for VoteRequest {
+    fn default() -> Self {
+        VoteRequest {
+            cluster_id: None,
+            voter_id: -1,
+            topics: Vec::new(),
+        }
+    }
+}
+
+mirror! {
+    /// One topic of a Vote request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct VoteTopic => m::vote_request::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<VotePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of a Vote request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct VotePartition => m::vote_request::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// The sender's epoch: a candidate's bumped epoch; for a pre-vote, the epoch of the
+        /// prospective candidate (Kafka's `ReplicaEpoch`, `CandidateEpoch` before v2).
+        pub replica_epoch: i32,
+        /// The sender's replica id (Kafka's `ReplicaId`, `CandidateId` before v2).
+        pub replica_id: i32,
+        /// Epoch of the sender's last batch.
+        pub last_offset_epoch: i32,
+        /// The sender's log end offset.
+        pub last_offset: i64,
+        /// A pre-vote (KIP-996): would the voter grant the vote? Nothing is persisted (v2+;
+        /// `false` before).
+        pub pre_vote: bool,
+    }
+}
+
+mirror! {
+    /// BeginQuorumEpoch request (v0-1): a new leader tells the voters of its epoch.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BeginQuorumEpochRequest => m::BeginQuorumEpochRequest {
+        /// Cluster id of the sender (`None` = not checked).
+        pub cluster_id: Option<String>,
+        /// Replica id of the voter receiving the request (v1+; -1 before).
+        pub voter_id: i32,
+        /// Topics.
+        pub topics: Vec<BeginQuorumEpochTopic>,
+        /// The leader's endpoints (v1+; empty before).
+        pub leader_endpoints: Vec<LeaderEndpoint>,
+    }
+}
+
+impl Default for BeginQuorumEpochRequest {
+    fn default() -> Self {
+        BeginQuorumEpochRequest {
+            cluster_id: None,
+            voter_id: -1,
+            topics: Vec::new(),
+            leader_endpoints: Vec::new(),
+        }
+    }
+}
+
+mirror! {
+    /// One topic of a BeginQuorumEpoch request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct BeginQuorumEpochTopic => m::begin_quorum_epoch_request::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<BeginQuorumEpochPartition>,
+    }
+}
+
+mirror! {
+    /// One partition of a BeginQuorumEpoch request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct BeginQuorumEpochPartition => m::begin_quorum_epoch_request::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Replica id of the new leader.
+        pub leader_id: i32,
+        /// Its epoch.
+        pub leader_epoch: i32,
+    }
+}
+
+mirror! {
+    /// A listener of the sending leader (BeginQuorumEpoch and EndQuorumEpoch v1+).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct LeaderEndpoint =>
+        m::begin_quorum_epoch_request::LeaderEndpoint,
+        m::end_quorum_epoch_request::LeaderEndpoint
+    {
+        /// Listener name.
+        pub name: String,
+        /// Host.
+        pub host: String,
+        /// Port.
+        pub port: u16,
+    }
+}
+
+mirror! {
+    /// EndQuorumEpoch request (v0-1): a resigning leader tells the voters, with the order in
+    /// which they should stand.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct EndQuorumEpochRequest => m::EndQuorumEpochRequest {
+        /// Cluster id of the sender (`None` = not checked).
+        pub cluster_id: Option<String>,
+        /// Topics.
+        pub topics: Vec<EndQuorumEpochTopic>,
+        /// The leader's endpoints (v1+; empty before).
+        pub leader_endpoints: Vec<LeaderEndpoint>,
+    }
+}
+
+mirror! {
+    /// One topic of an EndQuorumEpoch request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct EndQuorumEpochTopic => m::end_quorum_epoch_request::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<EndQuorumEpochPartition>,
+    }
+}
+
+/// One partition of an EndQuorumEpoch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndQuorumEpochPartition {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Replica id of the resigning leader.
+    pub leader_id: i32,
+    /// Its epoch.
+    pub leader_epoch: i32,
+    /// Replica ids in the order they should stand for election, the first at once. Kafka's
+    /// `PreferredSuccessors` in v0 and the ids of `PreferredCandidates` in v1 (whose directory
+    /// ids are written as zero).
+    pub preferred_successors: Vec<i32>,
+}
+
+// The field changed shape between versions (a list of ids in v0, of structs in v1); the
+// vendored encoder writes each only at its own version, so both are set and the one present
+// is read.
+/// A request part: no error codes.
+impl crate::mirror::ErrorCodes for EndQuorumEpochPartition {}
+
+impl Mirror<m::end_quorum_epoch_request::PartitionData> for EndQuorumEpochPartition {
+    fn to_kp(&self) -> m::end_quorum_epoch_request::PartitionData {
+        let mut k = m::end_quorum_epoch_request::PartitionData::default();
+        k.partition_index = self.partition_index;
+        k.leader_id = m::BrokerId(self.leader_id);
+        k.leader_epoch = self.leader_epoch;
+        k.preferred_successors = self.preferred_successors.clone();
+        k.preferred_candidates = self
+            .preferred_successors
+            .iter()
+            .map(|&id| {
+                m::end_quorum_epoch_request::ReplicaInfo::default()
+                    .with_candidate_id(m::BrokerId(id))
+            })
+            .collect();
+        k
+    }
+    fn from_kp(k: m::end_quorum_epoch_request::PartitionData) -> Self {
+        let preferred_successors = if k.preferred_candidates.is_empty() {
+            k.preferred_successors
+        } else {
+            k.preferred_candidates
+                .iter()
+                .map(|c| c.candidate_id.0)
+                .collect()
+        };
+        EndQuorumEpochPartition {
+            partition_index: k.partition_index,
+            leader_id: k.leader_id.0,
+            leader_epoch: k.leader_epoch,
+            preferred_successors,
+        }
+    }
+}
+
+impl Sample for EndQuorumEpochPartition {
+    fn sample() -> Self {
+        EndQuorumEpochPartition {
+            partition_index: 1,
+            leader_id: 1,
+            leader_epoch: 1,
+            // Two different ids, so a mapping that loses the order shows.
+            preferred_successors: vec![2, 3],
+        }
     }
 }

@@ -107,7 +107,7 @@ mod tests {
                     },
                 ],
             }],
-            throttle_time_ms: 0,
+            ..Default::default()
         });
         assert_eq!(r.error_codes(), vec![ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
         let ok = Response::Heartbeat(HeartbeatResponse::default());

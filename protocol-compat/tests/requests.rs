@@ -8,7 +8,9 @@ use common::{crate_versions, decode, sb, versions};
 use kafka_protocol::messages::{
     self as m, BrokerId, GroupId, ProducerId, TopicName, TransactionalId,
 };
-use weir_protocol::{api_key as k, Request};
+use weir_protocol::{
+    api_key as k, BeginQuorumEpochPartition, EndQuorumEpochPartition, Request, VotePartition,
+};
 
 fn topic(s: &str) -> TopicName {
     TopicName(sb(s))
@@ -892,6 +894,278 @@ fn cluster_and_epochs() {
         assert_eq!(got.topics[0].topic, "orders");
         assert_eq!(got.topics[0].partitions[0].partition, 1);
         assert_eq!(got.replica_id, if v >= 3 { -1 } else { -2 });
+    }
+}
+
+/// A follower's fetch as Weir's client side writes it (the replica fetcher uses it): every
+/// field reaches the broker side, the replica id and epochs included.
+#[test]
+fn fetch_from_weir_client_keeps_replica_fields() {
+    let request = Request::Fetch(weir_protocol::FetchRequest {
+        cluster_id: Some("cluster-1".into()),
+        replica_id: 2,
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 0,
+        session_id: 7,
+        session_epoch: 3,
+        topics: vec![weir_protocol::FetchTopic {
+            name: "orders".into(),
+            partitions: vec![weir_protocol::FetchPartition {
+                partition: 1,
+                current_leader_epoch: 5,
+                fetch_offset: 120,
+                last_fetched_epoch: 4,
+                log_start_offset: 10,
+                partition_max_bytes: 1 << 16,
+            }],
+        }],
+        forgotten_topics: vec![weir_protocol::ForgottenTopic {
+            name: "old".into(),
+            partitions: vec![0, 3],
+        }],
+        rack_id: "rack-a".into(),
+        record_magic: 2,
+    });
+    let (frame, v) =
+        weir_protocol::client::encode_request(9, "weir-replica", &request).expect("encode");
+    assert_eq!(v, 12);
+    let (_, got) = weir_protocol::decode_request(frame.slice(4..)).expect("decode");
+    assert_eq!(got, request);
+}
+
+/// The Raft requests as kafka-protocol writes them, at every version.
+#[test]
+fn raft_requests() {
+    for v in versions(k::VOTE) {
+        let mut p = m::vote_request::PartitionData::default();
+        p.partition_index = 2;
+        p.replica_epoch = 8;
+        p.replica_id = BrokerId(3);
+        p.last_offset_epoch = 7;
+        p.last_offset = 1500;
+        p.pre_vote = v >= 2;
+        let mut t = m::vote_request::TopicData::default();
+        t.topic_name = topic("orders");
+        t.partitions = vec![p];
+        let mut r = m::VoteRequest::default();
+        r.cluster_id = Some(sb("cluster-1"));
+        if v >= 1 {
+            r.voter_id = BrokerId(1);
+        }
+        r.topics = vec![t];
+        let Request::Vote(got) = decode(k::VOTE, v, &r) else {
+            panic!()
+        };
+        assert_eq!(got.cluster_id.as_deref(), Some("cluster-1"));
+        assert_eq!(got.voter_id, if v >= 1 { 1 } else { -1 });
+        assert_eq!(got.topics[0].topic_name, "orders");
+        assert_eq!(
+            got.topics[0].partitions[0],
+            VotePartition {
+                partition_index: 2,
+                replica_epoch: 8,
+                replica_id: 3,
+                last_offset_epoch: 7,
+                last_offset: 1500,
+                pre_vote: v >= 2,
+            },
+            "v{v}"
+        );
+    }
+    for v in versions(k::BEGIN_QUORUM_EPOCH) {
+        let mut p = m::begin_quorum_epoch_request::PartitionData::default();
+        p.partition_index = 1;
+        p.leader_id = BrokerId(2);
+        p.leader_epoch = 6;
+        let mut t = m::begin_quorum_epoch_request::TopicData::default();
+        t.topic_name = topic("orders");
+        t.partitions = vec![p];
+        let mut r = m::BeginQuorumEpochRequest::default();
+        r.cluster_id = None;
+        r.topics = vec![t];
+        if v >= 1 {
+            r.voter_id = BrokerId(3);
+            r.leader_endpoints = vec![m::begin_quorum_epoch_request::LeaderEndpoint::default()
+                .with_name(sb("PLAINTEXT"))
+                .with_host(sb("broker-2"))
+                .with_port(9092)];
+        }
+        let Request::BeginQuorumEpoch(got) = decode(k::BEGIN_QUORUM_EPOCH, v, &r) else {
+            panic!()
+        };
+        assert_eq!(got.cluster_id, None);
+        assert_eq!(got.voter_id, if v >= 1 { 3 } else { -1 });
+        assert_eq!(
+            got.topics[0].partitions[0],
+            BeginQuorumEpochPartition {
+                partition_index: 1,
+                leader_id: 2,
+                leader_epoch: 6,
+            }
+        );
+        let endpoints: Vec<_> = got
+            .leader_endpoints
+            .iter()
+            .map(|e| (e.name.as_str(), e.host.as_str(), e.port))
+            .collect();
+        if v >= 1 {
+            assert_eq!(endpoints, vec![("PLAINTEXT", "broker-2", 9092)]);
+        } else {
+            assert!(endpoints.is_empty());
+        }
+    }
+    // v0 lists successor ids, v1 candidate structs: both read as `preferred_successors`.
+    for v in versions(k::END_QUORUM_EPOCH) {
+        let mut p = m::end_quorum_epoch_request::PartitionData::default();
+        p.partition_index = 1;
+        p.leader_id = BrokerId(2);
+        p.leader_epoch = 6;
+        if v == 0 {
+            p.preferred_successors = vec![3, 1];
+        } else {
+            p.preferred_candidates = [3, 1]
+                .into_iter()
+                .map(|id| {
+                    m::end_quorum_epoch_request::ReplicaInfo::default()
+                        .with_candidate_id(BrokerId(id))
+                })
+                .collect();
+        }
+        let mut t = m::end_quorum_epoch_request::TopicData::default();
+        t.topic_name = topic("orders");
+        t.partitions = vec![p];
+        let mut r = m::EndQuorumEpochRequest::default();
+        r.cluster_id = Some(sb("cluster-1"));
+        r.topics = vec![t];
+        let Request::EndQuorumEpoch(got) = decode(k::END_QUORUM_EPOCH, v, &r) else {
+            panic!()
+        };
+        assert_eq!(got.cluster_id.as_deref(), Some("cluster-1"));
+        assert_eq!(
+            got.topics[0].partitions[0],
+            EndQuorumEpochPartition {
+                partition_index: 1,
+                leader_id: 2,
+                leader_epoch: 6,
+                preferred_successors: vec![3, 1],
+            },
+            "v{v}"
+        );
+    }
+}
+
+/// Weir's client side writes `preferred_successors` in the field each EndQuorumEpoch version
+/// has, and kafka-protocol reads them there.
+#[test]
+fn end_quorum_epoch_successors_at_each_version() {
+    use kafka_protocol::protocol::Decodable;
+    let sample = weir_protocol::testing::sample_request(k::END_QUORUM_EPOCH).expect("mirrored");
+    let Request::EndQuorumEpoch(ref want) = sample else {
+        panic!()
+    };
+    let successors = want.topics[0].partitions[0].preferred_successors.clone();
+    assert_eq!(successors.len(), 2);
+    for v in versions(k::END_QUORUM_EPOCH) {
+        let frame = weir_protocol::testing::sample_request_frame(k::END_QUORUM_EPOCH, v)
+            .expect("mirrored")
+            .expect("encode");
+        let (_, got) = weir_protocol::decode_request(frame.clone()).expect("decode");
+        let Request::EndQuorumEpoch(got) = got else {
+            panic!()
+        };
+        // (`leader_endpoints` are v1+.)
+        assert_eq!(got.topics, want.topics, "v{v}");
+        // Skip the header (v0: classic, v1: flexible) the way kafka-protocol reads it.
+        let mut b = frame;
+        let key = m::ApiKey::EndQuorumEpoch;
+        m::RequestHeader::decode(&mut b, key.request_header_version(v)).expect("header");
+        let body = m::EndQuorumEpochRequest::decode(&mut b, v).expect("body");
+        let p = &body.topics[0].partitions[0];
+        if v == 0 {
+            assert_eq!(p.preferred_successors, successors);
+            assert!(p.preferred_candidates.is_empty());
+        } else {
+            assert!(p.preferred_successors.is_empty());
+            let ids: Vec<i32> = p
+                .preferred_candidates
+                .iter()
+                .map(|c| c.candidate_id.0)
+                .collect();
+            assert_eq!(ids, successors);
+        }
+    }
+}
+
+/// The cluster admin requests, with the defaults Kafka defines for older versions.
+#[test]
+fn cluster_admin_requests() {
+    for v in versions(k::ELECT_LEADERS) {
+        let mut t = m::elect_leaders_request::TopicPartitions::default();
+        t.topic = topic("orders");
+        t.partitions = vec![0, 2];
+        let mut r = m::ElectLeadersRequest::default();
+        if v >= 1 {
+            r.election_type = 1;
+        }
+        r.topic_partitions = Some(vec![t]);
+        r.timeout_ms = 3000;
+        let Request::ElectLeaders(got) = decode(k::ELECT_LEADERS, v, &r) else {
+            panic!()
+        };
+        assert_eq!(
+            got.election_type,
+            if v >= 1 { 1 } else { 0 },
+            "v0 is preferred"
+        );
+        assert_eq!(got.timeout_ms, 3000);
+        let topics = got.topic_partitions.expect("named partitions");
+        assert_eq!(
+            (topics[0].topic.as_str(), &topics[0].partitions[..]),
+            ("orders", &[0, 2][..])
+        );
+        // Null: every partition.
+        r.topic_partitions = None;
+        let Request::ElectLeaders(got) = decode(k::ELECT_LEADERS, v, &r) else {
+            panic!()
+        };
+        assert_eq!(got.topic_partitions, None);
+    }
+    for v in versions(k::ALTER_PARTITION_REASSIGNMENTS) {
+        let mut move_ = m::alter_partition_reassignments_request::ReassignablePartition::default();
+        move_.partition_index = 0;
+        move_.replicas = Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
+        let mut cancel = m::alter_partition_reassignments_request::ReassignablePartition::default();
+        cancel.partition_index = 1;
+        cancel.replicas = None;
+        let mut t = m::alter_partition_reassignments_request::ReassignableTopic::default();
+        t.name = topic("orders");
+        t.partitions = vec![move_, cancel];
+        let mut r = m::AlterPartitionReassignmentsRequest::default();
+        r.timeout_ms = 3000;
+        r.allow_replication_factor_change = v < 1;
+        r.topics = vec![t];
+        let Request::AlterPartitionReassignments(got) =
+            decode(k::ALTER_PARTITION_REASSIGNMENTS, v, &r)
+        else {
+            panic!()
+        };
+        // v0 cannot say no: Kafka's default is true.
+        assert_eq!(got.allow_replication_factor_change, v < 1, "v{v}");
+        let ps = &got.topics[0].partitions;
+        assert_eq!(ps[0].replicas, Some(vec![1, 2, 3]));
+        assert_eq!((ps[1].partition_index, ps[1].replicas.as_ref()), (1, None));
+    }
+    for v in versions(k::LIST_PARTITION_REASSIGNMENTS) {
+        let mut r = m::ListPartitionReassignmentsRequest::default();
+        r.topics = None;
+        let Request::ListPartitionReassignments(got) =
+            decode(k::LIST_PARTITION_REASSIGNMENTS, v, &r)
+        else {
+            panic!()
+        };
+        assert_eq!(got.topics, None, "all reassignments");
     }
 }
 

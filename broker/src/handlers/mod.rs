@@ -21,6 +21,7 @@ mod consumer_groups;
 mod down_convert;
 mod fetch;
 mod metadata;
+mod not_served;
 mod produce;
 
 use std::future::Future;
@@ -131,6 +132,21 @@ pub async fn dispatch(
         )),
         Request::DeleteRecords(r) => {
             ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
+        }
+        // Decoded but not advertised in ApiVersions: the cluster layer will serve these.
+        Request::ElectLeaders(r) => ready(Response::ElectLeaders(not_served::elect_leaders(&r))),
+        Request::AlterPartitionReassignments(_) => ready(Response::AlterPartitionReassignments(
+            not_served::alter_partition_reassignments(),
+        )),
+        Request::ListPartitionReassignments(_) => ready(Response::ListPartitionReassignments(
+            not_served::list_partition_reassignments(),
+        )),
+        Request::Vote(_) => ready(Response::Vote(not_served::vote())),
+        Request::BeginQuorumEpoch(_) => {
+            ready(Response::BeginQuorumEpoch(not_served::begin_quorum_epoch()))
+        }
+        Request::EndQuorumEpoch(_) => {
+            ready(Response::EndQuorumEpoch(not_served::end_quorum_epoch()))
         }
     }
 }
