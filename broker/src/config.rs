@@ -51,6 +51,48 @@ pub struct BrokerConfig {
     /// election (and how long a leader waits for fetches from a majority before it steps down).
     /// Kafka's `quorum.fetch.timeout.ms`-like knob; the random extra wait is as large again.
     pub replica_election_timeout_ms: u64,
+    /// Cluster mode (`None`: a single node with local metadata, no etcd).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// How a broker joins a cluster: etcd for metadata and discovery, everything else automatic.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// etcd client endpoints (`http://host:port`).
+    pub etcd: Vec<String>,
+    /// Several Weir clusters can share one etcd: each keeps its keys under `/weir/<name>/`.
+    pub cluster_name: String,
+    /// Rack of this broker (Kafka's broker.rack): replicas of a partition go to distinct racks.
+    pub rack: Option<String>,
+    /// A broker that stops renewing its etcd lease for this long is gone (broker.session.timeout.ms).
+    pub session_timeout_ms: u64,
+    /// Replication factor of topics created without one (default.replication.factor; capped at
+    /// the live brokers).
+    pub default_replication_factor: i32,
+    /// Replication factor of `__consumer_offsets` (offsets.topic.replication.factor; capped at the
+    /// live brokers when it is created).
+    pub offsets_replication_factor: i32,
+    /// How long the controller waits after a broker disappears before it moves that broker's
+    /// replicas to other brokers.
+    pub replica_replacement_delay_ms: u64,
+    /// How often leaders check whether the preferred replica should lead instead
+    /// (leader.imbalance.check.interval.seconds; 0 turns auto.leader.rebalance off).
+    pub leader_rebalance_interval_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            etcd: Vec::new(),
+            cluster_name: "weir".into(),
+            rack: None,
+            session_timeout_ms: 9_000,
+            default_replication_factor: 3,
+            offsets_replication_factor: 3,
+            replica_replacement_delay_ms: 60_000,
+            leader_rebalance_interval_ms: 30_000,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -80,6 +122,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
             replica_election_timeout_ms: 2_000,
+            cluster: None,
         }
     }
 }

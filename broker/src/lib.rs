@@ -21,6 +21,7 @@ pub mod partition;
 pub mod producers;
 pub mod record_checks;
 pub mod server;
+pub mod topic_admin;
 pub mod topic_config;
 pub mod topics;
 
@@ -56,7 +57,15 @@ pub async fn run(
     );
     let server = tokio::spawn(server::serve(broker.clone(), listener, stop_rx.clone()));
     let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
+    // The cluster's tasks outlive the listener a little: they hand leadership over first.
+    let (cluster_stop_tx, cluster_stop_rx) = watch::channel(false);
+    if let Some(cluster) = &broker.cluster {
+        crate::cluster::runtime::start(cluster, broker.clone(), cluster_stop_rx);
+    }
     shutdown.await;
+    if let Some(cluster) = &broker.cluster {
+        cluster.hand_over(&broker).await;
+    }
     let _ = stop_tx.send(true);
     broker.begin_shutdown();
     if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), server)
@@ -66,6 +75,7 @@ pub async fn run(
         tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
     }
     timers.abort();
+    let _ = cluster_stop_tx.send(true);
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker (defaults: Kafka on 127.0.0.1:9092, data in ./weir-data, no setup needed).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
     Cli(cli::CliCommand),
 }
@@ -95,6 +95,29 @@ struct ServeArgs {
     /// Close connections idle for this long (connections.max.idle.ms).
     #[arg(long, env = "WEIR_CONNECTIONS_MAX_IDLE_MS")]
     connections_max_idle_ms: Option<u64>,
+    /// etcd endpoints (comma-separated `http://host:port`): join or form a cluster whose
+    /// metadata lives there. Without it the broker is a single node with local metadata.
+    #[arg(long, env = "WEIR_ETCD", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// Name of the cluster in etcd (several clusters can share one etcd).
+    #[arg(long, env = "WEIR_CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// Rack of this broker (broker.rack): a partition's replicas go to distinct racks.
+    #[arg(long, env = "WEIR_RACK")]
+    rack: Option<String>,
+    /// Replication factor of topics created without one (default.replication.factor), capped at
+    /// the live brokers.
+    #[arg(long, env = "WEIR_DEFAULT_REPLICATION_FACTOR")]
+    default_replication_factor: Option<i32>,
+    /// A broker that stops renewing its etcd lease for this long is gone (broker.session.timeout.ms).
+    #[arg(long, env = "WEIR_BROKER_SESSION_TIMEOUT_MS")]
+    broker_session_timeout_ms: Option<u64>,
+    /// How long a partition replica waits for its leader before standing for election.
+    #[arg(long, env = "WEIR_REPLICA_ELECTION_TIMEOUT_MS")]
+    replica_election_timeout_ms: Option<u64>,
+    /// How long the controller waits before moving the replicas of a broker that is gone.
+    #[arg(long, env = "WEIR_REPLICA_REPLACEMENT_DELAY_MS")]
+    replica_replacement_delay_ms: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "WEIR_LOG_JSON")]
     log_json: bool,
@@ -171,6 +194,40 @@ impl ServeArgs {
         }
         if let Some(v) = self.connections_max_idle_ms {
             config.connections_max_idle_ms = v;
+        }
+        if let Some(v) = self.replica_election_timeout_ms {
+            anyhow::ensure!(v >= 50, "replica-election-timeout-ms must be at least 50");
+            config.replica_election_timeout_ms = v;
+        }
+        if !self.etcd.is_empty() {
+            let mut cluster = config.cluster.take().unwrap_or_default();
+            cluster.etcd = self.etcd.clone();
+            if let Some(v) = self.cluster_name {
+                cluster.cluster_name = v;
+            }
+            if let Some(v) = self.rack {
+                cluster.rack = Some(v);
+            }
+            if let Some(v) = self.default_replication_factor {
+                anyhow::ensure!(v >= 1, "--default-replication-factor must be at least 1");
+                cluster.default_replication_factor = v;
+            }
+            if let Some(v) = self.broker_session_timeout_ms {
+                anyhow::ensure!(
+                    v >= 2_000,
+                    "--broker-session-timeout-ms must be at least 2000"
+                );
+                cluster.session_timeout_ms = v;
+            }
+            if let Some(v) = self.replica_replacement_delay_ms {
+                cluster.replica_replacement_delay_ms = v;
+            }
+            anyhow::ensure!(
+                (0..weir_broker::producers::MAX_CLUSTER_NODE_ID).contains(&config.node_id),
+                "--node-id must be in 0..{} in a cluster",
+                weir_broker::producers::MAX_CLUSTER_NODE_ID
+            );
+            config.cluster = Some(cluster);
         }
         anyhow::ensure!(
             config.max_connections >= 1,
@@ -263,11 +320,26 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         None => (None, None),
     };
     let data_dir = config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || {
-        weir_broker::broker::Broker::open_with_metrics(config, Arc::new(SystemClock), metrics)
-    })
-    .await?
-    .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let broker = match config.cluster.clone() {
+        None => tokio::task::spawn_blocking(move || {
+            weir_broker::broker::Broker::open_with_metrics(config, Arc::new(SystemClock), metrics)
+        })
+        .await?
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
+        Some(settings) => {
+            let cluster = join_cluster(&config, settings).await?;
+            tokio::task::spawn_blocking(move || {
+                weir_broker::broker::Broker::open_clustered(
+                    config,
+                    Arc::new(SystemClock),
+                    metrics,
+                    cluster,
+                )
+            })
+            .await?
+            .with_context(|| format!("cannot open data directory {}", data_dir.display()))?
+        }
+    };
     admin_state.set_broker(broker.clone());
     let state = admin_state.clone();
     let result = weir_broker::run(broker, listener, async move {
@@ -286,6 +358,68 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         }
     }
     Ok(result?)
+}
+
+/// Connects to etcd and registers this broker (id, advertised address, rack).
+async fn join_cluster(
+    config: &BrokerConfig,
+    settings: weir_broker::config::ClusterSettings,
+) -> anyhow::Result<Arc<weir_broker::cluster::runtime::Cluster>> {
+    use weir_broker::cluster::metadata::BrokerRecord;
+    use weir_broker::cluster::store::{EtcdStore, StoreConfig};
+    let (host, port) = {
+        match &config.advertised_listener {
+            Some(adv) => {
+                let (h, p) = adv
+                    .rsplit_once(':')
+                    .context("--advertised-listener must be host:port")?;
+                (
+                    h.to_string(),
+                    p.parse().context("--advertised-listener port")?,
+                )
+            }
+            None => (
+                config.listener.ip().to_string(),
+                i32::from(config.listener.port()),
+            ),
+        }
+    };
+    anyhow::ensure!(
+        host != "0.0.0.0" && host != "::",
+        "in a cluster, other brokers connect to the advertised listener: set --advertised-listener          to an address they can reach (the listener is {})",
+        config.listener
+    );
+    let store_config = StoreConfig {
+        endpoints: settings.etcd.clone(),
+        cluster_name: settings.cluster_name.clone(),
+        session_ttl_s: i64::try_from(settings.session_timeout_ms.div_ceil(1000)).unwrap_or(10),
+        request_timeout_ms: 5_000,
+    };
+    let me = BrokerRecord {
+        id: config.node_id,
+        host,
+        port,
+        rack: settings.rack.clone(),
+    };
+    let store = EtcdStore::connect(&store_config, me)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot join the cluster through etcd at {}",
+                settings.etcd.join(",")
+            )
+        })?;
+    tracing::info!(
+        node_id = config.node_id,
+        cluster = %settings.cluster_name,
+        etcd = %settings.etcd.join(","),
+        "joined the cluster"
+    );
+    Ok(weir_broker::cluster::runtime::Cluster::new(
+        store,
+        settings,
+        Arc::new(SystemClock),
+    ))
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
@@ -319,7 +453,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("weir").chain(args.iter().copied()))
             .expect("parse");
         match cli.command {
-            Command::Serve(a) => a,
+            Command::Serve(a) => *a,
             Command::Cli(_) => panic!("not serve"),
         }
     }

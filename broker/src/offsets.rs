@@ -28,7 +28,8 @@ use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use crate::consumer_groups::records::is_group_record_key;
 
-use crate::topics::{Topic, TopicError, TopicRegistry};
+use crate::partition::Partition;
+use crate::topics::{TopicError, TopicRegistry};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const KEY_VERSION: i16 = 1;
@@ -50,7 +51,9 @@ const COMPACT_AFTER_RECORDS: i64 = 100_000;
 const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
 pub struct OffsetStore {
-    topic: Arc<Topic>,
+    /// The offsets partition whose state this store holds: on a single node always there; in a
+    /// cluster, set while this broker leads it (the group coordinator) and empty otherwise.
+    partition: RwLock<Option<Arc<Partition>>>,
     groups: RwLock<HashMap<String, GroupOffsets>>,
     /// The live consumer group records (key to value), in key order.
     group_records: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
@@ -194,7 +197,7 @@ impl OffsetStore {
             )?,
         };
         let store = Self {
-            topic,
+            partition: RwLock::new(topic.partition(0).cloned()),
             groups: RwLock::new(HashMap::new()),
             group_records: RwLock::new(BTreeMap::new()),
             write_order: Mutex::new(()),
@@ -204,8 +207,41 @@ impl OffsetStore {
         Ok(store)
     }
 
+    /// A store with no offsets partition yet (a cluster broker before it coordinates groups).
+    pub fn detached() -> Self {
+        Self {
+            partition: RwLock::new(None),
+            groups: RwLock::new(HashMap::new()),
+            group_records: RwLock::new(BTreeMap::new()),
+            write_order: Mutex::new(()),
+            compact_after_records: COMPACT_AFTER_RECORDS,
+        }
+    }
+
+    /// The offsets partition this store writes to, if this broker coordinates groups now.
+    pub fn partition(&self) -> Option<Arc<Partition>> {
+        self.partition.read().clone()
+    }
+
+    /// Takes over `partition` (this broker became its leader): replays its log into the store.
+    pub fn attach(&self, partition: Arc<Partition>) -> Result<(), OffsetError> {
+        let _order = self.write_order.lock();
+        *self.partition.write() = Some(partition);
+        self.groups.write().clear();
+        self.group_records.write().clear();
+        self.replay()
+    }
+
+    /// Lets go of the offsets partition (leadership moved): forgets its state.
+    pub fn detach(&self) {
+        let _order = self.write_order.lock();
+        *self.partition.write() = None;
+        self.groups.write().clear();
+        self.group_records.write().clear();
+    }
+
     fn replay(&self) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partition(0) else {
+        let Some(partition) = self.partition() else {
             return Ok(());
         };
         let mut groups = self.groups.write();
@@ -285,7 +321,7 @@ impl OffsetStore {
 
     /// Appends `changes` and applies them to the map, both in call order; does not wait.
     fn stage(&self, changes: Vec<Change>, now_ms: i64) -> Result<StagedChange, OffsetError> {
-        let Some(partition) = self.topic.partition(0) else {
+        let Some(partition) = self.partition() else {
             return Ok(StagedChange {
                 pending: None,
                 now_ms,
@@ -316,7 +352,7 @@ impl OffsetStore {
             return Ok(());
         };
         pending.wait()?;
-        if let Some(partition) = self.topic.partition(0) {
+        if let Some(partition) = self.partition() {
             partition.note_durable();
         }
         self.compact_if_due(staged.now_ms)
@@ -324,7 +360,7 @@ impl OffsetStore {
 
     /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
     fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partition(0) else {
+        let Some(partition) = self.partition() else {
             return Ok(());
         };
         let log = &partition.log;
@@ -460,7 +496,7 @@ impl OffsetStore {
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, OffsetError> {
-        let Some(partition) = self.topic.partition(0) else {
+        let Some(partition) = self.partition() else {
             return Ok(None);
         };
         if records.is_empty() {
@@ -486,7 +522,7 @@ impl OffsetStore {
         now_ms: i64,
     ) -> Result<(), OffsetError> {
         pending.wait()?;
-        if let Some(partition) = self.topic.partition(0) {
+        if let Some(partition) = self.partition() {
             partition.note_durable();
         }
         self.compact_if_due(now_ms)
@@ -579,7 +615,8 @@ mod tests {
                     .expect("commit");
             }
             store.delete("g2", &[("t".into(), 0)], 600).expect("delete");
-            let log = &store.topic.partition(0).expect("partition 0").log;
+            let partition = store.partition().expect("partition 0");
+            let log = &partition.log;
             let held = log.log_end_offset() - log.log_start_offset();
             assert!(log.log_start_offset() > 0, "history was never dropped");
             assert!(

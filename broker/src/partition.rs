@@ -294,6 +294,11 @@ impl Partition {
         r
     }
 
+    /// Whether this replica is in the partition's voter set (as its log says).
+    pub fn is_voter(&self) -> bool {
+        self.raft.lock().is_voter()
+    }
+
     /// The in-sync voters and the voter set, for Metadata (`None` unless leader).
     pub fn replication_view(&self) -> ReplicationView {
         let raft = self.raft.lock();
@@ -449,6 +454,34 @@ impl Partition {
         };
         self.execute(&mut raft, out);
         result
+    }
+
+    /// A vote request from candidate `from`: the answer is returned (not sent), after whatever
+    /// it depends on (a granted vote, a newer epoch) is persisted.
+    pub fn handle_vote(
+        &self,
+        from: NodeId,
+        req: weir_replication::VoteRequest,
+    ) -> weir_replication::VoteResponse {
+        let now = self.io.now_ms();
+        let mut raft = self.raft.lock();
+        let mut out = Vec::new();
+        raft.step(now, from, Message::Vote(req), &mut out);
+        let mut answer = None;
+        out.retain(|o| match o {
+            Output::Send(to, Message::VoteResponse(r)) if *to == from && answer.is_none() => {
+                answer = Some(r.clone());
+                false
+            }
+            _ => true,
+        });
+        self.execute(&mut raft, out);
+        answer.unwrap_or(weir_replication::VoteResponse {
+            epoch: raft.epoch(),
+            granted: false,
+            leader: raft.leader(),
+            pre_vote: false,
+        })
     }
 
     /// A vote, announcement or resignation from another replica.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use weir_storage::{DataDir, FsyncPolicy, StorageError};
 
+use crate::cluster::metadata::ClusterView;
 use crate::partition::{RaftIo, ReplicaSetup};
 use crate::producers::ProducerState;
 use crate::topic_config::{ConfigError, TopicConfig};
@@ -96,6 +97,14 @@ impl Topic {
             .and_then(Option::as_ref)
     }
 
+    /// Whether the assignment puts a replica of partition `index` on broker `node`.
+    pub fn is_assigned_here(&self, index: i32, node: i32) -> bool {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.assignment.get(i))
+            .is_some_and(|r| r.contains(&node))
+    }
+
     /// The replicas this broker hosts, by partition index.
     pub fn local_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
         self.local.iter().flatten()
@@ -120,6 +129,9 @@ struct MetadataFile {
 pub struct TopicRegistry {
     data: Arc<DataDir>,
     replicas: ReplicaContext,
+    /// In a cluster the metadata is etcd's and this registry follows it ([`Self::apply_view`]);
+    /// otherwise it owns the metadata in `topics.json`.
+    clustered: bool,
     meta_dir: PathBuf,
     fsync: FsyncPolicy,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -155,6 +167,7 @@ impl TopicRegistry {
         let registry = Self {
             data,
             replicas,
+            clustered: false,
             meta_dir,
             fsync,
             topics: RwLock::new(BTreeMap::new()),
@@ -182,6 +195,98 @@ impl TopicRegistry {
         }
         *registry.topics.write() = topics;
         Ok(registry)
+    }
+
+    /// A registry that follows the cluster metadata: empty until [`Self::apply_view`].
+    pub fn open_clustered(
+        data_dir: &Path,
+        data: Arc<DataDir>,
+        fsync: FsyncPolicy,
+        replicas: ReplicaContext,
+    ) -> Result<Self, TopicError> {
+        let meta_dir = data_dir.join("__weir_meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        Ok(Self {
+            data,
+            replicas,
+            clustered: true,
+            meta_dir,
+            fsync,
+            topics: RwLock::new(BTreeMap::new()),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Whether the metadata lives in the cluster (etcd) rather than here.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
+    /// Makes the registry match the cluster metadata: topics appear and go, this broker's
+    /// replicas are opened where it is assigned, retargeted when the assignment changes, and
+    /// removed (log deleted) once neither assigned here nor a voter any more.
+    pub fn apply_view(&self, view: &ClusterView) -> Result<(), TopicError> {
+        let _guard = self.write_lock.lock();
+        let current = self.topics.read().clone();
+        let mut next = BTreeMap::new();
+        let mut first_error = None;
+        for (name, record) in &view.topics {
+            let Ok(id) = uuid::Uuid::parse_str(&record.id) else {
+                tracing::warn!(topic = %name, id = %record.id, "topic record with a bad id skipped");
+                continue;
+            };
+            let id = *id.as_bytes();
+            let existing = current.get(name).filter(|t| t.id == id);
+            if let Some(t) = existing {
+                let same_partitions = t.assignment == record.replicas
+                    && t.local_partitions().all(|p| {
+                        p.is_voter() || t.is_assigned_here(p.index, self.replicas.node_id)
+                    });
+                if same_partitions && *t.config.read() == record.config {
+                    next.insert(name.clone(), t.clone());
+                    continue;
+                }
+            }
+            match self.build_topic(
+                name,
+                id,
+                record.internal,
+                record.config.clone(),
+                record.replicas.clone(),
+                existing.map(|t| t.as_ref()),
+            ) {
+                Ok(topic) => {
+                    let log_config = record.config.log_config(self.fsync);
+                    for p in topic.local_partitions() {
+                        p.log.set_config(log_config.clone());
+                    }
+                    next.insert(name.clone(), Arc::new(topic));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %name, error = %e, "cannot open the topic's replicas");
+                    if let Some(t) = existing {
+                        next.insert(name.clone(), t.clone());
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for (name, old) in &current {
+            let kept = next.get(name).filter(|t| t.id == old.id);
+            for p in old.local_partitions() {
+                if kept.is_none_or(|t| t.partition(p.index).is_none()) {
+                    tracing::info!(topic = %name, partition = p.index, "removing this broker's replica");
+                    if let Err(e) = self.data.remove_log(&log_name(name, p.index)) {
+                        tracing::warn!(topic = %name, partition = p.index, error = %e, "cannot remove a replica's log");
+                    }
+                }
+            }
+        }
+        *self.topics.write() = next;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Opens (recovering) one partition's log, rebuilds its producer state and starts its Raft
@@ -230,7 +335,10 @@ impl TopicRegistry {
         let mut local = Vec::with_capacity(assignment.len());
         for (i, replicas) in assignment.iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
-            let kept = existing.and_then(|t| t.partition(index)).cloned();
+            let kept = existing
+                .and_then(|t| t.partition(index))
+                .filter(|p| replicas.contains(&me) || p.is_voter())
+                .cloned();
             let replica = match kept {
                 Some(p) => {
                     p.set_target_replicas(replicas.iter().copied().collect());

@@ -13,7 +13,7 @@ use weir_protocol::responses::{
 use weir_protocol::ErrorCode;
 use weir_storage::StorageError;
 
-use super::produce::{replica_error_code, storage_error_code};
+use super::produce::{current_leader, replica_error_code, storage_error_code};
 use crate::broker::Broker;
 use crate::fetch_sessions::{RequestedPartition, SessionPartition};
 
@@ -45,7 +45,16 @@ fn read_partition(
         ..FetchPartitionResponse::default()
     };
     let Some(partition) = broker.topics.partition(topic, index) else {
-        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+        out.error_code = if broker
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.has_partition(index))
+        {
+            out.current_leader = current_leader(broker, topic, index);
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        } else {
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        };
         return out;
     };
     // Consumers read from the leader, below its high watermark (KIP-320 epoch checks first).
@@ -55,6 +64,7 @@ fn read_partition(
     }
     if partition.leader_epoch().is_none() {
         out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+        out.current_leader = current_leader(broker, topic, index);
         return out;
     }
     let log = &partition.log;

@@ -10,9 +10,11 @@ use weir_protocol::responses::{
 };
 use weir_protocol::ErrorCode;
 
-use super::blocking;
 use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
+use crate::cluster::metadata::BrokerRecord;
+use crate::offsets::OFFSETS_TOPIC;
+use crate::topic_admin::CreateSpec;
 use crate::topics::{valid_topic_name, Topic};
 
 /// FindCoordinator key type for transactional ids.
@@ -94,13 +96,26 @@ fn missing_topic(name: Option<String>, topic_id: [u8; 16], error_code: ErrorCode
 }
 
 pub fn brokers(broker: &Broker) -> Vec<MetadataBroker> {
-    let (host, port) = broker.advertised();
-    vec![MetadataBroker {
-        node_id: broker.config.node_id,
-        host,
-        port,
-        rack: None,
-    }]
+    broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| MetadataBroker {
+            node_id: b.id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect()
+}
+
+/// The controller as clients see it: the broker holding the controller key in a cluster (this
+/// one while none does, so admin clients always have somewhere to go), this one on a single node.
+fn controller_id(broker: &Broker) -> i32 {
+    broker
+        .cluster
+        .as_ref()
+        .and_then(|c| c.store.with_view(|v| v.controller))
+        .unwrap_or(broker.config.node_id)
 }
 
 pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> MetadataResponse {
@@ -142,13 +157,19 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
                     ));
                     continue;
                 }
-                let b = broker.clone();
-                let n = name.clone();
-                let partitions = broker.config.default_partitions;
-                let created = blocking(move || b.topics.create(&n, partitions, &[], false)).await;
-                match created {
-                    Some(Ok(topic)) => {
-                        tracing::info!(topic = %name, partitions, "auto-created topic");
+                let spec = CreateSpec {
+                    name: name.clone(),
+                    partitions: -1,
+                    replication_factor: -1,
+                    assignment: Vec::new(),
+                    configs: Vec::new(),
+                    internal: false,
+                    validate_only: false,
+                };
+                let created = broker.create_topic(spec).await;
+                match created.ok().and_then(|_| broker.topics.get(&name)) {
+                    Some(topic) => {
+                        tracing::info!(topic = %name, "auto-created topic");
                         out.push(describe_topic(broker, &topic));
                     }
                     // Lost a race with another creator: describe the winner's topic.
@@ -176,7 +197,7 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
     MetadataResponse {
         brokers: brokers(broker),
         cluster_id: Some(broker.cluster_id.clone()),
-        controller_id: broker.config.node_id,
+        controller_id: controller_id(broker),
         topics,
         // Only Metadata v8-10 carry it (later versions moved it to DescribeCluster); the encoder
         // drops it elsewhere, and the request field is false there.
@@ -193,7 +214,6 @@ pub fn describe_cluster(
     broker: &Broker,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let (host, port) = broker.advertised();
     DescribeClusterResponse {
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
             authorized_operations(ResourceType::Cluster, "")
@@ -201,22 +221,26 @@ pub fn describe_cluster(
             AUTHORIZED_OPERATIONS_OMITTED
         },
         cluster_id: broker.cluster_id.clone(),
-        controller_id: broker.config.node_id,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: broker.config.node_id,
-            host,
-            port,
-            rack: None,
-        }],
+        controller_id: controller_id(broker),
+        brokers: broker
+            .live_brokers()
+            .into_iter()
+            .map(|b| DescribeClusterBroker {
+                broker_id: b.id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+            })
+            .collect(),
         ..DescribeClusterResponse::default()
     }
 }
 
-pub fn find_coordinator(
-    broker: &Broker,
+pub async fn find_coordinator(
+    broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.advertised();
+    let coordinator = group_coordinator(broker).await;
     let coordinators = request
         .keys
         .into_iter()
@@ -231,13 +255,23 @@ pub fn find_coordinator(
                     error_message: Some("transactions are not supported by this broker".into()),
                 };
             }
-            Coordinator {
-                key,
-                node_id: broker.config.node_id,
-                host: host.clone(),
-                port,
-                error_code: ErrorCode::NONE,
-                error_message: None,
+            match &coordinator {
+                Some(b) => Coordinator {
+                    key,
+                    node_id: b.id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                },
+                None => Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    error_message: Some("the offsets partition has no leader yet".into()),
+                },
             }
         })
         .collect();
@@ -245,4 +279,41 @@ pub fn find_coordinator(
         coordinators,
         ..FindCoordinatorResponse::default()
     }
+}
+
+/// The broker coordinating groups: this one on a single node; in a cluster the leader of the
+/// offsets partition (created on first need, as Kafka creates `__consumer_offsets`).
+async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
+    let Some(cluster) = broker.cluster.clone() else {
+        let (host, port) = broker.advertised();
+        return Some(BrokerRecord {
+            id: broker.config.node_id,
+            host,
+            port,
+            rack: None,
+        });
+    };
+    if broker.topics.get(OFFSETS_TOPIC).is_none() {
+        let spec = CreateSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: 1,
+            replication_factor: -1,
+            assignment: Vec::new(),
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+            internal: true,
+            validate_only: false,
+        };
+        if let Err(e) = broker.create_topic(spec).await {
+            tracing::debug!(error = %e, "offsets topic not created (yet)");
+        }
+    }
+    let leader = match broker
+        .topics
+        .partition(OFFSETS_TOPIC, 0)
+        .and_then(|p| p.leader())
+    {
+        Some(l) => l,
+        None => broker.cluster_leader(OFFSETS_TOPIC, 0)?.leader,
+    };
+    cluster.store.with_view(|v| v.brokers.get(&leader).cloned())
 }

@@ -18,11 +18,13 @@
 mod admin;
 mod configs;
 mod consumer_groups;
+mod coordinator;
 mod down_convert;
 mod fetch;
 mod metadata;
 mod not_served;
 mod produce;
+mod replication;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,16 +56,27 @@ pub async fn dispatch(
 ) -> ResponseFuture {
     let b = broker.clone();
     let version = header.api_version;
+    if !b.is_group_coordinator() {
+        if let Some(refused) = coordinator::refuse(&request) {
+            return ready(refused);
+        }
+    }
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
         Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, r).await)),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
             metadata::describe_cluster(&b, &r),
         )),
-        Request::FindCoordinator(r) => {
-            ready(Response::FindCoordinator(metadata::find_coordinator(&b, r)))
-        }
+        Request::FindCoordinator(r) => Box::pin(async move {
+            Some(Response::FindCoordinator(
+                metadata::find_coordinator(&b, r).await,
+            ))
+        }),
         Request::Produce(r) => produce::produce(&b, r),
+        // A follower broker's fetch (in a cluster): the replication path.
+        Request::Fetch(r) if r.replica_id >= 0 && b.cluster.is_some() => {
+            Box::pin(async move { Some(Response::Fetch(replication::replica_fetch(&b, r).await)) })
+        }
         Request::Fetch(r) => match down_convert::plan(&r) {
             None => Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) }),
             Some(plan) => Box::pin(async move {
@@ -141,6 +154,20 @@ pub async fn dispatch(
         Request::ListPartitionReassignments(_) => ready(Response::ListPartitionReassignments(
             not_served::list_partition_reassignments(),
         )),
+        // Inter-broker Raft messages: served in a cluster, refused on a single node.
+        Request::Vote(r) if b.cluster.is_some() => {
+            Box::pin(async move { Some(Response::Vote(replication::vote(&b, r).await)) })
+        }
+        Request::BeginQuorumEpoch(r) if b.cluster.is_some() => Box::pin(async move {
+            Some(Response::BeginQuorumEpoch(
+                replication::begin_quorum_epoch(&b, r).await,
+            ))
+        }),
+        Request::EndQuorumEpoch(r) if b.cluster.is_some() => Box::pin(async move {
+            Some(Response::EndQuorumEpoch(
+                replication::end_quorum_epoch(&b, r).await,
+            ))
+        }),
         Request::Vote(_) => ready(Response::Vote(not_served::vote())),
         Request::BeginQuorumEpoch(_) => {
             ready(Response::BeginQuorumEpoch(not_served::begin_quorum_epoch()))

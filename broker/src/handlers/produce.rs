@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use weir_protocol::requests::{InitProducerIdRequest, ProduceRequest};
 use weir_protocol::responses::{
-    InitProducerIdResponse, ProducePartitionResponse, ProduceResponse, ProduceTopicResponse,
+    InitProducerIdResponse, NodeEndpoint, ProducePartitionResponse, ProduceResponse,
+    ProduceTopicResponse,
 };
 use weir_protocol::{ErrorCode, Response};
 use weir_storage::batch::{validate_batches, BatchError, BatchHeader, MAGIC_V2};
@@ -38,11 +39,37 @@ enum Staged {
 }
 
 /// A leader append's error as a partition answer.
-fn append_failed(index: i32, e: &AppendError) -> Staged {
+fn append_failed(broker: &Broker, partition: &Partition, e: &AppendError) -> Staged {
     match e {
-        AppendError::Replica(r) => failed(index, replica_error_code(*r), e.to_string()),
-        AppendError::Storage(s) => failed(index, storage_error_code(s), s.to_string()),
+        AppendError::Replica(_) => not_leader(broker, &partition.topic, partition.index),
+        AppendError::Storage(s) => failed(partition.index, storage_error_code(s), s.to_string()),
     }
+}
+
+/// NOT_LEADER_OR_FOLLOWER, naming the current leader where it is known (KIP-951), so the
+/// producer can go there without a Metadata round trip.
+fn not_leader(broker: &Broker, topic: &str, index: i32) -> Staged {
+    Staged::Done(ProducePartitionResponse {
+        index,
+        error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        error_message: Some(format!("this broker does not lead {topic}-{index}")),
+        current_leader: current_leader(broker, topic, index),
+        ..ProducePartitionResponse::default()
+    })
+}
+
+/// The leader of a partition and its epoch as this broker knows them (its own replica's view,
+/// else the cluster's leader record).
+pub fn current_leader(broker: &Broker, topic: &str, index: i32) -> Option<(i32, i32)> {
+    let local = broker
+        .topics
+        .partition(topic, index)
+        .and_then(|p| p.leader().map(|l| (l, p.epoch())));
+    local.or_else(|| {
+        broker
+            .cluster_leader(topic, index)
+            .map(|l| (l.leader, l.epoch))
+    })
 }
 
 /// Kafka's error code for a replica refusing a request.
@@ -229,7 +256,7 @@ fn stage(
                 pending: vec![p],
                 duplicate_base: None,
             },
-            Err(e) => append_failed(index, &e),
+            Err(e) => append_failed(broker, partition, &e),
         };
     }
     // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
@@ -246,7 +273,7 @@ fn stage(
                     producers.record(h, p.result.base_offset);
                     pending.push(p);
                 }
-                Err(e) => return append_failed(index, &e),
+                Err(e) => return append_failed(broker, partition, &e),
             },
             SequenceCheck::Duplicate { base_offset } => {
                 duplicate_base.get_or_insert(base_offset);
@@ -363,6 +390,13 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
             } else {
                 match broker.topics.partition(&topic.name, p.index) {
                     Some(partition) => stage(broker, &partition, p.records, legacy_formats_allowed),
+                    None if broker
+                        .topics
+                        .get(&topic.name)
+                        .is_some_and(|t| t.has_partition(p.index)) =>
+                    {
+                        not_leader(broker, &topic.name, p.index)
+                    }
                     None => failed(
                         p.index,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -412,8 +446,30 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
         if acks == 0 {
             return None;
         }
+        // KIP-951: the address of every leader named in an answer (v10+ carries them).
+        let named: std::collections::BTreeSet<i32> = topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.current_leader.map(|(l, _)| l))
+            .collect();
+        let node_endpoints = if named.is_empty() {
+            Vec::new()
+        } else {
+            broker
+                .live_brokers()
+                .into_iter()
+                .filter(|b| named.contains(&b.id))
+                .map(|b| NodeEndpoint {
+                    node_id: b.id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                })
+                .collect()
+        };
         Some(Response::Produce(ProduceResponse {
             topics,
+            node_endpoints,
             ..ProduceResponse::default()
         }))
     })
