@@ -78,6 +78,11 @@ impl StagedChange {
     pub fn is_complete(&self) -> bool {
         self.pending.as_ref().is_none_or(PendingAppend::is_complete)
     }
+
+    /// The offset of the change's last record in the offsets log, if it wrote one.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.pending.as_ref().map(|p| p.result.last_offset)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

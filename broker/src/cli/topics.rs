@@ -23,6 +23,9 @@ pub enum TopicCommand {
         /// Number of partitions.
         #[arg(short, long, default_value_t = 1)]
         partitions: i32,
+        /// Copies of each partition (default: the cluster's default.replication.factor).
+        #[arg(short = 'r', long)]
+        replication_factor: Option<i16>,
         /// Topic config, e.g. -c retention.ms=86400000 (repeatable).
         #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
         configs: Vec<String>,
@@ -57,6 +60,7 @@ pub async fn run(client: &mut Client, out: &Output, cmd: TopicCommand) -> anyhow
         TopicCommand::Create {
             name,
             partitions,
+            replication_factor,
             configs,
         } => {
             let configs = configs
@@ -73,7 +77,7 @@ pub async fn run(client: &mut Client, out: &Output, cmd: TopicCommand) -> anyhow
                     topics: vec![CreatableTopic {
                         name: name.clone(),
                         num_partitions: partitions,
-                        replication_factor: -1,
+                        replication_factor: replication_factor.unwrap_or(-1),
                         assignments: Vec::new(),
                         configs,
                     }],

@@ -342,14 +342,34 @@ pub fn describe_groups(
     }
 }
 
-/// Waits, off the async threads, until every staged offset change is durable.
+/// How long an offset change waits for the offsets partition's replicas (Kafka's
+/// offsets.commit.timeout.ms).
+const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
+/// Waits until every staged offset change is durable here (off the async threads) and
+/// committed by the offsets partition's replicas (acks=all, as Kafka writes
+/// `__consumer_offsets`), so an acknowledged commit survives the coordinator's failure.
 async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
-    if staged.iter().all(StagedChange::is_complete) {
-        return staged.into_iter().all(|s| broker.offsets.finish(s).is_ok());
-    }
-    blocking(move || staged.into_iter().all(|s| broker.offsets.finish(s).is_ok()))
-        .await
-        .unwrap_or(false)
+    let last = staged.iter().filter_map(StagedChange::last_offset).max();
+    let durable = if staged.iter().all(StagedChange::is_complete) {
+        staged.into_iter().all(|s| broker.offsets.finish(s).is_ok())
+    } else {
+        let b = broker.clone();
+        blocking(move || staged.into_iter().all(|s| b.offsets.finish(s).is_ok()))
+            .await
+            .unwrap_or(false)
+    };
+    let (Some(last), Some(partition), true) = (last, broker.offsets.partition(), durable) else {
+        return durable;
+    };
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS),
+            partition.wait_committed(last),
+        )
+        .await,
+        Ok(Ok(()))
+    )
 }
 
 pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFuture {
