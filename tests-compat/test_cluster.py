@@ -396,3 +396,37 @@ def test_elect_leaders_moves_leadership_to_the_preferred_replica(cluster_factory
     missing = TopicPartition(f"missing-{uuid.uuid4().hex[:8]}", 0)
     res = admin.elect_leaders(ElectionType.PREFERRED, [missing]).result(WAIT_S)
     assert res[missing] is not None and res[missing].name() == "UNKNOWN_TOPIC_OR_PART", res
+
+
+def test_data_keeps_flowing_while_etcd_is_down(cluster_factory, unique):
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("etcd-down")
+    create_replicated(admin, topic, partitions=3)
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, topic, 3))
+
+    c.etcd.stop()
+    # Replication does not go through etcd: acks=all writes and reads go on.
+    p = producer(c.bootstrap, acks="all", **{"message.timeout.ms": 20000})
+    produce_and_flush(p, topic, [{"value": f"down-{i}".encode(), "partition": i % 3} for i in range(90)])
+    # Metadata changes need etcd: a new topic is refused with a retriable error, not lost.
+    with pytest.raises(KafkaException) as e:
+        create_replicated(admin, unique("while-down"), partitions=1)
+    assert e.value.args[0].retriable() or e.value.args[0].name() == "REQUEST_TIMED_OUT", e.value
+
+    c.etcd.start()
+    after = unique("etcd-back")
+    wait_until(
+        "topic creation working again",
+        lambda: create_replicated(admin, after, partitions=1) is None,
+        timeout=45,
+        interval=1,
+    )
+    wait_until("a leader for the new topic", lambda: preferred_leaders_elected(admin, after, 1))
+    produce_and_flush(p, topic, [{"value": f"back-{i}".encode(), "partition": i % 3} for i in range(30)])
+    cons = consumer(c.bootstrap)
+    cons.assign([TopicPartition(topic, i, 0) for i in range(3)])
+    got = consume_n(cons, 120)
+    assert sorted(m.value() for m in got) == sorted(
+        [f"down-{i}".encode() for i in range(90)] + [f"back-{i}".encode() for i in range(30)]
+    )
