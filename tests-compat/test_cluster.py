@@ -430,3 +430,34 @@ def test_data_keeps_flowing_while_etcd_is_down(cluster_factory, unique):
     assert sorted(m.value() for m in got) == sorted(
         [f"down-{i}".encode() for i in range(90)] + [f"back-{i}".encode() for i in range(30)]
     )
+
+
+def test_topic_config_change_reaches_every_broker(cluster_factory, unique):
+    import json
+    import urllib.request
+
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("configs")
+    create_replicated(admin, topic, partitions=1)
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "123456", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(WAIT_S)
+
+    def seen_by_every_broker():
+        for b in c.brokers:
+            url = f"http://127.0.0.1:{b.admin_port}/v1/topics/{topic}"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                configs = {e["name"]: e["value"] for e in json.load(r)["configs"]}
+            if configs.get("retention.ms") != "123456":
+                return None
+        return True
+
+    wait_until("retention.ms on every broker", seen_by_every_broker)

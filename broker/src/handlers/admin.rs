@@ -319,12 +319,14 @@ fn config_error(e: &TopicError) -> (ErrorCode, String) {
 }
 
 /// Applies `change` to a topic's config (or only validates it), for both AlterConfigs flavours.
-fn alter_topic(
-    broker: &Broker,
+/// In a cluster the change is a transaction on the topic's record in etcd, so every broker
+/// applies it.
+async fn alter_topic(
+    broker: &Arc<Broker>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    change: impl FnOnce(&mut TopicConfig) -> Result<(), ConfigError>,
+    change: impl Fn(&mut TopicConfig) -> Result<(), ConfigError> + Send + 'static,
 ) -> AlterConfigsResourceResponse {
     let mut out = AlterConfigsResourceResponse {
         resource_type,
@@ -340,158 +342,157 @@ fn alter_topic(
         match broker.topics.get(name) {
             Some(t) => {
                 let mut candidate = t.config.read().clone();
-                change(&mut candidate).map_err(TopicError::from)
+                change(&mut candidate).map_err(|e| config_error(&TopicError::from(e)))
             }
-            None => Err(TopicError::Unknown(name.to_string())),
+            None => Err(config_error(&TopicError::Unknown(name.to_string()))),
         }
     } else {
-        broker.topics.update_config(name, change)
+        broker
+            .alter_topic_config(name, change)
+            .await
+            .map_err(|e| match &e {
+                TopicAdminError::Topic(t) => config_error(t),
+                other => (topic_admin_error(other), other.to_string()),
+            })
     };
-    if let Err(e) = result {
-        let (code, message) = config_error(&e);
+    if let Err((code, message)) = result {
         out.error_code = code;
         out.error_message = Some(message);
     }
     out
 }
 
-pub fn alter_configs(broker: &Broker, r: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = r
-        .resources
-        .into_iter()
-        .map(|res| {
-            let change = || configs::Change::Replace(&res.configs);
-            match res.resource_type {
-                RESOURCE_BROKER => {
-                    return configs::alter_broker(
-                        broker,
-                        res.resource_type,
-                        &res.resource_name,
-                        r.validate_only,
-                        change(),
-                    )
-                }
-                RESOURCE_GROUP => {
-                    return configs::alter_group(
-                        broker,
-                        res.resource_type,
-                        &res.resource_name,
-                        r.validate_only,
-                        change(),
-                    )
-                }
-                _ => {}
-            }
-            alter_topic(
+pub async fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(r.resources.len());
+    for res in r.resources {
+        let change = || configs::Change::Replace(&res.configs);
+        let answer = match res.resource_type {
+            RESOURCE_BROKER => configs::alter_broker(
                 broker,
                 res.resource_type,
                 &res.resource_name,
                 r.validate_only,
-                |config| {
-                    // AlterConfigs replaces the whole set of overrides.
-                    let mut fresh = TopicConfig::default();
-                    for c in &res.configs {
-                        if let Some(v) = &c.value {
-                            fresh.set(&c.name, v)?;
+                change(),
+            ),
+            RESOURCE_GROUP => configs::alter_group(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                r.validate_only,
+                change(),
+            ),
+            _ => {
+                let configs = res.configs.clone();
+                alter_topic(
+                    broker,
+                    res.resource_type,
+                    &res.resource_name,
+                    r.validate_only,
+                    move |config| {
+                        // AlterConfigs replaces the whole set of overrides.
+                        let mut fresh = TopicConfig::default();
+                        for c in &configs {
+                            if let Some(v) = &c.value {
+                                fresh.set(&c.name, v)?;
+                            }
                         }
-                    }
-                    *config = fresh;
-                    Ok(())
-                },
-            )
-        })
-        .collect();
+                        *config = fresh;
+                        Ok(())
+                    },
+                )
+                .await
+            }
+        };
+        responses.push(answer);
+    }
     AlterConfigsResponse {
         responses,
         ..AlterConfigsResponse::default()
     }
 }
 
-pub fn incremental_alter_configs(
-    broker: &Broker,
+pub async fn incremental_alter_configs(
+    broker: &Arc<Broker>,
     r: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = r
-        .resources
-        .into_iter()
-        .map(|res| {
-            let change = || configs::Change::Incremental(&res.configs);
-            match res.resource_type {
-                RESOURCE_BROKER => {
-                    return configs::alter_broker(
-                        broker,
-                        res.resource_type,
-                        &res.resource_name,
-                        r.validate_only,
-                        change(),
-                    )
-                }
-                RESOURCE_GROUP => {
-                    return configs::alter_group(
-                        broker,
-                        res.resource_type,
-                        &res.resource_name,
-                        r.validate_only,
-                        change(),
-                    )
-                }
-                _ => {}
-            }
-            alter_topic(
+    let mut responses = Vec::with_capacity(r.resources.len());
+    for res in r.resources {
+        let change = || configs::Change::Incremental(&res.configs);
+        let answer = match res.resource_type {
+            RESOURCE_BROKER => configs::alter_broker(
                 broker,
                 res.resource_type,
                 &res.resource_name,
                 r.validate_only,
-                |config| {
-                    for c in &res.configs {
-                        let value = c.value.clone().unwrap_or_default();
-                        match c.config_operation {
-                            OP_SET => config.set(&c.name, &value)?,
-                            OP_DELETE => config.delete(&c.name)?,
-                            OP_APPEND | OP_SUBTRACT => {
-                                let current: Vec<String> = config
-                                    .get(&c.name)
-                                    .unwrap_or_default()
-                                    .split(',')
-                                    .map(str::trim)
-                                    .filter(|s| !s.is_empty())
-                                    .map(String::from)
-                                    .collect();
-                                let items: Vec<&str> = value
-                                    .split(',')
-                                    .map(str::trim)
-                                    .filter(|s| !s.is_empty())
-                                    .collect();
-                                let next: Vec<String> = if c.config_operation == OP_APPEND {
-                                    let mut n = current.clone();
-                                    n.extend(
-                                        items
-                                            .iter()
-                                            .filter(|i| !current.iter().any(|c| c == *i))
-                                            .map(|s| s.to_string()),
-                                    );
-                                    n
-                                } else {
-                                    current
-                                        .into_iter()
-                                        .filter(|c| !items.contains(&c.as_str()))
-                                        .collect()
-                                };
-                                config.set(&c.name, &next.join(","))?;
-                            }
-                            _ => {
-                                return Err(ConfigError::InvalidValue {
-                                    name: c.name.clone(),
-                                    value: format!("operation {}", c.config_operation),
-                                })
+                change(),
+            ),
+            RESOURCE_GROUP => configs::alter_group(
+                broker,
+                res.resource_type,
+                &res.resource_name,
+                r.validate_only,
+                change(),
+            ),
+            _ => {
+                let configs = res.configs.clone();
+                alter_topic(
+                    broker,
+                    res.resource_type,
+                    &res.resource_name,
+                    r.validate_only,
+                    move |config| {
+                        for c in &configs {
+                            let value = c.value.clone().unwrap_or_default();
+                            match c.config_operation {
+                                OP_SET => config.set(&c.name, &value)?,
+                                OP_DELETE => config.delete(&c.name)?,
+                                OP_APPEND | OP_SUBTRACT => {
+                                    let current: Vec<String> = config
+                                        .get(&c.name)
+                                        .unwrap_or_default()
+                                        .split(',')
+                                        .map(str::trim)
+                                        .filter(|s| !s.is_empty())
+                                        .map(String::from)
+                                        .collect();
+                                    let items: Vec<&str> = value
+                                        .split(',')
+                                        .map(str::trim)
+                                        .filter(|s| !s.is_empty())
+                                        .collect();
+                                    let next: Vec<String> = if c.config_operation == OP_APPEND {
+                                        let mut n = current.clone();
+                                        n.extend(
+                                            items
+                                                .iter()
+                                                .filter(|i| !current.iter().any(|c| c == *i))
+                                                .map(|s| s.to_string()),
+                                        );
+                                        n
+                                    } else {
+                                        current
+                                            .into_iter()
+                                            .filter(|c| !items.contains(&c.as_str()))
+                                            .collect()
+                                    };
+                                    config.set(&c.name, &next.join(","))?;
+                                }
+                                _ => {
+                                    return Err(ConfigError::InvalidValue {
+                                        name: c.name.clone(),
+                                        value: format!("operation {}", c.config_operation),
+                                    })
+                                }
                             }
                         }
-                    }
-                    Ok(())
-                },
-            )
-        })
-        .collect();
+                        Ok(())
+                    },
+                )
+                .await
+            }
+        };
+        responses.push(answer);
+    }
     IncrementalAlterConfigsResponse {
         responses,
         ..IncrementalAlterConfigsResponse::default()

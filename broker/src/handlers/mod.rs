@@ -140,9 +140,11 @@ pub async fn dispatch(
         Request::DescribeConfigs(r) => {
             ready(Response::DescribeConfigs(admin::describe_configs(&b, r)))
         }
-        Request::AlterConfigs(r) => ready(Response::AlterConfigs(admin::alter_configs(&b, r))),
+        Request::AlterConfigs(r) => {
+            ready(Response::AlterConfigs(admin::alter_configs(&b, r).await))
+        }
         Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
-            admin::incremental_alter_configs(&b, r),
+            admin::incremental_alter_configs(&b, r).await,
         )),
         Request::DeleteRecords(r) => {
             ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
