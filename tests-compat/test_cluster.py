@@ -78,7 +78,7 @@ class Checker:
     """A background idempotent acks=all producer writing increasing integers, remembering which
     were acknowledged; `verify` reads the topic back and finds lost and duplicated values."""
 
-    def __init__(self, bootstrap, topic, pace_s=0.002):
+    def __init__(self, bootstrap, topic, pace_s=0.002, **conf):
         self.topic = topic
         self.acked = set()
         self.errors = []
@@ -92,6 +92,7 @@ class Checker:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.timeout.ms": 60000,
+                **conf,
             }
         )
         helpers._CLIENTS.append(("producer", self._p))  # closed after the test, even a failed one
@@ -461,3 +462,38 @@ def test_topic_config_change_reaches_every_broker(cluster_factory, unique):
         return True
 
     wait_until("retention.ms on every broker", seen_by_every_broker)
+
+
+def test_frozen_leader_is_replaced_and_steps_down_when_it_wakes(cluster_factory, unique):
+    """SIGSTOP stands for a leader cut off from the others (a long GC pause, a network split):
+    the others elect a new leader; when the old one wakes up it must not acknowledge anything
+    as leader of its old epoch."""
+    import os
+    import signal as sig
+
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("frozen")
+    create_replicated(admin, topic, partitions=1)
+    wait_until("a preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
+    # A frozen broker keeps its sockets open: the client only gives up on it after its request
+    # timeouts (30 s and 60 s by default), as with Kafka.
+    checker = Checker(
+        c.bootstrap, topic, **{"request.timeout.ms": 5000, "socket.timeout.ms": 5000}
+    ).start()
+    checker.wait_acked(300)
+    victim = leader_of(admin, topic, 0)
+    os.kill(c.broker(victim).proc.pid, sig.SIGSTOP)
+    try:
+        acked = len(checker.acked)
+        checker.wait_acked(acked + 300, timeout=45)
+        new_leader = leader_of(admin, topic, 0)
+        assert new_leader not in (None, victim), new_leader
+    finally:
+        os.kill(c.broker(victim).proc.pid, sig.SIGCONT)
+    checker.wait_acked(len(checker.acked) + 300, timeout=45)
+    checker.stop()
+    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
+    lost, dups, _ = checker.verify(c.bootstrap, 1)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
+    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
