@@ -497,3 +497,35 @@ def test_frozen_leader_is_replaced_and_steps_down_when_it_wakes(cluster_factory,
     lost, dups, _ = checker.verify(c.bootstrap, 1)
     assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
     assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+
+
+def test_deleted_records_stay_deleted_after_failover(cluster_factory, unique):
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("delete-records")
+    create_replicated(admin, topic, partitions=1)
+    wait_until("a preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
+    p = producer(c.bootstrap, acks="all")
+    reports = produce_and_flush(p, topic, [{"value": f"r{i}".encode()} for i in range(100)])
+    cut = reports[50][3]  # the offset of the 51st record
+    res = admin.delete_records([TopicPartition(topic, 0, cut)])
+    deleted = res[TopicPartition(topic, 0, cut)].result(WAIT_S)
+    assert deleted.low_watermark == cut
+    # The followers follow the leader's log start once they fetch again.
+    produce_and_flush(p, topic, [{"value": b"after"}])
+    time.sleep(1.5)
+    victim = leader_of(admin, topic, 0)
+    c.broker(victim).kill9()
+    admin = admin_client(c.live_bootstrap())
+    wait_until(
+        "a new leader", lambda: leader_of(admin, topic, 0) not in (None, -1, victim), timeout=45
+    )
+    cons = consumer(c.live_bootstrap())
+    low, high = wait_until(
+        "watermarks from the new leader",
+        lambda: cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=5),
+    )
+    assert low == cut, (low, high)
+    cons.assign([TopicPartition(topic, 0, 0)])
+    first = consume_n(cons, 1)[0]
+    assert first.value() == b"r50" and first.offset() == cut

@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use weir_replication::{
     BatchMeta, Bootstrap, Config as RaftConfig, ElectionState, EpochCache, FetchAnswer,
-    FetchRequest, FetchResponse, FollowerAction, Message, NodeId, Output, Replica, Role,
+    FetchOutcome, FetchRequest, FetchResponse, FollowerAction, Message, NodeId, Output, Replica,
+    Role,
 };
 use weir_storage::batch::{validate_batches, BatchHeader};
 use weir_storage::records::{decode_control_batch, encode_control_batch};
@@ -422,6 +423,12 @@ impl Partition {
         records: &[u8],
     ) -> Result<(), StorageError> {
         let now = self.io.now_ms();
+        let leader_log_start = match &resp.outcome {
+            FetchOutcome::Records { log_start, .. } | FetchOutcome::Diverging { log_start, .. } => {
+                Some(*log_start)
+            }
+            _ => None,
+        };
         let mut producers = self.producers.lock();
         let mut raft = self.raft.lock();
         let mut out = Vec::new();
@@ -452,6 +459,20 @@ impl Partition {
             }),
             FollowerAction::Ignore => Ok(()),
         };
+        // Records the leader deleted (DeleteRecords, retention) go here too, as far as this
+        // replica has committed them (Kafka's follower log start), so a failover does not bring
+        // them back.
+        if let (Ok(()), Some(start)) = (&result, leader_log_start) {
+            let start = start.min(raft.high_watermark());
+            if start > self.log.log_start_offset() {
+                match self.log.delete_records_before(start) {
+                    Ok(_) => raft.on_log_start(self.log.log_start_offset()),
+                    Err(e) => {
+                        tracing::warn!(log = self.log.name(), error = %e, "cannot follow the leader's log start")
+                    }
+                }
+            }
+        }
         self.execute(&mut raft, out);
         result
     }
