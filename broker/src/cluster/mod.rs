@@ -5,6 +5,8 @@
 //! - `metadata` — Weir's metadata layout (keys and JSON values) and the in-memory
 //!   [`metadata::ClusterView`] every broker keeps up to date from a watch.
 //! - `placement` — where replicas go (pure).
+//! - `status` — the operator's view: partition health and local replica detail (admin API,
+//!   metrics).
 //!
 //! A single node needs none of this running: its metadata is local (see `topics`), and its
 //! partitions are Raft groups of one.
@@ -14,4 +16,5 @@ pub mod metadata;
 pub mod peer;
 pub mod placement;
 pub mod runtime;
+pub mod status;
 pub mod store;
