@@ -504,7 +504,32 @@ fn page<T: Serialize>(
     } else {
         None
     };
-    Json(json!({ key: rest, "total": total, "next": next })).into_response()
+    Json(PageBody {
+        key,
+        items: rest,
+        total,
+        next,
+    })
+    .into_response()
+}
+
+/// `{"<key>": [items], "total": n, "next": position|null}`, items in their fields' order.
+struct PageBody<'a, T> {
+    key: &'a str,
+    items: Vec<T>,
+    total: usize,
+    next: Option<String>,
+}
+
+impl<T: Serialize> Serialize for PageBody<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(self.key, &self.items)?;
+        m.serialize_entry("total", &self.total)?;
+        m.serialize_entry("next", &self.next)?;
+        m.end()
+    }
 }
 
 async fn cluster(State(state): State<Arc<AdminState>>) -> Response {

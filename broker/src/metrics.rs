@@ -4,8 +4,9 @@
 //! Owns the metric definitions and their names (all prefixed `weir_`), the text exposition of
 //! `/metrics` (served by `admin_http`), and the fsync-timing [`FileSync`] wrapper handed to the
 //! storage writer. Counters are bumped from one place, `server` (request dispatch and connection
-//! accounting); per-partition and per-group gauges are computed from the topic registry and the
-//! offset store when scraped, so nothing has to be kept in sync with topic or group changes.
+//! accounting); per-partition, replication and per-group gauges are computed from the topic
+//! registry, the replicas (through `cluster::status`) and the offset store when scraped, so nothing
+//! has to be kept in sync with topic, leadership or group changes.
 
 use std::fs::File;
 use std::sync::Arc;
