@@ -253,6 +253,38 @@ def broker_factory(request):
         _close_broker(b, failed)
 
 
+@pytest.fixture
+def cluster_factory(request):
+    """Starts clusters: cluster_factory(size=3, *extra_args) -> WeirCluster (etcd + `size`
+    brokers with node ids 1..size). Everything is stopped after the test."""
+    if EXTERNAL:
+        pytest.skip("starts its own cluster; not possible with WEIR_EXTERNAL_BOOTSTRAP")
+    from cluster import WeirCluster
+
+    made = []
+
+    def make(size=3, extra_args=()):
+        def make_broker(node, args):
+            b = WeirBroker(name=f"weir-{node}-{request.node.name[:30]}", extra_args=args)
+            b.node_id = node
+            _LIVE_BROKERS.append(b)
+            b.start()
+            return b
+
+        c = WeirCluster(make_broker, size, extra_args)
+        made.append(c)
+        return c
+
+    yield make
+    close_all_clients()
+    rep = getattr(request.node, "rep_call", None)
+    failed = rep is None or rep.failed
+    for c in made:
+        for b in c.brokers:
+            _close_broker(b, failed)
+        c.etcd.close(keep_files=failed)
+
+
 @pytest.fixture(autouse=True)
 def _close_clients():
     yield

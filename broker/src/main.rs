@@ -118,6 +118,11 @@ struct ServeArgs {
     /// How long the controller waits before moving the replicas of a broker that is gone.
     #[arg(long, env = "WEIR_REPLICA_REPLACEMENT_DELAY_MS")]
     replica_replacement_delay_ms: Option<u64>,
+    /// How often the controller moves leadership back to preferred replicas that are in sync
+    /// (Kafka's auto.leader.rebalance.enable with leader.imbalance.check.interval.seconds);
+    /// 0 turns automatic rebalancing off (ElectLeaders still works).
+    #[arg(long, env = "WEIR_LEADER_REBALANCE_INTERVAL_MS")]
+    leader_rebalance_interval_ms: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "WEIR_LOG_JSON")]
     log_json: bool,
@@ -221,6 +226,9 @@ impl ServeArgs {
             }
             if let Some(v) = self.replica_replacement_delay_ms {
                 cluster.replica_replacement_delay_ms = v;
+            }
+            if let Some(v) = self.leader_rebalance_interval_ms {
+                cluster.leader_rebalance_interval_ms = v;
             }
             anyhow::ensure!(
                 (0..weir_broker::producers::MAX_CLUSTER_NODE_ID).contains(&config.node_id),

@@ -311,14 +311,13 @@ impl TopicRegistry {
             election_timeout_ms: self.replicas.election_timeout_ms,
             election_jitter_ms: self.replicas.election_jitter_ms,
         };
-        Ok(Partition::open(
-            name,
-            index,
-            log,
-            producers,
-            setup,
-            self.replicas.io.clone(),
-        )?)
+        let partition =
+            Partition::open(name, index, log, producers, setup, self.replicas.io.clone())?;
+        if replicas.first() == Some(&self.replicas.node_id) {
+            let now = self.replicas.io.now_ms();
+            partition.with_raft(|r, _| r.campaign_if_new(now));
+        }
+        Ok(partition)
     }
 
     /// A topic with `assignment`, opening this broker's replicas (keeping those of `existing`).

@@ -247,12 +247,12 @@ apis! {
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
     // Admin APIs of the cluster (preferred-leader election, reassignment): not advertised
     // until the broker serves them.
-    ELECT_LEADERS = 43: ElectLeaders(ElectLeadersRequest, ElectLeadersResponse), 0..=2, advertise = false,
+    ELECT_LEADERS = 43: ElectLeaders(ElectLeadersRequest, ElectLeadersResponse), 0..=2,
         mirror(m::ElectLeadersRequest, m::ElectLeadersResponse);
     INCREMENTAL_ALTER_CONFIGS = 44: IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse), 0..=1;
-    ALTER_PARTITION_REASSIGNMENTS = 45: AlterPartitionReassignments(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse), 0..=1, advertise = false,
+    ALTER_PARTITION_REASSIGNMENTS = 45: AlterPartitionReassignments(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse), 0..=1,
         mirror(m::AlterPartitionReassignmentsRequest, m::AlterPartitionReassignmentsResponse);
-    LIST_PARTITION_REASSIGNMENTS = 46: ListPartitionReassignments(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse), 0..=0, advertise = false,
+    LIST_PARTITION_REASSIGNMENTS = 46: ListPartitionReassignments(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse), 0..=0,
         mirror(m::ListPartitionReassignmentsRequest, m::ListPartitionReassignmentsResponse);
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);

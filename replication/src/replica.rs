@@ -455,6 +455,16 @@ impl Replica {
         )
     }
 
+    /// Stands for election at the next tick instead of after a random timeout, when no leader
+    /// was ever elected for the partition (epoch 0) and this voter knows none: the broker calls
+    /// it on the preferred replica of a new partition, so the topic is writable at once and its
+    /// leaders are spread as placement intended. Elsewhere it does nothing.
+    pub fn campaign_if_new(&mut self, now_ms: u64) {
+        if self.election.epoch == 0 && self.leader().is_none() && self.is_voter() {
+            self.set_election_deadline(now_ms);
+        }
+    }
+
     /// The earliest time [`Self::tick`] has something to do.
     pub fn next_deadline_ms(&self) -> u64 {
         match &self.state {

@@ -621,3 +621,24 @@ fn membership_grows_one_caught_up_learner_at_a_time() {
         .collect();
     assert_eq!(asked, vec![set(&[1, 2, 3])]);
 }
+
+/// The preferred replica of a new partition stands at once; a replica that has seen an epoch
+/// keeps its randomised timeout (a restart must not disturb a leader elsewhere).
+#[test]
+fn only_a_new_partition_campaigns_at_once() {
+    let mut fresh = replica(1, &[1, 2, 3], ElectionState::default(), &[]);
+    fresh.campaign_if_new(5);
+    let mut out = Vec::new();
+    fresh.tick(5, &mut out);
+    assert_eq!(fresh.role(), Role::Prospective);
+
+    let seen = ElectionState {
+        epoch: 2,
+        voted_for: None,
+    };
+    let mut old = replica(1, &[1, 2, 3], seen, &[(0, 9, 2)]);
+    old.campaign_if_new(5);
+    let mut out = Vec::new();
+    old.tick(5, &mut out);
+    assert_ne!(old.role(), Role::Prospective);
+}

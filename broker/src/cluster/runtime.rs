@@ -38,6 +38,7 @@ use weir_replication::{
 };
 
 use crate::broker::Broker;
+use crate::cluster::elections;
 use crate::cluster::metadata::{ClusterView, LeaderRecord};
 use crate::cluster::peer::PeerConnection;
 use crate::cluster::placement::{self, Candidate};
@@ -276,7 +277,10 @@ async fn act_on_elections(broker: &Broker, cluster: &Cluster) {
             let _ = cluster.store.clear_election(&topic, index).await;
             continue;
         }
-        if p.leader_epoch().is_some() && p.resign(Some(request.preferred)) {
+        if p.leader_epoch().is_none() {
+            continue;
+        }
+        if p.resign(Some(request.preferred)) {
             tracing::info!(
                 topic,
                 partition = index,
@@ -284,6 +288,18 @@ async fn act_on_elections(broker: &Broker, cluster: &Cluster) {
                 "handing leadership over"
             );
             let _ = cluster.store.clear_election(&topic, index).await;
+        } else {
+            // Not caught up by this leader's own count, or no longer a voter: drop the request
+            // (the controller asks again once the view says the move is possible).
+            let still_wanted = cluster.store.with_view(|v| {
+                elections::preferred_election(v, &topic, index)
+                    == elections::Preferred::Move {
+                        to: request.preferred,
+                    }
+            });
+            if !still_wanted {
+                let _ = cluster.store.clear_election(&topic, index).await;
+            }
         }
     }
 }
@@ -743,6 +759,7 @@ async fn publish_loop(broker: Arc<Broker>, cluster: Arc<Cluster>, mut stop: watc
     let mut published: HashMap<(String, i32), LeaderRecord> = HashMap::new();
     loop {
         follow_group_coordination(&broker).await;
+        act_on_elections(&broker, &cluster).await;
         let mut wanted = Vec::new();
         for topic in broker.topics.all() {
             for p in topic.local_partitions() {
@@ -797,10 +814,18 @@ async fn controller_loop(
 ) {
     // When each assigned broker was first seen missing.
     let mut missing_since: BTreeMap<NodeId, i64> = BTreeMap::new();
+    let mut last_rebalance_ms: i64 = 0;
+    let mut first = true;
     loop {
+        // The first campaign at once, so a new cluster has a controller as soon as it starts.
+        let wait_ms = if std::mem::take(&mut first) {
+            0
+        } else {
+            CONTROLLER_MS
+        };
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(Duration::from_millis(CONTROLLER_MS)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
         }
         let won = cluster.store.campaign().await.unwrap_or(false);
         let was = cluster.controller.swap(won, Ordering::AcqRel);
@@ -837,6 +862,31 @@ async fn controller_loop(
             .collect();
         for id in gone {
             replace_broker(&cluster, &view, id).await;
+        }
+        let interval = i64::try_from(cluster.settings.leader_rebalance_interval_ms).unwrap_or(0);
+        if interval > 0 && now.saturating_sub(last_rebalance_ms) >= interval {
+            last_rebalance_ms = now;
+            rebalance_leaders(&cluster, &view).await;
+        }
+    }
+}
+
+/// Asks the leaders of partitions whose preferred replica is alive and in sync to hand over to
+/// it (Kafka's auto.leader.rebalance), so leadership returns to where placement spread it after
+/// brokers restart.
+async fn rebalance_leaders(cluster: &Cluster, view: &ClusterView) {
+    for (topic, index, to) in elections::imbalanced(view) {
+        match cluster.store.request_election(&topic, index, to).await {
+            Ok(()) => tracing::info!(
+                topic,
+                partition = index,
+                to,
+                "moving leadership back to the preferred replica"
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot request a preferred-leader election");
+                return;
+            }
         }
     }
 }

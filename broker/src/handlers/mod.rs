@@ -16,6 +16,7 @@
 //! live in those modules.
 
 mod admin;
+mod cluster_admin;
 mod configs;
 mod consumer_groups;
 mod coordinator;
@@ -146,13 +147,18 @@ pub async fn dispatch(
         Request::DeleteRecords(r) => {
             ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
         }
-        // Decoded but not advertised in ApiVersions: the cluster layer will serve these.
-        Request::ElectLeaders(r) => ready(Response::ElectLeaders(not_served::elect_leaders(&r))),
-        Request::AlterPartitionReassignments(_) => ready(Response::AlterPartitionReassignments(
-            not_served::alter_partition_reassignments(),
-        )),
-        Request::ListPartitionReassignments(_) => ready(Response::ListPartitionReassignments(
-            not_served::list_partition_reassignments(),
+        Request::ElectLeaders(r) => Box::pin(async move {
+            Some(Response::ElectLeaders(
+                cluster_admin::elect_leaders(&b, r).await,
+            ))
+        }),
+        Request::AlterPartitionReassignments(r) => Box::pin(async move {
+            Some(Response::AlterPartitionReassignments(
+                cluster_admin::alter_partition_reassignments(&b, r).await,
+            ))
+        }),
+        Request::ListPartitionReassignments(r) => ready(Response::ListPartitionReassignments(
+            cluster_admin::list_partition_reassignments(&b, r),
         )),
         // Inter-broker Raft messages: served in a cluster, refused on a single node.
         Request::Vote(r) if b.cluster.is_some() => {

@@ -1,0 +1,398 @@
+"""A three-broker Weir cluster (real etcd, real processes) seen by confluent-kafka: replicated
+topics, leaders spread and preferred, and no acknowledged record lost or duplicated when a
+leader or the controller is killed with SIGKILL under load."""
+
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+import helpers
+from helpers import WAIT_S, admin_client, consume_n, consumer, produce_and_flush, producer
+
+# Short timers so failures are handled within a test's time budget.
+FAST = (
+    "--broker-session-timeout-ms", "3000",
+    "--replica-election-timeout-ms", "1000",
+    "--leader-rebalance-interval-ms", "2000",
+)
+
+
+def create_replicated(admin, name, partitions, rf=3):
+    fs = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=rf)],
+        operation_timeout=WAIT_S,
+        request_timeout=WAIT_S,
+    )
+    fs[name].result(WAIT_S)
+
+
+def wait_until(what, check, timeout=WAIT_S, interval=0.2):
+    """Polls check() until it returns a truthy value; fails with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except KafkaException as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
+
+
+def partitions_of(admin, topic):
+    md = admin.list_topics(topic, timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return t.partitions
+
+
+def preferred_leaders_elected(admin, topic, partitions):
+    """Every partition led by its preferred (first) replica with the full replica set in sync."""
+    ps = partitions_of(admin, topic)
+    if ps is None or len(ps) != partitions:
+        return None
+    for p in ps.values():
+        if p.error is not None or p.leader < 0 or p.leader != p.replicas[0]:
+            return None
+        if sorted(p.isrs) != sorted(p.replicas):
+            return None
+    return ps
+
+
+def leader_of(admin, topic, partition):
+    ps = partitions_of(admin, topic)
+    if ps is None or partition not in ps or ps[partition].leader < 0:
+        return None
+    return ps[partition].leader
+
+
+class Checker:
+    """A background idempotent acks=all producer writing increasing integers, remembering which
+    were acknowledged; `verify` reads the topic back and finds lost and duplicated values."""
+
+    def __init__(self, bootstrap, topic, pace_s=0.002):
+        self.topic = topic
+        self.acked = set()
+        self.errors = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._pace_s = pace_s
+        self._p = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.timeout.ms": 60000,
+            }
+        )
+        helpers._CLIENTS.append(("producer", self._p))  # closed after the test, even a failed one
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, err, msg):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.acked.add(int(msg.value()))
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self._p.produce(
+                    self.topic,
+                    key=str(self.sent % 11).encode(),
+                    value=str(self.sent).encode(),
+                    on_delivery=self._delivered,
+                )
+                self.sent += 1
+            except BufferError:
+                pass
+            self._p.poll(0)
+            time.sleep(self._pace_s)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def wait_acked(self, n, timeout=WAIT_S):
+        wait_until(f"{n} acknowledged records", lambda: len(self.acked) >= n, timeout)
+
+    def stop(self, flush_timeout=90):
+        self._stop.set()
+        self._thread.join()
+        left = self._p.flush(flush_timeout)
+        assert left == 0, f"{left} records still in flight after {flush_timeout}s"
+
+    def verify(self, bootstrap, partitions):
+        c = consumer(bootstrap)
+        c.assign([TopicPartition(self.topic, p, 0) for p in range(partitions)])
+        seen = {}
+        deadline = time.monotonic() + 60
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - idle_since < 5:
+            m = c.poll(0.5)
+            if m is None or m.error() is not None:
+                continue
+            idle_since = time.monotonic()
+            v = int(m.value())
+            seen[v] = seen.get(v, 0) + 1
+        lost = sorted(v for v in self.acked if v not in seen)
+        dups = sorted(v for v, n in seen.items() if n > 1)
+        return lost, dups, seen
+
+
+def test_cluster_forms_and_places_replicas(cluster_factory, unique):
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    md = wait_until(
+        "three brokers in metadata",
+        lambda: (lambda m: m if sorted(m.brokers) == [1, 2, 3] else None)(
+            admin.list_topics(timeout=10)
+        ),
+    )
+    assert {b.port for b in md.brokers.values()} == {b.port for b in c.brokers}
+    desc = admin.describe_cluster(request_timeout=10).result(WAIT_S)
+    assert sorted(n.id for n in desc.nodes) == [1, 2, 3]
+    assert desc.controller is not None and desc.controller.id in (1, 2, 3)
+
+    topic = unique("replicated")
+    create_replicated(admin, topic, partitions=6)
+    ps = wait_until(
+        "preferred leaders with full ISR",
+        lambda: preferred_leaders_elected(admin, topic, 6),
+    )
+    for p in ps.values():
+        assert len(p.replicas) == 3 and len(set(p.replicas)) == 3, p
+    led = {n: sum(1 for p in ps.values() if p.leader == n) for n in (1, 2, 3)}
+    assert led == {1: 2, 2: 2, 3: 2}, f"leaders not spread evenly: {led}"
+
+    # More replicas than brokers: Kafka's INVALID_REPLICATION_FACTOR.
+    bad = unique("too-many-replicas")
+    with pytest.raises(KafkaException) as e:
+        create_replicated(admin, bad, partitions=1, rf=4)
+    assert e.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+
+    # Records written with acks=all through any broker are read back in order.
+    p = producer(c.bootstrap, acks="all")
+    produce_and_flush(p, topic, [{"value": f"v{i}".encode(), "partition": i % 6} for i in range(300)])
+    cons = consumer(c.bootstrap)
+    cons.assign([TopicPartition(topic, i, 0) for i in range(6)])
+    got = consume_n(cons, 300)
+    assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(300))
+    for part in range(6):
+        # In produce order; a leader's epoch-start control record may take an offset (Kafka's
+        # consumers skip control batches, as with transaction markers).
+        got_part = [m for m in got if m.partition() == part]
+        assert [m.value() for m in got_part] == [f"v{i}".encode() for i in range(part, 300, 6)]
+        offs = [m.offset() for m in got_part]
+        assert offs == sorted(set(offs)), f"partition {part} offsets {offs[:5]}..."
+
+
+def test_leader_killed_under_load_loses_and_duplicates_nothing(cluster_factory, unique):
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("chaos")
+    create_replicated(admin, topic, partitions=3)
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, topic, 3))
+
+    # A consumer group reading along the way must also come through the failure.
+    group = unique("g")
+    group_seen = set()
+    group_stop = threading.Event()
+
+    def group_reader():
+        gc = Consumer(
+            {
+                "bootstrap.servers": c.bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 200,
+            }
+        )
+        gc.subscribe([topic])
+        try:
+            while not group_stop.is_set():
+                m = gc.poll(0.2)
+                if m is not None and m.error() is None:
+                    group_seen.add(int(m.value()))
+        finally:
+            gc.close()
+
+    reader = threading.Thread(target=group_reader, daemon=True)
+    reader.start()
+
+    checker = Checker(c.bootstrap, topic).start()
+    checker.wait_acked(300)
+    victim = leader_of(admin, topic, 0)
+    assert victim in (1, 2, 3)
+    c.broker(victim).kill9()
+    acked_at_kill = len(checker.acked)
+    # Writes go on through the new leaders.
+    checker.wait_acked(acked_at_kill + 500, timeout=45)
+    c.broker(victim).start()
+    # The restarted broker catches up and takes its preferred partitions back.
+    wait_until(
+        "preferred leaders after restart",
+        lambda: preferred_leaders_elected(admin, topic, 3),
+        timeout=60,
+    )
+    checker.wait_acked(len(checker.acked) + 300, timeout=45)
+    checker.stop()
+    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
+
+    lost, dups, seen = checker.verify(c.bootstrap, 3)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
+    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+    assert len(checker.acked) > 1000
+
+    wait_until(
+        "the consumer group to read every acknowledged record",
+        lambda: checker.acked <= group_seen,
+        timeout=60,
+    )
+    group_stop.set()
+    reader.join(30)
+
+
+def agreed_controller(c):
+    """The controller every live broker names in Metadata, once they agree on one."""
+    ids = set()
+    for b in c.brokers:
+        if b.proc is None or b.proc.poll() is not None:
+            continue
+        ids.add(admin_client(b.bootstrap).list_topics(timeout=10).controller_id)
+    return ids.pop() if len(ids) == 1 and -1 not in ids else None
+
+
+def test_controller_killed_cluster_goes_on(cluster_factory, unique):
+    # Four brokers, so the dead broker's replicas have somewhere to go.
+    c = cluster_factory(4, FAST + ("--replica-replacement-delay-ms", "4000"))
+    admin = admin_client(c.bootstrap)
+    controller = wait_until("brokers agreeing on a controller", lambda: agreed_controller(c))
+    topic = unique("before")
+    create_replicated(admin, topic, partitions=4, rf=3)
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, topic, 4))
+
+    c.broker(controller).kill9()
+    survivors = [n for n in (1, 2, 3, 4) if n != controller]
+    admin = admin_client(c.live_bootstrap())
+    new_controller = wait_until(
+        "a new controller",
+        lambda: (lambda n: n if n in survivors else None)(agreed_controller(c)),
+    )
+    assert new_controller != controller
+    # Once its session has expired the dead broker leaves the metadata, as in Kafka.
+    wait_until(
+        "the dead broker gone from metadata",
+        lambda: sorted(admin.list_topics(timeout=10).brokers) == sorted(survivors),
+    )
+
+    # Topics can still be created, placed on the live brokers only.
+    after = unique("after")
+    create_replicated(admin, after, partitions=2, rf=3)
+    ps = wait_until(
+        "leaders for the new topic", lambda: preferred_leaders_elected(admin, after, 2)
+    )
+    for p in ps.values():
+        assert controller not in p.replicas, p
+
+    # The dead broker's replicas move to the live broker that had none, and catch up.
+    wait_until(
+        "replicas moved off the dead broker",
+        lambda: (
+            lambda ps: ps
+            if ps
+            and all(
+                controller not in p.replicas and len(p.replicas) == 3 and len(p.isrs) == 3
+                for p in ps.values()
+            )
+            else None
+        )(partitions_of(admin, topic)),
+        timeout=45,
+    )
+    p = producer(c.live_bootstrap(), acks="all")
+    produce_and_flush(p, topic, [{"value": b"x", "partition": i} for i in range(4)])
+
+
+def test_graceful_rolling_restart_loses_and_duplicates_nothing(cluster_factory, unique):
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("rolling")
+    create_replicated(admin, topic, partitions=3)
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, topic, 3))
+    checker = Checker(c.bootstrap, topic).start()
+    checker.wait_acked(200)
+    for b in c.brokers:
+        b.restart()
+        wait_until(
+            f"preferred leaders after restarting broker {b.node_id}",
+            lambda: preferred_leaders_elected(admin, topic, 3),
+            timeout=60,
+        )
+        checker.wait_acked(len(checker.acked) + 200, timeout=45)
+    checker.stop()
+    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
+    lost, dups, _ = checker.verify(c.bootstrap, 3)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
+    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+
+
+def test_elect_leaders_moves_leadership_to_the_preferred_replica(cluster_factory, unique):
+    from confluent_kafka import ElectionType
+
+    # No automatic rebalancing here: the admin request must do it.
+    c = cluster_factory(
+        3,
+        (
+            "--broker-session-timeout-ms", "3000",
+            "--replica-election-timeout-ms", "1000",
+            "--leader-rebalance-interval-ms", "0",
+        ),
+    )
+    admin = admin_client(c.bootstrap)
+    topic = unique("elect")
+    create_replicated(admin, topic, partitions=1)
+    ps = wait_until("preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
+    preferred = ps[0].leader
+    # Restart the leader: leadership moves away and, without rebalancing, stays away.
+    c.broker(preferred).restart()
+    wait_until(
+        "another leader, and the old one back in sync",
+        lambda: (
+            lambda ps: ps
+            if ps and ps[0].leader not in (-1, preferred) and sorted(ps[0].isrs) == [1, 2, 3]
+            else None
+        )(partitions_of(admin, topic)),
+        timeout=45,
+    )
+    # The old leader may still count the restarted replica in sync for a moment (as Kafka's
+    # ISR does until replica.lag.time.max.ms): ask until the election succeeds, as an operator
+    # would.
+    def elect():
+        res = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(WAIT_S)
+        err = res[TopicPartition(topic, 0)]
+        assert err is None or err.name() in (
+            "PREFERRED_LEADER_NOT_AVAILABLE",
+            "REQUEST_TIMED_OUT",
+        ), res
+        return err is None
+
+    wait_until("a successful preferred-leader election", elect, timeout=60, interval=1)
+    wait_until("the preferred leader back", lambda: leader_of(admin, topic, 0) == preferred)
+    # Asking again: nothing to do, which Kafka reports as ELECTION_NOT_NEEDED.
+    again = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(WAIT_S)
+    err = again[TopicPartition(topic, 0)]
+    assert err is not None and err.name() == "ELECTION_NOT_NEEDED", again
+    # An unknown partition: UNKNOWN_TOPIC_OR_PARTITION.
+    missing = TopicPartition(f"missing-{uuid.uuid4().hex[:8]}", 0)
+    res = admin.elect_leaders(ElectionType.PREFERRED, [missing]).result(WAIT_S)
+    assert res[missing] is not None and res[missing].name() == "UNKNOWN_TOPIC_OR_PART", res
