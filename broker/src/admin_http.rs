@@ -1,6 +1,7 @@
 //! The admin HTTP listener (`admin_listener`, default 127.0.0.1:9644): Prometheus `/metrics`,
 //! liveness and readiness probes, and a read-only JSON view of topics, groups and the effective
-//! configuration under `/v1/`. Documented in `docs/admin-api.md`.
+//! configuration under `/v1/`, and the cluster's health (`/v1/cluster/...`, from
+//! `cluster::status`). Documented in `docs/admin-api.md`.
 //!
 //! It starts before the data directory is opened, so probes answer during recovery: `/v1/health`
 //! is 200 as soon as the process serves HTTP; `/v1/ready` and the `/v1/` state endpoints are 503
@@ -11,7 +12,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::broker::Broker;
+use crate::cluster::status;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
 
@@ -68,6 +70,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/topics/{name}", get(topic))
         .route("/v1/groups", get(groups))
         .route("/v1/groups/{id}", get(group))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster/partitions", get(cluster_partitions))
+        .route("/v1/cluster/replicas", get(cluster_replicas))
         .fallback(not_found)
         .with_state(state)
 }
@@ -384,4 +389,288 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         offsets,
     };
     Json(detail).into_response()
+}
+
+// ------------------------------------------------------------------------------------------------
+// The cluster
+// ------------------------------------------------------------------------------------------------
+
+/// Items per page when `limit` is not given, and the most a page may hold.
+const DEFAULT_PAGE_LIMIT: usize = 1_000;
+const MAX_PAGE_LIMIT: usize = 10_000;
+
+/// A list request's query: filters by name, then paging (`limit`, `after`). Every parameter may
+/// appear once; unknown parameters are refused, so a misspelt filter does not silently return
+/// everything.
+struct ListQuery {
+    params: Vec<(String, String)>,
+    limit: usize,
+    /// Only items after this (topic, partition) position.
+    after: Option<(String, i32)>,
+}
+
+impl ListQuery {
+    /// Parses `params`; the error is the reason for a 400.
+    fn parse(params: Vec<(String, String)>, filters: &[&str]) -> Result<Self, String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, _) in &params {
+            if !filters.contains(&k.as_str()) && k != "limit" && k != "after" {
+                return Err(format!(
+                    "unknown query parameter '{k}' (this endpoint takes {}, limit, after)",
+                    filters.join(", ")
+                ));
+            }
+            if !seen.insert(k.as_str()) {
+                return Err(format!("query parameter '{k}' given more than once"));
+            }
+        }
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let limit = match get("limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "limit must be a number from 1 to {MAX_PAGE_LIMIT}, not '{v}'"
+                    ))
+                }
+            },
+        };
+        let after = match get("after") {
+            None => None,
+            Some(v) => match parse_position(v) {
+                Some(p) => Some(p),
+                None => {
+                    return Err(format!(
+                        "after must be a position 'topic/partition' as returned in next, not '{v}'"
+                    ))
+                }
+            },
+        };
+        Ok(Self {
+            params,
+            limit,
+            after,
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A `true`/`false` filter; `None` when absent.
+    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(format!("{name} must be true or false, not '{v}'")),
+        }
+    }
+}
+
+/// A (topic, partition) position written `topic/partition` (topic names have no '/').
+fn parse_position(s: &str) -> Option<(String, i32)> {
+    let (topic, partition) = s.rsplit_once('/')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+/// One page of `items` (sorted by position, already filtered): the items after the query's
+/// position, at most its limit, the total matching, and where the next page starts.
+fn page<T: Serialize>(
+    key: &str,
+    items: Vec<T>,
+    position: impl Fn(&T) -> (&str, i32),
+    q: &ListQuery,
+) -> Response {
+    let total = items.len();
+    let mut rest: Vec<T> = match &q.after {
+        None => items,
+        Some((topic, partition)) => items
+            .into_iter()
+            .filter(|i| position(i) > (topic.as_str(), *partition))
+            .collect(),
+    };
+    let more = rest.len() > q.limit;
+    rest.truncate(q.limit);
+    let next = if more {
+        rest.last().map(|i| {
+            let (t, p) = position(i);
+            format!("{t}/{p}")
+        })
+    } else {
+        None
+    };
+    Json(PageBody {
+        key,
+        items: rest,
+        total,
+        next,
+    })
+    .into_response()
+}
+
+/// `{"<key>": [items], "total": n, "next": position|null}`, items in their fields' order.
+struct PageBody<'a, T> {
+    key: &'a str,
+    items: Vec<T>,
+    total: usize,
+    next: Option<String>,
+}
+
+impl<T: Serialize> Serialize for PageBody<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(self.key, &self.items)?;
+        m.serialize_entry("total", &self.total)?;
+        m.serialize_entry("next", &self.next)?;
+        m.end()
+    }
+}
+
+async fn cluster(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    Json(status::summary(b)).into_response()
+}
+
+async fn cluster_partitions(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let parsed =
+        ListQuery::parse(params, &["topic", "under_replicated", "offline"]).and_then(|q| {
+            let under = q.flag("under_replicated")?;
+            let offline = q.flag("offline")?;
+            Ok((q, under, offline))
+        });
+    let (q, under, offline) = match parsed {
+        Ok(p) => p,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let topic = q.get("topic");
+    let items: Vec<status::PartitionStatus> = status::partitions(b)
+        .into_iter()
+        .filter(|p| topic.is_none_or(|t| p.topic == t))
+        .filter(|p| under.is_none_or(|u| p.under_replicated == u))
+        .filter(|p| offline.is_none_or(|o| p.offline == o))
+        .collect();
+    page("partitions", items, |p| (&p.topic, p.partition), &q)
+}
+
+async fn cluster_replicas(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let q = match ListQuery::parse(params, &["topic", "role"]) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let topic = q.get("topic");
+    let role = q.get("role");
+    let items: Vec<status::ReplicaStatus> = status::replicas(b)
+        .into_iter()
+        .filter(|r| topic.is_none_or(|t| r.topic == t))
+        .filter(|r| role.is_none_or(|want| r.role == want))
+        .collect();
+    page("replicas", items, |r| (&r.topic, r.partition), &q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    async fn body(r: Response) -> (StatusCode, serde_json::Value) {
+        let status = r.status();
+        let bytes = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).expect("json body"))
+    }
+
+    fn items() -> Vec<(String, i32)> {
+        let mut v = Vec::new();
+        for t in ["a", "b"] {
+            for p in 0..3 {
+                v.push((t.to_string(), p));
+            }
+        }
+        v
+    }
+
+    fn position(i: &(String, i32)) -> (&str, i32) {
+        (&i.0, i.1)
+    }
+
+    #[tokio::test]
+    async fn pages_follow_next_until_the_end() {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut params = vec![("limit", "4")];
+            if let Some(a) = &after {
+                params.push(("after", a));
+            }
+            let q = ListQuery::parse(query(&params), &[]).expect("valid query");
+            let (status, v) = body(page("items", items(), position, &q)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(v["total"], 6);
+            for i in v["items"].as_array().expect("items") {
+                seen.push((
+                    i[0].as_str().expect("topic").to_string(),
+                    i32::try_from(i[1].as_i64().expect("partition")).expect("i32"),
+                ));
+            }
+            match v["next"].as_str() {
+                Some(n) => after = Some(n.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items());
+    }
+
+    #[test]
+    fn bad_queries_are_refused_with_a_reason() {
+        for (params, says) in [
+            (vec![("limit", "0")], "limit must be"),
+            (vec![("limit", "10001")], "limit must be"),
+            (vec![("after", "no-partition")], "after must be"),
+            (
+                vec![("under-replicated", "true")],
+                "unknown query parameter",
+            ),
+            (vec![("topic", "a"), ("topic", "b")], "more than once"),
+        ] {
+            let reason = ListQuery::parse(query(&params), &["topic"])
+                .err()
+                .expect("refused");
+            assert!(reason.contains(says), "{params:?}: {reason}");
+        }
+        let q = ListQuery::parse(query(&[("offline", "yes")]), &["offline"]).expect("parsed");
+        assert!(q.flag("offline").is_err());
+        assert_eq!(
+            parse_position("a.b/7"),
+            Some(("a.b".to_string(), 7)),
+            "topic names may hold dots"
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! Owns the metric definitions and their names (all prefixed `weir_`), the text exposition of
 //! `/metrics` (served by `admin_http`), and the fsync-timing [`FileSync`] wrapper handed to the
 //! storage writer. Counters are bumped from one place, `server` (request dispatch and connection
-//! accounting); per-partition and per-group gauges are computed from the topic registry and the
-//! offset store when scraped, so nothing has to be kept in sync with topic or group changes.
+//! accounting); per-partition, replication and per-group gauges are computed from the topic
+//! registry, the replicas (through `cluster::status`) and the offset store when scraped, so nothing
+//! has to be kept in sync with topic, leadership or group changes.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use weir_protocol::{Request, Response};
 use weir_storage::FileSync;
 
 use crate::broker::Broker;
+use crate::cluster::status;
 
 /// Labels of per-request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,6 +51,23 @@ pub struct TopicLabels {
 pub struct PartitionLabels {
     pub topic: String,
     pub partition: i32,
+}
+
+/// A partition replica's role: one series per hosted replica, for its current role.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    pub topic: String,
+    pub partition: i32,
+    /// `leader`, `follower`, `candidate`, `prospective`, `voted`, `unattached` or `resigned`.
+    pub role: &'static str,
+}
+
+/// One other replica of a partition this broker leads: bounded by the replica set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabels {
+    pub topic: String,
+    pub partition: i32,
+    pub follower: i32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -256,6 +275,125 @@ impl Metrics {
 
 /// Per-partition and per-group gauges, read from the broker's state at scrape time.
 fn scrape_state(broker: &Broker) -> Registry {
+    let mut registry = Registry::with_prefix("weir");
+    scrape_logs_and_groups(broker, &mut registry);
+    scrape_replication(broker, &mut registry);
+    registry
+}
+
+/// Replication and cluster gauges: each hosted replica's role and epoch, follower lag on the
+/// leaders, and the broker-wide counts Kafka operators alert on (under-replicated, offline and
+/// led partitions, the active controller), plus whether etcd answers.
+///
+/// Cardinality: one role and one epoch series per hosted replica, one lag series per other
+/// replica of each partition led here (bounded by the replication factor), and a fixed handful
+/// of broker-wide gauges.
+fn scrape_replication(broker: &Broker, registry: &mut Registry) {
+    let role = Family::<RoleLabels, Gauge>::default();
+    let epoch = Family::<PartitionLabels, Gauge>::default();
+    let follower_lag = Family::<FollowerLabels, Gauge>::default();
+    let mut led = 0;
+    let mut led_under_replicated = 0;
+    let me = broker.config.node_id;
+    let now = broker.now_ms();
+    let summary = status::summary(broker);
+    for topic in broker.topics.all() {
+        for p in topic.local_partitions() {
+            let view = p.replication_view();
+            let replica = status::replica_status(&topic.name, p.index, me, 0, &view, now);
+            role.get_or_create(&RoleLabels {
+                topic: topic.name.clone(),
+                partition: p.index,
+                role: replica.role,
+            })
+            .set(1);
+            epoch
+                .get_or_create(&PartitionLabels {
+                    topic: topic.name.clone(),
+                    partition: p.index,
+                })
+                .set(i64::from(view.epoch));
+            if view.role != weir_replication::Role::Leader {
+                continue;
+            }
+            led += 1;
+            for f in replica.followers.iter().flatten() {
+                if let Some(lag) = f.lag_records {
+                    follower_lag
+                        .get_or_create(&FollowerLabels {
+                            topic: topic.name.clone(),
+                            partition: p.index,
+                            follower: f.node_id,
+                        })
+                        .set(lag);
+                }
+            }
+        }
+    }
+    let mut offline = 0;
+    for s in status::partitions(broker) {
+        if s.leader == Some(me) && s.under_replicated {
+            led_under_replicated += 1;
+        }
+        if s.offline {
+            offline += 1;
+        }
+    }
+    let gauge = |v: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(v);
+        g
+    };
+    registry.register(
+        "partition_role",
+        "This broker's replica of the partition in its current Raft role (1 for the role it is in)",
+        role,
+    );
+    registry.register(
+        "partition_leader_epoch",
+        "Leader epoch (Raft term) as this broker's replica knows it",
+        epoch,
+    );
+    registry.register(
+        "partition_follower_lag_records",
+        "On the leader: its log end minus the offset each other replica last fetched from",
+        follower_lag,
+    );
+    registry.register(
+        "leader_partitions",
+        "Partitions this broker leads",
+        gauge(led),
+    );
+    registry.register(
+        "under_replicated_partitions",
+        "Partitions this broker leads with an assigned replica outside the in-sync set",
+        gauge(led_under_replicated),
+    );
+    registry.register(
+        "offline_partitions",
+        "Partitions without a live leader (reported by the controller; 0 on other brokers)",
+        gauge(if summary.is_controller { offline } else { 0 }),
+    );
+    registry.register(
+        "controller_active",
+        "1 when this broker is the controller",
+        gauge(i64::from(summary.is_controller)),
+    );
+    registry.register(
+        "live_brokers",
+        "Brokers registered in the cluster as this broker sees them",
+        gauge(i64::try_from(summary.brokers.len()).unwrap_or(i64::MAX)),
+    );
+    if let Some(reachable) = summary.etcd_reachable {
+        registry.register(
+            "etcd_reachable",
+            "1 when etcd answered this broker's last request (cluster mode only)",
+            gauge(i64::from(reachable)),
+        );
+    }
+}
+
+fn scrape_logs_and_groups(broker: &Broker, registry: &mut Registry) {
     let start = Family::<PartitionLabels, Gauge>::default();
     let end = Family::<PartitionLabels, Gauge>::default();
     let hw = Family::<PartitionLabels, Gauge>::default();
@@ -299,7 +437,6 @@ fn scrape_state(broker: &Broker) -> Registry {
             }
         }
     }
-    let mut registry = Registry::with_prefix("weir");
     registry.register(
         "partition_log_start_offset",
         "First offset still in the partition's log",
@@ -335,7 +472,6 @@ fn scrape_state(broker: &Broker) -> Registry {
         "High watermark minus the group's committed offset (records not yet consumed)",
         lag,
     );
-    registry
 }
 
 /// Kafka's name of an API key (`Unknown` for keys Weir does not serve).

@@ -144,3 +144,109 @@ fn metrics_and_admin_api_reflect_traffic() {
     assert_eq!(status, 404);
     assert!(body.contains("no topic named 'nope'"), "{body}");
 }
+
+/// A single node through the cluster views: `/v1/cluster`, `/v1/cluster/partitions` (filters and
+/// paging), `/v1/cluster/replicas`, the replication gauges, and `weir cluster nodes|partitions|
+/// leaders`. Every partition is a healthy Raft group of one led by node 0.
+#[test]
+fn cluster_views_of_a_single_node() {
+    let b = Broker::start(&[]);
+    b.cli_ok(&["topic", "create", "c", "-p", "3"], "");
+    b.cli_ok(&["produce", "c", "--partition", "2"], "x\ny\n");
+
+    let c = get_json(b.admin, "/v1/cluster");
+    assert_eq!(c["mode"], "single-node");
+    assert_eq!(c["node_id"], 0);
+    assert_eq!(c["controller_id"], 0);
+    assert_eq!(c["is_controller"], true);
+    assert_eq!(c["etcd_reachable"], serde_json::Value::Null);
+    assert_eq!(c["brokers"][0]["node_id"], 0);
+    assert_eq!(c["brokers"][0]["port"], b.kafka.port());
+    assert_eq!(c["cluster_id"].as_str().map(str::len), Some(22));
+
+    let all = get_json(b.admin, "/v1/cluster/partitions?topic=c");
+    assert_eq!(all["total"], 3);
+    assert_eq!(all["next"], serde_json::Value::Null);
+    for (i, p) in all["partitions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(p["topic"], "c");
+        assert_eq!(p["partition"], i);
+        assert_eq!(p["replicas"], serde_json::json!([0]));
+        assert_eq!(p["isr"], serde_json::json!([0]));
+        assert_eq!(p["leader"], 0);
+        assert_eq!(p["under_replicated"], false);
+        assert_eq!(p["offline"], false);
+    }
+    let none = get_json(b.admin, "/v1/cluster/partitions?under_replicated=true");
+    assert_eq!(none["total"], 0);
+    // Paging: two pages of two over c's three partitions.
+    let first = get_json(b.admin, "/v1/cluster/partitions?topic=c&limit=2");
+    assert_eq!(first["partitions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["next"], "c/1");
+    let second = get_json(b.admin, "/v1/cluster/partitions?topic=c&limit=2&after=c/1");
+    assert_eq!(second["partitions"][0]["partition"], 2);
+    assert_eq!(second["next"], serde_json::Value::Null);
+    let (status, body) =
+        http_get(b.admin, "/v1/cluster/partitions?under-replicated=true").expect("GET");
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown query parameter"), "{body}");
+
+    let replicas = get_json(b.admin, "/v1/cluster/replicas?topic=c&role=leader");
+    assert_eq!(replicas["total"], 3);
+    let r2 = &replicas["replicas"][2];
+    assert_eq!(r2["role"], "leader");
+    assert_eq!(r2["high_watermark"], 2);
+    assert_eq!(r2["log_end_offset"], 2);
+    assert_eq!(r2["followers"], serde_json::json!([]));
+
+    let (_, text) = http_get(b.admin, "/metrics").expect("GET /metrics");
+    assert_eq!(
+        sample(
+            &text,
+            "weir_partition_role",
+            r#"topic="c",partition="1",role="leader""#
+        ),
+        Some(1.0)
+    );
+    assert!(sample(
+        &text,
+        "weir_partition_leader_epoch",
+        r#"topic="c",partition="1""#
+    )
+    .is_some_and(|e| e >= 1.0));
+    // c's three partitions and __consumer_offsets.
+    assert_eq!(sample(&text, "weir_leader_partitions", ""), Some(4.0));
+    assert_eq!(
+        sample(&text, "weir_under_replicated_partitions", ""),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "weir_offline_partitions", ""), Some(0.0));
+    assert_eq!(sample(&text, "weir_controller_active", ""), Some(1.0));
+    assert_eq!(sample(&text, "weir_live_brokers", ""), Some(1.0));
+    assert_eq!(sample(&text, "weir_etcd_reachable", ""), None);
+
+    let nodes: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["cluster", "nodes", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(nodes["brokers"][0]["node_id"], 0);
+    assert_eq!(nodes["brokers"][0]["controller"], true);
+    assert_eq!(nodes["brokers"][0]["leaders"], 4);
+    let parts: serde_json::Value = serde_json::from_str(&b.cli_ok(
+        &["cluster", "partitions", "--topic", "c", "--output", "json"],
+        "",
+    ))
+    .expect("json");
+    assert_eq!(parts["partitions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(parts["partitions"][2]["isr"], serde_json::json!([0]));
+    let table = b.cli_ok(&["cluster", "partitions", "--under-replicated"], "");
+    assert_eq!(table.lines().count(), 1, "only the header: {table}");
+    let leaders = b.cli_ok(&["cluster", "leaders"], "");
+    assert!(
+        leaders.contains("other than the preferred one: 0; without a live leader: 0"),
+        "{leaders}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `weir group list|describe|reset-offsets|delete`, `weir cluster info`, and the CLI's own
+//! `weir group list|describe|reset-offsets|delete`, and the CLI's own
 //! consumer-group membership for `weir consume --group` (join as one member, compute a range
 //! assignment when it is the leader, commit after printing).
 
@@ -48,12 +48,6 @@ pub enum GroupCommand {
     },
     /// Delete a group and its committed offsets (the group must have no active members).
     Delete { group: String },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ClusterCommand {
-    /// Cluster id, controller, brokers and topic count.
-    Info,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -731,61 +725,6 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             );
         }
     }
-    Ok(())
-}
-
-pub async fn cluster(client: &mut Client, out: &Output, cmd: ClusterCommand) -> anyhow::Result<()> {
-    let ClusterCommand::Info = cmd;
-    let r = client
-        .call(Request::DescribeCluster(DescribeClusterRequest::default()))
-        .await?;
-    let c = expect_response!(r, DescribeCluster);
-    check(
-        c.error_code,
-        "cannot describe the cluster",
-        c.error_message.as_deref(),
-    )?;
-    let md = metadata(client, None, false).await?;
-    let topics = md.topics.iter().filter(|t| !t.is_internal).count();
-    let partitions: usize = md
-        .topics
-        .iter()
-        .filter(|t| !t.is_internal)
-        .map(|t| t.partitions.len())
-        .sum();
-    if out.is_json() {
-        println!(
-            "{}",
-            json!({
-                "cluster_id": c.cluster_id,
-                "controller_id": c.controller_id,
-                "brokers": c.brokers.iter().map(|b| json!({
-                    "node_id": b.broker_id, "host": b.host, "port": b.port, "rack": b.rack,
-                })).collect::<Vec<_>>(),
-                "topics": topics,
-                "partitions": partitions,
-            })
-        );
-        return Ok(());
-    }
-    println!("Cluster id: {}", c.cluster_id);
-    println!("Controller: {}", c.controller_id);
-    println!("Topics: {topics}  Partitions: {partitions}");
-    let rows: Vec<Vec<String>> = c
-        .brokers
-        .iter()
-        .map(|b| {
-            vec![
-                b.broker_id.to_string(),
-                format!("{}:{}", b.host, b.port),
-                b.rack.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        super::output::render_table(&["NODE", "ADDRESS", "RACK"], &rows)
-    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
 mod client;
+mod cluster;
 mod data;
 mod groups;
 mod output;
@@ -50,9 +51,9 @@ pub enum CliCommand {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(groups::GroupCommand),
-    /// Cluster information.
+    /// The cluster: brokers, partitions and their health, leadership balance.
     #[command(subcommand)]
-    Cluster(groups::ClusterCommand),
+    Cluster(cluster::ClusterCommand),
 }
 
 /// Runs one CLI command to completion.
@@ -68,7 +69,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Produce(a) => data::produce(&mut client, &out, a).await,
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
-            CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
+            CliCommand::Cluster(c) => cluster::run(&mut client, &out, c).await,
         }
     })
 }

@@ -9,6 +9,8 @@
 //! - `store` — the metadata in etcd: registration, watched view, transactional writes.
 //! - `peer`, `runtime` — the tasks that carry Raft messages and replica fetches between
 //!   brokers, apply metadata changes, publish leaders and run the controller.
+//! - `status` — the operator's view: partition health and local replica detail (admin API,
+//!   metrics).
 //!
 //! A single node needs none of this running: its metadata is local (see `topics`), and its
 //! partitions are Raft groups of one.
@@ -19,4 +21,5 @@ pub mod metadata;
 pub mod peer;
 pub mod placement;
 pub mod runtime;
+pub mod status;
 pub mod store;
