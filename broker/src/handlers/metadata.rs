@@ -44,33 +44,25 @@ fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPar
         .ok()
         .and_then(|i| topic.assignment.get(i).cloned())
         .unwrap_or_default();
-    let (leader, epoch, replicas, isr) = match topic.partition(index) {
-        Some(p) => {
-            let view = p.replication_view();
-            let replicas: Vec<i32> = if assigned.is_empty() {
-                view.replicas.iter().copied().collect()
-            } else {
-                assigned.clone()
-            };
-            let isr = match view.in_sync {
-                Some(s) => s.into_iter().collect(),
-                None => broker
-                    .cluster_leader(&topic.name, index)
-                    .map(|l| l.isr)
-                    .unwrap_or_else(|| replicas.clone()),
-            };
-            (view.leader.unwrap_or(-1), view.epoch, replicas, isr)
-        }
-        None => match broker.cluster_leader(&topic.name, index) {
-            Some(l) => (l.leader, l.epoch, assigned.clone(), l.isr),
-            None => (-1, -1, assigned.clone(), Vec::new()),
-        },
+    // One rule for Metadata, the admin API and the metrics (`cluster::status`): the freshest
+    // of this broker's replica and the leader's record, a leader on a gone broker is no leader.
+    let local = topic.partition(index).map(|p| p.replication_view());
+    let record = broker.cluster_leader(&topic.name, index);
+    let status = crate::cluster::status::partition_status(
+        &topic.name,
+        index,
+        &assigned,
+        local.as_ref(),
+        record.as_ref(),
+        |id| broker.is_broker_alive(id),
+    );
+    let leader = match status.leader {
+        Some(l) if !status.offline => l,
+        _ => -1,
     };
-    let offline_replicas = replicas
-        .iter()
-        .copied()
-        .filter(|r| !broker.is_broker_alive(*r))
-        .collect();
+    let epoch = status.leader_epoch.unwrap_or(-1);
+    let (replicas, isr, offline_replicas) =
+        (status.replicas, status.isr, status.offline_replicas);
     MetadataPartition {
         error_code: if leader < 0 {
             ErrorCode::LEADER_NOT_AVAILABLE
