@@ -9,6 +9,11 @@ use weir_protocol::responses::{
     OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteResponse,
     OffsetFetchGroupResponse, OffsetFetchResponse, PartitionError, SyncGroupResponse,
 };
+use weir_protocol::responses::{
+    AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsResponse,
+    DescribeShareGroupOffsetsGroupResponse, DescribeShareGroupOffsetsResponse,
+    ShareGroupDescribeResponse, ShareGroupDescribedGroup, ShareGroupHeartbeatResponse,
+};
 use weir_protocol::{ErrorCode, Request, Response};
 
 const NOT_COORDINATOR: ErrorCode = ErrorCode::NOT_COORDINATOR;
@@ -111,6 +116,50 @@ pub fn refuse(request: &Request) -> Option<Response> {
                     })
                     .collect(),
                 ..ConsumerGroupDescribeResponse::default()
+            })
+        }
+        Request::ShareGroupHeartbeat(_) => {
+            Response::ShareGroupHeartbeat(ShareGroupHeartbeatResponse {
+                error_code: NOT_COORDINATOR,
+                ..ShareGroupHeartbeatResponse::default()
+            })
+        }
+        Request::ShareGroupDescribe(r) => Response::ShareGroupDescribe(ShareGroupDescribeResponse {
+            groups: r
+                .group_ids
+                .iter()
+                .map(|g| ShareGroupDescribedGroup {
+                    error_code: NOT_COORDINATOR,
+                    group_id: g.clone(),
+                    ..ShareGroupDescribedGroup::default()
+                })
+                .collect(),
+            ..ShareGroupDescribeResponse::default()
+        }),
+        Request::DescribeShareGroupOffsets(r) => {
+            Response::DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse {
+                groups: r
+                    .groups
+                    .iter()
+                    .map(|g| DescribeShareGroupOffsetsGroupResponse {
+                        group_id: g.group_id.clone(),
+                        error_code: NOT_COORDINATOR,
+                        ..DescribeShareGroupOffsetsGroupResponse::default()
+                    })
+                    .collect(),
+                ..DescribeShareGroupOffsetsResponse::default()
+            })
+        }
+        Request::AlterShareGroupOffsets(_) => {
+            Response::AlterShareGroupOffsets(AlterShareGroupOffsetsResponse {
+                error_code: NOT_COORDINATOR,
+                ..AlterShareGroupOffsetsResponse::default()
+            })
+        }
+        Request::DeleteShareGroupOffsets(_) => {
+            Response::DeleteShareGroupOffsets(DeleteShareGroupOffsetsResponse {
+                error_code: NOT_COORDINATOR,
+                ..DeleteShareGroupOffsetsResponse::default()
             })
         }
         _ => return None,
