@@ -175,3 +175,47 @@ def test_a_lock_that_runs_out_hands_the_record_to_another_member(broker_factory,
     while len(got) < 3:
         got.update({m.offset(): m.delivery_count() for m in poll_records(other)})
     assert got == {0: 2, 1: 2, 2: 2}
+
+
+def test_share_state_survives_broker_kill_9(broker_factory, unique):
+    """A checker counts, across a kill -9 of the broker: no record whose acceptance the broker
+    confirmed is delivered again, and every record is eventually accepted."""
+    b = broker_factory("--fsync", "always")
+    topic, group = share_topic(b.bootstrap, unique, 200)
+    c = share_consumer(
+        b.bootstrap, group, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 20}
+    )
+    c.subscribe([topic])
+    confirmed = set()
+    delivered_after_confirmation = []
+    killed = False
+    deadline = time.monotonic() + WAIT_S * 3
+    while len(confirmed) < 200 and time.monotonic() < deadline:
+        try:
+            ms = c.poll(0.5)
+        except Exception:  # the broker is away: poll again
+            continue
+        batch = []
+        for m in ms:
+            if m.error() is not None:
+                continue
+            if m.offset() in confirmed:
+                delivered_after_confirmation.append(m.offset())
+            batch.append(m)
+        if not batch:
+            continue
+        for m in batch:
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        try:
+            results = c.commit_sync(10.0)
+        except Exception:
+            results = {}
+        if results and all(err is None for err in results.values()):
+            confirmed.update(m.offset() for m in batch)
+        if not killed and len(confirmed) >= 60:
+            b.kill9()
+            b.start()
+            killed = True
+    assert killed
+    assert delivered_after_confirmation == [], "accepted records delivered again"
+    assert confirmed == set(range(200)), f"{200 - len(confirmed)} records never accepted"

@@ -539,3 +539,89 @@ fn partition_snapshot_record(
         ))),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::partition::{AckBatch, AckType, Disposition};
+    use super::*;
+    use crate::topics::TopicRegistry;
+
+    fn open(dir: &std::path::Path) -> (TopicRegistry, ShareCoordinator) {
+        let data = weir_storage::DataDir::open(&dir.join("logs")).expect("data dir");
+        let replicas = crate::topics::ReplicaContext::single_node(
+            0,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        );
+        let topics = TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never, replicas)
+            .expect("topics");
+        let (mut store, replayed) = ShareStateStore::open(&topics).expect("store");
+        store.set_compact_after_records(50);
+        let c = ShareCoordinator::new(store, ShareDefaults::default());
+        c.load(replayed);
+        (topics, c)
+    }
+
+    #[test]
+    fn state_survives_reopen_and_the_log_is_compacted_into_snapshots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key: ShareKey = ("g".into(), [9; 16], 0);
+        let member: partition::MemberId = Arc::from("m");
+        {
+            let (_topics, c) = open(dir.path());
+            let settings = ShareSettings::default();
+            let mut pending = Pending::default();
+            let sp = c
+                .get_or_init(&key, &settings, || 0, 0, &mut pending)
+                .expect("init");
+            c.wait(pending).expect("durable");
+            // 500 records, each acquired and accepted on its own: 500 updates.
+            for offset in 0..500 {
+                let mut p = sp.lock();
+                let got = p.acquire(&member, &[(offset, offset)], 1, 0, |_| Disposition::Deliver);
+                assert_eq!(got.len(), 1);
+                let types = if offset == 499 {
+                    vec![AckType::Release]
+                } else {
+                    vec![AckType::Accept]
+                };
+                p.acknowledge(
+                    &member,
+                    &[AckBatch {
+                        first_offset: offset,
+                        last_offset: offset,
+                        types,
+                    }],
+                    0,
+                )
+                .expect("ack");
+                let pending = c.persist(&key, &mut p, 0).expect("append");
+                drop(p);
+                let mut all = Pending::default();
+                all.push(pending);
+                c.wait(all).expect("durable");
+                c.compact_if_due(0).expect("compaction");
+            }
+            let partition = c.store.partition().expect("partition");
+            let log = &partition.log;
+            assert!(log.log_start_offset() > 0, "history was never dropped");
+            assert!(
+                log.log_end_offset() - log.log_start_offset() <= 60,
+                "the log holds {} records after compaction with threshold 50",
+                log.log_end_offset() - log.log_start_offset()
+            );
+        }
+        let (_topics, c) = open(dir.path());
+        let sp = c.partition(&key).expect("restored");
+        let mut p = sp.lock();
+        assert_eq!(p.start_offset(), 499, "offset 499 was released, not accepted");
+        let got = p.acquire(&member, &[(499, 499)], 1_000, 0, |_| Disposition::Deliver);
+        assert_eq!(
+            got.iter()
+                .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
+                .collect::<Vec<_>>(),
+            vec![(499, 499, 2)],
+            "only the released record is delivered again"
+        );
+        assert!(c.groups.lock().contains("g"));
+    }
+}
