@@ -219,3 +219,154 @@ def test_share_state_survives_broker_kill_9(broker_factory, unique):
     assert killed
     assert delivered_after_confirmation == [], "accepted records delivered again"
     assert confirmed == set(range(200)), f"{200 - len(confirmed)} records never accepted"
+
+
+# -- Weir's queue features beyond Kafka (docs/queues.md) -------------------------------------
+
+
+def read_all(bootstrap, topic, expect, unique, timeout=WAIT_S):
+    """Every record of `topic` with a classic consumer, waiting until `expect` are there."""
+    from helpers import consumer
+
+    c = consumer(bootstrap, unique("dlq-reader"), **{"auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            out.append(m)
+    # Anything beyond what was expected would be a duplicate: look a little longer.
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            out.append(m)
+    return out
+
+
+def test_rejected_and_over_limit_records_go_to_the_dead_letter_topic_once(broker, unique):
+    dlq = unique("dlq")
+    topic, group = share_topic(
+        broker.bootstrap,
+        unique,
+        0,
+        group_configs={"share.delivery.count.limit": "2", "weir.share.dlq.topic": dlq},
+    )
+    create_topic(broker.bootstrap, dlq)
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"key": b"k0", "value": b"bad", "headers": [("trace", b"t0")]},
+            {"key": b"k1", "value": b"flaky"},
+            {"key": b"k2", "value": b"good"},
+        ],
+    )
+    c = share_consumer(broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    flaky_deliveries = 0
+    deadline = time.monotonic() + WAIT_S
+    while flaky_deliveries < 2 and time.monotonic() < deadline:
+        for m in poll_records(c):
+            if m.value() == b"bad":
+                c.acknowledge(m, AcknowledgeType.REJECT)
+            elif m.value() == b"flaky":
+                flaky_deliveries += 1
+                c.acknowledge(m, AcknowledgeType.RELEASE)
+            else:
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+        c.commit_sync(WAIT_S)
+    assert flaky_deliveries == 2
+    letters = read_all(broker.bootstrap, dlq, 2, unique)
+    assert len(letters) == 2, [m.value() for m in letters]
+    by_value = {m.value(): m for m in letters}
+    assert set(by_value) == {b"bad", b"flaky"}
+    for value, offset, reason, count in ((b"bad", 0, "rejected", 1), (b"flaky", 1, "delivery-limit", 2)):
+        m = by_value[value]
+        headers = {k: v.decode() for k, v in m.headers()}
+        assert headers["weir.dlq.source.topic"] == topic
+        assert headers["weir.dlq.source.partition"] == "0"
+        assert headers["weir.dlq.source.offset"] == str(offset)
+        assert headers["weir.dlq.group"] == group
+        assert headers["weir.dlq.reason"] == reason
+        assert headers["weir.dlq.delivery.count"] == str(count)
+        assert int(headers["weir.dlq.time.ms"]) > 0
+    assert by_value[b"bad"].key() == b"k0"
+    assert ("trace", b"t0") in by_value[b"bad"].headers(), "the source headers are kept"
+
+
+def test_retry_backoff_grows_with_the_delivery_count(broker, unique):
+    topic, group = share_topic(
+        broker.bootstrap,
+        unique,
+        1,
+        group_configs={
+            "weir.share.retry.backoff.ms": "1000",
+            "weir.share.retry.backoff.max.ms": "1500",
+        },
+    )
+    c = share_consumer(broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    waits = []
+    ms = poll_until(c, lambda ms: len(ms) > 0, "the first delivery")
+    for expected_count in (2, 3):
+        c.acknowledge(ms[0], AcknowledgeType.RELEASE)
+        c.commit_sync(WAIT_S)
+        released = time.monotonic()
+        ms = poll_until(c, lambda ms: len(ms) > 0, f"delivery {expected_count}")
+        waits.append(time.monotonic() - released)
+        assert ms[0].delivery_count() == expected_count
+    # 1000 ms after the first delivery, then 2000 ms capped at 1500 ms.
+    assert waits[0] >= 1.0, waits
+    assert waits[1] >= 1.5, waits
+
+
+def test_delayed_records_arrive_no_earlier_than_due(broker, unique):
+    topic, group = share_topic(broker.bootstrap, unique, 0)
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    produced_at = time.time()
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"value": b"later", "headers": [("weir.delay.ms", b"2500")]},
+            {"value": b"now"},
+        ],
+    )
+    arrivals = {}
+    deadline = time.monotonic() + WAIT_S
+    while len(arrivals) < 2 and time.monotonic() < deadline:
+        for m in poll_records(c, 0.2):
+            arrivals[m.value()] = time.time()
+    assert set(arrivals) == {b"later", b"now"}
+    assert arrivals[b"now"] < arrivals[b"later"]
+    assert arrivals[b"later"] - produced_at >= 2.5
+
+
+def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique):
+    dlq = unique("dlq")
+    topic, group = share_topic(
+        broker.bootstrap, unique, 0, group_configs={"weir.share.dlq.topic": dlq}
+    )
+    create_topic(broker.bootstrap, dlq)
+    old = int(time.time() * 1000) - 60_000
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"value": b"stale", "headers": [("weir.ttl.ms", b"1000")], "timestamp": old},
+            {"value": b"fresh", "headers": [("weir.ttl.ms", b"600000")]},
+        ],
+    )
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        seen.extend(m.value() for m in poll_records(c, 0.5))
+    assert seen == [b"fresh"]
+    letters = read_all(broker.bootstrap, dlq, 1, unique)
+    assert [m.value() for m in letters] == [b"stale"]
+    assert dict(letters[0].headers())["weir.dlq.reason"] == b"expired"

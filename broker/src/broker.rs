@@ -390,8 +390,9 @@ impl Broker {
             return Ok(());
         }
         let mut pending = self.share.tick(now_ms);
+        pending.extend(crate::share::dlq::run(self, now_ms));
         let ticks = self.share_ticks.fetch_add(1, Ordering::Relaxed);
-        if ticks % SHARE_TOPIC_CHECK_TICKS == 0 {
+        if ticks.is_multiple_of(SHARE_TOPIC_CHECK_TICKS) {
             pending.extend(
                 self.share
                     .forget_deleted_topics(|id| self.topics.by_id(*id).is_some(), now_ms),

@@ -377,6 +377,57 @@ fn batch_ranges(bytes: &[u8]) -> Vec<(i64, i64, std::ops::Range<usize>)> {
     out
 }
 
+/// Record header naming the time (ms since the epoch) before which a share group must not
+/// deliver the record.
+pub const HEADER_DELIVER_AT: &str = "weir.deliver.at.ms";
+/// Record header delaying delivery by this many ms after the record's timestamp.
+pub const HEADER_DELAY: &str = "weir.delay.ms";
+/// Record header: the record expires this many ms after its timestamp.
+pub const HEADER_TTL: &str = "weir.ttl.ms";
+
+fn header_ms(headers: &[(String, Option<Vec<u8>>)], name: &str) -> Option<i64> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The records of `batches` that must not be delivered now: delayed (headers `weir.deliver.at.ms`,
+/// `weir.delay.ms`) or expired (header `weir.ttl.ms`, else the group's `weir.share.record.ttl.ms`,
+/// counted from the record's timestamp). A batch that cannot be read is delivered as it is.
+fn dispositions(
+    bytes: &[u8],
+    batches: &[(i64, i64, std::ops::Range<usize>)],
+    group_ttl_ms: i64,
+    now_ms: i64,
+) -> std::collections::HashMap<i64, Disposition> {
+    let mut out = std::collections::HashMap::new();
+    for (_, _, range) in batches {
+        let _ = weir_storage::records::visit_records(
+            &bytes[range.clone()],
+            crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES,
+            |r| {
+                let headers = r.headers().unwrap_or_default();
+                let ttl = header_ms(&headers, HEADER_TTL)
+                    .or((group_ttl_ms > 0).then_some(group_ttl_ms));
+                if ttl.is_some_and(|ttl| now_ms >= r.timestamp_ms.saturating_add(ttl)) {
+                    out.insert(r.offset, Disposition::Expired);
+                    return;
+                }
+                let due = header_ms(&headers, HEADER_DELIVER_AT).or_else(|| {
+                    header_ms(&headers, HEADER_DELAY).map(|d| r.timestamp_ms.saturating_add(d))
+                });
+                if let Some(due) = due.filter(|&d| d > now_ms) {
+                    out.insert(r.offset, Disposition::NotBefore(due));
+                }
+            },
+        );
+    }
+    out
+}
+
 /// Acquires records of one partition for `member`. `budget` is what is left of the response's
 /// byte limit; the first partition to return records may exceed it by one batch.
 #[allow(clippy::too_many_arguments)]
@@ -431,8 +482,10 @@ fn acquire_partition(
             Ok(bytes) => {
                 let batches = batch_ranges(&bytes);
                 let ranges: Vec<(i64, i64)> = batches.iter().map(|(f, l, _)| (*f, *l)).collect();
-                let acquired =
-                    sp.acquire(member, &ranges, max_records, now_ms, |_| Disposition::Deliver);
+                let held = dispositions(&bytes, &batches, settings.record_ttl_ms, now_ms);
+                let acquired = sp.acquire(member, &ranges, max_records, now_ms, |o| {
+                    held.get(&o).copied().unwrap_or(Disposition::Deliver)
+                });
                 if !acquired.is_empty() {
                     // Only the batches holding acquired records go back.
                     let mut kept = Vec::with_capacity(bytes.len());

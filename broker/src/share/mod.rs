@@ -13,6 +13,7 @@
 //! A share-partition's changes are appended to the log while its lock is held, so the log has
 //! each share-partition's changes in the order they were made.
 
+pub mod dlq;
 pub mod group;
 pub mod partition;
 pub mod records;
@@ -30,7 +31,10 @@ use crate::dynamic_config::Overrides;
 use crate::offsets::OffsetError;
 use group::{Departed, ShareGroups};
 use partition::{PersistedPartition, SharePartition, ShareSettings};
-use records::{encode_group_value, encode_partition_value, PartitionValue, StateKey};
+use records::{
+    encode_group_value, encode_intent_value, encode_partition_value, DeadLetterIntent,
+    PartitionValue, StateKey,
+};
 use session::ShareSessions;
 pub use store::{ShareKey, ShareStateStore, SHARE_STATE_TOPIC};
 
@@ -189,6 +193,8 @@ pub struct ShareCoordinator {
     pub groups: Mutex<ShareGroups>,
     pub sessions: Mutex<ShareSessions>,
     partitions: Mutex<HashMap<ShareKey, SharedPartition>>,
+    /// Dead letters being appended when the state was last persisted (see `records`).
+    intents: Mutex<HashMap<ShareKey, DeadLetterIntent>>,
     pub defaults: ShareDefaults,
     /// Notified when records become available other than by an append (a release, a lock
     /// that ran out, a backoff or delay that passed), so parked share fetches look again.
@@ -205,6 +211,7 @@ impl ShareCoordinator {
                 i64::from(defaults.session_timeout_ms),
             )),
             partitions: Mutex::new(HashMap::new()),
+            intents: Mutex::new(HashMap::new()),
             defaults,
             available: Notify::new(),
         }
@@ -221,6 +228,7 @@ impl ShareCoordinator {
         for (g, epoch) in replayed.groups {
             groups.restore(&g, epoch);
         }
+        *self.intents.lock() = replayed.intents.into_iter().collect();
         let settings = group_config(&self.defaults, &Overrides::new()).partition;
         for (key, persisted) in replayed.partitions {
             groups.restore_if_missing(&key.0);
@@ -236,6 +244,37 @@ impl ShareCoordinator {
         self.groups.lock().clear();
         self.sessions.lock().clear();
         self.partitions.lock().clear();
+        self.intents.lock().clear();
+    }
+
+    /// The dead-letter intent of `key` recovered from the log, if any.
+    pub fn intent(&self, key: &ShareKey) -> Option<DeadLetterIntent> {
+        self.intents.lock().get(key).cloned()
+    }
+
+    /// Records (durably: wait for the result) that dead letters of `key` are being appended.
+    pub fn record_intent(
+        &self,
+        key: &ShareKey,
+        intent: DeadLetterIntent,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, OffsetError> {
+        let record = (intent_key(key), Some(encode_intent_value(&intent)));
+        let p = self.store.append(&[record], now_ms)?;
+        self.intents.lock().insert(key.clone(), intent);
+        Ok(p)
+    }
+
+    /// The dead letters of `key` are archived: its intent is done.
+    pub fn clear_intent(
+        &self,
+        key: &ShareKey,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, OffsetError> {
+        if self.intents.lock().remove(key).is_none() {
+            return Ok(None);
+        }
+        self.store.append(&[(intent_key(key), None)], now_ms)
     }
 
     pub fn partition(&self, key: &ShareKey) -> Option<SharedPartition> {
@@ -388,11 +427,11 @@ impl ShareCoordinator {
         let mut woke = false;
         for (key, sp) in self.all_partitions() {
             let mut sp = sp.lock();
-            let expired = sp
-                .next_lock_deadline_ms()
-                .is_some_and(|d| d <= now_ms)
-                .then(|| sp.expire_locks(now_ms))
-                .unwrap_or(0);
+            let expired = if sp.next_lock_deadline_ms().is_some_and(|d| d <= now_ms) {
+                sp.expire_locks(now_ms)
+            } else {
+                0
+            };
             let due = sp.next_due_ms(now_ms - GROUP_TICK_SLACK_MS).is_some_and(|d| d <= now_ms);
             woke |= expired > 0 || due;
             if sp.has_update() {
@@ -428,11 +467,16 @@ impl ShareCoordinator {
             return pending;
         }
         let mut partitions = self.partitions.lock();
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
-            .iter()
-            .filter(|k| partitions.remove(*k).is_some())
-            .map(|k| (partition_key(k), None))
-            .collect();
+        let mut intents = self.intents.lock();
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for k in keys {
+            if partitions.remove(k).is_some() {
+                records.push((partition_key(k), None));
+            }
+            if intents.remove(k).is_some() {
+                records.push((intent_key(k), None));
+            }
+        }
         match self.store.append(&records, now_ms) {
             Ok(p) => pending.push(p),
             Err(e) => tracing::warn!(error = %e, "share state tombstones not persisted"),
@@ -470,6 +514,8 @@ impl ShareCoordinator {
         let records = self.group_records(&mut groups);
         self.sessions.lock().remove_group(group);
         self.partitions.lock().retain(|k, _| k.0 != group);
+        // The group's tombstone drops its intents at replay too.
+        self.intents.lock().retain(|k, _| k.0 != group);
         match self.store.append(&records, now_ms) {
             Ok(p) => pending.push(p),
             Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
@@ -480,17 +526,25 @@ impl ShareCoordinator {
     /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
     /// before. Blocking.
     pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let live = self.partitions.lock().len() + self.groups.lock().all_epochs().len();
+        let live = self.partitions.lock().len()
+            + self.groups.lock().all_epochs().len()
+            + self.intents.lock().len();
         let Some(cut) = self.store.compaction_cut(live) else {
             return Ok(());
         };
         let mut pending = Pending::default();
         {
             let groups = self.groups.lock();
+            let intents = self.intents.lock();
             let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = groups
                 .all_epochs()
                 .into_iter()
                 .map(|(g, e)| (StateKey::Group(g).encode(), Some(encode_group_value(e))))
+                .chain(
+                    intents
+                        .iter()
+                        .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i)))),
+                )
                 .collect();
             pending.push(self.store.append(&records, now_ms)?);
         }
@@ -521,6 +575,15 @@ const GROUP_TICK_SLACK_MS: i64 = 1_000;
 
 fn partition_key(key: &ShareKey) -> Vec<u8> {
     StateKey::Partition {
+        group: key.0.clone(),
+        topic_id: key.1,
+        partition: key.2,
+    }
+    .encode()
+}
+
+fn intent_key(key: &ShareKey) -> Vec<u8> {
+    StateKey::DeadLetterIntent {
         group: key.0.clone(),
         topic_id: key.1,
         partition: key.2,

@@ -456,22 +456,22 @@ impl SharePartition {
                     if r.state != RecordState::Available || r.available_at_ms > now_ms {
                         continue;
                     }
-                    // A record never delivered may be one restored from the log whose delay or
-                    // time to live was not persisted: ask again.
-                    if r.delivery_count == 0 {
-                        match disposition(offset) {
-                            Disposition::NotBefore(at_ms) if at_ms > now_ms => {
-                                if let Some(r) = self.records.get_mut(&offset) {
-                                    r.available_at_ms = at_ms;
-                                }
-                                continue;
+                    // Delays and times to live are not persisted: a record is asked about
+                    // again whenever it would be handed out. A delay only holds back a record
+                    // never delivered (a released one waits for its backoff instead).
+                    let never_delivered = r.delivery_count == 0;
+                    match disposition(offset) {
+                        Disposition::NotBefore(at_ms) if at_ms > now_ms && never_delivered => {
+                            if let Some(r) = self.records.get_mut(&offset) {
+                                r.available_at_ms = at_ms;
                             }
-                            Disposition::Expired => {
-                                self.archive(offset, Some(ArchiveReason::Expired));
-                                continue;
-                            }
-                            Disposition::Deliver | Disposition::NotBefore(_) => {}
+                            continue;
                         }
+                        Disposition::Expired => {
+                            self.archive(offset, Some(ArchiveReason::Expired));
+                            continue;
+                        }
+                        Disposition::Deliver | Disposition::NotBefore(_) => {}
                     }
                     let Some(r) = self.records.get_mut(&offset) else {
                         continue;

@@ -8,6 +8,12 @@
 //!   count u16]`. Kind 0 is a snapshot (the whole state), kind 1 an update (the start offset and
 //!   the offsets that changed, applied over what came before). A tombstone deletes the state.
 //!
+//! - Dead-letter intent key `[2][group][topic id][partition i32]`, value `[version i16][dead
+//!   letter topic][partition i32][offset i64]`: dead letters of this share-partition are being
+//!   appended to that partition of the dead-letter topic, whose log ended at that offset before;
+//!   a tombstone once they are archived. After a crash in between, the records from that offset
+//!   on say which dead letters are already there, so none is appended twice.
+//!
 //! Strings are `[len u16][utf-8]`. Integers are big-endian.
 
 use bytes::{Buf, BufMut};
@@ -18,6 +24,7 @@ use crate::consumer_groups::TopicId;
 const VERSION: i16 = 0;
 const GROUP_KEY: u8 = 0;
 const PARTITION_KEY: u8 = 1;
+const INTENT_KEY: u8 = 2;
 const SNAPSHOT: u8 = 0;
 const UPDATE: u8 = 1;
 /// Bytes of one encoded state batch.
@@ -32,6 +39,45 @@ pub enum StateKey {
         topic_id: TopicId,
         partition: i32,
     },
+    DeadLetterIntent {
+        group: String,
+        topic_id: TopicId,
+        partition: i32,
+    },
+}
+
+/// Where dead letters of a share-partition are being appended (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterIntent {
+    pub topic: String,
+    pub partition: i32,
+    /// The dead-letter partition's log end offset before the append.
+    pub from_offset: i64,
+}
+
+pub fn encode_intent_value(i: &DeadLetterIntent) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put_i16(VERSION);
+    put_str(&mut out, &i.topic);
+    out.put_i32(i.partition);
+    out.put_i64(i.from_offset);
+    out
+}
+
+pub fn decode_intent_value(mut b: &[u8]) -> Option<DeadLetterIntent> {
+    if b.remaining() < 2 {
+        return None;
+    }
+    let _version = b.get_i16();
+    let topic = get_str(&mut b)?;
+    if b.remaining() < 12 {
+        return None;
+    }
+    Some(DeadLetterIntent {
+        topic,
+        partition: b.get_i32(),
+        from_offset: b.get_i64(),
+    })
 }
 
 /// A decoded partition value.
@@ -78,6 +124,16 @@ impl StateKey {
                 out.extend_from_slice(topic_id);
                 out.put_i32(*partition);
             }
+            StateKey::DeadLetterIntent {
+                group,
+                topic_id,
+                partition,
+            } => {
+                out.put_u8(INTENT_KEY);
+                put_str(&mut out, group);
+                out.extend_from_slice(topic_id);
+                out.put_i32(*partition);
+            }
         }
         out
     }
@@ -88,17 +144,26 @@ impl StateKey {
         }
         match b.get_u8() {
             GROUP_KEY => Some(StateKey::Group(get_str(&mut b)?)),
-            PARTITION_KEY => {
+            kind @ (PARTITION_KEY | INTENT_KEY) => {
                 let group = get_str(&mut b)?;
                 if b.remaining() < 16 + 4 {
                     return None;
                 }
                 let mut topic_id = [0u8; 16];
                 b.copy_to_slice(&mut topic_id);
-                Some(StateKey::Partition {
-                    group,
-                    topic_id,
-                    partition: b.get_i32(),
+                let partition = b.get_i32();
+                Some(if kind == PARTITION_KEY {
+                    StateKey::Partition {
+                        group,
+                        topic_id,
+                        partition,
+                    }
+                } else {
+                    StateKey::DeadLetterIntent {
+                        group,
+                        topic_id,
+                        partition,
+                    }
                 })
             }
             _ => None,
@@ -218,6 +283,18 @@ mod tests {
             assert_eq!(StateKey::decode(&key.encode()), Some(key));
         }
         assert_eq!(decode_group_value(&encode_group_value(42)), Some(42));
+        let intent = DeadLetterIntent {
+            topic: "dlq".into(),
+            partition: 2,
+            from_offset: 77,
+        };
+        assert_eq!(decode_intent_value(&encode_intent_value(&intent)), Some(intent));
+        let key = StateKey::DeadLetterIntent {
+            group: "g".into(),
+            topic_id: [4; 16],
+            partition: 1,
+        };
+        assert_eq!(StateKey::decode(&key.encode()), Some(key));
         let value = PartitionValue::Update(PersistedPartition {
             start_offset: 10,
             batches: vec![

@@ -18,7 +18,8 @@ use weir_storage::{AppendOptions, PendingAppend};
 
 use super::partition::{PersistedPartition, SharePartition};
 use super::records::{
-    decode_group_value, decode_partition_value, PartitionValue, StateKey,
+    decode_group_value, decode_intent_value, decode_partition_value, DeadLetterIntent,
+    PartitionValue, StateKey,
 };
 use crate::consumer_groups::TopicId;
 use crate::offsets::OffsetError;
@@ -40,6 +41,7 @@ pub type ShareKey = (String, TopicId, i32);
 pub struct Replayed {
     pub groups: BTreeMap<String, i32>,
     pub partitions: BTreeMap<ShareKey, PersistedPartition>,
+    pub intents: BTreeMap<ShareKey, DeadLetterIntent>,
 }
 
 pub struct ShareStateStore {
@@ -127,6 +129,21 @@ impl ShareStateStore {
                     (StateKey::Group(g), None) => {
                         out.groups.remove(&g);
                         out.partitions.retain(|(pg, _, _), _| *pg != g);
+                        out.intents.retain(|(pg, _, _), _| *pg != g);
+                    }
+                    (
+                        StateKey::DeadLetterIntent {
+                            group,
+                            topic_id,
+                            partition,
+                        },
+                        value,
+                    ) => {
+                        let key = (group, topic_id, partition);
+                        match value.and_then(decode_intent_value) {
+                            Some(i) => out.intents.insert(key, i),
+                            None => out.intents.remove(&key),
+                        };
                     }
                     (StateKey::Group(g), Some(v)) => {
                         if let Some(epoch) = decode_group_value(v) {
