@@ -463,12 +463,7 @@ pub const GROUP_KEYS: &[Key] = &[
     ),
     // Kafka 4.2's group-level delivery limit (the broker's group.share.delivery.count.limit
     // is its default).
-    key(
-        "share.delivery.count.limit",
-        Some("5"),
-        int_in(2, 10),
-        true,
-    ),
+    key("share.delivery.count.limit", Some("5"), int_in(2, 10), true),
     key(
         "share.heartbeat.interval.ms",
         Some("5000"),
@@ -512,12 +507,7 @@ pub const GROUP_KEYS: &[Key] = &[
         true,
     ),
     // Weir's share group extensions (docs/queues.md).
-    key(
-        "weir.share.dlq.topic",
-        Some(""),
-        Kind::Text,
-        true,
-    ),
+    key("weir.share.dlq.topic", Some(""), Kind::Text, true),
     key(
         "weir.share.record.ttl.ms",
         Some("0"),

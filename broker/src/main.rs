@@ -195,13 +195,21 @@ impl ServeArgs {
             "group-consumer-session-timeout-ms must be above the heartbeat interval"
         );
         if let Some(v) = self.group_share_record_lock_duration_ms {
-            anyhow::ensure!(v >= 100, "group-share-record-lock-duration-ms must be at least 100");
+            anyhow::ensure!(
+                v >= 100,
+                "group-share-record-lock-duration-ms must be at least 100"
+            );
             config.share.record_lock_duration_ms = v;
-            config.share.min_record_lock_duration_ms = config.share.min_record_lock_duration_ms.min(v);
-            config.share.max_record_lock_duration_ms = config.share.max_record_lock_duration_ms.max(v);
+            config.share.min_record_lock_duration_ms =
+                config.share.min_record_lock_duration_ms.min(v);
+            config.share.max_record_lock_duration_ms =
+                config.share.max_record_lock_duration_ms.max(v);
         }
         if let Some(v) = self.group_share_min_record_lock_duration_ms {
-            anyhow::ensure!(v >= 100, "group-share-min-record-lock-duration-ms must be at least 100");
+            anyhow::ensure!(
+                v >= 100,
+                "group-share-min-record-lock-duration-ms must be at least 100"
+            );
             config.share.min_record_lock_duration_ms = v;
         }
         if let Some(v) = self.group_share_delivery_count_limit {

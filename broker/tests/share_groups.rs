@@ -38,8 +38,8 @@ fn topic_id(conn: &mut Conn, name: &str) -> [u8; 16] {
 }
 
 fn set_earliest(conn: &mut Conn, group: &str) {
-    let Response::IncrementalAlterConfigs(r) =
-        conn.call(Request::IncrementalAlterConfigs(IncrementalAlterConfigsRequest {
+    let Response::IncrementalAlterConfigs(r) = conn.call(Request::IncrementalAlterConfigs(
+        IncrementalAlterConfigsRequest {
             resources: vec![IncrementalAlterConfigsResource {
                 resource_type: GROUP_RESOURCE,
                 resource_name: group.into(),
@@ -50,8 +50,8 @@ fn set_earliest(conn: &mut Conn, group: &str) {
                 }],
             }],
             validate_only: false,
-        }))
-    else {
+        },
+    )) else {
         panic!("not an IncrementalAlterConfigs response");
     };
     assert_eq!(r.responses[0].error_code, ErrorCode::NONE, "{r:?}");
@@ -226,7 +226,14 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
 
     // Acquire and accept 0..=2, so the start offset moves to 3.
     fetch(&mut conn, "workers", "member-1", 0, topic, Vec::new());
-    let r = acknowledge(&mut conn, "workers", "member-1", 1, topic, vec![ack(0, 2, ACCEPT)]);
+    let r = acknowledge(
+        &mut conn,
+        "workers",
+        "member-1",
+        1,
+        topic,
+        vec![ack(0, 2, ACCEPT)],
+    );
     assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
 
     let Response::ListGroups(l) = conn.call(Request::ListGroups(ListGroupsRequest {
@@ -237,7 +244,10 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     };
     assert_eq!(l.groups.len(), 1, "{l:?}");
     assert_eq!(
-        (l.groups[0].group_id.as_str(), l.groups[0].group_type.as_str()),
+        (
+            l.groups[0].group_id.as_str(),
+            l.groups[0].group_type.as_str()
+        ),
         ("workers", "share")
     );
     assert_eq!(l.groups[0].group_state, "Stable");
@@ -287,8 +297,8 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
 
     // Offsets of a group with members cannot be changed, nor the group deleted.
     let alter = |conn: &mut Conn, offset: i64| {
-        let Response::AlterShareGroupOffsets(a) =
-            conn.call(Request::AlterShareGroupOffsets(AlterShareGroupOffsetsRequest {
+        let Response::AlterShareGroupOffsets(a) = conn.call(Request::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsRequest {
                 group_id: "workers".into(),
                 topics: vec![AlterShareGroupOffsetsTopic {
                     topic_name: "jobs".into(),
@@ -297,8 +307,8 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
                         start_offset: offset,
                     }],
                 }],
-            }))
-        else {
+            },
+        )) else {
             panic!("not an AlterShareGroupOffsets response");
         };
         a
@@ -333,14 +343,14 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     let r = fetch(&mut conn, "workers", "member-2", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(1, 4, 1)]);
 
-    let Response::DeleteShareGroupOffsets(d) =
-        conn.call(Request::DeleteShareGroupOffsets(DeleteShareGroupOffsetsRequest {
+    let Response::DeleteShareGroupOffsets(d) = conn.call(Request::DeleteShareGroupOffsets(
+        DeleteShareGroupOffsetsRequest {
             group_id: "workers".into(),
             topics: vec![DeleteShareGroupOffsetsTopic {
                 topic_name: "jobs".into(),
             }],
-        }))
-    else {
+        },
+    )) else {
         panic!("not a DeleteShareGroupOffsets response");
     };
     assert_eq!(d.error_code, ErrorCode::NONE);

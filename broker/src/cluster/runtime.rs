@@ -742,9 +742,7 @@ async fn follow_group_coordination(broker: &Arc<Broker>) {
 /// The leader of the share state partition holds the share groups' state: take it over when
 /// this broker becomes that leader, give it up when it stops being it.
 async fn follow_share_coordination(broker: &Arc<Broker>) {
-    let local = broker
-        .topics
-        .partition(crate::share::SHARE_STATE_TOPIC, 0);
+    let local = broker.topics.partition(crate::share::SHARE_STATE_TOPIC, 0);
     let leading = local
         .as_ref()
         .filter(|p| p.leader_epoch().is_some())

@@ -3,16 +3,16 @@
 //! as Kafka does, so the client looks the coordinator up again.
 
 use weir_protocol::responses::{
+    AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsResponse,
+    DescribeShareGroupOffsetsGroupResponse, DescribeShareGroupOffsetsResponse,
+    ShareGroupDescribeResponse, ShareGroupDescribedGroup, ShareGroupHeartbeatResponse,
+};
+use weir_protocol::responses::{
     ConsumerGroupDescribeResponse, ConsumerGroupDescribedGroup, ConsumerGroupHeartbeatResponse,
     DeleteGroupResult, DeleteGroupsResponse, DescribeGroupsResponse, DescribedGroup,
     HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
     OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteResponse,
     OffsetFetchGroupResponse, OffsetFetchResponse, PartitionError, SyncGroupResponse,
-};
-use weir_protocol::responses::{
-    AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsResponse,
-    DescribeShareGroupOffsetsGroupResponse, DescribeShareGroupOffsetsResponse,
-    ShareGroupDescribeResponse, ShareGroupDescribedGroup, ShareGroupHeartbeatResponse,
 };
 use weir_protocol::{ErrorCode, Request, Response};
 
@@ -124,18 +124,20 @@ pub fn refuse(request: &Request) -> Option<Response> {
                 ..ShareGroupHeartbeatResponse::default()
             })
         }
-        Request::ShareGroupDescribe(r) => Response::ShareGroupDescribe(ShareGroupDescribeResponse {
-            groups: r
-                .group_ids
-                .iter()
-                .map(|g| ShareGroupDescribedGroup {
-                    error_code: NOT_COORDINATOR,
-                    group_id: g.clone(),
-                    ..ShareGroupDescribedGroup::default()
-                })
-                .collect(),
-            ..ShareGroupDescribeResponse::default()
-        }),
+        Request::ShareGroupDescribe(r) => {
+            Response::ShareGroupDescribe(ShareGroupDescribeResponse {
+                groups: r
+                    .group_ids
+                    .iter()
+                    .map(|g| ShareGroupDescribedGroup {
+                        error_code: NOT_COORDINATOR,
+                        group_id: g.clone(),
+                        ..ShareGroupDescribedGroup::default()
+                    })
+                    .collect(),
+                ..ShareGroupDescribeResponse::default()
+            })
+        }
         Request::DescribeShareGroupOffsets(r) => {
             Response::DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse {
                 groups: r

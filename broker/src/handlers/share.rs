@@ -340,11 +340,7 @@ struct Fetched {
 }
 
 /// The first offset of the partition log a new share-partition starts at.
-fn initial_offset(
-    partition: &crate::partition::Partition,
-    reset: OffsetReset,
-    now_ms: i64,
-) -> i64 {
+fn initial_offset(partition: &crate::partition::Partition, reset: OffsetReset, now_ms: i64) -> i64 {
     let log = &partition.log;
     match reset {
         OffsetReset::Latest => partition.high_watermark(),
@@ -410,8 +406,8 @@ fn dispositions(
             crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES,
             |r| {
                 let headers = r.headers().unwrap_or_default();
-                let ttl = header_ms(&headers, HEADER_TTL)
-                    .or((group_ttl_ms > 0).then_some(group_ttl_ms));
+                let ttl =
+                    header_ms(&headers, HEADER_TTL).or((group_ttl_ms > 0).then_some(group_ttl_ms));
                 if ttl.is_some_and(|ttl| now_ms >= r.timestamp_ms.saturating_add(ttl)) {
                     out.insert(r.offset, Disposition::Expired);
                     return;
@@ -477,7 +473,11 @@ fn acquire_partition(
     let hwm = partition.high_watermark();
     let mut out = (ErrorCode::NONE, none, Vec::new());
     if let Some(from) = sp.next_fetch_offset(now_ms).filter(|&o| o < hwm) {
-        let max = if first_with_data { budget.max(1) } else { budget };
+        let max = if first_with_data {
+            budget.max(1)
+        } else {
+            budget
+        };
         match log.read_below(from.max(log_start), max, hwm, first_with_data) {
             Ok(bytes) => {
                 let batches = batch_ranges(&bytes);
@@ -539,13 +539,17 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
         r.group_id.clone().filter(|g| !g.is_empty()),
         r.member_id.clone().filter(|m| !m.is_empty()),
     ) else {
-        return share_fetch_error(ErrorCode::INVALID_REQUEST, "GroupId and MemberId are required.");
+        return share_fetch_error(
+            ErrorCode::INVALID_REQUEST,
+            "GroupId and MemberId are required.",
+        );
     };
     let epoch = r.share_session_epoch;
-    let has_acks = r
-        .topics
-        .iter()
-        .any(|t| t.partitions.iter().any(|p| !p.acknowledgement_batches.is_empty()));
+    let has_acks = r.topics.iter().any(|t| {
+        t.partitions
+            .iter()
+            .any(|p| !p.acknowledgement_batches.is_empty())
+    });
     if epoch == INITIAL_EPOCH && has_acks {
         return share_fetch_error(
             ErrorCode::INVALID_REQUEST,
@@ -575,7 +579,14 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
         match epoch {
             INITIAL_EPOCH => sessions.open(&group, &member_id, requested.iter().copied(), now),
             FINAL_EPOCH => sessions.close(&group, &member_id).map(|()| Vec::new()),
-            e => sessions.advance(&group, &member_id, e, requested.iter().copied(), &forgotten, now),
+            e => sessions.advance(
+                &group,
+                &member_id,
+                e,
+                requested.iter().copied(),
+                &forgotten,
+                now,
+            ),
         }
     };
     let session_partitions = match session {
@@ -641,12 +652,7 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
             .await
         };
         Some(Response::ShareFetch(build_fetch_response(
-            &b,
-            &settings,
-            fetched,
-            ack_errors,
-            &requested,
-            full,
+            &b, &settings, fetched, ack_errors, &requested, full,
         )))
     })
 }
@@ -887,7 +893,10 @@ pub fn share_acknowledge(broker: &Arc<Broker>, r: ShareAcknowledgeRequest) -> Re
         r.group_id.clone().filter(|g| !g.is_empty()),
         r.member_id.clone().filter(|m| !m.is_empty()),
     ) else {
-        return error(ErrorCode::INVALID_REQUEST, "GroupId and MemberId are required.");
+        return error(
+            ErrorCode::INVALID_REQUEST,
+            "GroupId and MemberId are required.",
+        );
     };
     if !broker.is_share_coordinator() {
         return error(
@@ -1065,7 +1074,11 @@ pub fn describe_share_group_offsets(
 
 /// Whether a share group may have its offsets changed: it must not have members (Kafka's
 /// NON_EMPTY_GROUP), nor be a group of another type.
-fn check_empty_share_group(broker: &Broker, group: &str, create: bool) -> Result<(), (ErrorCode, String)> {
+fn check_empty_share_group(
+    broker: &Broker,
+    group: &str,
+    create: bool,
+) -> Result<(), (ErrorCode, String)> {
     if let Some(message) = other_type(broker, group) {
         return Err((ErrorCode::GROUP_ID_NOT_FOUND, message));
     }
@@ -1077,7 +1090,10 @@ fn check_empty_share_group(broker: &Broker, group: &str, create: bool) -> Result
         )),
         Some(_) => Ok(()),
         None if create => Ok(()),
-        None => Err((ErrorCode::GROUP_ID_NOT_FOUND, format!("Group {group} not found."))),
+        None => Err((
+            ErrorCode::GROUP_ID_NOT_FOUND,
+            format!("Group {group} not found."),
+        )),
     }
 }
 
@@ -1122,8 +1138,12 @@ pub fn alter_share_group_offsets(
                             if !valid || p.start_offset < 0 {
                                 ErrorCode::INVALID_REQUEST
                             } else {
-                                match broker.share.reset(&key, &settings.partition, p.start_offset, now)
-                                {
+                                match broker.share.reset(
+                                    &key,
+                                    &settings.partition,
+                                    p.start_offset,
+                                    now,
+                                ) {
                                     Ok(pd) => {
                                         pending.extend(pd);
                                         ErrorCode::NONE
@@ -1158,10 +1178,12 @@ pub fn alter_share_group_offsets(
                 }
             }
         }
-        Some(Response::AlterShareGroupOffsets(AlterShareGroupOffsetsResponse {
-            responses,
-            ..AlterShareGroupOffsetsResponse::default()
-        }))
+        Some(Response::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsResponse {
+                responses,
+                ..AlterShareGroupOffsetsResponse::default()
+            },
+        ))
     })
 }
 

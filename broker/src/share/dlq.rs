@@ -68,7 +68,12 @@ fn read_records(log: &weir_storage::Log, offsets: &BTreeSet<i64>) -> BTreeMap<i6
             };
             pos += h.total_len();
             next = next.max(h.last_offset() + 1);
-            if h.is_control() || offsets.range(h.base_offset..=h.last_offset()).next().is_none() {
+            if h.is_control()
+                || offsets
+                    .range(h.base_offset..=h.last_offset())
+                    .next()
+                    .is_none()
+            {
                 continue;
             }
             let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
@@ -135,7 +140,9 @@ fn already_dead_lettered(
                     && header(&headers, HEADER_SOURCE_TOPIC) == Some(topic)
                     && header(&headers, HEADER_SOURCE_PARTITION) == Some(partition_text.as_str())
                 {
-                    if let Some(o) = header(&headers, HEADER_SOURCE_OFFSET).and_then(|o| o.parse().ok()) {
+                    if let Some(o) =
+                        header(&headers, HEADER_SOURCE_OFFSET).and_then(|o| o.parse().ok())
+                    {
                         found.insert(o);
                     }
                 }
@@ -209,22 +216,21 @@ fn dead_letter(
             .map_err(|e| format!("cannot create dead-letter topic {dlq_name}: {e}"))?,
         None => return Err(format!("dead-letter topic {dlq_name} does not exist")),
     };
-    let count = i32::try_from(dlq_topic.partition_count()).unwrap_or(1).max(1);
+    let count = i32::try_from(dlq_topic.partition_count())
+        .unwrap_or(1)
+        .max(1);
     let dlq_index = index.rem_euclid(count);
     let Some(dlq) = broker.topics.partition(&dlq_name, dlq_index) else {
-        return Err(format!("dead-letter partition {dlq_name}-{dlq_index} is not here"));
+        return Err(format!(
+            "dead-letter partition {dlq_name}-{dlq_index} is not here"
+        ));
     };
     // After a crash: what is already there is done.
     let mut done: BTreeSet<i64> = BTreeSet::new();
     if let Some(intent) = broker.share.intent(key) {
         if let Some(p) = broker.topics.partition(&intent.topic, intent.partition) {
-            done = already_dead_lettered(
-                &p.log,
-                intent.from_offset,
-                group,
-                &source_topic.name,
-                index,
-            );
+            done =
+                already_dead_lettered(&p.log, intent.from_offset, group, &source_topic.name, index);
         }
     }
     let wanted: BTreeSet<i64> = all.iter().copied().filter(|o| !done.contains(o)).collect();
@@ -274,7 +280,12 @@ fn dead_letter(
                 r.headers
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_deref()))
-                    .chain(names.iter().zip(text.iter()).map(|(n, v)| (*n, Some(v.as_bytes()))))
+                    .chain(
+                        names
+                            .iter()
+                            .zip(text.iter())
+                            .map(|(n, v)| (*n, Some(v.as_bytes()))),
+                    )
                     .collect()
             })
             .collect();
@@ -298,4 +309,127 @@ fn dead_letter(
     }
     // Offsets no longer in the source log (retention) cannot be dead-lettered: they are archived.
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::BrokerConfig;
+    use crate::share::partition::{AckBatch, AckType, Disposition, MemberId};
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let config = BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        Broker::open(config, Arc::new(SystemClock)).expect("broker")
+    }
+
+    fn append(broker: &Broker, topic: &str, records: &[NewRecord<'_>]) {
+        let p = broker.topics.partition(topic, 0).expect("partition");
+        let batch = weir_storage::records::encode_batch(records);
+        p.append(batch, &AppendOptions::default())
+            .expect("append")
+            .wait()
+            .expect("durable");
+        p.note_durable();
+    }
+
+    #[test]
+    fn a_dead_letter_written_before_a_crash_is_not_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key: ShareKey;
+        {
+            let broker = open(dir.path());
+            broker.topics.create("src", 1, &[], false).expect("topic");
+            broker.topics.create("dead", 1, &[], false).expect("topic");
+            broker
+                .configs
+                .alter_group("g", false, |set| {
+                    set.insert("weir.share.dlq.topic".into(), "dead".into());
+                    Ok(())
+                })
+                .expect("config");
+            append(
+                &broker,
+                "src",
+                &[NewRecord {
+                    value: Some(b"poison"),
+                    timestamp_ms: 1,
+                    ..NewRecord::default()
+                }],
+            );
+            let topic_id = broker.topics.get("src").expect("src").id;
+            key = ("g".into(), topic_id, 0);
+            let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
+            let mut pending = Pending::default();
+            let sp = broker
+                .share
+                .get_or_init(&key, &settings.partition, || 0, 0, &mut pending)
+                .expect("init");
+            let member: MemberId = Arc::from("m");
+            {
+                let mut sp = sp.lock();
+                sp.acquire(&member, &[(0, 0)], 10, 0, |_| Disposition::Deliver);
+                sp.acknowledge(
+                    &member,
+                    &[AckBatch {
+                        first_offset: 0,
+                        last_offset: 0,
+                        types: vec![AckType::Reject],
+                    }],
+                    0,
+                )
+                .expect("reject");
+                pending.push(broker.share.persist(&key, &mut sp, 0).expect("persist"));
+            }
+            // The first half of a dead-lettering: the intent and the dead letter itself, then
+            // the crash before the record is archived.
+            let intent = DeadLetterIntent {
+                topic: "dead".into(),
+                partition: 0,
+                from_offset: 0,
+            };
+            pending.push(broker.share.record_intent(&key, intent, 0).expect("intent"));
+            broker.share.wait(pending).expect("durable");
+            let headers: [HeaderRef<'_>; 4] = [
+                (HEADER_SOURCE_TOPIC, Some(b"src")),
+                (HEADER_SOURCE_PARTITION, Some(b"0")),
+                (HEADER_SOURCE_OFFSET, Some(b"0")),
+                (HEADER_GROUP, Some(b"g")),
+            ];
+            append(
+                &broker,
+                "dead",
+                &[NewRecord {
+                    value: Some(b"poison"),
+                    headers: &headers,
+                    timestamp_ms: 1,
+                    ..NewRecord::default()
+                }],
+            );
+            broker.shutdown();
+        }
+        let broker = open(dir.path());
+        let sp = broker.share.partition(&key).expect("restored");
+        assert_eq!(sp.lock().pending_dead_letters().len(), 1);
+        let pending = run(&broker, 10);
+        broker.share.wait(pending).expect("durable");
+        let dead = broker.topics.partition("dead", 0).expect("dead");
+        assert_eq!(
+            dead.log.log_end_offset(),
+            1,
+            "the dead letter is there once"
+        );
+        assert_eq!(
+            sp.lock().start_offset(),
+            1,
+            "the rejected record is archived"
+        );
+        assert!(broker.share.intent(&key).is_none());
+        broker.shutdown();
+    }
 }

@@ -173,7 +173,10 @@ impl ShareGroups {
 
     /// Recreates a group from its persisted epoch (replay at start).
     pub fn restore(&mut self, group_id: &str, group_epoch: i32) {
-        self.groups.entry(group_id.to_string()).or_default().group_epoch = group_epoch;
+        self.groups
+            .entry(group_id.to_string())
+            .or_default()
+            .group_epoch = group_epoch;
     }
 
     /// Recreates a group that has share-partition state but no persisted epoch (replay).
@@ -193,7 +196,8 @@ impl ShareGroups {
                 format!("The share group limit of {} is reached.", self.max_groups),
             ));
         }
-        self.groups.insert(group_id.to_string(), ShareGroup::default());
+        self.groups
+            .insert(group_id.to_string(), ShareGroup::default());
         self.dirty.insert(group_id.to_string());
         Ok(())
     }
@@ -251,7 +255,10 @@ impl ShareGroups {
             if group.members.remove(&hb.member_id).is_none() {
                 return Err(ShareGroupError::new(
                     ErrorCode::UNKNOWN_MEMBER_ID,
-                    format!("Member {} is not a member of group {}.", hb.member_id, hb.group_id),
+                    format!(
+                        "Member {} is not a member of group {}.",
+                        hb.member_id, hb.group_id
+                    ),
                 ));
             }
             group.group_epoch += 1;
@@ -274,7 +281,10 @@ impl ShareGroups {
         let Some(group) = self.groups.get_mut(&hb.group_id) else {
             return Err(ShareGroupError::new(
                 ErrorCode::UNKNOWN_MEMBER_ID,
-                format!("Member {} is not a member of group {}.", hb.member_id, hb.group_id),
+                format!(
+                    "Member {} is not a member of group {}.",
+                    hb.member_id, hb.group_id
+                ),
             ));
         };
         let mut changed = false;
@@ -306,7 +316,10 @@ impl ShareGroups {
         let Some(member) = group.members.get_mut(&hb.member_id) else {
             return Err(ShareGroupError::new(
                 ErrorCode::UNKNOWN_MEMBER_ID,
-                format!("Member {} is not a member of group {}.", hb.member_id, hb.group_id),
+                format!(
+                    "Member {} is not a member of group {}.",
+                    hb.member_id, hb.group_id
+                ),
             ));
         };
         if !joining && hb.member_epoch != member.member_epoch {
@@ -319,8 +332,7 @@ impl ShareGroups {
                 ),
             ));
         }
-        member.session_deadline_ms =
-            now_ms.saturating_add(i64::from(timeouts.session_timeout_ms));
+        member.session_deadline_ms = now_ms.saturating_add(i64::from(timeouts.session_timeout_ms));
         member.client_id = hb.client_id;
         member.client_host = hb.client_host;
         if hb.rack_id.is_some() {
@@ -409,7 +421,9 @@ pub fn validate(hb: &ShareHeartbeat) -> Result<(), ShareGroupError> {
             .as_ref()
             .is_none_or(|names| names.is_empty())
     {
-        return Err(invalid("SubscribedTopicNames must be set in first request."));
+        return Err(invalid(
+            "SubscribedTopicNames must be set in first request.",
+        ));
     }
     if hb.rack_id.as_deref().is_some_and(|r| r.is_empty()) {
         return Err(invalid("RackId can't be empty."));

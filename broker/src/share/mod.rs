@@ -112,7 +112,9 @@ pub fn group_config(defaults: &ShareDefaults, overrides: &Overrides) -> GroupSha
         .map(|v| {
             v.clamp(
                 defaults.min_record_lock_duration_ms,
-                defaults.max_record_lock_duration_ms.max(defaults.min_record_lock_duration_ms),
+                defaults
+                    .max_record_lock_duration_ms
+                    .max(defaults.min_record_lock_duration_ms),
             )
         })
         .unwrap_or(defaults.record_lock_duration_ms);
@@ -234,7 +236,10 @@ impl ShareCoordinator {
             groups.restore_if_missing(&key.0);
             partitions.insert(
                 key,
-                Arc::new(Mutex::new(SharePartition::restore(&persisted, settings.clone()))),
+                Arc::new(Mutex::new(SharePartition::restore(
+                    &persisted,
+                    settings.clone(),
+                ))),
             );
         }
     }
@@ -335,12 +340,7 @@ impl ShareCoordinator {
         groups
             .take_dirty_groups()
             .into_iter()
-            .map(|(g, epoch)| {
-                (
-                    StateKey::Group(g).encode(),
-                    epoch.map(encode_group_value),
-                )
-            })
+            .map(|(g, epoch)| (StateKey::Group(g).encode(), epoch.map(encode_group_value)))
             .collect()
     }
 
@@ -432,7 +432,9 @@ impl ShareCoordinator {
             } else {
                 0
             };
-            let due = sp.next_due_ms(now_ms - GROUP_TICK_SLACK_MS).is_some_and(|d| d <= now_ms);
+            let due = sp
+                .next_due_ms(now_ms - GROUP_TICK_SLACK_MS)
+                .is_some_and(|d| d <= now_ms);
             woke |= expired > 0 || due;
             if sp.has_update() {
                 match self.persist(&key, &mut sp, now_ms) {
@@ -449,7 +451,11 @@ impl ShareCoordinator {
 
     /// Drops the state of share-partitions whose topic is gone (`exists` says which topic ids
     /// still exist), with tombstones.
-    pub fn forget_deleted_topics(&self, exists: impl Fn(&[u8; 16]) -> bool, now_ms: i64) -> Pending {
+    pub fn forget_deleted_topics(
+        &self,
+        exists: impl Fn(&[u8; 16]) -> bool,
+        now_ms: i64,
+    ) -> Pending {
         let gone: Vec<ShareKey> = self
             .partitions
             .lock()
@@ -507,7 +513,11 @@ impl ShareCoordinator {
     }
 
     /// Deletes an empty share group with all its state. `Err` with Kafka's code otherwise.
-    pub fn delete_group(&self, group: &str, now_ms: i64) -> Result<Pending, weir_protocol::ErrorCode> {
+    pub fn delete_group(
+        &self,
+        group: &str,
+        now_ms: i64,
+    ) -> Result<Pending, weir_protocol::ErrorCode> {
         let mut groups = self.groups.lock();
         groups.delete(group)?;
         let mut pending = Pending::default();
@@ -676,7 +686,11 @@ mod tests {
         let (_topics, c) = open(dir.path());
         let sp = c.partition(&key).expect("restored");
         let mut p = sp.lock();
-        assert_eq!(p.start_offset(), 499, "offset 499 was released, not accepted");
+        assert_eq!(
+            p.start_offset(),
+            499,
+            "offset 499 was released, not accepted"
+        );
         let got = p.acquire(&member, &[(499, 499)], 1_000, 0, |_| Disposition::Deliver);
         assert_eq!(
             got.iter()

@@ -288,7 +288,10 @@ mod tests {
             partition: 2,
             from_offset: 77,
         };
-        assert_eq!(decode_intent_value(&encode_intent_value(&intent)), Some(intent));
+        assert_eq!(
+            decode_intent_value(&encode_intent_value(&intent)),
+            Some(intent)
+        );
         let key = StateKey::DeadLetterIntent {
             group: "g".into(),
             topic_id: [4; 16],

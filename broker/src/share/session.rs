@@ -205,7 +205,10 @@ mod tests {
             s.open("g", "c", [], 900),
             Err(ErrorCode::SHARE_SESSION_LIMIT_REACHED)
         );
-        assert!(s.open("g", "c", [], 1_000).is_ok(), "a was idle long enough");
+        assert!(
+            s.open("g", "c", [], 1_000).is_ok(),
+            "a was idle long enough"
+        );
         assert!(!s.exists("g", "a"));
         assert_eq!(s.len(), 2);
     }
