@@ -23,6 +23,7 @@ use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
+use crate::share::{ShareCoordinator, ShareStateStore};
 use crate::topics::{ReplicaContext, TopicRegistry};
 
 pub struct Broker {
@@ -49,6 +50,9 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Dynamic BROKER and GROUP configs set through the Admin API.
     pub configs: DynamicConfigs,
+    /// Share groups (KIP-932) and their durable state.
+    pub share: ShareCoordinator,
+    share_ticks: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,9 @@ pub enum OpenError {
     #[error(transparent)]
     Offsets(#[from] crate::offsets::OffsetError),
 }
+
+/// How many group ticks pass between looks for share state of deleted topics.
+const SHARE_TOPIC_CHECK_TICKS: u64 = 50;
 
 fn consumer_group_config(config: &BrokerConfig) -> ConsumerGroupConfig {
     ConsumerGroupConfig {
@@ -224,7 +231,7 @@ impl Broker {
             election_timeout_ms: config.replica_election_timeout_ms,
             election_jitter_ms: config.replica_election_timeout_ms,
         };
-        let (topics, offsets, producer_ids) = match &cluster {
+        let (topics, offsets, producer_ids, share_store) = match &cluster {
             Some(c) => {
                 let topics =
                     TopicRegistry::open_clustered(&dir, data.clone(), config.fsync, replicas)?;
@@ -233,16 +240,27 @@ impl Broker {
                 // takes them over when it becomes that leader.
                 let producer_ids = ProducerIdAllocator::open_clustered(&meta_dir, config.node_id)
                     .map_err(io_err(&meta_dir))?;
-                (topics, OffsetStore::detached(), producer_ids)
+                // Likewise share groups, by the leader of the share state partition.
+                (
+                    topics,
+                    OffsetStore::detached(),
+                    producer_ids,
+                    (ShareStateStore::detached(), None),
+                )
             }
             None => {
                 let topics = TopicRegistry::open(&dir, data.clone(), config.fsync, replicas)?;
                 let offsets = OffsetStore::open(&topics)?;
                 let producer_ids =
                     ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
-                (topics, offsets, producer_ids)
+                let (store, replayed) = ShareStateStore::open(&topics)?;
+                (topics, offsets, producer_ids, (store, Some(replayed)))
             }
         };
+        let share = ShareCoordinator::new(share_store.0, config.share.clone());
+        if let Some(replayed) = share_store.1 {
+            share.load(replayed);
+        }
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -275,6 +293,8 @@ impl Broker {
             clock,
             metrics,
             configs,
+            share,
+            share_ticks: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -359,7 +379,56 @@ impl Broker {
             cg.tick(now_ms);
             self.queue_group_records(&mut cg, now_ms)?
         };
-        self.wait_group_records(pending, now_ms)
+        self.wait_group_records(pending, now_ms)?;
+        self.tick_share(now_ms)
+    }
+
+    /// Share group timers: member sessions, record locks, the bound on the share state log, and
+    /// the state of deleted topics.
+    fn tick_share(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
+        if !self.is_share_coordinator() {
+            return Ok(());
+        }
+        let mut pending = self.share.tick(now_ms);
+        pending.extend(crate::share::dlq::run(self, now_ms));
+        let ticks = self.share_ticks.fetch_add(1, Ordering::Relaxed);
+        if ticks.is_multiple_of(SHARE_TOPIC_CHECK_TICKS) {
+            pending.extend(
+                self.share
+                    .forget_deleted_topics(|id| self.topics.by_id(*id).is_some(), now_ms),
+            );
+        }
+        self.share.wait(pending)?;
+        self.share.compact_if_due(now_ms)
+    }
+
+    /// Whether this broker holds the share state now: always on a single node; in a cluster
+    /// while it leads the share state partition.
+    pub fn is_share_coordinator(&self) -> bool {
+        self.cluster.is_none() || self.share.store.partition().is_some()
+    }
+
+    /// Takes over share coordination (this broker now leads the share state partition).
+    /// Blocking.
+    pub fn take_over_share(&self, partition: Arc<crate::partition::Partition>) {
+        match self.share.store.attach(partition) {
+            Ok(replayed) => {
+                self.share.load(replayed);
+                tracing::info!("coordinating share groups (leader of the share state partition)");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the share state partition");
+                self.share.store.detach();
+                self.share.unload();
+            }
+        }
+    }
+
+    /// Gives share coordination up (another broker leads the share state partition now).
+    pub fn give_up_share(&self) {
+        self.share.store.detach();
+        self.share.unload();
+        tracing::info!("no longer coordinating share groups");
     }
 
     /// host and port this broker advertises to clients.

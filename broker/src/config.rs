@@ -51,6 +51,8 @@ pub struct BrokerConfig {
     /// election (and how long a leader waits for fetches from a majority before it steps down).
     /// Kafka's `quorum.fetch.timeout.ms`-like knob; the random extra wait is as large again.
     pub replica_election_timeout_ms: u64,
+    /// Share groups (KIP-932): Kafka's `group.share.*` settings.
+    pub share: crate::share::ShareDefaults,
     /// Cluster mode (`None`: a single node with local metadata, no etcd).
     pub cluster: Option<ClusterSettings>,
 }
@@ -122,6 +124,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
             replica_election_timeout_ms: 2_000,
+            share: crate::share::ShareDefaults::default(),
             cluster: None,
         }
     }

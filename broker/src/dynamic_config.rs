@@ -142,6 +142,36 @@ fn is_non_negative_iso_duration(s: &str) -> bool {
     parts > 0
 }
 
+/// The length in ms of a non-negative ISO 8601 duration as Java's `Duration.parse` reads it
+/// (`PnDTnHnMn.nS`); `None` if it is not one (or overflows).
+pub fn iso_duration_ms(s: &str) -> Option<i64> {
+    if !is_non_negative_iso_duration(s) {
+        return None;
+    }
+    let s = s.trim().to_ascii_uppercase();
+    let s = s.strip_prefix('+').unwrap_or(&s);
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut ms: i64 = 0;
+    if let Some(days) = date.strip_suffix('D') {
+        ms = ms.checked_add(days.parse::<i64>().ok()?.checked_mul(86_400_000)?)?;
+    }
+    let mut t = time;
+    for (unit, scale) in [('H', 3_600_000i64), ('M', 60_000)] {
+        if let Some((n, after)) = t.split_once(unit) {
+            ms = ms.checked_add(n.parse::<i64>().ok()?.checked_mul(scale)?)?;
+            t = after;
+        }
+    }
+    if let Some(n) = t.strip_suffix('S') {
+        let (whole, frac) = n.split_once(['.', ',']).unwrap_or((n, ""));
+        ms = ms.checked_add(whole.parse::<i64>().ok()?.checked_mul(1_000)?)?;
+        let frac_ms: String = frac.chars().chain("000".chars()).take(3).collect();
+        ms = ms.checked_add(frac_ms.parse::<i64>().ok()?)?;
+    }
+    Some(ms)
+}
+
 /// One config Kafka defines: its name, Kafka's default (`None`: no default value), how values
 /// are checked, and whether Kafka lets it change at runtime.
 pub struct Key {
@@ -172,6 +202,9 @@ const fn int_from(min: i32) -> Kind {
 }
 const fn int_in(min: i32, max: i32) -> Kind {
     Kind::Int { min, max }
+}
+const fn long_in(min: i64, max: i64) -> Kind {
+    Kind::Long { min, max }
 }
 const RATIO: Kind = Kind::Double { min: 0.0, max: 1.0 };
 const RATE: Kind = Kind::Double {
@@ -428,6 +461,9 @@ pub const GROUP_KEYS: &[Key] = &[
         Kind::ShareOffsetReset,
         true,
     ),
+    // Kafka 4.2's group-level delivery limit (the broker's group.share.delivery.count.limit
+    // is its default).
+    key("share.delivery.count.limit", Some("5"), int_in(2, 10), true),
     key(
         "share.heartbeat.interval.ms",
         Some("5000"),
@@ -468,6 +504,26 @@ pub const GROUP_KEYS: &[Key] = &[
         "streams.session.timeout.ms",
         Some("45000"),
         int_in(45000, 60000),
+        true,
+    ),
+    // Weir's share group extensions (docs/queues.md).
+    key("weir.share.dlq.topic", Some(""), Kind::Text, true),
+    key(
+        "weir.share.record.ttl.ms",
+        Some("0"),
+        long_in(0, i64::MAX),
+        true,
+    ),
+    key(
+        "weir.share.retry.backoff.max.ms",
+        Some("60000"),
+        long_in(0, 86_400_000),
+        true,
+    ),
+    key(
+        "weir.share.retry.backoff.ms",
+        Some("0"),
+        long_in(0, 86_400_000),
         true,
     ),
 ];

@@ -21,6 +21,7 @@ pub mod partition;
 pub mod producers;
 pub mod record_checks;
 pub mod server;
+pub mod share;
 pub mod topic_admin;
 pub mod topic_config;
 pub mod topics;

@@ -74,6 +74,26 @@ struct ServeArgs {
     /// Server assignors for consumer-protocol groups, the first the default (group.consumer.assignors).
     #[arg(long, env = "WEIR_GROUP_CONSUMER_ASSIGNORS")]
     group_consumer_assignors: Option<String>,
+    /// How long a share group member holds a record it acquired, unless the group sets
+    /// share.record.lock.duration.ms (group.share.record.lock.duration.ms).
+    #[arg(long, env = "WEIR_GROUP_SHARE_RECORD_LOCK_DURATION_MS")]
+    group_share_record_lock_duration_ms: Option<i32>,
+    /// Lowest lock duration a share group may set (group.share.min.record.lock.duration.ms).
+    #[arg(long, env = "WEIR_GROUP_SHARE_MIN_RECORD_LOCK_DURATION_MS")]
+    group_share_min_record_lock_duration_ms: Option<i32>,
+    /// Deliveries of a record before it is archived, unless the group sets
+    /// share.delivery.count.limit (group.share.delivery.count.limit).
+    #[arg(long, env = "WEIR_GROUP_SHARE_DELIVERY_COUNT_LIMIT")]
+    group_share_delivery_count_limit: Option<u16>,
+    /// Most records in flight per share-partition (group.share.partition.max.record.locks).
+    #[arg(long, env = "WEIR_GROUP_SHARE_PARTITION_MAX_RECORD_LOCKS")]
+    group_share_partition_max_record_locks: Option<usize>,
+    /// Session timeout of share group members (group.share.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_SHARE_SESSION_TIMEOUT_MS")]
+    group_share_session_timeout_ms: Option<i32>,
+    /// Heartbeat interval of share group members (group.share.heartbeat.interval.ms).
+    #[arg(long, env = "WEIR_GROUP_SHARE_HEARTBEAT_INTERVAL_MS")]
+    group_share_heartbeat_interval_ms: Option<i32>,
     /// Node id of this broker.
     #[arg(long, env = "WEIR_NODE_ID")]
     node_id: Option<i32>,
@@ -178,6 +198,49 @@ impl ServeArgs {
         anyhow::ensure!(
             config.group_consumer_session_timeout_ms > config.group_consumer_heartbeat_interval_ms,
             "group-consumer-session-timeout-ms must be above the heartbeat interval"
+        );
+        if let Some(v) = self.group_share_record_lock_duration_ms {
+            anyhow::ensure!(
+                v >= 100,
+                "group-share-record-lock-duration-ms must be at least 100"
+            );
+            config.share.record_lock_duration_ms = v;
+            config.share.min_record_lock_duration_ms =
+                config.share.min_record_lock_duration_ms.min(v);
+            config.share.max_record_lock_duration_ms =
+                config.share.max_record_lock_duration_ms.max(v);
+        }
+        if let Some(v) = self.group_share_min_record_lock_duration_ms {
+            anyhow::ensure!(
+                v >= 100,
+                "group-share-min-record-lock-duration-ms must be at least 100"
+            );
+            config.share.min_record_lock_duration_ms = v;
+        }
+        if let Some(v) = self.group_share_delivery_count_limit {
+            anyhow::ensure!(
+                (2..=10).contains(&v),
+                "group-share-delivery-count-limit must be 2-10"
+            );
+            config.share.delivery_count_limit = v;
+        }
+        if let Some(v) = self.group_share_partition_max_record_locks {
+            anyhow::ensure!(
+                (100..=10_000).contains(&v),
+                "group-share-partition-max-record-locks must be 100-10000"
+            );
+            config.share.partition_max_record_locks = v;
+        }
+        if let Some(v) = self.group_share_session_timeout_ms {
+            config.share.session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_share_heartbeat_interval_ms {
+            config.share.heartbeat_interval_ms = v;
+        }
+        anyhow::ensure!(
+            config.share.heartbeat_interval_ms >= 1
+                && config.share.session_timeout_ms > config.share.heartbeat_interval_ms,
+            "group-share-session-timeout-ms must be above group-share-heartbeat-interval-ms"
         );
         if let Some(v) = self.node_id {
             config.node_id = v;

@@ -269,6 +269,21 @@ apis! {
         mirror(m::ConsumerGroupHeartbeatRequest, m::ConsumerGroupHeartbeatResponse);
     CONSUMER_GROUP_DESCRIBE = 69: ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse), 0..=1,
         mirror(m::ConsumerGroupDescribeRequest, m::ConsumerGroupDescribeResponse);
+    // Share groups (KIP-932) at the versions Kafka 4.1 serves (v0 was 4.0's early access).
+    SHARE_GROUP_HEARTBEAT = 76: ShareGroupHeartbeat(ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse), 1..=1,
+        mirror(m::ShareGroupHeartbeatRequest, m::ShareGroupHeartbeatResponse);
+    SHARE_GROUP_DESCRIBE = 77: ShareGroupDescribe(ShareGroupDescribeRequest, ShareGroupDescribeResponse), 1..=1,
+        mirror(m::ShareGroupDescribeRequest, m::ShareGroupDescribeResponse);
+    SHARE_FETCH = 78: ShareFetch(ShareFetchRequest, ShareFetchResponse), 1..=1,
+        mirror(m::ShareFetchRequest, m::ShareFetchResponse);
+    SHARE_ACKNOWLEDGE = 79: ShareAcknowledge(ShareAcknowledgeRequest, ShareAcknowledgeResponse), 1..=1,
+        mirror(m::ShareAcknowledgeRequest, m::ShareAcknowledgeResponse);
+    DESCRIBE_SHARE_GROUP_OFFSETS = 90: DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse), 0..=0,
+        mirror(m::DescribeShareGroupOffsetsRequest, m::DescribeShareGroupOffsetsResponse);
+    ALTER_SHARE_GROUP_OFFSETS = 91: AlterShareGroupOffsets(AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse), 0..=0,
+        mirror(m::AlterShareGroupOffsetsRequest, m::AlterShareGroupOffsetsResponse);
+    DELETE_SHARE_GROUP_OFFSETS = 92: DeleteShareGroupOffsets(DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse), 0..=0,
+        mirror(m::DeleteShareGroupOffsetsRequest, m::DeleteShareGroupOffsetsResponse);
 }
 
 #[cfg(test)]

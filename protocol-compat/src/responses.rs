@@ -1449,3 +1449,408 @@ mirror! {
         pub leader_epoch: i32,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Share groups (KIP-932)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// ShareGroupHeartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupHeartbeatResponse => m::ShareGroupHeartbeatResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Member id.
+        pub member_id: Option<String>,
+        /// The member's new epoch.
+        pub member_epoch: i32,
+        /// How often to heartbeat.
+        pub heartbeat_interval_ms: i32,
+        /// The member's partitions; `None` = unchanged.
+        pub assignment: Option<ShareGroupAssignment>,
+    }
+}
+
+mirror! {
+    /// A share member's assignment (ShareGroupHeartbeat response).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupAssignment => m::share_group_heartbeat_response::Assignment {
+        /// Partitions by topic id.
+        pub topic_partitions: Vec<ShareGroupTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// Partitions of one topic, by topic id (ShareGroupHeartbeat response).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupTopicPartitions => m::share_group_heartbeat_response::TopicPartitions {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// ShareGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupDescribeResponse => m::ShareGroupDescribeResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<ShareGroupDescribedGroup>,
+    }
+}
+
+mirror! {
+    /// One group of a ShareGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ShareGroupDescribedGroup => m::share_group_describe_response::DescribedGroup {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Group id.
+        pub group_id: String,
+        /// "Empty", "Stable" or "Dead".
+        pub group_state: String,
+        /// Group epoch.
+        pub group_epoch: i32,
+        /// Assignment epoch.
+        pub assignment_epoch: i32,
+        /// The assignor in use ("simple").
+        pub assignor_name: String,
+        /// Members.
+        pub members: Vec<ShareGroupDescribedMember>,
+        /// Authorized operations.
+        pub authorized_operations: i32,
+    }
+}
+kp_default!(ShareGroupDescribedGroup => m::share_group_describe_response::DescribedGroup);
+
+mirror! {
+    /// One member of a ShareGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupDescribedMember => m::share_group_describe_response::Member {
+        /// Member id.
+        pub member_id: String,
+        /// Rack id.
+        pub rack_id: Option<String>,
+        /// Member epoch.
+        pub member_epoch: i32,
+        /// Client id.
+        pub client_id: String,
+        /// Client host.
+        pub client_host: String,
+        /// Subscribed topic names.
+        pub subscribed_topic_names: Vec<String>,
+        /// The member's assignment.
+        pub assignment: ShareGroupDescribeAssignment,
+    }
+}
+
+mirror! {
+    /// An assignment in a ShareGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupDescribeAssignment => m::share_group_describe_response::Assignment {
+        /// Partitions by topic.
+        pub topic_partitions: Vec<ShareGroupDescribeTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// Partitions of one topic in a ShareGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupDescribeTopicPartitions => m::share_group_describe_response::TopicPartitions {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Topic name.
+        pub topic_name: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// The leader of a partition as a share response reports it.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareLeaderIdAndEpoch =>
+        m::share_fetch_response::LeaderIdAndEpoch,
+        m::share_acknowledge_response::LeaderIdAndEpoch
+    {
+        /// Leader broker id (-1 unknown).
+        pub leader_id: i32,
+        /// Leader epoch (-1 unknown).
+        pub leader_epoch: i32,
+    }
+}
+
+mirror! {
+    /// A broker's endpoint in a share response (for partitions whose leader moved).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareNodeEndpoint =>
+        m::share_fetch_response::NodeEndpoint,
+        m::share_acknowledge_response::NodeEndpoint
+    {
+        /// Broker id.
+        pub node_id: i32,
+        /// Host.
+        pub host: String,
+        /// Port.
+        pub port: i32,
+        /// Rack.
+        pub rack: Option<String>,
+    }
+}
+
+mirror! {
+    /// ShareFetch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareFetchResponse => m::ShareFetchResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message.
+        pub error_message: Option<String>,
+        /// How long the acquired records stay locked.
+        pub acquisition_lock_timeout_ms: i32,
+        /// Partitions by topic.
+        pub responses: Vec<ShareFetchTopicResponse>,
+        /// Endpoints of leaders named in partition errors.
+        pub node_endpoints: Vec<ShareNodeEndpoint>,
+    }
+}
+
+mirror! {
+    /// One topic of a ShareFetch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareFetchTopicResponse => m::share_fetch_response::ShareFetchableTopicResponse {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ShareFetchPartitionData>,
+    }
+}
+
+mirror! {
+    /// One partition of a ShareFetch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareFetchPartitionData => m::share_fetch_response::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Fetch error.
+        pub error_code: ErrorCode,
+        /// Fetch error message.
+        pub error_message: Option<String>,
+        /// Error of the acknowledgements piggybacked on the fetch.
+        pub acknowledge_error_code: ErrorCode,
+        /// Their error message.
+        pub acknowledge_error_message: Option<String>,
+        /// The partition's leader.
+        pub current_leader: ShareLeaderIdAndEpoch,
+        /// Record batches, as stored.
+        pub records: Option<Bytes>,
+        /// The offset runs acquired by this member.
+        pub acquired_records: Vec<ShareAcquiredRecords>,
+    }
+}
+
+mirror! {
+    /// A run of acquired offsets with its delivery count.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareAcquiredRecords => m::share_fetch_response::AcquiredRecords {
+        /// First offset.
+        pub first_offset: i64,
+        /// Last offset (inclusive).
+        pub last_offset: i64,
+        /// How often these records have been delivered.
+        pub delivery_count: i16,
+    }
+}
+
+mirror! {
+    /// ShareAcknowledge response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareAcknowledgeResponse => m::ShareAcknowledgeResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message.
+        pub error_message: Option<String>,
+        /// Partitions by topic.
+        pub responses: Vec<ShareAcknowledgeTopicResponse>,
+        /// Endpoints of leaders named in partition errors.
+        pub node_endpoints: Vec<ShareNodeEndpoint>,
+    }
+}
+
+mirror! {
+    /// One topic of a ShareAcknowledge response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareAcknowledgeTopicResponse => m::share_acknowledge_response::ShareAcknowledgeTopicResponse {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ShareAcknowledgePartitionData>,
+    }
+}
+
+mirror! {
+    /// One partition of a ShareAcknowledge response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareAcknowledgePartitionData => m::share_acknowledge_response::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The partition's leader.
+        pub current_leader: ShareLeaderIdAndEpoch,
+    }
+}
+
+mirror! {
+    /// DescribeShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeShareGroupOffsetsResponse => m::DescribeShareGroupOffsetsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<DescribeShareGroupOffsetsGroupResponse>,
+    }
+}
+
+mirror! {
+    /// One group of a DescribeShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeShareGroupOffsetsGroupResponse =>
+        m::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup
+    {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<DescribeShareGroupOffsetsTopicResponse>,
+        /// Group-level error.
+        pub error_code: ErrorCode,
+        /// Its message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// One topic of a DescribeShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeShareGroupOffsetsTopicResponse =>
+        m::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseTopic
+    {
+        /// Topic name.
+        pub topic_name: String,
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<DescribeShareGroupOffsetsPartitionResponse>,
+    }
+}
+
+mirror! {
+    /// One partition of a DescribeShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeShareGroupOffsetsPartitionResponse =>
+        m::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponsePartition
+    {
+        /// Partition index.
+        pub partition_index: i32,
+        /// The share-partition start offset (-1: none).
+        pub start_offset: i64,
+        /// Leader epoch.
+        pub leader_epoch: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// AlterShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterShareGroupOffsetsResponse => m::AlterShareGroupOffsetsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error.
+        pub error_code: ErrorCode,
+        /// Its message.
+        pub error_message: Option<String>,
+        /// Topics.
+        pub responses: Vec<AlterShareGroupOffsetsTopicResponse>,
+    }
+}
+
+mirror! {
+    /// One topic of an AlterShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterShareGroupOffsetsTopicResponse =>
+        m::alter_share_group_offsets_response::AlterShareGroupOffsetsResponseTopic
+    {
+        /// Topic name.
+        pub topic_name: String,
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ShareGroupPartitionResult>,
+    }
+}
+
+mirror! {
+    /// One partition's result in an AlterShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareGroupPartitionResult =>
+        m::alter_share_group_offsets_response::AlterShareGroupOffsetsResponsePartition
+    {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// DeleteShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareGroupOffsetsResponse => m::DeleteShareGroupOffsetsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error.
+        pub error_code: ErrorCode,
+        /// Its message.
+        pub error_message: Option<String>,
+        /// Topics.
+        pub responses: Vec<DeleteShareGroupOffsetsTopicResponse>,
+    }
+}
+
+mirror! {
+    /// One topic of a DeleteShareGroupOffsets response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareGroupOffsetsTopicResponse =>
+        m::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic
+    {
+        /// Topic name.
+        pub topic_name: String,
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}

@@ -755,10 +755,34 @@ async fn follow_group_coordination(broker: &Arc<Broker>) {
     }
 }
 
+/// The leader of the share state partition holds the share groups' state: take it over when
+/// this broker becomes that leader, give it up when it stops being it.
+async fn follow_share_coordination(broker: &Arc<Broker>) {
+    let local = broker.topics.partition(crate::share::SHARE_STATE_TOPIC, 0);
+    let leading = local
+        .as_ref()
+        .filter(|p| p.leader_epoch().is_some())
+        .cloned();
+    let attached = broker.share.store.partition();
+    match (leading, attached) {
+        (Some(p), Some(a)) if Arc::ptr_eq(&p, &a) => {}
+        (Some(p), _) => {
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.take_over_share(p)).await;
+        }
+        (None, Some(_)) => {
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || b.give_up_share()).await;
+        }
+        (None, None) => {}
+    }
+}
+
 async fn publish_loop(broker: Arc<Broker>, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     let mut published: HashMap<(String, i32), LeaderRecord> = HashMap::new();
     loop {
         follow_group_coordination(&broker).await;
+        follow_share_coordination(&broker).await;
         act_on_elections(&broker, &cluster).await;
         let mut wanted = Vec::new();
         for topic in broker.topics.all() {

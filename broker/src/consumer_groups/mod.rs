@@ -89,6 +89,11 @@ impl TopicsView {
     pub fn name(&self, id: &TopicId) -> Option<&str> {
         self.names.get(id).map(String::as_str)
     }
+
+    /// A topic's id and partition count by name.
+    pub fn get(&self, name: &str) -> Option<(TopicId, i32)> {
+        self.by_name.get(name).copied()
+    }
 }
 
 /// The reconciliation state of a member, with Kafka's record values.

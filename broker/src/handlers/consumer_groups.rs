@@ -105,6 +105,14 @@ pub fn join_group(
     let pending = {
         let mut classic = broker.groups.lock();
         let mut cg = broker.consumer_groups.lock();
+        // A share group's id is not free for a classic group.
+        if broker.share.groups.lock().contains(&request.group_id) {
+            return super::ready(Response::JoinGroup(JoinGroupResponse {
+                error_code: ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                member_id: r.member_id,
+                ..JoinGroupResponse::default()
+            }));
+        }
         match cg.is_empty_group(&request.group_id) {
             // A consumer group with members does not take classic members.
             Some(false) => {
@@ -262,6 +270,21 @@ pub fn list_groups(broker: &Broker, r: ListGroupsRequest) -> ListGroupsResponse 
                 group_type: CONSUMER.to_string(),
             }),
     );
+    groups.extend(
+        broker
+            .share
+            .groups
+            .lock()
+            .list()
+            .into_iter()
+            .filter(|(_, state)| state_ok(state) && type_ok(super::share::SHARE))
+            .map(|(group_id, state)| ListedGroup {
+                group_id,
+                protocol_type: super::share::SHARE.to_string(),
+                group_state: state.to_string(),
+                group_type: super::share::SHARE.to_string(),
+            }),
+    );
     ListGroupsResponse {
         groups,
         ..ListGroupsResponse::default()
@@ -297,7 +320,7 @@ pub fn describe_groups(
         .groups
         .into_iter()
         .map(|group_id| match coordinator.describe(&group_id) {
-            _ if cg.contains(&group_id) => {
+            _ if cg.contains(&group_id) || broker.share.groups.lock().contains(&group_id) => {
                 let message = format!("Group {group_id} is not a classic group.");
                 not_found(group_id, message)
             }
@@ -384,6 +407,28 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             .map(|(t, p, _)| (t, p))
             .collect();
         let now = broker.now_ms();
+        // A share group goes with all its share state.
+        let share_deleted = {
+            let _classic = broker.groups.lock();
+            let _cg = broker.consumer_groups.lock();
+            let is_share = broker.share.groups.lock().contains(&group_id);
+            is_share.then(|| broker.share.delete_group(&group_id, now))
+        };
+        if let Some(deleted) = share_deleted {
+            let error_code = match deleted {
+                Ok(pending) => match broker.share.wait(pending) {
+                    Ok(()) => ErrorCode::NONE,
+                    Err(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+                },
+                Err(code) => code,
+            };
+            staged.push(None);
+            results.push(DeleteGroupResult {
+                group_id,
+                error_code,
+            });
+            continue;
+        }
         let (code, pending) = {
             let mut classic = broker.groups.lock();
             let mut cg = broker.consumer_groups.lock();
@@ -765,6 +810,12 @@ pub async fn consumer_group_heartbeat(
             return heartbeat_error(e);
         }
         let mut upgrade = false;
+        if broker.share.groups.lock().contains(&hb.group_id) {
+            return heartbeat_error(GroupError {
+                code: ErrorCode::GROUP_ID_NOT_FOUND,
+                message: Some(format!("Group {} is not a consumer group.", hb.group_id)),
+            });
+        }
         if !cg.contains(&hb.group_id) {
             match classic.group_state(&hb.group_id) {
                 // An empty classic group (e.g. one known only by its offsets) is upgraded once

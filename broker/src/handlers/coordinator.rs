@@ -3,6 +3,11 @@
 //! as Kafka does, so the client looks the coordinator up again.
 
 use weir_protocol::responses::{
+    AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsResponse,
+    DescribeShareGroupOffsetsGroupResponse, DescribeShareGroupOffsetsResponse,
+    ShareGroupDescribeResponse, ShareGroupDescribedGroup, ShareGroupHeartbeatResponse,
+};
+use weir_protocol::responses::{
     ConsumerGroupDescribeResponse, ConsumerGroupDescribedGroup, ConsumerGroupHeartbeatResponse,
     DeleteGroupResult, DeleteGroupsResponse, DescribeGroupsResponse, DescribedGroup,
     HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
@@ -111,6 +116,52 @@ pub fn refuse(request: &Request) -> Option<Response> {
                     })
                     .collect(),
                 ..ConsumerGroupDescribeResponse::default()
+            })
+        }
+        Request::ShareGroupHeartbeat(_) => {
+            Response::ShareGroupHeartbeat(ShareGroupHeartbeatResponse {
+                error_code: NOT_COORDINATOR,
+                ..ShareGroupHeartbeatResponse::default()
+            })
+        }
+        Request::ShareGroupDescribe(r) => {
+            Response::ShareGroupDescribe(ShareGroupDescribeResponse {
+                groups: r
+                    .group_ids
+                    .iter()
+                    .map(|g| ShareGroupDescribedGroup {
+                        error_code: NOT_COORDINATOR,
+                        group_id: g.clone(),
+                        ..ShareGroupDescribedGroup::default()
+                    })
+                    .collect(),
+                ..ShareGroupDescribeResponse::default()
+            })
+        }
+        Request::DescribeShareGroupOffsets(r) => {
+            Response::DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse {
+                groups: r
+                    .groups
+                    .iter()
+                    .map(|g| DescribeShareGroupOffsetsGroupResponse {
+                        group_id: g.group_id.clone(),
+                        error_code: NOT_COORDINATOR,
+                        ..DescribeShareGroupOffsetsGroupResponse::default()
+                    })
+                    .collect(),
+                ..DescribeShareGroupOffsetsResponse::default()
+            })
+        }
+        Request::AlterShareGroupOffsets(_) => {
+            Response::AlterShareGroupOffsets(AlterShareGroupOffsetsResponse {
+                error_code: NOT_COORDINATOR,
+                ..AlterShareGroupOffsetsResponse::default()
+            })
+        }
+        Request::DeleteShareGroupOffsets(_) => {
+            Response::DeleteShareGroupOffsets(DeleteShareGroupOffsetsResponse {
+                error_code: NOT_COORDINATOR,
+                ..DeleteShareGroupOffsetsResponse::default()
             })
         }
         _ => return None,

@@ -299,6 +299,21 @@ async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
             tracing::debug!(error = %e, "offsets topic not created (yet)");
         }
     }
+    // The share state partition is created alongside (its leader holds the share groups' state).
+    if broker.topics.get(crate::share::SHARE_STATE_TOPIC).is_none() {
+        let spec = CreateSpec {
+            name: crate::share::SHARE_STATE_TOPIC.to_string(),
+            partitions: 1,
+            replication_factor: -1,
+            assignment: Vec::new(),
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+            internal: true,
+            validate_only: false,
+        };
+        if let Err(e) = broker.create_topic(spec).await {
+            tracing::debug!(error = %e, "share state topic not created (yet)");
+        }
+    }
     let leader = match broker
         .topics
         .partition(OFFSETS_TOPIC, 0)

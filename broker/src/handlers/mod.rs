@@ -26,6 +26,7 @@ mod metadata;
 mod not_served;
 mod produce;
 mod replication;
+mod share;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -120,6 +121,25 @@ pub async fn dispatch(
             consumer_groups::consumer_group_describe(&b, r),
         )),
         Request::DeleteGroups(r) => consumer_groups::delete_groups(&b, r),
+        Request::ShareGroupHeartbeat(r) => {
+            let ctx = ctx.clone();
+            let client_id = header.client_id.clone().unwrap_or_default();
+            Box::pin(async move {
+                Some(Response::ShareGroupHeartbeat(
+                    share::share_group_heartbeat(&b, &ctx, client_id, r).await,
+                ))
+            })
+        }
+        Request::ShareGroupDescribe(r) => ready(Response::ShareGroupDescribe(
+            share::share_group_describe(&b, r),
+        )),
+        Request::ShareFetch(r) => share::share_fetch(&b, r),
+        Request::ShareAcknowledge(r) => share::share_acknowledge(&b, r),
+        Request::DescribeShareGroupOffsets(r) => ready(Response::DescribeShareGroupOffsets(
+            share::describe_share_group_offsets(&b, r),
+        )),
+        Request::AlterShareGroupOffsets(r) => share::alter_share_group_offsets(&b, r),
+        Request::DeleteShareGroupOffsets(r) => share::delete_share_group_offsets(&b, r),
         Request::OffsetCommit(r) => consumer_groups::offset_commit(&b, version, r),
         Request::OffsetFetch(r) => {
             ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r)))

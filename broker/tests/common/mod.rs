@@ -84,6 +84,12 @@ impl Broker {
         self.spawn();
     }
 
+    /// Starts the broker again on the same ports and data after it exited (or was killed).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -1,0 +1,435 @@
+//! Dead-letter topics for share groups (Weir's `weir.share.dlq.topic`; KIP-1191 proposes the
+//! same for Kafka): a record a consumer rejects, or that reaches the delivery limit, or that
+//! expires before delivery, is appended to the group's dead-letter topic, exactly once, with
+//! headers that say where it came from and why; only then is it archived.
+//!
+//! Exactly once across crashes: before appending, the dead-letter partition's log end offset is
+//! recorded durably in the share state log (an intent); the records are appended; then the
+//! share-partition's records are archived and the intent removed. After a crash between the
+//! two, the dead-letter records from the intent's offset on are read back and those already there
+//! are archived without being appended again.
+//!
+//! The dead letter keeps the source record's key, value and headers, and adds:
+//! `weir.dlq.source.topic`, `weir.dlq.source.partition`, `weir.dlq.source.offset`,
+//! `weir.dlq.group`, `weir.dlq.delivery.count`, `weir.dlq.reason` (`rejected`,
+//! `delivery-limit`, `expired`) and `weir.dlq.time.ms` (values as UTF-8 text). It goes to the
+//! dead-letter topic's partition `source partition % partitions`, so the dead letters of one
+//! source partition stay in order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use weir_storage::records::{visit_records, HeaderRef, NewRecord};
+use weir_storage::AppendOptions;
+
+use super::partition::ArchiveReason;
+use super::records::DeadLetterIntent;
+use super::{group_config, Pending, ShareKey};
+use crate::broker::Broker;
+use crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES;
+
+pub const HEADER_SOURCE_TOPIC: &str = "weir.dlq.source.topic";
+pub const HEADER_SOURCE_PARTITION: &str = "weir.dlq.source.partition";
+pub const HEADER_SOURCE_OFFSET: &str = "weir.dlq.source.offset";
+pub const HEADER_GROUP: &str = "weir.dlq.group";
+pub const HEADER_DELIVERY_COUNT: &str = "weir.dlq.delivery.count";
+pub const HEADER_REASON: &str = "weir.dlq.reason";
+pub const HEADER_TIME: &str = "weir.dlq.time.ms";
+/// Most dead letters appended for one share-partition in one round.
+const MAX_PER_ROUND: usize = 500;
+/// Bytes read from a log in one step while looking for records.
+const READ_BYTES: usize = 1 << 20;
+
+/// A source record read back from its log.
+struct SourceRecord {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads the records at `offsets` (ascending) from `log`; offsets no longer in the log are absent.
+fn read_records(log: &weir_storage::Log, offsets: &BTreeSet<i64>) -> BTreeMap<i64, SourceRecord> {
+    let mut out = BTreeMap::new();
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return out;
+    };
+    let mut at = first.max(log.log_start_offset());
+    while at <= last {
+        let Ok(bytes) = log.read(at, READ_BYTES) else {
+            break;
+        };
+        let mut pos = 0usize;
+        let mut next = at;
+        while let Some(rest) = bytes.get(pos..) {
+            let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
+                break;
+            };
+            let Some(batch) = rest.get(..h.total_len()) else {
+                break;
+            };
+            pos += h.total_len();
+            next = next.max(h.last_offset() + 1);
+            if h.is_control()
+                || offsets
+                    .range(h.base_offset..=h.last_offset())
+                    .next()
+                    .is_none()
+            {
+                continue;
+            }
+            let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+                if offsets.contains(&r.offset) {
+                    out.insert(
+                        r.offset,
+                        SourceRecord {
+                            key: r.key.map(<[u8]>::to_vec),
+                            value: r.value.map(<[u8]>::to_vec),
+                            headers: r.headers().unwrap_or_default(),
+                        },
+                    );
+                }
+            });
+        }
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    out
+}
+
+fn header<'a>(headers: &'a [(String, Option<Vec<u8>>)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The source offsets of `group`/`topic`/`partition` already in `dlq` from `from` on.
+fn already_dead_lettered(
+    dlq: &weir_storage::Log,
+    from: i64,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> BTreeSet<i64> {
+    let mut found = BTreeSet::new();
+    let mut at = from.max(dlq.log_start_offset());
+    let end = dlq.high_watermark();
+    let partition_text = partition.to_string();
+    while at < end {
+        let Ok(bytes) = dlq.read(at, READ_BYTES) else {
+            break;
+        };
+        let mut pos = 0usize;
+        let mut next = at;
+        while let Some(rest) = bytes.get(pos..) {
+            let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
+                break;
+            };
+            let Some(batch) = rest.get(..h.total_len()) else {
+                break;
+            };
+            pos += h.total_len();
+            next = next.max(h.last_offset() + 1);
+            let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+                let Ok(headers) = r.headers() else {
+                    return;
+                };
+                if header(&headers, HEADER_GROUP) == Some(group)
+                    && header(&headers, HEADER_SOURCE_TOPIC) == Some(topic)
+                    && header(&headers, HEADER_SOURCE_PARTITION) == Some(partition_text.as_str())
+                {
+                    if let Some(o) =
+                        header(&headers, HEADER_SOURCE_OFFSET).and_then(|o| o.parse().ok())
+                    {
+                        found.insert(o);
+                    }
+                }
+            });
+        }
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    found
+}
+
+/// Appends the pending dead letters of every share-partition to their groups' dead-letter
+/// topics and archives them. Blocking. Returns what is left to wait for.
+pub fn run(broker: &Broker, now_ms: i64) -> Pending {
+    let mut pending = Pending::default();
+    for (key, sp) in broker.share.all_partitions() {
+        let letters = sp.lock().pending_dead_letters();
+        if letters.is_empty() {
+            continue;
+        }
+        match dead_letter(broker, &key, &letters, now_ms) {
+            Ok(done) => {
+                let mut sp = sp.lock();
+                sp.dead_lettered(&done);
+                match broker.share.persist(&key, &mut sp, now_ms) {
+                    Ok(p) => pending.push(p),
+                    Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                }
+                drop(sp);
+                match broker.share.clear_intent(&key, now_ms) {
+                    Ok(p) => pending.push(p),
+                    Err(e) => tracing::warn!(error = %e, "dead-letter intent not cleared"),
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(group = %key.0, %reason, "dead letters not written; retrying");
+            }
+        }
+    }
+    pending
+}
+
+/// Writes `letters` of `key` to the group's dead-letter topic; returns the offsets now done.
+fn dead_letter(
+    broker: &Broker,
+    key: &ShareKey,
+    letters: &[(i64, ArchiveReason, u16)],
+    now_ms: i64,
+) -> Result<Vec<i64>, String> {
+    let (group, topic_id, index) = (key.0.as_str(), key.1, key.2);
+    let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
+    let all: Vec<i64> = letters.iter().map(|l| l.0).collect();
+    let config = group_config(&broker.share.defaults, &broker.configs.group(group));
+    let Some(dlq_name) = config.dlq_topic else {
+        // The dead-letter topic was unset meanwhile: archive them.
+        return Ok(all);
+    };
+    let Some(source_topic) = broker.topics.by_id(topic_id) else {
+        return Ok(all);
+    };
+    let Some(source) = broker.topics.partition(&source_topic.name, index) else {
+        return Err("the source partition is not here".into());
+    };
+    let dlq_topic = match broker.topics.get(&dlq_name) {
+        Some(t) => t,
+        None if broker.config.auto_create_topics && broker.cluster.is_none() => broker
+            .topics
+            .create(&dlq_name, 1, &[], false)
+            .map_err(|e| format!("cannot create dead-letter topic {dlq_name}: {e}"))?,
+        None => return Err(format!("dead-letter topic {dlq_name} does not exist")),
+    };
+    let count = i32::try_from(dlq_topic.partition_count())
+        .unwrap_or(1)
+        .max(1);
+    let dlq_index = index.rem_euclid(count);
+    let Some(dlq) = broker.topics.partition(&dlq_name, dlq_index) else {
+        return Err(format!(
+            "dead-letter partition {dlq_name}-{dlq_index} is not here"
+        ));
+    };
+    // After a crash: what is already there is done.
+    let mut done: BTreeSet<i64> = BTreeSet::new();
+    if let Some(intent) = broker.share.intent(key) {
+        if let Some(p) = broker.topics.partition(&intent.topic, intent.partition) {
+            done =
+                already_dead_lettered(&p.log, intent.from_offset, group, &source_topic.name, index);
+        }
+    }
+    let wanted: BTreeSet<i64> = all.iter().copied().filter(|o| !done.contains(o)).collect();
+    let records = read_records(&source.log, &wanted);
+    if !records.is_empty() {
+        let intent = DeadLetterIntent {
+            topic: dlq_name.clone(),
+            partition: dlq_index,
+            from_offset: dlq.log.log_end_offset(),
+        };
+        let mut p = Pending::default();
+        p.push(
+            broker
+                .share
+                .record_intent(key, intent, now_ms)
+                .map_err(|e| e.to_string())?,
+        );
+        broker.share.wait(p).map_err(|e| e.to_string())?;
+        let texts: Vec<[String; 7]> = letters
+            .iter()
+            .filter(|l| records.contains_key(&l.0))
+            .map(|(offset, reason, count)| {
+                [
+                    source_topic.name.clone(),
+                    index.to_string(),
+                    offset.to_string(),
+                    group.to_string(),
+                    count.to_string(),
+                    reason.as_str().to_string(),
+                    now_ms.to_string(),
+                ]
+            })
+            .collect();
+        let names = [
+            HEADER_SOURCE_TOPIC,
+            HEADER_SOURCE_PARTITION,
+            HEADER_SOURCE_OFFSET,
+            HEADER_GROUP,
+            HEADER_DELIVERY_COUNT,
+            HEADER_REASON,
+            HEADER_TIME,
+        ];
+        let headers: Vec<Vec<HeaderRef<'_>>> = records
+            .values()
+            .zip(&texts)
+            .map(|(r, text)| {
+                r.headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_deref()))
+                    .chain(
+                        names
+                            .iter()
+                            .zip(text.iter())
+                            .map(|(n, v)| (*n, Some(v.as_bytes()))),
+                    )
+                    .collect()
+            })
+            .collect();
+        let new: Vec<NewRecord<'_>> = records
+            .values()
+            .zip(&headers)
+            .map(|(r, h)| NewRecord {
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: h,
+                timestamp_ms: now_ms,
+            })
+            .collect();
+        let batch = weir_storage::records::encode_batch(&new);
+        let appended = dlq
+            .append(batch, &AppendOptions::default())
+            .map_err(|e| format!("{e:?}"))?;
+        appended.wait().map_err(|e| e.to_string())?;
+        dlq.note_durable();
+        broker.appended.notify_waiters();
+    }
+    // Offsets no longer in the source log (retention) cannot be dead-lettered: they are archived.
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::BrokerConfig;
+    use crate::share::partition::{AckBatch, AckType, Disposition, MemberId};
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let config = BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        Broker::open(config, Arc::new(SystemClock)).expect("broker")
+    }
+
+    fn append(broker: &Broker, topic: &str, records: &[NewRecord<'_>]) {
+        let p = broker.topics.partition(topic, 0).expect("partition");
+        let batch = weir_storage::records::encode_batch(records);
+        p.append(batch, &AppendOptions::default())
+            .expect("append")
+            .wait()
+            .expect("durable");
+        p.note_durable();
+    }
+
+    #[test]
+    fn a_dead_letter_written_before_a_crash_is_not_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key: ShareKey;
+        {
+            let broker = open(dir.path());
+            broker.topics.create("src", 1, &[], false).expect("topic");
+            broker.topics.create("dead", 1, &[], false).expect("topic");
+            broker
+                .configs
+                .alter_group("g", false, |set| {
+                    set.insert("weir.share.dlq.topic".into(), "dead".into());
+                    Ok(())
+                })
+                .expect("config");
+            append(
+                &broker,
+                "src",
+                &[NewRecord {
+                    value: Some(b"poison"),
+                    timestamp_ms: 1,
+                    ..NewRecord::default()
+                }],
+            );
+            let topic_id = broker.topics.get("src").expect("src").id;
+            key = ("g".into(), topic_id, 0);
+            let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
+            let mut pending = Pending::default();
+            let sp = broker
+                .share
+                .get_or_init(&key, &settings.partition, || 0, 0, &mut pending)
+                .expect("init");
+            let member: MemberId = Arc::from("m");
+            {
+                let mut sp = sp.lock();
+                sp.acquire(&member, &[(0, 0)], 10, 0, |_| Disposition::Deliver);
+                sp.acknowledge(
+                    &member,
+                    &[AckBatch {
+                        first_offset: 0,
+                        last_offset: 0,
+                        types: vec![AckType::Reject],
+                    }],
+                    0,
+                )
+                .expect("reject");
+                pending.push(broker.share.persist(&key, &mut sp, 0).expect("persist"));
+            }
+            // The first half of a dead-lettering: the intent and the dead letter itself, then
+            // the crash before the record is archived.
+            let intent = DeadLetterIntent {
+                topic: "dead".into(),
+                partition: 0,
+                from_offset: 0,
+            };
+            pending.push(broker.share.record_intent(&key, intent, 0).expect("intent"));
+            broker.share.wait(pending).expect("durable");
+            let headers: [HeaderRef<'_>; 4] = [
+                (HEADER_SOURCE_TOPIC, Some(b"src")),
+                (HEADER_SOURCE_PARTITION, Some(b"0")),
+                (HEADER_SOURCE_OFFSET, Some(b"0")),
+                (HEADER_GROUP, Some(b"g")),
+            ];
+            append(
+                &broker,
+                "dead",
+                &[NewRecord {
+                    value: Some(b"poison"),
+                    headers: &headers,
+                    timestamp_ms: 1,
+                    ..NewRecord::default()
+                }],
+            );
+            broker.shutdown();
+        }
+        let broker = open(dir.path());
+        let sp = broker.share.partition(&key).expect("restored");
+        assert_eq!(sp.lock().pending_dead_letters().len(), 1);
+        let pending = run(&broker, 10);
+        broker.share.wait(pending).expect("durable");
+        let dead = broker.topics.partition("dead", 0).expect("dead");
+        assert_eq!(
+            dead.log.log_end_offset(),
+            1,
+            "the dead letter is there once"
+        );
+        assert_eq!(
+            sp.lock().start_offset(),
+            1,
+            "the rejected record is archived"
+        );
+        assert!(broker.share.intent(&key).is_none());
+        broker.shutdown();
+    }
+}

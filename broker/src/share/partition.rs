@@ -1,0 +1,886 @@
+//! The state of one share-partition (one share group reading one topic partition, KIP-932): which
+//! records are in flight, in what state, held by whom and until when. Pure: no IO, no clock (the
+//! caller passes the time in ms), no knowledge of the log beyond the batch offset ranges the
+//! caller read.
+//!
+//! The share-partition start offset (SPSO) is the first offset not yet finished with; the
+//! in-flight window runs from it up to `end_offset`, the first offset never handed out. Every
+//! offset in the window has a state:
+//!
+//! - `Available`: may be handed out (acquired) by the next fetch, once its `available_at_ms` has
+//!   passed (Weir's retry backoff and delayed delivery hold a record back that way).
+//! - `Acquired`: handed to one member, locked until its deadline. No other member gets it.
+//! - `Acknowledged`: accepted; finished.
+//! - `Archived`: rejected, over the delivery limit, expired, or not a record at all (a gap in
+//!   the log); finished.
+//! - `Archiving(reason)`: would be archived, but the group has a dead-letter topic and the record
+//!   is not there yet. The caller appends it there and then calls
+//!   [`SharePartition::dead_lettered`]; until then it holds the start offset back, so a crash in
+//!   between dead-letters it again rather than never.
+//!
+//! The start offset moves over the finished prefix of the window. New records are only taken
+//! into the window while it spans fewer than `max_record_locks` offsets (Kafka's
+//! `group.share.partition.max.record.locks`), so the state a slow consumer makes the broker hold
+//! is bounded.
+//!
+//! Every change that must survive a restart marks its offsets dirty; the caller takes them with
+//! [`SharePartition::take_update`] and makes them durable before answering. Acquisitions are not
+//! persisted (as in Kafka): after a restart an acquired record is available again, with the
+//! delivery count last persisted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A member id, shared by all the records it holds.
+pub type MemberId = Arc<str>;
+
+/// Kafka's acknowledge types (ShareFetch/ShareAcknowledge `AcknowledgeTypes`), and Renew
+/// (KIP-1222, ShareFetch v2+) which extends a lock without finishing the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckType {
+    /// 0: the offset is not a record (a gap in a compacted or transactional log).
+    Gap,
+    /// 1: processed; finished.
+    Accept,
+    /// 2: give it back for another delivery.
+    Release,
+    /// 3: unprocessable; finished (dead-lettered when the group has a dead-letter topic).
+    Reject,
+    /// 4: still being processed; extend the lock.
+    Renew,
+}
+
+impl AckType {
+    /// The acknowledge type of a wire code; `None` for codes Kafka does not define.
+    pub fn from_code(code: i8) -> Option<AckType> {
+        Some(match code {
+            0 => AckType::Gap,
+            1 => AckType::Accept,
+            2 => AckType::Release,
+            3 => AckType::Reject,
+            4 => AckType::Renew,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a record was archived, where a dead-letter topic would want to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ArchiveReason {
+    /// A consumer rejected it.
+    Rejected,
+    /// It was delivered `share.delivery.count.limit` times without being accepted.
+    DeliveryLimit,
+    /// It outlived its time to live before it was delivered.
+    Expired,
+}
+
+impl ArchiveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveReason::Rejected => "rejected",
+            ArchiveReason::DeliveryLimit => "delivery-limit",
+            ArchiveReason::Expired => "expired",
+        }
+    }
+}
+
+/// The state of one in-flight offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+    /// Archived once it is in the dead-letter topic.
+    Archiving(ArchiveReason),
+}
+
+impl RecordState {
+    /// Whether the record needs nothing more (the start offset may pass it).
+    pub fn is_finished(self) -> bool {
+        matches!(self, RecordState::Acknowledged | RecordState::Archived)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct InFlight {
+    state: RecordState,
+    /// How often it was acquired.
+    delivery_count: u16,
+    /// The member holding it (only while `Acquired`).
+    owner: Option<MemberId>,
+    /// When the lock runs out (only while `Acquired`).
+    lock_deadline_ms: i64,
+    /// Not handed out before this time (only while `Available`).
+    available_at_ms: i64,
+}
+
+impl InFlight {
+    fn available(delivery_count: u16, available_at_ms: i64) -> Self {
+        Self {
+            state: RecordState::Available,
+            delivery_count,
+            owner: None,
+            lock_deadline_ms: 0,
+            available_at_ms,
+        }
+    }
+
+    fn finished(state: RecordState, delivery_count: u16) -> Self {
+        Self {
+            state,
+            delivery_count,
+            owner: None,
+            lock_deadline_ms: 0,
+            available_at_ms: 0,
+        }
+    }
+}
+
+/// The settings a share-partition follows (from the group's configs). They may change while
+/// records are in flight; a change applies from the next transition on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareSettings {
+    /// `share.record.lock.duration.ms`.
+    pub record_lock_duration_ms: i64,
+    /// `share.delivery.count.limit`.
+    pub delivery_count_limit: u16,
+    /// `group.share.partition.max.record.locks`: the most offsets the window spans.
+    pub max_record_locks: usize,
+    /// `weir.share.retry.backoff.ms`: a released or timed-out record waits this long times
+    /// 2^(deliveries - 1) before it is handed out again (0: no backoff).
+    pub retry_backoff_ms: i64,
+    /// `weir.share.retry.backoff.max.ms`: the longest such wait.
+    pub retry_backoff_max_ms: i64,
+    /// Whether records archived for a reason go through `Archiving` (a dead-letter topic is set).
+    pub dead_letter: bool,
+}
+
+impl Default for ShareSettings {
+    fn default() -> Self {
+        Self {
+            record_lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            max_record_locks: 2_000,
+            retry_backoff_ms: 0,
+            retry_backoff_max_ms: 60_000,
+            dead_letter: false,
+        }
+    }
+}
+
+impl ShareSettings {
+    /// How long a record that was delivered `delivery_count` times waits before the next delivery.
+    pub fn backoff_ms(&self, delivery_count: u16) -> i64 {
+        if self.retry_backoff_ms <= 0 || delivery_count == 0 {
+            return 0;
+        }
+        let shift = u32::from(delivery_count - 1).min(32);
+        self.retry_backoff_ms
+            .saturating_mul(1i64 << shift)
+            .min(self.retry_backoff_max_ms.max(self.retry_backoff_ms))
+    }
+}
+
+/// A run of acquired offsets with one delivery count (ShareFetch's `AcquiredRecords`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcquiredRange {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_count: u16,
+}
+
+/// What the caller learned about a record it read, beyond its offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Deliver it now.
+    Deliver,
+    /// Deliver it no earlier than this time (delayed delivery).
+    NotBefore(i64),
+    /// Its time to live has passed: never deliver it.
+    Expired,
+}
+
+/// One acknowledgement batch: `types` has one entry for the whole range or one per offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub types: Vec<AckType>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// A malformed batch (reversed range, wrong number of types): Kafka's INVALID_REQUEST.
+    #[error("malformed acknowledgement batch")]
+    InvalidRequest,
+    /// An offset is not held by this member (or acknowledged twice): INVALID_RECORD_STATE.
+    #[error("offset {0} is not acquired by this member")]
+    InvalidRecordState(i64),
+}
+
+/// A persisted state of a run of offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistedState {
+    Available,
+    Acknowledged,
+    Archived,
+    Archiving(ArchiveReason),
+}
+
+/// A run of offsets with one persisted state and delivery count (Kafka's `PersisterStateBatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: PersistedState,
+    pub delivery_count: u16,
+}
+
+/// The durable part of a share-partition: its start offset and the states of the offsets in the
+/// window that differ from "never delivered".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersistedPartition {
+    pub start_offset: i64,
+    pub batches: Vec<StateBatch>,
+}
+
+/// One share-partition.
+#[derive(Clone, Debug)]
+pub struct SharePartition {
+    start_offset: i64,
+    /// The first offset never taken into the window.
+    end_offset: i64,
+    /// Offsets in `[start_offset, end_offset)`; a missing one is not a record (a gap).
+    records: BTreeMap<i64, InFlight>,
+    settings: ShareSettings,
+    /// Offsets whose persisted state changed since the last `take_update`.
+    dirty: BTreeSet<i64>,
+    /// Whether the start offset moved since the last `take_update`.
+    start_moved: bool,
+    /// Records waiting for the dead-letter topic, in offset order.
+    archiving: BTreeSet<i64>,
+}
+
+impl SharePartition {
+    /// A share-partition that starts reading at `start_offset`.
+    pub fn new(start_offset: i64, settings: ShareSettings) -> Self {
+        Self {
+            start_offset,
+            end_offset: start_offset,
+            records: BTreeMap::new(),
+            settings,
+            dirty: BTreeSet::new(),
+            start_moved: true,
+            archiving: BTreeSet::new(),
+        }
+    }
+
+    /// Rebuilds a share-partition from its persisted state: every record that was acquired is
+    /// available again; finished records stay finished.
+    pub fn restore(persisted: &PersistedPartition, settings: ShareSettings) -> Self {
+        let mut p = Self::new(persisted.start_offset, settings);
+        p.start_moved = false;
+        let start = persisted.start_offset;
+        // A corrupt or foreign batch cannot make the window larger than the settings allow.
+        let limit = start.saturating_add(i64::try_from(p.settings.max_record_locks).unwrap_or(0));
+        for b in &persisted.batches {
+            let first = b.first_offset.max(start);
+            let last = b.last_offset.min(limit.saturating_sub(1));
+            for offset in first..=last {
+                let record = match b.state {
+                    PersistedState::Available => InFlight::available(b.delivery_count, 0),
+                    PersistedState::Acknowledged => {
+                        InFlight::finished(RecordState::Acknowledged, b.delivery_count)
+                    }
+                    PersistedState::Archived => {
+                        InFlight::finished(RecordState::Archived, b.delivery_count)
+                    }
+                    PersistedState::Archiving(r) => {
+                        p.archiving.insert(offset);
+                        InFlight::finished(RecordState::Archiving(r), b.delivery_count)
+                    }
+                };
+                p.records.insert(offset, record);
+                p.end_offset = p.end_offset.max(offset + 1);
+            }
+        }
+        // Offsets of the window that were never persisted were acquired (or not yet read): they
+        // are available, never delivered as far as anyone knows. Reading the log will turn the
+        // ones that are not records into gaps.
+        for offset in start..p.end_offset {
+            p.records
+                .entry(offset)
+                .or_insert_with(|| InFlight::available(0, 0));
+        }
+        p.advance_start();
+        p
+    }
+
+    pub fn settings(&self) -> &ShareSettings {
+        &self.settings
+    }
+
+    /// Applies changed settings (a group config was altered). The window is not shrunk: a
+    /// smaller `max_record_locks` only stops new records from entering it.
+    pub fn set_settings(&mut self, settings: ShareSettings) {
+        self.settings = settings;
+    }
+
+    pub fn start_offset(&self) -> i64 {
+        self.start_offset
+    }
+
+    pub fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+
+    /// The state and delivery count of `offset`, if it is in the window and a record.
+    pub fn state_of(&self, offset: i64) -> Option<(RecordState, u16)> {
+        self.records
+            .get(&offset)
+            .map(|r| (r.state, r.delivery_count))
+    }
+
+    /// The member holding `offset`, if it is acquired.
+    pub fn owner_of(&self, offset: i64) -> Option<&MemberId> {
+        self.records.get(&offset).and_then(|r| r.owner.as_ref())
+    }
+
+    /// How many records are acquired now.
+    pub fn acquired_count(&self) -> usize {
+        self.records
+            .values()
+            .filter(|r| r.state == RecordState::Acquired)
+            .count()
+    }
+
+    /// How many offsets the window spans (what `max_record_locks` bounds).
+    pub fn window_len(&self) -> usize {
+        usize::try_from(self.end_offset - self.start_offset).unwrap_or(0)
+    }
+
+    fn window_full(&self, next_new: i64) -> bool {
+        let spanned = usize::try_from(next_new - self.start_offset).unwrap_or(usize::MAX);
+        spanned >= self.settings.max_record_locks
+    }
+
+    /// Where a fetch should read the log from to find something to hand out at `now_ms`: the
+    /// first available record that is due, else the end of the window if the window may grow;
+    /// `None` if nothing can be acquired now.
+    pub fn next_fetch_offset(&self, now_ms: i64) -> Option<i64> {
+        let due = self
+            .records
+            .iter()
+            .find(|(_, r)| r.state == RecordState::Available && r.available_at_ms <= now_ms);
+        match due {
+            Some((offset, _)) => Some(*offset),
+            None if !self.window_full(self.end_offset) => Some(self.end_offset),
+            None => None,
+        }
+    }
+
+    /// The earliest time after `now_ms` at which a held-back available record becomes due.
+    pub fn next_due_ms(&self, now_ms: i64) -> Option<i64> {
+        self.records
+            .values()
+            .filter(|r| r.state == RecordState::Available && r.available_at_ms > now_ms)
+            .map(|r| r.available_at_ms)
+            .min()
+    }
+
+    /// The earliest lock deadline, for the caller's timer.
+    pub fn next_lock_deadline_ms(&self) -> Option<i64> {
+        self.records
+            .values()
+            .filter(|r| r.state == RecordState::Acquired)
+            .map(|r| r.lock_deadline_ms)
+            .min()
+    }
+
+    /// Acquires up to `max_records` records for `member` from what the caller read: `batches`
+    /// are the `(first, last)` offset ranges of the log's batches in order, read from
+    /// [`next_fetch_offset`](Self::next_fetch_offset) on (the first batch may begin before it).
+    /// Offsets inside the window that fall between batches are not records and become gaps.
+    /// `disposition` says, for a record entering the window, whether it may be delivered now.
+    ///
+    /// Returns the acquired runs, each with its delivery count.
+    pub fn acquire(
+        &mut self,
+        member: &MemberId,
+        batches: &[(i64, i64)],
+        max_records: usize,
+        now_ms: i64,
+        mut disposition: impl FnMut(i64) -> Disposition,
+    ) -> Vec<AcquiredRange> {
+        let mut acquired: Vec<AcquiredRange> = Vec::new();
+        let Some(from) = self.next_fetch_offset(now_ms) else {
+            return acquired;
+        };
+        let mut count = 0usize;
+        // Offsets of the window at or after `from` that no batch covered are gaps: the log read
+        // from `from` on is contiguous except where there are no records.
+        let mut covered_to = from; // everything below has been looked at
+        let lock_deadline = now_ms.saturating_add(self.settings.record_lock_duration_ms);
+        let push =
+            |acquired: &mut Vec<AcquiredRange>, offset: i64, delivery_count: u16| match acquired
+                .last_mut()
+            {
+                Some(last)
+                    if last.last_offset + 1 == offset && last.delivery_count == delivery_count =>
+                {
+                    last.last_offset = offset;
+                }
+                _ => acquired.push(AcquiredRange {
+                    first_offset: offset,
+                    last_offset: offset,
+                    delivery_count,
+                }),
+            };
+        'batches: for &(first, last) in batches {
+            if last < covered_to || first > last {
+                continue;
+            }
+            let first = first.max(covered_to);
+            self.mark_gaps(covered_to, first);
+            for offset in first..=last {
+                if count >= max_records {
+                    break 'batches;
+                }
+                covered_to = offset + 1;
+                if offset < self.end_offset {
+                    let Some(r) = self.records.get(&offset) else {
+                        continue; // a gap already
+                    };
+                    if r.state != RecordState::Available || r.available_at_ms > now_ms {
+                        continue;
+                    }
+                    // Delays and times to live are not persisted: a record is asked about
+                    // again whenever it would be handed out. A delay only holds back a record
+                    // never delivered (a released one waits for its backoff instead).
+                    let never_delivered = r.delivery_count == 0;
+                    match disposition(offset) {
+                        Disposition::NotBefore(at_ms) if at_ms > now_ms && never_delivered => {
+                            if let Some(r) = self.records.get_mut(&offset) {
+                                r.available_at_ms = at_ms;
+                            }
+                            continue;
+                        }
+                        Disposition::Expired => {
+                            self.archive(offset, Some(ArchiveReason::Expired));
+                            continue;
+                        }
+                        Disposition::Deliver | Disposition::NotBefore(_) => {}
+                    }
+                    let Some(r) = self.records.get_mut(&offset) else {
+                        continue;
+                    };
+                    r.state = RecordState::Acquired;
+                    r.delivery_count = r.delivery_count.saturating_add(1);
+                    r.owner = Some(member.clone());
+                    r.lock_deadline_ms = lock_deadline;
+                    count += 1;
+                    push(&mut acquired, offset, r.delivery_count);
+                    continue;
+                }
+                // A record entering the window.
+                if self.window_full(offset) {
+                    break 'batches;
+                }
+                self.end_offset = offset + 1;
+                match disposition(offset) {
+                    Disposition::NotBefore(at_ms) if at_ms > now_ms => {
+                        // Not persisted: after a restart the record is asked about again.
+                        self.records.insert(offset, InFlight::available(0, at_ms));
+                    }
+                    Disposition::Expired => {
+                        self.records.insert(offset, InFlight::available(0, 0));
+                        self.archive(offset, Some(ArchiveReason::Expired));
+                    }
+                    Disposition::Deliver | Disposition::NotBefore(_) => {
+                        self.records.insert(
+                            offset,
+                            InFlight {
+                                state: RecordState::Acquired,
+                                delivery_count: 1,
+                                owner: Some(member.clone()),
+                                lock_deadline_ms: lock_deadline,
+                                available_at_ms: 0,
+                            },
+                        );
+                        count += 1;
+                        push(&mut acquired, offset, 1);
+                    }
+                }
+            }
+        }
+        self.advance_start();
+        acquired
+    }
+
+    /// Turns the window's offsets in `[from, to)` into gaps (they are not records).
+    fn mark_gaps(&mut self, from: i64, to: i64) {
+        if from >= to {
+            return;
+        }
+        let in_window = to.min(self.end_offset);
+        if from < in_window {
+            let gaps: Vec<i64> = self
+                .records
+                .range(from..in_window)
+                .filter(|(_, r)| r.state == RecordState::Available)
+                .map(|(o, _)| *o)
+                .collect();
+            for offset in gaps {
+                self.records.remove(&offset);
+                self.dirty.insert(offset);
+            }
+        }
+        // Offsets past the window that the log skips are taken in as gaps (no entry): they cost
+        // no memory, and the start offset passes them once the records before them finish.
+        if to > self.end_offset {
+            self.end_offset = to;
+        }
+    }
+
+    /// Finishes `offset` as archived, through `Archiving` when there is a reason and a
+    /// dead-letter topic.
+    fn archive(&mut self, offset: i64, reason: Option<ArchiveReason>) {
+        let Some(r) = self.records.get_mut(&offset) else {
+            return;
+        };
+        r.owner = None;
+        r.state = match reason {
+            Some(reason) if self.settings.dead_letter => {
+                self.archiving.insert(offset);
+                RecordState::Archiving(reason)
+            }
+            _ => RecordState::Archived,
+        };
+        self.dirty.insert(offset);
+    }
+
+    /// Makes an acquired record available again (or archives it at the delivery limit).
+    fn make_available(&mut self, offset: i64, now_ms: i64) {
+        let limit = self.settings.delivery_count_limit;
+        let Some(r) = self.records.get_mut(&offset) else {
+            return;
+        };
+        if r.delivery_count >= limit {
+            self.archive(offset, Some(ArchiveReason::DeliveryLimit));
+            return;
+        }
+        let wait = self.settings.backoff_ms(r.delivery_count);
+        r.state = RecordState::Available;
+        r.owner = None;
+        r.available_at_ms = now_ms.saturating_add(wait);
+        self.dirty.insert(offset);
+    }
+
+    /// Applies one member's acknowledgements, all or nothing: every offset must be acquired by
+    /// `member` (Gap may also name an offset that is no record), and none may appear twice.
+    pub fn acknowledge(
+        &mut self,
+        member: &MemberId,
+        batches: &[AckBatch],
+        now_ms: i64,
+    ) -> Result<(), AckError> {
+        let mut acks: BTreeMap<i64, AckType> = BTreeMap::new();
+        for b in batches {
+            if b.first_offset > b.last_offset || b.types.is_empty() {
+                return Err(AckError::InvalidRequest);
+            }
+            let span = b.last_offset - b.first_offset + 1;
+            if b.types.len() != 1 && i64::try_from(b.types.len()).ok() != Some(span) {
+                return Err(AckError::InvalidRequest);
+            }
+            // Only offsets of the window can be held; checking the range first keeps the work
+            // bounded by the window, whatever range a client names.
+            if b.first_offset < self.start_offset || b.last_offset >= self.end_offset {
+                let bad = if b.first_offset < self.start_offset {
+                    b.first_offset
+                } else {
+                    b.last_offset
+                };
+                return Err(AckError::InvalidRecordState(bad));
+            }
+            for (i, offset) in (b.first_offset..=b.last_offset).enumerate() {
+                let t = if b.types.len() == 1 {
+                    b.types[0]
+                } else {
+                    b.types[i]
+                };
+                if acks.insert(offset, t).is_some() {
+                    return Err(AckError::InvalidRecordState(offset));
+                }
+                match self.records.get(&offset) {
+                    None if t == AckType::Gap => {}
+                    Some(r)
+                        if r.state == RecordState::Acquired
+                            && r.owner.as_deref() == Some(&**member) => {}
+                    _ => return Err(AckError::InvalidRecordState(offset)),
+                }
+            }
+        }
+        let lock_deadline = now_ms.saturating_add(self.settings.record_lock_duration_ms);
+        for (offset, t) in acks {
+            match t {
+                AckType::Gap => {
+                    if self.records.remove(&offset).is_some() {
+                        self.dirty.insert(offset);
+                    }
+                }
+                AckType::Accept => {
+                    if let Some(r) = self.records.get_mut(&offset) {
+                        r.state = RecordState::Acknowledged;
+                        r.owner = None;
+                        self.dirty.insert(offset);
+                    }
+                }
+                AckType::Release => self.make_available(offset, now_ms),
+                AckType::Reject => self.archive(offset, Some(ArchiveReason::Rejected)),
+                AckType::Renew => {
+                    if let Some(r) = self.records.get_mut(&offset) {
+                        r.lock_deadline_ms = lock_deadline;
+                    }
+                }
+            }
+        }
+        self.advance_start();
+        Ok(())
+    }
+
+    /// Records whose lock ran out by `now_ms` become available again (or archived at the delivery
+    /// limit). Returns how many.
+    pub fn expire_locks(&mut self, now_ms: i64) -> usize {
+        let expired: Vec<i64> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.state == RecordState::Acquired && r.lock_deadline_ms <= now_ms)
+            .map(|(o, _)| *o)
+            .collect();
+        for &offset in &expired {
+            self.make_available(offset, now_ms);
+        }
+        self.advance_start();
+        expired.len()
+    }
+
+    /// A member left (or its session ended): the records it holds are available again at once,
+    /// their delivery counts kept (archived if at the limit). Returns how many.
+    pub fn release_member(&mut self, member: &MemberId, now_ms: i64) -> usize {
+        let held: Vec<i64> = self
+            .records
+            .iter()
+            .filter(|(_, r)| {
+                r.state == RecordState::Acquired && r.owner.as_deref() == Some(&**member)
+            })
+            .map(|(o, _)| *o)
+            .collect();
+        let limit = self.settings.delivery_count_limit;
+        for &offset in &held {
+            let Some(r) = self.records.get_mut(&offset) else {
+                continue;
+            };
+            if r.delivery_count >= limit {
+                self.archive(offset, Some(ArchiveReason::DeliveryLimit));
+            } else {
+                r.state = RecordState::Available;
+                r.owner = None;
+                r.available_at_ms = now_ms;
+                self.dirty.insert(offset);
+            }
+        }
+        self.advance_start();
+        held.len()
+    }
+
+    /// The log's start offset moved to `log_start_offset` (retention, DeleteRecords): records
+    /// before it are gone and are no longer waited for.
+    pub fn log_start_moved(&mut self, log_start_offset: i64) {
+        if log_start_offset <= self.start_offset {
+            return;
+        }
+        self.records = self.records.split_off(&log_start_offset);
+        self.archiving = self.archiving.split_off(&log_start_offset);
+        self.dirty = self.dirty.split_off(&log_start_offset);
+        self.start_offset = log_start_offset;
+        self.end_offset = self.end_offset.max(log_start_offset);
+        self.start_moved = true;
+        self.advance_start();
+    }
+
+    /// Moves the start offset to `offset`, forgetting every in-flight record
+    /// (AlterShareGroupOffsets, which Kafka allows only while the group has no members).
+    pub fn reset_start(&mut self, offset: i64) {
+        self.records.clear();
+        self.archiving.clear();
+        self.dirty.clear();
+        self.start_offset = offset;
+        self.end_offset = offset;
+        self.start_moved = true;
+    }
+
+    /// The records waiting for the dead-letter topic: `(offset, reason, delivery count)`.
+    pub fn pending_dead_letters(&self) -> Vec<(i64, ArchiveReason, u16)> {
+        self.archiving
+            .iter()
+            .filter_map(|o| match self.records.get(o) {
+                Some(InFlight {
+                    state: RecordState::Archiving(reason),
+                    delivery_count,
+                    ..
+                }) => Some((*o, *reason, *delivery_count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The records at `offsets` are in the dead-letter topic now: they are archived.
+    pub fn dead_lettered(&mut self, offsets: &[i64]) {
+        for &offset in offsets {
+            if !self.archiving.remove(&offset) {
+                continue;
+            }
+            if let Some(r) = self.records.get_mut(&offset) {
+                r.state = RecordState::Archived;
+                self.dirty.insert(offset);
+            }
+        }
+        self.advance_start();
+    }
+
+    /// Moves the start offset over the finished prefix of the window, and forgets it.
+    fn advance_start(&mut self) {
+        let mut start = self.start_offset;
+        loop {
+            match self.records.first_key_value() {
+                Some((&offset, r)) if r.state.is_finished() => {
+                    self.records.remove(&offset);
+                    start = offset + 1;
+                }
+                Some((&offset, _)) => {
+                    start = offset;
+                    break;
+                }
+                None => {
+                    start = start.max(self.end_offset);
+                    break;
+                }
+            }
+        }
+        if start != self.start_offset {
+            self.start_offset = start;
+            self.start_moved = true;
+            self.dirty = self.dirty.split_off(&start);
+        }
+    }
+
+    /// Whether there is a change to persist.
+    pub fn has_update(&self) -> bool {
+        self.start_moved || !self.dirty.is_empty()
+    }
+
+    /// The changes to persist since the last call: the start offset and the persisted state of
+    /// every offset that changed (a gap is persisted as archived). `None` if nothing changed.
+    pub fn take_update(&mut self) -> Option<PersistedPartition> {
+        if !self.has_update() {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        self.start_moved = false;
+        let batches = self.runs(dirty.into_iter());
+        Some(PersistedPartition {
+            start_offset: self.start_offset,
+            batches,
+        })
+    }
+
+    /// The whole persisted state (a snapshot).
+    pub fn persisted(&self) -> PersistedPartition {
+        let offsets: Vec<i64> = self.records.keys().copied().collect();
+        PersistedPartition {
+            start_offset: self.start_offset,
+            batches: self.runs(offsets.into_iter()),
+        }
+    }
+
+    /// Runs of equal persisted state over `offsets` (ascending). An offset that is not in the
+    /// window any more and is above the start offset is a gap, persisted as archived.
+    fn runs(&self, offsets: impl Iterator<Item = i64>) -> Vec<StateBatch> {
+        let mut out: Vec<StateBatch> = Vec::new();
+        for offset in offsets {
+            if offset < self.start_offset {
+                continue;
+            }
+            let (state, delivery_count) = match self.records.get(&offset) {
+                Some(r) => (
+                    match r.state {
+                        RecordState::Available | RecordState::Acquired => PersistedState::Available,
+                        RecordState::Acknowledged => PersistedState::Acknowledged,
+                        RecordState::Archived => PersistedState::Archived,
+                        RecordState::Archiving(reason) => PersistedState::Archiving(reason),
+                    },
+                    r.delivery_count,
+                ),
+                None => (PersistedState::Archived, 0),
+            };
+            match out.last_mut() {
+                Some(last)
+                    if last.last_offset + 1 == offset
+                        && last.state == state
+                        && last.delivery_count == delivery_count =>
+                {
+                    last.last_offset = offset;
+                }
+                _ => out.push(StateBatch {
+                    first_offset: offset,
+                    last_offset: offset,
+                    state,
+                    delivery_count,
+                }),
+            }
+        }
+        out
+    }
+
+    /// Applies a persisted update onto a persisted state (replaying the log at start).
+    pub fn apply_update(
+        state: &mut PersistedPartition,
+        update: &PersistedPartition,
+        max_record_locks: usize,
+    ) {
+        let start = update.start_offset.max(state.start_offset);
+        let limit = start.saturating_add(i64::try_from(max_record_locks).unwrap_or(0));
+        let mut offsets: BTreeMap<i64, (PersistedState, u16)> = BTreeMap::new();
+        for b in state.batches.iter().chain(update.batches.iter()) {
+            for offset in b.first_offset.max(start)..=b.last_offset.min(limit - 1) {
+                offsets.insert(offset, (b.state, b.delivery_count));
+            }
+        }
+        let mut batches: Vec<StateBatch> = Vec::new();
+        for (offset, (s, d)) in offsets {
+            match batches.last_mut() {
+                Some(last)
+                    if last.last_offset + 1 == offset
+                        && last.state == s
+                        && last.delivery_count == d =>
+                {
+                    last.last_offset = offset;
+                }
+                _ => batches.push(StateBatch {
+                    first_offset: offset,
+                    last_offset: offset,
+                    state: s,
+                    delivery_count: d,
+                }),
+            }
+        }
+        state.start_offset = start;
+        state.batches = batches;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,730 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn member(name: &str) -> MemberId {
+    Arc::from(name)
+}
+
+fn settings() -> ShareSettings {
+    ShareSettings {
+        record_lock_duration_ms: 1_000,
+        delivery_count_limit: 3,
+        max_record_locks: 100,
+        ..ShareSettings::default()
+    }
+}
+
+fn deliver(_: i64) -> Disposition {
+    Disposition::Deliver
+}
+
+fn offsets(ranges: &[AcquiredRange]) -> Vec<i64> {
+    ranges
+        .iter()
+        .flat_map(|r| r.first_offset..=r.last_offset)
+        .collect()
+}
+
+fn ack(first: i64, last: i64, t: AckType) -> AckBatch {
+    AckBatch {
+        first_offset: first,
+        last_offset: last,
+        types: vec![t],
+    }
+}
+
+#[test]
+fn two_members_never_get_the_same_record() {
+    let mut p = SharePartition::new(0, settings());
+    let (a, b) = (member("a"), member("b"));
+    let got_a = p.acquire(&a, &[(0, 9)], 4, 0, deliver);
+    assert_eq!(offsets(&got_a), vec![0, 1, 2, 3]);
+    // b reads from the first available record on.
+    let from = p.next_fetch_offset(0);
+    assert_eq!(from, Some(4));
+    let got_b = p.acquire(&b, &[(0, 9)], 100, 0, deliver);
+    assert_eq!(offsets(&got_b), (4..=9).collect::<Vec<_>>());
+    assert_eq!(p.next_fetch_offset(0), Some(10));
+    assert!(p.acquire(&a, &[(0, 9)], 100, 0, deliver).is_empty());
+    assert_eq!(p.owner_of(2).map(|m| &**m), Some("a"));
+    assert_eq!(p.owner_of(5).map(|m| &**m), Some("b"));
+}
+
+#[test]
+fn accepting_the_prefix_moves_the_start_offset() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    p.acquire(&a, &[(0, 4)], 10, 0, deliver);
+    p.acknowledge(&a, &[ack(1, 2, AckType::Accept)], 0)
+        .expect("ack");
+    assert_eq!(p.start_offset(), 0, "offset 0 is still in flight");
+    p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 0)
+        .expect("ack");
+    assert_eq!(p.start_offset(), 3);
+    assert_eq!(p.state_of(3), Some((RecordState::Acquired, 1)));
+}
+
+#[test]
+fn acknowledging_a_record_not_held_is_refused_and_changes_nothing() {
+    let mut p = SharePartition::new(0, settings());
+    let (a, b) = (member("a"), member("b"));
+    p.acquire(&a, &[(0, 1)], 1, 0, deliver);
+    p.acquire(&b, &[(0, 1)], 1, 0, deliver);
+    let err = p.acknowledge(
+        &a,
+        &[ack(0, 0, AckType::Accept), ack(1, 1, AckType::Accept)],
+        0,
+    );
+    assert_eq!(err, Err(AckError::InvalidRecordState(1)));
+    assert_eq!(p.state_of(0), Some((RecordState::Acquired, 1)));
+    assert_eq!(p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 0), Ok(()));
+    assert_eq!(
+        p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 0),
+        Err(AckError::InvalidRecordState(0)),
+        "a second acknowledgement of a finished record"
+    );
+    assert_eq!(
+        p.acknowledge(&b, &[ack(1, 5, AckType::Accept)], 0),
+        Err(AckError::InvalidRecordState(5)),
+        "past the window"
+    );
+    assert_eq!(
+        p.acknowledge(
+            &b,
+            &[AckBatch {
+                first_offset: 1,
+                last_offset: 1,
+                types: vec![AckType::Accept, AckType::Accept],
+            }],
+            0
+        ),
+        Err(AckError::InvalidRequest)
+    );
+}
+
+#[test]
+fn released_records_come_back_until_the_delivery_limit() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    for round in 1..=3u16 {
+        let got = p.acquire(&a, &[(0, 0)], 10, 0, deliver);
+        assert_eq!(
+            got,
+            vec![AcquiredRange {
+                first_offset: 0,
+                last_offset: 0,
+                delivery_count: round
+            }]
+        );
+        p.acknowledge(&a, &[ack(0, 0, AckType::Release)], 0)
+            .expect("release");
+    }
+    assert_eq!(p.start_offset(), 1, "archived at the third release");
+    assert!(p.acquire(&a, &[(0, 0)], 10, 0, deliver).is_empty());
+}
+
+#[test]
+fn a_lock_that_runs_out_makes_the_record_available() {
+    let mut p = SharePartition::new(0, settings());
+    let (a, b) = (member("a"), member("b"));
+    p.acquire(&a, &[(0, 1)], 10, 0, deliver);
+    assert_eq!(p.expire_locks(999), 0);
+    assert_eq!(p.expire_locks(1_000), 2);
+    let got = p.acquire(&b, &[(0, 1)], 10, 1_000, deliver);
+    assert_eq!(
+        got,
+        vec![AcquiredRange {
+            first_offset: 0,
+            last_offset: 1,
+            delivery_count: 2
+        }]
+    );
+    assert_eq!(
+        p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 1_000),
+        Err(AckError::InvalidRecordState(0)),
+        "the first holder lost it"
+    );
+    // Renew keeps the lock.
+    p.acknowledge(&b, &[ack(0, 0, AckType::Renew)], 1_500)
+        .expect("renew");
+    assert_eq!(p.expire_locks(2_000), 1, "only offset 1 timed out");
+    assert_eq!(p.state_of(0), Some((RecordState::Acquired, 2)));
+}
+
+#[test]
+fn the_window_is_bounded_by_max_record_locks() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    let got = p.acquire(&a, &[(0, 999)], 1_000, 0, deliver);
+    assert_eq!(offsets(&got).len(), 100);
+    assert_eq!(p.next_fetch_offset(0), None);
+    p.acknowledge(&a, &[ack(0, 9, AckType::Accept)], 0)
+        .expect("ack");
+    assert_eq!(p.next_fetch_offset(0), Some(100));
+    let got = p.acquire(&a, &[(0, 999)], 1_000, 0, deliver);
+    assert_eq!(offsets(&got), (100..110).collect::<Vec<_>>());
+}
+
+#[test]
+fn offsets_between_batches_are_gaps() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    let got = p.acquire(&a, &[(0, 1), (5, 6)], 10, 0, deliver);
+    assert_eq!(offsets(&got), vec![0, 1, 5, 6]);
+    p.acknowledge(&a, &[ack(0, 1, AckType::Accept)], 0)
+        .expect("ack");
+    assert_eq!(p.start_offset(), 5, "2..=4 are not records");
+    // A Gap acknowledgement of an acquired offset archives it.
+    p.acknowledge(
+        &a,
+        &[AckBatch {
+            first_offset: 5,
+            last_offset: 6,
+            types: vec![AckType::Gap, AckType::Accept],
+        }],
+        0,
+    )
+    .expect("ack");
+    assert_eq!(p.start_offset(), 7);
+}
+
+#[test]
+fn rejected_records_wait_for_the_dead_letter_topic_when_there_is_one() {
+    let mut p = SharePartition::new(
+        0,
+        ShareSettings {
+            dead_letter: true,
+            ..settings()
+        },
+    );
+    let a = member("a");
+    p.acquire(&a, &[(0, 2)], 10, 0, deliver);
+    p.acknowledge(
+        &a,
+        &[
+            ack(0, 0, AckType::Reject),
+            ack(1, 1, AckType::Accept),
+            ack(2, 2, AckType::Release),
+        ],
+        0,
+    )
+    .expect("ack");
+    assert_eq!(p.start_offset(), 0);
+    assert_eq!(
+        p.pending_dead_letters(),
+        vec![(0, ArchiveReason::Rejected, 1)]
+    );
+    // Survives a restart.
+    let mut p = SharePartition::restore(&p.persisted(), p.settings().clone());
+    assert_eq!(
+        p.pending_dead_letters(),
+        vec![(0, ArchiveReason::Rejected, 1)]
+    );
+    p.dead_lettered(&[0]);
+    assert_eq!(p.start_offset(), 2);
+    assert!(p.pending_dead_letters().is_empty());
+}
+
+#[test]
+fn a_restart_makes_acquired_records_available_and_keeps_finished_ones() {
+    let mut p = SharePartition::new(10, settings());
+    let a = member("a");
+    p.acquire(&a, &[(10, 15)], 10, 0, deliver);
+    p.acknowledge(
+        &a,
+        &[ack(11, 11, AckType::Accept), ack(12, 12, AckType::Release)],
+        0,
+    )
+    .expect("ack");
+    let mut persisted = PersistedPartition::default();
+    let update = p.take_update().expect("an update");
+    SharePartition::apply_update(&mut persisted, &update, 100);
+
+    let mut q = SharePartition::restore(&persisted, settings());
+    assert_eq!(q.start_offset(), 10);
+    let got = q.acquire(&a, &[(10, 15)], 10, 0, deliver);
+    // 10 was acquired (delivery count not persisted), 11 accepted, 12 released once.
+    assert_eq!(
+        got,
+        vec![
+            AcquiredRange {
+                first_offset: 10,
+                last_offset: 10,
+                delivery_count: 1
+            },
+            AcquiredRange {
+                first_offset: 12,
+                last_offset: 12,
+                delivery_count: 2
+            },
+            AcquiredRange {
+                first_offset: 13,
+                last_offset: 15,
+                delivery_count: 1
+            },
+        ]
+    );
+}
+
+#[test]
+fn retry_backoff_grows_with_the_delivery_count() {
+    let s = ShareSettings {
+        retry_backoff_ms: 100,
+        retry_backoff_max_ms: 350,
+        delivery_count_limit: 10,
+        ..settings()
+    };
+    assert_eq!(
+        (1..=5).map(|d| s.backoff_ms(d)).collect::<Vec<_>>(),
+        vec![100, 200, 350, 350, 350]
+    );
+    let mut p = SharePartition::new(0, s);
+    let a = member("a");
+    p.acquire(&a, &[(0, 0)], 1, 0, deliver);
+    p.acknowledge(&a, &[ack(0, 0, AckType::Release)], 0)
+        .expect("release");
+    assert!(p.acquire(&a, &[(0, 0)], 1, 99, deliver).is_empty());
+    assert_eq!(p.next_due_ms(99), Some(100));
+    assert_eq!(offsets(&p.acquire(&a, &[(0, 0)], 1, 100, deliver)), vec![0]);
+    p.acknowledge(&a, &[ack(0, 0, AckType::Release)], 100)
+        .expect("release");
+    assert!(p.acquire(&a, &[(0, 0)], 1, 299, deliver).is_empty());
+    assert_eq!(offsets(&p.acquire(&a, &[(0, 0)], 1, 300, deliver)), vec![0]);
+}
+
+#[test]
+fn delayed_and_expired_records() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    let disposition = |o: i64| match o {
+        1 => Disposition::NotBefore(500),
+        2 => Disposition::Expired,
+        _ => Disposition::Deliver,
+    };
+    let got = p.acquire(&a, &[(0, 3)], 10, 0, disposition);
+    assert_eq!(offsets(&got), vec![0, 3]);
+    p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 0)
+        .expect("ack");
+    assert_eq!(p.start_offset(), 1);
+    assert_eq!(p.next_due_ms(0), Some(500));
+    assert!(p.acquire(&a, &[(1, 3)], 10, 499, disposition).is_empty());
+    let got = p.acquire(&a, &[(1, 3)], 10, 500, disposition);
+    assert_eq!(offsets(&got), vec![1]);
+    // A delayed record restored from the log is asked about again.
+    let mut q = SharePartition::new(0, settings());
+    q.acquire(&a, &[(0, 1)], 1, 0, deliver);
+    let mut q = SharePartition::restore(&q.persisted(), settings());
+    assert_eq!(
+        offsets(&q.acquire(&a, &[(0, 1)], 10, 0, disposition)),
+        vec![0]
+    );
+    assert_eq!(q.next_due_ms(0), Some(500));
+}
+
+#[test]
+fn log_start_movement_drops_what_is_gone() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    p.acquire(&a, &[(0, 9)], 10, 0, deliver);
+    p.log_start_moved(5);
+    assert_eq!(p.start_offset(), 5);
+    assert_eq!(
+        p.acknowledge(&a, &[ack(2, 2, AckType::Accept)], 0),
+        Err(AckError::InvalidRecordState(2))
+    );
+    p.log_start_moved(50);
+    assert_eq!(p.start_offset(), 50);
+    assert_eq!(p.next_fetch_offset(0), Some(50));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Property test: any sequence of fetches, acknowledgements, timeouts, member departures and
+// restarts against a model of who holds what.
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Records (and maybe a gap after them) are appended to the log.
+    Produce {
+        records: i64,
+        gap: i64,
+    },
+    Fetch {
+        member: usize,
+        max: usize,
+    },
+    /// Acknowledge the `pick`-th held record of `member` and up to `len` after it.
+    Ack {
+        member: usize,
+        pick: usize,
+        len: usize,
+        kind: u8,
+    },
+    /// An acknowledgement of an arbitrary offset (mostly invalid).
+    StrayAck {
+        member: usize,
+        offset: i64,
+        kind: u8,
+    },
+    Advance {
+        ms: i64,
+    },
+    Leave {
+        member: usize,
+    },
+    Restart,
+    /// The pending dead letters reach the dead-letter topic.
+    DeadLetter,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (1i64..6, prop_oneof![4 => Just(0i64), 1 => 1i64..3])
+            .prop_map(|(records, gap)| Op::Produce { records, gap }),
+        4 => (0usize..3, 1usize..6).prop_map(|(member, max)| Op::Fetch { member, max }),
+        4 => (0usize..3, 0usize..8, 1usize..4, 0u8..5)
+            .prop_map(|(member, pick, len, kind)| Op::Ack { member, pick, len, kind }),
+        1 => (0usize..3, -2i64..40, 0u8..5)
+            .prop_map(|(member, offset, kind)| Op::StrayAck { member, offset, kind }),
+        2 => (0i64..1_500).prop_map(|ms| Op::Advance { ms }),
+        1 => (0usize..3).prop_map(|member| Op::Leave { member }),
+        1 => Just(Op::Restart),
+        1 => Just(Op::DeadLetter),
+    ]
+}
+
+fn kind(k: u8) -> AckType {
+    match k {
+        0 => AckType::Accept,
+        1 => AckType::Release,
+        2 => AckType::Reject,
+        3 => AckType::Renew,
+        _ => AckType::Gap,
+    }
+}
+
+/// The log as batches of offsets.
+#[derive(Default)]
+struct Log {
+    batches: Vec<(i64, i64)>,
+    end: i64,
+}
+
+impl Log {
+    /// What a fetch reads from `from`: the batch holding it and up to two after.
+    fn read(&self, from: i64) -> Vec<(i64, i64)> {
+        self.batches
+            .iter()
+            .copied()
+            .filter(|&(_, last)| last >= from)
+            .take(3)
+            .collect()
+    }
+
+    fn is_record(&self, offset: i64) -> bool {
+        self.batches
+            .iter()
+            .any(|&(f, l)| f <= offset && offset <= l)
+    }
+}
+
+struct Model {
+    p: SharePartition,
+    persisted: PersistedPartition,
+    log: Log,
+    now: i64,
+    members: Vec<MemberId>,
+    /// offset -> (holder, lock deadline) as the model believes.
+    held: BTreeMap<i64, (usize, i64)>,
+    accepted: BTreeSet<i64>,
+    rejected: BTreeSet<i64>,
+    last_start: i64,
+}
+
+impl Model {
+    fn new(s: ShareSettings) -> Self {
+        Self {
+            p: SharePartition::new(0, s),
+            persisted: PersistedPartition::default(),
+            log: Log::default(),
+            now: 0,
+            members: vec![member("m0"), member("m1"), member("m2")],
+            held: BTreeMap::new(),
+            accepted: BTreeSet::new(),
+            rejected: BTreeSet::new(),
+            last_start: 0,
+        }
+    }
+
+    fn persist(&mut self) {
+        if let Some(update) = self.p.take_update() {
+            let limit = self.p.settings().max_record_locks;
+            SharePartition::apply_update(&mut self.persisted, &update, limit);
+        }
+    }
+
+    fn fetch(&mut self, m: usize, max: usize) -> Result<(), TestCaseError> {
+        let Some(from) = self.p.next_fetch_offset(self.now) else {
+            return Ok(());
+        };
+        let read = self.log.read(from);
+        let member = self.members[m].clone();
+        let got = self.p.acquire(&member, &read, max, self.now, deliver);
+        let got_offsets = offsets(&got);
+        prop_assert!(got_offsets.len() <= max);
+        for r in &got {
+            prop_assert!(r.delivery_count >= 1);
+            prop_assert!(r.delivery_count <= self.p.settings().delivery_count_limit);
+        }
+        for o in got_offsets {
+            prop_assert!(self.log.is_record(o), "offset {o} is not a record");
+            prop_assert!(
+                !self.held.contains_key(&o),
+                "offset {o} handed out while held by {:?}",
+                self.held.get(&o)
+            );
+            prop_assert!(
+                !self.accepted.contains(&o),
+                "offset {o} delivered after it was accepted"
+            );
+            prop_assert!(
+                !self.rejected.contains(&o),
+                "offset {o} delivered after it was rejected"
+            );
+            let deadline = self.now + self.p.settings().record_lock_duration_ms;
+            self.held.insert(o, (m, deadline));
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, m: usize, first: i64, last: i64, t: AckType) -> Result<(), TestCaseError> {
+        let member = self.members[m].clone();
+        let valid = (first..=last).all(|o| match self.held.get(&o) {
+            Some(&(holder, _)) => holder == m,
+            None => false,
+        });
+        let result = self
+            .p
+            .acknowledge(&member, &[ack(first, last, t)], self.now);
+        if t == AckType::Gap {
+            // A gap of a held record is a client mistake the broker accepts; skip the model.
+            if result.is_ok() {
+                for o in first..=last {
+                    if self.held.remove(&o).is_some() {
+                        self.rejected.insert(o);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        prop_assert_eq!(
+            result.is_ok(),
+            valid,
+            "ack {}..={} {:?} by m{}",
+            first,
+            last,
+            t,
+            m
+        );
+        if result.is_ok() {
+            for o in first..=last {
+                match t {
+                    AckType::Accept => {
+                        self.held.remove(&o);
+                        self.accepted.insert(o);
+                    }
+                    AckType::Reject => {
+                        self.held.remove(&o);
+                        self.rejected.insert(o);
+                    }
+                    AckType::Release => {
+                        self.held.remove(&o);
+                    }
+                    AckType::Renew => {
+                        let deadline = self.now + self.p.settings().record_lock_duration_ms;
+                        self.held.insert(o, (m, deadline));
+                    }
+                    AckType::Gap => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), TestCaseError> {
+        let p = &self.p;
+        prop_assert!(
+            p.start_offset() >= self.last_start,
+            "the start offset went back"
+        );
+        self.last_start = p.start_offset();
+        prop_assert!(p.start_offset() <= p.end_offset());
+        prop_assert!(p.records.len() <= p.settings().max_record_locks);
+        prop_assert!(p
+            .records
+            .keys()
+            .all(|&o| o >= p.start_offset() && o < p.end_offset()));
+        if let Some((_, r)) = p.records.first_key_value() {
+            prop_assert!(!r.state.is_finished());
+        }
+        for (o, r) in &p.records {
+            prop_assert_eq!(r.state == RecordState::Acquired, r.owner.is_some());
+            if r.state == RecordState::Acquired {
+                let holder = self.held.get(o).map(|&(h, _)| h);
+                prop_assert_eq!(
+                    holder.map(|h| &*self.members[h]),
+                    r.owner.as_deref(),
+                    "offset {} owner",
+                    o
+                );
+            }
+        }
+        for o in self.accepted.iter().chain(self.rejected.iter()) {
+            if let Some((state, _)) = p.state_of(*o) {
+                prop_assert!(
+                    state.is_finished() || matches!(state, RecordState::Archiving(_)),
+                    "finished offset {o} is {state:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(ops: Vec<Op>, s: ShareSettings) -> Result<(), TestCaseError> {
+    let mut m = Model::new(s);
+    for op in ops {
+        match op {
+            Op::Produce { records, gap } => {
+                let first = m.log.end + gap;
+                m.log.batches.push((first, first + records - 1));
+                m.log.end = first + records;
+            }
+            Op::Fetch { member, max } => m.fetch(member, max)?,
+            Op::Ack {
+                member,
+                pick,
+                len,
+                kind: k,
+            } => {
+                let mine: Vec<i64> = m
+                    .held
+                    .iter()
+                    .filter(|(_, &(h, _))| h == member)
+                    .map(|(o, _)| *o)
+                    .collect();
+                if let Some(&first) = mine.get(pick % mine.len().max(1)) {
+                    let last = (first..first + len as i64)
+                        .take_while(|o| mine.contains(o))
+                        .last()
+                        .unwrap_or(first);
+                    m.ack(member, first, last, kind(k))?;
+                }
+            }
+            Op::StrayAck {
+                member,
+                offset,
+                kind: k,
+            } => m.ack(member, offset, offset, kind(k))?,
+            Op::Advance { ms } => {
+                m.now += ms;
+                m.p.expire_locks(m.now);
+                let now = m.now;
+                m.held.retain(|_, &mut (_, deadline)| deadline > now);
+            }
+            Op::Leave { member } => {
+                let id = m.members[member].clone();
+                m.p.release_member(&id, m.now);
+                m.held.retain(|_, &mut (h, _)| h != member);
+            }
+            Op::DeadLetter => {
+                let pending: Vec<i64> = m.p.pending_dead_letters().iter().map(|d| d.0).collect();
+                for &o in &pending {
+                    prop_assert!(m.log.is_record(o));
+                    prop_assert!(
+                        !m.accepted.contains(&o),
+                        "accepted offset {o} dead-lettered"
+                    );
+                }
+                m.p.dead_lettered(&pending);
+            }
+            Op::Restart => {
+                let s = m.p.settings().clone();
+                m.p = SharePartition::restore(&m.persisted, s);
+                m.held.clear();
+            }
+        }
+        m.persist();
+        m.check()?;
+    }
+    // Drain: one member takes and accepts whatever is left until nothing is.
+    let limit = usize::from(m.p.settings().delivery_count_limit) + 2;
+    for _ in 0..(m.log.end as usize + 10) * limit {
+        m.now += m.p.settings().record_lock_duration_ms;
+        m.p.expire_locks(m.now);
+        let pending: Vec<i64> = m.p.pending_dead_letters().iter().map(|d| d.0).collect();
+        m.p.dead_lettered(&pending);
+        m.persist();
+        m.held.clear();
+        // Past any retry backoff.
+        m.now += m.p.settings().retry_backoff_max_ms;
+        let Some(from) = m.p.next_fetch_offset(m.now) else {
+            break;
+        };
+        let read = m.log.read(from);
+        if read.is_empty() && from >= m.log.end {
+            break;
+        }
+        let member = m.members[0].clone();
+        let got = m.p.acquire(&member, &read, 1_000, m.now, deliver);
+        for o in offsets(&got) {
+            prop_assert!(
+                !m.accepted.contains(&o),
+                "offset {o} delivered after acceptance"
+            );
+            prop_assert!(
+                !m.rejected.contains(&o),
+                "offset {o} delivered after rejection"
+            );
+            m.p.acknowledge(&member, &[ack(o, o, AckType::Accept)], m.now)
+                .map_err(|e| TestCaseError::fail(format!("drain ack {o}: {e}")))?;
+            m.accepted.insert(o);
+        }
+        m.persist();
+    }
+    prop_assert_eq!(m.p.start_offset(), m.log.end, "every record finished");
+    prop_assert!(m.accepted.is_disjoint(&m.rejected));
+    // Everything finished survives a restart: nothing is handed out again.
+    let mut q = SharePartition::restore(&m.persisted, m.p.settings().clone());
+    prop_assert_eq!(q.start_offset(), m.log.end);
+    let member = m.members[1].clone();
+    let read = m.log.read(0);
+    prop_assert!(q.acquire(&member, &read, 1_000, m.now, deliver).is_empty());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn share_partition_invariants(
+        ops in proptest::collection::vec(op(), 1..80),
+        limit in 2u16..5,
+        locks in 4usize..20,
+        backoff in prop_oneof![Just(0i64), 1i64..300],
+        dead_letter in any::<bool>(),
+    ) {
+        let s = ShareSettings {
+            record_lock_duration_ms: 1_000,
+            delivery_count_limit: limit,
+            max_record_locks: locks,
+            retry_backoff_ms: backoff,
+            retry_backoff_max_ms: 500,
+            dead_letter,
+        };
+        run(ops, s)?;
+    }
+}

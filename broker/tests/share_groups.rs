@@ -1,0 +1,399 @@
+//! Share groups (KIP-932) on the wire, for what confluent-kafka's ShareConsumer does not show:
+//! the share session rules of ShareFetch/ShareAcknowledge (Kafka's error codes), the share
+//! group offset admin APIs, share groups in ListGroups/DescribeGroups/DeleteGroups, and the
+//! share state surviving a kill -9 of the broker.
+
+mod common;
+
+use common::kafka::Conn;
+use common::Broker;
+use weir_protocol::{
+    AcknowledgementBatch, AlterShareGroupOffsetsPartition, AlterShareGroupOffsetsRequest,
+    AlterShareGroupOffsetsTopic, DeleteGroupsRequest, DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsTopic, DescribeGroupsRequest, DescribeShareGroupOffsetsGroup,
+    DescribeShareGroupOffsetsRequest, ErrorCode, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResource, IncrementalAlterableConfig, ListGroupsRequest,
+    MetadataRequest, MetadataRequestTopic, Request, Response, ShareAcknowledgePartition,
+    ShareAcknowledgeRequest, ShareAcknowledgeTopic, ShareFetchPartition, ShareFetchRequest,
+    ShareFetchResponse, ShareFetchTopic, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
+    ShareGroupOffsetsTopic,
+};
+
+const GROUP_RESOURCE: i8 = 32;
+const ACCEPT: i8 = 1;
+const RELEASE: i8 = 2;
+
+fn topic_id(conn: &mut Conn, name: &str) -> [u8; 16] {
+    let Response::Metadata(m) = conn.call(Request::Metadata(MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some(name.into()),
+            topic_id: [0; 16],
+        }]),
+        allow_auto_topic_creation: false,
+        ..MetadataRequest::default()
+    })) else {
+        panic!("not a Metadata response");
+    };
+    m.topics[0].topic_id
+}
+
+fn set_earliest(conn: &mut Conn, group: &str) {
+    let Response::IncrementalAlterConfigs(r) = conn.call(Request::IncrementalAlterConfigs(
+        IncrementalAlterConfigsRequest {
+            resources: vec![IncrementalAlterConfigsResource {
+                resource_type: GROUP_RESOURCE,
+                resource_name: group.into(),
+                configs: vec![IncrementalAlterableConfig {
+                    name: "share.auto.offset.reset".into(),
+                    config_operation: 0,
+                    value: Some("earliest".into()),
+                }],
+            }],
+            validate_only: false,
+        },
+    )) else {
+        panic!("not an IncrementalAlterConfigs response");
+    };
+    assert_eq!(r.responses[0].error_code, ErrorCode::NONE, "{r:?}");
+}
+
+/// A topic with `n` records and a group configured to read it from the start.
+fn setup(conn: &mut Conn, topic: &str, group: &str, n: usize) -> [u8; 16] {
+    conn.create_topic(topic, 1, &[]);
+    let values: Vec<Vec<u8>> = (0..n).map(|i| i.to_string().into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let produced = conn.produce(topic, 0, &refs, &vec![1_000; n]);
+    assert_eq!(produced.error_code, ErrorCode::NONE);
+    set_earliest(conn, group);
+    topic_id(conn, topic)
+}
+
+fn fetch(
+    conn: &mut Conn,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: [u8; 16],
+    acks: Vec<AcknowledgementBatch>,
+) -> ShareFetchResponse {
+    let Response::ShareFetch(r) = conn.call(Request::ShareFetch(ShareFetchRequest {
+        group_id: Some(group.into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        max_records: 500,
+        batch_size: 500,
+        topics: vec![ShareFetchTopic {
+            topic_id: topic,
+            partitions: vec![ShareFetchPartition {
+                partition_index: 0,
+                acknowledgement_batches: acks,
+            }],
+        }],
+        forgotten_topics_data: Vec::new(),
+    })) else {
+        panic!("not a ShareFetch response");
+    };
+    r
+}
+
+fn ack(first: i64, last: i64, t: i8) -> AcknowledgementBatch {
+    AcknowledgementBatch {
+        first_offset: first,
+        last_offset: last,
+        acknowledge_types: vec![t],
+    }
+}
+
+/// The acquired (first, last, delivery count) runs of partition 0 of a fetch.
+fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .flat_map(|p| p.acquired_records.iter())
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+fn acknowledge(
+    conn: &mut Conn,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: [u8; 16],
+    acks: Vec<AcknowledgementBatch>,
+) -> weir_protocol::ShareAcknowledgeResponse {
+    let Response::ShareAcknowledge(r) =
+        conn.call(Request::ShareAcknowledge(ShareAcknowledgeRequest {
+            group_id: Some(group.into()),
+            member_id: Some(member.into()),
+            share_session_epoch: epoch,
+            topics: vec![ShareAcknowledgeTopic {
+                topic_id: topic,
+                partitions: vec![ShareAcknowledgePartition {
+                    partition_index: 0,
+                    acknowledgement_batches: acks,
+                }],
+            }],
+        }))
+    else {
+        panic!("not a ShareAcknowledge response");
+    };
+    r
+}
+
+#[test]
+fn share_sessions_follow_kafkas_epoch_rules() {
+    let broker = Broker::start(&[]);
+    let mut conn = Conn::connect(broker.kafka);
+    let topic = setup(&mut conn, "orders", "g", 10);
+
+    // Acknowledgements may not open a session.
+    let r = fetch(&mut conn, "g", "m1", 0, topic, vec![ack(0, 0, ACCEPT)]);
+    assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST);
+    // Nor may a ShareAcknowledge.
+    let r = acknowledge(&mut conn, "g", "m1", 0, topic, vec![ack(0, 0, ACCEPT)]);
+    assert_eq!(r.error_code, ErrorCode::INVALID_SHARE_SESSION_EPOCH);
+
+    let r = fetch(&mut conn, "g", "m1", 0, topic, Vec::new());
+    assert_eq!(r.error_code, ErrorCode::NONE);
+    assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+    assert!(
+        r.acquisition_lock_timeout_ms > 0,
+        "the lock duration is announced"
+    );
+
+    // The next epoch is 1; 2 is refused, and an unknown member has no session.
+    let r = fetch(&mut conn, "g", "m1", 2, topic, Vec::new());
+    assert_eq!(r.error_code, ErrorCode::INVALID_SHARE_SESSION_EPOCH);
+    let r = fetch(&mut conn, "g", "other", 1, topic, Vec::new());
+    assert_eq!(r.error_code, ErrorCode::SHARE_SESSION_NOT_FOUND);
+
+    // Acknowledging another member's records, or twice, is INVALID_RECORD_STATE.
+    fetch(&mut conn, "g", "m2", 0, topic, Vec::new());
+    let r = fetch(&mut conn, "g", "m2", 1, topic, vec![ack(0, 1, ACCEPT)]);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.acknowledge_error_code, ErrorCode::INVALID_RECORD_STATE);
+
+    let r = acknowledge(
+        &mut conn,
+        "g",
+        "m1",
+        1,
+        topic,
+        vec![ack(0, 4, ACCEPT), ack(5, 9, RELEASE)],
+    );
+    assert_eq!(r.error_code, ErrorCode::NONE);
+    assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
+    // Released records go to the next fetch, their delivery count raised.
+    let r = fetch(&mut conn, "g", "m2", 2, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(5, 9, 2)]);
+    let r = acknowledge(&mut conn, "g", "m1", 2, topic, vec![ack(0, 0, ACCEPT)]);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ErrorCode::INVALID_RECORD_STATE
+    );
+    // The final epoch closes the session; it is gone afterwards.
+    let r = acknowledge(&mut conn, "g", "m1", -1, topic, Vec::new());
+    assert_eq!(r.error_code, ErrorCode::NONE);
+    let r = acknowledge(&mut conn, "g", "m1", 3, topic, Vec::new());
+    assert_eq!(r.error_code, ErrorCode::SHARE_SESSION_NOT_FOUND);
+}
+
+#[test]
+fn share_groups_in_the_group_apis_and_offset_admin() {
+    let broker = Broker::start(&[]);
+    let mut conn = Conn::connect(broker.kafka);
+    let topic = setup(&mut conn, "jobs", "workers", 5);
+    let Response::ShareGroupHeartbeat(hb) =
+        conn.call(Request::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
+            group_id: "workers".into(),
+            member_id: "member-1".into(),
+            member_epoch: 0,
+            rack_id: None,
+            subscribed_topic_names: Some(vec!["jobs".into()]),
+        }))
+    else {
+        panic!("not a ShareGroupHeartbeat response");
+    };
+    assert_eq!(hb.error_code, ErrorCode::NONE, "{hb:?}");
+    assert_eq!(hb.member_epoch, 1);
+    let assignment = hb.assignment.expect("an assignment");
+    assert_eq!(assignment.topic_partitions[0].topic_id, topic);
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0]);
+
+    // Acquire and accept 0..=2, so the start offset moves to 3.
+    fetch(&mut conn, "workers", "member-1", 0, topic, Vec::new());
+    let r = acknowledge(
+        &mut conn,
+        "workers",
+        "member-1",
+        1,
+        topic,
+        vec![ack(0, 2, ACCEPT)],
+    );
+    assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
+
+    let Response::ListGroups(l) = conn.call(Request::ListGroups(ListGroupsRequest {
+        types_filter: vec!["share".into()],
+        ..ListGroupsRequest::default()
+    })) else {
+        panic!("not a ListGroups response");
+    };
+    assert_eq!(l.groups.len(), 1, "{l:?}");
+    assert_eq!(
+        (
+            l.groups[0].group_id.as_str(),
+            l.groups[0].group_type.as_str()
+        ),
+        ("workers", "share")
+    );
+    assert_eq!(l.groups[0].group_state, "Stable");
+
+    let Response::ShareGroupDescribe(d) =
+        conn.call(Request::ShareGroupDescribe(ShareGroupDescribeRequest {
+            group_ids: vec!["workers".into(), "nobody".into()],
+            include_authorized_operations: false,
+        }))
+    else {
+        panic!("not a ShareGroupDescribe response");
+    };
+    assert_eq!(d.groups[0].error_code, ErrorCode::NONE);
+    assert_eq!(d.groups[0].members[0].member_id, "member-1");
+    assert_eq!(
+        d.groups[0].members[0].assignment.topic_partitions[0].topic_name,
+        "jobs"
+    );
+    assert_eq!(d.groups[1].error_code, ErrorCode::GROUP_ID_NOT_FOUND);
+
+    let Response::DescribeGroups(dg) = conn.call(Request::DescribeGroups(DescribeGroupsRequest {
+        groups: vec!["workers".into()],
+        ..DescribeGroupsRequest::default()
+    })) else {
+        panic!("not a DescribeGroups response");
+    };
+    assert_eq!(dg.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND);
+
+    let describe = |conn: &mut Conn| {
+        let Response::DescribeShareGroupOffsets(o) = conn.call(Request::DescribeShareGroupOffsets(
+            DescribeShareGroupOffsetsRequest {
+                groups: vec![DescribeShareGroupOffsetsGroup {
+                    group_id: "workers".into(),
+                    topics: Some(vec![ShareGroupOffsetsTopic {
+                        topic_name: "jobs".into(),
+                        partitions: vec![0],
+                    }]),
+                }],
+            },
+        )) else {
+            panic!("not a DescribeShareGroupOffsets response");
+        };
+        assert_eq!(o.groups[0].error_code, ErrorCode::NONE, "{o:?}");
+        o.groups[0].topics[0].partitions[0].start_offset
+    };
+    assert_eq!(describe(&mut conn), 3);
+
+    // Offsets of a group with members cannot be changed, nor the group deleted.
+    let alter = |conn: &mut Conn, offset: i64| {
+        let Response::AlterShareGroupOffsets(a) = conn.call(Request::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsRequest {
+                group_id: "workers".into(),
+                topics: vec![AlterShareGroupOffsetsTopic {
+                    topic_name: "jobs".into(),
+                    partitions: vec![AlterShareGroupOffsetsPartition {
+                        partition_index: 0,
+                        start_offset: offset,
+                    }],
+                }],
+            },
+        )) else {
+            panic!("not an AlterShareGroupOffsets response");
+        };
+        a
+    };
+    assert_eq!(alter(&mut conn, 1).error_code, ErrorCode::NON_EMPTY_GROUP);
+    let Response::DeleteGroups(del) = conn.call(Request::DeleteGroups(DeleteGroupsRequest {
+        groups: vec!["workers".into()],
+    })) else {
+        panic!("not a DeleteGroups response");
+    };
+    assert_eq!(del.results[0].error_code, ErrorCode::NON_EMPTY_GROUP);
+
+    // The member leaves: its acquired records (3, 4) are available again, and the group is
+    // empty.
+    let Response::ShareGroupHeartbeat(left) =
+        conn.call(Request::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
+            group_id: "workers".into(),
+            member_id: "member-1".into(),
+            member_epoch: -1,
+            rack_id: None,
+            subscribed_topic_names: None,
+        }))
+    else {
+        panic!("not a ShareGroupHeartbeat response");
+    };
+    assert_eq!(left.member_epoch, -1);
+    let a = alter(&mut conn, 1);
+    assert_eq!(a.error_code, ErrorCode::NONE, "{a:?}");
+    assert_eq!(a.responses[0].partitions[0].error_code, ErrorCode::NONE);
+    assert_eq!(describe(&mut conn), 1);
+    // A new member reads from the altered start: records 1..=4.
+    let r = fetch(&mut conn, "workers", "member-2", 0, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(1, 4, 1)]);
+
+    let Response::DeleteShareGroupOffsets(d) = conn.call(Request::DeleteShareGroupOffsets(
+        DeleteShareGroupOffsetsRequest {
+            group_id: "workers".into(),
+            topics: vec![DeleteShareGroupOffsetsTopic {
+                topic_name: "jobs".into(),
+            }],
+        },
+    )) else {
+        panic!("not a DeleteShareGroupOffsets response");
+    };
+    assert_eq!(d.error_code, ErrorCode::NONE);
+    assert_eq!(d.responses[0].error_code, ErrorCode::NONE);
+    assert_eq!(describe(&mut conn), -1, "no state after deletion");
+
+    let Response::DeleteGroups(del) = conn.call(Request::DeleteGroups(DeleteGroupsRequest {
+        groups: vec!["workers".into()],
+    })) else {
+        panic!("not a DeleteGroups response");
+    };
+    assert_eq!(del.results[0].error_code, ErrorCode::NONE);
+    let Response::ListGroups(l) = conn.call(Request::ListGroups(ListGroupsRequest::default()))
+    else {
+        panic!("not a ListGroups response");
+    };
+    assert!(l.groups.iter().all(|g| g.group_id != "workers"), "{l:?}");
+}
+
+#[test]
+fn share_state_survives_kill_9() {
+    let mut broker = Broker::start(&["--fsync", "always"]);
+    let mut conn = Conn::connect(broker.kafka);
+    let topic = setup(&mut conn, "events", "durable", 10);
+    let r = fetch(&mut conn, "durable", "m", 0, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+    // 0..=3 accepted, 4..=5 released, 6..=9 still held when the broker dies.
+    let r = acknowledge(
+        &mut conn,
+        "durable",
+        "m",
+        1,
+        topic,
+        vec![ack(0, 3, ACCEPT), ack(4, 5, RELEASE)],
+    );
+    assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
+    drop(conn);
+    broker.signal("KILL");
+    broker.wait();
+    broker.start_again();
+    let mut conn = Conn::connect(broker.kafka);
+    // Nothing accepted comes back; nothing unaccepted is lost. The released records were
+    // delivered once before.
+    let r = fetch(&mut conn, "durable", "m2", 0, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(4, 5, 2), (6, 9, 1)]);
+}

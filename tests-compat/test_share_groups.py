@@ -1,0 +1,372 @@
+"""Share groups (KIP-932, "queues for Kafka") with confluent-kafka's ShareConsumer: members of one
+share group read the same partition at once without holding the same record together; records
+are accepted, released (delivered again, with a higher delivery count) or rejected (never again);
+a record delivered share.delivery.count.limit times is archived; a lock that runs out makes the
+record available to another member."""
+
+import time
+
+from confluent_kafka import AcknowledgeType, ShareConsumer
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from helpers import _CLIENTS, WAIT_S, admin_client, create_topic, produce_and_flush, producer
+
+
+def share_consumer(bootstrap, group, **conf):
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group, **conf})
+    _CLIENTS.append(("share", c))
+    return c
+
+
+def set_group_configs(bootstrap, group, configs):
+    """IncrementalAlterConfigs SET on the GROUP resource `group`."""
+    a = admin_client(bootstrap)
+    res = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in configs.items()
+        ],
+    )
+    a.incremental_alter_configs([res])[res].result(WAIT_S)
+
+
+def share_topic(bootstrap, unique, records, partitions=1, group_configs=None):
+    """A topic with `records` (values b'0', b'1', ...) and a share group reading it from the start."""
+    topic = unique("share")
+    group = unique("sg")
+    create_topic(bootstrap, topic, partitions)
+    set_group_configs(
+        bootstrap, group, {"share.auto.offset.reset": "earliest", **(group_configs or {})}
+    )
+    produce_and_flush(producer(bootstrap), topic, [{"value": str(i).encode()} for i in range(records)])
+    return topic, group
+
+
+def poll_records(c, timeout=1.0):
+    out = []
+    for m in c.poll(timeout):
+        assert m.error() is None, m.error()
+        out.append(m)
+    return out
+
+
+def poll_until(c, predicate, what, timeout=WAIT_S):
+    """Polls until `predicate(messages)` holds for one poll's messages; returns them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ms = poll_records(c, 0.5)
+        if predicate(ms):
+            return ms
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_share_consumer_reads_every_record(broker, unique):
+    topic, group = share_topic(broker.bootstrap, unique, 30)
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + WAIT_S
+    while len(seen) < 30 and time.monotonic() < deadline:
+        seen.extend((m.offset(), m.value(), m.delivery_count()) for m in poll_records(c))
+    assert sorted(seen) == [(i, str(i).encode(), 1) for i in range(30)]
+
+
+def test_two_members_never_hold_the_same_record(broker, unique):
+    """Two explicit-mode members alternate polls and keep what they got until both have polled:
+    what they hold at the same time never overlaps, and every record is delivered exactly once."""
+    topic, group = share_topic(broker.bootstrap, unique, 100)
+    conf = {"share.acknowledgement.mode": "explicit", "max.poll.records": 7}
+    a = share_consumer(broker.bootstrap, group, **conf)
+    b = share_consumer(broker.bootstrap, group, **conf)
+    a.subscribe([topic])
+    b.subscribe([topic])
+    delivered = {"a": [], "b": []}
+    deadline = time.monotonic() + WAIT_S * 2
+    while len(delivered["a"]) + len(delivered["b"]) < 100 and time.monotonic() < deadline:
+        held_a = poll_records(a, 0.5)
+        held_b = poll_records(b, 0.5)
+        offsets_a = {m.offset() for m in held_a}
+        offsets_b = {m.offset() for m in held_b}
+        assert not offsets_a & offsets_b, f"both members hold {sorted(offsets_a & offsets_b)}"
+        for name, c, held in (("a", a, held_a), ("b", b, held_b)):
+            for m in held:
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                delivered[name].append(m.offset())
+            if held:
+                c.commit_sync(WAIT_S)
+    everything = delivered["a"] + delivered["b"]
+    assert sorted(everything) == list(range(100)), "each record delivered exactly once"
+    assert delivered["a"] and delivered["b"], "both members got records"
+
+
+def test_release_redelivers_and_reject_does_not(broker, unique):
+    topic, group = share_topic(broker.bootstrap, unique, 6)
+    c = share_consumer(
+        broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"}
+    )
+    c.subscribe([topic])
+    first = poll_until(c, lambda ms: len(ms) > 0, "the first records")
+    assert all(m.delivery_count() == 1 for m in first)
+    got = {m.offset(): m for m in first}
+    while len(got) < 6:
+        for m in poll_records(c):
+            got[m.offset()] = m
+    # 0, 1 released; 2, 3 rejected; 4, 5 accepted.
+    kinds = {0: AcknowledgeType.RELEASE, 1: AcknowledgeType.RELEASE,
+             2: AcknowledgeType.REJECT, 3: AcknowledgeType.REJECT}
+    for offset, m in got.items():
+        c.acknowledge(m, kinds.get(offset, AcknowledgeType.ACCEPT))
+    results = c.commit_sync(WAIT_S)
+    assert all(err is None for err in results.values()), results
+    again = poll_until(c, lambda ms: len(ms) > 0, "the released records")
+    assert sorted(m.offset() for m in again) == [0, 1]
+    assert all(m.delivery_count() == 2 for m in again)
+    for m in again:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+    c.commit_sync(WAIT_S)
+    # Nothing else comes back: accepted and rejected records are done.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        assert poll_records(c, 0.5) == []
+
+
+def test_delivery_count_limit_archives_the_record(broker, unique):
+    topic, group = share_topic(
+        broker.bootstrap, unique, 1, group_configs={"share.delivery.count.limit": "2"}
+    )
+    c = share_consumer(
+        broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"}
+    )
+    c.subscribe([topic])
+    for attempt in (1, 2):
+        ms = poll_until(c, lambda ms: len(ms) > 0, f"delivery {attempt}")
+        assert [(m.offset(), m.delivery_count()) for m in ms] == [(0, attempt)]
+        c.acknowledge(ms[0], AcknowledgeType.RELEASE)
+        c.commit_sync(WAIT_S)
+    # The second release reached the limit: the record is archived, the next one is delivered.
+    produce_and_flush(producer(broker.bootstrap), topic, [{"value": b"next"}])
+    ms = poll_until(c, lambda ms: len(ms) > 0, "the next record")
+    assert [(m.offset(), m.value(), m.delivery_count()) for m in ms] == [(1, b"next", 1)]
+
+
+def test_a_lock_that_runs_out_hands_the_record_to_another_member(broker_factory, unique):
+    b = broker_factory("--group-share-record-lock-duration-ms", "2000")
+    topic, group = share_topic(b.bootstrap, unique, 3)
+    explicit = {"share.acknowledgement.mode": "explicit"}
+    holder = share_consumer(b.bootstrap, group, **explicit)
+    holder.subscribe([topic])
+    held = []
+    deadline = time.monotonic() + WAIT_S
+    while len(held) < 3 and time.monotonic() < deadline:
+        held.extend(poll_records(holder))
+    assert sorted(m.offset() for m in held) == [0, 1, 2]
+    # The holder neither acknowledges nor polls again; its lock runs out after 2 s.
+    other = share_consumer(b.bootstrap, group, **explicit)
+    other.subscribe([topic])
+    ms = poll_until(other, lambda ms: len(ms) > 0, "records after the lock ran out")
+    got = {m.offset(): m.delivery_count() for m in ms}
+    while len(got) < 3:
+        got.update({m.offset(): m.delivery_count() for m in poll_records(other)})
+    assert got == {0: 2, 1: 2, 2: 2}
+
+
+def test_share_state_survives_broker_kill_9(broker_factory, unique):
+    """A checker counts, across a kill -9 of the broker: no record whose acceptance the broker
+    confirmed is delivered again, and every record is eventually accepted."""
+    b = broker_factory("--fsync", "always")
+    topic, group = share_topic(b.bootstrap, unique, 200)
+    c = share_consumer(
+        b.bootstrap, group, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 20}
+    )
+    c.subscribe([topic])
+    confirmed = set()
+    delivered_after_confirmation = []
+    killed = False
+    deadline = time.monotonic() + WAIT_S * 3
+    while len(confirmed) < 200 and time.monotonic() < deadline:
+        try:
+            ms = c.poll(0.5)
+        except Exception:  # the broker is away: poll again
+            continue
+        batch = []
+        for m in ms:
+            if m.error() is not None:
+                continue
+            if m.offset() in confirmed:
+                delivered_after_confirmation.append(m.offset())
+            batch.append(m)
+        if not batch:
+            continue
+        for m in batch:
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        try:
+            results = c.commit_sync(10.0)
+        except Exception:
+            results = {}
+        if results and all(err is None for err in results.values()):
+            confirmed.update(m.offset() for m in batch)
+        if not killed and len(confirmed) >= 60:
+            b.kill9()
+            b.start()
+            killed = True
+    assert killed
+    assert delivered_after_confirmation == [], "accepted records delivered again"
+    assert confirmed == set(range(200)), f"{200 - len(confirmed)} records never accepted"
+
+
+# -- Weir's queue features beyond Kafka (docs/queues.md) -------------------------------------
+
+
+def read_all(bootstrap, topic, expect, unique, timeout=WAIT_S):
+    """Every record of `topic` with a classic consumer, waiting until `expect` are there."""
+    from helpers import consumer
+
+    c = consumer(bootstrap, unique("dlq-reader"), **{"auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            out.append(m)
+    # Anything beyond what was expected would be a duplicate: look a little longer.
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            out.append(m)
+    return out
+
+
+def test_rejected_and_over_limit_records_go_to_the_dead_letter_topic_once(broker, unique):
+    dlq = unique("dlq")
+    topic, group = share_topic(
+        broker.bootstrap,
+        unique,
+        0,
+        group_configs={"share.delivery.count.limit": "2", "weir.share.dlq.topic": dlq},
+    )
+    create_topic(broker.bootstrap, dlq)
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"key": b"k0", "value": b"bad", "headers": [("trace", b"t0")]},
+            {"key": b"k1", "value": b"flaky"},
+            {"key": b"k2", "value": b"good"},
+        ],
+    )
+    c = share_consumer(broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    flaky_deliveries = 0
+    deadline = time.monotonic() + WAIT_S
+    while flaky_deliveries < 2 and time.monotonic() < deadline:
+        for m in poll_records(c):
+            if m.value() == b"bad":
+                c.acknowledge(m, AcknowledgeType.REJECT)
+            elif m.value() == b"flaky":
+                flaky_deliveries += 1
+                c.acknowledge(m, AcknowledgeType.RELEASE)
+            else:
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+        c.commit_sync(WAIT_S)
+    assert flaky_deliveries == 2
+    letters = read_all(broker.bootstrap, dlq, 2, unique)
+    assert len(letters) == 2, [m.value() for m in letters]
+    by_value = {m.value(): m for m in letters}
+    assert set(by_value) == {b"bad", b"flaky"}
+    for value, offset, reason, count in ((b"bad", 0, "rejected", 1), (b"flaky", 1, "delivery-limit", 2)):
+        m = by_value[value]
+        headers = {k: v.decode() for k, v in m.headers()}
+        assert headers["weir.dlq.source.topic"] == topic
+        assert headers["weir.dlq.source.partition"] == "0"
+        assert headers["weir.dlq.source.offset"] == str(offset)
+        assert headers["weir.dlq.group"] == group
+        assert headers["weir.dlq.reason"] == reason
+        assert headers["weir.dlq.delivery.count"] == str(count)
+        assert int(headers["weir.dlq.time.ms"]) > 0
+    assert by_value[b"bad"].key() == b"k0"
+    assert ("trace", b"t0") in by_value[b"bad"].headers(), "the source headers are kept"
+
+
+def test_retry_backoff_grows_with_the_delivery_count(broker, unique):
+    topic, group = share_topic(
+        broker.bootstrap,
+        unique,
+        1,
+        group_configs={
+            "weir.share.retry.backoff.ms": "1000",
+            "weir.share.retry.backoff.max.ms": "1500",
+        },
+    )
+    c = share_consumer(broker.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    waits = []
+    ms = poll_until(c, lambda ms: len(ms) > 0, "the first delivery")
+    for expected_count in (2, 3):
+        c.acknowledge(ms[0], AcknowledgeType.RELEASE)
+        c.commit_sync(WAIT_S)
+        released = time.monotonic()
+        ms = poll_until(c, lambda ms: len(ms) > 0, f"delivery {expected_count}")
+        waits.append(time.monotonic() - released)
+        assert ms[0].delivery_count() == expected_count
+    # 1000 ms after the first delivery, then 2000 ms capped at 1500 ms.
+    assert waits[0] >= 1.0, waits
+    assert waits[1] >= 1.5, waits
+
+
+def test_delayed_records_arrive_no_earlier_than_due(broker, unique):
+    topic, group = share_topic(broker.bootstrap, unique, 0)
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    produced_at = time.time()
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"value": b"later", "headers": [("weir.delay.ms", b"2500")]},
+            {"value": b"now"},
+        ],
+    )
+    arrivals = {}
+    deadline = time.monotonic() + WAIT_S
+    while len(arrivals) < 2 and time.monotonic() < deadline:
+        for m in poll_records(c, 0.2):
+            arrivals[m.value()] = time.time()
+    assert set(arrivals) == {b"later", b"now"}
+    assert arrivals[b"now"] < arrivals[b"later"]
+    assert arrivals[b"later"] - produced_at >= 2.5
+
+
+def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique):
+    dlq = unique("dlq")
+    topic, group = share_topic(
+        broker.bootstrap, unique, 0, group_configs={"weir.share.dlq.topic": dlq}
+    )
+    create_topic(broker.bootstrap, dlq)
+    old = int(time.time() * 1000) - 60_000
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"value": b"stale", "headers": [("weir.ttl.ms", b"1000")], "timestamp": old},
+            {"value": b"fresh", "headers": [("weir.ttl.ms", b"600000")]},
+        ],
+    )
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        seen.extend(m.value() for m in poll_records(c, 0.5))
+    assert seen == [b"fresh"]
+    letters = read_all(broker.bootstrap, dlq, 1, unique)
+    assert [m.value() for m in letters] == [b"stale"]
+    assert dict(letters[0].headers())["weir.dlq.reason"] == b"expired"
