@@ -61,8 +61,7 @@ fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPar
         _ => -1,
     };
     let epoch = status.leader_epoch.unwrap_or(-1);
-    let (replicas, isr, offline_replicas) =
-        (status.replicas, status.isr, status.offline_replicas);
+    let (replicas, isr, offline_replicas) = (status.replicas, status.isr, status.offline_replicas);
     MetadataPartition {
         error_code: if leader < 0 {
             ErrorCode::LEADER_NOT_AVAILABLE
