@@ -234,7 +234,7 @@ fn cluster_views_of_a_single_node() {
             .expect("json");
     assert_eq!(nodes["brokers"][0]["node_id"], 0);
     assert_eq!(nodes["brokers"][0]["controller"], true);
-    assert_eq!(nodes["brokers"][0]["leaders"], 4);
+    assert_eq!(nodes["brokers"][0]["leaders"], 5);
     let parts: serde_json::Value = serde_json::from_str(&b.cli_ok(
         &["cluster", "partitions", "--topic", "c", "--output", "json"],
         "",
