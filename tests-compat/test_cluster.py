@@ -132,6 +132,15 @@ class Checker:
         left = self._p.flush(flush_timeout)
         assert left == 0, f"{left} records still in flight after {flush_timeout}s"
 
+    def stop_and_check_exactly_once(self, bootstrap, partitions):
+        """Stops producing, then requires no delivery error and every acknowledged record read
+        back exactly once."""
+        self.stop()
+        assert not self.errors, f"delivery errors: {self.errors[:5]}"
+        lost, dups, _ = self.verify(bootstrap, partitions)
+        assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
+        assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+
     def verify(self, bootstrap, partitions):
         c = consumer(bootstrap)
         c.assign([TopicPartition(self.topic, p, 0) for p in range(partitions)])
@@ -247,12 +256,7 @@ def test_leader_killed_under_load_loses_and_duplicates_nothing(cluster_factory, 
         timeout=60,
     )
     checker.wait_acked(len(checker.acked) + 300, timeout=45)
-    checker.stop()
-    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
-
-    lost, dups, seen = checker.verify(c.bootstrap, 3)
-    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
-    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+    checker.stop_and_check_exactly_once(c.bootstrap, 3)
     assert len(checker.acked) > 1000
 
     wait_until(
@@ -340,11 +344,7 @@ def test_graceful_rolling_restart_loses_and_duplicates_nothing(cluster_factory, 
             timeout=60,
         )
         checker.wait_acked(len(checker.acked) + 200, timeout=45)
-    checker.stop()
-    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
-    lost, dups, _ = checker.verify(c.bootstrap, 3)
-    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
-    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+    checker.stop_and_check_exactly_once(c.bootstrap, 3)
 
 
 def test_elect_leaders_moves_leadership_to_the_preferred_replica(cluster_factory, unique):
@@ -496,11 +496,7 @@ def test_frozen_leader_is_replaced_and_steps_down_when_it_wakes(cluster_factory,
     finally:
         os.kill(c.broker(victim).proc.pid, sig.SIGCONT)
     checker.wait_acked(len(checker.acked) + 300, timeout=45)
-    checker.stop()
-    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
-    lost, dups, _ = checker.verify(c.bootstrap, 1)
-    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
-    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+    checker.stop_and_check_exactly_once(c.bootstrap, 1)
 
 
 def test_deleted_records_stay_deleted_after_failover(cluster_factory, unique):

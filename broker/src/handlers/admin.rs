@@ -362,47 +362,48 @@ async fn alter_topic(
     out
 }
 
+/// One resource of AlterConfigs or IncrementalAlterConfigs: BROKER and GROUP resources take
+/// `change` (see `configs`), topics `topic_change`.
+async fn alter_resource(
+    broker: &Arc<Broker>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: configs::Change<'_>,
+    topic_change: impl Fn(&mut TopicConfig) -> Result<(), ConfigError> + Send + 'static,
+) -> AlterConfigsResourceResponse {
+    match resource_type {
+        RESOURCE_BROKER => {
+            configs::alter_broker(broker, resource_type, name, validate_only, change)
+        }
+        RESOURCE_GROUP => configs::alter_group(broker, resource_type, name, validate_only, change),
+        _ => alter_topic(broker, resource_type, name, validate_only, topic_change).await,
+    }
+}
+
 pub async fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(r.resources.len());
     for res in r.resources {
-        let change = || configs::Change::Replace(&res.configs);
-        let answer = match res.resource_type {
-            RESOURCE_BROKER => configs::alter_broker(
-                broker,
-                res.resource_type,
-                &res.resource_name,
-                r.validate_only,
-                change(),
-            ),
-            RESOURCE_GROUP => configs::alter_group(
-                broker,
-                res.resource_type,
-                &res.resource_name,
-                r.validate_only,
-                change(),
-            ),
-            _ => {
-                let configs = res.configs.clone();
-                alter_topic(
-                    broker,
-                    res.resource_type,
-                    &res.resource_name,
-                    r.validate_only,
-                    move |config| {
-                        // AlterConfigs replaces the whole set of overrides.
-                        let mut fresh = TopicConfig::default();
-                        for c in &configs {
-                            if let Some(v) = &c.value {
-                                fresh.set(&c.name, v)?;
-                            }
-                        }
-                        *config = fresh;
-                        Ok(())
-                    },
-                )
-                .await
-            }
-        };
+        let entries = res.configs.clone();
+        let answer = alter_resource(
+            broker,
+            res.resource_type,
+            &res.resource_name,
+            r.validate_only,
+            configs::Change::Replace(&res.configs),
+            move |config| {
+                // AlterConfigs replaces the whole set of overrides.
+                let mut fresh = TopicConfig::default();
+                for c in &entries {
+                    if let Some(v) = &c.value {
+                        fresh.set(&c.name, v)?;
+                    }
+                }
+                *config = fresh;
+                Ok(())
+            },
+        )
+        .await;
         responses.push(answer);
     }
     AlterConfigsResponse {
@@ -417,80 +418,62 @@ pub async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(r.resources.len());
     for res in r.resources {
-        let change = || configs::Change::Incremental(&res.configs);
-        let answer = match res.resource_type {
-            RESOURCE_BROKER => configs::alter_broker(
-                broker,
-                res.resource_type,
-                &res.resource_name,
-                r.validate_only,
-                change(),
-            ),
-            RESOURCE_GROUP => configs::alter_group(
-                broker,
-                res.resource_type,
-                &res.resource_name,
-                r.validate_only,
-                change(),
-            ),
-            _ => {
-                let configs = res.configs.clone();
-                alter_topic(
-                    broker,
-                    res.resource_type,
-                    &res.resource_name,
-                    r.validate_only,
-                    move |config| {
-                        for c in &configs {
-                            let value = c.value.clone().unwrap_or_default();
-                            match c.config_operation {
-                                OP_SET => config.set(&c.name, &value)?,
-                                OP_DELETE => config.delete(&c.name)?,
-                                OP_APPEND | OP_SUBTRACT => {
-                                    let current: Vec<String> = config
-                                        .get(&c.name)
-                                        .unwrap_or_default()
-                                        .split(',')
-                                        .map(str::trim)
-                                        .filter(|s| !s.is_empty())
-                                        .map(String::from)
-                                        .collect();
-                                    let items: Vec<&str> = value
-                                        .split(',')
-                                        .map(str::trim)
-                                        .filter(|s| !s.is_empty())
-                                        .collect();
-                                    let next: Vec<String> = if c.config_operation == OP_APPEND {
-                                        let mut n = current.clone();
-                                        n.extend(
-                                            items
-                                                .iter()
-                                                .filter(|i| !current.iter().any(|c| c == *i))
-                                                .map(|s| s.to_string()),
-                                        );
-                                        n
-                                    } else {
-                                        current
-                                            .into_iter()
-                                            .filter(|c| !items.contains(&c.as_str()))
-                                            .collect()
-                                    };
-                                    config.set(&c.name, &next.join(","))?;
-                                }
-                                _ => {
-                                    return Err(ConfigError::InvalidValue {
-                                        name: c.name.clone(),
-                                        value: format!("operation {}", c.config_operation),
-                                    })
-                                }
-                            }
+        let entries = res.configs.clone();
+        let answer = alter_resource(
+            broker,
+            res.resource_type,
+            &res.resource_name,
+            r.validate_only,
+            configs::Change::Incremental(&res.configs),
+            move |config| {
+                for c in &entries {
+                    let value = c.value.clone().unwrap_or_default();
+                    match c.config_operation {
+                        OP_SET => config.set(&c.name, &value)?,
+                        OP_DELETE => config.delete(&c.name)?,
+                        OP_APPEND | OP_SUBTRACT => {
+                            let current: Vec<String> = config
+                                .get(&c.name)
+                                .unwrap_or_default()
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect();
+                            let items: Vec<&str> = value
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .collect();
+                            let next: Vec<String> = if c.config_operation == OP_APPEND {
+                                let mut n = current.clone();
+                                n.extend(
+                                    items
+                                        .iter()
+                                        .filter(|i| !current.iter().any(|c| c == *i))
+                                        .map(|s| s.to_string()),
+                                );
+                                n
+                            } else {
+                                current
+                                    .into_iter()
+                                    .filter(|c| !items.contains(&c.as_str()))
+                                    .collect()
+                            };
+                            config.set(&c.name, &next.join(","))?;
                         }
-                        Ok(())
-                    },
-                )
-                .await
-            }
-        };
+                        _ => {
+                            return Err(ConfigError::InvalidValue {
+                                name: c.name.clone(),
+                                value: format!("operation {}", c.config_operation),
+                            })
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
         responses.push(answer);
     }
     IncrementalAlterConfigsResponse {
