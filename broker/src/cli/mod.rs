@@ -1,12 +1,15 @@
-//! The operator CLI: `weir topic|produce|consume|group|cluster`. Talks to a running broker over the
-//! Kafka protocol (the `client` module), prints human tables by default and JSON with
+//! The operator CLI: `weir topic|produce|consume|partitions|group|cluster`. Talks to a single
+//! broker or a cluster over the Kafka protocol (the `client` module sends each request to the
+//! broker that owns it, as Kafka's clients do), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
 mod client;
 mod data;
 mod groups;
 mod output;
+mod partitions;
 mod records;
+mod route;
 mod topics;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -47,6 +50,9 @@ pub enum CliCommand {
     Produce(data::ProduceArgs),
     /// Consume records and print their values, one per line.
     Consume(data::ConsumeArgs),
+    /// Move partition replicas between brokers and elect preferred leaders.
+    #[command(subcommand)]
+    Partitions(partitions::PartitionsCommand),
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(groups::GroupCommand),
@@ -67,6 +73,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Topic(c) => topics::run(&mut client, &out, c).await,
             CliCommand::Produce(a) => data::produce(&mut client, &out, a).await,
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
+            CliCommand::Partitions(c) => partitions::run(&mut client, &out, c).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
         }
