@@ -16,7 +16,9 @@ from conftest import _weir_bin
 from helpers import WAIT_S, admin_client
 from test_cluster import FAST, leader_of, partitions_of, preferred_leaders_elected, wait_until
 
-CLI_TIMEOUT_S = 120
+# Below the suite's 120 s per-test timeout, so a hung command fails the test and its
+# cluster is still stopped.
+CLI_TIMEOUT_S = 60
 
 
 def cli(bootstrap, *args, stdin="", ok=True):
