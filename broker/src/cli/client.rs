@@ -317,8 +317,12 @@ impl Client {
                 .count();
             self.make_room(new, &addrs);
             let mut tasks = tokio::task::JoinSet::new();
+            // Each answer in its request's slot; a slot left empty (a task that did not finish)
+            // counts as a lost connection.
+            let mut done: Vec<(String, Option<Result<Response, CallError>>)> = Vec::new();
             for (i, (addr, request)) in chunk.into_iter().enumerate() {
                 let conn = self.conns.remove(&addr);
+                done.push((addr.clone(), None));
                 tasks.spawn(async move {
                     let mut conn = match conn {
                         Some(c) => c,
@@ -332,20 +336,25 @@ impl Client {
                     (i, addr, conn, result)
                 });
             }
-            let mut done = Vec::new();
             while let Some(joined) = tasks.join_next().await {
-                let (i, addr, conn, result) = match joined {
-                    Ok(t) => t,
-                    // The tasks do not panic; a cancelled one cannot happen while we await.
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                let Ok((i, addr, conn, result)) = joined else {
+                    continue;
                 };
                 if let Some(conn) = conn {
-                    self.conns.insert(addr.clone(), conn);
+                    self.conns.insert(addr, conn);
                 }
-                done.push((i, addr, result));
+                if let Some(slot) = done.get_mut(i) {
+                    slot.1 = Some(result);
+                }
             }
-            done.sort_by_key(|(i, _, _)| *i);
-            out.extend(done.into_iter().map(|(_, a, r)| (a, r)));
+            out.extend(done.into_iter().map(|(addr, result)| {
+                let result = result.unwrap_or_else(|| {
+                    Err(CallError::Lost(anyhow!(
+                        "the exchange with {addr} did not finish"
+                    )))
+                });
+                (addr, result)
+            }));
         }
         out
     }

@@ -101,6 +101,14 @@ fn check(code: weir_protocol::ErrorCode, what: &str, message: Option<&str>) -> a
         E::NON_EMPTY_GROUP => " (stop the group's consumers first)",
         E::INVALID_PARTITIONS => " (partition counts can only grow)",
         E::INVALID_CONFIG => " (see docs/configuration.md for topic configs)",
+        E::INVALID_REPLICA_ASSIGNMENT => " (list the brokers with `weir cluster info`)",
+        E::PREFERRED_LEADER_NOT_AVAILABLE => {
+            " (the preferred replica is not in sync yet; try again)"
+        }
+        E::NOT_LEADER_OR_FOLLOWER
+        | E::LEADER_NOT_AVAILABLE
+        | E::NOT_COORDINATOR
+        | E::COORDINATOR_NOT_AVAILABLE => " (the cluster is still electing; try again)",
         _ => "",
     };
     match message {
