@@ -14,7 +14,14 @@ from confluent_kafka.admin import NewTopic
 
 from conftest import _weir_bin
 from helpers import WAIT_S, admin_client
-from test_cluster import FAST, leader_of, partitions_of, preferred_leaders_elected, wait_until
+from test_cluster import (
+    FAST,
+    agreed_controller,
+    leader_of,
+    partitions_of,
+    preferred_leaders_elected,
+    wait_until,
+)
 
 # Below the suite's 120 s per-test timeout, so a hung command fails the test and its
 # cluster is still stopped.
@@ -146,9 +153,7 @@ def test_reassign_moves_a_partition_and_its_records(cluster_factory, unique):
     c = cluster_factory(3, ("--replica-election-timeout-ms", "1000",
                             "--leader-rebalance-interval-ms", "2000"))
     admin = admin_client(c.bootstrap)
-    controller = wait_until(
-        "a controller", lambda: (lambda i: i if i in (1, 2, 3) else None)(
-            admin.list_topics(timeout=10).controller_id))
+    controller = wait_until("brokers agreeing on a controller", lambda: agreed_controller(c))
     # The broker the partition moves to must not be the controller: it is paused below.
     new = next(n for n in (3, 2, 1) if n != controller)
     old, keep = [n for n in (1, 2, 3) if n != new]
@@ -172,8 +177,10 @@ def test_reassign_moves_a_partition_and_its_records(cluster_factory, unique):
         out = cli(c.bootstrap, "partitions", "reassign", "--topic", topic, "--partition", "0",
                   "--replicas", f"{keep},{new}").out
         assert f"reassigning {topic}[0] to replicas {keep},{new}" in out
-        moving = cli_json(c.bootstrap, "partitions", "reassignments", "--topic", topic)
-        assert moving["reassignments"] == [{
+        # (Each broker learns the new target from etcd a moment after it is written.)
+        moving = wait_until("the move listed", lambda: cli_json(
+            c.bootstrap, "partitions", "reassignments", "--topic", topic)["reassignments"])
+        assert moving == [{
             "topic": topic, "partition": 0, "replicas": [keep, new, old],
             "adding": [new], "removing": [old],
         }], moving
@@ -182,7 +189,8 @@ def test_reassign_moves_a_partition_and_its_records(cluster_factory, unique):
         # Cancelled: back to the replicas it has, nothing in progress.
         cli(c.bootstrap, "partitions", "reassign", "--topic", topic, "--partition", "0",
             "--cancel")
-        assert cli_json(c.bootstrap, "partitions", "reassignments")["reassignments"] == []
+        wait_until("no move listed", lambda: cli_json(
+            c.bootstrap, "partitions", "reassignments")["reassignments"] == [])
         again = cli(c.bootstrap, "partitions", "reassign", "--topic", topic, "--partition", "0",
                     "--cancel", ok=False)
         assert again.returncode == 1 and "NO_REASSIGNMENT_IN_PROGRESS" in again.err, again.err

@@ -3,6 +3,7 @@
 //! elections (ElectLeaders), as Kafka's `kafka-reassign-partitions.sh` and
 //! `kafka-leader-election.sh` do.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
@@ -10,7 +11,7 @@ use serde_json::json;
 use weir_protocol::*;
 
 use super::client::{expect_response, Client};
-use super::topics::partitions_of;
+use super::topics::{metadata, partitions_of};
 use super::{check, Output};
 
 const TIMEOUT_MS: i32 = 30_000;
@@ -38,8 +39,8 @@ pub enum PartitionsCommand {
         /// Cancel the partition's reassignment in progress: back to the replicas it has now.
         #[arg(long)]
         cancel: bool,
-        /// Wait until the partition has moved (or the cancel has taken effect).
-        #[arg(long)]
+        /// Wait until the partition has moved: its new replicas in sync, the old ones gone.
+        #[arg(long, conflicts_with = "cancel")]
         wait: bool,
         /// Longest wait with --wait.
         #[arg(long, default_value_t = 300_000, value_name = "MS")]
@@ -104,7 +105,7 @@ pub async fn run(client: &mut Client, out: &Output, cmd: PartitionsCommand) -> a
                 }
             }
             if wait {
-                wait_until_moved(client, &topic, partition, wait_timeout_ms).await?;
+                wait_until_moved(client, &topic, partition, &replicas, wait_timeout_ms).await?;
             }
             let list = |rs: &[i32]| rs.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
             let (json, text) = match (cancel, wait) {
@@ -211,16 +212,34 @@ async fn reassignments(
     Ok(moving)
 }
 
+/// Until `topic[partition]` has moved to `target`: no longer listed as moving, and Metadata
+/// shows the target as its replicas, all in sync, with a leader. Both, because a broker that
+/// has not yet seen the new target (or a partition between leaders) lists no move either.
 async fn wait_until_moved(
     client: &mut Client,
     topic: &str,
     partition: i32,
+    target: &[i32],
     timeout_ms: u64,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    let want: BTreeSet<i32> = target.iter().copied().collect();
     loop {
         let moving = reassignments(client, Some(topic)).await?;
-        if !moving.iter().any(|(_, p)| p.partition_index == partition) {
+        let listed = moving.iter().any(|(_, p)| p.partition_index == partition);
+        let md = metadata(client, Some(vec![topic.to_string()]), false).await?;
+        let settled = md
+            .topics
+            .iter()
+            .filter(|t| t.name.as_deref() == Some(topic))
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.partition_index == partition)
+            .is_some_and(|p| {
+                p.leader_id >= 0
+                    && p.replica_nodes.iter().copied().collect::<BTreeSet<_>>() == want
+                    && p.isr_nodes.iter().copied().collect::<BTreeSet<_>>() == want
+            });
+        if !listed && settled {
             return Ok(());
         }
         if Instant::now() >= deadline {
