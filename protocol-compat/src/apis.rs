@@ -245,8 +245,7 @@ apis! {
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
     DELETE_GROUPS = 42: DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse), 0..=2,
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
-    // Admin APIs of the cluster (preferred-leader election, reassignment): not advertised
-    // until the broker serves them.
+    // Admin APIs of the cluster (preferred-leader election, reassignment).
     ELECT_LEADERS = 43: ElectLeaders(ElectLeadersRequest, ElectLeadersResponse), 0..=2,
         mirror(m::ElectLeadersRequest, m::ElectLeadersResponse);
     INCREMENTAL_ALTER_CONFIGS = 44: IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse), 0..=1;

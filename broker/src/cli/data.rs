@@ -13,7 +13,7 @@ use weir_protocol::*;
 
 use super::client::{expect_response, Client};
 use super::groups::GroupMember;
-use super::records::{decode_batches, encode_batch, partition_for_key, CliRecord};
+use super::records::{decode_batches, encode_batch, next_offset, partition_for_key, CliRecord};
 use super::topics::{list_offsets, partitions_of};
 use super::{check, parse_kv, Output};
 
@@ -340,6 +340,12 @@ pub async fn consume(client: &mut Client, out: &Output, args: ConsumeArgs) -> an
                     print_record(&mut lock, out, &args, p.partition_index, &r)?;
                     *pos = r.offset + 1;
                     printed += 1;
+                }
+                // Past what was skipped too (control batches), unless records are left unprinted.
+                if !limit_reached(printed) {
+                    if let Some(next) = next_offset(&p.records) {
+                        *pos = (*pos).max(next);
+                    }
                 }
                 if *pos < p.high_watermark {
                     at_end = false;

@@ -1,5 +1,6 @@
-//! The operator CLI: `weir topic|produce|consume|group|cluster`. Talks to a running broker over the
-//! Kafka protocol (the `client` module), prints human tables by default and JSON with
+//! The operator CLI: `weir topic|produce|consume|partitions|group|cluster`. Talks to a single
+//! broker or a cluster over the Kafka protocol (the `client` module sends each request to the
+//! broker that owns it, as Kafka's clients do), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
 mod client;
@@ -7,7 +8,9 @@ mod cluster;
 mod data;
 mod groups;
 mod output;
+mod partitions;
 mod records;
+mod route;
 mod topics;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -48,6 +51,9 @@ pub enum CliCommand {
     Produce(data::ProduceArgs),
     /// Consume records and print their values, one per line.
     Consume(data::ConsumeArgs),
+    /// Move partition replicas between brokers and elect preferred leaders.
+    #[command(subcommand)]
+    Partitions(partitions::PartitionsCommand),
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(groups::GroupCommand),
@@ -68,6 +74,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Topic(c) => topics::run(&mut client, &out, c).await,
             CliCommand::Produce(a) => data::produce(&mut client, &out, a).await,
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
+            CliCommand::Partitions(c) => partitions::run(&mut client, &out, c).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => cluster::run(&mut client, &out, c).await,
         }
@@ -95,6 +102,14 @@ fn check(code: weir_protocol::ErrorCode, what: &str, message: Option<&str>) -> a
         E::NON_EMPTY_GROUP => " (stop the group's consumers first)",
         E::INVALID_PARTITIONS => " (partition counts can only grow)",
         E::INVALID_CONFIG => " (see docs/configuration.md for topic configs)",
+        E::INVALID_REPLICA_ASSIGNMENT => " (list the brokers with `weir cluster info`)",
+        E::PREFERRED_LEADER_NOT_AVAILABLE => {
+            " (the preferred replica is not in sync yet; try again)"
+        }
+        E::NOT_LEADER_OR_FOLLOWER
+        | E::LEADER_NOT_AVAILABLE
+        | E::NOT_COORDINATOR
+        | E::COORDINATOR_NOT_AVAILABLE => " (the cluster is still electing; try again)",
         _ => "",
     };
     match message {

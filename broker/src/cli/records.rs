@@ -66,6 +66,25 @@ pub fn decode_batches(data: &Bytes) -> anyhow::Result<Vec<CliRecord>> {
         .collect())
 }
 
+/// The offset after the last whole batch in `data` (a Fetch response's records), or `None` when
+/// it holds none. Consumers move past batches they skip (control batches, such as the one a new
+/// partition leader writes when its epoch starts) with it, or they would fetch them forever.
+pub fn next_offset(data: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut next = None;
+    while let Some(rest) = data.get(at..) {
+        let Ok(header) = weir_storage::batch::BatchHeader::parse(rest) else {
+            break;
+        };
+        if header.total_len() > rest.len() {
+            break;
+        }
+        next = Some(header.last_offset().saturating_add(1));
+        at += header.total_len();
+    }
+    next
+}
+
 /// Kafka's murmur2 hash (as in the Java client's `Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -150,6 +169,27 @@ mod tests {
         let mut two = batch.to_vec();
         two.extend_from_slice(&batch[..20]);
         assert_eq!(decode_batches(&Bytes::from(two)).expect("decode").len(), 2);
+    }
+
+    #[test]
+    fn next_offset_passes_whole_batches_only() {
+        let one = CliRecord {
+            offset: 0,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"x")),
+            headers: Vec::new(),
+        };
+        let batch = encode_batch(&[one.clone(), one.clone(), one], 0);
+        assert_eq!(next_offset(&[]), None);
+        assert_eq!(next_offset(&batch), Some(3));
+        // A second batch at offset 3, then one cut off by the fetch size limit.
+        let mut second = batch.to_vec();
+        second[..8].copy_from_slice(&3i64.to_be_bytes());
+        let mut data = batch.to_vec();
+        data.extend_from_slice(&second);
+        data.extend_from_slice(&batch[..30]);
+        assert_eq!(next_offset(&data), Some(6));
     }
 
     #[test]
