@@ -1,9 +1,10 @@
-//! The operator CLI: `weir topic|produce|consume|group|cluster`. Talks to a running broker over the
+//! The operator CLI: `weir topic|produce|consume|group|dlq|cluster`. Talks to a running broker over the
 //! Kafka protocol (the `client` module), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
 mod client;
 mod data;
+mod dlq;
 mod groups;
 mod output;
 mod records;
@@ -50,6 +51,9 @@ pub enum CliCommand {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(groups::GroupCommand),
+    /// Share groups' dead-letter topics: list, show, send back.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Cluster information.
     #[command(subcommand)]
     Cluster(groups::ClusterCommand),
@@ -68,6 +72,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Produce(a) => data::produce(&mut client, &out, a).await,
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
+            CliCommand::Dlq(c) => dlq::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
         }
     })
