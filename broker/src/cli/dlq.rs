@@ -64,7 +64,7 @@ pub async fn run(client: &mut Client, out: &Output, command: DlqCommand) -> anyh
     }
 }
 
-fn header<'a>(r: &'a CliRecord, name: &str) -> Option<String> {
+fn header(r: &CliRecord, name: &str) -> Option<String> {
     r.headers
         .iter()
         .find(|(k, _)| k == name)
