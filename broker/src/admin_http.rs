@@ -1,6 +1,6 @@
 //! The admin HTTP listener (`admin_listener`, default 127.0.0.1:9644): Prometheus `/metrics`,
-//! liveness and readiness probes, and a read-only JSON view of topics, groups and the effective
-//! configuration under `/v1/`. Documented in `docs/admin-api.md`.
+//! liveness and readiness probes, and a read-only JSON view of topics, groups, share groups and
+//! the effective configuration under `/v1/`. Documented in `docs/admin-api.md`.
 //!
 //! It starts before the data directory is opened, so probes answer during recovery: `/v1/health`
 //! is 200 as soon as the process serves HTTP; `/v1/ready` and the `/v1/` state endpoints are 503
@@ -68,6 +68,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/topics/{name}", get(topic))
         .route("/v1/groups", get(groups))
         .route("/v1/groups/{id}", get(group))
+        .route("/v1/share-groups", get(share_groups))
+        .route("/v1/share-groups/{id}", get(share_group))
         .fallback(not_found)
         .with_state(state)
 }
@@ -394,4 +396,88 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         offsets,
     };
     Json(detail).into_response()
+}
+
+async fn share_groups(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let mut list: Vec<serde_json::Value> = b
+        .share
+        .groups
+        .lock()
+        .list()
+        .into_iter()
+        .map(|(group_id, state)| json!({ "group_id": group_id, "state": state }))
+        .collect();
+    list.sort_by(|a, b| a["group_id"].as_str().cmp(&b["group_id"].as_str()));
+    Json(json!({ "share_groups": list })).into_response()
+}
+
+async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let (group_state, epoch, members) = {
+        let groups = b.share.groups.lock();
+        let Some(g) = groups.get(&id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no share group named '{id}'"),
+            );
+        };
+        let members: Vec<serde_json::Value> = g
+            .members
+            .values()
+            .map(|m| {
+                json!({
+                    "member_id": m.member_id,
+                    "member_epoch": m.member_epoch,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "subscribed_topics": m.subscribed_topic_names,
+                })
+            })
+            .collect();
+        (g.state(), g.group_epoch, members)
+    };
+    let config = crate::share::group_config(&b.share.defaults, &b.configs.group(&id));
+    let mut partitions: Vec<serde_json::Value> = b
+        .share
+        .group_partitions(&id)
+        .into_iter()
+        .filter_map(|((_, topic_id, partition), sp)| {
+            let topic = b.topics.by_id(topic_id)?;
+            let sp = sp.lock();
+            let (available, acquired, dead_letter_pending) = sp.counts();
+            let hw = b
+                .topics
+                .partition(&topic.name, partition)
+                .map(|p| p.high_watermark());
+            Some(json!({
+                "topic": topic.name,
+                "partition": partition,
+                "start_offset": sp.start_offset(),
+                "end_offset": sp.end_offset(),
+                "high_watermark": hw,
+                "available": available,
+                "acquired": acquired,
+                "dead_letter_pending": dead_letter_pending,
+                "lag": hw.map(|hw| (hw - sp.start_offset()).max(0)),
+            }))
+        })
+        .collect();
+    partitions.sort_by(|a, b| {
+        (a["topic"].as_str(), a["partition"].as_i64())
+            .cmp(&(b["topic"].as_str(), b["partition"].as_i64()))
+    });
+    Json(json!({
+        "group_id": id,
+        "state": group_state,
+        "group_epoch": epoch,
+        "dead_letter_topic": config.dlq_topic,
+        "members": members,
+        "partitions": partitions,
+    }))
+    .into_response()
 }

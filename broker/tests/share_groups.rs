@@ -236,6 +236,27 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     );
     assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
 
+    // The admin API's view of the share group.
+    let view = common::get_json(broker.admin, "/v1/share-groups/workers");
+    assert_eq!(view["state"], "Stable");
+    assert_eq!(view["members"][0]["member_id"], "member-1");
+    let p = &view["partitions"][0];
+    assert_eq!(
+        (&p["topic"], &p["start_offset"], &p["acquired"], &p["lag"]),
+        (
+            &serde_json::json!("jobs"),
+            &serde_json::json!(3),
+            &serde_json::json!(2),
+            &serde_json::json!(2)
+        )
+    );
+    let (status, _) = common::http_get(broker.admin, "/v1/share-groups/nobody").expect("admin api");
+    assert_eq!(status, 404);
+    assert_eq!(
+        common::get_json(broker.admin, "/v1/share-groups")["share_groups"][0]["group_id"],
+        "workers"
+    );
+
     let Response::ListGroups(l) = conn.call(Request::ListGroups(ListGroupsRequest {
         types_filter: vec!["share".into()],
         ..ListGroupsRequest::default()
