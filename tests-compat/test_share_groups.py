@@ -370,3 +370,47 @@ def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique)
     letters = read_all(broker.bootstrap, dlq, 1, unique)
     assert [m.value() for m in letters] == [b"stale"]
     assert dict(letters[0].headers())["weir.dlq.reason"] == b"expired"
+
+
+HOLDER = """
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+held = set()
+deadline = time.monotonic() + 30
+while len(held) < int(sys.argv[4]) and time.monotonic() < deadline:
+    held.update(m.offset() for m in c.poll(0.5) if m.error() is None)
+print("held", sorted(held), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_records_of_a_killed_consumer_are_redelivered_after_the_lock(broker_factory, unique):
+    import subprocess
+    import sys
+
+    b = broker_factory("--group-share-record-lock-duration-ms", "2000")
+    topic, group = share_topic(b.bootstrap, unique, 5)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, b.bootstrap, group, topic, "5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = holder.stdout.readline()
+        assert line.startswith("held [0, 1, 2, 3, 4]"), line
+        holder.kill()  # SIGKILL: no acknowledgement, no leave
+        holder.wait()
+        other = share_consumer(b.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+        other.subscribe([topic])
+        got = {}
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < 5 and time.monotonic() < deadline:
+            got.update({m.offset(): m.delivery_count() for m in poll_records(other)})
+        assert got == {o: 2 for o in range(5)}
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()

@@ -1,6 +1,6 @@
 //! The admin HTTP listener (`admin_listener`, default 127.0.0.1:9644): Prometheus `/metrics`,
-//! liveness and readiness probes, and a read-only JSON view of topics, groups and the effective
-//! configuration under `/v1/`, and the cluster's health (`/v1/cluster/...`, from
+//! liveness and readiness probes, and a read-only JSON view of topics, groups, share groups and
+//! the effective configuration under `/v1/`, and the cluster's health (`/v1/cluster/...`, from
 //! `cluster::status`). Documented in `docs/admin-api.md`.
 //!
 //! It starts before the data directory is opened, so probes answer during recovery: `/v1/health`
@@ -73,6 +73,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/partitions", get(cluster_partitions))
         .route("/v1/cluster/replicas", get(cluster_replicas))
+        .route("/v1/share-groups", get(share_groups))
+        .route("/v1/share-groups/{id}", get(share_group))
         .fallback(not_found)
         .with_state(state)
 }
@@ -156,6 +158,16 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
         "group-consumer-session-timeout-ms": c.group_consumer_session_timeout_ms,
         "group-consumer-assignors": c.group_consumer_assignors.iter().map(|a| a.name()).collect::<Vec<_>>().join(","),
         "group-consumer-max-size": c.group_consumer_max_size,
+        "group-share-record-lock-duration-ms": c.share.record_lock_duration_ms,
+        "group-share-min-record-lock-duration-ms": c.share.min_record_lock_duration_ms,
+        "group-share-max-record-lock-duration-ms": c.share.max_record_lock_duration_ms,
+        "group-share-delivery-count-limit": c.share.delivery_count_limit,
+        "group-share-partition-max-record-locks": c.share.partition_max_record_locks,
+        "group-share-session-timeout-ms": c.share.session_timeout_ms,
+        "group-share-heartbeat-interval-ms": c.share.heartbeat_interval_ms,
+        "group-share-max-size": c.share.max_size,
+        "group-share-max-groups": c.share.max_groups,
+        "group-share-max-share-sessions": c.share.max_share_sessions,
         "max-connections": c.max_connections,
         "max-connections-per-ip": c.max_connections_per_ip,
         "max-in-flight-requests-per-connection": c.max_in_flight_requests_per_connection,
@@ -585,6 +597,90 @@ async fn cluster_replicas(
         .filter(|r| role.is_none_or(|want| r.role == want))
         .collect();
     page("replicas", items, |r| (&r.topic, r.partition), &q)
+}
+
+async fn share_groups(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let mut list: Vec<serde_json::Value> = b
+        .share
+        .groups
+        .lock()
+        .list()
+        .into_iter()
+        .map(|(group_id, state)| json!({ "group_id": group_id, "state": state }))
+        .collect();
+    list.sort_by(|a, b| a["group_id"].as_str().cmp(&b["group_id"].as_str()));
+    Json(json!({ "share_groups": list })).into_response()
+}
+
+async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
+    let Some(b) = state.broker.get() else {
+        return starting();
+    };
+    let (group_state, epoch, members) = {
+        let groups = b.share.groups.lock();
+        let Some(g) = groups.get(&id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no share group named '{id}'"),
+            );
+        };
+        let members: Vec<serde_json::Value> = g
+            .members
+            .values()
+            .map(|m| {
+                json!({
+                    "member_id": m.member_id,
+                    "member_epoch": m.member_epoch,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "subscribed_topics": m.subscribed_topic_names,
+                })
+            })
+            .collect();
+        (g.state(), g.group_epoch, members)
+    };
+    let config = crate::share::group_config(&b.share.defaults, &b.configs.group(&id));
+    let mut partitions: Vec<serde_json::Value> = b
+        .share
+        .group_partitions(&id)
+        .into_iter()
+        .filter_map(|((_, topic_id, partition), sp)| {
+            let topic = b.topics.by_id(topic_id)?;
+            let sp = sp.lock();
+            let (available, acquired, dead_letter_pending) = sp.counts();
+            let hw = b
+                .topics
+                .partition(&topic.name, partition)
+                .map(|p| p.high_watermark());
+            Some(json!({
+                "topic": topic.name,
+                "partition": partition,
+                "start_offset": sp.start_offset(),
+                "end_offset": sp.end_offset(),
+                "high_watermark": hw,
+                "available": available,
+                "acquired": acquired,
+                "dead_letter_pending": dead_letter_pending,
+                "lag": hw.map(|hw| (hw - sp.start_offset()).max(0)),
+            }))
+        })
+        .collect();
+    partitions.sort_by(|a, b| {
+        (a["topic"].as_str(), a["partition"].as_i64())
+            .cmp(&(b["topic"].as_str(), b["partition"].as_i64()))
+    });
+    Json(json!({
+        "group_id": id,
+        "state": group_state,
+        "group_epoch": epoch,
+        "dead_letter_topic": config.dlq_topic,
+        "members": members,
+        "partitions": partitions,
+    }))
+    .into_response()
 }
 
 #[cfg(test)]

@@ -152,6 +152,12 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub max_queued_request_bytes: Option<usize>,
     pub connections_max_idle_ms: Option<u64>,
+    pub group_share_record_lock_duration_ms: Option<i32>,
+    pub group_share_min_record_lock_duration_ms: Option<i32>,
+    pub group_share_delivery_count_limit: Option<u16>,
+    pub group_share_partition_max_record_locks: Option<usize>,
+    pub group_share_session_timeout_ms: Option<i32>,
+    pub group_share_heartbeat_interval_ms: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +210,24 @@ impl FileConfig {
         take!(connections_max_idle_ms);
         if let Some(v) = self.advertised_listener {
             config.advertised_listener = Some(v);
+        }
+        if let Some(v) = self.group_share_record_lock_duration_ms {
+            config.share.record_lock_duration_ms = v;
+        }
+        if let Some(v) = self.group_share_min_record_lock_duration_ms {
+            config.share.min_record_lock_duration_ms = v;
+        }
+        if let Some(v) = self.group_share_delivery_count_limit {
+            config.share.delivery_count_limit = v;
+        }
+        if let Some(v) = self.group_share_partition_max_record_locks {
+            config.share.partition_max_record_locks = v;
+        }
+        if let Some(v) = self.group_share_session_timeout_ms {
+            config.share.session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_share_heartbeat_interval_ms {
+            config.share.heartbeat_interval_ms = v;
         }
         if let Some(v) = self.admin_listener {
             config.admin_listener =

@@ -4,10 +4,10 @@
 //! Owns `<data>/__weir_meta/configs.json`, replaced atomically like `topics.json`, holding three
 //! sets of overrides: this broker's (resource name = the node id), the cluster-wide defaults
 //! (resource name `""`), and one set per group. Values are kept as the strings clients sent, as
-//! Kafka keeps them. Which configs Weir *applies* is documented in `docs/configuration.md`: today
-//! none of these change Weir's behaviour (Weir serves classic groups only, to which the group
-//! configs do not apply, and the broker's settings come from its own configuration); they are
-//! validated, stored and described as Kafka does, so tools that manage them work.
+//! Kafka keeps them. Which configs Weir *applies* is documented in `docs/configuration.md`: the
+//! share group configs (`share.*` and Weir's `weir.share.*`, read by `share::group_config`); the
+//! others are validated, stored and described as Kafka does, so tools that manage them work, but
+//! the broker's settings come from its own configuration.
 //!
 //! Kafka's rules kept here: a broker config Kafka does not define is accepted as a custom config
 //! (`DynamicConfig.Broker` allows custom properties, e.g. for plugins); a config Kafka defines but

@@ -200,35 +200,15 @@ impl ServeArgs {
             "group-consumer-session-timeout-ms must be above the heartbeat interval"
         );
         if let Some(v) = self.group_share_record_lock_duration_ms {
-            anyhow::ensure!(
-                v >= 100,
-                "group-share-record-lock-duration-ms must be at least 100"
-            );
             config.share.record_lock_duration_ms = v;
-            config.share.min_record_lock_duration_ms =
-                config.share.min_record_lock_duration_ms.min(v);
-            config.share.max_record_lock_duration_ms =
-                config.share.max_record_lock_duration_ms.max(v);
         }
         if let Some(v) = self.group_share_min_record_lock_duration_ms {
-            anyhow::ensure!(
-                v >= 100,
-                "group-share-min-record-lock-duration-ms must be at least 100"
-            );
             config.share.min_record_lock_duration_ms = v;
         }
         if let Some(v) = self.group_share_delivery_count_limit {
-            anyhow::ensure!(
-                (2..=10).contains(&v),
-                "group-share-delivery-count-limit must be 2-10"
-            );
             config.share.delivery_count_limit = v;
         }
         if let Some(v) = self.group_share_partition_max_record_locks {
-            anyhow::ensure!(
-                (100..=10_000).contains(&v),
-                "group-share-partition-max-record-locks must be 100-10000"
-            );
             config.share.partition_max_record_locks = v;
         }
         if let Some(v) = self.group_share_session_timeout_ms {
@@ -237,9 +217,29 @@ impl ServeArgs {
         if let Some(v) = self.group_share_heartbeat_interval_ms {
             config.share.heartbeat_interval_ms = v;
         }
+        let share = &mut config.share;
         anyhow::ensure!(
-            config.share.heartbeat_interval_ms >= 1
-                && config.share.session_timeout_ms > config.share.heartbeat_interval_ms,
+            share.record_lock_duration_ms >= 100 && share.min_record_lock_duration_ms >= 100,
+            "group-share-record-lock-duration-ms and its minimum must be at least 100"
+        );
+        // A default below Kafka's minimum lowers the minimum with it (tests use short locks).
+        share.min_record_lock_duration_ms = share
+            .min_record_lock_duration_ms
+            .min(share.record_lock_duration_ms);
+        share.max_record_lock_duration_ms = share
+            .max_record_lock_duration_ms
+            .max(share.record_lock_duration_ms);
+        anyhow::ensure!(
+            (2..=10).contains(&share.delivery_count_limit),
+            "group-share-delivery-count-limit must be 2-10"
+        );
+        anyhow::ensure!(
+            (100..=10_000).contains(&share.partition_max_record_locks),
+            "group-share-partition-max-record-locks must be 100-10000"
+        );
+        anyhow::ensure!(
+            share.heartbeat_interval_ms >= 1
+                && share.session_timeout_ms > share.heartbeat_interval_ms,
             "group-share-session-timeout-ms must be above group-share-heartbeat-interval-ms"
         );
         if let Some(v) = self.node_id {

@@ -236,6 +236,27 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     );
     assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
 
+    // The admin API's view of the share group.
+    let view = common::get_json(broker.admin, "/v1/share-groups/workers");
+    assert_eq!(view["state"], "Stable");
+    assert_eq!(view["members"][0]["member_id"], "member-1");
+    let p = &view["partitions"][0];
+    assert_eq!(
+        (&p["topic"], &p["start_offset"], &p["acquired"], &p["lag"]),
+        (
+            &serde_json::json!("jobs"),
+            &serde_json::json!(3),
+            &serde_json::json!(2),
+            &serde_json::json!(2)
+        )
+    );
+    let (status, _) = common::http_get(broker.admin, "/v1/share-groups/nobody").expect("admin api");
+    assert_eq!(status, 404);
+    assert_eq!(
+        common::get_json(broker.admin, "/v1/share-groups")["share_groups"][0]["group_id"],
+        "workers"
+    );
+
     let Response::ListGroups(l) = conn.call(Request::ListGroups(ListGroupsRequest {
         types_filter: vec!["share".into()],
         ..ListGroupsRequest::default()
@@ -396,4 +417,90 @@ fn share_state_survives_kill_9() {
     // delivered once before.
     let r = fetch(&mut conn, "durable", "m2", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(4, 5, 2), (6, 9, 1)]);
+}
+
+#[test]
+fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
+    let broker = Broker::start(&[]);
+    let mut conn = Conn::connect(broker.kafka);
+    let topic = setup(&mut conn, "payments", "billing", 3);
+    conn.create_topic("payments.dlq", 1, &[]);
+    let Response::IncrementalAlterConfigs(r) = conn.call(Request::IncrementalAlterConfigs(
+        IncrementalAlterConfigsRequest {
+            resources: vec![IncrementalAlterConfigsResource {
+                resource_type: GROUP_RESOURCE,
+                resource_name: "billing".into(),
+                configs: vec![IncrementalAlterableConfig {
+                    name: "weir.share.dlq.topic".into(),
+                    config_operation: 0,
+                    value: Some("payments.dlq".into()),
+                }],
+            }],
+            validate_only: false,
+        },
+    )) else {
+        panic!("not an IncrementalAlterConfigs response");
+    };
+    assert_eq!(r.responses[0].error_code, ErrorCode::NONE);
+    let r = fetch(&mut conn, "billing", "m", 0, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+    const REJECT: i8 = 3;
+    let r = acknowledge(
+        &mut conn,
+        "billing",
+        "m",
+        1,
+        topic,
+        vec![ack(0, 0, ACCEPT), ack(1, 1, REJECT), ack(2, 2, ACCEPT)],
+    );
+    assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
+
+    // The broker's timer moves the rejected record to the dead-letter topic.
+    let started = std::time::Instant::now();
+    let shown = loop {
+        let shown: serde_json::Value = serde_json::from_str(
+            &broker.cli_ok(&["dlq", "show", "payments.dlq", "--output", "json"], ""),
+        )
+        .expect("json");
+        if shown.as_array().is_some_and(|a| !a.is_empty()) {
+            break shown;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no dead letter"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(shown.as_array().map(Vec::len), Some(1));
+    assert_eq!(shown[0]["source_topic"], "payments");
+    assert_eq!(shown[0]["source_offset"], "1");
+    assert_eq!(shown[0]["group"], "billing");
+    assert_eq!(shown[0]["reason"], "rejected");
+    assert_eq!(shown[0]["value"], "1");
+
+    let list = broker.cli_ok(&["dlq", "list"], "");
+    assert_eq!(
+        list,
+        "GROUP    DEAD-LETTER TOPIC  RECORDS\nbilling  payments.dlq       1\n"
+    );
+
+    let out = broker.cli_ok(&["dlq", "redrive", "payments.dlq"], "");
+    assert_eq!(out.trim(), "redrove 1 dead letter(s) from payments.dlq");
+    // The record is back at the end of its source topic, without the dead-letter headers.
+    let consumed = broker.cli_ok(
+        &[
+            "consume",
+            "payments",
+            "--from-beginning",
+            "-e",
+            "--output",
+            "json",
+        ],
+        "",
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(consumed.lines().last().expect("records")).expect("json");
+    assert_eq!(last["offset"], 3);
+    assert_eq!(last["value"], "1");
+    assert_eq!(last["headers"], serde_json::json!({}));
 }

@@ -1,4 +1,4 @@
-//! The operator CLI: `weir topic|produce|consume|partitions|group|cluster`. Talks to a single
+//! The operator CLI: `weir topic|produce|consume|partitions|group|dlq|cluster`. Talks to a single
 //! broker or a cluster over the Kafka protocol (the `client` module sends each request to the
 //! broker that owns it, as Kafka's clients do), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
@@ -6,6 +6,7 @@
 mod client;
 mod cluster;
 mod data;
+mod dlq;
 mod groups;
 mod output;
 mod partitions;
@@ -57,6 +58,9 @@ pub enum CliCommand {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(groups::GroupCommand),
+    /// Share groups' dead-letter topics: list, show, send back.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// The cluster: brokers, partitions and their health, leadership balance.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -76,6 +80,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
             CliCommand::Partitions(c) => partitions::run(&mut client, &out, c).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
+            CliCommand::Dlq(c) => dlq::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => cluster::run(&mut client, &out, c).await,
         }
     })

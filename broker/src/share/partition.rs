@@ -356,6 +356,20 @@ impl SharePartition {
             .count()
     }
 
+    /// How many in-flight records are available, acquired, and waiting for the dead-letter topic.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut out = (0, 0, 0);
+        for r in self.records.values() {
+            match r.state {
+                RecordState::Available => out.0 += 1,
+                RecordState::Acquired => out.1 += 1,
+                RecordState::Archiving(_) => out.2 += 1,
+                RecordState::Acknowledged | RecordState::Archived => {}
+            }
+        }
+        out
+    }
+
     /// How many offsets the window spans (what `max_record_locks` bounds).
     pub fn window_len(&self) -> usize {
         usize::try_from(self.end_offset - self.start_offset).unwrap_or(0)
