@@ -185,6 +185,8 @@ apis! {
     SYNC_GROUP = 14: SyncGroup(SyncGroupRequest, SyncGroupResponse), 0..=5;
     DESCRIBE_GROUPS = 15: DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse), 0..=5;
     LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=4;
+    SASL_HANDSHAKE = 17: SaslHandshake(SaslHandshakeRequest, SaslHandshakeResponse), 0..=1,
+        mirror(m::SaslHandshakeRequest, m::SaslHandshakeResponse);
     API_VERSIONS = 18: ApiVersions(ApiVersionsRequest, ApiVersionsResponse), 0..=4;
     CREATE_TOPICS = 19: CreateTopics(CreateTopicsRequest, CreateTopicsResponse), 2..=7;
     DELETE_TOPICS = 20: DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse), 1..=6;
@@ -195,12 +197,18 @@ apis! {
         mirror(m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse);
     DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 1..=4;
     ALTER_CONFIGS = 33: AlterConfigs(AlterConfigsRequest, AlterConfigsResponse), 0..=2;
+    SASL_AUTHENTICATE = 36: SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse), 0..=2,
+        mirror(m::SaslAuthenticateRequest, m::SaslAuthenticateResponse);
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
     DELETE_GROUPS = 42: DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse), 0..=2,
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
     INCREMENTAL_ALTER_CONFIGS = 44: IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse), 0..=1;
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50: DescribeUserScramCredentials(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse), 0..=0,
+        mirror(m::DescribeUserScramCredentialsRequest, m::DescribeUserScramCredentialsResponse);
+    ALTER_USER_SCRAM_CREDENTIALS = 51: AlterUserScramCredentials(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse), 0..=0,
+        mirror(m::AlterUserScramCredentialsRequest, m::AlterUserScramCredentialsResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
 }

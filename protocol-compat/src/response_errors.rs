@@ -66,6 +66,15 @@ impl Response {
             Response::ListGroups(r) => add(r.error_code),
             Response::DescribeGroups(r) => r.groups.iter().for_each(|g| add(g.error_code)),
             Response::DeleteGroups(r) => r.results.iter().for_each(|g| add(g.error_code)),
+            Response::SaslHandshake(r) => add(r.error_code),
+            Response::SaslAuthenticate(r) => add(r.error_code),
+            Response::DescribeUserScramCredentials(r) => {
+                add(r.error_code);
+                r.results.iter().for_each(|u| add(u.error_code));
+            }
+            Response::AlterUserScramCredentials(r) => {
+                r.results.iter().for_each(|u| add(u.error_code))
+            }
             Response::OffsetDelete(r) => {
                 add(r.error_code);
                 r.topics

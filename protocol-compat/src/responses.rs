@@ -1042,3 +1042,98 @@ impl Default for EpochEndOffset {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// SASL authentication and SCRAM credentials
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// SaslHandshake response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SaslHandshakeResponse => m::SaslHandshakeResponse {
+        /// Error code (UNSUPPORTED_SASL_MECHANISM when the mechanism is not enabled).
+        pub error_code: ErrorCode,
+        /// The mechanisms enabled on this listener.
+        pub mechanisms: Vec<String>,
+    }
+}
+
+mirror! {
+    /// SaslAuthenticate response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SaslAuthenticateResponse => m::SaslAuthenticateResponse {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The server's SASL token.
+        pub auth_bytes: Bytes,
+        /// Milliseconds until the client must re-authenticate, 0 for never (v1+, KIP-368).
+        pub session_lifetime_ms: i64,
+    }
+}
+
+mirror! {
+    /// DescribeUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeUserScramCredentialsResponse => m::DescribeUserScramCredentialsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message.
+        pub error_message: Option<String>,
+        /// Per-user results.
+        pub results: Vec<DescribeUserScramCredentialsResult>,
+    }
+}
+
+mirror! {
+    /// One user of a DescribeUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeUserScramCredentialsResult => m::describe_user_scram_credentials_response::DescribeUserScramCredentialsResult {
+        /// User name.
+        pub user: String,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The user's credentials (mechanism and iterations only).
+        pub credential_infos: Vec<ScramCredentialInfo>,
+    }
+}
+
+mirror! {
+    /// One credential of a user: mechanism (1: SCRAM-SHA-256, 2: SCRAM-SHA-512) and iterations.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ScramCredentialInfo => m::describe_user_scram_credentials_response::CredentialInfo {
+        /// Mechanism.
+        pub mechanism: i8,
+        /// PBKDF2 iterations.
+        pub iterations: i32,
+    }
+}
+
+mirror! {
+    /// AlterUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterUserScramCredentialsResponse => m::AlterUserScramCredentialsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-user results.
+        pub results: Vec<AlterUserScramCredentialsResult>,
+    }
+}
+
+mirror! {
+    /// One user of an AlterUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterUserScramCredentialsResult => m::alter_user_scram_credentials_response::AlterUserScramCredentialsResult {
+        /// User name.
+        pub user: String,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
