@@ -19,6 +19,7 @@ use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
 use crate::producers::ProducerIdAllocator;
+use crate::security::Security;
 use crate::topics::TopicRegistry;
 
 pub struct Broker {
@@ -40,6 +41,14 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Dynamic BROKER and GROUP configs set through the Admin API.
     pub configs: DynamicConfigs,
+    /// TLS settings, SCRAM credentials, JWT keys (see `security`).
+    pub security: Arc<Security>,
+}
+
+tokio::task_local! {
+    /// The listener whose request is being handled, so that [`Broker::advertised`] answers
+    /// with that listener's advertised address (set by `server` around `handlers::dispatch`).
+    pub static CURRENT_LISTENER: Arc<str>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +64,8 @@ pub enum OpenError {
     Topics(#[from] crate::topics::TopicError),
     #[error(transparent)]
     Offsets(#[from] crate::offsets::OffsetError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }
 
 /// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
@@ -124,6 +135,11 @@ impl Broker {
         let offsets = OffsetStore::open(&topics)?;
         let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let security = Arc::new(Security::open(
+            &config.security,
+            &config.effective_listeners(),
+            &meta_dir,
+        )?);
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -147,6 +163,7 @@ impl Broker {
             clock,
             metrics,
             configs,
+            security,
         }))
     }
 
@@ -154,19 +171,25 @@ impl Broker {
         self.clock.now_ms()
     }
 
-    /// host and port this broker advertises to clients.
+    /// host and port this broker advertises to clients: those of the listener the current
+    /// request came on (Kafka answers each listener with its own advertised address), or of
+    /// the first listener outside a request.
     pub fn advertised(&self) -> (String, i32) {
-        if let Some(adv) = &self.config.advertised_listener {
-            if let Some((host, port)) = adv.rsplit_once(':') {
-                if let Ok(port) = port.parse() {
-                    return (host.to_string(), port);
-                }
+        let listeners = self.config.effective_listeners();
+        let current = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+        let listener = current
+            .and_then(|name| listeners.iter().find(|l| *l.name == *name))
+            .or_else(|| listeners.first());
+        match listener {
+            Some(l) => {
+                let (host, port) = l.advertised_host_port();
+                (host, i32::from(port))
             }
+            None => (
+                self.config.listener.ip().to_string(),
+                i32::from(self.config.listener.port()),
+            ),
         }
-        (
-            self.config.listener.ip().to_string(),
-            i32::from(self.config.listener.port()),
-        )
     }
 
     /// Shutdown has begun: parked long-poll fetches answer at once with what they have, parked

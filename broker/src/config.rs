@@ -9,14 +9,23 @@ use std::path::PathBuf;
 
 use weir_storage::FsyncPolicy;
 
+use crate::security::listeners::{parse_host_port, parse_listeners};
+use crate::security::sasl::parse_mechanisms;
+use crate::security::{ListenerConfig, SecurityConfig};
+
 /// Everything `weir serve` needs to run a broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub node_id: i32,
-    /// Kafka listener.
+    /// The single PLAINTEXT listener used when `listeners` is empty (`--listener`).
     pub listener: SocketAddr,
-    /// host:port advertised in Metadata; defaults to the listener.
+    /// host:port advertised in Metadata for `listener`; defaults to the listener.
     pub advertised_listener: Option<String>,
+    /// Named listeners with security protocols (`--listeners`); empty: the one PLAINTEXT
+    /// `listener`. See [`BrokerConfig::effective_listeners`].
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS, SASL and authentication settings.
+    pub security: SecurityConfig,
     /// Admin HTTP listener (metrics, health).
     pub admin_listener: Option<SocketAddr>,
     pub data_dir: PathBuf,
@@ -44,6 +53,8 @@ impl Default for BrokerConfig {
             node_id: 0,
             listener: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_listener: None,
+            listeners: Vec::new(),
+            security: SecurityConfig::default(),
             admin_listener: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             data_dir: PathBuf::from("./weir-data"),
             fsync: FsyncPolicy::Never,
@@ -61,6 +72,136 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
         }
+    }
+}
+
+impl BrokerConfig {
+    /// The listeners to bind: `listeners`, or the one PLAINTEXT `listener` when that is empty.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        let advertised = self
+            .advertised_listener
+            .as_deref()
+            .and_then(parse_host_port);
+        vec![ListenerConfig::plaintext(self.listener, advertised)]
+    }
+}
+
+/// The listener and security settings of a config file or of the command line, applied
+/// together because `listeners`, `advertised-listeners` and the protocol map are read as one.
+#[derive(Debug, Default, Clone)]
+pub struct SecuritySettings {
+    pub listeners: Option<String>,
+    pub advertised_listeners: Option<String>,
+    pub listener_security_protocol_map: Option<String>,
+    pub ssl_certificate_file: Option<PathBuf>,
+    pub ssl_key_file: Option<PathBuf>,
+    pub ssl_client_ca_file: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
+    pub ssl_principal_mapping_rules: Option<String>,
+    pub security_reload_check_interval_ms: Option<u64>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub oauthbearer_jwks_file: Option<PathBuf>,
+    pub oauthbearer_expected_audience: Option<String>,
+    pub oauthbearer_expected_issuer: Option<String>,
+    pub oauthbearer_clock_skew_s: Option<u64>,
+    pub oauthbearer_sub_claim_name: Option<String>,
+    pub connections_max_reauth_ms: Option<u64>,
+    pub connection_failed_authentication_delay_ms: Option<u64>,
+}
+
+impl SecuritySettings {
+    /// `self` with every unset field taken from `lower` (a lower-precedence source).
+    pub fn or(self, lower: SecuritySettings) -> SecuritySettings {
+        macro_rules! merge {
+            ($($f:ident),*) => { SecuritySettings { $($f: self.$f.or(lower.$f),)* } };
+        }
+        merge!(
+            listeners,
+            advertised_listeners,
+            listener_security_protocol_map,
+            ssl_certificate_file,
+            ssl_key_file,
+            ssl_client_ca_file,
+            ssl_client_auth,
+            ssl_principal_mapping_rules,
+            security_reload_check_interval_ms,
+            sasl_enabled_mechanisms,
+            oauthbearer_jwks_file,
+            oauthbearer_expected_audience,
+            oauthbearer_expected_issuer,
+            oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name,
+            connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms
+        )
+    }
+
+    /// Applies the settings over `config`.
+    pub fn apply(self, config: &mut BrokerConfig) -> Result<(), ConfigFileError> {
+        let invalid =
+            |key: &'static str| move |message: String| ConfigFileError::Invalid { key, message };
+        if let Some(l) = &self.listeners {
+            config.listeners = parse_listeners(
+                l,
+                self.advertised_listeners.as_deref(),
+                self.listener_security_protocol_map.as_deref(),
+            )
+            .map_err(invalid("listeners"))?;
+        } else if self.advertised_listeners.is_some()
+            || self.listener_security_protocol_map.is_some()
+        {
+            return Err(ConfigFileError::Invalid {
+                key: "advertised-listeners",
+                message: "advertised-listeners and listener-security-protocol-map need listeners"
+                    .into(),
+            });
+        }
+        let s = &mut config.security;
+        macro_rules! take {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f { s.$f = v; })* };
+        }
+        take!(
+            ssl_principal_mapping_rules,
+            security_reload_check_interval_ms,
+            oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name,
+            connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms
+        );
+        if self.ssl_certificate_file.is_some() {
+            s.ssl_certificate_file = self.ssl_certificate_file;
+        }
+        if self.ssl_key_file.is_some() {
+            s.ssl_key_file = self.ssl_key_file;
+        }
+        if self.ssl_client_ca_file.is_some() {
+            s.ssl_client_ca_file = self.ssl_client_ca_file;
+        }
+        if self.oauthbearer_jwks_file.is_some() {
+            s.oauthbearer_jwks_file = self.oauthbearer_jwks_file;
+        }
+        if self.oauthbearer_expected_issuer.is_some() {
+            s.oauthbearer_expected_issuer = self.oauthbearer_expected_issuer;
+        }
+        if let Some(v) = self.oauthbearer_expected_audience {
+            s.oauthbearer_expected_audience = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = self.ssl_client_auth {
+            s.ssl_client_auth = v.parse().map_err(invalid("ssl-client-auth"))?;
+        }
+        if let Some(v) = self.sasl_enabled_mechanisms {
+            s.sasl_enabled_mechanisms =
+                parse_mechanisms(&v).map_err(invalid("sasl-enabled-mechanisms"))?;
+        }
+        Ok(())
     }
 }
 
@@ -83,6 +224,25 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub max_queued_request_bytes: Option<usize>,
     pub connections_max_idle_ms: Option<u64>,
+    // Listeners and security: taken out by `security_settings` and applied after merging with
+    // the command line (serde cannot flatten with deny_unknown_fields).
+    pub listeners: Option<String>,
+    pub advertised_listeners: Option<String>,
+    pub listener_security_protocol_map: Option<String>,
+    pub ssl_certificate_file: Option<PathBuf>,
+    pub ssl_key_file: Option<PathBuf>,
+    pub ssl_client_ca_file: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
+    pub ssl_principal_mapping_rules: Option<String>,
+    pub security_reload_check_interval_ms: Option<u64>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub oauthbearer_jwks_file: Option<PathBuf>,
+    pub oauthbearer_expected_audience: Option<String>,
+    pub oauthbearer_expected_issuer: Option<String>,
+    pub oauthbearer_clock_skew_s: Option<u64>,
+    pub oauthbearer_sub_claim_name: Option<String>,
+    pub connections_max_reauth_ms: Option<u64>,
+    pub connection_failed_authentication_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +270,33 @@ impl FileConfig {
         })
     }
 
-    /// Applies the file's settings over `config`.
+    /// The listener and security settings of the file (taken out, so `apply` leaves them).
+    pub fn security_settings(&mut self) -> SecuritySettings {
+        SecuritySettings {
+            listeners: self.listeners.take(),
+            advertised_listeners: self.advertised_listeners.take(),
+            listener_security_protocol_map: self.listener_security_protocol_map.take(),
+            ssl_certificate_file: self.ssl_certificate_file.take(),
+            ssl_key_file: self.ssl_key_file.take(),
+            ssl_client_ca_file: self.ssl_client_ca_file.take(),
+            ssl_client_auth: self.ssl_client_auth.take(),
+            ssl_principal_mapping_rules: self.ssl_principal_mapping_rules.take(),
+            security_reload_check_interval_ms: self.security_reload_check_interval_ms.take(),
+            sasl_enabled_mechanisms: self.sasl_enabled_mechanisms.take(),
+            oauthbearer_jwks_file: self.oauthbearer_jwks_file.take(),
+            oauthbearer_expected_audience: self.oauthbearer_expected_audience.take(),
+            oauthbearer_expected_issuer: self.oauthbearer_expected_issuer.take(),
+            oauthbearer_clock_skew_s: self.oauthbearer_clock_skew_s.take(),
+            oauthbearer_sub_claim_name: self.oauthbearer_sub_claim_name.take(),
+            connections_max_reauth_ms: self.connections_max_reauth_ms.take(),
+            connection_failed_authentication_delay_ms: self
+                .connection_failed_authentication_delay_ms
+                .take(),
+        }
+    }
+
+    /// Applies the file's settings over `config` (except the listener and security settings:
+    /// see `security_settings`).
     pub fn apply(self, config: &mut BrokerConfig) -> Result<(), ConfigFileError> {
         macro_rules! take {
             ($field:ident) => {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_broker::admin_http::{self, AdminState};
 use weir_broker::clock::SystemClock;
-use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig};
+use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig, SecuritySettings};
 use weir_broker::metrics::Metrics;
 
 #[derive(Parser)]
@@ -41,12 +41,67 @@ struct ServeArgs {
     /// TOML config file (keys as the long flags below, e.g. `data-dir = "/var/lib/weir"`).
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
-    /// Kafka listener address.
+    /// Kafka listener address: one PLAINTEXT listener (same as --listeners PLAINTEXT://ADDR).
     #[arg(long, env = "WEIR_LISTENER")]
     listener: Option<SocketAddr>,
-    /// host:port advertised to clients in Metadata (default: the listener).
+    /// host:port advertised to clients in Metadata for --listener (default: the listener).
     #[arg(long, env = "WEIR_ADVERTISED_LISTENER")]
     advertised_listener: Option<String>,
+    /// Named listeners, Kafka style: NAME://host:port,... (e.g. PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093).
+    #[arg(long, env = "WEIR_LISTENERS", conflicts_with = "listener")]
+    listeners: Option<String>,
+    /// What each listener advertises in Metadata: NAME://host:port,... (default: its address).
+    #[arg(
+        long,
+        env = "WEIR_ADVERTISED_LISTENERS",
+        conflicts_with = "advertised_listener"
+    )]
+    advertised_listeners: Option<String>,
+    /// Security protocol of each listener name: NAME:PROTOCOL,... (default: names are protocols).
+    #[arg(long, env = "WEIR_LISTENER_SECURITY_PROTOCOL_MAP")]
+    listener_security_protocol_map: Option<String>,
+    /// PEM certificate chain for SSL and SASL_SSL listeners.
+    #[arg(long, env = "WEIR_SSL_CERTIFICATE_FILE")]
+    ssl_certificate_file: Option<PathBuf>,
+    /// PEM private key for SSL and SASL_SSL listeners.
+    #[arg(long, env = "WEIR_SSL_KEY_FILE")]
+    ssl_key_file: Option<PathBuf>,
+    /// PEM CA certificates that sign client certificates (mTLS).
+    #[arg(long, env = "WEIR_SSL_CLIENT_CA_FILE")]
+    ssl_client_ca_file: Option<PathBuf>,
+    /// Client certificates: none | requested | required (Kafka's ssl.client.auth).
+    #[arg(long, env = "WEIR_SSL_CLIENT_AUTH")]
+    ssl_client_auth: Option<String>,
+    /// Client certificate subject to principal (Kafka's ssl.principal.mapping.rules).
+    #[arg(long, env = "WEIR_SSL_PRINCIPAL_MAPPING_RULES")]
+    ssl_principal_mapping_rules: Option<String>,
+    /// How often certificate, key, CA and JWKS files are checked for changes (0: SIGHUP only).
+    #[arg(long, env = "WEIR_SECURITY_RELOAD_CHECK_INTERVAL_MS")]
+    security_reload_check_interval_ms: Option<u64>,
+    /// SASL mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (comma-separated).
+    #[arg(long, env = "WEIR_SASL_ENABLED_MECHANISMS")]
+    sasl_enabled_mechanisms: Option<String>,
+    /// JWKS file with the public keys that sign OAUTHBEARER tokens.
+    #[arg(long, env = "WEIR_OAUTHBEARER_JWKS_FILE")]
+    oauthbearer_jwks_file: Option<PathBuf>,
+    /// Accepted token audiences (comma-separated; default: not checked).
+    #[arg(long, env = "WEIR_OAUTHBEARER_EXPECTED_AUDIENCE")]
+    oauthbearer_expected_audience: Option<String>,
+    /// Required token issuer (default: not checked).
+    #[arg(long, env = "WEIR_OAUTHBEARER_EXPECTED_ISSUER")]
+    oauthbearer_expected_issuer: Option<String>,
+    /// Leeway for token exp and nbf, in seconds.
+    #[arg(long, env = "WEIR_OAUTHBEARER_CLOCK_SKEW_S")]
+    oauthbearer_clock_skew_s: Option<u64>,
+    /// Token claim that names the principal.
+    #[arg(long, env = "WEIR_OAUTHBEARER_SUB_CLAIM_NAME")]
+    oauthbearer_sub_claim_name: Option<String>,
+    /// Longest SASL session before the client must re-authenticate (KIP-368; 0: no limit).
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX_REAUTH_MS")]
+    connections_max_reauth_ms: Option<u64>,
+    /// Delay before answering a failed authentication and closing.
+    #[arg(long, env = "WEIR_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
+    connection_failed_authentication_delay_ms: Option<u64>,
     /// Admin HTTP listener for metrics and health ("none" disables it).
     #[arg(long, env = "WEIR_ADMIN_LISTENER")]
     admin_listener: Option<String>,
@@ -94,9 +149,44 @@ struct ServeArgs {
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<(BrokerConfig, bool)> {
         let mut config = BrokerConfig::default();
+        let mut file_security = SecuritySettings::default();
+        let mut file_has_listener = false;
         if let Some(path) = &self.config {
-            FileConfig::load(path)?.apply(&mut config)?;
+            let mut file = FileConfig::load(path)?;
+            file_security = file.security_settings();
+            file_has_listener = file.listener.is_some() || file.advertised_listener.is_some();
+            file.apply(&mut config)?;
         }
+        let flag_security = SecuritySettings {
+            listeners: self.listeners,
+            advertised_listeners: self.advertised_listeners,
+            listener_security_protocol_map: self.listener_security_protocol_map,
+            ssl_certificate_file: self.ssl_certificate_file,
+            ssl_key_file: self.ssl_key_file,
+            ssl_client_ca_file: self.ssl_client_ca_file,
+            ssl_client_auth: self.ssl_client_auth,
+            ssl_principal_mapping_rules: self.ssl_principal_mapping_rules,
+            security_reload_check_interval_ms: self.security_reload_check_interval_ms,
+            sasl_enabled_mechanisms: self.sasl_enabled_mechanisms,
+            oauthbearer_jwks_file: self.oauthbearer_jwks_file,
+            oauthbearer_expected_audience: self.oauthbearer_expected_audience,
+            oauthbearer_expected_issuer: self.oauthbearer_expected_issuer,
+            oauthbearer_clock_skew_s: self.oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name: self.oauthbearer_sub_claim_name,
+            connections_max_reauth_ms: self.connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms: self
+                .connection_failed_authentication_delay_ms,
+        };
+        let uses_new_listeners =
+            flag_security.listeners.is_some() || file_security.listeners.is_some();
+        let legacy_listener =
+            file_has_listener || self.listener.is_some() || self.advertised_listener.is_some();
+        anyhow::ensure!(
+            !(uses_new_listeners && legacy_listener),
+            "listener/advertised-listener and listeners cannot be combined: \
+             write --listener ADDR as --listeners PLAINTEXT://ADDR"
+        );
+        flag_security.or(file_security).apply(&mut config)?;
         if let Some(v) = self.listener {
             config.listener = v;
         }
@@ -208,14 +298,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listener)
-        .await
-        .with_context(|| {
+    let mut listeners = Vec::new();
+    for l in config.effective_listeners() {
+        let bound = tokio::net::TcpListener::bind(l.addr).await.with_context(|| {
             format!(
-                "cannot listen on {} (is another broker running? use --listener)",
-                config.listener
+                "cannot listen on {} for listener {} (is another broker running? use --listener or --listeners)",
+                l.addr, l.name
             )
         })?;
+        listeners.push((l, bound));
+    }
     let metrics = Arc::new(Metrics::new());
     let admin_state = AdminState::new(metrics.clone(), config.clone());
     let (admin_stop, admin_task) = match config.admin_listener {
@@ -243,11 +335,24 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     admin_state.set_broker(broker.clone());
     let state = admin_state.clone();
-    let result = weir_broker::run(broker, listener, async move {
+    let reloading = broker.clone();
+    let sighup = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let b = reloading.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || weir_broker::reload_security(&b, true)).await;
+        }
+    });
+    let result = weir_broker::run_listeners(broker, listeners, async move {
         shutdown_signal().await;
         state.set_not_ready();
     })
     .await;
+    sighup.abort();
     if let Some(stop) = admin_stop {
         let _ = stop.send(());
     }

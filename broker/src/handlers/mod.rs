@@ -21,6 +21,7 @@ mod consumer_groups;
 mod fetch;
 mod metadata;
 mod produce;
+mod scram_credentials;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,10 +31,17 @@ use std::sync::Arc;
 use weir_protocol::{Request, RequestHeader, Response};
 
 use crate::broker::Broker;
+use crate::security::{Principal, SecurityProtocol};
 
-/// What a handler knows about the connection a request came on.
+/// What a handler knows about the connection a request came on: what an authorizer needs
+/// (principal, listener, client address).
 pub struct RequestContext {
     pub peer: SocketAddr,
+    /// The listener's name.
+    pub listener: Arc<str>,
+    pub security_protocol: SecurityProtocol,
+    /// Who the client authenticated as (`User:ANONYMOUS` when it did not).
+    pub principal: Principal,
 }
 
 /// The response of a request, still to be computed. `None`: no response is sent (produce acks=0).
@@ -108,6 +116,27 @@ pub async fn dispatch(
         Request::DeleteRecords(r) => {
             ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
         }
+        // SASL requests on SASL listeners are handled by `server` before dispatch; elsewhere
+        // they are out of place, as in Kafka.
+        Request::SaslHandshake(_) => ready(Response::SaslHandshake(
+            weir_protocol::SaslHandshakeResponse {
+                error_code: weir_protocol::ErrorCode::ILLEGAL_SASL_STATE,
+                mechanisms: Vec::new(),
+            },
+        )),
+        Request::SaslAuthenticate(_) => ready(Response::SaslAuthenticate(
+            weir_protocol::SaslAuthenticateResponse {
+                error_code: weir_protocol::ErrorCode::ILLEGAL_SASL_STATE,
+                error_message: Some("SaslAuthenticate is not expected on this listener".into()),
+                ..Default::default()
+            },
+        )),
+        Request::DescribeUserScramCredentials(r) => ready(Response::DescribeUserScramCredentials(
+            scram_credentials::describe(&b, r),
+        )),
+        Request::AlterUserScramCredentials(r) => ready(Response::AlterUserScramCredentials(
+            scram_credentials::alter(&b, r).await,
+        )),
     }
 }
 
