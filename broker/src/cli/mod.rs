@@ -1,4 +1,4 @@
-//! The operator CLI: `weir topic|produce|consume|group|cluster`. Talks to a running broker over the
+//! The operator CLI: `weir topic|produce|consume|group|cluster|user`. Talks to a running broker over the
 //! Kafka protocol (the `client` module), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
@@ -8,6 +8,7 @@ mod groups;
 mod output;
 mod records;
 mod topics;
+mod users;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -53,6 +54,9 @@ pub enum CliCommand {
     /// Cluster information.
     #[command(subcommand)]
     Cluster(groups::ClusterCommand),
+    /// Create, list and delete users (SCRAM credentials for SASL).
+    #[command(subcommand)]
+    User(users::UserCommand),
 }
 
 /// Runs one CLI command to completion.
@@ -61,6 +65,13 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let out = Output::new(common.output);
+    if let CliCommand::User(c) = &command {
+        if let Some(dir) = c.data_dir().cloned() {
+            if let CliCommand::User(c) = command {
+                return users::run_offline(&out, &dir, c);
+            }
+        }
+    }
     runtime.block_on(async move {
         let mut client = client::Client::connect(&common.brokers).await?;
         match command {
@@ -69,6 +80,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Consume(a) => data::consume(&mut client, &out, a).await,
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
+            CliCommand::User(c) => users::run(&mut client, &out, c).await,
         }
     })
 }

@@ -230,6 +230,7 @@ pub struct ScramServerFirstSent {
     gs2_header: String,
     client_first_bare: String,
     server_first: String,
+    client_nonce: String,
     nonce: String,
 }
 
@@ -271,6 +272,7 @@ pub fn server_first(
             gs2_header: m.gs2_header,
             client_first_bare: m.bare,
             server_first,
+            client_nonce: m.client_nonce,
             nonce,
         },
         reply,
@@ -285,7 +287,14 @@ pub fn server_final(
 ) -> Result<(String, Vec<u8>), ScramError> {
     let m =
         parse_scram_client_final(client_final).map_err(|e| ScramError::Malformed(e.to_string()))?;
-    if m.nonce != state.nonce || m.channel_binding != state.gs2_header.as_bytes() {
+    // RFC 5802 wants the server's nonce back; librdkafka (up to at least 2.0) sends its own
+    // nonce in front of it again, which Kafka accepts (it checks only the suffix). Accept
+    // exactly those two forms: both carry the server's fresh nonce, which the proof signs.
+    let nonce_ok = m.nonce == state.nonce
+        || m.nonce
+            .strip_prefix(state.client_nonce.as_str())
+            .is_some_and(|rest| rest == state.nonce);
+    if !nonce_ok || m.channel_binding != state.gs2_header.as_bytes() {
         return Err(ScramError::Mismatch);
     }
     let mech = state.mechanism;
@@ -461,6 +470,21 @@ mod tests {
         let (mut client, first) = ScramClient::start(mech, "alice", "pw");
         let (state, sf) = server_first(mech, &first, |_| Some(cred.clone()), "xyz").expect("first");
         let cf = String::from_utf8(client.client_final(&sf).expect("final")).expect("utf8");
+        // librdkafka's form (its nonce twice) passes the nonce check; anything else fails.
+        let (_, fin) = server_first(mech, &first, |_| Some(cred.clone()), "xyz").expect("first");
+        let _ = fin;
+        let nonce = cf
+            .split(",r=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .expect("nonce");
+        let client_nonce = nonce.trim_end_matches("xyz");
+        let doubled = cf.replace(&format!(",r={nonce}"), &format!(",r={client_nonce}{nonce}"));
+        assert_eq!(
+            server_final(&state, doubled.as_bytes()),
+            Err(ScramError::InvalidCredentials),
+            "the nonce passes; the proof, made over the other nonce, does not"
+        );
         let other_nonce = cf.replace("xyz", "xyy");
         assert_eq!(
             server_final(&state, other_nonce.as_bytes()),
