@@ -118,7 +118,7 @@ struct Conn {
 impl Conn {
     fn new(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
+        s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         Conn { s, corr: 1 }
     }
@@ -144,9 +144,17 @@ impl Conn {
         Some(response)
     }
 
+    /// Whether the broker closed the connection (EOF or reset; a read timeout is not a close).
     fn closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.s.read(&mut buf), Ok(0) | Err(_))
+        match self.s.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 
     fn metadata(&mut self) -> Option<Response> {

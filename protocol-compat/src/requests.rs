@@ -839,7 +839,10 @@ mirror! {
 impl std::fmt::Debug for SaslAuthenticateRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SaslAuthenticateRequest")
-            .field("auth_bytes", &format_args!("<{} bytes>", self.auth_bytes.len()))
+            .field(
+                "auth_bytes",
+                &format_args!("<{} bytes>", self.auth_bytes.len()),
+            )
             .finish()
     }
 }
@@ -855,8 +858,9 @@ mirror! {
 
 impl Mirror<m::describe_user_scram_credentials_request::UserName> for String {
     fn to_kp(&self) -> m::describe_user_scram_credentials_request::UserName {
-        m::describe_user_scram_credentials_request::UserName::default()
-            .with_name(kafka_protocol::protocol::StrBytes::from_string(self.clone()))
+        m::describe_user_scram_credentials_request::UserName::default().with_name(
+            kafka_protocol::protocol::StrBytes::from_string(self.clone()),
+        )
     }
     fn from_kp(k: m::describe_user_scram_credentials_request::UserName) -> Self {
         k.name.as_str().to_owned()

@@ -419,8 +419,8 @@ mod tests {
 
     #[test]
     fn scram_names_are_unescaped_and_bad_escapes_rejected() {
-        let m = parse_scram_client_first(b"n,a=b=2Cc,n=a=3Db=2Cc,r=abc,tokenauth=true")
-            .expect("valid");
+        let m =
+            parse_scram_client_first(b"n,a=b=2Cc,n=a=3Db=2Cc,r=abc,tokenauth=true").expect("valid");
         assert_eq!(m.username, "a=b,c");
         assert_eq!(m.authzid.as_deref(), Some("b,c"));
         assert_eq!(m.extensions, vec![("tokenauth".into(), "true".into())]);
