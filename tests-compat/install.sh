@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the client compatibility suite needs: Debian's kcat (1.7 with librdkafka
-# 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs) and a Python venv at the repo root (.venv) with the pinned
-# clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
+# 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs), and a Python venv
+# at the repo root (.venv) with the pinned clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
