@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker (defaults: Kafka on 127.0.0.1:9092, data in ./weir-data, no setup needed).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
     Cli(cli::CliCommand),
 }
@@ -280,7 +280,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let (config, json) = args.into_config()?;
+            let (config, json) = (*args).into_config()?;
             init_logging(json);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -397,7 +397,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("weir").chain(args.iter().copied()))
             .expect("parse");
         match cli.command {
-            Command::Serve(a) => a,
+            Command::Serve(a) => *a,
             Command::Cli(_) => panic!("not serve"),
         }
     }
@@ -422,6 +422,61 @@ mod tests {
             c.max_connections_per_ip,
             BrokerConfig::default().max_connections_per_ip
         );
+    }
+
+    #[test]
+    fn listeners_come_from_flags_or_the_file_but_not_both_forms() {
+        let (c, _) = serve_args(&[
+            "serve",
+            "--listeners",
+            "INTERNAL://127.0.0.1:9192,EXTERNAL://0.0.0.0:9193",
+            "--listener-security-protocol-map",
+            "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+            "--sasl-enabled-mechanisms",
+            "PLAIN,SCRAM-SHA-512",
+        ])
+        .into_config()
+        .expect("config");
+        let l = c.effective_listeners();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].protocol.name(), "SASL_PLAINTEXT");
+        assert_eq!(c.security.sasl_enabled_mechanisms.len(), 2);
+
+        // The old flag is one PLAINTEXT listener, exactly as before.
+        let (c, _) = serve_args(&["serve", "--listener", "127.0.0.1:9300"])
+            .into_config()
+            .expect("config");
+        let l = c.effective_listeners();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].name.as_str(), l[0].protocol.name()),
+            ("PLAINTEXT", "PLAINTEXT")
+        );
+        assert_eq!(l[0].addr, "127.0.0.1:9300".parse().expect("addr"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "listeners = \"SSL://127.0.0.1:9400\"\nssl-client-auth = \"required\"\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let (c, _) = serve_args(&["serve", "--config", &path])
+            .into_config()
+            .expect("config");
+        assert_eq!(c.effective_listeners()[0].protocol.name(), "SSL");
+        let err = serve_args(&["serve", "--config", &path, "--listener", "127.0.0.1:1"])
+            .into_config()
+            .expect_err("both forms");
+        assert!(
+            err.to_string().contains("--listeners PLAINTEXT://"),
+            "{err}"
+        );
+        let err = serve_args(&["serve", "--sasl-enabled-mechanisms", "GSSAPI"])
+            .into_config()
+            .expect_err("unknown mechanism");
+        assert!(err.to_string().contains("GSSAPI"), "{err}");
     }
 
     #[test]

@@ -168,7 +168,7 @@ async fn accept_connection(
     stream.set_nodelay(true)?;
     if !listener.protocol.uses_tls() {
         let (r, w) = stream.into_split();
-        let conn = Conn::new(&broker, listener, peer, Principal::anonymous());
+        let conn = Conn::new(listener, peer, Principal::anonymous());
         return conn.run(broker, r, w, shutdown, request_memory).await;
     }
     let Some(tls) = broker.security.tls.clone() else {
@@ -242,7 +242,7 @@ async fn accept_connection(
         }
     }
     let (r, w) = tokio::io::split(tls_stream);
-    let conn = Conn::new(&broker, listener, peer, principal);
+    let conn = Conn::new(listener, peer, principal);
     conn.run(broker, r, w, shutdown, request_memory).await
 }
 
@@ -328,14 +328,8 @@ enum Next {
 }
 
 impl Conn {
-    fn new(
-        broker: &Broker,
-        listener: Arc<ListenerConfig>,
-        peer: SocketAddr,
-        principal: Principal,
-    ) -> Self {
+    fn new(listener: Arc<ListenerConfig>, peer: SocketAddr, principal: Principal) -> Self {
         let sasl = listener.protocol.uses_sasl().then(SaslSession::new);
-        let _ = broker;
         Self {
             ctx: Arc::new(RequestContext {
                 peer,

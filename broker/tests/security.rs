@@ -251,7 +251,7 @@ fn pre_authentication_frames_are_limited_to_512_kib() {
     let b = start();
     create_user(b.plain, "alice", "pw-alice");
     let mut c = Conn::new(b.sasl);
-    c.s.write_all(&((512 * 1024 + 1) as i32).to_be_bytes())
+    c.s.write_all(&(512i32 * 1024 + 1).to_be_bytes())
         .expect("write");
     assert!(c.closed());
 

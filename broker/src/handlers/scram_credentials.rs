@@ -191,9 +191,9 @@ pub async fn alter(
         Ok(())
     } else {
         let store = store.clone();
-        blocking(move || store.apply(&changes))
-            .await
-            .unwrap_or_else(|| Err(crate::security::credentials::CredentialError::TooManyUsers))
+        blocking(move || store.apply(&changes)).await.unwrap_or(Err(
+            crate::security::credentials::CredentialError::TaskFailed,
+        ))
     };
     let results = order
         .into_iter()

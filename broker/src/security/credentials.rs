@@ -28,6 +28,8 @@ pub enum CredentialError {
     Corrupt { path: PathBuf, message: String },
     #[error("at most {MAX_USERS} users can have credentials")]
     TooManyUsers,
+    #[error("the credential store's task failed")]
+    TaskFailed,
 }
 
 /// One change of an AlterUserScramCredentials call.
