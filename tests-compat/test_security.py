@@ -580,3 +580,31 @@ def test_certificate_reload_on_sighup_keeps_connections(request, pki, unique, tm
         assert "reloaded TLS certificates" in b.log()
     finally:
         _close_broker(b, True if not hasattr(request.node, "rep_call") else request.node.rep_call.failed)
+
+
+def test_tls_versions_and_cipher_suites(sbroker):
+    """TLS 1.3 by default, TLS 1.2 with ECDHE and AEAD suites only: a client that offers only
+    CBC suites without forward secrecy is refused."""
+    def handshake(configure):
+        ctx = ssl.create_default_context(cafile=sbroker.pki.path("ca.crt"))
+        configure(ctx)
+        with socket.create_connection(("127.0.0.1", sbroker.ports["SSL"])) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                return s.version(), s.cipher()[0]
+
+    version, _ = handshake(lambda ctx: None)
+    assert version == "TLSv1.3"
+
+    def tls12(ctx):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    version, cipher = handshake(tls12)
+    assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and ("GCM" in cipher or "CHACHA20" in cipher), cipher
+
+    def cbc_only(ctx):
+        tls12(ctx)
+        ctx.set_ciphers("AES128-SHA:AES256-SHA:ECDHE-RSA-AES128-SHA")
+
+    # The client offers them (OpenSSL allows them at this level); the broker's alert refuses.
+    with pytest.raises(ssl.SSLError, match="(?i)alert handshake failure"):
+        handshake(cbc_only)
