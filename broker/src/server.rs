@@ -149,9 +149,6 @@ pub async fn serve(
     while tasks.join_next().await.is_some() {}
 }
 
-/// Socket read buffer under a TLS connection.
-const TLS_READ_BUFFER_BYTES: usize = 64 * 1024;
-
 /// Longest a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -202,9 +199,6 @@ async fn accept_connection(
             tokio::time::sleep(failure_delay(&broker)).await;
         }
     };
-    // rustls reads the socket at most 4 KiB at a time; a buffer under it turns the four or more
-    // recv calls per 16 KiB TLS record into one.
-    let stream = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER_BYTES, stream);
     let tls_stream =
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
             Ok(Ok(s)) => s,
