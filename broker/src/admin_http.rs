@@ -160,6 +160,10 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
         "group-initial-rebalance-delay-ms": c.group_initial_rebalance_delay_ms,
         "group-min-session-timeout-ms": c.group_min_session_timeout_ms,
         "group-max-session-timeout-ms": c.group_max_session_timeout_ms,
+        "group-consumer-heartbeat-interval-ms": c.group_consumer_heartbeat_interval_ms,
+        "group-consumer-session-timeout-ms": c.group_consumer_session_timeout_ms,
+        "group-consumer-assignors": c.group_consumer_assignors.iter().map(|a| a.name()).collect::<Vec<_>>().join(","),
+        "group-consumer-max-size": c.group_consumer_max_size,
         "max-connections": c.max_connections,
         "max-connections-per-ip": c.max_connections_per_ip,
         "max-in-flight-requests-per-connection": c.max_in_flight_requests_per_connection,
@@ -215,7 +219,7 @@ async fn topics(State(state): State<Arc<AdminState>>) -> Response {
             name: t.name.clone(),
             topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
             internal: t.is_internal,
-            partitions: t.partitions.len(),
+            partitions: t.partition_count(),
         })
         .collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -245,13 +249,12 @@ async fn topic(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -
         topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
         internal: t.is_internal,
         partitions: t
-            .partitions
-            .iter()
+            .local_partitions()
             .map(|p| PartitionInfo {
                 partition: p.index,
                 log_start_offset: p.log.log_start_offset(),
                 log_end_offset: p.log.log_end_offset(),
-                high_watermark: p.log.high_watermark(),
+                high_watermark: p.high_watermark(),
                 size_bytes: p.log.size_bytes(),
             })
             .collect(),
@@ -300,17 +303,26 @@ async fn groups(State(state): State<Arc<AdminState>>) -> Response {
     let Some(b) = state.broker.get() else {
         return starting();
     };
-    let mut list: Vec<GroupSummary> = b
-        .groups
-        .lock()
+    let classic = b.groups.lock();
+    let cg = b.consumer_groups.lock();
+    let mut list: Vec<GroupSummary> = classic
         .list()
         .into_iter()
+        .filter(|(group_id, _, _)| !cg.contains(group_id))
         .map(|(group_id, protocol_type, state)| GroupSummary {
             group_id,
             protocol_type,
             state: state.kafka_name(),
         })
         .collect();
+    // Consumer-protocol (KIP-848) groups.
+    list.extend(cg.list().into_iter().map(|(group_id, state)| GroupSummary {
+        group_id,
+        protocol_type: "consumer".into(),
+        state,
+    }));
+    drop(cg);
+    drop(classic);
     list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     Json(json!({ "groups": list })).into_response()
 }
@@ -319,8 +331,42 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
     let Some(b) = state.broker.get() else {
         return starting();
     };
-    let Some(desc) = b.groups.lock().describe(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("no group named '{id}'"));
+    let classic = b.groups.lock().describe(&id);
+    let modern = b.consumer_groups.lock().describe(&id);
+    let (group_id, state, protocol_type, protocol, members) = match (classic, modern) {
+        (_, Some(d)) => (
+            d.group_id,
+            d.state,
+            "consumer".to_string(),
+            d.assignor_name.to_string(),
+            d.members
+                .into_iter()
+                .map(|m| MemberInfo {
+                    member_id: m.member_id,
+                    group_instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        (Some(desc), None) => (
+            desc.group_id,
+            desc.state.kafka_name(),
+            desc.protocol_type,
+            desc.protocol,
+            desc.members
+                .into_iter()
+                .map(|m| MemberInfo {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                })
+                .collect(),
+        ),
+        (None, None) => {
+            return error(StatusCode::NOT_FOUND, format!("no group named '{id}'"));
+        }
     };
     let mut offsets: Vec<GroupOffset> = b
         .offsets
@@ -330,7 +376,7 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
             let hw = b
                 .topics
                 .partition(&topic, partition)
-                .map(|p| p.log.high_watermark());
+                .map(|p| p.high_watermark());
             GroupOffset {
                 lag: hw.map(|hw| (hw - c.offset).max(0)),
                 high_watermark: hw,
@@ -343,20 +389,11 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         .collect();
     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let detail = GroupDetail {
-        group_id: desc.group_id,
-        state: desc.state.kafka_name(),
-        protocol_type: desc.protocol_type,
-        protocol: desc.protocol,
-        members: desc
-            .members
-            .into_iter()
-            .map(|m| MemberInfo {
-                member_id: m.member_id,
-                group_instance_id: m.group_instance_id,
-                client_id: m.client_id,
-                client_host: m.client_host,
-            })
-            .collect(),
+        group_id,
+        state,
+        protocol_type,
+        protocol,
+        members,
         offsets,
     };
     Json(detail).into_response()

@@ -9,26 +9,35 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
+use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync, PendingAppend};
 
 use crate::clock::Clock;
+use crate::cluster::runtime::Cluster;
 use crate::config::BrokerConfig;
+use crate::consumer_groups::records::GroupRecord;
+use crate::consumer_groups::{ConsumerGroupConfig, ConsumerGroups, TopicsView};
 use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
+use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
 use crate::security::Security;
-use crate::topics::TopicRegistry;
+use crate::topics::{ReplicaContext, TopicRegistry};
 
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
+    /// The cluster this broker belongs to (`None`: a single node).
+    pub cluster: Option<Arc<Cluster>>,
     pub data: Arc<DataDir>,
     pub topics: TopicRegistry,
     pub offsets: OffsetStore,
+    /// Classic groups (JoinGroup/SyncGroup). Lock before `consumer_groups` when taking both.
     pub groups: Mutex<GroupCoordinator>,
+    /// Consumer-protocol groups (ConsumerGroupHeartbeat, KIP-848).
+    pub consumer_groups: Mutex<ConsumerGroups>,
     pub producer_ids: ProducerIdAllocator,
     pub fetch_sessions: Mutex<FetchSessions>,
     /// Notified after every append, so parked fetches re-check their partitions (and at shutdown,
@@ -66,6 +75,64 @@ pub enum OpenError {
     Offsets(#[from] crate::offsets::OffsetError),
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+}
+
+fn consumer_group_config(config: &BrokerConfig) -> ConsumerGroupConfig {
+    ConsumerGroupConfig {
+        heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+        session_timeout_ms: config.group_consumer_session_timeout_ms,
+        assignors: config.group_consumer_assignors.clone(),
+        max_size: config.group_consumer_max_size,
+    }
+}
+
+fn classic_group_config(config: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        min_session_timeout_ms: config.group_min_session_timeout_ms,
+        max_session_timeout_ms: config.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        ..GroupConfig::default()
+    }
+}
+
+/// Rebuilds both group coordinators from what the offsets store replayed: consumer groups from
+/// their records, classic groups (whose membership is not persisted) as empty groups.
+fn rebuild_groups(
+    offsets: &OffsetStore,
+    topics: &TopicRegistry,
+    coordinator: &mut GroupCoordinator,
+    consumer_groups: &mut ConsumerGroups,
+    now_ms: i64,
+) {
+    for (key, value) in offsets.group_records() {
+        match GroupRecord::decode(&key, Some(&value)) {
+            Ok(Some(record)) => consumer_groups.replay(record, now_ms),
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(%reason, "skipping an unreadable consumer group record");
+            }
+        }
+    }
+    consumer_groups.finish_replay(&topics_view(topics));
+    for group in offsets.groups() {
+        // Groups known only through committed offsets are (empty) classic groups, unless they
+        // are consumer groups.
+        if !consumer_groups.contains(&group) {
+            coordinator.ensure_group(&group);
+        }
+    }
+}
+
+fn topics_view(topics: &TopicRegistry) -> TopicsView {
+    let mut view = TopicsView::default();
+    for t in topics.all() {
+        view.insert(
+            &t.name,
+            t.id,
+            i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
+        );
+    }
+    view
 }
 
 /// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
@@ -108,19 +175,44 @@ impl Broker {
         metrics: Arc<Metrics>,
         file_io: S,
     ) -> Result<Arc<Self>, OpenError> {
+        Self::open_inner(config, clock, metrics, file_io, None)
+    }
+
+    /// Opens a broker of a cluster: its metadata comes from etcd through `cluster` (already
+    /// connected), and its partitions are the replicas the metadata assigns to it.
+    pub fn open_clustered(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
+    ) -> Result<Arc<Self>, OpenError> {
+        Self::open_inner(config, clock, metrics, OsFileSync, Some(cluster))
+    }
+
+    fn open_inner<S: FileSync>(
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        file_io: S,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Result<Arc<Self>, OpenError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta_dir = dir.join("__weir_meta");
         std::fs::create_dir_all(&meta_dir).map_err(io_err(&meta_dir))?;
         let cluster_file = meta_dir.join("cluster_id");
-        let cluster_id = match std::fs::read_to_string(&cluster_file) {
-            Ok(id) => id.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let cluster_id = match (&cluster, std::fs::read_to_string(&cluster_file)) {
+            (Some(c), _) => c
+                .store
+                .with_view(|v| v.cluster_id.clone())
+                .unwrap_or_default(),
+            (None, Ok(id)) => id.trim().to_string(),
+            (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = new_cluster_id();
                 std::fs::write(&cluster_file, &id).map_err(io_err(&cluster_file))?;
                 id
             }
-            Err(e) => return Err(io_err(&cluster_file)(e)),
+            (None, Err(e)) => return Err(io_err(&cluster_file)(e)),
         };
         let data = DataDir::open_with(
             &dir.join("logs"),
@@ -131,9 +223,37 @@ impl Broker {
                 }),
             },
         )?;
-        let topics = TopicRegistry::open(&dir, data.clone(), config.fsync)?;
-        let offsets = OffsetStore::open(&topics)?;
-        let producer_ids = ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let io: Arc<dyn RaftIo> = match &cluster {
+            Some(c) => c.io.clone(),
+            None => Arc::new(LocalRaftIo {
+                clock: clock.clone(),
+            }),
+        };
+        let replicas = ReplicaContext {
+            node_id: config.node_id,
+            io,
+            election_timeout_ms: config.replica_election_timeout_ms,
+            election_jitter_ms: config.replica_election_timeout_ms,
+        };
+        let (topics, offsets, producer_ids) = match &cluster {
+            Some(c) => {
+                let topics =
+                    TopicRegistry::open_clustered(&dir, data.clone(), config.fsync, replicas)?;
+                topics.apply_view(&c.store.view())?;
+                // Groups are coordinated by the leader of the offsets partition; this broker
+                // takes them over when it becomes that leader.
+                let producer_ids = ProducerIdAllocator::open_clustered(&meta_dir, config.node_id)
+                    .map_err(io_err(&meta_dir))?;
+                (topics, OffsetStore::detached(), producer_ids)
+            }
+            None => {
+                let topics = TopicRegistry::open(&dir, data.clone(), config.fsync, replicas)?;
+                let offsets = OffsetStore::open(&topics)?;
+                let producer_ids =
+                    ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
+                (topics, offsets, producer_ids)
+            }
+        };
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let security = Arc::new(Security::open(
             &config.security,
@@ -146,16 +266,24 @@ impl Broker {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             ..GroupConfig::default()
         });
-        for group in offsets.groups() {
-            coordinator.ensure_group(&group);
-        }
+        let now_ms = clock.now_ms();
+        let mut consumer_groups = ConsumerGroups::new(consumer_group_config(&config));
+        rebuild_groups(
+            &offsets,
+            &topics,
+            &mut coordinator,
+            &mut consumer_groups,
+            now_ms,
+        );
         Ok(Arc::new(Self {
             config,
             cluster_id,
+            cluster,
             data,
             topics,
             offsets,
             groups: Mutex::new(coordinator),
+            consumer_groups: Mutex::new(consumer_groups),
             producer_ids,
             fetch_sessions: Mutex::new(FetchSessions::default()),
             appended: Notify::new(),
@@ -167,8 +295,109 @@ impl Broker {
         }))
     }
 
+    /// Who leads a partition per the cluster metadata (`None` on a single node or if unknown).
+    pub fn cluster_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<crate::cluster::metadata::LeaderRecord> {
+        let c = self.cluster.as_ref()?;
+        c.store
+            .with_view(|v| v.leaders.get(&(topic.to_string(), partition)).cloned())
+    }
+
+    /// Whether broker `id` is registered (alive) in the cluster; on a single node only itself.
+    pub fn is_broker_alive(&self, id: i32) -> bool {
+        match &self.cluster {
+            Some(c) => c.store.with_view(|v| v.brokers.contains_key(&id)),
+            None => id == self.config.node_id,
+        }
+    }
+
+    /// Every broker's id, host, port and rack (this one alone on a single node), with the
+    /// addresses of the listener the current request came on.
+    pub fn live_brokers(&self) -> Vec<crate::cluster::metadata::BrokerRecord> {
+        match &self.cluster {
+            Some(c) => {
+                let listener = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+                c.store.with_view(|v| {
+                    v.brokers
+                        .values()
+                        .map(|b| b.clone().for_listener(listener.as_deref()))
+                        .collect()
+                })
+            }
+            None => {
+                let (host, port) = self.advertised();
+                vec![crate::cluster::metadata::BrokerRecord {
+                    id: self.config.node_id,
+                    host,
+                    port,
+                    rack: None,
+                    endpoints: Vec::new(),
+                }]
+            }
+        }
+    }
+
+    /// One live broker as [`Broker::live_brokers`] describes it.
+    pub fn broker_record(&self, id: i32) -> Option<crate::cluster::metadata::BrokerRecord> {
+        let c = self.cluster.as_ref()?;
+        let listener = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+        c.store.with_view(|v| {
+            v.brokers
+                .get(&id)
+                .map(|b| b.clone().for_listener(listener.as_deref()))
+        })
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The topics as the consumer group coordinator sees them.
+    pub fn topics_view(&self) -> TopicsView {
+        topics_view(&self.topics)
+    }
+
+    /// Queues the consumer group coordinator's pending records in `__consumer_offsets`. Call with
+    /// the coordinator locked, so the log has the changes in the order they were made; then wait
+    /// for the result with [`Broker::wait_group_records`].
+    pub fn queue_group_records(
+        &self,
+        coordinator: &mut ConsumerGroups,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, crate::offsets::OffsetError> {
+        let records: Vec<_> = coordinator
+            .take_records()
+            .iter()
+            .map(GroupRecord::encode)
+            .collect();
+        self.offsets.append_group_records(records, now_ms)
+    }
+
+    /// Blocks until queued group records are durable.
+    pub fn wait_group_records(
+        &self,
+        pending: Option<PendingAppend>,
+        now_ms: i64,
+    ) -> Result<(), crate::offsets::OffsetError> {
+        match pending {
+            Some(p) => self.offsets.wait_group_records(p, now_ms),
+            None => Ok(()),
+        }
+    }
+
+    /// Group timers: classic sessions and rebalances, consumer-group sessions and revocations
+    /// (whose removals are written to the log).
+    pub fn tick_groups(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
+        self.groups.lock().tick(now_ms);
+        let pending = {
+            let mut cg = self.consumer_groups.lock();
+            cg.tick(now_ms);
+            self.queue_group_records(&mut cg, now_ms)?
+        };
+        self.wait_group_records(pending, now_ms)
     }
 
     /// host and port this broker advertises to clients: those of the listener the current
@@ -195,6 +424,46 @@ impl Broker {
     /// Shutdown has begun: parked long-poll fetches answer at once with what they have, parked
     /// JoinGroup/SyncGroup calls are answered NOT_COORDINATOR, and none parks from now on, so
     /// in-flight requests finish in moments instead of holding shutdown up to their time limits.
+    /// Whether this broker coordinates groups now: always on a single node; in a cluster while
+    /// it leads the offsets partition.
+    pub fn is_group_coordinator(&self) -> bool {
+        self.cluster.is_none() || self.offsets.partition().is_some()
+    }
+
+    /// Takes over group coordination (this broker now leads the offsets partition): replays the
+    /// partition and rebuilds the groups. Blocking.
+    pub fn take_over_groups(&self, partition: Arc<crate::partition::Partition>) {
+        if let Err(e) = self.offsets.attach(partition) {
+            tracing::error!(error = %e, "cannot load the offsets partition; not coordinating groups");
+            self.offsets.detach();
+            return;
+        }
+        let mut coordinator = GroupCoordinator::new(classic_group_config(&self.config));
+        let mut consumer_groups = ConsumerGroups::new(consumer_group_config(&self.config));
+        rebuild_groups(
+            &self.offsets,
+            &self.topics,
+            &mut coordinator,
+            &mut consumer_groups,
+            self.now_ms(),
+        );
+        let mut classic = self.groups.lock();
+        let mut cg = self.consumer_groups.lock();
+        *classic = coordinator;
+        *cg = consumer_groups;
+        tracing::info!("coordinating groups (leader of the offsets partition)");
+    }
+
+    /// Gives group coordination up (another broker leads the offsets partition now).
+    pub fn give_up_groups(&self) {
+        let mut classic = self.groups.lock();
+        let mut cg = self.consumer_groups.lock();
+        self.offsets.detach();
+        *classic = GroupCoordinator::new(classic_group_config(&self.config));
+        *cg = ConsumerGroups::new(consumer_group_config(&self.config));
+        tracing::info!("no longer coordinating groups");
+    }
+
     pub fn begin_shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // A fetch checks the flag after registering for this wake-up, so none can miss both.

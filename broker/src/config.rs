@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use weir_storage::FsyncPolicy;
 
+use crate::consumer_groups::assignor::AssignorKind;
 use crate::security::listeners::{parse_host_port, parse_listeners};
 use crate::security::sasl::parse_mechanisms;
 use crate::security::{ListenerConfig, SecurityConfig};
@@ -35,6 +36,15 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// Consumer-protocol groups (KIP-848): Kafka's group.consumer.heartbeat.interval.ms.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's group.consumer.session.timeout.ms.
+    pub group_consumer_session_timeout_ms: i32,
+    /// Kafka's group.consumer.assignors: the server assignors members may ask for; the first is
+    /// the default.
+    pub group_consumer_assignors: Vec<AssignorKind>,
+    /// Kafka's group.consumer.max.size.
+    pub group_consumer_max_size: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_in_flight_requests_per_connection: usize,
@@ -45,6 +55,52 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
     pub fetch_max_wait_cap_ms: u64,
+    /// How long a partition replica waits without hearing from its leader before it stands for
+    /// election (and how long a leader waits for fetches from a majority before it steps down).
+    /// Kafka's `quorum.fetch.timeout.ms`-like knob; the random extra wait is as large again.
+    pub replica_election_timeout_ms: u64,
+    /// Cluster mode (`None`: a single node with local metadata, no etcd).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// How a broker joins a cluster: etcd for metadata and discovery, everything else automatic.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// etcd client endpoints (`http://host:port`).
+    pub etcd: Vec<String>,
+    /// Several Weir clusters can share one etcd: each keeps its keys under `/weir/<name>/`.
+    pub cluster_name: String,
+    /// Rack of this broker (Kafka's broker.rack): replicas of a partition go to distinct racks.
+    pub rack: Option<String>,
+    /// A broker that stops renewing its etcd lease for this long is gone (broker.session.timeout.ms).
+    pub session_timeout_ms: u64,
+    /// Replication factor of topics created without one (default.replication.factor; capped at
+    /// the live brokers).
+    pub default_replication_factor: i32,
+    /// Replication factor of `__consumer_offsets` (offsets.topic.replication.factor; capped at the
+    /// live brokers when it is created).
+    pub offsets_replication_factor: i32,
+    /// How long the controller waits after a broker disappears before it moves that broker's
+    /// replicas to other brokers.
+    pub replica_replacement_delay_ms: u64,
+    /// How often leaders check whether the preferred replica should lead instead
+    /// (leader.imbalance.check.interval.seconds; 0 turns auto.leader.rebalance off).
+    pub leader_rebalance_interval_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            etcd: Vec::new(),
+            cluster_name: "weir".into(),
+            rack: None,
+            session_timeout_ms: 9_000,
+            default_replication_factor: 3,
+            offsets_replication_factor: 3,
+            replica_replacement_delay_ms: 60_000,
+            leader_rebalance_interval_ms: 30_000,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -63,6 +119,10 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_assignors: vec![AssignorKind::Uniform, AssignorKind::Range],
+            group_consumer_max_size: 1_000,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             max_in_flight_requests_per_connection: 64,
@@ -71,6 +131,8 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
             fetch_max_wait_cap_ms: 30_000,
+            replica_election_timeout_ms: 2_000,
+            cluster: None,
         }
     }
 }
@@ -86,6 +148,14 @@ impl BrokerConfig {
             .as_deref()
             .and_then(parse_host_port);
         vec![ListenerConfig::plaintext(self.listener, advertised)]
+    }
+
+    /// The listener other brokers of a cluster connect to: the first PLAINTEXT one (inter-broker
+    /// connections are plaintext and unauthenticated; see docs/security.md).
+    pub fn inter_broker_listener(&self) -> Option<ListenerConfig> {
+        self.effective_listeners()
+            .into_iter()
+            .find(|l| l.protocol == crate::security::listeners::SecurityProtocol::Plaintext)
     }
 }
 
@@ -218,6 +288,9 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    pub group_consumer_session_timeout_ms: Option<i32>,
+    pub group_consumer_assignors: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
     pub max_in_flight_requests_per_connection: Option<usize>,
@@ -311,6 +384,8 @@ impl FileConfig {
         take!(auto_create_topics);
         take!(default_partitions);
         take!(group_initial_rebalance_delay_ms);
+        take!(group_consumer_heartbeat_interval_ms);
+        take!(group_consumer_session_timeout_ms);
         take!(max_connections);
         take!(max_connections_per_ip);
         take!(max_in_flight_requests_per_connection);
@@ -327,6 +402,13 @@ impl FileConfig {
                     message,
                 })?;
         }
+        if let Some(v) = self.group_consumer_assignors {
+            config.group_consumer_assignors =
+                parse_assignors(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "group-consumer-assignors",
+                    message,
+                })?;
+        }
         if let Some(v) = self.fsync {
             config.fsync = v.parse().map_err(|e| ConfigFileError::Invalid {
                 key: "fsync",
@@ -335,6 +417,22 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// A comma-separated list of server assignor names ("uniform,range"), at least one.
+pub fn parse_assignors(s: &str) -> Result<Vec<AssignorKind>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = AssignorKind::parse(name)
+            .ok_or_else(|| format!("unknown assignor '{name}' (use uniform and/or range)"))?;
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one assignor is needed".into());
+    }
+    Ok(out)
 }
 
 /// "none" or "" disables a listener; anything else must be host:port.
@@ -356,6 +454,48 @@ mod tests {
         let err =
             toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
         assert!(err.to_string().contains("listner"), "{err}");
+    }
+
+    #[test]
+    fn inter_broker_traffic_uses_the_first_plaintext_listener() {
+        let mut config = BrokerConfig::default();
+        let only = config
+            .inter_broker_listener()
+            .expect("the default listener");
+        assert_eq!(only.name, "PLAINTEXT");
+        SecuritySettings {
+            listeners: Some(
+                "EXTERNAL://127.0.0.1:9094,INTERNAL://10.0.0.1:9093,REPL://10.0.0.1:9095".into(),
+            ),
+            listener_security_protocol_map: Some(
+                "EXTERNAL:SASL_SSL,INTERNAL:PLAINTEXT,REPL:PLAINTEXT".into(),
+            ),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect("listeners");
+        let l = config
+            .inter_broker_listener()
+            .expect("a plaintext listener");
+        assert_eq!(l.name, "INTERNAL");
+        SecuritySettings {
+            listeners: Some("SASL_SSL://127.0.0.1:9094".into()),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect("listeners");
+        assert_eq!(config.inter_broker_listener(), None);
+    }
+
+    #[test]
+    fn assignors_parse_in_order_and_unknown_ones_are_named() {
+        assert_eq!(
+            parse_assignors("range, uniform"),
+            Ok(vec![AssignorKind::Range, AssignorKind::Uniform])
+        );
+        let err = parse_assignors("uniform,sticky").expect_err("unknown");
+        assert!(err.contains("sticky"), "{err}");
+        assert!(parse_assignors(" ").is_err());
     }
 
     #[test]

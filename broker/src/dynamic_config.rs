@@ -207,6 +207,13 @@ pub const BROKER_KEYS: &[Key] = &[
     ),
     key("listeners", Some("PLAINTEXT://:9092"), Kind::Text, false),
     key("log.dirs", None, Kind::Text, false),
+    // Deprecated in Kafka 3.x and ignored (the format is always v2); listed as Kafka 3.x does.
+    key(
+        "log.message.format.version",
+        Some("3.0-IV1"),
+        Kind::Text,
+        false,
+    ),
     key(
         "log.retention.check.interval.ms",
         Some("300000"),
@@ -290,6 +297,12 @@ pub const BROKER_KEYS: &[Key] = &[
         "log.message.timestamp.type",
         Some("CreateTime"),
         Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        true,
+    ),
+    key(
+        "log.message.downconversion.enable",
+        Some("true"),
+        Kind::Bool,
         true,
     ),
     key("log.preallocate", Some("false"), Kind::Bool, true),

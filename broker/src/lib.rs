@@ -8,6 +8,7 @@ pub mod broker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod consumer_groups;
 pub mod dynamic_config;
 pub mod errors;
 pub mod fetch_sessions;
@@ -16,9 +17,12 @@ pub mod handlers;
 pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
+pub mod partition;
 pub mod producers;
+pub mod record_checks;
 pub mod security;
 pub mod server;
+pub mod topic_admin;
 pub mod topic_config;
 pub mod topics;
 
@@ -87,7 +91,15 @@ pub async fn run_listeners(
         ));
     }
     let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
+    // The cluster's tasks outlive the listener a little: they hand leadership over first.
+    let (cluster_stop_tx, cluster_stop_rx) = watch::channel(false);
+    if let Some(cluster) = &broker.cluster {
+        crate::cluster::runtime::start(cluster, broker.clone(), cluster_stop_rx);
+    }
     shutdown.await;
+    if let Some(cluster) = &broker.cluster {
+        cluster.hand_over(&broker).await;
+    }
     let _ = stop_tx.send(true);
     broker.begin_shutdown();
     let all_done = async { while servers.join_next().await.is_some() {} };
@@ -98,6 +110,7 @@ pub async fn run_listeners(
         tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
     }
     timers.abort();
+    let _ = cluster_stop_tx.send(true);
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
         .await
@@ -134,8 +147,12 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => return,
             _ = group_tick.tick() => {
-                let now = broker.now_ms();
-                broker.groups.lock().tick(now);
+                let b = broker.clone();
+                let now = b.now_ms();
+                let ticked = tokio::task::spawn_blocking(move || b.tick_groups(now)).await;
+                if !matches!(ticked, Ok(Ok(()))) {
+                    tracing::error!("consumer group changes failed to reach {}", crate::offsets::OFFSETS_TOPIC);
+                }
             }
             _ = retention_tick.tick() => {
                 let b = broker.clone();

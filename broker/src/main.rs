@@ -120,6 +120,15 @@ struct ServeArgs {
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
+    /// Heartbeat interval of consumer-protocol group members (group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// Session timeout of consumer-protocol group members (group.consumer.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    group_consumer_session_timeout_ms: Option<i32>,
+    /// Server assignors for consumer-protocol groups, the first the default (group.consumer.assignors).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_ASSIGNORS")]
+    group_consumer_assignors: Option<String>,
     /// Node id of this broker.
     #[arg(long, env = "WEIR_NODE_ID")]
     node_id: Option<i32>,
@@ -141,6 +150,29 @@ struct ServeArgs {
     /// Close connections idle for this long (connections.max.idle.ms).
     #[arg(long, env = "WEIR_CONNECTIONS_MAX_IDLE_MS")]
     connections_max_idle_ms: Option<u64>,
+    /// etcd endpoints (comma-separated `http://host:port`): join or form a cluster whose
+    /// metadata lives there. Without it the broker is a single node with local metadata.
+    #[arg(long, env = "WEIR_ETCD", value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// Name of the cluster in etcd (several clusters can share one etcd).
+    #[arg(long, env = "WEIR_CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// Rack of this broker (broker.rack): a partition's replicas go to distinct racks.
+    #[arg(long, env = "WEIR_RACK")]
+    rack: Option<String>,
+    /// Replication factor of topics created without one (default.replication.factor), capped at
+    /// the live brokers.
+    #[arg(long, env = "WEIR_DEFAULT_REPLICATION_FACTOR")]
+    default_replication_factor: Option<i32>,
+    /// A broker that stops renewing its etcd lease for this long is gone (broker.session.timeout.ms).
+    #[arg(long, env = "WEIR_BROKER_SESSION_TIMEOUT_MS")]
+    broker_session_timeout_ms: Option<u64>,
+    /// How long a partition replica waits for its leader before standing for election.
+    #[arg(long, env = "WEIR_REPLICA_ELECTION_TIMEOUT_MS")]
+    replica_election_timeout_ms: Option<u64>,
+    /// How long the controller waits before moving the replicas of a broker that is gone.
+    #[arg(long, env = "WEIR_REPLICA_REPLACEMENT_DELAY_MS")]
+    replica_replacement_delay_ms: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "WEIR_LOG_JSON")]
     log_json: bool,
@@ -214,6 +246,24 @@ impl ServeArgs {
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;
         }
+        if let Some(v) = self.group_consumer_heartbeat_interval_ms {
+            config.group_consumer_heartbeat_interval_ms = v;
+        }
+        if let Some(v) = self.group_consumer_session_timeout_ms {
+            config.group_consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = &self.group_consumer_assignors {
+            config.group_consumer_assignors = weir_broker::config::parse_assignors(v)
+                .map_err(|e| anyhow::anyhow!("--group-consumer-assignors {v}: {e}"))?;
+        }
+        anyhow::ensure!(
+            config.group_consumer_heartbeat_interval_ms >= 1,
+            "group-consumer-heartbeat-interval-ms must be at least 1"
+        );
+        anyhow::ensure!(
+            config.group_consumer_session_timeout_ms > config.group_consumer_heartbeat_interval_ms,
+            "group-consumer-session-timeout-ms must be above the heartbeat interval"
+        );
         if let Some(v) = self.node_id {
             config.node_id = v;
         }
@@ -234,6 +284,40 @@ impl ServeArgs {
         }
         if let Some(v) = self.connections_max_idle_ms {
             config.connections_max_idle_ms = v;
+        }
+        if let Some(v) = self.replica_election_timeout_ms {
+            anyhow::ensure!(v >= 50, "replica-election-timeout-ms must be at least 50");
+            config.replica_election_timeout_ms = v;
+        }
+        if !self.etcd.is_empty() {
+            let mut cluster = config.cluster.take().unwrap_or_default();
+            cluster.etcd = self.etcd.clone();
+            if let Some(v) = self.cluster_name {
+                cluster.cluster_name = v;
+            }
+            if let Some(v) = self.rack {
+                cluster.rack = Some(v);
+            }
+            if let Some(v) = self.default_replication_factor {
+                anyhow::ensure!(v >= 1, "--default-replication-factor must be at least 1");
+                cluster.default_replication_factor = v;
+            }
+            if let Some(v) = self.broker_session_timeout_ms {
+                anyhow::ensure!(
+                    v >= 2_000,
+                    "--broker-session-timeout-ms must be at least 2000"
+                );
+                cluster.session_timeout_ms = v;
+            }
+            if let Some(v) = self.replica_replacement_delay_ms {
+                cluster.replica_replacement_delay_ms = v;
+            }
+            anyhow::ensure!(
+                (0..weir_broker::producers::MAX_CLUSTER_NODE_ID).contains(&config.node_id),
+                "--node-id must be in 0..{} in a cluster",
+                weir_broker::producers::MAX_CLUSTER_NODE_ID
+            );
+            config.cluster = Some(cluster);
         }
         anyhow::ensure!(
             config.max_connections >= 1,
@@ -328,11 +412,26 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         None => (None, None),
     };
     let data_dir = config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || {
-        weir_broker::broker::Broker::open_with_metrics(config, Arc::new(SystemClock), metrics)
-    })
-    .await?
-    .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let broker = match config.cluster.clone() {
+        None => tokio::task::spawn_blocking(move || {
+            weir_broker::broker::Broker::open_with_metrics(config, Arc::new(SystemClock), metrics)
+        })
+        .await?
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
+        Some(settings) => {
+            let cluster = join_cluster(&config, settings).await?;
+            tokio::task::spawn_blocking(move || {
+                weir_broker::broker::Broker::open_clustered(
+                    config,
+                    Arc::new(SystemClock),
+                    metrics,
+                    cluster,
+                )
+            })
+            .await?
+            .with_context(|| format!("cannot open data directory {}", data_dir.display()))?
+        }
+    };
     admin_state.set_broker(broker.clone());
     let state = admin_state.clone();
     let reloading = broker.clone();
@@ -364,6 +463,74 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         }
     }
     Ok(result?)
+}
+
+/// Connects to etcd and registers this broker (id, advertised address, rack).
+async fn join_cluster(
+    config: &BrokerConfig,
+    settings: weir_broker::config::ClusterSettings,
+) -> anyhow::Result<Arc<weir_broker::cluster::runtime::Cluster>> {
+    use weir_broker::cluster::metadata::BrokerRecord;
+    use weir_broker::cluster::store::{EtcdStore, StoreConfig};
+    // Other brokers connect to the first PLAINTEXT listener (inter-broker traffic has no TLS or
+    // SASL yet: docs/security.md); clients of every listener are told that listener's addresses.
+    let inter_broker = config.inter_broker_listener().context(
+        "a broker in a cluster needs a PLAINTEXT listener for inter-broker connections \
+         (add one to --listeners; see docs/security.md)",
+    )?;
+    let (host, port) = inter_broker.advertised_host_port();
+    anyhow::ensure!(
+        host != "0.0.0.0" && host != "::" && !host.is_empty(),
+        "in a cluster, other brokers connect to the advertised address of listener {}: \
+         advertise an address they can reach (--advertised-listener or --advertised-listeners; \
+         the listener binds {})",
+        inter_broker.name,
+        inter_broker.addr
+    );
+    let endpoints = config
+        .effective_listeners()
+        .iter()
+        .map(|l| {
+            let (host, port) = l.advertised_host_port();
+            weir_broker::cluster::metadata::BrokerEndpoint {
+                listener: l.name.clone(),
+                host,
+                port: i32::from(port),
+            }
+        })
+        .collect();
+    let store_config = StoreConfig {
+        endpoints: settings.etcd.clone(),
+        cluster_name: settings.cluster_name.clone(),
+        session_ttl_s: i64::try_from(settings.session_timeout_ms.div_ceil(1000)).unwrap_or(10),
+        request_timeout_ms: 5_000,
+    };
+    let me = BrokerRecord {
+        id: config.node_id,
+        host,
+        port: i32::from(port),
+        rack: settings.rack.clone(),
+        endpoints,
+    };
+    let store = EtcdStore::connect(&store_config, me)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot join the cluster through etcd at {}",
+                settings.etcd.join(",")
+            )
+        })?;
+    tracing::info!(
+        node_id = config.node_id,
+        cluster = %settings.cluster_name,
+        etcd = %settings.etcd.join(","),
+        "joined the cluster"
+    );
+    Ok(weir_broker::cluster::runtime::Cluster::new(
+        store,
+        settings,
+        Arc::new(SystemClock),
+    ))
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.

@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use weir_protocol::{api_key as k, Request, Response};
+use weir_protocol::{Request, Response};
 use weir_storage::FileSync;
 
 use crate::broker::Broker;
@@ -301,7 +301,7 @@ fn scrape_state(broker: &Broker) -> Registry {
     let unable_to_write = Family::<WriteFailureLabels, Gauge>::default();
     let topics = broker.topics.all();
     for topic in &topics {
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             if let Some(failure) = p.log.write_failure() {
                 unable_to_write
                     .get_or_create(&WriteFailureLabels {
@@ -316,7 +316,7 @@ fn scrape_state(broker: &Broker) -> Registry {
             };
             start.get_or_create(&labels).set(p.log.log_start_offset());
             end.get_or_create(&labels).set(p.log.log_end_offset());
-            hw.get_or_create(&labels).set(p.log.high_watermark());
+            hw.get_or_create(&labels).set(p.high_watermark());
             size.get_or_create(&labels)
                 .set(i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX));
         }
@@ -331,7 +331,7 @@ fn scrape_state(broker: &Broker) -> Registry {
             committed.get_or_create(&labels).set(offset.offset);
             if let Some(p) = broker.topics.partition(&topic, partition) {
                 lag.get_or_create(&labels)
-                    .set((p.log.high_watermark() - offset.offset).max(0));
+                    .set((p.high_watermark() - offset.offset).max(0));
             }
         }
     }
@@ -376,39 +376,7 @@ fn scrape_state(broker: &Broker) -> Registry {
 
 /// Kafka's name of an API key (`Unknown` for keys Weir does not serve).
 pub fn api_name(api_key: i16) -> &'static str {
-    match api_key {
-        k::PRODUCE => "Produce",
-        k::FETCH => "Fetch",
-        k::LIST_OFFSETS => "ListOffsets",
-        k::METADATA => "Metadata",
-        k::OFFSET_COMMIT => "OffsetCommit",
-        k::OFFSET_FETCH => "OffsetFetch",
-        k::FIND_COORDINATOR => "FindCoordinator",
-        k::JOIN_GROUP => "JoinGroup",
-        k::HEARTBEAT => "Heartbeat",
-        k::LEAVE_GROUP => "LeaveGroup",
-        k::SYNC_GROUP => "SyncGroup",
-        k::DESCRIBE_GROUPS => "DescribeGroups",
-        k::LIST_GROUPS => "ListGroups",
-        k::API_VERSIONS => "ApiVersions",
-        k::CREATE_TOPICS => "CreateTopics",
-        k::DELETE_TOPICS => "DeleteTopics",
-        k::DELETE_RECORDS => "DeleteRecords",
-        k::INIT_PRODUCER_ID => "InitProducerId",
-        k::OFFSET_FOR_LEADER_EPOCH => "OffsetForLeaderEpoch",
-        k::DESCRIBE_CONFIGS => "DescribeConfigs",
-        k::ALTER_CONFIGS => "AlterConfigs",
-        k::CREATE_PARTITIONS => "CreatePartitions",
-        k::DELETE_GROUPS => "DeleteGroups",
-        k::INCREMENTAL_ALTER_CONFIGS => "IncrementalAlterConfigs",
-        k::OFFSET_DELETE => "OffsetDelete",
-        k::SASL_HANDSHAKE => "SaslHandshake",
-        k::SASL_AUTHENTICATE => "SaslAuthenticate",
-        k::DESCRIBE_USER_SCRAM_CREDENTIALS => "DescribeUserScramCredentials",
-        k::ALTER_USER_SCRAM_CREDENTIALS => "AlterUserScramCredentials",
-        k::DESCRIBE_CLUSTER => "DescribeCluster",
-        _ => "Unknown",
-    }
+    weir_protocol::api_name(api_key).unwrap_or("Unknown")
 }
 
 /// A [`FileSync`] that times every sync into [`Metrics::fsync_duration`].
@@ -445,7 +413,15 @@ impl<S: FileSync> FileSync for TimedFileSync<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_protocol::{ErrorCode, HeartbeatResponse};
+    use weir_protocol::{api_key as k, ErrorCode, HeartbeatResponse};
+
+    /// A new API in the protocol table gets its own label, not "Unknown".
+    #[test]
+    fn every_served_api_has_a_name() {
+        for &(key, _, _) in weir_protocol::supported_apis() {
+            assert_ne!(api_name(key), "Unknown", "api key {key}");
+        }
+    }
 
     #[test]
     fn request_counts_and_errors_appear_in_the_exposition() {

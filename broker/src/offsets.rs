@@ -5,6 +5,10 @@
 //! tombstone (null value). At start the topic is replayed into memory, so reads never touch the log.
 //! Owns the in-memory map and its log; knows nothing of group membership (see `groups`).
 //!
+//! The same log carries the state of consumer-protocol groups (`consumer_groups::records`, key
+//! versions 3 and 5-8): this module keeps the latest value of each such key as opaque bytes, so
+//! they survive snapshots, and hands them back at start for the groups to be rebuilt.
+//!
 //! The log is kept bounded without key-based compaction in storage: once it holds many more records
 //! than there are live offsets, the whole live map is appended as a snapshot and everything before
 //! the snapshot is deleted (`delete_records_before`). Appends, map updates and snapshots are ordered
@@ -22,7 +26,10 @@ use parking_lot::{Mutex, RwLock};
 use weir_storage::records::NewRecord;
 use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
-use crate::topics::{Topic, TopicError, TopicRegistry};
+use crate::consumer_groups::records::is_group_record_key;
+
+use crate::partition::Partition;
+use crate::topics::{TopicError, TopicRegistry};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const KEY_VERSION: i16 = 1;
@@ -44,8 +51,12 @@ const COMPACT_AFTER_RECORDS: i64 = 100_000;
 const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
 pub struct OffsetStore {
-    topic: Arc<Topic>,
+    /// The offsets partition whose state this store holds: on a single node always there; in a
+    /// cluster, set while this broker leads it (the group coordinator) and empty otherwise.
+    partition: RwLock<Option<Arc<Partition>>>,
     groups: RwLock<HashMap<String, GroupOffsets>>,
+    /// The live consumer group records (key to value), in key order.
+    group_records: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
     /// Orders log appends with map updates and snapshots.
     write_order: Mutex<()>,
     compact_after_records: i64,
@@ -77,6 +88,18 @@ pub enum OffsetError {
     Storage(#[from] StorageError),
     #[error("corrupt offsets record: {0}")]
     Corrupt(String),
+    /// This broker does not lead the offsets partition (the group moved to another coordinator).
+    #[error("not the coordinator: {0:?}")]
+    NotCoordinator(crate::partition::ReplicaError),
+}
+
+impl From<crate::partition::AppendError> for OffsetError {
+    fn from(e: crate::partition::AppendError) -> Self {
+        match e {
+            crate::partition::AppendError::Replica(r) => OffsetError::NotCoordinator(r),
+            crate::partition::AppendError::Storage(s) => OffsetError::Storage(s),
+        }
+    }
 }
 
 fn put_string(buf: &mut Vec<u8>, s: &str) {
@@ -174,8 +197,9 @@ impl OffsetStore {
             )?,
         };
         let store = Self {
-            topic,
+            partition: RwLock::new(topic.partition(0).cloned()),
             groups: RwLock::new(HashMap::new()),
+            group_records: RwLock::new(BTreeMap::new()),
             write_order: Mutex::new(()),
             compact_after_records: COMPACT_AFTER_RECORDS,
         };
@@ -183,11 +207,45 @@ impl OffsetStore {
         Ok(store)
     }
 
+    /// A store with no offsets partition yet (a cluster broker before it coordinates groups).
+    pub fn detached() -> Self {
+        Self {
+            partition: RwLock::new(None),
+            groups: RwLock::new(HashMap::new()),
+            group_records: RwLock::new(BTreeMap::new()),
+            write_order: Mutex::new(()),
+            compact_after_records: COMPACT_AFTER_RECORDS,
+        }
+    }
+
+    /// The offsets partition this store writes to, if this broker coordinates groups now.
+    pub fn partition(&self) -> Option<Arc<Partition>> {
+        self.partition.read().clone()
+    }
+
+    /// Takes over `partition` (this broker became its leader): replays its log into the store.
+    pub fn attach(&self, partition: Arc<Partition>) -> Result<(), OffsetError> {
+        let _order = self.write_order.lock();
+        *self.partition.write() = Some(partition);
+        self.groups.write().clear();
+        self.group_records.write().clear();
+        self.replay()
+    }
+
+    /// Lets go of the offsets partition (leadership moved): forgets its state.
+    pub fn detach(&self) {
+        let _order = self.write_order.lock();
+        *self.partition.write() = None;
+        self.groups.write().clear();
+        self.group_records.write().clear();
+    }
+
     fn replay(&self) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.partition() else {
             return Ok(());
         };
         let mut groups = self.groups.write();
+        let mut group_records = self.group_records.write();
         let mut corrupt = None;
         crate::log_scan::for_each_batch(&partition.log, |_, batch| {
             let records = match weir_storage::records::decode_records(batch) {
@@ -198,6 +256,13 @@ impl OffsetStore {
                 }
             };
             for r in records {
+                if let Some(k) = r.key.as_deref().filter(|k| is_group_record_key(k)) {
+                    match r.value.as_deref() {
+                        Some(v) => group_records.insert(k.to_vec(), v.to_vec()),
+                        None => group_records.remove(k),
+                    };
+                    continue;
+                }
                 let Some(key) = r.key.as_deref().and_then(decode_key) else {
                     continue;
                 };
@@ -238,6 +303,10 @@ impl OffsetStore {
             .iter()
             .map(|((g, t, p), v)| (encode_key(g, t, *p), v.as_ref().map(encode_value)))
             .collect();
+        Self::encode_raw(&encoded, now_ms)
+    }
+
+    fn encode_raw(encoded: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Vec<u8> {
         let records: Vec<NewRecord<'_>> = encoded
             .iter()
             .map(|(k, v)| NewRecord {
@@ -252,7 +321,7 @@ impl OffsetStore {
 
     /// Appends `changes` and applies them to the map, both in call order; does not wait.
     fn stage(&self, changes: Vec<Change>, now_ms: i64) -> Result<StagedChange, OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.partition() else {
             return Ok(StagedChange {
                 pending: None,
                 now_ms,
@@ -266,9 +335,7 @@ impl OffsetStore {
         }
         let _order = self.write_order.lock();
         let batch = Self::encode_changes(&changes, now_ms);
-        let pending = partition
-            .log
-            .append_pending(batch, &AppendOptions::default())?;
+        let pending = partition.append(batch, &AppendOptions::default())?;
         let mut groups = self.groups.write();
         for change in changes {
             Self::apply(&mut groups, change);
@@ -285,12 +352,15 @@ impl OffsetStore {
             return Ok(());
         };
         pending.wait()?;
+        if let Some(partition) = self.partition() {
+            partition.note_durable();
+        }
         self.compact_if_due(staged.now_ms)
     }
 
     /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
     fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let Some(partition) = self.topic.partitions.first() else {
+        let Some(partition) = self.partition() else {
             return Ok(());
         };
         let log = &partition.log;
@@ -304,6 +374,7 @@ impl OffsetStore {
                 .values()
                 .map(BTreeMap::len)
                 .sum::<usize>()
+                + self.group_records.read().len()
         };
         if !due(live_entries()) {
             return Ok(());
@@ -313,30 +384,38 @@ impl OffsetStore {
             if !due(live_entries()) {
                 return Ok(()); // another commit compacted meanwhile
             }
-            let snapshot: Vec<Change> = self
+            let mut snapshot: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
                 .groups
                 .read()
                 .iter()
                 .flat_map(|(g, offsets)| {
                     offsets
                         .iter()
-                        .map(move |((t, p), c)| ((g.clone(), t.clone(), *p), Some(c.clone())))
+                        .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
                 })
                 .collect();
+            snapshot.extend(
+                self.group_records
+                    .read()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone()))),
+            );
             if snapshot.is_empty() {
                 // Nothing is live: every record in the log is superseded.
                 (log.log_end_offset(), None)
             } else {
-                let batch = Self::encode_changes(&snapshot, now_ms);
-                let pending = log.append_pending(batch, &AppendOptions::default())?;
+                let batch = Self::encode_raw(&snapshot, now_ms);
+                let pending = partition.append(batch, &AppendOptions::default())?;
                 (pending.result.base_offset, Some(pending))
             }
         };
         // History may go only once the snapshot (and so everything queued before it) is durable.
         if let Some(pending) = pending {
             pending.wait()?;
+            partition.note_durable();
         }
         let start = log.delete_records_before(snapshot_start)?;
+        partition.note_log_start();
         tracing::info!(
             log_start_offset = start,
             "compacted {OFFSETS_TOPIC} into a snapshot"
@@ -409,7 +488,58 @@ impl OffsetStore {
         self.stage(changes, now_ms)
     }
 
-    /// Durably deletes committed offsets; returns once the tombstones are in the log.
+    /// Queues consumer group records (key, value or tombstone) in log order and applies them to
+    /// the live set; the caller makes them durable with [`OffsetStore::wait_group_records`]. Call
+    /// it while holding the lock that ordered the changes, so the log has them in that order.
+    pub fn append_group_records(
+        &self,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, OffsetError> {
+        let Some(partition) = self.partition() else {
+            return Ok(None);
+        };
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let _order = self.write_order.lock();
+        let batch = Self::encode_raw(&records, now_ms);
+        let pending = partition.append(batch, &AppendOptions::default())?;
+        let mut live = self.group_records.write();
+        for (k, v) in records {
+            match v {
+                Some(v) => live.insert(k, v),
+                None => live.remove(&k),
+            };
+        }
+        Ok(Some(pending))
+    }
+
+    /// Waits until records queued by [`OffsetStore::append_group_records`] are durable.
+    pub fn wait_group_records(
+        &self,
+        pending: PendingAppend,
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        pending.wait()?;
+        if let Some(partition) = self.partition() {
+            partition.note_durable();
+        }
+        self.compact_if_due(now_ms)
+    }
+
+    /// The live consumer group records, in key order (all group epochs, then members, target
+    /// epochs, targets and current assignments), for the groups to be rebuilt at start.
+    pub fn group_records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.group_records
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Durably deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics); returns
+    /// once the tombstones are in the log.
     pub fn delete(
         &self,
         group: &str,
@@ -453,8 +583,12 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> (TopicRegistry, OffsetStore) {
         let data = weir_storage::DataDir::open(&dir.join("logs")).expect("data dir");
-        let topics =
-            TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never).expect("topics");
+        let replicas = crate::topics::ReplicaContext::single_node(
+            0,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        );
+        let topics = TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never, replicas)
+            .expect("topics");
         let mut store = OffsetStore::open(&topics).expect("offsets");
         store.compact_after_records = 50;
         (topics, store)
@@ -481,7 +615,8 @@ mod tests {
                     .expect("commit");
             }
             store.delete("g2", &[("t".into(), 0)], 600).expect("delete");
-            let log = &store.topic.partitions[0].log;
+            let partition = store.partition().expect("partition 0");
+            let log = &partition.log;
             let held = log.log_end_offset() - log.log_start_offset();
             assert!(log.log_start_offset() > 0, "history was never dropped");
             assert!(

@@ -144,11 +144,25 @@ impl ProducerState {
 pub struct ProducerIdAllocator {
     file: PathBuf,
     state: Mutex<(i64, i64)>,
+    /// In a cluster every broker hands out ids: broker `n` only those `≡ n (mod stride)`, so no
+    /// two brokers ever hand out the same id, with no coordination (and with etcd away).
+    stride: i64,
+    residue: i64,
 }
 
 const ID_BLOCK: i64 = 1000;
+/// Brokers of a cluster have node ids below this (the producer-id stride).
+pub const MAX_CLUSTER_NODE_ID: i32 = 4096;
 
 impl ProducerIdAllocator {
+    /// The allocator of a broker in a cluster: ids `≡ node_id (mod MAX_CLUSTER_NODE_ID)`.
+    pub fn open_clustered(meta_dir: &Path, node_id: i32) -> std::io::Result<Self> {
+        let mut a = Self::open(meta_dir)?;
+        a.stride = i64::from(MAX_CLUSTER_NODE_ID);
+        a.residue = i64::from(node_id.clamp(0, MAX_CLUSTER_NODE_ID - 1));
+        Ok(a)
+    }
+
     pub fn open(meta_dir: &Path) -> std::io::Result<Self> {
         let file = meta_dir.join("producer_ids");
         let reserved_end = match std::fs::read_to_string(&file) {
@@ -163,6 +177,8 @@ impl ProducerIdAllocator {
         Ok(Self {
             file,
             state: Mutex::new((reserved_end, reserved_end)),
+            stride: 1,
+            residue: 0,
         })
     }
 
@@ -177,7 +193,7 @@ impl ProducerIdAllocator {
             std::fs::rename(&tmp, &self.file)?;
             state.1 = end;
         }
-        let id = state.0;
+        let id = state.0 * self.stride + self.residue;
         state.0 += 1;
         Ok(id)
     }

@@ -521,16 +521,18 @@ impl Conn {
         );
         let metrics = broker.metrics.clone();
         metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
-        // The in-order part runs before the next request is read (see `handlers`).
+        // The in-order part runs before the next request is read (see `handlers`). Both parts
+        // know the listener: the addresses a response gives are that listener's.
+        let listener = self.ctx.listener.clone();
         let response = CURRENT_LISTENER
             .scope(
-                self.ctx.listener.clone(),
+                listener.clone(),
                 handlers::dispatch(broker, &self.ctx, &header, request).instrument(span.clone()),
             )
             .await;
         Next::Queue(tokio::spawn(async move {
             let _reserved = reserved;
-            let response = response.await;
+            let response = CURRENT_LISTENER.scope(listener, response).await;
             metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
             let Some(response) = response else { return Reply::Nothing };
             match encode_response(&header, &response) {

@@ -24,6 +24,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// A comma-separated list whose items are each one of these.
     ListOf(&'static [&'static str]),
+    /// A Kafka release as `message.format.version` names it: `0.10.2`, `2.8-IV1`, `3.0`.
+    Version,
 }
 
 /// One known topic config: its Kafka name, Kafka's default, and how it is checked.
@@ -78,6 +80,18 @@ const KNOWN: &[Known] = &[
         name: "max.message.bytes",
         default: "1048588",
         kind: Kind::Int { min: 0 },
+    },
+    Known {
+        name: "message.downconversion.enable",
+        default: "true",
+        kind: Kind::Bool,
+    },
+    // Deprecated in Kafka 3.x and ignored there (the format is always v2 from IBP 3.0 on); kept so
+    // that configs written for older brokers are accepted.
+    Known {
+        name: "message.format.version",
+        default: "3.0-IV1",
+        kind: Kind::Version,
     },
     Known {
         name: "message.timestamp.type",
@@ -180,6 +194,7 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
         Kind::ListOf(options) => {
             !value.is_empty() && value.split(',').all(|item| options.contains(&item.trim()))
         }
+        Kind::Version => is_kafka_version(value),
     };
     if ok {
         Ok(())
@@ -189,6 +204,17 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
             value: value.to_string(),
         })
     }
+}
+
+/// `major.minor[.patch[.patch]][-IVn]`, as Kafka's `MetadataVersion` names releases.
+fn is_kafka_version(value: &str) -> bool {
+    let (release, iv) = match value.split_once("-IV") {
+        Some((r, iv)) => (r, Some(iv)),
+        None => (value, None),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (2..=4).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && iv.is_none_or(numeric)
 }
 
 impl TopicConfig {
@@ -239,6 +265,17 @@ impl TopicConfig {
 
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")
+    }
+
+    /// `message.downconversion.enable`: whether Fetch v0-3 is served by down-converting.
+    pub fn down_conversion_enabled(&self) -> bool {
+        self.get("message.downconversion.enable") != Some("false")
+    }
+
+    /// Whether `cleanup.policy` includes `compact` (records must then have keys).
+    pub fn compacted(&self) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
     }
 
     /// Every known key with its effective value, as DescribeConfigs lists them.

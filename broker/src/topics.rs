@@ -6,14 +6,16 @@
 //! change. Partition data lives in the storage engine's `DataDir`, one log per partition named
 //! `<topic>-<partition>`. Owns no sockets and no wire types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use weir_storage::{DataDir, FsyncPolicy, Log, StorageError};
+use weir_storage::{DataDir, FsyncPolicy, StorageError};
 
+use crate::cluster::metadata::ClusterView;
+use crate::partition::{RaftIo, ReplicaSetup};
 use crate::producers::ProducerState;
 use crate::topic_config::{ConfigError, TopicConfig};
 
@@ -36,17 +38,33 @@ pub enum TopicError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Replica(#[from] crate::partition::OpenError),
     #[error("metadata store: {0}")]
     Metadata(#[from] std::io::Error),
 }
 
-/// A partition: its log plus the idempotent-producer state that guards appends to it.
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub log: Arc<Log>,
-    /// Held across the sequence check and the offset assignment of an append.
-    pub producers: Mutex<ProducerState>,
+pub use crate::partition::Partition;
+
+/// What every partition replica this registry opens is set up with.
+#[derive(Clone)]
+pub struct ReplicaContext {
+    pub node_id: i32,
+    pub io: Arc<dyn RaftIo>,
+    pub election_timeout_ms: u64,
+    pub election_jitter_ms: u64,
+}
+
+impl ReplicaContext {
+    /// A broker with no peers: every partition a Raft group of one.
+    pub fn single_node(node_id: i32, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            node_id,
+            io: Arc::new(crate::partition::LocalRaftIo { clock }),
+            election_timeout_ms: 2_000,
+            election_jitter_ms: 2_000,
+        }
+    }
 }
 
 pub struct Topic {
@@ -54,7 +72,43 @@ pub struct Topic {
     pub id: [u8; 16],
     pub is_internal: bool,
     pub config: RwLock<TopicConfig>,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Each partition's target replica set (the first is the preferred leader).
+    pub assignment: Vec<Vec<i32>>,
+    /// This broker's replica of each partition, where it hosts one (index = partition).
+    local: Vec<Option<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// Partitions the topic has (hosted here or not).
+    pub fn partition_count(&self) -> usize {
+        self.assignment.len().max(self.local.len())
+    }
+
+    /// Whether partition `index` exists.
+    pub fn has_partition(&self, index: i32) -> bool {
+        usize::try_from(index).is_ok_and(|i| i < self.partition_count())
+    }
+
+    /// This broker's replica of partition `index`, if it hosts one.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.local.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// Whether the assignment puts a replica of partition `index` on broker `node`.
+    pub fn is_assigned_here(&self, index: i32, node: i32) -> bool {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.assignment.get(i))
+            .is_some_and(|r| r.contains(&node))
+    }
+
+    /// The replicas this broker hosts, by partition index.
+    pub fn local_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.local.iter().flatten()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -74,6 +128,10 @@ struct MetadataFile {
 
 pub struct TopicRegistry {
     data: Arc<DataDir>,
+    replicas: ReplicaContext,
+    /// In a cluster the metadata is etcd's and this registry follows it ([`Self::apply_view`]);
+    /// otherwise it owns the metadata in `topics.json`.
+    clustered: bool,
     meta_dir: PathBuf,
     fsync: FsyncPolicy,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -102,11 +160,14 @@ impl TopicRegistry {
         data_dir: &Path,
         data: Arc<DataDir>,
         fsync: FsyncPolicy,
+        replicas: ReplicaContext,
     ) -> Result<Self, TopicError> {
         let meta_dir = data_dir.join("__weir_meta");
         std::fs::create_dir_all(&meta_dir)?;
         let registry = Self {
             data,
+            replicas,
+            clustered: false,
             meta_dir,
             fsync,
             topics: RwLock::new(BTreeMap::new()),
@@ -136,28 +197,173 @@ impl TopicRegistry {
         Ok(registry)
     }
 
-    /// Opens (recovering) the logs of partitions `indexes` and rebuilds their producer state.
-    fn open_partitions(
+    /// A registry that follows the cluster metadata: empty until [`Self::apply_view`].
+    pub fn open_clustered(
+        data_dir: &Path,
+        data: Arc<DataDir>,
+        fsync: FsyncPolicy,
+        replicas: ReplicaContext,
+    ) -> Result<Self, TopicError> {
+        let meta_dir = data_dir.join("__weir_meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        Ok(Self {
+            data,
+            replicas,
+            clustered: true,
+            meta_dir,
+            fsync,
+            topics: RwLock::new(BTreeMap::new()),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Whether the metadata lives in the cluster (etcd) rather than here.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
+    /// Makes the registry match the cluster metadata: topics appear and go, this broker's
+    /// replicas are opened where it is assigned, retargeted when the assignment changes, and
+    /// removed (log deleted) once neither assigned here nor a voter any more.
+    pub fn apply_view(&self, view: &ClusterView) -> Result<(), TopicError> {
+        let _guard = self.write_lock.lock();
+        let current = self.topics.read().clone();
+        let mut next = BTreeMap::new();
+        let mut first_error = None;
+        for (name, record) in &view.topics {
+            let Ok(id) = uuid::Uuid::parse_str(&record.id) else {
+                tracing::warn!(topic = %name, id = %record.id, "topic record with a bad id skipped");
+                continue;
+            };
+            let id = *id.as_bytes();
+            let existing = current.get(name).filter(|t| t.id == id);
+            if let Some(t) = existing {
+                let same_partitions = t.assignment == record.replicas
+                    && t.local_partitions().all(|p| {
+                        p.is_voter() || t.is_assigned_here(p.index, self.replicas.node_id)
+                    });
+                if same_partitions && *t.config.read() == record.config {
+                    next.insert(name.clone(), t.clone());
+                    continue;
+                }
+            }
+            match self.build_topic(
+                name,
+                id,
+                record.internal,
+                record.config.clone(),
+                record.replicas.clone(),
+                existing.map(|t| t.as_ref()),
+            ) {
+                Ok(topic) => {
+                    let log_config = record.config.log_config(self.fsync);
+                    for p in topic.local_partitions() {
+                        p.log.set_config(log_config.clone());
+                    }
+                    next.insert(name.clone(), Arc::new(topic));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %name, error = %e, "cannot open the topic's replicas");
+                    if let Some(t) = existing {
+                        next.insert(name.clone(), t.clone());
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for (name, old) in &current {
+            let kept = next.get(name).filter(|t| t.id == old.id);
+            for p in old.local_partitions() {
+                if kept.is_none_or(|t| t.partition(p.index).is_none()) {
+                    tracing::info!(topic = %name, partition = p.index, "removing this broker's replica");
+                    if let Err(e) = self.data.remove_log(&log_name(name, p.index)) {
+                        tracing::warn!(topic = %name, partition = p.index, error = %e, "cannot remove a replica's log");
+                    }
+                }
+            }
+        }
+        *self.topics.write() = next;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens (recovering) one partition's log, rebuilds its producer state and starts its Raft
+    /// replica with `replicas` as the partition's replica set (the initial voters when the log
+    /// has no voter record yet).
+    fn open_replica(
         &self,
         name: &str,
-        indexes: std::ops::Range<i32>,
+        index: i32,
+        replicas: &[i32],
         config: &TopicConfig,
-    ) -> Result<Vec<Arc<Partition>>, TopicError> {
-        let log_config = config.log_config(self.fsync);
-        indexes
-            .map(|index| {
-                let log = self
-                    .data
-                    .open_log(&log_name(name, index), log_config.clone())?;
-                let producers = ProducerState::recover(&log);
-                Ok(Arc::new(Partition {
-                    topic: name.to_string(),
-                    index,
-                    log,
-                    producers: Mutex::new(producers),
-                }))
-            })
-            .collect()
+    ) -> Result<Arc<Partition>, TopicError> {
+        let log = self
+            .data
+            .open_log(&log_name(name, index), config.log_config(self.fsync))?;
+        let producers = ProducerState::recover(&log);
+        let set: BTreeSet<i32> = replicas.iter().copied().collect();
+        let setup = ReplicaSetup {
+            node_id: self.replicas.node_id,
+            initial_voters: set.clone(),
+            target_replicas: set,
+            election_timeout_ms: self.replicas.election_timeout_ms,
+            election_jitter_ms: self.replicas.election_jitter_ms,
+        };
+        Ok(Partition::open(
+            name,
+            index,
+            log,
+            producers,
+            setup,
+            self.replicas.io.clone(),
+        )?)
+    }
+
+    /// A topic with `assignment`, opening this broker's replicas (keeping those of `existing`).
+    fn build_topic(
+        &self,
+        name: &str,
+        id: [u8; 16],
+        is_internal: bool,
+        config: TopicConfig,
+        assignment: Vec<Vec<i32>>,
+        existing: Option<&Topic>,
+    ) -> Result<Topic, TopicError> {
+        let me = self.replicas.node_id;
+        let mut local = Vec::with_capacity(assignment.len());
+        for (i, replicas) in assignment.iter().enumerate() {
+            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            let kept = existing
+                .and_then(|t| t.partition(index))
+                .filter(|p| replicas.contains(&me) || p.is_voter())
+                .cloned();
+            let replica = match kept {
+                Some(p) => {
+                    p.set_target_replicas(replicas.iter().copied().collect());
+                    Some(p)
+                }
+                None if replicas.contains(&me) => {
+                    Some(self.open_replica(name, index, replicas, &config)?)
+                }
+                None => None,
+            };
+            local.push(replica);
+        }
+        Ok(Topic {
+            name: name.to_string(),
+            id,
+            is_internal,
+            config: RwLock::new(config),
+            assignment,
+            local,
+        })
+    }
+
+    /// Where a single node puts `partitions` partitions: all on itself.
+    fn local_assignment(&self, partitions: i32) -> Vec<Vec<i32>> {
+        vec![vec![self.replicas.node_id]; usize::try_from(partitions).unwrap_or(0)]
     }
 
     fn open_topic(
@@ -168,14 +374,8 @@ impl TopicRegistry {
         config: TopicConfig,
         is_internal: bool,
     ) -> Result<Topic, TopicError> {
-        let partitions = self.open_partitions(name, 0..partitions, &config)?;
-        Ok(Topic {
-            name: name.to_string(),
-            id,
-            is_internal,
-            config: RwLock::new(config),
-            partitions,
-        })
+        let assignment = self.local_assignment(partitions);
+        self.build_topic(name, id, is_internal, config, assignment, None)
     }
 
     fn persist(&self) -> Result<(), TopicError> {
@@ -187,7 +387,7 @@ impl TopicRegistry {
                 .map(|t| TopicRecord {
                     name: t.name.clone(),
                     id: uuid::Uuid::from_bytes(t.id).to_string(),
-                    partitions: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                    partitions: i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
                     internal: t.is_internal,
                     config: t.config.read().clone(),
                 })
@@ -216,7 +416,7 @@ impl TopicRegistry {
         let t = self.get(topic)?;
         usize::try_from(partition)
             .ok()
-            .and_then(|i| t.partitions.get(i).cloned())
+            .and_then(|i| t.local.get(i).cloned().flatten())
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
@@ -269,7 +469,7 @@ impl TopicRegistry {
             .remove(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         self.persist()?;
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             self.data.remove_log(&log_name(name, p.index))?;
         }
         Ok(())
@@ -281,22 +481,23 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let current = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
         if total <= current || total > MAX_PARTITIONS_PER_TOPIC {
             return Err(TopicError::InvalidPartitions(total));
         }
         let config = topic.config.read().clone();
         // Only the new partitions are opened: the existing ones keep their logs, producer state
         // and in-flight appends.
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(self.open_partitions(name, current..total, &config)?);
-        let replaced = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            is_internal: topic.is_internal,
-            config: RwLock::new(config),
-            partitions,
-        });
+        let mut assignment = topic.assignment.clone();
+        assignment.extend(self.local_assignment(total - current));
+        let replaced = Arc::new(self.build_topic(
+            name,
+            topic.id,
+            topic.is_internal,
+            config,
+            assignment,
+            Some(&topic),
+        )?);
         self.topics.write().insert(name.to_string(), replaced);
         self.persist()?;
         Ok(())
@@ -315,7 +516,7 @@ impl TopicRegistry {
         let mut candidate = topic.config.read().clone();
         change(&mut candidate)?;
         let log_config = candidate.log_config(self.fsync);
-        for p in &topic.partitions {
+        for p in topic.local_partitions() {
             p.log.set_config(log_config.clone());
         }
         *topic.config.write() = candidate;
@@ -326,9 +527,13 @@ impl TopicRegistry {
     /// Applies retention to every partition.
     pub fn enforce_retention(&self, now_ms: i64) {
         for topic in self.all() {
-            for p in &topic.partitions {
-                if let Err(e) = p.log.enforce_retention(now_ms) {
-                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+            for p in topic.local_partitions() {
+                match p.log.enforce_retention(now_ms) {
+                    Ok(0) => {}
+                    Ok(_) => p.note_log_start(),
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
+                    }
                 }
             }
         }

@@ -236,3 +236,70 @@ fn unreachable_broker_says_what_to_do() {
         "{err}"
     );
 }
+
+/// `weir group describe`, `group list` and the admin API show consumer-protocol (KIP-848) groups
+/// too: their members and assignments come from ConsumerGroupDescribe.
+#[test]
+fn group_commands_show_consumer_protocol_groups() {
+    use std::io::{Read, Write};
+    use weir_protocol::client::{decode_response, encode_request};
+    use weir_protocol::{ConsumerGroupHeartbeatRequest, ErrorCode, Request, Response};
+
+    let b = Broker::start(&[]);
+    b.cli_ok(&["topic", "create", "events", "-p", "2"], "");
+    // Join a consumer group as a member would, over the wire.
+    let mut s = std::net::TcpStream::connect(b.kafka).expect("connect");
+    let request = Request::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest {
+        group_id: "modern".into(),
+        member_id: "member-1".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec!["events".into()]),
+        topic_partitions: Some(Vec::new()),
+        ..Default::default()
+    });
+    let (frame, v) = encode_request(1, "cli-test", &request).expect("encode");
+    s.write_all(&frame).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("size");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("body");
+    let (_, response) =
+        decode_response(request.api_key(), v, body.into()).expect("decode response");
+    let Response::ConsumerGroupHeartbeat(joined) = response else {
+        panic!("unexpected {response:?}")
+    };
+    assert_eq!(joined.error_code, ErrorCode::NONE);
+
+    let desc: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["group", "describe", "modern", "--output", "json"], ""))
+            .expect("json");
+    assert_eq!(desc["state"], "Stable");
+    assert_eq!(desc["protocol_type"], "consumer");
+    assert_eq!(desc["members"][0]["member_id"], "member-1");
+    assert_eq!(
+        desc["members"][0]["assignment"]["events"],
+        serde_json::json!([0, 1])
+    );
+
+    let list: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["group", "list", "--output", "json"], "")).expect("json");
+    let modern = list["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["group_id"] == "modern"))
+        .cloned()
+        .expect("modern listed");
+    assert_eq!(modern["type"], "consumer");
+
+    // The admin API lists and describes it too.
+    let groups = common::get_json(b.admin, "/v1/groups");
+    let listed = groups["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["group_id"] == "modern"))
+        .cloned()
+        .expect("modern in /v1/groups");
+    assert_eq!(listed["state"], "Stable");
+    let detail = common::get_json(b.admin, "/v1/groups/modern");
+    assert_eq!(detail["protocol_type"], "consumer");
+    assert_eq!(detail["members"][0]["member_id"], "member-1");
+}

@@ -192,3 +192,131 @@ async fn an_unreachable_etcd_is_an_error_not_a_hang() {
         "{err}"
     );
 }
+
+mod store {
+    use super::*;
+    use weir_broker::cluster::metadata::{BrokerRecord, LeaderRecord, TopicRecord};
+    use weir_broker::cluster::store::{EtcdStore, StoreConfig, StoreError};
+    use weir_broker::topic_config::TopicConfig;
+
+    fn config(endpoint: &str) -> StoreConfig {
+        StoreConfig {
+            endpoints: vec![format!("http://{endpoint}")],
+            cluster_name: "test".into(),
+            session_ttl_s: 2,
+            request_timeout_ms: 5_000,
+        }
+    }
+
+    fn broker(id: i32) -> BrokerRecord {
+        BrokerRecord {
+            id,
+            host: "127.0.0.1".into(),
+            port: 9000 + id,
+            rack: None,
+            endpoints: Vec::new(),
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !f() {
+            assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn brokers_share_one_view_of_the_metadata() {
+        let etcd = Etcd::start();
+        ready(&EtcdClient::new(
+            &[format!("http://{}", etcd.endpoint)],
+            5_000,
+        ))
+        .await;
+        let a = EtcdStore::connect(&config(&etcd.endpoint), broker(1))
+            .await
+            .expect("connect a");
+        let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
+            .await
+            .expect("connect b");
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let ta = tokio::spawn(a.clone().run(stop.clone()));
+        let tb = tokio::spawn(b.clone().run(stop.clone()));
+        // One cluster id, chosen by the first.
+        assert!(a.view().cluster_id.is_some());
+        assert_eq!(a.view().cluster_id, b.view().cluster_id);
+        until("a sees both brokers", || a.view().brokers.len() == 2).await;
+
+        let record = TopicRecord {
+            name: "orders".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            internal: false,
+            config: TopicConfig::default(),
+            replicas: vec![vec![1, 2], vec![2, 1]],
+        };
+        a.create_topic(&record).await.expect("create");
+        assert!(matches!(
+            b.create_topic(&record).await,
+            Err(StoreError::TopicExists(_))
+        ));
+        until("b sees the topic", || {
+            b.view().topics.contains_key("orders")
+        })
+        .await;
+        b.update_topic("orders", |t| {
+            t.replicas.push(vec![1]);
+            Ok(())
+        })
+        .await
+        .expect("update");
+        until("a sees 3 partitions", || {
+            a.view()
+                .topics
+                .get("orders")
+                .is_some_and(|t| t.replicas.len() == 3)
+        })
+        .await;
+
+        // A leader record of an older epoch never replaces a newer one.
+        let leader = |leader, epoch| LeaderRecord {
+            leader,
+            epoch,
+            isr: vec![leader],
+            voters: vec![1, 2],
+        };
+        a.publish_leader("orders", 0, &leader(1, 5))
+            .await
+            .expect("publish");
+        b.publish_leader("orders", 0, &leader(2, 4))
+            .await
+            .expect("stale publish is a no-op");
+        until("b sees epoch 5 from a", || {
+            b.view()
+                .leaders
+                .get(&("orders".to_string(), 0))
+                .is_some_and(|l| l.epoch == 5 && l.leader == 1)
+        })
+        .await;
+
+        // One controller at a time.
+        let won_a = a.campaign().await.expect("campaign");
+        let won_b = b.campaign().await.expect("campaign");
+        assert!(won_a ^ won_b, "exactly one controller: {won_a} {won_b}");
+
+        // A broker that stops disappears at once (its lease is revoked), with its leader records.
+        a.delete_topic("orders").await.expect("delete");
+        assert!(matches!(
+            a.delete_topic("orders").await,
+            Err(StoreError::UnknownTopic(_))
+        ));
+        let _ = stop_tx.send(true);
+        ta.await.expect("a stops");
+        tb.await.expect("b stops");
+        let (kvs, _) = EtcdClient::new(&[format!("http://{}", etcd.endpoint)], 5_000)
+            .get_prefix(b"/weir/test/brokers/")
+            .await
+            .expect("range");
+        assert!(kvs.is_empty(), "registrations left behind: {kvs:?}");
+    }
+}

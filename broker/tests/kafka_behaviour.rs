@@ -227,9 +227,24 @@ fn authorized_operations_without_an_authorizer_are_everything_kafka_lists() {
     assert_eq!(cluster(&mut conn, true), CLUSTER_OPS);
     assert_eq!(cluster(&mut conn, false), AUTHORIZED_OPERATIONS_OMITTED);
 
+    // A group that exists (from a standalone commit): an unknown one is GROUP_ID_NOT_FOUND at
+    // DescribeGroups v6, with no operations, as in Kafka 4.
+    let committed = conn.call(Request::OffsetCommit(weir_protocol::OffsetCommitRequest {
+        group_id: "ops-group".into(),
+        topics: vec![weir_protocol::OffsetCommitTopic {
+            name: "ops".into(),
+            partitions: vec![weir_protocol::OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: 0,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    }));
+    assert!(matches!(committed, Response::OffsetCommit(_)));
     let groups = |conn: &mut Conn, include: bool| {
         let response = conn.call(Request::DescribeGroups(DescribeGroupsRequest {
-            groups: vec!["no-such-group".into()],
+            groups: vec!["ops-group".into()],
             include_authorized_operations: include,
         }));
         let Response::DescribeGroups(r) = response else {

@@ -37,6 +37,7 @@ fn produce(topic: &str, partition: i32) -> Request {
                 records: Some(Bytes::from(batch)),
             }],
         }],
+        legacy_formats_allowed: false,
     })
 }
 

@@ -362,3 +362,30 @@ fn handshake_v0_is_followed_by_bare_tokens() {
     assert_eq!(c.read_frame().expect("bare answer").len(), 0);
     assert!(matches!(c.metadata(), Some(Response::Metadata(_))));
 }
+
+#[test]
+fn each_listener_is_answered_with_its_own_address() {
+    let b = start();
+    create_user(b.plain, "alice", "alice-secret");
+    let mut c = Conn::new(b.sasl);
+    let r = c.scram("alice", "alice-secret").expect("authenticated");
+    assert_eq!(r.error_code, ErrorCode::NONE);
+    let Some(Response::Metadata(m)) = c.metadata() else {
+        panic!("no Metadata response");
+    };
+    let ports: Vec<i32> = m.brokers.iter().map(|b| b.port).collect();
+    assert_eq!(ports, vec![i32::from(b.sasl.port())]);
+    // FindCoordinator builds its answer after the in-order part of the request: it must still
+    // name the listener the request came on.
+    let Some(Response::FindCoordinator(f)) =
+        c.call(Request::FindCoordinator(FindCoordinatorRequest {
+            key_type: 0,
+            keys: vec!["g".into()],
+        }))
+    else {
+        panic!("no FindCoordinator response");
+    };
+    assert_eq!(f.coordinators.len(), 1);
+    assert_eq!(f.coordinators[0].error_code, ErrorCode::NONE);
+    assert_eq!(f.coordinators[0].port, i32::from(b.sasl.port()));
+}

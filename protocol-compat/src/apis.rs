@@ -10,18 +10,23 @@
 //! which the APIs whose shape changes between versions need (Metadata's "all topics",
 //! OffsetFetch's batched groups, FindCoordinator's batched keys, LeaveGroup's member list,
 //! Produce v0-2). See "Adding an API" in docs/protocol.md.
+//!
+//! An entry with `advertise = false` is served (decoded, encoded, on both sides) but not listed
+//! in ApiVersions: the inter-broker Raft APIs, which only Weir brokers send, and APIs whose
+//! broker side is not written yet, so that clients keep treating them as unsupported.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as m;
 
 #[allow(unused_imports)] // used by the generated arms of mirrored entries
-use crate::mirror::{Mirror, Sample};
+use crate::mirror::{ErrorCodes, Mirror, Sample};
 use crate::requests::*;
 use crate::responses::*;
 
 macro_rules! apis {
     ($(
         $key:ident = $num:literal: $variant:ident($req:ident, $resp:ident), $min:literal..=$max:literal
+            $(, advertise = $advertise:literal)?
             $(, mirror($kpreq:path, $kpresp:path))?;
     )*) => {
         /// Kafka API keys (only the ones Weir serves have named constants).
@@ -77,8 +82,26 @@ macro_rules! apis {
             }
         }
 
-        /// `(api_key, min_version, max_version)`, in the table's order (sorted by key).
+        /// Kafka's name of a served API (`"Fetch"`), or `None` if Weir does not serve it.
+        pub fn api_name(key: i16) -> Option<&'static str> {
+            match key {
+                $(api_key::$key => Some(stringify!($variant)),)*
+                _ => None,
+            }
+        }
+
+        /// `(api_key, min_version, max_version)`, in the table's order (sorted by key): every
+        /// API decoded and encoded, advertised or not.
         pub(crate) static SUPPORTED: &[(i16, i16, i16)] = &[$((api_key::$key, $min, $max),)*];
+
+        /// Whether ApiVersions lists `key`. Entries with `advertise = false` are decoded and
+        /// encoded like any other, but clients are not told about them (yet).
+        pub(crate) fn advertised(key: i16) -> bool {
+            match key {
+                $(api_key::$key => apis!(@advertise $($advertise)?),)*
+                _ => false,
+            }
+        }
 
         /// Broker side: the body of a request of `key` at version `v`.
         pub(crate) fn decode_request_body(key: i16, v: i16, b: &mut Bytes) -> Result<Request, String> {
@@ -119,6 +142,14 @@ macro_rules! apis {
             }
         }
 
+        /// The error codes of a mirrored response into `out`; `false` for the hand-written APIs,
+        /// whose codes `response_errors` collects.
+        pub(crate) fn mirrored_error_codes(response: &Response, out: &mut Vec<crate::ErrorCode>) -> bool {
+            match response {
+                $(Response::$variant(r) => apis!(@errors r out; $($kpresp)?),)*
+            }
+        }
+
         /// A request of `key` with every field set, for mirrored APIs (`None` for the others).
         pub(crate) fn sample_request(key: i16) -> Option<Request> {
             match key {
@@ -151,6 +182,20 @@ macro_rules! apis {
         let _ = $r;
         $fallback($out, $v, $whole)
     }};
+    (@errors $r:ident $out:ident; $kp:path) => {{
+        ErrorCodes::error_codes($r, $out);
+        true
+    }};
+    (@errors $r:ident $out:ident;) => {{
+        let _ = $r;
+        false
+    }};
+    (@advertise) => {
+        true
+    };
+    (@advertise $advertise:literal) => {
+        $advertise
+    };
     (@client_version $key:ident $max:literal; $kp:path) => {
         Some($max)
     };
@@ -172,8 +217,8 @@ apis! {
     // Produce advertises 0 although only magic-2 batches are accepted by the broker:
     // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
     PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=11;
-    FETCH = 1: Fetch(FetchRequest, FetchResponse), 4..=12;
-    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 1..=7;
+    FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=12;
+    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=7;
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;
     OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
     OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;
@@ -183,8 +228,10 @@ apis! {
         mirror(m::HeartbeatRequest, m::HeartbeatResponse);
     LEAVE_GROUP = 13: LeaveGroup(LeaveGroupRequest, LeaveGroupResponse), 0..=5;
     SYNC_GROUP = 14: SyncGroup(SyncGroupRequest, SyncGroupResponse), 0..=5;
-    DESCRIBE_GROUPS = 15: DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse), 0..=5;
-    LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=4;
+    DESCRIBE_GROUPS = 15: DescribeGroups(DescribeGroupsRequest, DescribeGroupsResponse), 0..=6,
+        mirror(m::DescribeGroupsRequest, m::DescribeGroupsResponse);
+    LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=5,
+        mirror(m::ListGroupsRequest, m::ListGroupsResponse);
     SASL_HANDSHAKE = 17: SaslHandshake(SaslHandshakeRequest, SaslHandshakeResponse), 0..=1,
         mirror(m::SaslHandshakeRequest, m::SaslHandshakeResponse);
     API_VERSIONS = 18: ApiVersions(ApiVersionsRequest, ApiVersionsResponse), 0..=4;
@@ -202,15 +249,34 @@ apis! {
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
     DELETE_GROUPS = 42: DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse), 0..=2,
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
+    // Admin APIs of the cluster (preferred-leader election, reassignment): not advertised
+    // until the broker serves them.
+    ELECT_LEADERS = 43: ElectLeaders(ElectLeadersRequest, ElectLeadersResponse), 0..=2, advertise = false,
+        mirror(m::ElectLeadersRequest, m::ElectLeadersResponse);
     INCREMENTAL_ALTER_CONFIGS = 44: IncrementalAlterConfigs(IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse), 0..=1;
+    ALTER_PARTITION_REASSIGNMENTS = 45: AlterPartitionReassignments(AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse), 0..=1, advertise = false,
+        mirror(m::AlterPartitionReassignmentsRequest, m::AlterPartitionReassignmentsResponse);
+    LIST_PARTITION_REASSIGNMENTS = 46: ListPartitionReassignments(ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse), 0..=0, advertise = false,
+        mirror(m::ListPartitionReassignmentsRequest, m::ListPartitionReassignmentsResponse);
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50: DescribeUserScramCredentials(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse), 0..=0,
         mirror(m::DescribeUserScramCredentialsRequest, m::DescribeUserScramCredentialsResponse);
     ALTER_USER_SCRAM_CREDENTIALS = 51: AlterUserScramCredentials(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse), 0..=0,
         mirror(m::AlterUserScramCredentialsRequest, m::AlterUserScramCredentialsResponse);
+    // Inter-broker Raft APIs (KIP-595, KIP-996 pre-vote): only Weir brokers send them.
+    VOTE = 52: Vote(VoteRequest, VoteResponse), 0..=2, advertise = false,
+        mirror(m::VoteRequest, m::VoteResponse);
+    BEGIN_QUORUM_EPOCH = 53: BeginQuorumEpoch(BeginQuorumEpochRequest, BeginQuorumEpochResponse), 0..=1, advertise = false,
+        mirror(m::BeginQuorumEpochRequest, m::BeginQuorumEpochResponse);
+    END_QUORUM_EPOCH = 54: EndQuorumEpoch(EndQuorumEpochRequest, EndQuorumEpochResponse), 0..=1, advertise = false,
+        mirror(m::EndQuorumEpochRequest, m::EndQuorumEpochResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
+    CONSUMER_GROUP_HEARTBEAT = 68: ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse), 0..=1,
+        mirror(m::ConsumerGroupHeartbeatRequest, m::ConsumerGroupHeartbeatResponse);
+    CONSUMER_GROUP_DESCRIBE = 69: ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse), 0..=1,
+        mirror(m::ConsumerGroupDescribeRequest, m::ConsumerGroupDescribeResponse);
 }
 
 #[cfg(test)]
@@ -225,8 +291,14 @@ mod tests {
             let range = ApiKey::try_from(key)
                 .unwrap_or_else(|_| panic!("kafka-protocol knows api key {key}"))
                 .valid_versions();
-            // Produce v0-2 are decoded and encoded by hand (`legacy`).
-            let min = if key == api_key::PRODUCE { 3 } else { min };
+            // Produce v0-2, Fetch v0-3 and ListOffsets v0 are decoded and encoded by hand
+            // (`legacy`).
+            let min = match key {
+                api_key::PRODUCE => min.max(3),
+                api_key::FETCH => min.max(4),
+                api_key::LIST_OFFSETS => min.max(1),
+                _ => min,
+            };
             assert!(
                 min <= max && range.min <= min && max <= range.max,
                 "api key {key}: {min}..={max} outside {range:?}"

@@ -1,11 +1,13 @@
-//! The client side of the wire protocol, for Weir's own tools (the `weir` CLI, tests): encoding
-//! Weir-owned [`Request`] values into request frames and decoding response frames into Weir-owned
-//! [`Response`] values. The mirror image of `codec`, over the same types, so no caller ever names a
-//! `kafka-protocol` type.
+//! The client side of the wire protocol, for Weir's own tools (the `weir` CLI, tests) and for a
+//! broker talking to its peers (Vote, BeginQuorumEpoch, EndQuorumEpoch, a follower's Fetch):
+//! encoding Weir-owned [`Request`] values into request frames and decoding response frames into
+//! Weir-owned [`Response`] values. The mirror image of `codec`, over the same types, so no caller
+//! ever names a `kafka-protocol` type.
 //!
-//! Only the APIs the tools use are covered, each at one fixed version ([`client_version`]); any
-//! other request is an [`ClientError::Unsupported`]. Like the rest of the crate it is pure: the
-//! caller owns the socket.
+//! Every API the table mirrors is covered, at the newest version served, and of the hand-written
+//! ones those the tools use, each at one fixed version ([`client_version`]); any other request is
+//! a [`ClientError::Unsupported`]. [`encode_request_at_version`] picks another served version.
+//! Like the rest of the crate it is pure: the caller owns the socket.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages as m;
@@ -42,6 +44,7 @@ pub fn client_version(api_key: i16) -> Option<i16> {
 /// [`client_version`] of the APIs the table does not mirror.
 pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
     Some(match api_key {
+        k::API_VERSIONS => 3,
         k::PRODUCE => 9,
         k::FETCH => 12,
         k::LIST_OFFSETS => 7,
@@ -52,8 +55,6 @@ pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
         k::JOIN_GROUP => 9,
         k::LEAVE_GROUP => 5,
         k::SYNC_GROUP => 5,
-        k::DESCRIBE_GROUPS => 5,
-        k::LIST_GROUPS => 4,
         k::CREATE_TOPICS => 7,
         k::DELETE_TOPICS => 6,
         k::CREATE_PARTITIONS => 3,
@@ -91,6 +92,20 @@ fn ec(code: i16) -> ErrorCode {
     ErrorCode(code)
 }
 
+// A tagged struct holding kafka-protocol's default was not sent: `None`.
+
+fn diverging_epoch(e: &m::fetch_response::EpochEndOffset) -> Option<(i32, i64)> {
+    (*e != Default::default()).then_some((e.epoch, e.end_offset))
+}
+
+fn fetch_leader(l: &m::fetch_response::LeaderIdAndEpoch) -> Option<(i32, i32)> {
+    (*l != Default::default()).then_some((l.leader_id.0, l.leader_epoch))
+}
+
+fn produce_leader(l: &m::produce_response::LeaderIdAndEpoch) -> Option<(i32, i32)> {
+    (*l != Default::default()).then_some((l.leader_id.0, l.leader_epoch))
+}
+
 /// Encodes `request` as a complete frame (size prefix, request header, body) at
 /// [`client_version`] of its API. Returns the frame and the version used.
 pub fn encode_request(
@@ -103,8 +118,33 @@ pub fn encode_request(
     Ok((encode_request_at(correlation_id, client_id, request, v)?, v))
 }
 
-/// [`encode_request`] at version `v`, which the caller has checked is served.
-pub(crate) fn encode_request_at(
+/// [`encode_request`] at version `version` instead of [`client_version`], e.g. a lower one a
+/// peer listed in ApiVersions. The version must be served ([`crate::supported_range`]). APIs
+/// the table mirrors encode at every served version; the hand-written ones are only exercised
+/// at [`client_version`] and fail with [`ClientError::Encode`] where a version cannot carry
+/// the request.
+pub fn encode_request_at_version(
+    correlation_id: i32,
+    client_id: &str,
+    request: &Request,
+    version: i16,
+) -> Result<Bytes, ClientError> {
+    let api_key = request.api_key();
+    match crate::supported_range(api_key) {
+        Some((min, max)) if (min..=max).contains(&version) => {
+            encode_request_at(correlation_id, client_id, request, version)
+        }
+        Some((min, max)) => Err(ClientError::Encode {
+            api_key,
+            reason: format!("version {version} is outside the served {min}..={max}"),
+        }),
+        None => Err(ClientError::Unsupported(api_key)),
+    }
+}
+
+/// [`encode_request`] at version `v` instead of the client's own (tests that need an older or
+/// newer version). `v` must be a version Weir serves for the API.
+pub fn encode_request_at(
     correlation_id: i32,
     client_id: &str,
     request: &Request,
@@ -139,6 +179,12 @@ fn put<T: Encodable>(out: &mut BytesMut, v: i16, msg: &T) -> Result<(), String> 
 /// The hand-written request encoders of the APIs the table does not mirror.
 pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Result<(), String> {
     match request {
+        Request::ApiVersions(r) => {
+            let mut msg = m::ApiVersionsRequest::default();
+            msg.client_software_name = sb(&r.client_software_name);
+            msg.client_software_version = sb(&r.client_software_version);
+            put(out, v, &msg)
+        }
         Request::Metadata(r) => {
             let mut msg = m::MetadataRequest::default();
             msg.topics = r.topics.as_ref().map(|ts| {
@@ -188,6 +234,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
         }
         Request::Fetch(r) => {
             let mut msg = m::FetchRequest::default();
+            msg.cluster_id = opt_sb(&r.cluster_id);
             msg.replica_id = m::BrokerId(r.replica_id);
             msg.max_wait_ms = r.max_wait_ms;
             msg.min_bytes = r.min_bytes;
@@ -218,6 +265,17 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     e
                 })
                 .collect();
+            msg.forgotten_topics_data = r
+                .forgotten_topics
+                .iter()
+                .map(|t| {
+                    let mut e = m::fetch_request::ForgottenTopic::default();
+                    e.topic = tn(&t.name);
+                    e.partitions = t.partitions.clone();
+                    e
+                })
+                .collect();
+            msg.rack_id = sb(&r.rack_id);
             put(out, v, &msg)
         }
         Request::ListOffsets(r) => {
@@ -285,6 +343,8 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                 .map(|g| {
                     let mut e = m::offset_fetch_request::OffsetFetchRequestGroup::default();
                     e.group_id = gid(&g.group_id);
+                    e.member_id = opt_sb(&g.member_id);
+                    e.member_epoch = g.member_epoch;
                     e.topics = g.topics.as_ref().map(|ts| {
                         ts.iter()
                             .map(|t| {
@@ -362,22 +422,6 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     e
                 })
                 .collect();
-            put(out, v, &msg)
-        }
-        Request::ListGroups(r) => {
-            let mut msg = m::ListGroupsRequest::default();
-            msg.states_filter = r.states_filter.iter().map(|s| sb(s)).collect();
-            put(out, v, &msg)
-        }
-        Request::DescribeGroups(r) => {
-            let mut msg = m::DescribeGroupsRequest::default();
-            msg.groups = r.groups.iter().map(|g| gid(g)).collect();
-            msg.include_authorized_operations = r.include_authorized_operations;
-            put(out, v, &msg)
-        }
-        Request::DeleteGroups(r) => {
-            let mut msg = m::DeleteGroupsRequest::default();
-            msg.groups_names = r.groups.iter().map(|g| gid(g)).collect();
             put(out, v, &msg)
         }
         Request::CreateTopics(r) => {
@@ -522,6 +566,22 @@ fn kp<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
 /// The hand-written response decoders of the APIs the table does not mirror.
 pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Response, String> {
     Ok(match api_key {
+        k::API_VERSIONS => {
+            let r: m::ApiVersionsResponse = kp(b, v)?;
+            Response::ApiVersions(ApiVersionsResponse {
+                error_code: ec(r.error_code),
+                api_keys: r
+                    .api_keys
+                    .into_iter()
+                    .map(|a| ApiVersionRange {
+                        api_key: a.api_key,
+                        min_version: a.min_version,
+                        max_version: a.max_version,
+                    })
+                    .collect(),
+                throttle_time_ms: r.throttle_time_ms,
+            })
+        }
         k::METADATA => {
             let r: m::MetadataResponse = kp(b, v)?;
             Response::Metadata(MetadataResponse {
@@ -591,11 +651,22 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                     })
                                     .collect(),
                                 error_message: opt_st(p.error_message),
+                                current_leader: produce_leader(&p.current_leader),
                             })
                             .collect(),
                     })
                     .collect(),
                 throttle_time_ms: r.throttle_time_ms,
+                node_endpoints: r
+                    .node_endpoints
+                    .into_iter()
+                    .map(|n| NodeEndpoint {
+                        node_id: n.node_id.0,
+                        host: st(n.host),
+                        port: n.port,
+                        rack: opt_st(n.rack),
+                    })
+                    .collect(),
             })
         }
         k::FETCH => {
@@ -618,9 +689,19 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                 high_watermark: p.high_watermark,
                                 last_stable_offset: p.last_stable_offset,
                                 log_start_offset: p.log_start_offset,
-                                aborted_transactions: Vec::new(),
+                                aborted_transactions: p
+                                    .aborted_transactions
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|a| AbortedTransaction {
+                                        producer_id: a.producer_id.0,
+                                        first_offset: a.first_offset,
+                                    })
+                                    .collect(),
                                 preferred_read_replica: p.preferred_read_replica.0,
                                 records: p.records.unwrap_or_default(),
+                                diverging_epoch: diverging_epoch(&p.diverging_epoch),
+                                current_leader: fetch_leader(&p.current_leader),
                             })
                             .collect(),
                     })
@@ -766,52 +847,6 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                         member_id: st(mem.member_id),
                         group_instance_id: opt_st(mem.group_instance_id),
                         error_code: ec(mem.error_code),
-                    })
-                    .collect(),
-            })
-        }
-        k::LIST_GROUPS => {
-            let r: m::ListGroupsResponse = kp(b, v)?;
-            Response::ListGroups(ListGroupsResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                error_code: ec(r.error_code),
-                groups: r
-                    .groups
-                    .into_iter()
-                    .map(|g| ListedGroup {
-                        group_id: st(g.group_id.0),
-                        protocol_type: st(g.protocol_type),
-                        group_state: st(g.group_state),
-                    })
-                    .collect(),
-            })
-        }
-        k::DESCRIBE_GROUPS => {
-            let r: m::DescribeGroupsResponse = kp(b, v)?;
-            Response::DescribeGroups(DescribeGroupsResponse {
-                throttle_time_ms: r.throttle_time_ms,
-                groups: r
-                    .groups
-                    .into_iter()
-                    .map(|g| DescribedGroup {
-                        error_code: ec(g.error_code),
-                        group_id: st(g.group_id.0),
-                        group_state: st(g.group_state),
-                        protocol_type: st(g.protocol_type),
-                        protocol_data: st(g.protocol_data),
-                        members: g
-                            .members
-                            .into_iter()
-                            .map(|mem| DescribedGroupMember {
-                                member_id: st(mem.member_id),
-                                group_instance_id: opt_st(mem.group_instance_id),
-                                client_id: st(mem.client_id),
-                                client_host: st(mem.client_host),
-                                member_metadata: mem.member_metadata,
-                                member_assignment: mem.member_assignment,
-                            })
-                            .collect(),
-                        authorized_operations: g.authorized_operations,
                     })
                     .collect(),
             })
@@ -983,6 +1018,36 @@ mod tests {
             decode_response(k::CREATE_TOPICS, v, bytes.slice(4..)).expect("decode response");
         assert_eq!(corr, 7);
         assert_eq!(back, response);
+    }
+
+    /// A broker checks a peer's versions with ApiVersions and may then pick a lower one.
+    #[test]
+    fn api_versions_and_a_chosen_version() {
+        let request = Request::ApiVersions(ApiVersionsRequest {
+            client_software_name: "weir-broker".into(),
+            client_software_version: "1".into(),
+        });
+        let (frame, v) = encode_request(3, "weir-broker", &request).expect("encode");
+        let (header, decoded) = decode_request(frame.slice(4..)).expect("decode");
+        assert_eq!(decoded, request);
+        let response = Response::ApiVersions(ApiVersionsResponse::supported());
+        let bytes = encode_response(&header, &response).expect("encode response");
+        let (_, back) =
+            decode_response(k::API_VERSIONS, v, bytes.slice(4..)).expect("decode response");
+        assert_eq!(back, response);
+
+        let vote = Request::Vote(VoteRequest::default());
+        let frame = encode_request_at_version(4, "weir-broker", &vote, 1).expect("v1");
+        let (header, decoded) = decode_request(frame.slice(4..)).expect("decode v1");
+        assert_eq!((header.api_key, header.api_version), (k::VOTE, 1));
+        assert_eq!(decoded, vote);
+        assert!(matches!(
+            encode_request_at_version(5, "weir-broker", &vote, 3),
+            Err(ClientError::Encode {
+                api_key: k::VOTE,
+                ..
+            })
+        ));
     }
 
     #[test]

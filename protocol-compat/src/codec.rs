@@ -11,7 +11,10 @@
 //! setting version-limited fields only at versions that have them (the crate refuses to
 //! encode a non-default value for a field the version lacks), then framed with the size
 //! prefix and the response header. Tagged fields are left at their defaults, so none are
-//! written (old librdkafka, e.g. 2.0.2, mis-parses tagged fields it does not expect).
+//! written (old librdkafka, e.g. 2.0.2, mis-parses tagged fields it does not expect),
+//! unless the broker sets one of the few Weir carries (Fetch `diverging_epoch` and
+//! `current_leader`, Produce `current_leader` and `node_endpoints`), which only replication
+//! and leader changes do.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages as m;
@@ -184,6 +187,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
         k::PRODUCE => {
             let r: m::ProduceRequest = kp(b, v)?;
             Request::Produce(ProduceRequest {
+                legacy_formats_allowed: false,
                 transactional_id: r.transactional_id.map(|t| string(t.0)),
                 acks: r.acks,
                 timeout_ms: r.timeout_ms,
@@ -204,6 +208,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     .collect(),
             })
         }
+        k::FETCH if v < 4 => Request::Fetch(legacy::decode_fetch_v0_3(v, b.clone())?),
         k::FETCH => {
             let r: m::FetchRequest = kp(b, v)?;
             Request::Fetch(FetchRequest {
@@ -243,7 +248,11 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     })
                     .collect(),
                 rack_id: string(r.rack_id),
+                record_magic: 2,
             })
+        }
+        k::LIST_OFFSETS if v == 0 => {
+            Request::ListOffsets(legacy::decode_list_offsets_v0(b.clone())?)
         }
         k::LIST_OFFSETS => {
             let r: m::ListOffsetsRequest = kp(b, v)?;
@@ -406,19 +415,6 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
             Request::LeaveGroup(LeaveGroupRequest {
                 group_id: string(r.group_id.0),
                 members,
-            })
-        }
-        k::LIST_GROUPS => {
-            let r: m::ListGroupsRequest = kp(b, v)?;
-            Request::ListGroups(ListGroupsRequest {
-                states_filter: r.states_filter.into_iter().map(string).collect(),
-            })
-        }
-        k::DESCRIBE_GROUPS => {
-            let r: m::DescribeGroupsRequest = kp(b, v)?;
-            Request::DescribeGroups(DescribeGroupsRequest {
-                groups: r.groups.into_iter().map(|g| string(g.0)).collect(),
-                include_authorized_operations: r.include_authorized_operations,
             })
         }
         k::INIT_PRODUCER_ID => {
@@ -758,6 +754,11 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                                     .collect();
                                 e.error_message = opt_strbytes(&p.error_message);
                             }
+                            // Tagged (v10+): written only when set.
+                            if let Some((leader_id, leader_epoch)) = p.current_leader {
+                                e.current_leader.leader_id = m::BrokerId(leader_id);
+                                e.current_leader.leader_epoch = leader_epoch;
+                            }
                             e
                         })
                         .collect();
@@ -765,8 +766,22 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 })
                 .collect();
             msg.throttle_time_ms = r.throttle_time_ms;
+            // Tagged (v10+): written only when not empty.
+            msg.node_endpoints = r
+                .node_endpoints
+                .iter()
+                .map(|n| {
+                    let mut e = m::produce_response::NodeEndpoint::default();
+                    e.node_id = m::BrokerId(n.node_id);
+                    e.host = strbytes(&n.host);
+                    e.port = n.port;
+                    e.rack = opt_strbytes(&n.rack);
+                    e
+                })
+                .collect();
             put(out, v, &msg)
         }
+        Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),
         Response::Fetch(r) => {
             let mut msg = m::FetchResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;
@@ -807,6 +822,15 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                             }
                             // Never null: librdkafka rejects a -1 records length.
                             e.records = Some(p.records.clone());
+                            // Tagged (v12+): written only when set.
+                            if let Some((epoch, end_offset)) = p.diverging_epoch {
+                                e.diverging_epoch.epoch = epoch;
+                                e.diverging_epoch.end_offset = end_offset;
+                            }
+                            if let Some((leader_id, leader_epoch)) = p.current_leader {
+                                e.current_leader.leader_id = m::BrokerId(leader_id);
+                                e.current_leader.leader_epoch = leader_epoch;
+                            }
                             e
                         })
                         .collect();
@@ -815,6 +839,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 .collect();
             put(out, v, &msg)
         }
+        Response::ListOffsets(r) if v == 0 => legacy::encode_list_offsets_v0(out, r),
         Response::ListOffsets(r) => {
             let mut msg = m::ListOffsetsResponse::default();
             msg.throttle_time_ms = r.throttle_time_ms;
@@ -1038,59 +1063,6 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                     })
                     .collect();
             }
-            put(out, v, &msg)
-        }
-        Response::ListGroups(r) => {
-            let mut msg = m::ListGroupsResponse::default();
-            msg.throttle_time_ms = r.throttle_time_ms;
-            msg.error_code = r.error_code.0;
-            msg.groups = r
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut e = m::list_groups_response::ListedGroup::default();
-                    e.group_id = group_id(&g.group_id);
-                    e.protocol_type = strbytes(&g.protocol_type);
-                    e.group_state = strbytes(&g.group_state);
-                    e
-                })
-                .collect();
-            put(out, v, &msg)
-        }
-        Response::DescribeGroups(r) => {
-            let mut msg = m::DescribeGroupsResponse::default();
-            msg.throttle_time_ms = r.throttle_time_ms;
-            msg.groups = r
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut e = m::describe_groups_response::DescribedGroup::default();
-                    e.error_code = g.error_code.0;
-                    e.group_id = group_id(&g.group_id);
-                    e.group_state = strbytes(&g.group_state);
-                    e.protocol_type = strbytes(&g.protocol_type);
-                    e.protocol_data = strbytes(&g.protocol_data);
-                    e.members = g
-                        .members
-                        .iter()
-                        .map(|mem| {
-                            let mut e =
-                                m::describe_groups_response::DescribedGroupMember::default();
-                            e.member_id = strbytes(&mem.member_id);
-                            e.group_instance_id = opt_strbytes(&mem.group_instance_id);
-                            e.client_id = strbytes(&mem.client_id);
-                            e.client_host = strbytes(&mem.client_host);
-                            e.member_metadata = mem.member_metadata.clone();
-                            e.member_assignment = mem.member_assignment.clone();
-                            e
-                        })
-                        .collect();
-                    if v >= 3 {
-                        e.authorized_operations = g.authorized_operations;
-                    }
-                    e
-                })
-                .collect();
             put(out, v, &msg)
         }
         Response::InitProducerId(r) => {

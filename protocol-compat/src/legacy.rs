@@ -1,16 +1,21 @@
 //! Hand-written wire code for the few places the vendored crate does not cover: the request
 //! header (we must read it for API keys the crate does not know, and must never let a short
-//! buffer reach the crate), and Produce v0-2, which the crate does not implement (its
-//! Produce starts at v3) but which we must advertise, because librdkafka < 2.11.1 turns
-//! compression off when a broker's minimum Produce version is above 0.
+//! buffer reach the crate), Produce v0-2, Fetch v0-3 and ListOffsets v0, which the crate does
+//! not implement (it follows Kafka 4, whose Produce starts at v3, Fetch at v4, ListOffsets at v1). Old clients need them
+//! (and librdkafka < 2.11.1 turns compression off when a broker's minimum Produce version is
+//! above 0). Their records are message sets (magic 0/1); like every other records field they
+//! pass through here as bytes.
 //!
 //! Every read is bounds-checked against the bytes remaining and every count is checked
 //! before anything is allocated for it.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::requests::{ProducePartition, ProduceRequest, ProduceTopic};
-use crate::responses::ProduceResponse;
+use crate::requests::{
+    FetchPartition, FetchRequest, FetchTopic, ListOffsetsPartition, ListOffsetsRequest,
+    ListOffsetsTopic, ProducePartition, ProduceRequest, ProduceTopic,
+};
+use crate::responses::{FetchResponse, ListOffsetsResponse, ProduceResponse};
 
 /// A bounds-checked cursor over a request buffer. Errors are plain descriptions: the
 /// caller wraps them into the right [`crate::DecodeError`] variant.
@@ -46,6 +51,11 @@ impl Reader {
     pub(crate) fn i32(&mut self, what: &str) -> Result<i32, String> {
         self.need(4, what)?;
         Ok(self.buf.get_i32())
+    }
+
+    pub(crate) fn i64(&mut self, what: &str) -> Result<i64, String> {
+        self.need(8, what)?;
+        Ok(self.buf.get_i64())
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<Bytes, String> {
@@ -160,7 +170,88 @@ pub(crate) fn decode_produce_v0_2(body: Bytes) -> Result<ProduceRequest, String>
         acks,
         timeout_ms,
         topics,
+        legacy_formats_allowed: true,
     })
+}
+
+/// Decodes a Fetch v0-3 body. v3 adds the response-wide `max_bytes`; before it there is no such
+/// limit. v0-1 read message format 0, v2-3 format 1.
+pub(crate) fn decode_fetch_v0_3(version: i16, body: Bytes) -> Result<FetchRequest, String> {
+    let mut r = Reader::new(body);
+    let replica_id = r.i32("replica_id")?;
+    let max_wait_ms = r.i32("max_wait_ms")?;
+    let min_bytes = r.i32("min_bytes")?;
+    let max_bytes = if version >= 3 {
+        r.i32("max_bytes")?
+    } else {
+        i32::MAX
+    };
+    let topic_count = r.array_len("topics")?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let name = r.string("topic name")?;
+        let partition_count = r.array_len("partitions")?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let partition = r.i32("partition")?;
+            let fetch_offset = r.i64("fetch_offset")?;
+            let partition_max_bytes = r.i32("partition_max_bytes")?;
+            partitions.push(FetchPartition {
+                partition,
+                fetch_offset,
+                partition_max_bytes,
+                ..FetchPartition::default()
+            });
+        }
+        topics.push(FetchTopic { name, partitions });
+    }
+    Ok(FetchRequest {
+        replica_id,
+        max_wait_ms,
+        min_bytes,
+        max_bytes,
+        topics,
+        record_magic: if version >= 2 { 1 } else { 0 },
+        ..FetchRequest::default()
+    })
+}
+
+fn put_bytes(out: &mut BytesMut, b: &[u8]) -> Result<(), String> {
+    let len = i32::try_from(b.len()).map_err(|_| format!("bytes of length {}", b.len()))?;
+    out.put_i32(len);
+    out.put_slice(b);
+    Ok(())
+}
+
+/// Encodes a Fetch v0-3 response body: v1 adds `throttle_time_ms` in front. Records are always
+/// written as bytes (empty when there is no data), never null.
+pub(crate) fn encode_fetch_v0_3(
+    out: &mut BytesMut,
+    version: i16,
+    resp: &FetchResponse,
+) -> Result<(), String> {
+    let records: usize = resp
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.len() + 32)
+        .sum();
+    out.reserve(records);
+    if version >= 1 {
+        out.put_i32(resp.throttle_time_ms);
+    }
+    put_array_len(out, resp.topics.len())?;
+    for topic in &resp.topics {
+        put_string(out, &topic.name)?;
+        put_array_len(out, topic.partitions.len())?;
+        for p in &topic.partitions {
+            out.put_i32(p.partition_index);
+            out.put_i16(p.error_code.0);
+            out.put_i64(p.high_watermark);
+            put_bytes(out, &p.records)?;
+        }
+    }
+    Ok(())
 }
 
 fn put_string(out: &mut BytesMut, s: &str) -> Result<(), String> {
@@ -198,6 +289,60 @@ pub(crate) fn encode_produce_v0_2(
     }
     if version >= 1 {
         out.put_i32(resp.throttle_time_ms);
+    }
+    Ok(())
+}
+
+/// Decodes a ListOffsets v0 body. Its `max_num_offsets` is read and not kept: Weir answers at
+/// most one offset per partition, which is what every client asks for.
+pub(crate) fn decode_list_offsets_v0(body: Bytes) -> Result<ListOffsetsRequest, String> {
+    let mut r = Reader::new(body);
+    let replica_id = r.i32("replica_id")?;
+    let topic_count = r.array_len("topics")?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let name = r.string("topic name")?;
+        let partition_count = r.array_len("partitions")?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let partition_index = r.i32("partition")?;
+            let timestamp = r.i64("timestamp")?;
+            let _max_num_offsets = r.i32("max_num_offsets")?;
+            partitions.push(ListOffsetsPartition {
+                partition_index,
+                timestamp,
+                ..ListOffsetsPartition::default()
+            });
+        }
+        topics.push(ListOffsetsTopic { name, partitions });
+    }
+    Ok(ListOffsetsRequest {
+        replica_id,
+        topics,
+        ..ListOffsetsRequest::default()
+    })
+}
+
+/// Encodes a ListOffsets v0 response body: per partition an array of offsets ("old style"),
+/// holding the found offset, or empty when there is none.
+pub(crate) fn encode_list_offsets_v0(
+    out: &mut BytesMut,
+    resp: &ListOffsetsResponse,
+) -> Result<(), String> {
+    put_array_len(out, resp.topics.len())?;
+    for topic in &resp.topics {
+        put_string(out, &topic.name)?;
+        put_array_len(out, topic.partitions.len())?;
+        for p in &topic.partitions {
+            out.put_i32(p.partition_index);
+            out.put_i16(p.error_code.0);
+            if p.offset >= 0 && p.error_code.is_none() {
+                put_array_len(out, 1)?;
+                out.put_i64(p.offset);
+            } else {
+                put_array_len(out, 0)?;
+            }
+        }
     }
     Ok(())
 }

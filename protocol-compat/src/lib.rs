@@ -36,12 +36,12 @@ pub mod responses;
 pub mod sasl;
 mod versions;
 
-pub use apis::api_key;
+pub use apis::{api_key, api_name};
 pub use codec::{decode_request, encode_api_versions_unsupported, encode_response};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use requests::*;
 pub use responses::*;
-pub use versions::{supported_apis, supported_range};
+pub use versions::{advertised_apis, supported_apis, supported_range};
 
 /// Helpers for tests and fuzzing: not part of the API.
 #[doc(hidden)]

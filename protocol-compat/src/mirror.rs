@@ -17,6 +17,8 @@
 //! does not have when encoding (a `WEIR PATCH`, see `vendor/kafka-protocol/VENDORED.md`) and
 //! fills in the schema default for them when decoding.
 //!
+//! [`ErrorCodes`] collects the error codes of a mirrored response for the broker's metrics.
+//!
 //! [`Sample`] builds a value with every field set (every list with two elements), which the
 //! generated tests and fuzz seeds encode at every served version so mutations reach the inner
 //! decoders of APIs nobody wrote a seed for.
@@ -40,6 +42,12 @@ pub(crate) trait Sample {
     fn sample() -> Self;
 }
 
+/// Collects the non-zero error codes of a value (nested ones included, in field order): what
+/// the broker's error metrics count (`Response::error_codes`).
+pub(crate) trait ErrorCodes {
+    fn error_codes(&self, _out: &mut Vec<ErrorCode>) {}
+}
+
 macro_rules! identity_mirror {
     ($($t:ty = $sample:expr),* $(,)?) => {$(
         impl Mirror<$t> for $t {
@@ -55,6 +63,7 @@ macro_rules! identity_mirror {
                 $sample
             }
         }
+        impl ErrorCodes for $t {}
     )*};
 }
 
@@ -98,6 +107,8 @@ impl Sample for String {
     }
 }
 
+impl ErrorCodes for String {}
+
 impl Mirror<m::BrokerId> for i32 {
     fn to_kp(&self) -> m::BrokerId {
         m::BrokerId(*self)
@@ -131,6 +142,8 @@ impl Sample for [u8; 16] {
     }
 }
 
+impl ErrorCodes for [u8; 16] {}
+
 impl Mirror<i16> for ErrorCode {
     fn to_kp(&self) -> i16 {
         self.0
@@ -143,6 +156,14 @@ impl Mirror<i16> for ErrorCode {
 impl Sample for ErrorCode {
     fn sample() -> Self {
         ErrorCode::UNKNOWN_SERVER_ERROR
+    }
+}
+
+impl ErrorCodes for ErrorCode {
+    fn error_codes(&self, out: &mut Vec<ErrorCode>) {
+        if !self.is_none() {
+            out.push(*self);
+        }
     }
 }
 
@@ -161,6 +182,12 @@ impl<T: Sample> Sample for Vec<T> {
     }
 }
 
+impl<T: ErrorCodes> ErrorCodes for Vec<T> {
+    fn error_codes(&self, out: &mut Vec<ErrorCode>) {
+        self.iter().for_each(|e| e.error_codes(out));
+    }
+}
+
 impl<W: Mirror<K>, K> Mirror<Option<K>> for Option<W> {
     fn to_kp(&self) -> Option<K> {
         self.as_ref().map(Mirror::to_kp)
@@ -173,6 +200,14 @@ impl<W: Mirror<K>, K> Mirror<Option<K>> for Option<W> {
 impl<T: Sample> Sample for Option<T> {
     fn sample() -> Self {
         Some(T::sample())
+    }
+}
+
+impl<T: ErrorCodes> ErrorCodes for Option<T> {
+    fn error_codes(&self, out: &mut Vec<ErrorCode>) {
+        if let Some(e) = self {
+            e.error_codes(out);
+        }
     }
 }
 
@@ -215,6 +250,12 @@ macro_rules! mirror {
                 }
             }
         }
+        impl $crate::mirror::ErrorCodes for $name {
+            #[allow(unused_variables)] // a struct without fields
+            fn error_codes(&self, out: &mut Vec<$crate::ErrorCode>) {
+                $($crate::mirror::ErrorCodes::error_codes(&self.$field, out);)*
+            }
+        }
     };
     (@impls $name:ident [$($kp:path),+] $fields:tt) => {
         $($crate::mirror::mirror!(@impl $name $kp $fields);)+
@@ -249,3 +290,17 @@ macro_rules! mirror {
 }
 
 pub(crate) use mirror;
+
+/// Implements `Default` for a mirrored Weir type as kafka-protocol's default converted, i.e.
+/// the schema's defaults (`rebalance_timeout_ms: -1`, `authorized_operations: i32::MIN`, ...).
+macro_rules! kp_default {
+    ($name:ident => $kp:path) => {
+        impl Default for $name {
+            fn default() -> Self {
+                $crate::mirror::Mirror::from_kp(<$kp>::default())
+            }
+        }
+    };
+}
+
+pub(crate) use kp_default;

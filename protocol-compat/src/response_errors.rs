@@ -1,4 +1,5 @@
 //! Every error code a [`Response`] carries, flattened: what the broker's error metrics count.
+//! Mirrored APIs are collected generically (`mirror::ErrorCodes`); the hand-written ones here.
 //!
 //! Kept apart from `responses` so the response types stay plain data; this module only reads
 //! them. Top-level, per-topic, per-partition and per-member codes are all included, in the order
@@ -11,6 +12,9 @@ impl Response {
     /// Every non-zero error code in this response (top-level and nested), in order of appearance.
     pub fn error_codes(&self) -> Vec<ErrorCode> {
         let mut out = Vec::new();
+        if crate::apis::mirrored_error_codes(self, &mut out) {
+            return out;
+        }
         let mut add = |code: ErrorCode| {
             if !code.is_none() {
                 out.push(code);
@@ -58,29 +62,9 @@ impl Response {
             Response::FindCoordinator(r) => r.coordinators.iter().for_each(|c| add(c.error_code)),
             Response::JoinGroup(r) => add(r.error_code),
             Response::SyncGroup(r) => add(r.error_code),
-            Response::Heartbeat(r) => add(r.error_code),
             Response::LeaveGroup(r) => {
                 add(r.error_code);
                 r.members.iter().for_each(|m| add(m.error_code));
-            }
-            Response::ListGroups(r) => add(r.error_code),
-            Response::DescribeGroups(r) => r.groups.iter().for_each(|g| add(g.error_code)),
-            Response::DeleteGroups(r) => r.results.iter().for_each(|g| add(g.error_code)),
-            Response::SaslHandshake(r) => add(r.error_code),
-            Response::SaslAuthenticate(r) => add(r.error_code),
-            Response::DescribeUserScramCredentials(r) => {
-                add(r.error_code);
-                r.results.iter().for_each(|u| add(u.error_code));
-            }
-            Response::AlterUserScramCredentials(r) => {
-                r.results.iter().for_each(|u| add(u.error_code))
-            }
-            Response::OffsetDelete(r) => {
-                add(r.error_code);
-                r.topics
-                    .iter()
-                    .flat_map(|t| &t.partitions)
-                    .for_each(|p| add(p.error_code));
             }
             Response::InitProducerId(r) => add(r.error_code),
             Response::CreateTopics(r) => r.topics.iter().for_each(|t| {
@@ -94,17 +78,8 @@ impl Response {
             Response::IncrementalAlterConfigs(r) => {
                 r.responses.iter().for_each(|t| add(t.error_code))
             }
-            Response::DeleteRecords(r) => r
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .for_each(|p| add(p.error_code)),
-            Response::DescribeCluster(r) => add(r.error_code),
-            Response::OffsetForLeaderEpoch(r) => r
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .for_each(|p| add(p.error_code)),
+            // Mirrored APIs were collected above.
+            _ => {}
         }
         out
     }
@@ -132,7 +107,7 @@ mod tests {
                     },
                 ],
             }],
-            throttle_time_ms: 0,
+            ..Default::default()
         });
         assert_eq!(r.error_codes(), vec![ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]);
         let ok = Response::Heartbeat(HeartbeatResponse::default());

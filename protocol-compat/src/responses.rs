@@ -14,7 +14,7 @@ use crate::requests::Uuid;
 use bytes::Bytes;
 use kafka_protocol::messages as m;
 
-use crate::mirror::mirror;
+use crate::mirror::{kp_default, mirror};
 
 /// Kafka's "authorized operations were not requested" marker (`Integer.MIN_VALUE`).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -30,7 +30,7 @@ pub use crate::apis::Response;
 pub struct ApiVersionsResponse {
     /// Error code.
     pub error_code: ErrorCode,
-    /// Supported APIs. [`ApiVersionsResponse::supported`] fills in [`crate::supported_apis`].
+    /// Supported APIs. [`ApiVersionsResponse::supported`] fills in [`crate::advertised_apis`].
     pub api_keys: Vec<ApiVersionRange>,
     /// Throttle time (v1+).
     pub throttle_time_ms: i32,
@@ -161,6 +161,22 @@ pub struct ProduceResponse {
     pub topics: Vec<ProduceTopicResponse>,
     /// Throttle time (v1+).
     pub throttle_time_ms: i32,
+    /// KIP-951: the brokers named by the partitions' `current_leader` (v10+, tagged: not
+    /// written when empty).
+    pub node_endpoints: Vec<NodeEndpoint>,
+}
+
+/// A broker's address, as KIP-951 responses carry it for the leaders they name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeEndpoint {
+    /// Broker id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// Rack.
+    pub rack: Option<String>,
 }
 
 /// One topic of a Produce response.
@@ -189,6 +205,11 @@ pub struct ProducePartitionResponse {
     pub record_errors: Vec<ProduceRecordError>,
     /// Error message (v8+).
     pub error_message: Option<String>,
+    /// KIP-951: the partition's leader as the broker knows it, `(leader_id, leader_epoch)`,
+    /// sent with `NOT_LEADER_OR_FOLLOWER` so the producer can go there without a Metadata
+    /// round trip; its address goes in [`ProduceResponse::node_endpoints`] (v10+, tagged:
+    /// `None`, like Kafka's default `(-1, -1)`, is not written).
+    pub current_leader: Option<(i32, i32)>,
 }
 
 impl Default for ProducePartitionResponse {
@@ -201,6 +222,7 @@ impl Default for ProducePartitionResponse {
             log_start_offset: -1,
             record_errors: Vec::new(),
             error_message: None,
+            current_leader: None,
         }
     }
 }
@@ -256,6 +278,15 @@ pub struct FetchPartitionResponse {
     /// Raw record batches. Always written as bytes (empty when there is no data), never
     /// as null: librdkafka rejects a -1 length.
     pub records: Bytes,
+    /// KIP-320 / KIP-595: the follower's log diverges from the leader's, `(epoch,
+    /// end_offset)`: the largest epoch of the leader not above the request's
+    /// `last_fetched_epoch`, and where it ends; the follower truncates there (v12+, tagged:
+    /// `None`, like Kafka's default `(-1, -1)`, is not written).
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// The partition's leader as the broker knows it, `(leader_id, leader_epoch)`, sent with
+    /// `NOT_LEADER_OR_FOLLOWER` / `FENCED_LEADER_EPOCH` (v12+, tagged: `None`, like Kafka's
+    /// default `(-1, -1)`, is not written).
+    pub current_leader: Option<(i32, i32)>,
 }
 
 impl Default for FetchPartitionResponse {
@@ -269,6 +300,8 @@ impl Default for FetchPartitionResponse {
             aborted_transactions: Vec::new(),
             preferred_read_replica: -1,
             records: Bytes::new(),
+            diverging_epoch: None,
+            current_leader: None,
         }
     }
 }
@@ -546,60 +579,73 @@ pub struct LeaveGroupMemberResponse {
     pub error_code: ErrorCode,
 }
 
-/// ListGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListGroupsResponse {
-    /// Throttle time (v1+).
-    pub throttle_time_ms: i32,
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Groups.
-    pub groups: Vec<ListedGroup>,
+mirror! {
+    /// ListGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListGroupsResponse => m::ListGroupsResponse {
+        /// Throttle time (v1+).
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Groups.
+        pub groups: Vec<ListedGroup>,
+    }
 }
 
-/// One group of a ListGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListedGroup {
-    /// Group id.
-    pub group_id: String,
-    /// Protocol type ("consumer"; empty for simple groups).
-    pub protocol_type: String,
-    /// Group state, e.g. "Stable" (v4+).
-    pub group_state: String,
+mirror! {
+    /// One group of a ListGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListedGroup => m::list_groups_response::ListedGroup {
+        /// Group id.
+        pub group_id: String,
+        /// Protocol type ("consumer"; empty for simple groups).
+        pub protocol_type: String,
+        /// Group state, e.g. "Stable" (v4+).
+        pub group_state: String,
+        /// Group type, "classic" or "consumer" (v5+).
+        pub group_type: String,
+    }
 }
 
-/// DescribeGroups response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribeGroupsResponse {
-    /// Throttle time (v1+).
-    pub throttle_time_ms: i32,
-    /// Groups.
-    pub groups: Vec<DescribedGroup>,
+mirror! {
+    /// DescribeGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeGroupsResponse => m::DescribeGroupsResponse {
+        /// Throttle time (v1+).
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<DescribedGroup>,
+    }
 }
 
-/// One group of a DescribeGroups response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedGroup {
-    /// Error code.
-    pub error_code: ErrorCode,
-    /// Group id.
-    pub group_id: String,
-    /// State, e.g. "Stable", "Empty", "Dead".
-    pub group_state: String,
-    /// Protocol type.
-    pub protocol_type: String,
-    /// Chosen protocol name.
-    pub protocol_data: String,
-    /// Members.
-    pub members: Vec<DescribedGroupMember>,
-    /// Authorized operations (v3+).
-    pub authorized_operations: i32,
+mirror! {
+    /// One group of a DescribeGroups response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribedGroup => m::describe_groups_response::DescribedGroup {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message (v6+).
+        pub error_message: Option<String>,
+        /// Group id.
+        pub group_id: String,
+        /// State, e.g. "Stable", "Empty", "Dead".
+        pub group_state: String,
+        /// Protocol type.
+        pub protocol_type: String,
+        /// Chosen protocol name.
+        pub protocol_data: String,
+        /// Members.
+        pub members: Vec<DescribedGroupMember>,
+        /// Authorized operations (v3+).
+        pub authorized_operations: i32,
+    }
 }
 
 impl Default for DescribedGroup {
     fn default() -> Self {
         DescribedGroup {
             error_code: ErrorCode::NONE,
+            error_message: None,
             group_id: String::new(),
             group_state: String::new(),
             protocol_type: String::new(),
@@ -610,21 +656,23 @@ impl Default for DescribedGroup {
     }
 }
 
-/// One member of a described group.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribedGroupMember {
-    /// Member id.
-    pub member_id: String,
-    /// Static instance id (v4+).
-    pub group_instance_id: Option<String>,
-    /// Client id.
-    pub client_id: String,
-    /// Client host.
-    pub client_host: String,
-    /// Protocol metadata.
-    pub member_metadata: Bytes,
-    /// Assignment.
-    pub member_assignment: Bytes,
+mirror! {
+    /// One member of a described group.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribedGroupMember => m::describe_groups_response::DescribedGroupMember {
+        /// Member id.
+        pub member_id: String,
+        /// Static instance id (v4+).
+        pub group_instance_id: Option<String>,
+        /// Client id.
+        pub client_id: String,
+        /// Client host.
+        pub client_host: String,
+        /// Protocol metadata.
+        pub member_metadata: Bytes,
+        /// Assignment.
+        pub member_assignment: Bytes,
+    }
 }
 
 mirror! {
@@ -670,6 +718,130 @@ mirror! {
         pub name: String,
         /// Per-partition results.
         pub partitions: Vec<PartitionError>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The consumer group protocol (KIP-848)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// ConsumerGroupHeartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupHeartbeatResponse => m::ConsumerGroupHeartbeatResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The member id (the coordinator's at v0, the client's from v1).
+        pub member_id: Option<String>,
+        /// The member epoch.
+        pub member_epoch: i32,
+        /// How long the member waits before its next heartbeat.
+        pub heartbeat_interval_ms: i32,
+        /// The member's assignment; `None` when unchanged.
+        pub assignment: Option<ConsumerGroupAssignment>,
+    }
+}
+kp_default!(ConsumerGroupHeartbeatResponse => m::ConsumerGroupHeartbeatResponse);
+
+mirror! {
+    /// The assignment in a ConsumerGroupHeartbeat response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupAssignment => m::consumer_group_heartbeat_response::Assignment {
+        /// Assigned partitions by topic id.
+        pub topic_partitions: Vec<crate::requests::ConsumerGroupTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeResponse => m::ConsumerGroupDescribeResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Groups.
+        pub groups: Vec<ConsumerGroupDescribedGroup>,
+    }
+}
+
+mirror! {
+    /// One group of a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupDescribedGroup => m::consumer_group_describe_response::DescribedGroup {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Group id.
+        pub group_id: String,
+        /// "Empty", "Assigning", "Reconciling", "Stable" or "Dead".
+        pub group_state: String,
+        /// Group epoch.
+        pub group_epoch: i32,
+        /// Target assignment epoch.
+        pub assignment_epoch: i32,
+        /// The server assignor in use.
+        pub assignor_name: String,
+        /// Members.
+        pub members: Vec<ConsumerGroupDescribedMember>,
+        /// Authorized operations.
+        pub authorized_operations: i32,
+    }
+}
+kp_default!(ConsumerGroupDescribedGroup => m::consumer_group_describe_response::DescribedGroup);
+
+mirror! {
+    /// One member of a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsumerGroupDescribedMember => m::consumer_group_describe_response::Member {
+        /// Member id.
+        pub member_id: String,
+        /// Static instance id.
+        pub instance_id: Option<String>,
+        /// Rack id.
+        pub rack_id: Option<String>,
+        /// Member epoch.
+        pub member_epoch: i32,
+        /// Client id.
+        pub client_id: String,
+        /// Client host.
+        pub client_host: String,
+        /// Subscribed topic names.
+        pub subscribed_topic_names: Vec<String>,
+        /// Subscribed regular expression.
+        pub subscribed_topic_regex: Option<String>,
+        /// The member's current assignment.
+        pub assignment: ConsumerGroupDescribeAssignment,
+        /// The member's target assignment.
+        pub target_assignment: ConsumerGroupDescribeAssignment,
+        /// -1 unknown, 0 classic protocol, 1 consumer protocol (v1+).
+        pub member_type: i8,
+    }
+}
+kp_default!(ConsumerGroupDescribedMember => m::consumer_group_describe_response::Member);
+
+mirror! {
+    /// An assignment in a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeAssignment => m::consumer_group_describe_response::Assignment {
+        /// Partitions by topic.
+        pub topic_partitions: Vec<ConsumerGroupDescribeTopicPartitions>,
+    }
+}
+
+mirror! {
+    /// Partitions of one topic in a ConsumerGroupDescribe response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ConsumerGroupDescribeTopicPartitions => m::consumer_group_describe_response::TopicPartitions {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Topic name.
+        pub topic_name: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
     }
 }
 
@@ -1040,6 +1212,241 @@ impl Default for EpochEndOffset {
             leader_epoch: -1,
             end_offset: -1,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster admin: leader election, partition reassignment
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// ElectLeaders response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ElectLeadersResponse => m::ElectLeadersResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code (v1+; dropped before, so v0 answers carry it per partition).
+        pub error_code: ErrorCode,
+        /// Per-topic results (empty when the request asked for every partition and failed
+        /// as a whole).
+        pub replica_election_results: Vec<ReplicaElectionResult>,
+    }
+}
+
+mirror! {
+    /// One topic of an ElectLeaders response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReplicaElectionResult => m::elect_leaders_response::ReplicaElectionResult {
+        /// Topic name.
+        pub topic: String,
+        /// Per-partition results.
+        pub partition_result: Vec<ElectLeadersPartitionResult>,
+    }
+}
+
+mirror! {
+    /// One partition of an ElectLeaders response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ElectLeadersPartitionResult => m::elect_leaders_response::PartitionResult {
+        /// Partition index.
+        pub partition_id: i32,
+        /// Error code (`ELECTION_NOT_NEEDED` when the preferred replica already leads).
+        pub error_code: ErrorCode,
+        /// Error message; `None` without an error.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// AlterPartitionReassignments response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterPartitionReassignmentsResponse => m::AlterPartitionReassignmentsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Whether replication factor changes were allowed (v1+).
+        pub allow_replication_factor_change: bool,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message; `None` without an error.
+        pub error_message: Option<String>,
+        /// Per-topic results.
+        pub responses: Vec<ReassignableTopicResponse>,
+    }
+}
+
+impl Default for AlterPartitionReassignmentsResponse {
+    fn default() -> Self {
+        AlterPartitionReassignmentsResponse {
+            throttle_time_ms: 0,
+            allow_replication_factor_change: true,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            responses: Vec::new(),
+        }
+    }
+}
+
+mirror! {
+    /// One topic of an AlterPartitionReassignments response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReassignableTopicResponse => m::alter_partition_reassignments_response::ReassignableTopicResponse {
+        /// Topic name.
+        pub name: String,
+        /// Per-partition results.
+        pub partitions: Vec<ReassignablePartitionResponse>,
+    }
+}
+
+mirror! {
+    /// One partition of an AlterPartitionReassignments response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReassignablePartitionResponse => m::alter_partition_reassignments_response::ReassignablePartitionResponse {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code (`NO_REASSIGNMENT_IN_PROGRESS` for a cancel with nothing to cancel).
+        pub error_code: ErrorCode,
+        /// Error message; `None` without an error.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// ListPartitionReassignments response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListPartitionReassignmentsResponse => m::ListPartitionReassignmentsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message; `None` without an error.
+        pub error_message: Option<String>,
+        /// Ongoing reassignments per topic.
+        pub topics: Vec<OngoingTopicReassignment>,
+    }
+}
+
+mirror! {
+    /// One topic of a ListPartitionReassignments response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OngoingTopicReassignment => m::list_partition_reassignments_response::OngoingTopicReassignment {
+        /// Topic name.
+        pub name: String,
+        /// Partitions being reassigned.
+        pub partitions: Vec<OngoingPartitionReassignment>,
+    }
+}
+
+mirror! {
+    /// One partition being reassigned.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct OngoingPartitionReassignment => m::list_partition_reassignments_response::OngoingPartitionReassignment {
+        /// Partition index.
+        pub partition_index: i32,
+        /// The current replica set (old and new replicas while it moves).
+        pub replicas: Vec<i32>,
+        /// Replicas being added.
+        pub adding_replicas: Vec<i32>,
+        /// Replicas being removed.
+        pub removing_replicas: Vec<i32>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inter-broker Raft (KIP-595, KIP-996 pre-vote). The tagged `node_endpoints` of the v1+
+// responses are not carried: Weir brokers know each other's addresses from the cluster
+// metadata, and an unset tagged field is not written.
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// Vote response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct VoteResponse => m::VoteResponse {
+        /// Top-level error code (e.g. `INCONSISTENT_CLUSTER_ID`).
+        pub error_code: ErrorCode,
+        /// Topics.
+        pub topics: Vec<VoteTopicResponse>,
+    }
+}
+
+mirror! {
+    /// One topic of a Vote response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct VoteTopicResponse => m::vote_response::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<VotePartitionResponse>,
+    }
+}
+
+mirror! {
+    /// One partition of a Vote response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct VotePartitionResponse => m::vote_response::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code (e.g. `FENCED_LEADER_EPOCH`, `UNKNOWN_TOPIC_OR_PARTITION`).
+        pub error_code: ErrorCode,
+        /// The leader the voter knows, -1 if none.
+        pub leader_id: i32,
+        /// The voter's epoch.
+        pub leader_epoch: i32,
+        /// Whether the vote (or pre-vote) was granted.
+        pub vote_granted: bool,
+    }
+}
+
+mirror! {
+    /// BeginQuorumEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct BeginQuorumEpochResponse => m::BeginQuorumEpochResponse {
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Topics.
+        pub topics: Vec<QuorumEpochTopicResponse>,
+    }
+}
+
+mirror! {
+    /// EndQuorumEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct EndQuorumEpochResponse => m::EndQuorumEpochResponse {
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Topics.
+        pub topics: Vec<QuorumEpochTopicResponse>,
+    }
+}
+
+mirror! {
+    /// One topic of a BeginQuorumEpoch or EndQuorumEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuorumEpochTopicResponse =>
+        m::begin_quorum_epoch_response::TopicData,
+        m::end_quorum_epoch_response::TopicData
+    {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<QuorumEpochPartitionResponse>,
+    }
+}
+
+mirror! {
+    /// One partition of a BeginQuorumEpoch or EndQuorumEpoch response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuorumEpochPartitionResponse =>
+        m::begin_quorum_epoch_response::PartitionData,
+        m::end_quorum_epoch_response::PartitionData
+    {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code (e.g. `FENCED_LEADER_EPOCH`).
+        pub error_code: ErrorCode,
+        /// The leader the receiver knows, -1 if none.
+        pub leader_id: i32,
+        /// The receiver's epoch.
+        pub leader_epoch: i32,
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{request_frame, sb, versions};
+use common::{crate_versions, request_frame, sb, versions};
 use kafka_protocol::messages::{self as m, BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use proptest::prelude::*;
@@ -281,7 +281,29 @@ fn seeds() -> Vec<Bytes> {
         r.topic_data = vec![t];
         out.push(frame(k::PRODUCE, v, &r));
     }
-    for v in versions(k::FETCH) {
+    // Fetch v0-3 (hand-decoded) as raw frames.
+    for v in 0..=3i16 {
+        let mut f = BytesMut::new();
+        f.put_i16(k::FETCH);
+        f.put_i16(v);
+        f.put_i32(1);
+        f.put_i16(-1);
+        f.put_i32(-1);
+        f.put_i32(100);
+        f.put_i32(1);
+        if v >= 3 {
+            f.put_i32(1 << 20);
+        }
+        f.put_i32(1);
+        f.put_i16(6);
+        f.put_slice(b"orders");
+        f.put_i32(1);
+        f.put_i32(0);
+        f.put_i64(5);
+        f.put_i32(1024);
+        out.push(f.freeze());
+    }
+    for v in crate_versions(k::FETCH) {
         let mut p = m::fetch_request::FetchPartition::default();
         p.fetch_offset = 5;
         p.partition_max_bytes = 1024;
@@ -299,7 +321,24 @@ fn seeds() -> Vec<Bytes> {
         }
         out.push(frame(k::FETCH, v, &r));
     }
-    for v in versions(k::LIST_OFFSETS) {
+    // ListOffsets v0 (hand-decoded) as a raw frame.
+    {
+        let mut f = BytesMut::new();
+        f.put_i16(k::LIST_OFFSETS);
+        f.put_i16(0);
+        f.put_i32(1);
+        f.put_i16(-1);
+        f.put_i32(-1);
+        f.put_i32(1);
+        f.put_i16(6);
+        f.put_slice(b"orders");
+        f.put_i32(1);
+        f.put_i32(0);
+        f.put_i64(-2);
+        f.put_i32(1);
+        out.push(f.freeze());
+    }
+    for v in crate_versions(k::LIST_OFFSETS) {
         let mut t = m::list_offsets_request::ListOffsetsTopic::default();
         t.name = topic();
         t.partitions = vec![Default::default()];
@@ -376,18 +415,6 @@ fn seeds() -> Vec<Bytes> {
             r.member_id = sb("m");
         }
         out.push(frame(k::LEAVE_GROUP, v, &r));
-    }
-    for v in versions(k::LIST_GROUPS) {
-        let mut r = m::ListGroupsRequest::default();
-        if v >= 4 {
-            r.states_filter = vec![sb("Stable")];
-        }
-        out.push(frame(k::LIST_GROUPS, v, &r));
-    }
-    for v in versions(k::DESCRIBE_GROUPS) {
-        let mut r = m::DescribeGroupsRequest::default();
-        r.groups = vec![group(), group()];
-        out.push(frame(k::DESCRIBE_GROUPS, v, &r));
     }
     for v in versions(k::INIT_PRODUCER_ID) {
         let mut r = m::InitProducerIdRequest::default();

@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{Buf, Bytes};
-use common::{header, roundtrip, versions};
+use common::{crate_versions, header, roundtrip, versions};
 use kafka_protocol::messages as m;
 use weir_protocol::*;
 
@@ -22,7 +22,7 @@ fn api_versions_uses_header_v0_at_every_version() {
             .iter()
             .map(|a| (a.api_key, a.min_version, a.max_version))
             .collect();
-        assert_eq!(list, supported_apis(), "v{v}");
+        assert_eq!(list, advertised_apis(), "v{v}");
         // v3+ is flexible, yet the response header stays v0: the body decodes right after
         // the correlation id (checked by roundtrip), and no tagged fields are added.
         assert!(got.supported_features.is_empty());
@@ -39,7 +39,8 @@ fn api_versions_advertises_the_issue_ranges() {
             .map(|&(_, a, b)| (a, b))
     };
     assert_eq!(find(api_key::PRODUCE), Some((0, 11)));
-    assert_eq!(find(api_key::FETCH), Some((4, 12)));
+    assert_eq!(find(api_key::FETCH), Some((0, 12)));
+    assert_eq!(find(api_key::LIST_OFFSETS), Some((0, 7)));
     assert_eq!(find(api_key::METADATA), Some((0, 12)));
     assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
     assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
@@ -48,6 +49,48 @@ fn api_versions_advertises_the_issue_ranges() {
     assert_eq!(find(api_key::SASL_AUTHENTICATE), Some((0, 2)));
     // UpdateFeatures (57) is not served.
     assert_eq!(find(57), None);
+}
+
+/// The inter-broker Raft APIs and the cluster admin APIs are decoded and encoded but not
+/// listed in ApiVersions (nor in the KIP-511 fallback), so clients keep treating them as
+/// unsupported until the broker serves them.
+#[test]
+fn served_but_not_advertised() {
+    let hidden = [
+        (api_key::ELECT_LEADERS, 43, (0, 2)),
+        (api_key::ALTER_PARTITION_REASSIGNMENTS, 45, (0, 1)),
+        (api_key::LIST_PARTITION_REASSIGNMENTS, 46, (0, 0)),
+        (api_key::VOTE, 52, (0, 2)),
+        (api_key::BEGIN_QUORUM_EPOCH, 53, (0, 1)),
+        (api_key::END_QUORUM_EPOCH, 54, (0, 1)),
+    ];
+    let advertised = advertised_apis();
+    for (key, number, range) in hidden {
+        assert_eq!(key, number);
+        assert_eq!(supported_range(key), Some(range), "api {key} is decoded");
+        assert!(
+            !advertised.iter().any(|&(k, _, _)| k == key),
+            "api {key} is advertised"
+        );
+    }
+    assert_eq!(advertised.len() + hidden.len(), supported_apis().len());
+    let Response::ApiVersions(listed) = Response::ApiVersions(ApiVersionsResponse::supported())
+    else {
+        unreachable!()
+    };
+    assert!(listed
+        .api_keys
+        .iter()
+        .all(|a| !hidden.iter().any(|h| h.0 == a.api_key)));
+    let mut fallback = encode_api_versions_unsupported(&header(api_key::API_VERSIONS, 99));
+    fallback.advance(8);
+    let body =
+        <m::ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut fallback, 0)
+            .expect("v0 body");
+    assert!(body
+        .api_keys
+        .iter()
+        .all(|a| !hidden.iter().any(|h| h.0 == a.api_key)));
 }
 
 /// KIP-511: ApiVersions at a version we do not serve gets a v0 body with
@@ -81,7 +124,7 @@ fn kip_511_api_versions_v99() {
     assert_eq!(out.remaining(), 0);
     assert_eq!(body.error_code, ErrorCode::UNSUPPORTED_VERSION.0);
     assert_eq!(body.error_code, 35);
-    assert_eq!(body.api_keys.len(), supported_apis().len());
+    assert_eq!(body.api_keys.len(), advertised_apis().len());
     assert!(body
         .api_keys
         .iter()
@@ -90,7 +133,7 @@ fn kip_511_api_versions_v99() {
 
 #[test]
 fn other_apis_at_unsupported_versions_and_unknown_keys() {
-    for (key, version) in [(1i16, 3i16), (1, 13), (3, 13), (0, 12), (2, 0), (19, 1)] {
+    for (key, version) in [(1i16, -1i16), (1, 13), (3, 13), (0, 12), (2, 8), (19, 1)] {
         let frame = common::request_frame(key, 0, 1, &m::ApiVersionsRequest::default());
         // Rewrite the version in place: only the header matters here.
         let mut raw = frame.to_vec();
@@ -185,6 +228,7 @@ fn produce_v3_plus() {
                 }],
             }],
             throttle_time_ms: 1,
+            ..Default::default()
         });
         let got: m::ProduceResponse = roundtrip(api_key::PRODUCE, v, &resp);
         let p = &got.responses[0].partition_responses[0];
@@ -194,6 +238,66 @@ fn produce_v3_plus() {
         assert_eq!(p.log_start_offset, if v >= 5 { 0 } else { -1 });
         assert_eq!(p.error_message.is_some(), v >= 8);
         assert_eq!(got.throttle_time_ms, 1);
+        // Unset, the KIP-951 tagged fields are not written (old librdkafka).
+        assert_eq!(p.current_leader, Default::default());
+        assert!(got.node_endpoints.is_empty());
+        assert!(p.unknown_tagged_fields.is_empty() && got.unknown_tagged_fields.is_empty());
+    }
+}
+
+/// KIP-951: a NOT_LEADER_OR_FOLLOWER answer names the new leader and its address (v10+,
+/// tagged); older versions drop them; Weir's client side reads them back.
+#[test]
+fn produce_names_the_new_leader() {
+    for v in 3..=11 {
+        let produce = ProduceResponse {
+            topics: vec![ProduceTopicResponse {
+                name: "orders".into(),
+                partitions: vec![ProducePartitionResponse {
+                    index: 2,
+                    error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                    current_leader: Some((3, 7)),
+                    ..Default::default()
+                }],
+            }],
+            throttle_time_ms: 0,
+            node_endpoints: vec![NodeEndpoint {
+                node_id: 3,
+                host: "broker-3".into(),
+                port: 9093,
+                rack: Some("rack-b".into()),
+            }],
+        };
+        let resp = Response::Produce(produce.clone());
+        let got: m::ProduceResponse = roundtrip(api_key::PRODUCE, v, &resp);
+        let p = &got.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 6);
+        if v >= 10 {
+            assert_eq!(
+                (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+                (3, 7)
+            );
+            let n = &got.node_endpoints[0];
+            assert_eq!(
+                (n.node_id.0, n.host.as_str(), n.port, n.rack.as_deref()),
+                (3, "broker-3", 9093, Some("rack-b"))
+            );
+        } else {
+            assert_eq!(p.current_leader, Default::default(), "v{v}");
+            assert!(got.node_endpoints.is_empty(), "v{v}");
+        }
+        let bytes = encode_response(&header(api_key::PRODUCE, v), &resp).expect("encode");
+        let (_, back) =
+            client::decode_response(api_key::PRODUCE, v, bytes.slice(4..)).expect("client");
+        let Response::Produce(back) = back else {
+            panic!("wrong variant")
+        };
+        if v >= 10 {
+            assert_eq!(back, produce);
+        } else {
+            assert_eq!(back.topics[0].partitions[0].current_leader, None);
+            assert!(back.node_endpoints.is_empty());
+        }
     }
 }
 
@@ -212,6 +316,7 @@ fn produce_v0_to_v2() {
                 }],
             }],
             throttle_time_ms: 9,
+            ..Default::default()
         });
         let mut b = encode_response(&header(0, v), &resp).expect("encode");
         assert_eq!(b.get_i32() as usize, b.remaining());
@@ -235,7 +340,7 @@ fn produce_v0_to_v2() {
 
 #[test]
 fn fetch_records_never_null() {
-    for v in versions(api_key::FETCH) {
+    for v in crate_versions(api_key::FETCH) {
         let batch = Bytes::from_static(b"raw-batch-bytes");
         let resp = Response::Fetch(FetchResponse {
             throttle_time_ms: 0,
@@ -280,13 +385,257 @@ fn fetch_records_never_null() {
         if v >= 12 {
             assert_eq!(ps[0].current_leader.leader_id.0, -1);
             assert_eq!(ps[0].diverging_epoch.epoch, -1);
+            assert!(ps[0].unknown_tagged_fields.is_empty());
         }
+    }
+}
+
+/// Fetch v0-3 responses are hand-encoded; parse them by hand. Records are never null.
+#[test]
+fn fetch_v0_to_v3() {
+    for v in 0..=3i16 {
+        let resp = Response::Fetch(FetchResponse {
+            throttle_time_ms: 5,
+            topics: vec![FetchTopicResponse {
+                name: "t".into(),
+                partitions: vec![
+                    FetchPartitionResponse {
+                        partition_index: 2,
+                        high_watermark: 10,
+                        records: Bytes::from_static(b"message-set"),
+                        ..Default::default()
+                    },
+                    FetchPartitionResponse {
+                        partition_index: 3,
+                        error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                        ..Default::default()
+                    },
+                ],
+            }],
+            ..Default::default()
+        });
+        let mut b = encode_response(&header(api_key::FETCH, v), &resp).expect("encode");
+        assert_eq!(b.get_i32() as usize, b.remaining());
+        assert_eq!(b.get_i32(), 77);
+        if v >= 1 {
+            assert_eq!(b.get_i32(), 5, "throttle_time_ms");
+        }
+        assert_eq!(b.get_i32(), 1); // topics
+        assert_eq!(b.get_i16(), 1);
+        assert_eq!(b.get_u8(), b't');
+        assert_eq!(b.get_i32(), 2); // partitions
+        assert_eq!((b.get_i32(), b.get_i16(), b.get_i64()), (2, 0, 10));
+        assert_eq!(b.get_i32(), 11);
+        let mut records = [0u8; 11];
+        b.copy_to_slice(&mut records);
+        assert_eq!(&records, b"message-set");
+        assert_eq!((b.get_i32(), b.get_i16(), b.get_i64()), (3, 1, -1));
+        assert_eq!(b.get_i32(), 0, "empty records, not null");
+        assert_eq!(b.remaining(), 0, "v{v}");
+    }
+}
+
+/// ListOffsets v0 answers an array of offsets per partition: the offset, or none.
+#[test]
+fn list_offsets_v0() {
+    let resp = Response::ListOffsets(ListOffsetsResponse {
+        throttle_time_ms: 0,
+        topics: vec![ListOffsetsTopicResponse {
+            name: "t".into(),
+            partitions: vec![
+                ListOffsetsPartitionResponse {
+                    partition_index: 0,
+                    offset: 55,
+                    ..Default::default()
+                },
+                ListOffsetsPartitionResponse {
+                    partition_index: 1,
+                    error_code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ..Default::default()
+                },
+            ],
+        }],
+    });
+    let mut b = encode_response(&header(api_key::LIST_OFFSETS, 0), &resp).expect("encode");
+    assert_eq!(b.get_i32() as usize, b.remaining());
+    assert_eq!(b.get_i32(), 77);
+    assert_eq!(b.get_i32(), 1); // topics
+    assert_eq!(b.get_i16(), 1);
+    assert_eq!(b.get_u8(), b't');
+    assert_eq!(b.get_i32(), 2); // partitions
+    assert_eq!((b.get_i32(), b.get_i16()), (0, 0));
+    assert_eq!((b.get_i32(), b.get_i64()), (1, 55));
+    assert_eq!((b.get_i32(), b.get_i16()), (1, 3));
+    assert_eq!(b.get_i32(), 0, "no offset");
+    assert_eq!(b.remaining(), 0);
+}
+
+/// What a leader answers a follower: KIP-320's diverging epoch and the current leader (v12+,
+/// tagged), dropped at older versions; Weir's client side (the replica fetcher) reads them,
+/// and the aborted transactions, back.
+#[test]
+fn fetch_answers_a_follower() {
+    for v in crate_versions(api_key::FETCH) {
+        let partition = FetchPartitionResponse {
+            partition_index: 4,
+            high_watermark: 100,
+            last_stable_offset: 100,
+            log_start_offset: 0,
+            diverging_epoch: Some((3, 120)),
+            current_leader: Some((1, 5)),
+            aborted_transactions: vec![AbortedTransaction {
+                producer_id: 9,
+                first_offset: 40,
+            }],
+            ..Default::default()
+        };
+        let resp = Response::Fetch(FetchResponse {
+            topics: vec![FetchTopicResponse {
+                name: "orders".into(),
+                partitions: vec![partition.clone()],
+            }],
+            ..Default::default()
+        });
+        let got: m::FetchResponse = roundtrip(api_key::FETCH, v, &resp);
+        let p = &got.responses[0].partitions[0];
+        if v >= 12 {
+            assert_eq!(
+                (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+                (3, 120)
+            );
+            assert_eq!(
+                (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+                (1, 5)
+            );
+        } else {
+            assert_eq!(p.diverging_epoch, Default::default(), "v{v}");
+            assert_eq!(p.current_leader, Default::default(), "v{v}");
+        }
+        let bytes = encode_response(&header(api_key::FETCH, v), &resp).expect("encode");
+        let (_, back) =
+            client::decode_response(api_key::FETCH, v, bytes.slice(4..)).expect("client");
+        let Response::Fetch(back) = back else {
+            panic!("wrong variant")
+        };
+        let back = &back.topics[0].partitions[0];
+        assert_eq!(back.aborted_transactions, partition.aborted_transactions);
+        if v >= 12 {
+            assert_eq!(*back, partition);
+        } else {
+            assert_eq!((back.diverging_epoch, back.current_leader), (None, None));
+        }
+    }
+}
+
+/// The Raft responses, decoded by kafka-protocol at every version.
+#[test]
+fn raft_responses() {
+    for v in versions(api_key::VOTE) {
+        let resp = Response::Vote(VoteResponse {
+            error_code: ErrorCode::NONE,
+            topics: vec![VoteTopicResponse {
+                topic_name: "orders".into(),
+                partitions: vec![VotePartitionResponse {
+                    partition_index: 2,
+                    error_code: ErrorCode::FENCED_LEADER_EPOCH,
+                    leader_id: 3,
+                    leader_epoch: 8,
+                    vote_granted: true,
+                }],
+            }],
+        });
+        let got: m::VoteResponse = roundtrip(api_key::VOTE, v, &resp);
+        let p = &got.topics[0].partitions[0];
+        assert_eq!(got.topics[0].topic_name.0.as_str(), "orders");
+        assert_eq!(
+            (
+                p.partition_index,
+                p.error_code,
+                p.leader_id.0,
+                p.leader_epoch,
+                p.vote_granted
+            ),
+            (2, 74, 3, 8, true)
+        );
+        // The tagged leader endpoints are never written.
+        assert!(got.node_endpoints.is_empty());
+    }
+    let quorum_topics = vec![QuorumEpochTopicResponse {
+        topic_name: "orders".into(),
+        partitions: vec![QuorumEpochPartitionResponse {
+            partition_index: 1,
+            error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            leader_id: 2,
+            leader_epoch: 6,
+        }],
+    }];
+    for v in versions(api_key::BEGIN_QUORUM_EPOCH) {
+        let resp = Response::BeginQuorumEpoch(BeginQuorumEpochResponse {
+            error_code: ErrorCode::INCONSISTENT_CLUSTER_ID,
+            topics: quorum_topics.clone(),
+        });
+        let got: m::BeginQuorumEpochResponse = roundtrip(api_key::BEGIN_QUORUM_EPOCH, v, &resp);
+        let p = &got.topics[0].partitions[0];
+        assert_eq!(got.error_code, 104);
+        assert_eq!(
+            (
+                p.partition_index,
+                p.error_code,
+                p.leader_id.0,
+                p.leader_epoch
+            ),
+            (1, 6, 2, 6)
+        );
+    }
+    for v in versions(api_key::END_QUORUM_EPOCH) {
+        let resp = Response::EndQuorumEpoch(EndQuorumEpochResponse {
+            error_code: ErrorCode::NONE,
+            topics: quorum_topics.clone(),
+        });
+        let got: m::EndQuorumEpochResponse = roundtrip(api_key::END_QUORUM_EPOCH, v, &resp);
+        let p = &got.topics[0].partitions[0];
+        assert_eq!(
+            (
+                p.partition_index,
+                p.error_code,
+                p.leader_id.0,
+                p.leader_epoch
+            ),
+            (1, 6, 2, 6)
+        );
+    }
+}
+
+/// ElectLeaders v0 has no top-level error code (it is dropped); the partition results carry
+/// the errors at every version.
+#[test]
+fn elect_leaders_results() {
+    for v in versions(api_key::ELECT_LEADERS) {
+        let resp = Response::ElectLeaders(ElectLeadersResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            replica_election_results: vec![ReplicaElectionResult {
+                topic: "orders".into(),
+                partition_result: vec![ElectLeadersPartitionResult {
+                    partition_id: 0,
+                    error_code: ErrorCode::ELECTION_NOT_NEEDED,
+                    error_message: None,
+                }],
+            }],
+        });
+        let got: m::ElectLeadersResponse = roundtrip(api_key::ELECT_LEADERS, v, &resp);
+        assert_eq!(got.error_code, if v >= 1 { 31 } else { 0 }, "v{v}");
+        let p = &got.replica_election_results[0].partition_result[0];
+        assert_eq!(
+            (p.partition_id, p.error_code, p.error_message.as_deref()),
+            (0, 84, None)
+        );
     }
 }
 
 #[test]
 fn list_offsets() {
-    for v in versions(api_key::LIST_OFFSETS) {
+    for v in crate_versions(api_key::LIST_OFFSETS) {
         let resp = Response::ListOffsets(ListOffsetsResponse {
             throttle_time_ms: 0,
             topics: vec![ListOffsetsTopicResponse {
@@ -454,6 +803,7 @@ fn group_admin() {
                 group_id: "g1".into(),
                 protocol_type: "consumer".into(),
                 group_state: "Stable".into(),
+                group_type: "consumer".into(),
             }],
             ..Default::default()
         });
@@ -462,6 +812,9 @@ fn group_admin() {
         if v >= 4 {
             assert_eq!(got.groups[0].group_state.as_str(), "Stable");
         }
+        // The group type is v5+; older versions simply do not carry it.
+        let want_type = if v >= 5 { "consumer" } else { "" };
+        assert_eq!(got.groups[0].group_type.as_str(), want_type);
     }
     for v in versions(api_key::DESCRIBE_GROUPS) {
         let resp = Response::DescribeGroups(DescribeGroupsResponse {
@@ -483,6 +836,21 @@ fn group_admin() {
         });
         let got: m::DescribeGroupsResponse = roundtrip(api_key::DESCRIBE_GROUPS, v, &resp);
         assert_eq!(got.groups[0].members[0].client_host.as_str(), "/127.0.0.1");
+        let failed = Response::DescribeGroups(DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups: vec![DescribedGroup {
+                error_code: ErrorCode::GROUP_ID_NOT_FOUND,
+                error_message: Some("Group g1 is not a classic group.".into()),
+                group_id: "g1".into(),
+                group_state: "Dead".into(),
+                ..Default::default()
+            }],
+        });
+        let got: m::DescribeGroupsResponse = roundtrip(api_key::DESCRIBE_GROUPS, v, &failed);
+        assert_eq!(
+            got.groups[0].error_message.as_ref().map(|m| m.as_str()),
+            (v >= 6).then_some("Group g1 is not a classic group.")
+        );
         if v >= 3 {
             assert_eq!(got.groups[0].authorized_operations, i32::MIN);
         }
@@ -790,7 +1158,7 @@ fn golden_bytes_have_no_tagged_fields() {
 
     // ApiVersions v3: header v0 (no tagged byte after the correlation id); body =
     // error_code, compact array of (key, min, max, tagged 0), throttle, tagged 0.
-    let n = supported_apis().len();
+    let n = advertised_apis().len();
     let av = encode_response(
         &header(api_key::API_VERSIONS, 3),
         &Response::ApiVersions(ApiVersionsResponse::supported()),

@@ -5,16 +5,20 @@
 //! partition: segmented files with sparse memory-mapped indexes, crash recovery, retention and
 //! offset bookkeeping. See `docs/storage.md` for the on-disk format and the rules.
 //!
-//! Module map: [`batch`] (v2 header parsing/validation), `config` (policies and options),
+//! Module map: [`batch`] (v2 header parsing/validation), [`records`] (the records inside v2
+//! batches), [`compression`] (bounded codecs), [`legacy`] (message formats v0/v1 and their
+//! conversion to and from v2 batches), `config` (policies and options),
 //! `segment` and `index` (files), `writer` (group commit), `log`, `datadir`, `checkpoint`
 //! (small metadata files), `error`.
 
 pub mod batch;
 mod checkpoint;
+pub mod compression;
 mod config;
 mod datadir;
 mod error;
 mod index;
+pub mod legacy;
 mod log;
 pub mod records;
 mod segment;

@@ -349,6 +349,34 @@ impl Log {
         Ok(epochs)
     }
 
+    /// Replaces a small file of the log's owner in the log's directory (say, replication state
+    /// kept beside the log), atomically; with `durable`, fsynced (file and directory) before this
+    /// returns. Names are the caller's; they must not collide with the log's own files.
+    pub fn write_side_file(
+        &self,
+        name: &str,
+        contents: &[u8],
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        if durable {
+            checkpoint::write_atomic(&self.dir, name, contents)?;
+        } else {
+            let tmp = self.dir.join(format!("{name}.tmp"));
+            fs::write(&tmp, contents)?;
+            fs::rename(&tmp, self.dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// A file written with [`Self::write_side_file`], if present.
+    pub fn read_side_file(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match fs::read(self.dir.join(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The leader-epoch cache: `(epoch, first offset)` of every leader epoch in the log.
     pub fn leader_epochs(&self) -> Vec<(i32, Offset)> {
         self.state.lock().epochs.clone()

@@ -1,16 +1,24 @@
-//! The records inside uncompressed v2 batches: the one encoder and decoder Weir has for them.
+//! The records inside v2 batches: the one encoder and decoder Weir has for them.
 //!
 //! The log itself never looks inside a batch; this module is for the few places that author or read
-//! records themselves (the broker's internal topics, the CLI, tests). Compressed batches are refused
-//! rather than decompressed: nothing here may allocate more than the bytes it was given.
+//! records themselves (the broker's internal topics, the CLI, tests, the key check of compacted topics
+//! and the legacy-format conversions in [`crate::legacy`]). [`decode_records`] refuses compressed
+//! batches and allocates no more than the bytes it was given; [`visit_records`] decompresses, bounded
+//! by a caller-given limit on the decompressed size.
 
 use crate::batch::varint::{read_varlong, write_varlong};
-use crate::batch::{compute_crc, validate_batch, BatchHeader, BATCH_HEADER_LEN};
+use crate::batch::{
+    compute_crc, validate_batch, BatchHeader, ATTR_COMPRESSION_MASK, BATCH_HEADER_LEN,
+};
+use crate::compression::{self, Codec, CompressionError};
 
 /// Offset of the CRC field in a batch.
 const CRC_AT: usize = 17;
 /// baseOffset + batchLength: the part of a batch its length field does not count.
 const LENGTH_PREFIX: usize = 12;
+
+/// A decoded record header: name and value (`None` for null).
+pub type Header = (String, Option<Vec<u8>>);
 
 /// A record header to encode: name and value (`None` encodes a null value).
 pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
@@ -31,10 +39,10 @@ pub struct Record {
     pub timestamp_ms: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Vec<Header>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum RecordError {
     #[error("batch header: {0}")]
     Batch(#[from] crate::batch::BatchError),
@@ -42,6 +50,37 @@ pub enum RecordError {
     Compressed(u8),
     #[error("record truncated or malformed")]
     Malformed,
+    #[error("{0}")]
+    Compression(#[from] CompressionError),
+}
+
+/// A record of a batch, borrowed from the batch (or from its decompressed records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Absolute offset (the batch's base offset plus the record's delta).
+    pub offset: i64,
+    /// The record's timestamp; for a LogAppendTime batch, the batch's (as Kafka's consumers read it).
+    pub timestamp_ms: i64,
+    /// Key, `None` for null.
+    pub key: Option<&'a [u8]>,
+    /// Value, `None` for null.
+    pub value: Option<&'a [u8]>,
+    header_count: i64,
+    headers: &'a [u8],
+}
+
+impl RecordView<'_> {
+    /// The record's headers (name, value).
+    pub fn headers(&self) -> Result<Vec<Header>, RecordError> {
+        let mut r = Cursor { buf: self.headers };
+        let mut out = Vec::new();
+        for _ in 0..self.header_count.max(0) {
+            let name_len = usize::try_from(r.varint()?).map_err(|_| RecordError::Malformed)?;
+            let name = String::from_utf8_lossy(r.take(name_len)?).into_owned();
+            out.push((name, r.nullable()?.map(<[u8]>::to_vec)));
+        }
+        Ok(out)
+    }
 }
 
 fn put_len(buf: &mut Vec<u8>, len: usize) {
@@ -62,13 +101,29 @@ fn put_nullable(buf: &mut Vec<u8>, b: Option<&[u8]>) {
 /// producer id. The batch's base timestamp is the first record's, its max timestamp the largest.
 pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
     let base_ts = records.first().map_or(-1, |r| r.timestamp_ms);
-    let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(-1);
+    let body = encode_records(records, base_ts);
+    assemble_batch(records, base_ts, Codec::None, &body)
+}
+
+/// Like [`encode_batch`], with the records compressed by `codec` (gzip, snappy or lz4).
+pub fn encode_batch_compressed(
+    records: &[NewRecord<'_>],
+    codec: Codec,
+) -> Result<Vec<u8>, CompressionError> {
+    let base_ts = records.first().map_or(-1, |r| r.timestamp_ms);
+    let body = compression::compress(codec, &encode_records(records, base_ts), false)?;
+    Ok(assemble_batch(records, base_ts, codec, &body))
+}
+
+/// The records section of a batch whose base timestamp is `base_ts`.
+fn encode_records(records: &[NewRecord<'_>], base_ts: i64) -> Vec<u8> {
     let mut body = Vec::new();
     let mut rec = Vec::new();
     for (i, r) in records.iter().enumerate() {
         rec.clear();
         rec.push(0); // record attributes
-        write_varlong(&mut rec, r.timestamp_ms - base_ts);
+                     // Wrapping, as Kafka's arithmetic on longs: the decoder adds the delta back the same way.
+        write_varlong(&mut rec, r.timestamp_ms.wrapping_sub(base_ts));
         write_varlong(&mut rec, i64::try_from(i).unwrap_or(i64::MAX));
         put_nullable(&mut rec, r.key);
         put_nullable(&mut rec, r.value);
@@ -81,6 +136,12 @@ pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
         put_len(&mut body, rec.len());
         body.extend_from_slice(&rec);
     }
+    body
+}
+
+/// A whole batch: header for `records` around the (maybe compressed) records section `body`.
+fn assemble_batch(records: &[NewRecord<'_>], base_ts: i64, codec: Codec, body: &[u8]) -> Vec<u8> {
+    let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(-1);
     let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
     let length = i32::try_from(BATCH_HEADER_LEN - LENGTH_PREFIX + body.len()).unwrap_or(i32::MAX);
     let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
@@ -89,7 +150,7 @@ pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
     b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
     b.push(2); // magic
     b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(i16::from(codec.id()) & ATTR_COMPRESSION_MASK).to_be_bytes()); // attributes
     b.extend_from_slice(&(count - 1).max(0).to_be_bytes());
     b.extend_from_slice(&base_ts.to_be_bytes());
     b.extend_from_slice(&max_ts.to_be_bytes());
@@ -97,10 +158,53 @@ pub fn encode_batch(records: &[NewRecord<'_>]) -> Vec<u8> {
     b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
     b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
     b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(&body);
+    b.extend_from_slice(body);
     let crc = compute_crc(&b);
     b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// One control batch holding a single control record: key `(version 0, control_type)`, value
+/// `value`. Kafka consumers skip control batches (they only act on transaction markers), so the
+/// broker can keep its own markers in a partition's log this way.
+pub fn encode_control_batch(control_type: i16, value: &[u8], timestamp_ms: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&control_type.to_be_bytes());
+    let mut b = encode_batch(&[NewRecord {
+        key: Some(&key),
+        value: Some(value),
+        headers: &[],
+        timestamp_ms,
+    }]);
+    let attrs = crate::batch::ATTR_CONTROL.to_be_bytes();
+    b[21..23].copy_from_slice(&attrs);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The control type and value of the first record of a control batch (`None` if `batch` is not
+/// an uncompressed control batch with a well-formed control key).
+pub fn decode_control_batch(batch: &[u8]) -> Option<(i16, Vec<u8>)> {
+    let h = validate_batch(batch).ok()?;
+    if !h.is_control() || h.compression() != 0 {
+        return None;
+    }
+    let mut c = Cursor {
+        buf: batch.get(BATCH_HEADER_LEN..h.total_len())?,
+    };
+    let _len = c.varint().ok()?;
+    let _attributes = c.take(1).ok()?;
+    let _ts_delta = c.varint().ok()?;
+    let _offset_delta = c.varint().ok()?;
+    let key = c.nullable().ok()??;
+    let value = c.nullable().ok()?.unwrap_or_default();
+    if key.len() < 4 {
+        return None;
+    }
+    let control_type = i16::from_be_bytes([key[2], key[3]]);
+    Some((control_type, value.to_vec()))
 }
 
 struct Cursor<'a> {
@@ -133,6 +237,63 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Parses one record (the bytes after its length prefix) of a batch with header `h`.
+fn parse_record<'a>(h: &BatchHeader, rec: &'a [u8]) -> Result<RecordView<'a>, RecordError> {
+    let mut r = Cursor { buf: rec };
+    r.take(1)?; // record attributes
+    let timestamp_delta = r.varint()?;
+    let offset_delta = r.varint()?;
+    let key = r.nullable()?;
+    let value = r.nullable()?;
+    let header_count = r.varint()?;
+    let timestamp_ms = if h.is_log_append_time() {
+        h.max_timestamp
+    } else {
+        h.base_timestamp.wrapping_add(timestamp_delta)
+    };
+    Ok(RecordView {
+        offset: h.base_offset.saturating_add(offset_delta),
+        timestamp_ms,
+        key,
+        value,
+        header_count,
+        headers: r.buf,
+    })
+}
+
+/// Calls `f` with every record of the one whole, validated batch `batch` (see
+/// [`crate::batch::validate_batch`]), decompressing it first if needed; the decompressed records may
+/// take at most `max_decompressed_bytes`. The declared record count must match the records present,
+/// with no bytes left over, as Kafka checks. Returns the batch header.
+pub fn visit_records(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+    mut f: impl FnMut(RecordView<'_>),
+) -> Result<BatchHeader, RecordError> {
+    let h = BatchHeader::parse(batch)?;
+    let section = batch
+        .get(BATCH_HEADER_LEN..h.total_len())
+        .ok_or(RecordError::Malformed)?;
+    let codec = Codec::from_id(h.compression())?;
+    let decompressed;
+    let mut c = Cursor {
+        buf: if codec == Codec::None {
+            section
+        } else {
+            decompressed = compression::decompress(codec, section, max_decompressed_bytes, false)?;
+            &decompressed
+        },
+    };
+    for _ in 0..h.record_count.max(0) {
+        let len = usize::try_from(c.varint()?).map_err(|_| RecordError::Malformed)?;
+        f(parse_record(&h, c.take(len)?)?);
+    }
+    if !c.buf.is_empty() {
+        return Err(RecordError::Malformed);
+    }
+    Ok(h)
+}
+
 /// Decodes every record of the concatenated uncompressed batches in `data` (as a log read or a
 /// Fetch response carries them). A partial batch at the end, which a Fetch response may hold, is
 /// ignored; control batches (transaction markers) are skipped. Counts from the wire never size an
@@ -159,25 +320,13 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
         };
         for _ in 0..h.record_count.max(0) {
             let len = usize::try_from(c.varint()?).map_err(|_| RecordError::Malformed)?;
-            let mut r = Cursor { buf: c.take(len)? };
-            r.take(1)?; // record attributes
-            let timestamp_delta = r.varint()?;
-            let offset_delta = r.varint()?;
-            let key = r.nullable()?.map(<[u8]>::to_vec);
-            let value = r.nullable()?.map(<[u8]>::to_vec);
-            let header_count = r.varint()?;
-            let mut headers = Vec::new();
-            for _ in 0..header_count.max(0) {
-                let name_len = usize::try_from(r.varint()?).map_err(|_| RecordError::Malformed)?;
-                let name = String::from_utf8_lossy(r.take(name_len)?).into_owned();
-                headers.push((name, r.nullable()?.map(<[u8]>::to_vec)));
-            }
+            let view = parse_record(&h, c.take(len)?)?;
             out.push(Record {
-                offset: h.base_offset.saturating_add(offset_delta),
-                timestamp_ms: h.base_timestamp.saturating_add(timestamp_delta),
-                key,
-                value,
-                headers,
+                offset: view.offset,
+                timestamp_ms: view.timestamp_ms,
+                key: view.key.map(<[u8]>::to_vec),
+                value: view.value.map(<[u8]>::to_vec),
+                headers: view.headers()?,
             });
         }
         rest = &rest[total..];
@@ -188,6 +337,22 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_batches_round_trip_and_are_skipped_by_record_decoding() {
+        let b = encode_control_batch(0x5701, b"{\"voters\":[1,2]}", 7);
+        let h = validate_batch(&b).expect("valid");
+        assert!(h.is_control());
+        assert_eq!(
+            decode_control_batch(&b),
+            Some((0x5701, b"{\"voters\":[1,2]}".to_vec()))
+        );
+        assert_eq!(decode_records(&b), Ok(Vec::new()));
+        assert_eq!(
+            decode_control_batch(&encode_batch(&[NewRecord::default()])),
+            None
+        );
+    }
 
     #[test]
     fn round_trip_with_headers_nulls_and_timestamps() {

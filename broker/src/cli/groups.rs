@@ -440,7 +440,13 @@ async fn fetch_committed(
     Ok(out)
 }
 
-async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<DescribedGroup> {
+/// A described group and each member's assignment (topic to partitions). Classic groups come
+/// from DescribeGroups; consumer-protocol groups (KIP-848), which DescribeGroups v6 reports as
+/// "not a classic group", from ConsumerGroupDescribe.
+async fn describe_group(
+    client: &mut Client,
+    group: &str,
+) -> anyhow::Result<(DescribedGroup, Vec<BTreeMap<String, Vec<i32>>>)> {
     let r = client
         .call(Request::DescribeGroups(DescribeGroupsRequest {
             groups: vec![group.to_string()],
@@ -452,12 +458,78 @@ async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<Desc
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("the broker did not describe group '{group}'"))?;
+    if g.error_code == ErrorCode::GROUP_ID_NOT_FOUND
+        && g.error_message
+            .as_deref()
+            .is_some_and(|m| m.ends_with("is not a classic group."))
+    {
+        return describe_consumer_group(client, group).await;
+    }
     check(
         g.error_code,
         &format!("cannot describe group '{group}'"),
-        None,
+        g.error_message.as_deref(),
     )?;
-    Ok(g)
+    let assignments = g
+        .members
+        .iter()
+        .map(|m| decode_assignment(m.member_assignment.clone()).unwrap_or_default())
+        .collect();
+    Ok((g, assignments))
+}
+
+async fn describe_consumer_group(
+    client: &mut Client,
+    group: &str,
+) -> anyhow::Result<(DescribedGroup, Vec<BTreeMap<String, Vec<i32>>>)> {
+    let r = client
+        .call(Request::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest {
+                group_ids: vec![group.to_string()],
+                include_authorized_operations: false,
+            },
+        ))
+        .await?;
+    let g = expect_response!(r, ConsumerGroupDescribe)
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the broker did not describe group '{group}'"))?;
+    check(
+        g.error_code,
+        &format!("cannot describe group '{group}'"),
+        g.error_message.as_deref(),
+    )?;
+    let assignments = g
+        .members
+        .iter()
+        .map(|m| {
+            m.assignment
+                .topic_partitions
+                .iter()
+                .map(|t| (t.topic_name.clone(), t.partitions.clone()))
+                .collect()
+        })
+        .collect();
+    let described = DescribedGroup {
+        group_id: g.group_id,
+        group_state: g.group_state,
+        protocol_type: "consumer".into(),
+        protocol_data: g.assignor_name,
+        members: g
+            .members
+            .into_iter()
+            .map(|m| DescribedGroupMember {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                ..DescribedGroupMember::default()
+            })
+            .collect(),
+        ..DescribedGroup::default()
+    };
+    Ok((described, assignments))
 }
 
 pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow::Result<()> {
@@ -472,6 +544,7 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
             let json = json!({"groups": groups.iter().map(|g| json!({
                 "group_id": g.group_id, "state": g.group_state, "protocol_type": g.protocol_type,
+                "type": g.group_type,
             })).collect::<Vec<_>>()});
             let rows: Vec<Vec<String>> = groups
                 .iter()
@@ -480,13 +553,14 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
                         g.group_id.clone(),
                         g.group_state.clone(),
                         g.protocol_type.clone(),
+                        g.group_type.clone(),
                     ]
                 })
                 .collect();
-            out.table(&json, &["GROUP", "STATE", "PROTOCOL-TYPE"], &rows);
+            out.table(&json, &["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"], &rows);
         }
         GroupCommand::Describe { group } => {
-            let g = describe_group(client, &group).await?;
+            let (g, assignments) = describe_group(client, &group).await?;
             if g.group_state == "Dead" {
                 anyhow::bail!(
                     "group '{group}' does not exist (list groups with `weir group list`)"
@@ -495,12 +569,10 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             let committed = fetch_committed(client, &group).await?;
             // Who owns which partition, from the members' assignments.
             let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
-            for m in &g.members {
-                if let Ok(a) = decode_assignment(m.member_assignment.clone()) {
-                    for (t, ps) in a {
-                        for p in ps {
-                            owner.insert((t.clone(), p), m.client_id.clone());
-                        }
+            for (m, a) in g.members.iter().zip(&assignments) {
+                for (t, ps) in a {
+                    for p in ps {
+                        owner.insert((t.clone(), *p), m.client_id.clone());
                     }
                 }
             }
@@ -530,11 +602,11 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
                         "state": g.group_state,
                         "protocol_type": g.protocol_type,
                         "protocol": g.protocol_data,
-                        "members": g.members.iter().map(|m| json!({
+                        "members": g.members.iter().zip(&assignments).map(|(m, a)| json!({
                             "member_id": m.member_id,
                             "client_id": m.client_id,
                             "client_host": m.client_host,
-                            "assignment": decode_assignment(m.member_assignment.clone()).unwrap_or_default(),
+                            "assignment": a,
                         })).collect::<Vec<_>>(),
                         "offsets": offsets.iter().map(|(t, p, o, e)| json!({
                             "topic": t,
@@ -593,7 +665,7 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             to_offset,
             to_time,
         } => {
-            let g = describe_group(client, &group).await?;
+            let (g, _) = describe_group(client, &group).await?;
             if !g.members.is_empty() {
                 anyhow::bail!(
                     "group '{group}' has {} active member(s); stop its consumers before resetting offsets",

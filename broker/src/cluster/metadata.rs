@@ -22,7 +22,8 @@ use std::sync::Arc;
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::topic_config::TopicConfig;
 
-/// A live broker, registered under its lease.
+/// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
+/// (its inter-broker listener, PLAINTEXT); `endpoints` what it advertises on each listener.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerRecord {
     pub id: i32,
@@ -30,6 +31,31 @@ pub struct BrokerRecord {
     pub port: i32,
     #[serde(default)]
     pub rack: Option<String>,
+    /// The advertised address of each listener, by listener name (empty in records written
+    /// before brokers had several listeners).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerRecord {
+    /// The record as clients of listener `name` see it: host and port of that listener, as
+    /// Kafka answers each listener with its own addresses. A broker without that listener keeps
+    /// its inter-broker address (the brokers of a cluster are expected to share listener names).
+    pub fn for_listener(mut self, name: Option<&str>) -> Self {
+        if let Some(e) = name.and_then(|n| self.endpoints.iter().find(|e| e.listener == n)) {
+            self.host = e.host.clone();
+            self.port = e.port;
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -284,6 +310,31 @@ mod tests {
         assert_eq!(k.kind(&k.controller()), KeyKind::Controller);
         assert_eq!(k.kind(b"/weir/other/brokers/1"), KeyKind::Other);
         assert_eq!(k.kind(&k.broker(1)[..10]), KeyKind::Other);
+    }
+
+    #[test]
+    fn a_broker_is_described_with_the_addresses_of_the_asking_listener() {
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let rec = r#"{"id":1,"host":"10.0.0.1","port":9092,"endpoints":[
+            {"listener":"PLAINTEXT","host":"10.0.0.1","port":9092},
+            {"listener":"SASL_SSL","host":"kafka1.example","port":9094}]}"#;
+        v.apply_put(&k, &kv(k.broker(1), rec)).expect("broker");
+        let b = v.brokers[&1].clone();
+        let external = b.clone().for_listener(Some("SASL_SSL"));
+        assert_eq!(
+            (external.host.as_str(), external.port),
+            ("kafka1.example", 9094)
+        );
+        // Outside a request and for a listener the broker lacks: the inter-broker address.
+        let none = b.clone().for_listener(None);
+        assert_eq!((none.host.as_str(), none.port), ("10.0.0.1", 9092));
+        let other = b.for_listener(Some("INTERNAL"));
+        assert_eq!((other.host.as_str(), other.port), ("10.0.0.1", 9092));
+        // A record without endpoints (written before listeners) still reads.
+        v.apply_put(&k, &kv(k.broker(2), r#"{"id":2,"host":"h","port":1}"#))
+            .expect("old broker record");
+        assert!(v.brokers[&2].endpoints.is_empty());
     }
 
     #[test]

@@ -11,4 +11,7 @@
 
 pub mod etcd;
 pub mod metadata;
+pub mod peer;
 pub mod placement;
+pub mod runtime;
+pub mod store;

@@ -20,6 +20,7 @@ use weir_protocol::ErrorCode;
 use super::produce::storage_error_code;
 use super::{blocking, configs};
 use crate::broker::Broker;
+use crate::topic_admin::{CreateSpec, TopicAdminError};
 use crate::topic_config::{ConfigError, TopicConfig};
 use crate::topics::TopicError;
 
@@ -44,7 +45,18 @@ fn topic_error(e: &TopicError) -> ErrorCode {
         TopicError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
         TopicError::Config(_) => ErrorCode::INVALID_CONFIG,
         TopicError::Storage(s) => storage_error_code(s),
-        TopicError::Metadata(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+        TopicError::Metadata(_) | TopicError::Replica(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+    }
+}
+
+/// Kafka's error code for a failed topic operation.
+pub fn topic_admin_error(e: &TopicAdminError) -> ErrorCode {
+    match e {
+        TopicAdminError::Topic(t) => topic_error(t),
+        TopicAdminError::ReplicationFactor(_) => ErrorCode::INVALID_REPLICATION_FACTOR,
+        TopicAdminError::Assignment(_) => ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+        // etcd away or contended: retriable, as Kafka's answers while its controller is away.
+        TopicAdminError::Store(_) | TopicAdminError::NotApplied => ErrorCode::REQUEST_TIMED_OUT,
     }
 }
 
@@ -71,49 +83,47 @@ pub async fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest) -> Crea
             ));
             continue;
         }
-        if t.replication_factor > 1 {
+        let mut assignment: Vec<(i32, Vec<i32>)> = t
+            .assignments
+            .iter()
+            .map(|a| (a.partition_index, a.broker_ids.clone()))
+            .collect();
+        assignment.sort_by_key(|(i, _)| *i);
+        if assignment
+            .iter()
+            .enumerate()
+            .any(|(i, (p, _))| usize::try_from(*p).ok() != Some(i))
+        {
             results.push(fail(
-                ErrorCode::INVALID_REPLICATION_FACTOR,
-                format!(
-                    "replication factor {} is larger than the 1 available broker",
-                    t.replication_factor
-                ),
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                "replica assignments must name partitions 0..n once each".into(),
             ));
             continue;
         }
-        let partitions = if !t.assignments.is_empty() {
-            i32::try_from(t.assignments.len()).unwrap_or(i32::MAX)
-        } else if t.num_partitions == -1 {
-            broker.config.default_partitions
-        } else {
-            t.num_partitions
-        };
         let configs: Vec<(String, String)> = t
             .configs
             .iter()
             .filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v)))
             .collect();
-        let outcome = if r.validate_only {
-            broker
-                .topics
-                .validate_create(&t.name, partitions, &configs)
-                .map(|c| (c, [0u8; 16]))
-        } else {
-            let b = broker.clone();
-            let name = t.name.clone();
-            match blocking(move || b.topics.create(&name, partitions, &configs, false)).await {
-                Some(result) => result.map(|topic| (topic.config.read().clone(), topic.id)),
-                None => Err(TopicError::Metadata(std::io::Error::other(
-                    "create task failed",
-                ))),
-            }
+        let spec = CreateSpec {
+            name: t.name.clone(),
+            partitions: t.num_partitions,
+            replication_factor: i32::from(t.replication_factor),
+            assignment: assignment.into_iter().map(|(_, r)| r).collect(),
+            configs,
+            internal: false,
+            validate_only: r.validate_only,
         };
+        let outcome = broker.create_topic(spec).await;
+        let partitions = outcome.as_ref().map_or(-1, |c| c.partitions);
+        let replication_factor = outcome.as_ref().map_or(-1, |c| c.replication_factor);
+        let outcome = outcome.map(|c| (c.config, c.id));
         match outcome {
             Ok((config, topic_id)) => results.push(CreatableTopicResult {
                 name: t.name,
                 topic_id,
                 num_partitions: partitions,
-                replication_factor: 1,
+                replication_factor: i16::try_from(replication_factor).unwrap_or(i16::MAX),
                 configs: Some(
                     config
                         .entries()
@@ -133,7 +143,7 @@ pub async fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest) -> Crea
                 ),
                 ..CreatableTopicResult::default()
             }),
-            Err(e) => results.push(fail(topic_error(&e), e.to_string())),
+            Err(e) => results.push(fail(topic_admin_error(&e), e.to_string())),
         }
     }
     CreateTopicsResponse {
@@ -172,13 +182,9 @@ pub async fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest) -> Dele
             });
             continue;
         }
-        let b = broker.clone();
-        let name = topic.name.clone();
-        let result = blocking(move || b.topics.delete(&name)).await;
-        let (error_code, error_message) = match result {
-            Some(Ok(())) => (ErrorCode::NONE, None),
-            Some(Err(e)) => (topic_error(&e), Some(e.to_string())),
-            None => (ErrorCode::UNKNOWN_SERVER_ERROR, None),
+        let (error_code, error_message) = match broker.delete_topic(&topic.name).await {
+            Ok(()) => (ErrorCode::NONE, None),
+            Err(e) => (topic_admin_error(&e), Some(e.to_string())),
         };
         responses.push(DeletableTopicResult {
             name: Some(topic.name.clone()),
@@ -202,7 +208,7 @@ pub async fn create_partitions(
         let current = broker
             .topics
             .get(&t.name)
-            .map(|topic| topic.partitions.len());
+            .map(|topic| topic.partition_count());
         let outcome = match current {
             None => Err((
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -217,13 +223,10 @@ pub async fn create_partitions(
             )),
             Some(_) if r.validate_only => Ok(()),
             Some(_) => {
-                let b = broker.clone();
-                let name = t.name.clone();
-                let count = t.count;
-                match blocking(move || b.topics.add_partitions(&name, count)).await {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(e)) => Err((topic_error(&e), e.to_string())),
-                    None => Err((ErrorCode::UNKNOWN_SERVER_ERROR, "task failed".into())),
+                let assignment = t.assignments.clone().unwrap_or_default();
+                match broker.add_partitions(&t.name, t.count, assignment).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err((topic_admin_error(&e), e.to_string())),
                 }
             }
         };
@@ -511,13 +514,26 @@ pub async fn delete_records(
             match broker.topics.partition(&t.name, p.partition_index) {
                 None => out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(partition) => {
-                    // -1 means "up to the high watermark".
-                    let offset = if p.offset == -1 {
-                        partition.log.high_watermark()
-                    } else {
-                        p.offset
-                    };
-                    match blocking(move || partition.log.delete_records_before(offset)).await {
+                    // -1 means "up to the high watermark"; nothing above it may go (Kafka:
+                    // OFFSET_OUT_OF_RANGE), and only the leader deletes.
+                    let hw = partition.high_watermark();
+                    let offset = if p.offset == -1 { hw } else { p.offset };
+                    if partition.leader_epoch().is_none() {
+                        out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+                        partitions.push(out);
+                        continue;
+                    }
+                    if offset > hw {
+                        out.error_code = ErrorCode::OFFSET_OUT_OF_RANGE;
+                        partitions.push(out);
+                        continue;
+                    }
+                    let deleted = blocking(move || {
+                        let r = partition.log.delete_records_before(offset);
+                        partition.note_log_start();
+                        r
+                    });
+                    match deleted.await {
                         Some(Ok(low)) => out.low_watermark = low,
                         Some(Err(e)) => out.error_code = storage_error_code(&e),
                         None => out.error_code = ErrorCode::UNKNOWN_SERVER_ERROR,

@@ -1,5 +1,12 @@
-//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups, DeleteGroups, and the
-//! committed-offset APIs (OffsetCommit, OffsetFetch, OffsetDelete).
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup (classic groups, `groups`), ConsumerGroupHeartbeat
+//! and ConsumerGroupDescribe (consumer-protocol groups, `consumer_groups`), ListGroups,
+//! DescribeGroups, DeleteGroups (both kinds), and the committed-offset APIs (OffsetCommit,
+//! OffsetFetch, OffsetDelete).
+//!
+//! A group id is either a classic or a consumer group. As in Kafka, an empty group converts to the
+//! other kind when a member of the other protocol joins it; a group with members refuses the other
+//! protocol (Kafka's online migration of a non-empty group is not done). Both coordinators are
+//! locked classic first when a handler needs both.
 //!
 //! Membership changes and offset changes are applied before a handler returns (in request order,
 //! see `handlers`); the returned futures only wait, for a parked join or sync to be answered or
@@ -8,25 +15,39 @@
 use std::sync::Arc;
 
 use weir_protocol::requests::{
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupTopicPartitions,
     DeleteGroupsRequest, DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest,
     LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, SyncGroupRequest,
 };
 use weir_protocol::responses::{
-    DeleteGroupResult, DeleteGroupsResponse, DescribeGroupsResponse, DescribedGroup,
-    DescribedGroupMember, HeartbeatResponse, JoinGroupMember, JoinGroupResponse,
-    LeaveGroupMemberResponse, LeaveGroupResponse, ListGroupsResponse, ListedGroup,
-    OffsetCommitResponse, OffsetCommitTopicResponse, OffsetDeleteResponse,
-    OffsetDeleteTopicResponse, OffsetFetchGroupResponse, OffsetFetchPartitionResponse,
-    OffsetFetchResponse, OffsetFetchTopicResponse, PartitionError, SyncGroupResponse,
+    ConsumerGroupAssignment, ConsumerGroupDescribeAssignment, ConsumerGroupDescribeResponse,
+    ConsumerGroupDescribeTopicPartitions, ConsumerGroupDescribedGroup,
+    ConsumerGroupDescribedMember, ConsumerGroupHeartbeatResponse, DeleteGroupResult,
+    DeleteGroupsResponse, DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+    HeartbeatResponse, JoinGroupMember, JoinGroupResponse, LeaveGroupMemberResponse,
+    LeaveGroupResponse, ListGroupsResponse, ListedGroup, OffsetCommitResponse,
+    OffsetCommitTopicResponse, OffsetDeleteResponse, OffsetDeleteTopicResponse,
+    OffsetFetchGroupResponse, OffsetFetchPartitionResponse, OffsetFetchResponse,
+    OffsetFetchTopicResponse, PartitionError, SyncGroupResponse,
 };
 use weir_protocol::{ErrorCode, Response};
 
 use super::{blocking, RequestContext, ResponseFuture};
 use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
-use crate::groups::{CommitIdentity, JoinOutcome, JoinRequest, Pending, SyncOutcome, SyncRequest};
+use crate::consumer_groups::{self, Assignment, GroupError, Heartbeat, TopicsView};
+use crate::groups::{
+    CommitIdentity, GroupState, JoinOutcome, JoinRequest, Pending, SyncOutcome, SyncRequest,
+};
 use crate::offsets::{CommittedOffset, StagedChange};
+
+/// DescribeGroups carries an error message from v6; older versions describe a group that is
+/// not a classic group as "Dead" without an error, as Kafka does.
+const DESCRIBE_GROUPS_ERROR_MESSAGE_VERSION: i16 = 6;
+/// The group types of ListGroups v5.
+const CLASSIC: &str = "classic";
+const CONSUMER: &str = "consumer";
 
 /// Kafka's offset.metadata.max.bytes.
 const MAX_OFFSET_METADATA_BYTES: usize = 4096;
@@ -81,7 +102,33 @@ pub fn join_group(
         require_known_member_id: version >= 4,
     };
     let now = broker.now_ms();
-    let pending = broker.groups.lock().join(request, now);
+    let pending = {
+        let mut classic = broker.groups.lock();
+        let mut cg = broker.consumer_groups.lock();
+        match cg.is_empty_group(&request.group_id) {
+            // A consumer group with members does not take classic members.
+            Some(false) => {
+                return super::ready(Response::JoinGroup(JoinGroupResponse {
+                    error_code: ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+                    member_id: r.member_id,
+                    ..JoinGroupResponse::default()
+                }));
+            }
+            // An empty consumer group becomes a classic group (its offsets stay).
+            Some(true) => {
+                cg.delete(&request.group_id);
+                if let Err(e) = broker
+                    .queue_group_records(&mut cg, now)
+                    .and_then(|p| broker.wait_group_records(p, now))
+                {
+                    tracing::error!(group = %request.group_id, error = %e, "consumer group deletion failed to reach the log");
+                }
+            }
+            None => {}
+        }
+        drop(cg);
+        classic.join(request, now)
+    };
     let member_id = r.member_id;
     Box::pin(async move {
         let outcome = match pending {
@@ -176,35 +223,84 @@ pub fn leave_group(broker: &Broker, r: LeaveGroupRequest) -> LeaveGroupResponse 
 }
 
 pub fn list_groups(broker: &Broker, r: ListGroupsRequest) -> ListGroupsResponse {
-    let groups = broker
-        .groups
-        .lock()
+    let state_ok = |state: &str| {
+        r.states_filter.is_empty()
+            || r.states_filter
+                .iter()
+                .any(|s| s.trim().eq_ignore_ascii_case(state))
+    };
+    // Unknown types match no group, as in Kafka.
+    let type_ok = |t: &str| {
+        r.types_filter.is_empty()
+            || r.types_filter
+                .iter()
+                .any(|f| f.trim().eq_ignore_ascii_case(t))
+    };
+    let classic = broker.groups.lock();
+    let cg = broker.consumer_groups.lock();
+    let mut groups: Vec<ListedGroup> = classic
         .list()
         .into_iter()
-        .filter(|(_, _, state)| {
-            r.states_filter.is_empty()
-                || r.states_filter
-                    .iter()
-                    .any(|s| s.eq_ignore_ascii_case(state.kafka_name()))
+        .filter(|(id, _, state)| {
+            !cg.contains(id) && state_ok(state.kafka_name()) && type_ok(CLASSIC)
         })
         .map(|(group_id, protocol_type, state)| ListedGroup {
             group_id,
             protocol_type,
             group_state: state.kafka_name().to_string(),
+            group_type: CLASSIC.to_string(),
         })
         .collect();
+    groups.extend(
+        cg.list()
+            .into_iter()
+            .filter(|(_, state)| state_ok(state) && type_ok(CONSUMER))
+            .map(|(group_id, state)| ListedGroup {
+                group_id,
+                protocol_type: CONSUMER.to_string(),
+                group_state: state.to_string(),
+                group_type: CONSUMER.to_string(),
+            }),
+    );
     ListGroupsResponse {
         groups,
         ..ListGroupsResponse::default()
     }
 }
 
-pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub fn describe_groups(
+    broker: &Broker,
+    version: i16,
+    r: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let coordinator = broker.groups.lock();
+    let cg = broker.consumer_groups.lock();
+    let not_found = |group_id: String, message: String| {
+        if version >= DESCRIBE_GROUPS_ERROR_MESSAGE_VERSION {
+            DescribedGroup {
+                error_code: ErrorCode::GROUP_ID_NOT_FOUND,
+                error_message: Some(message),
+                group_id,
+                group_state: "Dead".into(),
+                ..DescribedGroup::default()
+            }
+        } else {
+            // Kafka describes an unknown group as "Dead" with no error.
+            DescribedGroup {
+                group_id,
+                group_state: "Dead".into(),
+                ..DescribedGroup::default()
+            }
+        }
+    };
     let mut groups: Vec<DescribedGroup> = r
         .groups
         .into_iter()
         .map(|group_id| match coordinator.describe(&group_id) {
+            _ if cg.contains(&group_id) => {
+                let message = format!("Group {group_id} is not a classic group.");
+                not_found(group_id, message)
+            }
             Some(d) => DescribedGroup {
                 error_code: ErrorCode::NONE,
                 group_id,
@@ -225,12 +321,10 @@ pub fn describe_groups(broker: &Broker, r: DescribeGroupsRequest) -> DescribeGro
                     .collect(),
                 ..DescribedGroup::default()
             },
-            // Kafka describes an unknown group as "Dead" with no error.
-            None => DescribedGroup {
-                group_id,
-                group_state: "Dead".into(),
-                ..DescribedGroup::default()
-            },
+            None => {
+                let message = format!("Group {group_id} not found.");
+                not_found(group_id, message)
+            }
         })
         .collect();
     if r.include_authorized_operations {
@@ -259,7 +353,6 @@ async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
 }
 
 pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFuture {
-    let now = broker.now_ms();
     let mut results = Vec::with_capacity(r.groups.len());
     // Per group: the staged tombstones of its offsets, if it was deleted.
     let mut staged: Vec<Option<StagedChange>> = Vec::with_capacity(r.groups.len());
@@ -270,7 +363,28 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             .into_iter()
             .map(|(t, p, _)| (t, p))
             .collect();
-        let mut error_code = broker.groups.lock().delete(&group_id);
+        let now = broker.now_ms();
+        let (code, pending) = {
+            let mut classic = broker.groups.lock();
+            let mut cg = broker.consumer_groups.lock();
+            match cg.delete(&group_id) {
+                Some(code) => (code, Some(broker.queue_group_records(&mut cg, now))),
+                None => (classic.delete(&group_id), None),
+            }
+        };
+        let mut error_code = match pending {
+            None => code,
+            Some(pending) => {
+                // DeleteGroups is rare: the group's tombstones are made durable right here, in
+                // request order, before the offsets' tombstones are staged.
+                let written = pending.and_then(|p| broker.wait_group_records(p, now));
+                if written.is_ok() {
+                    code
+                } else {
+                    ErrorCode::KAFKA_STORAGE_ERROR
+                }
+            }
+        };
         if error_code == ErrorCode::GROUP_ID_NOT_FOUND && !committed.is_empty() {
             error_code = ErrorCode::NONE;
         }
@@ -305,19 +419,33 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
 
 pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest) -> ResponseFuture {
     let now = broker.now_ms();
+    let mut consumer_group = false;
     let group_error = if r.group_id.is_empty() {
         ErrorCode::INVALID_GROUP_ID
     } else {
-        broker.groups.lock().validate_commit(
-            &CommitIdentity {
-                group_id: &r.group_id,
-                member_id: &r.member_id,
-                group_instance_id: r.group_instance_id.as_deref(),
-                generation_id: r.generation_id,
-            },
-            version,
-            now,
-        )
+        let classic = broker.groups.lock();
+        let cg = broker.consumer_groups.lock();
+        // v9 carries a consumer-protocol member's epoch in the generation field.
+        match cg.validate_offset_commit(&r.group_id, &r.member_id, r.generation_id, version) {
+            Some(result) => {
+                consumer_group = true;
+                result.map_or_else(|e| e.code, |()| ErrorCode::NONE)
+            }
+            None => {
+                drop(cg);
+                let mut classic = classic;
+                classic.validate_commit(
+                    &CommitIdentity {
+                        group_id: &r.group_id,
+                        member_id: &r.member_id,
+                        group_instance_id: r.group_instance_id.as_deref(),
+                        generation_id: r.generation_id,
+                    },
+                    version,
+                    now,
+                )
+            }
+        }
     };
     let mut to_commit = Vec::new();
     let mut topics: Vec<OffsetCommitTopicResponse> = Vec::with_capacity(r.topics.len());
@@ -330,7 +458,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest)
                 let error_code = if group_error != ErrorCode::NONE {
                     group_error
                 } else if known.as_ref().is_none_or(|k| {
-                    usize::try_from(p.partition_index).map_or(true, |i| i >= k.partitions.len())
+                    usize::try_from(p.partition_index).map_or(true, |i| i >= k.partition_count())
                 }) {
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                 } else if p
@@ -367,7 +495,9 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest)
     let staged = if to_commit.is_empty() {
         Ok(None)
     } else {
-        broker.groups.lock().ensure_group(&r.group_id);
+        if !consumer_group {
+            broker.groups.lock().ensure_group(&r.group_id);
+        }
         broker
             .offsets
             .stage_commit(&r.group_id, &to_commit, now)
@@ -403,6 +533,18 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
         .groups
         .into_iter()
         .map(|g| {
+            let checked = broker.consumer_groups.lock().validate_offset_fetch(
+                &g.group_id,
+                g.member_id.as_deref(),
+                g.member_epoch,
+            );
+            if let Some(Err(e)) = checked {
+                return OffsetFetchGroupResponse {
+                    group_id: g.group_id,
+                    error_code: e.code,
+                    topics: Vec::new(),
+                };
+            }
             let topics: Vec<OffsetFetchTopicResponse> = match g.topics {
                 None => {
                     let mut out: Vec<OffsetFetchTopicResponse> = Vec::new();
@@ -463,14 +605,27 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
 
 pub fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> ResponseFuture {
     let names: Vec<&str> = r.topics.iter().map(|t| t.name.as_str()).collect();
-    let check = broker
-        .groups
-        .lock()
-        .offset_delete_check(&r.group_id, &names);
+    let consumer_group = broker.consumer_groups.lock().contains(&r.group_id);
+    let check = if consumer_group {
+        None
+    } else {
+        broker
+            .groups
+            .lock()
+            .offset_delete_check(&r.group_id, &names)
+    };
     let subscribed = match check {
         Some(Ok(subscribed)) => subscribed,
         Some(Err(error_code)) => {
             return ready_offset_delete(error_code, Vec::new());
+        }
+        // A consumer group knows its members' subscriptions: only those topics count.
+        None if consumer_group => {
+            let cg = broker.consumer_groups.lock();
+            names
+                .iter()
+                .map(|n| cg.is_subscribed(&r.group_id, n))
+                .collect()
         }
         // Known only through committed offsets (no membership record): nothing is subscribed.
         None if !broker.offsets.fetch_all(&r.group_id).is_empty() => vec![false; names.len()],
@@ -532,4 +687,187 @@ fn ready_offset_delete(
         topics,
         ..OffsetDeleteResponse::default()
     }))
+}
+
+fn assignment_to_wire(a: &Assignment) -> Vec<ConsumerGroupTopicPartitions> {
+    a.iter()
+        .map(|(topic_id, ps)| ConsumerGroupTopicPartitions {
+            topic_id: *topic_id,
+            partitions: ps.iter().copied().collect(),
+        })
+        .collect()
+}
+
+fn heartbeat_error(e: GroupError) -> ConsumerGroupHeartbeatResponse {
+    ConsumerGroupHeartbeatResponse {
+        error_code: e.code,
+        error_message: e.message,
+        ..ConsumerGroupHeartbeatResponse::default()
+    }
+}
+
+/// ConsumerGroupHeartbeat (KIP-848): the state change is in `__consumer_offsets` before the member
+/// hears of it.
+pub async fn consumer_group_heartbeat(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    client_id: String,
+    version: i16,
+    r: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let hb = Heartbeat {
+        group_id: r.group_id,
+        member_id: r.member_id,
+        member_epoch: r.member_epoch,
+        instance_id: r.instance_id,
+        rack_id: r.rack_id,
+        rebalance_timeout_ms: r.rebalance_timeout_ms,
+        subscribed_topic_names: r.subscribed_topic_names,
+        subscribed_topic_regex: r.subscribed_topic_regex,
+        server_assignor: r.server_assignor,
+        owned: r.topic_partitions.map(|tps| {
+            let mut owned = Assignment::new();
+            for tp in tps {
+                owned.entry(tp.topic_id).or_default().extend(tp.partitions);
+            }
+            owned
+        }),
+        client_id,
+        client_host: format!("/{}", ctx.peer.ip()),
+        api_version: version,
+    };
+    let topics: TopicsView = broker.topics_view();
+    let now = broker.now_ms();
+    let (result, pending) = {
+        let mut classic = broker.groups.lock();
+        let mut cg = broker.consumer_groups.lock();
+        if let Err(e) = consumer_groups::validate(&hb, cg.config()) {
+            return heartbeat_error(e);
+        }
+        let mut upgrade = false;
+        if !cg.contains(&hb.group_id) {
+            match classic.group_state(&hb.group_id) {
+                // An empty classic group (e.g. one known only by its offsets) is upgraded once
+                // the joining member is in.
+                Some(GroupState::Empty) if hb.member_epoch == 0 => upgrade = true,
+                Some(_) => {
+                    return heartbeat_error(GroupError {
+                        code: ErrorCode::GROUP_ID_NOT_FOUND,
+                        message: Some(format!("Group {} is not a consumer group.", hb.group_id)),
+                    });
+                }
+                None => {}
+            }
+        }
+        let group_id = hb.group_id.clone();
+        let result = cg.heartbeat(hb, &topics, now);
+        if upgrade && result.is_ok() {
+            classic.delete(&group_id);
+        }
+        (result, broker.queue_group_records(&mut cg, now))
+    };
+    let b = broker.clone();
+    let written = match pending {
+        Ok(None) => true,
+        Ok(Some(p)) => matches!(
+            blocking(move || b.wait_group_records(Some(p), now)).await,
+            Some(Ok(()))
+        ),
+        Err(_) => false,
+    };
+    if !written {
+        tracing::error!("consumer group changes failed to reach the log");
+        return heartbeat_error(GroupError {
+            code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            message: None,
+        });
+    }
+    match result {
+        Ok(a) => ConsumerGroupHeartbeatResponse {
+            member_id: Some(a.member_id),
+            member_epoch: a.member_epoch,
+            heartbeat_interval_ms: a.heartbeat_interval_ms,
+            assignment: a.assignment.map(|a| ConsumerGroupAssignment {
+                topic_partitions: assignment_to_wire(&a),
+            }),
+            ..ConsumerGroupHeartbeatResponse::default()
+        },
+        Err(e) => heartbeat_error(e),
+    }
+}
+
+fn describe_assignment(a: &Assignment, topics: &TopicsView) -> ConsumerGroupDescribeAssignment {
+    ConsumerGroupDescribeAssignment {
+        topic_partitions: a
+            .iter()
+            // As Kafka: partitions of a topic that no longer exists are not described.
+            .filter_map(|(id, ps)| {
+                topics
+                    .name(id)
+                    .map(|name| ConsumerGroupDescribeTopicPartitions {
+                        topic_id: *id,
+                        topic_name: name.to_string(),
+                        partitions: ps.iter().copied().collect(),
+                    })
+            })
+            .collect(),
+    }
+}
+
+/// ConsumerGroupDescribe (KIP-848).
+pub fn consumer_group_describe(
+    broker: &Broker,
+    r: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let topics = broker.topics_view();
+    let classic = broker.groups.lock();
+    let cg = broker.consumer_groups.lock();
+    let groups = r
+        .group_ids
+        .into_iter()
+        .map(|group_id| match cg.describe(&group_id) {
+            Some(d) => ConsumerGroupDescribedGroup {
+                group_id,
+                group_state: d.state.to_string(),
+                group_epoch: d.group_epoch,
+                assignment_epoch: d.assignment_epoch,
+                assignor_name: d.assignor_name.to_string(),
+                members: d
+                    .members
+                    .into_iter()
+                    .map(|m| ConsumerGroupDescribedMember {
+                        member_id: m.member_id,
+                        instance_id: m.instance_id,
+                        rack_id: m.rack_id,
+                        member_epoch: m.member_epoch,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        subscribed_topic_names: m.subscribed_topic_names,
+                        subscribed_topic_regex: m.subscribed_topic_regex,
+                        assignment: describe_assignment(&m.assignment, &topics),
+                        target_assignment: describe_assignment(&m.target_assignment, &topics),
+                        member_type: 1,
+                    })
+                    .collect(),
+                ..ConsumerGroupDescribedGroup::default()
+            },
+            None => {
+                let message = if classic.group_state(&group_id).is_some() {
+                    format!("Group {group_id} is not a consumer group.")
+                } else {
+                    format!("Group {group_id} not found.")
+                };
+                ConsumerGroupDescribedGroup {
+                    error_code: ErrorCode::GROUP_ID_NOT_FOUND,
+                    error_message: Some(message),
+                    group_id,
+                    ..ConsumerGroupDescribedGroup::default()
+                }
+            }
+        })
+        .collect();
+    ConsumerGroupDescribeResponse {
+        groups,
+        ..ConsumerGroupDescribeResponse::default()
+    }
 }

@@ -13,7 +13,7 @@ use weir_protocol::responses::{
 use weir_protocol::ErrorCode;
 use weir_storage::StorageError;
 
-use super::produce::storage_error_code;
+use super::produce::{current_leader, replica_error_code, storage_error_code};
 use crate::broker::Broker;
 use crate::fetch_sessions::{RequestedPartition, SessionPartition};
 
@@ -30,11 +30,13 @@ const LATEST_TIERED: i64 = -5;
 /// `min_one_batch` is true until a partition returned data: only then may a batch exceed the
 /// limits (KIP-74), so a record larger than them cannot stall a consumer, and a response is never
 /// larger than `max_bytes` plus that one batch.
+#[allow(clippy::too_many_arguments)]
 fn read_partition(
     broker: &Broker,
     topic: &str,
     index: i32,
     p: &SessionPartition,
+    current_leader_epoch: i32,
     budget: usize,
     min_one_batch: bool,
 ) -> FetchPartitionResponse {
@@ -43,23 +45,39 @@ fn read_partition(
         ..FetchPartitionResponse::default()
     };
     let Some(partition) = broker.topics.partition(topic, index) else {
-        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+        out.error_code = if broker
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.has_partition(index))
+        {
+            out.current_leader = current_leader(broker, topic, index);
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        } else {
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        };
         return out;
     };
+    // Consumers read from the leader, below its high watermark (KIP-320 epoch checks first).
+    if let Err(e) = partition.check_epoch(current_leader_epoch) {
+        out.error_code = replica_error_code(e);
+        return out;
+    }
+    if partition.leader_epoch().is_none() {
+        out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+        out.current_leader = current_leader(broker, topic, index);
+        return out;
+    }
     let log = &partition.log;
-    out.high_watermark = log.high_watermark();
+    out.high_watermark = partition.high_watermark();
     out.last_stable_offset = out.high_watermark;
     out.log_start_offset = log.log_start_offset();
     let max = usize::try_from(p.partition_max_bytes)
         .unwrap_or(0)
         .min(budget);
-    let read = if min_one_batch {
-        log.read(p.fetch_offset, max)
-    } else if max == 0 {
+    if !min_one_batch && max == 0 {
         return out;
-    } else {
-        log.read_within(p.fetch_offset, max)
-    };
+    }
+    let read = log.read_below(p.fetch_offset, max, out.high_watermark, min_one_batch);
     match read {
         Ok(bytes) => out.records = Bytes::from(bytes),
         Err(e @ StorageError::OffsetOutOfRange { .. }) => out.error_code = storage_error_code(&e),
@@ -72,6 +90,15 @@ fn read_partition(
 }
 
 pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse {
+    let leader_epochs: std::collections::HashMap<(&str, i32), i32> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| ((t.name.as_str(), p.partition), p.current_leader_epoch))
+        })
+        .collect();
     let requested: Vec<RequestedPartition> = request
         .topics
         .iter()
@@ -125,7 +152,11 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
         let mut results: Vec<((String, i32), FetchPartitionResponse)> =
             Vec::with_capacity(resolved.partitions.len());
         for ((topic, index), p) in &resolved.partitions {
-            let r = read_partition(broker, topic, *index, p, budget, total == 0);
+            let epoch = leader_epochs
+                .get(&(topic.as_str(), *index))
+                .copied()
+                .unwrap_or(-1);
+            let r = read_partition(broker, topic, *index, p, epoch, budget, total == 0);
             total += r.records.len();
             budget = budget.saturating_sub(r.records.len());
             any_error |= r.error_code != ErrorCode::NONE;
@@ -198,9 +229,19 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
                         return out;
                     };
+                    if let Err(e) = partition.check_epoch(p.current_leader_epoch) {
+                        out.error_code = replica_error_code(e);
+                        return out;
+                    }
+                    if partition.leader_epoch().is_none() {
+                        out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+                        return out;
+                    }
                     let log = &partition.log;
+                    let hw = partition.high_watermark();
+                    out.leader_epoch = partition.epoch();
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        LATEST => Ok(Some((hw, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                         LATEST_TIERED => Ok(None),
                         // KAFKA-16310: the record holding the largest timestamp, not the end of
@@ -212,6 +253,8 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                             return out;
                         }
                     };
+                    // Nothing above the high watermark is visible to consumers.
+                    let found = found.map(|f| f.filter(|(o, _)| *o <= hw));
                     match found {
                         Ok(Some((offset, timestamp))) => {
                             out.offset = offset;
@@ -236,7 +279,10 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
     }
 }
 
-/// A single node never changes leader, so every partition has had one epoch (0) that ends at the log end.
+/// Where a leader epoch ends in the leader's log (KIP-101/KIP-320): the largest epoch at or
+/// below the one asked for and the first offset after it (the log end offset for the latest
+/// epoch), from the partition's leader-epoch cache. An epoch older than the log answers
+/// UNDEFINED (-1/-1), as Kafka.
 pub fn offset_for_leader_epoch(
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
@@ -248,19 +294,28 @@ pub fn offset_for_leader_epoch(
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| match broker.topics.partition(&t.topic, p.partition) {
-                    Some(partition) => EpochEndOffset {
+                .map(|p| {
+                    let mut out = EpochEndOffset {
                         partition: p.partition,
                         error_code: ErrorCode::NONE,
-                        leader_epoch: 0,
-                        end_offset: partition.log.high_watermark(),
-                    },
-                    None => EpochEndOffset {
-                        partition: p.partition,
-                        error_code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                         leader_epoch: -1,
                         end_offset: -1,
-                    },
+                    };
+                    let Some(partition) = broker.topics.partition(&t.topic, p.partition) else {
+                        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+                        return out;
+                    };
+                    if let Err(e) = partition.check_epoch(p.current_leader_epoch) {
+                        out.error_code = replica_error_code(e);
+                    } else if partition.leader_epoch().is_none() {
+                        out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER;
+                    } else if let Some((epoch, end)) =
+                        partition.end_offset_for_epoch(p.leader_epoch)
+                    {
+                        out.leader_epoch = epoch;
+                        out.end_offset = end;
+                    }
+                    out
                 })
                 .collect();
             OffsetForLeaderTopicResult {

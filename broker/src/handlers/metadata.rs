@@ -10,9 +10,11 @@ use weir_protocol::responses::{
 };
 use weir_protocol::ErrorCode;
 
-use super::blocking;
 use crate::authz::{authorized_operations, ResourceType};
 use crate::broker::Broker;
+use crate::cluster::metadata::BrokerRecord;
+use crate::offsets::OFFSETS_TOPIC;
+use crate::topic_admin::CreateSpec;
 use crate::topics::{valid_topic_name, Topic};
 
 /// FindCoordinator key type for transactional ids.
@@ -23,26 +25,64 @@ pub fn api_versions() -> ApiVersionsResponse {
 }
 
 fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {
-    let node = broker.config.node_id;
     MetadataTopic {
         error_code: ErrorCode::NONE,
         name: Some(topic.name.clone()),
         topic_id: topic.id,
         is_internal: topic.is_internal,
-        partitions: topic
-            .partitions
-            .iter()
-            .map(|p| MetadataPartition {
-                error_code: ErrorCode::NONE,
-                partition_index: p.index,
-                leader_id: node,
-                leader_epoch: 0,
-                replica_nodes: vec![node],
-                isr_nodes: vec![node],
-                offline_replicas: Vec::new(),
-            })
+        partitions: (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX))
+            .map(|index| describe_partition(broker, topic, index))
             .collect(),
         ..MetadataTopic::default()
+    }
+}
+
+/// One partition as Kafka's Metadata shows it: leader and epoch, the assigned replicas, the
+/// in-sync voters (as the leader sees them), and the assigned replicas on brokers that are gone.
+fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPartition {
+    let assigned: Vec<i32> = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.assignment.get(i).cloned())
+        .unwrap_or_default();
+    let (leader, epoch, replicas, isr) = match topic.partition(index) {
+        Some(p) => {
+            let view = p.replication_view();
+            let replicas: Vec<i32> = if assigned.is_empty() {
+                view.replicas.iter().copied().collect()
+            } else {
+                assigned.clone()
+            };
+            let isr = match view.in_sync {
+                Some(s) => s.into_iter().collect(),
+                None => broker
+                    .cluster_leader(&topic.name, index)
+                    .map(|l| l.isr)
+                    .unwrap_or_else(|| replicas.clone()),
+            };
+            (view.leader.unwrap_or(-1), view.epoch, replicas, isr)
+        }
+        None => match broker.cluster_leader(&topic.name, index) {
+            Some(l) => (l.leader, l.epoch, assigned.clone(), l.isr),
+            None => (-1, -1, assigned.clone(), Vec::new()),
+        },
+    };
+    let offline_replicas = replicas
+        .iter()
+        .copied()
+        .filter(|r| !broker.is_broker_alive(*r))
+        .collect();
+    MetadataPartition {
+        error_code: if leader < 0 {
+            ErrorCode::LEADER_NOT_AVAILABLE
+        } else {
+            ErrorCode::NONE
+        },
+        partition_index: index,
+        leader_id: leader,
+        leader_epoch: epoch,
+        replica_nodes: replicas,
+        isr_nodes: isr,
+        offline_replicas,
     }
 }
 
@@ -56,13 +96,26 @@ fn missing_topic(name: Option<String>, topic_id: [u8; 16], error_code: ErrorCode
 }
 
 pub fn brokers(broker: &Broker) -> Vec<MetadataBroker> {
-    let (host, port) = broker.advertised();
-    vec![MetadataBroker {
-        node_id: broker.config.node_id,
-        host,
-        port,
-        rack: None,
-    }]
+    broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| MetadataBroker {
+            node_id: b.id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect()
+}
+
+/// The controller as clients see it: the broker holding the controller key in a cluster (this
+/// one while none does, so admin clients always have somewhere to go), this one on a single node.
+fn controller_id(broker: &Broker) -> i32 {
+    broker
+        .cluster
+        .as_ref()
+        .and_then(|c| c.store.with_view(|v| v.controller))
+        .unwrap_or(broker.config.node_id)
 }
 
 pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> MetadataResponse {
@@ -104,13 +157,19 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
                     ));
                     continue;
                 }
-                let b = broker.clone();
-                let n = name.clone();
-                let partitions = broker.config.default_partitions;
-                let created = blocking(move || b.topics.create(&n, partitions, &[], false)).await;
-                match created {
-                    Some(Ok(topic)) => {
-                        tracing::info!(topic = %name, partitions, "auto-created topic");
+                let spec = CreateSpec {
+                    name: name.clone(),
+                    partitions: -1,
+                    replication_factor: -1,
+                    assignment: Vec::new(),
+                    configs: Vec::new(),
+                    internal: false,
+                    validate_only: false,
+                };
+                let created = broker.create_topic(spec).await;
+                match created.ok().and_then(|_| broker.topics.get(&name)) {
+                    Some(topic) => {
+                        tracing::info!(topic = %name, "auto-created topic");
                         out.push(describe_topic(broker, &topic));
                     }
                     // Lost a race with another creator: describe the winner's topic.
@@ -138,7 +197,7 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
     MetadataResponse {
         brokers: brokers(broker),
         cluster_id: Some(broker.cluster_id.clone()),
-        controller_id: broker.config.node_id,
+        controller_id: controller_id(broker),
         topics,
         // Only Metadata v8-10 carry it (later versions moved it to DescribeCluster); the encoder
         // drops it elsewhere, and the request field is false there.
@@ -155,7 +214,6 @@ pub fn describe_cluster(
     broker: &Broker,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let (host, port) = broker.advertised();
     DescribeClusterResponse {
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
             authorized_operations(ResourceType::Cluster, "")
@@ -163,22 +221,26 @@ pub fn describe_cluster(
             AUTHORIZED_OPERATIONS_OMITTED
         },
         cluster_id: broker.cluster_id.clone(),
-        controller_id: broker.config.node_id,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: broker.config.node_id,
-            host,
-            port,
-            rack: None,
-        }],
+        controller_id: controller_id(broker),
+        brokers: broker
+            .live_brokers()
+            .into_iter()
+            .map(|b| DescribeClusterBroker {
+                broker_id: b.id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+            })
+            .collect(),
         ..DescribeClusterResponse::default()
     }
 }
 
-pub fn find_coordinator(
-    broker: &Broker,
+pub async fn find_coordinator(
+    broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.advertised();
+    let coordinator = group_coordinator(broker).await;
     let coordinators = request
         .keys
         .into_iter()
@@ -193,13 +255,23 @@ pub fn find_coordinator(
                     error_message: Some("transactions are not supported by this broker".into()),
                 };
             }
-            Coordinator {
-                key,
-                node_id: broker.config.node_id,
-                host: host.clone(),
-                port,
-                error_code: ErrorCode::NONE,
-                error_message: None,
+            match &coordinator {
+                Some(b) => Coordinator {
+                    key,
+                    node_id: b.id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                },
+                None => Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    error_message: Some("the offsets partition has no leader yet".into()),
+                },
             }
         })
         .collect();
@@ -207,4 +279,42 @@ pub fn find_coordinator(
         coordinators,
         ..FindCoordinatorResponse::default()
     }
+}
+
+/// The broker coordinating groups: this one on a single node; in a cluster the leader of the
+/// offsets partition (created on first need, as Kafka creates `__consumer_offsets`).
+async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
+    if broker.cluster.is_none() {
+        let (host, port) = broker.advertised();
+        return Some(BrokerRecord {
+            id: broker.config.node_id,
+            host,
+            port,
+            rack: None,
+            endpoints: Vec::new(),
+        });
+    }
+    if broker.topics.get(OFFSETS_TOPIC).is_none() {
+        let spec = CreateSpec {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: 1,
+            replication_factor: -1,
+            assignment: Vec::new(),
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+            internal: true,
+            validate_only: false,
+        };
+        if let Err(e) = broker.create_topic(spec).await {
+            tracing::debug!(error = %e, "offsets topic not created (yet)");
+        }
+    }
+    let leader = match broker
+        .topics
+        .partition(OFFSETS_TOPIC, 0)
+        .and_then(|p| p.leader())
+    {
+        Some(l) => l,
+        None => broker.cluster_leader(OFFSETS_TOPIC, 0)?.leader,
+    };
+    broker.broker_record(leader)
 }

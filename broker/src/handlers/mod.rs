@@ -18,9 +18,13 @@
 mod admin;
 mod configs;
 mod consumer_groups;
+mod coordinator;
+mod down_convert;
 mod fetch;
 mod metadata;
+mod not_served;
 mod produce;
+mod replication;
 mod scram_credentials;
 
 use std::future::Future;
@@ -60,19 +64,40 @@ pub async fn dispatch(
 ) -> ResponseFuture {
     let b = broker.clone();
     let version = header.api_version;
+    if !b.is_group_coordinator() {
+        if let Some(refused) = coordinator::refuse(&request) {
+            return ready(refused);
+        }
+    }
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
         Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, r).await)),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
             metadata::describe_cluster(&b, &r),
         )),
-        Request::FindCoordinator(r) => {
-            ready(Response::FindCoordinator(metadata::find_coordinator(&b, r)))
-        }
+        Request::FindCoordinator(r) => Box::pin(async move {
+            Some(Response::FindCoordinator(
+                metadata::find_coordinator(&b, r).await,
+            ))
+        }),
         Request::Produce(r) => produce::produce(&b, r),
-        Request::Fetch(r) => {
-            Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) })
+        // A follower broker's fetch (in a cluster): the replication path.
+        Request::Fetch(r) if r.replica_id >= 0 && b.cluster.is_some() => {
+            Box::pin(async move { Some(Response::Fetch(replication::replica_fetch(&b, r).await)) })
         }
+        Request::Fetch(r) => match down_convert::plan(&r) {
+            None => Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) }),
+            Some(plan) => Box::pin(async move {
+                let mut response = fetch::fetch(&b, r).await;
+                // Decompressing and recompressing is CPU work: off the async workers.
+                let converted = blocking(move || {
+                    down_convert::apply(&b, &plan, &mut response);
+                    response
+                })
+                .await?;
+                Some(Response::Fetch(converted))
+            }),
+        },
         Request::ListOffsets(r) => ready(Response::ListOffsets(fetch::list_offsets(&b, r))),
         Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(&b, r),
@@ -86,7 +111,20 @@ pub async fn dispatch(
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(consumer_groups::leave_group(&b, r))),
         Request::ListGroups(r) => ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
         Request::DescribeGroups(r) => ready(Response::DescribeGroups(
-            consumer_groups::describe_groups(&b, r),
+            consumer_groups::describe_groups(&b, version, r),
+        )),
+        Request::ConsumerGroupHeartbeat(r) => {
+            let ctx = ctx.clone();
+            let client_id = header.client_id.clone().unwrap_or_default();
+            Box::pin(async move {
+                Some(Response::ConsumerGroupHeartbeat(
+                    consumer_groups::consumer_group_heartbeat(&b, &ctx, client_id, version, r)
+                        .await,
+                ))
+            })
+        }
+        Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
+            consumer_groups::consumer_group_describe(&b, r),
         )),
         Request::DeleteGroups(r) => consumer_groups::delete_groups(&b, r),
         Request::OffsetCommit(r) => consumer_groups::offset_commit(&b, version, r),
@@ -137,6 +175,35 @@ pub async fn dispatch(
         Request::AlterUserScramCredentials(r) => ready(Response::AlterUserScramCredentials(
             scram_credentials::alter(&b, r).await,
         )),
+        // Decoded but not advertised in ApiVersions: the cluster layer will serve these.
+        Request::ElectLeaders(r) => ready(Response::ElectLeaders(not_served::elect_leaders(&r))),
+        Request::AlterPartitionReassignments(_) => ready(Response::AlterPartitionReassignments(
+            not_served::alter_partition_reassignments(),
+        )),
+        Request::ListPartitionReassignments(_) => ready(Response::ListPartitionReassignments(
+            not_served::list_partition_reassignments(),
+        )),
+        // Inter-broker Raft messages: served in a cluster, refused on a single node.
+        Request::Vote(r) if b.cluster.is_some() => {
+            Box::pin(async move { Some(Response::Vote(replication::vote(&b, r).await)) })
+        }
+        Request::BeginQuorumEpoch(r) if b.cluster.is_some() => Box::pin(async move {
+            Some(Response::BeginQuorumEpoch(
+                replication::begin_quorum_epoch(&b, r).await,
+            ))
+        }),
+        Request::EndQuorumEpoch(r) if b.cluster.is_some() => Box::pin(async move {
+            Some(Response::EndQuorumEpoch(
+                replication::end_quorum_epoch(&b, r).await,
+            ))
+        }),
+        Request::Vote(_) => ready(Response::Vote(not_served::vote())),
+        Request::BeginQuorumEpoch(_) => {
+            ready(Response::BeginQuorumEpoch(not_served::begin_quorum_epoch()))
+        }
+        Request::EndQuorumEpoch(_) => {
+            ready(Response::EndQuorumEpoch(not_served::end_quorum_epoch()))
+        }
     }
 }
 

@@ -3,20 +3,28 @@
 //! Appends are split in two: validation, the idempotent-sequence check and offset assignment happen
 //! in `produce` itself, in the order requests arrived on the connection; waiting for durability
 //! (fsync) happens in the returned future, so pipelined requests share one fdatasync.
+//!
+//! Batches are stored as sent. Records are looked at only where Kafka's rules need them: message
+//! sets of the legacy formats (Produce v0-2) are up-converted to one v2 batch, and records for a
+//! compacted topic must have keys (`record_checks`).
 
 use std::sync::Arc;
 
 use weir_protocol::requests::{InitProducerIdRequest, ProduceRequest};
 use weir_protocol::responses::{
-    InitProducerIdResponse, ProducePartitionResponse, ProduceResponse, ProduceTopicResponse,
+    InitProducerIdResponse, NodeEndpoint, ProducePartitionResponse, ProduceResponse,
+    ProduceTopicResponse,
 };
 use weir_protocol::{ErrorCode, Response};
-use weir_storage::batch::{validate_batches, BatchError, BatchHeader};
+use weir_storage::batch::{validate_batches, BatchError, BatchHeader, MAGIC_V2};
+use weir_storage::legacy::MAGIC_OFFSET;
 use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
+use crate::partition::{AppendError, ReplicaError};
 use crate::producers::SequenceCheck;
+use crate::record_checks;
 use crate::topics::Partition;
 
 /// What became of one partition's records before durability is awaited.
@@ -24,9 +32,53 @@ enum Staged {
     Done(ProducePartitionResponse),
     Pending {
         index: i32,
+        partition: Arc<Partition>,
         pending: Vec<PendingAppend>,
         duplicate_base: Option<i64>,
     },
+}
+
+/// A leader append's error as a partition answer.
+fn append_failed(broker: &Broker, partition: &Partition, e: &AppendError) -> Staged {
+    match e {
+        AppendError::Replica(_) => not_leader(broker, &partition.topic, partition.index),
+        AppendError::Storage(s) => failed(partition.index, storage_error_code(s), s.to_string()),
+    }
+}
+
+/// NOT_LEADER_OR_FOLLOWER, naming the current leader where it is known (KIP-951), so the
+/// producer can go there without a Metadata round trip.
+fn not_leader(broker: &Broker, topic: &str, index: i32) -> Staged {
+    Staged::Done(ProducePartitionResponse {
+        index,
+        error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        error_message: Some(format!("this broker does not lead {topic}-{index}")),
+        current_leader: current_leader(broker, topic, index),
+        ..ProducePartitionResponse::default()
+    })
+}
+
+/// The leader of a partition and its epoch as this broker knows them (its own replica's view,
+/// else the cluster's leader record).
+pub fn current_leader(broker: &Broker, topic: &str, index: i32) -> Option<(i32, i32)> {
+    let local = broker
+        .topics
+        .partition(topic, index)
+        .and_then(|p| p.leader().map(|l| (l, p.epoch())));
+    local.or_else(|| {
+        broker
+            .cluster_leader(topic, index)
+            .map(|l| (l.leader, l.epoch))
+    })
+}
+
+/// Kafka's error code for a replica refusing a request.
+pub fn replica_error_code(e: ReplicaError) -> ErrorCode {
+    match e {
+        ReplicaError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        ReplicaError::FencedEpoch => ErrorCode::FENCED_LEADER_EPOCH,
+        ReplicaError::UnknownEpoch => ErrorCode::UNKNOWN_LEADER_EPOCH,
+    }
 }
 
 pub fn storage_error_code(e: &StorageError) -> ErrorCode {
@@ -54,6 +106,22 @@ fn failed(index: i32, error_code: ErrorCode, message: String) -> Staged {
     })
 }
 
+/// Kafka's name of a partition in messages: `topic-index`.
+fn partition_name(partition: &Partition) -> String {
+    format!("{}-{}", partition.topic, partition.index)
+}
+
+/// The answer for records that failed a record-level check.
+fn rejected(index: i32, r: record_checks::Rejection) -> Staged {
+    Staged::Done(ProducePartitionResponse {
+        index,
+        error_code: r.error_code,
+        error_message: Some(r.message),
+        record_errors: r.record_errors,
+        ..ProducePartitionResponse::default()
+    })
+}
+
 impl Staged {
     fn is_complete(&self) -> bool {
         match self {
@@ -63,11 +131,55 @@ impl Staged {
     }
 }
 
-/// Validates and queues one partition's records. Runs in request order.
-fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) -> Staged {
+/// Validates and queues one partition's records. Runs in request order. `legacy_formats_allowed`:
+/// the request is Produce v0-2, whose records may be magic-0/1 message sets.
+fn stage(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    records: Option<bytes::Bytes>,
+    legacy_formats_allowed: bool,
+) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failed(index, ErrorCode::CORRUPT_MESSAGE, "no record batch".into());
+    };
+    let Some(topic) = broker.topics.get(&partition.topic) else {
+        return failed(
+            index,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            "topic deleted".into(),
+        );
+    };
+    let (max_bytes, log_append_time, compacted) = {
+        let config = topic.config.read();
+        (
+            config.max_message_bytes(),
+            config.log_append_time(),
+            config.compacted(),
+        )
+    };
+    let mut keys_checked = false;
+    let records = match records.get(MAGIC_OFFSET).map(|&m| m as i8) {
+        Some(magic @ 0..=1) if !legacy_formats_allowed => {
+            return failed(
+                index,
+                ErrorCode::INVALID_RECORD,
+                format!(
+                    "Produce v3+ may carry only magic {MAGIC_V2} record batches, not magic {magic}"
+                ),
+            )
+        }
+        Some(0..=1) => {
+            match record_checks::up_convert(&records, compacted.then(|| partition_name(partition)))
+            {
+                Ok(batch) => {
+                    keys_checked = true;
+                    bytes::Bytes::from(batch)
+                }
+                Err(rejection) => return rejected(index, rejection),
+            }
+        }
+        _ => records,
     };
     let headers = match validate_batches(&records) {
         Ok(h) => h,
@@ -79,17 +191,6 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
             )
         }
     };
-    let Some(topic) = broker.topics.get(&partition.topic) else {
-        return failed(
-            index,
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            "topic deleted".into(),
-        );
-    };
-    let (max_bytes, log_append_time) = {
-        let config = topic.config.read();
-        (config.max_message_bytes(), config.log_append_time())
-    };
     if let Some(h) = headers.iter().find(|h| h.total_len() > max_bytes as usize) {
         return failed(
             index,
@@ -100,12 +201,45 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
             ),
         );
     }
+    // Kafka's log validator refuses these from clients: control batches are the transaction
+    // coordinator's to write, and a client batch holds exactly one record per offset of its range.
+    if headers.iter().any(BatchHeader::is_control) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "clients may not write control batches (topic partition {})",
+                partition_name(partition)
+            ),
+        );
+    }
+    if let Some(h) = headers.iter().find(|h| {
+        h.record_count <= 0 || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
+    }) {
+        return failed(
+            index,
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "batch of {} records for an offset range of {} in topic partition {}",
+                h.record_count,
+                i64::from(h.last_offset_delta) + 1,
+                partition_name(partition)
+            ),
+        );
+    }
     if headers.iter().any(BatchHeader::is_transactional) {
         return failed(
             index,
             ErrorCode::INVALID_RECORD,
             "transactions are not supported by this broker".into(),
         );
+    }
+    if compacted && !keys_checked {
+        if let Err(rejection) =
+            record_checks::check_keys(&records, &headers, &partition_name(partition))
+        {
+            return rejected(index, rejection);
+        }
     }
     let options = AppendOptions {
         log_append_time_ms: log_append_time.then(|| broker.now_ms()),
@@ -115,13 +249,14 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
     if !idempotent {
-        return match partition.log.append_pending(records.to_vec(), &options) {
+        return match partition.append(records.to_vec(), &options) {
             Ok(p) => Staged::Pending {
                 index,
+                partition: partition.clone(),
                 pending: vec![p],
                 duplicate_base: None,
             },
-            Err(e) => failed(index, storage_error_code(&e), e.to_string()),
+            Err(e) => append_failed(broker, partition, &e),
         };
     }
     // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
@@ -133,12 +268,12 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
         let bytes = &records[position..position + h.total_len()];
         position += h.total_len();
         match producers.check(h) {
-            SequenceCheck::Append => match partition.log.append_pending(bytes.to_vec(), &options) {
+            SequenceCheck::Append => match partition.append(bytes.to_vec(), &options) {
                 Ok(p) => {
                     producers.record(h, p.result.base_offset);
                     pending.push(p);
                 }
-                Err(e) => return failed(index, storage_error_code(&e), e.to_string()),
+                Err(e) => return append_failed(broker, partition, &e),
             },
             SequenceCheck::Duplicate { base_offset } => {
                 duplicate_base.get_or_insert(base_offset);
@@ -157,21 +292,28 @@ fn stage(broker: &Broker, partition: &Partition, records: Option<bytes::Bytes>) 
     }
     Staged::Pending {
         index,
+        partition: partition.clone(),
         pending,
         duplicate_base,
     }
 }
 
+/// What acks=all still waits for after a partition's appends are durable here: the high watermark
+/// passing `last_offset`.
+type Replication = Option<(Arc<Partition>, i64)>;
+
 /// Waits for durability of the staged appends and builds the partition's answer.
-fn finish(staged: Staged) -> ProducePartitionResponse {
-    let (index, pending, duplicate_base) = match staged {
-        Staged::Done(r) => return r,
+fn finish(staged: Staged) -> (ProducePartitionResponse, Replication) {
+    let (index, partition, pending, duplicate_base) = match staged {
+        Staged::Done(r) => return (r, None),
         Staged::Pending {
             index,
+            partition,
             pending,
             duplicate_base,
-        } => (index, pending, duplicate_base),
+        } => (index, partition, pending, duplicate_base),
     };
+    let last_offset = pending.last().map(|p| p.result.last_offset);
     let mut response = ProducePartitionResponse {
         index,
         ..ProducePartitionResponse::default()
@@ -187,20 +329,54 @@ fn finish(staged: Staged) -> ProducePartitionResponse {
                 response.log_start_offset = r.log_start_offset;
             }
             Err(e) => {
-                return ProducePartitionResponse {
-                    index,
-                    error_code: storage_error_code(&e),
-                    error_message: Some(e.to_string()),
-                    ..ProducePartitionResponse::default()
-                }
+                return (
+                    ProducePartitionResponse {
+                        index,
+                        error_code: storage_error_code(&e),
+                        error_message: Some(e.to_string()),
+                        ..ProducePartitionResponse::default()
+                    },
+                    None,
+                )
             }
         }
     }
-    response
+    partition.note_durable();
+    (response, last_offset.map(|o| (partition, o)))
+}
+
+/// acks=all: a partition is answered once the high watermark passes its last offset (on a single
+/// voter, as soon as it is durable); a leader that loses leadership first answers
+/// NOT_LEADER_OR_FOLLOWER (the producer retries, an idempotent one without duplicates), and one
+/// that cannot replicate within the request's timeout REQUEST_TIMED_OUT, as Kafka.
+async fn await_replication(
+    response: ProducePartitionResponse,
+    replication: Replication,
+    timeout_ms: i32,
+) -> ProducePartitionResponse {
+    let Some((partition, last_offset)) = replication else {
+        return response;
+    };
+    let timeout = std::time::Duration::from_millis(u64::try_from(timeout_ms.max(1)).unwrap_or(1));
+    let error = match tokio::time::timeout(timeout, partition.wait_committed(last_offset)).await {
+        Ok(Ok(())) => return response,
+        Ok(Err(e)) => replica_error_code(e),
+        Err(_) => ErrorCode::REQUEST_TIMED_OUT,
+    };
+    ProducePartitionResponse {
+        index: response.index,
+        error_code: error,
+        error_message: Some(format!(
+            "offset {last_offset} not replicated to a majority of the partition's voters"
+        )),
+        ..ProducePartitionResponse::default()
+    }
 }
 
 pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
+    let legacy_formats_allowed = request.legacy_formats_allowed;
     let mut staged_topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut staged = Vec::with_capacity(topic.partitions.len());
@@ -213,7 +389,14 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
                 )
             } else {
                 match broker.topics.partition(&topic.name, p.index) {
-                    Some(partition) => stage(broker, &partition, p.records),
+                    Some(partition) => stage(broker, &partition, p.records, legacy_formats_allowed),
+                    None if broker
+                        .topics
+                        .get(&topic.name)
+                        .is_some_and(|t| t.has_partition(p.index)) =>
+                    {
+                        not_leader(broker, &topic.name, p.index)
+                    }
                     None => failed(
                         p.index,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -233,26 +416,60 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
     let finish_all = move || {
         staged_topics
             .into_iter()
-            .map(|(name, staged)| ProduceTopicResponse {
-                name,
-                partitions: staged.into_iter().map(finish).collect(),
-            })
+            .map(|(name, staged)| (name, staged.into_iter().map(finish).collect::<Vec<_>>()))
             .collect::<Vec<_>>()
     };
     Box::pin(async move {
         // Only waiting for an fsync blocks; appends that are already complete (fsync=never or
         // interval) are answered without a hop to the blocking pool.
-        let topics = if all_complete {
+        let finished = if all_complete {
             finish_all()
         } else {
             blocking(finish_all).await.unwrap_or_default()
         };
         broker.appended.notify_waiters();
+        let mut topics = Vec::with_capacity(finished.len());
+        for (name, partitions) in finished {
+            let mut answers = Vec::with_capacity(partitions.len());
+            for (response, replication) in partitions {
+                answers.push(if acks == -1 {
+                    await_replication(response, replication, timeout_ms).await
+                } else {
+                    response
+                });
+            }
+            topics.push(ProduceTopicResponse {
+                name,
+                partitions: answers,
+            });
+        }
         if acks == 0 {
             return None;
         }
+        // KIP-951: the address of every leader named in an answer (v10+ carries them).
+        let named: std::collections::BTreeSet<i32> = topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.current_leader.map(|(l, _)| l))
+            .collect();
+        let node_endpoints = if named.is_empty() {
+            Vec::new()
+        } else {
+            broker
+                .live_brokers()
+                .into_iter()
+                .filter(|b| named.contains(&b.id))
+                .map(|b| NodeEndpoint {
+                    node_id: b.id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                })
+                .collect()
+        };
         Some(Response::Produce(ProduceResponse {
             topics,
+            node_endpoints,
             ..ProduceResponse::default()
         }))
     })

@@ -101,6 +101,7 @@ impl Conn {
                     records: Some(Bytes::from(encode_batch(&records))),
                 }],
             }],
+            legacy_formats_allowed: false,
         }));
         let Response::Produce(mut r) = response else {
             panic!("not a Produce response: {response:?}");

@@ -1,0 +1,504 @@
+//! The consumer group protocol (KIP-848) on the wire, against an in-process broker: the errors
+//! clients act on (fencing, unknown members, unreleased instance ids, stale epochs on offset
+//! commits), how classic and consumer groups share group ids, and a group surviving a restart.
+//! The happy paths with a real client are in tests-compat/test_consumer_protocol.py.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use weir_broker::broker::Broker;
+use weir_broker::clock::SystemClock;
+use weir_broker::config::BrokerConfig;
+use weir_protocol::client::{decode_response, encode_request, encode_request_at};
+use weir_protocol::*;
+
+struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(data_dir: PathBuf) -> Running {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = std_listener.local_addr().expect("addr");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let config = BrokerConfig {
+        listener: addr,
+        admin_listener: None,
+        data_dir,
+        group_initial_rebalance_delay_ms: 0,
+        ..BrokerConfig::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
+            weir_broker::run(broker, listener, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            .expect("run");
+        });
+    });
+    Running {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+struct Client {
+    s: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(addr: std::net::SocketAddr) -> Self {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Client {
+            s,
+            correlation_id: 0,
+        }
+    }
+
+    fn send(&mut self, frame: Bytes, api_key: i16, v: i16) -> Response {
+        self.s.write_all(&frame).expect("write");
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).expect("response size");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).expect("response body");
+        let (correlation_id, response) =
+            decode_response(api_key, v, Bytes::from(body)).expect("decode response");
+        assert_eq!(correlation_id, self.correlation_id);
+        response
+    }
+
+    fn call(&mut self, request: Request) -> Response {
+        self.correlation_id += 1;
+        let api_key = request.api_key();
+        let (frame, v) =
+            encode_request(self.correlation_id, "wire-test", &request).expect("encode");
+        self.send(frame, api_key, v)
+    }
+
+    fn call_at(&mut self, request: Request, v: i16) -> Response {
+        self.correlation_id += 1;
+        let api_key = request.api_key();
+        let frame =
+            encode_request_at(self.correlation_id, "wire-test", &request, v).expect("encode");
+        self.send(frame, api_key, v)
+    }
+
+    fn heartbeat(&mut self, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+        match self.call(Request::ConsumerGroupHeartbeat(r)) {
+            Response::ConsumerGroupHeartbeat(r) => r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn create_topic(&mut self, name: &str, partitions: i32) {
+        let r = self.call(Request::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            timeout_ms: 10_000,
+            validate_only: false,
+        }));
+        let Response::CreateTopics(r) = r else {
+            panic!("unexpected {r:?}")
+        };
+        assert_eq!(r.topics[0].error_code, ErrorCode::NONE);
+    }
+}
+
+fn join(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest {
+        group_id: group.into(),
+        member_id: member.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(topics.iter().map(|t| t.to_string()).collect()),
+        topic_partitions: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+fn beat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest {
+        group_id: group.into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        ..Default::default()
+    }
+}
+
+fn partitions(r: &ConsumerGroupHeartbeatResponse) -> Vec<i32> {
+    r.assignment
+        .as_ref()
+        .map(|a| {
+            a.topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.iter().copied())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn heartbeat_errors_are_kafkas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path().to_path_buf());
+    let mut c = Client::connect(broker.addr);
+    c.create_topic("orders", 2);
+
+    let joined = c.heartbeat(join("g", "m1", &["orders"]));
+    assert_eq!(joined.error_code, ErrorCode::NONE);
+    assert_eq!(joined.member_id.as_deref(), Some("m1"));
+    assert_eq!(joined.member_epoch, 1);
+    assert_eq!(joined.heartbeat_interval_ms, 5_000);
+    assert_eq!(partitions(&joined), vec![0, 1]);
+
+    let ahead = c.heartbeat(beat("g", "m1", 7));
+    assert_eq!(ahead.error_code, ErrorCode::FENCED_MEMBER_EPOCH);
+    let unknown = c.heartbeat(beat("g", "nobody", 1));
+    assert_eq!(unknown.error_code, ErrorCode::UNKNOWN_MEMBER_ID);
+    let missing_group = c.heartbeat(beat("no-such-group", "m1", 1));
+    assert_eq!(missing_group.error_code, ErrorCode::GROUP_ID_NOT_FOUND);
+
+    let no_timeout = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        rebalance_timeout_ms: -1,
+        ..join("g", "m2", &["orders"])
+    });
+    assert_eq!(no_timeout.error_code, ErrorCode::INVALID_REQUEST);
+    assert_eq!(
+        no_timeout.error_message.as_deref(),
+        Some("RebalanceTimeoutMs must be provided in first request.")
+    );
+    let sticky = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        server_assignor: Some("sticky".into()),
+        ..join("g", "m2", &["orders"])
+    });
+    assert_eq!(sticky.error_code, ErrorCode::UNSUPPORTED_ASSIGNOR);
+    let bad_regex = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some("orders(".into()),
+        ..join("g", "m2", &[])
+    });
+    assert_eq!(bad_regex.error_code, ErrorCode::INVALID_REGULAR_EXPRESSION);
+
+    // Static membership: a second process cannot take an instance id that is still in use.
+    let a = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        instance_id: Some("instance-a".into()),
+        ..join("g", "s1", &["orders"])
+    });
+    assert_eq!(a.error_code, ErrorCode::NONE);
+    let intruder = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        instance_id: Some("instance-a".into()),
+        ..join("g", "s2", &["orders"])
+    });
+    assert_eq!(intruder.error_code, ErrorCode::UNRELEASED_INSTANCE_ID);
+    // Once it left temporarily (-2), a new process with the same instance id takes over.
+    let left = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        instance_id: Some("instance-a".into()),
+        ..beat("g", "s1", -2)
+    });
+    assert_eq!((left.error_code, left.member_epoch), (ErrorCode::NONE, -2));
+    let replaced = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        instance_id: Some("instance-a".into()),
+        ..join("g", "s2", &["orders"])
+    });
+    assert_eq!(replaced.error_code, ErrorCode::NONE);
+    let old = c.heartbeat(ConsumerGroupHeartbeatRequest {
+        instance_id: Some("instance-a".into()),
+        ..beat("g", "s1", 2)
+    });
+    assert_eq!(old.error_code, ErrorCode::FENCED_INSTANCE_ID);
+}
+
+fn commit(group: &str, member: &str, epoch: i32, offset: i64) -> Request {
+    Request::OffsetCommit(OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id: epoch,
+        member_id: member.into(),
+        topics: vec![OffsetCommitTopic {
+            name: "orders".into(),
+            partitions: vec![OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    })
+}
+
+fn commit_error(r: Response) -> ErrorCode {
+    match r {
+        Response::OffsetCommit(r) => r.topics[0].partitions[0].error_code,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn offset_commits_and_fetches_check_the_member_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path().to_path_buf());
+    let mut c = Client::connect(broker.addr);
+    c.create_topic("orders", 1);
+    let joined = c.heartbeat(join("g", "m1", &["orders"]));
+    assert_eq!(joined.member_epoch, 1);
+
+    assert_eq!(
+        commit_error(c.call_at(commit("g", "m1", 0, 5), 9)),
+        ErrorCode::STALE_MEMBER_EPOCH
+    );
+    assert_eq!(
+        commit_error(c.call_at(commit("g", "stranger", 1, 5), 9)),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
+    // A member of a consumer group commits with v9 or later.
+    assert_eq!(
+        commit_error(c.call_at(commit("g", "m1", 1, 5), 8)),
+        ErrorCode::UNSUPPORTED_VERSION
+    );
+    assert_eq!(
+        commit_error(c.call_at(commit("g", "m1", 1, 5), 9)),
+        ErrorCode::NONE
+    );
+
+    let fetch = |member: Option<&str>, epoch: i32| {
+        Request::OffsetFetch(OffsetFetchRequest {
+            groups: vec![OffsetFetchGroup {
+                group_id: "g".into(),
+                member_id: member.map(str::to_string),
+                member_epoch: epoch,
+                topics: None,
+            }],
+            require_stable: false,
+        })
+    };
+    let Response::OffsetFetch(stale) = c.call_at(fetch(Some("m1"), 3), 9) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(stale.groups[0].error_code, ErrorCode::STALE_MEMBER_EPOCH);
+    let Response::OffsetFetch(ok) = c.call_at(fetch(Some("m1"), 1), 9) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(ok.groups[0].error_code, ErrorCode::NONE);
+    assert_eq!(ok.groups[0].topics[0].partitions[0].committed_offset, 5);
+    // Admin clients name no member.
+    let Response::OffsetFetch(admin) = c.call_at(fetch(None, -1), 9) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(admin.groups[0].error_code, ErrorCode::NONE);
+}
+
+fn classic_join(group: &str, member: &str) -> Request {
+    Request::JoinGroup(JoinGroupRequest {
+        group_id: group.into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinGroupProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        }],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path().to_path_buf());
+    let mut c = Client::connect(broker.addr);
+    c.create_topic("orders", 1);
+    let joined = c.heartbeat(join("cg", "m1", &["orders"]));
+    assert_eq!(joined.error_code, ErrorCode::NONE);
+
+    // A classic member cannot join a consumer group that has members.
+    let Response::JoinGroup(j) = c.call(classic_join("cg", "")) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(j.error_code, ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+
+    // DescribeGroups tells the truth from v6; earlier versions see a "Dead" group, as Kafka 4.
+    let describe = |groups: &[&str]| {
+        Request::DescribeGroups(DescribeGroupsRequest {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            include_authorized_operations: false,
+        })
+    };
+    let Response::DescribeGroups(v6) = c.call_at(describe(&["cg"]), 6) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(v6.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        v6.groups[0].error_message.as_deref(),
+        Some("Group cg is not a classic group.")
+    );
+    let Response::DescribeGroups(v5) = c.call_at(describe(&["cg"]), 5) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(
+        (v5.groups[0].error_code, v5.groups[0].group_state.as_str()),
+        (ErrorCode::NONE, "Dead")
+    );
+
+    // A classic group with a member.
+    let Response::JoinGroup(first) = c.call(classic_join("classic", "")) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(first.error_code, ErrorCode::MEMBER_ID_REQUIRED);
+    let Response::JoinGroup(member) = c.call(classic_join("classic", &first.member_id)) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(member.error_code, ErrorCode::NONE);
+    let refused = c.heartbeat(join("classic", "m9", &["orders"]));
+    assert_eq!(refused.error_code, ErrorCode::GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Group classic is not a consumer group.")
+    );
+
+    // ListGroups v5 reports and filters by type.
+    let list = |types: &[&str]| {
+        Request::ListGroups(ListGroupsRequest {
+            states_filter: Vec::new(),
+            types_filter: types.iter().map(|t| t.to_string()).collect(),
+        })
+    };
+    let Response::ListGroups(all) = c.call(list(&[])) else {
+        panic!("unexpected response")
+    };
+    let mut seen: Vec<(String, String, String)> = all
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.clone(),
+                g.group_type.clone(),
+                g.protocol_type.clone(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("cg".into(), "consumer".into(), "consumer".into()),
+            ("classic".into(), "classic".into(), "consumer".into()),
+        ]
+    );
+    let Response::ListGroups(consumer_only) = c.call(list(&["Consumer"])) else {
+        panic!("unexpected response")
+    };
+    let ids: Vec<&str> = consumer_only
+        .groups
+        .iter()
+        .map(|g| g.group_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["cg"]);
+
+    // ConsumerGroupDescribe describes consumer groups only.
+    let Response::ConsumerGroupDescribe(d) = c.call(Request::ConsumerGroupDescribe(
+        ConsumerGroupDescribeRequest {
+            group_ids: vec!["cg".into(), "classic".into(), "absent".into()],
+            include_authorized_operations: false,
+        },
+    )) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(d.groups[0].error_code, ErrorCode::NONE);
+    assert_eq!(d.groups[0].group_state, "Stable");
+    assert_eq!(d.groups[0].members[0].member_id, "m1");
+    assert_eq!(
+        d.groups[0].members[0].assignment.topic_partitions[0].topic_name,
+        "orders"
+    );
+    assert_eq!(
+        d.groups[1].error_message.as_deref(),
+        Some("Group classic is not a consumer group.")
+    );
+    assert_eq!(
+        d.groups[2].error_message.as_deref(),
+        Some("Group absent not found.")
+    );
+
+    // Once the consumer group is empty, a classic member converts it (Kafka's downgrade of an
+    // empty group): the join proceeds, asking for a member id as any classic join does.
+    let left = c.heartbeat(beat("cg", "m1", -1));
+    assert_eq!(left.error_code, ErrorCode::NONE);
+    let Response::JoinGroup(converted) = c.call(classic_join("cg", "")) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(converted.error_code, ErrorCode::MEMBER_ID_REQUIRED);
+}
+
+/// The group's epochs, members and assignments are in `__consumer_offsets`: after a restart the
+/// member carries on at its epoch instead of being told the group does not exist.
+#[test]
+fn a_consumer_group_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let epoch = {
+        let broker = start(dir.path().to_path_buf());
+        let mut c = Client::connect(broker.addr);
+        c.create_topic("orders", 2);
+        let a = c.heartbeat(join("g", "a", &["orders"]));
+        let b = c.heartbeat(join("g", "b", &["orders"]));
+        assert_eq!((a.member_epoch, b.member_epoch), (1, 2));
+        // a revokes what b gets and acknowledges.
+        let revoke = c.heartbeat(beat("g", "a", 1));
+        assert_eq!(partitions(&revoke).len(), 1);
+        let acked = c.heartbeat(ConsumerGroupHeartbeatRequest {
+            topic_partitions: revoke.assignment.map(|a| a.topic_partitions),
+            ..beat("g", "a", 1)
+        });
+        assert_eq!(acked.member_epoch, 2);
+        acked.member_epoch
+    };
+    let broker = start(dir.path().to_path_buf());
+    let mut c = Client::connect(broker.addr);
+    let again = c.heartbeat(beat("g", "a", epoch));
+    assert_eq!(again.error_code, ErrorCode::NONE);
+    assert_eq!(again.member_epoch, epoch);
+    let b = c.heartbeat(beat("g", "b", 2));
+    assert_eq!(b.error_code, ErrorCode::NONE);
+    let Response::ConsumerGroupDescribe(d) = c.call(Request::ConsumerGroupDescribe(
+        ConsumerGroupDescribeRequest {
+            group_ids: vec!["g".into()],
+            include_authorized_operations: false,
+        },
+    )) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(d.groups[0].group_epoch, 2);
+    assert_eq!(d.groups[0].members.len(), 2);
+}
