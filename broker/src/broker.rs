@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync, PendingAppend};
 
+use crate::authz::Authorizer;
 use crate::clock::Clock;
 use crate::cluster::runtime::Cluster;
 use crate::config::BrokerConfig;
@@ -52,6 +53,8 @@ pub struct Broker {
     pub configs: DynamicConfigs,
     /// TLS settings, SCRAM credentials, JWT keys (see `security`).
     pub security: Arc<Security>,
+    /// ACLs and who may do what (see `authz`).
+    pub authorizer: Authorizer,
 }
 
 tokio::task_local! {
@@ -75,6 +78,8 @@ pub enum OpenError {
     Offsets(#[from] crate::offsets::OffsetError),
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    #[error(transparent)]
+    Acls(#[from] crate::authz::AclError),
 }
 
 fn consumer_group_config(config: &BrokerConfig) -> ConsumerGroupConfig {
@@ -260,6 +265,10 @@ impl Broker {
             &config.effective_listeners(),
             &meta_dir,
         )?);
+        let authorizer = match &cluster {
+            Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
+            None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,
+        };
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -292,6 +301,7 @@ impl Broker {
             metrics,
             configs,
             security,
+            authorizer,
         }))
     }
 

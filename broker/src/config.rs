@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use weir_storage::FsyncPolicy;
 
+use crate::authz::{parse_super_users, AuthorizerConfig};
 use crate::consumer_groups::assignor::AssignorKind;
 use crate::security::listeners::{parse_host_port, parse_listeners};
 use crate::security::sasl::parse_mechanisms;
@@ -27,6 +28,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<ListenerConfig>,
     /// TLS, SASL and authentication settings.
     pub security: SecurityConfig,
+    /// ACL authorization (off by default; see `authz`).
+    pub authorizer: AuthorizerConfig,
     /// Admin HTTP listener (metrics, health).
     pub admin_listener: Option<SocketAddr>,
     pub data_dir: PathBuf,
@@ -111,6 +114,7 @@ impl Default for BrokerConfig {
             advertised_listener: None,
             listeners: Vec::new(),
             security: SecurityConfig::default(),
+            authorizer: AuthorizerConfig::default(),
             admin_listener: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             data_dir: PathBuf::from("./weir-data"),
             fsync: FsyncPolicy::Never,
@@ -297,6 +301,9 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     pub max_queued_request_bytes: Option<usize>,
     pub connections_max_idle_ms: Option<u64>,
+    pub authorizer: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
     // Listeners and security: taken out by `security_settings` and applied after merging with
     // the command line (serde cannot flatten with deny_unknown_fields).
     pub listeners: Option<String>,
@@ -415,7 +422,33 @@ impl FileConfig {
                 message: format!("{e}"),
             })?;
         }
+        if let Some(v) = self.authorizer {
+            config.authorizer.enabled =
+                parse_authorizer(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "authorizer",
+                    message,
+                })?;
+        }
+        if let Some(v) = self.super_users {
+            config.authorizer.super_users =
+                parse_super_users(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "super-users",
+                    message,
+                })?;
+        }
+        if let Some(v) = self.allow_everyone_if_no_acl_found {
+            config.authorizer.allow_everyone_if_no_acl_found = v;
+        }
         Ok(())
+    }
+}
+
+/// `authorizer`: `on` (Kafka's ACL authorizer) or `off`.
+pub fn parse_authorizer(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "acl" => Ok(true),
+        "off" | "false" | "none" | "" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
     }
 }
 

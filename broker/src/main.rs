@@ -102,6 +102,16 @@ struct ServeArgs {
     /// Delay before answering a failed authentication and closing.
     #[arg(long, env = "WEIR_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
     connection_failed_authentication_delay_ms: Option<u64>,
+    /// ACL authorization: on | off (default off: every client may do everything).
+    #[arg(long, env = "WEIR_AUTHORIZER")]
+    authorizer: Option<String>,
+    /// Principals allowed everything, `;`-separated (Kafka's super.users), e.g. User:admin.
+    #[arg(long, env = "WEIR_SUPER_USERS")]
+    super_users: Option<String>,
+    /// With the authorizer on, whether a resource no ACL applies to is open to all
+    /// (allow.everyone.if.no.acl.found; default false).
+    #[arg(long, env = "WEIR_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: Option<bool>,
     /// Admin HTTP listener for metrics and health ("none" disables it).
     #[arg(long, env = "WEIR_ADMIN_LISTENER")]
     admin_listener: Option<String>,
@@ -227,6 +237,17 @@ impl ServeArgs {
         }
         if let Some(v) = self.admin_listener {
             config.admin_listener = parse_optional_addr(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = &self.authorizer {
+            config.authorizer.enabled = weir_broker::config::parse_authorizer(v)
+                .map_err(|e| anyhow::anyhow!("--authorizer: {e}"))?;
+        }
+        if let Some(v) = &self.super_users {
+            config.authorizer.super_users = weir_broker::authz::parse_super_users(v)
+                .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?;
+        }
+        if let Some(v) = self.allow_everyone_if_no_acl_found {
+            config.authorizer.allow_everyone_if_no_acl_found = v;
         }
         if let Some(v) = self.data_dir {
             config.data_dir = v;

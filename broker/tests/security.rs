@@ -1,7 +1,10 @@
 //! SASL on the wire, against an in-process broker with a PLAINTEXT and a SASL_PLAINTEXT
 //! listener and a manual clock: what is accepted before authentication, the pre-auth frame
 //! limit, failed authentication, re-authentication and session expiry (KIP-368), and the legacy
-//! SaslHandshake v0 framing. (Real clients over TLS and SASL: tests-compat/test_security.py.)
+//! SaslHandshake v0 framing; and, with the authorizer on (the PLAINTEXT listener's
+//! `User:ANONYMOUS` a super user, SASL users not), what the requests clients of the
+//! confluent-kafka suite do not send need: the inter-broker APIs, replica fetches, offsets by
+//! epoch, topic ids, configs. (Real clients: tests-compat/test_security.py, test_acls.py.)
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use weir_broker::authz::AuthorizerConfig;
 use weir_broker::broker::Broker;
 use weir_broker::clock::ManualClock;
 use weir_broker::config::BrokerConfig;
@@ -50,6 +54,19 @@ fn bind() -> (std::net::TcpListener, SocketAddr) {
 }
 
 fn start() -> Running {
+    start_with(AuthorizerConfig::default())
+}
+
+/// A broker whose PLAINTEXT listener (`User:ANONYMOUS`) is a super user and whose authorizer is on.
+fn start_authorized() -> Running {
+    start_with(AuthorizerConfig {
+        enabled: true,
+        super_users: vec!["User:ANONYMOUS".into()],
+        allow_everyone_if_no_acl_found: false,
+    })
+}
+
+fn start_with(authorizer: AuthorizerConfig) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let (plain_l, plain) = bind();
     let (sasl_l, sasl) = bind();
@@ -64,6 +81,7 @@ fn start() -> Running {
         admin_listener: None,
         data_dir: dir.path().to_path_buf(),
         max_request_bytes: 4 << 20,
+        authorizer,
         security: SecurityConfig {
             sasl_enabled_mechanisms: vec![Mechanism::Plain, Mechanism::ScramSha256],
             connections_max_reauth_ms: REAUTH_MS,
@@ -388,4 +406,191 @@ fn each_listener_is_answered_with_its_own_address() {
     assert_eq!(f.coordinators.len(), 1);
     assert_eq!(f.coordinators[0].error_code, ErrorCode::NONE);
     assert_eq!(f.coordinators[0].port, i32::from(b.sasl.port()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization
+// ---------------------------------------------------------------------------------------------
+
+/// A SASL connection authenticated as `user` (created first through the super-user listener).
+fn as_user(b: &Running, user: &str) -> Conn {
+    create_user(b.plain, user, "pw");
+    let mut c = Conn::new(b.sasl);
+    assert_eq!(
+        c.scram(user, "pw").expect("answered").error_code,
+        ErrorCode::NONE
+    );
+    c
+}
+
+/// Grants `principal` `operation` (Kafka code) on a literal resource, as the super user.
+fn grant(b: &Running, principal: &str, resource_type: i8, name: &str, operation: i8) {
+    let mut c = Conn::new(b.plain);
+    let Some(Response::CreateAcls(r)) = c.call(Request::CreateAcls(CreateAclsRequest {
+        creations: vec![AclCreation {
+            resource_type,
+            resource_name: name.into(),
+            resource_pattern_type: 3,
+            principal: principal.into(),
+            host: "*".into(),
+            operation,
+            permission_type: 3,
+        }],
+    })) else {
+        panic!("no CreateAcls response");
+    };
+    assert_eq!(r.results[0].error_code, ErrorCode::NONE, "{r:?}");
+}
+
+const TOPIC: i8 = 2;
+const CLUSTER: i8 = 4;
+const DESCRIBE: i8 = 8;
+const CLUSTER_ACTION: i8 = 9;
+
+fn create_topic(b: &Running, name: &str) -> [u8; 16] {
+    let mut c = Conn::new(b.plain);
+    let Some(Response::CreateTopics(r)) = c.call(Request::CreateTopics(CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        }],
+        timeout_ms: 10_000,
+        validate_only: false,
+    })) else {
+        panic!("no CreateTopics response");
+    };
+    assert_eq!(r.topics[0].error_code, ErrorCode::NONE, "{r:?}");
+    r.topics[0].topic_id
+}
+
+fn fetch_as_replica(c: &mut Conn, topic: &str) -> FetchResponse {
+    let Some(Response::Fetch(f)) = c.call(Request::Fetch(FetchRequest {
+        replica_id: 1,
+        max_wait_ms: 0,
+        topics: vec![FetchTopic {
+            name: topic.into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 1 << 20,
+                ..FetchPartition::default()
+            }],
+        }],
+        ..FetchRequest::default()
+    })) else {
+        panic!("no Fetch response");
+    };
+    f
+}
+
+#[test]
+fn inter_broker_requests_need_cluster_action() {
+    let b = start_authorized();
+    create_topic(&b, "t");
+    let mut c = as_user(&b, "mallory");
+    // A client posing as a broker (CVE-2018-1288): refused before anything is looked at.
+    let Some(Response::Vote(v)) = c.call(Request::Vote(VoteRequest::default())) else {
+        panic!("no Vote response");
+    };
+    assert_eq!(v.error_code, ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let Some(Response::BeginQuorumEpoch(r)) =
+        c.call(Request::BeginQuorumEpoch(BeginQuorumEpochRequest::default()))
+    else {
+        panic!("no BeginQuorumEpoch response");
+    };
+    assert_eq!(r.error_code, ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let Some(Response::EndQuorumEpoch(r)) =
+        c.call(Request::EndQuorumEpoch(EndQuorumEpochRequest::default()))
+    else {
+        panic!("no EndQuorumEpoch response");
+    };
+    assert_eq!(r.error_code, ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let f = fetch_as_replica(&mut c, "t");
+    assert_eq!(
+        f.topics[0].partitions[0].error_code,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+    );
+
+    // With CLUSTER_ACTION the same requests get past authorization (a single node does not
+    // serve Vote: UNKNOWN_SERVER_ERROR; a replica fetch reads the log).
+    grant(&b, "User:mallory", CLUSTER, "kafka-cluster", CLUSTER_ACTION);
+    let Some(Response::Vote(v)) = c.call(Request::Vote(VoteRequest::default())) else {
+        panic!("no Vote response");
+    };
+    assert_eq!(v.error_code, ErrorCode::UNKNOWN_SERVER_ERROR);
+    let f = fetch_as_replica(&mut c, "t");
+    assert_eq!(f.topics[0].partitions[0].error_code, ErrorCode::NONE);
+}
+
+#[test]
+fn offsets_by_epoch_and_topic_ids_need_describe() {
+    let b = start_authorized();
+    let id = create_topic(&b, "hidden");
+    let mut c = as_user(&b, "alice");
+    let epoch_request = || {
+        Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest {
+            replica_id: -1,
+            topics: vec![OffsetForLeaderTopic {
+                topic: "hidden".into(),
+                partitions: vec![OffsetForLeaderPartition {
+                    partition: 0,
+                    current_leader_epoch: -1,
+                    leader_epoch: 0,
+                }],
+            }],
+        })
+    };
+    let Some(Response::OffsetForLeaderEpoch(r)) = c.call(epoch_request()) else {
+        panic!("no OffsetForLeaderEpoch response");
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+    );
+    // By id: refused without the name (ids are not secret, names are).
+    let Some(Response::Metadata(m)) = c.call(Request::Metadata(MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: None,
+            topic_id: id,
+        }]),
+        ..MetadataRequest::default()
+    })) else {
+        panic!("no Metadata response");
+    };
+    assert_eq!(
+        m.topics[0].error_code,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        "{m:?}"
+    );
+    assert_eq!(m.topics[0].name, None);
+    assert_eq!(m.topics[0].topic_id, id);
+    assert!(m.topics[0].partitions.is_empty());
+    // Configs of the broker need DESCRIBE_CONFIGS on the cluster.
+    let Some(Response::DescribeConfigs(d)) =
+        c.call(Request::DescribeConfigs(DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: 4,
+                resource_name: "0".into(),
+                configuration_keys: None,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        }))
+    else {
+        panic!("no DescribeConfigs response");
+    };
+    assert_eq!(
+        d.results[0].error_code,
+        ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+    );
+    assert!(d.results[0].configs.is_empty());
+
+    grant(&b, "User:alice", TOPIC, "hidden", DESCRIBE);
+    let Some(Response::OffsetForLeaderEpoch(r)) = c.call(epoch_request()) else {
+        panic!("no OffsetForLeaderEpoch response");
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
 }

@@ -242,6 +242,12 @@ apis! {
     INIT_PRODUCER_ID = 22: InitProducerId(InitProducerIdRequest, InitProducerIdResponse), 0..=5;
     OFFSET_FOR_LEADER_EPOCH = 23: OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse), 2..=4,
         mirror(m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse);
+    DESCRIBE_ACLS = 29: DescribeAcls(DescribeAclsRequest, DescribeAclsResponse), 1..=3,
+        mirror(m::DescribeAclsRequest, m::DescribeAclsResponse);
+    CREATE_ACLS = 30: CreateAcls(CreateAclsRequest, CreateAclsResponse), 1..=3,
+        mirror(m::CreateAclsRequest, m::CreateAclsResponse);
+    DELETE_ACLS = 31: DeleteAcls(DeleteAclsRequest, DeleteAclsResponse), 1..=3,
+        mirror(m::DeleteAclsRequest, m::DeleteAclsResponse);
     DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 1..=4;
     ALTER_CONFIGS = 33: AlterConfigs(AlterConfigsRequest, AlterConfigsResponse), 0..=2;
     SASL_AUTHENTICATE = 36: SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse), 0..=2,

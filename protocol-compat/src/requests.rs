@@ -1324,3 +1324,89 @@ impl std::fmt::Debug for ScramCredentialUpsertion {
             .finish()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// ACLs
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeAcls request (v1-3): a filter over the ACLs. Codes are Kafka's `ResourceType`,
+    /// `PatternType`, `AclOperation` and `AclPermissionType`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsRequest => m::DescribeAclsRequest {
+        /// Resource type (1 = ANY).
+        pub resource_type_filter: i8,
+        /// Resource name; `None` = any.
+        pub resource_name_filter: Option<String>,
+        /// Pattern type (1 = ANY, 2 = MATCH, 3 = LITERAL, 4 = PREFIXED).
+        pub pattern_type_filter: i8,
+        /// Principal; `None` = any.
+        pub principal_filter: Option<String>,
+        /// Host; `None` = any.
+        pub host_filter: Option<String>,
+        /// Operation (1 = ANY).
+        pub operation: i8,
+        /// Permission (1 = ANY, 2 = DENY, 3 = ALLOW).
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// CreateAcls request (v1-3).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CreateAclsRequest => m::CreateAclsRequest {
+        /// ACLs to create.
+        pub creations: Vec<AclCreation>,
+    }
+}
+
+mirror! {
+    /// One ACL of a CreateAcls request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclCreation => m::create_acls_request::AclCreation {
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type (3 = LITERAL, 4 = PREFIXED).
+        pub resource_pattern_type: i8,
+        /// Principal, `User:alice`.
+        pub principal: String,
+        /// Host, or `*`.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission (2 = DENY, 3 = ALLOW).
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// DeleteAcls request (v1-3).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsRequest => m::DeleteAclsRequest {
+        /// Filters; every ACL matching one is deleted.
+        pub filters: Vec<DeleteAclsFilter>,
+    }
+}
+
+mirror! {
+    /// One filter of a DeleteAcls request (the fields of a DescribeAcls request).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsFilter => m::delete_acls_request::DeleteAclsFilter {
+        /// Resource type (1 = ANY).
+        pub resource_type_filter: i8,
+        /// Resource name; `None` = any.
+        pub resource_name_filter: Option<String>,
+        /// Pattern type (1 = ANY, 2 = MATCH, 3 = LITERAL, 4 = PREFIXED).
+        pub pattern_type_filter: i8,
+        /// Principal; `None` = any.
+        pub principal_filter: Option<String>,
+        /// Host; `None` = any.
+        pub host_filter: Option<String>,
+        /// Operation (1 = ANY).
+        pub operation: i8,
+        /// Permission (1 = ANY).
+        pub permission_type: i8,
+    }
+}

@@ -1544,3 +1544,123 @@ mirror! {
         pub error_message: Option<String>,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// ACLs
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeAcls response: the matching ACLs grouped by resource pattern.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsResponse => m::DescribeAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code (`SECURITY_DISABLED` without an authorizer).
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Resource patterns and their ACLs.
+        pub resources: Vec<DescribeAclsResource>,
+    }
+}
+
+mirror! {
+    /// One resource pattern of a DescribeAcls response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsResource => m::describe_acls_response::DescribeAclsResource {
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type.
+        pub pattern_type: i8,
+        /// The ACLs of this pattern.
+        pub acls: Vec<AclDescription>,
+    }
+}
+
+mirror! {
+    /// One ACL of a resource pattern.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclDescription => m::describe_acls_response::AclDescription {
+        /// Principal.
+        pub principal: String,
+        /// Host.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission.
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// CreateAcls response: one result per creation, in request order.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CreateAclsResponse => m::CreateAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results.
+        pub results: Vec<AclCreationResult>,
+    }
+}
+
+mirror! {
+    /// The result of one ACL creation.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclCreationResult => m::create_acls_response::AclCreationResult {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// DeleteAcls response: one result per filter, in request order.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsResponse => m::DeleteAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results.
+        pub filter_results: Vec<DeleteAclsFilterResult>,
+    }
+}
+
+mirror! {
+    /// The result of one DeleteAcls filter.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsFilterResult => m::delete_acls_response::DeleteAclsFilterResult {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The ACLs the filter deleted.
+        pub matching_acls: Vec<DeleteAclsMatchingAcl>,
+    }
+}
+
+mirror! {
+    /// One ACL deleted by a filter.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsMatchingAcl => m::delete_acls_response::DeleteAclsMatchingAcl {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type.
+        pub pattern_type: i8,
+        /// Principal.
+        pub principal: String,
+        /// Host.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission.
+        pub permission_type: i8,
+    }
+}

@@ -1,7 +1,8 @@
-//! The operator CLI: `weir topic|produce|consume|group|cluster|user`. Talks to a running broker over the
+//! The operator CLI: `weir topic|produce|consume|group|cluster|user|acl`. Talks to a running broker over the
 //! Kafka protocol (the `client` module), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
+mod acls;
 mod client;
 mod data;
 mod groups;
@@ -57,6 +58,9 @@ pub enum CliCommand {
     /// Create, list and delete users (SCRAM credentials for SASL).
     #[command(subcommand)]
     User(users::UserCommand),
+    /// Add, list and remove ACLs (with the authorizer on).
+    #[command(subcommand)]
+    Acl(acls::AclCommand),
 }
 
 /// Runs one CLI command to completion.
@@ -72,6 +76,13 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             }
         }
     }
+    if let CliCommand::Acl(c) = &command {
+        if let Some(dir) = c.data_dir().cloned() {
+            if let CliCommand::Acl(c) = command {
+                return acls::run_offline(&out, &dir, c);
+            }
+        }
+    }
     runtime.block_on(async move {
         let mut client = client::Client::connect(&common.brokers).await?;
         match command {
@@ -81,6 +92,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => groups::cluster(&mut client, &out, c).await,
             CliCommand::User(c) => users::run(&mut client, &out, c).await,
+            CliCommand::Acl(c) => acls::run(&mut client, &out, c).await,
         }
     })
 }
@@ -106,6 +118,10 @@ fn check(code: weir_protocol::ErrorCode, what: &str, message: Option<&str>) -> a
         E::NON_EMPTY_GROUP => " (stop the group's consumers first)",
         E::INVALID_PARTITIONS => " (partition counts can only grow)",
         E::INVALID_CONFIG => " (see docs/configuration.md for topic configs)",
+        E::SECURITY_DISABLED => " (start the broker with --authorizer on)",
+        E::CLUSTER_AUTHORIZATION_FAILED => {
+            " (this needs rights on the cluster: a super user, or ACLs added with `weir acl add`)"
+        }
         _ => "",
     };
     match message {

@@ -11,6 +11,7 @@
 //! | `topics/<name>` | [`TopicRecord`]: id, configs, target replica set per partition | any broker handling an admin request; the controller |
 //! | `leaders/<topic>/<partition>` | [`LeaderRecord`], under the leader's lease | the partition's leader |
 //! | `elections/<topic>/<partition>` | [`ElectionRequest`] | ElectLeaders; removed by the leader |
+//! | `acls/<id>` | an [`AclBinding`]; the id is [`acl_id`] of it | CreateAcls / DeleteAcls on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -19,6 +20,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::authz::acl::AclBinding;
+use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::topic_config::TopicConfig;
 
@@ -109,6 +112,7 @@ pub enum KeyKind {
     Topic(String),
     Leader(String, i32),
     Election(String, i32),
+    Acl(String),
     Other,
 }
 
@@ -151,6 +155,10 @@ impl Keys {
         format!("{}elections/{topic}/{partition}", self.prefix).into_bytes()
     }
 
+    pub fn acl(&self, id: &str) -> Vec<u8> {
+        format!("{}acls/{id}", self.prefix).into_bytes()
+    }
+
     /// What `key` names. Topic names cannot contain '/', so the split is unambiguous.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let Some(rest) = std::str::from_utf8(key)
@@ -171,6 +179,7 @@ impl Keys {
             ["elections", topic, p] => p.parse().map_or(KeyKind::Other, |p| {
                 KeyKind::Election((*topic).to_string(), p)
             }),
+            ["acls", id] => KeyKind::Acl((*id).to_string()),
             _ => KeyKind::Other,
         }
     }
@@ -187,6 +196,9 @@ pub struct ClusterView {
     pub topic_revisions: BTreeMap<String, i64>,
     pub leaders: BTreeMap<(String, i32), LeaderRecord>,
     pub elections: BTreeMap<(String, i32), ElectionRequest>,
+    /// The ACLs by id. Replaced (not changed in place) when they change, so the authorizer
+    /// knows to rebuild its index by comparing pointers.
+    pub acls: Arc<AclMap>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -234,6 +246,18 @@ impl ClusterView {
                 let rec: ElectionRequest = parse(&kv.key, &kv.value)?;
                 self.elections.insert((topic, p), rec);
             }
+            KeyKind::Acl(id) => {
+                let acl: AclBinding = parse(&kv.key, &kv.value)?;
+                // A record must be what its key says (and a valid ACL): anything else was not
+                // written by a broker and is not trusted.
+                if acl.validate().is_err() || acl_id(&acl) != id {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not a valid ACL for this key".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.acls).insert(id, acl);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -255,6 +279,11 @@ impl ClusterView {
             }
             KeyKind::Election(topic, p) => {
                 self.elections.remove(&(topic, p));
+            }
+            KeyKind::Acl(id) => {
+                if self.acls.contains_key(&id) {
+                    Arc::make_mut(&mut self.acls).remove(&id);
+                }
             }
             KeyKind::Other => {}
         }
