@@ -668,6 +668,44 @@ mod tests {
     }
 
     #[test]
+    fn the_authorizer_is_off_unless_asked_for_by_flag_or_file() {
+        let (c, _) = serve_args(&["serve"]).into_config().expect("config");
+        assert!(!c.authorizer.enabled);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "authorizer = \"on\"\nsuper-users = \"User:admin;User:ops\"\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let (c, _) = serve_args(&["serve", "--config", &path])
+            .into_config()
+            .expect("config");
+        assert!(c.authorizer.enabled);
+        assert_eq!(c.authorizer.super_users, vec!["User:admin", "User:ops"]);
+        assert!(!c.authorizer.allow_everyone_if_no_acl_found);
+        let (c, _) = serve_args(&[
+            "serve",
+            "--config",
+            &path,
+            "--authorizer",
+            "off",
+            "--allow-everyone-if-no-acl-found",
+            "true",
+        ])
+        .into_config()
+        .expect("config");
+        assert!(!c.authorizer.enabled && c.authorizer.allow_everyone_if_no_acl_found);
+        assert!(serve_args(&["serve", "--authorizer", "maybe"])
+            .into_config()
+            .is_err());
+        assert!(serve_args(&["serve", "--super-users", "admin"])
+            .into_config()
+            .is_err());
+    }
+
+    #[test]
     fn limits_are_validated() {
         let err = serve_args(&["serve", "--max-in-flight-requests-per-connection", "0"])
             .into_config()

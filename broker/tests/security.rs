@@ -594,3 +594,104 @@ fn offsets_by_epoch_and_topic_ids_need_describe() {
     };
     assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
 }
+
+fn produce_one(b: &Running, topic: &str) {
+    let batch = weir_storage::records::encode_batch(&[weir_storage::records::NewRecord {
+        value: Some(b"v"),
+        timestamp_ms: START_MS,
+        ..weir_storage::records::NewRecord::default()
+    }]);
+    let mut c = Conn::new(b.plain);
+    let Some(Response::Produce(p)) = c.call(Request::Produce(ProduceRequest {
+        transactional_id: None,
+        acks: 1,
+        timeout_ms: 10_000,
+        topics: vec![ProduceTopic {
+            name: topic.into(),
+            partitions: vec![ProducePartition {
+                index: 0,
+                records: Some(Bytes::from(batch)),
+            }],
+        }],
+        legacy_formats_allowed: false,
+    })) else {
+        panic!("no Produce response");
+    };
+    assert_eq!(
+        p.topics[0].partitions[0].error_code,
+        ErrorCode::NONE,
+        "{p:?}"
+    );
+}
+
+/// A KIP-227 fetch session keeps fetching the partitions of earlier requests without naming them
+/// again (Java consumers; librdkafka sends full fetches): removing READ stops those too.
+#[test]
+fn a_fetch_session_stops_serving_a_topic_whose_read_is_removed() {
+    let b = start_authorized();
+    create_topic(&b, "s");
+    grant(&b, "User:alice", TOPIC, "s", 3);
+    let mut c = as_user(&b, "alice");
+    produce_one(&b, "s");
+    let Some(Response::Fetch(first)) = c.call(Request::Fetch(FetchRequest {
+        max_wait_ms: 0,
+        session_id: 0,
+        session_epoch: 0,
+        topics: vec![FetchTopic {
+            name: "s".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 1 << 20,
+                ..FetchPartition::default()
+            }],
+        }],
+        ..FetchRequest::default()
+    })) else {
+        panic!("no Fetch response");
+    };
+    assert_eq!(first.error_code, ErrorCode::NONE);
+    assert!(first.session_id != 0, "a session was created: {first:?}");
+    assert_eq!(first.topics[0].partitions[0].error_code, ErrorCode::NONE);
+    assert!(!first.topics[0].partitions[0].records.is_empty());
+
+    let mut admin = Conn::new(b.plain);
+    let Some(Response::DeleteAcls(d)) = admin.call(Request::DeleteAcls(DeleteAclsRequest {
+        filters: vec![DeleteAclsFilter {
+            resource_type_filter: 1,
+            resource_name_filter: None,
+            pattern_type_filter: 1,
+            principal_filter: Some("User:alice".into()),
+            host_filter: None,
+            operation: 1,
+            permission_type: 1,
+        }],
+    })) else {
+        panic!("no DeleteAcls response");
+    };
+    assert_eq!(d.filter_results[0].matching_acls.len(), 1, "{d:?}");
+    produce_one(&b, "s");
+
+    // The next incremental fetch names no partition; the session's one has new data, and is
+    // answered with the refusal instead.
+    let Some(Response::Fetch(next)) = c.call(Request::Fetch(FetchRequest {
+        max_wait_ms: 0,
+        session_id: first.session_id,
+        session_epoch: 1,
+        topics: Vec::new(),
+        ..FetchRequest::default()
+    })) else {
+        panic!("no Fetch response");
+    };
+    let parts: Vec<&FetchPartitionResponse> =
+        next.topics.iter().flat_map(|t| &t.partitions).collect();
+    assert!(!parts.is_empty(), "{next:?}");
+    for p in parts {
+        assert_eq!(
+            p.error_code,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            "{next:?}"
+        );
+        assert!(p.records.is_empty());
+    }
+}
