@@ -229,6 +229,10 @@ pub async fn metadata(
     if request.include_topic_authorized_operations {
         // As Kafka: every topic in the answer, those answered with an error included.
         for t in &mut topics {
+            // Topics refused to this client say nothing more, not even what it may do.
+            if t.error_code == ErrorCode::TOPIC_AUTHORIZATION_FAILED {
+                continue;
+            }
             let name = t.name.as_deref().unwrap_or_default();
             t.topic_authorized_operations = az.operations(ResourceType::Topic, name);
         }
