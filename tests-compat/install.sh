@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the client compatibility suite needs: Debian's kcat (1.7 with librdkafka
-# 2.0.2, our "old client" check) and a Python venv at the repo root (.venv) with the pinned
-# clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
+# 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs), and a Python venv
+# at the repo root (.venv) with the pinned clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# openssl: the security tests make their certificates and sign their JWTs with it.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "install.sh: installing openssl from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq openssl >/dev/null
+fi
 
 if ! command -v kcat >/dev/null 2>&1; then
   echo "install.sh: installing kcat from Debian"

@@ -23,6 +23,7 @@ LABEL = {
     "weir-always": "Weir fsync=always",
     "weir-never": "Weir fsync=never",
     "tansu": "Tansu 0.6.0 (memory)",
+    "weir-tls": "Weir TLS fsync=never",
 }
 THROUGHPUT_PNG = "benchmarks-broker-throughput.svg"
 LATENCY_PNG = "benchmarks-broker-latency.svg"
@@ -93,7 +94,7 @@ class Results:
                     self.v[(s, w, m)][int(r)] = float(val)
                 except ValueError:
                     pass
-        self.systems = [s for s in ("weir-always", "weir-never", "tansu") if any(k[0] == s for k in self.v)]
+        self.systems = [s for s in ("weir-always", "weir-never", "weir-tls", "tansu") if any(k[0] == s for k in self.v)]
         self.workloads = []
         for spec in self.meta.get("workloads", "").split():
             name, size, acks, nprod, parts = spec.split(":")
@@ -195,6 +196,15 @@ def render(res, img_rel=None):
             st = res.ratio(s, "tansu", w[0], "msgs_per_s")
             if st:
                 p(f"| {LABEL[s]} producer throughput ≥ 2× Tansu ({workload_label(w)}) | {cell(st, 2, '×')} | {verdict(st[0] >= 2)} |")
+    for w in res.workloads:
+        st = res.ratio("weir-tls", "weir-never", w[0], "msgs_per_s")
+        if st:
+            p(f"| Weir TLS producer throughput ≥ 70% of plaintext ({workload_label(w)}) "
+              f"| {cell((st[0] * 100, st[1] * 100, st[2] * 100, st[3]), 0, '%')} | {verdict(st[0] >= 0.7)} |")
+    st = res.ratio("weir-tls", "weir-never", "consume", "msgs_per_s")
+    if st:
+        p(f"| Weir TLS consumer throughput ≥ 70% of plaintext "
+          f"| {cell((st[0] * 100, st[1] * 100, st[2] * 100, st[3]), 0, '%')} | {verdict(st[0] >= 0.7)} |")
     st = res.ratio("weir-always", "fio", maxw, "mb_per_s", bw="seqwrite")
     bs = res.stat("fio", "seqwrite", "bs")
     if st:
@@ -412,7 +422,7 @@ plot {plot}
         for s in res.systems:
             st = [res.stat(s, lw, k) for k in ("p50_ms", "p99_ms", "p999_ms")]
             if all(st):
-                short = {"weir-always": "Weir\\nalways", "weir-never": "Weir\\nnever", "tansu": "Tansu"}[s]
+                short = {"weir-always": "Weir\\nalways", "weir-never": "Weir\\nnever", "tansu": "Tansu", "weir-tls": "Weir\\nTLS"}[s]
                 lines.append(f'"{lw[4:]}\\n{short}" ' + " ".join(f"{x[0]:.3f}" for x in st))
     if not lines:
         return

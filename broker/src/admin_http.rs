@@ -146,6 +146,22 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
         "node-id": c.node_id,
         "listener": c.listener.to_string(),
         "advertised-listener": c.advertised_listener,
+        "listeners": c.effective_listeners().iter().map(|l| {
+            let (host, port) = l.advertised_host_port();
+            json!({
+                "name": l.name,
+                "address": l.addr.to_string(),
+                "security-protocol": l.protocol.name(),
+                "advertised": format!("{host}:{port}"),
+            })
+        }).collect::<Vec<_>>(),
+        "ssl-client-auth": format!("{:?}", c.security.ssl_client_auth).to_lowercase(),
+        "sasl-enabled-mechanisms": c.security.sasl_enabled_mechanisms.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "connections-max-reauth-ms": c.security.connections_max_reauth_ms,
+        "connection-failed-authentication-delay-ms": c.security.connection_failed_authentication_delay_ms,
+        "authorizer": if c.authorizer.enabled { "on" } else { "off" },
+        "super-users": c.authorizer.super_users.join(";"),
+        "allow-everyone-if-no-acl-found": c.authorizer.allow_everyone_if_no_acl_found,
         "admin-listener": c.admin_listener.map_or_else(|| "none".to_string(), |a| a.to_string()),
         "data-dir": c.data_dir.display().to_string(),
         "fsync": c.fsync.to_string(),

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync, PendingAppend};
 
+use crate::authz::Authorizer;
 use crate::clock::Clock;
 use crate::cluster::runtime::Cluster;
 use crate::config::BrokerConfig;
@@ -23,6 +24,7 @@ use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
+use crate::security::Security;
 use crate::share::{ShareCoordinator, ShareStateStore};
 use crate::topics::{ReplicaContext, TopicRegistry};
 
@@ -53,6 +55,16 @@ pub struct Broker {
     /// Share groups (KIP-932) and their durable state.
     pub share: ShareCoordinator,
     share_ticks: std::sync::atomic::AtomicU64,
+    /// TLS settings, SCRAM credentials, JWT keys (see `security`).
+    pub security: Arc<Security>,
+    /// ACLs and who may do what (see `authz`).
+    pub authorizer: Authorizer,
+}
+
+tokio::task_local! {
+    /// The listener whose request is being handled, so that [`Broker::advertised`] answers
+    /// with that listener's advertised address (set by `server` around `handlers::dispatch`).
+    pub static CURRENT_LISTENER: Arc<str>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +80,10 @@ pub enum OpenError {
     Topics(#[from] crate::topics::TopicError),
     #[error(transparent)]
     Offsets(#[from] crate::offsets::OffsetError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
+    #[error(transparent)]
+    Acls(#[from] crate::authz::AclError),
 }
 
 /// How many group ticks pass between looks for share state of deleted topics.
@@ -262,6 +278,15 @@ impl Broker {
             share.load(replayed);
         }
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let security = Arc::new(Security::open(
+            &config.security,
+            &config.effective_listeners(),
+            &meta_dir,
+        )?);
+        let authorizer = match &cluster {
+            Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
+            None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,
+        };
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -295,6 +320,8 @@ impl Broker {
             configs,
             share,
             share_ticks: std::sync::atomic::AtomicU64::new(0),
+            security,
+            authorizer,
         }))
     }
 
@@ -317,10 +344,19 @@ impl Broker {
         }
     }
 
-    /// Every broker's id, host, port and rack (this one alone on a single node).
+    /// Every broker's id, host, port and rack (this one alone on a single node), with the
+    /// addresses of the listener the current request came on.
     pub fn live_brokers(&self) -> Vec<crate::cluster::metadata::BrokerRecord> {
         match &self.cluster {
-            Some(c) => c.store.with_view(|v| v.brokers.values().cloned().collect()),
+            Some(c) => {
+                let listener = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+                c.store.with_view(|v| {
+                    v.brokers
+                        .values()
+                        .map(|b| b.clone().for_listener(listener.as_deref()))
+                        .collect()
+                })
+            }
             None => {
                 let (host, port) = self.advertised();
                 vec![crate::cluster::metadata::BrokerRecord {
@@ -328,9 +364,21 @@ impl Broker {
                     host,
                     port,
                     rack: None,
+                    endpoints: Vec::new(),
                 }]
             }
         }
+    }
+
+    /// One live broker as [`Broker::live_brokers`] describes it.
+    pub fn broker_record(&self, id: i32) -> Option<crate::cluster::metadata::BrokerRecord> {
+        let c = self.cluster.as_ref()?;
+        let listener = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+        c.store.with_view(|v| {
+            v.brokers
+                .get(&id)
+                .map(|b| b.clone().for_listener(listener.as_deref()))
+        })
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -431,19 +479,25 @@ impl Broker {
         tracing::info!("no longer coordinating share groups");
     }
 
-    /// host and port this broker advertises to clients.
+    /// host and port this broker advertises to clients: those of the listener the current
+    /// request came on (Kafka answers each listener with its own advertised address), or of
+    /// the first listener outside a request.
     pub fn advertised(&self) -> (String, i32) {
-        if let Some(adv) = &self.config.advertised_listener {
-            if let Some((host, port)) = adv.rsplit_once(':') {
-                if let Ok(port) = port.parse() {
-                    return (host.to_string(), port);
-                }
+        let listeners = self.config.effective_listeners();
+        let current = CURRENT_LISTENER.try_with(|name| name.clone()).ok();
+        let listener = current
+            .and_then(|name| listeners.iter().find(|l| *l.name == *name))
+            .or_else(|| listeners.first());
+        match listener {
+            Some(l) => {
+                let (host, port) = l.advertised_host_port();
+                (host, i32::from(port))
             }
+            None => (
+                self.config.listener.ip().to_string(),
+                i32::from(self.config.listener.port()),
+            ),
         }
-        (
-            self.config.listener.ip().to_string(),
-            i32::from(self.config.listener.port()),
-        )
     }
 
     /// Shutdown has begun: parked long-poll fetches answer at once with what they have, parked

@@ -9,16 +9,27 @@ use std::path::PathBuf;
 
 use weir_storage::FsyncPolicy;
 
+use crate::authz::{parse_super_users, AuthorizerConfig};
 use crate::consumer_groups::assignor::AssignorKind;
+use crate::security::listeners::{parse_host_port, parse_listeners};
+use crate::security::sasl::parse_mechanisms;
+use crate::security::{ListenerConfig, SecurityConfig};
 
 /// Everything `weir serve` needs to run a broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub node_id: i32,
-    /// Kafka listener.
+    /// The single PLAINTEXT listener used when `listeners` is empty (`--listener`).
     pub listener: SocketAddr,
-    /// host:port advertised in Metadata; defaults to the listener.
+    /// host:port advertised in Metadata for `listener`; defaults to the listener.
     pub advertised_listener: Option<String>,
+    /// Named listeners with security protocols (`--listeners`); empty: the one PLAINTEXT
+    /// `listener`. See [`BrokerConfig::effective_listeners`].
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS, SASL and authentication settings.
+    pub security: SecurityConfig,
+    /// ACL authorization (off by default; see `authz`).
+    pub authorizer: AuthorizerConfig,
     /// Admin HTTP listener (metrics, health).
     pub admin_listener: Option<SocketAddr>,
     pub data_dir: PathBuf,
@@ -103,6 +114,9 @@ impl Default for BrokerConfig {
             node_id: 0,
             listener: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_listener: None,
+            listeners: Vec::new(),
+            security: SecurityConfig::default(),
+            authorizer: AuthorizerConfig::default(),
             admin_listener: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             data_dir: PathBuf::from("./weir-data"),
             fsync: FsyncPolicy::Never,
@@ -127,6 +141,144 @@ impl Default for BrokerConfig {
             share: crate::share::ShareDefaults::default(),
             cluster: None,
         }
+    }
+}
+
+impl BrokerConfig {
+    /// The listeners to bind: `listeners`, or the one PLAINTEXT `listener` when that is empty.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        let advertised = self
+            .advertised_listener
+            .as_deref()
+            .and_then(parse_host_port);
+        vec![ListenerConfig::plaintext(self.listener, advertised)]
+    }
+
+    /// The listener other brokers of a cluster connect to: the first PLAINTEXT one (inter-broker
+    /// connections are plaintext and unauthenticated; see docs/security.md).
+    pub fn inter_broker_listener(&self) -> Option<ListenerConfig> {
+        self.effective_listeners()
+            .into_iter()
+            .find(|l| l.protocol == crate::security::listeners::SecurityProtocol::Plaintext)
+    }
+}
+
+/// The listener and security settings of a config file or of the command line, applied
+/// together because `listeners`, `advertised-listeners` and the protocol map are read as one.
+#[derive(Debug, Default, Clone)]
+pub struct SecuritySettings {
+    pub listeners: Option<String>,
+    pub advertised_listeners: Option<String>,
+    pub listener_security_protocol_map: Option<String>,
+    pub ssl_certificate_file: Option<PathBuf>,
+    pub ssl_key_file: Option<PathBuf>,
+    pub ssl_client_ca_file: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
+    pub ssl_principal_mapping_rules: Option<String>,
+    pub security_reload_check_interval_ms: Option<u64>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub oauthbearer_jwks_file: Option<PathBuf>,
+    pub oauthbearer_expected_audience: Option<String>,
+    pub oauthbearer_expected_issuer: Option<String>,
+    pub oauthbearer_clock_skew_s: Option<u64>,
+    pub oauthbearer_sub_claim_name: Option<String>,
+    pub connections_max_reauth_ms: Option<u64>,
+    pub connection_failed_authentication_delay_ms: Option<u64>,
+}
+
+impl SecuritySettings {
+    /// `self` with every unset field taken from `lower` (a lower-precedence source).
+    pub fn or(self, lower: SecuritySettings) -> SecuritySettings {
+        macro_rules! merge {
+            ($($f:ident),*) => { SecuritySettings { $($f: self.$f.or(lower.$f),)* } };
+        }
+        merge!(
+            listeners,
+            advertised_listeners,
+            listener_security_protocol_map,
+            ssl_certificate_file,
+            ssl_key_file,
+            ssl_client_ca_file,
+            ssl_client_auth,
+            ssl_principal_mapping_rules,
+            security_reload_check_interval_ms,
+            sasl_enabled_mechanisms,
+            oauthbearer_jwks_file,
+            oauthbearer_expected_audience,
+            oauthbearer_expected_issuer,
+            oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name,
+            connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms
+        )
+    }
+
+    /// Applies the settings over `config`.
+    pub fn apply(self, config: &mut BrokerConfig) -> Result<(), ConfigFileError> {
+        let invalid =
+            |key: &'static str| move |message: String| ConfigFileError::Invalid { key, message };
+        if let Some(l) = &self.listeners {
+            config.listeners = parse_listeners(
+                l,
+                self.advertised_listeners.as_deref(),
+                self.listener_security_protocol_map.as_deref(),
+            )
+            .map_err(invalid("listeners"))?;
+        } else if self.advertised_listeners.is_some()
+            || self.listener_security_protocol_map.is_some()
+        {
+            return Err(ConfigFileError::Invalid {
+                key: "advertised-listeners",
+                message: "advertised-listeners and listener-security-protocol-map need listeners"
+                    .into(),
+            });
+        }
+        let s = &mut config.security;
+        macro_rules! take {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f { s.$f = v; })* };
+        }
+        take!(
+            ssl_principal_mapping_rules,
+            security_reload_check_interval_ms,
+            oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name,
+            connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms
+        );
+        if self.ssl_certificate_file.is_some() {
+            s.ssl_certificate_file = self.ssl_certificate_file;
+        }
+        if self.ssl_key_file.is_some() {
+            s.ssl_key_file = self.ssl_key_file;
+        }
+        if self.ssl_client_ca_file.is_some() {
+            s.ssl_client_ca_file = self.ssl_client_ca_file;
+        }
+        if self.oauthbearer_jwks_file.is_some() {
+            s.oauthbearer_jwks_file = self.oauthbearer_jwks_file;
+        }
+        if self.oauthbearer_expected_issuer.is_some() {
+            s.oauthbearer_expected_issuer = self.oauthbearer_expected_issuer;
+        }
+        if let Some(v) = self.oauthbearer_expected_audience {
+            s.oauthbearer_expected_audience = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = self.ssl_client_auth {
+            s.ssl_client_auth = v.parse().map_err(invalid("ssl-client-auth"))?;
+        }
+        if let Some(v) = self.sasl_enabled_mechanisms {
+            s.sasl_enabled_mechanisms =
+                parse_mechanisms(&v).map_err(invalid("sasl-enabled-mechanisms"))?;
+        }
+        Ok(())
     }
 }
 
@@ -158,6 +310,28 @@ pub struct FileConfig {
     pub group_share_partition_max_record_locks: Option<usize>,
     pub group_share_session_timeout_ms: Option<i32>,
     pub group_share_heartbeat_interval_ms: Option<i32>,
+    pub authorizer: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
+    // Listeners and security: taken out by `security_settings` and applied after merging with
+    // the command line (serde cannot flatten with deny_unknown_fields).
+    pub listeners: Option<String>,
+    pub advertised_listeners: Option<String>,
+    pub listener_security_protocol_map: Option<String>,
+    pub ssl_certificate_file: Option<PathBuf>,
+    pub ssl_key_file: Option<PathBuf>,
+    pub ssl_client_ca_file: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
+    pub ssl_principal_mapping_rules: Option<String>,
+    pub security_reload_check_interval_ms: Option<u64>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub oauthbearer_jwks_file: Option<PathBuf>,
+    pub oauthbearer_expected_audience: Option<String>,
+    pub oauthbearer_expected_issuer: Option<String>,
+    pub oauthbearer_clock_skew_s: Option<u64>,
+    pub oauthbearer_sub_claim_name: Option<String>,
+    pub connections_max_reauth_ms: Option<u64>,
+    pub connection_failed_authentication_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +359,33 @@ impl FileConfig {
         })
     }
 
-    /// Applies the file's settings over `config`.
+    /// The listener and security settings of the file (taken out, so `apply` leaves them).
+    pub fn security_settings(&mut self) -> SecuritySettings {
+        SecuritySettings {
+            listeners: self.listeners.take(),
+            advertised_listeners: self.advertised_listeners.take(),
+            listener_security_protocol_map: self.listener_security_protocol_map.take(),
+            ssl_certificate_file: self.ssl_certificate_file.take(),
+            ssl_key_file: self.ssl_key_file.take(),
+            ssl_client_ca_file: self.ssl_client_ca_file.take(),
+            ssl_client_auth: self.ssl_client_auth.take(),
+            ssl_principal_mapping_rules: self.ssl_principal_mapping_rules.take(),
+            security_reload_check_interval_ms: self.security_reload_check_interval_ms.take(),
+            sasl_enabled_mechanisms: self.sasl_enabled_mechanisms.take(),
+            oauthbearer_jwks_file: self.oauthbearer_jwks_file.take(),
+            oauthbearer_expected_audience: self.oauthbearer_expected_audience.take(),
+            oauthbearer_expected_issuer: self.oauthbearer_expected_issuer.take(),
+            oauthbearer_clock_skew_s: self.oauthbearer_clock_skew_s.take(),
+            oauthbearer_sub_claim_name: self.oauthbearer_sub_claim_name.take(),
+            connections_max_reauth_ms: self.connections_max_reauth_ms.take(),
+            connection_failed_authentication_delay_ms: self
+                .connection_failed_authentication_delay_ms
+                .take(),
+        }
+    }
+
+    /// Applies the file's settings over `config` (except the listener and security settings:
+    /// see `security_settings`).
     pub fn apply(self, config: &mut BrokerConfig) -> Result<(), ConfigFileError> {
         macro_rules! take {
             ($field:ident) => {
@@ -249,7 +449,33 @@ impl FileConfig {
                 message: format!("{e}"),
             })?;
         }
+        if let Some(v) = self.authorizer {
+            config.authorizer.enabled =
+                parse_authorizer(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "authorizer",
+                    message,
+                })?;
+        }
+        if let Some(v) = self.super_users {
+            config.authorizer.super_users =
+                parse_super_users(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "super-users",
+                    message,
+                })?;
+        }
+        if let Some(v) = self.allow_everyone_if_no_acl_found {
+            config.authorizer.allow_everyone_if_no_acl_found = v;
+        }
         Ok(())
+    }
+}
+
+/// `authorizer`: `on` (Kafka's ACL authorizer) or `off`.
+pub fn parse_authorizer(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "acl" => Ok(true),
+        "off" | "false" | "none" | "" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
     }
 }
 
@@ -288,6 +514,37 @@ mod tests {
         let err =
             toml::from_str::<FileConfig>("listner = \"127.0.0.1:1\"").expect_err("unknown key");
         assert!(err.to_string().contains("listner"), "{err}");
+    }
+
+    #[test]
+    fn inter_broker_traffic_uses_the_first_plaintext_listener() {
+        let mut config = BrokerConfig::default();
+        let only = config
+            .inter_broker_listener()
+            .expect("the default listener");
+        assert_eq!(only.name, "PLAINTEXT");
+        SecuritySettings {
+            listeners: Some(
+                "EXTERNAL://127.0.0.1:9094,INTERNAL://10.0.0.1:9093,REPL://10.0.0.1:9095".into(),
+            ),
+            listener_security_protocol_map: Some(
+                "EXTERNAL:SASL_SSL,INTERNAL:PLAINTEXT,REPL:PLAINTEXT".into(),
+            ),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect("listeners");
+        let l = config
+            .inter_broker_listener()
+            .expect("a plaintext listener");
+        assert_eq!(l.name, "INTERNAL");
+        SecuritySettings {
+            listeners: Some("SASL_SSL://127.0.0.1:9094".into()),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect("listeners");
+        assert_eq!(config.inter_broker_listener(), None);
     }
 
     #[test]

@@ -213,8 +213,9 @@ const RATE: Kind = Kind::Double {
 };
 
 /// Broker configs Kafka defines, with Kafka 4.x defaults. Dynamic ones (Kafka's
-/// `DynamicBrokerConfig.AllDynamicConfigs`, except the per-listener TLS/SASL ones, which Weir does
-/// not have) can be set through the Admin API; the others are read-only.
+/// `DynamicBrokerConfig.AllDynamicConfigs`, except the per-listener TLS/SASL ones: Weir's TLS and
+/// SASL settings are its own, see `security`) can be set through the Admin API; the others are
+/// read-only.
 pub const BROKER_KEYS: &[Key] = &[
     // Read-only: fixed at start (some from Weir's own configuration, see `static_value`).
     key("advertised.listeners", None, Kind::Text, false),
@@ -231,6 +232,12 @@ pub const BROKER_KEYS: &[Key] = &[
     ),
     key("group.max.session.timeout.ms", Some("1800000"), LONG, false),
     key("group.min.session.timeout.ms", Some("6000"), LONG, false),
+    key(
+        "listener.security.protocol.map",
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+        Kind::Text,
+        false,
+    ),
     key("listeners", Some("PLAINTEXT://:9092"), Kind::Text, false),
     key("log.dirs", None, Kind::Text, false),
     // Deprecated in Kafka 3.x and ignored (the format is always v2); listed as Kafka 3.x does.
@@ -727,13 +734,27 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "auto.create.topics.enable" => c.auto_create_topics.to_string(),
         "num.partitions" => c.default_partitions.to_string(),
         "log.dirs" => c.data_dir.display().to_string(),
-        "listeners" => format!("PLAINTEXT://{}", c.listener),
-        "advertised.listeners" => format!(
-            "PLAINTEXT://{}",
-            c.advertised_listener
-                .clone()
-                .unwrap_or_else(|| c.listener.to_string())
-        ),
+        "listeners" => c
+            .effective_listeners()
+            .iter()
+            .map(|l| format!("{}://{}", l.name, l.addr))
+            .collect::<Vec<_>>()
+            .join(","),
+        "advertised.listeners" => c
+            .effective_listeners()
+            .iter()
+            .map(|l| {
+                let (host, port) = l.advertised_host_port();
+                format!("{}://{host}:{port}", l.name)
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        "listener.security.protocol.map" => c
+            .effective_listeners()
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.protocol))
+            .collect::<Vec<_>>()
+            .join(","),
         "socket.request.max.bytes" => c.max_request_bytes.to_string(),
         "queued.max.request.bytes" => c.max_queued_request_bytes.to_string(),
         "group.initial.rebalance.delay.ms" => c.group_initial_rebalance_delay_ms.to_string(),

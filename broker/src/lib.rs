@@ -20,6 +20,7 @@ pub mod offsets;
 pub mod partition;
 pub mod producers;
 pub mod record_checks;
+pub mod security;
 pub mod server;
 pub mod share;
 pub mod topic_admin;
@@ -40,23 +41,56 @@ const GROUP_TICK_MS: u64 = 100;
 /// How long shutdown waits for in-flight requests before closing anyway.
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
-/// Runs the broker until `shutdown` resolves, then stops accepting and reading requests, lets
-/// in-flight requests finish (answering long polls and parked group calls at once rather than at
-/// their deadlines), and flushes and fsyncs every log so the next start has no recovery work.
+/// Runs the broker on `listener` as its first configured listener (a PLAINTEXT one unless the
+/// config says otherwise); see [`run_listeners`].
 pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let Some(config) = broker.config.effective_listeners().into_iter().next() else {
+        return Err(std::io::Error::other("no listener configured"));
+    };
+    run_listeners(broker, vec![(config, listener)], shutdown).await
+}
+
+/// Runs the broker until `shutdown` resolves, then stops accepting and reading requests, lets
+/// in-flight requests finish (answering long polls and parked group calls at once rather than at
+/// their deadlines), and flushes and fsyncs every log so the next start has no recovery work.
+/// Each listener is served with its own security protocol; connection limits are shared.
+pub async fn run_listeners(
+    broker: Arc<Broker>,
+    listeners: Vec<(security::ListenerConfig, TcpListener)>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let names: Vec<String> = listeners
+        .iter()
+        .map(|(c, l)| {
+            let addr = l
+                .local_addr()
+                .map_or_else(|_| c.addr.to_string(), |a| a.to_string());
+            format!("{}://{addr} ({})", c.name, c.protocol)
+        })
+        .collect();
     tracing::info!(
-        listener = %broker.config.listener,
+        listeners = %names.join(", "),
         data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id,
         fsync = %broker.config.fsync,
         "weir is serving Kafka"
     );
-    let server = tokio::spawn(server::serve(broker.clone(), listener, stop_rx.clone()));
+    let limits = server::SharedLimits::new(&broker);
+    let mut servers = tokio::task::JoinSet::new();
+    for (config, listener) in listeners {
+        servers.spawn(server::serve(
+            broker.clone(),
+            config,
+            listener,
+            limits.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
     // The cluster's tasks outlive the listener a little: they hand leadership over first.
     let (cluster_stop_tx, cluster_stop_rx) = watch::channel(false);
@@ -69,7 +103,8 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     broker.begin_shutdown();
-    if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), server)
+    let all_done = async { while servers.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), all_done)
         .await
         .is_err()
     {
@@ -85,11 +120,30 @@ pub async fn run(
     Ok(())
 }
 
+/// Re-reads TLS certificates and keys and the JWKS (on SIGHUP: `always`; on the timer: only if a
+/// file changed). Open connections keep what they negotiated; a bad file keeps the old settings.
+pub fn reload_security(broker: &Broker, always: bool) {
+    let result = if always {
+        broker.security.reload()
+    } else {
+        broker.security.reload_if_changed()
+    };
+    match result {
+        Ok(true) => tracing::info!("reloaded TLS certificates and keys / JWKS"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reload security files; keeping the current ones")
+        }
+    }
+}
+
 async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut group_tick = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
     let mut retention_tick = tokio::time::interval(Duration::from_millis(
         broker.config.log_retention_check_interval_ms.max(1_000),
     ));
+    let reload_ms = broker.config.security.security_reload_check_interval_ms;
+    let mut reload_tick = tokio::time::interval(Duration::from_millis(reload_ms.max(100)));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -105,6 +159,10 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 let b = broker.clone();
                 let now = b.now_ms();
                 let _ = tokio::task::spawn_blocking(move || b.topics.enforce_retention(now)).await;
+            }
+            _ = reload_tick.tick(), if reload_ms > 0 => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || reload_security(&b, false)).await;
             }
         }
     }

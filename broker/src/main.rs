@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_broker::admin_http::{self, AdminState};
 use weir_broker::clock::SystemClock;
-use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig};
+use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig, SecuritySettings};
 use weir_broker::metrics::Metrics;
 
 #[derive(Parser)]
@@ -41,12 +41,77 @@ struct ServeArgs {
     /// TOML config file (keys as the long flags below, e.g. `data-dir = "/var/lib/weir"`).
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
-    /// Kafka listener address.
+    /// Kafka listener address: one PLAINTEXT listener (same as --listeners PLAINTEXT://ADDR).
     #[arg(long, env = "WEIR_LISTENER")]
     listener: Option<SocketAddr>,
-    /// host:port advertised to clients in Metadata (default: the listener).
+    /// host:port advertised to clients in Metadata for --listener (default: the listener).
     #[arg(long, env = "WEIR_ADVERTISED_LISTENER")]
     advertised_listener: Option<String>,
+    /// Named listeners, Kafka style: NAME://host:port,... (e.g. PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093).
+    #[arg(long, env = "WEIR_LISTENERS", conflicts_with = "listener")]
+    listeners: Option<String>,
+    /// What each listener advertises in Metadata: NAME://host:port,... (default: its address).
+    #[arg(
+        long,
+        env = "WEIR_ADVERTISED_LISTENERS",
+        conflicts_with = "advertised_listener"
+    )]
+    advertised_listeners: Option<String>,
+    /// Security protocol of each listener name: NAME:PROTOCOL,... (default: names are protocols).
+    #[arg(long, env = "WEIR_LISTENER_SECURITY_PROTOCOL_MAP")]
+    listener_security_protocol_map: Option<String>,
+    /// PEM certificate chain for SSL and SASL_SSL listeners.
+    #[arg(long, env = "WEIR_SSL_CERTIFICATE_FILE")]
+    ssl_certificate_file: Option<PathBuf>,
+    /// PEM private key for SSL and SASL_SSL listeners.
+    #[arg(long, env = "WEIR_SSL_KEY_FILE")]
+    ssl_key_file: Option<PathBuf>,
+    /// PEM CA certificates that sign client certificates (mTLS).
+    #[arg(long, env = "WEIR_SSL_CLIENT_CA_FILE")]
+    ssl_client_ca_file: Option<PathBuf>,
+    /// Client certificates: none | requested | required (Kafka's ssl.client.auth).
+    #[arg(long, env = "WEIR_SSL_CLIENT_AUTH")]
+    ssl_client_auth: Option<String>,
+    /// Client certificate subject to principal (Kafka's ssl.principal.mapping.rules).
+    #[arg(long, env = "WEIR_SSL_PRINCIPAL_MAPPING_RULES")]
+    ssl_principal_mapping_rules: Option<String>,
+    /// How often certificate, key, CA and JWKS files are checked for changes (0: SIGHUP only).
+    #[arg(long, env = "WEIR_SECURITY_RELOAD_CHECK_INTERVAL_MS")]
+    security_reload_check_interval_ms: Option<u64>,
+    /// SASL mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (comma-separated).
+    #[arg(long, env = "WEIR_SASL_ENABLED_MECHANISMS")]
+    sasl_enabled_mechanisms: Option<String>,
+    /// JWKS file with the public keys that sign OAUTHBEARER tokens.
+    #[arg(long, env = "WEIR_OAUTHBEARER_JWKS_FILE")]
+    oauthbearer_jwks_file: Option<PathBuf>,
+    /// Accepted token audiences (comma-separated; default: not checked).
+    #[arg(long, env = "WEIR_OAUTHBEARER_EXPECTED_AUDIENCE")]
+    oauthbearer_expected_audience: Option<String>,
+    /// Required token issuer (default: not checked).
+    #[arg(long, env = "WEIR_OAUTHBEARER_EXPECTED_ISSUER")]
+    oauthbearer_expected_issuer: Option<String>,
+    /// Leeway for token exp and nbf, in seconds.
+    #[arg(long, env = "WEIR_OAUTHBEARER_CLOCK_SKEW_S")]
+    oauthbearer_clock_skew_s: Option<u64>,
+    /// Token claim that names the principal.
+    #[arg(long, env = "WEIR_OAUTHBEARER_SUB_CLAIM_NAME")]
+    oauthbearer_sub_claim_name: Option<String>,
+    /// Longest SASL session before the client must re-authenticate (KIP-368; 0: no limit).
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX_REAUTH_MS")]
+    connections_max_reauth_ms: Option<u64>,
+    /// Delay before answering a failed authentication and closing.
+    #[arg(long, env = "WEIR_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
+    connection_failed_authentication_delay_ms: Option<u64>,
+    /// ACL authorization: on | off (default off: every client may do everything).
+    #[arg(long, env = "WEIR_AUTHORIZER")]
+    authorizer: Option<String>,
+    /// Principals allowed everything, `;`-separated (Kafka's super.users), e.g. User:admin.
+    #[arg(long, env = "WEIR_SUPER_USERS")]
+    super_users: Option<String>,
+    /// With the authorizer on, whether a resource no ACL applies to is open to all
+    /// (allow.everyone.if.no.acl.found; default false).
+    #[arg(long, env = "WEIR_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: Option<bool>,
     /// Admin HTTP listener for metrics and health ("none" disables it).
     #[arg(long, env = "WEIR_ADMIN_LISTENER")]
     admin_listener: Option<String>,
@@ -151,9 +216,44 @@ struct ServeArgs {
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<(BrokerConfig, bool)> {
         let mut config = BrokerConfig::default();
+        let mut file_security = SecuritySettings::default();
+        let mut file_has_listener = false;
         if let Some(path) = &self.config {
-            FileConfig::load(path)?.apply(&mut config)?;
+            let mut file = FileConfig::load(path)?;
+            file_security = file.security_settings();
+            file_has_listener = file.listener.is_some() || file.advertised_listener.is_some();
+            file.apply(&mut config)?;
         }
+        let flag_security = SecuritySettings {
+            listeners: self.listeners,
+            advertised_listeners: self.advertised_listeners,
+            listener_security_protocol_map: self.listener_security_protocol_map,
+            ssl_certificate_file: self.ssl_certificate_file,
+            ssl_key_file: self.ssl_key_file,
+            ssl_client_ca_file: self.ssl_client_ca_file,
+            ssl_client_auth: self.ssl_client_auth,
+            ssl_principal_mapping_rules: self.ssl_principal_mapping_rules,
+            security_reload_check_interval_ms: self.security_reload_check_interval_ms,
+            sasl_enabled_mechanisms: self.sasl_enabled_mechanisms,
+            oauthbearer_jwks_file: self.oauthbearer_jwks_file,
+            oauthbearer_expected_audience: self.oauthbearer_expected_audience,
+            oauthbearer_expected_issuer: self.oauthbearer_expected_issuer,
+            oauthbearer_clock_skew_s: self.oauthbearer_clock_skew_s,
+            oauthbearer_sub_claim_name: self.oauthbearer_sub_claim_name,
+            connections_max_reauth_ms: self.connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms: self
+                .connection_failed_authentication_delay_ms,
+        };
+        let uses_new_listeners =
+            flag_security.listeners.is_some() || file_security.listeners.is_some();
+        let legacy_listener =
+            file_has_listener || self.listener.is_some() || self.advertised_listener.is_some();
+        anyhow::ensure!(
+            !(uses_new_listeners && legacy_listener),
+            "listener/advertised-listener and listeners cannot be combined: \
+             write --listener ADDR as --listeners PLAINTEXT://ADDR"
+        );
+        flag_security.or(file_security).apply(&mut config)?;
         if let Some(v) = self.listener {
             config.listener = v;
         }
@@ -162,6 +262,17 @@ impl ServeArgs {
         }
         if let Some(v) = self.admin_listener {
             config.admin_listener = parse_optional_addr(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = &self.authorizer {
+            config.authorizer.enabled = weir_broker::config::parse_authorizer(v)
+                .map_err(|e| anyhow::anyhow!("--authorizer: {e}"))?;
+        }
+        if let Some(v) = &self.super_users {
+            config.authorizer.super_users = weir_broker::authz::parse_super_users(v)
+                .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?;
+        }
+        if let Some(v) = self.allow_everyone_if_no_acl_found {
+            config.authorizer.allow_everyone_if_no_acl_found = v;
         }
         if let Some(v) = self.data_dir {
             config.data_dir = v;
@@ -345,7 +456,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let (config, json) = args.into_config()?;
+            let (config, json) = (*args).into_config()?;
             init_logging(json);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -363,14 +474,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listener)
-        .await
-        .with_context(|| {
+    let mut listeners = Vec::new();
+    for l in config.effective_listeners() {
+        let bound = tokio::net::TcpListener::bind(l.addr).await.with_context(|| {
             format!(
-                "cannot listen on {} (is another broker running? use --listener)",
-                config.listener
+                "cannot listen on {} for listener {} (is another broker running? use --listener or --listeners)",
+                l.addr, l.name
             )
         })?;
+        listeners.push((l, bound));
+    }
     let metrics = Arc::new(Metrics::new());
     let admin_state = AdminState::new(metrics.clone(), config.clone());
     let (admin_stop, admin_task) = match config.admin_listener {
@@ -413,11 +526,24 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     };
     admin_state.set_broker(broker.clone());
     let state = admin_state.clone();
-    let result = weir_broker::run(broker, listener, async move {
+    let reloading = broker.clone();
+    let sighup = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let b = reloading.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || weir_broker::reload_security(&b, true)).await;
+        }
+    });
+    let result = weir_broker::run_listeners(broker, listeners, async move {
         shutdown_signal().await;
         state.set_not_ready();
     })
     .await;
+    sighup.abort();
     if let Some(stop) = admin_stop {
         let _ = stop.send(());
     }
@@ -438,28 +564,33 @@ async fn join_cluster(
 ) -> anyhow::Result<Arc<weir_broker::cluster::runtime::Cluster>> {
     use weir_broker::cluster::metadata::BrokerRecord;
     use weir_broker::cluster::store::{EtcdStore, StoreConfig};
-    let (host, port) = {
-        match &config.advertised_listener {
-            Some(adv) => {
-                let (h, p) = adv
-                    .rsplit_once(':')
-                    .context("--advertised-listener must be host:port")?;
-                (
-                    h.to_string(),
-                    p.parse().context("--advertised-listener port")?,
-                )
-            }
-            None => (
-                config.listener.ip().to_string(),
-                i32::from(config.listener.port()),
-            ),
-        }
-    };
+    // Other brokers connect to the first PLAINTEXT listener (inter-broker traffic has no TLS or
+    // SASL yet: docs/security.md); clients of every listener are told that listener's addresses.
+    let inter_broker = config.inter_broker_listener().context(
+        "a broker in a cluster needs a PLAINTEXT listener for inter-broker connections \
+         (add one to --listeners; see docs/security.md)",
+    )?;
+    let (host, port) = inter_broker.advertised_host_port();
     anyhow::ensure!(
-        host != "0.0.0.0" && host != "::",
-        "in a cluster, other brokers connect to the advertised listener: set --advertised-listener          to an address they can reach (the listener is {})",
-        config.listener
+        host != "0.0.0.0" && host != "::" && !host.is_empty(),
+        "in a cluster, other brokers connect to the advertised address of listener {}: \
+         advertise an address they can reach (--advertised-listener or --advertised-listeners; \
+         the listener binds {})",
+        inter_broker.name,
+        inter_broker.addr
     );
+    let endpoints = config
+        .effective_listeners()
+        .iter()
+        .map(|l| {
+            let (host, port) = l.advertised_host_port();
+            weir_broker::cluster::metadata::BrokerEndpoint {
+                listener: l.name.clone(),
+                host,
+                port: i32::from(port),
+            }
+        })
+        .collect();
     let store_config = StoreConfig {
         endpoints: settings.etcd.clone(),
         cluster_name: settings.cluster_name.clone(),
@@ -469,8 +600,9 @@ async fn join_cluster(
     let me = BrokerRecord {
         id: config.node_id,
         host,
-        port,
+        port: i32::from(port),
         rack: settings.rack.clone(),
+        endpoints,
     };
     let store = EtcdStore::connect(&store_config, me)
         .await
@@ -549,6 +681,99 @@ mod tests {
             c.max_connections_per_ip,
             BrokerConfig::default().max_connections_per_ip
         );
+    }
+
+    #[test]
+    fn listeners_come_from_flags_or_the_file_but_not_both_forms() {
+        let (c, _) = serve_args(&[
+            "serve",
+            "--listeners",
+            "INTERNAL://127.0.0.1:9192,EXTERNAL://0.0.0.0:9193",
+            "--listener-security-protocol-map",
+            "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+            "--sasl-enabled-mechanisms",
+            "PLAIN,SCRAM-SHA-512",
+        ])
+        .into_config()
+        .expect("config");
+        let l = c.effective_listeners();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].protocol.name(), "SASL_PLAINTEXT");
+        assert_eq!(c.security.sasl_enabled_mechanisms.len(), 2);
+
+        // The old flag is one PLAINTEXT listener, exactly as before.
+        let (c, _) = serve_args(&["serve", "--listener", "127.0.0.1:9300"])
+            .into_config()
+            .expect("config");
+        let l = c.effective_listeners();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].name.as_str(), l[0].protocol.name()),
+            ("PLAINTEXT", "PLAINTEXT")
+        );
+        assert_eq!(l[0].addr, "127.0.0.1:9300".parse().expect("addr"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "listeners = \"SSL://127.0.0.1:9400\"\nssl-client-auth = \"required\"\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let (c, _) = serve_args(&["serve", "--config", &path])
+            .into_config()
+            .expect("config");
+        assert_eq!(c.effective_listeners()[0].protocol.name(), "SSL");
+        let err = serve_args(&["serve", "--config", &path, "--listener", "127.0.0.1:1"])
+            .into_config()
+            .expect_err("both forms");
+        assert!(
+            err.to_string().contains("--listeners PLAINTEXT://"),
+            "{err}"
+        );
+        let err = serve_args(&["serve", "--sasl-enabled-mechanisms", "GSSAPI"])
+            .into_config()
+            .expect_err("unknown mechanism");
+        assert!(err.to_string().contains("GSSAPI"), "{err}");
+    }
+
+    #[test]
+    fn the_authorizer_is_off_unless_asked_for_by_flag_or_file() {
+        let (c, _) = serve_args(&["serve"]).into_config().expect("config");
+        assert!(!c.authorizer.enabled);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "authorizer = \"on\"\nsuper-users = \"User:admin;User:ops\"\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let (c, _) = serve_args(&["serve", "--config", &path])
+            .into_config()
+            .expect("config");
+        assert!(c.authorizer.enabled);
+        assert_eq!(c.authorizer.super_users, vec!["User:admin", "User:ops"]);
+        assert!(!c.authorizer.allow_everyone_if_no_acl_found);
+        let (c, _) = serve_args(&[
+            "serve",
+            "--config",
+            &path,
+            "--authorizer",
+            "off",
+            "--allow-everyone-if-no-acl-found",
+            "true",
+        ])
+        .into_config()
+        .expect("config");
+        assert!(!c.authorizer.enabled && c.authorizer.allow_everyone_if_no_acl_found);
+        assert!(serve_args(&["serve", "--authorizer", "maybe"])
+            .into_config()
+            .is_err());
+        assert!(serve_args(&["serve", "--super-users", "admin"])
+            .into_config()
+            .is_err());
     }
 
     #[test]

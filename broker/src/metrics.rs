@@ -92,6 +92,26 @@ pub struct RejectLabels {
     pub reason: &'static str,
 }
 
+/// Labels of authentication outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Listener name (from the broker's config: bounded).
+    pub listener: String,
+    /// `SSL` for certificate authentication, else the SASL mechanism.
+    pub mechanism: &'static str,
+    /// `success`, `failure` or `reauthentication`.
+    pub result: &'static str,
+}
+
+/// Labels of connections closed before they authenticated (or after their session expired).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnauthenticatedCloseLabels {
+    pub listener: String,
+    /// `frame_too_large`, `request_before_authentication`, `session_expired`, `tls_handshake`
+    /// or `sasl_protocol`.
+    pub reason: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~52 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 21))
@@ -109,6 +129,8 @@ pub struct Metrics {
     pub connections_accepted: Counter,
     pub connections_rejected: Family<RejectLabels, Counter>,
     pub fsync_duration: Histogram,
+    pub authentications: Family<AuthLabels, Counter>,
+    pub unauthenticated_closes: Family<UnauthenticatedCloseLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +159,8 @@ impl Metrics {
         let connections_accepted = Counter::default();
         let connections_rejected = Family::<RejectLabels, Counter>::default();
         let fsync_duration = Histogram::new(exponential_buckets(0.000_01, 2.0, 22));
+        let authentications = Family::<AuthLabels, Counter>::default();
+        let unauthenticated_closes = Family::<UnauthenticatedCloseLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("weir");
         registry.register(
@@ -184,7 +208,19 @@ impl Metrics {
             "Duration of each data fsync (fdatasync) issued by the storage writer",
             fsync_duration.clone(),
         );
+        registry.register(
+            "authentications",
+            "Authentications (TLS client certificates and SASL), by listener, mechanism and result",
+            authentications.clone(),
+        );
+        registry.register(
+            "unauthenticated_closes",
+            "Connections closed for what they sent before authenticating (or after their session expired), by listener and reason",
+            unauthenticated_closes.clone(),
+        );
         Self {
+            authentications,
+            unauthenticated_closes,
             registry,
             requests,
             request_duration,

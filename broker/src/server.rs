@@ -6,6 +6,13 @@
 //! next one, so a connection's requests take effect in the order the client sent them; then it
 //! queues the future of the response, and the writer awaits those futures in order. Bad frames
 //! close the connection. Owns sockets and limits; owns no protocol logic (see `handlers`).
+//!
+//! Each listener has a security protocol. TLS listeners finish the TLS handshake first (an SSL
+//! listener's client certificate names the principal); SASL listeners accept only ApiVersions,
+//! SaslHandshake and SaslAuthenticate, in frames of at most [`MAX_PRE_AUTH_FRAME_BYTES`], until
+//! the SASL exchange (`security::sasl`) succeeds, and close the connection on the first
+//! non-SASL request after the session expired (KIP-368). A failed authentication is answered
+//! after `connection_failed_authentication_delay_ms` and the connection closed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,18 +21,22 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 use weir_protocol::{
     decode_request, encode_api_versions_unsupported, encode_response, frame, DecodeError,
+    ErrorCode, Request, RequestHeader, Response, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 
-use crate::broker::Broker;
+use crate::broker::{Broker, CURRENT_LISTENER};
 use crate::handlers::{self, RequestContext};
-use crate::metrics::{api_name, Metrics, RejectLabels};
+use crate::metrics::{api_name, AuthLabels, Metrics, RejectLabels, UnauthenticatedCloseLabels};
+use crate::security::principal_mapping::subject_dn;
+use crate::security::sasl::{Authenticated, Mechanism, SaslEnv, SaslSession, Step};
+use crate::security::{ListenerConfig, Principal, SecurityProtocol};
 
 /// Connections counted per client IP, to enforce `max_connections_per_ip`.
 #[derive(Default)]
@@ -63,16 +74,34 @@ impl PerIp {
     }
 }
 
-/// Accepts connections until `shutdown` turns true. Returns when every connection has finished its
-/// in-flight requests.
+/// Limits shared by every listener: connection counts, per-IP counts, request memory.
+#[derive(Clone)]
+pub struct SharedLimits {
+    connections: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    request_memory: RequestMemory,
+}
+
+impl SharedLimits {
+    pub fn new(broker: &Broker) -> Self {
+        Self {
+            connections: Arc::new(Semaphore::new(broker.config.max_connections)),
+            per_ip: Arc::new(PerIp::default()),
+            request_memory: RequestMemory::new(broker.config.max_queued_request_bytes),
+        }
+    }
+}
+
+/// Accepts connections on one listener until `shutdown` turns true. Returns when every
+/// connection has finished its in-flight requests.
 pub async fn serve(
     broker: Arc<Broker>,
+    listener_config: ListenerConfig,
     listener: TcpListener,
+    limits: SharedLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
-    let request_memory = RequestMemory::new(broker.config.max_queued_request_bytes);
-    let per_ip = Arc::new(PerIp::default());
+    let listener_config = Arc::new(listener_config);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -87,12 +116,12 @@ pub async fn serve(
                     }
                 };
                 let metrics = broker.metrics.clone();
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
                     warn!(%peer, "max.connections reached; closing");
                     metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections" }).inc();
                     continue;
                 };
-                let Some(ip_guard) = per_ip.try_acquire(peer.ip(), broker.config.max_connections_per_ip) else {
+                let Some(ip_guard) = limits.per_ip.try_acquire(peer.ip(), broker.config.max_connections_per_ip) else {
                     warn!(%peer, "max.connections.per.ip reached; closing");
                     metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections_per_ip" }).inc();
                     continue;
@@ -100,14 +129,15 @@ pub async fn serve(
                 metrics.connections_accepted.inc();
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
-                let request_memory = request_memory.clone();
-                let span = tracing::info_span!("conn", %peer);
+                let request_memory = limits.request_memory.clone();
+                let listener_config = listener_config.clone();
+                let span = tracing::info_span!("conn", %peer, listener = %listener_config.name);
                 tasks.spawn(async move {
                     let _permit = permit;
                     let _ip = ip_guard;
                     metrics.connections_active.inc();
                     let _active = ActiveGuard(metrics);
-                    if let Err(e) = handle_connection(broker, stream, peer, shutdown, request_memory).await {
+                    if let Err(e) = accept_connection(broker, listener_config, stream, peer, shutdown, request_memory).await {
                         debug!(error = %e, "connection closed");
                     }
                 }.instrument(span));
@@ -115,8 +145,114 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
-    info!("listener closed; waiting for connections to finish in-flight requests");
+    info!(listener = %listener_config.name, "listener closed; waiting for connections to finish in-flight requests");
     while tasks.join_next().await.is_some() {}
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest frame accepted before a connection has authenticated (Kafka's fix for
+/// CVE-2022-34917: an unauthenticated client cannot make the broker allocate more).
+pub const MAX_PRE_AUTH_FRAME_BYTES: usize = 512 * 1024;
+
+/// Sets up the transport (TLS, client certificate principal) and runs the connection.
+async fn accept_connection(
+    broker: Arc<Broker>,
+    listener: Arc<ListenerConfig>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    request_memory: RequestMemory,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    if !listener.protocol.uses_tls() {
+        let (r, w) = stream.into_split();
+        let conn = Conn::new(listener, peer, Principal::anonymous());
+        return conn.run(broker, r, w, shutdown, request_memory).await;
+    }
+    let Some(tls) = broker.security.tls.clone() else {
+        return Err(std::io::Error::other("TLS listener without TLS settings"));
+    };
+    let failed = |reason: String| {
+        let broker = broker.clone();
+        let listener = listener.clone();
+        async move {
+            warn!(%reason, "TLS authentication failed");
+            broker
+                .metrics
+                .authentications
+                .get_or_create(&AuthLabels {
+                    listener: listener.name.clone(),
+                    mechanism: "SSL",
+                    result: "failure",
+                })
+                .inc();
+            broker
+                .metrics
+                .unauthenticated_closes
+                .get_or_create(&UnauthenticatedCloseLabels {
+                    listener: listener.name.clone(),
+                    reason: "tls_handshake",
+                })
+                .inc();
+            tokio::time::sleep(failure_delay(&broker)).await;
+        }
+    };
+    let tls_stream =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                failed(format!("handshake: {e}")).await;
+                return Ok(());
+            }
+            Err(_) => {
+                failed("handshake timed out".into()).await;
+                return Ok(());
+            }
+        };
+    let mut principal = Principal::anonymous();
+    if listener.protocol == SecurityProtocol::Ssl {
+        let client_cert = tls_stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        if let Some(cert) = client_cert {
+            let name =
+                subject_dn(cert.as_ref()).and_then(|dn| broker.security.principal_mapper.map(&dn));
+            let Some(name) = name else {
+                failed(
+                    "no ssl.principal.mapping.rules rule matches the certificate subject".into(),
+                )
+                .await;
+                return Ok(());
+            };
+            principal = Principal::user(name);
+            broker
+                .metrics
+                .authentications
+                .get_or_create(&AuthLabels {
+                    listener: listener.name.clone(),
+                    mechanism: "SSL",
+                    result: "success",
+                })
+                .inc();
+            info!(%principal, "authenticated with a client certificate");
+        }
+    }
+    let (r, w) = tokio::io::split(tls_stream);
+    let conn = Conn::new(listener, peer, principal);
+    conn.run(broker, r, w, shutdown, request_memory).await
+}
+
+fn failure_delay(broker: &Broker) -> Duration {
+    Duration::from_millis(
+        broker
+            .config
+            .security
+            .connection_failed_authentication_delay_ms,
+    )
 }
 
 /// Decrements the active-connections gauge when a connection task ends.
@@ -131,6 +267,8 @@ impl Drop for ActiveGuard {
 /// What the writer does with one request's outcome, in request order.
 enum Reply {
     Send(Bytes),
+    /// A failed authentication's answer: sent, then the connection is closed.
+    SendThenClose(Bytes),
     /// Produce with acks=0: the client expects nothing.
     Nothing,
     /// The response could not be encoded (a broker bug): the client would wait forever for this
@@ -169,103 +307,459 @@ impl RequestMemory {
     }
 }
 
-async fn handle_connection(
-    broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-    request_memory: RequestMemory,
-) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = stream.into_split();
-    let (queue, mut in_flight) =
-        mpsc::channel::<ResponseTask>(broker.config.max_in_flight_requests_per_connection.max(1));
-    let write_task = tokio::spawn(async move {
-        while let Some(task) = in_flight.recv().await {
-            match task.await {
-                Ok(Reply::Send(bytes)) => writer.write_all(&bytes).await?,
-                Ok(Reply::Nothing) => {}
-                Ok(Reply::Close) => break,
-                Err(e) => return Err(std::io::Error::other(e)),
-            }
+/// One connection's authentication state and request context.
+struct Conn {
+    listener: Arc<ListenerConfig>,
+    ctx: Arc<RequestContext>,
+    /// Present on SASL listeners.
+    sasl: Option<SaslSession>,
+    /// Whether requests other than ApiVersions and SASL are accepted.
+    authenticated: bool,
+    /// When the SASL session ends (KIP-368): a non-SASL request after it closes the connection.
+    session_expires_at_ms: Option<i64>,
+}
+
+/// What the reader does after one frame.
+enum Next {
+    Queue(ResponseTask),
+    /// Queue this (a failed authentication's delayed answer), then stop reading.
+    QueueAndStop(ResponseTask),
+    Stop,
+}
+
+impl Conn {
+    fn new(listener: Arc<ListenerConfig>, peer: SocketAddr, principal: Principal) -> Self {
+        let sasl = listener.protocol.uses_sasl().then(SaslSession::new);
+        Self {
+            ctx: Arc::new(RequestContext {
+                peer,
+                listener: listener.name.clone().into(),
+                security_protocol: listener.protocol,
+                principal,
+            }),
+            authenticated: sasl.is_none(),
+            sasl,
+            listener,
+            session_expires_at_ms: None,
         }
-        writer.shutdown().await
-    });
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let ctx = Arc::new(RequestContext { peer });
-    loop {
-        let mut prefix = [0u8; 4];
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => match read {
-                Err(_) => {
-                    debug!("idle timeout");
+    }
+
+    fn close_unauthenticated(&self, broker: &Broker, reason: &'static str) {
+        broker
+            .metrics
+            .unauthenticated_closes
+            .get_or_create(&UnauthenticatedCloseLabels {
+                listener: self.listener.name.clone(),
+                reason,
+            })
+            .inc();
+    }
+
+    fn count_auth(&self, broker: &Broker, mechanism: Option<Mechanism>, result: &'static str) {
+        broker
+            .metrics
+            .authentications
+            .get_or_create(&AuthLabels {
+                listener: self.listener.name.clone(),
+                mechanism: mechanism.map_or("UNKNOWN", Mechanism::name),
+                result,
+            })
+            .inc();
+    }
+
+    async fn run<R, W>(
+        mut self,
+        broker: Arc<Broker>,
+        mut reader: R,
+        mut writer: W,
+        mut shutdown: watch::Receiver<bool>,
+        request_memory: RequestMemory,
+    ) -> std::io::Result<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (queue, mut in_flight) = mpsc::channel::<ResponseTask>(
+            broker.config.max_in_flight_requests_per_connection.max(1),
+        );
+        let write_task = tokio::spawn(async move {
+            while let Some(task) = in_flight.recv().await {
+                match task.await {
+                    Ok(Reply::Send(bytes)) => {
+                        writer.write_all(&bytes).await?;
+                        writer.flush().await?;
+                    }
+                    Ok(Reply::SendThenClose(bytes)) => {
+                        writer.write_all(&bytes).await?;
+                        break;
+                    }
+                    Ok(Reply::Nothing) => {}
+                    Ok(Reply::Close) => break,
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+            writer.shutdown().await
+        });
+        let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+        loop {
+            let mut prefix = [0u8; 4];
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => match read {
+                    Err(_) => {
+                        debug!("idle timeout");
+                        break;
+                    }
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(_)) => {}
+                },
+            }
+            let max_bytes = if self.authenticated {
+                broker.config.max_request_bytes
+            } else {
+                broker
+                    .config
+                    .max_request_bytes
+                    .min(MAX_PRE_AUTH_FRAME_BYTES)
+            };
+            let len = match frame::frame_len(prefix, max_bytes) {
+                Ok(len) => len,
+                Err(e) => {
+                    warn!(error = %e, authenticated = self.authenticated, "bad frame; closing");
+                    if !self.authenticated {
+                        self.close_unauthenticated(&broker, "frame_too_large");
+                    }
                     break;
                 }
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(_)) => {}
-            },
-        }
-        let len = match frame::frame_len(prefix, broker.config.max_request_bytes) {
-            Ok(len) => len,
-            Err(e) => {
-                warn!(error = %e, "bad frame; closing");
+            };
+            let Some(reserved) = request_memory.reserve(len).await else {
+                break;
+            };
+            let mut body = BytesMut::zeroed(len);
+            reader.read_exact(&mut body).await?;
+            let next = if self
+                .sasl
+                .as_ref()
+                .is_some_and(SaslSession::expects_raw_token)
+            {
+                self.raw_token(&broker, body.freeze()).await
+            } else {
+                self.request(&broker, body.freeze(), reserved).await
+            };
+            let (task, stop) = match next {
+                Next::Queue(t) => (t, false),
+                Next::QueueAndStop(t) => (t, true),
+                Next::Stop => break,
+            };
+            if queue.send(task).await.is_err() || stop {
                 break;
             }
-        };
-        let Some(reserved) = request_memory.reserve(len).await else {
-            break;
-        };
-        let mut body = BytesMut::zeroed(len);
-        reader.read_exact(&mut body).await?;
-        let task: ResponseTask = match decode_request(body.freeze()) {
-            Ok((header, request)) => {
-                let started = Instant::now();
-                let span = tracing::debug_span!(
-                    "request",
-                    api = api_name(header.api_key),
-                    version = header.api_version,
-                    correlation_id = header.correlation_id,
-                );
-                let metrics = broker.metrics.clone();
-                metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
-                // The in-order part runs before the next request is read (see `handlers`).
-                let response = handlers::dispatch(&broker, &ctx, &header, request)
-                    .instrument(span.clone())
-                    .await;
-                tokio::spawn(async move {
-                    let _reserved = reserved;
-                    let response = response.await;
-                    metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
-                    let Some(response) = response else { return Reply::Nothing };
-                    match encode_response(&header, &response) {
-                        Ok(bytes) => Reply::Send(bytes),
-                        Err(e) => {
-                            warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
-                            Reply::Close
-                        }
-                    }
-                }.instrument(span))
-            }
+        }
+        drop(queue);
+        match write_task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// One size-prefixed frame holding a request.
+    async fn request(
+        &mut self,
+        broker: &Arc<Broker>,
+        body: Bytes,
+        reserved: OwnedSemaphorePermit,
+    ) -> Next {
+        let (header, request) = match decode_request(body) {
+            Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { header })
                 if header.api_key == weir_protocol::api_key::API_VERSIONS =>
             {
                 let bytes = encode_api_versions_unsupported(&header);
-                tokio::spawn(async move { Reply::Send(bytes) })
+                return Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }));
             }
             Err(e) => {
                 warn!(error = %e, "undecodable request; closing");
-                break;
+                if !self.authenticated {
+                    self.close_unauthenticated(broker, "sasl_protocol");
+                }
+                return Next::Stop;
             }
         };
-        if queue.send(task).await.is_err() {
-            break;
+        let is_sasl = matches!(
+            request,
+            Request::SaslHandshake(_) | Request::SaslAuthenticate(_)
+        );
+        if self.sasl.is_some() && is_sasl {
+            return self.sasl_request(broker, header, request).await;
+        }
+        let in_exchange = self.sasl.as_ref().is_some_and(SaslSession::in_progress);
+        if !matches!(request, Request::ApiVersions(_)) {
+            if !self.authenticated || in_exchange {
+                warn!(
+                    api = api_name(header.api_key),
+                    "request before authentication; closing"
+                );
+                self.close_unauthenticated(broker, "request_before_authentication");
+                return Next::Stop;
+            }
+            if self
+                .session_expires_at_ms
+                .is_some_and(|at| broker.now_ms() >= at)
+            {
+                info!(principal = %self.ctx.principal, "SASL session expired without re-authentication; closing");
+                self.close_unauthenticated(broker, "session_expired");
+                return Next::Stop;
+            }
+        }
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "request",
+            api = api_name(header.api_key),
+            version = header.api_version,
+            correlation_id = header.correlation_id,
+        );
+        let metrics = broker.metrics.clone();
+        metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
+        // The in-order part runs before the next request is read (see `handlers`). Both parts
+        // know the listener: the addresses a response gives are that listener's.
+        let listener = self.ctx.listener.clone();
+        let response = CURRENT_LISTENER
+            .scope(
+                listener.clone(),
+                handlers::dispatch(broker, &self.ctx, &header, request).instrument(span.clone()),
+            )
+            .await;
+        Next::Queue(tokio::spawn(async move {
+            let _reserved = reserved;
+            let response = CURRENT_LISTENER.scope(listener, response).await;
+            metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
+            let Some(response) = response else { return Reply::Nothing };
+            match encode_response(&header, &response) {
+                Ok(bytes) => Reply::Send(bytes),
+                Err(e) => {
+                    warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
+                    Reply::Close
+                }
+            }
+        }.instrument(span)))
+    }
+
+    /// Runs one SASL step off the async threads (PLAIN costs a PBKDF2).
+    async fn sasl_step(
+        &mut self,
+        broker: &Arc<Broker>,
+        step: impl FnOnce(&mut SaslSession, &SaslEnv<'_>) -> Step + Send + 'static,
+    ) -> Option<Step> {
+        let mut session = self.sasl.take()?;
+        let b = broker.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let security = &b.security;
+            let env = SaslEnv {
+                enabled: &security.config.sasl_enabled_mechanisms,
+                credentials: &security.credentials,
+                jwt: security.jwt.as_deref(),
+                now_ms: b.now_ms(),
+                max_reauth_ms: security.config.connections_max_reauth_ms,
+            };
+            let step = step(&mut session, &env);
+            (session, step)
+        })
+        .await
+        .ok()?;
+        self.sasl = Some(result.0);
+        Some(result.1)
+    }
+
+    /// Applies a successful authentication to the connection.
+    fn authenticated(&mut self, broker: &Broker, outcome: &Authenticated) {
+        self.session_expires_at_ms = outcome.session_expires_at_ms;
+        if outcome.reauthentication {
+            self.count_auth(broker, Some(outcome.mechanism), "reauthentication");
+            debug!(principal = %outcome.principal, mechanism = %outcome.mechanism, "re-authenticated");
+        } else {
+            self.count_auth(broker, Some(outcome.mechanism), "success");
+            info!(principal = %outcome.principal, mechanism = %outcome.mechanism, "authenticated");
+        }
+        self.authenticated = true;
+        self.ctx = Arc::new(RequestContext {
+            peer: self.ctx.peer,
+            listener: self.ctx.listener.clone(),
+            security_protocol: self.ctx.security_protocol,
+            principal: outcome.principal.clone(),
+        });
+    }
+
+    /// A failed authentication: counted, logged, answered after the failure delay, closed.
+    fn failed(
+        &mut self,
+        broker: &Broker,
+        mechanism: Option<Mechanism>,
+        reason: &str,
+        bytes: Option<Bytes>,
+    ) -> Next {
+        warn!(mechanism = mechanism.map_or("none", Mechanism::name), %reason, "authentication failed");
+        self.count_auth(broker, mechanism, "failure");
+        let delay = failure_delay(broker);
+        Next::QueueAndStop(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            match bytes {
+                Some(b) => Reply::SendThenClose(b),
+                None => Reply::Close,
+            }
+        }))
+    }
+
+    async fn sasl_request(
+        &mut self,
+        broker: &Arc<Broker>,
+        header: RequestHeader,
+        request: Request,
+    ) -> Next {
+        let version = header.api_version;
+        let encode = |response: Response| encode_response(&header, &response).ok();
+        match request {
+            Request::SaslHandshake(r) => {
+                let step = self
+                    .sasl_step(broker, move |s, env| {
+                        s.handshake(&r.mechanism, version, env)
+                    })
+                    .await;
+                let mechanisms: Vec<String> = broker
+                    .security
+                    .config
+                    .sasl_enabled_mechanisms
+                    .iter()
+                    .map(|m| m.name().to_string())
+                    .collect();
+                let response = |error_code| {
+                    encode(Response::SaslHandshake(SaslHandshakeResponse {
+                        error_code,
+                        mechanisms: mechanisms.clone(),
+                    }))
+                };
+                match step {
+                    Some(Step::Continue { error_code, .. }) => match response(error_code) {
+                        Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                        None => Next::Stop,
+                    },
+                    Some(Step::Failed {
+                        error_code,
+                        reason,
+                        mechanism,
+                        ..
+                    }) => {
+                        let bytes = response(error_code);
+                        self.failed(broker, mechanism, &reason, bytes)
+                    }
+                    Some(Step::Done { .. }) | Some(Step::Close { .. }) | None => {
+                        self.close_unauthenticated(broker, "sasl_protocol");
+                        Next::Stop
+                    }
+                }
+            }
+            Request::SaslAuthenticate(r) => {
+                let token = r.auth_bytes;
+                let step = self
+                    .sasl_step(broker, move |s, env| s.authenticate(&token, env))
+                    .await;
+                match step {
+                    Some(Step::Continue {
+                        error_code,
+                        auth_bytes,
+                    }) => {
+                        let response = SaslAuthenticateResponse {
+                            error_code,
+                            auth_bytes: auth_bytes.into(),
+                            ..Default::default()
+                        };
+                        match encode(Response::SaslAuthenticate(response)) {
+                            Some(bytes) => {
+                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }))
+                            }
+                            None => Next::Stop,
+                        }
+                    }
+                    Some(Step::Done {
+                        auth_bytes,
+                        outcome,
+                    }) => {
+                        self.authenticated(broker, &outcome);
+                        let response = SaslAuthenticateResponse {
+                            error_code: ErrorCode::NONE,
+                            error_message: None,
+                            auth_bytes: auth_bytes.into(),
+                            session_lifetime_ms: outcome.session_lifetime_ms,
+                        };
+                        match encode(Response::SaslAuthenticate(response)) {
+                            Some(bytes) => {
+                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }))
+                            }
+                            None => Next::Stop,
+                        }
+                    }
+                    Some(Step::Failed {
+                        error_code,
+                        message,
+                        reason,
+                        mechanism,
+                    }) => {
+                        let bytes = encode(Response::SaslAuthenticate(SaslAuthenticateResponse {
+                            error_code,
+                            error_message: Some(message),
+                            ..Default::default()
+                        }));
+                        self.failed(broker, mechanism, &reason, bytes)
+                    }
+                    Some(Step::Close { reason }) => {
+                        warn!(%reason, "SASL protocol violation; closing");
+                        self.close_unauthenticated(broker, "sasl_protocol");
+                        Next::Stop
+                    }
+                    None => Next::Stop,
+                }
+            }
+            _ => Next::Stop,
         }
     }
-    drop(queue);
-    match write_task.await {
-        Ok(r) => r,
-        Err(e) => Err(std::io::Error::other(e)),
+
+    /// A bare SASL token (after SaslHandshake v0): answered with a bare size-prefixed token.
+    async fn raw_token(&mut self, broker: &Arc<Broker>, body: Bytes) -> Next {
+        let step = self
+            .sasl_step(broker, move |s, env| s.authenticate(&body, env))
+            .await;
+        let frame = |token: Vec<u8>| -> Option<Bytes> {
+            let len = i32::try_from(token.len()).ok()?;
+            let mut out = BytesMut::with_capacity(4 + token.len());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&token);
+            Some(out.freeze())
+        };
+        match step {
+            Some(Step::Continue { auth_bytes, .. }) => match frame(auth_bytes) {
+                Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                None => Next::Stop,
+            },
+            Some(Step::Done {
+                auth_bytes,
+                outcome,
+            }) => {
+                self.authenticated(broker, &outcome);
+                match frame(auth_bytes) {
+                    Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                    None => Next::Stop,
+                }
+            }
+            // Legacy framing has no error response: the connection is closed (after the delay).
+            Some(Step::Failed {
+                reason, mechanism, ..
+            }) => self.failed(broker, mechanism, &reason, None),
+            Some(Step::Close { reason }) => {
+                warn!(%reason, "SASL protocol violation; closing");
+                self.close_unauthenticated(broker, "sasl_protocol");
+                Next::Stop
+            }
+            None => Next::Stop,
+        }
     }
 }

@@ -303,3 +303,118 @@ fn group_commands_show_consumer_protocol_groups() {
     assert_eq!(detail["protocol_type"], "consumer");
     assert_eq!(detail["members"][0]["member_id"], "member-1");
 }
+
+/// `weir acl add|list|remove` through a broker with the authorizer on (the CLI's PLAINTEXT
+/// principal, `User:ANONYMOUS`, is the super user here), and what it says without an authorizer.
+#[test]
+fn acl_commands() {
+    let b = Broker::start(&["--authorizer", "on", "--super-users", "User:ANONYMOUS"]);
+    let out = b.cli_ok(
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read,Write",
+            "--topic",
+            "orders",
+        ],
+        "",
+    );
+    assert!(out.starts_with("added 2 ACL(s)\n"), "{out}");
+    b.cli_ok(
+        &[
+            "acl",
+            "add",
+            "--deny-principal",
+            "User:bob",
+            "--deny-host",
+            "10.0.0.9",
+            "--operation",
+            "All",
+            "--topic",
+            "ord",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+        "",
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["acl", "list", "--output", "json"], "")).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let bob: serde_json::Value = serde_json::from_str(&b.cli_ok(
+        &["acl", "list", "--principal", "User:bob", "--output", "json"],
+        "",
+    ))
+    .expect("json");
+    assert_eq!(
+        bob,
+        serde_json::json!([{
+            "resource_type": "TOPIC", "resource_name": "ord", "pattern_type": "PREFIXED",
+            "principal": "User:bob", "host": "10.0.0.9", "operation": "ALL", "permission": "DENY",
+        }])
+    );
+    // MATCH lists what applies to a topic: its literal ACLs and the prefix covering it.
+    let applies: serde_json::Value = serde_json::from_str(&b.cli_ok(
+        &[
+            "acl",
+            "list",
+            "--topic",
+            "orders",
+            "--resource-pattern-type",
+            "match",
+            "--output",
+            "json",
+        ],
+        "",
+    ))
+    .expect("json");
+    assert_eq!(applies.as_array().map(Vec::len), Some(3), "{applies}");
+
+    let out = b.cli_ok(
+        &[
+            "acl",
+            "remove",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--topic",
+            "orders",
+        ],
+        "",
+    );
+    assert!(out.starts_with("removed 1 ACL(s)\n"), "{out}");
+    let out = b.cli_ok(&["acl", "remove", "--topic", "orders"], "");
+    assert!(out.starts_with("removed 1 ACL(s)\n"), "{out}");
+    let left: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["acl", "list", "--output", "json"], "")).expect("json");
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+
+    let bad = b.cli(
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ],
+        "",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("principal"));
+
+    // Without an authorizer, Kafka's SECURITY_DISABLED with what to do.
+    let plain = Broker::start(&[]);
+    let out = plain.cli(&["acl", "list"], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SECURITY_DISABLED") && err.contains("--authorizer on"),
+        "{err}"
+    );
+}

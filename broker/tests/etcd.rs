@@ -214,6 +214,7 @@ mod store {
             host: "127.0.0.1".into(),
             port: 9000 + id,
             rack: None,
+            endpoints: Vec::new(),
         }
     }
 
@@ -317,5 +318,97 @@ mod store {
             .await
             .expect("range");
         assert!(kvs.is_empty(), "registrations left behind: {kvs:?}");
+    }
+
+    /// ACLs in a cluster: created through one broker's authorizer, in force on the other once
+    /// its watch delivers them; deleted through the other, gone from the first. A change answers
+    /// only once the broker that made it has seen it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acls_are_shared_through_etcd() {
+        use weir_broker::authz::{
+            AclBinding, AclFilter, AclOperation, Authorizer, AuthorizerConfig, PatternType,
+            Permission, ResourceType,
+        };
+        use weir_broker::security::Principal;
+
+        let etcd = Etcd::start();
+        ready(&EtcdClient::new(
+            &[format!("http://{}", etcd.endpoint)],
+            5_000,
+        ))
+        .await;
+        let a = EtcdStore::connect(&config(&etcd.endpoint), broker(1))
+            .await
+            .expect("connect a");
+        let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
+            .await
+            .expect("connect b");
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let ta = tokio::spawn(a.clone().run(stop.clone()));
+        let tb = tokio::spawn(b.clone().run(stop.clone()));
+        let on = AuthorizerConfig {
+            enabled: true,
+            ..AuthorizerConfig::default()
+        };
+        let authz_a = Authorizer::clustered(on.clone(), a.clone());
+        let authz_b = Authorizer::clustered(on, b.clone());
+        let alice = Principal::user("alice");
+        let host: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+        let may_read = |az: &Authorizer| {
+            az.session(&alice, host)
+                .allows(AclOperation::Read, ResourceType::Topic, "orders")
+        };
+        assert!(!may_read(&authz_a) && !may_read(&authz_b));
+
+        let read = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "ord".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: Permission::Allow,
+        };
+        let results = authz_a.create(vec![read.clone()]).await;
+        assert!(results[0].is_ok(), "{results:?}");
+        // In force on a at once, on b once its watch has the record.
+        assert!(may_read(&authz_a));
+        until("b applies the ACL", || may_read(&authz_b)).await;
+        assert_eq!(authz_b.describe(&AclFilter::any()), vec![read.clone()]);
+
+        let deleted = authz_b
+            .delete(vec![AclFilter {
+                principal: Some("User:alice".into()),
+                ..AclFilter::any()
+            }])
+            .await;
+        assert!(matches!(&deleted[0], Ok(v) if *v == vec![read.clone()]));
+        assert!(!may_read(&authz_b));
+        until("a drops the ACL", || !may_read(&authz_a)).await;
+
+        // A record that is not the ACL its key names is not trusted.
+        let client = EtcdClient::new(&[format!("http://{}", etcd.endpoint)], 5_000);
+        client
+            .put(
+                b"/weir/test/acls/0123",
+                &serde_json::to_vec(&read).expect("json"),
+                None,
+            )
+            .await
+            .expect("put");
+        let marker = AclBinding {
+            resource_name: "marker".into(),
+            ..read.clone()
+        };
+        assert!(authz_a.create(vec![marker]).await[0].is_ok());
+        until("b has the marker", || {
+            authz_b.describe(&AclFilter::any()).len() == 1
+        })
+        .await;
+        assert!(!may_read(&authz_b));
+
+        let _ = stop_tx.send(true);
+        ta.await.expect("a stops");
+        tb.await.expect("b stops");
     }
 }

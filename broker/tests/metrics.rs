@@ -139,6 +139,8 @@ fn metrics_and_admin_api_reflect_traffic() {
     let config = get_json(b.admin, "/v1/config");
     assert_eq!(config["fsync"], "always");
     assert_eq!(config["listener"], b.kafka.to_string());
+    // No setup: no authorizer.
+    assert_eq!(config["authorizer"], "off");
 
     let (status, body) = http_get(b.admin, "/v1/topics/nope").expect("GET");
     assert_eq!(status, 404);

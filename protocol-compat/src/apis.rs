@@ -232,6 +232,8 @@ apis! {
         mirror(m::DescribeGroupsRequest, m::DescribeGroupsResponse);
     LIST_GROUPS = 16: ListGroups(ListGroupsRequest, ListGroupsResponse), 0..=5,
         mirror(m::ListGroupsRequest, m::ListGroupsResponse);
+    SASL_HANDSHAKE = 17: SaslHandshake(SaslHandshakeRequest, SaslHandshakeResponse), 0..=1,
+        mirror(m::SaslHandshakeRequest, m::SaslHandshakeResponse);
     API_VERSIONS = 18: ApiVersions(ApiVersionsRequest, ApiVersionsResponse), 0..=4;
     CREATE_TOPICS = 19: CreateTopics(CreateTopicsRequest, CreateTopicsResponse), 2..=7;
     DELETE_TOPICS = 20: DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse), 1..=6;
@@ -240,8 +242,16 @@ apis! {
     INIT_PRODUCER_ID = 22: InitProducerId(InitProducerIdRequest, InitProducerIdResponse), 0..=5;
     OFFSET_FOR_LEADER_EPOCH = 23: OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse), 2..=4,
         mirror(m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse);
+    DESCRIBE_ACLS = 29: DescribeAcls(DescribeAclsRequest, DescribeAclsResponse), 1..=3,
+        mirror(m::DescribeAclsRequest, m::DescribeAclsResponse);
+    CREATE_ACLS = 30: CreateAcls(CreateAclsRequest, CreateAclsResponse), 1..=3,
+        mirror(m::CreateAclsRequest, m::CreateAclsResponse);
+    DELETE_ACLS = 31: DeleteAcls(DeleteAclsRequest, DeleteAclsResponse), 1..=3,
+        mirror(m::DeleteAclsRequest, m::DeleteAclsResponse);
     DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 1..=4;
     ALTER_CONFIGS = 33: AlterConfigs(AlterConfigsRequest, AlterConfigsResponse), 0..=2;
+    SASL_AUTHENTICATE = 36: SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse), 0..=2,
+        mirror(m::SaslAuthenticateRequest, m::SaslAuthenticateResponse);
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
     DELETE_GROUPS = 42: DeleteGroups(DeleteGroupsRequest, DeleteGroupsResponse), 0..=2,
         mirror(m::DeleteGroupsRequest, m::DeleteGroupsResponse);
@@ -255,6 +265,10 @@ apis! {
         mirror(m::ListPartitionReassignmentsRequest, m::ListPartitionReassignmentsResponse);
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50: DescribeUserScramCredentials(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse), 0..=0,
+        mirror(m::DescribeUserScramCredentialsRequest, m::DescribeUserScramCredentialsResponse);
+    ALTER_USER_SCRAM_CREDENTIALS = 51: AlterUserScramCredentials(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse), 0..=0,
+        mirror(m::AlterUserScramCredentialsRequest, m::AlterUserScramCredentialsResponse);
     // Inter-broker Raft APIs (KIP-595, KIP-996 pre-vote): only Weir brokers send them.
     VOTE = 52: Vote(VoteRequest, VoteResponse), 0..=2, advertise = false,
         mirror(m::VoteRequest, m::VoteResponse);

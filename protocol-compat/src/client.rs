@@ -192,6 +192,8 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     .map(|t| {
                         let mut e = m::metadata_request::MetadataRequestTopic::default();
                         e.name = t.name.as_deref().map(tn);
+                        // v10+ (the vendored encoder drops it before).
+                        e.topic_id = uuid::Uuid::from_bytes(t.topic_id);
                         e
                     })
                     .collect()

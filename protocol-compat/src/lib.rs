@@ -33,6 +33,7 @@ mod mirror;
 pub mod requests;
 mod response_errors;
 pub mod responses;
+pub mod sasl;
 mod versions;
 
 pub use apis::{api_key, api_name};

@@ -1459,3 +1459,195 @@ mirror! {
         pub topic_name: String,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// SASL authentication and SCRAM credentials
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// SaslHandshake request (v0-1): the mechanism the client wants. After v0 the SASL tokens
+    /// follow as bare size-prefixed frames; after v1 they come in SaslAuthenticate requests.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SaslHandshakeRequest => m::SaslHandshakeRequest {
+        /// Mechanism name, e.g. `SCRAM-SHA-256`.
+        pub mechanism: String,
+    }
+}
+
+mirror! {
+    /// SaslAuthenticate request (v0-2): one SASL token from the client (KIP-152).
+    #[derive(Clone, PartialEq, Eq, Default)]
+    pub struct SaslAuthenticateRequest => m::SaslAuthenticateRequest {
+        /// The client's SASL token (may hold a password: never logged).
+        pub auth_bytes: Bytes,
+    }
+}
+
+impl std::fmt::Debug for SaslAuthenticateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslAuthenticateRequest")
+            .field(
+                "auth_bytes",
+                &format_args!("<{} bytes>", self.auth_bytes.len()),
+            )
+            .finish()
+    }
+}
+
+mirror! {
+    /// DescribeUserScramCredentials request (v0).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeUserScramCredentialsRequest => m::DescribeUserScramCredentialsRequest {
+        /// Users to describe; `None` or empty: all users.
+        pub users: Option<Vec<String>>,
+    }
+}
+
+impl Mirror<m::describe_user_scram_credentials_request::UserName> for String {
+    fn to_kp(&self) -> m::describe_user_scram_credentials_request::UserName {
+        m::describe_user_scram_credentials_request::UserName::default().with_name(
+            kafka_protocol::protocol::StrBytes::from_string(self.clone()),
+        )
+    }
+    fn from_kp(k: m::describe_user_scram_credentials_request::UserName) -> Self {
+        k.name.as_str().to_owned()
+    }
+}
+
+mirror! {
+    /// AlterUserScramCredentials request (v0).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterUserScramCredentialsRequest => m::AlterUserScramCredentialsRequest {
+        /// Credentials to delete.
+        pub deletions: Vec<ScramCredentialDeletion>,
+        /// Credentials to add or replace.
+        pub upsertions: Vec<ScramCredentialUpsertion>,
+    }
+}
+
+mirror! {
+    /// One deletion of an AlterUserScramCredentials request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ScramCredentialDeletion => m::alter_user_scram_credentials_request::ScramCredentialDeletion {
+        /// User name.
+        pub name: String,
+        /// 1: SCRAM-SHA-256, 2: SCRAM-SHA-512.
+        pub mechanism: i8,
+    }
+}
+
+mirror! {
+    /// One upsertion of an AlterUserScramCredentials request: the client salts and hashes the
+    /// password, so the broker never sees it.
+    #[derive(Clone, PartialEq, Eq, Default)]
+    pub struct ScramCredentialUpsertion => m::alter_user_scram_credentials_request::ScramCredentialUpsertion {
+        /// User name.
+        pub name: String,
+        /// 1: SCRAM-SHA-256, 2: SCRAM-SHA-512.
+        pub mechanism: i8,
+        /// PBKDF2 iterations.
+        pub iterations: i32,
+        /// Salt.
+        pub salt: Bytes,
+        /// PBKDF2(password, salt, iterations) (secret: never logged).
+        pub salted_password: Bytes,
+    }
+}
+
+impl std::fmt::Debug for ScramCredentialUpsertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialUpsertion")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .field("salt", &format_args!("<{} bytes>", self.salt.len()))
+            .field("salted_password", &"<redacted>")
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ACLs
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeAcls request (v1-3): a filter over the ACLs. Codes are Kafka's `ResourceType`,
+    /// `PatternType`, `AclOperation` and `AclPermissionType`.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsRequest => m::DescribeAclsRequest {
+        /// Resource type (1 = ANY).
+        pub resource_type_filter: i8,
+        /// Resource name; `None` = any.
+        pub resource_name_filter: Option<String>,
+        /// Pattern type (1 = ANY, 2 = MATCH, 3 = LITERAL, 4 = PREFIXED).
+        pub pattern_type_filter: i8,
+        /// Principal; `None` = any.
+        pub principal_filter: Option<String>,
+        /// Host; `None` = any.
+        pub host_filter: Option<String>,
+        /// Operation (1 = ANY).
+        pub operation: i8,
+        /// Permission (1 = ANY, 2 = DENY, 3 = ALLOW).
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// CreateAcls request (v1-3).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CreateAclsRequest => m::CreateAclsRequest {
+        /// ACLs to create.
+        pub creations: Vec<AclCreation>,
+    }
+}
+
+mirror! {
+    /// One ACL of a CreateAcls request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclCreation => m::create_acls_request::AclCreation {
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type (3 = LITERAL, 4 = PREFIXED).
+        pub resource_pattern_type: i8,
+        /// Principal, `User:alice`.
+        pub principal: String,
+        /// Host, or `*`.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission (2 = DENY, 3 = ALLOW).
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// DeleteAcls request (v1-3).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsRequest => m::DeleteAclsRequest {
+        /// Filters; every ACL matching one is deleted.
+        pub filters: Vec<DeleteAclsFilter>,
+    }
+}
+
+mirror! {
+    /// One filter of a DeleteAcls request (the fields of a DescribeAcls request).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsFilter => m::delete_acls_request::DeleteAclsFilter {
+        /// Resource type (1 = ANY).
+        pub resource_type_filter: i8,
+        /// Resource name; `None` = any.
+        pub resource_name_filter: Option<String>,
+        /// Pattern type (1 = ANY, 2 = MATCH, 3 = LITERAL, 4 = PREFIXED).
+        pub pattern_type_filter: i8,
+        /// Principal; `None` = any.
+        pub principal_filter: Option<String>,
+        /// Host; `None` = any.
+        pub host_filter: Option<String>,
+        /// Operation (1 = ANY).
+        pub operation: i8,
+        /// Permission (1 = ANY).
+        pub permission_type: i8,
+    }
+}

@@ -1854,3 +1854,218 @@ mirror! {
         pub error_message: Option<String>,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// SASL authentication and SCRAM credentials
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// SaslHandshake response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SaslHandshakeResponse => m::SaslHandshakeResponse {
+        /// Error code (UNSUPPORTED_SASL_MECHANISM when the mechanism is not enabled).
+        pub error_code: ErrorCode,
+        /// The mechanisms enabled on this listener.
+        pub mechanisms: Vec<String>,
+    }
+}
+
+mirror! {
+    /// SaslAuthenticate response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct SaslAuthenticateResponse => m::SaslAuthenticateResponse {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The server's SASL token.
+        pub auth_bytes: Bytes,
+        /// Milliseconds until the client must re-authenticate, 0 for never (v1+, KIP-368).
+        pub session_lifetime_ms: i64,
+    }
+}
+
+mirror! {
+    /// DescribeUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeUserScramCredentialsResponse => m::DescribeUserScramCredentialsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Top-level error code.
+        pub error_code: ErrorCode,
+        /// Top-level error message.
+        pub error_message: Option<String>,
+        /// Per-user results.
+        pub results: Vec<DescribeUserScramCredentialsResult>,
+    }
+}
+
+mirror! {
+    /// One user of a DescribeUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeUserScramCredentialsResult => m::describe_user_scram_credentials_response::DescribeUserScramCredentialsResult {
+        /// User name.
+        pub user: String,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The user's credentials (mechanism and iterations only).
+        pub credential_infos: Vec<ScramCredentialInfo>,
+    }
+}
+
+mirror! {
+    /// One credential of a user: mechanism (1: SCRAM-SHA-256, 2: SCRAM-SHA-512) and iterations.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ScramCredentialInfo => m::describe_user_scram_credentials_response::CredentialInfo {
+        /// Mechanism.
+        pub mechanism: i8,
+        /// PBKDF2 iterations.
+        pub iterations: i32,
+    }
+}
+
+mirror! {
+    /// AlterUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterUserScramCredentialsResponse => m::AlterUserScramCredentialsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-user results.
+        pub results: Vec<AlterUserScramCredentialsResult>,
+    }
+}
+
+mirror! {
+    /// One user of an AlterUserScramCredentials response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterUserScramCredentialsResult => m::alter_user_scram_credentials_response::AlterUserScramCredentialsResult {
+        /// User name.
+        pub user: String,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ACLs
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeAcls response: the matching ACLs grouped by resource pattern.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsResponse => m::DescribeAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code (`SECURITY_DISABLED` without an authorizer).
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Resource patterns and their ACLs.
+        pub resources: Vec<DescribeAclsResource>,
+    }
+}
+
+mirror! {
+    /// One resource pattern of a DescribeAcls response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeAclsResource => m::describe_acls_response::DescribeAclsResource {
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type.
+        pub pattern_type: i8,
+        /// The ACLs of this pattern.
+        pub acls: Vec<AclDescription>,
+    }
+}
+
+mirror! {
+    /// One ACL of a resource pattern.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclDescription => m::describe_acls_response::AclDescription {
+        /// Principal.
+        pub principal: String,
+        /// Host.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission.
+        pub permission_type: i8,
+    }
+}
+
+mirror! {
+    /// CreateAcls response: one result per creation, in request order.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct CreateAclsResponse => m::CreateAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results.
+        pub results: Vec<AclCreationResult>,
+    }
+}
+
+mirror! {
+    /// The result of one ACL creation.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AclCreationResult => m::create_acls_response::AclCreationResult {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// DeleteAcls response: one result per filter, in request order.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsResponse => m::DeleteAclsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results.
+        pub filter_results: Vec<DeleteAclsFilterResult>,
+    }
+}
+
+mirror! {
+    /// The result of one DeleteAcls filter.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsFilterResult => m::delete_acls_response::DeleteAclsFilterResult {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The ACLs the filter deleted.
+        pub matching_acls: Vec<DeleteAclsMatchingAcl>,
+    }
+}
+
+mirror! {
+    /// One ACL deleted by a filter.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteAclsMatchingAcl => m::delete_acls_response::DeleteAclsMatchingAcl {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// Resource type.
+        pub resource_type: i8,
+        /// Resource name.
+        pub resource_name: String,
+        /// Pattern type.
+        pub pattern_type: i8,
+        /// Principal.
+        pub principal: String,
+        /// Host.
+        pub host: String,
+        /// Operation.
+        pub operation: i8,
+        /// Permission.
+        pub permission_type: i8,
+    }
+}

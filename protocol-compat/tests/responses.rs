@@ -45,8 +45,10 @@ fn api_versions_advertises_the_issue_ranges() {
     assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
     assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
     assert_eq!(find(api_key::FIND_COORDINATOR), Some((0, 4)));
-    // SaslHandshake (17) is not served (yet).
-    assert_eq!(find(17), None);
+    assert_eq!(find(api_key::SASL_HANDSHAKE), Some((0, 1)));
+    assert_eq!(find(api_key::SASL_AUTHENTICATE), Some((0, 2)));
+    // UpdateFeatures (57) is not served.
+    assert_eq!(find(57), None);
 }
 
 /// The inter-broker Raft APIs are decoded and encoded but not listed in ApiVersions (nor in the
@@ -149,7 +151,7 @@ fn other_apis_at_unsupported_versions_and_unknown_keys() {
             other => panic!("api {key} v{version}: {other:?}"),
         }
     }
-    for key in [17i16, 24, 999, -1] {
+    for key in [57i16, 24, 999, -1] {
         let mut raw = vec![0u8; 10];
         raw[0..2].copy_from_slice(&key.to_be_bytes());
         raw[8..10].copy_from_slice(&(-1i16).to_be_bytes());

@@ -1,8 +1,9 @@
-//! The operator CLI: `weir topic|produce|consume|partitions|group|dlq|cluster`. Talks to a single
-//! broker or a cluster over the Kafka protocol (the `client` module sends each request to the
+//! The operator CLI: `weir topic|produce|consume|partitions|group|dlq|cluster|user|acl`. Talks to a
+//! single broker or a cluster over the Kafka protocol (the `client` module sends each request to the
 //! broker that owns it, as Kafka's clients do), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
 
+mod acls;
 mod client;
 mod cluster;
 mod data;
@@ -13,6 +14,7 @@ mod partitions;
 mod records;
 mod route;
 mod topics;
+mod users;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -64,6 +66,12 @@ pub enum CliCommand {
     /// The cluster: brokers, partitions and their health, leadership balance.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Create, list and delete users (SCRAM credentials for SASL).
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Add, list and remove ACLs (with the authorizer on).
+    #[command(subcommand)]
+    Acl(acls::AclCommand),
 }
 
 /// Runs one CLI command to completion.
@@ -72,6 +80,20 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let out = Output::new(common.output);
+    if let CliCommand::User(c) = &command {
+        if let Some(dir) = c.data_dir().cloned() {
+            if let CliCommand::User(c) = command {
+                return users::run_offline(&out, &dir, c);
+            }
+        }
+    }
+    if let CliCommand::Acl(c) = &command {
+        if let Some(dir) = c.data_dir().cloned() {
+            if let CliCommand::Acl(c) = command {
+                return acls::run_offline(&out, &dir, c);
+            }
+        }
+    }
     runtime.block_on(async move {
         let mut client = client::Client::connect(&common.brokers).await?;
         match command {
@@ -82,6 +104,8 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Group(c) => groups::run(&mut client, &out, c).await,
             CliCommand::Dlq(c) => dlq::run(&mut client, &out, c).await,
             CliCommand::Cluster(c) => cluster::run(&mut client, &out, c).await,
+            CliCommand::User(c) => users::run(&mut client, &out, c).await,
+            CliCommand::Acl(c) => acls::run(&mut client, &out, c).await,
         }
     })
 }
@@ -115,6 +139,10 @@ fn check(code: weir_protocol::ErrorCode, what: &str, message: Option<&str>) -> a
         | E::LEADER_NOT_AVAILABLE
         | E::NOT_COORDINATOR
         | E::COORDINATOR_NOT_AVAILABLE => " (the cluster is still electing; try again)",
+        E::SECURITY_DISABLED => " (start the broker with --authorizer on)",
+        E::CLUSTER_AUTHORIZATION_FAILED => {
+            " (this needs rights on the cluster: a super user, or ACLs added with `weir acl add`)"
+        }
         _ => "",
     };
     match message {

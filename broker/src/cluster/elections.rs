@@ -89,6 +89,7 @@ mod tests {
                     host: "h".into(),
                     port: 1,
                     rack: None,
+                    endpoints: Vec::new(),
                 },
             );
         }

@@ -11,6 +11,7 @@
 //! | `topics/<name>` | [`TopicRecord`]: id, configs, target replica set per partition | any broker handling an admin request; the controller |
 //! | `leaders/<topic>/<partition>` | [`LeaderRecord`], under the leader's lease | the partition's leader |
 //! | `elections/<topic>/<partition>` | [`ElectionRequest`] | ElectLeaders; removed by the leader |
+//! | `acls/<id>` | an [`AclBinding`]; the id is [`acl_id`] of it | CreateAcls / DeleteAcls on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -19,10 +20,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::authz::acl::AclBinding;
+use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::topic_config::TopicConfig;
 
-/// A live broker, registered under its lease.
+/// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
+/// (its inter-broker listener, PLAINTEXT); `endpoints` what it advertises on each listener.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerRecord {
     pub id: i32,
@@ -30,6 +34,31 @@ pub struct BrokerRecord {
     pub port: i32,
     #[serde(default)]
     pub rack: Option<String>,
+    /// The advertised address of each listener, by listener name (empty in records written
+    /// before brokers had several listeners).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerRecord {
+    /// The record as clients of listener `name` see it: host and port of that listener, as
+    /// Kafka answers each listener with its own addresses. A broker without that listener keeps
+    /// its inter-broker address (the brokers of a cluster are expected to share listener names).
+    pub fn for_listener(mut self, name: Option<&str>) -> Self {
+        if let Some(e) = name.and_then(|n| self.endpoints.iter().find(|e| e.listener == n)) {
+            self.host = e.host.clone();
+            self.port = e.port;
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +112,7 @@ pub enum KeyKind {
     Topic(String),
     Leader(String, i32),
     Election(String, i32),
+    Acl(String),
     Other,
 }
 
@@ -125,6 +155,10 @@ impl Keys {
         format!("{}elections/{topic}/{partition}", self.prefix).into_bytes()
     }
 
+    pub fn acl(&self, id: &str) -> Vec<u8> {
+        format!("{}acls/{id}", self.prefix).into_bytes()
+    }
+
     /// What `key` names. Topic names cannot contain '/', so the split is unambiguous.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let Some(rest) = std::str::from_utf8(key)
@@ -145,6 +179,7 @@ impl Keys {
             ["elections", topic, p] => p.parse().map_or(KeyKind::Other, |p| {
                 KeyKind::Election((*topic).to_string(), p)
             }),
+            ["acls", id] => KeyKind::Acl((*id).to_string()),
             _ => KeyKind::Other,
         }
     }
@@ -161,6 +196,9 @@ pub struct ClusterView {
     pub topic_revisions: BTreeMap<String, i64>,
     pub leaders: BTreeMap<(String, i32), LeaderRecord>,
     pub elections: BTreeMap<(String, i32), ElectionRequest>,
+    /// The ACLs by id. Replaced (not changed in place) when they change, so the authorizer
+    /// knows to rebuild its index by comparing pointers.
+    pub acls: Arc<AclMap>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -208,6 +246,18 @@ impl ClusterView {
                 let rec: ElectionRequest = parse(&kv.key, &kv.value)?;
                 self.elections.insert((topic, p), rec);
             }
+            KeyKind::Acl(id) => {
+                let acl: AclBinding = parse(&kv.key, &kv.value)?;
+                // A record must be what its key says (and a valid ACL): anything else was not
+                // written by a broker and is not trusted.
+                if acl.validate().is_err() || acl_id(&acl) != id {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not a valid ACL for this key".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.acls).insert(id, acl);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -229,6 +279,11 @@ impl ClusterView {
             }
             KeyKind::Election(topic, p) => {
                 self.elections.remove(&(topic, p));
+            }
+            KeyKind::Acl(id) => {
+                if self.acls.contains_key(&id) {
+                    Arc::make_mut(&mut self.acls).remove(&id);
+                }
             }
             KeyKind::Other => {}
         }
@@ -284,6 +339,31 @@ mod tests {
         assert_eq!(k.kind(&k.controller()), KeyKind::Controller);
         assert_eq!(k.kind(b"/weir/other/brokers/1"), KeyKind::Other);
         assert_eq!(k.kind(&k.broker(1)[..10]), KeyKind::Other);
+    }
+
+    #[test]
+    fn a_broker_is_described_with_the_addresses_of_the_asking_listener() {
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let rec = r#"{"id":1,"host":"10.0.0.1","port":9092,"endpoints":[
+            {"listener":"PLAINTEXT","host":"10.0.0.1","port":9092},
+            {"listener":"SASL_SSL","host":"kafka1.example","port":9094}]}"#;
+        v.apply_put(&k, &kv(k.broker(1), rec)).expect("broker");
+        let b = v.brokers[&1].clone();
+        let external = b.clone().for_listener(Some("SASL_SSL"));
+        assert_eq!(
+            (external.host.as_str(), external.port),
+            ("kafka1.example", 9094)
+        );
+        // Outside a request and for a listener the broker lacks: the inter-broker address.
+        let none = b.clone().for_listener(None);
+        assert_eq!((none.host.as_str(), none.port), ("10.0.0.1", 9092));
+        let other = b.for_listener(Some("INTERNAL"));
+        assert_eq!((other.host.as_str(), other.port), ("10.0.0.1", 9092));
+        // A record without endpoints (written before listeners) still reads.
+        v.apply_put(&k, &kv(k.broker(2), r#"{"id":2,"host":"h","port":1}"#))
+            .expect("old broker record");
+        assert!(v.brokers[&2].endpoints.is_empty());
     }
 
     #[test]

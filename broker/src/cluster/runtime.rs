@@ -504,6 +504,16 @@ async fn send_votes(
             return;
         }
     };
+    if response.error_code == ErrorCode::CLUSTER_AUTHORIZATION_FAILED {
+        // The peer's authorizer does not let this broker (User:ANONYMOUS on its PLAINTEXT
+        // listener) speak for the cluster: no election can succeed until an ACL allows it.
+        tracing::warn!(
+            peer = to,
+            "the peer refused a Vote: grant User:ANONYMOUS CLUSTER_ACTION on the cluster from \
+             the brokers' addresses (docs/security.md#in-a-cluster)"
+        );
+        return;
+    }
     for t in response.topics {
         for p in t.partitions {
             // Which of our requests this answers: the first not yet answered for the partition.

@@ -1,6 +1,6 @@
 //! The cluster metadata in etcd as this broker uses it: registration under a lease, the
 //! [`ClusterView`] kept current by a watch, and the writes (topics, leaders, election requests,
-//! the controller key), each a transaction where it depends on what it replaces.
+//! the controller key, ACLs), each a transaction where it depends on what it replaces.
 //!
 //! Owns the etcd connection and the tasks that keep the lease alive and the view current. When
 //! etcd is unreachable, the view stays as last seen (the broker keeps serving what it leads),
@@ -14,6 +14,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::authz::acl::AclBinding;
 use crate::cluster::etcd::{Compare, EtcdClient, EtcdError, Op};
 use crate::cluster::metadata::{
     BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, TopicRecord,
@@ -70,6 +71,8 @@ pub fn new_cluster_id() -> String {
 
 /// How long to wait before trying etcd again after a failure.
 const RETRY_MS: u64 = 500;
+/// Operations per etcd transaction (etcd's default `--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
 /// Transaction retries when a compare-and-swap loses a race.
 const CAS_ATTEMPTS: usize = 16;
 
@@ -421,6 +424,50 @@ impl EtcdStore {
                 .await,
         )?;
         Ok(())
+    }
+
+    /// Writes ACL records (`acls/<id>`), at most [`MAX_TXN_OPS`] per transaction. An ACL that
+    /// exists already is written again unchanged. Returns the revision of the last write.
+    pub async fn put_acls(&self, acls: &[(String, AclBinding)]) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in acls.chunks(MAX_TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (id, acl) in chunk {
+                ops.push(Op::Put {
+                    key: self.keys.acl(id),
+                    value: encode(acl)?,
+                    lease: None,
+                });
+            }
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
+    }
+
+    /// Deletes ACL records by id, at most [`MAX_TXN_OPS`] per transaction (deleting one that is
+    /// gone already is not an error). Returns the revision of the last write.
+    pub async fn delete_acls(&self, ids: &[String]) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in ids.chunks(MAX_TXN_OPS) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .map(|id| Op::Delete {
+                    key: self.keys.acl(id),
+                })
+                .collect();
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
+    }
+
+    /// Waits (at most `timeout_ms`) until this broker's view reflects etcd revision `revision`:
+    /// a change this broker wrote has come back through the watch. Returns whether it did.
+    pub async fn wait_for_revision(&self, revision: i64, timeout_ms: u64) -> bool {
+        let mut changed = self.subscribe();
+        let reached = changed.wait_for(|r| *r >= revision);
+        tokio::time::timeout(Duration::from_millis(timeout_ms), reached)
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Tries to become the controller: takes the controller key under this broker's lease if

@@ -34,7 +34,7 @@ use weir_protocol::responses::{
 use weir_protocol::{ErrorCode, Response};
 
 use super::{blocking, RequestContext, ResponseFuture};
-use crate::authz::{authorized_operations, ResourceType};
+use crate::authz::{Authz, ResourceType};
 use crate::broker::Broker;
 use crate::consumer_groups::{self, Assignment, GroupError, Heartbeat, TopicsView};
 use crate::groups::{
@@ -293,6 +293,7 @@ pub fn list_groups(broker: &Broker, r: ListGroupsRequest) -> ListGroupsResponse 
 
 pub fn describe_groups(
     broker: &Broker,
+    az: &Authz,
     version: i16,
     r: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
@@ -356,7 +357,7 @@ pub fn describe_groups(
             .iter_mut()
             .filter(|g| g.error_code == ErrorCode::NONE)
         {
-            g.authorized_operations = authorized_operations(ResourceType::Group, &g.group_id);
+            g.authorized_operations = az.operations(ResourceType::Group, &g.group_id);
         }
     }
     DescribeGroupsResponse {

@@ -10,7 +10,7 @@ use weir_protocol::responses::{
 };
 use weir_protocol::ErrorCode;
 
-use crate::authz::{authorized_operations, ResourceType};
+use crate::authz::{AclOperation, Authz, ResourceType};
 use crate::broker::Broker;
 use crate::cluster::metadata::BrokerRecord;
 use crate::offsets::OFFSETS_TOPIC;
@@ -109,12 +109,22 @@ fn controller_id(broker: &Broker) -> i32 {
         .unwrap_or(broker.config.node_id)
 }
 
-pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> MetadataResponse {
+/// Metadata. With an authorizer, as Kafka: topics the client may not DESCRIBE are left out of an
+/// "all topics" answer and named ones get `TOPIC_AUTHORIZATION_FAILED` (without saying whether
+/// they exist; by topic id without the name), and auto-creation needs CREATE on the cluster or
+/// the topic.
+pub async fn metadata(
+    broker: &Arc<Broker>,
+    az: &Authz,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let describable = |name: &str| az.allows(AclOperation::Describe, ResourceType::Topic, name);
     let topics = match request.topics {
         None => broker
             .topics
             .all()
             .iter()
+            .filter(|t| az.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| describe_topic(broker, t))
             .collect(),
         Some(requested) => {
@@ -124,6 +134,25 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
                     Some(name) => broker.topics.get(name),
                     None => broker.topics.by_id(t.topic_id),
                 };
+                match (&t.name, &found) {
+                    (Some(name), _) if !describable(name) => {
+                        out.push(missing_topic(
+                            Some(name.clone()),
+                            [0; 16],
+                            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                        ));
+                        continue;
+                    }
+                    (None, Some(topic)) if !describable(&topic.name) => {
+                        out.push(missing_topic(
+                            None,
+                            topic.id,
+                            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                        ));
+                        continue;
+                    }
+                    _ => {}
+                }
                 if let Some(topic) = found {
                     out.push(describe_topic(broker, &topic));
                     continue;
@@ -145,6 +174,16 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
                         Some(name),
                         t.topic_id,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ));
+                    continue;
+                }
+                if !az.allows_cluster(AclOperation::Create)
+                    && !az.allows(AclOperation::Create, ResourceType::Topic, &name)
+                {
+                    out.push(missing_topic(
+                        Some(name),
+                        [0; 16],
+                        ErrorCode::TOPIC_AUTHORIZATION_FAILED,
                     ));
                     continue;
                 }
@@ -181,8 +220,12 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
     if request.include_topic_authorized_operations {
         // As Kafka: every topic in the answer, those answered with an error included.
         for t in &mut topics {
+            // Topics refused to this client say nothing more, not even what it may do.
+            if t.error_code == ErrorCode::TOPIC_AUTHORIZATION_FAILED {
+                continue;
+            }
             let name = t.name.as_deref().unwrap_or_default();
-            t.topic_authorized_operations = authorized_operations(ResourceType::Topic, name);
+            t.topic_authorized_operations = az.operations(ResourceType::Topic, name);
         }
     }
     MetadataResponse {
@@ -193,7 +236,7 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
         // Only Metadata v8-10 carry it (later versions moved it to DescribeCluster); the encoder
         // drops it elsewhere, and the request field is false there.
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
-            authorized_operations(ResourceType::Cluster, "")
+            cluster_operations(az)
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         },
@@ -201,13 +244,23 @@ pub async fn metadata(broker: &Arc<Broker>, request: MetadataRequest) -> Metadat
     }
 }
 
+/// The cluster's authorized operations, as Kafka: none at all without DESCRIBE on the cluster.
+fn cluster_operations(az: &Authz) -> i32 {
+    if az.allows_cluster(AclOperation::Describe) {
+        az.operations(ResourceType::Cluster, crate::authz::CLUSTER_NAME)
+    } else {
+        0
+    }
+}
+
 pub fn describe_cluster(
     broker: &Broker,
+    az: &Authz,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     DescribeClusterResponse {
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
-            authorized_operations(ResourceType::Cluster, "")
+            cluster_operations(az)
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         },
@@ -227,8 +280,11 @@ pub fn describe_cluster(
     }
 }
 
+/// FindCoordinator. With an authorizer, as Kafka: a group key needs DESCRIBE on the group, a
+/// transactional id DESCRIBE on it.
 pub async fn find_coordinator(
     broker: &Arc<Broker>,
+    az: &Authz,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let coordinator = group_coordinator(broker).await;
@@ -236,6 +292,24 @@ pub async fn find_coordinator(
         .keys
         .into_iter()
         .map(|key| {
+            let (resource, refusal) = if request.key_type == KEY_TYPE_TRANSACTION {
+                (
+                    ResourceType::TransactionalId,
+                    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                )
+            } else {
+                (ResourceType::Group, ErrorCode::GROUP_AUTHORIZATION_FAILED)
+            };
+            if !az.allows(AclOperation::Describe, resource, &key) {
+                return Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: refusal,
+                    error_message: None,
+                };
+            }
             if request.key_type == KEY_TYPE_TRANSACTION {
                 return Coordinator {
                     key,
@@ -275,15 +349,16 @@ pub async fn find_coordinator(
 /// The broker coordinating groups: this one on a single node; in a cluster the leader of the
 /// offsets partition (created on first need, as Kafka creates `__consumer_offsets`).
 async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
-    let Some(cluster) = broker.cluster.clone() else {
+    if broker.cluster.is_none() {
         let (host, port) = broker.advertised();
         return Some(BrokerRecord {
             id: broker.config.node_id,
             host,
             port,
             rack: None,
+            endpoints: Vec::new(),
         });
-    };
+    }
     if broker.topics.get(OFFSETS_TOPIC).is_none() {
         let spec = CreateSpec {
             name: OFFSETS_TOPIC.to_string(),
@@ -321,5 +396,5 @@ async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
         Some(l) => l,
         None => broker.cluster_leader(OFFSETS_TOPIC, 0)?.leader,
     };
-    cluster.store.with_view(|v| v.brokers.get(&leader).cloned())
+    broker.broker_record(leader)
 }

@@ -15,6 +15,8 @@
 //! Handlers translate between wire-shaped values and the broker's modules; the rules themselves
 //! live in those modules.
 
+mod access;
+mod acls;
 mod admin;
 mod cluster_admin;
 mod configs;
@@ -26,6 +28,7 @@ mod metadata;
 mod not_served;
 mod produce;
 mod replication;
+mod scram_credentials;
 mod share;
 
 use std::future::Future;
@@ -36,10 +39,18 @@ use std::sync::Arc;
 use weir_protocol::{Request, RequestHeader, Response};
 
 use crate::broker::Broker;
+use crate::security::{Principal, SecurityProtocol};
+use access::then;
 
-/// What a handler knows about the connection a request came on.
+/// What a handler knows about the connection a request came on: what an authorizer needs
+/// (principal, listener, client address).
 pub struct RequestContext {
     pub peer: SocketAddr,
+    /// The listener's name.
+    pub listener: Arc<str>,
+    pub security_protocol: SecurityProtocol,
+    /// Who the client authenticated as (`User:ANONYMOUS` when it did not).
+    pub principal: Principal,
 }
 
 /// The response of a request, still to be computed. `None`: no response is sent (produce acks=0).
@@ -58,6 +69,15 @@ pub async fn dispatch(
 ) -> ResponseFuture {
     let b = broker.clone();
     let version = header.api_version;
+    // Authorization comes first, as in Kafka (a client that may not use a group learns nothing
+    // about where it is coordinated).
+    let az = b.authorizer.session(&ctx.principal, ctx.peer.ip());
+    if let Some(refused) = access::refuse_cluster_call(&az, &request)
+        .or_else(|| access::refuse_group_call(&az, &request))
+        .or_else(|| access::refuse_share_call(&az, &b, &request))
+    {
+        return ready(refused);
+    }
     if !b.is_group_coordinator() {
         if let Some(refused) = coordinator::refuse(&request) {
             return ready(refused);
@@ -65,37 +85,45 @@ pub async fn dispatch(
     }
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
-        Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, r).await)),
+        Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, &az, r).await)),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
-            metadata::describe_cluster(&b, &r),
+            metadata::describe_cluster(&b, &az, &r),
         )),
         Request::FindCoordinator(r) => Box::pin(async move {
             Some(Response::FindCoordinator(
-                metadata::find_coordinator(&b, r).await,
+                metadata::find_coordinator(&b, &az, r).await,
             ))
         }),
-        Request::Produce(r) => produce::produce(&b, r),
-        // A follower broker's fetch (in a cluster): the replication path.
-        Request::Fetch(r) if r.replica_id >= 0 && b.cluster.is_some() => {
-            Box::pin(async move { Some(Response::Fetch(replication::replica_fetch(&b, r).await)) })
+        Request::Produce(mut r) => {
+            let post = access::split_produce(&az, &mut r);
+            then(produce::produce(&b, r), post)
         }
-        Request::Fetch(r) => match down_convert::plan(&r) {
-            None => Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) }),
-            Some(plan) => Box::pin(async move {
-                let mut response = fetch::fetch(&b, r).await;
-                // Decompressing and recompressing is CPU work: off the async workers.
-                let converted = blocking(move || {
-                    down_convert::apply(&b, &plan, &mut response);
-                    response
-                })
-                .await?;
-                Some(Response::Fetch(converted))
-            }),
-        },
-        Request::ListOffsets(r) => ready(Response::ListOffsets(fetch::list_offsets(&b, r))),
-        Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
-            fetch::offset_for_leader_epoch(&b, r),
-        )),
+        Request::Fetch(r) if r.replica_id >= 0 && az.is_enabled() => {
+            match access::refuse_replica_fetch(&az, &r) {
+                Some(refused) => ready(refused),
+                None => fetch_request(b, r),
+            }
+        }
+        Request::Fetch(mut r) => {
+            let post = access::split_fetch(&az, &mut r);
+            then(fetch_request(b, r), post)
+        }
+        Request::ListOffsets(mut r) => {
+            let post = access::split_list_offsets(&az, &mut r);
+            then(
+                ready(Response::ListOffsets(fetch::list_offsets(&b, r))),
+                post,
+            )
+        }
+        Request::OffsetForLeaderEpoch(mut r) => {
+            let post = access::split_offset_for_leader_epoch(&az, &mut r);
+            then(
+                ready(Response::OffsetForLeaderEpoch(
+                    fetch::offset_for_leader_epoch(&b, r),
+                )),
+                post,
+            )
+        }
         Request::JoinGroup(r) => {
             let client_id = header.client_id.clone().unwrap_or_default();
             consumer_groups::join_group(&b, ctx, client_id, version, r)
@@ -103,11 +131,23 @@ pub async fn dispatch(
         Request::SyncGroup(r) => consumer_groups::sync_group(&b, r),
         Request::Heartbeat(r) => ready(Response::Heartbeat(consumer_groups::heartbeat(&b, r))),
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(consumer_groups::leave_group(&b, r))),
-        Request::ListGroups(r) => ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
-        Request::DescribeGroups(r) => ready(Response::DescribeGroups(
-            consumer_groups::describe_groups(&b, version, r),
-        )),
+        Request::ListGroups(r) => then(
+            ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
+            access::filter_list_groups(&az),
+        ),
+        Request::DescribeGroups(mut r) => {
+            let post = access::split_describe_groups(&az, &mut r);
+            then(
+                ready(Response::DescribeGroups(consumer_groups::describe_groups(
+                    &b, &az, version, r,
+                ))),
+                post,
+            )
+        }
         Request::ConsumerGroupHeartbeat(r) => {
+            if let Some(refused) = access::refuse_consumer_group_topics(&az, &r) {
+                return ready(refused);
+            }
             let ctx = ctx.clone();
             let client_id = header.client_id.clone().unwrap_or_default();
             Box::pin(async move {
@@ -117,10 +157,102 @@ pub async fn dispatch(
                 ))
             })
         }
-        Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
-            consumer_groups::consumer_group_describe(&b, r),
+        Request::ConsumerGroupDescribe(mut r) => {
+            let post = access::split_consumer_group_describe(&az, &mut r);
+            then(
+                ready(Response::ConsumerGroupDescribe(
+                    consumer_groups::consumer_group_describe(&b, r),
+                )),
+                post,
+            )
+        }
+        Request::DeleteGroups(mut r) => {
+            let post = access::split_delete_groups(&az, &mut r);
+            then(consumer_groups::delete_groups(&b, r), post)
+        }
+        Request::OffsetCommit(mut r) => match access::split_offset_commit(&az, &mut r) {
+            Err(refused) => ready(*refused),
+            Ok(post) => then(consumer_groups::offset_commit(&b, version, r), post),
+        },
+        Request::OffsetFetch(mut r) => {
+            let post = access::split_offset_fetch(&az, &mut r);
+            then(
+                ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r))),
+                post,
+            )
+        }
+        Request::OffsetDelete(mut r) => match access::split_offset_delete(&az, &mut r) {
+            Err(refused) => ready(*refused),
+            Ok(post) => then(consumer_groups::offset_delete(&b, r), post),
+        },
+        Request::InitProducerId(r) => match access::refuse_init_producer_id(&az, &r) {
+            Some(refused) => ready(refused),
+            None => ready(Response::InitProducerId(produce::init_producer_id(&b, r))),
+        },
+        Request::CreateTopics(mut r) => {
+            let post = access::split_create_topics(&az, &mut r);
+            then(
+                ready(Response::CreateTopics(admin::create_topics(&b, r).await)),
+                post,
+            )
+        }
+        Request::DeleteTopics(mut r) => {
+            let post = access::split_delete_topics(&az, &b, &mut r);
+            then(
+                ready(Response::DeleteTopics(admin::delete_topics(&b, r).await)),
+                post,
+            )
+        }
+        Request::CreatePartitions(mut r) => {
+            let post = access::split_create_partitions(&az, &mut r);
+            then(
+                ready(Response::CreatePartitions(
+                    admin::create_partitions(&b, r).await,
+                )),
+                post,
+            )
+        }
+        Request::DescribeConfigs(mut r) => {
+            let post = access::split_describe_configs(&az, &mut r);
+            then(
+                ready(Response::DescribeConfigs(admin::describe_configs(&b, r))),
+                post,
+            )
+        }
+        Request::AlterConfigs(mut r) => {
+            let post = access::split_alter_configs(&az, &mut r);
+            then(
+                ready(Response::AlterConfigs(admin::alter_configs(&b, r).await)),
+                post,
+            )
+        }
+        Request::IncrementalAlterConfigs(mut r) => {
+            let post = access::split_incremental_alter_configs(&az, &mut r);
+            then(
+                ready(Response::IncrementalAlterConfigs(
+                    admin::incremental_alter_configs(&b, r).await,
+                )),
+                post,
+            )
+        }
+        Request::DeleteRecords(mut r) => {
+            let post = access::split_delete_records(&az, &mut r);
+            then(
+                ready(Response::DeleteRecords(admin::delete_records(&b, r).await)),
+                post,
+            )
+        }
+        Request::DescribeAcls(r) => ready(Response::DescribeAcls(acls::describe(&b, r))),
+        Request::CreateAcls(r) => ready(Response::CreateAcls(acls::create(&b, r).await)),
+        Request::DeleteAcls(r) => ready(Response::DeleteAcls(acls::delete(&b, r).await)),
+        // SASL requests on SASL listeners are handled by `server` before dispatch; elsewhere
+        // they are out of place, as in Kafka.
+        Request::SaslHandshake(_) => ready(Response::SaslHandshake(
+            weir_protocol::SaslHandshakeResponse {
+                error_code: weir_protocol::ErrorCode::ILLEGAL_SASL_STATE,
+                mechanisms: Vec::new(),
+            },
         )),
-        Request::DeleteGroups(r) => consumer_groups::delete_groups(&b, r),
         Request::ShareGroupHeartbeat(r) => {
             let ctx = ctx.clone();
             let client_id = header.client_id.clone().unwrap_or_default();
@@ -130,45 +262,41 @@ pub async fn dispatch(
                 ))
             })
         }
-        Request::ShareGroupDescribe(r) => ready(Response::ShareGroupDescribe(
-            share::share_group_describe(&b, r),
-        )),
+        Request::ShareGroupDescribe(mut r) => {
+            let post = access::split_share_group_describe(&az, &mut r);
+            then(
+                ready(Response::ShareGroupDescribe(share::share_group_describe(
+                    &b, &az, r,
+                ))),
+                post,
+            )
+        }
         Request::ShareFetch(r) => share::share_fetch(&b, r),
         Request::ShareAcknowledge(r) => share::share_acknowledge(&b, r),
-        Request::DescribeShareGroupOffsets(r) => ready(Response::DescribeShareGroupOffsets(
-            share::describe_share_group_offsets(&b, r),
-        )),
+        Request::DescribeShareGroupOffsets(mut r) => {
+            let post = access::split_describe_share_group_offsets(&az, &mut r);
+            then(
+                ready(Response::DescribeShareGroupOffsets(
+                    share::describe_share_group_offsets(&b, r),
+                )),
+                post,
+            )
+        }
         Request::AlterShareGroupOffsets(r) => share::alter_share_group_offsets(&b, r),
         Request::DeleteShareGroupOffsets(r) => share::delete_share_group_offsets(&b, r),
-        Request::OffsetCommit(r) => consumer_groups::offset_commit(&b, version, r),
-        Request::OffsetFetch(r) => {
-            ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r)))
-        }
-        Request::OffsetDelete(r) => consumer_groups::offset_delete(&b, r),
-        Request::InitProducerId(r) => {
-            ready(Response::InitProducerId(produce::init_producer_id(&b, r)))
-        }
-        Request::CreateTopics(r) => {
-            ready(Response::CreateTopics(admin::create_topics(&b, r).await))
-        }
-        Request::DeleteTopics(r) => {
-            ready(Response::DeleteTopics(admin::delete_topics(&b, r).await))
-        }
-        Request::CreatePartitions(r) => ready(Response::CreatePartitions(
-            admin::create_partitions(&b, r).await,
+        Request::SaslAuthenticate(_) => ready(Response::SaslAuthenticate(
+            weir_protocol::SaslAuthenticateResponse {
+                error_code: weir_protocol::ErrorCode::ILLEGAL_SASL_STATE,
+                error_message: Some("SaslAuthenticate is not expected on this listener".into()),
+                ..Default::default()
+            },
         )),
-        Request::DescribeConfigs(r) => {
-            ready(Response::DescribeConfigs(admin::describe_configs(&b, r)))
-        }
-        Request::AlterConfigs(r) => {
-            ready(Response::AlterConfigs(admin::alter_configs(&b, r).await))
-        }
-        Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
-            admin::incremental_alter_configs(&b, r).await,
+        Request::DescribeUserScramCredentials(r) => ready(Response::DescribeUserScramCredentials(
+            scram_credentials::describe(&b, r),
         )),
-        Request::DeleteRecords(r) => {
-            ready(Response::DeleteRecords(admin::delete_records(&b, r).await))
-        }
+        Request::AlterUserScramCredentials(r) => ready(Response::AlterUserScramCredentials(
+            scram_credentials::alter(&b, r).await,
+        )),
         Request::ElectLeaders(r) => Box::pin(async move {
             Some(Response::ElectLeaders(
                 cluster_admin::elect_leaders(&b, r).await,
@@ -203,6 +331,29 @@ pub async fn dispatch(
         Request::EndQuorumEpoch(_) => {
             ready(Response::EndQuorumEpoch(not_served::end_quorum_epoch()))
         }
+    }
+}
+
+/// A Fetch: a follower's (in a cluster) goes down the replication path; a consumer's is read,
+/// and down-converted for the old formats.
+fn fetch_request(b: Arc<Broker>, r: weir_protocol::requests::FetchRequest) -> ResponseFuture {
+    if r.replica_id >= 0 && b.cluster.is_some() {
+        return Box::pin(
+            async move { Some(Response::Fetch(replication::replica_fetch(&b, r).await)) },
+        );
+    }
+    match down_convert::plan(&r) {
+        None => Box::pin(async move { Some(Response::Fetch(fetch::fetch(&b, r).await)) }),
+        Some(plan) => Box::pin(async move {
+            let mut response = fetch::fetch(&b, r).await;
+            // Decompressing and recompressing is CPU work: off the async workers.
+            let converted = blocking(move || {
+                down_convert::apply(&b, &plan, &mut response);
+                response
+            })
+            .await?;
+            Some(Response::Fetch(converted))
+        }),
     }
 }
 

@@ -36,7 +36,7 @@ use weir_storage::batch::BatchHeader;
 use weir_storage::StorageError;
 
 use super::{blocking, RequestContext, ResponseFuture};
-use crate::authz::{authorized_operations, ResourceType};
+use crate::authz::{Authz, ResourceType};
 use crate::broker::Broker;
 use crate::consumer_groups::{Assignment, TopicId};
 use crate::share::group::{ShareGroupError, ShareHeartbeat};
@@ -162,6 +162,7 @@ pub async fn share_group_heartbeat(
 /// ShareGroupDescribe.
 pub fn share_group_describe(
     broker: &Broker,
+    az: &Authz,
     r: ShareGroupDescribeRequest,
 ) -> ShareGroupDescribeResponse {
     let topics = broker.topics_view();
@@ -209,7 +210,7 @@ pub fn share_group_describe(
                         })
                         .collect(),
                     authorized_operations: if r.include_authorized_operations {
-                        authorized_operations(ResourceType::Group, &group_id)
+                        az.operations(ResourceType::Group, &group_id)
                     } else {
                         weir_protocol::responses::AUTHORIZED_OPERATIONS_OMITTED
                     },
