@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync, PendingAppend};
+use weir_storage::{DataDir, DataDirOptions, FileSync, OsFileSync};
 
 use crate::authz::Authorizer;
 use crate::clock::Clock;
@@ -20,8 +20,9 @@ use crate::consumer_groups::{ConsumerGroupConfig, ConsumerGroups, TopicsView};
 use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::internal_partitions::PartitionOwner;
 use crate::metrics::{Metrics, TimedFileSync};
-use crate::offsets::OffsetStore;
+use crate::offsets::{GroupRecordsWrite, OffsetPartition, OffsetStore};
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
 use crate::security::Security;
@@ -107,14 +108,16 @@ fn classic_group_config(config: &BrokerConfig) -> GroupConfig {
     }
 }
 
-/// Rebuilds both group coordinators from what the offsets store replayed: consumer groups from
-/// their records, classic groups (whose membership is not persisted) as empty groups.
+/// Rebuilds the groups of one offsets partition (those `in_partition` selects) in both group
+/// coordinators from what the partition replayed: consumer groups from their records, classic
+/// groups (whose membership is not persisted) as empty groups.
 fn rebuild_groups(
-    offsets: &OffsetStore,
+    offsets: &OffsetPartition,
     topics: &TopicRegistry,
     coordinator: &mut GroupCoordinator,
     consumer_groups: &mut ConsumerGroups,
     now_ms: i64,
+    in_partition: impl Fn(&str) -> bool,
 ) {
     for (key, value) in offsets.group_records() {
         match GroupRecord::decode(&key, Some(&value)) {
@@ -125,13 +128,42 @@ fn rebuild_groups(
             }
         }
     }
-    consumer_groups.finish_replay(&topics_view(topics));
+    consumer_groups.finish_replay_of(&topics_view(topics), &in_partition);
     for group in offsets.groups() {
         // Groups known only through committed offsets are (empty) classic groups, unless they
         // are consumer groups.
         if !consumer_groups.contains(&group) {
             coordinator.ensure_group(&group);
         }
+    }
+}
+
+/// The group coordinators as owners of the `__consumer_offsets` partitions this broker leads.
+pub struct GroupPartitions<'a>(pub &'a Broker);
+
+impl PartitionOwner for GroupPartitions<'_> {
+    type Error = crate::offsets::OffsetError;
+
+    fn loaded(&self) -> Vec<(i32, Arc<crate::partition::Partition>)> {
+        self.0
+            .offsets
+            .loaded()
+            .into_iter()
+            .map(|(i, p)| (i, p.partition().clone()))
+            .collect()
+    }
+
+    fn load(
+        &self,
+        index: i32,
+        partition: Arc<crate::partition::Partition>,
+        partition_count: i32,
+    ) -> Result<(), Self::Error> {
+        self.0.load_groups(index, partition, partition_count)
+    }
+
+    fn unload(&self, index: i32) {
+        self.0.unload_groups(index);
     }
 }
 
@@ -247,30 +279,37 @@ impl Broker {
             election_timeout_ms: config.replica_election_timeout_ms,
             election_jitter_ms: config.replica_election_timeout_ms,
         };
-        let (topics, offsets, producer_ids, share_store) = match &cluster {
+        let (topics, offsets_topic, producer_ids, share_store) = match &cluster {
             Some(c) => {
                 let topics =
                     TopicRegistry::open_clustered(&dir, data.clone(), config.fsync, replicas)?;
                 topics.apply_view(&c.store.view())?;
-                // Groups are coordinated by the leader of the offsets partition; this broker
-                // takes them over when it becomes that leader.
+                // A group is coordinated by the leader of its offsets partition: this broker
+                // loads a partition's groups when it becomes that leader (`cluster::runtime`).
                 let producer_ids = ProducerIdAllocator::open_clustered(&meta_dir, config.node_id)
                     .map_err(io_err(&meta_dir))?;
-                // Likewise share groups, by the leader of the share state partition.
+                // Share groups follow the leader of the share state partition.
                 (
                     topics,
-                    OffsetStore::detached(),
+                    None,
                     producer_ids,
                     (ShareStateStore::detached(), None),
                 )
             }
             None => {
                 let topics = TopicRegistry::open(&dir, data.clone(), config.fsync, replicas)?;
-                let offsets = OffsetStore::open(&topics)?;
+                // A single node leads every offsets partition: all are loaded below.
+                let offsets_topic =
+                    OffsetStore::open_topic(&topics, config.offsets_topic_num_partitions)?;
                 let producer_ids =
                     ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
                 let (store, replayed) = ShareStateStore::open(&topics)?;
-                (topics, offsets, producer_ids, (store, Some(replayed)))
+                (
+                    topics,
+                    Some(offsets_topic),
+                    producer_ids,
+                    (store, Some(replayed)),
+                )
             }
         };
         let share = ShareCoordinator::new(share_store.0, config.share.clone());
@@ -287,30 +326,15 @@ impl Broker {
             Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
             None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,
         };
-        let mut coordinator = GroupCoordinator::new(GroupConfig {
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-            ..GroupConfig::default()
-        });
-        let now_ms = clock.now_ms();
-        let mut consumer_groups = ConsumerGroups::new(consumer_group_config(&config));
-        rebuild_groups(
-            &offsets,
-            &topics,
-            &mut coordinator,
-            &mut consumer_groups,
-            now_ms,
-        );
-        Ok(Arc::new(Self {
+        let broker = Arc::new(Self {
+            groups: Mutex::new(GroupCoordinator::new(classic_group_config(&config))),
+            consumer_groups: Mutex::new(ConsumerGroups::new(consumer_group_config(&config))),
             config,
             cluster_id,
             cluster,
             data,
             topics,
-            offsets,
-            groups: Mutex::new(coordinator),
-            consumer_groups: Mutex::new(consumer_groups),
+            offsets: OffsetStore::new(),
             producer_ids,
             fetch_sessions: Mutex::new(FetchSessions::default()),
             appended: Notify::new(),
@@ -322,7 +346,21 @@ impl Broker {
             share_ticks: std::sync::atomic::AtomicU64::new(0),
             security,
             authorizer,
-        }))
+        });
+        if let Some(topic) = offsets_topic {
+            let leading: Vec<_> = topic
+                .local_partitions()
+                .map(|p| (p.index, p.clone()))
+                .collect();
+            let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+            let failed =
+                crate::internal_partitions::follow(&GroupPartitions(&broker), &leading, count);
+            if let Some((_, e)) = failed.into_iter().next() {
+                broker.shutdown();
+                return Err(e.into());
+            }
+        }
+        Ok(broker)
     }
 
     /// Who leads a partition per the cluster metadata (`None` on a single node or if unknown).
@@ -390,18 +428,21 @@ impl Broker {
         topics_view(&self.topics)
     }
 
-    /// Queues the consumer group coordinator's pending records in `__consumer_offsets`. Call with
-    /// the coordinator locked, so the log has the changes in the order they were made; then wait
-    /// for the result with [`Broker::wait_group_records`].
+    /// Queues the consumer group coordinator's pending records in their groups' partitions of
+    /// `__consumer_offsets`. Call with the coordinator locked, so the logs have the changes in the
+    /// order they were made; then wait for the result with [`Broker::wait_group_records`].
     pub fn queue_group_records(
         &self,
         coordinator: &mut ConsumerGroups,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, crate::offsets::OffsetError> {
+    ) -> Result<GroupRecordsWrite, crate::offsets::OffsetError> {
         let records: Vec<_> = coordinator
             .take_records()
             .iter()
-            .map(GroupRecord::encode)
+            .map(|r| {
+                let (key, value) = r.encode();
+                (r.group_id().to_string(), key, value)
+            })
             .collect();
         self.offsets.append_group_records(records, now_ms)
     }
@@ -409,13 +450,10 @@ impl Broker {
     /// Blocks until queued group records are durable.
     pub fn wait_group_records(
         &self,
-        pending: Option<PendingAppend>,
+        pending: GroupRecordsWrite,
         now_ms: i64,
     ) -> Result<(), crate::offsets::OffsetError> {
-        match pending {
-            Some(p) => self.offsets.wait_group_records(p, now_ms),
-            None => Ok(()),
-        }
+        self.offsets.wait_group_records(pending, now_ms)
     }
 
     /// Group timers: classic sessions and rebalances, consumer-group sessions and revocations
@@ -500,49 +538,66 @@ impl Broker {
         }
     }
 
+    /// Whether this broker coordinates `group` now: it leads (and has loaded) the group's
+    /// partition of `__consumer_offsets`. On a single node, which leads every partition, always.
+    pub fn is_group_coordinator(&self, group: &str) -> bool {
+        self.offsets.owns(group)
+    }
+
+    /// Loads the groups of offsets partition `index` (this broker leads it now): replays the
+    /// partition and rebuilds its groups next to the groups of the other partitions. Blocking.
+    fn load_groups(
+        &self,
+        index: i32,
+        partition: Arc<crate::partition::Partition>,
+        partition_count: i32,
+    ) -> Result<(), crate::offsets::OffsetError> {
+        // Replayed before the groups are locked: other groups go on meanwhile, and this
+        // partition's groups are not coordinated here until it is installed below.
+        let loaded = self.offsets.replay(partition)?;
+        let in_partition =
+            |id: &str| crate::internal_partitions::partition_for(id, partition_count) == index;
+        let mut classic = self.groups.lock();
+        let mut cg = self.consumer_groups.lock();
+        // Leftovers of an earlier term as this partition's leader.
+        classic.unload(in_partition);
+        cg.unload(in_partition);
+        rebuild_groups(
+            &loaded,
+            &self.topics,
+            &mut classic,
+            &mut cg,
+            self.now_ms(),
+            in_partition,
+        );
+        self.offsets.install(index, loaded, partition_count);
+        tracing::info!(
+            partition = index,
+            "coordinating the groups of {} partition {index}",
+            crate::offsets::OFFSETS_TOPIC
+        );
+        Ok(())
+    }
+
+    /// Drops the groups of offsets partition `index` (another broker leads it now): their
+    /// parked JoinGroup/SyncGroup calls are answered NOT_COORDINATOR. Blocking.
+    fn unload_groups(&self, index: i32) {
+        let mut classic = self.groups.lock();
+        let mut cg = self.consumer_groups.lock();
+        let in_partition = |id: &str| self.offsets.partition_of(id) == Some(index);
+        self.offsets.unload(index);
+        classic.unload(in_partition);
+        cg.unload(in_partition);
+        tracing::info!(
+            partition = index,
+            "no longer coordinating the groups of {} partition {index}",
+            crate::offsets::OFFSETS_TOPIC
+        );
+    }
+
     /// Shutdown has begun: parked long-poll fetches answer at once with what they have, parked
     /// JoinGroup/SyncGroup calls are answered NOT_COORDINATOR, and none parks from now on, so
     /// in-flight requests finish in moments instead of holding shutdown up to their time limits.
-    /// Whether this broker coordinates groups now: always on a single node; in a cluster while
-    /// it leads the offsets partition.
-    pub fn is_group_coordinator(&self) -> bool {
-        self.cluster.is_none() || self.offsets.partition().is_some()
-    }
-
-    /// Takes over group coordination (this broker now leads the offsets partition): replays the
-    /// partition and rebuilds the groups. Blocking.
-    pub fn take_over_groups(&self, partition: Arc<crate::partition::Partition>) {
-        if let Err(e) = self.offsets.attach(partition) {
-            tracing::error!(error = %e, "cannot load the offsets partition; not coordinating groups");
-            self.offsets.detach();
-            return;
-        }
-        let mut coordinator = GroupCoordinator::new(classic_group_config(&self.config));
-        let mut consumer_groups = ConsumerGroups::new(consumer_group_config(&self.config));
-        rebuild_groups(
-            &self.offsets,
-            &self.topics,
-            &mut coordinator,
-            &mut consumer_groups,
-            self.now_ms(),
-        );
-        let mut classic = self.groups.lock();
-        let mut cg = self.consumer_groups.lock();
-        *classic = coordinator;
-        *cg = consumer_groups;
-        tracing::info!("coordinating groups (leader of the offsets partition)");
-    }
-
-    /// Gives group coordination up (another broker leads the offsets partition now).
-    pub fn give_up_groups(&self) {
-        let mut classic = self.groups.lock();
-        let mut cg = self.consumer_groups.lock();
-        self.offsets.detach();
-        *classic = GroupCoordinator::new(classic_group_config(&self.config));
-        *cg = ConsumerGroups::new(consumer_group_config(&self.config));
-        tracing::info!("no longer coordinating groups");
-    }
-
     pub fn begin_shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // A fetch checks the flag after registering for this wake-up, so none can miss both.

@@ -15,6 +15,19 @@ use crate::security::listeners::{parse_host_port, parse_listeners};
 use crate::security::sasl::parse_mechanisms;
 use crate::security::{ListenerConfig, SecurityConfig};
 
+/// Default partition count of `__consumer_offsets` (Kafka's is 50; see docs/configuration.md).
+pub const DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS: i32 = 16;
+
+/// Checks a partition count for `__consumer_offsets`: at least 1, at most what a topic may have.
+pub fn check_offsets_topic_num_partitions(count: i32) -> Result<i32, String> {
+    let max = crate::topics::MAX_PARTITIONS_PER_TOPIC;
+    if (1..=max).contains(&count) {
+        Ok(count)
+    } else {
+        Err(format!("{count}: must be between 1 and {max}"))
+    }
+}
+
 /// Everything `weir serve` needs to run a broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -36,6 +49,9 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
+    /// Partitions of `__consumer_offsets` when it is created (Kafka's
+    /// offsets.topic.num.partitions). An existing topic keeps its partition count.
+    pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -122,6 +138,7 @@ impl Default for BrokerConfig {
             fsync: FsyncPolicy::Never,
             auto_create_topics: true,
             default_partitions: 1,
+            offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -294,6 +311,7 @@ pub struct FileConfig {
     pub fsync: Option<String>,
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
+    pub offsets_topic_num_partitions: Option<i32>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
     pub group_consumer_session_timeout_ms: Option<i32>,
@@ -399,6 +417,15 @@ impl FileConfig {
         take!(data_dir);
         take!(auto_create_topics);
         take!(default_partitions);
+        if let Some(v) = self.offsets_topic_num_partitions {
+            config.offsets_topic_num_partitions =
+                check_offsets_topic_num_partitions(v).map_err(|message| {
+                    ConfigFileError::Invalid {
+                        key: "offsets-topic-num-partitions",
+                        message,
+                    }
+                })?;
+        }
         take!(group_initial_rebalance_delay_ms);
         take!(group_consumer_heartbeat_interval_ms);
         take!(group_consumer_session_timeout_ms);

@@ -255,6 +255,7 @@ pub const BROKER_KEYS: &[Key] = &[
     ),
     key("node.id", Some("-1"), LONG, false),
     key("num.partitions", Some("1"), LONG, false),
+    key("offsets.topic.num.partitions", Some("16"), LONG, false),
     key("offsets.topic.replication.factor", Some("3"), LONG, false),
     key("queued.max.request.bytes", Some("-1"), LONG, false),
     key("socket.request.max.bytes", Some("104857600"), LONG, false),
@@ -733,6 +734,7 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "broker.id" | "node.id" => c.node_id.to_string(),
         "auto.create.topics.enable" => c.auto_create_topics.to_string(),
         "num.partitions" => c.default_partitions.to_string(),
+        "offsets.topic.num.partitions" => c.offsets_topic_num_partitions.to_string(),
         "log.dirs" => c.data_dir.display().to_string(),
         "listeners" => c
             .effective_listeners()

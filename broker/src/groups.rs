@@ -934,13 +934,30 @@ impl GroupCoordinator {
     pub fn close(&mut self) {
         self.closed = true;
         for group in self.groups.values_mut() {
-            for m in group.members.values_mut() {
-                if let Some(tx) = m.join_waiter.take() {
-                    let _ = tx.send(JoinOutcome::error(ErrorCode::NOT_COORDINATOR, &m.member_id));
-                }
-                if let Some(tx) = m.sync_waiter.take() {
-                    let _ = tx.send(SyncOutcome::error(ErrorCode::NOT_COORDINATOR));
-                }
+            Self::answer_parked_not_coordinator(group);
+        }
+    }
+
+    /// Drops the groups `leaving` selects (their offsets partition moved to another
+    /// coordinator). As when Kafka unloads a group, their parked JoinGroup and SyncGroup calls
+    /// are answered NOT_COORDINATOR, so the clients find the new coordinator.
+    pub fn unload(&mut self, mut leaving: impl FnMut(&str) -> bool) {
+        self.groups.retain(|id, group| {
+            if !leaving(id) {
+                return true;
+            }
+            Self::answer_parked_not_coordinator(group);
+            false
+        });
+    }
+
+    fn answer_parked_not_coordinator(group: &mut Group) {
+        for m in group.members.values_mut() {
+            if let Some(tx) = m.join_waiter.take() {
+                let _ = tx.send(JoinOutcome::error(ErrorCode::NOT_COORDINATOR, &m.member_id));
+            }
+            if let Some(tx) = m.sync_waiter.take() {
+                let _ = tx.send(SyncOutcome::error(ErrorCode::NOT_COORDINATOR));
             }
         }
     }
@@ -1515,6 +1532,27 @@ mod tests {
             ready(c.join(join_req("", None), 1)).error,
             ErrorCode::NOT_COORDINATOR
         );
+    }
+
+    #[test]
+    fn unloading_a_group_answers_its_parked_calls_and_leaves_the_others() {
+        let mut c = GroupCoordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            ..GroupConfig::default()
+        });
+        let (_a, mut rx) = join_new(&mut c, 0);
+        assert!(rx.try_recv().is_err(), "held by the initial delay");
+        c.ensure_group("other");
+        c.unload(|id| id == "g");
+        assert_eq!(
+            rx.try_recv().expect("answered").error,
+            ErrorCode::NOT_COORDINATOR
+        );
+        assert_eq!(c.group_state("g"), None);
+        assert_eq!(c.group_state("other"), Some(GroupState::Empty));
+        // Not closed: the groups still coordinated here take calls.
+        let first = ready(c.join(join_req("", None), 1));
+        assert_eq!(first.error, ErrorCode::MEMBER_ID_REQUIRED);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod fetch_sessions;
 pub mod groups;
 pub mod handlers;
+pub mod internal_partitions;
 pub mod log_scan;
 pub mod metrics;
 pub mod offsets;

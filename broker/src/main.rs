@@ -127,6 +127,9 @@ struct ServeArgs {
     /// Partitions of auto-created topics (Kafka's num.partitions).
     #[arg(long, env = "WEIR_DEFAULT_PARTITIONS")]
     default_partitions: Option<i32>,
+    /// Partitions of `__consumer_offsets` when it is created (Kafka's offsets.topic.num.partitions).
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_NUM_PARTITIONS")]
+    offsets_topic_num_partitions: Option<i32>,
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
@@ -288,6 +291,11 @@ impl ServeArgs {
         if let Some(v) = self.default_partitions {
             anyhow::ensure!(v >= 1, "--default-partitions must be at least 1");
             config.default_partitions = v;
+        }
+        if let Some(v) = self.offsets_topic_num_partitions {
+            config.offsets_topic_num_partitions =
+                weir_broker::config::check_offsets_topic_num_partitions(v)
+                    .map_err(|e| anyhow::anyhow!("--offsets-topic-num-partitions {e}"))?;
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;

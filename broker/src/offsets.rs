@@ -1,9 +1,12 @@
 //! Committed consumer-group offsets, kept durably in the internal topic `__consumer_offsets`.
 //!
-//! Every commit is appended to partition 0 of that topic as a record keyed by (group, topic,
-//! partition) in Kafka's own key/value layout (key version 1, value version 3), and a deletion as a
-//! tombstone (null value). At start the topic is replayed into memory, so reads never touch the log.
-//! Owns the in-memory map and its log; knows nothing of group membership (see `groups`).
+//! Every commit is appended to the group's partition of that topic (Kafka's
+//! `abs(groupId.hashCode) % partitions`, see `internal_partitions`) as a record keyed by (group,
+//! topic, partition) in Kafka's own key/value layout (key version 1, value version 3), and a
+//! deletion as a tombstone (null value). A partition is replayed into memory when this broker
+//! starts leading it (on a single node: at start, every partition), so reads never touch the log.
+//! Owns the in-memory maps and their logs, one [`OffsetPartition`] per partition led; knows
+//! nothing of group membership (see `groups`).
 //!
 //! The same log carries the state of consumer-protocol groups (`consumer_groups::records`, key
 //! versions 3 and 5-8): this module keeps the latest value of each such key as opaque bytes, so
@@ -11,8 +14,8 @@
 //!
 //! The log is kept bounded without key-based compaction in storage: once it holds many more records
 //! than there are live offsets, the whole live map is appended as a snapshot and everything before
-//! the snapshot is deleted (`delete_records_before`). Appends, map updates and snapshots are ordered
-//! by one lock, so a snapshot always covers every record queued before it.
+//! the snapshot is deleted (`delete_records_before`), per partition. Appends, map updates and
+//! snapshots of a partition are ordered by one lock, so a snapshot always covers every record queued before it.
 //!
 //! A change is applied in two steps so that callers can keep request order without waiting for
 //! each other's fsync: `stage_*` appends the records and updates the map at once (in the order the
@@ -28,6 +31,7 @@ use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
 use crate::consumer_groups::records::is_group_record_key;
 
+use crate::internal_partitions::InternalPartitions;
 use crate::partition::Partition;
 use crate::topics::{TopicError, TopicRegistry};
 
@@ -50,15 +54,23 @@ const COMPACT_AFTER_RECORDS: i64 = 100_000;
 /// Kafka's offsets.topic.segment.bytes: small segments so snapshots free disk space soon.
 const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
-pub struct OffsetStore {
-    /// The offsets partition whose state this store holds: on a single node always there; in a
-    /// cluster, set while this broker leads it (the group coordinator) and empty otherwise.
-    partition: RwLock<Option<Arc<Partition>>>,
+/// The committed offsets and consumer group records of one `__consumer_offsets` partition that
+/// this broker leads (on a single node: every partition).
+pub struct OffsetPartition {
+    partition: Arc<Partition>,
     groups: RwLock<HashMap<String, GroupOffsets>>,
     /// The live consumer group records (key to value), in key order.
     group_records: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
     /// Orders log appends with map updates and snapshots.
     write_order: Mutex<()>,
+    compact_after_records: i64,
+}
+
+/// Committed offsets of the groups this broker coordinates: one [`OffsetPartition`] per
+/// `__consumer_offsets` partition it leads, a group's offsets in partition
+/// `partition_for(group, partition count)` as in Kafka.
+pub struct OffsetStore {
+    partitions: InternalPartitions<OffsetPartition>,
     compact_after_records: i64,
 }
 
@@ -70,6 +82,8 @@ type Change = ((String, String, i32), Option<CommittedOffset>);
 #[must_use = "a staged change must be finished to know it is durable"]
 pub struct StagedChange {
     pending: Option<PendingAppend>,
+    /// The offsets partition the change was appended to.
+    target: Option<Arc<OffsetPartition>>,
     now_ms: i64,
 }
 
@@ -82,6 +96,26 @@ impl StagedChange {
     /// The offset of the change's last record in the offsets log, if it wrote one.
     pub fn last_offset(&self) -> Option<i64> {
         self.pending.as_ref().map(|p| p.result.last_offset)
+    }
+
+    /// The offsets partition replica the change was written to, if it wrote one.
+    pub fn partition(&self) -> Option<Arc<Partition>> {
+        self.target.as_ref().map(|t| t.partition.clone())
+    }
+}
+
+/// Consumer group records queued in their groups' offsets partitions, not yet known to be
+/// durable: hand them to [`OffsetStore::wait_group_records`].
+#[must_use = "queued group records must be waited for to know they are durable"]
+#[derive(Default)]
+pub struct GroupRecordsWrite {
+    pending: Vec<(Arc<OffsetPartition>, PendingAppend)>,
+}
+
+impl GroupRecordsWrite {
+    /// Whether nothing was queued.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 }
 
@@ -96,6 +130,9 @@ pub enum OffsetError {
     /// This broker does not lead the offsets partition (the group moved to another coordinator).
     #[error("not the coordinator: {0:?}")]
     NotCoordinator(crate::partition::ReplicaError),
+    /// This broker has not loaded the offsets partition of the group (another broker leads it).
+    #[error("not the coordinator of group {0}")]
+    NotLoaded(String),
 }
 
 impl From<crate::partition::AppendError> for OffsetError {
@@ -184,71 +221,257 @@ fn decode_value(mut b: &[u8]) -> Option<CommittedOffset> {
 }
 
 impl OffsetStore {
-    /// Opens (creating if needed) the offsets topic and replays it.
-    pub fn open(topics: &TopicRegistry) -> Result<Self, OffsetError> {
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => topics.create(
-                OFFSETS_TOPIC,
-                1,
-                &[
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    (
-                        "segment.bytes".to_string(),
-                        OFFSETS_SEGMENT_BYTES.to_string(),
-                    ),
-                ],
-                true,
-            )?,
-        };
-        let store = Self {
-            partition: RwLock::new(topic.partition(0).cloned()),
-            groups: RwLock::new(HashMap::new()),
-            group_records: RwLock::new(BTreeMap::new()),
-            write_order: Mutex::new(()),
-            compact_after_records: COMPACT_AFTER_RECORDS,
-        };
-        store.replay()?;
-        Ok(store)
-    }
-
-    /// A store with no offsets partition yet (a cluster broker before it coordinates groups).
-    pub fn detached() -> Self {
+    /// A store with no offsets partition loaded yet.
+    pub fn new() -> Self {
         Self {
-            partition: RwLock::new(None),
-            groups: RwLock::new(HashMap::new()),
-            group_records: RwLock::new(BTreeMap::new()),
-            write_order: Mutex::new(()),
+            partitions: InternalPartitions::default(),
             compact_after_records: COMPACT_AFTER_RECORDS,
         }
     }
 
-    /// The offsets partition this store writes to, if this broker coordinates groups now.
-    pub fn partition(&self) -> Option<Arc<Partition>> {
-        self.partition.read().clone()
+    /// The offsets topic's configs: compacted, with Kafka's small segments.
+    pub fn topic_configs() -> Vec<(String, String)> {
+        vec![
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                OFFSETS_SEGMENT_BYTES.to_string(),
+            ),
+        ]
     }
 
-    /// Takes over `partition` (this broker became its leader): replays its log into the store.
-    pub fn attach(&self, partition: Arc<Partition>) -> Result<(), OffsetError> {
-        let _order = self.write_order.lock();
-        *self.partition.write() = Some(partition);
-        self.groups.write().clear();
-        self.group_records.write().clear();
-        self.replay()
+    /// The offsets topic of a single node, created with `partition_count` partitions if it does
+    /// not exist yet. An existing topic keeps its partition count (as in Kafka, which never
+    /// changes it: every group's offsets would move), so data directories written with one
+    /// partition keep working.
+    pub fn open_topic(
+        topics: &TopicRegistry,
+        partition_count: i32,
+    ) -> Result<Arc<crate::topics::Topic>, OffsetError> {
+        match topics.get(OFFSETS_TOPIC) {
+            Some(t) => Ok(t),
+            None => {
+                Ok(topics.create(OFFSETS_TOPIC, partition_count, &Self::topic_configs(), true)?)
+            }
+        }
     }
 
-    /// Lets go of the offsets partition (leadership moved): forgets its state.
-    pub fn detach(&self) {
-        let _order = self.write_order.lock();
-        *self.partition.write() = None;
-        self.groups.write().clear();
-        self.group_records.write().clear();
+    /// The partition of the offsets topic a group's offsets live in (`None` until the topic's
+    /// partition count is known here).
+    pub fn partition_of(&self, group: &str) -> Option<i32> {
+        self.partitions.partition_of(group)
+    }
+
+    /// Whether this broker has the offsets partition of `group` loaded (it coordinates it).
+    pub fn owns(&self, group: &str) -> bool {
+        self.partitions.for_key(group).is_some()
+    }
+
+    /// The state of offsets partition `index`, if loaded here.
+    pub fn get(&self, index: i32) -> Option<Arc<OffsetPartition>> {
+        self.partitions.get(index)
+    }
+
+    /// The loaded offsets partitions, by index.
+    pub fn loaded(&self) -> Vec<(i32, Arc<OffsetPartition>)> {
+        self.partitions.all()
+    }
+
+    /// Reads offsets partition `partition` (this broker leads it now) into a state not yet in
+    /// use: hand it to [`OffsetStore::install`]. Blocking.
+    pub fn replay(&self, partition: Arc<Partition>) -> Result<Arc<OffsetPartition>, OffsetError> {
+        let loaded = Arc::new(OffsetPartition {
+            partition,
+            groups: RwLock::new(HashMap::new()),
+            group_records: RwLock::new(BTreeMap::new()),
+            write_order: Mutex::new(()),
+            compact_after_records: self.compact_after_records,
+        });
+        loaded.replay()?;
+        Ok(loaded)
+    }
+
+    /// Puts a replayed partition in use as partition `index` of a topic of `partition_count`
+    /// partitions: from now on its groups' offsets are read and written here.
+    pub fn install(&self, index: i32, loaded: Arc<OffsetPartition>, partition_count: i32) {
+        self.partitions.set_partition_count(partition_count);
+        self.partitions.insert(index, loaded);
+    }
+
+    /// [`OffsetStore::replay`] and [`OffsetStore::install`] in one.
+    pub fn load(
+        &self,
+        index: i32,
+        partition: Arc<Partition>,
+        partition_count: i32,
+    ) -> Result<Arc<OffsetPartition>, OffsetError> {
+        let loaded = self.replay(partition)?;
+        self.install(index, loaded.clone(), partition_count);
+        Ok(loaded)
+    }
+
+    /// Forgets offsets partition `index` (leadership moved).
+    pub fn unload(&self, index: i32) -> Option<Arc<OffsetPartition>> {
+        let gone = self.partitions.remove(index)?;
+        // Wait for a write in progress, so nothing is staged on it after this returns.
+        drop(gone.write_order.lock());
+        Some(gone)
+    }
+
+    fn target(&self, group: &str) -> Result<Arc<OffsetPartition>, OffsetError> {
+        self.partitions
+            .for_key(group)
+            .ok_or_else(|| OffsetError::NotLoaded(group.to_string()))
+    }
+
+    /// Commits offsets for one group: visible to readers at once, durable once
+    /// [`finish`](Self::finish) returns.
+    pub fn stage_commit(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
+        let changes = offsets
+            .iter()
+            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
+            .collect();
+        self.target(group)?.stage(changes, now_ms)
+    }
+
+    /// Deletes committed offsets (OffsetDelete, DeleteGroups) with tombstones: gone for readers at
+    /// once, durably once [`finish`](Self::finish) returns.
+    pub fn stage_delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
+        let changes = partitions
+            .iter()
+            .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
+            .collect();
+        self.target(group)?.stage(changes, now_ms)
+    }
+
+    /// Waits until a staged change is durable (blocking), then compacts the history if it is due.
+    pub fn finish(&self, staged: StagedChange) -> Result<(), OffsetError> {
+        let (Some(pending), Some(target)) = (staged.pending, staged.target) else {
+            return Ok(());
+        };
+        pending.wait()?;
+        target.partition.note_durable();
+        target.compact_if_due(staged.now_ms)
+    }
+
+    /// Durably commits offsets for one group; returns once the commit is in the log.
+    pub fn commit(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        let staged = self.stage_commit(group, offsets, now_ms)?;
+        self.finish(staged)
+    }
+
+    /// Durably deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics); returns
+    /// once the tombstones are in the log.
+    pub fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        let staged = self.stage_delete(group, partitions, now_ms)?;
+        self.finish(staged)
+    }
+
+    pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
+        self.partitions
+            .for_key(group)?
+            .fetch(group, topic, partition)
+    }
+
+    /// All committed offsets of a group, ordered by topic and partition.
+    pub fn fetch_all(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
+        self.partitions
+            .for_key(group)
+            .map(|p| p.fetch_all(group))
+            .unwrap_or_default()
+    }
+
+    /// The groups with committed offsets, of every loaded partition.
+    pub fn groups(&self) -> Vec<String> {
+        self.partitions
+            .all()
+            .iter()
+            .flat_map(|(_, p)| p.groups())
+            .collect()
+    }
+
+    /// Queues consumer group records (group id, key, value or tombstone) in their groups'
+    /// partitions, in log order, and applies them to the live sets; the caller makes them
+    /// durable with [`OffsetStore::wait_group_records`]. Call it while holding the lock that
+    /// ordered the changes, so each log has them in that order. Records of groups whose
+    /// partition is not loaded here fail the whole call (nothing of theirs is written).
+    pub fn append_group_records(
+        &self,
+        records: Vec<(String, Vec<u8>, Option<Vec<u8>>)>,
+        now_ms: i64,
+    ) -> Result<GroupRecordsWrite, OffsetError> {
+        let mut by_partition: BTreeMap<i32, (Arc<OffsetPartition>, Vec<_>)> = BTreeMap::new();
+        for (group, key, value) in records {
+            let index = self
+                .partition_of(&group)
+                .ok_or_else(|| OffsetError::NotLoaded(group.clone()))?;
+            let target = match by_partition.get_mut(&index) {
+                Some(t) => t,
+                None => {
+                    let loaded = self.target(&group)?;
+                    by_partition.entry(index).or_insert((loaded, Vec::new()))
+                }
+            };
+            target.1.push((key, value));
+        }
+        let mut write = GroupRecordsWrite::default();
+        for (_, (target, records)) in by_partition {
+            if let Some(pending) = target.append_group_records(records, now_ms)? {
+                write.pending.push((target, pending));
+            }
+        }
+        Ok(write)
+    }
+
+    /// Waits until records queued by [`OffsetStore::append_group_records`] are durable.
+    pub fn wait_group_records(
+        &self,
+        write: GroupRecordsWrite,
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        for (target, pending) in write.pending {
+            pending.wait()?;
+            target.partition.note_durable();
+            target.compact_if_due(now_ms)?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for OffsetStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OffsetPartition {
+    /// The replica this state was loaded from (and is written to).
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.partition
     }
 
     fn replay(&self) -> Result<(), OffsetError> {
-        let Some(partition) = self.partition() else {
-            return Ok(());
-        };
+        let partition = &self.partition;
         let mut groups = self.groups.write();
         let mut group_records = self.group_records.write();
         let mut corrupt = None;
@@ -325,49 +548,38 @@ impl OffsetStore {
     }
 
     /// Appends `changes` and applies them to the map, both in call order; does not wait.
-    fn stage(&self, changes: Vec<Change>, now_ms: i64) -> Result<StagedChange, OffsetError> {
-        let Some(partition) = self.partition() else {
-            return Ok(StagedChange {
-                pending: None,
-                now_ms,
-            });
-        };
+    fn stage(
+        self: Arc<Self>,
+        changes: Vec<Change>,
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
         if changes.is_empty() {
             return Ok(StagedChange {
                 pending: None,
+                target: None,
                 now_ms,
             });
         }
-        let _order = self.write_order.lock();
-        let batch = Self::encode_changes(&changes, now_ms);
-        let pending = partition.append(batch, &AppendOptions::default())?;
-        let mut groups = self.groups.write();
-        for change in changes {
-            Self::apply(&mut groups, change);
-        }
+        let pending = {
+            let _order = self.write_order.lock();
+            let batch = Self::encode_changes(&changes, now_ms);
+            let pending = self.partition.append(batch, &AppendOptions::default())?;
+            let mut groups = self.groups.write();
+            for change in changes {
+                Self::apply(&mut groups, change);
+            }
+            pending
+        };
         Ok(StagedChange {
             pending: Some(pending),
+            target: Some(self),
             now_ms,
         })
     }
 
-    /// Waits until a staged change is durable (blocking), then compacts the history if it is due.
-    pub fn finish(&self, staged: StagedChange) -> Result<(), OffsetError> {
-        let Some(pending) = staged.pending else {
-            return Ok(());
-        };
-        pending.wait()?;
-        if let Some(partition) = self.partition() {
-            partition.note_durable();
-        }
-        self.compact_if_due(staged.now_ms)
-    }
-
     /// Replaces the log's history by a snapshot of the live offsets when the history has grown large.
     fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let Some(partition) = self.partition() else {
-            return Ok(());
-        };
+        let partition = &self.partition;
         let log = &partition.log;
         let due = |live: usize| {
             let held = log.log_end_offset() - log.log_start_offset();
@@ -422,36 +634,11 @@ impl OffsetStore {
         let start = log.delete_records_before(snapshot_start)?;
         partition.note_log_start();
         tracing::info!(
+            partition = partition.index,
             log_start_offset = start,
             "compacted {OFFSETS_TOPIC} into a snapshot"
         );
         Ok(())
-    }
-
-    /// Commits offsets for one group: visible to readers at once, durable once
-    /// [`finish`](Self::finish) returns.
-    pub fn stage_commit(
-        &self,
-        group: &str,
-        offsets: &[(String, i32, CommittedOffset)],
-        now_ms: i64,
-    ) -> Result<StagedChange, OffsetError> {
-        let changes = offsets
-            .iter()
-            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
-            .collect();
-        self.stage(changes, now_ms)
-    }
-
-    /// Durably commits offsets for one group; returns once the commit is in the log.
-    pub fn commit(
-        &self,
-        group: &str,
-        offsets: &[(String, i32, CommittedOffset)],
-        now_ms: i64,
-    ) -> Result<(), OffsetError> {
-        let staged = self.stage_commit(group, offsets, now_ms)?;
-        self.finish(staged)
     }
 
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
@@ -474,42 +661,22 @@ impl OffsetStore {
             .unwrap_or_default()
     }
 
+    /// The groups with committed offsets in this partition.
     pub fn groups(&self) -> Vec<String> {
         self.groups.read().keys().cloned().collect()
     }
 
-    /// Deletes committed offsets (OffsetDelete, DeleteGroups) with tombstones: gone for readers at
-    /// once, durably once [`finish`](Self::finish) returns.
-    pub fn stage_delete(
-        &self,
-        group: &str,
-        partitions: &[(String, i32)],
-        now_ms: i64,
-    ) -> Result<StagedChange, OffsetError> {
-        let changes = partitions
-            .iter()
-            .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
-            .collect();
-        self.stage(changes, now_ms)
-    }
-
-    /// Queues consumer group records (key, value or tombstone) in log order and applies them to
-    /// the live set; the caller makes them durable with [`OffsetStore::wait_group_records`]. Call
-    /// it while holding the lock that ordered the changes, so the log has them in that order.
-    pub fn append_group_records(
+    fn append_group_records(
         &self,
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, OffsetError> {
-        let Some(partition) = self.partition() else {
-            return Ok(None);
-        };
         if records.is_empty() {
             return Ok(None);
         }
         let _order = self.write_order.lock();
         let batch = Self::encode_raw(&records, now_ms);
-        let pending = partition.append(batch, &AppendOptions::default())?;
+        let pending = self.partition.append(batch, &AppendOptions::default())?;
         let mut live = self.group_records.write();
         for (k, v) in records {
             match v {
@@ -520,39 +687,14 @@ impl OffsetStore {
         Ok(Some(pending))
     }
 
-    /// Waits until records queued by [`OffsetStore::append_group_records`] are durable.
-    pub fn wait_group_records(
-        &self,
-        pending: PendingAppend,
-        now_ms: i64,
-    ) -> Result<(), OffsetError> {
-        pending.wait()?;
-        if let Some(partition) = self.partition() {
-            partition.note_durable();
-        }
-        self.compact_if_due(now_ms)
-    }
-
-    /// The live consumer group records, in key order (all group epochs, then members, target
-    /// epochs, targets and current assignments), for the groups to be rebuilt at start.
+    /// The live consumer group records of this partition, in key order (all group epochs, then
+    /// members, target epochs, targets and current assignments), for the groups to be rebuilt.
     pub fn group_records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.group_records
             .read()
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
-    }
-
-    /// Durably deletes committed offsets (OffsetDelete, DeleteGroups, deleted topics); returns
-    /// once the tombstones are in the log.
-    pub fn delete(
-        &self,
-        group: &str,
-        partitions: &[(String, i32)],
-        now_ms: i64,
-    ) -> Result<(), OffsetError> {
-        let staged = self.stage_delete(group, partitions, now_ms)?;
-        self.finish(staged)
     }
 }
 
@@ -594,8 +736,13 @@ mod tests {
         );
         let topics = TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never, replicas)
             .expect("topics");
-        let mut store = OffsetStore::open(&topics).expect("offsets");
+        let mut store = OffsetStore::new();
         store.compact_after_records = 50;
+        let topic = OffsetStore::open_topic(&topics, 4).expect("offsets topic");
+        let count = i32::try_from(topic.partition_count()).expect("count");
+        for p in topic.local_partitions() {
+            store.load(p.index, p.clone(), count).expect("load");
+        }
         (topics, store)
     }
 
@@ -620,8 +767,9 @@ mod tests {
                     .expect("commit");
             }
             store.delete("g2", &[("t".into(), 0)], 600).expect("delete");
-            let partition = store.partition().expect("partition 0");
-            let log = &partition.log;
+            let index = store.partition_of("g1").expect("mapped");
+            let loaded = store.get(index).expect("loaded");
+            let log = &loaded.partition().log;
             let held = log.log_end_offset() - log.log_start_offset();
             assert!(log.log_start_offset() > 0, "history was never dropped");
             assert!(

@@ -366,7 +366,15 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
         Request::FindCoordinator(r) => {
             let mut msg = m::FindCoordinatorRequest::default();
             msg.key_type = r.key_type;
-            msg.coordinator_keys = r.keys.iter().map(|s| sb(s)).collect();
+            if v < 4 {
+                // v0-3 carry one key, at the top level.
+                let [key] = r.keys.as_slice() else {
+                    return Err(format!("FindCoordinator v{v} takes exactly one key"));
+                };
+                msg.key = sb(key);
+            } else {
+                msg.coordinator_keys = r.keys.iter().map(|s| sb(s)).collect();
+            }
             put(out, v, &msg)
         }
         Request::JoinGroup(r) => {
@@ -789,6 +797,20 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
         }
         k::FIND_COORDINATOR => {
             let r: m::FindCoordinatorResponse = kp(b, v)?;
+            if v < 4 {
+                // v0-3 answer one key at the top level (the key itself is not repeated).
+                return Ok(Response::FindCoordinator(FindCoordinatorResponse {
+                    throttle_time_ms: r.throttle_time_ms,
+                    coordinators: vec![Coordinator {
+                        key: String::new(),
+                        node_id: r.node_id.0,
+                        host: st(r.host),
+                        port: r.port,
+                        error_code: ec(r.error_code),
+                        error_message: opt_st(r.error_message),
+                    }],
+                }));
+            }
             Response::FindCoordinator(FindCoordinatorResponse {
                 throttle_time_ms: r.throttle_time_ms,
                 coordinators: r

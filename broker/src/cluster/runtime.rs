@@ -37,7 +37,7 @@ use weir_replication::{
     VoteResponse,
 };
 
-use crate::broker::Broker;
+use crate::broker::{Broker, GroupPartitions};
 use crate::cluster::elections;
 use crate::cluster::metadata::{ClusterView, LeaderRecord};
 use crate::cluster::peer::PeerConnection;
@@ -742,26 +742,35 @@ async fn fetcher(
 // Leader records
 // ------------------------------------------------------------------------------------------
 
-/// The leader of the offsets partition coordinates groups: take coordination over when this
-/// broker becomes that leader, give it up when it stops being it.
+/// Each group is coordinated by the leader of its `__consumer_offsets` partition: load the
+/// groups of the partitions this broker newly leads, drop those of the partitions it stopped
+/// leading (see `internal_partitions`).
 async fn follow_group_coordination(broker: &Arc<Broker>) {
-    let local = broker.topics.partition(crate::offsets::OFFSETS_TOPIC, 0);
-    let leading = local
-        .as_ref()
+    let Some(topic) = broker.topics.get(crate::offsets::OFFSETS_TOPIC) else {
+        return;
+    };
+    let leading: Vec<_> = topic
+        .local_partitions()
         .filter(|p| p.leader_epoch().is_some())
-        .cloned();
-    let attached = broker.offsets.partition();
-    match (leading, attached) {
-        (Some(p), Some(a)) if Arc::ptr_eq(&p, &a) => {}
-        (Some(p), _) => {
-            let b = broker.clone();
-            let _ = tokio::task::spawn_blocking(move || b.take_over_groups(p)).await;
-        }
-        (None, Some(_)) => {
-            let b = broker.clone();
-            let _ = tokio::task::spawn_blocking(move || b.give_up_groups()).await;
-        }
-        (None, None) => {}
+        .map(|p| (p.index, p.clone()))
+        .collect();
+    let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+    let loaded = crate::internal_partitions::PartitionOwner::loaded(&GroupPartitions(broker));
+    let unchanged = loaded.len() == leading.len()
+        && loaded
+            .iter()
+            .zip(&leading)
+            .all(|((i, p), (j, q))| i == j && Arc::ptr_eq(p, q));
+    if unchanged {
+        return;
+    }
+    let b = broker.clone();
+    let followed = tokio::task::spawn_blocking(move || {
+        crate::internal_partitions::follow(&GroupPartitions(&b), &leading, count)
+    })
+    .await;
+    for (index, e) in followed.unwrap_or_default() {
+        tracing::error!(partition = index, error = %e, "cannot load an offsets partition; its groups are not coordinated here");
     }
 }
 

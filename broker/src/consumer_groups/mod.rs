@@ -1254,9 +1254,29 @@ impl ConsumerGroups {
     /// topic created or grown while the broker was down triggers a rebalance on the next
     /// heartbeat.
     pub fn finish_replay(&mut self, topics: &TopicsView) {
+        self.finish_replay_of(topics, |_| true);
+    }
+
+    /// [`ConsumerGroups::finish_replay`] for the groups `replayed` selects only (those of one
+    /// offsets partition just loaded; the others are live and keep what they computed).
+    pub fn finish_replay_of(
+        &mut self,
+        topics: &TopicsView,
+        mut replayed: impl FnMut(&str) -> bool,
+    ) {
         for g in self.groups.values_mut() {
-            g.subscribed_topics = g.compute_subscribed_topics(topics);
+            if replayed(&g.group_id) {
+                g.subscribed_topics = g.compute_subscribed_topics(topics);
+            }
         }
+    }
+
+    /// Drops the groups `leaving` selects (their offsets partition moved to another
+    /// coordinator), with their records not yet taken: the new coordinator rebuilds them from
+    /// the log.
+    pub fn unload(&mut self, mut leaving: impl FnMut(&str) -> bool) {
+        self.groups.retain(|id, _| !leaving(id));
+        self.deleted.retain(|r| !leaving(r.group_id()));
     }
 
     pub fn group_ids(&self) -> Vec<String> {

@@ -371,10 +371,13 @@ pub fn describe_groups(
 const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
 
 /// Waits until every staged offset change is durable here (off the async threads) and
-/// committed by the offsets partition's replicas (acks=all, as Kafka writes
+/// committed by its offsets partition's replicas (acks=all, as Kafka writes
 /// `__consumer_offsets`), so an acknowledged commit survives the coordinator's failure.
 async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
-    let last = staged.iter().filter_map(StagedChange::last_offset).max();
+    let written: Vec<_> = staged
+        .iter()
+        .filter_map(|s| Some((s.partition()?, s.last_offset()?)))
+        .collect();
     let durable = if staged.iter().all(StagedChange::is_complete) {
         staged.into_iter().all(|s| broker.offsets.finish(s).is_ok())
     } else {
@@ -383,17 +386,20 @@ async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
             .await
             .unwrap_or(false)
     };
-    let (Some(last), Some(partition), true) = (last, broker.offsets.partition(), durable) else {
-        return durable;
-    };
-    matches!(
-        tokio::time::timeout(
+    if !durable {
+        return false;
+    }
+    for (partition, last) in written {
+        let committed = tokio::time::timeout(
             std::time::Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS),
             partition.wait_committed(last),
         )
-        .await,
-        Ok(Ok(()))
-    )
+        .await;
+        if !matches!(committed, Ok(Ok(()))) {
+            return false;
+        }
+    }
+    true
 }
 
 pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFuture {
@@ -840,9 +846,9 @@ pub async fn consumer_group_heartbeat(
     };
     let b = broker.clone();
     let written = match pending {
-        Ok(None) => true,
-        Ok(Some(p)) => matches!(
-            blocking(move || b.wait_group_records(Some(p), now)).await,
+        Ok(p) if p.is_empty() => true,
+        Ok(p) => matches!(
+            blocking(move || b.wait_group_records(p, now)).await,
             Some(Ok(()))
         ),
         Err(_) => false,

@@ -287,7 +287,7 @@ pub async fn find_coordinator(
     az: &Authz,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let coordinator = group_coordinator(broker).await;
+    let coordinators = group_coordinators(broker).await;
     let coordinators = request
         .keys
         .into_iter()
@@ -320,11 +320,11 @@ pub async fn find_coordinator(
                     error_message: Some("transactions are not supported by this broker".into()),
                 };
             }
-            match &coordinator {
+            match group_coordinator(broker, &coordinators, &key) {
                 Some(b) => Coordinator {
                     key,
                     node_id: b.id,
-                    host: b.host.clone(),
+                    host: b.host,
                     port: b.port,
                     error_code: ErrorCode::NONE,
                     error_message: None,
@@ -346,12 +346,21 @@ pub async fn find_coordinator(
     }
 }
 
-/// The broker coordinating groups: this one on a single node; in a cluster the leader of the
-/// offsets partition (created on first need, as Kafka creates `__consumer_offsets`).
-async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
+/// Where groups are coordinated: on a single node this broker (it leads every offsets
+/// partition); in a cluster the offsets topic's partition count, from which each group's
+/// coordinator is its partition's leader. The topic is created on first need, as Kafka creates
+/// `__consumer_offsets`, with `offsets_topic_num_partitions` partitions.
+enum Coordinators {
+    ThisNode(BrokerRecord),
+    Partitions(i32),
+    /// The offsets topic does not exist yet.
+    Unknown,
+}
+
+async fn group_coordinators(broker: &Arc<Broker>) -> Coordinators {
     if broker.cluster.is_none() {
         let (host, port) = broker.advertised();
-        return Some(BrokerRecord {
+        return Coordinators::ThisNode(BrokerRecord {
             id: broker.config.node_id,
             host,
             port,
@@ -362,10 +371,10 @@ async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
     if broker.topics.get(OFFSETS_TOPIC).is_none() {
         let spec = CreateSpec {
             name: OFFSETS_TOPIC.to_string(),
-            partitions: 1,
+            partitions: broker.config.offsets_topic_num_partitions,
             replication_factor: -1,
             assignment: Vec::new(),
-            configs: vec![("cleanup.policy".into(), "compact".into())],
+            configs: crate::offsets::OffsetStore::topic_configs(),
             internal: true,
             validate_only: false,
         };
@@ -388,13 +397,32 @@ async fn group_coordinator(broker: &Arc<Broker>) -> Option<BrokerRecord> {
             tracing::debug!(error = %e, "share state topic not created (yet)");
         }
     }
+    match broker.topics.get(OFFSETS_TOPIC) {
+        Some(t) => Coordinators::Partitions(i32::try_from(t.partition_count()).unwrap_or(i32::MAX)),
+        None => Coordinators::Unknown,
+    }
+}
+
+/// The broker coordinating `group`: the leader of its offsets partition, as this broker's
+/// replica or else the cluster metadata knows it.
+fn group_coordinator(
+    broker: &Broker,
+    coordinators: &Coordinators,
+    group: &str,
+) -> Option<BrokerRecord> {
+    let count = match coordinators {
+        Coordinators::ThisNode(b) => return Some(b.clone()),
+        Coordinators::Partitions(count) => *count,
+        Coordinators::Unknown => return None,
+    };
+    let index = crate::internal_partitions::partition_for(group, count);
     let leader = match broker
         .topics
-        .partition(OFFSETS_TOPIC, 0)
+        .partition(OFFSETS_TOPIC, index)
         .and_then(|p| p.leader())
     {
         Some(l) => l,
-        None => broker.cluster_leader(OFFSETS_TOPIC, 0)?.leader,
+        None => broker.cluster_leader(OFFSETS_TOPIC, index)?.leader,
     };
     broker.broker_record(leader)
 }

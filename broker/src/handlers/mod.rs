@@ -78,10 +78,8 @@ pub async fn dispatch(
     {
         return ready(refused);
     }
-    if !b.is_group_coordinator() {
-        if let Some(refused) = coordinator::refuse(&request) {
-            return ready(refused);
-        }
+    if let Some(refused) = coordinator::refuse(&b, &request) {
+        return ready(refused);
     }
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
@@ -137,10 +135,14 @@ pub async fn dispatch(
         ),
         Request::DescribeGroups(mut r) => {
             let post = access::split_describe_groups(&az, &mut r);
+            let elsewhere = coordinator::split_describe_groups(&b, &mut r);
             then(
-                ready(Response::DescribeGroups(consumer_groups::describe_groups(
-                    &b, &az, version, r,
-                ))),
+                then(
+                    ready(Response::DescribeGroups(consumer_groups::describe_groups(
+                        &b, &az, version, r,
+                    ))),
+                    elsewhere,
+                ),
                 post,
             )
         }
@@ -159,16 +161,21 @@ pub async fn dispatch(
         }
         Request::ConsumerGroupDescribe(mut r) => {
             let post = access::split_consumer_group_describe(&az, &mut r);
+            let elsewhere = coordinator::split_consumer_group_describe(&b, &mut r);
             then(
-                ready(Response::ConsumerGroupDescribe(
-                    consumer_groups::consumer_group_describe(&b, r),
-                )),
+                then(
+                    ready(Response::ConsumerGroupDescribe(
+                        consumer_groups::consumer_group_describe(&b, r),
+                    )),
+                    elsewhere,
+                ),
                 post,
             )
         }
         Request::DeleteGroups(mut r) => {
             let post = access::split_delete_groups(&az, &mut r);
-            then(consumer_groups::delete_groups(&b, r), post)
+            let elsewhere = coordinator::split_delete_groups(&b, &mut r);
+            then(then(consumer_groups::delete_groups(&b, r), elsewhere), post)
         }
         Request::OffsetCommit(mut r) => match access::split_offset_commit(&az, &mut r) {
             Err(refused) => ready(*refused),
@@ -176,8 +183,12 @@ pub async fn dispatch(
         },
         Request::OffsetFetch(mut r) => {
             let post = access::split_offset_fetch(&az, &mut r);
+            let elsewhere = coordinator::split_offset_fetch(&b, &mut r);
             then(
-                ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r))),
+                then(
+                    ready(Response::OffsetFetch(consumer_groups::offset_fetch(&b, r))),
+                    elsewhere,
+                ),
                 post,
             )
         }
@@ -264,10 +275,14 @@ pub async fn dispatch(
         }
         Request::ShareGroupDescribe(mut r) => {
             let post = access::split_share_group_describe(&az, &mut r);
+            let elsewhere = coordinator::split_share_group_describe(&b, &mut r);
             then(
-                ready(Response::ShareGroupDescribe(share::share_group_describe(
-                    &b, &az, r,
-                ))),
+                then(
+                    ready(Response::ShareGroupDescribe(share::share_group_describe(
+                        &b, &az, r,
+                    ))),
+                    elsewhere,
+                ),
                 post,
             )
         }
@@ -275,10 +290,14 @@ pub async fn dispatch(
         Request::ShareAcknowledge(r) => share::share_acknowledge(&b, r),
         Request::DescribeShareGroupOffsets(mut r) => {
             let post = access::split_describe_share_group_offsets(&az, &mut r);
+            let elsewhere = coordinator::split_describe_share_group_offsets(&b, &mut r);
             then(
-                ready(Response::DescribeShareGroupOffsets(
-                    share::describe_share_group_offsets(&b, r),
-                )),
+                then(
+                    ready(Response::DescribeShareGroupOffsets(
+                        share::describe_share_group_offsets(&b, r),
+                    )),
+                    elsewhere,
+                ),
                 post,
             )
         }

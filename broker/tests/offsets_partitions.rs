@@ -1,0 +1,389 @@
+//! `__consumer_offsets` as a partitioned topic on a single node: groups spread over its partitions
+//! as Kafka spreads them (`abs(groupId.hashCode) % partitions`), every one coordinated by the
+//! single node; committed offsets survive a restart; a data directory written with a
+//! one-partition `__consumer_offsets` keeps its offsets (and its partition count) after upgrade.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use weir_broker::broker::Broker;
+use weir_broker::clock::SystemClock;
+use weir_broker::config::BrokerConfig;
+use weir_broker::internal_partitions::partition_for;
+use weir_protocol::client::{decode_response, encode_request, encode_request_at};
+use weir_protocol::*;
+
+const OFFSETS: &str = "__consumer_offsets";
+/// FindCoordinator key type of groups.
+const GROUP: i8 = 0;
+
+struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts an in-process broker on `data_dir`; `partitions`: offsets.topic.num.partitions (the
+/// default when `None`).
+fn start(data_dir: PathBuf, partitions: Option<i32>) -> Running {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = std_listener.local_addr().expect("addr");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let defaults = BrokerConfig::default();
+    let config = BrokerConfig {
+        listener: addr,
+        admin_listener: None,
+        data_dir,
+        group_initial_rebalance_delay_ms: 0,
+        offsets_topic_num_partitions: partitions.unwrap_or(defaults.offsets_topic_num_partitions),
+        ..defaults
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
+            weir_broker::run(broker, listener, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            .expect("run");
+        });
+    });
+    Running {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+struct Client {
+    s: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(addr: std::net::SocketAddr) -> Self {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Client {
+            s,
+            correlation_id: 0,
+        }
+    }
+
+    fn send(&mut self, frame: Bytes, api_key: i16, v: i16) -> Response {
+        self.s.write_all(&frame).expect("write");
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).expect("response size");
+        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(len)).expect("size")];
+        self.s.read_exact(&mut body).expect("response body");
+        let (correlation_id, response) =
+            decode_response(api_key, v, Bytes::from(body)).expect("decode response");
+        assert_eq!(correlation_id, self.correlation_id);
+        response
+    }
+
+    fn call(&mut self, request: Request) -> Response {
+        self.correlation_id += 1;
+        let api_key = request.api_key();
+        let (frame, v) =
+            encode_request(self.correlation_id, "wire-test", &request).expect("encode");
+        self.send(frame, api_key, v)
+    }
+
+    fn call_at(&mut self, request: Request, v: i16) -> Response {
+        self.correlation_id += 1;
+        let api_key = request.api_key();
+        let frame =
+            encode_request_at(self.correlation_id, "wire-test", &request, v).expect("encode");
+        self.send(frame, api_key, v)
+    }
+
+    fn create_topic(&mut self, name: &str, partitions: i32) {
+        let Response::CreateTopics(r) = self.call(Request::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            }],
+            timeout_ms: 10_000,
+            validate_only: false,
+        })) else {
+            panic!("not a CreateTopics response");
+        };
+        assert_eq!(r.topics[0].error_code, ErrorCode::NONE, "{r:?}");
+    }
+
+    /// Commits `offset` for every partition of `topic` (classic simple-consumer commit).
+    fn commit(&mut self, group: &str, topic: &str, partitions: i32, offset: i64) {
+        let Response::OffsetCommit(r) = self.call(Request::OffsetCommit(OffsetCommitRequest {
+            group_id: group.into(),
+            generation_id: -1,
+            topics: vec![OffsetCommitTopic {
+                name: topic.into(),
+                partitions: (0..partitions)
+                    .map(|p| OffsetCommitPartition {
+                        partition_index: p,
+                        committed_offset: offset,
+                        ..OffsetCommitPartition::default()
+                    })
+                    .collect(),
+            }],
+            ..OffsetCommitRequest::default()
+        })) else {
+            panic!("not an OffsetCommit response");
+        };
+        for p in &r.topics[0].partitions {
+            assert_eq!(p.error_code, ErrorCode::NONE, "commit of {group}: {r:?}");
+        }
+    }
+
+    /// The committed offsets of `group` (all topics), as (topic, partition, offset).
+    fn fetch(&mut self, group: &str) -> Vec<(String, i32, i64)> {
+        let Response::OffsetFetch(r) = self.call(Request::OffsetFetch(OffsetFetchRequest {
+            groups: vec![OffsetFetchGroup {
+                group_id: group.into(),
+                ..OffsetFetchGroup::default()
+            }],
+            require_stable: false,
+        })) else {
+            panic!("not an OffsetFetch response");
+        };
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].error_code, ErrorCode::NONE, "{r:?}");
+        r.groups[0]
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.clone(), p.partition_index, p.committed_offset))
+            })
+            .collect()
+    }
+
+    /// The partition count of `__consumer_offsets` per Metadata.
+    fn offsets_partitions(&mut self) -> usize {
+        let Response::Metadata(m) = self.call(Request::Metadata(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(OFFSETS.into()),
+                topic_id: [0; 16],
+            }]),
+            allow_auto_topic_creation: false,
+            ..MetadataRequest::default()
+        })) else {
+            panic!("not a Metadata response");
+        };
+        let t = &m.topics[0];
+        assert_eq!(t.error_code, ErrorCode::NONE, "{m:?}");
+        assert!(t.is_internal);
+        t.partitions.len()
+    }
+
+    /// The log end offset of each partition of `__consumer_offsets`.
+    fn offsets_log_ends(&mut self, partitions: i32) -> Vec<i64> {
+        let Response::ListOffsets(r) = self.call(Request::ListOffsets(ListOffsetsRequest {
+            topics: vec![ListOffsetsTopic {
+                name: OFFSETS.into(),
+                partitions: (0..partitions)
+                    .map(|p| ListOffsetsPartition {
+                        partition_index: p,
+                        ..ListOffsetsPartition::default()
+                    })
+                    .collect(),
+            }],
+            ..ListOffsetsRequest::default()
+        })) else {
+            panic!("not a ListOffsets response");
+        };
+        let mut ends = vec![0; usize::try_from(partitions).expect("count")];
+        for p in &r.topics[0].partitions {
+            assert_eq!(p.error_code, ErrorCode::NONE, "{r:?}");
+            ends[usize::try_from(p.partition_index).expect("index")] = p.offset;
+        }
+        ends
+    }
+
+    fn list_groups(&mut self) -> BTreeSet<String> {
+        let Response::ListGroups(r) = self.call(Request::ListGroups(ListGroupsRequest::default()))
+        else {
+            panic!("not a ListGroups response");
+        };
+        r.groups.into_iter().map(|g| g.group_id).collect()
+    }
+}
+
+/// Group ids that fall into `wanted` distinct partitions of `partitions`.
+fn groups_in_distinct_partitions(partitions: i32, wanted: usize) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut groups = Vec::new();
+    for i in 0.. {
+        let g = format!("group-{i}");
+        if seen.insert(partition_for(&g, partitions)) {
+            groups.push(g);
+            if groups.len() == wanted {
+                break;
+            }
+        }
+    }
+    groups
+}
+
+#[test]
+fn groups_spread_over_the_offsets_partitions_are_all_coordinated_by_a_single_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path().to_path_buf(), Some(8));
+    let mut c = Client::connect(broker.addr);
+    c.create_topic("orders", 2);
+    let groups = groups_in_distinct_partitions(8, 5);
+    assert_eq!(c.offsets_partitions(), 8);
+
+    // FindCoordinator, batched (v4+) and one key at a time (v3): this node for every group.
+    let Response::FindCoordinator(found) =
+        c.call(Request::FindCoordinator(FindCoordinatorRequest {
+            key_type: GROUP,
+            keys: groups.clone(),
+        }))
+    else {
+        panic!("not a FindCoordinator response");
+    };
+    assert_eq!(found.coordinators.len(), groups.len());
+    for (k, g) in found.coordinators.iter().zip(&groups) {
+        assert_eq!(&k.key, g);
+        assert_eq!(k.error_code, ErrorCode::NONE, "{found:?}");
+        assert_eq!(k.node_id, 0);
+        assert_eq!(k.port, i32::from(broker.addr.port()));
+    }
+    let Response::FindCoordinator(one) = c.call_at(
+        Request::FindCoordinator(FindCoordinatorRequest {
+            key_type: GROUP,
+            keys: vec![groups[1].clone()],
+        }),
+        3,
+    ) else {
+        panic!("not a FindCoordinator response");
+    };
+    assert_eq!(one.coordinators[0].error_code, ErrorCode::NONE);
+    assert_eq!(one.coordinators[0].node_id, 0);
+
+    for (i, g) in groups.iter().enumerate() {
+        c.commit(g, "orders", 2, 10 + i64::try_from(i).expect("i"));
+    }
+    for (i, g) in groups.iter().enumerate() {
+        let offset = 10 + i64::try_from(i).expect("i");
+        assert_eq!(
+            c.fetch(g),
+            vec![("orders".into(), 0, offset), ("orders".into(), 1, offset)]
+        );
+    }
+    // Each group's commit went to its own partition, and only there.
+    let ends = c.offsets_log_ends(8);
+    let used: BTreeSet<i32> = groups.iter().map(|g| partition_for(g, 8)).collect();
+    for (p, end) in ends.iter().enumerate() {
+        let p = i32::try_from(p).expect("p");
+        assert_eq!(*end > 0, used.contains(&p), "partition {p}: {ends:?}");
+    }
+    assert_eq!(c.list_groups(), groups.iter().cloned().collect());
+
+    // A batched OffsetFetch (v8+) of several groups: all answered here.
+    let Response::OffsetFetch(r) = c.call(Request::OffsetFetch(OffsetFetchRequest {
+        groups: groups
+            .iter()
+            .map(|g| OffsetFetchGroup {
+                group_id: g.clone(),
+                ..OffsetFetchGroup::default()
+            })
+            .collect(),
+        require_stable: false,
+    })) else {
+        panic!("not an OffsetFetch response");
+    };
+    assert_eq!(r.groups.len(), groups.len());
+    assert!(r
+        .groups
+        .iter()
+        .all(|g| g.error_code == ErrorCode::NONE && g.topics.len() == 1));
+}
+
+#[test]
+fn committed_offsets_of_every_partition_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let groups = groups_in_distinct_partitions(16, 6);
+    {
+        let broker = start(dir.path().to_path_buf(), None);
+        let mut c = Client::connect(broker.addr);
+        c.create_topic("events", 3);
+        for (i, g) in groups.iter().enumerate() {
+            c.commit(g, "events", 3, 100 * i64::try_from(i + 1).expect("i"));
+        }
+        assert_eq!(c.offsets_partitions(), 16);
+    }
+    let broker = start(dir.path().to_path_buf(), None);
+    let mut c = Client::connect(broker.addr);
+    for (i, g) in groups.iter().enumerate() {
+        let offset = 100 * i64::try_from(i + 1).expect("i");
+        assert_eq!(
+            c.fetch(g),
+            (0..3)
+                .map(|p| ("events".to_string(), p, offset))
+                .collect::<Vec<_>>(),
+            "group {g}"
+        );
+    }
+    // Groups known by their offsets are listed again after the restart.
+    assert_eq!(c.list_groups(), groups.iter().cloned().collect());
+}
+
+#[test]
+fn a_one_partition_offsets_topic_keeps_its_offsets_and_partition_count_after_upgrade() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let groups = groups_in_distinct_partitions(16, 4);
+    {
+        // The layout of earlier Weir versions: one partition holds every group.
+        let broker = start(dir.path().to_path_buf(), Some(1));
+        let mut c = Client::connect(broker.addr);
+        c.create_topic("legacy", 1);
+        for (i, g) in groups.iter().enumerate() {
+            c.commit(g, "legacy", 1, 7 + i64::try_from(i).expect("i"));
+        }
+        assert_eq!(c.offsets_partitions(), 1);
+    }
+    // Started with the default partition count: the existing topic is kept as it is (Kafka never
+    // changes it), so every group still finds its offsets in partition 0.
+    let broker = start(dir.path().to_path_buf(), None);
+    let mut c = Client::connect(broker.addr);
+    assert_eq!(c.offsets_partitions(), 1);
+    for (i, g) in groups.iter().enumerate() {
+        let offset = 7 + i64::try_from(i).expect("i");
+        assert_eq!(c.fetch(g), vec![("legacy".to_string(), 0, offset)]);
+    }
+    // New commits keep going to the one partition.
+    c.commit(&groups[0], "legacy", 1, 99);
+    assert_eq!(c.fetch(&groups[0]), vec![("legacy".to_string(), 0, 99)]);
+    assert_eq!(c.list_groups(), groups.iter().cloned().collect());
+}
