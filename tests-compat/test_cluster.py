@@ -529,3 +529,120 @@ def test_deleted_records_stay_deleted_after_failover(cluster_factory, unique):
     cons.assign([TopicPartition(topic, 0, 0)])
     first = consume_n(cons, 1)[0]
     assert first.value() == b"r50" and first.offset() == cut
+
+
+def java_hash(s):
+    """Java's String.hashCode over UTF-16 code units."""
+    h = 0
+    b = s.encode("utf-16-be")
+    for i in range(0, len(b), 2):
+        h = (h * 31 + ((b[i] << 8) | b[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_partition(group, partitions):
+    h = java_hash(group)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def coordinator_of(admin, group):
+    d = admin.describe_consumer_groups([group], request_timeout=10)[group].result(WAIT_S)
+    return d.coordinator.id
+
+
+def test_groups_are_coordinated_by_the_leaders_of_their_offsets_partitions(
+    cluster_factory, unique
+):
+    parts = 6
+    c = cluster_factory(3, FAST + ("--offsets-topic-num-partitions", str(parts)))
+    admin = admin_client(c.bootstrap)
+    topic = unique("cg")
+    create_replicated(admin, topic, partitions=1)
+    produce_and_flush(
+        producer(c.bootstrap), topic, [{"value": str(i).encode()} for i in range(2000)]
+    )
+    # The first FindCoordinator creates __consumer_offsets with its partitions.
+    wait_until("a group coordinator", lambda: coordinator_of(admin, unique("probe")) > 0)
+    offsets_leaders = wait_until(
+        "every offsets partition led",
+        lambda: (
+            lambda ps: ps
+            if ps is not None and len(ps) == parts and all(p.leader > 0 for p in ps.values())
+            else None
+        )(partitions_of(admin, "__consumer_offsets")),
+    )
+    leaders = {i: p.leader for i, p in offsets_leaders.items()}
+
+    # Groups in every partition: FindCoordinator answers each partition's leader.
+    groups = {}
+    i = 0
+    while len(groups) < parts:
+        g = unique(f"g{i}")
+        i += 1
+        groups.setdefault(offsets_partition(g, parts), g)
+    coordinators = {}
+    for p, g in groups.items():
+        coordinators[g] = wait_until(
+            f"the coordinator of {g}",
+            lambda g=g, p=p: coordinator_of(admin, g) == leaders[p] and leaders[p],
+        )
+    assert len(set(coordinators.values())) > 1, coordinators
+
+    # A consumer commits in a group while its coordinator is killed -9.
+    group = groups[0]
+    victim = coordinators[group]
+    acked = []  # offsets whose commit was acknowledged, in order
+    stop = threading.Event()
+    errors = []
+
+    def commit_loop():
+        cons = Consumer(
+            {
+                "bootstrap.servers": c.bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        cons.subscribe([topic])
+        try:
+            while not stop.is_set():
+                m = cons.poll(0.2)
+                if m is None or m.error() is not None:
+                    continue
+                try:
+                    cons.commit(message=m, asynchronous=False)
+                    acked.append(m.offset() + 1)
+                except KafkaException as e:
+                    errors.append(e)
+                time.sleep(0.02)
+        finally:
+            cons.close()
+
+    t = threading.Thread(target=commit_loop, daemon=True)
+    t.start()
+    wait_until("commits before the kill", lambda: len(acked) >= 20, timeout=60)
+    c.broker(victim).kill9()
+    at_kill = len(acked)
+    wait_until("commits on the new coordinator", lambda: len(acked) >= at_kill + 20, timeout=90)
+    stop.set()
+    t.join(30)
+    assert acked == sorted(acked), "an acknowledged commit went backwards"
+
+    live = admin_client(c.live_bootstrap())
+    new_coordinator = wait_until(
+        "a new coordinator", lambda: coordinator_of(live, group), timeout=60
+    )
+    assert new_coordinator != victim
+    # Read as the group itself: the last acknowledged commit survived the failover.
+    reader = Consumer({"bootstrap.servers": c.live_bootstrap(), "group.id": group})
+    try:
+        committed = wait_until(
+            "the group's committed offset",
+            lambda: (
+                lambda tps: tps if tps[0].offset >= 0 else None
+            )(reader.committed([TopicPartition(topic, 0)], timeout=10)),
+        )
+    finally:
+        reader.close()
+    assert committed[0].offset >= acked[-1], (committed, acked[-1])
