@@ -220,8 +220,8 @@ fn cluster_views_of_a_single_node() {
         r#"topic="c",partition="1""#
     )
     .is_some_and(|e| e >= 1.0));
-    // c's three partitions, __consumer_offsets and __share_group_state.
-    assert_eq!(sample(&text, "weir_leader_partitions", ""), Some(5.0));
+    // c's three partitions, the default 16 of __consumer_offsets and __share_group_state.
+    assert_eq!(sample(&text, "weir_leader_partitions", ""), Some(20.0));
     assert_eq!(
         sample(&text, "weir_under_replicated_partitions", ""),
         Some(0.0)
