@@ -8,12 +8,20 @@ use weir_storage::{Log, StorageError};
 const SCAN_READ_BYTES: usize = 4 << 20;
 
 /// Calls `f` with the header and bytes of every batch from the log start to the high watermark.
-pub fn for_each_batch(
+pub fn for_each_batch(log: &Log, f: impl FnMut(&BatchHeader, &[u8])) -> Result<(), StorageError> {
+    for_each_batch_in(log, log.log_start_offset(), log.high_watermark(), f)
+}
+
+/// Calls `f` with the header and bytes of every batch holding an offset in `from..end` (`end`
+/// capped at the high watermark; `from` raised to the log start), in order.
+pub fn for_each_batch_in(
     log: &Log,
+    from: i64,
+    end: i64,
     mut f: impl FnMut(&BatchHeader, &[u8]),
 ) -> Result<(), StorageError> {
-    let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
+    let mut offset = from.max(log.log_start_offset());
+    let end = end.min(log.high_watermark());
     while offset < end {
         let bytes = log.read(offset, SCAN_READ_BYTES)?;
         let headers = validate_batches(&bytes).map_err(StorageError::InvalidBatch)?;
@@ -23,7 +31,7 @@ pub fn for_each_batch(
         for h in &headers {
             let len = h.total_len();
             // The first batch may start before `offset` (reads begin at the batch holding it).
-            if h.last_offset() >= offset {
+            if h.last_offset() >= offset && h.base_offset < end {
                 f(h, &bytes[position..position + len]);
             }
             position += len;
