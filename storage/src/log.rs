@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEADER_LEN};
 use crate::checkpoint;
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
 use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
@@ -399,7 +399,7 @@ impl Log {
     /// and queuing, not while waiting for the fsync.
     pub fn append(
         &self,
-        records: Vec<u8>,
+        records: impl IntoValidated,
         opts: &AppendOptions,
     ) -> Result<AppendResult, StorageError> {
         self.append_pending(records, opts)?.wait()
@@ -411,26 +411,33 @@ impl Log {
     /// never acknowledged before this one.
     pub fn append_pending(
         &self,
-        records: Vec<u8>,
+        records: impl IntoValidated,
         opts: &AppendOptions,
     ) -> Result<PendingAppend, StorageError> {
-        self.append_inner(records, opts, Offsets::Assign)
+        self.append_inner(records.into_validated()?, opts, Offsets::Assign)
     }
 
     /// Appends batches that already carry their offsets and leader epochs (a follower writing
     /// what it fetched from the leader): nothing in them is rewritten. They must continue the log
     /// exactly: the first base offset is the log end offset and each batch follows the previous.
-    pub fn append_replicated(&self, records: Vec<u8>) -> Result<PendingAppend, StorageError> {
-        self.append_inner(records, &AppendOptions::default(), Offsets::Keep)
+    pub fn append_replicated(
+        &self,
+        records: impl IntoValidated,
+    ) -> Result<PendingAppend, StorageError> {
+        self.append_inner(
+            records.into_validated()?,
+            &AppendOptions::default(),
+            Offsets::Keep,
+        )
     }
 
     fn append_inner(
         &self,
-        mut records: Vec<u8>,
+        batches: ValidatedBatches,
         opts: &AppendOptions,
         offsets: Offsets,
     ) -> Result<PendingAppend, StorageError> {
-        let mut headers = batch::validate_batches(&records)?;
+        let (mut records, mut headers) = batches.into_parts();
         if headers.is_empty() {
             return Err(StorageError::EmptyAppend);
         }
