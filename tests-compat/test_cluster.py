@@ -602,6 +602,7 @@ print(json.dumps({"acked": acked, "failed": failed}))
 """
 
 
+@pytest.mark.timeout(240)
 def test_isolated_broker_is_replaced_then_heals_and_catches_up(
     netns_link, cluster_factory, unique
 ):
@@ -697,3 +698,155 @@ def test_isolated_broker_is_replaced_then_heals_and_catches_up(
     assert not stale_seen, f"unacknowledged writes to the cut-off leader survived: {stale_seen}"
     wait_until("the same logs on every broker", lambda: logs_equal_everywhere(c, lead, 2))
 
+
+def send_to(c, node, request):
+    """Sends `request` to broker `node` itself (kafka-python's low-level client: no routing to
+    another broker as admin clients do) and returns the response as a dict."""
+    from kafka.client_async import KafkaClient
+
+    client = KafkaClient(bootstrap_servers=c.broker(node).bootstrap)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not client.ready(node):
+            assert time.monotonic() < deadline, f"cannot connect to broker {node}"
+            client.poll(timeout_ms=200)
+        fut = client.send(node, request)
+        client.poll(timeout_ms=int(WAIT_S * 1000), future=fut)
+        assert fut.succeeded(), fut.exception
+        return fut.value.to_object()
+    finally:
+        client.close()
+
+
+def describe_on(c, node, resource_type, name):
+    """DescribeConfigs of one resource sent to broker `node`: (error code, {name: value})."""
+    from kafka.protocol.admin import DescribeConfigsRequest
+
+    resp = send_to(
+        c,
+        node,
+        DescribeConfigsRequest[1](resources=[(resource_type, name, None)], include_synonyms=False),
+    )
+    (res,) = resp["resources"]
+    return res["error_code"], {e["config_names"]: e["config_value"] for e in res["config_entries"]}
+
+
+def alter_on(c, node, resource_type, name, configs):
+    """AlterConfigs (the whole set) of one resource sent to broker `node`: the error code.
+    (confluent-kafka cannot name the cluster-wide BROKER resource "".)"""
+    from kafka.protocol.admin import AlterConfigsRequest
+
+    resp = send_to(
+        c,
+        node,
+        AlterConfigsRequest[0](
+            resources=[(resource_type, name, list(configs.items()))], validate_only=False
+        ),
+    )
+    (res,) = resp["resources"]
+    return res["error_code"]
+
+
+RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
+INVALID_REQUEST = 42
+
+
+def test_group_and_cluster_wide_broker_configs_are_the_clusters(cluster_factory, unique):
+    """Group configs and the cluster-wide broker defaults (BROKER resource "") set through one
+    broker are what every broker answers, also after a restart; a broker's own configs are
+    answered by that broker only, as in Kafka."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    c = cluster_factory(3, FAST)
+    group = unique("cfg/group")  # '/' allowed in group ids, and in the etcd key
+    on_1 = admin_client(c.broker(1).bootstrap)
+
+    def alter(admin, resource):
+        admin.incremental_alter_configs([resource])[resource].result(WAIT_S)
+
+    SET = AlterConfigOpType.SET
+    alter(
+        on_1,
+        ConfigResource(
+            ResourceType.GROUP,
+            group,
+            incremental_configs=[
+                ConfigEntry("share.delivery.count.limit", "3", incremental_operation=SET),
+                ConfigEntry("consumer.session.timeout.ms", "50000", incremental_operation=SET),
+            ],
+        ),
+    )
+    assert alter_on(c, 1, RESOURCE_BROKER, "", {"log.retention.ms": "7200000"}) == 0
+    # Broker 2's own override: set through broker 2 (the client sends it there).
+    alter(
+        admin_client(c.broker(2).bootstrap),
+        ConfigResource(
+            ResourceType.BROKER,
+            "2",
+            incremental_configs=[
+                ConfigEntry("log.retention.bytes", "12345", incremental_operation=SET)
+            ],
+        ),
+    )
+
+    def everywhere():
+        for node in (1, 2, 3):
+            err, group_configs = describe_on(c, node, RESOURCE_GROUP, group)
+            assert err == 0, (node, err)
+            if group_configs.get("share.delivery.count.limit") != "3":
+                return None
+            if group_configs.get("consumer.session.timeout.ms") != "50000":
+                return None
+            err, defaults = describe_on(c, node, RESOURCE_BROKER, "")
+            assert err == 0, (node, err)
+            if defaults != {"log.retention.ms": "7200000"}:
+                return None
+            err, own = describe_on(c, node, RESOURCE_BROKER, str(node))
+            assert err == 0, (node, err)
+            # The cluster default is in force on every broker, under its own override.
+            if own.get("log.retention.ms") != "7200000":
+                return None
+            want_bytes = "12345" if node == 2 else "-1"
+            if own.get("log.retention.bytes") != want_bytes:
+                return None
+        return True
+
+    wait_until("the same configs on every broker", everywhere)
+
+    # A broker's own configs are answered by that broker only: Kafka refuses another broker's id
+    # with INVALID_REQUEST (its admin clients send such a request to the broker it names).
+    err, _ = describe_on(c, 1, RESOURCE_BROKER, "2")
+    assert err == INVALID_REQUEST
+    assert alter_on(c, 1, RESOURCE_BROKER, "2", {"log.retention.bytes": "1"}) == INVALID_REQUEST
+
+    # Kept across restarts (of every broker: nothing only in memory).
+    for b in c.brokers:
+        b.restart()
+    c.wait_formed()
+    wait_until("the same configs on every broker after restarts", everywhere)
+
+    # A change through broker 3 replaces the value everywhere; a delete removes it everywhere.
+    alter(
+        admin_client(c.broker(3).bootstrap),
+        ConfigResource(
+            ResourceType.GROUP,
+            group,
+            incremental_configs=[
+                ConfigEntry(
+                    "share.delivery.count.limit", None, incremental_operation=AlterConfigOpType.DELETE
+                ),
+            ],
+        ),
+    )
+
+    def deleted_everywhere():
+        for node in (1, 2, 3):
+            _, group_configs = describe_on(c, node, RESOURCE_GROUP, group)
+            if group_configs.get("share.delivery.count.limit") != "5":  # Kafka's default
+                return None
+            if group_configs.get("consumer.session.timeout.ms") != "50000":
+                return None
+        return True
+
+    wait_until("the deleted group config gone on every broker", deleted_everywhere)
