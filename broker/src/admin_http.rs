@@ -658,7 +658,7 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
             .collect();
         (g.state(), g.group_epoch, members)
     };
-    let config = crate::share::group_config(&b.share.defaults, &b.configs.group(&id));
+    let config = crate::share::group_config(&b.share.defaults, &b.group_overrides(&id));
     let mut partitions: Vec<serde_json::Value> = b
         .share
         .group_partitions(&id)

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod config_admin;
 pub mod consumer_groups;
 pub mod dynamic_config;
 pub mod errors;

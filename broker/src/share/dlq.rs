@@ -155,7 +155,7 @@ fn dead_letter(
     let (group, topic_id, index) = (key.0.as_str(), key.1, key.2);
     let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
     let all: Vec<i64> = letters.iter().map(|l| l.0).collect();
-    let config = group_config(&broker.share.defaults, &broker.configs.group(group));
+    let config = group_config(&broker.share.defaults, &broker.group_overrides(group));
     let Some(dlq_name) = config.dlq_topic else {
         // The dead-letter topic was unset meanwhile: archive them.
         return Ok(all);
