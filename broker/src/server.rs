@@ -13,6 +13,11 @@
 //! the SASL exchange (`security::sasl`) succeeds, and close the connection on the first
 //! non-SASL request after the session expired (KIP-368). A failed authentication is answered
 //! after `connection_failed_authentication_delay_ms` and the connection closed.
+//!
+//! Quotas (`quota`) are applied here, as Kafka's KIP-219: each request's produce bytes, fetch
+//! response bytes and handling time are recorded against the client's quotas; a response over a
+//! quota carries the throttle time, and once it is written the connection is muted (no request
+//! is read from it) for that long.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -267,6 +272,8 @@ impl Drop for ActiveGuard {
 /// What the writer does with one request's outcome, in request order.
 enum Reply {
     Send(Bytes),
+    /// A throttled response (quotas): sent, then the connection reads nothing for this long.
+    SendThenMute(Bytes, Duration),
     /// A failed authentication's answer: sent, then the connection is closed.
     SendThenClose(Bytes),
     /// Produce with acks=0: the client expects nothing.
@@ -304,6 +311,46 @@ impl RequestMemory {
             .unwrap_or(u32::MAX)
             .clamp(1, self.capacity_kib);
         self.bytes.clone().acquire_many_owned(kib).await.ok()
+    }
+}
+
+/// What one request counts against its client's quotas.
+struct Measured {
+    broker: Arc<Broker>,
+    user: String,
+    client_id: String,
+    /// Produce: the request's size.
+    produce_bytes: Option<usize>,
+    /// A consumer's Fetch (followers' fetches are replication, not held to client quotas).
+    consumer_fetch: bool,
+}
+
+impl Measured {
+    /// Records the request against the client's quotas and returns the throttle time: the
+    /// longest of its byte-rate and request-time throttles, as Kafka.
+    fn throttle_ms(&self, response_bytes: usize, handling: Duration) -> i32 {
+        use crate::quota::QuotaKind;
+        let q = &self.broker.quotas;
+        let now_ms = self.broker.now_ms();
+        let (user, client) = (self.user.as_str(), self.client_id.as_str());
+        let mut throttle = 0;
+        if let Some(bytes) = self.produce_bytes {
+            throttle = q.record(QuotaKind::Produce, user, client, bytes as f64, now_ms);
+        }
+        if self.consumer_fetch {
+            let fetch = q.record(
+                QuotaKind::Fetch,
+                user,
+                client,
+                response_bytes as f64,
+                now_ms,
+            );
+            throttle = throttle.max(fetch);
+        }
+        // Request time in percent-seconds of one thread: a rate of 100 is one thread busy.
+        let percent_seconds = handling.as_secs_f64() * 100.0;
+        let request = q.record(QuotaKind::Request, user, client, percent_seconds, now_ms);
+        i32::try_from(throttle.max(request)).unwrap_or(i32::MAX)
     }
 }
 
@@ -382,10 +429,25 @@ impl Conn {
         let (queue, mut in_flight) = mpsc::channel::<ResponseTask>(
             broker.config.max_in_flight_requests_per_connection.max(1),
         );
+        // Until when the connection is muted (quotas): set by the writer once a throttled
+        // response is out, waited for by the reader before it takes the next request.
+        let muted_until: Arc<Mutex<Option<tokio::time::Instant>>> = Arc::default();
+        let mute = muted_until.clone();
         let write_task = tokio::spawn(async move {
             while let Some(task) = in_flight.recv().await {
                 match task.await {
                     Ok(Reply::Send(bytes)) => {
+                        writer.write_all(&bytes).await?;
+                        writer.flush().await?;
+                    }
+                    Ok(Reply::SendThenMute(bytes, throttle)) => {
+                        // Muted from the moment the response goes out; set just before the
+                        // write so that the client's next request cannot slip in between.
+                        let until = tokio::time::Instant::now() + throttle;
+                        {
+                            let mut muted = mute.lock();
+                            *muted = Some(muted.map_or(until, |m| m.max(until)));
+                        }
                         writer.write_all(&bytes).await?;
                         writer.flush().await?;
                     }
@@ -414,6 +476,13 @@ impl Conn {
                     Ok(Err(e)) => return Err(e),
                     Ok(Ok(_)) => {}
                 },
+            }
+            let muted = *muted_until.lock();
+            if let Some(until) = muted.filter(|u| *u > tokio::time::Instant::now()) {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
             }
             let max_bytes = if self.authenticated {
                 broker.config.max_request_bytes
@@ -470,6 +539,7 @@ impl Conn {
         body: Bytes,
         reserved: OwnedSemaphorePermit,
     ) -> Next {
+        let request_bytes = body.len();
         let (header, request) = match decode_request(body) {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { header })
@@ -521,6 +591,13 @@ impl Conn {
         );
         let metrics = broker.metrics.clone();
         metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
+        let measured = Measured {
+            broker: broker.clone(),
+            user: self.ctx.principal.name.clone(),
+            client_id: header.client_id.clone().unwrap_or_default(),
+            produce_bytes: matches!(request, Request::Produce(_)).then_some(request_bytes),
+            consumer_fetch: matches!(&request, Request::Fetch(f) if f.replica_id < 0),
+        };
         // The in-order part runs before the next request is read (see `handlers`). Both parts
         // know the listener: the addresses a response gives are that listener's.
         let listener = self.ctx.listener.clone();
@@ -530,12 +607,37 @@ impl Conn {
                 handlers::dispatch(broker, &self.ctx, &header, request).instrument(span.clone()),
             )
             .await;
+        let in_order_time = started.elapsed();
         Next::Queue(tokio::spawn(async move {
             let _reserved = reserved;
             let response = CURRENT_LISTENER.scope(listener, response).await;
             metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
-            let Some(response) = response else { return Reply::Nothing };
-            match encode_response(&header, &response) {
+            let encoding = Instant::now();
+            let Some(mut response) = response else {
+                // acks=0: no response carries the throttle time, but the connection is still
+                // muted for it, as Kafka does.
+                let throttle_ms = measured.throttle_ms(0, in_order_time);
+                if throttle_ms > 0 {
+                    let throttle = Duration::from_millis(u64::try_from(throttle_ms).unwrap_or(0));
+                    return Reply::SendThenMute(Bytes::new(), throttle);
+                }
+                return Reply::Nothing;
+            };
+            let encoded = encode_response(&header, &response);
+            let throttle_ms = match &encoded {
+                Ok(bytes) => measured.throttle_ms(bytes.len(), in_order_time + encoding.elapsed()),
+                Err(_) => 0,
+            };
+            let encoded = if throttle_ms > 0 && response.set_throttle_time_ms(throttle_ms) {
+                encode_response(&header, &response)
+            } else {
+                encoded
+            };
+            match encoded {
+                Ok(bytes) if throttle_ms > 0 => {
+                    let throttle = Duration::from_millis(u64::try_from(throttle_ms).unwrap_or(0));
+                    Reply::SendThenMute(bytes, throttle)
+                }
                 Ok(bytes) => Reply::Send(bytes),
                 Err(e) => {
                     warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");

@@ -12,6 +12,7 @@
 //! | `leaders/<topic>/<partition>` | [`LeaderRecord`], under the leader's lease | the partition's leader |
 //! | `elections/<topic>/<partition>` | [`ElectionRequest`] | ElectLeaders; removed by the leader |
 //! | `acls/<id>` | an [`AclBinding`]; the id is [`acl_id`] of it | CreateAcls / DeleteAcls on any broker |
+//! | `quotas/<id>` | a [`QuotaRecord`]; the id is [`QuotaEntity::id`] of its entity | AlterClientQuotas on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use crate::authz::acl::AclBinding;
 use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
+use crate::quota::{validate_value, QuotaEntity, QuotaMap, QuotaRecord};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
@@ -113,6 +115,7 @@ pub enum KeyKind {
     Leader(String, i32),
     Election(String, i32),
     Acl(String),
+    Quota(QuotaEntity),
     Other,
 }
 
@@ -159,6 +162,10 @@ impl Keys {
         format!("{}acls/{id}", self.prefix).into_bytes()
     }
 
+    pub fn quota(&self, id: &str) -> Vec<u8> {
+        format!("{}quotas/{id}", self.prefix).into_bytes()
+    }
+
     /// What `key` names. Topic names cannot contain '/', so the split is unambiguous.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let Some(rest) = std::str::from_utf8(key)
@@ -180,6 +187,7 @@ impl Keys {
                 KeyKind::Election((*topic).to_string(), p)
             }),
             ["acls", id] => KeyKind::Acl((*id).to_string()),
+            ["quotas", id] => QuotaEntity::from_id(id).map_or(KeyKind::Other, KeyKind::Quota),
             _ => KeyKind::Other,
         }
     }
@@ -199,6 +207,8 @@ pub struct ClusterView {
     /// The ACLs by id. Replaced (not changed in place) when they change, so the authorizer
     /// knows to rebuild its index by comparing pointers.
     pub acls: Arc<AclMap>,
+    /// The client quotas by entity (replaced, not changed in place, like `acls`).
+    pub quotas: Arc<QuotaMap>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -258,6 +268,21 @@ impl ClusterView {
                 }
                 Arc::make_mut(&mut self.acls).insert(id, acl);
             }
+            KeyKind::Quota(entity) => {
+                let rec: QuotaRecord = parse(&kv.key, &kv.value)?;
+                if rec.entity != entity
+                    || rec
+                        .values
+                        .iter()
+                        .any(|(k, v)| validate_value(k, *v).is_err())
+                {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not valid quotas for this key".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.quotas).insert(entity, rec.values);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -283,6 +308,11 @@ impl ClusterView {
             KeyKind::Acl(id) => {
                 if self.acls.contains_key(&id) {
                     Arc::make_mut(&mut self.acls).remove(&id);
+                }
+            }
+            KeyKind::Quota(entity) => {
+                if self.quotas.contains_key(&entity) {
+                    Arc::make_mut(&mut self.quotas).remove(&entity);
                 }
             }
             KeyKind::Other => {}

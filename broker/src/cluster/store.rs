@@ -19,6 +19,7 @@ use crate::cluster::etcd::{Compare, EtcdClient, EtcdError, Op};
 use crate::cluster::metadata::{
     BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, TopicRecord,
 };
+use crate::quota::{QuotaEntity, QuotaRecord, QuotaValues};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -455,6 +456,35 @@ impl EtcdStore {
                     key: self.keys.acl(id),
                 })
                 .collect();
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
+    }
+
+    /// Writes each entity's quota record (`quotas/<id>`), deleting those left without values,
+    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
+    pub async fn put_quotas(
+        &self,
+        entries: &[(QuotaEntity, QuotaValues)],
+    ) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in entries.chunks(MAX_TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (entity, values) in chunk {
+                let key = self.keys.quota(&entity.id());
+                ops.push(if values.is_empty() {
+                    Op::Delete { key }
+                } else {
+                    Op::Put {
+                        key,
+                        value: encode(&QuotaRecord {
+                            entity: entity.clone(),
+                            values: values.clone(),
+                        })?,
+                        lease: None,
+                    }
+                });
+            }
             revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
         }
         Ok(revision)
