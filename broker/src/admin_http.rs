@@ -942,6 +942,48 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_exposed_listener_needs_tls_and_a_token_and_the_token_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        let exposed = |admin: AdminHttpConfig| BrokerConfig {
+            admin_listener: Some(SocketAddr::from(([0, 0, 0, 0], 9644))),
+            admin,
+            ..BrokerConfig::default()
+        };
+        assert!(matches!(
+            AdminSecurity::load(&exposed(AdminHttpConfig::default())),
+            Err(AdminSecurityError::Exposed(_))
+        ));
+        let token_only = AdminHttpConfig {
+            token_file: Some(token_file.clone()),
+            ..AdminHttpConfig::default()
+        };
+        assert!(matches!(
+            AdminSecurity::load(&exposed(token_only.clone())),
+            Err(AdminSecurityError::Exposed(_))
+        ));
+        // Loopback (the default address) needs nothing.
+        assert!(AdminSecurity::load(&BrokerConfig::default()).is_ok());
+
+        let insecure = AdminHttpConfig {
+            insecure: true,
+            ..token_only
+        };
+        std::fs::write(&token_file, "short\n").expect("write");
+        assert!(matches!(
+            AdminSecurity::load(&exposed(insecure.clone())),
+            Err(AdminSecurityError::Token { .. })
+        ));
+        std::fs::write(&token_file, "  0123456789abcdef-token\n").expect("write");
+        let s = AdminSecurity::load(&exposed(insecure)).expect("loads");
+        assert!(s.authorizes(Some(b"Bearer 0123456789abcdef-token")));
+        assert!(!s.authorizes(Some(b"Bearer 0123456789abcdef-toke")));
+        assert!(!s.authorizes(Some(b"Basic 0123456789abcdef-token")));
+        assert!(!s.authorizes(None));
+        assert!(AdminSecurity::default().authorizes(None));
+    }
+
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

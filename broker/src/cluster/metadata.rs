@@ -397,6 +397,43 @@ mod tests {
     }
 
     #[test]
+    fn quota_records_are_applied_only_when_they_match_their_key() {
+        use crate::quota::{EntityName, QuotaValues};
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let alice = QuotaEntity {
+            user: Some(EntityName::Named("alice/ops".into())),
+            client_id: None,
+        };
+        let record = |entity: &QuotaEntity, rate: f64| {
+            serde_json::to_string(&QuotaRecord {
+                entity: entity.clone(),
+                values: QuotaValues::from([("producer_byte_rate".to_string(), rate)]),
+            })
+            .expect("json")
+        };
+        let key = k.quota(&alice.id());
+        assert_eq!(k.kind(&key), KeyKind::Quota(alice.clone()));
+        v.apply_put(&k, &kv(key.clone(), &record(&alice, 1024.0)))
+            .expect("quota");
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        // A record of another entity, or with a value a broker would refuse, is not trusted.
+        let bob = QuotaEntity {
+            user: Some(EntityName::Named("bob".into())),
+            client_id: None,
+        };
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&bob, 1.0)))
+            .is_err());
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&alice, -1.0)))
+            .is_err());
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        v.apply_delete(&k, &key);
+        assert!(v.quotas.is_empty());
+    }
+
+    #[test]
     fn the_view_follows_puts_and_deletes_and_skips_bad_values() {
         let k = Keys::new("dev");
         let mut v = ClusterView::default();
