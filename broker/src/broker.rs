@@ -24,6 +24,7 @@ use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::OffsetStore;
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
+use crate::quota::ClientQuotas;
 use crate::security::Security;
 use crate::share::{ShareCoordinator, ShareStateStore};
 use crate::topics::{ReplicaContext, TopicRegistry};
@@ -59,6 +60,8 @@ pub struct Broker {
     pub security: Arc<Security>,
     /// ACLs and who may do what (see `authz`).
     pub authorizer: Authorizer,
+    /// Client quotas and the rates measured against them (see `quota`).
+    pub quotas: ClientQuotas,
 }
 
 tokio::task_local! {
@@ -84,6 +87,8 @@ pub enum OpenError {
     Security(#[from] crate::security::SecurityError),
     #[error(transparent)]
     Acls(#[from] crate::authz::AclError),
+    #[error(transparent)]
+    Quotas(#[from] crate::quota::QuotaError),
 }
 
 /// How many group ticks pass between looks for share state of deleted topics.
@@ -287,6 +292,10 @@ impl Broker {
             Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
             None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,
         };
+        let quotas = match &cluster {
+            Some(c) => ClientQuotas::clustered(c.store.clone()),
+            None => ClientQuotas::open_local(&meta_dir)?,
+        };
         let mut coordinator = GroupCoordinator::new(GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -322,6 +331,7 @@ impl Broker {
             share_ticks: std::sync::atomic::AtomicU64::new(0),
             security,
             authorizer,
+            quotas,
         }))
     }
 

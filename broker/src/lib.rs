@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod producers;
+pub mod quota;
 pub mod record_checks;
 pub mod security;
 pub mod server;

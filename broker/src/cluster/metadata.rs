@@ -14,6 +14,7 @@
 //! | `acls/<id>` | an [`AclBinding`]; the id is [`acl_id`] of it | CreateAcls / DeleteAcls on any broker |
 //! | `configs/broker-default` | the cluster-wide dynamic broker configs (BROKER resource `""`): a JSON object of name to value | AlterConfigs / IncrementalAlterConfigs on any broker |
 //! | `configs/groups/<group>` | a group's dynamic configs (GROUP resource), same shape; the rest of the key is the group id, '/' included | AlterConfigs / IncrementalAlterConfigs on any broker |
+//! | `quotas/<id>` | a [`QuotaRecord`]; the id is [`QuotaEntity::id`] of its entity | AlterClientQuotas on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -26,6 +27,7 @@ use crate::authz::acl::AclBinding;
 use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::dynamic_config::Overrides;
+use crate::quota::{validate_value, QuotaEntity, QuotaMap, QuotaRecord};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
@@ -118,6 +120,7 @@ pub enum KeyKind {
     Acl(String),
     BrokerDefaultConfigs,
     GroupConfigs(String),
+    Quota(QuotaEntity),
     Other,
 }
 
@@ -177,6 +180,10 @@ impl Keys {
         format!("{}{GROUP_CONFIGS}{group}", self.prefix).into_bytes()
     }
 
+    pub fn quota(&self, id: &str) -> Vec<u8> {
+        format!("{}quotas/{id}", self.prefix).into_bytes()
+    }
+
     /// What `key` names. Topic names cannot contain '/', so the split is unambiguous; a group id
     /// is whatever follows `configs/groups/`.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
@@ -209,6 +216,7 @@ impl Keys {
                 KeyKind::Election((*topic).to_string(), p)
             }),
             ["acls", id] => KeyKind::Acl((*id).to_string()),
+            ["quotas", id] => QuotaEntity::from_id(id).map_or(KeyKind::Other, KeyKind::Quota),
             _ => KeyKind::Other,
         }
     }
@@ -233,6 +241,8 @@ pub struct ClusterView {
     /// Each group's dynamic configs (groups without any are absent). Shared, as it may be large
     /// and the view is cloned.
     pub group_configs: Arc<BTreeMap<String, Overrides>>,
+    /// The client quotas by entity (replaced, not changed in place, like `acls`).
+    pub quotas: Arc<QuotaMap>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -299,6 +309,21 @@ impl ClusterView {
                 let set: Overrides = parse(&kv.key, &kv.value)?;
                 Arc::make_mut(&mut self.group_configs).insert(group, set);
             }
+            KeyKind::Quota(entity) => {
+                let rec: QuotaRecord = parse(&kv.key, &kv.value)?;
+                if rec.entity != entity
+                    || rec
+                        .values
+                        .iter()
+                        .any(|(k, v)| validate_value(k, *v).is_err())
+                {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not valid quotas for this key".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.quotas).insert(entity, rec.values);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -330,6 +355,11 @@ impl ClusterView {
             KeyKind::GroupConfigs(group) => {
                 if self.group_configs.contains_key(&group) {
                     Arc::make_mut(&mut self.group_configs).remove(&group);
+                }
+            }
+            KeyKind::Quota(entity) => {
+                if self.quotas.contains_key(&entity) {
+                    Arc::make_mut(&mut self.quotas).remove(&entity);
                 }
             }
             KeyKind::Other => {}
@@ -473,6 +503,43 @@ mod tests {
         v.apply_put(&k, &kv(k.broker(2), r#"{"id":2,"host":"h","port":1}"#))
             .expect("old broker record");
         assert!(v.brokers[&2].endpoints.is_empty());
+    }
+
+    #[test]
+    fn quota_records_are_applied_only_when_they_match_their_key() {
+        use crate::quota::{EntityName, QuotaValues};
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let alice = QuotaEntity {
+            user: Some(EntityName::Named("alice/ops".into())),
+            client_id: None,
+        };
+        let record = |entity: &QuotaEntity, rate: f64| {
+            serde_json::to_string(&QuotaRecord {
+                entity: entity.clone(),
+                values: QuotaValues::from([("producer_byte_rate".to_string(), rate)]),
+            })
+            .expect("json")
+        };
+        let key = k.quota(&alice.id());
+        assert_eq!(k.kind(&key), KeyKind::Quota(alice.clone()));
+        v.apply_put(&k, &kv(key.clone(), &record(&alice, 1024.0)))
+            .expect("quota");
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        // A record of another entity, or with a value a broker would refuse, is not trusted.
+        let bob = QuotaEntity {
+            user: Some(EntityName::Named("bob".into())),
+            client_id: None,
+        };
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&bob, 1.0)))
+            .is_err());
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&alice, -1.0)))
+            .is_err());
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        v.apply_delete(&k, &key);
+        assert!(v.quotas.is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::cluster::metadata::{
     BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, TopicRecord,
 };
 use crate::dynamic_config::Overrides;
+use crate::quota::{QuotaEntity, QuotaRecord, QuotaValues};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -499,6 +500,35 @@ impl EtcdStore {
             }
         }
         Err(StoreError::Contended)
+    }
+
+    /// Writes each entity's quota record (`quotas/<id>`), deleting those left without values,
+    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
+    pub async fn put_quotas(
+        &self,
+        entries: &[(QuotaEntity, QuotaValues)],
+    ) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in entries.chunks(MAX_TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (entity, values) in chunk {
+                let key = self.keys.quota(&entity.id());
+                ops.push(if values.is_empty() {
+                    Op::Delete { key }
+                } else {
+                    Op::Put {
+                        key,
+                        value: encode(&QuotaRecord {
+                            entity: entity.clone(),
+                            values: values.clone(),
+                        })?,
+                        lease: None,
+                    }
+                });
+            }
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
     }
 
     /// Waits (at most `timeout_ms`) until this broker's view reflects etcd revision `revision`:
