@@ -18,6 +18,7 @@ pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod producer_snapshot;
 pub mod producers;
 pub mod record_checks;
 pub mod security;

@@ -377,6 +377,51 @@ impl Log {
         }
     }
 
+    /// Removes a file written with [`Self::write_side_file`]; absent is fine.
+    pub fn remove_side_file(&self, name: &str) -> Result<(), StorageError> {
+        match fs::remove_file(self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The name of the side file of kind `ext` that belongs to `offset`, `<offset:020>.<ext>`
+    /// like a segment's files (the owner's per-offset state, e.g. a snapshot taken at a roll).
+    /// `ext` must not be one of the log's own extensions (`log`, `index`, `timeindex`).
+    pub fn offset_side_file_name(offset: Offset, ext: &str) -> String {
+        segment::file_name(offset, ext)
+    }
+
+    /// The offsets of the side files of kind `ext` present (see [`Self::offset_side_file_name`]),
+    /// ascending. Files of interrupted writes (`.tmp`) are not listed (and are removed at open).
+    pub fn offset_side_files(&self, ext: &str) -> Result<Vec<Offset>, StorageError> {
+        let mut offsets = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some(o) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| segment::parse_file_name(n, ext))
+            {
+                offsets.push(o);
+            }
+        }
+        offsets.sort_unstable();
+        Ok(offsets)
+    }
+
+    /// The base offset of the active (last) segment: it moves when the log rolls.
+    pub fn active_segment_base(&self) -> Offset {
+        self.state
+            .lock()
+            .segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The leader-epoch cache: `(epoch, first offset)` of every leader epoch in the log.
     pub fn leader_epochs(&self) -> Vec<(i32, Offset)> {
         self.state.lock().epochs.clone()

@@ -249,7 +249,9 @@ fn stage(
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
     if !idempotent {
-        return match partition.append(records.to_vec(), &options) {
+        let appended = partition.append(records.to_vec(), &options);
+        producers.snapshot_if_rolled(&partition.log);
+        return match appended {
             Ok(p) => Staged::Pending {
                 index,
                 partition: partition.clone(),
@@ -290,6 +292,7 @@ fn stage(
             }
         }
     }
+    producers.snapshot_if_rolled(&partition.log);
     Staged::Pending {
         index,
         partition: partition.clone(),
