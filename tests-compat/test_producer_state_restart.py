@@ -55,7 +55,8 @@ def test_producer_whose_records_were_deleted_is_accepted_at_its_sequence(broker_
     first = produce_and_flush(p, topic, [{"value": f"a{i}".encode()} for i in range(50)])
     end = first[-1][3] + 1
     tp = TopicPartition(topic, 0, end)
-    deleted = admin_client(b.bootstrap).delete_records([tp])[tp].result(WAIT_S)
+    admin = admin_client(b.bootstrap)
+    deleted = admin.delete_records([tp])[tp].result(WAIT_S)
     assert deleted.low_watermark == end
     # The broker restarts with no record of this producer left in the log: it has no state for
     # it. The producer goes on at sequence 50; Kafka 2.5+ accepts that (it cannot tell a gap from
