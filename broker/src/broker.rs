@@ -91,6 +91,9 @@ pub enum OpenError {
     Quotas(#[from] crate::quota::QuotaError),
 }
 
+/// Threads writing the producer snapshots of a clean shutdown.
+const SHUTDOWN_SNAPSHOT_THREADS: usize = 8;
+
 /// How many group ticks pass between looks for share state of deleted topics.
 const SHARE_TOPIC_CHECK_TICKS: u64 = 50;
 
@@ -564,8 +567,29 @@ impl Broker {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Flushes and fsyncs every log and stops the storage writer: the next start has no recovery work.
+    /// Writes a producer snapshot at the end of every local log, then flushes and fsyncs every log
+    /// and stops the storage writer: the next start has no recovery work and reads no log.
     pub fn shutdown(&self) {
+        let partitions: Vec<Arc<crate::partition::Partition>> = self
+            .topics
+            .all()
+            .iter()
+            .flat_map(|t| t.local_partitions().cloned().collect::<Vec<_>>())
+            .collect();
+        // A snapshot is a write and (per the fsync policy) two fsyncs: spread them over a few
+        // threads, as the data directory closes its logs.
+        let chunk = partitions.len().div_ceil(SHUTDOWN_SNAPSHOT_THREADS).max(1);
+        std::thread::scope(|scope| {
+            for part in partitions.chunks(chunk) {
+                scope.spawn(move || {
+                    for p in part {
+                        if !p.log.is_closed() {
+                            p.producers.lock().write_snapshot(&p.log);
+                        }
+                    }
+                });
+            }
+        });
         self.data.shutdown();
     }
 }

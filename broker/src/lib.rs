@@ -19,6 +19,7 @@ pub mod log_scan;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod producer_snapshot;
 pub mod producers;
 pub mod quota;
 pub mod record_checks;

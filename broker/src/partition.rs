@@ -445,6 +445,7 @@ impl Partition {
                         for h in &headers {
                             producers.record(h, h.base_offset);
                         }
+                        producers.snapshot_if_rolled(&self.log);
                         pending.wait()?;
                         raft.on_durable(self.log.high_watermark(), &mut out);
                     }
@@ -453,11 +454,13 @@ impl Partition {
                 }
                 Ok(())
             }
+            // Rebuilt from a snapshot at or below the new end (those above it are deleted).
             FollowerAction::Truncate(offset) => self.log.truncate_to(offset).map(|()| {
                 *producers = ProducerState::recover(&self.log);
             }),
+            // Every snapshot is now below the log start: they are deleted, the state is empty.
             FollowerAction::Reset(offset) => self.log.reset_to(offset).map(|()| {
-                *producers = ProducerState::default();
+                *producers = ProducerState::recover(&self.log);
             }),
             FollowerAction::Ignore => Ok(()),
         };

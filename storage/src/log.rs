@@ -322,7 +322,8 @@ impl Log {
             }
             Ok(())
         };
-        let mut epochs = match checkpoint::read_leader_epochs(dir) {
+        let on_disk = checkpoint::read_leader_epochs(dir);
+        let mut epochs = match on_disk.clone() {
             Some(e) => e,
             None => {
                 let mut epochs = Vec::new();
@@ -345,7 +346,11 @@ impl Log {
             epochs.drain(..i);
             epochs[0].1 = log_start;
         }
-        checkpoint::write_leader_epochs(dir, &epochs)?;
+        // Rewriting an unchanged checkpoint costs two fsyncs per log at every start: with
+        // thousands of logs, seconds.
+        if on_disk.as_ref() != Some(&epochs) {
+            checkpoint::write_leader_epochs(dir, &epochs)?;
+        }
         Ok(epochs)
     }
 
@@ -375,6 +380,51 @@ impl Log {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes a file written with [`Self::write_side_file`]; absent is fine.
+    pub fn remove_side_file(&self, name: &str) -> Result<(), StorageError> {
+        match fs::remove_file(self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The name of the side file of kind `ext` that belongs to `offset`, `<offset:020>.<ext>`
+    /// like a segment's files (the owner's per-offset state, e.g. a snapshot taken at a roll).
+    /// `ext` must not be one of the log's own extensions (`log`, `index`, `timeindex`).
+    pub fn offset_side_file_name(offset: Offset, ext: &str) -> String {
+        segment::file_name(offset, ext)
+    }
+
+    /// The offsets of the side files of kind `ext` present (see [`Self::offset_side_file_name`]),
+    /// ascending. Files of interrupted writes (`.tmp`) are not listed (and are removed at open).
+    pub fn offset_side_files(&self, ext: &str) -> Result<Vec<Offset>, StorageError> {
+        let mut offsets = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some(o) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| segment::parse_file_name(n, ext))
+            {
+                offsets.push(o);
+            }
+        }
+        offsets.sort_unstable();
+        Ok(offsets)
+    }
+
+    /// The base offset of the active (last) segment: it moves when the log rolls.
+    pub fn active_segment_base(&self) -> Offset {
+        self.state
+            .lock()
+            .segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The leader-epoch cache: `(epoch, first offset)` of every leader epoch in the log.

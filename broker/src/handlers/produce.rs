@@ -251,7 +251,9 @@ fn stage(
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
     if !idempotent {
-        return match partition.append(batches, &options) {
+        let appended = partition.append(batches, &options);
+        producers.snapshot_if_rolled(&partition.log);
+        return match appended {
             Ok(p) => Staged::Pending {
                 index,
                 partition: partition.clone(),
@@ -292,6 +294,7 @@ fn stage(
             }
         }
     }
+    producers.snapshot_if_rolled(&partition.log);
     Staged::Pending {
         index,
         partition: partition.clone(),
