@@ -36,13 +36,15 @@ fi
 # shellcheck disable=SC1090
 source "$BENCH/profiles/$PROFILE.env"
 LAT_LINGER_MS="${LAT_LINGER_MS:-1}"
-IDLE_ROUNDS="${IDLE_ROUNDS:-$ROUNDS}"
+IDLE_ROUNDS="${IDLE_ROUNDS:-${ROUNDS:-1}}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- setup (idempotent, cached)
 mkdir -p "$CACHE"
 need_apt=()
+# (the start-up profile needs none of these)
+if [[ -z "${STARTUP_RUNS:-}" ]]; then
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
@@ -54,6 +56,7 @@ for h in zlib.h zstd.h; do [[ -f /usr/include/$h ]] || need_apt+=("$([[ $h == zl
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >/dev/null
+fi
 fi
 
 # Weir is built from a committed revision (default HEAD), exported with `git archive`, so that a
@@ -73,10 +76,34 @@ else
         echo "$key" >"$WEIR_SRC/.bench-key"
     fi
 fi
-log "building weir $WEIR_COMMIT and loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-(cd "$WEIR_SRC" && cargo build --release -q -p weir-broker --bin weir)
+if [[ -n "${WEIR_BENCH_BIN:-}" ]]; then
+    WEIR="$WEIR_BENCH_BIN"; WEIR_COMMIT="$WEIR_COMMIT ($WEIR_BENCH_BIN)"
+else
+    log "building weir $WEIR_COMMIT (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$WEIR_SRC" && cargo build --release -q -p weir-broker --bin weir)
+    WEIR="$CARGO_TARGET_DIR/release/weir"
+fi
+
+# The start-up profile: time from restart to a Metadata answer against data size, after a clean
+# stop and after kill -9 (benches/startup/startup.py writes the data with idempotent producers).
+if [[ -n "${STARTUP_RUNS:-}" ]]; then
+    STARTUP_RUNS="${WEIR_BENCH_STARTUP_RUNS:-$STARTUP_RUNS}"
+    PY="$ROOT/.venv/bin/python"; [[ -x "$PY" ]] || PY=python3
+    OUT="$CACHE/results/$PROFILE-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$OUT" "$CACHE/run"
+    printf 'size_mib\tpartitions\tbytes_on_disk\tstop\tvariant\trepeat\taccept_s\tmetadata_s\n' >"$OUT/startup.tsv"
+    log "profile $PROFILE: weir $WEIR_COMMIT, runs (MiB:partitions) $STARTUP_RUNS; output in $OUT"
+    for run in $STARTUP_RUNS; do
+        "$PY" "$BENCH/startup/startup.py" --weir "$WEIR" --data "$CACHE/run/startup-data" --port "$WEIR_PORT" \
+            --size-mib "${run%%:*}" --partitions "${run##*:}" --stops "$STARTUP_STOPS" --repeat "$STARTUP_REPEAT" \
+            ${WEIR_BENCH_BEFORE_BIN:+--before "$WEIR_BENCH_BEFORE_BIN"} --out "$OUT/startup.tsv"
+    done
+    "$PY" "$BENCH/startup/startup.py" --summary "$OUT/startup.tsv" | tee "$OUT/report.md"
+    exit 0
+fi
+
+log "building loadgen (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 (cd "$BENCH/loadgen" && cargo build --release -q)
-WEIR="$CARGO_TARGET_DIR/release/weir"
 LOADGEN="$CARGO_TARGET_DIR/release/weir-loadgen"
 
 # librdkafka's rdkafka_performance, built from the sources vendored in the rdkafka-sys crate that

@@ -55,7 +55,7 @@ def _weir_bin():
 class WeirBroker:
     """One `weir serve` process with fixed ports and data directory across restarts."""
 
-    def __init__(self, name="weir", extra_args=()):
+    def __init__(self, name="weir", extra_args=(), host="127.0.0.1", prefix=()):
         self.name = name
         self.bin = _weir_bin()
         self.workdir = tempfile.mkdtemp(prefix=f"{name}-")
@@ -66,7 +66,8 @@ class WeirBroker:
         self.admin_port = _free_port()
         while self.admin_port == self.port:
             self.admin_port = _free_port()
-        self.host = "127.0.0.1"
+        self.host = host
+        self.prefix = list(prefix)  # e.g. `ip netns exec NAME`: runs the broker in a namespace
         self.node_id = 0  # weir's single node advertises the listener as node 0
         self.bootstrap = f"{self.host}:{self.port}"
         self.extra_args = list(extra_args)
@@ -77,6 +78,7 @@ class WeirBroker:
 
     def command(self):
         return [
+            *self.prefix,
             self.bin,
             "serve",
             "--listener", self.bootstrap,
@@ -263,15 +265,20 @@ def cluster_factory(request):
 
     made = []
 
-    def make(size=3, extra_args=()):
-        def make_broker(node, args):
-            b = WeirBroker(name=f"weir-{node}-{request.node.name[:30]}", extra_args=args)
+    def make(size=3, extra_args=(), host="127.0.0.1", placement=None):
+        def make_broker(node, args, broker_host, prefix):
+            b = WeirBroker(
+                name=f"weir-{node}-{request.node.name[:30]}",
+                extra_args=args,
+                host=broker_host,
+                prefix=prefix,
+            )
             b.node_id = node
             _LIVE_BROKERS.append(b)
             b.start()
             return b
 
-        c = WeirCluster(make_broker, size, extra_args)
+        c = WeirCluster(make_broker, size, extra_args, host=host, placement=placement)
         made.append(c)
         return c
 
@@ -283,6 +290,29 @@ def cluster_factory(request):
         for b in c.brokers:
             _close_broker(b, failed)
         c.etcd.close(keep_files=failed)
+
+
+@pytest.fixture
+def netns_link():
+    """A `cluster.NetnsLink` (a network namespace and a veth pair to the host), removed after
+    the test whatever its outcome. Request it before `cluster_factory`, so that the brokers in
+    it are stopped first. Fails (not skips) when namespaces cannot be made: the suite runs as
+    root where `ip netns` works, and a cluster test that silently did not run checks nothing."""
+    if EXTERNAL:
+        pytest.skip("starts its own cluster; not possible with WEIR_EXTERNAL_BOOTSTRAP")
+    from cluster import NetnsLink
+
+    link = NetnsLink()
+    try:
+        link.create()
+    except (OSError, RuntimeError) as e:
+        link.close()
+        pytest.fail(
+            f"cannot create a network namespace with a veth pair (needs root and iproute2): {e}",
+            pytrace=False,
+        )
+    yield link
+    link.close()
 
 
 @pytest.fixture(autouse=True)

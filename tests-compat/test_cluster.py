@@ -81,6 +81,7 @@ class Checker:
     def __init__(self, bootstrap, topic, pace_s=0.002, **conf):
         self.topic = topic
         self.acked = set()
+        self.acked_per_partition = {}
         self.errors = []
         self.sent = 0
         self._stop = threading.Event()
@@ -103,6 +104,8 @@ class Checker:
             self.errors.append(str(err))
         else:
             self.acked.add(int(msg.value()))
+            p = msg.partition()
+            self.acked_per_partition[p] = self.acked_per_partition.get(p, 0) + 1
 
     def _run(self):
         while not self._stop.is_set():
@@ -125,6 +128,15 @@ class Checker:
 
     def wait_acked(self, n, timeout=WAIT_S):
         wait_until(f"{n} acknowledged records", lambda: len(self.acked) >= n, timeout)
+
+    def wait_acked_in(self, partition, more, timeout=WAIT_S):
+        """Until `more` further records are acknowledged in `partition`."""
+        want = self.acked_per_partition.get(partition, 0) + more
+        wait_until(
+            f"{want} acknowledged records in partition {partition}",
+            lambda: self.acked_per_partition.get(partition, 0) >= want,
+            timeout,
+        )
 
     def stop(self, flush_timeout=90):
         self._stop.set()
@@ -646,3 +658,312 @@ def test_groups_are_coordinated_by_the_leaders_of_their_offsets_partitions(
     finally:
         reader.close()
     assert committed[0].offset >= acked[-1], (committed, acked[-1])
+
+
+def create_assigned(admin, name, assignment):
+    """A topic with an explicit replica assignment (the first replica is the preferred leader)."""
+    fs = admin.create_topics(
+        [NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment)],
+        operation_timeout=WAIT_S,
+        request_timeout=WAIT_S,
+    )
+    fs[name].result(WAIT_S)
+
+
+def replica_offsets(b, topic):
+    """partition -> (log end offset, high watermark) of `topic`'s replicas on broker b, from its
+    admin API."""
+    import json
+    import urllib.request
+
+    url = f"http://{b.host}:{b.admin_port}/v1/cluster/replicas?topic={topic}&limit=1000"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        items = json.load(r)["replicas"]
+    return {i["partition"]: (i["log_end_offset"], i["high_watermark"]) for i in items}
+
+
+def logs_equal_everywhere(c, topic, partitions):
+    """Every broker holds every partition up to the same committed end, or None."""
+    seen = [replica_offsets(b, topic) for b in c.brokers]
+    if any(sorted(s) != list(range(partitions)) for s in seen):
+        return None
+    for p in range(partitions):
+        ends = {s[p][0] for s in seen} | {s[p][1] for s in seen}
+        if len(ends) != 1:
+            return None
+    return seen
+
+
+# Run inside the isolated broker's namespace, the only place it can still be reached from: writes
+# negative values (the Checker's are >= 0) to partition 0 with acks=all, prints which were
+# acknowledged and which failed.
+STALE_PRODUCER = r"""
+import json, sys
+from confluent_kafka import Producer
+
+bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+acked, failed = [], []
+
+def report(err, msg):
+    if err is None:
+        acked.append(int(msg.value()))
+    else:
+        failed.append(err.name())
+
+p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 8000,
+              "request.timeout.ms": 5000, "socket.timeout.ms": 5000})
+for i in range(count):
+    p.produce(topic, partition=0, value=str(-1 - i).encode(), on_delivery=report)
+p.flush(30)
+print(json.dumps({"acked": acked, "failed": failed}))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_isolated_broker_is_replaced_then_heals_and_catches_up(
+    netns_link, cluster_factory, unique
+):
+    """Broker 3 runs in its own network namespace; cutting the namespace off is a network split
+    with broker 3 alone on one side, still running. First while it follows every partition under
+    load, then while it leads one: the majority side goes on acknowledging writes (a new leader
+    replaces the cut-off one), the cut-off leader acknowledges nothing, and once healed broker 3
+    is back in sync with the same logs."""
+    import json
+    import subprocess
+    import sys
+
+    link = netns_link
+    c = cluster_factory(3, FAST, host=link.host_ip, placement=link.placement(3))
+    majority = ",".join(c.broker(n).bootstrap for n in (1, 2))
+    # Asked of the majority side with short timeouts: a client that has a connection to the
+    # cut-off broker waits for its timeouts on it before trying another broker.
+    timeouts = {"request.timeout.ms": 5000, "socket.timeout.ms": 5000}
+    admin = admin_client(majority, **timeouts)
+
+    def isr_without_3(topic, partitions):
+        ps = partitions_of(admin, topic)
+        return ps is not None and len(ps) == partitions and all(
+            3 not in p.isrs and p.leader in (1, 2) for p in ps.values()
+        )
+
+    # Phase 1: broker 3 follows both partitions.
+    follow = unique("split-follower")
+    create_assigned(admin, follow, [[1, 2, 3], [2, 1, 3]])
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, follow, 2))
+    checker = Checker(c.bootstrap, follow, **timeouts).start()
+    checker.wait_acked(300)
+    link.isolate()
+    try:
+        checker.wait_acked_in(0, 200, timeout=45)
+        checker.wait_acked_in(1, 200, timeout=45)
+        wait_until("broker 3 out of the ISR", lambda: isr_without_3(follow, 2), timeout=45)
+        checker.wait_acked(len(checker.acked) + 200, timeout=45)
+    finally:
+        link.heal()
+    wait_until(
+        "broker 3 back in the ISR", lambda: preferred_leaders_elected(admin, follow, 2), timeout=60
+    )
+    checker.wait_acked(len(checker.acked) + 300, timeout=45)
+    checker.stop_and_check_exactly_once(majority, 2)
+    wait_until("the same logs on every broker", lambda: logs_equal_everywhere(c, follow, 2))
+
+    # Phase 2: broker 3 leads partition 0.
+    lead = unique("split-leader")
+    create_assigned(admin, lead, [[3, 1, 2], [1, 2, 3]])
+    wait_until("preferred leaders", lambda: preferred_leaders_elected(admin, lead, 2))
+    checker = Checker(c.bootstrap, lead, **timeouts).start()
+    checker.wait_acked_in(0, 300)
+    checker.wait_acked_in(1, 100)
+    link.isolate()
+    try:
+        stale = subprocess.run(
+            [*link.prefix, sys.executable, "-c", STALE_PRODUCER, c.broker(3).bootstrap, lead, "20"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stale.returncode == 0, stale.stderr[-2000:]
+        stale_result = json.loads(stale.stdout.strip().splitlines()[-1])
+        # Without a majority nothing can be committed: acks=all must not be acknowledged.
+        assert stale_result["acked"] == [], stale_result
+        assert len(stale_result["failed"]) == 20, stale_result
+        wait_until(
+            "a new leader for the cut-off broker's partition",
+            lambda: leader_of(admin, lead, 0) in (1, 2),
+            timeout=45,
+        )
+        checker.wait_acked_in(0, 300, timeout=45)
+        checker.wait_acked_in(1, 100, timeout=45)
+        wait_until("broker 3 out of the ISR", lambda: isr_without_3(lead, 2), timeout=45)
+    finally:
+        link.heal()
+    # Back in sync, and the preferred leader again (leader rebalancing moves it back).
+    wait_until(
+        "broker 3 leading partition 0 again with a full ISR",
+        lambda: preferred_leaders_elected(admin, lead, 2),
+        timeout=60,
+    )
+    checker.wait_acked_in(0, 300, timeout=45)
+    checker.stop()
+    assert not checker.errors, f"delivery errors: {checker.errors[:5]}"
+    # Partition 0 now read from broker 3, its leader again: every acknowledged record exactly
+    # once, and none of the writes the cut-off leader took but never committed.
+    lost, dups, seen = checker.verify(c.bootstrap, 2)
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:10]}"
+    assert not dups, f"{len(dups)} records duplicated, e.g. {dups[:10]}"
+    stale_seen = sorted(v for v in seen if v < 0)
+    assert not stale_seen, f"unacknowledged writes to the cut-off leader survived: {stale_seen}"
+    wait_until("the same logs on every broker", lambda: logs_equal_everywhere(c, lead, 2))
+
+
+def send_to(c, node, request):
+    """Sends `request` to broker `node` itself (kafka-python's low-level client: no routing to
+    another broker as admin clients do) and returns the response as a dict."""
+    from kafka.client_async import KafkaClient
+
+    client = KafkaClient(bootstrap_servers=c.broker(node).bootstrap)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not client.ready(node):
+            assert time.monotonic() < deadline, f"cannot connect to broker {node}"
+            client.poll(timeout_ms=200)
+        fut = client.send(node, request)
+        client.poll(timeout_ms=int(WAIT_S * 1000), future=fut)
+        assert fut.succeeded(), fut.exception
+        return fut.value.to_object()
+    finally:
+        client.close()
+
+
+def describe_on(c, node, resource_type, name):
+    """DescribeConfigs of one resource sent to broker `node`: (error code, {name: value})."""
+    from kafka.protocol.admin import DescribeConfigsRequest
+
+    resp = send_to(
+        c,
+        node,
+        DescribeConfigsRequest[1](resources=[(resource_type, name, None)], include_synonyms=False),
+    )
+    (res,) = resp["resources"]
+    return res["error_code"], {e["config_names"]: e["config_value"] for e in res["config_entries"]}
+
+
+def alter_on(c, node, resource_type, name, configs):
+    """AlterConfigs (the whole set) of one resource sent to broker `node`: the error code.
+    (confluent-kafka cannot name the cluster-wide BROKER resource "".)"""
+    from kafka.protocol.admin import AlterConfigsRequest
+
+    resp = send_to(
+        c,
+        node,
+        AlterConfigsRequest[0](
+            resources=[(resource_type, name, list(configs.items()))], validate_only=False
+        ),
+    )
+    (res,) = resp["resources"]
+    return res["error_code"]
+
+
+RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
+INVALID_REQUEST = 42
+
+
+def test_group_and_cluster_wide_broker_configs_are_the_clusters(cluster_factory, unique):
+    """Group configs and the cluster-wide broker defaults (BROKER resource "") set through one
+    broker are what every broker answers, also after a restart; a broker's own configs are
+    answered by that broker only, as in Kafka."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    c = cluster_factory(3, FAST)
+    group = unique("cfg/group")  # '/' allowed in group ids, and in the etcd key
+    on_1 = admin_client(c.broker(1).bootstrap)
+
+    def alter(admin, resource):
+        admin.incremental_alter_configs([resource])[resource].result(WAIT_S)
+
+    SET = AlterConfigOpType.SET
+    alter(
+        on_1,
+        ConfigResource(
+            ResourceType.GROUP,
+            group,
+            incremental_configs=[
+                ConfigEntry("share.delivery.count.limit", "3", incremental_operation=SET),
+                ConfigEntry("consumer.session.timeout.ms", "50000", incremental_operation=SET),
+            ],
+        ),
+    )
+    assert alter_on(c, 1, RESOURCE_BROKER, "", {"log.retention.ms": "7200000"}) == 0
+    # Broker 2's own override: set through broker 2 (the client sends it there).
+    alter(
+        admin_client(c.broker(2).bootstrap),
+        ConfigResource(
+            ResourceType.BROKER,
+            "2",
+            incremental_configs=[
+                ConfigEntry("log.retention.bytes", "12345", incremental_operation=SET)
+            ],
+        ),
+    )
+
+    def everywhere():
+        for node in (1, 2, 3):
+            err, group_configs = describe_on(c, node, RESOURCE_GROUP, group)
+            assert err == 0, (node, err)
+            if group_configs.get("share.delivery.count.limit") != "3":
+                return None
+            if group_configs.get("consumer.session.timeout.ms") != "50000":
+                return None
+            err, defaults = describe_on(c, node, RESOURCE_BROKER, "")
+            assert err == 0, (node, err)
+            if defaults != {"log.retention.ms": "7200000"}:
+                return None
+            err, own = describe_on(c, node, RESOURCE_BROKER, str(node))
+            assert err == 0, (node, err)
+            # The cluster default is in force on every broker, under its own override.
+            if own.get("log.retention.ms") != "7200000":
+                return None
+            want_bytes = "12345" if node == 2 else "-1"
+            if own.get("log.retention.bytes") != want_bytes:
+                return None
+        return True
+
+    wait_until("the same configs on every broker", everywhere)
+
+    # A broker's own configs are answered by that broker only: Kafka refuses another broker's id
+    # with INVALID_REQUEST (its admin clients send such a request to the broker it names).
+    err, _ = describe_on(c, 1, RESOURCE_BROKER, "2")
+    assert err == INVALID_REQUEST
+    assert alter_on(c, 1, RESOURCE_BROKER, "2", {"log.retention.bytes": "1"}) == INVALID_REQUEST
+
+    # Kept across restarts (of every broker: nothing only in memory).
+    for b in c.brokers:
+        b.restart()
+    c.wait_formed()
+    wait_until("the same configs on every broker after restarts", everywhere)
+
+    # A change through broker 3 replaces the value everywhere; a delete removes it everywhere.
+    alter(
+        admin_client(c.broker(3).bootstrap),
+        ConfigResource(
+            ResourceType.GROUP,
+            group,
+            incremental_configs=[
+                ConfigEntry(
+                    "share.delivery.count.limit", None, incremental_operation=AlterConfigOpType.DELETE
+                ),
+            ],
+        ),
+    )
+
+    def deleted_everywhere():
+        for node in (1, 2, 3):
+            _, group_configs = describe_on(c, node, RESOURCE_GROUP, group)
+            if group_configs.get("share.delivery.count.limit") != "5":  # Kafka's default
+                return None
+            if group_configs.get("consumer.session.timeout.ms") != "50000":
+                return None
+        return True
+
+    wait_until("the deleted group config gone on every broker", deleted_everywhere)

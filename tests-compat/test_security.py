@@ -1,8 +1,11 @@
 """Listeners with security protocols, TLS, mTLS and SASL (docs/security.md) with real clients:
 confluent-kafka (librdkafka 2.16) and Debian's kcat (librdkafka 2.0.2), over real TLS with
 certificates made by openssl. Every negative path checks that the client is refused, that it
-reads no record, and that the broker keeps serving."""
+reads no record, and that the broker keeps serving. Also the admin HTTP API off loopback: refused
+without TLS and a token, served over HTTPS with a bearer token (probes open)."""
 
+import http.client
+import json
 import os
 import re
 import shutil
@@ -12,6 +15,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -608,3 +612,105 @@ def test_tls_versions_and_cipher_suites(sbroker):
     # The client offers them (OpenSSL allows them at this level); the broker's alert refuses.
     with pytest.raises(ssl.SSLError, match="(?i)alert handshake failure"):
         handshake(cbc_only)
+
+
+# -- the admin HTTP API off loopback: TLS and a bearer token ---------------------------------
+
+ADMIN_TOKEN = "weir-admin-token-0123456789abcdef"
+
+
+class AdminBroker(WeirBroker):
+    """A plain broker whose admin listener is bound to `admin_host`, with the test certificate."""
+
+    def __init__(self, name, pki, admin_host, extra=()):
+        super().__init__(name=name, extra_args=extra)
+        self.pki = pki
+        self.admin_host = admin_host
+        self.token_file = os.path.join(self.workdir, "admin.token")
+        with open(self.token_file, "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
+
+    def command(self):
+        return [
+            self.bin, "serve",
+            "--listener", self.bootstrap,
+            "--data-dir", self.data_dir,
+            "--admin-listener", f"{self.admin_host}:{self.admin_port}",
+            "--ssl-certificate-file", self.pki.path("server.crt"),
+            "--ssl-key-file", self.pki.path("server.key"),
+            *self.extra_args,
+        ]
+
+
+def _admin_get(b, path, token=None, tls=True):
+    """(status, headers, body) of GET `path` on b's admin listener, through 127.0.0.1."""
+    scheme = "https" if tls else "http"
+    req = urllib.request.Request(f"{scheme}://127.0.0.1:{b.admin_port}{path}")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    ctx = ssl.create_default_context(cafile=b.pki.path("ca.crt")) if tls else None
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["--admin-token-file", "TOKEN"],
+    ["--admin-tls", "true"],
+])
+def test_admin_api_off_loopback_refuses_to_start_without_tls_and_a_token(pki, extra):
+    b = AdminBroker("weir-admin-refused", pki, "0.0.0.0")
+    args = [b.token_file if a == "TOKEN" else a for a in extra]
+    try:
+        proc = subprocess.run(b.command() + args, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        assert proc.returncode != 0
+        assert "admin-insecure" in proc.stderr, proc.stderr
+    finally:
+        b.cleanup_files()
+
+
+def test_admin_api_off_loopback_with_the_insecure_flag_starts_open(request, pki):
+    b = AdminBroker("weir-admin-insecure", pki, "0.0.0.0", ["--admin-insecure", "true"])
+    _LIVE_BROKERS.append(b)
+    passed = False
+    try:
+        b.start()
+        # /v1/config answers from the start (no data directory needed), here without a token.
+        status, _, body = _admin_get(b, "/v1/config", tls=False)
+        assert status == 200 and json.loads(body)["admin-insecure"] is True
+        passed = True
+    finally:
+        _close_broker(b, not passed)
+
+
+def test_admin_api_over_tls_with_a_bearer_token(request, pki):
+    b = AdminBroker("weir-admin-tls", pki, "0.0.0.0")
+    b.extra_args = ["--admin-tls", "true", "--admin-token-file", b.token_file]
+    _LIVE_BROKERS.append(b)
+    passed = False
+    try:
+        b.start()
+        # Probes stay open.
+        assert _admin_get(b, "/v1/health")[0] == 200
+        deadline = time.monotonic() + WAIT_S
+        while _admin_get(b, "/v1/ready")[0] != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.1)
+        # Everything else needs the token.
+        for path in ("/v1/topics", "/metrics", "/v1/config"):
+            status, headers, _ = _admin_get(b, path)
+            assert status == 401 and headers["WWW-Authenticate"] == "Bearer", path
+            assert _admin_get(b, path, token="wrong-token-of-some-length")[0] == 401, path
+            assert _admin_get(b, path, token=ADMIN_TOKEN)[0] == 200, path
+        status, _, body = _admin_get(b, "/v1/config", token=ADMIN_TOKEN)
+        assert json.loads(body)["admin-tls"] is True
+        # Plain HTTP on the TLS port gets no answer.
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            _admin_get(b, "/v1/health", tls=False)
+        passed = True
+    finally:
+        _close_broker(b, not passed)

@@ -7,10 +7,20 @@
 //! is 200 as soon as the process serves HTTP; `/v1/ready` and the `/v1/` state endpoints are 503
 //! until [`AdminState::set_broker`] is called (data directory open, Kafka listener bound), and
 //! readiness turns false again when shutdown begins. Owns no broker state; it only reads it.
+//!
+//! Exposure ([`AdminHttpConfig`], [`AdminSecurity`]): on a loopback address nothing more is
+//! needed. Bound anywhere else it must serve HTTPS (the broker's `ssl-certificate-file` and
+//! `ssl-key-file`, through `security::tls`, reloaded when the files change) and require a bearer
+//! token (`admin-token-file`, compared in constant time) on every endpoint except the probes
+//! `/v1/health` and `/v1/ready`; it refuses to start without both unless `admin-insecure` is
+//! set. TLS and the token can also be used on loopback.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -24,20 +34,133 @@ use crate::broker::Broker;
 use crate::cluster::status;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
+use crate::security::tls::{TlsContext, TlsError};
+use crate::security::ClientAuth;
+
+/// How the admin listener is exposed (`admin-tls`, `admin-token-file`, `admin-insecure`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminHttpConfig {
+    /// Serve HTTPS with the broker's certificate and key.
+    pub tls: bool,
+    /// A file holding the bearer token every non-probe request must present.
+    pub token_file: Option<PathBuf>,
+    /// Allow a non-loopback address without TLS and a token.
+    pub insecure: bool,
+}
+
+/// Shortest token accepted: a guessable token is no protection.
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// Longest time a client may take over the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminSecurityError {
+    #[error(
+        "the admin listener {0} is not a loopback address: it needs admin-tls (with \
+         ssl-certificate-file and ssl-key-file) and admin-token-file, or admin-insecure to \
+         expose it without them"
+    )]
+    Exposed(SocketAddr),
+    #[error("admin-token-file {path}: {message}")]
+    Token { path: PathBuf, message: String },
+    #[error("admin-tls: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// The admin listener's TLS context and token, checked at start.
+#[derive(Default, Clone)]
+pub struct AdminSecurity {
+    pub tls: Option<Arc<TlsContext>>,
+    /// SHA-256 of the token (comparing digests keeps the comparison constant-time whatever
+    /// the presented token's length).
+    token_digest: Option<[u8; 32]>,
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+impl AdminSecurity {
+    /// Loads the TLS files and the token `config` names, and refuses an exposed listener
+    /// without them (see the module docs).
+    pub fn load(config: &BrokerConfig) -> Result<Self, AdminSecurityError> {
+        let admin = &config.admin;
+        if let Some(addr) = config.admin_listener {
+            let exposed = !addr.ip().is_loopback();
+            if exposed && !admin.insecure && !(admin.tls && admin.token_file.is_some()) {
+                return Err(AdminSecurityError::Exposed(addr));
+            }
+        }
+        let token_digest = match &admin.token_file {
+            None => None,
+            Some(path) => {
+                let token_err = |message: String| AdminSecurityError::Token {
+                    path: path.clone(),
+                    message,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| token_err(e.to_string()))?;
+                let token = text.trim();
+                if token.len() < MIN_TOKEN_BYTES {
+                    return Err(token_err(format!(
+                        "the token must be at least {MIN_TOKEN_BYTES} characters"
+                    )));
+                }
+                Some(digest(token.as_bytes()))
+            }
+        };
+        let tls = if admin.tls {
+            // The broker's certificate and key; no client certificates asked for (probes and
+            // scrapers authenticate with the token).
+            let mut security = config.security.clone();
+            security.ssl_client_auth = ClientAuth::None;
+            Some(Arc::new(TlsContext::load(&security)?))
+        } else {
+            None
+        };
+        Ok(Self { tls, token_digest })
+    }
+
+    /// Whether an `Authorization` header value carries the token (always, without one).
+    pub fn authorizes(&self, authorization: Option<&[u8]>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let Some(expected) = &self.token_digest else {
+            return true;
+        };
+        let presented = authorization
+            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .map(|t| t.trim_ascii());
+        match presented {
+            Some(t) => bool::from(digest(t).ct_eq(expected)),
+            None => false,
+        }
+    }
+}
 
 /// What the admin endpoints read: the metrics, the configuration, and (once open) the broker.
 pub struct AdminState {
     metrics: Arc<Metrics>,
     config: BrokerConfig,
+    security: AdminSecurity,
     broker: OnceLock<Arc<Broker>>,
     ready: AtomicBool,
 }
 
 impl AdminState {
     pub fn new(metrics: Arc<Metrics>, config: BrokerConfig) -> Arc<Self> {
+        Self::secured(metrics, config, AdminSecurity::default())
+    }
+
+    /// With the token `security` requires (see [`AdminSecurity::load`]).
+    pub fn secured(
+        metrics: Arc<Metrics>,
+        config: BrokerConfig,
+        security: AdminSecurity,
+    ) -> Arc<Self> {
         Arc::new(Self {
             metrics,
             config,
+            security,
             broker: OnceLock::new(),
             ready: AtomicBool::new(false),
         })
@@ -61,10 +184,12 @@ impl AdminState {
 
 /// The routes, over `state`.
 pub fn router(state: Arc<AdminState>) -> Router {
+    // The probes stay open; everything else needs the token when one is configured.
+    let open = Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/ready", get(ready));
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/v1/health", get(health))
-        .route("/v1/ready", get(ready))
         .route("/v1/config", get(config))
         .route("/v1/topics", get(topics))
         .route("/v1/topics/{name}", get(topic))
@@ -75,8 +200,103 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/v1/cluster/replicas", get(cluster_replicas))
         .route("/v1/share-groups", get(share_groups))
         .route("/v1/share-groups/{id}", get(share_group))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        .merge(open)
         .fallback(not_found)
         .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if state.security.authorizes(authorization) {
+        return next.run(request).await;
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "this endpoint needs the admin token: Authorization: Bearer <token>",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// TLS connections, handshaken off the accept loop (a slow client delays only itself).
+struct TlsListener {
+    incoming: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(listener: tokio::net::TcpListener, tls: Arc<TlsContext>) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, incoming) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = tx.closed() => return,
+                    a = listener.accept() => a,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if tls.files_changed() {
+                    // The broker's reload does not know this context: follow the files here.
+                    let _ = tls.reload_files();
+                }
+                let acceptor = tls.acceptor();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "admin TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { incoming, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.incoming.recv().await {
+            Some(c) => c,
+            // The acceptor only stops once this listener is gone; never reached.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves, then lets open requests finish.
@@ -85,9 +305,18 @@ pub async fn serve(
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match state.security.tls.clone() {
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener, tls)?, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -142,7 +371,7 @@ async fn config(State(state): State<Arc<AdminState>>) -> Json<serde_json::Value>
 
 /// The effective broker configuration, keyed like the TOML file.
 pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "node-id": c.node_id,
         "listener": c.listener.to_string(),
         "advertised-listener": c.advertised_listener,
@@ -191,7 +420,17 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
         "connections-max-idle-ms": c.connections_max_idle_ms,
         "log-retention-check-interval-ms": c.log_retention_check_interval_ms,
         "fetch-max-wait-cap-ms": c.fetch_max_wait_cap_ms,
-    })
+    });
+    // Added apart: one json! literal this long exceeds the macro recursion limit.
+    if let Some(o) = v.as_object_mut() {
+        o.insert("admin-tls".into(), json!(c.admin.tls));
+        o.insert(
+            "admin-token-file".into(),
+            json!(c.admin.token_file.as_ref().map(|p| p.display().to_string())),
+        );
+        o.insert("admin-insecure".into(), json!(c.admin.insecure));
+    }
+    v
 }
 
 #[derive(Serialize)]
@@ -658,7 +897,7 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
             .collect();
         (g.state(), g.group_epoch, members)
     };
-    let config = crate::share::group_config(&b.share.defaults, &b.configs.group(&id));
+    let config = crate::share::group_config(&b.share.defaults, &b.group_overrides(&id));
     let mut partitions: Vec<serde_json::Value> = b
         .share
         .group_partitions(&id)
@@ -702,6 +941,48 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exposed_listener_needs_tls_and_a_token_and_the_token_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        let exposed = |admin: AdminHttpConfig| BrokerConfig {
+            admin_listener: Some(SocketAddr::from(([0, 0, 0, 0], 9644))),
+            admin,
+            ..BrokerConfig::default()
+        };
+        assert!(matches!(
+            AdminSecurity::load(&exposed(AdminHttpConfig::default())),
+            Err(AdminSecurityError::Exposed(_))
+        ));
+        let token_only = AdminHttpConfig {
+            token_file: Some(token_file.clone()),
+            ..AdminHttpConfig::default()
+        };
+        assert!(matches!(
+            AdminSecurity::load(&exposed(token_only.clone())),
+            Err(AdminSecurityError::Exposed(_))
+        ));
+        // Loopback (the default address) needs nothing.
+        assert!(AdminSecurity::load(&BrokerConfig::default()).is_ok());
+
+        let insecure = AdminHttpConfig {
+            insecure: true,
+            ..token_only
+        };
+        std::fs::write(&token_file, "short\n").expect("write");
+        assert!(matches!(
+            AdminSecurity::load(&exposed(insecure.clone())),
+            Err(AdminSecurityError::Token { .. })
+        ));
+        std::fs::write(&token_file, "  0123456789abcdef-token\n").expect("write");
+        let s = AdminSecurity::load(&exposed(insecure)).expect("loads");
+        assert!(s.authorizes(Some(b"Bearer 0123456789abcdef-token")));
+        assert!(!s.authorizes(Some(b"Bearer 0123456789abcdef-toke")));
+        assert!(!s.authorizes(Some(b"Basic 0123456789abcdef-token")));
+        assert!(!s.authorizes(None));
+        assert!(AdminSecurity::default().authorizes(None));
+    }
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -25,6 +25,7 @@ use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::{GroupRecordsWrite, OffsetPartition, OffsetStore};
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
+use crate::quota::ClientQuotas;
 use crate::security::Security;
 use crate::share::{ShareCoordinator, ShareStateStore};
 use crate::topics::{ReplicaContext, TopicRegistry};
@@ -60,6 +61,8 @@ pub struct Broker {
     pub security: Arc<Security>,
     /// ACLs and who may do what (see `authz`).
     pub authorizer: Authorizer,
+    /// Client quotas and the rates measured against them (see `quota`).
+    pub quotas: ClientQuotas,
 }
 
 tokio::task_local! {
@@ -85,7 +88,12 @@ pub enum OpenError {
     Security(#[from] crate::security::SecurityError),
     #[error(transparent)]
     Acls(#[from] crate::authz::AclError),
+    #[error(transparent)]
+    Quotas(#[from] crate::quota::QuotaError),
 }
+
+/// Threads writing the producer snapshots of a clean shutdown.
+const SHUTDOWN_SNAPSHOT_THREADS: usize = 8;
 
 /// How many group ticks pass between looks for share state of deleted topics.
 const SHARE_TOPIC_CHECK_TICKS: u64 = 50;
@@ -326,6 +334,10 @@ impl Broker {
             Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
             None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,
         };
+        let quotas = match &cluster {
+            Some(c) => ClientQuotas::clustered(c.store.clone()),
+            None => ClientQuotas::open_local(&meta_dir)?,
+        };
         let broker = Arc::new(Self {
             groups: Mutex::new(GroupCoordinator::new(classic_group_config(&config))),
             consumer_groups: Mutex::new(ConsumerGroups::new(consumer_group_config(&config))),
@@ -346,6 +358,7 @@ impl Broker {
             share_ticks: std::sync::atomic::AtomicU64::new(0),
             security,
             authorizer,
+            quotas,
         });
         if let Some(topic) = offsets_topic {
             let leading: Vec<_> = topic
@@ -609,8 +622,29 @@ impl Broker {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Flushes and fsyncs every log and stops the storage writer: the next start has no recovery work.
+    /// Writes a producer snapshot at the end of every local log, then flushes and fsyncs every log
+    /// and stops the storage writer: the next start has no recovery work and reads no log.
     pub fn shutdown(&self) {
+        let partitions: Vec<Arc<crate::partition::Partition>> = self
+            .topics
+            .all()
+            .iter()
+            .flat_map(|t| t.local_partitions().cloned().collect::<Vec<_>>())
+            .collect();
+        // A snapshot is a write and (per the fsync policy) two fsyncs: spread them over a few
+        // threads, as the data directory closes its logs.
+        let chunk = partitions.len().div_ceil(SHUTDOWN_SNAPSHOT_THREADS).max(1);
+        std::thread::scope(|scope| {
+            for part in partitions.chunks(chunk) {
+                scope.spawn(move || {
+                    for p in part {
+                        if !p.log.is_closed() {
+                            p.producers.lock().write_snapshot(&p.log);
+                        }
+                    }
+                });
+            }
+        });
         self.data.shutdown();
     }
 }

@@ -45,6 +45,8 @@ pub struct BrokerConfig {
     pub authorizer: AuthorizerConfig,
     /// Admin HTTP listener (metrics, health).
     pub admin_listener: Option<SocketAddr>,
+    /// Its TLS, token and exposure (see `admin_http`).
+    pub admin: crate::admin_http::AdminHttpConfig,
     pub data_dir: PathBuf,
     pub fsync: FsyncPolicy,
     pub auto_create_topics: bool,
@@ -134,6 +136,7 @@ impl Default for BrokerConfig {
             security: SecurityConfig::default(),
             authorizer: AuthorizerConfig::default(),
             admin_listener: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            admin: crate::admin_http::AdminHttpConfig::default(),
             data_dir: PathBuf::from("./weir-data"),
             fsync: FsyncPolicy::Never,
             auto_create_topics: true,
@@ -307,6 +310,9 @@ pub struct FileConfig {
     pub listener: Option<SocketAddr>,
     pub advertised_listener: Option<String>,
     pub admin_listener: Option<String>,
+    pub admin_tls: Option<bool>,
+    pub admin_token_file: Option<PathBuf>,
+    pub admin_insecure: Option<bool>,
     pub data_dir: Option<PathBuf>,
     pub fsync: Option<String>,
     pub auto_create_topics: Option<bool>,
@@ -463,6 +469,9 @@ impl FileConfig {
                     message,
                 })?;
         }
+        config.admin.tls = self.admin_tls.unwrap_or(config.admin.tls);
+        config.admin.token_file = self.admin_token_file.or(config.admin.token_file.take());
+        config.admin.insecure = self.admin_insecure.unwrap_or(config.admin.insecure);
         if let Some(v) = self.group_consumer_assignors {
             config.group_consumer_assignors =
                 parse_assignors(&v).map_err(|message| ConfigFileError::Invalid {

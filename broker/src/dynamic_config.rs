@@ -3,7 +3,10 @@
 //!
 //! Owns `<data>/__weir_meta/configs.json`, replaced atomically like `topics.json`, holding three
 //! sets of overrides: this broker's (resource name = the node id), the cluster-wide defaults
-//! (resource name `""`), and one set per group. Values are kept as the strings clients sent, as
+//! (resource name `""`), and one set per group. In a cluster only this broker's own set is used
+//! from the file: the cluster-wide defaults and the group sets live in etcd, so that every broker
+//! answers and applies the same ones (`config_admin` picks the place; the rules are the same, see
+//! [`changed_broker`] and [`changed_group`]). Values are kept as the strings clients sent, as
 //! Kafka keeps them. Which configs Weir *applies* is documented in `docs/configuration.md`: the
 //! share group configs (`share.*` and Weir's `weir.share.*`, read by `share::group_config`); the
 //! others are validated, stored and described as Kafka does, so tools that manage them work, but
@@ -574,6 +577,9 @@ pub enum DynamicConfigError {
     InvalidConfig(String),
     #[error("cannot store configs: {0}")]
     Persist(#[from] std::io::Error),
+    /// In a cluster: etcd could not take the change (unreachable, or contended); retriable.
+    #[error("cannot store configs in the cluster metadata: {0}")]
+    Unavailable(String),
 }
 
 /// The level a BROKER resource names: this broker (its id) or the cluster-wide default (`""`).
@@ -772,6 +778,46 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
     })
 }
 
+/// `current` changed by `change`, if the result is a valid set of broker overrides (for the local
+/// file and for etcd alike).
+pub fn changed_broker(
+    current: &Overrides,
+    change: impl FnOnce(&mut Overrides) -> Result<(), DynamicConfigError>,
+) -> Result<Overrides, DynamicConfigError> {
+    let mut next = current.clone();
+    change(&mut next)?;
+    validate_broker(&next)?;
+    Ok(next)
+}
+
+/// `current` (a group's overrides) changed by `change`, if the group name may carry configs and
+/// the result is a valid set (for the local file and for etcd alike).
+pub fn changed_group(
+    group: &str,
+    current: &Overrides,
+    change: impl FnOnce(&mut Overrides) -> Result<(), DynamicConfigError>,
+) -> Result<Overrides, DynamicConfigError> {
+    if group.is_empty() {
+        return Err(DynamicConfigError::InvalidRequest(
+            "Default group resources are not allowed.".into(),
+        ));
+    }
+    let mut next = current.clone();
+    change(&mut next)?;
+    validate_group(&next)?;
+    Ok(next)
+}
+
+/// Refuses more than [`MAX_GROUPS_WITH_CONFIGS`] groups with configs.
+pub fn check_group_count(groups: usize) -> Result<(), DynamicConfigError> {
+    if groups > MAX_GROUPS_WITH_CONFIGS {
+        return Err(DynamicConfigError::InvalidRequest(format!(
+            "more than {MAX_GROUPS_WITH_CONFIGS} groups with configs"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Stored {
     #[serde(default)]
@@ -838,8 +884,7 @@ impl DynamicConfigs {
             BrokerLevel::ThisBroker => &mut next.broker,
             BrokerLevel::ClusterDefault => &mut next.cluster_default,
         };
-        change(set)?;
-        validate_broker(set)?;
+        *set = changed_broker(set, change)?;
         if !validate_only {
             self.persist(&next)?;
             *stored = next;
@@ -856,24 +901,16 @@ impl DynamicConfigs {
         validate_only: bool,
         change: impl FnOnce(&mut Overrides) -> Result<(), DynamicConfigError>,
     ) -> Result<(), DynamicConfigError> {
-        if group.is_empty() {
-            return Err(DynamicConfigError::InvalidRequest(
-                "Default group resources are not allowed.".into(),
-            ));
-        }
         let mut stored = self.stored.lock();
         let mut next = stored.clone();
-        let set = next.groups.entry(group.to_string()).or_default();
-        change(set)?;
-        validate_group(set)?;
+        let current = next.groups.get(group).cloned().unwrap_or_default();
+        let set = changed_group(group, &current, change)?;
         if set.is_empty() {
             next.groups.remove(group);
+        } else {
+            next.groups.insert(group.to_string(), set);
         }
-        if next.groups.len() > MAX_GROUPS_WITH_CONFIGS {
-            return Err(DynamicConfigError::InvalidRequest(format!(
-                "more than {MAX_GROUPS_WITH_CONFIGS} groups with configs"
-            )));
-        }
+        check_group_count(next.groups.len())?;
         if !validate_only {
             self.persist(&next)?;
             *stored = next;

@@ -1,21 +1,43 @@
-//! Reading a whole partition log batch by batch, for the broker's own start-up scans (producer state,
+//! Reading a partition log batch by batch, for the broker's own start-up scans (producer state,
 //! committed offsets).
 
 use weir_storage::batch::{validate_batches, BatchHeader};
-use weir_storage::{Log, StorageError};
+use weir_storage::{Log, Offset, StorageError};
 
 /// How much one read step covers.
 const SCAN_READ_BYTES: usize = 4 << 20;
 
 /// Calls `f` with the header and bytes of every batch from the log start to the high watermark.
-pub fn for_each_batch(
+pub fn for_each_batch(log: &Log, f: impl FnMut(&BatchHeader, &[u8])) -> Result<(), StorageError> {
+    for_each_batch_in(log, log.log_start_offset(), Offset::MAX, f).map(|_| ())
+}
+
+/// Calls `f` with the header and bytes of every batch holding an offset at or above `from`, up to
+/// the high watermark. Returns how many bytes it read from the log (the seam that shows a
+/// start-up scan reads only a log's tail).
+pub fn for_each_batch_from(
     log: &Log,
+    from: Offset,
+    f: impl FnMut(&BatchHeader, &[u8]),
+) -> Result<u64, StorageError> {
+    for_each_batch_in(log, from, Offset::MAX, f)
+}
+
+/// Calls `f` with the header and bytes of every batch holding an offset in `from..end` (`end`
+/// capped at the high watermark; `from` raised to the log start), in order. Returns how many
+/// bytes it read from the log.
+pub fn for_each_batch_in(
+    log: &Log,
+    from: Offset,
+    end: Offset,
     mut f: impl FnMut(&BatchHeader, &[u8]),
-) -> Result<(), StorageError> {
-    let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
+) -> Result<u64, StorageError> {
+    let mut offset = from.max(log.log_start_offset());
+    let end = end.min(log.high_watermark());
+    let mut bytes_read = 0u64;
     while offset < end {
         let bytes = log.read(offset, SCAN_READ_BYTES)?;
+        bytes_read += bytes.len() as u64;
         let headers = validate_batches(&bytes).map_err(StorageError::InvalidBatch)?;
         let Some(last) = headers.last() else { break };
         let next = last.last_offset() + 1;
@@ -23,12 +45,12 @@ pub fn for_each_batch(
         for h in &headers {
             let len = h.total_len();
             // The first batch may start before `offset` (reads begin at the batch holding it).
-            if h.last_offset() >= offset {
+            if h.last_offset() >= offset && h.base_offset < end {
                 f(h, &bytes[position..position + len]);
             }
             position += len;
         }
         offset = next;
     }
-    Ok(())
+    Ok(bytes_read)
 }

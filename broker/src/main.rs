@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use weir_broker::admin_http::{self, AdminState};
+use weir_broker::admin_http::{self, AdminSecurity, AdminState};
 use weir_broker::clock::SystemClock;
 use weir_broker::config::{parse_optional_addr, BrokerConfig, FileConfig, SecuritySettings};
 use weir_broker::metrics::Metrics;
@@ -115,6 +115,15 @@ struct ServeArgs {
     /// Admin HTTP listener for metrics and health ("none" disables it).
     #[arg(long, env = "WEIR_ADMIN_LISTENER")]
     admin_listener: Option<String>,
+    /// Serve the admin listener over HTTPS with the broker's ssl-certificate-file/ssl-key-file.
+    #[arg(long, env = "WEIR_ADMIN_TLS")]
+    admin_tls: Option<bool>,
+    /// File holding the bearer token the admin endpoints (all but the probes) require.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Allow a non-loopback admin listener without TLS and a token.
+    #[arg(long, env = "WEIR_ADMIN_INSECURE")]
+    admin_insecure: Option<bool>,
     /// Data directory.
     #[arg(long, env = "WEIR_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -265,6 +274,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.admin_listener {
             config.admin_listener = parse_optional_addr(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = self.admin_tls {
+            config.admin.tls = v;
+        }
+        if let Some(v) = self.admin_token_file {
+            config.admin.token_file = Some(v);
+        }
+        if let Some(v) = self.admin_insecure {
+            config.admin.insecure = v;
         }
         if let Some(v) = &self.authorizer {
             config.authorizer.enabled = weir_broker::config::parse_authorizer(v)
@@ -493,7 +511,8 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         listeners.push((l, bound));
     }
     let metrics = Arc::new(Metrics::new());
-    let admin_state = AdminState::new(metrics.clone(), config.clone());
+    let admin_security = AdminSecurity::load(&config)?;
+    let admin_state = AdminState::secured(metrics.clone(), config.clone(), admin_security);
     let (admin_stop, admin_task) = match config.admin_listener {
         Some(addr) => {
             let admin = tokio::net::TcpListener::bind(addr).await.with_context(|| {

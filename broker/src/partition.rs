@@ -23,7 +23,7 @@ use weir_replication::{
     FetchOutcome, FetchRequest, FetchResponse, FollowerAction, Message, NodeId, Output, Replica,
     Role,
 };
-use weir_storage::batch::{validate_batches, BatchHeader};
+use weir_storage::batch::{BatchHeader, IntoValidated, ValidatedBatches};
 use weir_storage::records::{decode_control_batch, encode_control_batch};
 use weir_storage::{AppendOptions, Log, Offset, PendingAppend, StorageError};
 
@@ -335,7 +335,7 @@ impl Partition {
     /// atomic with a sequence check.
     pub fn append(
         &self,
-        records: Vec<u8>,
+        records: impl IntoValidated,
         options: &AppendOptions,
     ) -> Result<PendingAppend, AppendError> {
         let mut raft = self.raft.lock();
@@ -435,14 +435,17 @@ impl Partition {
         let action = raft.handle_fetch_response(now, from, sent, resp, &mut out);
         let result = match action {
             FollowerAction::Append { at } => {
-                let headers = validate_batches(records).map_err(StorageError::InvalidBatch)?;
+                let batches =
+                    ValidatedBatches::new(records.to_vec()).map_err(StorageError::InvalidBatch)?;
+                let headers = batches.headers().to_vec();
                 match headers.first() {
                     Some(first) if first.base_offset == at => {
-                        let pending = self.log.append_replicated(records.to_vec())?;
+                        let pending = self.log.append_replicated(batches)?;
                         raft.on_appended(&metas(&headers, records), now, &mut out);
                         for h in &headers {
                             producers.record(h, h.base_offset);
                         }
+                        producers.snapshot_if_rolled(&self.log);
                         pending.wait()?;
                         raft.on_durable(self.log.high_watermark(), &mut out);
                     }
@@ -451,11 +454,13 @@ impl Partition {
                 }
                 Ok(())
             }
+            // Rebuilt from a snapshot at or below the new end (those above it are deleted).
             FollowerAction::Truncate(offset) => self.log.truncate_to(offset).map(|()| {
                 *producers = ProducerState::recover(&self.log);
             }),
+            // Every snapshot is now below the log start: they are deleted, the state is empty.
             FollowerAction::Reset(offset) => self.log.reset_to(offset).map(|()| {
-                *producers = ProducerState::default();
+                *producers = ProducerState::recover(&self.log);
             }),
             FollowerAction::Ignore => Ok(()),
         };

@@ -2,8 +2,14 @@
 //! allocator.
 //!
 //! `ProducerState` decides, for one batch header, whether the batch is new, a retried duplicate (answered
-//! with its original offset) or out of order. It is rebuilt at start from the batch headers in the log,
-//! so it survives restarts without a separate file. It owns no IO beyond that recovery read.
+//! with its original offset) or out of order. It is rebuilt at start from the newest usable snapshot
+//! (`producer_snapshot`) and the batch headers in the log after it, so it survives restarts and a
+//! start reads only the log's tail. It owns no IO beyond that recovery and its snapshots.
+//!
+//! A producer with no state here (its batches left the log through retention or DeleteRecords,
+//! or it never wrote to this partition) may start at any sequence, as in Kafka since KIP-360:
+//! the broker cannot tell a gap from records that were deleted, so it accepts the batch and
+//! starts tracking the producer from it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -16,20 +22,20 @@ use weir_storage::{Log, Offset};
 use crate::errors::ErrorCode;
 
 /// Kafka keeps the last five batches per producer to recognise retries (max.in.flight <= 5).
-const RETAINED_BATCHES: usize = 5;
+pub(crate) const RETAINED_BATCHES: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BatchRecord {
-    first_seq: i32,
-    last_seq: i32,
-    base_offset: Offset,
-    last_offset: Offset,
+pub(crate) struct BatchRecord {
+    pub(crate) first_seq: i32,
+    pub(crate) last_seq: i32,
+    pub(crate) base_offset: Offset,
+    pub(crate) last_offset: Offset,
 }
 
-#[derive(Debug, Default)]
-struct ProducerEntry {
-    epoch: i16,
-    batches: VecDeque<BatchRecord>,
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProducerEntry {
+    pub(crate) epoch: i16,
+    pub(crate) batches: VecDeque<BatchRecord>,
 }
 
 /// What to do with an incoming batch.
@@ -44,9 +50,22 @@ pub enum SequenceCheck {
     Reject(ErrorCode),
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProducerState {
-    producers: HashMap<i64, ProducerEntry>,
+    pub(crate) producers: HashMap<i64, ProducerEntry>,
+    /// The log's active segment when the state was recovered or last snapshotted: a newer one
+    /// means the log rolled since, and a snapshot is due.
+    snapshot_segment: Offset,
+}
+
+/// What a recovery did: where it started reading and how much it read.
+#[derive(Debug)]
+pub struct Recovery {
+    pub state: ProducerState,
+    /// The offset of the snapshot it started from (`None`: a full scan from the log start).
+    pub snapshot: Option<Offset>,
+    pub batches_read: u64,
+    pub bytes_read: u64,
 }
 
 fn last_seq(header: &BatchHeader) -> i32 {
@@ -64,14 +83,79 @@ fn next_seq(seq: i32) -> i32 {
 }
 
 impl ProducerState {
-    /// Rebuilds the state from the batch headers stored in the log.
-    pub fn recover(log: &Log) -> Self {
-        let mut state = Self::default();
-        if let Err(e) = crate::log_scan::for_each_batch(log, |h, _| state.record(h, h.base_offset))
-        {
-            tracing::warn!(error = %e, "producer state recovery stopped early");
+    pub(crate) fn from_producers(producers: HashMap<i64, ProducerEntry>) -> Self {
+        Self {
+            producers,
+            snapshot_segment: 0,
         }
-        state
+    }
+
+    /// Rebuilds the state of the log: the newest usable snapshot plus the batch headers after it
+    /// (all of them when there is none). Also after the log was truncated or reset.
+    pub fn recover(log: &Log) -> Self {
+        Self::recover_counted(log).state
+    }
+
+    /// [`Self::recover`], saying how much of the log it read.
+    pub fn recover_counted(log: &Log) -> Recovery {
+        let (mut state, snapshot) = match crate::producer_snapshot::load_latest(log) {
+            Some((state, at)) => (state, Some(at)),
+            None => (Self::default(), None),
+        };
+        let from = snapshot.unwrap_or_else(|| log.log_start_offset());
+        let mut batches_read = 0u64;
+        let scanned = crate::log_scan::for_each_batch_from(log, from, |h, _| {
+            batches_read += 1;
+            state.record(h, h.base_offset);
+        });
+        let bytes_read = match scanned {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(log = log.name(), error = %e, "producer state recovery stopped early");
+                0
+            }
+        };
+        // The state of the producers with batches in the log, whichever way it was rebuilt.
+        state.forget_below(log.log_start_offset());
+        state.snapshot_segment = log.active_segment_base();
+        Recovery {
+            state,
+            snapshot,
+            batches_read,
+            bytes_read,
+        }
+    }
+
+    /// Drops the batches that left the log (below `log_start`), and the producers left with none.
+    pub(crate) fn forget_below(&mut self, log_start: Offset) {
+        self.producers.retain(|_, entry| {
+            entry.batches.retain(|b| b.last_offset >= log_start);
+            !entry.batches.is_empty()
+        });
+    }
+
+    /// Writes a snapshot at the log end. The caller holds the partition's producer-state lock,
+    /// under which every batch with a producer id is appended and recorded, so the state is the
+    /// state after every batch below the log end.
+    pub fn write_snapshot(&mut self, log: &Log) {
+        self.snapshot_segment = log.active_segment_base();
+        // Producers whose batches left the log are still in it; recovery drops them.
+        if let Err(e) = crate::producer_snapshot::write(log, self, log.log_end_offset()) {
+            tracing::warn!(log = log.name(), error = %e, "cannot write a producer snapshot");
+        }
+    }
+
+    /// After appends (holding the producer-state lock): a snapshot if the log rolled since the
+    /// last one, as Kafka takes one per segment.
+    pub fn snapshot_if_rolled(&mut self, log: &Log) {
+        if log.active_segment_base() > self.snapshot_segment {
+            self.write_snapshot(log);
+        }
+    }
+
+    /// Whether this partition has state for `producer_id` (tests).
+    pub fn knows(&self, producer_id: i64) -> bool {
+        self.producers.contains_key(&producer_id)
     }
 
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
@@ -81,13 +165,8 @@ impl ProducerState {
         let first = header.base_sequence;
         let last = last_seq(header);
         match self.producers.get(&header.producer_id) {
-            None => {
-                if first == 0 {
-                    SequenceCheck::Append
-                } else {
-                    SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
-                }
-            }
+            // No state: its batches left the log, or it never wrote here (see the module docs).
+            None => SequenceCheck::Append,
             Some(entry) if header.producer_epoch < entry.epoch => {
                 SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH)
             }
@@ -246,13 +325,23 @@ mod tests {
     }
 
     #[test]
-    fn unknown_producer_must_start_at_zero() {
-        let s = ProducerState::default();
+    fn unknown_producer_may_start_at_any_sequence() {
+        // Kafka 2.5+ (KIP-360): no state means its batches may have been deleted; accept.
+        let mut s = ProducerState::default();
+        assert_eq!(s.check(&header(9, 0, 4, 1)), SequenceCheck::Append);
+        assert_eq!(s.check(&header(-1, -1, -1, 1)), SequenceCheck::Append);
+        // From then on it is tracked: the next batch must follow.
+        s.record(&header(9, 0, 4, 1), 10);
         assert_eq!(
-            s.check(&header(9, 0, 4, 1)),
+            s.check(&header(9, 0, 7, 1)),
             SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
         );
-        assert_eq!(s.check(&header(-1, -1, -1, 1)), SequenceCheck::Append);
+        assert_eq!(s.check(&header(9, 0, 5, 1)), SequenceCheck::Append);
+        // A known producer's new epoch must still start at 0.
+        assert_eq!(
+            s.check(&header(9, 1, 3, 1)),
+            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! the SASL exchange (`security::sasl`) succeeds, and close the connection on the first
 //! non-SASL request after the session expired (KIP-368). A failed authentication is answered
 //! after `connection_failed_authentication_delay_ms` and the connection closed.
+//!
+//! Quotas (`quota`) are applied here, as Kafka's KIP-219: each request's produce bytes, fetch
+//! response bytes and handling time are recorded against the client's quotas; a response over a
+//! quota carries the throttle time, and once it is written the connection is muted (no request
+//! is read from it) for that long. Produce bytes and handling time are known before the response:
+//! going over those quotas mutes the connection at once, so pipelined requests wait as well.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -267,6 +273,9 @@ impl Drop for ActiveGuard {
 /// What the writer does with one request's outcome, in request order.
 enum Reply {
     Send(Bytes),
+    /// A throttled response (quotas): sent, then the connection reads nothing for this many
+    /// milliseconds.
+    SendThenMute(Bytes, i64),
     /// A failed authentication's answer: sent, then the connection is closed.
     SendThenClose(Bytes),
     /// Produce with acks=0: the client expects nothing.
@@ -307,6 +316,61 @@ impl RequestMemory {
     }
 }
 
+/// What one request counts against its client's quotas.
+struct Measured {
+    broker: Arc<Broker>,
+    user: String,
+    client_id: String,
+    /// Produce: the request's size.
+    produce_bytes: Option<usize>,
+    /// A consumer's Fetch (followers' fetches are replication, not held to client quotas).
+    consumer_fetch: bool,
+}
+
+impl Measured {
+    /// Records what is known once the in-order part ran (produce bytes, handling time) against
+    /// the client's quotas and returns the longer throttle, as Kafka takes the longest.
+    fn record_in_order(&self, handling: Duration) -> i64 {
+        use crate::quota::QuotaKind;
+        let q = &self.broker.quotas;
+        let now_ms = self.broker.now_ms();
+        let (user, client) = (self.user.as_str(), self.client_id.as_str());
+        let mut throttle = 0;
+        if let Some(bytes) = self.produce_bytes {
+            throttle = q.record(QuotaKind::Produce, user, client, bytes as f64, now_ms);
+        }
+        // Request time in percent-seconds of one thread: a rate of 100 is one thread busy.
+        let percent_seconds = handling.as_secs_f64() * 100.0;
+        throttle.max(q.record(QuotaKind::Request, user, client, percent_seconds, now_ms))
+    }
+
+    /// Records a consumer Fetch's response bytes; the throttle for them.
+    fn record_fetch(&self, response_bytes: usize) -> i64 {
+        if !self.consumer_fetch {
+            return 0;
+        }
+        let (user, client) = (self.user.as_str(), self.client_id.as_str());
+        self.broker.quotas.record(
+            crate::quota::QuotaKind::Fetch,
+            user,
+            client,
+            response_bytes as f64,
+            self.broker.now_ms(),
+        )
+    }
+}
+
+/// Until when a connection is muted (quotas).
+type Mute = Arc<Mutex<Option<tokio::time::Instant>>>;
+
+/// Mutes `mute` for `throttle_ms` from now (or longer, if it is muted longer already).
+fn mute_for(mute: &Mute, throttle_ms: i64) {
+    let throttle = Duration::from_millis(u64::try_from(throttle_ms).unwrap_or(0));
+    let until = tokio::time::Instant::now() + throttle;
+    let mut muted = mute.lock();
+    *muted = Some(muted.map_or(until, |m| m.max(until)));
+}
+
 /// One connection's authentication state and request context.
 struct Conn {
     listener: Arc<ListenerConfig>,
@@ -317,6 +381,8 @@ struct Conn {
     authenticated: bool,
     /// When the SASL session ends (KIP-368): a non-SASL request after it closes the connection.
     session_expires_at_ms: Option<i64>,
+    /// Until when no request is read (quotas).
+    muted_until: Mute,
 }
 
 /// What the reader does after one frame.
@@ -341,6 +407,7 @@ impl Conn {
             sasl,
             listener,
             session_expires_at_ms: None,
+            muted_until: Mute::default(),
         }
     }
 
@@ -382,10 +449,21 @@ impl Conn {
         let (queue, mut in_flight) = mpsc::channel::<ResponseTask>(
             broker.config.max_in_flight_requests_per_connection.max(1),
         );
+        // Until when the connection is muted (quotas): set when a request goes over a quota and
+        // again as its response goes out; the reader waits for it before the next request.
+        let mute = self.muted_until.clone();
         let write_task = tokio::spawn(async move {
             while let Some(task) = in_flight.recv().await {
                 match task.await {
                     Ok(Reply::Send(bytes)) => {
+                        writer.write_all(&bytes).await?;
+                        writer.flush().await?;
+                    }
+                    Ok(Reply::SendThenMute(bytes, throttle_ms)) => {
+                        // Muted for the throttle from the moment the response goes out; set
+                        // just before the write so that the client's next request cannot slip
+                        // in between.
+                        mute_for(&mute, throttle_ms);
                         writer.write_all(&bytes).await?;
                         writer.flush().await?;
                     }
@@ -415,6 +493,13 @@ impl Conn {
                     Ok(Ok(_)) => {}
                 },
             }
+            let muted = *self.muted_until.lock();
+            if let Some(until) = muted.filter(|u| *u > tokio::time::Instant::now()) {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
             let max_bytes = if self.authenticated {
                 broker.config.max_request_bytes
             } else {
@@ -436,8 +521,7 @@ impl Conn {
             let Some(reserved) = request_memory.reserve(len).await else {
                 break;
             };
-            let mut body = BytesMut::zeroed(len);
-            reader.read_exact(&mut body).await?;
+            let body = read_body(&mut reader, len).await?;
             let next = if self
                 .sasl
                 .as_ref()
@@ -470,6 +554,7 @@ impl Conn {
         body: Bytes,
         reserved: OwnedSemaphorePermit,
     ) -> Next {
+        let request_bytes = body.len();
         let (header, request) = match decode_request(body) {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { header })
@@ -521,6 +606,13 @@ impl Conn {
         );
         let metrics = broker.metrics.clone();
         metrics.observe_request(&request, |name| broker.topics.get(name).is_some());
+        let measured = Measured {
+            broker: broker.clone(),
+            user: self.ctx.principal.name.clone(),
+            client_id: header.client_id.clone().unwrap_or_default(),
+            produce_bytes: matches!(request, Request::Produce(_)).then_some(request_bytes),
+            consumer_fetch: matches!(&request, Request::Fetch(f) if f.replica_id < 0),
+        };
         // The in-order part runs before the next request is read (see `handlers`). Both parts
         // know the listener: the addresses a response gives are that listener's.
         let listener = self.ctx.listener.clone();
@@ -530,12 +622,32 @@ impl Conn {
                 handlers::dispatch(broker, &self.ctx, &header, request).instrument(span.clone()),
             )
             .await;
+        // Produce bytes and handling time are known now: a request over a quota mutes the
+        // connection at once, so that requests the client pipelined behind it wait too (Kafka
+        // reads one request at a time and stays muted after a throttled response).
+        let throttle_ms = measured.record_in_order(started.elapsed());
+        if throttle_ms > 0 {
+            mute_for(&self.muted_until, throttle_ms);
+        }
         Next::Queue(tokio::spawn(async move {
             let _reserved = reserved;
             let response = CURRENT_LISTENER.scope(listener, response).await;
             metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
-            let Some(response) = response else { return Reply::Nothing };
-            match encode_response(&header, &response) {
+            // acks=0: nothing to answer (the connection is muted above all the same, as Kafka).
+            let Some(mut response) = response else { return Reply::Nothing };
+            let encoded = encode_response(&header, &response);
+            let throttle_ms = match &encoded {
+                Ok(bytes) => throttle_ms.max(measured.record_fetch(bytes.len())),
+                Err(_) => throttle_ms,
+            };
+            let wire_throttle_ms = i32::try_from(throttle_ms).unwrap_or(i32::MAX);
+            let encoded = if throttle_ms > 0 && response.set_throttle_time_ms(wire_throttle_ms) {
+                encode_response(&header, &response)
+            } else {
+                encoded
+            };
+            match encoded {
+                Ok(bytes) if throttle_ms > 0 => Reply::SendThenMute(bytes, throttle_ms),
                 Ok(bytes) => Reply::Send(bytes),
                 Err(e) => {
                     warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
@@ -762,4 +874,20 @@ impl Conn {
             None => Next::Stop,
         }
     }
+}
+
+/// Reads a request body of `len` bytes into a buffer that is not zeroed first: at small records
+/// the zeroing cost as much as a copy of every byte received.
+async fn read_body<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    len: usize,
+) -> std::io::Result<BytesMut> {
+    let mut body = BytesMut::with_capacity(len);
+    let mut limited = reader.take(len as u64);
+    while body.len() < len {
+        if limited.read_buf(&mut body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(body)
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -125,6 +126,9 @@ struct TopicRecord {
 struct MetadataFile {
     topics: Vec<TopicRecord>,
 }
+
+/// Threads that open a topic's replicas at start (or when a topic arrives).
+const OPEN_THREADS: usize = 8;
 
 pub struct TopicRegistry {
     data: Arc<DataDir>,
@@ -331,11 +335,12 @@ impl TopicRegistry {
         existing: Option<&Topic>,
     ) -> Result<Topic, TopicError> {
         let me = self.replicas.node_id;
+        let index = |i: usize| i32::try_from(i).unwrap_or(i32::MAX);
         let mut local = Vec::with_capacity(assignment.len());
+        let mut to_open = Vec::new();
         for (i, replicas) in assignment.iter().enumerate() {
-            let index = i32::try_from(i).unwrap_or(i32::MAX);
             let kept = existing
-                .and_then(|t| t.partition(index))
+                .and_then(|t| t.partition(index(i)))
                 .filter(|p| replicas.contains(&me) || p.is_voter())
                 .cloned();
             let replica = match kept {
@@ -344,11 +349,30 @@ impl TopicRegistry {
                     Some(p)
                 }
                 None if replicas.contains(&me) => {
-                    Some(self.open_replica(name, index, replicas, &config)?)
+                    to_open.push(i);
+                    None
                 }
                 None => None,
             };
             local.push(replica);
+        }
+        // Opening a replica costs a few fsyncs (recovery, the election): with a thousand
+        // partitions one after another that is seconds. Open them from a bounded set of threads,
+        // as the data directory closes its logs.
+        let next = AtomicUsize::new(0);
+        let opened = Mutex::new(Vec::with_capacity(to_open.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..to_open.len().min(OPEN_THREADS) {
+                scope.spawn(|| {
+                    while let Some(&i) = to_open.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let r = self.open_replica(name, index(i), &assignment[i], &config);
+                        opened.lock().push((i, r));
+                    }
+                });
+            }
+        });
+        for (i, r) in opened.into_inner() {
+            local[i] = Some(r?);
         }
         Ok(Topic {
             name: name.to_string(),

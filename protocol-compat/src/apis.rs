@@ -265,6 +265,11 @@ apis! {
         mirror(m::ListPartitionReassignmentsRequest, m::ListPartitionReassignmentsResponse);
     OFFSET_DELETE = 47: OffsetDelete(OffsetDeleteRequest, OffsetDeleteResponse), 0..=0,
         mirror(m::OffsetDeleteRequest, m::OffsetDeleteResponse);
+    // Client quotas (KIP-546).
+    DESCRIBE_CLIENT_QUOTAS = 48: DescribeClientQuotas(DescribeClientQuotasRequest, DescribeClientQuotasResponse), 0..=1,
+        mirror(m::DescribeClientQuotasRequest, m::DescribeClientQuotasResponse);
+    ALTER_CLIENT_QUOTAS = 49: AlterClientQuotas(AlterClientQuotasRequest, AlterClientQuotasResponse), 0..=1,
+        mirror(m::AlterClientQuotasRequest, m::AlterClientQuotasResponse);
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50: DescribeUserScramCredentials(DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse), 0..=0,
         mirror(m::DescribeUserScramCredentialsRequest, m::DescribeUserScramCredentialsResponse);
     ALTER_USER_SCRAM_CREDENTIALS = 51: AlterUserScramCredentials(AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse), 0..=0,

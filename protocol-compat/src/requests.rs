@@ -1651,3 +1651,79 @@ mirror! {
         pub permission_type: i8,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Client quotas (KIP-546)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeClientQuotas request (v0-1): a filter of entity components.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeClientQuotasRequest => m::DescribeClientQuotasRequest {
+        /// One filter per entity type; an entity matches when it passes every component.
+        pub components: Vec<QuotaFilterComponent>,
+        /// Whether entities with entity types the filter does not name are left out.
+        pub strict: bool,
+    }
+}
+
+mirror! {
+    /// One component of a DescribeClientQuotas filter.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuotaFilterComponent => m::describe_client_quotas_request::ComponentData {
+        /// `user`, `client-id` or `ip`.
+        pub entity_type: String,
+        /// 0 = exactly `match_value`, 1 = the default entity, 2 = any specified entity.
+        pub match_type: i8,
+        /// The name matched with `match_type` 0.
+        pub match_value: Option<String> as _match,
+    }
+}
+
+mirror! {
+    /// AlterClientQuotas request (v0-1).
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct AlterClientQuotasRequest => m::AlterClientQuotasRequest {
+        /// One entry per entity.
+        pub entries: Vec<QuotaAlteration>,
+        /// Validate without applying.
+        pub validate_only: bool,
+    }
+}
+
+mirror! {
+    /// The changes to one entity's quotas.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct QuotaAlteration => m::alter_client_quotas_request::EntryData {
+        /// The entity's components.
+        pub entity: Vec<QuotaEntityComponent>,
+        /// The changes.
+        pub ops: Vec<QuotaOp>,
+    }
+}
+
+mirror! {
+    /// One component of a quota entity; `entity_name` `None` is the default entity.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuotaEntityComponent => m::alter_client_quotas_request::EntityData,
+        m::describe_client_quotas_response::EntityData,
+        m::alter_client_quotas_response::EntityData {
+        /// `user`, `client-id` or `ip`.
+        pub entity_type: String,
+        /// The name, or `None` for the default.
+        pub entity_name: Option<String>,
+    }
+}
+
+mirror! {
+    /// Sets or removes one quota value.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct QuotaOp => m::alter_client_quotas_request::OpData {
+        /// `producer_byte_rate`, `consumer_byte_rate`, `request_percentage`, ...
+        pub key: String,
+        /// The value to set.
+        pub value: f64,
+        /// Whether to remove the value instead.
+        pub remove: bool,
+    }
+}

@@ -2069,3 +2069,99 @@ mirror! {
         pub permission_type: i8,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Client quotas (KIP-546)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeClientQuotas response.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct DescribeClientQuotasResponse => m::DescribeClientQuotasResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The matching entities and their quotas (`None` on error).
+        pub entries: Option<Vec<QuotaEntry>>,
+    }
+}
+
+mirror! {
+    /// One entity and its quota values.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct QuotaEntry => m::describe_client_quotas_response::EntryData {
+        /// The entity's components.
+        pub entity: Vec<crate::requests::QuotaEntityComponent>,
+        /// Its values.
+        pub values: Vec<QuotaValue>,
+    }
+}
+
+mirror! {
+    /// One quota value.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct QuotaValue => m::describe_client_quotas_response::ValueData {
+        /// The quota's name.
+        pub key: String,
+        /// Its value.
+        pub value: f64,
+    }
+}
+
+mirror! {
+    /// AlterClientQuotas response: one result per entry, in request order.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterClientQuotasResponse => m::AlterClientQuotasResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results.
+        pub entries: Vec<QuotaAlterationResult>,
+    }
+}
+
+mirror! {
+    /// The result of one entity's changes.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuotaAlterationResult => m::alter_client_quotas_response::EntryData {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The entity.
+        pub entity: Vec<crate::requests::QuotaEntityComponent>,
+    }
+}
+
+macro_rules! throttled {
+    ($($variant:ident),* $(;)? unthrottled: $($none:ident),*) => {
+        impl Response {
+            /// Sets the response's `throttle_time_ms` (quotas, KIP-219). Returns `false` for the
+            /// responses without one (SASL, the inter-broker Raft APIs).
+            pub fn set_throttle_time_ms(&mut self, throttle_time_ms: i32) -> bool {
+                match self {
+                    $(Response::$variant(r) => {
+                        r.throttle_time_ms = throttle_time_ms;
+                        true
+                    })*
+                    $(Response::$none(_) => false,)*
+                }
+            }
+        }
+    };
+}
+
+throttled! {
+    Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator, JoinGroup,
+    Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, ApiVersions, CreateTopics,
+    DeleteTopics, DeleteRecords, InitProducerId, OffsetForLeaderEpoch, DescribeAcls, CreateAcls,
+    DeleteAcls, DescribeConfigs, AlterConfigs, CreatePartitions, DeleteGroups, ElectLeaders,
+    IncrementalAlterConfigs, AlterPartitionReassignments, ListPartitionReassignments, OffsetDelete,
+    DescribeClientQuotas, AlterClientQuotas, DescribeUserScramCredentials,
+    AlterUserScramCredentials, DescribeCluster, ConsumerGroupHeartbeat, ConsumerGroupDescribe,
+    ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge,
+    DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets;
+    unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch
+}

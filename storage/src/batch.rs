@@ -248,6 +248,72 @@ pub fn validate_batches(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
     Ok(out)
 }
 
+/// Concatenated batches that passed [`validate_batches`], with their headers: what a `Log`
+/// appends. Built only by validating, so a caller that validated once (a produce request)
+/// hands the result on and the log does not compute the CRCs again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedBatches {
+    bytes: Vec<u8>,
+    headers: Vec<BatchHeader>,
+}
+
+impl ValidatedBatches {
+    /// Validates `bytes` (see [`validate_batches`]).
+    pub fn new(bytes: Vec<u8>) -> Result<Self, BatchError> {
+        let headers = validate_batches(&bytes)?;
+        Ok(Self { bytes, headers })
+    }
+
+    pub fn headers(&self) -> &[BatchHeader] {
+        &self.headers
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Each batch on its own, without validating again (copied when there are several).
+    pub fn into_split(self) -> Vec<ValidatedBatches> {
+        if self.headers.len() <= 1 {
+            return vec![self];
+        }
+        let mut position = 0usize;
+        self.headers
+            .iter()
+            .map(|h| {
+                let len = h.total_len();
+                let bytes = self.bytes[position..position + len].to_vec();
+                position += len;
+                ValidatedBatches {
+                    bytes,
+                    headers: vec![*h],
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<BatchHeader>) {
+        (self.bytes, self.headers)
+    }
+}
+
+/// What a `Log` append accepts: raw bytes (validated by the log) or batches validated already.
+pub trait IntoValidated {
+    fn into_validated(self) -> Result<ValidatedBatches, BatchError>;
+}
+
+impl IntoValidated for Vec<u8> {
+    fn into_validated(self) -> Result<ValidatedBatches, BatchError> {
+        ValidatedBatches::new(self)
+    }
+}
+
+impl IntoValidated for ValidatedBatches {
+    fn into_validated(self) -> Result<ValidatedBatches, BatchError> {
+        Ok(self)
+    }
+}
+
 /// Rewrites the base offset of the batch starting at `batch[0]`. The field is outside the
 /// CRC-covered region, so the CRC stays valid.
 pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: i64) {

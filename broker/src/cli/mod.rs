@@ -1,4 +1,4 @@
-//! The operator CLI: `weir topic|produce|consume|partitions|group|dlq|cluster|user|acl`. Talks to a
+//! The operator CLI: `weir topic|produce|consume|partitions|group|dlq|cluster|user|acl|quota`. Talks to a
 //! single broker or a cluster over the Kafka protocol (the `client` module sends each request to the
 //! broker that owns it, as Kafka's clients do), prints human tables by default and JSON with
 //! `--output json`. Every error says what to do next. Uses `anyhow`, like `main.rs`.
@@ -11,6 +11,7 @@ mod dlq;
 mod groups;
 mod output;
 mod partitions;
+mod quotas;
 mod records;
 mod route;
 mod topics;
@@ -72,6 +73,9 @@ pub enum CliCommand {
     /// Add, list and remove ACLs (with the authorizer on).
     #[command(subcommand)]
     Acl(acls::AclCommand),
+    /// Set, list and remove client quotas (byte rates, request time) of users and client ids.
+    #[command(subcommand)]
+    Quota(quotas::QuotaCommand),
 }
 
 /// Runs one CLI command to completion.
@@ -106,6 +110,7 @@ pub fn run(common: Common, command: CliCommand) -> anyhow::Result<()> {
             CliCommand::Cluster(c) => cluster::run(&mut client, &out, c).await,
             CliCommand::User(c) => users::run(&mut client, &out, c).await,
             CliCommand::Acl(c) => acls::run(&mut client, &out, c).await,
+            CliCommand::Quota(c) => quotas::run(&mut client, &out, c).await,
         }
     })
 }

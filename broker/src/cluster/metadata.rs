@@ -12,6 +12,9 @@
 //! | `leaders/<topic>/<partition>` | [`LeaderRecord`], under the leader's lease | the partition's leader |
 //! | `elections/<topic>/<partition>` | [`ElectionRequest`] | ElectLeaders; removed by the leader |
 //! | `acls/<id>` | an [`AclBinding`]; the id is [`acl_id`] of it | CreateAcls / DeleteAcls on any broker |
+//! | `configs/broker-default` | the cluster-wide dynamic broker configs (BROKER resource `""`): a JSON object of name to value | AlterConfigs / IncrementalAlterConfigs on any broker |
+//! | `configs/groups/<group>` | a group's dynamic configs (GROUP resource), same shape; the rest of the key is the group id, '/' included | AlterConfigs / IncrementalAlterConfigs on any broker |
+//! | `quotas/<id>` | a [`QuotaRecord`]; the id is [`QuotaEntity::id`] of its entity | AlterClientQuotas on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -23,6 +26,8 @@ use std::sync::Arc;
 use crate::authz::acl::AclBinding;
 use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
+use crate::dynamic_config::Overrides;
+use crate::quota::{validate_value, QuotaEntity, QuotaMap, QuotaRecord};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
@@ -113,8 +118,14 @@ pub enum KeyKind {
     Leader(String, i32),
     Election(String, i32),
     Acl(String),
+    BrokerDefaultConfigs,
+    GroupConfigs(String),
+    Quota(QuotaEntity),
     Other,
 }
+
+const BROKER_DEFAULT_CONFIGS: &str = "configs/broker-default";
+const GROUP_CONFIGS: &str = "configs/groups/";
 
 impl Keys {
     pub fn new(cluster_name: &str) -> Self {
@@ -159,7 +170,22 @@ impl Keys {
         format!("{}acls/{id}", self.prefix).into_bytes()
     }
 
-    /// What `key` names. Topic names cannot contain '/', so the split is unambiguous.
+    pub fn broker_default_configs(&self) -> Vec<u8> {
+        format!("{}{BROKER_DEFAULT_CONFIGS}", self.prefix).into_bytes()
+    }
+
+    /// A group's configs. Group ids may contain '/' (unlike topic names): the whole rest of the
+    /// key is the id.
+    pub fn group_configs(&self, group: &str) -> Vec<u8> {
+        format!("{}{GROUP_CONFIGS}{group}", self.prefix).into_bytes()
+    }
+
+    pub fn quota(&self, id: &str) -> Vec<u8> {
+        format!("{}quotas/{id}", self.prefix).into_bytes()
+    }
+
+    /// What `key` names. Topic names cannot contain '/', so the split is unambiguous; a group id
+    /// is whatever follows `configs/groups/`.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let Some(rest) = std::str::from_utf8(key)
             .ok()
@@ -167,6 +193,16 @@ impl Keys {
         else {
             return KeyKind::Other;
         };
+        if rest == BROKER_DEFAULT_CONFIGS {
+            return KeyKind::BrokerDefaultConfigs;
+        }
+        if let Some(group) = rest.strip_prefix(GROUP_CONFIGS) {
+            return if group.is_empty() {
+                KeyKind::Other
+            } else {
+                KeyKind::GroupConfigs(group.to_string())
+            };
+        }
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {
             ["cluster_id"] => KeyKind::ClusterId,
@@ -180,6 +216,7 @@ impl Keys {
                 KeyKind::Election((*topic).to_string(), p)
             }),
             ["acls", id] => KeyKind::Acl((*id).to_string()),
+            ["quotas", id] => QuotaEntity::from_id(id).map_or(KeyKind::Other, KeyKind::Quota),
             _ => KeyKind::Other,
         }
     }
@@ -199,6 +236,13 @@ pub struct ClusterView {
     /// The ACLs by id. Replaced (not changed in place) when they change, so the authorizer
     /// knows to rebuild its index by comparing pointers.
     pub acls: Arc<AclMap>,
+    /// The cluster-wide dynamic broker configs (BROKER resource `""`).
+    pub broker_default_configs: Overrides,
+    /// Each group's dynamic configs (groups without any are absent). Shared, as it may be large
+    /// and the view is cloned.
+    pub group_configs: Arc<BTreeMap<String, Overrides>>,
+    /// The client quotas by entity (replaced, not changed in place, like `acls`).
+    pub quotas: Arc<QuotaMap>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -258,6 +302,28 @@ impl ClusterView {
                 }
                 Arc::make_mut(&mut self.acls).insert(id, acl);
             }
+            KeyKind::BrokerDefaultConfigs => {
+                self.broker_default_configs = parse(&kv.key, &kv.value)?;
+            }
+            KeyKind::GroupConfigs(group) => {
+                let set: Overrides = parse(&kv.key, &kv.value)?;
+                Arc::make_mut(&mut self.group_configs).insert(group, set);
+            }
+            KeyKind::Quota(entity) => {
+                let rec: QuotaRecord = parse(&kv.key, &kv.value)?;
+                if rec.entity != entity
+                    || rec
+                        .values
+                        .iter()
+                        .any(|(k, v)| validate_value(k, *v).is_err())
+                {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not valid quotas for this key".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.quotas).insert(entity, rec.values);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -283,6 +349,17 @@ impl ClusterView {
             KeyKind::Acl(id) => {
                 if self.acls.contains_key(&id) {
                     Arc::make_mut(&mut self.acls).remove(&id);
+                }
+            }
+            KeyKind::BrokerDefaultConfigs => self.broker_default_configs.clear(),
+            KeyKind::GroupConfigs(group) => {
+                if self.group_configs.contains_key(&group) {
+                    Arc::make_mut(&mut self.group_configs).remove(&group);
+                }
+            }
+            KeyKind::Quota(entity) => {
+                if self.quotas.contains_key(&entity) {
+                    Arc::make_mut(&mut self.quotas).remove(&entity);
                 }
             }
             KeyKind::Other => {}
@@ -342,6 +419,68 @@ mod tests {
     }
 
     #[test]
+    fn config_keys_have_their_own_places() {
+        let k = Keys::new("dev");
+        assert_eq!(
+            k.broker_default_configs(),
+            b"/weir/dev/configs/broker-default"
+        );
+        assert_eq!(
+            k.group_configs("orders"),
+            b"/weir/dev/configs/groups/orders"
+        );
+        assert_eq!(
+            k.kind(&k.broker_default_configs()),
+            KeyKind::BrokerDefaultConfigs
+        );
+        // Group ids may hold '/' (and anything else a client sends): the rest of the key.
+        for group in ["orders", "a/b", "configs/groups/x", "/", "g "] {
+            assert_eq!(
+                k.kind(&k.group_configs(group)),
+                KeyKind::GroupConfigs(group.to_string()),
+                "{group:?}"
+            );
+        }
+        // No group without a name, and other clusters' keys are not ours.
+        assert_eq!(k.kind(&k.group_configs("")), KeyKind::Other);
+        assert_eq!(k.kind(b"/weir/other/configs/groups/g"), KeyKind::Other);
+        assert_eq!(
+            k.kind(b"/weir/dev/configs/broker-default/x"),
+            KeyKind::Other
+        );
+    }
+
+    #[test]
+    fn the_view_follows_config_puts_and_deletes() {
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        v.apply_put(
+            &k,
+            &kv(k.broker_default_configs(), r#"{"log.retention.ms":"1000"}"#),
+        )
+        .expect("broker defaults");
+        v.apply_put(
+            &k,
+            &kv(
+                k.group_configs("a/b"),
+                r#"{"share.delivery.count.limit":"3"}"#,
+            ),
+        )
+        .expect("group configs");
+        assert_eq!(v.broker_default_configs["log.retention.ms"], "1000");
+        assert_eq!(v.group_configs["a/b"]["share.delivery.count.limit"], "3");
+        // A value that is not a set of strings is skipped; what was there stays.
+        assert!(v
+            .apply_put(&k, &kv(k.group_configs("a/b"), r#"{"x":1}"#))
+            .is_err());
+        assert_eq!(v.group_configs["a/b"]["share.delivery.count.limit"], "3");
+        v.apply_delete(&k, &k.group_configs("a/b"));
+        v.apply_delete(&k, &k.broker_default_configs());
+        assert!(v.group_configs.is_empty());
+        assert!(v.broker_default_configs.is_empty());
+    }
+
+    #[test]
     fn a_broker_is_described_with_the_addresses_of_the_asking_listener() {
         let k = Keys::new("dev");
         let mut v = ClusterView::default();
@@ -364,6 +503,43 @@ mod tests {
         v.apply_put(&k, &kv(k.broker(2), r#"{"id":2,"host":"h","port":1}"#))
             .expect("old broker record");
         assert!(v.brokers[&2].endpoints.is_empty());
+    }
+
+    #[test]
+    fn quota_records_are_applied_only_when_they_match_their_key() {
+        use crate::quota::{EntityName, QuotaValues};
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let alice = QuotaEntity {
+            user: Some(EntityName::Named("alice/ops".into())),
+            client_id: None,
+        };
+        let record = |entity: &QuotaEntity, rate: f64| {
+            serde_json::to_string(&QuotaRecord {
+                entity: entity.clone(),
+                values: QuotaValues::from([("producer_byte_rate".to_string(), rate)]),
+            })
+            .expect("json")
+        };
+        let key = k.quota(&alice.id());
+        assert_eq!(k.kind(&key), KeyKind::Quota(alice.clone()));
+        v.apply_put(&k, &kv(key.clone(), &record(&alice, 1024.0)))
+            .expect("quota");
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        // A record of another entity, or with a value a broker would refuse, is not trusted.
+        let bob = QuotaEntity {
+            user: Some(EntityName::Named("bob".into())),
+            client_id: None,
+        };
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&bob, 1.0)))
+            .is_err());
+        assert!(v
+            .apply_put(&k, &kv(key.clone(), &record(&alice, -1.0)))
+            .is_err());
+        assert_eq!(v.quotas[&alice]["producer_byte_rate"], 1024.0);
+        v.apply_delete(&k, &key);
+        assert!(v.quotas.is_empty());
     }
 
     #[test]

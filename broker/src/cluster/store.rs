@@ -1,6 +1,6 @@
 //! The cluster metadata in etcd as this broker uses it: registration under a lease, the
 //! [`ClusterView`] kept current by a watch, and the writes (topics, leaders, election requests,
-//! the controller key, ACLs), each a transaction where it depends on what it replaces.
+//! the controller key, ACLs, dynamic configs), each a transaction where it depends on what it replaces.
 //!
 //! Owns the etcd connection and the tasks that keep the lease alive and the view current. When
 //! etcd is unreachable, the view stays as last seen (the broker keeps serving what it leads),
@@ -19,6 +19,8 @@ use crate::cluster::etcd::{Compare, EtcdClient, EtcdError, Op};
 use crate::cluster::metadata::{
     BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, TopicRecord,
 };
+use crate::dynamic_config::Overrides;
+use crate::quota::{QuotaEntity, QuotaRecord, QuotaValues};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -455,6 +457,75 @@ impl EtcdStore {
                     key: self.keys.acl(id),
                 })
                 .collect();
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
+    }
+
+    /// Changes a set of dynamic config overrides (a `configs/...` key, see `Keys`) as a
+    /// compare-and-swap on its revision, retried if another broker changed it meanwhile.
+    /// `change` gets the stored set (empty if none) and returns the next one, or `None` to give
+    /// up without writing (the caller keeps the reason). An empty set removes the key. Returns
+    /// the revision of the write, `None` if `change` gave up.
+    pub async fn update_overrides(
+        &self,
+        key: Vec<u8>,
+        mut change: impl FnMut(&Overrides) -> Option<Overrides>,
+    ) -> Result<Option<i64>, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.note(self.client.get(&key).await)?;
+            let (compare, stored) = match &current {
+                Some(kv) => (
+                    Compare::ModRevision(key.clone(), kv.mod_revision),
+                    serde_json::from_slice(&kv.value)
+                        .map_err(|e| StoreError::Encode(e.to_string()))?,
+                ),
+                None => (Compare::Version(key.clone(), 0), Overrides::new()),
+            };
+            let Some(next) = change(&stored) else {
+                return Ok(None);
+            };
+            let op = if next.is_empty() {
+                Op::Delete { key: key.clone() }
+            } else {
+                Op::Put {
+                    key: key.clone(),
+                    value: encode(&next)?,
+                    lease: None,
+                }
+            };
+            let r = self.note(self.client.txn(&[compare], &[op], &[]).await)?;
+            if r.succeeded {
+                return Ok(Some(r.revision));
+            }
+        }
+        Err(StoreError::Contended)
+    }
+
+    /// Writes each entity's quota record (`quotas/<id>`), deleting those left without values,
+    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
+    pub async fn put_quotas(
+        &self,
+        entries: &[(QuotaEntity, QuotaValues)],
+    ) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in entries.chunks(MAX_TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (entity, values) in chunk {
+                let key = self.keys.quota(&entity.id());
+                ops.push(if values.is_empty() {
+                    Op::Delete { key }
+                } else {
+                    Op::Put {
+                        key,
+                        value: encode(&QuotaRecord {
+                            entity: entity.clone(),
+                            values: values.clone(),
+                        })?,
+                        lease: None,
+                    }
+                });
+            }
             revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
         }
         Ok(revision)

@@ -849,6 +849,9 @@ pub(super) fn refuse_cluster_call(
         | Rq::ElectLeaders(_)
         | Rq::AlterPartitionReassignments(_) => Op::Alter,
         Rq::Vote(_) | Rq::BeginQuorumEpoch(_) | Rq::EndQuorumEpoch(_) => Op::ClusterAction,
+        // As Kafka's KafkaApis: quotas are configs of the cluster.
+        Rq::DescribeClientQuotas(_) => Op::DescribeConfigs,
+        Rq::AlterClientQuotas(_) => Op::AlterConfigs,
         _ => return None,
     };
     if az.allows_cluster(op) {
@@ -948,6 +951,25 @@ pub(super) fn refuse_cluster_call(
                 ..ListPartitionReassignmentsResponse::default()
             })
         }
+        Rq::DescribeClientQuotas(_) => {
+            Response::DescribeClientQuotas(DescribeClientQuotasResponse {
+                error_code: code,
+                error_message: message,
+                ..DescribeClientQuotasResponse::default()
+            })
+        }
+        Rq::AlterClientQuotas(r) => Response::AlterClientQuotas(AlterClientQuotasResponse {
+            entries: r
+                .entries
+                .iter()
+                .map(|e| QuotaAlterationResult {
+                    error_code: code,
+                    error_message: message.clone(),
+                    entity: e.entity.clone(),
+                })
+                .collect(),
+            ..AlterClientQuotasResponse::default()
+        }),
         Rq::Vote(_) => Response::Vote(VoteResponse {
             error_code: code,
             ..VoteResponse::default()

@@ -374,9 +374,11 @@ async fn alter_resource(
 ) -> AlterConfigsResourceResponse {
     match resource_type {
         RESOURCE_BROKER => {
-            configs::alter_broker(broker, resource_type, name, validate_only, change)
+            configs::alter_broker(broker, resource_type, name, validate_only, change).await
         }
-        RESOURCE_GROUP => configs::alter_group(broker, resource_type, name, validate_only, change),
+        RESOURCE_GROUP => {
+            configs::alter_group(broker, resource_type, name, validate_only, change).await
+        }
         _ => alter_topic(broker, resource_type, name, validate_only, topic_change).await,
     }
 }

@@ -3,6 +3,7 @@
 //! `dynamic_config`, which owns the names, rules and storage.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use weir_protocol::requests::{ConfigEntry, DescribeConfigsResource, IncrementalAlterableConfig};
 use weir_protocol::responses::{
@@ -106,7 +107,7 @@ pub fn describe_broker(
             .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
     };
     let config_type = |name: &str| dc::broker_key(name).map_or(0, |k| k.kind.config_type());
-    let cluster = broker.configs.broker(BrokerLevel::ClusterDefault);
+    let cluster = broker.broker_overrides(BrokerLevel::ClusterDefault);
     let configs = match level {
         BrokerLevel::ClusterDefault => cluster
             .iter()
@@ -123,7 +124,7 @@ pub fn describe_broker(
             })
             .collect(),
         BrokerLevel::ThisBroker => {
-            let own = broker.configs.broker(BrokerLevel::ThisBroker);
+            let own = broker.broker_overrides(BrokerLevel::ThisBroker);
             let mut names: Vec<&str> = BROKER_KEYS.iter().map(|k| k.name).collect();
             let custom: Vec<&str> = own
                 .keys()
@@ -192,7 +193,7 @@ pub fn describe_group(
             .as_ref()
             .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
     };
-    let set = broker.configs.group(&res.resource_name);
+    let set = broker.group_overrides(&res.resource_name);
     let configs = GROUP_KEYS
         .iter()
         .filter(|k| wanted(k.name))
@@ -309,6 +310,10 @@ fn alter_response(
             tracing::error!(error = %e, "could not store dynamic configs");
             (ErrorCode::KAFKA_STORAGE_ERROR, Some(e.to_string()))
         }
+        // etcd away or contended: retriable, as Kafka answers while its controller is away.
+        Err(e @ DynamicConfigError::Unavailable(_)) => {
+            (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string()))
+        }
     };
     AlterConfigsResourceResponse {
         error_code,
@@ -319,21 +324,21 @@ fn alter_response(
 }
 
 /// Alters a BROKER resource (this broker, or the cluster default with `""`).
-pub fn alter_broker(
-    broker: &Broker,
+pub async fn alter_broker(
+    broker: &Arc<Broker>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: Change<'_>,
 ) -> AlterConfigsResourceResponse {
-    let result = broker_level(broker, name)
-        .and_then(|level| change.check().map(|()| level))
-        .map_err(DynamicConfigError::InvalidRequest)
-        .and_then(|level| {
+    let result = match broker_level(broker, name).and_then(|level| change.check().map(|()| level)) {
+        Ok(level) => {
             broker
-                .configs
-                .alter_broker(level, validate_only, |set| change.apply(set, false))
-        });
+                .alter_broker_overrides(level, validate_only, |set| change.apply(set, false))
+                .await
+        }
+        Err(message) => Err(DynamicConfigError::InvalidRequest(message)),
+    };
     if result.is_ok() && !validate_only {
         tracing::info!(
             broker = name,
@@ -344,20 +349,20 @@ pub fn alter_broker(
 }
 
 /// Alters a GROUP resource.
-pub fn alter_group(
-    broker: &Broker,
+pub async fn alter_group(
+    broker: &Arc<Broker>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: Change<'_>,
 ) -> AlterConfigsResourceResponse {
-    let result = change
-        .check()
-        .map_err(DynamicConfigError::InvalidRequest)
-        .and_then(|()| {
+    let result = match change.check() {
+        Ok(()) => {
             broker
-                .configs
-                .alter_group(name, validate_only, |set| change.apply(set, true))
-        });
+                .alter_group_overrides(name, validate_only, |set| change.apply(set, true))
+                .await
+        }
+        Err(message) => Err(DynamicConfigError::InvalidRequest(message)),
+    };
     alter_response(resource_type, name, result)
 }

@@ -27,6 +27,7 @@ mod fetch;
 mod metadata;
 mod not_served;
 mod produce;
+mod quotas;
 mod replication;
 mod scram_credentials;
 mod share;
@@ -256,6 +257,12 @@ pub async fn dispatch(
         Request::DescribeAcls(r) => ready(Response::DescribeAcls(acls::describe(&b, r))),
         Request::CreateAcls(r) => ready(Response::CreateAcls(acls::create(&b, r).await)),
         Request::DeleteAcls(r) => ready(Response::DeleteAcls(acls::delete(&b, r).await)),
+        Request::DescribeClientQuotas(r) => {
+            ready(Response::DescribeClientQuotas(quotas::describe(&b, r)))
+        }
+        Request::AlterClientQuotas(r) => {
+            ready(Response::AlterClientQuotas(quotas::alter(&b, r).await))
+        }
         // SASL requests on SASL listeners are handled by `server` before dispatch; elsewhere
         // they are out of place, as in Kafka.
         Request::SaslHandshake(_) => ready(Response::SaslHandshake(

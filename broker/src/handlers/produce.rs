@@ -16,7 +16,7 @@ use weir_protocol::responses::{
     ProduceTopicResponse,
 };
 use weir_protocol::{ErrorCode, Response};
-use weir_storage::batch::{validate_batches, BatchError, BatchHeader, MAGIC_V2};
+use weir_storage::batch::{BatchError, BatchHeader, ValidatedBatches, MAGIC_V2};
 use weir_storage::legacy::MAGIC_OFFSET;
 use weir_storage::{AppendOptions, PendingAppend, StorageError};
 
@@ -181,8 +181,9 @@ fn stage(
         }
         _ => records,
     };
-    let headers = match validate_batches(&records) {
-        Ok(h) => h,
+    // Validated once, here: the log appends these batches without computing the CRCs again.
+    let batches = match ValidatedBatches::new(records.to_vec()) {
+        Ok(b) => b,
         Err(e) => {
             return failed(
                 index,
@@ -191,6 +192,7 @@ fn stage(
             )
         }
     };
+    let headers = batches.headers();
     if let Some(h) = headers.iter().find(|h| h.total_len() > max_bytes as usize) {
         return failed(
             index,
@@ -236,7 +238,7 @@ fn stage(
     }
     if compacted && !keys_checked {
         if let Err(rejection) =
-            record_checks::check_keys(&records, &headers, &partition_name(partition))
+            record_checks::check_keys(batches.bytes(), headers, &partition_name(partition))
         {
             return rejected(index, rejection);
         }
@@ -249,7 +251,9 @@ fn stage(
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
     if !idempotent {
-        return match partition.append(records.to_vec(), &options) {
+        let appended = partition.append(batches, &options);
+        producers.snapshot_if_rolled(&partition.log);
+        return match appended {
             Ok(p) => Staged::Pending {
                 index,
                 partition: partition.clone(),
@@ -262,15 +266,15 @@ fn stage(
     // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
     // other append slips between a check and its offset assignment.
     let mut pending = Vec::with_capacity(headers.len());
-    let mut position = 0usize;
     let mut duplicate_base = None;
-    for h in &headers {
-        let bytes = &records[position..position + h.total_len()];
-        position += h.total_len();
-        match producers.check(h) {
-            SequenceCheck::Append => match partition.append(bytes.to_vec(), &options) {
+    for one in batches.into_split() {
+        let Some(&h) = one.headers().first() else {
+            continue;
+        };
+        match producers.check(&h) {
+            SequenceCheck::Append => match partition.append(one, &options) {
                 Ok(p) => {
-                    producers.record(h, p.result.base_offset);
+                    producers.record(&h, p.result.base_offset);
                     pending.push(p);
                 }
                 Err(e) => return append_failed(broker, partition, &e),
@@ -290,6 +294,7 @@ fn stage(
             }
         }
     }
+    producers.snapshot_if_rolled(&partition.log);
     Staged::Pending {
         index,
         partition: partition.clone(),

@@ -54,7 +54,7 @@ const DEFAULT_MAX_RECORDS: usize = 500;
 const MAX_ACK_TYPE_V1: i8 = 3;
 
 fn group_settings(broker: &Broker, group: &str) -> GroupShareConfig {
-    group_config(&broker.share.defaults, &broker.configs.group(group))
+    group_config(&broker.share.defaults, &broker.group_overrides(group))
 }
 
 /// The message of a group id that names a group of another type.

@@ -93,6 +93,8 @@ fn build(config: &SecurityConfig) -> Result<ServerConfig, TlsError> {
 
 /// The broker's TLS settings, reloadable.
 pub struct TlsContext {
+    /// The settings it was loaded from (for [`TlsContext::reload_files`]).
+    config: SecurityConfig,
     current: RwLock<Arc<ServerConfig>>,
     /// Watched files and their modification times at the last load.
     watched: Mutex<Vec<(PathBuf, Option<SystemTime>)>>,
@@ -102,6 +104,7 @@ impl TlsContext {
     pub fn load(config: &SecurityConfig) -> Result<Self, TlsError> {
         let server = build(config)?;
         Ok(Self {
+            config: config.clone(),
             current: RwLock::new(Arc::new(server)),
             watched: Mutex::new(watched(config)),
         })
@@ -119,6 +122,11 @@ impl TlsContext {
         *self.current.write() = Arc::new(server);
         *self.watched.lock() = before;
         Ok(true)
+    }
+
+    /// Re-reads the files it was loaded from; on error the current config stays.
+    pub fn reload_files(&self) -> Result<bool, TlsError> {
+        self.reload(&self.config.clone())
     }
 
     /// Whether a watched file's modification time differs from the last load.

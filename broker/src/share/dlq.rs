@@ -25,6 +25,7 @@ use super::partition::ArchiveReason;
 use super::records::DeadLetterIntent;
 use super::{group_config, Pending, ShareKey};
 use crate::broker::Broker;
+use crate::log_scan::for_each_batch_in;
 use crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES;
 
 pub const HEADER_SOURCE_TOPIC: &str = "weir.dlq.source.topic";
@@ -36,8 +37,6 @@ pub const HEADER_REASON: &str = "weir.dlq.reason";
 pub const HEADER_TIME: &str = "weir.dlq.time.ms";
 /// Most dead letters appended for one share-partition in one round.
 const MAX_PER_ROUND: usize = 500;
-/// Bytes read from a log in one step while looking for records.
-const READ_BYTES: usize = 1 << 20;
 
 /// A source record read back from its log.
 struct SourceRecord {
@@ -52,48 +51,29 @@ fn read_records(log: &weir_storage::Log, offsets: &BTreeSet<i64>) -> BTreeMap<i6
     let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
         return out;
     };
-    let mut at = first.max(log.log_start_offset());
-    while at <= last {
-        let Ok(bytes) = log.read(at, READ_BYTES) else {
-            break;
-        };
-        let mut pos = 0usize;
-        let mut next = at;
-        while let Some(rest) = bytes.get(pos..) {
-            let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
-                break;
-            };
-            let Some(batch) = rest.get(..h.total_len()) else {
-                break;
-            };
-            pos += h.total_len();
-            next = next.max(h.last_offset() + 1);
-            if h.is_control()
-                || offsets
-                    .range(h.base_offset..=h.last_offset())
-                    .next()
-                    .is_none()
-            {
-                continue;
+    // A batch that does not validate ends the read: what was found before it is kept.
+    let _ = for_each_batch_in(log, first, last + 1, |h, batch| {
+        if h.is_control()
+            || offsets
+                .range(h.base_offset..=h.last_offset())
+                .next()
+                .is_none()
+        {
+            return;
+        }
+        let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+            if offsets.contains(&r.offset) {
+                out.insert(
+                    r.offset,
+                    SourceRecord {
+                        key: r.key.map(<[u8]>::to_vec),
+                        value: r.value.map(<[u8]>::to_vec),
+                        headers: r.headers().unwrap_or_default(),
+                    },
+                );
             }
-            let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
-                if offsets.contains(&r.offset) {
-                    out.insert(
-                        r.offset,
-                        SourceRecord {
-                            key: r.key.map(<[u8]>::to_vec),
-                            value: r.value.map(<[u8]>::to_vec),
-                            headers: r.headers().unwrap_or_default(),
-                        },
-                    );
-                }
-            });
-        }
-        if next <= at {
-            break;
-        }
-        at = next;
-    }
+        });
+    });
     out
 }
 
@@ -114,45 +94,23 @@ fn already_dead_lettered(
     partition: i32,
 ) -> BTreeSet<i64> {
     let mut found = BTreeSet::new();
-    let mut at = from.max(dlq.log_start_offset());
-    let end = dlq.high_watermark();
     let partition_text = partition.to_string();
-    while at < end {
-        let Ok(bytes) = dlq.read(at, READ_BYTES) else {
-            break;
-        };
-        let mut pos = 0usize;
-        let mut next = at;
-        while let Some(rest) = bytes.get(pos..) {
-            let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
-                break;
+    let _ = for_each_batch_in(dlq, from, i64::MAX, |_, batch| {
+        let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+            let Ok(headers) = r.headers() else {
+                return;
             };
-            let Some(batch) = rest.get(..h.total_len()) else {
-                break;
-            };
-            pos += h.total_len();
-            next = next.max(h.last_offset() + 1);
-            let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
-                let Ok(headers) = r.headers() else {
-                    return;
-                };
-                if header(&headers, HEADER_GROUP) == Some(group)
-                    && header(&headers, HEADER_SOURCE_TOPIC) == Some(topic)
-                    && header(&headers, HEADER_SOURCE_PARTITION) == Some(partition_text.as_str())
+            if header(&headers, HEADER_GROUP) == Some(group)
+                && header(&headers, HEADER_SOURCE_TOPIC) == Some(topic)
+                && header(&headers, HEADER_SOURCE_PARTITION) == Some(partition_text.as_str())
+            {
+                if let Some(o) = header(&headers, HEADER_SOURCE_OFFSET).and_then(|o| o.parse().ok())
                 {
-                    if let Some(o) =
-                        header(&headers, HEADER_SOURCE_OFFSET).and_then(|o| o.parse().ok())
-                    {
-                        found.insert(o);
-                    }
+                    found.insert(o);
                 }
-            });
-        }
-        if next <= at {
-            break;
-        }
-        at = next;
-    }
+            }
+        });
+    });
     found
 }
 
@@ -197,7 +155,7 @@ fn dead_letter(
     let (group, topic_id, index) = (key.0.as_str(), key.1, key.2);
     let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
     let all: Vec<i64> = letters.iter().map(|l| l.0).collect();
-    let config = group_config(&broker.share.defaults, &broker.configs.group(group));
+    let config = group_config(&broker.share.defaults, &broker.group_overrides(group));
     let Some(dlq_name) = config.dlq_topic else {
         // The dead-letter topic was unset meanwhile: archive them.
         return Ok(all);
