@@ -236,7 +236,7 @@ fn cluster_views_of_a_single_node() {
             .expect("json");
     assert_eq!(nodes["brokers"][0]["node_id"], 0);
     assert_eq!(nodes["brokers"][0]["controller"], true);
-    assert_eq!(nodes["brokers"][0]["leaders"], 5);
+    assert_eq!(nodes["brokers"][0]["leaders"], 20);
     let parts: serde_json::Value = serde_json::from_str(&b.cli_ok(
         &["cluster", "partitions", "--topic", "c", "--output", "json"],
         "",
