@@ -184,6 +184,72 @@ pub fn encode_control_batch(control_type: i16, value: &[u8], timestamp_ms: i64) 
     b
 }
 
+/// Control record type of a transaction marker that aborts (Kafka's `ControlRecordType.ABORT`).
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a transaction marker that commits (Kafka's `ControlRecordType.COMMIT`).
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// Which way a transaction ended, as its marker says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnMarkerKind {
+    Abort,
+    Commit,
+}
+
+/// A transaction marker: the control batch a transaction coordinator has written into every
+/// partition of a transaction when it ends (Kafka's `EndTransactionMarker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub kind: TxnMarkerKind,
+    /// The epoch of the coordinator that wrote it; a partition refuses markers from older ones.
+    pub coordinator_epoch: i32,
+}
+
+/// Encodes `marker` as Kafka does: a transactional control batch of one record whose key is
+/// `(version 0, ABORT|COMMIT)` and whose value is `(version 0, coordinator_epoch)`, carrying the
+/// producer id and epoch in the batch header and no sequence (-1).
+pub fn encode_txn_marker(marker: &TxnMarker, timestamp_ms: i64) -> Vec<u8> {
+    let control_type = match marker.kind {
+        TxnMarkerKind::Abort => CONTROL_TYPE_ABORT,
+        TxnMarkerKind::Commit => CONTROL_TYPE_COMMIT,
+    };
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    let mut b = encode_control_batch(control_type, &value, timestamp_ms);
+    let attrs = crate::batch::ATTR_CONTROL | crate::batch::ATTR_TRANSACTIONAL;
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    b[43..51].copy_from_slice(&marker.producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&marker.producer_epoch.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The transaction marker in `batch`, or `None` if it is not a well-formed transactional control
+/// batch of type ABORT or COMMIT.
+pub fn decode_txn_marker(batch: &[u8]) -> Option<TxnMarker> {
+    let h = validate_batch(batch).ok()?;
+    if !h.is_transactional() {
+        return None;
+    }
+    let (control_type, value) = decode_control_batch(batch)?;
+    let kind = match control_type {
+        CONTROL_TYPE_ABORT => TxnMarkerKind::Abort,
+        CONTROL_TYPE_COMMIT => TxnMarkerKind::Commit,
+        _ => return None,
+    };
+    let epoch_bytes: [u8; 4] = value.get(2..6)?.try_into().ok()?;
+    Some(TxnMarker {
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        kind,
+        coordinator_epoch: i32::from_be_bytes(epoch_bytes),
+    })
+}
+
 /// The control type and value of the first record of a control batch (`None` if `batch` is not
 /// an uncompressed control batch with a well-formed control key).
 pub fn decode_control_batch(batch: &[u8]) -> Option<(i16, Vec<u8>)> {
@@ -337,6 +403,31 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<Record>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txn_markers_round_trip_and_plain_control_batches_are_not_markers() {
+        for kind in [TxnMarkerKind::Abort, TxnMarkerKind::Commit] {
+            let marker = TxnMarker {
+                producer_id: 4242,
+                producer_epoch: 7,
+                kind,
+                coordinator_epoch: 3,
+            };
+            let b = encode_txn_marker(&marker, 1_700_000_000_000);
+            let h = validate_batch(&b).expect("valid batch");
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (4242, 7, -1)
+            );
+            assert_eq!(decode_txn_marker(&b), Some(marker));
+            assert!(decode_records(&b).expect("decodes").is_empty());
+        }
+        let plain = encode_control_batch(CONTROL_TYPE_COMMIT, &[0, 0, 0, 0, 0, 3], 0);
+        assert_eq!(decode_txn_marker(&plain), None);
+        let data = encode_batch(&[NewRecord::default()]);
+        assert_eq!(decode_txn_marker(&data), None);
+    }
 
     #[test]
     fn control_batches_round_trip_and_are_skipped_by_record_decoding() {
