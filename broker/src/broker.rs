@@ -63,6 +63,8 @@ pub struct Broker {
     pub authorizer: Authorizer,
     /// Client quotas and the rates measured against them (see `quota`).
     pub quotas: ClientQuotas,
+    /// The transaction coordinator's state (see `txn`).
+    pub txn: crate::txn::TxnCoordinator,
 }
 
 tokio::task_local! {
@@ -90,6 +92,8 @@ pub enum OpenError {
     Acls(#[from] crate::authz::AclError),
     #[error(transparent)]
     Quotas(#[from] crate::quota::QuotaError),
+    #[error(transparent)]
+    Transactions(#[from] crate::txn::TxnError),
 }
 
 /// Threads writing the producer snapshots of a clean shutdown.
@@ -359,6 +363,7 @@ impl Broker {
             security,
             authorizer,
             quotas,
+            txn: crate::txn::TxnCoordinator::default(),
         });
         if let Some(topic) = offsets_topic {
             let leading: Vec<_> = topic
@@ -369,6 +374,12 @@ impl Broker {
             let failed =
                 crate::internal_partitions::follow(&GroupPartitions(&broker), &leading, count);
             if let Some((_, e)) = failed.into_iter().next() {
+                broker.shutdown();
+                return Err(e.into());
+            }
+            // A single node leads every transaction state partition too (if the topic exists:
+            // it is created by the first transactional producer).
+            if let Err(e) = broker.txn.load_local(&broker.topics) {
                 broker.shutdown();
                 return Err(e.into());
             }
@@ -429,6 +440,14 @@ impl Broker {
             v.brokers
                 .get(&id)
                 .map(|b| b.clone().for_listener(listener.as_deref()))
+        })
+    }
+
+    /// A new producer id, or the error Kafka answers when none can be allocated.
+    pub fn new_producer_id(&self) -> Result<i64, weir_protocol::ErrorCode> {
+        self.producer_ids.next().map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR
         })
     }
 

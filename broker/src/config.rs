@@ -18,6 +18,10 @@ use crate::security::{ListenerConfig, SecurityConfig};
 /// Default partition count of `__consumer_offsets` (Kafka's is 50; see docs/configuration.md).
 pub const DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS: i32 = 16;
 
+/// Default partition count of `__transaction_state` (Kafka's is 50; Weir's is the offsets
+/// topic's, for the same reasons: see docs/configuration.md).
+pub const DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS: i32 = 16;
+
 /// Checks a partition count for `__consumer_offsets`: at least 1, at most what a topic may have.
 pub fn check_offsets_topic_num_partitions(count: i32) -> Result<i32, String> {
     let max = crate::topics::MAX_PARTITIONS_PER_TOPIC;
@@ -54,6 +58,14 @@ pub struct BrokerConfig {
     /// Partitions of `__consumer_offsets` when it is created (Kafka's
     /// offsets.topic.num.partitions). An existing topic keeps its partition count.
     pub offsets_topic_num_partitions: i32,
+    /// Partitions of `__transaction_state` when it is created (Kafka's
+    /// transaction.state.log.num.partitions). An existing topic keeps its partition count.
+    pub transaction_state_log_num_partitions: i32,
+    /// The longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
+    pub transaction_max_timeout_ms: i32,
+    /// How often timed-out transactions are looked for
+    /// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -142,6 +154,9 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
+            transaction_state_log_num_partitions: DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -318,6 +333,9 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
     pub offsets_topic_num_partitions: Option<i32>,
+    pub transaction_state_log_num_partitions: Option<i32>,
+    pub transaction_max_timeout_ms: Option<i32>,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
     pub group_consumer_session_timeout_ms: Option<i32>,
@@ -431,6 +449,25 @@ impl FileConfig {
                         message,
                     }
                 })?;
+        }
+        if let Some(v) = self.transaction_state_log_num_partitions {
+            config.transaction_state_log_num_partitions = check_offsets_topic_num_partitions(v)
+                .map_err(|message| ConfigFileError::Invalid {
+                    key: "transaction-state-log-num-partitions",
+                    message,
+                })?;
+        }
+        if let Some(v) = self.transaction_max_timeout_ms {
+            if v < 1 {
+                return Err(ConfigFileError::Invalid {
+                    key: "transaction-max-timeout-ms",
+                    message: format!("{v}: must be at least 1"),
+                });
+            }
+            config.transaction_max_timeout_ms = v;
+        }
+        if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
+            config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);
         }
         take!(group_initial_rebalance_delay_ms);
         take!(group_consumer_heartbeat_interval_ms);

@@ -30,6 +30,7 @@ pub mod share;
 pub mod topic_admin;
 pub mod topic_config;
 pub mod topics;
+pub mod txn;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -148,6 +149,12 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     ));
     let reload_ms = broker.config.security.security_reload_check_interval_ms;
     let mut reload_tick = tokio::time::interval(Duration::from_millis(reload_ms.max(100)));
+    let mut txn_tick = tokio::time::interval(Duration::from_millis(
+        broker
+            .config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .max(1),
+    ));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -164,6 +171,7 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 let now = b.now_ms();
                 let _ = tokio::task::spawn_blocking(move || b.topics.enforce_retention(now)).await;
             }
+            _ = txn_tick.tick() => crate::txn::markers::tick(&broker).await,
             _ = reload_tick.tick(), if reload_ms > 0 => {
                 let b = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || reload_security(&b, false)).await;

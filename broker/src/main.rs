@@ -139,6 +139,20 @@ struct ServeArgs {
     /// Partitions of `__consumer_offsets` when it is created (Kafka's offsets.topic.num.partitions).
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_NUM_PARTITIONS")]
     offsets_topic_num_partitions: Option<i32>,
+    /// Partitions of `__transaction_state` when it is created (Kafka's
+    /// transaction.state.log.num.partitions).
+    #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_NUM_PARTITIONS")]
+    transaction_state_log_num_partitions: Option<i32>,
+    /// Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms).
+    #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS")]
+    transaction_max_timeout_ms: Option<i32>,
+    /// How often timed-out transactions are aborted (Kafka's
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(
+        long,
+        env = "WEIR_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"
+    )]
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
@@ -314,6 +328,18 @@ impl ServeArgs {
             config.offsets_topic_num_partitions =
                 weir_broker::config::check_offsets_topic_num_partitions(v)
                     .map_err(|e| anyhow::anyhow!("--offsets-topic-num-partitions {e}"))?;
+        }
+        if let Some(v) = self.transaction_state_log_num_partitions {
+            config.transaction_state_log_num_partitions =
+                weir_broker::config::check_offsets_topic_num_partitions(v)
+                    .map_err(|e| anyhow::anyhow!("--transaction-state-log-num-partitions {e}"))?;
+        }
+        if let Some(v) = self.transaction_max_timeout_ms {
+            anyhow::ensure!(v >= 1, "--transaction-max-timeout-ms must be at least 1");
+            config.transaction_max_timeout_ms = v;
+        }
+        if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
+            config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;

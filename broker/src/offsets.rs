@@ -17,6 +17,12 @@
 //! the snapshot is deleted (`delete_records_before`), per partition. Appends, map updates and
 //! snapshots of a partition are ordered by one lock, so a snapshot always covers every record queued before it.
 //!
+//! Offsets committed inside a transaction (TxnOffsetCommit) are appended as a transactional batch
+//! of the producer and kept pending, invisible to OffsetFetch, until the transaction's marker
+//! reaches this partition: a COMMIT applies them, an ABORT drops them (`complete_txn`); replay
+//! does the same with the batches and markers in the log. A partition with pending transactional
+//! offsets is not compacted (the snapshot would drop them).
+//!
 //! A change is applied in two steps so that callers can keep request order without waiting for
 //! each other's fsync: `stage_*` appends the records and updates the map at once (in the order the
 //! calls are made), and `finish` waits until they are durable.
@@ -64,6 +70,8 @@ pub struct OffsetPartition {
     /// Orders log appends with map updates and snapshots.
     write_order: Mutex<()>,
     compact_after_records: i64,
+    /// Offsets committed in transactions not ended yet, by producer id, in commit order.
+    pending_txn: Mutex<HashMap<i64, Vec<Change>>>,
 }
 
 /// Committed offsets of the groups this broker coordinates: one [`OffsetPartition`] per
@@ -286,6 +294,7 @@ impl OffsetStore {
             group_records: RwLock::new(BTreeMap::new()),
             write_order: Mutex::new(()),
             compact_after_records: self.compact_after_records,
+            pending_txn: Mutex::new(HashMap::new()),
         });
         loaded.replay()?;
         Ok(loaded)
@@ -352,6 +361,70 @@ impl OffsetStore {
             .map(|(t, p)| ((group.to_string(), t.clone(), *p), None))
             .collect();
         self.target(group)?.stage(changes, now_ms)
+    }
+
+    /// Commits offsets for one group inside the transaction of `producer_id`/`producer_epoch`
+    /// (TxnOffsetCommit): appended as a transactional batch of that producer, invisible until
+    /// the transaction's marker reaches the partition ([`OffsetStore::complete_txn`]).
+    pub fn stage_txn_commit(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: &[(String, i32, CommittedOffset)],
+        now_ms: i64,
+    ) -> Result<StagedChange, OffsetError> {
+        let changes: Vec<Change> = offsets
+            .iter()
+            .map(|(t, p, c)| ((group.to_string(), t.clone(), *p), Some(c.clone())))
+            .collect();
+        let target = self.target(group)?;
+        if changes.is_empty() {
+            return Ok(StagedChange {
+                pending: None,
+                target: None,
+                now_ms,
+            });
+        }
+        let pending = {
+            let _order = target.write_order.lock();
+            let mut batch = OffsetPartition::encode_changes(&changes, now_ms);
+            mark_transactional(&mut batch, producer_id, producer_epoch);
+            let pending = target.partition.append(batch, &AppendOptions::default())?;
+            target
+                .pending_txn
+                .lock()
+                .entry(producer_id)
+                .or_default()
+                .extend(changes);
+            pending
+        };
+        Ok(StagedChange {
+            pending: Some(pending),
+            target: Some(target),
+            now_ms,
+        })
+    }
+
+    /// The marker of `producer_id`'s transaction reached offsets partition `index`: its pending
+    /// offsets become visible (`commit`) or are dropped.
+    pub fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        let Some(target) = self.partitions.get(index) else {
+            return;
+        };
+        let _order = target.write_order.lock();
+        target.settle_txn(producer_id, commit);
+    }
+
+    /// Whether `group` has offsets pending in an unfinished transaction (Kafka answers an
+    /// OffsetFetch asking for stable offsets with UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offsets(&self, group: &str) -> bool {
+        self.partitions.for_key(group).is_some_and(|p| {
+            p.pending_txn
+                .lock()
+                .values()
+                .any(|changes| changes.iter().any(|((g, _, _), _)| g == group))
+        })
     }
 
     /// Waits until a staged change is durable (blocking), then compacts the history if it is due.
@@ -470,12 +543,39 @@ impl OffsetPartition {
         &self.partition
     }
 
+    /// Applies (`commit`) or drops the pending transactional offsets of `producer_id`.
+    fn settle_txn(&self, producer_id: i64, commit: bool) {
+        let Some(changes) = self.pending_txn.lock().remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            let mut groups = self.groups.write();
+            for change in changes {
+                Self::apply(&mut groups, change);
+            }
+        }
+    }
+
     fn replay(&self) -> Result<(), OffsetError> {
         let partition = &self.partition;
         let mut groups = self.groups.write();
         let mut group_records = self.group_records.write();
+        let mut pending_txn = self.pending_txn.lock();
         let mut corrupt = None;
-        crate::log_scan::for_each_batch(&partition.log, |_, batch| {
+        crate::log_scan::for_each_batch(&partition.log, |header, batch| {
+            if header.is_control() {
+                if let Some(marker) = weir_storage::records::decode_txn_marker(batch) {
+                    if let Some(changes) = pending_txn.remove(&marker.producer_id) {
+                        if marker.kind == weir_storage::records::TxnMarkerKind::Commit {
+                            for change in changes {
+                                Self::apply(&mut groups, change);
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+            let transactional = header.is_transactional().then_some(header.producer_id);
             let records = match weir_storage::records::decode_records(batch) {
                 Ok(r) => r,
                 Err(e) => {
@@ -494,10 +594,11 @@ impl OffsetPartition {
                 let Some(key) = r.key.as_deref().and_then(decode_key) else {
                     continue;
                 };
-                Self::apply(
-                    &mut groups,
-                    (key, r.value.as_deref().and_then(decode_value)),
-                );
+                let change = (key, r.value.as_deref().and_then(decode_value));
+                match transactional {
+                    Some(pid) => pending_txn.entry(pid).or_default().push(change),
+                    None => Self::apply(&mut groups, change),
+                }
             }
         })?;
         match corrupt {
@@ -593,7 +694,9 @@ impl OffsetPartition {
                 .sum::<usize>()
                 + self.group_records.read().len()
         };
-        if !due(live_entries()) {
+        // A snapshot holds live offsets only: pending transactional ones would be lost with
+        // the history, so compaction waits until no transaction is pending here.
+        if !due(live_entries()) || !self.pending_txn.lock().is_empty() {
             return Ok(());
         }
         let (snapshot_start, pending) = {
@@ -696,6 +799,25 @@ impl OffsetPartition {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
+}
+
+/// Turns a batch built by `encode_batch` into a transactional batch of `producer_id`/`epoch`
+/// (attribute bit, producer fields; no sequence), CRC recomputed.
+fn mark_transactional(batch: &mut [u8], producer_id: i64, producer_epoch: i16) {
+    const ATTRIBUTES_AT: usize = 21;
+    const PRODUCER_ID_AT: usize = 43;
+    const PRODUCER_EPOCH_AT: usize = 51;
+    const CRC_AT: usize = 17;
+    if batch.len() < weir_storage::batch::BATCH_HEADER_LEN {
+        return;
+    }
+    let attrs = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]])
+        | weir_storage::batch::ATTR_TRANSACTIONAL;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attrs.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    let crc = weir_storage::batch::compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]

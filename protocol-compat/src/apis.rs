@@ -22,6 +22,7 @@ use kafka_protocol::messages as m;
 use crate::mirror::{ErrorCodes, Mirror, Sample};
 use crate::requests::*;
 use crate::responses::*;
+use crate::transactions::*;
 
 macro_rules! apis {
     ($(
@@ -242,6 +243,18 @@ apis! {
     INIT_PRODUCER_ID = 22: InitProducerId(InitProducerIdRequest, InitProducerIdResponse), 0..=5;
     OFFSET_FOR_LEADER_EPOCH = 23: OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse), 2..=4,
         mirror(m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse);
+    // Transactions (KIP-98; v4+ of AddPartitionsToTxn and v5 of EndTxn are KIP-890's protocol 2).
+    ADD_PARTITIONS_TO_TXN = 24: AddPartitionsToTxn(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse), 0..=5,
+        mirror(m::AddPartitionsToTxnRequest, m::AddPartitionsToTxnResponse);
+    ADD_OFFSETS_TO_TXN = 25: AddOffsetsToTxn(AddOffsetsToTxnRequest, AddOffsetsToTxnResponse), 0..=4,
+        mirror(m::AddOffsetsToTxnRequest, m::AddOffsetsToTxnResponse);
+    END_TXN = 26: EndTxn(EndTxnRequest, EndTxnResponse), 0..=5,
+        mirror(m::EndTxnRequest, m::EndTxnResponse);
+    // Coordinator to partition leader; v0 was removed by Kafka 4.0 (KIP-896).
+    WRITE_TXN_MARKERS = 27: WriteTxnMarkers(WriteTxnMarkersRequest, WriteTxnMarkersResponse), 1..=1,
+        mirror(m::WriteTxnMarkersRequest, m::WriteTxnMarkersResponse);
+    TXN_OFFSET_COMMIT = 28: TxnOffsetCommit(TxnOffsetCommitRequest, TxnOffsetCommitResponse), 0..=5,
+        mirror(m::TxnOffsetCommitRequest, m::TxnOffsetCommitResponse);
     DESCRIBE_ACLS = 29: DescribeAcls(DescribeAclsRequest, DescribeAclsResponse), 1..=3,
         mirror(m::DescribeAclsRequest, m::DescribeAclsResponse);
     CREATE_ACLS = 30: CreateAcls(CreateAclsRequest, CreateAclsResponse), 1..=3,
@@ -283,6 +296,10 @@ apis! {
         mirror(m::EndQuorumEpochRequest, m::EndQuorumEpochResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
+    DESCRIBE_TRANSACTIONS = 65: DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse), 0..=0,
+        mirror(m::DescribeTransactionsRequest, m::DescribeTransactionsResponse);
+    LIST_TRANSACTIONS = 66: ListTransactions(ListTransactionsRequest, ListTransactionsResponse), 0..=2,
+        mirror(m::ListTransactionsRequest, m::ListTransactionsResponse);
     CONSUMER_GROUP_HEARTBEAT = 68: ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse), 0..=1,
         mirror(m::ConsumerGroupHeartbeatRequest, m::ConsumerGroupHeartbeatResponse);
     CONSUMER_GROUP_DESCRIBE = 69: ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse), 0..=1,

@@ -34,6 +34,7 @@ pub mod requests;
 mod response_errors;
 pub mod responses;
 pub mod sasl;
+pub mod transactions;
 mod versions;
 
 pub use apis::{api_key, api_name};
@@ -41,6 +42,7 @@ pub use codec::{decode_request, encode_api_versions_unsupported, encode_response
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use requests::*;
 pub use responses::*;
+pub use transactions::*;
 pub use versions::{advertised_apis, supported_apis, supported_range};
 
 /// Helpers for tests and fuzzing: not part of the API.

@@ -2162,6 +2162,8 @@ throttled! {
     DescribeClientQuotas, AlterClientQuotas, DescribeUserScramCredentials,
     AlterUserScramCredentials, DescribeCluster, ConsumerGroupHeartbeat, ConsumerGroupDescribe,
     ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge,
-    DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets;
-    unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch
+    DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets, AddPartitionsToTxn,
+    AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions;
+    unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch,
+    WriteTxnMarkers
 }

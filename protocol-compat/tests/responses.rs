@@ -47,6 +47,14 @@ fn api_versions_advertises_the_issue_ranges() {
     assert_eq!(find(api_key::FIND_COORDINATOR), Some((0, 4)));
     assert_eq!(find(api_key::SASL_HANDSHAKE), Some((0, 1)));
     assert_eq!(find(api_key::SASL_AUTHENTICATE), Some((0, 2)));
+    // Transactions, at Kafka 4.1's ranges (WriteTxnMarkers v0 was removed by KIP-896).
+    assert_eq!(find(api_key::ADD_PARTITIONS_TO_TXN), Some((0, 5)));
+    assert_eq!(find(api_key::ADD_OFFSETS_TO_TXN), Some((0, 4)));
+    assert_eq!(find(api_key::END_TXN), Some((0, 5)));
+    assert_eq!(find(api_key::WRITE_TXN_MARKERS), Some((1, 1)));
+    assert_eq!(find(api_key::TXN_OFFSET_COMMIT), Some((0, 5)));
+    assert_eq!(find(api_key::DESCRIBE_TRANSACTIONS), Some((0, 0)));
+    assert_eq!(find(api_key::LIST_TRANSACTIONS), Some((0, 2)));
     // UpdateFeatures (57) is not served.
     assert_eq!(find(57), None);
 }
@@ -151,7 +159,7 @@ fn other_apis_at_unsupported_versions_and_unknown_keys() {
             other => panic!("api {key} v{version}: {other:?}"),
         }
     }
-    for key in [57i16, 24, 999, -1] {
+    for key in [57i16, 56, 999, -1] {
         let mut raw = vec![0u8; 10];
         raw[0..2].copy_from_slice(&key.to_be_bytes());
         raw[8..10].copy_from_slice(&(-1i16).to_be_bytes());

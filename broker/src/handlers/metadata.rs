@@ -310,14 +310,17 @@ pub async fn find_coordinator(
                     error_message: None,
                 };
             }
-            if request.key_type == KEY_TYPE_TRANSACTION {
+            // A single node coordinates every transactional id (it leads every partition of
+            // `__transaction_state`, created by the first transactional InitProducerId). A
+            // cluster does not follow that topic's leaders yet.
+            if request.key_type == KEY_TYPE_TRANSACTION && broker.cluster.is_some() {
                 return Coordinator {
                     key,
                     node_id: -1,
                     host: String::new(),
                     port: -1,
                     error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    error_message: Some("transactions are not supported by this broker".into()),
+                    error_message: Some("transactions are not served in a cluster yet".into()),
                 };
             }
             match group_coordinator(broker, &coordinators, &key) {

@@ -31,6 +31,7 @@ mod quotas;
 mod replication;
 mod scram_credentials;
 mod share;
+mod txn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -199,8 +200,20 @@ pub async fn dispatch(
         },
         Request::InitProducerId(r) => match access::refuse_init_producer_id(&az, &r) {
             Some(refused) => ready(refused),
+            None if r.transactional_id.is_some() => txn::init_producer_id(&b, version, r).await,
             None => ready(Response::InitProducerId(produce::init_producer_id(&b, r))),
         },
+        Request::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(&b, &az, version, r),
+        Request::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(&b, &az, version, r),
+        Request::EndTxn(r) => txn::end_txn(&b, &az, version, r),
+        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(&b, &az, version, r),
+        Request::WriteTxnMarkers(r) => txn::write_txn_markers(&b, &az, r),
+        Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
+            txn::describe_transactions(&b, &az, r),
+        )),
+        Request::ListTransactions(r) => ready(Response::ListTransactions(txn::list_transactions(
+            &b, &az, r,
+        ))),
         Request::CreateTopics(mut r) => {
             let post = access::split_create_topics(&az, &mut r);
             then(
