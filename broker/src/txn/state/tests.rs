@@ -118,7 +118,15 @@ fn kip_360_bump_needs_the_current_epoch_and_recognises_a_retry() {
 fn epoch_exhaustion_takes_a_new_producer_id() {
     let mut m = ready(init(None, Expected::NONE));
     m.producer_epoch = MAX_EPOCH;
-    let next = ready(init(Some(&m), Expected::NONE));
+    let next = ready(init_producer_id(
+        "t",
+        Some(&m),
+        60_000,
+        MAX_TIMEOUT_MS,
+        Expected::NONE,
+        10,
+        &mut || Ok(5_000),
+    ));
     assert_ne!(next.producer_id, m.producer_id);
     assert_eq!(next.producer_epoch, 0);
 }
