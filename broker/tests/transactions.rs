@@ -12,11 +12,11 @@ use std::time::Duration;
 use common::kafka::Conn;
 use common::Broker;
 use weir_protocol::client::encode_request_at;
-use weir_protocol::{
-    ErrorCode, FetchPartition, FetchRequest, FetchTopic, InitProducerIdRequest,
-    OffsetFetchGroup, OffsetFetchRequest, OffsetFetchTopic, Request, Response,
-};
 use weir_protocol::transactions::*;
+use weir_protocol::{
+    ErrorCode, FetchPartition, FetchRequest, FetchTopic, InitProducerIdRequest, OffsetFetchGroup,
+    OffsetFetchRequest, OffsetFetchTopic, Request, Response,
+};
 use weir_storage::records::{decode_txn_marker, TxnMarker, TxnMarkerKind};
 
 fn start() -> Broker {
@@ -32,7 +32,8 @@ fn start() -> Broker {
 fn call_at(b: &Broker, version: i16, request: Request) -> Response {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(b.kafka).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let key = request.api_key();
     let frame = encode_request_at(7, "txn-test", &request, version).expect("encode");
     s.write_all(&frame).expect("send");
@@ -50,7 +51,9 @@ fn init(c: &mut Conn, id: &str, timeout_ms: i32) -> (ErrorCode, i64, i16) {
         transaction_timeout_ms: timeout_ms,
         ..InitProducerIdRequest::default()
     }));
-    let Response::InitProducerId(r) = r else { panic!("{r:?}") };
+    let Response::InitProducerId(r) = r else {
+        panic!("{r:?}")
+    };
     (r.error_code, r.producer_id, r.producer_epoch)
 }
 
@@ -59,7 +62,9 @@ fn init_ok(c: &mut Conn, id: &str, timeout_ms: i32) -> (i64, i16) {
     for _ in 0..300 {
         match init(c, id, timeout_ms) {
             (ErrorCode::NONE, pid, epoch) => return (pid, epoch),
-            (ErrorCode::CONCURRENT_TRANSACTIONS, _, _) => std::thread::sleep(Duration::from_millis(20)),
+            (ErrorCode::CONCURRENT_TRANSACTIONS, _, _) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             other => panic!("InitProducerId: {other:?}"),
         }
     }
@@ -85,13 +90,30 @@ fn add_request(id: &str, pid: i64, epoch: i16, parts: &[(&str, i32)]) -> AddPart
 }
 
 /// AddPartitionsToTxn at `version`: the error codes of every partition.
-fn add(b: &Broker, version: i16, id: &str, pid: i64, epoch: i16, parts: &[(&str, i32)]) -> Vec<ErrorCode> {
-    let r = call_at(b, version, Request::AddPartitionsToTxn(add_request(id, pid, epoch, parts)));
-    let Response::AddPartitionsToTxn(r) = r else { panic!("{r:?}") };
+fn add(
+    b: &Broker,
+    version: i16,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    parts: &[(&str, i32)],
+) -> Vec<ErrorCode> {
+    let r = call_at(
+        b,
+        version,
+        Request::AddPartitionsToTxn(add_request(id, pid, epoch, parts)),
+    );
+    let Response::AddPartitionsToTxn(r) = r else {
+        panic!("{r:?}")
+    };
     r.results_by_transaction
         .iter()
         .flat_map(|t| t.topic_results.iter())
-        .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code))
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
         .collect()
 }
 
@@ -106,7 +128,9 @@ fn end(b: &Broker, version: i16, id: &str, pid: i64, epoch: i16, commit: bool) -
             committed: commit,
         }),
     );
-    let Response::EndTxn(r) = r else { panic!("{r:?}") };
+    let Response::EndTxn(r) = r else {
+        panic!("{r:?}")
+    };
     r
 }
 
@@ -114,7 +138,9 @@ fn describe(c: &mut Conn, id: &str) -> DescribedTransaction {
     let r = c.call(Request::DescribeTransactions(DescribeTransactionsRequest {
         transactional_ids: vec![id.into()],
     }));
-    let Response::DescribeTransactions(mut r) = r else { panic!("{r:?}") };
+    let Response::DescribeTransactions(mut r) = r else {
+        panic!("{r:?}")
+    };
     r.transaction_states.remove(0)
 }
 
@@ -148,7 +174,9 @@ fn markers(c: &mut Conn, topic: &str, p: i32) -> Vec<TxnMarker> {
         }],
         ..FetchRequest::default()
     }));
-    let Response::Fetch(r) = r else { panic!("{r:?}") };
+    let Response::Fetch(r) = r else {
+        panic!("{r:?}")
+    };
     let data = &r.topics[0].partitions[0].records;
     let mut out = Vec::new();
     let mut at = 0;
@@ -174,7 +202,10 @@ fn wait_markers(c: &mut Conn, topic: &str, p: i32, n: usize) -> Vec<TxnMarker> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{topic}-{p} never got {n} markers: {:?}", markers(c, topic, p));
+    panic!(
+        "{topic}-{p} never got {n} markers: {:?}",
+        markers(c, topic, p)
+    );
 }
 
 #[test]
@@ -185,43 +216,83 @@ fn commit_and_abort_write_markers_to_every_partition_and_survive_a_restart() {
     let (pid, epoch) = init_ok(&mut c, "tx-a", 60_000);
     assert_eq!(epoch, 0);
     // v3 (one transaction in top-level fields) and v4 (batched) shapes.
-    assert_eq!(add(&b, 3, "tx-a", pid, epoch, &[("out", 0)]), vec![ErrorCode::NONE]);
-    assert_eq!(add(&b, 4, "tx-a", pid, epoch, &[("out", 1)]), vec![ErrorCode::NONE]);
+    assert_eq!(
+        add(&b, 3, "tx-a", pid, epoch, &[("out", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    assert_eq!(
+        add(&b, 4, "tx-a", pid, epoch, &[("out", 1)]),
+        vec![ErrorCode::NONE]
+    );
     let d = describe(&mut c, "tx-a");
     assert_eq!(d.transaction_state, "Ongoing");
     assert_eq!(d.topics.len(), 1);
     assert_eq!(d.topics[0].partitions, vec![0, 1]);
-    assert_eq!(end(&b, 3, "tx-a", pid, epoch, true).error_code, ErrorCode::NONE);
+    assert_eq!(
+        end(&b, 3, "tx-a", pid, epoch, true).error_code,
+        ErrorCode::NONE
+    );
     wait_state(&mut c, "tx-a", "CompleteCommit");
     for p in 0..2 {
         let m = wait_markers(&mut c, "out", p, 1);
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].producer_id, m[0].producer_epoch, m[0].kind), (pid, 0, TxnMarkerKind::Commit));
+        assert_eq!(
+            (m[0].producer_id, m[0].producer_epoch, m[0].kind),
+            (pid, 0, TxnMarkerKind::Commit)
+        );
     }
     // A retried EndTxn of protocol 1 is answered as done; the other outcome is refused.
-    assert_eq!(end(&b, 3, "tx-a", pid, epoch, true).error_code, ErrorCode::NONE);
-    assert_eq!(end(&b, 3, "tx-a", pid, epoch, false).error_code, ErrorCode::INVALID_TXN_STATE);
+    assert_eq!(
+        end(&b, 3, "tx-a", pid, epoch, true).error_code,
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        end(&b, 3, "tx-a", pid, epoch, false).error_code,
+        ErrorCode::INVALID_TXN_STATE
+    );
 
     // The next transaction, aborted, touches partition 1 only.
-    assert_eq!(add(&b, 3, "tx-a", pid, epoch, &[("out", 1)]), vec![ErrorCode::NONE]);
-    assert_eq!(end(&b, 3, "tx-a", pid, epoch, false).error_code, ErrorCode::NONE);
+    assert_eq!(
+        add(&b, 3, "tx-a", pid, epoch, &[("out", 1)]),
+        vec![ErrorCode::NONE]
+    );
+    assert_eq!(
+        end(&b, 3, "tx-a", pid, epoch, false).error_code,
+        ErrorCode::NONE
+    );
     wait_state(&mut c, "tx-a", "CompleteAbort");
     let m = wait_markers(&mut c, "out", 1, 2);
     assert_eq!(m[1].kind, TxnMarkerKind::Abort);
-    assert_eq!(markers(&mut c, "out", 0).len(), 1, "partition 0 was not in the aborted one");
+    assert_eq!(
+        markers(&mut c, "out", 0).len(),
+        1,
+        "partition 0 was not in the aborted one"
+    );
 
     // An ongoing transaction is still ongoing after a restart, with its partitions.
-    assert_eq!(add(&b, 3, "tx-a", pid, epoch, &[("out", 0)]), vec![ErrorCode::NONE]);
+    assert_eq!(
+        add(&b, 3, "tx-a", pid, epoch, &[("out", 0)]),
+        vec![ErrorCode::NONE]
+    );
     drop(c);
     b.restart();
     let mut c = Conn::connect(b.kafka);
     let d = describe(&mut c, "tx-a");
-    assert_eq!((d.transaction_state.as_str(), d.producer_id, d.producer_epoch), ("Ongoing", pid, 0));
+    assert_eq!(
+        (
+            d.transaction_state.as_str(),
+            d.producer_id,
+            d.producer_epoch
+        ),
+        ("Ongoing", pid, 0)
+    );
     let r = c.call(Request::ListTransactions(ListTransactionsRequest {
         state_filters: vec!["Ongoing".into()],
         ..ListTransactionsRequest::default()
     }));
-    let Response::ListTransactions(r) = r else { panic!("{r:?}") };
+    let Response::ListTransactions(r) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(r.transaction_states.len(), 1);
     assert_eq!(r.transaction_states[0].transactional_id, "tx-a");
     // The producer that comes back is a new epoch; the ongoing transaction is aborted first.
@@ -237,25 +308,49 @@ fn zombies_are_fenced_and_old_versions_get_invalid_producer_epoch() {
     let mut c = Conn::connect(b.kafka);
     c.create_topic("out", 1, &[]);
     let (pid, old) = init_ok(&mut c, "tx-z", 60_000);
-    assert_eq!(add(&b, 3, "tx-z", pid, old, &[("out", 0)]), vec![ErrorCode::NONE]);
+    assert_eq!(
+        add(&b, 3, "tx-z", pid, old, &[("out", 0)]),
+        vec![ErrorCode::NONE]
+    );
     // A second producer with the same transactional id: the first one's transaction is aborted
     // and its epoch fenced.
     let (pid2, new) = init_ok(&mut c, "tx-z", 60_000);
     assert_eq!(pid2, pid);
     assert!(new > old);
     wait_state(&mut c, "tx-z", "Empty");
-    assert_eq!(wait_markers(&mut c, "out", 0, 1)[0].kind, TxnMarkerKind::Abort);
-    assert_eq!(add(&b, 3, "tx-z", pid, old, &[("out", 0)]), vec![ErrorCode::PRODUCER_FENCED]);
-    assert_eq!(add(&b, 1, "tx-z", pid, old, &[("out", 0)]), vec![ErrorCode::INVALID_PRODUCER_EPOCH]);
-    assert_eq!(end(&b, 3, "tx-z", pid, old, true).error_code, ErrorCode::PRODUCER_FENCED);
-    assert_eq!(end(&b, 1, "tx-z", pid, old, true).error_code, ErrorCode::INVALID_PRODUCER_EPOCH);
+    assert_eq!(
+        wait_markers(&mut c, "out", 0, 1)[0].kind,
+        TxnMarkerKind::Abort
+    );
+    assert_eq!(
+        add(&b, 3, "tx-z", pid, old, &[("out", 0)]),
+        vec![ErrorCode::PRODUCER_FENCED]
+    );
+    assert_eq!(
+        add(&b, 1, "tx-z", pid, old, &[("out", 0)]),
+        vec![ErrorCode::INVALID_PRODUCER_EPOCH]
+    );
+    assert_eq!(
+        end(&b, 3, "tx-z", pid, old, true).error_code,
+        ErrorCode::PRODUCER_FENCED
+    );
+    assert_eq!(
+        end(&b, 1, "tx-z", pid, old, true).error_code,
+        ErrorCode::INVALID_PRODUCER_EPOCH
+    );
     // An unknown partition is refused, the others not attempted.
     assert_eq!(
         add(&b, 3, "tx-z", pid, new, &[("out", 0), ("nope", 0)]),
-        vec![ErrorCode::OPERATION_NOT_ATTEMPTED, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION]
+        vec![
+            ErrorCode::OPERATION_NOT_ATTEMPTED,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        ]
     );
     // A timeout above transaction.max.timeout.ms.
-    assert_eq!(init(&mut c, "tx-big", 900_001).0, ErrorCode::INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(
+        init(&mut c, "tx-big", 900_001).0,
+        ErrorCode::INVALID_TRANSACTION_TIMEOUT
+    );
     assert_eq!(init(&mut c, "", 1_000).0, ErrorCode::INVALID_REQUEST);
 }
 
@@ -265,16 +360,25 @@ fn end_txn_v5_bumps_the_epoch_at_every_end() {
     let mut c = Conn::connect(b.kafka);
     c.create_topic("out", 1, &[]);
     let (pid, epoch) = init_ok(&mut c, "tx-v2", 60_000);
-    assert_eq!(add(&b, 5, "tx-v2", pid, epoch, &[("out", 0)]), vec![ErrorCode::NONE]);
+    assert_eq!(
+        add(&b, 5, "tx-v2", pid, epoch, &[("out", 0)]),
+        vec![ErrorCode::NONE]
+    );
     let r = end(&b, 5, "tx-v2", pid, epoch, true);
-    assert_eq!((r.error_code, r.producer_id, r.producer_epoch), (ErrorCode::NONE, pid, epoch + 1));
+    assert_eq!(
+        (r.error_code, r.producer_id, r.producer_epoch),
+        (ErrorCode::NONE, pid, epoch + 1)
+    );
     // The marker carries the bumped epoch, so the producer's old epoch is over in the partition.
     let m = wait_markers(&mut c, "out", 0, 1);
     assert_eq!(m[0].producer_epoch, epoch + 1);
     wait_state(&mut c, "tx-v2", "CompleteCommit");
     // A retry with the old epoch is recognised.
     let r = end(&b, 5, "tx-v2", pid, epoch, true);
-    assert_eq!((r.error_code, r.producer_epoch), (ErrorCode::NONE, epoch + 1));
+    assert_eq!(
+        (r.error_code, r.producer_epoch),
+        (ErrorCode::NONE, epoch + 1)
+    );
 }
 
 #[test]
@@ -283,11 +387,20 @@ fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
     let mut c = Conn::connect(b.kafka);
     c.create_topic("out", 1, &[]);
     let (pid, epoch) = init_ok(&mut c, "tx-slow", 100);
-    assert_eq!(add(&b, 3, "tx-slow", pid, epoch, &[("out", 0)]), vec![ErrorCode::NONE]);
+    assert_eq!(
+        add(&b, 3, "tx-slow", pid, epoch, &[("out", 0)]),
+        vec![ErrorCode::NONE]
+    );
     let d = wait_state(&mut c, "tx-slow", "CompleteAbort");
     assert_eq!(d.producer_epoch, epoch + 1);
-    assert_eq!(wait_markers(&mut c, "out", 0, 1)[0].kind, TxnMarkerKind::Abort);
-    assert_eq!(end(&b, 3, "tx-slow", pid, epoch, true).error_code, ErrorCode::PRODUCER_FENCED);
+    assert_eq!(
+        wait_markers(&mut c, "out", 0, 1)[0].kind,
+        TxnMarkerKind::Abort
+    );
+    assert_eq!(
+        end(&b, 3, "tx-slow", pid, epoch, true).error_code,
+        ErrorCode::PRODUCER_FENCED
+    );
 }
 
 fn offset_of(c: &mut Conn, group: &str) -> i64 {
@@ -303,11 +416,20 @@ fn offset_of(c: &mut Conn, group: &str) -> i64 {
         }],
         require_stable: false,
     }));
-    let Response::OffsetFetch(r) = r else { panic!("{r:?}") };
+    let Response::OffsetFetch(r) = r else {
+        panic!("{r:?}")
+    };
     r.groups[0].topics[0].partitions[0].committed_offset
 }
 
-fn txn_commit_offset(b: &Broker, id: &str, group: &str, pid: i64, epoch: i16, offset: i64) -> ErrorCode {
+fn txn_commit_offset(
+    b: &Broker,
+    id: &str,
+    group: &str,
+    pid: i64,
+    epoch: i16,
+    offset: i64,
+) -> ErrorCode {
     let r = call_at(
         b,
         3,
@@ -318,7 +440,9 @@ fn txn_commit_offset(b: &Broker, id: &str, group: &str, pid: i64, epoch: i16, of
             group_id: group.into(),
         }),
     );
-    let Response::AddOffsetsToTxn(r) = r else { panic!("{r:?}") };
+    let Response::AddOffsetsToTxn(r) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(r.error_code, ErrorCode::NONE);
     let r = call_at(
         b,
@@ -342,7 +466,9 @@ fn txn_commit_offset(b: &Broker, id: &str, group: &str, pid: i64, epoch: i16, of
             }],
         }),
     );
-    let Response::TxnOffsetCommit(r) = r else { panic!("{r:?}") };
+    let Response::TxnOffsetCommit(r) = r else {
+        panic!("{r:?}")
+    };
     r.topics[0].partitions[0].error_code
 }
 
@@ -352,26 +478,48 @@ fn offsets_committed_in_a_transaction_are_visible_only_once_it_commits() {
     let mut c = Conn::connect(b.kafka);
     c.create_topic("in", 1, &[]);
     let (pid, epoch) = init_ok(&mut c, "tx-o", 60_000);
-    assert_eq!(txn_commit_offset(&b, "tx-o", "g1", pid, epoch, 42), ErrorCode::NONE);
-    assert_eq!(offset_of(&mut c, "g1"), -1, "pending until the transaction commits");
-    assert_eq!(end(&b, 3, "tx-o", pid, epoch, true).error_code, ErrorCode::NONE);
+    assert_eq!(
+        txn_commit_offset(&b, "tx-o", "g1", pid, epoch, 42),
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        offset_of(&mut c, "g1"),
+        -1,
+        "pending until the transaction commits"
+    );
+    assert_eq!(
+        end(&b, 3, "tx-o", pid, epoch, true).error_code,
+        ErrorCode::NONE
+    );
     wait_state(&mut c, "tx-o", "CompleteCommit");
     assert_eq!(offset_of(&mut c, "g1"), 42);
 
-    assert_eq!(txn_commit_offset(&b, "tx-o", "g1", pid, epoch, 99), ErrorCode::NONE);
-    assert_eq!(end(&b, 3, "tx-o", pid, epoch, false).error_code, ErrorCode::NONE);
+    assert_eq!(
+        txn_commit_offset(&b, "tx-o", "g1", pid, epoch, 99),
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        end(&b, 3, "tx-o", pid, epoch, false).error_code,
+        ErrorCode::NONE
+    );
     wait_state(&mut c, "tx-o", "CompleteAbort");
     assert_eq!(offset_of(&mut c, "g1"), 42, "aborted offsets are dropped");
 
     // Pending offsets of an unfinished transaction stay invisible after a restart; the replayed
     // commit and abort keep their outcome.
-    assert_eq!(txn_commit_offset(&b, "tx-o", "g2", pid, epoch, 7), ErrorCode::NONE);
+    assert_eq!(
+        txn_commit_offset(&b, "tx-o", "g2", pid, epoch, 7),
+        ErrorCode::NONE
+    );
     drop(c);
     b.restart();
     let mut c = Conn::connect(b.kafka);
     assert_eq!(offset_of(&mut c, "g1"), 42);
     assert_eq!(offset_of(&mut c, "g2"), -1);
-    assert_eq!(end(&b, 3, "tx-o", pid, epoch, true).error_code, ErrorCode::NONE);
+    assert_eq!(
+        end(&b, 3, "tx-o", pid, epoch, true).error_code,
+        ErrorCode::NONE
+    );
     wait_state(&mut c, "tx-o", "CompleteCommit");
     assert_eq!(offset_of(&mut c, "g2"), 7);
 }
