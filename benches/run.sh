@@ -43,8 +43,8 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- setup (idempotent, cached)
 mkdir -p "$CACHE"
 need_apt=()
-# (the start-up profile needs none of these)
-if [[ -z "${STARTUP_RUNS:-}" ]]; then
+# (the start-up and share profiles need none of these)
+if [[ -z "${STARTUP_RUNS:-}" && -z "${SHARE_RECORDS:-}" ]]; then
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
@@ -99,6 +99,21 @@ if [[ -n "${STARTUP_RUNS:-}" ]]; then
             ${WEIR_BENCH_BEFORE_BIN:+--before "$WEIR_BENCH_BEFORE_BIN"} --out "$OUT/startup.tsv"
     done
     "$PY" "$BENCH/startup/startup.py" --summary "$OUT/startup.tsv" | tee "$OUT/report.md"
+    exit 0
+fi
+
+# The share profile: share-group consumption with a per-record acknowledgement against classic
+# group consumption of the same topic (benches/share/share_bench.py).
+if [[ -n "${SHARE_RECORDS:-}" ]]; then
+    PY="$ROOT/.venv/bin/python"; [[ -x "$PY" ]] || PY=python3
+    OUT="$CACHE/results/$PROFILE-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$OUT" "$CACHE/run"
+    printf 'records\tsize\tpartitions\tconsumers\tround\tmode\trate\n' >"$OUT/share.tsv"
+    log "profile $PROFILE: weir $WEIR_COMMIT; output in $OUT"
+    "$PY" "$BENCH/share/share_bench.py" --weir "$WEIR" --data "$CACHE/run/share-data" --port "$WEIR_PORT" \
+        --records "$SHARE_RECORDS" --size "$SHARE_RECORD_BYTES" --partitions "$SHARE_PARTITIONS" \
+        --consumers "$SHARE_CONSUMERS" --rounds "$SHARE_ROUNDS" --out "$OUT/share.tsv"
+    "$PY" "$BENCH/share/share_bench.py" --summary "$OUT/share.tsv" | tee "$OUT/report.md"
     exit 0
 fi
 
