@@ -24,5 +24,8 @@ cargo test --workspace --release
 if [ -d tests-compat ] && ls tests-compat/test_*.py >/dev/null 2>&1; then
   echo "== client compatibility suite"
   ./tests-compat/install.sh
-  WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat
+  # Two files at a time: the tests mostly wait on brokers and clients, so two processes halve the
+  # wall time on two cores. Each process has its own shared broker; ports and names are unique.
+  WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat \
+    -n "${WEIR_TEST_WORKERS:-2}" --dist loadfile
 fi
