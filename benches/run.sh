@@ -219,11 +219,17 @@ wait_port() {
 start_system() {
     local sys=$1 logf=$2
     case $sys in
-        weir-always|weir-never)
+        weir-always|weir-never|before-always|before-never)
+            # before-*: another weir binary (WEIR_BENCH_BEFORE_BIN, say one built from main) with
+            # the same flags, for an A/B of two builds within one run.
+            local bin=$WEIR
+            if [[ $sys == before-* ]]; then
+                bin=${WEIR_BENCH_BEFORE_BIN:?"$sys needs WEIR_BENCH_BEFORE_BIN=<weir binary>"}
+            fi
             port_free "$WEIR_PORT" || { log "port $WEIR_PORT busy"; exit 1; }
             rm -rf "$RUNDIR/weir-data"
-            "$WEIR" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
-                --fsync "${sys#weir-}" >"$logf" 2>&1 &
+            "$bin" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
+                --fsync "${sys#*-}" >"$logf" 2>&1 &
             BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$WEIR_PORT" ;;
         weir-rf3)
             # etcd and three brokers, fsync=never, topics with replication factor 3 (the default
