@@ -351,6 +351,7 @@ produce() {
 
 consume() { # round system logdir
     local r=$1 sys=$2 d=$3 n=${DELIVERED[$CONSUME_FROM]:-0}
+    [[ $CONSUME_FROM == none ]] && return 0  # a profile without a consumer run (idle)
     ((n > 3000000)) && n=3000000
     if ((n == 0)); then rec "$r" "$sys" consume error 1; return 0; fi
     local c0 t0 c1 t1
@@ -407,6 +408,13 @@ idle_memory() { # round system logdir
     if create_topic idle "$IDLE_PARTITIONS" "$d/topics.log"; then
         sleep 2
         b=$(rss_kib $BROKER_PID)
+        # The cost of idle partitions' timers (Raft ticks, retention and session checks): the
+        # broker's CPU over IDLE_CPU_SECS with nothing to do.
+        local c0 t0 c1 t1
+        c0=$(cpu_ticks $BROKER_PID); t0=$(now)
+        sleep "${IDLE_CPU_SECS:-5}"
+        c1=$(cpu_ticks $BROKER_PID); t1=$(now)
+        rec "$r" "$sys" idle cpu_pct "$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)*100}')"
         rec "$r" "$sys" idle rss0_mib "$(awk -v k="$a" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle rss_idle_mib "$(awk -v k="$b" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle kib_per_partition "$(awk -v a="$a" -v b="$b" -v n="$IDLE_PARTITIONS" 'BEGIN{printf "%.2f", (b-a)/n}')"

@@ -339,14 +339,15 @@ def render(res, img_rel=None):
     p("")
     p(f"CPU and RSS from `/proc/<pid>/stat` and `/proc/<pid>/status` of the broker process during the `{base}` run "
       f"(100% = one core). Idle partitions: RSS of a fresh broker before and 2 s after creating one topic with "
-      f"{m.get('idle_partitions')} partitions.")
+      f"{m.get('idle_partitions')} partitions, then its CPU over the next seconds with nothing to do (timers only).")
     p("")
-    p(f"| system | CPU % ({base}) | RSS MiB ({base}) | peak RSS MiB (whole run) | RSS fresh MiB | RSS + {m.get('idle_partitions')} idle partitions MiB | KiB per idle partition |")
-    p("| --- | --- | --- | --- | --- | --- | --- |")
+    p(f"| system | CPU % ({base}) | RSS MiB ({base}) | peak RSS MiB (whole run) | RSS fresh MiB | RSS + {m.get('idle_partitions')} idle partitions MiB | KiB per idle partition | idle CPU % |")
+    p("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in res.systems:
         p(f"| {LABEL[s]} | {cell(res.stat(s, base, 'cpu_pct'), 0)} | {cell(res.stat(s, base, 'rss_mib'), 1)} | "
           f"{cell(res.stat(s, 'run', 'peak_rss_mib'), 1)} | {cell(res.stat(s, 'idle', 'rss0_mib'), 1)} | "
-          f"{cell(res.stat(s, 'idle', 'rss_idle_mib'), 1)} | {cell(res.stat(s, 'idle', 'kib_per_partition'), 1)} |")
+          f"{cell(res.stat(s, 'idle', 'rss_idle_mib'), 1)} | {cell(res.stat(s, 'idle', 'kib_per_partition'), 1)} | "
+          f"{cell(res.stat(s, 'idle', 'cpu_pct'), 2)} |")
     p("")
     p("Broker CPU % per producer workload, and in parentheses the whole machine's busy % (both cores, clients included) — "
       "near 100% means the run was bound by the 2-core machine rather than by the broker:")
