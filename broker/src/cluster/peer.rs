@@ -527,3 +527,47 @@ async fn round_trip(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl_listener() -> ListenerConfig {
+        ListenerConfig {
+            name: "SECURE".into(),
+            protocol: SecurityProtocol::SaslPlaintext,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9093)),
+            advertised: None,
+        }
+    }
+
+    fn err(config: &SecurityConfig) -> String {
+        PeerSecurity::load(&sasl_listener(), config, Arc::new(Metrics::new()))
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_sasl_inter_broker_listener_needs_credentials_and_an_enabled_mechanism() {
+        let dir = std::env::temp_dir().join(format!("weir-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let password = dir.join("password");
+        std::fs::write(&password, "s3cret\n").expect("write");
+        let mut config = SecurityConfig::default();
+        assert!(err(&config).contains("PLAIN must be one of sasl-enabled-mechanisms"));
+        config.inter_broker.sasl_mechanism = Some(Mechanism::ScramSha512);
+        assert!(err(&config).contains("inter-broker-sasl-username"));
+        config.inter_broker.sasl_username = Some("broker".into());
+        config.inter_broker.sasl_password_file = Some(dir.join("missing"));
+        assert!(err(&config).contains("missing"));
+        config.inter_broker.sasl_password_file = Some(password);
+        let security = PeerSecurity::load(&sasl_listener(), &config, Arc::new(Metrics::new()))
+            .expect("loaded");
+        // The password file's line end is not part of the password.
+        assert!(matches!(
+            &security.sasl,
+            Some((Mechanism::ScramSha512, user, pw)) if user == "broker" && pw == "s3cret"
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
