@@ -226,8 +226,17 @@ pub async fn overview(State(state): State<Arc<AdminState>>) -> Response {
             log_end_offsets += p.log.log_end_offset();
         }
     }
-    let classic = b.groups.lock().list().len();
-    let modern = b.consumer_groups.lock().list().len();
+    // As `GET /v1/groups` counts them: a consumer-protocol group is not also a classic one.
+    let groups = {
+        let classic = b.groups.lock();
+        let cg = b.consumer_groups.lock();
+        let only_classic = classic
+            .list()
+            .into_iter()
+            .filter(|(id, _, _)| !cg.contains(id))
+            .count();
+        only_classic + cg.list().len()
+    };
     let share = b.share.groups.lock().list().len();
     let cluster = crate::cluster::status::summary(b);
     let under_replicated = crate::cluster::status::partitions(b)
@@ -241,7 +250,7 @@ pub async fn overview(State(state): State<Arc<AdminState>>) -> Response {
         "topics": topics.len(),
         "partitions": partitions,
         "under_replicated_partitions": under_replicated,
-        "groups": classic.max(modern),
+        "groups": groups,
         "share_groups": share,
         "disk_bytes": size_bytes,
         "log_end_offsets": log_end_offsets,

@@ -11,9 +11,15 @@ use std::time::Duration;
 use common::{get_json, http_get, Broker};
 
 /// An HTTP/1.0 request with an optional JSON body: (status, body as JSON, or a string).
-fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let body = body.unwrap_or("");
     write!(
         s,
@@ -47,9 +53,20 @@ fn topics_are_created_altered_written_read_and_deleted_through_the_admin_api() {
     // The Kafka side sees it.
     let described = b.cli_ok(&["topic", "describe", "web"], "");
     assert!(described.contains("web"), "{described}");
-    let (status, v) = request(b.admin, "POST", "/v1/topics", Some(r#"{"name":"web","partitions":1}"#));
+    let (status, v) = request(
+        b.admin,
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"web","partitions":1}"#),
+    );
     assert_eq!(status, 409, "{v}");
-    assert!(v["error"].as_str().expect("error").contains("TOPIC_ALREADY_EXISTS"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .expect("error")
+            .contains("TOPIC_ALREADY_EXISTS"),
+        "{v}"
+    );
 
     let (status, v) = request(
         b.admin,
@@ -94,24 +111,39 @@ fn topics_are_created_altered_written_read_and_deleted_through_the_admin_api() {
     assert_eq!(records[1]["value"], "c2Vjb25k");
     assert_eq!(w["next_offset"], 2);
     // The window is bounded by limit, and by offset from the end.
-    let w = get_json(b.admin, "/v1/topics/web/messages?partition=1&offset=-1&limit=1");
+    let w = get_json(
+        b.admin,
+        "/v1/topics/web/messages?partition=1&offset=-1&limit=1",
+    );
     assert_eq!(w["records"].as_array().expect("records").len(), 1);
     assert_eq!(w["records"][0]["offset"], 1);
-    let w = get_json(b.admin, "/v1/topics/web/messages?partition=1&timestamp_ms=0&limit=1");
+    let w = get_json(
+        b.admin,
+        "/v1/topics/web/messages?partition=1&timestamp_ms=0&limit=1",
+    );
     assert_eq!(w["records"][0]["offset"], 0, "{w}");
 
     for (path, says) in [
         ("/v1/topics/web/messages?limit=501", "limit must be"),
         ("/v1/topics/web/messages?limit=0", "limit must be"),
-        ("/v1/topics/web/messages?offset=x", "offset must be a number"),
-        ("/v1/topics/web/messages?offset=1&timestamp_ms=1", "not both"),
+        (
+            "/v1/topics/web/messages?offset=x",
+            "offset must be a number",
+        ),
+        (
+            "/v1/topics/web/messages?offset=1&timestamp_ms=1",
+            "not both",
+        ),
         ("/v1/topics/web/messages?part=1", "unknown query parameter"),
         ("/v1/topics?limit=100000", "limit must be"),
         ("/v1/topics?internal=maybe", "internal must be"),
     ] {
         let (status, v) = request(b.admin, "GET", path, None);
         assert_eq!(status, 400, "{path}: {v}");
-        assert!(v["error"].as_str().expect("error").contains(says), "{path}: {v}");
+        assert!(
+            v["error"].as_str().expect("error").contains(says),
+            "{path}: {v}"
+        );
     }
     let (status, _) = request(b.admin, "GET", "/v1/topics/web/messages?partition=7", None);
     assert_eq!(status, 404);
@@ -140,7 +172,18 @@ fn group_offsets_are_reset_with_a_preview_and_groups_deleted() {
     let b = Broker::start(&[]);
     b.cli_ok(&["topic", "create", "g", "-p", "1"], "");
     b.cli_ok(&["produce", "g"], "a\nb\nc\nd\n");
-    b.cli_ok(&["consume", "g", "--group", "rg", "--from-beginning", "-n", "4"], "");
+    b.cli_ok(
+        &[
+            "consume",
+            "g",
+            "--group",
+            "rg",
+            "--from-beginning",
+            "-n",
+            "4",
+        ],
+        "",
+    );
     let g = get_json(b.admin, "/v1/groups/rg");
     assert_eq!(g["offsets"][0]["committed_offset"], 4, "{g}");
 
@@ -155,7 +198,10 @@ fn group_offsets_are_reset_with_a_preview_and_groups_deleted() {
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["partitions"][0]["current_offset"], 4);
     assert_eq!(v["partitions"][0]["new_offset"], 1);
-    assert_eq!(get_json(b.admin, "/v1/groups/rg")["offsets"][0]["committed_offset"], 4);
+    assert_eq!(
+        get_json(b.admin, "/v1/groups/rg")["offsets"][0]["committed_offset"],
+        4
+    );
 
     let (status, v) = request(
         b.admin,
@@ -164,7 +210,10 @@ fn group_offsets_are_reset_with_a_preview_and_groups_deleted() {
         Some(r#"{"topic":"g","to":"offset","offset":1,"dry_run":false}"#),
     );
     assert_eq!(status, 200, "{v}");
-    assert_eq!(get_json(b.admin, "/v1/groups/rg")["offsets"][0]["committed_offset"], 1);
+    assert_eq!(
+        get_json(b.admin, "/v1/groups/rg")["offsets"][0]["committed_offset"],
+        1
+    );
     // A consumer of the group resumes there.
     let out = b.cli_ok(&["consume", "g", "--group", "rg", "-n", "3"], "");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["b", "c", "d"], "{out}");
@@ -189,12 +238,21 @@ fn group_offsets_are_reset_with_a_preview_and_groups_deleted() {
         (r#"{"topic":"g","to":"yesterday"}"#, "to must be"),
         (r#"{"topic":"g","to":"offset"}"#, "needs offset"),
         (r#"{"topic":"g","to":"timestamp"}"#, "needs timestamp_ms"),
-        (r#"{"topic":"g","to":"earliest","partitions":[3]}"#, "no partition 3"),
-        (r#"{"to":"earliest","partitions":[0]}"#, "partitions needs topic"),
+        (
+            r#"{"topic":"g","to":"earliest","partitions":[3]}"#,
+            "no partition 3",
+        ),
+        (
+            r#"{"to":"earliest","partitions":[0]}"#,
+            "partitions needs topic",
+        ),
     ] {
         let (status, v) = request(b.admin, "POST", "/v1/groups/rg/reset-offsets", Some(body));
         assert_eq!(status, 400, "{body}: {v}");
-        assert!(v["error"].as_str().expect("error").contains(says), "{body}: {v}");
+        assert!(
+            v["error"].as_str().expect("error").contains(says),
+            "{body}: {v}"
+        );
     }
 
     let (status, v) = request(b.admin, "DELETE", "/v1/groups/rg", None);
