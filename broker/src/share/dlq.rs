@@ -128,8 +128,8 @@ pub fn run(broker: &Broker, now_ms: i64) -> Pending {
                 let mut sp = sp.lock();
                 sp.dead_lettered(&done);
                 match broker.share.persist(&key, &mut sp, now_ms) {
-                    Ok(p) => pending.push(p),
-                    Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                    Ok(p) => pending.extend(p),
+                    Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
                 }
                 drop(sp);
                 match broker.share.clear_intent(&key, now_ms) {
