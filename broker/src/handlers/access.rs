@@ -989,26 +989,35 @@ pub(super) fn refuse_cluster_call(
         Rq::InitializeShareGroupState(r) => Response::InitializeShareGroupState(
             weir_protocol::responses::InitializeShareGroupStateResponse {
                 results: share_state_refused(&r.topics, |t| {
-                    (t.topic_id, t.partitions.iter().map(|p| p.partition).collect())
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
                 }),
             },
         ),
-        Rq::WriteShareGroupState(r) => Response::WriteShareGroupState(
-            weir_protocol::responses::WriteShareGroupStateResponse {
+        Rq::WriteShareGroupState(r) => {
+            Response::WriteShareGroupState(weir_protocol::responses::WriteShareGroupStateResponse {
                 results: share_state_refused(&r.topics, |t| {
-                    (t.topic_id, t.partitions.iter().map(|p| p.partition).collect())
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
                 }),
-            },
-        ),
+            })
+        }
         Rq::DeleteShareGroupState(r) => Response::DeleteShareGroupState(
             weir_protocol::responses::DeleteShareGroupStateResponse {
                 results: share_state_refused(&r.topics, |t| {
-                    (t.topic_id, t.partitions.iter().map(|p| p.partition).collect())
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
                 }),
             },
         ),
-        Rq::ReadShareGroupState(r) => Response::ReadShareGroupState(
-            weir_protocol::responses::ReadShareGroupStateResponse {
+        Rq::ReadShareGroupState(r) => {
+            Response::ReadShareGroupState(weir_protocol::responses::ReadShareGroupStateResponse {
                 results: r
                     .topics
                     .iter()
@@ -1017,40 +1026,44 @@ pub(super) fn refuse_cluster_call(
                         partitions: t
                             .partitions
                             .iter()
-                            .map(|p| weir_protocol::responses::ReadShareStatePartitionResult {
-                                partition: p.partition,
-                                error_code: code,
-                                error_message: message.clone(),
-                                start_offset: -1,
-                                ..Default::default()
-                            })
+                            .map(
+                                |p| weir_protocol::responses::ReadShareStatePartitionResult {
+                                    partition: p.partition,
+                                    error_code: code,
+                                    error_message: message.clone(),
+                                    start_offset: -1,
+                                    ..Default::default()
+                                },
+                            )
                             .collect(),
                     })
                     .collect(),
-            },
-        ),
+            })
+        }
         Rq::ReadShareGroupStateSummary(r) => Response::ReadShareGroupStateSummary(
             weir_protocol::responses::ReadShareGroupStateSummaryResponse {
                 results: r
                     .topics
                     .iter()
-                    .map(|t| weir_protocol::responses::ReadShareStateSummaryTopicResult {
-                        topic_id: t.topic_id,
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                weir_protocol::responses::ReadShareStateSummaryPartitionResult {
-                                    partition: p.partition,
-                                    error_code: code,
-                                    error_message: message.clone(),
-                                    start_offset: -1,
-                                    leader_epoch: -1,
-                                    ..Default::default()
-                                }
-                            })
-                            .collect(),
-                    })
+                    .map(
+                        |t| weir_protocol::responses::ReadShareStateSummaryTopicResult {
+                            topic_id: t.topic_id,
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| {
+                                    weir_protocol::responses::ReadShareStateSummaryPartitionResult {
+                                        partition: p.partition,
+                                        error_code: code,
+                                        error_message: message.clone(),
+                                        start_offset: -1,
+                                        leader_epoch: -1,
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                        },
+                    )
                     .collect(),
             },
         ),
@@ -1074,11 +1087,13 @@ fn share_state_refused<T>(
                 topic_id,
                 partitions: partitions
                     .into_iter()
-                    .map(|partition| weir_protocol::responses::ShareStatePartitionResult {
-                        partition,
-                        error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-                        error_message: None,
-                    })
+                    .map(
+                        |partition| weir_protocol::responses::ShareStatePartitionResult {
+                            partition,
+                            error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+                            error_message: None,
+                        },
+                    )
                     .collect(),
             }
         })

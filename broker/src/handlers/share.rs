@@ -326,10 +326,7 @@ fn acknowledge(
 /// The epoch at which this broker leads the partition of `target`, if it leads it.
 fn led_epoch(broker: &Broker, target: &Target) -> Option<i32> {
     let topic = target.topic.as_ref().ok()?;
-    broker
-        .topics
-        .partition(topic, target.index)?
-        .leader_epoch()
+    broker.topics.partition(topic, target.index)?.leader_epoch()
 }
 
 fn leader_of(broker: &Broker, topic: &str, index: i32) -> ShareLeaderIdAndEpoch {
@@ -1207,11 +1204,8 @@ pub fn delete_share_group_offsets(
         .into_iter()
         .map(|t| match broker.topics.get(&t.topic_name) {
             Some(topic) => {
-                let keys: Vec<ShareKey> = state
-                    .iter()
-                    .filter(|k| k.1 == topic.id)
-                    .cloned()
-                    .collect();
+                let keys: Vec<ShareKey> =
+                    state.iter().filter(|k| k.1 == topic.id).cloned().collect();
                 pending.extend(broker.share.remove_partitions(&keys, now));
                 DeleteShareGroupOffsetsTopicResponse {
                     topic_name: t.topic_name,

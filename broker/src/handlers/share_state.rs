@@ -12,11 +12,10 @@ use weir_protocol::requests::{
     ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
 };
 use weir_protocol::responses::{
-    DeleteShareGroupStateResponse, InitializeShareGroupStateResponse,
-    ReadShareGroupStateResponse, ReadShareGroupStateSummaryResponse,
-    ReadShareStatePartitionResult, ReadShareStateSummaryPartitionResult,
-    ReadShareStateSummaryTopicResult, ReadShareStateTopicResult, ShareStatePartitionResult,
-    ShareStateTopicResult,
+    DeleteShareGroupStateResponse, InitializeShareGroupStateResponse, ReadShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse, ReadShareStatePartitionResult,
+    ReadShareStateSummaryPartitionResult, ReadShareStateSummaryTopicResult,
+    ReadShareStateTopicResult, ShareStatePartitionResult, ShareStateTopicResult,
 };
 use weir_protocol::{ErrorCode, Response};
 

@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use weir_protocol::{Request, Response};
 use tokio::sync::Notify;
+use weir_protocol::{Request, Response};
 use weir_storage::PendingAppend;
 
 use crate::dynamic_config::Overrides;
@@ -522,7 +522,12 @@ impl ShareCoordinator {
 
     /// Replaces the state of `key` by a fresh start at `offset` (AlterShareGroupOffsets), in a
     /// new state epoch.
-    pub fn reset(&self, key: &ShareKey, offset: i64, now_ms: i64) -> Result<Pending, ShareStateError> {
+    pub fn reset(
+        &self,
+        key: &ShareKey,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<Pending, ShareStateError> {
         let mut pending = Pending::default();
         let mut groups = self.groups.lock();
         groups
@@ -541,7 +546,9 @@ impl ShareCoordinator {
         };
         records.push(partition_snapshot_record(key, &persisted));
         pending.push(self.store.append(&records, now_ms)?);
-        let state_epoch = owned.get(key).map_or(0, |o| o.state_epoch.saturating_add(1));
+        let state_epoch = owned
+            .get(key)
+            .map_or(0, |o| o.state_epoch.saturating_add(1));
         owned.insert(
             key.clone(),
             Owned {
@@ -580,8 +587,9 @@ impl ShareCoordinator {
     /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
     /// before. Blocking.
     pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let live =
-            self.owned.lock().len() + self.groups.lock().all_epochs().len() + self.intents.lock().len();
+        let live = self.owned.lock().len()
+            + self.groups.lock().all_epochs().len()
+            + self.intents.lock().len();
         let Some(cut) = self.store.compaction_cut(live) else {
             return Ok(());
         };
@@ -862,7 +870,13 @@ impl ShareCoordinator {
         let epochs = sp.epochs();
         let result = match self.owner() {
             persister::Owner::Local => self
-                .owner_write(key, epochs.state_epoch, epochs.leader_epoch, &update, now_ms)
+                .owner_write(
+                    key,
+                    epochs.state_epoch,
+                    epochs.leader_epoch,
+                    &update,
+                    now_ms,
+                )
                 .map(|p| pending.push(p)),
             persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
             persister::Owner::Remote { node, addr } => {
@@ -1077,11 +1091,7 @@ mod tests {
         {
             let (_topics, c) = open(dir.path());
             let settings = ShareSettings::default();
-            let mut pending = Pending::default();
-            let sp = c
-                .get_or_init(&key, &settings, || 0, 0, &mut pending)
-                .expect("init");
-            c.wait(pending).expect("durable");
+            let sp = c.load_partition(&key, 0, &settings, || 0, 0).expect("init");
             // 500 records, each acquired and accepted on its own: 500 updates.
             for offset in 0..500 {
                 let mut p = sp.lock();
@@ -1104,9 +1114,7 @@ mod tests {
                 .expect("ack");
                 let pending = c.persist(&key, &mut p, 0).expect("append");
                 drop(p);
-                let mut all = Pending::default();
-                all.push(pending);
-                c.wait(all).expect("durable");
+                c.wait(pending).expect("durable");
                 c.compact_if_due(0).expect("compaction");
             }
             let partition = c.store.partition().expect("partition");
@@ -1119,7 +1127,13 @@ mod tests {
             );
         }
         let (_topics, c) = open(dir.path());
-        let sp = c.partition(&key).expect("restored");
+        assert!(
+            c.partition(&key).is_none(),
+            "loaded on first fetch, not at start"
+        );
+        let sp = c
+            .load_partition(&key, 0, &ShareSettings::default(), || 12_345, 0)
+            .expect("restored");
         let mut p = sp.lock();
         assert_eq!(
             p.start_offset(),
@@ -1135,5 +1149,126 @@ mod tests {
             "only the released record is delivered again"
         );
         assert!(c.groups.lock().contains("g"));
+    }
+
+    fn accept_one(c: &ShareCoordinator, key: &ShareKey, sp: &SharedPartition, offset: i64) {
+        let member: partition::MemberId = Arc::from("m");
+        let mut p = sp.lock();
+        let got = p.acquire(&member, &[(offset, offset)], 1, 0, |_| Disposition::Deliver);
+        assert_eq!(got.len(), 1, "offset {offset} acquired");
+        p.acknowledge(
+            &member,
+            &[AckBatch {
+                first_offset: offset,
+                last_offset: offset,
+                types: vec![AckType::Accept],
+            }],
+            0,
+        )
+        .expect("ack");
+        let pending = c.persist(key, &mut p, 0).expect("written");
+        drop(p);
+        c.wait(pending).expect("durable");
+    }
+
+    #[test]
+    fn a_new_leader_loads_what_the_old_one_wrote_and_the_old_one_is_fenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let key: ShareKey = ("g".into(), [7; 16], 0);
+        let settings = ShareSettings::default();
+        // The leader at epoch 3 accepts offsets 0 and 1.
+        let old = c.load_partition(&key, 3, &settings, || 0, 0).expect("load");
+        accept_one(&c, &key, &old, 0);
+        accept_one(&c, &key, &old, 1);
+        assert_eq!(c.owner_summary(&key).map(|s| s.0), Some(2));
+        // Leadership moved (epoch 4): the state loaded at epoch 3 is dropped, not reused.
+        assert!(
+            c.loaded(&key, 4).is_none(),
+            "state of another epoch is dropped"
+        );
+        assert!(c.partition(&key).is_none());
+        let new = c
+            .load_partition(&key, 4, &settings, || 0, 0)
+            .expect("reload");
+        assert_eq!(
+            new.lock().start_offset(),
+            2,
+            "the new leader starts after the accepted"
+        );
+        // The deposed leader's write is refused by the owner: it cannot undo the new one's.
+        let stale = PersistedPartition {
+            start_offset: 0,
+            batches: Vec::new(),
+        };
+        assert_eq!(
+            c.owner_write(&key, 0, 3, &stale, 0).err(),
+            Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
+        );
+        assert_eq!(
+            c.owner_read(&key, 3).err(),
+            Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
+        );
+        accept_one(&c, &key, &new, 2);
+        assert_eq!(c.owner_summary(&key).map(|s| (s.0, s.2)), Some((3, 4)));
+    }
+
+    #[test]
+    fn leaders_drop_the_share_partitions_they_no_longer_lead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let settings = ShareSettings::default();
+        let led: ShareKey = ("g".into(), [1; 16], 0);
+        let moved: ShareKey = ("g".into(), [1; 16], 1);
+        let lost: ShareKey = ("g".into(), [1; 16], 2);
+        for k in [&led, &moved, &lost] {
+            c.load_partition(k, 5, &settings, || 0, 0).expect("load");
+        }
+        let dropped = c.drop_unled(|k| match k.2 {
+            0 => Some(5),
+            1 => Some(6),
+            _ => None,
+        });
+        assert_eq!(dropped, 2);
+        assert!(c.partition(&led).is_some());
+        assert!(
+            c.partition(&moved).is_none(),
+            "led again at a newer epoch: reloaded"
+        );
+        assert!(c.partition(&lost).is_none(), "not led any more");
+    }
+
+    #[test]
+    fn an_altered_state_fences_the_leader_that_loaded_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let key: ShareKey = ("g".into(), [2; 16], 0);
+        let sp = c
+            .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
+            .expect("load");
+        let pending = c.reset(&key, 10, 0).expect("reset");
+        c.wait(pending).expect("durable");
+        let member: partition::MemberId = Arc::from("m");
+        let mut p = sp.lock();
+        p.acquire(&member, &[(0, 0)], 1, 0, |_| Disposition::Deliver);
+        p.acknowledge(
+            &member,
+            &[AckBatch {
+                first_offset: 0,
+                last_offset: 0,
+                types: vec![AckType::Accept],
+            }],
+            0,
+        )
+        .expect("ack");
+        assert_eq!(
+            c.persist(&key, &mut p, 0).err(),
+            Some(weir_protocol::ErrorCode::FENCED_STATE_EPOCH)
+        );
+        drop(p);
+        let again = c
+            .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
+            .expect("reload");
+        assert_eq!(again.lock().start_offset(), 10);
     }
 }
