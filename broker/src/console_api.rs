@@ -12,6 +12,10 @@
 //! Write endpoints take JSON bodies (`Content-Type: application/json`): a browser cannot send
 //! that from another site without a CORS preflight, which this API never grants.
 
+// Handlers answer errors as ready HTTP responses (`Result<_, Response>`, axum's idiom); a
+// `Response` is 128 bytes, which is nothing on a per-request admin path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -1124,7 +1128,7 @@ pub async fn redrive(
             _ => 0,
         };
         if !r.dry_run {
-            let headers: Vec<Vec<(&str, Option<&[u8]>)>> = recs
+            let headers: Vec<Vec<weir_storage::records::HeaderRef<'_>>> = recs
                 .iter()
                 .map(|(_, _, hs)| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
                 .collect();
