@@ -507,12 +507,11 @@ fn group_commit_shares_one_fdatasync_and_gates_high_watermark() {
     assert_eq!(read_all(&log, 0).len(), 11);
 }
 
-/// Blocks the first fdatasync until released (like [`GatedSync`]); every later one waits, up to
+/// The first fdatasync is held by a [`GatedSync`] until released; every later one waits, up to
 /// a hang guard, until `peers` fdatasyncs are in flight together, and the most seen at once is
 /// recorded.
 struct PeerSync {
-    gate: Mutex<Option<mpsc::Receiver<()>>>,
-    entered: Mutex<Option<mpsc::Sender<()>>>,
+    first: GatedSync,
     peers: usize,
     in_flight: Mutex<usize>,
     changed: parking_lot::Condvar,
@@ -521,12 +520,8 @@ struct PeerSync {
 
 impl FileSync for PeerSync {
     fn sync_data(&self, file: &File) -> io::Result<()> {
-        if let Some(tx) = self.entered.lock().take() {
-            let _ = tx.send(());
-            if let Some(rx) = self.gate.lock().take() {
-                let _ = rx.recv();
-            }
-            return file.sync_data();
+        if self.first.calls.load(Ordering::SeqCst) == 0 {
+            return self.first.sync_data(file);
         }
         let mut n = self.in_flight.lock();
         *n += 1;
@@ -546,8 +541,11 @@ fn one_groups_fdatasyncs_of_several_files_are_in_flight_together() {
     let (release, gate) = mpsc::channel();
     let (entered_tx, entered) = mpsc::channel();
     let sync = Arc::new(PeerSync {
-        gate: Mutex::new(Some(gate)),
-        entered: Mutex::new(Some(entered_tx)),
+        first: GatedSync {
+            gate: Mutex::new(Some(gate)),
+            entered: Mutex::new(Some(entered_tx)),
+            calls: Default::default(),
+        },
         peers: 4,
         in_flight: Mutex::new(0),
         changed: parking_lot::Condvar::new(),
