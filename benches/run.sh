@@ -43,8 +43,8 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- setup (idempotent, cached)
 mkdir -p "$CACHE"
 need_apt=()
-# (the start-up profile needs none of these)
-if [[ -z "${STARTUP_RUNS:-}" ]]; then
+# (the start-up and share profiles need none of these)
+if [[ -z "${STARTUP_RUNS:-}" && -z "${SHARE_RECORDS:-}" ]]; then
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v gnuplot >/dev/null || need_apt+=(gnuplot-nox)
@@ -99,6 +99,21 @@ if [[ -n "${STARTUP_RUNS:-}" ]]; then
             ${WEIR_BENCH_BEFORE_BIN:+--before "$WEIR_BENCH_BEFORE_BIN"} --out "$OUT/startup.tsv"
     done
     "$PY" "$BENCH/startup/startup.py" --summary "$OUT/startup.tsv" | tee "$OUT/report.md"
+    exit 0
+fi
+
+# The share profile: share-group consumption with a per-record acknowledgement against classic
+# group consumption of the same topic (benches/share/share_bench.py).
+if [[ -n "${SHARE_RECORDS:-}" ]]; then
+    PY="$ROOT/.venv/bin/python"; [[ -x "$PY" ]] || PY=python3
+    OUT="$CACHE/results/$PROFILE-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$OUT" "$CACHE/run"
+    printf 'records\tsize\tpartitions\tconsumers\tround\tmode\trate\n' >"$OUT/share.tsv"
+    log "profile $PROFILE: weir $WEIR_COMMIT; output in $OUT"
+    "$PY" "$BENCH/share/share_bench.py" --weir "$WEIR" --data "$CACHE/run/share-data" --port "$WEIR_PORT" \
+        --records "$SHARE_RECORDS" --size "$SHARE_RECORD_BYTES" --partitions "$SHARE_PARTITIONS" \
+        --consumers "$SHARE_CONSUMERS" --rounds "$SHARE_ROUNDS" --out "$OUT/share.tsv"
+    "$PY" "$BENCH/share/share_bench.py" --summary "$OUT/share.tsv" | tee "$OUT/report.md"
     exit 0
 fi
 
@@ -204,11 +219,17 @@ wait_port() {
 start_system() {
     local sys=$1 logf=$2
     case $sys in
-        weir-always|weir-never)
+        weir-always|weir-never|before-always|before-never)
+            # before-*: another weir binary (WEIR_BENCH_BEFORE_BIN, say one built from main) with
+            # the same flags, for an A/B of two builds within one run.
+            local bin=$WEIR
+            if [[ $sys == before-* ]]; then
+                bin=${WEIR_BENCH_BEFORE_BIN:?"$sys needs WEIR_BENCH_BEFORE_BIN=<weir binary>"}
+            fi
             port_free "$WEIR_PORT" || { log "port $WEIR_PORT busy"; exit 1; }
             rm -rf "$RUNDIR/weir-data"
-            "$WEIR" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
-                --fsync "${sys#weir-}" >"$logf" 2>&1 &
+            "$bin" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
+                --fsync "${sys#*-}" >"$logf" 2>&1 &
             BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$WEIR_PORT" ;;
         weir-rf3)
             # etcd and three brokers, fsync=never, topics with replication factor 3 (the default
@@ -330,6 +351,7 @@ produce() {
 
 consume() { # round system logdir
     local r=$1 sys=$2 d=$3 n=${DELIVERED[$CONSUME_FROM]:-0}
+    [[ $CONSUME_FROM == none ]] && return 0  # a profile without a consumer run (idle)
     ((n > 3000000)) && n=3000000
     if ((n == 0)); then rec "$r" "$sys" consume error 1; return 0; fi
     local c0 t0 c1 t1
@@ -386,6 +408,13 @@ idle_memory() { # round system logdir
     if create_topic idle "$IDLE_PARTITIONS" "$d/topics.log"; then
         sleep 2
         b=$(rss_kib $BROKER_PID)
+        # The cost of idle partitions' timers (Raft ticks, retention and session checks): the
+        # broker's CPU over IDLE_CPU_SECS with nothing to do.
+        local c0 t0 c1 t1
+        c0=$(cpu_ticks $BROKER_PID); t0=$(now)
+        sleep "${IDLE_CPU_SECS:-5}"
+        c1=$(cpu_ticks $BROKER_PID); t1=$(now)
+        rec "$r" "$sys" idle cpu_pct "$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)*100}')"
         rec "$r" "$sys" idle rss0_mib "$(awk -v k="$a" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle rss_idle_mib "$(awk -v k="$b" 'BEGIN{printf "%.1f", k/1024}')"
         rec "$r" "$sys" idle kib_per_partition "$(awk -v a="$a" -v b="$b" -v n="$IDLE_PARTITIONS" 'BEGIN{printf "%.2f", (b-a)/n}')"

@@ -167,3 +167,20 @@ def assert_no_more(c, wait=2.0):
     while time.monotonic() < deadline:
         m = poll_one(c, 0.2)
         assert m is None, f"unexpected extra record p{m.partition()}@{m.offset()} {m.value()!r}"
+
+
+def wait_until(what, check, timeout=WAIT_S, interval=0.2):
+    """Polls check() until it returns a truthy value (a KafkaException counts as not yet); fails
+    with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except KafkaException as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}: last {last!r}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the client compatibility suite needs: Debian's kcat (1.7 with librdkafka
+# Installs everything the client compatibility suite needs: Debian's chromium and chromium-driver
+# (the console's browser tests), Debian's kcat (1.7 with librdkafka
 # 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs), and a Python venv
 # at the repo root (.venv) with the pinned clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
 set -euo pipefail
@@ -18,6 +19,15 @@ if ! command -v kcat >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq kcat >/dev/null
+fi
+
+# Headless Chromium and its WebDriver for the web console's browser tests (test_console.py).
+# No skip without them: the tests fail, so a missing browser cannot pass unnoticed.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "install.sh: installing chromium and chromium-driver from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then

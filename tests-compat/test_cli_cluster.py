@@ -13,14 +13,13 @@ import subprocess
 from confluent_kafka.admin import NewTopic
 
 from conftest import _weir_bin
-from helpers import WAIT_S, admin_client
+from helpers import WAIT_S, admin_client, wait_until
 from test_cluster import (
     FAST,
     agreed_controller,
     leader_of,
     partitions_of,
     preferred_leaders_elected,
-    wait_until,
 )
 
 # Below the suite's 120 s per-test timeout, so a hung command fails the test and its

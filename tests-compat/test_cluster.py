@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import helpers
-from helpers import WAIT_S, admin_client, consume_n, consumer, produce_and_flush, producer
+from helpers import WAIT_S, admin_client, consume_n, consumer, produce_and_flush, producer, wait_until
 
 # Short timers so failures are handled within a test's time budget.
 FAST = (
@@ -28,22 +28,6 @@ def create_replicated(admin, name, partitions, rf=3):
         request_timeout=WAIT_S,
     )
     fs[name].result(WAIT_S)
-
-
-def wait_until(what, check, timeout=WAIT_S, interval=0.2):
-    """Polls check() until it returns a truthy value; fails with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except KafkaException as e:
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
 def partitions_of(admin, topic):
@@ -374,10 +358,21 @@ def test_elect_leaders_moves_leadership_to_the_preferred_replica(cluster_factory
     admin = admin_client(c.bootstrap)
     topic = unique("elect")
     create_replicated(admin, topic, partitions=1)
-    ps = wait_until("preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
-    preferred = ps[0].leader
-    # Restart the leader: leadership moves away and, without rebalancing, stays away.
-    c.broker(preferred).restart()
+    # The preferred replica campaigns first on a new partition, but on a loaded machine another
+    # replica can win the first election; without rebalancing it then keeps leading, which is
+    # the state the restart below would produce.
+    ps = wait_until(
+        "a leader with every replica in sync",
+        lambda: (
+            lambda ps: ps
+            if ps and ps[0].leader >= 0 and sorted(ps[0].isrs) == [1, 2, 3]
+            else None
+        )(partitions_of(admin, topic)),
+    )
+    preferred = ps[0].replicas[0]
+    if ps[0].leader == preferred:
+        # Restart the leader: leadership moves away and, without rebalancing, stays away.
+        c.broker(preferred).restart()
     wait_until(
         "another leader, and the old one back in sync",
         lambda: (

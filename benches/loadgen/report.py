@@ -24,6 +24,8 @@ LABEL = {
     "weir-never": "Weir fsync=never",
     "tansu": "Tansu 0.6.0 (memory)",
     "weir-tls": "Weir TLS fsync=never",
+    "before-always": "Weir before fsync=always",
+    "before-never": "Weir before fsync=never",
 }
 THROUGHPUT_PNG = "benchmarks-broker-throughput.svg"
 LATENCY_PNG = "benchmarks-broker-latency.svg"
@@ -94,7 +96,11 @@ class Results:
                     self.v[(s, w, m)][int(r)] = float(val)
                 except ValueError:
                     pass
-        self.systems = [s for s in ("weir-always", "weir-never", "weir-tls", "tansu") if any(k[0] == s for k in self.v)]
+        self.systems = [
+            s
+            for s in ("weir-always", "weir-never", "before-always", "before-never", "weir-tls", "tansu")
+            if any(k[0] == s for k in self.v)
+        ]
         self.workloads = []
         for spec in self.meta.get("workloads", "").split():
             name, size, acks, nprod, parts = spec.split(":")
@@ -229,9 +235,12 @@ def render(res, img_rel=None):
     p("")
     hdr = "| workload | " + " | ".join(LABEL[s] for s in res.systems)
     ratios = [s for s in ("weir-always", "weir-never") if s in res.systems and "tansu" in res.systems]
-    hdr += "".join(f" | {LABEL[s].replace('Weir ', '')} / Tansu" for s in ratios) + " |"
+    hdr += "".join(f" | {LABEL[s].replace('Weir ', '')} / Tansu" for s in ratios)
+    # A/B of two builds in the same rounds (before-* systems, WEIR_BENCH_BEFORE_BIN).
+    ab = [s for s in ("weir-always", "weir-never") if s in res.systems and s.replace("weir-", "before-") in res.systems]
+    hdr += "".join(f" | {LABEL[s].replace('Weir ', '')} / before" for s in ab) + " |"
     p(hdr)
-    p("| --- " * (1 + len(res.systems) + len(ratios)) + "|")
+    p("| --- " * (1 + len(res.systems) + len(ratios) + len(ab)) + "|")
     for w in res.workloads:
         cells = []
         for s in res.systems:
@@ -239,6 +248,8 @@ def render(res, img_rel=None):
             cells.append(f"{cell(mb, 1)} MB/s<br>{fmt(ms[0]) if ms else '–'} msg/s" if mb else "–")
         for s in ratios:
             cells.append(cell(res.ratio(s, "tansu", w[0], "msgs_per_s"), 2, "×"))
+        for s in ab:
+            cells.append(cell(res.ratio(s, s.replace("weir-", "before-"), w[0], "msgs_per_s"), 2, "×"))
         p(f"| {workload_label(w)} | " + " | ".join(cells) + " |")
     p("")
     if img_rel:
@@ -328,14 +339,15 @@ def render(res, img_rel=None):
     p("")
     p(f"CPU and RSS from `/proc/<pid>/stat` and `/proc/<pid>/status` of the broker process during the `{base}` run "
       f"(100% = one core). Idle partitions: RSS of a fresh broker before and 2 s after creating one topic with "
-      f"{m.get('idle_partitions')} partitions.")
+      f"{m.get('idle_partitions')} partitions, then its CPU over the next seconds with nothing to do (timers only).")
     p("")
-    p(f"| system | CPU % ({base}) | RSS MiB ({base}) | peak RSS MiB (whole run) | RSS fresh MiB | RSS + {m.get('idle_partitions')} idle partitions MiB | KiB per idle partition |")
-    p("| --- | --- | --- | --- | --- | --- | --- |")
+    p(f"| system | CPU % ({base}) | RSS MiB ({base}) | peak RSS MiB (whole run) | RSS fresh MiB | RSS + {m.get('idle_partitions')} idle partitions MiB | KiB per idle partition | idle CPU % |")
+    p("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in res.systems:
         p(f"| {LABEL[s]} | {cell(res.stat(s, base, 'cpu_pct'), 0)} | {cell(res.stat(s, base, 'rss_mib'), 1)} | "
           f"{cell(res.stat(s, 'run', 'peak_rss_mib'), 1)} | {cell(res.stat(s, 'idle', 'rss0_mib'), 1)} | "
-          f"{cell(res.stat(s, 'idle', 'rss_idle_mib'), 1)} | {cell(res.stat(s, 'idle', 'kib_per_partition'), 1)} |")
+          f"{cell(res.stat(s, 'idle', 'rss_idle_mib'), 1)} | {cell(res.stat(s, 'idle', 'kib_per_partition'), 1)} | "
+          f"{cell(res.stat(s, 'idle', 'cpu_pct'), 2)} |")
     p("")
     p("Broker CPU % per producer workload, and in parentheses the whole machine's busy % (both cores, clients included) — "
       "near 100% means the run was bound by the 2-core machine rather than by the broker:")

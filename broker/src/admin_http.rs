@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::broker::Broker;
 use crate::cluster::status;
 use crate::config::BrokerConfig;
+use crate::console_api;
 use crate::metrics::Metrics;
 use crate::security::tls::{TlsContext, TlsError};
 use crate::security::ClientAuth;
@@ -139,6 +140,8 @@ impl AdminSecurity {
 
 /// What the admin endpoints read: the metrics, the configuration, and (once open) the broker.
 pub struct AdminState {
+    /// When the listener's state was made (the process start, near enough): the console's uptime.
+    started: std::time::Instant,
     metrics: Arc<Metrics>,
     config: BrokerConfig,
     security: AdminSecurity,
@@ -158,6 +161,7 @@ impl AdminState {
         security: AdminSecurity,
     ) -> Arc<Self> {
         Arc::new(Self {
+            started: std::time::Instant::now(),
             metrics,
             config,
             security,
@@ -180,6 +184,19 @@ impl AdminState {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+
+    /// The broker, once its data directory is open.
+    pub(crate) fn broker(&self) -> Option<&Arc<Broker>> {
+        self.broker.get()
+    }
+
+    pub(crate) fn uptime_ms(&self) -> u128 {
+        self.started.elapsed().as_millis()
+    }
+
+    pub(crate) fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
 }
 
 /// The routes, over `state`.
@@ -191,10 +208,34 @@ pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/config", get(config))
-        .route("/v1/topics", get(topics))
-        .route("/v1/topics/{name}", get(topic))
+        .route("/v1/topics", get(topics).post(console_api::create_topic))
+        .route(
+            "/v1/topics/{name}",
+            get(topic).delete(console_api::delete_topic),
+        )
+        .route(
+            "/v1/topics/{name}/configs",
+            axum::routing::patch(console_api::alter_topic_configs),
+        )
+        .route(
+            "/v1/topics/{name}/messages",
+            get(console_api::read_messages).post(console_api::produce_message),
+        )
+        .route("/v1/overview", get(console_api::overview))
         .route("/v1/groups", get(groups))
-        .route("/v1/groups/{id}", get(group))
+        .route(
+            "/v1/groups/{id}",
+            get(group).delete(console_api::delete_group),
+        )
+        .route(
+            "/v1/groups/{id}/reset-offsets",
+            axum::routing::post(console_api::reset_offsets),
+        )
+        .route("/v1/dlq", get(console_api::dead_letter_topics))
+        .route(
+            "/v1/dlq/{topic}/redrive",
+            axum::routing::post(console_api::redrive),
+        )
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/partitions", get(cluster_partitions))
         .route("/v1/cluster/replicas", get(cluster_replicas))
@@ -205,6 +246,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             require_token,
         ))
         .merge(open)
+        .merge(crate::console::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -319,7 +361,7 @@ pub async fn serve(
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -330,7 +372,7 @@ async fn not_found() -> Response {
     )
 }
 
-fn starting() -> Response {
+pub(crate) fn starting() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "broker is starting (data directory not open yet)",
@@ -439,6 +481,10 @@ struct TopicSummary {
     topic_id: String,
     internal: bool,
     partitions: usize,
+    /// Of the partitions this broker hosts.
+    size_bytes: u64,
+    records: i64,
+    retention_ms: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -466,23 +512,58 @@ struct TopicDetail {
     configs: Vec<ConfigInfo>,
 }
 
-async fn topics(State(state): State<Arc<AdminState>>) -> Response {
+async fn topics(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let q = match NameQuery::parse(params, &["internal"]) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let internal = match q.flag("internal") {
+        Ok(f) => f,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
     let Some(b) = state.broker.get() else {
         return starting();
     };
-    let mut list: Vec<TopicSummary> = b
+    let mut all: Vec<Arc<crate::topics::Topic>> = b
         .topics
         .all()
-        .iter()
-        .map(|t| TopicSummary {
-            name: t.name.clone(),
-            topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
-            internal: t.is_internal,
-            partitions: t.partition_count(),
-        })
+        .into_iter()
+        .filter(|t| q.matches(&t.name))
+        .filter(|t| internal.is_none_or(|i| t.is_internal == i))
         .collect();
-    list.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(json!({ "topics": list })).into_response()
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    // Sizes and offsets are read for the page's topics only.
+    q.page(
+        "topics",
+        all,
+        |t| &t.name,
+        |t| {
+            let (mut size_bytes, mut records) = (0u64, 0i64);
+            for p in t.local_partitions() {
+                size_bytes += p.log.size_bytes();
+                records += p.high_watermark() - p.log.log_start_offset();
+            }
+            let retention_ms = t
+                .config
+                .read()
+                .entries()
+                .into_iter()
+                .find(|e| e.name == "retention.ms")
+                .map(|e| e.value);
+            TopicSummary {
+                name: t.name.clone(),
+                topic_id: uuid::Uuid::from_bytes(t.id).to_string(),
+                internal: t.is_internal,
+                partitions: t.partition_count(),
+                size_bytes,
+                records,
+                retention_ms,
+            }
+        },
+    )
 }
 
 async fn topic(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
@@ -558,7 +639,14 @@ struct GroupDetail {
     offsets: Vec<GroupOffset>,
 }
 
-async fn groups(State(state): State<Arc<AdminState>>) -> Response {
+async fn groups(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let q = match NameQuery::parse(params, &[]) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
     let Some(b) = state.broker.get() else {
         return starting();
     };
@@ -582,8 +670,9 @@ async fn groups(State(state): State<Arc<AdminState>>) -> Response {
     }));
     drop(cg);
     drop(classic);
+    list.retain(|g| q.matches(&g.group_id));
     list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    Json(json!({ "groups": list })).into_response()
+    q.page("groups", list, |g| &g.group_id, |g| g)
 }
 
 async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
@@ -656,6 +745,115 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         offsets,
     };
     Json(detail).into_response()
+}
+
+/// A list-by-name request's query: `search` (a case-insensitive substring of the name), filters,
+/// and paging by name (`limit`, `after`). Parameters may appear once; unknown ones are refused.
+struct NameQuery {
+    params: Vec<(String, String)>,
+    search: Option<String>,
+    limit: usize,
+    after: Option<String>,
+}
+
+impl NameQuery {
+    fn parse(params: Vec<(String, String)>, filters: &[&str]) -> Result<Self, String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, _) in &params {
+            if !filters.contains(&k.as_str()) && !["search", "limit", "after"].contains(&k.as_str())
+            {
+                let mut takes: Vec<&str> = filters.to_vec();
+                takes.extend(["search", "limit", "after"]);
+                return Err(format!(
+                    "unknown query parameter '{k}' (this endpoint takes {})",
+                    takes.join(", ")
+                ));
+            }
+            if !seen.insert(k.as_str()) {
+                return Err(format!("query parameter '{k}' given more than once"));
+            }
+        }
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let limit = match get("limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "limit must be a number from 1 to {MAX_PAGE_LIMIT}, not '{v}'"
+                    ))
+                }
+            },
+        };
+        let search = get("search")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase());
+        let after = get("after");
+        Ok(Self {
+            params,
+            search,
+            limit,
+            after,
+        })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.search
+            .as_ref()
+            .is_none_or(|s| name.to_lowercase().contains(s.as_str()))
+    }
+
+    fn flag(&self, name: &str) -> Result<Option<bool>, String> {
+        match self
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+        {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(format!("{name} must be true or false, not '{v}'")),
+        }
+    }
+
+    /// One page of `items` (sorted by name, already filtered): those after `after`, at most
+    /// `limit`, each turned into what is sent by `show` (only the page's items are).
+    fn page<T, U: Serialize>(
+        &self,
+        key: &str,
+        items: Vec<T>,
+        name: impl Fn(&T) -> &String,
+        show: impl Fn(T) -> U,
+    ) -> Response {
+        let total = items.len();
+        let mut rest: Vec<T> = match &self.after {
+            None => items,
+            Some(after) => items
+                .into_iter()
+                .filter(|i| name(i).as_str() > after.as_str())
+                .collect(),
+        };
+        let more = rest.len() > self.limit;
+        rest.truncate(self.limit);
+        let next = if more {
+            rest.last().map(|i| name(i).clone())
+        } else {
+            None
+        };
+        Json(PageBody {
+            key,
+            items: rest.into_iter().map(show).collect::<Vec<U>>(),
+            total,
+            next,
+        })
+        .into_response()
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -854,20 +1052,26 @@ async fn cluster_replicas(
     page("replicas", items, |r| (&r.topic, r.partition), &q)
 }
 
-async fn share_groups(State(state): State<Arc<AdminState>>) -> Response {
+async fn share_groups(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let q = match NameQuery::parse(params, &[]) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
     let Some(b) = state.broker.get() else {
         return starting();
     };
-    let mut list: Vec<serde_json::Value> = b
-        .share
-        .groups
-        .lock()
-        .list()
-        .into_iter()
-        .map(|(group_id, state)| json!({ "group_id": group_id, "state": state }))
-        .collect();
-    list.sort_by(|a, b| a["group_id"].as_str().cmp(&b["group_id"].as_str()));
-    Json(json!({ "share_groups": list })).into_response()
+    let mut list = b.share.groups.lock().list();
+    list.retain(|(id, _)| q.matches(id));
+    list.sort();
+    q.page(
+        "share_groups",
+        list,
+        |(id, _)| id,
+        |(group_id, state)| json!({ "group_id": group_id, "state": state }),
+    )
 }
 
 async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {

@@ -12,7 +12,7 @@ use weir_storage::FsyncPolicy;
 use crate::authz::{parse_super_users, AuthorizerConfig};
 use crate::consumer_groups::assignor::AssignorKind;
 use crate::security::listeners::{parse_host_port, parse_listeners};
-use crate::security::sasl::parse_mechanisms;
+use crate::security::sasl::{parse_mechanisms, Mechanism};
 use crate::security::{ListenerConfig, SecurityConfig};
 
 /// Default partition count of `__consumer_offsets` (Kafka's is 50; see docs/configuration.md).
@@ -192,12 +192,28 @@ impl BrokerConfig {
         vec![ListenerConfig::plaintext(self.listener, advertised)]
     }
 
-    /// The listener other brokers of a cluster connect to: the first PLAINTEXT one (inter-broker
-    /// connections are plaintext and unauthenticated; see docs/security.md).
-    pub fn inter_broker_listener(&self) -> Option<ListenerConfig> {
-        self.effective_listeners()
-            .into_iter()
-            .find(|l| l.protocol == crate::security::listeners::SecurityProtocol::Plaintext)
+    /// The listener brokers of a cluster reach each other on (Kafka's
+    /// `inter.broker.listener.name`): the one named by `inter-broker-listener-name`, or else
+    /// the first PLAINTEXT one. The connecting broker speaks that listener's security protocol.
+    pub fn inter_broker_listener(&self) -> Result<ListenerConfig, String> {
+        let listeners = self.effective_listeners();
+        match &self.security.inter_broker.listener_name {
+            Some(name) => listeners
+                .into_iter()
+                .find(|l| &l.name == name)
+                .ok_or_else(|| {
+                    format!("inter-broker-listener-name {name} is not one of the listeners")
+                }),
+            None => listeners
+                .into_iter()
+                .find(|l| l.protocol == crate::security::listeners::SecurityProtocol::Plaintext)
+                .ok_or_else(|| {
+                    "a broker in a cluster needs a PLAINTEXT listener for inter-broker \
+                     connections, or inter-broker-listener-name naming the listener brokers \
+                     use (see docs/security.md#in-a-cluster)"
+                        .to_string()
+                }),
+        }
     }
 }
 
@@ -222,6 +238,11 @@ pub struct SecuritySettings {
     pub oauthbearer_sub_claim_name: Option<String>,
     pub connections_max_reauth_ms: Option<u64>,
     pub connection_failed_authentication_delay_ms: Option<u64>,
+    pub inter_broker_listener_name: Option<String>,
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
+    pub inter_broker_sasl_username: Option<String>,
+    pub inter_broker_sasl_password_file: Option<PathBuf>,
+    pub inter_broker_ssl_ca_file: Option<PathBuf>,
 }
 
 impl SecuritySettings {
@@ -247,7 +268,12 @@ impl SecuritySettings {
             oauthbearer_clock_skew_s,
             oauthbearer_sub_claim_name,
             connections_max_reauth_ms,
-            connection_failed_authentication_delay_ms
+            connection_failed_authentication_delay_ms,
+            inter_broker_listener_name,
+            sasl_mechanism_inter_broker_protocol,
+            inter_broker_sasl_username,
+            inter_broker_sasl_password_file,
+            inter_broker_ssl_ca_file
         )
     }
 
@@ -313,6 +339,33 @@ impl SecuritySettings {
             s.sasl_enabled_mechanisms =
                 parse_mechanisms(&v).map_err(invalid("sasl-enabled-mechanisms"))?;
         }
+        let ib = &mut s.inter_broker;
+        if let Some(v) = self.inter_broker_listener_name {
+            ib.listener_name = Some(v.trim().to_ascii_uppercase());
+        }
+        if let Some(v) = self.sasl_mechanism_inter_broker_protocol {
+            let m: Mechanism = v
+                .parse()
+                .map_err(invalid("sasl-mechanism-inter-broker-protocol"))?;
+            if m == Mechanism::OAuthBearer {
+                return Err(ConfigFileError::Invalid {
+                    key: "sasl-mechanism-inter-broker-protocol",
+                    message: "brokers authenticate to each other with PLAIN, SCRAM-SHA-256 or \
+                              SCRAM-SHA-512"
+                        .into(),
+                });
+            }
+            ib.sasl_mechanism = Some(m);
+        }
+        if self.inter_broker_sasl_username.is_some() {
+            ib.sasl_username = self.inter_broker_sasl_username;
+        }
+        if self.inter_broker_sasl_password_file.is_some() {
+            ib.sasl_password_file = self.inter_broker_sasl_password_file;
+        }
+        if self.inter_broker_ssl_ca_file.is_some() {
+            ib.ssl_ca_file = self.inter_broker_ssl_ca_file;
+        }
         Ok(())
     }
 }
@@ -374,6 +427,11 @@ pub struct FileConfig {
     pub oauthbearer_sub_claim_name: Option<String>,
     pub connections_max_reauth_ms: Option<u64>,
     pub connection_failed_authentication_delay_ms: Option<u64>,
+    pub inter_broker_listener_name: Option<String>,
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
+    pub inter_broker_sasl_username: Option<String>,
+    pub inter_broker_sasl_password_file: Option<PathBuf>,
+    pub inter_broker_ssl_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +481,11 @@ impl FileConfig {
             connection_failed_authentication_delay_ms: self
                 .connection_failed_authentication_delay_ms
                 .take(),
+            inter_broker_listener_name: self.inter_broker_listener_name.take(),
+            sasl_mechanism_inter_broker_protocol: self.sasl_mechanism_inter_broker_protocol.take(),
+            inter_broker_sasl_username: self.inter_broker_sasl_username.take(),
+            inter_broker_sasl_password_file: self.inter_broker_sasl_password_file.take(),
+            inter_broker_ssl_ca_file: self.inter_broker_ssl_ca_file.take(),
         }
     }
 
@@ -617,7 +680,40 @@ mod tests {
         }
         .apply(&mut config)
         .expect("listeners");
-        assert_eq!(config.inter_broker_listener(), None);
+        assert!(config.inter_broker_listener().is_err());
+    }
+
+    #[test]
+    fn inter_broker_listener_name_chooses_any_listener() {
+        let mut config = BrokerConfig::default();
+        SecuritySettings {
+            listeners: Some("INTERNAL://10.0.0.1:9093,EXTERNAL://0.0.0.0:9094".into()),
+            listener_security_protocol_map: Some("INTERNAL:SASL_SSL,EXTERNAL:SASL_SSL".into()),
+            inter_broker_listener_name: Some("internal".into()),
+            sasl_mechanism_inter_broker_protocol: Some("SCRAM-SHA-512".into()),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect("settings");
+        let l = config.inter_broker_listener().expect("named listener");
+        assert_eq!(l.name, "INTERNAL");
+        assert_eq!(l.protocol, crate::security::SecurityProtocol::SaslSsl);
+        assert_eq!(
+            config.security.inter_broker.sasl_mechanism,
+            Some(Mechanism::ScramSha512)
+        );
+        config.security.inter_broker.listener_name = Some("REPL".into());
+        let err = config
+            .inter_broker_listener()
+            .expect_err("no such listener");
+        assert!(err.contains("REPL"), "{err}");
+        let err = SecuritySettings {
+            sasl_mechanism_inter_broker_protocol: Some("OAUTHBEARER".into()),
+            ..SecuritySettings::default()
+        }
+        .apply(&mut config)
+        .expect_err("brokers do not mint tokens");
+        assert!(err.to_string().contains("inter-broker"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod config_admin;
+pub mod console;
+pub mod console_api;
 pub mod consumer_groups;
 pub mod dynamic_config;
 pub mod errors;

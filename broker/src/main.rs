@@ -102,6 +102,23 @@ struct ServeArgs {
     /// Delay before answering a failed authentication and closing.
     #[arg(long, env = "WEIR_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
     connection_failed_authentication_delay_ms: Option<u64>,
+    /// Listener brokers reach each other on (Kafka's inter.broker.listener.name; default: the
+    /// first PLAINTEXT listener).
+    #[arg(long, env = "WEIR_INTER_BROKER_LISTENER_NAME")]
+    inter_broker_listener_name: Option<String>,
+    /// SASL mechanism brokers authenticate to each other with: PLAIN, SCRAM-SHA-256 or
+    /// SCRAM-SHA-512 (Kafka's sasl.mechanism.inter.broker.protocol; default PLAIN).
+    #[arg(long, env = "WEIR_SASL_MECHANISM_INTER_BROKER_PROTOCOL")]
+    sasl_mechanism_inter_broker_protocol: Option<String>,
+    /// User this broker authenticates as to the others on a SASL inter-broker listener.
+    #[arg(long, env = "WEIR_INTER_BROKER_SASL_USERNAME")]
+    inter_broker_sasl_username: Option<String>,
+    /// File holding that user's password.
+    #[arg(long, env = "WEIR_INTER_BROKER_SASL_PASSWORD_FILE")]
+    inter_broker_sasl_password_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for other brokers' certificates (default: --ssl-client-ca-file).
+    #[arg(long, env = "WEIR_INTER_BROKER_SSL_CA_FILE")]
+    inter_broker_ssl_ca_file: Option<PathBuf>,
     /// ACL authorization: on | off (default off: every client may do everything).
     #[arg(long, env = "WEIR_AUTHORIZER")]
     authorizer: Option<String>,
@@ -269,6 +286,11 @@ impl ServeArgs {
             connections_max_reauth_ms: self.connections_max_reauth_ms,
             connection_failed_authentication_delay_ms: self
                 .connection_failed_authentication_delay_ms,
+            inter_broker_listener_name: self.inter_broker_listener_name,
+            sasl_mechanism_inter_broker_protocol: self.sasl_mechanism_inter_broker_protocol,
+            inter_broker_sasl_username: self.inter_broker_sasl_username,
+            inter_broker_sasl_password_file: self.inter_broker_sasl_password_file,
+            inter_broker_ssl_ca_file: self.inter_broker_ssl_ca_file,
         };
         let uses_new_listeners =
             flag_security.listeners.is_some() || file_security.listeners.is_some();
@@ -564,7 +586,7 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
         Some(settings) => {
-            let cluster = join_cluster(&config, settings).await?;
+            let cluster = join_cluster(&config, settings, metrics.clone()).await?;
             tokio::task::spawn_blocking(move || {
                 weir_broker::broker::Broker::open_clustered(
                     config,
@@ -614,15 +636,16 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
 async fn join_cluster(
     config: &BrokerConfig,
     settings: weir_broker::config::ClusterSettings,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<weir_broker::cluster::runtime::Cluster>> {
     use weir_broker::cluster::metadata::BrokerRecord;
     use weir_broker::cluster::store::{EtcdStore, StoreConfig};
-    // Other brokers connect to the first PLAINTEXT listener (inter-broker traffic has no TLS or
-    // SASL yet: docs/security.md); clients of every listener are told that listener's addresses.
-    let inter_broker = config.inter_broker_listener().context(
-        "a broker in a cluster needs a PLAINTEXT listener for inter-broker connections \
-         (add one to --listeners; see docs/security.md)",
-    )?;
+    // Other brokers connect to the inter-broker listener, speaking its security protocol;
+    // clients of every listener are told that listener's addresses.
+    let inter_broker = config.inter_broker_listener().map_err(anyhow::Error::msg)?;
+    let peer_security =
+        weir_broker::cluster::peer::PeerSecurity::load(&inter_broker, &config.security, metrics)
+            .context("inter-broker security")?;
     let (host, port) = inter_broker.advertised_host_port();
     anyhow::ensure!(
         host != "0.0.0.0" && host != "::" && !host.is_empty(),
@@ -675,6 +698,7 @@ async fn join_cluster(
         store,
         settings,
         Arc::new(SystemClock),
+        peer_security,
     ))
 }
 

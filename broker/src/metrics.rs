@@ -112,6 +112,15 @@ pub struct UnauthenticatedCloseLabels {
     pub reason: &'static str,
 }
 
+/// Labels of this broker's failed connections to other brokers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterBrokerAuthLabels {
+    /// The inter-broker listener (one per broker: bounded).
+    pub listener: String,
+    /// `tls` (handshake) or `sasl` (authentication).
+    pub stage: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~52 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 21))
@@ -131,6 +140,7 @@ pub struct Metrics {
     pub fsync_duration: Histogram,
     pub authentications: Family<AuthLabels, Counter>,
     pub unauthenticated_closes: Family<UnauthenticatedCloseLabels, Counter>,
+    pub inter_broker_authentication_failures: Family<InterBrokerAuthLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +171,8 @@ impl Metrics {
         let fsync_duration = Histogram::new(exponential_buckets(0.000_01, 2.0, 22));
         let authentications = Family::<AuthLabels, Counter>::default();
         let unauthenticated_closes = Family::<UnauthenticatedCloseLabels, Counter>::default();
+        let inter_broker_authentication_failures =
+            Family::<InterBrokerAuthLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("weir");
         registry.register(
@@ -218,7 +230,13 @@ impl Metrics {
             "Connections closed for what they sent before authenticating (or after their session expired), by listener and reason",
             unauthenticated_closes.clone(),
         );
+        registry.register(
+            "inter_broker_authentication_failures",
+            "This broker's connections to other brokers refused in the TLS handshake or SASL authentication, by inter-broker listener and stage",
+            inter_broker_authentication_failures.clone(),
+        );
         Self {
+            inter_broker_authentication_failures,
             authentications,
             unauthenticated_closes,
             registry,

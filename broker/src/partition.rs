@@ -435,22 +435,21 @@ impl Partition {
         let action = raft.handle_fetch_response(now, from, sent, resp, &mut out);
         let result = match action {
             FollowerAction::Append { at } => {
-                let batches =
-                    ValidatedBatches::new(records.to_vec()).map_err(StorageError::InvalidBatch)?;
-                let headers = batches.headers().to_vec();
-                match headers.first() {
-                    Some(first) if first.base_offset == at => {
-                        let pending = self.log.append_replicated(batches)?;
-                        raft.on_appended(&metas(&headers, records), now, &mut out);
-                        for h in &headers {
-                            producers.record(h, h.base_offset);
-                        }
-                        producers.snapshot_if_rolled(&self.log);
-                        pending.wait()?;
-                        raft.on_durable(self.log.high_watermark(), &mut out);
+                // Nothing new, or not where the log ends (a stale answer): dropped before the
+                // bytes are validated and copied.
+                let starts_at_end = BatchHeader::parse(records).is_ok_and(|h| h.base_offset == at);
+                if starts_at_end {
+                    let batches = ValidatedBatches::new(records.to_vec())
+                        .map_err(StorageError::InvalidBatch)?;
+                    let headers = batches.headers().to_vec();
+                    let pending = self.log.append_replicated(batches)?;
+                    raft.on_appended(&metas(&headers, records), now, &mut out);
+                    for h in &headers {
+                        producers.record(h, h.base_offset);
                     }
-                    // Nothing new, or not where the log ends (a stale answer): drop it.
-                    _ => {}
+                    producers.snapshot_if_rolled(&self.log);
+                    pending.wait()?;
+                    raft.on_durable(self.log.high_watermark(), &mut out);
                 }
                 Ok(())
             }

@@ -3,137 +3,35 @@
 //! commits), how classic and consumer groups share group ids, and a group surviving a restart.
 //! The happy paths with a real client are in tests-compat/test_consumer_protocol.py.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use weir_broker::broker::Broker;
-use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
-use weir_protocol::client::{decode_response, encode_request, encode_request_at};
 use weir_protocol::*;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use common::inproc::InProcess;
+use common::kafka::Conn as Client;
 
-fn start(data_dir: PathBuf) -> Running {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
-    let config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
+fn start(data_dir: PathBuf) -> InProcess {
+    InProcess::start(BrokerConfig {
         data_dir,
         group_initial_rebalance_delay_ms: 0,
         ..BrokerConfig::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
-            weir_broker::run(broker, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    Running {
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    })
 }
 
-struct Client {
-    s: TcpStream,
-    correlation_id: i32,
+trait Heartbeat {
+    fn heartbeat(&mut self, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse;
 }
 
-impl Client {
-    fn connect(addr: std::net::SocketAddr) -> Self {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        Client {
-            s,
-            correlation_id: 0,
-        }
-    }
-
-    fn send(&mut self, frame: Bytes, api_key: i16, v: i16) -> Response {
-        self.s.write_all(&frame).expect("write");
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).expect("response size");
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).expect("response body");
-        let (correlation_id, response) =
-            decode_response(api_key, v, Bytes::from(body)).expect("decode response");
-        assert_eq!(correlation_id, self.correlation_id);
-        response
-    }
-
-    fn call(&mut self, request: Request) -> Response {
-        self.correlation_id += 1;
-        let api_key = request.api_key();
-        let (frame, v) =
-            encode_request(self.correlation_id, "wire-test", &request).expect("encode");
-        self.send(frame, api_key, v)
-    }
-
-    fn call_at(&mut self, request: Request, v: i16) -> Response {
-        self.correlation_id += 1;
-        let api_key = request.api_key();
-        let frame =
-            encode_request_at(self.correlation_id, "wire-test", &request, v).expect("encode");
-        self.send(frame, api_key, v)
-    }
-
+impl Heartbeat for Client {
     fn heartbeat(&mut self, r: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
         match self.call(Request::ConsumerGroupHeartbeat(r)) {
             Response::ConsumerGroupHeartbeat(r) => r,
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    fn create_topic(&mut self, name: &str, partitions: i32) {
-        let r = self.call(Request::CreateTopics(CreateTopicsRequest {
-            topics: vec![CreatableTopic {
-                name: name.into(),
-                num_partitions: partitions,
-                replication_factor: 1,
-                ..Default::default()
-            }],
-            timeout_ms: 10_000,
-            validate_only: false,
-        }));
-        let Response::CreateTopics(r) = r else {
-            panic!("unexpected {r:?}")
-        };
-        assert_eq!(r.topics[0].error_code, ErrorCode::NONE);
     }
 }
 
@@ -175,7 +73,7 @@ fn heartbeat_errors_are_kafkas() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path().to_path_buf());
     let mut c = Client::connect(broker.addr);
-    c.create_topic("orders", 2);
+    c.create_topic("orders", 2, &[]);
 
     let joined = c.heartbeat(join("g", "m1", &["orders"]));
     assert_eq!(joined.error_code, ErrorCode::NONE);
@@ -270,7 +168,7 @@ fn offset_commits_and_fetches_check_the_member_epoch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path().to_path_buf());
     let mut c = Client::connect(broker.addr);
-    c.create_topic("orders", 1);
+    c.create_topic("orders", 1, &[]);
     let joined = c.heartbeat(join("g", "m1", &["orders"]));
     assert_eq!(joined.member_epoch, 1);
 
@@ -339,7 +237,7 @@ fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path().to_path_buf());
     let mut c = Client::connect(broker.addr);
-    c.create_topic("orders", 1);
+    c.create_topic("orders", 1, &[]);
     let joined = c.heartbeat(join("cg", "m1", &["orders"]));
     assert_eq!(joined.error_code, ErrorCode::NONE);
 
@@ -470,7 +368,7 @@ fn a_consumer_group_survives_a_restart() {
     let epoch = {
         let broker = start(dir.path().to_path_buf());
         let mut c = Client::connect(broker.addr);
-        c.create_topic("orders", 2);
+        c.create_topic("orders", 2, &[]);
         let a = c.heartbeat(join("g", "a", &["orders"]));
         let b = c.heartbeat(join("g", "b", &["orders"]));
         assert_eq!((a.member_epoch, b.member_epoch), (1, 2));

@@ -10,10 +10,10 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::inproc::InProcess;
 use common::kafka::Conn;
 use weir_broker::broker::Broker;
 use weir_broker::clock::SystemClock;
-use weir_broker::config::BrokerConfig;
 use weir_broker::metrics::Metrics;
 use weir_protocol::ErrorCode;
 use weir_storage::FileSync;
@@ -76,67 +76,19 @@ impl Captured {
     }
 }
 
-struct Running {
-    broker: Arc<Broker>,
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start(disk: Arc<FullDisk>) -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
-    let config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
-        data_dir: dir.path().to_path_buf(),
-        ..BrokerConfig::default()
-    };
-    let broker = Broker::open_with(
-        config,
-        Arc::new(SystemClock),
-        Arc::new(Metrics::new()),
-        Disk(disk),
+fn start(disk: Arc<FullDisk>) -> InProcess {
+    InProcess::start_temp_opened(
+        |_| {},
+        |config| {
+            Broker::open_with(
+                config,
+                Arc::new(SystemClock),
+                Arc::new(Metrics::new()),
+                Disk(disk),
+            )
+            .expect("open broker")
+        },
     )
-    .expect("open broker");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let b = broker.clone();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            weir_broker::run(b, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    Running {
-        broker,
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-        _dir: dir,
-    }
 }
 
 fn metrics(b: &Broker) -> String {

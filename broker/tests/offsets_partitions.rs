@@ -4,141 +4,42 @@
 //! one-partition `__consumer_offsets` keeps its offsets (and its partition count) after upgrade.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use weir_broker::broker::Broker;
-use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
 use weir_broker::internal_partitions::partition_for;
-use weir_protocol::client::{decode_response, encode_request, encode_request_at};
 use weir_protocol::*;
+
+mod common;
+
+use common::inproc::InProcess;
+use common::kafka::Conn as Client;
 
 const OFFSETS: &str = "__consumer_offsets";
 /// FindCoordinator key type of groups.
 const GROUP: i8 = 0;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Starts an in-process broker on `data_dir`; `partitions`: offsets.topic.num.partitions (the
 /// default when `None`).
-fn start(data_dir: PathBuf, partitions: Option<i32>) -> Running {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
+fn start(data_dir: PathBuf, partitions: Option<i32>) -> InProcess {
     let defaults = BrokerConfig::default();
-    let config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
+    InProcess::start(BrokerConfig {
         data_dir,
         group_initial_rebalance_delay_ms: 0,
         offsets_topic_num_partitions: partitions.unwrap_or(defaults.offsets_topic_num_partitions),
         ..defaults
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
-            weir_broker::run(broker, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    Running {
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    })
 }
 
-struct Client {
-    s: TcpStream,
-    correlation_id: i32,
+trait OffsetsCalls {
+    fn commit(&mut self, group: &str, topic: &str, partitions: i32, offset: i64);
+    fn fetch(&mut self, group: &str) -> Vec<(String, i32, i64)>;
+    fn offsets_partitions(&mut self) -> usize;
+    fn offsets_log_ends(&mut self, partitions: i32) -> Vec<i64>;
+    fn list_groups(&mut self) -> BTreeSet<String>;
 }
 
-impl Client {
-    fn connect(addr: std::net::SocketAddr) -> Self {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        Client {
-            s,
-            correlation_id: 0,
-        }
-    }
-
-    fn send(&mut self, frame: Bytes, api_key: i16, v: i16) -> Response {
-        self.s.write_all(&frame).expect("write");
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).expect("response size");
-        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(len)).expect("size")];
-        self.s.read_exact(&mut body).expect("response body");
-        let (correlation_id, response) =
-            decode_response(api_key, v, Bytes::from(body)).expect("decode response");
-        assert_eq!(correlation_id, self.correlation_id);
-        response
-    }
-
-    fn call(&mut self, request: Request) -> Response {
-        self.correlation_id += 1;
-        let api_key = request.api_key();
-        let (frame, v) =
-            encode_request(self.correlation_id, "wire-test", &request).expect("encode");
-        self.send(frame, api_key, v)
-    }
-
-    fn call_at(&mut self, request: Request, v: i16) -> Response {
-        self.correlation_id += 1;
-        let api_key = request.api_key();
-        let frame =
-            encode_request_at(self.correlation_id, "wire-test", &request, v).expect("encode");
-        self.send(frame, api_key, v)
-    }
-
-    fn create_topic(&mut self, name: &str, partitions: i32) {
-        let Response::CreateTopics(r) = self.call(Request::CreateTopics(CreateTopicsRequest {
-            topics: vec![CreatableTopic {
-                name: name.into(),
-                num_partitions: partitions,
-                replication_factor: 1,
-                assignments: Vec::new(),
-                configs: Vec::new(),
-            }],
-            timeout_ms: 10_000,
-            validate_only: false,
-        })) else {
-            panic!("not a CreateTopics response");
-        };
-        assert_eq!(r.topics[0].error_code, ErrorCode::NONE, "{r:?}");
-    }
-
+impl OffsetsCalls for Client {
     /// Commits `offset` for every partition of `topic` (classic simple-consumer commit).
     fn commit(&mut self, group: &str, topic: &str, partitions: i32, offset: i64) {
         let Response::OffsetCommit(r) = self.call(Request::OffsetCommit(OffsetCommitRequest {
@@ -259,7 +160,7 @@ fn groups_spread_over_the_offsets_partitions_are_all_coordinated_by_a_single_nod
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path().to_path_buf(), Some(8));
     let mut c = Client::connect(broker.addr);
-    c.create_topic("orders", 2);
+    c.create_topic("orders", 2, &[]);
     let groups = groups_in_distinct_partitions(8, 5);
     assert_eq!(c.offsets_partitions(), 8);
 
@@ -337,7 +238,7 @@ fn committed_offsets_of_every_partition_survive_a_restart() {
     {
         let broker = start(dir.path().to_path_buf(), None);
         let mut c = Client::connect(broker.addr);
-        c.create_topic("events", 3);
+        c.create_topic("events", 3, &[]);
         for (i, g) in groups.iter().enumerate() {
             c.commit(g, "events", 3, 100 * i64::try_from(i + 1).expect("i"));
         }
@@ -367,7 +268,7 @@ fn a_one_partition_offsets_topic_keeps_its_offsets_and_partition_count_after_upg
         // The layout of earlier Weir versions: one partition holds every group.
         let broker = start(dir.path().to_path_buf(), Some(1));
         let mut c = Client::connect(broker.addr);
-        c.create_topic("legacy", 1);
+        c.create_topic("legacy", 1, &[]);
         for (i, g) in groups.iter().enumerate() {
             c.commit(g, "legacy", 1, 7 + i64::try_from(i).expect("i"));
         }

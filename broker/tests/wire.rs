@@ -3,71 +3,23 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
-use weir_broker::broker::Broker;
-use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use common::inproc::InProcess;
 
-fn start() -> Running {
+fn start() -> InProcess {
     start_with(|_| {})
 }
 
-fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
-    let mut config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
-        data_dir: dir.path().to_path_buf(),
-        max_request_bytes: 1 << 20,
-        ..BrokerConfig::default()
-    };
-    tweak(&mut config);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
-            weir_broker::run(broker, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    Running {
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-        _dir: dir,
-    }
+fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> InProcess {
+    InProcess::start_temp(|config| {
+        config.max_request_bytes = 1 << 20;
+        tweak(config);
+    })
 }
 
 fn connect(addr: std::net::SocketAddr) -> TcpStream {

@@ -386,6 +386,51 @@ struct Done {
 /// group's fsync (and everyone's acknowledgement) indefinitely.
 const MAX_GROUP: usize = 1024;
 
+/// At most this many fdatasyncs of one group are in flight at once.
+const MAX_CONCURRENT_FSYNCS: usize = 16;
+
+/// fdatasyncs every file of `to_sync` (skipping poisoned logs; a failure poisons its log),
+/// up to [`MAX_CONCURRENT_FSYNCS`] at a time, and returns when all are done. Issued one after
+/// another, a group touching many partitions waits for the sum of their fdatasyncs; in flight
+/// together, the file system commits them in shared journal transactions and the device
+/// queues them, so the group waits about as long as the slowest.
+fn sync_concurrently(
+    to_sync: &[(Arc<LogSync>, Arc<SegmentFile>)],
+    what: &str,
+    sync: &dyn FileSync,
+    stats: &WriterCounters,
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((log, file)) = to_sync.get(i) else {
+            return;
+        };
+        if log.is_poisoned() {
+            continue;
+        }
+        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        file.dirty.store(false, Ordering::SeqCst);
+        if let Err(e) = sync.sync_data(&file.file) {
+            log.poison(what, &file.path, &e);
+        }
+    };
+    let helpers = to_sync.len().min(MAX_CONCURRENT_FSYNCS).saturating_sub(1);
+    if helpers == 0 {
+        worker();
+        return;
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            // A thread that cannot be spawned leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name("weir-fsync".into())
+                .spawn_scoped(scope, worker);
+        }
+        worker();
+    });
+}
+
 /// The writer thread's main loop. Returns when told to shut down or when every sender is gone.
 pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterCounters>) {
     let mut dirty: HashMap<usize, Dirty> = HashMap::new();
@@ -517,16 +562,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
         }
 
         // One fdatasync per file covers every write to it in this group.
-        for (log, file) in &to_sync {
-            if log.is_poisoned() {
-                continue;
-            }
-            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-            file.dirty.store(false, Ordering::SeqCst);
-            if let Err(e) = sync.sync_data(&file.file) {
-                log.poison("fdatasync", &file.path, &e);
-            }
-        }
+        sync_concurrently(&to_sync, "fdatasync", sync.as_ref(), &stats);
         // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
         // durable (or, without fsync, written) data.
         for c in completions {
@@ -555,20 +591,15 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
             .filter(|(_, d)| d.interval.is_some_and(|i| d.since + i <= now))
             .map(|(k, _)| *k)
             .collect();
-        for k in due {
-            if let Some(d) = dirty.remove(&k) {
-                for f in &d.files {
-                    if d.log.is_poisoned() {
-                        break;
-                    }
-                    stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-                    f.dirty.store(false, Ordering::SeqCst);
-                    if let Err(e) = sync.sync_data(&f.file) {
-                        d.log.poison("interval fdatasync", &f.path, &e);
-                    }
-                }
-            }
-        }
+        let due_files: Vec<(Arc<LogSync>, Arc<SegmentFile>)> = due
+            .into_iter()
+            .filter_map(|k| dirty.remove(&k))
+            .flat_map(|d| {
+                let log = d.log;
+                d.files.into_iter().map(move |f| (Arc::clone(&log), f))
+            })
+            .collect();
+        sync_concurrently(&due_files, "interval fdatasync", sync.as_ref(), &stats);
     }
     // Answer anything still queued so no appender waits forever.
     while let Ok(m) = rx.try_recv() {

@@ -507,6 +507,87 @@ fn group_commit_shares_one_fdatasync_and_gates_high_watermark() {
     assert_eq!(read_all(&log, 0).len(), 11);
 }
 
+/// The first fdatasync is held by a [`GatedSync`] until released; every later one waits, up to
+/// a hang guard, until `peers` fdatasyncs are in flight together, and the most seen at once is
+/// recorded.
+struct PeerSync {
+    first: GatedSync,
+    peers: usize,
+    in_flight: Mutex<usize>,
+    changed: parking_lot::Condvar,
+    most_at_once: std::sync::atomic::AtomicUsize,
+}
+
+impl FileSync for PeerSync {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        if self.first.calls.load(Ordering::SeqCst) == 0 {
+            return self.first.sync_data(file);
+        }
+        let mut n = self.in_flight.lock();
+        *n += 1;
+        self.most_at_once.fetch_max(*n, Ordering::SeqCst);
+        self.changed.notify_all();
+        let guard = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while *n < self.peers && !self.changed.wait_until(&mut n, guard).timed_out() {}
+        *n -= 1;
+        drop(n);
+        file.sync_data()
+    }
+}
+
+#[test]
+fn one_groups_fdatasyncs_of_several_files_are_in_flight_together() {
+    let d = tempfile::tempdir().expect("tmp");
+    let (release, gate) = mpsc::channel();
+    let (entered_tx, entered) = mpsc::channel();
+    let sync = Arc::new(PeerSync {
+        first: GatedSync {
+            gate: Mutex::new(Some(gate)),
+            entered: Mutex::new(Some(entered_tx)),
+            calls: Default::default(),
+        },
+        peers: 4,
+        in_flight: Mutex::new(0),
+        changed: parking_lot::Condvar::new(),
+        most_at_once: Default::default(),
+    });
+    let dd = DataDir::open_with(
+        d.path(),
+        DataDirOptions {
+            file_sync: sync.clone(),
+        },
+    )
+    .expect("open");
+    let cfg = LogConfig {
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    };
+    let first_log = dd.open_log("gate-0", cfg.clone()).expect("log");
+    let logs: Vec<_> = (0..4)
+        .map(|i| dd.open_log(&format!("t-{i}"), cfg.clone()).expect("log"))
+        .collect();
+    let first = first_log
+        .append_pending(batch(0, 1, 1), &opts())
+        .expect("queue");
+    entered
+        .recv()
+        .expect("writer is inside the first fdatasync");
+    // Four partitions' appends queued behind it: the next group touches four files.
+    let pending: Vec<_> = logs
+        .iter()
+        .map(|l| l.append_pending(batch(0, 1, 1), &opts()).expect("queue"))
+        .collect();
+    release.send(()).expect("release");
+    first.wait().expect("durable");
+    for p in pending {
+        p.wait().expect("durable");
+    }
+    assert_eq!(sync.most_at_once.load(Ordering::SeqCst), 4);
+    for l in &logs {
+        assert_eq!(l.high_watermark(), 1);
+    }
+}
+
 #[test]
 fn concurrent_appenders_get_unique_contiguous_offsets() {
     let d = tempfile::tempdir().expect("tmp");

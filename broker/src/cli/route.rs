@@ -54,9 +54,92 @@ fn has_partition(keys: &BTreeSet<Key>, topic: &str, index: i32) -> bool {
     keys.contains(&partition_key(topic, index))
 }
 
-/// Partition parts (in key order) grouped by topic.
-fn by_topic<P>(parts: BTreeMap<Key, P>) -> Vec<(String, Vec<P>)> {
-    let mut out: Vec<(String, Vec<P>)> = Vec::new();
+/// A topic of a partition-routed request or response: a name and partitions, each with an index.
+trait TopicEntry: Sized {
+    type Partition: Clone;
+    fn name(&self) -> &str;
+    fn partitions(&self) -> &[Self::Partition];
+    fn index(p: &Self::Partition) -> i32;
+    fn new(name: String, partitions: Vec<Self::Partition>) -> Self;
+    fn into_parts(self) -> (String, Vec<Self::Partition>);
+}
+
+macro_rules! topic_entry {
+    ($($topic:ident { $part:ident . $index:ident }),* $(,)?) => {$(
+        impl TopicEntry for $topic {
+            type Partition = $part;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn partitions(&self) -> &[$part] {
+                &self.partitions
+            }
+            fn index(p: &$part) -> i32 {
+                p.$index
+            }
+            fn new(name: String, partitions: Vec<$part>) -> Self {
+                $topic { name, partitions }
+            }
+            fn into_parts(self) -> (String, Vec<$part>) {
+                (self.name, self.partitions)
+            }
+        }
+    )*};
+}
+
+topic_entry! {
+    ProduceTopic { ProducePartition.index },
+    ProduceTopicResponse { ProducePartitionResponse.index },
+    FetchTopic { FetchPartition.partition },
+    FetchTopicResponse { FetchPartitionResponse.partition_index },
+    ListOffsetsTopic { ListOffsetsPartition.partition_index },
+    ListOffsetsTopicResponse { ListOffsetsPartitionResponse.partition_index },
+}
+
+/// The partitions `topics` name, as keys.
+fn partition_keys<T: TopicEntry>(topics: &[T]) -> Vec<Key> {
+    topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| partition_key(t.name(), T::index(p)))
+        })
+        .collect()
+}
+
+/// `topics` cut down to the partitions in `keys` (topics left empty dropped).
+fn topics_subset<T: TopicEntry>(topics: &[T], keys: &BTreeSet<Key>) -> Vec<T> {
+    topics
+        .iter()
+        .filter_map(|t| {
+            let kept: Vec<_> = t
+                .partitions()
+                .iter()
+                .filter(|p| has_partition(keys, t.name(), T::index(p)))
+                .cloned()
+                .collect();
+            (!kept.is_empty()).then(|| T::new(t.name().to_string(), kept))
+        })
+        .collect()
+}
+
+/// A response's topics as one part per partition.
+fn topic_parts<T: TopicEntry>(topics: Vec<T>) -> Vec<(Key, T::Partition)> {
+    topics
+        .into_iter()
+        .flat_map(|t| {
+            let (name, partitions) = t.into_parts();
+            partitions
+                .into_iter()
+                .map(move |p| (partition_key(&name, T::index(&p)), p))
+        })
+        .collect()
+}
+
+/// Partition parts (in key order) put back into topics.
+fn join_topics<T: TopicEntry>(parts: BTreeMap<Key, T::Partition>) -> Vec<T> {
+    let mut out: Vec<(String, Vec<T::Partition>)> = Vec::new();
     for (key, part) in parts {
         let Key::Partition(topic, _) = key else {
             continue;
@@ -66,7 +149,9 @@ fn by_topic<P>(parts: BTreeMap<Key, P>) -> Vec<(String, Vec<P>)> {
             _ => out.push((topic, vec![part])),
         }
     }
-    out
+    out.into_iter()
+        .map(|(name, partitions)| T::new(name, partitions))
+        .collect()
 }
 
 /// Group parts in key order.
@@ -81,28 +166,12 @@ impl Routed for ProduceRequest {
     const LOST_HINT: &'static str = "the records sent on it may or may not have been written";
 
     fn keys(&self) -> Vec<Key> {
-        self.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| partition_key(&t.name, p.index)))
-            .collect()
+        partition_keys(&self.topics)
     }
 
     fn subset(&self, keys: &BTreeSet<Key>) -> Self {
         ProduceRequest {
-            topics: self
-                .topics
-                .iter()
-                .map(|t| ProduceTopic {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .filter(|p| has_partition(keys, &t.name, p.index))
-                        .cloned()
-                        .collect(),
-                })
-                .filter(|t| !t.partitions.is_empty())
-                .collect(),
+            topics: topics_subset(&self.topics, keys),
             transactional_id: self.transactional_id.clone(),
             ..*self
         }
@@ -117,21 +186,11 @@ impl Routed for ProduceRequest {
     }
 
     fn split(resp: Self::Resp, _: &BTreeSet<Key>) -> (Self::Resp, Vec<(Key, Self::Part)>) {
-        let parts = resp
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name;
-                t.partitions
-                    .into_iter()
-                    .map(move |p| (partition_key(&name, p.index), p))
-            })
-            .collect();
         let shell = ProduceResponse {
             throttle_time_ms: resp.throttle_time_ms,
             ..ProduceResponse::default()
         };
-        (shell, parts)
+        (shell, topic_parts(resp.topics))
     }
 
     fn error(part: &Self::Part) -> ErrorCode {
@@ -139,10 +198,7 @@ impl Routed for ProduceRequest {
     }
 
     fn join(mut shell: Self::Resp, parts: BTreeMap<Key, Self::Part>) -> Self::Resp {
-        shell.topics = by_topic(parts)
-            .into_iter()
-            .map(|(name, partitions)| ProduceTopicResponse { name, partitions })
-            .collect();
+        shell.topics = join_topics(parts);
         shell
     }
 }
@@ -153,32 +209,12 @@ impl Routed for FetchRequest {
     const RESEND_SAFE: bool = true;
 
     fn keys(&self) -> Vec<Key> {
-        self.topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| partition_key(&t.name, p.partition))
-            })
-            .collect()
+        partition_keys(&self.topics)
     }
 
     fn subset(&self, keys: &BTreeSet<Key>) -> Self {
         FetchRequest {
-            topics: self
-                .topics
-                .iter()
-                .map(|t| FetchTopic {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .filter(|p| has_partition(keys, &t.name, p.partition))
-                        .cloned()
-                        .collect(),
-                })
-                .filter(|t| !t.partitions.is_empty())
-                .collect(),
+            topics: topics_subset(&self.topics, keys),
             forgotten_topics: Vec::new(),
             ..self.clone()
         }
@@ -192,22 +228,9 @@ impl Routed for FetchRequest {
         Ok(expect_response!(r, Fetch))
     }
 
-    fn split(resp: Self::Resp, _: &BTreeSet<Key>) -> (Self::Resp, Vec<(Key, Self::Part)>) {
-        let parts = resp
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name;
-                t.partitions
-                    .into_iter()
-                    .map(move |p| (partition_key(&name, p.partition_index), p))
-            })
-            .collect();
-        let shell = FetchResponse {
-            topics: Vec::new(),
-            ..resp
-        };
-        (shell, parts)
+    fn split(mut resp: Self::Resp, _: &BTreeSet<Key>) -> (Self::Resp, Vec<(Key, Self::Part)>) {
+        let parts = topic_parts(std::mem::take(&mut resp.topics));
+        (resp, parts)
     }
 
     fn error(part: &Self::Part) -> ErrorCode {
@@ -226,10 +249,7 @@ impl Routed for FetchRequest {
     }
 
     fn join(mut shell: Self::Resp, parts: BTreeMap<Key, Self::Part>) -> Self::Resp {
-        shell.topics = by_topic(parts)
-            .into_iter()
-            .map(|(name, partitions)| FetchTopicResponse { name, partitions })
-            .collect();
+        shell.topics = join_topics(parts);
         shell
     }
 }
@@ -240,32 +260,12 @@ impl Routed for ListOffsetsRequest {
     const RESEND_SAFE: bool = true;
 
     fn keys(&self) -> Vec<Key> {
-        self.topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| partition_key(&t.name, p.partition_index))
-            })
-            .collect()
+        partition_keys(&self.topics)
     }
 
     fn subset(&self, keys: &BTreeSet<Key>) -> Self {
         ListOffsetsRequest {
-            topics: self
-                .topics
-                .iter()
-                .map(|t| ListOffsetsTopic {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .filter(|p| has_partition(keys, &t.name, p.partition_index))
-                        .cloned()
-                        .collect(),
-                })
-                .filter(|t| !t.partitions.is_empty())
-                .collect(),
+            topics: topics_subset(&self.topics, keys),
             ..*self
         }
     }
@@ -278,22 +278,9 @@ impl Routed for ListOffsetsRequest {
         Ok(expect_response!(r, ListOffsets))
     }
 
-    fn split(resp: Self::Resp, _: &BTreeSet<Key>) -> (Self::Resp, Vec<(Key, Self::Part)>) {
-        let parts = resp
-            .topics
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.name;
-                t.partitions
-                    .into_iter()
-                    .map(move |p| (partition_key(&name, p.partition_index), p))
-            })
-            .collect();
-        let shell = ListOffsetsResponse {
-            throttle_time_ms: resp.throttle_time_ms,
-            topics: Vec::new(),
-        };
-        (shell, parts)
+    fn split(mut resp: Self::Resp, _: &BTreeSet<Key>) -> (Self::Resp, Vec<(Key, Self::Part)>) {
+        let parts = topic_parts(std::mem::take(&mut resp.topics));
+        (resp, parts)
     }
 
     fn error(part: &Self::Part) -> ErrorCode {
@@ -301,10 +288,7 @@ impl Routed for ListOffsetsRequest {
     }
 
     fn join(mut shell: Self::Resp, parts: BTreeMap<Key, Self::Part>) -> Self::Resp {
-        shell.topics = by_topic(parts)
-            .into_iter()
-            .map(|(name, partitions)| ListOffsetsTopicResponse { name, partitions })
-            .collect();
+        shell.topics = join_topics(parts);
         shell
     }
 }

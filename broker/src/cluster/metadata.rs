@@ -31,7 +31,7 @@ use crate::quota::{validate_value, QuotaEntity, QuotaMap, QuotaRecord};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
-/// (its inter-broker listener, PLAINTEXT); `endpoints` what it advertises on each listener.
+/// (its inter-broker listener); `endpoints` what it advertises on each listener.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerRecord {
     pub id: i32,

@@ -40,7 +40,7 @@ use weir_replication::{
 use crate::broker::{Broker, GroupPartitions};
 use crate::cluster::elections;
 use crate::cluster::metadata::{ClusterView, LeaderRecord};
-use crate::cluster::peer::PeerConnection;
+use crate::cluster::peer::{PeerConnection, PeerSecurity};
 use crate::cluster::placement::{self, Candidate};
 use crate::cluster::store::EtcdStore;
 use crate::config::ClusterSettings;
@@ -123,6 +123,8 @@ pub struct Cluster {
     changed: Arc<Notify>,
     /// Whether this broker holds the controller key.
     controller: AtomicBool,
+    /// How connections to the other brokers are secured (the inter-broker listener).
+    peer_security: Arc<PeerSecurity>,
 }
 
 fn address(view: &ClusterView, node: NodeId) -> Option<String> {
@@ -136,6 +138,7 @@ impl Cluster {
         store: Arc<EtcdStore>,
         settings: ClusterSettings,
         clock: Arc<dyn crate::clock::Clock>,
+        peer_security: Arc<PeerSecurity>,
     ) -> Arc<Self> {
         let (raft_tx, raft_rx) = mpsc::channel(RAFT_QUEUE);
         let changed = Arc::new(Notify::new());
@@ -152,7 +155,13 @@ impl Cluster {
             raft_rx: Mutex::new(Some(raft_rx)),
             changed,
             controller: AtomicBool::new(false),
+            peer_security,
         })
+    }
+
+    /// A connection to broker `to`, secured as the inter-broker listener requires.
+    pub fn peer(&self, to: NodeId) -> PeerConnection {
+        PeerConnection::new(to, self.node_id, self.peer_security.clone())
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -380,8 +389,7 @@ async fn peer_sender(
     mut rx: mpsc::Receiver<Vec<Outgoing>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let me = cluster.node_id;
-    let mut conn = PeerConnection::new(to, me);
+    let mut conn = cluster.peer(to);
     loop {
         let messages = tokio::select! {
             _ = stop.changed() => return,
@@ -505,12 +513,13 @@ async fn send_votes(
         }
     };
     if response.error_code == ErrorCode::CLUSTER_AUTHORIZATION_FAILED {
-        // The peer's authorizer does not let this broker (User:ANONYMOUS on its PLAINTEXT
-        // listener) speak for the cluster: no election can succeed until an ACL allows it.
+        // The peer's authorizer does not let this broker's principal (its inter-broker
+        // credentials, or User:ANONYMOUS on a PLAINTEXT listener) speak for the cluster: no
+        // election can succeed until an ACL allows it.
         tracing::warn!(
             peer = to,
-            "the peer refused a Vote: grant User:ANONYMOUS CLUSTER_ACTION on the cluster from \
-             the brokers' addresses (docs/security.md#in-a-cluster)"
+            "the peer refused a Vote: make the inter-broker principal a super user or grant it \
+             CLUSTER_ACTION on the cluster (docs/security.md#in-a-cluster)"
         );
         return;
     }
@@ -612,7 +621,7 @@ async fn fetcher(
     mut stop: watch::Receiver<bool>,
 ) {
     let me = cluster.node_id;
-    let mut conn = PeerConnection::new(leader, me);
+    let mut conn = cluster.peer(leader);
     let mut idle_rounds = 0;
     loop {
         if *stop.borrow() {

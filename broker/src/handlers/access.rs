@@ -1097,14 +1097,8 @@ pub(super) fn split_share_group_describe(
                 .into_iter()
                 .map(|group_id| ShareGroupDescribedGroup {
                     error_code: ErrorCode::GROUP_AUTHORIZATION_FAILED,
-                    error_message: None,
                     group_id,
-                    group_state: String::new(),
-                    group_epoch: 0,
-                    assignment_epoch: 0,
-                    assignor_name: String::new(),
-                    members: Vec::new(),
-                    authorized_operations: i32::MIN,
+                    ..ShareGroupDescribedGroup::default()
                 }),
         );
     }))

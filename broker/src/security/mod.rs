@@ -113,6 +113,30 @@ pub struct SecurityConfig {
     /// How long a failed authentication waits before its answer and close (Kafka's
     /// connection.failed.authentication.delay.ms).
     pub connection_failed_authentication_delay_ms: u64,
+    /// How this broker reaches the others of a cluster (see [`InterBrokerConfig`]).
+    pub inter_broker: InterBrokerConfig,
+}
+
+/// Inter-broker security, Kafka's model: the listener brokers reach each other on
+/// (`inter.broker.listener.name`), and what the connecting broker needs to speak that listener's
+/// protocol. The receiving side treats a broker as any client: it authenticates it and, with
+/// the authorizer on, requires CLUSTER_ACTION on the cluster for the inter-broker APIs.
+#[derive(Clone, Debug, Default)]
+pub struct InterBrokerConfig {
+    /// Kafka's `inter.broker.listener.name`; `None`: the first PLAINTEXT listener.
+    pub listener_name: Option<String>,
+    /// Kafka's `sasl.mechanism.inter.broker.protocol` (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512);
+    /// `None`: PLAIN.
+    pub sasl_mechanism: Option<Mechanism>,
+    /// The user this broker authenticates as on a SASL inter-broker listener (the `username`
+    /// of Kafka's `listener.name.<listener>.<mechanism>.sasl.jaas.config`).
+    pub sasl_username: Option<String>,
+    /// File holding that user's password (a file, so that it shows in no process list).
+    pub sasl_password_file: Option<PathBuf>,
+    /// PEM CA certificates this broker trusts for the other brokers' certificates (Kafka's
+    /// `ssl.truststore.location`); `None`: `ssl-client-ca-file`, as Kafka's one trust store
+    /// serves both sides.
+    pub ssl_ca_file: Option<PathBuf>,
 }
 
 impl Default for SecurityConfig {
@@ -132,6 +156,7 @@ impl Default for SecurityConfig {
             oauthbearer_sub_claim_name: "sub".to_string(),
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            inter_broker: InterBrokerConfig::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Server-side TLS (rustls on the ring provider): TLS 1.2 and 1.3 only, the provider's AEAD
+//! TLS (rustls on the ring provider): TLS 1.2 and 1.3 only, the provider's AEAD
 //! cipher suites only (AES-GCM, ChaCha20-Poly1305, ECDHE key exchange), optional client
-//! certificates checked against a client CA (mTLS).
+//! certificates checked against a client CA (mTLS); and the client side brokers use to reach
+//! each other (`client_config`).
 //!
 //! The active `ServerConfig` sits behind a lock and is swapped whole on reload (SIGHUP, or a
 //! changed file seen by the broker's timer): each handshake takes the config current when it
@@ -89,6 +90,34 @@ fn build(config: &SecurityConfig) -> Result<ServerConfig, TlsError> {
     builder
         .with_single_cert(certs, key)
         .map_err(|e| file_err(key_path, format!("certificate and key: {e}")))
+}
+
+/// A client config for connections from this broker to another (inter-broker TLS): the peers'
+/// certificates checked against `ca_file`, and this broker's own certificate and key offered
+/// when the peer asks for one (mTLS), as Kafka uses one keystore for both sides. Same versions
+/// and suites as the server side.
+pub fn client_config(
+    ca_file: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in load_certs(ca_file)? {
+        roots.add(ca).map_err(|e| file_err(ca_file, e))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots);
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert_path, key_path)) => {
+            let certs = load_certs(cert_path)?;
+            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| file_err(key_path, format!("certificate and key: {e}")))
+        }
+    }
 }
 
 /// The broker's TLS settings, reloadable.

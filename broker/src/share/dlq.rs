@@ -25,7 +25,7 @@ use super::partition::ArchiveReason;
 use super::records::DeadLetterIntent;
 use super::{group_config, Pending, ShareKey};
 use crate::broker::Broker;
-use crate::log_scan::for_each_batch_in;
+use crate::log_scan::{for_each_batch_from, for_each_batch_in};
 use crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES;
 
 pub const HEADER_SOURCE_TOPIC: &str = "weir.dlq.source.topic";
@@ -95,7 +95,7 @@ fn already_dead_lettered(
 ) -> BTreeSet<i64> {
     let mut found = BTreeSet::new();
     let partition_text = partition.to_string();
-    let _ = for_each_batch_in(dlq, from, i64::MAX, |_, batch| {
+    let _ = for_each_batch_from(dlq, from, |_, batch| {
         let _ = visit_records(batch, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
             let Ok(headers) = r.headers() else {
                 return;

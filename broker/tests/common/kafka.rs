@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use weir_protocol::client::{decode_response, encode_request};
+use weir_protocol::client::{decode_response, encode_request, encode_request_at};
 use weir_protocol::{
     ConfigEntry, CreatableTopic, CreateTopicsRequest, ErrorCode, ProducePartition, ProduceRequest,
     ProduceTopic, Request, Response,
@@ -30,12 +30,23 @@ impl Conn {
         }
     }
 
-    /// Sends `request` and returns its response.
+    /// Sends `request` (at the highest version Weir's client speaks) and returns its response.
     pub fn call(&mut self, request: Request) -> Response {
-        let api_key = request.api_key();
+        let corr = self.next_correlation_id;
+        let (frame, version) = encode_request(corr, "wire-test", &request).expect("encode");
+        self.exchange(request.api_key(), frame, version)
+    }
+
+    /// Sends `request` at `version` and returns its response.
+    pub fn call_at(&mut self, request: Request, version: i16) -> Response {
+        let corr = self.next_correlation_id;
+        let frame = encode_request_at(corr, "wire-test", &request, version).expect("encode");
+        self.exchange(request.api_key(), frame, version)
+    }
+
+    fn exchange(&mut self, api_key: i16, frame: Bytes, version: i16) -> Response {
         let corr = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let (frame, version) = encode_request(corr, "wire-test", &request).expect("encode");
         self.stream.write_all(&frame).expect("send");
         let mut prefix = [0u8; 4];
         self.stream.read_exact(&mut prefix).expect("response size");
