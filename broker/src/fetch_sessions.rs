@@ -26,6 +26,7 @@ pub struct SessionPartition {
     /// What the last response told the client, to decide whether it must hear about this partition again.
     pub last_high_watermark: i64,
     pub last_log_start_offset: i64,
+    pub last_stable_offset: i64,
     /// Position in the session's read order (lower first).
     pub rank: u64,
 }
@@ -67,6 +68,25 @@ pub struct ResolvedFetch {
     pub partitions: Vec<(PartitionKey, SessionPartition)>,
 }
 
+/// The offsets a fetch response tells the client about a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentOffsets {
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+}
+
+impl SentOffsets {
+    /// Offsets with the last stable offset at the high watermark (no open transaction).
+    pub fn at(high_watermark: i64, log_start_offset: i64) -> Self {
+        Self {
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset,
+        }
+    }
+}
+
 /// One partition as listed in a fetch request.
 pub struct RequestedPartition {
     pub key: PartitionKey,
@@ -106,6 +126,7 @@ impl FetchSessions {
             partition_max_bytes: r.partition_max_bytes,
             last_high_watermark: -1,
             last_log_start_offset: -1,
+            last_stable_offset: -1,
             rank,
         };
         if epoch == -1 {
@@ -179,27 +200,34 @@ impl FetchSessions {
     }
 
     /// Records what a response told the client about a partition. Returns whether an incremental
-    /// response must include it (new data, an error, or changed offsets). A partition that got
-    /// records moves to the end of the session's read order.
+    /// response must include it (new data, an error, or changed offsets: high watermark, last
+    /// stable offset, log start). A partition that got records moves to the end of the session's
+    /// read order.
     pub fn note_sent(
         &mut self,
         session_id: i32,
         key: &PartitionKey,
-        high_watermark: i64,
-        log_start_offset: i64,
+        offsets: SentOffsets,
         has_records: bool,
         has_error: bool,
     ) -> bool {
+        let SentOffsets {
+            high_watermark,
+            last_stable_offset,
+            log_start_offset,
+        } = offsets;
         let Some(session) = self.sessions.get_mut(&session_id) else {
             return true;
         };
         let Some(p) = session.partitions.get_mut(key) else {
             return true;
         };
-        let changed =
-            p.last_high_watermark != high_watermark || p.last_log_start_offset != log_start_offset;
+        let changed = p.last_high_watermark != high_watermark
+            || p.last_log_start_offset != log_start_offset
+            || p.last_stable_offset != last_stable_offset;
         p.last_high_watermark = high_watermark;
         p.last_log_start_offset = log_start_offset;
+        p.last_stable_offset = last_stable_offset;
         if has_records {
             p.rank = session.next_rank;
             session.next_rank += 1;
@@ -260,9 +288,16 @@ mod tests {
             .expect("session")
             .session_id;
         let key = ("t".to_string(), 0);
-        assert!(s.note_sent(id, &key, 10, 0, false, false));
-        assert!(!s.note_sent(id, &key, 10, 0, false, false));
-        assert!(s.note_sent(id, &key, 11, 0, false, false));
+        assert!(s.note_sent(id, &key, SentOffsets::at(10, 0), false, false));
+        assert!(!s.note_sent(id, &key, SentOffsets::at(10, 0), false, false));
+        assert!(s.note_sent(id, &key, SentOffsets::at(11, 0), false, false));
+        // The last stable offset moving (a transaction ended) is a change too.
+        let lso_moved = SentOffsets {
+            last_stable_offset: 9,
+            ..SentOffsets::at(11, 0)
+        };
+        assert!(s.note_sent(id, &key, lso_moved, false, false));
+        assert!(!s.note_sent(id, &key, lso_moved, false, false));
     }
 
     #[test]
@@ -282,11 +317,29 @@ mod tests {
         assert_eq!(keys(&full), vec![2, 0, 1]);
         let id = full.session_id;
         // Partition 2 returned data, partition 0 only an offset change.
-        s.note_sent(id, &("t".to_string(), 2), 5, 0, true, false);
-        s.note_sent(id, &("t".to_string(), 0), 5, 0, false, false);
+        s.note_sent(
+            id,
+            &("t".to_string(), 2),
+            SentOffsets::at(5, 0),
+            true,
+            false,
+        );
+        s.note_sent(
+            id,
+            &("t".to_string(), 0),
+            SentOffsets::at(5, 0),
+            false,
+            false,
+        );
         let inc = s.resolve(id, 1, vec![req("t", 3, 0)], &[], 1).expect("inc");
         assert_eq!(keys(&inc), vec![0, 1, 2, 3]);
-        s.note_sent(id, &("t".to_string(), 0), 6, 0, true, false);
+        s.note_sent(
+            id,
+            &("t".to_string(), 0),
+            SentOffsets::at(6, 0),
+            true,
+            false,
+        );
         let inc = s.resolve(id, 2, vec![], &[], 2).expect("inc");
         assert_eq!(keys(&inc), vec![1, 2, 3, 0]);
     }

@@ -24,7 +24,9 @@ use weir_replication::{
     Role,
 };
 use weir_storage::batch::{BatchHeader, IntoValidated, ValidatedBatches};
-use weir_storage::records::{decode_control_batch, encode_control_batch};
+use weir_storage::records::{
+    decode_control_batch, encode_control_batch, encode_txn_marker, TxnMarker,
+};
 use weir_storage::{AppendOptions, Log, Offset, PendingAppend, StorageError};
 
 use crate::producers::ProducerState;
@@ -362,6 +364,42 @@ impl Partition {
         Ok(pending)
     }
 
+    /// Appends a transaction marker as the leader (the transaction coordinator's WriteTxnMarkers):
+    /// checked against the producer's state first (an older producer epoch or coordinator epoch
+    /// is refused with Kafka's error), then appended like a produced batch, ending the
+    /// producer's open transaction here (an ABORT is indexed). `transaction_version` is the one
+    /// the coordinator wrote the marker with (2: KIP-890's epoch bump before every marker). The
+    /// caller waits for the append and wakes fetchers (`Broker::appended`): the last stable
+    /// offset may have moved.
+    pub fn append_txn_marker(
+        &self,
+        marker: &TxnMarker,
+        transaction_version: i16,
+        timestamp_ms: i64,
+    ) -> Result<PendingAppend, MarkerError> {
+        let mut producers = self.producers.lock();
+        producers
+            .check_marker(marker, transaction_version)
+            .map_err(MarkerError::Refused)?;
+        let batch = encode_txn_marker(marker, timestamp_ms);
+        let pending = self
+            .append(batch.clone(), &AppendOptions::default())
+            .map_err(MarkerError::Append)?;
+        if let Ok(h) = weir_storage::batch::validate_batch(&batch) {
+            producers.apply(&self.log, &h, &batch, pending.result.base_offset);
+        }
+        producers.snapshot_if_rolled(&self.log);
+        Ok(pending)
+    }
+
+    /// The last stable offset: read_committed consumers read below it. The high watermark, or
+    /// the first offset of the oldest transaction still open here if that is lower.
+    pub fn last_stable_offset(&self) -> Offset {
+        let hw = self.high_watermark();
+        let first_unstable = self.producers.lock().first_unstable_offset();
+        first_unstable.map_or(hw, |f| f.min(hw))
+    }
+
     /// Tells the replica that the log start moved (retention, DeleteRecords).
     pub fn note_log_start(&self) {
         let start = self.log.log_start_offset();
@@ -444,8 +482,13 @@ impl Partition {
                     let headers = batches.headers().to_vec();
                     let pending = self.log.append_replicated(batches)?;
                     raft.on_appended(&metas(&headers, records), now, &mut out);
+                    let mut pos = 0usize;
                     for h in &headers {
-                        producers.record(h, h.base_offset);
+                        let len = h.total_len();
+                        if let Some(bytes) = records.get(pos..pos + len) {
+                            producers.apply(&self.log, h, bytes, h.base_offset);
+                        }
+                        pos += len;
                     }
                     producers.snapshot_if_rolled(&self.log);
                     pending.wait()?;
@@ -668,6 +711,16 @@ pub struct ReplicationView {
     pub log_end: Offset,
     /// Leader only: where each other replica's log ends.
     pub progress: BTreeMap<NodeId, weir_replication::Progress>,
+}
+
+/// Why a transaction marker was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkerError {
+    /// The producer's state refuses it (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED).
+    #[error("marker refused: {0:?}")]
+    Refused(crate::errors::ErrorCode),
+    #[error(transparent)]
+    Append(AppendError),
 }
 
 /// Why a leader append failed.

@@ -1,5 +1,6 @@
-//! Producer-state snapshots: the idempotent-producer state of one partition written beside its
-//! log, so that start-up reads only the log's tail instead of every batch header.
+//! Producer-state snapshots: the producer state of one partition (sequences, epochs, open
+//! transactions and their first offsets, coordinator epochs) written beside its log, so that
+//! start-up reads only the log's tail instead of every batch header.
 //!
 //! A snapshot taken at offset X is the state after every batch below X. It is written when the
 //! log rolls (at the log end as it is then) and at a clean shutdown (at the log end, so the next
@@ -26,11 +27,15 @@ pub const KEEP_SNAPSHOTS: usize = 3;
 const MAX_SNAPSHOT_BYTES: u64 = 512 << 20;
 
 const MAGIC: &[u8; 4] = b"WPSN";
-const VERSION: u16 = 1;
+/// Version 2 adds transactions (coordinator epoch, open transaction, last offset per producer);
+/// version 1 snapshots (written before) are still read.
+const VERSION: u16 = 2;
 /// magic, version, CRC32C of what follows.
 const HEADER_BYTES: usize = 4 + 2 + 4;
-/// Producer id, epoch, batch count.
-const ENTRY_BYTES: usize = 8 + 2 + 1;
+/// Producer id, epoch, batch count (version 1).
+const ENTRY_V1_BYTES: usize = 8 + 2 + 1;
+/// Version 2 adds coordinator epoch, open transaction's first offset (-1: none), last offset.
+const ENTRY_BYTES: usize = ENTRY_V1_BYTES + 4 + 8 + 8;
 /// First and last sequence, base and last offset.
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
 
@@ -68,6 +73,9 @@ pub fn encode(state: &ProducerState, offset: Offset) -> Vec<u8> {
         body.extend_from_slice(&entry.epoch.to_be_bytes());
         let n = entry.batches.len().min(RETAINED_BATCHES);
         body.push(n as u8);
+        body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+        body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.extend_from_slice(&entry.last_offset.to_be_bytes());
         for b in entry.batches.iter().skip(entry.batches.len() - n) {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
             body.extend_from_slice(&b.last_seq.to_be_bytes());
@@ -113,9 +121,14 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
         return Err(SnapshotError::Magic);
     }
     let version = u16::from_be_bytes(r.take()?);
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(SnapshotError::Version(version));
     }
+    let entry_bytes = if version == 1 {
+        ENTRY_V1_BYTES
+    } else {
+        ENTRY_BYTES
+    };
     let crc = u32::from_be_bytes(r.take()?);
     if crc32c::crc32c(r.0) != crc {
         return Err(SnapshotError::Checksum);
@@ -125,7 +138,7 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
         return Err(SnapshotError::WrongOffset { inside, named });
     }
     let count = u32::from_be_bytes(r.take()?) as usize;
-    if count > r.0.len() / ENTRY_BYTES {
+    if count > r.0.len() / entry_bytes {
         return Err(SnapshotError::Malformed);
     }
     let mut producers = HashMap::with_capacity(count);
@@ -136,6 +149,17 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
         if id < 0 || usize::from(n) > RETAINED_BATCHES {
             return Err(SnapshotError::Malformed);
         }
+        let (coordinator_epoch, txn_first_offset, last_offset) = if version == 1 {
+            (-1, None, None)
+        } else {
+            let c = r.i32()?;
+            let t = r.i64()?;
+            let l = r.i64()?;
+            if t < -1 || t >= inside || l < -1 || l >= inside {
+                return Err(SnapshotError::Malformed);
+            }
+            (c, (t >= 0).then_some(t), Some(l))
+        };
         let mut batches = VecDeque::with_capacity(usize::from(n));
         for _ in 0..n {
             let b = BatchRecord {
@@ -149,10 +173,16 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
             }
             batches.push_back(b);
         }
-        if producers
-            .insert(id, ProducerEntry { epoch, batches })
-            .is_some()
-        {
+        let last_offset =
+            last_offset.unwrap_or_else(|| batches.back().map_or(-1, |b| b.last_offset));
+        let entry = ProducerEntry {
+            epoch,
+            batches,
+            coordinator_epoch,
+            txn_first_offset,
+            last_offset,
+        };
+        if producers.insert(id, entry).is_some() {
             return Err(SnapshotError::Malformed);
         }
     }
@@ -291,7 +321,8 @@ mod tests {
     /// The state a scan of the whole log gives, with no snapshot: what a recovery must equal.
     fn full_scan(log: &Log) -> ProducerState {
         let mut state = ProducerState::default();
-        crate::log_scan::for_each_batch(log, |h, _| state.record(h, h.base_offset)).expect("scan");
+        crate::log_scan::for_each_batch(log, |h, b| state.apply(log, h, b, h.base_offset))
+            .expect("scan");
         state.forget_below(log.log_start_offset());
         state
     }
@@ -575,6 +606,127 @@ mod tests {
             let (_data, log) = open(dir.path());
             let recovered = ProducerState::recover(&log);
             prop_assert_eq!(&recovered.producers, &full_scan(&log).producers);
+        }
+    }
+
+    /// A transactional data batch of one record, or a marker, applied as the leader does.
+    fn append_txn(log: &Log, state: &mut ProducerState, b: Vec<u8>) -> Offset {
+        let header = weir_storage::batch::validate_batch(&b).expect("valid batch");
+        let r = log
+            .append(b.clone(), &AppendOptions::default())
+            .expect("append");
+        state.apply(log, &header, &b, r.base_offset);
+        state.snapshot_if_rolled(log);
+        r.base_offset
+    }
+
+    fn txn_batch(pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = batch(pid, 0, seq, 1);
+        let attrs = i16::from_be_bytes([b[21], b[22]]) | weir_storage::batch::ATTR_TRANSACTIONAL;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[derive(Clone, Debug)]
+    enum TxnOp {
+        Data(i64),
+        End(i64, bool),
+        Roll,
+        Crash,
+        CleanRestart,
+    }
+
+    fn txn_op() -> impl Strategy<Value = TxnOp> {
+        prop_oneof![
+            6 => (0i64..4).prop_map(TxnOp::Data),
+            3 => (0i64..4, any::<bool>()).prop_map(|(p, c)| TxnOp::End(p, c)),
+            1 => Just(TxnOp::Roll),
+            1 => Just(TxnOp::Crash),
+            1 => Just(TxnOp::CleanRestart),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Producers interleaving transactions, commits and aborts across rolls, crashes and
+        /// restarts: the open transactions and the aborted-transaction index always equal a
+        /// model's, and a read of any range gets exactly the model's aborts for it.
+        #[test]
+        fn open_transactions_and_the_abort_index_match_a_model(ops in proptest::collection::vec(txn_op(), 1..80)) {
+            use weir_storage::records::{encode_txn_marker, TxnMarker, TxnMarkerKind};
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (mut data, mut log) = open(dir.path());
+            let mut state = ProducerState::default();
+            let mut seq: HashMap<i64, i32> = HashMap::new();
+            let mut open_model: std::collections::BTreeMap<i64, Offset> = Default::default();
+            let mut aborted_model: Vec<(i64, Offset, Offset)> = Vec::new();
+            for op in ops {
+                match op {
+                    TxnOp::Data(pid) => {
+                        let s = seq.entry(pid).or_insert(0);
+                        let at = append_txn(&log, &mut state, txn_batch(pid, *s));
+                        *s += 1;
+                        open_model.entry(pid).or_insert(at);
+                    }
+                    TxnOp::End(pid, commit) => {
+                        let marker = TxnMarker {
+                            producer_id: pid,
+                            producer_epoch: 0,
+                            kind: if commit { TxnMarkerKind::Commit } else { TxnMarkerKind::Abort },
+                            coordinator_epoch: 0,
+                        };
+                        prop_assert_eq!(state.check_marker(&marker, 1), Ok(()));
+                        let at = append_txn(&log, &mut state, encode_txn_marker(&marker, 0));
+                        let first = open_model.remove(&pid).unwrap_or(at);
+                        if !commit {
+                            aborted_model.push((pid, first, at));
+                        }
+                    }
+                    TxnOp::Roll => log.roll().expect("roll"),
+                    TxnOp::Crash | TxnOp::CleanRestart => {
+                        let clean = matches!(op, TxnOp::CleanRestart);
+                        if clean {
+                            state.write_snapshot(&log);
+                        }
+                        drop(log);
+                        if clean { data.shutdown() } else { data.shutdown_unclean() }
+                        drop(data);
+                        (data, log) = open(dir.path());
+                        state = ProducerState::recover(&log);
+                    }
+                }
+                let open_now: Vec<(i64, Offset)> = open_model.iter().map(|(&p, &o)| (p, o)).collect();
+                let mut got = state.open_transactions();
+                got.sort_unstable();
+                prop_assert_eq!(got, open_now);
+                let indexed: Vec<(i64, Offset, Offset)> = log
+                    .all_aborted_txns()
+                    .iter()
+                    .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+                    .collect();
+                prop_assert_eq!(&indexed, &aborted_model);
+            }
+            let end = log.log_end_offset();
+            for from in 0..end {
+                for upper in [from + 1, from + 3, end] {
+                    let mut got: Vec<(i64, Offset)> = log
+                        .aborted_txns(from, upper)
+                        .iter()
+                        .map(|t| (t.producer_id, t.first_offset))
+                        .collect();
+                    got.sort_unstable();
+                    let mut want: Vec<(i64, Offset)> = aborted_model
+                        .iter()
+                        .filter(|&&(_, first, last)| last >= from && first < upper)
+                        .map(|&(p, f, _)| (p, f))
+                        .collect();
+                    want.sort_unstable();
+                    prop_assert_eq!(got, want, "from {} upper {}", from, upper);
+                }
+            }
         }
     }
 }

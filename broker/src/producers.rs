@@ -1,5 +1,12 @@
-//! Idempotent-producer bookkeeping: per-partition sequence checks and the broker-wide producer id
-//! allocator.
+//! Idempotent and transactional producer bookkeeping: per-partition sequence and epoch checks, the
+//! transactions open in the partition, and the broker-wide producer id allocator.
+//!
+//! A producer's transaction in a partition starts with its first transactional data batch and ends
+//! with the transaction marker (COMMIT or ABORT control batch) the coordinator appends; the first
+//! offset of the oldest open transaction bounds the last stable offset (LSO) that read_committed
+//! consumers read below. Every appended, replicated or recovered batch goes through
+//! [`ProducerState::apply`], which also records ABORT markers in the log's aborted-transaction
+//! index, so leader, follower and recovery build the same state.
 //!
 //! `ProducerState` decides, for one batch header, whether the batch is new, a retried duplicate (answered
 //! with its original offset) or out of order. It is rebuilt at start from the newest usable snapshot
@@ -11,13 +18,14 @@
 //! the broker cannot tell a gap from records that were deleted, so it accepts the batch and
 //! starts tracking the producer from it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use weir_storage::batch::BatchHeader;
-use weir_storage::{Log, Offset};
+use weir_storage::records::{decode_txn_marker, TxnMarker, TxnMarkerKind};
+use weir_storage::{AbortedTxn, Log, Offset};
 
 use crate::errors::ErrorCode;
 
@@ -32,10 +40,29 @@ pub(crate) struct BatchRecord {
     pub(crate) last_offset: Offset,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
     pub(crate) batches: VecDeque<BatchRecord>,
+    /// The epoch of the last transaction coordinator whose marker this partition took (-1: none).
+    pub(crate) coordinator_epoch: i32,
+    /// The first offset of the producer's transaction open in this partition.
+    pub(crate) txn_first_offset: Option<Offset>,
+    /// The last offset of the producer's last batch or marker here: the entry is kept while the
+    /// log holds it (or while its transaction is open).
+    pub(crate) last_offset: Offset,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            txn_first_offset: None,
+            last_offset: -1,
+        }
+    }
 }
 
 /// What to do with an incoming batch.
@@ -53,6 +80,8 @@ pub enum SequenceCheck {
 #[derive(Clone, Debug, Default)]
 pub struct ProducerState {
     pub(crate) producers: HashMap<i64, ProducerEntry>,
+    /// `(first offset, producer id)` of every open transaction (derived from `producers`).
+    open_txns: BTreeSet<(Offset, i64)>,
     /// The log's active segment when the state was recovered or last snapshotted: a newer one
     /// means the log rolled since, and a snapshot is due.
     snapshot_segment: Offset,
@@ -84,8 +113,13 @@ fn next_seq(seq: i32) -> i32 {
 
 impl ProducerState {
     pub(crate) fn from_producers(producers: HashMap<i64, ProducerEntry>) -> Self {
+        let open_txns = producers
+            .iter()
+            .filter_map(|(&id, e)| e.txn_first_offset.map(|o| (o, id)))
+            .collect();
         Self {
             producers,
+            open_txns,
             snapshot_segment: 0,
         }
     }
@@ -104,9 +138,11 @@ impl ProducerState {
         };
         let from = snapshot.unwrap_or_else(|| log.log_start_offset());
         let mut batches_read = 0u64;
-        let scanned = crate::log_scan::for_each_batch_from(log, from, |h, _| {
+        // Markers after the snapshot have their index entries written again if a crash lost
+        // them (an entry below the snapshot was durable before the snapshot was written).
+        let scanned = crate::log_scan::for_each_batch_from(log, from, |h, bytes| {
             batches_read += 1;
-            state.record(h, h.base_offset);
+            state.apply(log, h, bytes, h.base_offset);
         });
         let bytes_read = match scanned {
             Ok(bytes) => bytes,
@@ -126,12 +162,36 @@ impl ProducerState {
         }
     }
 
-    /// Drops the batches that left the log (below `log_start`), and the producers left with none.
+    /// Drops the batches that left the log (below `log_start`), and the producers with nothing
+    /// left in it and no open transaction.
     pub(crate) fn forget_below(&mut self, log_start: Offset) {
         self.producers.retain(|_, entry| {
             entry.batches.retain(|b| b.last_offset >= log_start);
-            !entry.batches.is_empty()
+            entry.last_offset >= log_start || entry.txn_first_offset.is_some()
         });
+    }
+
+    /// The first offset of the oldest transaction open in this partition: the last stable offset
+    /// is the smaller of it and the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.open_txns.first().map(|&(o, _)| o)
+    }
+
+    /// The transactions open here, `(producer id, first offset)` (tests, tools).
+    pub fn open_transactions(&self) -> Vec<(i64, Offset)> {
+        self.open_txns.iter().map(|&(o, id)| (id, o)).collect()
+    }
+
+    /// Whether an append of this batch would start a transaction in this partition (the point at
+    /// which KIP-890 has the leader verify with the transaction coordinator that the partition
+    /// was added to the producer's transaction).
+    pub fn starts_transaction(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self
+                .producers
+                .get(&header.producer_id)
+                .is_none_or(|e| e.txn_first_offset.is_none())
     }
 
     /// Writes a snapshot at the log end. The caller holds the partition's producer-state lock,
@@ -162,6 +222,22 @@ impl ProducerState {
         if header.producer_id < 0 {
             return SequenceCheck::Append;
         }
+        match self.check_sequence(header) {
+            // As Kafka: epoch and sequence first, then the transaction state.
+            SequenceCheck::Append
+                if !header.is_transactional()
+                    && self
+                        .producers
+                        .get(&header.producer_id)
+                        .is_some_and(|e| e.txn_first_offset.is_some()) =>
+            {
+                SequenceCheck::Reject(ErrorCode::INVALID_TXN_STATE)
+            }
+            other => other,
+        }
+    }
+
+    fn check_sequence(&self, header: &BatchHeader) -> SequenceCheck {
         let first = header.base_sequence;
         let last = last_seq(header);
         match self.producers.get(&header.producer_id) {
@@ -196,9 +272,9 @@ impl ProducerState {
         }
     }
 
-    /// Records an appended batch (`header` as sent; `base_offset` as assigned).
+    /// Records an appended data batch (`header` as sent; `base_offset` as assigned).
     pub fn record(&mut self, header: &BatchHeader, base_offset: Offset) {
-        if header.producer_id < 0 {
+        if header.producer_id < 0 || header.is_control() {
             return;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
@@ -206,14 +282,99 @@ impl ProducerState {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
         entry.batches.push_back(BatchRecord {
             first_seq: header.base_sequence,
             last_seq: last_seq(header),
             base_offset,
-            last_offset: base_offset + i64::from(header.last_offset_delta),
+            last_offset,
         });
         while entry.batches.len() > RETAINED_BATCHES {
             entry.batches.pop_front();
+        }
+        entry.last_offset = entry.last_offset.max(last_offset);
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(base_offset);
+            self.open_txns.insert((base_offset, header.producer_id));
+        }
+    }
+
+    /// Whether a marker from this coordinator may end this producer's transaction here, as
+    /// Kafka's leader decides: a producer epoch older than the last seen is
+    /// INVALID_PRODUCER_EPOCH (with transaction version 2, whose coordinator bumps the epoch
+    /// before every marker, one not newer is, unless it repeats the marker of a transaction that
+    /// already ended); a coordinator epoch older than the last seen is
+    /// TRANSACTION_COORDINATOR_FENCED (a zombie coordinator).
+    pub fn check_marker(
+        &self,
+        marker: &TxnMarker,
+        transaction_version: i16,
+    ) -> Result<(), ErrorCode> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        let current = entry.epoch;
+        let stale = if transaction_version >= 2 {
+            marker.producer_epoch <= current
+        } else {
+            marker.producer_epoch < current
+        };
+        let retried = transaction_version >= 2
+            && marker.producer_epoch == current
+            && entry.txn_first_offset.is_none();
+        if stale && !retried {
+            return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
+        if entry.coordinator_epoch > marker.coordinator_epoch {
+            return Err(ErrorCode::TRANSACTION_COORDINATOR_FENCED);
+        }
+        Ok(())
+    }
+
+    /// Records an appended marker at `offset`: ends the producer's open transaction here. For an
+    /// ABORT, returns the entry of the aborted-transaction index.
+    pub fn record_marker(&mut self, marker: &TxnMarker, offset: Offset) -> Option<AbortedTxn> {
+        let entry = self.producers.entry(marker.producer_id).or_default();
+        if marker.producer_epoch != entry.epoch {
+            entry.epoch = marker.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_offset = entry.last_offset.max(offset);
+        let first = entry.txn_first_offset.take();
+        if let Some(first) = first {
+            self.open_txns.remove(&(first, marker.producer_id));
+        }
+        match marker.kind {
+            TxnMarkerKind::Commit => None,
+            TxnMarkerKind::Abort => Some(AbortedTxn {
+                producer_id: marker.producer_id,
+                first_offset: first.unwrap_or(offset),
+                last_offset: offset,
+                last_stable_offset: self.first_unstable_offset().unwrap_or(offset + 1),
+            }),
+        }
+    }
+
+    /// Records any batch appended to `log` (a leader's, a follower's, or one read back at
+    /// recovery; `bytes` is the whole batch, `base_offset` where it is): data batches as
+    /// [`Self::record`], transaction markers as [`Self::record_marker`] with the aborted ones
+    /// written to the log's aborted-transaction index. Other control batches change nothing.
+    pub fn apply(&mut self, log: &Log, header: &BatchHeader, bytes: &[u8], base_offset: Offset) {
+        if !header.is_control() {
+            self.record(header, base_offset);
+            return;
+        }
+        if !header.is_transactional() {
+            return;
+        }
+        let Some(marker) = decode_txn_marker(bytes) else {
+            return;
+        };
+        if let Some(aborted) = self.record_marker(&marker, base_offset) {
+            if let Err(e) = log.append_aborted_txn(aborted) {
+                tracing::warn!(log = log.name(), offset = base_offset, error = %e, "cannot index an aborted transaction");
+            }
         }
     }
 }

@@ -67,4 +67,7 @@ pub enum StorageError {
     /// An append contained no batch at all.
     #[error("append with no record batch")]
     EmptyAppend,
+    /// An aborted-transaction index entry with inconsistent offsets or no producer id.
+    #[error("inconsistent aborted-transaction index entry")]
+    InvalidTxnIndexEntry,
 }

@@ -8,7 +8,7 @@
 //! Module map: [`batch`] (v2 header parsing/validation), [`records`] (the records inside v2
 //! batches), [`compression`] (bounded codecs), [`legacy`] (message formats v0/v1 and their
 //! conversion to and from v2 batches), `config` (policies and options),
-//! `segment` and `index` (files), `writer` (group commit), `log`, `datadir`, `checkpoint`
+//! `segment` and `index` (files), [`txn_index`] (the aborted-transaction index of a segment), `writer` (group commit), `log`, `datadir`, `checkpoint`
 //! (small metadata files), `error`.
 
 pub mod batch;
@@ -22,6 +22,7 @@ pub mod legacy;
 mod log;
 pub mod records;
 mod segment;
+pub mod txn_index;
 mod writer;
 
 /// A Kafka offset.
@@ -31,4 +32,5 @@ pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsync
 pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
+pub use txn_index::AbortedTxn;
 pub use writer::{FileSync, OsFileSync, WriteFailure, WriterStats};

@@ -24,6 +24,7 @@ use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEA
 use crate::checkpoint;
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
 use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
+use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
     Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
 };
@@ -197,10 +198,14 @@ impl Log {
             let Some(fname) = fname.to_str() else {
                 continue;
             };
-            let orphan = [segment::INDEX_EXT, segment::TIME_INDEX_EXT]
-                .iter()
-                .filter_map(|ext| segment::parse_file_name(fname, ext))
-                .any(|b| bases.binary_search(&b).is_err());
+            let orphan = [
+                segment::INDEX_EXT,
+                segment::TIME_INDEX_EXT,
+                txn_index::TXN_INDEX_EXT,
+            ]
+            .iter()
+            .filter_map(|ext| segment::parse_file_name(fname, ext))
+            .any(|b| bases.binary_search(&b).is_err());
             if orphan {
                 let _ = fs::remove_file(entry.path());
             }
@@ -277,6 +282,9 @@ impl Log {
             checkpoint::sync_dir(&dir)?;
         }
         log_start = log_start.max(segments.keys().next().copied().unwrap_or(log_start));
+        for seg in segments.values_mut() {
+            seg.aborted = txn_index::load(&dir, seg.base, seg.next_offset, seg.size)?;
+        }
         let epochs = Self::recover_epochs(&dir, &segments, clean, log_start, leo)?;
         if clean {
             checkpoint::clear_clean(&dir)?;
@@ -887,6 +895,11 @@ impl Log {
             .segments
             .get_mut(&seg_base)
             .ok_or(StorageError::NotABatchBoundary(offset))?;
+        let before = seg.aborted.len();
+        seg.aborted.retain(|t| t.last_offset < offset);
+        if seg.aborted.len() != before {
+            txn_index::rewrite(&self.dir, seg_base, &seg.aborted, true)?;
+        }
         seg.file.file.set_len(cut)?;
         seg.size = cut;
         seg.allocated = cut;
@@ -934,6 +947,86 @@ impl Log {
         st.epochs.clear();
         checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
         Ok(())
+    }
+
+    /// Records a transaction aborted by the marker at `txn.last_offset` (already appended) in the
+    /// index of the segment holding the marker. Idempotent: an entry for the same producer and
+    /// marker is not added twice (recovery re-adds the entries of the markers it reads). Durable
+    /// when this returns unless the fsync policy is `never`. A marker the log does not hold
+    /// (above its end, below its start) is `OffsetOutOfRange`.
+    pub fn append_aborted_txn(&self, txn: AbortedTxn) -> Result<(), StorageError> {
+        if !txn.is_plausible() {
+            return Err(StorageError::InvalidTxnIndexEntry);
+        }
+        let mut st = self.state.lock();
+        if txn.last_offset < st.log_start || txn.last_offset >= st.leo {
+            return Err(out_of_range(txn.last_offset, st.log_start, st.leo));
+        }
+        let durable = st.config.fsync != FsyncPolicy::Never;
+        let Some((&base, seg)) = st.segments.range_mut(..=txn.last_offset).next_back() else {
+            return Err(out_of_range(
+                txn.last_offset,
+                txn.last_offset,
+                txn.last_offset,
+            ));
+        };
+        if seg
+            .aborted
+            .iter()
+            .any(|t| t.last_offset == txn.last_offset && t.producer_id == txn.producer_id)
+        {
+            return Ok(());
+        }
+        if seg
+            .aborted
+            .last()
+            .is_none_or(|t| t.last_offset <= txn.last_offset)
+        {
+            txn_index::append(&self.dir, base, &txn, durable)?;
+            seg.aborted.push(txn);
+        } else {
+            // An entry lost in a crash, re-derived after later ones: keep marker order.
+            let at = seg
+                .aborted
+                .partition_point(|t| t.last_offset <= txn.last_offset);
+            seg.aborted.insert(at, txn);
+            txn_index::rewrite(&self.dir, base, &seg.aborted, durable)?;
+        }
+        Ok(())
+    }
+
+    /// The aborted transactions a read of `[from, upper)` must report (Kafka's fetch
+    /// `aborted_transactions`): those whose marker is at or after `from` and whose first offset
+    /// is below `upper`. Reads only the in-memory indexes of the segments from the one holding
+    /// `from` up to `upper`, never the log.
+    pub fn aborted_txns(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
+        let st = self.state.lock();
+        let start = st
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(Offset::MIN, |(&b, _)| b);
+        let mut out = Vec::new();
+        if upper <= start {
+            return out;
+        }
+        for seg in st.segments.range(start..upper).map(|(_, s)| s) {
+            out.extend(
+                seg.aborted
+                    .iter()
+                    .filter(|t| t.last_offset >= from && t.first_offset < upper),
+            );
+        }
+        out
+    }
+
+    /// Every aborted-transaction index entry of the log, oldest marker first (tests, tools).
+    pub fn all_aborted_txns(&self) -> Vec<AbortedTxn> {
+        let st = self.state.lock();
+        st.segments
+            .values()
+            .flat_map(|s| s.aborted.iter().copied())
+            .collect()
     }
 
     /// The first offset that may be read.

@@ -138,6 +138,9 @@ pub(crate) struct Segment {
     /// (for a recovered segment, its first batch's max timestamp). Not the producer's
     /// timestamps of later batches: old client timestamps must not roll on every append.
     pub roll_ts: Option<i64>,
+    /// The transactions aborted by a marker in this segment, in marker order (its
+    /// `txn_index` file, loaded).
+    pub aborted: Vec<crate::txn_index::AbortedTxn>,
 }
 
 /// Outcome of validating a segment's batches.
@@ -180,6 +183,7 @@ impl Segment {
             bytes_since_index: 0,
             sealed: false,
             roll_ts: None,
+            aborted: Vec::new(),
         }
     }
 
@@ -452,7 +456,12 @@ impl Segment {
 
     /// Removes the segment's files.
     pub fn delete_files(dir: &Path, base: Offset) {
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in [
+            LOG_EXT,
+            INDEX_EXT,
+            TIME_INDEX_EXT,
+            crate::txn_index::TXN_INDEX_EXT,
+        ] {
             let p = Self::path(dir, base, ext);
             if let Err(e) = fs::remove_file(&p) {
                 if e.kind() != io::ErrorKind::NotFound {

@@ -1,4 +1,10 @@
-//! Fetch (long poll, byte limits, KIP-227 sessions), ListOffsets and OffsetForLeaderEpoch.
+//! Fetch (long poll, byte limits, KIP-227 sessions, isolation levels), ListOffsets and
+//! OffsetForLeaderEpoch.
+//!
+//! read_committed (isolation level 1) reads below the last stable offset (LSO: the high watermark,
+//! or the first offset of the oldest open transaction if lower) and gets the aborted transactions
+//! of the range it read from the log's aborted-transaction index, never by scanning the log;
+//! read_uncommitted reads below the high watermark. Every answer carries the LSO.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use weir_protocol::requests::{FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest};
 use weir_protocol::responses::{
-    EpochEndOffset, FetchPartitionResponse, FetchResponse, FetchTopicResponse,
+    AbortedTransaction, EpochEndOffset, FetchPartitionResponse, FetchResponse, FetchTopicResponse,
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
     OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
 };
@@ -15,7 +21,27 @@ use weir_storage::StorageError;
 
 use super::produce::{current_leader, replica_error_code, storage_error_code};
 use crate::broker::Broker;
-use crate::fetch_sessions::{RequestedPartition, SessionPartition};
+use crate::fetch_sessions::{RequestedPartition, SentOffsets, SessionPartition};
+
+/// Fetch and ListOffsets isolation level READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
+
+/// One past the last offset of the batches in `bytes` (`None` if there is no whole batch).
+fn end_of_batches(bytes: &[u8]) -> Option<i64> {
+    let mut pos = 0usize;
+    let mut end = None;
+    while let Some(rest) = bytes.get(pos..) {
+        let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
+            break;
+        };
+        if h.total_len() == 0 || h.total_len() > rest.len() {
+            break;
+        }
+        end = Some(h.last_offset() + 1);
+        pos += h.total_len();
+    }
+    end
+}
 
 /// ListOffsets special timestamps.
 const LATEST: i64 = -1;
@@ -39,6 +65,7 @@ fn read_partition(
     current_leader_epoch: i32,
     budget: usize,
     min_one_batch: bool,
+    read_committed: bool,
 ) -> FetchPartitionResponse {
     let mut out = FetchPartitionResponse {
         partition_index: index,
@@ -69,17 +96,36 @@ fn read_partition(
     }
     let log = &partition.log;
     out.high_watermark = partition.high_watermark();
-    out.last_stable_offset = out.high_watermark;
+    out.last_stable_offset = partition.last_stable_offset().min(out.high_watermark);
     out.log_start_offset = log.log_start_offset();
+    let upper = if read_committed {
+        out.last_stable_offset
+    } else {
+        out.high_watermark
+    };
     let max = usize::try_from(p.partition_max_bytes)
         .unwrap_or(0)
         .min(budget);
     if !min_one_batch && max == 0 {
         return out;
     }
-    let read = log.read_below(p.fetch_offset, max, out.high_watermark, min_one_batch);
+    let read = log.read_below(p.fetch_offset, max, upper, min_one_batch);
     match read {
-        Ok(bytes) => out.records = Bytes::from(bytes),
+        Ok(bytes) => {
+            if read_committed {
+                if let Some(end) = end_of_batches(&bytes) {
+                    out.aborted_transactions = log
+                        .aborted_txns(p.fetch_offset, end)
+                        .into_iter()
+                        .map(|t| AbortedTransaction {
+                            producer_id: t.producer_id,
+                            first_offset: t.first_offset,
+                        })
+                        .collect();
+                }
+            }
+            out.records = Bytes::from(bytes)
+        }
         Err(e @ StorageError::OffsetOutOfRange { .. }) => out.error_code = storage_error_code(&e),
         Err(e) => {
             tracing::warn!(topic, partition = index, error = %e, "fetch read failed");
@@ -156,7 +202,16 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
                 .get(&(topic.as_str(), *index))
                 .copied()
                 .unwrap_or(-1);
-            let r = read_partition(broker, topic, *index, p, epoch, budget, total == 0);
+            let r = read_partition(
+                broker,
+                topic,
+                *index,
+                p,
+                epoch,
+                budget,
+                total == 0,
+                request.isolation_level == READ_COMMITTED,
+            );
             total += r.records.len();
             budget = budget.saturating_sub(r.records.len());
             any_error |= r.error_code != ErrorCode::NONE;
@@ -188,8 +243,11 @@ fn build_response(
         let include = sessions.note_sent(
             session_id,
             &key,
-            r.high_watermark,
-            r.log_start_offset,
+            SentOffsets {
+                high_watermark: r.high_watermark,
+                last_stable_offset: r.last_stable_offset,
+                log_start_offset: r.log_start_offset,
+            },
             !r.records.is_empty(),
             r.error_code != ErrorCode::NONE,
         );
@@ -212,6 +270,7 @@ fn build_response(
 }
 
 pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -238,7 +297,14 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         return out;
                     }
                     let log = &partition.log;
-                    let hw = partition.high_watermark();
+                    // read_committed sees only what is below the last stable offset.
+                    let hw = if read_committed {
+                        partition
+                            .last_stable_offset()
+                            .min(partition.high_watermark())
+                    } else {
+                        partition.high_watermark()
+                    };
                     out.leader_epoch = partition.epoch();
                     let found = match p.timestamp {
                         LATEST => Ok(Some((hw, -1))),
@@ -253,7 +319,8 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                             return out;
                         }
                     };
-                    // Nothing above the high watermark is visible to consumers.
+                    // Nothing above the high watermark (read_committed: the last stable
+                    // offset) is visible to consumers.
                     let found = found.map(|f| f.filter(|(o, _)| *o <= hw));
                     match found {
                         Ok(Some((offset, timestamp))) => {

@@ -4,6 +4,12 @@
 //! in `produce` itself, in the order requests arrived on the connection; waiting for durability
 //! (fsync) happens in the returned future, so pipelined requests share one fdatasync.
 //!
+//! Transactional batches are checked like idempotent ones (epoch, sequence) and, as Kafka, a
+//! non-transactional batch from a producer with a transaction open in the partition is refused
+//! (INVALID_TXN_STATE); an older producer epoch is INVALID_PRODUCER_EPOCH for every Produce
+//! version (Kafka answers so since 2.7). Transaction markers are not produced by clients: the
+//! coordinator appends them with `Partition::append_txn_marker`.
+//!
 //! Batches are stored as sent. Records are looked at only where Kafka's rules need them: message
 //! sets of the legacy formats (Produce v0-2) are up-converted to one v2 batch, and records for a
 //! compacted topic must have keys (`record_checks`).
@@ -229,11 +235,19 @@ fn stage(
             ),
         );
     }
-    if headers.iter().any(BatchHeader::is_transactional) {
+    // A transactional batch names its producer, as Kafka's validator requires.
+    if let Some(h) = headers
+        .iter()
+        .find(|h| h.is_transactional() && h.producer_id < 0)
+    {
         return failed(
             index,
             ErrorCode::INVALID_RECORD,
-            "transactions are not supported by this broker".into(),
+            format!(
+                "transactional batch without a producer id (epoch {}) in topic partition {}",
+                h.producer_epoch,
+                partition_name(partition)
+            ),
         );
     }
     if compacted && !keys_checked {
@@ -271,6 +285,10 @@ fn stage(
         let Some(&h) = one.headers().first() else {
             continue;
         };
+        // KIP-890 verification seam: when `producers.starts_transaction(&h)`, Kafka 3.6+ leaders
+        // first ask the transaction coordinator whether this partition is in the producer's
+        // transaction (and refuse with INVALID_TXN_STATE if not). That check belongs here, before
+        // the append, once the coordinator serves it.
         match producers.check(&h) {
             SequenceCheck::Append => match partition.append(one, &options) {
                 Ok(p) => {

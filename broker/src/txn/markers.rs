@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::ErrorCode;
-use weir_storage::records::{encode_txn_marker, TxnMarker, TxnMarkerKind};
-use weir_storage::AppendOptions;
+use weir_storage::records::{TxnMarker, TxnMarkerKind};
 
 use super::state::{self, TxnMetadata, TxnState};
 use super::{Logged, TxnPartition};
 use crate::broker::Broker;
+use crate::partition::{AppendError, MarkerError};
 
 /// Pause between two rounds of marker writes that failed (leader moving, log unable to write).
 const RETRY_BACKOFF_MS: u64 = 100;
@@ -37,20 +37,18 @@ pub async fn append_marker(
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
         };
     };
-    let batch = encode_txn_marker(&marker, broker.now_ms());
-    let pending = {
-        // Ordered with produced batches, whose appends hold the producer state.
-        let mut producers = partition.producers.lock();
-        let appended = partition.append(batch, &AppendOptions::default());
-        producers.snapshot_if_rolled(&partition.log);
-        match appended {
-            Ok(p) => p,
-            Err(crate::partition::AppendError::Replica(_)) => {
-                return ErrorCode::NOT_LEADER_OR_FOLLOWER
-            }
-            Err(crate::partition::AppendError::Storage(_)) => {
-                return ErrorCode::KAFKA_STORAGE_ERROR
-            }
+    // One path with the partition side: its producer state checks the marker's epochs, records
+    // the end of the transaction (LSO, aborted-transaction index) and orders it with produces.
+    // The coordinator's own markers are checked as protocol 1 (epoch not older): an epoch
+    // bumped by this coordinator is only ever newer.
+    let pending = match partition.append_txn_marker(&marker, 1, broker.now_ms()) {
+        Ok(p) => p,
+        Err(MarkerError::Refused(code)) => return code,
+        Err(MarkerError::Append(AppendError::Replica(_))) => {
+            return ErrorCode::NOT_LEADER_OR_FOLLOWER
+        }
+        Err(MarkerError::Append(AppendError::Storage(_))) => {
+            return ErrorCode::KAFKA_STORAGE_ERROR
         }
     };
     let logged = Logged {
@@ -122,8 +120,17 @@ async fn write_markers_and_complete(
         let mut failed = Vec::new();
         for (topic, index) in remaining {
             let result = append_marker(broker, &topic, index, marker).await;
-            // A partition deleted meanwhile has nothing left to mark (as Kafka drops it).
-            if !(result.is_none() || result == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) {
+            // A partition deleted meanwhile has nothing left to mark (as Kafka drops it); a marker
+            // refused for a newer producer or coordinator epoch belongs to a transaction already
+            // superseded there (Kafka's coordinator stops sending it too).
+            let done = matches!(
+                result,
+                ErrorCode::NONE
+                    | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                    | ErrorCode::INVALID_PRODUCER_EPOCH
+                    | ErrorCode::TRANSACTION_COORDINATOR_FENCED
+            );
+            if !done {
                 tracing::debug!(%topic, partition = index, error = ?result, "transaction marker not written yet");
                 failed.push((topic, index));
             }
