@@ -46,11 +46,14 @@ fn call_at(b: &Broker, version: i16, request: Request) -> Response {
 }
 
 fn init(c: &mut Conn, id: &str, timeout_ms: i32) -> (ErrorCode, i64, i16) {
-    let r = c.call(Request::InitProducerId(InitProducerIdRequest {
-        transactional_id: Some(id.into()),
-        transaction_timeout_ms: timeout_ms,
-        ..InitProducerIdRequest::default()
-    }));
+    let r = c.call_at(
+        Request::InitProducerId(InitProducerIdRequest {
+            transactional_id: Some(id.into()),
+            transaction_timeout_ms: timeout_ms,
+            ..InitProducerIdRequest::default()
+        }),
+        4,
+    );
     let Response::InitProducerId(r) = r else {
         panic!("{r:?}")
     };
