@@ -998,7 +998,10 @@ impl Log {
     /// The aborted transactions a read of `[from, upper)` must report (Kafka's fetch
     /// `aborted_transactions`): those whose marker is at or after `from` and whose first offset
     /// is below `upper`. Reads only the in-memory indexes of the segments from the one holding
-    /// `from` up to `upper`, never the log.
+    /// `from` on, never the log. A transaction's marker may sit in a segment after `upper`, so
+    /// the walk goes on (as Kafka's) until an entry's last stable offset reaches `upper`: a
+    /// transaction open below `upper` would have held that LSO back, so none aborted later can
+    /// start below `upper`.
     pub fn aborted_txns(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
         let st = self.state.lock();
         let start = st
@@ -1007,15 +1010,15 @@ impl Log {
             .next_back()
             .map_or(Offset::MIN, |(&b, _)| b);
         let mut out = Vec::new();
-        if upper <= start {
-            return out;
-        }
-        for seg in st.segments.range(start..upper).map(|(_, s)| s) {
+        for seg in st.segments.range(start..).map(|(_, s)| s) {
             out.extend(
                 seg.aborted
                     .iter()
                     .filter(|t| t.last_offset >= from && t.first_offset < upper),
             );
+            if seg.aborted.iter().any(|t| t.last_stable_offset >= upper) {
+                break;
+            }
         }
         out
     }

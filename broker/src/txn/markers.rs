@@ -47,9 +47,7 @@ pub async fn append_marker(
         Err(MarkerError::Append(AppendError::Replica(_))) => {
             return ErrorCode::NOT_LEADER_OR_FOLLOWER
         }
-        Err(MarkerError::Append(AppendError::Storage(_))) => {
-            return ErrorCode::KAFKA_STORAGE_ERROR
-        }
+        Err(MarkerError::Append(AppendError::Storage(_))) => return ErrorCode::KAFKA_STORAGE_ERROR,
     };
     let logged = Logged {
         partition: partition.clone(),
