@@ -485,11 +485,22 @@ impl Broker {
     /// Share group timers: member sessions, record locks, the bound on the share state log, and
     /// the state of deleted topics.
     fn tick_share(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
-        if !self.is_share_coordinator() {
-            return Ok(());
+        // Leader side, on every broker: drop the share-partitions of data partitions no longer
+        // led here (at the epoch they were loaded under), then their timers and dead letters.
+        let dropped = self.share.drop_unled(|(_, topic_id, index)| {
+            let topic = self.topics.by_id(*topic_id)?;
+            self.topics.partition(&topic.name, *index)?.leader_epoch()
+        });
+        if dropped > 0 {
+            tracing::info!(dropped, "share-partitions dropped: their leadership moved");
         }
         let mut pending = self.share.tick(now_ms);
         pending.extend(crate::share::dlq::run(self, now_ms));
+        if !self.is_share_coordinator() {
+            return self.share.wait(pending);
+        }
+        // Owner side: membership, the state of deleted topics, the bound on the log.
+        pending.extend(self.share.tick_groups(now_ms));
         let ticks = self.share_ticks.fetch_add(1, Ordering::Relaxed);
         if ticks.is_multiple_of(SHARE_TOPIC_CHECK_TICKS) {
             pending.extend(

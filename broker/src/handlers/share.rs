@@ -302,7 +302,12 @@ fn acknowledge(
         Err(code) => return code,
     };
     let key: ShareKey = (group.to_string(), target.topic_id, target.index);
-    let Some(sp) = broker.share.partition(&key) else {
+    // Only the leader of the data partition holds its share-partition's state.
+    let Some(epoch) = led_epoch(broker, target) else {
+        broker.share.drop_loaded(&key);
+        return ErrorCode::NOT_LEADER_OR_FOLLOWER;
+    };
+    let Some(sp) = broker.share.loaded(&key, epoch) else {
         return ErrorCode::INVALID_RECORD_STATE;
     };
     let mut sp = sp.lock();
@@ -312,10 +317,16 @@ fn acknowledge(
         Err(AckError::InvalidRecordState(_)) => ErrorCode::INVALID_RECORD_STATE,
     };
     match broker.share.persist(&key, &mut sp, now_ms) {
-        Ok(p) => pending.push(p),
-        Err(_) => return ErrorCode::KAFKA_STORAGE_ERROR,
+        Ok(p) => pending.extend(p),
+        Err(code) => return code,
     }
     code
+}
+
+/// The epoch at which this broker leads the partition of `target`, if it leads it.
+fn led_epoch(broker: &Broker, target: &Target) -> Option<i32> {
+    let topic = target.topic.as_ref().ok()?;
+    broker.topics.partition(topic, target.index)?.leader_epoch()
 }
 
 fn leader_of(broker: &Broker, topic: &str, index: i32) -> ShareLeaderIdAndEpoch {
@@ -445,22 +456,20 @@ fn acquire_partition(
     let Some(partition) = broker.topics.partition(topic, target.index) else {
         return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
     };
-    if partition.leader_epoch().is_none() {
-        return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
-    }
     let key: ShareKey = (group.to_string(), target.topic_id, target.index);
-    let sp = match broker.share.get_or_init(
+    let Some(epoch) = partition.leader_epoch() else {
+        broker.share.drop_loaded(&key);
+        return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
+    };
+    let sp = match broker.share.load_partition(
         &key,
+        epoch,
         &settings.partition,
         || initial_offset(&partition, settings.auto_offset_reset, now_ms),
         now_ms,
-        pending,
     ) {
         Ok(sp) => sp,
-        Err(crate::share::ShareStateError::GroupLimit(_)) => {
-            return (ErrorCode::GROUP_MAX_SIZE_REACHED, none, Vec::new())
-        }
-        Err(_) => return (ErrorCode::KAFKA_STORAGE_ERROR, none, Vec::new()),
+        Err(code) => return (code, none, Vec::new()),
     };
     let mut sp = sp.lock();
     if sp.settings() != &settings.partition {
@@ -520,8 +529,11 @@ fn acquire_partition(
         }
     }
     match broker.share.persist(&key, &mut sp, now_ms) {
-        Ok(p) => pending.push(p),
-        Err(_) => out.0 = ErrorCode::KAFKA_STORAGE_ERROR,
+        Ok(p) => pending.extend(p),
+        Err(code) => {
+            // Nothing acquired here may go out: its state could not be written.
+            out = (code, Bytes::new(), Vec::new());
+        }
     }
     out
 }
@@ -555,12 +567,6 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
         return share_fetch_error(
             ErrorCode::INVALID_REQUEST,
             "Acknowledge data is not allowed when opening a share session.",
-        );
-    }
-    if !broker.is_share_coordinator() {
-        return share_fetch_error(
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            "This broker does not hold the share state.",
         );
     }
     let now = broker.now_ms();
@@ -899,12 +905,6 @@ pub fn share_acknowledge(broker: &Arc<Broker>, r: ShareAcknowledgeRequest) -> Re
             "GroupId and MemberId are required.",
         );
     };
-    if !broker.is_share_coordinator() {
-        return error(
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            "This broker does not hold the share state.",
-        );
-    }
     let epoch = r.share_session_epoch;
     let now = broker.now_ms();
     let session = {
@@ -1113,7 +1113,6 @@ pub fn alter_share_group_offsets(
             ..AlterShareGroupOffsetsResponse::default()
         });
     }
-    let settings = group_settings(broker, &r.group_id);
     let now = broker.now_ms();
     let mut pending = Pending::default();
     let responses: Vec<AlterShareGroupOffsetsTopicResponse> = r
@@ -1139,12 +1138,7 @@ pub fn alter_share_group_offsets(
                             if !valid || p.start_offset < 0 {
                                 ErrorCode::INVALID_REQUEST
                             } else {
-                                match broker.share.reset(
-                                    &key,
-                                    &settings.partition,
-                                    p.start_offset,
-                                    now,
-                                ) {
+                                match broker.share.reset(&key, p.start_offset, now) {
                                     Ok(pd) => {
                                         pending.extend(pd);
                                         ErrorCode::NONE
@@ -1204,17 +1198,14 @@ pub fn delete_share_group_offsets(
     }
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let state = broker.share.group_partitions(&r.group_id);
+    let state = broker.share.owned_keys(&r.group_id);
     let responses: Vec<DeleteShareGroupOffsetsTopicResponse> = r
         .topics
         .into_iter()
         .map(|t| match broker.topics.get(&t.topic_name) {
             Some(topic) => {
-                let keys: Vec<ShareKey> = state
-                    .iter()
-                    .filter(|(k, _)| k.1 == topic.id)
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let keys: Vec<ShareKey> =
+                    state.iter().filter(|k| k.1 == topic.id).cloned().collect();
                 pending.extend(broker.share.remove_partitions(&keys, now));
                 DeleteShareGroupOffsetsTopicResponse {
                     topic_name: t.topic_name,

@@ -128,8 +128,8 @@ pub fn run(broker: &Broker, now_ms: i64) -> Pending {
                 let mut sp = sp.lock();
                 sp.dead_lettered(&done);
                 match broker.share.persist(&key, &mut sp, now_ms) {
-                    Ok(p) => pending.push(p),
-                    Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                    Ok(p) => pending.extend(p),
+                    Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
                 }
                 drop(sp);
                 match broker.share.clear_intent(&key, now_ms) {
@@ -324,9 +324,14 @@ mod tests {
             key = ("g".into(), topic_id, 0);
             let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
             let mut pending = Pending::default();
+            let epoch = broker
+                .topics
+                .partition("src", 0)
+                .and_then(|p| p.leader_epoch())
+                .expect("leader");
             let sp = broker
                 .share
-                .get_or_init(&key, &settings.partition, || 0, 0, &mut pending)
+                .load_partition(&key, epoch, &settings.partition, || 0, 0)
                 .expect("init");
             let member: MemberId = Arc::from("m");
             {
@@ -342,7 +347,7 @@ mod tests {
                     0,
                 )
                 .expect("reject");
-                pending.push(broker.share.persist(&key, &mut sp, 0).expect("persist"));
+                pending.extend(broker.share.persist(&key, &mut sp, 0).expect("persist"));
             }
             // The first half of a dead-lettering: the intent and the dead letter itself, then
             // the crash before the record is archived.
@@ -372,7 +377,16 @@ mod tests {
             broker.shutdown();
         }
         let broker = open(dir.path());
-        let sp = broker.share.partition(&key).expect("restored");
+        let epoch = broker
+            .topics
+            .partition("src", 0)
+            .and_then(|p| p.leader_epoch())
+            .expect("leader");
+        let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
+        let sp = broker
+            .share
+            .load_partition(&key, epoch, &settings.partition, || 99, 0)
+            .expect("restored");
         assert_eq!(sp.lock().pending_dead_letters().len(), 1);
         let pending = run(&broker, 10);
         broker.share.wait(pending).expect("durable");

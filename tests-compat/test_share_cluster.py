@@ -1,0 +1,126 @@
+"""Share groups (KIP-932) in a 3-broker cluster: each data partition's leader serves ShareFetch
+and ShareAcknowledge for its partitions and holds their in-flight state; the durable state lives
+at the share coordinator (the leader of `__share_group_state`), reached through the inter-broker
+share state APIs. A share group reads a topic whose partitions are led by different brokers
+completely, and a kill -9 of a data partition's leader loses nothing and delivers no accepted
+record again."""
+
+import time
+
+from confluent_kafka import AcknowledgeType
+
+from helpers import WAIT_S, admin_client, produce_and_flush, producer
+from test_cluster import FAST, create_replicated, leader_of, preferred_leaders_elected, wait_until
+from test_share_groups import poll_records, set_group_configs, share_consumer
+
+PARTITIONS = 3
+
+
+def share_cluster_topic(c, unique, records):
+    """A topic of PARTITIONS partitions led by different brokers, `records` records (values
+    '0', '1', ...) spread over them, and a share group reading it from the start."""
+    a = admin_client(c.bootstrap)
+    topic = unique("share-cl")
+    group = unique("sg-cl")
+    create_replicated(a, topic, PARTITIONS)
+    ps = wait_until("leaders spread", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
+    assert len({p.leader for p in ps.values()}) == PARTITIONS, "partitions led by different brokers"
+    set_group_configs(c.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    produce_and_flush(
+        producer(c.bootstrap, **{"acks": "all"}),
+        topic,
+        [{"value": str(i).encode(), "partition": i % PARTITIONS} for i in range(records)],
+    )
+    return a, topic, group
+
+
+def test_share_group_reads_partitions_led_by_every_broker(cluster_factory, unique):
+    """Every record exactly once when all are accepted; a released record comes back with a
+    higher delivery count, a rejected one never does, whichever broker leads its partition."""
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    _, topic, group = share_cluster_topic(c, unique, 150)
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    # Values 0, 1, 2 (one per partition) are released once, 3, 4, 5 rejected.
+    released, rejected = {b"0", b"1", b"2"}, {b"3", b"4", b"5"}
+    deliveries = []
+    deadline = time.monotonic() + WAIT_S * 2
+    accepted = set()
+    while len(accepted) < 150 - len(rejected) and time.monotonic() < deadline:
+        ms = poll_records(sc, 0.5)
+        for m in ms:
+            deliveries.append((m.value(), m.partition(), m.delivery_count()))
+            if m.value() in released and m.delivery_count() == 1:
+                kind = AcknowledgeType.RELEASE
+            elif m.value() in rejected:
+                kind = AcknowledgeType.REJECT
+            else:
+                kind = AcknowledgeType.ACCEPT
+                accepted.add(m.value())
+            sc.acknowledge(m, kind)
+        if ms:
+            results = sc.commit_sync(WAIT_S)
+            assert all(err is None for err in results.values()), results
+    # Anything more would be a duplicate: look a little longer.
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        for m in poll_records(sc, 0.5):
+            deliveries.append((m.value(), m.partition(), m.delivery_count()))
+    assert {p for _, p, _ in deliveries} == set(range(PARTITIONS))
+    counts = {}
+    for v, _, _ in deliveries:
+        counts[v] = counts.get(v, 0) + 1
+    for i in range(150):
+        v = str(i).encode()
+        want = 2 if v in released else 1
+        assert counts.get(v) == want, f"record {i} delivered {counts.get(v)} times, not {want}"
+    assert sorted(d for v, _, d in deliveries if v in released) == [1, 1, 1, 2, 2, 2]
+
+
+def test_data_leader_killed_while_records_are_held_loses_nothing(cluster_factory, unique):
+    """A checker counts across a kill -9 of a data partition's leader (not the share
+    coordinator): no record whose acceptance a broker confirmed is delivered again, and every
+    record is eventually accepted."""
+    total = 300
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    a, topic, group = share_cluster_topic(c, unique, total)
+    sc = share_consumer(
+        c.bootstrap, group, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 20}
+    )
+    sc.subscribe([topic])
+    confirmed = set()
+    delivered_after_confirmation = []
+    victim = None
+    deadline = time.monotonic() + WAIT_S * 4
+    while len(confirmed) < total and time.monotonic() < deadline:
+        try:
+            ms = sc.poll(0.5)
+        except Exception:  # a broker is away: poll again
+            continue
+        batch = [m for m in ms if m.error() is None]
+        for m in batch:
+            if m.value() in confirmed:
+                delivered_after_confirmation.append(m.value())
+        if not batch:
+            continue
+        for m in batch:
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+        try:
+            results = sc.commit_sync(10.0)
+        except Exception:
+            results = {}
+        ok = {tp.partition for tp, err in results.items() if err is None}
+        confirmed.update(m.value() for m in batch if m.partition() in ok)
+        if victim is None and len(confirmed) >= 60:
+            # The consumer holds records of every partition now; kill a data leader that does
+            # not coordinate the share state.
+            coordinator = leader_of(a, "__share_group_state", 0)
+            leaders = {p: leader_of(a, topic, p) for p in range(PARTITIONS)}
+            victim = next(l for l in leaders.values() if l is not None and l != coordinator)
+            c.broker(victim).kill9()
+    assert victim is not None
+    assert delivered_after_confirmation == [], "accepted records delivered again"
+    missing = {str(i).encode() for i in range(total)} - confirmed
+    assert not missing, f"{len(missing)} records never accepted"
