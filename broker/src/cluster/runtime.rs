@@ -797,7 +797,9 @@ async fn follow_share_coordination(broker: &Arc<Broker>) {
                     .with_view(|v| address(v, l.leader))
                     .map(|a| (l.leader, a))
             });
-        broker.share.set_remote_owner(cluster.node_id(), owner);
+        broker
+            .share
+            .set_remote_owner(cluster.node_id(), &cluster.peer_security, owner);
     }
     let local = broker.topics.partition(crate::share::SHARE_STATE_TOPIC, 0);
     let leading = local

@@ -309,8 +309,13 @@ impl ShareCoordinator {
     }
 
     /// Sets the remote owner (`None`: unknown) and this broker's id (for its connections).
-    pub fn set_remote_owner(&self, me: i32, owner: Option<(i32, String)>) {
-        self.remote.set_node_id(me);
+    pub fn set_remote_owner(
+        &self,
+        me: i32,
+        security: &Arc<crate::cluster::peer::PeerSecurity>,
+        owner: Option<(i32, String)>,
+    ) {
+        self.remote.set_node(me, security);
         let mut current = self.remote_owner.write();
         if *current != owner {
             *current = owner;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 use weir_protocol::requests::ShareStateBatch;
@@ -16,7 +16,7 @@ use weir_protocol::{Request, Response};
 
 use super::partition::StateBatch;
 use super::records::{state_code, state_of};
-use crate::cluster::peer::PeerConnection;
+use crate::cluster::peer::{PeerConnection, PeerSecurity};
 
 /// Requests queued for the owner before callers are refused.
 pub const QUEUE_LEN: usize = 1_024;
@@ -86,12 +86,15 @@ struct Job {
 #[derive(Default)]
 pub struct RemotePersister {
     me: AtomicI32,
+    /// How to reach other brokers (the inter-broker listener's security); set with the node id.
+    security: OnceLock<Arc<PeerSecurity>>,
     tx: OnceLock<mpsc::Sender<Job>>,
 }
 
 impl RemotePersister {
-    pub fn set_node_id(&self, me: i32) {
+    pub fn set_node(&self, me: i32, security: &Arc<PeerSecurity>) {
         self.me.store(me, Ordering::Relaxed);
+        let _ = self.security.set(Arc::clone(security));
     }
 
     /// Queues `request` for broker `node` at `addr`. `Err` if the queue is full or there is no
@@ -103,8 +106,11 @@ impl RemotePersister {
                 let handle = tokio::runtime::Handle::try_current()
                     .map_err(|_| "no runtime for the share state persister".to_string())?;
                 let (tx, rx) = mpsc::channel(QUEUE_LEN);
+                let security = self.security.get().cloned().ok_or_else(|| {
+                    "share state persister: no inter-broker settings yet".to_string()
+                })?;
                 if self.tx.set(tx).is_ok() {
-                    handle.spawn(run(self.me.load(Ordering::Relaxed), rx));
+                    handle.spawn(run(self.me.load(Ordering::Relaxed), security, rx));
                 }
                 self.tx
                     .get()
@@ -130,7 +136,7 @@ pub fn wait_reply(reply: Reply) -> Result<Response, String> {
         .map_err(|_| "share state persister stopped".to_string())?
 }
 
-async fn run(me: i32, mut rx: mpsc::Receiver<Job>) {
+async fn run(me: i32, security: Arc<PeerSecurity>, mut rx: mpsc::Receiver<Job>) {
     // One connection per owner seen; owners are brokers of the cluster, a bounded set.
     let mut conns: HashMap<i32, PeerConnection> = HashMap::new();
     while let Some(job) = rx.recv().await {
@@ -139,7 +145,7 @@ async fn run(me: i32, mut rx: mpsc::Receiver<Job>) {
         }
         let conn = conns
             .entry(job.node)
-            .or_insert_with(|| PeerConnection::new(job.node, me));
+            .or_insert_with(|| PeerConnection::new(job.node, me, Arc::clone(&security)));
         let result = conn
             .call(&job.addr, job.request, CALL_TIMEOUT_MS)
             .await
