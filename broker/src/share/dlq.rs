@@ -177,10 +177,19 @@ fn dead_letter(
     let count = i32::try_from(dlq_topic.partition_count())
         .unwrap_or(1)
         .max(1);
-    let dlq_index = index.rem_euclid(count);
-    let Some(dlq) = broker.topics.partition(&dlq_name, dlq_index) else {
+    // The source partition's number, or (in a cluster) any partition of the dead-letter topic
+    // this broker leads: dead letters are appended by the source partition's leader.
+    let led = |i: i32| {
+        broker
+            .topics
+            .partition(&dlq_name, i)
+            .filter(|p| p.leader_epoch().is_some())
+            .map(|p| (i, p))
+    };
+    let Some((dlq_index, dlq)) = led(index.rem_euclid(count)).or_else(|| (0..count).find_map(led))
+    else {
         return Err(format!(
-            "dead-letter partition {dlq_name}-{dlq_index} is not here"
+            "no partition of dead-letter topic {dlq_name} is led here"
         ));
     };
     // After a crash: what is already there is done.
