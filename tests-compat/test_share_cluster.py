@@ -9,20 +9,59 @@ import time
 
 from confluent_kafka import AcknowledgeType
 
-from helpers import WAIT_S, admin_client, produce_and_flush, producer
-from test_cluster import FAST, create_replicated, leader_of, preferred_leaders_elected, wait_until
+from helpers import WAIT_S, admin_client, consumer, produce_and_flush, producer
+from test_cluster import (
+    FAST,
+    create_replicated,
+    leader_of,
+    offsets_partition,
+    preferred_leaders_elected,
+    wait_until,
+)
 from test_share_groups import poll_records, set_group_configs, share_consumer
 
 PARTITIONS = 3
+# Weir's default offsets-topic-num-partitions (Kafka's is 50).
+OFFSETS_PARTITIONS = 16
+
+
+def share_group_coordinated_away_from_state(c, a, topic, unique):
+    """A share group id whose group coordinator (the leader of its `__consumer_offsets`
+    partition) is not the share coordinator (the leader of `__share_group_state`), so that
+    membership and share state live on different brokers."""
+    # The first FindCoordinator (here a classic consumer's) creates both internal topics.
+    probe = consumer(c.bootstrap, unique("probe"))
+    probe.subscribe([topic])
+
+    def state_leader():
+        probe.poll(0.2)
+        return leader_of(a, "__share_group_state", 0)
+
+    state_leader = wait_until("a share state leader", state_leader)
+    probe.close()
+    for _ in range(100):
+        group = unique("sg-cl")
+        if group_coordinator(a, group) != state_leader:
+            return group
+    raise AssertionError("every group is coordinated by the share state leader")
+
+
+def group_coordinator(a, group):
+    """The leader of the group's `__consumer_offsets` partition (Kafka's hash)."""
+    return wait_until(
+        f"the coordinator of {group}",
+        lambda: leader_of(a, "__consumer_offsets", offsets_partition(group, OFFSETS_PARTITIONS)),
+    )
 
 
 def share_cluster_topic(c, unique, records):
     """A topic of PARTITIONS partitions led by different brokers, `records` records (values
-    '0', '1', ...) spread over them, and a share group reading it from the start."""
+    '0', '1', ...) spread over them, and a share group reading it from the start, coordinated
+    by another broker than the one holding the share state."""
     a = admin_client(c.bootstrap)
     topic = unique("share-cl")
-    group = unique("sg-cl")
     create_replicated(a, topic, PARTITIONS)
+    group = share_group_coordinated_away_from_state(c, a, topic, unique)
     ps = wait_until("leaders spread", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
     assert len({p.leader for p in ps.values()}) == PARTITIONS, "partitions led by different brokers"
     set_group_configs(c.bootstrap, group, {"share.auto.offset.reset": "earliest"})
@@ -82,6 +121,24 @@ def test_data_leader_killed_while_records_are_held_loses_nothing(cluster_factory
     """A checker counts across a kill -9 of a data partition's leader (not the share
     coordinator): no record whose acceptance a broker confirmed is delivered again, and every
     record is eventually accepted."""
+
+    def data_leader(a, topic, group):
+        coordinator = leader_of(a, "__share_group_state", 0)
+        leaders = {p: leader_of(a, topic, p) for p in range(PARTITIONS)}
+        return next(l for l in leaders.values() if l is not None and l != coordinator)
+
+    consume_across_kill(cluster_factory, unique, data_leader)
+
+
+def test_group_coordinator_killed_members_join_again_and_lose_nothing(cluster_factory, unique):
+    """The same checker across a kill -9 of the share group's coordinator (which is not the
+    share state's): the consumer joins the group at its new coordinator and goes on; nothing
+    accepted comes back, nothing is lost."""
+
+    consume_across_kill(cluster_factory, unique, lambda a, _topic, group: group_coordinator(a, group))
+
+
+def consume_across_kill(cluster_factory, unique, choose_victim):
     total = 300
     c = cluster_factory(3, FAST)
     c.wait_formed()
@@ -114,11 +171,8 @@ def test_data_leader_killed_while_records_are_held_loses_nothing(cluster_factory
         ok = {tp.partition for tp, err in results.items() if err is None}
         confirmed.update(m.value() for m in batch if m.partition() in ok)
         if victim is None and len(confirmed) >= 60:
-            # The consumer holds records of every partition now; kill a data leader that does
-            # not coordinate the share state.
-            coordinator = leader_of(a, "__share_group_state", 0)
-            leaders = {p: leader_of(a, topic, p) for p in range(PARTITIONS)}
-            victim = next(l for l in leaders.values() if l is not None and l != coordinator)
+            # The consumer holds records of every partition now.
+            victim = choose_victim(a, topic, group)
             c.broker(victim).kill9()
     assert victim is not None
     assert delivered_after_confirmation == [], "accepted records delivered again"

@@ -42,7 +42,9 @@ use crate::consumer_groups::{Assignment, TopicId};
 use crate::share::group::{ShareGroupError, ShareHeartbeat};
 use crate::share::partition::{AckBatch, AckError, AckType, Disposition, MemberId};
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
-use crate::share::{group_config, GroupShareConfig, OffsetReset, Pending, ShareKey};
+use crate::share::{
+    group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareKey,
+};
 
 /// The share group type and protocol type in ListGroups.
 pub const SHARE: &str = "share";
@@ -123,23 +125,25 @@ pub async fn share_group_heartbeat(
     let topics = broker.topics_view();
     let now = broker.now_ms();
     let mut departed = Vec::new();
-    let mut pending = Pending::default();
-    let result = {
+    let (result, write) = {
         let mut groups = broker.share.groups.lock();
         let result = groups.heartbeat(hb, &topics, timeouts, now, &mut departed);
-        match broker.share.persist_groups(&mut groups, now) {
-            Ok(p) => pending.push(p),
-            Err(_) => {
-                return heartbeat_error(ShareGroupError {
-                    code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    message: None,
-                })
-            }
-        }
-        result
+        let write = ShareCoordinator::persist_groups(&mut groups, &broker.offsets, now);
+        (result, write)
     };
-    pending.extend(broker.share.release_departed(&departed, now));
-    if !wait_durable(broker, pending).await {
+    let Ok(write) = write else {
+        return heartbeat_error(ShareGroupError {
+            code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            message: None,
+        });
+    };
+    let b = broker.clone();
+    let epochs_durable = matches!(
+        blocking(move || b.wait_group_records(write, now)).await,
+        Some(Ok(()))
+    );
+    let pending = broker.share.release_departed(&departed, now);
+    if !epochs_durable || !wait_durable(broker, pending).await {
         return heartbeat_error(ShareGroupError {
             code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
             message: None,
@@ -469,6 +473,10 @@ fn acquire_partition(
         now_ms,
     ) {
         Ok(sp) => sp,
+        // The share state's owner is not reachable yet (being elected, or just moved): no
+        // records this time, and the consumer fetches again. librdkafka surfaces any code it
+        // does not expect here as an error of poll(), for what is a moment's wait.
+        Err(ErrorCode::COORDINATOR_NOT_AVAILABLE) => return (ErrorCode::NONE, none, Vec::new()),
         Err(code) => return (code, none, Vec::new()),
     };
     let mut sp = sp.lock();
@@ -1114,6 +1122,24 @@ pub fn alter_share_group_offsets(
         });
     }
     let now = broker.now_ms();
+    // The group exists from now on (its coordinator writes it down, as at a first heartbeat).
+    let group_write = {
+        let mut groups = broker.share.groups.lock();
+        if let Err(e) = groups.ensure(&r.group_id) {
+            return reply(AlterShareGroupOffsetsResponse {
+                error_code: e.code,
+                error_message: e.message,
+                ..AlterShareGroupOffsetsResponse::default()
+            });
+        }
+        ShareCoordinator::persist_groups(&mut groups, &broker.offsets, now)
+    };
+    let Ok(group_write) = group_write else {
+        return reply(AlterShareGroupOffsetsResponse {
+            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ..AlterShareGroupOffsetsResponse::default()
+        });
+    };
     let mut pending = Pending::default();
     let responses: Vec<AlterShareGroupOffsetsTopicResponse> = r
         .topics
@@ -1166,7 +1192,12 @@ pub fn alter_share_group_offsets(
     let b = broker.clone();
     Box::pin(async move {
         let mut responses = responses;
-        if !wait_durable(&b, pending).await {
+        let b2 = b.clone();
+        let group_durable = matches!(
+            blocking(move || b2.wait_group_records(group_write, now)).await,
+            Some(Ok(()))
+        );
+        if !group_durable || !wait_durable(&b, pending).await {
             for p in responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 if p.error_code == ErrorCode::NONE {
                     p.error_code = ErrorCode::KAFKA_STORAGE_ERROR;

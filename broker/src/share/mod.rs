@@ -32,13 +32,13 @@ use tokio::sync::Notify;
 use weir_protocol::{Request, Response};
 use weir_storage::PendingAppend;
 
+use crate::consumer_groups::records::GroupRecord;
 use crate::dynamic_config::Overrides;
-use crate::offsets::OffsetError;
+use crate::offsets::{GroupRecordsWrite, OffsetError, OffsetStore};
 use group::{Departed, ShareGroups};
 use partition::{PersistedPartition, SharePartition, ShareSettings};
 use records::{
-    encode_group_value, encode_intent_value, encode_partition_value, DeadLetterIntent,
-    PartitionValue, StateKey,
+    encode_intent_value, encode_partition_value, DeadLetterIntent, PartitionValue, StateKey,
 };
 use session::ShareSessions;
 pub use store::{ShareKey, ShareStateStore, SHARE_STATE_TOPIC};
@@ -212,9 +212,11 @@ pub struct Owned {
 }
 
 /// Every share group, share session and share-partition of this broker. Two roles:
+/// - group coordinator (the leader of the group's `__consumer_offsets` partition, like every
+///   group): share group membership (`groups`), its epochs written to that partition;
 /// - owner (the share coordinator: the leader of the share state partition, always on a single
-///   node): share group membership (`groups`), the durable state of every share-partition
-///   (`owned`, replayed from and appended to the share state log), dead-letter intents;
+///   node): the durable state of every share-partition (`owned`, replayed from and appended to
+///   the share state log), dead-letter intents;
 /// - leader (every broker): the share sessions of the clients that fetch from it and the
 ///   in-memory state (`SharePartition`) of the share-partitions of the data partitions it leads,
 ///   loaded from the owner on first fetch and written back to it through the persister.
@@ -263,18 +265,23 @@ impl ShareCoordinator {
     // Owner side
     // -----------------------------------------------------------------------------------------
 
-    /// Replaces the owned state by what a replay of the log found.
-    pub fn load(&self, replayed: store::Replayed) {
+    /// Replaces the owned state by what a replay of the log found. Groups that have state are
+    /// known (listed, described) where they are coordinated: `coordinated_here` says which.
+    /// Group epochs found here were written by older versions (they live with the group now).
+    pub fn load(&self, replayed: store::Replayed, coordinated_here: impl Fn(&str) -> bool) {
         let mut groups = self.groups.lock();
         let mut owned = self.owned.lock();
-        groups.clear();
         owned.clear();
         for (g, epoch) in replayed.groups {
-            groups.restore(&g, epoch);
+            if coordinated_here(&g) {
+                groups.restore(&g, epoch);
+            }
         }
         *self.intents.lock() = replayed.intents.into_iter().collect();
         for (key, persisted) in replayed.partitions {
-            groups.restore_if_missing(&key.0);
+            if coordinated_here(&key.0) {
+                groups.restore_if_missing(&key.0);
+            }
             owned.insert(
                 key,
                 Owned {
@@ -289,7 +296,6 @@ impl ShareCoordinator {
     /// Forgets the owned state (this broker no longer owns it). Loaded share-partitions stay:
     /// they follow the data partitions' leadership, not this.
     pub fn unload(&self) {
-        self.groups.lock().clear();
         self.owned.lock().clear();
         self.intents.lock().clear();
     }
@@ -348,7 +354,6 @@ impl ShareCoordinator {
         state_epoch: i32,
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, PersistError> {
-        let mut groups = self.groups.lock();
         let mut owned = self.owned.lock();
         if owned.contains_key(key) {
             return Ok(None);
@@ -356,15 +361,11 @@ impl ShareCoordinator {
         if owned.len() >= MAX_SHARE_PARTITIONS {
             return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
         }
-        groups
-            .ensure(&key.0)
-            .map_err(|_| weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED)?;
-        let mut records = self.group_records(&mut groups);
         let persisted = PersistedPartition {
             start_offset,
             batches: Vec::new(),
         };
-        records.push(partition_snapshot_record(key, &persisted));
+        let records = [partition_snapshot_record(key, &persisted)];
         let p = self
             .store
             .append(&records, now_ms)
@@ -457,22 +458,27 @@ impl ShareCoordinator {
         self.store.append(&[(intent_key(key), None)], now_ms)
     }
 
-    fn group_records(&self, groups: &mut ShareGroups) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        groups
+    /// Queues the group epochs that changed in their groups' `__consumer_offsets` partitions
+    /// (call with `groups` locked, so the log has them in the order they were made); wait with
+    /// [`OffsetStore::wait_group_records`].
+    pub fn persist_groups(
+        groups: &mut ShareGroups,
+        offsets: &OffsetStore,
+        now_ms: i64,
+    ) -> Result<GroupRecordsWrite, OffsetError> {
+        let records = groups
             .take_dirty_groups()
             .into_iter()
-            .map(|(g, epoch)| (StateKey::Group(g).encode(), epoch.map(encode_group_value)))
-            .collect()
-    }
-
-    /// Appends the group epochs that changed (call with `groups` locked).
-    pub fn persist_groups(
-        &self,
-        groups: &mut ShareGroups,
-        now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
-        let records = self.group_records(groups);
-        self.store.append(&records, now_ms)
+            .map(|(group_id, epoch)| {
+                let (key, value) = GroupRecord::ShareGroupEpoch {
+                    group_id: group_id.clone(),
+                    epoch,
+                }
+                .encode();
+                (group_id, key, value)
+            })
+            .collect();
+        offsets.append_group_records(records, now_ms)
     }
 
     /// Drops the state of share-partitions whose topic is gone (`exists` says which topic ids
@@ -534,11 +540,6 @@ impl ShareCoordinator {
         now_ms: i64,
     ) -> Result<Pending, ShareStateError> {
         let mut pending = Pending::default();
-        let mut groups = self.groups.lock();
-        groups
-            .ensure(&key.0)
-            .map_err(|e| ShareStateError::GroupLimit(e.message.unwrap_or_default()))?;
-        let mut records = self.group_records(&mut groups);
         let mut owned = self.owned.lock();
         if !owned.contains_key(key) && owned.len() >= MAX_SHARE_PARTITIONS {
             return Err(ShareStateError::GroupLimit(
@@ -549,7 +550,7 @@ impl ShareCoordinator {
             start_offset: offset,
             batches: Vec::new(),
         };
-        records.push(partition_snapshot_record(key, &persisted));
+        let records = [partition_snapshot_record(key, &persisted)];
         pending.push(self.store.append(&records, now_ms)?);
         let state_epoch = owned
             .get(key)
@@ -567,24 +568,39 @@ impl ShareCoordinator {
         Ok(pending)
     }
 
-    /// Deletes an empty share group with all its state. `Err` with Kafka's code otherwise.
+    /// Deletes an empty share group (group coordinator side) with its state when this broker
+    /// owns it. `Err` with Kafka's code otherwise. Blocking: the group's tombstone is durable in
+    /// `__consumer_offsets` on return; the state's is in the returned [`Pending`].
     pub fn delete_group(
         &self,
         group: &str,
+        offsets: &OffsetStore,
         now_ms: i64,
     ) -> Result<Pending, weir_protocol::ErrorCode> {
-        let mut groups = self.groups.lock();
-        groups.delete(group)?;
-        let mut pending = Pending::default();
-        let records = self.group_records(&mut groups);
+        let write = {
+            let mut groups = self.groups.lock();
+            groups.delete(group)?;
+            Self::persist_groups(&mut groups, offsets, now_ms)
+        };
+        write
+            .and_then(|w| offsets.wait_group_records(w, now_ms))
+            .map_err(|_| weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR)?;
         self.sessions.lock().remove_group(group);
-        self.owned.lock().retain(|k, _| k.0 != group);
         self.partitions.lock().retain(|k, _| k.0 != group);
-        // The group's tombstone drops its intents at replay too.
-        self.intents.lock().retain(|k, _| k.0 != group);
-        match self.store.append(&records, now_ms) {
-            Ok(p) => pending.push(p),
-            Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
+        let mut pending = Pending::default();
+        if self.store.partition().is_some() {
+            self.owned.lock().retain(|k, _| k.0 != group);
+            // The group's tombstone in the share state log drops its state and intents at
+            // replay too. (Where another broker owns the state, it stays there: see
+            // docs/queues.md.)
+            self.intents.lock().retain(|k, _| k.0 != group);
+            match self.store.append(
+                &[(StateKey::Group(group.to_string()).encode(), None)],
+                now_ms,
+            ) {
+                Ok(p) => pending.push(p),
+                Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
+            }
         }
         Ok(pending)
     }
@@ -592,26 +608,17 @@ impl ShareCoordinator {
     /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
     /// before. Blocking.
     pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let live = self.owned.lock().len()
-            + self.groups.lock().all_epochs().len()
-            + self.intents.lock().len();
+        let live = self.owned.lock().len() + self.intents.lock().len();
         let Some(cut) = self.store.compaction_cut(live) else {
             return Ok(());
         };
         let mut pending = Pending::default();
         {
-            let groups = self.groups.lock();
             let intents = self.intents.lock();
             let owned = self.owned.lock();
-            let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = groups
-                .all_epochs()
-                .into_iter()
-                .map(|(g, e)| (StateKey::Group(g).encode(), Some(encode_group_value(e))))
-                .chain(
-                    intents
-                        .iter()
-                        .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i)))),
-                )
+            let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = intents
+                .iter()
+                .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i))))
                 .chain(
                     owned
                         .iter()
@@ -973,20 +980,18 @@ impl ShareCoordinator {
         pending
     }
 
-    /// Group timers (owner side): member sessions. Returns what to wait for.
-    pub fn tick_groups(&self, now_ms: i64) -> Pending {
-        let mut pending = Pending::default();
-        let departed = {
+    /// Group timers (group coordinator side): member sessions. Blocking: the epochs are
+    /// durable on return; returns what else to wait for.
+    pub fn tick_groups(&self, offsets: &OffsetStore, now_ms: i64) -> Pending {
+        let (departed, write) = {
             let mut groups = self.groups.lock();
             let departed = groups.tick(now_ms);
-            match self.persist_groups(&mut groups, now_ms) {
-                Ok(p) => pending.push(p),
-                Err(e) => tracing::warn!(error = %e, "share group epochs not persisted"),
-            }
-            departed
+            (departed, Self::persist_groups(&mut groups, offsets, now_ms))
         };
-        pending.extend(self.release_departed(&departed, now_ms));
-        pending
+        if let Err(e) = write.and_then(|w| offsets.wait_group_records(w, now_ms)) {
+            tracing::warn!(error = %e, "share group epochs not persisted");
+        }
+        self.release_departed(&departed, now_ms)
     }
 
     /// Timers of the loaded share-partitions (leader side): record locks, due records.
@@ -1084,7 +1089,7 @@ mod tests {
         let (mut store, replayed) = ShareStateStore::open(&topics).expect("store");
         store.set_compact_after_records(50);
         let c = ShareCoordinator::new(store, ShareDefaults::default());
-        c.load(replayed);
+        c.load(replayed, |_| true);
         (topics, c)
     }
 
