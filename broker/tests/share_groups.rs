@@ -442,6 +442,8 @@ fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
         panic!("not an IncrementalAlterConfigs response");
     };
     assert_eq!(r.responses[0].error_code, ErrorCode::NONE);
+    // A member joins, as a ShareConsumer does before it fetches: the group exists from then on.
+    join(&mut conn, "billing", "m", "payments");
     let r = fetch(&mut conn, "billing", "m", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(0, 2, 1)]);
     const REJECT: i8 = 3;
