@@ -18,7 +18,7 @@ from test_cluster import (
     preferred_leaders_elected,
     wait_until,
 )
-from test_share_groups import poll_records, set_group_configs, share_consumer
+from test_share_groups import poll_records, read_all, set_group_configs, share_consumer
 
 PARTITIONS = 3
 # Weir's default offsets-topic-num-partitions (Kafka's is 50).
@@ -54,7 +54,7 @@ def group_coordinator(a, group):
     )
 
 
-def share_cluster_topic(c, unique, records):
+def share_cluster_topic(c, unique, records, group_configs=None):
     """A topic of PARTITIONS partitions led by different brokers, `records` records (values
     '0', '1', ...) spread over them, and a share group reading it from the start, coordinated
     by another broker than the one holding the share state."""
@@ -64,7 +64,9 @@ def share_cluster_topic(c, unique, records):
     group = share_group_coordinated_away_from_state(c, a, topic, unique)
     ps = wait_until("leaders spread", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
     assert len({p.leader for p in ps.values()}) == PARTITIONS, "partitions led by different brokers"
-    set_group_configs(c.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    set_group_configs(
+        c.bootstrap, group, {"share.auto.offset.reset": "earliest", **(group_configs or {})}
+    )
     produce_and_flush(
         producer(c.bootstrap, **{"acks": "all"}),
         topic,
@@ -178,3 +180,52 @@ def consume_across_kill(cluster_factory, unique, choose_victim):
     assert delivered_after_confirmation == [], "accepted records delivered again"
     missing = {str(i).encode() for i in range(total)} - confirmed
     assert not missing, f"{len(missing)} records never accepted"
+
+
+def test_dead_letters_delays_and_expiry_at_every_partition_leader(cluster_factory, unique):
+    """The queue features beyond Kafka at the leaders of partitions on every broker, with the
+    group coordinated away from the share state: a rejected record and an expired one go to the
+    dead-letter topic once each, with where they came from; a delayed record arrives; the
+    others are delivered once."""
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    dlq = unique("dlq")
+    a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
+    create_replicated(a, dlq, PARTITIONS)
+    wait_until("dead-letter leaders spread", lambda: preferred_leaders_elected(a, dlq, PARTITIONS))
+    old = int(time.time() * 1000) - 60_000
+    records = []
+    for p in range(PARTITIONS):
+        records += [
+            {"value": f"bad-{p}".encode(), "partition": p},
+            {"value": f"stale-{p}".encode(), "partition": p, "timestamp": old,
+             "headers": [("weir.ttl.ms", b"1000")]},
+            {"value": f"later-{p}".encode(), "partition": p,
+             "headers": [("weir.delay.ms", b"1500")]},
+            {"value": f"good-{p}".encode(), "partition": p},
+        ]
+    produce_and_flush(producer(c.bootstrap, **{"acks": "all"}), topic, records)
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    delivered = []
+    want = {f"{k}-{p}".encode() for k in ("bad", "later", "good") for p in range(PARTITIONS)}
+    deadline = time.monotonic() + WAIT_S * 2
+    while not want <= set(delivered) and time.monotonic() < deadline:
+        ms = poll_records(sc, 0.5)
+        for m in ms:
+            delivered.append(m.value())
+            kind = AcknowledgeType.REJECT if m.value().startswith(b"bad") else AcknowledgeType.ACCEPT
+            sc.acknowledge(m, kind)
+        if ms:
+            sc.commit_sync(WAIT_S)
+    assert sorted(delivered) == sorted(want), "each live record once, no expired one"
+    letters = read_all(c.bootstrap, dlq, 2 * PARTITIONS, unique)
+    by_value = {m.value(): {k: v.decode() for k, v in m.headers()} for m in letters}
+    assert len(letters) == 2 * PARTITIONS, sorted(m.value() for m in letters)
+    for p in range(PARTITIONS):
+        for kind, reason in (("bad", "rejected"), ("stale", "expired")):
+            h = by_value[f"{kind}-{p}".encode()]
+            assert h["weir.dlq.source.topic"] == topic
+            assert h["weir.dlq.source.partition"] == str(p)
+            assert h["weir.dlq.group"] == group
+            assert h["weir.dlq.reason"] == reason
