@@ -120,19 +120,25 @@ fn classic_group_config(config: &BrokerConfig) -> GroupConfig {
     }
 }
 
-/// Rebuilds the groups of one offsets partition (those `in_partition` selects) in both group
-/// coordinators from what the partition replayed: consumer groups from their records, classic
-/// groups (whose membership is not persisted) as empty groups.
+/// Rebuilds the groups of one offsets partition (those `in_partition` selects) in the group
+/// coordinators from what the partition replayed: consumer groups from their records, share
+/// groups from their epochs (members join again), classic groups (whose membership is not
+/// persisted) as empty groups.
 fn rebuild_groups(
     offsets: &OffsetPartition,
     topics: &TopicRegistry,
     coordinator: &mut GroupCoordinator,
     consumer_groups: &mut ConsumerGroups,
+    share_groups: &mut crate::share::group::ShareGroups,
     now_ms: i64,
     in_partition: impl Fn(&str) -> bool,
 ) {
     for (key, value) in offsets.group_records() {
         match GroupRecord::decode(&key, Some(&value)) {
+            Ok(Some(GroupRecord::ShareGroupEpoch {
+                group_id,
+                epoch: Some(epoch),
+            })) => share_groups.restore(&group_id, epoch),
             Ok(Some(record)) => consumer_groups.replay(record, now_ms),
             Ok(None) => {}
             Err(reason) => {
@@ -144,7 +150,7 @@ fn rebuild_groups(
     for group in offsets.groups() {
         // Groups known only through committed offsets are (empty) classic groups, unless they
         // are consumer groups.
-        if !consumer_groups.contains(&group) {
+        if !consumer_groups.contains(&group) && !share_groups.contains(&group) {
             coordinator.ensure_group(&group);
         }
     }
@@ -324,10 +330,8 @@ impl Broker {
                 )
             }
         };
-        let share = ShareCoordinator::new(share_store.0, config.share.clone());
-        if let Some(replayed) = share_store.1 {
-            share.load(replayed);
-        }
+        let (share_store, share_replayed) = share_store;
+        let share = ShareCoordinator::new(share_store, config.share.clone());
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let security = Arc::new(Security::open(
             &config.security,
@@ -383,6 +387,10 @@ impl Broker {
                 broker.shutdown();
                 return Err(e.into());
             }
+        }
+        // After the groups (a single node coordinates every group).
+        if let Some(replayed) = share_replayed {
+            broker.share.load(replayed, |_| true);
         }
         Ok(broker)
     }
@@ -504,11 +512,23 @@ impl Broker {
     /// Share group timers: member sessions, record locks, the bound on the share state log, and
     /// the state of deleted topics.
     fn tick_share(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
-        if !self.is_share_coordinator() {
-            return Ok(());
+        // Leader side, on every broker: drop the share-partitions of data partitions no longer
+        // led here (at the epoch they were loaded under), then their timers and dead letters.
+        let dropped = self.share.drop_unled(|(_, topic_id, index)| {
+            let topic = self.topics.by_id(*topic_id)?;
+            self.topics.partition(&topic.name, *index)?.leader_epoch()
+        });
+        if dropped > 0 {
+            tracing::info!(dropped, "share-partitions dropped: their leadership moved");
         }
         let mut pending = self.share.tick(now_ms);
         pending.extend(crate::share::dlq::run(self, now_ms));
+        // Group coordinator side: the members of the share groups coordinated here.
+        pending.extend(self.share.tick_groups(&self.offsets, now_ms));
+        if !self.is_share_coordinator() {
+            return self.share.wait(pending);
+        }
+        // Owner side: the state of deleted topics, the bound on the log.
         let ticks = self.share_ticks.fetch_add(1, Ordering::Relaxed);
         if ticks.is_multiple_of(SHARE_TOPIC_CHECK_TICKS) {
             pending.extend(
@@ -531,7 +551,8 @@ impl Broker {
     pub fn take_over_share(&self, partition: Arc<crate::partition::Partition>) {
         match self.share.store.attach(partition) {
             Ok(replayed) => {
-                self.share.load(replayed);
+                self.share
+                    .load(replayed, |group| self.is_group_coordinator(group));
                 tracing::info!("coordinating share groups (leader of the share state partition)");
             }
             Err(e) => {
@@ -591,14 +612,17 @@ impl Broker {
             |id: &str| crate::internal_partitions::partition_for(id, partition_count) == index;
         let mut classic = self.groups.lock();
         let mut cg = self.consumer_groups.lock();
+        let mut share = self.share.groups.lock();
         // Leftovers of an earlier term as this partition's leader.
         classic.unload(in_partition);
         cg.unload(in_partition);
+        share.unload(in_partition);
         rebuild_groups(
             &loaded,
             &self.topics,
             &mut classic,
             &mut cg,
+            &mut share,
             self.now_ms(),
             in_partition,
         );
@@ -616,10 +640,12 @@ impl Broker {
     fn unload_groups(&self, index: i32) {
         let mut classic = self.groups.lock();
         let mut cg = self.consumer_groups.lock();
+        let mut share = self.share.groups.lock();
         let in_partition = |id: &str| self.offsets.partition_of(id) == Some(index);
         self.offsets.unload(index);
         classic.unload(in_partition);
         cg.unload(in_partition);
+        share.unload(in_partition);
         tracing::info!(
             partition = index,
             "no longer coordinating the groups of {} partition {index}",

@@ -442,6 +442,8 @@ fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
         panic!("not an IncrementalAlterConfigs response");
     };
     assert_eq!(r.responses[0].error_code, ErrorCode::NONE);
+    // A member joins, as a ShareConsumer does before it fetches: the group exists from then on.
+    join(&mut conn, "billing", "m", "payments");
     let r = fetch(&mut conn, "billing", "m", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(0, 2, 1)]);
     const REJECT: i8 = 3;
@@ -503,4 +505,38 @@ fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
     assert_eq!(last["offset"], 3);
     assert_eq!(last["value"], "1");
     assert_eq!(last["headers"], serde_json::json!({}));
+}
+
+fn join(conn: &mut Conn, group: &str, member: &str, topic: &str) -> i32 {
+    let Response::ShareGroupHeartbeat(hb) =
+        conn.call(Request::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
+            group_id: group.into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            rack_id: None,
+            subscribed_topic_names: Some(vec![topic.into()]),
+        }))
+    else {
+        panic!("not a ShareGroupHeartbeat response");
+    };
+    assert_eq!(hb.error_code, ErrorCode::NONE, "{hb:?}");
+    hb.member_epoch
+}
+
+#[test]
+fn share_group_epochs_never_go_back_after_kill_9() {
+    // The group epoch lives in the group's __consumer_offsets partition: a restarted coordinator
+    // rebuilds the group from it, so a member joining afterwards gets a newer epoch than any
+    // handed out before, never one a fenced member could still hold.
+    let mut broker = Broker::start(&["--fsync", "always"]);
+    let mut conn = Conn::connect(broker.kafka);
+    setup(&mut conn, "orders", "epochs", 1);
+    assert_eq!(join(&mut conn, "epochs", "m1", "orders"), 1);
+    assert_eq!(join(&mut conn, "epochs", "m2", "orders"), 2);
+    drop(conn);
+    broker.signal("KILL");
+    broker.wait();
+    broker.start_again();
+    let mut conn = Conn::connect(broker.kafka);
+    assert_eq!(join(&mut conn, "epochs", "m3", "orders"), 3);
 }

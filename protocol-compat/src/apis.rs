@@ -313,6 +313,18 @@ apis! {
         mirror(m::ShareFetchRequest, m::ShareFetchResponse);
     SHARE_ACKNOWLEDGE = 79: ShareAcknowledge(ShareAcknowledgeRequest, ShareAcknowledgeResponse), 1..=1,
         mirror(m::ShareAcknowledgeRequest, m::ShareAcknowledgeResponse);
+    // The share group state persister (KIP-932): only Weir brokers send them, to the owner of a
+    // share-partition's state.
+    INITIALIZE_SHARE_GROUP_STATE = 83: InitializeShareGroupState(InitializeShareGroupStateRequest, InitializeShareGroupStateResponse), 0..=0, advertise = false,
+        mirror(m::InitializeShareGroupStateRequest, m::InitializeShareGroupStateResponse);
+    READ_SHARE_GROUP_STATE = 84: ReadShareGroupState(ReadShareGroupStateRequest, ReadShareGroupStateResponse), 0..=0, advertise = false,
+        mirror(m::ReadShareGroupStateRequest, m::ReadShareGroupStateResponse);
+    WRITE_SHARE_GROUP_STATE = 85: WriteShareGroupState(WriteShareGroupStateRequest, WriteShareGroupStateResponse), 0..=0, advertise = false,
+        mirror(m::WriteShareGroupStateRequest, m::WriteShareGroupStateResponse);
+    DELETE_SHARE_GROUP_STATE = 86: DeleteShareGroupState(DeleteShareGroupStateRequest, DeleteShareGroupStateResponse), 0..=0, advertise = false,
+        mirror(m::DeleteShareGroupStateRequest, m::DeleteShareGroupStateResponse);
+    READ_SHARE_GROUP_STATE_SUMMARY = 87: ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse), 0..=0, advertise = false,
+        mirror(m::ReadShareGroupStateSummaryRequest, m::ReadShareGroupStateSummaryResponse);
     DESCRIBE_SHARE_GROUP_OFFSETS = 90: DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse), 0..=0,
         mirror(m::DescribeShareGroupOffsetsRequest, m::DescribeShareGroupOffsetsResponse);
     ALTER_SHARE_GROUP_OFFSETS = 91: AlterShareGroupOffsets(AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse), 0..=0,

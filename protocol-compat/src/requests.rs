@@ -1727,3 +1727,187 @@ mirror! {
         pub remove: bool,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Share group state (KIP-932's inter-broker persister APIs): a share-partition's leader reads
+// and writes its durable state at the broker that owns the group's share state partition.
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// One state batch of a share-partition: a range of offsets with one delivery state (0
+    /// available, 2 acknowledged, 4 archived) and delivery count. WriteShareGroupState's and
+    /// ReadShareGroupState's.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareStateBatch =>
+        m::write_share_group_state_request::StateBatch,
+        m::read_share_group_state_response::StateBatch
+    {
+        /// First offset.
+        pub first_offset: i64,
+        /// Last offset (inclusive).
+        pub last_offset: i64,
+        /// Delivery state.
+        pub delivery_state: i8,
+        /// Delivery count.
+        pub delivery_count: i16,
+    }
+}
+
+mirror! {
+    /// InitializeShareGroupState request (v0): share-partitions start at an offset.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct InitializeShareGroupStateRequest => m::InitializeShareGroupStateRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<InitializeShareStateTopic>,
+    }
+}
+
+mirror! {
+    /// One topic of an InitializeShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct InitializeShareStateTopic =>
+        m::initialize_share_group_state_request::InitializeStateData
+    {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<InitializeShareStatePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of an InitializeShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct InitializeShareStatePartition =>
+        m::initialize_share_group_state_request::PartitionData
+    {
+        /// Partition index.
+        pub partition: i32,
+        /// The state epoch the new state starts.
+        pub state_epoch: i32,
+        /// The offset the share-partition starts at.
+        pub start_offset: i64,
+    }
+}
+
+mirror! {
+    /// ReadShareGroupState request (v0): a share-partition's leader loads its state.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareGroupStateRequest => m::ReadShareGroupStateRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<ReadShareStateTopic>,
+    }
+}
+
+mirror! {
+    /// One topic of a ReadShareGroupState / ReadShareGroupStateSummary request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStateTopic =>
+        m::read_share_group_state_request::ReadStateData,
+        m::read_share_group_state_summary_request::ReadStateSummaryData
+    {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ReadShareStatePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of a ReadShareGroupState / ReadShareGroupStateSummary request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStatePartition =>
+        m::read_share_group_state_request::PartitionData,
+        m::read_share_group_state_summary_request::PartitionData
+    {
+        /// Partition index.
+        pub partition: i32,
+        /// The reader's leader epoch of the data partition (-1: not a leader).
+        pub leader_epoch: i32,
+    }
+}
+
+mirror! {
+    /// ReadShareGroupStateSummary request (v0): start offsets, for the admin APIs.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareGroupStateSummaryRequest => m::ReadShareGroupStateSummaryRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<ReadShareStateTopic>,
+    }
+}
+
+mirror! {
+    /// WriteShareGroupState request (v0): a share-partition's leader makes changes durable.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct WriteShareGroupStateRequest => m::WriteShareGroupStateRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<WriteShareStateTopic>,
+    }
+}
+
+mirror! {
+    /// One topic of a WriteShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct WriteShareStateTopic => m::write_share_group_state_request::WriteStateData {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<WriteShareStatePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of a WriteShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct WriteShareStatePartition => m::write_share_group_state_request::PartitionData {
+        /// Partition index.
+        pub partition: i32,
+        /// The state epoch the writer loaded.
+        pub state_epoch: i32,
+        /// The writer's leader epoch of the data partition.
+        pub leader_epoch: i32,
+        /// The new start offset.
+        pub start_offset: i64,
+        /// The ranges whose state changed.
+        pub state_batches: Vec<ShareStateBatch>,
+    }
+}
+
+mirror! {
+    /// DeleteShareGroupState request (v0).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareGroupStateRequest => m::DeleteShareGroupStateRequest {
+        /// Group id.
+        pub group_id: String,
+        /// Topics.
+        pub topics: Vec<DeleteShareStateTopic>,
+    }
+}
+
+mirror! {
+    /// One topic of a DeleteShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareStateTopic => m::delete_share_group_state_request::DeleteStateData {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<DeleteShareStatePartition>,
+    }
+}
+
+mirror! {
+    /// One partition of a DeleteShareGroupState request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareStatePartition => m::delete_share_group_state_request::PartitionData {
+        /// Partition index.
+        pub partition: i32,
+    }
+}

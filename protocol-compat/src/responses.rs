@@ -2165,5 +2165,157 @@ throttled! {
     DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets, AddPartitionsToTxn,
     AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions;
     unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch,
-    WriteTxnMarkers
+    WriteTxnMarkers, InitializeShareGroupState, ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState,
+    ReadShareGroupStateSummary
+}
+
+// ---------------------------------------------------------------------------------------
+// Share group state (inter-broker persister APIs)
+// ---------------------------------------------------------------------------------------
+
+pub use crate::requests::ShareStateBatch;
+
+mirror! {
+    /// The result of one partition of InitializeShareGroupState, WriteShareGroupState or
+    /// DeleteShareGroupState.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareStatePartitionResult =>
+        m::initialize_share_group_state_response::PartitionResult,
+        m::write_share_group_state_response::PartitionResult,
+        m::delete_share_group_state_response::PartitionResult
+    {
+        /// Partition index.
+        pub partition: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+    }
+}
+
+mirror! {
+    /// One topic of an InitializeShareGroupState, WriteShareGroupState or DeleteShareGroupState
+    /// response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ShareStateTopicResult =>
+        m::initialize_share_group_state_response::InitializeStateResult,
+        m::write_share_group_state_response::WriteStateResult,
+        m::delete_share_group_state_response::DeleteStateResult
+    {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ShareStatePartitionResult>,
+    }
+}
+
+mirror! {
+    /// InitializeShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct InitializeShareGroupStateResponse => m::InitializeShareGroupStateResponse {
+        /// Topics.
+        pub results: Vec<ShareStateTopicResult>,
+    }
+}
+
+mirror! {
+    /// WriteShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct WriteShareGroupStateResponse => m::WriteShareGroupStateResponse {
+        /// Topics.
+        pub results: Vec<ShareStateTopicResult>,
+    }
+}
+
+mirror! {
+    /// DeleteShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeleteShareGroupStateResponse => m::DeleteShareGroupStateResponse {
+        /// Topics.
+        pub results: Vec<ShareStateTopicResult>,
+    }
+}
+
+mirror! {
+    /// ReadShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareGroupStateResponse => m::ReadShareGroupStateResponse {
+        /// Topics.
+        pub results: Vec<ReadShareStateTopicResult>,
+    }
+}
+
+mirror! {
+    /// One topic of a ReadShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStateTopicResult => m::read_share_group_state_response::ReadStateResult {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ReadShareStatePartitionResult>,
+    }
+}
+
+mirror! {
+    /// One partition of a ReadShareGroupState response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStatePartitionResult =>
+        m::read_share_group_state_response::PartitionResult
+    {
+        /// Partition index.
+        pub partition: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The state epoch.
+        pub state_epoch: i32,
+        /// The start offset (-1: no state).
+        pub start_offset: i64,
+        /// The state of the offsets from the start offset on.
+        pub state_batches: Vec<ShareStateBatch>,
+    }
+}
+
+mirror! {
+    /// ReadShareGroupStateSummary response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareGroupStateSummaryResponse => m::ReadShareGroupStateSummaryResponse {
+        /// Topics.
+        pub results: Vec<ReadShareStateSummaryTopicResult>,
+    }
+}
+
+mirror! {
+    /// One topic of a ReadShareGroupStateSummary response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStateSummaryTopicResult =>
+        m::read_share_group_state_summary_response::ReadStateSummaryResult
+    {
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Partitions.
+        pub partitions: Vec<ReadShareStateSummaryPartitionResult>,
+    }
+}
+
+mirror! {
+    /// One partition of a ReadShareGroupStateSummary response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ReadShareStateSummaryPartitionResult =>
+        m::read_share_group_state_summary_response::PartitionResult
+    {
+        /// Partition index.
+        pub partition: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Error message.
+        pub error_message: Option<String>,
+        /// The state epoch.
+        pub state_epoch: i32,
+        /// The leader epoch of the last writer.
+        pub leader_epoch: i32,
+        /// The start offset (-1: no state).
+        pub start_offset: i64,
+    }
 }

@@ -67,6 +67,11 @@ fn served_but_not_advertised() {
         (api_key::VOTE, 52, (0, 2)),
         (api_key::BEGIN_QUORUM_EPOCH, 53, (0, 1)),
         (api_key::END_QUORUM_EPOCH, 54, (0, 1)),
+        (api_key::INITIALIZE_SHARE_GROUP_STATE, 83, (0, 0)),
+        (api_key::READ_SHARE_GROUP_STATE, 84, (0, 0)),
+        (api_key::WRITE_SHARE_GROUP_STATE, 85, (0, 0)),
+        (api_key::DELETE_SHARE_GROUP_STATE, 86, (0, 0)),
+        (api_key::READ_SHARE_GROUP_STATE_SUMMARY, 87, (0, 0)),
     ];
     let advertised = advertised_apis();
     for key in [

@@ -786,6 +786,21 @@ async fn follow_group_coordination(broker: &Arc<Broker>) {
 /// The leader of the share state partition holds the share groups' state: take it over when
 /// this broker becomes that leader, give it up when it stops being it.
 async fn follow_share_coordination(broker: &Arc<Broker>) {
+    // Where the leaders of data partitions on this broker send their share state.
+    if let Some(cluster) = &broker.cluster {
+        let owner = broker
+            .cluster_leader(crate::share::SHARE_STATE_TOPIC, 0)
+            .filter(|l| l.leader >= 0 && l.leader != cluster.node_id())
+            .and_then(|l| {
+                cluster
+                    .store
+                    .with_view(|v| address(v, l.leader))
+                    .map(|a| (l.leader, a))
+            });
+        broker
+            .share
+            .set_remote_owner(cluster.node_id(), &cluster.peer_security, owner);
+    }
     let local = broker.topics.partition(crate::share::SHARE_STATE_TOPIC, 0);
     let leading = local
         .as_ref()

@@ -1180,6 +1180,10 @@ impl ConsumerGroups {
     /// Rebuilds a group's state from a record read back from the log. Members get a fresh session
     /// from `now_ms`, as Kafka does when it loads a group.
     pub fn replay(&mut self, record: GroupRecord, now_ms: i64) {
+        if let GroupRecord::ShareGroupEpoch { .. } = record {
+            // The share group coordinator's record (`share::group`), not a consumer group's.
+            return;
+        }
         let session = now_ms + i64::from(self.config.session_timeout_ms);
         let group_id = record.group_id().to_string();
         let group = self
@@ -1244,6 +1248,7 @@ impl ConsumerGroups {
                     group.put_member(m);
                 }
             }
+            GroupRecord::ShareGroupEpoch { .. } => {}
         }
         group.refresh_regexes();
         // Replay is not a change: nothing to write back.

@@ -9,6 +9,7 @@
 //! | 6 | ConsumerGroupTargetAssignmentMetadataKey (group) | ConsumerGroupTargetAssignmentMetadataValue: assignment epoch |
 //! | 7 | ConsumerGroupTargetAssignmentMemberKey (group, member) | ConsumerGroupTargetAssignmentMemberValue: target partitions |
 //! | 8 | ConsumerGroupCurrentMemberAssignmentKey (group, member) | ConsumerGroupCurrentMemberAssignmentValue: epochs, state, owned and revoking partitions |
+//! | 11 | ShareGroupMetadataKey (group) | ShareGroupMetadataValue: share group epoch |
 //!
 //! Keys are non-flexible (a version, then int16-length strings); values are a version (0) and a
 //! flexible struct (compact strings and arrays, 16-byte uuids, empty tagged-field sections, which
@@ -27,6 +28,8 @@ const MEMBER: i16 = 5;
 const TARGET_EPOCH: i16 = 6;
 const TARGET_MEMBER: i16 = 7;
 const CURRENT: i16 = 8;
+/// A share group's epoch (KIP-932 keeps share group membership records in this log too).
+const SHARE_GROUP_EPOCH: i16 = 11;
 const VALUE_VERSION: i16 = 0;
 
 /// Whether an `__consumer_offsets` key is one of the consumer group records above.
@@ -34,7 +37,7 @@ pub fn is_group_record_key(key: &[u8]) -> bool {
     key.len() >= 2
         && matches!(
             i16::from_be_bytes([key[0], key[1]]),
-            GROUP_EPOCH | MEMBER | TARGET_EPOCH | TARGET_MEMBER | CURRENT
+            GROUP_EPOCH | MEMBER | TARGET_EPOCH | TARGET_MEMBER | CURRENT | SHARE_GROUP_EPOCH
         )
 }
 
@@ -87,6 +90,11 @@ pub enum GroupRecord {
         member_id: String,
         value: Option<CurrentValue>,
     },
+    /// A share group's epoch (the share group coordinator's, not a consumer group's).
+    ShareGroupEpoch {
+        group_id: String,
+        epoch: Option<i32>,
+    },
 }
 
 impl GroupRecord {
@@ -96,7 +104,8 @@ impl GroupRecord {
             | GroupRecord::Member { group_id, .. }
             | GroupRecord::TargetEpoch { group_id, .. }
             | GroupRecord::TargetMember { group_id, .. }
-            | GroupRecord::Current { group_id, .. } => group_id,
+            | GroupRecord::Current { group_id, .. }
+            | GroupRecord::ShareGroupEpoch { group_id, .. } => group_id,
         }
     }
 
@@ -105,6 +114,15 @@ impl GroupRecord {
         match self {
             GroupRecord::GroupEpoch { group_id, epoch } => (
                 key(GROUP_EPOCH, group_id, None),
+                epoch.map(|e| {
+                    let mut v = value_header();
+                    v.put_i32(e);
+                    v.put_u8(0);
+                    v
+                }),
+            ),
+            GroupRecord::ShareGroupEpoch { group_id, epoch } => (
+                key(SHARE_GROUP_EPOCH, group_id, None),
                 epoch.map(|e| {
                     let mut v = value_header();
                     v.put_i32(e);
@@ -184,7 +202,7 @@ impl GroupRecord {
         let group_id = get_string(&mut k)?;
         let member_id = match version {
             MEMBER | TARGET_MEMBER | CURRENT => Some(get_string(&mut k)?),
-            GROUP_EPOCH | TARGET_EPOCH => None,
+            GROUP_EPOCH | TARGET_EPOCH | SHARE_GROUP_EPOCH => None,
             _ => return Ok(None),
         };
         let mut v = match value {
@@ -205,6 +223,10 @@ impl GroupRecord {
                 epoch: v.as_mut().map(get_i32).transpose()?,
             },
             TARGET_EPOCH => GroupRecord::TargetEpoch {
+                group_id,
+                epoch: v.as_mut().map(get_i32).transpose()?,
+            },
+            SHARE_GROUP_EPOCH => GroupRecord::ShareGroupEpoch {
                 group_id,
                 epoch: v.as_mut().map(get_i32).transpose()?,
             },
@@ -443,6 +465,14 @@ mod tests {
             ([7; 16], BTreeSet::from([0, 3])),
             ([9; 16], BTreeSet::from([1])),
         ]);
+        round_trip(GroupRecord::ShareGroupEpoch {
+            group_id: "sg".into(),
+            epoch: Some(7),
+        });
+        round_trip(GroupRecord::ShareGroupEpoch {
+            group_id: "sg".into(),
+            epoch: None,
+        });
         round_trip(GroupRecord::GroupEpoch {
             group_id: "g".into(),
             epoch: Some(4),

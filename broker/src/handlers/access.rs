@@ -848,7 +848,14 @@ pub(super) fn refuse_cluster_call(
         | Rq::AlterUserScramCredentials(_)
         | Rq::ElectLeaders(_)
         | Rq::AlterPartitionReassignments(_) => Op::Alter,
-        Rq::Vote(_) | Rq::BeginQuorumEpoch(_) | Rq::EndQuorumEpoch(_) => Op::ClusterAction,
+        Rq::Vote(_)
+        | Rq::BeginQuorumEpoch(_)
+        | Rq::EndQuorumEpoch(_)
+        | Rq::InitializeShareGroupState(_)
+        | Rq::ReadShareGroupState(_)
+        | Rq::WriteShareGroupState(_)
+        | Rq::DeleteShareGroupState(_)
+        | Rq::ReadShareGroupStateSummary(_) => Op::ClusterAction,
         // As Kafka's KafkaApis: quotas are configs of the cluster.
         Rq::DescribeClientQuotas(_) => Op::DescribeConfigs,
         Rq::AlterClientQuotas(_) => Op::AlterConfigs,
@@ -978,11 +985,119 @@ pub(super) fn refuse_cluster_call(
             error_code: code,
             ..BeginQuorumEpochResponse::default()
         }),
+        // The share state persister: refused whole, as Kafka answers CLUSTER_AUTHORIZATION_FAILED.
+        Rq::InitializeShareGroupState(r) => Response::InitializeShareGroupState(
+            weir_protocol::responses::InitializeShareGroupStateResponse {
+                results: share_state_refused(&r.topics, |t| {
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
+                }),
+            },
+        ),
+        Rq::WriteShareGroupState(r) => {
+            Response::WriteShareGroupState(weir_protocol::responses::WriteShareGroupStateResponse {
+                results: share_state_refused(&r.topics, |t| {
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
+                }),
+            })
+        }
+        Rq::DeleteShareGroupState(r) => Response::DeleteShareGroupState(
+            weir_protocol::responses::DeleteShareGroupStateResponse {
+                results: share_state_refused(&r.topics, |t| {
+                    (
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect(),
+                    )
+                }),
+            },
+        ),
+        Rq::ReadShareGroupState(r) => {
+            Response::ReadShareGroupState(weir_protocol::responses::ReadShareGroupStateResponse {
+                results: r
+                    .topics
+                    .iter()
+                    .map(|t| weir_protocol::responses::ReadShareStateTopicResult {
+                        topic_id: t.topic_id,
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(
+                                |p| weir_protocol::responses::ReadShareStatePartitionResult {
+                                    partition: p.partition,
+                                    error_code: code,
+                                    error_message: message.clone(),
+                                    start_offset: -1,
+                                    ..Default::default()
+                                },
+                            )
+                            .collect(),
+                    })
+                    .collect(),
+            })
+        }
+        Rq::ReadShareGroupStateSummary(r) => Response::ReadShareGroupStateSummary(
+            weir_protocol::responses::ReadShareGroupStateSummaryResponse {
+                results: r
+                    .topics
+                    .iter()
+                    .map(
+                        |t| weir_protocol::responses::ReadShareStateSummaryTopicResult {
+                            topic_id: t.topic_id,
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| {
+                                    weir_protocol::responses::ReadShareStateSummaryPartitionResult {
+                                        partition: p.partition,
+                                        error_code: code,
+                                        error_message: message.clone(),
+                                        start_offset: -1,
+                                        leader_epoch: -1,
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                        },
+                    )
+                    .collect(),
+            },
+        ),
         _ => Response::EndQuorumEpoch(EndQuorumEpochResponse {
             error_code: code,
             ..EndQuorumEpochResponse::default()
         }),
     })
+}
+
+/// Every partition of a share state request, answered CLUSTER_AUTHORIZATION_FAILED.
+fn share_state_refused<T>(
+    topics: &[T],
+    parts: impl Fn(&T) -> ([u8; 16], Vec<i32>),
+) -> Vec<weir_protocol::responses::ShareStateTopicResult> {
+    topics
+        .iter()
+        .map(|t| {
+            let (topic_id, partitions) = parts(t);
+            weir_protocol::responses::ShareStateTopicResult {
+                topic_id,
+                partitions: partitions
+                    .into_iter()
+                    .map(
+                        |partition| weir_protocol::responses::ShareStatePartitionResult {
+                            partition,
+                            error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+                            error_message: None,
+                        },
+                    )
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -419,7 +419,7 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             let _classic = broker.groups.lock();
             let _cg = broker.consumer_groups.lock();
             let is_share = broker.share.groups.lock().contains(&group_id);
-            is_share.then(|| broker.share.delete_group(&group_id, now))
+            is_share.then(|| broker.share.delete_group(&group_id, &broker.offsets, now))
         };
         if let Some(deleted) = share_deleted {
             let error_code = match deleted {

@@ -31,6 +31,7 @@ mod quotas;
 mod replication;
 mod scram_credentials;
 mod share;
+mod share_state;
 mod txn;
 
 use std::future::Future;
@@ -323,6 +324,16 @@ pub async fn dispatch(
         }
         Request::AlterShareGroupOffsets(r) => share::alter_share_group_offsets(&b, r),
         Request::DeleteShareGroupOffsets(r) => share::delete_share_group_offsets(&b, r),
+        // The share state persister (inter-broker; in-process on the owner itself).
+        Request::InitializeShareGroupState(r) => share_state::initialize(&b, r),
+        Request::ReadShareGroupState(r) => {
+            ready(Response::ReadShareGroupState(share_state::read(&b, r)))
+        }
+        Request::WriteShareGroupState(r) => share_state::write(&b, r),
+        Request::DeleteShareGroupState(r) => share_state::delete(&b, r),
+        Request::ReadShareGroupStateSummary(r) => ready(Response::ReadShareGroupStateSummary(
+            share_state::read_summary(&b, r),
+        )),
         Request::SaslAuthenticate(_) => ready(Response::SaslAuthenticate(
             weir_protocol::SaslAuthenticateResponse {
                 error_code: weir_protocol::ErrorCode::ILLEGAL_SASL_STATE,

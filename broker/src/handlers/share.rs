@@ -42,7 +42,9 @@ use crate::consumer_groups::{Assignment, TopicId};
 use crate::share::group::{ShareGroupError, ShareHeartbeat};
 use crate::share::partition::{AckBatch, AckError, AckType, Disposition, MemberId};
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
-use crate::share::{group_config, GroupShareConfig, OffsetReset, Pending, ShareKey};
+use crate::share::{
+    group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareKey,
+};
 
 /// The share group type and protocol type in ListGroups.
 pub const SHARE: &str = "share";
@@ -123,23 +125,25 @@ pub async fn share_group_heartbeat(
     let topics = broker.topics_view();
     let now = broker.now_ms();
     let mut departed = Vec::new();
-    let mut pending = Pending::default();
-    let result = {
+    let (result, write) = {
         let mut groups = broker.share.groups.lock();
         let result = groups.heartbeat(hb, &topics, timeouts, now, &mut departed);
-        match broker.share.persist_groups(&mut groups, now) {
-            Ok(p) => pending.push(p),
-            Err(_) => {
-                return heartbeat_error(ShareGroupError {
-                    code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    message: None,
-                })
-            }
-        }
-        result
+        let write = ShareCoordinator::persist_groups(&mut groups, &broker.offsets, now);
+        (result, write)
     };
-    pending.extend(broker.share.release_departed(&departed, now));
-    if !wait_durable(broker, pending).await {
+    let Ok(write) = write else {
+        return heartbeat_error(ShareGroupError {
+            code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            message: None,
+        });
+    };
+    let b = broker.clone();
+    let epochs_durable = matches!(
+        blocking(move || b.wait_group_records(write, now)).await,
+        Some(Ok(()))
+    );
+    let pending = broker.share.release_departed(&departed, now);
+    if !epochs_durable || !wait_durable(broker, pending).await {
         return heartbeat_error(ShareGroupError {
             code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
             message: None,
@@ -302,7 +306,12 @@ fn acknowledge(
         Err(code) => return code,
     };
     let key: ShareKey = (group.to_string(), target.topic_id, target.index);
-    let Some(sp) = broker.share.partition(&key) else {
+    // Only the leader of the data partition holds its share-partition's state.
+    let Some(epoch) = led_epoch(broker, target) else {
+        broker.share.drop_loaded(&key);
+        return ErrorCode::NOT_LEADER_OR_FOLLOWER;
+    };
+    let Some(sp) = broker.share.loaded(&key, epoch) else {
         return ErrorCode::INVALID_RECORD_STATE;
     };
     let mut sp = sp.lock();
@@ -312,10 +321,16 @@ fn acknowledge(
         Err(AckError::InvalidRecordState(_)) => ErrorCode::INVALID_RECORD_STATE,
     };
     match broker.share.persist(&key, &mut sp, now_ms) {
-        Ok(p) => pending.push(p),
-        Err(_) => return ErrorCode::KAFKA_STORAGE_ERROR,
+        Ok(p) => pending.extend(p),
+        Err(code) => return code,
     }
     code
+}
+
+/// The epoch at which this broker leads the partition of `target`, if it leads it.
+fn led_epoch(broker: &Broker, target: &Target) -> Option<i32> {
+    let topic = target.topic.as_ref().ok()?;
+    broker.topics.partition(topic, target.index)?.leader_epoch()
 }
 
 fn leader_of(broker: &Broker, topic: &str, index: i32) -> ShareLeaderIdAndEpoch {
@@ -445,22 +460,24 @@ fn acquire_partition(
     let Some(partition) = broker.topics.partition(topic, target.index) else {
         return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
     };
-    if partition.leader_epoch().is_none() {
-        return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
-    }
     let key: ShareKey = (group.to_string(), target.topic_id, target.index);
-    let sp = match broker.share.get_or_init(
+    let Some(epoch) = partition.leader_epoch() else {
+        broker.share.drop_loaded(&key);
+        return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
+    };
+    let sp = match broker.share.load_partition(
         &key,
+        epoch,
         &settings.partition,
         || initial_offset(&partition, settings.auto_offset_reset, now_ms),
         now_ms,
-        pending,
     ) {
         Ok(sp) => sp,
-        Err(crate::share::ShareStateError::GroupLimit(_)) => {
-            return (ErrorCode::GROUP_MAX_SIZE_REACHED, none, Vec::new())
-        }
-        Err(_) => return (ErrorCode::KAFKA_STORAGE_ERROR, none, Vec::new()),
+        // The share state's owner is not reachable yet (being elected, or just moved): no
+        // records this time, and the consumer fetches again. librdkafka surfaces any code it
+        // does not expect here as an error of poll(), for what is a moment's wait.
+        Err(ErrorCode::COORDINATOR_NOT_AVAILABLE) => return (ErrorCode::NONE, none, Vec::new()),
+        Err(code) => return (code, none, Vec::new()),
     };
     let mut sp = sp.lock();
     if sp.settings() != &settings.partition {
@@ -520,8 +537,11 @@ fn acquire_partition(
         }
     }
     match broker.share.persist(&key, &mut sp, now_ms) {
-        Ok(p) => pending.push(p),
-        Err(_) => out.0 = ErrorCode::KAFKA_STORAGE_ERROR,
+        Ok(p) => pending.extend(p),
+        Err(code) => {
+            // Nothing acquired here may go out: its state could not be written.
+            out = (code, Bytes::new(), Vec::new());
+        }
     }
     out
 }
@@ -555,12 +575,6 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
         return share_fetch_error(
             ErrorCode::INVALID_REQUEST,
             "Acknowledge data is not allowed when opening a share session.",
-        );
-    }
-    if !broker.is_share_coordinator() {
-        return share_fetch_error(
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            "This broker does not hold the share state.",
         );
     }
     let now = broker.now_ms();
@@ -899,12 +913,6 @@ pub fn share_acknowledge(broker: &Arc<Broker>, r: ShareAcknowledgeRequest) -> Re
             "GroupId and MemberId are required.",
         );
     };
-    if !broker.is_share_coordinator() {
-        return error(
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            "This broker does not hold the share state.",
-        );
-    }
     let epoch = r.share_session_epoch;
     let now = broker.now_ms();
     let session = {
@@ -1113,8 +1121,25 @@ pub fn alter_share_group_offsets(
             ..AlterShareGroupOffsetsResponse::default()
         });
     }
-    let settings = group_settings(broker, &r.group_id);
     let now = broker.now_ms();
+    // The group exists from now on (its coordinator writes it down, as at a first heartbeat).
+    let group_write = {
+        let mut groups = broker.share.groups.lock();
+        if let Err(e) = groups.ensure(&r.group_id) {
+            return reply(AlterShareGroupOffsetsResponse {
+                error_code: e.code,
+                error_message: e.message,
+                ..AlterShareGroupOffsetsResponse::default()
+            });
+        }
+        ShareCoordinator::persist_groups(&mut groups, &broker.offsets, now)
+    };
+    let Ok(group_write) = group_write else {
+        return reply(AlterShareGroupOffsetsResponse {
+            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ..AlterShareGroupOffsetsResponse::default()
+        });
+    };
     let mut pending = Pending::default();
     let responses: Vec<AlterShareGroupOffsetsTopicResponse> = r
         .topics
@@ -1139,12 +1164,7 @@ pub fn alter_share_group_offsets(
                             if !valid || p.start_offset < 0 {
                                 ErrorCode::INVALID_REQUEST
                             } else {
-                                match broker.share.reset(
-                                    &key,
-                                    &settings.partition,
-                                    p.start_offset,
-                                    now,
-                                ) {
+                                match broker.share.reset(&key, p.start_offset, now) {
                                     Ok(pd) => {
                                         pending.extend(pd);
                                         ErrorCode::NONE
@@ -1172,7 +1192,12 @@ pub fn alter_share_group_offsets(
     let b = broker.clone();
     Box::pin(async move {
         let mut responses = responses;
-        if !wait_durable(&b, pending).await {
+        let b2 = b.clone();
+        let group_durable = matches!(
+            blocking(move || b2.wait_group_records(group_write, now)).await,
+            Some(Ok(()))
+        );
+        if !group_durable || !wait_durable(&b, pending).await {
             for p in responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 if p.error_code == ErrorCode::NONE {
                     p.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
@@ -1204,17 +1229,14 @@ pub fn delete_share_group_offsets(
     }
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let state = broker.share.group_partitions(&r.group_id);
+    let state = broker.share.owned_keys(&r.group_id);
     let responses: Vec<DeleteShareGroupOffsetsTopicResponse> = r
         .topics
         .into_iter()
         .map(|t| match broker.topics.get(&t.topic_name) {
             Some(topic) => {
-                let keys: Vec<ShareKey> = state
-                    .iter()
-                    .filter(|(k, _)| k.1 == topic.id)
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let keys: Vec<ShareKey> =
+                    state.iter().filter(|k| k.1 == topic.id).cloned().collect();
                 pending.extend(broker.share.remove_partitions(&keys, now));
                 DeleteShareGroupOffsetsTopicResponse {
                     topic_name: t.topic_name,

@@ -128,8 +128,8 @@ pub fn run(broker: &Broker, now_ms: i64) -> Pending {
                 let mut sp = sp.lock();
                 sp.dead_lettered(&done);
                 match broker.share.persist(&key, &mut sp, now_ms) {
-                    Ok(p) => pending.push(p),
-                    Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                    Ok(p) => pending.extend(p),
+                    Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
                 }
                 drop(sp);
                 match broker.share.clear_intent(&key, now_ms) {
@@ -177,10 +177,19 @@ fn dead_letter(
     let count = i32::try_from(dlq_topic.partition_count())
         .unwrap_or(1)
         .max(1);
-    let dlq_index = index.rem_euclid(count);
-    let Some(dlq) = broker.topics.partition(&dlq_name, dlq_index) else {
+    // The source partition's number, or (in a cluster) any partition of the dead-letter topic
+    // this broker leads: dead letters are appended by the source partition's leader.
+    let led = |i: i32| {
+        broker
+            .topics
+            .partition(&dlq_name, i)
+            .filter(|p| p.leader_epoch().is_some())
+            .map(|p| (i, p))
+    };
+    let Some((dlq_index, dlq)) = led(index.rem_euclid(count)).or_else(|| (0..count).find_map(led))
+    else {
         return Err(format!(
-            "dead-letter partition {dlq_name}-{dlq_index} is not here"
+            "no partition of dead-letter topic {dlq_name} is led here"
         ));
     };
     // After a crash: what is already there is done.
@@ -324,9 +333,14 @@ mod tests {
             key = ("g".into(), topic_id, 0);
             let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
             let mut pending = Pending::default();
+            let epoch = broker
+                .topics
+                .partition("src", 0)
+                .and_then(|p| p.leader_epoch())
+                .expect("leader");
             let sp = broker
                 .share
-                .get_or_init(&key, &settings.partition, || 0, 0, &mut pending)
+                .load_partition(&key, epoch, &settings.partition, || 0, 0)
                 .expect("init");
             let member: MemberId = Arc::from("m");
             {
@@ -342,7 +356,7 @@ mod tests {
                     0,
                 )
                 .expect("reject");
-                pending.push(broker.share.persist(&key, &mut sp, 0).expect("persist"));
+                pending.extend(broker.share.persist(&key, &mut sp, 0).expect("persist"));
             }
             // The first half of a dead-lettering: the intent and the dead letter itself, then
             // the crash before the record is archived.
@@ -372,7 +386,16 @@ mod tests {
             broker.shutdown();
         }
         let broker = open(dir.path());
-        let sp = broker.share.partition(&key).expect("restored");
+        let epoch = broker
+            .topics
+            .partition("src", 0)
+            .and_then(|p| p.leader_epoch())
+            .expect("leader");
+        let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
+        let sp = broker
+            .share
+            .load_partition(&key, epoch, &settings.partition, || 99, 0)
+            .expect("restored");
         assert_eq!(sp.lock().pending_dead_letters().len(), 1);
         let pending = run(&broker, 10);
         broker.share.wait(pending).expect("durable");

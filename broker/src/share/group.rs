@@ -10,8 +10,9 @@
 //! The group epoch moves whenever membership, a subscription or the subscribed topics change.
 //! Members are not persisted: after a restart a member's heartbeat is answered
 //! UNKNOWN_MEMBER_ID and it joins again, as a Kafka client does after its coordinator lost it.
-//! The group epoch is persisted (by the caller, from [`ShareGroups::take_dirty_groups`]), so
-//! epochs never go back.
+//! The group epoch is persisted (by the caller, from [`ShareGroups::take_dirty_groups`], in the
+//! group's `__consumer_offsets` partition as Kafka does), so epochs never go back. A broker holds
+//! the groups of the offsets partitions it leads, like the other group coordinators.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -171,12 +172,18 @@ impl ShareGroups {
             .is_some_and(|g| g.members.contains_key(member_id))
     }
 
-    /// Recreates a group from its persisted epoch (replay at start).
+    /// Recreates a group from its persisted epoch (replay). An epoch never goes back: the
+    /// newest of the records found (older data directories also kept it in the share state) wins.
     pub fn restore(&mut self, group_id: &str, group_epoch: i32) {
-        self.groups
-            .entry(group_id.to_string())
-            .or_default()
-            .group_epoch = group_epoch;
+        let g = self.groups.entry(group_id.to_string()).or_default();
+        g.group_epoch = g.group_epoch.max(group_epoch);
+    }
+
+    /// Forgets the groups `leaving` selects: their `__consumer_offsets` partition is led by
+    /// another broker now, which coordinates them.
+    pub fn unload(&mut self, mut leaving: impl FnMut(&str) -> bool) {
+        self.groups.retain(|g, _| !leaving(g));
+        self.dirty.retain(|g| !leaving(g));
     }
 
     /// Recreates a group that has share-partition state but no persisted epoch (replay).
@@ -394,12 +401,6 @@ impl ShareGroups {
             self.dirty.insert(group_id.clone());
         }
         departed
-    }
-
-    /// Forgets every group (this broker stopped coordinating them).
-    pub fn clear(&mut self) {
-        self.groups.clear();
-        self.dirty.clear();
     }
 }
 

@@ -9,13 +9,17 @@
 //!   change durable in the log before its caller answers, and resolves a group's settings from
 //!   the broker's defaults and the group's configs.
 //!
-//! Lock order: `groups`, then `sessions`, then `partitions` (the map), then one share-partition.
-//! A share-partition's changes are appended to the log while its lock is held, so the log has
+//! - `persister`: how a leader reaches the owner of the durable state on another broker.
+//!
+//! Lock order: `groups`, then `sessions`, then `owned`, then `intents`. A share-partition's
+//! lock may be held while `partitions` (the map of loaded ones) is taken, never the other way
+//! round. A share-partition's changes are written while its lock is held, so the owner gets
 //! each share-partition's changes in the order they were made.
 
 pub mod dlq;
 pub mod group;
 pub mod partition;
+pub mod persister;
 pub mod records;
 pub mod session;
 pub mod store;
@@ -23,17 +27,18 @@ pub mod store;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
+use weir_protocol::{Request, Response};
 use weir_storage::PendingAppend;
 
+use crate::consumer_groups::records::GroupRecord;
 use crate::dynamic_config::Overrides;
-use crate::offsets::OffsetError;
+use crate::offsets::{GroupRecordsWrite, OffsetError, OffsetStore};
 use group::{Departed, ShareGroups};
 use partition::{PersistedPartition, SharePartition, ShareSettings};
 use records::{
-    encode_group_value, encode_intent_value, encode_partition_value, DeadLetterIntent,
-    PartitionValue, StateKey,
+    encode_intent_value, encode_partition_value, DeadLetterIntent, PartitionValue, StateKey,
 };
 use session::ShareSessions;
 pub use store::{ShareKey, ShareStateStore, SHARE_STATE_TOPIC};
@@ -166,42 +171,76 @@ pub enum ShareStateError {
 /// A share-partition behind its own lock.
 pub type SharedPartition = Arc<Mutex<SharePartition>>;
 
-/// Changes made durable together: wait for them before answering.
+/// Most share-partitions a broker holds, as a leader (loaded) or as the owner of their state.
+pub const MAX_SHARE_PARTITIONS: usize = 100_000;
+
+/// Changes made durable together: wait for them before answering. In-process appends to the
+/// share state log, or writes queued for the remote owner of the state.
 #[derive(Default)]
 #[must_use = "pending appends must be waited for before answering"]
-pub struct Pending(Vec<PendingAppend>);
+pub struct Pending {
+    appends: Vec<PendingAppend>,
+    remote: Vec<(ShareKey, persister::Reply)>,
+}
 
 impl Pending {
     pub fn push(&mut self, p: Option<PendingAppend>) {
-        self.0.extend(p);
+        self.appends.extend(p);
     }
 
     pub fn extend(&mut self, other: Pending) {
-        self.0.extend(other.0);
+        self.appends.extend(other.appends);
+        self.remote.extend(other.remote);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn is_complete(&self) -> bool {
-        self.0.iter().all(PendingAppend::is_complete)
+        self.appends.is_empty() && self.remote.is_empty()
     }
 }
 
-/// Every share group, share session and share-partition this broker coordinates.
+/// The durable state of one share-partition, at its owner.
+#[derive(Clone, Debug, Default)]
+pub struct Owned {
+    pub persisted: PersistedPartition,
+    /// Bumped when the state is replaced (AlterShareGroupOffsets): writes of a leader that
+    /// loaded an older state are refused (FENCED_STATE_EPOCH).
+    pub state_epoch: i32,
+    /// The newest leader epoch of the data partition that read or wrote it: writes and reads
+    /// of an older leader are refused (FENCED_LEADER_EPOCH), so a deposed leader cannot
+    /// overwrite what its successor did.
+    pub leader_epoch: i32,
+}
+
+/// Every share group, share session and share-partition of this broker. Two roles:
+/// - group coordinator (the leader of the group's `__consumer_offsets` partition, like every
+///   group): share group membership (`groups`), its epochs written to that partition;
+/// - owner (the share coordinator: the leader of the share state partition, always on a single
+///   node): the durable state of every share-partition (`owned`, replayed from and appended to
+///   the share state log), dead-letter intents;
+/// - leader (every broker): the share sessions of the clients that fetch from it and the
+///   in-memory state (`SharePartition`) of the share-partitions of the data partitions it leads,
+///   loaded from the owner on first fetch and written back to it through the persister.
 pub struct ShareCoordinator {
     pub store: ShareStateStore,
     pub groups: Mutex<ShareGroups>,
     pub sessions: Mutex<ShareSessions>,
+    /// Leader side: loaded share-partitions.
     partitions: Mutex<HashMap<ShareKey, SharedPartition>>,
+    /// Owner side: the durable state.
+    owned: Mutex<HashMap<ShareKey, Owned>>,
     /// Dead letters being appended when the state was last persisted (see `records`).
     intents: Mutex<HashMap<ShareKey, DeadLetterIntent>>,
+    /// Who owns the state when this broker does not (set by the cluster runtime).
+    remote_owner: RwLock<Option<(i32, String)>>,
+    remote: persister::RemotePersister,
     pub defaults: ShareDefaults,
     /// Notified when records become available other than by an append (a release, a lock
     /// that ran out, a backoff or delay that passed), so parked share fetches look again.
     pub available: Notify,
 }
+
+/// Why a leader could not load or write a share-partition's state: Kafka's code.
+pub type PersistError = weir_protocol::ErrorCode;
 
 impl ShareCoordinator {
     pub fn new(store: ShareStateStore, defaults: ShareDefaults) -> Self {
@@ -213,57 +252,194 @@ impl ShareCoordinator {
                 i64::from(defaults.session_timeout_ms),
             )),
             partitions: Mutex::new(HashMap::new()),
+            owned: Mutex::new(HashMap::new()),
             intents: Mutex::new(HashMap::new()),
+            remote_owner: RwLock::new(None),
+            remote: persister::RemotePersister::default(),
             defaults,
             available: Notify::new(),
         }
     }
 
-    /// Replaces all state by what a replay of the log found.
-    pub fn load(&self, replayed: store::Replayed) {
+    // -----------------------------------------------------------------------------------------
+    // Owner side
+    // -----------------------------------------------------------------------------------------
+
+    /// Replaces the owned state by what a replay of the log found. Groups that have state are
+    /// known (listed, described) where they are coordinated: `coordinated_here` says which.
+    /// Group epochs found here were written by older versions (they live with the group now).
+    pub fn load(&self, replayed: store::Replayed, coordinated_here: impl Fn(&str) -> bool) {
         let mut groups = self.groups.lock();
-        let mut sessions = self.sessions.lock();
-        let mut partitions = self.partitions.lock();
-        groups.clear();
-        sessions.clear();
-        partitions.clear();
+        let mut owned = self.owned.lock();
+        owned.clear();
         for (g, epoch) in replayed.groups {
-            groups.restore(&g, epoch);
+            if coordinated_here(&g) {
+                groups.restore(&g, epoch);
+            }
         }
         *self.intents.lock() = replayed.intents.into_iter().collect();
-        let settings = group_config(&self.defaults, &Overrides::new()).partition;
         for (key, persisted) in replayed.partitions {
-            groups.restore_if_missing(&key.0);
-            partitions.insert(
+            if coordinated_here(&key.0) {
+                groups.restore_if_missing(&key.0);
+            }
+            owned.insert(
                 key,
-                Arc::new(Mutex::new(SharePartition::restore(
-                    &persisted,
-                    settings.clone(),
-                ))),
+                Owned {
+                    persisted,
+                    state_epoch: 0,
+                    leader_epoch: -1,
+                },
             );
         }
     }
 
-    /// Forgets everything (this broker no longer coordinates share groups).
+    /// Forgets the owned state (this broker no longer owns it). Loaded share-partitions stay:
+    /// they follow the data partitions' leadership, not this.
     pub fn unload(&self) {
-        self.groups.lock().clear();
-        self.sessions.lock().clear();
-        self.partitions.lock().clear();
+        self.owned.lock().clear();
         self.intents.lock().clear();
     }
 
-    /// The dead-letter intent of `key` recovered from the log, if any.
+    /// Where the state is owned: here, at another broker, or nowhere known.
+    pub fn owner(&self) -> persister::Owner {
+        if self.store.partition().is_some() {
+            return persister::Owner::Local;
+        }
+        match &*self.remote_owner.read() {
+            Some((node, addr)) => persister::Owner::Remote {
+                node: *node,
+                addr: addr.clone(),
+            },
+            None => persister::Owner::Unknown,
+        }
+    }
+
+    /// Sets the remote owner (`None`: unknown) and this broker's id (for its connections).
+    pub fn set_remote_owner(
+        &self,
+        me: i32,
+        security: &Arc<crate::cluster::peer::PeerSecurity>,
+        owner: Option<(i32, String)>,
+    ) {
+        self.remote.set_node(me, security);
+        let mut current = self.remote_owner.write();
+        if *current != owner {
+            *current = owner;
+        }
+    }
+
+    /// The owned state of `key` for a leader at `leader_epoch` (`None`: no state), which becomes
+    /// the newest leader epoch known.
+    pub fn owner_read(
+        &self,
+        key: &ShareKey,
+        leader_epoch: i32,
+    ) -> Result<Option<(PersistedPartition, i32)>, PersistError> {
+        let mut owned = self.owned.lock();
+        let Some(o) = owned.get_mut(key) else {
+            return Ok(None);
+        };
+        if leader_epoch < o.leader_epoch {
+            return Err(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH);
+        }
+        o.leader_epoch = leader_epoch;
+        Ok(Some((o.persisted.clone(), o.state_epoch)))
+    }
+
+    /// Creates the state of `key` at `start_offset` (with its group, if new) unless it exists.
+    pub fn owner_initialize(
+        &self,
+        key: &ShareKey,
+        start_offset: i64,
+        state_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, PersistError> {
+        let mut owned = self.owned.lock();
+        if owned.contains_key(key) {
+            return Ok(None);
+        }
+        if owned.len() >= MAX_SHARE_PARTITIONS {
+            return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
+        }
+        let persisted = PersistedPartition {
+            start_offset,
+            batches: Vec::new(),
+        };
+        let records = [partition_snapshot_record(key, &persisted)];
+        let p = self
+            .store
+            .append(&records, now_ms)
+            .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        owned.insert(
+            key.clone(),
+            Owned {
+                persisted,
+                state_epoch,
+                leader_epoch: -1,
+            },
+        );
+        Ok(p)
+    }
+
+    /// Applies a leader's write (`update`: the start offset and the ranges that changed).
+    pub fn owner_write(
+        &self,
+        key: &ShareKey,
+        state_epoch: i32,
+        leader_epoch: i32,
+        update: &PersistedPartition,
+        now_ms: i64,
+    ) -> Result<Option<PendingAppend>, PersistError> {
+        let mut owned = self.owned.lock();
+        let Some(o) = owned.get_mut(key) else {
+            // Deleted (or replaced) since the leader loaded it.
+            return Err(weir_protocol::ErrorCode::FENCED_STATE_EPOCH);
+        };
+        if state_epoch < o.state_epoch {
+            return Err(weir_protocol::ErrorCode::FENCED_STATE_EPOCH);
+        }
+        if leader_epoch < o.leader_epoch {
+            return Err(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH);
+        }
+        let record = (
+            partition_key(key),
+            Some(encode_partition_value(&PartitionValue::Update(
+                update.clone(),
+            ))),
+        );
+        let p = self
+            .store
+            .append(&[record], now_ms)
+            .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        o.leader_epoch = leader_epoch;
+        SharePartition::apply_update(&mut o.persisted, update, store::MAX_REPLAYED_WINDOW);
+        Ok(p)
+    }
+
+    /// The start offset and newest leader epoch of `key`'s state, if it has one.
+    pub fn owner_summary(&self, key: &ShareKey) -> Option<(i64, i32, i32)> {
+        self.owned
+            .lock()
+            .get(key)
+            .map(|o| (o.persisted.start_offset, o.state_epoch, o.leader_epoch))
+    }
+
+    /// The dead-letter intent of `key` recovered from the log, if any (owner side).
     pub fn intent(&self, key: &ShareKey) -> Option<DeadLetterIntent> {
         self.intents.lock().get(key).cloned()
     }
 
     /// Records (durably: wait for the result) that dead letters of `key` are being appended.
+    /// Only where the state is owned here; see `dlq`.
     pub fn record_intent(
         &self,
         key: &ShareKey,
         intent: DeadLetterIntent,
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, OffsetError> {
+        if self.store.partition().is_none() {
+            return Ok(None);
+        }
         let record = (intent_key(key), Some(encode_intent_value(&intent)));
         let p = self.store.append(&[record], now_ms)?;
         self.intents.lock().insert(key.clone(), intent);
@@ -282,11 +458,393 @@ impl ShareCoordinator {
         self.store.append(&[(intent_key(key), None)], now_ms)
     }
 
+    /// Queues the group epochs that changed in their groups' `__consumer_offsets` partitions
+    /// (call with `groups` locked, so the log has them in the order they were made); wait with
+    /// [`OffsetStore::wait_group_records`].
+    pub fn persist_groups(
+        groups: &mut ShareGroups,
+        offsets: &OffsetStore,
+        now_ms: i64,
+    ) -> Result<GroupRecordsWrite, OffsetError> {
+        let records = groups
+            .take_dirty_groups()
+            .into_iter()
+            .map(|(group_id, epoch)| {
+                let (key, value) = GroupRecord::ShareGroupEpoch {
+                    group_id: group_id.clone(),
+                    epoch,
+                }
+                .encode();
+                (group_id, key, value)
+            })
+            .collect();
+        offsets.append_group_records(records, now_ms)
+    }
+
+    /// Drops the state of share-partitions whose topic is gone (`exists` says which topic ids
+    /// still exist), with tombstones.
+    pub fn forget_deleted_topics(
+        &self,
+        exists: impl Fn(&[u8; 16]) -> bool,
+        now_ms: i64,
+    ) -> Pending {
+        let gone: Vec<ShareKey> = self
+            .owned
+            .lock()
+            .keys()
+            .filter(|k| !exists(&k.1))
+            .cloned()
+            .collect();
+        self.remove_partitions(&gone, now_ms)
+    }
+
+    /// Deletes the state of `keys` (tombstones). A leader holding one of them finds out at its
+    /// next write (FENCED_STATE_EPOCH) and loads again.
+    pub fn remove_partitions(&self, keys: &[ShareKey], now_ms: i64) -> Pending {
+        let mut pending = Pending::default();
+        if keys.is_empty() {
+            return pending;
+        }
+        let mut owned = self.owned.lock();
+        let mut intents = self.intents.lock();
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for k in keys {
+            if owned.remove(k).is_some() {
+                records.push((partition_key(k), None));
+            }
+            if intents.remove(k).is_some() {
+                records.push((intent_key(k), None));
+            }
+        }
+        drop(intents);
+        drop(owned);
+        {
+            let mut loaded = self.partitions.lock();
+            for k in keys {
+                loaded.remove(k);
+            }
+        }
+        match self.store.append(&records, now_ms) {
+            Ok(p) => pending.push(p),
+            Err(e) => tracing::warn!(error = %e, "share state tombstones not persisted"),
+        }
+        pending
+    }
+
+    /// Replaces the state of `key` by a fresh start at `offset` (AlterShareGroupOffsets), in a
+    /// new state epoch.
+    pub fn reset(
+        &self,
+        key: &ShareKey,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<Pending, ShareStateError> {
+        let mut pending = Pending::default();
+        let mut owned = self.owned.lock();
+        if !owned.contains_key(key) && owned.len() >= MAX_SHARE_PARTITIONS {
+            return Err(ShareStateError::GroupLimit(
+                "too many share-partitions".to_string(),
+            ));
+        }
+        let persisted = PersistedPartition {
+            start_offset: offset,
+            batches: Vec::new(),
+        };
+        let records = [partition_snapshot_record(key, &persisted)];
+        pending.push(self.store.append(&records, now_ms)?);
+        let state_epoch = owned
+            .get(key)
+            .map_or(0, |o| o.state_epoch.saturating_add(1));
+        owned.insert(
+            key.clone(),
+            Owned {
+                persisted,
+                state_epoch,
+                leader_epoch: -1,
+            },
+        );
+        drop(owned);
+        self.partitions.lock().remove(key);
+        Ok(pending)
+    }
+
+    /// Deletes an empty share group (group coordinator side) with its state when this broker
+    /// owns it. `Err` with Kafka's code otherwise. Blocking: the group's tombstone is durable in
+    /// `__consumer_offsets` on return; the state's is in the returned [`Pending`].
+    pub fn delete_group(
+        &self,
+        group: &str,
+        offsets: &OffsetStore,
+        now_ms: i64,
+    ) -> Result<Pending, weir_protocol::ErrorCode> {
+        let write = {
+            let mut groups = self.groups.lock();
+            groups.delete(group)?;
+            Self::persist_groups(&mut groups, offsets, now_ms)
+        };
+        write
+            .and_then(|w| offsets.wait_group_records(w, now_ms))
+            .map_err(|_| weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR)?;
+        self.sessions.lock().remove_group(group);
+        self.partitions.lock().retain(|k, _| k.0 != group);
+        let mut pending = Pending::default();
+        if self.store.partition().is_some() {
+            self.owned.lock().retain(|k, _| k.0 != group);
+            // The group's tombstone in the share state log drops its state and intents at
+            // replay too. (Where another broker owns the state, it stays there: see
+            // docs/queues.md.)
+            self.intents.lock().retain(|k, _| k.0 != group);
+            match self.store.append(
+                &[(StateKey::Group(group.to_string()).encode(), None)],
+                now_ms,
+            ) {
+                Ok(p) => pending.push(p),
+                Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
+    /// before. Blocking.
+    pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
+        let live = self.owned.lock().len() + self.intents.lock().len();
+        let Some(cut) = self.store.compaction_cut(live) else {
+            return Ok(());
+        };
+        let mut pending = Pending::default();
+        {
+            let intents = self.intents.lock();
+            let owned = self.owned.lock();
+            let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = intents
+                .iter()
+                .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i))))
+                .chain(
+                    owned
+                        .iter()
+                        .map(|(k, o)| partition_snapshot_record(k, &o.persisted)),
+                )
+                .collect();
+            for chunk in records.chunks(256) {
+                pending.push(self.store.append(chunk, now_ms)?);
+            }
+        }
+        self.wait(pending)?;
+        self.store.delete_before(cut)?;
+        Ok(())
+    }
+
+    /// Start offsets of `group`'s share-partitions (owner side).
+    pub fn start_offsets(&self, group: &str) -> BTreeMap<([u8; 16], i32), i64> {
+        self.owned
+            .lock()
+            .iter()
+            .filter(|(k, _)| k.0 == group)
+            .map(|((_, t, p), o)| ((*t, *p), o.persisted.start_offset))
+            .collect()
+    }
+
+    /// The keys of `group`'s owned state.
+    pub fn owned_keys(&self, group: &str) -> Vec<ShareKey> {
+        self.owned
+            .lock()
+            .keys()
+            .filter(|k| k.0 == group)
+            .cloned()
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Leader side
+    // -----------------------------------------------------------------------------------------
+
+    /// The share-partition of `key` if it is loaded under `leader_epoch`. One loaded under
+    /// another epoch is dropped: leadership moved away and back, and the leaders in between
+    /// may have changed the durable state.
+    pub fn loaded(&self, key: &ShareKey, leader_epoch: i32) -> Option<SharedPartition> {
+        let mut partitions = self.partitions.lock();
+        let sp = partitions.get(key)?.clone();
+        drop(partitions);
+        if sp.lock().epochs().leader_epoch == leader_epoch {
+            return Some(sp);
+        }
+        partitions = self.partitions.lock();
+        if partitions.get(key).is_some_and(|p| Arc::ptr_eq(p, &sp)) {
+            partitions.remove(key);
+        }
+        None
+    }
+
+    /// The loaded share-partition of `key`, whatever its epoch (tests, the admin views).
     pub fn partition(&self, key: &ShareKey) -> Option<SharedPartition> {
         self.partitions.lock().get(key).cloned()
     }
 
-    /// Every share-partition of `group`.
+    /// Drops a loaded share-partition (its leadership moved, or its state could not be
+    /// written): the next fetch loads it from the owner again.
+    pub fn drop_loaded(&self, key: &ShareKey) {
+        self.partitions.lock().remove(key);
+    }
+
+    /// Drops every loaded share-partition whose data partition this broker no longer leads at
+    /// the epoch it was loaded under (`leader_epoch` gives the current one, `None` if not
+    /// leader). Returns how many were dropped.
+    pub fn drop_unled(&self, leader_epoch: impl Fn(&ShareKey) -> Option<i32>) -> usize {
+        let stale: Vec<ShareKey> = self
+            .all_partitions()
+            .into_iter()
+            .filter(|(k, sp)| leader_epoch(k) != Some(sp.lock().epochs().leader_epoch))
+            .map(|(k, _)| k)
+            .collect();
+        let mut partitions = self.partitions.lock();
+        for k in &stale {
+            partitions.remove(k);
+        }
+        stale.len()
+    }
+
+    /// Loads the share-partition of `key` for this broker leading its data partition at
+    /// `leader_epoch`: its durable state from the owner, created at `start_offset()` if it has
+    /// none. Blocking (it may wait for another broker).
+    pub fn load_partition(
+        &self,
+        key: &ShareKey,
+        leader_epoch: i32,
+        settings: &ShareSettings,
+        start_offset: impl FnOnce() -> i64,
+        now_ms: i64,
+    ) -> Result<SharedPartition, PersistError> {
+        if let Some(sp) = self.loaded(key, leader_epoch) {
+            return Ok(sp);
+        }
+        if self.partitions.lock().len() >= MAX_SHARE_PARTITIONS {
+            return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
+        }
+        let (persisted, state_epoch) = match self.read_state(key, leader_epoch)? {
+            Some(found) => found,
+            None => {
+                self.initialize_state(key, start_offset(), now_ms)?;
+                self.read_state(key, leader_epoch)?
+                    .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?
+            }
+        };
+        let mut sp = SharePartition::restore(&persisted, settings.clone());
+        sp.set_epochs(partition::LoadEpochs {
+            leader_epoch,
+            state_epoch,
+        });
+        let mut partitions = self.partitions.lock();
+        // Another fetch may have loaded it meanwhile: one state per share-partition.
+        let shared = partitions
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(sp)))
+            .clone();
+        Ok(shared)
+    }
+
+    fn read_state(
+        &self,
+        key: &ShareKey,
+        leader_epoch: i32,
+    ) -> Result<Option<(PersistedPartition, i32)>, PersistError> {
+        use weir_protocol::requests::{
+            ReadShareGroupStateRequest, ReadShareStatePartition, ReadShareStateTopic,
+        };
+        match self.owner() {
+            persister::Owner::Local => self.owner_read(key, leader_epoch),
+            persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            persister::Owner::Remote { node, addr } => {
+                let request = Request::ReadShareGroupState(ReadShareGroupStateRequest {
+                    group_id: key.0.clone(),
+                    topics: vec![ReadShareStateTopic {
+                        topic_id: key.1,
+                        partitions: vec![ReadShareStatePartition {
+                            partition: key.2,
+                            leader_epoch,
+                        }],
+                    }],
+                });
+                let response = self
+                    .remote
+                    .send(node, &addr, request)
+                    .and_then(persister::wait_reply)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "share state not read");
+                        weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE
+                    })?;
+                let Response::ReadShareGroupState(r) = response else {
+                    return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+                };
+                let p = r
+                    .results
+                    .into_iter()
+                    .flat_map(|t| t.partitions)
+                    .next()
+                    .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+                if p.error_code != weir_protocol::ErrorCode::NONE {
+                    return Err(p.error_code);
+                }
+                if p.start_offset < 0 {
+                    return Ok(None);
+                }
+                let batches = persister::from_wire(&p.state_batches)
+                    .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+                Ok(Some((
+                    PersistedPartition {
+                        start_offset: p.start_offset,
+                        batches,
+                    },
+                    p.state_epoch,
+                )))
+            }
+        }
+    }
+
+    fn initialize_state(
+        &self,
+        key: &ShareKey,
+        start_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), PersistError> {
+        use weir_protocol::requests::{
+            InitializeShareGroupStateRequest, InitializeShareStatePartition,
+            InitializeShareStateTopic,
+        };
+        match self.owner() {
+            persister::Owner::Local => {
+                let mut pending = Pending::default();
+                pending.push(self.owner_initialize(key, start_offset, 0, now_ms)?);
+                self.wait(pending)
+                    .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+            persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            persister::Owner::Remote { node, addr } => {
+                let request =
+                    Request::InitializeShareGroupState(InitializeShareGroupStateRequest {
+                        group_id: key.0.clone(),
+                        topics: vec![InitializeShareStateTopic {
+                            topic_id: key.1,
+                            partitions: vec![InitializeShareStatePartition {
+                                partition: key.2,
+                                state_epoch: 0,
+                                start_offset,
+                            }],
+                        }],
+                    });
+                let response = self
+                    .remote
+                    .send(node, &addr, request)
+                    .and_then(persister::wait_reply)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "share state not initialized");
+                        weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE
+                    })?;
+                first_result_code(&response)
+            }
+        }
+    }
+
+    /// Every loaded share-partition of `group`.
     pub fn group_partitions(&self, group: &str) -> Vec<(ShareKey, SharedPartition)> {
         self.partitions
             .lock()
@@ -296,7 +854,7 @@ impl ShareCoordinator {
             .collect()
     }
 
-    /// Every share-partition.
+    /// Every loaded share-partition.
     pub fn all_partitions(&self) -> Vec<(ShareKey, SharedPartition)> {
         self.partitions
             .lock()
@@ -305,85 +863,96 @@ impl ShareCoordinator {
             .collect()
     }
 
-    /// The share-partition of `key`, created at `start_offset()` if it has no state yet (the
-    /// creation, and the group's, are appended to the log: wait for `pending`).
-    pub fn get_or_init(
-        &self,
-        key: &ShareKey,
-        settings: &ShareSettings,
-        start_offset: impl FnOnce() -> i64,
-        now_ms: i64,
-        pending: &mut Pending,
-    ) -> Result<SharedPartition, ShareStateError> {
-        if let Some(p) = self.partition(key) {
-            return Ok(p);
-        }
-        let mut groups = self.groups.lock();
-        groups
-            .ensure(&key.0)
-            .map_err(|e| ShareStateError::GroupLimit(e.message.unwrap_or_default()))?;
-        let group_records = self.group_records(&mut groups);
-        let mut partitions = self.partitions.lock();
-        if let Some(p) = partitions.get(key) {
-            return Ok(p.clone());
-        }
-        let sp = SharePartition::new(start_offset(), settings.clone());
-        let mut records = group_records;
-        records.push(partition_snapshot_record(key, &sp.persisted()));
-        pending.push(self.store.append(&records, now_ms)?);
-        let shared = Arc::new(Mutex::new(sp));
-        partitions.insert(key.clone(), shared.clone());
-        Ok(shared)
-    }
-
-    fn group_records(&self, groups: &mut ShareGroups) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        groups
-            .take_dirty_groups()
-            .into_iter()
-            .map(|(g, epoch)| (StateKey::Group(g).encode(), epoch.map(encode_group_value)))
-            .collect()
-    }
-
-    /// Appends the group epochs that changed (call with `groups` locked).
-    pub fn persist_groups(
-        &self,
-        groups: &mut ShareGroups,
-        now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
-        let records = self.group_records(groups);
-        self.store.append(&records, now_ms)
-    }
-
-    /// Appends what changed in one share-partition (call with its lock held).
+    /// Writes what changed in one loaded share-partition to the owner of its state (call with
+    /// its lock held, so writes leave in the order the changes were made). On failure the
+    /// share-partition is dropped: the next fetch loads what the owner has.
     pub fn persist(
         &self,
         key: &ShareKey,
         sp: &mut SharePartition,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
-        let Some(update) = sp.take_update() else {
-            return Ok(None);
+    ) -> Result<Pending, PersistError> {
+        use weir_protocol::requests::{
+            WriteShareGroupStateRequest, WriteShareStatePartition, WriteShareStateTopic,
         };
-        let record = (
-            partition_key(key),
-            Some(encode_partition_value(&PartitionValue::Update(update))),
-        );
-        self.store.append(&[record], now_ms)
+        let mut pending = Pending::default();
+        let Some(update) = sp.take_update() else {
+            return Ok(pending);
+        };
+        let epochs = sp.epochs();
+        let result = match self.owner() {
+            persister::Owner::Local => self
+                .owner_write(
+                    key,
+                    epochs.state_epoch,
+                    epochs.leader_epoch,
+                    &update,
+                    now_ms,
+                )
+                .map(|p| pending.push(p)),
+            persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            persister::Owner::Remote { node, addr } => {
+                let request = Request::WriteShareGroupState(WriteShareGroupStateRequest {
+                    group_id: key.0.clone(),
+                    topics: vec![WriteShareStateTopic {
+                        topic_id: key.1,
+                        partitions: vec![WriteShareStatePartition {
+                            partition: key.2,
+                            state_epoch: epochs.state_epoch,
+                            leader_epoch: epochs.leader_epoch,
+                            start_offset: update.start_offset,
+                            state_batches: persister::to_wire(&update.batches),
+                        }],
+                    }],
+                });
+                match self.remote.send(node, &addr, request) {
+                    Ok(reply) => {
+                        pending.remote.push((key.clone(), reply));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "share state not written");
+                        Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+                    }
+                }
+            }
+        };
+        if let Err(code) = result {
+            // Never taken under the map's lock elsewhere (see the module's lock order).
+            self.partitions.lock().remove(key);
+            return Err(code);
+        }
+        Ok(pending)
     }
 
-    /// Waits until `pending` is durable. Blocking.
+    /// Waits until `pending` is durable. Blocking. A remote write that failed drops its
+    /// share-partition (it is loaded again from the owner).
     pub fn wait(&self, pending: Pending) -> Result<(), OffsetError> {
         let mut result = Ok(());
-        for p in pending.0 {
+        for p in pending.appends {
             if let Err(e) = self.store.wait(p) {
                 result = Err(e);
+            }
+        }
+        for (key, reply) in pending.remote {
+            let code = persister::wait_reply(reply)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "share state not written");
+                })
+                .and_then(|r| first_result_code(&r).map_err(|_| ()));
+            if code.is_err() {
+                self.drop_loaded(&key);
+                result = Err(OffsetError::NotCoordinator(
+                    crate::partition::ReplicaError::NotLeader,
+                ));
             }
         }
         result
     }
 
-    /// Members that left or timed out: their records are available again at once, their
-    /// sessions gone.
+    /// Members that left or timed out: their records in the share-partitions loaded here are
+    /// available again at once, their sessions here gone. (Records they hold at other leaders
+    /// come back when their locks run out, as in Kafka.)
     pub fn release_departed(&self, departed: &[Departed], now_ms: i64) -> Pending {
         let mut pending = Pending::default();
         if departed.is_empty() {
@@ -401,8 +970,8 @@ impl ShareCoordinator {
                 let mut sp = sp.lock();
                 if sp.release_member(&member, now_ms) > 0 {
                     match self.persist(&key, &mut sp, now_ms) {
-                        Ok(p) => pending.push(p),
-                        Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                        Ok(p) => pending.extend(p),
+                        Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
                     }
                 }
             }
@@ -411,19 +980,23 @@ impl ShareCoordinator {
         pending
     }
 
-    /// Timers: member sessions, record locks. Returns what to wait for.
-    pub fn tick(&self, now_ms: i64) -> Pending {
-        let mut pending = Pending::default();
-        let departed = {
+    /// Group timers (group coordinator side): member sessions. Blocking: the epochs are
+    /// durable on return; returns what else to wait for.
+    pub fn tick_groups(&self, offsets: &OffsetStore, now_ms: i64) -> Pending {
+        let (departed, write) = {
             let mut groups = self.groups.lock();
             let departed = groups.tick(now_ms);
-            match self.persist_groups(&mut groups, now_ms) {
-                Ok(p) => pending.push(p),
-                Err(e) => tracing::warn!(error = %e, "share group epochs not persisted"),
-            }
-            departed
+            (departed, Self::persist_groups(&mut groups, offsets, now_ms))
         };
-        pending.extend(self.release_departed(&departed, now_ms));
+        if let Err(e) = write.and_then(|w| offsets.wait_group_records(w, now_ms)) {
+            tracing::warn!(error = %e, "share group epochs not persisted");
+        }
+        self.release_departed(&departed, now_ms)
+    }
+
+    /// Timers of the loaded share-partitions (leader side): record locks, due records.
+    pub fn tick(&self, now_ms: i64) -> Pending {
+        let mut pending = Pending::default();
         let mut woke = false;
         for (key, sp) in self.all_partitions() {
             let mut sp = sp.lock();
@@ -438,8 +1011,8 @@ impl ShareCoordinator {
             woke |= expired > 0 || due;
             if sp.has_update() {
                 match self.persist(&key, &mut sp, now_ms) {
-                    Ok(p) => pending.push(p),
-                    Err(e) => tracing::warn!(error = %e, "share state not persisted"),
+                    Ok(p) => pending.extend(p),
+                    Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
                 }
             }
         }
@@ -448,134 +1021,20 @@ impl ShareCoordinator {
         }
         pending
     }
+}
 
-    /// Drops the state of share-partitions whose topic is gone (`exists` says which topic ids
-    /// still exist), with tombstones.
-    pub fn forget_deleted_topics(
-        &self,
-        exists: impl Fn(&[u8; 16]) -> bool,
-        now_ms: i64,
-    ) -> Pending {
-        let gone: Vec<ShareKey> = self
-            .partitions
-            .lock()
-            .keys()
-            .filter(|k| !exists(&k.1))
-            .cloned()
-            .collect();
-        self.remove_partitions(&gone, now_ms)
-    }
-
-    /// Deletes the state of `keys` (tombstones).
-    pub fn remove_partitions(&self, keys: &[ShareKey], now_ms: i64) -> Pending {
-        let mut pending = Pending::default();
-        if keys.is_empty() {
-            return pending;
-        }
-        let mut partitions = self.partitions.lock();
-        let mut intents = self.intents.lock();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        for k in keys {
-            if partitions.remove(k).is_some() {
-                records.push((partition_key(k), None));
-            }
-            if intents.remove(k).is_some() {
-                records.push((intent_key(k), None));
-            }
-        }
-        match self.store.append(&records, now_ms) {
-            Ok(p) => pending.push(p),
-            Err(e) => tracing::warn!(error = %e, "share state tombstones not persisted"),
-        }
-        pending
-    }
-
-    /// Replaces the state of `key` by a fresh start at `offset` (AlterShareGroupOffsets).
-    pub fn reset(
-        &self,
-        key: &ShareKey,
-        settings: &ShareSettings,
-        offset: i64,
-        now_ms: i64,
-    ) -> Result<Pending, ShareStateError> {
-        let mut pending = Pending::default();
-        let mut groups = self.groups.lock();
-        groups
-            .ensure(&key.0)
-            .map_err(|e| ShareStateError::GroupLimit(e.message.unwrap_or_default()))?;
-        let mut records = self.group_records(&mut groups);
-        let mut partitions = self.partitions.lock();
-        let sp = SharePartition::new(offset, settings.clone());
-        records.push(partition_snapshot_record(key, &sp.persisted()));
-        pending.push(self.store.append(&records, now_ms)?);
-        partitions.insert(key.clone(), Arc::new(Mutex::new(sp)));
-        Ok(pending)
-    }
-
-    /// Deletes an empty share group with all its state. `Err` with Kafka's code otherwise.
-    pub fn delete_group(
-        &self,
-        group: &str,
-        now_ms: i64,
-    ) -> Result<Pending, weir_protocol::ErrorCode> {
-        let mut groups = self.groups.lock();
-        groups.delete(group)?;
-        let mut pending = Pending::default();
-        let records = self.group_records(&mut groups);
-        self.sessions.lock().remove_group(group);
-        self.partitions.lock().retain(|k, _| k.0 != group);
-        // The group's tombstone drops its intents at replay too.
-        self.intents.lock().retain(|k, _| k.0 != group);
-        match self.store.append(&records, now_ms) {
-            Ok(p) => pending.push(p),
-            Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
-        }
-        Ok(pending)
-    }
-
-    /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
-    /// before. Blocking.
-    pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let live = self.partitions.lock().len()
-            + self.groups.lock().all_epochs().len()
-            + self.intents.lock().len();
-        let Some(cut) = self.store.compaction_cut(live) else {
-            return Ok(());
-        };
-        let mut pending = Pending::default();
-        {
-            let groups = self.groups.lock();
-            let intents = self.intents.lock();
-            let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = groups
-                .all_epochs()
-                .into_iter()
-                .map(|(g, e)| (StateKey::Group(g).encode(), Some(encode_group_value(e))))
-                .chain(
-                    intents
-                        .iter()
-                        .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i)))),
-                )
-                .collect();
-            pending.push(self.store.append(&records, now_ms)?);
-        }
-        for (key, sp) in self.all_partitions() {
-            let mut sp = sp.lock();
-            // The snapshot supersedes any pending update of this share-partition.
-            let _ = sp.take_update();
-            let record = partition_snapshot_record(&key, &sp.persisted());
-            pending.push(self.store.append(&[record], now_ms)?);
-        }
-        self.wait(pending)?;
-        self.store.delete_before(cut)?;
-        Ok(())
-    }
-
-    /// Start offsets of `group`'s share-partitions.
-    pub fn start_offsets(&self, group: &str) -> BTreeMap<([u8; 16], i32), i64> {
-        self.group_partitions(group)
-            .into_iter()
-            .map(|((_, t, p), sp)| ((t, p), sp.lock().start_offset()))
-            .collect()
+/// The code of the first partition of an Initialize/Write/Delete answer.
+fn first_result_code(response: &Response) -> Result<(), PersistError> {
+    let results = match response {
+        Response::InitializeShareGroupState(r) => &r.results,
+        Response::WriteShareGroupState(r) => &r.results,
+        Response::DeleteShareGroupState(r) => &r.results,
+        _ => return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+    };
+    match results.iter().flat_map(|t| t.partitions.iter()).next() {
+        Some(p) if p.error_code == weir_protocol::ErrorCode::NONE => Ok(()),
+        Some(p) => Err(p.error_code),
+        None => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
     }
 }
 
@@ -630,7 +1089,7 @@ mod tests {
         let (mut store, replayed) = ShareStateStore::open(&topics).expect("store");
         store.set_compact_after_records(50);
         let c = ShareCoordinator::new(store, ShareDefaults::default());
-        c.load(replayed);
+        c.load(replayed, |_| true);
         (topics, c)
     }
 
@@ -642,11 +1101,7 @@ mod tests {
         {
             let (_topics, c) = open(dir.path());
             let settings = ShareSettings::default();
-            let mut pending = Pending::default();
-            let sp = c
-                .get_or_init(&key, &settings, || 0, 0, &mut pending)
-                .expect("init");
-            c.wait(pending).expect("durable");
+            let sp = c.load_partition(&key, 0, &settings, || 0, 0).expect("init");
             // 500 records, each acquired and accepted on its own: 500 updates.
             for offset in 0..500 {
                 let mut p = sp.lock();
@@ -669,9 +1124,7 @@ mod tests {
                 .expect("ack");
                 let pending = c.persist(&key, &mut p, 0).expect("append");
                 drop(p);
-                let mut all = Pending::default();
-                all.push(pending);
-                c.wait(all).expect("durable");
+                c.wait(pending).expect("durable");
                 c.compact_if_due(0).expect("compaction");
             }
             let partition = c.store.partition().expect("partition");
@@ -684,7 +1137,13 @@ mod tests {
             );
         }
         let (_topics, c) = open(dir.path());
-        let sp = c.partition(&key).expect("restored");
+        assert!(
+            c.partition(&key).is_none(),
+            "loaded on first fetch, not at start"
+        );
+        let sp = c
+            .load_partition(&key, 0, &ShareSettings::default(), || 12_345, 0)
+            .expect("restored");
         let mut p = sp.lock();
         assert_eq!(
             p.start_offset(),
@@ -700,5 +1159,126 @@ mod tests {
             "only the released record is delivered again"
         );
         assert!(c.groups.lock().contains("g"));
+    }
+
+    fn accept_one(c: &ShareCoordinator, key: &ShareKey, sp: &SharedPartition, offset: i64) {
+        let member: partition::MemberId = Arc::from("m");
+        let mut p = sp.lock();
+        let got = p.acquire(&member, &[(offset, offset)], 1, 0, |_| Disposition::Deliver);
+        assert_eq!(got.len(), 1, "offset {offset} acquired");
+        p.acknowledge(
+            &member,
+            &[AckBatch {
+                first_offset: offset,
+                last_offset: offset,
+                types: vec![AckType::Accept],
+            }],
+            0,
+        )
+        .expect("ack");
+        let pending = c.persist(key, &mut p, 0).expect("written");
+        drop(p);
+        c.wait(pending).expect("durable");
+    }
+
+    #[test]
+    fn a_new_leader_loads_what_the_old_one_wrote_and_the_old_one_is_fenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let key: ShareKey = ("g".into(), [7; 16], 0);
+        let settings = ShareSettings::default();
+        // The leader at epoch 3 accepts offsets 0 and 1.
+        let old = c.load_partition(&key, 3, &settings, || 0, 0).expect("load");
+        accept_one(&c, &key, &old, 0);
+        accept_one(&c, &key, &old, 1);
+        assert_eq!(c.owner_summary(&key).map(|s| s.0), Some(2));
+        // Leadership moved (epoch 4): the state loaded at epoch 3 is dropped, not reused.
+        assert!(
+            c.loaded(&key, 4).is_none(),
+            "state of another epoch is dropped"
+        );
+        assert!(c.partition(&key).is_none());
+        let new = c
+            .load_partition(&key, 4, &settings, || 0, 0)
+            .expect("reload");
+        assert_eq!(
+            new.lock().start_offset(),
+            2,
+            "the new leader starts after the accepted"
+        );
+        // The deposed leader's write is refused by the owner: it cannot undo the new one's.
+        let stale = PersistedPartition {
+            start_offset: 0,
+            batches: Vec::new(),
+        };
+        assert_eq!(
+            c.owner_write(&key, 0, 3, &stale, 0).err(),
+            Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
+        );
+        assert_eq!(
+            c.owner_read(&key, 3).err(),
+            Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
+        );
+        accept_one(&c, &key, &new, 2);
+        assert_eq!(c.owner_summary(&key).map(|s| (s.0, s.2)), Some((3, 4)));
+    }
+
+    #[test]
+    fn leaders_drop_the_share_partitions_they_no_longer_lead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let settings = ShareSettings::default();
+        let led: ShareKey = ("g".into(), [1; 16], 0);
+        let moved: ShareKey = ("g".into(), [1; 16], 1);
+        let lost: ShareKey = ("g".into(), [1; 16], 2);
+        for k in [&led, &moved, &lost] {
+            c.load_partition(k, 5, &settings, || 0, 0).expect("load");
+        }
+        let dropped = c.drop_unled(|k| match k.2 {
+            0 => Some(5),
+            1 => Some(6),
+            _ => None,
+        });
+        assert_eq!(dropped, 2);
+        assert!(c.partition(&led).is_some());
+        assert!(
+            c.partition(&moved).is_none(),
+            "led again at a newer epoch: reloaded"
+        );
+        assert!(c.partition(&lost).is_none(), "not led any more");
+    }
+
+    #[test]
+    fn an_altered_state_fences_the_leader_that_loaded_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, c) = open(dir.path());
+        let key: ShareKey = ("g".into(), [2; 16], 0);
+        let sp = c
+            .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
+            .expect("load");
+        let pending = c.reset(&key, 10, 0).expect("reset");
+        c.wait(pending).expect("durable");
+        let member: partition::MemberId = Arc::from("m");
+        let mut p = sp.lock();
+        p.acquire(&member, &[(0, 0)], 1, 0, |_| Disposition::Deliver);
+        p.acknowledge(
+            &member,
+            &[AckBatch {
+                first_offset: 0,
+                last_offset: 0,
+                types: vec![AckType::Accept],
+            }],
+            0,
+        )
+        .expect("ack");
+        assert_eq!(
+            c.persist(&key, &mut p, 0).err(),
+            Some(weir_protocol::ErrorCode::FENCED_STATE_EPOCH)
+        );
+        drop(p);
+        let again = c
+            .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
+            .expect("reload");
+        assert_eq!(again.lock().start_offset(), 10);
     }
 }

@@ -261,6 +261,16 @@ pub struct SharePartition {
     start_moved: bool,
     /// Records waiting for the dead-letter topic, in offset order.
     archiving: BTreeSet<i64>,
+    /// The leader epoch of the data partition this state was loaded under and the state epoch
+    /// it was loaded at: the owner of the durable state refuses writes from older ones.
+    epochs: LoadEpochs,
+}
+
+/// The epochs a share-partition was loaded under (see `SharePartition::epochs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadEpochs {
+    pub leader_epoch: i32,
+    pub state_epoch: i32,
 }
 
 impl SharePartition {
@@ -274,7 +284,17 @@ impl SharePartition {
             dirty: BTreeSet::new(),
             start_moved: true,
             archiving: BTreeSet::new(),
+            epochs: LoadEpochs::default(),
         }
+    }
+
+    /// The epochs this state was loaded under.
+    pub fn epochs(&self) -> LoadEpochs {
+        self.epochs
+    }
+
+    pub fn set_epochs(&mut self, epochs: LoadEpochs) {
+        self.epochs = epochs;
     }
 
     /// Rebuilds a share-partition from its persisted state: every record that was acquired is

@@ -186,7 +186,7 @@ pub fn decode_group_value(mut b: &[u8]) -> Option<i32> {
     Some(b.get_i32())
 }
 
-fn state_code(s: PersistedState) -> u8 {
+pub fn state_code(s: PersistedState) -> u8 {
     match s {
         PersistedState::Available => 0,
         PersistedState::Acknowledged => 2,
@@ -197,7 +197,7 @@ fn state_code(s: PersistedState) -> u8 {
     }
 }
 
-fn state_of(code: u8) -> Option<PersistedState> {
+pub fn state_of(code: u8) -> Option<PersistedState> {
     Some(match code {
         0 => PersistedState::Available,
         2 => PersistedState::Acknowledged,

@@ -1,0 +1,255 @@
+//! The owner side of the share state persister (KIP-932): InitializeShareGroupState,
+//! ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState and
+//! ReadShareGroupStateSummary, sent by the leaders of data partitions on other brokers to the
+//! broker that leads the share state partition. Leaders on that broker call the same
+//! `ShareCoordinator::owner_*` functions in-process. A broker that does not own the state
+//! answers NOT_COORDINATOR, and the sender looks for the owner again.
+
+use std::sync::Arc;
+
+use weir_protocol::requests::{
+    DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+};
+use weir_protocol::responses::{
+    DeleteShareGroupStateResponse, InitializeShareGroupStateResponse, ReadShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse, ReadShareStatePartitionResult,
+    ReadShareStateSummaryPartitionResult, ReadShareStateSummaryTopicResult,
+    ReadShareStateTopicResult, ShareStatePartitionResult, ShareStateTopicResult,
+};
+use weir_protocol::{ErrorCode, Response};
+
+use super::{blocking, ResponseFuture};
+use crate::broker::Broker;
+use crate::share::partition::PersistedPartition;
+use crate::share::persister::{from_wire, to_wire};
+use crate::share::{Pending, ShareKey};
+
+fn result(partition: i32, code: ErrorCode) -> ShareStatePartitionResult {
+    ShareStatePartitionResult {
+        partition,
+        error_code: code,
+        error_message: None,
+    }
+}
+
+/// Answers once `pending` is durable; results that were NONE become `failed` otherwise.
+fn answer_when_durable(
+    broker: &Arc<Broker>,
+    pending: Pending,
+    mut results: Vec<ShareStateTopicResult>,
+    wrap: fn(Vec<ShareStateTopicResult>) -> Response,
+) -> ResponseFuture {
+    let b = broker.clone();
+    Box::pin(async move {
+        let durable = pending.is_empty()
+            || matches!(blocking(move || b.share.wait(pending)).await, Some(Ok(())));
+        if !durable {
+            for p in results.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                if p.error_code == ErrorCode::NONE {
+                    p.error_code = ErrorCode::COORDINATOR_NOT_AVAILABLE;
+                }
+            }
+        }
+        Some(wrap(results))
+    })
+}
+
+/// InitializeShareGroupState: share-partitions start at the given offsets (unless they have
+/// state already).
+pub fn initialize(broker: &Arc<Broker>, r: InitializeShareGroupStateRequest) -> ResponseFuture {
+    let owner = broker.is_share_coordinator();
+    let now = broker.now_ms();
+    let mut pending = Pending::default();
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| ShareStateTopicResult {
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    if !owner {
+                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
+                    }
+                    if p.start_offset < 0 {
+                        return result(p.partition, ErrorCode::INVALID_REQUEST);
+                    }
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    match broker
+                        .share
+                        .owner_initialize(&key, p.start_offset, p.state_epoch, now)
+                    {
+                        Ok(a) => {
+                            pending.push(a);
+                            result(p.partition, ErrorCode::NONE)
+                        }
+                        Err(code) => result(p.partition, code),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    answer_when_durable(broker, pending, results, |results| {
+        Response::InitializeShareGroupState(InitializeShareGroupStateResponse { results })
+    })
+}
+
+/// ReadShareGroupState: a leader loads a share-partition (start offset -1: no state yet).
+pub fn read(broker: &Broker, r: ReadShareGroupStateRequest) -> ReadShareGroupStateResponse {
+    let owner = broker.is_share_coordinator();
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| ReadShareStateTopicResult {
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut out = ReadShareStatePartitionResult {
+                        partition: p.partition,
+                        start_offset: -1,
+                        ..ReadShareStatePartitionResult::default()
+                    };
+                    if !owner {
+                        out.error_code = ErrorCode::NOT_COORDINATOR;
+                        return out;
+                    }
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    match broker.share.owner_read(&key, p.leader_epoch) {
+                        Ok(Some((state, state_epoch))) => {
+                            out.start_offset = state.start_offset;
+                            out.state_epoch = state_epoch;
+                            out.state_batches = to_wire(&state.batches);
+                        }
+                        Ok(None) => {}
+                        Err(code) => out.error_code = code,
+                    }
+                    out
+                })
+                .collect(),
+        })
+        .collect();
+    ReadShareGroupStateResponse { results }
+}
+
+/// WriteShareGroupState: a leader's changes, durable before the answer.
+pub fn write(broker: &Arc<Broker>, r: WriteShareGroupStateRequest) -> ResponseFuture {
+    let owner = broker.is_share_coordinator();
+    let now = broker.now_ms();
+    let mut pending = Pending::default();
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| ShareStateTopicResult {
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    if !owner {
+                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
+                    }
+                    let Some(batches) = from_wire(&p.state_batches) else {
+                        return result(p.partition, ErrorCode::INVALID_REQUEST);
+                    };
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    let update = PersistedPartition {
+                        start_offset: p.start_offset,
+                        batches,
+                    };
+                    match broker.share.owner_write(
+                        &key,
+                        p.state_epoch,
+                        p.leader_epoch,
+                        &update,
+                        now,
+                    ) {
+                        Ok(a) => {
+                            pending.push(a);
+                            result(p.partition, ErrorCode::NONE)
+                        }
+                        Err(code) => result(p.partition, code),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    answer_when_durable(broker, pending, results, |results| {
+        Response::WriteShareGroupState(weir_protocol::responses::WriteShareGroupStateResponse {
+            results,
+        })
+    })
+}
+
+/// DeleteShareGroupState: forgets share-partitions' state.
+pub fn delete(broker: &Arc<Broker>, r: DeleteShareGroupStateRequest) -> ResponseFuture {
+    let owner = broker.is_share_coordinator();
+    let now = broker.now_ms();
+    let mut keys = Vec::new();
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| ShareStateTopicResult {
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    if !owner {
+                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
+                    }
+                    keys.push((r.group_id.clone(), t.topic_id, p.partition));
+                    result(p.partition, ErrorCode::NONE)
+                })
+                .collect(),
+        })
+        .collect();
+    let pending = broker.share.remove_partitions(&keys, now);
+    answer_when_durable(broker, pending, results, |results| {
+        Response::DeleteShareGroupState(DeleteShareGroupStateResponse { results })
+    })
+}
+
+/// ReadShareGroupStateSummary: start offsets (-1: no state) and the newest leader epochs.
+pub fn read_summary(
+    broker: &Broker,
+    r: ReadShareGroupStateSummaryRequest,
+) -> ReadShareGroupStateSummaryResponse {
+    let owner = broker.is_share_coordinator();
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| ReadShareStateSummaryTopicResult {
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut out = ReadShareStateSummaryPartitionResult {
+                        partition: p.partition,
+                        start_offset: -1,
+                        leader_epoch: -1,
+                        ..ReadShareStateSummaryPartitionResult::default()
+                    };
+                    if !owner {
+                        out.error_code = ErrorCode::NOT_COORDINATOR;
+                        return out;
+                    }
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    if let Some((start, state_epoch, leader_epoch)) =
+                        broker.share.owner_summary(&key)
+                    {
+                        out.start_offset = start;
+                        out.state_epoch = state_epoch;
+                        out.leader_epoch = leader_epoch;
+                    }
+                    out
+                })
+                .collect(),
+        })
+        .collect();
+    ReadShareGroupStateSummaryResponse { results }
+}
