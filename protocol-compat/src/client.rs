@@ -60,6 +60,7 @@ pub(crate) fn custom_client_version(api_key: i16) -> Option<i16> {
         k::CREATE_PARTITIONS => 3,
         k::DESCRIBE_CONFIGS => 4,
         k::INCREMENTAL_ALTER_CONFIGS => 1,
+        k::INIT_PRODUCER_ID => 5,
         _ => return None,
     })
 }
@@ -361,6 +362,17 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                     e
                 })
                 .collect();
+            put(out, v, &msg)
+        }
+        Request::InitProducerId(r) => {
+            let mut msg = m::InitProducerIdRequest::default();
+            msg.transactional_id = r
+                .transactional_id
+                .as_deref()
+                .map(|t| m::TransactionalId(sb(t)));
+            msg.transaction_timeout_ms = r.transaction_timeout_ms;
+            msg.producer_id = m::ProducerId(r.producer_id);
+            msg.producer_epoch = r.producer_epoch;
             put(out, v, &msg)
         }
         Request::FindCoordinator(r) => {
@@ -795,6 +807,15 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                     .collect(),
             })
         }
+        k::INIT_PRODUCER_ID => {
+            let r: m::InitProducerIdResponse = kp(b, v)?;
+            Response::InitProducerId(InitProducerIdResponse {
+                throttle_time_ms: r.throttle_time_ms,
+                error_code: ec(r.error_code),
+                producer_id: r.producer_id.0,
+                producer_epoch: r.producer_epoch,
+            })
+        }
         k::FIND_COORDINATOR => {
             let r: m::FindCoordinatorResponse = kp(b, v)?;
             if v < 4 {
@@ -1076,10 +1097,10 @@ mod tests {
 
     #[test]
     fn unimplemented_api_is_an_error() {
-        let r = Request::InitProducerId(InitProducerIdRequest::default());
+        let r = Request::AlterConfigs(AlterConfigsRequest::default());
         assert_eq!(
             encode_request(1, "x", &r).map(|_| ()),
-            Err(ClientError::Unsupported(k::INIT_PRODUCER_ID))
+            Err(ClientError::Unsupported(k::ALTER_CONFIGS))
         );
     }
 }
