@@ -143,7 +143,7 @@ def test_quota_altered_through_one_broker_applies_on_the_other(cluster_factory):
     c.wait_formed()
     b1, b2 = c.broker(1), c.broker(2)
     topic, client_id = name("cq"), name("slow")
-    admin = admin_client(c.bootstrap())
+    admin = admin_client(c.bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(WAIT_S)
 
     def partition_led_by_2():
@@ -163,7 +163,7 @@ def test_quota_altered_through_one_broker_applies_on_the_other(cluster_factory):
         == [{"entity": f"client-id={client_id}", "values": {"producer_byte_rate": 2000.0}}],
     )
     throttles = []
-    p = producer(c.bootstrap(), **{
+    p = producer(c.bootstrap, **{
         "client.id": client_id,
         "linger.ms": 5,
         "throttle_cb": lambda e: throttles.append(e.throttle_time),
