@@ -728,7 +728,7 @@ mod tests {
         assert!(QuotaEntity::from_components(&[]).is_err());
         assert!(QuotaEntity::from_components(&[c(USER, Some("a")), c(USER, Some("b"))]).is_err());
         assert!(QuotaEntity::from_components(&[c("group", Some("a"))]).is_err());
-        assert!(QuotaEntity::from_components(&[c(IP, Some("1.2.3.4"))]).is_err());
+        assert!(QuotaEntity::from_components(&[c(IP, Some("not-an-ip"))]).is_err());
         assert_eq!(
             QuotaEntity::from_components(&[c(CLIENT_ID, None), c(USER, Some("a"))]).ok(),
             Some(entity(named("a"), D))
