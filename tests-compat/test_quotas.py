@@ -8,6 +8,7 @@ and the `throttle` statistics), while a producer with another client id is not t
 import json
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -66,6 +67,21 @@ def test_quota_cli_sets_lists_and_removes(broker):
     assert out.returncode != 0 and "INVALID_REQUEST" in out.stderr, out.stderr
 
 
+def metrics(broker):
+    url = f"http://127.0.0.1:{broker.admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=WAIT_S) as r:
+        return r.read().decode()
+
+
+def sample(text, metric, **labels):
+    """The sum of the series of `metric` carrying these labels (0 if none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(metric + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def produce_measured(broker, topic, client_id):
     """Produces RECORDS records of RECORD_BYTES as `client_id`; returns (seconds taken, throttle
     times seen by throttle_cb, the largest `throttle` max of the statistics)."""
@@ -122,5 +138,13 @@ def test_a_producer_over_its_byte_rate_is_held_to_it_and_told_so(broker):
         _, throttles, stats_max = produce_measured(broker, topic, free)
         assert [t for t in throttles if t > 0] == []
         assert stats_max == 0
+
+        # Per client on /metrics: the throttle given and the bytes counted.
+        text = metrics(broker)
+        assert sample(text, "weir_quota_throttle_time_ms_total", quota_type="produce",
+                      client_id=slow) > 0
+        assert sample(text, "weir_quota_throttle_time_ms_total", client_id=free) == 0
+        assert sample(text, "weir_quota_bytes_total", quota_type="produce",
+                      client_id=free) >= payload
     finally:
         quota(broker, "remove", "--client-id", slow)

@@ -471,6 +471,14 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
             json!(c.admin.token_file.as_ref().map(|p| p.display().to_string())),
         );
         o.insert("admin-insecure".into(), json!(c.admin.insecure));
+        o.insert(
+            "max-connections-per-ip-overrides".into(),
+            json!(c.max_connections_per_ip_overrides.text),
+        );
+        o.insert(
+            "max-connection-creation-rate".into(),
+            json!(c.max_connection_creation_rate),
+        );
     }
     v
 }

@@ -80,6 +80,12 @@ pub struct BrokerConfig {
     pub group_consumer_max_size: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Kafka's max.connections.per.ip.overrides: per-IP limits in place of
+    /// `max_connections_per_ip` (host names resolved once, at start).
+    pub max_connections_per_ip_overrides: ConnectionOverrides,
+    /// Kafka's max.connection.creation.rate: connections per second accepted across the client
+    /// listeners; over it, accepting waits (the inter-broker listener is not counted).
+    pub max_connection_creation_rate: u32,
     pub max_in_flight_requests_per_connection: usize,
     pub max_request_bytes: usize,
     /// Bytes of requests, across all connections, read but not yet answered (Kafka's
@@ -166,6 +172,9 @@ impl Default for BrokerConfig {
             group_consumer_max_size: 1_000,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
+            max_connections_per_ip_overrides: ConnectionOverrides::default(),
+            // Kafka's default, Int.MaxValue: no limit.
+            max_connection_creation_rate: i32::MAX as u32,
             max_in_flight_requests_per_connection: 64,
             max_request_bytes: weir_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
             max_queued_request_bytes: 256 << 20,
@@ -395,6 +404,8 @@ pub struct FileConfig {
     pub group_consumer_assignors: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub max_connections_per_ip_overrides: Option<String>,
+    pub max_connection_creation_rate: Option<u32>,
     pub max_in_flight_requests_per_connection: Option<usize>,
     pub max_request_bytes: Option<usize>,
     pub max_queued_request_bytes: Option<usize>,
@@ -537,6 +548,14 @@ impl FileConfig {
         take!(group_consumer_session_timeout_ms);
         take!(max_connections);
         take!(max_connections_per_ip);
+        take!(max_connection_creation_rate);
+        if let Some(v) = self.max_connections_per_ip_overrides {
+            config.max_connections_per_ip_overrides =
+                ConnectionOverrides::parse(&v).map_err(|message| ConfigFileError::Invalid {
+                    key: "max-connections-per-ip-overrides",
+                    message,
+                })?;
+        }
         take!(max_in_flight_requests_per_connection);
         take!(max_request_bytes);
         take!(max_queued_request_bytes);
@@ -739,5 +758,60 @@ mod tests {
         assert!(matches!(c.fsync, FsyncPolicy::Always));
         assert_eq!(c.admin_listener, None);
         assert_eq!(c.default_partitions, 3);
+    }
+}
+
+/// Kafka's `max.connections.per.ip.overrides`: `host:count` pairs, comma separated, each host
+/// an IP address or a name resolved (to all its addresses) when the config is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionOverrides {
+    /// As given, for DescribeConfigs.
+    pub text: String,
+    pub by_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+/// Most entries in `max-connections-per-ip-overrides` (a config value, but bound it all the same).
+const MAX_CONNECTION_OVERRIDES: usize = 10_000;
+
+impl ConnectionOverrides {
+    pub fn parse(text: &str) -> Result<ConnectionOverrides, String> {
+        use std::net::ToSocketAddrs;
+        let mut by_ip = std::collections::HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            // `rsplit`: an IPv6 address has colons of its own (`::1:50`).
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| format!("'{entry}' is not host:count"))?;
+            let count: usize = count
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{entry}': the count is not a whole number"))?;
+            let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+            let ips: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => (host, 0)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("'{entry}': cannot resolve {host}: {e}"))?
+                    .map(|a| a.ip())
+                    .collect(),
+            };
+            for ip in ips {
+                by_ip.insert(ip, count);
+            }
+            if by_ip.len() > MAX_CONNECTION_OVERRIDES {
+                return Err(format!(
+                    "more than {MAX_CONNECTION_OVERRIDES} addresses in the overrides"
+                ));
+            }
+        }
+        Ok(ConnectionOverrides {
+            text: text.trim().to_string(),
+            by_ip,
+        })
+    }
+
+    /// The most connections `ip` may have open.
+    pub fn limit(&self, ip: std::net::IpAddr, default: usize) -> usize {
+        self.by_ip.get(&ip).copied().unwrap_or(default)
     }
 }

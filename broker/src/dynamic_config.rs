@@ -772,6 +772,8 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "log.retention.check.interval.ms" => c.log_retention_check_interval_ms.to_string(),
         "max.connections" => c.max_connections.to_string(),
         "max.connections.per.ip" => c.max_connections_per_ip.to_string(),
+        "max.connections.per.ip.overrides" => c.max_connections_per_ip_overrides.text.clone(),
+        "max.connection.creation.rate" => c.max_connection_creation_rate.to_string(),
         // A single node: one replica of everything, internal topics included.
         "offsets.topic.replication.factor" | "default.replication.factor" => "1".to_string(),
         _ => return None,

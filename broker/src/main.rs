@@ -211,6 +211,14 @@ struct ServeArgs {
     /// Most open client connections from one IP address (max.connections.per.ip).
     #[arg(long, env = "WEIR_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    /// Per-IP limits in place of --max-connections-per-ip, as `host:count,...`
+    /// (max.connections.per.ip.overrides).
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS_PER_IP_OVERRIDES")]
+    max_connections_per_ip_overrides: Option<String>,
+    /// Connections accepted per second across the client listeners; over it, accepting waits
+    /// (max.connection.creation.rate).
+    #[arg(long, env = "WEIR_MAX_CONNECTION_CREATION_RATE")]
+    max_connection_creation_rate: Option<u32>,
     /// Requests read ahead of their responses on one connection.
     #[arg(long, env = "WEIR_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION")]
     max_in_flight_requests_per_connection: Option<usize>,
@@ -436,6 +444,14 @@ impl ServeArgs {
         if let Some(v) = self.max_connections_per_ip {
             config.max_connections_per_ip = v;
         }
+        if let Some(v) = &self.max_connections_per_ip_overrides {
+            config.max_connections_per_ip_overrides =
+                weir_broker::config::ConnectionOverrides::parse(v)
+                    .map_err(|e| anyhow::anyhow!("max-connections-per-ip-overrides: {e}"))?;
+        }
+        if let Some(v) = self.max_connection_creation_rate {
+            config.max_connection_creation_rate = v;
+        }
         if let Some(v) = self.max_in_flight_requests_per_connection {
             config.max_in_flight_requests_per_connection = v;
         }
@@ -489,9 +505,11 @@ impl ServeArgs {
             config.max_connections >= 1,
             "max-connections must be at least 1"
         );
+        // As Kafka: 0 only with overrides (only the IPs listed may connect).
         anyhow::ensure!(
-            config.max_connections_per_ip >= 1,
-            "max-connections-per-ip must be at least 1"
+            config.max_connections_per_ip >= 1
+                || !config.max_connections_per_ip_overrides.by_ip.is_empty(),
+            "max-connections-per-ip must be at least 1 (0 only with max-connections-per-ip-overrides)"
         );
         anyhow::ensure!(
             config.max_in_flight_requests_per_connection >= 1,

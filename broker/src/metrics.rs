@@ -88,9 +88,33 @@ pub struct WriteFailureLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    /// `max_connections` or `max_connections_per_ip`.
+    /// `max_connections`, `max_connections_per_ip` or `connection_creation_rate` (an IP over its
+    /// quota).
     pub reason: &'static str,
 }
+
+/// Whose connection creation rate delayed accepting.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AcceptThrottleLabels {
+    /// `broker` (max_connection_creation_rate: the accept waited) or `ip` (an IP's
+    /// connection_creation_rate quota: the connection was held, then closed).
+    pub scope: &'static str,
+}
+
+/// Labels of per-client quota metrics. `user` and `client_id` come from clients: past
+/// [`MAX_QUOTA_SERIES`] pairs, new ones are counted under [`OTHER_CLIENTS`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    /// `produce`, `fetch` or `request`.
+    pub quota_type: &'static str,
+    pub user: String,
+    pub client_id: String,
+}
+
+/// Most (user, client-id) pairs given series of their own in the quota metrics.
+pub const MAX_QUOTA_SERIES: usize = 1_000;
+/// The `user` and `client_id` of the pairs beyond [`MAX_QUOTA_SERIES`].
+pub const OTHER_CLIENTS: &str = "__other__";
 
 /// Labels of authentication outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,6 +165,11 @@ pub struct Metrics {
     pub authentications: Family<AuthLabels, Counter>,
     pub unauthenticated_closes: Family<UnauthenticatedCloseLabels, Counter>,
     pub inter_broker_authentication_failures: Family<InterBrokerAuthLabels, Counter>,
+    pub connection_accept_throttle_ms: Family<AcceptThrottleLabels, Counter>,
+    pub quota_throttle_ms: Family<QuotaLabels, Counter>,
+    pub quota_bytes: Family<QuotaLabels, Counter>,
+    /// The (user, client-id) pairs with series of their own (bounded by [`MAX_QUOTA_SERIES`]).
+    quota_clients: parking_lot::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -173,6 +202,9 @@ impl Metrics {
         let unauthenticated_closes = Family::<UnauthenticatedCloseLabels, Counter>::default();
         let inter_broker_authentication_failures =
             Family::<InterBrokerAuthLabels, Counter>::default();
+        let connection_accept_throttle_ms = Family::<AcceptThrottleLabels, Counter>::default();
+        let quota_throttle_ms = Family::<QuotaLabels, Counter>::default();
+        let quota_bytes = Family::<QuotaLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("weir");
         registry.register(
@@ -235,8 +267,27 @@ impl Metrics {
             "This broker's connections to other brokers refused in the TLS handshake or SASL authentication, by inter-broker listener and stage",
             inter_broker_authentication_failures.clone(),
         );
+        registry.register(
+            "connection_accept_throttle_time_ms",
+            "Milliseconds new connections were delayed by connection creation rates: the broker's max_connection_creation_rate (accepting waited) or an IP's connection_creation_rate quota (the connection was then closed)",
+            connection_accept_throttle_ms.clone(),
+        );
+        registry.register(
+            "quota_throttle_time_ms",
+            "Throttle time given to clients by their produce, fetch and request quotas, by quota type, user and client id (pairs past the series cap under __other__)",
+            quota_throttle_ms.clone(),
+        );
+        registry.register(
+            "quota_bytes",
+            "Bytes counted against clients' byte-rate quotas (produce requests, consumer fetch responses), by quota type, user and client id (pairs past the series cap under __other__)",
+            quota_bytes.clone(),
+        );
         Self {
             inter_broker_authentication_failures,
+            connection_accept_throttle_ms,
+            quota_throttle_ms,
+            quota_bytes,
+            quota_clients: Default::default(),
             authentications,
             unauthenticated_closes,
             registry,
@@ -249,6 +300,53 @@ impl Metrics {
             connections_accepted,
             connections_rejected,
             fsync_duration,
+        }
+    }
+
+    /// The labels of a client's quota metrics: its own while fewer than [`MAX_QUOTA_SERIES`]
+    /// pairs have series, else [`OTHER_CLIENTS`] (client ids are whatever clients send).
+    fn quota_labels(&self, quota_type: &'static str, user: &str, client_id: &str) -> QuotaLabels {
+        let mut known = self.quota_clients.lock();
+        let pair = (user.to_string(), client_id.to_string());
+        let own = known.contains(&pair) || {
+            let room = known.len() < MAX_QUOTA_SERIES;
+            if room {
+                known.insert(pair.clone());
+            }
+            room
+        };
+        let (user, client_id) = if own {
+            pair
+        } else {
+            (OTHER_CLIENTS.to_string(), OTHER_CLIENTS.to_string())
+        };
+        QuotaLabels {
+            quota_type,
+            user,
+            client_id,
+        }
+    }
+
+    /// Counts a request's bytes (produce, fetch) and the throttle its quota gave it.
+    pub fn observe_quota(
+        &self,
+        quota_type: &'static str,
+        user: &str,
+        client_id: &str,
+        bytes: Option<u64>,
+        throttle_ms: i64,
+    ) {
+        if bytes.is_none() && throttle_ms <= 0 {
+            return;
+        }
+        let labels = self.quota_labels(quota_type, user, client_id);
+        if let Some(bytes) = bytes {
+            self.quota_bytes.get_or_create(&labels).inc_by(bytes);
+        }
+        if throttle_ms > 0 {
+            self.quota_throttle_ms
+                .get_or_create(&labels)
+                .inc_by(u64::try_from(throttle_ms).unwrap_or(0));
         }
     }
 
@@ -561,6 +659,30 @@ impl<S: FileSync> FileSync for TimedFileSync<S> {
             .fsync_duration
             .observe(started.elapsed().as_secs_f64());
         r
+    }
+}
+
+#[cfg(test)]
+mod quota_metric_tests {
+    use super::*;
+
+    #[test]
+    fn quota_series_are_capped_and_the_rest_folded_into_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_QUOTA_SERIES + 5 {
+            m.observe_quota("produce", "u", &format!("client-{i}"), Some(10), 0);
+        }
+        // A pair seen before the cap keeps its own series afterwards.
+        m.observe_quota("fetch", "u", "client-0", None, 7);
+        let text = m.encode(None).expect("encode");
+        let series = |name: &str| text.lines().filter(|l| l.starts_with(name)).count();
+        assert_eq!(series("weir_quota_bytes_total{"), MAX_QUOTA_SERIES + 1);
+        assert!(text.contains(
+            r#"weir_quota_bytes_total{quota_type="produce",user="__other__",client_id="__other__"} 50"#
+        ));
+        assert!(text.contains(
+            r#"weir_quota_throttle_time_ms_total{quota_type="fetch",user="u",client_id="client-0"} 7"#
+        ));
     }
 }
 

@@ -19,6 +19,14 @@
 //! quota carries the throttle time, and once it is written the connection is muted (no request
 //! is read from it) for that long. Produce bytes and handling time are known before the response:
 //! going over those quotas mutes the connection at once, so pipelined requests wait as well.
+//!
+//! Connection limits are applied as each connection is accepted, in the order of Kafka's
+//! `ConnectionQuotas` (KIP-612): `max_connections` (closed at once); the broker-wide
+//! `max_connection_creation_rate` (accepting waits until the rate is back under it; the
+//! inter-broker listener of a cluster is not counted); the client IP's
+//! `connection_creation_rate` quota (`quota`: the connection is held for the throttle time,
+//! then closed, and not counted); then `max_connections_per_ip` or its override for the IP
+//! (closed at once).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +47,10 @@ use weir_protocol::{
 
 use crate::broker::{Broker, CURRENT_LISTENER};
 use crate::handlers::{self, RequestContext};
-use crate::metrics::{api_name, AuthLabels, Metrics, RejectLabels, UnauthenticatedCloseLabels};
+use crate::metrics::{
+    api_name, AcceptThrottleLabels, AuthLabels, Metrics, RejectLabels, UnauthenticatedCloseLabels,
+};
+use crate::quota::rate::SampledRate;
 use crate::security::principal_mapping::subject_dn;
 use crate::security::sasl::{Authenticated, Mechanism, SaslEnv, SaslSession, Step};
 use crate::security::{ListenerConfig, Principal, SecurityProtocol};
@@ -80,11 +91,20 @@ impl PerIp {
     }
 }
 
-/// Limits shared by every listener: connection counts, per-IP counts, request memory.
+/// Most connections held open at once before they are closed for their IP's
+/// `connection_creation_rate`; past it they are closed at once (each holds a socket).
+const MAX_HELD_THROTTLED_CONNECTIONS: usize = 1024;
+
+/// Limits shared by every listener: connection counts, per-IP counts, the broker-wide
+/// connection creation rate, request memory.
 #[derive(Clone)]
 pub struct SharedLimits {
     connections: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
+    /// Connections created on the client listeners (`max_connection_creation_rate`).
+    creation_rate: Arc<Mutex<SampledRate>>,
+    /// Room for connections held before they are closed for their IP's creation rate.
+    held: Arc<Semaphore>,
     request_memory: RequestMemory,
 }
 
@@ -93,9 +113,37 @@ impl SharedLimits {
         Self {
             connections: Arc::new(Semaphore::new(broker.config.max_connections)),
             per_ip: Arc::new(PerIp::default()),
+            creation_rate: Arc::new(Mutex::new(SampledRate::default())),
+            held: Arc::new(Semaphore::new(MAX_HELD_THROTTLED_CONNECTIONS)),
             request_memory: RequestMemory::new(broker.config.max_queued_request_bytes),
         }
     }
+
+    /// Records a connection created on a client listener and returns how long accepting must
+    /// wait for the broker-wide rate to come back under `max_connection_creation_rate`.
+    fn record_creation(&self, broker: &Broker) -> i64 {
+        let mut rate = self.creation_rate.lock();
+        let now_ms = broker.now_ms();
+        rate.record(1.0, now_ms);
+        rate.throttle_ms(
+            f64::from(broker.config.max_connection_creation_rate),
+            now_ms,
+        )
+    }
+}
+
+/// Whether `listener` is the inter-broker listener of a cluster, which Kafka keeps out of the
+/// broker-wide connection creation rate so that brokers can always reach each other.
+fn is_inter_broker(broker: &Broker, listener: &ListenerConfig) -> bool {
+    broker.config.cluster.is_some()
+        && broker
+            .config
+            .inter_broker_listener()
+            .is_ok_and(|l| l.name == listener.name)
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// Accepts connections on one listener until `shutdown` turns true. Returns when every
@@ -107,6 +155,7 @@ pub async fn serve(
     limits: SharedLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let inter_broker = is_inter_broker(&broker, &listener_config);
     let listener_config = Arc::new(listener_config);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -127,7 +176,40 @@ pub async fn serve(
                     metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections" }).inc();
                     continue;
                 };
-                let Some(ip_guard) = limits.per_ip.try_acquire(peer.ip(), broker.config.max_connections_per_ip) else {
+                if !inter_broker {
+                    let throttle_ms = limits.record_creation(&broker);
+                    if throttle_ms > 0 {
+                        debug!(%peer, throttle_ms, "max.connection.creation.rate reached; accepting waits");
+                        metrics.connection_accept_throttle_ms.get_or_create(&AcceptThrottleLabels { scope: "broker" }).inc_by(throttle_ms as u64);
+                        tokio::select! {
+                            _ = shutdown.changed() => break,
+                            _ = tokio::time::sleep(millis(throttle_ms)) => {}
+                        }
+                    }
+                }
+                let throttle_ms = broker.quotas.record_connection(peer.ip(), broker.now_ms());
+                if throttle_ms > 0 {
+                    // Kafka holds the connection for the throttle time before it closes it, so a
+                    // client retrying at once does not spin.
+                    warn!(%peer, throttle_ms, "connection_creation_rate quota of the IP reached; closing");
+                    metrics.connections_rejected.get_or_create(&RejectLabels { reason: "connection_creation_rate" }).inc();
+                    metrics.connection_accept_throttle_ms.get_or_create(&AcceptThrottleLabels { scope: "ip" }).inc_by(throttle_ms as u64);
+                    drop(permit);
+                    if let Ok(held) = limits.held.clone().try_acquire_owned() {
+                        let mut shutdown = shutdown.clone();
+                        tasks.spawn(async move {
+                            let _held = held;
+                            tokio::select! {
+                                _ = shutdown.changed() => {}
+                                _ = tokio::time::sleep(millis(throttle_ms)) => {}
+                            }
+                            drop(stream);
+                        });
+                    }
+                    continue;
+                }
+                let max_per_ip = broker.config.max_connections_per_ip_overrides.limit(peer.ip(), broker.config.max_connections_per_ip);
+                let Some(ip_guard) = limits.per_ip.try_acquire(peer.ip(), max_per_ip) else {
                     warn!(%peer, "max.connections.per.ip reached; closing");
                     metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections_per_ip" }).inc();
                     continue;
@@ -335,13 +417,17 @@ impl Measured {
         let q = &self.broker.quotas;
         let now_ms = self.broker.now_ms();
         let (user, client) = (self.user.as_str(), self.client_id.as_str());
+        let metrics = &self.broker.metrics;
         let mut throttle = 0;
         if let Some(bytes) = self.produce_bytes {
             throttle = q.record(QuotaKind::Produce, user, client, bytes as f64, now_ms);
+            metrics.observe_quota("produce", user, client, Some(bytes as u64), throttle);
         }
         // Request time in percent-seconds of one thread: a rate of 100 is one thread busy.
         let percent_seconds = handling.as_secs_f64() * 100.0;
-        throttle.max(q.record(QuotaKind::Request, user, client, percent_seconds, now_ms))
+        let request_throttle = q.record(QuotaKind::Request, user, client, percent_seconds, now_ms);
+        metrics.observe_quota("request", user, client, None, request_throttle);
+        throttle.max(request_throttle)
     }
 
     /// Records a consumer Fetch's response bytes; the throttle for them.
@@ -350,13 +436,21 @@ impl Measured {
             return 0;
         }
         let (user, client) = (self.user.as_str(), self.client_id.as_str());
-        self.broker.quotas.record(
+        let throttle = self.broker.quotas.record(
             crate::quota::QuotaKind::Fetch,
             user,
             client,
             response_bytes as f64,
             self.broker.now_ms(),
-        )
+        );
+        self.broker.metrics.observe_quota(
+            "fetch",
+            user,
+            client,
+            Some(response_bytes as u64),
+            throttle,
+        );
+        throttle
     }
 }
 

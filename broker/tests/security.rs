@@ -785,8 +785,9 @@ fn client_quotas_are_altered_described_and_need_the_cluster_configs_rights() {
                     set_quota("request_percentage", 50.0),
                 ],
             },
-            // Refused one by one, as Kafka: an unknown key, a fractional byte rate, ip entities
-            // (not supported here), a duplicate entity type.
+            // Refused one by one, as Kafka: an unknown key, a fractional byte rate, a client
+            // quota on an ip entity (it takes connection_creation_rate only), a duplicate
+            // entity type.
             QuotaAlteration {
                 entity: quota_entity(&[("client-id", Some("x"))]),
                 ops: vec![set_quota("bogus_rate", 1.0)],
@@ -797,7 +798,7 @@ fn client_quotas_are_altered_described_and_need_the_cluster_configs_rights() {
             },
             QuotaAlteration {
                 entity: quota_entity(&[("ip", Some("10.0.0.1"))]),
-                ops: vec![set_quota("connection_creation_rate", 5.0)],
+                ops: vec![set_quota("producer_byte_rate", 5.0)],
             },
             QuotaAlteration {
                 entity: quota_entity(&[("user", Some("a")), ("user", Some("b"))]),
@@ -986,4 +987,124 @@ fn a_client_over_its_produce_quota_is_answered_with_a_throttle_then_muted() {
     for _ in 0..3 {
         assert_eq!(produce_big(&mut other, "q", 12_000).throttle_time_ms, 0);
     }
+}
+
+fn api_versions(c: &mut Conn) -> Option<Response> {
+    c.call(Request::ApiVersions(ApiVersionsRequest::default()))
+}
+
+#[test]
+fn an_ip_over_its_connection_creation_rate_quota_has_new_connections_closed() {
+    let b = start();
+    let mut admin = Conn::new(b.plain);
+    let loopback = quota_entity(&[("ip", Some("127.0.0.1"))]);
+    let r = alter_quotas(
+        &mut admin,
+        vec![
+            QuotaAlteration {
+                entity: loopback.clone(),
+                ops: vec![set_quota("connection_creation_rate", 1.0)],
+            },
+            QuotaAlteration {
+                entity: quota_entity(&[("ip", None)]),
+                ops: vec![set_quota("connection_creation_rate", 100.0)],
+            },
+            // Refused: not an IP address, ip with a user, a fractional rate.
+            QuotaAlteration {
+                entity: quota_entity(&[("ip", Some("broker.example"))]),
+                ops: vec![set_quota("connection_creation_rate", 1.0)],
+            },
+            QuotaAlteration {
+                entity: quota_entity(&[("ip", Some("10.0.0.2")), ("user", Some("a"))]),
+                ops: vec![set_quota("connection_creation_rate", 1.0)],
+            },
+            QuotaAlteration {
+                entity: quota_entity(&[("ip", Some("10.0.0.3"))]),
+                ops: vec![set_quota("connection_creation_rate", 1.5)],
+            },
+            QuotaAlteration {
+                entity: quota_entity(&[("user", Some("a"))]),
+                ops: vec![set_quota("connection_creation_rate", 1.0)],
+            },
+        ],
+        false,
+    );
+    let codes: Vec<ErrorCode> = r.entries.iter().map(|e| e.error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::NONE,
+            ErrorCode::NONE,
+            ErrorCode::INVALID_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+        ],
+        "{r:?}"
+    );
+    // Described under the ip entity type (the default IP with a null name), apart from users.
+    let ips = describe_quotas(
+        &mut admin,
+        vec![QuotaFilterComponent {
+            entity_type: "ip".into(),
+            match_type: 2,
+            match_value: None,
+        }],
+        true,
+    );
+    let entries = ips.entries.expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].entity, loopback);
+    assert_eq!(entries[0].values[0].key, "connection_creation_rate");
+    assert_eq!(entries[0].values[0].value, 1.0);
+    let default_ip = describe_quotas(
+        &mut admin,
+        vec![QuotaFilterComponent {
+            entity_type: "ip".into(),
+            match_type: 1,
+            match_value: None,
+        }],
+        true,
+    );
+    assert_eq!(
+        default_ip.entries.expect("entries")[0].entity,
+        quota_entity(&[("ip", None)])
+    );
+    let users = describe_quotas(
+        &mut admin,
+        vec![QuotaFilterComponent {
+            entity_type: "user".into(),
+            match_type: 2,
+            match_value: None,
+        }],
+        false,
+    );
+    assert_eq!(users.entries.expect("entries"), Vec::new());
+
+    // 1 connection per second over the 10 s minimum window (the manual clock stands still):
+    // ten new connections fit, every further one is closed without an answer; refused ones are
+    // not counted, so they do not make room either. Connections already open stay usable.
+    let mut outcomes = Vec::new();
+    let mut open = Vec::new();
+    for _ in 0..12 {
+        let mut c = Conn::new(b.plain);
+        outcomes.push(api_versions(&mut c).is_some());
+        open.push(c);
+    }
+    assert_eq!(outcomes[..10], [true; 10]);
+    assert_eq!(outcomes[10..], [false; 2]);
+    assert!(api_versions(&mut admin).is_some());
+    assert!(api_versions(&mut open[0]).is_some());
+
+    // The quota is read at each accept: raised, new connections are accepted again.
+    let r = alter_quotas(
+        &mut admin,
+        vec![QuotaAlteration {
+            entity: loopback,
+            ops: vec![set_quota("connection_creation_rate", 1000.0)],
+        }],
+        false,
+    );
+    assert_eq!(r.entries[0].error_code, ErrorCode::NONE);
+    assert!(api_versions(&mut Conn::new(b.plain)).is_some());
 }

@@ -1,5 +1,6 @@
 //! `weir quota set|list|remove`: client quotas (producer_byte_rate, consumer_byte_rate,
-//! request_percentage) of users and client-ids, through a running broker (AlterClientQuotas /
+//! request_percentage) of users and client-ids, and connection_creation_rate of client IPs,
+//! through a running broker (AlterClientQuotas /
 //! DescribeClientQuotas, which need ALTER_CONFIGS or DESCRIBE_CONFIGS on the cluster when the
 //! authorizer is on).
 
@@ -34,6 +35,12 @@ pub struct QuotaArgs {
     /// The default client id.
     #[arg(long)]
     pub client_id_default: bool,
+    /// A client IP address (its only quota: connection_creation_rate).
+    #[arg(long, conflicts_with_all = ["ip_default", "user", "user_default", "client_id", "client_id_default"])]
+    pub ip: Option<String>,
+    /// The default IP (every client IP without a quota of its own).
+    #[arg(long, conflicts_with_all = ["user", "user_default", "client_id", "client_id_default"])]
+    pub ip_default: bool,
     /// `set`: key=value pairs; `remove`: keys (none: all of the entity's quotas).
     pub values: Vec<String>,
 }
@@ -53,6 +60,12 @@ impl QuotaArgs {
                 entity_name: self.client_id.clone(),
             });
         }
+        if self.ip.is_some() || self.ip_default {
+            out.push(QuotaEntityComponent {
+                entity_type: "ip".into(),
+                entity_name: self.ip.clone(),
+            });
+        }
         out
     }
 
@@ -60,7 +73,7 @@ impl QuotaArgs {
         let c = self.components();
         if c.is_empty() {
             anyhow::bail!(
-                "name an entity: --user NAME or --user-default, and/or --client-id NAME or --client-id-default"
+                "name an entity: --user NAME or --user-default, and/or --client-id NAME or --client-id-default; or --ip ADDRESS or --ip-default"
             );
         }
         Ok(c)

@@ -27,7 +27,7 @@ use crate::authz::acl::AclBinding;
 use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::dynamic_config::Overrides;
-use crate::quota::{validate_value, QuotaEntity, QuotaMap, QuotaRecord};
+use crate::quota::{validate_values, QuotaEntity, QuotaMap, QuotaRecord};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
@@ -311,12 +311,7 @@ impl ClusterView {
             }
             KeyKind::Quota(entity) => {
                 let rec: QuotaRecord = parse(&kv.key, &kv.value)?;
-                if rec.entity != entity
-                    || rec
-                        .values
-                        .iter()
-                        .any(|(k, v)| validate_value(k, *v).is_err())
-                {
+                if rec.entity != entity || validate_values(&entity, &rec.values).is_err() {
                     return Err(BadRecord {
                         key: String::from_utf8_lossy(&kv.key).into_owned(),
                         reason: "not valid quotas for this key".into(),
@@ -513,6 +508,7 @@ mod tests {
         let alice = QuotaEntity {
             user: Some(EntityName::Named("alice/ops".into())),
             client_id: None,
+            ip: None,
         };
         let record = |entity: &QuotaEntity, rate: f64| {
             serde_json::to_string(&QuotaRecord {
@@ -530,6 +526,7 @@ mod tests {
         let bob = QuotaEntity {
             user: Some(EntityName::Named("bob".into())),
             client_id: None,
+            ip: None,
         };
         assert!(v
             .apply_put(&k, &kv(key.clone(), &record(&bob, 1.0)))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{validate_value, QuotaEntity, QuotaError, QuotaMap, QuotaRecord, QuotaValues};
+use super::{validate_values, QuotaEntity, QuotaError, QuotaMap, QuotaRecord, QuotaValues};
 
 pub const FILE: &str = "quotas.json";
 
@@ -43,9 +43,8 @@ impl LocalQuotaStore {
                     serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
                 let mut map = QuotaMap::new();
                 for r in list {
-                    for (k, v) in &r.values {
-                        validate_value(k, *v).map_err(|e| corrupt(format!("{}: {e}", r.entity)))?;
-                    }
+                    validate_values(&r.entity, &r.values)
+                        .map_err(|e| corrupt(format!("{}: {e}", r.entity)))?;
                     map.insert(r.entity, r.values);
                 }
                 map
@@ -122,6 +121,7 @@ mod tests {
         let alice = QuotaEntity {
             user: Some(EntityName::Named("alice".into())),
             client_id: Some(EntityName::Default),
+            ip: None,
         };
         let values = QuotaValues::from([(PRODUCER_BYTE_RATE.to_string(), 1024.0)]);
         store

@@ -4,6 +4,10 @@
 //! entities (KIP-55), and the sensors that measure each client's produce bytes, fetch bytes and
 //! request time against them and say how long to throttle it (`rate`). The connection does the
 //! throttling (`server`): it answers with the throttle time, then stops reading for that long.
+//!
+//! The `ip` entity (KIP-612) stands alone, never with a user or client-id, and carries one key,
+//! `connection_creation_rate`: how many connections per second a client IP may open. The accept
+//! loop (`server`) asks [`ClientQuotas::record_connection`] about each new connection.
 
 pub mod local;
 pub mod rate;
@@ -21,8 +25,10 @@ use rate::Sensors;
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// The one key of an `ip` entity: connections per second.
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 /// Kafka's quota keys Weir does not enforce, refused rather than stored for nothing.
-const UNSUPPORTED_KEYS: &[&str] = &["controller_mutation_rate", "connection_creation_rate"];
+const UNSUPPORTED_KEYS: &[&str] = &["controller_mutation_rate"];
 
 pub const USER: &str = "user";
 pub const CLIENT_ID: &str = "client-id";
@@ -60,15 +66,27 @@ impl std::fmt::Display for EntityName {
     }
 }
 
-/// A quota entity: a user, a client-id, or both (at least one).
+/// A quota entity: a user, a client-id, or both (at least one); or an IP address alone.
 #[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct QuotaEntity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<EntityName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<EntityName>,
+    /// A client IP (its canonical text) or the default IP; never with `user` or `client_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<EntityName>,
 }
 
 impl std::fmt::Display for QuotaEntity {
@@ -80,6 +98,9 @@ impl std::fmt::Display for QuotaEntity {
         if let Some(c) = &self.client_id {
             parts.push(format!("client-id={c}"));
         }
+        if let Some(ip) = &self.ip {
+            parts.push(format!("ip={ip}"));
+        }
         f.write_str(&parts.join(","))
     }
 }
@@ -89,10 +110,7 @@ impl QuotaEntity {
     pub fn from_components(
         components: &[(String, Option<String>)],
     ) -> Result<QuotaEntity, QuotaError> {
-        let mut entity = QuotaEntity {
-            user: None,
-            client_id: None,
-        };
+        let mut entity = QuotaEntity::default();
         if components.is_empty() {
             return Err(QuotaError::Invalid(
                 "Invalid empty client quota entity".into(),
@@ -104,18 +122,24 @@ impl QuotaEntity {
                     "{kind} name longer than {MAX_NAME_BYTES} bytes"
                 )));
             }
-            let name = match name {
-                None => EntityName::Default,
-                Some(n) => EntityName::Named(n.clone()),
+            let name = match (kind.as_str(), name) {
+                (_, None) => EntityName::Default,
+                // Kafka takes IP addresses only (no host names); kept in canonical form so that
+                // `::1` and `0:0::1` are one entity.
+                (IP, Some(n)) => match n.parse::<std::net::IpAddr>() {
+                    Ok(ip) => EntityName::Named(ip.to_string()),
+                    Err(_) => {
+                        return Err(QuotaError::Invalid(format!(
+                            "{n} is not a valid IP address"
+                        )))
+                    }
+                },
+                (_, Some(n)) => EntityName::Named(n.clone()),
             };
             let slot = match kind.as_str() {
                 USER => &mut entity.user,
                 CLIENT_ID => &mut entity.client_id,
-                IP => {
-                    return Err(QuotaError::Invalid(
-                        "ip quotas (connection_creation_rate) are not supported by Weir".into(),
-                    ))
-                }
+                IP => &mut entity.ip,
                 other => {
                     return Err(QuotaError::Invalid(format!(
                         "Unhandled client quota entity type: {other}"
@@ -128,6 +152,11 @@ impl QuotaEntity {
                 )));
             }
             *slot = Some(name);
+        }
+        if entity.ip.is_some() && (entity.user.is_some() || entity.client_id.is_some()) {
+            return Err(QuotaError::Invalid(
+                "Invalid quota entity combination: ip with user or client-id".into(),
+            ));
         }
         Ok(entity)
     }
@@ -144,6 +173,9 @@ impl QuotaEntity {
         }
         if let Some(c) = &self.client_id {
             out.push((CLIENT_ID.to_string(), name(c)));
+        }
+        if let Some(ip) = &self.ip {
+            out.push((IP.to_string(), name(ip)));
         }
         out
     }
@@ -163,7 +195,8 @@ impl QuotaEntity {
             .decode(id)
             .ok()?;
         let entity: QuotaEntity = serde_json::from_slice(&json).ok()?;
-        (entity.user.is_some() || entity.client_id.is_some()).then_some(entity)
+        let user_or_client = entity.user.is_some() || entity.client_id.is_some();
+        (user_or_client != entity.ip.is_some()).then_some(entity)
     }
 }
 
@@ -197,6 +230,18 @@ pub fn validate_value(key: &str, value: f64) -> Result<(), QuotaError> {
                 )));
             }
         }
+        CONNECTION_CREATION_RATE => {
+            // Kafka's is an int at least 0 (0: no connection from the IP is accepted).
+            if !(value.is_finite()
+                && value >= 0.0
+                && value.fract() == 0.0
+                && value <= f64::from(i32::MAX))
+            {
+                return Err(QuotaError::Invalid(format!(
+                    "Invalid value {value} for {key}: a whole number of connections per second, 0 or more"
+                )));
+            }
+        }
         k if UNSUPPORTED_KEYS.contains(&k) => {
             return Err(QuotaError::Invalid(format!(
                 "Quota {k} is not supported by Weir"
@@ -205,6 +250,31 @@ pub fn validate_value(key: &str, value: f64) -> Result<(), QuotaError> {
         k => return Err(QuotaError::Invalid(format!("Unknown quota key {k}"))),
     }
     Ok(())
+}
+
+/// Whether `key` belongs to `entity`'s kind: `connection_creation_rate` to an `ip` entity and
+/// only it, the other keys to user / client-id entities.
+pub fn validate_key_for(entity: &QuotaEntity, key: &str) -> Result<(), QuotaError> {
+    let ip_key = key == CONNECTION_CREATION_RATE;
+    if entity.ip.is_some() && !ip_key {
+        return Err(QuotaError::Invalid(format!(
+            "Quota {key} cannot be set for an ip entity (only {CONNECTION_CREATION_RATE})"
+        )));
+    }
+    if entity.ip.is_none() && ip_key {
+        return Err(QuotaError::Invalid(format!(
+            "Quota {key} can only be set for an ip entity"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether stored values are valid for their entity (the local file and etcd records).
+pub fn validate_values(entity: &QuotaEntity, values: &QuotaValues) -> Result<(), QuotaError> {
+    values.iter().try_for_each(|(k, v)| {
+        validate_value(k, *v)?;
+        validate_key_for(entity, k)
+    })
 }
 
 /// One change of an AlterClientQuotas entry: set `key` to `Some(value)`, or remove it.
@@ -257,8 +327,7 @@ pub enum NameMatch {
 pub struct QuotaFilter {
     pub user: Option<NameMatch>,
     pub client_id: Option<NameMatch>,
-    /// Whether the filter names an `ip` component (no entity has one here).
-    pub ip: bool,
+    pub ip: Option<NameMatch>,
     pub strict: bool,
 }
 
@@ -271,11 +340,16 @@ impl QuotaFilter {
         let mut f = QuotaFilter {
             user: None,
             client_id: None,
-            ip: false,
+            ip: None,
             strict,
         };
         for (kind, match_type, name) in components {
             let m = match (match_type, name) {
+                // An IP in its canonical form, as entities are kept.
+                (0, Some(n)) if kind == IP => NameMatch::Exact(
+                    n.parse::<std::net::IpAddr>()
+                        .map_or_else(|_| n.clone(), |ip| ip.to_string()),
+                ),
                 (0, Some(n)) => NameMatch::Exact(n.clone()),
                 (1, None) => NameMatch::Default,
                 (2, None) => NameMatch::Specified,
@@ -288,13 +362,7 @@ impl QuotaFilter {
             let slot = match kind.as_str() {
                 USER => &mut f.user,
                 CLIENT_ID => &mut f.client_id,
-                IP => {
-                    if f.ip {
-                        return Err(QuotaError::Invalid("Duplicate ip filter component".into()));
-                    }
-                    f.ip = true;
-                    continue;
-                }
+                IP => &mut f.ip,
                 other => {
                     return Err(QuotaError::Invalid(format!(
                         "Custom entity type {other} is not supported"
@@ -308,7 +376,7 @@ impl QuotaFilter {
             }
             *slot = Some(m);
         }
-        if f.ip && (f.user.is_some() || f.client_id.is_some()) {
+        if f.ip.is_some() && (f.user.is_some() || f.client_id.is_some()) {
             return Err(QuotaError::Invalid(
                 "Invalid entity filter component combination: ip with user or client-id".into(),
             ));
@@ -317,9 +385,6 @@ impl QuotaFilter {
     }
 
     pub fn matches(&self, e: &QuotaEntity) -> bool {
-        if self.ip {
-            return false;
-        }
         fn one(m: &Option<NameMatch>, name: &Option<EntityName>, strict: bool) -> bool {
             match (m, name) {
                 (None, None) => true,
@@ -330,7 +395,9 @@ impl QuotaFilter {
                 (Some(NameMatch::Specified), Some(n)) => *n != EntityName::Default,
             }
         }
-        one(&self.user, &e.user, self.strict) && one(&self.client_id, &e.client_id, self.strict)
+        one(&self.user, &e.user, self.strict)
+            && one(&self.client_id, &e.client_id, self.strict)
+            && one(&self.ip, &e.ip, self.strict)
     }
 }
 
@@ -386,6 +453,7 @@ pub fn resolve(
         let entity = QuotaEntity {
             user: user_part,
             client_id: client_part,
+            ip: None,
         };
         quotas
             .get(&entity)
@@ -421,10 +489,28 @@ enum Store {
     Cluster(Arc<EtcdStore>),
 }
 
+/// The `connection_creation_rate` that applies to `ip`: its own entity's, else the default IP
+/// entity's (Kafka's order); `None`: unlimited.
+pub fn connection_rate_for_ip(quotas: &QuotaMap, ip: std::net::IpAddr) -> Option<f64> {
+    let entity = |name| QuotaEntity {
+        ip: Some(name),
+        ..QuotaEntity::default()
+    };
+    [
+        entity(EntityName::Named(ip.to_string())),
+        entity(EntityName::Default),
+    ]
+    .iter()
+    .find_map(|e| quotas.get(e).and_then(|v| v.get(CONNECTION_CREATION_RATE)))
+    .copied()
+}
+
 /// The broker's quotas: the configured values and the sensors measuring clients against them.
 pub struct ClientQuotas {
     store: Store,
     sensors: Mutex<Sensors<(QuotaKind, String, String)>>,
+    /// Connections created per client IP (bounded like `sensors`; idle IPs make room).
+    ip_sensors: Mutex<Sensors<std::net::IpAddr>>,
 }
 
 impl ClientQuotas {
@@ -444,6 +530,7 @@ impl ClientQuotas {
         Self {
             store,
             sensors: Mutex::new(Sensors::default()),
+            ip_sensors: Mutex::new(Sensors::default()),
         }
     }
 
@@ -477,6 +564,19 @@ impl ClientQuotas {
             .record(&(kind, u, c), value, bound, now_ms)
     }
 
+    /// Records a new connection from `ip` against its `connection_creation_rate` and returns 0
+    /// to accept it, or how long to hold it before closing it (a refused connection is not
+    /// counted, as Kafka's `ConnectionQuotas`).
+    pub fn record_connection(&self, ip: std::net::IpAddr, now_ms: i64) -> i64 {
+        let quotas = self.quotas();
+        let Some(bound) = connection_rate_for_ip(&quotas, ip) else {
+            return 0;
+        };
+        self.ip_sensors
+            .lock()
+            .record_unless_over(&ip, 1.0, bound, now_ms)
+    }
+
     /// The entities passing `filter`, with their values.
     pub fn describe(&self, filter: &QuotaFilter) -> Vec<(QuotaEntity, QuotaValues)> {
         self.quotas()
@@ -506,6 +606,9 @@ impl ClientQuotas {
                 }
                 let mut values = current.get(&e).cloned().unwrap_or_default();
                 apply_changes(&mut values, &changes)?;
+                changes
+                    .iter()
+                    .try_for_each(|c| validate_key_for(&e, &c.key))?;
                 next.push((e, values));
                 Ok(())
             });
@@ -553,7 +656,11 @@ mod tests {
     use super::*;
 
     fn entity(user: Option<EntityName>, client_id: Option<EntityName>) -> QuotaEntity {
-        QuotaEntity { user, client_id }
+        QuotaEntity {
+            user,
+            client_id,
+            ip: None,
+        }
     }
 
     fn named(s: &str) -> Option<EntityName> {
@@ -621,7 +728,7 @@ mod tests {
         assert!(QuotaEntity::from_components(&[]).is_err());
         assert!(QuotaEntity::from_components(&[c(USER, Some("a")), c(USER, Some("b"))]).is_err());
         assert!(QuotaEntity::from_components(&[c("group", Some("a"))]).is_err());
-        assert!(QuotaEntity::from_components(&[c(IP, Some("1.2.3.4"))]).is_err());
+        assert!(QuotaEntity::from_components(&[c(IP, Some("not-an-ip"))]).is_err());
         assert_eq!(
             QuotaEntity::from_components(&[c(CLIENT_ID, None), c(USER, Some("a"))]).ok(),
             Some(entity(named("a"), D))
@@ -683,6 +790,56 @@ mod tests {
         assert!(QuotaFilter::new(&[(USER.into(), 0, None)], false).is_err());
         assert!(QuotaFilter::new(&[(USER.into(), 1, Some("a".into()))], false).is_err());
         assert!(QuotaFilter::new(&[(USER.into(), 2, None), (IP.into(), 2, None)], false).is_err());
+    }
+
+    #[test]
+    fn ip_entities_stand_alone_with_their_one_key() {
+        let c = |t: &str, n: Option<&str>| (t.to_string(), n.map(String::from));
+        let ip = QuotaEntity::from_components(&[c(IP, Some("0:0::1"))]).expect("an ip entity");
+        assert_eq!(ip.ip, Some(EntityName::Named("::1".into())));
+        assert_eq!(ip.components(), vec![c(IP, Some("::1"))]);
+        assert!(QuotaEntity::from_components(&[c(IP, Some("host.example"))]).is_err());
+        assert!(QuotaEntity::from_components(&[c(IP, None), c(USER, Some("a"))]).is_err());
+        let default_ip = QuotaEntity::from_components(&[c(IP, None)]).expect("the default ip");
+        assert!(validate_key_for(&default_ip, CONNECTION_CREATION_RATE).is_ok());
+        assert!(validate_key_for(&default_ip, PRODUCER_BYTE_RATE).is_err());
+        assert!(validate_key_for(&entity(named("a"), None), CONNECTION_CREATION_RATE).is_err());
+        assert!(validate_value(CONNECTION_CREATION_RATE, 0.0).is_ok());
+        assert!(validate_value(CONNECTION_CREATION_RATE, 2.5).is_err());
+        assert!(validate_value(CONNECTION_CREATION_RATE, -1.0).is_err());
+        assert_eq!(QuotaEntity::from_id(&ip.id()), Some(ip.clone()));
+        // An entity with an ip and a user is not a record a broker trusts.
+        let mixed = QuotaEntity {
+            user: named("a"),
+            ..ip.clone()
+        };
+        assert_eq!(QuotaEntity::from_id(&mixed.id()), None);
+
+        let rate = |v: f64| QuotaValues::from([(CONNECTION_CREATION_RATE.into(), v)]);
+        let mut quotas = QuotaMap::new();
+        let local: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+        let other: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(connection_rate_for_ip(&quotas, local), None);
+        quotas.insert(default_ip.clone(), rate(5.0));
+        quotas.insert(
+            QuotaEntity::from_components(&[c(IP, Some("127.0.0.1"))]).expect("ip"),
+            rate(2.0),
+        );
+        assert_eq!(connection_rate_for_ip(&quotas, local), Some(2.0));
+        assert_eq!(connection_rate_for_ip(&quotas, other), Some(5.0));
+        // User and client-id quotas never come from an ip entity.
+        assert_eq!(resolve(&quotas, QuotaKind::Produce, "127.0.0.1", "x"), None);
+
+        let f = |m: i8, n: Option<&str>, strict| {
+            QuotaFilter::new(&[(IP.into(), m, n.map(String::from))], strict).expect("filter")
+        };
+        assert!(f(0, Some("::1"), true).matches(&ip));
+        assert!(f(2, None, true).matches(&ip));
+        assert!(!f(2, None, true).matches(&default_ip));
+        assert!(f(1, None, true).matches(&default_ip));
+        let users = QuotaFilter::new(&[(USER.into(), 2, None)], false).expect("filter");
+        assert!(!users.matches(&ip));
+        assert!(QuotaFilter::new(&[], false).expect("filter").matches(&ip));
     }
 
     #[test]

@@ -129,6 +129,23 @@ impl<K: std::hash::Hash + Eq + Clone> Sensors<K> {
         rate.throttle_ms(bound, now_ms)
     }
 
+    /// Records `value` for `key` unless that takes it over `bound`: then the value is taken back
+    /// (Kafka un-records a refused connection, so refused attempts do not prolong the refusal)
+    /// and the throttle time is returned. A bound of 0 refuses everything for the longest
+    /// throttle.
+    pub fn record_unless_over(&mut self, key: &K, value: f64, bound: f64, now_ms: i64) -> i64 {
+        if bound.is_nan() || bound <= 0.0 {
+            return MAX_THROTTLE_MS;
+        }
+        let throttle = self.record(key, value, bound, now_ms);
+        if throttle > 0 {
+            if let Some(rate) = self.rates.get_mut(key) {
+                rate.record(-value, now_ms);
+            }
+        }
+        throttle
+    }
+
     pub fn len(&self) -> usize {
         self.rates.len()
     }
@@ -206,6 +223,29 @@ mod tests {
         let rate = sent * 1000.0 / now as f64;
         assert!(rate <= 500.0 * 1.2, "rate {rate}");
         assert!(rate >= 500.0 * 0.8, "rate {rate}");
+    }
+
+    #[test]
+    fn refused_values_are_taken_back() {
+        let mut sensors: Sensors<&str> = Sensors::default();
+        // 1 per second over the 10 s minimum window: the first 10 fit, the 11th goes over.
+        for i in 0..10 {
+            assert_eq!(
+                sensors.record_unless_over(&"ip", 1.0, 1.0, 0),
+                0,
+                "attempt {i}"
+            );
+        }
+        for _ in 0..5 {
+            assert!(sensors.record_unless_over(&"ip", 1.0, 1.0, 0) > 0);
+        }
+        // The refusals were not counted: the rate is still the 10 accepted.
+        let rate = sensors.rates.get_mut(&"ip").expect("tracked").rate(0);
+        assert_eq!(rate, 1.0);
+        assert_eq!(
+            sensors.record_unless_over(&"other", 1.0, 0.0, 0),
+            MAX_THROTTLE_MS
+        );
     }
 
     #[test]
