@@ -17,6 +17,7 @@ pub mod dlq;
 pub mod group;
 pub mod partition;
 pub mod records;
+pub mod redrive;
 pub mod session;
 pub mod store;
 
