@@ -2,7 +2,9 @@
 protocol (chromium-driver, no Python dependency), against a running broker with data: each page
 loads without browser console errors, a topic is created and deleted from the UI, offsets reset
 from the UI are seen by a real confluent-kafka consumer, and the message browser shows a produced
-message. Screenshots of each page go to docs/console/.
+message. Screenshots of each page go to a temporary directory (printed), or to the directory
+named by WEIR_CONSOLE_SCREENSHOTS (`WEIR_CONSOLE_SCREENSHOTS=docs/console` refreshes the ones
+docs/console.md shows).
 
 Chromium and chromium-driver are installed by tests-compat/install.sh; without them these tests
 fail (they are not skipped)."""
@@ -23,7 +25,12 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHOTS = os.path.join(REPO_ROOT, "docs", "console")
+# Only an explicit WEIR_CONSOLE_SCREENSHOTS writes into the tree (relative to the repository).
+SHOTS = (
+    os.path.join(REPO_ROOT, os.environ["WEIR_CONSOLE_SCREENSHOTS"])
+    if os.environ.get("WEIR_CONSOLE_SCREENSHOTS")
+    else os.path.join(tempfile.gettempdir(), "weir-console-screenshots")
+)
 WAIT_S = 20.0
 
 
@@ -231,4 +238,55 @@ def test_the_message_browser_shows_a_produced_message(broker, browser, unique):
     text = browser.wait("const r = document.querySelector('tr.record'); return r && r.innerText",
                         "the record")
     assert "hello from confluent-kafka" in text and "trace:" in text and "abc-123" in text, text
+    assert browser.console_errors() == []
+
+
+# The issue asks for 10,000 topics; the test makes WEIR_CONSOLE_TOPICS of them (default 2,000, to
+# keep CI short) and prints the load time the browser measured. docs/console.md records a 10,000
+# topic run. Time is reported, never asserted.
+MANY_TOPICS = int(os.environ.get("WEIR_CONSOLE_TOPICS", "2000"))
+
+
+def test_the_topics_page_pages_through_many_topics(broker_factory, browser):
+    from confluent_kafka.admin import NewTopic
+
+    b = broker_factory()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    names = [f"many-{i:05d}" for i in range(MANY_TOPICS)]
+    started = time.time()
+    for i in range(0, len(names), 1000):
+        futures = admin.create_topics([NewTopic(n, 1, 1) for n in names[i:i + 1000]],
+                                      operation_timeout=60, request_timeout=120)
+        for f in futures.values():
+            f.result()
+    created_s = time.time() - started
+    base = console(b)
+    browser.get("about:blank")
+    browser.open(base, "#/topics")
+    timing = browser.js(
+        "const n = performance.getEntriesByType('navigation')[0];"
+        "const r = performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/topics?'));"
+        "return {load_ms: n.loadEventEnd - n.startTime,"
+        " topics_api_ms: r.length ? r[r.length - 1].responseEnd - r[r.length - 1].startTime : null,"
+        " drawn_ms: performance.now()};")
+    print(f"\n{MANY_TOPICS} topics created in {created_s:.1f} s; topics page: {timing}")
+    text = browser.js("return document.getElementById('main').innerText")
+    assert f"{MANY_TOPICS} topic(s)" in text, text[:300]
+    rows = browser.js("return [...document.querySelectorAll('#main table a')].map(a => a.textContent)")
+    assert rows == names[:50]
+    # A later page: follow "Next page" twice.
+    for page in (1, 2):
+        href = browser.js("return document.getElementById('next-page').getAttribute('href')")
+        browser.open(base, href)
+        rows = browser.js("return [...document.querySelectorAll('#main table a')].map(a => a.textContent)")
+        assert rows == names[page * 50:(page + 1) * 50]
+    # Search, on the server: one topic of the many.
+    wanted = names[len(names) // 2 + 7]
+    browser.open(base, f"#/topics?search={wanted}")
+    rows = browser.js("return [...document.querySelectorAll('#main table a')].map(a => a.textContent)")
+    assert rows == [wanted]
+    browser.open(base, "#/overview")
+    internal = len([t for t in admin.list_topics(timeout=10).topics if t.startswith("__")])
+    assert f"Topics{MANY_TOPICS + internal}" in browser.js(
+        "return document.getElementById('main').innerText").replace("\n", "")
     assert browser.console_errors() == []

@@ -70,8 +70,10 @@ function spark(points, w = 120, h = 24) {
 // ---- Pages ----------------------------------------------------------------------------------
 async function overview() {
   const o = await api('/v1/overview');
-  let last = { t: Date.now(), offsets: o.log_end_offsets };
+  let last = { t: Date.now(), offsets: o.log_end_offsets, in: o.bytes_in, out: o.bytes_out };
   const rate = el('b', {}, '–');
+  const bytesIn = el('b', {}, '–');
+  const bytesOut = el('b', {}, '–');
   const card = (k, v) => el('div', { class: 'card' }, k, el('b', {}, String(v)));
   main.replaceChildren(el('h2', {}, 'Overview'),
     el('div', { class: 'cards' },
@@ -81,7 +83,9 @@ async function overview() {
       card('Under-replicated', o.under_replicated_partitions),
       card('Groups', o.groups), card('Share groups', o.share_groups),
       card('Disk', bytes(o.disk_bytes)),
-      el('div', { class: 'card' }, 'Records in / s', rate)),
+      el('div', { class: 'card' }, 'Records in / s', rate),
+      el('div', { class: 'card' }, 'Bytes in / s', bytesIn),
+      el('div', { class: 'card' }, 'Bytes out / s', bytesOut)),
     el('h3', {}, 'Brokers'),
     table(['node', 'host', 'port', 'rack'],
       (o.cluster.brokers || []).map(b => [b.node_id, b.host, b.port, b.rack])),
@@ -89,8 +93,11 @@ async function overview() {
   every(2000, async () => {
     const n = await api('/v1/overview');
     const now = Date.now();
-    rate.textContent = ((n.log_end_offsets - last.offsets) * 1000 / (now - last.t)).toFixed(1);
-    last = { t: now, offsets: n.log_end_offsets };
+    const per_s = (a, b) => (a - b) * 1000 / (now - last.t);
+    rate.textContent = per_s(n.log_end_offsets, last.offsets).toFixed(1);
+    bytesIn.textContent = bytes(Math.round(per_s(n.bytes_in, last.in)));
+    bytesOut.textContent = bytes(Math.round(per_s(n.bytes_out, last.out)));
+    last = { t: now, offsets: n.log_end_offsets, in: n.bytes_in, out: n.bytes_out };
   });
 }
 

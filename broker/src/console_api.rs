@@ -34,7 +34,7 @@ use crate::admin_http::{error, starting, AdminState};
 use crate::broker::Broker;
 use crate::handlers::{dispatch, RequestContext};
 use crate::security::{Principal, SecurityProtocol};
-use crate::share::dlq as dead_letters;
+use crate::share::redrive::{target_partition, DeadLetter, RedriveFilter, RedrivePlan};
 
 /// Who the admin API's requests are made as, for the authorizer.
 pub const ADMIN_PRINCIPAL: &str = "weir-admin-http";
@@ -258,6 +258,8 @@ pub async fn overview(State(state): State<Arc<AdminState>>) -> Response {
         "share_groups": share,
         "disk_bytes": size_bytes,
         "log_end_offsets": log_end_offsets,
+        "bytes_in": b.metrics.produce_bytes_all.get(),
+        "bytes_out": b.metrics.fetch_bytes_all.get(),
         "cluster": cluster,
     }))
     .into_response()
@@ -986,6 +988,7 @@ pub async fn redrive(
 ) -> Response {
     let b = try_or!(broker(&state));
     let r = try_or!(body(payload));
+    let dry_run = r.dry_run;
     let max = r.max_records.unwrap_or(MAX_REDRIVE_RECORDS);
     if !(1..=MAX_REDRIVE_RECORDS).contains(&max) {
         return bad_request(format!(
@@ -996,18 +999,16 @@ pub async fn redrive(
     let parts: Vec<i32> = (0..count).collect();
     let start = try_or!(list_offsets(b, &topic, &parts, -2).await);
     let end = try_or!(list_offsets(b, &topic, &parts, -1).await);
-    // (target topic, partition) -> (key, value, headers), in dead-letter order.
-    type Owned = (
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Vec<(String, Option<Vec<u8>>)>,
-    );
-    let mut batches: BTreeMap<(String, i32), Vec<Owned>> = BTreeMap::new();
-    let (mut taken, mut skipped) = (0usize, 0usize);
+    let mut plan = RedrivePlan::new(RedriveFilter {
+        to: r.to,
+        group: r.group,
+        reason: r.reason,
+        max_records: Some(max),
+    });
     for &p in &parts {
         let mut at = start.get(&p).copied().flatten().unwrap_or(0);
         let stop = end.get(&p).copied().flatten().unwrap_or(at);
-        while at < stop && taken < max {
+        while at < stop && !plan.is_full() {
             let resp = try_or!(
                 call(
                     b,
@@ -1058,14 +1059,15 @@ pub async fn redrive(
             }
             at = next;
             for rec in window_records {
-                if taken >= max || rec["offset"].as_i64().is_some_and(|o| o >= stop) {
+                if plan.is_full() || rec["offset"].as_i64().is_some_and(|o| o >= stop) {
                     break;
                 }
                 let decode = |v: &Value| {
                     v.as_str()
                         .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                        .map(bytes::Bytes::from)
                 };
-                let headers: Vec<(String, Option<Vec<u8>>)> = rec["headers"]
+                let headers = rec["headers"]
                     .as_array()
                     .map(|hs| {
                         hs.iter()
@@ -1078,67 +1080,38 @@ pub async fn redrive(
                             .collect()
                     })
                     .unwrap_or_default();
-                let h = |name: &str| {
-                    headers
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .and_then(|(_, v)| v.as_ref())
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                };
-                if r.group
-                    .as_deref()
-                    .is_some_and(|g| h(dead_letters::HEADER_GROUP).as_deref() != Some(g))
-                    || r.reason
-                        .as_deref()
-                        .is_some_and(|x| h(dead_letters::HEADER_REASON).as_deref() != Some(x))
-                {
-                    continue;
-                }
-                taken += 1;
-                let Some(target) =
-                    r.to.clone()
-                        .or_else(|| h(dead_letters::HEADER_SOURCE_TOPIC))
-                else {
-                    skipped += 1;
-                    continue;
-                };
-                let partition = h(dead_letters::HEADER_SOURCE_PARTITION)
-                    .and_then(|p| p.parse::<i32>().ok())
-                    .unwrap_or(0);
-                let clean: Vec<(String, Option<Vec<u8>>)> = headers
-                    .into_iter()
-                    .filter(|(k, _)| !k.starts_with("weir.dlq."))
-                    .collect();
-                batches.entry((target, partition)).or_default().push((
-                    decode(&rec["key"]),
-                    decode(&rec["value"]),
-                    clean,
-                ));
+                plan.offer(DeadLetter {
+                    key: decode(&rec["key"]),
+                    value: decode(&rec["value"]),
+                    headers,
+                });
             }
         }
     }
     let mut sent = 0usize;
     let mut targets = Vec::new();
-    for ((target, partition), recs) in &batches {
-        // A source partition that no longer exists: the first one.
-        let partition = match b.topics.get(target) {
-            Some(t) if usize::try_from(*partition).is_ok_and(|p| p < t.partition_count()) => {
-                *partition
-            }
-            _ => 0,
-        };
-        if !r.dry_run {
+    for ((target, partition), recs) in &plan.batches {
+        let partition = target_partition(
+            *partition,
+            b.topics.get(target).map_or(0, |t| t.partition_count()),
+        );
+        if !dry_run {
             let headers: Vec<Vec<weir_storage::records::HeaderRef<'_>>> = recs
                 .iter()
-                .map(|(_, _, hs)| hs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect())
+                .map(|r| {
+                    r.headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_deref()))
+                        .collect()
+                })
                 .collect();
             let now = b.now_ms();
             let new: Vec<weir_storage::records::NewRecord<'_>> = recs
                 .iter()
                 .zip(&headers)
-                .map(|((k, v, _), h)| weir_storage::records::NewRecord {
-                    key: k.as_deref(),
-                    value: v.as_deref(),
+                .map(|(r, h)| weir_storage::records::NewRecord {
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
                     headers: h,
                     timestamp_ms: now,
                 })
@@ -1180,9 +1153,9 @@ pub async fn redrive(
         targets.push(json!({ "topic": target, "partition": partition, "records": recs.len() }));
     }
     Json(json!({
-        "dry_run": r.dry_run,
+        "dry_run": dry_run,
         "records": sent,
-        "skipped": skipped,
+        "skipped": plan.skipped,
         "targets": targets,
     }))
     .into_response()

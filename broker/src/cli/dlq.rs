@@ -3,10 +3,11 @@
 //! commands read those headers, and `redrive` produces the records back to their source topics
 //! without them.
 
-use std::collections::BTreeMap;
-
 use clap::Subcommand;
 use serde_json::json;
+use weir_broker::share::redrive::{
+    target_partition, DeadLetter, RedriveFilter, RedrivePlan, HEADER_PREFIX as DLQ_HEADER_PREFIX,
+};
 use weir_protocol::*;
 
 use super::client::{expect_response, Client};
@@ -14,8 +15,6 @@ use super::records::{decode_batches, encode_batch, CliRecord};
 use super::topics::{list_offsets, partitions_of};
 use super::{check, Output};
 
-/// The header prefix of Weir's dead-letter provenance headers.
-const DLQ_HEADER_PREFIX: &str = "weir.dlq.";
 const GROUP_RESOURCE: i8 = 32;
 const DLQ_CONFIG: &str = "weir.share.dlq.topic";
 const FETCH_MAX_BYTES: i32 = 1 << 20;
@@ -250,44 +249,37 @@ async fn redrive(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let records = read_all(client, topic).await?;
-    // (target topic, target partition) -> records, in dead-letter order.
-    let mut batches: BTreeMap<(String, i32), Vec<CliRecord>> = BTreeMap::new();
-    let mut skipped = 0usize;
+    let mut plan = RedrivePlan::new(RedriveFilter {
+        to,
+        group,
+        reason,
+        max_records: None,
+    });
     for (_, r) in records {
-        let h = |n: &str| header(&r, &format!("{DLQ_HEADER_PREFIX}{n}"));
-        if group
-            .as_deref()
-            .is_some_and(|g| h("group").as_deref() != Some(g))
-            || reason
-                .as_deref()
-                .is_some_and(|x| h("reason").as_deref() != Some(x))
-        {
-            continue;
-        }
-        let Some(target) = to.clone().or_else(|| h("source.topic")) else {
-            skipped += 1;
-            continue;
-        };
-        let partition = h("source.partition")
-            .and_then(|p| p.parse::<i32>().ok())
-            .unwrap_or(0);
-        let mut clean = r.clone();
-        clean
-            .headers
-            .retain(|(k, _)| !k.starts_with(DLQ_HEADER_PREFIX));
-        batches.entry((target, partition)).or_default().push(clean);
+        plan.offer(DeadLetter {
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        });
     }
+    let skipped = plan.skipped;
     let mut sent = 0usize;
     let mut items = Vec::new();
-    for ((target, partition), recs) in &batches {
-        let parts = partitions_of(client, target, false).await?;
-        // A source partition that no longer exists: the first one.
-        let partition = if parts.contains(partition) {
-            *partition
-        } else {
-            parts.first().copied().unwrap_or(0)
-        };
+    for ((target, partition), recs) in plan.batches {
+        let count = partitions_of(client, &target, false).await?.len();
+        let partition = target_partition(partition, count);
+        let n = recs.len();
         if !dry_run {
+            let recs: Vec<CliRecord> = recs
+                .into_iter()
+                .map(|r| CliRecord {
+                    offset: 0,
+                    timestamp: 0,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                })
+                .collect();
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -301,7 +293,7 @@ async fn redrive(
                         name: target.clone(),
                         partitions: vec![ProducePartition {
                             index: partition,
-                            records: Some(encode_batch(recs, now)),
+                            records: Some(encode_batch(&recs, now)),
                         }],
                     }],
                 }))
@@ -316,8 +308,8 @@ async fn redrive(
                 }
             }
         }
-        sent += recs.len();
-        items.push(json!({"topic": target, "partition": partition, "records": recs.len()}));
+        sent += n;
+        items.push(json!({"topic": target, "partition": partition, "records": n}));
     }
     let verb = if dry_run { "would redrive" } else { "redrove" };
     let mut text = format!("{verb} {sent} dead letter(s) from {topic}");

@@ -21,6 +21,7 @@ pub mod group;
 pub mod partition;
 pub mod persister;
 pub mod records;
+pub mod redrive;
 pub mod session;
 pub mod store;
 
