@@ -24,12 +24,13 @@ cargo test --workspace --release
 if [ -d tests-compat ] && ls tests-compat/test_*.py >/dev/null 2>&1; then
   echo "== client compatibility suite"
   ./tests-compat/install.sh
-  # WEIR_TEST_WORKERS=2 runs two files at a time (pytest-xdist; the tests mostly wait, so about
-  # half the wall time on two cores). Serial by default until a stall seen once in a parallel run
-  # (a worker gone during test_share_cluster's kill test, the run waiting on it) is understood.
+  # Two files at a time by default (pytest-xdist; the tests mostly wait, so about half the wall
+  # time on two cores); WEIR_TEST_WORKERS=1 runs them one after another. (A stall once seen in a
+  # parallel run was a share consumer polling forever against a cluster that answered its
+  # heartbeats COORDINATOR_NOT_AVAILABLE; that was a bug, fixed.)
   parallel=()
-  if [ "${WEIR_TEST_WORKERS:-1}" -gt 1 ]; then
-    parallel=(-n "$WEIR_TEST_WORKERS" --dist loadfile)
+  if [ "${WEIR_TEST_WORKERS:-2}" -gt 1 ]; then
+    parallel=(-n "${WEIR_TEST_WORKERS:-2}" --dist loadfile)
   fi
   WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat "${parallel[@]}"
 fi
