@@ -778,6 +778,23 @@ fn heartbeat_error(e: GroupError) -> ConsumerGroupHeartbeatResponse {
     }
 }
 
+/// Waits (off the async threads, and only if there is something to wait for) until group
+/// records queued in `__consumer_offsets` are durable.
+pub(super) async fn group_records_durable(
+    broker: &Arc<Broker>,
+    write: crate::offsets::GroupRecordsWrite,
+    now_ms: i64,
+) -> bool {
+    if write.is_empty() {
+        return true;
+    }
+    let b = broker.clone();
+    matches!(
+        blocking(move || b.wait_group_records(write, now_ms)).await,
+        Some(Ok(()))
+    )
+}
+
 /// ConsumerGroupHeartbeat (KIP-848): the state change is in `__consumer_offsets` before the member
 /// hears of it.
 pub async fn consumer_group_heartbeat(
@@ -844,13 +861,8 @@ pub async fn consumer_group_heartbeat(
         }
         (result, broker.queue_group_records(&mut cg, now))
     };
-    let b = broker.clone();
     let written = match pending {
-        Ok(p) if p.is_empty() => true,
-        Ok(p) => matches!(
-            blocking(move || b.wait_group_records(p, now)).await,
-            Some(Ok(()))
-        ),
+        Ok(p) => group_records_durable(broker, p, now).await,
         Err(_) => false,
     };
     if !written {

@@ -35,6 +35,7 @@ use weir_protocol::{ErrorCode, Response};
 use weir_storage::batch::BatchHeader;
 use weir_storage::StorageError;
 
+use super::consumer_groups::group_records_durable;
 use super::{blocking, RequestContext, ResponseFuture};
 use crate::authz::{Authz, ResourceType};
 use crate::broker::Broker;
@@ -137,11 +138,7 @@ pub async fn share_group_heartbeat(
             message: None,
         });
     };
-    let b = broker.clone();
-    let epochs_durable = matches!(
-        blocking(move || b.wait_group_records(write, now)).await,
-        Some(Ok(()))
-    );
+    let epochs_durable = group_records_durable(broker, write, now).await;
     let pending = broker.share.release_departed(&departed, now);
     if !epochs_durable || !wait_durable(broker, pending).await {
         return heartbeat_error(ShareGroupError {
@@ -1192,11 +1189,7 @@ pub fn alter_share_group_offsets(
     let b = broker.clone();
     Box::pin(async move {
         let mut responses = responses;
-        let b2 = b.clone();
-        let group_durable = matches!(
-            blocking(move || b2.wait_group_records(group_write, now)).await,
-            Some(Ok(()))
-        );
+        let group_durable = group_records_durable(&b, group_write, now).await;
         if !group_durable || !wait_durable(&b, pending).await {
             for p in responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 if p.error_code == ErrorCode::NONE {

@@ -743,6 +743,25 @@ impl ShareCoordinator {
         Ok(shared)
     }
 
+    /// Sends `request` to the owner at `node` and waits for its answer. Blocking. A failure
+    /// (the owner moved, died, or the queue is full) is logged as the state not being `what`
+    /// and answered COORDINATOR_NOT_AVAILABLE.
+    fn call_owner(
+        &self,
+        node: i32,
+        addr: &str,
+        request: Request,
+        what: &str,
+    ) -> Result<Response, PersistError> {
+        self.remote
+            .send(node, addr, request)
+            .and_then(persister::wait_reply)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "share state not {what}");
+                weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE
+            })
+    }
+
     fn read_state(
         &self,
         key: &ShareKey,
@@ -765,14 +784,7 @@ impl ShareCoordinator {
                         }],
                     }],
                 });
-                let response = self
-                    .remote
-                    .send(node, &addr, request)
-                    .and_then(persister::wait_reply)
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "share state not read");
-                        weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE
-                    })?;
+                let response = self.call_owner(node, &addr, request, "read")?;
                 let Response::ReadShareGroupState(r) = response else {
                     return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
                 };
@@ -832,14 +844,7 @@ impl ShareCoordinator {
                             }],
                         }],
                     });
-                let response = self
-                    .remote
-                    .send(node, &addr, request)
-                    .and_then(persister::wait_reply)
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "share state not initialized");
-                        weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE
-                    })?;
+                let response = self.call_owner(node, &addr, request, "initialized")?;
                 first_result_code(&response)
             }
         }
