@@ -506,6 +506,91 @@ def test_frozen_leader_is_replaced_and_steps_down_when_it_wakes(cluster_factory,
     checker.stop_and_check_exactly_once(c.bootstrap, 1)
 
 
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
+
+
+def idempotent_batch(producer_id, value):
+    """One record batch of an idempotent producer (epoch 0, sequence 0), as bytes, so that the
+    very same batch can be sent again as a client's retry does."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    b = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=producer_id,
+        producer_epoch=0,
+        base_sequence=0,
+        batch_size=1 << 20,
+    )
+    b.append(0, timestamp=int(time.time() * 1000), key=None, value=value, headers=[])
+    return bytes(b.build())
+
+
+def produce_to(c, node, topic, batch, timeout_ms):
+    """An acks=all Produce of `batch` to partition 0 sent to broker `node`: (error code, offset)."""
+    from kafka.protocol.produce import ProduceRequest
+
+    resp = send_to(
+        c,
+        node,
+        ProduceRequest[3](
+            transactional_id=None,
+            required_acks=-1,
+            timeout=timeout_ms,
+            topics=[(topic, [(0, batch)])],
+        ),
+    )
+    ((part,),) = [t["partitions"] for t in resp["topics"]]
+    return part["error_code"], part["offset"]
+
+
+def test_a_retried_batch_is_acknowledged_only_once_committed(cluster_factory, unique):
+    """An idempotent producer's retry of a batch its leader holds but has not committed (both
+    followers are frozen) is answered as the original: not before a majority holds it (acks=all),
+    and never by a broker that no longer leads. Kafka waits for the high watermark for a
+    duplicate too; answering at once would acknowledge a record a failover can still lose."""
+    import os
+    import signal as sig
+
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("retry")
+    create_replicated(admin, topic, partitions=1)
+    wait_until("a preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
+    lead = leader_of(admin, topic, 0)
+    followers = [b for b in c.brokers if b.node_id != lead]
+    batch = idempotent_batch(7_000_001, b"only-once")
+    for b in followers:
+        os.kill(b.proc.pid, sig.SIGSTOP)
+    try:
+        first, _ = produce_to(c, lead, topic, batch, timeout_ms=1000)
+        assert first in (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT), first
+        retried, _ = produce_to(c, lead, topic, batch, timeout_ms=1000)
+        assert retried in (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT), (
+            f"a retry of an uncommitted batch was answered {retried}"
+        )
+    finally:
+        for b in followers:
+            os.kill(b.proc.pid, sig.SIGCONT)
+
+    # Once a majority is back the retry goes through (appended or answered as a duplicate)...
+    def retry_succeeds():
+        leader = leader_of(admin, topic, 0)
+        if leader is None:
+            return None
+        error, _ = produce_to(c, leader, topic, batch, timeout_ms=5000)
+        return error == 0
+
+    wait_until("the retry acknowledged", retry_succeeds, timeout=45)
+    # ...and the record is in the partition exactly once.
+    cons = consumer(c.bootstrap)
+    cons.assign([TopicPartition(topic, 0, 0)])
+    assert [m.value() for m in consume_n(cons, 1)] == [b"only-once"]
+    helpers.assert_no_more(cons)
+
+
 def test_deleted_records_stay_deleted_after_failover(cluster_factory, unique):
     c = cluster_factory(3, FAST)
     admin = admin_client(c.bootstrap)

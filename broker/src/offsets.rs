@@ -101,9 +101,15 @@ impl StagedChange {
         self.pending.as_ref().is_none_or(PendingAppend::is_complete)
     }
 
-    /// The offset of the change's last record in the offsets log, if it wrote one.
-    pub fn last_offset(&self) -> Option<i64> {
-        self.pending.as_ref().map(|p| p.result.last_offset)
+    /// The offset of the change's last record in the offsets log and the leader epoch it was
+    /// appended in, if it wrote one.
+    pub fn appended(&self) -> Option<(i64, i32)> {
+        self.pending.as_ref().map(|p| {
+            (
+                p.result.last_offset,
+                p.result.partition_leader_epoch.unwrap_or(-1),
+            )
+        })
     }
 
     /// The offsets partition replica the change was written to, if it wrote one.

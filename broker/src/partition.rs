@@ -412,16 +412,24 @@ impl Partition {
         self.with_raft(|r, out| r.on_durable(end, out));
     }
 
-    /// Waits until the high watermark passes `last_offset` (acks=all), or fails when this replica
-    /// stops leading.
-    pub async fn wait_committed(&self, last_offset: Offset) -> Result<(), ReplicaError> {
+    /// Waits until the high watermark passes `last_offset`, appended by this replica as leader of
+    /// `leader_epoch` (acks=all), or fails when this replica stops leading. Only the leadership
+    /// that appended may say so: once it ended, what is at those offsets may be another leader's
+    /// records (this replica's were truncated while it followed), so a later leadership of this
+    /// replica answers NotLeader too and the client retries (an idempotent one without
+    /// duplicates).
+    pub async fn wait_committed(
+        &self,
+        last_offset: Offset,
+        leader_epoch: i32,
+    ) -> Result<(), ReplicaError> {
         let rx = {
             let mut waiters = self.waiters.lock();
+            if self.leader_epoch() != Some(leader_epoch) {
+                return Err(ReplicaError::NotLeader);
+            }
             if self.high_watermark() > last_offset {
                 return Ok(());
-            }
-            if self.leader_epoch().is_none() {
-                return Err(ReplicaError::NotLeader);
             }
             let (tx, rx) = oneshot::channel();
             waiters.entry(last_offset + 1).or_default().push(tx);

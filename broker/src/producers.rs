@@ -71,8 +71,11 @@ pub enum SequenceCheck {
     /// Not an idempotent batch, or the next one in sequence: append it.
     Append,
     /// A retry of a batch already in the log: answer with its original offsets, append nothing.
+    /// Under acks=all the answer still waits for `last_offset` to be committed, as for the
+    /// original: the batch may be in this leader's log but not yet on a majority.
     Duplicate {
         base_offset: Offset,
+        last_offset: Offset,
     },
     Reject(ErrorCode),
 }
@@ -261,6 +264,7 @@ impl ProducerState {
                 {
                     return SequenceCheck::Duplicate {
                         base_offset: b.base_offset,
+                        last_offset: b.last_offset,
                     };
                 }
                 match entry.batches.back() {
@@ -467,7 +471,13 @@ mod tests {
         let b0 = header(7, 0, 0, 3);
         assert_eq!(s.check(&b0), SequenceCheck::Append);
         s.record(&b0, 100);
-        assert_eq!(s.check(&b0), SequenceCheck::Duplicate { base_offset: 100 });
+        assert_eq!(
+            s.check(&b0),
+            SequenceCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102
+            }
+        );
         let gap = header(7, 0, 5, 1);
         assert_eq!(
             s.check(&gap),

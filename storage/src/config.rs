@@ -129,6 +129,9 @@ pub struct AppendResult {
     pub log_start_offset: Offset,
     /// Number of batches appended.
     pub batches: u32,
+    /// The partition leader epoch stamped on the batches (`AppendOptions::partition_leader_epoch`),
+    /// if one was: whoever waits for the append to be replicated checks it is still that epoch's.
+    pub partition_leader_epoch: Option<i32>,
 }
 
 #[cfg(test)]

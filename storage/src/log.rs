@@ -627,6 +627,7 @@ impl Log {
             log_append_time_ms: opts.log_append_time_ms,
             log_start_offset: log_start,
             batches: headers.len() as u32,
+            partition_leader_epoch: opts.partition_leader_epoch,
         };
         if policy != FsyncPolicy::Always && self.sync.inflight.load(Ordering::Acquire) == 0 {
             // Nothing to wait for and nothing of this log queued: write here, under the lock

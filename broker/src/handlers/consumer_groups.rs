@@ -376,7 +376,7 @@ const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
 async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
     let written: Vec<_> = staged
         .iter()
-        .filter_map(|s| Some((s.partition()?, s.last_offset()?)))
+        .filter_map(|s| Some((s.partition()?, s.appended()?)))
         .collect();
     let durable = if staged.iter().all(StagedChange::is_complete) {
         staged.into_iter().all(|s| broker.offsets.finish(s).is_ok())
@@ -389,10 +389,10 @@ async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
     if !durable {
         return false;
     }
-    for (partition, last) in written {
+    for (partition, (last, epoch)) in written {
         let committed = tokio::time::timeout(
             std::time::Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS),
-            partition.wait_committed(last),
+            partition.wait_committed(last, epoch),
         )
         .await;
         if !matches!(committed, Ok(Ok(()))) {

@@ -40,7 +40,11 @@ enum Staged {
         index: i32,
         partition: Arc<Partition>,
         pending: Vec<PendingAppend>,
-        duplicate_base: Option<i64>,
+        /// Retried batches already in the log: the first one's base offset and the last one's
+        /// last offset (acks=all waits for it to be committed, as for a new append).
+        duplicates: Option<(i64, i64)>,
+        /// The leader epoch the appends were made (and the duplicates found) in.
+        leader_epoch: i32,
     },
 }
 
@@ -264,6 +268,11 @@ fn stage(
     };
     let idempotent = headers.iter().any(|h| h.producer_id >= 0);
     let mut producers = partition.producers.lock();
+    // The leadership these appends (and answers to retries) belong to: acks=all waits for it to
+    // commit them. A follower answers nothing, not even a retry it holds.
+    let Some(leader_epoch) = partition.leader_epoch() else {
+        return not_leader(broker, &partition.topic, index);
+    };
     if !idempotent {
         let appended = partition.append(batches, &options);
         producers.snapshot_if_rolled(&partition.log);
@@ -272,7 +281,8 @@ fn stage(
                 index,
                 partition: partition.clone(),
                 pending: vec![p],
-                duplicate_base: None,
+                duplicates: None,
+                leader_epoch,
             },
             Err(e) => append_failed(broker, partition, &e),
         };
@@ -280,7 +290,7 @@ fn stage(
     // Idempotent batches are checked and appended one by one, holding the producer-state lock so no
     // other append slips between a check and its offset assignment.
     let mut pending = Vec::with_capacity(headers.len());
-    let mut duplicate_base = None;
+    let mut duplicates: Option<(i64, i64)> = None;
     for one in batches.into_split() {
         let Some(&h) = one.headers().first() else {
             continue;
@@ -297,8 +307,12 @@ fn stage(
                 }
                 Err(e) => return append_failed(broker, partition, &e),
             },
-            SequenceCheck::Duplicate { base_offset } => {
-                duplicate_base.get_or_insert(base_offset);
+            SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                let first = duplicates.map_or(base_offset, |(first, _)| first);
+                duplicates = Some((first, last_offset));
             }
             SequenceCheck::Reject(code) => {
                 return failed(
@@ -317,31 +331,36 @@ fn stage(
         index,
         partition: partition.clone(),
         pending,
-        duplicate_base,
+        duplicates,
+        leader_epoch,
     }
 }
 
 /// What acks=all still waits for after a partition's appends are durable here: the high watermark
-/// passing `last_offset`.
-type Replication = Option<(Arc<Partition>, i64)>;
+/// passing the last offset, in the leader epoch of the appends.
+type Replication = Option<(Arc<Partition>, i64, i32)>;
 
 /// Waits for durability of the staged appends and builds the partition's answer.
 fn finish(staged: Staged) -> (ProducePartitionResponse, Replication) {
-    let (index, partition, pending, duplicate_base) = match staged {
+    let (index, partition, pending, duplicates, leader_epoch) = match staged {
         Staged::Done(r) => return (r, None),
         Staged::Pending {
             index,
             partition,
             pending,
-            duplicate_base,
-        } => (index, partition, pending, duplicate_base),
+            duplicates,
+            leader_epoch,
+        } => (index, partition, pending, duplicates, leader_epoch),
     };
-    let last_offset = pending.last().map(|p| p.result.last_offset);
+    let last_offset = pending
+        .last()
+        .map(|p| p.result.last_offset)
+        .max(duplicates.map(|(_, last)| last));
     let mut response = ProducePartitionResponse {
         index,
         ..ProducePartitionResponse::default()
     };
-    response.base_offset = duplicate_base.unwrap_or(-1);
+    response.base_offset = duplicates.map_or(-1, |(first, _)| first);
     for p in pending {
         match p.wait() {
             Ok(r) => {
@@ -365,7 +384,7 @@ fn finish(staged: Staged) -> (ProducePartitionResponse, Replication) {
         }
     }
     partition.note_durable();
-    (response, last_offset.map(|o| (partition, o)))
+    (response, last_offset.map(|o| (partition, o, leader_epoch)))
 }
 
 /// acks=all: a partition is answered once the high watermark passes its last offset (on a single
@@ -377,15 +396,18 @@ async fn await_replication(
     replication: Replication,
     timeout_ms: i32,
 ) -> ProducePartitionResponse {
-    let Some((partition, last_offset)) = replication else {
+    let Some((partition, last_offset, leader_epoch)) = replication else {
         return response;
     };
     let timeout = std::time::Duration::from_millis(u64::try_from(timeout_ms.max(1)).unwrap_or(1));
-    let error = match tokio::time::timeout(timeout, partition.wait_committed(last_offset)).await {
-        Ok(Ok(())) => return response,
-        Ok(Err(e)) => replica_error_code(e),
-        Err(_) => ErrorCode::REQUEST_TIMED_OUT,
-    };
+    let error =
+        match tokio::time::timeout(timeout, partition.wait_committed(last_offset, leader_epoch))
+            .await
+        {
+            Ok(Ok(())) => return response,
+            Ok(Err(e)) => replica_error_code(e),
+            Err(_) => ErrorCode::REQUEST_TIMED_OUT,
+        };
     ProducePartitionResponse {
         index: response.index,
         error_code: error,

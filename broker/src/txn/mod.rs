@@ -78,13 +78,14 @@ impl Logged {
             return Ok(());
         };
         let last = pending.result.last_offset;
+        let epoch = pending.result.partition_leader_epoch.unwrap_or(-1);
         let waited = tokio::task::spawn_blocking(move || pending.wait()).await;
         if !matches!(waited, Ok(Ok(_))) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
         self.partition.note_durable();
         self.partition
-            .wait_committed(last)
+            .wait_committed(last, epoch)
             .await
             .map_err(|_| ErrorCode::NOT_COORDINATOR)
     }
