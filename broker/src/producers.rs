@@ -221,6 +221,20 @@ impl ProducerState {
         self.producers.contains_key(&producer_id)
     }
 
+    /// What this partition holds of `producer_id`, in words (for error messages and logs).
+    pub fn describe(&self, producer_id: i64) -> String {
+        match self.producers.get(&producer_id) {
+            None => "no state for this producer".to_string(),
+            Some(e) => match e.batches.back() {
+                Some(b) => format!(
+                    "epoch {}, last sequence {} at offset {}",
+                    e.epoch, b.last_seq, b.last_offset
+                ),
+                None => format!("epoch {}, no batch", e.epoch),
+            },
+        }
+    }
+
     pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
         if header.producer_id < 0 {
             return SequenceCheck::Append;

@@ -315,14 +315,17 @@ fn stage(
                 duplicates = Some((first, last_offset));
             }
             SequenceCheck::Reject(code) => {
-                return failed(
-                    index,
-                    code,
-                    format!(
-                        "producer {} epoch {} sequence {} rejected",
-                        h.producer_id, h.producer_epoch, h.base_sequence
-                    ),
-                )
+                // As Kafka's message: what came and what this partition holds of the producer.
+                let message = format!(
+                    "producer {} epoch {} sequence {} rejected in {}: {}",
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    partition_name(partition),
+                    producers.describe(h.producer_id)
+                );
+                tracing::debug!(error = ?code, "{message}");
+                return failed(index, code, message);
             }
         }
     }
