@@ -1,8 +1,6 @@
 //! The operator CLI end to end: the built `weir` binary against a broker it started itself.
 
-mod common;
-
-use common::Broker;
+use crate::common::Broker;
 
 #[test]
 fn topic_lifecycle() {
@@ -226,8 +224,8 @@ fn keys_and_cluster_info() {
 
 #[test]
 fn unreachable_broker_says_what_to_do() {
-    let port = common::free_port();
-    let out = common::run_cli(&format!("127.0.0.1:{port}"), &["topic", "list"], "");
+    let port = crate::common::free_port();
+    let out = crate::common::run_cli(&format!("127.0.0.1:{port}"), &["topic", "list"], "");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -292,14 +290,14 @@ fn group_commands_show_consumer_protocol_groups() {
     assert_eq!(modern["type"], "consumer");
 
     // The admin API lists and describes it too.
-    let groups = common::get_json(b.admin, "/v1/groups");
+    let groups = crate::common::get_json(b.admin, "/v1/groups");
     let listed = groups["groups"]
         .as_array()
         .and_then(|gs| gs.iter().find(|g| g["group_id"] == "modern"))
         .cloned()
         .expect("modern in /v1/groups");
     assert_eq!(listed["state"], "Stable");
-    let detail = common::get_json(b.admin, "/v1/groups/modern");
+    let detail = crate::common::get_json(b.admin, "/v1/groups/modern");
     assert_eq!(detail["protocol_type"], "consumer");
     assert_eq!(detail["members"][0]["member_id"], "member-1");
 }

@@ -2,9 +2,7 @@
 //! and leader: the commands answer as Kafka would (nothing to move or elect) and refuse what
 //! cannot be. The cluster behaviour is in tests-compat/test_cli_cluster.py.
 
-mod common;
-
-use common::Broker;
+use crate::common::Broker;
 
 #[test]
 fn partition_commands_on_a_single_node() {

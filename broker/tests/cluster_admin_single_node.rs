@@ -8,10 +8,8 @@
 //!   every partition already has its preferred leader, the only possible replica set is the one
 //!   it has, and nothing is being moved.
 
-mod common;
-
-use common::kafka::Conn;
-use common::Broker;
+use crate::common::kafka::Conn;
+use crate::common::Broker;
 use weir_protocol::{
     api_key as k, AlterPartitionReassignmentsRequest, ApiVersionsRequest, BeginQuorumEpochRequest,
     ElectLeadersRequest, ElectLeadersTopic, EndQuorumEpochRequest, ErrorCode,

@@ -2,13 +2,11 @@
 //! running `weir serve`: each change is seen by the Kafka side (the CLI), bad input is a 400 with
 //! a reason, and lists and windows are bounded.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{get_json, http_get, Broker};
+use crate::common::{get_json, http_get, Broker};
 
 /// An HTTP/1.0 request with an optional JSON body: (status, body as JSON, or a string).
 fn request(

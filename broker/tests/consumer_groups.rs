@@ -9,10 +9,8 @@ use bytes::Bytes;
 use weir_broker::config::BrokerConfig;
 use weir_protocol::*;
 
-mod common;
-
-use common::inproc::InProcess;
-use common::kafka::Conn as Client;
+use crate::common::inproc::InProcess;
+use crate::common::kafka::Conn as Client;
 
 fn start(data_dir: PathBuf) -> InProcess {
     InProcess::start(BrokerConfig {

@@ -3,15 +3,13 @@
 //! exposes it as a metric, and logs again when appends succeed once more. A write that fails after
 //! offsets were assigned poisons the log for good (until restart), and says so.
 
-mod common;
-
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::inproc::InProcess;
-use common::kafka::Conn;
+use crate::common::inproc::InProcess;
+use crate::common::kafka::Conn;
 use weir_broker::broker::Broker;
 use weir_broker::clock::SystemClock;
 use weir_broker::metrics::Metrics;

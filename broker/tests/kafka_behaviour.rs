@@ -2,10 +2,8 @@
 //! (KIP-74) and fetch-session order, ListOffsets' special timestamps, and the authorized operations
 //! of Metadata, DescribeCluster and DescribeGroups without an authorizer.
 
-mod common;
-
-use common::kafka::Conn;
-use common::Broker;
+use crate::common::kafka::Conn;
+use crate::common::Broker;
 use weir_protocol::{
     DescribeClusterRequest, DescribeGroupsRequest, ErrorCode, FetchPartition, FetchRequest,
     FetchResponse, FetchTopic, ListOffsetsPartition, ListOffsetsPartitionResponse,

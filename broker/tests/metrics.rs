@@ -1,8 +1,6 @@
 //! `/metrics` and the JSON admin API of a running `weir serve`, after real traffic from the CLI.
 
-mod common;
-
-use common::{get_json, http_get, sample, Broker};
+use crate::common::{get_json, http_get, sample, Broker};
 
 #[test]
 fn metrics_and_admin_api_reflect_traffic() {

@@ -3,14 +3,12 @@
 //! keep their committed offsets (GROUP_SUBSCRIBED_TO_TOPIC); offsets of other topics are deleted.
 //! No client in the compatibility suite sends OffsetDelete, so the request is written by hand.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::Broker;
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{
     ErrorCode, JoinGroupProtocol, JoinGroupRequest, OffsetCommitPartition, OffsetCommitRequest,

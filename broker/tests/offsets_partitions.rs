@@ -10,10 +10,8 @@ use weir_broker::config::BrokerConfig;
 use weir_broker::internal_partitions::partition_for;
 use weir_protocol::*;
 
-mod common;
-
-use common::inproc::InProcess;
-use common::kafka::Conn as Client;
+use crate::common::inproc::InProcess;
+use crate::common::kafka::Conn as Client;
 
 const OFFSETS: &str = "__consumer_offsets";
 /// FindCoordinator key type of groups.

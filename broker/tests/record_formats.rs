@@ -4,14 +4,12 @@
 //! ListOffsets v0, and the limits around them (decompression bombs, zstd for old fetchers,
 //! `message.downconversion.enable`).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::Broker;
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{
     FetchPartition, FetchRequest, FetchTopic, ProducePartition, ProducePartitionResponse,

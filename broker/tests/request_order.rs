@@ -2,14 +2,12 @@
 //! request sees the state changes of the requests before it. Over a real socket to the built
 //! binary, every request is written before any response is read.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::common::Broker;
 use bytes::{Bytes, BytesMut};
-use common::Broker;
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{
     CreatableTopic, CreatePartitionsRequest, CreatePartitionsTopic, CreateTopicsRequest,

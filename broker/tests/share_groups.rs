@@ -3,10 +3,8 @@
 //! group offset admin APIs, share groups in ListGroups/DescribeGroups/DeleteGroups, and the
 //! share state surviving a kill -9 of the broker.
 
-mod common;
-
-use common::kafka::Conn;
-use common::Broker;
+use crate::common::kafka::Conn;
+use crate::common::Broker;
 use weir_protocol::{
     AcknowledgementBatch, AlterShareGroupOffsetsPartition, AlterShareGroupOffsetsRequest,
     AlterShareGroupOffsetsTopic, DeleteGroupsRequest, DeleteShareGroupOffsetsRequest,
@@ -237,7 +235,7 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
 
     // The admin API's view of the share group.
-    let view = common::get_json(broker.admin, "/v1/share-groups/workers");
+    let view = crate::common::get_json(broker.admin, "/v1/share-groups/workers");
     assert_eq!(view["state"], "Stable");
     assert_eq!(view["members"][0]["member_id"], "member-1");
     let p = &view["partitions"][0];
@@ -250,10 +248,11 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
             &serde_json::json!(2)
         )
     );
-    let (status, _) = common::http_get(broker.admin, "/v1/share-groups/nobody").expect("admin api");
+    let (status, _) =
+        crate::common::http_get(broker.admin, "/v1/share-groups/nobody").expect("admin api");
     assert_eq!(status, 404);
     assert_eq!(
-        common::get_json(broker.admin, "/v1/share-groups")["share_groups"][0]["group_id"],
+        crate::common::get_json(broker.admin, "/v1/share-groups")["share_groups"][0]["group_id"],
         "workers"
     );
 

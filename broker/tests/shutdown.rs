@@ -2,15 +2,13 @@
 //! 0, every log closed cleanly (the storage clean-shutdown marker is present, so the next open has
 //! no recovery to do and truncates nothing), and every acknowledged record present on reopen.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
 
+use crate::common::Broker;
 use bytes::{Bytes, BytesMut};
-use common::Broker;
 use weir_protocol::client::{decode_response, encode_request};
 use weir_protocol::{ProducePartition, ProduceRequest, ProduceTopic, Request, Response};
 use weir_storage::records::{decode_records, encode_batch, NewRecord};

@@ -5,12 +5,10 @@
 //! become visible only at commit, DescribeTransactions/ListTransactions, and all of it surviving
 //! a restart (`__transaction_state` and `__consumer_offsets` replayed).
 
-mod common;
-
 use std::time::Duration;
 
-use common::kafka::Conn;
-use common::Broker;
+use crate::common::kafka::Conn;
+use crate::common::Broker;
 use weir_protocol::client::encode_request_at;
 use weir_protocol::transactions::*;
 use weir_protocol::{

@@ -3,13 +3,11 @@
 //! an in-process broker: the test plays the coordinator), and what read_committed consumers see
 //! (last stable offset, aborted transactions, ListOffsets), also after a kill -9.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::common::kafka::Conn;
 use bytes::Bytes;
-use common::kafka::Conn;
 use weir_broker::broker::Broker;
 use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
@@ -325,7 +323,7 @@ fn open_transactions_and_the_abort_index_survive_kill_9() {
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "open_transactions_and_the_abort_index_survive_kill_9",
+            "txn_partition::open_transactions_and_the_abort_index_survive_kill_9",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use weir_broker::config::BrokerConfig;
 
-mod common;
-
-use common::inproc::InProcess;
+use crate::common::inproc::InProcess;
 
 fn start() -> InProcess {
     start_with(|_| {})
