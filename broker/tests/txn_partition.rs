@@ -6,82 +6,43 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
+use common::inproc::InProcess;
 use common::kafka::Conn;
 use weir_broker::broker::Broker;
-use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
 use weir_broker::partition::MarkerError;
 use weir_protocol::*;
 use weir_storage::batch::{compute_crc, ATTR_TRANSACTIONAL};
 use weir_storage::records::{encode_batch, NewRecord, TxnMarker, TxnMarkerKind};
 
-struct Running {
-    addr: std::net::SocketAddr,
-    broker: Arc<Broker>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// An in-process broker on `data_dir`, with a handle on its state.
-fn start(data_dir: PathBuf) -> Running {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
-    let config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
+fn start(data_dir: PathBuf) -> InProcess {
+    InProcess::start(BrokerConfig {
         data_dir,
         ..BrokerConfig::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (broker_tx, broker_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
-            broker_tx.send(broker.clone()).expect("hand over");
-            weir_broker::run(broker, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    let broker = broker_rx.recv().expect("broker");
-    Running {
-        addr,
-        broker,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    })
+}
+
+/// Records and markers are stamped with the current time: segments whose newest timestamp is
+/// older than `retention.ms` (7 days by default) are deleted by the retention pass that runs as
+/// the broker starts, which would move the log start under the test's feet after a restart.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("millis fit")
 }
 
 /// A batch of `n` records from producer `pid` (epoch, first sequence), transactional or not.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
     let value = b"payload".to_vec();
+    let now = now_ms();
     let records: Vec<NewRecord<'_>> = (0..n)
         .map(|_| NewRecord {
             value: Some(&value),
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms: now,
             ..NewRecord::default()
         })
         .collect();
@@ -172,7 +133,7 @@ fn marker(
         kind,
         coordinator_epoch,
     };
-    let pending = partition.append_txn_marker(&m, 1, 1_700_000_000_000)?;
+    let pending = partition.append_txn_marker(&m, 1, now_ms())?;
     let offset = pending.result.base_offset;
     pending.wait().expect("marker durable");
     partition.note_durable();
