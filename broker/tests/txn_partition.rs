@@ -244,6 +244,61 @@ fn read_committed_reads_below_the_lso_and_learns_the_aborted_transactions() {
     assert_eq!(r.error_code, ErrorCode::INVALID_RECORD, "{r:?}");
 }
 
+#[test]
+fn the_last_stable_offset_never_falls_below_the_log_start() {
+    let running = InProcess::start_temp(|_| {});
+    let mut conn = Conn::connect(running.addr);
+    conn.create_topic("txn", 1, &[("segment.bytes", "400")]);
+    // Producer 1 opens a transaction at offset 0 and keeps it open; plain batches follow, over
+    // several segments.
+    let r = produce(&mut conn, "txn", batch(1, 0, 0, 1, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
+    for _ in 0..8 {
+        let r = produce(&mut conn, "txn", batch(-1, -1, -1, 1, false));
+        assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    }
+    assert_eq!(fetch(&mut conn, "txn", 0, COMMITTED).last_stable_offset, 0);
+
+    // DeleteRecords (like retention) removes the start of the open transaction.
+    let response = conn.call(Request::DeleteRecords(DeleteRecordsRequest {
+        topics: vec![DeleteRecordsTopic {
+            name: "txn".into(),
+            partitions: vec![DeleteRecordsPartition {
+                partition_index: 0,
+                offset: 5,
+            }],
+        }],
+        timeout_ms: 30_000,
+    }));
+    let Response::DeleteRecords(r) = response else {
+        panic!("not a DeleteRecords response: {response:?}");
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.low_watermark),
+        (ErrorCode::NONE, 5),
+        "{p:?}"
+    );
+
+    // The LSO is the log start now: a read_committed consumer that starts at the latest
+    // offset lands in range and waits there for the transaction to end.
+    assert_eq!(latest(&mut conn, "txn", COMMITTED), 5);
+    let r = fetch(&mut conn, "txn", 5, COMMITTED);
+    assert_eq!(
+        (r.error_code, r.log_start_offset, r.last_stable_offset),
+        (ErrorCode::NONE, 5, 5),
+        "{r:?}"
+    );
+    assert!(r.records.is_empty(), "{r:?}");
+    // Once it ends, everything from the log start up is readable.
+    let end = marker(&running.broker, "txn", 1, 0, TxnMarkerKind::Commit, 1).expect("commit");
+    assert_eq!(latest(&mut conn, "txn", COMMITTED), end + 1);
+    let r = fetch(&mut conn, "txn", 5, COMMITTED);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    let batches = weir_storage::batch::validate_batches(&r.records).expect("batches");
+    assert_eq!(batches.first().map(|b| b.base_offset), Some(5));
+}
+
 /// Run as a child process by the kill -9 test: writes transactions, says READY, waits to die.
 fn kill9_child(dir: PathBuf) {
     let running = start(dir);
