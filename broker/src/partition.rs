@@ -393,11 +393,15 @@ impl Partition {
     }
 
     /// The last stable offset: read_committed consumers read below it. The high watermark, or
-    /// the first offset of the oldest transaction still open here if that is lower.
+    /// the first offset of the oldest transaction still open here if that is lower. As Kafka's,
+    /// never below the log start: retention or DeleteRecords may delete the start of a
+    /// transaction still open, and an LSO under the log start would send read_committed
+    /// consumers (ListOffsets latest) to an offset that is out of range.
     pub fn last_stable_offset(&self) -> Offset {
         let hw = self.high_watermark();
+        let start = self.log.log_start_offset();
         let first_unstable = self.producers.lock().first_unstable_offset();
-        first_unstable.map_or(hw, |f| f.min(hw))
+        first_unstable.map_or(hw, |f| f.max(start).min(hw))
     }
 
     /// Tells the replica that the log start moved (retention, DeleteRecords).

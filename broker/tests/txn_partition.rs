@@ -4,82 +4,43 @@
 //! (last stable offset, aborted transactions, ListOffsets), also after a kill -9.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use crate::common::inproc::InProcess;
 use crate::common::kafka::Conn;
 use bytes::Bytes;
 use weir_broker::broker::Broker;
-use weir_broker::clock::SystemClock;
 use weir_broker::config::BrokerConfig;
 use weir_broker::partition::MarkerError;
 use weir_protocol::*;
 use weir_storage::batch::{compute_crc, ATTR_TRANSACTIONAL};
 use weir_storage::records::{encode_batch, NewRecord, TxnMarker, TxnMarkerKind};
 
-struct Running {
-    addr: std::net::SocketAddr,
-    broker: Arc<Broker>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// An in-process broker on `data_dir`, with a handle on its state.
-fn start(data_dir: PathBuf) -> Running {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = std_listener.local_addr().expect("addr");
-    std_listener.set_nonblocking(true).expect("nonblocking");
-    let config = BrokerConfig {
-        listener: addr,
-        admin_listener: None,
+fn start(data_dir: PathBuf) -> InProcess {
+    InProcess::start(BrokerConfig {
         data_dir,
         ..BrokerConfig::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (broker_tx, broker_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            let broker = Broker::open(config, Arc::new(SystemClock)).expect("open broker");
-            broker_tx.send(broker.clone()).expect("hand over");
-            weir_broker::run(broker, listener, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("run");
-        });
-    });
-    let broker = broker_rx.recv().expect("broker");
-    Running {
-        addr,
-        broker,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    })
+}
+
+/// Records and markers are stamped with the current time: segments whose newest timestamp is
+/// older than `retention.ms` (7 days by default) are deleted by the retention pass that runs as
+/// the broker starts, which would move the log start under the test's feet after a restart.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("millis fit")
 }
 
 /// A batch of `n` records from producer `pid` (epoch, first sequence), transactional or not.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
     let value = b"payload".to_vec();
+    let now = now_ms();
     let records: Vec<NewRecord<'_>> = (0..n)
         .map(|_| NewRecord {
             value: Some(&value),
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms: now,
             ..NewRecord::default()
         })
         .collect();
@@ -170,7 +131,7 @@ fn marker(
         kind,
         coordinator_epoch,
     };
-    let pending = partition.append_txn_marker(&m, 1, 1_700_000_000_000)?;
+    let pending = partition.append_txn_marker(&m, 1, now_ms())?;
     let offset = pending.result.base_offset;
     pending.wait().expect("marker durable");
     partition.note_durable();
@@ -279,6 +240,61 @@ fn read_committed_reads_below_the_lso_and_learns_the_aborted_transactions() {
     // Transactional records without a producer id are refused.
     let r = produce(&mut conn, "txn", batch(-1, -1, -1, 1, true));
     assert_eq!(r.error_code, ErrorCode::INVALID_RECORD, "{r:?}");
+}
+
+#[test]
+fn the_last_stable_offset_never_falls_below_the_log_start() {
+    let running = InProcess::start_temp(|_| {});
+    let mut conn = Conn::connect(running.addr);
+    conn.create_topic("txn", 1, &[("segment.bytes", "400")]);
+    // Producer 1 opens a transaction at offset 0 and keeps it open; plain batches follow, over
+    // several segments.
+    let r = produce(&mut conn, "txn", batch(1, 0, 0, 1, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
+    for _ in 0..8 {
+        let r = produce(&mut conn, "txn", batch(-1, -1, -1, 1, false));
+        assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    }
+    assert_eq!(fetch(&mut conn, "txn", 0, COMMITTED).last_stable_offset, 0);
+
+    // DeleteRecords (like retention) removes the start of the open transaction.
+    let response = conn.call(Request::DeleteRecords(DeleteRecordsRequest {
+        topics: vec![DeleteRecordsTopic {
+            name: "txn".into(),
+            partitions: vec![DeleteRecordsPartition {
+                partition_index: 0,
+                offset: 5,
+            }],
+        }],
+        timeout_ms: 30_000,
+    }));
+    let Response::DeleteRecords(r) = response else {
+        panic!("not a DeleteRecords response: {response:?}");
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.low_watermark),
+        (ErrorCode::NONE, 5),
+        "{p:?}"
+    );
+
+    // The LSO is the log start now: a read_committed consumer that starts at the latest
+    // offset lands in range and waits there for the transaction to end.
+    assert_eq!(latest(&mut conn, "txn", COMMITTED), 5);
+    let r = fetch(&mut conn, "txn", 5, COMMITTED);
+    assert_eq!(
+        (r.error_code, r.log_start_offset, r.last_stable_offset),
+        (ErrorCode::NONE, 5, 5),
+        "{r:?}"
+    );
+    assert!(r.records.is_empty(), "{r:?}");
+    // Once it ends, everything from the log start up is readable.
+    let end = marker(&running.broker, "txn", 1, 0, TxnMarkerKind::Commit, 1).expect("commit");
+    assert_eq!(latest(&mut conn, "txn", COMMITTED), end + 1);
+    let r = fetch(&mut conn, "txn", 5, COMMITTED);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    let batches = weir_storage::batch::validate_batches(&r.records).expect("batches");
+    assert_eq!(batches.first().map(|b| b.base_offset), Some(5));
 }
 
 /// Run as a child process by the kill -9 test: writes transactions, says READY, waits to die.
