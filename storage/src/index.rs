@@ -6,6 +6,10 @@
 //! and the entry count is tracked in memory; sealing trims the file to the entries written,
 //! so a sealed index's entry count is its file length divided by the entry size.
 //!
+//! An index holds no file descriptor: the mapping outlives the descriptor it was made from, and
+//! the file is opened again only to resize or trim it. A broker with 10,000 partitions keeps one
+//! descriptor per partition's active segment (its `.log`), not three.
+//!
 //! Indexes are hints, never the source of truth: the log verifies that an entry points at a
 //! batch with the expected base offset before trusting it and rebuilds the index from the
 //! segment when it does not (see `segment.rs`).
@@ -18,7 +22,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
@@ -31,7 +35,7 @@ pub(crate) const MAX_INDEX_BYTES: usize = 10 << 20;
 
 /// A file of fixed-size entries, memory mapped.
 pub(crate) struct MmapIndex {
-    file: File,
+    path: PathBuf,
     mmap: Option<MmapMut>,
     entry_size: usize,
     entries: usize,
@@ -41,14 +45,14 @@ pub(crate) struct MmapIndex {
 impl MmapIndex {
     /// Creates (or truncates) an empty index able to hold `capacity` entries.
     pub fn create(path: &Path, entry_size: usize, capacity: usize) -> io::Result<Self> {
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
         let mut idx = MmapIndex {
-            file,
+            path: path.to_path_buf(),
             mmap: None,
             entry_size,
             entries: 0,
@@ -61,7 +65,7 @@ impl MmapIndex {
     /// Opens an existing (sealed or cleanly closed) index. Fails with `InvalidData` if the file
     /// length is not a whole number of entries.
     pub fn open(path: &Path, entry_size: usize) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = Self::open_file(path)?;
         let len = file.metadata()?.len();
         if len % entry_size as u64 != 0 || len > MAX_INDEX_BYTES as u64 {
             return Err(io::Error::new(
@@ -78,7 +82,7 @@ impl MmapIndex {
             None
         };
         Ok(MmapIndex {
-            file,
+            path: path.to_path_buf(),
             mmap,
             entry_size,
             entries,
@@ -86,18 +90,24 @@ impl MmapIndex {
         })
     }
 
-    fn resize(&mut self, capacity: usize) -> io::Result<()> {
+    fn open_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    /// Sets the file to `capacity` entries and maps it again; returns the file, still open.
+    fn resize(&mut self, capacity: usize) -> io::Result<File> {
         let capacity = capacity.max(self.entries);
         if let Some(m) = self.mmap.take() {
             m.flush()?;
         }
-        self.file.set_len((capacity * self.entry_size) as u64)?;
+        let file = Self::open_file(&self.path)?;
+        file.set_len((capacity * self.entry_size) as u64)?;
         if capacity > 0 {
             // SAFETY: see `open`.
-            self.mmap = Some(unsafe { MmapMut::map_mut(&self.file)? });
+            self.mmap = Some(unsafe { MmapMut::map_mut(&file)? });
         }
         self.capacity = capacity;
-        Ok(())
+        Ok(file)
     }
 
     /// Grows the mapping so that `capacity` entries fit (for a segment that becomes active).
@@ -110,8 +120,7 @@ impl MmapIndex {
 
     /// Trims the file to the entries written and flushes it (segment sealing / clean close).
     pub fn trim_and_sync(&mut self) -> io::Result<()> {
-        self.resize(self.entries)?;
-        self.file.sync_all()
+        self.resize(self.entries)?.sync_all()
     }
 
     pub fn len(&self) -> usize {
@@ -308,6 +317,39 @@ mod tests {
         assert!(!idx.push(3, 2));
         assert_eq!(idx.lookup_before(2), Some((1, 0)));
         assert_eq!(idx.lookup_before(1), None);
+    }
+
+    /// The files this process holds open (Linux: /proc/self/fd).
+    #[cfg(target_os = "linux")]
+    fn open_files() -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_index_keeps_no_file_open_and_still_grows_and_trims() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("0.index");
+        let mut idx = OffsetIndex(MmapIndex::create(&p, OFFSET_ENTRY, 1).expect("create"));
+        assert!(idx.push(0, 0));
+        assert!(!idx.0.push(&[0u8; OFFSET_ENTRY]), "full at one entry");
+        idx.0.make_active(3).expect("grow");
+        assert!(idx.push(10, 100));
+        assert!(!open_files().contains(&p), "the index file is held open");
+        idx.0.trim_and_sync().expect("trim");
+        assert_eq!(
+            std::fs::metadata(&p).expect("stat").len(),
+            2 * OFFSET_ENTRY as u64
+        );
+        let reopened = OffsetIndex(MmapIndex::open(&p, OFFSET_ENTRY).expect("open"));
+        assert!(
+            !open_files().contains(&p),
+            "the reopened index file is held open"
+        );
+        assert_eq!(reopened.lookup(15), Some((10, 100)));
     }
 
     #[test]
