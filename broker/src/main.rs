@@ -544,12 +544,47 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as Go's runtime does for its servers:
+/// the broker holds a descriptor per segment file and per connection, and the usual soft default
+/// (1024) is far below what the hard limit allows (10,000 partitions need more). Returns the
+/// limit before and after, or the OS error.
+fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok((before, limit.rlim_cur))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
             let (config, json) = (*args).into_config()?;
             init_logging(json);
+            match raise_open_files_limit() {
+                Ok((before, after)) if after > before => {
+                    tracing::info!(before, after, "raised the open files limit to the hard limit")
+                }
+                Ok((_, limit)) => tracing::info!(limit, "open files limit"),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
