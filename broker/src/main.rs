@@ -580,7 +580,11 @@ fn main() -> anyhow::Result<()> {
             init_logging(json);
             match raise_open_files_limit() {
                 Ok((before, after)) if after > before => {
-                    tracing::info!(before, after, "raised the open files limit to the hard limit")
+                    tracing::info!(
+                        before,
+                        after,
+                        "raised the open files limit to the hard limit"
+                    )
                 }
                 Ok((_, limit)) => tracing::info!(limit, "open files limit"),
                 Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),

@@ -551,7 +551,7 @@ impl TopicRegistry {
     pub fn enforce_retention(&self, now_ms: i64) {
         for topic in self.all() {
             for p in topic.local_partitions() {
-                match p.log.enforce_retention(now_ms) {
+                match p.log.enforce_retention(now_ms, p.high_watermark()) {
                     Ok(0) => {}
                     Ok(_) => p.note_log_start(),
                     Err(e) => {

@@ -459,3 +459,50 @@ mod configs {
         );
     }
 }
+
+#[test]
+fn an_idle_topic_whose_records_all_expired_is_emptied_active_segment_included() {
+    let b = crate::common::inproc::InProcess::start_temp(|_| {});
+    let mut conn = Conn::connect(b.addr);
+    conn.create_topic("idle", 1, &[("retention.ms", "60000")]);
+    let v: &[u8] = b"v";
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let p = conn.produce("idle", 0, &[v, v, v], &[now_ms, now_ms, now_ms]);
+    assert_eq!(p.error_code, ErrorCode::NONE);
+    // Within retention: nothing goes.
+    b.broker.topics.enforce_retention(now_ms + 1_000);
+    assert_eq!(list_offset(&mut conn, "idle", -2).offset, 0);
+    // Past it, with no newer segment: as Kafka, the log rolls and the expired active segment
+    // goes too; earliest meets latest and the old records are out of range.
+    b.broker.topics.enforce_retention(now_ms + 120_000);
+    assert_eq!(list_offset(&mut conn, "idle", -2).offset, 3);
+    assert_eq!(list_offset(&mut conn, "idle", -1).offset, 3);
+    let r = conn.call(Request::Fetch(FetchRequest {
+        max_wait_ms: 0,
+        topics: vec![FetchTopic {
+            name: "idle".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 1 << 20,
+                ..FetchPartition::default()
+            }],
+        }],
+        ..FetchRequest::default()
+    }));
+    let Response::Fetch(r) = r else {
+        panic!("not a fetch response: {r:?}");
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::OFFSET_OUT_OF_RANGE
+    );
+    // The partition takes and serves new records after it.
+    let p = conn.produce("idle", 0, &[v], &[now_ms]);
+    assert_eq!((p.error_code, p.base_offset), (ErrorCode::NONE, 3));
+    let r = fetch(&mut conn, "idle", &[(0, 3)], 1 << 20, 1 << 20, (0, -1));
+    assert!(!r.topics[0].partitions[0].records.is_empty());
+}

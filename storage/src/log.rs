@@ -1239,26 +1239,59 @@ impl Log {
         }
     }
 
-    /// Deletes whole sealed segments that are past `retention.ms` (by their largest timestamp)
-    /// or that keep the log above `retention.bytes`, oldest first; advances and persists the
-    /// log start offset. The active segment is never deleted. Returns the number deleted.
-    pub fn enforce_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
-        let _meta = self.meta.lock();
+    /// Deletes whole segments that are past `retention.ms` (by their largest timestamp) or that
+    /// keep the log above `retention.bytes`, oldest first, up to `committed_end` (exclusive: the
+    /// replicated high watermark; records above it may still be needed by the replicas); advances
+    /// and persists the log start offset. Returns the number deleted.
+    ///
+    /// As Kafka: when every segment qualifies, the active one included (non-empty and wholly
+    /// committed), the log rolls first and the old active segment goes too, so an idle topic's
+    /// expired records do not stay for want of a newer segment; the log is then empty, its start
+    /// at its end.
+    pub fn enforce_retention(
+        &self,
+        now_ms: i64,
+        committed_end: Offset,
+    ) -> Result<u64, StorageError> {
+        self.enforce_retention_rolling(now_ms, committed_end, true)
+    }
+
+    /// [`Self::enforce_retention`]; `may_roll` is false on the pass after a roll, so appends
+    /// racing with retention cannot make it roll again and again.
+    fn enforce_retention_rolling(
+        &self,
+        now_ms: i64,
+        committed_end: Offset,
+        may_roll: bool,
+    ) -> Result<u64, StorageError> {
+        let meta = self.meta.lock();
+        let mut roll_first = false;
         let plan = {
             let st = self.state.lock();
             let cfg = &st.config;
-            let hw = self.sync.hw.load(Ordering::Acquire);
+            let hw = self.sync.hw.load(Ordering::Acquire).min(committed_end);
             let mut remaining: u64 = st.segments.values().map(|s| s.size).sum();
-            let bases: Vec<Offset> = st.segments.keys().copied().collect();
+            // Each segment with the offset its records end before: the next segment's base, or
+            // the log end for the active one.
+            let mut bounds: Vec<(Offset, Offset)> = st
+                .segments
+                .keys()
+                .zip(st.segments.keys().skip(1).chain(std::iter::once(&st.leo)))
+                .map(|(&b, &next)| (b, next))
+                .collect();
+            if st.active().is_some_and(|a| a.base == st.leo) {
+                // An empty active segment holds nothing to delete.
+                bounds.pop();
+            }
             let mut count = 0usize;
-            for w in bases.windows(2) {
-                let Some(seg) = st.segments.get(&w[0]) else {
+            for &(base, next) in &bounds {
+                let Some(seg) = st.segments.get(&base) else {
                     break;
                 };
-                if w[1] > hw {
+                if next > hw {
                     break;
                 }
-                let by_start = w[1] <= st.log_start;
+                let by_start = next <= st.log_start;
                 // Kafka's rule: a segment whose batches carry no timestamp (-1) ages from the
                 // file's last modification, never from "the epoch".
                 let seg_ts = if seg.max_ts >= 0 {
@@ -1278,11 +1311,20 @@ impl Log {
                 remaining -= seg.size;
                 count += 1;
             }
-            bases
-                .get(count)
+            roll_first = may_roll && count > 0 && count == st.segments.len();
+            count = count.min(st.segments.len() - 1);
+            bounds
+                .get(count.saturating_sub(1))
                 .filter(|_| count > 0)
-                .map(|&b| (count, b.max(st.log_start)))
+                .map(|&(_, next)| (count, next.max(st.log_start)))
         };
+        if roll_first {
+            // The active segment goes too: it becomes a sealed one first (a new, empty active
+            // segment starts at the log end), then the same rules delete it.
+            drop(meta);
+            self.roll()?;
+            return self.enforce_retention_rolling(now_ms, committed_end, false);
+        }
         let Some((count, new_start)) = plan else {
             return Ok(0);
         };

@@ -178,7 +178,11 @@ fn retention_by_bytes_and_time() {
     let segs = log.segment_count();
     assert!(segs >= 4);
     // Nothing configured: nothing deleted.
-    assert_eq!(log.enforce_retention(i64::MAX / 2).expect("retention"), 0);
+    assert_eq!(
+        log.enforce_retention(i64::MAX / 2, i64::MAX)
+            .expect("retention"),
+        0
+    );
 
     // By time: segments whose newest batch is older than now - retention.
     let bases = log.segment_base_offsets();
@@ -190,7 +194,7 @@ fn retention_by_bytes_and_time() {
     // (newest batch within retention) stops the sweep.
     let first_seg_last = (bases[1] / 2 - 1) as i64; // batch index of the first segment's last batch
     let now = 1_000 + first_seg_last * 100 + 1_001;
-    assert_eq!(log.enforce_retention(now).expect("retention"), 1);
+    assert_eq!(log.enforce_retention(now, i64::MAX).expect("retention"), 1);
     assert_eq!(log.log_start_offset(), bases[1]);
     assert!(matches!(
         log.read(0, 100),
@@ -203,20 +207,32 @@ fn retention_by_bytes_and_time() {
         retention_bytes: Some(2_500),
         ..small_cfg()
     });
-    let n = log.enforce_retention(0).expect("retention");
+    let n = log.enforce_retention(0, i64::MAX).expect("retention");
     assert!(n >= 1);
     assert!(log.size_bytes() >= 2_500 || log.segment_count() == 1);
     let remaining = log.segment_base_offsets();
     assert_eq!(log.log_start_offset(), remaining[0]);
-    // The active segment is never deleted, even when everything is expired.
+    // Nothing above the committed end goes, the active segment included.
     log.set_config(LogConfig {
         retention_ms: Some(0),
         ..small_cfg()
     });
-    log.enforce_retention(i64::MAX / 2).expect("retention");
+    let committed = log.log_end_offset() - 2;
+    log.enforce_retention(i64::MAX / 2, committed)
+        .expect("retention");
     assert_eq!(log.segment_count(), 1);
     let start = log.log_start_offset();
+    assert!(start <= committed);
     assert_eq!(read_all(&log, start).len() as i64, (120 - start) / 2);
+    // Once everything is committed and expired, the active segment goes too, as in Kafka: the
+    // log rolls, then the old active segment is deleted; the log is empty, its start at its end.
+    log.enforce_retention(i64::MAX / 2, i64::MAX)
+        .expect("retention");
+    assert_eq!(log.segment_count(), 1);
+    let start = log.log_start_offset();
+    assert_eq!(start, log.log_end_offset());
+    assert_eq!(start, 120);
+    assert!(read_all(&log, start).is_empty());
 
     // The new log start survives a restart.
     dd.shutdown();
@@ -850,7 +866,7 @@ fn concurrent_reads_appends_and_retention() {
                     Err(e) => panic!("read failed: {e}"),
                 }
                 if i % 50 == 0 {
-                    log.enforce_retention(0).expect("retention");
+                    log.enforce_retention(0, i64::MAX).expect("retention");
                 }
             }
             served
@@ -861,7 +877,7 @@ fn concurrent_reads_appends_and_retention() {
     }
     done.store(true, Ordering::SeqCst);
     assert!(reader.join().expect("reader") > 0);
-    log.enforce_retention(0).expect("retention");
+    log.enforce_retention(0, i64::MAX).expect("retention");
     assert_eq!(log.high_watermark(), 600);
     let start = log.log_start_offset();
     assert!(start > 0, "retention deleted something");
@@ -981,13 +997,15 @@ fn segments_without_timestamps_age_from_their_file_time_not_from_the_epoch() {
         .expect("clock")
         .as_millis() as i64;
     assert_eq!(
-        log.enforce_retention(now).expect("retention"),
+        log.enforce_retention(now, i64::MAX).expect("retention"),
         0,
         "fresh segments were deleted"
     );
     assert_eq!(log.log_start_offset(), 0);
     assert!(
-        log.enforce_retention(now + 120_000).expect("retention") > 0,
+        log.enforce_retention(now + 120_000, i64::MAX)
+            .expect("retention")
+            > 0,
         "old enough: deleted"
     );
 }
