@@ -21,7 +21,7 @@ const ROUNDS: usize = 20;
 fn produce(topic: &str, partition: i32) -> Request {
     let batch = encode_batch(&[NewRecord {
         value: Some(b"v"),
-        timestamp_ms: 1_700_000_000_000,
+        timestamp_ms: crate::common::now_ms(),
         ..NewRecord::default()
     }]);
     Request::Produce(ProduceRequest {

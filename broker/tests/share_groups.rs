@@ -60,7 +60,7 @@ fn setup(conn: &mut Conn, topic: &str, group: &str, n: usize) -> [u8; 16] {
     conn.create_topic(topic, 1, &[]);
     let values: Vec<Vec<u8>> = (0..n).map(|i| i.to_string().into_bytes()).collect();
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    let produced = conn.produce(topic, 0, &refs, &vec![1_000; n]);
+    let produced = conn.produce(topic, 0, &refs, &vec![crate::common::now_ms(); n]);
     assert_eq!(produced.error_code, ErrorCode::NONE);
     set_earliest(conn, group);
     topic_id(conn, topic)

@@ -24,7 +24,7 @@ fn produce(stream: &mut TcpStream, corr: i32, partition: i32, values: &[String])
         .iter()
         .map(|v| NewRecord {
             value: Some(v.as_bytes()),
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms: crate::common::now_ms(),
             ..NewRecord::default()
         })
         .collect();

@@ -23,20 +23,10 @@ fn start(data_dir: PathBuf) -> InProcess {
     })
 }
 
-/// Records and markers are stamped with the current time: segments whose newest timestamp is
-/// older than `retention.ms` (7 days by default) are deleted by the retention pass that runs as
-/// the broker starts, which would move the log start under the test's feet after a restart.
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since.as_millis()).expect("millis fit")
-}
-
 /// A batch of `n` records from producer `pid` (epoch, first sequence), transactional or not.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
     let value = b"payload".to_vec();
-    let now = now_ms();
+    let now = crate::common::now_ms();
     let records: Vec<NewRecord<'_>> = (0..n)
         .map(|_| NewRecord {
             value: Some(&value),
@@ -131,7 +121,7 @@ fn marker(
         kind,
         coordinator_epoch,
     };
-    let pending = partition.append_txn_marker(&m, 1, now_ms())?;
+    let pending = partition.append_txn_marker(&m, 1, crate::common::now_ms())?;
     let offset = pending.result.base_offset;
     pending.wait().expect("marker durable");
     partition.note_durable();

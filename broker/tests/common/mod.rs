@@ -17,6 +17,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_weir");
 /// Upper bound for the broker to become ready; only a hang guard, never an assertion on speed.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The wall clock in milliseconds. Records a test writes carry it: segments whose newest
+/// timestamp is older than `retention.ms` (7 days by default) are deleted by the retention pass
+/// that runs as the broker starts, and a wholly expired log is emptied, so a record stamped in the
+/// past would vanish under the test's feet after a restart.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("millis fit")
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
