@@ -590,10 +590,10 @@ pub async fn txn_offset_commit(
     })
 }
 
-/// WriteTxnMarkers (from a transaction coordinator): each marker appended through the leader
-/// append path of each partition, answered once durable and committed.
-pub fn write_txn_markers(b: &Arc<Broker>, az: &Authz, r: WriteTxnMarkersRequest) -> ResponseFuture {
-    let allowed = az.allows_cluster(Op::ClusterAction);
+/// WriteTxnMarkers (from a transaction coordinator, CLUSTER_ACTION checked in `access`): each
+/// marker appended through the leader append path of each partition, answered once durable and
+/// committed.
+pub fn write_txn_markers(b: &Arc<Broker>, r: WriteTxnMarkersRequest) -> ResponseFuture {
     let b = b.clone();
     Box::pin(async move {
         let mut out = Vec::new();
@@ -612,14 +612,9 @@ pub fn write_txn_markers(b: &Arc<Broker>, az: &Authz, r: WriteTxnMarkersRequest)
             for t in m.topics {
                 let mut partitions = Vec::new();
                 for p in t.partition_indexes {
-                    let error_code = if allowed {
-                        markers::append_marker(&b, &t.name, p, marker).await
-                    } else {
-                        ErrorCode::CLUSTER_AUTHORIZATION_FAILED
-                    };
                     partitions.push(WritableTxnMarkerPartitionResult {
                         partition_index: p,
-                        error_code,
+                        error_code: markers::append_marker(&b, &t.name, p, marker).await,
                     });
                 }
                 topics.push(WritableTxnMarkerTopicResult {
