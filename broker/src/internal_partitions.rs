@@ -1,5 +1,5 @@
-//! Ownership of the partitions of an internal topic (`__consumer_offsets` today, the transaction
-//! state log later): which of them this broker leads, the state loaded for each, and which
+//! Ownership of the partitions of an internal topic (`__consumer_offsets`, `__transaction_state`):
+//! which of them this broker leads, the state loaded for each, and which
 //! partition a key (a group id, a transactional id) belongs to.
 //!
 //! A coordinator built on an internal topic keeps one state per partition it leads, in an

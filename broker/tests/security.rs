@@ -526,9 +526,15 @@ fn inter_broker_requests_need_cluster_action() {
         f.topics[0].partitions[0].error_code,
         ErrorCode::TOPIC_AUTHORIZATION_FAILED
     );
+    // A transaction marker written by a client would end (or forge the end of) another
+    // producer's transaction.
+    assert_eq!(
+        write_marker(&mut c, "t"),
+        ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+    );
 
     // With CLUSTER_ACTION the same requests get past authorization (a single node does not
-    // serve Vote: UNKNOWN_SERVER_ERROR; a replica fetch reads the log).
+    // serve Vote: UNKNOWN_SERVER_ERROR; a replica fetch reads the log; the marker is written).
     grant(&b, "User:mallory", CLUSTER, "kafka-cluster", CLUSTER_ACTION);
     let Some(Response::Vote(v)) = c.call(Request::Vote(VoteRequest::default())) else {
         panic!("no Vote response");
@@ -536,6 +542,31 @@ fn inter_broker_requests_need_cluster_action() {
     assert_eq!(v.error_code, ErrorCode::UNKNOWN_SERVER_ERROR);
     let f = fetch_as_replica(&mut c, "t");
     assert_eq!(f.topics[0].partitions[0].error_code, ErrorCode::NONE);
+    assert_eq!(write_marker(&mut c, "t"), ErrorCode::NONE);
+}
+
+/// WriteTxnMarkers of an ABORT marker for producer 7 to partition 0 of `topic`: its error code.
+fn write_marker(c: &mut Conn, topic: &str) -> ErrorCode {
+    use weir_protocol::transactions::{
+        WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+    };
+    let Some(Response::WriteTxnMarkers(r)) =
+        c.call(Request::WriteTxnMarkers(WriteTxnMarkersRequest {
+            markers: vec![WritableTxnMarker {
+                producer_id: 7,
+                producer_epoch: 0,
+                transaction_result: false,
+                topics: vec![WritableTxnMarkerTopic {
+                    name: topic.into(),
+                    partition_indexes: vec![0],
+                }],
+                coordinator_epoch: 0,
+            }],
+        }))
+    else {
+        panic!("no WriteTxnMarkers response");
+    };
+    r.markers[0].topics[0].partitions[0].error_code
 }
 
 #[test]

@@ -168,6 +168,11 @@ impl Cluster {
         self.node_id
     }
 
+    /// Where broker `to` takes inter-broker requests, per the watched view.
+    pub fn peer_address(&self, to: NodeId) -> Option<String> {
+        self.store.with_view(|v| address(v, to))
+    }
+
     pub fn is_controller(&self) -> bool {
         self.controller.load(Ordering::Acquire)
     }
@@ -751,28 +756,43 @@ async fn fetcher(
 // Leader records
 // ------------------------------------------------------------------------------------------
 
-/// Each group is coordinated by the leader of its `__consumer_offsets` partition: load the
-/// groups of the partitions this broker newly leads, drop those of the partitions it stopped
-/// leading (see `internal_partitions`).
-async fn follow_group_coordination(broker: &Arc<Broker>) {
-    let Some(topic) = broker.topics.get(crate::offsets::OFFSETS_TOPIC) else {
-        return;
-    };
+/// Partitions of an internal topic this broker leads, by index, and the topic's partition count.
+type Leading = (Vec<(i32, Arc<Partition>)>, i32);
+
+/// The partitions of internal topic `topic` this broker leads now, with the topic's partition
+/// count, if they differ from what `owner` has loaded (`None`: nothing to do).
+fn leadership_change<O: crate::internal_partitions::PartitionOwner>(
+    broker: &Broker,
+    topic: &str,
+    owner: &O,
+) -> Option<Leading> {
+    let topic = broker.topics.get(topic)?;
     let leading: Vec<_> = topic
         .local_partitions()
         .filter(|p| p.leader_epoch().is_some())
         .map(|p| (p.index, p.clone()))
         .collect();
     let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
-    let loaded = crate::internal_partitions::PartitionOwner::loaded(&GroupPartitions(broker));
+    let loaded = owner.loaded();
     let unchanged = loaded.len() == leading.len()
         && loaded
             .iter()
             .zip(&leading)
             .all(|((i, p), (j, q))| i == j && Arc::ptr_eq(p, q));
-    if unchanged {
+    (!unchanged).then_some((leading, count))
+}
+
+/// Each group is coordinated by the leader of its `__consumer_offsets` partition: load the
+/// groups of the partitions this broker newly leads, drop those of the partitions it stopped
+/// leading (see `internal_partitions`).
+async fn follow_group_coordination(broker: &Arc<Broker>) {
+    let Some((leading, count)) = leadership_change(
+        broker,
+        crate::offsets::OFFSETS_TOPIC,
+        &GroupPartitions(broker),
+    ) else {
         return;
-    }
+    };
     let b = broker.clone();
     let followed = tokio::task::spawn_blocking(move || {
         crate::internal_partitions::follow(&GroupPartitions(&b), &leading, count)
@@ -781,6 +801,42 @@ async fn follow_group_coordination(broker: &Arc<Broker>) {
     for (index, e) in followed.unwrap_or_default() {
         tracing::error!(partition = index, error = %e, "cannot load an offsets partition; its groups are not coordinated here");
     }
+}
+
+/// Each transactional id is coordinated by the leader of its `__transaction_state` partition:
+/// load the transactions of the partitions this broker newly leads (and finish those the
+/// previous coordinator left preparing), drop those of the partitions it stopped leading.
+async fn follow_txn_coordination(broker: &Arc<Broker>) {
+    let Some((leading, count)) = leadership_change(broker, crate::txn::TXN_TOPIC, &broker.txn)
+    else {
+        return;
+    };
+    let b = broker.clone();
+    let followed = tokio::task::spawn_blocking(move || {
+        let before: Vec<i32> = b.txn.loaded_partitions().iter().map(|(i, _)| *i).collect();
+        let failed = crate::internal_partitions::follow(&b.txn, &leading, count);
+        let after: Vec<i32> = b.txn.loaded_partitions().iter().map(|(i, _)| *i).collect();
+        for i in after.iter().filter(|i| !before.contains(i)) {
+            tracing::info!(
+                partition = *i,
+                "coordinating the transactions of {} partition {i}",
+                crate::txn::TXN_TOPIC
+            );
+        }
+        for i in before.iter().filter(|i| !after.contains(i)) {
+            tracing::info!(
+                partition = *i,
+                "no longer coordinating the transactions of {} partition {i}",
+                crate::txn::TXN_TOPIC
+            );
+        }
+        failed
+    })
+    .await;
+    for (index, e) in followed.unwrap_or_default() {
+        tracing::error!(partition = index, error = %e, "cannot load a transaction state partition; its transactions are not coordinated here");
+    }
+    crate::txn::markers::resume_preparing(broker);
 }
 
 /// The leader of the share state partition holds the share groups' state: take it over when
@@ -825,6 +881,7 @@ async fn publish_loop(broker: Arc<Broker>, cluster: Arc<Cluster>, mut stop: watc
     let mut published: HashMap<(String, i32), LeaderRecord> = HashMap::new();
     loop {
         follow_group_coordination(&broker).await;
+        follow_txn_coordination(&broker).await;
         follow_share_coordination(&broker).await;
         act_on_elections(&broker, &cluster).await;
         let mut wanted = Vec::new();

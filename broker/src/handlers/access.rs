@@ -832,8 +832,9 @@ pub(super) fn split_incremental_alter_configs(
 
 /// APIs that need one operation on the cluster, refused as a whole with
 /// CLUSTER_AUTHORIZATION_FAILED: the ACL APIs (DESCRIBE, ALTER), SCRAM credentials (DESCRIBE,
-/// ALTER), leader election and reassignments (ALTER, DESCRIBE), and the inter-broker Raft APIs
-/// (CLUSTER_ACTION, CVE-2018-1288's lesson: only brokers may speak for brokers).
+/// ALTER), leader election and reassignments (ALTER, DESCRIBE), and the inter-broker APIs: Raft,
+/// share state, WriteTxnMarkers (CLUSTER_ACTION, CVE-2018-1288's lesson: only brokers may speak
+/// for brokers).
 pub(super) fn refuse_cluster_call(
     az: &Authz,
     request: &weir_protocol::Request,
@@ -855,7 +856,8 @@ pub(super) fn refuse_cluster_call(
         | Rq::ReadShareGroupState(_)
         | Rq::WriteShareGroupState(_)
         | Rq::DeleteShareGroupState(_)
-        | Rq::ReadShareGroupStateSummary(_) => Op::ClusterAction,
+        | Rq::ReadShareGroupStateSummary(_)
+        | Rq::WriteTxnMarkers(_) => Op::ClusterAction,
         // As Kafka's KafkaApis: quotas are configs of the cluster.
         Rq::DescribeClientQuotas(_) => Op::DescribeConfigs,
         Rq::AlterClientQuotas(_) => Op::AlterConfigs,
@@ -985,6 +987,37 @@ pub(super) fn refuse_cluster_call(
             error_code: code,
             ..BeginQuorumEpochResponse::default()
         }),
+        // As Kafka: every partition of every marker refused.
+        Rq::WriteTxnMarkers(r) => {
+            use weir_protocol::transactions::{
+                WritableTxnMarkerPartitionResult, WritableTxnMarkerResult,
+                WritableTxnMarkerTopicResult, WriteTxnMarkersResponse,
+            };
+            Response::WriteTxnMarkers(WriteTxnMarkersResponse {
+                markers: r
+                    .markers
+                    .iter()
+                    .map(|m| WritableTxnMarkerResult {
+                        producer_id: m.producer_id,
+                        topics: m
+                            .topics
+                            .iter()
+                            .map(|t| WritableTxnMarkerTopicResult {
+                                name: t.name.clone(),
+                                partitions: t
+                                    .partition_indexes
+                                    .iter()
+                                    .map(|&p| WritableTxnMarkerPartitionResult {
+                                        partition_index: p,
+                                        error_code: code,
+                                    })
+                                    .collect(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+        }
         // The share state persister: refused whole, as Kafka answers CLUSTER_AUTHORIZATION_FAILED.
         Rq::InitializeShareGroupState(r) => Response::InitializeShareGroupState(
             weir_protocol::responses::InitializeShareGroupStateResponse {

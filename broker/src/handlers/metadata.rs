@@ -288,6 +288,10 @@ pub async fn find_coordinator(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let coordinators = group_coordinators(broker).await;
+    if request.key_type == KEY_TYPE_TRANSACTION {
+        // The first lookup of a transactional id creates the state topic, as in Kafka.
+        crate::txn::TxnCoordinator::ensure_clustered(broker).await;
+    }
     let coordinators = request
         .keys
         .into_iter()
@@ -310,17 +314,26 @@ pub async fn find_coordinator(
                     error_message: None,
                 };
             }
-            // A single node coordinates every transactional id (it leads every partition of
-            // `__transaction_state`, created by the first transactional InitProducerId). A
-            // cluster does not follow that topic's leaders yet.
-            if request.key_type == KEY_TYPE_TRANSACTION && broker.cluster.is_some() {
-                return Coordinator {
-                    key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    error_message: Some("transactions are not served in a cluster yet".into()),
+            if request.key_type == KEY_TYPE_TRANSACTION {
+                return match txn_coordinator(broker, &key) {
+                    Some(b) => Coordinator {
+                        key,
+                        node_id: b.id,
+                        host: b.host,
+                        port: b.port,
+                        error_code: ErrorCode::NONE,
+                        error_message: None,
+                    },
+                    None => Coordinator {
+                        key,
+                        node_id: -1,
+                        host: String::new(),
+                        port: -1,
+                        error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                        error_message: Some(
+                            "the transaction state partition has no leader yet".into(),
+                        ),
+                    },
                 };
             }
             match group_coordinator(broker, &coordinators, &key) {
@@ -419,13 +432,38 @@ fn group_coordinator(
         Coordinators::Unknown => return None,
     };
     let index = crate::internal_partitions::partition_for(group, count);
+    internal_leader(broker, OFFSETS_TOPIC, index)
+}
+
+/// The broker coordinating `transactional_id`: this one on a single node (it leads every
+/// partition of `__transaction_state`, created by the first transactional InitProducerId); in a
+/// cluster the leader of its partition of that topic (`None` while the topic or the leader is
+/// not known).
+fn txn_coordinator(broker: &Broker, transactional_id: &str) -> Option<BrokerRecord> {
+    if broker.cluster.is_none() {
+        let (host, port) = broker.advertised();
+        return Some(BrokerRecord {
+            id: broker.config.node_id,
+            host,
+            port,
+            rack: None,
+            endpoints: Vec::new(),
+        });
+    }
+    let index = crate::txn::TxnCoordinator::partition_of(&broker.topics, transactional_id)?;
+    internal_leader(broker, crate::txn::TXN_TOPIC, index)
+}
+
+/// The leader of partition `index` of internal topic `topic`, as this broker's replica or else
+/// the cluster metadata knows it.
+fn internal_leader(broker: &Broker, topic: &str, index: i32) -> Option<BrokerRecord> {
     let leader = match broker
         .topics
-        .partition(OFFSETS_TOPIC, index)
+        .partition(topic, index)
         .and_then(|p| p.leader())
     {
         Some(l) => l,
-        None => broker.cluster_leader(OFFSETS_TOPIC, index)?.leader,
+        None => broker.cluster_leader(topic, index)?.leader,
     };
     broker.broker_record(leader)
 }

@@ -207,8 +207,8 @@ pub async fn dispatch(
         Request::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(&b, &az, version, r),
         Request::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(&b, &az, version, r),
         Request::EndTxn(r) => txn::end_txn(&b, &az, version, r),
-        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(&b, &az, version, r),
-        Request::WriteTxnMarkers(r) => txn::write_txn_markers(&b, &az, r),
+        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(&b, &az, version, r).await,
+        Request::WriteTxnMarkers(r) => txn::write_txn_markers(&b, r),
         Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
             txn::describe_transactions(&b, &az, r),
         )),

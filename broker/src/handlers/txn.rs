@@ -28,8 +28,106 @@ const TXN_OFFSET_FENCED_SINCE: i16 = 3;
 /// EndTxn v5+ is transaction protocol 2 (KIP-890).
 const END_TXN_V2_SINCE: i16 = 5;
 
+/// The loaded partition of transactional id `id`, or what Kafka answers: on a single node
+/// COORDINATOR_NOT_AVAILABLE before the topic exists; in a cluster NOT_COORDINATOR when another
+/// broker leads its partition (the client looks the coordinator up again), and
+/// COORDINATOR_LOAD_IN_PROGRESS when this broker leads it but has not loaded it yet.
 fn coordinator(b: &Broker, id: &str) -> Result<Arc<TxnPartition>, ErrorCode> {
-    b.txn.for_id(id)
+    match b.txn.for_id(id) {
+        Ok(tp) => Ok(tp),
+        Err(e) if b.cluster.is_none() => Err(e),
+        Err(_) => {
+            let leading = crate::txn::TxnCoordinator::partition_of(&b.topics, id)
+                .and_then(|i| b.topics.partition(crate::txn::TXN_TOPIC, i))
+                .is_some_and(|p| p.leader_epoch().is_some());
+            Err(if leading {
+                ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            } else {
+                ErrorCode::NOT_COORDINATOR
+            })
+        }
+    }
+}
+
+/// The `__consumer_offsets` partition of `group`, by the topic's partition count (known to every
+/// broker, whether or not it coordinates any group).
+fn offsets_partition_of(b: &Broker, group: &str) -> Option<i32> {
+    let count = i32::try_from(
+        b.topics
+            .get(crate::offsets::OFFSETS_TOPIC)?
+            .partition_count(),
+    )
+    .ok()?;
+    (count > 0).then(|| crate::internal_partitions::partition_for(group, count))
+}
+
+/// Whether `target` is in the ongoing transaction of `transactional_id` by this producer id and
+/// epoch, as its coordinator says: the local state when this broker coordinates the id, else the
+/// coordinator through AddPartitionsToTxn with `verify_only` (as Kafka's group coordinator
+/// verifies a TxnOffsetCommit, KIP-890). A coordinator that cannot be asked now gives
+/// COORDINATOR_NOT_AVAILABLE (the client retries).
+async fn verify_in_txn(
+    b: &Arc<Broker>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    target: &(String, i32),
+) -> ErrorCode {
+    let local = coordinator(b, transactional_id);
+    let Some(cluster) = b.cluster.as_ref().filter(|_| local.is_err()) else {
+        return match local {
+            Ok(tp) => state::verify_partitions(
+                tp.get(transactional_id).as_ref(),
+                producer_id,
+                producer_epoch,
+                target,
+            ),
+            Err(e) => e,
+        };
+    };
+    let leader =
+        crate::txn::TxnCoordinator::partition_of(&b.topics, transactional_id).and_then(|i| {
+            b.topics
+                .partition(crate::txn::TXN_TOPIC, i)
+                .and_then(|p| p.leader())
+                .or_else(|| b.cluster_leader(crate::txn::TXN_TOPIC, i).map(|l| l.leader))
+        });
+    let Some(node) = leader.filter(|l| *l >= 0 && *l != cluster.node_id()) else {
+        return ErrorCode::COORDINATOR_NOT_AVAILABLE;
+    };
+    let request = weir_protocol::Request::AddPartitionsToTxn(AddPartitionsToTxnRequest {
+        transactions: vec![AddPartitionsToTxnTransaction {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            verify_only: true,
+            topics: vec![AddPartitionsToTxnTopic {
+                name: target.0.clone(),
+                partitions: vec![target.1],
+            }],
+        }],
+    });
+    let answer = match b.txn.peers.call(b, node, request).await {
+        Ok(Response::AddPartitionsToTxn(r)) if r.error_code.is_none() => r
+            .results_by_transaction
+            .into_iter()
+            .flat_map(|t| t.topic_results)
+            .flat_map(|t| t.results_by_partition)
+            .map(|p| p.partition_error_code)
+            .next()
+            .unwrap_or(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        Ok(_) => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        Err(e) => {
+            tracing::debug!(peer = node, error = %e, "transaction not verified");
+            ErrorCode::COORDINATOR_NOT_AVAILABLE
+        }
+    };
+    match answer {
+        ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => {
+            ErrorCode::COORDINATOR_NOT_AVAILABLE
+        }
+        other => other,
+    }
 }
 
 /// InitProducerId with a transactional id (the idempotent case stays in `produce`).
@@ -53,6 +151,7 @@ pub async fn init_producer_id(
         return fail(ErrorCode::INVALID_REQUEST);
     }
     // The first transactional producer creates the state topic, as in Kafka.
+    crate::txn::TxnCoordinator::ensure_clustered(b).await;
     if b.cluster.is_none() && !b.txn.is_loaded() {
         let bb = b.clone();
         let created = blocking(move || {
@@ -296,7 +395,7 @@ pub fn add_offsets_to_txn(
     if !az.allows(Op::Read, Rt::Group, &r.group_id) {
         return ready(respond(ErrorCode::GROUP_AUTHORIZATION_FAILED));
     }
-    let Some(offsets_partition) = b.offsets.partition_of(&r.group_id) else {
+    let Some(offsets_partition) = offsets_partition_of(b, &r.group_id) else {
         return ready(respond(ErrorCode::COORDINATOR_NOT_AVAILABLE));
     };
     let now = b.now_ms();
@@ -380,7 +479,7 @@ pub fn end_txn(b: &Arc<Broker>, az: &Authz, version: i16, r: EndTxnRequest) -> R
 
 /// TxnOffsetCommit: the offsets go to `__consumer_offsets` as a transactional batch of the
 /// producer, pending until the transaction's marker reaches that partition.
-pub fn txn_offset_commit(
+pub async fn txn_offset_commit(
     b: &Arc<Broker>,
     az: &Authz,
     version: i16,
@@ -413,17 +512,19 @@ pub fn txn_offset_commit(
         Some(ErrorCode::NOT_COORDINATOR)
     } else {
         // The offsets partition must be in the transaction (AddOffsetsToTxn), with this
-        // producer at this epoch.
-        let target = b
-            .offsets
-            .partition_of(&r.group_id)
-            .map(|i| (crate::offsets::OFFSETS_TOPIC.to_string(), i));
-        let check = coordinator(b, &r.transactional_id).map(|tp| tp.get(&r.transactional_id));
-        match (check, target) {
-            (Err(e), _) => Some(e),
-            (_, None) => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
-            (Ok(m), Some(target)) => {
-                match state::verify_partitions(m.as_ref(), r.producer_id, r.producer_epoch, &target)
+        // producer at this epoch, as the transaction coordinator (maybe another broker) says.
+        match b.offsets.partition_of(&r.group_id) {
+            None => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            Some(i) => {
+                let target = (crate::offsets::OFFSETS_TOPIC.to_string(), i);
+                match verify_in_txn(
+                    b,
+                    &r.transactional_id,
+                    r.producer_id,
+                    r.producer_epoch,
+                    &target,
+                )
+                .await
                 {
                     c if c.is_none() => None,
                     ErrorCode::INVALID_TXN_STATE => Some(ErrorCode::INVALID_TXN_STATE),
@@ -432,6 +533,9 @@ pub fn txn_offset_commit(
             }
         }
     };
+    // The group may have moved while the coordinator was asked.
+    let refused =
+        refused.or_else(|| (!b.offsets.owns(&r.group_id)).then_some(ErrorCode::NOT_COORDINATOR));
     if let Some(code) = refused {
         return ready(Response::TxnOffsetCommit(respond_all(&r, &|_| code)));
     }
@@ -486,10 +590,10 @@ pub fn txn_offset_commit(
     })
 }
 
-/// WriteTxnMarkers (from a transaction coordinator): each marker appended through the leader
-/// append path of each partition, answered once durable and committed.
-pub fn write_txn_markers(b: &Arc<Broker>, az: &Authz, r: WriteTxnMarkersRequest) -> ResponseFuture {
-    let allowed = az.allows_cluster(Op::ClusterAction);
+/// WriteTxnMarkers (from a transaction coordinator, CLUSTER_ACTION checked in `access`): each
+/// marker appended through the leader append path of each partition, answered once durable and
+/// committed.
+pub fn write_txn_markers(b: &Arc<Broker>, r: WriteTxnMarkersRequest) -> ResponseFuture {
     let b = b.clone();
     Box::pin(async move {
         let mut out = Vec::new();
@@ -508,14 +612,9 @@ pub fn write_txn_markers(b: &Arc<Broker>, az: &Authz, r: WriteTxnMarkersRequest)
             for t in m.topics {
                 let mut partitions = Vec::new();
                 for p in t.partition_indexes {
-                    let error_code = if allowed {
-                        markers::append_marker(&b, &t.name, p, marker).await
-                    } else {
-                        ErrorCode::CLUSTER_AUTHORIZATION_FAILED
-                    };
                     partitions.push(WritableTxnMarkerPartitionResult {
                         partition_index: p,
-                        error_code,
+                        error_code: markers::append_marker(&b, &t.name, p, marker).await,
                     });
                 }
                 topics.push(WritableTxnMarkerTopicResult {

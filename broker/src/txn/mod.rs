@@ -13,7 +13,13 @@
 //!   aborts timed-out transactions and resumes the marker writing of transactions left
 //!   preparing by a restart.
 //!
-//! The topic is created on the first transactional InitProducerId, as Kafka creates it.
+//! On a single node the topic is created on the first transactional InitProducerId and every
+//! partition is loaded here. In a cluster it is a replicated internal topic created on the first
+//! FindCoordinator for a transactional id (or InitProducerId), as Kafka creates it; the
+//! coordinator of a transactional id is the leader of its partition: the cluster runtime loads a
+//! partition when this broker becomes its leader and drops it when it stops being it (requests
+//! for its ids are then answered NOT_COORDINATOR), and markers go to each partition's leader
+//! (WriteTxnMarkers when it is another broker).
 
 pub mod markers;
 pub mod records;
@@ -62,6 +68,8 @@ pub struct TxnCoordinator {
     partitions: InternalPartitions<TxnPartition>,
     /// Serializes the lazy creation of the topic.
     create: Mutex<()>,
+    /// Connections to the leaders of other brokers' partitions, for WriteTxnMarkers.
+    pub(crate) peers: markers::MarkerPeers,
 }
 
 /// A transition appended to the log, not yet known to be durable and committed.
@@ -136,6 +144,35 @@ impl TxnCoordinator {
             Some((_, e)) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// In a cluster: creates the (replicated, internal) topic if the cluster has none, with
+    /// `transaction_state_log_num_partitions` partitions and the internal topics' replication
+    /// factor, as Kafka creates it on first need. Its partitions are loaded by the brokers
+    /// that come to lead them.
+    pub async fn ensure_clustered(broker: &Arc<crate::broker::Broker>) {
+        if broker.cluster.is_none() || broker.topics.get(TXN_TOPIC).is_some() {
+            return;
+        }
+        let spec = crate::topic_admin::CreateSpec {
+            name: TXN_TOPIC.to_string(),
+            partitions: broker.config.transaction_state_log_num_partitions,
+            replication_factor: -1,
+            assignment: Vec::new(),
+            configs: Self::topic_configs(),
+            internal: true,
+            validate_only: false,
+        };
+        if let Err(e) = broker.create_topic(spec).await {
+            tracing::debug!(error = %e, "{TXN_TOPIC} not created (yet)");
+        }
+    }
+
+    /// The partition of `transactional_id` in the topic as this broker knows it (`None`: no
+    /// topic yet).
+    pub fn partition_of(topics: &TopicRegistry, transactional_id: &str) -> Option<i32> {
+        let count = i32::try_from(topics.get(TXN_TOPIC)?.partition_count()).ok()?;
+        (count > 0).then(|| crate::internal_partitions::partition_for(transactional_id, count))
     }
 
     /// The partition of `transactional_id`, if loaded here; else the error Kafka answers.
