@@ -5,9 +5,11 @@ share state APIs. A share group reads a topic whose partitions are led by differ
 completely, and a kill -9 of a data partition's leader loses nothing and delivers no accepted
 record again."""
 
+import socket
+import struct
 import time
 
-from confluent_kafka import AcknowledgeType
+from confluent_kafka import AcknowledgeType, KafkaException
 
 from helpers import WAIT_S, admin_client, consumer, produce_and_flush, producer
 from test_cluster import (
@@ -19,6 +21,9 @@ from test_cluster import (
     wait_until,
 )
 from test_share_groups import poll_records, read_all, set_group_configs, share_consumer
+
+# Kafka's error codes the share group offset admin APIs answer here.
+NONE, UNKNOWN_TOPIC_OR_PARTITION, NON_EMPTY_GROUP = 0, 3, 68
 
 PARTITIONS = 3
 # Weir's default offsets-topic-num-partitions (Kafka's is 50).
@@ -229,3 +234,250 @@ def test_dead_letters_delays_and_expiry_at_every_partition_leader(cluster_factor
             assert h["weir.dlq.source.partition"] == str(p)
             assert h["weir.dlq.group"] == group
             assert h["weir.dlq.reason"] == reason
+
+
+# -- The share group offset admin APIs on the wire (confluent-kafka's AdminClient has none). --
+
+
+def _uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _cstr(s):
+    data = s.encode()
+    return _uvarint(len(data) + 1) + data
+
+
+def _carray(items):
+    return _uvarint(len(items) + 1) + b"".join(items)
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        out = self.data[self.pos:self.pos + n]
+        assert len(out) == n, "response cut short"
+        self.pos += n
+        return out
+
+    def int16(self):
+        return struct.unpack(">h", self.take(2))[0]
+
+    def int32(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def uvarint(self):
+        shift = n = 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+
+    def cstr(self):
+        n = self.uvarint()
+        return None if n == 0 else self.take(n - 1).decode()
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
+    def carray(self, item):
+        n = self.uvarint()
+        return [] if n == 0 else [item(self) for _ in range(n - 1)]
+
+
+def _call(bootstrap, api_key, body):
+    """One flexible (header v2) request of version 0 to `bootstrap`; the response body."""
+    host, port = bootstrap.rsplit(":", 1)
+    client = b"weir-share-cluster-test"
+    header = struct.pack(">hhih", api_key, 0, 7, len(client)) + client + b"\x00"
+    frame = header + body
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as s:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+    r = _Reader(data[4:])
+    assert r.int32() == 7, "correlation id"
+    r.tags()
+    return r
+
+
+def alter_share_group_offsets(bootstrap, group, topics):
+    """AlterShareGroupOffsets (API 91): `topics` maps a name to {partition: start offset}.
+    Returns (group error, {(topic, partition): error})."""
+    body = _cstr(group) + _carray([
+        _cstr(t) + _carray([struct.pack(">iq", p, o) + b"\x00" for p, o in ps.items()]) + b"\x00"
+        for t, ps in topics.items()
+    ]) + b"\x00"
+    r = _call(bootstrap, 91, body)
+    r.int32()
+    error = r.int16()
+    r.cstr()
+
+    def partition(r):
+        index, code = r.int32(), r.int16()
+        r.cstr()
+        r.tags()
+        return index, code
+
+    def topic(r):
+        name = r.cstr()
+        r.take(16)
+        ps = r.carray(partition)
+        r.tags()
+        return name, ps
+
+    return error, {(t, p): code for t, ps in r.carray(topic) for p, code in ps}
+
+
+def delete_share_group_offsets(bootstrap, group, topics):
+    """DeleteShareGroupOffsets (API 92). Returns (group error, {topic: error})."""
+    body = _cstr(group) + _carray([_cstr(t) + b"\x00" for t in topics]) + b"\x00"
+    r = _call(bootstrap, 92, body)
+    r.int32()
+    error = r.int16()
+    r.cstr()
+
+    def topic(r):
+        name = r.cstr()
+        r.take(16)
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return name, code
+
+    return error, dict(r.carray(topic))
+
+
+def accept_all(sc, want, what):
+    """Polls, accepting every record, until the values in `want` were all delivered; returns
+    every value delivered and each delivery's (partition, offset, value, delivery count)."""
+    seen, counts = [], []
+    deadline = time.monotonic() + WAIT_S * 2
+    while not want <= set(seen) and time.monotonic() < deadline:
+        ms = poll_records(sc, 0.5)
+        for m in ms:
+            seen.append(m.value())
+            counts.append((m.partition(), m.offset(), m.value(), m.delivery_count()))
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+        if ms:
+            results = sc.commit_sync(WAIT_S)
+            assert all(err is None for err in results.values()), results
+    assert want <= set(seen), f"{what}: {len(want - set(seen))} records never delivered"
+    return seen, counts
+
+
+def values(lo, hi):
+    return {str(i).encode() for i in range(lo, hi)}
+
+
+def delete_when_empty(a, group):
+    """DeleteGroups once the closed consumer has left the group (NON_EMPTY_GROUP until then)."""
+    def deleted():
+        try:
+            a.delete_consumer_groups([group], request_timeout=10)[group].result(WAIT_S)
+            return True
+        except KafkaException as e:
+            assert e.args[0].code() == NON_EMPTY_GROUP, e
+            time.sleep(0.2)
+            return None
+
+    wait_until(f"{group} deleted", deleted)
+
+
+def test_deleted_share_group_created_again_starts_from_the_reset(cluster_factory, unique):
+    """DeleteGroups at a group coordinator that does not hold the share state deletes the state
+    too (wherever the share-partitions' state lives): a new group with the same name reads from
+    share.auto.offset.reset again, at every partition's leader."""
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    a, topic, group = share_cluster_topic(c, unique, 30)
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    seen, _ = accept_all(sc, values(0, 30), "first group")
+    assert sorted(seen) == sorted(values(0, 30))
+    sc.close()
+    delete_when_empty(a, group)
+    # The same name again (configs set again: they may go with the group), reading from the start.
+    set_group_configs(c.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    produce_and_flush(
+        producer(c.bootstrap, **{"acks": "all"}),
+        topic,
+        [{"value": str(i).encode(), "partition": i % PARTITIONS} for i in range(30, 45)],
+    )
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    seen, counts = accept_all(sc, values(0, 45), "the group created again")
+    assert sorted(seen) == sorted(values(0, 45)), "every record once, from the log start"
+    assert {d for _, _, _, d in counts} == {1}, "a fresh group: first deliveries"
+
+
+def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(cluster_factory, unique):
+    """AlterShareGroupOffsets and DeleteShareGroupOffsets at the group's coordinator, which does
+    not hold the share state: refused while the group has members (NON_EMPTY_GROUP), unknown
+    topics answered UNKNOWN_TOPIC_OR_PARTITION, and what they set is what a share consumer reads
+    next."""
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    a, topic, group = share_cluster_topic(c, unique, 30)
+    coordinator = c.broker(group_coordinator(a, group)).bootstrap
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    _, first = accept_all(sc, values(0, 30), "first read")
+    error, _ = alter_share_group_offsets(coordinator, group, {topic: {0: 0}})
+    assert error == NON_EMPTY_GROUP
+    sc.close()
+
+    def altered():
+        error, results = alter_share_group_offsets(
+            coordinator, group, {topic: {0: 0, 1: 8}, unique("no-such-topic"): {0: 0}}
+        )
+        if error == NON_EMPTY_GROUP:  # the closed consumer has not left yet
+            time.sleep(0.2)
+            return None
+        return error, results
+
+    error, results = wait_until("offsets altered", altered)
+    assert error == NONE
+    assert results[(topic, 0)] == NONE and results[(topic, 1)] == NONE, results
+    assert [code for (t, _), code in results.items() if t != topic] == [UNKNOWN_TOPIC_OR_PARTITION]
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    # Partition 0 from its start, partition 1 from offset 8, partition 2 not at all.
+    want = {v for p, o, v, _ in first if p == 0 or (p == 1 and o >= 8)}
+    assert len(want) >= 10
+    seen, _ = accept_all(sc, want, "after AlterShareGroupOffsets")
+    # Look a little longer: nothing else comes (partition 2 was not altered, 1 starts at 8).
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        seen += [m.value() for m in poll_records(sc, 0.5)]
+    assert sorted(seen) == sorted(want), (b",".join(sorted(seen)), b",".join(sorted(want)))
+    sc.close()
+
+    def deleted():
+        error, results = delete_share_group_offsets(coordinator, group, [topic])
+        if error == NON_EMPTY_GROUP:
+            time.sleep(0.2)
+            return None
+        return error, results
+
+    assert wait_until("offsets deleted", deleted) == (NONE, {topic: NONE})
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    seen, _ = accept_all(sc, values(0, 30), "after DeleteShareGroupOffsets")
+    assert sorted(seen) == sorted(values(0, 30)), "the state is gone: from the log start again"

@@ -406,6 +406,9 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
     let mut results = Vec::with_capacity(r.groups.len());
     // Per group: the staged tombstones of its offsets, if it was deleted.
     let mut staged: Vec<Option<StagedChange>> = Vec::with_capacity(r.groups.len());
+    // Per group: the deletion of its share state, if it was a share group (waited for off the
+    // async threads: it may wait for other brokers).
+    let mut share_state: Vec<Option<crate::share::Pending>> = Vec::with_capacity(r.groups.len());
     for group_id in r.groups {
         let committed: Vec<(String, i32)> = broker
             .offsets
@@ -419,15 +422,24 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             let _classic = broker.groups.lock();
             let _cg = broker.consumer_groups.lock();
             let is_share = broker.share.groups.lock().contains(&group_id);
-            is_share.then(|| broker.share.delete_group(&group_id, &broker.offsets, now))
+            is_share.then(|| {
+                broker
+                    .share
+                    .delete_group(&group_id, &broker.offsets, now, || {
+                        super::share::share_keys_of_all_topics(broker, &group_id)
+                    })
+            })
         };
         if let Some(deleted) = share_deleted {
             let error_code = match deleted {
-                Ok(pending) => match broker.share.wait(pending) {
-                    Ok(()) => ErrorCode::NONE,
-                    Err(_) => ErrorCode::KAFKA_STORAGE_ERROR,
-                },
-                Err(code) => code,
+                Ok(pending) => {
+                    share_state.push(Some(pending));
+                    ErrorCode::NONE
+                }
+                Err(code) => {
+                    share_state.push(None);
+                    code
+                }
             };
             staged.push(None);
             results.push(DeleteGroupResult {
@@ -468,6 +480,7 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             }
         }
         staged.push(change);
+        share_state.push(None);
         results.push(DeleteGroupResult {
             group_id,
             error_code,
@@ -475,9 +488,14 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
     }
     let b = broker.clone();
     Box::pin(async move {
-        for (result, change) in results.iter_mut().zip(staged) {
+        for ((result, change), share) in results.iter_mut().zip(staged).zip(share_state) {
             if let Some(change) = change {
                 if !finish_staged(b.clone(), vec![change]).await {
+                    result.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
+                }
+            }
+            if let Some(pending) = share {
+                if !super::share::wait_durable(&b, pending).await {
                     result.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
                 }
             }

@@ -42,6 +42,7 @@ use crate::broker::Broker;
 use crate::consumer_groups::{Assignment, TopicId};
 use crate::share::group::{ShareGroupError, ShareHeartbeat};
 use crate::share::partition::{AckBatch, AckError, AckType, Disposition, MemberId};
+use crate::share::persister::Owner;
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::{
     group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareKey,
@@ -85,7 +86,7 @@ fn assignment_to_wire(a: &Assignment) -> Vec<ShareGroupTopicPartitions> {
 }
 
 /// Waits (off the async threads) until `pending` is durable.
-async fn wait_durable(broker: &Arc<Broker>, pending: Pending) -> bool {
+pub(super) async fn wait_durable(broker: &Arc<Broker>, pending: Pending) -> bool {
     if pending.is_empty() {
         return true;
     }
@@ -605,6 +606,15 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
         Ok(p) => p,
         Err(code) => return share_fetch_error(code, "The share session was refused."),
     };
+    if epoch == INITIAL_EPOCH {
+        // A new session reads what the owner has now (the group may have been deleted and
+        // created again, or its offsets altered, through another broker).
+        for (topic_id, index) in &requested {
+            broker
+                .share
+                .drop_if_idle(&(group.clone(), *topic_id, *index));
+        }
+    }
     // Acknowledgements, in request order.
     let member: MemberId = Arc::from(member_id.as_str());
     let mut pending = Pending::default();
@@ -1078,6 +1088,23 @@ pub fn describe_share_group_offsets(
     }
 }
 
+/// Every share-partition `group` may have state for: each partition of each topic that is not
+/// internal (a group coordinator does not know which of them its group read; a delete of
+/// state that does not exist is answered NONE by the owner).
+pub(super) fn share_keys_of_all_topics(broker: &Broker, group: &str) -> Vec<ShareKey> {
+    broker
+        .topics
+        .all()
+        .into_iter()
+        .filter(|t| !t.is_internal)
+        .flat_map(|t| {
+            let count = i32::try_from(t.partition_count()).unwrap_or(i32::MAX);
+            let id = t.id;
+            (0..count).map(move |p| (group.to_string(), id, p))
+        })
+        .collect()
+}
+
 /// Whether a share group may have its offsets changed: it must not have members (Kafka's
 /// NON_EMPTY_GROUP), nor be a group of another type.
 fn check_empty_share_group(
@@ -1138,29 +1165,37 @@ pub fn alter_share_group_offsets(
         });
     };
     let mut pending = Pending::default();
+    // Resets of state owned by another broker: done after the in-order part (they wait for
+    // it), each with the place of its answer (topic, partition).
+    let mut remote: Vec<(usize, usize, ShareKey, i64)> = Vec::new();
     let responses: Vec<AlterShareGroupOffsetsTopicResponse> = r
         .topics
         .into_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(ti, t)| {
             let topic = broker.topics.get(&t.topic_name);
             let topic_id = topic.as_ref().map_or([0; 16], |x| x.id);
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(pi, p)| {
                     let code = match &topic {
                         Some(x) if x.has_partition(p.partition_index) => {
                             let key: ShareKey = (r.group_id.clone(), topic_id, p.partition_index);
+                            // Checked against the log where it is led here (a follower's
+                            // high watermark may lag behind the leader's).
                             let valid = broker
                                 .topics
                                 .partition(&x.name, p.partition_index)
+                                .filter(|part| part.leader_epoch().is_some())
                                 .is_none_or(|part| {
                                     p.start_offset >= part.log.log_start_offset()
                                         && p.start_offset <= part.high_watermark()
                                 });
                             if !valid || p.start_offset < 0 {
                                 ErrorCode::INVALID_REQUEST
-                            } else {
+                            } else if broker.share.owner_of(&key) == Owner::Local {
                                 match broker.share.reset(&key, p.start_offset, now) {
                                     Ok(pd) => {
                                         pending.extend(pd);
@@ -1168,6 +1203,9 @@ pub fn alter_share_group_offsets(
                                     }
                                     Err(_) => ErrorCode::KAFKA_STORAGE_ERROR,
                                 }
+                            } else {
+                                remote.push((ti, pi, key, p.start_offset));
+                                ErrorCode::NONE
                             }
                         }
                         _ => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -1190,6 +1228,33 @@ pub fn alter_share_group_offsets(
     Box::pin(async move {
         let mut responses = responses;
         let group_durable = group_records_durable(&b, group_write, now).await;
+        if !remote.is_empty() {
+            let b2 = b.clone();
+            let outcomes = blocking(move || {
+                remote
+                    .into_iter()
+                    .map(|(ti, pi, key, offset)| {
+                        let code = b2
+                            .share
+                            .reset_state(&key, offset, now)
+                            .and_then(|pd| {
+                                b2.share
+                                    .wait(pd)
+                                    .map_err(|_| ErrorCode::COORDINATOR_NOT_AVAILABLE)
+                            })
+                            .err();
+                        (ti, pi, code)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for (ti, pi, code) in outcomes {
+                if let Some(p) = responses.get_mut(ti).and_then(|t| t.partitions.get_mut(pi)) {
+                    p.error_code = code.unwrap_or(ErrorCode::NONE);
+                }
+            }
+        }
         if !group_durable || !wait_durable(&b, pending).await {
             for p in responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 if p.error_code == ErrorCode::NONE {
@@ -1222,19 +1287,28 @@ pub fn delete_share_group_offsets(
     }
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let state = broker.share.owned_keys(&r.group_id);
     let responses: Vec<DeleteShareGroupOffsetsTopicResponse> = r
         .topics
         .into_iter()
         .map(|t| match broker.topics.get(&t.topic_name) {
             Some(topic) => {
-                let keys: Vec<ShareKey> =
-                    state.iter().filter(|k| k.1 == topic.id).cloned().collect();
-                pending.extend(broker.share.remove_partitions(&keys, now));
+                // Every partition of the topic, wherever its state is owned (a delete of
+                // state that does not exist does nothing).
+                let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+                let keys: Vec<ShareKey> = (0..count)
+                    .map(|p| (r.group_id.clone(), topic.id, p))
+                    .collect();
+                let error_code = match broker.share.delete_state(&keys, now) {
+                    Ok(p) => {
+                        pending.extend(p);
+                        ErrorCode::NONE
+                    }
+                    Err(code) => code,
+                };
                 DeleteShareGroupOffsetsTopicResponse {
                     topic_name: t.topic_name,
                     topic_id: topic.id,
-                    error_code: ErrorCode::NONE,
+                    error_code,
                     error_message: None,
                 }
             }

@@ -18,9 +18,11 @@ use weir_protocol::responses::{
     ReadShareStateTopicResult, ShareStatePartitionResult, ShareStateTopicResult,
 };
 use weir_protocol::{ErrorCode, Response};
+use weir_storage::PendingAppend;
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
+use crate::consumer_groups::TopicId;
 use crate::share::partition::PersistedPartition;
 use crate::share::persister::{from_wire, to_wire};
 use crate::share::{Pending, ShareKey};
@@ -55,42 +57,69 @@ fn answer_when_durable(
     })
 }
 
+/// The per-partition walk of InitializeShareGroupState, WriteShareGroupState and
+/// DeleteShareGroupState: every partition of every topic (`split` gives a topic's id and
+/// partitions, `index` a partition's index) is answered NOT_COORDINATOR where this broker does
+/// not own the state, else by `apply` (its appends go to `pending`).
+fn each_partition<T, P>(
+    broker: &Broker,
+    group: &str,
+    topics: Vec<T>,
+    split: fn(T) -> (TopicId, Vec<P>),
+    index: fn(&P) -> i32,
+    pending: &mut Pending,
+    mut apply: impl FnMut(&ShareKey, P) -> Result<Option<PendingAppend>, ErrorCode>,
+) -> Vec<ShareStateTopicResult> {
+    let owner = broker.is_share_coordinator();
+    topics
+        .into_iter()
+        .map(|t| {
+            let (topic_id, partitions) = split(t);
+            ShareStateTopicResult {
+                topic_id,
+                partitions: partitions
+                    .into_iter()
+                    .map(|p| {
+                        let partition = index(&p);
+                        if !owner {
+                            return result(partition, ErrorCode::NOT_COORDINATOR);
+                        }
+                        let key: ShareKey = (group.to_string(), topic_id, partition);
+                        match apply(&key, p) {
+                            Ok(a) => {
+                                pending.push(a);
+                                result(partition, ErrorCode::NONE)
+                            }
+                            Err(code) => result(partition, code),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// InitializeShareGroupState: share-partitions start at the given offsets (unless they have
 /// state already).
 pub fn initialize(broker: &Arc<Broker>, r: InitializeShareGroupStateRequest) -> ResponseFuture {
-    let owner = broker.is_share_coordinator();
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let results = r
-        .topics
-        .into_iter()
-        .map(|t| ShareStateTopicResult {
-            topic_id: t.topic_id,
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    if !owner {
-                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
-                    }
-                    if p.start_offset < 0 {
-                        return result(p.partition, ErrorCode::INVALID_REQUEST);
-                    }
-                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
-                    match broker
-                        .share
-                        .owner_initialize(&key, p.start_offset, p.state_epoch, now)
-                    {
-                        Ok(a) => {
-                            pending.push(a);
-                            result(p.partition, ErrorCode::NONE)
-                        }
-                        Err(code) => result(p.partition, code),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
+    let results = each_partition(
+        broker,
+        &r.group_id,
+        r.topics,
+        |t| (t.topic_id, t.partitions),
+        |p| p.partition,
+        &mut pending,
+        |key, p| {
+            if p.start_offset < 0 {
+                return Err(ErrorCode::INVALID_REQUEST);
+            }
+            broker
+                .share
+                .owner_initialize(key, p.start_offset, p.state_epoch, now)
+        },
+    );
     answer_when_durable(broker, pending, results, |results| {
         Response::InitializeShareGroupState(InitializeShareGroupStateResponse { results })
     })
@@ -137,46 +166,26 @@ pub fn read(broker: &Broker, r: ReadShareGroupStateRequest) -> ReadShareGroupSta
 
 /// WriteShareGroupState: a leader's changes, durable before the answer.
 pub fn write(broker: &Arc<Broker>, r: WriteShareGroupStateRequest) -> ResponseFuture {
-    let owner = broker.is_share_coordinator();
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let results = r
-        .topics
-        .into_iter()
-        .map(|t| ShareStateTopicResult {
-            topic_id: t.topic_id,
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    if !owner {
-                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
-                    }
-                    let Some(batches) = from_wire(&p.state_batches) else {
-                        return result(p.partition, ErrorCode::INVALID_REQUEST);
-                    };
-                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
-                    let update = PersistedPartition {
-                        start_offset: p.start_offset,
-                        batches,
-                    };
-                    match broker.share.owner_write(
-                        &key,
-                        p.state_epoch,
-                        p.leader_epoch,
-                        &update,
-                        now,
-                    ) {
-                        Ok(a) => {
-                            pending.push(a);
-                            result(p.partition, ErrorCode::NONE)
-                        }
-                        Err(code) => result(p.partition, code),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
+    let results = each_partition(
+        broker,
+        &r.group_id,
+        r.topics,
+        |t| (t.topic_id, t.partitions),
+        |p| p.partition,
+        &mut pending,
+        |key, p| {
+            let batches = from_wire(&p.state_batches).ok_or(ErrorCode::INVALID_REQUEST)?;
+            let update = PersistedPartition {
+                start_offset: p.start_offset,
+                batches,
+            };
+            broker
+                .share
+                .owner_write(key, p.state_epoch, p.leader_epoch, &update, now)
+        },
+    );
     answer_when_durable(broker, pending, results, |results| {
         Response::WriteShareGroupState(weir_protocol::responses::WriteShareGroupStateResponse {
             results,
@@ -186,28 +195,22 @@ pub fn write(broker: &Arc<Broker>, r: WriteShareGroupStateRequest) -> ResponseFu
 
 /// DeleteShareGroupState: forgets share-partitions' state.
 pub fn delete(broker: &Arc<Broker>, r: DeleteShareGroupStateRequest) -> ResponseFuture {
-    let owner = broker.is_share_coordinator();
     let now = broker.now_ms();
     let mut keys = Vec::new();
-    let results = r
-        .topics
-        .into_iter()
-        .map(|t| ShareStateTopicResult {
-            topic_id: t.topic_id,
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    if !owner {
-                        return result(p.partition, ErrorCode::NOT_COORDINATOR);
-                    }
-                    keys.push((r.group_id.clone(), t.topic_id, p.partition));
-                    result(p.partition, ErrorCode::NONE)
-                })
-                .collect(),
-        })
-        .collect();
-    let pending = broker.share.remove_partitions(&keys, now);
+    let mut pending = Pending::default();
+    let results = each_partition(
+        broker,
+        &r.group_id,
+        r.topics,
+        |t| (t.topic_id, t.partitions),
+        |p| p.partition,
+        &mut pending,
+        |key, _| {
+            keys.push(key.clone());
+            Ok(None)
+        },
+    );
+    pending.extend(broker.share.remove_partitions(&keys, now));
     answer_when_durable(broker, pending, results, |results| {
         Response::DeleteShareGroupState(DeleteShareGroupStateResponse { results })
     })

@@ -181,7 +181,8 @@ pub const MAX_SHARE_PARTITIONS: usize = 100_000;
 #[must_use = "pending appends must be waited for before answering"]
 pub struct Pending {
     appends: Vec<PendingAppend>,
-    remote: Vec<(ShareKey, persister::Reply)>,
+    /// Each with the share-partitions it carries (dropped here if it fails).
+    remote: Vec<(Vec<ShareKey>, persister::Reply)>,
 }
 
 impl Pending {
@@ -356,11 +357,15 @@ impl ShareCoordinator {
         now_ms: i64,
     ) -> Result<Option<PendingAppend>, PersistError> {
         let mut owned = self.owned.lock();
-        if owned.contains_key(key) {
-            return Ok(None);
-        }
-        if owned.len() >= MAX_SHARE_PARTITIONS {
-            return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
+        // Existing state is kept unless the caller starts a newer state epoch (a group
+        // coordinator's AlterShareGroupOffsets, as Kafka's initialize replaces the state).
+        match owned.get(key) {
+            Some(o) if state_epoch <= o.state_epoch => return Ok(None),
+            Some(_) => {}
+            None if owned.len() >= MAX_SHARE_PARTITIONS => {
+                return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
+            }
+            None => {}
         }
         let persisted = PersistedPartition {
             start_offset,
@@ -371,14 +376,20 @@ impl ShareCoordinator {
             .store
             .append(&records, now_ms)
             .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-        owned.insert(
-            key.clone(),
-            Owned {
-                persisted,
-                state_epoch,
-                leader_epoch: -1,
-            },
-        );
+        let replaced = owned
+            .insert(
+                key.clone(),
+                Owned {
+                    persisted,
+                    state_epoch,
+                    leader_epoch: -1,
+                },
+            )
+            .is_some();
+        drop(owned);
+        if replaced {
+            self.partitions.lock().remove(key);
+        }
         Ok(p)
     }
 
@@ -569,15 +580,176 @@ impl ShareCoordinator {
         Ok(pending)
     }
 
-    /// Deletes an empty share group (group coordinator side) with its state when this broker
-    /// owns it. `Err` with Kafka's code otherwise. Blocking: the group's tombstone is durable in
-    /// `__consumer_offsets` on return; the state's is in the returned [`Pending`].
+    /// Where the durable state of `key` is owned.
+    pub fn owner_of(&self, _key: &ShareKey) -> persister::Owner {
+        self.owner()
+    }
+
+    /// Deletes the state of `keys` wherever it is owned (the persister's
+    /// DeleteShareGroupState, as a group coordinator deletes a group's state): in-process where
+    /// this broker owns it, otherwise queued for the owner, one request per owner and group.
+    /// Loaded share-partitions of `keys` here are dropped. `Err` (nothing done) if the owner
+    /// of one is not known now.
+    pub fn delete_state(&self, keys: &[ShareKey], now_ms: i64) -> Result<Pending, PersistError> {
+        use weir_protocol::requests::{
+            DeleteShareGroupStateRequest, DeleteShareStatePartition, DeleteShareStateTopic,
+        };
+        let mut local = Vec::new();
+        let mut remote: BTreeMap<(i32, String, String), Vec<ShareKey>> = BTreeMap::new();
+        for key in keys {
+            match self.owner_of(key) {
+                persister::Owner::Local => local.push(key.clone()),
+                persister::Owner::Remote { node, addr } => remote
+                    .entry((node, addr, key.0.clone()))
+                    .or_default()
+                    .push(key.clone()),
+                persister::Owner::Unknown => {
+                    return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+                }
+            }
+        }
+        let mut pending = self.remove_partitions(&local, now_ms);
+        for ((node, addr, group), keys) in remote {
+            let mut topics: BTreeMap<[u8; 16], Vec<DeleteShareStatePartition>> = BTreeMap::new();
+            for k in &keys {
+                topics
+                    .entry(k.1)
+                    .or_default()
+                    .push(DeleteShareStatePartition { partition: k.2 });
+                self.drop_loaded(k);
+            }
+            let request = Request::DeleteShareGroupState(DeleteShareGroupStateRequest {
+                group_id: group,
+                topics: topics
+                    .into_iter()
+                    .map(|(topic_id, partitions)| DeleteShareStateTopic {
+                        topic_id,
+                        partitions,
+                    })
+                    .collect(),
+            });
+            match self.remote.send(node, &addr, request) {
+                Ok(reply) => pending.remote.push((keys, reply)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "share state not deleted");
+                    return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Replaces the state of `key` by a fresh start at `offset` wherever it is owned
+    /// (AlterShareGroupOffsets): here with [`Self::reset`]; at a remote owner, by reading its
+    /// state epoch (ReadShareGroupStateSummary) and initializing the state in the next one
+    /// (InitializeShareGroupState, which replaces state of an older epoch), so leaders that
+    /// loaded the old state are fenced. Blocking (it may wait for another broker).
+    pub fn reset_state(
+        &self,
+        key: &ShareKey,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<Pending, PersistError> {
+        use weir_protocol::requests::{
+            InitializeShareGroupStateRequest, InitializeShareStatePartition,
+            InitializeShareStateTopic, ReadShareGroupStateSummaryRequest, ReadShareStatePartition,
+            ReadShareStateTopic,
+        };
+        let (node, addr) = match self.owner_of(key) {
+            persister::Owner::Local => {
+                return self.reset(key, offset, now_ms).map_err(|e| match e {
+                    ShareStateError::GroupLimit(_) => {
+                        weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED
+                    }
+                    ShareStateError::Store(_) => weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR,
+                })
+            }
+            persister::Owner::Unknown => {
+                return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+            persister::Owner::Remote { node, addr } => (node, addr),
+        };
+        let summary = Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest {
+            group_id: key.0.clone(),
+            topics: vec![ReadShareStateTopic {
+                topic_id: key.1,
+                partitions: vec![ReadShareStatePartition {
+                    partition: key.2,
+                    leader_epoch: -1,
+                }],
+            }],
+        });
+        let Response::ReadShareGroupStateSummary(r) =
+            self.call_owner(node, &addr, summary, "read")?
+        else {
+            return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        };
+        let found = r
+            .results
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .next()
+            .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        if found.error_code != weir_protocol::ErrorCode::NONE {
+            return Err(found.error_code);
+        }
+        let state_epoch = if found.start_offset < 0 {
+            0
+        } else {
+            found.state_epoch.saturating_add(1)
+        };
+        let request = Request::InitializeShareGroupState(InitializeShareGroupStateRequest {
+            group_id: key.0.clone(),
+            topics: vec![InitializeShareStateTopic {
+                topic_id: key.1,
+                partitions: vec![InitializeShareStatePartition {
+                    partition: key.2,
+                    state_epoch,
+                    start_offset: offset,
+                }],
+            }],
+        });
+        self.drop_loaded(key);
+        let mut pending = Pending::default();
+        match self.remote.send(node, &addr, request) {
+            Ok(reply) => pending.remote.push((vec![key.clone()], reply)),
+            Err(e) => {
+                tracing::warn!(error = %e, "share state not initialized");
+                return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Deletes an empty share group (group coordinator side) with its state, wherever it is
+    /// owned (as Kafka's group coordinator deletes it through the persister): the state owned
+    /// here with the group's tombstone in the share state log; of `elsewhere` (the
+    /// share-partitions the group may have state for, called only if some state is owned by
+    /// another broker) those owned by another broker with DeleteShareGroupState. `Err` with
+    /// Kafka's code otherwise (COORDINATOR_NOT_AVAILABLE, nothing deleted, if such an owner is
+    /// not known now). Blocking: the group's tombstone is durable in `__consumer_offsets` on
+    /// return; the state's deletion is in the returned [`Pending`].
     pub fn delete_group(
         &self,
         group: &str,
         offsets: &OffsetStore,
         now_ms: i64,
+        elsewhere: impl FnOnce() -> Vec<ShareKey>,
     ) -> Result<Pending, weir_protocol::ErrorCode> {
+        let remote: Vec<ShareKey> = if self.owner() == persister::Owner::Local {
+            Vec::new()
+        } else {
+            elsewhere()
+                .into_iter()
+                .filter(|k| self.owner_of(k) != persister::Owner::Local)
+                .collect()
+        };
+        if remote
+            .iter()
+            .any(|k| self.owner_of(k) == persister::Owner::Unknown)
+        {
+            return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
         let write = {
             let mut groups = self.groups.lock();
             groups.delete(group)?;
@@ -592,8 +764,7 @@ impl ShareCoordinator {
         if self.store.partition().is_some() {
             self.owned.lock().retain(|k, _| k.0 != group);
             // The group's tombstone in the share state log drops its state and intents at
-            // replay too. (Where another broker owns the state, it stays there: see
-            // docs/queues.md.)
+            // replay too.
             self.intents.lock().retain(|k, _| k.0 != group);
             match self.store.append(
                 &[(StateKey::Group(group.to_string()).encode(), None)],
@@ -603,6 +774,7 @@ impl ShareCoordinator {
                 Err(_) => return Err(weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR),
             }
         }
+        pending.extend(self.delete_state(&remote, now_ms)?);
         Ok(pending)
     }
 
@@ -685,6 +857,27 @@ impl ShareCoordinator {
     /// written): the next fetch loads it from the owner again.
     pub fn drop_loaded(&self, key: &ShareKey) {
         self.partitions.lock().remove(key);
+    }
+
+    /// Drops the loaded share-partition of `key` if no record of it is acquired and every
+    /// change is written: the next fetch loads it from the owner again. Called when a member
+    /// opens a share session, so that a leader picks up state its group coordinator deleted or
+    /// replaced at the owner (DeleteGroups, AlterShareGroupOffsets, DeleteShareGroupOffsets
+    /// from another broker) before handing out records. Only the retry backoff waits, held in
+    /// memory, are lost (as at a restart).
+    pub fn drop_if_idle(&self, key: &ShareKey) {
+        let Some(sp) = self.partition(key) else {
+            return;
+        };
+        let p = sp.lock();
+        if p.acquired_count() == 0 && !p.has_update() {
+            // The share-partition's lock is held while the map is taken (the module's lock
+            // order): nothing acquires from it meanwhile.
+            let mut partitions = self.partitions.lock();
+            if partitions.get(key).is_some_and(|q| Arc::ptr_eq(q, &sp)) {
+                partitions.remove(key);
+            }
+        }
     }
 
     /// Drops every loaded share-partition whose data partition this broker no longer leads at
@@ -845,7 +1038,7 @@ impl ShareCoordinator {
                         }],
                     });
                 let response = self.call_owner(node, &addr, request, "initialized")?;
-                first_result_code(&response)
+                all_results_ok(&response)
             }
         }
     }
@@ -913,7 +1106,7 @@ impl ShareCoordinator {
                 });
                 match self.remote.send(node, &addr, request) {
                     Ok(reply) => {
-                        pending.remote.push((key.clone(), reply));
+                        pending.remote.push((vec![key.clone()], reply));
                         Ok(())
                     }
                     Err(e) => {
@@ -940,14 +1133,16 @@ impl ShareCoordinator {
                 result = Err(e);
             }
         }
-        for (key, reply) in pending.remote {
+        for (keys, reply) in pending.remote {
             let code = persister::wait_reply(reply)
                 .map_err(|e| {
                     tracing::warn!(error = %e, "share state not written");
                 })
-                .and_then(|r| first_result_code(&r).map_err(|_| ()));
+                .and_then(|r| all_results_ok(&r).map_err(|_| ()));
             if code.is_err() {
-                self.drop_loaded(&key);
+                for key in &keys {
+                    self.drop_loaded(key);
+                }
                 result = Err(OffsetError::NotCoordinator(
                     crate::partition::ReplicaError::NotLeader,
                 ));
@@ -1029,18 +1224,22 @@ impl ShareCoordinator {
     }
 }
 
-/// The code of the first partition of an Initialize/Write/Delete answer.
-fn first_result_code(response: &Response) -> Result<(), PersistError> {
+/// The first error of an Initialize/Write/Delete answer, if one partition has one (an answer
+/// with no partition is an error too).
+fn all_results_ok(response: &Response) -> Result<(), PersistError> {
     let results = match response {
         Response::InitializeShareGroupState(r) => &r.results,
         Response::WriteShareGroupState(r) => &r.results,
         Response::DeleteShareGroupState(r) => &r.results,
         _ => return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
     };
-    match results.iter().flat_map(|t| t.partitions.iter()).next() {
-        Some(p) if p.error_code == weir_protocol::ErrorCode::NONE => Ok(()),
+    let mut partitions = results.iter().flat_map(|t| t.partitions.iter()).peekable();
+    if partitions.peek().is_none() {
+        return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+    }
+    match partitions.find(|p| p.error_code != weir_protocol::ErrorCode::NONE) {
         Some(p) => Err(p.error_code),
-        None => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        None => Ok(()),
     }
 }
 
