@@ -1265,8 +1265,7 @@ impl Log {
         may_roll: bool,
     ) -> Result<u64, StorageError> {
         let meta = self.meta.lock();
-        let mut roll_first = false;
-        let plan = {
+        let (roll_first, plan) = {
             let st = self.state.lock();
             let cfg = &st.config;
             let hw = self.sync.hw.load(Ordering::Acquire).min(committed_end);
@@ -1311,12 +1310,13 @@ impl Log {
                 remaining -= seg.size;
                 count += 1;
             }
-            roll_first = may_roll && count > 0 && count == st.segments.len();
+            let roll_first = may_roll && count > 0 && count == st.segments.len();
             count = count.min(st.segments.len() - 1);
-            bounds
+            let plan = bounds
                 .get(count.saturating_sub(1))
                 .filter(|_| count > 0)
-                .map(|&(_, next)| (count, next.max(st.log_start)))
+                .map(|&(_, next)| (count, next.max(st.log_start)));
+            (roll_first, plan)
         };
         if roll_first {
             // The active segment goes too: it becomes a sealed one first (a new, empty active
