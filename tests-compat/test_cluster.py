@@ -442,6 +442,7 @@ def test_data_keeps_flowing_while_etcd_is_down(cluster_factory, unique):
 
 def test_topic_config_change_reaches_every_broker(cluster_factory, unique):
     import json
+    import urllib.error
     import urllib.request
 
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -462,8 +463,14 @@ def test_topic_config_change_reaches_every_broker(cluster_factory, unique):
     def seen_by_every_broker():
         for b in c.brokers:
             url = f"http://127.0.0.1:{b.admin_port}/v1/topics/{topic}"
-            with urllib.request.urlopen(url, timeout=5) as r:
-                configs = {e["name"]: e["value"] for e in json.load(r)["configs"]}
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    configs = {e["name"]: e["value"] for e in json.load(r)["configs"]}
+            except urllib.error.HTTPError as e:
+                # A broker that has not applied the topic's creation yet answers 404.
+                if e.code == 404:
+                    return None
+                raise
             if configs.get("retention.ms") != "123456":
                 return None
         return True

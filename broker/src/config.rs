@@ -63,6 +63,10 @@ pub struct BrokerConfig {
     pub transaction_state_log_num_partitions: i32,
     /// The longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: i32,
+    /// KIP-890 part 1 (transaction.partition.verification.enable): a producer's first
+    /// transactional batch in a partition is appended only if its transaction coordinator has
+    /// the partition in the producer's ongoing transaction.
+    pub transaction_partition_verification_enable: bool,
     /// How often timed-out transactions are looked for
     /// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
@@ -162,6 +166,7 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
             transaction_state_log_num_partitions: DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
             transaction_max_timeout_ms: 900_000,
+            transaction_partition_verification_enable: true,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
@@ -397,6 +402,7 @@ pub struct FileConfig {
     pub offsets_topic_num_partitions: Option<i32>,
     pub transaction_state_log_num_partitions: Option<i32>,
     pub transaction_max_timeout_ms: Option<i32>,
+    pub transaction_partition_verification_enable: Option<bool>,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
@@ -539,6 +545,9 @@ impl FileConfig {
                 });
             }
             config.transaction_max_timeout_ms = v;
+        }
+        if let Some(v) = self.transaction_partition_verification_enable {
+            config.transaction_partition_verification_enable = v;
         }
         if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);

@@ -163,6 +163,10 @@ struct ServeArgs {
     /// Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms).
     #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS")]
     transaction_max_timeout_ms: Option<i32>,
+    /// Check a producer's first transactional batch in a partition with its transaction
+    /// coordinator (Kafka's transaction.partition.verification.enable, KIP-890).
+    #[arg(long, env = "WEIR_TRANSACTION_PARTITION_VERIFICATION_ENABLE")]
+    transaction_partition_verification_enable: Option<bool>,
     /// How often timed-out transactions are aborted (Kafka's
     /// transaction.abort.timed.out.transaction.cleanup.interval.ms).
     #[arg(
@@ -367,6 +371,9 @@ impl ServeArgs {
         if let Some(v) = self.transaction_max_timeout_ms {
             anyhow::ensure!(v >= 1, "--transaction-max-timeout-ms must be at least 1");
             config.transaction_max_timeout_ms = v;
+        }
+        if let Some(v) = self.transaction_partition_verification_enable {
+            config.transaction_partition_verification_enable = v;
         }
         if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::common::kafka::Conn;
+use crate::common::kafka::{producer_batch, Conn};
 use crate::common::Broker;
 use weir_protocol::client::encode_request_at;
 use weir_protocol::transactions::*;
@@ -301,6 +301,63 @@ fn commit_and_abort_write_markers_to_every_partition_and_survive_a_restart() {
     assert_eq!((pid2, epoch2), (pid, 2));
     let m = wait_markers(&mut c, "out", 0, 2);
     assert_eq!((m[1].kind, m[1].producer_epoch), (TxnMarkerKind::Abort, 1));
+}
+
+/// KIP-890 part 1: a producer's first transactional batch in a partition is appended only when
+/// the coordinator has that partition in the producer's ongoing transaction, so neither a
+/// partition never added nor a late batch of an ended transaction opens a transaction that no
+/// marker would ever end.
+#[test]
+fn a_first_transactional_batch_is_appended_only_in_a_partition_of_the_transaction() {
+    let b = start();
+    let mut c = Conn::connect(b.kafka);
+    c.create_topic("ver", 2, &[]);
+    let id = Some("tx-v");
+    let (pid, epoch) = init_ok(&mut c, "tx-v", 60_000);
+
+    let r = c.produce_batch(id, "ver", 0, producer_batch(pid, epoch, 0, 2, true));
+    assert_eq!(r.error_code, ErrorCode::INVALID_TXN_STATE, "{r:?}");
+    assert_eq!(
+        add(&b, 3, "tx-v", pid, epoch, &[("ver", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    // Nothing of the refused batch was written: the accepted one starts at offset 0.
+    let r = c.produce_batch(id, "ver", 0, producer_batch(pid, epoch, 0, 2, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
+    let r = c.produce_batch(id, "ver", 1, producer_batch(pid, epoch, 0, 1, true));
+    assert_eq!(r.error_code, ErrorCode::INVALID_TXN_STATE, "{r:?}");
+    // Later batches of the transaction open in the partition need no verification.
+    let r = c.produce_batch(id, "ver", 0, producer_batch(pid, epoch, 2, 1, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 2), "{r:?}");
+
+    assert_eq!(
+        end(&b, 3, "tx-v", pid, epoch, false).error_code,
+        ErrorCode::NONE
+    );
+    wait_state(&mut c, "tx-v", "CompleteAbort");
+    assert_eq!(wait_markers(&mut c, "ver", 0, 1).len(), 1);
+    // A late batch of the aborted transaction, in sequence, does not open a new one.
+    let r = c.produce_batch(id, "ver", 0, producer_batch(pid, epoch, 3, 1, true));
+    assert_eq!(r.error_code, ErrorCode::INVALID_TXN_STATE, "{r:?}");
+
+    // A zombie: once the producer is initialised again, the old epoch is refused.
+    let (pid2, epoch2) = init_ok(&mut c, "tx-v", 60_000);
+    assert_eq!((pid2, epoch2), (pid, epoch + 1));
+    let r = c.produce_batch(id, "ver", 1, producer_batch(pid, epoch, 0, 1, true));
+    assert_eq!(r.error_code, ErrorCode::INVALID_PRODUCER_EPOCH, "{r:?}");
+    // Kafka's answer to transactional records without a transactional id.
+    let r = c.produce_batch(None, "ver", 1, producer_batch(pid, epoch2, 0, 1, true));
+    assert_eq!(
+        r.error_code,
+        ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        "{r:?}"
+    );
+    assert_eq!(
+        add(&b, 3, "tx-v", pid, epoch2, &[("ver", 1)]),
+        vec![ErrorCode::NONE]
+    );
+    let r = c.produce_batch(id, "ver", 1, producer_batch(pid, epoch2, 0, 1, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
 }
 
 #[test]

@@ -7,64 +7,28 @@ use std::path::PathBuf;
 
 use crate::common::inproc::InProcess;
 use crate::common::kafka::Conn;
-use bytes::Bytes;
 use weir_broker::broker::Broker;
 use weir_broker::config::BrokerConfig;
 use weir_broker::partition::MarkerError;
 use weir_protocol::*;
-use weir_storage::batch::{compute_crc, ATTR_TRANSACTIONAL};
-use weir_storage::records::{encode_batch, NewRecord, TxnMarker, TxnMarkerKind};
+use weir_storage::records::{TxnMarker, TxnMarkerKind};
 
 /// An in-process broker on `data_dir`, with a handle on its state.
 fn start(data_dir: PathBuf) -> InProcess {
+    // The test plays the transaction coordinator: no coordinator state to verify against.
     InProcess::start(BrokerConfig {
         data_dir,
+        transaction_partition_verification_enable: false,
         ..BrokerConfig::default()
     })
 }
 
-/// A batch of `n` records from producer `pid` (epoch, first sequence), transactional or not.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
-    let value = b"payload".to_vec();
-    let now = crate::common::now_ms();
-    let records: Vec<NewRecord<'_>> = (0..n)
-        .map(|_| NewRecord {
-            value: Some(&value),
-            timestamp_ms: now,
-            ..NewRecord::default()
-        })
-        .collect();
-    let mut b = encode_batch(&records);
-    if transactional {
-        let attrs = i16::from_be_bytes([b[21], b[22]]) | ATTR_TRANSACTIONAL;
-        b[21..23].copy_from_slice(&attrs.to_be_bytes());
-    }
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = compute_crc(&b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    crate::common::kafka::producer_batch(pid, epoch, seq, n, transactional)
 }
 
 fn produce(conn: &mut Conn, topic: &str, records: Vec<u8>) -> ProducePartitionResponse {
-    let response = conn.call(Request::Produce(ProduceRequest {
-        transactional_id: Some("txn-test".into()),
-        acks: -1,
-        timeout_ms: 30_000,
-        topics: vec![ProduceTopic {
-            name: topic.into(),
-            partitions: vec![ProducePartition {
-                index: 0,
-                records: Some(Bytes::from(records)),
-            }],
-        }],
-        legacy_formats_allowed: false,
-    }));
-    let Response::Produce(mut r) = response else {
-        panic!("not a Produce response: {response:?}");
-    };
-    r.topics.remove(0).partitions.remove(0)
+    conn.produce_batch(Some("txn-test"), topic, 0, records)
 }
 
 fn fetch(conn: &mut Conn, topic: &str, offset: i64, isolation_level: i8) -> FetchPartitionResponse {
@@ -234,7 +198,7 @@ fn read_committed_reads_below_the_lso_and_learns_the_aborted_transactions() {
 
 #[test]
 fn the_last_stable_offset_never_falls_below_the_log_start() {
-    let running = InProcess::start_temp(|_| {});
+    let running = InProcess::start_temp(|c| c.transaction_partition_verification_enable = false);
     let mut conn = Conn::connect(running.addr);
     conn.create_topic("txn", 1, &[("segment.bytes", "400")]);
     // Producer 1 opens a transaction at offset 0 and keeps it open; plain batches follow, over

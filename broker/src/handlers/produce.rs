@@ -141,6 +141,55 @@ impl Staged {
     }
 }
 
+/// KIP-890 part 1: a producer's first transactional batch in a partition is appended only if its
+/// transaction coordinator has the partition in the producer's ongoing transaction, so a late or
+/// stray batch cannot open a transaction that no marker will ever end. As Kafka: not in the
+/// transaction `INVALID_TXN_STATE`; an older epoch `INVALID_PRODUCER_EPOCH`; a coordinator that
+/// cannot answer now `NOT_ENOUGH_REPLICAS`, which every client version retries without a
+/// metadata refresh. Checked when this broker coordinates the transactional id (always on a
+/// single node); a coordinator on another broker is not asked (see docs/compatibility.md).
+fn verify_transaction_start(
+    broker: &Broker,
+    partition: &Partition,
+    transactional_id: Option<&str>,
+    h: &BatchHeader,
+) -> Result<(), (ErrorCode, String)> {
+    // Kafka refuses transactional records in a Produce without a transactional id so.
+    let Some(id) = transactional_id else {
+        return Err((
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            format!(
+                "transactional batch of producer {} without a transactional id in {}",
+                h.producer_id,
+                partition_name(partition)
+            ),
+        ));
+    };
+    let target = (partition.topic.clone(), partition.index);
+    let verdict =
+        super::txn::verify_produce_here(broker, id, h.producer_id, h.producer_epoch, &target);
+    let code = match verdict {
+        None | Some(ErrorCode::NONE) => return Ok(()),
+        Some(ErrorCode::PRODUCER_FENCED) => ErrorCode::INVALID_PRODUCER_EPOCH,
+        Some(
+            ErrorCode::COORDINATOR_NOT_AVAILABLE
+            | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            | ErrorCode::NOT_COORDINATOR
+            | ErrorCode::CONCURRENT_TRANSACTIONS,
+        ) => ErrorCode::NOT_ENOUGH_REPLICAS,
+        Some(_) => ErrorCode::INVALID_TXN_STATE,
+    };
+    Err((
+        code,
+        format!(
+            "producer {} epoch {} of transactional id {id:?}: {} is not in its ongoing transaction ({verdict:?})",
+            h.producer_id,
+            h.producer_epoch,
+            partition_name(partition)
+        ),
+    ))
+}
+
 /// Validates and queues one partition's records. Runs in request order. `legacy_formats_allowed`:
 /// the request is Produce v0-2, whose records may be magic-0/1 message sets.
 fn stage(
@@ -148,6 +197,7 @@ fn stage(
     partition: &Arc<Partition>,
     records: Option<bytes::Bytes>,
     legacy_formats_allowed: bool,
+    transactional_id: Option<&str>,
 ) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -295,11 +345,19 @@ fn stage(
         let Some(&h) = one.headers().first() else {
             continue;
         };
-        // KIP-890 verification seam: when `producers.starts_transaction(&h)`, Kafka 3.6+ leaders
-        // first ask the transaction coordinator whether this partition is in the producer's
-        // transaction (and refuse with INVALID_TXN_STATE if not). That check belongs here, before
-        // the append, once the coordinator serves it.
-        match producers.check(&h) {
+        let check = match producers.check(&h) {
+            SequenceCheck::Append
+                if broker.config.transaction_partition_verification_enable
+                    && producers.starts_transaction(&h) =>
+            {
+                match verify_transaction_start(broker, partition, transactional_id, &h) {
+                    Ok(()) => SequenceCheck::Append,
+                    Err((code, message)) => return failed(index, code, message),
+                }
+            }
+            other => other,
+        };
+        match check {
             SequenceCheck::Append => match partition.append(one, &options) {
                 Ok(p) => {
                     producers.record(&h, p.result.base_offset);
@@ -437,7 +495,13 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
                 )
             } else {
                 match broker.topics.partition(&topic.name, p.index) {
-                    Some(partition) => stage(broker, &partition, p.records, legacy_formats_allowed),
+                    Some(partition) => stage(
+                        broker,
+                        &partition,
+                        p.records,
+                        legacy_formats_allowed,
+                        request.transactional_id.as_deref(),
+                    ),
                     None if broker
                         .topics
                         .get(&topic.name)

@@ -61,6 +61,32 @@ fn offsets_partition_of(b: &Broker, group: &str) -> Option<i32> {
     (count > 0).then(|| crate::internal_partitions::partition_for(group, count))
 }
 
+/// KIP-890 part 1, the leader's side of a Produce: before a producer's first transactional batch
+/// in a partition is appended, whether its transaction coordinator has that partition in the
+/// producer's ongoing transaction, answered from this broker's own coordinator state. Called
+/// under the partition's producer-state lock: the coordinator writes a transaction's markers only
+/// after its state left `Ongoing`, and a marker's append needs that lock, so a batch found in an
+/// ongoing transaction here is appended before any marker that ends it (no hanging transaction).
+/// `None`: another broker coordinates the id, so it is not asked from inside this lock.
+pub fn verify_produce_here(
+    b: &Broker,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    target: &(String, i32),
+) -> Option<ErrorCode> {
+    match coordinator(b, transactional_id) {
+        Ok(tp) => Some(state::verify_partitions(
+            tp.get(transactional_id).as_ref(),
+            producer_id,
+            producer_epoch,
+            target,
+        )),
+        Err(ErrorCode::NOT_COORDINATOR) if b.cluster.is_some() => None,
+        Err(e) => Some(e),
+    }
+}
+
 /// Whether `target` is in the ongoing transaction of `transactional_id` by this producer id and
 /// epoch, as its coordinator says: the local state when this broker coordinates the id, else the
 /// coordinator through AddPartitionsToTxn with `verify_only` (as Kafka's group coordinator

@@ -11,7 +11,33 @@ use weir_protocol::{
     ConfigEntry, CreatableTopic, CreateTopicsRequest, ErrorCode, ProducePartition, ProduceRequest,
     ProduceTopic, Request, Response,
 };
+use weir_storage::batch::{compute_crc, ATTR_TRANSACTIONAL};
 use weir_storage::records::{encode_batch, NewRecord};
+
+/// A batch of `n` records stamped now, from producer `pid` (epoch, first sequence),
+/// transactional or not (`pid` -1: no producer).
+pub fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+    let value = b"payload".to_vec();
+    let now = crate::common::now_ms();
+    let records: Vec<NewRecord<'_>> = (0..n)
+        .map(|_| NewRecord {
+            value: Some(&value),
+            timestamp_ms: now,
+            ..NewRecord::default()
+        })
+        .collect();
+    let mut b = encode_batch(&records);
+    if transactional {
+        let attrs = i16::from_be_bytes([b[21], b[22]]) | ATTR_TRANSACTIONAL;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    }
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
 
 pub struct Conn {
     stream: TcpStream,
@@ -56,6 +82,33 @@ impl Conn {
         let (got, response) = decode_response(api_key, version, body.freeze()).expect("decode");
         assert_eq!(got, corr, "correlation id");
         response
+    }
+
+    /// Produces one encoded batch (acks=all) with `transactional_id`; the partition's answer.
+    pub fn produce_batch(
+        &mut self,
+        transactional_id: Option<&str>,
+        topic: &str,
+        partition: i32,
+        batch: Vec<u8>,
+    ) -> weir_protocol::ProducePartitionResponse {
+        let response = self.call(Request::Produce(ProduceRequest {
+            transactional_id: transactional_id.map(str::to_string),
+            acks: -1,
+            timeout_ms: 30_000,
+            topics: vec![ProduceTopic {
+                name: topic.into(),
+                partitions: vec![ProducePartition {
+                    index: partition,
+                    records: Some(Bytes::from(batch)),
+                }],
+            }],
+            legacy_formats_allowed: false,
+        }));
+        let Response::Produce(mut r) = response else {
+            panic!("not a Produce response: {response:?}");
+        };
+        r.topics.remove(0).partitions.remove(0)
     }
 
     /// Creates a topic; panics unless it succeeds.
