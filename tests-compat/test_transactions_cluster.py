@@ -303,3 +303,128 @@ def test_consume_transform_produce_with_coordinators_on_different_brokers(
     assert sorted(out) == sorted(expected), sorted(set(expected) - set(out))[:10]
     # The aborted attempts are in the log all the same.
     assert len(read_all(c.bootstrap, dst, PARTITIONS, "read_uncommitted")) > total
+
+
+def raw_txn_api():
+    """InitProducerId v0, AddPartitionsToTxn v0 and EndTxn v0 for kafka-python's low-level client
+    (2.0 has no classes for them): the raw requests a test needs to send a transactional batch
+    that a well-behaved producer never would."""
+    from kafka.protocol.api import Request, Response
+    from kafka.protocol.types import Array, Int8, Int16, Int32, Int64, Schema, String
+
+    class InitResp(Response):
+        API_KEY, API_VERSION = 22, 0
+        SCHEMA = Schema(
+            ("throttle_time_ms", Int32), ("error_code", Int16),
+            ("producer_id", Int64), ("producer_epoch", Int16),
+        )
+
+    class InitReq(Request):
+        API_KEY, API_VERSION, RESPONSE_TYPE = 22, 0, InitResp
+        SCHEMA = Schema(("transactional_id", String("utf-8")), ("transaction_timeout_ms", Int32))
+
+    class AddResp(Response):
+        API_KEY, API_VERSION = 24, 0
+        SCHEMA = Schema(
+            ("throttle_time_ms", Int32),
+            ("results", Array(
+                ("topic", String("utf-8")),
+                ("partitions", Array(("partition", Int32), ("error_code", Int16))))),
+        )
+
+    class AddReq(Request):
+        API_KEY, API_VERSION, RESPONSE_TYPE = 24, 0, AddResp
+        SCHEMA = Schema(
+            ("transactional_id", String("utf-8")), ("producer_id", Int64),
+            ("producer_epoch", Int16),
+            ("topics", Array(("topic", String("utf-8")), ("partitions", Array(Int32)))),
+        )
+
+    class EndResp(Response):
+        API_KEY, API_VERSION = 26, 0
+        SCHEMA = Schema(("throttle_time_ms", Int32), ("error_code", Int16))
+
+    class EndReq(Request):
+        API_KEY, API_VERSION, RESPONSE_TYPE = 26, 0, EndResp
+        SCHEMA = Schema(
+            ("transactional_id", String("utf-8")), ("producer_id", Int64),
+            ("producer_epoch", Int16), ("committed", Int8),
+        )
+
+    return InitReq, AddReq, EndReq
+
+
+def txn_batch(producer_id, epoch, sequence, value):
+    """One transactional record batch, as bytes."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    b = DefaultRecordBatchBuilder(
+        magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
+        producer_epoch=epoch, base_sequence=sequence, batch_size=1 << 20,
+    )
+    b.append(0, timestamp=int(time.time() * 1000), key=None, value=value, headers=[])
+    return bytes(b.build())
+
+
+def test_a_first_transactional_batch_is_verified_with_a_remote_coordinator(cluster_factory, unique):
+    """KIP-890 part 1 across brokers: the leader of a partition asks the producer's transaction
+    coordinator, another broker, before a transactional batch opens a transaction there; one
+    for a partition never added, or a late one after the transaction ended, is refused with
+    INVALID_TXN_STATE and leaves nothing in the log."""
+    from kafka.protocol.produce import ProduceRequest
+
+    from test_cluster import send_to
+
+    INVALID_TXN_STATE = 48
+    c = cluster_factory(3, ARGS)
+    a = admin_client(c.bootstrap)
+    topic = unique("txn-verify")
+    spread_topic(a, topic)
+    txn_leaders(c, a, unique)
+    tid = unique("tid")
+    coordinator = txn_coordinator(a, tid)
+    partition = next(i for i in range(PARTITIONS) if leader_of(a, topic, i) != coordinator)
+    leader = leader_of(a, topic, partition)
+    InitReq, AddReq, EndReq = raw_txn_api()
+
+    def init():
+        r = send_to(c, coordinator, InitReq(transactional_id=tid, transaction_timeout_ms=60_000))
+        return (r["producer_id"], r["producer_epoch"]) if r["error_code"] == 0 else None
+
+    pid, epoch = wait_until("InitProducerId", init)
+
+    def produce(sequence, value):
+        r = send_to(c, leader, ProduceRequest[3](
+            transactional_id=tid, required_acks=-1, timeout=10_000,
+            topics=[(topic, [(partition, txn_batch(pid, epoch, sequence, value))])],
+        ))
+        ((p,),) = [t["partitions"] for t in r["topics"]]
+        return p["error_code"], p["offset"]
+
+    # The log holds the leader's term-start control batch: the end before anything is produced.
+    every = consumer(c.bootstrap, **{"isolation.level": "read_uncommitted"})
+    tp = TopicPartition(topic, partition)
+    _, start = every.get_watermark_offsets(tp, timeout=5, cached=False)
+
+    assert produce(0, b"not-added")[0] == INVALID_TXN_STATE
+    added = send_to(c, coordinator, AddReq(
+        transactional_id=tid, producer_id=pid, producer_epoch=epoch, topics=[(topic, [partition])],
+    ))
+    assert [p["error_code"] for t in added["results"] for p in t["partitions"]] == [0]
+    # Nothing of the refused batch was written: the accepted one is at the old end.
+    assert produce(0, b"in-txn") == (0, start)
+
+    ended = send_to(c, coordinator, EndReq(
+        transactional_id=tid, producer_id=pid, producer_epoch=epoch, committed=0,
+    ))
+    assert ended["error_code"] == 0
+    # Once the ABORT marker (after the batch) is in the partition, the LSO is past it.
+    cons = consumer(c.bootstrap, **{"isolation.level": "read_committed"})
+    wait_until(
+        "the abort marker in the partition",
+        lambda: cons.get_watermark_offsets(tp, timeout=5, cached=False) == (0, start + 2),
+    )
+    assert produce(1, b"late")[0] == INVALID_TXN_STATE
+    # The high watermark (read_uncommitted) shows that nothing was appended after the marker.
+    low_high = every.get_watermark_offsets(tp, timeout=5, cached=False)
+    assert low_high == (0, start + 2), low_high

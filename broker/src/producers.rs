@@ -88,7 +88,19 @@ pub struct ProducerState {
     /// The log's active segment when the state was recovered or last snapshotted: a newer one
     /// means the log rolled since, and a snapshot is due.
     snapshot_segment: Offset,
+    /// KIP-890 verification guards (Kafka's VerificationGuard): producer id → (epoch, guard),
+    /// set before a remote transaction coordinator is asked whether a producer's first
+    /// transactional batch here belongs to its ongoing transaction, dropped by the producer's
+    /// next marker. A batch verified remotely is appended only while its guard holds, so a
+    /// marker that ended the transaction in between makes the answer stale. Memory only: a
+    /// lost guard makes the client retry and verify again.
+    verifications: HashMap<i64, (i16, u64)>,
+    next_guard: u64,
 }
+
+/// At most this many verifications pending per partition; beyond it they are all dropped
+/// (their producers retry).
+const MAX_PENDING_VERIFICATIONS: usize = 10_000;
 
 /// What a recovery did: where it started reading and how much it read.
 #[derive(Debug)]
@@ -123,7 +135,7 @@ impl ProducerState {
         Self {
             producers,
             open_txns,
-            snapshot_segment: 0,
+            ..Self::default()
         }
     }
 
@@ -195,6 +207,28 @@ impl ProducerState {
                 .producers
                 .get(&header.producer_id)
                 .is_none_or(|e| e.txn_first_offset.is_none())
+    }
+
+    /// Before a remote coordinator is asked about `producer_id`'s first transactional batch
+    /// here: the guard the append must still find ([`Self::verification_holds`]).
+    pub fn begin_verification(&mut self, producer_id: i64, producer_epoch: i16) -> u64 {
+        if self.verifications.len() >= MAX_PENDING_VERIFICATIONS {
+            self.verifications.clear();
+        }
+        self.next_guard += 1;
+        self.verifications
+            .insert(producer_id, (producer_epoch, self.next_guard));
+        self.next_guard
+    }
+
+    /// Whether no marker of `producer_id` came since [`Self::begin_verification`] gave `guard`.
+    pub fn verification_holds(&self, producer_id: i64, producer_epoch: i16, guard: u64) -> bool {
+        self.verifications.get(&producer_id) == Some(&(producer_epoch, guard))
+    }
+
+    /// The verified batch was appended: its guard is spent.
+    pub fn end_verification(&mut self, producer_id: i64) {
+        self.verifications.remove(&producer_id);
     }
 
     /// Writes a snapshot at the log end. The caller holds the partition's producer-state lock,
@@ -352,6 +386,7 @@ impl ProducerState {
     /// Records an appended marker at `offset`: ends the producer's open transaction here. For an
     /// ABORT, returns the entry of the aborted-transaction index.
     pub fn record_marker(&mut self, marker: &TxnMarker, offset: Offset) -> Option<AbortedTxn> {
+        self.verifications.remove(&marker.producer_id);
         let entry = self.producers.entry(marker.producer_id).or_default();
         if marker.producer_epoch != entry.epoch {
             entry.epoch = marker.producer_epoch;

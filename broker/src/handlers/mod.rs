@@ -97,7 +97,7 @@ pub async fn dispatch(
         }),
         Request::Produce(mut r) => {
             let post = access::split_produce(&az, &mut r);
-            then(produce::produce(&b, r), post)
+            then(produce::produce(&b, r).await, post)
         }
         Request::Fetch(r) if r.replica_id >= 0 && az.is_enabled() => {
             match access::refuse_replica_fetch(&az, &r) {

@@ -29,7 +29,7 @@ use weir_storage::{AppendOptions, PendingAppend, StorageError};
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
 use crate::partition::{AppendError, ReplicaError};
-use crate::producers::SequenceCheck;
+use crate::producers::{ProducerState, SequenceCheck};
 use crate::record_checks;
 use crate::topics::Partition;
 
@@ -146,13 +146,16 @@ impl Staged {
 /// stray batch cannot open a transaction that no marker will ever end. As Kafka: not in the
 /// transaction `INVALID_TXN_STATE`; an older epoch `INVALID_PRODUCER_EPOCH`; a coordinator that
 /// cannot answer now `NOT_ENOUGH_REPLICAS`, which every client version retries without a
-/// metadata refresh. Checked when this broker coordinates the transactional id (always on a
-/// single node); a coordinator on another broker is not asked (see docs/compatibility.md).
+/// metadata refresh. This broker's own coordinator is asked here, under the partition's
+/// producer-state lock; another broker's was asked before staging ([`verify_remotely`]), and its
+/// answer (`remote`) counts only while its guard holds.
 fn verify_transaction_start(
     broker: &Broker,
     partition: &Partition,
     transactional_id: Option<&str>,
     h: &BatchHeader,
+    remote: Option<&(ErrorCode, u64)>,
+    producers: &ProducerState,
 ) -> Result<(), (ErrorCode, String)> {
     // Kafka refuses transactional records in a Produce without a transactional id so.
     let Some(id) = transactional_id else {
@@ -167,17 +170,27 @@ fn verify_transaction_start(
     };
     let target = (partition.topic.clone(), partition.index);
     let verdict =
-        super::txn::verify_produce_here(broker, id, h.producer_id, h.producer_epoch, &target);
+        super::txn::verify_produce_here(broker, id, h.producer_id, h.producer_epoch, &target)
+            .unwrap_or(match remote {
+                // Asked before staging, and no marker of the producer came since.
+                Some(&(code, guard))
+                    if producers.verification_holds(h.producer_id, h.producer_epoch, guard) =>
+                {
+                    code
+                }
+                // Not asked (the batch did not start a transaction then), or the answer went
+                // stale: the client retries and this broker asks again.
+                _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            });
     let code = match verdict {
-        None | Some(ErrorCode::NONE) => return Ok(()),
-        Some(ErrorCode::PRODUCER_FENCED) => ErrorCode::INVALID_PRODUCER_EPOCH,
-        Some(
-            ErrorCode::COORDINATOR_NOT_AVAILABLE
-            | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
-            | ErrorCode::NOT_COORDINATOR
-            | ErrorCode::CONCURRENT_TRANSACTIONS,
-        ) => ErrorCode::NOT_ENOUGH_REPLICAS,
-        Some(_) => ErrorCode::INVALID_TXN_STATE,
+        ErrorCode::NONE => return Ok(()),
+        ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+        ErrorCode::COORDINATOR_NOT_AVAILABLE
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::CONCURRENT_TRANSACTIONS
+        | ErrorCode::REQUEST_TIMED_OUT => ErrorCode::NOT_ENOUGH_REPLICAS,
+        _ => ErrorCode::INVALID_TXN_STATE,
     };
     Err((
         code,
@@ -190,6 +203,62 @@ fn verify_transaction_start(
     ))
 }
 
+/// Answers of remote transaction coordinators, asked before staging: per partition, the error
+/// code and the producer-state guard under which it was asked.
+type RemoteVerdicts = std::collections::HashMap<(String, i32), (ErrorCode, u64)>;
+
+/// KIP-890 part 1 where another broker coordinates the producer's transactional id: for each
+/// partition whose first batch would start the producer's transaction there, a guard is set in
+/// the partition's producer state and the coordinator asked (AddPartitionsToTxn `verify_only`).
+/// Awaited in the request's in-order part, so the connection's later requests wait for it, as
+/// Kafka's do. Partitions this broker's own coordinator answers for are left to [`stage`].
+async fn verify_remotely(broker: &Arc<Broker>, request: &ProduceRequest) -> RemoteVerdicts {
+    let mut verdicts = RemoteVerdicts::new();
+    let Some(id) = request.transactional_id.as_deref() else {
+        return verdicts;
+    };
+    if broker.cluster.is_none() || !broker.config.transaction_partition_verification_enable {
+        return verdicts;
+    }
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let Some(h) = p
+                .records
+                .as_deref()
+                .and_then(|r| BatchHeader::parse(r).ok())
+            else {
+                continue;
+            };
+            let Some(partition) = broker.topics.partition(&topic.name, p.index) else {
+                continue;
+            };
+            let target = (topic.name.clone(), p.index);
+            let guard = {
+                let mut producers = partition.producers.lock();
+                let asked_here = || {
+                    super::txn::verify_produce_here(
+                        broker,
+                        id,
+                        h.producer_id,
+                        h.producer_epoch,
+                        &target,
+                    )
+                    .is_some()
+                };
+                if h.producer_id < 0 || !producers.starts_transaction(&h) || asked_here() {
+                    continue;
+                }
+                producers.begin_verification(h.producer_id, h.producer_epoch)
+            };
+            let code =
+                super::txn::verify_in_txn(broker, id, h.producer_id, h.producer_epoch, &target)
+                    .await;
+            verdicts.insert(target, (code, guard));
+        }
+    }
+    verdicts
+}
+
 /// Validates and queues one partition's records. Runs in request order. `legacy_formats_allowed`:
 /// the request is Produce v0-2, whose records may be magic-0/1 message sets.
 fn stage(
@@ -198,6 +267,7 @@ fn stage(
     records: Option<bytes::Bytes>,
     legacy_formats_allowed: bool,
     transactional_id: Option<&str>,
+    remote: &RemoteVerdicts,
 ) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -350,7 +420,19 @@ fn stage(
                 if broker.config.transaction_partition_verification_enable
                     && producers.starts_transaction(&h) =>
             {
-                match verify_transaction_start(broker, partition, transactional_id, &h) {
+                let verdict = remote.get(&(partition.topic.clone(), partition.index));
+                match verify_transaction_start(
+                    broker,
+                    partition,
+                    transactional_id,
+                    &h,
+                    verdict,
+                    &producers,
+                ) {
+                    Ok(()) if verdict.is_some() => {
+                        producers.end_verification(h.producer_id);
+                        SequenceCheck::Append
+                    }
                     Ok(()) => SequenceCheck::Append,
                     Err((code, message)) => return failed(index, code, message),
                 }
@@ -479,7 +561,8 @@ async fn await_replication(
     }
 }
 
-pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
+pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
+    let remote = verify_remotely(broker, &request).await;
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
     let legacy_formats_allowed = request.legacy_formats_allowed;
@@ -501,6 +584,7 @@ pub fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture 
                         p.records,
                         legacy_formats_allowed,
                         request.transactional_id.as_deref(),
+                        &remote,
                     ),
                     None if broker
                         .topics

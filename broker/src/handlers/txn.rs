@@ -92,7 +92,7 @@ pub fn verify_produce_here(
 /// coordinator through AddPartitionsToTxn with `verify_only` (as Kafka's group coordinator
 /// verifies a TxnOffsetCommit, KIP-890). A coordinator that cannot be asked now gives
 /// COORDINATOR_NOT_AVAILABLE (the client retries).
-async fn verify_in_txn(
+pub(super) async fn verify_in_txn(
     b: &Arc<Broker>,
     transactional_id: &str,
     producer_id: i64,
