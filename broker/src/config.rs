@@ -70,6 +70,9 @@ pub struct BrokerConfig {
     /// How often timed-out transactions are looked for
     /// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// A transactional id with no transaction open and no request for this long is forgotten
+    /// (Kafka's transactional.id.expiration.ms, 7 days).
+    pub transactional_id_expiration_ms: i64,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -168,6 +171,7 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_partition_verification_enable: true,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -404,6 +408,7 @@ pub struct FileConfig {
     pub transaction_max_timeout_ms: Option<i32>,
     pub transaction_partition_verification_enable: Option<bool>,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
+    pub transactional_id_expiration_ms: Option<i64>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
     pub group_consumer_session_timeout_ms: Option<i32>,
@@ -548,6 +553,9 @@ impl FileConfig {
         }
         if let Some(v) = self.transaction_partition_verification_enable {
             config.transaction_partition_verification_enable = v;
+        }
+        if let Some(v) = self.transactional_id_expiration_ms {
+            config.transactional_id_expiration_ms = v.max(1);
         }
         if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);

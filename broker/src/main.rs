@@ -174,6 +174,10 @@ struct ServeArgs {
         env = "WEIR_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"
     )]
     transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
+    /// A transactional id idle this long, with no transaction open, is forgotten (Kafka's
+    /// transactional.id.expiration.ms).
+    #[arg(long, env = "WEIR_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    transactional_id_expiration_ms: Option<i64>,
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
@@ -374,6 +378,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.transaction_partition_verification_enable {
             config.transaction_partition_verification_enable = v;
+        }
+        if let Some(v) = self.transactional_id_expiration_ms {
+            config.transactional_id_expiration_ms = v.max(1);
         }
         if let Some(v) = self.transaction_abort_timed_out_transaction_cleanup_interval_ms {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);

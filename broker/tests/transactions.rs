@@ -360,6 +360,55 @@ fn a_first_transactional_batch_is_appended_only_in_a_partition_of_the_transactio
     assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
 }
 
+/// transactional.id.expiration.ms: an id with no transaction open is forgotten once idle that
+/// long (a tombstone, so also after a restart); its next InitProducerId gets a new producer id.
+/// An id with a transaction open is kept.
+#[test]
+fn an_idle_transactional_id_expires_and_stays_forgotten_after_a_restart() {
+    let mut b = Broker::start(&[
+        "--transaction-abort-timed-out-transaction-cleanup-interval-ms",
+        "50",
+        "--transactional-id-expiration-ms",
+        "1000",
+    ]);
+    let mut c = Conn::connect(b.kafka);
+    c.create_topic("exp", 1, &[]);
+    let (idle_pid, _) = init_ok(&mut c, "tx-idle", 60_000);
+    let (pid, epoch) = init_ok(&mut c, "tx-open", 60_000);
+    assert_eq!(
+        add(&b, 3, "tx-open", pid, epoch, &[("exp", 0)]),
+        vec![ErrorCode::NONE]
+    );
+    let mut forgotten = false;
+    for _ in 0..500 {
+        if describe(&mut c, "tx-idle").error_code == ErrorCode::TRANSACTIONAL_ID_NOT_FOUND {
+            forgotten = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        forgotten,
+        "tx-idle never expired: {:?}",
+        describe(&mut c, "tx-idle")
+    );
+    assert_eq!(describe(&mut c, "tx-open").transaction_state, "Ongoing");
+
+    b.restart();
+    let mut c = Conn::connect(b.kafka);
+    assert_eq!(
+        describe(&mut c, "tx-idle").error_code,
+        ErrorCode::TRANSACTIONAL_ID_NOT_FOUND
+    );
+    assert_eq!(describe(&mut c, "tx-open").transaction_state, "Ongoing");
+    let (again, epoch) = init_ok(&mut c, "tx-idle", 60_000);
+    assert_ne!(
+        again, idle_pid,
+        "a forgotten id starts with a new producer id"
+    );
+    assert_eq!(epoch, 0);
+}
+
 #[test]
 fn zombies_are_fenced_and_old_versions_get_invalid_producer_epoch() {
     let b = start();

@@ -340,14 +340,25 @@ pub fn resume_preparing(broker: &Arc<Broker>) {
 }
 
 /// The coordinator's timer: aborts the ongoing transactions past their timeout (with an epoch
-/// bump that fences their producer) and (re)starts the marker writing of every preparing
-/// transaction without a writer (after a restart, a leadership change, or a failed completion).
+/// bump that fences their producer), (re)starts the marker writing of every preparing
+/// transaction without a writer (after a restart, a leadership change, or a failed completion),
+/// and forgets the transactional ids idle past `transactional_id_expiration_ms`.
 pub async fn tick(broker: &Arc<Broker>) {
     let now = broker.now_ms();
+    let expiration_ms = broker.config.transactional_id_expiration_ms;
     for (_, tp) in broker.txn.loaded_partitions() {
         for meta in tp.all() {
             if meta.state.is_preparing() {
                 spawn_end(broker.clone(), tp.clone(), meta);
+                continue;
+            }
+            if state::is_expired(&meta, now, expiration_ms) {
+                if let Some(logged) = tp.expire(&meta.transactional_id, now, expiration_ms) {
+                    tracing::info!(transactional_id = %meta.transactional_id, "transactional id expired");
+                    if let Err(e) = logged.wait().await {
+                        tracing::warn!(transactional_id = %meta.transactional_id, error = ?e, "expiry not committed");
+                    }
+                }
                 continue;
             }
             if meta.state != TxnState::Ongoing {

@@ -329,6 +329,39 @@ impl TxnPartition {
         ))
     }
 
+    /// Forgets `transactional_id` if it expired ([`state::is_expired`], checked under the lock so
+    /// no request slips in between): a tombstone is appended, which a replay also applies.
+    pub fn expire(
+        &self,
+        transactional_id: &str,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> Option<Logged> {
+        let mut txns = self.txns.lock();
+        if !txns
+            .get(transactional_id)
+            .is_some_and(|m| state::is_expired(m, now_ms, expiration_ms))
+        {
+            return None;
+        }
+        let key = records::encode_key(transactional_id);
+        let batch = weir_storage::records::encode_batch(&[NewRecord {
+            key: Some(&key),
+            value: None,
+            headers: &[],
+            timestamp_ms: now_ms,
+        }]);
+        let pending = self
+            .partition
+            .append(batch, &AppendOptions::default())
+            .ok()?;
+        txns.remove(transactional_id);
+        Some(Logged {
+            partition: self.partition.clone(),
+            pending: Some(pending),
+        })
+    }
+
     /// Claims the marker writing of `transactional_id`; `false` if a task already writes them.
     pub fn claim_writing(&self, transactional_id: &str) -> bool {
         self.writing.lock().insert(transactional_id.to_string())

@@ -374,6 +374,15 @@ pub fn complete(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
     Some(next)
 }
 
+/// Whether the coordinator forgets this transactional id (Kafka's `transactional.id.expiration.ms`):
+/// no transaction open or ending, and nothing asked of it for `expiration_ms`.
+pub fn is_expired(m: &TxnMetadata, now_ms: i64, expiration_ms: i64) -> bool {
+    matches!(
+        m.state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    ) && now_ms.saturating_sub(m.last_update_ms) >= expiration_ms
+}
+
 /// An ongoing transaction past its timeout, aborted by the coordinator: `PrepareAbort` with the
 /// epoch bumped, so that the producer that let it time out is fenced (as Kafka's
 /// `abortTimedOutTransactions`). `None` if it has not timed out.
