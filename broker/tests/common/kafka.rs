@@ -154,22 +154,6 @@ impl Conn {
                 ..NewRecord::default()
             })
             .collect();
-        let response = self.call(Request::Produce(ProduceRequest {
-            transactional_id: None,
-            acks: -1,
-            timeout_ms: 30_000,
-            topics: vec![ProduceTopic {
-                name: topic.into(),
-                partitions: vec![ProducePartition {
-                    index: partition,
-                    records: Some(Bytes::from(encode_batch(&records))),
-                }],
-            }],
-            legacy_formats_allowed: false,
-        }));
-        let Response::Produce(mut r) = response else {
-            panic!("not a Produce response: {response:?}");
-        };
-        r.topics.remove(0).partitions.remove(0)
+        self.produce_batch(None, topic, partition, encode_batch(&records))
     }
 }
