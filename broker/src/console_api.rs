@@ -694,6 +694,7 @@ pub async fn produce_message(
                     }],
                 }],
                 legacy_formats_allowed: false,
+                adds_partitions_to_txn: false,
             }),
         )
         .await
@@ -1132,6 +1133,7 @@ pub async fn redrive(
                             }],
                         }],
                         legacy_formats_allowed: false,
+                        adds_partitions_to_txn: false,
                     }),
                 )
                 .await

@@ -36,6 +36,7 @@ fn produce(topic: &str, partition: i32) -> Request {
             }],
         }],
         legacy_formats_allowed: false,
+        adds_partitions_to_txn: false,
     })
 }
 

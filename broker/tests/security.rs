@@ -658,6 +658,7 @@ fn produce_one(b: &Running, topic: &str) {
             }],
         }],
         legacy_formats_allowed: false,
+        adds_partitions_to_txn: false,
     })) else {
         panic!("no Produce response");
     };
@@ -969,6 +970,7 @@ fn produce_big(c: &mut Conn, topic: &str, value_bytes: usize) -> ProduceResponse
             }],
         }],
         legacy_formats_allowed: false,
+        adds_partitions_to_txn: false,
     })) else {
         panic!("no Produce response");
     };

@@ -31,6 +31,7 @@ fn produce(stream: &mut TcpStream, corr: i32, partition: i32, values: &[String])
     let batch = encode_batch(&records);
     let request = Request::Produce(ProduceRequest {
         legacy_formats_allowed: false,
+        adds_partitions_to_txn: false,
         transactional_id: None,
         acks: -1,
         timeout_ms: 30_000,

@@ -488,6 +488,112 @@ fn end_txn_v5_bumps_the_epoch_at_every_end() {
     );
 }
 
+/// Transaction protocol 2 (KIP-890 part 2), as the Java producer from Kafka 4.0 speaks it once
+/// ApiVersions finalizes `transaction.version` 2: no AddPartitionsToTxn or AddOffsetsToTxn, as
+/// Produce v12 and TxnOffsetCommit v5 add their partitions themselves, and every EndTxn v5
+/// bumps the epoch that the next transaction then uses.
+#[test]
+fn protocol_2_adds_partitions_from_produce_and_txn_offset_commit() {
+    let b = start();
+    let mut c = Conn::connect(b.kafka);
+    let Response::ApiVersions(v) = c.call(Request::ApiVersions(Default::default())) else {
+        panic!("not an ApiVersions response")
+    };
+    let tv = v.features.iter().find(|f| f.name == "transaction.version");
+    assert_eq!(
+        tv.map(|f| (f.min_supported, f.max_supported, f.finalized)),
+        Some((0, 2, Some(2))),
+        "{v:?}"
+    );
+    assert!(v.finalized_features_epoch >= 0, "{v:?}");
+
+    c.create_topic("p2", 2, &[]);
+    c.create_topic("in", 1, &[]);
+    let id = Some("tx-p2");
+    let (pid, epoch) = init_ok(&mut c, "tx-p2", 60_000);
+    // Protocol 1 only verifies: a partition never added is refused...
+    let r = c.produce_batch_at(
+        Some(11),
+        id,
+        "p2",
+        0,
+        producer_batch(pid, epoch, 0, 2, true),
+    );
+    assert_eq!(r.error_code, ErrorCode::INVALID_TXN_STATE, "{r:?}");
+    assert_eq!(
+        txn_offset_commit(&b, 4, "tx-p2", "g-p2", pid, epoch, 5),
+        ErrorCode::INVALID_TXN_STATE
+    );
+    // ...protocol 2 adds it.
+    for p in 0..2 {
+        let r = c.produce_batch_at(
+            Some(12),
+            id,
+            "p2",
+            p,
+            producer_batch(pid, epoch, 0, 2, true),
+        );
+        assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 0), "{r:?}");
+    }
+    assert_eq!(
+        txn_offset_commit(&b, 5, "tx-p2", "g-p2", pid, epoch, 5),
+        ErrorCode::NONE
+    );
+    let d = wait_state(&mut c, "tx-p2", "Ongoing");
+    let mut topics: Vec<(String, usize)> = d
+        .topics
+        .iter()
+        .map(|t| (t.topic.clone(), t.partitions.len()))
+        .collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        vec![("__consumer_offsets".into(), 1), ("p2".into(), 2)],
+        "{d:?}"
+    );
+    assert_eq!(offset_of(&mut c, "g-p2"), -1, "pending until the commit");
+
+    let r = end(&b, 5, "tx-p2", pid, epoch, true);
+    assert_eq!(
+        (r.error_code, r.producer_id, r.producer_epoch),
+        (ErrorCode::NONE, pid, epoch + 1)
+    );
+    wait_state(&mut c, "tx-p2", "CompleteCommit");
+    for p in 0..2 {
+        let m = wait_markers(&mut c, "p2", p, 1);
+        assert_eq!(
+            (m[0].kind, m[0].producer_epoch),
+            (TxnMarkerKind::Commit, epoch + 1)
+        );
+    }
+    assert_eq!(offset_of(&mut c, "g-p2"), 5);
+
+    // The next transaction runs at the bumped epoch, its sequences from 0; the epoch before it
+    // is a zombie's.
+    let next = epoch + 1;
+    let r = c.produce_batch_at(
+        Some(12),
+        id,
+        "p2",
+        0,
+        producer_batch(pid, epoch, 2, 1, true),
+    );
+    assert_eq!(r.error_code, ErrorCode::INVALID_PRODUCER_EPOCH, "{r:?}");
+    let r = c.produce_batch_at(Some(12), id, "p2", 0, producer_batch(pid, next, 0, 1, true));
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 3), "{r:?}");
+    let r = end(&b, 5, "tx-p2", pid, next, false);
+    assert_eq!(
+        (r.error_code, r.producer_epoch),
+        (ErrorCode::NONE, next + 1)
+    );
+    let m = wait_markers(&mut c, "p2", 0, 2);
+    assert_eq!(
+        (m[1].kind, m[1].producer_epoch),
+        (TxnMarkerKind::Abort, next + 1)
+    );
+    assert_eq!(offset_of(&mut c, "g-p2"), 5);
+}
+
 #[test]
 fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
     let b = start();
@@ -551,9 +657,22 @@ fn txn_commit_offset(
         panic!("{r:?}")
     };
     assert_eq!(r.error_code, ErrorCode::NONE);
+    txn_offset_commit(b, 3, id, group, pid, epoch, offset)
+}
+
+/// TxnOffsetCommit alone at `version`, of partition 0 of `in`.
+fn txn_offset_commit(
+    b: &Broker,
+    version: i16,
+    id: &str,
+    group: &str,
+    pid: i64,
+    epoch: i16,
+    offset: i64,
+) -> ErrorCode {
     let r = call_at(
         b,
-        3,
+        version,
         Request::TxnOffsetCommit(TxnOffsetCommitRequest {
             transactional_id: id.into(),
             group_id: group.into(),

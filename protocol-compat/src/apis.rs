@@ -217,7 +217,9 @@ macro_rules! apis {
 apis! {
     // Produce advertises 0 although only magic-2 batches are accepted by the broker:
     // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
-    PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=11;
+    // v12 only says the client speaks transaction protocol 2 (KIP-890): a transactional batch
+    // adds its partition to the transaction by itself. v13 addresses topics by id.
+    PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=12;
     FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=12;
     LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=7;
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;

@@ -602,6 +602,24 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                     })
                     .collect(),
                 throttle_time_ms: r.throttle_time_ms,
+                features: r
+                    .supported_features
+                    .into_iter()
+                    .map(|f| {
+                        let finalized = r
+                            .finalized_features
+                            .iter()
+                            .find(|x| x.name == f.name)
+                            .map(|x| x.max_version_level);
+                        Feature {
+                            name: st(f.name),
+                            min_supported: f.min_version,
+                            max_supported: f.max_version,
+                            finalized,
+                        }
+                    })
+                    .collect(),
+                finalized_features_epoch: r.finalized_features_epoch,
             })
         }
         k::METADATA => {

@@ -188,6 +188,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
             let r: m::ProduceRequest = kp(b, v)?;
             Request::Produce(ProduceRequest {
                 legacy_formats_allowed: false,
+                adds_partitions_to_txn: v >= 12,
                 transactional_id: r.transactional_id.map(|t| string(t.0)),
                 acks: r.acks,
                 timeout_ms: r.timeout_ms,
@@ -666,6 +667,30 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 })
                 .collect();
             msg.throttle_time_ms = r.throttle_time_ms;
+            msg.supported_features = r
+                .features
+                .iter()
+                .map(|f| {
+                    let mut e = m::api_versions_response::SupportedFeatureKey::default();
+                    e.name = strbytes(&f.name);
+                    e.min_version = f.min_supported;
+                    e.max_version = f.max_supported;
+                    e
+                })
+                .collect();
+            msg.finalized_features_epoch = r.finalized_features_epoch;
+            msg.finalized_features = r
+                .features
+                .iter()
+                .filter_map(|f| {
+                    let level = f.finalized?;
+                    let mut e = m::api_versions_response::FinalizedFeatureKey::default();
+                    e.name = strbytes(&f.name);
+                    e.min_version_level = level;
+                    e.max_version_level = level;
+                    Some(e)
+                })
+                .collect();
             put(out, v, &msg)
         }
         Response::Metadata(r) => {

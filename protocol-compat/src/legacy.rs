@@ -171,6 +171,7 @@ pub(crate) fn decode_produce_v0_2(body: Bytes) -> Result<ProduceRequest, String>
         timeout_ms,
         topics,
         legacy_formats_allowed: true,
+        adds_partitions_to_txn: false,
     })
 }
 

@@ -96,6 +96,10 @@ pub struct ProduceRequest {
     /// Whether the records may be magic-0/1 message sets (Produce v0-2). Kafka refuses anything but
     /// magic-2 batches in v3+ requests (INVALID_RECORD), and so does Weir.
     pub legacy_formats_allowed: bool,
+    /// Whether a transactional batch adds its partition to the producer's transaction by itself
+    /// (Produce v12+, transaction protocol 2 of KIP-890). Before v12 the client adds partitions
+    /// with AddPartitionsToTxn and the broker only verifies them.
+    pub adds_partitions_to_txn: bool,
 }
 
 /// One topic of a Produce request.

@@ -34,15 +34,37 @@ pub struct ApiVersionsResponse {
     pub api_keys: Vec<ApiVersionRange>,
     /// Throttle time (v1+).
     pub throttle_time_ms: i32,
+    /// Features (KIP-584, v3+): the range of levels this broker supports and the level the
+    /// cluster runs at, e.g. `transaction.version` 2 (KIP-890), which tells a client it may
+    /// speak transaction protocol 2.
+    pub features: Vec<Feature>,
+    /// Epoch of the finalized levels in [`Self::features`] (-1: unknown, and clients then
+    /// ignore them).
+    pub finalized_features_epoch: i64,
+}
+
+/// One feature of ApiVersions v3+: supported levels and the finalized one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Feature {
+    /// Kafka's name of the feature (`transaction.version`).
+    pub name: String,
+    /// Lowest level this broker supports.
+    pub min_supported: i16,
+    /// Highest level this broker supports.
+    pub max_supported: i16,
+    /// The level the cluster runs at (absent: not finalized).
+    pub finalized: Option<i16>,
 }
 
 impl ApiVersionsResponse {
-    /// A successful response listing everything Weir serves.
+    /// A successful response listing everything Weir serves, without features.
     pub fn supported() -> Self {
         ApiVersionsResponse {
             error_code: ErrorCode::NONE,
             api_keys: crate::versions::supported_api_ranges(),
             throttle_time_ms: 0,
+            features: Vec::new(),
+            finalized_features_epoch: -1,
         }
     }
 }

@@ -147,6 +147,7 @@ pub async fn produce(client: &mut Client, out: &Output, args: ProduceArgs) -> an
             let now = now_ms();
             let request = ProduceRequest {
                 legacy_formats_allowed: false,
+                adds_partitions_to_txn: false,
                 transactional_id: None,
                 acks: -1,
                 timeout_ms: 30_000,

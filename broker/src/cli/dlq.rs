@@ -286,6 +286,7 @@ async fn redrive(
             let r = client
                 .call(Request::Produce(ProduceRequest {
                     legacy_formats_allowed: false,
+                    adds_partitions_to_txn: false,
                     transactional_id: None,
                     acks: -1,
                     timeout_ms: 30_000,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use weir_protocol::requests::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 use weir_protocol::responses::{
-    ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
+    ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse, Feature,
     FindCoordinatorResponse, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
     AUTHORIZED_OPERATIONS_OMITTED,
 };
@@ -20,8 +20,19 @@ use crate::topics::{valid_topic_name, Topic};
 /// FindCoordinator key type for transactional ids.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// ApiVersions: every API served, and the features clients read from it (KIP-584).
 pub fn api_versions() -> ApiVersionsResponse {
-    ApiVersionsResponse::supported()
+    ApiVersionsResponse {
+        features: vec![Feature {
+            name: "transaction.version".into(),
+            min_supported: 0,
+            max_supported: crate::txn::TRANSACTION_VERSION,
+            finalized: Some(crate::txn::TRANSACTION_VERSION),
+        }],
+        // Levels never change while a broker runs, so one epoch for all.
+        finalized_features_epoch: 1,
+        ..ApiVersionsResponse::supported()
+    }
 }
 
 fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {

@@ -141,20 +141,21 @@ impl Staged {
     }
 }
 
-/// KIP-890 part 1: a producer's first transactional batch in a partition is appended only if its
+/// KIP-890: a producer's first transactional batch in a partition is appended only if its
 /// transaction coordinator has the partition in the producer's ongoing transaction, so a late or
 /// stray batch cannot open a transaction that no marker will ever end. As Kafka: not in the
 /// transaction `INVALID_TXN_STATE`; an older epoch `INVALID_PRODUCER_EPOCH`; a coordinator that
-/// cannot answer now `NOT_ENOUGH_REPLICAS`, which every client version retries without a
-/// metadata refresh. This broker's own coordinator is asked here, under the partition's
-/// producer-state lock; another broker's was asked before staging ([`verify_remotely`]), and its
-/// answer (`remote`) counts only while its guard holds.
+/// cannot answer now (or is still completing the previous transaction) `NOT_ENOUGH_REPLICAS`,
+/// which every client version retries without a metadata refresh. This broker's own coordinator
+/// is asked here, under the partition's producer-state lock; what was asked before staging
+/// ([`ask_coordinators`]: another broker's coordinator, or any adding one for protocol 2) is in
+/// `asked`, and a remote answer counts only while its guard holds.
 fn verify_transaction_start(
     broker: &Broker,
     partition: &Partition,
     transactional_id: Option<&str>,
     h: &BatchHeader,
-    remote: Option<&(ErrorCode, u64)>,
+    asked: Option<&Asked>,
     producers: &ProducerState,
 ) -> Result<(), (ErrorCode, String)> {
     // Kafka refuses transactional records in a Produce without a transactional id so.
@@ -169,19 +170,21 @@ fn verify_transaction_start(
         ));
     };
     let target = (partition.topic.clone(), partition.index);
-    let verdict =
-        super::txn::verify_produce_here(broker, id, h.producer_id, h.producer_epoch, &target)
-            .unwrap_or(match remote {
+    let verdict = match asked {
+        // The coordinator refused to add or verify the partition: its answer stands.
+        Some(a) if !a.code.is_none() => a.code,
+        _ => super::txn::verify_produce_here(broker, id, h.producer_id, h.producer_epoch, &target)
+            .unwrap_or(match asked {
                 // Asked before staging, and no marker of the producer came since.
-                Some(&(code, guard))
-                    if producers.verification_holds(h.producer_id, h.producer_epoch, guard) =>
-                {
-                    code
-                }
+                Some(&Asked {
+                    code,
+                    guard: Some(guard),
+                }) if producers.verification_holds(h.producer_id, h.producer_epoch, guard) => code,
                 // Not asked (the batch did not start a transaction then), or the answer went
                 // stale: the client retries and this broker asks again.
                 _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
-            });
+            }),
+    };
     let code = match verdict {
         ErrorCode::NONE => return Ok(()),
         ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
@@ -203,23 +206,53 @@ fn verify_transaction_start(
     ))
 }
 
-/// Answers of remote transaction coordinators, asked before staging: per partition, the error
-/// code and the producer-state guard under which it was asked.
-type RemoteVerdicts = std::collections::HashMap<(String, i32), (ErrorCode, u64)>;
+/// A transaction coordinator's answer about one partition, asked before staging: its error
+/// code, and for a remote coordinator the producer-state guard under which it was asked.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    code: ErrorCode,
+    guard: Option<u64>,
+}
 
-/// KIP-890 part 1 where another broker coordinates the producer's transactional id: for each
-/// partition whose first batch would start the producer's transaction there, a guard is set in
-/// the partition's producer state and the coordinator asked (AddPartitionsToTxn `verify_only`).
-/// Awaited in the request's in-order part, so the connection's later requests wait for it, as
-/// Kafka's do. Partitions this broker's own coordinator answers for are left to [`stage`].
-async fn verify_remotely(broker: &Arc<Broker>, request: &ProduceRequest) -> RemoteVerdicts {
-    let mut verdicts = RemoteVerdicts::new();
-    let Some(id) = request.transactional_id.as_deref() else {
-        return verdicts;
+/// What the transaction checks of a Produce request's partitions need in [`stage`].
+struct TxnChecks {
+    transactional_id: Option<String>,
+    /// Whether a first transactional batch in a partition is checked against the coordinator:
+    /// always for protocol 2 (Produce v12+, whose partitions [`ask_coordinators`] added), for
+    /// protocol 1 when transaction.partition.verification.enable is on.
+    verify: bool,
+    /// [`ask_coordinators`]' answers, per partition.
+    asked: std::collections::HashMap<(String, i32), Asked>,
+}
+
+/// KIP-890 before staging, in the request's in-order part (so the connection's later requests
+/// wait for it, as Kafka's do): for each partition whose first batch would start the producer's
+/// transaction there, the coordinator is asked to add the partition (protocol 2: Produce v12+)
+/// or, when it is another broker, whether the partition is in the transaction (protocol 1; a
+/// guard is set in the partition's producer state first). Protocol-1 partitions this broker's
+/// own coordinator answers for are left to [`stage`], which asks under the producer-state lock.
+async fn ask_coordinators(broker: &Arc<Broker>, request: &ProduceRequest) -> TxnChecks {
+    let adds = request.adds_partitions_to_txn;
+    let mut checks = TxnChecks {
+        transactional_id: request.transactional_id.clone(),
+        verify: adds || broker.config.transaction_partition_verification_enable,
+        asked: std::collections::HashMap::new(),
     };
-    if broker.cluster.is_none() || !broker.config.transaction_partition_verification_enable {
-        return verdicts;
+    let Some(id) = request
+        .transactional_id
+        .as_deref()
+        .filter(|_| checks.verify)
+    else {
+        return checks;
+    };
+    if !adds && broker.cluster.is_none() {
+        return checks;
     }
+    let ask = if adds {
+        super::txn::InTxn::Add
+    } else {
+        super::txn::InTxn::Verify
+    };
     for topic in &request.topics {
         for p in &topic.partitions {
             let Some(h) = p
@@ -235,28 +268,35 @@ async fn verify_remotely(broker: &Arc<Broker>, request: &ProduceRequest) -> Remo
             let target = (topic.name.clone(), p.index);
             let guard = {
                 let mut producers = partition.producers.lock();
-                let asked_here = || {
-                    super::txn::verify_produce_here(
-                        broker,
-                        id,
-                        h.producer_id,
-                        h.producer_epoch,
-                        &target,
-                    )
-                    .is_some()
-                };
-                if h.producer_id < 0 || !producers.starts_transaction(&h) || asked_here() {
+                if h.producer_id < 0 || !producers.starts_transaction(&h) {
                     continue;
                 }
-                producers.begin_verification(h.producer_id, h.producer_epoch)
+                let here = super::txn::verify_produce_here(
+                    broker,
+                    id,
+                    h.producer_id,
+                    h.producer_epoch,
+                    &target,
+                )
+                .is_some();
+                if here && !adds {
+                    continue;
+                }
+                (!here).then(|| producers.begin_verification(h.producer_id, h.producer_epoch))
             };
-            let code =
-                super::txn::verify_in_txn(broker, id, h.producer_id, h.producer_epoch, &target)
-                    .await;
-            verdicts.insert(target, (code, guard));
+            let code = super::txn::ensure_in_txn(
+                broker,
+                id,
+                h.producer_id,
+                h.producer_epoch,
+                &target,
+                ask,
+            )
+            .await;
+            checks.asked.insert(target, Asked { code, guard });
         }
     }
-    verdicts
+    checks
 }
 
 /// Validates and queues one partition's records. Runs in request order. `legacy_formats_allowed`:
@@ -266,8 +306,7 @@ fn stage(
     partition: &Arc<Partition>,
     records: Option<bytes::Bytes>,
     legacy_formats_allowed: bool,
-    transactional_id: Option<&str>,
-    remote: &RemoteVerdicts,
+    txn: &TxnChecks,
 ) -> Staged {
     let index = partition.index;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -416,24 +455,22 @@ fn stage(
             continue;
         };
         let check = match producers.check(&h) {
-            SequenceCheck::Append
-                if broker.config.transaction_partition_verification_enable
-                    && producers.starts_transaction(&h) =>
-            {
-                let verdict = remote.get(&(partition.topic.clone(), partition.index));
+            SequenceCheck::Append if txn.verify && producers.starts_transaction(&h) => {
+                let asked = txn.asked.get(&(partition.topic.clone(), partition.index));
                 match verify_transaction_start(
                     broker,
                     partition,
-                    transactional_id,
+                    txn.transactional_id.as_deref(),
                     &h,
-                    verdict,
+                    asked,
                     &producers,
                 ) {
-                    Ok(()) if verdict.is_some() => {
-                        producers.end_verification(h.producer_id);
+                    Ok(()) => {
+                        if asked.is_some_and(|a| a.guard.is_some()) {
+                            producers.end_verification(h.producer_id);
+                        }
                         SequenceCheck::Append
                     }
-                    Ok(()) => SequenceCheck::Append,
                     Err((code, message)) => return failed(index, code, message),
                 }
             }
@@ -562,7 +599,7 @@ async fn await_replication(
 }
 
 pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseFuture {
-    let remote = verify_remotely(broker, &request).await;
+    let checks = ask_coordinators(broker, &request).await;
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
     let legacy_formats_allowed = request.legacy_formats_allowed;
@@ -583,8 +620,7 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
                         &partition,
                         p.records,
                         legacy_formats_allowed,
-                        request.transactional_id.as_deref(),
-                        &remote,
+                        &checks,
                     ),
                     None if broker
                         .topics

@@ -27,6 +27,9 @@ const END_FENCED_SINCE: i16 = 2;
 const TXN_OFFSET_FENCED_SINCE: i16 = 3;
 /// EndTxn v5+ is transaction protocol 2 (KIP-890).
 const END_TXN_V2_SINCE: i16 = 5;
+/// TxnOffsetCommit of transaction protocol 2 (KIP-890): the client sent no AddOffsetsToTxn, so
+/// the group's offsets partition is added to the transaction here.
+const TXN_OFFSET_COMMIT_ADDS_SINCE: i16 = 5;
 
 /// The loaded partition of transactional id `id`, or what Kafka answers: on a single node
 /// COORDINATOR_NOT_AVAILABLE before the topic exists; in a cluster NOT_COORDINATOR when another
@@ -87,27 +90,52 @@ pub fn verify_produce_here(
     }
 }
 
+/// What a partition leader or group coordinator asks a transaction coordinator about a
+/// partition of a producer's transaction (KIP-890).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InTxn {
+    /// Whether it is in the ongoing transaction (protocol 1: the client added it itself).
+    Verify,
+    /// Add it, opening a transaction if none is ongoing (protocol 2: Produce v12+ and
+    /// TxnOffsetCommit v5+, whose clients send no AddPartitionsToTxn or AddOffsetsToTxn).
+    Add,
+}
+
 /// Whether `target` is in the ongoing transaction of `transactional_id` by this producer id and
-/// epoch, as its coordinator says: the local state when this broker coordinates the id, else the
-/// coordinator through AddPartitionsToTxn with `verify_only` (as Kafka's group coordinator
-/// verifies a TxnOffsetCommit, KIP-890). A coordinator that cannot be asked now gives
-/// COORDINATOR_NOT_AVAILABLE (the client retries).
-pub(super) async fn verify_in_txn(
+/// epoch after asking its coordinator `ask`: the local state when this broker coordinates the
+/// id, else the coordinator through AddPartitionsToTxn v4+ (`verify_only` for
+/// [`InTxn::Verify`]), as Kafka's partition leaders and group coordinators do. A coordinator
+/// that cannot be asked now gives COORDINATOR_NOT_AVAILABLE (the client retries).
+pub(super) async fn ensure_in_txn(
     b: &Arc<Broker>,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     target: &(String, i32),
+    ask: InTxn,
 ) -> ErrorCode {
     let local = coordinator(b, transactional_id);
     let Some(cluster) = b.cluster.as_ref().filter(|_| local.is_err()) else {
-        return match local {
-            Ok(tp) => state::verify_partitions(
+        let tp = match local {
+            Ok(tp) => tp,
+            Err(e) => return e,
+        };
+        if ask == InTxn::Verify {
+            return state::verify_partitions(
                 tp.get(transactional_id).as_ref(),
                 producer_id,
                 producer_epoch,
                 target,
-            ),
+            );
+        }
+        let now = b.now_ms();
+        let added = tp.update(transactional_id, now, |cur| {
+            let partitions = std::slice::from_ref(target);
+            let next = state::add_partitions(cur, producer_id, producer_epoch, partitions, now)?;
+            Ok((next, ()))
+        });
+        return match added {
+            Ok(((), logged)) => logged.wait().await.err().unwrap_or(ErrorCode::NONE),
             Err(e) => e,
         };
     };
@@ -126,7 +154,7 @@ pub(super) async fn verify_in_txn(
             transactional_id: transactional_id.to_string(),
             producer_id,
             producer_epoch,
-            verify_only: true,
+            verify_only: ask == InTxn::Verify,
             topics: vec![AddPartitionsToTxnTopic {
                 name: target.0.clone(),
                 partitions: vec![target.1],
@@ -537,23 +565,36 @@ pub async fn txn_offset_commit(
     } else if !b.offsets.owns(&r.group_id) {
         Some(ErrorCode::NOT_COORDINATOR)
     } else {
-        // The offsets partition must be in the transaction (AddOffsetsToTxn), with this
-        // producer at this epoch, as the transaction coordinator (maybe another broker) says.
+        // The offsets partition must be in the transaction (AddOffsetsToTxn, or added here for
+        // protocol 2), with this producer at this epoch, as the transaction coordinator (maybe
+        // another broker) says.
+        let ask = if version >= TXN_OFFSET_COMMIT_ADDS_SINCE {
+            InTxn::Add
+        } else {
+            InTxn::Verify
+        };
         match b.offsets.partition_of(&r.group_id) {
             None => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
             Some(i) => {
                 let target = (crate::offsets::OFFSETS_TOPIC.to_string(), i);
-                match verify_in_txn(
+                match ensure_in_txn(
                     b,
                     &r.transactional_id,
                     r.producer_id,
                     r.producer_epoch,
                     &target,
+                    ask,
                 )
                 .await
                 {
                     c if c.is_none() => None,
                     ErrorCode::INVALID_TXN_STATE => Some(ErrorCode::INVALID_TXN_STATE),
+                    // The previous transaction is still being completed: a TxnOffsetCommit
+                    // client retries COORDINATOR_LOAD_IN_PROGRESS with the same coordinator,
+                    // while it would take CONCURRENT_TRANSACTIONS as fatal.
+                    ErrorCode::CONCURRENT_TRANSACTIONS => {
+                        Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+                    }
                     c => Some(state::for_version(c, version, TXN_OFFSET_FENCED_SINCE)),
                 }
             }

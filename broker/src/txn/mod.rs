@@ -40,6 +40,11 @@ use state::TxnMetadata;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
+/// The `transaction.version` feature level ApiVersions finalizes (KIP-584): 2 tells a client it
+/// may speak transaction protocol 2 (KIP-890: partitions added by Produce v12 and TxnOffsetCommit
+/// v5, the epoch bumped by every EndTxn v5). Protocol 1 stays served for clients that do not.
+pub const TRANSACTION_VERSION: i16 = 2;
+
 /// Kafka's transaction.state.log.segment.bytes.
 const TXN_SEGMENT_BYTES: &str = "104857600";
 

@@ -92,7 +92,19 @@ impl Conn {
         partition: i32,
         batch: Vec<u8>,
     ) -> weir_protocol::ProducePartitionResponse {
-        let response = self.call(Request::Produce(ProduceRequest {
+        self.produce_batch_at(None, transactional_id, topic, partition, batch)
+    }
+
+    /// [`Self::produce_batch`] at Produce `version` (`None`: the client's own).
+    pub fn produce_batch_at(
+        &mut self,
+        version: Option<i16>,
+        transactional_id: Option<&str>,
+        topic: &str,
+        partition: i32,
+        batch: Vec<u8>,
+    ) -> weir_protocol::ProducePartitionResponse {
+        let request = Request::Produce(ProduceRequest {
             transactional_id: transactional_id.map(str::to_string),
             acks: -1,
             timeout_ms: 30_000,
@@ -104,7 +116,12 @@ impl Conn {
                 }],
             }],
             legacy_formats_allowed: false,
-        }));
+            adds_partitions_to_txn: false,
+        });
+        let response = match version {
+            Some(v) => self.call_at(request, v),
+            None => self.call(request),
+        };
         let Response::Produce(mut r) = response else {
             panic!("not a Produce response: {response:?}");
         };
