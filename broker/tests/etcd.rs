@@ -1,69 +1,11 @@
 //! The etcd client against a real etcd server (Debian's `etcd-server`, installed by
 //! scripts/test.sh): KV, transactions, leases and watches as the cluster code uses them.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::cluster::Etcd;
+use crate::common::free_port;
 use weir_broker::cluster::etcd::{Compare, EtcdClient, EtcdError, Op, WatchEvent};
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A throwaway single-member etcd on free ports.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let client = free_port();
-        let peer = free_port();
-        let endpoint = format!("127.0.0.1:{client}");
-        let child = Command::new("etcd")
-            .arg("--data-dir")
-            .arg(dir.path().join("etcd"))
-            .arg("--listen-client-urls")
-            .arg(format!("http://{endpoint}"))
-            .arg("--advertise-client-urls")
-            .arg(format!("http://{endpoint}"))
-            .arg("--listen-peer-urls")
-            .arg(format!("http://127.0.0.1:{peer}"))
-            .arg("--initial-advertise-peer-urls")
-            .arg(format!("http://127.0.0.1:{peer}"))
-            .arg("--initial-cluster")
-            .arg(format!("default=http://127.0.0.1:{peer}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd must be installed (scripts/test.sh installs Debian's etcd-server)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&endpoint).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "etcd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Etcd {
-            child,
-            endpoint,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn ready(client: &EtcdClient) {
     let started = Instant::now();

@@ -7,13 +7,15 @@
 
 use std::time::Duration;
 
+use crate::common::cluster::Cluster;
 use crate::common::kafka::{producer_batch, Conn};
 use crate::common::Broker;
 use weir_protocol::client::encode_request_at;
 use weir_protocol::transactions::*;
 use weir_protocol::{
-    ErrorCode, FetchPartition, FetchRequest, FetchTopic, InitProducerIdRequest, OffsetFetchGroup,
-    OffsetFetchRequest, OffsetFetchTopic, Request, Response,
+    ErrorCode, FetchPartition, FetchRequest, FetchTopic, FindCoordinatorRequest,
+    InitProducerIdRequest, OffsetFetchGroup, OffsetFetchRequest, OffsetFetchTopic, Request,
+    Response,
 };
 use weir_storage::records::{decode_txn_marker, TxnMarker, TxnMarkerKind};
 
@@ -748,4 +750,109 @@ fn offsets_committed_in_a_transaction_are_visible_only_once_it_commits() {
     );
     wait_state(&mut c, "tx-o", "CompleteCommit");
     assert_eq!(offset_of(&mut c, "g2"), 7);
+}
+
+/// The coordinator of `key` (`key_type` 0: group, 1: transactional id) once one answers.
+fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
+    cluster.wait_until(&format!("a coordinator of {key}"), || {
+        let r = cluster
+            .conn(1)
+            .call(Request::FindCoordinator(FindCoordinatorRequest {
+                key_type,
+                keys: vec![key.into()],
+            }));
+        let Response::FindCoordinator(r) = r else {
+            panic!("{r:?}")
+        };
+        r.coordinators
+            .first()
+            .filter(|k| k.error_code.is_none())
+            .map(|k| k.node_id)
+    })
+}
+
+/// Protocol 2 across brokers: the producer's transaction coordinator leads neither the
+/// partition it writes nor its group's offsets partition, so the partition leader (Produce v12)
+/// and the group coordinator (TxnOffsetCommit v5) add them through AddPartitionsToTxn v5 to the
+/// coordinator, and its markers reach both.
+#[test]
+fn protocol_2_adds_partitions_through_a_remote_coordinator() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            "--transaction-state-log-num-partitions",
+            "3",
+            "--offsets-topic-num-partitions",
+            "3",
+        ],
+    );
+    let tid = "tx-remote";
+    let coordinator = coordinator_of(&cluster, 1, tid);
+    let others: Vec<i32> = (1..=3).filter(|n| *n != coordinator).collect();
+    cluster.conn(1).create_topic("p2", 3, &[]);
+    cluster.conn(1).create_topic("in", 1, &[]);
+    let partition = (0..3)
+        .find(|p| others.contains(&cluster.leader_of("p2", *p)))
+        .expect("a partition led by another broker than the coordinator");
+    let leader = cluster.leader_of("p2", partition);
+    let group = (0..100)
+        .map(|i| format!("g-remote-{i}"))
+        .find(|g| others.contains(&coordinator_of(&cluster, 0, g)))
+        .expect("a group coordinated by another broker");
+    let group_coordinator = coordinator_of(&cluster, 0, &group);
+
+    let txn_broker = cluster.broker(coordinator);
+    let mut c = cluster.conn(coordinator);
+    let (pid, epoch) = cluster.wait_until("InitProducerId", || match init(&mut c, tid, 60_000) {
+        (ErrorCode::NONE, pid, epoch) => Some((pid, epoch)),
+        _ => None,
+    });
+    let mut to_leader = cluster.conn(leader);
+    let mut produce = |version: i16, epoch: i16, seq: i32| {
+        let batch = producer_batch(pid, epoch, seq, 1, true);
+        to_leader
+            .produce_batch_at(Some(version), Some(tid), "p2", partition, batch)
+            .error_code
+    };
+    assert_eq!(produce(11, epoch, 0), ErrorCode::INVALID_TXN_STATE);
+    // NOT_ENOUGH_REPLICAS while the coordinator cannot be reached yet; clients retry it.
+    cluster.wait_until("Produce v12 to add its partition", || {
+        match produce(12, epoch, 0) {
+            ErrorCode::NONE => Some(()),
+            ErrorCode::NOT_ENOUGH_REPLICAS => None,
+            other => panic!("Produce v12: {other:?}"),
+        }
+    });
+    let offsets_at = cluster.broker(group_coordinator);
+    assert_eq!(
+        txn_offset_commit(offsets_at, 4, tid, &group, pid, epoch, 5),
+        ErrorCode::INVALID_TXN_STATE
+    );
+    assert_eq!(
+        txn_offset_commit(offsets_at, 5, tid, &group, pid, epoch, 5),
+        ErrorCode::NONE
+    );
+    let d = wait_state(&mut c, tid, "Ongoing");
+    let mut topics: Vec<&str> = d.topics.iter().map(|t| t.topic.as_str()).collect();
+    topics.sort();
+    assert_eq!(topics, vec!["__consumer_offsets", "p2"], "{d:?}");
+
+    let r = end(txn_broker, 5, tid, pid, epoch, true);
+    assert_eq!(
+        (r.error_code, r.producer_epoch),
+        (ErrorCode::NONE, epoch + 1)
+    );
+    wait_state(&mut c, tid, "CompleteCommit");
+    let m = wait_markers(&mut cluster.conn(leader), "p2", partition, 1);
+    assert_eq!(
+        (m[0].kind, m[0].producer_epoch),
+        (TxnMarkerKind::Commit, epoch + 1)
+    );
+    let mut to_group = cluster.conn(group_coordinator);
+    cluster.wait_until("the committed offset", || {
+        (offset_of(&mut to_group, &group) == 5).then_some(())
+    });
+    // The old epoch is fenced in the partition; the bumped one opens the next transaction.
+    assert_eq!(produce(12, epoch, 1), ErrorCode::INVALID_PRODUCER_EPOCH);
+    assert_eq!(produce(12, epoch + 1, 0), ErrorCode::NONE);
 }

@@ -82,7 +82,7 @@ pub struct MetadataRequestTopic {
 // Produce / Fetch / ListOffsets
 // ---------------------------------------------------------------------------------------
 
-/// Produce request (v0-11).
+/// Produce request (v0-12).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProduceRequest {
     /// Transactional id (v3+; `None` before).

@@ -108,7 +108,11 @@ fn hostile_batch() -> Bytes {
 #[test]
 fn produce_v3_plus_passes_records_through() {
     let batch = hostile_batch();
-    for v in 3..=11 {
+    let newest = weir_protocol::supported_range(k::PRODUCE)
+        .expect("served")
+        .1;
+    assert_eq!(newest, 12);
+    for v in 3..=newest {
         let mut p = m::produce_request::PartitionProduceData::default();
         p.index = 2;
         p.records = Some(batch.clone());
@@ -135,6 +139,9 @@ fn produce_v3_plus_passes_records_through() {
         assert_eq!(parts[0].index, 2);
         assert_eq!(parts[0].records.as_ref(), Some(&batch), "v{v}");
         assert_eq!(parts[1].records, None);
+        assert!(!got.legacy_formats_allowed);
+        // v12 is transaction protocol 2: its batches add their partitions to the transaction.
+        assert_eq!(got.adds_partitions_to_txn, v >= 12, "v{v}");
     }
 }
 
@@ -171,6 +178,7 @@ fn produce_v0_to_v2() {
         assert_eq!(got.topics[0].partitions[1].index, 1);
         assert_eq!(got.topics[0].partitions[1].records, None);
         assert!(got.legacy_formats_allowed, "v{v} may carry message sets");
+        assert!(!got.adds_partitions_to_txn);
     }
 }
 

@@ -30,6 +30,42 @@ fn api_versions_uses_header_v0_at_every_version() {
     }
 }
 
+/// Features (KIP-584) travel from v3 on: the supported range of each, and the finalized level
+/// with its epoch; older versions have no room for them and leave them out.
+#[test]
+fn api_versions_carries_features_from_v3() {
+    let resp = Response::ApiVersions(ApiVersionsResponse {
+        features: vec![Feature {
+            name: "transaction.version".into(),
+            min_supported: 0,
+            max_supported: 2,
+            finalized: Some(2),
+        }],
+        finalized_features_epoch: 1,
+        ..ApiVersionsResponse::supported()
+    });
+    for v in versions(api_key::API_VERSIONS) {
+        let got: m::ApiVersionsResponse = roundtrip(api_key::API_VERSIONS, v, &resp);
+        let supported: Vec<(String, i16, i16)> = got
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        let finalized: Vec<(String, i16)> = got
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        if v >= 3 {
+            assert_eq!(supported, vec![("transaction.version".into(), 0, 2)]);
+            assert_eq!(finalized, vec![("transaction.version".into(), 2)]);
+            assert_eq!(got.finalized_features_epoch, 1);
+        } else {
+            assert!(supported.is_empty() && finalized.is_empty(), "v{v}");
+        }
+    }
+}
+
 #[test]
 fn api_versions_advertises_the_issue_ranges() {
     let find = |key| {
@@ -38,7 +74,7 @@ fn api_versions_advertises_the_issue_ranges() {
             .find(|(k, _, _)| *k == key)
             .map(|&(_, a, b)| (a, b))
     };
-    assert_eq!(find(api_key::PRODUCE), Some((0, 11)));
+    assert_eq!(find(api_key::PRODUCE), Some((0, 12)));
     assert_eq!(find(api_key::FETCH), Some((0, 12)));
     assert_eq!(find(api_key::LIST_OFFSETS), Some((0, 7)));
     assert_eq!(find(api_key::METADATA), Some((0, 12)));
@@ -152,7 +188,7 @@ fn kip_511_api_versions_v99() {
 
 #[test]
 fn other_apis_at_unsupported_versions_and_unknown_keys() {
-    for (key, version) in [(1i16, -1i16), (1, 13), (3, 13), (0, 12), (2, 8), (19, 1)] {
+    for (key, version) in [(1i16, -1i16), (1, 13), (3, 13), (0, 13), (2, 8), (19, 1)] {
         let frame = common::request_frame(key, 0, 1, &m::ApiVersionsRequest::default());
         // Rewrite the version in place: only the header matters here.
         let mut raw = frame.to_vec();
