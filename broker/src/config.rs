@@ -125,9 +125,12 @@ pub struct ClusterSettings {
     /// Replication factor of topics created without one (default.replication.factor; capped at
     /// the live brokers).
     pub default_replication_factor: i32,
-    /// Replication factor of `__consumer_offsets` (offsets.topic.replication.factor; capped at the
-    /// live brokers when it is created).
+    /// Replication factor of `__consumer_offsets` and the share state topic
+    /// (offsets.topic.replication.factor; capped at the live brokers when it is created).
     pub offsets_replication_factor: i32,
+    /// Replication factor of `__transaction_state` (transaction.state.log.replication.factor;
+    /// capped at the live brokers when it is created).
+    pub transaction_state_replication_factor: i32,
     /// How long the controller waits after a broker disappears before it moves that broker's
     /// replicas to other brokers.
     pub replica_replacement_delay_ms: u64,
@@ -145,6 +148,7 @@ impl Default for ClusterSettings {
             session_timeout_ms: 9_000,
             default_replication_factor: 3,
             offsets_replication_factor: 3,
+            transaction_state_replication_factor: 3,
             replica_replacement_delay_ms: 60_000,
             leader_rebalance_interval_ms: 30_000,
         }

@@ -260,6 +260,18 @@ pub const BROKER_KEYS: &[Key] = &[
     key("num.partitions", Some("1"), LONG, false),
     key("offsets.topic.num.partitions", Some("16"), LONG, false),
     key("offsets.topic.replication.factor", Some("3"), LONG, false),
+    key(
+        "transaction.state.log.num.partitions",
+        Some("50"),
+        LONG,
+        false,
+    ),
+    key(
+        "transaction.state.log.replication.factor",
+        Some("3"),
+        LONG,
+        false,
+    ),
     key("queued.max.request.bytes", Some("-1"), LONG, false),
     key("socket.request.max.bytes", Some("104857600"), LONG, false),
     // Dynamic: log defaults of topics (synonyms of topic configs).
@@ -774,10 +786,22 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "max.connections.per.ip" => c.max_connections_per_ip.to_string(),
         "max.connections.per.ip.overrides" => c.max_connections_per_ip_overrides.text.clone(),
         "max.connection.creation.rate" => c.max_connection_creation_rate.to_string(),
-        // A single node: one replica of everything, internal topics included.
-        "offsets.topic.replication.factor" | "default.replication.factor" => "1".to_string(),
+        "transaction.state.log.num.partitions" => {
+            c.transaction_state_log_num_partitions.to_string()
+        }
+        // A single node has one replica of everything, internal topics included.
+        "default.replication.factor" => replication(c, |s| s.default_replication_factor),
+        "offsets.topic.replication.factor" => replication(c, |s| s.offsets_replication_factor),
+        "transaction.state.log.replication.factor" => {
+            replication(c, |s| s.transaction_state_replication_factor)
+        }
         _ => return None,
     })
+}
+
+/// A replication factor setting of the cluster, or 1 on a single node.
+fn replication(c: &BrokerConfig, of: impl Fn(&crate::config::ClusterSettings) -> i32) -> String {
+    c.cluster.as_ref().map_or(1, of).to_string()
 }
 
 /// `current` changed by `change`, if the result is a valid set of broker overrides (for the local

@@ -253,6 +253,14 @@ struct ServeArgs {
     /// the live brokers.
     #[arg(long, env = "WEIR_DEFAULT_REPLICATION_FACTOR")]
     default_replication_factor: Option<i32>,
+    /// Replication factor of `__consumer_offsets` and the share state topic when they are
+    /// created (offsets.topic.replication.factor), capped at the live brokers.
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_REPLICATION_FACTOR")]
+    offsets_topic_replication_factor: Option<i32>,
+    /// Replication factor of `__transaction_state` when it is created
+    /// (transaction.state.log.replication.factor), capped at the live brokers.
+    #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_REPLICATION_FACTOR")]
+    transaction_state_log_replication_factor: Option<i32>,
     /// A broker that stops renewing its etcd lease for this long is gone (broker.session.timeout.ms).
     #[arg(long, env = "WEIR_BROKER_SESSION_TIMEOUT_MS")]
     broker_session_timeout_ms: Option<u64>,
@@ -491,9 +499,27 @@ impl ServeArgs {
             if let Some(v) = self.rack {
                 cluster.rack = Some(v);
             }
-            if let Some(v) = self.default_replication_factor {
-                anyhow::ensure!(v >= 1, "--default-replication-factor must be at least 1");
-                cluster.default_replication_factor = v;
+            for (flag, value, setting) in [
+                (
+                    "--default-replication-factor",
+                    self.default_replication_factor,
+                    &mut cluster.default_replication_factor,
+                ),
+                (
+                    "--offsets-topic-replication-factor",
+                    self.offsets_topic_replication_factor,
+                    &mut cluster.offsets_replication_factor,
+                ),
+                (
+                    "--transaction-state-log-replication-factor",
+                    self.transaction_state_log_replication_factor,
+                    &mut cluster.transaction_state_replication_factor,
+                ),
+            ] {
+                if let Some(v) = value {
+                    anyhow::ensure!(v >= 1, "{flag} must be at least 1");
+                    *setting = v;
+                }
             }
             if let Some(v) = self.broker_session_timeout_ms {
                 anyhow::ensure!(

@@ -96,10 +96,11 @@ impl Broker {
             }
             let rf = if spec.replication_factor == -1 {
                 let live = i32::try_from(candidates.len()).unwrap_or(i32::MAX);
-                let wanted = if spec.internal {
-                    cluster.settings.offsets_replication_factor
-                } else {
-                    cluster.settings.default_replication_factor
+                let settings = &cluster.settings;
+                let wanted = match spec.name.as_str() {
+                    _ if !spec.internal => settings.default_replication_factor,
+                    crate::txn::TXN_TOPIC => settings.transaction_state_replication_factor,
+                    _ => settings.offsets_replication_factor,
                 };
                 wanted.min(live).max(1)
             } else {

@@ -774,7 +774,8 @@ fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
 /// Protocol 2 across brokers: the producer's transaction coordinator leads neither the
 /// partition it writes nor its group's offsets partition, so the partition leader (Produce v12)
 /// and the group coordinator (TxnOffsetCommit v5) add them through AddPartitionsToTxn v5 to the
-/// coordinator, and its markers reach both.
+/// coordinator, and its markers reach both. (Also: `__transaction_state` gets its own
+/// replication factor.)
 #[test]
 fn protocol_2_adds_partitions_through_a_remote_coordinator() {
     let cluster = Cluster::start(
@@ -782,12 +783,21 @@ fn protocol_2_adds_partitions_through_a_remote_coordinator() {
         &[
             "--transaction-state-log-num-partitions",
             "3",
+            "--transaction-state-log-replication-factor",
+            "2",
             "--offsets-topic-num-partitions",
             "3",
         ],
     );
     let tid = "tx-remote";
     let coordinator = coordinator_of(&cluster, 1, tid);
+    let state = cluster.metadata(1, Some(vec!["__transaction_state".into()]));
+    let replicas: Vec<usize> = state.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.replica_nodes.len())
+        .collect();
+    assert_eq!(replicas, vec![2, 2, 2], "{state:?}");
     let others: Vec<i32> = (1..=3).filter(|n| *n != coordinator).collect();
     cluster.conn(1).create_topic("p2", 3, &[]);
     cluster.conn(1).create_topic("in", 1, &[]);
