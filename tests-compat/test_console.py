@@ -231,6 +231,21 @@ def test_offsets_reset_from_the_ui_are_seen_by_a_consumer(broker, browser, uniqu
     assert got and got[0].offset() == 2 and got[0].value() == b"m2"
 
 
+def test_the_topics_page_shows_each_topics_message_rate(broker, browser, unique):
+    topic = unique("rate")
+    produce(broker, topic, [b"first"])
+    browser.open(console(broker), f"#/topics?search={topic}")
+    assert browser.js("return document.querySelector('span.rate').textContent") == "–"
+    # Records produced after the page's first reading show up in its next one (every 5 s).
+    produce(broker, topic, [f"r{i}".encode() for i in range(50)])
+    rate = browser.wait(
+        "const v = parseFloat(document.querySelector('span.rate').textContent); return v > 0 && v",
+        "a positive rate",
+    )
+    assert rate > 0
+    assert browser.console_errors() == []
+
+
 def test_the_message_browser_shows_a_produced_message(broker, browser, unique):
     topic = unique("browse")
     produce(broker, topic, [b'{"greeting":"hello from confluent-kafka"}'], headers=[("trace", b"abc-123")])

@@ -107,14 +107,29 @@ async function topics(params) {
   const q = new URLSearchParams({ limit: '50', search, internal: 'false' });
   if (after) q.set('after', after);
   const page = await api('/v1/topics?' + q);
+  // Records in per second of each listed topic, from two readings of its high watermarks.
+  const rates = new Map(page.topics.map(t => [t.name, el('span', { class: 'rate' }, '–')]));
+  let last = { t: Date.now(), hw: new Map(page.topics.map(t => [t.name, t.high_watermarks])) };
+  every(5000, async () => {
+    const next = await api('/v1/topics?' + q);
+    const now = Date.now();
+    for (const t of next.topics) {
+      const before = last.hw.get(t.name);
+      const cell = rates.get(t.name);
+      if (cell && before !== undefined) {
+        cell.textContent = (Math.max(0, t.high_watermarks - before) * 1000 / (now - last.t)).toFixed(1);
+      }
+    }
+    last = { t: now, hw: new Map(next.topics.map(t => [t.name, t.high_watermarks])) };
+  });
   main.replaceChildren(el('h2', {}, 'Topics'),
     el('form', { class: 'inline', id: 'topic-search', onsubmit: e => {
       e.preventDefault(); location.hash = '#/topics?search=' + enc(val('search')); } },
       field('Search', input('search', { value: search })), el('button', {}, 'Search')),
     el('p', {}, `${page.total} topic(s)`),
-    table(['name', 'partitions', 'records', 'size', 'retention.ms'],
+    table(['name', 'partitions', 'records', 'records in / s', 'size', 'retention.ms'],
       page.topics.map(t => [el('a', { href: '#/topic/' + enc(t.name) }, t.name), t.partitions,
-        t.records, bytes(t.size_bytes), t.retention_ms])),
+        t.records, rates.get(t.name), bytes(t.size_bytes), t.retention_ms])),
     page.next ? el('a', { id: 'next-page', href: `#/topics?search=${enc(search)}&after=${enc(page.next)}` }, 'Next page →') : '',
     el('h3', {}, 'Create a topic'),
     el('form', { class: 'inline', id: 'create-topic', onsubmit: async e => {

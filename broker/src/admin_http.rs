@@ -492,6 +492,9 @@ struct TopicSummary {
     /// Of the partitions this broker hosts.
     size_bytes: u64,
     records: i64,
+    /// Sum of the high watermarks of the partitions this broker hosts: the records ever
+    /// committed to them, so two readings give the topic's message rate (the console's).
+    high_watermarks: i64,
     retention_ms: Option<String>,
 }
 
@@ -549,10 +552,12 @@ async fn topics(
         all,
         |t| &t.name,
         |t| {
-            let (mut size_bytes, mut records) = (0u64, 0i64);
+            let (mut size_bytes, mut records, mut high_watermarks) = (0u64, 0i64, 0i64);
             for p in t.local_partitions() {
+                let high_watermark = p.high_watermark();
                 size_bytes += p.log.size_bytes();
-                records += p.high_watermark() - p.log.log_start_offset();
+                records += high_watermark - p.log.log_start_offset();
+                high_watermarks += high_watermark;
             }
             let retention_ms = t
                 .config
@@ -568,6 +573,7 @@ async fn topics(
                 partitions: t.partition_count(),
                 size_bytes,
                 records,
+                high_watermarks,
                 retention_ms,
             }
         },

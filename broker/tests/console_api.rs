@@ -286,6 +286,22 @@ fn a_topic_list_page_holds_only_the_page_whatever_the_topic_count() {
     let (_, body) = http_get(b.admin, "/v1/topics?limit=50").expect("get");
     // A page's size follows the limit, not the number of topics.
     assert!(body.len() < 50 * 300, "{} bytes", body.len());
+
+    // Records and high watermarks (the console's message rate) of a topic with data.
+    let mut c = crate::common::kafka::Conn::connect(b.kafka);
+    let now = crate::common::now_ms();
+    c.create_topic("measured", 2, &[]);
+    for partition in [0, 1] {
+        let r = c.produce("measured", partition, &[b"a", b"b", b"c"], &[now; 3]);
+        assert!(r.error_code.is_none(), "{r:?}");
+    }
+    let found = get_json(b.admin, "/v1/topics?search=measured");
+    let t = &found["topics"][0];
+    assert_eq!(
+        (&t["records"], &t["high_watermarks"]),
+        (&6.into(), &6.into()),
+        "{t}"
+    );
 }
 
 #[test]
