@@ -153,12 +153,22 @@ async function topics(params) {
 }
 
 async function topic(name) {
-  const t = await api('/v1/topics/' + enc(name));
+  const [t, c] = await Promise.all([api('/v1/topics/' + enc(name)),
+    api(`/v1/cluster/partitions?topic=${enc(name)}&limit=10000`)]);
+  // Every partition with its leader and replicas; offsets and sizes of those this broker hosts.
+  const hosted = new Map(t.partitions.map(p => [p.partition, p]));
+  const nodes = ids => ids.join(', ');
   main.replaceChildren(el('h2', {}, 'Topic ', name),
     el('p', {}, `id ${t.topic_id}`),
-    table(['partition', 'log start', 'log end', 'high watermark', 'size', ''],
-      t.partitions.map(p => [p.partition, p.log_start_offset, p.log_end_offset, p.high_watermark,
-        bytes(p.size_bytes), el('a', { href: `#/messages?topic=${enc(name)}&partition=${p.partition}` }, 'browse')])),
+    table(['partition', 'leader', 'replicas', 'in sync', 'log start', 'log end', 'high watermark', 'size', ''],
+      c.partitions.map(s => {
+        const p = hosted.get(s.partition);
+        const here = f => (p ? f(p) : '–');
+        return [s.partition, s.offline ? 'offline' : (s.leader ?? '–'), nodes(s.replicas), nodes(s.isr),
+          here(p => p.log_start_offset), here(p => p.log_end_offset), here(p => p.high_watermark),
+          here(p => bytes(p.size_bytes)),
+          el('a', { href: `#/messages?topic=${enc(name)}&partition=${s.partition}` }, 'browse')];
+      })),
     el('h3', {}, 'Configs'),
     el('form', { class: 'inline', id: 'alter-config', onsubmit: async e => {
       e.preventDefault();
