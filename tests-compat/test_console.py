@@ -250,6 +250,26 @@ def test_the_topics_page_shows_each_topics_message_rate(broker, browser, unique)
     assert browser.console_errors() == []
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_groups_page_shows_each_members_assigned_partitions(broker, browser, unique, protocol):
+    topic, group = unique("assigned"), unique("assigned-group")
+    produce(broker, topic, [b"one"])
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "group.protocol": protocol})
+    try:
+        c.subscribe([topic])
+        deadline = time.time() + WAIT_S
+        while not c.assignment():
+            assert time.time() < deadline, "no assignment"
+            c.poll(0.2)
+        browser.open(console(broker), f"#/group/{group}")
+        row = browser.js("return document.querySelector('tbody tr').innerText")
+        assert f"{topic}: 0" in row, row
+        assert browser.console_errors() == []
+    finally:
+        c.close()
+
+
 def test_the_message_browser_shows_a_produced_message(broker, browser, unique):
     topic = unique("browse")
     produce(broker, topic, [b'{"greeting":"hello from confluent-kafka"}'], headers=[("trace", b"abc-123")])

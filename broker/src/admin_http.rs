@@ -15,6 +15,7 @@
 //! `/v1/health` and `/v1/ready`; it refuses to start without both unless `admin-insecure` is
 //! set. TLS and the token can also be used on loopback.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -630,6 +631,9 @@ struct MemberInfo {
     group_instance_id: Option<String>,
     client_id: String,
     client_host: String,
+    /// Partitions assigned to the member, by topic (empty for a classic group whose protocol
+    /// is not Kafka's consumer protocol).
+    assignment: BTreeMap<String, Vec<i32>>,
 }
 
 #[derive(Serialize)]
@@ -704,6 +708,14 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
             d.members
                 .into_iter()
                 .map(|m| MemberInfo {
+                    assignment: m
+                        .assignment
+                        .iter()
+                        .filter_map(|(id, ps)| {
+                            let topic = b.topics.by_id(*id)?;
+                            Some((topic.name.clone(), ps.iter().copied().collect()))
+                        })
+                        .collect(),
                     member_id: m.member_id,
                     group_instance_id: m.instance_id,
                     client_id: m.client_id,
@@ -711,21 +723,29 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
                 })
                 .collect::<Vec<_>>(),
         ),
-        (Some(desc), None) => (
-            desc.group_id,
-            desc.state.kafka_name(),
-            desc.protocol_type,
-            desc.protocol,
-            desc.members
-                .into_iter()
-                .map(|m| MemberInfo {
-                    member_id: m.member_id,
-                    group_instance_id: m.group_instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                })
-                .collect(),
-        ),
+        (Some(desc), None) => {
+            let consumer_protocol = desc.protocol_type == "consumer";
+            (
+                desc.group_id,
+                desc.state.kafka_name(),
+                desc.protocol_type,
+                desc.protocol,
+                desc.members
+                    .into_iter()
+                    .map(|m| MemberInfo {
+                        assignment: if consumer_protocol {
+                            crate::groups::assignment_partitions(&m.assignment).unwrap_or_default()
+                        } else {
+                            BTreeMap::new()
+                        },
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                    })
+                    .collect(),
+            )
+        }
         (None, None) => {
             return error(StatusCode::NOT_FOUND, format!("no group named '{id}'"));
         }

@@ -22,10 +22,24 @@ use crate::errors::ErrorCode;
 /// The protocol type of Kafka consumers, whose member metadata is a consumer-protocol subscription.
 const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
+/// A consumer-protocol string (i16 length, UTF-8) from the front of `b`.
+fn read_str(b: &mut &[u8]) -> Option<String> {
+    if b.remaining() < 2 {
+        return None;
+    }
+    let len = usize::try_from(b.get_i16()).ok()?;
+    if b.remaining() < len {
+        return None;
+    }
+    let s = std::str::from_utf8(&b[..len]).ok()?.to_string();
+    b.advance(len);
+    Some(s)
+}
+
 /// The topics of a consumer-protocol subscription, read as Kafka reads it: the version, then the
 /// version-0 fields every later version starts with (topics, user data). `None` if the bytes are
 /// not such a subscription. Allocation is bounded by the input: every topic read consumes bytes.
-fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
     let mut b = metadata;
     if b.remaining() < 2 + 4 {
         return None;
@@ -37,15 +51,7 @@ fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
     }
     let mut topics = Vec::new();
     for _ in 0..count {
-        if b.remaining() < 2 {
-            return None;
-        }
-        let len = usize::try_from(b.get_i16()).ok()?;
-        if b.remaining() < len {
-            return None;
-        }
-        topics.push(std::str::from_utf8(&b[..len]).ok()?.to_string());
-        b.advance(len);
+        topics.push(read_str(&mut b)?);
     }
     if b.remaining() < 4 {
         return None;
@@ -55,6 +61,37 @@ fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
         return None;
     }
     Some(topics)
+}
+
+/// The partitions of a consumer-protocol assignment by topic: the version, then the version-0
+/// fields every later version starts with. Empty bytes (a member not yet assigned): nothing.
+/// `None` if the bytes are not such an assignment. Allocation is bounded by the input.
+pub fn assignment_partitions(assignment: &[u8]) -> Option<BTreeMap<String, Vec<i32>>> {
+    let mut out = BTreeMap::new();
+    let mut b = assignment;
+    if b.is_empty() {
+        return Some(out);
+    }
+    if b.remaining() < 2 + 4 {
+        return None;
+    }
+    let _version = b.get_i16();
+    let count = b.get_i32();
+    if count < 0 {
+        return None;
+    }
+    for _ in 0..count {
+        let topic = read_str(&mut b)?;
+        if b.remaining() < 4 {
+            return None;
+        }
+        let n = usize::try_from(b.get_i32()).ok()?;
+        if b.remaining() < n.checked_mul(4)? {
+            return None;
+        }
+        out.insert(topic, (0..n).map(|_| b.get_i32()).collect());
+    }
+    Some(out)
 }
 
 /// Limits and defaults that Kafka exposes as `group.*` broker settings.
@@ -1513,6 +1550,45 @@ mod tests {
         let mut huge = vec![0, 0];
         huge.extend_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(subscription_topics(&huge), None);
+    }
+
+    #[test]
+    fn assignments_are_read_from_the_v0_prefix_and_garbage_is_rejected() {
+        // Version 3 (a rack-aware client's): topics, then user data, then fields not read.
+        let mut b = vec![0, 3, 0, 0, 0, 2];
+        for (topic, partitions) in [("a", &[0i32, 2][..]), ("bc", &[1i32][..])] {
+            b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            b.extend_from_slice(topic.as_bytes());
+            b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                b.extend_from_slice(&p.to_be_bytes());
+            }
+        }
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        let got = assignment_partitions(&b).expect("an assignment");
+        assert_eq!(got.get("a"), Some(&vec![0, 2]));
+        assert_eq!(got.get("bc"), Some(&vec![1]));
+        assert_eq!(assignment_partitions(&[]), Some(BTreeMap::new()));
+        // Cut inside the second topic's partitions.
+        assert_eq!(assignment_partitions(&b[..b.len() - 6]), None);
+        // Counts far beyond the bytes present fail without allocating for them.
+        let mut huge = vec![0, 0];
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(assignment_partitions(&huge), None);
+        let mut many = vec![0, 0, 0, 0, 0, 1, 0, 1, b'a'];
+        many.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(assignment_partitions(&many), None);
+    }
+
+    proptest::proptest! {
+        /// Any bytes: an answer or `None`, never a panic.
+        #[test]
+        fn assignment_and_subscription_readers_take_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let _ = assignment_partitions(&bytes);
+            let _ = subscription_topics(&bytes);
+        }
     }
 
     #[test]

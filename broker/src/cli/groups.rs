@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use clap::Subcommand;
 use serde_json::json;
 use weir_protocol::*;
@@ -59,22 +59,6 @@ fn put_str(b: &mut BytesMut, s: &str) {
     b.put_slice(s.as_bytes());
 }
 
-fn get_str(b: &mut Bytes) -> anyhow::Result<String> {
-    anyhow::ensure!(b.remaining() >= 2, "truncated");
-    let len = usize::try_from(b.get_i16()).map_err(|_| anyhow::anyhow!("null string"))?;
-    anyhow::ensure!(b.remaining() >= len, "truncated");
-    let s = b.split_to(len);
-    Ok(String::from_utf8_lossy(&s).into_owned())
-}
-
-fn get_count(b: &mut Bytes) -> anyhow::Result<usize> {
-    anyhow::ensure!(b.remaining() >= 4, "truncated");
-    // Negative (null) arrays count as empty; each element takes at least 2 bytes.
-    let n = usize::try_from(b.get_i32()).unwrap_or(0);
-    anyhow::ensure!(n <= b.remaining(), "array count larger than the data");
-    Ok(n)
-}
-
 fn encode_subscription(topics: &[String]) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(0);
@@ -87,11 +71,9 @@ fn encode_subscription(topics: &[String]) -> Bytes {
 }
 
 /// The topics of a subscription (any version: they come first).
-fn decode_subscription(mut b: Bytes) -> anyhow::Result<Vec<String>> {
-    anyhow::ensure!(b.remaining() >= 2, "truncated");
-    b.get_i16();
-    let n = get_count(&mut b)?;
-    (0..n).map(|_| get_str(&mut b)).collect()
+fn decode_subscription(b: Bytes) -> anyhow::Result<Vec<String>> {
+    weir_broker::groups::subscription_topics(&b)
+        .ok_or_else(|| anyhow::anyhow!("truncated subscription"))
 }
 
 fn encode_assignment(assignment: &BTreeMap<String, Vec<i32>>) -> Bytes {
@@ -110,22 +92,9 @@ fn encode_assignment(assignment: &BTreeMap<String, Vec<i32>>) -> Bytes {
 }
 
 /// Topic to partitions of an assignment (any version: they come first). Empty bytes: nothing.
-pub fn decode_assignment(mut b: Bytes) -> anyhow::Result<BTreeMap<String, Vec<i32>>> {
-    let mut out = BTreeMap::new();
-    if b.is_empty() {
-        return Ok(out);
-    }
-    anyhow::ensure!(b.remaining() >= 2, "truncated");
-    b.get_i16();
-    let n = get_count(&mut b)?;
-    for _ in 0..n {
-        let t = get_str(&mut b)?;
-        let k = get_count(&mut b)?;
-        anyhow::ensure!(b.remaining() >= k * 4, "truncated");
-        let ps = (0..k).map(|_| b.get_i32()).collect();
-        out.insert(t, ps);
-    }
-    Ok(out)
+pub fn decode_assignment(b: Bytes) -> anyhow::Result<BTreeMap<String, Vec<i32>>> {
+    weir_broker::groups::assignment_partitions(&b)
+        .ok_or_else(|| anyhow::anyhow!("truncated assignment"))
 }
 
 /// Kafka's range assignor: per topic, subscribed members sorted by id get contiguous ranges,
