@@ -270,6 +270,30 @@ def test_a_groups_page_shows_each_members_assigned_partitions(broker, browser, u
         c.close()
 
 
+def test_a_share_groups_page_shows_each_members_assigned_partitions(broker, browser, unique):
+    from confluent_kafka import ShareConsumer
+
+    topic, group = unique("shared"), unique("share-group")
+    produce(broker, topic, [b"one"])
+    c = ShareConsumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        c.subscribe([topic])
+        base = console(broker)
+        deadline = time.time() + WAIT_S
+        # The member shows up with its assignment once its heartbeats got one.
+        while True:
+            c.poll(0.5)
+            browser.open(base, f"#/share-group/{group}")
+            row = browser.js("const r = document.querySelector('tbody tr'); return r ? r.innerText : ''")
+            if f"{topic}: 0" in row:
+                break
+            assert time.time() < deadline, row
+        browser.screenshot("share-group")
+        assert browser.console_errors() == []
+    finally:
+        c.close()
+
+
 def test_the_message_browser_shows_a_produced_message(broker, browser, unique):
     topic = unique("browse")
     produce(broker, topic, [b'{"greeting":"hello from confluent-kafka"}'], headers=[("trace", b"abc-123")])

@@ -53,6 +53,9 @@ function bytes(n) {
 const enc = encodeURIComponent;
 function every(ms, f) { timers.push(setInterval(f, ms)); }
 
+// A member's assigned partitions by topic, as text ("orders: 0, 1; audit: 2").
+const assigned = a => Object.entries(a || {}).map(([t, ps]) => `${t}: ${ps.join(', ')}`).join('; ');
+
 // A small line chart of `points` (numbers), as an inline SVG.
 function spark(points, w = 120, h = 24) {
   const ns = 'http://www.w3.org/2000/svg';
@@ -233,7 +236,7 @@ async function group(id) {
     el('h3', {}, 'Members'),
     table(['member', 'instance', 'client', 'host', 'assigned partitions'],
       g.members.map(m => [m.member_id, m.group_instance_id, m.client_id, m.client_host,
-        Object.entries(m.assignment || {}).map(([t, ps]) => `${t}: ${ps.join(', ')}`).join('; ')])),
+        assigned(m.assignment)])),
     el('h3', {}, 'Offsets and lag'), lagTable,
     el('h3', {}, 'Reset offsets'),
     el('p', {}, 'Only while the group has no members. Preview first, then apply.'),
@@ -268,7 +271,8 @@ async function shareGroup(id) {
   const g = await api('/v1/share-groups/' + enc(id));
   main.replaceChildren(el('h2', {}, 'Share group ', id),
     el('p', {}, `state ${g.state}, epoch ${g.group_epoch}, dead-letter topic ${g.dead_letter_topic ?? '–'}`),
-    table(['member', 'client', 'host', 'topics'], g.members.map(m => [m.member_id, m.client_id, m.client_host, m.subscribed_topics.join(', ')])),
+    table(['member', 'client', 'host', 'topics', 'assigned partitions'], g.members.map(m => [m.member_id, m.client_id, m.client_host,
+      m.subscribed_topics.join(', '), assigned(m.assignment)])),
     table(['topic', 'partition', 'start', 'end', 'available', 'acquired', 'dead-letter pending', 'lag', 'history'],
       g.partitions.map(p => [p.topic, p.partition, p.start_offset, p.end_offset, p.available, p.acquired, p.dead_letter_pending, p.lag, lagChart(id, p)])));
 }

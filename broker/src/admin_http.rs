@@ -693,6 +693,21 @@ async fn groups(
     q.page("groups", list, |g| &g.group_id, |g| g)
 }
 
+/// A member's assignment (partitions by topic id, as consumer and share groups keep it) by
+/// topic name; topics deleted meanwhile are left out.
+fn named_assignment(
+    b: &Broker,
+    assignment: &crate::consumer_groups::Assignment,
+) -> BTreeMap<String, Vec<i32>> {
+    assignment
+        .iter()
+        .filter_map(|(id, ps)| {
+            let topic = b.topics.by_id(*id)?;
+            Some((topic.name.clone(), ps.iter().copied().collect()))
+        })
+        .collect()
+}
+
 async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
     let Some(b) = state.broker.get() else {
         return starting();
@@ -708,14 +723,7 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
             d.members
                 .into_iter()
                 .map(|m| MemberInfo {
-                    assignment: m
-                        .assignment
-                        .iter()
-                        .filter_map(|(id, ps)| {
-                            let topic = b.topics.by_id(*id)?;
-                            Some((topic.name.clone(), ps.iter().copied().collect()))
-                        })
-                        .collect(),
+                    assignment: named_assignment(b, &m.assignment),
                     member_id: m.member_id,
                     group_instance_id: m.instance_id,
                     client_id: m.client_id,
@@ -1130,6 +1138,7 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
                     "client_id": m.client_id,
                     "client_host": m.client_host,
                     "subscribed_topics": m.subscribed_topic_names,
+                    "assignment": named_assignment(b, &m.assignment),
                 })
             })
             .collect();
