@@ -4,11 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo fmt / clippy"
+# Each phase prints when it starts (seconds since the start), so a slow CI run shows where its
+# time went.
+phase() { echo "== $1 (at ${SECONDS} s)"; }
+
+phase "cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== test dependencies"
+phase "test dependencies"
 # etcd for the cluster tests (a real etcd, from Debian: etcd-server).
 if ! command -v etcd >/dev/null 2>&1; then
   echo "test.sh: installing etcd-server from Debian"
@@ -17,13 +21,15 @@ if ! command -v etcd >/dev/null 2>&1; then
   apt-get install -y -qq etcd-server >/dev/null
 fi
 
-echo "== cargo test"
+phase "cargo build"
 cargo build --release -p weir-broker --bin weir
+phase "cargo test"
 cargo test --workspace --release
 
 if [ -d tests-compat ] && ls tests-compat/test_*.py >/dev/null 2>&1; then
-  echo "== client compatibility suite"
+  phase "client compatibility suite: install"
   ./tests-compat/install.sh
+  phase "client compatibility suite"
   # Two files at a time by default (pytest-xdist; the tests mostly wait, so about half the wall
   # time on two cores); WEIR_TEST_WORKERS=1 runs them one after another. (A stall once seen in a
   # parallel run was a share consumer polling forever against a cluster that answered its
@@ -32,5 +38,8 @@ if [ -d tests-compat ] && ls tests-compat/test_*.py >/dev/null 2>&1; then
   if [ "${WEIR_TEST_WORKERS:-2}" -gt 1 ]; then
     parallel=(-n "${WEIR_TEST_WORKERS:-2}" --dist loadfile)
   fi
-  WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat "${parallel[@]}"
+  # --durations: the slowest tests, for keeping the suite within its time budget.
+  WEIR_BIN="$PWD/target/release/weir" .venv/bin/python -m pytest -q tests-compat "${parallel[@]}" \
+    --durations=15
 fi
+phase "done"
