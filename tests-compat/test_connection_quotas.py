@@ -1,5 +1,6 @@
 """Connection limits and quotas (docs/security.md#connection-limits), over real sockets:
-max-connections-per-ip with an override for one address, the `ip` entity's
+max-connections (a new connection waits for a free slot), max-connections-per-ip with an
+override for one address, the `ip` entity's
 connection_creation_rate set with AlterClientQuotas (`weir quota set --ip`: neither
 confluent-kafka 2.x nor kafka-python 2.0 has an admin call for client quotas), the counters on
 /metrics, and in a 2-broker cluster a quota altered through one broker applied by the other.
@@ -98,6 +99,32 @@ def test_per_ip_connection_limit_with_an_override(broker_factory):
     s, answered = api_versions_answered(b.host, b.port)
     s.close()
     assert answered
+
+
+def test_at_max_connections_a_new_connection_waits_for_a_free_slot(broker_factory):
+    # Kafka's max.connections: the broker stops accepting at the limit, so a new connection
+    # waits in the kernel's backlog (it is neither answered nor closed) until one closes.
+    b = broker_factory("--max-connections", "2")
+    wait_until("no open connections", lambda: no_connections(b))
+    opened = [api_versions_answered(b.host, b.port) for _ in range(2)]
+    waiting = socket.create_connection((b.host, b.port), timeout=WAIT_S)
+    try:
+        assert [answered for _, answered in opened] == [True, True]
+        client_id = b"waiting"
+        body = struct.pack(">hhih", 18, 0, 9, len(client_id)) + client_id
+        waiting.sendall(struct.pack(">i", len(body)) + body)
+        waiting.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            waiting.recv(4)
+        opened[0][0].close()
+        waiting.settimeout(WAIT_S)
+        head = waiting.recv(4)
+        assert len(head) == 4, head
+        assert sample(metrics(b), "weir_connections_rejected_total", reason="max_connections") == 0
+    finally:
+        waiting.close()
+        for s, _ in opened:
+            s.close()
 
 
 def test_ip_connection_creation_rate_set_by_alter_client_quotas(broker_factory):

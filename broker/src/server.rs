@@ -21,7 +21,8 @@
 //! going over those quotas mutes the connection at once, so pipelined requests wait as well.
 //!
 //! Connection limits are applied as each connection is accepted, in the order of Kafka's
-//! `ConnectionQuotas` (KIP-612): `max_connections` (closed at once); the broker-wide
+//! `ConnectionQuotas` (KIP-612): `max_connections` (a client listener accepts only while a
+//! connection slot is free, so at the limit new connections wait in the backlog); the broker-wide
 //! `max_connection_creation_rate` (accepting waits until the rate is back under it; the
 //! inter-broker listener of a cluster is not counted); the client IP's
 //! `connection_creation_rate` quota (`quota`: the connection is held for the throttle time,
@@ -159,8 +160,24 @@ pub async fn serve(
     let listener_config = Arc::new(listener_config);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // max.connections, as Kafka: at the limit a client listener stops accepting until a
+        // connection closes (new ones wait in the kernel's backlog). The inter-broker listener
+        // of a cluster never waits for clients: its connections go over the limit instead.
+        let permit = if inter_broker {
+            limits.connections.clone().try_acquire_owned().ok()
+        } else {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                permit = limits.connections.clone().acquire_owned() => match permit {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            }
+        };
         tokio::select! {
             _ = shutdown.changed() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -171,11 +188,6 @@ pub async fn serve(
                     }
                 };
                 let metrics = broker.metrics.clone();
-                let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                    warn!(%peer, "max.connections reached; closing");
-                    metrics.connections_rejected.get_or_create(&RejectLabels { reason: "max_connections" }).inc();
-                    continue;
-                };
                 if !inter_broker {
                     let throttle_ms = limits.record_creation(&broker);
                     if throttle_ms > 0 {
@@ -230,7 +242,6 @@ pub async fn serve(
                     }
                 }.instrument(span));
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     info!(listener = %listener_config.name, "listener closed; waiting for connections to finish in-flight requests");
