@@ -732,7 +732,7 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
                 .collect::<Vec<_>>(),
         ),
         (Some(desc), None) => {
-            let consumer_protocol = desc.protocol_type == "consumer";
+            let consumer_protocol = desc.protocol_type == crate::groups::CONSUMER_PROTOCOL_TYPE;
             (
                 desc.group_id,
                 desc.state.kafka_name(),

@@ -262,7 +262,7 @@ pub const BROKER_KEYS: &[Key] = &[
     key("offsets.topic.replication.factor", Some("3"), LONG, false),
     key(
         "transaction.state.log.num.partitions",
-        Some("50"),
+        Some("16"),
         LONG,
         false,
     ),

@@ -20,7 +20,15 @@ use tokio::sync::oneshot;
 use crate::errors::ErrorCode;
 
 /// The protocol type of Kafka consumers, whose member metadata is a consumer-protocol subscription.
-const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// A consumer-protocol array count (i32, not negative) from the front of `b`.
+fn read_count(b: &mut &[u8]) -> Option<usize> {
+    if b.remaining() < 4 {
+        return None;
+    }
+    usize::try_from(b.get_i32()).ok()
+}
 
 /// A consumer-protocol string (i16 length, UTF-8) from the front of `b`.
 fn read_str(b: &mut &[u8]) -> Option<String> {
@@ -41,14 +49,11 @@ fn read_str(b: &mut &[u8]) -> Option<String> {
 /// not such a subscription. Allocation is bounded by the input: every topic read consumes bytes.
 pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
     let mut b = metadata;
-    if b.remaining() < 2 + 4 {
+    if b.remaining() < 2 {
         return None;
     }
     let _version = b.get_i16();
-    let count = b.get_i32();
-    if count < 0 {
-        return None;
-    }
+    let count = read_count(&mut b)?;
     let mut topics = Vec::new();
     for _ in 0..count {
         topics.push(read_str(&mut b)?);
@@ -72,20 +77,13 @@ pub fn assignment_partitions(assignment: &[u8]) -> Option<BTreeMap<String, Vec<i
     if b.is_empty() {
         return Some(out);
     }
-    if b.remaining() < 2 + 4 {
+    if b.remaining() < 2 {
         return None;
     }
     let _version = b.get_i16();
-    let count = b.get_i32();
-    if count < 0 {
-        return None;
-    }
-    for _ in 0..count {
+    for _ in 0..read_count(&mut b)? {
         let topic = read_str(&mut b)?;
-        if b.remaining() < 4 {
-            return None;
-        }
-        let n = usize::try_from(b.get_i32()).ok()?;
+        let n = read_count(&mut b)?;
         if b.remaining() < n.checked_mul(4)? {
             return None;
         }

@@ -128,14 +128,15 @@ pub(super) async fn ensure_in_txn(
                 target,
             );
         }
-        let now = b.now_ms();
-        let added = tp.update(transactional_id, now, |cur| {
-            let partitions = std::slice::from_ref(target);
-            let next = state::add_partitions(cur, producer_id, producer_epoch, partitions, now)?;
-            Ok((next, ()))
-        });
-        return match added {
-            Ok(((), logged)) => logged.wait().await.err().unwrap_or(ErrorCode::NONE),
+        let partitions = std::slice::from_ref(target);
+        return match tp.add_partitions(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            b.now_ms(),
+        ) {
+            Ok(logged) => logged.wait().await.err().unwrap_or(ErrorCode::NONE),
             Err(e) => e,
         };
     };
@@ -372,14 +373,15 @@ pub fn add_partitions_to_txn(
             })
         } else {
             let code = match coordinator(b, &t.transactional_id).and_then(|tp| {
-                tp.update(&t.transactional_id, now, |cur| {
-                    Ok((
-                        state::add_partitions(cur, t.producer_id, t.producer_epoch, &all, now)?,
-                        (),
-                    ))
-                })
+                tp.add_partitions(
+                    &t.transactional_id,
+                    t.producer_id,
+                    t.producer_epoch,
+                    &all,
+                    now,
+                )
             }) {
-                Ok(((), logged)) => {
+                Ok(logged) => {
                     waits.push(logged);
                     ErrorCode::NONE
                 }
@@ -455,14 +457,15 @@ pub fn add_offsets_to_txn(
     let now = b.now_ms();
     let target = [(crate::offsets::OFFSETS_TOPIC.to_string(), offsets_partition)];
     match coordinator(b, &r.transactional_id).and_then(|tp| {
-        tp.update(&r.transactional_id, now, |cur| {
-            Ok((
-                state::add_partitions(cur, r.producer_id, r.producer_epoch, &target, now)?,
-                (),
-            ))
-        })
+        tp.add_partitions(
+            &r.transactional_id,
+            r.producer_id,
+            r.producer_epoch,
+            &target,
+            now,
+        )
     }) {
-        Ok(((), logged)) => wait_then(logged, respond),
+        Ok(logged) => wait_then(logged, respond),
         Err(e) => ready(respond(state::for_version(e, version, ADD_FENCED_SINCE))),
     }
 }

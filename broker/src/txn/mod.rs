@@ -334,6 +334,23 @@ impl TxnPartition {
         ))
     }
 
+    /// Adds `partitions` to the producer's transaction ([`state::add_partitions`]: opening one if
+    /// none is ongoing) through [`Self::update`]; what to wait for before answering.
+    pub fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<Logged, ErrorCode> {
+        self.update(transactional_id, now_ms, |cur| {
+            let next = state::add_partitions(cur, producer_id, producer_epoch, partitions, now_ms)?;
+            Ok((next, ()))
+        })
+        .map(|((), logged)| logged)
+    }
+
     /// Forgets `transactional_id` if it expired ([`state::is_expired`], checked under the lock so
     /// no request slips in between): a tombstone is appended, which a replay also applies.
     pub fn expire(
