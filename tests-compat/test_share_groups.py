@@ -6,7 +6,7 @@ record available to another member."""
 
 import time
 
-from confluent_kafka import AcknowledgeType, ShareConsumer
+from confluent_kafka import AcknowledgeType, ShareConsumer, TopicPartition
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
@@ -14,7 +14,15 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from helpers import _CLIENTS, WAIT_S, admin_client, create_topic, produce_and_flush, producer
+from helpers import (
+    _CLIENTS,
+    WAIT_S,
+    admin_client,
+    consumer,
+    create_topic,
+    produce_and_flush,
+    producer,
+)
 
 
 def share_consumer(bootstrap, group, **conf):
@@ -226,8 +234,6 @@ def test_share_state_survives_broker_kill_9(broker_factory, unique):
 
 def read_all(bootstrap, topic, expect, unique, timeout=WAIT_S):
     """Every record of `topic` with a classic consumer, waiting until `expect` are there."""
-    from helpers import consumer
-
     c = consumer(bootstrap, unique("dlq-reader"), **{"auto.offset.reset": "earliest"})
     c.subscribe([topic])
     out = []
@@ -370,6 +376,83 @@ def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique)
     letters = read_all(broker.bootstrap, dlq, 1, unique)
     assert [m.value() for m in letters] == [b"stale"]
     assert dict(letters[0].headers())["weir.dlq.reason"] == b"expired"
+
+
+def test_a_topic_delivery_delay_holds_back_share_and_classic_consumers_in_order(broker, unique):
+    topic = unique("delayed")
+    group = unique("sg")
+    create_topic(broker.bootstrap, topic, config={"weir.delivery.delay.ms": "2500"})
+    set_group_configs(broker.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    sc = share_consumer(broker.bootstrap, group)
+    sc.subscribe([topic])
+    cc = consumer(broker.bootstrap)
+    cc.assign([TopicPartition(topic, 0, 0)])
+    produced_at = time.time()
+    produce_and_flush(
+        producer(broker.bootstrap), topic, [{"value": str(i).encode()} for i in range(5)]
+    )
+    # The visible end of the log stays where the first record that is not due is.
+    _, high = cc.get_watermark_offsets(TopicPartition(topic, 0), timeout=WAIT_S, cached=False)
+    assert high == 0
+    shared, classic = {}, {}
+    deadline = time.monotonic() + WAIT_S
+    while (len(shared) < 5 or len(classic) < 5) and time.monotonic() < deadline:
+        for m in poll_records(sc, 0.1):
+            shared.setdefault(m.value(), time.time())
+        m = cc.poll(0.1)
+        if m is not None:
+            assert m.error() is None, m.error()
+            classic.setdefault(m.value(), time.time())
+    expected = [str(i).encode() for i in range(5)]
+    for arrivals in (shared, classic):
+        assert sorted(arrivals) == expected
+        assert min(arrivals.values()) - produced_at >= 2.5
+        # Due 2.5 s after production; delivered within a few polls of that.
+        assert max(arrivals.values()) - produced_at < 2.5 + 5.0
+    # The classic group got them in log order.
+    assert sorted(classic, key=classic.get) == expected
+    _, high = cc.get_watermark_offsets(TopicPartition(topic, 0), timeout=WAIT_S, cached=False)
+    assert high == 5
+
+
+def test_a_topic_ttl_expires_records_for_share_groups(broker, unique):
+    dlq = unique("dlq")
+    topic = unique("ttl")
+    group = unique("sg")
+    create_topic(broker.bootstrap, topic, config={"weir.message.ttl.ms": "5000"})
+    create_topic(broker.bootstrap, dlq)
+    set_group_configs(
+        broker.bootstrap,
+        group,
+        {"share.auto.offset.reset": "earliest", "weir.share.dlq.topic": dlq},
+    )
+    old = int(time.time() * 1000) - 60_000
+    produce_and_flush(
+        producer(broker.bootstrap),
+        topic,
+        [
+            {"value": b"stale", "timestamp": old},
+            # A record's own header wins over the topic's TTL.
+            {"value": b"kept", "timestamp": old, "headers": [("weir.ttl.ms", b"600000")]},
+            {"value": b"fresh"},
+        ],
+    )
+    c = share_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        seen.extend(m.value() for m in poll_records(c, 0.5))
+    assert sorted(seen) == [b"fresh", b"kept"]
+    letters = read_all(broker.bootstrap, dlq, 1, unique)
+    assert [m.value() for m in letters] == [b"stale"]
+    assert dict(letters[0].headers())["weir.dlq.reason"] == b"expired"
+    # Classic consumers are not subject to the TTL: they read all three.
+    assert [m.value() for m in read_all(broker.bootstrap, topic, 3, unique)] == [
+        b"stale",
+        b"kept",
+        b"fresh",
+    ]
 
 
 HOLDER = """

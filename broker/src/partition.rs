@@ -404,6 +404,27 @@ impl Partition {
         first_unstable.map_or(hw, |f| f.max(start).min(hw))
     }
 
+    /// Consumers of a topic with a delivery delay (`weir.delivery.delay.ms`) read below this
+    /// offset: `upper` (the high watermark or the LSO), or the first batch stamped later than
+    /// `now_ms - delay_ms` if that is lower. A batch that is not due holds back the ones after
+    /// it, so consumers still get the log in order. Costs a time index lookup and a few batch
+    /// header reads.
+    pub fn delivery_end(&self, upper: Offset, delay_ms: i64, now_ms: i64) -> Offset {
+        if delay_ms <= 0 {
+            return upper;
+        }
+        let not_due_from = now_ms.saturating_sub(delay_ms).saturating_add(1);
+        match self.log.first_batch_stamped_from(not_due_from) {
+            Ok(Some(first_not_due)) => first_not_due.min(upper),
+            Ok(None) => upper,
+            Err(e) => {
+                // Delivering early would break the delay: deliver nothing new until it reads.
+                tracing::warn!(error = %e, "cannot find the delivery-delay end; holding back");
+                self.log.log_start_offset().min(upper)
+            }
+        }
+    }
+
     /// Tells the replica that the log start moved (retention, DeleteRecords).
     pub fn note_log_start(&self) {
         let start = self.log.log_start_offset();

@@ -153,7 +153,23 @@ const KNOWN: &[Known] = &[
         default: "false",
         kind: Kind::Bool,
     },
+    // Weir's queue extensions (docs/queues.md).
+    Known {
+        name: DELIVERY_DELAY_MS,
+        default: "0",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: MESSAGE_TTL_MS,
+        default: "0",
+        kind: Kind::Long { min: 0 },
+    },
 ];
+
+/// Weir: consumers get a record only this many ms after its timestamp (0: at once).
+pub const DELIVERY_DELAY_MS: &str = "weir.delivery.delay.ms";
+/// Weir: share groups do not deliver a record this many ms after its timestamp (0: never expires).
+pub const MESSAGE_TTL_MS: &str = "weir.message.ttl.ms";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -263,6 +279,16 @@ impl TopicConfig {
         u32::try_from(self.get_i64("max.message.bytes")).unwrap_or(u32::MAX)
     }
 
+    /// `weir.delivery.delay.ms` (0: none).
+    pub fn delivery_delay_ms(&self) -> i64 {
+        self.get_i64(DELIVERY_DELAY_MS).max(0)
+    }
+
+    /// `weir.message.ttl.ms` (0: none).
+    pub fn message_ttl_ms(&self) -> i64 {
+        self.get_i64(MESSAGE_TTL_MS).max(0)
+    }
+
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")
     }
@@ -323,6 +349,23 @@ impl TopicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_extensions_default_to_off_and_refuse_negative_values() {
+        let mut c = TopicConfig::default();
+        assert_eq!((c.delivery_delay_ms(), c.message_ttl_ms()), (0, 0));
+        c.set(DELIVERY_DELAY_MS, "60000").expect("delay");
+        c.set(MESSAGE_TTL_MS, "3600000").expect("ttl");
+        assert_eq!((c.delivery_delay_ms(), c.message_ttl_ms()), (60_000, 3_600_000));
+        assert!(matches!(
+            c.set(DELIVERY_DELAY_MS, "-1"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            c.set(MESSAGE_TTL_MS, "soon"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
 
     #[test]
     fn defaults_match_kafka() {

@@ -93,7 +93,6 @@ enum Offsets {
     Keep,
 }
 
-/// A partition's log. `Send + Sync`; share it as `Arc<Log>`.
 /// The first preallocation of a segment; later ones double it up to `preallocate_bytes`.
 const MIN_PREALLOCATE_BYTES: u64 = 64 * 1024;
 
@@ -104,6 +103,15 @@ fn modified_ms(file: &std::fs::File) -> Option<i64> {
     i64::try_from(since.as_millis()).ok()
 }
 
+/// A batch found by a time lookup: where it is, its header, and the log start when it was found.
+struct FoundBatch {
+    file: Arc<SegmentFile>,
+    position: u64,
+    header: BatchHeader,
+    log_start: Offset,
+}
+
+/// A partition's log. `Send + Sync`; share it as `Arc<Log>`.
 pub struct Log {
     name: String,
     dir: PathBuf,
@@ -1065,6 +1073,31 @@ impl Log {
     /// the first batch whose max timestamp is `>= ts_ms`. `None` if no readable batch
     /// qualifies.
     pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, StorageError> {
+        let Some(found) = self.find_batch_stamped_from(ts_ms)? else {
+            return Ok(None);
+        };
+        let (h, log_start) = (&found.header, found.log_start);
+        let mut buf = vec![0u8; h.total_len()];
+        found.file.file.read_exact_at(&mut buf, found.position)?;
+        Ok(Some(
+            batch::first_record_at_or_after(&buf, ts_ms)
+                .filter(|(o, _)| *o >= log_start)
+                .unwrap_or((h.base_offset.max(log_start), h.max_timestamp)),
+        ))
+    }
+
+    /// The base offset of the first readable batch whose max timestamp is `>= ts_ms` (clamped
+    /// to the log start), or `None` if no batch below the high watermark has one. Unlike
+    /// [`Self::offset_for_timestamp`] it reads batch headers only: one time index lookup and
+    /// the headers from the indexed position on.
+    pub fn first_batch_stamped_from(&self, ts_ms: i64) -> Result<Option<Offset>, StorageError> {
+        Ok(self
+            .find_batch_stamped_from(ts_ms)?
+            .map(|f| f.header.base_offset.max(f.log_start)))
+    }
+
+    /// The first readable batch whose max timestamp is `>= ts_ms`.
+    fn find_batch_stamped_from(&self, ts_ms: i64) -> Result<Option<FoundBatch>, StorageError> {
         // Segments are visited one at a time, each lookup under the lock and each scan
         // outside it; normally the first segment whose max timestamp qualifies has the answer.
         let mut after: Option<Offset> = None;
@@ -1107,12 +1140,12 @@ impl Log {
                     return Ok(None);
                 }
                 if h.max_timestamp >= ts_ms && h.last_offset() >= log_start {
-                    let mut buf = vec![0u8; h.total_len()];
-                    file.file.read_exact_at(&mut buf, pos)?;
-                    let found = batch::first_record_at_or_after(&buf, ts_ms)
-                        .filter(|(o, _)| *o >= log_start)
-                        .unwrap_or((h.base_offset.max(log_start), h.max_timestamp));
-                    return Ok(Some(found));
+                    return Ok(Some(FoundBatch {
+                        file,
+                        position: pos,
+                        header: h,
+                        log_start,
+                    }));
                 }
                 pos += h.total_len() as u64;
             }

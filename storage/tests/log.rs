@@ -414,6 +414,30 @@ fn offset_for_timestamp_batch_and_record_level() {
 }
 
 #[test]
+fn first_batch_stamped_from_answers_batch_base_offsets_from_headers() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("t-0", small_cfg()).expect("log");
+    // Batch i holds records stamped 1000*i + {0, 10, 20}; batch 12 is stamped in the future
+    // (a record that is not due holds back the ones after it, whatever their stamps).
+    for i in 0..30i64 {
+        let t = if i == 12 { 900_000 } else { 1000 * i };
+        log.append(batch_ts(i as u64, &[t, t + 10, t + 20]), &opts())
+            .expect("append");
+    }
+    assert!(log.segment_count() > 2);
+    assert_eq!(log.first_batch_stamped_from(i64::MIN).expect("ts"), Some(0));
+    // Inside batch 5 (stamps 5000..=5020): its base, not the record.
+    assert_eq!(log.first_batch_stamped_from(5_005).expect("ts"), Some(15));
+    assert_eq!(log.first_batch_stamped_from(5_021).expect("ts"), Some(18));
+    // Batch 12's future stamp qualifies before batches 13.. do.
+    assert_eq!(log.first_batch_stamped_from(20_000).expect("ts"), Some(36));
+    assert_eq!(log.first_batch_stamped_from(900_021).expect("ts"), None);
+    log.delete_records_before(50).expect("delete");
+    assert_eq!(log.first_batch_stamped_from(0).expect("ts"), Some(50));
+}
+
+#[test]
 fn log_append_time_rewrite_keeps_valid_crc() {
     let d = tempfile::tempdir().expect("tmp");
     let dd = DataDir::open(d.path()).expect("open");

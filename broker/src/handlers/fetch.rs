@@ -43,6 +43,14 @@ fn end_of_batches(bytes: &[u8]) -> Option<i64> {
     end
 }
 
+/// The topic's `weir.delivery.delay.ms` (0 when none, or when the topic is gone).
+fn delivery_delay_ms(broker: &Broker, topic: &str) -> i64 {
+    broker
+        .topics
+        .get(topic)
+        .map_or(0, |t| t.config.read().delivery_delay_ms())
+}
+
 /// ListOffsets special timestamps.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -95,8 +103,15 @@ fn read_partition(
         return out;
     }
     let log = &partition.log;
-    out.high_watermark = partition.high_watermark();
-    out.last_stable_offset = partition.last_stable_offset().min(out.high_watermark);
+    // Under a delivery delay consumers see the log end where the first record not due is.
+    let delay_ms = delivery_delay_ms(broker, topic);
+    let now_ms = broker.now_ms();
+    let high_watermark = partition.high_watermark();
+    out.high_watermark = partition.delivery_end(high_watermark, delay_ms, now_ms);
+    out.last_stable_offset = partition
+        .last_stable_offset()
+        .min(high_watermark)
+        .min(out.high_watermark);
     out.log_start_offset = log.log_start_offset();
     let upper = if read_committed {
         out.last_stable_offset
@@ -297,7 +312,8 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         return out;
                     }
                     let log = &partition.log;
-                    // read_committed sees only what is below the last stable offset.
+                    // read_committed sees only what is below the last stable offset; under a
+                    // delivery delay, nothing from the first record that is not due.
                     let hw = if read_committed {
                         partition
                             .last_stable_offset()
@@ -305,6 +321,11 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                     } else {
                         partition.high_watermark()
                     };
+                    let hw = partition.delivery_end(
+                        hw,
+                        delivery_delay_ms(broker, &t.name),
+                        broker.now_ms(),
+                    );
                     out.leader_epoch = partition.epoch();
                     let found = match p.timestamp {
                         LATEST => Ok(Some((hw, -1))),

@@ -353,15 +353,21 @@ struct Fetched {
     acquired: Vec<ShareAcquiredRecords>,
 }
 
-/// The first offset of the partition log a new share-partition starts at.
-fn initial_offset(partition: &crate::partition::Partition, reset: OffsetReset, now_ms: i64) -> i64 {
+/// The first offset of the partition log a new share-partition starts at. "Latest" is the end
+/// consumers see (`end`: records not due yet under the topic's delivery delay come after it).
+fn initial_offset(
+    partition: &crate::partition::Partition,
+    reset: OffsetReset,
+    end: i64,
+    now_ms: i64,
+) -> i64 {
     let log = &partition.log;
     match reset {
-        OffsetReset::Latest => partition.high_watermark(),
+        OffsetReset::Latest => end,
         OffsetReset::Earliest => log.log_start_offset(),
         OffsetReset::ByDuration(ms) => match log.offset_for_timestamp(now_ms.saturating_sub(ms)) {
-            Ok(Some((offset, _))) => offset,
-            _ => partition.high_watermark(),
+            Ok(Some((offset, _))) => offset.min(end),
+            _ => end,
         },
     }
 }
@@ -405,12 +411,13 @@ fn header_ms(headers: &[(String, Option<Vec<u8>>)], name: &str) -> Option<i64> {
 }
 
 /// The records of `batches` that must not be delivered now: delayed (headers `weir.deliver.at.ms`,
-/// `weir.delay.ms`) or expired (header `weir.ttl.ms`, else the group's `weir.share.record.ttl.ms`,
-/// counted from the record's timestamp). A batch that cannot be read is delivered as it is.
+/// `weir.delay.ms`) or expired (header `weir.ttl.ms`, else `default_ttl_ms`: the topic's
+/// `weir.message.ttl.ms` or the group's `weir.share.record.ttl.ms`; counted from the record's
+/// timestamp). A batch that cannot be read is delivered as it is.
 fn dispositions(
     bytes: &[u8],
     batches: &[(i64, i64, std::ops::Range<usize>)],
-    group_ttl_ms: i64,
+    default_ttl_ms: i64,
     now_ms: i64,
 ) -> std::collections::HashMap<i64, Disposition> {
     let mut out = std::collections::HashMap::new();
@@ -420,8 +427,8 @@ fn dispositions(
             crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES,
             |r| {
                 let headers = r.headers().unwrap_or_default();
-                let ttl =
-                    header_ms(&headers, HEADER_TTL).or((group_ttl_ms > 0).then_some(group_ttl_ms));
+                let ttl = header_ms(&headers, HEADER_TTL)
+                    .or((default_ttl_ms > 0).then_some(default_ttl_ms));
                 if ttl.is_some_and(|ttl| now_ms >= r.timestamp_ms.saturating_add(ttl)) {
                     out.insert(r.offset, Disposition::Expired);
                     return;
@@ -463,11 +470,18 @@ fn acquire_partition(
         broker.share.drop_loaded(&key);
         return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
     };
+    let (delay_ms, topic_ttl_ms) = broker.topics.get(topic).map_or((0, 0), |t| {
+        let config = t.config.read();
+        (config.delivery_delay_ms(), config.message_ttl_ms())
+    });
+    // Records under the topic's delivery delay are not read at all until due, so waiting
+    // records cost no memory here: the end moves forward as they fall due.
+    let end = partition.delivery_end(partition.high_watermark(), delay_ms, now_ms);
     let sp = match broker.share.load_partition(
         &key,
         epoch,
         &settings.partition,
-        || initial_offset(&partition, settings.auto_offset_reset, now_ms),
+        || initial_offset(&partition, settings.auto_offset_reset, end, now_ms),
         now_ms,
     ) {
         Ok(sp) => sp,
@@ -486,19 +500,23 @@ fn acquire_partition(
     if log_start > sp.start_offset() {
         sp.log_start_moved(log_start);
     }
-    let hwm = partition.high_watermark();
     let mut out = (ErrorCode::NONE, none, Vec::new());
-    if let Some(from) = sp.next_fetch_offset(now_ms).filter(|&o| o < hwm) {
+    if let Some(from) = sp.next_fetch_offset(now_ms).filter(|&o| o < end) {
         let max = if first_with_data {
             budget.max(1)
         } else {
             budget
         };
-        match log.read_below(from.max(log_start), max, hwm, first_with_data) {
+        match log.read_below(from.max(log_start), max, end, first_with_data) {
             Ok(bytes) => {
                 let batches = batch_ranges(&bytes);
                 let ranges: Vec<(i64, i64)> = batches.iter().map(|(f, l, _)| (*f, *l)).collect();
-                let held = dispositions(&bytes, &batches, settings.record_ttl_ms, now_ms);
+                let ttl_ms = if topic_ttl_ms > 0 {
+                    topic_ttl_ms
+                } else {
+                    settings.record_ttl_ms
+                };
+                let held = dispositions(&bytes, &batches, ttl_ms, now_ms);
                 let acquired = sp.acquire(member, &ranges, max_records, now_ms, |o| {
                     held.get(&o).copied().unwrap_or(Disposition::Deliver)
                 });
