@@ -28,7 +28,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from conftest import EXTERNAL, WeirBroker, _LIVE_BROKERS, _close_broker, _free_port
+from conftest import EXTERNAL, WeirBroker, _LIVE_BROKERS, _close_broker, _free_port, _weir_bin
 from helpers import wait_until
 from security_pki import Pki, make_cert, SERVER_EXT
 
@@ -591,24 +591,31 @@ def test_certificate_reload_on_sighup_keeps_connections(request, pki, unique, tm
         _close_broker(b, True if not hasattr(request.node, "rep_call") else request.node.rep_call.failed)
 
 
+def _handshake(b, configure=lambda ctx: None):
+    """TLS version and cipher suite of a handshake with `b`'s SSL listener (Python's OpenSSL
+    client, which lists AES-256-GCM before AES-128-GCM)."""
+    ctx = ssl.create_default_context(cafile=b.pki.path("ca.crt"))
+    configure(ctx)
+    with socket.create_connection(("127.0.0.1", b.ports["SSL"])) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.version(), s.cipher()[0]
+
+
 def test_tls_versions_and_cipher_suites(sbroker):
     """TLS 1.3 by default, TLS 1.2 with ECDHE and AEAD suites only: a client that offers only
-    CBC suites without forward secrecy is refused."""
+    CBC suites without forward secrecy is refused. The broker's order decides the suite:
+    AES-128-GCM although the client lists AES-256-GCM first."""
     def handshake(configure):
-        ctx = ssl.create_default_context(cafile=sbroker.pki.path("ca.crt"))
-        configure(ctx)
-        with socket.create_connection(("127.0.0.1", sbroker.ports["SSL"])) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                return s.version(), s.cipher()[0]
+        return _handshake(sbroker, configure)
 
-    version, _ = handshake(lambda ctx: None)
-    assert version == "TLSv1.3"
+    version, cipher = handshake(lambda ctx: None)
+    assert (version, cipher) == ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
 
     def tls12(ctx):
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
     version, cipher = handshake(tls12)
-    assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and ("GCM" in cipher or "CHACHA20" in cipher), cipher
+    assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and cipher.endswith("AES128-GCM-SHA256"), cipher
 
     def cbc_only(ctx):
         tls12(ctx)
@@ -617,6 +624,45 @@ def test_tls_versions_and_cipher_suites(sbroker):
     # The client offers them (OpenSSL allows them at this level); the broker's alert refuses.
     with pytest.raises(ssl.SSLError, match="(?i)alert handshake failure"):
         handshake(cbc_only)
+
+
+def test_ssl_cipher_suites_restricts_and_orders_the_suites(request, pki, unique):
+    b = _start(
+        "weir-ciphers",
+        pki,
+        ["--ssl-cipher-suites", "TLS_CHACHA20_POLY1305_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"],
+    )
+    try:
+        assert _handshake(b) == ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256")
+
+        def tls12(ctx):
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+        assert _handshake(b, tls12) == ("TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384")
+
+        def aes128_only(ctx):
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+
+        with pytest.raises(ssl.SSLError, match="(?i)alert handshake failure"):
+            _handshake(b, aes128_only)
+        # Kafka clients work over the chosen suite.
+        topic = unique("ciphers")
+        plaintext_topic(b, topic, [b"over chacha20"])
+        assert read_all(ssl_conf(b), topic, 1) == [b"over chacha20"]
+    finally:
+        _close_broker(b, True if not hasattr(request.node, "rep_call") else request.node.rep_call.failed)
+
+
+def test_an_unknown_cipher_suite_stops_the_broker_at_start(tmp_path):
+    proc = subprocess.run(
+        [_weir_bin(), "serve", "--data-dir", str(tmp_path), "--listener", f"127.0.0.1:{_free_port()}",
+         "--ssl-cipher-suites", "TLS_AES_128_GCM_SHA256,TLS_RSA_WITH_RC4_128_SHA"],
+        capture_output=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    err = proc.stderr.decode(errors="replace")
+    assert "ssl-cipher-suites" in err and "TLS_RSA_WITH_RC4_128_SHA" in err, err
 
 
 # -- the admin HTTP API off loopback: TLS and a bearer token ---------------------------------

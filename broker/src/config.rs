@@ -250,6 +250,7 @@ pub struct SecuritySettings {
     pub ssl_key_file: Option<PathBuf>,
     pub ssl_client_ca_file: Option<PathBuf>,
     pub ssl_client_auth: Option<String>,
+    pub ssl_cipher_suites: Option<String>,
     pub ssl_principal_mapping_rules: Option<String>,
     pub security_reload_check_interval_ms: Option<u64>,
     pub sasl_enabled_mechanisms: Option<String>,
@@ -281,6 +282,7 @@ impl SecuritySettings {
             ssl_key_file,
             ssl_client_ca_file,
             ssl_client_auth,
+            ssl_cipher_suites,
             ssl_principal_mapping_rules,
             security_reload_check_interval_ms,
             sasl_enabled_mechanisms,
@@ -353,6 +355,17 @@ impl SecuritySettings {
                 .filter(|a| !a.is_empty())
                 .map(String::from)
                 .collect();
+        }
+        if let Some(v) = self.ssl_cipher_suites {
+            let names: Vec<String> = v
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            crate::security::tls::cipher_suites(&names)
+                .map_err(|e| e.to_string())
+                .map_err(invalid("ssl-cipher-suites"))?;
+            s.ssl_cipher_suites = names;
         }
         if let Some(v) = self.ssl_client_auth {
             s.ssl_client_auth = v.parse().map_err(invalid("ssl-client-auth"))?;
@@ -443,6 +456,7 @@ pub struct FileConfig {
     pub ssl_key_file: Option<PathBuf>,
     pub ssl_client_ca_file: Option<PathBuf>,
     pub ssl_client_auth: Option<String>,
+    pub ssl_cipher_suites: Option<String>,
     pub ssl_principal_mapping_rules: Option<String>,
     pub security_reload_check_interval_ms: Option<u64>,
     pub sasl_enabled_mechanisms: Option<String>,
@@ -495,6 +509,7 @@ impl FileConfig {
             ssl_key_file: self.ssl_key_file.take(),
             ssl_client_ca_file: self.ssl_client_ca_file.take(),
             ssl_client_auth: self.ssl_client_auth.take(),
+            ssl_cipher_suites: self.ssl_cipher_suites.take(),
             ssl_principal_mapping_rules: self.ssl_principal_mapping_rules.take(),
             security_reload_check_interval_ms: self.security_reload_check_interval_ms.take(),
             sasl_enabled_mechanisms: self.sasl_enabled_mechanisms.take(),

@@ -69,6 +69,10 @@ struct ServeArgs {
     /// PEM CA certificates that sign client certificates (mTLS).
     #[arg(long, env = "WEIR_SSL_CLIENT_CA_FILE")]
     ssl_client_ca_file: Option<PathBuf>,
+    /// TLS cipher suites offered, in order of preference, by IANA name (Kafka's
+    /// ssl.cipher.suites; default: AES-128-GCM, AES-256-GCM, then ChaCha20-Poly1305).
+    #[arg(long, env = "WEIR_SSL_CIPHER_SUITES")]
+    ssl_cipher_suites: Option<String>,
     /// Client certificates: none | requested | required (Kafka's ssl.client.auth).
     #[arg(long, env = "WEIR_SSL_CLIENT_AUTH")]
     ssl_client_auth: Option<String>,
@@ -299,6 +303,7 @@ impl ServeArgs {
             ssl_key_file: self.ssl_key_file,
             ssl_client_ca_file: self.ssl_client_ca_file,
             ssl_client_auth: self.ssl_client_auth,
+            ssl_cipher_suites: self.ssl_cipher_suites,
             ssl_principal_mapping_rules: self.ssl_principal_mapping_rules,
             security_reload_check_interval_ms: self.security_reload_check_interval_ms,
             sasl_enabled_mechanisms: self.sasl_enabled_mechanisms,

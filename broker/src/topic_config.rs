@@ -356,7 +356,10 @@ mod tests {
         assert_eq!((c.delivery_delay_ms(), c.message_ttl_ms()), (0, 0));
         c.set(DELIVERY_DELAY_MS, "60000").expect("delay");
         c.set(MESSAGE_TTL_MS, "3600000").expect("ttl");
-        assert_eq!((c.delivery_delay_ms(), c.message_ttl_ms()), (60_000, 3_600_000));
+        assert_eq!(
+            (c.delivery_delay_ms(), c.message_ttl_ms()),
+            (60_000, 3_600_000)
+        );
         assert!(matches!(
             c.set(DELIVERY_DELAY_MS, "-1"),
             Err(ConfigError::InvalidValue { .. })

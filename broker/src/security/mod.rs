@@ -91,6 +91,8 @@ pub struct SecurityConfig {
     /// PEM CA certificates that sign client certificates (mTLS).
     pub ssl_client_ca_file: Option<PathBuf>,
     pub ssl_client_auth: ClientAuth,
+    /// Kafka's `ssl.cipher.suites`: IANA names in order of preference; empty: Weir's default.
+    pub ssl_cipher_suites: Vec<String>,
     /// Kafka's `ssl.principal.mapping.rules`.
     pub ssl_principal_mapping_rules: String,
     /// How often certificate, key, CA and JWKS files are checked for changes (0: only SIGHUP).
@@ -146,6 +148,7 @@ impl Default for SecurityConfig {
             ssl_key_file: None,
             ssl_client_ca_file: None,
             ssl_client_auth: ClientAuth::None,
+            ssl_cipher_suites: Vec::new(),
             ssl_principal_mapping_rules: "DEFAULT".to_string(),
             security_reload_check_interval_ms: 10_000,
             sasl_enabled_mechanisms: vec![Mechanism::ScramSha256, Mechanism::ScramSha512],
