@@ -271,14 +271,7 @@ async fn ask_coordinators(broker: &Arc<Broker>, request: &ProduceRequest) -> Txn
                 if h.producer_id < 0 || !producers.starts_transaction(&h) {
                     continue;
                 }
-                let here = super::txn::verify_produce_here(
-                    broker,
-                    id,
-                    h.producer_id,
-                    h.producer_epoch,
-                    &target,
-                )
-                .is_some();
+                let here = super::txn::coordinator_is_local(broker, id);
                 if here && !adds {
                     continue;
                 }

@@ -64,6 +64,16 @@ fn offsets_partition_of(b: &Broker, group: &str) -> Option<i32> {
     (count > 0).then(|| crate::internal_partitions::partition_for(group, count))
 }
 
+/// Whether this broker answers for `transactional_id`'s coordinator itself: it coordinates
+/// the id, or it is a single node (which answers every id, with an error if it cannot). The
+/// opposite is another broker of the cluster, asked over the network.
+pub fn coordinator_is_local(b: &Broker, transactional_id: &str) -> bool {
+    !matches!(
+        coordinator(b, transactional_id),
+        Err(ErrorCode::NOT_COORDINATOR) if b.cluster.is_some()
+    )
+}
+
 /// KIP-890 part 1, the leader's side of a Produce: before a producer's first transactional batch
 /// in a partition is appended, whether its transaction coordinator has that partition in the
 /// producer's ongoing transaction, answered from this broker's own coordinator state. Called
