@@ -75,6 +75,17 @@ def poll_until(c, predicate, what, timeout=WAIT_S):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def values_read_within(bootstrap, group, topic, seconds):
+    """The values a new member of `group` receives from `topic` in `seconds` (accepted as read)."""
+    c = share_consumer(bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.extend(m.value() for m in poll_records(c, 0.5))
+    return seen
+
+
 def test_share_consumer_reads_every_record(broker, unique):
     topic, group = share_topic(broker.bootstrap, unique, 30)
     c = share_consumer(broker.bootstrap, group)
@@ -366,12 +377,7 @@ def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique)
             {"value": b"fresh", "headers": [("weir.ttl.ms", b"600000")]},
         ],
     )
-    c = share_consumer(broker.bootstrap, group)
-    c.subscribe([topic])
-    seen = []
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        seen.extend(m.value() for m in poll_records(c, 0.5))
+    seen = values_read_within(broker.bootstrap, group, topic, 5.0)
     assert seen == [b"fresh"]
     letters = read_all(broker.bootstrap, dlq, 1, unique)
     assert [m.value() for m in letters] == [b"stale"]
@@ -437,12 +443,7 @@ def test_a_topic_ttl_expires_records_for_share_groups(broker, unique):
             {"value": b"fresh"},
         ],
     )
-    c = share_consumer(broker.bootstrap, group)
-    c.subscribe([topic])
-    seen = []
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        seen.extend(m.value() for m in poll_records(c, 0.5))
+    seen = values_read_within(broker.bootstrap, group, topic, 5.0)
     assert sorted(seen) == [b"fresh", b"kept"]
     letters = read_all(broker.bootstrap, dlq, 1, unique)
     assert [m.value() for m in letters] == [b"stale"]
