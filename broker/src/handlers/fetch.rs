@@ -43,14 +43,6 @@ fn end_of_batches(bytes: &[u8]) -> Option<i64> {
     end
 }
 
-/// The topic's `weir.delivery.delay.ms` (0 when none, or when the topic is gone).
-fn delivery_delay_ms(broker: &Broker, topic: &str) -> i64 {
-    broker
-        .topics
-        .get(topic)
-        .map_or(0, |t| t.config.read().delivery_delay_ms())
-}
-
 /// ListOffsets special timestamps.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -79,12 +71,9 @@ fn read_partition(
         partition_index: index,
         ..FetchPartitionResponse::default()
     };
-    let Some(partition) = broker.topics.partition(topic, index) else {
-        out.error_code = if broker
-            .topics
-            .get(topic)
-            .is_some_and(|t| t.has_partition(index))
-        {
+    let known = broker.topics.get(topic);
+    let Some(partition) = known.as_ref().and_then(|t| t.partition(index)).cloned() else {
+        out.error_code = if known.is_some_and(|t| t.has_partition(index)) {
             out.current_leader = current_leader(broker, topic, index);
             ErrorCode::NOT_LEADER_OR_FOLLOWER
         } else {
@@ -103,15 +92,12 @@ fn read_partition(
         return out;
     }
     let log = &partition.log;
-    // Under a delivery delay consumers see the log end where the first record not due is.
-    let delay_ms = delivery_delay_ms(broker, topic);
-    let now_ms = broker.now_ms();
-    let high_watermark = partition.high_watermark();
-    out.high_watermark = partition.delivery_end(high_watermark, delay_ms, now_ms);
-    out.last_stable_offset = partition
-        .last_stable_offset()
-        .min(high_watermark)
-        .min(out.high_watermark);
+    // Under a delivery delay consumers see the log end where the first record not due is
+    // (never above the high watermark).
+    let delay_ms = known.map_or(0, |t| t.config.read().delivery_delay_ms());
+    out.high_watermark =
+        partition.delivery_end(partition.high_watermark(), delay_ms, broker.now_ms());
+    out.last_stable_offset = partition.last_stable_offset().min(out.high_watermark);
     out.log_start_offset = log.log_start_offset();
     let upper = if read_committed {
         out.last_stable_offset
@@ -290,6 +276,10 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
         .topics
         .into_iter()
         .map(|t| {
+            let known = broker.topics.get(&t.name);
+            let delay_ms = known
+                .as_ref()
+                .map_or(0, |k| k.config.read().delivery_delay_ms());
             let partitions = t
                 .partitions
                 .into_iter()
@@ -298,7 +288,8 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         partition_index: p.partition_index,
                         ..ListOffsetsPartitionResponse::default()
                     };
-                    let Some(partition) = broker.topics.partition(&t.name, p.partition_index)
+                    let Some(partition) =
+                        known.as_ref().and_then(|k| k.partition(p.partition_index))
                     else {
                         out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
                         return out;
@@ -321,11 +312,7 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                     } else {
                         partition.high_watermark()
                     };
-                    let hw = partition.delivery_end(
-                        hw,
-                        delivery_delay_ms(broker, &t.name),
-                        broker.now_ms(),
-                    );
+                    let hw = partition.delivery_end(hw, delay_ms, broker.now_ms());
                     out.leader_epoch = partition.epoch();
                     let found = match p.timestamp {
                         LATEST => Ok(Some((hw, -1))),

@@ -462,7 +462,10 @@ fn acquire_partition(
     pending: &mut Pending,
 ) -> (ErrorCode, Bytes, Vec<ShareAcquiredRecords>) {
     let none = Bytes::new();
-    let Some(partition) = broker.topics.partition(topic, target.index) else {
+    let Some(known) = broker.topics.get(topic) else {
+        return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
+    };
+    let Some(partition) = known.partition(target.index).cloned() else {
         return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
     };
     let key: ShareKey = (group.to_string(), target.topic_id, target.index);
@@ -470,10 +473,10 @@ fn acquire_partition(
         broker.share.drop_loaded(&key);
         return (ErrorCode::NOT_LEADER_OR_FOLLOWER, none, Vec::new());
     };
-    let (delay_ms, topic_ttl_ms) = broker.topics.get(topic).map_or((0, 0), |t| {
-        let config = t.config.read();
+    let (delay_ms, topic_ttl_ms) = {
+        let config = known.config.read();
         (config.delivery_delay_ms(), config.message_ttl_ms())
-    });
+    };
     // Records under the topic's delivery delay are not read at all until due, so waiting
     // records cost no memory here: the end moves forward as they fall due.
     let end = partition.delivery_end(partition.high_watermark(), delay_ms, now_ms);
