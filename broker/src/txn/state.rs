@@ -84,8 +84,10 @@ pub struct TxnMetadata {
     pub transactional_id: String,
     pub producer_id: i64,
     pub producer_epoch: i16,
-    /// The epoch before the last bump (-1: none), so that a retried EndTxn of protocol 2 or a
-    /// retried InitProducerId is recognised.
+    /// The epoch before the last bump the producer asked for itself (-1: none), so that a
+    /// retried EndTxn of protocol 2 or a retried KIP-360 InitProducerId is recognised. A bump that
+    /// fences (a new producer's InitProducerId, the timeout abort) resets it, as Kafka does: the
+    /// fenced producer must not pass for one retrying and take the new epoch.
     pub last_producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
@@ -180,6 +182,9 @@ pub fn init_producer_id(
     next.timeout_ms = timeout_ms;
     next.last_update_ms = now_ms;
     bump_epoch(&mut next, new_producer_id)?;
+    if expected == Expected::NONE {
+        next.last_producer_epoch = -1;
+    }
     if cur.state == TxnState::Ongoing {
         next.state = TxnState::PrepareAbort;
         return Ok(InitOutcome::AbortOngoing(next));
@@ -401,6 +406,7 @@ pub fn abort_if_timed_out(
     }
     let mut next = current.clone();
     bump_epoch(&mut next, new_producer_id).ok()?;
+    next.last_producer_epoch = -1;
     next.state = TxnState::PrepareAbort;
     next.last_update_ms = now_ms;
     Some(next)

@@ -35,7 +35,57 @@ fn first_init_allocates_a_producer_id_at_epoch_0_and_the_next_bumps_the_epoch() 
     );
     let m2 = ready(init(Some(&m), Expected::NONE));
     assert_eq!((m2.producer_id, m2.producer_epoch), (1001, 1));
-    assert_eq!(m2.last_producer_epoch, 0);
+    assert_eq!(
+        m2.last_producer_epoch, -1,
+        "a fencing bump keeps no retry epoch"
+    );
+}
+
+#[test]
+fn a_fenced_producer_cannot_pass_for_a_retry_and_take_the_new_epoch() {
+    // The old instance holds epoch 0; a new instance of the transactional id takes epoch 1.
+    let old = ready(init(None, Expected::NONE));
+    let held = Expected {
+        producer_id: old.producer_id,
+        producer_epoch: 0,
+    };
+    let fenced_by_init = ready(init(Some(&old), Expected::NONE));
+    // The old instance asks for its own bump (KIP-360, as librdkafka does when it aborts).
+    assert_eq!(
+        init(Some(&fenced_by_init), held),
+        Err(ErrorCode::PRODUCER_FENCED)
+    );
+    assert_eq!(
+        end_txn(
+            Some(&fenced_by_init),
+            old.producer_id,
+            0,
+            false,
+            true,
+            20,
+            &mut ids()
+        ),
+        Err(ErrorCode::PRODUCER_FENCED)
+    );
+    // Same after the coordinator aborts its timed-out transaction.
+    let ongoing = add_partitions(Some(&old), old.producer_id, 0, &[p("a", 0)], 1_000)
+        .expect("ok")
+        .expect("logged");
+    let aborting = abort_if_timed_out(&ongoing, 61_000, &mut ids()).expect("timed out");
+    let aborted = complete(&aborting, 61_001).expect("preparing");
+    assert_eq!(init(Some(&aborted), held), Err(ErrorCode::PRODUCER_FENCED));
+    assert_eq!(
+        end_txn(
+            Some(&aborted),
+            old.producer_id,
+            0,
+            false,
+            true,
+            61_002,
+            &mut ids()
+        ),
+        Err(ErrorCode::PRODUCER_FENCED)
+    );
 }
 
 #[test]
