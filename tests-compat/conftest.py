@@ -28,6 +28,7 @@ import uuid
 import pytest
 
 from helpers import close_all_clients
+from ports import free_port as _free_port
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,12 +38,6 @@ STOP_TIMEOUT_S = 20.0
 
 # Brokers currently alive, so a failing test's report can carry their stderr tail.
 _LIVE_BROKERS = []
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _weir_bin():

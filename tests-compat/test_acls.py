@@ -90,7 +90,6 @@ class AclBroker(WeirBroker):
 def ab(request):
     b = AclBroker("weir-acls")
     _LIVE_BROKERS.append(b)
-    passed = False
     try:
         b.start()
     except BaseException:

@@ -5,7 +5,6 @@ sasl-mechanism-inter-broker-protocol). Real etcd, real `weir` processes, certifi
 openssl, confluent-kafka as the client. A client without CLUSTER_ACTION cannot fetch as a replica;
 a broker with wrong inter-broker credentials stays out of every ISR, logs and counts it."""
 
-import os
 import re
 import shutil
 import socket

@@ -7,7 +7,6 @@ confluent-kafka 2.x nor kafka-python 2.0 has an admin call for client quotas), t
 Outcomes are counted (connections answered or closed, metric values), never timed."""
 
 import json
-import re
 import socket
 import struct
 import subprocess

@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
+from ports import free_port as _free_port
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Only an explicit WEIR_CONSOLE_SCREENSHOTS writes into the tree (relative to the repository).
@@ -32,12 +32,6 @@ SHOTS = (
     else os.path.join(tempfile.gettempdir(), "weir-console-screenshots")
 )
 WAIT_S = 20.0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Browser:

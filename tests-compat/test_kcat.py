@@ -46,7 +46,7 @@ def test_kcat_metadata_listing(broker, unique):
     create_topic(broker.bootstrap, topic, partitions=3)
     out = kcat("-b", broker.bootstrap, "-L")
     host, port = broker.bootstrap.rsplit(":", 1)
-    assert re.search(rf"^\s*1 brokers:\s*$", out, re.M), out
+    assert re.search(r"^\s*1 brokers:\s*$", out, re.M), out
     assert re.search(rf"^\s*broker \d+ at {re.escape(host)}:{port}", out, re.M), out
     assert re.search(rf'^\s*topic "{re.escape(topic)}" with 3 partitions:\s*$', out, re.M), out
     for p in range(3):

@@ -351,7 +351,7 @@ def test_scram_credentials_through_the_admin_api(sbroker, unique):
     assert "iterations" in str(e.value).lower() or "UNACCEPTABLE" in str(e.value)
     # The CLI lists both users; the password never reaches the broker's disk.
     listing = weir(sbroker, "user", "list")
-    assert re.search(rf"^alice\s+SCRAM-SHA-256\(8192\), SCRAM-SHA-512\(8192\)$", listing, re.M), listing
+    assert re.search(r"^alice\s+SCRAM-SHA-256\(8192\), SCRAM-SHA-512\(8192\)$", listing, re.M), listing
     assert re.search(rf"^{user}\s+SCRAM-SHA-512\(4096\)$", listing, re.M), listing
     stored = open(os.path.join(sbroker.data_dir, "__weir_meta", "scram_credentials.json")).read()
     assert PASSWORD not in stored and "bob-password" not in stored

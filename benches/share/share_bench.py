@@ -202,7 +202,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weir")
     ap.add_argument("--data")
-    ap.add_argument("--port", type=int, default=39092)
+    ap.add_argument("--port", type=int, default=19092)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--partitions", type=int, default=4)

@@ -133,7 +133,7 @@ def main():
     ap.add_argument("--weir")
     ap.add_argument("--data")
     ap.add_argument("--summary", help="print a markdown table (medians) of a results file and exit")
-    ap.add_argument("--port", type=int, default=39092)
+    ap.add_argument("--port", type=int, default=19092)
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--partitions", type=int, default=100)
     ap.add_argument("--record-bytes", type=int, default=1024)

@@ -29,9 +29,37 @@ pub fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).expect("millis fit")
 }
 
+/// A port on 127.0.0.1 nothing listens on, below the kernel's ephemeral range: the kernel never
+/// gives such a port to an outgoing connection, so no client (not even one reconnecting to a
+/// stopped broker's port and connecting to itself) can hold it when the broker restarts there.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(1).max(10_001));
+    // A per-process seed (the pid and the clock) and a step per call: parallel test processes
+    // start from different ports.
+    let seed = u64::from(std::process::id()) ^ now_ms().unsigned_abs();
+    let _ = STATE.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..10_000 {
+        let x = STATE
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let span = u64::from(high - low) + 1;
+        let port = low + u16::try_from((x >> 33) % span).expect("within the span");
+        let mut handed_out = HANDED_OUT.lock().expect("port list");
+        if handed_out.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        handed_out.push(port);
+        return port;
+    }
+    panic!("no free port in {low}..={high}");
 }
 
 pub struct Broker {
