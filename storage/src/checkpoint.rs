@@ -1,5 +1,6 @@
 //! Small metadata files in a log directory: the log-start-offset checkpoint and the
-//! clean-shutdown marker, plus the atomic-replace and directory-fsync helpers they need.
+//! clean-shutdown marker (and the data directory's generation that says which markers count),
+//! plus the atomic-replace and directory-fsync helpers they need.
 //!
 //! Checkpoint format (text, like Kafka's checkpoint files):
 //!
@@ -21,8 +22,12 @@ use crate::Offset;
 
 /// File holding the persisted log start offset.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset.checkpoint";
-/// Present only while the log is cleanly closed: the tail needs no validation on open.
+/// Written when the log is cleanly closed, with the data directory's generation of that run:
+/// the tail needs no validation on open if the marker is of the previous run (see
+/// [`Generations`]).
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+/// In the data directory: the generation of the run that has it open (one more at every open).
+pub(crate) const GENERATION_FILE: &str = ".generation";
 
 /// fsyncs a directory so that creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -107,21 +112,111 @@ pub(crate) fn read_leader_epochs(dir: &Path) -> Option<Vec<(i32, Offset)>> {
     (entries.len() == count && increasing).then_some(entries)
 }
 
-/// Writes the clean-shutdown marker durably.
-pub(crate) fn mark_clean(dir: &Path) -> io::Result<()> {
-    write_atomic(dir, CLEAN_SHUTDOWN_FILE, b"clean\n")
+/// Which clean-shutdown markers a log opened in this run may trust.
+///
+/// Every open of a data directory durably writes a new generation (one file, two fsyncs) before
+/// any log is opened, and a log closed cleanly writes a marker naming the generation of its run.
+/// A marker is trusted only if it names the previous run: a log opened in the previous run and
+/// written to has no marker of that run (opening removed the older one, without an fsync, which
+/// is the point: a removal undone by a power loss leaves a marker of an older generation, which
+/// is not trusted). So starting costs two fsyncs in all, not one directory fsync per log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Generations {
+    pub previous: Previous,
+    pub current: u64,
 }
 
-/// Whether the clean-shutdown marker is present.
-pub(crate) fn is_clean(dir: &Path) -> bool {
-    dir.join(CLEAN_SHUTDOWN_FILE).exists()
+/// The generation the data directory had before this open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Previous {
+    /// No generation file: a directory new or written by a version without generations, whose
+    /// markers (`clean`, no generation) were removed durably at every open, so are trusted.
+    Unversioned,
+    Generation(u64),
+    /// The file is unreadable: no marker is trusted.
+    Unknown,
 }
 
-/// Removes the clean-shutdown marker durably. Must happen before the first write after open:
-/// otherwise a crash could leave a torn tail that the next open would trust.
-pub(crate) fn clear_clean(dir: &Path) -> io::Result<()> {
+/// What a log's clean-shutdown marker says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CleanMarker {
+    Absent,
+    /// Written by a version without generations.
+    Unversioned,
+    Generation(u64),
+    Unreadable,
+}
+
+impl Generations {
+    /// Whether a log with `marker` was closed cleanly and not written since.
+    pub fn trusts(&self, marker: CleanMarker) -> bool {
+        match (marker, self.previous) {
+            (CleanMarker::Unversioned, Previous::Unversioned) => true,
+            (CleanMarker::Generation(g), Previous::Generation(p)) => g == p,
+            _ => false,
+        }
+    }
+}
+
+/// Reads the data directory's generation and durably writes the next one.
+pub(crate) fn next_generation(root: &Path) -> io::Result<Generations> {
+    let previous = match fs::read_to_string(root.join(GENERATION_FILE)) {
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(g) => Previous::Generation(g),
+            Err(_) => Previous::Unknown,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Previous::Unversioned,
+        Err(e) => return Err(e),
+    };
+    let current = match previous {
+        Previous::Generation(g) => g.saturating_add(1),
+        Previous::Unversioned => 1,
+        // Above any generation a marker can name (unless the clock is badly wrong, in which
+        // case some marker is just not trusted).
+        Previous::Unknown => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u64::MAX / 2, |d| d.as_secs() << 20),
+    };
+    write_atomic(root, GENERATION_FILE, format!("{current}\n").as_bytes())?;
+    Ok(Generations { previous, current })
+}
+
+/// Writes the clean-shutdown marker of `generation` durably.
+pub(crate) fn mark_clean(dir: &Path, generation: u64) -> io::Result<()> {
+    write_atomic(
+        dir,
+        CLEAN_SHUTDOWN_FILE,
+        format!("clean {generation}\n").as_bytes(),
+    )
+}
+
+/// Reads the clean-shutdown marker.
+pub(crate) fn read_clean(dir: &Path) -> CleanMarker {
+    match fs::read_to_string(dir.join(CLEAN_SHUTDOWN_FILE)) {
+        Ok(text) => match text.trim().strip_prefix("clean") {
+            Some("") => CleanMarker::Unversioned,
+            Some(g) => g
+                .trim()
+                .parse()
+                .map_or(CleanMarker::Unreadable, CleanMarker::Generation),
+            None => CleanMarker::Unreadable,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => CleanMarker::Absent,
+        Err(_) => CleanMarker::Unreadable,
+    }
+}
+
+/// Removes the clean-shutdown marker as a log opens. Durably only when it names the current
+/// generation (the log was closed and is reopened within this run): that marker would be
+/// trusted by the next run if a crash undid its removal. Any other marker can never be trusted
+/// again, so its removal needs no fsync.
+pub(crate) fn remove_clean(dir: &Path, marker: CleanMarker, current: u64) -> io::Result<()> {
+    if marker == CleanMarker::Absent {
+        return Ok(());
+    }
     match fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)) {
-        Ok(()) => sync_dir(dir),
+        Ok(()) if marker == CleanMarker::Generation(current) => sync_dir(dir),
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -142,13 +237,36 @@ mod tests {
     }
 
     #[test]
-    fn clean_marker() {
-        let d = tempfile::tempdir().expect("tempdir");
-        assert!(!is_clean(d.path()));
-        mark_clean(d.path()).expect("mark");
-        assert!(is_clean(d.path()));
-        clear_clean(d.path()).expect("clear");
-        assert!(!is_clean(d.path()));
-        clear_clean(d.path()).expect("idempotent");
+    fn clean_markers_are_trusted_only_from_the_previous_generation() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let log = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_clean(log.path()), CleanMarker::Absent);
+        // A directory from before generations: its unversioned markers are trusted once.
+        fs::write(log.path().join(CLEAN_SHUTDOWN_FILE), "clean\n").expect("write");
+        let first = next_generation(root.path()).expect("generation");
+        assert_eq!(first.previous, Previous::Unversioned);
+        assert!(first.trusts(read_clean(log.path())));
+        remove_clean(log.path(), read_clean(log.path()), first.current).expect("remove");
+        assert_eq!(read_clean(log.path()), CleanMarker::Absent);
+
+        mark_clean(log.path(), first.current).expect("mark");
+        let second = next_generation(root.path()).expect("generation");
+        assert_eq!(second.previous, Previous::Generation(first.current));
+        assert!(second.trusts(read_clean(log.path())));
+        // The same marker, resurrected in a later run (its removal lost to a crash), is not.
+        let third = next_generation(root.path()).expect("generation");
+        assert!(!third.trusts(read_clean(log.path())));
+        // Nor an unversioned one once generations exist, nor garbage.
+        fs::write(log.path().join(CLEAN_SHUTDOWN_FILE), "clean\n").expect("write");
+        assert!(!third.trusts(read_clean(log.path())));
+        fs::write(log.path().join(CLEAN_SHUTDOWN_FILE), "clean x").expect("write");
+        assert_eq!(read_clean(log.path()), CleanMarker::Unreadable);
+        // An unreadable generation file trusts nothing and moves past every marker.
+        fs::write(root.path().join(GENERATION_FILE), "zz").expect("write");
+        let unknown = next_generation(root.path()).expect("generation");
+        assert_eq!(unknown.previous, Previous::Unknown);
+        assert!(unknown.current > third.current);
+        mark_clean(log.path(), third.current).expect("mark");
+        assert!(!unknown.trusts(read_clean(log.path())));
     }
 }

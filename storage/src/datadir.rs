@@ -2,7 +2,8 @@
 //! writes and fsyncs (group commit across every log in the directory).
 //!
 //! Layout: `<data dir>/<log name>/` per log, plus `.lock` (an `flock` held while open, so two
-//! brokers cannot share a directory). Removed logs are first renamed to a hidden
+//! brokers cannot share a directory) and `.generation` (which clean-shutdown markers count, see
+//! `checkpoint::Generations`). Removed logs are first renamed to a hidden
 //! `.<name>.deleting` directory, so a crash mid-removal never resurrects a half-deleted log.
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct DataDir {
     writer: Mutex<Option<WriterThread>>,
     stats: Arc<WriterCounters>,
     file_io: Arc<dyn FileSync>,
+    /// Which clean-shutdown markers this run trusts, and the one it writes.
+    generations: checkpoint::Generations,
     _lock: File,
 }
 
@@ -119,6 +122,8 @@ impl DataDir {
                 }
             }
         }
+        // Before any log opens, so that no marker of this run can exist before it is durable.
+        let generations = checkpoint::next_generation(path)?;
         let (tx, rx) = mpsc::channel();
         let sync = Arc::clone(&opts.file_sync);
         let stats = Arc::new(WriterCounters::default());
@@ -132,6 +137,7 @@ impl DataDir {
             writer: Mutex::new(Some(WriterThread { tx, handle })),
             stats,
             file_io: opts.file_sync,
+            generations,
             _lock: lock,
         }))
     }
@@ -176,6 +182,7 @@ impl DataDir {
             tx,
             Arc::clone(&self.stats),
             Arc::clone(&self.file_io),
+            self.generations,
         )?);
         logs.insert(name.to_string(), Arc::clone(&log));
         Ok(log)

@@ -124,6 +124,8 @@ pub struct Log {
     stats: Arc<WriterCounters>,
     /// Writes and file growth of appends (the data directory's [`FileSync`]).
     file_io: Arc<dyn FileSync>,
+    /// The data directory's generation of this run, written into the clean-shutdown marker.
+    generation: u64,
 }
 
 /// An append whose offsets are assigned and whose write is queued; see [`Log::append_pending`].
@@ -179,9 +181,11 @@ impl Log {
         writer: Sender<Msg>,
         stats: Arc<WriterCounters>,
         file_io: Arc<dyn FileSync>,
+        generations: checkpoint::Generations,
     ) -> Result<Log, StorageError> {
         fs::create_dir_all(&dir)?;
-        let clean = checkpoint::is_clean(&dir);
+        let marker = checkpoint::read_clean(&dir);
+        let clean = generations.trusts(marker);
         let ckpt_start = checkpoint::read_log_start(&dir);
 
         let mut bases = Vec::new();
@@ -294,9 +298,8 @@ impl Log {
             seg.aborted = txn_index::load(&dir, seg.base, seg.next_offset, seg.size)?;
         }
         let epochs = Self::recover_epochs(&dir, &segments, clean, log_start, leo)?;
-        if clean {
-            checkpoint::clear_clean(&dir)?;
-        }
+        // Before the first write: a marker left behind would describe a tail that changed.
+        checkpoint::remove_clean(&dir, marker, generations.current)?;
         Ok(Log {
             name: name.to_string(),
             state: Mutex::new(LogState {
@@ -315,6 +318,7 @@ impl Log {
             stats,
             file_io,
             dir,
+            generation: generations.current,
         })
     }
 
@@ -1445,7 +1449,7 @@ impl Log {
             seg.allocated = seg.size;
             seg.file.file.sync_all()?;
         }
-        checkpoint::mark_clean(&self.dir)?;
+        checkpoint::mark_clean(&self.dir, self.generation)?;
         Ok(())
     }
 

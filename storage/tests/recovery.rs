@@ -241,3 +241,48 @@ fn clean_shutdown_skips_validation_and_keeps_everything() {
         30
     );
 }
+
+#[test]
+fn a_clean_marker_brought_back_by_a_crash_is_not_trusted() {
+    // Opening a cleanly closed log removes its marker without an fsync (the data directory's
+    // generation makes that safe). A power loss can undo the removal: the marker is back, but
+    // the tail was written after it, and must be validated.
+    let d = tempfile::tempdir().expect("tmp");
+    let marker = d.path().join("t-0").join("clean-shutdown");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    for i in 0..5u64 {
+        log.append(batch(i, 3, 1), &AppendOptions::default())
+            .expect("append");
+    }
+    dd.shutdown();
+    drop(dd);
+    let old_marker = fs::read(&marker).expect("a clean close writes the marker");
+
+    let dd = DataDir::open(d.path()).expect("reopen");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    assert_eq!(log.log_end_offset(), 15);
+    assert!(!marker.exists(), "opening removes the marker");
+    let pos = log.active_segment_size();
+    log.append(batch(9, 3, 1), &AppendOptions::default())
+        .expect("append");
+    let seg = log.active_segment_path().expect("path");
+    dd.shutdown_unclean();
+    drop(dd);
+    // The crash: the last batch torn (a byte of its records changed), the marker back.
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open segment");
+    f.write_all_at(&[0xA5], pos + 70).expect("corrupt");
+    fs::write(&marker, &old_marker).expect("resurrect the marker");
+
+    let dd = DataDir::open(d.path()).expect("reopen after the crash");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    assert_eq!(
+        log.log_end_offset(),
+        15,
+        "the torn batch was trusted instead of validated"
+    );
+    assert_eq!(read_all(&log, 0).len(), 5);
+}
