@@ -87,7 +87,8 @@ pub fn cipher_suites(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuit
     let wanted: Vec<&str> = if names.is_empty() {
         DEFAULT_CIPHER_SUITES.to_vec()
     } else {
-        names.iter().map(|n| n.trim()).collect()
+        // Trimmed and non-empty already: the config parser splits the list.
+        names.iter().map(String::as_str).collect()
     };
     wanted
         .into_iter()
