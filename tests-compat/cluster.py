@@ -31,8 +31,6 @@ class Etcd:
         self.host = host
         self.client_port = free_port()
         self.peer_port = free_port()
-        while self.peer_port == self.client_port:
-            self.peer_port = free_port()
         self.endpoint = f"http://{host}:{self.client_port}"
         self.log_path = os.path.join(self.workdir, "etcd.log")
         self.proc = None

@@ -59,8 +59,6 @@ class WeirBroker:
         self.log_path = os.path.join(self.workdir, "stderr.log")
         self.port = _free_port()
         self.admin_port = _free_port()
-        while self.admin_port == self.port:
-            self.admin_port = _free_port()
         self.host = host
         self.prefix = list(prefix)  # e.g. `ip netns exec NAME`: runs the broker in a namespace
         self.node_id = 0  # weir's single node advertises the listener as node 0

@@ -22,7 +22,8 @@ def _ephemeral_low():
 
 
 def free_port():
-    """A port on 127.0.0.1 that nothing listens on, below the ephemeral range."""
+    """A port on 127.0.0.1 that nothing listens on, below the ephemeral range; never the same
+    port twice in one process."""
     high = min(_ephemeral_low(), 65536) - 1
     low = 10000 if high > 12000 else 1024
     for _ in range(1000):

@@ -50,8 +50,6 @@ class AclBroker(WeirBroker):
     def __init__(self, name, extra=()):
         super().__init__(name=name, extra_args=extra)
         self.sasl_port = _free_port()
-        while self.sasl_port in (self.port, self.admin_port):
-            self.sasl_port = _free_port()
         self.sasl = f"127.0.0.1:{self.sasl_port}"
         # Users are created before the first start, straight into the credential store: with the
         # authorizer on, nobody could create them through the broker yet.

@@ -51,12 +51,7 @@ class SecureBroker(WeirBroker):
         self.pki = pki
         self.client_auth = client_auth
         self.cert_dir = cert_dir or pki.dir
-        self.ports = {}
-        for listener in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            port = _free_port()
-            while port in (self.port, self.admin_port, *self.ports.values()):
-                port = _free_port()
-            self.ports[listener] = port
+        self.ports = {listener: _free_port() for listener in ("SSL", "SASL_PLAINTEXT", "SASL_SSL")}
 
     def addr(self, listener):
         return f"127.0.0.1:{self.ports[listener]}"

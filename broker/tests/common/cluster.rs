@@ -24,10 +24,7 @@ impl Etcd {
     pub fn start() -> Etcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let client = free_port();
-        let mut peer = free_port();
-        while peer == client {
-            peer = free_port();
-        }
+        let peer = free_port();
         let endpoint = format!("127.0.0.1:{client}");
         let child = Command::new("etcd")
             .arg("--data-dir")
