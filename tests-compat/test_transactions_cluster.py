@@ -15,7 +15,6 @@ from test_cluster import (
     create_replicated,
     leader_of,
     offsets_partition,
-    partitions_of,
     preferred_leaders_elected,
 )
 from test_transactions import produce_in_txn, read_all, txn_producer
@@ -37,11 +36,12 @@ def spread_topic(a, topic):
     assert len({p.leader for p in ps.values()}) == PARTITIONS, "partitions led by every broker"
 
 
-def all_led(a, topic, count):
-    ps = partitions_of(a, topic)
-    if ps is None or len(ps) != count or any(p.leader < 0 for p in ps.values()):
-        return None
-    return {i: p.leader for i, p in ps.items()}
+def settled_leaders(a, topic, count):
+    """Each partition's leader once every one is led by its preferred replica. Leaders
+    elected at creation may still move back to their preferred replica (the cluster's automatic
+    preferred-leader elections), which would move a coordinator in the middle of a test."""
+    ps = preferred_leaders_elected(a, topic, count)
+    return None if ps is None else {i: p.leader for i, p in ps.items()}
 
 
 def txn_leaders(c, a, unique):
@@ -49,8 +49,8 @@ def txn_leaders(c, a, unique):
     (its FindCoordinator) had the cluster create the topic."""
     txn_producer(c.bootstrap, unique("probe-tid"))
     return wait_until(
-        "every transaction state partition led",
-        lambda: all_led(a, "__transaction_state", TXN_PARTITIONS),
+        "every transaction state partition led by its preferred replica",
+        lambda: settled_leaders(a, "__transaction_state", TXN_PARTITIONS),
     )
 
 
@@ -249,8 +249,8 @@ def test_consume_transform_produce_with_coordinators_on_different_brokers(
         lambda: probe.committed([TopicPartition(src, 0)], timeout=5) is not None,
     )
     offsets_led = wait_until(
-        "every offsets partition led",
-        lambda: all_led(a, "__consumer_offsets", OFFSETS_PARTITIONS),
+        "every offsets partition led by its preferred replica",
+        lambda: settled_leaders(a, "__consumer_offsets", OFFSETS_PARTITIONS),
     )
     group = id_led_by(offsets_led, OFFSETS_PARTITIONS, lambda: unique("ctp-group"), {1, 2, 3})
     group_coordinator = offsets_led[offsets_partition(group, OFFSETS_PARTITIONS)]
