@@ -268,6 +268,9 @@ fn latency(a: LatencyArgs) -> i32 {
             let mut received = 0u64;
             let mut consume_errors = 0u64;
             let mut drain_deadline: Option<Instant> = None;
+            // When the last message came back: with the first scheduled send, the rate the whole
+            // path (producer, broker, consumer) kept up with.
+            let mut last_received_ns = 0u64;
             loop {
                 match consumer.poll(Duration::from_millis(50)) {
                     Some(Ok(m)) => {
@@ -277,6 +280,7 @@ fn latency(a: LatencyArgs) -> i32 {
                                 let sched = u64::from_le_bytes(p[0..8].try_into().unwrap());
                                 let seq = u64::from_le_bytes(p[8..16].try_into().unwrap());
                                 received += 1;
+                                last_received_ns = now;
                                 if seq >= warm {
                                     let us = now.saturating_sub(sched) / 1000;
                                     hist.saturating_record(us.max(1));
@@ -299,7 +303,7 @@ fn latency(a: LatencyArgs) -> i32 {
                     }
                 }
             }
-            (hist, received, consume_errors)
+            (hist, received, consume_errors, last_received_ns)
         })
     };
 
@@ -372,13 +376,14 @@ fn latency(a: LatencyArgs) -> i32 {
     let send_secs = (base.elapsed().as_nanos() as u64 - t0) as f64 / 1e9;
     let flush = producer.flush(Duration::from_secs(15));
     done_sending.store(true, Ordering::Release);
-    let (hist, received, consume_errors) = consumer_thread.join().expect("consumer thread");
+    let (hist, received, consume_errors, last_received_ns) = consumer_thread.join().expect("consumer thread");
+    let end_to_end_secs = last_received_ns.saturating_sub(t0) as f64 / 1e9;
     let ctx = producer.context();
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
     let ack = ctx.ack.lock().unwrap().clone();
     let qa = |p: f64| ack.value_at_quantile(p) as f64 / 1000.0;
     println!(
-        "{{\"ack_p50_ms\":{:.3},\"ack_p99_ms\":{:.3},\"ack_p999_ms\":{:.3},\"rate\":{},\"sent\":{},\"send_secs\":{:.3},\"achieved_rate\":{:.1},\"delivered\":{},\"delivery_errors\":{},\"received\":{},\"recorded\":{},\"consume_errors\":{},\"queue_full\":{},\"flush_ok\":{},\"max_send_lag_ms\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
+        "{{\"ack_p50_ms\":{:.3},\"ack_p99_ms\":{:.3},\"ack_p999_ms\":{:.3},\"rate\":{},\"sent\":{},\"send_secs\":{:.3},\"achieved_rate\":{:.1},\"end_to_end_rate\":{:.1},\"delivered\":{},\"delivery_errors\":{},\"received\":{},\"recorded\":{},\"consume_errors\":{},\"queue_full\":{},\"flush_ok\":{},\"max_send_lag_ms\":{:.3},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
         qa(0.5),
         qa(0.99),
         qa(0.999),
@@ -386,6 +391,7 @@ fn latency(a: LatencyArgs) -> i32 {
         sent,
         send_secs,
         sent as f64 / send_secs.max(1e-9),
+        received as f64 / end_to_end_secs.max(1e-9),
         ctx.ok.load(Ordering::Relaxed),
         ctx.err.load(Ordering::Relaxed),
         received,
