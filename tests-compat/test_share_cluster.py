@@ -481,3 +481,99 @@ def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(cluster
     sc.subscribe([topic])
     seen, _ = accept_all(sc, values(0, 30), "after DeleteShareGroupOffsets")
     assert sorted(seen) == sorted(values(0, 30)), "the state is gone: from the log start again"
+
+
+def test_an_acknowledgement_is_confirmed_only_once_the_share_state_is_replicated(
+    cluster_factory, unique
+):
+    """The share coordinator confirms an acknowledgement only once a majority of the share
+    state partition's replicas hold it (Kafka writes its internal topics with acks=all): with
+    both followers frozen, a commit of accepted records is not confirmed, because a failover
+    could still lose it. Once they are back, the rest is accepted, and no confirmed record is
+    delivered again."""
+    import os
+    import signal
+
+    from confluent_kafka.admin import NewTopic
+
+    c = cluster_factory(3, FAST)
+    c.wait_formed()
+    a = admin_client(c.bootstrap)
+    # The first FindCoordinator creates the internal topics.
+    probe = consumer(c.bootstrap, unique("probe"))
+    probe.subscribe([unique("nothing")])
+
+    def state_settled():
+        probe.poll(0.2)
+        return preferred_leaders_elected(a, "__share_group_state", 1)
+
+    state = wait_until("the share state partition settled", state_settled)[0]
+    probe.close()
+    lead = state.leader
+    followers = [n for n in state.replicas if n != lead]
+    assert len(followers) == 2, state.replicas
+    # The data partition is led by the share coordinator too, so that freezing the state's
+    # followers leaves the consumer's fetches and acknowledgements a live leader.
+    topic = unique("share-acked")
+    fs = a.create_topics(
+        [NewTopic(topic, num_partitions=1, replica_assignment=[[lead, *followers]])],
+        operation_timeout=WAIT_S,
+        request_timeout=WAIT_S,
+    )
+    fs[topic].result(WAIT_S)
+    wait_until("the topic led by the share coordinator", lambda: preferred_leaders_elected(a, topic, 1))
+    group = unique("sg-acked")
+    set_group_configs(c.bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    total = 20
+    produce_and_flush(
+        producer(c.bootstrap, acks="all"), topic, [{"value": str(i).encode()} for i in range(total)]
+    )
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    deadline = time.monotonic() + WAIT_S
+    held = []
+    while not held and time.monotonic() < deadline:
+        held = poll_records(sc, 0.5)
+    assert held, "no records delivered"
+
+    for n in followers:
+        os.kill(c.broker(n).proc.pid, signal.SIGSTOP)
+    try:
+        for m in held:
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+        try:
+            results = sc.commit_sync(10.0)
+        except KafkaException:
+            results = {}
+        confirmed_while_frozen = [tp for tp, err in results.items() if err is None]
+        assert confirmed_while_frozen == [], (
+            f"acknowledgements confirmed while the share state's followers were frozen: {results}"
+        )
+    finally:
+        for n in followers:
+            os.kill(c.broker(n).proc.pid, signal.SIGCONT)
+
+    # The held records were accepted without confirmation: they may come back or not.
+    unsure = {m.value() for m in held}
+    confirmed, again = set(), []
+    want = {str(i).encode() for i in range(total)}
+    deadline = time.monotonic() + WAIT_S * 3
+    while not want <= confirmed | unsure and time.monotonic() < deadline:
+        try:
+            ms = [m for m in sc.poll(0.5) if m.error() is None]
+        except KafkaException:  # leadership moving: poll again
+            continue
+        again += [m.value() for m in ms if m.value() in confirmed]
+        for m in ms:
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+        if not ms:
+            continue
+        try:
+            results = sc.commit_sync(10.0)
+        except KafkaException:
+            continue
+        if all(err is None for err in results.values()):
+            confirmed.update(m.value() for m in ms)
+    assert again == [], f"confirmed records delivered again: {again}"
+    missing = want - confirmed - unsure
+    assert not missing, f"{len(missing)} records never accepted"

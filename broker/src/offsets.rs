@@ -135,6 +135,9 @@ impl GroupRecordsWrite {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetError {
+    /// The write is durable here but was not committed by the partition's replicas.
+    #[error(transparent)]
+    NotCommitted(#[from] crate::partition::CommitWaitError),
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error(transparent)]
@@ -529,12 +532,31 @@ impl OffsetStore {
         now_ms: i64,
     ) -> Result<(), OffsetError> {
         for (target, pending) in write.pending {
-            pending.wait()?;
+            let appended = pending.wait()?;
             target.partition.note_durable();
+            wait_replicated(&target.partition, &appended)?;
             target.compact_if_due(now_ms)?;
         }
         Ok(())
     }
+}
+
+/// How long a write of group or share state waits for its partition's replicas (Kafka's
+/// offsets.commit.timeout.ms).
+pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
+/// Blocks until `appended` (durable here) is committed by its partition's replicas, as Kafka
+/// writes its internal topics with acks=all: a coordinator must not answer for state that a
+/// failover would lose. At once on a single node.
+pub fn wait_replicated(
+    partition: &Partition,
+    appended: &weir_storage::AppendResult,
+) -> Result<(), OffsetError> {
+    let Some(epoch) = appended.partition_leader_epoch else {
+        return Ok(());
+    };
+    partition.wait_committed_blocking(appended.last_offset, epoch, OFFSETS_COMMIT_TIMEOUT_MS)?;
+    Ok(())
 }
 
 impl Default for OffsetStore {

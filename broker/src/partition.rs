@@ -51,6 +51,17 @@ pub enum ReplicaError {
     UnknownEpoch,
 }
 
+/// Why [`Partition::wait_committed_blocking`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommitWaitError {
+    /// The leadership that appended ended: the records may be truncated.
+    #[error("the leadership that appended ended before the records were committed")]
+    NotLeader,
+    /// A majority of the replicas did not acknowledge the records in time.
+    #[error("not committed by a majority of the replicas within {timeout_ms} ms")]
+    TimedOut { timeout_ms: u64 },
+}
+
 /// What the rest of the broker must do for a partition's replica: send its messages to other
 /// brokers and learn about role changes. The single-node broker has no peers.
 pub trait RaftIo: Send + Sync {
@@ -461,6 +472,56 @@ impl Partition {
             rx
         };
         rx.await.unwrap_or(Err(ReplicaError::NotLeader))
+    }
+
+    /// The blocking form of [`Self::wait_committed`], for the threads that write the broker's
+    /// own state (share state, group records) and must not acknowledge what a failover can
+    /// still lose. Polls: a Raft group of one has committed by the time this is called, and a
+    /// replicated commit takes a loopback round trip, so the naps stay short. A few rare
+    /// request paths still call this on an async worker thread: there the wait first hands the
+    /// worker's other tasks to another thread (`block_in_place`), since the commit needs them
+    /// (the follower fetches that carry it are served by tasks the worker may hold).
+    pub fn wait_committed_blocking(
+        &self,
+        last_offset: Offset,
+        leader_epoch: i32,
+        timeout_ms: u64,
+    ) -> Result<(), CommitWaitError> {
+        if self.leader_epoch() == Some(leader_epoch) && self.high_watermark() > last_offset {
+            return Ok(());
+        }
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            tokio::task::block_in_place(|| {
+                self.poll_committed(last_offset, leader_epoch, timeout_ms)
+            })
+        } else {
+            self.poll_committed(last_offset, leader_epoch, timeout_ms)
+        }
+    }
+
+    fn poll_committed(
+        &self,
+        last_offset: Offset,
+        leader_epoch: i32,
+        timeout_ms: u64,
+    ) -> Result<(), CommitWaitError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        let mut nap = std::time::Duration::from_micros(50);
+        loop {
+            if self.leader_epoch() != Some(leader_epoch) {
+                return Err(CommitWaitError::NotLeader);
+            }
+            if self.high_watermark() > last_offset {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(CommitWaitError::TimedOut { timeout_ms });
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(2));
+        }
     }
 
     /// A fetch from a follower (or observer) replica.

@@ -366,10 +366,6 @@ pub fn describe_groups(
     }
 }
 
-/// How long an offset change waits for the offsets partition's replicas (Kafka's
-/// offsets.commit.timeout.ms).
-const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
-
 /// Waits until every staged offset change is durable here (off the async threads) and
 /// committed by its offsets partition's replicas (acks=all, as Kafka writes
 /// `__consumer_offsets`), so an acknowledged commit survives the coordinator's failure.
@@ -391,7 +387,7 @@ async fn finish_staged(broker: Arc<Broker>, staged: Vec<StagedChange>) -> bool {
     }
     for (partition, (last, epoch)) in written {
         let committed = tokio::time::timeout(
-            std::time::Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS),
+            std::time::Duration::from_millis(crate::offsets::OFFSETS_COMMIT_TIMEOUT_MS),
             partition.wait_committed(last, epoch),
         )
         .await;

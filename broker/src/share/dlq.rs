@@ -270,9 +270,11 @@ fn dead_letter(
         let appended = dlq
             .append(batch, &AppendOptions::default())
             .map_err(|e| format!("{e:?}"))?;
-        appended.wait().map_err(|e| e.to_string())?;
+        let appended = appended.wait().map_err(|e| e.to_string())?;
         dlq.note_durable();
         broker.appended.notify_waiters();
+        // Archived only once a failover of the dead-letter partition cannot lose them.
+        crate::offsets::wait_replicated(&dlq, &appended).map_err(|e| e.to_string())?;
     }
     // Offsets no longer in the source log (retention) cannot be dead-lettered: they are archived.
     Ok(all)

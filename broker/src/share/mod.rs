@@ -180,14 +180,22 @@ pub const MAX_SHARE_PARTITIONS: usize = 100_000;
 #[derive(Default)]
 #[must_use = "pending appends must be waited for before answering"]
 pub struct Pending {
-    appends: Vec<PendingAppend>,
+    /// Each with the share-partitions it carries (dropped here if it fails), as `remote`.
+    appends: Vec<(Vec<ShareKey>, PendingAppend)>,
     /// Each with the share-partitions it carries (dropped here if it fails).
     remote: Vec<(Vec<ShareKey>, persister::Reply)>,
 }
 
 impl Pending {
     pub fn push(&mut self, p: Option<PendingAppend>) {
-        self.appends.extend(p);
+        self.appends.extend(p.map(|p| (Vec::new(), p)));
+    }
+
+    /// An append that carries the state of `key`: if it does not become durable and
+    /// committed, the share-partition loaded here is dropped and read from the owner again,
+    /// so that this leader does not go on from a state that a failover may have lost.
+    fn push_for(&mut self, key: &ShareKey, p: Option<PendingAppend>) {
+        self.appends.extend(p.map(|p| (vec![key.clone()], p)));
     }
 
     pub fn extend(&mut self, other: Pending) {
@@ -757,7 +765,10 @@ impl ShareCoordinator {
         };
         write
             .and_then(|w| offsets.wait_group_records(w, now_ms))
-            .map_err(|_| weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR)?;
+            .map_err(|e| {
+                tracing::warn!(group, error = %e, "share group deletion not written");
+                weir_protocol::ErrorCode::KAFKA_STORAGE_ERROR
+            })?;
         self.sessions.lock().remove_group(group);
         self.partitions.lock().retain(|k, _| k.0 != group);
         let mut pending = Pending::default();
@@ -1088,7 +1099,7 @@ impl ShareCoordinator {
                     &update,
                     now_ms,
                 )
-                .map(|p| pending.push(p)),
+                .map(|p| pending.push_for(key, p)),
             persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
             persister::Owner::Remote { node, addr } => {
                 let request = Request::WriteShareGroupState(WriteShareGroupStateRequest {
@@ -1124,12 +1135,17 @@ impl ShareCoordinator {
         Ok(pending)
     }
 
-    /// Waits until `pending` is durable. Blocking. A remote write that failed drops its
-    /// share-partition (it is loaded again from the owner).
+    /// Waits until `pending` is durable and, in a cluster, committed by the share state
+    /// partition's replicas. Blocking. A write of a share-partition's state that failed drops
+    /// that share-partition (it is loaded again from the owner).
     pub fn wait(&self, pending: Pending) -> Result<(), OffsetError> {
         let mut result = Ok(());
-        for p in pending.appends {
+        for (keys, p) in pending.appends {
             if let Err(e) = self.store.wait(p) {
+                tracing::warn!(error = %e, "share state not written");
+                for key in &keys {
+                    self.drop_loaded(key);
+                }
                 result = Err(e);
             }
         }

@@ -210,11 +210,13 @@ impl ShareStateStore {
         Ok(Some(partition.append(batch, &AppendOptions::default())?))
     }
 
-    /// Waits until an append is durable. Blocking.
+    /// Waits until an append is durable and committed by the share state partition's replicas.
+    /// Blocking.
     pub fn wait(&self, pending: PendingAppend) -> Result<(), OffsetError> {
-        pending.wait()?;
+        let appended = pending.wait()?;
         if let Some(p) = self.partition() {
             p.note_durable();
+            crate::offsets::wait_replicated(&p, &appended)?;
         }
         Ok(())
     }
