@@ -9,6 +9,8 @@ import socket
 import struct
 import time
 
+import pytest
+
 from confluent_kafka import AcknowledgeType, KafkaException
 
 from helpers import WAIT_S, admin_client, consumer, produce_and_flush, producer
@@ -187,17 +189,24 @@ def consume_across_kill(cluster_factory, unique, choose_victim):
     assert not missing, f"{len(missing)} records never accepted"
 
 
-def test_dead_letters_delays_and_expiry_at_every_partition_leader(cluster_factory, unique):
+@pytest.mark.parametrize("dlq_partitions", [PARTITIONS, 1])
+def test_dead_letters_delays_and_expiry_at_every_partition_leader(
+    cluster_factory, unique, dlq_partitions
+):
     """The queue features beyond Kafka at the leaders of partitions on every broker, with the
     group coordinated away from the share state: a rejected record and an expired one go to the
     dead-letter topic once each, with where they came from; a delayed record arrives; the
-    others are delivered once."""
+    others are delivered once. With a dead-letter topic of one partition, two of the three
+    leaders send their dead letters to another broker."""
     c = cluster_factory(3, FAST)
     c.wait_formed()
     dlq = unique("dlq")
     a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
-    create_replicated(a, dlq, PARTITIONS)
-    wait_until("dead-letter leaders spread", lambda: preferred_leaders_elected(a, dlq, PARTITIONS))
+    create_replicated(a, dlq, dlq_partitions)
+    wait_until(
+        "dead-letter leaders settled",
+        lambda: preferred_leaders_elected(a, dlq, dlq_partitions),
+    )
     old = int(time.time() * 1000) - 60_000
     records = []
     for p in range(PARTITIONS):

@@ -127,7 +127,8 @@ pub struct Cluster {
     peer_security: Arc<PeerSecurity>,
 }
 
-fn address(view: &ClusterView, node: NodeId) -> Option<String> {
+/// Where broker `node` is reached by other brokers (its inter-broker listener).
+pub(crate) fn address(view: &ClusterView, node: NodeId) -> Option<String> {
     view.brokers
         .get(&node)
         .map(|b| format!("{}:{}", b.host, b.port))

@@ -9,6 +9,12 @@
 //! two, the dead-letter records from the intent's offset on are read back and those already there
 //! are archived without being appended again.
 //!
+//! In a cluster, when no partition of the dead-letter topic is led by the source partition's
+//! leader, the dead letters go to the leader of partition `source partition % partitions` as a
+//! Produce (acks=all) from an idempotent producer of the share-partition's own ([`RemoteSenders`]):
+//! a batch sent again after a timeout or a leader change is appended once. That producer lives in
+//! memory: if this broker crashes with a batch in flight, the next leader may append it again.
+//!
 //! The dead letter keeps the source record's key, value and headers, and adds:
 //! `weir.dlq.source.topic`, `weir.dlq.source.partition`, `weir.dlq.source.offset`,
 //! `weir.dlq.group`, `weir.dlq.delivery.count`, `weir.dlq.reason` (`rejected`,
@@ -16,8 +22,12 @@
 //! dead-letter topic's partition `source partition % partitions`, so the dead letters of one
 //! source partition stay in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use bytes::Bytes;
+use parking_lot::Mutex;
+use weir_protocol::requests::{ProducePartition, ProduceRequest, ProduceTopic};
+use weir_protocol::{ErrorCode, Request, Response};
 use weir_storage::records::{visit_records, HeaderRef, NewRecord};
 use weir_storage::AppendOptions;
 
@@ -85,6 +95,76 @@ fn header<'a>(headers: &'a [(String, Option<Vec<u8>>)], name: &str) -> Option<&'
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// One batch of the dead letters of `letters` found in `records` (source `topic`/`index`, share
+/// group `group`), with the `weir.dlq.*` headers.
+fn encode_letters(
+    records: &BTreeMap<i64, SourceRecord>,
+    letters: &[(i64, ArchiveReason, u16)],
+    topic: &str,
+    index: i32,
+    group: &str,
+    now_ms: i64,
+) -> Vec<u8> {
+    // Each record found, in offset order, with the texts of its headers.
+    let reasons: BTreeMap<i64, (&ArchiveReason, u16)> = letters
+        .iter()
+        .map(|(offset, reason, count)| (*offset, (reason, *count)))
+        .collect();
+    let found: Vec<(&SourceRecord, [String; 7])> = records
+        .iter()
+        .filter_map(|(offset, r)| {
+            let (reason, count) = reasons.get(offset)?;
+            Some((
+                r,
+                [
+                    topic.to_string(),
+                    index.to_string(),
+                    offset.to_string(),
+                    group.to_string(),
+                    count.to_string(),
+                    reason.as_str().to_string(),
+                    now_ms.to_string(),
+                ],
+            ))
+        })
+        .collect();
+    let names = [
+        HEADER_SOURCE_TOPIC,
+        HEADER_SOURCE_PARTITION,
+        HEADER_SOURCE_OFFSET,
+        HEADER_GROUP,
+        HEADER_DELIVERY_COUNT,
+        HEADER_REASON,
+        HEADER_TIME,
+    ];
+    let headers: Vec<Vec<HeaderRef<'_>>> = found
+        .iter()
+        .map(|(r, text)| {
+            r.headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .chain(
+                    names
+                        .iter()
+                        .zip(text.iter())
+                        .map(|(n, v)| (*n, Some(v.as_bytes()))),
+                )
+                .collect()
+        })
+        .collect();
+    let new: Vec<NewRecord<'_>> = found
+        .iter()
+        .zip(&headers)
+        .map(|((r, _), h)| NewRecord {
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: h,
+            timestamp_ms: now_ms,
+        })
+        .collect();
+    weir_storage::records::encode_batch(&new)
+}
+
 /// The source offsets of `group`/`topic`/`partition` already in `dlq` from `from` on.
 fn already_dead_lettered(
     dlq: &weir_storage::Log,
@@ -118,7 +198,13 @@ fn already_dead_lettered(
 /// topics and archives them. Blocking. Returns what is left to wait for.
 pub fn run(broker: &Broker, now_ms: i64) -> Pending {
     let mut pending = Pending::default();
-    for (key, sp) in broker.share.all_partitions() {
+    let loaded = broker.share.all_partitions();
+    let keys: std::collections::HashSet<&ShareKey> = loaded.iter().map(|(k, _)| k).collect();
+    broker
+        .share
+        .dead_letter_senders
+        .retain(|k| keys.contains(k));
+    for (key, sp) in loaded {
         let letters = sp.lock().pending_dead_letters();
         if letters.is_empty() {
             continue;
@@ -188,9 +274,13 @@ fn dead_letter(
     };
     let Some((dlq_index, dlq)) = led(index.rem_euclid(count)).or_else(|| (0..count).find_map(led))
     else {
-        return Err(format!(
-            "no partition of dead-letter topic {dlq_name} is led here"
-        ));
+        let target = Target {
+            dlq: &dlq_name,
+            partition: index.rem_euclid(count),
+            source_topic: &source_topic.name,
+            source: &source,
+        };
+        return send_to_leader(broker, key, letters, &target, now_ms);
     };
     // After a crash: what is already there is done.
     let mut done: BTreeSet<i64> = BTreeSet::new();
@@ -216,57 +306,7 @@ fn dead_letter(
                 .map_err(|e| e.to_string())?,
         );
         broker.share.wait(p).map_err(|e| e.to_string())?;
-        let texts: Vec<[String; 7]> = letters
-            .iter()
-            .filter(|l| records.contains_key(&l.0))
-            .map(|(offset, reason, count)| {
-                [
-                    source_topic.name.clone(),
-                    index.to_string(),
-                    offset.to_string(),
-                    group.to_string(),
-                    count.to_string(),
-                    reason.as_str().to_string(),
-                    now_ms.to_string(),
-                ]
-            })
-            .collect();
-        let names = [
-            HEADER_SOURCE_TOPIC,
-            HEADER_SOURCE_PARTITION,
-            HEADER_SOURCE_OFFSET,
-            HEADER_GROUP,
-            HEADER_DELIVERY_COUNT,
-            HEADER_REASON,
-            HEADER_TIME,
-        ];
-        let headers: Vec<Vec<HeaderRef<'_>>> = records
-            .values()
-            .zip(&texts)
-            .map(|(r, text)| {
-                r.headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_deref()))
-                    .chain(
-                        names
-                            .iter()
-                            .zip(text.iter())
-                            .map(|(n, v)| (*n, Some(v.as_bytes()))),
-                    )
-                    .collect()
-            })
-            .collect();
-        let new: Vec<NewRecord<'_>> = records
-            .values()
-            .zip(&headers)
-            .map(|(r, h)| NewRecord {
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: h,
-                timestamp_ms: now_ms,
-            })
-            .collect();
-        let batch = weir_storage::records::encode_batch(&new);
+        let batch = encode_letters(&records, letters, &source_topic.name, index, group, now_ms);
         let appended = dlq
             .append(batch, &AppendOptions::default())
             .map_err(|e| format!("{e:?}"))?;
@@ -278,6 +318,206 @@ fn dead_letter(
     }
     // Offsets no longer in the source log (retention) cannot be dead-lettered: they are archived.
     Ok(all)
+}
+
+/// Most bytes of source records dead-lettered to another broker in one Produce.
+const MAX_REMOTE_BATCH_BYTES: usize = 1 << 20;
+/// A sender starts over with a new producer id before its sequence numbers would wrap.
+const MAX_SEQUENCE: i32 = i32::MAX - MAX_PER_ROUND as i32;
+
+/// The idempotent producers that send dead letters to other brokers, one per share-partition
+/// (leader side, in memory).
+#[derive(Default)]
+pub struct RemoteSenders {
+    senders: Mutex<HashMap<ShareKey, RemoteSender>>,
+}
+
+impl RemoteSenders {
+    /// Forgets the senders of share-partitions no longer loaded here.
+    pub fn retain(&self, mut loaded: impl FnMut(&ShareKey) -> bool) {
+        self.senders.lock().retain(|k, _| loaded(k));
+    }
+}
+
+struct RemoteSender {
+    producer_id: i64,
+    next_sequence: i32,
+    /// The batch sent last without an answer that it was appended: sent again, unchanged, until
+    /// it is (the leader appends it once).
+    in_flight: Option<InFlight>,
+}
+
+struct InFlight {
+    topic: String,
+    partition: i32,
+    batch: Bytes,
+    records: i32,
+    /// The source offsets this batch settles (those no longer in the source log included).
+    offsets: Vec<i64>,
+}
+
+/// Where dead letters go when no partition of the dead-letter topic is led here.
+struct Target<'a> {
+    dlq: &'a str,
+    partition: i32,
+    source_topic: &'a str,
+    source: &'a crate::partition::Partition,
+}
+
+/// Sends the dead letters of `key` to the leader of the dead-letter partition on another broker
+/// (blocking: Produce with acks=all); returns the source offsets now done.
+fn send_to_leader(
+    broker: &Broker,
+    key: &ShareKey,
+    letters: &[(i64, ArchiveReason, u16)],
+    target: &Target<'_>,
+    now_ms: i64,
+) -> Result<Vec<i64>, String> {
+    let unreachable = || {
+        format!(
+            "no leader of dead-letter partition {}-{} is known",
+            target.dlq, target.partition
+        )
+    };
+    let cluster = broker.cluster.as_ref().ok_or_else(unreachable)?;
+    let leader = broker
+        .cluster_leader(target.dlq, target.partition)
+        .filter(|l| l.leader >= 0)
+        .ok_or_else(unreachable)?;
+    let addr = cluster
+        .store
+        .with_view(|v| crate::cluster::runtime::address(v, leader.leader))
+        .ok_or_else(unreachable)?;
+    let senders = &broker.share.dead_letter_senders;
+    // Taken out while the request is out, put back after (only the tick thread sends).
+    let taken = senders.senders.lock().remove(key);
+    let mut sender = match taken {
+        Some(s) if s.next_sequence <= MAX_SEQUENCE => s,
+        _ => RemoteSender {
+            producer_id: broker
+                .new_producer_id()
+                .map_err(|e| format!("no producer id for dead letters: {e:?}"))?,
+            next_sequence: 0,
+            in_flight: None,
+        },
+    };
+    let flight = match sender.in_flight.take() {
+        Some(f) => f,
+        None => {
+            // Bounded by bytes too: one Produce must stay under the broker's request size.
+            let mut wanted = BTreeSet::new();
+            let mut offsets = Vec::new();
+            for &(offset, ..) in letters {
+                wanted.insert(offset);
+                offsets.push(offset);
+            }
+            let mut records = read_records(&target.source.log, &wanted);
+            // The first record past the byte bound (never the first one) and those after it
+            // wait for the next round.
+            let mut bytes = 0usize;
+            let cut = records.iter().skip(1).find_map(|(offset, r)| {
+                bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+                (bytes > MAX_REMOTE_BATCH_BYTES).then_some(*offset)
+            });
+            if let Some(cut) = cut {
+                records.split_off(&cut);
+                offsets.retain(|o| *o < cut);
+            }
+            let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
+            let mut batch = encode_letters(
+                &records,
+                letters,
+                target.source_topic,
+                key.2,
+                &key.0,
+                now_ms,
+            );
+            if count > 0 {
+                weir_storage::batch::set_producer(
+                    &mut batch,
+                    sender.producer_id,
+                    0,
+                    sender.next_sequence,
+                );
+            }
+            InFlight {
+                topic: target.dlq.to_string(),
+                partition: target.partition,
+                batch: Bytes::from(batch),
+                records: count,
+                offsets,
+            }
+        }
+    };
+    if flight.records == 0 {
+        // None of them is in the source log any more (retention): nothing to send.
+        senders.senders.lock().insert(key.clone(), sender);
+        return Ok(flight.offsets);
+    }
+    let request = Request::Produce(ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: i32::try_from(crate::offsets::OFFSETS_COMMIT_TIMEOUT_MS).unwrap_or(i32::MAX),
+        topics: vec![ProduceTopic {
+            name: flight.topic.clone(),
+            partitions: vec![ProducePartition {
+                index: flight.partition,
+                records: Some(flight.batch.clone()),
+            }],
+        }],
+        legacy_formats_allowed: false,
+        adds_partitions_to_txn: false,
+    });
+    let answer = broker
+        .share
+        .remote
+        .send(leader.leader, &addr, request)
+        .and_then(super::persister::wait_reply);
+    let code = match answer {
+        Ok(Response::Produce(r)) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| p.error_code)
+            .next()
+            .unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR),
+        Ok(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
+        Err(e) => {
+            let reason = format!("dead letters not sent to broker {}: {e}", leader.leader);
+            sender.in_flight = Some(flight);
+            senders.senders.lock().insert(key.clone(), sender);
+            return Err(reason);
+        }
+    };
+    match code {
+        // A duplicate is a batch the leader already has: sent before, its answer lost.
+        ErrorCode::NONE | ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
+            sender.next_sequence += flight.records;
+            senders.senders.lock().insert(key.clone(), sender);
+            Ok(flight.offsets)
+        }
+        // The leader lost this producer's state (or never had it after a truncation): start
+        // over as a new producer. The batch may be in the log already, so this is the one case
+        // where a dead letter can be appended twice without a crash.
+        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+        | ErrorCode::UNKNOWN_PRODUCER_ID
+        | ErrorCode::INVALID_PRODUCER_EPOCH => {
+            tracing::warn!(group = %key.0, ?code, "dead-letter producer refused; starting over with a new producer id");
+            Err(format!(
+                "dead-letter partition {}-{} refused the producer: {code:?}",
+                flight.topic, flight.partition
+            ))
+        }
+        _ => {
+            let reason = format!(
+                "dead-letter partition {}-{} answered {code:?}",
+                flight.topic, flight.partition
+            );
+            sender.in_flight = Some(flight);
+            senders.senders.lock().insert(key.clone(), sender);
+            Err(reason)
+        }
+    }
 }
 
 #[cfg(test)]

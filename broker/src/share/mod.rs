@@ -243,6 +243,8 @@ pub struct ShareCoordinator {
     /// Who owns the state when this broker does not (set by the cluster runtime).
     remote_owner: RwLock<Option<(i32, String)>>,
     remote: persister::RemotePersister,
+    /// Leader side: the producers of dead letters sent to other brokers.
+    dead_letter_senders: dlq::RemoteSenders,
     pub defaults: ShareDefaults,
     /// Notified when records become available other than by an append (a release, a lock
     /// that ran out, a backoff or delay that passed), so parked share fetches look again.
@@ -266,6 +268,7 @@ impl ShareCoordinator {
             intents: Mutex::new(HashMap::new()),
             remote_owner: RwLock::new(None),
             remote: persister::RemotePersister::default(),
+            dead_letter_senders: dlq::RemoteSenders::default(),
             defaults,
             available: Notify::new(),
         }
