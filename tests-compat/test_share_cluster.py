@@ -22,7 +22,13 @@ from test_cluster import (
     preferred_leaders_elected,
     wait_until,
 )
-from test_share_groups import poll_records, read_all, set_group_configs, share_consumer
+from test_share_groups import (
+    accept_and_commit,
+    poll_records,
+    read_all,
+    set_group_configs,
+    share_consumer,
+)
 
 # Kafka's error codes the share group offset admin APIs answer here.
 NONE, UNKNOWN_TOPIC_OR_PARTITION, NON_EMPTY_GROUP = 0, 3, 68
@@ -171,13 +177,7 @@ def consume_across_kill(cluster_factory, unique, choose_victim):
                 delivered_after_confirmation.append(m.value())
         if not batch:
             continue
-        for m in batch:
-            sc.acknowledge(m, AcknowledgeType.ACCEPT)
-        try:
-            results = sc.commit_sync(10.0)
-        except Exception:
-            results = {}
-        ok = {tp.partition for tp, err in results.items() if err is None}
+        ok = accept_and_commit(sc, batch)
         confirmed.update(m.value() for m in batch if m.partition() in ok)
         if victim is None and len(confirmed) >= 60:
             # The consumer holds records of every partition now.
@@ -548,15 +548,9 @@ def test_an_acknowledgement_is_confirmed_only_once_the_share_state_is_replicated
     for n in followers:
         os.kill(c.broker(n).proc.pid, signal.SIGSTOP)
     try:
-        for m in held:
-            sc.acknowledge(m, AcknowledgeType.ACCEPT)
-        try:
-            results = sc.commit_sync(10.0)
-        except KafkaException:
-            results = {}
-        confirmed_while_frozen = [tp for tp, err in results.items() if err is None]
-        assert confirmed_while_frozen == [], (
-            f"acknowledgements confirmed while the share state's followers were frozen: {results}"
+        confirmed_while_frozen = accept_and_commit(sc, held)
+        assert confirmed_while_frozen == set(), (
+            "acknowledgements confirmed while the share state's followers were frozen"
         )
     finally:
         for n in followers:
@@ -573,16 +567,10 @@ def test_an_acknowledgement_is_confirmed_only_once_the_share_state_is_replicated
         except KafkaException:  # leadership moving: poll again
             continue
         again += [m.value() for m in ms if m.value() in confirmed]
-        for m in ms:
-            sc.acknowledge(m, AcknowledgeType.ACCEPT)
         if not ms:
             continue
-        try:
-            results = sc.commit_sync(10.0)
-        except KafkaException:
-            continue
-        if all(err is None for err in results.values()):
-            confirmed.update(m.value() for m in ms)
+        ok = accept_and_commit(sc, ms)
+        confirmed.update(m.value() for m in ms if m.partition() in ok)
     assert again == [], f"confirmed records delivered again: {again}"
     missing = want - confirmed - unsure
     assert not missing, f"{len(missing)} records never accepted"

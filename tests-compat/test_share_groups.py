@@ -65,6 +65,18 @@ def poll_records(c, timeout=1.0):
     return out
 
 
+def accept_and_commit(c, messages, timeout=10.0):
+    """Accepts `messages` and commits: the partitions whose acknowledgements the broker
+    confirmed (none if the commit failed as a whole, e.g. while a broker is away)."""
+    for m in messages:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+    try:
+        results = c.commit_sync(timeout)
+    except Exception:
+        return set()
+    return {tp.partition for tp, err in results.items() if err is None}
+
+
 def poll_until(c, predicate, what, timeout=WAIT_S):
     """Polls until `predicate(messages)` holds for one poll's messages; returns them."""
     deadline = time.monotonic() + timeout
@@ -223,14 +235,8 @@ def test_share_state_survives_broker_kill_9(broker_factory, unique):
             batch.append(m)
         if not batch:
             continue
-        for m in batch:
-            c.acknowledge(m, AcknowledgeType.ACCEPT)
-        try:
-            results = c.commit_sync(10.0)
-        except Exception:
-            results = {}
-        if results and all(err is None for err in results.values()):
-            confirmed.update(m.offset() for m in batch)
+        ok = accept_and_commit(c, batch)
+        confirmed.update(m.offset() for m in batch if m.partition() in ok)
         if not killed and len(confirmed) >= 60:
             b.kill9()
             b.start()
