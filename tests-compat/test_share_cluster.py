@@ -284,6 +284,9 @@ class _Reader:
     def int32(self):
         return struct.unpack(">i", self.take(4))[0]
 
+    def int64(self):
+        return struct.unpack(">q", self.take(8))[0]
+
     def uvarint(self):
         shift = n = 0
         while True:
@@ -371,6 +374,41 @@ def delete_share_group_offsets(bootstrap, group, topics):
         return name, code
 
     return error, dict(r.carray(topic))
+
+
+def describe_share_group_offsets(bootstrap, group, topic, partitions):
+    """DescribeShareGroupOffsets (API 90) of `group`'s `partitions` of `topic`. Returns
+    (group error, {partition: (start offset, error)})."""
+    parts = _carray([struct.pack(">i", p) for p in partitions])
+    body = _carray([_cstr(group) + _carray([_cstr(topic) + parts + b"\x00"]) + b"\x00"]) + b"\x00"
+    r = _call(bootstrap, 90, body)
+    r.int32()
+
+    def partition(r):
+        index, start = r.int32(), r.int64()
+        r.int32()  # leader epoch
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return index, (start, code)
+
+    def topic_result(r):
+        r.cstr()
+        r.take(16)
+        found = dict(r.carray(partition))
+        r.tags()
+        return found
+
+    def group_result(r):
+        r.cstr()
+        topics = r.carray(topic_result)
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return code, {p: v for t in topics for p, v in t.items()}
+
+    (result,) = r.carray(group_result)
+    return result
 
 
 def accept_all(sc, want, what):
@@ -465,6 +503,12 @@ def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(cluster
     assert error == NONE
     assert results[(topic, 0)] == NONE and results[(topic, 1)] == NONE, results
     assert [code for (t, _), code in results.items() if t != topic] == [UNKNOWN_TOPIC_OR_PARTITION]
+    # The coordinator describes what the share coordinator (another broker) holds now.
+    error, described = describe_share_group_offsets(coordinator, group, topic, range(PARTITIONS))
+    assert error == NONE
+    assert described[0] == (0, NONE) and described[1] == (8, NONE), described
+    end_of_2 = max(o for p, o, _, _ in first if p == 2) + 1
+    assert described[2] == (end_of_2, NONE), ("partition 2 was read to its end", described)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
     # Partition 0 from its start, partition 1 from offset 8, partition 2 not at all.

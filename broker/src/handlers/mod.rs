@@ -312,15 +312,14 @@ pub async fn dispatch(
         Request::DescribeShareGroupOffsets(mut r) => {
             let post = access::split_describe_share_group_offsets(&az, &mut r);
             let elsewhere = coordinator::split_describe_share_group_offsets(&b, &mut r);
-            then(
-                then(
-                    ready(Response::DescribeShareGroupOffsets(
-                        share::describe_share_group_offsets(&b, r),
-                    )),
-                    elsewhere,
-                ),
-                post,
-            )
+            // Off the async threads: the share state may be owned by another broker.
+            let b2 = b.clone();
+            let described: ResponseFuture = Box::pin(async move {
+                blocking(move || share::describe_share_group_offsets(&b2, r))
+                    .await
+                    .map(Response::DescribeShareGroupOffsets)
+            });
+            then(then(described, elsewhere), post)
         }
         Request::AlterShareGroupOffsets(r) => share::alter_share_group_offsets(&b, r),
         Request::DeleteShareGroupOffsets(r) => share::delete_share_group_offsets(&b, r),

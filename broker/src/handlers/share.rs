@@ -1036,7 +1036,30 @@ pub fn describe_share_group_offsets(
                     ..DescribeShareGroupOffsetsGroupResponse::default()
                 };
             }
-            let starts = broker.share.start_offsets(&g.group_id);
+            // The share-partitions asked about: those of the named topics, or of every topic.
+            let keys: Vec<ShareKey> = match &g.topics {
+                Some(topics) => topics
+                    .iter()
+                    .filter_map(|t| broker.topics.get(&t.topic_name))
+                    .flat_map(|t| {
+                        let (id, group) = (t.id, g.group_id.clone());
+                        let count = i32::try_from(t.partition_count()).unwrap_or(i32::MAX);
+                        (0..count).map(move |p| (group.clone(), id, p))
+                    })
+                    .collect(),
+                None => share_keys_of_all_topics(broker, &g.group_id),
+            };
+            let starts = match broker.share.start_offsets_of(&g.group_id, &keys) {
+                Ok(starts) => starts,
+                Err(error_code) => {
+                    return DescribeShareGroupOffsetsGroupResponse {
+                        group_id: g.group_id,
+                        error_code,
+                        error_message: None,
+                        ..DescribeShareGroupOffsetsGroupResponse::default()
+                    }
+                }
+            };
             let topics = match g.topics {
                 Some(topics) => topics
                     .into_iter()

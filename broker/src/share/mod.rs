@@ -831,6 +831,73 @@ impl ShareCoordinator {
             .collect()
     }
 
+    /// The start offsets of `keys` (share-partitions of `group`) wherever their state is owned
+    /// (DescribeShareGroupOffsets): here from the owned state, at a remote owner through
+    /// ReadShareGroupStateSummary, as Kafka's group coordinator asks its persister.
+    /// Share-partitions without state are absent. Blocking (it may wait for another broker).
+    pub fn start_offsets_of(
+        &self,
+        group: &str,
+        keys: &[ShareKey],
+    ) -> Result<BTreeMap<([u8; 16], i32), i64>, PersistError> {
+        use weir_protocol::requests::{
+            ReadShareGroupStateSummaryRequest, ReadShareStatePartition, ReadShareStateTopic,
+        };
+        let (node, addr) = match self.owner() {
+            persister::Owner::Local => {
+                let owned = self.start_offsets(group);
+                return Ok(keys
+                    .iter()
+                    .filter_map(|k| owned.get(&(k.1, k.2)).map(|start| ((k.1, k.2), *start)))
+                    .collect());
+            }
+            persister::Owner::Unknown => {
+                return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+            persister::Owner::Remote { node, addr } => (node, addr),
+        };
+        if keys.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut by_topic: BTreeMap<[u8; 16], Vec<ReadShareStatePartition>> = BTreeMap::new();
+        for k in keys {
+            by_topic
+                .entry(k.1)
+                .or_default()
+                .push(ReadShareStatePartition {
+                    partition: k.2,
+                    leader_epoch: -1,
+                });
+        }
+        let request = Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest {
+            group_id: group.to_string(),
+            topics: by_topic
+                .into_iter()
+                .map(|(topic_id, partitions)| ReadShareStateTopic {
+                    topic_id,
+                    partitions,
+                })
+                .collect(),
+        });
+        let Response::ReadShareGroupStateSummary(r) =
+            self.call_owner(node, &addr, request, "read")?
+        else {
+            return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        };
+        Ok(r.results
+            .into_iter()
+            .flat_map(|t| {
+                let topic_id = t.topic_id;
+                t.partitions
+                    .into_iter()
+                    .filter(|p| {
+                        p.error_code == weir_protocol::ErrorCode::NONE && p.start_offset >= 0
+                    })
+                    .map(move |p| ((topic_id, p.partition), p.start_offset))
+            })
+            .collect())
+    }
+
     /// The keys of `group`'s owned state.
     pub fn owned_keys(&self, group: &str) -> Vec<ShareKey> {
         self.owned
