@@ -662,13 +662,11 @@ def test_groups_are_coordinated_by_the_leaders_of_their_offsets_partitions(
     )
     # The first FindCoordinator creates __consumer_offsets with its partitions.
     wait_until("a group coordinator", lambda: coordinator_of(admin, unique("probe")) > 0)
+    # Led by their preferred replicas: a leader elected at creation may still move back to its
+    # preferred replica (automatic preferred-leader elections), which moves its groups.
     offsets_leaders = wait_until(
-        "every offsets partition led",
-        lambda: (
-            lambda ps: ps
-            if ps is not None and len(ps) == parts and all(p.leader > 0 for p in ps.values())
-            else None
-        )(partitions_of(admin, "__consumer_offsets")),
+        "every offsets partition led by its preferred replica",
+        lambda: preferred_leaders_elected(admin, "__consumer_offsets", parts),
     )
     leaders = {i: p.leader for i, p in offsets_leaders.items()}
 
