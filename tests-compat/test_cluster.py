@@ -22,12 +22,25 @@ FAST = (
 
 
 def create_replicated(admin, name, partitions, rf=3):
-    fs = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=rf)],
-        operation_timeout=WAIT_S,
-        request_timeout=WAIT_S,
-    )
-    fs[name].result(WAIT_S)
+    """CreateTopics with `rf` replicas. Until `rf` brokers have registered (a cluster just
+    started), Kafka and Weir answer INVALID_REPLICATION_FACTOR and create nothing: try again."""
+    from confluent_kafka import KafkaError
+
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        fs = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=rf)],
+            operation_timeout=WAIT_S,
+            request_timeout=WAIT_S,
+        )
+        try:
+            fs[name].result(WAIT_S)
+            return
+        except KafkaException as e:
+            too_few = e.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR
+            if not too_few or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def partitions_of(admin, topic):
