@@ -48,7 +48,8 @@ def share_group_coordinated_away_from_state(c, a, topic, unique):
 
     def state_leader():
         probe.poll(0.2)
-        return leader_of(a, "__share_group_state", 0)
+        ps = preferred_leaders_elected(a, "__share_group_state", 1)
+        return ps and ps[0].leader
 
     state_leader = wait_until("a share state leader", state_leader)
     probe.close()
@@ -60,11 +61,13 @@ def share_group_coordinated_away_from_state(c, a, topic, unique):
 
 
 def group_coordinator(a, group):
-    """The leader of the group's `__consumer_offsets` partition (Kafka's hash)."""
-    return wait_until(
-        f"the coordinator of {group}",
-        lambda: leader_of(a, "__consumer_offsets", offsets_partition(group, OFFSETS_PARTITIONS)),
+    """The leader of the group's `__consumer_offsets` partition (Kafka's hash), once every one is
+    led by its preferred replica (an automatic preferred-leader election would move it later)."""
+    ps = wait_until(
+        "the offsets partitions led by their preferred replicas",
+        lambda: preferred_leaders_elected(a, "__consumer_offsets", OFFSETS_PARTITIONS),
     )
+    return ps[offsets_partition(group, OFFSETS_PARTITIONS)].leader
 
 
 def share_cluster_topic(c, unique, records, group_configs=None):
