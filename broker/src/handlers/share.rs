@@ -1038,15 +1038,12 @@ pub fn describe_share_group_offsets(
             }
             // The share-partitions asked about: those of the named topics, or of every topic.
             let keys: Vec<ShareKey> = match &g.topics {
-                Some(topics) => topics
-                    .iter()
-                    .filter_map(|t| broker.topics.get(&t.topic_name))
-                    .flat_map(|t| {
-                        let (id, group) = (t.id, g.group_id.clone());
-                        let count = i32::try_from(t.partition_count()).unwrap_or(i32::MAX);
-                        (0..count).map(move |p| (group.clone(), id, p))
-                    })
-                    .collect(),
+                Some(topics) => share_keys(
+                    &g.group_id,
+                    topics
+                        .iter()
+                        .filter_map(|t| broker.topics.get(&t.topic_name)),
+                ),
                 None => share_keys_of_all_topics(broker, &g.group_id),
             };
             let starts = match broker.share.start_offsets_of(&g.group_id, &keys) {
@@ -1136,11 +1133,18 @@ pub fn describe_share_group_offsets(
 /// internal (a group coordinator does not know which of them its group read; a delete of
 /// state that does not exist is answered NONE by the owner).
 pub(super) fn share_keys_of_all_topics(broker: &Broker, group: &str) -> Vec<ShareKey> {
-    broker
-        .topics
-        .all()
-        .into_iter()
-        .filter(|t| !t.is_internal)
+    share_keys(
+        group,
+        broker.topics.all().into_iter().filter(|t| !t.is_internal),
+    )
+}
+
+/// The share-partitions of `group` in every partition of `topics`.
+fn share_keys<T: std::ops::Deref<Target = crate::topics::Topic>>(
+    group: &str,
+    topics: impl Iterator<Item = T>,
+) -> Vec<ShareKey> {
+    topics
         .flat_map(|t| {
             let count = i32::try_from(t.partition_count()).unwrap_or(i32::MAX);
             let id = t.id;

@@ -198,13 +198,11 @@ fn already_dead_lettered(
 /// topics and archives them. Blocking. Returns what is left to wait for.
 pub fn run(broker: &Broker, now_ms: i64) -> Pending {
     let mut pending = Pending::default();
-    let loaded = broker.share.all_partitions();
-    let keys: std::collections::HashSet<&ShareKey> = loaded.iter().map(|(k, _)| k).collect();
     broker
         .share
         .dead_letter_senders
-        .retain(|k| keys.contains(k));
-    for (key, sp) in loaded {
+        .retain(|k| broker.share.partition(k).is_some());
+    for (key, sp) in broker.share.all_partitions() {
         let letters = sp.lock().pending_dead_letters();
         if letters.is_empty() {
             continue;
@@ -401,57 +399,51 @@ fn send_to_leader(
             in_flight: None,
         },
     };
+    let to = (leader.leader, addr.as_str());
+    match send_round(broker, key, letters, target, to, &mut sender, now_ms) {
+        // The sender is dropped: the next round starts over with a new producer id.
+        Err(RoundError::StartOver(reason)) => {
+            tracing::warn!(group = %key.0, %reason, "dead-letter producer refused; starting over with a new producer id");
+            Err(reason)
+        }
+        Err(RoundError::Retry(reason)) => {
+            senders.senders.lock().insert(key.clone(), sender);
+            Err(reason)
+        }
+        Ok(done) => {
+            senders.senders.lock().insert(key.clone(), sender);
+            Ok(done)
+        }
+    }
+}
+
+/// Why a round of [`send_round`] did not settle its dead letters.
+enum RoundError {
+    /// The batch stays in flight, to be sent again unchanged.
+    Retry(String),
+    /// The leader refused the producer (it lost its state, or never had it after a
+    /// truncation): the batch may be in the log already, so this is the one case where a dead
+    /// letter can be appended twice without a crash.
+    StartOver(String),
+}
+
+/// One Produce of `sender` to broker `to` (id, address): the batch in flight again, or a new
+/// one of `letters`. Returns the source offsets now done.
+fn send_round(
+    broker: &Broker,
+    key: &ShareKey,
+    letters: &[(i64, ArchiveReason, u16)],
+    target: &Target<'_>,
+    (node, addr): (i32, &str),
+    sender: &mut RemoteSender,
+    now_ms: i64,
+) -> Result<Vec<i64>, RoundError> {
     let flight = match sender.in_flight.take() {
         Some(f) => f,
-        None => {
-            // Bounded by bytes too: one Produce must stay under the broker's request size.
-            let mut wanted = BTreeSet::new();
-            let mut offsets = Vec::new();
-            for &(offset, ..) in letters {
-                wanted.insert(offset);
-                offsets.push(offset);
-            }
-            let mut records = read_records(&target.source.log, &wanted);
-            // The first record past the byte bound (never the first one) and those after it
-            // wait for the next round.
-            let mut bytes = 0usize;
-            let cut = records.iter().skip(1).find_map(|(offset, r)| {
-                bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
-                (bytes > MAX_REMOTE_BATCH_BYTES).then_some(*offset)
-            });
-            if let Some(cut) = cut {
-                records.split_off(&cut);
-                offsets.retain(|o| *o < cut);
-            }
-            let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
-            let mut batch = encode_letters(
-                &records,
-                letters,
-                target.source_topic,
-                key.2,
-                &key.0,
-                now_ms,
-            );
-            if count > 0 {
-                weir_storage::batch::set_producer(
-                    &mut batch,
-                    sender.producer_id,
-                    0,
-                    sender.next_sequence,
-                );
-            }
-            InFlight {
-                topic: target.dlq.to_string(),
-                partition: target.partition,
-                batch: Bytes::from(batch),
-                records: count,
-                offsets,
-            }
-        }
+        None => new_flight(key, letters, target, sender, now_ms),
     };
     if flight.records == 0 {
         // None of them is in the source log any more (retention): nothing to send.
-        senders.senders.lock().insert(key.clone(), sender);
         return Ok(flight.offsets);
     }
     let request = Request::Produce(ProduceRequest {
@@ -471,7 +463,7 @@ fn send_to_leader(
     let answer = broker
         .share
         .remote
-        .send(leader.leader, &addr, request)
+        .send(node, addr, request)
         .and_then(super::persister::wait_reply);
     let code = match answer {
         Ok(Response::Produce(r)) => r
@@ -483,40 +475,74 @@ fn send_to_leader(
             .unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR),
         Ok(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
         Err(e) => {
-            let reason = format!("dead letters not sent to broker {}: {e}", leader.leader);
             sender.in_flight = Some(flight);
-            senders.senders.lock().insert(key.clone(), sender);
-            return Err(reason);
+            return Err(RoundError::Retry(format!(
+                "dead letters not sent to broker {node}: {e}"
+            )));
         }
     };
+    let what = format!(
+        "dead-letter partition {}-{}",
+        flight.topic, flight.partition
+    );
     match code {
         // A duplicate is a batch the leader already has: sent before, its answer lost.
         ErrorCode::NONE | ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
             sender.next_sequence += flight.records;
-            senders.senders.lock().insert(key.clone(), sender);
             Ok(flight.offsets)
         }
-        // The leader lost this producer's state (or never had it after a truncation): start
-        // over as a new producer. The batch may be in the log already, so this is the one case
-        // where a dead letter can be appended twice without a crash.
         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
         | ErrorCode::UNKNOWN_PRODUCER_ID
-        | ErrorCode::INVALID_PRODUCER_EPOCH => {
-            tracing::warn!(group = %key.0, ?code, "dead-letter producer refused; starting over with a new producer id");
-            Err(format!(
-                "dead-letter partition {}-{} refused the producer: {code:?}",
-                flight.topic, flight.partition
-            ))
-        }
+        | ErrorCode::INVALID_PRODUCER_EPOCH => Err(RoundError::StartOver(format!(
+            "{what} refused the producer: {code:?}"
+        ))),
         _ => {
-            let reason = format!(
-                "dead-letter partition {}-{} answered {code:?}",
-                flight.topic, flight.partition
-            );
             sender.in_flight = Some(flight);
-            senders.senders.lock().insert(key.clone(), sender);
-            Err(reason)
+            Err(RoundError::Retry(format!("{what} answered {code:?}")))
         }
+    }
+}
+
+/// A new batch of `sender` holding the dead letters of `letters` found in the source log, up to
+/// [`MAX_REMOTE_BATCH_BYTES`] of keys and values (one Produce must stay under the broker's
+/// request size; the rest waits for the next round).
+fn new_flight(
+    key: &ShareKey,
+    letters: &[(i64, ArchiveReason, u16)],
+    target: &Target<'_>,
+    sender: &RemoteSender,
+    now_ms: i64,
+) -> InFlight {
+    let mut wanted: BTreeSet<i64> = letters.iter().map(|l| l.0).collect();
+    let mut records = read_records(&target.source.log, &wanted);
+    // The first record past the byte bound (never the first one) and those after it wait.
+    let mut bytes = 0usize;
+    let cut = records.iter().skip(1).find_map(|(offset, r)| {
+        bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+        (bytes > MAX_REMOTE_BATCH_BYTES).then_some(*offset)
+    });
+    if let Some(cut) = cut {
+        records.split_off(&cut);
+        wanted.split_off(&cut);
+    }
+    let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
+    let mut batch = encode_letters(
+        &records,
+        letters,
+        target.source_topic,
+        key.2,
+        &key.0,
+        now_ms,
+    );
+    if count > 0 {
+        weir_storage::batch::set_producer(&mut batch, sender.producer_id, 0, sender.next_sequence);
+    }
+    InFlight {
+        topic: target.dlq.to_string(),
+        partition: target.partition,
+        batch: Bytes::from(batch),
+        records: count,
+        offsets: wanted.into_iter().collect(),
     }
 }
 

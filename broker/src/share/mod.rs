@@ -208,6 +208,16 @@ impl Pending {
     }
 }
 
+/// The partitions of `keys` (one group's share-partitions) by topic id, each made by `entry`:
+/// the shape of the share state APIs' requests.
+fn by_topic<P>(keys: &[ShareKey], entry: impl Fn(i32) -> P) -> BTreeMap<[u8; 16], Vec<P>> {
+    let mut topics: BTreeMap<[u8; 16], Vec<P>> = BTreeMap::new();
+    for k in keys {
+        topics.entry(k.1).or_default().push(entry(k.2));
+    }
+    topics
+}
+
 /// The durable state of one share-partition, at its owner.
 #[derive(Clone, Debug, Default)]
 pub struct Owned {
@@ -621,17 +631,12 @@ impl ShareCoordinator {
         }
         let mut pending = self.remove_partitions(&local, now_ms);
         for ((node, addr, group), keys) in remote {
-            let mut topics: BTreeMap<[u8; 16], Vec<DeleteShareStatePartition>> = BTreeMap::new();
             for k in &keys {
-                topics
-                    .entry(k.1)
-                    .or_default()
-                    .push(DeleteShareStatePartition { partition: k.2 });
                 self.drop_loaded(k);
             }
             let request = Request::DeleteShareGroupState(DeleteShareGroupStateRequest {
                 group_id: group,
-                topics: topics
+                topics: by_topic(&keys, |partition| DeleteShareStatePartition { partition })
                     .into_iter()
                     .map(|(topic_id, partitions)| DeleteShareStateTopic {
                         topic_id,
@@ -859,19 +864,13 @@ impl ShareCoordinator {
         if keys.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut by_topic: BTreeMap<[u8; 16], Vec<ReadShareStatePartition>> = BTreeMap::new();
-        for k in keys {
-            by_topic
-                .entry(k.1)
-                .or_default()
-                .push(ReadShareStatePartition {
-                    partition: k.2,
-                    leader_epoch: -1,
-                });
-        }
+        let partitions = by_topic(keys, |partition| ReadShareStatePartition {
+            partition,
+            leader_epoch: -1,
+        });
         let request = Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest {
             group_id: group.to_string(),
-            topics: by_topic
+            topics: partitions
                 .into_iter()
                 .map(|(topic_id, partitions)| ReadShareStateTopic {
                     topic_id,
