@@ -25,8 +25,13 @@ if ! command -v etcd >/dev/null 2>&1; then
   apt-get install -y -qq etcd-server >/dev/null
 fi
 
-phase "cargo build"
-cargo build --release -p weir-broker --bin weir
+# One release build of the whole workspace serves both the Rust tests and the client suite: the
+# `weir` binary the client suite runs is the one `cargo test` builds for the broker's integration
+# tests. (A separate `cargo build -p weir-broker --bin weir` resolves features for the broker
+# alone; the workspace's test build unifies them with the dev-dependencies', so it compiled
+# kafka-protocol, the three Weir libraries and most other dependencies a second time.)
+phase "cargo build (tests and the weir binary)"
+cargo test --workspace --release --no-run
 phase "cargo test"
 cargo test --workspace --release
 
