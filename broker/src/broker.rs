@@ -124,6 +124,32 @@ fn classic_group_config(config: &BrokerConfig) -> GroupConfig {
 /// coordinators from what the partition replayed: consumer groups from their records, share
 /// groups from their epochs (members join again), classic groups (whose membership is not
 /// persisted) as empty groups.
+/// One line on what opening the partitions' logs recovered after an unclean shutdown.
+fn log_recovery(topics: &TopicRegistry) {
+    let (mut logs, mut checked_bytes, mut dropped_bytes, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    for topic in topics.all() {
+        for p in topic.local_partitions() {
+            let r = p.log.recovered();
+            if r == weir_storage::Recovered::default() {
+                continue;
+            }
+            logs += 1;
+            checked_bytes += r.checked_bytes;
+            dropped_bytes += r.dropped_bytes;
+            bytes += p.log.active_segment_size();
+        }
+    }
+    if logs > 0 {
+        tracing::info!(
+            logs,
+            tail_bytes = bytes,
+            checked_bytes,
+            dropped_bytes,
+            "recovered the tails of logs not closed cleanly (the CRC checked only after their recovery points)"
+        );
+    }
+}
+
 fn rebuild_groups(
     offsets: &OffsetPartition,
     topics: &TopicRegistry,
@@ -330,6 +356,7 @@ impl Broker {
                 )
             }
         };
+        log_recovery(&topics);
         let (share_store, share_replayed) = share_store;
         let share = ShareCoordinator::new(share_store, config.share.clone());
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;

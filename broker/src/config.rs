@@ -100,6 +100,10 @@ pub struct BrokerConfig {
     pub max_queued_request_bytes: usize,
     pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
+    /// How often every partition's recovery point is written (storage's
+    /// `DataDir::checkpoint_recovery_points`): after a crash of the process, recovery checks the
+    /// CRC only of what was written since.
+    pub log_recovery_point_interval_ms: u64,
     pub fetch_max_wait_cap_ms: u64,
     /// How long a partition replica waits without hearing from its leader before it stands for
     /// election (and how long a leader waits for fetches from a majority before it steps down).
@@ -193,6 +197,7 @@ impl Default for BrokerConfig {
             max_queued_request_bytes: 256 << 20,
             connections_max_idle_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
+            log_recovery_point_interval_ms: 1_000,
             fetch_max_wait_cap_ms: 30_000,
             replica_election_timeout_ms: 2_000,
             share: crate::share::ShareDefaults::default(),

@@ -149,6 +149,9 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut retention_tick = tokio::time::interval(Duration::from_millis(
         broker.config.log_retention_check_interval_ms.max(1_000),
     ));
+    let mut recovery_point_tick = tokio::time::interval(Duration::from_millis(
+        broker.config.log_recovery_point_interval_ms.max(100),
+    ));
     let reload_ms = broker.config.security.security_reload_check_interval_ms;
     let mut reload_tick = tokio::time::interval(Duration::from_millis(reload_ms.max(100)));
     let mut txn_tick = tokio::time::interval(Duration::from_millis(
@@ -172,6 +175,10 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 let b = broker.clone();
                 let now = b.now_ms();
                 let _ = tokio::task::spawn_blocking(move || b.topics.enforce_retention(now)).await;
+            }
+            _ = recovery_point_tick.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.topics.checkpoint_recovery_points()).await;
             }
             _ = txn_tick.tick() => crate::txn::markers::tick(&broker).await,
             _ = reload_tick.tick(), if reload_ms > 0 => {

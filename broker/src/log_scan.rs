@@ -1,7 +1,7 @@
 //! Reading a partition log batch by batch, for the broker's own start-up scans (producer state,
 //! committed offsets).
 
-use weir_storage::batch::{validate_batches, BatchHeader};
+use weir_storage::batch::{validate_batches, BatchHeader, BATCH_HEADER_LEN};
 use weir_storage::{Log, Offset, StorageError};
 
 /// How much one read step covers.
@@ -21,6 +21,42 @@ pub fn for_each_batch_from(
     f: impl FnMut(&BatchHeader, &[u8]),
 ) -> Result<u64, StorageError> {
     for_each_batch_in(log, from, Offset::MAX, f)
+}
+
+/// Headers read per step of [`for_each_header_from`].
+const SCAN_HEADERS: usize = 4096;
+
+/// Calls `f` with the header of every batch holding an offset at or above `from`, up to the high
+/// watermark, and the bytes of the control batches among them (`None` for the others): what a
+/// scan of producer state needs, without reading the data into memory or checking its CRC.
+/// Returns the bytes of headers and markers it looked at (storage reads headers a window at a
+/// time, so with small batches the file reads cover their data too).
+pub fn for_each_header_from(
+    log: &Log,
+    from: Offset,
+    mut f: impl FnMut(&BatchHeader, Option<&[u8]>),
+) -> Result<u64, StorageError> {
+    let mut offset = from.max(log.log_start_offset());
+    let mut bytes_read = 0u64;
+    loop {
+        let headers = log.read_headers(offset, SCAN_HEADERS)?;
+        let Some(last) = headers.last() else {
+            return Ok(bytes_read);
+        };
+        offset = last.last_offset() + 1;
+        bytes_read += (headers.len() * BATCH_HEADER_LEN) as u64;
+        for h in &headers {
+            if !h.is_control() {
+                f(h, None);
+                continue;
+            }
+            let bytes = log.read(h.base_offset, h.total_len())?;
+            bytes_read += bytes.len() as u64;
+            let batch = bytes.get(..h.total_len()).unwrap_or_default();
+            validate_batches(batch).map_err(StorageError::InvalidBatch)?;
+            f(h, Some(batch));
+        }
+    }
 }
 
 /// Calls `f` with the header and bytes of every batch holding an offset in `from..end` (`end`

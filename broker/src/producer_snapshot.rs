@@ -366,6 +366,37 @@ mod tests {
     }
 
     #[test]
+    fn without_a_snapshot_recovery_reads_only_the_batch_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, log) = open(dir.path());
+        let mut state = ProducerState::default();
+        fill(&log, &mut state, 600);
+        let total = log.size_bytes();
+        let log_dir = log.dir().to_path_buf();
+        drop(log);
+        data.shutdown_unclean();
+        drop(data);
+        for entry in std::fs::read_dir(&log_dir).expect("log dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) == Some(SNAPSHOT_EXT) {
+                std::fs::remove_file(path).expect("remove snapshot");
+            }
+        }
+
+        let (_data, log) = open(dir.path());
+        let r = ProducerState::recover_counted(&log);
+        assert_eq!(r.snapshot, None);
+        assert_eq!(r.batches_read, 600);
+        assert_eq!(
+            r.bytes_read,
+            600 * weir_storage::batch::BATCH_HEADER_LEN as u64,
+            "headers only, of {total} bytes of batches"
+        );
+        assert_eq!(r.state.producers, full_scan(&log).producers);
+        assert_eq!(r.state.producers, state.producers);
+    }
+
+    #[test]
     fn a_clean_shutdown_snapshot_leaves_nothing_to_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (data, log) = open(dir.path());

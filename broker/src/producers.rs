@@ -155,9 +155,10 @@ impl ProducerState {
         let mut batches_read = 0u64;
         // Markers after the snapshot have their index entries written again if a crash lost
         // them (an entry below the snapshot was durable before the snapshot was written).
-        let scanned = crate::log_scan::for_each_batch_from(log, from, |h, bytes| {
+        // Headers only: the data is not needed (markers, the only records read, are small).
+        let scanned = crate::log_scan::for_each_header_from(log, from, |h, control| {
             batches_read += 1;
-            state.apply(log, h, bytes, h.base_offset);
+            state.apply(log, h, control.unwrap_or_default(), h.base_offset);
         });
         let bytes_read = match scanned {
             Ok(bytes) => bytes,
@@ -410,7 +411,8 @@ impl ProducerState {
     }
 
     /// Records any batch appended to `log` (a leader's, a follower's, or one read back at
-    /// recovery; `bytes` is the whole batch, `base_offset` where it is): data batches as
+    /// recovery; `bytes` is the whole batch, needed only for a control batch, `base_offset` where
+    /// it is): data batches as
     /// [`Self::record`], transaction markers as [`Self::record_marker`] with the aborted ones
     /// written to the log's aborted-transaction index. Other control batches change nothing.
     pub fn apply(&mut self, log: &Log, header: &BatchHeader, bytes: &[u8], base_offset: Offset) {

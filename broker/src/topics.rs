@@ -547,6 +547,11 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Writes the recovery point of every partition written to since the last call.
+    pub fn checkpoint_recovery_points(&self) -> usize {
+        self.data.checkpoint_recovery_points()
+    }
+
     /// Applies retention to every partition.
     pub fn enforce_retention(&self, now_ms: i64) {
         for topic in self.all() {

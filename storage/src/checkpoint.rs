@@ -112,6 +112,87 @@ pub(crate) fn read_leader_epochs(dir: &Path) -> Option<Vec<(i32, Offset)>> {
     (entries.len() == count && increasing).then_some(entries)
 }
 
+/// File holding the log's recovery point (see [`RecoveryPoint`]).
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// How far the active segment's data had been written, and by which boot of the machine: after
+/// a crash of the process (not of the machine) everything a finished `pwrite` put in the page
+/// cache is still there, so recovery reads only the batch headers below `position` and checks
+/// the CRC of the batches after it.
+///
+/// Written now and then while the log is open ([`crate::Log::checkpoint_recovery_point`]), in
+/// place and without an fsync: a torn or stale file is harmless, because the text carries its own
+/// CRC32C (a torn one is ignored) and an older point is only a smaller one. After a reboot the
+/// page cache is gone, data that was never synced may be garbage, and the point is not used (the
+/// boot id differs). A truncation removes the file before it changes the data.
+///
+/// Format (text): `0`, boot id, segment base offset, position, CRC32C of the lines before, each
+/// on its own line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RecoveryPoint {
+    pub boot_id: String,
+    pub segment_base: Offset,
+    pub position: u64,
+}
+
+/// This boot of the machine (`/proc/sys/kernel/random/boot_id`); `None` where the system has no
+/// such thing, and then no recovery point is written or trusted.
+pub(crate) fn boot_id() -> Option<&'static str> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            let id = id.trim();
+            (!id.is_empty() && id.len() <= 64 && !id.contains('\n')).then(|| id.to_string())
+        })
+        .as_deref()
+}
+
+fn recovery_point_text(p: &RecoveryPoint) -> String {
+    let body = format!("0\n{}\n{}\n{}\n", p.boot_id, p.segment_base, p.position);
+    let crc = crc32c::crc32c(body.as_bytes());
+    format!("{body}{crc}\n")
+}
+
+/// Writes the recovery point in place (no fsync, see [`RecoveryPoint`]).
+pub(crate) fn write_recovery_point(dir: &Path, p: &RecoveryPoint) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let text = recovery_point_text(p);
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(RECOVERY_POINT_FILE))?;
+    f.write_all_at(text.as_bytes(), 0)?;
+    f.set_len(text.len() as u64)
+}
+
+/// Reads the recovery point; `None` if absent, torn or malformed.
+pub(crate) fn read_recovery_point(dir: &Path) -> Option<RecoveryPoint> {
+    let text = fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "0" {
+        return None;
+    }
+    let p = RecoveryPoint {
+        boot_id: lines.next()?.to_string(),
+        segment_base: lines.next()?.parse().ok()?,
+        position: lines.next()?.parse().ok()?,
+    };
+    // The whole text, its CRC line included, must be what this point writes.
+    (recovery_point_text(&p) == text).then_some(p)
+}
+
+/// Removes the recovery point (before a truncation: the data below it is about to change). No
+/// fsync: a crash of the process sees the removal, and after a reboot no point is trusted.
+pub(crate) fn remove_recovery_point(dir: &Path) -> io::Result<()> {
+    match fs::remove_file(dir.join(RECOVERY_POINT_FILE)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Which clean-shutdown markers a log opened in this run may trust.
 ///
 /// Every open of a data directory durably writes a new generation (one file, two fsyncs) before

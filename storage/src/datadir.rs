@@ -168,8 +168,10 @@ impl DataDir {
         if let Some(log) = logs.get(name) {
             if log.is_poisoned() {
                 // Reopening is how a poisoned log recovers: drain its queue, then recover
-                // the tail from what is actually on disk.
+                // the tail from what is actually on disk, all of it checked (after a failed
+                // fsync the page cache may not hold what the disk does).
                 let _ = log.close(false);
+                checkpoint::remove_recovery_point(&self.path.join(name))?;
             } else if !log.is_closed() {
                 log.set_config(config);
                 return Ok(Arc::clone(log));
@@ -208,6 +210,24 @@ impl DataDir {
         checkpoint::sync_dir(&self.path)?;
         fs::remove_dir_all(&tomb)?;
         Ok(())
+    }
+
+    /// Writes the recovery point of every open log that was written to since the last call
+    /// (see [`Log::checkpoint_recovery_point`]); returns how many were written. A log whose
+    /// point cannot be written keeps its previous one (logged), which is only older.
+    pub fn checkpoint_recovery_points(&self) -> usize {
+        let logs: Vec<Arc<Log>> = self.logs.lock().values().cloned().collect();
+        let mut written = 0;
+        for log in logs {
+            match log.checkpoint_recovery_point() {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(log = log.name(), error = %e, "recovery point not written")
+                }
+            }
+        }
+        written
     }
 
     /// Names of the logs present on disk (open or not).

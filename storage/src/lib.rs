@@ -32,5 +32,6 @@ pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsync
 pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
+pub use segment::Recovered;
 pub use txn_index::AbortedTxn;
 pub use writer::{FileSync, OsFileSync, WriteFailure, WriterStats};

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEADER_LEN};
 use crate::checkpoint;
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
-use crate::segment::{self, read_header, Segment, SegmentFile, LOG_EXT};
+use crate::segment::{self, read_header, HeaderReader, Recovered, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
     Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
@@ -103,6 +103,15 @@ fn modified_ms(file: &std::fs::File) -> Option<i64> {
     i64::try_from(since.as_millis()).ok()
 }
 
+/// Where a read starts (see [`Log::read_start`]).
+struct ReadStart {
+    file: Arc<SegmentFile>,
+    segment_base: Offset,
+    position: u64,
+    /// The high watermark when the read started (capped at the read's upper bound).
+    hw: Offset,
+}
+
 /// A batch found by a time lookup: where it is, its header, and the log start when it was found.
 struct FoundBatch {
     file: Arc<SegmentFile>,
@@ -126,6 +135,11 @@ pub struct Log {
     file_io: Arc<dyn FileSync>,
     /// The data directory's generation of this run, written into the clean-shutdown marker.
     generation: u64,
+    /// The recovery point last written (segment base, position), so an unchanged one is not
+    /// written again.
+    recovery_point: Mutex<Option<(Offset, u64)>>,
+    /// What opening the log had to recover.
+    recovered: Recovered,
 }
 
 /// An append whose offsets are assigned and whose write is queued; see [`Log::append_pending`].
@@ -232,6 +246,7 @@ impl Log {
         }
 
         let mut segments = BTreeMap::new();
+        let mut recovered = Recovered::default();
         let n = bases.len();
         for i in 0..n.saturating_sub(1) {
             let seg = Segment::open_sealed(&dir, bases[i], bases.get(i + 1).copied(), &config)?;
@@ -243,14 +258,23 @@ impl Log {
                 seg.reactivate(&config)?;
                 segments.insert(tail, seg);
             } else {
+                // Below the recovery point only the batch headers are read (see
+                // `checkpoint::RecoveryPoint`); it describes this tail segment only.
+                let point = checkpoint::read_recovery_point(&dir).filter(|p| {
+                    p.segment_base == tail && checkpoint::boot_id() == Some(p.boot_id.as_str())
+                });
+                let mut trusted_below = point.map_or(0, |p| p.position);
                 let mut tail = tail;
                 loop {
-                    let (seg, dropped) = Segment::recover(&dir, tail, &config)?;
-                    if dropped > 0 {
+                    let (seg, done) = Segment::recover(&dir, tail, &config, trusted_below)?;
+                    trusted_below = 0;
+                    recovered.dropped_bytes += done.dropped_bytes;
+                    recovered.checked_bytes += done.checked_bytes;
+                    if done.dropped_bytes > 0 {
                         tracing::warn!(
                             log = name,
                             base = tail,
-                            dropped,
+                            dropped = done.dropped_bytes,
                             "truncated torn or preallocated tail"
                         );
                     }
@@ -319,6 +343,8 @@ impl Log {
             file_io,
             dir,
             generation: generations.current,
+            recovery_point: Mutex::new(None),
+            recovered,
         })
     }
 
@@ -333,10 +359,13 @@ impl Log {
         log_start: Offset,
         leo: Offset,
     ) -> Result<Vec<(i32, Offset)>, StorageError> {
+        // At open: nothing truncates the files meanwhile, so they can be read mapped.
         let scan = |seg: &Segment, epochs: &mut Vec<(i32, Offset)>| -> io::Result<()> {
             let limit = seg.file.readable.load(Ordering::Acquire);
+            let map = segment::map_prefix(&seg.file.file, limit)?;
+            let data: &[u8] = map.as_deref().unwrap_or_default();
             let mut pos = 0u64;
-            while let Some(h) = read_header(&seg.file.file, pos, limit)? {
+            while let Some(h) = segment::header_in(data, pos) {
                 note_epoch(epochs, h.partition_leader_epoch, h.base_offset);
                 pos += h.total_len() as u64;
             }
@@ -829,34 +858,98 @@ impl Log {
     ) -> Result<Vec<u8>, StorageError> {
         let mut after: Option<Offset> = None;
         loop {
-            let (file, pos, hw) = {
-                let mut st = self.state.lock();
-                if offset < st.log_start || offset > st.leo {
-                    return Err(out_of_range(offset, st.log_start, st.leo));
-                }
-                let hw = self.sync.hw.load(Ordering::Acquire);
-                let hw = upper.map_or(hw, |u| hw.min(u));
-                if offset >= hw {
-                    return Ok(Vec::new());
-                }
-                let cfg = st.config.clone();
-                let seg = match after {
-                    None => st.segments.range_mut(..=offset).next_back().map(|(_, s)| s),
-                    Some(a) => st.segments.range_mut(a + 1..).next().map(|(_, s)| s),
-                };
-                let Some(seg) = seg else {
-                    return Ok(Vec::new());
-                };
-                let pos = if after.is_none() {
-                    seg.start_position(offset, &cfg)?
-                } else {
-                    0
-                };
-                after = Some(seg.base);
-                (Arc::clone(&seg.file), pos, hw)
+            let Some(start) = self.read_start(offset, upper, after)? else {
+                return Ok(Vec::new());
             };
-            if let Some(bytes) = read_from(&file, pos, offset, hw, max_bytes, min_one_batch)? {
+            after = Some(start.segment_base);
+            let read = read_from(
+                &start.file,
+                start.position,
+                offset,
+                start.hw,
+                max_bytes,
+                min_one_batch,
+            )?;
+            if let Some(bytes) = read {
                 return Ok(bytes);
+            }
+            // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
+        }
+    }
+
+    /// Where a read of `offset` starts: in the segment holding it (`after == None`) or at the
+    /// start of the segment after `after`. `None` when there is nothing to read: `offset` at or
+    /// past the high watermark (capped at `upper`), or no such segment.
+    fn read_start(
+        &self,
+        offset: Offset,
+        upper: Option<Offset>,
+        after: Option<Offset>,
+    ) -> Result<Option<ReadStart>, StorageError> {
+        let mut st = self.state.lock();
+        if offset < st.log_start || offset > st.leo {
+            return Err(out_of_range(offset, st.log_start, st.leo));
+        }
+        let hw = self.sync.hw.load(Ordering::Acquire);
+        let hw = upper.map_or(hw, |u| hw.min(u));
+        if offset >= hw {
+            return Ok(None);
+        }
+        let cfg = st.config.clone();
+        let seg = match after {
+            None => st.segments.range_mut(..=offset).next_back().map(|(_, s)| s),
+            Some(a) => st.segments.range_mut(a + 1..).next().map(|(_, s)| s),
+        };
+        let Some(seg) = seg else {
+            return Ok(None);
+        };
+        let position = if after.is_none() {
+            seg.start_position(offset, &cfg)?
+        } else {
+            0
+        };
+        Ok(Some(ReadStart {
+            file: Arc::clone(&seg.file),
+            segment_base: seg.base,
+            position,
+            hw,
+        }))
+    }
+
+    /// The headers of the batches from the one holding `offset` on, below the high watermark,
+    /// at most `max_batches`, read without the batches themselves (a scan that needs only the
+    /// headers, such as rebuilding producer state, reads ~61 bytes per batch instead of all the
+    /// data). From one segment per call, like [`Self::read`]; empty at or past the high
+    /// watermark. Same errors as [`Self::read`].
+    pub fn read_headers(
+        &self,
+        offset: Offset,
+        max_batches: usize,
+    ) -> Result<Vec<BatchHeader>, StorageError> {
+        let mut after: Option<Offset> = None;
+        loop {
+            let Some(start) = self.read_start(offset, None, after)? else {
+                return Ok(Vec::new());
+            };
+            after = Some(start.segment_base);
+            let limit = start.file.readable.load(Ordering::Acquire);
+            let mut pos = start.position;
+            let mut reader = HeaderReader::new(&start.file.file, limit);
+            let mut headers = Vec::new();
+            while headers.len() < max_batches.max(1) {
+                let Some(h) = reader.header_at(pos)? else {
+                    break;
+                };
+                if h.base_offset >= start.hw {
+                    return Ok(headers);
+                }
+                pos += h.total_len() as u64;
+                if h.last_offset() >= offset {
+                    headers.push(h);
+                }
+            }
+            if !headers.is_empty() {
+                return Ok(headers);
             }
             // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
         }
@@ -869,6 +962,7 @@ impl Log {
     pub fn truncate_to(&self, offset: Offset) -> Result<(), StorageError> {
         let _meta = self.meta.lock();
         self.flush()?;
+        self.forget_recovery_point()?;
         let mut st = self.state.lock();
         if st.closed {
             return Err(StorageError::Closed);
@@ -939,6 +1033,7 @@ impl Log {
         }
         let _meta = self.meta.lock();
         self.flush()?;
+        self.forget_recovery_point()?;
         checkpoint::write_log_start(&self.dir, offset)?;
         let mut st = self.state.lock();
         if st.closed {
@@ -1384,6 +1479,55 @@ impl Log {
         let deleted = victims.len() as u64;
         self.delete_segment_files(victims);
         Ok(deleted)
+    }
+
+    /// Records how far the active segment has been written (its recovery point, see
+    /// `checkpoint::RecoveryPoint`), so that recovery after a crash of the process checks only
+    /// the data written after it. Call now and then (the broker does, every second): the data
+    /// written since the last call is what a recovery reads whole. Cheap when nothing changed.
+    /// Returns whether a new point was written.
+    pub fn checkpoint_recovery_point(&self) -> Result<bool, StorageError> {
+        let Some(boot_id) = checkpoint::boot_id() else {
+            return Ok(false);
+        };
+        // Under `meta`: a truncation (which removes the point first) cannot run in between.
+        let _meta = self.meta.lock();
+        let point = {
+            let st = self.state.lock();
+            if st.closed {
+                return Ok(false);
+            }
+            match st.active() {
+                Some(seg) => (seg.base, seg.file.readable.load(Ordering::Acquire)),
+                None => return Ok(false),
+            }
+        };
+        let mut written = self.recovery_point.lock();
+        if *written == Some(point) || point.1 == 0 {
+            return Ok(false);
+        }
+        checkpoint::write_recovery_point(
+            &self.dir,
+            &checkpoint::RecoveryPoint {
+                boot_id: boot_id.to_string(),
+                segment_base: point.0,
+                position: point.1,
+            },
+        )?;
+        *written = Some(point);
+        Ok(true)
+    }
+
+    /// Removes the recovery point (call with `meta` held, before changing data below it).
+    fn forget_recovery_point(&self) -> Result<(), StorageError> {
+        checkpoint::remove_recovery_point(&self.dir)?;
+        *self.recovery_point.lock() = None;
+        Ok(())
+    }
+
+    /// What opening this log had to recover (all zero after a clean shutdown).
+    pub fn recovered(&self) -> Recovered {
+        self.recovered
     }
 
     /// Forces everything appended so far to stable storage (whatever the fsync policy).

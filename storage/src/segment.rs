@@ -109,6 +109,90 @@ pub(crate) fn read_header(file: &File, pos: u64, limit: u64) -> io::Result<Optio
     }
 }
 
+/// A read-only mapping of the first `len` bytes of `file` (`None` when `len` is 0), read
+/// sequentially: for scans that must not copy the data. The caller makes sure nothing truncates
+/// the file below `len` while the mapping lives (a read past the end of a file faults).
+pub(crate) fn map_prefix(file: &File, len: u64) -> io::Result<Option<memmap2::Mmap>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    let len = usize::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large to map"))?;
+    // SAFETY: the mapping is read-only and the caller guarantees the file keeps at least `len`
+    // bytes while it is alive (see above); its bytes are only read as plain data.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
+    // Advice only: a failure changes nothing but read-ahead.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
+/// The header of the batch at `pos` of `data` (a mapped file), if a plausible one is there (as
+/// [`read_header`] checks: whole header, whole batch within `data`, non-negative offset delta).
+pub(crate) fn header_in(data: &[u8], pos: u64) -> Option<BatchHeader> {
+    let start = usize::try_from(pos).ok()?;
+    let header = data.get(start..start.checked_add(BATCH_HEADER_LEN)?)?;
+    let h = BatchHeader::parse(header).ok()?;
+    (start.checked_add(h.total_len())? <= data.len() && h.last_offset_delta >= 0).then_some(h)
+}
+
+/// Bytes a [`HeaderReader`] reads at once when batches are small.
+const HEADER_WINDOW_BYTES: u64 = 64 << 10;
+
+/// Reads the headers of consecutive batches of a data file (as [`read_header`] does, within
+/// `limit`), a window at a time: when batches are small one `pread` covers many headers (one
+/// per header was most of a restart's time with millions of small batches); after a large
+/// batch it reads just the next header, not data it would skip.
+pub(crate) struct HeaderReader<'a> {
+    file: &'a File,
+    limit: u64,
+    window: Vec<u8>,
+    window_start: u64,
+    last_len: u64,
+}
+
+impl<'a> HeaderReader<'a> {
+    pub fn new(file: &'a File, limit: u64) -> Self {
+        HeaderReader {
+            file,
+            limit,
+            window: Vec::new(),
+            window_start: 0,
+            last_len: 0,
+        }
+    }
+
+    /// The header of the batch at `pos`, if a plausible one is there within the limit.
+    pub fn header_at(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        let header_end = pos.saturating_add(BATCH_HEADER_LEN as u64);
+        if header_end > self.limit {
+            return Ok(None);
+        }
+        let window_end = self.window_start + self.window.len() as u64;
+        if pos < self.window_start || header_end > window_end {
+            let want = if self.last_len > HEADER_WINDOW_BYTES / 4 {
+                BATCH_HEADER_LEN as u64
+            } else {
+                HEADER_WINDOW_BYTES
+            };
+            let len = want.min(self.limit - pos).max(BATCH_HEADER_LEN as u64);
+            self.window.resize(len as usize, 0);
+            self.file.read_exact_at(&mut self.window, pos)?;
+            self.window_start = pos;
+        }
+        let at = (pos - self.window_start) as usize;
+        match BatchHeader::parse(&self.window[at..at + BATCH_HEADER_LEN]) {
+            Ok(h)
+                if pos.saturating_add(h.total_len() as u64) <= self.limit
+                    && h.last_offset_delta >= 0 =>
+            {
+                self.last_len = h.total_len() as u64;
+                Ok(Some(h))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 /// A segment and its in-memory state. Guarded by the owning log's lock.
 pub(crate) struct Segment {
     pub base: Offset,
@@ -147,6 +231,17 @@ pub(crate) struct Segment {
 struct Scan {
     end: u64,
     next_offset: Option<Offset>,
+    /// Bytes of the batches whose CRC was checked.
+    checked_bytes: u64,
+}
+
+/// What recovering a tail segment did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Bytes after the last valid batch, cut off (a torn write, or preallocated space).
+    pub dropped_bytes: u64,
+    /// Bytes of the batches whose CRC32C was checked (those after the recovery point).
+    pub checked_bytes: u64,
 }
 
 impl Segment {
@@ -243,16 +338,22 @@ impl Segment {
         self.index.0.is_full() || !self.time_index.has_room()
     }
 
-    /// Fully validates the data file from position 0 (lengths, magic, CRC32C, offset order),
-    /// truncates it after the last valid batch and rebuilds both indexes. Used for the tail
-    /// segment after an unclean shutdown. Returns the recovered segment and the number of bytes
-    /// dropped.
-    pub fn recover(dir: &Path, base: Offset, cfg: &LogConfig) -> io::Result<(Self, u64)> {
+    /// Validates the data file from position 0 (lengths, magic, offset order, and the CRC32C of
+    /// every batch that ends after `trusted_below`), truncates it after the last valid batch
+    /// and rebuilds both indexes. Used for the tail segment after an unclean shutdown;
+    /// `trusted_below` is the log's recovery point (0: check every batch). Returns the
+    /// recovered segment and what recovery did.
+    pub fn recover(
+        dir: &Path,
+        base: Offset,
+        cfg: &LogConfig,
+        trusted_below: u64,
+    ) -> io::Result<(Self, Recovered)> {
         let file = Self::open_data(dir, base, false)?;
         let file_len = file.metadata()?.len();
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
         let mut seg = Self::empty(dir, base, file, index, time);
-        let scan = seg.scan(file_len, true, cfg.index_interval_bytes)?;
+        let scan = seg.scan(file_len, trusted_below, cfg.index_interval_bytes)?;
         if scan.end < file_len {
             seg.file.file.set_len(scan.end)?;
         }
@@ -260,20 +361,31 @@ impl Segment {
         seg.allocated = scan.end;
         seg.next_offset = scan.next_offset.unwrap_or(base);
         seg.file.readable.store(scan.end, Ordering::Release);
-        Ok((seg, file_len - scan.end))
+        let recovered = Recovered {
+            dropped_bytes: file_len - scan.end,
+            checked_bytes: scan.checked_bytes,
+        };
+        Ok((seg, recovered))
     }
 
-    /// Walks batches from position 0 up to `limit`, indexing each. With `verify`, checks the
-    /// CRC of every batch (reading it whole); otherwise trusts headers. Stops at the first
-    /// batch that is short, malformed, out of offset order or (with `verify`) corrupt: for a
-    /// preallocated file that is where the zero-filled tail starts.
-    fn scan(&mut self, limit: u64, verify: bool, interval: u32) -> io::Result<Scan> {
+    /// Walks batches from position 0 up to `limit`, indexing each. Checks the CRC of every batch
+    /// that ends after `check_after` (reading it whole: 0 checks all, `u64::MAX` none) and
+    /// trusts the headers of the others. Stops at the first batch that is short, malformed, out
+    /// of offset order or (when checked) corrupt: for a preallocated file that is where the
+    /// zero-filled tail starts.
+    ///
+    /// Reads through a mapping of the file, so neither the headers nor the checked batches are
+    /// copied: call it only where nothing can truncate the file meanwhile (at open, or under the
+    /// owning log's lock, which truncations take).
+    fn scan(&mut self, limit: u64, check_after: u64, interval: u32) -> io::Result<Scan> {
         let f = Arc::clone(&self.file);
+        let map = map_prefix(&f.file, limit)?;
+        let data: &[u8] = map.as_deref().unwrap_or_default();
         let mut pos = 0u64;
         let mut expect = self.base;
         let mut next = None;
-        let mut buf = Vec::new();
-        while let Some(h) = read_header(&f.file, pos, limit)? {
+        let mut checked_bytes = 0u64;
+        while let Some(h) = header_in(data, pos) {
             let len = h.total_len() as u64;
             // Until compaction exists, offsets within a segment are contiguous, so any other
             // base offset (the field is outside the CRC) means corruption.
@@ -283,13 +395,13 @@ impl Segment {
             {
                 break;
             }
-            if verify {
-                // Bounded by the file length (read_header checked pos + len <= limit).
-                buf.resize(len as usize, 0);
-                f.file.read_exact_at(&mut buf, pos)?;
-                if batch::validate_batch(&buf).is_err() {
+            if pos + len > check_after {
+                // In bounds: header_in checked pos + len <= data.len().
+                let whole = &data[pos as usize..(pos + len) as usize];
+                if batch::validate_batch(whole).is_err() {
                     break;
                 }
+                checked_bytes += len;
             }
             self.note_batch(h.base_offset, pos, len, h.max_timestamp, interval);
             pos += len;
@@ -299,6 +411,7 @@ impl Segment {
         Ok(Scan {
             end: pos,
             next_offset: next,
+            checked_bytes,
         })
     }
 
@@ -334,7 +447,7 @@ impl Segment {
         let file = Self::open_data(dir, base, false)?;
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
         let mut seg = Self::empty(dir, base, file, index, time);
-        let scan = seg.scan(file_len, false, cfg.index_interval_bytes)?;
+        let scan = seg.scan(file_len, u64::MAX, cfg.index_interval_bytes)?;
         seg.size = scan.end;
         seg.allocated = file_len;
         seg.next_offset = scan.next_offset.unwrap_or(base);
@@ -427,7 +540,7 @@ impl Segment {
         self.max_ts = i64::MIN;
         self.bytes_since_index = 0;
         let limit = self.file.readable.load(Ordering::Acquire);
-        self.scan(limit, false, cfg.index_interval_bytes)?;
+        self.scan(limit, u64::MAX, cfg.index_interval_bytes)?;
         if self.sealed {
             // Keep the sealed-file invariant: length == entries, final time entry present.
             self.seal_indexes()?;
@@ -486,6 +599,43 @@ mod tests {
         assert_eq!(parse_file_name("42.log", LOG_EXT), None);
         assert_eq!(parse_file_name("00000000000000000042.index", LOG_EXT), None);
         assert_eq!(parse_file_name("0000000000000000004x.log", LOG_EXT), None);
+    }
+
+    /// Batches of every size, small and larger than the window, back to back, and a limit that
+    /// cuts the last one: the reader finds the same headers as one `read_header` per batch.
+    #[test]
+    fn a_header_reader_finds_what_read_header_finds() {
+        use crate::batch::testing::build_batch;
+        let value_lens = [10usize, 40_000, 10, 10, 70_000, 3, 20_000, 90_000, 10, 5];
+        let mut data = Vec::new();
+        for (i, len) in value_lens.iter().enumerate() {
+            let value = vec![b'x'; *len];
+            let mut b = build_batch(&[(None, Some(value.as_slice()))], i as i64);
+            b[..8].copy_from_slice(&(i as i64).to_be_bytes());
+            data.extend_from_slice(&b);
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("data");
+        std::fs::write(&path, &data).expect("write");
+        let file = File::open(&path).expect("open");
+        for limit in [data.len() as u64, data.len() as u64 - 7] {
+            let mut expected = Vec::new();
+            let mut pos = 0;
+            while let Some(h) = read_header(&file, pos, limit).expect("read") {
+                pos += h.total_len() as u64;
+                expected.push(h);
+            }
+            let mut reader = HeaderReader::new(&file, limit);
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while let Some(h) = reader.header_at(pos).expect("read") {
+                pos += h.total_len() as u64;
+                got.push(h);
+            }
+            assert_eq!(got, expected);
+            let whole = value_lens.len() - usize::from(limit < data.len() as u64);
+            assert_eq!(got.len(), whole);
+        }
     }
 
     #[test]

@@ -1219,3 +1219,51 @@ fn disk_full_on_write_poisons_the_log() {
         assert_eq!(log.high_watermark(), 1);
     }
 }
+
+#[test]
+fn read_headers_walks_the_batches_across_segments_without_their_data() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let log = dd.open_log("h-0", small_cfg()).expect("log");
+    for tag in 0..30u64 {
+        log.append(
+            batch(tag, 1 + (tag % 4) as usize, 10),
+            &AppendOptions::default(),
+        )
+        .expect("append");
+        if tag % 7 == 6 {
+            log.roll().expect("roll");
+        }
+    }
+    assert!(
+        log.segment_count() > 3,
+        "small segments: the walk crosses rolls"
+    );
+    let expected: Vec<(i64, usize)> = read_all(&log, 0)
+        .iter()
+        .map(|(base, b)| (*base, b.len()))
+        .collect();
+    // Walked the way a caller does: from one past the last header of each answer.
+    let mut walked = Vec::new();
+    let mut next = 0;
+    loop {
+        let headers = log.read_headers(next, 4).expect("headers");
+        let Some(last) = headers.last() else { break };
+        assert!(headers.len() <= 4);
+        next = last.last_offset() + 1;
+        walked.extend(headers.iter().map(|h| (h.base_offset, h.total_len())));
+    }
+    assert_eq!(walked, expected);
+    // From inside a batch: the batch holding the offset comes first.
+    let (second_base, _) = expected[1];
+    let inside = log.read_headers(second_base + 1, 1).expect("headers");
+    let holding = expected.iter().rev().find(|(b, _)| *b <= second_base + 1);
+    assert_eq!(
+        inside.first().map(|h| h.base_offset),
+        holding.map(|(b, _)| *b)
+    );
+    // At the high watermark there is nothing; past the end is out of range.
+    let end = log.log_end_offset();
+    assert!(log.read_headers(end, 10).expect("at end").is_empty());
+    assert!(log.read_headers(end + 1, 10).is_err());
+}

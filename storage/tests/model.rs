@@ -41,6 +41,9 @@ enum Op {
     Reset {
         ahead: i64,
     },
+    /// Write the recovery point (as the broker does every second): a later crash checks only
+    /// what was written after it, and must still recover exactly the model.
+    RecoveryPoint,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (-5i64..2000).prop_map(Op::TimeLookup),
         1 => any::<usize>().prop_map(|pick| Op::Truncate { pick }),
         1 => (0i64..50).prop_map(|ahead| Op::Reset { ahead }),
+        2 => Just(Op::RecoveryPoint),
     ]
 }
 
@@ -218,6 +222,9 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                 drop(dd);
                 (dd, log) = open(d.path(), policy);
                 check_full(&log, &m);
+            }
+            Op::RecoveryPoint => {
+                log.checkpoint_recovery_point().expect("recovery point");
             }
             Op::DeleteRecords { pick } => {
                 let offset = (pick % (m.end as usize + 3)) as i64;

@@ -286,3 +286,148 @@ fn a_clean_marker_brought_back_by_a_crash_is_not_trusted() {
     );
     assert_eq!(read_all(&log, 0).len(), 5);
 }
+
+/// Appends `n` batches tagged from `first_tag` (5 records each); returns them as sent.
+fn append_batches(log: &weir_storage::Log, first_tag: u64, n: u64) -> Vec<Vec<u8>> {
+    (first_tag..first_tag + n)
+        .map(|tag| {
+            let b = batch(tag, 5, 1_000 + tag as i64);
+            log.append(b.clone(), &AppendOptions::default())
+                .expect("append");
+            b
+        })
+        .collect()
+}
+
+fn total_len(batches: &[Vec<u8>]) -> u64 {
+    batches.iter().map(|b| b.len() as u64).sum()
+}
+
+/// Opens `root` after a crash; checks every batch of `sent` is served as sent; returns what the
+/// open recovered.
+fn reopen_and_check(root: &Path, sent: &[Vec<u8>]) -> weir_storage::Recovered {
+    let dd = DataDir::open(root).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    let got = read_all(&log, 0);
+    assert_eq!(got.len(), sent.len(), "batches served after recovery");
+    for ((_, g), s) in got.iter().zip(sent) {
+        assert!(same_payload(g, s), "recovered batch differs");
+    }
+    let recovered = log.recovered();
+    dd.shutdown_unclean();
+    recovered
+}
+
+#[test]
+fn after_a_crash_only_the_batches_after_the_recovery_point_are_read_whole() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(root.path()).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    let mut sent = append_batches(&log, 0, 40);
+    assert!(
+        log.checkpoint_recovery_point().expect("point written"),
+        "a log written to has a new recovery point"
+    );
+    assert!(
+        !log.checkpoint_recovery_point().expect("point"),
+        "an unchanged recovery point is not written again"
+    );
+    let after = append_batches(&log, 40, 3);
+    sent.extend(after.iter().cloned());
+    dd.shutdown_unclean();
+    drop((log, dd));
+
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert_eq!(
+        recovered.checked_bytes,
+        total_len(&after),
+        "only the 3 batches after the point are checked, not the 40 before it"
+    );
+}
+
+#[test]
+fn a_torn_batch_after_the_recovery_point_is_still_cut() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(root.path()).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    let mut sent = append_batches(&log, 0, 10);
+    assert!(log.checkpoint_recovery_point().expect("point"));
+    let after = append_batches(&log, 10, 2);
+    let path = log.active_segment_path().expect("segment path");
+    dd.shutdown_unclean();
+    drop((log, dd));
+    // Flip a byte inside the last batch's records (covered by its CRC).
+    let last_pos = total_len(&sent) + after[0].len() as u64;
+    let f = OpenOptions::new().write(true).open(&path).expect("open");
+    f.write_all_at(&[0xff], last_pos + after[1].len() as u64 - 3)
+        .expect("flip");
+    sent.push(after[0].clone());
+
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert!(recovered.dropped_bytes >= after[1].len() as u64);
+}
+
+/// A recovery point written by another boot of the machine (the page cache it relied on is
+/// gone) or torn is not used: the whole tail segment is checked.
+#[test]
+fn a_recovery_point_of_another_boot_or_torn_is_ignored() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(root.path()).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    let sent = append_batches(&log, 0, 20);
+    assert!(log.checkpoint_recovery_point().expect("point"));
+    let point_file = root.path().join("t-0").join("recovery-point");
+    let text = fs::read_to_string(&point_file).expect("point file");
+    dd.shutdown_unclean();
+    drop((log, dd));
+
+    // The same point from another boot, with a valid CRC.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "version, boot id, segment base, position, CRC: {text:?}"
+    );
+    let body = format!(
+        "0\n00000000-0000-0000-0000-000000000000\n{}\n{}\n",
+        lines[2], lines[3]
+    );
+    let other_boot = format!("{body}{}\n", crc32c::crc32c(body.as_bytes()));
+    fs::write(&point_file, other_boot).expect("write");
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert_eq!(recovered.checked_bytes, total_len(&sent));
+
+    // This boot's point, torn (its position changed, its CRC not).
+    let torn = text.replacen(lines[3], &format!("{}", total_len(&sent) - 1), 1);
+    fs::write(&point_file, torn).expect("write");
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert_eq!(recovered.checked_bytes, total_len(&sent));
+
+    // And intact, it is used.
+    fs::write(&point_file, &text).expect("write");
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert_eq!(recovered.checked_bytes, 0);
+}
+
+/// A truncation (a follower cutting a divergent suffix) removes the point before it changes the
+/// data below it: after a crash, what was written since is checked whole.
+#[test]
+fn a_truncation_removes_the_recovery_point() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(root.path()).expect("open");
+    let log = dd.open_log("t-0", cfg()).expect("log");
+    let mut sent = append_batches(&log, 0, 20);
+    assert!(log.checkpoint_recovery_point().expect("point"));
+    log.truncate_to(50).expect("truncate to batch 10");
+    sent.truncate(10);
+    sent.extend(append_batches(&log, 100, 10));
+    dd.shutdown_unclean();
+    drop((log, dd));
+
+    let recovered = reopen_and_check(root.path(), &sent);
+    assert_eq!(
+        recovered.checked_bytes,
+        total_len(&sent),
+        "no point survives a truncation"
+    );
+}
