@@ -120,10 +120,6 @@ fn classic_group_config(config: &BrokerConfig) -> GroupConfig {
     }
 }
 
-/// Rebuilds the groups of one offsets partition (those `in_partition` selects) in the group
-/// coordinators from what the partition replayed: consumer groups from their records, share
-/// groups from their epochs (members join again), classic groups (whose membership is not
-/// persisted) as empty groups.
 /// One line on what opening the partitions' logs recovered after an unclean shutdown.
 fn log_recovery(topics: &TopicRegistry) {
     let (mut logs, mut checked_bytes, mut dropped_bytes, mut bytes) = (0u64, 0u64, 0u64, 0u64);
@@ -150,6 +146,10 @@ fn log_recovery(topics: &TopicRegistry) {
     }
 }
 
+/// Rebuilds the groups of one offsets partition (those `in_partition` selects) in the group
+/// coordinators from what the partition replayed: consumer groups from their records, share
+/// groups from their epochs (members join again), classic groups (whose membership is not
+/// persisted) as empty groups.
 fn rebuild_groups(
     offsets: &OffsetPartition,
     topics: &TopicRegistry,

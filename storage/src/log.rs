@@ -1491,7 +1491,11 @@ impl Log {
             return Ok(false);
         };
         // Under `meta`: a truncation (which removes the point first) cannot run in between.
-        let _meta = self.meta.lock();
+        // Not waited for: the broker's timers call this every second, and a log busy with a
+        // truncation or a deletion (which can wait on an fsync) gets its point at the next call.
+        let Some(_meta) = self.meta.try_lock() else {
+            return Ok(false);
+        };
         let point = {
             let st = self.state.lock();
             if st.closed {
