@@ -29,8 +29,8 @@ const SCAN_HEADERS: usize = 4096;
 /// Calls `f` with the header of every batch holding an offset at or above `from`, up to the high
 /// watermark, and the bytes of the control batches among them (`None` for the others): what a
 /// scan of producer state needs, without reading the data into memory or checking its CRC.
-/// Returns the bytes of headers and markers it looked at (storage reads headers a window at a
-/// time, so with small batches the file reads cover their data too).
+/// Returns the bytes of headers and markers it looked at (storage walks a mapping of the file, so
+/// the data between headers is not read).
 pub fn for_each_header_from(
     log: &Log,
     from: Offset,

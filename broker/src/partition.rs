@@ -27,7 +27,7 @@ use weir_storage::batch::{BatchHeader, IntoValidated, ValidatedBatches};
 use weir_storage::records::{
     decode_control_batch, encode_control_batch, encode_txn_marker, TxnMarker,
 };
-use weir_storage::{AppendOptions, Log, Offset, PendingAppend, StorageError};
+use weir_storage::{AppendOptions, Durability, Log, Offset, PendingAppend, StorageError};
 
 use crate::producers::ProducerState;
 
@@ -683,9 +683,16 @@ impl Partition {
                         voted_for: state.voted_for,
                     };
                     // Other replicas act on our vote and epoch only when there are others.
-                    let durable = raft.voters().len() > 1;
+                    let durability = if raft.voters().len() > 1 {
+                        Durability::Synced
+                    } else {
+                        Durability::Deferred
+                    };
                     let bytes = serde_json::to_vec(&file).unwrap_or_default();
-                    if let Err(e) = self.log.write_side_file(QUORUM_STATE_FILE, &bytes, durable) {
+                    if let Err(e) = self
+                        .log
+                        .write_side_file(QUORUM_STATE_FILE, &bytes, durability)
+                    {
                         // Sending a vote we could not persist could elect two leaders: stop here.
                         tracing::error!(log = self.log.name(), error = %e, "cannot persist election state; dropping the replica's messages");
                         queue.retain(|o| !matches!(o, Output::Send(..)));
@@ -765,7 +772,10 @@ impl Partition {
                             .collect(),
                     };
                     let bytes = serde_json::to_vec(&file).unwrap_or_default();
-                    if let Err(e) = self.log.write_side_file(VOTERS_FILE, &bytes, true) {
+                    if let Err(e) =
+                        self.log
+                            .write_side_file(VOTERS_FILE, &bytes, Durability::Synced)
+                    {
                         tracing::error!(log = self.log.name(), error = %e, "cannot persist the voter set");
                     }
                 }

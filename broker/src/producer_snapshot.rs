@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use weir_storage::{FsyncPolicy, Log, Offset};
+use weir_storage::{Durability, FsyncPolicy, Log, Offset};
 
 use crate::producers::{BatchRecord, ProducerEntry, ProducerState, RETAINED_BATCHES};
 
@@ -204,8 +204,11 @@ pub fn write(
     state: &ProducerState,
     offset: Offset,
 ) -> Result<(), weir_storage::StorageError> {
-    let durable = !matches!(log.config().fsync, FsyncPolicy::Never);
-    log.write_side_file(&name(offset), &encode(state, offset), durable)?;
+    let durability = match log.config().fsync {
+        FsyncPolicy::Never => Durability::Deferred,
+        _ => Durability::Synced,
+    };
+    log.write_side_file(&name(offset), &encode(state, offset), durability)?;
     let offsets = log.offset_side_files(SNAPSHOT_EXT)?;
     let start = log.log_start_offset();
     let keep_from = offsets.len().saturating_sub(KEEP_SNAPSHOTS);

@@ -34,8 +34,29 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Whether a replaced file must be on disk when the write returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// File and directory fsynced before returning.
+    Synced,
+    /// Atomic (a reader sees the old or the new contents) but left to writeback: after a power
+    /// loss the old contents may be back, or on some file systems an empty file. Only for files
+    /// whose loss recovery repairs.
+    Deferred,
+}
+
 /// Atomically replaces `dir/name` with `contents`, durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    replace(dir, name, contents, Durability::Synced)
+}
+
+/// Atomically replaces `dir/name` with `contents` (temporary file, then rename).
+pub(crate) fn replace(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+    durability: Durability,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut f = OpenOptions::new()
@@ -44,10 +65,15 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Resul
             .truncate(true)
             .open(&tmp)?;
         f.write_all(contents)?;
-        f.sync_all()?;
+        if durability == Durability::Synced {
+            f.sync_all()?;
+        }
     }
     fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    if durability == Durability::Synced {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Persists the log start offset.
@@ -82,12 +108,16 @@ pub(crate) fn read_log_start(dir: &Path) -> Option<Offset> {
 pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
 /// Persists the leader-epoch entries (Kafka's layout: version, count, `epoch offset` lines).
-pub(crate) fn write_leader_epochs(dir: &Path, entries: &[(i32, Offset)]) -> io::Result<()> {
+pub(crate) fn write_leader_epochs(
+    dir: &Path,
+    entries: &[(i32, Offset)],
+    durability: Durability,
+) -> io::Result<()> {
     let mut text = format!("0\n{}\n", entries.len());
     for (e, o) in entries {
         text.push_str(&format!("{e} {o}\n"));
     }
-    write_atomic(dir, LEADER_EPOCH_FILE, text.as_bytes())
+    replace(dir, LEADER_EPOCH_FILE, text.as_bytes(), durability)
 }
 
 /// Reads the leader-epoch entries; `None` if absent or malformed (the caller rebuilds them from

@@ -28,6 +28,7 @@ mod writer;
 /// A Kafka offset.
 pub type Offset = i64;
 
+pub use checkpoint::Durability;
 pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsyncPolicyError};
 pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;

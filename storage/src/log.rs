@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEADER_LEN};
-use crate::checkpoint;
+use crate::checkpoint::{self, Durability};
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
-use crate::segment::{self, read_header, HeaderReader, Recovered, Segment, SegmentFile, LOG_EXT};
+use crate::segment::{self, read_header, Recovered, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
     Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
@@ -40,6 +40,10 @@ struct LogState {
     /// `(leader epoch, first offset)` of every epoch in the log, both strictly increasing
     /// (Kafka's leader-epoch cache), persisted in `leader-epoch-checkpoint` when it changes.
     epochs: Vec<(i32, Offset)>,
+    /// Whether `leader-epoch-checkpoint` on disk is `epochs`, fsynced. A new epoch noted by an
+    /// append is written without fsync (see [`Log::save_epochs`]); a roll and a clean close
+    /// sync it first.
+    epochs_synced: bool,
 }
 
 /// Moves the epoch cache's start up to the log start: earlier epochs go, the one covering the
@@ -66,7 +70,7 @@ fn trim_epochs_to_start(st: &mut LogState) -> bool {
 /// Adds `(epoch, offset)` if `epoch` is newer than the last one. Batches written before epochs
 /// were stamped carry -1 (or whatever the client sent): they count as epoch 0. Returns whether
 /// the cache changed.
-fn note_epoch(epochs: &mut Vec<(i32, Offset)>, epoch: i32, offset: Offset) -> bool {
+pub(crate) fn note_epoch(epochs: &mut Vec<(i32, Offset)>, epoch: i32, offset: Offset) -> bool {
     let epoch = epoch.max(0);
     match epochs.last() {
         Some(&(last, _)) if epoch <= last => false,
@@ -247,6 +251,8 @@ impl Log {
 
         let mut segments = BTreeMap::new();
         let mut recovered = Recovered::default();
+        // After a crash: the epochs starting in the tail segment, as its recovery saw them.
+        let mut tail_epochs = None;
         let n = bases.len();
         for i in 0..n.saturating_sub(1) {
             let seg = Segment::open_sealed(&dir, bases[i], bases.get(i + 1).copied(), &config)?;
@@ -266,7 +272,9 @@ impl Log {
                 let mut trusted_below = point.map_or(0, |p| p.position);
                 let mut tail = tail;
                 loop {
-                    let (seg, done) = Segment::recover(&dir, tail, &config, trusted_below)?;
+                    let (seg, done, epoch_starts) =
+                        Segment::recover(&dir, tail, &config, trusted_below)?;
+                    tail_epochs = Some(epoch_starts);
                     trusted_below = 0;
                     recovered.dropped_bytes += done.dropped_bytes;
                     recovered.checked_bytes += done.checked_bytes;
@@ -321,7 +329,7 @@ impl Log {
         for seg in segments.values_mut() {
             seg.aborted = txn_index::load(&dir, seg.base, seg.next_offset, seg.size)?;
         }
-        let epochs = Self::recover_epochs(&dir, &segments, clean, log_start, leo)?;
+        let epochs = Self::recover_epochs(&dir, &segments, tail_epochs, log_start, leo)?;
         // Before the first write: a marker left behind would describe a tail that changed.
         checkpoint::remove_clean(&dir, marker, generations.current)?;
         Ok(Log {
@@ -333,6 +341,7 @@ impl Log {
                 leo,
                 closed: false,
                 epochs,
+                epochs_synced: true,
             }),
             meta: Mutex::new(()),
             sync: Arc::new(LogSync::new(leo, name, &dir)),
@@ -348,14 +357,15 @@ impl Log {
         })
     }
 
-    /// The leader-epoch cache at open: the checkpoint, cut to the log as recovered; batches
-    /// after a crash may carry an epoch the checkpoint missed, so the tail segment is scanned
-    /// then. Without a checkpoint (a log written before epochs were kept) every batch header is
-    /// read once and the checkpoint written.
+    /// The leader-epoch cache at open: the checkpoint, cut to the log as recovered; after a
+    /// crash the tail segment's batches may carry epochs the checkpoint missed, so
+    /// `tail_epochs` (what the tail's recovery saw start) are added. Without a checkpoint (a log
+    /// written before epochs were kept, or one lost) every batch header is read once and the
+    /// checkpoint written.
     fn recover_epochs(
         dir: &Path,
         segments: &BTreeMap<Offset, Segment>,
-        clean: bool,
+        tail_epochs: Option<Vec<(i32, Offset)>>,
         log_start: Offset,
         leo: Offset,
     ) -> Result<Vec<(i32, Offset)>, StorageError> {
@@ -383,10 +393,8 @@ impl Log {
             }
         };
         epochs.retain(|&(_, start)| start < leo);
-        if !clean {
-            if let Some(tail) = segments.values().next_back() {
-                scan(tail, &mut epochs)?;
-            }
+        for (epoch, start) in tail_epochs.into_iter().flatten() {
+            note_epoch(&mut epochs, epoch, start);
         }
         // The epoch that covers the log start starts there; an empty log has none.
         if log_start >= leo {
@@ -398,28 +406,21 @@ impl Log {
         // Rewriting an unchanged checkpoint costs two fsyncs per log at every start: with
         // thousands of logs, seconds.
         if on_disk.as_ref() != Some(&epochs) {
-            checkpoint::write_leader_epochs(dir, &epochs)?;
+            checkpoint::write_leader_epochs(dir, &epochs, Durability::Synced)?;
         }
         Ok(epochs)
     }
 
     /// Replaces a small file of the log's owner in the log's directory (say, replication state
-    /// kept beside the log), atomically; with `durable`, fsynced (file and directory) before this
-    /// returns. Names are the caller's; they must not collide with the log's own files.
+    /// kept beside the log), atomically; with [`Durability::Synced`], fsynced (file and
+    /// directory) before this returns. Names are the caller's; they must not collide with the log's own files.
     pub fn write_side_file(
         &self,
         name: &str,
         contents: &[u8],
-        durable: bool,
+        durability: Durability,
     ) -> Result<(), StorageError> {
-        if durable {
-            checkpoint::write_atomic(&self.dir, name, contents)?;
-        } else {
-            let tmp = self.dir.join(format!("{name}.tmp"));
-            fs::write(&tmp, contents)?;
-            fs::rename(&tmp, self.dir.join(name))?;
-        }
-        Ok(())
+        Ok(checkpoint::replace(&self.dir, name, contents, durability)?)
     }
 
     /// A file written with [`Self::write_side_file`], if present.
@@ -652,9 +653,7 @@ impl Log {
             pos += blen;
         }
         if epochs_changed {
-            // A new leader epoch: rare (once per election), and it must be on disk before any
-            // batch of it is acknowledged, like Kafka's leader-epoch checkpoint.
-            checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+            self.save_epochs(&mut st, Durability::Deferred)?;
         }
         let seg = st.active_mut().ok_or(StorageError::Closed)?;
         seg.size = end;
@@ -786,6 +785,11 @@ impl Log {
         if st.active().is_none_or(|s| s.base == new_base) {
             return Ok(());
         }
+        // Recovery after a crash rebuilds epochs from the tail segment only: an epoch that
+        // started in the segment being sealed must be in the synced checkpoint.
+        if !st.epochs_synced {
+            self.save_epochs(st, Durability::Synced)?;
+        }
         let new = Segment::create(&self.dir, new_base, &st.config)?;
         // The new file's directory entry must be durable before data in it is acknowledged.
         checkpoint::sync_dir(&self.dir)?;
@@ -799,6 +803,22 @@ impl Log {
             self.writer.send(msg).map_err(|_| StorageError::Closed)?;
         }
         st.segments.insert(new_base, new);
+        Ok(())
+    }
+
+    /// Writes the epoch cache to `leader-epoch-checkpoint`.
+    ///
+    /// A new epoch noted by an append (once per election) is written `Deferred`: Kafka fsyncs
+    /// it there, but the file only has to be right when it is trusted, and it is trusted whole
+    /// only after a clean close (which syncs it first). After a crash, open cuts the checkpoint
+    /// to the recovered log and adds the epochs of the tail segment's batches, which carry their
+    /// epoch; a roll syncs the checkpoint first, so no epoch can start in an older segment and
+    /// be missing. A checkpoint lost or emptied by a power loss is rebuilt from every segment.
+    /// Synced here, the first append of every partition after a start (which elects anew) cost
+    /// two fsyncs under the log's lock, each waiting behind the writeback of dirty data.
+    fn save_epochs(&self, st: &mut LogState, durability: Durability) -> io::Result<()> {
+        checkpoint::write_leader_epochs(&self.dir, &st.epochs, durability)?;
+        st.epochs_synced = durability == Durability::Synced;
         Ok(())
     }
 
@@ -926,6 +946,7 @@ impl Log {
         offset: Offset,
         max_batches: usize,
     ) -> Result<Vec<BatchHeader>, StorageError> {
+        let _meta = self.meta.lock();
         let mut after: Option<Offset> = None;
         loop {
             let Some(start) = self.read_start(offset, None, after)? else {
@@ -934,10 +955,14 @@ impl Log {
             after = Some(start.segment_base);
             let limit = start.file.readable.load(Ordering::Acquire);
             let mut pos = start.position;
-            let mut reader = HeaderReader::new(&start.file.file, limit);
+            // Mapped, so the data between headers is neither copied nor read (with small
+            // batches a windowed `pread` copied the whole log); `meta` keeps truncations out
+            // while the mapping lives.
+            let map = segment::map_prefix(&start.file.file, limit)?;
+            let data: &[u8] = map.as_deref().unwrap_or_default();
             let mut headers = Vec::new();
             while headers.len() < max_batches.max(1) {
-                let Some(h) = reader.header_at(pos)? else {
+                let Some(h) = segment::header_in(data, pos) else {
                     break;
                 };
                 if h.base_offset >= start.hw {
@@ -1021,7 +1046,7 @@ impl Log {
         let hw = self.sync.hw.load(Ordering::Acquire).min(offset);
         self.sync.hw.store(hw, Ordering::Release);
         st.epochs.retain(|&(_, start)| start < offset);
-        checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+        self.save_epochs(&mut st, Durability::Synced)?;
         Ok(())
     }
 
@@ -1053,7 +1078,7 @@ impl Log {
         self.leo.store(offset, Ordering::Release);
         self.sync.hw.store(offset, Ordering::Release);
         st.epochs.clear();
-        checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+        self.save_epochs(&mut st, Durability::Synced)?;
         Ok(())
     }
 
@@ -1329,7 +1354,7 @@ impl Log {
             st.log_start = st.log_start.max(offset);
             self.log_start.store(st.log_start, Ordering::Release);
             if trim_epochs_to_start(&mut st) {
-                checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+                self.save_epochs(&mut st, Durability::Synced)?;
             }
             let start = st.log_start;
             self.take_segments_below(&mut st, |_, next_base| next_base <= start)
@@ -1468,7 +1493,7 @@ impl Log {
             st.log_start = st.log_start.max(new_start);
             self.log_start.store(st.log_start, Ordering::Release);
             if trim_epochs_to_start(&mut st) {
-                checkpoint::write_leader_epochs(&self.dir, &st.epochs)?;
+                self.save_epochs(&mut st, Durability::Synced)?;
             }
             let mut n = 0;
             self.take_segments_below(&mut st, |_, next_base| {
@@ -1597,6 +1622,10 @@ impl Log {
             seg.allocated = seg.size;
             seg.file.file.sync_all()?;
         }
+        // A clean open trusts the checkpoint without reading the tail.
+        if !st.epochs_synced {
+            self.save_epochs(&mut st, Durability::Synced)?;
+        }
         checkpoint::mark_clean(&self.dir, self.generation)?;
         Ok(())
     }
@@ -1612,6 +1641,12 @@ impl Log {
         let st = self.state.lock();
         st.active()
             .map(|s| self.dir.join(segment::file_name(s.base, LOG_EXT)))
+    }
+
+    /// Test hook: whether `leader-epoch-checkpoint` on disk is the epoch cache, fsynced.
+    #[doc(hidden)]
+    pub fn epochs_synced(&self) -> bool {
+        self.state.lock().epochs_synced
     }
 
     /// Size of the segment file region of the active segment that recovery would consider.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::config::LogConfig;
 use crate::index::{MmapIndex, OffsetIndex, TimeIndex, MAX_INDEX_BYTES, OFFSET_ENTRY, TIME_ENTRY};
+use crate::log::note_epoch;
 use crate::Offset;
 
 /// Extension of segment data files.
@@ -135,64 +136,6 @@ pub(crate) fn header_in(data: &[u8], pos: u64) -> Option<BatchHeader> {
     (start.checked_add(h.total_len())? <= data.len() && h.last_offset_delta >= 0).then_some(h)
 }
 
-/// Bytes a [`HeaderReader`] reads at once when batches are small.
-const HEADER_WINDOW_BYTES: u64 = 64 << 10;
-
-/// Reads the headers of consecutive batches of a data file (as [`read_header`] does, within
-/// `limit`), a window at a time: when batches are small one `pread` covers many headers (one
-/// per header was most of a restart's time with millions of small batches); after a large
-/// batch it reads just the next header, not data it would skip.
-pub(crate) struct HeaderReader<'a> {
-    file: &'a File,
-    limit: u64,
-    window: Vec<u8>,
-    window_start: u64,
-    last_len: u64,
-}
-
-impl<'a> HeaderReader<'a> {
-    pub fn new(file: &'a File, limit: u64) -> Self {
-        HeaderReader {
-            file,
-            limit,
-            window: Vec::new(),
-            window_start: 0,
-            last_len: 0,
-        }
-    }
-
-    /// The header of the batch at `pos`, if a plausible one is there within the limit.
-    pub fn header_at(&mut self, pos: u64) -> io::Result<Option<BatchHeader>> {
-        let header_end = pos.saturating_add(BATCH_HEADER_LEN as u64);
-        if header_end > self.limit {
-            return Ok(None);
-        }
-        let window_end = self.window_start + self.window.len() as u64;
-        if pos < self.window_start || header_end > window_end {
-            let want = if self.last_len > HEADER_WINDOW_BYTES / 4 {
-                BATCH_HEADER_LEN as u64
-            } else {
-                HEADER_WINDOW_BYTES
-            };
-            let len = want.min(self.limit - pos).max(BATCH_HEADER_LEN as u64);
-            self.window.resize(len as usize, 0);
-            self.file.read_exact_at(&mut self.window, pos)?;
-            self.window_start = pos;
-        }
-        let at = (pos - self.window_start) as usize;
-        match BatchHeader::parse(&self.window[at..at + BATCH_HEADER_LEN]) {
-            Ok(h)
-                if pos.saturating_add(h.total_len() as u64) <= self.limit
-                    && h.last_offset_delta >= 0 =>
-            {
-                self.last_len = h.total_len() as u64;
-                Ok(Some(h))
-            }
-            _ => Ok(None),
-        }
-    }
-}
-
 /// A segment and its in-memory state. Guarded by the owning log's lock.
 pub(crate) struct Segment {
     pub base: Offset,
@@ -233,7 +176,14 @@ struct Scan {
     next_offset: Option<Offset>,
     /// Bytes of the batches whose CRC was checked.
     checked_bytes: u64,
+    /// The leader epochs the walk saw start, so that recovery need not walk the headers again
+    /// for them.
+    epoch_starts: EpochStarts,
 }
+
+/// `(leader epoch, first offset)` of each epoch that starts in a run of batches, both strictly
+/// increasing (as the log's epoch cache notes them).
+pub(crate) type EpochStarts = Vec<(i32, Offset)>;
 
 /// What recovering a tail segment did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -342,13 +292,14 @@ impl Segment {
     /// every batch that ends after `trusted_below`), truncates it after the last valid batch
     /// and rebuilds both indexes. Used for the tail segment after an unclean shutdown;
     /// `trusted_below` is the log's recovery point (0: check every batch). Returns the
-    /// recovered segment and what recovery did.
+    /// recovered segment, what recovery did, and the leader epochs that start in the segment's
+    /// valid batches.
     pub fn recover(
         dir: &Path,
         base: Offset,
         cfg: &LogConfig,
         trusted_below: u64,
-    ) -> io::Result<(Self, Recovered)> {
+    ) -> io::Result<(Self, Recovered, EpochStarts)> {
         let file = Self::open_data(dir, base, false)?;
         let file_len = file.metadata()?.len();
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
@@ -365,7 +316,7 @@ impl Segment {
             dropped_bytes: file_len - scan.end,
             checked_bytes: scan.checked_bytes,
         };
-        Ok((seg, recovered))
+        Ok((seg, recovered, scan.epoch_starts))
     }
 
     /// Walks batches from position 0 up to `limit`, indexing each. Checks the CRC of every batch
@@ -385,6 +336,7 @@ impl Segment {
         let mut expect = self.base;
         let mut next = None;
         let mut checked_bytes = 0u64;
+        let mut epoch_starts = Vec::new();
         while let Some(h) = header_in(data, pos) {
             let len = h.total_len() as u64;
             // Until compaction exists, offsets within a segment are contiguous, so any other
@@ -404,6 +356,7 @@ impl Segment {
                 checked_bytes += len;
             }
             self.note_batch(h.base_offset, pos, len, h.max_timestamp, interval);
+            note_epoch(&mut epoch_starts, h.partition_leader_epoch, h.base_offset);
             pos += len;
             expect = h.last_offset() + 1;
             next = Some(expect);
@@ -412,6 +365,7 @@ impl Segment {
             end: pos,
             next_offset: next,
             checked_bytes,
+            epoch_starts,
         })
     }
 
@@ -601,10 +555,11 @@ mod tests {
         assert_eq!(parse_file_name("0000000000000000004x.log", LOG_EXT), None);
     }
 
-    /// Batches of every size, small and larger than the window, back to back, and a limit that
-    /// cuts the last one: the reader finds the same headers as one `read_header` per batch.
+    /// Batches of every size, small and larger than a page, back to back, and a limit that cuts
+    /// the last one: a walk of the mapped file finds the same headers as one `read_header` per
+    /// batch.
     #[test]
-    fn a_header_reader_finds_what_read_header_finds() {
+    fn a_mapped_header_walk_finds_what_read_header_finds() {
         use crate::batch::testing::build_batch;
         let value_lens = [10usize, 40_000, 10, 10, 70_000, 3, 20_000, 90_000, 10, 5];
         let mut data = Vec::new();
@@ -625,10 +580,11 @@ mod tests {
                 pos += h.total_len() as u64;
                 expected.push(h);
             }
-            let mut reader = HeaderReader::new(&file, limit);
+            let map = map_prefix(&file, limit).expect("map");
+            let mapped: &[u8] = map.as_deref().unwrap_or_default();
             let mut got = Vec::new();
             let mut pos = 0;
-            while let Some(h) = reader.header_at(pos).expect("read") {
+            while let Some(h) = header_in(mapped, pos) {
                 pos += h.total_len() as u64;
                 got.push(h);
             }

@@ -57,6 +57,47 @@ fn leader_appends_stamp_epochs_and_the_cache_survives_restarts() {
 }
 
 #[test]
+fn a_new_epoch_is_checkpointed_without_fsync_and_recovered_from_the_tail_if_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = dir.path().join("t-0").join("leader-epoch-checkpoint");
+    let before_epoch_8;
+    {
+        let data = DataDir::open(dir.path()).expect("open");
+        let log = data.open_log("t-0", small_cfg()).expect("log");
+        log.append(batch(0, 2, 0), &epoch(3)).expect("append");
+        // An epoch noted by an append is written, but left to writeback.
+        assert!(!log.epochs_synced());
+        log.roll().expect("roll");
+        // A roll syncs it: recovery reads only the tail segment's batches.
+        assert!(log.epochs_synced());
+        before_epoch_8 = std::fs::read(&checkpoint).expect("checkpoint");
+        log.append(batch(1, 2, 0), &epoch(8)).expect("append");
+        assert!(!log.epochs_synced());
+        assert_eq!(log.leader_epochs(), vec![(3, 0), (8, 2)]);
+        data.shutdown_unclean();
+    }
+    // A power loss took the unsynced write back: the file says what it said before epoch 8.
+    std::fs::write(&checkpoint, &before_epoch_8).expect("restore the old checkpoint");
+    {
+        let data = DataDir::open(dir.path()).expect("reopen after the crash");
+        let log = data.open_log("t-0", small_cfg()).expect("log");
+        assert_eq!(log.leader_epochs(), vec![(3, 0), (8, 2)]);
+        // Open wrote what it recovered, synced.
+        assert!(log.epochs_synced());
+        log.append(batch(2, 2, 0), &epoch(9)).expect("append");
+        assert!(!log.epochs_synced());
+        data.shutdown();
+        // A clean shutdown synced it: a clean open trusts the file without reading the tail.
+        assert!(log.epochs_synced());
+    }
+    let text = std::fs::read_to_string(&checkpoint).expect("checkpoint");
+    assert_eq!(text, "0\n3\n3 0\n8 2\n9 4\n");
+    let data = DataDir::open(dir.path()).expect("clean reopen");
+    let log = data.open_log("t-0", small_cfg()).expect("log");
+    assert_eq!(log.leader_epochs(), vec![(3, 0), (8, 2), (9, 4)]);
+}
+
+#[test]
 fn a_log_without_a_checkpoint_rebuilds_its_epochs_from_the_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
