@@ -329,7 +329,8 @@ impl Log {
         for seg in segments.values_mut() {
             seg.aborted = txn_index::load(&dir, seg.base, seg.next_offset, seg.size)?;
         }
-        let epochs = Self::recover_epochs(&dir, &segments, tail_epochs, log_start, leo)?;
+        let (epochs, epochs_synced) =
+            Self::recover_epochs(&dir, &segments, tail_epochs, log_start, leo)?;
         // Before the first write: a marker left behind would describe a tail that changed.
         checkpoint::remove_clean(&dir, marker, generations.current)?;
         Ok(Log {
@@ -341,7 +342,7 @@ impl Log {
                 leo,
                 closed: false,
                 epochs,
-                epochs_synced: true,
+                epochs_synced,
             }),
             meta: Mutex::new(()),
             sync: Arc::new(LogSync::new(leo, name, &dir)),
@@ -361,14 +362,16 @@ impl Log {
     /// crash the tail segment's batches may carry epochs the checkpoint missed, so
     /// `tail_epochs` (what the tail's recovery saw start) are added. Without a checkpoint (a log
     /// written before epochs were kept, or one lost) every batch header is read once and the
-    /// checkpoint written.
+    /// checkpoint written. Also says whether the checkpoint on disk is known to be synced.
     fn recover_epochs(
         dir: &Path,
         segments: &BTreeMap<Offset, Segment>,
         tail_epochs: Option<Vec<(i32, Offset)>>,
         log_start: Offset,
         leo: Offset,
-    ) -> Result<Vec<(i32, Offset)>, StorageError> {
+    ) -> Result<(Vec<(i32, Offset)>, bool), StorageError> {
+        // Only an unclean open recovers the tail (and sees its epochs).
+        let opened_clean = tail_epochs.is_none();
         // At open: nothing truncates the files meanwhile, so they can be read mapped.
         let scan = |seg: &Segment, epochs: &mut Vec<(i32, Offset)>| -> io::Result<()> {
             let limit = seg.file.readable.load(Ordering::Acquire);
@@ -407,8 +410,11 @@ impl Log {
         // thousands of logs, seconds.
         if on_disk.as_ref() != Some(&epochs) {
             checkpoint::write_leader_epochs(dir, &epochs, Durability::Synced)?;
+            return Ok((epochs, true));
         }
-        Ok(epochs)
+        // After a crash an unchanged file may be one written without fsync before it (still in
+        // the page cache): the next roll or clean close must sync it. A clean close synced it.
+        Ok((epochs, opened_clean))
     }
 
     /// Replaces a small file of the log's owner in the log's directory (say, replication state
