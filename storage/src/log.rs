@@ -388,8 +388,11 @@ impl Log {
         let mut epochs = match on_disk.clone() {
             Some(e) => e,
             None => {
+                // After a crash the tail's epochs come from its recovery (added below): the
+                // tail is not walked a second time for them.
+                let walk = segments.len() - usize::from(tail_epochs.is_some()).min(segments.len());
                 let mut epochs = Vec::new();
-                for seg in segments.values() {
+                for seg in segments.values().take(walk) {
                     scan(seg, &mut epochs)?;
                 }
                 epochs
@@ -419,7 +422,8 @@ impl Log {
 
     /// Replaces a small file of the log's owner in the log's directory (say, replication state
     /// kept beside the log), atomically; with [`Durability::Synced`], fsynced (file and
-    /// directory) before this returns. Names are the caller's; they must not collide with the log's own files.
+    /// directory) before this returns. Names are the caller's; they must not collide with the
+    /// log's own files.
     pub fn write_side_file(
         &self,
         name: &str,
@@ -946,7 +950,8 @@ impl Log {
     /// at most `max_batches`, read without the batches themselves (a scan that needs only the
     /// headers, such as rebuilding producer state, reads ~61 bytes per batch instead of all the
     /// data). From one segment per call, like [`Self::read`]; empty at or past the high
-    /// watermark. Same errors as [`Self::read`].
+    /// watermark. Same errors as [`Self::read`]. Truncations and deletions wait for it (it reads
+    /// the segment through a mapping).
     pub fn read_headers(
         &self,
         offset: Offset,

@@ -125,6 +125,34 @@ fn a_log_without_a_checkpoint_rebuilds_its_epochs_from_the_batches() {
 }
 
 #[test]
+fn after_a_crash_a_log_without_a_checkpoint_rebuilds_its_epochs_tail_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let data = DataDir::open(dir.path()).expect("open");
+        let log = data.open_log("t-0", small_cfg()).expect("log");
+        // Enough for several 1 KiB segments, an epoch starting in an early one and one in the
+        // tail.
+        for i in 0..40u64 {
+            let e = if i < 3 {
+                1
+            } else if i < 39 {
+                4
+            } else {
+                6
+            };
+            log.append(batch(i, 2, 0), &epoch(e)).expect("append");
+        }
+        assert!(log.segment_count() > 2);
+        assert_eq!(log.leader_epochs(), vec![(1, 0), (4, 6), (6, 78)]);
+        data.shutdown_unclean();
+    }
+    std::fs::remove_file(dir.path().join("t-0").join("leader-epoch-checkpoint")).expect("rm");
+    let data = DataDir::open(dir.path()).expect("reopen after the crash");
+    let log = data.open_log("t-0", small_cfg()).expect("log");
+    assert_eq!(log.leader_epochs(), vec![(1, 0), (4, 6), (6, 78)]);
+}
+
+#[test]
 fn followers_append_the_leaders_batches_unchanged_and_only_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::open(dir.path()).expect("open");
