@@ -172,7 +172,12 @@ fn list_offsets_max_timestamp_is_the_record_holding_it() {
 
     // LogAppendTime: every record of the last batch carries its append time; the first wins.
     conn.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")]);
-    conn.produce("lat", 0, &[v, v], &[1, 2]);
+    let first = conn.produce("lat", 0, &[v, v], &[1, 2]);
+    // Two appends within one millisecond share their append time, and then the first batch
+    // holds the maximum: make the second one later.
+    while crate::common::now_ms() <= first.log_append_time_ms {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let p = conn.produce("lat", 0, &[v, v, v], &[1, 2, 3]);
     assert_eq!(p.error_code, ErrorCode::NONE);
     let max = list_offset(&mut conn, "lat", -3);
@@ -466,10 +471,7 @@ fn an_idle_topic_whose_records_all_expired_is_emptied_active_segment_included() 
     let mut conn = Conn::connect(b.addr);
     conn.create_topic("idle", 1, &[("retention.ms", "60000")]);
     let v: &[u8] = b"v";
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now_ms = crate::common::now_ms();
     let p = conn.produce("idle", 0, &[v, v, v], &[now_ms, now_ms, now_ms]);
     assert_eq!(p.error_code, ErrorCode::NONE);
     // Within retention: nothing goes.
