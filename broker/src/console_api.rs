@@ -32,7 +32,7 @@ use weir_protocol::*;
 
 use crate::admin_http::{error, starting, AdminState};
 use crate::broker::Broker;
-use crate::handlers::{dispatch, RequestContext};
+use crate::handlers::{dispatch, records_in_memory, RequestContext};
 use crate::security::{Principal, SecurityProtocol};
 use crate::share::redrive::{target_partition, DeadLetter, RedriveFilter, RedrivePlan};
 
@@ -562,7 +562,12 @@ pub async fn read_messages(
                     &format!("cannot read {topic}[{partition}]"),
                 );
             }
-            if let Err(e) = window(&part.records, from, limit, &mut records, &mut next_offset) {
+            let stored = records_in_memory(&part.records);
+            let windowed = stored.map_err(|e| e.to_string()).and_then(|stored| {
+                window(&stored, from, limit, &mut records, &mut next_offset)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = windowed {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("cannot read the records of {topic}[{partition}]: {e}"),
@@ -1042,13 +1047,18 @@ pub async fn redrive(
                         &format!("cannot read {topic}[{p}]"),
                     );
                 }
-                if let Err(e) = window(
-                    &part.records,
-                    at,
-                    MAX_WINDOW_RECORDS,
-                    &mut window_records,
-                    &mut next,
-                ) {
+                let stored = records_in_memory(&part.records);
+                let windowed = stored.map_err(|e| e.to_string()).and_then(|stored| {
+                    window(
+                        &stored,
+                        at,
+                        MAX_WINDOW_RECORDS,
+                        &mut window_records,
+                        &mut next,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+                if let Err(e) = windowed {
                     return error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("cannot read {topic}[{p}]: {e}"),

@@ -27,6 +27,7 @@ pub mod producers;
 pub mod quota;
 pub mod record_checks;
 pub mod security;
+mod send;
 pub mod server;
 pub mod share;
 pub mod topic_admin;

@@ -36,14 +36,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
 use weir_protocol::{
-    decode_request, encode_api_versions_unsupported, encode_response, frame, DecodeError,
-    ErrorCode, Request, RequestHeader, Response, SaslAuthenticateResponse, SaslHandshakeResponse,
+    decode_request, encode_api_versions_unsupported, encode_response, encode_response_parts, frame,
+    DecodeError, ErrorCode, Request, RequestHeader, Response, ResponseParts,
+    SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 
 use crate::broker::{Broker, CURRENT_LISTENER};
@@ -55,6 +56,7 @@ use crate::quota::rate::SampledRate;
 use crate::security::principal_mapping::subject_dn;
 use crate::security::sasl::{Authenticated, Mechanism, SaslEnv, SaslSession, Step};
 use crate::security::{ListenerConfig, Principal, SecurityProtocol};
+use crate::send::{FrameWriter, ResponseSink};
 
 /// Connections counted per client IP, to enforce `max_connections_per_ip`.
 #[derive(Default)]
@@ -366,9 +368,11 @@ impl Drop for ActiveGuard {
 /// What the writer does with one request's outcome, in request order.
 enum Reply {
     Send(Bytes),
+    /// A response in parts (a Fetch's records stay in their files until they are sent).
+    SendParts(ResponseParts),
     /// A throttled response (quotas): sent, then the connection reads nothing for this many
     /// milliseconds.
-    SendThenMute(Bytes, i64),
+    SendThenMute(ResponseParts, i64),
     /// A failed authentication's answer: sent, then the connection is closed.
     SendThenClose(Bytes),
     /// Produce with acks=0: the client expects nothing.
@@ -543,13 +547,13 @@ impl Conn {
         mut self,
         broker: Arc<Broker>,
         mut reader: R,
-        mut writer: W,
+        writer: W,
         mut shutdown: watch::Receiver<bool>,
         request_memory: RequestMemory,
     ) -> std::io::Result<()>
     where
         R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: ResponseSink,
     {
         let (queue, mut in_flight) = mpsc::channel::<ResponseTask>(
             broker.config.max_in_flight_requests_per_connection.max(1),
@@ -558,22 +562,20 @@ impl Conn {
         // again as its response goes out; the reader waits for it before the next request.
         let mute = self.muted_until.clone();
         let write_task = tokio::spawn(async move {
+            let mut writer = FrameWriter::new(writer);
             while let Some(task) = in_flight.recv().await {
                 match task.await {
-                    Ok(Reply::Send(bytes)) => {
-                        writer.write_all(&bytes).await?;
-                        writer.flush().await?;
-                    }
-                    Ok(Reply::SendThenMute(bytes, throttle_ms)) => {
+                    Ok(Reply::Send(frame)) => writer.write_frame(&frame).await?,
+                    Ok(Reply::SendParts(frame)) => writer.write_parts(frame).await?,
+                    Ok(Reply::SendThenMute(frame, throttle_ms)) => {
                         // Muted for the throttle from the moment the response goes out; set
                         // just before the write so that the client's next request cannot slip
                         // in between.
                         mute_for(&mute, throttle_ms);
-                        writer.write_all(&bytes).await?;
-                        writer.flush().await?;
+                        writer.write_parts(frame).await?;
                     }
-                    Ok(Reply::SendThenClose(bytes)) => {
-                        writer.write_all(&bytes).await?;
+                    Ok(Reply::SendThenClose(frame)) => {
+                        writer.write_frame(&frame).await?;
                         break;
                     }
                     Ok(Reply::Nothing) => {}
@@ -740,20 +742,20 @@ impl Conn {
             metrics.observe_response(header.api_key, header.api_version, started, response.as_ref());
             // acks=0: nothing to answer (the connection is muted above all the same, as Kafka).
             let Some(mut response) = response else { return Reply::Nothing };
-            let encoded = encode_response(&header, &response);
+            let encoded = encode_response_parts(&header, &response);
             let throttle_ms = match &encoded {
                 Ok(bytes) => throttle_ms.max(measured.record_fetch(bytes.len())),
                 Err(_) => throttle_ms,
             };
             let wire_throttle_ms = i32::try_from(throttle_ms).unwrap_or(i32::MAX);
             let encoded = if throttle_ms > 0 && response.set_throttle_time_ms(wire_throttle_ms) {
-                encode_response(&header, &response)
+                encode_response_parts(&header, &response)
             } else {
                 encoded
             };
             match encoded {
-                Ok(bytes) if throttle_ms > 0 => Reply::SendThenMute(bytes, throttle_ms),
-                Ok(bytes) => Reply::Send(bytes),
+                Ok(frame) if throttle_ms > 0 => Reply::SendThenMute(frame, throttle_ms),
+                Ok(frame) => Reply::SendParts(frame),
                 Err(e) => {
                     warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
                     Reply::Close

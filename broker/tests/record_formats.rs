@@ -185,7 +185,7 @@ fn fetch_modern(s: &mut TcpStream, topic: &str, offset: i64) -> Vec<Rec> {
     let p = &r.topics[0].partitions[0];
     assert_eq!(p.error_code.0, 0, "fetch error");
     let mut out = Vec::new();
-    for (_, batch) in split_batches(&p.records) {
+    for (_, batch) in split_batches(p.records.in_memory().expect("decoded records")) {
         visit_records(&batch, 1 << 30, |r| {
             out.push((
                 r.offset,

@@ -180,7 +180,10 @@ fn markers(c: &mut Conn, topic: &str, p: i32) -> Vec<TxnMarker> {
     let Response::Fetch(r) = r else {
         panic!("{r:?}")
     };
-    let data = &r.topics[0].partitions[0].records;
+    let data = r.topics[0].partitions[0]
+        .records
+        .in_memory()
+        .expect("decoded records");
     let mut out = Vec::new();
     let mut at = 0;
     while at + 12 <= data.len() {

@@ -247,7 +247,9 @@ fn the_last_stable_offset_never_falls_below_the_log_start() {
     assert_eq!(latest(&mut conn, "txn", COMMITTED), end + 1);
     let r = fetch(&mut conn, "txn", 5, COMMITTED);
     assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
-    let batches = weir_storage::batch::validate_batches(&r.records).expect("batches");
+    let batches =
+        weir_storage::batch::validate_batches(r.records.in_memory().expect("decoded records"))
+            .expect("batches");
     assert_eq!(batches.first().map(|b| b.base_offset), Some(5));
 }
 
@@ -354,7 +356,9 @@ fn open_transactions_and_the_abort_index_survive_kill_9() {
         let r = fetch(&mut conn, "txn", offset, COMMITTED);
         assert_eq!(r.error_code, ErrorCode::NONE);
         reported.extend(aborted(&r));
-        let batches = weir_storage::batch::validate_batches(&r.records).expect("batches");
+        let batches =
+            weir_storage::batch::validate_batches(r.records.in_memory().expect("decoded records"))
+                .expect("batches");
         offset = batches.last().expect("a batch").last_offset() + 1;
     }
     reported.sort_unstable();

@@ -739,7 +739,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                                     })
                                     .collect(),
                                 preferred_read_replica: p.preferred_read_replica.0,
-                                records: p.records.unwrap_or_default(),
+                                records: p.records.unwrap_or_default().into(),
                                 diverging_epoch: diverging_epoch(&p.diverging_epoch),
                                 current_leader: fetch_leader(&p.current_leader),
                             })

@@ -25,6 +25,7 @@ use crate::api_key as k;
 use crate::apis;
 use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::legacy::{self, Reader};
+use crate::parts::{self, PartsWriter, ResponseParts};
 use crate::requests::*;
 use crate::responses::*;
 use crate::versions::{supported_api_ranges, supported_range};
@@ -581,6 +582,25 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
 /// INCLUDING the 4-byte size prefix and the response header (v0 for ApiVersions and for
 /// non-flexible versions, v1 with an empty tagged-field section otherwise).
 pub fn encode_response(header: &RequestHeader, response: &Response) -> Result<Bytes, EncodeError> {
+    encode_response_parts(header, response)?
+        .into_bytes()
+        .ok_or_else(|| EncodeError::Invalid {
+            api_key: header.api_key,
+            api_version: header.api_version,
+            reason: "deferred records need encode_response_parts".into(),
+        })
+}
+
+/// Like [`encode_response`], as parts: a Fetch response (v4+) leaves its records out of the
+/// encoded bytes, as parts of their own ([`ResponsePart::Deferred`] for records the caller
+/// supplies, e.g. from a file; large in-memory records without a copy). Every other response is
+/// one part.
+///
+/// [`ResponsePart::Deferred`]: crate::ResponsePart::Deferred
+pub fn encode_response_parts(
+    header: &RequestHeader,
+    response: &Response,
+) -> Result<ResponseParts, EncodeError> {
     let api_key = header.api_key;
     let v = header.api_version;
     if response.api_key() != api_key {
@@ -609,16 +629,18 @@ pub fn encode_response(header: &RequestHeader, response: &Response) -> Result<By
     };
 
     let mut out = BytesMut::with_capacity(256);
-    out.put_i32(0); // size, patched below
+    out.put_i32(0); // size, written by `finish`
     out.put_i32(header.correlation_id);
     if header_version >= 1 {
         out.put_u8(0); // empty tagged-field section
     }
-    apis::encode_response_body(&mut out, v, response).map_err(invalid)?;
-    let size = i32::try_from(out.len() - 4)
-        .map_err(|_| invalid(format!("response of {} bytes", out.len())))?;
-    out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(out.freeze())
+    let mut writer = PartsWriter::new(out);
+    match response {
+        Response::Fetch(r) if v >= 4 => parts::encode_fetch(&mut writer, v, r),
+        _ => apis::encode_response_body(writer.buf(), v, response),
+    }
+    .map_err(invalid)?;
+    writer.finish().map_err(invalid)
 }
 
 /// KIP-511: the answer to an ApiVersions request at a version we do not serve. It is a
@@ -807,63 +829,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
             put(out, v, &msg)
         }
         Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),
-        Response::Fetch(r) => {
-            let mut msg = m::FetchResponse::default();
-            msg.throttle_time_ms = r.throttle_time_ms;
-            msg.error_code = r.error_code.0;
-            if v >= 7 {
-                msg.session_id = r.session_id;
-            }
-            msg.responses = r
-                .topics
-                .iter()
-                .map(|t| {
-                    let mut e = m::fetch_response::FetchableTopicResponse::default();
-                    e.topic = topic_name(&t.name);
-                    e.partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let mut e = m::fetch_response::PartitionData::default();
-                            e.partition_index = p.partition_index;
-                            e.error_code = p.error_code.0;
-                            e.high_watermark = p.high_watermark;
-                            e.last_stable_offset = p.last_stable_offset;
-                            e.log_start_offset = p.log_start_offset;
-                            e.aborted_transactions = Some(
-                                p.aborted_transactions
-                                    .iter()
-                                    .map(|a| {
-                                        let mut e =
-                                            m::fetch_response::AbortedTransaction::default();
-                                        e.producer_id = m::ProducerId(a.producer_id);
-                                        e.first_offset = a.first_offset;
-                                        e
-                                    })
-                                    .collect(),
-                            );
-                            if v >= 11 {
-                                e.preferred_read_replica = m::BrokerId(p.preferred_read_replica);
-                            }
-                            // Never null: librdkafka rejects a -1 records length.
-                            e.records = Some(p.records.clone());
-                            // Tagged (v12+): written only when set.
-                            if let Some((epoch, end_offset)) = p.diverging_epoch {
-                                e.diverging_epoch.epoch = epoch;
-                                e.diverging_epoch.end_offset = end_offset;
-                            }
-                            if let Some((leader_id, leader_epoch)) = p.current_leader {
-                                e.current_leader.leader_id = m::BrokerId(leader_id);
-                                e.current_leader.leader_epoch = leader_epoch;
-                            }
-                            e
-                        })
-                        .collect();
-                    e
-                })
-                .collect();
-            put(out, v, &msg)
-        }
+        Response::Fetch(_) => Err("Fetch v4+ is encoded by `parts::encode_fetch`".into()),
         Response::ListOffsets(r) if v == 0 => legacy::encode_list_offsets_v0(out, r),
         Response::ListOffsets(r) => {
             let mut msg = m::ListOffsetsResponse::default();

@@ -249,7 +249,12 @@ pub(crate) fn encode_fetch_v0_3(
             out.put_i32(p.partition_index);
             out.put_i16(p.error_code.0);
             out.put_i64(p.high_watermark);
-            put_bytes(out, &p.records)?;
+            // Fetch v0-3 is always down-converted, which reads the records into memory.
+            let records = p
+                .records
+                .in_memory()
+                .ok_or("Fetch v0-3 records must be in memory")?;
+            put_bytes(out, records)?;
         }
     }
     Ok(())

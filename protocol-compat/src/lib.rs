@@ -30,6 +30,7 @@ mod error;
 pub mod frame;
 mod legacy;
 mod mirror;
+mod parts;
 pub mod requests;
 mod response_errors;
 pub mod responses;
@@ -38,8 +39,11 @@ pub mod transactions;
 mod versions;
 
 pub use apis::{api_key, api_name};
-pub use codec::{decode_request, encode_api_versions_unsupported, encode_response};
+pub use codec::{
+    decode_request, encode_api_versions_unsupported, encode_response, encode_response_parts,
+};
 pub use error::{DecodeError, EncodeError, ErrorCode};
+pub use parts::{ResponsePart, ResponseParts};
 pub use requests::*;
 pub use responses::*;
 pub use transactions::*;

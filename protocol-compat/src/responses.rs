@@ -299,7 +299,7 @@ pub struct FetchPartitionResponse {
     pub preferred_read_replica: i32,
     /// Raw record batches. Always written as bytes (empty when there is no data), never
     /// as null: librdkafka rejects a -1 length.
-    pub records: Bytes,
+    pub records: FetchRecords,
     /// KIP-320 / KIP-595: the follower's log diverges from the leader's, `(epoch,
     /// end_offset)`: the largest epoch of the leader not above the request's
     /// `last_fetched_epoch`, and where it ends; the follower truncates there (v12+, tagged:
@@ -321,12 +321,116 @@ impl Default for FetchPartitionResponse {
             log_start_offset: -1,
             aborted_transactions: Vec::new(),
             preferred_read_replica: -1,
-            records: Bytes::new(),
+            records: FetchRecords::default(),
             diverging_epoch: None,
             current_leader: None,
         }
     }
 }
+
+/// The record batches of one Fetch partition: in memory, or supplied by whoever writes the
+/// response (the broker sends them from the segment file, without copying them through the
+/// encoder or user space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchRecords {
+    /// Bytes in hand: every decoded response, and what the broker reads into memory.
+    Bytes(Bytes),
+    /// `len` bytes the response's writer supplies: the encoder writes their length and leaves
+    /// them out (see [`crate::encode_response_parts`]).
+    Deferred(DeferredRecords),
+}
+
+impl FetchRecords {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            FetchRecords::Bytes(b) => b.len(),
+            FetchRecords::Deferred(d) => d.len(),
+        }
+    }
+
+    /// No records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, when they are in memory (always so in a decoded response).
+    pub fn in_memory(&self) -> Option<&Bytes> {
+        match self {
+            FetchRecords::Bytes(b) => Some(b),
+            FetchRecords::Deferred(_) => None,
+        }
+    }
+}
+
+impl Default for FetchRecords {
+    fn default() -> Self {
+        FetchRecords::Bytes(Bytes::new())
+    }
+}
+
+impl From<Bytes> for FetchRecords {
+    fn from(bytes: Bytes) -> Self {
+        FetchRecords::Bytes(bytes)
+    }
+}
+
+impl From<Vec<u8>> for FetchRecords {
+    fn from(bytes: Vec<u8>) -> Self {
+        FetchRecords::Bytes(Bytes::from(bytes))
+    }
+}
+
+/// Records left out of an encoded response: their length, and an opaque handle by which the
+/// response's writer finds them (this crate knows nothing of files; the broker puts a segment
+/// range here and downcasts it back with [`DeferredRecords::source`]).
+#[derive(Clone)]
+pub struct DeferredRecords {
+    len: usize,
+    source: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl DeferredRecords {
+    /// `len` bytes that `source` supplies.
+    pub fn new<T: std::any::Any + Send + Sync>(len: usize, source: T) -> Self {
+        DeferredRecords {
+            len,
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The handle given to [`DeferredRecords::new`], if it is a `T`.
+    pub fn source<T: std::any::Any>(&self) -> Option<&T> {
+        self.source.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for DeferredRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredRecords")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two handles are equal when they are the same handle.
+impl PartialEq for DeferredRecords {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && std::sync::Arc::ptr_eq(&self.source, &other.source)
+    }
+}
+
+impl Eq for DeferredRecords {}
 
 /// An aborted transaction in a Fetch response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -409,7 +409,7 @@ fn fetch_records_never_null() {
                         high_watermark: 10,
                         last_stable_offset: 10,
                         log_start_offset: 0,
-                        records: batch.clone(),
+                        records: batch.clone().into(),
                         ..Default::default()
                     },
                     FetchPartitionResponse {
@@ -457,7 +457,7 @@ fn fetch_v0_to_v3() {
                     FetchPartitionResponse {
                         partition_index: 2,
                         high_watermark: 10,
-                        records: Bytes::from_static(b"message-set"),
+                        records: Bytes::from_static(b"message-set").into(),
                         ..Default::default()
                     },
                     FetchPartitionResponse {

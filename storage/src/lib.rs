@@ -7,9 +7,10 @@
 //!
 //! Module map: [`batch`] (v2 header parsing/validation), [`records`] (the records inside v2
 //! batches), [`compression`] (bounded codecs), [`legacy`] (message formats v0/v1 and their
-//! conversion to and from v2 batches), `config` (policies and options),
-//! `segment` and `index` (files), [`txn_index`] (the aborted-transaction index of a segment), `writer` (group commit), `log`, `datadir`, `checkpoint`
-//! (small metadata files), `error`.
+//! conversion to and from v2 batches), `config` (policies and options), `segment` and `index`
+//! (files), `slice` (reads answered as a file range), [`txn_index`] (the aborted-transaction
+//! index of a segment), `writer` (group commit), `log`, `datadir`, `checkpoint` (small metadata
+//! files), `error`.
 
 pub mod batch;
 mod checkpoint;
@@ -22,6 +23,7 @@ pub mod legacy;
 mod log;
 pub mod records;
 mod segment;
+mod slice;
 pub mod txn_index;
 mod writer;
 
@@ -34,5 +36,6 @@ pub use datadir::{DataDir, DataDirOptions};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
 pub use segment::Recovered;
+pub use slice::RecordSlice;
 pub use txn_index::AbortedTxn;
 pub use writer::{FileSync, OsFileSync, WriteFailure, WriterStats};

@@ -24,6 +24,7 @@ use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEA
 use crate::checkpoint::{self, Durability};
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
 use crate::segment::{self, read_header, Recovered, Segment, SegmentFile, LOG_EXT};
+use crate::slice::{self, RecordSlice};
 use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
     Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
@@ -870,6 +871,28 @@ impl Log {
         self.read_bounded(offset, max_bytes, min_one_batch, Some(upper))
     }
 
+    /// Like [`Self::read_below`], but the batches stay in their segment file: the answer says
+    /// where they are, and the caller sends them from there (a consumer's Fetch, with
+    /// sendfile) or reads them when it needs them in memory ([`RecordSlice::read_to_vec`]).
+    pub fn slice_below(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+        min_one_batch: bool,
+    ) -> Result<Option<RecordSlice>, StorageError> {
+        self.read_with(offset, Some(upper), |start| {
+            slice::slice_from(
+                &start.file,
+                start.position,
+                offset,
+                start.hw,
+                max_bytes,
+                min_one_batch,
+            )
+        })
+    }
+
     fn read_batches(
         &self,
         offset: Offset,
@@ -886,24 +909,37 @@ impl Log {
         min_one_batch: bool,
         upper: Option<Offset>,
     ) -> Result<Vec<u8>, StorageError> {
-        let mut after: Option<Offset> = None;
-        loop {
-            let Some(start) = self.read_start(offset, upper, after)? else {
-                return Ok(Vec::new());
-            };
-            after = Some(start.segment_base);
-            let read = read_from(
+        let read = self.read_with(offset, upper, |start| {
+            read_from(
                 &start.file,
                 start.position,
                 offset,
                 start.hw,
                 max_bytes,
                 min_one_batch,
-            )?;
-            if let Some(bytes) = read {
-                return Ok(bytes);
+            )
+        })?;
+        Ok(read.unwrap_or_default())
+    }
+
+    /// Runs `read` on the segment holding `offset`, then on the segments after it until one
+    /// answers (a segment answers `None` when it ends before `offset`, e.g. after a crash cut
+    /// it). `None` when there is nothing to read.
+    fn read_with<T>(
+        &self,
+        offset: Offset,
+        upper: Option<Offset>,
+        read: impl Fn(&ReadStart) -> io::Result<Option<T>>,
+    ) -> Result<Option<T>, StorageError> {
+        let mut after: Option<Offset> = None;
+        loop {
+            let Some(start) = self.read_start(offset, upper, after)? else {
+                return Ok(None);
+            };
+            after = Some(start.segment_base);
+            if let Some(answer) = read(&start)? {
+                return Ok(Some(answer));
             }
-            // Not in this segment (it ends early, e.g. after a crash cut it): try the next.
         }
     }
 
@@ -1704,7 +1740,7 @@ fn read_from(
             break;
         };
         let t = h.total_len();
-        if h.base_offset >= hw || end + t > buf.len() || (end > 0 && end + t > max_bytes) {
+        if end + t > buf.len() || !slice::batch_belongs(&h, end, max_bytes, hw) {
             break;
         }
         end += t;

@@ -1267,3 +1267,57 @@ fn read_headers_walks_the_batches_across_segments_without_their_data() {
     assert!(log.read_headers(end, 10).expect("at end").is_empty());
     assert!(log.read_headers(end + 1, 10).is_err());
 }
+
+/// A read as a file range names exactly the batches a copying read returns, with batches
+/// larger than the slice walker's header window and many small ones inside one window.
+#[test]
+fn a_slice_names_the_batches_a_read_copies() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dd = DataDir::open(d.path()).expect("open");
+    let cfg = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 4096,
+        ..small_cfg()
+    };
+    let log = dd.open_log("t-0", cfg).expect("log");
+    let mut ends = Vec::new();
+    for i in 0..120u64 {
+        // Mostly small batches; every seventh holds ~20 KiB of records.
+        let n = if i % 7 == 0 {
+            1800
+        } else {
+            1 + (i as usize % 5)
+        };
+        let r = log.append(batch(i, n, 10), &opts()).expect("append");
+        ends.push(r.last_offset + 1);
+    }
+    let end = log.log_end_offset();
+    for offset in (0..end).step_by(97) {
+        for max_bytes in [0, 1, 100, 8 * 1024, 20_000, 64 * 1024, 1 << 20] {
+            for (upper, min_one) in [(end, true), (end, false), (end / 2, true)] {
+                let read = log
+                    .read_below(offset, max_bytes, upper, min_one)
+                    .expect("read");
+                let slice = log
+                    .slice_below(offset, max_bytes, upper, min_one)
+                    .expect("slice");
+                let in_file = slice
+                    .as_ref()
+                    .map(|s| s.read_to_vec().expect("reads"))
+                    .unwrap_or_default();
+                assert_eq!(
+                    in_file, read,
+                    "offset {offset}, max {max_bytes}, upper {upper}"
+                );
+                let next = validate_batches(&read)
+                    .expect("valid")
+                    .last()
+                    .map(|h| h.last_offset() + 1);
+                assert_eq!(slice.as_ref().and_then(|s| s.next_offset()), next);
+                if let Some(next) = next {
+                    assert!(ends.contains(&next), "ends at a batch end");
+                }
+            }
+        }
+    }
+}

@@ -183,6 +183,23 @@ fn run(ops: Vec<Op>, policy: FsyncPolicy) {
                     0
                 };
                 let res = log.read(offset, max_bytes);
+                // The same read as a file range names the same bytes.
+                let sliced = log.slice_below(offset, max_bytes, i64::MAX, true);
+                match (&res, &sliced) {
+                    (Ok(bytes), Ok(slice)) => {
+                        let in_file = slice
+                            .as_ref()
+                            .map(|s| s.read_to_vec().expect("slice reads"))
+                            .unwrap_or_default();
+                        assert_eq!(&in_file, bytes, "slice of {offset}, {max_bytes} bytes");
+                        let next = split_batches(bytes)
+                            .last()
+                            .map(|(_, b)| BatchHeader::parse(b).expect("h").last_offset() + 1);
+                        assert_eq!(slice.as_ref().and_then(|s| s.next_offset()), next);
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                    other => panic!("read and slice disagree: {other:?}"),
+                }
                 if offset < m.start || offset > m.end {
                     assert!(
                         matches!(res, Err(StorageError::OffsetOutOfRange { .. })),

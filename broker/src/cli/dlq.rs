@@ -11,7 +11,7 @@ use weir_broker::share::redrive::{
 use weir_protocol::*;
 
 use super::client::{expect_response, Client};
-use super::records::{decode_batches, encode_batch, CliRecord};
+use super::records::{decode_batches, encode_batch, fetched, CliRecord};
 use super::topics::{list_offsets, partitions_of};
 use super::{check, Output};
 
@@ -106,7 +106,7 @@ async fn read_all(client: &mut Client, topic: &str) -> anyhow::Result<Vec<(i32, 
             for t in fetch.topics {
                 for part in t.partitions {
                     check(part.error_code, &format!("cannot read {topic}[{p}]"), None)?;
-                    for rec in decode_batches(&part.records)? {
+                    for rec in decode_batches(fetched(&part.records)?)? {
                         if rec.offset < at || rec.offset >= stop {
                             continue;
                         }

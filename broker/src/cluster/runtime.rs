@@ -44,6 +44,7 @@ use crate::cluster::peer::{PeerConnection, PeerSecurity};
 use crate::cluster::placement::{self, Candidate};
 use crate::cluster::store::EtcdStore;
 use crate::config::ClusterSettings;
+use crate::handlers::records_in_memory;
 use crate::partition::{Partition, RaftIo};
 
 /// Raft messages waiting to be sent, over all peers.
@@ -740,6 +741,14 @@ async fn fetcher(
         }
         let applied = tokio::task::spawn_blocking(move || {
             for (p, sent, resp, records) in work {
+                // A decoded response holds its records in memory; this reads them otherwise.
+                let records = match records_in_memory(&records) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot read fetched records");
+                        continue;
+                    }
+                };
                 if let Err(e) = p.apply_fetched(leader, sent, resp, &records) {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot apply fetched records");
                 }

@@ -10,12 +10,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use weir_protocol::requests::FetchRequest;
-use weir_protocol::responses::FetchResponse;
+use weir_protocol::responses::{FetchRecords, FetchResponse};
 use weir_protocol::ErrorCode;
 use weir_storage::batch::MAGIC_V2;
 
+use super::fetch::records_in_memory;
 use crate::broker::Broker;
 use crate::record_checks;
 
@@ -71,12 +71,12 @@ pub fn apply(broker: &Arc<Broker>, plan: &Plan, response: &mut FetchResponse) {
             }
             if !enabled {
                 p.error_code = ErrorCode::UNSUPPORTED_VERSION;
-                p.records = Bytes::new();
+                p.records = FetchRecords::default();
                 continue;
             }
             if zstd {
                 p.error_code = ErrorCode::UNSUPPORTED_COMPRESSION_TYPE;
-                p.records = Bytes::new();
+                p.records = FetchRecords::default();
                 continue;
             }
             if p.records.is_empty() {
@@ -87,13 +87,23 @@ pub fn apply(broker: &Arc<Broker>, plan: &Plan, response: &mut FetchResponse) {
                 .get(&(topic.name.clone(), p.partition_index))
                 .copied()
                 .unwrap_or((0, 0));
-            match record_checks::down_convert(&p.records, plan.magic, fetch_offset, max_bytes) {
-                Ok(converted) => p.records = Bytes::from(converted),
+            let stored = match records_in_memory(&p.records) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, partition = p.partition_index, error = %e,
+                        "fetch read failed");
+                    p.error_code = ErrorCode::KAFKA_STORAGE_ERROR;
+                    p.records = FetchRecords::default();
+                    continue;
+                }
+            };
+            match record_checks::down_convert(&stored, plan.magic, fetch_offset, max_bytes) {
+                Ok(converted) => p.records = FetchRecords::from(converted),
                 Err(e) => {
                     tracing::warn!(topic = %topic.name, partition = p.partition_index, error = %e,
                         "down-conversion failed");
                     p.error_code = record_checks::down_convert_error_code(&e);
-                    p.records = Bytes::new();
+                    p.records = FetchRecords::default();
                 }
             }
         }

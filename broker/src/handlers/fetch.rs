@@ -12,12 +12,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use weir_protocol::requests::{FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest};
 use weir_protocol::responses::{
-    AbortedTransaction, EpochEndOffset, FetchPartitionResponse, FetchResponse, FetchTopicResponse,
-    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
-    OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+    AbortedTransaction, DeferredRecords, EpochEndOffset, FetchPartitionResponse, FetchRecords,
+    FetchResponse, FetchTopicResponse, ListOffsetsPartitionResponse, ListOffsetsResponse,
+    ListOffsetsTopicResponse, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
 };
 use weir_protocol::ErrorCode;
-use weir_storage::StorageError;
+use weir_storage::{RecordSlice, StorageError};
 
 use super::produce::{current_leader, replica_error_code, storage_error_code};
 use crate::broker::Broker;
@@ -26,21 +26,16 @@ use crate::fetch_sessions::{RequestedPartition, SentOffsets, SessionPartition};
 /// Fetch and ListOffsets isolation level READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
 
-/// One past the last offset of the batches in `bytes` (`None` if there is no whole batch).
-fn end_of_batches(bytes: &[u8]) -> Option<i64> {
-    let mut pos = 0usize;
-    let mut end = None;
-    while let Some(rest) = bytes.get(pos..) {
-        let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
-            break;
-        };
-        if h.total_len() == 0 || h.total_len() > rest.len() {
-            break;
-        }
-        end = Some(h.last_offset() + 1);
-        pos += h.total_len();
+/// A partition's records in memory, for the readers that look at them (down-conversion):
+/// records a fetch left in their segment file are read from it.
+pub fn records_in_memory(records: &FetchRecords) -> std::io::Result<Bytes> {
+    match records {
+        FetchRecords::Bytes(b) => Ok(b.clone()),
+        FetchRecords::Deferred(d) => match d.source::<RecordSlice>() {
+            Some(slice) => slice.read_to_vec().map(Bytes::from),
+            None => Err(std::io::Error::other("deferred records of an unknown kind")),
+        },
     }
-    end
 }
 
 /// ListOffsets special timestamps.
@@ -110,11 +105,13 @@ fn read_partition(
     if !min_one_batch && max == 0 {
         return out;
     }
-    let read = log.read_below(p.fetch_offset, max, upper, min_one_batch);
+    // The records stay in their segment file: the connection sends them from there.
+    let read = log.slice_below(p.fetch_offset, max, upper, min_one_batch);
     match read {
-        Ok(bytes) => {
+        Ok(None) => {}
+        Ok(Some(slice)) => {
             if read_committed {
-                if let Some(end) = end_of_batches(&bytes) {
+                if let Some(end) = slice.next_offset() {
                     out.aborted_transactions = log
                         .aborted_txns(p.fetch_offset, end)
                         .into_iter()
@@ -125,7 +122,9 @@ fn read_partition(
                         .collect();
                 }
             }
-            out.records = Bytes::from(bytes)
+            if !slice.is_empty() {
+                out.records = FetchRecords::Deferred(DeferredRecords::new(slice.len(), slice));
+            }
         }
         Err(e @ StorageError::OffsetOutOfRange { .. }) => out.error_code = storage_error_code(&e),
         Err(e) => {

@@ -34,6 +34,8 @@ mod share;
 mod share_state;
 mod txn;
 
+pub(crate) use fetch::records_in_memory;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -9,15 +9,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use weir_protocol::requests::{BeginQuorumEpochRequest, EndQuorumEpochRequest, VoteRequest};
 use weir_protocol::responses::{
-    BeginQuorumEpochResponse, EndQuorumEpochResponse, FetchPartitionResponse, FetchResponse,
-    FetchTopicResponse, QuorumEpochPartitionResponse, QuorumEpochTopicResponse,
-    VotePartitionResponse, VoteResponse, VoteTopicResponse,
+    BeginQuorumEpochResponse, DeferredRecords, EndQuorumEpochResponse, FetchPartitionResponse,
+    FetchRecords, FetchResponse, FetchTopicResponse, QuorumEpochPartitionResponse,
+    QuorumEpochTopicResponse, VotePartitionResponse, VoteResponse, VoteTopicResponse,
 };
 use weir_protocol::{ErrorCode, FetchRequest};
 use weir_replication::{FetchAnswer, FetchError, Message};
+use weir_storage::Offset;
 
 use super::blocking;
 use super::produce::storage_error_code;
@@ -223,8 +223,12 @@ fn replica_fetch_partition(
             out.last_stable_offset = high_watermark;
             out.log_start_offset = log_start;
             let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-            match partition.log.read(from, max) {
-                Ok(bytes) => out.records = Bytes::from(bytes),
+            // As for consumers, the records stay in their segment file until they are sent.
+            match partition.log.slice_below(from, max, Offset::MAX, true) {
+                Ok(Some(slice)) if !slice.is_empty() => {
+                    out.records = FetchRecords::Deferred(DeferredRecords::new(slice.len(), slice))
+                }
+                Ok(_) => {}
                 Err(e) => out.error_code = storage_error_code(&e),
             }
             out.current_leader = Some((broker.config.node_id, partition.epoch()));
