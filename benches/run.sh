@@ -158,7 +158,7 @@ fi
 
 # weir-tls: a CA and a server certificate for 127.0.0.1, made once (docs/security.md's commands).
 TLS="$CACHE/tls"
-if [[ " $SYSTEMS " == *" weir-tls "* && ! -f "$TLS/server.crt" ]]; then
+if [[ " $SYSTEMS " == *-tls" "* && ! -f "$TLS/server.crt" ]]; then
     log "making TLS certificates in $TLS"
     mkdir -p "$TLS"
     (cd "$TLS" \
@@ -254,12 +254,17 @@ start_system() {
             ADMIN_BS=$BS
             # Until every broker has registered: a topic created earlier would get fewer replicas.
             sleep 2 ;;
-        weir-tls)
-            # fsync=never, clients over TLS (the PLAINTEXT listener only creates topics).
+        weir-tls|before-tls)
+            # fsync=never, clients over TLS (the PLAINTEXT listener only creates topics);
+            # before-tls: the WEIR_BENCH_BEFORE_BIN build, as for before-never.
+            local tls_bin=$WEIR
+            if [[ $sys == before-* ]]; then
+                tls_bin=${WEIR_BENCH_BEFORE_BIN:?"$sys needs WEIR_BENCH_BEFORE_BIN=<weir binary>"}
+            fi
             port_free "$WEIR_PORT" || { log "port $WEIR_PORT busy"; exit 1; }
             port_free "$WEIR_TLS_PORT" || { log "port $WEIR_TLS_PORT busy"; exit 1; }
             rm -rf "$RUNDIR/weir-data"
-            "$WEIR" serve --listeners "PLAINTEXT://127.0.0.1:$WEIR_PORT,SSL://127.0.0.1:$WEIR_TLS_PORT" \
+            "$tls_bin" serve --listeners "PLAINTEXT://127.0.0.1:$WEIR_PORT,SSL://127.0.0.1:$WEIR_TLS_PORT" \
                 --ssl-certificate-file "$TLS/server.crt" --ssl-key-file "$TLS/server.key" \
                 --data-dir "$RUNDIR/weir-data" --admin-listener none --fsync never >"$logf" 2>&1 &
             BROKER_PID=$!; BS="127.0.0.1:$WEIR_TLS_PORT"; ADMIN_BS="127.0.0.1:$WEIR_PORT"

@@ -26,6 +26,7 @@ LABEL = {
     "weir-tls": "Weir TLS fsync=never",
     "before-always": "Weir before fsync=always",
     "before-never": "Weir before fsync=never",
+    "before-tls": "Weir before TLS fsync=never",
 }
 THROUGHPUT_PNG = "benchmarks-broker-throughput.svg"
 LATENCY_PNG = "benchmarks-broker-latency.svg"
@@ -98,7 +99,7 @@ class Results:
                     pass
         self.systems = [
             s
-            for s in ("weir-always", "weir-never", "before-always", "before-never", "weir-tls", "tansu")
+            for s in ("weir-always", "weir-never", "before-always", "before-never", "weir-tls", "before-tls", "tansu")
             if any(k[0] == s for k in self.v)
         ]
         self.workloads = []
@@ -277,12 +278,19 @@ def render(res, img_rel=None):
     cw = m.get("consume_from")
     p(f"### Consumer throughput (`rdkafka_performance -C`, 1 partition, log pre-filled by `{cw}`)")
     p("")
-    p("| system | MB/s | msg/s | messages read / in log | broker CPU % |")
-    p("| --- | --- | --- | --- | --- |")
+    p("| system | MB/s | msg/s | messages read / in log | broker CPU % | broker CPU ms per GB | / iperf3 |")
+    p("| --- | --- | --- | --- | --- | --- | --- |")
     for s in res.systems:
         got, exp = res.stat(s, "consume", "messages"), res.stat(s, "consume", "expected")
+        # CPU per gigabyte read, per round: % of a core / (GB/s) * 10 = ms of CPU per GB.
+        cpu, mbs = res.get(s, "consume", "cpu_pct"), res.get(s, "consume", "mb_per_s")
+        per_gb = [cpu[r] / (mbs[r] / 1000) * 10 for r in cpu if r in mbs and mbs[r] > 0]
+        per_gb = (statistics.median(per_gb), min(per_gb), max(per_gb), len(per_gb)) if per_gb else None
+        st = res.ratio(s, "iperf3", "consume", "mb_per_s", bw="tcp")
+        vs_tcp = cell((st[0] * 100, st[1] * 100, st[2] * 100, st[3]), 0, '%') if st else "–"
         p(f"| {LABEL[s]} | {cell(res.stat(s, 'consume', 'mb_per_s'), 1)} | {cell(res.stat(s, 'consume', 'msgs_per_s'))} | "
-          f"{fmt(got[0]) if got else '–'} / {fmt(exp[0]) if exp else '–'} | {cell(res.stat(s, 'consume', 'cpu_pct'), 0)} |")
+          f"{fmt(got[0]) if got else '–'} / {fmt(exp[0]) if exp else '–'} | {cell(res.stat(s, 'consume', 'cpu_pct'), 0)} | "
+          f"{cell(per_gb, 0)} | {vs_tcp} |")
     p("")
 
     # ---------------- latency
@@ -434,7 +442,7 @@ plot {plot}
         for s in res.systems:
             st = [res.stat(s, lw, k) for k in ("p50_ms", "p99_ms", "p999_ms")]
             if all(st):
-                short = {"weir-always": "Weir\\nalways", "weir-never": "Weir\\nnever", "tansu": "Tansu", "weir-tls": "Weir\\nTLS"}[s]
+                short = {"weir-always": "Weir\\nalways", "weir-never": "Weir\\nnever", "tansu": "Tansu", "weir-tls": "Weir\\nTLS"}.get(s, s)
                 lines.append(f'"{lw[4:]}\\n{short}" ' + " ".join(f"{x[0]:.3f}" for x in st))
     if not lines:
         return
