@@ -145,3 +145,139 @@ async fn send_file(socket: &TcpStream, slice: &RecordSlice) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use weir_protocol::DeferredRecords;
+    use weir_storage::batch::testing::{build_batch, RecordRef};
+    use weir_storage::{DataDir, Log, LogConfig};
+
+    use super::*;
+
+    /// A log holding `batches` batches of 200 records each, and a slice of all of them.
+    fn filled(
+        dir: &std::path::Path,
+        batches: usize,
+    ) -> (std::sync::Arc<DataDir>, std::sync::Arc<Log>, RecordSlice) {
+        let data = DataDir::open(dir).expect("data dir");
+        let log = data.open_log("t-0", LogConfig::default()).expect("log");
+        let value = [b'v'; 100];
+        let records: Vec<RecordRef<'_>> = (0..200).map(|_| (None, Some(&value[..]))).collect();
+        for _ in 0..batches {
+            log.append(build_batch(&records, 1), &Default::default())
+                .expect("append");
+        }
+        let slice = log
+            .slice_below(0, usize::MAX, i64::MAX, true)
+            .expect("slice")
+            .expect("some batches");
+        (data, log, slice)
+    }
+
+    /// A frame of `head`, the slice, and `tail`, as a Fetch response's parts would be.
+    fn frame(head: &[u8], slice: &RecordSlice, tail: &[u8]) -> ResponseParts {
+        let parts = vec![
+            ResponsePart::Bytes(Bytes::copy_from_slice(head)),
+            ResponsePart::Deferred(DeferredRecords::new(slice.len(), slice.clone())),
+            ResponsePart::Bytes(Bytes::copy_from_slice(tail)),
+        ];
+        ResponseParts::new(parts)
+    }
+
+    async fn connected() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.expect("connect"), accepted.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn a_file_range_goes_out_whole_on_plaintext_and_through_a_wrapped_stream() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_data, _log, slice) = filled(dir.path(), 40);
+        assert!(
+            slice.len() > 2 * COPY_CHUNK_BYTES,
+            "more than one copy chunk"
+        );
+        let expected = {
+            let mut v = b"head".to_vec();
+            v.extend(slice.read_to_vec().expect("read"));
+            v.extend(b"tail");
+            v
+        };
+
+        // Plaintext: sendfile.
+        let (client, server) = connected().await;
+        let (_r, w) = server.into_split();
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let mut writer = FrameWriter::new(w);
+        writer
+            .write_parts(frame(b"head", &slice, b"tail"))
+            .await
+            .expect("sent");
+        writer.shutdown().await.expect("shutdown");
+        drop(writer);
+        assert_eq!(reader.await.expect("reader"), expected);
+
+        // A wrapped stream (as under TLS): copied in chunks.
+        let (client, server) = tokio::io::duplex(4096);
+        let (_r, w) = tokio::io::split(server);
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let mut writer = FrameWriter::new(w);
+        writer
+            .write_parts(frame(b"head", &slice, b"tail"))
+            .await
+            .expect("sent");
+        writer.shutdown().await.expect("shutdown");
+        drop(writer);
+        assert_eq!(reader.await.expect("reader"), expected);
+    }
+
+    #[tokio::test]
+    async fn a_range_cut_short_by_a_truncation_fails_the_write() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_data, log, slice) = filled(dir.path(), 10);
+        // Truncated under the slice (as a follower truncating its log could).
+        let segment = std::fs::read_dir(log.dir())
+            .expect("log dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|e| e == "log"))
+            .expect("segment file");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .expect("open")
+            .set_len(slice.position() + slice.len() as u64 / 2)
+            .expect("truncate");
+
+        let (_client, server) = connected().await;
+        let (_r, w) = server.into_split();
+        let mut writer = FrameWriter::new(w);
+        let sent = writer.write_parts(frame(b"head", &slice, b"tail")).await;
+        assert!(
+            matches!(&sent, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{sent:?}"
+        );
+
+        let (_client, server) = tokio::io::duplex(1 << 20);
+        let (_r, w) = tokio::io::split(server);
+        let mut writer = FrameWriter::new(w);
+        let sent = writer.write_parts(frame(b"head", &slice, b"tail")).await;
+        assert!(
+            matches!(&sent, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{sent:?}"
+        );
+    }
+}

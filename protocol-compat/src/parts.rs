@@ -48,6 +48,14 @@ pub struct ResponseParts {
 }
 
 impl ResponseParts {
+    /// A frame made of `parts`, in wire order (the first holds the size prefix).
+    pub fn new(parts: Vec<ResponsePart>) -> Self {
+        ResponseParts {
+            len: parts.iter().map(ResponsePart::len).sum(),
+            parts,
+        }
+    }
+
     /// A frame in one buffer.
     pub fn single(frame: Bytes) -> Self {
         ResponseParts {
