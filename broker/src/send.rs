@@ -211,38 +211,32 @@ mod tests {
         // Plaintext: sendfile.
         let (client, server) = connected().await;
         let (_r, w) = server.into_split();
-        let reader = tokio::spawn(async move {
-            let mut client = client;
-            let mut got = Vec::new();
-            client.read_to_end(&mut got).await.expect("read");
-            got
-        });
-        let mut writer = FrameWriter::new(w);
-        writer
-            .write_parts(frame(b"head", &slice, b"tail"))
-            .await
-            .expect("sent");
-        writer.shutdown().await.expect("shutdown");
-        drop(writer);
-        assert_eq!(reader.await.expect("reader"), expected);
+        let got = send_and_read(w, client, frame(b"head", &slice, b"tail")).await;
+        assert_eq!(got, expected);
 
         // A wrapped stream (as under TLS): copied in chunks.
         let (client, server) = tokio::io::duplex(4096);
         let (_r, w) = tokio::io::split(server);
+        let got = send_and_read(w, client, frame(b"head", &slice, b"tail")).await;
+        assert_eq!(got, expected);
+    }
+
+    /// Writes `frame` to `sink`, closes it, and returns what `peer` read.
+    async fn send_and_read<W: ResponseSink>(
+        sink: W,
+        mut peer: impl AsyncRead + Unpin + Send + 'static,
+        frame: ResponseParts,
+    ) -> Vec<u8> {
         let reader = tokio::spawn(async move {
-            let mut client = client;
             let mut got = Vec::new();
-            client.read_to_end(&mut got).await.expect("read");
+            peer.read_to_end(&mut got).await.expect("read");
             got
         });
-        let mut writer = FrameWriter::new(w);
-        writer
-            .write_parts(frame(b"head", &slice, b"tail"))
-            .await
-            .expect("sent");
+        let mut writer = FrameWriter::new(sink);
+        writer.write_parts(frame).await.expect("sent");
         writer.shutdown().await.expect("shutdown");
         drop(writer);
-        assert_eq!(reader.await.expect("reader"), expected);
+        reader.await.expect("reader")
     }
 
     #[tokio::test]

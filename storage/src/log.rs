@@ -108,6 +108,20 @@ fn modified_ms(file: &std::fs::File) -> Option<i64> {
     i64::try_from(since.as_millis()).ok()
 }
 
+/// What a read asks for: batches from the one holding `offset`, up to `max_bytes` (at least one
+/// batch if `min_one_batch`), below the high watermark and `upper`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Read {
+    pub offset: Offset,
+    pub max_bytes: usize,
+    pub min_one_batch: bool,
+    pub upper: Option<Offset>,
+}
+
+/// Answers a [`Read`] from one segment file, from `position` on, below the high watermark
+/// `hw`; `None` when the segment ends before the read's offset.
+type ReadSegment<T> = fn(&Arc<SegmentFile>, u64, Offset, &Read) -> io::Result<Option<T>>;
+
 /// Where a read starts (see [`Log::read_start`]).
 struct ReadStart {
     file: Arc<SegmentFile>,
@@ -881,16 +895,13 @@ impl Log {
         upper: Offset,
         min_one_batch: bool,
     ) -> Result<Option<RecordSlice>, StorageError> {
-        self.read_with(offset, Some(upper), |start| {
-            slice::slice_from(
-                &start.file,
-                start.position,
-                offset,
-                start.hw,
-                max_bytes,
-                min_one_batch,
-            )
-        })
+        let read = Read {
+            offset,
+            max_bytes,
+            min_one_batch,
+            upper: Some(upper),
+        };
+        self.read_with(&read, slice::slice_from)
     }
 
     fn read_batches(
@@ -909,17 +920,13 @@ impl Log {
         min_one_batch: bool,
         upper: Option<Offset>,
     ) -> Result<Vec<u8>, StorageError> {
-        let read = self.read_with(offset, upper, |start| {
-            read_from(
-                &start.file,
-                start.position,
-                offset,
-                start.hw,
-                max_bytes,
-                min_one_batch,
-            )
-        })?;
-        Ok(read.unwrap_or_default())
+        let read = Read {
+            offset,
+            max_bytes,
+            min_one_batch,
+            upper,
+        };
+        Ok(self.read_with(&read, read_from)?.unwrap_or_default())
     }
 
     /// Runs `read` on the segment holding `offset`, then on the segments after it until one
@@ -927,17 +934,16 @@ impl Log {
     /// it). `None` when there is nothing to read.
     fn read_with<T>(
         &self,
-        offset: Offset,
-        upper: Option<Offset>,
-        read: impl Fn(&ReadStart) -> io::Result<Option<T>>,
+        read: &Read,
+        from_segment: ReadSegment<T>,
     ) -> Result<Option<T>, StorageError> {
         let mut after: Option<Offset> = None;
         loop {
-            let Some(start) = self.read_start(offset, upper, after)? else {
+            let Some(start) = self.read_start(read.offset, read.upper, after)? else {
                 return Ok(None);
             };
             after = Some(start.segment_base);
-            if let Some(answer) = read(&start)? {
+            if let Some(answer) = from_segment(&start.file, start.position, start.hw, read)? {
                 return Ok(Some(answer));
             }
         }
@@ -1706,13 +1712,17 @@ impl Log {
 /// Reads whole batches from `file` starting with the one containing `offset`, scanning from
 /// `pos`. `None` if the segment has no such batch (the caller moves to the next segment).
 fn read_from(
-    file: &SegmentFile,
+    file: &Arc<SegmentFile>,
     mut pos: u64,
-    offset: Offset,
     hw: Offset,
-    max_bytes: usize,
-    min_one_batch: bool,
+    read: &Read,
 ) -> io::Result<Option<Vec<u8>>> {
+    let Read {
+        offset,
+        max_bytes,
+        min_one_batch,
+        ..
+    } = *read;
     let limit = file.readable.load(Ordering::Acquire);
     let first = loop {
         let Some(h) = read_header(&file.file, pos, limit)? else {

@@ -12,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::log::Read;
 use crate::segment::SegmentFile;
 use crate::Offset;
 
@@ -91,18 +92,22 @@ pub(crate) fn batch_belongs(h: &BatchHeader, taken: usize, max_bytes: usize, hw:
     h.base_offset < hw && (taken == 0 || taken + h.total_len() <= max_bytes)
 }
 
-/// The batches of a read as a [`RecordSlice`] of `file`, starting at the batch found at
-/// `position`, which must hold `offset` (or start after it: the first batch at or after it is
-/// taken). The same batches that [`crate::Log::read`] copies (`None` when the segment ends
-/// before `offset`, e.g. after a crash cut it).
+/// The batches of `read` as a [`RecordSlice`] of `file`, walking from the batch at `position`
+/// to the one holding `read.offset` (or the first after it), below `hw`. The same batches that
+/// [`crate::Log::read`] copies (`None` when the segment ends before the offset, e.g. after a
+/// crash cut it).
 pub(crate) fn slice_from(
     file: &Arc<SegmentFile>,
     position: u64,
-    offset: Offset,
     hw: Offset,
-    max_bytes: usize,
-    min_one_batch: bool,
+    read: &Read,
 ) -> io::Result<Option<RecordSlice>> {
+    let Read {
+        offset,
+        max_bytes,
+        min_one_batch,
+        ..
+    } = *read;
     let limit = file.readable.load(std::sync::atomic::Ordering::Acquire);
     let mut window = HeaderWindow::new(&file.file, limit);
     let mut start = position;
