@@ -18,8 +18,12 @@ use tokio::net::TcpStream;
 use weir_protocol::{ResponsePart, ResponseParts};
 use weir_storage::RecordSlice;
 
-/// Bytes of a file range read at a time when it must pass through user space (TLS).
+/// Size of the buffer that gathers a frame's small parts, and through which file ranges pass
+/// when they must be copied (TLS, or too small for sendfile to pay).
 const COPY_CHUNK_BYTES: usize = 64 * 1024;
+/// File ranges from this size on go with sendfile on a plaintext socket; below it a copy into
+/// the gathering buffer costs less than a second system call and a second TCP segment.
+const SENDFILE_MIN_BYTES: usize = 16 * 1024;
 /// At most this much per sendfile(2) call (Linux sends at most 0x7ffff000 bytes per call).
 const SENDFILE_MAX_BYTES: usize = 1 << 30;
 
@@ -44,7 +48,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> ResponseSink for tokio::io::Wri
 /// Writes frames to one connection.
 pub(crate) struct FrameWriter<W> {
     sink: W,
-    /// For file ranges that must be copied (TLS); at most [`COPY_CHUNK_BYTES`].
+    /// Gathers small parts and copied file ranges; at most [`COPY_CHUNK_BYTES`].
     scratch: Vec<u8>,
 }
 
@@ -62,11 +66,20 @@ impl<W: ResponseSink> FrameWriter<W> {
         self.sink.flush().await
     }
 
-    /// One frame in parts, in order.
+    /// One frame in parts, in order. Small parts are gathered into one buffer and written
+    /// together (a small Fetch answer is one write, as before parts existed); a file range of at
+    /// least [`SENDFILE_MIN_BYTES`] on a plaintext socket goes with sendfile.
     pub(crate) async fn write_parts(&mut self, frame: ResponseParts) -> io::Result<()> {
+        self.scratch.clear();
         for part in frame.into_parts() {
             match part {
-                ResponsePart::Bytes(b) => self.sink.write_all(&b).await?,
+                ResponsePart::Bytes(b) if self.scratch.len() + b.len() <= COPY_CHUNK_BYTES => {
+                    self.scratch.extend_from_slice(&b)
+                }
+                ResponsePart::Bytes(b) => {
+                    self.write_gathered().await?;
+                    self.sink.write_all(&b).await?;
+                }
                 ResponsePart::Deferred(d) => {
                     let Some(slice) = d.source::<RecordSlice>() else {
                         return Err(io::Error::other("deferred records of an unknown kind"));
@@ -78,20 +91,36 @@ impl<W: ResponseSink> FrameWriter<W> {
                 }
             }
         }
+        self.write_gathered().await?;
         self.sink.flush().await
     }
 
-    async fn write_slice(&mut self, slice: &RecordSlice) -> io::Result<()> {
-        if let Some(socket) = self.sink.raw_socket() {
-            return send_file(socket, slice).await;
+    async fn write_gathered(&mut self) -> io::Result<()> {
+        if !self.scratch.is_empty() {
+            self.sink.write_all(&self.scratch).await?;
+            self.scratch.clear();
         }
+        Ok(())
+    }
+
+    async fn write_slice(&mut self, slice: &RecordSlice) -> io::Result<()> {
+        if slice.len() >= SENDFILE_MIN_BYTES && self.sink.raw_socket().is_some() {
+            self.write_gathered().await?;
+            if let Some(socket) = self.sink.raw_socket() {
+                return send_file(socket, slice).await;
+            }
+        }
+        // Copied through the gathering buffer, a chunk at a time.
         let mut position = slice.position();
         let mut left = slice.len();
         while left > 0 {
-            let n = left.min(COPY_CHUNK_BYTES);
-            self.scratch.resize(n, 0);
-            read_exact_at(slice, &mut self.scratch[..n], position)?;
-            self.sink.write_all(&self.scratch[..n]).await?;
+            if self.scratch.len() == COPY_CHUNK_BYTES {
+                self.write_gathered().await?;
+            }
+            let at = self.scratch.len();
+            let n = left.min(COPY_CHUNK_BYTES - at);
+            self.scratch.resize(at + n, 0);
+            read_exact_at(slice, &mut self.scratch[at..], position)?;
             position += n as u64;
             left -= n;
         }
@@ -156,15 +185,17 @@ mod tests {
 
     use super::*;
 
-    /// A log holding `batches` batches of 200 records each, and a slice of all of them.
+    /// A log holding `batches` batches of `per_batch` 100-byte records, and a slice of them all.
     fn filled(
         dir: &std::path::Path,
         batches: usize,
+        per_batch: usize,
     ) -> (std::sync::Arc<DataDir>, std::sync::Arc<Log>, RecordSlice) {
         let data = DataDir::open(dir).expect("data dir");
         let log = data.open_log("t-0", LogConfig::default()).expect("log");
         let value = [b'v'; 100];
-        let records: Vec<RecordRef<'_>> = (0..200).map(|_| (None, Some(&value[..]))).collect();
+        let records: Vec<RecordRef<'_>> =
+            (0..per_batch).map(|_| (None, Some(&value[..]))).collect();
         for _ in 0..batches {
             log.append(build_batch(&records, 1), &Default::default())
                 .expect("append");
@@ -195,12 +226,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_range_goes_out_whole_on_plaintext_and_through_a_wrapped_stream() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let (_data, _log, slice) = filled(dir.path(), 40);
-        assert!(
-            slice.len() > 2 * COPY_CHUNK_BYTES,
-            "more than one copy chunk"
-        );
+        // Large (sendfile, and more than one copy chunk) and small (gathered with the head).
+        for (batches, per_batch) in [(40, 200), (1, 3)] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let (_data, _log, slice) = filled(dir.path(), batches, per_batch);
+            sends_whole(&slice).await;
+        }
+    }
+
+    async fn sends_whole(slice: &RecordSlice) {
         let expected = {
             let mut v = b"head".to_vec();
             v.extend(slice.read_to_vec().expect("read"));
@@ -211,13 +245,13 @@ mod tests {
         // Plaintext: sendfile.
         let (client, server) = connected().await;
         let (_r, w) = server.into_split();
-        let got = send_and_read(w, client, frame(b"head", &slice, b"tail")).await;
+        let got = send_and_read(w, client, frame(b"head", slice, b"tail")).await;
         assert_eq!(got, expected);
 
         // A wrapped stream (as under TLS): copied in chunks.
         let (client, server) = tokio::io::duplex(4096);
         let (_r, w) = tokio::io::split(server);
-        let got = send_and_read(w, client, frame(b"head", &slice, b"tail")).await;
+        let got = send_and_read(w, client, frame(b"head", slice, b"tail")).await;
         assert_eq!(got, expected);
     }
 
@@ -242,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_range_cut_short_by_a_truncation_fails_the_write() {
         let dir = tempfile::tempdir().expect("tmp");
-        let (_data, log, slice) = filled(dir.path(), 10);
+        let (_data, log, slice) = filled(dir.path(), 10, 200);
         // Truncated under the slice (as a follower truncating its log could).
         let segment = std::fs::read_dir(log.dir())
             .expect("log dir")

@@ -21,6 +21,8 @@
 //! | 57     | recordCount            | i32  |
 //! | 61     | records ...            |      |
 
+use bytes::{Bytes, BytesMut};
+
 /// Length of the fixed v2 batch header.
 pub const BATCH_HEADER_LEN: usize = 61;
 /// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).
@@ -253,13 +255,19 @@ pub fn validate_batches(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
 /// hands the result on and the log does not compute the CRCs again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedBatches {
-    bytes: Vec<u8>,
+    bytes: BytesMut,
     headers: Vec<BatchHeader>,
 }
 
 impl ValidatedBatches {
-    /// Validates `bytes` (see [`validate_batches`]).
-    pub fn new(bytes: Vec<u8>) -> Result<Self, BatchError> {
+    /// Validates `bytes` (see [`validate_batches`]). The log stamps offsets into the batches in
+    /// place, so it needs them to itself: a buffer nothing else holds (a `Vec`, or the batches of
+    /// a request whose buffer has no other holder) is taken as it is, a shared one is copied.
+    pub fn new(bytes: impl Into<Bytes>) -> Result<Self, BatchError> {
+        let bytes = bytes
+            .into()
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let headers = validate_batches(&bytes)?;
         Ok(Self { bytes, headers })
     }
@@ -272,27 +280,21 @@ impl ValidatedBatches {
         &self.bytes
     }
 
-    /// Each batch on its own, without validating again (copied when there are several).
-    pub fn into_split(self) -> Vec<ValidatedBatches> {
+    /// Each batch on its own, without validating again or copying.
+    pub fn into_split(mut self) -> Vec<ValidatedBatches> {
         if self.headers.len() <= 1 {
             return vec![self];
         }
-        let mut position = 0usize;
         self.headers
             .iter()
-            .map(|h| {
-                let len = h.total_len();
-                let bytes = self.bytes[position..position + len].to_vec();
-                position += len;
-                ValidatedBatches {
-                    bytes,
-                    headers: vec![*h],
-                }
+            .map(|h| ValidatedBatches {
+                bytes: self.bytes.split_to(h.total_len()),
+                headers: vec![*h],
             })
             .collect()
     }
 
-    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<BatchHeader>) {
+    pub(crate) fn into_parts(self) -> (BytesMut, Vec<BatchHeader>) {
         (self.bytes, self.headers)
     }
 }
@@ -483,8 +485,59 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BufMut;
+
     use super::testing::*;
     use super::*;
+
+    /// Two batches in a request body as the broker reads it, sliced out as decoding does.
+    fn batches_in_a_request() -> (Bytes, *const u8, Vec<u8>) {
+        let mut two = build_batch(&[(Some(b"k"), Some(b"v"))], 1);
+        two.extend(build_batch(&[(None, Some(b"vv"))], 2));
+        let mut body = BytesMut::new();
+        body.put_slice(b"request header");
+        body.put_slice(&two);
+        body.put_slice(b"more");
+        let body = body.freeze();
+        let records = body.slice(14..14 + two.len());
+        let at = records.as_ptr();
+        (records, at, two)
+    }
+
+    #[test]
+    fn batches_nothing_else_holds_are_validated_in_place() {
+        let (records, at, two) = batches_in_a_request();
+        let validated = ValidatedBatches::new(records).expect("valid");
+        assert_eq!(
+            validated.bytes().as_ptr(),
+            at,
+            "the request's buffer itself"
+        );
+        assert_eq!(validated.bytes(), &two[..]);
+        // Split without copying either.
+        let split = validated.into_split();
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[0].bytes().as_ptr(), at);
+        assert_eq!(
+            [split[0].bytes(), split[1].bytes()].concat(),
+            two,
+            "the same bytes, in order"
+        );
+    }
+
+    #[test]
+    fn shared_batches_are_copied() {
+        let (records, at, two) = batches_in_a_request();
+        let other = records.slice(0..8);
+        let validated = ValidatedBatches::new(records).expect("valid");
+        assert_ne!(validated.bytes().as_ptr(), at);
+        assert_eq!(validated.bytes(), &two[..]);
+        assert_eq!(
+            &other[..],
+            &two[..8],
+            "the other holder's bytes are untouched"
+        );
+    }
 
     #[test]
     fn build_and_validate_roundtrip() {

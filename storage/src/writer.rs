@@ -30,6 +30,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::FsyncPolicy;
@@ -326,7 +327,7 @@ pub(crate) struct WriteReq {
     pub log: Arc<LogSync>,
     pub file: Arc<SegmentFile>,
     pub pos: u64,
-    pub data: Vec<u8>,
+    pub data: BytesMut,
     /// One past the last offset in `data`: the high watermark once this is done.
     pub next_offset: Offset,
     pub policy: FsyncPolicy,

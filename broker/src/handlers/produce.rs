@@ -344,7 +344,7 @@ fn stage(
         _ => records,
     };
     // Validated once, here: the log appends these batches without computing the CRCs again.
-    let batches = match ValidatedBatches::new(records.to_vec()) {
+    let batches = match ValidatedBatches::new(records) {
         Ok(b) => b,
         Err(e) => {
             return failed(
