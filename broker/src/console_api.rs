@@ -562,12 +562,7 @@ pub async fn read_messages(
                     &format!("cannot read {topic}[{partition}]"),
                 );
             }
-            let stored = records_in_memory(&part.records);
-            let windowed = stored.map_err(|e| e.to_string()).and_then(|stored| {
-                window(&stored, from, limit, &mut records, &mut next_offset)
-                    .map_err(|e| e.to_string())
-            });
-            if let Err(e) = windowed {
+            if let Err(e) = window(&part.records, from, limit, &mut records, &mut next_offset) {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("cannot read the records of {topic}[{partition}]: {e}"),
@@ -586,16 +581,18 @@ pub async fn read_messages(
     .into_response()
 }
 
-/// Appends the records at or after `from` in the fetched `data` to `out` (at most `limit` in
-/// all), and moves `next` past what was read, control batches included.
+/// Appends the records at or after `from` in the fetched `records` to `out` (at most `limit`
+/// in all), and moves `next` past what was read, control batches included. Records a fetch left
+/// in their segment file are read from it first.
 fn window(
-    data: &[u8],
+    records: &FetchRecords,
     from: i64,
     limit: usize,
     out: &mut Vec<Value>,
     next: &mut i64,
-) -> Result<(), weir_storage::records::RecordError> {
-    let mut rest = data;
+) -> Result<(), String> {
+    let data = records_in_memory(records).map_err(|e| e.to_string())?;
+    let mut rest = &data[..];
     while out.len() < limit {
         let Ok(h) = weir_storage::batch::BatchHeader::parse(rest) else {
             break;
@@ -631,9 +628,10 @@ fn window(
                     .collect::<Vec<_>>(),
             }));
             *next = r.offset.saturating_add(1);
-        })?;
+        })
+        .map_err(|e| e.to_string())?;
         if let Some(e) = failed {
-            return Err(e);
+            return Err(e.to_string());
         }
     }
     Ok(())
@@ -1047,18 +1045,13 @@ pub async fn redrive(
                         &format!("cannot read {topic}[{p}]"),
                     );
                 }
-                let stored = records_in_memory(&part.records);
-                let windowed = stored.map_err(|e| e.to_string()).and_then(|stored| {
-                    window(
-                        &stored,
-                        at,
-                        MAX_WINDOW_RECORDS,
-                        &mut window_records,
-                        &mut next,
-                    )
-                    .map_err(|e| e.to_string())
-                });
-                if let Err(e) = windowed {
+                if let Err(e) = window(
+                    &part.records,
+                    at,
+                    MAX_WINDOW_RECORDS,
+                    &mut window_records,
+                    &mut next,
+                ) {
                     return error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("cannot read {topic}[{p}]: {e}"),

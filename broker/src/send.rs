@@ -11,7 +11,6 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -60,18 +59,18 @@ impl<W: ResponseSink> FrameWriter<W> {
         }
     }
 
-    /// One frame in one buffer.
-    pub(crate) async fn write_frame(&mut self, frame: &Bytes) -> io::Result<()> {
-        self.sink.write_all(frame).await?;
-        self.sink.flush().await
-    }
-
     /// One frame in parts, in order. Small parts are gathered into one buffer and written
     /// together (a small Fetch answer is one write, as before parts existed); a file range of at
     /// least [`SENDFILE_MIN_BYTES`] on a plaintext socket goes with sendfile.
     pub(crate) async fn write_parts(&mut self, frame: ResponseParts) -> io::Result<()> {
+        let parts = frame.into_parts();
+        // One buffer (every response but a Fetch with records): written as it is.
+        if let [ResponsePart::Bytes(frame)] = parts.as_slice() {
+            self.sink.write_all(frame).await?;
+            return self.sink.flush().await;
+        }
         self.scratch.clear();
-        for part in frame.into_parts() {
+        for part in parts {
             match part {
                 ResponsePart::Bytes(b) if self.scratch.len() + b.len() <= COPY_CHUNK_BYTES => {
                     self.scratch.extend_from_slice(&b)
@@ -177,6 +176,7 @@ async fn send_file(socket: &TcpStream, slice: &RecordSlice) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
     use weir_protocol::DeferredRecords;

@@ -367,14 +367,13 @@ impl Drop for ActiveGuard {
 
 /// What the writer does with one request's outcome, in request order.
 enum Reply {
-    Send(Bytes),
-    /// A response in parts (a Fetch's records stay in their files until they are sent).
-    SendParts(ResponseParts),
+    /// A response frame, in parts (a Fetch's records stay in their files until they are sent).
+    Send(ResponseParts),
     /// A throttled response (quotas): sent, then the connection reads nothing for this many
     /// milliseconds.
     SendThenMute(ResponseParts, i64),
     /// A failed authentication's answer: sent, then the connection is closed.
-    SendThenClose(Bytes),
+    SendThenClose(ResponseParts),
     /// Produce with acks=0: the client expects nothing.
     Nothing,
     /// The response could not be encoded (a broker bug): the client would wait forever for this
@@ -565,8 +564,7 @@ impl Conn {
             let mut writer = FrameWriter::new(writer);
             while let Some(task) = in_flight.recv().await {
                 match task.await {
-                    Ok(Reply::Send(frame)) => writer.write_frame(&frame).await?,
-                    Ok(Reply::SendParts(frame)) => writer.write_parts(frame).await?,
+                    Ok(Reply::Send(frame)) => writer.write_parts(frame).await?,
                     Ok(Reply::SendThenMute(frame, throttle_ms)) => {
                         // Muted for the throttle from the moment the response goes out; set
                         // just before the write so that the client's next request cannot slip
@@ -575,7 +573,7 @@ impl Conn {
                         writer.write_parts(frame).await?;
                     }
                     Ok(Reply::SendThenClose(frame)) => {
-                        writer.write_frame(&frame).await?;
+                        writer.write_parts(frame).await?;
                         break;
                     }
                     Ok(Reply::Nothing) => {}
@@ -668,7 +666,7 @@ impl Conn {
                 if header.api_key == weir_protocol::api_key::API_VERSIONS =>
             {
                 let bytes = encode_api_versions_unsupported(&header);
-                return Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }));
+                return Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) }));
             }
             Err(e) => {
                 warn!(error = %e, "undecodable request; closing");
@@ -755,7 +753,7 @@ impl Conn {
             };
             match encoded {
                 Ok(frame) if throttle_ms > 0 => Reply::SendThenMute(frame, throttle_ms),
-                Ok(frame) => Reply::SendParts(frame),
+                Ok(frame) => Reply::Send(frame),
                 Err(e) => {
                     warn!(api_key = header.api_key, error = %e, "cannot encode response; closing");
                     Reply::Close
@@ -823,7 +821,7 @@ impl Conn {
         Next::QueueAndStop(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             match bytes {
-                Some(b) => Reply::SendThenClose(b),
+                Some(b) => Reply::SendThenClose(b.into()),
                 None => Reply::Close,
             }
         }))
@@ -859,7 +857,9 @@ impl Conn {
                 };
                 match step {
                     Some(Step::Continue { error_code, .. }) => match response(error_code) {
-                        Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                        Some(bytes) => {
+                            Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) }))
+                        }
                         None => Next::Stop,
                     },
                     Some(Step::Failed {
@@ -894,7 +894,7 @@ impl Conn {
                         };
                         match encode(Response::SaslAuthenticate(response)) {
                             Some(bytes) => {
-                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }))
+                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) }))
                             }
                             None => Next::Stop,
                         }
@@ -912,7 +912,7 @@ impl Conn {
                         };
                         match encode(Response::SaslAuthenticate(response)) {
                             Some(bytes) => {
-                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes) }))
+                                Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) }))
                             }
                             None => Next::Stop,
                         }
@@ -956,7 +956,7 @@ impl Conn {
         };
         match step {
             Some(Step::Continue { auth_bytes, .. }) => match frame(auth_bytes) {
-                Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) })),
                 None => Next::Stop,
             },
             Some(Step::Done {
@@ -965,7 +965,9 @@ impl Conn {
             }) => {
                 self.authenticated(broker, &outcome);
                 match frame(auth_bytes) {
-                    Some(bytes) => Next::Queue(tokio::spawn(async move { Reply::Send(bytes) })),
+                    Some(bytes) => {
+                        Next::Queue(tokio::spawn(async move { Reply::Send(bytes.into()) }))
+                    }
                     None => Next::Stop,
                 }
             }

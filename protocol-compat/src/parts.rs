@@ -100,6 +100,12 @@ impl ResponseParts {
     }
 }
 
+impl From<Bytes> for ResponseParts {
+    fn from(frame: Bytes) -> Self {
+        ResponseParts::single(frame)
+    }
+}
+
 /// Builds the parts of one frame: encoded fields go into a growing buffer; large records are
 /// cut out as parts of their own.
 pub(crate) struct PartsWriter {

@@ -405,7 +405,9 @@ impl Log {
             None => {
                 // After a crash the tail's epochs come from its recovery (added below): the
                 // tail is not walked a second time for them.
-                let walk = segments.len() - usize::from(tail_epochs.is_some()).min(segments.len());
+                let walk = segments
+                    .len()
+                    .saturating_sub(usize::from(tail_epochs.is_some()));
                 let mut epochs = Vec::new();
                 for seg in segments.values().take(walk) {
                     scan(seg, &mut epochs)?;

@@ -9,13 +9,12 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use serde_json::json;
+use weir_broker::handlers::records_in_memory;
 use weir_protocol::*;
 
 use super::client::{expect_response, Client};
 use super::groups::GroupMember;
-use super::records::{
-    decode_batches, encode_batch, fetched, next_offset, partition_for_key, CliRecord,
-};
+use super::records::{decode_batches, encode_batch, next_offset, partition_for_key, CliRecord};
 use super::topics::{list_offsets, partitions_of};
 use super::{check, parse_kv, Output};
 
@@ -336,8 +335,8 @@ pub async fn consume(client: &mut Client, out: &Output, args: ConsumeArgs) -> an
                 let Some(pos) = positions.get_mut(&p.partition_index) else {
                     continue;
                 };
-                let records = fetched(&p.records)?;
-                for r in decode_batches(records)? {
+                let records = records_in_memory(&p.records)?;
+                for r in decode_batches(&records)? {
                     if r.offset < *pos || limit_reached(printed) {
                         continue;
                     }
@@ -347,7 +346,7 @@ pub async fn consume(client: &mut Client, out: &Output, args: ConsumeArgs) -> an
                 }
                 // Past what was skipped too (control batches), unless records are left unprinted.
                 if !limit_reached(printed) {
-                    if let Some(next) = next_offset(records) {
+                    if let Some(next) = next_offset(&records) {
                         *pos = (*pos).max(next);
                     }
                 }

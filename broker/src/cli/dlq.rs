@@ -5,13 +5,14 @@
 
 use clap::Subcommand;
 use serde_json::json;
+use weir_broker::handlers::records_in_memory;
 use weir_broker::share::redrive::{
     target_partition, DeadLetter, RedriveFilter, RedrivePlan, HEADER_PREFIX as DLQ_HEADER_PREFIX,
 };
 use weir_protocol::*;
 
 use super::client::{expect_response, Client};
-use super::records::{decode_batches, encode_batch, fetched, CliRecord};
+use super::records::{decode_batches, encode_batch, CliRecord};
 use super::topics::{list_offsets, partitions_of};
 use super::{check, Output};
 
@@ -106,7 +107,7 @@ async fn read_all(client: &mut Client, topic: &str) -> anyhow::Result<Vec<(i32, 
             for t in fetch.topics {
                 for part in t.partitions {
                     check(part.error_code, &format!("cannot read {topic}[{p}]"), None)?;
-                    for rec in decode_batches(fetched(&part.records)?)? {
+                    for rec in decode_batches(&records_in_memory(&part.records)?)? {
                         if rec.offset < at || rec.offset >= stop {
                             continue;
                         }

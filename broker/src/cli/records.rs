@@ -3,7 +3,6 @@
 //! Kafka clients would put them.
 
 use bytes::Bytes;
-use weir_protocol::responses::FetchRecords;
 use weir_storage::records::{HeaderRef, NewRecord, RecordError};
 
 /// One record to produce or one consumed record.
@@ -39,13 +38,6 @@ pub fn encode_batch(records: &[CliRecord], timestamp_ms: i64) -> Bytes {
         })
         .collect();
     Bytes::from(weir_storage::records::encode_batch(&new))
-}
-
-/// The records of a decoded Fetch answer (always in memory: a client decodes them from the wire).
-pub fn fetched(records: &FetchRecords) -> anyhow::Result<&Bytes> {
-    records
-        .in_memory()
-        .ok_or_else(|| anyhow::anyhow!("a decoded Fetch answer without its records"))
 }
 
 /// Decodes the records of the concatenated batches in `data` (a Fetch response's records). A

@@ -26,8 +26,17 @@ use crate::fetch_sessions::{RequestedPartition, SentOffsets, SessionPartition};
 /// Fetch and ListOffsets isolation level READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
 
-/// A partition's records in memory, for the readers that look at them (down-conversion):
-/// records a fetch left in their segment file are read from it.
+/// A read's batches as a Fetch answer's records, left in their segment file: the connection
+/// sends them from there.
+pub(super) fn records_in_file(slice: RecordSlice) -> FetchRecords {
+    if slice.is_empty() {
+        return FetchRecords::default();
+    }
+    FetchRecords::Deferred(DeferredRecords::new(slice.len(), slice))
+}
+
+/// A partition's records in memory, for the readers that look at them (down-conversion, the
+/// admin API, the CLI): records a fetch left in their segment file are read from it.
 pub fn records_in_memory(records: &FetchRecords) -> std::io::Result<Bytes> {
     match records {
         FetchRecords::Bytes(b) => Ok(b.clone()),
@@ -105,7 +114,6 @@ fn read_partition(
     if !min_one_batch && max == 0 {
         return out;
     }
-    // The records stay in their segment file: the connection sends them from there.
     let read = log.slice_below(p.fetch_offset, max, upper, min_one_batch);
     match read {
         Ok(None) => {}
@@ -122,9 +130,7 @@ fn read_partition(
                         .collect();
                 }
             }
-            if !slice.is_empty() {
-                out.records = FetchRecords::Deferred(DeferredRecords::new(slice.len(), slice));
-            }
+            out.records = records_in_file(slice);
         }
         Err(e @ StorageError::OffsetOutOfRange { .. }) => out.error_code = storage_error_code(&e),
         Err(e) => {

@@ -34,7 +34,7 @@ mod share;
 mod share_state;
 mod txn;
 
-pub(crate) use fetch::records_in_memory;
+pub use fetch::records_in_memory;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use weir_protocol::requests::{BeginQuorumEpochRequest, EndQuorumEpochRequest, VoteRequest};
 use weir_protocol::responses::{
-    BeginQuorumEpochResponse, DeferredRecords, EndQuorumEpochResponse, FetchPartitionResponse,
-    FetchRecords, FetchResponse, FetchTopicResponse, QuorumEpochPartitionResponse,
-    QuorumEpochTopicResponse, VotePartitionResponse, VoteResponse, VoteTopicResponse,
+    BeginQuorumEpochResponse, EndQuorumEpochResponse, FetchPartitionResponse, FetchResponse,
+    FetchTopicResponse, QuorumEpochPartitionResponse, QuorumEpochTopicResponse,
+    VotePartitionResponse, VoteResponse, VoteTopicResponse,
 };
 use weir_protocol::{ErrorCode, FetchRequest};
 use weir_replication::{FetchAnswer, FetchError, Message};
 use weir_storage::Offset;
 
 use super::blocking;
+use super::fetch::records_in_file;
 use super::produce::storage_error_code;
 use crate::broker::Broker;
 
@@ -225,10 +226,8 @@ fn replica_fetch_partition(
             let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
             // As for consumers, the records stay in their segment file until they are sent.
             match partition.log.slice_below(from, max, Offset::MAX, true) {
-                Ok(Some(slice)) if !slice.is_empty() => {
-                    out.records = FetchRecords::Deferred(DeferredRecords::new(slice.len(), slice))
-                }
-                Ok(_) => {}
+                Ok(Some(slice)) => out.records = records_in_file(slice),
+                Ok(None) => {}
                 Err(e) => out.error_code = storage_error_code(&e),
             }
             out.current_leader = Some((broker.config.node_id, partition.epoch()));
