@@ -84,7 +84,7 @@ impl Broker {
         }
         let config =
             TopicConfig::from_pairs(spec.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let candidates = cluster.candidates();
+        let candidates = cluster.caught_up_candidates().await;
         let assignment = if spec.assignment.is_empty() {
             let partitions = if spec.partitions == -1 {
                 self.config.default_partitions
@@ -235,7 +235,7 @@ impl Broker {
         if total > MAX_PARTITIONS_PER_TOPIC {
             return Err(TopicError::InvalidPartitions(total).into());
         }
-        let candidates = cluster.candidates();
+        let candidates = cluster.caught_up_candidates().await;
         if !assignment.is_empty() {
             check_assignment(&assignment, &candidates)?;
         }

@@ -262,6 +262,38 @@ mod store {
         assert!(kvs.is_empty(), "registrations left behind: {kvs:?}");
     }
 
+    /// `catch_up` answers only once the view holds everything etcd held when it was called: a
+    /// broker registered a moment ago is there (placement relies on this), and without a watch
+    /// to bring the change it says so instead of pretending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_view_catches_up_with_etcd_on_demand() {
+        let etcd = Etcd::start();
+        ready(&EtcdClient::new(
+            &[format!("http://{}", etcd.endpoint)],
+            5_000,
+        ))
+        .await;
+        let a = EtcdStore::connect(&config(&etcd.endpoint), broker(1))
+            .await
+            .expect("connect a");
+        let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
+            .await
+            .expect("connect b");
+        assert_eq!(a.view().brokers.len(), 1, "a loaded before b registered");
+        // a's watch is not running: nothing can bring b's registration.
+        assert!(!a.catch_up(200).await.expect("etcd answers"));
+
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let ta = tokio::spawn(a.clone().run(stop.clone()));
+        let tb = tokio::spawn(b.clone().run(stop.clone()));
+        assert!(a.catch_up(10_000).await.expect("etcd answers"));
+        let ids: Vec<i32> = a.view().brokers.keys().copied().collect();
+        assert_eq!(ids, vec![1, 2]);
+        let _ = stop_tx.send(true);
+        ta.await.expect("a stops");
+        tb.await.expect("b stops");
+    }
+
     /// ACLs in a cluster: created through one broker's authorizer, in force on the other once
     /// its watch delivers them; deleted through the other, gone from the first. A change answers
     /// only once the broker that made it has seen it.

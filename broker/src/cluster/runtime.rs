@@ -66,6 +66,8 @@ const PUBLISH_MS: u64 = 1_000;
 const CONTROLLER_MS: u64 = 1_000;
 /// How long a stopping broker waits for its partitions' new leaders.
 const HAND_OVER_MS: u64 = 3_000;
+/// How long a placement waits for this broker's view to catch up with etcd.
+const CATCH_UP_MS: u64 = 2_000;
 
 /// A Raft message on its way to another broker.
 struct Outgoing {
@@ -190,6 +192,18 @@ impl Cluster {
                 })
                 .collect()
         })
+    }
+
+    /// The live brokers, after this broker's view has caught up with etcd, so a placement never
+    /// misses a broker that another broker's Metadata already listed. If etcd does not answer,
+    /// the view as it is (placement then fails or succeeds on what this broker knows).
+    pub async fn caught_up_candidates(&self) -> Vec<Candidate> {
+        match self.store.catch_up(CATCH_UP_MS).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("metadata view did not catch up with etcd in time"),
+            Err(e) => tracing::debug!(error = %e, "cannot read etcd's revision"),
+        }
+        self.candidates()
     }
 
     /// Graceful shutdown: hands every partition this broker leads to a caught-up voter, then

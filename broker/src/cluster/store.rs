@@ -541,6 +541,16 @@ impl EtcdStore {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits (at most `timeout_ms`) until this broker's view is as new as etcd is now: what any
+    /// broker saw before this call (a broker that registered, a topic created elsewhere) is then
+    /// in the view. For decisions a client may have checked against another broker's view, such
+    /// as placing replicas on the brokers Metadata listed.
+    pub async fn catch_up(&self, timeout_ms: u64) -> Result<bool, StoreError> {
+        // A one-key read answers with etcd's current revision.
+        let (_, revision) = self.note(self.client.get_prefix(&self.keys.cluster_id()).await)?;
+        Ok(self.wait_for_revision(revision, timeout_ms).await)
+    }
+
     /// Tries to become the controller: takes the controller key under this broker's lease if
     /// nobody holds it. Returns whether this broker is the controller.
     pub async fn campaign(&self) -> Result<bool, StoreError> {
