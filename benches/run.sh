@@ -215,6 +215,27 @@ wait_port() {
     log "port $1 did not open"; return 1
 }
 
+# WEIR_BENCH_PAGE_CACHE_MIB=<MiB>: Weir brokers run in a memory cgroup of that size, so that their
+# page cache is recycled as on a long-running host instead of taking fresh pages from the kernel.
+# On a VM with free page reporting (this project's machine), a fresh page costs a trip to the
+# host on first touch and that, not the broker, sets write throughput (docs/benchmarks.md).
+# Unset: no cap. Tansu is never capped (its memory engine keeps every record in the process).
+PAGE_CACHE_MIB="${WEIR_BENCH_PAGE_CACHE_MIB:-}"
+CGROUP=""
+if [[ -n "$PAGE_CACHE_MIB" ]]; then
+    if [[ -d /sys/fs/cgroup/memory ]]; then          # cgroup v1
+        CGROUP=/sys/fs/cgroup/memory/weir-bench
+        mkdir -p "$CGROUP" && echo $((PAGE_CACHE_MIB << 20)) >"$CGROUP/memory.limit_in_bytes"
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then   # cgroup v2
+        CGROUP=/sys/fs/cgroup/weir-bench
+        mkdir -p "$CGROUP" && echo $((PAGE_CACHE_MIB << 20)) >"$CGROUP/memory.max"
+    fi
+    [[ -n "$CGROUP" ]] || { log "WEIR_BENCH_PAGE_CACHE_MIB set but no memory cgroup is writable"; exit 1; }
+    log "Weir brokers capped at $PAGE_CACHE_MIB MiB of memory (page cache included) in $CGROUP"
+fi
+# confine <pid>...: into the page-cache cap, if one is set.
+confine() { local p; [[ -z "$CGROUP" ]] && return 0; for p in "$@"; do echo "$p" >"$CGROUP/cgroup.procs"; done; }
+
 # start_system <system> <logfile>: fresh broker with an empty store; sets BROKER_PID and BS.
 start_system() {
     local sys=$1 logf=$2
@@ -230,7 +251,7 @@ start_system() {
             rm -rf "$RUNDIR/weir-data"
             "$bin" serve --listener "127.0.0.1:$WEIR_PORT" --data-dir "$RUNDIR/weir-data" --admin-listener none \
                 --fsync "${sys#*-}" >"$logf" 2>&1 &
-            BROKER_PID=$!; BS="127.0.0.1:$WEIR_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$WEIR_PORT" ;;
+            BROKER_PID=$!; confine $BROKER_PID; BS="127.0.0.1:$WEIR_PORT"; ADMIN_BS=$BS; CLIENT_X=(); wait_port "$WEIR_PORT" ;;
         weir-rf3)
             # etcd and three brokers, fsync=never, topics with replication factor 3 (the default
             # in a cluster of three): acks=all waits for a second replica.
@@ -248,7 +269,7 @@ start_system() {
                 port_free "$((RF3_PORT + i))" || { log "port $((RF3_PORT + i)) busy"; exit 1; }
                 "$WEIR" serve --node-id "$i" --etcd "http://127.0.0.1:$ETCD_PORT" --listener "127.0.0.1:$((RF3_PORT + i))" \
                     --data-dir "$RUNDIR/weir-rf3/b$i" --admin-listener none --fsync never >"$logf.$i" 2>&1 &
-                BROKER_PID="$BROKER_PID $!"; BS="${BS:+$BS,}127.0.0.1:$((RF3_PORT + i))"
+                BROKER_PID="$BROKER_PID $!"; confine $!; BS="${BS:+$BS,}127.0.0.1:$((RF3_PORT + i))"
             done
             for i in 1 2 3; do wait_port "$((RF3_PORT + i))" || return 1; done
             ADMIN_BS=$BS
@@ -267,7 +288,7 @@ start_system() {
             "$tls_bin" serve --listeners "PLAINTEXT://127.0.0.1:$WEIR_PORT,SSL://127.0.0.1:$WEIR_TLS_PORT" \
                 --ssl-certificate-file "$TLS/server.crt" --ssl-key-file "$TLS/server.key" \
                 --data-dir "$RUNDIR/weir-data" --admin-listener none --fsync never >"$logf" 2>&1 &
-            BROKER_PID=$!; BS="127.0.0.1:$WEIR_TLS_PORT"; ADMIN_BS="127.0.0.1:$WEIR_PORT"
+            BROKER_PID=$!; confine $BROKER_PID; BS="127.0.0.1:$WEIR_TLS_PORT"; ADMIN_BS="127.0.0.1:$WEIR_PORT"
             CLIENT_X=(-X security.protocol=SSL -X "ssl.ca.location=$TLS/ca.crt")
             wait_port "$WEIR_TLS_PORT" ;;
         tansu)
@@ -525,6 +546,7 @@ START=$(date +%s)
     echo "lat_max_from=${LAT_MAX_FROM:-$MAX_FROM}"
     echo "lat_rates=$LAT_RATES"
     echo "idle_partitions=$IDLE_PARTITIONS"
+    echo "page_cache_mib=${PAGE_CACHE_MIB:-none}"
 } >"$OUT/meta.env"
 log "profile $PROFILE: $ROUNDS rounds of [$SYSTEMS fio iperf3]; output in $OUT"
 read -r -a systems <<<"$SYSTEMS"

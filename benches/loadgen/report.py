@@ -182,7 +182,10 @@ def render(res, img_rel=None):
       "summarised. The machine has 2 cores shared with the clients and with other engineers' builds, so absolute "
       "numbers are noisy and client-bound; compare systems within a round, not across runs. "
       f"Producer runs last {m.get('duration')} s each with librdkafka defaults (linger.ms=5, batch.size=1 MB) "
-      "and random partitioning.")
+      "and random partitioning."
+      + (f" Weir brokers ran in a memory cgroup of {m.get('page_cache_mib')} MiB (`WEIR_BENCH_PAGE_CACHE_MIB`): "
+         "their page cache is recycled instead of taking fresh pages, whose first touch is slow on this VM."
+         if m.get("page_cache_mib", "none") != "none" else ""))
     p("")
 
     # ---------------- targets
