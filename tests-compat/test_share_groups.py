@@ -368,6 +368,47 @@ def test_delayed_records_arrive_no_earlier_than_due(broker, unique):
     assert arrivals[b"later"] - produced_at >= 2.5
 
 
+def test_many_delayed_records_do_not_hold_back_the_ones_behind_them(broker_factory, unique):
+    """More records delayed by an hour than the in-flight window holds (100 here) are parked out
+    of the window: records behind them are delivered at once, short delays arrive when due, and
+    across a kill -9 of the broker the parked records stay parked and nothing accepted comes back."""
+    b = broker_factory("--fsync", "always", "--group-share-partition-max-record-locks", "100")
+    topic, group = share_topic(b.bootstrap, unique, 0)
+    c = share_consumer(b.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    produced_at = time.time()
+    records = (
+        [{"value": b"hour-%d" % i, "headers": [("weir.delay.ms", b"3600000")]} for i in range(250)]
+        + [{"value": b"soon-%d" % i, "headers": [("weir.delay.ms", b"4000")]} for i in range(5)]
+        + [{"value": b"now-%d" % i} for i in range(50)]
+    )
+    produce_and_flush(producer(b.bootstrap), topic, records)
+
+    arrivals = {}
+    accepted = set()
+    deadline = time.monotonic() + WAIT_S
+    while len(arrivals) < 55 and time.monotonic() < deadline:
+        ms = poll_records(c, 0.3)
+        for m in ms:
+            arrivals[m.value()] = time.time()
+        accepted.update(m.value() for m in ms)
+        if ms:
+            accept_and_commit(c, ms)
+    assert {v for v in arrivals if v.startswith(b"now-")} == {b"now-%d" % i for i in range(50)}
+    soon = {v: t for v, t in arrivals.items() if v.startswith(b"soon-")}
+    assert set(soon) == {b"soon-%d" % i for i in range(5)}
+    assert min(soon.values()) - produced_at >= 4.0
+    assert not [v for v in arrivals if v.startswith(b"hour-")], "delivered an hour early"
+    c.close()
+
+    # The parked records and what was accepted survive a crash.
+    b.kill9()
+    b.start()
+    produce_and_flush(producer(b.bootstrap), topic, [{"value": b"after-%d" % i} for i in range(20)])
+    seen = values_read_within(b.bootstrap, group, topic, 8)
+    assert sorted(seen) == sorted(b"after-%d" % i for i in range(20)), seen
+
+
 def test_expired_records_are_not_delivered_and_are_dead_lettered(broker, unique):
     dlq = unique("dlq")
     topic, group = share_topic(

@@ -1167,7 +1167,9 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
                 "available": available,
                 "acquired": acquired,
                 "dead_letter_pending": dead_letter_pending,
-                "lag": hw.map(|hw| (hw - sp.start_offset()).max(0)),
+                // Delayed records parked below the start offset, still to be delivered.
+                "delayed_parked": sp.parked_len(),
+                "lag": hw.map(|hw| (hw - sp.start_offset()).max(0) + parked_as_i64(&sp)),
             }))
         })
         .collect();
@@ -1184,6 +1186,11 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
         "partitions": partitions,
     }))
     .into_response()
+}
+
+/// The parked delayed records of a share-partition, counted into its lag.
+fn parked_as_i64(sp: &crate::share::partition::SharePartition) -> i64 {
+    i64::try_from(sp.parked_len()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -530,6 +530,12 @@ pub const GROUP_KEYS: &[Key] = &[
         true,
     ),
     // Weir's share group extensions (docs/queues.md).
+    key(
+        "weir.share.delayed.records.max",
+        Some("10000"),
+        int_in(0, 100_000),
+        true,
+    ),
     key("weir.share.dlq.topic", Some(""), Kind::Text, true),
     key(
         "weir.share.record.ttl.ms",

@@ -500,9 +500,8 @@ fn acquire_partition(
     }
     let log = &partition.log;
     let log_start = log.log_start_offset();
-    if log_start > sp.start_offset() {
-        sp.log_start_moved(log_start);
-    }
+    // Also when the start offset is past it: parked records below it may be gone.
+    sp.log_start_moved(log_start);
     let mut out = (ErrorCode::NONE, none, Vec::new());
     if let Some(from) = sp.next_fetch_offset(now_ms).filter(|&o| o < end) {
         let max = if first_with_data {

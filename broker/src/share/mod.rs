@@ -148,6 +148,9 @@ pub fn group_config(defaults: &ShareDefaults, overrides: &Overrides) -> GroupSha
             retry_backoff_max_ms: parse_int(overrides, "weir.share.retry.backoff.max.ms")
                 .unwrap_or(60_000),
             dead_letter: dlq_topic.is_some(),
+            max_delayed_records: parse_int::<usize>(overrides, "weir.share.delayed.records.max")
+                .unwrap_or(partition::DEFAULT_MAX_DELAYED_RECORDS)
+                .min(partition::MAX_DELAYED_RECORDS),
         },
         auto_offset_reset,
         session_timeout_ms: parse_int(overrides, "share.session.timeout.ms")

@@ -23,6 +23,15 @@
 //! `group.share.partition.max.record.locks`), so the state a slow consumer makes the broker hold
 //! is bounded.
 //!
+//! A record held back by delayed delivery (never delivered, not due yet) that reaches the start
+//! of the window is *parked*: moved out of the window to a side index of at most
+//! `max_delayed_records` entries, so that the start offset, and the window behind it, go on
+//! without it. A parked record is handed out from the index when due and acknowledged like any
+//! other; it leaves the index when it is finished. Parked records are persisted below the start
+//! offset with their own state (`PersistedState::Parked`); their due times are not (after a
+//! restart each is asked about again, as window records are). With the index full, delayed
+//! records stay in the window and hold it, as before there was an index.
+//!
 //! Every change that must survive a restart marks its offsets dirty; the caller takes them with
 //! [`SharePartition::take_update`] and makes them durable before answering. Acquisitions are not
 //! persisted (as in Kafka): after a restart an acquired record is available again, with the
@@ -155,7 +164,15 @@ pub struct ShareSettings {
     pub retry_backoff_max_ms: i64,
     /// Whether records archived for a reason go through `Archiving` (a dead-letter topic is set).
     pub dead_letter: bool,
+    /// `weir.share.delayed.records.max`: the most delayed records parked out of the window
+    /// (at most [`MAX_DELAYED_RECORDS`]; 0: delayed records stay in the window).
+    pub max_delayed_records: usize,
 }
+
+/// The most parked records a share-partition holds or restores, whatever its settings say.
+pub const MAX_DELAYED_RECORDS: usize = 100_000;
+/// The default of `weir.share.delayed.records.max`.
+pub const DEFAULT_MAX_DELAYED_RECORDS: usize = 10_000;
 
 impl Default for ShareSettings {
     fn default() -> Self {
@@ -166,6 +183,7 @@ impl Default for ShareSettings {
             retry_backoff_ms: 0,
             retry_backoff_max_ms: 60_000,
             dead_letter: false,
+            max_delayed_records: DEFAULT_MAX_DELAYED_RECORDS,
         }
     }
 }
@@ -227,6 +245,21 @@ pub enum PersistedState {
     Acknowledged,
     Archived,
     Archiving(ArchiveReason),
+    /// Weir: a parked delayed record, below the start offset and not finished.
+    Parked,
+    /// Weir: a parked record waiting for the dead-letter topic.
+    ParkedArchiving(ArchiveReason),
+}
+
+impl PersistedState {
+    /// Whether an offset below the start offset in this state is still waited for. Every other
+    /// state below the start offset is finished (a window record the start offset passed).
+    fn kept_below_start(self) -> bool {
+        matches!(
+            self,
+            PersistedState::Parked | PersistedState::ParkedArchiving(_)
+        )
+    }
 }
 
 /// A run of offsets with one persisted state and delivery count (Kafka's `PersisterStateBatch`).
@@ -238,8 +271,8 @@ pub struct StateBatch {
     pub delivery_count: u16,
 }
 
-/// The durable part of a share-partition: its start offset and the states of the offsets in the
-/// window that differ from "never delivered".
+/// The durable part of a share-partition: its start offset, the states of the offsets in the
+/// window that differ from "never delivered", and the parked records below the start offset.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PersistedPartition {
     pub start_offset: i64,
@@ -259,8 +292,13 @@ pub struct SharePartition {
     dirty: BTreeSet<i64>,
     /// Whether the start offset moved since the last `take_update`.
     start_moved: bool,
-    /// Records waiting for the dead-letter topic, in offset order.
+    /// Records waiting for the dead-letter topic, in offset order (window and parked).
     archiving: BTreeSet<i64>,
+    /// Parked records: below `start_offset`, not finished (see the module doc).
+    parked: BTreeMap<i64, InFlight>,
+    /// Parked offsets (or offsets that left the index) whose persisted state changed since the
+    /// last `take_update`; all below `start_offset`.
+    parked_dirty: BTreeSet<i64>,
     /// The leader epoch of the data partition this state was loaded under and the state epoch
     /// it was loaded at: the owner of the durable state refuses writes from older ones.
     epochs: LoadEpochs,
@@ -284,6 +322,8 @@ impl SharePartition {
             dirty: BTreeSet::new(),
             start_moved: true,
             archiving: BTreeSet::new(),
+            parked: BTreeMap::new(),
+            parked_dirty: BTreeSet::new(),
             epochs: LoadEpochs::default(),
         }
     }
@@ -306,18 +346,37 @@ impl SharePartition {
         // A corrupt or foreign batch cannot make the window larger than the settings allow.
         let limit = start.saturating_add(i64::try_from(p.settings.max_record_locks).unwrap_or(0));
         for b in &persisted.batches {
+            if b.first_offset < start && b.state.kept_below_start() {
+                let last = b.last_offset.min(start - 1);
+                for offset in b.first_offset..=last {
+                    if p.parked.len() >= MAX_DELAYED_RECORDS {
+                        break;
+                    }
+                    let record = match b.state {
+                        PersistedState::ParkedArchiving(r) => {
+                            p.archiving.insert(offset);
+                            InFlight::finished(RecordState::Archiving(r), b.delivery_count)
+                        }
+                        // Its due time is asked about again when it would be handed out.
+                        _ => InFlight::available(b.delivery_count, 0),
+                    };
+                    p.parked.insert(offset, record);
+                }
+            }
             let first = b.first_offset.max(start);
             let last = b.last_offset.min(limit.saturating_sub(1));
             for offset in first..=last {
                 let record = match b.state {
-                    PersistedState::Available => InFlight::available(b.delivery_count, 0),
+                    PersistedState::Available | PersistedState::Parked => {
+                        InFlight::available(b.delivery_count, 0)
+                    }
                     PersistedState::Acknowledged => {
                         InFlight::finished(RecordState::Acknowledged, b.delivery_count)
                     }
                     PersistedState::Archived => {
                         InFlight::finished(RecordState::Archived, b.delivery_count)
                     }
-                    PersistedState::Archiving(r) => {
+                    PersistedState::Archiving(r) | PersistedState::ParkedArchiving(r) => {
                         p.archiving.insert(offset);
                         InFlight::finished(RecordState::Archiving(r), b.delivery_count)
                     }
@@ -358,28 +417,75 @@ impl SharePartition {
 
     /// The state and delivery count of `offset`, if it is in the window and a record.
     pub fn state_of(&self, offset: i64) -> Option<(RecordState, u16)> {
-        self.records
-            .get(&offset)
-            .map(|r| (r.state, r.delivery_count))
+        self.get(offset).map(|r| (r.state, r.delivery_count))
+    }
+
+    /// How many delayed records are parked out of the window.
+    pub fn parked_len(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// The in-flight record at `offset`: in the window, or parked below it.
+    fn get(&self, offset: i64) -> Option<&InFlight> {
+        if offset < self.start_offset {
+            self.parked.get(&offset)
+        } else {
+            self.records.get(&offset)
+        }
+    }
+
+    fn get_mut(&mut self, offset: i64) -> Option<&mut InFlight> {
+        if offset < self.start_offset {
+            self.parked.get_mut(&offset)
+        } else {
+            self.records.get_mut(&offset)
+        }
+    }
+
+    /// Every in-flight record, parked ones first (they are below the window), in offset order.
+    fn all(&self) -> impl Iterator<Item = (&i64, &InFlight)> {
+        self.parked.iter().chain(self.records.iter())
+    }
+
+    /// Notes that the persisted state of `offset` changed.
+    fn mark_dirty(&mut self, offset: i64) {
+        if offset < self.start_offset {
+            self.parked_dirty.insert(offset);
+        } else {
+            self.dirty.insert(offset);
+        }
+    }
+
+    /// A parked record that is finished leaves the index (persisted as finished, so that the
+    /// owner of the state drops it too).
+    fn settle_parked(&mut self, offset: i64) {
+        if offset < self.start_offset
+            && self
+                .parked
+                .get(&offset)
+                .is_some_and(|r| r.state.is_finished())
+        {
+            self.parked.remove(&offset);
+            self.parked_dirty.insert(offset);
+        }
     }
 
     /// The member holding `offset`, if it is acquired.
     pub fn owner_of(&self, offset: i64) -> Option<&MemberId> {
-        self.records.get(&offset).and_then(|r| r.owner.as_ref())
+        self.get(offset).and_then(|r| r.owner.as_ref())
     }
 
     /// How many records are acquired now.
     pub fn acquired_count(&self) -> usize {
-        self.records
-            .values()
-            .filter(|r| r.state == RecordState::Acquired)
+        self.all()
+            .filter(|(_, r)| r.state == RecordState::Acquired)
             .count()
     }
 
     /// How many in-flight records are available, acquired, and waiting for the dead-letter topic.
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut out = (0, 0, 0);
-        for r in self.records.values() {
+        for (_, r) in self.all() {
             match r.state {
                 RecordState::Available => out.0 += 1,
                 RecordState::Acquired => out.1 += 1,
@@ -403,10 +509,11 @@ impl SharePartition {
     /// Where a fetch should read the log from to find something to hand out at `now_ms`: the
     /// first available record that is due, else the end of the window if the window may grow;
     /// `None` if nothing can be acquired now.
+    /// Parked records come first; one whose due time is unknown (restored) counts as due, to be
+    /// asked about.
     pub fn next_fetch_offset(&self, now_ms: i64) -> Option<i64> {
         let due = self
-            .records
-            .iter()
+            .all()
             .find(|(_, r)| r.state == RecordState::Available && r.available_at_ms <= now_ms);
         match due {
             Some((offset, _)) => Some(*offset),
@@ -417,19 +524,17 @@ impl SharePartition {
 
     /// The earliest time after `now_ms` at which a held-back available record becomes due.
     pub fn next_due_ms(&self, now_ms: i64) -> Option<i64> {
-        self.records
-            .values()
-            .filter(|r| r.state == RecordState::Available && r.available_at_ms > now_ms)
-            .map(|r| r.available_at_ms)
+        self.all()
+            .filter(|(_, r)| r.state == RecordState::Available && r.available_at_ms > now_ms)
+            .map(|(_, r)| r.available_at_ms)
             .min()
     }
 
     /// The earliest lock deadline, for the caller's timer.
     pub fn next_lock_deadline_ms(&self) -> Option<i64> {
-        self.records
-            .values()
-            .filter(|r| r.state == RecordState::Acquired)
-            .map(|r| r.lock_deadline_ms)
+        self.all()
+            .filter(|(_, r)| r.state == RecordState::Acquired)
+            .map(|(_, r)| r.lock_deadline_ms)
             .min()
     }
 
@@ -483,6 +588,39 @@ impl SharePartition {
                     break 'batches;
                 }
                 covered_to = offset + 1;
+                if offset < self.start_offset {
+                    // Below the window only parked records are handed out.
+                    let (never_delivered, delivery_count) = match self.parked.get(&offset) {
+                        Some(r)
+                            if r.state == RecordState::Available && r.available_at_ms <= now_ms =>
+                        {
+                            (r.delivery_count == 0, r.delivery_count)
+                        }
+                        _ => continue,
+                    };
+                    match disposition(offset) {
+                        Disposition::NotBefore(at_ms) if at_ms > now_ms && never_delivered => {
+                            if let Some(r) = self.parked.get_mut(&offset) {
+                                r.available_at_ms = at_ms;
+                            }
+                            continue;
+                        }
+                        Disposition::Expired => {
+                            self.archive(offset, Some(ArchiveReason::Expired));
+                            continue;
+                        }
+                        Disposition::Deliver | Disposition::NotBefore(_) => {}
+                    }
+                    if let Some(r) = self.parked.get_mut(&offset) {
+                        r.state = RecordState::Acquired;
+                        r.delivery_count = delivery_count.saturating_add(1);
+                        r.owner = Some(member.clone());
+                        r.lock_deadline_ms = lock_deadline;
+                        count += 1;
+                        push(&mut acquired, offset, r.delivery_count);
+                    }
+                    continue;
+                }
                 if offset < self.end_offset {
                     let Some(r) = self.records.get(&offset) else {
                         continue; // a gap already
@@ -558,6 +696,20 @@ impl SharePartition {
         if from >= to {
             return;
         }
+        // A parked offset the log skips is no record (any more): it leaves the index.
+        let below = to.min(self.start_offset);
+        if from < below {
+            let gone: Vec<i64> = self
+                .parked
+                .range(from..below)
+                .filter(|(_, r)| r.state == RecordState::Available)
+                .map(|(o, _)| *o)
+                .collect();
+            for offset in gone {
+                self.parked.remove(&offset);
+                self.parked_dirty.insert(offset);
+            }
+        }
         let in_window = to.min(self.end_offset);
         if from < in_window {
             let gaps: Vec<i64> = self
@@ -581,35 +733,38 @@ impl SharePartition {
     /// Finishes `offset` as archived, through `Archiving` when there is a reason and a
     /// dead-letter topic.
     fn archive(&mut self, offset: i64, reason: Option<ArchiveReason>) {
-        let Some(r) = self.records.get_mut(&offset) else {
+        let dead_letter = self.settings.dead_letter;
+        let Some(r) = self.get_mut(offset) else {
             return;
         };
         r.owner = None;
         r.state = match reason {
-            Some(reason) if self.settings.dead_letter => {
-                self.archiving.insert(offset);
-                RecordState::Archiving(reason)
-            }
+            Some(reason) if dead_letter => RecordState::Archiving(reason),
             _ => RecordState::Archived,
         };
-        self.dirty.insert(offset);
+        if matches!(r.state, RecordState::Archiving(_)) {
+            self.archiving.insert(offset);
+        }
+        self.mark_dirty(offset);
+        self.settle_parked(offset);
     }
 
     /// Makes an acquired record available again (or archives it at the delivery limit).
     fn make_available(&mut self, offset: i64, now_ms: i64) {
         let limit = self.settings.delivery_count_limit;
-        let Some(r) = self.records.get_mut(&offset) else {
+        let backoff = self.settings.clone();
+        let Some(r) = self.get_mut(offset) else {
             return;
         };
         if r.delivery_count >= limit {
             self.archive(offset, Some(ArchiveReason::DeliveryLimit));
             return;
         }
-        let wait = self.settings.backoff_ms(r.delivery_count);
+        let wait = backoff.backoff_ms(r.delivery_count);
         r.state = RecordState::Available;
         r.owner = None;
         r.available_at_ms = now_ms.saturating_add(wait);
-        self.dirty.insert(offset);
+        self.mark_dirty(offset);
     }
 
     /// Applies one member's acknowledgements, all or nothing: every offset must be acquired by
@@ -629,13 +784,21 @@ impl SharePartition {
             if b.types.len() != 1 && i64::try_from(b.types.len()).ok() != Some(span) {
                 return Err(AckError::InvalidRequest);
             }
-            // Only offsets of the window can be held; checking the range first keeps the work
-            // bounded by the window, whatever range a client names.
-            if b.first_offset < self.start_offset || b.last_offset >= self.end_offset {
-                let bad = if b.first_offset < self.start_offset {
-                    b.first_offset
-                } else {
+            // Only offsets of the window, or parked below it, can be held; checking the range
+            // first keeps the work bounded by the window and the index, whatever range a client
+            // names.
+            let below = b
+                .last_offset
+                .saturating_add(1)
+                .min(self.start_offset)
+                .saturating_sub(b.first_offset);
+            if b.last_offset >= self.end_offset
+                || usize::try_from(below).is_ok_and(|n| n > self.parked.len())
+            {
+                let bad = if b.last_offset >= self.end_offset {
                     b.last_offset
+                } else {
+                    b.first_offset
                 };
                 return Err(AckError::InvalidRecordState(bad));
             }
@@ -648,7 +811,7 @@ impl SharePartition {
                 if acks.insert(offset, t).is_some() {
                     return Err(AckError::InvalidRecordState(offset));
                 }
-                match self.records.get(&offset) {
+                match self.get(offset) {
                     None if t == AckType::Gap => {}
                     Some(r)
                         if r.state == RecordState::Acquired
@@ -661,21 +824,27 @@ impl SharePartition {
         for (offset, t) in acks {
             match t {
                 AckType::Gap => {
-                    if self.records.remove(&offset).is_some() {
-                        self.dirty.insert(offset);
+                    let removed = if offset < self.start_offset {
+                        self.parked.remove(&offset)
+                    } else {
+                        self.records.remove(&offset)
+                    };
+                    if removed.is_some() {
+                        self.mark_dirty(offset);
                     }
                 }
                 AckType::Accept => {
-                    if let Some(r) = self.records.get_mut(&offset) {
+                    if let Some(r) = self.get_mut(offset) {
                         r.state = RecordState::Acknowledged;
                         r.owner = None;
-                        self.dirty.insert(offset);
+                        self.mark_dirty(offset);
+                        self.settle_parked(offset);
                     }
                 }
                 AckType::Release => self.make_available(offset, now_ms),
                 AckType::Reject => self.archive(offset, Some(ArchiveReason::Rejected)),
                 AckType::Renew => {
-                    if let Some(r) = self.records.get_mut(&offset) {
+                    if let Some(r) = self.get_mut(offset) {
                         r.lock_deadline_ms = lock_deadline;
                     }
                 }
@@ -689,8 +858,7 @@ impl SharePartition {
     /// limit). Returns how many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {
         let expired: Vec<i64> = self
-            .records
-            .iter()
+            .all()
             .filter(|(_, r)| r.state == RecordState::Acquired && r.lock_deadline_ms <= now_ms)
             .map(|(o, _)| *o)
             .collect();
@@ -705,8 +873,7 @@ impl SharePartition {
     /// their delivery counts kept (archived if at the limit). Returns how many.
     pub fn release_member(&mut self, member: &MemberId, now_ms: i64) -> usize {
         let held: Vec<i64> = self
-            .records
-            .iter()
+            .all()
             .filter(|(_, r)| {
                 r.state == RecordState::Acquired && r.owner.as_deref() == Some(&**member)
             })
@@ -714,7 +881,7 @@ impl SharePartition {
             .collect();
         let limit = self.settings.delivery_count_limit;
         for &offset in &held {
-            let Some(r) = self.records.get_mut(&offset) else {
+            let Some(r) = self.get_mut(offset) else {
                 continue;
             };
             if r.delivery_count >= limit {
@@ -723,7 +890,7 @@ impl SharePartition {
                 r.state = RecordState::Available;
                 r.owner = None;
                 r.available_at_ms = now_ms;
-                self.dirty.insert(offset);
+                self.mark_dirty(offset);
             }
         }
         self.advance_start();
@@ -733,6 +900,17 @@ impl SharePartition {
     /// The log's start offset moved to `log_start_offset` (retention, DeleteRecords): records
     /// before it are gone and are no longer waited for.
     pub fn log_start_moved(&mut self, log_start_offset: i64) {
+        // Parked records the log no longer has are gone (persisted as finished).
+        if self
+            .parked
+            .first_key_value()
+            .is_some_and(|(&o, _)| o < log_start_offset)
+        {
+            let kept = self.parked.split_off(&log_start_offset);
+            let gone = std::mem::replace(&mut self.parked, kept);
+            self.parked_dirty.extend(gone.into_keys());
+            self.archiving.retain(|o| *o >= log_start_offset);
+        }
         if log_start_offset <= self.start_offset {
             return;
         }
@@ -751,6 +929,8 @@ impl SharePartition {
         self.records.clear();
         self.archiving.clear();
         self.dirty.clear();
+        self.parked.clear();
+        self.parked_dirty.clear();
         self.start_offset = offset;
         self.end_offset = offset;
         self.start_moved = true;
@@ -760,7 +940,7 @@ impl SharePartition {
     pub fn pending_dead_letters(&self) -> Vec<(i64, ArchiveReason, u16)> {
         self.archiving
             .iter()
-            .filter_map(|o| match self.records.get(o) {
+            .filter_map(|o| match self.get(*o) {
                 Some(InFlight {
                     state: RecordState::Archiving(reason),
                     delivery_count,
@@ -777,21 +957,37 @@ impl SharePartition {
             if !self.archiving.remove(&offset) {
                 continue;
             }
-            if let Some(r) = self.records.get_mut(&offset) {
+            if let Some(r) = self.get_mut(offset) {
                 r.state = RecordState::Archived;
-                self.dirty.insert(offset);
+                self.mark_dirty(offset);
+                self.settle_parked(offset);
             }
         }
         self.advance_start();
     }
 
-    /// Moves the start offset over the finished prefix of the window, and forgets it.
+    /// Moves the start offset over the finished prefix of the window, and forgets it; a delayed
+    /// record in the way is parked while the index has room.
     fn advance_start(&mut self) {
         let mut start = self.start_offset;
         loop {
             match self.records.first_key_value() {
                 Some((&offset, r)) if r.state.is_finished() => {
                     self.records.remove(&offset);
+                    start = offset + 1;
+                }
+                // Held back by its delay (a retry backoff has a delivery count): parked.
+                Some((&offset, r))
+                    if r.state == RecordState::Available
+                        && r.delivery_count == 0
+                        && r.available_at_ms > 0
+                        && self.parked.len()
+                            < self.settings.max_delayed_records.min(MAX_DELAYED_RECORDS) =>
+                {
+                    if let Some(r) = self.records.remove(&offset) {
+                        self.parked.insert(offset, r);
+                        self.parked_dirty.insert(offset);
+                    }
                     start = offset + 1;
                 }
                 Some((&offset, _)) => {
@@ -813,7 +1009,7 @@ impl SharePartition {
 
     /// Whether there is a change to persist.
     pub fn has_update(&self) -> bool {
-        self.start_moved || !self.dirty.is_empty()
+        self.start_moved || !self.dirty.is_empty() || !self.parked_dirty.is_empty()
     }
 
     /// The changes to persist since the last call: the start offset and the persisted state of
@@ -823,8 +1019,10 @@ impl SharePartition {
             return None;
         }
         let dirty = std::mem::take(&mut self.dirty);
+        let parked = std::mem::take(&mut self.parked_dirty);
         self.start_moved = false;
-        let batches = self.runs(dirty.into_iter());
+        // Parked offsets are all below the start offset, window offsets at or above it.
+        let batches = self.runs(parked.into_iter().chain(dirty));
         Some(PersistedPartition {
             start_offset: self.start_offset,
             batches,
@@ -833,7 +1031,7 @@ impl SharePartition {
 
     /// The whole persisted state (a snapshot).
     pub fn persisted(&self) -> PersistedPartition {
-        let offsets: Vec<i64> = self.records.keys().copied().collect();
+        let offsets: Vec<i64> = self.all().map(|(o, _)| *o).collect();
         PersistedPartition {
             start_offset: self.start_offset,
             batches: self.runs(offsets.into_iter()),
@@ -841,19 +1039,24 @@ impl SharePartition {
     }
 
     /// Runs of equal persisted state over `offsets` (ascending). An offset that is not in the
-    /// window any more and is above the start offset is a gap, persisted as archived.
+    /// window any more and is above the start offset is a gap, persisted as archived; one below
+    /// the start offset that is not parked (any more) is finished, persisted as archived too.
     fn runs(&self, offsets: impl Iterator<Item = i64>) -> Vec<StateBatch> {
         let mut out: Vec<StateBatch> = Vec::new();
         for offset in offsets {
-            if offset < self.start_offset {
-                continue;
-            }
-            let (state, delivery_count) = match self.records.get(&offset) {
+            let parked = offset < self.start_offset;
+            let (state, delivery_count) = match self.get(offset) {
                 Some(r) => (
                     match r.state {
+                        RecordState::Available | RecordState::Acquired if parked => {
+                            PersistedState::Parked
+                        }
                         RecordState::Available | RecordState::Acquired => PersistedState::Available,
                         RecordState::Acknowledged => PersistedState::Acknowledged,
                         RecordState::Archived => PersistedState::Archived,
+                        RecordState::Archiving(reason) if parked => {
+                            PersistedState::ParkedArchiving(reason)
+                        }
                         RecordState::Archiving(reason) => PersistedState::Archiving(reason),
                     },
                     r.delivery_count,
@@ -888,7 +1091,35 @@ impl SharePartition {
         let start = update.start_offset.max(state.start_offset);
         let limit = start.saturating_add(i64::try_from(max_record_locks).unwrap_or(0));
         let mut offsets: BTreeMap<i64, (PersistedState, u16)> = BTreeMap::new();
+        let mut below = 0usize;
         for b in state.batches.iter().chain(update.batches.iter()) {
+            // Below the start offset only parked records are kept; an update that says one is
+            // finished drops it. Work is bounded by the index, whatever the batch's range.
+            if b.first_offset < start {
+                let last = b.last_offset.min(start - 1);
+                if b.state.kept_below_start() {
+                    for offset in b.first_offset..=last {
+                        if below >= MAX_DELAYED_RECORDS {
+                            break;
+                        }
+                        if offsets
+                            .insert(offset, (b.state, b.delivery_count))
+                            .is_none()
+                        {
+                            below += 1;
+                        }
+                    }
+                } else {
+                    let gone: Vec<i64> = offsets
+                        .range(b.first_offset..=last)
+                        .map(|(o, _)| *o)
+                        .collect();
+                    below -= gone.len().min(below);
+                    for o in gone {
+                        offsets.remove(&o);
+                    }
+                }
+            }
             for offset in b.first_offset.max(start)..=b.last_offset.min(limit - 1) {
                 offsets.insert(offset, (b.state, b.delivery_count));
             }

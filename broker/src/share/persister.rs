@@ -23,8 +23,9 @@ pub const QUEUE_LEN: usize = 1_024;
 /// Longest wait for the owner's answer.
 pub const CALL_TIMEOUT_MS: u64 = 5_000;
 /// Most state batches accepted in one share-partition's read or write (the window is bounded
-/// by `group.share.partition.max.record.locks`, at most this many offsets).
-pub const MAX_STATE_BATCHES: usize = super::store::MAX_REPLAYED_WINDOW;
+/// by `group.share.partition.max.record.locks`, the parked records by their index).
+pub const MAX_STATE_BATCHES: usize =
+    super::store::MAX_REPLAYED_WINDOW + super::partition::MAX_DELAYED_RECORDS;
 
 /// Where the durable share state is served from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -194,6 +194,10 @@ pub fn state_code(s: PersistedState) -> u8 {
         PersistedState::Archiving(ArchiveReason::Rejected) => 5,
         PersistedState::Archiving(ArchiveReason::DeliveryLimit) => 6,
         PersistedState::Archiving(ArchiveReason::Expired) => 7,
+        PersistedState::Parked => 8,
+        PersistedState::ParkedArchiving(ArchiveReason::Rejected) => 9,
+        PersistedState::ParkedArchiving(ArchiveReason::DeliveryLimit) => 10,
+        PersistedState::ParkedArchiving(ArchiveReason::Expired) => 11,
     }
 }
 
@@ -205,6 +209,10 @@ pub fn state_of(code: u8) -> Option<PersistedState> {
         5 => PersistedState::Archiving(ArchiveReason::Rejected),
         6 => PersistedState::Archiving(ArchiveReason::DeliveryLimit),
         7 => PersistedState::Archiving(ArchiveReason::Expired),
+        8 => PersistedState::Parked,
+        9 => PersistedState::ParkedArchiving(ArchiveReason::Rejected),
+        10 => PersistedState::ParkedArchiving(ArchiveReason::DeliveryLimit),
+        11 => PersistedState::ParkedArchiving(ArchiveReason::Expired),
         _ => return None,
     })
 }

@@ -308,7 +308,9 @@ fn delayed_and_expired_records() {
     assert_eq!(offsets(&got), vec![0, 3]);
     p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 0)
         .expect("ack");
-    assert_eq!(p.start_offset(), 1);
+    // The delayed record does not hold the start offset: it is parked below it.
+    assert_eq!(p.start_offset(), 3);
+    assert_eq!(p.parked_len(), 1);
     assert_eq!(p.next_due_ms(0), Some(500));
     assert!(p.acquire(&a, &[(1, 3)], 10, 499, disposition).is_empty());
     let got = p.acquire(&a, &[(1, 3)], 10, 500, disposition);
@@ -322,6 +324,136 @@ fn delayed_and_expired_records() {
         vec![0]
     );
     assert_eq!(q.next_due_ms(0), Some(500));
+}
+
+/// Delayed records that reach the start of the window are parked, so later records flow past
+/// them; they are handed out when due and acknowledged from the index.
+#[test]
+fn delayed_records_are_parked_and_do_not_hold_the_window() {
+    let s = ShareSettings {
+        max_record_locks: 4,
+        max_delayed_records: 10,
+        ..settings()
+    };
+    let mut p = SharePartition::new(0, s);
+    let a = member("a");
+    // Offsets 0-7 are delayed until 1000; 8-11 are not.
+    let disposition = |o: i64| {
+        if o < 8 {
+            Disposition::NotBefore(1_000)
+        } else {
+            Disposition::Deliver
+        }
+    };
+    let log = [(0, 3), (4, 7), (8, 11)];
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let Some(from) = p.next_fetch_offset(0) else {
+            break;
+        };
+        let read: Vec<(i64, i64)> = log.iter().copied().filter(|&(_, l)| l >= from).collect();
+        got.extend(offsets(&p.acquire(&a, &read, 10, 0, disposition)));
+    }
+    assert_eq!(got, vec![8, 9, 10, 11]);
+    assert_eq!(p.parked_len(), 8);
+    assert_eq!(p.start_offset(), 8);
+    assert_eq!(p.next_due_ms(0), Some(1_000));
+    p.acknowledge(&a, &[ack(8, 11, AckType::Accept)], 0)
+        .expect("ack");
+    // Due: handed out from the index, then acknowledged like any record.
+    assert_eq!(p.next_fetch_offset(1_000), Some(0));
+    let got = p.acquire(&a, &log, 3, 1_000, disposition);
+    assert_eq!(offsets(&got), vec![0, 1, 2]);
+    assert_eq!(got[0].delivery_count, 1);
+    p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 1_000)
+        .expect("accept a parked record");
+    p.acknowledge(&a, &[ack(1, 1, AckType::Release)], 1_000)
+        .expect("release a parked record");
+    assert!(matches!(
+        p.acknowledge(&a, &[ack(3, 3, AckType::Accept)], 1_000),
+        Err(AckError::InvalidRecordState(3))
+    ));
+    assert_eq!(p.state_of(0), None, "finished: out of the index");
+    assert_eq!(p.state_of(1), Some((RecordState::Available, 1)));
+    assert_eq!(p.parked_len(), 7);
+    // A range naming more offsets below the window than are parked is refused outright.
+    assert!(matches!(
+        p.acknowledge(&a, &[ack(-1_000_000, 2, AckType::Accept)], 1_000),
+        Err(AckError::InvalidRecordState(-1_000_000))
+    ));
+}
+
+#[test]
+fn a_full_index_leaves_delayed_records_in_the_window() {
+    let s = ShareSettings {
+        max_record_locks: 4,
+        max_delayed_records: 2,
+        ..settings()
+    };
+    let mut p = SharePartition::new(0, s);
+    let a = member("a");
+    let delayed = |o: i64| {
+        if o < 8 {
+            Disposition::NotBefore(1_000)
+        } else {
+            Disposition::Deliver
+        }
+    };
+    let log = [(0, 11)];
+    for _ in 0..4 {
+        if let Some(from) = p.next_fetch_offset(0) {
+            assert!(
+                p.acquire(&a, &log, 10, 0, delayed).is_empty(),
+                "from {from}"
+            );
+        }
+    }
+    // Two parked; the window holds four more delayed records and is full.
+    assert_eq!(p.parked_len(), 2);
+    assert_eq!(p.start_offset(), 2);
+    assert_eq!(p.next_fetch_offset(0), None);
+    // Once they are due, everything flows again.
+    let got = p.acquire(&a, &log, 100, 1_000, delayed);
+    assert_eq!(offsets(&got), vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn parked_records_survive_a_restart_and_retention() {
+    let s = ShareSettings {
+        max_delayed_records: 10,
+        ..settings()
+    };
+    let mut p = SharePartition::new(0, s.clone());
+    let a = member("a");
+    let delayed = |o: i64| {
+        if o < 3 {
+            Disposition::NotBefore(5_000)
+        } else {
+            Disposition::Deliver
+        }
+    };
+    let got = p.acquire(&a, &[(0, 4)], 10, 0, delayed);
+    assert_eq!(offsets(&got), vec![3, 4]);
+    p.acknowledge(&a, &[ack(3, 4, AckType::Accept)], 0)
+        .expect("ack");
+    let mut persisted = PersistedPartition::default();
+    let update = p.take_update().expect("an update");
+    SharePartition::apply_update(&mut persisted, &update, 100);
+    assert_eq!(persisted.start_offset, 5);
+    let mut q = SharePartition::restore(&persisted, s.clone());
+    assert_eq!(q.parked_len(), 3);
+    // Their due times were not persisted: asked again, still not due.
+    assert_eq!(q.next_fetch_offset(0), Some(0));
+    assert!(q.acquire(&a, &[(0, 4)], 10, 0, delayed).is_empty());
+    assert_eq!(q.next_due_ms(0), Some(5_000));
+    // Retention drops the first two; the owner of the state learns it.
+    q.log_start_moved(2);
+    assert_eq!(q.parked_len(), 1);
+    let update = q.take_update().expect("an update");
+    SharePartition::apply_update(&mut persisted, &update, 100);
+    let r = SharePartition::restore(&persisted, s);
+    assert_eq!(r.parked_len(), 1);
+    assert_eq!(r.state_of(2), Some((RecordState::Available, 0)));
 }
 
 #[test]
@@ -347,10 +479,12 @@ fn log_start_movement_drops_what_is_gone() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Records (and maybe a gap after them) are appended to the log.
+    /// Records (and maybe a gap after them) are appended to the log; with `delay_ms`, each is
+    /// not to be delivered before that long after now (delayed delivery).
     Produce {
         records: i64,
         gap: i64,
+        delay_ms: Option<i64>,
     },
     Fetch {
         member: usize,
@@ -382,8 +516,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (1i64..6, prop_oneof![4 => Just(0i64), 1 => 1i64..3])
-            .prop_map(|(records, gap)| Op::Produce { records, gap }),
+        2 => (
+            1i64..6,
+            prop_oneof![4 => Just(0i64), 1 => 1i64..3],
+            prop_oneof![2 => Just(None), 1 => (1i64..4_000).prop_map(Some)],
+        )
+            .prop_map(|(records, gap, delay_ms)| Op::Produce { records, gap, delay_ms }),
         4 => (0usize..3, 1usize..6).prop_map(|(member, max)| Op::Fetch { member, max }),
         4 => (0usize..3, 0usize..8, 1usize..4, 0u8..5)
             .prop_map(|(member, pick, len, kind)| Op::Ack { member, pick, len, kind }),
@@ -442,6 +580,16 @@ struct Model {
     accepted: BTreeSet<i64>,
     rejected: BTreeSet<i64>,
     last_start: i64,
+    /// offset -> not to be delivered before (delayed records).
+    due: BTreeMap<i64, i64>,
+}
+
+/// What the caller would learn from the headers of delayed records due at `due`.
+fn delays(due: &BTreeMap<i64, i64>) -> impl Fn(i64) -> Disposition + '_ {
+    |o| match due.get(&o) {
+        Some(&at) => Disposition::NotBefore(at),
+        None => Disposition::Deliver,
+    }
 }
 
 impl Model {
@@ -456,6 +604,7 @@ impl Model {
             accepted: BTreeSet::new(),
             rejected: BTreeSet::new(),
             last_start: 0,
+            due: BTreeMap::new(),
         }
     }
 
@@ -472,7 +621,9 @@ impl Model {
         };
         let read = self.log.read(from);
         let member = self.members[m].clone();
-        let got = self.p.acquire(&member, &read, max, self.now, deliver);
+        let got = self
+            .p
+            .acquire(&member, &read, max, self.now, delays(&self.due));
         let got_offsets = offsets(&got);
         prop_assert!(got_offsets.len() <= max);
         for r in &got {
@@ -481,6 +632,13 @@ impl Model {
         }
         for o in got_offsets {
             prop_assert!(self.log.is_record(o), "offset {o} is not a record");
+            if let Some(&at) = self.due.get(&o) {
+                prop_assert!(
+                    self.now >= at,
+                    "offset {o} delivered at {} before due {at}",
+                    self.now
+                );
+            }
             prop_assert!(
                 !self.held.contains_key(&o),
                 "offset {o} handed out while held by {:?}",
@@ -563,6 +721,16 @@ impl Model {
         self.last_start = p.start_offset();
         prop_assert!(p.start_offset() <= p.end_offset());
         prop_assert!(p.records.len() <= p.settings().max_record_locks);
+        prop_assert!(p.parked.len() <= p.settings().max_delayed_records);
+        prop_assert!(p.parked.keys().all(|&o| o < p.start_offset()));
+        prop_assert!(p.parked.values().all(|r| !r.state.is_finished()));
+        // What is persisted restores the same start offset and the same parked records.
+        let q = SharePartition::restore(&self.persisted, p.settings().clone());
+        prop_assert_eq!(q.start_offset(), p.start_offset());
+        prop_assert_eq!(
+            q.parked.keys().collect::<Vec<_>>(),
+            p.parked.keys().collect::<Vec<_>>()
+        );
         prop_assert!(p
             .records
             .keys()
@@ -570,7 +738,7 @@ impl Model {
         if let Some((_, r)) = p.records.first_key_value() {
             prop_assert!(!r.state.is_finished());
         }
-        for (o, r) in &p.records {
+        for (o, r) in p.parked.iter().chain(p.records.iter()) {
             prop_assert_eq!(r.state == RecordState::Acquired, r.owner.is_some());
             if r.state == RecordState::Acquired {
                 let holder = self.held.get(o).map(|&(h, _)| h);
@@ -598,10 +766,19 @@ fn run(ops: Vec<Op>, s: ShareSettings) -> Result<(), TestCaseError> {
     let mut m = Model::new(s);
     for op in ops {
         match op {
-            Op::Produce { records, gap } => {
+            Op::Produce {
+                records,
+                gap,
+                delay_ms,
+            } => {
                 let first = m.log.end + gap;
                 m.log.batches.push((first, first + records - 1));
                 m.log.end = first + records;
+                if let Some(d) = delay_ms {
+                    for o in first..first + records {
+                        m.due.insert(o, m.now + d);
+                    }
+                }
             }
             Op::Fetch { member, max } => m.fetch(member, max)?,
             Op::Ack {
@@ -671,15 +848,16 @@ fn run(ops: Vec<Op>, s: ShareSettings) -> Result<(), TestCaseError> {
         m.held.clear();
         // Past any retry backoff.
         m.now += m.p.settings().retry_backoff_max_ms;
+        // Nothing to hand out yet: delayed records not due hold a full window.
         let Some(from) = m.p.next_fetch_offset(m.now) else {
-            break;
+            continue;
         };
-        let read = m.log.read(from);
-        if read.is_empty() && from >= m.log.end {
+        if m.p.start_offset() >= m.log.end && m.p.parked.is_empty() {
             break;
         }
+        let read = m.log.read(from);
         let member = m.members[0].clone();
-        let got = m.p.acquire(&member, &read, 1_000, m.now, deliver);
+        let got = m.p.acquire(&member, &read, 1_000, m.now, delays(&m.due));
         for o in offsets(&got) {
             prop_assert!(
                 !m.accepted.contains(&o),
@@ -696,6 +874,11 @@ fn run(ops: Vec<Op>, s: ShareSettings) -> Result<(), TestCaseError> {
         m.persist();
     }
     prop_assert_eq!(m.p.start_offset(), m.log.end, "every record finished");
+    prop_assert!(
+        m.p.parked.is_empty(),
+        "parked records left: {:?}",
+        m.p.parked
+    );
     prop_assert!(m.accepted.is_disjoint(&m.rejected));
     // Everything finished survives a restart: nothing is handed out again.
     let mut q = SharePartition::restore(&m.persisted, m.p.settings().clone());
@@ -716,6 +899,7 @@ proptest! {
         locks in 4usize..20,
         backoff in prop_oneof![Just(0i64), 1i64..300],
         dead_letter in any::<bool>(),
+        max_delayed_records in 0usize..4,
     ) {
         let s = ShareSettings {
             record_lock_duration_ms: 1_000,
@@ -724,6 +908,7 @@ proptest! {
             retry_backoff_ms: backoff,
             retry_backoff_max_ms: 500,
             dead_letter,
+            max_delayed_records,
         };
         run(ops, s)?;
     }
