@@ -523,6 +523,25 @@ impl Group {
         self.subscribed_topics = self.compute_subscribed_topics();
     }
 
+    /// Removes the members whose session ran out by `now_ms` (not those waiting in a join or a
+    /// sync: their session restarts when they are answered). A session ends at its last
+    /// heartbeat plus the session timeout, as Kafka's heartbeat deadline.
+    fn expire_sessions(&mut self, now_ms: i64) {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.join_waiter.is_none()
+                    && m.sync_waiter.is_none()
+                    && now_ms - m.last_heartbeat_ms >= i64::from(m.session_timeout_ms)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in expired {
+            self.remove_member(&id, now_ms);
+        }
+    }
+
     fn remove_member(&mut self, member_id: &str, now_ms: i64) {
         let Some(seq) = self.seq_of(member_id) else {
             return;
@@ -1003,19 +1022,7 @@ impl GroupCoordinator {
             group
                 .pending_member_ids
                 .retain(|_, deadline| *deadline > now_ms);
-            let expired: Vec<String> = group
-                .members
-                .values()
-                .filter(|m| {
-                    m.join_waiter.is_none()
-                        && m.sync_waiter.is_none()
-                        && now_ms - m.last_heartbeat_ms > i64::from(m.session_timeout_ms)
-                })
-                .map(|m| m.member_id.clone())
-                .collect();
-            for id in expired {
-                group.remove_member(&id, now_ms);
-            }
+            group.expire_sessions(now_ms);
             if group.state == GroupState::PreparingRebalance
                 && now_ms >= group.initial_delay_until_ms
                 && (group.all_joined() || now_ms >= group.rebalance_deadline_ms)
@@ -1065,8 +1072,13 @@ impl GroupCoordinator {
         })
     }
 
-    /// Deletes an empty group's membership record; NON_EMPTY_GROUP if it has members.
-    pub fn delete(&mut self, group_id: &str) -> ErrorCode {
+    /// Deletes an empty group's membership record; NON_EMPTY_GROUP if it has members. Members
+    /// whose session ran out by `now_ms` are removed first, as Kafka's exact session timers
+    /// would have done, rather than at the next tick.
+    pub fn delete(&mut self, group_id: &str, now_ms: i64) -> ErrorCode {
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.expire_sessions(now_ms);
+        }
         match self.groups.get(group_id) {
             Some(g) if !g.members.is_empty() => ErrorCode::NON_EMPTY_GROUP,
             Some(_) => {
@@ -1655,7 +1667,23 @@ mod tests {
             ready(c.join(other, 0)).error,
             ErrorCode::INCONSISTENT_GROUP_PROTOCOL
         );
-        assert_eq!(c.delete("g"), ErrorCode::NON_EMPTY_GROUP);
-        assert_eq!(c.delete("nope"), ErrorCode::GROUP_ID_NOT_FOUND);
+        assert_eq!(c.delete("g", 0), ErrorCode::NON_EMPTY_GROUP);
+        assert_eq!(c.delete("nope", 0), ErrorCode::GROUP_ID_NOT_FOUND);
+    }
+
+    /// A member whose session ran out is gone the moment its deadline passes, for DeleteGroups
+    /// too, not only at the next timer tick (librdkafka's admin test deletes a group of closed
+    /// static members right after their session timeout).
+    #[test]
+    fn delete_sees_a_session_that_ran_out_without_a_tick() {
+        let mut c = GroupCoordinator::new(config());
+        let (id, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(sync(&mut c, &id, 1, vec![(id.clone(), Bytes::new())]));
+        assert_eq!(heartbeat(&mut c, &id, 1, 1_000), ErrorCode::NONE);
+        // Session timeout 10 s from the last heartbeat.
+        assert_eq!(c.delete("g", 10_999), ErrorCode::NON_EMPTY_GROUP);
+        assert_eq!(c.delete("g", 11_000), ErrorCode::NONE);
+        assert_eq!(c.group_state("g"), None);
     }
 }

@@ -449,7 +449,7 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> ResponseFu
             let mut cg = broker.consumer_groups.lock();
             match cg.delete(&group_id) {
                 Some(code) => (code, Some(broker.queue_group_records(&mut cg, now))),
-                None => (classic.delete(&group_id), None),
+                None => (classic.delete(&group_id, now), None),
             }
         };
         let mut error_code = match pending {
@@ -871,7 +871,7 @@ pub async fn consumer_group_heartbeat(
         let group_id = hb.group_id.clone();
         let result = cg.heartbeat(hb, &topics, now);
         if upgrade && result.is_ok() {
-            classic.delete(&group_id);
+            classic.delete(&group_id, now);
         }
         (result, broker.queue_group_records(&mut cg, now))
     };
