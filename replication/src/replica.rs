@@ -276,6 +276,8 @@ enum State {
         resigned_at: Option<u64>,
         /// A voter-set record was asked for and has not been appended yet.
         control_pending: bool,
+        /// A leader-change record of this epoch was asked for (see `become_leader`).
+        epoch_marker_asked: bool,
     },
 }
 
@@ -1045,14 +1047,15 @@ impl Replica {
             heard: BTreeSet::new(),
             resigned_at: None,
             control_pending: false,
+            epoch_marker_asked: false,
         };
         self.notify_role(out);
-        if self.voters().len() > 1 {
-            // Entries of earlier epochs commit only under one of ours (Raft's rule), so write one.
-            out.push(Output::AppendControl {
-                epoch,
-                voters: None,
-            });
+        // Entries of earlier epochs commit only under one of ours (Raft's rule), so a leader
+        // holding uncommitted ones writes one at once. A log committed to its end needs none:
+        // Kafka's leader changes take no offset, so a new partition's first record is at 0 and a
+        // quiet failover leaves offsets as they were. A voter change asks for one later.
+        if self.voters().len() > 1 && self.log_end > self.high_watermark {
+            self.ask_epoch_marker(epoch, out);
         }
         let me = self.cfg.node_id;
         for r in self
@@ -1282,7 +1285,15 @@ impl Replica {
         };
         // One change at a time, only once the last one (and one entry of our epoch) committed.
         let pending = *control_pending || self.voter_records.last().is_some_and(|(o, _)| *o >= hw);
-        if pending || (voters.len() > 1 && hw <= *epoch_start) {
+        if pending {
+            return;
+        }
+        if voters.len() > 1 && hw <= *epoch_start {
+            // A voter change waits for an entry of this epoch to commit (Raft's fix for
+            // single-server changes); a leader elected over a committed log has none yet.
+            if self.log_end == *epoch_start {
+                self.ask_epoch_marker(epoch, out);
+            }
             return;
         }
         let timeout = self.cfg.election_timeout_ms;
@@ -1312,6 +1323,22 @@ impl Replica {
             let successor = target.iter().copied().find(|t| caught_up(t));
             if successor.is_some() {
                 self.resign(now_ms, successor, out);
+            }
+        }
+    }
+
+    /// Asks for a leader-change control batch of `epoch`, once per epoch.
+    fn ask_epoch_marker(&mut self, epoch: Epoch, out: &mut Vec<Output>) {
+        if let State::Leader {
+            epoch_marker_asked, ..
+        } = &mut self.state
+        {
+            if !*epoch_marker_asked {
+                *epoch_marker_asked = true;
+                out.push(Output::AppendControl {
+                    epoch,
+                    voters: None,
+                });
             }
         }
     }

@@ -21,6 +21,17 @@ fn replica(
     election: ElectionState,
     log: &[(Offset, Offset, i32)],
 ) -> Replica {
+    replica_committed_to(id, voters, election, log, 0)
+}
+
+/// A replica that knows its log committed below `high_watermark`.
+fn replica_committed_to(
+    id: NodeId,
+    voters: &[NodeId],
+    election: ElectionState,
+    log: &[(Offset, Offset, i32)],
+    high_watermark: Offset,
+) -> Replica {
     let mut epochs = EpochCache::default();
     for &(base, _, epoch) in log {
         epochs.assign(epoch, base);
@@ -41,7 +52,7 @@ fn replica(
             log_start: 0,
             log_end,
             epochs,
-            high_watermark: 0,
+            high_watermark,
         },
         0,
     )
@@ -325,6 +336,98 @@ fn a_new_leader_commits_earlier_epochs_only_with_an_entry_of_its_own() {
             ..
         }
     ));
+}
+
+/// Kafka's leader changes take no offset: a leader elected over a log committed to its end (a
+/// new partition, a quiet failover) appends nothing until a voter change needs an entry of its
+/// epoch committed first.
+#[test]
+fn a_leader_over_a_committed_log_appends_no_marker_until_a_voter_change() {
+    let marker = |out: &[Output]| {
+        out.iter()
+            .any(|o| matches!(o, Output::AppendControl { voters: None, .. }))
+    };
+    let mut fresh = replica(1, &[1, 2, 3], ElectionState::default(), &[]);
+    assert!(
+        !marker(&elect(&mut fresh, 2 * TIMEOUT)),
+        "a new partition's log is empty"
+    );
+
+    let mut l = replica_committed_to(
+        1,
+        &[1, 2, 3],
+        ElectionState {
+            epoch: 2,
+            voted_for: None,
+        },
+        &[(0, 9, 2)],
+        10,
+    );
+    l.on_durable(10, &mut Vec::new());
+    let out = elect(&mut l, 2 * TIMEOUT);
+    assert_eq!(l.epoch(), 3);
+    assert!(!marker(&out), "everything is committed: nothing to write");
+    // A client batch of the new epoch commits as usual.
+    let now = 2 * TIMEOUT;
+    let mut out = Vec::new();
+    l.on_appended(
+        &[BatchMeta {
+            base_offset: 10,
+            last_offset: 10,
+            epoch: 3,
+            voters: None,
+        }],
+        now,
+        &mut out,
+    );
+    l.on_durable(11, &mut out);
+    l.handle_fetch(
+        now,
+        2,
+        FetchRequest {
+            epoch: 3,
+            fetch_offset: 11,
+            last_fetched_epoch: 3,
+        },
+        &mut out,
+    );
+    assert_eq!(l.high_watermark(), 11);
+    assert!(!marker(&out));
+
+    // A voter change under a leader with no entry of its epoch asks for the marker first.
+    let mut l = replica_committed_to(
+        1,
+        &[1, 2, 3],
+        ElectionState {
+            epoch: 2,
+            voted_for: None,
+        },
+        &[(0, 9, 2)],
+        10,
+    );
+    l.on_durable(10, &mut Vec::new());
+    elect(&mut l, 2 * TIMEOUT);
+    let mut out = Vec::new();
+    l.set_target_replicas(set(&[1, 2]), now, &mut out);
+    let fetch = FetchRequest {
+        epoch: 3,
+        fetch_offset: 10,
+        last_fetched_epoch: 2,
+    };
+    l.handle_fetch(now, 2, fetch, &mut out);
+    l.handle_fetch(now, 3, fetch, &mut out);
+    let asked: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::AppendControl { voters, .. } => Some(voters.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![None],
+        "the marker once, and no voter change yet"
+    );
 }
 
 #[test]
