@@ -224,7 +224,14 @@ pub const BROKER_KEYS: &[Key] = &[
     key("advertised.listeners", None, Kind::Text, false),
     key("auto.create.topics.enable", Some("true"), Kind::Bool, false),
     key("broker.id", Some("-1"), LONG, false),
+    key(
+        "connection.failed.authentication.delay.ms",
+        Some("100"),
+        int_from(0),
+        false,
+    ),
     key("connections.max.idle.ms", Some("600000"), LONG, false),
+    key("connections.max.reauth.ms", Some("0"), LONG, false),
     key("default.replication.factor", Some("1"), LONG, false),
     key("delete.topic.enable", Some("true"), Kind::Bool, false),
     key(
@@ -242,6 +249,7 @@ pub const BROKER_KEYS: &[Key] = &[
         false,
     ),
     key("listeners", Some("PLAINTEXT://:9092"), Kind::Text, false),
+    key("inter.broker.listener.name", None, Kind::Text, false),
     key("log.dirs", None, Kind::Text, false),
     // Deprecated in Kafka 3.x and ignored (the format is always v2); listed as Kafka 3.x does.
     key(
@@ -273,6 +281,18 @@ pub const BROKER_KEYS: &[Key] = &[
         false,
     ),
     key("queued.max.request.bytes", Some("-1"), LONG, false),
+    key(
+        "sasl.enabled.mechanisms",
+        Some("GSSAPI"),
+        Kind::ListOf(&[]),
+        false,
+    ),
+    key(
+        "sasl.mechanism.inter.broker.protocol",
+        Some("GSSAPI"),
+        Kind::Text,
+        false,
+    ),
     key("socket.request.max.bytes", Some("104857600"), LONG, false),
     // Dynamic: log defaults of topics (synonyms of topic configs).
     key("compression.gzip.level", Some("-1"), int_in(-1, 9), true),
@@ -787,6 +807,26 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "group.min.session.timeout.ms" => c.group_min_session_timeout_ms.to_string(),
         "group.max.session.timeout.ms" => c.group_max_session_timeout_ms.to_string(),
         "connections.max.idle.ms" => c.connections_max_idle_ms.to_string(),
+        "connections.max.reauth.ms" => c.security.connections_max_reauth_ms.to_string(),
+        "connection.failed.authentication.delay.ms" => c
+            .security
+            .connection_failed_authentication_delay_ms
+            .to_string(),
+        "sasl.enabled.mechanisms" => c
+            .security
+            .sasl_enabled_mechanisms
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        "sasl.mechanism.inter.broker.protocol" => c
+            .security
+            .inter_broker
+            .sasl_mechanism
+            .as_ref()
+            .map_or("PLAIN", |m| m.name())
+            .to_string(),
+        "inter.broker.listener.name" => c.inter_broker_listener().ok()?.name,
         "log.retention.check.interval.ms" => c.log_retention_check_interval_ms.to_string(),
         "max.connections" => c.max_connections.to_string(),
         "max.connections.per.ip" => c.max_connections_per_ip.to_string(),

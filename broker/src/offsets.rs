@@ -27,7 +27,7 @@
 //! each other's fsync: `stage_*` appends the records and updates the map at once (in the order the
 //! calls are made), and `finish` waits until they are durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
@@ -425,15 +425,20 @@ impl OffsetStore {
         target.settle_txn(producer_id, commit);
     }
 
-    /// Whether `group` has offsets pending in an unfinished transaction (Kafka answers an
-    /// OffsetFetch asking for stable offsets with UNSTABLE_OFFSET_COMMIT then).
-    pub fn has_pending_txn_offsets(&self, group: &str) -> bool {
-        self.partitions.for_key(group).is_some_and(|p| {
-            p.pending_txn
-                .lock()
-                .values()
-                .any(|changes| changes.iter().any(|((g, _, _), _)| g == group))
-        })
+    /// The partitions whose offset `group` changed in a transaction whose marker has not been
+    /// applied yet (KIP-447: an OffsetFetch asking for stable offsets gets
+    /// UNSTABLE_OFFSET_COMMIT for them, and the client asks again).
+    pub fn pending_txn_partitions(&self, group: &str) -> HashSet<(String, i32)> {
+        let Some(p) = self.partitions.for_key(group) else {
+            return HashSet::new();
+        };
+        let pending = p.pending_txn.lock();
+        pending
+            .values()
+            .flatten()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, topic, partition), _)| (topic.clone(), *partition))
+            .collect()
     }
 
     /// Waits until a staged change is durable (blocking), then compacts the history if it is due.

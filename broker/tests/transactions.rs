@@ -622,6 +622,13 @@ fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
 }
 
 fn offset_of(c: &mut Conn, group: &str) -> i64 {
+    let (error, offset) = fetch_offset(c, group, false);
+    assert_eq!(error, ErrorCode::NONE);
+    offset
+}
+
+/// The error and offset OffsetFetch answers for `group`'s partition 0 of `in`.
+fn fetch_offset(c: &mut Conn, group: &str, require_stable: bool) -> (ErrorCode, i64) {
     let r = c.call(Request::OffsetFetch(OffsetFetchRequest {
         groups: vec![OffsetFetchGroup {
             group_id: group.into(),
@@ -632,12 +639,13 @@ fn offset_of(c: &mut Conn, group: &str) -> i64 {
                 partition_indexes: vec![0],
             }]),
         }],
-        require_stable: false,
+        require_stable,
     }));
     let Response::OffsetFetch(r) = r else {
         panic!("{r:?}")
     };
-    r.groups[0].topics[0].partitions[0].committed_offset
+    let p = &r.groups[0].topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
 }
 
 fn txn_commit_offset(
@@ -718,12 +726,18 @@ fn offsets_committed_in_a_transaction_are_visible_only_once_it_commits() {
         -1,
         "pending until the transaction commits"
     );
+    // KIP-447: a consumer asking for stable offsets is told to ask again.
+    assert_eq!(
+        fetch_offset(&mut c, "g1", true),
+        (ErrorCode::UNSTABLE_OFFSET_COMMIT, -1)
+    );
     assert_eq!(
         end(&b, 3, "tx-o", pid, epoch, true).error_code,
         ErrorCode::NONE
     );
     wait_state(&mut c, "tx-o", "CompleteCommit");
     assert_eq!(offset_of(&mut c, "g1"), 42);
+    assert_eq!(fetch_offset(&mut c, "g1", true), (ErrorCode::NONE, 42));
 
     assert_eq!(
         txn_commit_offset(&b, "tx-o", "g1", pid, epoch, 99),
@@ -747,6 +761,12 @@ fn offsets_committed_in_a_transaction_are_visible_only_once_it_commits() {
     let mut c = Conn::connect(b.kafka);
     assert_eq!(offset_of(&mut c, "g1"), 42);
     assert_eq!(offset_of(&mut c, "g2"), -1);
+    assert_eq!(
+        fetch_offset(&mut c, "g2", true),
+        (ErrorCode::UNSTABLE_OFFSET_COMMIT, -1),
+        "still pending after the restart"
+    );
+    assert_eq!(fetch_offset(&mut c, "g1", true), (ErrorCode::NONE, 42));
     assert_eq!(
         end(&b, 3, "tx-o", pid, epoch, true).error_code,
         ErrorCode::NONE

@@ -12,6 +12,7 @@
 //! see `handlers`); the returned futures only wait, for a parked join or sync to be answered or
 //! for committed offsets to become durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use weir_protocol::requests::{
@@ -615,6 +616,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest)
 }
 
 pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchResponse {
+    let require_stable = r.require_stable;
     let groups = r
         .groups
         .into_iter()
@@ -676,6 +678,13 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
                     })
                     .collect(),
             };
+            let mut topics = topics;
+            if require_stable {
+                mark_unstable(
+                    &mut topics,
+                    &broker.offsets.pending_txn_partitions(&g.group_id),
+                );
+            }
             OffsetFetchGroupResponse {
                 group_id: g.group_id,
                 error_code: ErrorCode::NONE,
@@ -686,6 +695,25 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
     OffsetFetchResponse {
         groups,
         ..OffsetFetchResponse::default()
+    }
+}
+
+/// Kafka's answer for a partition whose offset a transaction changed and has not ended: no
+/// offset and UNSTABLE_OFFSET_COMMIT (retriable: the client asks again after the marker).
+fn mark_unstable(topics: &mut [OffsetFetchTopicResponse], pending: &HashSet<(String, i32)>) {
+    if pending.is_empty() {
+        return;
+    }
+    for t in topics {
+        for p in &mut t.partitions {
+            if pending.contains(&(t.name.clone(), p.partition_index)) {
+                *p = OffsetFetchPartitionResponse {
+                    partition_index: p.partition_index,
+                    error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
+                    ..OffsetFetchPartitionResponse::default()
+                };
+            }
+        }
     }
 }
 
