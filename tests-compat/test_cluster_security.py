@@ -24,6 +24,10 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 
 from cluster import Etcd
@@ -84,8 +88,8 @@ class SaslSslBroker(WeirBroker):
         ]
 
     def create_user(self, name, password):
-        """Into the broker's credential store while it is stopped (SCRAM credentials are kept per
-        broker)."""
+        """Into the broker's own credential file while it is stopped: a bootstrap user, moved
+        into the cluster's metadata (etcd) when the broker starts."""
         proc = subprocess.run(
             [self.bin, "user", "create", name, "--password", password, "--data-dir", self.data_dir],
             capture_output=True, timeout=60)
@@ -107,7 +111,7 @@ class SaslSslBroker(WeirBroker):
 
 
 class SecureCluster:
-    def __init__(self, pki, size=3, wrong_password_nodes=()):
+    def __init__(self, pki, size=3, wrong_password_nodes=(), bootstrap_users=None):
         self.pki = pki
         self.etcd = Etcd()
         self.brokers = []
@@ -124,6 +128,8 @@ class SecureCluster:
             b.create_user("broker", BROKER_PASSWORD)
             b.create_user("admin", ADMIN_PASSWORD)
             b.create_user("alice", ALICE_PASSWORD)
+            for name, password in (bootstrap_users or {}).get(node, ()):
+                b.create_user(name, password)
             _LIVE_BROKERS.append(b)
             self.brokers.append(b)
             b.start()
@@ -352,3 +358,60 @@ def test_broker_with_wrong_inter_broker_credentials_stays_out_of_the_isr(secure_
     assert sum(g.metric("weir_authentications_total", result="failure") for g in c.brokers[:2]) > 0
     for good in c.brokers[:2]:
         assert good.metric("weir_inter_broker_authentication_failures_total") == 0
+
+
+# ---- SCRAM credentials are the cluster's ------------------------------------------------------
+
+def authenticates(c, broker, user, password):
+    """Whether `user` can authenticate (SCRAM-SHA-256) on `broker` alone."""
+    a = AdminClient({**c.conf(user, password, brokers=[broker]), "retries": 0})
+    try:
+        a.list_topics(timeout=5)
+        return True
+    except Exception:  # noqa: BLE001 - an authentication failure surfaces as a timeout or error
+        return False
+
+
+def test_scram_users_are_the_clusters_not_one_brokers(secure_cluster, unique):
+    c = secure_cluster(size=3, bootstrap_users={2: [("erin", "erin-Secret-1")]})
+    b1, b2, b3 = c.brokers
+    admin1 = AdminClient(c.conf(brokers=[b1]))
+    wait_until("every broker registered",
+               lambda: sorted(admin1.list_topics(timeout=10).brokers) == [1, 2, 3])
+
+    # A user created through broker 1 (AlterUserScramCredentials) authenticates on 2 and 3.
+    user = unique("dave")
+    admin1.alter_user_scram_credentials([
+        UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                     b"dave-Secret-1"),
+    ])[user].result(WAIT_S)
+    for b in (b2, b3):
+        wait_until(f"{user} authenticating on broker {b.node_id}",
+                   lambda b=b: authenticates(c, b, user, "dave-Secret-1"))
+        assert not authenticates(c, b, user, "wrong-password")
+    admin3 = AdminClient(c.conf(brokers=[b3]))
+    infos = admin3.describe_user_scram_credentials([user])[user].result(WAIT_S) \
+        .scram_credential_infos
+    assert [(i.mechanism, i.iterations) for i in infos] == [(ScramMechanism.SCRAM_SHA_256, 4096)]
+
+    # A bootstrap user written into broker 2's file only is moved into the cluster at start.
+    for b in (b1, b3):
+        wait_until(f"erin authenticating on broker {b.node_id}",
+                   lambda b=b: authenticates(c, b, "erin", "erin-Secret-1"))
+
+    # Deleted through broker 3: refused everywhere, including by the broker it was created on.
+    admin3.alter_user_scram_credentials([
+        UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_256),
+    ])[user].result(WAIT_S)
+    for b in (b1, b2, b3):
+        wait_until(f"{user} refused on broker {b.node_id}",
+                   lambda b=b: not authenticates(c, b, user, "dave-Secret-1"))
+    # ... and after a restart of broker 2, its moved bootstrap user is still the cluster's.
+    admin1.alter_user_scram_credentials([
+        UserScramCredentialDeletion("erin", ScramMechanism.SCRAM_SHA_256),
+        UserScramCredentialDeletion("erin", ScramMechanism.SCRAM_SHA_512),
+    ])["erin"].result(WAIT_S)
+    b2.kill9()
+    b2.start()
+    wait_until("broker 2 back", lambda: authenticates(c, b2, "admin", ADMIN_PASSWORD))
+    assert not authenticates(c, b2, "erin", "erin-Secret-1"), "a deleted bootstrap user came back"

@@ -26,6 +26,7 @@ use crate::offsets::{GroupRecordsWrite, OffsetPartition, OffsetStore};
 use crate::partition::{LocalRaftIo, RaftIo};
 use crate::producers::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
+use crate::security::credentials::ClusterCredentialStore;
 use crate::security::Security;
 use crate::share::{ShareCoordinator, ShareStateStore};
 use crate::topics::{ReplicaContext, TopicRegistry};
@@ -360,11 +361,25 @@ impl Broker {
         let (share_store, share_replayed) = share_store;
         let share = ShareCoordinator::new(share_store, config.share.clone());
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
-        let security = Arc::new(Security::open(
-            &config.security,
-            &config.effective_listeners(),
-            &meta_dir,
-        )?);
+        let security = Arc::new(match &cluster {
+            Some(c) => {
+                let credentials = Arc::new(
+                    ClusterCredentialStore::open(c.store.clone(), &meta_dir)
+                        .map_err(crate::security::SecurityError::from)?,
+                );
+                // Until the bootstrap users are in etcd they are served from the file.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let moving = credentials.clone();
+                    runtime.spawn(async move { moving.move_bootstrap_users().await });
+                }
+                Security::open_with_store(
+                    &config.security,
+                    &config.effective_listeners(),
+                    credentials,
+                )?
+            }
+            None => Security::open(&config.security, &config.effective_listeners(), &meta_dir)?,
+        });
         let authorizer = match &cluster {
             Some(c) => Authorizer::clustered(config.authorizer.clone(), c.store.clone()),
             None => Authorizer::open_local(config.authorizer.clone(), &meta_dir)?,

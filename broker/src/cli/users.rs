@@ -156,7 +156,7 @@ pub fn run_offline(
                     credential: m.credential(&pw, iterations),
                 })
                 .collect();
-            store.apply(&changes)?;
+            store.apply_now(&changes)?;
             out.message(
                 &json!({"user": name, "created": true}),
                 &format!("user {name} created"),
@@ -193,7 +193,7 @@ pub fn run_offline(
                 !changes.is_empty(),
                 "user {name} has no such credentials (see `weir user list`)"
             );
-            store.apply(&changes)?;
+            store.apply_now(&changes)?;
             out.message(
                 &json!({"user": name, "deleted": true}),
                 &format!("user {name} deleted"),

@@ -15,6 +15,7 @@
 //! | `configs/broker-default` | the cluster-wide dynamic broker configs (BROKER resource `""`): a JSON object of name to value | AlterConfigs / IncrementalAlterConfigs on any broker |
 //! | `configs/groups/<group>` | a group's dynamic configs (GROUP resource), same shape; the rest of the key is the group id, '/' included | AlterConfigs / IncrementalAlterConfigs on any broker |
 //! | `quotas/<id>` | a [`QuotaRecord`]; the id is [`QuotaEntity::id`] of its entity | AlterClientQuotas on any broker |
+//! | `scram/<user>` | a [`ScramRecord`]: the user's SCRAM credentials by mechanism (salt, StoredKey, ServerKey, iterations; never a password); the rest of the key is the user name, '/' included | AlterUserScramCredentials on any broker |
 //!
 //! Writes that depend on what they replace are transactions comparing the key's mod revision.
 //! Every broker watches the whole prefix from the revision it read, so all apply the same changes
@@ -28,6 +29,7 @@ use crate::authz::{acl_id, AclMap};
 use crate::cluster::etcd::{KeyValue, WatchEvent};
 use crate::dynamic_config::Overrides;
 use crate::quota::{validate_values, QuotaEntity, QuotaMap, QuotaRecord};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::topic_config::TopicConfig;
 
 /// A live broker, registered under its lease. `host` and `port` are where other brokers reach it
@@ -121,11 +123,23 @@ pub enum KeyKind {
     BrokerDefaultConfigs,
     GroupConfigs(String),
     Quota(QuotaEntity),
+    Scram(String),
     Other,
+}
+
+/// A user's SCRAM credentials by mechanism, as kept in etcd and in the view.
+pub type ScramUsers = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+
+/// The value of `scram/<user>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScramRecord {
+    pub user: String,
+    pub credentials: BTreeMap<ScramMechanism, ScramCredential>,
 }
 
 const BROKER_DEFAULT_CONFIGS: &str = "configs/broker-default";
 const GROUP_CONFIGS: &str = "configs/groups/";
+const SCRAM_USERS: &str = "scram/";
 
 impl Keys {
     pub fn new(cluster_name: &str) -> Self {
@@ -184,6 +198,11 @@ impl Keys {
         format!("{}quotas/{id}", self.prefix).into_bytes()
     }
 
+    /// A user's SCRAM credentials; the whole rest of the key is the user name.
+    pub fn scram_user(&self, user: &str) -> Vec<u8> {
+        format!("{}{SCRAM_USERS}{user}", self.prefix).into_bytes()
+    }
+
     /// What `key` names. Topic names cannot contain '/', so the split is unambiguous; a group id
     /// is whatever follows `configs/groups/`.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
@@ -195,6 +214,13 @@ impl Keys {
         };
         if rest == BROKER_DEFAULT_CONFIGS {
             return KeyKind::BrokerDefaultConfigs;
+        }
+        if let Some(user) = rest.strip_prefix(SCRAM_USERS) {
+            return if user.is_empty() {
+                KeyKind::Other
+            } else {
+                KeyKind::Scram(user.to_string())
+            };
         }
         if let Some(group) = rest.strip_prefix(GROUP_CONFIGS) {
             return if group.is_empty() {
@@ -243,6 +269,8 @@ pub struct ClusterView {
     pub group_configs: Arc<BTreeMap<String, Overrides>>,
     /// The client quotas by entity (replaced, not changed in place, like `acls`).
     pub quotas: Arc<QuotaMap>,
+    /// SCRAM credentials by user (shared: the view is cloned).
+    pub scram: Arc<ScramUsers>,
     /// The etcd revision this view reflects.
     pub revision: i64,
 }
@@ -319,6 +347,16 @@ impl ClusterView {
                 }
                 Arc::make_mut(&mut self.quotas).insert(entity, rec.values);
             }
+            KeyKind::Scram(user) => {
+                let rec: ScramRecord = parse(&kv.key, &kv.value)?;
+                if rec.user != user || rec.credentials.is_empty() {
+                    return Err(BadRecord {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "not SCRAM credentials of this key's user".into(),
+                    });
+                }
+                Arc::make_mut(&mut self.scram).insert(user, rec.credentials);
+            }
             KeyKind::Other => {}
         }
         Ok(())
@@ -355,6 +393,11 @@ impl ClusterView {
             KeyKind::Quota(entity) => {
                 if self.quotas.contains_key(&entity) {
                     Arc::make_mut(&mut self.quotas).remove(&entity);
+                }
+            }
+            KeyKind::Scram(user) => {
+                if self.scram.contains_key(&user) {
+                    Arc::make_mut(&mut self.scram).remove(&user);
                 }
             }
             KeyKind::Other => {}
@@ -498,6 +541,34 @@ mod tests {
         v.apply_put(&k, &kv(k.broker(2), r#"{"id":2,"host":"h","port":1}"#))
             .expect("old broker record");
         assert!(v.brokers[&2].endpoints.is_empty());
+    }
+
+    #[test]
+    fn scram_records_are_applied_only_for_their_keys_user() {
+        let k = Keys::new("dev");
+        let mut v = ClusterView::default();
+        let cred = ScramMechanism::Sha256.credential("pw", 4096);
+        let record = |user: &str| {
+            serde_json::to_string(&ScramRecord {
+                user: user.into(),
+                credentials: BTreeMap::from([(ScramMechanism::Sha256, cred.clone())]),
+            })
+            .expect("json")
+        };
+        // User names may hold '/': the whole rest of the key is the name.
+        v.apply_put(&k, &kv(k.scram_user("ops/alice"), &record("ops/alice")))
+            .expect("scram user");
+        assert_eq!(
+            v.scram["ops/alice"].get(&ScramMechanism::Sha256),
+            Some(&cred)
+        );
+        // A record naming another user is not trusted.
+        assert!(v
+            .apply_put(&k, &kv(k.scram_user("bob"), &record("mallory")))
+            .is_err());
+        assert!(!v.scram.contains_key("bob"));
+        v.apply_delete(&k, &k.scram_user("ops/alice"));
+        assert!(v.scram.is_empty());
     }
 
     #[test]

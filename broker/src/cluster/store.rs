@@ -1,12 +1,14 @@
 //! The cluster metadata in etcd as this broker uses it: registration under a lease, the
 //! [`ClusterView`] kept current by a watch, and the writes (topics, leaders, election requests,
-//! the controller key, ACLs, dynamic configs), each a transaction where it depends on what it replaces.
+//! the controller key, ACLs, dynamic configs, quotas, SCRAM credentials), each a transaction where
+//! it depends on what it replaces.
 //!
 //! Owns the etcd connection and the tasks that keep the lease alive and the view current. When
 //! etcd is unreachable, the view stays as last seen (the broker keeps serving what it leads),
 //! writes fail with [`StoreError::Unavailable`], and the tasks reconnect and reload the whole
 //! prefix when etcd is back (a watch cannot resume across a compaction).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +19,12 @@ use tokio::sync::watch;
 use crate::authz::acl::AclBinding;
 use crate::cluster::etcd::{Compare, EtcdClient, EtcdError, Op};
 use crate::cluster::metadata::{
-    BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, TopicRecord,
+    BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, ScramRecord,
+    TopicRecord,
 };
 use crate::dynamic_config::Overrides;
 use crate::quota::{QuotaEntity, QuotaRecord, QuotaValues};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -529,6 +533,64 @@ impl EtcdStore {
             revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
         }
         Ok(revision)
+    }
+
+    /// Writes each user's SCRAM credentials (`scram/<user>`), deleting users left without any,
+    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
+    pub async fn put_scram_users(
+        &self,
+        users: &[(String, BTreeMap<ScramMechanism, ScramCredential>)],
+    ) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for chunk in users.chunks(MAX_TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (user, credentials) in chunk {
+                let key = self.keys.scram_user(user);
+                ops.push(if credentials.is_empty() {
+                    Op::Delete { key }
+                } else {
+                    Op::Put {
+                        key,
+                        value: encode(&ScramRecord {
+                            user: user.clone(),
+                            credentials: credentials.clone(),
+                        })?,
+                        lease: None,
+                    }
+                });
+            }
+            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        }
+        Ok(revision)
+    }
+
+    /// Writes `user`'s credentials only if the cluster has none for that user (a broker's
+    /// bootstrap users, see `ClusterCredentialStore`). Returns the revision reached and whether
+    /// it wrote.
+    pub async fn create_scram_user(
+        &self,
+        user: &str,
+        credentials: &BTreeMap<ScramMechanism, ScramCredential>,
+    ) -> Result<(i64, bool), StoreError> {
+        let key = self.keys.scram_user(user);
+        let value = encode(&ScramRecord {
+            user: user.to_string(),
+            credentials: credentials.clone(),
+        })?;
+        let r = self.note(
+            self.client
+                .txn(
+                    &[Compare::Version(key.clone(), 0)],
+                    &[Op::Put {
+                        key,
+                        value,
+                        lease: None,
+                    }],
+                    &[],
+                )
+                .await,
+        )?;
+        Ok((r.revision, r.succeeded))
     }
 
     /// Waits (at most `timeout_ms`) until this broker's view reflects etcd revision `revision`:

@@ -12,7 +12,6 @@ use weir_protocol::{
     ScramCredentialInfo,
 };
 
-use super::blocking;
 use crate::broker::Broker;
 use crate::security::credentials::{CredentialChange, MAX_USER_NAME_BYTES};
 use crate::security::scram::{ScramMechanism, MAX_ITERATIONS, MAX_SALT_BYTES, MIN_ITERATIONS};
@@ -190,10 +189,7 @@ pub async fn alter(
     let stored = if changes.is_empty() {
         Ok(())
     } else {
-        let store = store.clone();
-        blocking(move || store.apply(&changes)).await.unwrap_or(Err(
-            crate::security::credentials::CredentialError::TaskFailed,
-        ))
+        store.clone().apply(changes).await
     };
     let results = order
         .into_iter()

@@ -1,15 +1,21 @@
-//! Where SCRAM credentials are kept: the [`CredentialStore`] trait and its single-node
-//! implementation, a JSON file in the data directory (`__weir_meta/scram_credentials.json`,
-//! replaced atomically on every change). A cluster keeps them elsewhere (etcd) behind the same
-//! trait; nothing outside this module assumes one node.
+//! Where SCRAM credentials are kept: the [`CredentialStore`] trait and its two implementations.
+//! A single node keeps a JSON file in the data directory (`__weir_meta/scram_credentials.json`,
+//! replaced atomically on every change). A cluster keeps them in etcd (`scram/<user>`), so a
+//! user created through any broker can authenticate on every one, as in Kafka; a cluster broker's
+//! own file holds only bootstrap users (written by `weir user create --data-dir` while it is
+//! stopped), moved into etcd when it starts. Nothing outside this module assumes one or the other.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::scram::{ScramCredential, ScramMechanism};
+use crate::cluster::store::{EtcdStore, StoreError};
 
 const FILE: &str = "scram_credentials.json";
 /// Most users kept (each AlterUserScramCredentials call can add users: bound the file).
@@ -30,7 +36,14 @@ pub enum CredentialError {
     TooManyUsers,
     #[error("the credential store's task failed")]
     TaskFailed,
+    #[error("cluster metadata: {0}")]
+    Cluster(#[from] StoreError),
+    #[error("the change was written but has not reached this broker yet")]
+    NotApplied,
 }
+
+/// What [`CredentialStore::apply`] returns.
+pub type ApplyFuture = Pin<Box<dyn Future<Output = Result<(), CredentialError>> + Send>>;
 
 /// One change of an AlterUserScramCredentials call.
 #[derive(Clone, Debug)]
@@ -52,12 +65,43 @@ pub trait CredentialStore: Send + Sync {
     fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
     /// Every user with at least one credential, with their mechanisms and iterations, by name.
     fn list(&self) -> Vec<(String, Vec<(ScramMechanism, u32)>)>;
-    /// Applies `changes` all at once (all are kept, or none on error). Deleting a credential
-    /// that does not exist is not an error here (the caller checks first).
-    fn apply(&self, changes: &[CredentialChange]) -> Result<(), CredentialError>;
+    /// Applies `changes` all at once (all are kept, or none on error), durably, before the
+    /// future resolves. Deleting a credential that does not exist is not an error here (the
+    /// caller checks first).
+    fn apply(self: Arc<Self>, changes: Vec<CredentialChange>) -> ApplyFuture;
 }
 
 type Users = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+
+/// `user`'s credentials after `changes` (those of other users are skipped).
+fn changed(
+    user: &str,
+    mut creds: BTreeMap<ScramMechanism, ScramCredential>,
+    changes: &[CredentialChange],
+) -> BTreeMap<ScramMechanism, ScramCredential> {
+    for change in changes {
+        match change {
+            CredentialChange::Upsert {
+                user: u,
+                mechanism,
+                credential,
+            } if u == user => {
+                creds.insert(*mechanism, credential.clone());
+            }
+            CredentialChange::Delete { user: u, mechanism } if u == user => {
+                creds.remove(mechanism);
+            }
+            _ => {}
+        }
+    }
+    creds
+}
+
+fn user_of(change: &CredentialChange) -> &str {
+    match change {
+        CredentialChange::Upsert { user, .. } | CredentialChange::Delete { user, .. } => user,
+    }
+}
 
 /// The single-node store: a JSON file in `__weir_meta/`, loaded at open and kept in memory.
 pub struct LocalCredentialStore {
@@ -109,46 +153,16 @@ impl LocalCredentialStore {
     }
 }
 
-impl CredentialStore for LocalCredentialStore {
-    fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-        self.users.lock().get(user)?.get(&mechanism).cloned()
-    }
-
-    fn list(&self) -> Vec<(String, Vec<(ScramMechanism, u32)>)> {
-        self.users
-            .lock()
-            .iter()
-            .map(|(u, creds)| {
-                (
-                    u.clone(),
-                    creds.iter().map(|(m, c)| (*m, c.iterations)).collect(),
-                )
-            })
-            .collect()
-    }
-
-    fn apply(&self, changes: &[CredentialChange]) -> Result<(), CredentialError> {
+impl LocalCredentialStore {
+    /// [`CredentialStore::apply`], blocking (for the CLI on a stopped broker's data directory).
+    pub fn apply_now(&self, changes: &[CredentialChange]) -> Result<(), CredentialError> {
         let mut users = self.users.lock();
         let mut next = users.clone();
         for change in changes {
-            match change {
-                CredentialChange::Upsert {
-                    user,
-                    mechanism,
-                    credential,
-                } => {
-                    next.entry(user.clone())
-                        .or_default()
-                        .insert(*mechanism, credential.clone());
-                }
-                CredentialChange::Delete { user, mechanism } => {
-                    if let Some(creds) = next.get_mut(user) {
-                        creds.remove(mechanism);
-                        if creds.is_empty() {
-                            next.remove(user);
-                        }
-                    }
-                }
+            let user = user_of(change);
+            let creds = changed(user, next.remove(user).unwrap_or_default(), changes);
+            if !creds.is_empty() {
+                next.insert(user.to_string(), creds);
             }
         }
         if next.len() > MAX_USERS && next.len() > users.len() {
@@ -157,6 +171,153 @@ impl CredentialStore for LocalCredentialStore {
         self.persist(&next)?;
         *users = next;
         Ok(())
+    }
+
+    fn all(&self) -> Users {
+        self.users.lock().clone()
+    }
+}
+
+fn listing(users: &Users) -> Vec<(String, Vec<(ScramMechanism, u32)>)> {
+    users
+        .iter()
+        .map(|(u, creds)| {
+            (
+                u.clone(),
+                creds.iter().map(|(m, c)| (*m, c.iterations)).collect(),
+            )
+        })
+        .collect()
+}
+
+impl CredentialStore for LocalCredentialStore {
+    fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.users.lock().get(user)?.get(&mechanism).cloned()
+    }
+
+    fn list(&self) -> Vec<(String, Vec<(ScramMechanism, u32)>)> {
+        listing(&self.users.lock())
+    }
+
+    fn apply(self: Arc<Self>, changes: Vec<CredentialChange>) -> ApplyFuture {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.apply_now(&changes))
+                .await
+                .unwrap_or(Err(CredentialError::TaskFailed))
+        })
+    }
+}
+
+/// How long AlterUserScramCredentials waits for its write to come back through the watch.
+const APPLY_WAIT_MS: u64 = 5_000;
+
+/// A cluster member's credentials: etcd's, every broker watching them. Users in the broker's
+/// own file (bootstrap users) are moved into etcd by [`ClusterCredentialStore::open`] unless
+/// etcd already has that user; until then (etcd unreachable at start) they are served from the
+/// file.
+pub struct ClusterCredentialStore {
+    etcd: Arc<EtcdStore>,
+    bootstrap: LocalCredentialStore,
+}
+
+impl ClusterCredentialStore {
+    /// Opens the bootstrap file in `meta_dir`; [`Self::move_bootstrap_users`] empties it.
+    pub fn open(etcd: Arc<EtcdStore>, meta_dir: &Path) -> Result<Self, CredentialError> {
+        Ok(Self {
+            etcd,
+            bootstrap: LocalCredentialStore::open(meta_dir)?,
+        })
+    }
+
+    /// Moves the bootstrap users into etcd (each only if etcd has no credentials for that user:
+    /// the cluster's are kept) and removes them from the file.
+    pub async fn move_bootstrap_users(&self) {
+        let mut moved = Vec::new();
+        let mut revision = 0;
+        for (user, creds) in self.bootstrap.all() {
+            match self.etcd.create_scram_user(&user, &creds).await {
+                Ok((written_at, created)) => {
+                    revision = revision.max(written_at);
+                    tracing::info!(user = %user, created, "bootstrap SCRAM user moved into the cluster metadata (kept as it was there if it existed)");
+                    moved.extend(creds.keys().map(|&mechanism| CredentialChange::Delete {
+                        user: user.clone(),
+                        mechanism,
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user, error = %e, "cannot move a bootstrap SCRAM user into the cluster metadata yet; serving it from this broker's file");
+                }
+            }
+        }
+        // Served from the file until this broker's view has them.
+        if !moved.is_empty() && self.etcd.wait_for_revision(revision, APPLY_WAIT_MS).await {
+            if let Err(e) = self.bootstrap.apply_now(&moved) {
+                tracing::warn!(error = %e, "cannot remove the moved bootstrap SCRAM users from this broker's file");
+            }
+        }
+    }
+
+    /// Every user's credentials as this broker sees them: etcd's, then the bootstrap file's for
+    /// users etcd lacks.
+    fn effective(&self) -> Users {
+        let mut users = self.etcd.with_view(|v| (*v.scram).clone());
+        for (user, creds) in self.bootstrap.all() {
+            users.entry(user).or_insert(creds);
+        }
+        users
+    }
+}
+
+impl CredentialStore for ClusterCredentialStore {
+    fn get(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        match self.etcd.with_view(|v| v.scram.get(user).cloned()) {
+            Some(creds) => creds.get(&mechanism).cloned(),
+            None => self.bootstrap.get(user, mechanism),
+        }
+    }
+
+    fn list(&self) -> Vec<(String, Vec<(ScramMechanism, u32)>)> {
+        listing(&self.effective())
+    }
+
+    fn apply(self: Arc<Self>, changes: Vec<CredentialChange>) -> ApplyFuture {
+        Box::pin(async move {
+            let current = self.effective();
+            let mut next: Users = BTreeMap::new();
+            for change in &changes {
+                let user = user_of(change);
+                if !next.contains_key(user) {
+                    let creds = current.get(user).cloned().unwrap_or_default();
+                    next.insert(user.to_string(), changed(user, creds, &changes));
+                }
+            }
+            let added = next
+                .iter()
+                .filter(|(u, c)| !c.is_empty() && !current.contains_key(*u))
+                .count();
+            if added > 0 && current.len() + added > MAX_USERS {
+                return Err(CredentialError::TooManyUsers);
+            }
+            let users: Vec<_> = next.into_iter().collect();
+            let revision = self.etcd.put_scram_users(&users).await?;
+            // A deleted bootstrap user must not come back from this broker's file.
+            let local: Vec<CredentialChange> = changes
+                .iter()
+                .filter(|c| matches!(c, CredentialChange::Delete { .. }))
+                .cloned()
+                .collect();
+            if !local.is_empty() {
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || store.bootstrap.apply_now(&local))
+                    .await
+                    .unwrap_or(Err(CredentialError::TaskFailed))?;
+            }
+            if self.etcd.wait_for_revision(revision, APPLY_WAIT_MS).await {
+                Ok(())
+            } else {
+                Err(CredentialError::NotApplied)
+            }
+        })
     }
 }
 
@@ -170,7 +331,7 @@ mod tests {
         let store = LocalCredentialStore::open(dir.path()).expect("open");
         let cred = ScramMechanism::Sha256.credential("hunter2", 4096);
         store
-            .apply(&[
+            .apply_now(&[
                 CredentialChange::Upsert {
                     user: "alice".into(),
                     mechanism: ScramMechanism::Sha256,
@@ -184,7 +345,7 @@ mod tests {
             ])
             .expect("apply");
         store
-            .apply(&[CredentialChange::Delete {
+            .apply_now(&[CredentialChange::Delete {
                 user: "bob".into(),
                 mechanism: ScramMechanism::Sha512,
             }])

@@ -411,7 +411,7 @@ mod tests {
                 credential: h.credential("alice-secret", 4096),
             });
         }
-        local.apply(&changes).expect("apply");
+        local.apply_now(&changes).expect("apply");
         let (jwks, signer) = crate::security::oauth::tests::es256_keys();
         let jwks_path = dir.path().join("jwks.json");
         std::fs::write(&jwks_path, jwks).expect("jwks");
