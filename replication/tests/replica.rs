@@ -353,19 +353,24 @@ fn a_leader_over_a_committed_log_appends_no_marker_until_a_voter_change() {
         "a new partition's log is empty"
     );
 
-    let mut l = replica_committed_to(
-        1,
-        &[1, 2, 3],
-        ElectionState {
-            epoch: 2,
-            voted_for: None,
-        },
-        &[(0, 9, 2)],
-        10,
-    );
-    l.on_durable(10, &mut Vec::new());
-    let out = elect(&mut l, 2 * TIMEOUT);
-    assert_eq!(l.epoch(), 3);
+    // Offsets 0..=9 of epoch 2, known committed and durable: elected for epoch 3.
+    let committed_leader = || {
+        let mut l = replica_committed_to(
+            1,
+            &[1, 2, 3],
+            ElectionState {
+                epoch: 2,
+                voted_for: None,
+            },
+            &[(0, 9, 2)],
+            10,
+        );
+        l.on_durable(10, &mut Vec::new());
+        let out = elect(&mut l, 2 * TIMEOUT);
+        assert_eq!(l.epoch(), 3);
+        (l, out)
+    };
+    let (mut l, out) = committed_leader();
     assert!(!marker(&out), "everything is committed: nothing to write");
     // A client batch of the new epoch commits as usual.
     let now = 2 * TIMEOUT;
@@ -395,18 +400,7 @@ fn a_leader_over_a_committed_log_appends_no_marker_until_a_voter_change() {
     assert!(!marker(&out));
 
     // A voter change under a leader with no entry of its epoch asks for the marker first.
-    let mut l = replica_committed_to(
-        1,
-        &[1, 2, 3],
-        ElectionState {
-            epoch: 2,
-            voted_for: None,
-        },
-        &[(0, 9, 2)],
-        10,
-    );
-    l.on_durable(10, &mut Vec::new());
-    elect(&mut l, 2 * TIMEOUT);
+    let (mut l, _) = committed_leader();
     let mut out = Vec::new();
     l.set_target_replicas(set(&[1, 2]), now, &mut out);
     let fetch = FetchRequest {

@@ -278,10 +278,9 @@ impl EtcdStore {
     // Writes
     // ----------------------------------------------------------------------------------------
 
-    /// Creates a topic record if no topic of that name exists.
-    pub async fn create_topic(&self, record: &TopicRecord) -> Result<(), StoreError> {
-        let key = self.keys.topic(&record.name);
-        let value = encode(record)?;
+    /// Puts `value` at `key` unless the key exists. Returns the revision reached and whether it
+    /// wrote.
+    async fn put_if_absent(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(i64, bool), StoreError> {
         let r = self.note(
             self.client
                 .txn(
@@ -295,7 +294,15 @@ impl EtcdStore {
                 )
                 .await,
         )?;
-        if r.succeeded {
+        Ok((r.revision, r.succeeded))
+    }
+
+    /// Creates a topic record if no topic of that name exists.
+    pub async fn create_topic(&self, record: &TopicRecord) -> Result<(), StoreError> {
+        let (_, created) = self
+            .put_if_absent(self.keys.topic(&record.name), encode(record)?)
+            .await?;
+        if created {
             Ok(())
         } else {
             Err(StoreError::TopicExists(record.name.clone()))
@@ -572,25 +579,11 @@ impl EtcdStore {
         user: &str,
         credentials: &BTreeMap<ScramMechanism, ScramCredential>,
     ) -> Result<(i64, bool), StoreError> {
-        let key = self.keys.scram_user(user);
         let value = encode(&ScramRecord {
             user: user.to_string(),
             credentials: credentials.clone(),
         })?;
-        let r = self.note(
-            self.client
-                .txn(
-                    &[Compare::Version(key.clone(), 0)],
-                    &[Op::Put {
-                        key,
-                        value,
-                        lease: None,
-                    }],
-                    &[],
-                )
-                .await,
-        )?;
-        Ok((r.revision, r.succeeded))
+        self.put_if_absent(self.keys.scram_user(user), value).await
     }
 
     /// Waits (at most `timeout_ms`) until this broker's view reflects etcd revision `revision`:
