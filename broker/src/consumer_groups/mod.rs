@@ -307,6 +307,10 @@ struct Group {
     partition_epochs: HashMap<(TopicId, i32), i32>,
     /// Compiled subscription regexes, by pattern.
     regexes: HashMap<String, Regex>,
+    /// Patterns first seen in the latest heartbeat: they match nothing until the group's next
+    /// heartbeat, as Kafka resolves a new regex asynchronously (its members get the literal
+    /// topics of a subscription first and the matched ones on a later heartbeat).
+    unresolved_regexes: BTreeSet<String>,
     dirty: Dirty,
 }
 
@@ -322,8 +326,17 @@ impl Group {
             subscribed_topics: BTreeMap::new(),
             partition_epochs: HashMap::new(),
             regexes: HashMap::new(),
+            unresolved_regexes: BTreeSet::new(),
             dirty: Dirty::default(),
         }
+    }
+
+    /// The compiled regex of `pattern`, once resolved.
+    fn resolved_regex(&self, pattern: &str) -> Option<&Regex> {
+        if self.unresolved_regexes.contains(pattern) {
+            return None;
+        }
+        self.regexes.get(pattern)
     }
 
     /// Kafka's ConsumerGroupState names.
@@ -410,7 +423,7 @@ impl Group {
         m.subscribed_topic_names.iter().any(|n| n == topic)
             || m.subscribed_topic_regex
                 .as_ref()
-                .and_then(|p| self.regexes.get(p))
+                .and_then(|p| self.resolved_regex(p))
                 .is_some_and(|re| re.is_match(topic))
     }
 
@@ -420,7 +433,7 @@ impl Group {
         if let Some(re) = m
             .subscribed_topic_regex
             .as_ref()
-            .and_then(|p| self.regexes.get(p))
+            .and_then(|p| self.resolved_regex(p))
         {
             out.extend(topics.by_name.keys().filter(|n| re.is_match(n)).cloned());
         }
@@ -448,6 +461,7 @@ impl Group {
             .filter_map(|m| m.subscribed_topic_regex.clone())
             .collect();
         self.regexes.retain(|p, _| used.contains(p));
+        self.unresolved_regexes.retain(|p| used.contains(p));
         for p in used {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.regexes.entry(p) {
                 // Patterns were checked when the member sent them; one that fails now (a replayed
@@ -868,6 +882,8 @@ impl ConsumerGroups {
                 format!("Consumer group {} not found.", hb.group_id),
             ));
         };
+        // Regexes an earlier heartbeat introduced are resolved now (see `unresolved_regexes`).
+        group.unresolved_regexes.clear();
         let joining = hb.member_epoch == 0;
         if group.members.len() >= config.max_size
             && (hb.member_id.is_empty() || !group.members.contains_key(&hb.member_id))
@@ -994,6 +1010,7 @@ impl ConsumerGroups {
                     )
                 })?;
                 group.regexes.insert(p.clone(), re);
+                group.unresolved_regexes.insert(p.clone());
             }
         }
         // Nothing can fail from here on: apply.

@@ -478,17 +478,52 @@ fn a_regex_subscription_picks_up_a_topic_created_later() {
             0,
         )
         .expect("join");
-    assert_eq!(a.assignment, Some(parts(T1, &[0])));
+    // As in Kafka, a new regex is resolved after the heartbeat that brought it: the first
+    // answer holds only literal topics (none here), the next one the matches.
+    assert_eq!(a.assignment, Some(Assignment::new()));
     let mut c = Client {
         id: "a".into(),
         epoch: a.member_epoch,
-        owned: parts(T1, &[0]),
+        owned: Assignment::new(),
     };
+    c.beat(&mut cg, &t, 1);
+    assert_eq!(c.owned, parts(T1, &[0]));
+    let epoch = c.epoch;
     t.insert("metrics-b", T2, 2);
-    let answer = c.beat(&mut cg, &t, 1);
-    assert_eq!(answer.member_epoch, 2);
+    let answer = c.beat(&mut cg, &t, 2);
+    assert_eq!(answer.member_epoch, epoch + 1);
     let mut want = parts(T1, &[0]);
     want.insert(T2, BTreeSet::from([0, 1]));
+    assert_eq!(c.owned, want);
+}
+
+/// A subscription of a regex and a topic name: the named topic is assigned at once, the matches
+/// of a regex new to the group on the next heartbeat (librdkafka's 0045 expects Kafka's order).
+#[test]
+fn literal_topics_come_first_and_a_new_regexs_matches_next() {
+    let t = topics(&[("metrics-a", T1, 1), ("orders", T2, 2)]);
+    let mut cg = coordinator();
+    let a = cg
+        .heartbeat(
+            Heartbeat {
+                subscribed_topic_regex: Some("metrics-.*".into()),
+                ..join("a", &["orders"])
+            },
+            &t,
+            0,
+        )
+        .expect("join");
+    assert_eq!(a.assignment, Some(parts(T2, &[0, 1])));
+    let mut c = Client {
+        id: "a".into(),
+        epoch: a.member_epoch,
+        owned: parts(T2, &[0, 1]),
+    };
+    assert!(!cg.is_subscribed("g", "metrics-a"), "not resolved yet");
+    c.beat(&mut cg, &t, 1);
+    assert!(cg.is_subscribed("g", "metrics-a"));
+    let mut want = parts(T2, &[0, 1]);
+    want.insert(T1, BTreeSet::from([0]));
     assert_eq!(c.owned, want);
 }
 
