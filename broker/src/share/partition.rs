@@ -447,26 +447,28 @@ impl SharePartition {
         self.parked.iter().chain(self.records.iter())
     }
 
-    /// Notes that the persisted state of `offset` changed.
+    /// Notes that the persisted state of `offset` changed. A parked record that is finished
+    /// leaves the index (persisted as finished, so that the owner of the state drops it too).
     fn mark_dirty(&mut self, offset: i64) {
         if offset < self.start_offset {
             self.parked_dirty.insert(offset);
+            if self
+                .parked
+                .get(&offset)
+                .is_some_and(|r| r.state.is_finished())
+            {
+                self.parked.remove(&offset);
+            }
         } else {
             self.dirty.insert(offset);
         }
     }
 
-    /// A parked record that is finished leaves the index (persisted as finished, so that the
-    /// owner of the state drops it too).
-    fn settle_parked(&mut self, offset: i64) {
-        if offset < self.start_offset
-            && self
-                .parked
-                .get(&offset)
-                .is_some_and(|r| r.state.is_finished())
-        {
-            self.parked.remove(&offset);
-            self.parked_dirty.insert(offset);
+    fn remove(&mut self, offset: i64) -> Option<InFlight> {
+        if offset < self.start_offset {
+            self.parked.remove(&offset)
+        } else {
+            self.records.remove(&offset)
         }
     }
 
@@ -588,42 +590,10 @@ impl SharePartition {
                     break 'batches;
                 }
                 covered_to = offset + 1;
-                if offset < self.start_offset {
-                    // Below the window only parked records are handed out.
-                    let (never_delivered, delivery_count) = match self.parked.get(&offset) {
-                        Some(r)
-                            if r.state == RecordState::Available && r.available_at_ms <= now_ms =>
-                        {
-                            (r.delivery_count == 0, r.delivery_count)
-                        }
-                        _ => continue,
-                    };
-                    match disposition(offset) {
-                        Disposition::NotBefore(at_ms) if at_ms > now_ms && never_delivered => {
-                            if let Some(r) = self.parked.get_mut(&offset) {
-                                r.available_at_ms = at_ms;
-                            }
-                            continue;
-                        }
-                        Disposition::Expired => {
-                            self.archive(offset, Some(ArchiveReason::Expired));
-                            continue;
-                        }
-                        Disposition::Deliver | Disposition::NotBefore(_) => {}
-                    }
-                    if let Some(r) = self.parked.get_mut(&offset) {
-                        r.state = RecordState::Acquired;
-                        r.delivery_count = delivery_count.saturating_add(1);
-                        r.owner = Some(member.clone());
-                        r.lock_deadline_ms = lock_deadline;
-                        count += 1;
-                        push(&mut acquired, offset, r.delivery_count);
-                    }
-                    continue;
-                }
                 if offset < self.end_offset {
-                    let Some(r) = self.records.get(&offset) else {
-                        continue; // a gap already
+                    // In the window, or below it where only parked records are handed out.
+                    let Some(r) = self.get(offset) else {
+                        continue; // a gap already, or not parked
                     };
                     if r.state != RecordState::Available || r.available_at_ms > now_ms {
                         continue;
@@ -634,7 +604,7 @@ impl SharePartition {
                     let never_delivered = r.delivery_count == 0;
                     match disposition(offset) {
                         Disposition::NotBefore(at_ms) if at_ms > now_ms && never_delivered => {
-                            if let Some(r) = self.records.get_mut(&offset) {
+                            if let Some(r) = self.get_mut(offset) {
                                 r.available_at_ms = at_ms;
                             }
                             continue;
@@ -645,7 +615,7 @@ impl SharePartition {
                         }
                         Disposition::Deliver | Disposition::NotBefore(_) => {}
                     }
-                    let Some(r) = self.records.get_mut(&offset) else {
+                    let Some(r) = self.get_mut(offset) else {
                         continue;
                     };
                     r.state = RecordState::Acquired;
@@ -746,21 +716,21 @@ impl SharePartition {
             self.archiving.insert(offset);
         }
         self.mark_dirty(offset);
-        self.settle_parked(offset);
     }
 
     /// Makes an acquired record available again (or archives it at the delivery limit).
     fn make_available(&mut self, offset: i64, now_ms: i64) {
-        let limit = self.settings.delivery_count_limit;
-        let backoff = self.settings.clone();
-        let Some(r) = self.get_mut(offset) else {
+        let Some(delivery_count) = self.get(offset).map(|r| r.delivery_count) else {
             return;
         };
-        if r.delivery_count >= limit {
+        if delivery_count >= self.settings.delivery_count_limit {
             self.archive(offset, Some(ArchiveReason::DeliveryLimit));
             return;
         }
-        let wait = backoff.backoff_ms(r.delivery_count);
+        let wait = self.settings.backoff_ms(delivery_count);
+        let Some(r) = self.get_mut(offset) else {
+            return;
+        };
         r.state = RecordState::Available;
         r.owner = None;
         r.available_at_ms = now_ms.saturating_add(wait);
@@ -824,12 +794,7 @@ impl SharePartition {
         for (offset, t) in acks {
             match t {
                 AckType::Gap => {
-                    let removed = if offset < self.start_offset {
-                        self.parked.remove(&offset)
-                    } else {
-                        self.records.remove(&offset)
-                    };
-                    if removed.is_some() {
+                    if self.remove(offset).is_some() {
                         self.mark_dirty(offset);
                     }
                 }
@@ -838,7 +803,6 @@ impl SharePartition {
                         r.state = RecordState::Acknowledged;
                         r.owner = None;
                         self.mark_dirty(offset);
-                        self.settle_parked(offset);
                     }
                 }
                 AckType::Release => self.make_available(offset, now_ms),
@@ -960,7 +924,6 @@ impl SharePartition {
             if let Some(r) = self.get_mut(offset) {
                 r.state = RecordState::Archived;
                 self.mark_dirty(offset);
-                self.settle_parked(offset);
             }
         }
         self.advance_start();

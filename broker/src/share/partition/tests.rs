@@ -21,6 +21,17 @@ fn deliver(_: i64) -> Disposition {
     Disposition::Deliver
 }
 
+/// Offsets below `end` delayed until `until_ms`; the others delivered at once.
+fn delayed_below(end: i64, until_ms: i64) -> impl Fn(i64) -> Disposition + Copy {
+    move |o| {
+        if o < end {
+            Disposition::NotBefore(until_ms)
+        } else {
+            Disposition::Deliver
+        }
+    }
+}
+
 fn offsets(ranges: &[AcquiredRange]) -> Vec<i64> {
     ranges
         .iter()
@@ -338,13 +349,7 @@ fn delayed_records_are_parked_and_do_not_hold_the_window() {
     let mut p = SharePartition::new(0, s);
     let a = member("a");
     // Offsets 0-7 are delayed until 1000; 8-11 are not.
-    let disposition = |o: i64| {
-        if o < 8 {
-            Disposition::NotBefore(1_000)
-        } else {
-            Disposition::Deliver
-        }
-    };
+    let disposition = delayed_below(8, 1_000);
     let log = [(0, 3), (4, 7), (8, 11)];
     let mut got = Vec::new();
     for _ in 0..4 {
@@ -392,13 +397,7 @@ fn a_full_index_leaves_delayed_records_in_the_window() {
     };
     let mut p = SharePartition::new(0, s);
     let a = member("a");
-    let delayed = |o: i64| {
-        if o < 8 {
-            Disposition::NotBefore(1_000)
-        } else {
-            Disposition::Deliver
-        }
-    };
+    let delayed = delayed_below(8, 1_000);
     let log = [(0, 11)];
     for _ in 0..4 {
         if let Some(from) = p.next_fetch_offset(0) {
@@ -425,13 +424,7 @@ fn parked_records_survive_a_restart_and_retention() {
     };
     let mut p = SharePartition::new(0, s.clone());
     let a = member("a");
-    let delayed = |o: i64| {
-        if o < 3 {
-            Disposition::NotBefore(5_000)
-        } else {
-            Disposition::Deliver
-        }
-    };
+    let delayed = delayed_below(3, 5_000);
     let got = p.acquire(&a, &[(0, 4)], 10, 0, delayed);
     assert_eq!(offsets(&got), vec![3, 4]);
     p.acknowledge(&a, &[ack(3, 4, AckType::Accept)], 0)
