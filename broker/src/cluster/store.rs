@@ -20,7 +20,7 @@ use crate::authz::acl::AclBinding;
 use crate::cluster::etcd::{Compare, EtcdClient, EtcdError, Op};
 use crate::cluster::metadata::{
     BrokerRecord, ClusterView, ControllerRecord, ElectionRequest, Keys, LeaderRecord, ScramRecord,
-    TopicRecord,
+    ScramUsers, TopicRecord,
 };
 use crate::dynamic_config::Overrides;
 use crate::quota::{QuotaEntity, QuotaRecord, QuotaValues};
@@ -513,60 +513,61 @@ impl EtcdStore {
         Err(StoreError::Contended)
     }
 
-    /// Writes each entity's quota record (`quotas/<id>`), deleting those left without values,
-    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
+    /// Writes each entity's quota record (`quotas/<id>`), deleting those left without values.
+    /// Returns the revision of the last write.
     pub async fn put_quotas(
         &self,
         entries: &[(QuotaEntity, QuotaValues)],
     ) -> Result<i64, StoreError> {
-        let mut revision = 0;
-        for chunk in entries.chunks(MAX_TXN_OPS) {
-            let mut ops = Vec::with_capacity(chunk.len());
-            for (entity, values) in chunk {
-                let key = self.keys.quota(&entity.id());
-                ops.push(if values.is_empty() {
-                    Op::Delete { key }
-                } else {
-                    Op::Put {
-                        key,
-                        value: encode(&QuotaRecord {
-                            entity: entity.clone(),
-                            values: values.clone(),
-                        })?,
-                        lease: None,
-                    }
-                });
-            }
-            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        let mut ops = Vec::with_capacity(entries.len());
+        for (entity, values) in entries {
+            let key = self.keys.quota(&entity.id());
+            ops.push(if values.is_empty() {
+                Op::Delete { key }
+            } else {
+                let record = QuotaRecord {
+                    entity: entity.clone(),
+                    values: values.clone(),
+                };
+                Op::Put {
+                    key,
+                    value: encode(&record)?,
+                    lease: None,
+                }
+            });
         }
-        Ok(revision)
+        self.write_chunked(&ops).await
     }
 
-    /// Writes each user's SCRAM credentials (`scram/<user>`), deleting users left without any,
-    /// at most [`MAX_TXN_OPS`] per transaction. Returns the revision of the last write.
-    pub async fn put_scram_users(
-        &self,
-        users: &[(String, BTreeMap<ScramMechanism, ScramCredential>)],
-    ) -> Result<i64, StoreError> {
+    /// Writes each user's SCRAM credentials (`scram/<user>`), deleting users left without any.
+    /// Returns the revision of the last write.
+    pub async fn put_scram_users(&self, users: &ScramUsers) -> Result<i64, StoreError> {
+        let mut ops = Vec::with_capacity(users.len());
+        for (user, credentials) in users {
+            let key = self.keys.scram_user(user);
+            ops.push(if credentials.is_empty() {
+                Op::Delete { key }
+            } else {
+                let record = ScramRecord {
+                    user: user.clone(),
+                    credentials: credentials.clone(),
+                };
+                Op::Put {
+                    key,
+                    value: encode(&record)?,
+                    lease: None,
+                }
+            });
+        }
+        self.write_chunked(&ops).await
+    }
+
+    /// Runs `ops` as transactions of at most [`MAX_TXN_OPS`] operations each, in order; returns
+    /// the revision of the last.
+    async fn write_chunked(&self, ops: &[Op]) -> Result<i64, StoreError> {
         let mut revision = 0;
-        for chunk in users.chunks(MAX_TXN_OPS) {
-            let mut ops = Vec::with_capacity(chunk.len());
-            for (user, credentials) in chunk {
-                let key = self.keys.scram_user(user);
-                ops.push(if credentials.is_empty() {
-                    Op::Delete { key }
-                } else {
-                    Op::Put {
-                        key,
-                        value: encode(&ScramRecord {
-                            user: user.clone(),
-                            credentials: credentials.clone(),
-                        })?,
-                        lease: None,
-                    }
-                });
-            }
-            revision = self.note(self.client.txn(&[], &ops, &[]).await)?.revision;
+        for chunk in ops.chunks(MAX_TXN_OPS) {
+            revision = self.note(self.client.txn(&[], chunk, &[]).await)?.revision;
         }
         Ok(revision)
     }

@@ -73,34 +73,31 @@ pub trait CredentialStore: Send + Sync {
 
 type Users = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
 
-/// `user`'s credentials after `changes` (those of other users are skipped).
-fn changed(
-    user: &str,
-    mut creds: BTreeMap<ScramMechanism, ScramCredential>,
-    changes: &[CredentialChange],
-) -> BTreeMap<ScramMechanism, ScramCredential> {
+/// The credentials of every user `changes` name, as they are after the changes (empty: the
+/// user has none left), starting from `current`. Changes apply in order.
+fn changed_users(current: &Users, changes: &[CredentialChange]) -> Users {
+    let mut out = Users::new();
     for change in changes {
+        let user = match change {
+            CredentialChange::Upsert { user, .. } | CredentialChange::Delete { user, .. } => user,
+        };
+        let creds = out
+            .entry(user.clone())
+            .or_insert_with(|| current.get(user).cloned().unwrap_or_default());
         match change {
             CredentialChange::Upsert {
-                user: u,
                 mechanism,
                 credential,
-            } if u == user => {
+                ..
+            } => {
                 creds.insert(*mechanism, credential.clone());
             }
-            CredentialChange::Delete { user: u, mechanism } if u == user => {
+            CredentialChange::Delete { mechanism, .. } => {
                 creds.remove(mechanism);
             }
-            _ => {}
         }
     }
-    creds
-}
-
-fn user_of(change: &CredentialChange) -> &str {
-    match change {
-        CredentialChange::Upsert { user, .. } | CredentialChange::Delete { user, .. } => user,
-    }
+    out
 }
 
 /// The single-node store: a JSON file in `__weir_meta/`, loaded at open and kept in memory.
@@ -158,11 +155,11 @@ impl LocalCredentialStore {
     pub fn apply_now(&self, changes: &[CredentialChange]) -> Result<(), CredentialError> {
         let mut users = self.users.lock();
         let mut next = users.clone();
-        for change in changes {
-            let user = user_of(change);
-            let creds = changed(user, next.remove(user).unwrap_or_default(), changes);
-            if !creds.is_empty() {
-                next.insert(user.to_string(), creds);
+        for (user, creds) in changed_users(&users, changes) {
+            if creds.is_empty() {
+                next.remove(&user);
+            } else {
+                next.insert(user, creds);
             }
         }
         if next.len() > MAX_USERS && next.len() > users.len() {
@@ -283,14 +280,7 @@ impl CredentialStore for ClusterCredentialStore {
     fn apply(self: Arc<Self>, changes: Vec<CredentialChange>) -> ApplyFuture {
         Box::pin(async move {
             let current = self.effective();
-            let mut next: Users = BTreeMap::new();
-            for change in &changes {
-                let user = user_of(change);
-                if !next.contains_key(user) {
-                    let creds = current.get(user).cloned().unwrap_or_default();
-                    next.insert(user.to_string(), changed(user, creds, &changes));
-                }
-            }
+            let next = changed_users(&current, &changes);
             let added = next
                 .iter()
                 .filter(|(u, c)| !c.is_empty() && !current.contains_key(*u))
@@ -298,8 +288,7 @@ impl CredentialStore for ClusterCredentialStore {
             if added > 0 && current.len() + added > MAX_USERS {
                 return Err(CredentialError::TooManyUsers);
             }
-            let users: Vec<_> = next.into_iter().collect();
-            let revision = self.etcd.put_scram_users(&users).await?;
+            let revision = self.etcd.put_scram_users(&next).await?;
             // A deleted bootstrap user must not come back from this broker's file.
             let local: Vec<CredentialChange> = changes
                 .iter()
