@@ -160,17 +160,8 @@ mod store {
         }
     }
 
-    async fn until(what: &str, mut f: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !f() {
-            assert!(started.elapsed() < Duration::from_secs(20), "{what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn brokers_share_one_view_of_the_metadata() {
-        let etcd = Etcd::start();
+    /// The stores of brokers 1 and 2, connected (their watches not running yet).
+    async fn two_brokers(etcd: &Etcd) -> (std::sync::Arc<EtcdStore>, std::sync::Arc<EtcdStore>) {
         ready(&EtcdClient::new(
             &[format!("http://{}", etcd.endpoint)],
             5_000,
@@ -182,6 +173,21 @@ mod store {
         let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
             .await
             .expect("connect b");
+        (a, b)
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !f() {
+            assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn brokers_share_one_view_of_the_metadata() {
+        let etcd = Etcd::start();
+        let (a, b) = two_brokers(&etcd).await;
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let ta = tokio::spawn(a.clone().run(stop.clone()));
         let tb = tokio::spawn(b.clone().run(stop.clone()));
@@ -268,17 +274,7 @@ mod store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_view_catches_up_with_etcd_on_demand() {
         let etcd = Etcd::start();
-        ready(&EtcdClient::new(
-            &[format!("http://{}", etcd.endpoint)],
-            5_000,
-        ))
-        .await;
-        let a = EtcdStore::connect(&config(&etcd.endpoint), broker(1))
-            .await
-            .expect("connect a");
-        let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
-            .await
-            .expect("connect b");
+        let (a, b) = two_brokers(&etcd).await;
         assert_eq!(a.view().brokers.len(), 1, "a loaded before b registered");
         // a's watch is not running: nothing can bring b's registration.
         assert!(!a.catch_up(200).await.expect("etcd answers"));
@@ -306,17 +302,7 @@ mod store {
         use weir_broker::security::Principal;
 
         let etcd = Etcd::start();
-        ready(&EtcdClient::new(
-            &[format!("http://{}", etcd.endpoint)],
-            5_000,
-        ))
-        .await;
-        let a = EtcdStore::connect(&config(&etcd.endpoint), broker(1))
-            .await
-            .expect("connect a");
-        let b = EtcdStore::connect(&config(&etcd.endpoint), broker(2))
-            .await
-            .expect("connect b");
+        let (a, b) = two_brokers(&etcd).await;
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let ta = tokio::spawn(a.clone().run(stop.clone()));
         let tb = tokio::spawn(b.clone().run(stop.clone()));
@@ -380,6 +366,71 @@ mod store {
         })
         .await;
         assert!(!may_read(&authz_b));
+
+        let _ = stop_tx.send(true);
+        ta.await.expect("a stops");
+        tb.await.expect("b stops");
+    }
+
+    /// Quota and SCRAM records written through one broker reach the other's view, more than
+    /// one transaction's worth at once; emptied entries are deleted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quotas_and_scram_users_reach_every_view_in_chunks() {
+        use std::collections::BTreeMap;
+        use weir_broker::cluster::store::MAX_TXN_OPS;
+        use weir_broker::quota::{EntityName, QuotaEntity, QuotaValues};
+        use weir_broker::security::scram::ScramMechanism;
+
+        let etcd = Etcd::start();
+        let (a, b) = two_brokers(&etcd).await;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let ta = tokio::spawn(a.clone().run(stop.clone()));
+        let tb = tokio::spawn(b.clone().run(stop.clone()));
+        let n = MAX_TXN_OPS + 3;
+        let entity = |i: usize| QuotaEntity {
+            user: Some(EntityName::Named(format!("user-{i}"))),
+            client_id: None,
+            ip: None,
+        };
+        let rate = QuotaValues::from([("producer_byte_rate".to_string(), 1024.0)]);
+        let quotas: Vec<_> = (0..n).map(|i| (entity(i), rate.clone())).collect();
+        a.put_quotas(&quotas).await.expect("put quotas");
+        let cred = ScramMechanism::Sha256.credential("pw", 4096);
+        let users: BTreeMap<_, _> = (0..n)
+            .map(|i| {
+                (
+                    format!("user-{i}"),
+                    BTreeMap::from([(ScramMechanism::Sha256, cred.clone())]),
+                )
+            })
+            .collect();
+        a.put_scram_users(&users).await.expect("put users");
+        until("b sees every quota and user", || {
+            let v = b.view();
+            v.quotas.len() == n && v.scram.len() == n
+        })
+        .await;
+        assert_eq!(b.view().quotas[&entity(n - 1)], rate);
+
+        // Empty values delete: the first entry of each, and one past the first chunk.
+        let gone = [0, MAX_TXN_OPS];
+        let quotas: Vec<_> = gone
+            .iter()
+            .map(|&i| (entity(i), QuotaValues::new()))
+            .collect();
+        b.put_quotas(&quotas).await.expect("delete quotas");
+        let users: BTreeMap<_, _> = gone
+            .iter()
+            .map(|&i| (format!("user-{i}"), BTreeMap::new()))
+            .collect();
+        b.put_scram_users(&users).await.expect("delete users");
+        until("a sees the deletions", || {
+            let v = a.view();
+            v.quotas.len() == n - 2 && v.scram.len() == n - 2
+        })
+        .await;
+        assert!(!a.view().scram.contains_key("user-0"));
+        assert!(a.view().scram.contains_key("user-1"));
 
         let _ = stop_tx.send(true);
         ta.await.expect("a stops");
