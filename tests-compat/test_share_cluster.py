@@ -1,9 +1,14 @@
 """Share groups (KIP-932) in a 3-broker cluster: each data partition's leader serves ShareFetch
-and ShareAcknowledge for its partitions and holds their in-flight state; the durable state lives
-at the share coordinator (the leader of `__share_group_state`), reached through the inter-broker
-share state APIs. A share group reads a topic whose partitions are led by different brokers
-completely, and a kill -9 of a data partition's leader loses nothing and delivers no accepted
-record again."""
+and ShareAcknowledge for its partitions and holds their in-flight state; the durable state of a
+share-partition lives at its share coordinator (the leader of the `__share_group_state`
+partition its key `group:topicId:partition` hashes to), reached through the inter-broker share
+state APIs. A share group reads a topic whose partitions are led by different brokers
+completely, and a kill -9 of a data partition's leader, of the group's coordinator or of a
+share-partition's share coordinator loses nothing and delivers no accepted record again.
+
+Most tests run with one share state partition (`ONE_STATE_PARTITION`), so that one known broker
+owns all share state and the others must reach it remotely; the spread test runs with the
+default partition count."""
 
 import socket
 import struct
@@ -19,6 +24,7 @@ from test_cluster import (
     create_replicated,
     leader_of,
     offsets_partition,
+    partitions_of,
     preferred_leaders_elected,
     wait_until,
 )
@@ -36,6 +42,23 @@ NONE, UNKNOWN_TOPIC_OR_PARTITION, NON_EMPTY_GROUP = 0, 3, 68
 PARTITIONS = 3
 # Weir's default offsets-topic-num-partitions (Kafka's is 50).
 OFFSETS_PARTITIONS = 16
+# Weir's default share-coordinator-state-topic-num-partitions (Kafka's is 50).
+STATE_PARTITIONS = 16
+# All share state owned by one broker, the leader of the single state partition.
+ONE_STATE_PARTITION = FAST + ("--share-coordinator-state-topic-num-partitions", "1")
+
+
+def state_partition(group, topic_id, partition, partitions=STATE_PARTITIONS):
+    """The `__share_group_state` partition of a share-partition: Kafka's hash of its key."""
+    return offsets_partition(f"{group}:{topic_id}:{partition}", partitions)
+
+
+def topic_id_of(admin, topic):
+    """The topic's id as Kafka prints it (URL-safe base64 of its 16 bytes)."""
+    from confluent_kafka import TopicCollection
+
+    d = admin.describe_topics(TopicCollection([topic]), request_timeout=10)[topic]
+    return str(d.result(WAIT_S).topic_id)
 
 
 def share_group_coordinated_away_from_state(c, a, topic, unique):
@@ -70,14 +93,42 @@ def group_coordinator(a, group):
     return ps[offsets_partition(group, OFFSETS_PARTITIONS)].leader
 
 
-def share_cluster_topic(c, unique, records, group_configs=None):
+def share_group_with_remote_state(c, a, topic, unique):
+    """With the share state topic's default partitions: a share group id whose partition 0's
+    state is owned by another broker than the one leading the data partition, once the state
+    partitions are led by their preferred replicas, which are spread over every broker."""
+    probe = consumer(c.bootstrap, unique("probe"))
+    probe.subscribe([topic])
+
+    def state_settled():
+        probe.poll(0.2)
+        return preferred_leaders_elected(a, "__share_group_state", STATE_PARTITIONS)
+
+    state = wait_until("the share state partitions settled", state_settled)
+    probe.close()
+    assert len({p.leader for p in state.values()}) == 3, "state owned by every broker"
+    ps = wait_until("leaders spread", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
+    topic_id = topic_id_of(a, topic)
+    for _ in range(100):
+        group = unique("sg-spread")
+        if state[state_partition(group, topic_id, 0)].leader != ps[0].leader:
+            return group
+    raise AssertionError("every group's state is owned by the data leader")
+
+
+def share_cluster_topic(c, unique, records, group_configs=None, spread_state=False):
     """A topic of PARTITIONS partitions led by different brokers, `records` records (values
-    '0', '1', ...) spread over them, and a share group reading it from the start, coordinated
-    by another broker than the one holding the share state."""
+    '0', '1', ...) spread over them, and a share group reading it from the start. With one
+    share state partition the group is coordinated by another broker than the one holding the
+    share state; with `spread_state` (the default state partitions) partition 0's state is
+    owned away from its data leader."""
     a = admin_client(c.bootstrap)
     topic = unique("share-cl")
     create_replicated(a, topic, PARTITIONS)
-    group = share_group_coordinated_away_from_state(c, a, topic, unique)
+    if spread_state:
+        group = share_group_with_remote_state(c, a, topic, unique)
+    else:
+        group = share_group_coordinated_away_from_state(c, a, topic, unique)
     ps = wait_until("leaders spread", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
     assert len({p.leader for p in ps.values()}) == PARTITIONS, "partitions led by different brokers"
     set_group_configs(
@@ -94,7 +145,7 @@ def share_cluster_topic(c, unique, records, group_configs=None):
 def test_share_group_reads_partitions_led_by_every_broker(cluster_factory, unique):
     """Every record exactly once when all are accepted; a released record comes back with a
     higher delivery count, a rejected one never does, whichever broker leads its partition."""
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, ONE_STATE_PARTITION)
     c.wait_formed()
     _, topic, group = share_cluster_topic(c, unique, 150)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
@@ -156,11 +207,27 @@ def test_group_coordinator_killed_members_join_again_and_lose_nothing(cluster_fa
     consume_across_kill(cluster_factory, unique, lambda a, _topic, group: group_coordinator(a, group))
 
 
-def consume_across_kill(cluster_factory, unique, choose_victim):
+def test_share_state_owner_killed_loses_nothing(cluster_factory, unique):
+    """With the default share state partitions the state of a group's share-partitions is
+    spread over every broker. The same checker across a kill -9 of the broker that owns the
+    state of partition 0 (not that partition's leader): the leader finds the state at the
+    state partition's new leader, which replayed it from the replicated log; nothing accepted
+    comes back, nothing is lost."""
+
+    def state_owner(a, topic, group):
+        state = partitions_of(a, "__share_group_state")
+        owner = state[state_partition(group, topic_id_of(a, topic), 0)].leader
+        assert owner != leader_of(a, topic, 0)
+        return owner
+
+    consume_across_kill(cluster_factory, unique, state_owner, spread_state=True)
+
+
+def consume_across_kill(cluster_factory, unique, choose_victim, spread_state=False):
     total = 300
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, FAST if spread_state else ONE_STATE_PARTITION)
     c.wait_formed()
-    a, topic, group = share_cluster_topic(c, unique, total)
+    a, topic, group = share_cluster_topic(c, unique, total, spread_state=spread_state)
     sc = share_consumer(
         c.bootstrap, group, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 20}
     )
@@ -201,7 +268,7 @@ def test_dead_letters_delays_and_expiry_at_every_partition_leader(
     dead-letter topic once each, with where they came from; a delayed record arrives; the
     others are delivered once. With a dead-letter topic of one partition, two of the three
     leaders send their dead letters to another broker."""
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, ONE_STATE_PARTITION)
     c.wait_formed()
     dlq = unique("dlq")
     a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
@@ -454,7 +521,7 @@ def test_deleted_share_group_created_again_starts_from_the_reset(cluster_factory
     """DeleteGroups at a group coordinator that does not hold the share state deletes the state
     too (wherever the share-partitions' state lives): a new group with the same name reads from
     share.auto.offset.reset again, at every partition's leader."""
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, ONE_STATE_PARTITION)
     c.wait_formed()
     a, topic, group = share_cluster_topic(c, unique, 30)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
@@ -482,7 +549,7 @@ def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(cluster
     not hold the share state: refused while the group has members (NON_EMPTY_GROUP), unknown
     topics answered UNKNOWN_TOPIC_OR_PARTITION, and what they set is what a share consumer reads
     next."""
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, ONE_STATE_PARTITION)
     c.wait_formed()
     a, topic, group = share_cluster_topic(c, unique, 30)
     coordinator = c.broker(group_coordinator(a, group)).bootstrap
@@ -552,7 +619,7 @@ def test_an_acknowledgement_is_confirmed_only_once_the_share_state_is_replicated
 
     from confluent_kafka.admin import NewTopic
 
-    c = cluster_factory(3, FAST)
+    c = cluster_factory(3, ONE_STATE_PARTITION)
     c.wait_formed()
     a = admin_client(c.bootstrap)
     # The first FindCoordinator creates the internal topics.

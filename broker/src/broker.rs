@@ -20,7 +20,7 @@ use crate::consumer_groups::{ConsumerGroupConfig, ConsumerGroups, TopicsView};
 use crate::dynamic_config::DynamicConfigs;
 use crate::fetch_sessions::FetchSessions;
 use crate::groups::{GroupConfig, GroupCoordinator};
-use crate::internal_partitions::PartitionOwner;
+use crate::internal_partitions::{follow_every_local, PartitionOwner};
 use crate::metrics::{Metrics, TimedFileSync};
 use crate::offsets::{GroupRecordsWrite, OffsetPartition, OffsetStore};
 use crate::partition::{LocalRaftIo, RaftIo};
@@ -28,7 +28,7 @@ use crate::producers::ProducerIdAllocator;
 use crate::quota::ClientQuotas;
 use crate::security::credentials::ClusterCredentialStore;
 use crate::security::Security;
-use crate::share::{ShareCoordinator, ShareStateStore};
+use crate::share::ShareCoordinator;
 use crate::topics::{ReplicaContext, TopicRegistry};
 
 pub struct Broker {
@@ -212,6 +212,35 @@ impl PartitionOwner for GroupPartitions<'_> {
     }
 }
 
+/// The share coordinator's side of the share state topic: each partition this broker leads
+/// holds the durable state of the share-partitions whose keys hash to it (see `share::store`).
+pub struct ShareStatePartitions<'a>(pub &'a Broker);
+
+impl PartitionOwner for ShareStatePartitions<'_> {
+    type Error = crate::offsets::OffsetError;
+
+    fn loaded(&self) -> Vec<(i32, Arc<crate::partition::Partition>)> {
+        self.0.share.state_partitions()
+    }
+
+    fn load(
+        &self,
+        index: i32,
+        partition: Arc<crate::partition::Partition>,
+        partition_count: i32,
+    ) -> Result<(), Self::Error> {
+        self.0
+            .share
+            .load_state_partition(index, partition, partition_count, |group| {
+                self.0.is_group_coordinator(group)
+            })
+    }
+
+    fn unload(&self, index: i32) {
+        self.0.share.unload_state_partition(index);
+    }
+}
+
 fn topics_view(topics: &TopicRegistry) -> TopicsView {
     let mut view = TopicsView::default();
     for t in topics.all() {
@@ -324,7 +353,7 @@ impl Broker {
             election_timeout_ms: config.replica_election_timeout_ms,
             election_jitter_ms: config.replica_election_timeout_ms,
         };
-        let (topics, offsets_topic, producer_ids, share_store) = match &cluster {
+        let (topics, offsets_topic, producer_ids, share_state_topic) = match &cluster {
             Some(c) => {
                 let topics =
                     TopicRegistry::open_clustered(&dir, data.clone(), config.fsync, replicas)?;
@@ -333,13 +362,8 @@ impl Broker {
                 // loads a partition's groups when it becomes that leader (`cluster::runtime`).
                 let producer_ids = ProducerIdAllocator::open_clustered(&meta_dir, config.node_id)
                     .map_err(io_err(&meta_dir))?;
-                // Share groups follow the leader of the share state partition.
-                (
-                    topics,
-                    None,
-                    producer_ids,
-                    (ShareStateStore::detached(), None),
-                )
+                // Share state follows the leaders of the share state partitions.
+                (topics, None, producer_ids, None)
             }
             None => {
                 let topics = TopicRegistry::open(&dir, data.clone(), config.fsync, replicas)?;
@@ -348,18 +372,20 @@ impl Broker {
                     OffsetStore::open_topic(&topics, config.offsets_topic_num_partitions)?;
                 let producer_ids =
                     ProducerIdAllocator::open(&meta_dir).map_err(io_err(&meta_dir))?;
-                let (store, replayed) = ShareStateStore::open(&topics)?;
+                let share_state_topic = crate::share::store::open_topic(
+                    &topics,
+                    config.share_coordinator_state_topic_num_partitions,
+                )?;
                 (
                     topics,
                     Some(offsets_topic),
                     producer_ids,
-                    (store, Some(replayed)),
+                    Some(share_state_topic),
                 )
             }
         };
         log_recovery(&topics);
-        let (share_store, share_replayed) = share_store;
-        let share = ShareCoordinator::new(share_store, config.share.clone());
+        let share = ShareCoordinator::new(config.share.clone());
         let configs = DynamicConfigs::open(&meta_dir).map_err(io_err(&meta_dir))?;
         let security = Arc::new(match &cluster {
             Some(c) => {
@@ -412,14 +438,7 @@ impl Broker {
             txn: crate::txn::TxnCoordinator::default(),
         });
         if let Some(topic) = offsets_topic {
-            let leading: Vec<_> = topic
-                .local_partitions()
-                .map(|p| (p.index, p.clone()))
-                .collect();
-            let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
-            let failed =
-                crate::internal_partitions::follow(&GroupPartitions(&broker), &leading, count);
-            if let Some((_, e)) = failed.into_iter().next() {
+            if let Err(e) = follow_every_local(&GroupPartitions(&broker), &topic) {
                 broker.shutdown();
                 return Err(e.into());
             }
@@ -430,9 +449,13 @@ impl Broker {
                 return Err(e.into());
             }
         }
-        // After the groups (a single node coordinates every group).
-        if let Some(replayed) = share_replayed {
-            broker.share.load(replayed, |_| true);
+        // After the groups (a single node coordinates every group), the share state: a single
+        // node leads every partition of the share state topic.
+        if let Some(topic) = share_state_topic {
+            if let Err(e) = follow_every_local(&ShareStatePartitions(&broker), &topic) {
+                broker.shutdown();
+                return Err(e.into());
+            }
         }
         Ok(broker)
     }
@@ -567,10 +590,8 @@ impl Broker {
         pending.extend(crate::share::dlq::run(self, now_ms));
         // Group coordinator side: the members of the share groups coordinated here.
         pending.extend(self.share.tick_groups(&self.offsets, now_ms));
-        if !self.is_share_coordinator() {
-            return self.share.wait(pending);
-        }
-        // Owner side: the state of deleted topics, the bound on the log.
+        // Owner side (the state partitions led here): the state of deleted topics, the bound on
+        // each partition's log.
         let ticks = self.share_ticks.fetch_add(1, Ordering::Relaxed);
         if ticks.is_multiple_of(SHARE_TOPIC_CHECK_TICKS) {
             pending.extend(
@@ -580,36 +601,6 @@ impl Broker {
         }
         self.share.wait(pending)?;
         self.share.compact_if_due(now_ms)
-    }
-
-    /// Whether this broker holds the share state now: always on a single node; in a cluster
-    /// while it leads the share state partition.
-    pub fn is_share_coordinator(&self) -> bool {
-        self.cluster.is_none() || self.share.store.partition().is_some()
-    }
-
-    /// Takes over share coordination (this broker now leads the share state partition).
-    /// Blocking.
-    pub fn take_over_share(&self, partition: Arc<crate::partition::Partition>) {
-        match self.share.store.attach(partition) {
-            Ok(replayed) => {
-                self.share
-                    .load(replayed, |group| self.is_group_coordinator(group));
-                tracing::info!("coordinating share groups (leader of the share state partition)");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load the share state partition");
-                self.share.store.detach();
-                self.share.unload();
-            }
-        }
-    }
-
-    /// Gives share coordination up (another broker leads the share state partition now).
-    pub fn give_up_share(&self) {
-        self.share.store.detach();
-        self.share.unload();
-        tracing::info!("no longer coordinating share groups");
     }
 
     /// host and port this broker advertises to clients: those of the listener the current

@@ -22,6 +22,10 @@ pub const DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS: i32 = 16;
 /// topic's, for the same reasons: see docs/configuration.md).
 pub const DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS: i32 = 16;
 
+/// Default partition count of `__share_group_state` (Kafka's is 50; Weir's is the offsets
+/// topic's, for the same reasons: see docs/configuration.md).
+pub const DEFAULT_SHARE_COORDINATOR_STATE_TOPIC_NUM_PARTITIONS: i32 = 16;
+
 /// Checks a partition count for `__consumer_offsets`: at least 1, at most what a topic may have.
 pub fn check_offsets_topic_num_partitions(count: i32) -> Result<i32, String> {
     let max = crate::topics::MAX_PARTITIONS_PER_TOPIC;
@@ -61,6 +65,9 @@ pub struct BrokerConfig {
     /// Partitions of `__transaction_state` when it is created (Kafka's
     /// transaction.state.log.num.partitions). An existing topic keeps its partition count.
     pub transaction_state_log_num_partitions: i32,
+    /// Partitions of `__share_group_state` when it is created (Kafka's
+    /// share.coordinator.state.topic.num.partitions). An existing topic keeps its count.
+    pub share_coordinator_state_topic_num_partitions: i32,
     /// The longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: i32,
     /// KIP-890 part 1 (transaction.partition.verification.enable): a producer's first
@@ -176,6 +183,8 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
             transaction_state_log_num_partitions: DEFAULT_TRANSACTION_STATE_LOG_NUM_PARTITIONS,
+            share_coordinator_state_topic_num_partitions:
+                DEFAULT_SHARE_COORDINATOR_STATE_TOPIC_NUM_PARTITIONS,
             transaction_max_timeout_ms: 900_000,
             transaction_partition_verification_enable: true,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
@@ -427,6 +436,7 @@ pub struct FileConfig {
     pub default_partitions: Option<i32>,
     pub offsets_topic_num_partitions: Option<i32>,
     pub transaction_state_log_num_partitions: Option<i32>,
+    pub share_coordinator_state_topic_num_partitions: Option<i32>,
     pub transaction_max_timeout_ms: Option<i32>,
     pub transaction_partition_verification_enable: Option<bool>,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
@@ -564,6 +574,15 @@ impl FileConfig {
                 .map_err(|message| ConfigFileError::Invalid {
                     key: "transaction-state-log-num-partitions",
                     message,
+                })?;
+        }
+        if let Some(v) = self.share_coordinator_state_topic_num_partitions {
+            config.share_coordinator_state_topic_num_partitions =
+                check_offsets_topic_num_partitions(v).map_err(|message| {
+                    ConfigFileError::Invalid {
+                        key: "share-coordinator-state-topic-num-partitions",
+                        message,
+                    }
                 })?;
         }
         if let Some(v) = self.transaction_max_timeout_ms {

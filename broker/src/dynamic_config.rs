@@ -293,6 +293,12 @@ pub const BROKER_KEYS: &[Key] = &[
         Kind::Text,
         false,
     ),
+    key(
+        "share.coordinator.state.topic.num.partitions",
+        Some("16"),
+        LONG,
+        false,
+    ),
     key("socket.request.max.bytes", Some("104857600"), LONG, false),
     // Dynamic: log defaults of topics (synonyms of topic configs).
     key("compression.gzip.level", Some("-1"), int_in(-1, 9), true),
@@ -834,6 +840,9 @@ pub fn static_value(c: &BrokerConfig, name: &str) -> Option<String> {
         "max.connection.creation.rate" => c.max_connection_creation_rate.to_string(),
         "transaction.state.log.num.partitions" => {
             c.transaction_state_log_num_partitions.to_string()
+        }
+        "share.coordinator.state.topic.num.partitions" => {
+            c.share_coordinator_state_topic_num_partitions.to_string()
         }
         // A single node has one replica of everything, internal topics included.
         "default.replication.factor" => replication(c, |s| s.default_replication_factor),

@@ -1,6 +1,6 @@
-//! Ownership of the partitions of an internal topic (`__consumer_offsets`, `__transaction_state`):
-//! which of them this broker leads, the state loaded for each, and which
-//! partition a key (a group id, a transactional id) belongs to.
+//! Ownership of the partitions of an internal topic (`__consumer_offsets`, `__transaction_state`,
+//! `__share_group_state`): which of them this broker leads, the state loaded for each, and which
+//! partition a key (a group id, a transactional id, a share-partition) belongs to.
 //!
 //! A coordinator built on an internal topic keeps one state per partition it leads, in an
 //! [`InternalPartitions`]. Whoever watches leadership (the cluster runtime, or a single node at
@@ -141,6 +141,23 @@ pub fn follow<O: PartitionOwner + ?Sized>(
         }
     }
     failed
+}
+
+/// Loads every partition of `topic` that has a replica here into `owner`: a single node leads
+/// them all. The first partition that failed to load, if any, is the error.
+pub fn follow_every_local<O: PartitionOwner + ?Sized>(
+    owner: &O,
+    topic: &crate::topics::Topic,
+) -> Result<(), O::Error> {
+    let leading: Vec<_> = topic
+        .local_partitions()
+        .map(|p| (p.index, p.clone()))
+        .collect();
+    let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+    match follow(owner, &leading, count).into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,10 @@ struct ServeArgs {
     /// transaction.state.log.num.partitions).
     #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_NUM_PARTITIONS")]
     transaction_state_log_num_partitions: Option<i32>,
+    /// Partitions of `__share_group_state` when it is created (Kafka's
+    /// share.coordinator.state.topic.num.partitions).
+    #[arg(long, env = "WEIR_SHARE_COORDINATOR_STATE_TOPIC_NUM_PARTITIONS")]
+    share_coordinator_state_topic_num_partitions: Option<i32>,
     /// Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms).
     #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS")]
     transaction_max_timeout_ms: Option<i32>,
@@ -384,6 +388,12 @@ impl ServeArgs {
             config.transaction_state_log_num_partitions =
                 weir_broker::config::check_offsets_topic_num_partitions(v)
                     .map_err(|e| anyhow::anyhow!("--transaction-state-log-num-partitions {e}"))?;
+        }
+        if let Some(v) = self.share_coordinator_state_topic_num_partitions {
+            config.share_coordinator_state_topic_num_partitions =
+                weir_broker::config::check_offsets_topic_num_partitions(v).map_err(|e| {
+                    anyhow::anyhow!("--share-coordinator-state-topic-num-partitions {e}")
+                })?;
         }
         if let Some(v) = self.transaction_max_timeout_ms {
             anyhow::ensure!(v >= 1, "--transaction-max-timeout-ms must be at least 1");

@@ -218,8 +218,8 @@ fn cluster_views_of_a_single_node() {
         r#"topic="c",partition="1""#
     )
     .is_some_and(|e| e >= 1.0));
-    // c's three partitions, the default 16 of __consumer_offsets and __share_group_state.
-    assert_eq!(sample(&text, "weir_leader_partitions", ""), Some(20.0));
+    // c's three partitions and the default 16 of __consumer_offsets and of __share_group_state.
+    assert_eq!(sample(&text, "weir_leader_partitions", ""), Some(35.0));
     assert_eq!(
         sample(&text, "weir_under_replicated_partitions", ""),
         Some(0.0)
@@ -234,7 +234,7 @@ fn cluster_views_of_a_single_node() {
             .expect("json");
     assert_eq!(nodes["brokers"][0]["node_id"], 0);
     assert_eq!(nodes["brokers"][0]["controller"], true);
-    assert_eq!(nodes["brokers"][0]["leaders"], 20);
+    assert_eq!(nodes["brokers"][0]["leaders"], 35);
     let parts: serde_json::Value = serde_json::from_str(&b.cli_ok(
         &["cluster", "partitions", "--topic", "c", "--output", "json"],
         "",

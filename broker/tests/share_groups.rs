@@ -22,6 +22,11 @@ const ACCEPT: i8 = 1;
 const RELEASE: i8 = 2;
 
 fn topic_id(conn: &mut Conn, name: &str) -> [u8; 16] {
+    id_and_partitions(conn, name).0
+}
+
+/// A topic's id and partition count, from Metadata.
+fn id_and_partitions(conn: &mut Conn, name: &str) -> ([u8; 16], usize) {
     let Response::Metadata(m) = conn.call(Request::Metadata(MetadataRequest {
         topics: Some(vec![MetadataRequestTopic {
             name: Some(name.into()),
@@ -32,7 +37,7 @@ fn topic_id(conn: &mut Conn, name: &str) -> [u8; 16] {
     })) else {
         panic!("not a Metadata response");
     };
-    m.topics[0].topic_id
+    (m.topics[0].topic_id, m.topics[0].partitions.len())
 }
 
 fn set_earliest(conn: &mut Conn, group: &str) {
@@ -392,7 +397,36 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
 
 #[test]
 fn share_state_survives_kill_9() {
-    let mut broker = Broker::start(&["--fsync", "always"]);
+    let broker = accept_some_then_kill_9(&["--fsync", "always"], &["--fsync", "always"]);
+    assert_eq!(share_state_partitions(&broker), 16, "the default count");
+}
+
+#[test]
+fn a_data_dir_with_one_share_state_partition_keeps_it_and_its_state() {
+    // Data directories written before the share state topic had more partitions.
+    let one = [
+        "--fsync",
+        "always",
+        "--share-coordinator-state-topic-num-partitions",
+        "1",
+    ];
+    let broker = accept_some_then_kill_9(&one, &["--fsync", "always"]);
+    assert_eq!(
+        share_state_partitions(&broker),
+        1,
+        "an existing topic keeps its count"
+    );
+}
+
+fn share_state_partitions(broker: &Broker) -> usize {
+    id_and_partitions(&mut Conn::connect(broker.kafka), "__share_group_state").1
+}
+
+/// Starts a broker with `first`, accepts some records and releases others, kills it with
+/// SIGKILL while it holds more, starts it again with `then`: nothing accepted comes back,
+/// nothing unaccepted is lost.
+fn accept_some_then_kill_9(first: &[&str], then: &[&str]) -> Broker {
+    let mut broker = Broker::start(first);
     let mut conn = Conn::connect(broker.kafka);
     let topic = setup(&mut conn, "events", "durable", 10);
     let r = fetch(&mut conn, "durable", "m", 0, topic, Vec::new());
@@ -410,12 +444,13 @@ fn share_state_survives_kill_9() {
     drop(conn);
     broker.signal("KILL");
     broker.wait();
-    broker.start_again();
+    broker.start_again_with(then);
     let mut conn = Conn::connect(broker.kafka);
     // Nothing accepted comes back; nothing unaccepted is lost. The released records were
     // delivered once before.
     let r = fetch(&mut conn, "durable", "m2", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(4, 5, 2), (6, 9, 1)]);
+    broker
 }
 
 #[test]

@@ -37,7 +37,7 @@ use weir_replication::{
     VoteResponse,
 };
 
-use crate::broker::{Broker, GroupPartitions};
+use crate::broker::{Broker, GroupPartitions, ShareStatePartitions};
 use crate::cluster::elections;
 use crate::cluster::metadata::{ClusterView, LeaderRecord};
 use crate::cluster::peer::{PeerConnection, PeerSecurity};
@@ -45,6 +45,7 @@ use crate::cluster::placement::{self, Candidate};
 use crate::cluster::store::EtcdStore;
 use crate::config::ClusterSettings;
 use crate::handlers::records_in_memory;
+use crate::internal_partitions::PartitionOwner;
 use crate::partition::{Partition, RaftIo};
 
 /// Raft messages waiting to be sent, over all peers.
@@ -863,41 +864,57 @@ async fn follow_txn_coordination(broker: &Arc<Broker>) {
     crate::txn::markers::resume_preparing(broker);
 }
 
-/// The leader of the share state partition holds the share groups' state: take it over when
-/// this broker becomes that leader, give it up when it stops being it.
+/// The leader of each share state partition holds the durable state of the share-partitions
+/// whose keys hash to it: load the partitions this broker newly leads, drop those it stopped
+/// leading, and note who leads the others (where this broker's leaders send their state).
 async fn follow_share_coordination(broker: &Arc<Broker>) {
-    // Where the leaders of data partitions on this broker send their share state.
+    let Some(topic) = broker.topics.get(crate::share::SHARE_STATE_TOPIC) else {
+        return;
+    };
     if let Some(cluster) = &broker.cluster {
-        let owner = broker
-            .cluster_leader(crate::share::SHARE_STATE_TOPIC, 0)
-            .filter(|l| l.leader >= 0 && l.leader != cluster.node_id())
-            .and_then(|l| {
-                cluster
-                    .store
-                    .with_view(|v| address(v, l.leader))
-                    .map(|a| (l.leader, a))
-            });
+        let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+        let owners = cluster.store.with_view(|v| {
+            (0..count)
+                .filter_map(|index| {
+                    let leader = v
+                        .leaders
+                        .get(&(crate::share::SHARE_STATE_TOPIC.to_string(), index))?
+                        .leader;
+                    if leader < 0 || leader == cluster.node_id() {
+                        return None;
+                    }
+                    Some((index, (leader, address(v, leader)?)))
+                })
+                .collect()
+        });
         broker
             .share
-            .set_remote_owner(cluster.node_id(), &cluster.peer_security, owner);
+            .set_remote_owners(cluster.node_id(), &cluster.peer_security, count, owners);
     }
-    let local = broker.topics.partition(crate::share::SHARE_STATE_TOPIC, 0);
-    let leading = local
-        .as_ref()
-        .filter(|p| p.leader_epoch().is_some())
-        .cloned();
-    let attached = broker.share.store.partition();
-    match (leading, attached) {
-        (Some(p), Some(a)) if Arc::ptr_eq(&p, &a) => {}
-        (Some(p), _) => {
-            let b = broker.clone();
-            let _ = tokio::task::spawn_blocking(move || b.take_over_share(p)).await;
+    let owner = ShareStatePartitions(broker);
+    let Some((leading, count)) = leadership_change(broker, crate::share::SHARE_STATE_TOPIC, &owner)
+    else {
+        return;
+    };
+    let b = broker.clone();
+    let followed = tokio::task::spawn_blocking(move || {
+        let owner = ShareStatePartitions(&b);
+        let before: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
+        let failed = crate::internal_partitions::follow(&owner, &leading, count);
+        let after: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
+        let gained: Vec<i32> = after.iter().filter(|i| !before.contains(i)).copied().collect();
+        let lost: Vec<i32> = before.iter().filter(|i| !after.contains(i)).copied().collect();
+        if !gained.is_empty() {
+            tracing::info!(partitions = ?gained, "owning the share state of {} partitions", crate::share::SHARE_STATE_TOPIC);
         }
-        (None, Some(_)) => {
-            let b = broker.clone();
-            let _ = tokio::task::spawn_blocking(move || b.give_up_share()).await;
+        if !lost.is_empty() {
+            tracing::info!(partitions = ?lost, "no longer owning the share state of {} partitions", crate::share::SHARE_STATE_TOPIC);
         }
-        (None, None) => {}
+        failed
+    })
+    .await;
+    for (index, e) in followed.unwrap_or_default() {
+        tracing::error!(partition = index, error = %e, "cannot load a share state partition; its share state is not served here");
     }
 }
 

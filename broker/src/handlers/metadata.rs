@@ -409,14 +409,15 @@ async fn group_coordinators(broker: &Arc<Broker>) -> Coordinators {
             tracing::debug!(error = %e, "offsets topic not created (yet)");
         }
     }
-    // The share state partition is created alongside (its leader holds the share groups' state).
+    // The share state topic is created alongside (the leader of each of its partitions holds
+    // the state of the share-partitions whose keys hash to it).
     if broker.topics.get(crate::share::SHARE_STATE_TOPIC).is_none() {
         let spec = CreateSpec {
             name: crate::share::SHARE_STATE_TOPIC.to_string(),
-            partitions: 1,
+            partitions: broker.config.share_coordinator_state_topic_num_partitions,
             replication_factor: -1,
             assignment: Vec::new(),
-            configs: vec![("cleanup.policy".into(), "compact".into())],
+            configs: crate::share::store::topic_configs(),
             internal: true,
             validate_only: false,
         };

@@ -1,9 +1,10 @@
 //! The owner side of the share state persister (KIP-932): InitializeShareGroupState,
 //! ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState and
 //! ReadShareGroupStateSummary, sent by the leaders of data partitions on other brokers to the
-//! broker that leads the share state partition. Leaders on that broker call the same
-//! `ShareCoordinator::owner_*` functions in-process. A broker that does not own the state
-//! answers NOT_COORDINATOR, and the sender looks for the owner again.
+//! broker that leads the partition of the share state topic each share-partition's key hashes
+//! to. Leaders on that broker call the same `ShareCoordinator::owner_*` functions in-process.
+//! A broker that does not own a share-partition's state answers it NOT_COORDINATOR, and the
+//! sender looks for the owner again.
 
 use std::sync::Arc;
 
@@ -18,14 +19,13 @@ use weir_protocol::responses::{
     ReadShareStateTopicResult, ShareStatePartitionResult, ShareStateTopicResult,
 };
 use weir_protocol::{ErrorCode, Response};
-use weir_storage::PendingAppend;
 
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
 use crate::consumer_groups::TopicId;
 use crate::share::partition::PersistedPartition;
 use crate::share::persister::{from_wire, to_wire};
-use crate::share::{Pending, ShareKey};
+use crate::share::{Pending, ShareKey, StateAppend};
 
 fn result(partition: i32, code: ErrorCode) -> ShareStatePartitionResult {
     ShareStatePartitionResult {
@@ -68,9 +68,8 @@ fn each_partition<T, P>(
     split: fn(T) -> (TopicId, Vec<P>),
     index: fn(&P) -> i32,
     pending: &mut Pending,
-    mut apply: impl FnMut(&ShareKey, P) -> Result<Option<PendingAppend>, ErrorCode>,
+    mut apply: impl FnMut(&ShareKey, P) -> Result<Option<StateAppend>, ErrorCode>,
 ) -> Vec<ShareStateTopicResult> {
-    let owner = broker.is_share_coordinator();
     topics
         .into_iter()
         .map(|t| {
@@ -81,10 +80,10 @@ fn each_partition<T, P>(
                     .into_iter()
                     .map(|p| {
                         let partition = index(&p);
-                        if !owner {
+                        let key: ShareKey = (group.to_string(), topic_id, partition);
+                        if !broker.share.owns_state(&key) {
                             return result(partition, ErrorCode::NOT_COORDINATOR);
                         }
-                        let key: ShareKey = (group.to_string(), topic_id, partition);
                         match apply(&key, p) {
                             Ok(a) => {
                                 pending.push(a);
@@ -127,7 +126,6 @@ pub fn initialize(broker: &Arc<Broker>, r: InitializeShareGroupStateRequest) -> 
 
 /// ReadShareGroupState: a leader loads a share-partition (start offset -1: no state yet).
 pub fn read(broker: &Broker, r: ReadShareGroupStateRequest) -> ReadShareGroupStateResponse {
-    let owner = broker.is_share_coordinator();
     let results = r
         .topics
         .into_iter()
@@ -142,11 +140,11 @@ pub fn read(broker: &Broker, r: ReadShareGroupStateRequest) -> ReadShareGroupSta
                         start_offset: -1,
                         ..ReadShareStatePartitionResult::default()
                     };
-                    if !owner {
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    if !broker.share.owns_state(&key) {
                         out.error_code = ErrorCode::NOT_COORDINATOR;
                         return out;
                     }
-                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
                     match broker.share.owner_read(&key, p.leader_epoch) {
                         Ok(Some((state, state_epoch))) => {
                             out.start_offset = state.start_offset;
@@ -221,7 +219,6 @@ pub fn read_summary(
     broker: &Broker,
     r: ReadShareGroupStateSummaryRequest,
 ) -> ReadShareGroupStateSummaryResponse {
-    let owner = broker.is_share_coordinator();
     let results = r
         .topics
         .into_iter()
@@ -237,11 +234,11 @@ pub fn read_summary(
                         leader_epoch: -1,
                         ..ReadShareStateSummaryPartitionResult::default()
                     };
-                    if !owner {
+                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
+                    if !broker.share.owns_state(&key) {
                         out.error_code = ErrorCode::NOT_COORDINATOR;
                         return out;
                     }
-                    let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
                     if let Some((start, state_epoch, leader_epoch)) =
                         broker.share.owner_summary(&key)
                     {

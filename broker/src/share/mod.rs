@@ -4,14 +4,16 @@
 //! - `partition`: the state machine of one share-partition (pure, time passed in).
 //! - `group`: membership, epochs and the assignment (pure).
 //! - `session`: share sessions of ShareFetch/ShareAcknowledge (pure).
-//! - `records`, `store`: the share state log `__share_group_state` and its replay.
+//! - `records`, `store`: the share state log `__share_group_state` (one log per partition of
+//!   the topic; a share-partition's key hashes to one of them) and its replay.
 //! - this module: [`ShareCoordinator`], which holds all of it for the broker, makes every state
 //!   change durable in the log before its caller answers, and resolves a group's settings from
 //!   the broker's defaults and the group's configs.
 //!
 //! - `persister`: how a leader reaches the owner of the durable state on another broker.
 //!
-//! Lock order: `groups`, then `sessions`, then `owned`, then `intents`. A share-partition's
+//! Lock order: `groups`, then `sessions`, then a state partition's `owned`, then its `intents`
+//! (one state partition's at a time). A share-partition's
 //! lock may be held while `partitions` (the map of loaded ones) is taken, never the other way
 //! round. A share-partition's changes are written while its lock is held, so the owner gets
 //! each share-partition's changes in the order they were made.
@@ -28,21 +30,20 @@ pub mod store;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
-use weir_protocol::{Request, Response};
-use weir_storage::PendingAppend;
-
 use crate::consumer_groups::records::GroupRecord;
 use crate::dynamic_config::Overrides;
+use crate::internal_partitions::InternalPartitions;
 use crate::offsets::{GroupRecordsWrite, OffsetError, OffsetStore};
 use group::{Departed, ShareGroups};
+use parking_lot::{Mutex, RwLock};
 use partition::{PersistedPartition, SharePartition, ShareSettings};
 use records::{
     encode_intent_value, encode_partition_value, DeadLetterIntent, PartitionValue, StateKey,
 };
 use session::ShareSessions;
-pub use store::{ShareKey, ShareStateStore, SHARE_STATE_TOPIC};
+pub use store::{ShareKey, ShareStateStore, StateAppend, SHARE_STATE_TOPIC};
+use tokio::sync::Notify;
+use weir_protocol::{Request, Response};
 
 /// The broker-level share group settings (Kafka's `group.share.*`), defaults of the group configs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,20 +185,20 @@ pub const MAX_SHARE_PARTITIONS: usize = 100_000;
 #[must_use = "pending appends must be waited for before answering"]
 pub struct Pending {
     /// Each with the share-partitions it carries (dropped here if it fails), as `remote`.
-    appends: Vec<(Vec<ShareKey>, PendingAppend)>,
+    appends: Vec<(Vec<ShareKey>, StateAppend)>,
     /// Each with the share-partitions it carries (dropped here if it fails).
     remote: Vec<(Vec<ShareKey>, persister::Reply)>,
 }
 
 impl Pending {
-    pub fn push(&mut self, p: Option<PendingAppend>) {
+    pub fn push(&mut self, p: Option<StateAppend>) {
         self.appends.extend(p.map(|p| (Vec::new(), p)));
     }
 
     /// An append that carries the state of `key`: if it does not become durable and
     /// committed, the share-partition loaded here is dropped and read from the owner again,
     /// so that this leader does not go on from a state that a failover may have lost.
-    fn push_for(&mut self, key: &ShareKey, p: Option<PendingAppend>) {
+    fn push_for(&mut self, key: &ShareKey, p: Option<StateAppend>) {
         self.appends.extend(p.map(|p| (vec![key.clone()], p)));
     }
 
@@ -234,27 +235,49 @@ pub struct Owned {
     pub leader_epoch: i32,
 }
 
+/// The share state owned here for one partition of the share state topic (this broker leads
+/// it): the durable state of the share-partitions whose keys hash to it.
+pub struct OwnedPartition {
+    log: ShareStateStore,
+    owned: Mutex<HashMap<ShareKey, Owned>>,
+    /// Dead letters being appended when the state was last persisted (see `records`).
+    intents: Mutex<HashMap<ShareKey, DeadLetterIntent>>,
+}
+
+/// The key a share-partition's state is placed by (Kafka's `SharePartitionKey`:
+/// `group:topicId:partition`, the topic id as Kafka prints a Uuid), hashed over the partitions
+/// of the share state topic as Kafka hashes it.
+pub fn coordinator_key(key: &ShareKey) -> String {
+    use base64::Engine as _;
+    format!(
+        "{}:{}:{}",
+        key.0,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.1),
+        key.2
+    )
+}
+
 /// Every share group, share session and share-partition of this broker. Two roles:
 /// - group coordinator (the leader of the group's `__consumer_offsets` partition, like every
 ///   group): share group membership (`groups`), its epochs written to that partition;
-/// - owner (the share coordinator: the leader of the share state partition, always on a single
-///   node): the durable state of every share-partition (`owned`, replayed from and appended to
-///   the share state log), dead-letter intents;
+/// - owner (the share coordinator of the share-partitions whose keys hash to a partition of the
+///   share state topic that this broker leads; a single node leads them all): their durable
+///   state (`state`, replayed from and appended to each partition's log), dead-letter intents;
 /// - leader (every broker): the share sessions of the clients that fetch from it and the
 ///   in-memory state (`SharePartition`) of the share-partitions of the data partitions it leads,
 ///   loaded from the owner on first fetch and written back to it through the persister.
 pub struct ShareCoordinator {
-    pub store: ShareStateStore,
+    /// Owner side: the state partitions led here.
+    state: InternalPartitions<OwnedPartition>,
     pub groups: Mutex<ShareGroups>,
     pub sessions: Mutex<ShareSessions>,
     /// Leader side: loaded share-partitions.
     partitions: Mutex<HashMap<ShareKey, SharedPartition>>,
-    /// Owner side: the durable state.
-    owned: Mutex<HashMap<ShareKey, Owned>>,
-    /// Dead letters being appended when the state was last persisted (see `records`).
-    intents: Mutex<HashMap<ShareKey, DeadLetterIntent>>,
-    /// Who owns the state when this broker does not (set by the cluster runtime).
-    remote_owner: RwLock<Option<(i32, String)>>,
+    /// The leaders of the state partitions not led here, by index: node and address (set by
+    /// the cluster runtime).
+    remote_owners: RwLock<BTreeMap<i32, (i32, String)>>,
+    /// Tests compact the log sooner.
+    compact_after_records: Option<i64>,
     remote: persister::RemotePersister,
     /// Leader side: the producers of dead letters sent to other brokers.
     dead_letter_senders: dlq::RemoteSenders,
@@ -268,18 +291,17 @@ pub struct ShareCoordinator {
 pub type PersistError = weir_protocol::ErrorCode;
 
 impl ShareCoordinator {
-    pub fn new(store: ShareStateStore, defaults: ShareDefaults) -> Self {
+    pub fn new(defaults: ShareDefaults) -> Self {
         Self {
-            store,
+            state: InternalPartitions::default(),
             groups: Mutex::new(ShareGroups::new(defaults.max_size, defaults.max_groups)),
             sessions: Mutex::new(ShareSessions::new(
                 defaults.max_share_sessions,
                 i64::from(defaults.session_timeout_ms),
             )),
             partitions: Mutex::new(HashMap::new()),
-            owned: Mutex::new(HashMap::new()),
-            intents: Mutex::new(HashMap::new()),
-            remote_owner: RwLock::new(None),
+            remote_owners: RwLock::new(BTreeMap::new()),
+            compact_after_records: None,
             remote: persister::RemotePersister::default(),
             dead_letter_senders: dlq::RemoteSenders::default(),
             defaults,
@@ -291,47 +313,111 @@ impl ShareCoordinator {
     // Owner side
     // -----------------------------------------------------------------------------------------
 
-    /// Replaces the owned state by what a replay of the log found. Groups that have state are
-    /// known (listed, described) where they are coordinated: `coordinated_here` says which.
-    /// Group epochs found here were written by older versions (they live with the group now).
-    pub fn load(&self, replayed: store::Replayed, coordinated_here: impl Fn(&str) -> bool) {
-        let mut groups = self.groups.lock();
-        let mut owned = self.owned.lock();
-        owned.clear();
-        for (g, epoch) in replayed.groups {
-            if coordinated_here(&g) {
-                groups.restore(&g, epoch);
+    #[cfg(test)]
+    pub fn set_compact_after_records(&mut self, n: i64) {
+        self.compact_after_records = Some(n);
+    }
+
+    /// Takes over state partition `index` (of `partition_count`; this broker leads it now):
+    /// replays its log into the owned state. Groups that have state are known (listed,
+    /// described) where they are coordinated: `coordinated_here` says which. Group epochs found
+    /// here were written by older versions (they live with the group now). Blocking.
+    pub fn load_state_partition(
+        &self,
+        index: i32,
+        partition: Arc<crate::partition::Partition>,
+        partition_count: i32,
+        coordinated_here: impl Fn(&str) -> bool,
+    ) -> Result<(), OffsetError> {
+        self.state.set_partition_count(partition_count);
+        let log = ShareStateStore::new(partition, self.compact_after_records);
+        let replayed = log.replay()?;
+        {
+            let mut groups = self.groups.lock();
+            for (g, epoch) in &replayed.groups {
+                if coordinated_here(g) {
+                    groups.restore(g, *epoch);
+                }
+            }
+            for key in replayed.partitions.keys() {
+                if coordinated_here(&key.0) {
+                    groups.restore_if_missing(&key.0);
+                }
             }
         }
-        *self.intents.lock() = replayed.intents.into_iter().collect();
-        for (key, persisted) in replayed.partitions {
-            if coordinated_here(&key.0) {
-                groups.restore_if_missing(&key.0);
-            }
-            owned.insert(
-                key,
-                Owned {
+        let owned = replayed
+            .partitions
+            .into_iter()
+            .map(|(key, persisted)| {
+                let o = Owned {
                     persisted,
                     state_epoch: 0,
                     leader_epoch: -1,
-                },
-            );
-        }
+                };
+                (key, o)
+            })
+            .collect();
+        self.state.insert(
+            index,
+            Arc::new(OwnedPartition {
+                log,
+                owned: Mutex::new(owned),
+                intents: Mutex::new(replayed.intents.into_iter().collect()),
+            }),
+        );
+        Ok(())
     }
 
-    /// Forgets the owned state (this broker no longer owns it). Loaded share-partitions stay:
-    /// they follow the data partitions' leadership, not this.
-    pub fn unload(&self) {
-        self.owned.lock().clear();
-        self.intents.lock().clear();
+    /// Forgets the state of partition `index` (this broker no longer leads it). Loaded
+    /// share-partitions stay: they follow the data partitions' leadership, not this.
+    pub fn unload_state_partition(&self, index: i32) {
+        self.state.remove(index);
     }
 
-    /// Where the state is owned: here, at another broker, or nowhere known.
-    pub fn owner(&self) -> persister::Owner {
-        if self.store.partition().is_some() {
+    /// The state partitions led here, each with the replica its log is.
+    pub fn state_partitions(&self) -> Vec<(i32, Arc<crate::partition::Partition>)> {
+        self.state
+            .all()
+            .into_iter()
+            .map(|(i, op)| (i, op.log.partition().clone()))
+            .collect()
+    }
+
+    /// The state partition of `key`, if this broker owns it.
+    fn owned_here(&self, key: &ShareKey) -> Option<Arc<OwnedPartition>> {
+        self.state.for_key(&coordinator_key(key))
+    }
+
+    /// Whether this broker owns the durable state of `key` (leads its state partition).
+    pub fn owns_state(&self, key: &ShareKey) -> bool {
+        self.owned_here(key).is_some()
+    }
+
+    /// Whether this broker leads every partition of the share state topic (a single node
+    /// does): then every share-partition's state is owned here.
+    fn owns_every_state_partition(&self) -> bool {
+        let count = self.state.partition_count();
+        count > 0 && self.state.all().len() == usize::try_from(count).unwrap_or(usize::MAX)
+    }
+
+    /// How many share-partitions' states are owned here.
+    fn owned_count(&self) -> usize {
+        self.state
+            .all()
+            .iter()
+            .map(|(_, op)| op.owned.lock().len())
+            .sum()
+    }
+
+    /// Where the durable state of `key` is owned: here, at another broker, or nowhere known.
+    pub fn owner_of(&self, key: &ShareKey) -> persister::Owner {
+        let Some(index) = self.state.partition_of(&coordinator_key(key)) else {
+            return persister::Owner::Unknown;
+        };
+        if self.state.get(index).is_some() {
             return persister::Owner::Local;
         }
-        match &*self.remote_owner.read() {
+        match self.remote_owners.read().get(&index) {
             Some((node, addr)) => persister::Owner::Remote {
                 node: *node,
                 addr: addr.clone(),
@@ -340,17 +426,21 @@ impl ShareCoordinator {
         }
     }
 
-    /// Sets the remote owner (`None`: unknown) and this broker's id (for its connections).
-    pub fn set_remote_owner(
+    /// Sets the share state topic's partition count, the leaders of its partitions on other
+    /// brokers (index to node and address; a partition absent has no known leader) and this
+    /// broker's id (for its connections).
+    pub fn set_remote_owners(
         &self,
         me: i32,
         security: &Arc<crate::cluster::peer::PeerSecurity>,
-        owner: Option<(i32, String)>,
+        partition_count: i32,
+        owners: BTreeMap<i32, (i32, String)>,
     ) {
         self.remote.set_node(me, security);
-        let mut current = self.remote_owner.write();
-        if *current != owner {
-            *current = owner;
+        self.state.set_partition_count(partition_count);
+        let mut current = self.remote_owners.write();
+        if *current != owners {
+            *current = owners;
         }
     }
 
@@ -361,7 +451,10 @@ impl ShareCoordinator {
         key: &ShareKey,
         leader_epoch: i32,
     ) -> Result<Option<(PersistedPartition, i32)>, PersistError> {
-        let mut owned = self.owned.lock();
+        let op = self
+            .owned_here(key)
+            .ok_or(weir_protocol::ErrorCode::NOT_COORDINATOR)?;
+        let mut owned = op.owned.lock();
         let Some(o) = owned.get_mut(key) else {
             return Ok(None);
         };
@@ -379,14 +472,18 @@ impl ShareCoordinator {
         start_offset: i64,
         state_epoch: i32,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, PersistError> {
-        let mut owned = self.owned.lock();
+    ) -> Result<Option<StateAppend>, PersistError> {
+        let op = self
+            .owned_here(key)
+            .ok_or(weir_protocol::ErrorCode::NOT_COORDINATOR)?;
+        let at_limit = self.owned_count() >= MAX_SHARE_PARTITIONS;
+        let mut owned = op.owned.lock();
         // Existing state is kept unless the caller starts a newer state epoch (a group
         // coordinator's AlterShareGroupOffsets, as Kafka's initialize replaces the state).
         match owned.get(key) {
             Some(o) if state_epoch <= o.state_epoch => return Ok(None),
             Some(_) => {}
-            None if owned.len() >= MAX_SHARE_PARTITIONS => {
+            None if at_limit => {
                 return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
             }
             None => {}
@@ -396,8 +493,8 @@ impl ShareCoordinator {
             batches: Vec::new(),
         };
         let records = [partition_snapshot_record(key, &persisted)];
-        let p = self
-            .store
+        let p = op
+            .log
             .append(&records, now_ms)
             .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
         let replaced = owned
@@ -425,8 +522,11 @@ impl ShareCoordinator {
         leader_epoch: i32,
         update: &PersistedPartition,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, PersistError> {
-        let mut owned = self.owned.lock();
+    ) -> Result<Option<StateAppend>, PersistError> {
+        let op = self
+            .owned_here(key)
+            .ok_or(weir_protocol::ErrorCode::NOT_COORDINATOR)?;
+        let mut owned = op.owned.lock();
         let Some(o) = owned.get_mut(key) else {
             // Deleted (or replaced) since the leader loaded it.
             return Err(weir_protocol::ErrorCode::FENCED_STATE_EPOCH);
@@ -443,8 +543,8 @@ impl ShareCoordinator {
                 update.clone(),
             ))),
         );
-        let p = self
-            .store
+        let p = op
+            .log
             .append(&[record], now_ms)
             .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
         o.leader_epoch = leader_epoch;
@@ -454,7 +554,8 @@ impl ShareCoordinator {
 
     /// The start offset and newest leader epoch of `key`'s state, if it has one.
     pub fn owner_summary(&self, key: &ShareKey) -> Option<(i64, i32, i32)> {
-        self.owned
+        self.owned_here(key)?
+            .owned
             .lock()
             .get(key)
             .map(|o| (o.persisted.start_offset, o.state_epoch, o.leader_epoch))
@@ -462,7 +563,7 @@ impl ShareCoordinator {
 
     /// The dead-letter intent of `key` recovered from the log, if any (owner side).
     pub fn intent(&self, key: &ShareKey) -> Option<DeadLetterIntent> {
-        self.intents.lock().get(key).cloned()
+        self.owned_here(key)?.intents.lock().get(key).cloned()
     }
 
     /// Records (durably: wait for the result) that dead letters of `key` are being appended.
@@ -472,13 +573,13 @@ impl ShareCoordinator {
         key: &ShareKey,
         intent: DeadLetterIntent,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
-        if self.store.partition().is_none() {
+    ) -> Result<Option<StateAppend>, OffsetError> {
+        let Some(op) = self.owned_here(key) else {
             return Ok(None);
-        }
+        };
         let record = (intent_key(key), Some(encode_intent_value(&intent)));
-        let p = self.store.append(&[record], now_ms)?;
-        self.intents.lock().insert(key.clone(), intent);
+        let p = op.log.append(&[record], now_ms)?;
+        op.intents.lock().insert(key.clone(), intent);
         Ok(p)
     }
 
@@ -487,11 +588,14 @@ impl ShareCoordinator {
         &self,
         key: &ShareKey,
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
-        if self.intents.lock().remove(key).is_none() {
+    ) -> Result<Option<StateAppend>, OffsetError> {
+        let Some(op) = self.owned_here(key) else {
+            return Ok(None);
+        };
+        if op.intents.lock().remove(key).is_none() {
             return Ok(None);
         }
-        self.store.append(&[(intent_key(key), None)], now_ms)
+        op.log.append(&[(intent_key(key), None)], now_ms)
     }
 
     /// Queues the group epochs that changed in their groups' `__consumer_offsets` partitions
@@ -524,45 +628,39 @@ impl ShareCoordinator {
         exists: impl Fn(&[u8; 16]) -> bool,
         now_ms: i64,
     ) -> Pending {
-        let gone: Vec<ShareKey> = self
-            .owned
-            .lock()
-            .keys()
-            .filter(|k| !exists(&k.1))
-            .cloned()
-            .collect();
+        let gone = self.owned_keys_where(|k| !exists(&k.1));
         self.remove_partitions(&gone, now_ms)
     }
 
-    /// Deletes the state of `keys` (tombstones). A leader holding one of them finds out at its
-    /// next write (FENCED_STATE_EPOCH) and loads again.
+    /// Deletes the state of those of `keys` owned here (tombstones). A leader holding one of
+    /// them finds out at its next write (FENCED_STATE_EPOCH) and loads again.
     pub fn remove_partitions(&self, keys: &[ShareKey], now_ms: i64) -> Pending {
         let mut pending = Pending::default();
         if keys.is_empty() {
             return pending;
         }
-        let mut owned = self.owned.lock();
-        let mut intents = self.intents.lock();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        for k in keys {
-            if owned.remove(k).is_some() {
-                records.push((partition_key(k), None));
-            }
-            if intents.remove(k).is_some() {
-                records.push((intent_key(k), None));
-            }
-        }
-        drop(intents);
-        drop(owned);
-        {
-            let mut loaded = self.partitions.lock();
+        for (_, op) in self.state.all() {
+            let mut owned = op.owned.lock();
+            let mut intents = op.intents.lock();
+            let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
             for k in keys {
-                loaded.remove(k);
+                if owned.remove(k).is_some() {
+                    records.push((partition_key(k), None));
+                }
+                if intents.remove(k).is_some() {
+                    records.push((intent_key(k), None));
+                }
+            }
+            drop(intents);
+            drop(owned);
+            match op.log.append(&records, now_ms) {
+                Ok(p) => pending.push(p),
+                Err(e) => tracing::warn!(error = %e, "share state tombstones not persisted"),
             }
         }
-        match self.store.append(&records, now_ms) {
-            Ok(p) => pending.push(p),
-            Err(e) => tracing::warn!(error = %e, "share state tombstones not persisted"),
+        let mut loaded = self.partitions.lock();
+        for k in keys {
+            loaded.remove(k);
         }
         pending
     }
@@ -576,8 +674,14 @@ impl ShareCoordinator {
         now_ms: i64,
     ) -> Result<Pending, ShareStateError> {
         let mut pending = Pending::default();
-        let mut owned = self.owned.lock();
-        if !owned.contains_key(key) && owned.len() >= MAX_SHARE_PARTITIONS {
+        let op =
+            self.owned_here(key)
+                .ok_or(ShareStateError::Store(OffsetError::NotCoordinator(
+                    crate::partition::ReplicaError::NotLeader,
+                )))?;
+        let at_limit = self.owned_count() >= MAX_SHARE_PARTITIONS;
+        let mut owned = op.owned.lock();
+        if !owned.contains_key(key) && at_limit {
             return Err(ShareStateError::GroupLimit(
                 "too many share-partitions".to_string(),
             ));
@@ -587,7 +691,7 @@ impl ShareCoordinator {
             batches: Vec::new(),
         };
         let records = [partition_snapshot_record(key, &persisted)];
-        pending.push(self.store.append(&records, now_ms)?);
+        pending.push(op.log.append(&records, now_ms)?);
         let state_epoch = owned
             .get(key)
             .map_or(0, |o| o.state_epoch.saturating_add(1));
@@ -602,11 +706,6 @@ impl ShareCoordinator {
         drop(owned);
         self.partitions.lock().remove(key);
         Ok(pending)
-    }
-
-    /// Where the durable state of `key` is owned.
-    pub fn owner_of(&self, _key: &ShareKey) -> persister::Owner {
-        self.owner()
     }
 
     /// Deletes the state of `keys` wherever it is owned (the persister's
@@ -755,7 +854,7 @@ impl ShareCoordinator {
         now_ms: i64,
         elsewhere: impl FnOnce() -> Vec<ShareKey>,
     ) -> Result<Pending, weir_protocol::ErrorCode> {
-        let remote: Vec<ShareKey> = if self.owner() == persister::Owner::Local {
+        let remote: Vec<ShareKey> = if self.owns_every_state_partition() {
             Vec::new()
         } else {
             elsewhere()
@@ -783,12 +882,12 @@ impl ShareCoordinator {
         self.sessions.lock().remove_group(group);
         self.partitions.lock().retain(|k, _| k.0 != group);
         let mut pending = Pending::default();
-        if self.store.partition().is_some() {
-            self.owned.lock().retain(|k, _| k.0 != group);
-            // The group's tombstone in the share state log drops its state and intents at
-            // replay too.
-            self.intents.lock().retain(|k, _| k.0 != group);
-            match self.store.append(
+        for (_, op) in self.state.all() {
+            op.owned.lock().retain(|k, _| k.0 != group);
+            // The group's tombstone in each state partition led here drops its state and
+            // intents there at replay too.
+            op.intents.lock().retain(|k, _| k.0 != group);
+            match op.log.append(
                 &[(StateKey::Group(group.to_string()).encode(), None)],
                 now_ms,
             ) {
@@ -800,17 +899,29 @@ impl ShareCoordinator {
         Ok(pending)
     }
 
-    /// Bounds the log: if it is due, appends a snapshot of every key and deletes what came
-    /// before. Blocking.
+    /// Bounds the logs of the state partitions led here: where it is due, appends a snapshot of
+    /// every key and deletes what came before. Blocking.
     pub fn compact_if_due(&self, now_ms: i64) -> Result<(), OffsetError> {
-        let live = self.owned.lock().len() + self.intents.lock().len();
-        let Some(cut) = self.store.compaction_cut(live) else {
+        for (_, op) in self.state.all() {
+            self.compact_partition_if_due(&op, now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn compact_partition_if_due(
+        &self,
+        op: &OwnedPartition,
+        now_ms: i64,
+    ) -> Result<(), OffsetError> {
+        let live = op.owned.lock().len() + op.intents.lock().len();
+        let Some(cut) = op.log.compaction_cut(live) else {
             return Ok(());
         };
         let mut pending = Pending::default();
         {
-            let intents = self.intents.lock();
-            let owned = self.owned.lock();
+            // The lock order is owned, then intents.
+            let owned = op.owned.lock();
+            let intents = op.intents.lock();
             let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = intents
                 .iter()
                 .map(|(k, i)| (intent_key(k), Some(encode_intent_value(i))))
@@ -821,28 +932,18 @@ impl ShareCoordinator {
                 )
                 .collect();
             for chunk in records.chunks(256) {
-                pending.push(self.store.append(chunk, now_ms)?);
+                pending.push(op.log.append(chunk, now_ms)?);
             }
         }
         self.wait(pending)?;
-        self.store.delete_before(cut)?;
+        op.log.delete_before(cut)?;
         Ok(())
     }
 
-    /// Start offsets of `group`'s share-partitions (owner side).
-    pub fn start_offsets(&self, group: &str) -> BTreeMap<([u8; 16], i32), i64> {
-        self.owned
-            .lock()
-            .iter()
-            .filter(|(k, _)| k.0 == group)
-            .map(|((_, t, p), o)| ((*t, *p), o.persisted.start_offset))
-            .collect()
-    }
-
     /// The start offsets of `keys` (share-partitions of `group`) wherever their state is owned
-    /// (DescribeShareGroupOffsets): here from the owned state, at a remote owner through
-    /// ReadShareGroupStateSummary, as Kafka's group coordinator asks its persister.
-    /// Share-partitions without state are absent. Blocking (it may wait for another broker).
+    /// (DescribeShareGroupOffsets): here from the owned state, at each remote owner through
+    /// one ReadShareGroupStateSummary, as Kafka's group coordinator asks its persister.
+    /// Share-partitions without state are absent. Blocking (it may wait for other brokers).
     pub fn start_offsets_of(
         &self,
         group: &str,
@@ -851,63 +952,66 @@ impl ShareCoordinator {
         use weir_protocol::requests::{
             ReadShareGroupStateSummaryRequest, ReadShareStatePartition, ReadShareStateTopic,
         };
-        let (node, addr) = match self.owner() {
-            persister::Owner::Local => {
-                let owned = self.start_offsets(group);
-                return Ok(keys
-                    .iter()
-                    .filter_map(|k| owned.get(&(k.1, k.2)).map(|start| ((k.1, k.2), *start)))
-                    .collect());
+        let mut out = BTreeMap::new();
+        let mut remote: BTreeMap<(i32, String), Vec<ShareKey>> = BTreeMap::new();
+        for key in keys {
+            match self.owner_of(key) {
+                persister::Owner::Local => {
+                    if let Some((start, _, _)) = self.owner_summary(key) {
+                        out.insert((key.1, key.2), start);
+                    }
+                }
+                persister::Owner::Remote { node, addr } => {
+                    remote.entry((node, addr)).or_default().push(key.clone());
+                }
+                persister::Owner::Unknown => {
+                    return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+                }
             }
-            persister::Owner::Unknown => {
-                return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
-            persister::Owner::Remote { node, addr } => (node, addr),
-        };
-        if keys.is_empty() {
-            return Ok(BTreeMap::new());
         }
-        let partitions = by_topic(keys, |partition| ReadShareStatePartition {
-            partition,
-            leader_epoch: -1,
-        });
-        let request = Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest {
-            group_id: group.to_string(),
-            topics: partitions
-                .into_iter()
-                .map(|(topic_id, partitions)| ReadShareStateTopic {
-                    topic_id,
-                    partitions,
-                })
-                .collect(),
-        });
-        let Response::ReadShareGroupStateSummary(r) =
-            self.call_owner(node, &addr, request, "read")?
-        else {
-            return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
-        };
-        Ok(r.results
-            .into_iter()
-            .flat_map(|t| {
-                let topic_id = t.topic_id;
-                t.partitions
+        for ((node, addr), keys) in remote {
+            let partitions = by_topic(&keys, |partition| ReadShareStatePartition {
+                partition,
+                leader_epoch: -1,
+            });
+            let request = Request::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest {
+                group_id: group.to_string(),
+                topics: partitions
                     .into_iter()
-                    .filter(|p| {
-                        p.error_code == weir_protocol::ErrorCode::NONE && p.start_offset >= 0
+                    .map(|(topic_id, partitions)| ReadShareStateTopic {
+                        topic_id,
+                        partitions,
                     })
-                    .map(move |p| ((topic_id, p.partition), p.start_offset))
-            })
-            .collect())
+                    .collect(),
+            });
+            let Response::ReadShareGroupStateSummary(r) =
+                self.call_owner(node, &addr, request, "read")?
+            else {
+                return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE);
+            };
+            for t in r.results {
+                for p in t.partitions {
+                    if p.error_code == weir_protocol::ErrorCode::NONE && p.start_offset >= 0 {
+                        out.insert((t.topic_id, p.partition), p.start_offset);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The keys of `group`'s owned state.
     pub fn owned_keys(&self, group: &str) -> Vec<ShareKey> {
-        self.owned
-            .lock()
-            .keys()
-            .filter(|k| k.0 == group)
-            .cloned()
-            .collect()
+        self.owned_keys_where(|k| k.0 == group)
+    }
+
+    /// The keys of the state owned here that `keep` keeps.
+    fn owned_keys_where(&self, keep: impl Fn(&ShareKey) -> bool) -> Vec<ShareKey> {
+        let mut out = Vec::new();
+        for (_, op) in self.state.all() {
+            out.extend(op.owned.lock().keys().filter(|k| keep(k)).cloned());
+        }
+        out
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1046,7 +1150,7 @@ impl ShareCoordinator {
         use weir_protocol::requests::{
             ReadShareGroupStateRequest, ReadShareStatePartition, ReadShareStateTopic,
         };
-        match self.owner() {
+        match self.owner_of(key) {
             persister::Owner::Local => self.owner_read(key, leader_epoch),
             persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
             persister::Owner::Remote { node, addr } => {
@@ -1099,7 +1203,7 @@ impl ShareCoordinator {
             InitializeShareGroupStateRequest, InitializeShareStatePartition,
             InitializeShareStateTopic,
         };
-        match self.owner() {
+        match self.owner_of(key) {
             persister::Owner::Local => {
                 let mut pending = Pending::default();
                 pending.push(self.owner_initialize(key, start_offset, 0, now_ms)?);
@@ -1162,7 +1266,7 @@ impl ShareCoordinator {
             return Ok(pending);
         };
         let epochs = sp.epochs();
-        let result = match self.owner() {
+        let result = match self.owner_of(key) {
             persister::Owner::Local => self
                 .owner_write(
                     key,
@@ -1213,7 +1317,7 @@ impl ShareCoordinator {
     pub fn wait(&self, pending: Pending) -> Result<(), OffsetError> {
         let mut result = Ok(());
         for (keys, p) in pending.appends {
-            if let Err(e) = self.store.wait(p) {
+            if let Err(e) = p.wait() {
                 tracing::warn!(error = %e, "share state not written");
                 for key in &keys {
                     self.drop_loaded(key);
@@ -1379,11 +1483,22 @@ mod tests {
         );
         let topics = TopicRegistry::open(dir, data, weir_storage::FsyncPolicy::Never, replicas)
             .expect("topics");
-        let (mut store, replayed) = ShareStateStore::open(&topics).expect("store");
-        store.set_compact_after_records(50);
-        let c = ShareCoordinator::new(store, ShareDefaults::default());
-        c.load(replayed, |_| true);
+        let mut c = ShareCoordinator::new(ShareDefaults::default());
+        c.set_compact_after_records(50);
+        let topic = store::open_topic(&topics, STATE_PARTITIONS).expect("state topic");
+        for p in topic.local_partitions() {
+            c.load_state_partition(p.index, p.clone(), STATE_PARTITIONS, |_| true)
+                .expect("replayed");
+        }
         (topics, c)
+    }
+
+    /// Several state partitions, so that keys spread over them.
+    const STATE_PARTITIONS: i32 = 4;
+
+    /// The log holding `key`'s state.
+    fn state_log(c: &ShareCoordinator, key: &ShareKey) -> Arc<crate::partition::Partition> {
+        c.owned_here(key).expect("owned").log.partition().clone()
     }
 
     #[test]
@@ -1420,7 +1535,7 @@ mod tests {
                 c.wait(pending).expect("durable");
                 c.compact_if_due(0).expect("compaction");
             }
-            let partition = c.store.partition().expect("partition");
+            let partition = state_log(&c, &key);
             let log = &partition.log;
             assert!(log.log_start_offset() > 0, "history was never dropped");
             assert!(
@@ -1573,5 +1688,78 @@ mod tests {
             .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
             .expect("reload");
         assert_eq!(again.lock().start_offset(), 10);
+    }
+
+    #[test]
+    fn keys_spread_over_the_state_partitions_and_each_is_owned_by_its_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (topics, c) = open(dir.path());
+        let settings = ShareSettings::default();
+        let keys: Vec<ShareKey> = (0..16).map(|p| ("g".to_string(), [3; 16], p)).collect();
+        let index_of = |k: &ShareKey| {
+            crate::internal_partitions::partition_for(&coordinator_key(k), STATE_PARTITIONS)
+        };
+        let used: std::collections::BTreeSet<i32> = keys.iter().map(index_of).collect();
+        assert!(used.len() > 1, "16 keys all hashed to one of 4 partitions");
+        for k in &keys {
+            let sp = c.load_partition(k, 0, &settings, || 0, 0).expect("load");
+            accept_one(&c, k, &sp, 0);
+            assert_eq!(
+                state_log(&c, k).index,
+                index_of(k),
+                "{k:?} is written to the partition its key hashes to"
+            );
+        }
+        // Another broker leads one of the used partitions now: its keys are owned there, the
+        // others still here; a partition nobody is known to lead has no owner.
+        let gone = *used.iter().next().expect("a used partition");
+        c.unload_state_partition(gone);
+        let security =
+            crate::cluster::peer::PeerSecurity::plaintext(Arc::new(crate::metrics::Metrics::new()));
+        let owners = BTreeMap::from([(gone, (7, "b7:9092".to_string()))]);
+        c.set_remote_owners(0, &security, STATE_PARTITIONS, owners);
+        for k in &keys {
+            let expected = match index_of(k) {
+                i if i == gone => persister::Owner::Remote {
+                    node: 7,
+                    addr: "b7:9092".to_string(),
+                },
+                _ => persister::Owner::Local,
+            };
+            assert_eq!(c.owner_of(k), expected, "{k:?}");
+            assert_eq!(c.owns_state(k), index_of(k) != gone);
+        }
+        c.set_remote_owners(0, &security, STATE_PARTITIONS, BTreeMap::new());
+        let moved = keys
+            .iter()
+            .find(|k| index_of(k) == gone)
+            .expect("a moved key");
+        assert_eq!(c.owner_of(moved), persister::Owner::Unknown);
+        assert_eq!(
+            c.owner_read(moved, 0).err(),
+            Some(weir_protocol::ErrorCode::NOT_COORDINATOR),
+            "a broker that does not lead the key's partition refuses to serve it"
+        );
+        // Leading it again replays that partition's log alone: the state is all there.
+        let replica = topics
+            .partition(SHARE_STATE_TOPIC, gone)
+            .expect("state partition");
+        c.load_state_partition(gone, replica, STATE_PARTITIONS, |_| true)
+            .expect("replayed");
+        for k in &keys {
+            assert_eq!(c.owner_summary(k).map(|s| s.0), Some(1), "{k:?}");
+        }
+        // Deleted state is deleted in each key's own partition, across a restart.
+        let (deleted, left) = keys.split_at(10);
+        let pending = c.remove_partitions(deleted, 0);
+        c.wait(pending).expect("tombstones durable");
+        drop((topics, c));
+        let (_topics, c) = open(dir.path());
+        for k in deleted {
+            assert_eq!(c.owner_summary(k), None, "{k:?} was deleted");
+        }
+        for k in left {
+            assert_eq!(c.owner_summary(k).map(|s| s.0), Some(1), "{k:?} was kept");
+        }
     }
 }

@@ -1,18 +1,20 @@
-//! The share state log: the internal topic `__share_group_state`, one partition, holding every
-//! share group's epoch and every share-partition's persisted state as the records of
-//! `share::records`. At start (or when this broker becomes the leader of the partition, in a
-//! cluster) the log is replayed into [`Replayed`]; afterwards the coordinator holds the state in
-//! memory and only appends.
+//! The share state log: the internal topic `__share_group_state`, holding every share-partition's
+//! persisted state as the records of `share::records`. A share-partition's state lives in one
+//! partition of the topic, chosen by hashing its key as Kafka does (`group:topicId:partition`);
+//! the broker that leads that partition owns the state (it is the share coordinator of the key).
+//! When a broker starts leading a state partition (at start on a single node, which leads them
+//! all) the partition's log is replayed into [`Replayed`]; afterwards the owner holds the state
+//! in memory and only appends.
 //!
-//! The log is kept bounded the way `offsets` keeps `__consumer_offsets` bounded: when it holds
-//! many more records than there are live keys, the coordinator appends a snapshot of every key
-//! (see `ShareCoordinator::compact_if_due`) and the records before the first of them are
-//! deleted, so a restart replays at most a snapshot and what followed it.
+//! Each partition's log is kept bounded the way `offsets` keeps `__consumer_offsets` bounded:
+//! when it holds many more records than there are live keys, the owner appends a snapshot of
+//! every key (see `ShareCoordinator::compact_if_due`) and the records before the first of them
+//! are deleted, so a restart replays at most a snapshot and what followed it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use weir_storage::records::NewRecord;
 use weir_storage::{AppendOptions, PendingAppend};
 
@@ -24,7 +26,7 @@ use super::records::{
 use crate::consumer_groups::TopicId;
 use crate::offsets::OffsetError;
 use crate::partition::Partition;
-use crate::topics::TopicRegistry;
+use crate::topics::{Topic, TopicRegistry};
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 /// Compact when the log holds more than this many records and more than twice the live keys.
@@ -36,6 +38,24 @@ pub const MAX_REPLAYED_WINDOW: usize = 100_000;
 /// A share-partition's identity: group, topic id, partition.
 pub type ShareKey = (String, TopicId, i32);
 
+/// The topic configs of `__share_group_state`.
+pub fn topic_configs() -> Vec<(String, String)> {
+    vec![
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
+    ]
+}
+
+/// The share state topic of a single node, created with `partition_count` partitions if it
+/// does not exist yet. An existing topic keeps its partition count (every key's state would
+/// move otherwise), so data directories written with one partition keep working.
+pub fn open_topic(topics: &TopicRegistry, partition_count: i32) -> Result<Arc<Topic>, OffsetError> {
+    match topics.get(SHARE_STATE_TOPIC) {
+        Some(t) => Ok(t),
+        None => Ok(topics.create(SHARE_STATE_TOPIC, partition_count, &topic_configs(), true)?),
+    }
+}
+
 /// What a replay of the log found.
 #[derive(Debug, Default)]
 pub struct Replayed {
@@ -44,76 +64,50 @@ pub struct Replayed {
     pub intents: BTreeMap<ShareKey, DeadLetterIntent>,
 }
 
+/// An append to a share state partition, to wait for before answering.
+pub struct StateAppend {
+    partition: Arc<Partition>,
+    append: PendingAppend,
+}
+
+impl StateAppend {
+    /// Waits until the append is durable and committed by the state partition's replicas.
+    /// Blocking.
+    pub fn wait(self) -> Result<(), OffsetError> {
+        let appended = self.append.wait()?;
+        self.partition.note_durable();
+        crate::offsets::wait_replicated(&self.partition, &appended)?;
+        Ok(())
+    }
+}
+
+/// The log of one partition of the share state topic, led by this broker.
 pub struct ShareStateStore {
-    /// The state partition: on a single node always there; in a cluster, while this broker
-    /// leads it (it is the share coordinator).
-    partition: RwLock<Option<Arc<Partition>>>,
+    partition: Arc<Partition>,
     /// Orders appends so a compaction's cut never passes a record appended before it.
     write_order: Mutex<()>,
     compact_after_records: i64,
 }
 
 impl ShareStateStore {
-    /// Opens (creating if needed) the state topic and replays it.
-    pub fn open(topics: &TopicRegistry) -> Result<(Self, Replayed), OffsetError> {
-        let topic = match topics.get(SHARE_STATE_TOPIC) {
-            Some(t) => t,
-            None => topics.create(
-                SHARE_STATE_TOPIC,
-                1,
-                &[
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), SEGMENT_BYTES.to_string()),
-                ],
-                true,
-            )?,
-        };
-        let store = Self {
-            partition: RwLock::new(topic.partition(0).cloned()),
-            write_order: Mutex::new(()),
-            compact_after_records: COMPACT_AFTER_RECORDS,
-        };
-        let replayed = store.replay()?;
-        Ok((store, replayed))
-    }
-
-    /// A store without its partition (a cluster broker that is not the share coordinator).
-    pub fn detached() -> Self {
+    /// The log of `partition` (replay it with [`Self::replay`]).
+    pub fn new(partition: Arc<Partition>, compact_after_records: Option<i64>) -> Self {
         Self {
-            partition: RwLock::new(None),
+            partition,
             write_order: Mutex::new(()),
-            compact_after_records: COMPACT_AFTER_RECORDS,
+            compact_after_records: compact_after_records.unwrap_or(COMPACT_AFTER_RECORDS),
         }
     }
 
-    #[cfg(test)]
-    pub fn set_compact_after_records(&mut self, n: i64) {
-        self.compact_after_records = n;
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.partition
     }
 
-    pub fn partition(&self) -> Option<Arc<Partition>> {
-        self.partition.read().clone()
-    }
-
-    /// Takes over `partition` (this broker leads it now) and replays it.
-    pub fn attach(&self, partition: Arc<Partition>) -> Result<Replayed, OffsetError> {
-        let _order = self.write_order.lock();
-        *self.partition.write() = Some(partition);
-        self.replay()
-    }
-
-    pub fn detach(&self) {
-        let _order = self.write_order.lock();
-        *self.partition.write() = None;
-    }
-
-    fn replay(&self) -> Result<Replayed, OffsetError> {
+    /// Reads the log from its start.
+    pub fn replay(&self) -> Result<Replayed, OffsetError> {
         let mut out = Replayed::default();
-        let Some(partition) = self.partition() else {
-            return Ok(out);
-        };
         let mut corrupt = None;
-        crate::log_scan::for_each_batch(&partition.log, |_, batch| {
+        crate::log_scan::for_each_batch(&self.partition.log, |_, batch| {
             let records = match weir_storage::records::decode_records(batch) {
                 Ok(r) => r,
                 Err(e) => {
@@ -182,20 +176,15 @@ impl ShareStateStore {
     }
 
     /// Appends records (key, value or tombstone) without waiting; `None` if there is nothing to
-    /// append or no partition.
+    /// append.
     pub fn append(
         &self,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
         now_ms: i64,
-    ) -> Result<Option<PendingAppend>, OffsetError> {
+    ) -> Result<Option<StateAppend>, OffsetError> {
         if records.is_empty() {
             return Ok(None);
         }
-        let Some(partition) = self.partition() else {
-            return Err(OffsetError::NotCoordinator(
-                crate::partition::ReplicaError::NotLeader,
-            ));
-        };
         let new: Vec<NewRecord<'_>> = records
             .iter()
             .map(|(k, v)| NewRecord {
@@ -207,26 +196,18 @@ impl ShareStateStore {
             .collect();
         let batch = weir_storage::records::encode_batch(&new);
         let _order = self.write_order.lock();
-        Ok(Some(partition.append(batch, &AppendOptions::default())?))
-    }
-
-    /// Waits until an append is durable and committed by the share state partition's replicas.
-    /// Blocking.
-    pub fn wait(&self, pending: PendingAppend) -> Result<(), OffsetError> {
-        let appended = pending.wait()?;
-        if let Some(p) = self.partition() {
-            p.note_durable();
-            crate::offsets::wait_replicated(&p, &appended)?;
-        }
-        Ok(())
+        let append = self.partition.append(batch, &AppendOptions::default())?;
+        Ok(Some(StateAppend {
+            partition: self.partition.clone(),
+            append,
+        }))
     }
 
     /// Whether the log has grown enough, against `live_keys`, to be compacted; if so, the offset
     /// a compaction's snapshot starts at (everything before it is superseded once the snapshot
     /// is written).
     pub fn compaction_cut(&self, live_keys: usize) -> Option<i64> {
-        let partition = self.partition()?;
-        let log = &partition.log;
+        let log = &self.partition.log;
         let held = log.log_end_offset() - log.log_start_offset();
         let live = i64::try_from(live_keys).unwrap_or(i64::MAX);
         if held > self.compact_after_records && held > live.saturating_mul(2) {
@@ -239,12 +220,13 @@ impl ShareStateStore {
 
     /// Deletes the records before `cut` (a compaction's snapshot is durable).
     pub fn delete_before(&self, cut: i64) -> Result<i64, OffsetError> {
-        let Some(partition) = self.partition() else {
-            return Ok(0);
-        };
-        let start = partition.log.delete_records_before(cut)?;
-        partition.note_log_start();
-        tracing::info!(log_start_offset = start, "compacted {SHARE_STATE_TOPIC}");
+        let start = self.partition.log.delete_records_before(cut)?;
+        self.partition.note_log_start();
+        tracing::info!(
+            partition = self.partition.index,
+            log_start_offset = start,
+            "compacted {SHARE_STATE_TOPIC}"
+        );
         Ok(start)
     }
 }

@@ -137,18 +137,7 @@ impl TxnCoordinator {
         let Some(topic) = topics.get(TXN_TOPIC) else {
             return Ok(());
         };
-        let leading: Vec<_> = topic
-            .local_partitions()
-            .map(|p| (p.index, p.clone()))
-            .collect();
-        let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
-        match crate::internal_partitions::follow(self, &leading, count)
-            .into_iter()
-            .next()
-        {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
-        }
+        crate::internal_partitions::follow_every_local(self, &topic)
     }
 
     /// In a cluster: creates the (replicated, internal) topic if the cluster has none, with

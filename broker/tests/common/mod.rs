@@ -129,6 +129,13 @@ impl Broker {
         self.spawn();
     }
 
+    /// Starts the broker again on the same ports and data, with `extra` flags instead of the
+    /// first start's (a later version's settings, say).
+    pub fn start_again_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.start_again();
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
