@@ -17,7 +17,10 @@ use crate::offsets::OFFSETS_TOPIC;
 use crate::topic_admin::CreateSpec;
 use crate::topics::{valid_topic_name, Topic};
 
-/// FindCoordinator key type for transactional ids.
+/// FindCoordinator key types: group ids, transactional ids. (Kafka's third, share-partition keys
+/// for the inter-broker share state APIs, needs FindCoordinator v6; Weir serves up to v4 and its
+/// brokers find share coordinators from the cluster metadata.)
+const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// ApiVersions: every API served, and the features clients read from it (KIP-584).
@@ -298,6 +301,18 @@ pub async fn find_coordinator(
     az: &Authz,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    if ![KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION].contains(&request.key_type) {
+        // As Kafka: a type it does not know, or share keys below v6, is an invalid request.
+        let message = format!("unknown coordinator key type {}", request.key_type);
+        return FindCoordinatorResponse {
+            coordinators: request
+                .keys
+                .into_iter()
+                .map(|key| no_coordinator(key, ErrorCode::INVALID_REQUEST, Some(message.clone())))
+                .collect(),
+            ..FindCoordinatorResponse::default()
+        };
+    }
     let coordinators = group_coordinators(broker).await;
     if request.key_type == KEY_TYPE_TRANSACTION {
         // The first lookup of a transactional id creates the state topic, as in Kafka.
@@ -316,14 +331,7 @@ pub async fn find_coordinator(
                 (ResourceType::Group, ErrorCode::GROUP_AUTHORIZATION_FAILED)
             };
             if !az.allows(AclOperation::Describe, resource, &key) {
-                return Coordinator {
-                    key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code: refusal,
-                    error_message: None,
-                };
+                return no_coordinator(key, refusal, None);
             }
             if request.key_type == KEY_TYPE_TRANSACTION {
                 return match txn_coordinator(broker, &key) {
@@ -335,16 +343,11 @@ pub async fn find_coordinator(
                         error_code: ErrorCode::NONE,
                         error_message: None,
                     },
-                    None => Coordinator {
+                    None => no_coordinator(
                         key,
-                        node_id: -1,
-                        host: String::new(),
-                        port: -1,
-                        error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                        error_message: Some(
-                            "the transaction state partition has no leader yet".into(),
-                        ),
-                    },
+                        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                        Some("the transaction state partition has no leader yet".into()),
+                    ),
                 };
             }
             match group_coordinator(broker, &coordinators, &key) {
@@ -356,20 +359,33 @@ pub async fn find_coordinator(
                     error_code: ErrorCode::NONE,
                     error_message: None,
                 },
-                None => Coordinator {
+                None => no_coordinator(
                     key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    error_message: Some("the offsets partition has no leader yet".into()),
-                },
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    Some("the offsets partition has no leader yet".into()),
+                ),
             }
         })
         .collect();
     FindCoordinatorResponse {
         coordinators,
         ..FindCoordinatorResponse::default()
+    }
+}
+
+/// A FindCoordinator answer for `key` without a coordinator.
+fn no_coordinator(
+    key: String,
+    error_code: ErrorCode,
+    error_message: Option<String>,
+) -> Coordinator {
+    Coordinator {
+        key,
+        node_id: -1,
+        host: String::new(),
+        port: -1,
+        error_code,
+        error_message,
     }
 }
 
