@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -210,12 +210,33 @@ def grant_alice(admin, topic):
 
 
 def produce(conf, topic, values):
+    """Writes `values` (acks=all), each exactly once. ACLs granted through one broker reach
+    the others through etcd a moment later (as Kafka's brokers apply the metadata log after
+    CreateAcls is answered): values refused with TOPIC_AUTHORIZATION_FAILED are sent again
+    until the deadline."""
+    deadline = time.monotonic() + WAIT_S
     p = Producer({**conf, "acks": "all", "message.timeout.ms": 60000})
-    errors = []
-    for v in values:
-        p.produce(topic, v, on_delivery=lambda err, _m: err and errors.append(err))
-    assert p.flush(WAIT_S) == 0, "records not delivered"
-    assert errors == [], errors
+    pending = list(values)
+    while True:
+        errors, refused = [], []
+
+        def delivered(err, m):
+            if err is None:
+                return
+            if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                refused.append(m.value())
+            else:
+                errors.append(err)
+
+        for v in pending:
+            p.produce(topic, v, on_delivery=delivered)
+        assert p.flush(WAIT_S) == 0, "records not delivered"
+        assert errors == [], errors
+        if not refused:
+            return
+        assert time.monotonic() < deadline, f"{len(refused)} records refused: topic not authorized"
+        pending = refused
+        time.sleep(0.2)
 
 
 def consume_all(conf, topic, parts, n):
