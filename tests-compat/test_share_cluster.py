@@ -93,6 +93,20 @@ def group_coordinator(a, group):
     return ps[offsets_partition(group, OFFSETS_PARTITIONS)].leader
 
 
+def share_cluster(cluster_factory, spread_state=False):
+    """Three brokers, formed; one share state partition, or the default ones with
+    `spread_state`."""
+    c = cluster_factory(3, FAST if spread_state else ONE_STATE_PARTITION)
+    c.wait_formed()
+    return c
+
+
+# The state of a group's share-partitions at one broker, or spread over the brokers.
+STATE_LAYOUTS = pytest.mark.parametrize(
+    "spread_state", [False, True], ids=["one-state-partition", "spread-state"]
+)
+
+
 def share_group_with_remote_state(c, a, topic, unique):
     """With the share state topic's default partitions: a share group id whose partition 0's
     state is owned by another broker than the one leading the data partition, once the state
@@ -145,8 +159,7 @@ def share_cluster_topic(c, unique, records, group_configs=None, spread_state=Fal
 def test_share_group_reads_partitions_led_by_every_broker(cluster_factory, unique):
     """Every record exactly once when all are accepted; a released record comes back with a
     higher delivery count, a rejected one never does, whichever broker leads its partition."""
-    c = cluster_factory(3, ONE_STATE_PARTITION)
-    c.wait_formed()
+    c = share_cluster(cluster_factory)
     _, topic, group = share_cluster_topic(c, unique, 150)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
@@ -225,8 +238,7 @@ def test_share_state_owner_killed_loses_nothing(cluster_factory, unique):
 
 def consume_across_kill(cluster_factory, unique, choose_victim, spread_state=False):
     total = 300
-    c = cluster_factory(3, FAST if spread_state else ONE_STATE_PARTITION)
-    c.wait_formed()
+    c = share_cluster(cluster_factory, spread_state)
     a, topic, group = share_cluster_topic(c, unique, total, spread_state=spread_state)
     sc = share_consumer(
         c.bootstrap, group, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 20}
@@ -268,8 +280,7 @@ def test_dead_letters_delays_and_expiry_at_every_partition_leader(
     dead-letter topic once each, with where they came from; a delayed record arrives; the
     others are delivered once. With a dead-letter topic of one partition, two of the three
     leaders send their dead letters to another broker."""
-    c = cluster_factory(3, ONE_STATE_PARTITION)
-    c.wait_formed()
+    c = share_cluster(cluster_factory)
     dlq = unique("dlq")
     a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
     create_replicated(a, dlq, dlq_partitions)
@@ -517,13 +528,16 @@ def delete_when_empty(a, group):
     wait_until(f"{group} deleted", deleted)
 
 
-def test_deleted_share_group_created_again_starts_from_the_reset(cluster_factory, unique):
-    """DeleteGroups at a group coordinator that does not hold the share state deletes the state
-    too (wherever the share-partitions' state lives): a new group with the same name reads from
-    share.auto.offset.reset again, at every partition's leader."""
-    c = cluster_factory(3, ONE_STATE_PARTITION)
-    c.wait_formed()
-    a, topic, group = share_cluster_topic(c, unique, 30)
+@STATE_LAYOUTS
+def test_deleted_share_group_created_again_starts_from_the_reset(
+    cluster_factory, unique, spread_state
+):
+    """DeleteGroups at a group coordinator deletes the share state too, wherever the
+    share-partitions' state lives (at one other broker, or spread over the brokers, some of it
+    at the coordinator): a new group with the same name reads from share.auto.offset.reset
+    again, at every partition's leader."""
+    c = share_cluster(cluster_factory, spread_state)
+    a, topic, group = share_cluster_topic(c, unique, 30, spread_state=spread_state)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
     seen, _ = accept_all(sc, values(0, 30), "first group")
@@ -544,14 +558,17 @@ def test_deleted_share_group_created_again_starts_from_the_reset(cluster_factory
     assert {d for _, _, _, d in counts} == {1}, "a fresh group: first deliveries"
 
 
-def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(cluster_factory, unique):
-    """AlterShareGroupOffsets and DeleteShareGroupOffsets at the group's coordinator, which does
-    not hold the share state: refused while the group has members (NON_EMPTY_GROUP), unknown
-    topics answered UNKNOWN_TOPIC_OR_PARTITION, and what they set is what a share consumer reads
-    next."""
-    c = cluster_factory(3, ONE_STATE_PARTITION)
-    c.wait_formed()
-    a, topic, group = share_cluster_topic(c, unique, 30)
+@STATE_LAYOUTS
+def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(
+    cluster_factory, unique, spread_state
+):
+    """AlterShareGroupOffsets, DescribeShareGroupOffsets and DeleteShareGroupOffsets at the
+    group's coordinator, whose share state is held by another broker (or spread over the
+    brokers, each owner asked for its part): refused while the group has members
+    (NON_EMPTY_GROUP), unknown topics answered UNKNOWN_TOPIC_OR_PARTITION, and what they set is
+    what a share consumer reads next."""
+    c = share_cluster(cluster_factory, spread_state)
+    a, topic, group = share_cluster_topic(c, unique, 30, spread_state=spread_state)
     coordinator = c.broker(group_coordinator(a, group)).bootstrap
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
@@ -619,8 +636,7 @@ def test_an_acknowledgement_is_confirmed_only_once_the_share_state_is_replicated
 
     from confluent_kafka.admin import NewTopic
 
-    c = cluster_factory(3, ONE_STATE_PARTITION)
-    c.wait_formed()
+    c = share_cluster(cluster_factory)
     a = admin_client(c.bootstrap)
     # The first FindCoordinator creates the internal topics.
     probe = consumer(c.bootstrap, unique("probe"))
