@@ -3,12 +3,15 @@
 //! state partition (`__share_group_state`, the share coordinator). A leader on the same broker
 //! calls the owner in-process (`ShareCoordinator::owner_*`); any other one sends it Kafka's
 //! InitializeShareGroupState / ReadShareGroupState / WriteShareGroupState through this module:
-//! one bounded queue and one task per broker, which sends one request at a time, so the writes
-//! of a share-partition reach the owner in the order they were made.
+//! one bounded queue and one task per owner, which sends one request at a time, so the writes
+//! of a share-partition reach its owner in the order they were made, and an owner that does not
+//! answer (it died, until the call times out) holds up only the share-partitions it owns.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
 use weir_protocol::requests::ShareStateBatch;
@@ -18,8 +21,11 @@ use super::partition::StateBatch;
 use super::records::{state_code, state_of};
 use crate::cluster::peer::{PeerConnection, PeerSecurity};
 
-/// Requests queued for the owner before callers are refused.
+/// Requests queued for one owner before callers are refused.
 pub const QUEUE_LEN: usize = 1_024;
+/// Owners with a queue at once; past this the queues of owners not called lately are dropped
+/// (owners are brokers of the cluster, a bounded set).
+const MAX_OWNER_QUEUES: usize = 64;
 /// Longest wait for the owner's answer.
 pub const CALL_TIMEOUT_MS: u64 = 5_000;
 /// Most state batches accepted in one share-partition's read or write (the window is bounded
@@ -77,19 +83,19 @@ pub fn from_wire(batches: &[ShareStateBatch]) -> Option<Vec<StateBatch>> {
 pub type Reply = oneshot::Receiver<Result<Response, String>>;
 
 struct Job {
-    node: i32,
     addr: String,
     request: Request,
     reply: oneshot::Sender<Result<Response, String>>,
 }
 
-/// The queue to remote owners (its task is started on first use, inside the runtime).
+/// The queues to remote owners, one per owner (each one's task is started on first use,
+/// inside the runtime).
 #[derive(Default)]
 pub struct RemotePersister {
     me: AtomicI32,
     /// How to reach other brokers (the inter-broker listener's security); set with the node id.
     security: OnceLock<Arc<PeerSecurity>>,
-    tx: OnceLock<mpsc::Sender<Job>>,
+    queues: Mutex<HashMap<i32, mpsc::Sender<Job>>>,
 }
 
 impl RemotePersister {
@@ -98,34 +104,38 @@ impl RemotePersister {
         let _ = self.security.set(Arc::clone(security));
     }
 
-    /// Queues `request` for broker `node` at `addr`. `Err` if the queue is full or there is no
+    /// Queues `request` for broker `node` at `addr`. `Err` if its queue is full or there is no
     /// runtime to send it from.
     pub fn send(&self, node: i32, addr: &str, request: Request) -> Result<Reply, String> {
-        let tx = match self.tx.get() {
-            Some(tx) => tx,
-            None => {
-                let handle = tokio::runtime::Handle::try_current()
-                    .map_err(|_| "no runtime for the share state persister".to_string())?;
-                let (tx, rx) = mpsc::channel(QUEUE_LEN);
-                let security = self.security.get().cloned().ok_or_else(|| {
-                    "share state persister: no inter-broker settings yet".to_string()
-                })?;
-                if self.tx.set(tx).is_ok() {
-                    handle.spawn(run(self.me.load(Ordering::Relaxed), security, rx));
-                }
-                self.tx
-                    .get()
-                    .ok_or_else(|| "share state persister not started".to_string())?
-            }
-        };
         let (reply, rx) = oneshot::channel();
-        tx.try_send(Job {
-            node,
+        let job = Job {
             addr: addr.to_string(),
             request,
             reply,
-        })
-        .map_err(|e| format!("share state persister queue: {e}"))?;
+        };
+        let mut queues = self.queues.lock();
+        let tx = match queues.get(&node).filter(|tx| !tx.is_closed()) {
+            Some(tx) => tx.clone(),
+            None => {
+                let handle = tokio::runtime::Handle::try_current()
+                    .map_err(|_| "no runtime for the share state persister".to_string())?;
+                let security = self.security.get().cloned().ok_or_else(|| {
+                    "share state persister: no inter-broker settings yet".to_string()
+                })?;
+                if queues.len() >= MAX_OWNER_QUEUES {
+                    // Dropping a sender ends its task once the jobs queued are answered.
+                    queues.clear();
+                }
+                let (tx, rx) = mpsc::channel(QUEUE_LEN);
+                let conn = PeerConnection::new(node, self.me.load(Ordering::Relaxed), security);
+                handle.spawn(run(conn, rx));
+                queues.insert(node, tx.clone());
+                tx
+            }
+        };
+        drop(queues);
+        tx.try_send(job)
+            .map_err(|e| format!("share state persister queue for broker {node}: {e}"))?;
         Ok(rx)
     }
 }
@@ -137,16 +147,9 @@ pub fn wait_reply(reply: Reply) -> Result<Response, String> {
         .map_err(|_| "share state persister stopped".to_string())?
 }
 
-async fn run(me: i32, security: Arc<PeerSecurity>, mut rx: mpsc::Receiver<Job>) {
-    // One connection per owner seen; owners are brokers of the cluster, a bounded set.
-    let mut conns: HashMap<i32, PeerConnection> = HashMap::new();
+/// Sends the jobs of one owner, one at a time, over one connection.
+async fn run(mut conn: PeerConnection, mut rx: mpsc::Receiver<Job>) {
     while let Some(job) = rx.recv().await {
-        if conns.len() > 64 && !conns.contains_key(&job.node) {
-            conns.clear();
-        }
-        let conn = conns
-            .entry(job.node)
-            .or_insert_with(|| PeerConnection::new(job.node, me, Arc::clone(&security)));
         let result = conn
             .call(&job.addr, job.request, CALL_TIMEOUT_MS)
             .await
@@ -159,6 +162,42 @@ async fn run(me: i32, security: Arc<PeerSecurity>, mut rx: mpsc::Receiver<Job>) 
 mod tests {
     use super::super::partition::{ArchiveReason, PersistedState};
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_owner_that_does_not_answer_holds_up_only_its_own_queue() {
+        use tokio::io::AsyncReadExt;
+        use tokio::net::TcpListener;
+        // Owner 1 accepts connections and never answers (a broker hung or gone).
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent_addr = silent.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let other = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let other_addr = other.local_addr().expect("addr").to_string();
+        let persister = RemotePersister::default();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        persister.set_node(0, &PeerSecurity::plaintext(metrics));
+        let request =
+            || Request::ApiVersions(weir_protocol::requests::ApiVersionsRequest::default());
+        let mut stuck = persister.send(1, &silent_addr, request()).expect("queued");
+        let _second = persister.send(2, &other_addr, request()).expect("queued");
+        // Owner 2 gets its request while owner 1's call still waits for an answer (one queue
+        // for every owner sent it only after owner 1's call timed out).
+        let (mut socket, _) = other.accept().await.expect("owner 2 called");
+        let mut size = [0u8; 4];
+        socket
+            .read_exact(&mut size)
+            .await
+            .expect("a request to owner 2");
+        assert!(
+            matches!(stuck.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+            "owner 1's call was answered before owner 2 was called"
+        );
+    }
 
     #[test]
     fn state_batches_round_trip_on_the_wire_and_bad_ones_are_refused() {
