@@ -807,6 +807,27 @@ fn leadership_change<O: crate::internal_partitions::PartitionOwner>(
     (!unchanged).then_some((leading, count))
 }
 
+/// [`crate::internal_partitions::follow`], logging each partition of `topic` newly loaded
+/// ("`role` topic partition i") and unloaded ("no longer `role` ..."). Blocking.
+fn follow_logged<O: PartitionOwner>(
+    owner: &O,
+    leading: &[(i32, Arc<Partition>)],
+    count: i32,
+    topic: &str,
+    role: &str,
+) -> Vec<(i32, O::Error)> {
+    let before: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
+    let failed = crate::internal_partitions::follow(owner, leading, count);
+    let after: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
+    for i in after.iter().filter(|i| !before.contains(i)) {
+        tracing::info!(partition = *i, "{role} {topic} partition {i}");
+    }
+    for i in before.iter().filter(|i| !after.contains(i)) {
+        tracing::info!(partition = *i, "no longer {role} {topic} partition {i}");
+    }
+    failed
+}
+
 /// Each group is coordinated by the leader of its `__consumer_offsets` partition: load the
 /// groups of the partitions this broker newly leads, drop those of the partitions it stopped
 /// leading (see `internal_partitions`).
@@ -838,24 +859,13 @@ async fn follow_txn_coordination(broker: &Arc<Broker>) {
     };
     let b = broker.clone();
     let followed = tokio::task::spawn_blocking(move || {
-        let before: Vec<i32> = b.txn.loaded_partitions().iter().map(|(i, _)| *i).collect();
-        let failed = crate::internal_partitions::follow(&b.txn, &leading, count);
-        let after: Vec<i32> = b.txn.loaded_partitions().iter().map(|(i, _)| *i).collect();
-        for i in after.iter().filter(|i| !before.contains(i)) {
-            tracing::info!(
-                partition = *i,
-                "coordinating the transactions of {} partition {i}",
-                crate::txn::TXN_TOPIC
-            );
-        }
-        for i in before.iter().filter(|i| !after.contains(i)) {
-            tracing::info!(
-                partition = *i,
-                "no longer coordinating the transactions of {} partition {i}",
-                crate::txn::TXN_TOPIC
-            );
-        }
-        failed
+        follow_logged(
+            &b.txn,
+            &leading,
+            count,
+            crate::txn::TXN_TOPIC,
+            "coordinating the transactions of",
+        )
     })
     .await;
     for (index, e) in followed.unwrap_or_default() {
@@ -898,19 +908,13 @@ async fn follow_share_coordination(broker: &Arc<Broker>) {
     };
     let b = broker.clone();
     let followed = tokio::task::spawn_blocking(move || {
-        let owner = ShareStatePartitions(&b);
-        let before: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
-        let failed = crate::internal_partitions::follow(&owner, &leading, count);
-        let after: Vec<i32> = owner.loaded().iter().map(|(i, _)| *i).collect();
-        let gained: Vec<i32> = after.iter().filter(|i| !before.contains(i)).copied().collect();
-        let lost: Vec<i32> = before.iter().filter(|i| !after.contains(i)).copied().collect();
-        if !gained.is_empty() {
-            tracing::info!(partitions = ?gained, "owning the share state of {} partitions", crate::share::SHARE_STATE_TOPIC);
-        }
-        if !lost.is_empty() {
-            tracing::info!(partitions = ?lost, "no longer owning the share state of {} partitions", crate::share::SHARE_STATE_TOPIC);
-        }
-        failed
+        follow_logged(
+            &ShareStatePartitions(&b),
+            &leading,
+            count,
+            crate::share::SHARE_STATE_TOPIC,
+            "owning the share state of",
+        )
     })
     .await;
     for (index, e) in followed.unwrap_or_default() {

@@ -66,6 +66,19 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
+/// The write of `record` at `key` (no lease), or its deletion when there is no record: how the
+/// stores of entities without values (configs, quotas, SCRAM users) forget them.
+fn put_or_delete<T: serde::Serialize>(key: Vec<u8>, record: Option<&T>) -> Result<Op, StoreError> {
+    Ok(match record {
+        Some(record) => Op::Put {
+            key,
+            value: encode(record)?,
+            lease: None,
+        },
+        None => Op::Delete { key },
+    })
+}
+
 /// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
 pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -496,15 +509,7 @@ impl EtcdStore {
             let Some(next) = change(&stored) else {
                 return Ok(None);
             };
-            let op = if next.is_empty() {
-                Op::Delete { key: key.clone() }
-            } else {
-                Op::Put {
-                    key: key.clone(),
-                    value: encode(&next)?,
-                    lease: None,
-                }
-            };
+            let op = put_or_delete(key.clone(), (!next.is_empty()).then_some(&next))?;
             let r = self.note(self.client.txn(&[compare], &[op], &[]).await)?;
             if r.succeeded {
                 return Ok(Some(r.revision));
@@ -519,46 +524,32 @@ impl EtcdStore {
         &self,
         entries: &[(QuotaEntity, QuotaValues)],
     ) -> Result<i64, StoreError> {
-        let mut ops = Vec::with_capacity(entries.len());
-        for (entity, values) in entries {
-            let key = self.keys.quota(&entity.id());
-            ops.push(if values.is_empty() {
-                Op::Delete { key }
-            } else {
-                let record = QuotaRecord {
+        let ops = entries
+            .iter()
+            .map(|(entity, values)| {
+                let record = (!values.is_empty()).then(|| QuotaRecord {
                     entity: entity.clone(),
                     values: values.clone(),
-                };
-                Op::Put {
-                    key,
-                    value: encode(&record)?,
-                    lease: None,
-                }
-            });
-        }
+                });
+                put_or_delete(self.keys.quota(&entity.id()), record.as_ref())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.write_chunked(&ops).await
     }
 
     /// Writes each user's SCRAM credentials (`scram/<user>`), deleting users left without any.
     /// Returns the revision of the last write.
     pub async fn put_scram_users(&self, users: &ScramUsers) -> Result<i64, StoreError> {
-        let mut ops = Vec::with_capacity(users.len());
-        for (user, credentials) in users {
-            let key = self.keys.scram_user(user);
-            ops.push(if credentials.is_empty() {
-                Op::Delete { key }
-            } else {
-                let record = ScramRecord {
+        let ops = users
+            .iter()
+            .map(|(user, credentials)| {
+                let record = (!credentials.is_empty()).then(|| ScramRecord {
                     user: user.clone(),
                     credentials: credentials.clone(),
-                };
-                Op::Put {
-                    key,
-                    value: encode(&record)?,
-                    lease: None,
-                }
-            });
-        }
+                });
+                put_or_delete(self.keys.scram_user(user), record.as_ref())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.write_chunked(&ops).await
     }
 
