@@ -66,6 +66,8 @@ class WeirBroker:
         self.extra_args = list(extra_args)
         self.proc = None
         self.starts = 0
+        # Extra environment of the broker process from its next start (e.g. WEIR_CRASH_AT).
+        self.env = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class WeirBroker:
             log.flush()
             self.proc = subprocess.Popen(
                 self.command(),
-                env={**os.environ, "NO_COLOR": "1"},
+                env={**os.environ, "NO_COLOR": "1", **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -326,6 +326,104 @@ def test_dead_letters_delays_and_expiry_at_every_partition_leader(
             assert h["weir.dlq.reason"] == reason
 
 
+def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
+    cluster_factory, unique
+):
+    """The leader of a source partition sends a rejected record to the dead-letter partition's
+    leader on another broker and crashes (a crash point aborts it) after that leader committed
+    the dead letter, before the record is archived. The source partition's new leader finds
+    the dead-letter intent at the share coordinator (a third broker) and sends the same batch
+    again with the same producer id and sequence: the dead letter is there once, the record is
+    archived and never delivered again, the others are delivered once."""
+    c = share_cluster(cluster_factory)
+    dlq = unique("dlq")
+    a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
+    create_replicated(a, dlq, 1)
+    wait_until("the dead-letter leader settled", lambda: preferred_leaders_elected(a, dlq, 1))
+    dlq_leader = leader_of(a, dlq, 0)
+    owner = leader_of(a, "__share_group_state", 0)
+    leaders = {p: leader_of(a, topic, p) for p in range(PARTITIONS)}
+    # A source partition led neither by the dead-letter leader nor, if possible, by the owner.
+    candidates = [p for p, l in leaders.items() if l != dlq_leader]
+    source = min(candidates, key=lambda p: leaders[p] == owner)
+    sender = c.broker(leaders[source])
+    sender.env = {"WEIR_CRASH_AT": "dead-letters-sent"}
+    sender.restart()
+    wait_until("leaders back", lambda: preferred_leaders_elected(a, topic, PARTITIONS))
+    wait_until("dead-letter leader back", lambda: preferred_leaders_elected(a, dlq, 1))
+    assert leader_of(a, topic, source) == sender.node_id
+    records = [{"value": b"poison", "partition": source}] + [
+        {"value": f"good-{i}".encode(), "partition": i % PARTITIONS} for i in range(6)
+    ]
+    produce_and_flush(producer(c.bootstrap, **{"acks": "all"}), topic, records)
+    sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
+    sc.subscribe([topic])
+    delivered = []
+    want = {f"good-{i}".encode() for i in range(6)}
+    deadline = time.monotonic() + WAIT_S * 3
+    while time.monotonic() < deadline:
+        try:
+            ms = [m for m in sc.poll(0.5) if m.error() is None]
+        except KafkaException:  # the sender is away: poll again
+            continue
+        for m in ms:
+            delivered.append(m.value())
+            kind = AcknowledgeType.REJECT if m.value() == b"poison" else AcknowledgeType.ACCEPT
+            sc.acknowledge(m, kind)
+        if ms:
+            try:
+                sc.commit_sync(WAIT_S)
+            except KafkaException:
+                pass
+        if want <= set(delivered) and sender.proc.poll() is not None:
+            break
+    assert sender.proc.poll() is not None, "the sender never reached the crash point"
+    assert b"crash point reached" in sender.stderr_tail().encode(), sender.stderr_tail()
+    # The new leader of the source partition loads the share-partition when the consumer
+    # fetches from it, and settles the intent: the record is archived.
+    sender.env = {}
+
+    def consume():
+        try:
+            ms = [m for m in sc.poll(0.3) if m.error() is None]
+        except KafkaException:
+            return
+        for m in ms:
+            delivered.append(m.value())
+            sc.acknowledge(m, AcknowledgeType.ACCEPT)
+        if ms:
+            try:
+                sc.commit_sync(WAIT_S)
+            except KafkaException:
+                pass
+
+    def archived():
+        consume()
+        for b in c.brokers:
+            if b.proc.poll() is not None:
+                continue
+            try:
+                code, found = describe_share_group_offsets(b.bootstrap, group, topic, [source])
+            except (OSError, AssertionError):
+                continue
+            if code == NONE:  # the group's coordinator
+                start, error = found.get(source, (-1, -1))
+                return error == NONE and start >= 1
+        return False
+
+    try:
+        wait_until("the rejected record archived by the new leader", archived)
+    finally:
+        sender.start()
+    letters = read_all(c.bootstrap, dlq, 1, unique)
+    assert [m.value() for m in letters] == [b"poison"], "the dead letter is there once"
+    headers = {k: v.decode() for k, v in letters[0].headers()}
+    assert headers["weir.dlq.source.partition"] == str(source)
+    assert headers["weir.dlq.reason"] == "rejected"
+    assert delivered.count(b"poison") == 1, delivered
+    assert sorted(v for v in delivered if v != b"poison") == sorted(want), delivered
+
+
 # -- The share group offset admin APIs on the wire (confluent-kafka's AdminClient has none). --
 
 

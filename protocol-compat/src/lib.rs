@@ -43,6 +43,7 @@ pub use codec::{
     decode_request, encode_api_versions_unsupported, encode_response, encode_response_parts,
 };
 pub use error::{DecodeError, EncodeError, ErrorCode};
+pub use mirror::{WeirTag, WEIR_TAG};
 pub use parts::{ResponsePart, ResponseParts};
 pub use requests::*;
 pub use responses::*;

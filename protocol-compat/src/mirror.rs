@@ -211,6 +211,32 @@ impl<T: ErrorCodes> ErrorCodes for Option<T> {
     }
 }
 
+/// Weir's own bytes in a tagged field of an inter-broker message, under tag [`WEIR_TAG`]: only
+/// Weir's brokers write and read them (Kafka's skip tags they do not know). Mirrored against a
+/// kafka-protocol struct's `unknown_tagged_fields`; other unknown tags are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WeirTag(pub Option<Bytes>);
+
+/// The tag of [`WeirTag`]: far above the tags Kafka numbers from 0 in each struct.
+pub const WEIR_TAG: i32 = 10_000;
+
+impl Mirror<std::collections::BTreeMap<i32, Bytes>> for WeirTag {
+    fn to_kp(&self) -> std::collections::BTreeMap<i32, Bytes> {
+        self.0.iter().map(|b| (WEIR_TAG, b.clone())).collect()
+    }
+    fn from_kp(mut k: std::collections::BTreeMap<i32, Bytes>) -> Self {
+        WeirTag(k.remove(&WEIR_TAG))
+    }
+}
+
+impl Sample for WeirTag {
+    fn sample() -> Self {
+        WeirTag(Some(Bytes::from_static(b"weir")))
+    }
+}
+
+impl ErrorCodes for WeirTag {}
+
 /// Declares a Weir struct mirroring one or more kafka-protocol structs:
 ///
 /// ```text
@@ -304,3 +330,26 @@ macro_rules! kp_default {
 }
 
 pub(crate) use kp_default;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn weir_tag_carries_only_its_own_tag() {
+        let none = WeirTag::default();
+        assert!(Mirror::<BTreeMap<i32, Bytes>>::to_kp(&none).is_empty());
+        let tag = WeirTag(Some(Bytes::from_static(b"intent")));
+        let kp: BTreeMap<i32, Bytes> = tag.to_kp();
+        assert_eq!(kp.keys().copied().collect::<Vec<_>>(), vec![WEIR_TAG]);
+        assert_eq!(WeirTag::from_kp(kp), tag);
+        // A tag Kafka (or a later Weir) adds is not taken for Weir's.
+        let other = BTreeMap::from([(3, Bytes::from_static(b"x"))]);
+        assert_eq!(WeirTag::from_kp(other), WeirTag(None));
+        // An empty value is a value (the broker reads it as "cleared").
+        let empty = WeirTag(Some(Bytes::new()));
+        assert_eq!(WeirTag::from_kp(empty.to_kp()), empty);
+    }
+}

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages as m;
 
-use crate::mirror::{kp_default, mirror, Mirror, Sample};
+use crate::mirror::{kp_default, mirror, Mirror, Sample, WeirTag};
 
 /// A 16-byte Kafka UUID (topic id). All zeroes is Kafka's "no id".
 pub type Uuid = [u8; 16];
@@ -1882,6 +1882,9 @@ mirror! {
         pub start_offset: i64,
         /// The ranges whose state changed.
         pub state_batches: Vec<ShareStateBatch>,
+        /// Weir's dead-letter intent change (absent: none; empty: cleared; see the broker's
+        /// `share::records`).
+        pub weir: WeirTag as unknown_tagged_fields,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::requests::Uuid;
 use bytes::Bytes;
 use kafka_protocol::messages as m;
 
-use crate::mirror::{kp_default, mirror};
+use crate::mirror::{kp_default, mirror, WeirTag};
 
 /// Kafka's "authorized operations were not requested" marker (`Integer.MIN_VALUE`).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -2400,6 +2400,8 @@ mirror! {
         pub start_offset: i64,
         /// The state of the offsets from the start offset on.
         pub state_batches: Vec<ShareStateBatch>,
+        /// Weir's dead-letter intent, if the state has one (see the broker's `share::records`).
+        pub weir: WeirTag as unknown_tagged_fields,
     }
 }
 

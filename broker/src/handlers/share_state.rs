@@ -4,7 +4,9 @@
 //! broker that leads the partition of the share state topic each share-partition's key hashes
 //! to. Leaders on that broker call the same `ShareCoordinator::owner_*` functions in-process.
 //! A broker that does not own a share-partition's state answers it NOT_COORDINATOR, and the
-//! sender looks for the owner again.
+//! sender looks for the owner again. Between Weir brokers, WriteShareGroupState and
+//! ReadShareGroupState also carry a share-partition's dead-letter intent in Weir's tagged field
+//! (`share::dlq`); a value that does not decode is answered INVALID_REQUEST.
 
 use std::sync::Arc;
 
@@ -23,9 +25,9 @@ use weir_protocol::{ErrorCode, Response};
 use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
 use crate::consumer_groups::TopicId;
-use crate::share::partition::PersistedPartition;
-use crate::share::persister::{from_wire, to_wire};
-use crate::share::{Pending, ShareKey, StateAppend};
+use crate::share::partition::{LoadEpochs, PersistedPartition};
+use crate::share::persister::{from_wire, intent_from_wire, intent_to_wire, to_wire};
+use crate::share::{IntentChange, Pending, ShareKey, StateAppend};
 
 fn result(partition: i32, code: ErrorCode) -> ShareStatePartitionResult {
     ShareStatePartitionResult {
@@ -146,10 +148,13 @@ pub fn read(broker: &Broker, r: ReadShareGroupStateRequest) -> ReadShareGroupSta
                         return out;
                     }
                     match broker.share.owner_read(&key, p.leader_epoch) {
-                        Ok(Some((state, state_epoch))) => {
-                            out.start_offset = state.start_offset;
-                            out.state_epoch = state_epoch;
-                            out.state_batches = to_wire(&state.batches);
+                        Ok(Some(state)) => {
+                            out.start_offset = state.persisted.start_offset;
+                            out.state_epoch = state.state_epoch;
+                            out.state_batches = to_wire(&state.persisted.batches);
+                            if let Some(i) = state.intent {
+                                out.weir = intent_to_wire(&IntentChange::Set(i));
+                            }
                         }
                         Ok(None) => {}
                         Err(code) => out.error_code = code,
@@ -175,13 +180,16 @@ pub fn write(broker: &Arc<Broker>, r: WriteShareGroupStateRequest) -> ResponseFu
         &mut pending,
         |key, p| {
             let batches = from_wire(&p.state_batches).ok_or(ErrorCode::INVALID_REQUEST)?;
+            let intent = intent_from_wire(&p.weir).ok_or(ErrorCode::INVALID_REQUEST)?;
             let update = PersistedPartition {
                 start_offset: p.start_offset,
                 batches,
             };
-            broker
-                .share
-                .owner_write(key, p.state_epoch, p.leader_epoch, &update, now)
+            let epochs = LoadEpochs {
+                leader_epoch: p.leader_epoch,
+                state_epoch: p.state_epoch,
+            };
+            broker.share.owner_write(key, epochs, &update, &intent, now)
         },
     );
     answer_when_durable(broker, pending, results, |results| {

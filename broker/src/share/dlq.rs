@@ -3,24 +3,28 @@
 //! expires before delivery, is appended to the group's dead-letter topic, exactly once, with
 //! headers that say where it came from and why; only then is it archived.
 //!
-//! Exactly once across crashes: before appending, the dead-letter partition's log end offset is
-//! recorded durably in the share state log (an intent); the records are appended; then the
-//! share-partition's records are archived and the intent removed. After a crash between the
-//! two, the dead-letter records from the intent's offset on are read back and those already there
-//! are archived without being appended again.
+//! Exactly once across crashes: each share-partition writes its dead letters as an idempotent
+//! producer of its own (a producer id from the broker's allocator, sequences per dead-letter
+//! partition). Before a new batch goes out, its producer id, epoch, base sequence, time and
+//! source offsets are recorded durably in the share-partition's state as its intent (at the
+//! share coordinator: in-process, or in Weir's tagged field of WriteShareGroupState). The batch
+//! is then appended to the dead-letter partition (here if this broker leads it, else a Produce
+//! with acks=all to its leader), and committed there; then one write archives its records and
+//! clears the intent. A leader that finds an intent (its own after a failed round, or one
+//! loaded with the state after a crash or a failover, returned in ReadShareGroupState) builds
+//! the same batch from the source log and sends it again with the same producer id and
+//! sequence: the dead-letter partition's leader appends it only if its producer state does not
+//! have it (as it dedupes any producer's retry). The one case left where a dead letter can be
+//! appended twice: that leader refuses the producer (its state for it was lost, e.g. to
+//! retention of the dead-letter topic), and the batch goes again from a new producer.
 //!
-//! In a cluster, when no partition of the dead-letter topic is led by the source partition's
-//! leader, the dead letters go to the leader of partition `source partition % partitions` as a
-//! Produce (acks=all) from an idempotent producer of the share-partition's own ([`RemoteSenders`]):
-//! a batch sent again after a timeout or a leader change is appended once. That producer lives in
-//! memory: if this broker crashes with a batch in flight, the next leader may append it again.
+//! The dead-letter partition is `source partition % partitions` of the dead-letter topic, so
+//! the dead letters of one source partition stay in order.
 //!
 //! The dead letter keeps the source record's key, value and headers, and adds:
 //! `weir.dlq.source.topic`, `weir.dlq.source.partition`, `weir.dlq.source.offset`,
 //! `weir.dlq.group`, `weir.dlq.delivery.count`, `weir.dlq.reason` (`rejected`,
-//! `delivery-limit`, `expired`) and `weir.dlq.time.ms` (values as UTF-8 text). It goes to the
-//! dead-letter topic's partition `source partition % partitions`, so the dead letters of one
-//! source partition stay in order.
+//! `delivery-limit`, `expired`) and `weir.dlq.time.ms` (values as UTF-8 text).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -32,11 +36,14 @@ use weir_storage::records::{visit_records, HeaderRef, NewRecord};
 use weir_storage::AppendOptions;
 
 use super::partition::ArchiveReason;
-use super::records::DeadLetterIntent;
-use super::{group_config, Pending, ShareKey};
+use super::records::{DeadLetterIntent, IntentKind, ProducedBatch};
+use super::{group_config, IntentChange, Pending, ShareKey, SharedPartition};
 use crate::broker::Broker;
 use crate::log_scan::{for_each_batch_from, for_each_batch_in};
+use crate::partition::Partition;
+use crate::producers::SequenceCheck;
 use crate::record_checks::MAX_DECOMPRESSED_BATCH_BYTES;
+use weir_storage::batch::{set_producer, validate_batch};
 
 pub const HEADER_SOURCE_TOPIC: &str = "weir.dlq.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "weir.dlq.source.partition";
@@ -200,252 +207,269 @@ pub fn run(broker: &Broker, now_ms: i64) -> Pending {
     let mut pending = Pending::default();
     broker
         .share
-        .dead_letter_senders
+        .dead_letter_producers
         .retain(|k| broker.share.partition(k).is_some());
     for (key, sp) in broker.share.all_partitions() {
-        let letters = sp.lock().pending_dead_letters();
-        if letters.is_empty() {
+        let (letters, intent) = {
+            let sp = sp.lock();
+            (sp.pending_dead_letters(), sp.dead_letter_intent().cloned())
+        };
+        if letters.is_empty() && intent.is_none() {
             continue;
         }
-        match dead_letter(broker, &key, &letters, now_ms) {
-            Ok(done) => {
-                let mut sp = sp.lock();
-                sp.dead_lettered(&done);
-                match broker.share.persist(&key, &mut sp, now_ms) {
-                    Ok(p) => pending.extend(p),
-                    Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
-                }
-                drop(sp);
-                match broker.share.clear_intent(&key, now_ms) {
-                    Ok(p) => pending.push(p),
-                    Err(e) => tracing::warn!(error = %e, "dead-letter intent not cleared"),
-                }
-            }
-            Err(reason) => {
+        let settled = dead_letter(broker, &key, &sp, &letters, intent, now_ms);
+        let done = match settled {
+            Ok(done) => done,
+            Err(RoundError::Retry(reason)) => {
                 tracing::warn!(group = %key.0, %reason, "dead letters not written; retrying");
+                continue;
             }
+            Err(RoundError::StartOver(reason)) => {
+                // The batch may be in the dead-letter log already: the one case where a dead
+                // letter can be appended twice. The next round sends them again as a new batch
+                // of a new producer.
+                tracing::warn!(group = %key.0, %reason, "dead-letter producer refused; starting over with a new producer id");
+                broker.share.dead_letter_producers.forget(&key);
+                Vec::new()
+            }
+        };
+        // Archived, and the intent cleared, in one write.
+        let mut sp = sp.lock();
+        sp.dead_lettered(&done);
+        match broker
+            .share
+            .persist_with(&key, &mut sp, IntentChange::Clear, now_ms)
+        {
+            Ok(p) => pending.extend(p),
+            Err(e) => tracing::warn!(error = ?e, "share state not persisted"),
         }
     }
     pending
 }
 
-/// Writes `letters` of `key` to the group's dead-letter topic; returns the offsets now done.
+/// Why a dead-letter round did not settle its dead letters.
+enum RoundError {
+    /// The batch of the intent is sent again, unchanged, next round.
+    Retry(String),
+    /// The dead-letter partition's leader refused the producer (it lost its state, or never had
+    /// it after a truncation): the batch may be in the log already.
+    StartOver(String),
+}
+
+impl From<String> for RoundError {
+    fn from(reason: String) -> Self {
+        RoundError::Retry(reason)
+    }
+}
+
+/// Settles the dead letters of `key`: the batch of its intent if it has one (this leader's,
+/// or one a crashed leader left), else a new batch of `letters` (recorded as the intent
+/// first). Returns the source offsets now in the dead-letter topic (or gone from the source
+/// log), to archive.
 fn dead_letter(
     broker: &Broker,
     key: &ShareKey,
+    sp: &SharedPartition,
     letters: &[(i64, ArchiveReason, u16)],
+    intent: Option<DeadLetterIntent>,
     now_ms: i64,
-) -> Result<Vec<i64>, String> {
+) -> Result<Vec<i64>, RoundError> {
+    let flight = match prepare(broker, key, sp, letters, intent, now_ms)? {
+        Prepared::Settled(done) => return Ok(done),
+        Prepared::Send(flight) => flight,
+    };
+    send(broker, &flight)?;
+    broker.share.dead_letter_producers.sent(key, &flight);
+    crate::crash_point::reached(crate::crash_point::DEAD_LETTERS_SENT);
+    Ok(flight.settles)
+}
+
+/// What a round does once its intent is durable.
+enum Prepared {
+    /// Nothing to send: these source offsets are settled.
+    Settled(Vec<i64>),
+    /// Send this batch (its intent is recorded).
+    Send(Flight),
+}
+
+/// The batch a round sends (see [`dead_letter`]); a new one is recorded as the
+/// share-partition's intent before this returns.
+fn prepare(
+    broker: &Broker,
+    key: &ShareKey,
+    sp: &SharedPartition,
+    letters: &[(i64, ArchiveReason, u16)],
+    intent: Option<DeadLetterIntent>,
+    now_ms: i64,
+) -> Result<Prepared, RoundError> {
     let (group, topic_id, index) = (key.0.as_str(), key.1, key.2);
-    let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
     let all: Vec<i64> = letters.iter().map(|l| l.0).collect();
     let config = group_config(&broker.share.defaults, &broker.group_overrides(group));
     let Some(dlq_name) = config.dlq_topic else {
         // The dead-letter topic was unset meanwhile: archive them.
-        return Ok(all);
+        return Ok(Prepared::Settled(all));
     };
     let Some(source_topic) = broker.topics.by_id(topic_id) else {
-        return Ok(all);
+        return Ok(Prepared::Settled(all));
     };
     let Some(source) = broker.topics.partition(&source_topic.name, index) else {
-        return Err("the source partition is not here".into());
+        return Err(RoundError::Retry("the source partition is not here".into()));
     };
-    let dlq_topic = match broker.topics.get(&dlq_name) {
-        Some(t) => t,
-        None if broker.config.auto_create_topics && broker.cluster.is_none() => broker
-            .topics
-            .create(&dlq_name, 1, &[], false)
-            .map_err(|e| format!("cannot create dead-letter topic {dlq_name}: {e}"))?,
-        None => return Err(format!("dead-letter topic {dlq_name} does not exist")),
-    };
-    let count = i32::try_from(dlq_topic.partition_count())
-        .unwrap_or(1)
-        .max(1);
-    // The source partition's number, or (in a cluster) any partition of the dead-letter topic
-    // this broker leads: dead letters are appended by the source partition's leader.
-    let led = |i: i32| {
-        broker
-            .topics
-            .partition(&dlq_name, i)
-            .filter(|p| p.leader_epoch().is_some())
-            .map(|p| (i, p))
-    };
-    let Some((dlq_index, dlq)) = led(index.rem_euclid(count)).or_else(|| (0..count).find_map(led))
-    else {
-        let target = Target {
-            dlq: &dlq_name,
-            partition: index.rem_euclid(count),
-            source_topic: &source_topic.name,
-            source: &source,
-        };
-        return send_to_leader(broker, key, letters, &target, now_ms);
-    };
-    // After a crash: what is already there is done.
-    let mut done: BTreeSet<i64> = BTreeSet::new();
-    if let Some(intent) = broker.share.intent(key) {
-        if let Some(p) = broker.topics.partition(&intent.topic, intent.partition) {
-            done =
-                already_dead_lettered(&p.log, intent.from_offset, group, &source_topic.name, index);
+    let pending: BTreeSet<i64> = all.iter().copied().collect();
+    let flight = match intent {
+        Some(DeadLetterIntent {
+            topic,
+            partition,
+            kind: IntentKind::AppendedAfter { from_offset },
+        }) => {
+            // Left by an older version: those found after the offset are there.
+            let found = broker
+                .topics
+                .partition(&topic, partition)
+                .map(|p| {
+                    already_dead_lettered(&p.log, from_offset, group, &source_topic.name, index)
+                })
+                .unwrap_or_default();
+            return Ok(Prepared::Settled(
+                all.into_iter().filter(|o| found.contains(o)).collect(),
+            ));
         }
-    }
-    let wanted: BTreeSet<i64> = all.iter().copied().filter(|o| !done.contains(o)).collect();
-    let records = read_records(&source.log, &wanted);
-    if !records.is_empty() {
-        let intent = DeadLetterIntent {
-            topic: dlq_name.clone(),
-            partition: dlq_index,
-            from_offset: dlq.log.log_end_offset(),
-        };
-        let mut p = Pending::default();
-        p.push(
+        Some(DeadLetterIntent {
+            topic,
+            partition,
+            kind: IntentKind::Produced(batch),
+        }) => {
+            if !batch.offsets.iter().all(|o| pending.contains(o)) {
+                // Its dead letters were archived meanwhile (or the state was reset): stale.
+                return Ok(Prepared::Settled(Vec::new()));
+            }
+            let records = read_records(&source.log, &batch.offsets.iter().copied().collect());
+            let mut bytes = encode_letters(
+                &records,
+                letters,
+                &source_topic.name,
+                index,
+                group,
+                batch.time_ms,
+            );
+            set_producer(
+                &mut bytes,
+                batch.producer_id,
+                batch.producer_epoch,
+                batch.base_sequence,
+            );
+            Flight {
+                topic,
+                partition,
+                producer_id: batch.producer_id,
+                base_sequence: batch.base_sequence,
+                records: i32::try_from(records.len()).unwrap_or(i32::MAX),
+                batch: Bytes::from(bytes),
+                settles: batch.offsets,
+            }
+        }
+        None => {
+            let dlq_topic = match broker.topics.get(&dlq_name) {
+                Some(t) => t,
+                None if broker.config.auto_create_topics && broker.cluster.is_none() => broker
+                    .topics
+                    .create(&dlq_name, 1, &[], false)
+                    .map_err(|e| format!("cannot create dead-letter topic {dlq_name}: {e}"))?,
+                None => return Err(format!("dead-letter topic {dlq_name} does not exist").into()),
+            };
+            let count = i32::try_from(dlq_topic.partition_count())
+                .unwrap_or(1)
+                .max(1);
+            let target = (dlq_name.as_str(), index.rem_euclid(count));
+            let producer = broker
+                .share
+                .dead_letter_producers
+                .current(broker, key, target)?;
+            let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
+            let (flight, in_batch) = new_flight(
+                key,
+                letters,
+                &source_topic.name,
+                &source,
+                target,
+                &producer,
+                now_ms,
+            );
+            if flight.records == 0 {
+                // None of them is in the source log any more (retention): nothing to send.
+                return Ok(Prepared::Settled(flight.settles));
+            }
+            let intent = DeadLetterIntent {
+                topic: flight.topic.clone(),
+                partition: flight.partition,
+                kind: IntentKind::Produced(ProducedBatch {
+                    producer_id: producer.producer_id,
+                    producer_epoch: 0,
+                    base_sequence: producer.next_sequence,
+                    time_ms: now_ms,
+                    offsets: in_batch,
+                }),
+            };
+            let written = {
+                let mut sp = sp.lock();
+                broker
+                    .share
+                    .persist_with(key, &mut sp, IntentChange::Set(intent), now_ms)
+            };
+            let written =
+                written.map_err(|code| format!("dead-letter intent not written: {code:?}"))?;
             broker
                 .share
-                .record_intent(key, intent, now_ms)
-                .map_err(|e| e.to_string())?,
-        );
-        broker.share.wait(p).map_err(|e| e.to_string())?;
-        let batch = encode_letters(&records, letters, &source_topic.name, index, group, now_ms);
-        let appended = dlq
-            .append(batch, &AppendOptions::default())
-            .map_err(|e| format!("{e:?}"))?;
-        let appended = appended.wait().map_err(|e| e.to_string())?;
-        dlq.note_durable();
-        broker.appended.notify_waiters();
-        // Archived only once a failover of the dead-letter partition cannot lose them.
-        crate::offsets::wait_replicated(&dlq, &appended).map_err(|e| e.to_string())?;
-    }
-    // Offsets no longer in the source log (retention) cannot be dead-lettered: they are archived.
-    Ok(all)
+                .wait(written)
+                .map_err(|e| format!("dead-letter intent not written: {e}"))?;
+            flight
+        }
+    };
+    Ok(Prepared::Send(flight))
 }
 
-/// Most bytes of source records dead-lettered to another broker in one Produce.
-const MAX_REMOTE_BATCH_BYTES: usize = 1 << 20;
-/// A sender starts over with a new producer id before its sequence numbers would wrap.
-const MAX_SEQUENCE: i32 = i32::MAX - MAX_PER_ROUND as i32;
-
-/// The idempotent producers that send dead letters to other brokers, one per share-partition
-/// (leader side, in memory).
-#[derive(Default)]
-pub struct RemoteSenders {
-    senders: Mutex<HashMap<ShareKey, RemoteSender>>,
-}
-
-impl RemoteSenders {
-    /// Forgets the senders of share-partitions no longer loaded here.
-    pub fn retain(&self, mut loaded: impl FnMut(&ShareKey) -> bool) {
-        self.senders.lock().retain(|k, _| loaded(k));
-    }
-}
-
-struct RemoteSender {
-    producer_id: i64,
-    next_sequence: i32,
-    /// The batch sent last without an answer that it was appended: sent again, unchanged, until
-    /// it is (the leader appends it once).
-    in_flight: Option<InFlight>,
-}
-
-struct InFlight {
+/// A batch of dead letters on its way to a dead-letter partition.
+struct Flight {
     topic: String,
     partition: i32,
-    batch: Bytes,
+    producer_id: i64,
+    base_sequence: i32,
     records: i32,
+    batch: Bytes,
     /// The source offsets this batch settles (those no longer in the source log included).
-    offsets: Vec<i64>,
+    settles: Vec<i64>,
 }
 
-/// Where dead letters go when no partition of the dead-letter topic is led here.
-struct Target<'a> {
-    dlq: &'a str,
-    partition: i32,
-    source_topic: &'a str,
-    source: &'a crate::partition::Partition,
-}
-
-/// Sends the dead letters of `key` to the leader of the dead-letter partition on another broker
-/// (blocking: Produce with acks=all); returns the source offsets now done.
-fn send_to_leader(
-    broker: &Broker,
-    key: &ShareKey,
-    letters: &[(i64, ArchiveReason, u16)],
-    target: &Target<'_>,
-    now_ms: i64,
-) -> Result<Vec<i64>, String> {
-    let unreachable = || {
+/// Sends `flight` to its dead-letter partition's leader: appended here if this broker leads
+/// it, else a Produce (acks=all) to the leader. Either way the producer's sequence decides: a
+/// batch the partition has already is not appended again. Returns once it is committed.
+fn send(broker: &Broker, flight: &Flight) -> Result<(), RoundError> {
+    let what = || {
         format!(
-            "no leader of dead-letter partition {}-{} is known",
-            target.dlq, target.partition
+            "dead-letter partition {}-{}",
+            flight.topic, flight.partition
         )
     };
+    if let Some(dlq) = broker
+        .topics
+        .partition(&flight.topic, flight.partition)
+        .filter(|p| p.leader_epoch().is_some())
+    {
+        return append_here(broker, &dlq, flight).map_err(|e| match e {
+            RoundError::StartOver(r) => RoundError::StartOver(format!("{}: {r}", what())),
+            RoundError::Retry(r) => RoundError::Retry(format!("{}: {r}", what())),
+        });
+    }
+    let unreachable = || format!("no leader of {} is known", what());
     let cluster = broker.cluster.as_ref().ok_or_else(unreachable)?;
     let leader = broker
-        .cluster_leader(target.dlq, target.partition)
+        .cluster_leader(&flight.topic, flight.partition)
         .filter(|l| l.leader >= 0)
         .ok_or_else(unreachable)?;
     let addr = cluster
         .store
         .with_view(|v| crate::cluster::runtime::address(v, leader.leader))
         .ok_or_else(unreachable)?;
-    let senders = &broker.share.dead_letter_senders;
-    // Taken out while the request is out, put back after (only the tick thread sends).
-    let taken = senders.senders.lock().remove(key);
-    let mut sender = match taken {
-        Some(s) if s.next_sequence <= MAX_SEQUENCE => s,
-        _ => RemoteSender {
-            producer_id: broker
-                .new_producer_id()
-                .map_err(|e| format!("no producer id for dead letters: {e:?}"))?,
-            next_sequence: 0,
-            in_flight: None,
-        },
-    };
-    let to = (leader.leader, addr.as_str());
-    match send_round(broker, key, letters, target, to, &mut sender, now_ms) {
-        // The sender is dropped: the next round starts over with a new producer id.
-        Err(RoundError::StartOver(reason)) => {
-            tracing::warn!(group = %key.0, %reason, "dead-letter producer refused; starting over with a new producer id");
-            Err(reason)
-        }
-        Err(RoundError::Retry(reason)) => {
-            senders.senders.lock().insert(key.clone(), sender);
-            Err(reason)
-        }
-        Ok(done) => {
-            senders.senders.lock().insert(key.clone(), sender);
-            Ok(done)
-        }
-    }
-}
-
-/// Why a round of [`send_round`] did not settle its dead letters.
-enum RoundError {
-    /// The batch stays in flight, to be sent again unchanged.
-    Retry(String),
-    /// The leader refused the producer (it lost its state, or never had it after a
-    /// truncation): the batch may be in the log already, so this is the one case where a dead
-    /// letter can be appended twice without a crash.
-    StartOver(String),
-}
-
-/// One Produce of `sender` to broker `to` (id, address): the batch in flight again, or a new
-/// one of `letters`. Returns the source offsets now done.
-fn send_round(
-    broker: &Broker,
-    key: &ShareKey,
-    letters: &[(i64, ArchiveReason, u16)],
-    target: &Target<'_>,
-    (node, addr): (i32, &str),
-    sender: &mut RemoteSender,
-    now_ms: i64,
-) -> Result<Vec<i64>, RoundError> {
-    let flight = match sender.in_flight.take() {
-        Some(f) => f,
-        None => new_flight(key, letters, target, sender, now_ms),
-    };
-    if flight.records == 0 {
-        // None of them is in the source log any more (retention): nothing to send.
-        return Ok(flight.offsets);
-    }
     let request = Request::Produce(ProduceRequest {
         transactional_id: None,
         acks: -1,
@@ -460,90 +484,186 @@ fn send_round(
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
     });
+    let node = leader.leader;
     let answer = broker
         .share
         .remote
-        .send(node, addr, request)
-        .and_then(super::persister::wait_reply);
+        .send(node, &addr, request)
+        .and_then(super::persister::wait_reply)
+        .map_err(|e| format!("dead letters not sent to broker {node}: {e}"))?;
     let code = match answer {
-        Ok(Response::Produce(r)) => r
+        Response::Produce(r) => r
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter())
             .map(|p| p.error_code)
             .next()
             .unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR),
-        Ok(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
-        Err(e) => {
-            sender.in_flight = Some(flight);
-            return Err(RoundError::Retry(format!(
-                "dead letters not sent to broker {node}: {e}"
-            )));
-        }
+        _ => ErrorCode::UNKNOWN_SERVER_ERROR,
     };
-    let what = format!(
-        "dead-letter partition {}-{}",
-        flight.topic, flight.partition
-    );
     match code {
         // A duplicate is a batch the leader already has: sent before, its answer lost.
-        ErrorCode::NONE | ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
-            sender.next_sequence += flight.records;
-            Ok(flight.offsets)
-        }
+        ErrorCode::NONE | ErrorCode::DUPLICATE_SEQUENCE_NUMBER => Ok(()),
         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
         | ErrorCode::UNKNOWN_PRODUCER_ID
         | ErrorCode::INVALID_PRODUCER_EPOCH => Err(RoundError::StartOver(format!(
-            "{what} refused the producer: {code:?}"
+            "{} refused the producer: {code:?}",
+            what()
         ))),
-        _ => {
-            sender.in_flight = Some(flight);
-            Err(RoundError::Retry(format!("{what} answered {code:?}")))
-        }
+        _ => Err(RoundError::Retry(format!("{} answered {code:?}", what()))),
     }
 }
 
-/// A new batch of `sender` holding the dead letters of `letters` found in the source log, up to
-/// [`MAX_REMOTE_BATCH_BYTES`] of keys and values (one Produce must stay under the broker's
-/// request size; the rest waits for the next round).
+/// Appends `flight` to `dlq`, led here, checked against its producers' sequences as a Produce
+/// is, and waits until it (or the batch already there) is committed.
+fn append_here(broker: &Broker, dlq: &Partition, flight: &Flight) -> Result<(), RoundError> {
+    let header =
+        validate_batch(&flight.batch).map_err(|e| format!("dead-letter batch not valid: {e:?}"))?;
+    let mut producers = dlq.producers.lock();
+    let (last_offset, epoch) = match producers.check(&header) {
+        SequenceCheck::Append => {
+            let appended = dlq
+                .append(flight.batch.to_vec(), &AppendOptions::default())
+                .map_err(|e| format!("{e:?}"))?;
+            producers.record(&header, appended.result.base_offset);
+            producers.snapshot_if_rolled(&dlq.log);
+            drop(producers);
+            let appended = appended.wait().map_err(|e| e.to_string())?;
+            dlq.note_durable();
+            broker.appended.notify_waiters();
+            (appended.last_offset, appended.partition_leader_epoch)
+        }
+        SequenceCheck::Duplicate { last_offset, .. } => (last_offset, dlq.leader_epoch()),
+        SequenceCheck::Reject(code) => {
+            return Err(RoundError::StartOver(format!(
+                "the producer is refused: {code:?}"
+            )));
+        }
+    };
+    // Archived only once a failover of the dead-letter partition cannot lose them.
+    if let Some(epoch) = epoch {
+        dlq.wait_committed_blocking(
+            last_offset,
+            epoch,
+            crate::offsets::OFFSETS_COMMIT_TIMEOUT_MS,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Most bytes of source records dead-lettered in one batch.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// A producer starts over with a new producer id before its sequence numbers would wrap.
+const MAX_SEQUENCE: i32 = i32::MAX - MAX_PER_ROUND as i32;
+const _: () = assert!(MAX_PER_ROUND <= super::records::MAX_INTENT_OFFSETS);
+
+/// The idempotent producers of dead letters, one per share-partition (leader side, in memory:
+/// a new leader goes on with the producer of the intent it loads, or a new one).
+#[derive(Default)]
+pub struct DeadLetterProducers {
+    producers: Mutex<HashMap<ShareKey, DeadLetterProducer>>,
+}
+
+#[derive(Clone)]
+struct DeadLetterProducer {
+    producer_id: i64,
+    /// The dead-letter partition it writes to: its sequences are that partition's.
+    target: (String, i32),
+    next_sequence: i32,
+}
+
+impl DeadLetterProducers {
+    /// Forgets the producers of share-partitions no longer loaded here.
+    pub fn retain(&self, mut loaded: impl FnMut(&ShareKey) -> bool) {
+        self.producers.lock().retain(|k, _| loaded(k));
+    }
+
+    fn forget(&self, key: &ShareKey) {
+        self.producers.lock().remove(key);
+    }
+
+    /// The producer of `key` for dead-letter partition `target`: the current one, or a new
+    /// producer id if it wrote elsewhere or its sequences would wrap.
+    fn current(
+        &self,
+        broker: &Broker,
+        key: &ShareKey,
+        (topic, partition): (&str, i32),
+    ) -> Result<DeadLetterProducer, String> {
+        let current = self.producers.lock().get(key).cloned();
+        if let Some(p) = current.filter(|p| {
+            p.target.0 == topic && p.target.1 == partition && p.next_sequence <= MAX_SEQUENCE
+        }) {
+            return Ok(p);
+        }
+        let p = DeadLetterProducer {
+            producer_id: broker
+                .new_producer_id()
+                .map_err(|e| format!("no producer id for dead letters: {e:?}"))?,
+            target: (topic.to_string(), partition),
+            next_sequence: 0,
+        };
+        self.put(key, p.clone());
+        Ok(p)
+    }
+
+    fn put(&self, key: &ShareKey, producer: DeadLetterProducer) {
+        self.producers.lock().insert(key.clone(), producer);
+    }
+
+    /// `flight` is in its partition: its producer goes on after it.
+    fn sent(&self, key: &ShareKey, flight: &Flight) {
+        self.put(
+            key,
+            DeadLetterProducer {
+                producer_id: flight.producer_id,
+                target: (flight.topic.clone(), flight.partition),
+                next_sequence: flight.base_sequence.saturating_add(flight.records),
+            },
+        );
+    }
+}
+
+/// A new batch of `producer` holding the dead letters of `letters` found in the source log, up
+/// to [`MAX_BATCH_BYTES`] of keys and values (one Produce must stay under the broker's request
+/// size; the rest waits for the next round), and the source offsets in it.
 fn new_flight(
     key: &ShareKey,
     letters: &[(i64, ArchiveReason, u16)],
-    target: &Target<'_>,
-    sender: &RemoteSender,
+    source_topic: &str,
+    source: &Partition,
+    (topic, partition): (&str, i32),
+    producer: &DeadLetterProducer,
     now_ms: i64,
-) -> InFlight {
+) -> (Flight, Vec<i64>) {
     let mut wanted: BTreeSet<i64> = letters.iter().map(|l| l.0).collect();
-    let mut records = read_records(&target.source.log, &wanted);
+    let mut records = read_records(&source.log, &wanted);
     // The first record past the byte bound (never the first one) and those after it wait.
     let mut bytes = 0usize;
     let cut = records.iter().skip(1).find_map(|(offset, r)| {
         bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
-        (bytes > MAX_REMOTE_BATCH_BYTES).then_some(*offset)
+        (bytes > MAX_BATCH_BYTES).then_some(*offset)
     });
     if let Some(cut) = cut {
         records.split_off(&cut);
         wanted.split_off(&cut);
     }
     let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
-    let mut batch = encode_letters(
-        &records,
-        letters,
-        target.source_topic,
-        key.2,
-        &key.0,
-        now_ms,
-    );
+    let mut batch = encode_letters(&records, letters, source_topic, key.2, &key.0, now_ms);
     if count > 0 {
-        weir_storage::batch::set_producer(&mut batch, sender.producer_id, 0, sender.next_sequence);
+        set_producer(&mut batch, producer.producer_id, 0, producer.next_sequence);
     }
-    InFlight {
-        topic: target.dlq.to_string(),
-        partition: target.partition,
-        batch: Bytes::from(batch),
+    let flight = Flight {
+        topic: topic.to_string(),
+        partition,
+        producer_id: producer.producer_id,
+        base_sequence: producer.next_sequence,
         records: count,
-        offsets: wanted.into_iter().collect(),
-    }
+        batch: Bytes::from(batch),
+        settles: wanted.into_iter().collect(),
+    };
+    (flight, records.keys().copied().collect())
 }
 
 #[cfg(test)]
@@ -573,98 +693,75 @@ mod tests {
         p.note_durable();
     }
 
-    #[test]
-    fn a_dead_letter_written_before_a_crash_is_not_written_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key: ShareKey;
+    /// A broker with topics `src` (one poison record) and `dead`, group `g` dead-lettering to
+    /// `dead`, and the poison record rejected: pending for the dead-letter topic.
+    fn rejected_poison(dir: &std::path::Path) -> (Arc<Broker>, ShareKey, SharedPartition) {
+        let broker = open(dir);
+        broker.topics.create("src", 1, &[], false).expect("topic");
+        broker.topics.create("dead", 1, &[], false).expect("topic");
+        broker
+            .configs
+            .alter_group("g", false, |set| {
+                set.insert("weir.share.dlq.topic".into(), "dead".into());
+                Ok(())
+            })
+            .expect("config");
+        append(
+            &broker,
+            "src",
+            &[NewRecord {
+                value: Some(b"poison"),
+                timestamp_ms: 1,
+                ..NewRecord::default()
+            }],
+        );
+        let topic_id = broker.topics.get("src").expect("src").id;
+        let key: ShareKey = ("g".into(), topic_id, 0);
+        let sp = load(&broker, &key);
+        let member: MemberId = Arc::from("m");
+        let mut pending = Pending::default();
         {
-            let broker = open(dir.path());
-            broker.topics.create("src", 1, &[], false).expect("topic");
-            broker.topics.create("dead", 1, &[], false).expect("topic");
-            broker
-                .configs
-                .alter_group("g", false, |set| {
-                    set.insert("weir.share.dlq.topic".into(), "dead".into());
-                    Ok(())
-                })
-                .expect("config");
-            append(
-                &broker,
-                "src",
-                &[NewRecord {
-                    value: Some(b"poison"),
-                    timestamp_ms: 1,
-                    ..NewRecord::default()
+            let mut sp = sp.lock();
+            sp.acquire(&member, &[(0, 0)], 10, 0, |_| Disposition::Deliver);
+            sp.acknowledge(
+                &member,
+                &[AckBatch {
+                    first_offset: 0,
+                    last_offset: 0,
+                    types: vec![AckType::Reject],
                 }],
-            );
-            let topic_id = broker.topics.get("src").expect("src").id;
-            key = ("g".into(), topic_id, 0);
-            let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
-            let mut pending = Pending::default();
-            let epoch = broker
-                .topics
-                .partition("src", 0)
-                .and_then(|p| p.leader_epoch())
-                .expect("leader");
-            let sp = broker
-                .share
-                .load_partition(&key, epoch, &settings.partition, || 0, 0)
-                .expect("init");
-            let member: MemberId = Arc::from("m");
-            {
-                let mut sp = sp.lock();
-                sp.acquire(&member, &[(0, 0)], 10, 0, |_| Disposition::Deliver);
-                sp.acknowledge(
-                    &member,
-                    &[AckBatch {
-                        first_offset: 0,
-                        last_offset: 0,
-                        types: vec![AckType::Reject],
-                    }],
-                    0,
-                )
-                .expect("reject");
-                pending.extend(broker.share.persist(&key, &mut sp, 0).expect("persist"));
-            }
-            // The first half of a dead-lettering: the intent and the dead letter itself, then
-            // the crash before the record is archived.
-            let intent = DeadLetterIntent {
-                topic: "dead".into(),
-                partition: 0,
-                from_offset: 0,
-            };
-            pending.push(broker.share.record_intent(&key, intent, 0).expect("intent"));
-            broker.share.wait(pending).expect("durable");
-            let headers: [HeaderRef<'_>; 4] = [
-                (HEADER_SOURCE_TOPIC, Some(b"src")),
-                (HEADER_SOURCE_PARTITION, Some(b"0")),
-                (HEADER_SOURCE_OFFSET, Some(b"0")),
-                (HEADER_GROUP, Some(b"g")),
-            ];
-            append(
-                &broker,
-                "dead",
-                &[NewRecord {
-                    value: Some(b"poison"),
-                    headers: &headers,
-                    timestamp_ms: 1,
-                    ..NewRecord::default()
-                }],
-            );
-            broker.shutdown();
+                0,
+            )
+            .expect("reject");
+            pending.extend(broker.share.persist(&key, &mut sp, 0).expect("persist"));
         }
-        let broker = open(dir.path());
+        broker.share.wait(pending).expect("durable");
+        (broker, key, sp)
+    }
+
+    fn load(broker: &Broker, key: &ShareKey) -> SharedPartition {
         let epoch = broker
             .topics
             .partition("src", 0)
             .and_then(|p| p.leader_epoch())
             .expect("leader");
         let settings = group_config(&broker.share.defaults, &broker.configs.group("g"));
-        let sp = broker
+        broker
             .share
-            .load_partition(&key, epoch, &settings.partition, || 99, 0)
-            .expect("restored");
+            .load_partition(key, epoch, &settings.partition, || 0, 0)
+            .expect("loaded")
+    }
+
+    /// Restarts the broker in `dir` after a crash in the middle of a dead-letter round and
+    /// runs a round: the poison record is in `dead` once, archived, and no intent is left.
+    fn after_the_crash(dir: &std::path::Path, key: &ShareKey) {
+        let broker = open(dir);
+        let sp = load(&broker, key);
         assert_eq!(sp.lock().pending_dead_letters().len(), 1);
+        assert!(
+            sp.lock().dead_letter_intent().is_some(),
+            "the intent survived the crash"
+        );
         let pending = run(&broker, 10);
         broker.share.wait(pending).expect("durable");
         let dead = broker.topics.partition("dead", 0).expect("dead");
@@ -678,7 +775,66 @@ mod tests {
             1,
             "the rejected record is archived"
         );
-        assert!(broker.share.intent(&key).is_none());
+        assert!(sp.lock().dead_letter_intent().is_none());
+        drop(sp);
         broker.shutdown();
+        drop(broker);
+        // And the archive is durable: loaded again, nothing is pending.
+        let broker = open(dir);
+        let sp = load(&broker, key);
+        assert!(sp.lock().pending_dead_letters().is_empty());
+        assert!(sp.lock().dead_letter_intent().is_none());
+        broker.shutdown();
+    }
+
+    #[test]
+    fn a_dead_letter_sent_before_a_crash_is_not_appended_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (broker, key, sp) = rejected_poison(dir.path());
+        let (letters, intent) = {
+            let sp = sp.lock();
+            (sp.pending_dead_letters(), sp.dead_letter_intent().cloned())
+        };
+        assert!(intent.is_none());
+        // The first half of a round: the intent, the dead letter appended; then the crash
+        // before the record is archived.
+        let done = dead_letter(&broker, &key, &sp, &letters, intent, 5).ok();
+        assert_eq!(done, Some(vec![0]));
+        assert_eq!(
+            broker
+                .topics
+                .partition("dead", 0)
+                .expect("dead")
+                .log
+                .log_end_offset(),
+            1
+        );
+        drop(sp);
+        broker.shutdown();
+        drop(broker);
+        after_the_crash(dir.path(), &key);
+    }
+
+    #[test]
+    fn a_dead_letter_intended_before_a_crash_is_appended_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (broker, key, sp) = rejected_poison(dir.path());
+        let letters = sp.lock().pending_dead_letters();
+        // The intent recorded, the crash before the dead letter is sent.
+        let prepared = prepare(&broker, &key, &sp, &letters, None, 5).ok();
+        assert!(matches!(prepared, Some(Prepared::Send(_))));
+        assert_eq!(
+            broker
+                .topics
+                .partition("dead", 0)
+                .expect("dead")
+                .log
+                .log_end_offset(),
+            0
+        );
+        drop(sp);
+        broker.shutdown();
+        drop(broker);
+        after_the_crash(dir.path(), &key);
     }
 }

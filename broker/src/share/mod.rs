@@ -235,6 +235,25 @@ pub struct Owned {
     pub leader_epoch: i32,
 }
 
+/// A share-partition's durable state as its owner serves it to a leader.
+#[derive(Clone, Debug)]
+pub struct ReadState {
+    pub persisted: PersistedPartition,
+    pub state_epoch: i32,
+    /// The dead letters being appended when the state was last written, if any.
+    pub intent: Option<DeadLetterIntent>,
+}
+
+/// What a write of a share-partition's state does to its dead-letter intent (see `dlq`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntentChange {
+    Keep,
+    /// Dead letters are about to be appended.
+    Set(DeadLetterIntent),
+    /// They are archived (the same write archives them).
+    Clear,
+}
+
 /// The share state owned here for one partition of the share state topic (this broker leads
 /// it): the durable state of the share-partitions whose keys hash to it.
 pub struct OwnedPartition {
@@ -279,8 +298,8 @@ pub struct ShareCoordinator {
     /// Tests compact the log sooner.
     compact_after_records: Option<i64>,
     remote: persister::RemotePersister,
-    /// Leader side: the producers of dead letters sent to other brokers.
-    dead_letter_senders: dlq::RemoteSenders,
+    /// Leader side: the idempotent producers of dead letters.
+    dead_letter_producers: dlq::DeadLetterProducers,
     pub defaults: ShareDefaults,
     /// Notified when records become available other than by an append (a release, a lock
     /// that ran out, a backoff or delay that passed), so parked share fetches look again.
@@ -303,7 +322,7 @@ impl ShareCoordinator {
             remote_owners: RwLock::new(BTreeMap::new()),
             compact_after_records: None,
             remote: persister::RemotePersister::default(),
-            dead_letter_senders: dlq::RemoteSenders::default(),
+            dead_letter_producers: dlq::DeadLetterProducers::default(),
             defaults,
             available: Notify::new(),
         }
@@ -450,7 +469,7 @@ impl ShareCoordinator {
         &self,
         key: &ShareKey,
         leader_epoch: i32,
-    ) -> Result<Option<(PersistedPartition, i32)>, PersistError> {
+    ) -> Result<Option<ReadState>, PersistError> {
         let op = self
             .owned_here(key)
             .ok_or(weir_protocol::ErrorCode::NOT_COORDINATOR)?;
@@ -462,7 +481,12 @@ impl ShareCoordinator {
             return Err(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH);
         }
         o.leader_epoch = leader_epoch;
-        Ok(Some((o.persisted.clone(), o.state_epoch)))
+        let intent = op.intents.lock().get(key).cloned();
+        Ok(Some(ReadState {
+            persisted: o.persisted.clone(),
+            state_epoch: o.state_epoch,
+            intent,
+        }))
     }
 
     /// Creates the state of `key` at `start_offset` (with its group, if new) unless it exists.
@@ -514,15 +538,17 @@ impl ShareCoordinator {
         Ok(p)
     }
 
-    /// Applies a leader's write (`update`: the start offset and the ranges that changed).
+    /// Applies a leader's write (`update`: the start offset and the ranges that changed) and
+    /// the change to its dead-letter intent, in one append.
     pub fn owner_write(
         &self,
         key: &ShareKey,
-        state_epoch: i32,
-        leader_epoch: i32,
+        epochs: partition::LoadEpochs,
         update: &PersistedPartition,
+        intent: &IntentChange,
         now_ms: i64,
     ) -> Result<Option<StateAppend>, PersistError> {
+        let (state_epoch, leader_epoch) = (epochs.state_epoch, epochs.leader_epoch);
         let op = self
             .owned_here(key)
             .ok_or(weir_protocol::ErrorCode::NOT_COORDINATOR)?;
@@ -537,18 +563,36 @@ impl ShareCoordinator {
         if leader_epoch < o.leader_epoch {
             return Err(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH);
         }
-        let record = (
+        let mut records = vec![(
             partition_key(key),
             Some(encode_partition_value(&PartitionValue::Update(
                 update.clone(),
             ))),
-        );
+        )];
+        let mut intents = op.intents.lock();
+        match intent {
+            IntentChange::Keep => {}
+            IntentChange::Set(i) => records.push((intent_key(key), Some(encode_intent_value(i)))),
+            IntentChange::Clear if intents.contains_key(key) => {
+                records.push((intent_key(key), None));
+            }
+            IntentChange::Clear => {}
+        }
         let p = op
             .log
-            .append(&[record], now_ms)
+            .append(&records, now_ms)
             .map_err(|_| weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
         o.leader_epoch = leader_epoch;
         SharePartition::apply_update(&mut o.persisted, update, store::MAX_REPLAYED_WINDOW);
+        match intent {
+            IntentChange::Keep => {}
+            IntentChange::Set(i) => {
+                intents.insert(key.clone(), i.clone());
+            }
+            IntentChange::Clear => {
+                intents.remove(key);
+            }
+        }
         Ok(p)
     }
 
@@ -559,43 +603,6 @@ impl ShareCoordinator {
             .lock()
             .get(key)
             .map(|o| (o.persisted.start_offset, o.state_epoch, o.leader_epoch))
-    }
-
-    /// The dead-letter intent of `key` recovered from the log, if any (owner side).
-    pub fn intent(&self, key: &ShareKey) -> Option<DeadLetterIntent> {
-        self.owned_here(key)?.intents.lock().get(key).cloned()
-    }
-
-    /// Records (durably: wait for the result) that dead letters of `key` are being appended.
-    /// Only where the state is owned here; see `dlq`.
-    pub fn record_intent(
-        &self,
-        key: &ShareKey,
-        intent: DeadLetterIntent,
-        now_ms: i64,
-    ) -> Result<Option<StateAppend>, OffsetError> {
-        let Some(op) = self.owned_here(key) else {
-            return Ok(None);
-        };
-        let record = (intent_key(key), Some(encode_intent_value(&intent)));
-        let p = op.log.append(&[record], now_ms)?;
-        op.intents.lock().insert(key.clone(), intent);
-        Ok(p)
-    }
-
-    /// The dead letters of `key` are archived: its intent is done.
-    pub fn clear_intent(
-        &self,
-        key: &ShareKey,
-        now_ms: i64,
-    ) -> Result<Option<StateAppend>, OffsetError> {
-        let Some(op) = self.owned_here(key) else {
-            return Ok(None);
-        };
-        if op.intents.lock().remove(key).is_none() {
-            return Ok(None);
-        }
-        op.log.append(&[(intent_key(key), None)], now_ms)
     }
 
     /// Queues the group epochs that changed in their groups' `__consumer_offsets` partitions
@@ -1101,7 +1108,7 @@ impl ShareCoordinator {
         if self.partitions.lock().len() >= MAX_SHARE_PARTITIONS {
             return Err(weir_protocol::ErrorCode::GROUP_MAX_SIZE_REACHED);
         }
-        let (persisted, state_epoch) = match self.read_state(key, leader_epoch)? {
+        let read = match self.read_state(key, leader_epoch)? {
             Some(found) => found,
             None => {
                 self.initialize_state(key, start_offset(), now_ms)?;
@@ -1109,11 +1116,12 @@ impl ShareCoordinator {
                     .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?
             }
         };
-        let mut sp = SharePartition::restore(&persisted, settings.clone());
+        let mut sp = SharePartition::restore(&read.persisted, settings.clone());
         sp.set_epochs(partition::LoadEpochs {
             leader_epoch,
-            state_epoch,
+            state_epoch: read.state_epoch,
         });
+        sp.set_dead_letter_intent(read.intent);
         let mut partitions = self.partitions.lock();
         // Another fetch may have loaded it meanwhile: one state per share-partition.
         let shared = partitions
@@ -1146,7 +1154,7 @@ impl ShareCoordinator {
         &self,
         key: &ShareKey,
         leader_epoch: i32,
-    ) -> Result<Option<(PersistedPartition, i32)>, PersistError> {
+    ) -> Result<Option<ReadState>, PersistError> {
         use weir_protocol::requests::{
             ReadShareGroupStateRequest, ReadShareStatePartition, ReadShareStateTopic,
         };
@@ -1182,13 +1190,19 @@ impl ShareCoordinator {
                 }
                 let batches = persister::from_wire(&p.state_batches)
                     .ok_or(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-                Ok(Some((
-                    PersistedPartition {
+                let intent = match persister::intent_from_wire(&p.weir) {
+                    Some(IntentChange::Set(i)) => Some(i),
+                    Some(IntentChange::Keep | IntentChange::Clear) => None,
+                    None => return Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
+                };
+                Ok(Some(ReadState {
+                    persisted: PersistedPartition {
                         start_offset: p.start_offset,
                         batches,
                     },
-                    p.state_epoch,
-                )))
+                    state_epoch: p.state_epoch,
+                    intent,
+                }))
             }
         }
     }
@@ -1258,23 +1272,34 @@ impl ShareCoordinator {
         sp: &mut SharePartition,
         now_ms: i64,
     ) -> Result<Pending, PersistError> {
+        self.persist_with(key, sp, IntentChange::Keep, now_ms)
+    }
+
+    /// [`Self::persist`], with a change to the share-partition's dead-letter intent written in
+    /// the same append (`dlq`).
+    pub fn persist_with(
+        &self,
+        key: &ShareKey,
+        sp: &mut SharePartition,
+        intent: IntentChange,
+        now_ms: i64,
+    ) -> Result<Pending, PersistError> {
         use weir_protocol::requests::{
             WriteShareGroupStateRequest, WriteShareStatePartition, WriteShareStateTopic,
         };
         let mut pending = Pending::default();
-        let Some(update) = sp.take_update() else {
-            return Ok(pending);
+        let update = match sp.take_update() {
+            Some(update) => update,
+            None if intent == IntentChange::Keep => return Ok(pending),
+            None => PersistedPartition {
+                start_offset: sp.start_offset(),
+                batches: Vec::new(),
+            },
         };
         let epochs = sp.epochs();
         let result = match self.owner_of(key) {
             persister::Owner::Local => self
-                .owner_write(
-                    key,
-                    epochs.state_epoch,
-                    epochs.leader_epoch,
-                    &update,
-                    now_ms,
-                )
+                .owner_write(key, epochs, &update, &intent, now_ms)
                 .map(|p| pending.push_for(key, p)),
             persister::Owner::Unknown => Err(weir_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE),
             persister::Owner::Remote { node, addr } => {
@@ -1288,6 +1313,7 @@ impl ShareCoordinator {
                             leader_epoch: epochs.leader_epoch,
                             start_offset: update.start_offset,
                             state_batches: persister::to_wire(&update.batches),
+                            weir: persister::intent_to_wire(&intent),
                         }],
                     }],
                 });
@@ -1307,6 +1333,11 @@ impl ShareCoordinator {
             // Never taken under the map's lock elsewhere (see the module's lock order).
             self.partitions.lock().remove(key);
             return Err(code);
+        }
+        match intent {
+            IntentChange::Keep => {}
+            IntentChange::Set(i) => sp.set_dead_letter_intent(Some(i)),
+            IntentChange::Clear => sp.set_dead_letter_intent(None),
         }
         Ok(pending)
     }
@@ -1620,7 +1651,17 @@ mod tests {
             batches: Vec::new(),
         };
         assert_eq!(
-            c.owner_write(&key, 0, 3, &stale, 0).err(),
+            c.owner_write(
+                &key,
+                partition::LoadEpochs {
+                    state_epoch: 0,
+                    leader_epoch: 3
+                },
+                &stale,
+                &IntentChange::Keep,
+                0
+            )
+            .err(),
             Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
         );
         assert_eq!(

@@ -40,6 +40,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::records::DeadLetterIntent;
+
 /// A member id, shared by all the records it holds.
 pub type MemberId = Arc<str>;
 
@@ -302,6 +304,9 @@ pub struct SharePartition {
     /// The leader epoch of the data partition this state was loaded under and the state epoch
     /// it was loaded at: the owner of the durable state refuses writes from older ones.
     epochs: LoadEpochs,
+    /// The dead-letter batch in flight as last written to the owner (or found there at load):
+    /// carried for `dlq`, not read by this state machine.
+    dead_letter_intent: Option<DeadLetterIntent>,
 }
 
 /// The epochs a share-partition was loaded under (see `SharePartition::epochs`).
@@ -325,6 +330,7 @@ impl SharePartition {
             parked: BTreeMap::new(),
             parked_dirty: BTreeSet::new(),
             epochs: LoadEpochs::default(),
+            dead_letter_intent: None,
         }
     }
 
@@ -335,6 +341,15 @@ impl SharePartition {
 
     pub fn set_epochs(&mut self, epochs: LoadEpochs) {
         self.epochs = epochs;
+    }
+
+    /// The dead-letter intent as the owner has it (see the field).
+    pub fn dead_letter_intent(&self) -> Option<&DeadLetterIntent> {
+        self.dead_letter_intent.as_ref()
+    }
+
+    pub fn set_dead_letter_intent(&mut self, intent: Option<DeadLetterIntent>) {
+        self.dead_letter_intent = intent;
     }
 
     /// Rebuilds a share-partition from its persisted state: every record that was acquired is

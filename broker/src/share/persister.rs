@@ -13,12 +13,14 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use weir_protocol::requests::ShareStateBatch;
-use weir_protocol::{Request, Response};
+use weir_protocol::{Request, Response, WeirTag};
 
 use super::partition::StateBatch;
-use super::records::{state_code, state_of};
+use super::records::{decode_intent_value, encode_intent_value, state_code, state_of};
+use super::IntentChange;
 use crate::cluster::peer::{PeerConnection, PeerSecurity};
 
 /// Requests queued for one owner before callers are refused.
@@ -77,6 +79,25 @@ pub fn from_wire(batches: &[ShareStateBatch]) -> Option<Vec<StateBatch>> {
             })
         })
         .collect()
+}
+
+/// A dead-letter intent change on the wire, in Weir's tagged field: absent to keep it, empty
+/// to clear it, else the intent's record value.
+pub fn intent_to_wire(change: &IntentChange) -> WeirTag {
+    WeirTag(match change {
+        IntentChange::Keep => None,
+        IntentChange::Clear => Some(Bytes::new()),
+        IntentChange::Set(i) => Some(Bytes::from(encode_intent_value(i))),
+    })
+}
+
+/// The intent change from the wire; `None` if its value does not decode.
+pub fn intent_from_wire(tag: &WeirTag) -> Option<IntentChange> {
+    match &tag.0 {
+        None => Some(IntentChange::Keep),
+        Some(b) if b.is_empty() => Some(IntentChange::Clear),
+        Some(b) => decode_intent_value(b).map(IntentChange::Set),
+    }
 }
 
 /// An answer to come from the owner.
@@ -196,6 +217,30 @@ mod tests {
         assert!(
             matches!(stuck.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
             "owner 1's call was answered before owner 2 was called"
+        );
+    }
+
+    #[test]
+    fn intent_changes_round_trip_in_weirs_tag_and_bad_ones_are_refused() {
+        use super::super::records::{DeadLetterIntent, IntentKind, ProducedBatch};
+        let set = IntentChange::Set(DeadLetterIntent {
+            topic: "dead".into(),
+            partition: 1,
+            kind: IntentKind::Produced(ProducedBatch {
+                producer_id: 42,
+                producer_epoch: 0,
+                base_sequence: 7,
+                time_ms: 1_000,
+                offsets: vec![4, 9],
+            }),
+        });
+        for change in [IntentChange::Keep, IntentChange::Clear, set] {
+            assert_eq!(intent_from_wire(&intent_to_wire(&change)), Some(change));
+        }
+        assert_eq!(intent_to_wire(&IntentChange::Keep), WeirTag(None));
+        assert_eq!(
+            intent_from_wire(&WeirTag(Some(Bytes::from_static(b"\x00\x09junk")))),
+            None
         );
     }
 

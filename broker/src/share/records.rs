@@ -8,11 +8,18 @@
 //!   count u16]`. Kind 0 is a snapshot (the whole state), kind 1 an update (the start offset and
 //!   the offsets that changed, applied over what came before). A tombstone deletes the state.
 //!
-//! - Dead-letter intent key `[2][group][topic id][partition i32]`, value `[version i16][dead
-//!   letter topic][partition i32][offset i64]`: dead letters of this share-partition are being
-//!   appended to that partition of the dead-letter topic, whose log ended at that offset before;
-//!   a tombstone once they are archived. After a crash in between, the records from that offset
-//!   on say which dead letters are already there, so none is appended twice.
+//! - Dead-letter intent key `[2][group][topic id][partition i32]`: dead letters of this
+//!   share-partition are being appended to a partition of the dead-letter topic; a tombstone
+//!   once they are archived. Two kinds of value:
+//!   - version 1, a produced batch: `[1 i16][dead letter topic][partition i32][producer id
+//!     i64][producer epoch i16][base sequence i32][time i64][count i32]` then `count` source
+//!     offsets `i64`. The dead letters of those source offsets were built at that time and sent
+//!     as one batch of that idempotent producer. After a crash, the next leader builds the same
+//!     batch and sends it again with the same producer id and sequence: the dead-letter
+//!     partition's leader appends it only if it does not have it.
+//!   - version 0 (written by older Weir versions): `[0 i16][dead letter topic][partition
+//!     i32][offset i64]`, the dead-letter partition's log end offset before a plain append; the
+//!     records from that offset on say which dead letters are already there.
 //!
 //! Strings are `[len u16][utf-8]`. Integers are big-endian.
 
@@ -51,16 +58,58 @@ pub enum StateKey {
 pub struct DeadLetterIntent {
     pub topic: String,
     pub partition: i32,
-    /// The dead-letter partition's log end offset before the append.
-    pub from_offset: i64,
+    pub kind: IntentKind,
 }
+
+/// How the dead letters of an intent are appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntentKind {
+    /// One batch of an idempotent producer (version 1).
+    Produced(ProducedBatch),
+    /// A plain append after the dead-letter partition's log end offset `from_offset` (version
+    /// 0, older Weir versions).
+    AppendedAfter { from_offset: i64 },
+}
+
+/// The dead-letter batch of a [`IntentKind::Produced`] intent: enough to build it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducedBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    /// The batch's time: its records' timestamps and `weir.dlq.time.ms`.
+    pub time_ms: i64,
+    /// The source offsets whose dead letters the batch holds, ascending.
+    pub offsets: Vec<i64>,
+}
+
+/// Most source offsets in one intent (one dead-letter round's records).
+pub const MAX_INTENT_OFFSETS: usize = 4_096;
+const PRODUCED: i16 = 1;
 
 pub fn encode_intent_value(i: &DeadLetterIntent) -> Vec<u8> {
     let mut out = Vec::new();
-    out.put_i16(VERSION);
-    put_str(&mut out, &i.topic);
-    out.put_i32(i.partition);
-    out.put_i64(i.from_offset);
+    match &i.kind {
+        IntentKind::AppendedAfter { from_offset } => {
+            out.put_i16(VERSION);
+            put_str(&mut out, &i.topic);
+            out.put_i32(i.partition);
+            out.put_i64(*from_offset);
+        }
+        IntentKind::Produced(b) => {
+            out.put_i16(PRODUCED);
+            put_str(&mut out, &i.topic);
+            out.put_i32(i.partition);
+            out.put_i64(b.producer_id);
+            out.put_i16(b.producer_epoch);
+            out.put_i32(b.base_sequence);
+            out.put_i64(b.time_ms);
+            out.put_i32(i32::try_from(b.offsets.len()).unwrap_or(i32::MAX));
+            for o in &b.offsets {
+                out.put_i64(*o);
+            }
+        }
+    }
     out
 }
 
@@ -68,15 +117,45 @@ pub fn decode_intent_value(mut b: &[u8]) -> Option<DeadLetterIntent> {
     if b.remaining() < 2 {
         return None;
     }
-    let _version = b.get_i16();
+    let version = b.get_i16();
     let topic = get_str(&mut b)?;
-    if b.remaining() < 12 {
+    if b.remaining() < 4 {
         return None;
     }
+    let partition = b.get_i32();
+    let kind = match version {
+        VERSION => {
+            if b.remaining() < 8 {
+                return None;
+            }
+            IntentKind::AppendedAfter {
+                from_offset: b.get_i64(),
+            }
+        }
+        PRODUCED => {
+            if b.remaining() < 8 + 2 + 4 + 8 + 4 {
+                return None;
+            }
+            let (producer_id, producer_epoch, base_sequence, time_ms) =
+                (b.get_i64(), b.get_i16(), b.get_i32(), b.get_i64());
+            let count = usize::try_from(b.get_i32()).ok()?;
+            if count > MAX_INTENT_OFFSETS || b.remaining() < count * 8 {
+                return None;
+            }
+            IntentKind::Produced(ProducedBatch {
+                producer_id,
+                producer_epoch,
+                base_sequence,
+                time_ms,
+                offsets: (0..count).map(|_| b.get_i64()).collect(),
+            })
+        }
+        _ => return None,
+    };
     Some(DeadLetterIntent {
         topic,
-        partition: b.get_i32(),
-        from_offset: b.get_i64(),
+        partition,
+        kind,
     })
 }
 
@@ -291,15 +370,49 @@ mod tests {
             assert_eq!(StateKey::decode(&key.encode()), Some(key));
         }
         assert_eq!(decode_group_value(&encode_group_value(42)), Some(42));
-        let intent = DeadLetterIntent {
-            topic: "dlq".into(),
-            partition: 2,
-            from_offset: 77,
-        };
+        for kind in [
+            IntentKind::AppendedAfter { from_offset: 77 },
+            IntentKind::Produced(ProducedBatch {
+                producer_id: 9,
+                producer_epoch: 0,
+                base_sequence: 12,
+                time_ms: 1_700_000_000_000,
+                offsets: vec![3, 5, 8],
+            }),
+        ] {
+            let intent = DeadLetterIntent {
+                topic: "dlq".into(),
+                partition: 2,
+                kind,
+            };
+            let encoded = encode_intent_value(&intent);
+            assert_eq!(decode_intent_value(&encoded), Some(intent));
+            assert_eq!(decode_intent_value(&encoded[..encoded.len() - 1]), None);
+        }
+        // A version-0 value as older versions wrote it.
+        let mut old = vec![0, 0, 0, 3];
+        old.extend_from_slice(b"dlq");
+        old.extend_from_slice(&2i32.to_be_bytes());
+        old.extend_from_slice(&77i64.to_be_bytes());
         assert_eq!(
-            decode_intent_value(&encode_intent_value(&intent)),
-            Some(intent)
+            decode_intent_value(&old).map(|i| i.kind),
+            Some(IntentKind::AppendedAfter { from_offset: 77 })
         );
+        // A count of offsets beyond the bytes present is refused.
+        let mut lying = encode_intent_value(&DeadLetterIntent {
+            topic: "d".into(),
+            partition: 0,
+            kind: IntentKind::Produced(ProducedBatch {
+                producer_id: 1,
+                producer_epoch: 0,
+                base_sequence: 0,
+                time_ms: 0,
+                offsets: vec![1],
+            }),
+        });
+        let at = lying.len() - 12;
+        lying[at..at + 4].copy_from_slice(&2i32.to_be_bytes());
+        assert_eq!(decode_intent_value(&lying), None);
         let key = StateKey::DeadLetterIntent {
             group: "g".into(),
             topic_id: [4; 16],
@@ -330,5 +443,58 @@ mod tests {
         let mut lying = encoded.clone();
         lying[11..15].copy_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(decode_partition_value(&lying), None);
+    }
+
+    use proptest::prelude::*;
+
+    fn arb_intent() -> impl Strategy<Value = DeadLetterIntent> {
+        let kind = prop_oneof![
+            any::<i64>().prop_map(|from_offset| IntentKind::AppendedAfter { from_offset }),
+            (
+                any::<i64>(),
+                any::<i16>(),
+                any::<i32>(),
+                any::<i64>(),
+                proptest::collection::vec(any::<i64>(), 0..64),
+            )
+                .prop_map(
+                    |(producer_id, producer_epoch, base_sequence, time_ms, offsets)| {
+                        IntentKind::Produced(ProducedBatch {
+                            producer_id,
+                            producer_epoch,
+                            base_sequence,
+                            time_ms,
+                            offsets,
+                        })
+                    }
+                ),
+        ];
+        ("[a-z.]{0,20}", any::<i32>(), kind).prop_map(|(topic, partition, kind)| DeadLetterIntent {
+            topic,
+            partition,
+            kind,
+        })
+    }
+
+    proptest! {
+        /// Every intent decodes to itself, and no cut of its encoding decodes.
+        #[test]
+        fn intents_round_trip_and_cuts_are_refused(intent in arb_intent()) {
+            let encoded = encode_intent_value(&intent);
+            prop_assert_eq!(decode_intent_value(&encoded), Some(intent));
+            for cut in 0..encoded.len() {
+                prop_assert_eq!(decode_intent_value(&encoded[..cut]), None);
+            }
+        }
+
+        /// The share state log's decoders take any bytes (a corrupt or hostile record) without
+        /// panicking or reading past them.
+        #[test]
+        fn decoders_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = StateKey::decode(&bytes);
+            let _ = decode_group_value(&bytes);
+            let _ = decode_partition_value(&bytes);
+            let _ = decode_intent_value(&bytes);
+        }
     }
 }
