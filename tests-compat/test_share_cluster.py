@@ -229,8 +229,17 @@ def test_share_state_owner_killed_loses_nothing(cluster_factory, unique):
 
     def state_owner(a, topic, group):
         state = partitions_of(a, "__share_group_state")
-        owner = state[state_partition(group, topic_id_of(a, topic), 0)].leader
+        topic_id = topic_id_of(a, topic)
+        owner = state[state_partition(group, topic_id, 0)].leader
         assert owner != leader_of(a, topic, 0)
+        # FindCoordinator v6 names the same share coordinators, asked at any broker.
+        keys = [f"{group}:{topic_id}:{p}" for p in range(PARTITIONS)]
+        want = {
+            k: (state[state_partition(group, topic_id, p)].leader, NONE)
+            for p, k in enumerate(keys)
+        }
+        for b in a.list_topics(timeout=10).brokers.values():
+            assert find_share_coordinators(f"{b.host}:{b.port}", keys) == want
         return owner
 
     consume_across_kill(cluster_factory, unique, state_owner, spread_state=True)
@@ -489,11 +498,11 @@ class _Reader:
         return [] if n == 0 else [item(self) for _ in range(n - 1)]
 
 
-def _call(bootstrap, api_key, body):
-    """One flexible (header v2) request of version 0 to `bootstrap`; the response body."""
+def _call(bootstrap, api_key, body, version=0):
+    """One flexible (header v2) request to `bootstrap`; the response body."""
     host, port = bootstrap.rsplit(":", 1)
     client = b"weir-share-cluster-test"
-    header = struct.pack(">hhih", api_key, 0, 7, len(client)) + client + b"\x00"
+    header = struct.pack(">hhih", api_key, version, 7, len(client)) + client + b"\x00"
     frame = header + body
     with socket.create_connection((host, int(port)), timeout=WAIT_S) as s:
         s.sendall(struct.pack(">i", len(frame)) + frame)
@@ -553,6 +562,25 @@ def delete_share_group_offsets(bootstrap, group, topics):
         return name, code
 
     return error, dict(r.carray(topic))
+
+
+def find_share_coordinators(bootstrap, keys):
+    """FindCoordinator v6 (API 10) of share-partition keys `group:topicId:partition`, as Kafka's
+    persister asks it. Returns {key: (node id, error code)}."""
+    body = struct.pack(">b", 2) + _carray([_cstr(k) for k in keys]) + b"\x00"
+    r = _call(bootstrap, 10, body, version=6)
+    r.int32()  # throttle
+
+    def coordinator(r):
+        key, node = r.cstr(), r.int32()
+        r.cstr()  # host
+        r.int32()  # port
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return key, (node, code)
+
+    return dict(r.carray(coordinator))
 
 
 def describe_share_group_offsets(bootstrap, group, topic, partitions):

@@ -189,23 +189,48 @@ fn groups_spread_over_the_offsets_partitions_are_all_coordinated_by_a_single_nod
     };
     assert_eq!(one.coordinators[0].error_code, ErrorCode::NONE);
     assert_eq!(one.coordinators[0].node_id, 0);
-    // Share-partition keys (type 2) need v6, which Weir does not serve; other types do not
-    // exist: Kafka answers both INVALID_REQUEST, not a group's coordinator.
-    for key_type in [2, 3, -1] {
-        let Response::FindCoordinator(refused) =
-            c.call(Request::FindCoordinator(FindCoordinatorRequest {
+    // Share-partition keys (type 2) need v6 (Kafka answers them INVALID_REQUEST below), and
+    // must read `group:topicId:partition`; other types do not exist: INVALID_REQUEST, not a
+    // group's coordinator.
+    let refused_at = |c: &mut Client, key_type: i8, keys: &[String], version: i16| {
+        let Response::FindCoordinator(refused) = c.call_at(
+            Request::FindCoordinator(FindCoordinatorRequest {
                 key_type,
-                keys: groups.clone(),
-            }))
-        else {
+                keys: keys.to_vec(),
+            }),
+            version,
+        ) else {
             panic!("not a FindCoordinator response");
         };
-        assert_eq!(refused.coordinators.len(), groups.len());
+        assert_eq!(refused.coordinators.len(), keys.len());
         for k in &refused.coordinators {
             assert_eq!(k.error_code, ErrorCode::INVALID_REQUEST, "{refused:?}");
             assert_eq!(k.node_id, -1);
         }
+    };
+    let share_key = "g1:AAAAAAAAAAAAAAAAAAAAAQ:3".to_string();
+    refused_at(&mut c, 2, std::slice::from_ref(&share_key), 5);
+    refused_at(&mut c, 2, &groups, 6);
+    for key_type in [3, -1] {
+        refused_at(&mut c, key_type, &groups, 6);
     }
+    // A share-partition key at v6: this node, which owns every share state partition.
+    let Response::FindCoordinator(share) = c.call_at(
+        Request::FindCoordinator(FindCoordinatorRequest {
+            key_type: 2,
+            keys: vec![share_key.clone()],
+        }),
+        6,
+    ) else {
+        panic!("not a FindCoordinator response");
+    };
+    assert_eq!(share.coordinators[0].key, share_key);
+    assert_eq!(
+        share.coordinators[0].error_code,
+        ErrorCode::NONE,
+        "{share:?}"
+    );
+    assert_eq!(share.coordinators[0].node_id, 0);
 
     for (i, g) in groups.iter().enumerate() {
         c.commit(g, "orders", 2, 10 + i64::try_from(i).expect("i"));

@@ -21,7 +21,7 @@ use weir_broker::security::listeners::parse_listeners;
 use weir_broker::security::sasl::Mechanism;
 use weir_broker::security::scram::{random_bytes, ScramClient, ScramMechanism};
 use weir_broker::security::SecurityConfig;
-use weir_protocol::client::{decode_response, encode_request};
+use weir_protocol::client::{client_version, decode_response, encode_request_at};
 use weir_protocol::*;
 
 const START_MS: i64 = 1_700_000_000_000;
@@ -165,9 +165,16 @@ impl Conn {
 
     /// Sends `request`; `None` if the broker closed the connection instead of answering.
     fn call(&mut self, request: Request) -> Option<Response> {
+        let version = client_version(request.api_key()).expect("a client version");
+        self.call_at(request, version)
+    }
+
+    /// [`Conn::call`] at API version `version`.
+    fn call_at(&mut self, request: Request, version: i16) -> Option<Response> {
         let api_key = request.api_key();
         self.corr += 1;
-        let (frame, version) = encode_request(self.corr, self.client_id, &request).expect("encode");
+        let frame =
+            encode_request_at(self.corr, self.client_id, &request, version).expect("encode");
         self.s.write_all(&frame).ok()?;
         let body = self.read_frame()?;
         let (corr, response) = decode_response(api_key, version, body).expect("decode");
@@ -532,10 +539,17 @@ fn inter_broker_requests_need_cluster_action() {
         write_marker(&mut c, "t"),
         ErrorCode::CLUSTER_AUTHORIZATION_FAILED
     );
+    // Where a share-partition's state lives is for brokers' persisters to ask.
+    assert_eq!(
+        find_share_coordinator(&mut c),
+        (ErrorCode::CLUSTER_AUTHORIZATION_FAILED, -1)
+    );
 
     // With CLUSTER_ACTION the same requests get past authorization (a single node does not
-    // serve Vote: UNKNOWN_SERVER_ERROR; a replica fetch reads the log; the marker is written).
+    // serve Vote: UNKNOWN_SERVER_ERROR; a replica fetch reads the log; the marker is written;
+    // this node owns all share state).
     grant(&b, "User:mallory", CLUSTER, "kafka-cluster", CLUSTER_ACTION);
+    assert_eq!(find_share_coordinator(&mut c), (ErrorCode::NONE, 0));
     let Some(Response::Vote(v)) = c.call(Request::Vote(VoteRequest::default())) else {
         panic!("no Vote response");
     };
@@ -543,6 +557,20 @@ fn inter_broker_requests_need_cluster_action() {
     let f = fetch_as_replica(&mut c, "t");
     assert_eq!(f.topics[0].partitions[0].error_code, ErrorCode::NONE);
     assert_eq!(write_marker(&mut c, "t"), ErrorCode::NONE);
+}
+
+/// FindCoordinator v6 of a share-partition key: the error code and node id answered.
+fn find_share_coordinator(c: &mut Conn) -> (ErrorCode, i32) {
+    let Some(Response::FindCoordinator(f)) = c.call_at(
+        Request::FindCoordinator(FindCoordinatorRequest {
+            key_type: 2,
+            keys: vec!["g:AAAAAAAAAAAAAAAAAAAAAQ:0".into()],
+        }),
+        6,
+    ) else {
+        panic!("no FindCoordinator response");
+    };
+    (f.coordinators[0].error_code, f.coordinators[0].node_id)
 }
 
 /// WriteTxnMarkers of an ABORT marker for producer 7 to partition 0 of `topic`: its error code.

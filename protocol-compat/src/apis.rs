@@ -225,7 +225,7 @@ apis! {
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;
     OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
     OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;
-    FIND_COORDINATOR = 10: FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse), 0..=4;
+    FIND_COORDINATOR = 10: FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse), 0..=6;
     JOIN_GROUP = 11: JoinGroup(JoinGroupRequest, JoinGroupResponse), 2..=9;
     HEARTBEAT = 12: Heartbeat(HeartbeatRequest, HeartbeatResponse), 0..=4,
         mirror(m::HeartbeatRequest, m::HeartbeatResponse);

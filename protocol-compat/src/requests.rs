@@ -382,10 +382,11 @@ pub struct OffsetFetchTopic {
     pub partition_indexes: Vec<i32>,
 }
 
-/// FindCoordinator request (v0-4), always in the v4+ batched shape.
+/// FindCoordinator request (v0-6), always in the v4+ batched shape.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FindCoordinatorRequest {
-    /// 0 = group, 1 = transaction (v1+; 0 before).
+    /// 0 = group, 1 = transaction (v1+; 0 before), 2 = share (v6+: a share-partition key
+    /// `group:topicId:partition`, KIP-932).
     pub key_type: i8,
     /// Keys to look up. v0-3 send exactly one key; the response must then carry exactly
     /// one coordinator.

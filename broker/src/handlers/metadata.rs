@@ -22,6 +22,9 @@ use crate::topics::{valid_topic_name, Topic};
 /// brokers find share coordinators from the cluster metadata.)
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
+/// The first FindCoordinator version with share keys (KIP-932).
+const MIN_SHARE_KEY_VERSION: i16 = 6;
 
 /// ApiVersions: every API served, and the features clients read from it (KIP-584).
 pub fn api_versions() -> ApiVersionsResponse {
@@ -295,12 +298,30 @@ pub fn describe_cluster(
 }
 
 /// FindCoordinator. With an authorizer, as Kafka: a group key needs DESCRIBE on the group, a
-/// transactional id DESCRIBE on it.
+/// transactional id DESCRIBE on it, a share-partition key (v6+, the share coordinator other
+/// brokers' persisters look for) CLUSTER_ACTION on the cluster.
 pub async fn find_coordinator(
     broker: &Arc<Broker>,
     az: &Authz,
+    version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    if request.key_type == KEY_TYPE_SHARE && version >= MIN_SHARE_KEY_VERSION {
+        let coordinators = group_coordinators(broker).await;
+        return FindCoordinatorResponse {
+            coordinators: request
+                .keys
+                .into_iter()
+                .map(|key| {
+                    if !az.allows_cluster(AclOperation::ClusterAction) {
+                        return no_coordinator(key, ErrorCode::CLUSTER_AUTHORIZATION_FAILED, None);
+                    }
+                    share_coordinator(broker, &coordinators, key)
+                })
+                .collect(),
+            ..FindCoordinatorResponse::default()
+        };
+    }
     if ![KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION].contains(&request.key_type) {
         // As Kafka: a type it does not know, or share keys below v6, is an invalid request.
         let message = format!("unknown coordinator key type {}", request.key_type);
@@ -370,6 +391,46 @@ pub async fn find_coordinator(
     FindCoordinatorResponse {
         coordinators,
         ..FindCoordinatorResponse::default()
+    }
+}
+
+/// The share coordinator of share-partition key `key` (`group:topicId:partition`): this
+/// broker on a single node, else the leader of the share state partition the key hashes to.
+fn share_coordinator(broker: &Broker, coordinators: &Coordinators, key: String) -> Coordinator {
+    let Some(share_key) = crate::share::parse_coordinator_key(&key) else {
+        let message =
+            format!("invalid share-partition key {key:?}: expected group:topicId:partition");
+        return no_coordinator(key, ErrorCode::INVALID_REQUEST, Some(message));
+    };
+    let found = match coordinators {
+        Coordinators::ThisNode(b) => Some(b.clone()),
+        _ => broker
+            .topics
+            .get(crate::share::SHARE_STATE_TOPIC)
+            .and_then(|t| i32::try_from(t.partition_count()).ok())
+            .filter(|count| *count > 0)
+            .and_then(|count| {
+                let index = crate::internal_partitions::partition_for(
+                    &crate::share::coordinator_key(&share_key),
+                    count,
+                );
+                internal_leader(broker, crate::share::SHARE_STATE_TOPIC, index)
+            }),
+    };
+    match found {
+        Some(b) => Coordinator {
+            key,
+            node_id: b.id,
+            host: b.host,
+            port: b.port,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+        },
+        None => no_coordinator(
+            key,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            Some("the share state partition has no leader yet".into()),
+        ),
     }
 }
 

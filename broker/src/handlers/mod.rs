@@ -94,7 +94,7 @@ pub async fn dispatch(
         )),
         Request::FindCoordinator(r) => Box::pin(async move {
             Some(Response::FindCoordinator(
-                metadata::find_coordinator(&b, &az, r).await,
+                metadata::find_coordinator(&b, &az, version, r).await,
             ))
         }),
         Request::Produce(mut r) => {

@@ -276,6 +276,24 @@ pub fn coordinator_key(key: &ShareKey) -> String {
     )
 }
 
+/// The share-partition of a coordinator key `group:topicId:partition`, read as Kafka reads one
+/// (FindCoordinator v6): exactly three parts, the group trimmed and not empty, the topic id as
+/// Kafka prints a Uuid, the partition a decimal integer. `None` if it is not one.
+pub fn parse_coordinator_key(key: &str) -> Option<ShareKey> {
+    use base64::Engine as _;
+    let mut parts = key.split(':');
+    let (group, topic_id, partition) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || group.trim().is_empty() {
+        return None;
+    }
+    let topic_id: [u8; 16] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(topic_id)
+        .ok()?
+        .try_into()
+        .ok()?;
+    Some((group.trim().to_string(), topic_id, partition.parse().ok()?))
+}
+
 /// Every share group, share session and share-partition of this broker. Two roles:
 /// - group coordinator (the leader of the group's `__consumer_offsets` partition, like every
 ///   group): share group membership (`groups`), its epochs written to that partition;
@@ -1729,6 +1747,33 @@ mod tests {
             .load_partition(&key, 1, &ShareSettings::default(), || 0, 0)
             .expect("reload");
         assert_eq!(again.lock().start_offset(), 10);
+    }
+
+    #[test]
+    fn coordinator_keys_are_read_as_kafka_reads_them() {
+        let key: ShareKey = ("orders".into(), [7; 16], 12);
+        assert_eq!(parse_coordinator_key(&coordinator_key(&key)), Some(key));
+        assert_eq!(
+            parse_coordinator_key(" g :AAAAAAAAAAAAAAAAAAAAAQ:-1"),
+            Some((
+                "g".into(),
+                [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                -1
+            ))
+        );
+        for bad in [
+            "",
+            "g",
+            "g:AAAAAAAAAAAAAAAAAAAAAQ",
+            " :AAAAAAAAAAAAAAAAAAAAAQ:1",
+            "g:AAAAAAAAAAAAAAAAAAAAAQ:1:2",
+            "g:AAAAAAAAAAAAAAAAAAAAAQ:x",
+            "g:AAAAAAAAAAAAAAAAAAAAAQ:",
+            "g:not-a-uuid:1",
+            "g:AAAAAAAAAAAAAAAAAAAA:1",
+        ] {
+            assert_eq!(parse_coordinator_key(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
