@@ -450,6 +450,11 @@ fn send(broker: &Broker, flight: &Flight) -> Result<(), RoundError> {
             flight.topic, flight.partition
         )
     };
+    if broker.topics.get(&flight.topic).is_none() {
+        // Deleted since the batch was made (it went with it, if it got there): the letters go
+        // again, where the group's config sends them now.
+        return Err(RoundError::StartOver(format!("{} is gone", what())));
+    }
     if let Some(dlq) = broker
         .topics
         .partition(&flight.topic, flight.partition)
@@ -836,5 +841,38 @@ mod tests {
         broker.shutdown();
         drop(broker);
         after_the_crash(dir.path(), &key);
+    }
+
+    #[test]
+    fn an_intent_to_a_deleted_dead_letter_topic_goes_where_the_config_says_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (broker, key, sp) = rejected_poison(dir.path());
+        let letters = sp.lock().pending_dead_letters();
+        let prepared = prepare(&broker, &key, &sp, &letters, None, 5).ok();
+        assert!(matches!(prepared, Some(Prepared::Send(_))));
+        // Before it is sent, the dead-letter topic is deleted and the group sent elsewhere.
+        broker.topics.delete("dead").expect("deleted");
+        broker.topics.create("dead2", 1, &[], false).expect("topic");
+        broker
+            .configs
+            .alter_group("g", false, |set| {
+                set.insert("weir.share.dlq.topic".into(), "dead2".into());
+                Ok(())
+            })
+            .expect("config");
+        for round in 0..2 {
+            let pending = run(&broker, 10 + round);
+            broker.share.wait(pending).expect("durable");
+        }
+        let dead2 = broker.topics.partition("dead2", 0).expect("dead2");
+        assert_eq!(dead2.log.log_end_offset(), 1);
+        assert_eq!(
+            sp.lock().start_offset(),
+            1,
+            "the rejected record is archived"
+        );
+        assert!(sp.lock().dead_letter_intent().is_none());
+        drop(sp);
+        broker.shutdown();
     }
 }
