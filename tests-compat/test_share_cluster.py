@@ -335,15 +335,19 @@ def test_dead_letters_delays_and_expiry_at_every_partition_leader(
             assert h["weir.dlq.reason"] == reason
 
 
+@pytest.mark.parametrize("sender_owns_state", [False, True], ids=["state-elsewhere", "state-here"])
 def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
-    cluster_factory, unique
+    cluster_factory, unique, sender_owns_state
 ):
     """The leader of a source partition sends a rejected record to the dead-letter partition's
-    leader on another broker and crashes (a crash point aborts it) after that leader committed
-    the dead letter, before the record is archived. The source partition's new leader finds
-    the dead-letter intent at the share coordinator (a third broker) and sends the same batch
-    again with the same producer id and sequence: the dead letter is there once, the record is
-    archived and never delivered again, the others are delivered once."""
+    leader and crashes (a crash point aborts it) after the dead letter is committed, before the
+    record is archived. The source partition's new leader finds the dead-letter intent with the
+    share-partition's state and sends the same batch again with the same producer id and
+    sequence: the dead letter is there once, the record is archived and never delivered again,
+    the others are delivered once. The intent is held by another broker (a third one when
+    there is one), or by the crashed sender itself, whose share state partition the next
+    leader replays (then the sender may lead the dead-letter partition too: appended there,
+    the batch is found again through the replicated producer state)."""
     c = share_cluster(cluster_factory)
     dlq = unique("dlq")
     a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
@@ -352,9 +356,13 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
     dlq_leader = leader_of(a, dlq, 0)
     owner = leader_of(a, "__share_group_state", 0)
     leaders = {p: leader_of(a, topic, p) for p in range(PARTITIONS)}
-    # A source partition led neither by the dead-letter leader nor, if possible, by the owner.
-    candidates = [p for p, l in leaders.items() if l != dlq_leader]
-    source = min(candidates, key=lambda p: leaders[p] == owner)
+    if sender_owns_state:
+        source = next(p for p, l in leaders.items() if l == owner)
+    else:
+        # Led neither by the dead-letter leader nor, if possible, by the owner.
+        candidates = [p for p, l in leaders.items() if l != dlq_leader and l != owner]
+        candidates = candidates or [p for p, l in leaders.items() if l != dlq_leader]
+        source = candidates[0]
     sender = c.broker(leaders[source])
     sender.env = {"WEIR_CRASH_AT": "dead-letters-sent"}
     sender.restart()
