@@ -344,6 +344,11 @@ fn prepare(
                 return Ok(Prepared::Settled(Vec::new()));
             }
             let records = read_records(&source.log, &batch.offsets.iter().copied().collect());
+            if records.is_empty() {
+                // Gone from the source log (retention) before the batch was settled: whether or
+                // not it got there, there is nothing left to send.
+                return Ok(Prepared::Settled(batch.offsets));
+            }
             let mut bytes = encode_letters(
                 &records,
                 letters,
