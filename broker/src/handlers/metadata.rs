@@ -355,37 +355,11 @@ pub async fn find_coordinator(
                 return no_coordinator(key, refusal, None);
             }
             if request.key_type == KEY_TYPE_TRANSACTION {
-                return match txn_coordinator(broker, &key) {
-                    Some(b) => Coordinator {
-                        key,
-                        node_id: b.id,
-                        host: b.host,
-                        port: b.port,
-                        error_code: ErrorCode::NONE,
-                        error_message: None,
-                    },
-                    None => no_coordinator(
-                        key,
-                        ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                        Some("the transaction state partition has no leader yet".into()),
-                    ),
-                };
+                let found = txn_coordinator(broker, &key);
+                return coordinator_of(key, found, "the transaction state partition");
             }
-            match group_coordinator(broker, &coordinators, &key) {
-                Some(b) => Coordinator {
-                    key,
-                    node_id: b.id,
-                    host: b.host,
-                    port: b.port,
-                    error_code: ErrorCode::NONE,
-                    error_message: None,
-                },
-                None => no_coordinator(
-                    key,
-                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                    Some("the offsets partition has no leader yet".into()),
-                ),
-            }
+            let found = group_coordinator(broker, &coordinators, &key);
+            coordinator_of(key, found, "the offsets partition")
         })
         .collect();
     FindCoordinatorResponse {
@@ -417,6 +391,12 @@ fn share_coordinator(broker: &Broker, coordinators: &Coordinators, key: String) 
                 internal_leader(broker, crate::share::SHARE_STATE_TOPIC, index)
             }),
     };
+    coordinator_of(key, found, "the share state partition")
+}
+
+/// The FindCoordinator answer for `key`: the broker `found`, or COORDINATOR_NOT_AVAILABLE while
+/// `partition` (which holds the key's state) has no known leader.
+fn coordinator_of(key: String, found: Option<BrokerRecord>, partition: &str) -> Coordinator {
     match found {
         Some(b) => Coordinator {
             key,
@@ -429,7 +409,7 @@ fn share_coordinator(broker: &Broker, coordinators: &Coordinators, key: String) 
         None => no_coordinator(
             key,
             ErrorCode::COORDINATOR_NOT_AVAILABLE,
-            Some("the share state partition has no leader yet".into()),
+            Some(format!("{partition} has no leader yet")),
         ),
     }
 }

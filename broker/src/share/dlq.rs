@@ -762,9 +762,22 @@ mod tests {
             .expect("loaded")
     }
 
-    /// Restarts the broker in `dir` after a crash in the middle of a dead-letter round and
-    /// runs a round: the poison record is in `dead` once, archived, and no intent is left.
-    fn after_the_crash(dir: &std::path::Path, key: &ShareKey) {
+    fn log_end(broker: &Broker, topic: &str) -> i64 {
+        let p = broker.topics.partition(topic, 0).expect("partition");
+        p.log.log_end_offset()
+    }
+
+    /// Stops the broker in the middle of a dead-letter round, restarts it from `dir` and runs a
+    /// round: the poison record is in `dead` once, archived, and no intent is left.
+    fn crash_and_check(
+        broker: Arc<Broker>,
+        sp: SharedPartition,
+        dir: &std::path::Path,
+        key: &ShareKey,
+    ) {
+        drop(sp);
+        broker.shutdown();
+        drop(broker);
         let broker = open(dir);
         let sp = load(&broker, key);
         assert_eq!(sp.lock().pending_dead_letters().len(), 1);
@@ -810,19 +823,8 @@ mod tests {
         // before the record is archived.
         let done = dead_letter(&broker, &key, &sp, &letters, intent, 5).ok();
         assert_eq!(done, Some(vec![0]));
-        assert_eq!(
-            broker
-                .topics
-                .partition("dead", 0)
-                .expect("dead")
-                .log
-                .log_end_offset(),
-            1
-        );
-        drop(sp);
-        broker.shutdown();
-        drop(broker);
-        after_the_crash(dir.path(), &key);
+        assert_eq!(log_end(&broker, "dead"), 1);
+        crash_and_check(broker, sp, dir.path(), &key);
     }
 
     #[test]
@@ -833,19 +835,8 @@ mod tests {
         // The intent recorded, the crash before the dead letter is sent.
         let prepared = prepare(&broker, &key, &sp, &letters, None, 5).ok();
         assert!(matches!(prepared, Some(Prepared::Send(_))));
-        assert_eq!(
-            broker
-                .topics
-                .partition("dead", 0)
-                .expect("dead")
-                .log
-                .log_end_offset(),
-            0
-        );
-        drop(sp);
-        broker.shutdown();
-        drop(broker);
-        after_the_crash(dir.path(), &key);
+        assert_eq!(log_end(&broker, "dead"), 0);
+        crash_and_check(broker, sp, dir.path(), &key);
     }
 
     #[test]
@@ -869,8 +860,7 @@ mod tests {
             let pending = run(&broker, 10 + round);
             broker.share.wait(pending).expect("durable");
         }
-        let dead2 = broker.topics.partition("dead2", 0).expect("dead2");
-        assert_eq!(dead2.log.log_end_offset(), 1);
+        assert_eq!(log_end(&broker, "dead2"), 1);
         assert_eq!(
             sp.lock().start_offset(),
             1,
