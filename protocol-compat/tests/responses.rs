@@ -80,7 +80,7 @@ fn api_versions_advertises_the_issue_ranges() {
     assert_eq!(find(api_key::METADATA), Some((0, 12)));
     assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
     assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
-    assert_eq!(find(api_key::FIND_COORDINATOR), Some((0, 4)));
+    assert_eq!(find(api_key::FIND_COORDINATOR), Some((0, 6)));
     assert_eq!(find(api_key::SASL_HANDSHAKE), Some((0, 1)));
     assert_eq!(find(api_key::SASL_AUTHENTICATE), Some((0, 2)));
     // Transactions, at Kafka 4.1's ranges (WriteTxnMarkers v0 was removed by KIP-896).
