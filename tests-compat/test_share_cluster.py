@@ -58,7 +58,9 @@ def topic_id_of(admin, topic):
     from confluent_kafka import TopicCollection
 
     d = admin.describe_topics(TopicCollection([topic]), request_timeout=10)[topic]
-    return str(d.result(WAIT_S).topic_id)
+    # librdkafka prints it in standard base64; Kafka's Uuid.toString is the URL-safe alphabet.
+    text = str(d.result(WAIT_S).topic_id)
+    return text.replace("+", "-").replace("/", "_").rstrip("=")
 
 
 def share_group_coordinated_away_from_state(c, a, topic, unique):
