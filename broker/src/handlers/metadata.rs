@@ -376,20 +376,13 @@ fn share_coordinator(broker: &Broker, coordinators: &Coordinators, key: String) 
             format!("invalid share-partition key {key:?}: expected group:topicId:partition");
         return no_coordinator(key, ErrorCode::INVALID_REQUEST, Some(message));
     };
+    // The same key-to-partition mapping as this broker's own persister routes by.
     let found = match coordinators {
         Coordinators::ThisNode(b) => Some(b.clone()),
         _ => broker
-            .topics
-            .get(crate::share::SHARE_STATE_TOPIC)
-            .and_then(|t| i32::try_from(t.partition_count()).ok())
-            .filter(|count| *count > 0)
-            .and_then(|count| {
-                let index = crate::internal_partitions::partition_for(
-                    &crate::share::coordinator_key(&share_key),
-                    count,
-                );
-                internal_leader(broker, crate::share::SHARE_STATE_TOPIC, index)
-            }),
+            .share
+            .state_partition_of(&share_key)
+            .and_then(|index| internal_leader(broker, crate::share::SHARE_STATE_TOPIC, index)),
     };
     coordinator_of(key, found, "the share state partition")
 }

@@ -349,29 +349,16 @@ fn prepare(
                 // not it got there, there is nothing left to send.
                 return Ok(Prepared::Settled(batch.offsets));
             }
-            let mut bytes = encode_letters(
+            let source = (source_topic.name.as_str(), key);
+            let settles = batch.offsets.clone();
+            flight_of(
                 &records,
                 letters,
-                &source_topic.name,
-                index,
-                group,
-                batch.time_ms,
-            );
-            set_producer(
-                &mut bytes,
-                batch.producer_id,
-                batch.producer_epoch,
-                batch.base_sequence,
-            );
-            Flight {
-                topic,
-                partition,
-                producer_id: batch.producer_id,
-                base_sequence: batch.base_sequence,
-                records: i32::try_from(records.len()).unwrap_or(i32::MAX),
-                batch: Bytes::from(bytes),
-                settles: batch.offsets,
-            }
+                source,
+                (&topic, partition),
+                &batch,
+                settles,
+            )
         }
         None => {
             let dlq_topic = match broker.topics.get(&dlq_name) {
@@ -391,29 +378,24 @@ fn prepare(
                 .dead_letter_producers
                 .current(broker, key, target)?;
             let letters = &letters[..letters.len().min(MAX_PER_ROUND)];
-            let (flight, in_batch) = new_flight(
-                key,
-                letters,
-                &source_topic.name,
-                &source,
-                target,
-                &producer,
-                now_ms,
-            );
-            if flight.records == 0 {
+            let (records, settles) = next_batch(letters, &source);
+            if records.is_empty() {
                 // None of them is in the source log any more (retention): nothing to send.
-                return Ok(Prepared::Settled(flight.settles));
+                return Ok(Prepared::Settled(settles));
             }
+            let batch = ProducedBatch {
+                producer_id: producer.producer_id,
+                producer_epoch: 0,
+                base_sequence: producer.next_sequence,
+                time_ms: now_ms,
+                offsets: records.keys().copied().collect(),
+            };
+            let source = (source_topic.name.as_str(), key);
+            let flight = flight_of(&records, letters, source, target, &batch, settles);
             let intent = DeadLetterIntent {
                 topic: flight.topic.clone(),
                 partition: flight.partition,
-                kind: IntentKind::Produced(ProducedBatch {
-                    producer_id: producer.producer_id,
-                    producer_epoch: 0,
-                    base_sequence: producer.next_sequence,
-                    time_ms: now_ms,
-                    offsets: in_batch,
-                }),
+                kind: IntentKind::Produced(batch),
             };
             let written = {
                 let mut sp = sp.lock();
@@ -431,6 +413,37 @@ fn prepare(
         }
     };
     Ok(Prepared::Send(flight))
+}
+
+/// The batch of `batch` (an intent's, new or loaded): the dead letters of `records` (read from
+/// source topic and share-partition `source` at the batch's offsets) with their reasons from
+/// `letters`, stamped with the batch's time, producer and sequence, for dead-letter partition
+/// `target`. A resent batch is built by the same code as the first one, so it is the same
+/// batch.
+fn flight_of(
+    records: &BTreeMap<i64, SourceRecord>,
+    letters: &[(i64, ArchiveReason, u16)],
+    (source_topic, key): (&str, &ShareKey),
+    (topic, partition): (&str, i32),
+    batch: &ProducedBatch,
+    settles: Vec<i64>,
+) -> Flight {
+    let mut bytes = encode_letters(records, letters, source_topic, key.2, &key.0, batch.time_ms);
+    set_producer(
+        &mut bytes,
+        batch.producer_id,
+        batch.producer_epoch,
+        batch.base_sequence,
+    );
+    Flight {
+        topic: topic.to_string(),
+        partition,
+        producer_id: batch.producer_id,
+        base_sequence: batch.base_sequence,
+        records: i32::try_from(records.len()).unwrap_or(i32::MAX),
+        batch: Bytes::from(bytes),
+        settles,
+    }
 }
 
 /// A batch of dead letters on its way to a dead-letter partition.
@@ -635,18 +648,14 @@ impl DeadLetterProducers {
     }
 }
 
-/// A new batch of `producer` holding the dead letters of `letters` found in the source log, up
-/// to [`MAX_BATCH_BYTES`] of keys and values (one Produce must stay under the broker's request
-/// size; the rest waits for the next round), and the source offsets in it.
-fn new_flight(
-    key: &ShareKey,
+/// The source records of the next batch: those of `letters` found in the source log, up to
+/// [`MAX_BATCH_BYTES`] of keys and values (one Produce must stay under the broker's request
+/// size; the rest waits for the next round), and the source offsets the batch settles (those
+/// no longer in the source log included).
+fn next_batch(
     letters: &[(i64, ArchiveReason, u16)],
-    source_topic: &str,
     source: &Partition,
-    (topic, partition): (&str, i32),
-    producer: &DeadLetterProducer,
-    now_ms: i64,
-) -> (Flight, Vec<i64>) {
+) -> (BTreeMap<i64, SourceRecord>, Vec<i64>) {
     let mut wanted: BTreeSet<i64> = letters.iter().map(|l| l.0).collect();
     let mut records = read_records(&source.log, &wanted);
     // The first record past the byte bound (never the first one) and those after it wait.
@@ -659,21 +668,7 @@ fn new_flight(
         records.split_off(&cut);
         wanted.split_off(&cut);
     }
-    let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
-    let mut batch = encode_letters(&records, letters, source_topic, key.2, &key.0, now_ms);
-    if count > 0 {
-        set_producer(&mut batch, producer.producer_id, 0, producer.next_sequence);
-    }
-    let flight = Flight {
-        topic: topic.to_string(),
-        partition,
-        producer_id: producer.producer_id,
-        base_sequence: producer.next_sequence,
-        records: count,
-        batch: Bytes::from(batch),
-        settles: wanted.into_iter().collect(),
-    };
-    (flight, records.keys().copied().collect())
+    (records, wanted.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -446,9 +446,15 @@ impl ShareCoordinator {
             .sum()
     }
 
+    /// The partition of the share state topic `key`'s state lives in (`None` while the
+    /// topic's partition count is not known here).
+    pub fn state_partition_of(&self, key: &ShareKey) -> Option<i32> {
+        self.state.partition_of(&coordinator_key(key))
+    }
+
     /// Where the durable state of `key` is owned: here, at another broker, or nowhere known.
     pub fn owner_of(&self, key: &ShareKey) -> persister::Owner {
-        let Some(index) = self.state.partition_of(&coordinator_key(key)) else {
+        let Some(index) = self.state_partition_of(key) else {
             return persister::Owner::Unknown;
         };
         if self.state.get(index).is_some() {
