@@ -301,8 +301,10 @@ def render(res, img_rel=None):
       f"{m.get('lat_warmup')} s warm-up)")
     p("")
     p(f"Producer→broker→consumer time, measured from each message's *scheduled* send time (coordinated-omission corrected); "
-      f"producer linger.ms={m.get('lat_linger_ms', '0')}, consumer defaults (fetch.wait.max.ms=500); produce-ack is scheduled send time to delivery report. \"N%\" is N% of that system's own median throughput "
-      f"in `{maxw}` in the same round.")
+      f"producer linger.ms={m.get('lat_linger_ms', '0')}, consumer defaults (fetch.wait.max.ms=500); produce-ack is scheduled send time to delivery report. \"N%\" is N% of "
+      + ("what the latency harness itself (its producer and consumer, with these settings) sustains against that system in the same round"
+         if m.get('lat_max_from') == 'loadgen' else f"that system's own median throughput in `{maxw}` in the same round")
+      + ".")
     p("")
     p("| rate | system | offered msg/s | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | produce-ack p50 / p99 ms | received/sent | broker CPU % | machine busy % |")
     p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
