@@ -1,10 +1,12 @@
 //! Graceful shutdown of the real binary under load: SIGTERM while a producer is writing, exit code
 //! 0, every log closed cleanly (the storage clean-shutdown marker is present, so the next open has
 //! no recovery to do and truncates nothing), and every acknowledged record present on reopen.
+//! A broker whose log output cannot be written keeps serving and still exits cleanly.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::sync::mpsc;
 
 use crate::common::Broker;
@@ -150,4 +152,18 @@ fn sigterm_under_load_exits_cleanly_and_keeps_every_acknowledged_record() {
         }
     }
     data.shutdown();
+}
+
+/// The broker's stderr on `/dev/full` (every write fails with ENOSPC, as for a log file on a full
+/// disk): log lines are lost, nothing else. It starts, creates a topic, answers, and exits with 0
+/// on SIGTERM; a log line whose write failed used to panic the thread that logged it (the
+/// logger reported the failure with `eprintln!`, which panics when stderr fails).
+#[test]
+fn a_broker_whose_log_output_cannot_be_written_serves_and_exits_cleanly() {
+    let mut broker = Broker::start_with_stderr(&[], Path::new("/dev/full"));
+    broker.cli_ok(&["topic", "create", "unlogged", "--partitions", "2"], "");
+    let listed = broker.cli_ok(&["topic", "list"], "");
+    assert!(listed.contains("unlogged"), "topic list: {listed}");
+    broker.signal("TERM");
+    assert_eq!(broker.wait(), Some(0), "exit code after SIGTERM");
 }

@@ -69,11 +69,24 @@ pub struct Broker {
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// Where the broker's stderr (its log) goes; `stderr.log` in `dir` unless started with
+    /// [`Broker::start_with_stderr`].
+    stderr_to: Option<PathBuf>,
 }
 
 impl Broker {
     /// Starts `weir serve` with `extra` flags and waits until `/v1/ready` answers 200.
     pub fn start(extra: &[&str]) -> Broker {
+        Self::start_logging_to(extra, None)
+    }
+
+    /// Starts `weir serve` with its stderr appended to `stderr` (say `/dev/full`, a device on
+    /// which every write fails as on a full disk) instead of the test's log file.
+    pub fn start_with_stderr(extra: &[&str], stderr: &Path) -> Broker {
+        Self::start_logging_to(extra, Some(stderr.to_path_buf()))
+    }
+
+    fn start_logging_to(extra: &[&str], stderr_to: Option<PathBuf>) -> Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         let kafka: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin_port = free_port();
@@ -84,6 +97,7 @@ impl Broker {
             admin,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            stderr_to,
         };
         b.spawn();
         b
@@ -91,10 +105,14 @@ impl Broker {
 
     fn spawn(&mut self) {
         let data = self.dir.path().join("data");
+        let log_path = self
+            .stderr_to
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("stderr.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("stderr.log"))
+            .open(log_path)
             .expect("log file");
         let child = Command::new(BIN)
             .arg("serve")
