@@ -27,7 +27,8 @@ use crate::segment::{self, read_header, Recovered, Segment, SegmentFile, LOG_EXT
 use crate::slice::{self, RecordSlice};
 use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
-    Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq, WriterCounters,
+    writeback_due, Completer, Completion, FileSync, LogSync, Msg, WriteFailure, WriteReq,
+    WriterCounters,
 };
 use crate::{Offset, StorageError};
 
@@ -706,6 +707,14 @@ impl Log {
             self.stats.direct_write(records.len());
             file.readable.fetch_max(end, Ordering::AcqRel);
             self.sync.hw.fetch_max(next, Ordering::AcqRel);
+            if let Some((from, to)) = writeback_due(&file, end) {
+                let msg = Msg::Writeback {
+                    file: Arc::clone(&file),
+                    from,
+                    to,
+                };
+                self.writer.send(msg).map_err(|_| StorageError::Closed)?;
+            }
             if !file.dirty.swap(true, Ordering::SeqCst) {
                 let interval = match policy {
                     FsyncPolicy::Interval { interval_ms } => {

@@ -52,6 +52,9 @@ pub(crate) struct SegmentFile {
     /// Written since the writer last synced it (or told it about it): set by direct writes,
     /// cleared by the writer just before it syncs the file.
     pub dirty: AtomicBool,
+    /// Under `fsync=never`/`interval`: bytes before this were handed to the kernel's writeback
+    /// ([`crate::writer::WRITEBACK_CHUNK_BYTES`] at a time). Advanced under the log's lock.
+    pub writeback_from: AtomicU64,
 }
 
 /// Entry capacity of the indexes of a segment under `cfg`.
@@ -93,6 +96,31 @@ pub(crate) fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     }
     // Portable fallback: extend the size (sparse). Appends still avoid size changes.
     file.set_len(to)
+}
+
+/// Starts the kernel's writeback of `len` bytes of `file` from `from` without waiting for it
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`; nothing elsewhere). It neither waits for nor
+/// reports I/O errors, so it cannot consume a writeback error a later fdatasync must see (the
+/// `WAIT_AFTER` flag would).
+pub(crate) fn start_writeback(file: &File, from: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let (Ok(off), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(len))
+        else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "size overflow"));
+        };
+        // SAFETY: plain syscall on an fd we own; no memory is passed.
+        let r = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, len);
+    Ok(())
 }
 
 /// Reads the header of the batch at `pos`, if a plausible one is there within `limit`.
@@ -217,6 +245,7 @@ impl Segment {
                 path: Self::path(dir, base, LOG_EXT),
                 readable: AtomicU64::new(0),
                 dirty: AtomicBool::new(false),
+                writeback_from: AtomicU64::new(0),
             }),
             size: 0,
             allocated: 0,

@@ -60,6 +60,12 @@ pub trait FileSync: Send + Sync + 'static {
     fn allocate(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
         crate::segment::preallocate(file, from, to)
     }
+    /// Starts writing `len` bytes of `file` from `from` back to the disk without waiting
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). A hint: durability is still decided by the
+    /// fdatasyncs, and a failure here only means the kernel writes those pages back later.
+    fn start_writeback(&self, file: &File, from: u64, len: u64) -> io::Result<()> {
+        crate::segment::start_writeback(file, from, len)
+    }
 }
 
 /// [`FileSync`] backed by the operating system.
@@ -82,6 +88,7 @@ pub(crate) struct WriterCounters {
     writes: AtomicU64,
     bytes: AtomicU64,
     fsyncs: AtomicU64,
+    writebacks: AtomicU64,
 }
 
 /// A snapshot of a data directory's writer statistics (monotonic since open).
@@ -96,6 +103,9 @@ pub struct WriterStats {
     pub bytes: u64,
     /// Data fsyncs issued (group commit, interval, flush and seal syncs).
     pub fsyncs: u64,
+    /// Writebacks started without waiting (`fsync=never`/`interval`, one per
+    /// [`WRITEBACK_CHUNK_BYTES`] written to a file).
+    pub writebacks: u64,
 }
 
 impl WriterCounters {
@@ -111,6 +121,7 @@ impl WriterCounters {
             writes: self.writes.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            writebacks: self.writebacks.load(Ordering::Relaxed),
         }
     }
 }
@@ -349,6 +360,12 @@ pub(crate) enum Msg {
         file: Arc<SegmentFile>,
         interval: Option<Duration>,
     },
+    /// Start the kernel's writeback of `file`'s bytes `from..to` (written without fsync).
+    Writeback {
+        file: Arc<SegmentFile>,
+        from: u64,
+        to: u64,
+    },
     /// A segment stopped being active: trim it to its logical size and fsync it.
     Seal {
         log: Arc<LogSync>,
@@ -381,6 +398,38 @@ struct Done {
     end: u64,
     next_offset: Offset,
     done: Completer,
+}
+
+/// Under `fsync=never`/`interval`, every this many bytes written to a segment file the writer
+/// starts their writeback, so that a file's dirty pages stay a few MiB instead of piling up to
+/// the kernel's dirty limit. Piled up, they are written back in a burst that throttles the
+/// broker's own writes (balance_dirty_pages) and, under a memory limit (a container), must be
+/// written back before their memory can be reclaimed: both show as stalls of hundreds of ms.
+pub(crate) const WRITEBACK_CHUNK_BYTES: u64 = 4 << 20;
+
+/// If `file` has [`WRITEBACK_CHUNK_BYTES`] or more written up to `end` since its last
+/// writeback, marks them handed over and returns the range to start writing back. Called under
+/// the log's lock (or by the writer, which writes a log's queued data in order).
+pub(crate) fn writeback_due(file: &SegmentFile, end: u64) -> Option<(u64, u64)> {
+    let from = file.writeback_from.load(Ordering::Acquire);
+    if end < from.saturating_add(WRITEBACK_CHUNK_BYTES) {
+        return None;
+    }
+    file.writeback_from.store(end, Ordering::Release);
+    Some((from, end))
+}
+
+fn start_writeback(
+    sync: &dyn FileSync,
+    stats: &WriterCounters,
+    file: &SegmentFile,
+    from: u64,
+    to: u64,
+) {
+    stats.writebacks.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = sync.start_writeback(&file.file, from, to - from) {
+        tracing::debug!(path = %file.path.display(), error = %e, "starting writeback failed; the kernel writes these pages back later");
+    }
 }
 
 /// Upper bound on messages handled as one group, so a flood of appends cannot postpone the
@@ -494,6 +543,10 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                             }
                         }
                         FsyncPolicy::Interval { .. } | FsyncPolicy::Never => {
+                            let end = req.pos + req.data.len() as u64;
+                            if let Some((from, to)) = writeback_due(&req.file, end) {
+                                start_writeback(sync.as_ref(), &stats, &req.file, from, to);
+                            }
                             let interval = match req.policy {
                                 FsyncPolicy::Interval { interval_ms } => {
                                     Some(Duration::from_millis(interval_ms))
@@ -541,6 +594,9 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         }
                     }
                     flushes.push((log, done));
+                }
+                Msg::Writeback { file, from, to } => {
+                    start_writeback(sync.as_ref(), &stats, &file, from, to);
                 }
                 Msg::Seal { log, file, len } => {
                     if let Some(d) = dirty.get_mut(&key(&log)) {

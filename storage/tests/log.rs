@@ -1321,3 +1321,82 @@ fn a_slice_names_the_batches_a_read_copies() {
         }
     }
 }
+
+/// Records the writebacks the storage starts (and does the file operations for real).
+#[derive(Default)]
+struct WritebackRecorder {
+    started: Mutex<Vec<(u64, u64)>>,
+}
+
+impl FileSync for WritebackRecorder {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+    fn start_writeback(&self, _file: &File, from: u64, len: u64) -> io::Result<()> {
+        self.started.lock().push((from, from + len));
+        Ok(())
+    }
+}
+
+/// Appends `count` batches of one 64 KiB record to a fresh log under `fsync` and returns the
+/// writeback ranges started, the bytes written, and the writer's writeback count.
+fn writebacks_after_appends(fsync: FsyncPolicy, count: u64) -> (Vec<(u64, u64)>, u64, u64) {
+    use weir_storage::batch::testing::{build_batch, RecordRef};
+    let d = tempfile::tempdir().expect("tmp");
+    let recorder = Arc::new(WritebackRecorder::default());
+    let dd = DataDir::open_with(
+        d.path(),
+        DataDirOptions {
+            file_sync: recorder.clone(),
+        },
+    )
+    .expect("open");
+    let cfg = LogConfig {
+        fsync,
+        ..LogConfig::default()
+    };
+    let log = dd.open_log("t-0", cfg).expect("log");
+    let value = vec![7u8; 64 << 10];
+    let mut written = 0;
+    for _ in 0..count {
+        let records: [RecordRef<'_>; 1] = [(None, Some(&value[..]))];
+        let b = build_batch(&records, 1);
+        written += b.len() as u64;
+        log.append(b, &opts()).expect("append");
+    }
+    log.flush().expect("flush");
+    let writebacks = dd.writer_stats().writebacks;
+    let started = recorder.started.lock().clone();
+    dd.shutdown();
+    (started, written, writebacks)
+}
+
+/// Under fsync=never a file's written data is handed to the kernel's writeback every 4 MiB
+/// (`sync_file_range`), in order and without gaps, so its dirty pages stay a few MiB instead of
+/// piling up to the kernel's dirty limit. Under fsync=always the fdatasyncs do it.
+#[test]
+fn writes_without_fsync_start_their_writeback_every_few_mib() {
+    let (started, written, count) = writebacks_after_appends(FsyncPolicy::Never, 200);
+    assert!(written > 12 << 20, "{written}");
+    assert_eq!(count, started.len() as u64);
+    assert!(started.len() >= 3, "{started:?}");
+    assert_eq!(started[0].0, 0, "{started:?}");
+    for w in started.windows(2) {
+        assert_eq!(w[0].1, w[1].0, "contiguous: {started:?}");
+    }
+    for &(from, to) in &started {
+        assert!(to - from >= 4 << 20, "at least a chunk: {started:?}");
+        assert!(
+            to - from < (4 << 20) + (128 << 10),
+            "about a chunk: {started:?}"
+        );
+    }
+    let last = started.last().expect("some").1;
+    assert!(
+        last <= written && written - last < 4 << 20,
+        "{last} of {written}"
+    );
+
+    let (started, _, count) = writebacks_after_appends(FsyncPolicy::Always, 100);
+    assert_eq!((started.len(), count), (0, 0), "{started:?}");
+}
