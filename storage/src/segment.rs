@@ -53,7 +53,9 @@ pub(crate) struct SegmentFile {
     /// cleared by the writer just before it syncs the file.
     pub dirty: AtomicBool,
     /// Under `fsync=never`/`interval`: bytes before this were handed to the kernel's writeback
-    /// ([`crate::writer::WRITEBACK_CHUNK_BYTES`] at a time). Advanced under the log's lock.
+    /// ([`crate::writer::WRITEBACK_CHUNK_BYTES`] at a time). Advanced by whoever writes the
+    /// file's data: an appender under the log's lock, or the writer for queued writes (never
+    /// both at once: appenders write directly only when none of the log's writes is queued).
     pub writeback_from: AtomicU64,
 }
 
