@@ -1,12 +1,16 @@
-//! The data directory's writer thread: it performs every segment write and every data fsync
-//! of the logs in one directory, which is what makes group commit work.
+//! The data directory's writer and syncer threads: they perform every queued segment write and
+//! every data fsync of the logs in one directory, which is what makes group commit work.
 //!
 //! Appenders assign offsets under their log's lock, queue a [`WriteReq`] and (for
-//! `FsyncPolicy::Always`) wait on its [`Completion`]. The writer drains everything queued,
-//! writes it in queue order, then issues **one fdatasync per touched file** and only then
-//! advances each log's high watermark and wakes the appenders. Requests that arrive during an
-//! fdatasync form the next group. Under `Interval` the writer syncs dirty files when the
-//! interval expires; under `Never` only on flush, segment seal and shutdown.
+//! `FsyncPolicy::Always`) wait on its [`Completion`]. The writer drains everything queued and
+//! writes it in queue order, then hands the group to the syncer, which issues **one fdatasync
+//! per touched file** and only then advances each log's high watermark and wakes the appenders.
+//! The two run side by side: while the syncer waits for one group's fdatasyncs, the writer
+//! already writes the next, and everything written meanwhile forms one group for the syncer's
+//! next round (so a request waits for the fdatasync in flight and then its own, not also for
+//! the writes in between). Groups are synced and answered one at a time, in order. Under
+//! `Interval` the writer syncs dirty files when the interval expires; under `Never` only on
+//! flush, segment seal and shutdown.
 //!
 //! Appends under `Never`/`Interval` normally skip the queue: the appender writes under its
 //! log's lock (when nothing of that log is queued) and only tells the writer, once per file
@@ -481,8 +485,145 @@ fn sync_concurrently(
     });
 }
 
-/// The writer thread's main loop. Returns when told to shut down or when every sender is gone.
+/// What one group left for the syncer: files to fdatasync, then the appends and flushes to
+/// answer, in queue order. Groups the syncer has not taken yet merge into one.
+#[derive(Default)]
+struct Written {
+    to_sync: Vec<(Arc<LogSync>, Arc<SegmentFile>)>,
+    completions: Vec<Done>,
+    flushes: Vec<(Arc<LogSync>, Completer)>,
+}
+
+impl Written {
+    fn is_empty(&self) -> bool {
+        self.to_sync.is_empty() && self.completions.is_empty() && self.flushes.is_empty()
+    }
+
+    fn absorb(&mut self, later: Written) {
+        for (log, file) in later.to_sync {
+            if !self.to_sync.iter().any(|(_, f)| Arc::ptr_eq(f, &file)) {
+                self.to_sync.push((log, file));
+            }
+        }
+        self.completions.extend(later.completions);
+        self.flushes.extend(later.flushes);
+    }
+
+    /// fdatasyncs the group's files, then acknowledges its appends and flushes.
+    fn sync_and_answer(self, sync: &dyn FileSync, stats: &WriterCounters) {
+        // One fdatasync per file covers every write to it in this group.
+        sync_concurrently(&self.to_sync, "fdatasync", sync, stats);
+        // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
+        // durable (or, without fsync, written) data.
+        for c in self.completions {
+            if c.log.is_poisoned() {
+                c.log.inflight.fetch_sub(1, Ordering::AcqRel);
+                c.done.finish(Err(StorageError::Poisoned));
+                continue;
+            }
+            c.file.readable.fetch_max(c.end, Ordering::AcqRel);
+            c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
+            // After the high watermark: an appender that sees zero may write directly.
+            c.log.inflight.fetch_sub(1, Ordering::AcqRel);
+            c.done.finish(Ok(()));
+        }
+        for (log, done) in self.flushes {
+            done.finish(if log.is_poisoned() {
+                Err(StorageError::Poisoned)
+            } else {
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The hand-off from the writer thread to the syncer thread: at most one group is being
+/// synced while the writer writes the next, and everything written meanwhile waits here as one
+/// merged group. Its size is bounded by the appends in flight, which the appenders' callers bound.
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<HandoffState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct HandoffState {
+    pending: Written,
+    closed: bool,
+}
+
+impl Handoff {
+    fn put(&self, group: Written) {
+        if group.is_empty() {
+            return;
+        }
+        self.state.lock().pending.absorb(group);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The syncer thread: takes whatever is pending, syncs and answers it, until closed and
+    /// drained. Groups are handled one at a time, in order, so acknowledgements stay in queue
+    /// order across groups.
+    fn run_syncer(&self, sync: &dyn FileSync, stats: &WriterCounters) {
+        loop {
+            let group = {
+                let mut st = self.state.lock();
+                while st.pending.is_empty() && !st.closed {
+                    self.ready.wait(&mut st);
+                }
+                if st.pending.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut st.pending)
+            };
+            group.sync_and_answer(sync, stats);
+        }
+    }
+}
+
+/// The writer thread's main loop, with its syncer thread beside it: the writer writes each
+/// group and hands it over; the syncer fdatasyncs and answers it while the writer already writes
+/// the next (the group's write no longer adds to the next group's wait). Returns when told to
+/// shut down or when every sender is gone, after the syncer has answered everything handed over.
 pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterCounters>) {
+    let handoff = Handoff::default();
+    std::thread::scope(|scope| {
+        let syncer = std::thread::Builder::new()
+            .name("weir-storage-sync".into())
+            .spawn_scoped(scope, || handoff.run_syncer(sync.as_ref(), &stats));
+        if let Err(e) = &syncer {
+            // Without a syncer the writer syncs each group itself, as before pipelining.
+            tracing::warn!(error = %e, "could not start the storage syncer thread; the writer syncs its groups itself");
+        }
+        let pipelined = syncer.is_ok();
+        write_groups(&rx, sync.as_ref(), &stats, |group| {
+            if pipelined {
+                handoff.put(group);
+            } else {
+                group.sync_and_answer(sync.as_ref(), &stats);
+            }
+        });
+        handoff.close();
+    });
+    // Answer anything still queued so no appender waits forever.
+    while let Ok(m) = rx.try_recv() {
+        drop(m);
+    }
+}
+
+/// Receives messages in groups and writes them; each group's syncs and answers go to
+/// `hand_over`. Interval syncs of unqueued (directly written) data happen here.
+fn write_groups(
+    rx: &Receiver<Msg>,
+    sync: &dyn FileSync,
+    stats: &WriterCounters,
+    mut hand_over: impl FnMut(Written),
+) {
     let mut dirty: HashMap<usize, Dirty> = HashMap::new();
     let mut stop = false;
     while !stop {
@@ -515,9 +656,12 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
         if !group.is_empty() {
             stats.groups.fetch_add(1, Ordering::Relaxed);
         }
-        let mut to_sync: Vec<(Arc<LogSync>, Arc<SegmentFile>)> = Vec::new();
-        let mut completions: Vec<Done> = Vec::new();
-        let mut flushes: Vec<(Arc<LogSync>, Completer)> = Vec::new();
+        let mut written = Written::default();
+        let Written {
+            to_sync,
+            completions,
+            flushes,
+        } = &mut written;
         for m in group {
             match m {
                 Msg::Write(req) => {
@@ -545,7 +689,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                         FsyncPolicy::Interval { .. } | FsyncPolicy::Never => {
                             let end = req.pos + req.data.len() as u64;
                             if let Some((from, to)) = writeback_due(&req.file, end) {
-                                start_writeback(sync.as_ref(), &stats, &req.file, from, to);
+                                start_writeback(sync, stats, &req.file, from, to);
                             }
                             let interval = match req.policy {
                                 FsyncPolicy::Interval { interval_ms } => {
@@ -596,7 +740,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                     flushes.push((log, done));
                 }
                 Msg::Writeback { file, from, to } => {
-                    start_writeback(sync.as_ref(), &stats, &file, from, to);
+                    start_writeback(sync, stats, &file, from, to);
                 }
                 Msg::Seal { log, file, len } => {
                     if let Some(d) = dirty.get_mut(&key(&log)) {
@@ -618,29 +762,7 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
             }
         }
 
-        // One fdatasync per file covers every write to it in this group.
-        sync_concurrently(&to_sync, "fdatasync", sync.as_ref(), &stats);
-        // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
-        // durable (or, without fsync, written) data.
-        for c in completions {
-            if c.log.is_poisoned() {
-                c.log.inflight.fetch_sub(1, Ordering::AcqRel);
-                c.done.finish(Err(StorageError::Poisoned));
-                continue;
-            }
-            c.file.readable.fetch_max(c.end, Ordering::AcqRel);
-            c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
-            // After the high watermark: an appender that sees zero may write directly.
-            c.log.inflight.fetch_sub(1, Ordering::AcqRel);
-            c.done.finish(Ok(()));
-        }
-        for (log, done) in flushes {
-            done.finish(if log.is_poisoned() {
-                Err(StorageError::Poisoned)
-            } else {
-                Ok(())
-            });
-        }
+        hand_over(written);
 
         let now = Instant::now();
         let due: Vec<usize> = dirty
@@ -656,10 +778,6 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
                 d.files.into_iter().map(move |f| (Arc::clone(&log), f))
             })
             .collect();
-        sync_concurrently(&due_files, "interval fdatasync", sync.as_ref(), &stats);
-    }
-    // Answer anything still queued so no appender waits forever.
-    while let Ok(m) = rx.try_recv() {
-        drop(m);
+        sync_concurrently(&due_files, "interval fdatasync", sync, stats);
     }
 }

@@ -471,14 +471,19 @@ fn log_append_time_rewrite_keeps_valid_crc() {
 }
 
 /// Blocks the first fdatasync until released, so a test can queue appends behind it and
-/// observe exactly how they are grouped. Counts calls.
+/// observe exactly how they are grouped. Counts fdatasyncs and writes.
 struct GatedSync {
     gate: Mutex<Option<mpsc::Receiver<()>>>,
     entered: Mutex<Option<mpsc::Sender<()>>>,
     calls: std::sync::atomic::AtomicUsize,
+    writes: std::sync::atomic::AtomicUsize,
 }
 
 impl FileSync for GatedSync {
+    fn write_all_at(&self, file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+    }
     fn sync_data(&self, file: &File) -> io::Result<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(tx) = self.entered.lock().take() {
@@ -500,6 +505,7 @@ fn group_commit_shares_one_fdatasync_and_gates_high_watermark() {
         gate: Mutex::new(Some(gate)),
         entered: Mutex::new(Some(entered_tx)),
         calls: Default::default(),
+        writes: Default::default(),
     });
     let dd = DataDir::open_with(
         d.path(),
@@ -533,6 +539,22 @@ fn group_commit_shares_one_fdatasync_and_gates_high_watermark() {
                 .expect("queue")
         })
         .collect();
+    // The writer does not wait for the fdatasync in flight: the queued appends are written
+    // meanwhile, and acknowledged only after their own fdatasync.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sync.writes.load(Ordering::SeqCst) < 16 {
+        if std::time::Instant::now() > deadline {
+            // Unblock the writer first, or dropping the data directory would wait for it.
+            release.send(()).expect("release");
+            panic!(
+                "queued appends not written while an fdatasync is in flight: {} of 16",
+                sync.writes.load(Ordering::SeqCst)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(log.high_watermark(), 0);
+    assert_eq!(sync.calls.load(Ordering::SeqCst), 1);
     release.send(()).expect("release");
     assert_eq!(first.wait().expect("durable").base_offset, 0);
     for (i, p) in pend.into_iter().enumerate() {
@@ -585,6 +607,7 @@ fn one_groups_fdatasyncs_of_several_files_are_in_flight_together() {
             gate: Mutex::new(Some(gate)),
             entered: Mutex::new(Some(entered_tx)),
             calls: Default::default(),
+            writes: Default::default(),
         },
         peers: 4,
         in_flight: Mutex::new(0),
@@ -928,6 +951,7 @@ fn policy_switch_keeps_acknowledgements_in_order() {
         gate: Mutex::new(Some(gate)),
         entered: Mutex::new(Some(entered_tx)),
         calls: Default::default(),
+        writes: Default::default(),
     });
     let dd = DataDir::open_with(
         d.path(),
