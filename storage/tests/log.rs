@@ -12,9 +12,7 @@ use std::sync::Arc;
 use common::*;
 use parking_lot::Mutex;
 use weir_storage::batch::{validate_batches, BatchHeader};
-use weir_storage::{
-    AppendOptions, DataDir, DataDirOptions, FileSync, FsyncPolicy, LogConfig, StorageError,
-};
+use weir_storage::{AppendOptions, DataDir, FileSync, FsyncPolicy, LogConfig, StorageError};
 
 fn opts() -> AppendOptions {
     AppendOptions::default()
@@ -507,13 +505,7 @@ fn group_commit_shares_one_fdatasync_and_gates_high_watermark() {
         calls: Default::default(),
         writes: Default::default(),
     });
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: sync.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), sync.clone());
     let cfg = LogConfig {
         fsync: FsyncPolicy::Always,
         ..LogConfig::default()
@@ -614,13 +606,7 @@ fn one_groups_fdatasyncs_of_several_files_are_in_flight_together() {
         changed: parking_lot::Condvar::new(),
         most_at_once: Default::default(),
     });
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: sync.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), sync.clone());
     let cfg = LogConfig {
         fsync: FsyncPolicy::Always,
         ..LogConfig::default()
@@ -688,13 +674,7 @@ fn concurrent_appenders_get_unique_contiguous_offsets() {
 fn failed_fsync_poisons_log_forever() {
     let d = tempfile::tempdir().expect("tmp");
     let sync = flaky();
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: sync.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), sync.clone());
     let cfg = LogConfig {
         fsync: FsyncPolicy::Always,
         ..small_cfg()
@@ -746,13 +726,7 @@ fn failed_fsync_poisons_log_forever() {
 fn interval_and_never_policies_sync_on_flush() {
     let d = tempfile::tempdir().expect("tmp");
     let sync = flaky();
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: sync.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), sync.clone());
     let log = dd.open_log("t-0", small_cfg()).expect("log");
     log.append(batch(0, 1, 1), &opts()).expect("append");
     assert_eq!(
@@ -829,13 +803,7 @@ impl FileSync for NotifySync {
 fn interval_policy_syncs_without_flush() {
     let d = tempfile::tempdir().expect("tmp");
     let (tx, rx) = mpsc::channel();
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: Arc::new(NotifySync(Mutex::new(tx))),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), Arc::new(NotifySync(Mutex::new(tx))));
     let log = dd
         .open_log(
             "t-0",
@@ -953,13 +921,7 @@ fn policy_switch_keeps_acknowledgements_in_order() {
         calls: Default::default(),
         writes: Default::default(),
     });
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: sync.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), sync.clone());
     let log = dd
         .open_log(
             "t-0",
@@ -1160,13 +1122,7 @@ fn read_within_never_returns_more_than_asked() {
 fn disk_full_while_growing_the_log_fails_the_append_but_not_the_log() {
     let d = tempfile::tempdir().expect("tmp");
     let disk = Arc::new(FullDisk::default());
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: disk.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), disk.clone());
     let cfg = LogConfig {
         preallocate_bytes: 256,
         ..small_cfg()
@@ -1212,13 +1168,7 @@ fn disk_full_while_growing_the_log_fails_the_append_but_not_the_log() {
 fn disk_full_on_write_poisons_the_log() {
     let d = tempfile::tempdir().expect("tmp");
     let disk = Arc::new(FullDisk::default());
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: disk.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), disk.clone());
     for policy in [FsyncPolicy::Never, FsyncPolicy::Always] {
         let name = format!("t{}-0", policy == FsyncPolicy::Always);
         let cfg = LogConfig {
@@ -1368,13 +1318,7 @@ fn writebacks_after_appends(fsync: FsyncPolicy, count: u64) -> (Vec<(u64, u64)>,
     use weir_storage::batch::testing::{build_batch, RecordRef};
     let d = tempfile::tempdir().expect("tmp");
     let recorder = Arc::new(WritebackRecorder::default());
-    let dd = DataDir::open_with(
-        d.path(),
-        DataDirOptions {
-            file_sync: recorder.clone(),
-        },
-    )
-    .expect("open");
+    let dd = open_with_sync(d.path(), recorder.clone());
     let cfg = LogConfig {
         fsync,
         ..LogConfig::default()

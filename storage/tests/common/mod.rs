@@ -11,7 +11,7 @@ use weir_storage::batch::testing::{
     build_batch, build_batch_with_timestamps, split_batches, RecordRef,
 };
 use weir_storage::batch::validate_batches;
-use weir_storage::{FileSync, FsyncPolicy, Log, LogConfig};
+use weir_storage::{DataDir, DataDirOptions, FileSync, FsyncPolicy, Log, LogConfig};
 
 /// A batch of `n` records whose values identify `(tag, record index)`.
 pub fn batch(tag: u64, n: usize, ts: i64) -> Vec<u8> {
@@ -86,6 +86,12 @@ impl FileSync for FlakySync {
         }
         file.sync_data()
     }
+}
+
+/// Opens a data directory whose writes, fsyncs and allocations go through `file_sync` (a fault
+/// injector or a recorder).
+pub fn open_with_sync(path: &Path, file_sync: Arc<dyn FileSync>) -> Arc<DataDir> {
+    DataDir::open_with(path, DataDirOptions { file_sync }).expect("open")
 }
 
 pub fn flaky() -> Arc<FlakySync> {
