@@ -11,9 +11,11 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
+from confluent_kafka.admin import ConfigResource
 
 from helpers import (
     WAIT_S,
+    admin_client,
     assert_no_more,
     assign_from_beginning,
     consume_n,
@@ -349,3 +351,33 @@ def test_consume_transform_produce_across_restarts_is_exactly_once(broker_factor
     assert sorted(out) == sorted(expected), f"{len(out)} of {total}; missing {sorted(set(expected) - set(out))[:10]}"
     # The aborted attempts are in the log all the same: read_uncommitted sees them.
     assert len(read_all(b.bootstrap, dst, 2, "read_uncommitted")) > total
+
+
+def test_the_transaction_state_topic_asked_for_first_is_created_as_its_coordinator_would(
+    broker_factory, unique
+):
+    """A Metadata request that may auto-create topics and names `__transaction_state` before any
+    transactional producer has used the broker creates it as Kafka does: with the broker's
+    transaction.state.log.num.partitions and the topic's own configs (compacted), not as an
+    ordinary one-partition topic; transactions then work on it."""
+    b = broker_factory("--transaction-state-log-num-partitions", "7")
+    admin = admin_client(b.bootstrap)
+    name = "__transaction_state"
+
+    def created():
+        t = admin.list_topics(name, timeout=10).topics.get(name)
+        return t if t is not None and t.error is None else None
+
+    t = wait_until("the transaction state topic auto-created", created)
+    assert len(t.partitions) == 7, t.partitions
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([res])[res].result(WAIT_S)
+    assert configs["cleanup.policy"].value == "compact", configs["cleanup.policy"]
+
+    topic = unique("txn-after-md")
+    create_topic(b.bootstrap, topic, partitions=1)
+    p = txn_producer(b.bootstrap, unique("tid"))
+    p.begin_transaction()
+    produce_in_txn(p, topic, [b"a", b"end"])
+    p.commit_transaction(WAIT_S)
+    assert read_all(b.bootstrap, topic, 1, "read_committed", until=b"end") == [b"a", b"end"]

@@ -253,7 +253,7 @@ impl Metrics {
         );
         registry.register(
             "fsync_duration_seconds",
-            "Duration of each data fsync (fdatasync) issued by the storage writer",
+            "Duration of each data fsync (fdatasync) issued by the storage writer and syncer threads",
             fsync_duration.clone(),
         );
         registry.register(

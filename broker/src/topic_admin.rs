@@ -14,6 +14,7 @@ use crate::broker::Broker;
 use crate::cluster::metadata::TopicRecord;
 use crate::cluster::placement;
 use crate::cluster::store::StoreError;
+use crate::config::BrokerConfig;
 use crate::topic_config::{ConfigError, TopicConfig};
 use crate::topics::{valid_topic_name, Topic, TopicError, MAX_PARTITIONS_PER_TOPIC};
 
@@ -53,6 +54,41 @@ pub struct CreateSpec {
     pub configs: Vec<(String, String)>,
     pub internal: bool,
     pub validate_only: bool,
+}
+
+impl CreateSpec {
+    /// How a Kafka internal topic (`__consumer_offsets`, `__transaction_state`,
+    /// `__share_group_state`) is created, whoever needs it first: its coordinator, or a Metadata
+    /// request allowed to auto-create topics. Each has its own partition count (the broker's
+    /// `offsets-topic-num-partitions`, ...) and configs, as in Kafka; created with the defaults of
+    /// ordinary topics it would keep a partition count its coordinator does not expect (a
+    /// partition count never changes afterwards). `None` for any other name.
+    pub fn internal(config: &BrokerConfig, name: &str) -> Option<CreateSpec> {
+        let (partitions, configs) = match name {
+            crate::offsets::OFFSETS_TOPIC => (
+                config.offsets_topic_num_partitions,
+                crate::offsets::OffsetStore::topic_configs(),
+            ),
+            crate::txn::TXN_TOPIC => (
+                config.transaction_state_log_num_partitions,
+                crate::txn::TxnCoordinator::topic_configs(),
+            ),
+            crate::share::SHARE_STATE_TOPIC => (
+                config.share_coordinator_state_topic_num_partitions,
+                crate::share::store::topic_configs(),
+            ),
+            _ => return None,
+        };
+        Some(CreateSpec {
+            name: name.to_string(),
+            partitions,
+            replication_factor: -1,
+            assignment: Vec::new(),
+            configs,
+            internal: true,
+            validate_only: false,
+        })
+    }
 }
 
 /// What a create settled on (for CreateTopics' answer).

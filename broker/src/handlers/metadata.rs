@@ -204,7 +204,9 @@ pub async fn metadata(
                     ));
                     continue;
                 }
-                let spec = CreateSpec {
+                // An internal topic asked for before its coordinator created it gets its own
+                // partition count and configs, as Kafka creates it.
+                let spec = CreateSpec::internal(&broker.config, &name).unwrap_or(CreateSpec {
                     name: name.clone(),
                     partitions: -1,
                     replication_factor: -1,
@@ -212,7 +214,7 @@ pub async fn metadata(
                     configs: Vec::new(),
                     internal: false,
                     validate_only: false,
-                };
+                });
                 let created = broker.create_topic(spec).await;
                 match created.ok().and_then(|_| broker.topics.get(&name)) {
                     Some(topic) => {
@@ -445,34 +447,17 @@ async fn group_coordinators(broker: &Arc<Broker>) -> Coordinators {
             endpoints: Vec::new(),
         });
     }
-    if broker.topics.get(OFFSETS_TOPIC).is_none() {
-        let spec = CreateSpec {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: broker.config.offsets_topic_num_partitions,
-            replication_factor: -1,
-            assignment: Vec::new(),
-            configs: crate::offsets::OffsetStore::topic_configs(),
-            internal: true,
-            validate_only: false,
-        };
-        if let Err(e) = broker.create_topic(spec).await {
-            tracing::debug!(error = %e, "offsets topic not created (yet)");
-        }
-    }
     // The share state topic is created alongside (the leader of each of its partitions holds
     // the state of the share-partitions whose keys hash to it).
-    if broker.topics.get(crate::share::SHARE_STATE_TOPIC).is_none() {
-        let spec = CreateSpec {
-            name: crate::share::SHARE_STATE_TOPIC.to_string(),
-            partitions: broker.config.share_coordinator_state_topic_num_partitions,
-            replication_factor: -1,
-            assignment: Vec::new(),
-            configs: crate::share::store::topic_configs(),
-            internal: true,
-            validate_only: false,
+    for name in [OFFSETS_TOPIC, crate::share::SHARE_STATE_TOPIC] {
+        if broker.topics.get(name).is_some() {
+            continue;
+        }
+        let Some(spec) = CreateSpec::internal(&broker.config, name) else {
+            continue;
         };
         if let Err(e) = broker.create_topic(spec).await {
-            tracing::debug!(error = %e, "share state topic not created (yet)");
+            tracing::debug!(topic = name, error = %e, "internal topic not created (yet)");
         }
     }
     match broker.topics.get(OFFSETS_TOPIC) {

@@ -148,14 +148,8 @@ impl TxnCoordinator {
         if broker.cluster.is_none() || broker.topics.get(TXN_TOPIC).is_some() {
             return;
         }
-        let spec = crate::topic_admin::CreateSpec {
-            name: TXN_TOPIC.to_string(),
-            partitions: broker.config.transaction_state_log_num_partitions,
-            replication_factor: -1,
-            assignment: Vec::new(),
-            configs: Self::topic_configs(),
-            internal: true,
-            validate_only: false,
+        let Some(spec) = crate::topic_admin::CreateSpec::internal(&broker.config, TXN_TOPIC) else {
+            return;
         };
         if let Err(e) = broker.create_topic(spec).await {
             tracing::debug!(error = %e, "{TXN_TOPIC} not created (yet)");
