@@ -499,11 +499,16 @@ impl Written {
         self.to_sync.is_empty() && self.completions.is_empty() && self.flushes.is_empty()
     }
 
+    /// Adds `file` to the files to fdatasync, once.
+    fn sync_file(&mut self, log: &Arc<LogSync>, file: &Arc<SegmentFile>) {
+        if !self.to_sync.iter().any(|(_, f)| Arc::ptr_eq(f, file)) {
+            self.to_sync.push((Arc::clone(log), Arc::clone(file)));
+        }
+    }
+
     fn absorb(&mut self, later: Written) {
-        for (log, file) in later.to_sync {
-            if !self.to_sync.iter().any(|(_, f)| Arc::ptr_eq(f, &file)) {
-                self.to_sync.push((log, file));
-            }
+        for (log, file) in &later.to_sync {
+            self.sync_file(log, file);
         }
         self.completions.extend(later.completions);
         self.flushes.extend(later.flushes);
@@ -657,11 +662,6 @@ fn write_groups(
             stats.groups.fetch_add(1, Ordering::Relaxed);
         }
         let mut written = Written::default();
-        let Written {
-            to_sync,
-            completions,
-            flushes,
-        } = &mut written;
         for m in group {
             match m {
                 Msg::Write(req) => {
@@ -681,11 +681,7 @@ fn write_groups(
                         continue;
                     }
                     match req.policy {
-                        FsyncPolicy::Always => {
-                            if !to_sync.iter().any(|(_, f)| Arc::ptr_eq(f, &req.file)) {
-                                to_sync.push((Arc::clone(&req.log), Arc::clone(&req.file)));
-                            }
-                        }
+                        FsyncPolicy::Always => written.sync_file(&req.log, &req.file),
                         FsyncPolicy::Interval { .. } | FsyncPolicy::Never => {
                             let end = req.pos + req.data.len() as u64;
                             if let Some((from, to)) = writeback_due(&req.file, end) {
@@ -707,7 +703,7 @@ fn write_groups(
                             add_file(&mut d.files, &req.file);
                         }
                     }
-                    completions.push(Done {
+                    written.completions.push(Done {
                         end: req.pos + req.data.len() as u64,
                         log: req.log,
                         file: req.file,
@@ -731,13 +727,11 @@ fn write_groups(
                 }
                 Msg::Flush { log, done } => {
                     if let Some(d) = dirty.remove(&key(&log)) {
-                        for f in d.files {
-                            if !to_sync.iter().any(|(_, x)| Arc::ptr_eq(x, &f)) {
-                                to_sync.push((Arc::clone(&log), f));
-                            }
+                        for f in &d.files {
+                            written.sync_file(&log, f);
                         }
                     }
-                    flushes.push((log, done));
+                    written.flushes.push((log, done));
                 }
                 Msg::Writeback { file, from, to } => {
                     start_writeback(sync, stats, &file, from, to);
