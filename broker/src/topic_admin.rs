@@ -101,6 +101,21 @@ pub struct Created {
 }
 
 impl Broker {
+    /// Creates the internal topic `name` ([`CreateSpec::internal`]) if this broker knows of none
+    /// yet. A failure (e.g. etcd unreachable) is only logged: the next caller that needs the
+    /// topic tries again.
+    pub async fn ensure_internal_topic(self: &Arc<Self>, name: &str) {
+        if self.topics.get(name).is_some() {
+            return;
+        }
+        let Some(spec) = CreateSpec::internal(&self.config, name) else {
+            return;
+        };
+        if let Err(e) = self.create_topic(spec).await {
+            tracing::debug!(topic = name, error = %e, "internal topic not created (yet)");
+        }
+    }
+
     /// Creates a topic (or only checks that it could be, with `validate_only`).
     pub async fn create_topic(
         self: &Arc<Self>,

@@ -449,17 +449,10 @@ async fn group_coordinators(broker: &Arc<Broker>) -> Coordinators {
     }
     // The share state topic is created alongside (the leader of each of its partitions holds
     // the state of the share-partitions whose keys hash to it).
-    for name in [OFFSETS_TOPIC, crate::share::SHARE_STATE_TOPIC] {
-        if broker.topics.get(name).is_some() {
-            continue;
-        }
-        let Some(spec) = CreateSpec::internal(&broker.config, name) else {
-            continue;
-        };
-        if let Err(e) = broker.create_topic(spec).await {
-            tracing::debug!(topic = name, error = %e, "internal topic not created (yet)");
-        }
-    }
+    broker.ensure_internal_topic(OFFSETS_TOPIC).await;
+    broker
+        .ensure_internal_topic(crate::share::SHARE_STATE_TOPIC)
+        .await;
     match broker.topics.get(OFFSETS_TOPIC) {
         Some(t) => Coordinators::Partitions(i32::try_from(t.partition_count()).unwrap_or(i32::MAX)),
         None => Coordinators::Unknown,

@@ -145,14 +145,8 @@ impl TxnCoordinator {
     /// factor, as Kafka creates it on first need. Its partitions are loaded by the brokers
     /// that come to lead them.
     pub async fn ensure_clustered(broker: &Arc<crate::broker::Broker>) {
-        if broker.cluster.is_none() || broker.topics.get(TXN_TOPIC).is_some() {
-            return;
-        }
-        let Some(spec) = crate::topic_admin::CreateSpec::internal(&broker.config, TXN_TOPIC) else {
-            return;
-        };
-        if let Err(e) = broker.create_topic(spec).await {
-            tracing::debug!(error = %e, "{TXN_TOPIC} not created (yet)");
+        if broker.cluster.is_some() {
+            broker.ensure_internal_topic(TXN_TOPIC).await;
         }
     }
 
