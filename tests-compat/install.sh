@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the client compatibility suite needs: Debian's chromium and chromium-driver
-# (the console's browser tests), Debian's kcat (1.7 with librdkafka
+# (the console's browser tests), Node.js with KafkaJS (tests-compat/kafkajs), Debian's kcat (1.7 with librdkafka
 # 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs), and a Python venv
 # at the repo root (.venv) with the pinned clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
 set -euo pipefail
@@ -28,6 +28,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# Node.js and KafkaJS (pinned by tests-compat/kafkajs/package-lock.json) for test_kafkajs.py.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "install.sh: installing nodejs and npm from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! (cd tests-compat/kafkajs && node -e 'process.exit(require("kafkajs/package.json").version === require("./package.json").dependencies.kafkajs ? 0 : 1)' 2>/dev/null); then
+  echo "install.sh: installing KafkaJS (npm ci)"
+  (cd tests-compat/kafkajs && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then

@@ -643,6 +643,56 @@ def test_deleted_records_stay_deleted_after_failover(cluster_factory, unique):
     assert first.value() == b"r50" and first.offset() == cut
 
 
+def test_create_topics_answers_once_every_partition_has_a_leader(cluster_factory, unique):
+    """Kafka answers CreateTopics when the new partitions have leaders, so a client that creates
+    a topic and asks the same broker for its metadata at once finds every leader (KafkaJS's own
+    suite does this and fails on LEADER_NOT_AVAILABLE otherwise). Weir's partitions elect their
+    first leaders after creation, so the broker waits for them before answering."""
+    from kafka.protocol.admin import CreateTopicsRequest
+    from kafka.protocol.metadata import MetadataRequest
+
+    # Many partitions, so that the peers are still opening their replicas when the first
+    # votes arrive (the case that left a partition leaderless for seconds).
+    PARTITIONS = 48
+    c = cluster_factory(3, FAST)
+    for node in (1, 2, 3):
+        topic = unique(f"created-led-{node}")
+        resp = send_to(c, node, CreateTopicsRequest[2](
+            create_topic_requests=[(topic, PARTITIONS, 3, [], [])], timeout=int(WAIT_S * 1000),
+            validate_only=False))
+        assert [t["error_code"] for t in resp["topic_errors"]] == [0], resp
+        md = send_to(c, node, MetadataRequest[1](topics=[topic]))
+        (t,) = md["topics"]
+        assert t["error_code"] == 0, t
+        leaders = {p["partition"]: (p["error_code"], p["leader"]) for p in t["partitions"]}
+        assert sorted(leaders) == list(range(PARTITIONS))
+        assert all(code == 0 and leader in (1, 2, 3) for code, leader in leaders.values()), leaders
+
+
+def test_a_broker_without_a_replica_answers_not_leader_or_follower(cluster_factory, unique):
+    """A request for a partition of a known topic sent to a broker that hosts no replica of it is
+    NOT_LEADER_OR_FOLLOWER, as in Kafka (the client refreshes its metadata and goes to the
+    leader); UNKNOWN_TOPIC_OR_PARTITION is only for partitions that do not exist."""
+    from kafka.protocol.offset import OffsetRequest
+
+    c = cluster_factory(3, FAST)
+    admin = admin_client(c.bootstrap)
+    topic = unique("elsewhere")
+    create_assigned(admin, topic, [[1]])
+    wait_until("a leader", lambda: leader_of(admin, topic, 0) == 1)
+
+    def list_offsets_on(node, partition):
+        resp = send_to(c, node, OffsetRequest[1](replica_id=-1, topics=[(topic, [(partition, -1)])]))
+        ((part,),) = [t["partitions"] for t in resp["topics"]]
+        return part["error_code"]
+
+    assert list_offsets_on(1, 0) == 0
+    assert list_offsets_on(2, 0) == 6  # NOT_LEADER_OR_FOLLOWER
+    assert list_offsets_on(2, 1) == 3  # UNKNOWN_TOPIC_OR_PARTITION: no partition 1
+    code, _ = produce_to(c, 2, topic, idempotent_batch(-1, b"x"), 5000)
+    assert code == 6
+
+
 def java_hash(s):
     """Java's String.hashCode over UTF-16 code units."""
     h = 0

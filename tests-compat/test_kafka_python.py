@@ -194,13 +194,8 @@ def test_admin_create_list_delete(broker, unique):
     admin.close()
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3])
-def test_raw_metadata_versions(broker, unique, version):
-    """Old Metadata request versions, as sent by old clients, describe the topic and broker."""
-    topic = unique(f"kp-md{version}")
-    create_topic(broker.bootstrap, topic, partitions=4)
-    host, port = broker.bootstrap.rsplit(":", 1)
-
+def raw_request(broker, request):
+    """Sends `request` with kafka-python's low-level client, as it is; the response as a dict."""
     client = KafkaClient(bootstrap_servers=broker.bootstrap)
     try:
         deadline = time.monotonic() + 30
@@ -212,12 +207,39 @@ def test_raw_metadata_versions(broker, unique, version):
             client.poll(timeout_ms=200)
         assert node is not None and client.ready(node), "could not connect"
 
-        fut = client.send(node, MetadataRequest[version](topics=[topic]))
+        fut = client.send(node, request)
         client.poll(timeout_ms=TIMEOUT_MS, future=fut)
         assert fut.succeeded(), fut.exception
-        resp = fut.value.to_object()
+        return fut.value.to_object()
     finally:
         client.close()
+
+
+def test_offsets_committed_without_metadata_read_back_with_empty_metadata(broker, unique):
+    """Kafka stores a commit's null metadata as "" (OffsetAndMetadata.NO_METADATA) and answers
+    "" for partitions without a commit too; KafkaJS's own suite checks it."""
+    from kafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
+
+    topic, group = unique("kp-meta"), unique("kp-meta-g")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    # A commit outside any generation (-1), as admin tools and simple consumers send it.
+    commit = raw_request(broker, OffsetCommitRequest[2](
+        group, -1, "", -1, [(topic, [(0, 5, None), (1, 7, "kept")])]))
+    assert [p["error_code"] for t in commit["topics"] for p in t["partitions"]] == [0, 0]
+    fetched = raw_request(broker, OffsetFetchRequest[1](group, [(topic, [0, 1, 2])]))
+    (t,) = fetched["topics"]
+    got = {p["partition"]: (p["offset"], p["metadata"], p["error_code"]) for p in t["partitions"]}
+    assert got == {0: (5, "", 0), 1: (7, "kept", 0), 2: (-1, "", 0)}
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
+def test_raw_metadata_versions(broker, unique, version):
+    """Old Metadata request versions, as sent by old clients, describe the topic and broker."""
+    topic = unique(f"kp-md{version}")
+    create_topic(broker.bootstrap, topic, partitions=4)
+    host, port = broker.bootstrap.rsplit(":", 1)
+
+    resp = raw_request(broker, MetadataRequest[version](topics=[topic]))
 
     (b,) = resp["brokers"]
     assert (b["host"], b["port"]) == (host, int(port))

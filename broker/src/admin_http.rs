@@ -645,7 +645,7 @@ struct GroupOffset {
     /// `None` when the partition no longer exists.
     high_watermark: Option<i64>,
     lag: Option<i64>,
-    metadata: Option<String>,
+    metadata: String,
 }
 
 #[derive(Serialize)]

@@ -49,7 +49,8 @@ const VALUE_VERSION: i16 = 3;
 pub struct CommittedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
-    pub metadata: Option<String>,
+    /// Kafka's `NO_METADATA` ("") when the commit carried none (null).
+    pub metadata: String,
     pub commit_timestamp_ms: i64,
 }
 
@@ -213,7 +214,7 @@ fn encode_value(c: &CommittedOffset) -> Vec<u8> {
     v.put_i16(VALUE_VERSION);
     v.put_i64(c.offset);
     v.put_i32(c.leader_epoch);
-    put_string(&mut v, c.metadata.as_deref().unwrap_or(""));
+    put_string(&mut v, &c.metadata);
     v.put_i64(c.commit_timestamp_ms);
     v
 }
@@ -232,7 +233,7 @@ fn decode_value(mut b: &[u8]) -> Option<CommittedOffset> {
     Some(CommittedOffset {
         offset,
         leader_epoch,
-        metadata: Some(metadata),
+        metadata,
         commit_timestamp_ms: b.get_i64(),
     })
 }
@@ -867,7 +868,7 @@ mod tests {
         let value = CommittedOffset {
             offset: 42,
             leader_epoch: -1,
-            metadata: Some("meta".into()),
+            metadata: "meta".into(),
             commit_timestamp_ms: 1_700_000_000_000,
         };
         assert_eq!(decode_value(&encode_value(&value)), Some(value));
@@ -878,7 +879,7 @@ mod tests {
         CommittedOffset {
             offset,
             leader_epoch: 0,
-            metadata: Some(String::new()),
+            metadata: String::new(),
             commit_timestamp_ms: 1,
         }
     }

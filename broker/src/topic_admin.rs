@@ -20,6 +20,8 @@ use crate::topics::{valid_topic_name, Topic, TopicError, MAX_PARTITIONS_PER_TOPI
 
 /// How long a broker waits to see its own metadata change come back through the watch.
 const APPLY_WAIT_MS: u64 = 10_000;
+/// How long CreateTopics waits for a new topic's first leaders before answering anyway.
+const LEADERS_WAIT_MS: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicAdminError {
@@ -195,6 +197,7 @@ impl Broker {
         let name = spec.name.clone();
         self.wait_applied(move |b| b.topics.get(&name).is_some_and(|t| t.id == created.id))
             .await?;
+        self.wait_for_leaders(&spec.name).await;
         Ok(created)
     }
 
@@ -371,6 +374,26 @@ impl Broker {
                 .is_some_and(|t| *t.config.read() == record.config)
         })
         .await
+    }
+
+    /// Waits (bounded, and without failing) until every partition of a new topic has a live
+    /// leader, as Kafka answers CreateTopics once the new partitions have leaders (ZooKeeper
+    /// mode waits for them; with KRaft brokers learn of a topic with its leaders), so a client
+    /// that creates and then produces is not first told `LEADER_NOT_AVAILABLE`.
+    async fn wait_for_leaders(self: &Arc<Self>, name: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(LEADERS_WAIT_MS);
+        loop {
+            let Some(topic) = self.topics.get(name) else {
+                return;
+            };
+            let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+            let led =
+                (0..count).all(|i| !crate::cluster::status::of_partition(self, &topic, i).offline);
+            if led || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits (bounded) until this broker's registry shows a change it wrote to the cluster.

@@ -26,11 +26,31 @@ enum Kind {
     ListOf(&'static [&'static str]),
     /// A Kafka release as `message.format.version` names it: `0.10.2`, `2.8-IV1`, `3.0`.
     Version,
+    /// Kafka's replication throttle lists: empty, `*`, or `partition:broker,...`.
+    ThrottledReplicas,
+}
+
+impl Kind {
+    /// Kafka's DescribeConfigs config type.
+    fn config_type(self) -> i8 {
+        match self {
+            Kind::Bool => 1,
+            Kind::OneOf(_) | Kind::Version => 2,
+            Kind::ThrottledReplicas => 7,
+            Kind::Int { .. } => 3,
+            Kind::Long { .. } => 5,
+            Kind::Ratio => 6,
+            Kind::ListOf(_) => 7,
+        }
+    }
 }
 
 /// One known topic config: its Kafka name, Kafka's default, and how it is checked.
 struct Known {
     name: &'static str,
+    /// The broker config that sets its default in Kafka (`ServerTopicConfigSynonyms`), which
+    /// DescribeConfigs names as its synonym.
+    broker: Option<&'static str>,
     default: &'static str,
     kind: Kind,
 }
@@ -38,51 +58,75 @@ struct Known {
 const KNOWN: &[Known] = &[
     Known {
         name: "cleanup.policy",
+        broker: Some("log.cleanup.policy"),
         default: "delete",
         kind: Kind::ListOf(&["delete", "compact"]),
     },
     Known {
         name: "compression.type",
+        broker: Some("compression.type"),
         default: "producer",
         kind: Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
     },
     Known {
         name: "delete.retention.ms",
+        broker: Some("log.cleaner.delete.retention.ms"),
         default: "86400000",
         kind: Kind::Long { min: 0 },
     },
     Known {
         name: "file.delete.delay.ms",
+        broker: Some("log.segment.delete.delay.ms"),
         default: "60000",
         kind: Kind::Long { min: 0 },
     },
     Known {
         name: "flush.messages",
+        broker: Some("log.flush.interval.messages"),
         default: "9223372036854775807",
         kind: Kind::Long { min: 1 },
     },
     Known {
         name: "flush.ms",
+        broker: Some("log.flush.interval.ms"),
         default: "9223372036854775807",
         kind: Kind::Long { min: 0 },
     },
+    // Replication throttles (kafka-reassign-partitions.sh sets them): accepted and stored;
+    // Weir's replication is not throttled.
+    Known {
+        name: "follower.replication.throttled.replicas",
+        broker: None,
+        default: "",
+        kind: Kind::ThrottledReplicas,
+    },
     Known {
         name: "index.interval.bytes",
+        broker: Some("log.index.interval.bytes"),
         default: "4096",
         kind: Kind::Int { min: 0 },
     },
     Known {
+        name: "leader.replication.throttled.replicas",
+        broker: None,
+        default: "",
+        kind: Kind::ThrottledReplicas,
+    },
+    Known {
         name: "max.compaction.lag.ms",
+        broker: Some("log.cleaner.max.compaction.lag.ms"),
         default: "9223372036854775807",
         kind: Kind::Long { min: 1 },
     },
     Known {
         name: "max.message.bytes",
+        broker: Some("message.max.bytes"),
         default: "1048588",
         kind: Kind::Int { min: 0 },
     },
     Known {
         name: "message.downconversion.enable",
+        broker: Some("log.message.downconversion.enable"),
         default: "true",
         kind: Kind::Bool,
     },
@@ -90,81 +134,140 @@ const KNOWN: &[Known] = &[
     // that configs written for older brokers are accepted.
     Known {
         name: "message.format.version",
+        broker: Some("log.message.format.version"),
         default: "3.0-IV1",
         kind: Kind::Version,
     },
+    // How far a CreateTime record's timestamp may lie behind or ahead of the broker's clock
+    // (Kafka 3.6+; 4.0 made "ahead" one hour by default).
+    Known {
+        name: TIMESTAMP_AFTER_MAX_MS,
+        broker: Some("log.message.timestamp.after.max.ms"),
+        default: "3600000",
+        kind: Kind::Long { min: 0 },
+    },
+    Known {
+        name: TIMESTAMP_BEFORE_MAX_MS,
+        broker: Some("log.message.timestamp.before.max.ms"),
+        default: "9223372036854775807",
+        kind: Kind::Long { min: 0 },
+    },
+    // Deprecated in Kafka 3.6 and gone in 4.0; kept so that configs written for older brokers are
+    // accepted. As in 3.6-3.9 it stands for whichever of the two above is not set.
+    Known {
+        name: TIMESTAMP_DIFFERENCE_MAX_MS,
+        broker: Some("log.message.timestamp.difference.max.ms"),
+        default: "9223372036854775807",
+        kind: Kind::Long { min: 0 },
+    },
     Known {
         name: "message.timestamp.type",
+        broker: Some("log.message.timestamp.type"),
         default: "CreateTime",
         kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
     },
     Known {
         name: "min.cleanable.dirty.ratio",
+        broker: Some("log.cleaner.min.cleanable.ratio"),
         default: "0.5",
         kind: Kind::Ratio,
     },
     Known {
         name: "min.compaction.lag.ms",
+        broker: Some("log.cleaner.min.compaction.lag.ms"),
         default: "0",
         kind: Kind::Long { min: 0 },
     },
     Known {
         name: "min.insync.replicas",
+        broker: Some("min.insync.replicas"),
         default: "1",
         kind: Kind::Int { min: 1 },
     },
     Known {
         name: "preallocate",
+        broker: Some("log.preallocate"),
         default: "false",
         kind: Kind::Bool,
     },
     Known {
         name: "retention.bytes",
+        broker: Some("log.retention.bytes"),
         default: "-1",
         kind: Kind::Long { min: -1 },
     },
     Known {
         name: "retention.ms",
+        broker: Some("log.retention.ms"),
         default: "604800000",
         kind: Kind::Long { min: -1 },
     },
     Known {
         name: "segment.bytes",
+        broker: Some("log.segment.bytes"),
         default: "1073741824",
         kind: Kind::Int { min: 14 },
     },
     Known {
         name: "segment.index.bytes",
+        broker: Some("log.index.size.max.bytes"),
         default: "10485760",
         kind: Kind::Int { min: 4 },
     },
     Known {
         name: "segment.jitter.ms",
+        broker: Some("log.roll.jitter.ms"),
         default: "0",
         kind: Kind::Long { min: 0 },
     },
     Known {
         name: "segment.ms",
+        broker: Some("log.roll.ms"),
         default: "604800000",
         kind: Kind::Long { min: 1 },
     },
     Known {
         name: "unclean.leader.election.enable",
+        broker: Some("unclean.leader.election.enable"),
         default: "false",
         kind: Kind::Bool,
     },
     // Weir's queue extensions (docs/queues.md).
     Known {
         name: DELIVERY_DELAY_MS,
+        broker: None,
         default: "0",
         kind: Kind::Long { min: 0 },
     },
     Known {
         name: MESSAGE_TTL_MS,
+        broker: None,
         default: "0",
         kind: Kind::Long { min: 0 },
     },
 ];
+
+const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+const TIMESTAMP_DIFFERENCE_MAX_MS: &str = "message.timestamp.difference.max.ms";
+
+/// The record timestamps a CreateTime topic accepts, relative to the broker's clock when the
+/// batch arrives (Kafka's `message.timestamp.before.max.ms` / `after.max.ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampWindow {
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
+}
+
+impl TimestampWindow {
+    /// The accepted range `[now - before, now + after]`, saturating.
+    pub fn range_at(&self, now_ms: i64) -> (i64, i64) {
+        (
+            now_ms.saturating_sub(self.before_max_ms),
+            now_ms.saturating_add(self.after_max_ms),
+        )
+    }
+}
 
 /// Weir: consumers get a record only this many ms after its timestamp (0: at once).
 pub const DELIVERY_DELAY_MS: &str = "weir.delivery.delay.ms";
@@ -191,6 +294,10 @@ pub struct ConfigEntry {
     pub name: &'static str,
     pub value: String,
     pub is_default: bool,
+    /// Kafka's DescribeConfigs config type (1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list).
+    pub config_type: i8,
+    /// The broker config that sets this one's default in Kafka, if any.
+    pub broker_synonym: Option<&'static str>,
 }
 
 fn known(name: &str) -> Result<&'static Known, ConfigError> {
@@ -211,6 +318,7 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
             !value.is_empty() && value.split(',').all(|item| options.contains(&item.trim()))
         }
         Kind::Version => is_kafka_version(value),
+        Kind::ThrottledReplicas => is_throttled_replica_list(value),
     };
     if ok {
         Ok(())
@@ -220,6 +328,19 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
             value: value.to_string(),
         })
     }
+}
+
+/// Kafka's `ThrottledReplicaListValidator`: empty, `*`, or `partition:broker` pairs.
+fn is_throttled_replica_list(value: &str) -> bool {
+    let v = value.trim();
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    v.is_empty()
+        || v == "*"
+        || v.split(',').all(|pair| {
+            pair.trim()
+                .split_once(':')
+                .is_some_and(|(p, b)| number(p.trim()) && number(b.trim()))
+        })
 }
 
 /// `major.minor[.patch[.patch]][-IVn]`, as Kafka's `MetadataVersion` names releases.
@@ -289,6 +410,23 @@ impl TopicConfig {
         self.get_i64(MESSAGE_TTL_MS).max(0)
     }
 
+    /// The timestamp window of CreateTime records. An explicit `before`/`after` wins; otherwise
+    /// the deprecated `message.timestamp.difference.max.ms`, if set, stands for it (Kafka 3.6-3.9);
+    /// otherwise Kafka's default.
+    pub fn timestamp_window(&self) -> TimestampWindow {
+        let bound = |name: &str| match self.overrides.get(name) {
+            Some(_) => self.get_i64(name),
+            None if self.overrides.contains_key(TIMESTAMP_DIFFERENCE_MAX_MS) => {
+                self.get_i64(TIMESTAMP_DIFFERENCE_MAX_MS)
+            }
+            None => self.get_i64(name),
+        };
+        TimestampWindow {
+            before_max_ms: bound(TIMESTAMP_BEFORE_MAX_MS),
+            after_max_ms: bound(TIMESTAMP_AFTER_MAX_MS),
+        }
+    }
+
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")
     }
@@ -308,17 +446,18 @@ impl TopicConfig {
     pub fn entries(&self) -> Vec<ConfigEntry> {
         KNOWN
             .iter()
-            .map(|k| match self.overrides.get(k.name) {
-                Some(v) => ConfigEntry {
+            .map(|k| {
+                let (value, is_default) = match self.overrides.get(k.name) {
+                    Some(v) => (v.clone(), false),
+                    None => (k.default.to_string(), true),
+                };
+                ConfigEntry {
                     name: k.name,
-                    value: v.clone(),
-                    is_default: false,
-                },
-                None => ConfigEntry {
-                    name: k.name,
-                    value: k.default.to_string(),
-                    is_default: true,
-                },
+                    value,
+                    is_default,
+                    config_type: k.kind.config_type(),
+                    broker_synonym: k.broker,
+                }
             })
             .collect()
     }
@@ -368,6 +507,50 @@ mod tests {
             c.set(MESSAGE_TTL_MS, "soon"),
             Err(ConfigError::InvalidValue { .. })
         ));
+    }
+
+    #[test]
+    fn timestamp_window_takes_the_deprecated_difference_only_where_not_set() {
+        let window = |pairs: &[(&str, &str)]| {
+            TopicConfig::from_pairs(pairs.iter().copied())
+                .expect("valid")
+                .timestamp_window()
+        };
+        assert_eq!(
+            window(&[]),
+            TimestampWindow {
+                before_max_ms: i64::MAX,
+                after_max_ms: 3_600_000
+            }
+        );
+        assert_eq!(
+            window(&[(TIMESTAMP_DIFFERENCE_MAX_MS, "1000")]),
+            TimestampWindow {
+                before_max_ms: 1000,
+                after_max_ms: 1000
+            }
+        );
+        assert_eq!(
+            window(&[
+                (TIMESTAMP_DIFFERENCE_MAX_MS, "1000"),
+                (TIMESTAMP_AFTER_MAX_MS, "5")
+            ]),
+            TimestampWindow {
+                before_max_ms: 1000,
+                after_max_ms: 5
+            }
+        );
+        assert_eq!(window(&[]).range_at(10), (10 - i64::MAX, 3_600_010));
+    }
+
+    #[test]
+    fn throttled_replica_lists_are_kafkas() {
+        for ok in ["", "*", "0:1", "0:1, 1:2 ,2:0"] {
+            assert!(is_throttled_replica_list(ok), "{ok:?}");
+        }
+        for bad in ["x", "0", "0:", ":1", "0:1,", "*,0:1", "-1:2"] {
+            assert!(!is_throttled_replica_list(bad), "{bad:?}");
+        }
     }
 
     #[test]

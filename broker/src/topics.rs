@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use weir_protocol::ErrorCode;
 use weir_storage::{DataDir, FsyncPolicy, StorageError};
 
 use crate::cluster::metadata::ClusterView;
@@ -77,6 +78,8 @@ pub struct Topic {
     pub assignment: Vec<Vec<i32>>,
     /// This broker's replica of each partition, where it hosts one (index = partition).
     local: Vec<Option<Arc<Partition>>>,
+    /// When this broker added the topic to its registry (at start, for the topics it had).
+    pub known_since: std::time::Instant,
 }
 
 impl Topic {
@@ -96,6 +99,18 @@ impl Topic {
             .ok()
             .and_then(|i| self.local.get(i))
             .and_then(Option::as_ref)
+    }
+
+    /// This broker's replica of partition `index`, or what Kafka answers a request for a
+    /// partition the broker does not host: `NOT_LEADER_OR_FOLLOWER` when the topic has it (the
+    /// client refreshes its metadata and goes to the leader), `UNKNOWN_TOPIC_OR_PARTITION` when
+    /// it does not.
+    pub fn hosted(&self, index: i32) -> Result<&Arc<Partition>, ErrorCode> {
+        match self.partition(index) {
+            Some(p) => Ok(p),
+            None if self.has_partition(index) => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        }
     }
 
     /// Whether the assignment puts a replica of partition `index` on broker `node`.
@@ -381,6 +396,7 @@ impl TopicRegistry {
             config: RwLock::new(config),
             assignment,
             local,
+            known_since: std::time::Instant::now(),
         })
     }
 
@@ -440,6 +456,15 @@ impl TopicRegistry {
         usize::try_from(partition)
             .ok()
             .and_then(|i| t.local.get(i).cloned().flatten())
+    }
+
+    /// [`Topic::hosted`] by topic name; a topic this broker does not know is
+    /// `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn hosted(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, ErrorCode> {
+        let t = self
+            .get(topic)
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+        t.hosted(partition).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {

@@ -14,6 +14,7 @@ use weir_replication::{NodeId, Role};
 use crate::broker::Broker;
 use crate::cluster::metadata::{BrokerRecord, LeaderRecord};
 use crate::partition::ReplicationView;
+use crate::topics::Topic;
 
 /// Kafka-style lower-case name of a replica's Raft role.
 pub fn role_name(role: Role) -> &'static str {
@@ -128,6 +129,25 @@ pub fn partition_status(
         under_replicated,
         offline,
     }
+}
+
+/// Partition `index` of `topic` as this broker sees it now: the one rule of Metadata, the admin
+/// API and the metrics.
+pub fn of_partition(broker: &Broker, topic: &Topic, index: i32) -> PartitionStatus {
+    let assigned = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.assignment.get(i))
+        .map_or(&[][..], Vec::as_slice);
+    let local = topic.partition(index).map(|p| p.replication_view());
+    let record = broker.cluster_leader(&topic.name, index);
+    partition_status(
+        &topic.name,
+        index,
+        assigned,
+        local.as_ref(),
+        record.as_ref(),
+        |id| broker.is_broker_alive(id),
+    )
 }
 
 /// What this broker knows of the live brokers and the leader records.

@@ -12,8 +12,8 @@ use weir_protocol::responses::{
     AlterConfigsResourceResponse, AlterConfigsResponse, CreatableTopicConfig, CreatableTopicResult,
     CreatePartitionsResponse, CreatePartitionsTopicResult, CreateTopicsResponse,
     DeletableTopicResult, DeleteRecordsPartitionResult, DeleteRecordsResponse,
-    DeleteRecordsTopicResult, DeleteTopicsResponse, DescribeConfigsEntry, DescribeConfigsResponse,
-    DescribeConfigsResult, IncrementalAlterConfigsResponse,
+    DeleteRecordsTopicResult, DeleteTopicsResponse, DescribeConfigsResponse, DescribeConfigsResult,
+    IncrementalAlterConfigsResponse,
 };
 use weir_protocol::ErrorCode;
 
@@ -28,9 +28,6 @@ use crate::topics::TopicError;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_GROUP: i8 = 32;
-/// DescribeConfigs config sources.
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -129,14 +126,10 @@ pub async fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest) -> Crea
                         .entries()
                         .into_iter()
                         .map(|e| CreatableTopicConfig {
+                            config_source: configs::topic_source(&e),
                             name: e.name.to_string(),
                             value: Some(e.value),
                             read_only: false,
-                            config_source: if e.is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_DYNAMIC_TOPIC
-                            },
                             is_sensitive: false,
                         })
                         .collect(),
@@ -273,16 +266,7 @@ pub fn describe_configs(broker: &Broker, r: DescribeConfigsRequest) -> DescribeC
                             .entries()
                             .into_iter()
                             .filter(|e| wanted(e.name))
-                            .map(|e| DescribeConfigsEntry {
-                                name: e.name.to_string(),
-                                value: Some(e.value),
-                                config_source: if e.is_default {
-                                    SOURCE_DEFAULT
-                                } else {
-                                    SOURCE_DYNAMIC_TOPIC
-                                },
-                                ..DescribeConfigsEntry::default()
-                            })
+                            .map(|e| configs::topic_entry(e, r.include_synonyms))
                             .collect();
                     }
                     None => {
@@ -497,9 +481,9 @@ pub async fn delete_records(
                 low_watermark: -1,
                 error_code: ErrorCode::NONE,
             };
-            match broker.topics.partition(&t.name, p.partition_index) {
-                None => out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(partition) => {
+            match broker.topics.hosted(&t.name, p.partition_index) {
+                Err(code) => out.error_code = code,
+                Ok(partition) => {
                     // -1 means "up to the high watermark"; nothing above it may go (Kafka:
                     // OFFSET_OUT_OF_RANGE), and only the leader deletes.
                     let hw = partition.high_watermark();

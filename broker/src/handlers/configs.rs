@@ -18,6 +18,7 @@ use crate::dynamic_config::{
 };
 
 /// DescribeConfigs config sources (Kafka's `ConfigSource`).
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
@@ -85,6 +86,61 @@ fn entry(
             Vec::new()
         },
         config_type,
+        documentation: None,
+    }
+}
+
+/// Where a topic config's value comes from: the topic's override, or Kafka's default.
+pub(super) fn topic_source(e: &crate::topic_config::ConfigEntry) -> i8 {
+    if e.is_default {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_DYNAMIC_TOPIC
+    }
+}
+
+/// One config of a TOPIC resource. Its synonyms are Kafka's: the topic's override, then the
+/// broker config that sets the default where Kafka gives that config a default of its own (a
+/// broker config whose default comes from another, as `log.retention.ms` from
+/// `log.retention.hours`, is left out, as Kafka's synonym list leaves it). Weir's topic defaults
+/// are Kafka's and broker configs do not change them, so no broker-set layer is listed.
+pub fn topic_entry(
+    e: crate::topic_config::ConfigEntry,
+    include_synonyms: bool,
+) -> DescribeConfigsEntry {
+    let mut layers = Vec::new();
+    if !e.is_default {
+        layers.push((
+            e.name.to_string(),
+            Some(e.value.clone()),
+            SOURCE_DYNAMIC_TOPIC,
+        ));
+    }
+    if let Some((name, default)) = e
+        .broker_synonym
+        .and_then(|b| Some((b, dc::broker_key(b)?.default?)))
+    {
+        layers.push((name.to_string(), Some(default.to_string()), SOURCE_DEFAULT));
+    }
+    DescribeConfigsEntry {
+        name: e.name.to_string(),
+        config_source: topic_source(&e),
+        value: Some(e.value),
+        read_only: false,
+        is_sensitive: false,
+        synonyms: if include_synonyms {
+            layers
+                .into_iter()
+                .map(|(name, value, source)| DescribeConfigsSynonym {
+                    name,
+                    value,
+                    source,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        config_type: e.config_type,
         documentation: None,
     }
 }

@@ -561,7 +561,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, r: OffsetCommitRequest)
                         CommittedOffset {
                             offset: p.committed_offset,
                             leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata,
+                            metadata: p.committed_metadata.unwrap_or_default(),
                             commit_timestamp_ms: now,
                         },
                     ));
@@ -641,7 +641,7 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
                             partition_index: partition,
                             committed_offset: c.offset,
                             committed_leader_epoch: c.leader_epoch,
-                            metadata: c.metadata,
+                            metadata: Some(c.metadata),
                             error_code: ErrorCode::NONE,
                         };
                         match out.last_mut() {
@@ -665,7 +665,7 @@ pub fn offset_fetch(broker: &Broker, r: OffsetFetchRequest) -> OffsetFetchRespon
                                     partition_index: p,
                                     committed_offset: c.offset,
                                     committed_leader_epoch: c.leader_epoch,
-                                    metadata: c.metadata,
+                                    metadata: Some(c.metadata),
                                     error_code: ErrorCode::NONE,
                                 },
                                 None => OffsetFetchPartitionResponse {

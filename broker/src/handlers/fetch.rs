@@ -76,14 +76,15 @@ fn read_partition(
         ..FetchPartitionResponse::default()
     };
     let known = broker.topics.get(topic);
-    let Some(partition) = known.as_ref().and_then(|t| t.partition(index)).cloned() else {
-        out.error_code = if known.is_some_and(|t| t.has_partition(index)) {
-            out.current_leader = current_leader(broker, topic, index);
-            ErrorCode::NOT_LEADER_OR_FOLLOWER
-        } else {
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-        };
-        return out;
+    let partition = match broker.topics.hosted(topic, index) {
+        Ok(p) => p,
+        Err(code) => {
+            if code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
+                out.current_leader = current_leader(broker, topic, index);
+            }
+            out.error_code = code;
+            return out;
+        }
     };
     // Consumers read from the leader, below its high watermark (KIP-320 epoch checks first).
     if let Err(e) = partition.check_epoch(current_leader_epoch) {
@@ -293,11 +294,16 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         partition_index: p.partition_index,
                         ..ListOffsetsPartitionResponse::default()
                     };
-                    let Some(partition) =
-                        known.as_ref().and_then(|k| k.partition(p.partition_index))
-                    else {
-                        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
-                        return out;
+                    let partition = match known.as_ref().map(|k| k.hosted(p.partition_index)) {
+                        Some(Ok(partition)) => partition,
+                        Some(Err(code)) => {
+                            out.error_code = code;
+                            return out;
+                        }
+                        None => {
+                            out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+                            return out;
+                        }
                     };
                     if let Err(e) = partition.check_epoch(p.current_leader_epoch) {
                         out.error_code = replica_error_code(e);
@@ -381,9 +387,12 @@ pub fn offset_for_leader_epoch(
                         leader_epoch: -1,
                         end_offset: -1,
                     };
-                    let Some(partition) = broker.topics.partition(&t.topic, p.partition) else {
-                        out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
-                        return out;
+                    let partition = match broker.topics.hosted(&t.topic, p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            out.error_code = code;
+                            return out;
+                        }
                     };
                     if let Err(e) = partition.check_epoch(p.current_leader_epoch) {
                         out.error_code = replica_error_code(e);

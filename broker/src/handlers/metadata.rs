@@ -1,6 +1,7 @@
 //! ApiVersions, Metadata (with topic auto-creation), DescribeCluster, FindCoordinator.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir_protocol::requests::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 use weir_protocol::responses::{
@@ -57,22 +58,9 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataTopic {
 /// One partition as Kafka's Metadata shows it: leader and epoch, the assigned replicas, the
 /// in-sync voters (as the leader sees them), and the assigned replicas on brokers that are gone.
 fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPartition {
-    let assigned: Vec<i32> = usize::try_from(index)
-        .ok()
-        .and_then(|i| topic.assignment.get(i).cloned())
-        .unwrap_or_default();
     // One rule for Metadata, the admin API and the metrics (`cluster::status`): the freshest
     // of this broker's replica and the leader's record, a leader on a gone broker is no leader.
-    let local = topic.partition(index).map(|p| p.replication_view());
-    let record = broker.cluster_leader(&topic.name, index);
-    let status = crate::cluster::status::partition_status(
-        &topic.name,
-        index,
-        &assigned,
-        local.as_ref(),
-        record.as_ref(),
-        |id| broker.is_broker_alive(id),
-    );
+    let status = crate::cluster::status::of_partition(broker, topic, index);
     let leader = match status.leader {
         Some(l) if !status.offline => l,
         _ => -1,
@@ -92,6 +80,23 @@ fn describe_partition(broker: &Broker, topic: &Topic, index: i32) -> MetadataPar
         isr_nodes: isr,
         offline_replicas,
     }
+}
+
+/// How long after a broker learns of a topic it may leave it out of "all topics" answers while
+/// its first leaders are elected.
+const NEW_TOPIC_ELECTION_GRACE: Duration = Duration::from_secs(10);
+
+/// A topic this broker learned of moments ago, some partition of which has had no leader yet:
+/// Kafka's brokers learn of a topic together with its leaders, so an "all topics" answer never
+/// shows one without them; Weir's replicas elect their first leaders right after, so such a topic
+/// is left out until they have (or the grace has passed). Asked for by name, it is shown.
+fn being_created(broker: &Broker, topic: &Topic) -> bool {
+    topic.known_since.elapsed() < NEW_TOPIC_ELECTION_GRACE
+        && (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX)).any(|i| {
+            crate::cluster::status::of_partition(broker, topic, i)
+                .leader_epoch
+                .is_none()
+        })
 }
 
 fn missing_topic(name: Option<String>, topic_id: [u8; 16], error_code: ErrorCode) -> MetadataTopic {
@@ -142,6 +147,7 @@ pub async fn metadata(
             .all()
             .iter()
             .filter(|t| az.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
+            .filter(|t| !being_created(broker, t))
             .map(|t| describe_topic(broker, t))
             .collect(),
         Some(requested) => {

@@ -107,6 +107,9 @@ fn batch_error_code(e: &BatchError) -> ErrorCode {
     }
 }
 
+/// A record without a timestamp (Kafka's `RecordBatch.NO_TIMESTAMP`).
+const NO_TIMESTAMP: i64 = -1;
+
 fn failed(index: i32, error_code: ErrorCode, message: String) -> Staged {
     Staged::Done(ProducePartitionResponse {
         index,
@@ -312,12 +315,13 @@ fn stage(
             "topic deleted".into(),
         );
     };
-    let (max_bytes, log_append_time, compacted) = {
+    let (max_bytes, log_append_time, compacted, timestamp_window) = {
         let config = topic.config.read();
         (
             config.max_message_bytes(),
             config.log_append_time(),
             config.compacted(),
+            config.timestamp_window(),
         )
     };
     let mut keys_checked = false;
@@ -390,6 +394,31 @@ fn stage(
                 partition_name(partition)
             ),
         );
+    }
+    // Kafka's validator refuses CreateTime records whose timestamp lies outside the topic's window
+    // around the broker's clock. Checked on each batch's first and largest timestamps, from the
+    // header, so the records are not decompressed for it (-1: no timestamp, not checked).
+    if !log_append_time {
+        let (earliest, latest) = timestamp_window.range_at(broker.now_ms());
+        let outside = |t: i64| t != NO_TIMESTAMP && !(earliest..=latest).contains(&t);
+        if let Some(h) = headers
+            .iter()
+            .find(|h| outside(h.base_timestamp) || outside(h.max_timestamp))
+        {
+            let t = if outside(h.max_timestamp) {
+                h.max_timestamp
+            } else {
+                h.base_timestamp
+            };
+            return failed(
+                index,
+                ErrorCode::INVALID_TIMESTAMP,
+                format!(
+                    "Timestamp {t} of a record in the batch at offset {} is out of range. The timestamp should be within [{earliest}, {latest}]",
+                    h.base_offset
+                ),
+            );
+        }
     }
     // A transactional batch names its producer, as Kafka's validator requires.
     if let Some(h) = headers
@@ -607,22 +636,18 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
                     format!("acks={acks} is not 0, 1 or -1"),
                 )
             } else {
-                match broker.topics.partition(&topic.name, p.index) {
-                    Some(partition) => stage(
+                match broker.topics.hosted(&topic.name, p.index) {
+                    Ok(partition) => stage(
                         broker,
                         &partition,
                         p.records,
                         legacy_formats_allowed,
                         &checks,
                     ),
-                    None if broker
-                        .topics
-                        .get(&topic.name)
-                        .is_some_and(|t| t.has_partition(p.index)) =>
-                    {
+                    Err(ErrorCode::NOT_LEADER_OR_FOLLOWER) => {
                         not_leader(broker, &topic.name, p.index)
                     }
-                    None => failed(
+                    Err(_) => failed(
                         p.index,
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                         format!("unknown topic or partition {}-{}", topic.name, p.index),

@@ -27,7 +27,41 @@ use crate::broker::Broker;
 /// The longest a replica fetch long-polls, whatever it asks for.
 const REPLICA_FETCH_MAX_WAIT_MS: u64 = 1_000;
 
+/// How long a Vote waits for this broker to open a replica it is assigned but does not host yet.
+const VOTE_WAIT_FOR_REPLICA_MS: u64 = 1_000;
+
+/// Waits (bounded) until this broker hosts every partition of `r` that it may be about to host:
+/// one its metadata assigns here, or of a topic it has not heard of yet. A new partition's
+/// preferred replica stands for election as soon as it learns of the topic, often before its
+/// peers have opened their replicas; refused, it would wait a whole election timeout (seconds)
+/// before trying again, and the new topic would have no leader meanwhile.
+async fn wait_for_assigned_replicas(broker: &Broker, r: &VoteRequest) {
+    let me = broker.config.node_id;
+    let coming = |topic: &str, index: i32| {
+        broker.topics.partition(topic, index).is_none()
+            && broker.cluster.as_ref().is_some_and(|c| {
+                c.store.with_view(|v| match v.topics.get(topic) {
+                    None => true,
+                    Some(t) => usize::try_from(index)
+                        .ok()
+                        .and_then(|i| t.replicas.get(i))
+                        .is_some_and(|replicas| replicas.contains(&me)),
+                })
+            })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(VOTE_WAIT_FOR_REPLICA_MS);
+    while r.topics.iter().any(|t| {
+        t.partitions
+            .iter()
+            .any(|p| coming(&t.topic_name, p.partition_index))
+    }) && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 pub async fn vote(broker: &Arc<Broker>, r: VoteRequest) -> VoteResponse {
+    wait_for_assigned_replicas(broker, &r).await;
     let b = broker.clone();
     // A granted vote is written to disk before it is answered: off the async threads.
     blocking(move || {

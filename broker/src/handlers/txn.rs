@@ -632,7 +632,7 @@ pub async fn txn_offset_commit(
                     CommittedOffset {
                         offset: p.committed_offset,
                         leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.clone(),
+                        metadata: p.committed_metadata.clone().unwrap_or_default(),
                         commit_timestamp_ms: now,
                     },
                 )
