@@ -61,8 +61,9 @@ for node in 0 1 2; do
     --default-partitions 2 --default-replication-factor 2 >"$run/node$node.log" 2>&1 &
   pids+=($!)
 done
-for _ in $(seq 100); do
-  "$weir" --brokers 127.0.0.1:9092 cluster status >/dev/null 2>&1 && break
+# Until every broker has registered (each lists the others in Metadata).
+for _ in $(seq 150); do
+  [ "$("$weir" cluster nodes --brokers 127.0.0.1:9092 --output json 2>/dev/null | grep -o '"node_id"' | wc -l)" = 3 ] && break
   sleep 0.2
 done
 
