@@ -10,6 +10,7 @@
 #
 #   scripts/kafkajs-suite.sh ~/src/kafkajs                  # producer, broker, admin, consumer
 #   scripts/kafkajs-suite.sh ~/src/kafkajs 'src/admin/.*'   # one jest --testPathPattern
+#   WEIR_KJS_NODES=1 scripts/kafkajs-suite.sh ~/src/kafkajs  # one node (no etcd): node 0 only
 #
 # Needs etcd, openssl, node and npm (npm installs the checkout's dependencies on the first run).
 # The ports above must be free. The logs are kept in target/kafkajs-suite.
@@ -36,12 +37,17 @@ rm -rf "$run" && mkdir -p "$run"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$run/key.pem" -out "$run/cert.pem" \
   2>/dev/null
+nodes="${WEIR_KJS_NODES:-3}"
+cluster=()
+if [ "$nodes" != 1 ]; then
 etcd --data-dir "$run/etcd" --listen-client-urls http://127.0.0.1:23790 \
   --advertise-client-urls http://127.0.0.1:23790 --listen-peer-urls http://127.0.0.1:23800 \
   --initial-advertise-peer-urls http://127.0.0.1:23800 \
   --initial-cluster default=http://127.0.0.1:23800 >"$run/etcd.log" 2>&1 &
 pids+=($!)
-for node in 0 1 2; do
+cluster=(--etcd http://127.0.0.1:23790)
+fi
+for node in $(seq 0 $((nodes - 1))); do
   port=$((9092 + node * 3))
   data="$run/node$node"
   "$weir" user create test --password testtest --data-dir "$data" >/dev/null
@@ -51,7 +57,7 @@ for node in 0 1 2; do
     --data-dir "$data" >/dev/null
   "$weir" user create testscram --mechanism SCRAM-SHA-512 --password 'testtestscram=512' \
     --data-dir "$data" >/dev/null
-  "$weir" serve --node-id "$node" --etcd http://127.0.0.1:23790 --data-dir "$data" \
+  "$weir" serve --node-id "$node" "${cluster[@]}" --data-dir "$data" \
     --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$((port + 1)),SASL_SSL://127.0.0.1:$((port + 2))" \
     --advertised-listeners "PLAINTEXT://localhost:$port,SSL://localhost:$((port + 1)),SASL_SSL://localhost:$((port + 2))" \
     --ssl-certificate-file "$run/cert.pem" --ssl-key-file "$run/key.pem" \
@@ -63,7 +69,7 @@ for node in 0 1 2; do
 done
 # Until every broker has registered (each lists the others in Metadata).
 for _ in $(seq 150); do
-  [ "$("$weir" cluster nodes --brokers 127.0.0.1:9092 --output json 2>/dev/null | grep -o '"node_id"' | wc -l)" = 3 ] && break
+  [ "$("$weir" cluster nodes --brokers 127.0.0.1:9092 --output json 2>/dev/null | grep -o '"node_id"' | wc -l)" = "$nodes" ] && break
   sleep 0.2
 done
 
