@@ -76,7 +76,12 @@ fn read_partition(
         ..FetchPartitionResponse::default()
     };
     let known = broker.topics.get(topic);
-    let partition = match broker.topics.hosted(topic, index) {
+    let hosted = known
+        .as_ref()
+        .map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |t| {
+            t.hosted(index).cloned()
+        });
+    let partition = match hosted {
         Ok(p) => p,
         Err(code) => {
             if code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
@@ -294,14 +299,15 @@ pub fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsets
                         partition_index: p.partition_index,
                         ..ListOffsetsPartitionResponse::default()
                     };
-                    let partition = match known.as_ref().map(|k| k.hosted(p.partition_index)) {
-                        Some(Ok(partition)) => partition,
-                        Some(Err(code)) => {
+                    let hosted = known
+                        .as_ref()
+                        .map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |k| {
+                            k.hosted(p.partition_index)
+                        });
+                    let partition = match hosted {
+                        Ok(partition) => partition,
+                        Err(code) => {
                             out.error_code = code;
-                            return out;
-                        }
-                        None => {
-                            out.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
                             return out;
                         }
                     };

@@ -89,9 +89,11 @@ const NEW_TOPIC_ELECTION_GRACE: Duration = Duration::from_secs(10);
 /// A topic this broker learned of moments ago, some partition of which has had no leader yet:
 /// Kafka's brokers learn of a topic together with its leaders, so an "all topics" answer never
 /// shows one without them; Weir's replicas elect their first leaders right after, so such a topic
-/// is left out until they have (or the grace has passed). Asked for by name, it is shown.
+/// is left out until they have (or the grace has passed). Asked for by name, it is shown. A single
+/// node creates a topic with its leaders, so there it is always shown.
 fn being_created(broker: &Broker, topic: &Topic) -> bool {
-    topic.known_since.elapsed() < NEW_TOPIC_ELECTION_GRACE
+    broker.cluster.is_some()
+        && topic.known_since.elapsed() < NEW_TOPIC_ELECTION_GRACE
         && (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX)).any(|i| {
             crate::cluster::status::of_partition(broker, topic, i)
                 .leader_epoch
