@@ -59,14 +59,16 @@ fn broker_level(broker: &Broker, name: &str) -> Result<BrokerLevel, String> {
     Ok(BrokerLevel::ThisBroker)
 }
 
-fn entry(
+/// One DescribeConfigs entry: its value and where it comes from, and, when asked, its synonyms
+/// as (name, value, source), the one in force first.
+fn described(
     name: &str,
-    layers: Vec<(Option<String>, i8)>,
+    (value, config_source): (Option<String>, i8),
+    synonyms: Vec<(String, Option<String>, i8)>,
     read_only: bool,
     config_type: i8,
     include_synonyms: bool,
 ) -> DescribeConfigsEntry {
-    let (value, config_source) = layers.first().cloned().unwrap_or((None, SOURCE_DEFAULT));
     DescribeConfigsEntry {
         name: name.to_string(),
         value,
@@ -74,10 +76,10 @@ fn entry(
         config_source,
         is_sensitive: false,
         synonyms: if include_synonyms {
-            layers
+            synonyms
                 .into_iter()
-                .map(|(value, source)| DescribeConfigsSynonym {
-                    name: name.to_string(),
+                .map(|(name, value, source)| DescribeConfigsSynonym {
+                    name,
                     value,
                     source,
                 })
@@ -88,6 +90,29 @@ fn entry(
         config_type,
         documentation: None,
     }
+}
+
+/// A BROKER or GROUP config whose synonyms all carry its own name: the first layer is in force.
+fn entry(
+    name: &str,
+    layers: Vec<(Option<String>, i8)>,
+    read_only: bool,
+    config_type: i8,
+    include_synonyms: bool,
+) -> DescribeConfigsEntry {
+    let in_force = layers.first().cloned().unwrap_or((None, SOURCE_DEFAULT));
+    let synonyms = layers
+        .into_iter()
+        .map(|(value, source)| (name.to_string(), value, source))
+        .collect();
+    described(
+        name,
+        in_force,
+        synonyms,
+        read_only,
+        config_type,
+        include_synonyms,
+    )
 }
 
 /// Where a topic config's value comes from: the topic's override, or Kafka's default.
@@ -108,9 +133,9 @@ pub fn topic_entry(
     e: crate::topic_config::ConfigEntry,
     include_synonyms: bool,
 ) -> DescribeConfigsEntry {
-    let mut layers = Vec::new();
+    let mut synonyms = Vec::new();
     if !e.is_default {
-        layers.push((
+        synonyms.push((
             e.name.to_string(),
             Some(e.value.clone()),
             SOURCE_DYNAMIC_TOPIC,
@@ -120,29 +145,17 @@ pub fn topic_entry(
         .broker_synonym
         .and_then(|b| Some((b, dc::broker_key(b)?.default?)))
     {
-        layers.push((name.to_string(), Some(default.to_string()), SOURCE_DEFAULT));
+        synonyms.push((name.to_string(), Some(default.to_string()), SOURCE_DEFAULT));
     }
-    DescribeConfigsEntry {
-        name: e.name.to_string(),
-        config_source: topic_source(&e),
-        value: Some(e.value),
-        read_only: false,
-        is_sensitive: false,
-        synonyms: if include_synonyms {
-            layers
-                .into_iter()
-                .map(|(name, value, source)| DescribeConfigsSynonym {
-                    name,
-                    value,
-                    source,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-        config_type: e.config_type,
-        documentation: None,
-    }
+    let source = topic_source(&e);
+    described(
+        e.name,
+        (Some(e.value), source),
+        synonyms,
+        false,
+        e.config_type,
+        include_synonyms,
+    )
 }
 
 /// A BROKER resource: with the broker's id, every broker config with where its value comes from
