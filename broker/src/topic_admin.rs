@@ -386,9 +386,7 @@ impl Broker {
             let Some(topic) = self.topics.get(name) else {
                 return;
             };
-            let count = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
-            let led =
-                (0..count).all(|i| !crate::cluster::status::of_partition(self, &topic, i).offline);
+            let led = crate::cluster::status::of_topic(self, &topic).all(|p| !p.offline);
             if led || tokio::time::Instant::now() >= deadline {
                 return;
             }

@@ -150,6 +150,15 @@ pub fn of_partition(broker: &Broker, topic: &Topic, index: i32) -> PartitionStat
     )
 }
 
+/// Every partition of `topic`, in index order, as [`of_partition`] sees it.
+pub fn of_topic<'a>(
+    broker: &'a Broker,
+    topic: &'a Topic,
+) -> impl Iterator<Item = PartitionStatus> + 'a {
+    (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX))
+        .map(move |index| of_partition(broker, topic, index))
+}
+
 /// What this broker knows of the live brokers and the leader records.
 struct Known {
     brokers: BTreeSet<NodeId>,

@@ -94,11 +94,7 @@ const NEW_TOPIC_ELECTION_GRACE: Duration = Duration::from_secs(10);
 fn being_created(broker: &Broker, topic: &Topic) -> bool {
     broker.cluster.is_some()
         && topic.known_since.elapsed() < NEW_TOPIC_ELECTION_GRACE
-        && (0..i32::try_from(topic.partition_count()).unwrap_or(i32::MAX)).any(|i| {
-            crate::cluster::status::of_partition(broker, topic, i)
-                .leader_epoch
-                .is_none()
-        })
+        && crate::cluster::status::of_topic(broker, topic).any(|p| p.leader_epoch.is_none())
 }
 
 fn missing_topic(name: Option<String>, topic_id: [u8; 16], error_code: ErrorCode) -> MetadataTopic {
