@@ -330,16 +330,20 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// One or more ASCII digits.
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Kafka's `ThrottledReplicaListValidator`: empty, `*`, or `partition:broker` pairs.
 fn is_throttled_replica_list(value: &str) -> bool {
     let v = value.trim();
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     v.is_empty()
         || v == "*"
         || v.split(',').all(|pair| {
             pair.trim()
                 .split_once(':')
-                .is_some_and(|(p, b)| number(p.trim()) && number(b.trim()))
+                .is_some_and(|(p, b)| is_digits(p.trim()) && is_digits(b.trim()))
         })
 }
 
@@ -350,8 +354,7 @@ fn is_kafka_version(value: &str) -> bool {
         None => (value, None),
     };
     let parts: Vec<&str> = release.split('.').collect();
-    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (2..=4).contains(&parts.len()) && parts.iter().all(|p| numeric(p)) && iv.is_none_or(numeric)
+    (2..=4).contains(&parts.len()) && parts.iter().all(|p| is_digits(p)) && iv.is_none_or(is_digits)
 }
 
 impl TopicConfig {
