@@ -144,6 +144,21 @@ def test_create_partitions(broker, unique):
     futures = a.create_partitions([NewPartitions(topic, 2)])
     with pytest.raises(KafkaException):
         futures[topic].result(WAIT_S)
+    # A replica assignment must name each new partition once, on live brokers, also when only
+    # validating (Kafka's INVALID_REPLICA_ASSIGNMENT).
+    node = broker.node_id
+    for assignment in ([[node], [node]], [[node + 7]], [[node, node]]):
+        for validate_only in (True, False):
+            futures = a.create_partitions(
+                [NewPartitions(topic, 7, replica_assignment=assignment)],
+                validate_only=validate_only,
+            )
+            with pytest.raises(KafkaException) as ei:
+                futures[topic].result(WAIT_S)
+            assert ei.value.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, assignment
+    futures = a.create_partitions([NewPartitions(topic, 7, replica_assignment=[[node]])])
+    assert futures[topic].result(WAIT_S) is None
+    wait_for_topic(a, topic, 7)
 
 
 def test_delete_topic(broker, unique):

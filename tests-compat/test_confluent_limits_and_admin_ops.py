@@ -6,6 +6,9 @@ configs are validated, stored and kept across a restart."""
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource as KafkaConfigResource
+from kafka.admin import ConfigResourceType as KafkaConfigResourceType
 from confluent_kafka.admin import (
     AclOperation,
     AlterConfigOpType,
@@ -205,3 +208,111 @@ def test_broker_and_group_configs_survive_a_restart(broker_factory, unique):
     assert groups["share.auto.offset.reset"].value == "earliest"
     assert groups["consumer.heartbeat.interval.ms"].value == "5000"
     assert groups["consumer.heartbeat.interval.ms"].is_default
+
+
+def _set_cluster_defaults(bootstrap, configs):
+    """Replaces the cluster-wide dynamic broker configs with `configs` (AlterConfigs)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(WAIT_S * 1000))
+    try:
+        response = admin.alter_configs(
+            [KafkaConfigResource(KafkaConfigResourceType.BROKER, "", configs=configs)]
+        )
+        assert [r[0] for r in response.resources] == [0], response
+    finally:
+        admin.close()
+
+
+def _produce_one(p, topic, size):
+    """Produces one record of `size` bytes; the delivery error (None when it was stored)."""
+    errors = []
+    p.produce(topic, value=b"x" * size, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(WAIT_S)
+    assert len(errors) == 1, "one delivery report"
+    return errors[0]
+
+
+def test_broker_level_log_configs_are_the_defaults_of_every_topic(broker_factory, unique):
+    """Kafka's broker configs that name a topic config's default (message.max.bytes,
+    log.retention.ms, ...), set dynamically for the cluster or for one broker, are in force for
+    every topic that does not set its own, reported with their source, and kept across a
+    restart; a topic's own value still wins."""
+    b = broker_factory(name="weir-topic-defaults")
+    a = admin_client(b.bootstrap)
+    node = str(b.node_id)
+    plain, own = unique("plain"), unique("own")
+    create_topic(b.bootstrap, plain, partitions=1)
+    create_topic(b.bootstrap, own, partitions=1, config={"max.message.bytes": "100000"})
+    p = producer(b.bootstrap, **{"linger.ms": 0, "message.max.bytes": 1_000_000})
+    assert _produce_one(p, plain, 5000) is None
+
+    set_ = AlterConfigOpType.SET
+    # The cluster-wide defaults (resource name ""), which confluent-kafka's AdminClient cannot
+    # name: with kafka-python's AlterConfigs, as `kafka-configs.sh --entity-default` would.
+    _set_cluster_defaults(
+        b.bootstrap,
+        {"min.insync.replicas": "1", "message.max.bytes": "2000", "log.retention.ms": "3600000"},
+    )
+    _alter(a, ResourceType.BROKER, node, [ConfigEntry("log.retention.hours", "2", incremental_operation=set_)])
+    configs = _describe(a, ResourceType.TOPIC, plain)
+    assert configs["max.message.bytes"].value == "2000"
+    assert configs["max.message.bytes"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    # log.retention.ms before log.retention.hours, whatever the level (Kafka's precedence).
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert configs["cleanup.policy"].is_default
+    mine = _describe(a, ResourceType.TOPIC, own)
+    assert mine["max.message.bytes"].value == "100000"
+    assert mine["max.message.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+
+    err = _produce_one(p, plain, 5000)
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
+    assert _produce_one(p, own, 5000) is None
+
+    # This broker's own value over the cluster-wide one.
+    _alter(a, ResourceType.BROKER, node, [ConfigEntry("message.max.bytes", "8000", incremental_operation=set_)])
+    configs = _describe(a, ResourceType.TOPIC, plain)
+    assert configs["max.message.bytes"].value == "8000"
+    assert configs["max.message.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert _produce_one(p, plain, 5000) is None
+
+    b.restart()
+    a = admin_client(b.bootstrap)
+    p = producer(b.bootstrap, **{"linger.ms": 0, "message.max.bytes": 1_000_000})
+    assert _describe(a, ResourceType.TOPIC, plain)["max.message.bytes"].value == "8000"
+    err = _produce_one(p, plain, 9000)
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
+
+    # Deleted at both levels: Kafka's default again.
+    delete = AlterConfigOpType.DELETE
+    _alter(a, ResourceType.BROKER, node, [ConfigEntry("message.max.bytes", None, incremental_operation=delete)])
+    _set_cluster_defaults(b.bootstrap, {"min.insync.replicas": "1"})
+    configs = _describe(a, ResourceType.TOPIC, plain)
+    assert configs["max.message.bytes"].is_default
+    assert _produce_one(p, plain, 9000) is None
+
+
+def test_cleanup_policy_may_be_emptied_and_a_cluster_min_insync_replicas_is_reported(broker, unique):
+    """Kafka 4.2: SUBTRACT of the last cleanup.policy leaves it empty (the log is kept), a
+    repeated policy is refused. Kafka 4.1+ reports a cluster-wide min.insync.replicas on every
+    topic (written when the cluster first starts)."""
+    a = admin_client(broker.bootstrap)
+    topic = unique("policy")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    _alter(
+        a,
+        ResourceType.TOPIC,
+        topic,
+        [ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SUBTRACT)],
+    )
+    configs = _describe(a, ResourceType.TOPIC, topic)
+    assert configs["cleanup.policy"].value == ""
+    assert configs["min.insync.replicas"].value == "1"
+    assert configs["min.insync.replicas"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    with pytest.raises(KafkaException) as ei:
+        _alter(
+            a,
+            ResourceType.TOPIC,
+            topic,
+            [ConfigEntry("cleanup.policy", "delete,delete", incremental_operation=AlterConfigOpType.SET)],
+        )
+    assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG

@@ -6,7 +6,13 @@ record available to another member."""
 
 import time
 
-from confluent_kafka import AcknowledgeType, ShareConsumer, TopicPartition
+from confluent_kafka import (
+    AcknowledgeType,
+    KafkaError,
+    KafkaException,
+    ShareConsumer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
@@ -45,15 +51,21 @@ def set_group_configs(bootstrap, group, configs):
     a.incremental_alter_configs([res])[res].result(WAIT_S)
 
 
-def share_topic(bootstrap, unique, records, partitions=1, group_configs=None):
-    """A topic with `records` (values b'0', b'1', ...) and a share group reading it from the start."""
+def share_topic(bootstrap, unique, records, partitions=1, group_configs=None, flush_each=False):
+    """A topic with `records` (values b'0', b'1', ...) and a share group reading it from the start.
+    With `flush_each`, every record is a log batch of its own."""
     topic = unique("share")
     group = unique("sg")
     create_topic(bootstrap, topic, partitions)
     set_group_configs(
         bootstrap, group, {"share.auto.offset.reset": "earliest", **(group_configs or {})}
     )
-    produce_and_flush(producer(bootstrap), topic, [{"value": str(i).encode()} for i in range(records)])
+    produce_and_flush(
+        producer(bootstrap),
+        topic,
+        [{"value": str(i).encode()} for i in range(records)],
+        flush_each=flush_each,
+    )
     return topic, group
 
 
@@ -111,8 +123,9 @@ def test_share_consumer_reads_every_record(broker, unique):
 
 def test_two_members_never_hold_the_same_record(broker, unique):
     """Two explicit-mode members alternate polls and keep what they got until both have polled:
-    what they hold at the same time never overlaps, and every record is delivered exactly once."""
-    topic, group = share_topic(broker.bootstrap, unique, 100)
+    what they hold at the same time never overlaps, and every record is delivered exactly once.
+    Each record is a batch of its own: max.poll.records caps a poll between log batches."""
+    topic, group = share_topic(broker.bootstrap, unique, 100, flush_each=True)
     conf = {"share.acknowledgement.mode": "explicit", "max.poll.records": 7}
     a = share_consumer(broker.bootstrap, group, **conf)
     b = share_consumer(broker.bootstrap, group, **conf)
@@ -545,3 +558,89 @@ def test_records_of_a_killed_consumer_are_redelivered_after_the_lock(broker_fact
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_max_poll_records_is_reached_at_batch_boundaries(broker, unique):
+    """ShareFetch's MaxRecords "can be exceeded for alignment of batch boundaries": a log batch
+    is handed out whole, so one poll returns a 20-record batch with max.poll.records 5, while
+    records in batches of their own come at most 5 a poll."""
+    conf = {"share.acknowledgement.mode": "explicit", "max.poll.records": 5}
+    topic, group = share_topic(broker.bootstrap, unique, 0)
+    p = producer(broker.bootstrap, **{"linger.ms": 1000, "batch.num.messages": 100})
+    produce_and_flush(p, topic, [{"value": str(i).encode()} for i in range(20)])
+    c = share_consumer(broker.bootstrap, group, **conf)
+    c.subscribe([topic])
+    first = poll_until(c, lambda ms: len(ms) > 0, "the batch")
+    assert sorted(m.offset() for m in first) == list(range(20)), "the whole batch in one poll"
+
+    topic, group = share_topic(broker.bootstrap, unique, 20, flush_each=True)
+    c = share_consumer(broker.bootstrap, group, **conf)
+    c.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + WAIT_S
+    while len(seen) < 20 and time.monotonic() < deadline:
+        ms = poll_records(c, 0.5)
+        assert len(ms) <= 5, f"{len(ms)} records of one-record batches in one poll"
+        for m in ms:
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        seen.extend(m.offset() for m in ms)
+    assert sorted(seen) == list(range(20))
+
+
+def test_read_committed_share_group_waits_for_commits_and_skips_aborts(broker, unique):
+    """share.isolation.level=read_committed: an aborted transaction's records are never
+    delivered, an open one holds delivery back until it commits; a read_uncommitted group on the
+    same topic gets every record at once."""
+    topic, committed = share_topic(
+        broker.bootstrap, unique, 0, group_configs={"share.isolation.level": "read_committed"}
+    )
+    uncommitted = unique("sg")
+    set_group_configs(broker.bootstrap, uncommitted, {"share.auto.offset.reset": "earliest"})
+    p = producer(broker.bootstrap, **{"transactional.id": unique("tx"), "acks": "all"})
+    p.init_transactions(WAIT_S)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"aborted-{i}".encode())
+    p.flush(WAIT_S)
+    p.abort_transaction(WAIT_S)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"open-{i}".encode())
+    p.flush(WAIT_S)
+
+    everything = values_read_within(broker.bootstrap, uncommitted, topic, 5)
+    assert sorted(everything) == sorted(
+        [f"aborted-{i}".encode() for i in range(3)] + [f"open-{i}".encode() for i in range(3)]
+    ), "read_uncommitted delivers every record"
+
+    c = share_consumer(broker.bootstrap, committed, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        held = poll_records(c, 0.5)
+        assert held == [], f"delivered before the commit: {[m.value() for m in held]}"
+    p.commit_transaction(WAIT_S)
+    seen = []
+    deadline = time.monotonic() + WAIT_S
+    while len(seen) < 3 and time.monotonic() < deadline:
+        for m in poll_records(c, 0.5):
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+            seen.append(m.value())
+    assert sorted(seen) == [f"open-{i}".encode() for i in range(3)]
+    time.sleep(1)
+    assert poll_records(c, 1.0) == [], "nothing of the aborted transaction, ever"
+
+
+def test_a_groups_lock_duration_is_bounded_by_the_brokers_limits(broker_factory, unique):
+    """share.record.lock.duration.ms of a group must lie within the broker's
+    group.share.min/max.record.lock.duration.ms (Kafka checks the broker's limits, not fixed
+    numbers)."""
+    lowered = broker_factory("--group-share-min-record-lock-duration-ms", "1000")
+    set_group_configs(lowered.bootstrap, unique("sg"), {"share.record.lock.duration.ms": "5000"})
+    for b, value in ((lowered, "500"), (lowered, "60001"), (broker_factory(), "5000")):
+        try:
+            set_group_configs(b.bootstrap, unique("sg"), {"share.record.lock.duration.ms": value})
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_CONFIG, e
+        else:
+            raise AssertionError(f"lock duration {value} accepted")

@@ -597,7 +597,7 @@ async fn topic(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -
         .map(|e| ConfigInfo {
             name: e.name,
             value: e.value,
-            default: e.is_default,
+            default: e.source != crate::topic_config::ValueSource::Topic,
         })
         .collect();
     let detail = TopicDetail {

@@ -457,6 +457,7 @@ impl Broker {
                 return Err(e.into());
             }
         }
+        broker.refresh_topic_defaults();
         Ok(broker)
     }
 

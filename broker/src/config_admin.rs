@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::broker::Broker;
 use crate::dynamic_config::{self as dc, BrokerLevel, DynamicConfigError, Overrides};
+use crate::topic_config::TopicDefaults;
 
 /// How long a broker waits to see its own config change come back through the etcd watch.
 const APPLY_WAIT_MS: u64 = 10_000;
@@ -50,7 +51,11 @@ impl Broker {
     ) -> Result<(), DynamicConfigError> {
         let cluster = match (&self.cluster, level) {
             (Some(c), BrokerLevel::ClusterDefault) => c.clone(),
-            _ => return self.configs.alter_broker(level, validate_only, change),
+            _ => {
+                self.configs.alter_broker(level, validate_only, change)?;
+                self.refresh_topic_defaults();
+                return Ok(());
+            }
         };
         if validate_only {
             return dc::changed_broker(&self.broker_overrides(level), change).map(drop);
@@ -67,7 +72,45 @@ impl Broker {
             })
             .await
             .map_err(|e| DynamicConfigError::Unavailable(e.to_string()))?;
-        self.wait_config_applied(written, refused).await
+        self.wait_config_applied(written, refused).await?;
+        self.refresh_topic_defaults();
+        Ok(())
+    }
+
+    /// Puts the topic defaults that the broker levels set (`log.retention.ms`,
+    /// `log.cleanup.policy`, `message.max.bytes`, ...: Kafka's synonyms of topic configs) in force
+    /// for every topic: this broker's own overrides over the cluster-wide ones. Called whenever
+    /// either may have changed; cheap when neither did.
+    pub fn refresh_topic_defaults(&self) {
+        let own = self.broker_overrides(BrokerLevel::ThisBroker);
+        let cluster = self.broker_overrides(BrokerLevel::ClusterDefault);
+        self.topics.set_defaults(TopicDefaults::from_levels(&[
+            (BrokerLevel::ThisBroker, &own),
+            (BrokerLevel::ClusterDefault, &cluster),
+        ]));
+    }
+
+    /// Writes the cluster-wide `min.insync.replicas` if there is none, with its static value, as
+    /// a Kafka 4.1+ cluster does when it starts with eligible leader replicas (KIP-966): every
+    /// topic then reports it as a dynamic cluster default.
+    pub async fn ensure_cluster_min_insync_replicas(self: &Arc<Self>) {
+        const NAME: &str = "min.insync.replicas";
+        if self
+            .broker_overrides(BrokerLevel::ClusterDefault)
+            .contains_key(NAME)
+        {
+            return;
+        }
+        let value = dc::default_of(NAME, false).unwrap_or("1").to_string();
+        let seeded = self
+            .alter_broker_overrides(BrokerLevel::ClusterDefault, false, |set| {
+                set.entry(NAME.to_string()).or_insert_with(|| value.clone());
+                Ok(())
+            })
+            .await;
+        if let Err(e) = seeded {
+            tracing::warn!(error = %e, "cannot write the cluster-wide min.insync.replicas");
+        }
     }
 
     /// Applies `change` to a group's overrides, validates the result and (unless
@@ -80,8 +123,11 @@ impl Broker {
         validate_only: bool,
         change: impl Fn(&mut Overrides) -> Result<(), DynamicConfigError>,
     ) -> Result<(), DynamicConfigError> {
+        let bounds = dc::GroupBounds::of(&self.config);
         let Some(cluster) = self.cluster.clone() else {
-            return self.configs.alter_group(group, validate_only, change);
+            return self
+                .configs
+                .alter_group(group, validate_only, &bounds, change);
         };
         let (current, groups) = cluster.store.with_view(|v| {
             (
@@ -89,7 +135,7 @@ impl Broker {
                 v.group_configs.len() + usize::from(!v.group_configs.contains_key(group)),
             )
         });
-        let next = dc::changed_group(group, &current, &change)?;
+        let next = dc::changed_group(group, &current, &bounds, &change)?;
         if !next.is_empty() {
             dc::check_group_count(groups)?;
         }
@@ -102,7 +148,7 @@ impl Broker {
             .store
             .update_overrides(key, |current| {
                 refused = None;
-                dc::changed_group(group, current, &change)
+                dc::changed_group(group, current, &bounds, &change)
                     .map_err(|e| refused = Some(e))
                     .ok()
             })

@@ -8,9 +8,11 @@
 //! answers and applies the same ones (`config_admin` picks the place; the rules are the same, see
 //! [`changed_broker`] and [`changed_group`]). Values are kept as the strings clients sent, as
 //! Kafka keeps them. Which configs Weir *applies* is documented in `docs/configuration.md`: the
-//! share group configs (`share.*` and Weir's `weir.share.*`, read by `share::group_config`); the
-//! others are validated, stored and described as Kafka does, so tools that manage them work, but
-//! the broker's settings come from its own configuration.
+//! share group configs (`share.*` and Weir's `weir.share.*`, read by `share::group_config`) and
+//! the broker configs that are synonyms of topic configs (`log.retention.ms`, `message.max.bytes`,
+//! ...: `topic_config::TopicDefaults`, put in force by `config_admin`); the others are validated,
+//! stored and described as Kafka does, so tools that manage them work, but the broker's settings
+//! come from its own configuration.
 //!
 //! Kafka's rules kept here: a broker config Kafka does not define is accepted as a custom config
 //! (`DynamicConfig.Broker` allows custom properties, e.g. for plugins); a config Kafka defines but
@@ -528,7 +530,8 @@ pub const GROUP_KEYS: &[Key] = &[
     key(
         "share.record.lock.duration.ms",
         Some("30000"),
-        int_in(15000, 60000),
+        // Bounded by the broker's group.share.min/max.record.lock.duration.ms (GroupBounds).
+        int_in(1, i32::MAX),
         true,
     ),
     key(
@@ -678,14 +681,58 @@ pub fn validate_broker(set: &Overrides) -> Result<(), DynamicConfigError> {
     Ok(())
 }
 
+/// The broker settings that bound group configs: Kafka checks a group's value against the
+/// broker's own limits (e.g. `group.share.min.record.lock.duration.ms` and `max`), not fixed
+/// numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupBounds {
+    /// `share.record.lock.duration.ms`: at least / at most.
+    pub share_record_lock_duration_ms: (i32, i32),
+}
+
+impl GroupBounds {
+    pub fn of(c: &BrokerConfig) -> Self {
+        Self {
+            share_record_lock_duration_ms: (
+                c.share.min_record_lock_duration_ms,
+                c.share
+                    .max_record_lock_duration_ms
+                    .max(c.share.min_record_lock_duration_ms),
+            ),
+        }
+    }
+
+    fn accepts(&self, name: &str, value: &str) -> bool {
+        match name {
+            "share.record.lock.duration.ms" => {
+                let (min, max) = self.share_record_lock_duration_ms;
+                value
+                    .trim()
+                    .parse::<i32>()
+                    .is_ok_and(|v| (min..=max).contains(&v))
+            }
+            _ => true,
+        }
+    }
+}
+
+impl Default for GroupBounds {
+    /// Kafka's defaults of the broker limits.
+    fn default() -> Self {
+        Self {
+            share_record_lock_duration_ms: (15_000, 60_000),
+        }
+    }
+}
+
 /// Checks a whole candidate set of group overrides (Kafka's `GroupConfig.validate`).
-pub fn validate_group(set: &Overrides) -> Result<(), DynamicConfigError> {
+pub fn validate_group(set: &Overrides, bounds: &GroupBounds) -> Result<(), DynamicConfigError> {
     let invalid = DynamicConfigError::InvalidConfig;
     check_sizes(set).map_err(invalid)?;
     for (name, value) in set {
         let k =
             group_key(name).ok_or_else(|| invalid(format!("Unknown group config name: {name}")))?;
-        if !k.kind.accepts(value) {
+        if !k.kind.accepts(value) || !bounds.accepts(name, value) {
             return Err(invalid(format!(
                 "Invalid value {value} for configuration {name}"
             )));
@@ -876,6 +923,7 @@ pub fn changed_broker(
 pub fn changed_group(
     group: &str,
     current: &Overrides,
+    bounds: &GroupBounds,
     change: impl FnOnce(&mut Overrides) -> Result<(), DynamicConfigError>,
 ) -> Result<Overrides, DynamicConfigError> {
     if group.is_empty() {
@@ -885,7 +933,7 @@ pub fn changed_group(
     }
     let mut next = current.clone();
     change(&mut next)?;
-    validate_group(&next)?;
+    validate_group(&next, bounds)?;
     Ok(next)
 }
 
@@ -980,12 +1028,13 @@ impl DynamicConfigs {
         &self,
         group: &str,
         validate_only: bool,
+        bounds: &GroupBounds,
         change: impl FnOnce(&mut Overrides) -> Result<(), DynamicConfigError>,
     ) -> Result<(), DynamicConfigError> {
         let mut stored = self.stored.lock();
         let mut next = stored.clone();
         let current = next.groups.get(group).cloned().unwrap_or_default();
-        let set = changed_group(group, &current, change)?;
+        let set = changed_group(group, &current, bounds, change)?;
         if set.is_empty() {
             next.groups.remove(group);
         } else {
@@ -1045,11 +1094,12 @@ mod tests {
 
     #[test]
     fn group_configs_follow_kafka_rules() {
-        assert!(validate_group(&set(&[("consumer.session.timeout.ms", "50000")])).is_ok());
-        assert!(validate_group(&set(&[(
-            "share.auto.offset.reset",
-            "by_duration:P1DT2H3.5S"
-        )]))
+        let kafka = GroupBounds::default();
+        assert!(validate_group(&set(&[("consumer.session.timeout.ms", "50000")]), &kafka).is_ok());
+        assert!(validate_group(
+            &set(&[("share.auto.offset.reset", "by_duration:P1DT2H3.5S")]),
+            &kafka
+        )
         .is_ok());
         for bad in [
             ("consumer.session.timeout.ms", "1000"),
@@ -1061,25 +1111,40 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    validate_group(&set(&[bad])),
+                    validate_group(&set(&[bad]), &kafka),
                     Err(DynamicConfigError::InvalidConfig(_))
                 ),
                 "{bad:?}"
             );
         }
+        // The lock duration is bounded by the broker's limits, not fixed numbers.
+        let lock = |v: &str| set(&[("share.record.lock.duration.ms", v)]);
+        assert!(validate_group(&lock("5000"), &kafka).is_err());
+        assert!(validate_group(&lock("15000"), &kafka).is_ok());
+        let wide = GroupBounds {
+            share_record_lock_duration_ms: (1_000, 60_000),
+        };
+        assert!(validate_group(&lock("5000"), &wide).is_ok());
+        assert!(validate_group(&lock("60001"), &wide).is_err());
         // Heartbeat within bounds but not below the session timeout.
-        assert!(validate_group(&set(&[
-            ("share.session.timeout.ms", "45000"),
-            ("share.heartbeat.interval.ms", "15000"),
-        ]))
+        assert!(validate_group(
+            &set(&[
+                ("share.session.timeout.ms", "45000"),
+                ("share.heartbeat.interval.ms", "15000"),
+            ]),
+            &kafka
+        )
         .is_ok());
         assert!(matches!(
-            validate_group(&set(&[
-                ("streams.session.timeout.ms", "45000"),
-                ("streams.heartbeat.interval.ms", "15000"),
-                ("consumer.heartbeat.interval.ms", "15000"),
-                ("consumer.session.timeout.ms", "45000"),
-            ])),
+            validate_group(
+                &set(&[
+                    ("streams.session.timeout.ms", "45000"),
+                    ("streams.heartbeat.interval.ms", "15000"),
+                    ("consumer.heartbeat.interval.ms", "15000"),
+                    ("consumer.session.timeout.ms", "45000"),
+                ]),
+                &kafka
+            ),
             Ok(())
         ));
     }

@@ -89,6 +89,9 @@ pub async fn run_listeners(
         fsync = %broker.config.fsync,
         "weir is serving Kafka"
     );
+    if broker.cluster.is_none() {
+        broker.ensure_cluster_min_insync_replicas().await;
+    }
     let limits = server::SharedLimits::new(&broker);
     let mut servers = tokio::task::JoinSet::new();
     for (config, listener) in listeners {
@@ -105,6 +108,9 @@ pub async fn run_listeners(
     let (cluster_stop_tx, cluster_stop_rx) = watch::channel(false);
     if let Some(cluster) = &broker.cluster {
         crate::cluster::runtime::start(cluster, broker.clone(), cluster_stop_rx);
+        // Through etcd, seen back through the watch the runtime now follows.
+        let b = broker.clone();
+        tokio::spawn(async move { b.ensure_cluster_min_insync_replicas().await });
     }
     shutdown.await;
     if let Some(cluster) = &broker.cluster {

@@ -174,7 +174,7 @@ impl Broker {
             id: *id.as_bytes(),
             partitions,
             replication_factor,
-            config: config.clone(),
+            config: config.clone().with_defaults(self.topics.defaults()),
         };
         if spec.validate_only {
             return Ok(created);
@@ -228,7 +228,7 @@ impl Broker {
                 id: [0; 16],
                 partitions,
                 replication_factor: 1,
-                config,
+                config: config.with_defaults(self.topics.defaults()),
             });
         }
         let b = self.clone();
@@ -416,6 +416,43 @@ impl Broker {
 }
 
 /// An explicit assignment: every partition the same replica count, distinct live brokers.
+/// Kafka's checks of the replica assignment CreatePartitions names for the new partitions: one
+/// entry per partition added, each with the topic's replication factor of distinct brokers
+/// that are alive (`INVALID_REPLICA_ASSIGNMENT` otherwise).
+pub fn check_added_assignment(
+    assignment: &[Vec<i32>],
+    added: usize,
+    replication_factor: usize,
+    alive: impl Fn(i32) -> bool,
+) -> Result<(), TopicAdminError> {
+    if assignment.len() != added {
+        return Err(TopicAdminError::Assignment(format!(
+            "attempted to add {added} additional partition(s), but {} assignment(s) were specified",
+            assignment.len()
+        )));
+    }
+    for (i, replicas) in assignment.iter().enumerate() {
+        let distinct: BTreeSet<i32> = replicas.iter().copied().collect();
+        if replicas.is_empty() || distinct.len() != replicas.len() {
+            return Err(TopicAdminError::Assignment(format!(
+                "new partition {i}: {replicas:?} (replicas must be distinct and not empty)"
+            )));
+        }
+        if replicas.len() != replication_factor {
+            return Err(TopicAdminError::Assignment(format!(
+                "new partition {i} has {} replica(s), but the topic's partitions have {replication_factor}",
+                replicas.len()
+            )));
+        }
+        if let Some(b) = replicas.iter().find(|&&b| !alive(b)) {
+            return Err(TopicAdminError::Assignment(format!(
+                "new partition {i}: broker {b} is not a live broker"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_assignment(
     assignment: &[Vec<i32>],
     candidates: &[placement::Candidate],

@@ -2,9 +2,14 @@
 //! storage engine's `LogConfig`.
 //!
 //! Owns the table of known topic config keys. Values are kept as the strings clients sent (as Kafka
-//! does in its metadata), validated on the way in. Must not know about sockets or wire types.
+//! does in its metadata), validated on the way in. A config the topic does not set takes the
+//! broker-level value that stands for it (Kafka's `log.*` synonyms, set as dynamic broker
+//! configs: [`TopicDefaults`]), else Kafka's default. Must not know about sockets or wire types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::dynamic_config::BrokerLevel;
 
 use weir_storage::{FsyncPolicy, LogConfig};
 
@@ -282,10 +287,116 @@ pub enum ConfigError {
     InvalidValue { name: String, value: String },
 }
 
-/// The overrides a topic carries; everything else is Kafka's default.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The overrides a topic carries, and the broker-level defaults in force for the rest.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TopicConfig {
     overrides: BTreeMap<String, String>,
+    /// Not part of the topic's metadata: the broker's, attached by the registry.
+    #[serde(skip)]
+    defaults: Arc<TopicDefaults>,
+}
+
+/// Two configs are the same when the topic sets the same values (the metadata is the overrides).
+impl PartialEq for TopicConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.overrides == other.overrides
+    }
+}
+
+impl Eq for TopicConfig {}
+
+/// One broker-level value of a topic config's synonym: `name` set to `value` at `level`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerValue {
+    pub name: &'static str,
+    pub value: String,
+    pub level: BrokerLevel,
+    /// `value` in the topic config's unit (`log.retention.hours` is counted in hours).
+    topic_value: String,
+}
+
+/// The broker-level values that stand for topic configs a topic does not set. Kafka builds a
+/// log's config from the broker's (`log.retention.ms`, `log.cleanup.policy`, `message.max.bytes`,
+/// ...) and lays the topic's overrides over it; dynamic broker configs change it for every topic
+/// at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// By topic config: every broker value of its synonyms, the one in force first.
+    by_config: BTreeMap<&'static str, Vec<BrokerValue>>,
+}
+
+/// A topic config's broker synonyms, in Kafka's order of precedence, each with the factor that
+/// turns its unit into the topic config's.
+fn broker_synonyms(k: &Known) -> Vec<(&'static str, i64)> {
+    match k.name {
+        "retention.ms" => vec![
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60_000),
+            ("log.retention.hours", 3_600_000),
+        ],
+        "segment.ms" => vec![("log.roll.ms", 1), ("log.roll.hours", 3_600_000)],
+        "segment.jitter.ms" => vec![
+            ("log.roll.jitter.ms", 1),
+            ("log.roll.jitter.hours", 3_600_000),
+        ],
+        _ => k.broker.map(|b| vec![(b, 1)]).unwrap_or_default(),
+    }
+}
+
+impl TopicDefaults {
+    /// The defaults that broker-level overrides give: `levels` in precedence order (this broker's
+    /// own, then the cluster-wide ones). A value that is not valid for the topic config is
+    /// passed over (the broker table validated it by its own rules).
+    pub fn from_levels(levels: &[(BrokerLevel, &BTreeMap<String, String>)]) -> Self {
+        let mut by_config = BTreeMap::new();
+        for k in KNOWN {
+            let mut values = Vec::new();
+            for (name, factor) in broker_synonyms(k) {
+                for (level, set) in levels {
+                    let Some(value) = set.get(name) else {
+                        continue;
+                    };
+                    let topic_value = if factor == 1 {
+                        value.trim().to_string()
+                    } else {
+                        match value.trim().parse::<i64>() {
+                            Ok(v) if v < 0 => "-1".to_string(),
+                            Ok(v) => v.saturating_mul(factor).to_string(),
+                            Err(_) => continue,
+                        }
+                    };
+                    if validate(k, &topic_value).is_ok() {
+                        values.push(BrokerValue {
+                            name,
+                            value: value.clone(),
+                            level: *level,
+                            topic_value,
+                        });
+                    }
+                }
+            }
+            if !values.is_empty() {
+                by_config.insert(k.name, values);
+            }
+        }
+        Self { by_config }
+    }
+
+    /// The broker value in force for topic config `name`, if a broker level sets one.
+    fn in_force(&self, name: &str) -> Option<&BrokerValue> {
+        self.by_config.get(name).and_then(|v| v.first())
+    }
+}
+
+/// Where a topic config's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// The topic sets it.
+    Topic,
+    /// A broker-level synonym (see [`TopicDefaults`]).
+    Broker(BrokerLevel),
+    /// Kafka's default.
+    Default,
 }
 
 /// One entry of a DescribeConfigs answer.
@@ -293,11 +404,20 @@ pub struct TopicConfig {
 pub struct ConfigEntry {
     pub name: &'static str,
     pub value: String,
-    pub is_default: bool,
+    pub source: ValueSource,
     /// Kafka's DescribeConfigs config type (1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list).
     pub config_type: i8,
     /// The broker config that sets this one's default in Kafka, if any.
     pub broker_synonym: Option<&'static str>,
+    /// The broker-level values of its synonyms, the one in force first.
+    pub broker_values: Vec<BrokerValue>,
+}
+
+impl ConfigEntry {
+    /// Whether the value is Kafka's default (no topic override, no broker-level value).
+    pub fn is_default(&self) -> bool {
+        self.source == ValueSource::Default
+    }
 }
 
 fn known(name: &str) -> Result<&'static Known, ConfigError> {
@@ -314,8 +434,18 @@ fn validate(k: &Known, value: &str) -> Result<(), ConfigError> {
         Kind::Ratio => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
         Kind::Bool => matches!(value, "true" | "false"),
         Kind::OneOf(options) => options.contains(&value),
+        // Kafka 4.2 (KAFKA-19112): an empty list is valid (for `cleanup.policy`: neither delete
+        // nor compact, the log is kept), a repeated item is not.
         Kind::ListOf(options) => {
-            !value.is_empty() && value.split(',').all(|item| options.contains(&item.trim()))
+            let items: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .collect();
+            let distinct: std::collections::BTreeSet<&str> = items.iter().copied().collect();
+            (value.trim().is_empty() || items.len() == value.split(',').count())
+                && distinct.len() == items.len()
+                && items.iter().all(|item| options.contains(item))
         }
         Kind::Version => is_kafka_version(value),
         Kind::ThrottledReplicas => is_throttled_replica_list(value),
@@ -392,7 +522,21 @@ impl TopicConfig {
         if let Some(v) = self.overrides.get(name) {
             return Some(v);
         }
+        if let Some(b) = self.defaults.in_force(name) {
+            return Some(&b.topic_value);
+        }
         KNOWN.iter().find(|k| k.name == name).map(|k| k.default)
+    }
+
+    /// This config with `defaults` in force for what the topic does not set.
+    pub fn with_defaults(mut self, defaults: Arc<TopicDefaults>) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The broker-level defaults in force.
+    pub fn defaults(&self) -> &Arc<TopicDefaults> {
+        &self.defaults
     }
 
     fn get_i64(&self, name: &str) -> i64 {
@@ -450,16 +594,22 @@ impl TopicConfig {
         KNOWN
             .iter()
             .map(|k| {
-                let (value, is_default) = match self.overrides.get(k.name) {
-                    Some(v) => (v.clone(), false),
-                    None => (k.default.to_string(), true),
+                let broker_values = self.defaults.by_config.get(k.name).cloned();
+                let (value, source) = match (self.overrides.get(k.name), &broker_values) {
+                    (Some(v), _) => (v.clone(), ValueSource::Topic),
+                    (None, Some(values)) if !values.is_empty() => (
+                        values[0].topic_value.clone(),
+                        ValueSource::Broker(values[0].level),
+                    ),
+                    (None, _) => (k.default.to_string(), ValueSource::Default),
                 };
                 ConfigEntry {
                     name: k.name,
                     value,
-                    is_default,
+                    source,
                     config_type: k.kind.config_type(),
                     broker_synonym: k.broker,
+                    broker_values: broker_values.unwrap_or_default(),
                 }
             })
             .collect()
@@ -562,7 +712,7 @@ mod tests {
         assert_eq!(c.get("retention.ms"), Some("604800000"));
         assert_eq!(c.get("cleanup.policy"), Some("delete"));
         assert_eq!(c.max_message_bytes(), 1_048_588);
-        assert!(c.entries().iter().all(|e| e.is_default));
+        assert!(c.entries().iter().all(ConfigEntry::is_default));
     }
 
     #[test]
@@ -585,6 +735,89 @@ mod tests {
         c.set("message.timestamp.type", "LogAppendTime")
             .expect("valid");
         assert!(c.log_append_time());
+    }
+
+    #[test]
+    fn list_configs_may_be_empty_but_not_repeat() {
+        let mut c = TopicConfig::default();
+        c.set("cleanup.policy", "").expect("empty: Kafka 4.2");
+        assert!(!c.compacted());
+        let lc = c.log_config(FsyncPolicy::Never);
+        assert_eq!(
+            (lc.retention_ms, lc.retention_bytes),
+            (None, None),
+            "neither delete nor compact: the log is kept"
+        );
+        for bad in ["delete,delete", "delete,", ",compact", "delete,,compact"] {
+            assert!(
+                matches!(
+                    c.set("cleanup.policy", bad),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn broker_levels_stand_for_what_the_topic_does_not_set() {
+        let own = set(&[("log.retention.hours", "2"), ("message.max.bytes", "2000")]);
+        let cluster = set(&[
+            ("log.retention.minutes", "5"),
+            ("message.max.bytes", "3000"),
+            ("log.cleanup.policy", "compact"),
+            ("log.segment.bytes", "not a number"),
+        ]);
+        let defaults = Arc::new(TopicDefaults::from_levels(&[
+            (BrokerLevel::ThisBroker, &own),
+            (BrokerLevel::ClusterDefault, &cluster),
+        ]));
+        let c = TopicConfig::from_pairs([("segment.ms", "1000")])
+            .expect("valid")
+            .with_defaults(defaults.clone());
+        // Minutes come before hours whatever the level (Kafka merges the levels per name first).
+        assert_eq!(c.get("retention.ms"), Some("300000"));
+        // This broker's value over the cluster-wide one.
+        assert_eq!(c.max_message_bytes(), 2000);
+        assert!(c.compacted());
+        // An invalid broker value is passed over; the topic's own value wins.
+        assert_eq!(c.get("segment.bytes"), Some("1073741824"));
+        assert_eq!(c.get("segment.ms"), Some("1000"));
+        let entries = c.entries();
+        let entry = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == name)
+                .expect("known config")
+        };
+        assert_eq!(
+            entry("retention.ms").source,
+            ValueSource::Broker(BrokerLevel::ClusterDefault)
+        );
+        let names: Vec<&str> = entry("retention.ms")
+            .broker_values
+            .iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["log.retention.minutes", "log.retention.hours"]);
+        assert_eq!(
+            entry("max.message.bytes").source,
+            ValueSource::Broker(BrokerLevel::ThisBroker)
+        );
+        assert_eq!(entry("segment.ms").source, ValueSource::Topic);
+        assert!(entry("flush.ms").is_default());
+        // The metadata is the overrides: defaults do not make two configs differ.
+        assert_eq!(
+            c,
+            TopicConfig::from_pairs([("segment.ms", "1000")]).expect("valid")
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use weir_storage::{DataDir, FsyncPolicy, StorageError};
 use crate::cluster::metadata::ClusterView;
 use crate::partition::{RaftIo, ReplicaSetup};
 use crate::producers::ProducerState;
-use crate::topic_config::{ConfigError, TopicConfig};
+use crate::topic_config::{ConfigError, TopicConfig, TopicDefaults};
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -154,6 +154,8 @@ pub struct TopicRegistry {
     meta_dir: PathBuf,
     fsync: FsyncPolicy,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The broker-level defaults every topic's config is completed with.
+    defaults: RwLock<Arc<TopicDefaults>>,
     /// Serialises metadata changes so the file always reflects one consistent map.
     write_lock: Mutex<()>,
 }
@@ -190,6 +192,7 @@ impl TopicRegistry {
             meta_dir,
             fsync,
             topics: RwLock::new(BTreeMap::new()),
+            defaults: RwLock::default(),
             write_lock: Mutex::new(()),
         };
         let file = registry.meta_dir.join("topics.json");
@@ -232,6 +235,7 @@ impl TopicRegistry {
             meta_dir,
             fsync,
             topics: RwLock::new(BTreeMap::new()),
+            defaults: RwLock::default(),
             write_lock: Mutex::new(()),
         })
     }
@@ -275,7 +279,7 @@ impl TopicRegistry {
                 existing.map(|t| t.as_ref()),
             ) {
                 Ok(topic) => {
-                    let log_config = record.config.log_config(self.fsync);
+                    let log_config = topic.config.read().log_config(self.fsync);
                     for p in topic.local_partitions() {
                         p.log.set_config(log_config.clone());
                     }
@@ -349,6 +353,7 @@ impl TopicRegistry {
         assignment: Vec<Vec<i32>>,
         existing: Option<&Topic>,
     ) -> Result<Topic, TopicError> {
+        let config = config.with_defaults(self.defaults.read().clone());
         let me = self.replicas.node_id;
         let index = |i: usize| i32::try_from(i).unwrap_or(i32::MAX);
         let mut local = Vec::with_capacity(assignment.len());
@@ -570,6 +575,30 @@ impl TopicRegistry {
         *topic.config.write() = candidate;
         self.persist()?;
         Ok(())
+    }
+
+    /// The broker-level defaults topics are completed with now.
+    pub fn defaults(&self) -> Arc<TopicDefaults> {
+        self.defaults.read().clone()
+    }
+
+    /// Puts broker-level defaults in force for every topic (and the topics created from now
+    /// on), applying them to the open logs. Nothing happens if they did not change.
+    pub fn set_defaults(&self, defaults: TopicDefaults) {
+        let _guard = self.write_lock.lock();
+        if **self.defaults.read() == defaults {
+            return;
+        }
+        let defaults = Arc::new(defaults);
+        *self.defaults.write() = defaults.clone();
+        for topic in self.all() {
+            let config = topic.config.read().clone().with_defaults(defaults.clone());
+            let log_config = config.log_config(self.fsync);
+            for p in topic.local_partitions() {
+                p.log.set_config(log_config.clone());
+            }
+            *topic.config.write() = config;
+        }
     }
 
     /// Writes the recovery point of every partition written to since the last call.

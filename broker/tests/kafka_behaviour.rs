@@ -433,7 +433,11 @@ mod configs {
                 .iter()
                 .map(|e| (e.name.as_str(), e.value.as_deref(), e.config_source))
                 .collect::<Vec<_>>(),
-            vec![("num.io.threads", Some("4"), 3)]
+            // min.insync.replicas: written at the first start, as a Kafka 4.1+ cluster does.
+            vec![
+                ("min.insync.replicas", Some("1"), 3),
+                ("num.io.threads", Some("4"), 3)
+            ]
         );
         let g = describe(&mut conn, GROUP, "billing");
         assert_eq!(

@@ -274,6 +274,8 @@ async fn reconcile_loop(
         if let Ok(Err(e)) = applied {
             tracing::error!(error = %e, "cannot apply the cluster metadata");
         }
+        // The cluster-wide broker defaults come with the view.
+        broker.refresh_topic_defaults();
         cluster.changed.notify_waiters();
         hint_leaders(&broker, &cluster);
         act_on_elections(&broker, &cluster).await;

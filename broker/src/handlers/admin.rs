@@ -198,10 +198,8 @@ pub async fn create_partitions(
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(r.topics.len());
     for t in r.topics {
-        let current = broker
-            .topics
-            .get(&t.name)
-            .map(|topic| topic.partition_count());
+        let known = broker.topics.get(&t.name);
+        let current = known.as_ref().map(|topic| topic.partition_count());
         let outcome = match current {
             None => Err((
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
@@ -214,12 +212,26 @@ pub async fn create_partitions(
                     t.count
                 ),
             )),
-            Some(_) if r.validate_only => Ok(()),
-            Some(_) => {
+            Some(n) => {
                 let assignment = t.assignments.clone().unwrap_or_default();
-                match broker.add_partitions(&t.name, t.count, assignment).await {
-                    Ok(()) => Ok(()),
+                // Kafka checks a named assignment also when only validating.
+                let checked = match (&t.assignments, &known) {
+                    (Some(_), Some(topic)) => {
+                        let added = usize::try_from(t.count).unwrap_or(0).saturating_sub(n);
+                        let rf = topic.assignment.first().map_or(1, Vec::len);
+                        crate::topic_admin::check_added_assignment(&assignment, added, rf, |b| {
+                            broker.is_broker_alive(b)
+                        })
+                    }
+                    _ => Ok(()),
+                };
+                match checked {
                     Err(e) => Err((topic_admin_error(&e), e.to_string())),
+                    Ok(()) if r.validate_only => Ok(()),
+                    Ok(()) => match broker.add_partitions(&t.name, t.count, assignment).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err((topic_admin_error(&e), e.to_string())),
+                    },
                 }
             }
         };

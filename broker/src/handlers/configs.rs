@@ -16,6 +16,7 @@ use crate::broker::Broker;
 use crate::dynamic_config::{
     self as dc, BrokerLevel, DynamicConfigError, Overrides, BROKER_KEYS, GROUP_KEYS,
 };
+use crate::topic_config::ValueSource;
 
 /// DescribeConfigs config sources (Kafka's `ConfigSource`).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -115,31 +116,44 @@ fn entry(
     )
 }
 
-/// Where a topic config's value comes from: the topic's override, or Kafka's default.
-pub(super) fn topic_source(e: &crate::topic_config::ConfigEntry) -> i8 {
-    if e.is_default {
-        SOURCE_DEFAULT
-    } else {
-        SOURCE_DYNAMIC_TOPIC
+/// DescribeConfigs' source of a broker level.
+fn level_source(level: BrokerLevel) -> i8 {
+    match level {
+        BrokerLevel::ThisBroker => SOURCE_DYNAMIC_BROKER,
+        BrokerLevel::ClusterDefault => SOURCE_DYNAMIC_DEFAULT_BROKER,
     }
 }
 
-/// One config of a TOPIC resource. Its synonyms are Kafka's: the topic's override, then the
-/// broker config that sets the default where Kafka gives that config a default of its own (a
-/// broker config whose default comes from another, as `log.retention.ms` from
-/// `log.retention.hours`, is left out, as Kafka's synonym list leaves it). Weir's topic defaults
-/// are Kafka's and broker configs do not change them, so no broker-set layer is listed.
+/// Where a topic config's value comes from: the topic's override, a broker-level synonym, or
+/// Kafka's default.
+pub(super) fn topic_source(e: &crate::topic_config::ConfigEntry) -> i8 {
+    match e.source {
+        ValueSource::Topic => SOURCE_DYNAMIC_TOPIC,
+        ValueSource::Broker(level) => level_source(level),
+        ValueSource::Default => SOURCE_DEFAULT,
+    }
+}
+
+/// One config of a TOPIC resource. Its synonyms are Kafka's: the topic's override, the broker
+/// synonyms set at a broker level (this broker's, then the cluster-wide default), then the broker
+/// config that sets the default where Kafka gives that config a default of its own (a broker
+/// config whose default comes from another, as `log.retention.ms` from `log.retention.hours`, is
+/// left out, as Kafka's synonym list leaves it).
 pub fn topic_entry(
     e: crate::topic_config::ConfigEntry,
     include_synonyms: bool,
 ) -> DescribeConfigsEntry {
+    let source = topic_source(&e);
     let mut synonyms = Vec::new();
-    if !e.is_default {
+    if e.source == ValueSource::Topic {
         synonyms.push((
             e.name.to_string(),
             Some(e.value.clone()),
             SOURCE_DYNAMIC_TOPIC,
         ));
+    }
+    for b in e.broker_values {
+        synonyms.push((b.name.to_string(), Some(b.value), level_source(b.level)));
     }
     if let Some((name, default)) = e
         .broker_synonym
@@ -147,7 +161,6 @@ pub fn topic_entry(
     {
         synonyms.push((name.to_string(), Some(default.to_string()), SOURCE_DEFAULT));
     }
-    let source = topic_source(&e);
     described(
         e.name,
         (Some(e.value), source),

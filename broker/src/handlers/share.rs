@@ -45,7 +45,8 @@ use crate::share::partition::{AckBatch, AckError, AckType, Disposition, MemberId
 use crate::share::persister::Owner;
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::{
-    group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareKey,
+    group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareIsolation,
+    ShareKey,
 };
 
 /// The share group type and protocol type in ListGroups.
@@ -393,6 +394,36 @@ fn batch_ranges(bytes: &[u8]) -> Vec<(i64, i64, std::ops::Range<usize>)> {
     out
 }
 
+/// Marks every record of `batches` that belongs to one of the `aborted` transactions: a
+/// transactional batch of the same producer between the transaction's first offset and its
+/// ABORT marker (the rule read_committed consumers apply to Fetch's aborted transactions).
+fn mark_aborted(
+    bytes: &[u8],
+    batches: &[(i64, i64, std::ops::Range<usize>)],
+    aborted: &[weir_storage::AbortedTxn],
+    held: &mut std::collections::HashMap<i64, Disposition>,
+) {
+    if aborted.is_empty() {
+        return;
+    }
+    for (first, last, range) in batches {
+        let Ok(h) = BatchHeader::parse(&bytes[range.clone()]) else {
+            continue;
+        };
+        let in_aborted = h.is_transactional()
+            && aborted.iter().any(|t| {
+                t.producer_id == h.producer_id
+                    && t.first_offset <= *first
+                    && *first <= t.last_offset
+            });
+        if in_aborted {
+            for offset in *first..=*last {
+                held.insert(offset, Disposition::Aborted);
+            }
+        }
+    }
+}
+
 /// Record header naming the time (ms since the epoch) before which a share group must not
 /// deliver the record.
 pub const HEADER_DELIVER_AT: &str = "weir.deliver.at.ms";
@@ -479,7 +510,11 @@ fn acquire_partition(
     };
     // Records under the topic's delivery delay are not read at all until due, so waiting
     // records cost no memory here: the end moves forward as they fall due.
-    let end = partition.delivery_end(partition.high_watermark(), delay_ms, now_ms);
+    let upper = match settings.isolation {
+        ShareIsolation::ReadUncommitted => partition.high_watermark(),
+        ShareIsolation::ReadCommitted => partition.last_stable_offset(),
+    };
+    let end = partition.delivery_end(upper, delay_ms, now_ms);
     let sp = match broker.share.load_partition(
         &key,
         epoch,
@@ -518,7 +553,11 @@ fn acquire_partition(
                 } else {
                     settings.record_ttl_ms
                 };
-                let held = dispositions(&bytes, &batches, ttl_ms, now_ms);
+                let mut held = dispositions(&bytes, &batches, ttl_ms, now_ms);
+                if settings.isolation == ShareIsolation::ReadCommitted {
+                    let aborted = log.aborted_txns(from.max(log_start), end);
+                    mark_aborted(&bytes, &batches, &aborted, &mut held);
+                }
                 let acquired = sp.acquire(member, &ranges, max_records, now_ms, |o| {
                     held.get(&o).copied().unwrap_or(Disposition::Deliver)
                 });

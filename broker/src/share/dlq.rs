@@ -706,7 +706,7 @@ mod tests {
         broker.topics.create("dead", 1, &[], false).expect("topic");
         broker
             .configs
-            .alter_group("g", false, |set| {
+            .alter_group("g", false, &Default::default(), |set| {
                 set.insert("weir.share.dlq.topic".into(), "dead".into());
                 Ok(())
             })
@@ -846,7 +846,7 @@ mod tests {
         broker.topics.create("dead2", 1, &[], false).expect("topic");
         broker
             .configs
-            .alter_group("g", false, |set| {
+            .alter_group("g", false, &Default::default(), |set| {
                 set.insert("weir.share.dlq.topic".into(), "dead2".into());
                 Ok(())
             })

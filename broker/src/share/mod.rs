@@ -96,6 +96,16 @@ pub enum OffsetReset {
     ByDuration(i64),
 }
 
+/// Which records a share group delivers (`share.isolation.level`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShareIsolation {
+    /// Up to the high watermark, transactional records included whatever their outcome.
+    #[default]
+    ReadUncommitted,
+    /// Up to the last stable offset; records of aborted transactions are archived unseen.
+    ReadCommitted,
+}
+
 /// A group's settings: its configs over the broker's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupShareConfig {
@@ -107,6 +117,8 @@ pub struct GroupShareConfig {
     pub dlq_topic: Option<String>,
     /// `weir.share.record.ttl.ms` (0: none).
     pub record_ttl_ms: i64,
+    /// `share.isolation.level`.
+    pub isolation: ShareIsolation,
 }
 
 fn parse_int<T: std::str::FromStr>(overrides: &Overrides, name: &str) -> Option<T> {
@@ -160,6 +172,10 @@ pub fn group_config(defaults: &ShareDefaults, overrides: &Overrides) -> GroupSha
             .unwrap_or(defaults.heartbeat_interval_ms),
         dlq_topic,
         record_ttl_ms: parse_int(overrides, "weir.share.record.ttl.ms").unwrap_or(0),
+        isolation: match overrides.get("share.isolation.level").map(|v| v.trim()) {
+            Some("read_committed") => ShareIsolation::ReadCommitted,
+            _ => ShareIsolation::ReadUncommitted,
+        },
     }
 }
 

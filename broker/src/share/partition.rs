@@ -220,6 +220,9 @@ pub enum Disposition {
     NotBefore(i64),
     /// Its time to live has passed: never deliver it.
     Expired,
+    /// It belongs to an aborted transaction and the group reads committed records only: never
+    /// deliver it, and it is no dead letter (Kafka archives it).
+    Aborted,
 }
 
 /// One acknowledgement batch: `types` has one entry for the whole range or one per offset.
@@ -555,7 +558,8 @@ impl SharePartition {
             .min()
     }
 
-    /// Acquires up to `max_records` records for `member` from what the caller read: `batches`
+    /// Acquires records for `member` from what the caller read, whole log batches until at least
+    /// `max_records` are acquired (the last batch may take it past): `batches`
     /// are the `(first, last)` offset ranges of the log's batches in order, read from
     /// [`next_fetch_offset`](Self::next_fetch_offset) on (the first batch may begin before it).
     /// Offsets inside the window that fall between batches are not records and become gaps.
@@ -598,12 +602,14 @@ impl SharePartition {
             if last < covered_to || first > last {
                 continue;
             }
+            // Kafka's limit is soft: it is checked between log batches, and a batch begun is
+            // acquired whole (ShareFetch: "exceeded for alignment of batch boundaries").
+            if count >= max_records {
+                break;
+            }
             let first = first.max(covered_to);
             self.mark_gaps(covered_to, first);
             for offset in first..=last {
-                if count >= max_records {
-                    break 'batches;
-                }
                 covered_to = offset + 1;
                 if offset < self.end_offset {
                     // In the window, or below it where only parked records are handed out.
@@ -626,6 +632,10 @@ impl SharePartition {
                         }
                         Disposition::Expired => {
                             self.archive(offset, Some(ArchiveReason::Expired));
+                            continue;
+                        }
+                        Disposition::Aborted => {
+                            self.archive(offset, None);
                             continue;
                         }
                         Disposition::Deliver | Disposition::NotBefore(_) => {}
@@ -654,6 +664,10 @@ impl SharePartition {
                     Disposition::Expired => {
                         self.records.insert(offset, InFlight::available(0, 0));
                         self.archive(offset, Some(ArchiveReason::Expired));
+                    }
+                    Disposition::Aborted => {
+                        self.records.insert(offset, InFlight::available(0, 0));
+                        self.archive(offset, None);
                     }
                     Disposition::Deliver | Disposition::NotBefore(_) => {
                         self.records.insert(

@@ -51,17 +51,29 @@ fn ack(first: i64, last: i64, t: AckType) -> AckBatch {
 fn two_members_never_get_the_same_record() {
     let mut p = SharePartition::new(0, settings());
     let (a, b) = (member("a"), member("b"));
-    let got_a = p.acquire(&a, &[(0, 9)], 4, 0, deliver);
+    let log = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)];
+    let got_a = p.acquire(&a, &log, 4, 0, deliver);
     assert_eq!(offsets(&got_a), vec![0, 1, 2, 3]);
     // b reads from the first available record on.
     let from = p.next_fetch_offset(0);
     assert_eq!(from, Some(4));
-    let got_b = p.acquire(&b, &[(0, 9)], 100, 0, deliver);
+    let got_b = p.acquire(&b, &log, 100, 0, deliver);
     assert_eq!(offsets(&got_b), (4..=9).collect::<Vec<_>>());
     assert_eq!(p.next_fetch_offset(0), Some(10));
-    assert!(p.acquire(&a, &[(0, 9)], 100, 0, deliver).is_empty());
+    assert!(p.acquire(&a, &log, 100, 0, deliver).is_empty());
     assert_eq!(p.owner_of(2).map(|m| &**m), Some("a"));
     assert_eq!(p.owner_of(5).map(|m| &**m), Some("b"));
+}
+
+#[test]
+fn a_log_batch_is_acquired_whole_even_past_max_records() {
+    let mut p = SharePartition::new(0, settings());
+    let a = member("a");
+    // Kafka's MaxRecords "can be exceeded for alignment of batch boundaries".
+    let got = p.acquire(&a, &[(0, 9), (10, 19)], 4, 0, deliver);
+    assert_eq!(offsets(&got), (0..=9).collect::<Vec<_>>());
+    let got = p.acquire(&a, &[(10, 19)], 0, 0, deliver);
+    assert!(got.is_empty(), "a limit of 0 acquires nothing");
 }
 
 #[test]
@@ -82,8 +94,8 @@ fn accepting_the_prefix_moves_the_start_offset() {
 fn acknowledging_a_record_not_held_is_refused_and_changes_nothing() {
     let mut p = SharePartition::new(0, settings());
     let (a, b) = (member("a"), member("b"));
-    p.acquire(&a, &[(0, 1)], 1, 0, deliver);
-    p.acquire(&b, &[(0, 1)], 1, 0, deliver);
+    p.acquire(&a, &[(0, 0), (1, 1)], 1, 0, deliver);
+    p.acquire(&b, &[(0, 0), (1, 1)], 1, 0, deliver);
     let err = p.acknowledge(
         &a,
         &[ack(0, 0, AckType::Accept), ack(1, 1, AckType::Accept)],
@@ -328,7 +340,7 @@ fn delayed_and_expired_records() {
     assert_eq!(offsets(&got), vec![1]);
     // A delayed record restored from the log is asked about again.
     let mut q = SharePartition::new(0, settings());
-    q.acquire(&a, &[(0, 1)], 1, 0, deliver);
+    q.acquire(&a, &[(0, 0), (1, 1)], 1, 0, deliver);
     let mut q = SharePartition::restore(&q.persisted(), settings());
     assert_eq!(
         offsets(&q.acquire(&a, &[(0, 1)], 10, 0, disposition)),
@@ -367,7 +379,13 @@ fn delayed_records_are_parked_and_do_not_hold_the_window() {
         .expect("ack");
     // Due: handed out from the index, then acknowledged like any record.
     assert_eq!(p.next_fetch_offset(1_000), Some(0));
-    let got = p.acquire(&a, &log, 3, 1_000, disposition);
+    let got = p.acquire(
+        &a,
+        &[(0, 2), (3, 3), (4, 7), (8, 11)],
+        3,
+        1_000,
+        disposition,
+    );
     assert_eq!(offsets(&got), vec![0, 1, 2]);
     assert_eq!(got[0].delivery_count, 1);
     p.acknowledge(&a, &[ack(0, 0, AckType::Accept)], 1_000)
@@ -618,7 +636,20 @@ impl Model {
             .p
             .acquire(&member, &read, max, self.now, delays(&self.due));
         let got_offsets = offsets(&got);
-        prop_assert!(got_offsets.len() <= max);
+        // The limit is checked between log batches: without the last batch it touched, fewer
+        // than `max` were acquired.
+        if let Some(&last) = got_offsets.last() {
+            let (batch_first, _) = read
+                .iter()
+                .copied()
+                .find(|&(f, l)| f <= last && last <= l)
+                .unwrap_or((last, last));
+            let before = got_offsets.iter().filter(|&&o| o < batch_first).count();
+            prop_assert!(
+                before < max,
+                "{before} acquired before the last batch, max {max}"
+            );
+        }
         for r in &got {
             prop_assert!(r.delivery_count >= 1);
             prop_assert!(r.delivery_count <= self.p.settings().delivery_count_limit);
