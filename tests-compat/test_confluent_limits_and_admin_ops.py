@@ -316,3 +316,22 @@ def test_cleanup_policy_may_be_emptied_and_a_cluster_min_insync_replicas_is_repo
             [ConfigEntry("cleanup.policy", "delete,delete", incremental_operation=AlterConfigOpType.SET)],
         )
     assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_delete_records_is_refused_on_a_compact_only_topic(broker, unique):
+    """Kafka: a topic whose cleanup.policy is compact without delete keeps its records
+    (POLICY_VIOLATION); with delete, or with the empty policy (Kafka 4.2), the start moves."""
+    a = admin_client(broker.bootstrap)
+    p = producer(broker.bootstrap)
+    for policy, refused in (("compact", True), ("compact,delete", False), ("", False)):
+        topic = unique("cut")
+        create_topic(broker.bootstrap, topic, partitions=1, config={"cleanup.policy": policy})
+        produce_and_flush(p, topic, [{"key": b"k", "value": str(i).encode()} for i in range(3)])
+        tp = TopicPartition(topic, 0, 2)
+        future = a.delete_records([tp], request_timeout=WAIT_S)[tp]
+        if refused:
+            with pytest.raises(KafkaException) as ei:
+                future.result(WAIT_S)
+            assert ei.value.args[0].code() == KafkaError.POLICY_VIOLATION, policy
+        else:
+            assert future.result(WAIT_S).low_watermark == 2, policy

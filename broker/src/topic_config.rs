@@ -585,8 +585,17 @@ impl TopicConfig {
 
     /// Whether `cleanup.policy` includes `compact` (records must then have keys).
     pub fn compacted(&self) -> bool {
+        self.has_policy("compact")
+    }
+
+    /// Whether `cleanup.policy` includes `delete` (retention trims the log).
+    pub fn deletes(&self) -> bool {
+        self.has_policy("delete")
+    }
+
+    fn has_policy(&self, policy: &str) -> bool {
         self.get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == policy))
     }
 
     /// Every known key with its effective value, as DescribeConfigs lists them.
@@ -620,9 +629,7 @@ impl TopicConfig {
         let positive = |v: i64| if v < 0 { None } else { Some(v) };
         // A compact-only topic is never trimmed by time or size (Kafka's rule); until compaction
         // exists, that means keeping everything.
-        let deletes = self
-            .get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|x| x.trim() == "delete"));
+        let deletes = self.deletes();
         let retention = |v: i64| if deletes { positive(v) } else { None };
         LogConfig {
             segment_bytes: u64::try_from(self.get_i64("segment.bytes")).unwrap_or(1 << 30),

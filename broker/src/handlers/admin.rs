@@ -505,6 +505,16 @@ pub async fn delete_records(
                         partitions.push(out);
                         continue;
                     }
+                    // Kafka: a compacted topic that does not also delete keeps its records.
+                    let compact_only = broker.topics.get(&t.name).is_some_and(|topic| {
+                        let config = topic.config.read();
+                        config.compacted() && !config.deletes()
+                    });
+                    if compact_only {
+                        out.error_code = ErrorCode::POLICY_VIOLATION;
+                        partitions.push(out);
+                        continue;
+                    }
                     if offset > hw {
                         out.error_code = ErrorCode::OFFSET_OUT_OF_RANGE;
                         partitions.push(out);
