@@ -33,5 +33,5 @@ weir_pid=$!
 trap 'kill $weir_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--tests)
+[ ${#args[@]} -gt 0 ] || args=(--tests --no-fail-fast)
 cd "$suite" && CARGO_TARGET_DIR="$run/target" RUST_LOG=off cargo test "${args[@]}"

@@ -534,11 +534,6 @@ impl TopicConfig {
         self
     }
 
-    /// The broker-level defaults in force.
-    pub fn defaults(&self) -> &Arc<TopicDefaults> {
-        &self.defaults
-    }
-
     fn get_i64(&self, name: &str) -> i64 {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(-1)
     }

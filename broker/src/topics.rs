@@ -585,10 +585,11 @@ impl TopicRegistry {
     /// Puts broker-level defaults in force for every topic (and the topics created from now
     /// on), applying them to the open logs. Nothing happens if they did not change.
     pub fn set_defaults(&self, defaults: TopicDefaults) {
-        let _guard = self.write_lock.lock();
+        // Called on every cluster metadata change: the common case takes no lock.
         if **self.defaults.read() == defaults {
             return;
         }
+        let _guard = self.write_lock.lock();
         let defaults = Arc::new(defaults);
         *self.defaults.write() = defaults.clone();
         for topic in self.all() {
