@@ -349,7 +349,9 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
     the others are delivered once. The intent is held by another broker (a third one when
     there is one), or by the crashed sender itself, whose share state partition the next
     leader replays (then the sender may lead the dead-letter partition too: appended there,
-    the batch is found again through the replicated producer state)."""
+    the batch is found again through the replicated producer state). A record whose accept the
+    broker did not confirm (its share state owner was the crashing sender) may come again, as
+    Kafka's at-least-once delivery allows; no other record does."""
     c = share_cluster(cluster_factory)
     dlq = unique("dlq")
     a, topic, group = share_cluster_topic(c, unique, 0, {"weir.share.dlq.topic": dlq})
@@ -378,6 +380,17 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
     delivered = []
+    unconfirmed = set()  # values whose accept the broker did not confirm
+
+    def commit(ms):
+        try:
+            results = sc.commit_sync(WAIT_S)
+        except KafkaException:
+            unconfirmed.update(m.value() for m in ms)
+            return
+        failed = {tp.partition for tp, err in results.items() if err is not None}
+        unconfirmed.update(m.value() for m in ms if m.partition() in failed)
+
     want = {f"good-{i}".encode() for i in range(6)}
     deadline = time.monotonic() + WAIT_S * 3
     while time.monotonic() < deadline:
@@ -390,10 +403,7 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
             kind = AcknowledgeType.REJECT if m.value() == b"poison" else AcknowledgeType.ACCEPT
             sc.acknowledge(m, kind)
         if ms:
-            try:
-                sc.commit_sync(WAIT_S)
-            except KafkaException:
-                pass
+            commit(ms)
         if want <= set(delivered) and sender.proc.poll() is not None:
             break
     assert sender.proc.poll() is not None, "the sender never reached the crash point"
@@ -411,10 +421,7 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
             delivered.append(m.value())
             sc.acknowledge(m, AcknowledgeType.ACCEPT)
         if ms:
-            try:
-                sc.commit_sync(WAIT_S)
-            except KafkaException:
-                pass
+            commit(ms)
 
     def archived():
         consume()
@@ -440,7 +447,10 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
     assert headers["weir.dlq.source.partition"] == str(source)
     assert headers["weir.dlq.reason"] == "rejected"
     assert delivered.count(b"poison") == 1, delivered
-    assert sorted(v for v in delivered if v != b"poison") == sorted(want), delivered
+    goods = [v for v in delivered if v != b"poison"]
+    assert set(goods) == want, delivered
+    again = {v for v in goods if goods.count(v) > 1}
+    assert again <= unconfirmed, (delivered, unconfirmed)
 
 
 # -- The share group offset admin APIs on the wire (confluent-kafka's AdminClient has none). --
