@@ -486,6 +486,11 @@ pub async fn delete_records(
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(r.topics.len());
     for t in r.topics {
+        // Kafka: a compacted topic that does not also delete keeps its records.
+        let compact_only = broker.topics.get(&t.name).is_some_and(|topic| {
+            let config = topic.config.read();
+            config.compacted() && !config.deletes()
+        });
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let mut out = DeleteRecordsPartitionResult {
@@ -505,11 +510,6 @@ pub async fn delete_records(
                         partitions.push(out);
                         continue;
                     }
-                    // Kafka: a compacted topic that does not also delete keeps its records.
-                    let compact_only = broker.topics.get(&t.name).is_some_and(|topic| {
-                        let config = topic.config.read();
-                        config.compacted() && !config.deletes()
-                    });
                     if compact_only {
                         out.error_code = ErrorCode::POLICY_VIOLATION;
                         partitions.push(out);
