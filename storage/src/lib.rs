@@ -24,6 +24,7 @@ mod log;
 pub mod records;
 mod segment;
 mod slice;
+mod sync_pool;
 pub mod txn_index;
 mod writer;
 
