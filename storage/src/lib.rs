@@ -24,7 +24,7 @@ mod log;
 pub mod records;
 mod segment;
 mod slice;
-mod sync_pool;
+mod syncer;
 pub mod txn_index;
 mod writer;
 

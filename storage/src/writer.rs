@@ -1,16 +1,17 @@
-//! The data directory's writer and syncer threads: they perform every queued segment write and
-//! every data fsync of the logs in one directory, which is what makes group commit work.
+//! The data directory's writer thread: it performs every queued segment write of the logs in one
+//! directory and hands what it wrote to the [`Syncer`], which performs their data fsyncs; the
+//! two together are what makes group commit work.
 //!
 //! Appenders assign offsets under their log's lock, queue a [`WriteReq`] and (for
 //! `FsyncPolicy::Always`) wait on its [`Completion`]. The writer drains everything queued and
 //! writes it in queue order, then hands the group to the syncer, which issues **one fdatasync
 //! per touched file** and only then advances each log's high watermark and wakes the appenders.
-//! The two run side by side: while the syncer waits for one group's fdatasyncs, the writer
-//! already writes the next, and everything written meanwhile forms one group for the syncer's
-//! next round (so a request waits for the fdatasync in flight and then its own, not also for
-//! the writes in between). Groups are synced and answered one at a time, in order. Under
-//! `Interval` the writer syncs dirty files when the interval expires; under `Never` only on
-//! flush, segment seal and shutdown.
+//! The two run side by side: while the syncer waits for fdatasyncs, the writer already writes
+//! the next group (so a request waits for the fdatasync in flight and then its own, not also
+//! for the writes in between). Groups are answered one at a time, in order; how the syncer
+//! keeps many files' fdatasyncs in flight is in [`crate::syncer`]. Under `Interval` the writer
+//! hands dirty files to the syncer when the interval expires; under `Never` only on flush,
+//! segment seal and shutdown.
 //!
 //! Appends under `Never`/`Interval` normally skip the queue: the appender writes under its
 //! log's lock (when nothing of that log is queued) and only tells the writer, once per file
@@ -39,7 +40,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::FsyncPolicy;
 use crate::segment::SegmentFile;
-use crate::sync_pool::{FileToSync, SyncPool};
+use crate::syncer::Syncer;
 use crate::{Offset, StorageError};
 
 /// The file operations of appends that can fail for reasons outside the program: forcing data
@@ -392,7 +393,7 @@ struct Dirty {
     interval: Option<Duration>,
 }
 
-fn key<T>(a: &Arc<T>) -> usize {
+pub(crate) fn key<T>(a: &Arc<T>) -> usize {
     Arc::as_ptr(a) as usize
 }
 
@@ -402,7 +403,7 @@ fn add_file(files: &mut Vec<Arc<SegmentFile>>, f: &Arc<SegmentFile>) {
     }
 }
 
-struct Done {
+pub(crate) struct Done {
     log: Arc<LogSync>,
     file: Arc<SegmentFile>,
     end: u64,
@@ -446,41 +447,31 @@ fn start_writeback(
 /// group's fsync (and everyone's acknowledgement) indefinitely.
 const MAX_GROUP: usize = 1024;
 
-/// At most this many fdatasyncs of one group are in flight at once: the syncing thread's and
-/// those of the data directory's [`SyncPool`] helpers. Issued one after another, a group
-/// touching many partitions would wait for the sum of their fdatasyncs; in flight together, the
-/// file system commits them in shared journal transactions and the device queues them, so the
-/// group waits about as long as the slowest. On the project machine's disk, a raw loop over
-/// 1000 files gave about 10k fdatasyncs/s from 4 threads, 25k from 16 and 32k from 64, and the
-/// engine's group commit over 1000 partitions 10–20% more with 32 than with 16
-/// (`benches/examples/storage_vs_disk.rs`, `many-files`).
-const MAX_CONCURRENT_FSYNCS: usize = 32;
-
 /// What one group left for the syncer: files to fdatasync, then the appends and flushes to
 /// answer, in queue order. Groups the syncer has not taken yet merge into one.
 #[derive(Default)]
-struct Written {
-    to_sync: Vec<FileToSync>,
+pub(crate) struct Written {
+    pub to_sync: Vec<(Arc<LogSync>, Arc<SegmentFile>)>,
     /// The files of `to_sync` (by address), so a group of many appends adds each file once
     /// without a scan.
     sync_keys: HashSet<usize>,
-    completions: Vec<Done>,
-    flushes: Vec<(Arc<LogSync>, Completer)>,
+    pub completions: Vec<Done>,
+    pub flushes: Vec<(Arc<LogSync>, Completer)>,
 }
 
 impl Written {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.to_sync.is_empty() && self.completions.is_empty() && self.flushes.is_empty()
     }
 
     /// Adds `file` to the files to fdatasync, once.
-    fn sync_file(&mut self, log: &Arc<LogSync>, file: &Arc<SegmentFile>) {
+    pub fn sync_file(&mut self, log: &Arc<LogSync>, file: &Arc<SegmentFile>) {
         if self.sync_keys.insert(key(file)) {
             self.to_sync.push((Arc::clone(log), Arc::clone(file)));
         }
     }
 
-    fn absorb(&mut self, later: Written) {
+    pub fn absorb(&mut self, later: Written) {
         for (log, file) in &later.to_sync {
             self.sync_file(log, file);
         }
@@ -488,80 +479,44 @@ impl Written {
         self.flushes.extend(later.flushes);
     }
 
-    /// fdatasyncs the group's files, then acknowledges its appends and flushes.
-    fn sync_and_answer(self, pool: &SyncPool) {
-        // One fdatasync per file covers every write to it in this group.
-        pool.sync_files(self.to_sync, "fdatasync");
-        // Acknowledge in queue order so a log's high watermark only ever covers a prefix of
-        // durable (or, without fsync, written) data.
-        for c in self.completions {
-            if c.log.is_poisoned() {
-                c.log.inflight.fetch_sub(1, Ordering::AcqRel);
-                c.done.finish(Err(StorageError::Poisoned));
+    /// fdatasyncs the group's files one after another, then answers it: the writer's own way
+    /// when the syncer thread could not be started.
+    fn sync_inline_and_answer(self, sync: &dyn FileSync, stats: &WriterCounters) {
+        for (log, file) in &self.to_sync {
+            if log.is_poisoned() {
                 continue;
             }
-            c.file.readable.fetch_max(c.end, Ordering::AcqRel);
-            c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
-            // After the high watermark: an appender that sees zero may write directly.
+            stats.fsync_issued();
+            file.dirty.store(false, Ordering::SeqCst);
+            if let Err(e) = sync.sync_data(&file.file) {
+                log.poison("fdatasync", &file.path, &e);
+            }
+        }
+        answer(self.completions, self.flushes);
+    }
+}
+
+/// Acknowledges a synced group's appends and flushes, in queue order, so a log's high watermark
+/// only ever covers a prefix of durable (or, without fsync, written) data.
+pub(crate) fn answer(completions: Vec<Done>, flushes: Vec<(Arc<LogSync>, Completer)>) {
+    for c in completions {
+        if c.log.is_poisoned() {
             c.log.inflight.fetch_sub(1, Ordering::AcqRel);
-            c.done.finish(Ok(()));
+            c.done.finish(Err(StorageError::Poisoned));
+            continue;
         }
-        for (log, done) in self.flushes {
-            done.finish(if log.is_poisoned() {
-                Err(StorageError::Poisoned)
-            } else {
-                Ok(())
-            });
-        }
+        c.file.readable.fetch_max(c.end, Ordering::AcqRel);
+        c.log.hw.fetch_max(c.next_offset, Ordering::AcqRel);
+        // After the high watermark: an appender that sees zero may write directly.
+        c.log.inflight.fetch_sub(1, Ordering::AcqRel);
+        c.done.finish(Ok(()));
     }
-}
-
-/// The hand-off from the writer thread to the syncer thread: at most one group is being
-/// synced while the writer writes the next, and everything written meanwhile waits here as one
-/// merged group. Its size is bounded by the appends in flight, which the appenders' callers bound.
-#[derive(Default)]
-struct Handoff {
-    state: Mutex<HandoffState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct HandoffState {
-    pending: Written,
-    closed: bool,
-}
-
-impl Handoff {
-    fn put(&self, group: Written) {
-        if group.is_empty() {
-            return;
-        }
-        self.state.lock().pending.absorb(group);
-        self.ready.notify_one();
-    }
-
-    fn close(&self) {
-        self.state.lock().closed = true;
-        self.ready.notify_one();
-    }
-
-    /// The syncer thread: takes whatever is pending, syncs and answers it, until closed and
-    /// drained. Groups are handled one at a time, in order, so acknowledgements stay in queue
-    /// order across groups.
-    fn run_syncer(&self, pool: &SyncPool) {
-        loop {
-            let group = {
-                let mut st = self.state.lock();
-                while st.pending.is_empty() && !st.closed {
-                    self.ready.wait(&mut st);
-                }
-                if st.pending.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut st.pending)
-            };
-            group.sync_and_answer(pool);
-        }
+    for (log, done) in flushes {
+        done.finish(if log.is_poisoned() {
+            Err(StorageError::Poisoned)
+        } else {
+            Ok(())
+        });
     }
 }
 
@@ -570,28 +525,32 @@ impl Handoff {
 /// the next (the group's write no longer adds to the next group's wait). Returns when told to
 /// shut down or when every sender is gone, after the syncer has answered everything handed over.
 pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterCounters>) {
-    let handoff = Handoff::default();
-    let pool = SyncPool::new(Arc::clone(&sync), Arc::clone(&stats), MAX_CONCURRENT_FSYNCS);
-    std::thread::scope(|scope| {
-        let syncer = std::thread::Builder::new()
+    let syncer = Syncer::new(Arc::clone(&sync), Arc::clone(&stats));
+    let syncer_thread = {
+        let syncer = Arc::clone(&syncer);
+        std::thread::Builder::new()
             .name("weir-storage-sync".into())
-            .spawn_scoped(scope, || handoff.run_syncer(&pool));
-        if let Err(e) = &syncer {
-            // Without a syncer the writer syncs each group itself, as before pipelining.
-            tracing::warn!(error = %e, "could not start the storage syncer thread; the writer syncs its groups itself");
+            .spawn(move || syncer.run())
+    };
+    if let Err(e) = &syncer_thread {
+        // Without a syncer the writer syncs each group itself, as before pipelining.
+        tracing::warn!(error = %e, "could not start the storage syncer thread; the writer syncs its groups itself");
+    }
+    let pipelined = syncer_thread.is_ok();
+    write_groups(&rx, sync.as_ref(), &stats, |group| {
+        if pipelined {
+            syncer.put(group);
+        } else {
+            group.sync_inline_and_answer(sync.as_ref(), &stats);
         }
-        let pipelined = syncer.is_ok();
-        write_groups(&rx, &pool, sync.as_ref(), &stats, |group| {
-            if pipelined {
-                handoff.put(group);
-            } else {
-                group.sync_and_answer(&pool);
-            }
-        });
-        handoff.close();
     });
-    // The syncer has answered everything handed over: nothing posts a job any more.
-    pool.shutdown();
+    syncer.close();
+    if let Ok(thread) = syncer_thread {
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    syncer.join_helpers();
     // Answer anything still queued so no appender waits forever.
     while let Ok(m) = rx.try_recv() {
         drop(m);
@@ -599,10 +558,9 @@ pub(crate) fn run(rx: Receiver<Msg>, sync: Arc<dyn FileSync>, stats: Arc<WriterC
 }
 
 /// Receives messages in groups and writes them; each group's syncs and answers go to
-/// `hand_over`. Interval syncs of unqueued (directly written) data happen here.
+/// `hand_over`, and so do the interval syncs of unqueued (directly written) data.
 fn write_groups(
     rx: &Receiver<Msg>,
-    pool: &SyncPool,
     sync: &dyn FileSync,
     stats: &WriterCounters,
     mut hand_over: impl FnMut(Written),
@@ -742,14 +700,14 @@ fn write_groups(
             .filter(|(_, d)| d.interval.is_some_and(|i| d.since + i <= now))
             .map(|(k, _)| *k)
             .collect();
-        let due_files: Vec<FileToSync> = due
-            .into_iter()
-            .filter_map(|k| dirty.remove(&k))
-            .flat_map(|d| {
-                let log = d.log;
-                d.files.into_iter().map(move |f| (Arc::clone(&log), f))
-            })
-            .collect();
-        pool.sync_files(due_files, "interval fdatasync");
+        // Interval syncs go to the syncer like a group with nothing to answer: the writer
+        // does not wait for them.
+        let mut interval = Written::default();
+        for d in due.into_iter().filter_map(|k| dirty.remove(&k)) {
+            for f in &d.files {
+                interval.sync_file(&d.log, f);
+            }
+        }
+        hand_over(interval);
     }
 }

@@ -637,6 +637,95 @@ fn one_groups_fdatasyncs_of_several_files_are_in_flight_together() {
     }
 }
 
+/// Holds the fdatasync of chosen files (by inode) until released, telling when one is held, and
+/// records the inode of every call.
+#[derive(Default)]
+struct InodeGates {
+    gates: Mutex<std::collections::HashMap<u64, mpsc::Receiver<()>>>,
+    held: Mutex<Option<mpsc::Sender<u64>>>,
+    calls: Mutex<Vec<u64>>,
+}
+
+impl InodeGates {
+    fn gate(&self, path: &std::path::Path) -> mpsc::Sender<()> {
+        use std::os::unix::fs::MetadataExt;
+        let (release, gate) = mpsc::channel();
+        let ino = fs::metadata(path).expect("segment").ino();
+        self.gates.lock().insert(ino, gate);
+        release
+    }
+}
+
+impl FileSync for InodeGates {
+    fn sync_data(&self, file: &File) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = file.metadata()?.ino();
+        self.calls.lock().push(ino);
+        let gate = self.gates.lock().remove(&ino);
+        if let Some(gate) = gate {
+            if let Some(held) = self.held.lock().as_ref() {
+                let _ = held.send(ino);
+            }
+            let _ = gate.recv_timeout(std::time::Duration::from_secs(10));
+        }
+        file.sync_data()
+    }
+}
+
+#[test]
+fn a_later_groups_fdatasync_runs_beside_an_earlier_slow_one_and_is_answered_after_it() {
+    let d = tempfile::tempdir().expect("tmp");
+    let sync = Arc::new(InodeGates::default());
+    let (held_tx, held) = mpsc::channel();
+    *sync.held.lock() = Some(held_tx);
+    let dd = open_with_sync(d.path(), sync.clone());
+    let cfg = LogConfig {
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    };
+    let open = |name: &str| dd.open_log(name, cfg.clone()).expect("log");
+    let (gate0, a, b, c) = (open("gate-0"), open("a-0"), open("b-0"), open("c-0"));
+    let path = |log: &Arc<weir_storage::Log>| log.active_segment_path().expect("segment");
+    let release_first = sync.gate(&path(&gate0));
+    let release_a = sync.gate(&path(&a));
+    let first = gate0
+        .append_pending(batch(0, 1, 1), &opts())
+        .expect("queue");
+    held.recv().expect("the first fdatasync is held");
+    // A and C are written while the first is held, so they are synced as one group.
+    let pa = a.append_pending(batch(1, 1, 1), &opts()).expect("queue");
+    let pc = c.append_pending(batch(2, 1, 1), &opts()).expect("queue");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    release_first.send(()).expect("release");
+    first.wait().expect("durable");
+    held.recv().expect("A's fdatasync is held");
+    // A later group on another partition: its fdatasync is issued while A's is held...
+    let pb = b.append_pending(batch(3, 1, 1), &opts()).expect("queue");
+    let b_ino = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path(&b)).expect("segment").ino()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sync.calls.lock().contains(&b_ino) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B's fdatasync never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // ...but no append is answered before those of the group handed over earlier.
+    assert!(!pb.is_complete() && !pa.is_complete() && !pc.is_complete());
+    assert_eq!(b.high_watermark(), 0);
+    release_a.send(()).expect("release");
+    for p in [pa, pc, pb] {
+        assert_eq!(p.wait().expect("durable").base_offset, 0);
+    }
+    for log in [&a, &b, &c] {
+        assert_eq!(log.high_watermark(), 1);
+    }
+}
+
 #[test]
 fn concurrent_appenders_get_unique_contiguous_offsets() {
     let d = tempfile::tempdir().expect("tmp");
