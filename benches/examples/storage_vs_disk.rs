@@ -53,11 +53,7 @@ fn engine(root: &Path, batch: &Arc<Vec<u8>>, threads: usize, secs: f64) -> (f64,
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().expect("appender");
-    }
+    stop_after(secs, &stop, hs);
     let r = bytes.load(Ordering::Relaxed) as f64 / MIB / t.elapsed().as_secs_f64();
     let st = dd.writer_stats();
     let per_sync = st.writes as f64 / st.fsyncs.max(1) as f64;
@@ -164,11 +160,7 @@ fn engine_many(root: &Path, batch: &Arc<Vec<u8>>, shape: ManyFiles, secs: f64) -
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().expect("requester");
-    }
+    stop_after(secs, &stop, hs);
     let elapsed = t.elapsed().as_secs_f64();
     let after = dd.writer_stats();
     let (writes, fsyncs) = (after.writes - before.writes, after.fsyncs - before.fsyncs);
@@ -229,11 +221,7 @@ fn raw_many(dir: &Path, bs: usize, partitions: usize, jobs: usize, secs: f64) ->
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().expect("raw job");
-    }
+    stop_after(secs, &stop, hs);
     let elapsed = t.elapsed().as_secs_f64();
     let n = writes.load(Ordering::Relaxed) as f64;
     drop(files);
@@ -277,6 +265,15 @@ impl XorShift {
             perm.swap(i, j);
         }
         &perm[..k]
+    }
+}
+
+/// Lets the `threads` run for `secs`, then tells them to stop and joins them.
+fn stop_after(secs: f64, stop: &AtomicBool, threads: Vec<std::thread::JoinHandle<()>>) {
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    for h in threads {
+        h.join().expect("bench thread");
     }
 }
 
