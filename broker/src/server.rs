@@ -235,10 +235,12 @@ pub async fn serve(
                 let listener_config = listener_config.clone();
                 let span = tracing::info_span!("conn", %peer, listener = %listener_config.name);
                 tasks.spawn(async move {
-                    let _permit = permit;
-                    let _ip = ip_guard;
                     metrics.connections_active.inc();
                     let _active = ActiveGuard(metrics);
+                    // Dropped before `_active` (reverse order): once the gauge shows a
+                    // connection gone, its places under the limits are free again.
+                    let _permit = permit;
+                    let _ip = ip_guard;
                     if let Err(e) = accept_connection(broker, listener_config, stream, peer, shutdown, request_memory).await {
                         debug!(error = %e, "connection closed");
                     }
