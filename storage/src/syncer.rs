@@ -87,10 +87,20 @@ pub(crate) struct Syncer {
     sync: Arc<dyn FileSync>,
     stats: Arc<WriterCounters>,
     helpers: Mutex<Vec<JoinHandle<()>>>,
+    /// Most helpers to start ([`MAX_CONCURRENT_FSYNCS`]; fewer in tests).
+    max_helpers: usize,
 }
 
 impl Syncer {
     pub(crate) fn new(sync: Arc<dyn FileSync>, stats: Arc<WriterCounters>) -> Arc<Self> {
+        Self::with_max_helpers(sync, stats, MAX_CONCURRENT_FSYNCS)
+    }
+
+    fn with_max_helpers(
+        sync: Arc<dyn FileSync>,
+        stats: Arc<WriterCounters>,
+        max_helpers: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             shared: Mutex::default(),
             to_syncer: Condvar::new(),
@@ -98,6 +108,7 @@ impl Syncer {
             sync,
             stats,
             helpers: Mutex::new(Vec::new()),
+            max_helpers,
         })
     }
 
@@ -152,9 +163,9 @@ impl Syncer {
                 rolling.answer_ready();
             }
             if !start.is_empty() {
-                self.start_helpers(rolling.running);
                 let n = start.len();
                 self.shared.lock().work.extend(start.drain(..));
+                self.start_helpers(rolling.running);
                 for _ in 0..n {
                     self.to_helpers.notify_one();
                 }
@@ -163,11 +174,11 @@ impl Syncer {
         }
     }
 
-    /// Starts helpers until `wanted` (at most [`MAX_CONCURRENT_FSYNCS`]) run. A helper that
+    /// Starts helpers until `wanted` (at most `max_helpers`) run. A helper that
     /// cannot be started leaves its share to the others; with none at all, the syncer thread
-    /// issues the fdatasyncs itself.
+    /// issues the queued fdatasyncs itself (call it after queuing them).
     fn start_helpers(self: &Arc<Self>, wanted: usize) {
-        let wanted = wanted.min(MAX_CONCURRENT_FSYNCS);
+        let wanted = wanted.min(self.max_helpers);
         let mut helpers = self.helpers.lock();
         while helpers.len() < wanted {
             let me = Arc::clone(self);
@@ -187,12 +198,12 @@ impl Syncer {
             drop(helpers);
             // No helper at all: issue the queued fdatasyncs here.
             let work: Vec<SyncItem> = self.shared.lock().work.drain(..).collect();
-            let mut sh_finished = Vec::with_capacity(work.len());
+            let mut done = Vec::with_capacity(work.len());
             for item in work {
                 item.sync(self.sync.as_ref(), &self.stats);
-                sh_finished.push(key(&item.file));
+                done.push(key(&item.file));
             }
-            self.shared.lock().finished.extend(sh_finished);
+            self.shared.lock().finished.extend(done);
         }
     }
 
@@ -337,6 +348,7 @@ impl Rolling {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::fs::File;
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -435,6 +447,65 @@ mod tests {
         assert!(matches!(done2.wait(), Ok(())));
         assert!(start.is_empty());
         assert!(r.is_idle() && r.files.is_empty());
+    }
+
+    /// Counts fdatasyncs per file descriptor.
+    #[derive(Default)]
+    struct Counting(Mutex<HashMap<i32, usize>>);
+
+    impl FileSync for Counting {
+        fn sync_data(&self, file: &File) -> std::io::Result<()> {
+            use std::os::unix::io::AsRawFd;
+            *self.0.lock().entry(file.as_raw_fd()).or_default() += 1;
+            Ok(())
+        }
+    }
+
+    /// Runs a syncer with at most `max_helpers` helpers over one group of `files` files and
+    /// returns, once its flush is answered, the fdatasyncs per file and the helpers started.
+    fn sync_one_group(max_helpers: usize, files: usize) -> (Vec<usize>, usize) {
+        use std::os::unix::io::AsRawFd;
+        let d = tempfile::tempdir().expect("tmp");
+        let counting = Arc::new(Counting::default());
+        let syncer = Syncer::with_max_helpers(counting.clone(), Arc::default(), max_helpers);
+        let thread = {
+            let syncer = Arc::clone(&syncer);
+            std::thread::spawn(move || syncer.run())
+        };
+        let all: Vec<_> = (0..files)
+            .map(|i| file(d.path(), &format!("f{i}")))
+            .collect();
+        let (g, done) = group(&all.iter().collect::<Vec<_>>());
+        syncer.put(g);
+        // Polled with a deadline, so a syncer that never answers fails the test, not hangs it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done.is_complete() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the group was never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(matches!(done.wait(), Ok(())));
+        syncer.close();
+        thread.join().expect("syncer thread");
+        let started = syncer.helpers.lock().len();
+        syncer.join_helpers();
+        let calls = counting.0.lock();
+        let per_file = all
+            .iter()
+            .map(|(_, f)| calls.get(&f.file.as_raw_fd()).copied().unwrap_or(0))
+            .collect();
+        (per_file, started)
+    }
+
+    #[test]
+    fn the_syncer_syncs_each_file_of_a_group_once_with_helpers_or_alone() {
+        assert_eq!(sync_one_group(2, 5), (vec![1; 5], 2));
+        // No helper thread can be had: the syncer thread issues every fdatasync itself.
+        assert_eq!(sync_one_group(0, 5), (vec![1; 5], 0));
+        // One file: issued by the syncer thread, no helper started.
+        assert_eq!(sync_one_group(4, 1), (vec![1], 0));
     }
 
     #[test]
