@@ -24,14 +24,15 @@
 //! to sync.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::segment::SegmentFile;
-use crate::writer::{answer, key, Completer, Done, FileSync, LogSync, WriterCounters, Written};
+use crate::writer::{
+    answer, key, sync_file_data, Completer, Done, FileSync, LogSync, WriterCounters, Written,
+};
 
 /// At most this many fdatasyncs are in flight at once. On the project machine's disk a raw
 /// loop over 1000 files gave about 10k fdatasyncs/s from 4 threads, 25k from 16 and 32k from
@@ -49,16 +50,8 @@ struct SyncItem {
 }
 
 impl SyncItem {
-    /// Skips a poisoned log's file; a failure poisons the log.
     fn sync(&self, sync: &dyn FileSync, stats: &WriterCounters) {
-        if self.log.is_poisoned() {
-            return;
-        }
-        stats.fsync_issued();
-        self.file.dirty.store(false, Ordering::SeqCst);
-        if let Err(e) = sync.sync_data(&self.file.file) {
-            self.log.poison("fdatasync", &self.file.path, &e);
-        }
+        sync_file_data(&self.log, &self.file, sync, stats);
     }
 }
 

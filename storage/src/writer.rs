@@ -115,11 +115,6 @@ pub struct WriterStats {
 }
 
 impl WriterCounters {
-    /// Counts a data fsync about to be issued.
-    pub fn fsync_issued(&self) {
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Counts an append written directly by its appender (no writer hand-off).
     pub fn direct_write(&self, bytes: usize) {
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -483,16 +478,27 @@ impl Written {
     /// when the syncer thread could not be started.
     fn sync_inline_and_answer(self, sync: &dyn FileSync, stats: &WriterCounters) {
         for (log, file) in &self.to_sync {
-            if log.is_poisoned() {
-                continue;
-            }
-            stats.fsync_issued();
-            file.dirty.store(false, Ordering::SeqCst);
-            if let Err(e) = sync.sync_data(&file.file) {
-                log.poison("fdatasync", &file.path, &e);
-            }
+            sync_file_data(log, file, sync, stats);
         }
         answer(self.completions, self.flushes);
+    }
+}
+
+/// fdatasyncs one file of a log for a group: skipped for a poisoned log, and a failure poisons
+/// the log (never retried: the kernel may have dropped the dirty pages).
+pub(crate) fn sync_file_data(
+    log: &LogSync,
+    file: &SegmentFile,
+    sync: &dyn FileSync,
+    stats: &WriterCounters,
+) {
+    if log.is_poisoned() {
+        return;
+    }
+    stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+    file.dirty.store(false, Ordering::SeqCst);
+    if let Err(e) = sync.sync_data(&file.file) {
+        log.poison("fdatasync", &file.path, &e);
     }
 }
 
