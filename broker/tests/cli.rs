@@ -174,6 +174,19 @@ fn produce_then_consume_exactly_and_group_lag() {
     assert!(!list.contains("\"readers\""), "{list}");
 }
 
+/// `weir produce` to a topic that does not exist yet auto-creates it, asking again while the
+/// broker answers that it is on its way, as Kafka clients do.
+#[test]
+fn produce_auto_creates_a_topic() {
+    let b = Broker::start(&[]);
+    let produced: serde_json::Value =
+        serde_json::from_str(&b.cli_ok(&["produce", "fresh", "--output", "json"], "one\ntwo\n"))
+            .expect("json");
+    assert_eq!(produced["records"], 2);
+    let out = b.cli_ok(&["consume", "fresh", "--from-beginning", "-n", "2"], "");
+    assert_eq!(out, "one\ntwo\n");
+}
+
 #[test]
 fn keys_and_cluster_info() {
     let b = Broker::start(&[]);

@@ -512,3 +512,51 @@ fn an_idle_topic_whose_records_all_expired_is_emptied_active_segment_included() 
     let r = fetch(&mut conn, "idle", &[(0, 3)], 1 << 20, 1 << 20, (0, -1));
     assert!(!r.topics[0].partitions[0].records.is_empty());
 }
+
+/// Metadata for a topic that does not exist yet, with auto-creation allowed: as Kafka, the first
+/// answer says the topic is being created (`LEADER_NOT_AVAILABLE`, no partitions, no id), the
+/// next one shows it with its leader. Without auto-creation it stays unknown.
+#[test]
+fn the_metadata_request_that_auto_creates_a_topic_learns_only_that_it_is_coming() {
+    let b = Broker::start(&["--default-partitions", "3"]);
+    let mut conn = Conn::connect(b.kafka);
+    let metadata = |conn: &mut Conn, name: &str, allow: bool| {
+        let response = conn.call(Request::Metadata(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(name.into()),
+                ..MetadataRequestTopic::default()
+            }]),
+            allow_auto_topic_creation: allow,
+            ..MetadataRequest::default()
+        }));
+        let Response::Metadata(mut r) = response else {
+            panic!("not a Metadata response: {response:?}");
+        };
+        assert_eq!(r.topics.len(), 1, "{r:?}");
+        r.topics.remove(0)
+    };
+
+    let unknown = metadata(&mut conn, "later", false);
+    assert_eq!(unknown.error_code, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+
+    let first = metadata(&mut conn, "later", true);
+    assert_eq!(
+        first.error_code,
+        ErrorCode::LEADER_NOT_AVAILABLE,
+        "{first:?}"
+    );
+    assert_eq!(first.name.as_deref(), Some("later"));
+    assert!(first.partitions.is_empty(), "{first:?}");
+    assert_eq!(first.topic_id, [0; 16]);
+
+    let next = metadata(&mut conn, "later", false);
+    assert_eq!(next.error_code, ErrorCode::NONE, "{next:?}");
+    assert_ne!(next.topic_id, [0; 16]);
+    assert_eq!(next.partitions.len(), 3, "{next:?}");
+    assert!(
+        next.partitions
+            .iter()
+            .all(|p| p.error_code == ErrorCode::NONE && p.leader_id >= 0),
+        "{next:?}"
+    );
+}

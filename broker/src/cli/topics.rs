@@ -241,12 +241,26 @@ pub async fn partitions_of(
     topic: &str,
     auto_create: bool,
 ) -> anyhow::Result<Vec<i32>> {
-    let md = metadata(client, Some(vec![topic.to_string()]), auto_create).await?;
-    let t = md
-        .topics
-        .into_iter()
-        .find(|t| t.name.as_deref() == Some(topic))
-        .ok_or_else(|| anyhow::anyhow!("topic '{topic}' is not in the broker's metadata"))?;
+    // As every Kafka client: the answer that auto-creates a topic only says it is on its way
+    // (LEADER_NOT_AVAILABLE, no partitions yet), so ask again for a while.
+    const CREATION_POLLS: u32 = 100;
+    const CREATION_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+    let mut polls = 0;
+    let t = loop {
+        let md = metadata(client, Some(vec![topic.to_string()]), auto_create).await?;
+        let t = md
+            .topics
+            .into_iter()
+            .find(|t| t.name.as_deref() == Some(topic))
+            .ok_or_else(|| anyhow::anyhow!("topic '{topic}' is not in the broker's metadata"))?;
+        if auto_create && t.error_code == ErrorCode::LEADER_NOT_AVAILABLE && polls < CREATION_POLLS
+        {
+            polls += 1;
+            tokio::time::sleep(CREATION_POLL_INTERVAL).await;
+            continue;
+        }
+        break t;
+    };
     check(t.error_code, &format!("topic '{topic}'"), None)?;
     let mut parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
     parts.sort_unstable();

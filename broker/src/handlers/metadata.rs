@@ -221,9 +221,16 @@ pub async fn metadata(
                 });
                 let created = broker.create_topic(spec).await;
                 match created.ok().and_then(|_| broker.topics.get(&name)) {
+                    // As Kafka, whose controller creates the topic after this answer: the
+                    // creating request learns only that it is on its way, and clients ask
+                    // again (`LEADER_NOT_AVAILABLE`, no partitions). Clients that time records
+                    // out from the first answer (rust-rdkafka's suite) count on this.
                     Some(topic) => {
                         tracing::info!(topic = %name, "auto-created topic");
-                        out.push(describe_topic(broker, &topic));
+                        out.push(MetadataTopic {
+                            is_internal: topic.is_internal,
+                            ..missing_topic(Some(name), [0; 16], ErrorCode::LEADER_NOT_AVAILABLE)
+                        });
                     }
                     // Lost a race with another creator: describe the winner's topic.
                     _ => match broker.topics.get(&name) {
