@@ -5,6 +5,8 @@ views (ConsumerGroupDescribe, ListGroups v5 types)."""
 
 import time
 
+import pytest
+
 from confluent_kafka import ConsumerGroupState, ConsumerGroupType, TopicPartition
 
 from helpers import (
@@ -244,3 +246,69 @@ def test_an_empty_classic_group_upgrades_and_keeps_its_offsets(broker_factory, u
     admin = admin_client(b.bootstrap)  # kept alive until the result is in
     desc = admin.describe_consumer_groups([group])[group].result(WAIT_S)
     assert desc.type == ConsumerGroupType.CONSUMER
+
+
+@pytest.mark.parametrize("assignor", ["range", "roundrobin", "cooperative-sticky"])
+def test_a_group_with_members_migrates_between_the_classic_and_the_consumer_protocol(
+    broker_factory, unique, assignor
+):
+    """Kafka's online migration (group.consumer.migration.policy=bidirectional, its default): a
+    consumer-protocol member joining a classic group with a member converts the group, the
+    classic member keeps consuming and gives up half its partitions through JoinGroup/SyncGroup;
+    classic members join the consumer group; when the last consumer-protocol member leaves, the
+    group is classic again and its classic member gets every partition. At every poll no
+    partition is held by two members, and records produced after each step are all read."""
+    b = broker_factory(*FAST_HEARTBEAT)
+    topic, group = unique("migrate"), unique("g")
+    partitions = 6
+    create_topic(b.bootstrap, topic, partitions=partitions)
+    p = producer(b.bootstrap)
+    admin = admin_client(b.bootstrap)
+    classic_conf = {
+        "group.protocol": "classic",
+        "partition.assignment.strategy": assignor,
+        "heartbeat.interval.ms": 300,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 200,
+    }
+    modern_conf = {"enable.auto.commit": True, "auto.commit.interval.ms": 200}
+    members = []
+    batch = [0]
+
+    def no_partition_twice(_m):
+        held = [m.assigned() for m in members]
+        overlap = set.intersection(*held) if len(held) > 1 else set()
+        assert not overlap, f"partitions {overlap} held by two members: " + ", ".join(
+            f"{m.name}={sorted(m.assigned())}" for m in members)
+
+    def settle(expected_type, what):
+        share = partitions // len(members)
+        pump(members, lambda: split_between(members, partitions)()
+             and all(len(m.assigned()) == share for m in members),
+             what, each_step=no_partition_twice)
+        desc = admin.describe_consumer_groups([group])[group].result(WAIT_S)
+        assert desc.type == expected_type, (what, desc.type)
+        # Records produced now reach the members that hold their partitions.
+        batch[0] += 1
+        values = {f"b{batch[0]}-p{i}".encode() for i in range(partitions)}
+        produce_and_flush(p, topic, [{"value": f"b{batch[0]}-p{i}".encode(), "partition": i}
+                                     for i in range(partitions)])
+        pump(members, lambda: values <= {v for m in members for _, v in m.seen},
+             f"the records produced after {what}", each_step=no_partition_twice)
+
+    members.append(Member(b.bootstrap, group, [topic], "classic-a", **classic_conf))
+    settle(ConsumerGroupType.CLASSIC, "the classic member alone")
+
+    members.append(Member(b.bootstrap, group, [topic], "modern-b", **modern_conf))
+    settle(ConsumerGroupType.CONSUMER, "the upgrade by a consumer-protocol member")
+
+    members.pop(0).c.close()
+    settle(ConsumerGroupType.CONSUMER, "the classic member leaving the consumer group")
+
+    members.append(Member(b.bootstrap, group, [topic], "classic-c", **classic_conf))
+    settle(ConsumerGroupType.CONSUMER, "a classic member joining the consumer group")
+
+    members.pop(0).c.close()
+    settle(ConsumerGroupType.CLASSIC, "the downgrade as the consumer-protocol member left")
+    listed = admin.list_consumer_groups(types={ConsumerGroupType.CLASSIC}).result(WAIT_S)
+    assert group in {g.group_id for g in listed.valid}

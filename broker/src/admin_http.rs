@@ -733,7 +733,8 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
                 .collect::<Vec<_>>(),
         ),
         (Some(desc), None) => {
-            let consumer_protocol = desc.protocol_type == crate::groups::CONSUMER_PROTOCOL_TYPE;
+            let consumer_protocol =
+                desc.protocol_type == crate::consumer_protocol::CONSUMER_PROTOCOL_TYPE;
             (
                 desc.group_id,
                 desc.state.kafka_name(),
@@ -743,7 +744,8 @@ async fn group(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
                     .into_iter()
                     .map(|m| MemberInfo {
                         assignment: if consumer_protocol {
-                            crate::groups::assignment_partitions(&m.assignment).unwrap_or_default()
+                            crate::consumer_protocol::assignment_partitions(&m.assignment)
+                                .unwrap_or_default()
                         } else {
                             BTreeMap::new()
                         },

@@ -565,10 +565,15 @@ impl Broker {
     /// Group timers: classic sessions and rebalances, consumer-group sessions and revocations
     /// (whose removals are written to the log).
     pub fn tick_groups(&self, now_ms: i64) -> Result<(), crate::offsets::OffsetError> {
-        self.groups.lock().tick(now_ms);
         let pending = {
+            let mut classic = self.groups.lock();
+            classic.tick(now_ms);
             let mut cg = self.consumer_groups.lock();
             cg.tick(now_ms);
+            // A consumer-protocol member's session ran out in a group of classic members.
+            for group in cg.take_downgrades() {
+                classic.adopt(group, now_ms);
+            }
             self.queue_group_records(&mut cg, now_ms)?
         };
         self.wait_group_records(pending, now_ms)?;

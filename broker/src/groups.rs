@@ -14,83 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::consumer_protocol::{subscription_topics, CONSUMER_PROTOCOL_TYPE};
 use crate::errors::ErrorCode;
-
-/// The protocol type of Kafka consumers, whose member metadata is a consumer-protocol subscription.
-pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-
-/// A consumer-protocol array count (i32, not negative) from the front of `b`.
-fn read_count(b: &mut &[u8]) -> Option<usize> {
-    if b.remaining() < 4 {
-        return None;
-    }
-    usize::try_from(b.get_i32()).ok()
-}
-
-/// A consumer-protocol string (i16 length, UTF-8) from the front of `b`.
-fn read_str(b: &mut &[u8]) -> Option<String> {
-    if b.remaining() < 2 {
-        return None;
-    }
-    let len = usize::try_from(b.get_i16()).ok()?;
-    if b.remaining() < len {
-        return None;
-    }
-    let s = std::str::from_utf8(&b[..len]).ok()?.to_string();
-    b.advance(len);
-    Some(s)
-}
-
-/// The topics of a consumer-protocol subscription, read as Kafka reads it: the version, then the
-/// version-0 fields every later version starts with (topics, user data). `None` if the bytes are
-/// not such a subscription. Allocation is bounded by the input: every topic read consumes bytes.
-pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut b = metadata;
-    if b.remaining() < 2 {
-        return None;
-    }
-    let _version = b.get_i16();
-    let count = read_count(&mut b)?;
-    let mut topics = Vec::new();
-    for _ in 0..count {
-        topics.push(read_str(&mut b)?);
-    }
-    if b.remaining() < 4 {
-        return None;
-    }
-    let user_data_len = b.get_i32();
-    if user_data_len >= 0 && usize::try_from(user_data_len).ok()? > b.remaining() {
-        return None;
-    }
-    Some(topics)
-}
-
-/// The partitions of a consumer-protocol assignment by topic: the version, then the version-0
-/// fields every later version starts with. Empty bytes (a member not yet assigned): nothing.
-/// `None` if the bytes are not such an assignment. Allocation is bounded by the input.
-pub fn assignment_partitions(assignment: &[u8]) -> Option<BTreeMap<String, Vec<i32>>> {
-    let mut out = BTreeMap::new();
-    let mut b = assignment;
-    if b.is_empty() {
-        return Some(out);
-    }
-    if b.remaining() < 2 {
-        return None;
-    }
-    let _version = b.get_i16();
-    for _ in 0..read_count(&mut b)? {
-        let topic = read_str(&mut b)?;
-        let n = read_count(&mut b)?;
-        if b.remaining() < n.checked_mul(4)? {
-            return None;
-        }
-        out.insert(topic, (0..n).map(|_| b.get_i32()).collect());
-    }
-    Some(out)
-}
 
 /// Limits and defaults that Kafka exposes as `group.*` broker settings.
 #[derive(Clone, Debug)]
@@ -215,6 +143,31 @@ impl SyncOutcome {
             ..Default::default()
         }
     }
+}
+
+/// A group's membership handed between the two coordinators in an online migration (Kafka's
+/// `group.consumer.migration.policy`): from here to `consumer_groups` as a consumer-protocol
+/// member joins a classic group, back when only classic members are left in a consumer group.
+#[derive(Clone, Debug, Default)]
+pub struct MigratingGroup {
+    pub group_id: String,
+    pub generation_id: i32,
+    /// The protocol the classic group chose (its members' subscriptions are read from it).
+    pub protocol_name: Option<String>,
+    pub members: Vec<MigratingMember>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MigratingMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    /// The member's consumer-protocol assignment.
+    pub assignment: Bytes,
 }
 
 /// Either an immediate answer or a receiver that the coordinator answers later.
@@ -1032,6 +985,104 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether a JoinGroup's session timeout is within the broker's bounds.
+    pub fn session_timeout_allowed(&self, session_timeout_ms: i32) -> bool {
+        (self.config.min_session_timeout_ms..=self.config.max_session_timeout_ms)
+            .contains(&session_timeout_ms)
+    }
+
+    /// A group with members that a consumer-protocol member may convert (Kafka's
+    /// `validateOnlineUpgrade`): the consumer protocol, a generation that completed, and not
+    /// between the join and the leader's assignment (whose partitions are not known yet).
+    /// `Err` says why not: `GROUP_ID_NOT_FOUND` for another protocol, or
+    /// `COORDINATOR_LOAD_IN_PROGRESS` to try again once the assignment is in.
+    pub fn migrating(&self, group_id: &str) -> Option<Result<MigratingGroup, ErrorCode>> {
+        let g = self.groups.get(group_id)?;
+        if !g.uses_consumer_protocol() {
+            return Some(Err(ErrorCode::GROUP_ID_NOT_FOUND));
+        }
+        if g.state == GroupState::CompletingRebalance || g.protocol_name.is_none() {
+            return Some(Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS));
+        }
+        Some(Ok(MigratingGroup {
+            group_id: g.group_id.clone(),
+            generation_id: g.generation_id,
+            protocol_name: g.protocol_name.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| MigratingMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: m.protocols.clone(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    /// The group went to the consumer-group coordinator: parked JoinGroup and SyncGroup calls
+    /// are answered `REBALANCE_IN_PROGRESS`, so their members join again, there.
+    pub fn remove_migrated(&mut self, group_id: &str) {
+        let Some(mut g) = self.groups.remove(group_id) else {
+            return;
+        };
+        for m in g.members.values_mut() {
+            if let Some(tx) = m.join_waiter.take() {
+                let _ = tx.send(JoinOutcome::error(
+                    ErrorCode::REBALANCE_IN_PROGRESS,
+                    &m.member_id,
+                ));
+            }
+            if let Some(tx) = m.sync_waiter.take() {
+                let _ = tx.send(SyncOutcome::error(ErrorCode::REBALANCE_IN_PROGRESS));
+            }
+        }
+    }
+
+    /// Takes back a consumer group whose members all speak the classic protocol (Kafka's
+    /// online downgrade): its members with the partitions they have, at the group epoch as
+    /// generation, and a rebalance started so they join again and a leader assigns.
+    pub fn adopt(&mut self, migrating: MigratingGroup, now_ms: i64) {
+        let mut g = Group::new(&migrating.group_id);
+        g.generation_id = migrating.generation_id;
+        g.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_string());
+        for m in migrating.members {
+            if let Some(instance) = &m.group_instance_id {
+                g.static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            let seq = g.next_seq;
+            g.next_seq += 1;
+            g.members.insert(
+                seq,
+                Member {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: m.protocols,
+                    assignment: m.assignment,
+                    last_heartbeat_ms: now_ms,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        g.leader = g.members.values().next().map(|m| m.member_id.clone());
+        g.protocol_name = g.select_protocol();
+        g.subscribed_topics = g.compute_subscribed_topics();
+        g.state = GroupState::Stable;
+        g.prepare_rebalance(now_ms);
+        self.groups.insert(migrating.group_id, g);
+    }
+
     pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
         self.groups.get(group_id).map(|g| g.state)
     }
@@ -1545,60 +1596,6 @@ mod tests {
             c2.offset_delete_check("connect", &["x"]),
             Some(Err(ErrorCode::NON_EMPTY_GROUP))
         );
-    }
-
-    #[test]
-    fn subscriptions_are_read_from_the_v0_prefix_and_garbage_is_rejected() {
-        assert_eq!(
-            subscription_topics(&subscription(&["a", "bc"])),
-            Some(vec!["a".to_string(), "bc".to_string()])
-        );
-        let full = subscription(&["a"]);
-        assert_eq!(subscription_topics(&full[..full.len() - 5]), None);
-        assert_eq!(subscription_topics(b"meta"), None);
-        // A count far beyond the bytes present fails without allocating for it.
-        let mut huge = vec![0, 0];
-        huge.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(subscription_topics(&huge), None);
-    }
-
-    #[test]
-    fn assignments_are_read_from_the_v0_prefix_and_garbage_is_rejected() {
-        // Version 3 (a rack-aware client's): topics, then user data, then fields not read.
-        let mut b = vec![0, 3, 0, 0, 0, 2];
-        for (topic, partitions) in [("a", &[0i32, 2][..]), ("bc", &[1i32][..])] {
-            b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-            b.extend_from_slice(topic.as_bytes());
-            b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
-            for p in partitions {
-                b.extend_from_slice(&p.to_be_bytes());
-            }
-        }
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        let got = assignment_partitions(&b).expect("an assignment");
-        assert_eq!(got.get("a"), Some(&vec![0, 2]));
-        assert_eq!(got.get("bc"), Some(&vec![1]));
-        assert_eq!(assignment_partitions(&[]), Some(BTreeMap::new()));
-        // Cut inside the second topic's partitions.
-        assert_eq!(assignment_partitions(&b[..b.len() - 6]), None);
-        // Counts far beyond the bytes present fail without allocating for them.
-        let mut huge = vec![0, 0];
-        huge.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(assignment_partitions(&huge), None);
-        let mut many = vec![0, 0, 0, 0, 0, 1, 0, 1, b'a'];
-        many.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(assignment_partitions(&many), None);
-    }
-
-    proptest::proptest! {
-        /// Any bytes: an answer or `None`, never a panic.
-        #[test]
-        fn assignment_and_subscription_readers_take_any_bytes(
-            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
-        ) {
-            let _ = assignment_partitions(&bytes);
-            let _ = subscription_topics(&bytes);
-        }
     }
 
     #[test]

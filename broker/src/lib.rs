@@ -12,6 +12,7 @@ pub mod config_admin;
 pub mod console;
 pub mod console_api;
 pub mod consumer_groups;
+pub mod consumer_protocol;
 pub mod crash_point;
 pub mod dynamic_config;
 pub mod errors;

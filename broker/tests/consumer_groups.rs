@@ -216,12 +216,16 @@ fn offset_commits_and_fetches_check_the_member_epoch() {
 }
 
 fn classic_join(group: &str, member: &str) -> Request {
+    classic_join_as(group, member, "consumer")
+}
+
+fn classic_join_as(group: &str, member: &str, protocol_type: &str) -> Request {
     Request::JoinGroup(JoinGroupRequest {
         group_id: group.into(),
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 10_000,
         member_id: member.into(),
-        protocol_type: "consumer".into(),
+        protocol_type: protocol_type.into(),
         protocols: vec![JoinGroupProtocol {
             name: "range".into(),
             metadata: Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
@@ -239,8 +243,9 @@ fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
     let joined = c.heartbeat(join("cg", "m1", &["orders"]));
     assert_eq!(joined.error_code, ErrorCode::NONE);
 
-    // A classic member cannot join a consumer group that has members.
-    let Response::JoinGroup(j) = c.call(classic_join("cg", "")) else {
+    // A classic member of another protocol than Kafka consumers' cannot join a consumer group
+    // (consumers can: see `classic_members_join_a_consumer_group_and_convert_a_classic_one`).
+    let Response::JoinGroup(j) = c.call(classic_join_as("cg", "x", "connect")) else {
         panic!("unexpected response")
     };
     assert_eq!(j.error_code, ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
@@ -268,12 +273,14 @@ fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
         (ErrorCode::NONE, "Dead")
     );
 
-    // A classic group with a member.
-    let Response::JoinGroup(first) = c.call(classic_join("classic", "")) else {
+    // A classic group with a member of another protocol type: not convertible.
+    let Response::JoinGroup(first) = c.call(classic_join_as("classic", "", "connect")) else {
         panic!("unexpected response")
     };
     assert_eq!(first.error_code, ErrorCode::MEMBER_ID_REQUIRED);
-    let Response::JoinGroup(member) = c.call(classic_join("classic", &first.member_id)) else {
+    let Response::JoinGroup(member) =
+        c.call(classic_join_as("classic", &first.member_id, "connect"))
+    else {
         panic!("unexpected response")
     };
     assert_eq!(member.error_code, ErrorCode::NONE);
@@ -310,7 +317,7 @@ fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
         seen,
         vec![
             ("cg".into(), "consumer".into(), "consumer".into()),
-            ("classic".into(), "classic".into(), "consumer".into()),
+            ("classic".into(), "classic".into(), "connect".into()),
         ]
     );
     let Response::ListGroups(consumer_only) = c.call(list(&["Consumer"])) else {
@@ -356,6 +363,170 @@ fn classic_and_consumer_groups_share_the_id_space_as_kafka() {
         panic!("unexpected response")
     };
     assert_eq!(converted.error_code, ErrorCode::MEMBER_ID_REQUIRED);
+}
+
+fn sync(
+    group: &str,
+    member: &str,
+    generation_id: i32,
+    assignments: Vec<SyncGroupAssignment>,
+) -> Request {
+    Request::SyncGroup(SyncGroupRequest {
+        group_id: group.into(),
+        generation_id,
+        member_id: member.into(),
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments,
+        ..Default::default()
+    })
+}
+
+fn classic_heartbeat(group: &str, member: &str, generation_id: i32) -> Request {
+    Request::Heartbeat(HeartbeatRequest {
+        group_id: group.into(),
+        generation_id,
+        member_id: member.into(),
+        ..Default::default()
+    })
+}
+
+/// Online migration on the wire: a classic consumer joins a consumer group with members (no
+/// leader, its member epoch as generation), heartbeats and syncs there, shows as a classic
+/// member; a classic group of consumers is converted by a consumer-protocol member once its
+/// leader's assignment is in, and goes back to classic when that member leaves.
+#[test]
+fn classic_members_join_a_consumer_group_and_convert_a_classic_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path().to_path_buf());
+    let mut c = Client::connect(broker.addr);
+    c.create_topic("orders", 1, &[]);
+    assert_eq!(
+        c.heartbeat(join("cg", "m1", &["orders"])).error_code,
+        ErrorCode::NONE
+    );
+    let Response::JoinGroup(first) = c.call(classic_join("cg", "")) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(first.error_code, ErrorCode::MEMBER_ID_REQUIRED);
+    let Response::JoinGroup(joined) = c.call(classic_join("cg", &first.member_id)) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(joined.error_code, ErrorCode::NONE, "{joined:?}");
+    assert_eq!(joined.member_id, first.member_id);
+    assert_ne!(joined.leader, joined.member_id);
+    assert!(joined.members.is_empty());
+    assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+    let classic_id = joined.member_id.clone();
+    let Response::SyncGroup(synced) =
+        c.call(sync("cg", &classic_id, joined.generation_id, Vec::new()))
+    else {
+        panic!("unexpected response")
+    };
+    assert_eq!(synced.error_code, ErrorCode::NONE);
+    // The one partition stays with m1: an empty assignment in the consumer protocol.
+    assert_eq!(
+        weir_broker::consumer_protocol::assignment_partitions(&synced.assignment),
+        Some(Default::default())
+    );
+    let Response::Heartbeat(hb) =
+        c.call(classic_heartbeat("cg", &classic_id, joined.generation_id))
+    else {
+        panic!("unexpected response")
+    };
+    assert_eq!(hb.error_code, ErrorCode::NONE);
+    let Response::Heartbeat(stale) = c.call(classic_heartbeat("cg", &classic_id, 99)) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(stale.error_code, ErrorCode::ILLEGAL_GENERATION);
+    let Response::ConsumerGroupDescribe(d) = c.call(Request::ConsumerGroupDescribe(
+        ConsumerGroupDescribeRequest {
+            group_ids: vec!["cg".into()],
+            include_authorized_operations: false,
+        },
+    )) else {
+        panic!("unexpected response")
+    };
+    let types: Vec<(String, i8)> = d.groups[0]
+        .members
+        .iter()
+        .map(|m| (m.member_id.clone(), m.member_type))
+        .collect();
+    assert!(types.contains(&("m1".to_string(), 1)), "{types:?}");
+    assert!(types.contains(&(classic_id.clone(), 0)), "{types:?}");
+    let Response::LeaveGroup(left) = c.call(Request::LeaveGroup(LeaveGroupRequest {
+        group_id: "cg".into(),
+        members: vec![LeaveGroupMember {
+            member_id: classic_id.clone(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(left.members[0].error_code, ErrorCode::NONE);
+
+    // A classic group of consumers: not convertible between the join and the leader's sync,
+    // converted after it.
+    let Response::JoinGroup(first) = c.call(classic_join("old", "")) else {
+        panic!("unexpected response")
+    };
+    let Response::JoinGroup(leader) = c.call(classic_join("old", &first.member_id)) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(leader.leader, leader.member_id);
+    let early = c.heartbeat(join("old", "m2", &["orders"]));
+    assert_eq!(early.error_code, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+    let Response::SyncGroup(synced) = c.call(sync(
+        "old",
+        &leader.member_id,
+        leader.generation_id,
+        vec![SyncGroupAssignment {
+            member_id: leader.member_id.clone(),
+            assignment: weir_broker::consumer_protocol::encode_assignment(
+                0,
+                &[("orders".to_string(), vec![0])].into_iter().collect(),
+            ),
+        }],
+    )) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(synced.error_code, ErrorCode::NONE);
+    let upgraded = c.heartbeat(join("old", "m2", &["orders"]));
+    assert_eq!(upgraded.error_code, ErrorCode::NONE, "{upgraded:?}");
+    // The partition is still the classic member's: m2 waits, the classic member must rejoin.
+    assert!(partitions(&upgraded).is_empty());
+    let Response::Heartbeat(rejoin) = c.call(classic_heartbeat(
+        "old",
+        &leader.member_id,
+        leader.generation_id,
+    )) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(rejoin.error_code, ErrorCode::REBALANCE_IN_PROGRESS);
+    // m2 leaves: the group is classic again, and its member must rejoin there.
+    let gone = c.heartbeat(beat("old", "m2", upgraded.member_epoch));
+    assert_eq!(gone.error_code, ErrorCode::NONE);
+    let left = c.heartbeat(beat("old", "m2", -1));
+    assert_eq!(left.error_code, ErrorCode::NONE);
+    let Response::ListGroups(all) = c.call(Request::ListGroups(ListGroupsRequest::default()))
+    else {
+        panic!("unexpected response")
+    };
+    let old = all
+        .groups
+        .iter()
+        .find(|g| g.group_id == "old")
+        .expect("listed");
+    assert_eq!(
+        (old.group_type.as_str(), old.group_state.as_str()),
+        ("classic", "PreparingRebalance")
+    );
+    let Response::JoinGroup(back) = c.call(classic_join("old", &leader.member_id)) else {
+        panic!("unexpected response")
+    };
+    assert_eq!(back.error_code, ErrorCode::NONE, "{back:?}");
+    assert_eq!(back.leader, leader.member_id);
 }
 
 /// The group's epochs, members and assignments are in `__consumer_offsets`: after a restart the

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Subcommand;
 use serde_json::json;
 use weir_protocol::*;
@@ -15,7 +15,7 @@ use super::{check, Output};
 
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
-const PROTOCOL_TYPE: &str = "consumer";
+use weir_broker::consumer_protocol::CONSUMER_PROTOCOL_TYPE as PROTOCOL_TYPE;
 const ASSIGNOR: &str = "range";
 
 #[derive(Subcommand, Debug)]
@@ -50,50 +50,17 @@ pub enum GroupCommand {
     Delete { group: String },
 }
 
-// ---------------------------------------------------------------------------------------
-// Consumer protocol (subscription and assignment), version 0 layouts
-// ---------------------------------------------------------------------------------------
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    b.put_i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
-    b.put_slice(s.as_bytes());
-}
-
-fn encode_subscription(topics: &[String]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i16(0);
-    b.put_i32(i32::try_from(topics.len()).unwrap_or(0));
-    for t in topics {
-        put_str(&mut b, t);
-    }
-    b.put_i32(-1); // user data
-    b.freeze()
-}
+use weir_broker::consumer_protocol::{encode_assignment, encode_subscription};
 
 /// The topics of a subscription (any version: they come first).
 fn decode_subscription(b: Bytes) -> anyhow::Result<Vec<String>> {
-    weir_broker::groups::subscription_topics(&b)
+    weir_broker::consumer_protocol::subscription_topics(&b)
         .ok_or_else(|| anyhow::anyhow!("truncated subscription"))
-}
-
-fn encode_assignment(assignment: &BTreeMap<String, Vec<i32>>) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i16(0);
-    b.put_i32(i32::try_from(assignment.len()).unwrap_or(0));
-    for (t, ps) in assignment {
-        put_str(&mut b, t);
-        b.put_i32(i32::try_from(ps.len()).unwrap_or(0));
-        for &p in ps {
-            b.put_i32(p);
-        }
-    }
-    b.put_i32(-1);
-    b.freeze()
 }
 
 /// Topic to partitions of an assignment (any version: they come first). Empty bytes: nothing.
 pub fn decode_assignment(b: Bytes) -> anyhow::Result<BTreeMap<String, Vec<i32>>> {
-    weir_broker::groups::assignment_partitions(&b)
+    weir_broker::consumer_protocol::assignment_partitions(&b)
         .ok_or_else(|| anyhow::anyhow!("truncated assignment"))
 }
 
@@ -255,7 +222,7 @@ impl GroupMember {
             .into_iter()
             .map(|(member_id, a)| SyncGroupAssignment {
                 member_id,
-                assignment: encode_assignment(&a),
+                assignment: encode_assignment(0, &a),
             })
             .collect())
     }
@@ -718,7 +685,7 @@ mod tests {
         assert_eq!(a["b"]["t"], vec![2]);
         assert_eq!(a["b"]["u"], vec![0]);
         assert!(!a["a"].contains_key("u"));
-        let bytes = encode_assignment(&a["b"]);
+        let bytes = encode_assignment(0, &a["b"]);
         assert_eq!(decode_assignment(bytes).expect("decode"), a["b"]);
         assert_eq!(
             decode_subscription(encode_subscription(&["t".to_string()])).expect("decode"),

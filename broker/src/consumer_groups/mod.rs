@@ -22,6 +22,15 @@
 //!    once it reports them gone it moves to the target epoch and gets the partitions that are
 //!    free; partitions still owned by another member are handed over later
 //!    (`UnreleasedPartitions`). Members that keep their partitions are never interrupted.
+//!
+//! Online migration (Kafka's `group.consumer.migration.policy=bidirectional`, its default): a
+//! consumer-protocol member joining a classic group with members converts it here
+//! ([`ConsumerGroups::upgrade`]), its classic members kept as they were; classic members keep
+//! speaking JoinGroup/SyncGroup/Heartbeat/LeaveGroup (`classic_*`), a JoinGroup being one
+//! reconciliation step with the partitions its subscription says it owns, a Heartbeat asking it
+//! to rejoin when that would move it. When the last consumer-protocol member leaves a group of
+//! classic members, the group goes back to the classic coordinator
+//! ([`ConsumerGroups::take_downgrades`]), which starts a rebalance.
 
 pub mod assignor;
 pub mod records;
@@ -30,9 +39,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use regex::Regex;
 
+use bytes::Bytes;
+
+use crate::consumer_protocol::{self, CONSUMER_PROTOCOL_TYPE};
 use crate::errors::ErrorCode;
+use crate::groups::{MigratingGroup, MigratingMember};
 use assignor::{AssignmentSpec, AssignorKind};
-use records::{CurrentValue, GroupRecord, MemberValue};
+use records::{ClassicMemberValue, CurrentValue, GroupRecord, MemberValue};
 
 /// A Kafka topic id.
 pub type TopicId = [u8; 16];
@@ -163,6 +176,8 @@ pub struct Heartbeat {
     pub client_id: String,
     pub client_host: String,
     pub api_version: i16,
+    /// Set when a classic member's JoinGroup is run as a heartbeat (never from the wire).
+    pub classic: Option<ClassicMemberValue>,
 }
 
 /// A successful heartbeat's answer.
@@ -188,6 +203,8 @@ pub struct MemberDescription {
     pub subscribed_topic_regex: Option<String>,
     pub assignment: Assignment,
     pub target_assignment: Assignment,
+    /// Speaks the classic protocol (joined a consumer group with JoinGroup, online migration).
+    pub classic: bool,
 }
 
 /// A described group (ConsumerGroupDescribe).
@@ -221,6 +238,9 @@ struct Member {
     session_deadline_ms: i64,
     /// Not persisted: a member asked to revoke partitions is removed if it has not by then.
     revocation_deadline_ms: Option<i64>,
+    /// A member that speaks the classic protocol (online migration): its JoinGroup's session
+    /// timeout and protocols.
+    classic: Option<ClassicMemberValue>,
 }
 
 impl Member {
@@ -242,7 +262,15 @@ impl Member {
             pending_revocation: Assignment::new(),
             session_deadline_ms: 0,
             revocation_deadline_ms: None,
+            classic: None,
         }
+    }
+
+    /// The session timeout: a classic member's own, else the group's.
+    fn session_timeout_ms(&self, config: &ConsumerGroupConfig) -> i32 {
+        self.classic
+            .as_ref()
+            .map_or(config.session_timeout_ms, |c| c.session_timeout_ms)
     }
 
     fn subscription_value(&self) -> MemberValue {
@@ -255,6 +283,7 @@ impl Member {
             subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
+            classic: self.classic.clone(),
         }
     }
 
@@ -524,6 +553,108 @@ impl Group {
         self.dirty.assignment_epoch = true;
     }
 
+    /// Partitions by topic name, for the consumer protocol; partitions of topics the group no
+    /// longer subscribes to (deleted ones) are left out, as Kafka leaves out unknown topics.
+    fn names_of(&self, a: &Assignment) -> consumer_protocol::TopicPartitions {
+        let names: HashMap<&TopicId, &String> = self
+            .subscribed_topics
+            .iter()
+            .map(|(name, (id, _))| (id, name))
+            .collect();
+        a.iter()
+            .filter_map(|(id, ps)| Some(((*names.get(id)?).clone(), ps.iter().copied().collect())))
+            .collect()
+    }
+
+    /// Kafka's `waitingOnUnreleasedPartition`: a target partition of `m` it does not have yet
+    /// is still owned by another member.
+    fn waiting_on_unreleased(&self, m: &Member) -> bool {
+        m.state == MemberState::UnreleasedPartitions
+            && self
+                .target
+                .get(&m.member_id)
+                .into_iter()
+                .flatten()
+                .any(|(topic, ps)| {
+                    ps.iter().any(|p| {
+                        !m.assigned.get(topic).is_some_and(|a| a.contains(p))
+                            && self.partition_epoch(topic, *p) != -1
+                    })
+                })
+    }
+
+    /// The group as the classic coordinator takes it back (online downgrade): every member is a
+    /// classic one, with the partitions it has now; the generation is the group epoch.
+    fn to_classic(&self) -> MigratingGroup {
+        MigratingGroup {
+            group_id: self.group_id.clone(),
+            generation_id: self.group_epoch,
+            protocol_name: None,
+            members: self
+                .members
+                .values()
+                .filter_map(|m| {
+                    let classic = m.classic.as_ref()?;
+                    let version = classic
+                        .protocols
+                        .first()
+                        .map_or(0, |(_, meta)| consumer_protocol::subscription_version(meta));
+                    Some(MigratingMember {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        session_timeout_ms: classic.session_timeout_ms,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        protocols: classic
+                            .protocols
+                            .iter()
+                            .map(|(name, meta)| (name.clone(), Bytes::from(meta.clone())))
+                            .collect(),
+                        assignment: consumer_protocol::encode_assignment(
+                            version,
+                            &self.names_of(&m.assigned),
+                        ),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The records that remove the group from the log: what is pending, then tombstones for
+    /// every member's records and both epochs (so compaction can never leave a member behind
+    /// without its group).
+    fn tombstones(&mut self) -> Vec<GroupRecord> {
+        let mut out = self.take_records();
+        let gid = || self.group_id.clone();
+        for member_id in self.members.keys() {
+            out.push(GroupRecord::Current {
+                group_id: gid(),
+                member_id: member_id.clone(),
+                value: None,
+            });
+            out.push(GroupRecord::TargetMember {
+                group_id: gid(),
+                member_id: member_id.clone(),
+                value: None,
+            });
+            out.push(GroupRecord::Member {
+                group_id: gid(),
+                member_id: member_id.clone(),
+                value: None,
+            });
+        }
+        out.push(GroupRecord::TargetEpoch {
+            group_id: gid(),
+            epoch: None,
+        });
+        out.push(GroupRecord::GroupEpoch {
+            group_id: gid(),
+            epoch: None,
+        });
+        out
+    }
+
     fn take_records(&mut self) -> Vec<GroupRecord> {
         let d = std::mem::take(&mut self.dirty);
         let gid = || self.group_id.clone();
@@ -657,6 +788,52 @@ pub fn validate(hb: &Heartbeat, config: &ConsumerGroupConfig) -> Result<(), Grou
         }
     }
     Ok(())
+}
+
+/// Partitions by topic name (the consumer protocol's) as partitions by topic id; topics that do
+/// not exist are left out.
+fn ids_of(names: &consumer_protocol::TopicPartitions, topics: &TopicsView) -> Assignment {
+    names
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .filter_map(|(name, ps)| Some((topics.get(name)?.0, ps.iter().copied().collect())))
+        .collect()
+}
+
+/// A classic member's JoinGroup, as a consumer group needs it.
+#[derive(Clone, Debug, Default)]
+pub struct ClassicJoin {
+    pub group_id: String,
+    /// Empty for a member joining for the first time.
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    /// Assignor names with the member's consumer-protocol subscription, in its preference order.
+    pub protocols: Vec<(String, Bytes)>,
+}
+
+/// The answer to a classic member's JoinGroup to a consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassicJoinAnswer {
+    pub member_id: String,
+    /// The member epoch.
+    pub generation_id: i32,
+    pub protocol_name: String,
+}
+
+/// A classic member's SyncGroup to a consumer group.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassicSync<'a> {
+    pub group_id: &'a str,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation_id: i32,
+    pub protocol_type: Option<&'a str>,
+    pub protocol_name: Option<&'a str>,
 }
 
 /// Whether `owned` holds only partitions of `assigned`.
@@ -810,6 +987,8 @@ pub struct ConsumerGroups {
     groups: HashMap<String, Group>,
     /// Records of groups that were deleted (tombstones), not yet taken.
     deleted: Vec<GroupRecord>,
+    /// Groups of classic members only, handed back to the classic coordinator, not yet taken.
+    downgrades: Vec<MigratingGroup>,
 }
 
 impl ConsumerGroups {
@@ -818,6 +997,7 @@ impl ConsumerGroups {
             config,
             groups: HashMap::new(),
             deleted: Vec::new(),
+            downgrades: Vec::new(),
         }
     }
 
@@ -997,6 +1177,7 @@ impl ConsumerGroups {
         }
         updated.client_id = hb.client_id.clone();
         updated.client_host = hb.client_host.clone();
+        updated.classic = hb.classic.clone();
         if let Some(p) = &updated.subscribed_topic_regex {
             if updated.subscribed_topic_regex != member.subscribed_topic_regex
                 && !group.regexes.contains_key(p)
@@ -1028,7 +1209,7 @@ impl ConsumerGroups {
         {
             group.dirty.subscriptions.insert(updated.member_id.clone());
         }
-        updated.session_deadline_ms = now_ms + i64::from(config.session_timeout_ms);
+        updated.session_deadline_ms = now_ms + i64::from(updated.session_timeout_ms(&config));
         group.put_member(updated.clone());
         group.refresh_regexes();
 
@@ -1145,8 +1326,337 @@ impl ConsumerGroups {
                 owner
             }
         };
+        let consumer_member = group
+            .members
+            .get(&member_id)
+            .is_some_and(|m| m.classic.is_none());
         Self::fence(group, &member_id);
+        if consumer_member {
+            self.maybe_downgrade(&hb.group_id);
+        }
         Ok(answer(hb.member_epoch))
+    }
+
+    /// After a consumer-protocol member left: a group whose members all speak the classic
+    /// protocol goes back to the classic coordinator (Kafka's online downgrade), its records
+    /// removed from the log.
+    fn maybe_downgrade(&mut self, group_id: &str) {
+        let all_classic = self.groups.get(group_id).is_some_and(|g| {
+            !g.members.is_empty() && g.members.values().all(|m| m.classic.is_some())
+        });
+        if !all_classic {
+            return;
+        }
+        if let Some(mut g) = self.groups.remove(group_id) {
+            tracing::info!(group = %group_id, members = g.members.len(), "consumer group downgraded to a classic group");
+            self.downgrades.push(g.to_classic());
+            self.deleted.extend(g.tombstones());
+        }
+    }
+
+    /// Groups handed back to the classic coordinator since the last call (see
+    /// [`ConsumerGroups::maybe_downgrade`]); the caller gives them to `groups` at once.
+    pub fn take_downgrades(&mut self) -> Vec<MigratingGroup> {
+        std::mem::take(&mut self.downgrades)
+    }
+
+    /// Kafka's online upgrade: a classic group with members becomes a consumer group as a
+    /// consumer-protocol member joins it. Every member stays, as a classic member at the
+    /// generation's epoch with the partitions the classic assignment gave it (which is also its
+    /// target until the joining member's heartbeat computes a new one). `GROUP_ID_NOT_FOUND` if
+    /// a member's subscription or assignment is not the consumer protocol's.
+    pub fn upgrade(
+        &mut self,
+        classic: MigratingGroup,
+        topics: &TopicsView,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let malformed = || {
+            err(
+                ErrorCode::GROUP_ID_NOT_FOUND,
+                format!(
+                    "Cannot upgrade the classic group {} to a consumer group because the embedded consumer protocol is malformed.",
+                    classic.group_id
+                ),
+            )
+        };
+        let protocol = classic.protocol_name.as_deref().ok_or_else(malformed)?;
+        let mut g = Group::new(&classic.group_id);
+        g.group_epoch = classic.generation_id;
+        g.assignment_epoch = classic.generation_id;
+        for cm in &classic.members {
+            let metadata = cm
+                .protocols
+                .iter()
+                .find(|(name, _)| name == protocol)
+                .map(|(_, m)| m)
+                .ok_or_else(malformed)?;
+            let subscription =
+                consumer_protocol::parse_subscription(metadata).ok_or_else(malformed)?;
+            let assigned = ids_of(
+                &consumer_protocol::assignment_partitions(&cm.assignment).ok_or_else(malformed)?,
+                topics,
+            );
+            let member = Member {
+                instance_id: cm.group_instance_id.clone(),
+                rack_id: subscription.rack_id,
+                client_id: cm.client_id.clone(),
+                client_host: cm.client_host.clone(),
+                subscribed_topic_names: subscription.topics,
+                rebalance_timeout_ms: cm.rebalance_timeout_ms,
+                member_epoch: classic.generation_id,
+                previous_member_epoch: classic.generation_id,
+                assigned: assigned.clone(),
+                session_deadline_ms: now_ms + i64::from(cm.session_timeout_ms),
+                classic: Some(ClassicMemberValue {
+                    session_timeout_ms: cm.session_timeout_ms,
+                    protocols: cm
+                        .protocols
+                        .iter()
+                        .map(|(name, meta)| (name.clone(), meta.to_vec()))
+                        .collect(),
+                }),
+                ..Member::new(&cm.member_id)
+            };
+            g.target.insert(cm.member_id.clone(), assigned);
+            g.dirty.subscriptions.insert(cm.member_id.clone());
+            g.dirty.targets.insert(cm.member_id.clone());
+            g.dirty.currents.insert(cm.member_id.clone());
+            g.put_member(member);
+        }
+        g.dirty.group_epoch = true;
+        g.dirty.assignment_epoch = true;
+        g.refresh_regexes();
+        g.subscribed_topics = g.compute_subscribed_topics(topics);
+        tracing::info!(group = %classic.group_id, members = classic.members.len(), "classic group upgraded to a consumer group");
+        self.groups.insert(classic.group_id.clone(), g);
+        Ok(())
+    }
+
+    /// A classic member's JoinGroup to a consumer group (online migration): one reconciliation
+    /// step, as a consumer-protocol heartbeat of a member reporting the partitions its
+    /// subscription says it owns. Answered at once with its member epoch as the generation and
+    /// its own first protocol; no member is the leader, the assignment comes in SyncGroup.
+    pub fn classic_join(
+        &mut self,
+        join: ClassicJoin,
+        topics: &TopicsView,
+        now_ms: i64,
+    ) -> Result<ClassicJoinAnswer, ErrorCode> {
+        let Some(group) = self.groups.get_mut(&join.group_id) else {
+            return Err(ErrorCode::UNKNOWN_MEMBER_ID);
+        };
+        let member_id = if join.member_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            join.member_id.clone()
+        };
+        // Kafka's `supportsClassicProtocols`: the consumer protocol, and a protocol every other
+        // classic member supports (so a downgrade always finds one).
+        let supported = join.protocol_type == CONSUMER_PROTOCOL_TYPE
+            && join.protocols.iter().any(|(name, _)| {
+                group
+                    .members
+                    .values()
+                    .filter(|m| m.member_id != member_id)
+                    .filter_map(|m| m.classic.as_ref())
+                    .all(|c| c.protocols.iter().any(|(n, _)| n == name))
+            });
+        let subscription = join
+            .protocols
+            .first()
+            .and_then(|(_, meta)| consumer_protocol::parse_subscription(meta));
+        let (true, Some(subscription), Some((protocol_name, _))) =
+            (supported, subscription, join.protocols.first())
+        else {
+            return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+        };
+        let protocol_name = protocol_name.clone();
+        // A static member back under a new member id replaces the one holding its instance id
+        // (its partitions included), as a classic group lets it.
+        if let Some(iid) = &join.instance_id {
+            match group.static_members.get(iid).cloned() {
+                Some(owner) if owner != member_id => {
+                    if !join.member_id.is_empty() {
+                        return Err(ErrorCode::FENCED_INSTANCE_ID);
+                    }
+                    if let Some(mut old) = group.members.get(&owner).cloned() {
+                        old.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                        group.put_member(old);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let existing = group.members.get(&member_id);
+        let owned = match existing {
+            Some(_) => ids_of(&subscription.owned_partitions, topics),
+            None => Assignment::new(),
+        };
+        let hb = Heartbeat {
+            group_id: join.group_id.clone(),
+            member_id,
+            member_epoch: existing.map_or(0, |m| m.member_epoch),
+            instance_id: join.instance_id.clone(),
+            rack_id: subscription.rack_id,
+            rebalance_timeout_ms: join.rebalance_timeout_ms,
+            subscribed_topic_names: Some(subscription.topics),
+            // Empty: no regex (a consumer-protocol member turned classic drops its own).
+            subscribed_topic_regex: Some(String::new()),
+            server_assignor: None,
+            owned: Some(owned),
+            client_id: join.client_id,
+            client_host: join.client_host,
+            api_version: 0,
+            classic: Some(ClassicMemberValue {
+                session_timeout_ms: join.session_timeout_ms,
+                protocols: join
+                    .protocols
+                    .into_iter()
+                    .map(|(name, meta)| (name, meta.to_vec()))
+                    .collect(),
+            }),
+        };
+        let answer = self
+            .heartbeat_in_group(hb, topics, now_ms)
+            .map_err(|e| e.code)?;
+        let generation_id = self
+            .groups
+            .get(&join.group_id)
+            .and_then(|g| g.members.get(&answer.member_id))
+            .map_or(answer.member_epoch, |m| m.member_epoch);
+        Ok(ClassicJoinAnswer {
+            member_id: answer.member_id,
+            generation_id,
+            protocol_name,
+        })
+    }
+
+    /// The classic member a SyncGroup, Heartbeat or LeaveGroup names (Kafka's
+    /// `validateConsumerGroupMember`, then `throwIfMemberDoesNotUseClassicProtocol`).
+    fn classic_member<'a>(
+        group: &'a Group,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<&'a Member, ErrorCode> {
+        let member_id = match instance_id {
+            None => member_id,
+            Some(iid) => {
+                let owner = group
+                    .static_members
+                    .get(iid)
+                    .ok_or(ErrorCode::UNKNOWN_MEMBER_ID)?;
+                if !member_id.is_empty() && owner != member_id {
+                    return Err(ErrorCode::FENCED_INSTANCE_ID);
+                }
+                owner
+            }
+        };
+        match group.members.get(member_id) {
+            Some(m) if m.classic.is_some() => Ok(m),
+            _ => Err(ErrorCode::UNKNOWN_MEMBER_ID),
+        }
+    }
+
+    /// A classic member's SyncGroup to a consumer group: its current partitions, in the
+    /// version of its subscription. `REBALANCE_IN_PROGRESS` if the group moved on since its
+    /// JoinGroup (unless it must first revoke: the SyncGroup tells it what to keep).
+    pub fn classic_sync(
+        &mut self,
+        sync: &ClassicSync<'_>,
+        now_ms: i64,
+    ) -> Result<Bytes, ErrorCode> {
+        let group = self
+            .groups
+            .get_mut(sync.group_id)
+            .ok_or(ErrorCode::UNKNOWN_MEMBER_ID)?;
+        let m = Self::classic_member(group, sync.member_id, sync.instance_id)?;
+        if sync.generation_id != m.member_epoch {
+            return Err(ErrorCode::ILLEGAL_GENERATION);
+        }
+        let first = m.classic.as_ref().and_then(|c| c.protocols.first());
+        if sync
+            .protocol_type
+            .is_some_and(|t| t != CONSUMER_PROTOCOL_TYPE)
+            || sync
+                .protocol_name
+                .is_some_and(|n| first.is_none_or(|(name, _)| name != n))
+        {
+            return Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if group.group_epoch > m.member_epoch && m.state != MemberState::UnrevokedPartitions {
+            return Err(ErrorCode::REBALANCE_IN_PROGRESS);
+        }
+        let version = first.map_or(0, |(_, meta)| consumer_protocol::subscription_version(meta));
+        let assignment =
+            consumer_protocol::encode_assignment(version, &group.names_of(&m.assigned));
+        let member_id = m.member_id.clone();
+        let session = i64::from(m.session_timeout_ms(&self.config));
+        if let Some(m) = group.members.get_mut(&member_id) {
+            m.session_deadline_ms = now_ms + session;
+        }
+        Ok(assignment)
+    }
+
+    /// A classic member's Heartbeat to a consumer group: `REBALANCE_IN_PROGRESS` asks it to
+    /// rejoin when the group epoch moved past its own, when it must revoke partitions, or when
+    /// partitions it waits for have been released.
+    pub fn classic_heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> ErrorCode {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return ErrorCode::UNKNOWN_MEMBER_ID;
+        };
+        let m = match Self::classic_member(group, member_id, instance_id) {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        if generation_id != m.member_epoch {
+            return ErrorCode::ILLEGAL_GENERATION;
+        }
+        let rejoin = m.member_epoch < group.group_epoch
+            || m.state == MemberState::UnrevokedPartitions
+            || (m.state == MemberState::UnreleasedPartitions && !group.waiting_on_unreleased(m));
+        let member_id = m.member_id.clone();
+        let session = i64::from(m.session_timeout_ms(&self.config));
+        if let Some(m) = group.members.get_mut(&member_id) {
+            m.session_deadline_ms = now_ms + session;
+        }
+        if rejoin {
+            ErrorCode::REBALANCE_IN_PROGRESS
+        } else {
+            ErrorCode::NONE
+        }
+    }
+
+    /// A classic LeaveGroup to a consumer group: each named classic member leaves (by instance
+    /// id alone for an administrative removal), the group epoch is bumped for the others.
+    pub fn classic_leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<ErrorCode> {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return vec![ErrorCode::UNKNOWN_MEMBER_ID; members.len()];
+        };
+        members
+            .iter()
+            .map(|(member_id, instance_id)| {
+                match Self::classic_member(group, member_id, instance_id.as_deref()) {
+                    Ok(m) => {
+                        let id = m.member_id.clone();
+                        Self::fence(group, &id);
+                        ErrorCode::NONE
+                    }
+                    Err(e) => e,
+                }
+            })
+            .collect()
     }
 
     /// Removes a member and bumps the group epoch so the others get its partitions.
@@ -1168,6 +1678,7 @@ impl ConsumerGroups {
     /// Drives the timers: members whose session expired, and members that did not revoke
     /// partitions within their rebalance timeout, are removed.
     pub fn tick(&mut self, now_ms: i64) {
+        let mut lost_consumer_member = Vec::new();
         for group in self.groups.values_mut() {
             let expired: Vec<String> = group
                 .members
@@ -1180,8 +1691,14 @@ impl ConsumerGroups {
                 .collect();
             for id in expired {
                 tracing::info!(group = %group.group_id, member = %id, "consumer group member expired");
+                if group.members.get(&id).is_some_and(|m| m.classic.is_none()) {
+                    lost_consumer_member.push(group.group_id.clone());
+                }
                 Self::fence(group, &id);
             }
+        }
+        for group_id in lost_consumer_member {
+            self.maybe_downgrade(&group_id);
         }
     }
 
@@ -1201,7 +1718,6 @@ impl ConsumerGroups {
             // The share group coordinator's record (`share::group`), not a consumer group's.
             return;
         }
-        let session = now_ms + i64::from(self.config.session_timeout_ms);
         let group_id = record.group_id().to_string();
         let group = self
             .groups
@@ -1243,7 +1759,8 @@ impl ConsumerGroups {
                     m.subscribed_topic_regex = v.subscribed_topic_regex;
                     m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                     m.server_assignor = v.server_assignor;
-                    m.session_deadline_ms = session;
+                    m.classic = v.classic;
+                    m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms(&self.config));
                     group.put_member(m);
                 }
                 None => {
@@ -1259,7 +1776,7 @@ impl ConsumerGroups {
                     m.state = v.state;
                     m.assigned = v.assigned;
                     m.pending_revocation = v.pending_revocation;
-                    m.session_deadline_ms = session;
+                    m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms(&self.config));
                     m.revocation_deadline_ms = (m.state == MemberState::UnrevokedPartitions)
                         .then(|| now_ms + i64::from(m.rebalance_timeout_ms.max(0)));
                     group.put_member(m);
@@ -1335,6 +1852,7 @@ impl ConsumerGroups {
                     subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                     assignment: m.assigned.clone(),
                     target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                    classic: m.classic.is_some(),
                 })
                 .collect(),
         })
@@ -1360,13 +1878,13 @@ impl ConsumerGroups {
                 format!("Member {member_id} is not a member of group {group_id}."),
             )));
         };
-        if api_version < 9 {
+        if m.classic.is_none() && api_version < 9 {
             return Some(Err(err(
                 ErrorCode::UNSUPPORTED_VERSION,
                 "OffsetCommit version 9 or above must be used by members using the modern group protocol",
             )));
         }
-        Some(check_stale(member_epoch, m.member_epoch))
+        Some(check_member_epoch_of(m, member_epoch))
     }
 
     /// Kafka's `ConsumerGroup.validateOffsetFetch`; `None` if this is not a consumer group.
@@ -1388,7 +1906,7 @@ impl ConsumerGroups {
                 format!("Member {member_id} is not a member of group {group_id}."),
             )));
         };
-        Some(check_stale(member_epoch, m.member_epoch))
+        Some(check_member_epoch_of(m, member_epoch))
     }
 
     /// Whether a member subscribes to `topic` (OffsetDelete refuses those).
@@ -1405,17 +1923,29 @@ impl ConsumerGroups {
         if !g.members.is_empty() {
             return Some(ErrorCode::NON_EMPTY_GROUP);
         }
-        self.groups.remove(group_id);
-        self.deleted.push(GroupRecord::TargetEpoch {
-            group_id: group_id.to_string(),
-            epoch: None,
-        });
-        self.deleted.push(GroupRecord::GroupEpoch {
-            group_id: group_id.to_string(),
-            epoch: None,
-        });
+        if let Some(mut g) = self.groups.remove(group_id) {
+            self.deleted.extend(g.tombstones());
+        }
         Some(ErrorCode::NONE)
     }
+}
+
+/// A commit's or fetch's epoch against its member's: a classic member's generation is its
+/// member epoch (`ILLEGAL_GENERATION`), a consumer-protocol member's `STALE_MEMBER_EPOCH`.
+fn check_member_epoch_of(m: &Member, received: i32) -> Result<(), GroupError> {
+    if m.classic.is_some() {
+        if received != m.member_epoch {
+            return Err(err(
+                ErrorCode::ILLEGAL_GENERATION,
+                format!(
+                    "The received generation id {received} does not match the expected member epoch {}.",
+                    m.member_epoch
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    check_stale(received, m.member_epoch)
 }
 
 fn check_stale(received: i32, expected: i32) -> Result<(), GroupError> {

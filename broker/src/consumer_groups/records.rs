@@ -12,8 +12,9 @@
 //! | 11 | ShareGroupMetadataKey (group) | ShareGroupMetadataValue: share group epoch |
 //!
 //! Keys are non-flexible (a version, then int16-length strings); values are a version (0) and a
-//! flexible struct (compact strings and arrays, 16-byte uuids, empty tagged-field sections, which
-//! the reader skips). A null value is a tombstone. Kafka's regular-expression (16) and partition
+//! flexible struct (compact strings and arrays, 16-byte uuids, tagged-field sections that are
+//! empty except a classic member's metadata, tag 0 of the member value; the reader skips tags it
+//! does not know). A null value is a tombstone. Kafka's regular-expression (16) and partition
 //! metadata (4) records are not written: Weir resolves regexes and partition counts afresh.
 //! Decoding never panics: a malformed record is an error, not a crash.
 
@@ -52,7 +53,21 @@ pub struct MemberValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// A member that speaks the classic protocol inside a consumer group (online migration):
+    /// Kafka's tagged field 0, `ClassicMemberMetadata`.
+    pub classic: Option<ClassicMemberValue>,
 }
+
+/// What a classic member of a consumer group joined with: its session timeout and the
+/// protocols (assignor names and consumer-protocol subscriptions) of its JoinGroup.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ClassicMemberValue {
+    pub session_timeout_ms: i32,
+    pub protocols: Vec<(String, Vec<u8>)>,
+}
+
+/// The tag of `ClassicMemberMetadata` in Kafka's ConsumerGroupMemberMetadataValue.
+const CLASSIC_MEMBER_TAG: u64 = 0;
 
 /// A member's current assignment (key version 8).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,7 +173,25 @@ impl GroupRecord {
                     put_compact_nullable(&mut v, m.subscribed_topic_regex.as_deref());
                     v.put_i32(m.rebalance_timeout_ms);
                     put_compact_nullable(&mut v, m.server_assignor.as_deref());
-                    v.put_u8(0);
+                    match &m.classic {
+                        None => v.put_u8(0),
+                        Some(c) => {
+                            let mut field = Vec::new();
+                            field.put_i32(c.session_timeout_ms);
+                            put_uvarint(&mut field, c.protocols.len() as u64 + 1);
+                            for (name, metadata) in &c.protocols {
+                                put_compact(&mut field, name);
+                                put_uvarint(&mut field, metadata.len() as u64 + 1);
+                                field.extend_from_slice(metadata);
+                                field.put_u8(0);
+                            }
+                            field.put_u8(0);
+                            put_uvarint(&mut v, 1);
+                            put_uvarint(&mut v, CLASSIC_MEMBER_TAG);
+                            put_uvarint(&mut v, field.len() as u64);
+                            v.extend_from_slice(&field);
+                        }
+                    }
                     v
                 }),
             ),
@@ -254,6 +287,7 @@ impl GroupRecord {
                             subscribed_topic_regex: get_compact_nullable(v)?,
                             rebalance_timeout_ms: get_i32(v)?,
                             server_assignor: get_compact_nullable(v)?,
+                            classic: get_member_tags(v)?,
                         })
                     })
                     .transpose()?,
@@ -417,6 +451,40 @@ fn get_compact(b: &mut &[u8]) -> Result<String, String> {
     get_compact_nullable(b)?.ok_or_else(|| "null for a non-nullable string".to_string())
 }
 
+/// The tagged fields of a member value: the classic member metadata (tag 0) if present, the
+/// others skipped. A value that ends before its tagged-field section has none.
+fn get_member_tags(b: &mut &[u8]) -> Result<Option<ClassicMemberValue>, String> {
+    if b.is_empty() {
+        return Ok(None);
+    }
+    let mut classic = None;
+    for _ in 0..get_uvarint(b)? {
+        let tag = get_uvarint(b)?;
+        let size =
+            usize::try_from(get_uvarint(b)?).map_err(|_| "tag size overflows".to_string())?;
+        let mut field = get_bytes(b, size, "tagged field")?;
+        if tag != CLASSIC_MEMBER_TAG {
+            continue;
+        }
+        let f = &mut field;
+        let session_timeout_ms = get_i32(f)?;
+        let n = get_count(f)?;
+        let mut protocols = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            let name = get_compact(f)?;
+            let len = get_count(f)?;
+            let metadata = get_bytes(f, len, "protocol metadata")?.to_vec();
+            skip_tagged(f)?;
+            protocols.push((name, metadata));
+        }
+        classic = Some(ClassicMemberValue {
+            session_timeout_ms,
+            protocols,
+        });
+    }
+    Ok(classic)
+}
+
 /// Skips a tagged-field section (Weir writes none; newer Kafka versions may).
 fn skip_tagged(b: &mut &[u8]) -> Result<(), String> {
     let n = get_uvarint(b)?;
@@ -493,6 +561,24 @@ mod tests {
                 subscribed_topic_regex: Some("t.*".into()),
                 rebalance_timeout_ms: 300_000,
                 server_assignor: Some("range".into()),
+                classic: None,
+            }),
+        });
+        round_trip(GroupRecord::Member {
+            group_id: "g".into(),
+            member_id: "classic".into(),
+            value: Some(MemberValue {
+                client_id: "c".into(),
+                subscribed_topic_names: vec!["a".into()],
+                rebalance_timeout_ms: 300_000,
+                classic: Some(ClassicMemberValue {
+                    session_timeout_ms: 45_000,
+                    protocols: vec![
+                        ("range".into(), vec![0, 3, 0, 0, 0, 0]),
+                        ("roundrobin".into(), Vec::new()),
+                    ],
+                }),
+                ..MemberValue::default()
             }),
         });
         round_trip(GroupRecord::TargetMember {

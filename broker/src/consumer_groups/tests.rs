@@ -700,3 +700,345 @@ fn the_group_is_rebuilt_from_its_records() {
     // Nothing to write back for state that came from the log.
     assert!(coordinator().take_records().is_empty());
 }
+
+// --- Online migration between the classic and the consumer protocol ---
+
+/// A consumer-protocol subscription (version 1) of `names` owning `owned` of "orders".
+fn subscription(names: &[&str], owned: &[i32]) -> Bytes {
+    let mut b = Vec::new();
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&(names.len() as i32).to_be_bytes());
+    for n in names {
+        b.extend_from_slice(&(n.len() as i16).to_be_bytes());
+        b.extend_from_slice(n.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    if owned.is_empty() {
+        b.extend_from_slice(&0i32.to_be_bytes());
+    } else {
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&6i16.to_be_bytes());
+        b.extend_from_slice(b"orders");
+        b.extend_from_slice(&(owned.len() as i32).to_be_bytes());
+        for p in owned {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    Bytes::from(b)
+}
+
+fn orders(ps: &[i32]) -> consumer_protocol::TopicPartitions {
+    consumer_protocol::TopicPartitions::from([("orders".to_string(), ps.to_vec())])
+}
+
+/// The partitions of "orders" in a SyncGroup assignment.
+fn synced(assignment: &[u8]) -> Vec<i32> {
+    consumer_protocol::assignment_partitions(assignment)
+        .expect("an assignment")
+        .remove("orders")
+        .unwrap_or_default()
+}
+
+/// A classic group at generation 3 whose one member "a" (range, then roundrobin) owns every
+/// partition of "orders".
+fn classic_group(partitions: i32) -> MigratingGroup {
+    MigratingGroup {
+        group_id: "g".into(),
+        generation_id: 3,
+        protocol_name: Some("range".into()),
+        members: vec![MigratingMember {
+            member_id: "a".into(),
+            client_id: "classic".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocols: vec![
+                ("range".into(), subscription(&["orders"], &[])),
+                ("roundrobin".into(), subscription(&["orders"], &[])),
+            ],
+            assignment: consumer_protocol::encode_assignment(
+                1,
+                &orders(&(0..partitions).collect::<Vec<_>>()),
+            ),
+            ..MigratingMember::default()
+        }],
+    }
+}
+
+fn classic_join_of(member: &str, owned: &[i32]) -> ClassicJoin {
+    ClassicJoin {
+        group_id: "g".into(),
+        member_id: member.into(),
+        client_id: "classic".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), subscription(&["orders"], owned))],
+        ..ClassicJoin::default()
+    }
+}
+
+fn sync_of(member: &str, generation_id: i32) -> ClassicSync<'_> {
+    ClassicSync {
+        group_id: "g",
+        member_id: member,
+        instance_id: None,
+        generation_id,
+        protocol_type: Some("consumer"),
+        protocol_name: Some("range"),
+    }
+}
+
+/// The partitions of "orders" each member holds now: the classic member's as its SyncGroup
+/// says, the consumer-protocol member's as its heartbeats said.
+fn assert_disjoint(classic: &[i32], modern: &Assignment) {
+    let modern = modern.get(&T1).cloned().unwrap_or_default();
+    assert!(
+        classic.iter().all(|p| !modern.contains(p)),
+        "{classic:?} and {modern:?} overlap"
+    );
+}
+
+#[test]
+fn an_upgraded_classic_member_gives_up_partitions_through_join_and_sync() {
+    let t = topics(&[("orders", T1, 4)]);
+    let mut cg = coordinator();
+    cg.upgrade(classic_group(4), &t, 0).expect("upgrade");
+    // The classic member is in at its generation, with its partitions, before anyone else.
+    let d = cg.describe("g").expect("group");
+    assert_eq!((d.group_epoch, d.assignment_epoch), (3, 3));
+    assert_eq!(d.members[0].assignment, parts(T1, &[0, 1, 2, 3]));
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 3, 100),
+        ErrorCode::NONE
+    );
+
+    // A consumer-protocol member joins: half the partitions are its target, none free yet.
+    let mut b = Client::join(&mut cg, "b", &["orders"], &t, 200);
+    assert_eq!(b.epoch, 4);
+    assert!(b.owned.is_empty(), "{:?}", b.owned);
+    // The classic member is asked to rejoin; a cooperative one rejoins still owning all four.
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 3, 300),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    let joined = cg
+        .classic_join(classic_join_of("a", &[0, 1, 2, 3]), &t, 400)
+        .expect("rejoin");
+    assert_eq!(
+        (joined.generation_id, joined.protocol_name.as_str()),
+        (3, "range")
+    );
+    let kept = synced(&cg.classic_sync(&sync_of("a", 3), 500).expect("sync"));
+    assert_eq!(kept.len(), 2);
+    // Until it rejoins without the others, it must rejoin and b gets nothing.
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 3, 600),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    b.beat(&mut cg, &t, 650);
+    assert!(b.owned.is_empty(), "{:?}", b.owned);
+    let joined = cg
+        .classic_join(classic_join_of("a", &kept), &t, 700)
+        .expect("rejoin");
+    assert_eq!(joined.generation_id, 4);
+    assert_eq!(
+        synced(&cg.classic_sync(&sync_of("a", 4), 800).expect("sync")),
+        kept
+    );
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 4, 900),
+        ErrorCode::NONE
+    );
+    // Now b gets the two a gave up.
+    b.beat(&mut cg, &t, 1_000);
+    assert_eq!(count(&b.owned), 2);
+    assert_disjoint(&kept, &b.owned);
+    assert_eq!(cg.describe("g").expect("group").state, "Stable");
+}
+
+#[test]
+fn a_classic_member_joining_a_consumer_group_waits_for_released_partitions() {
+    let t = topics(&[("orders", T1, 4)]);
+    let mut cg = coordinator();
+    let mut b = Client::join(&mut cg, "b", &["orders"], &t, 0);
+    assert_eq!(count(&b.owned), 4);
+    // An eager classic member joins (empty member id: it is given one).
+    let joined = cg
+        .classic_join(classic_join_of("", &[]), &t, 100)
+        .expect("join");
+    let c = joined.member_id.clone();
+    assert!(!c.is_empty());
+    let gen = joined.generation_id;
+    assert!(synced(&cg.classic_sync(&sync_of(&c, gen), 200).expect("sync")).is_empty());
+    assert_eq!(
+        cg.classic_heartbeat("g", &c, None, gen, 300),
+        ErrorCode::NONE
+    );
+    // b revokes two partitions; the classic member is then told to rejoin for them.
+    b.beat(&mut cg, &t, 400);
+    assert_eq!(count(&b.owned), 2);
+    b.beat(&mut cg, &t, 500);
+    assert_eq!(
+        cg.classic_heartbeat("g", &c, None, gen, 600),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    let joined = cg
+        .classic_join(classic_join_of(&c, &[]), &t, 700)
+        .expect("rejoin");
+    let got = synced(
+        &cg.classic_sync(&sync_of(&c, joined.generation_id), 800)
+            .expect("sync"),
+    );
+    assert_eq!(got.len(), 2);
+    assert_disjoint(&got, &b.owned);
+}
+
+#[test]
+fn the_last_consumer_protocol_member_leaving_hands_the_group_back_to_classic() {
+    let t = topics(&[("orders", T1, 4)]);
+    let mut cg = coordinator();
+    cg.upgrade(classic_group(4), &t, 0).expect("upgrade");
+    let b = Client::join(&mut cg, "b", &["orders"], &t, 100);
+    assert!(cg.take_downgrades().is_empty());
+    cg.take_records();
+    // b leaves: only the classic member is left, so the group goes back, with its partitions.
+    let left = cg.heartbeat(
+        Heartbeat {
+            member_epoch: LEAVE_GROUP_MEMBER_EPOCH,
+            ..beat(&b.id, b.epoch, &b.owned)
+        },
+        &t,
+        200,
+    );
+    assert!(left.is_ok(), "{left:?}");
+    assert!(!cg.contains("g"));
+    let back = cg.take_downgrades();
+    assert_eq!(back.len(), 1);
+    let g = &back[0];
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id, "a");
+    assert_eq!(g.members[0].session_timeout_ms, 10_000);
+    assert_eq!(g.members[0].protocols.len(), 2);
+    assert_eq!(synced(&g.members[0].assignment), vec![0, 1, 2, 3]);
+    assert!(g.generation_id > 3);
+    // The group's records are removed from the log: its members' and both epochs.
+    let records = cg.take_records();
+    assert!(records.contains(&GroupRecord::GroupEpoch {
+        group_id: "g".into(),
+        epoch: None
+    }));
+    assert!(records.contains(&GroupRecord::Member {
+        group_id: "g".into(),
+        member_id: "a".into(),
+        value: None
+    }));
+}
+
+#[test]
+fn a_consumer_protocol_member_whose_session_ends_downgrades_too() {
+    let t = topics(&[("orders", T1, 2)]);
+    let mut cg = coordinator();
+    cg.upgrade(classic_group(2), &t, 0).expect("upgrade");
+    Client::join(&mut cg, "b", &["orders"], &t, 0);
+    // The classic member keeps heartbeating; b's 45 s session runs out.
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 3, 40_000),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    cg.tick(46_000);
+    assert_eq!(cg.take_downgrades().len(), 1);
+    assert!(!cg.contains("g"));
+}
+
+#[test]
+fn classic_requests_are_checked_as_kafka_checks_them() {
+    let t = topics(&[("orders", T1, 2)]);
+    let mut cg = coordinator();
+    cg.upgrade(classic_group(2), &t, 0).expect("upgrade");
+    let b = Client::join(&mut cg, "b", &["orders"], &t, 0);
+    // Another protocol type, or assignors the classic members do not share.
+    let mut other = classic_join_of("", &[]);
+    other.protocol_type = "connect".into();
+    assert_eq!(
+        cg.classic_join(other, &t, 10),
+        Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+    );
+    let mut sticky = classic_join_of("", &[]);
+    sticky.protocols = vec![("sticky".into(), subscription(&["orders"], &[]))];
+    assert_eq!(
+        cg.classic_join(sticky, &t, 10),
+        Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+    );
+    // Generations, unknown and consumer-protocol members, the protocol named in SyncGroup.
+    assert_eq!(
+        cg.classic_sync(&sync_of("a", 2), 20),
+        Err(ErrorCode::ILLEGAL_GENERATION)
+    );
+    assert_eq!(
+        cg.classic_heartbeat("g", "a", None, 9, 20),
+        ErrorCode::ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        cg.classic_heartbeat("g", &b.id, None, b.epoch, 20),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        cg.classic_heartbeat("g", "nobody", None, 3, 20),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
+    let wrong_name = ClassicSync {
+        protocol_name: Some("roundrobin"),
+        ..sync_of("a", 3)
+    };
+    assert_eq!(
+        cg.classic_sync(&wrong_name, 20),
+        Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+    );
+    // The group moved on (b joined): a SyncGroup of the old generation must rejoin first.
+    assert_eq!(
+        cg.classic_sync(&sync_of("a", 3), 20),
+        Err(ErrorCode::REBALANCE_IN_PROGRESS)
+    );
+    // A classic member commits with its generation at any OffsetCommit version.
+    assert_eq!(cg.validate_offset_commit("g", "a", 3, 2), Some(Ok(())));
+    assert_eq!(
+        cg.validate_offset_commit("g", "a", 2, 8)
+            .map(|r| r.map_err(|e| e.code)),
+        Some(Err(ErrorCode::ILLEGAL_GENERATION))
+    );
+    assert_eq!(
+        cg.validate_offset_commit("g", &b.id, b.epoch, 8)
+            .map(|r| r.map_err(|e| e.code)),
+        Some(Err(ErrorCode::UNSUPPORTED_VERSION))
+    );
+    // LeaveGroup removes classic members only.
+    assert_eq!(
+        cg.classic_leave("g", &[("a".into(), None), (b.id.clone(), None)]),
+        vec![ErrorCode::NONE, ErrorCode::UNKNOWN_MEMBER_ID]
+    );
+    assert_eq!(cg.describe("g").expect("group").members.len(), 1);
+}
+
+#[test]
+fn classic_members_are_rebuilt_from_their_records() {
+    let t = topics(&[("orders", T1, 2)]);
+    let mut cg = coordinator();
+    cg.upgrade(classic_group(2), &t, 0).expect("upgrade");
+    Client::join(&mut cg, "b", &["orders"], &t, 0);
+    let mut again = coordinator();
+    for r in cg.take_records() {
+        again.replay(r, 1_000);
+    }
+    again.finish_replay(&t);
+    // Still a classic member (its heartbeat is taken), at its epoch, with its protocols.
+    assert_eq!(
+        again.classic_heartbeat("g", "a", None, 3, 1_100),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    let joined = again
+        .classic_join(classic_join_of("a", &[]), &t, 1_200)
+        .expect("rejoin");
+    assert_eq!(joined.generation_id, 4);
+}

@@ -4,9 +4,12 @@
 //! OffsetFetch, OffsetDelete).
 //!
 //! A group id is either a classic or a consumer group. As in Kafka, an empty group converts to the
-//! other kind when a member of the other protocol joins it; a group with members refuses the other
-//! protocol (Kafka's online migration of a non-empty group is not done). Both coordinators are
-//! locked classic first when a handler needs both.
+//! other kind when a member of the other protocol joins it, and so does a group with members
+//! (Kafka's online migration, `group.consumer.migration.policy=bidirectional`): a
+//! consumer-protocol member joining a classic group of consumers upgrades it, its classic members
+//! then served by the consumer-group coordinator through JoinGroup, SyncGroup, Heartbeat and
+//! LeaveGroup; when the last consumer-protocol member leaves, the classic coordinator takes the
+//! group back. Both coordinators are locked classic first when a handler needs both.
 //!
 //! Membership changes and offset changes are applied before a handler returns (in request order,
 //! see `handlers`); the returned futures only wait, for a parked join or sync to be answered or
@@ -115,13 +118,11 @@ pub fn join_group(
             }));
         }
         match cg.is_empty_group(&request.group_id) {
-            // A consumer group with members does not take classic members.
+            // A consumer group with members takes classic members (online migration).
             Some(false) => {
-                return super::ready(Response::JoinGroup(JoinGroupResponse {
-                    error_code: ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
-                    member_id: r.member_id,
-                    ..JoinGroupResponse::default()
-                }));
+                let session_ok = classic.session_timeout_allowed(request.session_timeout_ms);
+                drop(classic);
+                return classic_join_to_consumer_group(broker, cg, request, session_ok, now);
             }
             // An empty consumer group becomes a classic group (its offsets stay).
             Some(true) => {
@@ -153,7 +154,110 @@ pub fn join_group(
     })
 }
 
+/// A classic member's JoinGroup to a consumer group: answered once its change is in the log.
+fn classic_join_to_consumer_group(
+    broker: &Arc<Broker>,
+    mut cg: parking_lot::MutexGuard<'_, consumer_groups::ConsumerGroups>,
+    request: JoinRequest,
+    session_timeout_allowed: bool,
+    now: i64,
+) -> ResponseFuture {
+    let refused = |error_code: ErrorCode, member_id: String| {
+        super::ready(Response::JoinGroup(JoinGroupResponse {
+            error_code,
+            generation_id: -1,
+            member_id,
+            ..JoinGroupResponse::default()
+        }))
+    };
+    if !session_timeout_allowed {
+        return refused(ErrorCode::INVALID_SESSION_TIMEOUT, request.member_id);
+    }
+    // KIP-394, as for classic groups: a dynamic member first gets its id.
+    if request.require_known_member_id
+        && request.member_id.is_empty()
+        && request.group_instance_id.is_none()
+    {
+        return refused(
+            ErrorCode::MEMBER_ID_REQUIRED,
+            uuid::Uuid::new_v4().to_string(),
+        );
+    }
+    let topics = broker.topics_view();
+    let member_id = request.member_id.clone();
+    let join = consumer_groups::ClassicJoin {
+        group_id: request.group_id,
+        member_id: request.member_id,
+        instance_id: request.group_instance_id,
+        client_id: request.client_id,
+        client_host: request.client_host,
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        protocol_type: request.protocol_type,
+        protocols: request.protocols,
+    };
+    let result = cg.classic_join(join, &topics, now);
+    let pending = broker.queue_group_records(&mut cg, now);
+    drop(cg);
+    let broker = broker.clone();
+    Box::pin(async move {
+        let written = match pending {
+            Ok(p) => group_records_durable(&broker, p, now).await,
+            Err(_) => false,
+        };
+        let response = match result {
+            _ if !written => JoinGroupResponse {
+                error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                generation_id: -1,
+                member_id,
+                ..JoinGroupResponse::default()
+            },
+            Ok(a) => JoinGroupResponse {
+                generation_id: a.generation_id,
+                protocol_type: Some(crate::consumer_protocol::CONSUMER_PROTOCOL_TYPE.into()),
+                protocol_name: Some(a.protocol_name),
+                member_id: a.member_id,
+                ..JoinGroupResponse::default()
+            },
+            Err(error_code) => JoinGroupResponse {
+                error_code,
+                generation_id: -1,
+                member_id,
+                ..JoinGroupResponse::default()
+            },
+        };
+        Some(Response::JoinGroup(response))
+    })
+}
+
 pub fn sync_group(broker: &Arc<Broker>, r: SyncGroupRequest) -> ResponseFuture {
+    {
+        let _classic = broker.groups.lock();
+        let mut cg = broker.consumer_groups.lock();
+        if cg.contains(&r.group_id) {
+            let sync = consumer_groups::ClassicSync {
+                group_id: &r.group_id,
+                member_id: &r.member_id,
+                instance_id: r.group_instance_id.as_deref(),
+                generation_id: r.generation_id,
+                protocol_type: r.protocol_type.as_deref(),
+                protocol_name: r.protocol_name.as_deref(),
+            };
+            let response = match cg.classic_sync(&sync, broker.now_ms()) {
+                Ok(assignment) => SyncGroupResponse {
+                    protocol_type: r.protocol_type.clone(),
+                    protocol_name: r.protocol_name.clone(),
+                    assignment,
+                    ..SyncGroupResponse::default()
+                },
+                Err(error_code) => SyncGroupResponse {
+                    error_code,
+                    ..SyncGroupResponse::default()
+                },
+            };
+            return super::ready(Response::SyncGroup(response));
+        }
+    }
     let request = SyncRequest {
         group_id: r.group_id,
         member_id: r.member_id,
@@ -188,7 +292,22 @@ pub fn sync_group(broker: &Arc<Broker>, r: SyncGroupRequest) -> ResponseFuture {
 
 pub fn heartbeat(broker: &Broker, r: HeartbeatRequest) -> HeartbeatResponse {
     let now = broker.now_ms();
-    let error_code = broker.groups.lock().heartbeat(
+    let mut classic = broker.groups.lock();
+    let mut cg = broker.consumer_groups.lock();
+    if cg.contains(&r.group_id) {
+        return HeartbeatResponse {
+            error_code: cg.classic_heartbeat(
+                &r.group_id,
+                &r.member_id,
+                r.group_instance_id.as_deref(),
+                r.generation_id,
+                now,
+            ),
+            ..HeartbeatResponse::default()
+        };
+    }
+    drop(cg);
+    let error_code = classic.heartbeat(
         &r.group_id,
         &r.member_id,
         r.group_instance_id.as_deref(),
@@ -201,16 +320,50 @@ pub fn heartbeat(broker: &Broker, r: HeartbeatRequest) -> HeartbeatResponse {
     }
 }
 
-pub fn leave_group(broker: &Broker, r: LeaveGroupRequest) -> LeaveGroupResponse {
+/// LeaveGroup; classic members of a consumer group leave it once their removal is in the log.
+pub fn leave_group(broker: &Arc<Broker>, r: LeaveGroupRequest) -> ResponseFuture {
     let now = broker.now_ms();
     let members: Vec<(String, Option<String>)> = r
         .members
         .iter()
         .map(|m| (m.member_id.clone(), m.group_instance_id.clone()))
         .collect();
-    let (error_code, results) = broker.groups.lock().leave(&r.group_id, &members, now);
+    let mut classic = broker.groups.lock();
+    let mut cg = broker.consumer_groups.lock();
+    if cg.contains(&r.group_id) {
+        let results = cg.classic_leave(&r.group_id, &members);
+        let pending = broker.queue_group_records(&mut cg, now);
+        drop((cg, classic));
+        let broker = broker.clone();
+        return Box::pin(async move {
+            let written = match pending {
+                Ok(p) => group_records_durable(&broker, p, now).await,
+                Err(_) => false,
+            };
+            let response = if written {
+                leave_response(r, ErrorCode::NONE, results)
+            } else {
+                LeaveGroupResponse {
+                    error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                    ..LeaveGroupResponse::default()
+                }
+            };
+            Some(Response::LeaveGroup(response))
+        });
+    }
+    drop(cg);
+    let (error_code, results) = classic.leave(&r.group_id, &members, now);
+    drop(classic);
+    super::ready(Response::LeaveGroup(leave_response(r, error_code, results)))
+}
+
+fn leave_response(
+    r: LeaveGroupRequest,
+    error_code: ErrorCode,
+    results: Vec<ErrorCode>,
+) -> LeaveGroupResponse {
     // Pre-v3 requests name one member and carry its result at the top level.
-    let single = if members.len() == 1 {
+    let single = if r.members.len() == 1 {
         results.first().copied()
     } else {
         None
@@ -866,6 +1019,7 @@ pub async fn consumer_group_heartbeat(
         client_id,
         client_host: format!("/{}", ctx.peer.ip()),
         api_version: version,
+        classic: None,
     };
     let topics: TopicsView = broker.topics_view();
     let now = broker.now_ms();
@@ -883,16 +1037,37 @@ pub async fn consumer_group_heartbeat(
             });
         }
         if !cg.contains(&hb.group_id) {
+            let not_consumer = || {
+                heartbeat_error(GroupError {
+                    code: ErrorCode::GROUP_ID_NOT_FOUND,
+                    message: Some(format!("Group {} is not a consumer group.", hb.group_id)),
+                })
+            };
             match classic.group_state(&hb.group_id) {
                 // An empty classic group (e.g. one known only by its offsets) is upgraded once
                 // the joining member is in.
                 Some(GroupState::Empty) if hb.member_epoch == 0 => upgrade = true,
-                Some(_) => {
-                    return heartbeat_error(GroupError {
-                        code: ErrorCode::GROUP_ID_NOT_FOUND,
-                        message: Some(format!("Group {} is not a consumer group.", hb.group_id)),
-                    });
-                }
+                // A classic group of consumers with members: converted with them (online
+                // upgrade), then the joining member's heartbeat runs in it.
+                Some(_) if hb.member_epoch == 0 => match classic.migrating(&hb.group_id) {
+                    Some(Ok(group)) => {
+                        if let Err(e) = cg.upgrade(group, &topics, now) {
+                            return heartbeat_error(e);
+                        }
+                        classic.remove_migrated(&hb.group_id);
+                    }
+                    Some(Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)) => {
+                        return heartbeat_error(GroupError {
+                            code: ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+                            message: Some(format!(
+                                "Group {} is completing a classic rebalance; it is upgraded once its assignment is in.",
+                                hb.group_id
+                            )),
+                        });
+                    }
+                    _ => return not_consumer(),
+                },
+                Some(_) => return not_consumer(),
                 None => {}
             }
         }
@@ -900,6 +1075,10 @@ pub async fn consumer_group_heartbeat(
         let result = cg.heartbeat(hb, &topics, now);
         if upgrade && result.is_ok() {
             classic.delete(&group_id, now);
+        }
+        // The last consumer-protocol member left a group of classic members: back to classic.
+        for group in cg.take_downgrades() {
+            classic.adopt(group, now);
         }
         (result, broker.queue_group_records(&mut cg, now))
     };
@@ -978,7 +1157,8 @@ pub fn consumer_group_describe(
                         subscribed_topic_regex: m.subscribed_topic_regex,
                         assignment: describe_assignment(&m.assignment, &topics),
                         target_assignment: describe_assignment(&m.target_assignment, &topics),
-                        member_type: 1,
+                        // KIP-1099: 0 for a classic member, 1 for a consumer-protocol one.
+                        member_type: if m.classic { 0 } else { 1 },
                     })
                     .collect(),
                 ..ConsumerGroupDescribedGroup::default()

@@ -133,7 +133,7 @@ pub async fn dispatch(
         }
         Request::SyncGroup(r) => consumer_groups::sync_group(&b, r),
         Request::Heartbeat(r) => ready(Response::Heartbeat(consumer_groups::heartbeat(&b, r))),
-        Request::LeaveGroup(r) => ready(Response::LeaveGroup(consumer_groups::leave_group(&b, r))),
+        Request::LeaveGroup(r) => consumer_groups::leave_group(&b, r),
         Request::ListGroups(r) => then(
             ready(Response::ListGroups(consumer_groups::list_groups(&b, r))),
             access::filter_list_groups(&az),
