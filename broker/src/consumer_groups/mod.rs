@@ -43,7 +43,7 @@ use bytes::Bytes;
 
 use crate::consumer_protocol::{self, CONSUMER_PROTOCOL_TYPE};
 use crate::errors::ErrorCode;
-use crate::groups::{MigratingGroup, MigratingMember};
+use crate::groups::{JoinRequest, MigratingGroup, MigratingMember};
 use assignor::{AssignmentSpec, AssignorKind};
 use records::{ClassicMemberValue, CurrentValue, GroupRecord, MemberValue};
 
@@ -628,21 +628,7 @@ impl Group {
         let mut out = self.take_records();
         let gid = || self.group_id.clone();
         for member_id in self.members.keys() {
-            out.push(GroupRecord::Current {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
-            out.push(GroupRecord::TargetMember {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
-            out.push(GroupRecord::Member {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
+            out.extend(member_tombstones(&self.group_id, member_id));
         }
         out.push(GroupRecord::TargetEpoch {
             group_id: gid(),
@@ -659,26 +645,11 @@ impl Group {
         let d = std::mem::take(&mut self.dirty);
         let gid = || self.group_id.clone();
         let mut out = Vec::new();
-        // Kafka's order for a removal: current assignment, target, then subscription.
         for member_id in &d.removed {
             if self.members.contains_key(member_id) {
                 continue; // removed and added back (a static member's replacement)
             }
-            out.push(GroupRecord::Current {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
-            out.push(GroupRecord::TargetMember {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
-            out.push(GroupRecord::Member {
-                group_id: gid(),
-                member_id: member_id.clone(),
-                value: None,
-            });
+            out.extend(member_tombstones(&self.group_id, member_id));
         }
         for member_id in &d.subscriptions {
             if let Some(m) = self.members.get(member_id) {
@@ -790,6 +761,28 @@ pub fn validate(hb: &Heartbeat, config: &ConsumerGroupConfig) -> Result<(), Grou
     Ok(())
 }
 
+/// The tombstones of a member's records, in Kafka's order for a removal: current assignment,
+/// target, then subscription.
+fn member_tombstones(group_id: &str, member_id: &str) -> [GroupRecord; 3] {
+    [
+        GroupRecord::Current {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            value: None,
+        },
+        GroupRecord::TargetMember {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            value: None,
+        },
+        GroupRecord::Member {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+            value: None,
+        },
+    ]
+}
+
 /// Partitions by topic name (the consumer protocol's) as partitions by topic id; topics that do
 /// not exist are left out.
 fn ids_of(names: &consumer_protocol::TopicPartitions, topics: &TopicsView) -> Assignment {
@@ -798,22 +791,6 @@ fn ids_of(names: &consumer_protocol::TopicPartitions, topics: &TopicsView) -> As
         .filter(|(_, ps)| !ps.is_empty())
         .filter_map(|(name, ps)| Some((topics.get(name)?.0, ps.iter().copied().collect())))
         .collect()
-}
-
-/// A classic member's JoinGroup, as a consumer group needs it.
-#[derive(Clone, Debug, Default)]
-pub struct ClassicJoin {
-    pub group_id: String,
-    /// Empty for a member joining for the first time.
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout_ms: i32,
-    pub rebalance_timeout_ms: i32,
-    pub protocol_type: String,
-    /// Assignor names with the member's consumer-protocol subscription, in its preference order.
-    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// The answer to a classic member's JoinGroup to a consumer group.
@@ -1439,7 +1416,7 @@ impl ConsumerGroups {
     /// its own first protocol; no member is the leader, the assignment comes in SyncGroup.
     pub fn classic_join(
         &mut self,
-        join: ClassicJoin,
+        join: JoinRequest,
         topics: &TopicsView,
         now_ms: i64,
     ) -> Result<ClassicJoinAnswer, ErrorCode> {
@@ -1474,7 +1451,7 @@ impl ConsumerGroups {
         let protocol_name = protocol_name.clone();
         // A static member back under a new member id replaces the one holding its instance id
         // (its partitions included), as a classic group lets it.
-        if let Some(iid) = &join.instance_id {
+        if let Some(iid) = &join.group_instance_id {
             match group.static_members.get(iid).cloned() {
                 Some(owner) if owner != member_id => {
                     if !join.member_id.is_empty() {
@@ -1497,7 +1474,7 @@ impl ConsumerGroups {
             group_id: join.group_id.clone(),
             member_id,
             member_epoch: existing.map_or(0, |m| m.member_epoch),
-            instance_id: join.instance_id.clone(),
+            instance_id: join.group_instance_id.clone(),
             rack_id: subscription.rack_id,
             rebalance_timeout_ms: join.rebalance_timeout_ms,
             subscribed_topic_names: Some(subscription.topics),

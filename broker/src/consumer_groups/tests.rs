@@ -765,17 +765,18 @@ fn classic_group(partitions: i32) -> MigratingGroup {
     }
 }
 
-fn classic_join_of(member: &str, owned: &[i32]) -> ClassicJoin {
-    ClassicJoin {
+fn classic_join_of(member: &str, owned: &[i32]) -> JoinRequest {
+    JoinRequest {
         group_id: "g".into(),
         member_id: member.into(),
+        group_instance_id: None,
         client_id: "classic".into(),
         client_host: "/127.0.0.1".into(),
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 30_000,
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), subscription(&["orders"], owned))],
-        ..ClassicJoin::default()
+        require_known_member_id: false,
     }
 }
 

@@ -185,18 +185,7 @@ fn classic_join_to_consumer_group(
     }
     let topics = broker.topics_view();
     let member_id = request.member_id.clone();
-    let join = consumer_groups::ClassicJoin {
-        group_id: request.group_id,
-        member_id: request.member_id,
-        instance_id: request.group_instance_id,
-        client_id: request.client_id,
-        client_host: request.client_host,
-        session_timeout_ms: request.session_timeout_ms,
-        rebalance_timeout_ms: request.rebalance_timeout_ms,
-        protocol_type: request.protocol_type,
-        protocols: request.protocols,
-    };
-    let result = cg.classic_join(join, &topics, now);
+    let result = cg.classic_join(request, &topics, now);
     let pending = broker.queue_group_records(&mut cg, now);
     drop(cg);
     let broker = broker.clone();
