@@ -460,7 +460,6 @@ fn classic_members_join_a_consumer_group_and_convert_a_classic_one() {
             member_id: classic_id.clone(),
             ..Default::default()
         }],
-        ..Default::default()
     })) else {
         panic!("unexpected response")
     };
