@@ -442,6 +442,8 @@ pub struct FileConfig {
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
     pub transactional_id_expiration_ms: Option<i64>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub group_min_session_timeout_ms: Option<i32>,
+    pub group_max_session_timeout_ms: Option<i32>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
     pub group_consumer_session_timeout_ms: Option<i32>,
     pub group_consumer_assignors: Option<String>,
@@ -604,6 +606,8 @@ impl FileConfig {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);
         }
         take!(group_initial_rebalance_delay_ms);
+        take!(group_min_session_timeout_ms);
+        take!(group_max_session_timeout_ms);
         take!(group_consumer_heartbeat_interval_ms);
         take!(group_consumer_session_timeout_ms);
         take!(max_connections);

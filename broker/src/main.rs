@@ -189,6 +189,12 @@ struct ServeArgs {
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
+    /// Smallest session timeout a classic group member may ask for (group.min.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<i32>,
+    /// Largest session timeout a classic group member may ask for (group.max.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    group_max_session_timeout_ms: Option<i32>,
     /// Heartbeat interval of consumer-protocol group members (group.consumer.heartbeat.interval.ms).
     #[arg(long, env = "WEIR_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
     group_consumer_heartbeat_interval_ms: Option<i32>,
@@ -410,6 +416,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = self.group_min_session_timeout_ms {
+            config.group_min_session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_max_session_timeout_ms {
+            config.group_max_session_timeout_ms = v;
         }
         if let Some(v) = self.group_consumer_heartbeat_interval_ms {
             config.group_consumer_heartbeat_interval_ms = v;
