@@ -560,3 +560,294 @@ fn the_metadata_request_that_auto_creates_a_topic_learns_only_that_it_is_coming(
         "{next:?}"
     );
 }
+
+/// `--group-min-session-timeout-ms` (Kafka's group.min.session.timeout.ms): a classic member
+/// asking for less is refused `INVALID_SESSION_TIMEOUT`; lowered, the same join is taken.
+#[test]
+fn the_smallest_session_timeout_of_classic_members_is_configurable() {
+    let join = |conn: &mut Conn| {
+        let response = conn.call(Request::JoinGroup(weir_protocol::JoinGroupRequest {
+            group_id: "g".into(),
+            session_timeout_ms: 3_000,
+            rebalance_timeout_ms: 3_000,
+            member_id: String::new(),
+            protocol_type: "consumer".into(),
+            protocols: vec![weir_protocol::JoinGroupProtocol {
+                name: "range".into(),
+                metadata: bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            }],
+            ..Default::default()
+        }));
+        let Response::JoinGroup(r) = response else {
+            panic!("not a JoinGroup response: {response:?}");
+        };
+        r.error_code
+    };
+    let default = Broker::start(&[]);
+    assert_eq!(
+        join(&mut Conn::connect(default.kafka)),
+        ErrorCode::INVALID_SESSION_TIMEOUT
+    );
+    let lowered = Broker::start(&["--group-min-session-timeout-ms", "1000"]);
+    // The first join of a dynamic member asks it to come back with its id (KIP-394).
+    assert_eq!(
+        join(&mut Conn::connect(lowered.kafka)),
+        ErrorCode::MEMBER_ID_REQUIRED
+    );
+}
+
+fn describe_partitions(
+    conn: &mut Conn,
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> weir_protocol::DescribeTopicPartitionsResponse {
+    let response = conn.call(Request::DescribeTopicPartitions(
+        weir_protocol::DescribeTopicPartitionsRequest {
+            topics: topics
+                .iter()
+                .map(|t| weir_protocol::DescribeTopicPartitionsTopic {
+                    name: t.to_string(),
+                })
+                .collect(),
+            response_partition_limit: limit,
+            cursor: cursor.map(|(topic_name, partition_index)| {
+                weir_protocol::DescribeTopicPartitionsCursor {
+                    topic_name: topic_name.into(),
+                    partition_index,
+                }
+            }),
+        },
+    ));
+    let Response::DescribeTopicPartitions(r) = response else {
+        panic!("not a DescribeTopicPartitions response: {response:?}");
+    };
+    r
+}
+
+/// Partition indexes by topic name, in response order.
+type TopicPartitionList = Vec<(String, Vec<i32>)>;
+
+/// `(topic, partitions)` of a DescribeTopicPartitions page, and its next cursor.
+fn page(
+    r: &weir_protocol::DescribeTopicPartitionsResponse,
+) -> (TopicPartitionList, Option<(String, i32)>) {
+    (
+        r.topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone().unwrap_or_default(),
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect(),
+        r.next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.clone(), c.partition_index)),
+    )
+}
+
+/// DescribeTopicPartitions (KIP-966, what Kafka's admin client's describeTopics uses): topics in
+/// name order with their leaders, cut at the partition limit with a cursor to the next page;
+/// an unknown topic named is `UNKNOWN_TOPIC_OR_PARTITION`.
+#[test]
+fn describe_topic_partitions_pages_through_topics_in_name_order() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("b", 2, &[]);
+    conn.create_topic("a", 3, &[]);
+    conn.create_topic("c", 1, &[]);
+    let owned = |v: &[(&str, &[i32])]| -> TopicPartitionList {
+        v.iter()
+            .map(|(t, ps)| (t.to_string(), ps.to_vec()))
+            .collect()
+    };
+
+    // Every topic, internal ones included, in name order.
+    let all = describe_partitions(&mut conn, &[], 2000, None);
+    let names: Vec<String> = page(&all).0.into_iter().map(|(t, _)| t).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(names.iter().any(|n| n == "__consumer_offsets"), "{names:?}");
+    assert_eq!(page(&all).1, None);
+
+    let abc = ["c", "a", "b"];
+    let first = describe_partitions(&mut conn, &abc, 4, None);
+    assert_eq!(
+        page(&first),
+        (
+            owned(&[("a", &[0, 1, 2]), ("b", &[0])]),
+            Some(("b".into(), 1))
+        )
+    );
+    let a = &first.topics[0];
+    assert_eq!(a.error_code, ErrorCode::NONE);
+    assert_ne!(a.topic_id, [0; 16]);
+    assert!(a.partitions.iter().all(|p| p.leader_id >= 0
+        && p.error_code == ErrorCode::NONE
+        && p.replica_nodes == p.isr_nodes
+        && !p.replica_nodes.is_empty()));
+    let second = describe_partitions(&mut conn, &abc, 4, Some(("b", 1)));
+    assert_eq!(page(&second), (owned(&[("b", &[1]), ("c", &[0])]), None));
+    // A page ending with a whole topic points at the next one.
+    let exact = describe_partitions(&mut conn, &abc, 3, None);
+    assert_eq!(
+        page(&exact),
+        (owned(&[("a", &[0, 1, 2])]), Some(("b".into(), 0)))
+    );
+
+    let named = describe_partitions(&mut conn, &["c", "nope"], 2000, None);
+    assert_eq!(page(&named).0, owned(&[("c", &[0]), ("nope", &[])]));
+    assert_eq!(
+        named.topics[1].error_code,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+/// DescribeLogDirs and AlterReplicaLogDirs (KIP-113): the data directory is the one log
+/// directory, with every replica's size and the file system's size; moving a replica to it is
+/// a no-op, to anywhere else `LOG_DIR_NOT_FOUND`.
+#[test]
+fn the_data_directory_is_the_one_log_directory() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("sized", 2, &[]);
+    let produced = conn.produce("sized", 1, &[&[7u8; 1000]], &[1]);
+    assert_eq!(produced.error_code, ErrorCode::NONE);
+    let describe = |conn: &mut Conn, topics| {
+        let response = conn.call(Request::DescribeLogDirs(
+            weir_protocol::DescribeLogDirsRequest { topics },
+        ));
+        let Response::DescribeLogDirs(r) = response else {
+            panic!("not a DescribeLogDirs response: {response:?}");
+        };
+        r
+    };
+    let all = describe(&mut conn, None);
+    assert_eq!(all.error_code, ErrorCode::NONE);
+    assert_eq!(all.results.len(), 1);
+    let dir = &all.results[0];
+    // The storage engine keeps the logs in the data directory's `logs`.
+    let data_dir = std::fs::canonicalize(b.data_dir().join("logs")).expect("logs dir");
+    assert_eq!(dir.log_dir, data_dir.display().to_string());
+    assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0 && dir.usable_bytes <= dir.total_bytes);
+    let sized = dir
+        .topics
+        .iter()
+        .find(|t| t.name == "sized")
+        .expect("the topic's replicas");
+    let sizes: Vec<(i32, i64)> = sized
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.partition_size))
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes.contains(&(0, 0)), "{sizes:?}");
+    assert!(sizes.iter().any(|&(i, s)| i == 1 && s > 1000), "{sizes:?}");
+    assert!(sized.partitions.iter().all(|p| p.offset_lag == 0));
+
+    let one = describe(
+        &mut conn,
+        Some(vec![weir_protocol::DescribeLogDirsRequestTopic {
+            topic: "sized".into(),
+            partitions: vec![1],
+        }]),
+    );
+    let topics: TopicPartitionList = one.results[0]
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(topics, vec![("sized".to_string(), vec![1])]);
+
+    let alter = |conn: &mut Conn, path: &str, partitions: Vec<i32>| {
+        let response = conn.call(Request::AlterReplicaLogDirs(
+            weir_protocol::AlterReplicaLogDirsRequest {
+                dirs: vec![weir_protocol::AlterReplicaLogDir {
+                    path: path.into(),
+                    topics: vec![weir_protocol::AlterReplicaLogDirTopic {
+                        name: "sized".into(),
+                        partitions,
+                    }],
+                }],
+            },
+        ));
+        let Response::AlterReplicaLogDirs(r) = response else {
+            panic!("not an AlterReplicaLogDirs response: {response:?}");
+        };
+        r.results[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        alter(&mut conn, &dir.log_dir, vec![0, 9]),
+        vec![ErrorCode::NONE, ErrorCode::REPLICA_NOT_AVAILABLE]
+    );
+    assert_eq!(
+        alter(&mut conn, "/elsewhere", vec![0]),
+        vec![ErrorCode::LOG_DIR_NOT_FOUND]
+    );
+}
+
+/// ListConfigResources (KIP-1142): the config resources of the asked types, all of them when
+/// none is asked; v0 (KIP-714's ListClientMetricsResources) lists client metrics only, which
+/// Weir has none of.
+#[test]
+fn list_config_resources_names_topics_brokers_and_groups() {
+    let b = Broker::start(&["--node-id", "7"]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("listed", 1, &[]);
+    let committed = conn.call(Request::OffsetCommit(weir_protocol::OffsetCommitRequest {
+        group_id: "listed-group".into(),
+        topics: vec![weir_protocol::OffsetCommitTopic {
+            name: "listed".into(),
+            partitions: vec![weir_protocol::OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: 0,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    }));
+    assert!(
+        matches!(committed, Response::OffsetCommit(_)),
+        "{committed:?}"
+    );
+    let list = |conn: &mut Conn, types: Vec<i8>, version: i16| {
+        let response = conn.call_at(
+            Request::ListConfigResources(weir_protocol::ListConfigResourcesRequest {
+                resource_types: types,
+            }),
+            version,
+        );
+        let Response::ListConfigResources(r) = response else {
+            panic!("not a ListConfigResources response: {response:?}");
+        };
+        assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+        let mut out: Vec<(i8, String)> = r
+            .config_resources
+            .into_iter()
+            .map(|c| (c.resource_type, c.resource_name))
+            .collect();
+        out.sort();
+        out
+    };
+    let all = list(&mut conn, Vec::new(), 1);
+    for expected in [(2, "listed"), (4, "7"), (8, "7"), (32, "listed-group")] {
+        assert!(
+            all.contains(&(expected.0, expected.1.to_string())),
+            "{expected:?} not in {all:?}"
+        );
+    }
+    assert_eq!(list(&mut conn, vec![4], 1), vec![(4, "7".to_string())]);
+    assert!(list(&mut conn, Vec::new(), 0).is_empty());
+}

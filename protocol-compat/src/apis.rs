@@ -265,6 +265,11 @@ apis! {
         mirror(m::DeleteAclsRequest, m::DeleteAclsResponse);
     DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 1..=4;
     ALTER_CONFIGS = 33: AlterConfigs(AlterConfigsRequest, AlterConfigsResponse), 0..=2;
+    // Log directories (KIP-113): Weir has one, the data directory.
+    ALTER_REPLICA_LOG_DIRS = 34: AlterReplicaLogDirs(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse), 1..=2,
+        mirror(m::AlterReplicaLogDirsRequest, m::AlterReplicaLogDirsResponse);
+    DESCRIBE_LOG_DIRS = 35: DescribeLogDirs(DescribeLogDirsRequest, DescribeLogDirsResponse), 1..=4,
+        mirror(m::DescribeLogDirsRequest, m::DescribeLogDirsResponse);
     SASL_AUTHENTICATE = 36: SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse), 0..=2,
         mirror(m::SaslAuthenticateRequest, m::SaslAuthenticateResponse);
     CREATE_PARTITIONS = 37: CreatePartitions(CreatePartitionsRequest, CreatePartitionsResponse), 0..=3;
@@ -306,6 +311,12 @@ apis! {
         mirror(m::ConsumerGroupHeartbeatRequest, m::ConsumerGroupHeartbeatResponse);
     CONSUMER_GROUP_DESCRIBE = 69: ConsumerGroupDescribe(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse), 0..=1,
         mirror(m::ConsumerGroupDescribeRequest, m::ConsumerGroupDescribeResponse);
+    // KIP-1142 (v0 was KIP-714's ListClientMetricsResources).
+    LIST_CONFIG_RESOURCES = 74: ListConfigResources(ListConfigResourcesRequest, ListConfigResourcesResponse), 0..=1,
+        mirror(m::ListConfigResourcesRequest, m::ListConfigResourcesResponse);
+    // KIP-966: topics' partitions, paged (Kafka's admin client's describeTopics).
+    DESCRIBE_TOPIC_PARTITIONS = 75: DescribeTopicPartitions(DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse), 0..=0,
+        mirror(m::DescribeTopicPartitionsRequest, m::DescribeTopicPartitionsResponse);
     // Share groups (KIP-932) at the versions Kafka 4.1 serves (v0 was 4.0's early access).
     SHARE_GROUP_HEARTBEAT = 76: ShareGroupHeartbeat(ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse), 1..=1,
         mirror(m::ShareGroupHeartbeatRequest, m::ShareGroupHeartbeatResponse);

@@ -1919,3 +1919,101 @@ mirror! {
         pub partition: i32,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Topic and log directory descriptions (KIP-966, KIP-113)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeTopicPartitions request (v0, KIP-966): topics' partitions, paged.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeTopicPartitionsRequest => m::DescribeTopicPartitionsRequest {
+        /// Topics by name; empty = every topic.
+        pub topics: Vec<DescribeTopicPartitionsTopic>,
+        /// The most partitions the response may hold.
+        pub response_partition_limit: i32,
+        /// Where to start: a topic and a partition of it.
+        pub cursor: Option<DescribeTopicPartitionsCursor>,
+    }
+}
+kp_default!(DescribeTopicPartitionsRequest => m::DescribeTopicPartitionsRequest);
+
+mirror! {
+    /// A topic named in a DescribeTopicPartitions request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeTopicPartitionsTopic => m::describe_topic_partitions_request::TopicRequest {
+        /// Topic name.
+        pub name: String,
+    }
+}
+
+mirror! {
+    /// Where a DescribeTopicPartitions page starts.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeTopicPartitionsCursor => m::describe_topic_partitions_request::Cursor {
+        /// Topic name.
+        pub topic_name: String,
+        /// First partition of that topic.
+        pub partition_index: i32,
+    }
+}
+
+mirror! {
+    /// DescribeLogDirs request (v1-4).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsRequest => m::DescribeLogDirsRequest {
+        /// Topics and partitions to describe; `None` = all.
+        pub topics: Option<Vec<DescribeLogDirsRequestTopic>>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeLogDirs request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsRequestTopic => m::describe_log_dirs_request::DescribableLogDirTopic {
+        /// Topic name.
+        pub topic: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// AlterReplicaLogDirs request (v1-2).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDirsRequest => m::AlterReplicaLogDirsRequest {
+        /// Target directories with the replicas to move there.
+        pub dirs: Vec<AlterReplicaLogDir>,
+    }
+}
+
+mirror! {
+    /// A target directory of an AlterReplicaLogDirs request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDir => m::alter_replica_log_dirs_request::AlterReplicaLogDir {
+        /// Absolute path of the directory.
+        pub path: String,
+        /// Topics.
+        pub topics: Vec<AlterReplicaLogDirTopic>,
+    }
+}
+
+mirror! {
+    /// A topic of an AlterReplicaLogDirs request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDirTopic => m::alter_replica_log_dirs_request::AlterReplicaLogDirTopic {
+        /// Topic name.
+        pub name: String,
+        /// Partition indexes.
+        pub partitions: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// ListConfigResources request (v0-1; v0 was ListClientMetricsResources, KIP-714).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListConfigResourcesRequest => m::ListConfigResourcesRequest {
+        /// Resource types to list (v1+); empty = every type.
+        pub resource_types: Vec<i8>,
+    }
+}

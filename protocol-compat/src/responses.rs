@@ -2289,7 +2289,8 @@ throttled! {
     AlterUserScramCredentials, DescribeCluster, ConsumerGroupHeartbeat, ConsumerGroupDescribe,
     ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge,
     DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets, AddPartitionsToTxn,
-    AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions;
+    AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions,
+    DescribeTopicPartitions, DescribeLogDirs, AlterReplicaLogDirs, ListConfigResources;
     unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch,
     WriteTxnMarkers, InitializeShareGroupState, ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState,
     ReadShareGroupStateSummary
@@ -2445,5 +2446,191 @@ mirror! {
         pub leader_epoch: i32,
         /// The start offset (-1: no state).
         pub start_offset: i64,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Topic and log directory descriptions (KIP-966, KIP-113)
+// ---------------------------------------------------------------------------------------
+
+mirror! {
+    /// DescribeTopicPartitions response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeTopicPartitionsResponse => m::DescribeTopicPartitionsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Topics, in name order.
+        pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
+        /// Where the next page starts; `None` when this is the last.
+        pub next_cursor: Option<DescribeTopicPartitionsResponseCursor>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeTopicPartitions response.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeTopicPartitionsResponseTopic => m::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Topic name.
+        pub name: Option<String>,
+        /// Topic id.
+        pub topic_id: Uuid,
+        /// Internal topic.
+        pub is_internal: bool,
+        /// Partitions.
+        pub partitions: Vec<DescribeTopicPartitionsResponsePartition>,
+        /// Authorized operations (always computed for this API).
+        pub topic_authorized_operations: i32,
+    }
+}
+kp_default!(DescribeTopicPartitionsResponseTopic => m::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic);
+
+mirror! {
+    /// A partition of a DescribeTopicPartitions response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeTopicPartitionsResponsePartition => m::describe_topic_partitions_response::DescribeTopicPartitionsResponsePartition {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Partition index.
+        pub partition_index: i32,
+        /// Leader (-1 = none).
+        pub leader_id: i32,
+        /// Leader epoch.
+        pub leader_epoch: i32,
+        /// Replicas.
+        pub replica_nodes: Vec<i32>,
+        /// In-sync replicas.
+        pub isr_nodes: Vec<i32>,
+        /// Eligible leader replicas (KIP-966); `None` when not used.
+        pub eligible_leader_replicas: Option<Vec<i32>>,
+        /// Last known eligible leader replicas; `None` when not used.
+        pub last_known_elr: Option<Vec<i32>>,
+        /// Offline replicas.
+        pub offline_replicas: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// Where the next DescribeTopicPartitions page starts.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeTopicPartitionsResponseCursor => m::describe_topic_partitions_response::Cursor {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partition index.
+        pub partition_index: i32,
+    }
+}
+
+mirror! {
+    /// DescribeLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsResponse => m::DescribeLogDirsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code (v3+).
+        pub error_code: ErrorCode,
+        /// One per log directory.
+        pub results: Vec<DescribeLogDirsResult>,
+    }
+}
+
+mirror! {
+    /// One log directory in a DescribeLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsResult => m::describe_log_dirs_response::DescribeLogDirsResult {
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Absolute path.
+        pub log_dir: String,
+        /// Topics with replicas in it.
+        pub topics: Vec<DescribeLogDirsTopic>,
+        /// Size of the file system (v4+; -1 unknown).
+        pub total_bytes: i64,
+        /// Free space for the broker (v4+; -1 unknown).
+        pub usable_bytes: i64,
+    }
+}
+
+mirror! {
+    /// A topic in a DescribeLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsTopic => m::describe_log_dirs_response::DescribeLogDirsTopic {
+        /// Topic name.
+        pub name: String,
+        /// Partitions.
+        pub partitions: Vec<DescribeLogDirsPartition>,
+    }
+}
+
+mirror! {
+    /// A partition's replica in a DescribeLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeLogDirsPartition => m::describe_log_dirs_response::DescribeLogDirsPartition {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Bytes of its log.
+        pub partition_size: i64,
+        /// How far the replica is behind its leader (0 on the leader).
+        pub offset_lag: i64,
+        /// A future replica being moved here (never in Weir).
+        pub is_future_key: bool,
+    }
+}
+
+mirror! {
+    /// AlterReplicaLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDirsResponse => m::AlterReplicaLogDirsResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Results by topic.
+        pub results: Vec<AlterReplicaLogDirTopicResult>,
+    }
+}
+
+mirror! {
+    /// A topic's results in an AlterReplicaLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDirTopicResult => m::alter_replica_log_dirs_response::AlterReplicaLogDirTopicResult {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<AlterReplicaLogDirPartitionResult>,
+    }
+}
+
+mirror! {
+    /// A partition's result in an AlterReplicaLogDirs response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct AlterReplicaLogDirPartitionResult => m::alter_replica_log_dirs_response::AlterReplicaLogDirPartitionResult {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+    }
+}
+
+mirror! {
+    /// ListConfigResources response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListConfigResourcesResponse => m::ListConfigResourcesResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// The resources.
+        pub config_resources: Vec<ListedConfigResource>,
+    }
+}
+
+mirror! {
+    /// A resource in a ListConfigResources response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ListedConfigResource => m::list_config_resources_response::ConfigResource {
+        /// Resource name.
+        pub resource_name: String,
+        /// Resource type (v1+; client metrics before).
+        pub resource_type: i8,
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -101,6 +102,13 @@ fn lock_dir(path: &Path) -> Result<File, StorageError> {
     Ok(f)
 }
 
+/// Space on the file system of a data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub total_bytes: u64,
+    pub usable_bytes: u64,
+}
+
 impl DataDir {
     /// Opens (creating if needed) a data directory and starts its writer thread.
     pub fn open(path: &Path) -> Result<Arc<DataDir>, StorageError> {
@@ -150,6 +158,33 @@ impl DataDir {
     /// The directory path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The size of the file system holding the directory and the bytes free for this process
+    /// (`statvfs`: `f_blocks` and `f_bavail` in `f_frsize` units), as Kafka's DescribeLogDirs
+    /// reports them.
+    pub fn space(&self) -> io::Result<DiskSpace> {
+        let path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer for one statvfs.
+        let r = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it filled `stat`.
+        let stat = unsafe { stat.assume_init() };
+        // The fields are `u64` on 64-bit Linux and 32 bits wide elsewhere: widen either way.
+        #[allow(clippy::useless_conversion)]
+        let (unit, blocks, available) = (
+            u64::from(stat.f_frsize),
+            u64::from(stat.f_blocks),
+            u64::from(stat.f_bavail),
+        );
+        Ok(DiskSpace {
+            total_bytes: blocks.saturating_mul(unit),
+            usable_bytes: available.saturating_mul(unit),
+        })
     }
 
     /// Opens the log `name` (a subdirectory), creating it if missing and recovering it if

@@ -33,7 +33,7 @@ pub type Offset = i64;
 
 pub use checkpoint::Durability;
 pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsyncPolicyError};
-pub use datadir::{DataDir, DataDirOptions};
+pub use datadir::{DataDir, DataDirOptions, DiskSpace};
 pub use error::StorageError;
 pub use log::{Log, PendingAppend};
 pub use segment::Recovered;

@@ -34,12 +34,12 @@ pub(super) fn then(future: ResponseFuture, post: Option<Post>) -> ResponseFuture
     })
 }
 
-/// Kafka's `DescribeConfigs`/`AlterConfigs` resource types.
-const CONFIG_TOPIC: i8 = 2;
-const CONFIG_BROKER: i8 = 4;
-const CONFIG_BROKER_LOGGER: i8 = 8;
-const CONFIG_CLIENT_METRICS: i8 = 16;
-const CONFIG_GROUP: i8 = 32;
+/// Kafka's config resource types (DescribeConfigs, AlterConfigs, ListConfigResources).
+pub(super) const CONFIG_TOPIC: i8 = 2;
+pub(super) const CONFIG_BROKER: i8 = 4;
+pub(super) const CONFIG_BROKER_LOGGER: i8 = 8;
+pub(super) const CONFIG_CLIENT_METRICS: i8 = 16;
+pub(super) const CONFIG_GROUP: i8 = 32;
 
 /// Removes the items `allowed` refuses from `items`, returning them.
 fn take_refused<T>(items: &mut Vec<T>, mut allowed: impl FnMut(&T) -> bool) -> Vec<T> {

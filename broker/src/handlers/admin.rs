@@ -24,10 +24,10 @@ use crate::topic_admin::{CreateSpec, TopicAdminError};
 use crate::topic_config::{ConfigError, TopicConfig};
 use crate::topics::TopicError;
 
-/// DescribeConfigs resource types.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_GROUP: i8 = 32;
+use super::access::{
+    CONFIG_BROKER as RESOURCE_BROKER, CONFIG_GROUP as RESOURCE_GROUP,
+    CONFIG_TOPIC as RESOURCE_TOPIC,
+};
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;

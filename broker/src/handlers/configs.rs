@@ -5,10 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use weir_protocol::requests::{ConfigEntry, DescribeConfigsResource, IncrementalAlterableConfig};
+use weir_protocol::requests::{
+    ConfigEntry, DescribeConfigsResource, IncrementalAlterableConfig, ListConfigResourcesRequest,
+};
 use weir_protocol::responses::{
     AlterConfigsResourceResponse, DescribeConfigsEntry, DescribeConfigsResult,
-    DescribeConfigsSynonym,
+    DescribeConfigsSynonym, ListConfigResourcesResponse, ListedConfigResource,
 };
 use weir_protocol::ErrorCode;
 
@@ -447,4 +449,96 @@ pub async fn alter_group(
         Err(message) => Err(DynamicConfigError::InvalidRequest(message)),
     };
     alter_response(resource_type, name, result)
+}
+
+/// ListConfigResources (KIP-1142; v0 was KIP-714's ListClientMetricsResources): the names of the
+/// config resources of the asked types (none asked: all of them), as Kafka lists them: topics,
+/// brokers and broker loggers (the live brokers' ids), groups of every type, client metrics
+/// (Weir has none). v0 lists client metrics only. Needs DESCRIBE_CONFIGS on the cluster.
+pub fn list_config_resources(
+    broker: &Broker,
+    az: &crate::authz::Authz,
+    version: i16,
+    r: ListConfigResourcesRequest,
+) -> ListConfigResourcesResponse {
+    use super::access::{
+        CONFIG_BROKER, CONFIG_BROKER_LOGGER, CONFIG_CLIENT_METRICS, CONFIG_GROUP, CONFIG_TOPIC,
+    };
+    const LISTED: [i8; 5] = [
+        CONFIG_TOPIC,
+        CONFIG_BROKER,
+        CONFIG_BROKER_LOGGER,
+        CONFIG_CLIENT_METRICS,
+        CONFIG_GROUP,
+    ];
+    if !az.allows_cluster(crate::authz::AclOperation::DescribeConfigs) {
+        return ListConfigResourcesResponse {
+            error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            ..ListConfigResourcesResponse::default()
+        };
+    }
+    let types: Vec<i8> = if version == 0 {
+        vec![CONFIG_CLIENT_METRICS]
+    } else if r.resource_types.is_empty() {
+        LISTED.to_vec()
+    } else {
+        r.resource_types
+    };
+    if types.iter().any(|t| !LISTED.contains(t)) {
+        return ListConfigResourcesResponse {
+            error_code: ErrorCode::UNSUPPORTED_VERSION,
+            ..ListConfigResourcesResponse::default()
+        };
+    }
+    let mut out = Vec::new();
+    let mut add = |resource_type: i8, names: Vec<String>| {
+        out.extend(names.into_iter().map(|resource_name| ListedConfigResource {
+            resource_name,
+            resource_type,
+        }));
+    };
+    for t in types {
+        match t {
+            CONFIG_TOPIC => add(
+                t,
+                broker.topics.all().iter().map(|x| x.name.clone()).collect(),
+            ),
+            CONFIG_BROKER | CONFIG_BROKER_LOGGER => add(
+                t,
+                broker
+                    .live_brokers()
+                    .iter()
+                    .map(|b| b.id.to_string())
+                    .collect(),
+            ),
+            CONFIG_GROUP => {
+                let mut groups: Vec<String> = broker
+                    .groups
+                    .lock()
+                    .list()
+                    .into_iter()
+                    .map(|(id, _, _)| id)
+                    .collect();
+                groups.extend(broker.consumer_groups.lock().group_ids());
+                groups.extend(
+                    broker
+                        .share
+                        .groups
+                        .lock()
+                        .list()
+                        .into_iter()
+                        .map(|(id, _)| id),
+                );
+                groups.sort();
+                groups.dedup();
+                add(t, groups);
+            }
+            // Client metrics subscriptions (KIP-714) are not kept by Weir.
+            _ => {}
+        }
+    }
+    ListConfigResourcesResponse {
+        config_resources: out,
+        ..ListConfigResourcesResponse::default()
+    }
 }

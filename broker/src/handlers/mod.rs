@@ -24,6 +24,7 @@ mod consumer_groups;
 mod coordinator;
 mod down_convert;
 mod fetch;
+mod log_dirs;
 mod metadata;
 mod not_served;
 mod produce;
@@ -89,6 +90,18 @@ pub async fn dispatch(
     match request {
         Request::ApiVersions(_) => ready(Response::ApiVersions(metadata::api_versions())),
         Request::Metadata(r) => ready(Response::Metadata(metadata::metadata(&b, &az, r).await)),
+        Request::DescribeTopicPartitions(r) => ready(Response::DescribeTopicPartitions(
+            metadata::describe_topic_partitions(&b, &az, r),
+        )),
+        Request::ListConfigResources(r) => ready(Response::ListConfigResources(
+            configs::list_config_resources(&b, &az, version, r),
+        )),
+        Request::DescribeLogDirs(r) => ready(Response::DescribeLogDirs(
+            log_dirs::describe_log_dirs(&b, &az, r),
+        )),
+        Request::AlterReplicaLogDirs(r) => ready(Response::AlterReplicaLogDirs(
+            log_dirs::alter_replica_log_dirs(&b, &az, r),
+        )),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
             metadata::describe_cluster(&b, &az, &r),
         )),
