@@ -1948,9 +1948,12 @@ mirror! {
 }
 
 mirror! {
-    /// Where a DescribeTopicPartitions page starts.
+    /// Where a DescribeTopicPartitions page starts (the request's cursor and the response's
+    /// `next_cursor`).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
-    pub struct DescribeTopicPartitionsCursor => m::describe_topic_partitions_request::Cursor {
+    pub struct DescribeTopicPartitionsCursor =>
+        m::describe_topic_partitions_request::Cursor,
+        m::describe_topic_partitions_response::Cursor {
         /// Topic name.
         pub topic_name: String,
         /// First partition of that topic.

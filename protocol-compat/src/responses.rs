@@ -2462,7 +2462,7 @@ mirror! {
         /// Topics, in name order.
         pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
         /// Where the next page starts; `None` when this is the last.
-        pub next_cursor: Option<DescribeTopicPartitionsResponseCursor>,
+        pub next_cursor: Option<crate::requests::DescribeTopicPartitionsCursor>,
     }
 }
 
@@ -2508,17 +2508,6 @@ mirror! {
         pub last_known_elr: Option<Vec<i32>>,
         /// Offline replicas.
         pub offline_replicas: Vec<i32>,
-    }
-}
-
-mirror! {
-    /// Where the next DescribeTopicPartitions page starts.
-    #[derive(Debug, Clone, PartialEq, Eq, Default)]
-    pub struct DescribeTopicPartitionsResponseCursor => m::describe_topic_partitions_response::Cursor {
-        /// Topic name.
-        pub topic_name: String,
-        /// Partition index.
-        pub partition_index: i32,
     }
 }
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::requests::{
-    DescribeClusterRequest, DescribeTopicPartitionsRequest, FindCoordinatorRequest, MetadataRequest,
+    DescribeClusterRequest, DescribeTopicPartitionsCursor, DescribeTopicPartitionsRequest,
+    FindCoordinatorRequest, MetadataRequest,
 };
 use weir_protocol::responses::{
     ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
-    DescribeTopicPartitionsResponse, DescribeTopicPartitionsResponseCursor,
-    DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic, Feature,
-    FindCoordinatorResponse, MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic,
-    AUTHORIZED_OPERATIONS_OMITTED,
+    DescribeTopicPartitionsResponse, DescribeTopicPartitionsResponsePartition,
+    DescribeTopicPartitionsResponseTopic, Feature, FindCoordinatorResponse, MetadataBroker,
+    MetadataPartition, MetadataResponse, MetadataTopic, AUTHORIZED_OPERATIONS_OMITTED,
 };
 use weir_protocol::ErrorCode;
 
@@ -325,7 +325,7 @@ pub fn describe_topic_partitions(
         .peekable();
     while let Some(name) = names.next() {
         if left == 0 {
-            out.next_cursor = Some(DescribeTopicPartitionsResponseCursor {
+            out.next_cursor = Some(DescribeTopicPartitionsCursor {
                 topic_name: name,
                 partition_index: 0,
             });
@@ -379,7 +379,7 @@ pub fn describe_topic_partitions(
             topic_authorized_operations: az.operations(ResourceType::Topic, &name),
         });
         if index < count {
-            out.next_cursor = Some(DescribeTopicPartitionsResponseCursor {
+            out.next_cursor = Some(DescribeTopicPartitionsCursor {
                 topic_name: name,
                 partition_index: index,
             });
@@ -387,7 +387,7 @@ pub fn describe_topic_partitions(
         }
         if left == 0 {
             if let Some(next) = names.peek() {
-                out.next_cursor = Some(DescribeTopicPartitionsResponseCursor {
+                out.next_cursor = Some(DescribeTopicPartitionsCursor {
                     topic_name: next.clone(),
                     partition_index: 0,
                 });
