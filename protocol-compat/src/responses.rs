@@ -513,7 +513,8 @@ mirror! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct PartitionError =>
         m::offset_delete_response::OffsetDeleteResponsePartition,
-        m::offset_commit_response::OffsetCommitResponsePartition
+        m::offset_commit_response::OffsetCommitResponsePartition,
+        m::alter_replica_log_dirs_response::AlterReplicaLogDirPartitionResult
     {
         /// Partition index.
         pub partition_index: i32,
@@ -2585,18 +2586,7 @@ mirror! {
         /// Topic name.
         pub topic_name: String,
         /// Partitions.
-        pub partitions: Vec<AlterReplicaLogDirPartitionResult>,
-    }
-}
-
-mirror! {
-    /// A partition's result in an AlterReplicaLogDirs response.
-    #[derive(Debug, Clone, PartialEq, Eq, Default)]
-    pub struct AlterReplicaLogDirPartitionResult => m::alter_replica_log_dirs_response::AlterReplicaLogDirPartitionResult {
-        /// Partition index.
-        pub partition_index: i32,
-        /// Error code.
-        pub error_code: ErrorCode,
+        pub partitions: Vec<PartitionError>,
     }
 }
 

@@ -266,11 +266,14 @@ impl Member {
         }
     }
 
-    /// The session timeout: a classic member's own, else the group's.
-    fn session_timeout_ms(&self, config: &ConsumerGroupConfig) -> i32 {
-        self.classic
+    /// Starts a new session at `now_ms`, for the session timeout: a classic member's own, else
+    /// the group's.
+    fn renew_session(&mut self, now_ms: i64, config: &ConsumerGroupConfig) {
+        let timeout_ms = self
+            .classic
             .as_ref()
-            .map_or(config.session_timeout_ms, |c| c.session_timeout_ms)
+            .map_or(config.session_timeout_ms, |c| c.session_timeout_ms);
+        self.session_deadline_ms = now_ms + i64::from(timeout_ms);
     }
 
     fn subscription_value(&self) -> MemberValue {
@@ -1186,7 +1189,7 @@ impl ConsumerGroups {
         {
             group.dirty.subscriptions.insert(updated.member_id.clone());
         }
-        updated.session_deadline_ms = now_ms + i64::from(updated.session_timeout_ms(&config));
+        updated.renew_session(now_ms, &config);
         group.put_member(updated.clone());
         group.refresh_regexes();
 
@@ -1374,7 +1377,7 @@ impl ConsumerGroups {
                 &consumer_protocol::assignment_partitions(&cm.assignment).ok_or_else(malformed)?,
                 topics,
             );
-            let member = Member {
+            let mut member = Member {
                 instance_id: cm.group_instance_id.clone(),
                 rack_id: subscription.rack_id,
                 client_id: cm.client_id.clone(),
@@ -1384,7 +1387,6 @@ impl ConsumerGroups {
                 member_epoch: classic.generation_id,
                 previous_member_epoch: classic.generation_id,
                 assigned: assigned.clone(),
-                session_deadline_ms: now_ms + i64::from(cm.session_timeout_ms),
                 classic: Some(ClassicMemberValue {
                     session_timeout_ms: cm.session_timeout_ms,
                     protocols: cm
@@ -1395,6 +1397,7 @@ impl ConsumerGroups {
                 }),
                 ..Member::new(&cm.member_id)
             };
+            member.renew_session(now_ms, &self.config);
             g.target.insert(cm.member_id.clone(), assigned);
             g.dirty.subscriptions.insert(cm.member_id.clone());
             g.dirty.targets.insert(cm.member_id.clone());
@@ -1568,9 +1571,8 @@ impl ConsumerGroups {
         let assignment =
             consumer_protocol::encode_assignment(version, &group.names_of(&m.assigned));
         let member_id = m.member_id.clone();
-        let session = i64::from(m.session_timeout_ms(&self.config));
         if let Some(m) = group.members.get_mut(&member_id) {
-            m.session_deadline_ms = now_ms + session;
+            m.renew_session(now_ms, &self.config);
         }
         Ok(assignment)
     }
@@ -1600,9 +1602,8 @@ impl ConsumerGroups {
             || m.state == MemberState::UnrevokedPartitions
             || (m.state == MemberState::UnreleasedPartitions && !group.waiting_on_unreleased(m));
         let member_id = m.member_id.clone();
-        let session = i64::from(m.session_timeout_ms(&self.config));
         if let Some(m) = group.members.get_mut(&member_id) {
-            m.session_deadline_ms = now_ms + session;
+            m.renew_session(now_ms, &self.config);
         }
         if rejoin {
             ErrorCode::REBALANCE_IN_PROGRESS
@@ -1737,7 +1738,7 @@ impl ConsumerGroups {
                     m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                     m.server_assignor = v.server_assignor;
                     m.classic = v.classic;
-                    m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms(&self.config));
+                    m.renew_session(now_ms, &self.config);
                     group.put_member(m);
                 }
                 None => {
@@ -1753,7 +1754,7 @@ impl ConsumerGroups {
                     m.state = v.state;
                     m.assigned = v.assigned;
                     m.pending_revocation = v.pending_revocation;
-                    m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms(&self.config));
+                    m.renew_session(now_ms, &self.config);
                     m.revocation_deadline_ms = (m.state == MemberState::UnrevokedPartitions)
                         .then(|| now_ms + i64::from(m.rebalance_timeout_ms.max(0)));
                     group.put_member(m);

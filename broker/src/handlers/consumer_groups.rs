@@ -190,10 +190,7 @@ fn classic_join_to_consumer_group(
     drop(cg);
     let broker = broker.clone();
     Box::pin(async move {
-        let written = match pending {
-            Ok(p) => group_records_durable(&broker, p, now).await,
-            Err(_) => false,
-        };
+        let written = queued_group_records_durable(&broker, pending, now).await;
         let response = match result {
             _ if !written => JoinGroupResponse {
                 error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE,
@@ -325,10 +322,7 @@ pub fn leave_group(broker: &Arc<Broker>, r: LeaveGroupRequest) -> ResponseFuture
         drop((cg, classic));
         let broker = broker.clone();
         return Box::pin(async move {
-            let written = match pending {
-                Ok(p) => group_records_durable(&broker, p, now).await,
-                Err(_) => false,
-            };
+            let written = queued_group_records_durable(&broker, pending, now).await;
             let response = if written {
                 leave_response(r, ErrorCode::NONE, results)
             } else {
@@ -979,6 +973,19 @@ pub(super) async fn group_records_durable(
     )
 }
 
+/// [`group_records_durable`] of what `Broker::queue_group_records` queued; `false` if queueing
+/// failed.
+async fn queued_group_records_durable(
+    broker: &Arc<Broker>,
+    queued: Result<crate::offsets::GroupRecordsWrite, crate::offsets::OffsetError>,
+    now_ms: i64,
+) -> bool {
+    match queued {
+        Ok(write) => group_records_durable(broker, write, now_ms).await,
+        Err(_) => false,
+    }
+}
+
 /// ConsumerGroupHeartbeat (KIP-848): the state change is in `__consumer_offsets` before the member
 /// hears of it.
 pub async fn consumer_group_heartbeat(
@@ -1071,10 +1078,7 @@ pub async fn consumer_group_heartbeat(
         }
         (result, broker.queue_group_records(&mut cg, now))
     };
-    let written = match pending {
-        Ok(p) => group_records_durable(broker, p, now).await,
-        Err(_) => false,
-    };
+    let written = queued_group_records_durable(broker, pending, now).await;
     if !written {
         tracing::error!("consumer group changes failed to reach the log");
         return heartbeat_error(GroupError {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use weir_protocol::requests::{AlterReplicaLogDirsRequest, DescribeLogDirsRequest};
 use weir_protocol::responses::{
-    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult, AlterReplicaLogDirsResponse,
-    DescribeLogDirsPartition, DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic,
+    AlterReplicaLogDirTopicResult, AlterReplicaLogDirsResponse, DescribeLogDirsPartition,
+    DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic, PartitionError,
 };
 use weir_protocol::ErrorCode;
 
@@ -113,7 +113,7 @@ pub fn alter_replica_log_dirs(
             let partitions = t
                 .partitions
                 .iter()
-                .map(|&partition_index| AlterReplicaLogDirPartitionResult {
+                .map(|&partition_index| PartitionError {
                     partition_index,
                     error_code: if !allowed {
                         ErrorCode::CLUSTER_AUTHORIZATION_FAILED
