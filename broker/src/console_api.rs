@@ -536,6 +536,7 @@ pub async fn read_messages(
                     max_bytes: MAX_WINDOW_BYTES,
                     topics: vec![FetchTopic {
                         name: topic.clone(),
+                        topic_id: [0; 16],
                         partitions: vec![FetchPartition {
                             partition,
                             fetch_offset: from,
@@ -691,6 +692,7 @@ pub async fn produce_message(
                 timeout_ms: REQUEST_TIMEOUT_MS,
                 topics: vec![ProduceTopic {
                     name: topic.clone(),
+                    topic_id: [0; 16],
                     partitions: vec![ProducePartition {
                         index: m.partition,
                         records: Some(batch),
@@ -698,6 +700,7 @@ pub async fn produce_message(
                 }],
                 legacy_formats_allowed: false,
                 adds_partitions_to_txn: false,
+                uses_topic_ids: false,
             }),
         )
         .await
@@ -1020,6 +1023,7 @@ pub async fn redrive(
                         max_bytes: MAX_WINDOW_BYTES,
                         topics: vec![FetchTopic {
                             name: topic.clone(),
+                            topic_id: [0; 16],
                             partitions: vec![FetchPartition {
                                 partition: p,
                                 fetch_offset: at,
@@ -1130,6 +1134,7 @@ pub async fn redrive(
                         timeout_ms: REQUEST_TIMEOUT_MS,
                         topics: vec![ProduceTopic {
                             name: target.clone(),
+                            topic_id: [0; 16],
                             partitions: vec![ProducePartition {
                                 index: partition,
                                 records: Some(batch),
@@ -1137,6 +1142,7 @@ pub async fn redrive(
                         }],
                         legacy_formats_allowed: false,
                         adds_partitions_to_txn: false,
+                        uses_topic_ids: false,
                     }),
                 )
                 .await

@@ -17,7 +17,29 @@ use crate::errors::ErrorCode;
 /// Bound on live sessions; the least recently used is evicted beyond it.
 pub const MAX_FETCH_SESSIONS: usize = 1_000;
 
-pub type PartitionKey = (String, i32);
+/// A topic as a fetch names it: by name (Fetch v12 and older) or by id (v13+, KIP-516). A
+/// session keeps what the client said; the fetch handler resolves an id on every read, so a
+/// topic deleted and created again under the same name is not what an old id fetches.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FetchedTopic {
+    Name(String),
+    Id([u8; 16]),
+}
+
+impl From<&str> for FetchedTopic {
+    fn from(name: &str) -> Self {
+        FetchedTopic::Name(name.to_owned())
+    }
+}
+
+/// How a fetch request names its topics; a session keeps the naming it was opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicNaming {
+    ByName,
+    ById,
+}
+
+pub type PartitionKey = (FetchedTopic, i32);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionPartition {
@@ -34,6 +56,7 @@ pub struct SessionPartition {
 #[derive(Debug)]
 struct Session {
     next_epoch: i32,
+    naming: TopicNaming,
     partitions: BTreeMap<PartitionKey, SessionPartition>,
     last_used_ms: i64,
     /// The rank the next partition added or moved to the end gets.
@@ -113,10 +136,14 @@ impl FetchSessions {
     }
 
     /// Applies a fetch request's session fields; Err is the top-level error for the response.
+    /// An incremental fetch must name topics as the session's first fetch did
+    /// (FETCH_SESSION_TOPIC_ID_ERROR otherwise, as Kafka answers a client that changed Fetch
+    /// version across v13 within a session).
     pub fn resolve(
         &mut self,
         session_id: i32,
         epoch: i32,
+        naming: TopicNaming,
         requested: Vec<RequestedPartition>,
         forgotten: &[PartitionKey],
         now_ms: i64,
@@ -155,6 +182,7 @@ impl FetchSessions {
                 .collect();
             let session = Session {
                 next_epoch: 1,
+                naming,
                 next_rank: partitions.len() as u64,
                 partitions,
                 last_used_ms: now_ms,
@@ -171,6 +199,9 @@ impl FetchSessions {
             .sessions
             .get_mut(&session_id)
             .ok_or(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)?;
+        if session.naming != naming {
+            return Err(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR);
+        }
         if session.next_epoch != epoch {
             return Err(ErrorCode::INVALID_FETCH_SESSION_EPOCH);
         }
@@ -252,30 +283,37 @@ mod tests {
     fn session_lifecycle() {
         let mut s = FetchSessions::default();
         let full = s
-            .resolve(0, 0, vec![req("t", 0, 0), req("t", 1, 0)], &[], 0)
+            .resolve(
+                0,
+                0,
+                TopicNaming::ByName,
+                vec![req("t", 0, 0), req("t", 1, 0)],
+                &[],
+                0,
+            )
             .expect("new session");
         assert!(full.session_id > 0);
         assert_eq!(full.partitions.len(), 2);
         let id = full.session_id;
         // Incremental: updates one partition's offset, keeps the other.
         let inc = s
-            .resolve(id, 1, vec![req("t", 1, 5)], &[], 1)
+            .resolve(id, 1, TopicNaming::ByName, vec![req("t", 1, 5)], &[], 1)
             .expect("incremental");
         assert!(inc.incremental);
         assert_eq!(inc.partitions.len(), 2);
         assert_eq!(inc.partitions[1].1.fetch_offset, 5);
         // Wrong epoch.
         assert_eq!(
-            s.resolve(id, 1, vec![], &[], 2).err(),
+            s.resolve(id, 1, TopicNaming::ByName, vec![], &[], 2).err(),
             Some(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
         );
         // Forget one.
         let inc = s
-            .resolve(id, 2, vec![], &[("t".into(), 0)], 3)
+            .resolve(id, 2, TopicNaming::ByName, vec![], &[("t".into(), 0)], 3)
             .expect("forget");
         assert_eq!(inc.partitions.len(), 1);
         assert_eq!(
-            s.resolve(999, 1, vec![], &[], 4).err(),
+            s.resolve(999, 1, TopicNaming::ByName, vec![], &[], 4).err(),
             Some(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
         );
     }
@@ -284,10 +322,10 @@ mod tests {
     fn incremental_includes_only_changes() {
         let mut s = FetchSessions::default();
         let id = s
-            .resolve(0, 0, vec![req("t", 0, 0)], &[], 0)
+            .resolve(0, 0, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 0)
             .expect("session")
             .session_id;
-        let key = ("t".to_string(), 0);
+        let key: PartitionKey = ("t".into(), 0);
         assert!(s.note_sent(id, &key, SentOffsets::at(10, 0), false, false));
         assert!(!s.note_sent(id, &key, SentOffsets::at(10, 0), false, false));
         assert!(s.note_sent(id, &key, SentOffsets::at(11, 0), false, false));
@@ -309,6 +347,7 @@ mod tests {
             .resolve(
                 0,
                 0,
+                TopicNaming::ByName,
                 vec![req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)],
                 &[],
                 0,
@@ -317,39 +356,86 @@ mod tests {
         assert_eq!(keys(&full), vec![2, 0, 1]);
         let id = full.session_id;
         // Partition 2 returned data, partition 0 only an offset change.
-        s.note_sent(
-            id,
-            &("t".to_string(), 2),
-            SentOffsets::at(5, 0),
-            true,
-            false,
-        );
-        s.note_sent(
-            id,
-            &("t".to_string(), 0),
-            SentOffsets::at(5, 0),
-            false,
-            false,
-        );
-        let inc = s.resolve(id, 1, vec![req("t", 3, 0)], &[], 1).expect("inc");
+        s.note_sent(id, &("t".into(), 2), SentOffsets::at(5, 0), true, false);
+        s.note_sent(id, &("t".into(), 0), SentOffsets::at(5, 0), false, false);
+        let inc = s
+            .resolve(id, 1, TopicNaming::ByName, vec![req("t", 3, 0)], &[], 1)
+            .expect("inc");
         assert_eq!(keys(&inc), vec![0, 1, 2, 3]);
-        s.note_sent(
-            id,
-            &("t".to_string(), 0),
-            SentOffsets::at(6, 0),
-            true,
-            false,
-        );
-        let inc = s.resolve(id, 2, vec![], &[], 2).expect("inc");
+        s.note_sent(id, &("t".into(), 0), SentOffsets::at(6, 0), true, false);
+        let inc = s
+            .resolve(id, 2, TopicNaming::ByName, vec![], &[], 2)
+            .expect("inc");
         assert_eq!(keys(&inc), vec![1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn a_session_names_topics_one_way_throughout() {
+        let mut s = FetchSessions::default();
+        let by_id = |id: u8, p: i32| RequestedPartition {
+            key: (FetchedTopic::Id([id; 16]), p),
+            fetch_offset: 0,
+            partition_max_bytes: 1 << 20,
+        };
+        let full = s
+            .resolve(
+                0,
+                0,
+                TopicNaming::ById,
+                vec![by_id(1, 0), by_id(2, 0)],
+                &[],
+                0,
+            )
+            .expect("session by id");
+        let id = full.session_id;
+        // A v12 fetch (by name) in a session opened by ids is refused, and does not use up
+        // the epoch.
+        assert_eq!(
+            s.resolve(id, 1, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 1)
+                .err(),
+            Some(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
+        );
+        let inc = s
+            .resolve(
+                id,
+                1,
+                TopicNaming::ById,
+                vec![],
+                &[(FetchedTopic::Id([1; 16]), 0)],
+                2,
+            )
+            .expect("incremental by id");
+        assert_eq!(
+            inc.partitions
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>(),
+            vec![(FetchedTopic::Id([2; 16]), 0)]
+        );
+        // And the other way round.
+        let named = s
+            .resolve(0, 0, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 3)
+            .expect("session by name")
+            .session_id;
+        assert_eq!(
+            s.resolve(named, 1, TopicNaming::ById, vec![], &[], 4).err(),
+            Some(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
+        );
     }
 
     #[test]
     fn session_count_is_bounded() {
         let mut s = FetchSessions::default();
         for i in 0..(MAX_FETCH_SESSIONS + 10) {
-            s.resolve(0, 0, vec![req("t", 0, 0)], &[], i as i64)
-                .expect("session");
+            s.resolve(
+                0,
+                0,
+                TopicNaming::ByName,
+                vec![req("t", 0, 0)],
+                &[],
+                i as i64,
+            )
+            .expect("session");
         }
         assert!(s.sessions.len() <= MAX_FETCH_SESSIONS);
     }

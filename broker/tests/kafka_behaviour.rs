@@ -2,12 +2,13 @@
 //! (KIP-74) and fetch-session order, ListOffsets' special timestamps, and the authorized operations
 //! of Metadata, DescribeCluster and DescribeGroups without an authorizer.
 
-use crate::common::kafka::Conn;
+use crate::common::kafka::{producer_batch, Conn};
 use crate::common::Broker;
 use weir_protocol::{
-    DescribeClusterRequest, DescribeGroupsRequest, ErrorCode, FetchPartition, FetchRequest,
-    FetchResponse, FetchTopic, ListOffsetsPartition, ListOffsetsPartitionResponse,
-    ListOffsetsRequest, ListOffsetsTopic, MetadataRequest, MetadataRequestTopic, Request, Response,
+    DeleteTopicsRequest, DeleteTopicsTopic, DescribeClusterRequest, DescribeGroupsRequest,
+    ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchTopic, ListOffsetsPartition,
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsTopic, MetadataRequest,
+    MetadataRequestTopic, ProducePartition, ProduceRequest, ProduceTopic, Request, Response,
     AUTHORIZED_OPERATIONS_OMITTED,
 };
 
@@ -29,6 +30,7 @@ fn fetch(
         session_epoch: session.1,
         topics: vec![FetchTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: offsets
                 .iter()
                 .map(|&(partition, fetch_offset)| FetchPartition {
@@ -119,7 +121,17 @@ fn a_fetch_session_reads_the_partitions_that_got_data_last() {
 }
 
 fn list_offset(conn: &mut Conn, topic: &str, timestamp: i64) -> ListOffsetsPartitionResponse {
-    let response = conn.call(Request::ListOffsets(ListOffsetsRequest {
+    list_offset_at(conn, None, topic, timestamp)
+}
+
+/// [`list_offset`] at ListOffsets `version` (`None`: the client's own).
+fn list_offset_at(
+    conn: &mut Conn,
+    version: Option<i16>,
+    topic: &str,
+    timestamp: i64,
+) -> ListOffsetsPartitionResponse {
+    let request = Request::ListOffsets(ListOffsetsRequest {
         topics: vec![ListOffsetsTopic {
             name: topic.into(),
             partitions: vec![ListOffsetsPartition {
@@ -129,7 +141,11 @@ fn list_offset(conn: &mut Conn, topic: &str, timestamp: i64) -> ListOffsetsParti
             }],
         }],
         ..ListOffsetsRequest::default()
-    }));
+    });
+    let response = match version {
+        Some(v) => conn.call_at(request, v),
+        None => conn.call(request),
+    };
     let Response::ListOffsets(mut r) = response else {
         panic!("not a ListOffsets response: {response:?}");
     };
@@ -169,6 +185,24 @@ fn list_offsets_max_timestamp_is_the_record_holding_it() {
         (tiered.error_code, tiered.offset, tiered.timestamp),
         (ErrorCode::NONE, -1, -1)
     );
+    // The versions that brought them (v8: KIP-405, v9: KIP-1005, v10: KIP-1075's timeout)
+    // answer the same.
+    for v in 8..=10 {
+        let local = list_offset_at(&mut conn, Some(v), "ts", -4);
+        assert_eq!(
+            (local.error_code, local.offset),
+            (ErrorCode::NONE, 0),
+            "v{v}"
+        );
+        let tiered = list_offset_at(&mut conn, Some(v), "ts", -5);
+        assert_eq!(
+            (tiered.error_code, tiered.offset),
+            (ErrorCode::NONE, -1),
+            "v{v}"
+        );
+        let max = list_offset_at(&mut conn, Some(v), "ts", -3);
+        assert_eq!((max.offset, max.timestamp), (1, 5_000), "v{v}");
+    }
 
     // LogAppendTime: every record of the last batch carries its append time; the first wins.
     conn.create_topic("lat", 1, &[("message.timestamp.type", "LogAppendTime")]);
@@ -490,6 +524,7 @@ fn an_idle_topic_whose_records_all_expired_is_emptied_active_segment_included() 
         max_wait_ms: 0,
         topics: vec![FetchTopic {
             name: "idle".into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 partition: 0,
                 fetch_offset: 0,
@@ -850,4 +885,188 @@ fn list_config_resources_names_topics_brokers_and_groups() {
     }
     assert_eq!(list(&mut conn, vec![4], 1), vec![(4, "7".to_string())]);
     assert!(list(&mut conn, Vec::new(), 0).is_empty());
+}
+
+/// The topic id Metadata gives for `name`.
+fn topic_id_of(conn: &mut Conn, name: &str) -> [u8; 16] {
+    let response = conn.call(Request::Metadata(MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some(name.into()),
+            topic_id: [0; 16],
+        }]),
+        allow_auto_topic_creation: false,
+        ..MetadataRequest::default()
+    }));
+    let Response::Metadata(r) = response else {
+        panic!("not a Metadata response: {response:?}");
+    };
+    assert_ne!(r.topics[0].topic_id, [0; 16], "{r:?}");
+    r.topics[0].topic_id
+}
+
+/// A Fetch of partition 0 of the topic with `topic_id`, by id, at `version`.
+fn fetch_by_id(
+    conn: &mut Conn,
+    version: i16,
+    topic_id: [u8; 16],
+    session: (i32, i32),
+) -> FetchResponse {
+    let response = conn.call_at(
+        Request::Fetch(FetchRequest {
+            max_wait_ms: 0,
+            session_id: session.0,
+            session_epoch: session.1,
+            topics: vec![FetchTopic {
+                topic_id,
+                partitions: vec![FetchPartition {
+                    partition_max_bytes: 1 << 20,
+                    ..FetchPartition::default()
+                }],
+                ..FetchTopic::default()
+            }],
+            ..FetchRequest::default()
+        }),
+        version,
+    );
+    let Response::Fetch(r) = response else {
+        panic!("not a fetch response: {response:?}");
+    };
+    r
+}
+
+/// KIP-516: Produce v13 and Fetch v13-17 name topics by id. The answer names them by id too,
+/// an id the broker does not know is UNKNOWN_TOPIC_ID (also once the topic was deleted and
+/// created again under its name), and a fetch session stays with the naming it was opened with.
+#[test]
+fn produce_and_fetch_name_topics_by_id_from_v13() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("by-id", 1, &[]);
+    let id = topic_id_of(&mut conn, "by-id");
+    let unknown = [0xab; 16];
+
+    let produce = |conn: &mut Conn, topic_id: [u8; 16]| {
+        let response = conn.call_at(
+            Request::Produce(ProduceRequest {
+                acks: -1,
+                timeout_ms: 30_000,
+                topics: vec![ProduceTopic {
+                    topic_id,
+                    partitions: vec![ProducePartition {
+                        index: 0,
+                        records: Some(producer_batch(-1, -1, -1, 3, false).into()),
+                    }],
+                    ..ProduceTopic::default()
+                }],
+                uses_topic_ids: true,
+                ..ProduceRequest::default()
+            }),
+            13,
+        );
+        let Response::Produce(mut r) = response else {
+            panic!("not a Produce response: {response:?}");
+        };
+        assert_eq!(r.topics.len(), 1, "{r:?}");
+        assert_eq!(r.topics[0].topic_id, topic_id, "answered by id: {r:?}");
+        r.topics.remove(0).partitions.remove(0)
+    };
+    let first = produce(&mut conn, id);
+    assert_eq!(
+        (first.error_code, first.base_offset),
+        (ErrorCode::NONE, 0),
+        "{first:?}"
+    );
+    let nowhere = produce(&mut conn, unknown);
+    assert_eq!(
+        nowhere.error_code,
+        ErrorCode::UNKNOWN_TOPIC_ID,
+        "{nowhere:?}"
+    );
+    // What v13 wrote is what a fetch by name reads.
+    let by_name = fetch(&mut conn, "by-id", &[(0, 0)], i32::MAX, i32::MAX, (0, -1));
+    assert!(record_bytes(&by_name)[0].1 > 0, "{by_name:?}");
+
+    for v in 13..=17 {
+        let r = fetch_by_id(&mut conn, v, id, (0, -1));
+        assert_eq!(r.error_code, ErrorCode::NONE, "v{v}: {r:?}");
+        assert_eq!(r.topics.len(), 1, "v{v}: {r:?}");
+        assert_eq!(r.topics[0].topic_id, id, "v{v}");
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.high_watermark),
+            (ErrorCode::NONE, 3),
+            "v{v}"
+        );
+        assert_eq!(p.records.len(), record_bytes(&by_name)[0].1, "v{v}");
+
+        let r = fetch_by_id(&mut conn, v, unknown, (0, -1));
+        assert_eq!(r.topics[0].topic_id, unknown, "v{v}");
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_ID,
+            "v{v}: {r:?}"
+        );
+    }
+
+    // A session opened by id: an incremental v12 fetch (by name) is refused, a v17 one is not.
+    let opened = fetch_by_id(&mut conn, 17, id, (0, 0));
+    assert!(opened.session_id > 0, "{opened:?}");
+    let by_name = conn.call(Request::Fetch(FetchRequest {
+        session_id: opened.session_id,
+        session_epoch: 1,
+        ..FetchRequest::default()
+    }));
+    let Response::Fetch(by_name) = by_name else {
+        panic!("not a fetch response: {by_name:?}");
+    };
+    assert_eq!(
+        by_name.error_code,
+        ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR,
+        "{by_name:?}"
+    );
+    let next = conn.call_at(
+        Request::Fetch(FetchRequest {
+            session_id: opened.session_id,
+            session_epoch: 1,
+            ..FetchRequest::default()
+        }),
+        17,
+    );
+    let Response::Fetch(next) = next else {
+        panic!("not a fetch response: {next:?}");
+    };
+    assert_eq!(next.error_code, ErrorCode::NONE, "{next:?}");
+
+    // The same name again is another topic: the old id no longer reads it.
+    let deleted = conn.call(Request::DeleteTopics(DeleteTopicsRequest {
+        topics: vec![DeleteTopicsTopic {
+            name: Some("by-id".into()),
+            topic_id: [0; 16],
+        }],
+        timeout_ms: 30_000,
+    }));
+    let Response::DeleteTopics(deleted) = deleted else {
+        panic!("not a DeleteTopics response: {deleted:?}");
+    };
+    assert_eq!(
+        deleted.responses[0].error_code,
+        ErrorCode::NONE,
+        "{deleted:?}"
+    );
+    conn.create_topic("by-id", 1, &[]);
+    let again = topic_id_of(&mut conn, "by-id");
+    assert_ne!(again, id);
+    let old = fetch_by_id(&mut conn, 17, id, (0, -1));
+    assert_eq!(
+        old.topics[0].partitions[0].error_code,
+        ErrorCode::UNKNOWN_TOPIC_ID,
+        "{old:?}"
+    );
+    let new = fetch_by_id(&mut conn, 17, again, (0, -1));
+    assert_eq!(
+        new.topics[0].partitions[0].error_code,
+        ErrorCode::NONE,
+        "{new:?}"
+    );
+    assert_eq!(new.topics[0].partitions[0].high_watermark, 0, "{new:?}");
 }

@@ -149,6 +149,7 @@ fn produce_v2_batch(s: &mut TcpStream, topic: &str, batch: Vec<u8>) -> ProducePa
         timeout_ms: 30_000,
         topics: vec![ProduceTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: 0,
                 records: Some(Bytes::from(batch)),
@@ -171,6 +172,7 @@ fn fetch_modern(s: &mut TcpStream, topic: &str, offset: i64) -> Vec<Rec> {
         max_bytes: 64 << 20,
         topics: vec![FetchTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 fetch_offset: offset,
                 partition_max_bytes: 64 << 20,

@@ -30,6 +30,7 @@ fn produce(topic: &str, partition: i32) -> Request {
         timeout_ms: 30_000,
         topics: vec![ProduceTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: partition,
                 records: Some(Bytes::from(batch)),
@@ -37,6 +38,7 @@ fn produce(topic: &str, partition: i32) -> Request {
         }],
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
     })
 }
 

@@ -492,6 +492,7 @@ fn fetch_as_replica(c: &mut Conn, topic: &str) -> FetchResponse {
         max_wait_ms: 0,
         topics: vec![FetchTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 partition: 0,
                 fetch_offset: 0,
@@ -680,6 +681,7 @@ fn produce_one(b: &Running, topic: &str) {
         timeout_ms: 10_000,
         topics: vec![ProduceTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: 0,
                 records: Some(Bytes::from(batch)),
@@ -687,6 +689,7 @@ fn produce_one(b: &Running, topic: &str) {
         }],
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
     })) else {
         panic!("no Produce response");
     };
@@ -712,6 +715,7 @@ fn a_fetch_session_stops_serving_a_topic_whose_read_is_removed() {
         session_epoch: 0,
         topics: vec![FetchTopic {
             name: "s".into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 partition: 0,
                 fetch_offset: 0,
@@ -992,6 +996,7 @@ fn produce_big(c: &mut Conn, topic: &str, value_bytes: usize) -> ProduceResponse
         timeout_ms: 10_000,
         topics: vec![ProduceTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: 0,
                 records: Some(Bytes::from(batch)),
@@ -999,6 +1004,7 @@ fn produce_big(c: &mut Conn, topic: &str, value_bytes: usize) -> ProduceResponse
         }],
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
     })) else {
         panic!("no Produce response");
     };

@@ -34,11 +34,13 @@ fn produce(stream: &mut TcpStream, corr: i32, partition: i32, values: &[String])
     let request = Request::Produce(ProduceRequest {
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
         transactional_id: None,
         acks: -1,
         timeout_ms: 30_000,
         topics: vec![ProduceTopic {
             name: TOPIC.into(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: partition,
                 records: Some(Bytes::from(batch)),

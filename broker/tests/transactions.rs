@@ -166,6 +166,7 @@ fn markers(c: &mut Conn, topic: &str, p: i32) -> Vec<TxnMarker> {
         max_bytes: 1 << 20,
         topics: vec![FetchTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 partition: p,
                 current_leader_epoch: -1,

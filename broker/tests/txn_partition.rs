@@ -37,6 +37,7 @@ fn fetch(conn: &mut Conn, topic: &str, offset: i64, isolation_level: i8) -> Fetc
         max_bytes: 1 << 20,
         topics: vec![FetchTopic {
             name: topic.into(),
+            topic_id: [0; 16],
             partitions: vec![FetchPartition {
                 partition: 0,
                 fetch_offset: offset,

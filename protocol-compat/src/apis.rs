@@ -211,17 +211,18 @@ macro_rules! apis {
     };
 }
 
-// Ranges are capped at what the vendored kafka-protocol 0.18 can decode, and at the newest
-// version whose shape Weir's types represent without topic ids (Fetch stops at 12 because
-// v13+ addresses topics by id only). Sorted by api key.
+// Ranges are capped at what the vendored kafka-protocol 0.18 can decode and at what Kafka 4.1
+// serves (Fetch 17: v18's high watermark in the request is KIP-1166, after 4.1). Sorted by api
+// key.
 apis! {
     // Produce advertises 0 although only magic-2 batches are accepted by the broker:
     // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
     // v12 only says the client speaks transaction protocol 2 (KIP-890): a transactional batch
-    // adds its partition to the transaction by itself. v13 addresses topics by id.
-    PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=12;
-    FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=12;
-    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=7;
+    // adds its partition to the transaction by itself. v13 names topics by id (KIP-516), as
+    // Fetch does from v13 on.
+    PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=13;
+    FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=17;
+    LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=10;
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;
     OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
     OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;

@@ -17,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::api_key as k;
 use crate::apis;
 use crate::error::ErrorCode;
+use crate::mirror::Mirror;
 use crate::requests::*;
 use crate::responses::*;
 
@@ -219,7 +220,9 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                 .iter()
                 .map(|t| {
                     let mut e = m::produce_request::TopicProduceData::default();
+                    // The version decides which of the two is written (id from v13).
                     e.name = tn(&t.name);
+                    e.topic_id = uuid::Uuid::from_bytes(t.topic_id);
                     e.partition_data = t
                         .partitions
                         .iter()
@@ -238,7 +241,9 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
         Request::Fetch(r) => {
             let mut msg = m::FetchRequest::default();
             msg.cluster_id = opt_sb(&r.cluster_id);
+            // The version decides where the replica id goes (the replica state from v15).
             msg.replica_id = m::BrokerId(r.replica_id);
+            msg.replica_state.replica_id = m::BrokerId(r.replica_id);
             msg.max_wait_ms = r.max_wait_ms;
             msg.min_bytes = r.min_bytes;
             msg.max_bytes = r.max_bytes;
@@ -250,7 +255,9 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                 .iter()
                 .map(|t| {
                     let mut e = m::fetch_request::FetchTopic::default();
+                    // The version decides which of the two is written (id from v13).
                     e.topic = tn(&t.name);
+                    e.topic_id = uuid::Uuid::from_bytes(t.topic_id);
                     e.partitions = t
                         .partitions
                         .iter()
@@ -274,6 +281,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, request: &Request) -> Re
                 .map(|t| {
                     let mut e = m::fetch_request::ForgottenTopic::default();
                     e.topic = tn(&t.name);
+                    e.topic_id = uuid::Uuid::from_bytes(t.topic_id);
                     e.partitions = t.partitions.clone();
                     e
                 })
@@ -673,6 +681,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                     .into_iter()
                     .map(|t| ProduceTopicResponse {
                         name: st(t.name.0),
+                        topic_id: *t.topic_id.as_bytes(),
                         partitions: t
                             .partition_responses
                             .into_iter()
@@ -697,16 +706,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                     })
                     .collect(),
                 throttle_time_ms: r.throttle_time_ms,
-                node_endpoints: r
-                    .node_endpoints
-                    .into_iter()
-                    .map(|n| NodeEndpoint {
-                        node_id: n.node_id.0,
-                        host: st(n.host),
-                        port: n.port,
-                        rack: opt_st(n.rack),
-                    })
-                    .collect(),
+                node_endpoints: Mirror::from_kp(r.node_endpoints),
             })
         }
         k::FETCH => {
@@ -720,6 +720,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                     .into_iter()
                     .map(|t| FetchTopicResponse {
                         name: st(t.topic.0),
+                        topic_id: *t.topic_id.as_bytes(),
                         partitions: t
                             .partitions
                             .into_iter()
@@ -746,6 +747,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Respo
                             .collect(),
                     })
                     .collect(),
+                node_endpoints: Mirror::from_kp(r.node_endpoints),
             })
         }
         k::LIST_OFFSETS => {

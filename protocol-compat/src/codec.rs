@@ -25,6 +25,7 @@ use crate::api_key as k;
 use crate::apis;
 use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::legacy::{self, Reader};
+use crate::mirror::Mirror;
 use crate::parts::{self, PartsWriter, ResponseParts};
 use crate::requests::*;
 use crate::responses::*;
@@ -190,6 +191,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
             Request::Produce(ProduceRequest {
                 legacy_formats_allowed: false,
                 adds_partitions_to_txn: v >= 12,
+                uses_topic_ids: v >= 13,
                 transactional_id: r.transactional_id.map(|t| string(t.0)),
                 acks: r.acks,
                 timeout_ms: r.timeout_ms,
@@ -198,6 +200,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     .into_iter()
                     .map(|t| ProduceTopic {
                         name: string(t.name.0),
+                        topic_id: uuid_bytes(t.topic_id),
                         partitions: t
                             .partition_data
                             .into_iter()
@@ -215,7 +218,12 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
             let r: m::FetchRequest = kp(b, v)?;
             Request::Fetch(FetchRequest {
                 cluster_id: opt_string(r.cluster_id),
-                replica_id: r.replica_id.0,
+                // v15+ (KIP-903) says who fetches in the replica state.
+                replica_id: if v >= 15 {
+                    r.replica_state.replica_id.0
+                } else {
+                    r.replica_id.0
+                },
                 max_wait_ms: r.max_wait_ms,
                 min_bytes: r.min_bytes,
                 max_bytes: r.max_bytes,
@@ -227,6 +235,7 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     .into_iter()
                     .map(|t| FetchTopic {
                         name: string(t.topic.0),
+                        topic_id: uuid_bytes(t.topic_id),
                         partitions: t
                             .partitions
                             .into_iter()
@@ -246,11 +255,13 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
                     .into_iter()
                     .map(|t| ForgottenTopic {
                         name: string(t.topic.0),
+                        topic_id: uuid_bytes(t.topic_id),
                         partitions: t.partitions,
                     })
                     .collect(),
                 rack_id: string(r.rack_id),
                 record_magic: 2,
+                uses_topic_ids: v >= 13,
             })
         }
         k::LIST_OFFSETS if v == 0 => {
@@ -776,6 +787,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 .map(|t| {
                     let mut e = m::produce_response::TopicProduceResponse::default();
                     e.name = topic_name(&t.name);
+                    e.topic_id = to_uuid(&t.topic_id);
                     e.partition_responses = t
                         .partitions
                         .iter()
@@ -814,18 +826,7 @@ pub(crate) fn encode_custom(out: &mut BytesMut, v: i16, response: &Response) -> 
                 .collect();
             msg.throttle_time_ms = r.throttle_time_ms;
             // Tagged (v10+): written only when not empty.
-            msg.node_endpoints = r
-                .node_endpoints
-                .iter()
-                .map(|n| {
-                    let mut e = m::produce_response::NodeEndpoint::default();
-                    e.node_id = m::BrokerId(n.node_id);
-                    e.host = strbytes(&n.host);
-                    e.port = n.port;
-                    e.rack = opt_strbytes(&n.rack);
-                    e
-                })
-                .collect();
+            msg.node_endpoints = r.node_endpoints.to_kp();
             put(out, v, &msg)
         }
         Response::Fetch(r) if v < 4 => legacy::encode_fetch_v0_3(out, v, r),

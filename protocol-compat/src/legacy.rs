@@ -163,7 +163,11 @@ pub(crate) fn decode_produce_v0_2(body: Bytes) -> Result<ProduceRequest, String>
             let records = r.nullable_bytes("records")?;
             partitions.push(ProducePartition { index, records });
         }
-        topics.push(ProduceTopic { name, partitions });
+        topics.push(ProduceTopic {
+            name,
+            partitions,
+            ..ProduceTopic::default()
+        });
     }
     Ok(ProduceRequest {
         transactional_id: None,
@@ -172,6 +176,7 @@ pub(crate) fn decode_produce_v0_2(body: Bytes) -> Result<ProduceRequest, String>
         topics,
         legacy_formats_allowed: true,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
     })
 }
 
@@ -204,7 +209,11 @@ pub(crate) fn decode_fetch_v0_3(version: i16, body: Bytes) -> Result<FetchReques
                 ..FetchPartition::default()
             });
         }
-        topics.push(FetchTopic { name, partitions });
+        topics.push(FetchTopic {
+            name,
+            partitions,
+            ..FetchTopic::default()
+        });
     }
     Ok(FetchRequest {
         replica_id,

@@ -195,7 +195,11 @@ pub(crate) fn encode_fetch(w: &mut PartsWriter, v: i16, r: &FetchResponse) -> Re
     put_len(out, flexible, r.topics.len())?;
     for t in &r.topics {
         let out = w.buf();
-        put_string(out, flexible, &t.name)?;
+        if v >= 13 {
+            out.put_slice(&t.topic_id);
+        } else {
+            put_string(out, flexible, &t.name)?;
+        }
         put_len(out, flexible, t.partitions.len())?;
         for p in &t.partitions {
             let out = w.buf();
@@ -249,7 +253,29 @@ pub(crate) fn encode_fetch(w: &mut PartsWriter, v: i16, r: &FetchResponse) -> Re
         }
     }
     if flexible {
-        w.buf().put_u8(0);
+        let out = w.buf();
+        if v >= 16 && !r.node_endpoints.is_empty() {
+            let mut field = BytesMut::new();
+            put_len(&mut field, true, r.node_endpoints.len())?;
+            for n in &r.node_endpoints {
+                field.put_i32(n.node_id);
+                put_string(&mut field, true, &n.host)?;
+                field.put_i32(n.port);
+                match &n.rack {
+                    Some(rack) => put_string(&mut field, true, rack)?,
+                    None => put_uvarint(&mut field, 0), // compact null
+                }
+                field.put_u8(0);
+            }
+            let size = u32::try_from(field.len())
+                .map_err(|_| format!("node endpoints of {} bytes", field.len()))?;
+            put_uvarint(out, 1); // one tagged field
+            put_uvarint(out, 0); // tag 0: node_endpoints
+            put_uvarint(out, size);
+            out.put_slice(&field);
+        } else {
+            out.put_u8(0);
+        }
     }
     Ok(())
 }
@@ -297,7 +323,10 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorCode;
-    use crate::responses::{AbortedTransaction, FetchPartitionResponse, FetchTopicResponse};
+    use crate::mirror::Mirror;
+    use crate::responses::{
+        AbortedTransaction, FetchPartitionResponse, FetchTopicResponse, NodeEndpoint,
+    };
 
     /// The same response as the vendored crate's message, which the broker used to encode.
     fn crate_message(r: &FetchResponse) -> m::FetchResponse {
@@ -311,6 +340,7 @@ mod tests {
             .map(|t| {
                 let mut e = m::fetch_response::FetchableTopicResponse::default();
                 e.topic = m::TopicName(StrBytes::from_string(t.name.clone()));
+                e.topic_id = uuid::Uuid::from_bytes(t.topic_id);
                 e.partitions = t
                     .partitions
                     .iter()
@@ -348,6 +378,7 @@ mod tests {
                 e
             })
             .collect();
+        msg.node_endpoints = r.node_endpoints.to_kp();
         msg
     }
 
@@ -431,26 +462,51 @@ mod tests {
             proptest::collection::vec(
                 (
                     "[a-z._-]{0,20}",
+                    any::<[u8; 16]>(),
                     proptest::collection::vec(partition(), 0..3),
                 ),
                 0..3,
             ),
+            proptest::collection::vec(
+                (
+                    any::<i32>(),
+                    "[a-z.-]{0,20}",
+                    any::<i32>(),
+                    proptest::option::of("[a-z0-9-]{0,8}"),
+                ),
+                0..3,
+            ),
         )
-            .prop_map(|(throttle, error, session, topics)| FetchResponse {
-                throttle_time_ms: throttle,
-                error_code: ErrorCode(error),
-                session_id: session,
-                topics: topics
-                    .into_iter()
-                    .map(|(name, partitions)| FetchTopicResponse { name, partitions })
-                    .collect(),
-            })
+            .prop_map(
+                |(throttle, error, session, topics, endpoints)| FetchResponse {
+                    throttle_time_ms: throttle,
+                    error_code: ErrorCode(error),
+                    session_id: session,
+                    topics: topics
+                        .into_iter()
+                        .map(|(name, topic_id, partitions)| FetchTopicResponse {
+                            name,
+                            topic_id,
+                            partitions,
+                        })
+                        .collect(),
+                    node_endpoints: endpoints
+                        .into_iter()
+                        .map(|(node_id, host, port, rack)| NodeEndpoint {
+                            node_id,
+                            host,
+                            port,
+                            rack,
+                        })
+                        .collect(),
+                },
+            )
     }
 
     proptest! {
         /// The hand-written Fetch body is what the vendored crate writes, at every version.
         #[test]
-        fn fetch_body_is_the_crates_encoding(r in response(), v in 4i16..=12) {
+        fn fetch_body_is_the_crates_encoding(r in response(), v in 4i16..=17) {
             let mut expected = BytesMut::new();
             expected.put_i32(0);
             crate_message(&r).encode(&mut expected, v).expect("the crate encodes");
@@ -464,7 +520,7 @@ mod tests {
         /// Deferred records leave a hole of their length, and the frame is whole once the
         /// writer fills it.
         #[test]
-        fn deferred_records_are_left_out_and_filled_in(r in response(), v in 4i16..=12) {
+        fn deferred_records_are_left_out_and_filled_in(r in response(), v in 4i16..=17) {
             let in_memory = encode_body(v, &r).into_bytes().expect("all in memory");
             let mut deferred = r.clone();
             let mut held = 0;

@@ -82,7 +82,7 @@ pub struct MetadataRequestTopic {
 // Produce / Fetch / ListOffsets
 // ---------------------------------------------------------------------------------------
 
-/// Produce request (v0-12).
+/// Produce request (v0-13).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProduceRequest {
     /// Transactional id (v3+; `None` before).
@@ -100,13 +100,18 @@ pub struct ProduceRequest {
     /// (Produce v12+, transaction protocol 2 of KIP-890). Before v12 the client adds partitions
     /// with AddPartitionsToTxn and the broker only verifies them.
     pub adds_partitions_to_txn: bool,
+    /// Whether topics are named by id (v13+, KIP-516): their `name` is empty as decoded and an id
+    /// the broker does not know is UNKNOWN_TOPIC_ID.
+    pub uses_topic_ids: bool,
 }
 
 /// One topic of a Produce request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProduceTopic {
-    /// Topic name.
+    /// Topic name (before v13; the broker fills it in from `topic_id` after).
     pub name: String,
+    /// Topic id (v13+; zero before).
+    pub topic_id: Uuid,
     /// Per-partition data.
     pub partitions: Vec<ProducePartition>,
 }
@@ -121,7 +126,7 @@ pub struct ProducePartition {
     pub records: Option<Bytes>,
 }
 
-/// Fetch request (v4-12).
+/// Fetch request (v0-17).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchRequest {
     /// Cluster id the client believes it talks to (v12+; `None` before).
@@ -149,6 +154,10 @@ pub struct FetchRequest {
     /// The newest record format the fetcher reads: 2 (v4+), 1 (v2-3) or 0 (v0-1). Stored batches
     /// are down-converted for older fetchers, as Kafka did before 4.0.
     pub record_magic: i8,
+    /// Whether topics are named by id (v13+, KIP-516): their `name` is empty as decoded, an id
+    /// the broker does not know is UNKNOWN_TOPIC_ID, and a fetch session is either by id or by
+    /// name throughout (FETCH_SESSION_TOPIC_ID_ERROR otherwise).
+    pub uses_topic_ids: bool,
 }
 
 impl Default for FetchRequest {
@@ -166,6 +175,7 @@ impl Default for FetchRequest {
             forgotten_topics: Vec::new(),
             rack_id: String::new(),
             record_magic: 2,
+            uses_topic_ids: false,
         }
     }
 }
@@ -173,8 +183,10 @@ impl Default for FetchRequest {
 /// One topic of a Fetch request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchTopic {
-    /// Topic name.
+    /// Topic name (before v13; the broker fills it in from `topic_id` after).
     pub name: String,
+    /// Topic id (v13+; zero before).
+    pub topic_id: Uuid,
     /// Partitions to fetch.
     pub partitions: Vec<FetchPartition>,
 }
@@ -212,8 +224,10 @@ impl Default for FetchPartition {
 /// Partitions to drop from an incremental fetch session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ForgottenTopic {
-    /// Topic name.
+    /// Topic name (before v13).
     pub name: String,
+    /// Topic id (v13+; zero before).
+    pub topic_id: Uuid,
     /// Partition indexes.
     pub partitions: Vec<i32>,
 }

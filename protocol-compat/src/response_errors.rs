@@ -95,6 +95,7 @@ mod tests {
         let r = Response::Produce(ProduceResponse {
             topics: vec![ProduceTopicResponse {
                 name: "t".into(),
+                topic_id: [0; 16],
                 partitions: vec![
                     ProducePartitionResponse {
                         index: 0,

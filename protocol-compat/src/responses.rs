@@ -188,24 +188,13 @@ pub struct ProduceResponse {
     pub node_endpoints: Vec<NodeEndpoint>,
 }
 
-/// A broker's address, as KIP-951 responses carry it for the leaders they name.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NodeEndpoint {
-    /// Broker id.
-    pub node_id: i32,
-    /// Host.
-    pub host: String,
-    /// Port.
-    pub port: i32,
-    /// Rack.
-    pub rack: Option<String>,
-}
-
 /// One topic of a Produce response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProduceTopicResponse {
-    /// Topic name.
+    /// Topic name (written before v13).
     pub name: String,
+    /// Topic id (written from v13 on).
+    pub topic_id: Uuid,
     /// Per-partition results.
     pub partitions: Vec<ProducePartitionResponse>,
 }
@@ -269,13 +258,18 @@ pub struct FetchResponse {
     pub session_id: i32,
     /// Per-topic data.
     pub topics: Vec<FetchTopicResponse>,
+    /// KIP-951: the brokers named by the partitions' `current_leader` (v16+, tagged: not
+    /// written when empty).
+    pub node_endpoints: Vec<NodeEndpoint>,
 }
 
 /// One topic of a Fetch response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchTopicResponse {
-    /// Topic name.
+    /// Topic name (written before v13).
     pub name: String,
+    /// Topic id (written from v13 on).
+    pub topic_id: Uuid,
     /// Per-partition data.
     pub partitions: Vec<FetchPartitionResponse>,
 }
@@ -1717,9 +1711,12 @@ mirror! {
 }
 
 mirror! {
-    /// A broker's endpoint in a share response (for partitions whose leader moved).
+    /// A broker's address, as KIP-951 responses (Produce v10+, Fetch v16+, the share APIs)
+    /// carry it for the leaders their partitions name.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
-    pub struct ShareNodeEndpoint =>
+    pub struct NodeEndpoint =>
+        m::produce_response::NodeEndpoint,
+        m::fetch_response::NodeEndpoint,
         m::share_fetch_response::NodeEndpoint,
         m::share_acknowledge_response::NodeEndpoint
     {
@@ -1749,7 +1746,7 @@ mirror! {
         /// Partitions by topic.
         pub responses: Vec<ShareFetchTopicResponse>,
         /// Endpoints of leaders named in partition errors.
-        pub node_endpoints: Vec<ShareNodeEndpoint>,
+        pub node_endpoints: Vec<NodeEndpoint>,
     }
 }
 
@@ -1813,7 +1810,7 @@ mirror! {
         /// Partitions by topic.
         pub responses: Vec<ShareAcknowledgeTopicResponse>,
         /// Endpoints of leaders named in partition errors.
-        pub node_endpoints: Vec<ShareNodeEndpoint>,
+        pub node_endpoints: Vec<NodeEndpoint>,
     }
 }
 

@@ -111,7 +111,8 @@ fn produce_v3_plus_passes_records_through() {
     let newest = weir_protocol::supported_range(k::PRODUCE)
         .expect("served")
         .1;
-    assert_eq!(newest, 12);
+    assert_eq!(newest, 13);
+    let id = [7u8; 16];
     for v in 3..=newest {
         let mut p = m::produce_request::PartitionProduceData::default();
         p.index = 2;
@@ -120,7 +121,11 @@ fn produce_v3_plus_passes_records_through() {
         null.index = 3;
         null.records = None;
         let mut t = m::produce_request::TopicProduceData::default();
-        t.name = topic("orders");
+        if v >= 13 {
+            t.topic_id = uuid::Uuid::from_bytes(id);
+        } else {
+            t.name = topic("orders");
+        }
         t.partition_data = vec![p, null];
         let mut r = m::ProduceRequest::default();
         r.transactional_id = Some(TransactionalId(sb("tx-1")));
@@ -134,7 +139,19 @@ fn produce_v3_plus_passes_records_through() {
         assert_eq!(got.acks, -1);
         assert_eq!(got.timeout_ms, 1500);
         assert_eq!(got.topics.len(), 1);
-        assert_eq!(got.topics[0].name, "orders");
+        // v13 names topics by id only (KIP-516): the broker looks the name up.
+        assert_eq!(got.uses_topic_ids, v >= 13, "v{v}");
+        if v >= 13 {
+            assert_eq!(
+                (got.topics[0].name.as_str(), got.topics[0].topic_id),
+                ("", id)
+            );
+        } else {
+            assert_eq!(
+                (got.topics[0].name.as_str(), got.topics[0].topic_id),
+                ("orders", [0; 16])
+            );
+        }
         let parts = &got.topics[0].partitions;
         assert_eq!(parts[0].index, 2);
         assert_eq!(parts[0].records.as_ref(), Some(&batch), "v{v}");
@@ -199,10 +216,20 @@ fn fetch() {
             p.last_fetched_epoch = 2;
         }
         let mut t = m::fetch_request::FetchTopic::default();
-        t.topic = topic("orders");
+        if v >= 13 {
+            t.topic_id = uuid::Uuid::from_bytes([1; 16]);
+        } else {
+            t.topic = topic("orders");
+        }
         t.partitions = vec![p];
         let mut r = m::FetchRequest::default();
-        r.replica_id = BrokerId(-1);
+        // A follower's fetch: v15+ (KIP-903) says who fetches in the replica state.
+        if v >= 15 {
+            r.replica_state.replica_id = BrokerId(3);
+            r.replica_state.replica_epoch = 9;
+        } else {
+            r.replica_id = BrokerId(3);
+        }
         r.max_wait_ms = 500;
         r.min_bytes = 1;
         r.max_bytes = 52428800;
@@ -212,7 +239,11 @@ fn fetch() {
             r.session_id = 5;
             r.session_epoch = 6;
             let mut f = m::fetch_request::ForgottenTopic::default();
-            f.topic = topic("old");
+            if v >= 13 {
+                f.topic_id = uuid::Uuid::from_bytes([2; 16]);
+            } else {
+                f.topic = topic("old");
+            }
             f.partitions = vec![0, 1];
             r.forgotten_topics_data = vec![f];
         }
@@ -225,14 +256,25 @@ fn fetch() {
         let Request::Fetch(got) = decode(k::FETCH, v, &r) else {
             panic!()
         };
-        assert_eq!(got.replica_id, -1);
+        assert_eq!(got.replica_id, 3, "v{v}");
+        assert_eq!(got.uses_topic_ids, v >= 13, "v{v}");
         assert_eq!(
             (got.max_wait_ms, got.min_bytes, got.max_bytes),
             (500, 1, 52428800)
         );
         assert_eq!(got.isolation_level, 1);
         let gp = &got.topics[0].partitions[0];
-        assert_eq!(got.topics[0].name, "orders");
+        if v >= 13 {
+            assert_eq!(
+                (got.topics[0].name.as_str(), got.topics[0].topic_id),
+                ("", [1; 16])
+            );
+        } else {
+            assert_eq!(
+                (got.topics[0].name.as_str(), got.topics[0].topic_id),
+                ("orders", [0; 16])
+            );
+        }
         assert_eq!(
             (gp.partition, gp.fetch_offset, gp.partition_max_bytes),
             (4, 1234, 1 << 20)
@@ -242,7 +284,11 @@ fn fetch() {
         assert_eq!(gp.last_fetched_epoch, if v >= 12 { 2 } else { -1 });
         if v >= 7 {
             assert_eq!((got.session_id, got.session_epoch), (5, 6));
-            assert_eq!(got.forgotten_topics[0].name, "old");
+            if v >= 13 {
+                assert_eq!(got.forgotten_topics[0].topic_id, [2; 16]);
+            } else {
+                assert_eq!(got.forgotten_topics[0].name, "old");
+            }
             assert_eq!(got.forgotten_topics[0].partitions, vec![0, 1]);
         } else {
             assert_eq!((got.session_id, got.session_epoch), (0, -1), "sessionless");
@@ -920,6 +966,7 @@ fn fetch_from_weir_client_keeps_replica_fields() {
         session_epoch: 3,
         topics: vec![weir_protocol::FetchTopic {
             name: "orders".into(),
+            topic_id: [0; 16],
             partitions: vec![weir_protocol::FetchPartition {
                 partition: 1,
                 current_leader_epoch: 5,
@@ -931,10 +978,12 @@ fn fetch_from_weir_client_keeps_replica_fields() {
         }],
         forgotten_topics: vec![weir_protocol::ForgottenTopic {
             name: "old".into(),
+            topic_id: [0; 16],
             partitions: vec![0, 3],
         }],
         rack_id: "rack-a".into(),
         record_magic: 2,
+        uses_topic_ids: false,
     });
     let (frame, v) =
         weir_protocol::client::encode_request(9, "weir-replica", &request).expect("encode");

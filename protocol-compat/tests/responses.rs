@@ -74,9 +74,9 @@ fn api_versions_advertises_the_issue_ranges() {
             .find(|(k, _, _)| *k == key)
             .map(|&(_, a, b)| (a, b))
     };
-    assert_eq!(find(api_key::PRODUCE), Some((0, 12)));
-    assert_eq!(find(api_key::FETCH), Some((0, 12)));
-    assert_eq!(find(api_key::LIST_OFFSETS), Some((0, 7)));
+    assert_eq!(find(api_key::PRODUCE), Some((0, 13)));
+    assert_eq!(find(api_key::FETCH), Some((0, 17)));
+    assert_eq!(find(api_key::LIST_OFFSETS), Some((0, 10)));
     assert_eq!(find(api_key::METADATA), Some((0, 12)));
     assert_eq!(find(api_key::API_VERSIONS), Some((0, 4)));
     assert_eq!(find(api_key::OFFSET_FETCH), Some((1, 9)));
@@ -188,7 +188,7 @@ fn kip_511_api_versions_v99() {
 
 #[test]
 fn other_apis_at_unsupported_versions_and_unknown_keys() {
-    for (key, version) in [(1i16, -1i16), (1, 13), (3, 13), (0, 13), (2, 8), (19, 1)] {
+    for (key, version) in [(1i16, -1i16), (1, 18), (3, 13), (0, 14), (2, 11), (19, 1)] {
         let frame = common::request_frame(key, 0, 1, &m::ApiVersionsRequest::default());
         // Rewrite the version in place: only the header matters here.
         let mut raw = frame.to_vec();
@@ -269,10 +269,11 @@ fn metadata() {
 
 #[test]
 fn produce_v3_plus() {
-    for v in 3..=11 {
+    for v in 3..=13 {
         let resp = Response::Produce(ProduceResponse {
             topics: vec![ProduceTopicResponse {
                 name: "orders".into(),
+                topic_id: ID,
                 partitions: vec![ProducePartitionResponse {
                     index: 0,
                     error_code: ErrorCode::NONE,
@@ -287,7 +288,13 @@ fn produce_v3_plus() {
         });
         let got: m::ProduceResponse = roundtrip(api_key::PRODUCE, v, &resp);
         let p = &got.responses[0].partition_responses[0];
-        assert_eq!(got.responses[0].name.0.as_str(), "orders");
+        // v13 names the topic by id (KIP-516).
+        if v >= 13 {
+            assert_eq!(got.responses[0].topic_id.as_bytes(), &ID);
+            assert_eq!(got.responses[0].name.0.as_str(), "");
+        } else {
+            assert_eq!(got.responses[0].name.0.as_str(), "orders");
+        }
         assert_eq!((p.index, p.error_code, p.base_offset), (0, 0, 100));
         assert_eq!(p.log_append_time_ms, -1);
         assert_eq!(p.log_start_offset, if v >= 5 { 0 } else { -1 });
@@ -308,6 +315,7 @@ fn produce_names_the_new_leader() {
         let produce = ProduceResponse {
             topics: vec![ProduceTopicResponse {
                 name: "orders".into(),
+                topic_id: [0; 16],
                 partitions: vec![ProducePartitionResponse {
                     index: 2,
                     error_code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -363,6 +371,7 @@ fn produce_v0_to_v2() {
         let resp = Response::Produce(ProduceResponse {
             topics: vec![ProduceTopicResponse {
                 name: "t".into(),
+                topic_id: [0; 16],
                 partitions: vec![ProducePartitionResponse {
                     index: 3,
                     error_code: ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
@@ -403,6 +412,7 @@ fn fetch_records_never_null() {
             session_id: 12,
             topics: vec![FetchTopicResponse {
                 name: "orders".into(),
+                topic_id: ID,
                 partitions: vec![
                     FetchPartitionResponse {
                         partition_index: 0,
@@ -419,10 +429,31 @@ fn fetch_records_never_null() {
                     },
                 ],
             }],
+            node_endpoints: vec![NodeEndpoint {
+                node_id: 2,
+                host: "broker-2".into(),
+                port: 9093,
+                rack: None,
+            }],
         });
         let got: m::FetchResponse = roundtrip(api_key::FETCH, v, &resp);
+        // KIP-951's leader addresses are a v16+ tagged field.
+        if v >= 16 {
+            assert_eq!(got.node_endpoints.len(), 1);
+            assert_eq!(got.node_endpoints[0].node_id.0, 2);
+            assert_eq!(got.node_endpoints[0].host.as_str(), "broker-2");
+            assert_eq!(got.node_endpoints[0].port, 9093);
+        } else {
+            assert!(got.node_endpoints.is_empty());
+        }
         let ps = &got.responses[0].partitions;
-        assert_eq!(got.responses[0].topic.0.as_str(), "orders");
+        // v13+ names the topic by id (KIP-516).
+        if v >= 13 {
+            assert_eq!(got.responses[0].topic_id.as_bytes(), &ID);
+            assert_eq!(got.responses[0].topic.0.as_str(), "");
+        } else {
+            assert_eq!(got.responses[0].topic.0.as_str(), "orders");
+        }
         assert_eq!(ps[0].records.as_ref(), Some(&batch));
         assert_eq!(
             ps[1].records.as_ref(),
@@ -453,6 +484,7 @@ fn fetch_v0_to_v3() {
             throttle_time_ms: 5,
             topics: vec![FetchTopicResponse {
                 name: "t".into(),
+                topic_id: [0; 16],
                 partitions: vec![
                     FetchPartitionResponse {
                         partition_index: 2,
@@ -547,6 +579,7 @@ fn fetch_answers_a_follower() {
         let resp = Response::Fetch(FetchResponse {
             topics: vec![FetchTopicResponse {
                 name: "orders".into(),
+                topic_id: [0; 16],
                 partitions: vec![partition.clone()],
             }],
             ..Default::default()

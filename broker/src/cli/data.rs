@@ -149,11 +149,13 @@ pub async fn produce(client: &mut Client, out: &Output, args: ProduceArgs) -> an
             let request = ProduceRequest {
                 legacy_formats_allowed: false,
                 adds_partitions_to_txn: false,
+                uses_topic_ids: false,
                 transactional_id: None,
                 acks: -1,
                 timeout_ms: 30_000,
                 topics: vec![ProduceTopic {
                     name: args.topic.clone(),
+                    topic_id: [0; 16],
                     partitions: by_partition
                         .iter()
                         .map(|(&p, rs)| ProducePartition {
@@ -292,6 +294,7 @@ pub async fn consume(client: &mut Client, out: &Output, args: ConsumeArgs) -> an
             max_bytes: 16 << 20,
             topics: vec![FetchTopic {
                 name: args.topic.clone(),
+                topic_id: [0; 16],
                 partitions: positions
                     .iter()
                     .map(|(&p, &o)| FetchPartition {

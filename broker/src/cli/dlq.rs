@@ -91,6 +91,7 @@ async fn read_all(client: &mut Client, topic: &str) -> anyhow::Result<Vec<(i32, 
                     max_bytes: FETCH_MAX_BYTES,
                     topics: vec![FetchTopic {
                         name: topic.to_string(),
+                        topic_id: [0; 16],
                         partitions: vec![FetchPartition {
                             partition: p,
                             fetch_offset: at,
@@ -288,11 +289,13 @@ async fn redrive(
                 .call(Request::Produce(ProduceRequest {
                     legacy_formats_allowed: false,
                     adds_partitions_to_txn: false,
+                    uses_topic_ids: false,
                     transactional_id: None,
                     acks: -1,
                     timeout_ms: 30_000,
                     topics: vec![ProduceTopic {
                         name: target.clone(),
+                        topic_id: [0; 16],
                         partitions: vec![ProducePartition {
                             index: partition,
                             records: Some(encode_batch(&recs, now)),

@@ -77,8 +77,14 @@ macro_rules! topic_entry {
             fn index(p: &$part) -> i32 {
                 p.$index
             }
+            // Topic ids (Produce and Fetch v13+) are left zero: the CLI names topics.
+            #[allow(clippy::needless_update)]
             fn new(name: String, partitions: Vec<$part>) -> Self {
-                $topic { name, partitions }
+                $topic {
+                    name,
+                    partitions,
+                    ..$topic::default()
+                }
             }
             fn into_parts(self) -> (String, Vec<$part>) {
                 (self.name, self.partitions)

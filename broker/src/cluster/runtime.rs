@@ -682,6 +682,7 @@ async fn fetcher(
                 Some(t) if t.name == p.topic => t.partitions.push(part),
                 _ => topics.push(FetchTopic {
                     name: p.topic.clone(),
+                    topic_id: [0; 16],
                     partitions: vec![part],
                 }),
             }
@@ -699,6 +700,7 @@ async fn fetcher(
             forgotten_topics: Vec::new(),
             rack_id: String::new(),
             record_magic: 2,
+            uses_topic_ids: false,
         });
         let response = tokio::select! {
             _ = stop.changed() => return,

@@ -68,8 +68,11 @@ pub(super) fn split_produce(az: &Authz, r: &mut ProduceRequest) -> Option<Post> 
     } else {
         ErrorCode::TOPIC_AUTHORIZATION_FAILED
     };
+    // An unknown topic id (v13+: no name) is answered UNKNOWN_TOPIC_ID by the handler, as
+    // Kafka resolves ids before it authorises.
+    let by_id = r.uses_topic_ids;
     let refused = take_refused(&mut r.topics, |t| {
-        !txn_refused && az.allows(Op::Write, Rt::Topic, &t.name)
+        !txn_refused && ((by_id && t.name.is_empty()) || az.allows(Op::Write, Rt::Topic, &t.name))
     });
     if refused.is_empty() {
         return None;
@@ -78,6 +81,7 @@ pub(super) fn split_produce(az: &Authz, r: &mut ProduceRequest) -> Option<Post> 
         .into_iter()
         .map(|t| ProduceTopicResponse {
             name: t.name,
+            topic_id: t.topic_id,
             partitions: t
                 .partitions
                 .iter()
@@ -108,6 +112,7 @@ pub(super) fn refuse_replica_fetch(az: &Authz, r: &FetchRequest) -> Option<Respo
             .iter()
             .map(|t| FetchTopicResponse {
                 name: t.name.clone(),
+                topic_id: t.topic_id,
                 partitions: t
                     .partitions
                     .iter()
@@ -134,12 +139,18 @@ pub(super) fn split_fetch(az: &Authz, r: &mut FetchRequest) -> Option<Post> {
     if !az.is_enabled() {
         return None;
     }
-    let refused = take_refused(&mut r.topics, |t| az.allows(Op::Read, Rt::Topic, &t.name));
+    // An unknown topic id (v13+: no name) is answered UNKNOWN_TOPIC_ID by the handler, as
+    // Kafka resolves ids before it authorises.
+    let by_id = r.uses_topic_ids;
+    let refused = take_refused(&mut r.topics, |t| {
+        (by_id && t.name.is_empty()) || az.allows(Op::Read, Rt::Topic, &t.name)
+    });
     let az = az.clone();
     Some(Box::new(move |resp| {
         let Response::Fetch(f) = resp else { return };
         for t in &mut f.topics {
-            if !az.allows_quietly(Op::Read, Rt::Topic, &t.name) {
+            let unknown_id = by_id && t.name.is_empty();
+            if !unknown_id && !az.allows_quietly(Op::Read, Rt::Topic, &t.name) {
                 for p in &mut t.partitions {
                     *p = fetch_refused(p.partition_index);
                 }
@@ -153,6 +164,7 @@ pub(super) fn split_fetch(az: &Authz, r: &mut FetchRequest) -> Option<Post> {
                     .map(|p| fetch_refused(p.partition))
                     .collect(),
                 name: t.name,
+                topic_id: t.topic_id,
             }
         }));
     }))

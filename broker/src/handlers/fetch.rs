@@ -19,9 +19,12 @@ use weir_protocol::responses::{
 use weir_protocol::ErrorCode;
 use weir_storage::{RecordSlice, StorageError};
 
-use super::produce::{current_leader, replica_error_code, storage_error_code};
+use super::produce::{current_leader, leader_endpoints, replica_error_code, storage_error_code};
 use crate::broker::Broker;
-use crate::fetch_sessions::{RequestedPartition, SentOffsets, SessionPartition};
+use crate::fetch_sessions::{
+    FetchedTopic, PartitionKey, RequestedPartition, SentOffsets, SessionPartition, TopicNaming,
+};
+use crate::topics::Topic;
 
 /// Fetch and ListOffsets isolation level READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
@@ -63,25 +66,27 @@ const LATEST_TIERED: i64 = -5;
 #[allow(clippy::too_many_arguments)]
 fn read_partition(
     broker: &Broker,
-    topic: &str,
-    index: i32,
+    (fetched, index): &PartitionKey,
     p: &SessionPartition,
     current_leader_epoch: i32,
     budget: usize,
     min_one_batch: bool,
     read_committed: bool,
 ) -> FetchPartitionResponse {
+    let index = *index;
     let mut out = FetchPartitionResponse {
         partition_index: index,
         ..FetchPartitionResponse::default()
     };
-    let known = broker.topics.get(topic);
-    let hosted = known
-        .as_ref()
-        .map_or(Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), |t| {
-            t.hosted(index).cloned()
-        });
-    let partition = match hosted {
+    let Some(known) = topic_of(broker, fetched) else {
+        out.error_code = match fetched {
+            FetchedTopic::Name(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            FetchedTopic::Id(_) => ErrorCode::UNKNOWN_TOPIC_ID,
+        };
+        return out;
+    };
+    let topic = known.name.as_str();
+    let partition = match known.hosted(index).cloned() {
         Ok(p) => p,
         Err(code) => {
             if code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
@@ -104,7 +109,7 @@ fn read_partition(
     let log = &partition.log;
     // Under a delivery delay consumers see the log end where the first record not due is
     // (never above the high watermark).
-    let delay_ms = known.map_or(0, |t| t.config.read().delivery_delay_ms());
+    let delay_ms = known.config.read().delivery_delay_ms();
     out.high_watermark =
         partition.delivery_end(partition.high_watermark(), delay_ms, broker.now_ms());
     out.last_stable_offset = partition.last_stable_offset().min(out.high_watermark);
@@ -147,37 +152,66 @@ fn read_partition(
     out
 }
 
+/// The topic a fetch names, as this broker knows it now.
+fn topic_of(broker: &Broker, fetched: &FetchedTopic) -> Option<Arc<Topic>> {
+    match fetched {
+        FetchedTopic::Name(name) => broker.topics.get(name),
+        FetchedTopic::Id(id) => broker.topics.by_id(*id),
+    }
+}
+
 pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse {
-    let leader_epochs: std::collections::HashMap<(&str, i32), i32> = request
+    let by_id = request.uses_topic_ids;
+    let naming = if by_id {
+        TopicNaming::ById
+    } else {
+        TopicNaming::ByName
+    };
+    let fetched = |name: &str, id: [u8; 16]| {
+        if by_id {
+            FetchedTopic::Id(id)
+        } else {
+            FetchedTopic::Name(name.to_owned())
+        }
+    };
+    let leader_epochs: std::collections::HashMap<PartitionKey, i32> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| ((t.name.as_str(), p.partition), p.current_leader_epoch))
+            t.partitions.iter().map(move |p| {
+                (
+                    (fetched(&t.name, t.topic_id), p.partition),
+                    p.current_leader_epoch,
+                )
+            })
         })
         .collect();
     let requested: Vec<RequestedPartition> = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| RequestedPartition {
-                key: (t.name.clone(), p.partition),
+            t.partitions.iter().map(move |p| RequestedPartition {
+                key: (fetched(&t.name, t.topic_id), p.partition),
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
             })
         })
         .collect();
-    let forgotten: Vec<(String, i32)> = request
+    let forgotten: Vec<PartitionKey> = request
         .forgotten_topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), *p)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (fetched(&t.name, t.topic_id), *p))
+        })
         .collect();
     let resolved = {
         let now = broker.now_ms();
         broker.fetch_sessions.lock().resolve(
             request.session_id,
             request.session_epoch,
+            naming,
             requested,
             &forgotten,
             now,
@@ -207,17 +241,13 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
         let mut budget = max_bytes;
         let mut total = 0usize;
         let mut any_error = false;
-        let mut results: Vec<((String, i32), FetchPartitionResponse)> =
+        let mut results: Vec<(PartitionKey, FetchPartitionResponse)> =
             Vec::with_capacity(resolved.partitions.len());
-        for ((topic, index), p) in &resolved.partitions {
-            let epoch = leader_epochs
-                .get(&(topic.as_str(), *index))
-                .copied()
-                .unwrap_or(-1);
+        for (key, p) in &resolved.partitions {
+            let epoch = leader_epochs.get(key).copied().unwrap_or(-1);
             let r = read_partition(
                 broker,
-                topic,
-                *index,
+                key,
                 p,
                 epoch,
                 budget,
@@ -227,7 +257,7 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
             total += r.records.len();
             budget = budget.saturating_sub(r.records.len());
             any_error |= r.error_code != ErrorCode::NONE;
-            results.push(((topic.clone(), *index), r));
+            results.push((key.clone(), r));
         }
         if total >= min_bytes
             || any_error
@@ -247,9 +277,11 @@ fn build_response(
     broker: &Broker,
     session_id: i32,
     incremental: bool,
-    results: Vec<((String, i32), FetchPartitionResponse)>,
+    results: Vec<(PartitionKey, FetchPartitionResponse)>,
 ) -> FetchResponse {
     let mut topics: Vec<FetchTopicResponse> = Vec::new();
+    // The topic of the last partition answered, as the response names it.
+    let mut last: Option<FetchedTopic> = None;
     let mut sessions = broker.fetch_sessions.lock();
     for (key, r) in results {
         let include = sessions.note_sent(
@@ -267,16 +299,36 @@ fn build_response(
             continue;
         }
         match topics.last_mut() {
-            Some(t) if t.name == key.0 => t.partitions.push(r),
-            _ => topics.push(FetchTopicResponse {
-                name: key.0,
-                partitions: vec![r],
-            }),
+            Some(t) if last.as_ref() == Some(&key.0) => t.partitions.push(r),
+            _ => {
+                let known = topic_of(broker, &key.0);
+                let (name, topic_id) = match &key.0 {
+                    FetchedTopic::Name(name) => (name.clone(), known.map_or([0; 16], |t| t.id)),
+                    FetchedTopic::Id(id) => {
+                        (known.map(|t| t.name.clone()).unwrap_or_default(), *id)
+                    }
+                };
+                topics.push(FetchTopicResponse {
+                    name,
+                    topic_id,
+                    partitions: vec![r],
+                });
+                last = Some(key.0);
+            }
         }
     }
+    drop(sessions);
+    let node_endpoints = leader_endpoints(
+        broker,
+        topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.current_leader.map(|(leader, _)| leader)),
+    );
     FetchResponse {
         session_id,
         topics,
+        node_endpoints,
         ..FetchResponse::default()
     }
 }

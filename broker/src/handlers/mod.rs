@@ -111,16 +111,22 @@ pub async fn dispatch(
             ))
         }),
         Request::Produce(mut r) => {
+            if r.uses_topic_ids {
+                name_topics_by_id(&b, r.topics.iter_mut().map(|t| (&mut t.name, t.topic_id)));
+            }
             let post = access::split_produce(&az, &mut r);
             then(produce::produce(&b, r).await, post)
         }
-        Request::Fetch(r) if r.replica_id >= 0 && az.is_enabled() => {
-            match access::refuse_replica_fetch(&az, &r) {
-                Some(refused) => ready(refused),
-                None => fetch_request(b, r),
-            }
-        }
         Request::Fetch(mut r) => {
+            if r.uses_topic_ids {
+                name_topics_by_id(&b, r.topics.iter_mut().map(|t| (&mut t.name, t.topic_id)));
+            }
+            if r.replica_id >= 0 && az.is_enabled() {
+                return match access::refuse_replica_fetch(&az, &r) {
+                    Some(refused) => ready(refused),
+                    None => fetch_request(b, r),
+                };
+            }
             let post = access::split_fetch(&az, &mut r);
             then(fetch_request(b, r), post)
         }
@@ -400,6 +406,22 @@ pub async fn dispatch(
 
 /// A Fetch: a follower's (in a cluster) goes down the replication path; a consumer's is read,
 /// and down-converted for the old formats.
+/// KIP-516: fills in the name of each topic a request names by id (Produce v13+, Fetch v13+),
+/// for what goes by name (ACLs, the log). An id this broker does not know leaves the name empty
+/// (no topic has an empty name), and the handler answers UNKNOWN_TOPIC_ID.
+fn name_topics_by_id<'a>(
+    broker: &Broker,
+    topics: impl Iterator<Item = (&'a mut String, [u8; 16])>,
+) {
+    for (name, id) in topics {
+        *name = broker
+            .topics
+            .by_id(id)
+            .map(|known| known.name.clone())
+            .unwrap_or_default();
+    }
+}
+
 fn fetch_request(b: Arc<Broker>, r: weir_protocol::requests::FetchRequest) -> ResponseFuture {
     if r.replica_id >= 0 && b.cluster.is_some() {
         return Box::pin(

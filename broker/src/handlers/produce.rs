@@ -82,6 +82,26 @@ pub fn current_leader(broker: &Broker, topic: &str, index: i32) -> Option<(i32, 
     })
 }
 
+/// KIP-951: the addresses of the live brokers among `leaders`, for the `node_endpoints` of a
+/// Produce or Fetch answer that names them as partitions' current leaders.
+pub fn leader_endpoints(broker: &Broker, leaders: impl Iterator<Item = i32>) -> Vec<NodeEndpoint> {
+    let named: std::collections::BTreeSet<i32> = leaders.collect();
+    if named.is_empty() {
+        return Vec::new();
+    }
+    broker
+        .live_brokers()
+        .into_iter()
+        .filter(|b| named.contains(&b.id))
+        .map(|b| NodeEndpoint {
+            node_id: b.id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect()
+}
+
 /// Kafka's error code for a replica refusing a request.
 pub fn replica_error_code(e: ReplicaError) -> ErrorCode {
     match e {
@@ -628,12 +648,20 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
     let mut staged_topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut staged = Vec::with_capacity(topic.partitions.len());
+        // An id `name_topics_by_id` found no topic for.
+        let unknown_id = request.uses_topic_ids && topic.name.is_empty();
         for p in topic.partitions {
             let s = if !matches!(acks, -1..=1) {
                 failed(
                     p.index,
                     ErrorCode::INVALID_REQUIRED_ACKS,
                     format!("acks={acks} is not 0, 1 or -1"),
+                )
+            } else if unknown_id {
+                failed(
+                    p.index,
+                    ErrorCode::UNKNOWN_TOPIC_ID,
+                    format!("no topic has id {}", uuid::Uuid::from_bytes(topic.topic_id)),
                 )
             } else {
                 match broker.topics.hosted(&topic.name, p.index) {
@@ -656,7 +684,7 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
             };
             staged.push(s);
         }
-        staged_topics.push((topic.name, staged));
+        staged_topics.push(((topic.name, topic.topic_id), staged));
     }
     let all_complete = staged_topics
         .iter()
@@ -679,7 +707,7 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
         };
         broker.appended.notify_waiters();
         let mut topics = Vec::with_capacity(finished.len());
-        for (name, partitions) in finished {
+        for ((name, topic_id), partitions) in finished {
             let mut answers = Vec::with_capacity(partitions.len());
             for (response, replication) in partitions {
                 answers.push(if acks == -1 {
@@ -690,6 +718,7 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
             }
             topics.push(ProduceTopicResponse {
                 name,
+                topic_id,
                 partitions: answers,
             });
         }
@@ -697,26 +726,13 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
             return None;
         }
         // KIP-951: the address of every leader named in an answer (v10+ carries them).
-        let named: std::collections::BTreeSet<i32> = topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .filter_map(|p| p.current_leader.map(|(l, _)| l))
-            .collect();
-        let node_endpoints = if named.is_empty() {
-            Vec::new()
-        } else {
-            broker
-                .live_brokers()
-                .into_iter()
-                .filter(|b| named.contains(&b.id))
-                .map(|b| NodeEndpoint {
-                    node_id: b.id,
-                    host: b.host,
-                    port: b.port,
-                    rack: b.rack,
-                })
-                .collect()
-        };
+        let node_endpoints = leader_endpoints(
+            &broker,
+            topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter_map(|p| p.current_leader.map(|(leader, _)| leader)),
+        );
         Some(Response::Produce(ProduceResponse {
             topics,
             node_endpoints,

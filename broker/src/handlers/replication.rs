@@ -317,6 +317,7 @@ pub async fn replica_fetch(broker: &Arc<Broker>, request: FetchRequest) -> Fetch
                 .iter()
                 .map(|t| FetchTopicResponse {
                     name: t.name.clone(),
+                    topic_id: t.topic_id,
                     partitions: t
                         .partitions
                         .iter()

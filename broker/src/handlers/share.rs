@@ -29,13 +29,14 @@ use weir_protocol::responses::{
     ShareGroupAssignment, ShareGroupDescribeAssignment, ShareGroupDescribeResponse,
     ShareGroupDescribeTopicPartitions, ShareGroupDescribedGroup, ShareGroupDescribedMember,
     ShareGroupHeartbeatResponse, ShareGroupPartitionResult, ShareGroupTopicPartitions,
-    ShareLeaderIdAndEpoch, ShareNodeEndpoint,
+    ShareLeaderIdAndEpoch,
 };
 use weir_protocol::{ErrorCode, Response};
 use weir_storage::batch::BatchHeader;
 use weir_storage::StorageError;
 
 use super::consumer_groups::group_records_durable;
+use super::produce::leader_endpoints;
 use super::{blocking, RequestContext, ResponseFuture};
 use crate::authz::{Authz, ResourceType};
 use crate::broker::Broker;
@@ -939,26 +940,9 @@ fn build_fetch_response(
                 partitions,
             })
             .collect(),
-        node_endpoints: node_endpoints(broker, &leaders_named),
+        node_endpoints: leader_endpoints(broker, leaders_named.into_iter()),
         ..ShareFetchResponse::default()
     }
-}
-
-fn node_endpoints(broker: &Broker, ids: &[i32]) -> Vec<ShareNodeEndpoint> {
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    broker
-        .live_brokers()
-        .into_iter()
-        .filter(|b| ids.contains(&b.id))
-        .map(|b| ShareNodeEndpoint {
-            node_id: b.id,
-            host: b.host,
-            port: b.port,
-            rack: b.rack,
-        })
-        .collect()
 }
 
 /// ShareAcknowledge.

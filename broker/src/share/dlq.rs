@@ -499,6 +499,7 @@ fn send(broker: &Broker, flight: &Flight) -> Result<(), RoundError> {
         timeout_ms: i32::try_from(crate::offsets::OFFSETS_COMMIT_TIMEOUT_MS).unwrap_or(i32::MAX),
         topics: vec![ProduceTopic {
             name: flight.topic.clone(),
+            topic_id: [0; 16],
             partitions: vec![ProducePartition {
                 index: flight.partition,
                 records: Some(flight.batch.clone()),
@@ -506,6 +507,7 @@ fn send(broker: &Broker, flight: &Flight) -> Result<(), RoundError> {
         }],
         legacy_formats_allowed: false,
         adds_partitions_to_txn: false,
+        uses_topic_ids: false,
     });
     let node = leader.leader;
     let answer = broker

@@ -110,6 +110,7 @@ impl Conn {
             timeout_ms: 30_000,
             topics: vec![ProduceTopic {
                 name: topic.into(),
+                topic_id: [0; 16],
                 partitions: vec![ProducePartition {
                     index: partition,
                     records: Some(Bytes::from(batch)),
@@ -117,6 +118,7 @@ impl Conn {
             }],
             legacy_formats_allowed: false,
             adds_partitions_to_txn: false,
+            uses_topic_ids: false,
         });
         let response = match version {
             Some(v) => self.call_at(request, v),
