@@ -6,10 +6,10 @@ use crate::common::kafka::{producer_batch, Conn};
 use crate::common::Broker;
 use weir_protocol::{
     DeleteTopicsRequest, DeleteTopicsTopic, DescribeClusterRequest, DescribeGroupsRequest,
-    ErrorCode, FetchPartition, FetchRequest, FetchResponse, FetchTopic, ListOffsetsPartition,
-    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsTopic, MetadataRequest,
-    MetadataRequestTopic, ProducePartition, ProduceRequest, ProduceTopic, Request, Response,
-    AUTHORIZED_OPERATIONS_OMITTED,
+    DescribeQuorumPartition, DescribeQuorumRequest, DescribeQuorumTopic, ErrorCode, FetchPartition,
+    FetchRequest, FetchResponse, FetchTopic, ListOffsetsPartition, ListOffsetsPartitionResponse,
+    ListOffsetsRequest, ListOffsetsTopic, MetadataRequest, MetadataRequestTopic, ProducePartition,
+    ProduceRequest, ProduceTopic, Request, Response, AUTHORIZED_OPERATIONS_OMITTED,
 };
 
 const BIG: usize = 300_000;
@@ -1069,4 +1069,59 @@ fn produce_and_fetch_name_topics_by_id_from_v13() {
         "{new:?}"
     );
     assert_eq!(new.topics[0].partitions[0].high_watermark, 0, "{new:?}");
+}
+
+/// DescribeQuorum on a single node: the node is the metadata quorum's leader and only voter
+/// (Weir has no KRaft quorum; it describes who holds the metadata), at every version; any other
+/// partition is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers.
+#[test]
+fn describe_quorum_names_the_node_holding_the_metadata() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    let Response::DescribeCluster(cluster) =
+        conn.call(Request::DescribeCluster(DescribeClusterRequest::default()))
+    else {
+        panic!("no DescribeCluster response");
+    };
+    let quorum = |topic: &str, partition: i32| {
+        Request::DescribeQuorum(DescribeQuorumRequest {
+            topics: vec![DescribeQuorumTopic {
+                topic_name: topic.into(),
+                partitions: vec![DescribeQuorumPartition {
+                    partition_index: partition,
+                }],
+            }],
+        })
+    };
+    for v in 0..=2 {
+        let Response::DescribeQuorum(r) = conn.call_at(quorum("__cluster_metadata", 0), v) else {
+            panic!("no DescribeQuorum response");
+        };
+        assert_eq!(r.error_code, ErrorCode::NONE, "v{v}: {r:?}");
+        assert_eq!(r.topics.len(), 1, "v{v}: {r:?}");
+        assert_eq!(r.topics[0].topic_name, "__cluster_metadata");
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.partition_index, p.error_code),
+            (0, ErrorCode::NONE),
+            "v{v}"
+        );
+        assert_eq!(p.leader_id, cluster.controller_id, "v{v}: {p:?}");
+        assert!(p.leader_epoch >= 0 && p.high_watermark >= 0, "v{v}: {p:?}");
+        let voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id).collect();
+        assert_eq!(voters, vec![cluster.controller_id], "v{v}: {p:?}");
+        assert!(p.observers.is_empty(), "v{v}: {p:?}");
+
+        for (topic, partition) in [("__cluster_metadata", 1), ("orders", 0)] {
+            let Response::DescribeQuorum(r) = conn.call_at(quorum(topic, partition), v) else {
+                panic!("no DescribeQuorum response");
+            };
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(
+                (p.partition_index, p.error_code),
+                (partition, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                "v{v} {topic}-{partition}: {r:?}"
+            );
+        }
+    }
 }

@@ -1175,3 +1175,32 @@ fn an_ip_over_its_connection_creation_rate_quota_has_new_connections_closed() {
     assert_eq!(r.entries[0].error_code, ErrorCode::NONE);
     assert!(api_versions(&mut Conn::new(b.plain)).is_some());
 }
+
+/// DescribeQuorum needs DESCRIBE on the cluster, as Kafka's controllers ask.
+#[test]
+fn describe_quorum_needs_describe_on_the_cluster() {
+    let b = start_authorized();
+    let mut mallory = as_user(&b, "mallory");
+    let quorum = DescribeQuorumRequest {
+        topics: vec![DescribeQuorumTopic {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![DescribeQuorumPartition { partition_index: 0 }],
+        }],
+    };
+    let Some(Response::DescribeQuorum(r)) = mallory.call(Request::DescribeQuorum(quorum.clone()))
+    else {
+        panic!("no DescribeQuorum response");
+    };
+    assert_eq!(r.error_code, ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    assert!(r.topics.is_empty(), "{r:?}");
+    grant(&b, "User:mallory", CLUSTER, "kafka-cluster", DESCRIBE);
+    let Some(Response::DescribeQuorum(r)) = mallory.call(Request::DescribeQuorum(quorum)) else {
+        panic!("no DescribeQuorum response");
+    };
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::NONE,
+        "{r:?}"
+    );
+}

@@ -302,6 +302,9 @@ apis! {
         mirror(m::BeginQuorumEpochRequest, m::BeginQuorumEpochResponse);
     END_QUORUM_EPOCH = 54: EndQuorumEpoch(EndQuorumEpochRequest, EndQuorumEpochResponse), 0..=1, advertise = false,
         mirror(m::EndQuorumEpochRequest, m::EndQuorumEpochResponse);
+    // KIP-595/853. Weir has no KRaft quorum: the broker describes its metadata authority.
+    DESCRIBE_QUORUM = 55: DescribeQuorum(DescribeQuorumRequest, DescribeQuorumResponse), 0..=2,
+        mirror(m::DescribeQuorumRequest, m::DescribeQuorumResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
     DESCRIBE_TRANSACTIONS = 65: DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse), 0..=0,

@@ -2034,3 +2034,32 @@ mirror! {
         pub resource_types: Vec<i8>,
     }
 }
+
+mirror! {
+    /// DescribeQuorum request (v0-2, KIP-595): the metadata quorum's partition to describe.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumRequest => m::DescribeQuorumRequest {
+        /// Topics (Kafka's controllers answer only `__cluster_metadata`).
+        pub topics: Vec<DescribeQuorumTopic>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeQuorum request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumTopic => m::describe_quorum_request::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Partitions.
+        pub partitions: Vec<DescribeQuorumPartition>,
+    }
+}
+
+mirror! {
+    /// A partition of a DescribeQuorum request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumPartition => m::describe_quorum_request::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+    }
+}

@@ -2289,7 +2289,7 @@ throttled! {
     DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets, AddPartitionsToTxn,
     AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions,
     DescribeTopicPartitions, DescribeLogDirs, AlterReplicaLogDirs, ListConfigResources;
-    unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch,
+    unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum,
     WriteTxnMarkers, InitializeShareGroupState, ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState,
     ReadShareGroupStateSummary
 }
@@ -2506,6 +2506,68 @@ mirror! {
         pub last_known_elr: Option<Vec<i32>>,
         /// Offline replicas.
         pub offline_replicas: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// DescribeQuorum response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumResponse => m::DescribeQuorumResponse {
+        /// Top-level error (v2+; e.g. CLUSTER_AUTHORIZATION_FAILED).
+        pub error_code: ErrorCode,
+        /// Its message (v2+).
+        pub error_message: Option<String>,
+        /// Per-topic answers.
+        pub topics: Vec<DescribeQuorumTopicResponse>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeQuorum response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumTopicResponse => m::describe_quorum_response::TopicData {
+        /// Topic name.
+        pub topic_name: String,
+        /// Per-partition answers.
+        pub partitions: Vec<DescribeQuorumPartitionResponse>,
+    }
+}
+
+mirror! {
+    /// A partition of a DescribeQuorum response: the quorum's leader and its replicas.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeQuorumPartitionResponse => m::describe_quorum_response::PartitionData {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Its message (v2+).
+        pub error_message: Option<String>,
+        /// The leader's id (-1: none).
+        pub leader_id: i32,
+        /// The leader's epoch.
+        pub leader_epoch: i32,
+        /// The high watermark.
+        pub high_watermark: i64,
+        /// The voters.
+        pub current_voters: Vec<QuorumReplicaState>,
+        /// The observers.
+        pub observers: Vec<QuorumReplicaState>,
+    }
+}
+
+mirror! {
+    /// A replica of the metadata quorum, as DescribeQuorum describes it.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct QuorumReplicaState => m::describe_quorum_response::ReplicaState {
+        /// The replica's node id.
+        pub replica_id: i32,
+        /// Its log end offset (-1: unknown).
+        pub log_end_offset: i64,
+        /// When it last fetched, ms since the epoch (v1+; -1: unknown).
+        pub last_fetch_timestamp: i64,
+        /// When it was last caught up, ms since the epoch (v1+; -1: unknown).
+        pub last_caught_up_timestamp: i64,
     }
 }
 

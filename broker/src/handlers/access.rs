@@ -855,7 +855,8 @@ pub(super) fn refuse_cluster_call(
     let op = match request {
         Rq::DescribeAcls(_)
         | Rq::DescribeUserScramCredentials(_)
-        | Rq::ListPartitionReassignments(_) => Op::Describe,
+        | Rq::ListPartitionReassignments(_)
+        | Rq::DescribeQuorum(_) => Op::Describe,
         Rq::CreateAcls(_)
         | Rq::DeleteAcls(_)
         | Rq::AlterUserScramCredentials(_)
@@ -972,6 +973,11 @@ pub(super) fn refuse_cluster_call(
                 ..ListPartitionReassignmentsResponse::default()
             })
         }
+        Rq::DescribeQuorum(_) => Response::DescribeQuorum(DescribeQuorumResponse {
+            error_code: code,
+            error_message: message,
+            ..DescribeQuorumResponse::default()
+        }),
         Rq::DescribeClientQuotas(_) => {
             Response::DescribeClientQuotas(DescribeClientQuotasResponse {
                 error_code: code,

@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_protocol::requests::{
-    DescribeClusterRequest, DescribeTopicPartitionsCursor, DescribeTopicPartitionsRequest,
-    FindCoordinatorRequest, MetadataRequest,
+    DescribeClusterRequest, DescribeQuorumRequest, DescribeQuorumTopic,
+    DescribeTopicPartitionsCursor, DescribeTopicPartitionsRequest, FindCoordinatorRequest,
+    MetadataRequest,
 };
 use weir_protocol::responses::{
     ApiVersionsResponse, Coordinator, DescribeClusterBroker, DescribeClusterResponse,
+    DescribeQuorumPartitionResponse, DescribeQuorumResponse, DescribeQuorumTopicResponse,
     DescribeTopicPartitionsResponse, DescribeTopicPartitionsResponsePartition,
     DescribeTopicPartitionsResponseTopic, Feature, FindCoordinatorResponse, MetadataBroker,
-    MetadataPartition, MetadataResponse, MetadataTopic, AUTHORIZED_OPERATIONS_OMITTED,
+    MetadataPartition, MetadataResponse, MetadataTopic, QuorumReplicaState,
+    AUTHORIZED_OPERATIONS_OMITTED,
 };
 use weir_protocol::ErrorCode;
 
@@ -431,6 +434,82 @@ pub fn describe_cluster(
             })
             .collect(),
         ..DescribeClusterResponse::default()
+    }
+}
+
+/// The metadata partition KRaft's quorum is, the only one Kafka's DescribeQuorum describes.
+const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum (KIP-595). Weir has no KRaft quorum: its metadata lives in etcd in a cluster
+/// and in the data directory on a single node. So that the tools and clients that ask see who
+/// holds the metadata, the answer describes that authority as a quorum of one: the controller
+/// (this node on a single node) is the leader and only voter, at epoch 0 (Weir has no controller
+/// epochs), every other live broker an observer; the high watermark is the etcd revision of the
+/// metadata this broker has applied (0 on a single node), the voter's log end offset the same,
+/// and what is not known (observers' offsets, fetch times) is -1. Anything but partition 0 of
+/// `__cluster_metadata` is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers.
+pub fn describe_quorum(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let is_quorum = |t: &DescribeQuorumTopic| {
+        t.topic_name == CLUSTER_METADATA_TOPIC
+            && t.partitions.len() == 1
+            && t.partitions[0].partition_index == 0
+    };
+    if !(request.topics.len() == 1 && is_quorum(&request.topics[0])) {
+        let topics = request
+            .topics
+            .into_iter()
+            .map(|t| DescribeQuorumTopicResponse {
+                topic_name: t.topic_name,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| DescribeQuorumPartitionResponse {
+                        partition_index: p.partition_index,
+                        error_code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        leader_id: -1,
+                        leader_epoch: -1,
+                        high_watermark: -1,
+                        ..DescribeQuorumPartitionResponse::default()
+                    })
+                    .collect(),
+            })
+            .collect();
+        return DescribeQuorumResponse {
+            topics,
+            ..DescribeQuorumResponse::default()
+        };
+    }
+    let leader = controller_id(broker);
+    let high_watermark = broker
+        .cluster
+        .as_ref()
+        .map_or(0, |c| c.store.with_view(|v| v.revision).max(0));
+    let replica = |replica_id: i32, log_end_offset: i64| QuorumReplicaState {
+        replica_id,
+        log_end_offset,
+        last_fetch_timestamp: -1,
+        last_caught_up_timestamp: -1,
+    };
+    let observers = broker
+        .live_brokers()
+        .into_iter()
+        .filter(|b| b.id != leader)
+        .map(|b| replica(b.id, -1))
+        .collect();
+    DescribeQuorumResponse {
+        topics: vec![DescribeQuorumTopicResponse {
+            topic_name: CLUSTER_METADATA_TOPIC.to_owned(),
+            partitions: vec![DescribeQuorumPartitionResponse {
+                partition_index: 0,
+                leader_id: leader,
+                leader_epoch: 0,
+                high_watermark,
+                current_voters: vec![replica(leader, high_watermark)],
+                observers,
+                ..DescribeQuorumPartitionResponse::default()
+            }],
+        }],
+        ..DescribeQuorumResponse::default()
     }
 }
 

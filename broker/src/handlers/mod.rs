@@ -105,6 +105,9 @@ pub async fn dispatch(
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(
             metadata::describe_cluster(&b, &az, &r),
         )),
+        Request::DescribeQuorum(r) => {
+            ready(Response::DescribeQuorum(metadata::describe_quorum(&b, r)))
+        }
         Request::FindCoordinator(r) => Box::pin(async move {
             Some(Response::FindCoordinator(
                 metadata::find_coordinator(&b, &az, version, r).await,
