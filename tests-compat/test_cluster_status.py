@@ -6,6 +6,7 @@ assertion on speed.
 """
 
 import json
+import struct
 import subprocess
 import time
 import urllib.error
@@ -14,6 +15,7 @@ import urllib.request
 from confluent_kafka.admin import NewTopic
 
 from helpers import admin_client, produce_and_flush, producer
+from wire import call, carray, cstr
 
 CONVERGE_S = 60.0
 # Short timers: a killed broker's lease runs out, and its replicas drop out of the ISR, quickly.
@@ -74,6 +76,45 @@ def until(what, check, timeout=CONVERGE_S):
     raise AssertionError(f"{what}: not reached within {timeout:.0f}s (last seen: {last!r})")
 
 
+def describe_quorum(bootstrap):
+    """DescribeQuorum v2 (API 55) of `__cluster_metadata` partition 0, as kafka-metadata-quorum
+    asks it (the Python clients here have no call for it). Returns (top-level error, the
+    partition's error, leader, leader epoch, high watermark, voters as [(id, log end offset)],
+    observer ids)."""
+    body = carray([cstr("__cluster_metadata") + carray([struct.pack(">i", 0) + b"\x00"]) + b"\x00"])
+    r = call(bootstrap, 55, body + b"\x00", version=2)
+    error = r.int16()
+    r.cstr()
+
+    def replica(r):
+        replica_id = r.int32()
+        r.take(16)  # directory id
+        log_end_offset = r.int64()
+        r.int64()  # last fetch
+        r.int64()  # last caught up
+        r.tags()
+        return replica_id, log_end_offset
+
+    def partition(r):
+        r.int32()
+        code = r.int16()
+        r.cstr()
+        leader, epoch, hw = r.int32(), r.int32(), r.int64()
+        voters = r.carray(replica)
+        observers = [i for i, _ in r.carray(replica)]
+        r.tags()
+        return code, leader, epoch, hw, voters, sorted(observers)
+
+    def topic(r):
+        r.cstr()
+        ps = r.carray(partition)
+        r.tags()
+        return ps
+
+    (p,) = [p for ps in r.carray(topic) for p in ps]
+    return (error, *p)
+
+
 def test_under_replication_shows_after_a_kill_and_clears_after_the_restart(
     cluster_factory, unique
 ):
@@ -102,6 +143,16 @@ def test_under_replication_shows_after_a_kill_and_clears_after_the_restart(
         "one broker reports itself the active controller",
         lambda: sum(sample(b.admin_port, "weir_controller_active") for b in c.brokers) == 1,
     )
+    # DescribeQuorum (what kafka-metadata-quorum shows): every broker names the controller as
+    # the metadata's leader and only voter, the other brokers as observers, and the etcd
+    # revision of the metadata it applied as the high watermark.
+    for b in c.brokers:
+        error, code, leader, epoch, hw, voters, observers = describe_quorum(b.bootstrap)
+        assert (error, code) == (0, 0)
+        assert (leader, epoch) == (controller, 0)
+        assert hw > 0
+        assert voters == [(controller, hw)]
+        assert observers == [i for i in ids if i != controller]
 
     bootstrap = ",".join(b.bootstrap for b in c.brokers)
     admin = admin_client(bootstrap)

@@ -10,7 +10,6 @@ Most tests run with one share state partition (`ONE_STATE_PARTITION`), so that o
 owns all share state and the others must reach it remotely; the spread test runs with the
 default partition count."""
 
-import socket
 import struct
 import time
 
@@ -19,6 +18,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, KafkaException
 
 from helpers import WAIT_S, admin_client, consumer, produce_and_flush, producer
+from wire import call, carray, cstr
 from test_cluster import (
     FAST,
     create_replicated,
@@ -456,95 +456,14 @@ def test_dead_letter_sent_to_another_broker_is_appended_once_across_a_crash(
 # -- The share group offset admin APIs on the wire (confluent-kafka's AdminClient has none). --
 
 
-def _uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def _cstr(s):
-    data = s.encode()
-    return _uvarint(len(data) + 1) + data
-
-
-def _carray(items):
-    return _uvarint(len(items) + 1) + b"".join(items)
-
-
-class _Reader:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, n):
-        out = self.data[self.pos:self.pos + n]
-        assert len(out) == n, "response cut short"
-        self.pos += n
-        return out
-
-    def int16(self):
-        return struct.unpack(">h", self.take(2))[0]
-
-    def int32(self):
-        return struct.unpack(">i", self.take(4))[0]
-
-    def int64(self):
-        return struct.unpack(">q", self.take(8))[0]
-
-    def uvarint(self):
-        shift = n = 0
-        while True:
-            b = self.take(1)[0]
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return n
-            shift += 7
-
-    def cstr(self):
-        n = self.uvarint()
-        return None if n == 0 else self.take(n - 1).decode()
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.take(self.uvarint())
-
-    def carray(self, item):
-        n = self.uvarint()
-        return [] if n == 0 else [item(self) for _ in range(n - 1)]
-
-
-def _call(bootstrap, api_key, body, version=0):
-    """One flexible (header v2) request to `bootstrap`; the response body."""
-    host, port = bootstrap.rsplit(":", 1)
-    client = b"weir-share-cluster-test"
-    header = struct.pack(">hhih", api_key, version, 7, len(client)) + client + b"\x00"
-    frame = header + body
-    with socket.create_connection((host, int(port)), timeout=WAIT_S) as s:
-        s.sendall(struct.pack(">i", len(frame)) + frame)
-        data = b""
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
-            chunk = s.recv(65536)
-            assert chunk, "connection closed"
-            data += chunk
-    r = _Reader(data[4:])
-    assert r.int32() == 7, "correlation id"
-    r.tags()
-    return r
-
-
 def alter_share_group_offsets(bootstrap, group, topics):
     """AlterShareGroupOffsets (API 91): `topics` maps a name to {partition: start offset}.
     Returns (group error, {(topic, partition): error})."""
-    body = _cstr(group) + _carray([
-        _cstr(t) + _carray([struct.pack(">iq", p, o) + b"\x00" for p, o in ps.items()]) + b"\x00"
+    body = cstr(group) + carray([
+        cstr(t) + carray([struct.pack(">iq", p, o) + b"\x00" for p, o in ps.items()]) + b"\x00"
         for t, ps in topics.items()
     ]) + b"\x00"
-    r = _call(bootstrap, 91, body)
+    r = call(bootstrap, 91, body)
     r.int32()
     error = r.int16()
     r.cstr()
@@ -567,8 +486,8 @@ def alter_share_group_offsets(bootstrap, group, topics):
 
 def delete_share_group_offsets(bootstrap, group, topics):
     """DeleteShareGroupOffsets (API 92). Returns (group error, {topic: error})."""
-    body = _cstr(group) + _carray([_cstr(t) + b"\x00" for t in topics]) + b"\x00"
-    r = _call(bootstrap, 92, body)
+    body = cstr(group) + carray([cstr(t) + b"\x00" for t in topics]) + b"\x00"
+    r = call(bootstrap, 92, body)
     r.int32()
     error = r.int16()
     r.cstr()
@@ -587,8 +506,8 @@ def delete_share_group_offsets(bootstrap, group, topics):
 def find_share_coordinators(bootstrap, keys):
     """FindCoordinator v6 (API 10) of share-partition keys `group:topicId:partition`, as Kafka's
     persister asks it. Returns {key: (node id, error code)}."""
-    body = struct.pack(">b", 2) + _carray([_cstr(k) for k in keys]) + b"\x00"
-    r = _call(bootstrap, 10, body, version=6)
+    body = struct.pack(">b", 2) + carray([cstr(k) for k in keys]) + b"\x00"
+    r = call(bootstrap, 10, body, version=6)
     r.int32()  # throttle
 
     def coordinator(r):
@@ -606,9 +525,9 @@ def find_share_coordinators(bootstrap, keys):
 def describe_share_group_offsets(bootstrap, group, topic, partitions):
     """DescribeShareGroupOffsets (API 90) of `group`'s `partitions` of `topic`. Returns
     (group error, {partition: (start offset, error)})."""
-    parts = _carray([struct.pack(">i", p) for p in partitions])
-    body = _carray([_cstr(group) + _carray([_cstr(topic) + parts + b"\x00"]) + b"\x00"]) + b"\x00"
-    r = _call(bootstrap, 90, body)
+    parts = carray([struct.pack(">i", p) for p in partitions])
+    body = carray([cstr(group) + carray([cstr(topic) + parts + b"\x00"]) + b"\x00"]) + b"\x00"
+    r = call(bootstrap, 90, body)
     r.int32()
 
     def partition(r):
