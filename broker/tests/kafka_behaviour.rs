@@ -1125,3 +1125,42 @@ fn describe_quorum_names_the_node_holding_the_metadata() {
         }
     }
 }
+
+/// Metadata v13 (KIP-1102's top-level error, never set) and DescribeCluster v2 (KIP-1073's
+/// fenced brokers, of which Weir has none) answer as the versions before them.
+#[test]
+fn metadata_v13_and_describe_cluster_v2_answer_as_before() {
+    let b = Broker::start(&[]);
+    let mut conn = Conn::connect(b.kafka);
+    conn.create_topic("v13", 2, &[]);
+    let Response::Metadata(m) = conn.call_at(
+        Request::Metadata(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some("v13".into()),
+                topic_id: [0; 16],
+            }]),
+            allow_auto_topic_creation: false,
+            ..MetadataRequest::default()
+        }),
+        13,
+    ) else {
+        panic!("no Metadata response");
+    };
+    assert_eq!(m.topics.len(), 1, "{m:?}");
+    assert_eq!(m.topics[0].error_code, ErrorCode::NONE, "{m:?}");
+    assert_eq!(m.topics[0].partitions.len(), 2, "{m:?}");
+    assert_eq!(m.brokers.len(), 1, "{m:?}");
+    let Response::DescribeCluster(c) = conn.call_at(
+        Request::DescribeCluster(DescribeClusterRequest::default()),
+        2,
+    ) else {
+        panic!("no DescribeCluster response");
+    };
+    assert_eq!(c.error_code, ErrorCode::NONE, "{c:?}");
+    assert_eq!(
+        c.brokers.iter().map(|b| b.broker_id).collect::<Vec<_>>(),
+        vec![m.brokers[0].node_id],
+        "{c:?}"
+    );
+    assert_eq!(c.controller_id, m.controller_id);
+}

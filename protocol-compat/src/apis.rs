@@ -223,7 +223,7 @@ apis! {
     PRODUCE = 0: Produce(ProduceRequest, ProduceResponse), 0..=13;
     FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=17;
     LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=10;
-    METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=12;
+    METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=13;
     OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
     OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;
     FIND_COORDINATOR = 10: FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse), 0..=6;
@@ -305,7 +305,7 @@ apis! {
     // KIP-595/853. Weir has no KRaft quorum: the broker describes its metadata authority.
     DESCRIBE_QUORUM = 55: DescribeQuorum(DescribeQuorumRequest, DescribeQuorumResponse), 0..=2,
         mirror(m::DescribeQuorumRequest, m::DescribeQuorumResponse);
-    DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=1,
+    DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=2,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
     DESCRIBE_TRANSACTIONS = 65: DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse), 0..=0,
         mirror(m::DescribeTransactionsRequest, m::DescribeTransactionsResponse);
