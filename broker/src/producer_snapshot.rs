@@ -27,15 +27,17 @@ pub const KEEP_SNAPSHOTS: usize = 3;
 const MAX_SNAPSHOT_BYTES: u64 = 512 << 20;
 
 const MAGIC: &[u8; 4] = b"WPSN";
-/// Version 2 adds transactions (coordinator epoch, open transaction, last offset per producer);
-/// version 1 snapshots (written before) are still read.
-const VERSION: u16 = 2;
+/// Version 2 adds transactions (coordinator epoch, open transaction, last offset per producer),
+/// version 3 the last batch's timestamp; older snapshots are still read (no timestamp: -1).
+const VERSION: u16 = 3;
 /// magic, version, CRC32C of what follows.
 const HEADER_BYTES: usize = 4 + 2 + 4;
 /// Producer id, epoch, batch count (version 1).
 const ENTRY_V1_BYTES: usize = 8 + 2 + 1;
 /// Version 2 adds coordinator epoch, open transaction's first offset (-1: none), last offset.
-const ENTRY_BYTES: usize = ENTRY_V1_BYTES + 4 + 8 + 8;
+const ENTRY_V2_BYTES: usize = ENTRY_V1_BYTES + 4 + 8 + 8;
+/// Version 3 adds the last batch's max timestamp.
+const ENTRY_BYTES: usize = ENTRY_V2_BYTES + 8;
 /// First and last sequence, base and last offset.
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
 
@@ -76,6 +78,7 @@ pub fn encode(state: &ProducerState, offset: Offset) -> Vec<u8> {
         body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
         body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
         body.extend_from_slice(&entry.last_offset.to_be_bytes());
+        body.extend_from_slice(&entry.last_timestamp_ms.to_be_bytes());
         for b in entry.batches.iter().skip(entry.batches.len() - n) {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
             body.extend_from_slice(&b.last_seq.to_be_bytes());
@@ -121,13 +124,11 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
         return Err(SnapshotError::Magic);
     }
     let version = u16::from_be_bytes(r.take()?);
-    if version != VERSION && version != 1 {
-        return Err(SnapshotError::Version(version));
-    }
-    let entry_bytes = if version == 1 {
-        ENTRY_V1_BYTES
-    } else {
-        ENTRY_BYTES
+    let entry_bytes = match version {
+        1 => ENTRY_V1_BYTES,
+        2 => ENTRY_V2_BYTES,
+        VERSION => ENTRY_BYTES,
+        _ => return Err(SnapshotError::Version(version)),
     };
     let crc = u32::from_be_bytes(r.take()?);
     if crc32c::crc32c(r.0) != crc {
@@ -160,6 +161,7 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
             }
             (c, (t >= 0).then_some(t), Some(l))
         };
+        let last_timestamp_ms = if version >= 3 { r.i64()? } else { -1 };
         let mut batches = VecDeque::with_capacity(usize::from(n));
         for _ in 0..n {
             let b = BatchRecord {
@@ -181,6 +183,7 @@ pub fn decode(bytes: &[u8], named: Offset) -> Result<ProducerState, SnapshotErro
             coordinator_epoch,
             txn_first_offset,
             last_offset,
+            last_timestamp_ms,
         };
         if producers.insert(id, entry).is_some() {
             return Err(SnapshotError::Malformed);
@@ -542,6 +545,21 @@ mod tests {
             decode(&encode(&state, 12), 12).err(),
             Some(SnapshotError::Malformed)
         );
+        assert_ne!(state.producers[&5].last_timestamp_ms, -1);
+
+        // A version 2 snapshot (written before timestamps were kept) is read, without them.
+        let ts_at = HEADER_BYTES + 8 + 4 + ENTRY_V2_BYTES;
+        let mut v2 = bytes[..ts_at].to_vec();
+        v2.extend_from_slice(&bytes[ts_at + 8..]);
+        v2[4..6].copy_from_slice(&2u16.to_be_bytes());
+        let crc = crc32c::crc32c(&v2[HEADER_BYTES..]);
+        v2[6..10].copy_from_slice(&crc.to_be_bytes());
+        let mut expected = state.producers.clone();
+        expected.values_mut().for_each(|e| e.last_timestamp_ms = -1);
+        assert_eq!(decode(&v2, 13).expect("version 2").producers, expected);
+        let mut v4 = bytes.clone();
+        v4[4..6].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(decode(&v4, 13).err(), Some(SnapshotError::Version(4)));
     }
 
     #[derive(Clone, Debug)]

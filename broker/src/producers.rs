@@ -51,6 +51,8 @@ pub(crate) struct ProducerEntry {
     /// The last offset of the producer's last batch or marker here: the entry is kept while the
     /// log holds it (or while its transaction is open).
     pub(crate) last_offset: Offset,
+    /// The max timestamp of the producer's last data batch here (-1: none; DescribeProducers).
+    pub(crate) last_timestamp_ms: i64,
 }
 
 impl Default for ProducerEntry {
@@ -61,6 +63,7 @@ impl Default for ProducerEntry {
             coordinator_epoch: -1,
             txn_first_offset: None,
             last_offset: -1,
+            last_timestamp_ms: -1,
         }
     }
 }
@@ -252,6 +255,14 @@ impl ProducerState {
     }
 
     /// Whether this partition has state for `producer_id` (tests).
+    /// Every producer this partition holds state for, by id.
+    pub(crate) fn active(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        let mut active: Vec<(i64, &ProducerEntry)> =
+            self.producers.iter().map(|(&id, e)| (id, e)).collect();
+        active.sort_unstable_by_key(|(id, _)| *id);
+        active.into_iter()
+    }
+
     pub fn knows(&self, producer_id: i64) -> bool {
         self.producers.contains_key(&producer_id)
     }
@@ -346,6 +357,7 @@ impl ProducerState {
             entry.batches.pop_front();
         }
         entry.last_offset = entry.last_offset.max(last_offset);
+        entry.last_timestamp_ms = header.max_timestamp;
         if header.is_transactional() && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(base_offset);
             self.open_txns.insert((base_offset, header.producer_id));

@@ -463,6 +463,7 @@ fn grant(b: &Running, principal: &str, resource_type: i8, name: &str, operation:
 }
 
 const TOPIC: i8 = 2;
+const READ: i8 = 3;
 const CLUSTER: i8 = 4;
 const DESCRIBE: i8 = 8;
 const CLUSTER_ACTION: i8 = 9;
@@ -1198,6 +1199,37 @@ fn describe_quorum_needs_describe_on_the_cluster() {
         panic!("no DescribeQuorum response");
     };
     assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::NONE,
+        "{r:?}"
+    );
+}
+
+/// DescribeProducers needs READ on the topic, as Kafka asks.
+#[test]
+fn describe_producers_needs_read_on_the_topic() {
+    let b = start_authorized();
+    create_topic(&b, "t");
+    let mut mallory = as_user(&b, "mallory");
+    let request = Request::DescribeProducers(DescribeProducersRequest {
+        topics: vec![DescribeProducersTopic {
+            name: "t".into(),
+            partition_indexes: vec![0],
+        }],
+    });
+    let Some(Response::DescribeProducers(r)) = mallory.call(request.clone()) else {
+        panic!("no DescribeProducers response");
+    };
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        "{r:?}"
+    );
+    grant(&b, "User:mallory", TOPIC, "t", READ);
+    let Some(Response::DescribeProducers(r)) = mallory.call(request) else {
+        panic!("no DescribeProducers response");
+    };
     assert_eq!(
         r.topics[0].partitions[0].error_code,
         ErrorCode::NONE,

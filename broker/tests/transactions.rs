@@ -13,6 +13,7 @@ use crate::common::Broker;
 use weir_protocol::client::encode_request_at;
 use weir_protocol::transactions::*;
 use weir_protocol::{
+    DescribeProducersPartitionResponse, DescribeProducersRequest, DescribeProducersTopic,
     ErrorCode, FetchPartition, FetchRequest, FetchTopic, FindCoordinatorRequest,
     InitProducerIdRequest, OffsetFetchGroup, OffsetFetchRequest, OffsetFetchTopic, Request,
     Response,
@@ -889,4 +890,111 @@ fn protocol_2_adds_partitions_through_a_remote_coordinator() {
     // The old epoch is fenced in the partition; the bumped one opens the next transaction.
     assert_eq!(produce(12, epoch, 1), ErrorCode::INVALID_PRODUCER_EPOCH);
     assert_eq!(produce(12, epoch + 1, 0), ErrorCode::NONE);
+}
+
+fn describe_producers(
+    c: &mut Conn,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<DescribeProducersPartitionResponse> {
+    let r = c.call(Request::DescribeProducers(DescribeProducersRequest {
+        topics: vec![DescribeProducersTopic {
+            name: topic.into(),
+            partition_indexes: partitions.to_vec(),
+        }],
+    }));
+    let Response::DescribeProducers(mut r) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(r.topics.len(), 1, "{r:?}");
+    r.topics.remove(0).partitions
+}
+
+/// DescribeProducers (KIP-664, `kafka-transactions.sh describe-producers`): each partition's
+/// producers with their epoch, last sequence, last batch time and open transaction; an idempotent
+/// producer has no transaction, a transactional one shows where its open transaction starts
+/// until its marker ends it. Unknown partitions are UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn describe_producers_shows_sequences_and_open_transactions() {
+    let b = Broker::start(&[]);
+    let mut c = Conn::connect(b.kafka);
+    c.create_topic("dp", 2, &[]);
+    let before = crate::common::now_ms();
+
+    let r = c.call(Request::InitProducerId(InitProducerIdRequest::default()));
+    let Response::InitProducerId(idem) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(idem.error_code, ErrorCode::NONE);
+    for (seq, n) in [(0, 3), (3, 2)] {
+        let r = c.produce_batch(
+            None,
+            "dp",
+            0,
+            producer_batch(idem.producer_id, idem.producer_epoch, seq, n, false),
+        );
+        assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    }
+    let (pid, epoch) = init_ok(&mut c, "tx-dp", 60_000);
+    let r = c.produce_batch_at(
+        Some(12),
+        Some("tx-dp"),
+        "dp",
+        0,
+        producer_batch(pid, epoch, 0, 2, true),
+    );
+    assert_eq!((r.error_code, r.base_offset), (ErrorCode::NONE, 5), "{r:?}");
+
+    let parts = describe_producers(&mut c, "dp", &[0, 1, 7]);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0].error_code, ErrorCode::NONE, "{parts:?}");
+    let mut active = parts[0].active_producers.clone();
+    active.sort_by_key(|p| p.producer_id);
+    let by_id = |id: i64| {
+        active
+            .iter()
+            .find(|p| p.producer_id == id)
+            .unwrap_or_else(|| panic!("producer {id} missing: {active:?}"))
+    };
+    let i = by_id(idem.producer_id);
+    assert_eq!(
+        (
+            i.producer_epoch,
+            i.last_sequence,
+            i.coordinator_epoch,
+            i.current_txn_start_offset
+        ),
+        (i32::from(idem.producer_epoch), 4, -1, -1),
+        "{i:?}"
+    );
+    assert!(i.last_timestamp >= before, "{i:?}");
+    let t = by_id(pid);
+    assert_eq!(
+        (
+            t.producer_epoch,
+            t.last_sequence,
+            t.current_txn_start_offset
+        ),
+        (i32::from(epoch), 1, 5),
+        "{t:?}"
+    );
+    assert_eq!(active.len(), 2, "{active:?}");
+    assert_eq!(
+        (parts[1].error_code, parts[1].active_producers.len()),
+        (ErrorCode::NONE, 0)
+    );
+    assert_eq!(parts[2].error_code, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+
+    // The commit's marker closes the transaction: no start offset any more.
+    let r = end(&b, 5, "tx-dp", pid, epoch, true);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    wait_markers(&mut c, "dp", 0, 1);
+    let parts = describe_producers(&mut c, "dp", &[0]);
+    let t = parts[0]
+        .active_producers
+        .iter()
+        .find(|p| p.producer_id == pid)
+        .expect("still known");
+    assert_eq!(t.current_txn_start_offset, -1, "{t:?}");
+    assert!(t.coordinator_epoch >= 0, "{t:?}");
 }

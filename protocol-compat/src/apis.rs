@@ -307,6 +307,9 @@ apis! {
         mirror(m::DescribeQuorumRequest, m::DescribeQuorumResponse);
     DESCRIBE_CLUSTER = 60: DescribeCluster(DescribeClusterRequest, DescribeClusterResponse), 0..=2,
         mirror(m::DescribeClusterRequest, m::DescribeClusterResponse);
+    // KIP-664 (kafka-transactions.sh describe-producers).
+    DESCRIBE_PRODUCERS = 61: DescribeProducers(DescribeProducersRequest, DescribeProducersResponse), 0..=0,
+        mirror(m::DescribeProducersRequest, m::DescribeProducersResponse);
     DESCRIBE_TRANSACTIONS = 65: DescribeTransactions(DescribeTransactionsRequest, DescribeTransactionsResponse), 0..=0,
         mirror(m::DescribeTransactionsRequest, m::DescribeTransactionsResponse);
     LIST_TRANSACTIONS = 66: ListTransactions(ListTransactionsRequest, ListTransactionsResponse), 0..=2,

@@ -2063,3 +2063,23 @@ mirror! {
         pub partition_index: i32,
     }
 }
+
+mirror! {
+    /// DescribeProducers request (v0, KIP-664): the active producers of partitions.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeProducersRequest => m::DescribeProducersRequest {
+        /// Topics and partitions to describe.
+        pub topics: Vec<DescribeProducersTopic>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeProducers request.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeProducersTopic => m::describe_producers_request::TopicRequest {
+        /// Topic name.
+        pub name: String,
+        /// Partition indexes.
+        pub partition_indexes: Vec<i32>,
+    }
+}

@@ -2288,7 +2288,8 @@ throttled! {
     ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge,
     DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets, AddPartitionsToTxn,
     AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions, ListTransactions,
-    DescribeTopicPartitions, DescribeLogDirs, AlterReplicaLogDirs, ListConfigResources;
+    DescribeTopicPartitions, DescribeLogDirs, AlterReplicaLogDirs, ListConfigResources,
+    DescribeProducers;
     unthrottled: SaslHandshake, SaslAuthenticate, Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum,
     WriteTxnMarkers, InitializeShareGroupState, ReadShareGroupState, WriteShareGroupState, DeleteShareGroupState,
     ReadShareGroupStateSummary
@@ -2506,6 +2507,62 @@ mirror! {
         pub last_known_elr: Option<Vec<i32>>,
         /// Offline replicas.
         pub offline_replicas: Vec<i32>,
+    }
+}
+
+mirror! {
+    /// DescribeProducers response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeProducersResponse => m::DescribeProducersResponse {
+        /// Throttle time.
+        pub throttle_time_ms: i32,
+        /// Per-topic answers.
+        pub topics: Vec<DescribeProducersTopicResponse>,
+    }
+}
+
+mirror! {
+    /// A topic of a DescribeProducers response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeProducersTopicResponse => m::describe_producers_response::TopicResponse {
+        /// Topic name.
+        pub name: String,
+        /// Per-partition answers.
+        pub partitions: Vec<DescribeProducersPartitionResponse>,
+    }
+}
+
+mirror! {
+    /// A partition of a DescribeProducers response.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DescribeProducersPartitionResponse => m::describe_producers_response::PartitionResponse {
+        /// Partition index.
+        pub partition_index: i32,
+        /// Error code.
+        pub error_code: ErrorCode,
+        /// Its message.
+        pub error_message: Option<String>,
+        /// The producers the partition holds state for.
+        pub active_producers: Vec<ActiveProducer>,
+    }
+}
+
+mirror! {
+    /// A producer's state in one partition, as DescribeProducers gives it.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ActiveProducer => m::describe_producers_response::ProducerState {
+        /// Producer id.
+        pub producer_id: i64,
+        /// Producer epoch.
+        pub producer_epoch: i32,
+        /// The last sequence number appended (-1: none).
+        pub last_sequence: i32,
+        /// The max timestamp of its last batch, ms (-1: unknown).
+        pub last_timestamp: i64,
+        /// The epoch of the coordinator whose marker the partition last took (-1: none).
+        pub coordinator_epoch: i32,
+        /// The first offset of its open transaction here (-1: none).
+        pub current_txn_start_offset: i64,
     }
 }
 

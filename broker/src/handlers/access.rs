@@ -199,6 +199,35 @@ pub(super) fn split_list_offsets(az: &Authz, r: &mut ListOffsetsRequest) -> Opti
     }))
 }
 
+/// DescribeProducers: READ on each topic, as Kafka asks.
+pub(super) fn split_describe_producers(
+    az: &Authz,
+    r: &mut DescribeProducersRequest,
+) -> Option<Post> {
+    let refused = take_refused(&mut r.topics, |t| az.allows(Op::Read, Rt::Topic, &t.name));
+    if refused.is_empty() {
+        return None;
+    }
+    Some(Box::new(move |resp| {
+        if let Response::DescribeProducers(d) = resp {
+            d.topics.extend(refused.into_iter().map(|t| {
+                DescribeProducersTopicResponse {
+                    partitions: t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| DescribeProducersPartitionResponse {
+                            partition_index: p,
+                            error_code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                            ..DescribeProducersPartitionResponse::default()
+                        })
+                        .collect(),
+                    name: t.name,
+                }
+            }));
+        }
+    }))
+}
+
 /// OffsetForLeaderEpoch: CLUSTER_ACTION (a replica) covers every topic; otherwise DESCRIBE on
 /// each topic (KIP-320 consumers).
 pub(super) fn split_offset_for_leader_epoch(

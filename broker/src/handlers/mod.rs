@@ -133,6 +133,15 @@ pub async fn dispatch(
             let post = access::split_fetch(&az, &mut r);
             then(fetch_request(b, r), post)
         }
+        Request::DescribeProducers(mut r) => {
+            let post = access::split_describe_producers(&az, &mut r);
+            then(
+                ready(Response::DescribeProducers(produce::describe_producers(
+                    &b, r,
+                ))),
+                post,
+            )
+        }
         Request::ListOffsets(mut r) => {
             let post = access::split_list_offsets(&az, &mut r);
             then(

@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use weir_protocol::requests::{InitProducerIdRequest, ProduceRequest};
+use weir_protocol::requests::{DescribeProducersRequest, InitProducerIdRequest, ProduceRequest};
 use weir_protocol::responses::{
-    InitProducerIdResponse, NodeEndpoint, ProducePartitionResponse, ProduceResponse,
-    ProduceTopicResponse,
+    ActiveProducer, DescribeProducersPartitionResponse, DescribeProducersResponse,
+    DescribeProducersTopicResponse, InitProducerIdResponse, NodeEndpoint, ProducePartitionResponse,
+    ProduceResponse, ProduceTopicResponse,
 };
 use weir_protocol::{ErrorCode, Response};
 use weir_storage::batch::{BatchError, BatchHeader, ValidatedBatches, MAGIC_V2};
@@ -739,6 +740,59 @@ pub async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ResponseF
             ..ProduceResponse::default()
         }))
     })
+}
+
+/// DescribeProducers (KIP-664): the producers each partition's leader holds state for, as
+/// Kafka's `kafka-transactions.sh describe-producers` shows them. Only the leader answers
+/// (NOT_LEADER_OR_FOLLOWER elsewhere).
+pub fn describe_producers(
+    broker: &Broker,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let mut out = DescribeProducersPartitionResponse {
+                        partition_index: index,
+                        ..DescribeProducersPartitionResponse::default()
+                    };
+                    match broker.topics.hosted(&t.name, index) {
+                        Ok(partition) if partition.leader_epoch().is_some() => {
+                            out.active_producers = partition
+                                .producers
+                                .lock()
+                                .active()
+                                .map(|(producer_id, e)| ActiveProducer {
+                                    producer_id,
+                                    producer_epoch: i32::from(e.epoch),
+                                    last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                                    last_timestamp: e.last_timestamp_ms,
+                                    coordinator_epoch: e.coordinator_epoch,
+                                    current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                                })
+                                .collect();
+                        }
+                        Ok(_) => out.error_code = ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                        Err(code) => out.error_code = code,
+                    }
+                    out
+                })
+                .collect();
+            DescribeProducersTopicResponse {
+                name: t.name,
+                partitions,
+            }
+        })
+        .collect();
+    DescribeProducersResponse {
+        topics,
+        ..DescribeProducersResponse::default()
+    }
 }
 
 pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
