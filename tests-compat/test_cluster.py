@@ -23,10 +23,14 @@ FAST = (
 
 def create_replicated(admin, name, partitions, rf=3):
     """CreateTopics with `rf` replicas. Until `rf` brokers have registered (a cluster just
-    started), Kafka and Weir answer INVALID_REPLICATION_FACTOR and create nothing: try again."""
+    started), Kafka and Weir answer INVALID_REPLICATION_FACTOR and create nothing: try again.
+    librdkafka (2.10 and later) also drops its bootstrap connections once a Metadata answer
+    names the cluster's brokers, failing a request in flight on one with _DESTROY_BROKER
+    although the broker may have done it: try again, and then TOPIC_ALREADY_EXISTS is success."""
     from confluent_kafka import KafkaError
 
     deadline = time.monotonic() + WAIT_S
+    answer_lost = False
     while True:
         fs = admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=rf)],
@@ -37,8 +41,12 @@ def create_replicated(admin, name, partitions, rf=3):
             fs[name].result(WAIT_S)
             return
         except KafkaException as e:
-            too_few = e.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR
-            if not too_few or time.monotonic() > deadline:
+            code = e.args[0].code()
+            if answer_lost and code == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            answer_lost |= code == KafkaError._DESTROY_BROKER
+            retry = code in (KafkaError.INVALID_REPLICATION_FACTOR, KafkaError._DESTROY_BROKER)
+            if not retry or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

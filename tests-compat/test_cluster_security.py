@@ -21,7 +21,6 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
-    NewTopic,
     ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
@@ -33,6 +32,7 @@ from confluent_kafka.admin import (
 from cluster import Etcd
 from conftest import EXTERNAL, WeirBroker, _LIVE_BROKERS, _close_broker
 from security_pki import Pki, make_cert
+from test_cluster import create_replicated
 
 pytestmark = pytest.mark.skipif(
     EXTERNAL is not None or shutil.which("openssl") is None or shutil.which("etcd") is None,
@@ -261,7 +261,7 @@ def test_sasl_ssl_only_cluster_replicates_and_fails_over(secure_cluster, unique)
     wait_until("every broker registered",
                lambda: sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3])
     topic = unique("secure-repl")
-    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(WAIT_S)
+    create_replicated(admin, topic, 3)
     grant_alice(admin, topic)
 
     # Replication needs the brokers to reach each other: every replica in sync.
@@ -344,7 +344,7 @@ def test_client_without_cluster_action_cannot_fetch_as_a_replica(secure_cluster,
     wait_until("every broker registered",
                lambda: sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3])
     topic = unique("replica-fetch")
-    admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(WAIT_S)
+    create_replicated(admin, topic, 1)
     grant_alice(admin, topic)
     produce(c.conf("alice", ALICE_PASSWORD), topic, [b"secret"])
     # alice may READ the topic, but not speak as a broker: TOPIC_AUTHORIZATION_FAILED (29), as
@@ -361,7 +361,7 @@ def test_broker_with_wrong_inter_broker_credentials_stays_out_of_the_isr(secure_
     wait_until("every broker registered",
                lambda: sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3])
     topic = unique("bad-creds")
-    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(WAIT_S)
+    create_replicated(admin, topic, 3)
     grant_alice(admin, topic)
     # Brokers 1 and 2 replicate to each other; broker 3 cannot fetch from them.
     wait_until("partitions led by 1 or 2, in sync without 3",
