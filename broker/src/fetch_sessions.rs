@@ -115,6 +115,9 @@ pub struct RequestedPartition {
     pub key: PartitionKey,
     pub fetch_offset: i64,
     pub partition_max_bytes: i32,
+    /// The leader epoch the client knows (-1: unknown). Checked by this request's read only: a
+    /// session does not keep it.
+    pub current_leader_epoch: i32,
 }
 
 impl FetchSessions {
@@ -144,7 +147,7 @@ impl FetchSessions {
         session_id: i32,
         epoch: i32,
         naming: TopicNaming,
-        requested: Vec<RequestedPartition>,
+        requested: &[RequestedPartition],
         forgotten: &[PartitionKey],
         now_ms: i64,
     ) -> Result<ResolvedFetch, ErrorCode> {
@@ -210,7 +213,7 @@ impl FetchSessions {
         for key in forgotten {
             session.partitions.remove(key);
         }
-        for r in &requested {
+        for r in requested {
             let rank = session.next_rank;
             let entry = session
                 .partitions
@@ -276,6 +279,7 @@ mod tests {
             key: (topic.into(), p),
             fetch_offset: offset,
             partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
         }
     }
 
@@ -287,7 +291,7 @@ mod tests {
                 0,
                 0,
                 TopicNaming::ByName,
-                vec![req("t", 0, 0), req("t", 1, 0)],
+                &[req("t", 0, 0), req("t", 1, 0)],
                 &[],
                 0,
             )
@@ -297,23 +301,23 @@ mod tests {
         let id = full.session_id;
         // Incremental: updates one partition's offset, keeps the other.
         let inc = s
-            .resolve(id, 1, TopicNaming::ByName, vec![req("t", 1, 5)], &[], 1)
+            .resolve(id, 1, TopicNaming::ByName, &[req("t", 1, 5)], &[], 1)
             .expect("incremental");
         assert!(inc.incremental);
         assert_eq!(inc.partitions.len(), 2);
         assert_eq!(inc.partitions[1].1.fetch_offset, 5);
         // Wrong epoch.
         assert_eq!(
-            s.resolve(id, 1, TopicNaming::ByName, vec![], &[], 2).err(),
+            s.resolve(id, 1, TopicNaming::ByName, &[], &[], 2).err(),
             Some(ErrorCode::INVALID_FETCH_SESSION_EPOCH)
         );
         // Forget one.
         let inc = s
-            .resolve(id, 2, TopicNaming::ByName, vec![], &[("t".into(), 0)], 3)
+            .resolve(id, 2, TopicNaming::ByName, &[], &[("t".into(), 0)], 3)
             .expect("forget");
         assert_eq!(inc.partitions.len(), 1);
         assert_eq!(
-            s.resolve(999, 1, TopicNaming::ByName, vec![], &[], 4).err(),
+            s.resolve(999, 1, TopicNaming::ByName, &[], &[], 4).err(),
             Some(ErrorCode::FETCH_SESSION_ID_NOT_FOUND)
         );
     }
@@ -322,7 +326,7 @@ mod tests {
     fn incremental_includes_only_changes() {
         let mut s = FetchSessions::default();
         let id = s
-            .resolve(0, 0, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 0)
+            .resolve(0, 0, TopicNaming::ByName, &[req("t", 0, 0)], &[], 0)
             .expect("session")
             .session_id;
         let key: PartitionKey = ("t".into(), 0);
@@ -348,7 +352,7 @@ mod tests {
                 0,
                 0,
                 TopicNaming::ByName,
-                vec![req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)],
+                &[req("t", 2, 0), req("t", 0, 0), req("t", 1, 0)],
                 &[],
                 0,
             )
@@ -359,12 +363,12 @@ mod tests {
         s.note_sent(id, &("t".into(), 2), SentOffsets::at(5, 0), true, false);
         s.note_sent(id, &("t".into(), 0), SentOffsets::at(5, 0), false, false);
         let inc = s
-            .resolve(id, 1, TopicNaming::ByName, vec![req("t", 3, 0)], &[], 1)
+            .resolve(id, 1, TopicNaming::ByName, &[req("t", 3, 0)], &[], 1)
             .expect("inc");
         assert_eq!(keys(&inc), vec![0, 1, 2, 3]);
         s.note_sent(id, &("t".into(), 0), SentOffsets::at(6, 0), true, false);
         let inc = s
-            .resolve(id, 2, TopicNaming::ByName, vec![], &[], 2)
+            .resolve(id, 2, TopicNaming::ByName, &[], &[], 2)
             .expect("inc");
         assert_eq!(keys(&inc), vec![1, 2, 3, 0]);
     }
@@ -376,22 +380,16 @@ mod tests {
             key: (FetchedTopic::Id([id; 16]), p),
             fetch_offset: 0,
             partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
         };
         let full = s
-            .resolve(
-                0,
-                0,
-                TopicNaming::ById,
-                vec![by_id(1, 0), by_id(2, 0)],
-                &[],
-                0,
-            )
+            .resolve(0, 0, TopicNaming::ById, &[by_id(1, 0), by_id(2, 0)], &[], 0)
             .expect("session by id");
         let id = full.session_id;
         // A v12 fetch (by name) in a session opened by ids is refused, and does not use up
         // the epoch.
         assert_eq!(
-            s.resolve(id, 1, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 1)
+            s.resolve(id, 1, TopicNaming::ByName, &[req("t", 0, 0)], &[], 1)
                 .err(),
             Some(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
         );
@@ -400,7 +398,7 @@ mod tests {
                 id,
                 1,
                 TopicNaming::ById,
-                vec![],
+                &[],
                 &[(FetchedTopic::Id([1; 16]), 0)],
                 2,
             )
@@ -414,11 +412,11 @@ mod tests {
         );
         // And the other way round.
         let named = s
-            .resolve(0, 0, TopicNaming::ByName, vec![req("t", 0, 0)], &[], 3)
+            .resolve(0, 0, TopicNaming::ByName, &[req("t", 0, 0)], &[], 3)
             .expect("session by name")
             .session_id;
         assert_eq!(
-            s.resolve(named, 1, TopicNaming::ById, vec![], &[], 4).err(),
+            s.resolve(named, 1, TopicNaming::ById, &[], &[], 4).err(),
             Some(ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR)
         );
     }
@@ -427,15 +425,8 @@ mod tests {
     fn session_count_is_bounded() {
         let mut s = FetchSessions::default();
         for i in 0..(MAX_FETCH_SESSIONS + 10) {
-            s.resolve(
-                0,
-                0,
-                TopicNaming::ByName,
-                vec![req("t", 0, 0)],
-                &[],
-                i as i64,
-            )
-            .expect("session");
+            s.resolve(0, 0, TopicNaming::ByName, &[req("t", 0, 0)], &[], i as i64)
+                .expect("session");
         }
         assert!(s.sessions.len() <= MAX_FETCH_SESSIONS);
     }

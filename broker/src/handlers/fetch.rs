@@ -174,18 +174,6 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
             FetchedTopic::Name(name.to_owned())
         }
     };
-    let leader_epochs: std::collections::HashMap<PartitionKey, i32> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    (fetched(&t.name, t.topic_id), p.partition),
-                    p.current_leader_epoch,
-                )
-            })
-        })
-        .collect();
     let requested: Vec<RequestedPartition> = request
         .topics
         .iter()
@@ -194,8 +182,14 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
                 key: (fetched(&t.name, t.topic_id), p.partition),
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
             })
         })
+        .collect();
+    // Partitions a session brings back from earlier requests are read without an epoch check.
+    let leader_epochs: std::collections::HashMap<&PartitionKey, i32> = requested
+        .iter()
+        .map(|r| (&r.key, r.current_leader_epoch))
         .collect();
     let forgotten: Vec<PartitionKey> = request
         .forgotten_topics
@@ -212,7 +206,7 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> FetchResponse
             request.session_id,
             request.session_epoch,
             naming,
-            requested,
+            &requested,
             &forgotten,
             now,
         )
@@ -301,10 +295,12 @@ fn build_response(
         match topics.last_mut() {
             Some(t) if last.as_ref() == Some(&key.0) => t.partitions.push(r),
             _ => {
-                let known = topic_of(broker, &key.0);
+                // A topic fetched by name is answered by name (before v13, the id is not
+                // written); one fetched by id needs its name for the ACL check of the answer.
                 let (name, topic_id) = match &key.0 {
-                    FetchedTopic::Name(name) => (name.clone(), known.map_or([0; 16], |t| t.id)),
+                    FetchedTopic::Name(name) => (name.clone(), [0; 16]),
                     FetchedTopic::Id(id) => {
+                        let known = topic_of(broker, &key.0);
                         (known.map(|t| t.name.clone()).unwrap_or_default(), *id)
                     }
                 };
