@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the client compatibility suite needs: Debian's chromium and chromium-driver
+# Installs everything the client compatibility suite needs: Debian's Go with sarama and kafka-go
+# (tests-compat/test_go_clients.py), Debian's chromium and chromium-driver
 # (the console's browser tests), Node.js with KafkaJS (tests-compat/kafkajs), Debian's kcat (1.7 with librdkafka
 # 2.0.2, our "old client" check), the openssl CLI (test certificates and JWTs), and a Python venv
 # at the repo root (.venv) with the pinned clients from tests-compat/requirements.txt. Idempotent: a second run only checks (~1 s).
@@ -23,6 +24,16 @@ fi
 
 # Headless Chromium and its WebDriver for the web console's browser tests (test_console.py).
 # No skip without them: the tests fail, so a missing browser cannot pass unnoticed.
+# Go and Debian's Go Kafka clients (sarama 1.22, kafka-go 0.2; test_go_clients.py builds against
+# their sources in GOPATH mode, no module proxy needed).
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/Shopify/sarama ] \
+  || [ ! -d /usr/share/gocode/src/github.com/segmentio/kafka-go ]; then
+  echo "install.sh: installing golang-go, sarama and kafka-go from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev >/dev/null
+fi
+
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   echo "install.sh: installing chromium and chromium-driver from Debian"
   export DEBIAN_FRONTEND=noninteractive

@@ -211,9 +211,11 @@ macro_rules! apis {
     };
 }
 
-// Ranges are capped at what the vendored kafka-protocol 0.18 can decode and at what Kafka 4.1
-// serves (Fetch 17: v18's high watermark in the request is KIP-1166, after 4.1). Sorted by api
-// key.
+// Ranges are those of Kafka 3.9 at the bottom (old clients keep working: the versions Kafka 4.0
+// removed, KIP-896, that the vendored kafka-protocol 0.18 cannot decode are rewritten by
+// `removed_versions` or, for Produce, Fetch and ListOffsets, decoded by `legacy`) and of Kafka
+// 4.1 at the top (Fetch 17: v18's high watermark in the request is KIP-1166, after 4.1). Sorted
+// by api key.
 apis! {
     // Produce advertises 0 although only magic-2 batches are accepted by the broker:
     // librdkafka < 2.11.1 disables compression when the broker's minimum is above 0.
@@ -224,10 +226,10 @@ apis! {
     FETCH = 1: Fetch(FetchRequest, FetchResponse), 0..=17;
     LIST_OFFSETS = 2: ListOffsets(ListOffsetsRequest, ListOffsetsResponse), 0..=10;
     METADATA = 3: Metadata(MetadataRequest, MetadataResponse), 0..=13;
-    OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 2..=9;
-    OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 1..=9;
+    OFFSET_COMMIT = 8: OffsetCommit(OffsetCommitRequest, OffsetCommitResponse), 0..=9;
+    OFFSET_FETCH = 9: OffsetFetch(OffsetFetchRequest, OffsetFetchResponse), 0..=9;
     FIND_COORDINATOR = 10: FindCoordinator(FindCoordinatorRequest, FindCoordinatorResponse), 0..=6;
-    JOIN_GROUP = 11: JoinGroup(JoinGroupRequest, JoinGroupResponse), 2..=9;
+    JOIN_GROUP = 11: JoinGroup(JoinGroupRequest, JoinGroupResponse), 0..=9;
     HEARTBEAT = 12: Heartbeat(HeartbeatRequest, HeartbeatResponse), 0..=4,
         mirror(m::HeartbeatRequest, m::HeartbeatResponse);
     LEAVE_GROUP = 13: LeaveGroup(LeaveGroupRequest, LeaveGroupResponse), 0..=5;
@@ -239,12 +241,12 @@ apis! {
     SASL_HANDSHAKE = 17: SaslHandshake(SaslHandshakeRequest, SaslHandshakeResponse), 0..=1,
         mirror(m::SaslHandshakeRequest, m::SaslHandshakeResponse);
     API_VERSIONS = 18: ApiVersions(ApiVersionsRequest, ApiVersionsResponse), 0..=4;
-    CREATE_TOPICS = 19: CreateTopics(CreateTopicsRequest, CreateTopicsResponse), 2..=7;
-    DELETE_TOPICS = 20: DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse), 1..=6;
+    CREATE_TOPICS = 19: CreateTopics(CreateTopicsRequest, CreateTopicsResponse), 0..=7;
+    DELETE_TOPICS = 20: DeleteTopics(DeleteTopicsRequest, DeleteTopicsResponse), 0..=6;
     DELETE_RECORDS = 21: DeleteRecords(DeleteRecordsRequest, DeleteRecordsResponse), 0..=2,
         mirror(m::DeleteRecordsRequest, m::DeleteRecordsResponse);
     INIT_PRODUCER_ID = 22: InitProducerId(InitProducerIdRequest, InitProducerIdResponse), 0..=5;
-    OFFSET_FOR_LEADER_EPOCH = 23: OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse), 2..=4,
+    OFFSET_FOR_LEADER_EPOCH = 23: OffsetForLeaderEpoch(OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse), 0..=4,
         mirror(m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse);
     // Transactions (KIP-98; v4+ of AddPartitionsToTxn and v5 of EndTxn are KIP-890's protocol 2).
     ADD_PARTITIONS_TO_TXN = 24: AddPartitionsToTxn(AddPartitionsToTxnRequest, AddPartitionsToTxnResponse), 0..=5,
@@ -258,18 +260,18 @@ apis! {
         mirror(m::WriteTxnMarkersRequest, m::WriteTxnMarkersResponse);
     TXN_OFFSET_COMMIT = 28: TxnOffsetCommit(TxnOffsetCommitRequest, TxnOffsetCommitResponse), 0..=5,
         mirror(m::TxnOffsetCommitRequest, m::TxnOffsetCommitResponse);
-    DESCRIBE_ACLS = 29: DescribeAcls(DescribeAclsRequest, DescribeAclsResponse), 1..=3,
+    DESCRIBE_ACLS = 29: DescribeAcls(DescribeAclsRequest, DescribeAclsResponse), 0..=3,
         mirror(m::DescribeAclsRequest, m::DescribeAclsResponse);
-    CREATE_ACLS = 30: CreateAcls(CreateAclsRequest, CreateAclsResponse), 1..=3,
+    CREATE_ACLS = 30: CreateAcls(CreateAclsRequest, CreateAclsResponse), 0..=3,
         mirror(m::CreateAclsRequest, m::CreateAclsResponse);
-    DELETE_ACLS = 31: DeleteAcls(DeleteAclsRequest, DeleteAclsResponse), 1..=3,
+    DELETE_ACLS = 31: DeleteAcls(DeleteAclsRequest, DeleteAclsResponse), 0..=3,
         mirror(m::DeleteAclsRequest, m::DeleteAclsResponse);
-    DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 1..=4;
+    DESCRIBE_CONFIGS = 32: DescribeConfigs(DescribeConfigsRequest, DescribeConfigsResponse), 0..=4;
     ALTER_CONFIGS = 33: AlterConfigs(AlterConfigsRequest, AlterConfigsResponse), 0..=2;
     // Log directories (KIP-113): Weir has one, the data directory.
-    ALTER_REPLICA_LOG_DIRS = 34: AlterReplicaLogDirs(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse), 1..=2,
+    ALTER_REPLICA_LOG_DIRS = 34: AlterReplicaLogDirs(AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse), 0..=2,
         mirror(m::AlterReplicaLogDirsRequest, m::AlterReplicaLogDirsResponse);
-    DESCRIBE_LOG_DIRS = 35: DescribeLogDirs(DescribeLogDirsRequest, DescribeLogDirsResponse), 1..=4,
+    DESCRIBE_LOG_DIRS = 35: DescribeLogDirs(DescribeLogDirsRequest, DescribeLogDirsResponse), 0..=4,
         mirror(m::DescribeLogDirsRequest, m::DescribeLogDirsResponse);
     SASL_AUTHENTICATE = 36: SaslAuthenticate(SaslAuthenticateRequest, SaslAuthenticateResponse), 0..=2,
         mirror(m::SaslAuthenticateRequest, m::SaslAuthenticateResponse);
@@ -366,12 +368,13 @@ mod tests {
                 .unwrap_or_else(|_| panic!("kafka-protocol knows api key {key}"))
                 .valid_versions();
             // Produce v0-2, Fetch v0-3 and ListOffsets v0 are decoded and encoded by hand
-            // (`legacy`).
+            // (`legacy`); the other versions Kafka 4 removed are rewritten into the oldest
+            // the crate has (`removed_versions`).
             let min = match key {
                 api_key::PRODUCE => min.max(3),
                 api_key::FETCH => min.max(4),
                 api_key::LIST_OFFSETS => min.max(1),
-                _ => min,
+                _ => crate::removed_versions::served_as(key, min).unwrap_or(min),
             };
             assert!(
                 min <= max && range.min <= min && max <= range.max,

@@ -27,6 +27,7 @@ use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::legacy::{self, Reader};
 use crate::mirror::Mirror;
 use crate::parts::{self, PartsWriter, ResponseParts};
+use crate::removed_versions;
 use crate::requests::*;
 use crate::responses::*;
 use crate::versions::{supported_api_ranges, supported_range};
@@ -141,7 +142,18 @@ pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, Request), DecodeEr
     }
 
     let mut body = r.into_rest();
-    match apis::decode_request_body(api_key, api_version, &mut body) {
+    // A version Kafka 4 removed is decoded as the oldest version the crate has.
+    let body_version = match removed_versions::served_as(api_key, api_version) {
+        Some(served_as) => {
+            match removed_versions::upgrade_request(api_key, api_version, body) {
+                Ok(upgraded) => body = upgraded,
+                Err(reason) => return Err(DecodeError::Body { header, reason }),
+            }
+            served_as
+        }
+        None => api_version,
+    };
+    match apis::decode_request_body(api_key, body_version, &mut body) {
         Ok(request) => Ok((header, request)),
         Err(reason) => Err(DecodeError::Body { header, reason }),
     }
@@ -373,7 +385,12 @@ pub(crate) fn decode_custom(api_key: i16, v: i16, b: &mut Bytes) -> Result<Reque
             Request::JoinGroup(JoinGroupRequest {
                 group_id: string(r.group_id.0),
                 session_timeout_ms: r.session_timeout_ms,
-                rebalance_timeout_ms: r.rebalance_timeout_ms,
+                // v0 has no rebalance timeout: Kafka waits the session timeout.
+                rebalance_timeout_ms: if v == 0 {
+                    r.session_timeout_ms
+                } else {
+                    r.rebalance_timeout_ms
+                },
                 member_id: string(r.member_id),
                 group_instance_id: opt_string(r.group_instance_id),
                 protocol_type: string(r.protocol_type),
@@ -648,7 +665,15 @@ pub fn encode_response_parts(
     let mut writer = PartsWriter::new(out);
     match response {
         Response::Fetch(r) if v >= 4 => parts::encode_fetch(&mut writer, v, r),
-        _ => apis::encode_response_body(writer.buf(), v, response),
+        _ => match removed_versions::served_as(api_key, v) {
+            Some(served_as) => {
+                let mut body = BytesMut::with_capacity(256);
+                apis::encode_response_body(&mut body, served_as, response).and_then(|()| {
+                    removed_versions::downgrade_response(api_key, v, body.freeze(), writer.buf())
+                })
+            }
+            None => apis::encode_response_body(writer.buf(), v, response),
+        },
     }
     .map_err(invalid)?;
     writer.finish().map_err(invalid)

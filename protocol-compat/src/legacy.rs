@@ -43,6 +43,11 @@ impl Reader {
         Ok(())
     }
 
+    pub(crate) fn i8(&mut self, what: &str) -> Result<i8, String> {
+        self.need(1, what)?;
+        Ok(self.buf.get_i8())
+    }
+
     pub(crate) fn i16(&mut self, what: &str) -> Result<i16, String> {
         self.need(2, what)?;
         Ok(self.buf.get_i16())
@@ -58,7 +63,7 @@ impl Reader {
         Ok(self.buf.get_i64())
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<Bytes, String> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<Bytes, String> {
         self.need(n, what)?;
         Ok(self.buf.split_to(n))
     }

@@ -31,6 +31,7 @@ pub mod frame;
 mod legacy;
 mod mirror;
 mod parts;
+mod removed_versions;
 pub mod requests;
 mod response_errors;
 pub mod responses;
@@ -61,6 +62,13 @@ pub mod testing {
     /// APIs the table in `apis` mirrors; `None` for the hand-written ones.
     pub fn sample_request(api_key: i16) -> Option<Request> {
         crate::apis::sample_request(api_key)
+    }
+
+    /// Whether Weir's client side can encode requests of `api_key` at `version`: not the
+    /// versions Kafka 4 removed that the broker side still serves by rewriting them (only old
+    /// clients send those; see `removed_versions`).
+    pub fn client_encodes(api_key: i16, version: i16) -> bool {
+        crate::removed_versions::served_as(api_key, version).is_none()
     }
 
     /// A response of `api_key` with every field set, like [`sample_request`].

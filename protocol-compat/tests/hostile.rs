@@ -233,12 +233,14 @@ fn frame<T: Encodable>(key: i16, v: i16, body: &T) -> Bytes {
 fn seeds() -> Vec<Bytes> {
     let mut out = Vec::new();
     for &(key, min, max) in weir_protocol::supported_apis() {
-        for v in min..=max {
+        for v in (min..=max).filter(|&v| weir_protocol::testing::client_encodes(key, v)) {
             if let Some(frame) = weir_protocol::testing::sample_request_frame(key, v) {
                 out.push(frame.unwrap_or_else(|e| panic!("sample api {key} v{v}: {e}")));
             }
         }
     }
+    // The versions Kafka 4 removed, as a Kafka 3 client encodes them.
+    out.extend(common::kafka3::removed_version_frames());
     let topic = || TopicName(sb("orders"));
     let group = || GroupId(sb("group-1"));
     for v in versions(k::API_VERSIONS) {
@@ -351,7 +353,7 @@ fn seeds() -> Vec<Bytes> {
         r.topics = vec![t];
         out.push(frame(k::LIST_OFFSETS, v, &r));
     }
-    for v in versions(k::OFFSET_COMMIT) {
+    for v in crate_versions(k::OFFSET_COMMIT) {
         let mut p = m::offset_commit_request::OffsetCommitRequestPartition::default();
         p.committed_metadata = Some(sb("md"));
         let mut t = m::offset_commit_request::OffsetCommitRequestTopic::default();
@@ -362,7 +364,7 @@ fn seeds() -> Vec<Bytes> {
         r.topics = vec![t];
         out.push(frame(k::OFFSET_COMMIT, v, &r));
     }
-    for v in versions(k::OFFSET_FETCH) {
+    for v in crate_versions(k::OFFSET_FETCH) {
         let mut r = m::OffsetFetchRequest::default();
         if v >= 8 {
             let mut t = m::offset_fetch_request::OffsetFetchRequestTopics::default();
@@ -426,7 +428,7 @@ fn seeds() -> Vec<Bytes> {
         r.transactional_id = Some(m::TransactionalId(sb("tx")));
         out.push(frame(k::INIT_PRODUCER_ID, v, &r));
     }
-    for v in versions(k::CREATE_TOPICS) {
+    for v in crate_versions(k::CREATE_TOPICS) {
         let mut c = m::create_topics_request::CreatableTopicConfig::default();
         c.name = sb("cleanup.policy");
         c.value = Some(sb("compact"));
@@ -440,7 +442,7 @@ fn seeds() -> Vec<Bytes> {
         r.topics = vec![t];
         out.push(frame(k::CREATE_TOPICS, v, &r));
     }
-    for v in versions(k::DELETE_TOPICS) {
+    for v in crate_versions(k::DELETE_TOPICS) {
         let mut r = m::DeleteTopicsRequest::default();
         if v >= 6 {
             let mut t = m::delete_topics_request::DeleteTopicState::default();
@@ -461,7 +463,7 @@ fn seeds() -> Vec<Bytes> {
         r.topics = vec![t];
         out.push(frame(k::CREATE_PARTITIONS, v, &r));
     }
-    for v in versions(k::DESCRIBE_CONFIGS) {
+    for v in crate_versions(k::DESCRIBE_CONFIGS) {
         let mut res = m::describe_configs_request::DescribeConfigsResource::default();
         res.resource_type = 2;
         res.resource_name = sb("orders");

@@ -411,7 +411,7 @@ fn list_offsets() {
 
 #[test]
 fn offset_commit() {
-    for v in versions(k::OFFSET_COMMIT) {
+    for v in crate_versions(k::OFFSET_COMMIT) {
         let mut p = m::offset_commit_request::OffsetCommitRequestPartition::default();
         p.partition_index = 3;
         p.committed_offset = 42;
@@ -453,7 +453,7 @@ fn offset_commit() {
 
 #[test]
 fn offset_fetch_single_and_multi_group() {
-    for v in versions(k::OFFSET_FETCH) {
+    for v in crate_versions(k::OFFSET_FETCH) {
         let mut r = m::OffsetFetchRequest::default();
         if v >= 8 {
             let mut t = m::offset_fetch_request::OffsetFetchRequestTopics::default();
@@ -560,9 +560,11 @@ fn join_group() {
             panic!()
         };
         assert_eq!(got.group_id, "g1");
+        // v0 has no rebalance timeout: the session timeout stands for it, as in Kafka.
+        let rebalance_timeout_ms = if v == 0 { 45_000 } else { 300_000 };
         assert_eq!(
             (got.session_timeout_ms, got.rebalance_timeout_ms),
-            (45_000, 300_000)
+            (45_000, rebalance_timeout_ms)
         );
         assert_eq!(got.member_id, "");
         assert_eq!(got.protocol_type, "consumer");
@@ -746,7 +748,7 @@ fn init_producer_id() {
 
 #[test]
 fn topic_admin() {
-    for v in versions(k::CREATE_TOPICS) {
+    for v in crate_versions(k::CREATE_TOPICS) {
         let mut c = m::create_topics_request::CreatableTopicConfig::default();
         c.name = sb("retention.ms");
         c.value = Some(sb("1000"));
@@ -777,7 +779,7 @@ fn topic_admin() {
         assert!(got.validate_only);
         assert_eq!(got.timeout_ms, 1000);
     }
-    for v in versions(k::DELETE_TOPICS) {
+    for v in crate_versions(k::DELETE_TOPICS) {
         let mut r = m::DeleteTopicsRequest::default();
         r.timeout_ms = 500;
         if v >= 6 {
@@ -850,7 +852,7 @@ fn topic_admin() {
 
 #[test]
 fn configs() {
-    for v in versions(k::DESCRIBE_CONFIGS) {
+    for v in crate_versions(k::DESCRIBE_CONFIGS) {
         let mut res = m::describe_configs_request::DescribeConfigsResource::default();
         res.resource_type = 2;
         res.resource_name = sb("orders");
@@ -929,7 +931,7 @@ fn cluster_and_epochs() {
         assert!(got.include_cluster_authorized_operations);
         assert_eq!(got.endpoint_type, 1);
     }
-    for v in versions(k::OFFSET_FOR_LEADER_EPOCH) {
+    for v in crate_versions(k::OFFSET_FOR_LEADER_EPOCH) {
         let mut p = m::offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
         p.partition = 1;
         p.current_leader_epoch = 0;
@@ -1280,7 +1282,7 @@ fn mirrored_requests_round_trip_at_every_version() {
             continue;
         };
         mirrored += 1;
-        for v in min..=max {
+        for v in (min..=max).filter(|&v| weir_protocol::testing::client_encodes(key, v)) {
             let frame = weir_protocol::testing::sample_request_frame(key, v)
                 .expect("mirrored")
                 .unwrap_or_else(|e| panic!("api {key} v{v}: {e}"));

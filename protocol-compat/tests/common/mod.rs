@@ -93,18 +93,24 @@ pub fn versions(api_key: i16) -> std::ops::RangeInclusive<i16> {
     min..=max
 }
 
-/// The served versions kafka-protocol can encode and decode: it starts Produce at v3, Fetch at
-/// v4 and ListOffsets at v1 (Kafka 4); Weir serves the older ones by hand, tested by hand.
+/// The served versions kafka-protocol 0.18 can encode and decode: it starts Produce at v3, Fetch
+/// at v4 and ListOffsets at v1 (Kafka 4); Weir serves the older ones by hand, tested by hand, and
+/// the other versions Kafka 4 removed by rewriting them (tested with [`kafka3`]).
 pub fn crate_versions(api_key: i16) -> std::ops::RangeInclusive<i16> {
     let served = versions(api_key);
     let first = match api_key {
         0 => 3,
         1 => 4,
         2 => 1,
-        _ => *served.start(),
+        // The other versions Kafka 4 removed are rewritten (see kafka3.rs).
+        _ => served
+            .clone()
+            .find(|&v| weir_protocol::testing::client_encodes(api_key, v))
+            .unwrap_or(*served.start()),
     };
     first.max(*served.start())..=*served.end()
 }
 
 // Shared with the fuzz target (fuzz/fuzz_targets/decode_request.rs includes the same file).
 pub mod default_response;
+pub mod kafka3;
