@@ -1,5 +1,6 @@
 """kafka-python 2.0.2 (pure Python, old protocol versions): produce/consume with a group and
-commits, KafkaAdminClient, and raw Metadata v0-v3 requests."""
+commits, KafkaAdminClient, raw Metadata v0-v3 requests, and raw requests at the versions Kafka 4.0
+removed (KIP-896), encoded and decoded by kafka-python's own protocol classes."""
 
 import threading
 import time
@@ -37,8 +38,11 @@ def poll_records(consumer, n, timeout_s=30):
         # Pinned to 0.11 (the first record-batch v2 release): Produce v3, Fetch v5, Metadata v1,
         # JoinGroup v1/v2-era requests, OffsetCommit v2/v3, ListOffsets v2.
         (None, (0, 11, 0)),
+        # Pinned to 0.9 (versions Kafka 4.0 removed): JoinGroup v0, SyncGroup v0, Heartbeat v0,
+        # Produce v1 and Fetch v1 in message format 0, OffsetCommit v2, OffsetFetch v1.
+        (None, (0, 9)),
     ],
-    ids=["auto", "auto-gzip", "pinned-0.11"],
+    ids=["auto", "auto-gzip", "pinned-0.11", "pinned-0.9"],
 )
 def test_round_trip_with_group_and_commit(broker, unique, compression, api_version):
     topic = unique("kp")
@@ -258,3 +262,49 @@ def test_raw_metadata_versions(broker, unique, version):
     if version >= 1:
         assert resp["controller_id"] == node_id
         assert t["is_internal"] is False
+
+
+def test_removed_versions_of_offset_apis(broker, unique):
+    """OffsetCommit v0 (a commit outside any generation) and v1, read back with OffsetFetch v0 and
+    v1: the versions Kafka 4.0 removed, which clients of the 0.8 protocol send."""
+    from kafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
+
+    topic, group = unique("kp-v0"), unique("kp-v0-g")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    commit = raw_request(broker, OffsetCommitRequest[0](group, [(topic, [(0, 5, "zero")])]))
+    assert [p["error_code"] for t in commit["topics"] for p in t["partitions"]] == [0]
+    commit = raw_request(broker, OffsetCommitRequest[1](
+        group, -1, "", [(topic, [(1, 7, int(time.time() * 1000), "one")])]))
+    assert [p["error_code"] for t in commit["topics"] for p in t["partitions"]] == [0]
+    for version in (0, 1):
+        fetched = raw_request(broker, OffsetFetchRequest[version](group, [(topic, [0, 1, 2])]))
+        (t,) = fetched["topics"]
+        got = {p["partition"]: (p["offset"], p["metadata"], p["error_code"]) for p in t["partitions"]}
+        assert got == {0: (5, "zero", 0), 1: (7, "one", 0), 2: (-1, "", 0)}, f"v{version}"
+    # The same commits, for a client of today.
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    assert c.committed(TopicPartition(topic, 1)) == 7
+    c.close()
+
+
+def test_removed_versions_of_admin_apis(broker, unique):
+    """CreateTopics v0, DescribeConfigs v0 (`is_default` instead of a config source) and
+    DeleteTopics v0, as sarama and kafka-go before 2019 send them."""
+    from kafka.protocol.admin import CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest
+
+    topic = unique("kp-admin-v0")
+    request = CreateTopicsRequest[0]([(topic, 2, 1, [], [("retention.ms", "3600000")])], 30000)
+    created = raw_request(broker, request)
+    assert [(t["topic"], t["error_code"]) for t in created["topic_errors"]] == [(topic, 0)]
+    again = raw_request(broker, request)
+    assert [t["error_code"] for t in again["topic_errors"]] == [36]  # TOPIC_ALREADY_EXISTS
+
+    described = raw_request(broker, DescribeConfigsRequest[0](
+        [(2, topic, ["retention.ms", "cleanup.policy"])]))
+    (resource,) = described["resources"]
+    assert resource["error_code"] == 0
+    configs = {c["config_names"]: (c["config_value"], c["is_default"]) for c in resource["config_entries"]}
+    assert configs == {"retention.ms": ("3600000", False), "cleanup.policy": ("delete", True)}
+
+    deleted = raw_request(broker, DeleteTopicsRequest[0]([topic], 30000))
+    assert [(t["topic"], t["error_code"]) for t in deleted["topic_error_codes"]] == [(topic, 0)]
