@@ -471,3 +471,68 @@ def test_without_an_authorizer_the_acl_apis_answer_security_disabled(broker):
     with pytest.raises(KafkaException) as e:
         f.result(WAIT_S)
     assert e.value.args[0].code() == KafkaError.SECURITY_DISABLED
+
+
+def kafka_python_request(b, user, request):
+    """Sends `request` with kafka-python 2.0.2's low-level client as `user` (SCRAM-SHA-256), as
+    it is; the response as a dict. kafka-python encodes the versions Kafka 4.0 removed."""
+    from kafka.client_async import KafkaClient
+
+    client = KafkaClient(bootstrap_servers=b.sasl, security_protocol="SASL_PLAINTEXT",
+                         sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=user,
+                         sasl_plain_password=password(user))
+    try:
+        deadline = time.monotonic() + WAIT_S
+        node = None
+        while time.monotonic() < deadline:
+            node = client.least_loaded_node()
+            if node is not None and client.ready(node):
+                break
+            client.poll(timeout_ms=200)
+        assert node is not None and client.ready(node), "could not connect"
+        fut = client.send(node, request)
+        client.poll(timeout_ms=WAIT_S * 1000, future=fut)
+        assert fut.succeeded(), fut.exception
+        return fut.value.to_object()
+    finally:
+        client.close()
+
+
+def test_acl_apis_v0_manage_literal_acls(ab):
+    """CreateAcls, DescribeAcls and DeleteAcls v0 (removed by Kafka 4.0; sarama before 1.40 sends
+    them) know only literal patterns: a v0 ACL is literal, and a v0 filter matches literal ACLs
+    only, as Kafka 3.9 answered it."""
+    from kafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+
+    topic, principal = name("acl-v0"), f"User:v0-{uuid.uuid4().hex[:8]}"
+    TOPIC, READ, ANY, ALLOW = 2, 3, 1, 3
+    created = kafka_python_request(ab, "admin", CreateAclsRequest[0](
+        [(TOPIC, topic, principal, "*", READ, ALLOW)]))
+    assert [r["error_code"] for r in created["creation_responses"]] == [0]
+    # The modern admin client sees it as a literal ACL; a prefixed one is added beside it.
+    prefixed = acl(ResourceType.TOPIC, topic[:6], principal, AclOperation.WRITE,
+                   pattern=ResourcePatternType.PREFIXED)
+    add_acls(ab, prefixed)
+    a = admin(ab)
+    assert set(a.describe_acls(everything_of(principal), request_timeout=WAIT_S).result(WAIT_S)) == {
+        acl(ResourceType.TOPIC, topic, principal, AclOperation.READ), prefixed}
+
+    described = kafka_python_request(ab, "admin", DescribeAclsRequest[0](
+        TOPIC, None, principal, None, ANY, ANY))
+    assert described["error_code"] == 0
+    assert [(r["resource_type"], r["resource_name"],
+             [(x["principal"], x["host"], x["operation"], x["permission_type"]) for x in r["acls"]])
+            for r in described["resources"]] == [(TOPIC, topic, [(principal, "*", READ, ALLOW)])]
+
+    deleted = kafka_python_request(ab, "admin", DeleteAclsRequest[0](
+        [(TOPIC, None, principal, None, ANY, ANY)]))
+    (result,) = deleted["filter_responses"]
+    assert result["error_code"] == 0
+    assert [(m["resource_name"], m["operation"]) for m in result["matching_acls"]] == [(topic, READ)]
+    # The prefixed ACL, which no v0 filter can name, is still there.
+    assert a.describe_acls(everything_of(principal), request_timeout=WAIT_S).result(WAIT_S) == [
+        prefixed]
+    # A principal without rights on the cluster is refused, in v0's shape.
+    refused = kafka_python_request(ab, "carol", DescribeAclsRequest[0](
+        TOPIC, None, None, None, ANY, ANY))
+    assert refused["error_code"] == 31  # CLUSTER_AUTHORIZATION_FAILED
