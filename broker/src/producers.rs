@@ -205,12 +205,18 @@ impl ProducerState {
     /// which KIP-890 has the leader verify with the transaction coordinator that the partition
     /// was added to the producer's transaction).
     pub fn starts_transaction(&self, header: &BatchHeader) -> bool {
+        // A newer epoch's batch does not continue a transaction an older epoch left open here:
+        // with transaction protocol 2 every transaction has its own epoch, and the older one
+        // is only waiting for its marker. Appending the batch into it would mix the two, and
+        // the marker (written at the bumped epoch) would then be refused as stale, leaving the
+        // transaction open for good; asking the coordinator instead answers
+        // CONCURRENT_TRANSACTIONS until the marker is here.
         header.is_transactional()
             && !header.is_control()
             && self
                 .producers
                 .get(&header.producer_id)
-                .is_none_or(|e| e.txn_first_offset.is_none())
+                .is_none_or(|e| e.txn_first_offset.is_none() || e.epoch < header.producer_epoch)
     }
 
     /// Before a remote coordinator is asked about `producer_id`'s first transactional batch
@@ -526,6 +532,38 @@ mod tests {
             base_sequence: seq,
             record_count: records,
         }
+    }
+
+    fn transactional(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x10,
+            ..header(pid, epoch, seq, records)
+        }
+    }
+
+    #[test]
+    fn a_newer_epoch_starts_its_own_transaction_while_the_older_awaits_its_marker() {
+        let mut s = ProducerState::default();
+        let first = transactional(7, 0, 0, 2);
+        assert!(s.starts_transaction(&first));
+        s.record(&first, 100);
+        // The same epoch continues the open transaction.
+        assert!(!s.starts_transaction(&transactional(7, 0, 2, 1)));
+        // Protocol 2 bumped the epoch at EndTxn; the abort marker has not reached this
+        // partition yet: the next transaction's first batch must be verified, not appended
+        // into the open one.
+        assert!(s.starts_transaction(&transactional(7, 1, 0, 1)));
+        // Once the marker is here, it starts a transaction as usual.
+        s.record_marker(
+            &TxnMarker {
+                producer_id: 7,
+                producer_epoch: 1,
+                coordinator_epoch: 0,
+                kind: TxnMarkerKind::Abort,
+            },
+            102,
+        );
+        assert!(s.starts_transaction(&transactional(7, 1, 0, 1)));
     }
 
     #[test]

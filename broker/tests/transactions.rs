@@ -998,3 +998,77 @@ fn describe_producers_shows_sequences_and_open_transactions() {
     assert_eq!(t.current_txn_start_offset, -1, "{t:?}");
     assert!(t.coordinator_epoch >= 0, "{t:?}");
 }
+
+/// Protocol 2 bumps the epoch at every EndTxn and writes the markers after answering it, so a
+/// client's next transaction can reach a partition before the last one's marker does (franz-go's
+/// transactional group consumers do, at once). That first batch of the new epoch must wait for
+/// the marker (the coordinator answers CONCURRENT_TRANSACTIONS, the partition the retriable
+/// NOT_ENOUGH_REPLICAS), never be refused with INVALID_TXN_STATE nor appended into the old
+/// transaction, whose marker would then be refused as stale and leave it open for good.
+#[test]
+fn protocol_2_next_transaction_waits_for_the_markers_of_the_last() {
+    const PARTITIONS: i32 = 32;
+    const ROUNDS: usize = 20;
+    let b = start();
+    let mut c = Conn::connect(b.kafka);
+    c.create_topic("p2-next", PARTITIONS, &[]);
+    let id = Some("tx-p2-next");
+    let (pid, mut epoch) = init_ok(&mut c, "tx-p2-next", 60_000);
+    let mut retried = 0;
+    for round in 0..ROUNDS {
+        // The markers of the last transaction are written partition by partition after its
+        // EndTxn was answered: produce to the partitions in reverse, so the first batches of
+        // this one race them.
+        for p in (0..PARTITIONS).rev() {
+            let mut attempts = 0;
+            loop {
+                let r = c.produce_batch_at(
+                    Some(12),
+                    id,
+                    "p2-next",
+                    p,
+                    producer_batch(pid, epoch, 0, 2, true),
+                );
+                match r.error_code {
+                    ErrorCode::NONE => break,
+                    ErrorCode::NOT_ENOUGH_REPLICAS if attempts < 200 => {
+                        attempts += 1;
+                        retried += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    _ => panic!("round {round}, partition {p}, epoch {epoch}: {r:?}"),
+                }
+            }
+        }
+        let r = end(&b, 5, "tx-p2-next", pid, epoch, round % 2 == 0);
+        assert_eq!(
+            (r.error_code, r.producer_epoch),
+            (ErrorCode::NONE, epoch + 1),
+            "round {round}: {r:?}"
+        );
+        epoch = r.producer_epoch;
+    }
+    // Every transaction ended everywhere (the last one aborted): none is left open.
+    wait_state(&mut c, "tx-p2-next", "CompleteAbort");
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            wait_markers(&mut c, "p2-next", p, ROUNDS).len(),
+            ROUNDS,
+            "partition {p}"
+        );
+    }
+    let partitions: Vec<i32> = (0..PARTITIONS).collect();
+    let open: Vec<_> = describe_producers(&mut c, "p2-next", &partitions)
+        .into_iter()
+        .filter(|p| {
+            p.active_producers
+                .iter()
+                .any(|a| a.current_txn_start_offset >= 0)
+        })
+        .collect();
+    assert!(
+        open.is_empty(),
+        "open transactions: {open:?} ({retried} retries)"
+    );
+    eprintln!("{retried} produce retries while markers were pending");
+}
