@@ -4,8 +4,9 @@
 //! Requests: the header is read by hand ([`crate::legacy::Reader`]) so unknown API keys
 //! and unsupported versions still yield a header, then the body is decoded by the crate
 //! at the request's version and normalised into the Weir type (see
-//! [`crate::requests`]). Trailing bytes after a well-formed body are ignored, as Kafka
-//! brokers do.
+//! [`crate::requests`]); a version Kafka 4 removed is first rewritten into the oldest one the
+//! crate has, and its answer back ([`crate::removed_versions`]). Trailing bytes after a
+//! well-formed body are ignored, as Kafka brokers do.
 //!
 //! Responses: the Weir value is turned into the crate's message at the request's version,
 //! setting version-limited fields only at versions that have them (the crate refuses to
