@@ -514,7 +514,10 @@ fn stage(
                         }
                         SequenceCheck::Append
                     }
-                    Err((code, message)) => return failed(index, code, message),
+                    Err((code, message)) => {
+                        tracing::debug!(error = ?code, asked = ?asked, "{message}");
+                        return failed(index, code, message);
+                    }
                 }
             }
             other => other,

@@ -332,6 +332,11 @@ pub fn end_txn(
     let cur = check_producer(current, producer_id, producer_epoch)?;
     match cur.state {
         TxnState::Ongoing => {}
+        // Protocol 2: the client already holds the epoch this end bumped to and is ending its
+        // next transaction while the last one's markers are still being written (a remote
+        // leader is slower): it waits, whichever way it ends, as Kafka's coordinator answers
+        // during the prepare states.
+        s if v2 && s.is_preparing() => return Err(ErrorCode::CONCURRENT_TRANSACTIONS),
         s if s.is_preparing() || s == TxnState::PrepareEpochFence => {
             return Err(if s == prepare_state {
                 ErrorCode::CONCURRENT_TRANSACTIONS

@@ -238,6 +238,15 @@ fn end_txn_v2_bumps_the_epoch_and_recognises_a_retry() {
         other => panic!("{other:?}"),
     };
     assert_eq!(prepared.producer_epoch, 1);
+    // The client already holds epoch 1 and ends its next transaction, either way, while the
+    // markers of this one are still being written: it waits.
+    for commit in [true, false] {
+        assert_eq!(
+            end_txn(Some(&prepared), pid, 1, commit, true, 4, &mut ids()),
+            Err(ErrorCode::CONCURRENT_TRANSACTIONS),
+            "commit {commit}"
+        );
+    }
     let done = complete(&prepared, 4).expect("done");
     assert_eq!(
         end_txn(Some(&done), pid, 0, true, true, 5, &mut ids()),
