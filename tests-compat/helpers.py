@@ -184,3 +184,27 @@ def wait_until(what, check, timeout=WAIT_S, interval=0.2):
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}: last {last!r}")
+
+
+def kafka_python_request(bootstrap, request, timeout=WAIT_S, **client_conf):
+    """Sends `request` (a kafka-python protocol object, any version) with kafka-python's
+    low-level client as it is, on a fresh connection to `bootstrap` (`client_conf`: security
+    settings); the response as a dict."""
+    from kafka.client_async import KafkaClient
+
+    client = KafkaClient(bootstrap_servers=bootstrap, **client_conf)
+    try:
+        deadline = time.monotonic() + timeout
+        node = None
+        while time.monotonic() < deadline:
+            node = client.least_loaded_node()
+            if node is not None and client.ready(node):
+                break
+            client.poll(timeout_ms=200)
+        assert node is not None and client.ready(node), f"could not connect to {bootstrap}"
+        fut = client.send(node, request)
+        client.poll(timeout_ms=int(timeout * 1000), future=fut)
+        assert fut.succeeded(), fut.exception
+        return fut.value.to_object()
+    finally:
+        client.close()

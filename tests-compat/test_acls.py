@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
 )
 
 from conftest import EXTERNAL, WeirBroker, _LIVE_BROKERS, _close_broker, _free_port
+import helpers
 from helpers import WAIT_S
 
 pytestmark = pytest.mark.skipif(
@@ -476,26 +477,9 @@ def test_without_an_authorizer_the_acl_apis_answer_security_disabled(broker):
 def kafka_python_request(b, user, request):
     """Sends `request` with kafka-python 2.0.2's low-level client as `user` (SCRAM-SHA-256), as
     it is; the response as a dict. kafka-python encodes the versions Kafka 4.0 removed."""
-    from kafka.client_async import KafkaClient
-
-    client = KafkaClient(bootstrap_servers=b.sasl, security_protocol="SASL_PLAINTEXT",
-                         sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=user,
-                         sasl_plain_password=password(user))
-    try:
-        deadline = time.monotonic() + WAIT_S
-        node = None
-        while time.monotonic() < deadline:
-            node = client.least_loaded_node()
-            if node is not None and client.ready(node):
-                break
-            client.poll(timeout_ms=200)
-        assert node is not None and client.ready(node), "could not connect"
-        fut = client.send(node, request)
-        client.poll(timeout_ms=WAIT_S * 1000, future=fut)
-        assert fut.succeeded(), fut.exception
-        return fut.value.to_object()
-    finally:
-        client.close()
+    return helpers.kafka_python_request(
+        b.sasl, request, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+        sasl_plain_username=user, sasl_plain_password=password(user))
 
 
 def test_acl_apis_v0_manage_literal_acls(ab):

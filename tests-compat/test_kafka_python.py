@@ -8,11 +8,10 @@ import time
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.client_async import KafkaClient
 from kafka.errors import CommitFailedError, TopicAlreadyExistsError
 from kafka.protocol.metadata import MetadataRequest
 
-from helpers import create_topic
+from helpers import create_topic, kafka_python_request
 
 TIMEOUT_MS = 30000
 # kafka-python's heartbeat thread competes with the test for the GIL and its client lock; on a
@@ -200,23 +199,7 @@ def test_admin_create_list_delete(broker, unique):
 
 def raw_request(broker, request):
     """Sends `request` with kafka-python's low-level client, as it is; the response as a dict."""
-    client = KafkaClient(bootstrap_servers=broker.bootstrap)
-    try:
-        deadline = time.monotonic() + 30
-        node = None
-        while time.monotonic() < deadline:
-            node = client.least_loaded_node()
-            if node is not None and client.ready(node):
-                break
-            client.poll(timeout_ms=200)
-        assert node is not None and client.ready(node), "could not connect"
-
-        fut = client.send(node, request)
-        client.poll(timeout_ms=TIMEOUT_MS, future=fut)
-        assert fut.succeeded(), fut.exception
-        return fut.value.to_object()
-    finally:
-        client.close()
+    return kafka_python_request(broker.bootstrap, request, timeout=TIMEOUT_MS / 1000)
 
 
 def test_offsets_committed_without_metadata_read_back_with_empty_metadata(broker, unique):
