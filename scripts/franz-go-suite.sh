@@ -39,36 +39,34 @@ cp -r "$src/franz-go" "$src/compress" "$src/lz4" "$work/src/"
     -replace github.com/twmb/franz-go/pkg/kmsg=./pkg/kmsg \
   && go test -c -o "$work/kgo.test" ./pkg/kgo/)
 
-status=0
+# The suite's environment: a running cluster's seeds, or a broker of our own with SCRAM.
+suite_env=(KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}")
 if [ -n "${WEIR_FRANZ_SEEDS:-}" ]; then
-  (cd "$work/src/franz-go/pkg/kgo" && KGO_SEEDS="$WEIR_FRANZ_SEEDS" KGO_TEST_RF="${KGO_TEST_RF:-3}" \
-    KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" \
-    "$work/kgo.test" -test.v -test.timeout 20m ${2:+-test.run "$2"} >"$work/test.log" 2>&1) || status=$?
-  grep -E "^(--- FAIL|--- SKIP|FAIL|PASS|ok)" "$work/test.log" || true
-  echo "franz-go-suite: $(grep -c '^--- PASS' "$work/test.log") tests passed," \
-    "$(grep -c '^--- FAIL' "$work/test.log") failed; log: $work/test.log"
-  exit "$status"
+  suite_env+=(KGO_SEEDS="$WEIR_FRANZ_SEEDS" KGO_TEST_RF="${KGO_TEST_RF:-3}")
+  logs="$work/test.log"
+else
+  cargo build --release -q -p weir-broker --bin weir
+  weir="$root/target/release/weir"
+  "$weir" user create kgo --password kgo-secret --mechanism SCRAM-SHA-256 --iterations 4096 \
+    --data-dir "$work/data" >/dev/null
+  "$weir" serve --data-dir "$work/data" --admin-listener none --node-id 1 \
+    --listeners PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094 \
+    --sasl-enabled-mechanisms SCRAM-SHA-256 >"$work/broker.log" 2>&1 &
+  broker=$!
+  trap 'kill $broker 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null && break
+    sleep 0.1
+  done
+  suite_env+=(KGO_SEEDS=127.0.0.1:9092 KGO_TEST_RF=1 KGO_TEST_SCRAM=kgo:kgo-secret
+    KGO_TEST_SCRAM_SEEDS=127.0.0.1:9094)
+  logs="$work/test.log, broker: $work/broker.log"
 fi
 
-cargo build --release -q -p weir-broker --bin weir
-weir="$root/target/release/weir"
-"$weir" user create kgo --password kgo-secret --mechanism SCRAM-SHA-256 --iterations 4096 \
-  --data-dir "$work/data" >/dev/null
-"$weir" serve --data-dir "$work/data" --admin-listener none --node-id 1 \
-  --listeners PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094 \
-  --sasl-enabled-mechanisms SCRAM-SHA-256 >"$work/broker.log" 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null && break
-  sleep 0.1
-done
-
-(cd "$work/src/franz-go/pkg/kgo" && KGO_SEEDS=127.0.0.1:9092 KGO_TEST_RF=1 \
-  KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" KGO_TEST_SCRAM=kgo:kgo-secret \
-  KGO_TEST_SCRAM_SEEDS=127.0.0.1:9094 \
+status=0
+(cd "$work/src/franz-go/pkg/kgo" && env "${suite_env[@]}" \
   "$work/kgo.test" -test.v -test.timeout 20m ${2:+-test.run "$2"} >"$work/test.log" 2>&1) || status=$?
 grep -E "^(--- FAIL|--- SKIP|FAIL|PASS|ok)" "$work/test.log" || true
 echo "franz-go-suite: $(grep -c '^--- PASS' "$work/test.log") tests passed," \
-  "$(grep -c '^--- FAIL' "$work/test.log") failed; log: $work/test.log, broker: $work/broker.log"
+  "$(grep -c '^--- FAIL' "$work/test.log") failed; log: $logs"
 exit "$status"

@@ -186,22 +186,27 @@ def wait_until(what, check, timeout=WAIT_S, interval=0.2):
     raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
-def kafka_python_request(bootstrap, request, timeout=WAIT_S, **client_conf):
+def kafka_python_request(bootstrap, request, node=None, timeout=WAIT_S, **client_conf):
     """Sends `request` (a kafka-python protocol object, any version) with kafka-python's
-    low-level client as it is, on a fresh connection to `bootstrap` (`client_conf`: security
-    settings); the response as a dict."""
+    low-level client as it is, on a fresh connection from `bootstrap` (`client_conf`: security
+    settings) to broker `node` itself (no routing to another broker, as admin clients do), or to
+    any broker when `node` is None; the response as a dict."""
     from kafka.client_async import KafkaClient
 
     client = KafkaClient(bootstrap_servers=bootstrap, **client_conf)
     try:
         deadline = time.monotonic() + timeout
-        node = None
+        target = node
         while time.monotonic() < deadline:
-            node = client.least_loaded_node()
-            if node is not None and client.ready(node):
+            if node is None:
+                target = client.least_loaded_node()
+            if target is not None and client.ready(target):
                 break
             client.poll(timeout_ms=200)
-        assert node is not None and client.ready(node), f"could not connect to {bootstrap}"
+        assert target is not None and client.ready(target), (
+            f"could not connect to broker {node} from {bootstrap}" if node is not None
+            else f"could not connect to {bootstrap}")
+        node = target
         fut = client.send(node, request)
         client.poll(timeout_ms=int(timeout * 1000), future=fut)
         assert fut.succeeded(), fut.exception

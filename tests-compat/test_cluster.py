@@ -11,7 +11,16 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import helpers
-from helpers import WAIT_S, admin_client, consume_n, consumer, produce_and_flush, producer, wait_until
+from helpers import (
+    WAIT_S,
+    admin_client,
+    consume_n,
+    consumer,
+    kafka_python_request,
+    produce_and_flush,
+    producer,
+    wait_until,
+)
 
 # Short timers so failures are handled within a test's time budget.
 FAST = (
@@ -993,20 +1002,7 @@ def test_isolated_broker_is_replaced_then_heals_and_catches_up(
 def send_to(c, node, request):
     """Sends `request` to broker `node` itself (kafka-python's low-level client: no routing to
     another broker as admin clients do) and returns the response as a dict."""
-    from kafka.client_async import KafkaClient
-
-    client = KafkaClient(bootstrap_servers=c.broker(node).bootstrap)
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while not client.ready(node):
-            assert time.monotonic() < deadline, f"cannot connect to broker {node}"
-            client.poll(timeout_ms=200)
-        fut = client.send(node, request)
-        client.poll(timeout_ms=int(WAIT_S * 1000), future=fut)
-        assert fut.succeeded(), fut.exception
-        return fut.value.to_object()
-    finally:
-        client.close()
+    return kafka_python_request(c.broker(node).bootstrap, request, node=node)
 
 
 def describe_on(c, node, resource_type, name):

@@ -536,7 +536,7 @@ mod tests {
 
     fn transactional(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
         BatchHeader {
-            attributes: 0x10,
+            attributes: weir_storage::batch::ATTR_TRANSACTIONAL,
             ..header(pid, epoch, seq, records)
         }
     }

@@ -38,8 +38,8 @@ func main() {
 	if len(os.Args) != 5 {
 		fail("usage: oldclients CHECK BOOTSTRAP TOPIC GROUP")
 	}
-	check_, bootstrap, topic, group := os.Args[1], os.Args[2], os.Args[3], os.Args[4]
-	switch check_ {
+	name, bootstrap, topic, group := os.Args[1], os.Args[2], os.Args[3], os.Args[4]
+	switch name {
 	case "sarama-0.8":
 		saramaOldProtocol(bootstrap, topic, group)
 	case "sarama-group":
@@ -47,7 +47,7 @@ func main() {
 	case "kafka-go":
 		kafkaGo(bootstrap, topic, group)
 	default:
-		fail("unknown check %q", check_)
+		fail("unknown check %q", name)
 	}
 	fmt.Println("OK")
 }
