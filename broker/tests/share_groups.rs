@@ -3,6 +3,8 @@
 //! group offset admin APIs, share groups in ListGroups/DescribeGroups/DeleteGroups, and the
 //! share state surviving a kill -9 of the broker.
 
+use std::time::{Duration, Instant};
+
 use crate::common::kafka::Conn;
 use crate::common::Broker;
 use weir_protocol::{
@@ -20,6 +22,7 @@ use weir_protocol::{
 const GROUP_RESOURCE: i8 = 32;
 const ACCEPT: i8 = 1;
 const RELEASE: i8 = 2;
+const RENEW: i8 = 4;
 
 fn topic_id(conn: &mut Conn, name: &str) -> [u8; 16] {
     id_and_partitions(conn, name).0
@@ -88,6 +91,8 @@ fn fetch(
         max_bytes: 1 << 20,
         max_records: 500,
         batch_size: 500,
+        share_acquire_mode: 0,
+        is_renew_ack: false,
         topics: vec![ShareFetchTopic {
             topic_id: topic,
             partitions: vec![ShareFetchPartition {
@@ -133,6 +138,7 @@ fn acknowledge(
             group_id: Some(group.into()),
             member_id: Some(member.into()),
             share_session_epoch: epoch,
+            is_renew_ack: acks.iter().any(|a| a.acknowledge_types.contains(&RENEW)),
             topics: vec![ShareAcknowledgeTopic {
                 topic_id: topic,
                 partitions: vec![ShareAcknowledgePartition {
@@ -492,7 +498,7 @@ fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
     assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
 
     // The broker's timer moves the rejected record to the dead-letter topic.
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let shown = loop {
         let shown: serde_json::Value = serde_json::from_str(
             &broker.cli_ok(&["dlq", "show", "payments.dlq", "--output", "json"], ""),
@@ -502,10 +508,10 @@ fn dead_letters_are_listed_shown_and_redriven_by_the_cli() {
             break shown;
         }
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(30),
             "no dead letter"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(shown.as_array().map(Vec::len), Some(1));
     assert_eq!(shown[0]["source_topic"], "payments");
@@ -573,4 +579,219 @@ fn share_group_epochs_never_go_back_after_kill_9() {
     broker.start_again();
     let mut conn = Conn::connect(broker.kafka);
     assert_eq!(join(&mut conn, "epochs", "m3", "orders"), 3);
+}
+
+/// A ShareFetch (v2) of at most `max_records` in acquire mode `mode` (KIP-1206), acknowledging
+/// nothing.
+fn fetch_in_mode(
+    conn: &mut Conn,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: [u8; 16],
+    max_records: i32,
+    mode: i8,
+) -> ShareFetchResponse {
+    let Response::ShareFetch(r) = conn.call(Request::ShareFetch(ShareFetchRequest {
+        group_id: Some(group.into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        max_bytes: 1 << 20,
+        max_records,
+        batch_size: max_records,
+        share_acquire_mode: mode,
+        topics: vec![ShareFetchTopic {
+            topic_id: topic,
+            partitions: vec![ShareFetchPartition {
+                partition_index: 0,
+                acknowledgement_batches: Vec::new(),
+            }],
+        }],
+        ..ShareFetchRequest::default()
+    })) else {
+        panic!("not a ShareFetch response");
+    };
+    r
+}
+
+/// A renewing ShareFetch (KIP-1222): acknowledgements only, every fetch limit zero unless
+/// `max_records` says otherwise.
+fn renewing_fetch(
+    conn: &mut Conn,
+    member: &str,
+    epoch: i32,
+    topic: [u8; 16],
+    acks: Vec<AcknowledgementBatch>,
+    max_records: i32,
+) -> ShareFetchResponse {
+    let Response::ShareFetch(r) = conn.call(Request::ShareFetch(ShareFetchRequest {
+        group_id: Some("g".into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        max_bytes: 0,
+        max_records,
+        is_renew_ack: true,
+        topics: vec![ShareFetchTopic {
+            topic_id: topic,
+            partitions: vec![ShareFetchPartition {
+                partition_index: 0,
+                acknowledgement_batches: acks,
+            }],
+        }],
+        ..ShareFetchRequest::default()
+    })) else {
+        panic!("not a ShareFetch response");
+    };
+    r
+}
+
+#[test]
+fn record_limit_mode_never_acquires_more_than_max_records() {
+    let broker = Broker::start(&[]);
+    let mut conn = Conn::connect(broker.kafka);
+    // One log batch of 10 records.
+    let topic = setup(&mut conn, "orders", "soft", 10);
+    set_earliest(&mut conn, "strict");
+
+    // Batch-optimized (mode 0, and all that v1 knows): the batch begun is acquired whole.
+    let r = fetch_in_mode(&mut conn, "soft", "m1", 0, topic, 3, 0);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+
+    // Record-limit (mode 1): three records, the batch acquired in part; the batch's bytes go
+    // back whole, as Kafka's do (the client hands out only the acquired offsets).
+    let r = fetch_in_mode(&mut conn, "strict", "m1", 0, topic, 3, 1);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+    let records = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !records.is_empty(),
+        "the batch holding the records goes back"
+    );
+    let r = fetch_in_mode(&mut conn, "strict", "m1", 1, topic, 3, 1);
+    assert_eq!(acquired(&r), vec![(3, 5, 1)]);
+    // Another member, batch-optimized, takes the rest of the batch begun.
+    let r = fetch_in_mode(&mut conn, "strict", "m2", 0, topic, 3, 0);
+    assert_eq!(acquired(&r), vec![(6, 9, 1)]);
+
+    // A mode Kafka does not define is INVALID_REQUEST, and the session stays where it was.
+    let r = fetch_in_mode(&mut conn, "strict", "m1", 2, topic, 3, 2);
+    assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST);
+    let r = fetch_in_mode(&mut conn, "strict", "m1", 2, topic, 3, 1);
+    assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+    assert!(acquired(&r).is_empty(), "all ten are held: {r:?}");
+}
+
+#[test]
+fn renew_acknowledgements_keep_records_locked_past_the_lock_duration() {
+    const LOCK_MS: u64 = 2_000;
+    let broker = Broker::start(&["--group-share-record-lock-duration-ms", "2000"]);
+    let mut conn = Conn::connect(broker.kafka);
+    let topic = setup(&mut conn, "orders", "g", 5);
+    let r = fetch(&mut conn, "g", "m1", 0, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(0, 4, 1)]);
+    let mut epoch = 1;
+    let partition_error = |r: &weir_protocol::ShareAcknowledgeResponse| {
+        assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+        r.responses[0].partitions[0].error_code
+    };
+
+    // ShareAcknowledge v1 (Kafka 4.1) knows no Renew.
+    let v1 = ShareAcknowledgeRequest {
+        group_id: Some("g".into()),
+        member_id: Some("m1".into()),
+        share_session_epoch: epoch,
+        is_renew_ack: true, // not on the wire at v1
+        topics: vec![ShareAcknowledgeTopic {
+            topic_id: topic,
+            partitions: vec![ShareAcknowledgePartition {
+                partition_index: 0,
+                acknowledgement_batches: vec![ack(0, 4, RENEW)],
+            }],
+        }],
+    };
+    let Response::ShareAcknowledge(r) = conn.call_at(Request::ShareAcknowledge(v1.clone()), 1)
+    else {
+        panic!("not a ShareAcknowledge response");
+    };
+    assert_eq!(partition_error(&r), ErrorCode::INVALID_REQUEST);
+    epoch += 1;
+    // Nor does v2 without IsRenewAck.
+    let Response::ShareAcknowledge(r) =
+        conn.call(Request::ShareAcknowledge(ShareAcknowledgeRequest {
+            share_session_epoch: epoch,
+            is_renew_ack: false,
+            ..v1
+        }))
+    else {
+        panic!("not a ShareAcknowledge response");
+    };
+    assert_eq!(partition_error(&r), ErrorCode::INVALID_REQUEST);
+    epoch += 1;
+
+    // Only the holder renews.
+    let r = fetch(&mut conn, "g", "m2", 0, topic, Vec::new());
+    assert!(acquired(&r).is_empty(), "m1 holds them: {r:?}");
+    let r = acknowledge(&mut conn, "g", "m2", 1, topic, vec![ack(0, 0, RENEW)]);
+    assert_eq!(partition_error(&r), ErrorCode::INVALID_RECORD_STATE);
+
+    // A renewing ShareFetch may not ask for records.
+    let r = renewing_fetch(&mut conn, "m1", epoch, topic, vec![ack(0, 4, RENEW)], 10);
+    assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST);
+
+    // Renewing every quarter lock, for two and a half lock durations, keeps all five with m1;
+    // a renewing ShareFetch acquires nothing, although three newer records are there.
+    let values: [&[u8]; 3] = [b"5", b"6", b"7"];
+    let produced = conn.produce("orders", 0, &values, &[crate::common::now_ms(); 3]);
+    assert_eq!(produced.error_code, ErrorCode::NONE);
+    let renew_until = Instant::now() + Duration::from_millis(LOCK_MS * 5 / 2);
+    let mut renewals = 0;
+    while Instant::now() < renew_until {
+        if renewals % 2 == 0 {
+            let r = acknowledge(&mut conn, "g", "m1", epoch, topic, vec![ack(0, 4, RENEW)]);
+            assert_eq!(partition_error(&r), ErrorCode::NONE);
+            assert_eq!(r.acquisition_lock_timeout_ms, 2_000, "{r:?}");
+        } else {
+            let r = renewing_fetch(&mut conn, "m1", epoch, topic, vec![ack(0, 4, RENEW)], 0);
+            assert_eq!(r.error_code, ErrorCode::NONE, "{r:?}");
+            let p = &r.responses[0].partitions[0];
+            assert_eq!(p.acknowledge_error_code, ErrorCode::NONE, "{r:?}");
+            assert!(
+                acquired(&r).is_empty(),
+                "a renewing fetch acquires nothing: {r:?}"
+            );
+        }
+        epoch += 1;
+        renewals += 1;
+        std::thread::sleep(Duration::from_millis(LOCK_MS / 4));
+    }
+    // m2 gets the newer records only: the renewed ones are still m1's.
+    let r = fetch(&mut conn, "g", "m2", 2, topic, Vec::new());
+    assert_eq!(acquired(&r), vec![(5, 7, 1)], "{r:?}");
+    let r = acknowledge(&mut conn, "g", "m2", 3, topic, vec![ack(5, 7, ACCEPT)]);
+    assert_eq!(partition_error(&r), ErrorCode::NONE);
+
+    // Renew is not final: m1 accepts two of its five afterwards and stops renewing the rest,
+    // whose lock then runs out and hands them to m2 (delivered a second time).
+    let r = acknowledge(&mut conn, "g", "m1", epoch, topic, vec![ack(0, 1, ACCEPT)]);
+    assert_eq!(partition_error(&r), ErrorCode::NONE);
+    let mut m2_epoch = 4;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = fetch(&mut conn, "g", "m2", m2_epoch, topic, Vec::new());
+        m2_epoch += 1;
+        let got = acquired(&r);
+        if !got.is_empty() {
+            assert_eq!(got, vec![(2, 4, 2)], "{r:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lock of the records m1 stopped renewing never ran out"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -326,14 +326,16 @@ apis! {
     // KIP-966: topics' partitions, paged (Kafka's admin client's describeTopics).
     DESCRIBE_TOPIC_PARTITIONS = 75: DescribeTopicPartitions(DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse), 0..=0,
         mirror(m::DescribeTopicPartitionsRequest, m::DescribeTopicPartitionsResponse);
-    // Share groups (KIP-932) at the versions Kafka 4.1 serves (v0 was 4.0's early access).
+    // Share groups (KIP-932) at the versions Kafka 4.1 serves (v0 was 4.0's early access); ShareFetch
+    // and ShareAcknowledge also at Kafka 4.2's v2 (KIP-1206 acquire modes, KIP-1222 renewals; the
+    // vendored crate is patched for them, see vendor/kafka-protocol/VENDORED.md).
     SHARE_GROUP_HEARTBEAT = 76: ShareGroupHeartbeat(ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse), 1..=1,
         mirror(m::ShareGroupHeartbeatRequest, m::ShareGroupHeartbeatResponse);
     SHARE_GROUP_DESCRIBE = 77: ShareGroupDescribe(ShareGroupDescribeRequest, ShareGroupDescribeResponse), 1..=1,
         mirror(m::ShareGroupDescribeRequest, m::ShareGroupDescribeResponse);
-    SHARE_FETCH = 78: ShareFetch(ShareFetchRequest, ShareFetchResponse), 1..=1,
+    SHARE_FETCH = 78: ShareFetch(ShareFetchRequest, ShareFetchResponse), 1..=2,
         mirror(m::ShareFetchRequest, m::ShareFetchResponse);
-    SHARE_ACKNOWLEDGE = 79: ShareAcknowledge(ShareAcknowledgeRequest, ShareAcknowledgeResponse), 1..=1,
+    SHARE_ACKNOWLEDGE = 79: ShareAcknowledge(ShareAcknowledgeRequest, ShareAcknowledgeResponse), 1..=2,
         mirror(m::ShareAcknowledgeRequest, m::ShareAcknowledgeResponse);
     // The share group state persister (KIP-932): only Weir brokers send them, to the owner of a
     // share-partition's state.

@@ -1273,7 +1273,8 @@ mirror! {
 
 mirror! {
     /// One acknowledgement batch (ShareFetch and ShareAcknowledge): `acknowledge_types` holds
-    /// one type for the whole range or one per offset (0 gap, 1 accept, 2 release, 3 reject).
+    /// one type for the whole range or one per offset (0 gap, 1 accept, 2 release, 3 reject,
+    /// and from v2 4 renew).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct AcknowledgementBatch =>
         m::share_fetch_request::AcknowledgementBatch,
@@ -1289,7 +1290,7 @@ mirror! {
 }
 
 mirror! {
-    /// ShareFetch request (v1, Kafka 4.1).
+    /// ShareFetch request (v1, Kafka 4.1; v2, Kafka 4.2, adds the acquire mode and renewals).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct ShareFetchRequest => m::ShareFetchRequest {
         /// Group id.
@@ -1308,6 +1309,12 @@ mirror! {
         pub max_records: i32,
         /// The preferred size of acquired batches.
         pub batch_size: i32,
+        /// 0 batch-optimized (`max_records` is soft, whole log batches), 1 record-limit
+        /// (`max_records` is strict) (KIP-1206, v2+).
+        pub share_acquire_mode: i8,
+        /// The acknowledgements include renewals (type 4) and nothing is to be fetched
+        /// (KIP-1222, v2+).
+        pub is_renew_ack: bool,
         /// Partitions to add to the session (and acknowledge).
         pub topics: Vec<ShareFetchTopic>,
         /// Partitions to remove from the session.
@@ -1349,7 +1356,7 @@ mirror! {
 }
 
 mirror! {
-    /// ShareAcknowledge request (v1).
+    /// ShareAcknowledge request (v1; v2 adds renewals).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct ShareAcknowledgeRequest => m::ShareAcknowledgeRequest {
         /// Group id.
@@ -1358,6 +1365,8 @@ mirror! {
         pub member_id: Option<String>,
         /// The session's next epoch; -1 closes the session.
         pub share_session_epoch: i32,
+        /// The acknowledgements include renewals (type 4) (KIP-1222, v2+).
+        pub is_renew_ack: bool,
         /// Acknowledgements by topic.
         pub topics: Vec<ShareAcknowledgeTopic>,
     }

@@ -1807,6 +1807,8 @@ mirror! {
         pub error_code: ErrorCode,
         /// Top-level error message.
         pub error_message: Option<String>,
+        /// How long acquired records stay locked (v2+).
+        pub acquisition_lock_timeout_ms: i32,
         /// Partitions by topic.
         pub responses: Vec<ShareAcknowledgeTopicResponse>,
         /// Endpoints of leaders named in partition errors.

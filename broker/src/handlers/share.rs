@@ -42,7 +42,9 @@ use crate::authz::{Authz, ResourceType};
 use crate::broker::Broker;
 use crate::consumer_groups::{Assignment, TopicId};
 use crate::share::group::{ShareGroupError, ShareHeartbeat};
-use crate::share::partition::{AckBatch, AckError, AckType, Disposition, MemberId};
+use crate::share::partition::{
+    AckBatch, AckError, AckType, AcquireMode, Disposition, MemberId, RecordLimit,
+};
 use crate::share::persister::Owner;
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::{
@@ -56,8 +58,32 @@ pub const SHARE: &str = "share";
 const ASSIGNOR_NAME: &str = "simple";
 /// Records acquired by one ShareFetch when the client names no limit.
 const DEFAULT_MAX_RECORDS: usize = 500;
-/// The acknowledge types ShareFetch/ShareAcknowledge v1 (Kafka 4.1) know: Renew (4) comes with v2.
-const MAX_ACK_TYPE_V1: i8 = 3;
+/// The highest acknowledge type of a request without renewals (Reject): Renew (4) needs v2 and
+/// the request's `IsRenewAck` (KIP-1222).
+const MAX_ACK_TYPE: i8 = 3;
+/// The highest acknowledge type of a request whose `IsRenewAck` is set (Renew).
+const MAX_ACK_TYPE_RENEW: i8 = 4;
+
+/// One partition's acknowledgements as a request carries them.
+struct PartitionAcks<'a> {
+    batches: &'a [AcknowledgementBatch],
+    /// The highest acknowledge type the request may carry (its `IsRenewAck` allows Renew).
+    max_ack_type: i8,
+}
+
+impl<'a> PartitionAcks<'a> {
+    fn new(batches: &'a [AcknowledgementBatch], is_renew_ack: bool) -> Self {
+        let max_ack_type = if is_renew_ack {
+            MAX_ACK_TYPE_RENEW
+        } else {
+            MAX_ACK_TYPE
+        };
+        PartitionAcks {
+            batches,
+            max_ack_type,
+        }
+    }
+}
 
 fn group_settings(broker: &Broker, group: &str) -> GroupShareConfig {
     group_config(&broker.share.defaults, &broker.group_overrides(group))
@@ -264,7 +290,10 @@ fn resolve(broker: &Broker, topic_id: TopicId, index: i32) -> Target {
     }
 }
 
-fn ack_batches(batches: &[AcknowledgementBatch]) -> Result<Vec<AckBatch>, ErrorCode> {
+fn ack_batches(
+    batches: &[AcknowledgementBatch],
+    max_ack_type: i8,
+) -> Result<Vec<AckBatch>, ErrorCode> {
     batches
         .iter()
         .map(|b| {
@@ -272,7 +301,7 @@ fn ack_batches(batches: &[AcknowledgementBatch]) -> Result<Vec<AckBatch>, ErrorC
                 .acknowledge_types
                 .iter()
                 .map(|&t| {
-                    if t > MAX_ACK_TYPE_V1 {
+                    if t > max_ack_type {
                         return None;
                     }
                     AckType::from_code(t)
@@ -294,14 +323,14 @@ fn acknowledge(
     group: &str,
     member: &MemberId,
     target: &Target,
-    batches: &[AcknowledgementBatch],
+    acks: PartitionAcks,
     now_ms: i64,
     pending: &mut Pending,
 ) -> ErrorCode {
     if let Err(code) = &target.topic {
         return *code;
     }
-    let batches = match ack_batches(batches) {
+    let batches = match ack_batches(acks.batches, acks.max_ack_type) {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -487,7 +516,7 @@ fn acquire_partition(
     settings: &GroupShareConfig,
     topic: &str,
     target: &Target,
-    max_records: usize,
+    limit: RecordLimit,
     budget: usize,
     first_with_data: bool,
     now_ms: i64,
@@ -559,7 +588,7 @@ fn acquire_partition(
                     let aborted = log.aborted_txns(from.max(log_start), end);
                     mark_aborted(&bytes, &batches, &aborted, &mut held);
                 }
-                let acquired = sp.acquire(member, &ranges, max_records, now_ms, |o| {
+                let acquired = sp.acquire(member, &ranges, limit, now_ms, |o| {
                     held.get(&o).copied().unwrap_or(Disposition::Deliver)
                 });
                 if !acquired.is_empty() {
@@ -635,6 +664,19 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
             "Acknowledge data is not allowed when opening a share session.",
         );
     }
+    let Some(acquire_mode) = AcquireMode::from_code(r.share_acquire_mode) else {
+        return share_fetch_error(ErrorCode::INVALID_REQUEST, "Unknown ShareAcquireMode.");
+    };
+    // A renewing fetch only acknowledges (KIP-1222): time spent fetching could outlast the
+    // locks it renews, so it must ask for nothing.
+    if r.is_renew_ack
+        && (r.max_wait_ms != 0 || r.min_bytes != 0 || r.max_bytes != 0 || r.max_records != 0)
+    {
+        return share_fetch_error(
+            ErrorCode::INVALID_REQUEST,
+            "A ShareFetch with renew acknowledgements must not ask for records.",
+        );
+    }
     let now = broker.now_ms();
     let requested: Vec<SharePartitionKey> = r
         .topics
@@ -690,7 +732,7 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
                 &group,
                 &member,
                 &target,
-                &p.acknowledgement_batches,
+                PartitionAcks::new(&p.acknowledgement_batches, r.is_renew_ack),
                 now,
                 &mut pending,
             );
@@ -704,10 +746,14 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
     let max_wait_ms = u64::try_from(r.max_wait_ms)
         .unwrap_or(0)
         .min(broker.config.fetch_max_wait_cap_ms);
-    let max_records = usize::try_from(r.max_records)
-        .ok()
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_MAX_RECORDS);
+    let limit = RecordLimit {
+        max_records: usize::try_from(r.max_records)
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or(DEFAULT_MAX_RECORDS),
+        mode: acquire_mode,
+    };
+    let fetch = epoch != FINAL_EPOCH && !r.is_renew_ack;
     let max_bytes = usize::try_from(r.max_bytes).unwrap_or(0);
     let full = epoch == INITIAL_EPOCH;
     Box::pin(async move {
@@ -718,7 +764,7 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
             }
         }
         let settings = group_settings(&b, &group);
-        let fetched = if epoch == FINAL_EPOCH {
+        let fetched = if !fetch {
             Vec::new()
         } else {
             fetch_loop(
@@ -728,7 +774,7 @@ pub fn share_fetch(broker: &Arc<Broker>, r: ShareFetchRequest) -> ResponseFuture
                 &settings,
                 &session_partitions,
                 max_wait_ms,
-                max_records,
+                limit,
                 max_bytes,
             )
             .await
@@ -747,7 +793,7 @@ async fn fetch_loop(
     settings: &GroupShareConfig,
     partitions: &[SharePartitionKey],
     max_wait_ms: u64,
-    max_records: usize,
+    limit: RecordLimit,
     max_bytes: usize,
 ) -> Vec<Fetched> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
@@ -772,7 +818,7 @@ async fn fetch_loop(
                 &member_owned,
                 &settings_owned,
                 &partitions_owned,
-                max_records,
+                limit,
                 max_bytes,
             )
         })
@@ -818,12 +864,12 @@ fn acquire_round(
     member: &MemberId,
     settings: &GroupShareConfig,
     partitions: &[SharePartitionKey],
-    max_records: usize,
+    limit: RecordLimit,
     max_bytes: usize,
 ) -> (Vec<Fetched>, Pending) {
     let now = broker.now_ms();
     let mut pending = Pending::default();
-    let mut left_records = max_records;
+    let mut left_records = limit.max_records;
     let mut budget = max_bytes;
     let mut any_data = false;
     let mut out = Vec::with_capacity(partitions.len());
@@ -846,7 +892,10 @@ fn acquire_round(
                     settings,
                     &topic,
                     &f.target,
-                    left_records,
+                    RecordLimit {
+                        max_records: left_records,
+                        ..limit
+                    },
                     budget,
                     !any_data,
                     now,
@@ -868,6 +917,11 @@ fn acquire_round(
         out.push(f);
     }
     (out, pending)
+}
+
+/// How long a group's acquired records stay locked, as ShareFetch and ShareAcknowledge say it.
+fn lock_timeout_ms(settings: &GroupShareConfig) -> i32 {
+    i32::try_from(settings.partition.record_lock_duration_ms).unwrap_or(i32::MAX)
 }
 
 fn build_fetch_response(
@@ -931,8 +985,7 @@ fn build_fetch_response(
             });
     }
     ShareFetchResponse {
-        acquisition_lock_timeout_ms: i32::try_from(settings.partition.record_lock_duration_ms)
-            .unwrap_or(i32::MAX),
+        acquisition_lock_timeout_ms: lock_timeout_ms(settings),
         responses: by_topic
             .into_iter()
             .map(|(topic_id, partitions)| ShareFetchTopicResponse {
@@ -993,7 +1046,7 @@ pub fn share_acknowledge(broker: &Arc<Broker>, r: ShareAcknowledgeRequest) -> Re
                     &group,
                     &member,
                     &target,
-                    &p.acknowledgement_batches,
+                    PartitionAcks::new(&p.acknowledgement_batches, r.is_renew_ack),
                     now,
                     &mut pending,
                 );
@@ -1027,7 +1080,9 @@ pub fn share_acknowledge(broker: &Arc<Broker>, r: ShareAcknowledgeRequest) -> Re
                 }
             }
         }
+        let settings = group_settings(&b, &group);
         Some(Response::ShareAcknowledge(ShareAcknowledgeResponse {
+            acquisition_lock_timeout_ms: lock_timeout_ms(&settings),
             responses,
             ..ShareAcknowledgeResponse::default()
         }))

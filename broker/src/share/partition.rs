@@ -75,6 +75,46 @@ impl AckType {
     }
 }
 
+/// How a fetch's record count bounds what one acquisition takes (ShareFetch's `MaxRecords` and
+/// `ShareAcquireMode`, KIP-1206).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLimit {
+    /// The most records wanted.
+    pub max_records: usize,
+    /// Whether the last log batch may take the count past `max_records`.
+    pub mode: AcquireMode,
+}
+
+/// ShareFetch's `ShareAcquireMode` (v2+; earlier versions are batch-optimized).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireMode {
+    /// 0: the limit is soft, checked between log batches; a batch begun is acquired whole.
+    BatchOptimized,
+    /// 1: never more than the limit; the last batch may be acquired in part.
+    RecordLimit,
+}
+
+impl AcquireMode {
+    /// The mode of a wire code; `None` for codes Kafka does not define.
+    pub fn from_code(code: i8) -> Option<AcquireMode> {
+        match code {
+            0 => Some(AcquireMode::BatchOptimized),
+            1 => Some(AcquireMode::RecordLimit),
+            _ => None,
+        }
+    }
+}
+
+/// A bare count is Kafka's default, batch-optimized limit.
+impl From<usize> for RecordLimit {
+    fn from(max_records: usize) -> RecordLimit {
+        RecordLimit {
+            max_records,
+            mode: AcquireMode::BatchOptimized,
+        }
+    }
+}
+
 /// Why a record was archived, where a dead-letter topic would want to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ArchiveReason {
@@ -558,8 +598,9 @@ impl SharePartition {
             .min()
     }
 
-    /// Acquires records for `member` from what the caller read, whole log batches until at least
-    /// `max_records` are acquired (the last batch may take it past): `batches`
+    /// Acquires records for `member` from what the caller read, up to `limit`: whole log batches
+    /// until at least its count is acquired (the last batch may take it past), or, in
+    /// record-limit mode, exactly up to the count (the last batch may be taken in part): `batches`
     /// are the `(first, last)` offset ranges of the log's batches in order, read from
     /// [`next_fetch_offset`](Self::next_fetch_offset) on (the first batch may begin before it).
     /// Offsets inside the window that fall between batches are not records and become gaps.
@@ -570,10 +611,13 @@ impl SharePartition {
         &mut self,
         member: &MemberId,
         batches: &[(i64, i64)],
-        max_records: usize,
+        limit: impl Into<RecordLimit>,
         now_ms: i64,
         mut disposition: impl FnMut(i64) -> Disposition,
     ) -> Vec<AcquiredRange> {
+        let RecordLimit { max_records, mode } = limit.into();
+        // In record-limit mode the count is checked before each record, else between batches.
+        let strict = mode == AcquireMode::RecordLimit;
         let mut acquired: Vec<AcquiredRange> = Vec::new();
         let Some(from) = self.next_fetch_offset(now_ms) else {
             return acquired;
@@ -610,6 +654,10 @@ impl SharePartition {
             let first = first.max(covered_to);
             self.mark_gaps(covered_to, first);
             for offset in first..=last {
+                if strict && count >= max_records {
+                    // The rest of this batch is looked at again by the next fetch.
+                    break 'batches;
+                }
                 covered_to = offset + 1;
                 if offset < self.end_offset {
                     // In the window, or below it where only parked records are handed out.

@@ -76,6 +76,38 @@ fn a_log_batch_is_acquired_whole_even_past_max_records() {
     assert!(got.is_empty(), "a limit of 0 acquires nothing");
 }
 
+fn strict(max_records: usize) -> RecordLimit {
+    RecordLimit {
+        max_records,
+        mode: AcquireMode::RecordLimit,
+    }
+}
+
+#[test]
+fn record_limit_mode_splits_a_log_batch_and_takes_the_rest_later() {
+    let mut p = SharePartition::new(0, settings());
+    let (a, b) = (member("a"), member("b"));
+    let log = [(0, 9), (10, 19)];
+    let got = p.acquire(&a, &log, strict(4), 0, deliver);
+    assert_eq!(offsets(&got), vec![0, 1, 2, 3]);
+    // The rest of the batch was not looked at: it is where the next read starts.
+    assert_eq!(p.next_fetch_offset(0), Some(4));
+    let got = p.acquire(&b, &log, strict(7), 0, deliver);
+    assert_eq!(offsets(&got), (4..=10).collect::<Vec<_>>());
+    // Released records inside the window count against the limit too.
+    p.acknowledge(&a, &[ack(0, 3, AckType::Release)], 0)
+        .expect("release");
+    let got = p.acquire(&a, &log, strict(2), 0, deliver);
+    assert_eq!(offsets(&got), vec![0, 1]);
+    assert_eq!(p.state_of(2), Some((RecordState::Available, 1)));
+    let got = p.acquire(&a, &log, strict(100), 0, deliver);
+    assert_eq!(
+        offsets(&got),
+        [2, 3].into_iter().chain(11..=19).collect::<Vec<_>>()
+    );
+    assert!(p.acquire(&a, &log, strict(0), 0, deliver).is_empty());
+}
+
 #[test]
 fn accepting_the_prefix_moves_the_start_offset() {
     let mut p = SharePartition::new(0, settings());
@@ -500,6 +532,7 @@ enum Op {
     Fetch {
         member: usize,
         max: usize,
+        mode: AcquireMode,
     },
     /// Acknowledge the `pick`-th held record of `member` and up to `len` after it.
     Ack {
@@ -533,7 +566,12 @@ fn op() -> impl Strategy<Value = Op> {
             prop_oneof![2 => Just(None), 1 => (1i64..4_000).prop_map(Some)],
         )
             .prop_map(|(records, gap, delay_ms)| Op::Produce { records, gap, delay_ms }),
-        4 => (0usize..3, 1usize..6).prop_map(|(member, max)| Op::Fetch { member, max }),
+        4 => (
+            0usize..3,
+            1usize..6,
+            prop_oneof![Just(AcquireMode::BatchOptimized), Just(AcquireMode::RecordLimit)],
+        )
+            .prop_map(|(member, max, mode)| Op::Fetch { member, max, mode }),
         4 => (0usize..3, 0usize..8, 1usize..4, 0u8..5)
             .prop_map(|(member, pick, len, kind)| Op::Ack { member, pick, len, kind }),
         1 => (0usize..3, -2i64..40, 0u8..5)
@@ -626,7 +664,8 @@ impl Model {
         }
     }
 
-    fn fetch(&mut self, m: usize, max: usize) -> Result<(), TestCaseError> {
+    fn fetch(&mut self, m: usize, limit: RecordLimit) -> Result<(), TestCaseError> {
+        let max = limit.max_records;
         let Some(from) = self.p.next_fetch_offset(self.now) else {
             return Ok(());
         };
@@ -634,8 +673,11 @@ impl Model {
         let member = self.members[m].clone();
         let got = self
             .p
-            .acquire(&member, &read, max, self.now, delays(&self.due));
+            .acquire(&member, &read, limit, self.now, delays(&self.due));
         let got_offsets = offsets(&got);
+        if limit.mode == AcquireMode::RecordLimit {
+            prop_assert!(got_offsets.len() <= max, "{got_offsets:?} past {max}");
+        }
         // The limit is checked between log batches: without the last batch it touched, fewer
         // than `max` were acquired.
         if let Some(&last) = got_offsets.last() {
@@ -804,7 +846,13 @@ fn run(ops: Vec<Op>, s: ShareSettings) -> Result<(), TestCaseError> {
                     }
                 }
             }
-            Op::Fetch { member, max } => m.fetch(member, max)?,
+            Op::Fetch { member, max, mode } => m.fetch(
+                member,
+                RecordLimit {
+                    max_records: max,
+                    mode,
+                },
+            )?,
             Op::Ack {
                 member,
                 pick,
