@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, KafkaException
 
 from helpers import WAIT_S, admin_client, consumer, produce_and_flush, producer
-from wire import call, carray, cstr
+from wire import call, carray, cstr, describe_share_group_offsets
 from test_cluster import (
     FAST,
     create_replicated,
@@ -522,41 +522,6 @@ def find_share_coordinators(bootstrap, keys):
     return dict(r.carray(coordinator))
 
 
-def describe_share_group_offsets(bootstrap, group, topic, partitions):
-    """DescribeShareGroupOffsets (API 90) of `group`'s `partitions` of `topic`. Returns
-    (group error, {partition: (start offset, error)})."""
-    parts = carray([struct.pack(">i", p) for p in partitions])
-    body = carray([cstr(group) + carray([cstr(topic) + parts + b"\x00"]) + b"\x00"]) + b"\x00"
-    r = call(bootstrap, 90, body)
-    r.int32()
-
-    def partition(r):
-        index, start = r.int32(), r.int64()
-        r.int32()  # leader epoch
-        code = r.int16()
-        r.cstr()
-        r.tags()
-        return index, (start, code)
-
-    def topic_result(r):
-        r.cstr()
-        r.take(16)
-        found = dict(r.carray(partition))
-        r.tags()
-        return found
-
-    def group_result(r):
-        r.cstr()
-        topics = r.carray(topic_result)
-        code = r.int16()
-        r.cstr()
-        r.tags()
-        return code, {p: v for t in topics for p, v in t.items()}
-
-    (result,) = r.carray(group_result)
-    return result
-
-
 def accept_all(sc, want, what):
     """Polls, accepting every record, until the values in `want` were all delivered; returns
     every value delivered and each delivery's (partition, offset, value, delivery count)."""
@@ -655,12 +620,18 @@ def test_share_group_offsets_altered_and_deleted_at_a_remote_coordinator(
     assert error == NONE
     assert results[(topic, 0)] == NONE and results[(topic, 1)] == NONE, results
     assert [code for (t, _), code in results.items() if t != topic] == [UNKNOWN_TOPIC_OR_PARTITION]
-    # The coordinator describes what the share coordinator (another broker) holds now.
-    error, described = describe_share_group_offsets(coordinator, group, topic, range(PARTITIONS))
+    # The coordinator describes what the share coordinator (another broker) holds now, and
+    # the lag (KIP-1226): each partition's records from its start on (a replica of each is
+    # here, replication factor 3; altered state has nothing completed yet).
+    lags = {}
+    error, described = describe_share_group_offsets(
+        coordinator, group, topic, range(PARTITIONS), lags
+    )
     assert error == NONE
     assert described[0] == (0, NONE) and described[1] == (8, NONE), described
-    end_of_2 = max(o for p, o, _, _ in first if p == 2) + 1
-    assert described[2] == (end_of_2, NONE), ("partition 2 was read to its end", described)
+    end_of = {p: max(o for q, o, _, _ in first if q == p) + 1 for p in range(PARTITIONS)}
+    assert described[2] == (end_of[2], NONE), ("partition 2 was read to its end", described)
+    assert lags == {0: end_of[0], 1: end_of[1] - 8, 2: 0}, (lags, end_of)
     sc = share_consumer(c.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     sc.subscribe([topic])
     # Partition 0 from its start, partition 1 from offset 8, partition 2 not at all.

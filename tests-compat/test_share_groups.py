@@ -4,7 +4,9 @@ are accepted, released (delivered again, with a higher delivery count) or reject
 a record delivered share.delivery.count.limit times is archived; a lock that runs out makes the
 record available to another member."""
 
+import json
 import time
+import urllib.request
 
 from confluent_kafka import (
     AcknowledgeType,
@@ -28,7 +30,9 @@ from helpers import (
     create_topic,
     produce_and_flush,
     producer,
+    wait_until,
 )
+from wire import describe_share_group_offsets
 
 
 def share_consumer(bootstrap, group, **conf):
@@ -417,6 +421,19 @@ def test_many_delayed_records_do_not_hold_back_the_ones_behind_them(broker_facto
     assert min(soon.values()) - produced_at >= 4.0
     assert not [v for v in arrivals if v.startswith(b"hour-")], "delivered an hour early"
     c.close()
+
+    # The lag counts the 250 waiting records, parked below the start offset or not: in
+    # DescribeShareGroupOffsets v1 (KIP-1226) and in the admin API's view alike.
+    def lags():
+        lag = {}
+        code, found = describe_share_group_offsets(b.bootstrap, group, topic, [0], lag)
+        assert code == 0 and found[0][1] == 0, (code, found)  # no errors
+        url = f"http://{b.host}:{b.admin_port}/v1/share-groups/{group}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            (view,) = json.load(r)["partitions"]
+        return (lag[0], view["lag"]) if view["delayed_parked"] == 250 else None
+
+    assert wait_until("all 250 hour records parked", lags) == (250, 250)
 
     # The parked records and what was accepted survive a crash.
     b.kill9()

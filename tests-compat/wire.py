@@ -87,3 +87,42 @@ def call(bootstrap, api_key, body, version=0):
     assert r.int32() == 7, "correlation id"
     r.tags()
     return r
+
+
+def describe_share_group_offsets(bootstrap, group, topic, partitions, lags=None):
+    """DescribeShareGroupOffsets (API 90, v1) of `group`'s `partitions` of `topic`. Returns
+    (group error, {partition: (start offset, error)}); fills `lags` with {partition: lag}
+    (KIP-1226) when given."""
+    parts = carray([struct.pack(">i", p) for p in partitions])
+    body = carray([cstr(group) + carray([cstr(topic) + parts + b"\x00"]) + b"\x00"]) + b"\x00"
+    r = call(bootstrap, 90, body, version=1)
+    r.int32()
+
+    def partition(r):
+        index, start = r.int32(), r.int64()
+        r.int32()  # leader epoch
+        lag = r.int64()
+        if lags is not None:
+            lags[index] = lag
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return index, (start, code)
+
+    def topic_result(r):
+        r.cstr()
+        r.take(16)
+        found = dict(r.carray(partition))
+        r.tags()
+        return found
+
+    def group_result(r):
+        r.cstr()
+        topics = r.carray(topic_result)
+        code = r.int16()
+        r.cstr()
+        r.tags()
+        return code, {p: v for t in topics for p, v in t.items()}
+
+    (result,) = r.carray(group_result)
+    return result

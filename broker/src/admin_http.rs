@@ -1171,7 +1171,12 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
                 "dead_letter_pending": dead_letter_pending,
                 // Delayed records parked below the start offset, still to be delivered.
                 "delayed_parked": sp.parked_len(),
-                "lag": hw.map(|hw| (hw - sp.start_offset()).max(0) + parked_as_i64(&sp)),
+                "lag": hw.map(|hw| crate::share::partition::lag(
+                    hw,
+                    sp.start_offset(),
+                    sp.delivery_complete_count(),
+                    parked_as_i64(&sp),
+                )),
             }))
         })
         .collect();

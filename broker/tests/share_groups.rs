@@ -307,9 +307,11 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     };
     assert_eq!(dg.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND);
 
-    let describe = |conn: &mut Conn| {
-        let Response::DescribeShareGroupOffsets(o) = conn.call(Request::DescribeShareGroupOffsets(
-            DescribeShareGroupOffsetsRequest {
+    // The start offset and (v1, KIP-1226) the lag: records up to the high watermark not yet
+    // delivered to completion.
+    let describe_at = |conn: &mut Conn, version: i16| {
+        let Response::DescribeShareGroupOffsets(o) = conn.call_at(
+            Request::DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest {
                 groups: vec![DescribeShareGroupOffsetsGroup {
                     group_id: "workers".into(),
                     topics: Some(vec![ShareGroupOffsetsTopic {
@@ -317,14 +319,30 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
                         partitions: vec![0],
                     }]),
                 }],
-            },
-        )) else {
+            }),
+            version,
+        ) else {
             panic!("not a DescribeShareGroupOffsets response");
         };
         assert_eq!(o.groups[0].error_code, ErrorCode::NONE, "{o:?}");
-        o.groups[0].topics[0].partitions[0].start_offset
+        let p = &o.groups[0].topics[0].partitions[0];
+        (p.start_offset, p.lag)
     };
-    assert_eq!(describe(&mut conn), 3);
+    let describe = |conn: &mut Conn| describe_at(conn, 1);
+    assert_eq!(describe(&mut conn), (3, 2));
+    // Offset 4 accepted before 3: the start stays, the lag counts only 3.
+    let r = acknowledge(
+        &mut conn,
+        "workers",
+        "member-1",
+        2,
+        topic,
+        vec![ack(4, 4, ACCEPT)],
+    );
+    assert_eq!(r.responses[0].partitions[0].error_code, ErrorCode::NONE);
+    assert_eq!(describe(&mut conn), (3, 1));
+    // v0 has no lag on the wire (read back as Kafka's "not available").
+    assert_eq!(describe_at(&mut conn, 0), (3, -1));
 
     // Offsets of a group with members cannot be changed, nor the group deleted.
     let alter = |conn: &mut Conn, offset: i64| {
@@ -352,8 +370,7 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     };
     assert_eq!(del.results[0].error_code, ErrorCode::NON_EMPTY_GROUP);
 
-    // The member leaves: its acquired records (3, 4) are available again, and the group is
-    // empty.
+    // The member leaves: its acquired record (3) is available again, and the group is empty.
     let Response::ShareGroupHeartbeat(left) =
         conn.call(Request::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
             group_id: "workers".into(),
@@ -369,7 +386,7 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     let a = alter(&mut conn, 1);
     assert_eq!(a.error_code, ErrorCode::NONE, "{a:?}");
     assert_eq!(a.responses[0].partitions[0].error_code, ErrorCode::NONE);
-    assert_eq!(describe(&mut conn), 1);
+    assert_eq!(describe(&mut conn), (1, 4));
     // A new member reads from the altered start: records 1..=4.
     let r = fetch(&mut conn, "workers", "member-2", 0, topic, Vec::new());
     assert_eq!(acquired(&r), vec![(1, 4, 1)]);
@@ -386,7 +403,7 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     };
     assert_eq!(d.error_code, ErrorCode::NONE);
     assert_eq!(d.responses[0].error_code, ErrorCode::NONE);
-    assert_eq!(describe(&mut conn), -1, "no state after deletion");
+    assert_eq!(describe(&mut conn), (-1, -1), "no state after deletion");
 
     let Response::DeleteGroups(del) = conn.call(Request::DeleteGroups(DeleteGroupsRequest {
         groups: vec!["workers".into()],

@@ -347,9 +347,9 @@ apis! {
         mirror(m::WriteShareGroupStateRequest, m::WriteShareGroupStateResponse);
     DELETE_SHARE_GROUP_STATE = 86: DeleteShareGroupState(DeleteShareGroupStateRequest, DeleteShareGroupStateResponse), 0..=0, advertise = false,
         mirror(m::DeleteShareGroupStateRequest, m::DeleteShareGroupStateResponse);
-    READ_SHARE_GROUP_STATE_SUMMARY = 87: ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse), 0..=0, advertise = false,
+    READ_SHARE_GROUP_STATE_SUMMARY = 87: ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse), 0..=1, advertise = false,
         mirror(m::ReadShareGroupStateSummaryRequest, m::ReadShareGroupStateSummaryResponse);
-    DESCRIBE_SHARE_GROUP_OFFSETS = 90: DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse), 0..=0,
+    DESCRIBE_SHARE_GROUP_OFFSETS = 90: DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse), 0..=1,
         mirror(m::DescribeShareGroupOffsetsRequest, m::DescribeShareGroupOffsetsResponse);
     ALTER_SHARE_GROUP_OFFSETS = 91: AlterShareGroupOffsets(AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse), 0..=0,
         mirror(m::AlterShareGroupOffsetsRequest, m::AlterShareGroupOffsetsResponse);

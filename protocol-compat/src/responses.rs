@@ -1897,6 +1897,8 @@ mirror! {
         pub start_offset: i64,
         /// Leader epoch.
         pub leader_epoch: i32,
+        /// Records not yet delivered to completion (v1+, KIP-1226; -1: not known).
+        pub lag: i64,
         /// Error code.
         pub error_code: ErrorCode,
         /// Error message.
@@ -2447,6 +2449,12 @@ mirror! {
         pub leader_epoch: i32,
         /// The start offset (-1: no state).
         pub start_offset: i64,
+        /// Offsets at or after the start offset whose delivery is complete (v1+, KIP-1226; -1:
+        /// not known).
+        pub delivery_complete_count: i32,
+        /// Weir's count of records parked below the start offset (see the broker's
+        /// `share::persister`).
+        pub weir: WeirTag as unknown_tagged_fields,
     }
 }
 

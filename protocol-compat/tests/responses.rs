@@ -120,7 +120,7 @@ fn served_but_not_advertised() {
         (api_key::READ_SHARE_GROUP_STATE, 84, (0, 0)),
         (api_key::WRITE_SHARE_GROUP_STATE, 85, (0, 0)),
         (api_key::DELETE_SHARE_GROUP_STATE, 86, (0, 0)),
-        (api_key::READ_SHARE_GROUP_STATE_SUMMARY, 87, (0, 0)),
+        (api_key::READ_SHARE_GROUP_STATE_SUMMARY, 87, (0, 1)),
     ];
     let advertised = advertised_apis();
     for key in [

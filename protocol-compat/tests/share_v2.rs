@@ -1,12 +1,16 @@
-//! ShareFetch and ShareAcknowledge v2 (Kafka 4.2: KIP-1206's acquire mode, KIP-1222's renew
-//! acknowledgements) byte for byte, written here from Kafka's message schemas. The vendored
-//! crate's v2 is a Weir patch, so unlike the other round trips the crate cannot serve as the
-//! independent implementation: these bytes are.
+//! The share-group message versions of Kafka 4.2 byte for byte, written here from Kafka's
+//! message schemas: ShareFetch and ShareAcknowledge v2 (KIP-1206's acquire mode, KIP-1222's
+//! renew acknowledgements), DescribeShareGroupOffsets and ReadShareGroupStateSummary v1
+//! (KIP-1226's lag). The vendored crate's versions are a Weir patch, so unlike the other round
+//! trips the crate cannot serve as the independent implementation: these bytes are.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use weir_protocol::{
-    api_key as k, decode_request, encode_response, ErrorCode, Request, RequestHeader, Response,
-    ShareAcknowledgeResponse,
+    api_key as k, decode_request, encode_response, DescribeShareGroupOffsetsGroupResponse,
+    DescribeShareGroupOffsetsPartitionResponse, DescribeShareGroupOffsetsResponse,
+    DescribeShareGroupOffsetsTopicResponse, ErrorCode, ReadShareGroupStateSummaryResponse,
+    ReadShareStateSummaryPartitionResult, ReadShareStateSummaryTopicResult, Request, RequestHeader,
+    Response, ShareAcknowledgeResponse, WeirTag,
 };
 
 const TOPIC_ID: [u8; 16] = [9; 16];
@@ -146,6 +150,108 @@ fn share_acknowledge_v2_carries_the_renew_flag_after_the_session_epoch() {
     assert_eq!(r.topics[0].partitions[0].partition_index, 2);
 }
 
+/// The body of `response` encoded at `version` (its flexible response header checked and
+/// stripped).
+fn response_body(api_key: i16, version: i16, response: &Response) -> Bytes {
+    let header = RequestHeader {
+        api_key,
+        api_version: version,
+        correlation_id: 11,
+        client_id: None,
+    };
+    let mut bytes = encode_response(&header, response).expect("encodes");
+    let size = bytes.get_i32();
+    assert_eq!(usize::try_from(size).ok(), Some(bytes.remaining()));
+    assert_eq!(bytes.get_i32(), 11, "correlation id");
+    assert_eq!(bytes.get_u8(), 0, "response header v1: no tagged fields");
+    bytes
+}
+
+#[test]
+fn describe_share_group_offsets_v1_answers_the_lag_after_the_leader_epoch() {
+    let response = Response::DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse {
+        throttle_time_ms: 0,
+        groups: vec![DescribeShareGroupOffsetsGroupResponse {
+            group_id: "g".into(),
+            topics: vec![DescribeShareGroupOffsetsTopicResponse {
+                topic_name: "t".into(),
+                topic_id: TOPIC_ID,
+                partitions: vec![DescribeShareGroupOffsetsPartitionResponse {
+                    partition_index: 2,
+                    start_offset: 40,
+                    leader_epoch: -1,
+                    lag: 17,
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                }],
+            }],
+            error_code: ErrorCode::NONE,
+            error_message: None,
+        }],
+    });
+    let expected = |lag: Option<i64>| {
+        let mut b = BytesMut::new();
+        b.put_i32(0); // ThrottleTimeMs
+        compact_len(&mut b, 1);
+        compact_str(&mut b, "g");
+        compact_len(&mut b, 1);
+        compact_str(&mut b, "t");
+        b.put_slice(&TOPIC_ID);
+        compact_len(&mut b, 1);
+        b.put_i32(2);
+        b.put_i64(40); // StartOffset
+        b.put_i32(-1); // LeaderEpoch
+        if let Some(lag) = lag {
+            b.put_i64(lag);
+        }
+        b.put_i16(0);
+        b.put_u8(0); // ErrorMessage: null
+        b.put_u8(0); // partition tags
+        b.put_u8(0); // topic tags
+        b.put_i16(0);
+        b.put_u8(0);
+        b.put_u8(0); // group tags
+        b.put_u8(0);
+        b.freeze()
+    };
+    let key = k::DESCRIBE_SHARE_GROUP_OFFSETS;
+    assert_eq!(response_body(key, 1, &response), expected(Some(17)));
+    assert_eq!(response_body(key, 0, &response), expected(None));
+}
+
+#[test]
+fn read_share_group_state_summary_v1_answers_the_completed_count_after_the_start_offset() {
+    let response = Response::ReadShareGroupStateSummary(ReadShareGroupStateSummaryResponse {
+        results: vec![ReadShareStateSummaryTopicResult {
+            topic_id: TOPIC_ID,
+            partitions: vec![ReadShareStateSummaryPartitionResult {
+                partition: 1,
+                error_code: ErrorCode::NONE,
+                error_message: None,
+                state_epoch: 3,
+                leader_epoch: 4,
+                start_offset: 50,
+                delivery_complete_count: 6,
+                weir: WeirTag(None),
+            }],
+        }],
+    });
+    let mut expected = BytesMut::new();
+    compact_len(&mut expected, 1);
+    expected.put_slice(&TOPIC_ID);
+    compact_len(&mut expected, 1);
+    expected.put_i32(1);
+    expected.put_i16(0);
+    expected.put_u8(0); // ErrorMessage: null
+    expected.put_i32(3); // StateEpoch
+    expected.put_i32(4); // LeaderEpoch
+    expected.put_i64(50); // StartOffset
+    expected.put_i32(6); // DeliveryCompleteCount
+    expected.put_slice(&[0, 0, 0]); // partition, topic and response tags
+    let key = k::READ_SHARE_GROUP_STATE_SUMMARY;
+    assert_eq!(response_body(key, 1, &response), expected.freeze());
+}
+
 #[test]
 fn share_acknowledge_v2_answers_the_lock_timeout_after_the_error_message() {
     let response = Response::ShareAcknowledge(ShareAcknowledgeResponse {
@@ -153,20 +259,7 @@ fn share_acknowledge_v2_answers_the_lock_timeout_after_the_error_message() {
         acquisition_lock_timeout_ms: 30_000,
         ..ShareAcknowledgeResponse::default()
     });
-    let body_at = |version: i16| {
-        let header = RequestHeader {
-            api_key: k::SHARE_ACKNOWLEDGE,
-            api_version: version,
-            correlation_id: 11,
-            client_id: None,
-        };
-        let mut bytes = encode_response(&header, &response).expect("encodes");
-        let size = bytes.get_i32();
-        assert_eq!(usize::try_from(size).ok(), Some(bytes.remaining()));
-        assert_eq!(bytes.get_i32(), 11, "correlation id");
-        assert_eq!(bytes.get_u8(), 0, "response header v1: no tagged fields");
-        bytes
-    };
+    let body_at = |version: i16| response_body(k::SHARE_ACKNOWLEDGE, version, &response);
     let mut expected = BytesMut::new();
     expected.put_i32(0); // ThrottleTimeMs
     expected.put_i16(0); // ErrorCode

@@ -48,8 +48,8 @@ use crate::share::partition::{
 use crate::share::persister::Owner;
 use crate::share::session::{SharePartitionKey, FINAL_EPOCH, INITIAL_EPOCH};
 use crate::share::{
-    group_config, GroupShareConfig, OffsetReset, Pending, ShareCoordinator, ShareIsolation,
-    ShareKey,
+    group_config, GroupShareConfig, OffsetReset, Pending, Progress, ShareCoordinator,
+    ShareIsolation, ShareKey,
 };
 
 /// The share group type and protocol type in ListGroups.
@@ -1098,6 +1098,14 @@ pub fn describe_share_group_offsets(
     broker: &Broker,
     r: DescribeShareGroupOffsetsRequest,
 ) -> DescribeShareGroupOffsetsResponse {
+    // A replica here knows the partition's high watermark (a follower's trails the leader's a
+    // little); without one the lag is not available (-1).
+    let high_watermark = |topic: &str, index: i32| {
+        broker
+            .topics
+            .partition(topic, index)
+            .map(|p| p.high_watermark())
+    };
     let groups = r
         .groups
         .into_iter()
@@ -1123,8 +1131,8 @@ pub fn describe_share_group_offsets(
                 ),
                 None => share_keys_of_all_topics(broker, &g.group_id),
             };
-            let starts = match broker.share.start_offsets_of(&g.group_id, &keys) {
-                Ok(starts) => starts,
+            let progress = match broker.share.summaries_of(&g.group_id, &keys) {
+                Ok(progress) => progress,
                 Err(error_code) => {
                     return DescribeShareGroupOffsetsGroupResponse {
                         group_id: g.group_id,
@@ -1140,37 +1148,42 @@ pub fn describe_share_group_offsets(
                     .map(|t| {
                         let topic = broker.topics.get(&t.topic_name);
                         let topic_id = topic.as_ref().map_or([0; 16], |x| x.id);
+                        let name = &t.topic_name;
+                        let partitions = t
+                            .partitions
+                            .iter()
+                            .copied()
+                            .map(|p| {
+                                let known = topic.as_ref().is_some_and(|x| x.has_partition(p));
+                                let (start_offset, lag) =
+                                    progress.get(&(topic_id, p)).map_or((-1, -1), |at| {
+                                        (at.start_offset, at.lag(high_watermark(name, p)))
+                                    });
+                                DescribeShareGroupOffsetsPartitionResponse {
+                                    partition_index: p,
+                                    start_offset,
+                                    leader_epoch: -1,
+                                    lag,
+                                    error_code: if known {
+                                        ErrorCode::NONE
+                                    } else {
+                                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                                    },
+                                    error_message: None,
+                                }
+                            })
+                            .collect();
                         DescribeShareGroupOffsetsTopicResponse {
                             topic_name: t.topic_name,
                             topic_id,
-                            partitions: t
-                                .partitions
-                                .into_iter()
-                                .map(|p| {
-                                    let known = topic.as_ref().is_some_and(|x| x.has_partition(p));
-                                    DescribeShareGroupOffsetsPartitionResponse {
-                                        partition_index: p,
-                                        start_offset: starts
-                                            .get(&(topic_id, p))
-                                            .copied()
-                                            .unwrap_or(-1),
-                                        leader_epoch: -1,
-                                        error_code: if known {
-                                            ErrorCode::NONE
-                                        } else {
-                                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                                        },
-                                        error_message: None,
-                                    }
-                                })
-                                .collect(),
+                            partitions,
                         }
                     })
                     .collect(),
                 None => {
-                    let mut by_topic: BTreeMap<TopicId, Vec<(i32, i64)>> = BTreeMap::new();
-                    for ((t, p), start) in starts {
-                        by_topic.entry(t).or_default().push((p, start));
+                    let mut by_topic: BTreeMap<TopicId, Vec<(i32, Progress)>> = BTreeMap::new();
+                    for ((t, p), at) in progress {
+                        by_topic.entry(t).or_default().push((p, at));
                     }
                     by_topic
                         .into_iter()
@@ -1181,10 +1194,11 @@ pub fn describe_share_group_offsets(
                                 topic_id,
                                 partitions: ps
                                     .into_iter()
-                                    .map(|(p, start)| DescribeShareGroupOffsetsPartitionResponse {
+                                    .map(|(p, at)| DescribeShareGroupOffsetsPartitionResponse {
                                         partition_index: p,
-                                        start_offset: start,
+                                        start_offset: at.start_offset,
                                         leader_epoch: -1,
+                                        lag: at.lag(high_watermark(&topic.name, p)),
                                         ..DescribeShareGroupOffsetsPartitionResponse::default()
                                     })
                                     .collect(),

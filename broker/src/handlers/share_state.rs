@@ -26,7 +26,9 @@ use super::{blocking, ResponseFuture};
 use crate::broker::Broker;
 use crate::consumer_groups::TopicId;
 use crate::share::partition::{LoadEpochs, PersistedPartition};
-use crate::share::persister::{from_wire, intent_from_wire, intent_to_wire, to_wire};
+use crate::share::persister::{
+    from_wire, intent_from_wire, intent_to_wire, parked_to_wire, to_wire,
+};
 use crate::share::{IntentChange, Pending, ShareKey, StateAppend};
 
 fn result(partition: i32, code: ErrorCode) -> ShareStatePartitionResult {
@@ -222,7 +224,8 @@ pub fn delete(broker: &Arc<Broker>, r: DeleteShareGroupStateRequest) -> Response
     })
 }
 
-/// ReadShareGroupStateSummary: start offsets (-1: no state) and the newest leader epochs.
+/// ReadShareGroupStateSummary: start offsets (-1: no state), the newest leader epochs and, from
+/// v1, the counts of completed offsets after the start (KIP-1226).
 pub fn read_summary(
     broker: &Broker,
     r: ReadShareGroupStateSummaryRequest,
@@ -240,6 +243,7 @@ pub fn read_summary(
                         partition: p.partition,
                         start_offset: -1,
                         leader_epoch: -1,
+                        delivery_complete_count: -1,
                         ..ReadShareStateSummaryPartitionResult::default()
                     };
                     let key: ShareKey = (r.group_id.clone(), t.topic_id, p.partition);
@@ -247,12 +251,13 @@ pub fn read_summary(
                         out.error_code = ErrorCode::NOT_COORDINATOR;
                         return out;
                     }
-                    if let Some((start, state_epoch, leader_epoch)) =
-                        broker.share.owner_summary(&key)
-                    {
-                        out.start_offset = start;
-                        out.state_epoch = state_epoch;
-                        out.leader_epoch = leader_epoch;
+                    if let Some(summary) = broker.share.owner_summary(&key) {
+                        out.start_offset = summary.start_offset;
+                        out.state_epoch = summary.state_epoch;
+                        out.leader_epoch = summary.leader_epoch;
+                        out.delivery_complete_count =
+                            i32::try_from(summary.delivery_complete_count).unwrap_or(i32::MAX);
+                        out.weir = parked_to_wire(summary.parked);
                     }
                     out
                 })

@@ -260,6 +260,43 @@ pub struct ReadState {
     pub intent: Option<DeadLetterIntent>,
 }
 
+/// A share-partition's state in brief, as its owner answers ReadShareGroupStateSummary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSummary {
+    pub start_offset: i64,
+    pub state_epoch: i32,
+    /// The leader epoch of the last writer.
+    pub leader_epoch: i32,
+    /// Offsets at or after the start offset whose delivery is complete (KIP-1226).
+    pub delivery_complete_count: i64,
+    /// Records parked below the start offset for delayed delivery (Weir's).
+    pub parked: i64,
+}
+
+/// How far a share group is through one partition (DescribeShareGroupOffsets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub start_offset: i64,
+    /// Offsets at or after the start offset whose delivery is complete; `None` if the owner
+    /// did not say.
+    pub delivery_complete_count: Option<i64>,
+    /// Records parked below the start offset for delayed delivery.
+    pub parked: i64,
+}
+
+impl Progress {
+    /// The lag ([`partition::lag`]); -1 (Kafka's "not available") without a high watermark or a
+    /// completed count.
+    pub fn lag(&self, high_watermark: Option<i64>) -> i64 {
+        match (high_watermark, self.delivery_complete_count) {
+            (Some(hw), Some(complete)) => {
+                partition::lag(hw, self.start_offset, complete, self.parked)
+            }
+            _ => -1,
+        }
+    }
+}
+
 /// What a write of a share-partition's state does to its dead-letter intent (see `dlq`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntentChange {
@@ -636,13 +673,19 @@ impl ShareCoordinator {
         Ok(p)
     }
 
-    /// The start offset and newest leader epoch of `key`'s state, if it has one.
-    pub fn owner_summary(&self, key: &ShareKey) -> Option<(i64, i32, i32)> {
+    /// The summary of `key`'s state owned here, if it has one.
+    pub fn owner_summary(&self, key: &ShareKey) -> Option<StateSummary> {
         self.owned_here(key)?
             .owned
             .lock()
             .get(key)
-            .map(|o| (o.persisted.start_offset, o.state_epoch, o.leader_epoch))
+            .map(|o| StateSummary {
+                start_offset: o.persisted.start_offset,
+                state_epoch: o.state_epoch,
+                leader_epoch: o.leader_epoch,
+                delivery_complete_count: o.persisted.delivery_complete_count(),
+                parked: o.persisted.parked_count(),
+            })
     }
 
     /// Queues the group epochs that changed in their groups' `__consumer_offsets` partitions
@@ -987,15 +1030,16 @@ impl ShareCoordinator {
         Ok(())
     }
 
-    /// The start offsets of `keys` (share-partitions of `group`) wherever their state is owned
-    /// (DescribeShareGroupOffsets): here from the owned state, at each remote owner through
-    /// one ReadShareGroupStateSummary, as Kafka's group coordinator asks its persister.
-    /// Share-partitions without state are absent. Blocking (it may wait for other brokers).
-    pub fn start_offsets_of(
+    /// The start offsets and completed counts of `keys` (share-partitions of `group`) wherever
+    /// their state is owned (DescribeShareGroupOffsets): here from the owned state, at each
+    /// remote owner through one ReadShareGroupStateSummary, as Kafka's group coordinator asks its
+    /// persister. Share-partitions without state are absent. Blocking (it may wait for other
+    /// brokers).
+    pub fn summaries_of(
         &self,
         group: &str,
         keys: &[ShareKey],
-    ) -> Result<BTreeMap<([u8; 16], i32), i64>, PersistError> {
+    ) -> Result<BTreeMap<([u8; 16], i32), Progress>, PersistError> {
         use weir_protocol::requests::{
             ReadShareGroupStateSummaryRequest, ReadShareStatePartition, ReadShareStateTopic,
         };
@@ -1004,8 +1048,15 @@ impl ShareCoordinator {
         for key in keys {
             match self.owner_of(key) {
                 persister::Owner::Local => {
-                    if let Some((start, _, _)) = self.owner_summary(key) {
-                        out.insert((key.1, key.2), start);
+                    if let Some(summary) = self.owner_summary(key) {
+                        out.insert(
+                            (key.1, key.2),
+                            Progress {
+                                start_offset: summary.start_offset,
+                                delivery_complete_count: Some(summary.delivery_complete_count),
+                                parked: summary.parked,
+                            },
+                        );
                     }
                 }
                 persister::Owner::Remote { node, addr } => {
@@ -1039,7 +1090,17 @@ impl ShareCoordinator {
             for t in r.results {
                 for p in t.partitions {
                     if p.error_code == weir_protocol::ErrorCode::NONE && p.start_offset >= 0 {
-                        out.insert((t.topic_id, p.partition), p.start_offset);
+                        // -1: an owner that does not count (ReadShareGroupStateSummary v0).
+                        let complete = (p.delivery_complete_count >= 0)
+                            .then_some(i64::from(p.delivery_complete_count));
+                        out.insert(
+                            (t.topic_id, p.partition),
+                            Progress {
+                                start_offset: p.start_offset,
+                                delivery_complete_count: complete,
+                                parked: persister::parked_from_wire(&p.weir),
+                            },
+                        );
                     }
                 }
             }
@@ -1670,7 +1731,7 @@ mod tests {
         let old = c.load_partition(&key, 3, &settings, || 0, 0).expect("load");
         accept_one(&c, &key, &old, 0);
         accept_one(&c, &key, &old, 1);
-        assert_eq!(c.owner_summary(&key).map(|s| s.0), Some(2));
+        assert_eq!(c.owner_summary(&key).map(|s| s.start_offset), Some(2));
         // Leadership moved (epoch 4): the state loaded at epoch 3 is dropped, not reused.
         assert!(
             c.loaded(&key, 4).is_none(),
@@ -1709,7 +1770,11 @@ mod tests {
             Some(weir_protocol::ErrorCode::FENCED_LEADER_EPOCH)
         );
         accept_one(&c, &key, &new, 2);
-        assert_eq!(c.owner_summary(&key).map(|s| (s.0, s.2)), Some((3, 4)));
+        assert_eq!(
+            c.owner_summary(&key)
+                .map(|s| (s.start_offset, s.leader_epoch)),
+            Some((3, 4))
+        );
     }
 
     #[test]
@@ -1855,7 +1920,7 @@ mod tests {
         c.load_state_partition(gone, replica, STATE_PARTITIONS, |_| true)
             .expect("replayed");
         for k in &keys {
-            assert_eq!(c.owner_summary(k).map(|s| s.0), Some(1), "{k:?}");
+            assert_eq!(c.owner_summary(k).map(|s| s.start_offset), Some(1), "{k:?}");
         }
         // Deleted state is deleted in each key's own partition, across a restart.
         let (deleted, left) = keys.split_at(10);
@@ -1867,7 +1932,30 @@ mod tests {
             assert_eq!(c.owner_summary(k), None, "{k:?} was deleted");
         }
         for k in left {
-            assert_eq!(c.owner_summary(k).map(|s| s.0), Some(1), "{k:?} was kept");
+            assert_eq!(
+                c.owner_summary(k).map(|s| s.start_offset),
+                Some(1),
+                "{k:?} was kept"
+            );
         }
+    }
+
+    #[test]
+    fn lag_is_what_the_high_watermark_has_beyond_the_completed_offsets() {
+        let at = Progress {
+            start_offset: 5,
+            delivery_complete_count: Some(3),
+            parked: 0,
+        };
+        assert_eq!(at.lag(Some(20)), 12);
+        assert_eq!(at.lag(Some(5)), 0, "never negative");
+        let delayed = Progress { parked: 2, ..at };
+        assert_eq!(delayed.lag(Some(20)), 14, "parked delayed records wait too");
+        assert_eq!(at.lag(None), -1, "no high watermark here");
+        let unknown = Progress {
+            delivery_complete_count: None,
+            ..at
+        };
+        assert_eq!(unknown.lag(Some(20)), -1, "an owner that does not count");
     }
 }

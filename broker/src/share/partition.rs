@@ -324,6 +324,46 @@ pub struct PersistedPartition {
     pub batches: Vec<StateBatch>,
 }
 
+impl PersistedPartition {
+    /// Offsets at or after the start offset whose delivery is complete (acknowledged or
+    /// archived): KIP-1226's `DeliveryCompleteCount`, from which a share-partition's lag is the
+    /// high watermark less the start offset less this.
+    pub fn delivery_complete_count(&self) -> i64 {
+        self.batches
+            .iter()
+            .filter(|b| {
+                b.last_offset >= self.start_offset
+                    && matches!(
+                        b.state,
+                        PersistedState::Acknowledged | PersistedState::Archived
+                    )
+            })
+            .map(|b| b.last_offset - b.first_offset.max(self.start_offset) + 1)
+            .sum()
+    }
+
+    /// Records parked below the start offset, still to be delivered.
+    pub fn parked_count(&self) -> i64 {
+        self.batches
+            .iter()
+            .filter(|b| b.last_offset < self.start_offset && b.state.kept_below_start())
+            .map(|b| b.last_offset - b.first_offset + 1)
+            .sum()
+    }
+}
+
+/// A share-partition's lag: the records up to `high_watermark` not yet delivered to completion.
+/// KIP-1226's (the high watermark less the start offset less the completed offsets after it)
+/// plus Weir's records parked below the start offset for delayed delivery.
+pub fn lag(
+    high_watermark: i64,
+    start_offset: i64,
+    delivery_complete_count: i64,
+    parked: i64,
+) -> i64 {
+    (high_watermark - start_offset - delivery_complete_count).max(0) + parked
+}
+
 /// One share-partition.
 #[derive(Clone, Debug)]
 pub struct SharePartition {
@@ -481,6 +521,17 @@ impl SharePartition {
     /// How many delayed records are parked out of the window.
     pub fn parked_len(&self) -> usize {
         self.parked.len()
+    }
+
+    /// Offsets of the window whose delivery is complete (KIP-1226's `DeliveryCompleteCount`;
+    /// see [`PersistedPartition::delivery_complete_count`]).
+    pub fn delivery_complete_count(&self) -> i64 {
+        let n = self
+            .records
+            .values()
+            .filter(|r| r.state.is_finished())
+            .count();
+        i64::try_from(n).unwrap_or(i64::MAX)
     }
 
     /// The in-flight record at `offset`: in the window, or parked below it.

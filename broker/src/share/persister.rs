@@ -100,6 +100,21 @@ pub fn intent_from_wire(tag: &WeirTag) -> Option<IntentChange> {
     }
 }
 
+/// Weir's tag in a ReadShareGroupStateSummary answer: the records parked below the start offset
+/// for delayed delivery (8 bytes, big-endian), which Kafka's summary has no field for.
+pub fn parked_to_wire(parked: i64) -> WeirTag {
+    WeirTag((parked > 0).then(|| Bytes::copy_from_slice(&parked.to_be_bytes())))
+}
+
+/// The parked count from the wire: 0 without the tag (or from a broker that does not send
+/// it); a value that does not decode counts as 0 too (the lag is an estimate, not state).
+pub fn parked_from_wire(tag: &WeirTag) -> i64 {
+    tag.0
+        .as_deref()
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, |b| i64::from_be_bytes(b).max(0))
+}
+
 /// An answer to come from the owner.
 pub type Reply = oneshot::Receiver<Result<Response, String>>;
 
@@ -279,5 +294,20 @@ mod tests {
         let mut bad = wire;
         bad[2].delivery_count = -1;
         assert_eq!(from_wire(&bad), None);
+    }
+
+    #[test]
+    fn the_parked_count_crosses_the_wire_and_anything_else_reads_as_none() {
+        for n in [1, 250, i64::MAX] {
+            assert_eq!(parked_from_wire(&parked_to_wire(n)), n);
+        }
+        assert_eq!(parked_to_wire(0), WeirTag(None), "nothing parked, no tag");
+        assert_eq!(parked_from_wire(&WeirTag(None)), 0);
+        assert_eq!(
+            parked_from_wire(&WeirTag(Some(Bytes::from_static(b"abc")))),
+            0
+        );
+        let negative = WeirTag(Some(Bytes::copy_from_slice(&(-5i64).to_be_bytes())));
+        assert_eq!(parked_from_wire(&negative), 0);
     }
 }

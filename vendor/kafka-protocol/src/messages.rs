@@ -1606,8 +1606,8 @@ impl ApiKey {
             ApiKey::ReadShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::WriteShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupState => VersionRange { min: 0, max: 0 },
-            ApiKey::ReadShareGroupStateSummary => VersionRange { min: 0, max: 0 },
-            ApiKey::DescribeShareGroupOffsets => VersionRange { min: 0, max: 0 },
+            ApiKey::ReadShareGroupStateSummary => VersionRange { min: 0, max: 1 }, // WEIR PATCH
+            ApiKey::DescribeShareGroupOffsets => VersionRange { min: 0, max: 1 }, // WEIR PATCH
             ApiKey::AlterShareGroupOffsets => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupOffsets => VersionRange { min: 0, max: 0 },
         }

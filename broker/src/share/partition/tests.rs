@@ -985,3 +985,28 @@ proptest! {
         run(ops, s)?;
     }
 }
+
+#[test]
+fn delivery_complete_count_counts_finished_offsets_from_the_start_on() {
+    let batch = |first_offset, last_offset, state| StateBatch {
+        first_offset,
+        last_offset,
+        state,
+        delivery_count: 1,
+    };
+    let persisted = PersistedPartition {
+        start_offset: 5,
+        batches: vec![
+            // Parked below the start: waited for, not complete.
+            batch(2, 2, PersistedState::Parked),
+            // Only the part from the start on counts.
+            batch(3, 6, PersistedState::Acknowledged),
+            batch(7, 8, PersistedState::Available),
+            batch(9, 11, PersistedState::Archived),
+            // Waiting for the dead-letter topic: not complete yet.
+            batch(12, 12, PersistedState::Archiving(ArchiveReason::Rejected)),
+        ],
+    };
+    assert_eq!(persisted.delivery_complete_count(), 2 + 3);
+    assert_eq!(PersistedPartition::default().delivery_complete_count(), 0);
+}
