@@ -343,6 +343,49 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     assert_eq!(describe(&mut conn), (3, 1));
     // v0 has no lag on the wire (read back as Kafka's "not available").
     assert_eq!(describe_at(&mut conn, 0), (3, -1));
+    // `weir group describe` shows the same for a share group.
+    let desc: serde_json::Value = serde_json::from_str(
+        &broker.cli_ok(&["group", "describe", "workers", "--output", "json"], ""),
+    )
+    .expect("json");
+    assert_eq!(
+        (&desc["type"], &desc["state"]),
+        (&serde_json::json!("share"), &serde_json::json!("Stable"))
+    );
+    assert_eq!(desc["members"][0]["member_id"], "member-1");
+    assert_eq!(
+        desc["members"][0]["assignment"]["jobs"],
+        serde_json::json!([0])
+    );
+    assert_eq!(
+        desc["offsets"],
+        serde_json::json!([{"topic": "jobs", "partition": 0, "start_offset": 3, "lag": 1}])
+    );
+    let table = broker.cli_ok(&["group", "describe", "workers"], "");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("jobs"))
+        .expect("a row for jobs");
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["jobs", "0", "3", "1"],
+        "{table}"
+    );
+    let reset = broker.cli(
+        &[
+            "group",
+            "reset-offsets",
+            "workers",
+            "--topic",
+            "jobs",
+            "--to-earliest",
+        ],
+        "",
+    );
+    assert!(
+        !reset.status.success(),
+        "share group offsets are not reset by reset-offsets"
+    );
 
     // Offsets of a group with members cannot be changed, nor the group deleted.
     let alter = |conn: &mut Conn, offset: i64| {

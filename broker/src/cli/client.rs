@@ -257,6 +257,10 @@ impl Client {
             Request::ConsumerGroupDescribe(r) => {
                 Response::ConsumerGroupDescribe(self.routed(r).await?)
             }
+            Request::ShareGroupDescribe(r) => Response::ShareGroupDescribe(self.routed(r).await?),
+            Request::DescribeShareGroupOffsets(r) => {
+                Response::DescribeShareGroupOffsets(self.routed(r).await?)
+            }
             Request::ListGroups(r) => Response::ListGroups(self.list_groups(r).await?),
             r @ (Request::CreateTopics(_)
             | Request::DeleteTopics(_)

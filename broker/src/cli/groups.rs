@@ -1,4 +1,4 @@
-//! `weir group list|describe|reset-offsets|delete`, and the CLI's own
+//! `weir group list|describe|reset-offsets|delete` (describe also shows share groups), and the CLI's own
 //! consumer-group membership for `weir consume --group` (join as one member, compute a range
 //! assignment when it is the leader, commit after printing).
 
@@ -373,10 +373,17 @@ async fn fetch_committed(
 /// A described group and each member's assignment (topic to partitions). Classic groups come
 /// from DescribeGroups; consumer-protocol groups (KIP-848), which DescribeGroups v6 reports as
 /// "not a classic group", from ConsumerGroupDescribe.
-async fn describe_group(
-    client: &mut Client,
-    group: &str,
-) -> anyhow::Result<(DescribedGroup, Vec<BTreeMap<String, Vec<i32>>>)> {
+/// A group as the broker describes it.
+enum Described {
+    /// A classic or consumer group, with each member's assignment (topic to partitions).
+    Group(DescribedGroup, Vec<BTreeMap<String, Vec<i32>>>),
+    /// A share group (KIP-932).
+    Share(ShareGroupDescribedGroup),
+}
+
+/// DescribeGroups, or ConsumerGroupDescribe for a consumer group, or ShareGroupDescribe for a
+/// share group (each answers `GROUP_ID_NOT_FOUND` for a group of another type).
+async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<Described> {
     let r = client
         .call(Request::DescribeGroups(DescribeGroupsRequest {
             groups: vec![group.to_string()],
@@ -405,13 +412,10 @@ async fn describe_group(
         .iter()
         .map(|m| decode_assignment(m.member_assignment.clone()).unwrap_or_default())
         .collect();
-    Ok((g, assignments))
+    Ok(Described::Group(g, assignments))
 }
 
-async fn describe_consumer_group(
-    client: &mut Client,
-    group: &str,
-) -> anyhow::Result<(DescribedGroup, Vec<BTreeMap<String, Vec<i32>>>)> {
+async fn describe_consumer_group(client: &mut Client, group: &str) -> anyhow::Result<Described> {
     let r = client
         .call(Request::ConsumerGroupDescribe(
             ConsumerGroupDescribeRequest {
@@ -425,6 +429,9 @@ async fn describe_consumer_group(
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("the broker did not describe group '{group}'"))?;
+    if g.error_code == ErrorCode::GROUP_ID_NOT_FOUND {
+        return describe_share_group(client, group).await;
+    }
     check(
         g.error_code,
         &format!("cannot describe group '{group}'"),
@@ -459,7 +466,121 @@ async fn describe_consumer_group(
             .collect(),
         ..DescribedGroup::default()
     };
-    Ok((described, assignments))
+    Ok(Described::Group(described, assignments))
+}
+
+async fn describe_share_group(client: &mut Client, group: &str) -> anyhow::Result<Described> {
+    let r = client
+        .call(Request::ShareGroupDescribe(ShareGroupDescribeRequest {
+            group_ids: vec![group.to_string()],
+            include_authorized_operations: false,
+        }))
+        .await?;
+    let g = expect_response!(r, ShareGroupDescribe)
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the broker did not describe group '{group}'"))?;
+    check(
+        g.error_code,
+        &format!("cannot describe group '{group}'"),
+        g.error_message.as_deref(),
+    )?;
+    Ok(Described::Share(g))
+}
+
+/// `weir group describe` of a share group: members, and per share-partition the start offset
+/// and the lag (DescribeShareGroupOffsets v1, KIP-1226).
+async fn print_share_group(
+    client: &mut Client,
+    out: &Output,
+    g: ShareGroupDescribedGroup,
+) -> anyhow::Result<()> {
+    let r = client
+        .call(Request::DescribeShareGroupOffsets(
+            DescribeShareGroupOffsetsRequest {
+                groups: vec![DescribeShareGroupOffsetsGroup {
+                    group_id: g.group_id.clone(),
+                    topics: None,
+                }],
+            },
+        ))
+        .await?;
+    let o = expect_response!(r, DescribeShareGroupOffsets)
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the broker did not describe group '{}'", g.group_id))?;
+    check(
+        o.error_code,
+        &format!("cannot describe the offsets of group '{}'", g.group_id),
+        o.error_message.as_deref(),
+    )?;
+    // (topic, partition, start offset, lag); -1 is "not available" on the wire.
+    let mut offsets: Vec<(String, i32, i64, Option<i64>)> = o
+        .topics
+        .into_iter()
+        .flat_map(|t| {
+            let name = t.topic_name;
+            t.partitions.into_iter().map(move |p| {
+                (
+                    name.clone(),
+                    p.partition_index,
+                    p.start_offset,
+                    (p.lag >= 0).then_some(p.lag),
+                )
+            })
+        })
+        .collect();
+    offsets.sort();
+    if out.is_json() {
+        println!(
+            "{}",
+            json!({
+                "group_id": g.group_id,
+                "state": g.group_state,
+                "type": "share",
+                "group_epoch": g.group_epoch,
+                "members": g.members.iter().map(|m| json!({
+                    "member_id": m.member_id,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "assignment": m.assignment.topic_partitions.iter()
+                        .map(|t| (t.topic_name.clone(), t.partitions.clone()))
+                        .collect::<BTreeMap<_, _>>(),
+                })).collect::<Vec<_>>(),
+                "offsets": offsets.iter().map(|(t, p, start, lag)| json!({
+                    "topic": t,
+                    "partition": p,
+                    "start_offset": start,
+                    "lag": lag,
+                })).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "Share group: {}  State: {}  Members: {}",
+        g.group_id,
+        g.group_state,
+        g.members.len()
+    );
+    let rows: Vec<Vec<String>> = offsets
+        .iter()
+        .map(|(t, p, start, lag)| {
+            vec![
+                t.clone(),
+                p.to_string(),
+                start.to_string(),
+                lag.map_or("-".into(), |l| l.to_string()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::output::render_table(&["TOPIC", "PARTITION", "START-OFFSET", "LAG"], &rows)
+    );
+    Ok(())
 }
 
 pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow::Result<()> {
@@ -490,7 +611,10 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             out.table(&json, &["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"], &rows);
         }
         GroupCommand::Describe { group } => {
-            let (g, assignments) = describe_group(client, &group).await?;
+            let (g, assignments) = match describe_group(client, &group).await? {
+                Described::Group(g, assignments) => (g, assignments),
+                Described::Share(g) => return print_share_group(client, out, g).await,
+            };
             if g.group_state == "Dead" {
                 anyhow::bail!(
                     "group '{group}' does not exist (list groups with `weir group list`)"
@@ -595,7 +719,13 @@ pub async fn run(client: &mut Client, out: &Output, cmd: GroupCommand) -> anyhow
             to_offset,
             to_time,
         } => {
-            let (g, _) = describe_group(client, &group).await?;
+            let g = match describe_group(client, &group).await? {
+                Described::Group(g, _) => g,
+                Described::Share(_) => anyhow::bail!(
+                    "'{group}' is a share group: its start offsets are set with \
+                     AlterShareGroupOffsets (kafka-share-groups.sh --reset-offsets)"
+                ),
+            };
             if !g.members.is_empty() {
                 anyhow::bail!(
                     "group '{group}' has {} active member(s); stop its consumers before resetting offsets",

@@ -387,6 +387,27 @@ multi_group!(
     parts: groups
 );
 
+multi_group!(
+    ShareGroupDescribeRequest, ShareGroupDescribe, ShareGroupDescribeResponse,
+    ShareGroupDescribedGroup,
+    request: |r, keep| ShareGroupDescribeRequest {
+        group_ids: r.group_ids.iter().filter(|g| keep(g)).cloned().collect(),
+        include_authorized_operations: r.include_authorized_operations,
+    },
+    names: |r| r.group_ids.iter(),
+    parts: groups
+);
+
+multi_group!(
+    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsets, DescribeShareGroupOffsetsResponse,
+    DescribeShareGroupOffsetsGroupResponse,
+    request: |r, keep| DescribeShareGroupOffsetsRequest {
+        groups: r.groups.iter().filter(|g| keep(&g.group_id)).cloned().collect(),
+    },
+    names: |r| r.groups.iter().map(|g| &g.group_id),
+    parts: groups
+);
+
 impl Routed for DeleteGroupsRequest {
     type Resp = DeleteGroupsResponse;
     type Part = DeleteGroupResult;
