@@ -6,8 +6,10 @@ consume-transform-produce loop across a broker restart checked for exactly-once 
 import threading
 import time
 
+import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -155,6 +157,50 @@ def test_offsets_sent_to_a_transaction_are_committed_with_it_only(broker, unique
     p.send_offsets_to_transaction([TopicPartition(src, 0, 7)], c.consumer_group_metadata(), WAIT_S)
     p.commit_transaction(WAIT_S)
     assert wait_until("the committed offset", lambda: committed() == 7)
+
+
+def test_a_member_of_an_older_generation_cannot_commit_offsets_in_a_transaction(broker, unique):
+    """KIP-447's zombie fencing: offsets sent to a transaction with the group metadata of a
+    generation the group has left (its partitions may be someone else's now) are refused, so the
+    transaction aborts instead of committing what the new owner also processes; the current
+    generation's metadata commits."""
+    src = unique("txn-src")
+    create_topic(broker.bootstrap, src, partitions=2)
+    group = unique("txn-group")
+    a = consumer(broker.bootstrap, group=group)
+    a.subscribe([src])
+    wait_until("the first member assigned", lambda: a.poll(0.2) is None and a.assignment())
+    stale = a.consumer_group_metadata()
+    b = consumer(broker.bootstrap, group=group)
+    b.subscribe([src])
+
+    def both_assigned():
+        a.poll(0.1)
+        b.poll(0.1)
+        return len(a.assignment()) == 1 and len(b.assignment()) == 1
+
+    wait_until("the partitions shared by both members", both_assigned)
+    p = txn_producer(broker.bootstrap, unique("tid"))
+    p.begin_transaction()
+    with pytest.raises(KafkaException) as refused:
+        p.send_offsets_to_transaction([TopicPartition(src, 0, 5)], stale, WAIT_S)
+    assert refused.value.args[0].code() == KafkaError.ILLEGAL_GENERATION, refused.value
+    p.abort_transaction(WAIT_S)
+
+    (mine,) = a.assignment()
+    p.begin_transaction()
+    p.send_offsets_to_transaction(
+        [TopicPartition(src, mine.partition, 7)], a.consumer_group_metadata(), WAIT_S
+    )
+    p.commit_transaction(WAIT_S)
+
+    def committed():
+        return a.committed([TopicPartition(src, mine.partition)], timeout=10)[0].offset
+
+    assert wait_until("the current generation's offset", lambda: committed() == 7)
+    # Nothing of the refused transaction: partition 0 has 7 (it is a's) or nothing.
+    first = a.committed([TopicPartition(src, 0)], timeout=10)[0].offset
+    assert first in (7 if mine.partition == 0 else -1001,), first
 
 
 def test_a_second_producer_with_the_same_transactional_id_fences_the_first(broker, unique):

@@ -99,6 +99,14 @@ pub struct CommitIdentity<'a> {
     pub generation_id: i32,
 }
 
+/// Whether offsets are committed on their own (OffsetCommit) or inside a transaction
+/// (TxnOffsetCommit), which Kafka checks a little differently (KIP-447).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitKind {
+    Plain,
+    Transactional,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct JoinMember {
     pub member_id: String,
@@ -873,6 +881,26 @@ impl GroupCoordinator {
         api_version: i16,
         now_ms: i64,
     ) -> ErrorCode {
+        self.validate_commit_of(commit, CommitKind::Plain, api_version, now_ms)
+    }
+
+    /// Validates a TxnOffsetCommit as Kafka's classic group does (KIP-447): a member of an older
+    /// generation (a zombie whose partitions were reassigned) is fenced with ILLEGAL_GENERATION,
+    /// so its transaction aborts instead of committing what the partitions' new owner also
+    /// processes. A commit naming no member and no generation (TxnOffsetCommit before v3) is
+    /// taken even while the group has members, and the group may be completing a rebalance.
+    pub fn validate_txn_commit(&mut self, commit: &CommitIdentity<'_>, now_ms: i64) -> ErrorCode {
+        // Like OffsetCommit before v9: an unknown group with a generation is ILLEGAL_GENERATION.
+        self.validate_commit_of(commit, CommitKind::Transactional, 8, now_ms)
+    }
+
+    fn validate_commit_of(
+        &mut self,
+        commit: &CommitIdentity<'_>,
+        kind: CommitKind,
+        api_version: i16,
+        now_ms: i64,
+    ) -> ErrorCode {
         let CommitIdentity {
             group_id,
             member_id,
@@ -899,14 +927,17 @@ impl GroupCoordinator {
             if generation_id != group.generation_id {
                 return ErrorCode::ILLEGAL_GENERATION;
             }
-        } else if group.state != GroupState::Empty {
+        } else if group.state != GroupState::Empty && kind == CommitKind::Plain {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         }
         // The current generation may still commit while a rebalance is being prepared (members
         // commit what they processed before rejoining); only between the join and the leader's
-        // assignment are commits refused.
+        // assignment are plain commits refused.
         match group.state {
-            GroupState::CompletingRebalance => ErrorCode::REBALANCE_IN_PROGRESS,
+            GroupState::CompletingRebalance if kind == CommitKind::Plain => {
+                ErrorCode::REBALANCE_IN_PROGRESS
+            }
+            GroupState::CompletingRebalance => ErrorCode::NONE,
             GroupState::Stable | GroupState::PreparingRebalance => {
                 if let Some(m) = group.member_mut(member_id) {
                     m.last_heartbeat_ms = now_ms;
@@ -1537,6 +1568,46 @@ mod tests {
         assert_eq!(
             c.validate_commit(&member_of_unknown, 9, 10),
             ErrorCode::GROUP_ID_NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn transactional_commits_fence_older_generations_and_take_anonymous_ones() {
+        let mut c = GroupCoordinator::new(config());
+        let (a, mut rx) = join_new(&mut c, 0);
+        rx.try_recv().expect("joined");
+        ready(sync(&mut c, &a, 1, vec![]));
+        let as_member = |member_id, generation_id| CommitIdentity {
+            group_id: "g",
+            member_id,
+            group_instance_id: None,
+            generation_id,
+        };
+        assert_eq!(c.validate_txn_commit(&as_member(&a, 1), 0), ErrorCode::NONE);
+        // A zombie of an older generation, or a member the group does not know, is fenced.
+        assert_eq!(
+            c.validate_txn_commit(&as_member(&a, 0), 0),
+            ErrorCode::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            c.validate_txn_commit(&as_member("zombie", 1), 0),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+        // TxnOffsetCommit before v3 names no member: taken although the group has members
+        // (a plain commit so is not).
+        let anonymous = as_member("", -1);
+        assert_eq!(c.validate_txn_commit(&anonymous, 0), ErrorCode::NONE);
+        assert_eq!(
+            c.validate_commit(&anonymous, 8, 0),
+            ErrorCode::UNKNOWN_MEMBER_ID
+        );
+        let unknown_group = CommitIdentity {
+            group_id: "unknown",
+            ..as_member("m", 3)
+        };
+        assert_eq!(
+            c.validate_txn_commit(&unknown_group, 0),
+            ErrorCode::ILLEGAL_GENERATION
         );
     }
 

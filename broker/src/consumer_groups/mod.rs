@@ -1865,6 +1865,32 @@ impl ConsumerGroups {
         Some(check_member_epoch_of(m, member_epoch))
     }
 
+    /// Kafka's `ConsumerGroup.validateOffsetCommit` for a TxnOffsetCommit (KIP-447); `None` if
+    /// this is not a consumer group. A member with an older epoch is fenced (its transaction
+    /// aborts); a commit naming no member and no epoch (TxnOffsetCommit before v3) is taken.
+    pub fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Option<Result<(), GroupError>> {
+        let g = self.groups.get(group_id)?;
+        if member_epoch < 0 && g.members.is_empty() {
+            return Some(Ok(()));
+        }
+        if member_epoch == -1 && member_id.is_empty() && group_instance_id.is_none() {
+            return Some(Ok(()));
+        }
+        let Some(m) = g.members.get(member_id) else {
+            return Some(Err(err(
+                ErrorCode::UNKNOWN_MEMBER_ID,
+                format!("Member {member_id} is not a member of group {group_id}."),
+            )));
+        };
+        Some(check_member_epoch_of(m, member_epoch))
+    }
+
     /// Kafka's `ConsumerGroup.validateOffsetFetch`; `None` if this is not a consumer group.
     pub fn validate_offset_fetch(
         &self,

@@ -619,6 +619,29 @@ fn offset_commits_and_fetches_check_the_member_epoch() {
 }
 
 #[test]
+fn transactional_commits_fence_stale_members_and_take_anonymous_ones() {
+    let t = topics(&[("orders", T1, 1)]);
+    let mut cg = coordinator();
+    let a = Client::join(&mut cg, "a", &["orders"], &t, 0);
+    let check = |cg: &ConsumerGroups, member, instance, epoch| {
+        cg.validate_txn_offset_commit("g", member, instance, epoch)
+            .expect("consumer group")
+            .map_err(|e| e.code)
+    };
+    assert_eq!(check(&cg, "a", None, a.epoch), Ok(()));
+    assert_eq!(
+        check(&cg, "a", None, a.epoch - 1),
+        Err(ErrorCode::STALE_MEMBER_EPOCH)
+    );
+    assert_eq!(check(&cg, "x", None, 1), Err(ErrorCode::UNKNOWN_MEMBER_ID));
+    // TxnOffsetCommit before v3 names neither member nor epoch: taken (a plain commit is not).
+    assert_eq!(check(&cg, "", None, -1), Ok(()));
+    assert!(cg
+        .validate_txn_offset_commit("other", "", None, -1)
+        .is_none());
+}
+
+#[test]
 fn deleting_needs_an_empty_group() {
     let t = topics(&[("orders", T1, 1)]);
     let mut cg = coordinator();

@@ -15,6 +15,7 @@ use super::{blocking, ready, ResponseFuture};
 use crate::authz::acl::{AclOperation as Op, ResourceType as Rt};
 use crate::authz::Authz;
 use crate::broker::Broker;
+use crate::groups::CommitIdentity;
 use crate::offsets::CommittedOffset;
 use crate::txn::markers;
 use crate::txn::state::{self, EndOutcome, Expected, InitOutcome, TxnMetadata};
@@ -546,6 +547,30 @@ pub fn end_txn(b: &Arc<Broker>, az: &Authz, version: i16, r: EndTxnRequest) -> R
 
 /// TxnOffsetCommit: the offsets go to `__consumer_offsets` as a transactional batch of the
 /// producer, pending until the transaction's marker reaches that partition.
+/// The group's say on a TxnOffsetCommit (KIP-447): a member fenced by a newer generation or
+/// epoch, or unknown to the group, may not commit, so its transaction aborts.
+fn txn_commit_group_error(b: &Broker, r: &TxnOffsetCommitRequest) -> ErrorCode {
+    let consumer = b.consumer_groups.lock().validate_txn_offset_commit(
+        &r.group_id,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+        r.generation_id,
+    );
+    match consumer {
+        Some(Ok(())) => ErrorCode::NONE,
+        Some(Err(e)) => e.code,
+        None => b.groups.lock().validate_txn_commit(
+            &CommitIdentity {
+                group_id: &r.group_id,
+                member_id: &r.member_id,
+                group_instance_id: r.group_instance_id.as_deref(),
+                generation_id: r.generation_id,
+            },
+            b.now_ms(),
+        ),
+    }
+}
+
 pub async fn txn_offset_commit(
     b: &Arc<Broker>,
     az: &Authz,
@@ -616,6 +641,10 @@ pub async fn txn_offset_commit(
     // The group may have moved while the coordinator was asked.
     let refused =
         refused.or_else(|| (!b.offsets.owns(&r.group_id)).then_some(ErrorCode::NOT_COORDINATOR));
+    let refused = refused.or_else(|| {
+        let code = txn_commit_group_error(b, &r);
+        (code != ErrorCode::NONE).then_some(code)
+    });
     if let Some(code) = refused {
         return ready(Response::TxnOffsetCommit(respond_all(&r, &|_| code)));
     }
