@@ -533,38 +533,26 @@ async fn print_share_group(
         })
         .collect();
     offsets.sort();
-    if out.is_json() {
-        println!(
-            "{}",
-            json!({
-                "group_id": g.group_id,
-                "state": g.group_state,
-                "type": "share",
-                "group_epoch": g.group_epoch,
-                "members": g.members.iter().map(|m| json!({
-                    "member_id": m.member_id,
-                    "client_id": m.client_id,
-                    "client_host": m.client_host,
-                    "assignment": m.assignment.topic_partitions.iter()
-                        .map(|t| (t.topic_name.clone(), t.partitions.clone()))
-                        .collect::<BTreeMap<_, _>>(),
-                })).collect::<Vec<_>>(),
-                "offsets": offsets.iter().map(|(t, p, start, lag)| json!({
-                    "topic": t,
-                    "partition": p,
-                    "start_offset": start,
-                    "lag": lag,
-                })).collect::<Vec<_>>(),
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "Share group: {}  State: {}  Members: {}",
-        g.group_id,
-        g.group_state,
-        g.members.len()
-    );
+    let json = json!({
+        "group_id": g.group_id,
+        "state": g.group_state,
+        "type": "share",
+        "group_epoch": g.group_epoch,
+        "members": g.members.iter().map(|m| json!({
+            "member_id": m.member_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+            "assignment": m.assignment.topic_partitions.iter()
+                .map(|t| (t.topic_name.clone(), t.partitions.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        })).collect::<Vec<_>>(),
+        "offsets": offsets.iter().map(|(t, p, start, lag)| json!({
+            "topic": t,
+            "partition": p,
+            "start_offset": start,
+            "lag": lag,
+        })).collect::<Vec<_>>(),
+    });
     let rows: Vec<Vec<String>> = offsets
         .iter()
         .map(|(t, p, start, lag)| {
@@ -576,10 +564,15 @@ async fn print_share_group(
             ]
         })
         .collect();
-    print!(
-        "{}",
-        super::output::render_table(&["TOPIC", "PARTITION", "START-OFFSET", "LAG"], &rows)
-    );
+    if !out.is_json() {
+        println!(
+            "Share group: {}  State: {}  Members: {}",
+            g.group_id,
+            g.group_state,
+            g.members.len()
+        );
+    }
+    out.table(&json, &["TOPIC", "PARTITION", "START-OFFSET", "LAG"], &rows);
     Ok(())
 }
 
