@@ -1171,12 +1171,7 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
                 "dead_letter_pending": dead_letter_pending,
                 // Delayed records parked below the start offset, still to be delivered.
                 "delayed_parked": sp.parked_len(),
-                "lag": hw.map(|hw| crate::share::partition::lag(
-                    hw,
-                    sp.start_offset(),
-                    sp.delivery_complete_count(),
-                    parked_as_i64(&sp),
-                )),
+                "lag": hw.map(|hw| sp.lag(hw)),
             }))
         })
         .collect();
@@ -1193,11 +1188,6 @@ async fn share_group(State(state): State<Arc<AdminState>>, Path(id): Path<String
         "partitions": partitions,
     }))
     .into_response()
-}
-
-/// The parked delayed records of a share-partition, counted into its lag.
-fn parked_as_i64(sp: &crate::share::partition::SharePartition) -> i64 {
-    i64::try_from(sp.parked_len()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

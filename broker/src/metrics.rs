@@ -437,6 +437,7 @@ impl Metrics {
 fn scrape_state(broker: &Broker) -> Registry {
     let mut registry = Registry::with_prefix("weir");
     scrape_logs_and_groups(broker, &mut registry);
+    scrape_share_groups(broker, &mut registry);
     scrape_replication(broker, &mut registry);
     registry
 }
@@ -631,6 +632,55 @@ fn scrape_logs_and_groups(broker: &Broker, registry: &mut Registry) {
         "group_lag",
         "High watermark minus the group's committed offset (records not yet consumed)",
         lag,
+    );
+}
+
+/// The share-partitions this broker holds in memory (it leads their data partitions): each one's
+/// start offset, lag (as DescribeShareGroupOffsets and the admin API count it) and records
+/// acquired now.
+fn scrape_share_groups(broker: &Broker, registry: &mut Registry) {
+    let start = Family::<GroupPartitionLabels, Gauge>::default();
+    let lag = Family::<GroupPartitionLabels, Gauge>::default();
+    let acquired = Family::<GroupPartitionLabels, Gauge>::default();
+    for ((group, topic_id, partition), sp) in broker.share.all_partitions() {
+        let Some(topic) = broker.topics.by_id(topic_id) else {
+            continue;
+        };
+        let labels = GroupPartitionLabels {
+            group,
+            topic: topic.name.clone(),
+            partition,
+        };
+        let sp = sp.lock();
+        start.get_or_create(&labels).set(sp.start_offset());
+        let (_, held, _) = sp.counts();
+        acquired
+            .get_or_create(&labels)
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        if let Some(p) = broker.topics.partition(&topic.name, partition) {
+            let parked = i64::try_from(sp.parked_len()).unwrap_or(i64::MAX);
+            lag.get_or_create(&labels).set(crate::share::partition::lag(
+                p.high_watermark(),
+                sp.start_offset(),
+                sp.delivery_complete_count(),
+                parked,
+            ));
+        }
+    }
+    registry.register(
+        "share_group_start_offset",
+        "A share group's start offset in a partition this broker leads",
+        start,
+    );
+    registry.register(
+        "share_group_lag",
+        "Records of the partition a share group has not yet delivered to completion (KIP-1226's lag plus delayed records parked below the start offset)",
+        lag,
+    );
+    registry.register(
+        "share_group_acquired_records",
+        "Records of the partition a share group's members hold (acquired, locked) now",
+        acquired,
     );
 }
 

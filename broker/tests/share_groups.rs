@@ -343,6 +343,13 @@ fn share_groups_in_the_group_apis_and_offset_admin() {
     assert_eq!(describe(&mut conn), (3, 1));
     // v0 has no lag on the wire (read back as Kafka's "not available").
     assert_eq!(describe_at(&mut conn, 0), (3, -1));
+    // So do the metrics of the partition's leader.
+    let (_, metrics) = crate::common::http_get(broker.admin, "/metrics").expect("GET /metrics");
+    let labels = r#"group="workers",topic="jobs",partition="0""#;
+    let metric = |name| crate::common::sample(&metrics, name, labels);
+    assert_eq!(metric("weir_share_group_lag"), Some(1.0), "{metrics}");
+    assert_eq!(metric("weir_share_group_start_offset"), Some(3.0));
+    assert_eq!(metric("weir_share_group_acquired_records"), Some(1.0));
     // `weir group describe` shows the same for a share group.
     let desc: serde_json::Value = serde_json::from_str(
         &broker.cli_ok(&["group", "describe", "workers", "--output", "json"], ""),

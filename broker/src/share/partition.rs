@@ -534,6 +534,17 @@ impl SharePartition {
         i64::try_from(n).unwrap_or(i64::MAX)
     }
 
+    /// This share-partition's [`lag`] up to `high_watermark`.
+    pub fn lag(&self, high_watermark: i64) -> i64 {
+        let parked = i64::try_from(self.parked.len()).unwrap_or(i64::MAX);
+        lag(
+            high_watermark,
+            self.start_offset,
+            self.delivery_complete_count(),
+            parked,
+        )
+    }
+
     /// The in-flight record at `offset`: in the window, or parked below it.
     fn get(&self, offset: i64) -> Option<&InFlight> {
         if offset < self.start_offset {
