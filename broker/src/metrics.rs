@@ -658,13 +658,7 @@ fn scrape_share_groups(broker: &Broker, registry: &mut Registry) {
             .get_or_create(&labels)
             .set(i64::try_from(held).unwrap_or(i64::MAX));
         if let Some(p) = broker.topics.partition(&topic.name, partition) {
-            let parked = i64::try_from(sp.parked_len()).unwrap_or(i64::MAX);
-            lag.get_or_create(&labels).set(crate::share::partition::lag(
-                p.high_watermark(),
-                sp.start_offset(),
-                sp.delivery_complete_count(),
-                parked,
-            ));
+            lag.get_or_create(&labels).set(sp.lag(p.high_watermark()));
         }
     }
     registry.register(
