@@ -43,7 +43,7 @@ use bytes::Bytes;
 
 use crate::consumer_protocol::{self, CONSUMER_PROTOCOL_TYPE};
 use crate::errors::ErrorCode;
-use crate::groups::{JoinRequest, MigratingGroup, MigratingMember};
+use crate::groups::{CommitKind, JoinRequest, MigratingGroup, MigratingMember};
 use assignor::{AssignmentSpec, AssignorKind};
 use records::{ClassicMemberValue, CurrentValue, GroupRecord, MemberValue};
 
@@ -1844,10 +1844,58 @@ impl ConsumerGroups {
         member_epoch: i32,
         api_version: i16,
     ) -> Option<Result<(), GroupError>> {
+        self.validate_commit_of(
+            group_id,
+            member_id,
+            None,
+            member_epoch,
+            CommitKind::Plain,
+            api_version,
+        )
+    }
+
+    /// Kafka's `ConsumerGroup.validateOffsetCommit` for a TxnOffsetCommit (KIP-447); `None` if
+    /// this is not a consumer group. A member with an older epoch is fenced (its transaction
+    /// aborts); a commit naming no member and no epoch (TxnOffsetCommit before v3) is taken.
+    pub fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Option<Result<(), GroupError>> {
+        self.validate_commit_of(
+            group_id,
+            member_id,
+            group_instance_id,
+            member_epoch,
+            CommitKind::Transactional,
+            // TxnOffsetCommit has no version rule for consumer-protocol members.
+            i16::MAX,
+        )
+    }
+
+    fn validate_commit_of(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        member_epoch: i32,
+        kind: CommitKind,
+        api_version: i16,
+    ) -> Option<Result<(), GroupError>> {
         let g = self.groups.get(group_id)?;
         // Without an epoch, the admin client or an assign()-only consumer commits; it may only
         // while the group is empty.
         if member_epoch < 0 && g.members.is_empty() {
+            return Some(Ok(()));
+        }
+        // TxnOffsetCommit before v3 names no member, epoch or instance.
+        if kind == CommitKind::Transactional
+            && member_epoch == -1
+            && member_id.is_empty()
+            && group_instance_id.is_none()
+        {
             return Some(Ok(()));
         }
         let Some(m) = g.members.get(member_id) else {
@@ -1862,32 +1910,6 @@ impl ConsumerGroups {
                 "OffsetCommit version 9 or above must be used by members using the modern group protocol",
             )));
         }
-        Some(check_member_epoch_of(m, member_epoch))
-    }
-
-    /// Kafka's `ConsumerGroup.validateOffsetCommit` for a TxnOffsetCommit (KIP-447); `None` if
-    /// this is not a consumer group. A member with an older epoch is fenced (its transaction
-    /// aborts); a commit naming no member and no epoch (TxnOffsetCommit before v3) is taken.
-    pub fn validate_txn_offset_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        member_epoch: i32,
-    ) -> Option<Result<(), GroupError>> {
-        let g = self.groups.get(group_id)?;
-        if member_epoch < 0 && g.members.is_empty() {
-            return Some(Ok(()));
-        }
-        if member_epoch == -1 && member_id.is_empty() && group_instance_id.is_none() {
-            return Some(Ok(()));
-        }
-        let Some(m) = g.members.get(member_id) else {
-            return Some(Err(err(
-                ErrorCode::UNKNOWN_MEMBER_ID,
-                format!("Member {member_id} is not a member of group {group_id}."),
-            )));
-        };
         Some(check_member_epoch_of(m, member_epoch))
     }
 
