@@ -107,6 +107,9 @@ pub struct BrokerConfig {
     pub max_queued_request_bytes: usize,
     pub connections_max_idle_ms: u64,
     pub log_retention_check_interval_ms: u64,
+    /// How often the log cleaner looks for compacted partitions to clean (Kafka's
+    /// log.cleaner.backoff.ms).
+    pub log_cleaner_backoff_ms: u64,
     /// How often every partition's recovery point is written (storage's
     /// `DataDir::checkpoint_recovery_points`): after a crash of the process, recovery checks the
     /// CRC only of what was written since.
@@ -206,6 +209,7 @@ impl Default for BrokerConfig {
             max_queued_request_bytes: 256 << 20,
             connections_max_idle_ms: 600_000,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: 15_000,
             log_recovery_point_interval_ms: 1_000,
             fetch_max_wait_cap_ms: 30_000,
             replica_election_timeout_ms: 2_000,
@@ -442,6 +446,7 @@ pub struct FileConfig {
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
     pub transactional_id_expiration_ms: Option<i64>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub log_cleaner_backoff_ms: Option<u64>,
     pub group_min_session_timeout_ms: Option<i32>,
     pub group_max_session_timeout_ms: Option<i32>,
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
@@ -606,6 +611,7 @@ impl FileConfig {
             config.transaction_abort_timed_out_transaction_cleanup_interval_ms = v.max(1);
         }
         take!(group_initial_rebalance_delay_ms);
+        take!(log_cleaner_backoff_ms);
         take!(group_min_session_timeout_ms);
         take!(group_max_session_timeout_ms);
         take!(group_consumer_heartbeat_interval_ms);

@@ -104,7 +104,8 @@ pub async fn run_listeners(
             stop_rx.clone(),
         ));
     }
-    let timers = tokio::spawn(run_timers(broker.clone(), stop_rx));
+    let timers = tokio::spawn(run_timers(broker.clone(), stop_rx.clone()));
+    let cleaner = tokio::spawn(run_log_cleaner(broker.clone(), stop_rx));
     // The cluster's tasks outlive the listener a little: they hand leadership over first.
     let (cluster_stop_tx, cluster_stop_rx) = watch::channel(false);
     if let Some(cluster) = &broker.cluster {
@@ -127,6 +128,7 @@ pub async fn run_listeners(
         tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
     }
     timers.abort();
+    cleaner.abort();
     let _ = cluster_stop_tx.send(true);
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown())
@@ -149,6 +151,25 @@ pub fn reload_security(broker: &Broker, always: bool) {
         Ok(false) => {}
         Err(e) => {
             tracing::error!(error = %e, "cannot reload security files; keeping the current ones")
+        }
+    }
+}
+
+/// The log cleaner (Kafka's, one thread): every `log_cleaner_backoff_ms` a pass over the
+/// compacted partitions. Its own task, so that a long pass delays no other timer.
+async fn run_log_cleaner(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.log_cleaner_backoff_ms.max(100),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {
+                let b = broker.clone();
+                let now = b.now_ms();
+                let _ = tokio::task::spawn_blocking(move || b.topics.compact_logs(now)).await;
+            }
         }
     }
 }

@@ -189,6 +189,10 @@ struct ServeArgs {
     /// Delay before the first rebalance of a new group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i64>,
+    /// How often the log cleaner looks for compacted partitions to clean, in ms (Kafka's
+    /// log.cleaner.backoff.ms).
+    #[arg(long, env = "WEIR_LOG_CLEANER_BACKOFF_MS")]
+    log_cleaner_backoff_ms: Option<u64>,
     /// Smallest session timeout a classic group member may ask for (group.min.session.timeout.ms).
     #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS")]
     group_min_session_timeout_ms: Option<i32>,
@@ -416,6 +420,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = self.log_cleaner_backoff_ms {
+            config.log_cleaner_backoff_ms = v;
         }
         if let Some(v) = self.group_min_session_timeout_ms {
             config.group_min_session_timeout_ms = v;

@@ -39,7 +39,6 @@ impl Rejection {
 fn compression_rejection(e: &CompressionError) -> Rejection {
     let code = match e {
         CompressionError::TooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
-        CompressionError::Unsupported(_) => ErrorCode::UNSUPPORTED_COMPRESSION_TYPE,
         _ => ErrorCode::CORRUPT_MESSAGE,
     };
     Rejection::plain(code, e.to_string())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::dynamic_config::BrokerLevel;
 
-use weir_storage::{FsyncPolicy, LogConfig};
+use weir_storage::{CompactionConfig, FsyncPolicy, LogConfig};
 
 /// How a config value is validated.
 #[derive(Clone, Copy, Debug)]
@@ -619,12 +619,25 @@ impl TopicConfig {
             .collect()
     }
 
-    /// The storage engine's view of this topic: segment size, retention, fsync policy.
+    /// The storage engine's view of this topic: segment size, retention, compaction, fsync
+    /// policy.
     pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
         let positive = |v: i64| if v < 0 { None } else { Some(v) };
-        // A compact-only topic is never trimmed by time or size (Kafka's rule); until compaction
-        // exists, that means keeping everything.
+        // A compact-only topic is never trimmed by time or size (Kafka's rule): only compaction
+        // shrinks it.
         let deletes = self.deletes();
+        let defaults = CompactionConfig::default();
+        let compaction = self.compacted().then(|| CompactionConfig {
+            min_cleanable_dirty_ratio: self
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: self.get_i64("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: positive(self.get_i64("max.compaction.lag.ms"))
+                .unwrap_or(defaults.max_compaction_lag_ms),
+            delete_retention_ms: positive(self.get_i64("delete.retention.ms"))
+                .unwrap_or(defaults.delete_retention_ms),
+        });
         let retention = |v: i64| if deletes { positive(v) } else { None };
         LogConfig {
             segment_bytes: u64::try_from(self.get_i64("segment.bytes")).unwrap_or(1 << 30),
@@ -635,6 +648,7 @@ impl TopicConfig {
             index_interval_bytes: u32::try_from(self.get_i64("index.interval.bytes"))
                 .unwrap_or(4096),
             fsync,
+            compaction,
             ..LogConfig::default()
         }
     }

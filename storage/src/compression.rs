@@ -15,7 +15,8 @@
 //! - lz4: LZ4 frames. Magic-0 message sets carry Kafka's historical header checksum, computed over
 //!   the frame magic too (KAFKA-3160); it is ignored when reading and reproduced when writing, as
 //!   Kafka does for magic 0;
-//! - zstd: read only (never needed for writing: magic 0 and 1 cannot carry zstd).
+//! - zstd: zstd frames (magic 2 only); written only by the log cleaner, which recompresses what it
+//!   keeps of a batch.
 //!
 //! All codecs are pure Rust.
 
@@ -81,9 +82,6 @@ pub enum CompressionError {
         /// What the decoder said.
         reason: String,
     },
-    /// The codec cannot be written here (zstd).
-    #[error("cannot compress with {0:?}")]
-    Unsupported(Codec),
 }
 
 /// snappy-java's stream header: magic, then version 1 and minimum compatible version 1.
@@ -252,8 +250,10 @@ fn zstd_decompress(
     let mut rest = data;
     // One frame per batch is what producers write; later frames are read too, as zstd streams allow.
     while !rest.is_empty() {
-        // The window is allocated up front from the frame header, so it is bounded like the output.
-        let window = u64::try_from(max_bytes.max(1 << 10)).unwrap_or(u64::MAX);
+        // The window is allocated up front from the frame header, so it is bounded like the output,
+        // but never below the 128 KiB window that ruzstd's encoder (the log cleaner's) declares
+        // whatever the content size.
+        let window = u64::try_from(max_bytes.max(1 << 17)).unwrap_or(u64::MAX);
         let decoder =
             ruzstd::decoding::StreamingDecoder::new_with_max_window_size(&mut rest, window)
                 .map_err(|e| corrupt(Codec::Zstd, e))?;
@@ -262,7 +262,7 @@ fn zstd_decompress(
     Ok(())
 }
 
-/// Compresses `data` with `codec` (gzip, snappy or lz4; `None` copies). `legacy_lz4` writes
+/// Compresses `data` with `codec` (`None` copies). `legacy_lz4` writes
 /// the magic-0 header checksum old consumers expect.
 pub fn compress(codec: Codec, data: &[u8], legacy_lz4: bool) -> Result<Vec<u8>, CompressionError> {
     match codec {
@@ -296,7 +296,12 @@ pub fn compress(codec: Codec, data: &[u8], legacy_lz4: bool) -> Result<Vec<u8>, 
                 Ok(out)
             }
         }
-        Codec::Zstd => Err(CompressionError::Unsupported(codec)),
+        // Only the log cleaner writes zstd (it recompresses what it keeps of a producer's zstd
+        // batch): ruzstd's fastest level, a standard frame any zstd reader takes.
+        Codec::Zstd => Ok(ruzstd::encoding::compress_to_vec(
+            data,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        )),
     }
 }
 
@@ -309,7 +314,13 @@ mod tests {
     #[test]
     fn every_writable_codec_round_trips() {
         let data: Vec<u8> = TEXT.iter().cycle().take(100_000).copied().collect();
-        for codec in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4] {
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
             for legacy in [false, true] {
                 let packed = compress(codec, &data, legacy).expect("compress");
                 let back = decompress(codec, &packed, data.len(), legacy).expect("decompress");
@@ -321,7 +332,7 @@ mod tests {
     #[test]
     fn output_beyond_the_limit_is_an_error_for_every_codec() {
         let zeros = vec![0u8; 1 << 20];
-        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4] {
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
             let packed = compress(codec, &zeros, false).expect("compress");
             assert!(
                 packed.len() < zeros.len() / 10,

@@ -73,6 +73,39 @@ pub struct LogConfig {
     /// Segment files are grown in chunks of this many bytes with `fallocate`, so appends do not
     /// change the file size (and fdatasync does not commit inode metadata). 0 disables.
     pub preallocate_bytes: u64,
+    /// `cleanup.policy` with `compact`: how [`crate::Log::compact`] cleans the log. `None`: the
+    /// log is never compacted.
+    pub compaction: Option<CompactionConfig>,
+}
+
+/// The topic configs of key-based compaction (Kafka's log cleaner), in Kafka's names.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompactionConfig {
+    /// `min.cleanable.dirty.ratio`: a log is cleaned once the part not yet cleaned is at least
+    /// this share of the cleanable bytes.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment whose newest record is younger than this is not
+    /// cleaned (nor anything after it).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned segment is older than this is
+    /// cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone (a record with a null value) stays once
+    /// nothing older with its key is left, counted from its segment's newest timestamp, so that
+    /// consumers reading from the start see the deletion.
+    pub delete_retention_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CompactionConfig {
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+        }
+    }
 }
 
 /// Kafka's default `segment.ms` and `retention.ms`: 7 days.
@@ -88,6 +121,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             fsync: FsyncPolicy::Never,
             preallocate_bytes: 16 << 20,
+            compaction: None,
         }
     }
 }

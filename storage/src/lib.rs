@@ -32,10 +32,12 @@ mod writer;
 pub type Offset = i64;
 
 pub use checkpoint::Durability;
-pub use config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, ParseFsyncPolicyError};
+pub use config::{
+    AppendOptions, AppendResult, CompactionConfig, FsyncPolicy, LogConfig, ParseFsyncPolicyError,
+};
 pub use datadir::{DataDir, DataDirOptions, DiskSpace};
 pub use error::StorageError;
-pub use log::{Log, PendingAppend};
+pub use log::{CompactionStats, Log, PendingAppend};
 pub use segment::Recovered;
 pub use slice::RecordSlice;
 pub use txn_index::AbortedTxn;

@@ -32,6 +32,9 @@ use crate::writer::{
 };
 use crate::{Offset, StorageError};
 
+mod compaction;
+pub use compaction::CompactionStats;
+
 struct LogState {
     config: LogConfig,
     /// Keyed by base offset; the last one is the active segment. Never empty.
@@ -222,6 +225,7 @@ impl Log {
         let clean = generations.trusts(marker);
         let ckpt_start = checkpoint::read_log_start(&dir);
 
+        compaction::finish_interrupted_swaps(&dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -1111,7 +1115,8 @@ impl Log {
         self.sync.hw.store(hw, Ordering::Release);
         st.epochs.retain(|&(_, start)| start < offset);
         self.save_epochs(&mut st, Durability::Synced)?;
-        Ok(())
+        drop(st);
+        self.cap_cleaned_to(offset)
     }
 
     /// Drops the whole log and starts an empty one at `offset` (a follower that is behind the
@@ -1143,7 +1148,8 @@ impl Log {
         self.sync.hw.store(offset, Ordering::Release);
         st.epochs.clear();
         self.save_epochs(&mut st, Durability::Synced)?;
-        Ok(())
+        drop(st);
+        self.cap_cleaned_to(offset)
     }
 
     /// Records a transaction aborted by the marker at `txn.last_offset` (already appended) in the

@@ -336,6 +336,16 @@ pub fn visit_records(
     max_decompressed_bytes: usize,
     mut f: impl FnMut(RecordView<'_>),
 ) -> Result<BatchHeader, RecordError> {
+    visit_encoded_records(batch, max_decompressed_bytes, |view, _| f(view))
+}
+
+/// [`visit_records`], also passing each record's encoding (its length prefix included) as it
+/// stands in the uncompressed records section.
+fn visit_encoded_records(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+    mut f: impl FnMut(RecordView<'_>, &[u8]),
+) -> Result<BatchHeader, RecordError> {
     let h = BatchHeader::parse(batch)?;
     let section = batch
         .get(BATCH_HEADER_LEN..h.total_len())
@@ -351,13 +361,69 @@ pub fn visit_records(
         },
     };
     for _ in 0..h.record_count.max(0) {
+        let before = c.buf;
         let len = usize::try_from(c.varint()?).map_err(|_| RecordError::Malformed)?;
-        f(parse_record(&h, c.take(len)?)?);
+        let view = parse_record(&h, c.take(len)?)?;
+        let encoded = &before[..before.len() - c.buf.len()];
+        f(view, encoded);
     }
     if !c.buf.is_empty() {
         return Err(RecordError::Malformed);
     }
     Ok(h)
+}
+
+/// What [`retain_records`] made of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retained {
+    /// Every record was kept: the batch stays as it is, byte for byte.
+    Whole,
+    /// The batch rebuilt with the records kept (maybe none).
+    Rebuilt(Vec<u8>),
+}
+
+/// Rebuilds the one whole, validated batch `batch` with only the records `keep` says yes to, as
+/// Kafka's log cleaner does for magic 2: the header keeps its base offset and last offset delta
+/// (the batch still spans the same offsets, so offsets stay contiguous batch by batch and a
+/// consumer moves past it), its timestamps, producer id, epoch, base sequence (an idempotent
+/// producer's state survives) and flags; the records kept are copied as they were encoded (their
+/// deltas stay right) and compressed again with the batch's codec. A batch left with no record
+/// keeps its header, uncompressed, with a count of 0. Decompression is bounded by
+/// `max_decompressed_bytes`.
+pub fn retain_records(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+    mut keep: impl FnMut(&RecordView<'_>) -> bool,
+) -> Result<Retained, RecordError> {
+    let mut kept = Vec::new();
+    let mut count = 0i32;
+    let h = visit_encoded_records(batch, max_decompressed_bytes, |view, encoded| {
+        if keep(&view) {
+            kept.extend_from_slice(encoded);
+            count += 1;
+        }
+    })?;
+    if count == h.record_count {
+        return Ok(Retained::Whole);
+    }
+    let mut attributes = i16::from_be_bytes([batch[21], batch[22]]);
+    let body = if count == 0 {
+        attributes &= !ATTR_COMPRESSION_MASK;
+        Vec::new()
+    } else {
+        compression::compress(Codec::from_id(h.compression())?, &kept, false)?
+    };
+    let length = i32::try_from(BATCH_HEADER_LEN - LENGTH_PREFIX + body.len())
+        .map_err(|_| RecordError::Malformed)?;
+    let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    b.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+    b[LENGTH_PREFIX - 4..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    b[BATCH_HEADER_LEN - 4..BATCH_HEADER_LEN].copy_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(Retained::Rebuilt(b))
 }
 
 /// Decodes every record of the concatenated uncompressed batches in `data` (as a log read or a

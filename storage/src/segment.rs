@@ -370,8 +370,8 @@ impl Segment {
         let mut epoch_starts = Vec::new();
         while let Some(h) = header_in(data, pos) {
             let len = h.total_len() as u64;
-            // Until compaction exists, offsets within a segment are contiguous, so any other
-            // base offset (the field is outside the CRC) means corruption.
+            // Offsets within a segment are contiguous (compaction removes records, never
+            // batches), so any other base offset (the field is outside the CRC) means corruption.
             if h.base_offset != expect
                 || h.last_offset().saturating_sub(self.base) > u32::MAX as i64
                 || pos > u32::MAX as u64
@@ -429,7 +429,14 @@ impl Segment {
             }
         }
         tracing::warn!(dir = %dir.display(), base, "rebuilding missing or corrupt segment index");
+        Self::open_indexing(dir, base, cfg)
+    }
+
+    /// Opens a sealed segment whose indexes are to be built anew from its data file's batch
+    /// headers (a bad index, or a data file the log cleaner just rewrote), and seals them.
+    pub fn open_indexing(dir: &Path, base: Offset, cfg: &LogConfig) -> io::Result<Self> {
         let file = Self::open_data(dir, base, false)?;
+        let file_len = file.metadata()?.len();
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
         let mut seg = Self::empty(dir, base, file, index, time);
         let scan = seg.scan(file_len, u64::MAX, cfg.index_interval_bytes)?;
@@ -439,6 +446,18 @@ impl Segment {
         seg.file.readable.store(scan.end, Ordering::Release);
         seg.seal_indexes()?;
         Ok(seg)
+    }
+
+    /// Removes the segment's two indexes (not its data, nor its transaction index): the log
+    /// cleaner's swap makes them stale.
+    pub fn delete_indexes(dir: &Path, base: Offset) -> io::Result<()> {
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            match fs::remove_file(Self::path(dir, base, ext)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Completes `open_sealed` from a plausible index: verifies the last entry points at a

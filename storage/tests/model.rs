@@ -105,6 +105,7 @@ fn cfg(policy: FsyncPolicy) -> LogConfig {
         index_interval_bytes: 150,
         fsync: policy,
         preallocate_bytes: 256,
+        compaction: None,
     }
 }
 

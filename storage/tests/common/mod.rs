@@ -42,6 +42,7 @@ pub fn small_cfg() -> LogConfig {
         index_interval_bytes: 256,
         fsync: FsyncPolicy::Never,
         preallocate_bytes: 512,
+        compaction: None,
     }
 }
 

@@ -1,0 +1,398 @@
+//! Key-based compaction of a log (`cleanup.policy=compact`, Kafka's log cleaner): for each key
+//! only the latest record stays; tombstones (null values) go once `delete.retention.ms` has
+//! passed; records of aborted transactions and records without a key go.
+//!
+//! A pass (see [`Log::compact`]) reads the *dirty* part of the cleanable range (from the cleaner
+//! checkpoint on) into a bounded map of key hash → latest offset, then rewrites every sealed
+//! segment below the map's end without the records that a later one of their key supersedes.
+//! The log is then clean below the map's end (the checkpoint, a side file).
+//!
+//! It must not change an offset: batches stay, only records leave them (a batch left with none
+//! keeps its header, as Kafka keeps one), so offsets stay contiguous batch by batch, and
+//! readers, followers, recovery and producer state see the log they saw before, with fewer
+//! records. It never touches the active segment, anything at or above the stable end the
+//! owner passes (the last stable offset, below the high watermark), nor control batches.
+//!
+//! A segment is replaced crash-safely: the new data goes to `<base>.log.cleaned`, is fsynced and
+//! renamed to `<base>.log.swap` (the commit point), the old indexes are removed and the swap
+//! file renamed over `<base>.log`. Opening a log finishes an interrupted swap and removes a
+//! half-written `.cleaned` file ([`finish_interrupted_swaps`]).
+
+use std::collections::HashMap;
+use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{modified_ms, Log};
+use crate::checkpoint::{self, Durability};
+use crate::config::CompactionConfig;
+use crate::records::{self, Retained};
+use crate::segment::{self, header_in, Segment, SegmentFile, LOG_EXT};
+use crate::txn_index::AbortedTxn;
+use crate::{Offset, StorageError};
+
+/// The side file holding the offset below which the log is clean (Kafka's cleaner checkpoint).
+const CLEANED_TO_FILE: &str = "cleaner-offset-checkpoint";
+/// A rewritten segment being written.
+const CLEANED_EXT: &str = "log.cleaned";
+/// A rewritten segment, complete and synced, about to replace the segment of its base offset.
+const SWAP_EXT: &str = "log.swap";
+
+/// Keys a pass remembers (Kafka bounds its map by `log.cleaner.dedupe.buffer.size`): a 16-byte
+/// hash and an offset each, about 48 MiB at most. A dirty part with more keys is cleaned over
+/// several passes.
+pub(crate) const MAX_KEYS_PER_PASS: usize = 1 << 20;
+
+/// The most a batch's records may take decompressed when the cleaner reads them. A batch over it
+/// (or one that cannot be read) is kept whole and its keys are not mapped.
+const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Segments rewritten (those from which nothing went are left as they are).
+    pub segments_rewritten: usize,
+    /// Bytes of the rewritten segments before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Records removed.
+    pub records_removed: u64,
+    /// The log is clean below this offset now (the pass's map ended there).
+    pub cleaned_to: Offset,
+}
+
+/// A sealed segment as the pass sees it.
+struct Cleanable {
+    base: Offset,
+    end: Offset,
+    size: u64,
+    /// Newest timestamp (the file's modification time if its batches carry none).
+    newest_ms: i64,
+    file: Arc<SegmentFile>,
+}
+
+/// Key hashes are already uniform: hashing them again would only cost time.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+/// Key hash → offset of the latest record with that key in the dirty part.
+type KeyMap = HashMap<u128, Offset, BuildHasherDefault<PassThrough>>;
+
+fn key_hash(key: &[u8]) -> u128 {
+    twox_hash::XxHash3_128::oneshot(key)
+}
+
+/// The aborted transactions of the log, by producer: `(first offset, marker offset)`.
+struct Aborted(HashMap<i64, Vec<(Offset, Offset)>>);
+
+impl Aborted {
+    fn new(txns: Vec<AbortedTxn>) -> Self {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for t in txns {
+            by_producer
+                .entry(t.producer_id)
+                .or_default()
+                .push((t.first_offset, t.last_offset));
+        }
+        Aborted(by_producer)
+    }
+
+    /// Whether the transactional batch of `producer_id` at `base` belongs to an aborted
+    /// transaction.
+    fn covers(&self, producer_id: i64, base: Offset) -> bool {
+        self.0
+            .get(&producer_id)
+            .is_some_and(|v| v.iter().any(|&(first, last)| first <= base && base <= last))
+    }
+}
+
+/// Completes the segment swaps a crash interrupted and removes half-written rewrites. Called
+/// by [`Log::open`] before it lists the segments.
+pub(super) fn finish_interrupted_swaps(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if segment::parse_file_name(name, CLEANED_EXT).is_some() {
+            fs::remove_file(entry.path())?;
+        } else if let Some(base) = segment::parse_file_name(name, SWAP_EXT) {
+            // The swap file was complete and synced before it got its name.
+            Segment::delete_indexes(dir, base)?;
+            fs::rename(entry.path(), dir.join(segment::file_name(base, LOG_EXT)))?;
+            tracing::info!(dir = %dir.display(), base, "finished an interrupted compaction swap");
+        }
+    }
+    checkpoint::sync_dir(dir)
+}
+
+impl Log {
+    /// One compaction pass, if the log is compacted (`LogConfig::compaction`) and due: its
+    /// dirty part is at least `min.cleanable.dirty.ratio` of the cleanable bytes, or older than
+    /// `max.compaction.lag.ms`. Cleanable are the sealed segments below `stable_end` (the
+    /// partition's last stable offset) whose records are all older than
+    /// `min.compaction.lag.ms`. `None` when nothing was due. Holds the log's metadata lock
+    /// (retention, truncation and delete-records wait) but not its state lock: appends and
+    /// reads go on, reads of a segment being replaced see the old file or the new one whole.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        stable_end: Offset,
+    ) -> Result<Option<CompactionStats>, StorageError> {
+        let _meta = self.meta.lock();
+        let (config, cleanable, log_start) = {
+            let st = self.state.lock();
+            if st.closed {
+                return Err(StorageError::Closed);
+            }
+            let Some(config) = st.config.compaction else {
+                return Ok(None);
+            };
+            let upper = self.sync.hw.load(Ordering::Acquire).min(stable_end);
+            let sealed = st.segments.len().saturating_sub(1);
+            let mut cleanable = Vec::new();
+            for seg in st.segments.values().take(sealed) {
+                let newest_ms = if seg.max_ts >= 0 {
+                    seg.max_ts
+                } else {
+                    modified_ms(&seg.file.file).unwrap_or(now_ms)
+                };
+                if seg.next_offset > upper
+                    || now_ms.saturating_sub(newest_ms) < config.min_compaction_lag_ms
+                {
+                    break;
+                }
+                cleanable.push(Cleanable {
+                    base: seg.base,
+                    end: seg.next_offset,
+                    size: seg.size,
+                    newest_ms,
+                    file: Arc::clone(&seg.file),
+                });
+            }
+            (config, cleanable, st.log_start)
+        };
+        let cleaned_to = self.cleaned_to()?.max(log_start);
+        if !is_due(&config, &cleanable, cleaned_to, now_ms) {
+            return Ok(None);
+        }
+        let aborted = Aborted::new(self.all_aborted_txns());
+        let (keys, map_end) = map_dirty_keys(&cleanable, cleaned_to, &aborted)?;
+        if map_end <= cleaned_to {
+            return Ok(None);
+        }
+        let mut stats = CompactionStats {
+            cleaned_to: map_end,
+            ..CompactionStats::default()
+        };
+        for seg in cleanable.iter().filter(|s| s.base < map_end) {
+            let tombstones_expire =
+                now_ms.saturating_sub(seg.newest_ms) > config.delete_retention_ms;
+            let keep = |offset: Offset, key: Option<&[u8]>, tombstone: bool| -> bool {
+                let Some(key) = key else {
+                    return false; // Kafka's cleaner drops records without a key
+                };
+                match keys.get(&key_hash(key)) {
+                    Some(&latest) if latest > offset => false,
+                    _ => !(tombstone && tombstones_expire),
+                }
+            };
+            self.rewrite_segment(seg, map_end, &aborted, keep, &mut stats)?;
+        }
+        self.write_side_file(
+            CLEANED_TO_FILE,
+            format!("{map_end}\n").as_bytes(),
+            Durability::Synced,
+        )?;
+        Ok(Some(stats))
+    }
+
+    /// The offset below which the log is clean (0 before the first pass).
+    fn cleaned_to(&self) -> Result<Offset, StorageError> {
+        Ok(self
+            .read_side_file(CLEANED_TO_FILE)?
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Lowers the cleaner checkpoint to `end` (the log was truncated or reset there: what comes
+    /// after is new and dirty).
+    pub(super) fn cap_cleaned_to(&self, end: Offset) -> Result<(), StorageError> {
+        if self.cleaned_to()? > end {
+            self.write_side_file(
+                CLEANED_TO_FILE,
+                format!("{end}\n").as_bytes(),
+                Durability::Synced,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites one sealed segment without the records `keep` refuses (below `map_end`; a
+    /// batch at or after it is copied whole, as are control batches) and swaps the new file
+    /// in. Leaves the segment alone when nothing goes.
+    fn rewrite_segment(
+        &self,
+        seg: &Cleanable,
+        map_end: Offset,
+        aborted: &Aborted,
+        keep: impl Fn(Offset, Option<&[u8]>, bool) -> bool,
+        stats: &mut CompactionStats,
+    ) -> Result<(), StorageError> {
+        // The segment is sealed and the metadata lock keeps truncations away: nothing changes
+        // the file while it is mapped.
+        let map = segment::map_prefix(&seg.file.file, seg.size)?;
+        let data: &[u8] = map.as_deref().unwrap_or_default();
+        let cleaned_path = self.dir.join(segment::file_name(seg.base, CLEANED_EXT));
+        let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
+        let (mut pos, mut written, mut removed) = (0u64, 0u64, 0u64);
+        while let Some(h) = header_in(data, pos) {
+            let bytes = &data[pos as usize..pos as usize + h.total_len()];
+            pos += h.total_len() as u64;
+            let rebuilt = if h.is_control() || h.base_offset >= map_end {
+                Retained::Whole
+            } else {
+                let aborted = h.is_transactional() && aborted.covers(h.producer_id, h.base_offset);
+                let mut kept = 0i64;
+                let r = records::retain_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+                    let k = !aborted && keep(r.offset, r.key, r.value.is_none());
+                    kept += i64::from(k);
+                    k
+                });
+                match r {
+                    Ok(r) => {
+                        removed += (i64::from(h.record_count) - kept).max(0) as u64;
+                        r
+                    }
+                    Err(e) => {
+                        tracing::warn!(log = %self.name, offset = h.base_offset, error = %e, "compaction keeps a batch it cannot read");
+                        Retained::Whole
+                    }
+                }
+            };
+            let bytes = match &rebuilt {
+                Retained::Whole => bytes,
+                Retained::Rebuilt(b) => b.as_slice(),
+            };
+            out.write_all(bytes)?;
+            written += bytes.len() as u64;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        drop(map);
+        if removed == 0 {
+            drop(file);
+            fs::remove_file(&cleaned_path)?;
+            return Ok(());
+        }
+        file.sync_all()?;
+        drop(file);
+        let swap_path = self.dir.join(segment::file_name(seg.base, SWAP_EXT));
+        fs::rename(&cleaned_path, &swap_path)?;
+        checkpoint::sync_dir(&self.dir)?;
+        Segment::delete_indexes(&self.dir, seg.base)?;
+        fs::rename(
+            &swap_path,
+            self.dir.join(segment::file_name(seg.base, LOG_EXT)),
+        )?;
+        checkpoint::sync_dir(&self.dir)?;
+        let config = self.config();
+        let mut fresh = Segment::open_indexing(&self.dir, seg.base, &config)?;
+        let mut st = self.state.lock();
+        match st.segments.get_mut(&seg.base) {
+            Some(old) if Arc::ptr_eq(&old.file, &seg.file) => {
+                fresh.aborted = std::mem::take(&mut old.aborted);
+                *old = fresh;
+            }
+            // Cannot happen while the metadata lock is held (only its holders remove segments).
+            _ => return Err(StorageError::Closed),
+        }
+        drop(st);
+        stats.segments_rewritten += 1;
+        stats.bytes_before += seg.size;
+        stats.bytes_after += written;
+        stats.records_removed += removed;
+        Ok(())
+    }
+}
+
+/// Whether a pass is due: something dirty is cleanable, and it is at least the configured share
+/// of the cleanable bytes or has waited longer than `max.compaction.lag.ms`.
+fn is_due(
+    config: &CompactionConfig,
+    cleanable: &[Cleanable],
+    cleaned_to: Offset,
+    now_ms: i64,
+) -> bool {
+    let Some(first_dirty) = cleanable.iter().find(|s| s.end > cleaned_to) else {
+        return false;
+    };
+    let total: u64 = cleanable.iter().map(|s| s.size).sum();
+    let dirty: u64 = cleanable
+        .iter()
+        .filter(|s| s.end > cleaned_to)
+        .map(|s| s.size)
+        .sum();
+    let overdue = now_ms.saturating_sub(first_dirty.newest_ms) > config.max_compaction_lag_ms;
+    overdue || (total > 0 && dirty as f64 >= config.min_cleanable_dirty_ratio * total as f64)
+}
+
+/// Maps the keys of the dirty records (from `cleaned_to` on) to their latest offsets, batch by
+/// batch until the map is full. Returns the map and the offset it ends before (a batch
+/// boundary). Records of aborted transactions, control batches and batches that cannot be read
+/// map nothing.
+fn map_dirty_keys(
+    cleanable: &[Cleanable],
+    cleaned_to: Offset,
+    aborted: &Aborted,
+) -> Result<(KeyMap, Offset), StorageError> {
+    let mut keys = KeyMap::default();
+    let mut end = cleaned_to;
+    for seg in cleanable.iter().filter(|s| s.end > cleaned_to) {
+        let map = segment::map_prefix(&seg.file.file, seg.size)?;
+        let data: &[u8] = map.as_deref().unwrap_or_default();
+        let mut pos = 0u64;
+        while let Some(h) = header_in(data, pos) {
+            let bytes = &data[pos as usize..pos as usize + h.total_len()];
+            pos += h.total_len() as u64;
+            if h.last_offset() < cleaned_to {
+                continue;
+            }
+            if !keys.is_empty() && keys.len() + h.record_count.max(0) as usize > MAX_KEYS_PER_PASS {
+                return Ok((keys, end));
+            }
+            let skip = h.is_control()
+                || (h.is_transactional() && aborted.covers(h.producer_id, h.base_offset));
+            if !skip {
+                let mapped = records::visit_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
+                    if let Some(key) = r.key {
+                        keys.insert(key_hash(key), r.offset);
+                    }
+                });
+                if let Err(e) = mapped {
+                    tracing::warn!(offset = h.base_offset, error = %e, "compaction cannot read a batch; its keys are not mapped");
+                }
+            }
+            end = h.last_offset() + 1;
+        }
+    }
+    Ok((keys, end))
+}

@@ -1,0 +1,492 @@
+//! Key-based compaction (`Log::compact`): what stays, what goes, that offsets and batches keep
+//! their places, every codec, transactions, and the crash-safe swap.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+
+use proptest::prelude::*;
+use weir_storage::batch::{compute_crc, BatchHeader};
+use weir_storage::compression::Codec;
+use weir_storage::records::{
+    encode_batch, encode_batch_compressed, encode_txn_marker, visit_records, NewRecord, TxnMarker,
+    TxnMarkerKind,
+};
+use weir_storage::{AbortedTxn, AppendOptions, CompactionConfig, DataDir, Log, LogConfig};
+
+use common::{read_all, small_cfg};
+
+/// Tombstones never expire (unless a test says so), segments of ~1 KiB.
+fn compacted_cfg() -> LogConfig {
+    LogConfig {
+        compaction: Some(CompactionConfig {
+            min_cleanable_dirty_ratio: 0.0,
+            ..CompactionConfig::default()
+        }),
+        ..small_cfg()
+    }
+}
+
+/// One record per entry: `(key, value)`, a `None` value is a tombstone.
+fn keyed_batch(records: &[(&str, Option<String>)], ts: i64, codec: Codec) -> Vec<u8> {
+    let recs: Vec<NewRecord<'_>> = records
+        .iter()
+        .map(|(k, v)| NewRecord {
+            key: Some(k.as_bytes()),
+            value: v.as_deref().map(str::as_bytes),
+            headers: &[],
+            timestamp_ms: ts,
+        })
+        .collect();
+    match codec {
+        Codec::None => encode_batch(&recs),
+        c => encode_batch_compressed(&recs, c).expect("compress"),
+    }
+}
+
+/// Every record the log serves: `(offset, key, value)`, checking on the way that batches are
+/// contiguous (each starts where the previous one ended) and valid.
+fn records(log: &Log) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    for (_, b) in read_all(log, log.log_start_offset()) {
+        let h = BatchHeader::parse(&b).expect("header");
+        assert_eq!(h.base_offset, next, "batches stay contiguous");
+        next = h.last_offset() + 1;
+        if h.is_control() {
+            continue;
+        }
+        visit_records(&b, 1 << 20, |r| {
+            out.push((
+                r.offset,
+                String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned(),
+                r.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+            ))
+        })
+        .expect("records");
+    }
+    assert_eq!(next, log.high_watermark(), "the batches reach the end");
+    out
+}
+
+fn open(dir: &std::path::Path, cfg: LogConfig) -> (std::sync::Arc<DataDir>, std::sync::Arc<Log>) {
+    let dd = DataDir::open(dir).expect("data dir");
+    let log = dd.open_log("t-0", cfg).expect("log");
+    (dd, log)
+}
+
+#[test]
+fn only_the_latest_record_of_each_key_stays_at_its_offset_in_every_codec() {
+    for codec in [
+        Codec::None,
+        Codec::Gzip,
+        Codec::Snappy,
+        Codec::Lz4,
+        Codec::Zstd,
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_dd, log) = open(dir.path(), compacted_cfg());
+        let mut latest = HashMap::new();
+        for round in 0..30 {
+            let recs: Vec<(&str, Option<String>)> = ["a", "b", "c"]
+                .iter()
+                .map(|k| (*k, Some(format!("{k}{round}"))))
+                .collect();
+            let r = log
+                .append(keyed_batch(&recs, 1_000, codec), &AppendOptions::default())
+                .expect("append");
+            for (i, (k, _)) in recs.iter().enumerate() {
+                latest.insert(
+                    k.to_string(),
+                    (r.base_offset + i as i64, format!("{k}{round}")),
+                );
+            }
+        }
+        log.roll().expect("roll");
+        let end = log.log_end_offset();
+        let before = records(&log);
+        assert_eq!(before.len(), 90);
+        let stats = log
+            .compact(2_000, end)
+            .expect("compact")
+            .expect("a pass was due");
+        assert!(stats.records_removed == 87, "{codec:?}: {stats:?}");
+        assert!(stats.bytes_after < stats.bytes_before, "{stats:?}");
+        assert_eq!(stats.cleaned_to, end);
+        let after = records(&log);
+        let mut want: Vec<_> = latest
+            .into_iter()
+            .map(|(k, (o, v))| (o, k, Some(v)))
+            .collect();
+        want.sort();
+        assert_eq!(after, want, "{codec:?}");
+        assert_eq!(log.log_end_offset(), end, "no offset moves");
+        // Nothing is due any more: the log is clean up to its end.
+        assert_eq!(log.compact(2_000, end).expect("compact"), None);
+    }
+}
+
+#[test]
+fn empty_batches_keep_their_producer_and_sequence() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_dd, log) = open(dir.path(), compacted_cfg());
+    let mut b = keyed_batch(
+        &[("k", Some("old".into())), ("k", Some("old2".into()))],
+        5,
+        Codec::Lz4,
+    );
+    weir_storage::batch::set_producer(&mut b, 42, 3, 7);
+    log.append(b, &AppendOptions::default()).expect("append");
+    log.append(
+        keyed_batch(&[("k", Some("new".into()))], 6, Codec::None),
+        &AppendOptions::default(),
+    )
+    .expect("append");
+    log.roll().expect("roll");
+    log.compact(10, log.log_end_offset()).expect("compact");
+    let batches = read_all(&log, 0);
+    let h = BatchHeader::parse(&batches[0].1).expect("header");
+    assert_eq!(
+        (h.base_offset, h.last_offset_delta, h.record_count),
+        (0, 1, 0),
+        "the batch spans its offsets without records"
+    );
+    assert_eq!(
+        (
+            h.producer_id,
+            h.producer_epoch,
+            h.base_sequence,
+            h.compression()
+        ),
+        (42, 3, 7, 0)
+    );
+    assert_eq!(records(&log), vec![(2, "k".into(), Some("new".into()))]);
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_then_go_and_keyless_records_go() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = LogConfig {
+        compaction: Some(CompactionConfig {
+            min_cleanable_dirty_ratio: 0.0,
+            delete_retention_ms: 1_000,
+            ..CompactionConfig::default()
+        }),
+        ..small_cfg()
+    };
+    let (_dd, log) = open(dir.path(), cfg);
+    log.append(
+        keyed_batch(
+            &[("gone", Some("v".into())), ("kept", Some("v".into()))],
+            100,
+            Codec::None,
+        ),
+        &AppendOptions::default(),
+    )
+    .expect("append");
+    let keyless = encode_batch(&[NewRecord {
+        key: None,
+        value: Some(b"no key"),
+        headers: &[],
+        timestamp_ms: 100,
+    }]);
+    log.append(keyless, &AppendOptions::default())
+        .expect("append");
+    log.append(
+        keyed_batch(&[("gone", None)], 100, Codec::None),
+        &AppendOptions::default(),
+    )
+    .expect("append");
+    log.roll().expect("roll");
+    let end = log.log_end_offset();
+    log.compact(500, end).expect("compact").expect("due");
+    assert_eq!(
+        records(&log),
+        vec![
+            (1, "kept".into(), Some("v".into())),
+            (3, "gone".into(), None)
+        ],
+        "the tombstone stays while it is younger than delete.retention.ms"
+    );
+    // Later the tombstone has been there long enough. The log is clean, so only the overdue
+    // rule (or new dirt) starts a pass: make it overdue.
+    log.set_config(LogConfig {
+        compaction: Some(CompactionConfig {
+            min_cleanable_dirty_ratio: 0.0,
+            delete_retention_ms: 1_000,
+            max_compaction_lag_ms: 1,
+            ..CompactionConfig::default()
+        }),
+        ..small_cfg()
+    });
+    log.append(
+        keyed_batch(&[("other", Some("x".into()))], 2_000, Codec::None),
+        &AppendOptions::default(),
+    )
+    .expect("append");
+    log.roll().expect("roll");
+    log.compact(5_000, log.log_end_offset())
+        .expect("compact")
+        .expect("due");
+    assert_eq!(
+        records(&log),
+        vec![
+            (1, "kept".into(), Some("v".into())),
+            (4, "other".into(), Some("x".into()))
+        ]
+    );
+}
+
+#[test]
+fn nothing_at_or_after_the_stable_end_or_in_the_active_segment_is_touched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_dd, log) = open(dir.path(), compacted_cfg());
+    for i in 0..60 {
+        log.append(
+            keyed_batch(&[("k", Some(format!("v{i}")))], 1, Codec::None),
+            &AppendOptions::default(),
+        )
+        .expect("append");
+    }
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "small segments rolled: {bases:?}");
+    // The stable end falls inside the second segment: only the first is cleanable.
+    let stable_end = bases[1] + 1;
+    let stats = log.compact(10, stable_end).expect("compact").expect("due");
+    assert_eq!(
+        stats.cleaned_to, bases[1],
+        "the pass ends with the first segment"
+    );
+    assert_eq!(stats.records_removed as i64, bases[1] - 1);
+    let got = records(&log);
+    assert_eq!(got.first().map(|r| r.0), Some(bases[1] - 1));
+    assert_eq!(
+        got.len() as i64,
+        60 - (bases[1] - 1),
+        "nothing after the first segment went"
+    );
+    // Nothing new is stable: no pass is due.
+    assert_eq!(log.compact(10, stable_end).expect("compact"), None);
+}
+
+#[test]
+fn records_of_aborted_transactions_go_and_markers_stay() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_dd, log) = open(dir.path(), compacted_cfg());
+    log.append(
+        keyed_batch(&[("k", Some("committed-before".into()))], 1, Codec::None),
+        &AppendOptions::default(),
+    )
+    .expect("append");
+    let mut txn = keyed_batch(&[("k", Some("aborted".into()))], 1, Codec::None);
+    weir_storage::batch::set_producer(&mut txn, 9, 0, 0);
+    let attrs = i16::from_be_bytes([txn[21], txn[22]]) | weir_storage::batch::ATTR_TRANSACTIONAL;
+    txn[21..23].copy_from_slice(&attrs.to_be_bytes());
+    let crc = compute_crc(&txn);
+    txn[17..21].copy_from_slice(&crc.to_be_bytes());
+    let first = log
+        .append(txn, &AppendOptions::default())
+        .expect("append")
+        .base_offset;
+    let mut marker = encode_txn_marker(
+        &TxnMarker {
+            producer_id: 9,
+            producer_epoch: 0,
+            kind: TxnMarkerKind::Abort,
+            coordinator_epoch: 0,
+        },
+        1,
+    );
+    weir_storage::batch::set_producer(&mut marker, 9, 0, -1);
+    let at = log
+        .append(marker, &AppendOptions::default())
+        .expect("marker")
+        .base_offset;
+    log.append_aborted_txn(AbortedTxn {
+        producer_id: 9,
+        first_offset: first,
+        last_offset: at,
+        last_stable_offset: at + 1,
+    })
+    .expect("index");
+    log.roll().expect("roll");
+    log.compact(10, log.log_end_offset())
+        .expect("compact")
+        .expect("due");
+    assert_eq!(
+        records(&log),
+        vec![(0, "k".into(), Some("committed-before".into()))],
+        "the aborted record neither stays nor supersedes the committed one"
+    );
+    let markers = read_all(&log, 0)
+        .iter()
+        .filter(|(_, b)| BatchHeader::parse(b).is_ok_and(|h| h.is_control()))
+        .count();
+    assert_eq!(markers, 1, "the marker stays");
+}
+
+#[test]
+fn a_reopened_log_serves_the_compacted_records_and_an_interrupted_swap_is_finished() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let twin = tempfile::tempdir().expect("tmp");
+    let fill = |log: &Log| {
+        for i in 0..40 {
+            log.append(
+                keyed_batch(
+                    &[
+                        ("x", Some(format!("x{i}"))),
+                        (&format!("u{i}"), Some(format!("u{i}"))),
+                    ],
+                    1,
+                    Codec::Gzip,
+                ),
+                &AppendOptions::default(),
+            )
+            .expect("append");
+        }
+        log.roll().expect("roll");
+    };
+    let compacted = {
+        let (dd, log) = open(dir.path(), compacted_cfg());
+        fill(&log);
+        log.compact(10, log.log_end_offset())
+            .expect("compact")
+            .expect("due");
+        let want = records(&log);
+        drop(log);
+        dd.shutdown();
+        drop(dd);
+        want
+    };
+    let (dd, log) = open(dir.path(), compacted_cfg());
+    assert_eq!(records(&log), compacted, "reopened");
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+
+    // The twin has the same log uncompacted; a crash left the cleaner's swap file of its first
+    // segment (complete) and a half-written rewrite of another.
+    let (dd2, log2) = open(twin.path(), compacted_cfg());
+    fill(&log2);
+    let bases = log2.segment_base_offsets();
+    drop(log2);
+    dd2.shutdown();
+    drop(dd2);
+    let name = |b: i64, ext: &str| format!("{b:020}.{ext}");
+    fs::copy(
+        dir.path().join("t-0").join(name(bases[0], "log")),
+        twin.path().join("t-0").join(name(bases[0], "log.swap")),
+    )
+    .expect("copy");
+    fs::write(
+        twin.path().join("t-0").join(name(bases[1], "log.cleaned")),
+        b"half",
+    )
+    .expect("write");
+    let (_dd3, log3) = open(twin.path(), compacted_cfg());
+    let got = records(&log3);
+    let first_end = bases[1];
+    assert_eq!(
+        got.iter().filter(|r| r.0 < first_end).collect::<Vec<_>>(),
+        compacted
+            .iter()
+            .filter(|r| r.0 < first_end)
+            .collect::<Vec<_>>(),
+        "the first segment is the swapped-in one"
+    );
+    assert_eq!(
+        got.iter().filter(|r| r.0 >= first_end).count() as i64,
+        (80 - first_end)
+    );
+    let leftovers: Vec<_> = fs::read_dir(twin.path().join("t-0"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Lookups by offset go through the rebuilt index.
+    let last = compacted.iter().rfind(|r| r.0 < first_end).expect("one");
+    let bytes = log3.read(last.0, 1).expect("read");
+    let h = BatchHeader::parse(&bytes).expect("batch");
+    assert!(h.base_offset <= last.0 && last.0 <= h.last_offset());
+}
+
+/// One step of the model test.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A batch of `(key, value or tombstone)`.
+    Append(Vec<(u8, Option<u8>)>),
+    Roll,
+    /// A pass with this stable end, as a share of the log end (per mille).
+    Compact(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => prop::collection::vec((0u8..6, prop::option::weighted(0.8, any::<u8>())), 1..5)
+            .prop_map(Step::Append),
+        1 => Just(Step::Roll),
+        2 => (0u16..=1000).prop_map(Step::Compact),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Against a model of every record appended: after any sequence of appends, rolls and
+    /// passes, each record served is one that was appended at that offset; a record that is
+    /// the latest of its key is always served (tombstones never expire here); what is gone was
+    /// superseded by a later record of its key below a pass's end; and batches stay contiguous
+    /// to the log end.
+    #[test]
+    fn compaction_keeps_the_latest_of_every_key(steps in prop::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_dd, log) = open(dir.path(), compacted_cfg());
+        let mut appended: Vec<(i64, String, Option<String>)> = Vec::new();
+        let mut cleaned_to = 0i64;
+        for s in steps {
+            match s {
+                Step::Append(recs) => {
+                    let owned: Vec<(String, Option<String>)> = recs
+                        .iter()
+                        .map(|(k, v)| (format!("k{k}"), v.map(|v| format!("v{v}"))))
+                        .collect();
+                    let refs: Vec<(&str, Option<String>)> =
+                        owned.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                    let base = log.append(keyed_batch(&refs, 1, Codec::None), &AppendOptions::default()).expect("append").base_offset;
+                    for (i, (k, v)) in owned.into_iter().enumerate() {
+                        appended.push((base + i as i64, k, v));
+                    }
+                }
+                Step::Roll => log.roll().expect("roll"),
+                Step::Compact(share) => {
+                    let end = log.log_end_offset() * i64::from(share) / 1000;
+                    if let Some(stats) = log.compact(10, end).expect("compact") {
+                        prop_assert!(stats.cleaned_to <= end);
+                        cleaned_to = cleaned_to.max(stats.cleaned_to);
+                    }
+                }
+            }
+        }
+        let served = records(&log);
+        let mut latest: HashMap<&str, i64> = HashMap::new();
+        for (o, k, _) in &appended {
+            latest.insert(k, *o);
+        }
+        let by_offset: HashMap<i64, &(i64, String, Option<String>)> =
+            appended.iter().map(|r| (r.0, r)).collect();
+        for r in &served {
+            prop_assert_eq!(Some(&r), by_offset.get(&r.0), "served as appended");
+        }
+        let served_offsets: std::collections::HashSet<i64> = served.iter().map(|r| r.0).collect();
+        for (o, k, _) in &appended {
+            if latest[k.as_str()] == *o {
+                prop_assert!(served_offsets.contains(o), "the latest of {} at {} is served", k, o);
+            } else if !served_offsets.contains(o) {
+                prop_assert!(*o < cleaned_to, "{} went although no pass reached it", o);
+            }
+        }
+    }
+}
