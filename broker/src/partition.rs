@@ -568,8 +568,9 @@ impl Partition {
         let result = match action {
             FollowerAction::Append { at } => {
                 // Nothing new, or not where the log ends (a stale answer): dropped before the
-                // bytes are validated and copied.
-                let starts_at_end = BatchHeader::parse(records).is_ok_and(|h| h.base_offset == at);
+                // bytes are validated and copied. After the end is fine: the leader's log cleaner
+                // removed the batches in between.
+                let starts_at_end = BatchHeader::parse(records).is_ok_and(|h| h.base_offset >= at);
                 if starts_at_end {
                     let batches = ValidatedBatches::new(records.to_vec())
                         .map_err(StorageError::InvalidBatch)?;

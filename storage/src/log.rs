@@ -597,8 +597,10 @@ impl Log {
             return Err(StorageError::OffsetOverflow);
         }
         if offsets == Offsets::Keep {
+            // A leader's compacted log has gaps where whole batches went: offsets increase,
+            // they need not be contiguous.
             for w in headers.windows(2) {
-                if w[1].base_offset != w[0].last_offset() + 1 {
+                if w[1].base_offset <= w[0].last_offset() {
                     return Err(StorageError::NotContiguous {
                         expected: w[0].last_offset() + 1,
                         got: w[1].base_offset,
@@ -636,14 +638,29 @@ impl Log {
         if self.sync.is_poisoned() {
             return Err(StorageError::Poisoned);
         }
-        let base = st.leo;
-        if offsets == Offsets::Keep && headers[0].base_offset != base {
-            return Err(StorageError::NotContiguous {
-                expected: base,
-                got: headers[0].base_offset,
-            });
-        }
-        let next = base.checked_add(span).ok_or(StorageError::OffsetOverflow)?;
+        let (base, next) = match offsets {
+            Offsets::Assign => {
+                let base = st.leo;
+                (
+                    base,
+                    base.checked_add(span).ok_or(StorageError::OffsetOverflow)?,
+                )
+            }
+            Offsets::Keep => {
+                let first = headers[0].base_offset;
+                if first < st.leo {
+                    return Err(StorageError::NotContiguous {
+                        expected: st.leo,
+                        got: first,
+                    });
+                }
+                let last = headers[headers.len() - 1].last_offset();
+                if last.saturating_sub(first) >= u32::MAX as i64 {
+                    return Err(StorageError::OffsetOverflow);
+                }
+                (first, last + 1)
+            }
+        };
         // Rolling and growing the file are the steps a full disk fails first (the data itself
         // goes into preallocated space). No offset is assigned yet, so a failure here leaves
         // the log intact: the append fails and the next one tries again.
@@ -669,8 +686,9 @@ impl Log {
         let mut epochs_changed = false;
         for h in &headers {
             let blen = h.total_len();
-            if offsets == Offsets::Assign {
-                batch::set_base_offset(&mut records[pos..pos + blen], cur);
+            match offsets {
+                Offsets::Assign => batch::set_base_offset(&mut records[pos..pos + blen], cur),
+                Offsets::Keep => cur = h.base_offset,
             }
             epochs_changed |= note_epoch(&mut st.epochs, h.partition_leader_epoch, cur);
             let seg = st.active_mut().ok_or(StorageError::Closed)?;

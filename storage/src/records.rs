@@ -378,8 +378,11 @@ fn visit_encoded_records(
 pub enum Retained {
     /// Every record was kept: the batch stays as it is, byte for byte.
     Whole,
-    /// The batch rebuilt with the records kept (maybe none).
+    /// The batch rebuilt with the records kept.
     Rebuilt(Vec<u8>),
+    /// No record was kept: the batch's header alone, for a caller that must keep the batch's
+    /// offsets or producer sequence (Kafka keeps the last batch of each producer so).
+    Emptied(Vec<u8>),
 }
 
 /// Rebuilds the one whole, validated batch `batch` with only the records `keep` says yes to, as
@@ -388,7 +391,7 @@ pub enum Retained {
 /// consumer moves past it), its timestamps, producer id, epoch, base sequence (an idempotent
 /// producer's state survives) and flags; the records kept are copied as they were encoded (their
 /// deltas stay right) and compressed again with the batch's codec. A batch left with no record
-/// keeps its header, uncompressed, with a count of 0. Decompression is bounded by
+/// is its header, uncompressed, with a count of 0. Decompression is bounded by
 /// `max_decompressed_bytes`.
 pub fn retain_records(
     batch: &[u8],
@@ -423,7 +426,11 @@ pub fn retain_records(
     b.extend_from_slice(&body);
     let crc = compute_crc(&b);
     b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    Ok(Retained::Rebuilt(b))
+    Ok(if count == 0 {
+        Retained::Emptied(b)
+    } else {
+        Retained::Rebuilt(b)
+    })
 }
 
 /// Decodes every record of the concatenated uncompressed batches in `data` (as a log read or a

@@ -370,9 +370,10 @@ impl Segment {
         let mut epoch_starts = Vec::new();
         while let Some(h) = header_in(data, pos) {
             let len = h.total_len() as u64;
-            // Offsets within a segment are contiguous (compaction removes records, never
-            // batches), so any other base offset (the field is outside the CRC) means corruption.
-            if h.base_offset != expect
+            // Offsets within a segment increase (contiguous but where compaction removed whole
+            // batches), so a base offset going back (the field is outside the CRC) means
+            // corruption: a zero-filled preallocated tail reads as offset 0.
+            if h.base_offset < expect
                 || h.last_offset().saturating_sub(self.base) > u32::MAX as i64
                 || pos > u32::MAX as u64
             {

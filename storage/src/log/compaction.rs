@@ -7,11 +7,14 @@
 //! segment below the map's end without the records that a later one of their key supersedes.
 //! The log is then clean below the map's end (the checkpoint, a side file).
 //!
-//! It must not change an offset: batches stay, only records leave them (a batch left with none
-//! keeps its header, as Kafka keeps one), so offsets stay contiguous batch by batch, and
-//! readers, followers, recovery and producer state see the log they saw before, with fewer
-//! records. It never touches the active segment, anything at or above the stable end the
-//! owner passes (the last stable offset, below the high watermark), nor control batches.
+//! It never changes an offset: a record that stays keeps its offset and its batch's offsets; a
+//! batch left with no record goes (a gap in the offsets, as in Kafka: readers and followers
+//! move on to the next batch), except the last batch of each producer (its header alone keeps
+//! the producer's sequence, as Kafka keeps it) and the last batch of each segment (so that a
+//! segment still ends where the next one starts, and recovery never finds a log end lower than
+//! offsets already given out). It never touches the active segment, anything at or above the
+//! stable end the owner passes (the last stable offset, below the high watermark), nor control
+//! batches.
 //!
 //! A segment is replaced crash-safely: the new data goes to `<base>.log.cleaned`, is fsynced and
 //! renamed to `<base>.log.swap` (the commit point), the old indexes are removed and the swap
@@ -196,6 +199,7 @@ impl Log {
         }
         let aborted = Aborted::new(self.all_aborted_txns());
         let (keys, map_end) = map_dirty_keys(&cleanable, cleaned_to, &aborted)?;
+        let last_of_producer = last_batch_of_each_producer(&cleanable)?;
         if map_end <= cleaned_to {
             return Ok(None);
         }
@@ -215,7 +219,12 @@ impl Log {
                     _ => !(tombstone && tombstones_expire),
                 }
             };
-            self.rewrite_segment(seg, map_end, &aborted, keep, &mut stats)?;
+            let pass = Pass {
+                map_end,
+                aborted: &aborted,
+                last_of_producer: &last_of_producer,
+            };
+            self.rewrite_segment(seg, &pass, keep, &mut stats)?;
         }
         self.write_side_file(
             CLEANED_TO_FILE,
@@ -247,14 +256,14 @@ impl Log {
         Ok(())
     }
 
-    /// Rewrites one sealed segment without the records `keep` refuses (below `map_end`; a
-    /// batch at or after it is copied whole, as are control batches) and swaps the new file
-    /// in. Leaves the segment alone when nothing goes.
+    /// Rewrites one sealed segment without the records `keep` refuses (below the pass's map
+    /// end; a batch at or after it is copied whole, as are control batches) and without the
+    /// batches left empty that need not stay, and swaps the new file in. Leaves the segment
+    /// alone when nothing goes.
     fn rewrite_segment(
         &self,
         seg: &Cleanable,
-        map_end: Offset,
-        aborted: &Aborted,
+        pass: &Pass<'_>,
         keep: impl Fn(Offset, Option<&[u8]>, bool) -> bool,
         stats: &mut CompactionStats,
     ) -> Result<(), StorageError> {
@@ -268,10 +277,11 @@ impl Log {
         while let Some(h) = header_in(data, pos) {
             let bytes = &data[pos as usize..pos as usize + h.total_len()];
             pos += h.total_len() as u64;
-            let rebuilt = if h.is_control() || h.base_offset >= map_end {
+            let rebuilt = if h.is_control() || h.base_offset >= pass.map_end {
                 Retained::Whole
             } else {
-                let aborted = h.is_transactional() && aborted.covers(h.producer_id, h.base_offset);
+                let aborted =
+                    h.is_transactional() && pass.aborted.covers(h.producer_id, h.base_offset);
                 let mut kept = 0i64;
                 let r = records::retain_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
                     let k = !aborted && keep(r.offset, r.key, r.value.is_none());
@@ -292,6 +302,15 @@ impl Log {
             let bytes = match &rebuilt {
                 Retained::Whole => bytes,
                 Retained::Rebuilt(b) => b.as_slice(),
+                Retained::Emptied(b) => {
+                    let last_in_segment = header_in(data, pos).is_none();
+                    let last_of_producer = h.producer_id >= 0
+                        && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+                    if !(last_in_segment || last_of_producer) {
+                        continue;
+                    }
+                    b.as_slice()
+                }
             };
             out.write_all(bytes)?;
             written += bytes.len() as u64;
@@ -332,6 +351,35 @@ impl Log {
         stats.records_removed += removed;
         Ok(())
     }
+}
+
+/// What a pass decided before it rewrites segments.
+struct Pass<'a> {
+    /// Records below it are judged by the key map; batches from it on stay whole.
+    map_end: Offset,
+    aborted: &'a Aborted,
+    /// The base offset of each producer's last batch in the cleanable segments.
+    last_of_producer: &'a HashMap<i64, Offset>,
+}
+
+/// The base offset of the last batch of each producer (id ≥ 0) in the cleanable segments,
+/// from their headers.
+fn last_batch_of_each_producer(
+    cleanable: &[Cleanable],
+) -> Result<HashMap<i64, Offset>, StorageError> {
+    let mut last = HashMap::new();
+    for seg in cleanable {
+        let map = segment::map_prefix(&seg.file.file, seg.size)?;
+        let data: &[u8] = map.as_deref().unwrap_or_default();
+        let mut pos = 0u64;
+        while let Some(h) = header_in(data, pos) {
+            if h.producer_id >= 0 {
+                last.insert(h.producer_id, h.base_offset);
+            }
+            pos += h.total_len() as u64;
+        }
+    }
+    Ok(last)
 }
 
 /// Whether a pass is due: something dirty is cleanable, and it is at least the configured share
