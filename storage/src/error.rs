@@ -52,8 +52,9 @@ pub enum StorageError {
     /// The data directory is already opened by another `DataDir` (in this or another process).
     #[error("data directory {0} is locked by another process or instance")]
     Locked(String),
-    /// A replicated append does not continue the log: its first offset is not the log end
-    /// offset, or its batches skip or repeat offsets.
+    /// A replicated append does not continue the log: its first offset is below the log end
+    /// offset, or its batches repeat or go back in offsets. (Skipping offsets is fine: a
+    /// compacted leader log has gaps.)
     #[error("replicated batches at offset {got} do not continue the log at {expected}")]
     NotContiguous {
         /// Where the log ends (or where the next batch had to start).

@@ -292,8 +292,9 @@ impl Log {
                 let mut trusted_below = point.map_or(0, |p| p.position);
                 let mut tail = tail;
                 loop {
+                    let gaps = compaction::gaps_in(&dir, tail);
                     let (seg, done, epoch_starts) =
-                        Segment::recover(&dir, tail, &config, trusted_below)?;
+                        Segment::recover(&dir, tail, &config, trusted_below, gaps)?;
                     tail_epochs = Some(epoch_starts);
                     trusted_below = 0;
                     recovered.dropped_bytes += done.dropped_bytes;

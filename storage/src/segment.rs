@@ -215,6 +215,15 @@ struct Scan {
 /// increasing (as the log's epoch cache notes them).
 pub(crate) type EpochStarts = Vec<(i32, Offset)>;
 
+/// Whether a segment's batches may leave offsets out (the log cleaner removed whole batches
+/// from it). A scan that checks batches refuses gaps where it can: in a segment the cleaner
+/// never rewrote, a base offset that does not follow on is corruption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gaps {
+    Refused,
+    Allowed,
+}
+
 /// What recovering a tail segment did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -330,12 +339,13 @@ impl Segment {
         base: Offset,
         cfg: &LogConfig,
         trusted_below: u64,
+        gaps: Gaps,
     ) -> io::Result<(Self, Recovered, EpochStarts)> {
         let file = Self::open_data(dir, base, false)?;
         let file_len = file.metadata()?.len();
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
         let mut seg = Self::empty(dir, base, file, index, time);
-        let scan = seg.scan(file_len, trusted_below, cfg.index_interval_bytes)?;
+        let scan = seg.scan(file_len, trusted_below, cfg.index_interval_bytes, gaps)?;
         if scan.end < file_len {
             seg.file.file.set_len(scan.end)?;
         }
@@ -359,7 +369,13 @@ impl Segment {
     /// Reads through a mapping of the file, so neither the headers nor the checked batches are
     /// copied: call it only where nothing can truncate the file meanwhile (at open, or under the
     /// owning log's lock, which truncations take).
-    fn scan(&mut self, limit: u64, check_after: u64, interval: u32) -> io::Result<Scan> {
+    fn scan(
+        &mut self,
+        limit: u64,
+        check_after: u64,
+        interval: u32,
+        gaps: Gaps,
+    ) -> io::Result<Scan> {
         let f = Arc::clone(&self.file);
         let map = map_prefix(&f.file, limit)?;
         let data: &[u8] = map.as_deref().unwrap_or_default();
@@ -370,10 +386,14 @@ impl Segment {
         let mut epoch_starts = Vec::new();
         while let Some(h) = header_in(data, pos) {
             let len = h.total_len() as u64;
-            // Offsets within a segment increase (contiguous but where compaction removed whole
-            // batches), so a base offset going back (the field is outside the CRC) means
-            // corruption: a zero-filled preallocated tail reads as offset 0.
-            if h.base_offset < expect
+            // The base offset is outside the CRC: one that does not follow on (or, where
+            // compaction may have removed batches, one that goes back) means corruption. A
+            // zero-filled preallocated tail reads as offset 0.
+            let follows = match gaps {
+                Gaps::Refused => h.base_offset == expect,
+                Gaps::Allowed => h.base_offset >= expect,
+            };
+            if !follows
                 || h.last_offset().saturating_sub(self.base) > u32::MAX as i64
                 || pos > u32::MAX as u64
             {
@@ -440,7 +460,7 @@ impl Segment {
         let file_len = file.metadata()?.len();
         let (index, time) = Self::fresh_indexes(dir, base, index_capacity(cfg))?;
         let mut seg = Self::empty(dir, base, file, index, time);
-        let scan = seg.scan(file_len, u64::MAX, cfg.index_interval_bytes)?;
+        let scan = seg.scan(file_len, u64::MAX, cfg.index_interval_bytes, Gaps::Allowed)?;
         seg.size = scan.end;
         seg.allocated = file_len;
         seg.next_offset = scan.next_offset.unwrap_or(base);
@@ -545,7 +565,7 @@ impl Segment {
         self.max_ts = i64::MIN;
         self.bytes_since_index = 0;
         let limit = self.file.readable.load(Ordering::Acquire);
-        self.scan(limit, u64::MAX, cfg.index_interval_bytes)?;
+        self.scan(limit, u64::MAX, cfg.index_interval_bytes, Gaps::Allowed)?;
         if self.sealed {
             // Keep the sealed-file invariant: length == entries, final time entry present.
             self.seal_indexes()?;

@@ -33,7 +33,7 @@ use super::{modified_ms, Log};
 use crate::checkpoint::{self, Durability};
 use crate::config::CompactionConfig;
 use crate::records::{self, Retained};
-use crate::segment::{self, header_in, Segment, SegmentFile, LOG_EXT};
+use crate::segment::{self, header_in, Gaps, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::{Offset, StorageError};
 
@@ -126,6 +126,40 @@ impl Aborted {
     }
 }
 
+/// The cleaner's checkpoint (a side file of two offsets).
+#[derive(Clone, Copy, Debug, Default)]
+struct Checkpoint {
+    /// The log is clean below it: a pass maps the keys from there on.
+    cleaned_to: Offset,
+    /// Segments below it may have been rewritten (written before a pass rewrites any), so
+    /// their offsets may have gaps.
+    rewritten_below: Offset,
+}
+
+fn read_checkpoint(dir: &Path) -> Checkpoint {
+    let text = fs::read_to_string(dir.join(CLEANED_TO_FILE)).unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|f| f.parse::<Offset>().ok());
+    let cleaned_to = fields.next().flatten().unwrap_or(0);
+    let rewritten_below = fields
+        .next()
+        .flatten()
+        .unwrap_or(cleaned_to)
+        .max(cleaned_to);
+    Checkpoint {
+        cleaned_to,
+        rewritten_below,
+    }
+}
+
+/// How a scan that checks the batches of the segment at `base` must treat offset gaps.
+pub(super) fn gaps_in(dir: &Path, base: Offset) -> Gaps {
+    if base < read_checkpoint(dir).rewritten_below {
+        Gaps::Allowed
+    } else {
+        Gaps::Refused
+    }
+}
+
 /// Completes the segment swaps a crash interrupted and removes half-written rewrites. Called
 /// by [`Log::open`] before it lists the segments.
 pub(super) fn finish_interrupted_swaps(dir: &Path) -> io::Result<()> {
@@ -207,6 +241,14 @@ impl Log {
             cleaned_to: map_end,
             ..CompactionStats::default()
         };
+        // Before any segment changes: recovery must know that segments below `map_end` may
+        // have gaps.
+        let before = read_checkpoint(&self.dir);
+        let rewritten_below = before.rewritten_below.max(map_end);
+        self.write_checkpoint(Checkpoint {
+            cleaned_to,
+            rewritten_below,
+        })?;
         for seg in cleanable.iter().filter(|s| s.base < map_end) {
             let tombstones_expire =
                 now_ms.saturating_sub(seg.newest_ms) > config.delete_retention_ms;
@@ -226,32 +268,32 @@ impl Log {
             };
             self.rewrite_segment(seg, &pass, keep, &mut stats)?;
         }
-        self.write_side_file(
-            CLEANED_TO_FILE,
-            format!("{map_end}\n").as_bytes(),
-            Durability::Synced,
-        )?;
+        self.write_checkpoint(Checkpoint {
+            cleaned_to: map_end,
+            rewritten_below,
+        })?;
         Ok(Some(stats))
     }
 
     /// The offset below which the log is clean (0 before the first pass).
     fn cleaned_to(&self) -> Result<Offset, StorageError> {
-        Ok(self
-            .read_side_file(CLEANED_TO_FILE)?
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0))
+        Ok(read_checkpoint(&self.dir).cleaned_to)
+    }
+
+    fn write_checkpoint(&self, c: Checkpoint) -> Result<(), StorageError> {
+        let text = format!("{} {}\n", c.cleaned_to, c.rewritten_below);
+        self.write_side_file(CLEANED_TO_FILE, text.as_bytes(), Durability::Synced)
     }
 
     /// Lowers the cleaner checkpoint to `end` (the log was truncated or reset there: what comes
     /// after is new and dirty).
     pub(super) fn cap_cleaned_to(&self, end: Offset) -> Result<(), StorageError> {
-        if self.cleaned_to()? > end {
-            self.write_side_file(
-                CLEANED_TO_FILE,
-                format!("{end}\n").as_bytes(),
-                Durability::Synced,
-            )?;
+        let c = read_checkpoint(&self.dir);
+        if c.rewritten_below > end {
+            self.write_checkpoint(Checkpoint {
+                cleaned_to: c.cleaned_to.min(end),
+                rewritten_below: end,
+            })?;
         }
         Ok(())
     }
