@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use crate::batch::{self, BatchHeader, IntoValidated, ValidatedBatches, BATCH_HEADER_LEN};
 use crate::checkpoint::{self, Durability};
 use crate::config::{AppendOptions, AppendResult, FsyncPolicy, LogConfig, MAX_SEGMENT_BYTES};
-use crate::segment::{self, read_header, Recovered, Segment, SegmentFile, LOG_EXT};
+use crate::segment::{self, read_header, Gaps, Recovered, Segment, SegmentFile, LOG_EXT};
 use crate::slice::{self, RecordSlice};
 use crate::txn_index::{self, AbortedTxn};
 use crate::writer::{
@@ -291,9 +291,11 @@ impl Log {
                 });
                 let mut trusted_below = point.map_or(0, |p| p.position);
                 let mut tail = tail;
+                // The base of the empty tail segment deleted below, if one was.
+                let mut emptied_tail = None;
                 loop {
                     let gaps = compaction::gaps_in(&dir, tail);
-                    let (seg, done, epoch_starts) =
+                    let (mut seg, done, epoch_starts) =
                         Segment::recover(&dir, tail, &config, trusted_below, gaps)?;
                     tail_epochs = Some(epoch_starts);
                     trusted_below = 0;
@@ -307,11 +309,22 @@ impl Log {
                             "truncated torn or preallocated tail"
                         );
                     }
+                    if gaps == Gaps::Allowed {
+                        // The log cleaner rewrote it, sealed and synced whole: it is not torn,
+                        // and it ends where the segment after it started, whether or not its
+                        // last batches are still there (offsets are never given out twice).
+                        if let Some(end) = emptied_tail {
+                            seg.next_offset = seg.next_offset.max(end);
+                        }
+                        segments.insert(tail, seg);
+                        break;
+                    }
                     // An empty tail after a crash may hide a torn end of the previous segment
                     // (its last writes were queued when the roll happened): validate that one.
                     if seg.size == 0 && !segments.is_empty() {
                         drop(seg);
                         Segment::delete_files(&dir, tail);
+                        emptied_tail = Some(tail);
                         let Some((&prev, _)) = segments.iter().next_back() else {
                             break;
                         };

@@ -9,12 +9,12 @@
 //!
 //! It never changes an offset: a record that stays keeps its offset and its batch's offsets; a
 //! batch left with no record goes (a gap in the offsets, as in Kafka: readers and followers
-//! move on to the next batch), except the last batch of each producer (its header alone keeps
-//! the producer's sequence, as Kafka keeps it) and the last batch of each segment (so that a
-//! segment still ends where the next one starts, and recovery never finds a log end lower than
-//! offsets already given out). It never touches the active segment, anything at or above the
-//! stable end the owner passes (the last stable offset, below the high watermark), nor control
-//! batches.
+//! move on to the next batch, and to the next segment past one left empty), except the last
+//! batch of each producer (its header alone keeps the producer's sequence, as Kafka keeps it).
+//! A rewritten segment may so end before the next one starts; recovery knows such segments
+//! (the checkpoint's `rewritten_below`) and never lowers the log end below offsets given out.
+//! It never touches the active segment, anything at or above the stable end the owner passes
+//! (the last stable offset, below the high watermark), nor control batches.
 //!
 //! A segment is replaced crash-safely: the new data goes to `<base>.log.cleaned`, is fsynced and
 //! renamed to `<base>.log.swap` (the commit point), the old indexes are removed and the swap
@@ -345,10 +345,9 @@ impl Log {
                 Retained::Whole => bytes,
                 Retained::Rebuilt(b) => b.as_slice(),
                 Retained::Emptied(b) => {
-                    let last_in_segment = header_in(data, pos).is_none();
                     let last_of_producer = h.producer_id >= 0
                         && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
-                    if !(last_in_segment || last_of_producer) {
+                    if !last_of_producer {
                         continue;
                     }
                     b.as_slice()
