@@ -176,3 +176,77 @@ def test_a_consumer_group_resumes_inside_a_compacted_range(broker_factory, uniqu
     assert (m.offset(), m.value()) == (99, b"old-99"), "resumes at the next record kept"
     m = wait_until("the one after", lambda: poll_one(c, 0.5))
     assert m.offset() == reports[0][3]
+
+
+def test_a_follower_catches_up_from_a_compacted_leader(cluster_factory, unique):
+    """Three brokers, replication factor 3. A follower is down while the leader's cleaner
+    compacts the log; back up, it copies the compacted log (whole batches missing: offset gaps)
+    to the same end, and after the leader is killed the new leader serves the latest record of
+    every key."""
+    from test_cluster import FAST, create_replicated, leader_of, logs_equal_everywhere
+    from test_cluster import preferred_leaders_elected
+
+    c = cluster_factory(3, FAST + ("--log-cleaner-backoff-ms", "200"))
+    admin = admin_client(c.bootstrap)
+    topic = unique("compacted-replicated")
+    create_replicated(admin, topic, partitions=1)
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            for name, value in (
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "4096"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+            )
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(WAIT_S)
+    ps = wait_until("a preferred leader", lambda: preferred_leaders_elected(admin, topic, 1))
+    follower = ps[0].replicas[-1]
+    c.broker(follower).kill9()
+
+    p = producer(c.live_bootstrap(), acks="all", **{"linger.ms": 5})
+    latest = {}
+    for wave in range(3):
+        records = [
+            {"key": f"key-{k:03}".encode(), "value": f"w{wave}-{k}-".encode() + b"x" * 30}
+            for k in range(KEYS)
+        ]
+        for r, rep in zip(records, produce_and_flush(p, topic, records)):
+            latest[r["key"]] = (rep[3], r["value"])
+    filler = [{"key": f"filler-{i}".encode(), "value": b"f" * 40} for i in range(FILLER)]
+    for r, rep in zip(filler, produce_and_flush(p, topic, filler)):
+        latest[r["key"]] = (rep[3], r["value"])
+    expected = sorted((o, k, v) for k, (o, v) in latest.items())
+    wait_until(
+        "the leader's cleaner",
+        lambda: read_all(c.live_bootstrap(), topic, len(expected)) == expected,
+        timeout=WAIT_S * 2,
+        interval=0.5,
+    )
+
+    c.broker(follower).start()
+
+    def caught_up():
+        try:
+            return logs_equal_everywhere(c, topic, 1)
+        except OSError:  # the restarted broker's admin API is not up yet
+            return None
+
+    seen = wait_until("every replica at the same end", caught_up)
+    end = max(o for o, _ in latest.values()) + 1  # the log also holds Raft control batches
+    assert seen[0][0] == (end, end), seen
+
+    victim = leader_of(admin, topic, 0)
+    c.broker(victim).kill9()
+    admin = admin_client(c.live_bootstrap())
+    wait_until("a new leader", lambda: leader_of(admin, topic, 0) not in (None, -1, victim), timeout=45)
+    got = wait_until(
+        "the new leader's records",
+        lambda: (lambda r: r if r == expected else None)(
+            read_all(c.live_bootstrap(), topic, len(expected))
+        ),
+    )
+    assert got == expected
