@@ -575,4 +575,79 @@ mod tests {
             "a CRC mismatch must be an error"
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the records, codec and choice: the rebuilt batch is valid, spans the same
+        /// offsets with the same header fields, and holds exactly the records kept, in order.
+        #[test]
+        fn retain_records_keeps_exactly_the_chosen_records(
+            records in proptest::collection::vec(
+                (
+                    proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..8)),
+                    proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                    0i64..1000,
+                    proptest::bool::ANY,
+                ),
+                1..20,
+            ),
+            codec in proptest::sample::select(vec![
+                Codec::None,
+                Codec::Gzip,
+                Codec::Snappy,
+                Codec::Lz4,
+                Codec::Zstd,
+            ]),
+        ) {
+            let new: Vec<NewRecord<'_>> = records
+                .iter()
+                .map(|(k, v, ts, _)| NewRecord {
+                    key: k.as_deref(),
+                    value: v.as_deref(),
+                    headers: &[],
+                    timestamp_ms: *ts,
+                })
+                .collect();
+            let mut batch = match codec {
+                Codec::None => encode_batch(&new),
+                c => encode_batch_compressed(&new, c).expect("compress"),
+            };
+            crate::batch::set_base_offset(&mut batch, 100);
+            let before = validate_batch(&batch).expect("valid");
+            let mut i = 0;
+            let retained = retain_records(&batch, 1 << 20, |_| {
+                i += 1;
+                records[i - 1].3
+            })
+            .expect("retain");
+            let kept: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, i64)> = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.3)
+                .map(|(j, r)| (100 + j as i64, r.0.clone(), r.1.clone(), r.2))
+                .collect();
+            let rebuilt = match retained {
+                Retained::Whole => {
+                    proptest::prop_assert_eq!(kept.len(), records.len());
+                    batch.clone()
+                }
+                Retained::Rebuilt(b) => b,
+                Retained::Emptied(b) => {
+                    proptest::prop_assert!(kept.is_empty());
+                    b
+                }
+            };
+            let after = validate_batch(&rebuilt).expect("the rebuilt batch is valid");
+            proptest::prop_assert_eq!(
+                (after.base_offset, after.last_offset_delta, after.base_timestamp, after.max_timestamp),
+                (before.base_offset, before.last_offset_delta, before.base_timestamp, before.max_timestamp)
+            );
+            proptest::prop_assert_eq!(after.record_count as usize, kept.len());
+            let mut got = Vec::new();
+            visit_records(&rebuilt, 1 << 20, |r| {
+                got.push((r.offset, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec), r.timestamp_ms))
+            })
+            .expect("records");
+            proptest::prop_assert_eq!(got, kept);
+        }
+    }
 }
