@@ -462,13 +462,16 @@ pub fn config_json(c: &BrokerConfig) -> serde_json::Value {
         "max-request-bytes": c.max_request_bytes,
         "connections-max-idle-ms": c.connections_max_idle_ms,
         "log-retention-check-interval-ms": c.log_retention_check_interval_ms,
-        "log-cleaner-backoff-ms": c.log_cleaner_backoff_ms,
         "log-recovery-point-interval-ms": c.log_recovery_point_interval_ms,
         "fetch-max-wait-cap-ms": c.fetch_max_wait_cap_ms,
     });
     // Added apart: one json! literal this long exceeds the macro recursion limit.
     if let Some(o) = v.as_object_mut() {
         o.insert("admin-tls".into(), json!(c.admin.tls));
+        o.insert(
+            "log-cleaner-backoff-ms".into(),
+            json!(c.log_cleaner_backoff_ms),
+        );
         o.insert(
             "admin-token-file".into(),
             json!(c.admin.token_file.as_ref().map(|p| p.display().to_string())),

@@ -149,6 +149,8 @@ pub struct Log {
     dir: PathBuf,
     state: Mutex<LogState>,
     meta: Mutex<()>,
+    /// Held by a compaction pass from start to end: passes over one log run one at a time.
+    cleaning: Mutex<()>,
     sync: Arc<LogSync>,
     leo: AtomicI64,
     log_start: AtomicI64,
@@ -379,6 +381,7 @@ impl Log {
                 epochs_synced,
             }),
             meta: Mutex::new(()),
+            cleaning: Mutex::new(()),
             sync: Arc::new(LogSync::new(leo, name, &dir)),
             leo: AtomicI64::new(leo),
             log_start: AtomicI64::new(log_start),

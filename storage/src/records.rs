@@ -619,7 +619,7 @@ mod tests {
                 records[i - 1].3
             })
             .expect("retain");
-            let kept: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, i64)> = records
+            let kept: Vec<_> = records
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.3)

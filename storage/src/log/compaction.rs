@@ -186,16 +186,21 @@ impl Log {
     /// dirty part is at least `min.cleanable.dirty.ratio` of the cleanable bytes, or older than
     /// `max.compaction.lag.ms`. Cleanable are the sealed segments below `stable_end` (the
     /// partition's last stable offset) whose records are all older than
-    /// `min.compaction.lag.ms`. `None` when nothing was due. Holds the log's metadata lock
-    /// (retention, truncation and delete-records wait) but not its state lock: appends and
-    /// reads go on, reads of a segment being replaced see the old file or the new one whole.
+    /// `min.compaction.lag.ms`. `None` when nothing was due.
+    ///
+    /// Passes over one log run one at a time. The reading and writing happen under no lock:
+    /// appends, reads, retention and truncations go on (none of them changes a sealed
+    /// segment's bytes; they may only delete whole segments). The log's metadata lock is taken
+    /// briefly to look at the segments and for each swap, which happens only if the segment is
+    /// still the one read; reads of a segment being replaced see the old file or the new one.
     pub fn compact(
         &self,
         now_ms: i64,
         stable_end: Offset,
     ) -> Result<Option<CompactionStats>, StorageError> {
-        let _meta = self.meta.lock();
+        let _one_pass = self.cleaning.lock();
         let (config, cleanable, log_start) = {
+            let _meta = self.meta.lock();
             let st = self.state.lock();
             if st.closed {
                 return Err(StorageError::Closed);
@@ -227,7 +232,7 @@ impl Log {
             }
             (config, cleanable, st.log_start)
         };
-        let cleaned_to = self.cleaned_to()?.max(log_start);
+        let cleaned_to = read_checkpoint(&self.dir).cleaned_to.max(log_start);
         if !is_due(&config, &cleanable, cleaned_to, now_ms) {
             return Ok(None);
         }
@@ -243,12 +248,15 @@ impl Log {
         };
         // Before any segment changes: recovery must know that segments below `map_end` may
         // have gaps.
-        let before = read_checkpoint(&self.dir);
-        let rewritten_below = before.rewritten_below.max(map_end);
-        self.write_checkpoint(Checkpoint {
-            cleaned_to,
-            rewritten_below,
-        })?;
+        {
+            let _meta = self.meta.lock();
+            let before = read_checkpoint(&self.dir);
+            self.write_checkpoint(Checkpoint {
+                cleaned_to: before.cleaned_to,
+                rewritten_below: before.rewritten_below.max(map_end),
+            })?;
+        }
+        let mut complete = true;
         for seg in cleanable.iter().filter(|s| s.base < map_end) {
             let tombstones_expire =
                 now_ms.saturating_sub(seg.newest_ms) > config.delete_retention_ms;
@@ -266,18 +274,21 @@ impl Log {
                 aborted: &aborted,
                 last_of_producer: &last_of_producer,
             };
-            self.rewrite_segment(seg, &pass, keep, &mut stats)?;
+            complete &= self.rewrite_segment(seg, &pass, keep, &mut stats)?;
         }
-        self.write_checkpoint(Checkpoint {
-            cleaned_to: map_end,
-            rewritten_below,
-        })?;
+        // A segment deleted or reset under the pass (retention, DeleteRecords, a follower
+        // starting over) leaves the checkpoint where it was: the log changed under the map.
+        if complete {
+            let _meta = self.meta.lock();
+            let now = read_checkpoint(&self.dir);
+            if now.rewritten_below >= map_end {
+                self.write_checkpoint(Checkpoint {
+                    cleaned_to: map_end,
+                    rewritten_below: now.rewritten_below,
+                })?;
+            }
+        }
         Ok(Some(stats))
-    }
-
-    /// The offset below which the log is clean (0 before the first pass).
-    fn cleaned_to(&self) -> Result<Offset, StorageError> {
-        Ok(read_checkpoint(&self.dir).cleaned_to)
     }
 
     fn write_checkpoint(&self, c: Checkpoint) -> Result<(), StorageError> {
@@ -286,7 +297,7 @@ impl Log {
     }
 
     /// Lowers the cleaner checkpoint to `end` (the log was truncated or reset there: what comes
-    /// after is new and dirty).
+    /// after is new and dirty). Called under the metadata lock.
     pub(super) fn cap_cleaned_to(&self, end: Offset) -> Result<(), StorageError> {
         let c = read_checkpoint(&self.dir);
         if c.rewritten_below > end {
@@ -301,16 +312,18 @@ impl Log {
     /// Rewrites one sealed segment without the records `keep` refuses (below the pass's map
     /// end; a batch at or after it is copied whole, as are control batches) and without the
     /// batches left empty that need not stay, and swaps the new file in. Leaves the segment
-    /// alone when nothing goes.
+    /// alone when nothing goes. Returns false if the segment was no longer the log's when the
+    /// new file was ready (deleted meanwhile): the new file is then thrown away.
     fn rewrite_segment(
         &self,
         seg: &Cleanable,
         pass: &Pass<'_>,
         keep: impl Fn(Offset, Option<&[u8]>, bool) -> bool,
         stats: &mut CompactionStats,
-    ) -> Result<(), StorageError> {
-        // The segment is sealed and the metadata lock keeps truncations away: nothing changes
-        // the file while it is mapped.
+    ) -> Result<bool, StorageError> {
+        // The segment is sealed: nothing writes or truncates it (a truncation only cuts the
+        // segment holding an offset above the high watermark), a deletion only unlinks it, so
+        // the mapping stays valid.
         let map = segment::map_prefix(&seg.file.file, seg.size)?;
         let data: &[u8] = map.as_deref().unwrap_or_default();
         let cleaned_path = self.dir.join(segment::file_name(seg.base, CLEANED_EXT));
@@ -361,10 +374,23 @@ impl Log {
         if removed == 0 {
             drop(file);
             fs::remove_file(&cleaned_path)?;
-            return Ok(());
+            return Ok(true);
         }
         file.sync_all()?;
         drop(file);
+        let _meta = self.meta.lock();
+        let still_there = {
+            let st = self.state.lock();
+            !st.closed
+                && st
+                    .segments
+                    .get(&seg.base)
+                    .is_some_and(|old| Arc::ptr_eq(&old.file, &seg.file))
+        };
+        if !still_there {
+            fs::remove_file(&cleaned_path)?;
+            return Ok(false);
+        }
         let swap_path = self.dir.join(segment::file_name(seg.base, SWAP_EXT));
         fs::rename(&cleaned_path, &swap_path)?;
         checkpoint::sync_dir(&self.dir)?;
@@ -382,15 +408,16 @@ impl Log {
                 fresh.aborted = std::mem::take(&mut old.aborted);
                 *old = fresh;
             }
-            // Cannot happen while the metadata lock is held (only its holders remove segments).
-            _ => return Err(StorageError::Closed),
+            // Checked above, and only holders of the metadata lock remove segments; a log
+            // closed meanwhile has its files as swapped, which its next open reads.
+            _ => return Ok(false),
         }
         drop(st);
         stats.segments_rewritten += 1;
         stats.bytes_before += seg.size;
         stats.bytes_after += written;
         stats.records_removed += removed;
-        Ok(())
+        Ok(true)
     }
 }
 
