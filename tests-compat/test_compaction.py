@@ -4,6 +4,8 @@ written to, tombstones while delete.retention.ms has not passed, and the log's s
 offsets do not move. Real clients (confluent-kafka, kafka-python) read batches the cleaner
 rebuilt, recompressed (zstd, gzip) or emptied; a kill -9 afterwards loses nothing."""
 
+import urllib.request
+
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -105,6 +107,16 @@ def test_a_compacted_topic_keeps_the_latest_record_of_each_key(
     low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     assert (low, high) == (0, produced), "offsets do not move"
     c.close()
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=WAIT_S) as r:
+        text = r.read().decode()
+    removed = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("weir_log_cleaner_removed_records_total{") and f'topic="{topic}"' in line
+    ]
+    # Every record of the first two waves, and of the third the tombstones that expired.
+    assert removed == [2 * KEYS + (0 if keep_tombstones else DELETED)], removed
 
     if codec == "gzip":
         # Another client reads the rebuilt and emptied batches too (kafka-python: no zstd).

@@ -172,6 +172,8 @@ pub struct Metrics {
     pub connection_accept_throttle_ms: Family<AcceptThrottleLabels, Counter>,
     pub quota_throttle_ms: Family<QuotaLabels, Counter>,
     pub quota_bytes: Family<QuotaLabels, Counter>,
+    pub log_cleaner_removed_records: Family<TopicLabels, Counter>,
+    pub log_cleaner_reclaimed_bytes: Family<TopicLabels, Counter>,
     /// The (user, client-id) pairs with series of their own (bounded by [`MAX_QUOTA_SERIES`]).
     quota_clients: parking_lot::Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -209,6 +211,8 @@ impl Metrics {
         let connection_accept_throttle_ms = Family::<AcceptThrottleLabels, Counter>::default();
         let quota_throttle_ms = Family::<QuotaLabels, Counter>::default();
         let quota_bytes = Family::<QuotaLabels, Counter>::default();
+        let log_cleaner_removed_records = Family::<TopicLabels, Counter>::default();
+        let log_cleaner_reclaimed_bytes = Family::<TopicLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("weir");
         registry.register(
@@ -286,7 +290,19 @@ impl Metrics {
             "Bytes counted against clients' byte-rate quotas (produce requests, consumer fetch responses), by quota type, user and client id (pairs past the series cap under __other__)",
             quota_bytes.clone(),
         );
+        registry.register(
+            "log_cleaner_removed_records",
+            "Records the log cleaner removed from compacted topics (superseded, keyless, aborted, expired tombstones), by topic",
+            log_cleaner_removed_records.clone(),
+        );
+        registry.register(
+            "log_cleaner_reclaimed_bytes",
+            "Bytes the log cleaner's rewrites of compacted topics' segments freed, by topic",
+            log_cleaner_reclaimed_bytes.clone(),
+        );
         Self {
+            log_cleaner_removed_records,
+            log_cleaner_reclaimed_bytes,
             inter_broker_authentication_failures,
             connection_accept_throttle_ms,
             quota_throttle_ms,

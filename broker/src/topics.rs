@@ -610,15 +610,15 @@ impl TopicRegistry {
     /// One log cleaner pass over every local partition of a compacted topic that is due (see
     /// `Log::compact`); returns how many logs were cleaned. Weir's internal topics are left out:
     /// their coordinators bound them with snapshots of their own, and their logs replay as a
-    /// sequence, not as the latest record of each key.
-    pub fn compact_logs(&self, now_ms: i64) -> usize {
-        let mut cleaned = 0;
+    /// sequence, not as the latest record of each key. Returns what each pass did, by topic.
+    pub fn compact_logs(&self, now_ms: i64) -> Vec<(String, weir_storage::CompactionStats)> {
+        let mut cleaned = Vec::new();
         for topic in self.all().iter().filter(|t| !t.is_internal) {
             for p in topic.local_partitions() {
                 match p.log.compact(now_ms, p.last_stable_offset()) {
                     Ok(None) => {}
                     Ok(Some(stats)) => {
-                        cleaned += 1;
+                        cleaned.push((topic.name.clone(), stats));
                         tracing::info!(
                             topic = %topic.name,
                             partition = p.index,
