@@ -65,6 +65,16 @@ fn keyed_batch(records: &[(&str, Option<String>)], ts: i64, codec: Codec) -> Vec
     }
 }
 
+/// One record without a key (the cleaner drops such records).
+fn keyless_batch(ts: i64) -> Vec<u8> {
+    encode_batch(&[NewRecord {
+        key: None,
+        value: Some(b"no key"),
+        headers: &[],
+        timestamp_ms: ts,
+    }])
+}
+
 /// Every record the log serves: `(offset, key, value)`, checking on the way that batches are
 /// valid and in offset order (gaps are where compaction removed whole batches).
 fn records(log: &Log) -> Vec<(i64, String, Option<String>)> {
@@ -198,13 +208,7 @@ fn emptied_batches_go_and_the_log_end_survives_a_crash_after_a_roll() {
         }
         // The last batch before the roll goes too (no key): the segment then ends before the
         // next one starts.
-        let keyless = encode_batch(&[NewRecord {
-            key: None,
-            value: Some(b"no key"),
-            headers: &[],
-            timestamp_ms: 1,
-        }]);
-        log.append(keyless, &AppendOptions::default())
+        log.append(keyless_batch(1), &AppendOptions::default())
             .expect("append");
         log.roll().expect("roll");
         let bases = log.segment_base_offsets();
@@ -289,13 +293,7 @@ fn tombstones_stay_for_delete_retention_then_go_and_keyless_records_go() {
         &AppendOptions::default(),
     )
     .expect("append");
-    let keyless = encode_batch(&[NewRecord {
-        key: None,
-        value: Some(b"no key"),
-        headers: &[],
-        timestamp_ms: 100,
-    }]);
-    log.append(keyless, &AppendOptions::default())
+    log.append(keyless_batch(100), &AppendOptions::default())
         .expect("append");
     log.append(
         keyed_batch(&[("gone", None)], 100, Codec::None),
