@@ -45,12 +45,13 @@ const CLEANED_EXT: &str = "log.cleaned";
 const SWAP_EXT: &str = "log.swap";
 
 /// Keys a pass remembers (Kafka bounds its map by `log.cleaner.dedupe.buffer.size`): a 16-byte
-/// hash and an offset each, about 48 MiB at most. A dirty part with more keys is cleaned over
+/// hash and an offset each, about 50 MiB at most. A dirty part with more keys is cleaned over
 /// several passes.
 pub(crate) const MAX_KEYS_PER_PASS: usize = 1 << 20;
 
 /// The most a batch's records may take decompressed when the cleaner reads them. A batch over it
-/// (or one that cannot be read) is kept whole and its keys are not mapped.
+/// (or one that cannot be read) keeps all its records (it supersedes nothing it was not read
+/// far enough to map).
 const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
 
 /// What a compaction pass did.
