@@ -28,6 +28,26 @@ DELETED = 50  # the first DELETED keys end with a tombstone
 FILLER = 120  # unique keys after the waves, so that the waves lie in sealed segments
 
 
+def produce_waves(p, topic, tombstones):
+    """Three waves over the same KEYS keys (the third deletes the first DELETED keys if
+    `tombstones`), then FILLER unique keys. Returns key -> (offset, value) of each key's latest
+    record."""
+    latest = {}
+    for wave in range(3):
+        records = []
+        for k in range(KEYS):
+            key = f"key-{k:03}".encode()
+            tombstone = tombstones and wave == 2 and k < DELETED
+            value = None if tombstone else f"wave{wave}-{k}-".encode() + b"x" * 20
+            records.append({"key": key, "value": value})
+        for r, rep in zip(records, produce_and_flush(p, topic, records)):
+            latest[r["key"]] = (rep[3], r["value"])
+    filler = [{"key": f"filler-{i}".encode(), "value": b"f" * 40} for i in range(FILLER)]
+    for r, rep in zip(filler, produce_and_flush(p, topic, filler)):
+        latest[r["key"]] = (rep[3], r["value"])
+    return latest
+
+
 def read_all(bootstrap, topic, expected_count):
     """Every record from the beginning, as (offset, key, value), read until `expected_count`
     arrived or nothing more comes."""
@@ -72,19 +92,7 @@ def test_a_compacted_topic_keeps_the_latest_record_of_each_key(
         b.bootstrap,
         **{"compression.type": codec, "linger.ms": 5, "batch.num.messages": 20},
     )
-    latest = {}
-    for wave in range(3):
-        records = []
-        for k in range(KEYS):
-            key = f"key-{k:03}".encode()
-            tombstone = wave == 2 and k < DELETED
-            value = None if tombstone else f"wave{wave}-{k}-".encode() + b"x" * 20
-            records.append({"key": key, "value": value})
-        for r, rep in zip(records, produce_and_flush(p, topic, records)):
-            latest[r["key"]] = (rep[3], r["value"])
-    filler = [{"key": f"filler-{i}".encode(), "value": b"f" * 40} for i in range(FILLER)]
-    for r, rep in zip(filler, produce_and_flush(p, topic, filler)):
-        latest[r["key"]] = (rep[3], r["value"])
+    latest = produce_waves(p, topic, tombstones=True)
     produced = 3 * KEYS + FILLER
 
     keep_tombstones = delete_retention_ms != "0"
@@ -220,17 +228,7 @@ def test_a_follower_catches_up_from_a_compacted_leader(cluster_factory, unique):
     c.broker(follower).kill9()
 
     p = producer(c.live_bootstrap(), acks="all", **{"linger.ms": 5})
-    latest = {}
-    for wave in range(3):
-        records = [
-            {"key": f"key-{k:03}".encode(), "value": f"w{wave}-{k}-".encode() + b"x" * 30}
-            for k in range(KEYS)
-        ]
-        for r, rep in zip(records, produce_and_flush(p, topic, records)):
-            latest[r["key"]] = (rep[3], r["value"])
-    filler = [{"key": f"filler-{i}".encode(), "value": b"f" * 40} for i in range(FILLER)]
-    for r, rep in zip(filler, produce_and_flush(p, topic, filler)):
-        latest[r["key"]] = (rep[3], r["value"])
+    latest = produce_waves(p, topic, tombstones=False)
     expected = sorted((o, k, v) for k, (o, v) in latest.items())
     wait_until(
         "the leader's cleaner",
@@ -262,3 +260,46 @@ def test_a_follower_catches_up_from_a_compacted_leader(cluster_factory, unique):
         ),
     )
     assert got == expected
+
+
+def test_kafkajs_reads_a_compacted_topic(broker_factory, unique):
+    """KafkaJS (pure JavaScript) in a consumer group reads the compacted log from the start:
+    offset gaps and rebuilt gzip batches of an idempotent producer (whose last batch in the
+    cleaned range stays, with no records if all of them went)."""
+    from test_kafkajs import kafkajs
+
+    b = broker_factory("--log-cleaner-backoff-ms", "200")
+    topic = unique("compacted-kjs")
+    create_topic(
+        b.bootstrap,
+        topic,
+        partitions=1,
+        config={
+            "cleanup.policy": "compact",
+            "segment.bytes": "4096",
+            "min.cleanable.dirty.ratio": "0.01",
+        },
+    )
+    p = producer(
+        b.bootstrap,
+        **{
+            "compression.type": "gzip",
+            "linger.ms": 5,
+            "batch.num.messages": 20,
+            "enable.idempotence": True,
+        },
+    )
+    latest = produce_waves(p, topic, tombstones=True)
+    expected = sorted((o, k, v) for k, (o, v) in latest.items())
+    wait_until(
+        "the cleaner",
+        lambda: read_all(b.bootstrap, topic, len(expected)) == expected,
+        timeout=WAIT_S * 2,
+        interval=0.5,
+    )
+    got = kafkajs(b, "readAll", topic=topic, groupId=unique("kjs-compacted"), count=len(expected))
+    seen = [
+        (int(r["offset"]), r["key"].encode(), None if r["value"] is None else r["value"].encode())
+        for r in got["seen"]
+    ]
+    assert seen == expected

@@ -29,6 +29,27 @@ const until = async (what, done, timeoutMs = 30000) => {
 }
 
 const scenarios = {
+  // Read a topic from the beginning in a group: offset, key and value (null for a tombstone) of
+  // every record, until `count` arrived and nothing more came for a second.
+  async readAll({ topic, groupId, count }) {
+    const seen = []
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
+    await consumer.connect()
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.run({
+      eachMessage: async ({ message }) =>
+        seen.push({
+          offset: message.offset,
+          key: message.key && message.key.toString(),
+          value: message.value && message.value.toString(),
+        }),
+    })
+    await until('all records', () => seen.length >= count)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    await consumer.disconnect()
+    return { seen }
+  },
+
   // Produce keyed records (gzip), consume them in a group that commits, read the commits back.
   async groupRoundTrip({ topic, groupId, count }) {
     const admin = kafka.admin()
