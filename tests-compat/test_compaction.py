@@ -48,10 +48,10 @@ def produce_waves(p, topic, tombstones):
     return latest
 
 
-def read_all(bootstrap, topic, expected_count):
+def read_all(bootstrap, topic, expected_count, **conf):
     """Every record from the beginning, as (offset, key, value), read until `expected_count`
     arrived or nothing more comes."""
-    c = consumer(bootstrap)
+    c = consumer(bootstrap, **conf)
     assign_from_beginning(c, topic, [0])
     out = []
     idle = 0
@@ -138,6 +138,10 @@ def test_a_compacted_topic_keeps_the_latest_record_of_each_key(
         seen = [(m.offset, m.key, m.value) for m in kc]
         kc.close()
         assert seen == expected
+        # A consumer of Kafka 0.9's protocol gets the rebuilt batches down-converted (Fetch v0,
+        # message format 0) at their offsets.
+        old = {"api.version.request": False, "broker.version.fallback": "0.9.0.1"}
+        assert read_all(b.bootstrap, topic, len(expected), **old) == expected
 
     # The rewritten segments are durable: a kill -9 and restart serve the same records.
     b.kill9()
