@@ -592,3 +592,167 @@ proptest! {
         }
     }
 }
+
+const KILL9_CHILD_DIR: &str = "WEIR_COMPACTION_KILL9_DIR";
+const KILL9_CHILD_FIRST: &str = "WEIR_COMPACTION_KILL9_FIRST";
+/// Keys the kill -9 child writes, one record per batch.
+const KILL9_KEYS: u64 = 20;
+
+fn kill9_cfg() -> LogConfig {
+    LogConfig {
+        fsync: weir_storage::FsyncPolicy::Always,
+        ..compacted_cfg()
+    }
+}
+
+/// The child side of `compaction_survives_kill9_anywhere`: appends `k{i % KILL9_KEYS}` =
+/// `v{i}` and prints each acknowledged offset; every 40 appends it rolls and runs a pass, so a
+/// kill lands in the middle of rewrites and swaps as often as between them.
+#[test]
+fn compaction_kill9_child() {
+    let Ok(dir) = std::env::var(KILL9_CHILD_DIR) else {
+        return;
+    };
+    let first: u64 = std::env::var(KILL9_CHILD_FIRST)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let dd = DataDir::open(std::path::Path::new(&dir)).expect("open");
+    let log = dd.open_log("t-0", kill9_cfg()).expect("log");
+    use std::io::Write;
+    for i in first..first + 20_000 {
+        let key = format!("k{}", i % KILL9_KEYS);
+        let r = log
+            .append(
+                keyed_batch(&[(key.as_str(), Some(format!("v{i}")))], 1, Codec::Gzip),
+                &AppendOptions::default(),
+            )
+            .expect("append");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "ACK {} {i}", r.base_offset);
+        let _ = out.flush();
+        if i % 40 == 39 {
+            log.roll().expect("roll");
+            if let Ok(Some(_)) = log.compact(10, log.high_watermark()) {
+                let _ = writeln!(out, "PASS");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// kill -9 at any point of appends, rolls and compaction passes, several times over the same
+/// log (rounds from `WEIR_COMPACTION_KILL9_ROUNDS`, default 6): after each, the log opens
+/// without leftovers, its end is past every acknowledged offset, every record it serves is the
+/// one appended at that offset, and for every key a record at or after its latest acknowledged
+/// one is served (the cleaner never removes a key's latest record).
+#[test]
+fn compaction_survives_kill9_anywhere() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let rounds: u64 = std::env::var("WEIR_COMPACTION_KILL9_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let d = tempfile::tempdir().expect("tmp");
+    let exe = std::env::current_exe().expect("test binary path");
+    // offset -> i of every acknowledged append, over all rounds.
+    let mut acked: std::collections::BTreeMap<i64, u64> = Default::default();
+    for round in 0..rounds {
+        let first = round * 1_000_000;
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "compaction_kill9_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KILL9_CHILD_DIR, d.path())
+            .env(KILL9_CHILD_FIRST, first.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        // Kill after a different number of passes each round, at whatever the child is doing.
+        let mut passes = 0;
+        let wanted = 2 + round % 4;
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            if line == "PASS" {
+                passes += 1;
+                if passes >= wanted {
+                    break;
+                }
+            } else if let Some(rest) = line.strip_prefix("ACK ") {
+                let mut it = rest.split(' ');
+                let (Some(o), Some(i)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                acked.insert(o.parse().expect("offset"), i.parse().expect("i"));
+            }
+        }
+        assert!(
+            passes >= wanted,
+            "round {round}: the child stopped after {passes} passes"
+        );
+        // A little later, so that the kill also lands inside a pass.
+        std::thread::sleep(std::time::Duration::from_micros(300 * (round + 1)));
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        for line in lines {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let mut it = rest.split(' ');
+                if let (Some(o), Some(i)) = (it.next(), it.next()) {
+                    acked.insert(o.parse().expect("offset"), i.parse().expect("i"));
+                }
+            }
+        }
+
+        let (dd, log) = open(d.path(), kill9_cfg());
+        let leftovers: Vec<_> = fs::read_dir(d.path().join("t-0"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+        let last = *acked.keys().next_back().expect("acks");
+        assert!(
+            log.log_end_offset() > last,
+            "round {round}: the end went back"
+        );
+        let served = records(&log);
+        for (o, k, v) in &served {
+            if let Some(i) = acked.get(o) {
+                assert_eq!(
+                    (k.as_str(), v.as_deref()),
+                    (
+                        format!("k{}", i % KILL9_KEYS).as_str(),
+                        Some(format!("v{i}").as_str())
+                    ),
+                    "round {round}: offset {o}"
+                );
+            } else {
+                assert!(*o > last, "round {round}: offset {o} was never appended");
+            }
+        }
+        for key in 0..KILL9_KEYS {
+            let name = format!("k{key}");
+            let Some(latest) = acked.iter().rev().find(|(_, i)| *i % KILL9_KEYS == key) else {
+                continue;
+            };
+            assert!(
+                served.iter().any(|(o, k, _)| *k == name && o >= latest.0),
+                "round {round}: {name}'s latest record (offset {}) is gone",
+                latest.0
+            );
+        }
+        drop(log);
+        dd.shutdown();
+        drop(dd);
+    }
+}

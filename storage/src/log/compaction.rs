@@ -213,7 +213,11 @@ impl Log {
             let sealed = st.segments.len().saturating_sub(1);
             let mut cleanable = Vec::new();
             for seg in st.segments.values().take(sealed) {
-                let newest_ms = if seg.max_ts >= 0 {
+                // A segment the cleaner emptied holds nothing young: its file's fresh
+                // modification time must not hold back the segments after it.
+                let newest_ms = if seg.size == 0 {
+                    i64::MIN
+                } else if seg.max_ts >= 0 {
                     seg.max_ts
                 } else {
                     modified_ms(&seg.file.file).unwrap_or(now_ms)
