@@ -642,7 +642,7 @@ fn compaction_kill9_child() {
 }
 
 /// kill -9 at any point of appends, rolls and compaction passes, several times over the same
-/// log (rounds from `WEIR_COMPACTION_KILL9_ROUNDS`, default 6): after each, the log opens
+/// log (rounds from `WEIR_COMPACTION_KILL9_ROUNDS`, default 12): after each, the log opens
 /// without leftovers, its end is past every acknowledged offset, every record it serves is the
 /// one appended at that offset, and for every key a record at or after its latest acknowledged
 /// one is served (the cleaner never removes a key's latest record).
@@ -654,7 +654,7 @@ fn compaction_survives_kill9_anywhere() {
     let rounds: u64 = std::env::var("WEIR_COMPACTION_KILL9_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(12);
     let d = tempfile::tempdir().expect("tmp");
     let exe = std::env::current_exe().expect("test binary path");
     // offset -> i of every acknowledged append, over all rounds.
@@ -676,30 +676,32 @@ fn compaction_survives_kill9_anywhere() {
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        // Kill after a different number of passes each round, at whatever the child is doing.
+        // After a different number of passes each round, kill the child just as it starts a
+        // roll and a pass (its acknowledgement of every 40th append comes right before), a
+        // little later each round: inside the pass's reads, its writes, its swaps.
         let mut passes = 0;
         let wanted = 2 + round % 4;
         for line in lines.by_ref() {
             let line = line.expect("line");
             if line == "PASS" {
                 passes += 1;
-                if passes >= wanted {
-                    break;
-                }
             } else if let Some(rest) = line.strip_prefix("ACK ") {
                 let mut it = rest.split(' ');
                 let (Some(o), Some(i)) = (it.next(), it.next()) else {
                     continue;
                 };
-                acked.insert(o.parse().expect("offset"), i.parse().expect("i"));
+                let i: u64 = i.parse().expect("i");
+                acked.insert(o.parse().expect("offset"), i);
+                if passes >= wanted && i % 40 == 39 {
+                    break;
+                }
             }
         }
         assert!(
             passes >= wanted,
             "round {round}: the child stopped after {passes} passes"
         );
-        // A little later, so that the kill also lands inside a pass.
-        std::thread::sleep(std::time::Duration::from_micros(300 * (round + 1)));
+        std::thread::sleep(std::time::Duration::from_micros(2_500 + (round * 577) % 2_500));
         child.kill().expect("kill -9");
         let _ = child.wait();
         for line in lines {
@@ -712,6 +714,13 @@ fn compaction_survives_kill9_anywhere() {
             }
         }
 
+        let interrupted: Vec<_> = fs::read_dir(d.path().join("t-0"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+            .collect();
+        eprintln!("round {round}: killed with {interrupted:?} in the log's directory");
         let (dd, log) = open(d.path(), kill9_cfg());
         let leftovers: Vec<_> = fs::read_dir(d.path().join("t-0"))
             .expect("dir")
