@@ -701,7 +701,9 @@ fn compaction_survives_kill9_anywhere() {
             passes >= wanted,
             "round {round}: the child stopped after {passes} passes"
         );
-        std::thread::sleep(std::time::Duration::from_micros(2_500 + (round * 577) % 2_500));
+        std::thread::sleep(std::time::Duration::from_micros(
+            2_500 + (round * 577) % 2_500,
+        ));
         child.kill().expect("kill -9");
         let _ = child.wait();
         for line in lines {
