@@ -1519,13 +1519,15 @@ impl Replica {
     /// fetch), in order, starting at the current log end.
     ///
     /// # Panics
-    /// If they do not start at the log end or go back in epoch: that is a caller bug.
+    /// If they go back in offsets (or, on the leader, do not start at the log end) or go back in
+    /// epoch: that is a caller bug.
     pub fn on_appended(&mut self, batches: &[BatchMeta], now_ms: u64, out: &mut Vec<Output>) {
+        let leader = matches!(self.state, State::Leader { .. });
         for b in batches {
             // Offsets increase; a follower copying a compacted leader log skips the offsets of
-            // batches the leader's log cleaner removed.
+            // batches the leader's log cleaner removed. A leader's own appends follow on.
             assert!(
-                b.base_offset >= self.log_end,
+                b.base_offset == self.log_end || (!leader && b.base_offset > self.log_end),
                 "replica {}: append at {} but log ends at {}",
                 self.cfg.node_id,
                 b.base_offset,

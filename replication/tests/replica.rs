@@ -426,42 +426,7 @@ fn a_leader_over_a_committed_log_appends_no_marker_until_a_voter_change() {
 
 #[test]
 fn a_follower_commits_no_further_than_its_own_disk() {
-    let mut f = replica(
-        2,
-        &[1, 2, 3],
-        ElectionState {
-            epoch: 1,
-            voted_for: None,
-        },
-        &[],
-    );
-    let mut out = Vec::new();
-    f.step(
-        0,
-        1,
-        Message::BeginEpoch {
-            epoch: 1,
-            leader: 1,
-        },
-        &mut out,
-    );
-    let (leader, sent) = f.fetch_target().expect("follower fetches");
-    assert_eq!(leader, 1);
-    let action = f.handle_fetch_response(
-        1,
-        1,
-        sent,
-        FetchResponse {
-            epoch: 1,
-            leader: Some(1),
-            outcome: FetchOutcome::Records {
-                high_watermark: 5,
-                log_start: 0,
-            },
-        },
-        &mut out,
-    );
-    assert_eq!(action, FollowerAction::Append { at: 0 });
+    let (mut f, mut out) = follower_told_of_records(5);
     f.on_appended(
         &[BatchMeta {
             base_offset: 0,
@@ -738,4 +703,81 @@ fn only_a_new_partition_campaigns_at_once() {
     let mut out = Vec::new();
     old.tick(5, &mut out);
     assert_ne!(old.role(), Role::Prospective);
+}
+
+/// A follower of epoch 1's leader (node 1), with an empty log, told the leader's log holds
+/// records below `high_watermark`.
+fn follower_told_of_records(high_watermark: Offset) -> (Replica, Vec<Output>) {
+    let mut f = replica(
+        2,
+        &[1, 2, 3],
+        ElectionState {
+            epoch: 1,
+            voted_for: None,
+        },
+        &[],
+    );
+    let mut out = Vec::new();
+    f.step(
+        0,
+        1,
+        Message::BeginEpoch {
+            epoch: 1,
+            leader: 1,
+        },
+        &mut out,
+    );
+    let (_, sent) = f.fetch_target().expect("follower fetches");
+    let action = f.handle_fetch_response(
+        1,
+        1,
+        sent,
+        FetchResponse {
+            epoch: 1,
+            leader: Some(1),
+            outcome: FetchOutcome::Records {
+                high_watermark,
+                log_start: 0,
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(action, FollowerAction::Append { at: 0 });
+    (f, out)
+}
+
+fn meta(base_offset: Offset, last_offset: Offset) -> BatchMeta {
+    BatchMeta {
+        base_offset,
+        last_offset,
+        epoch: 1,
+        voters: None,
+    }
+}
+
+#[test]
+fn a_follower_appends_past_the_gaps_of_a_compacted_leader_log() {
+    let (mut f, mut out) = follower_told_of_records(10);
+    // The leader's log cleaner removed the batches at 2-4 and 6-7.
+    f.on_appended(&[meta(0, 1), meta(5, 5), meta(8, 9)], 1, &mut out);
+    f.on_durable(10, &mut out);
+    assert_eq!(f.high_watermark(), 10);
+    let (_, next) = f.fetch_target().expect("fetches on");
+    assert_eq!(next.fetch_offset, 10, "from its log end, past the gaps");
+}
+
+#[test]
+#[should_panic(expected = "append at 3 but log ends at 0")]
+fn a_leader_appends_only_at_its_log_end() {
+    let mut r = replica(
+        1,
+        &[1, 2, 3],
+        ElectionState {
+            epoch: 0,
+            voted_for: None,
+        },
+        &[],
+    );
+    let mut out = elect(&mut r, TIMEOUT * 3);
+    r.on_appended(&[meta(3, 3)], TIMEOUT * 3, &mut out);
 }
