@@ -9,8 +9,9 @@
 //!
 //! It never changes an offset: a record that stays keeps its offset and its batch's offsets; a
 //! batch left with no record goes (a gap in the offsets, as in Kafka: readers and followers
-//! move on to the next batch, and to the next segment past one left empty), except the last
-//! batch of each producer (its header alone keeps the producer's sequence, as Kafka keeps it).
+//! move on to the next batch), except the last batch of each producer (its header alone keeps
+//! the producer's sequence, as Kafka keeps it). A segment left with no batch goes too, unless it
+//! is the log's first (its offsets are then a gap up to the next segment).
 //! A rewritten segment may so end before the next one starts; recovery knows such segments
 //! (the checkpoint's `rewritten_below`) and never lowers the log end below offsets given out.
 //! It never touches the active segment, anything at or above the stable end the owner passes
@@ -396,6 +397,13 @@ impl Log {
             fs::remove_file(&cleaned_path)?;
             return Ok(false);
         }
+        if written == 0 && self.remove_emptied_segment(seg.base) {
+            fs::remove_file(&cleaned_path)?;
+            stats.segments_rewritten += 1;
+            stats.bytes_before += seg.size;
+            stats.records_removed += removed;
+            return Ok(true);
+        }
         let swap_path = self.dir.join(segment::file_name(seg.base, SWAP_EXT));
         fs::rename(&cleaned_path, &swap_path)?;
         checkpoint::sync_dir(&self.dir)?;
@@ -423,6 +431,27 @@ impl Log {
         stats.bytes_after += written;
         stats.records_removed += removed;
         Ok(true)
+    }
+}
+
+impl Log {
+    /// Removes the segment at `base`, which the cleaner left with no batch, unless it is the
+    /// log's first (which keeps the log start's place, empty): its offsets become a gap up to
+    /// the next segment, and a log does not keep a file (and a descriptor) per emptied segment.
+    /// A crash midway leaves index files without data (deleted at open) or the old segment
+    /// (cleaned again). Called with the metadata lock held.
+    fn remove_emptied_segment(&self, base: Offset) -> bool {
+        let mut st = self.state.lock();
+        let first = st.segments.keys().next().copied();
+        let removable =
+            first != Some(base) && st.segments.get(&base).is_some_and(|s| s.aborted.is_empty());
+        if !removable {
+            return false;
+        }
+        st.segments.remove(&base);
+        drop(st);
+        Segment::delete_files(&self.dir, base);
+        true
     }
 }
 
