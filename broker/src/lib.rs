@@ -168,12 +168,11 @@ async fn run_log_cleaner(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 let b = broker.clone();
                 let now = b.now_ms();
-                let b2 = broker.clone();
                 if let Ok(passes) = tokio::task::spawn_blocking(move || b.topics.compact_logs(now)).await {
                     for (topic, stats) in passes {
                         let labels = crate::metrics::TopicLabels { topic };
-                        b2.metrics.log_cleaner_removed_records.get_or_create(&labels).inc_by(stats.records_removed);
-                        b2.metrics
+                        broker.metrics.log_cleaner_removed_records.get_or_create(&labels).inc_by(stats.records_removed);
+                        broker.metrics
                             .log_cleaner_reclaimed_bytes
                             .get_or_create(&labels)
                             .inc_by(stats.bytes_before.saturating_sub(stats.bytes_after));

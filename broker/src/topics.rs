@@ -608,9 +608,9 @@ impl TopicRegistry {
     }
 
     /// One log cleaner pass over every local partition of a compacted topic that is due (see
-    /// `Log::compact`); returns how many logs were cleaned. Weir's internal topics are left out:
-    /// their coordinators bound them with snapshots of their own, and their logs replay as a
-    /// sequence, not as the latest record of each key. Returns what each pass did, by topic.
+    /// `Log::compact`); returns what each pass did, by topic. Weir's internal topics are left
+    /// out: their coordinators bound them with snapshots of their own, and their logs replay as
+    /// a sequence, not as the latest record of each key.
     pub fn compact_logs(&self, now_ms: i64) -> Vec<(String, weir_storage::CompactionStats)> {
         let mut cleaned = Vec::new();
         for topic in self.all().iter().filter(|t| !t.is_internal) {

@@ -414,10 +414,8 @@ impl Log {
             let limit = seg.file.readable.load(Ordering::Acquire);
             let map = segment::map_prefix(&seg.file.file, limit)?;
             let data: &[u8] = map.as_deref().unwrap_or_default();
-            let mut pos = 0u64;
-            while let Some(h) = segment::header_in(data, pos) {
+            for (h, _) in segment::batches(data) {
                 note_epoch(epochs, h.partition_leader_epoch, h.base_offset);
-                pos += h.total_len() as u64;
             }
             Ok(())
         };

@@ -166,6 +166,18 @@ pub(crate) fn header_in(data: &[u8], pos: u64) -> Option<BatchHeader> {
     (start.checked_add(h.total_len())? <= data.len() && h.last_offset_delta >= 0).then_some(h)
 }
 
+/// The whole batches at the start of `data` (a mapped segment), in order, each with its header,
+/// up to the first that [`header_in`] does not take.
+pub(crate) fn batches(data: &[u8]) -> impl Iterator<Item = (BatchHeader, &[u8])> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let h = header_in(data, pos as u64)?;
+        let batch = &data[pos..pos + h.total_len()];
+        pos += h.total_len();
+        Some((h, batch))
+    })
+}
+
 /// A segment and its in-memory state. Guarded by the owning log's lock.
 pub(crate) struct Segment {
     pub base: Offset,

@@ -34,7 +34,7 @@ use super::{modified_ms, Log};
 use crate::checkpoint::{self, Durability};
 use crate::config::CompactionConfig;
 use crate::records::{self, Retained};
-use crate::segment::{self, header_in, Gaps, Segment, SegmentFile, LOG_EXT};
+use crate::segment::{self, Gaps, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::{Offset, StorageError};
 
@@ -334,10 +334,8 @@ impl Log {
         let data: &[u8] = map.as_deref().unwrap_or_default();
         let cleaned_path = self.dir.join(segment::file_name(seg.base, CLEANED_EXT));
         let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
-        let (mut pos, mut written, mut removed) = (0u64, 0u64, 0u64);
-        while let Some(h) = header_in(data, pos) {
-            let bytes = &data[pos as usize..pos as usize + h.total_len()];
-            pos += h.total_len() as u64;
+        let (mut written, mut removed) = (0u64, 0u64);
+        for (h, bytes) in segment::batches(data) {
             let rebuilt = if h.is_control() || h.base_offset >= pass.map_end {
                 Retained::Whole
             } else {
@@ -473,12 +471,10 @@ fn last_batch_of_each_producer(
     for seg in cleanable {
         let map = segment::map_prefix(&seg.file.file, seg.size)?;
         let data: &[u8] = map.as_deref().unwrap_or_default();
-        let mut pos = 0u64;
-        while let Some(h) = header_in(data, pos) {
+        for (h, _) in segment::batches(data) {
             if h.producer_id >= 0 {
                 last.insert(h.producer_id, h.base_offset);
             }
-            pos += h.total_len() as u64;
         }
     }
     Ok(last)
@@ -519,10 +515,7 @@ fn map_dirty_keys(
     for seg in cleanable.iter().filter(|s| s.end > cleaned_to) {
         let map = segment::map_prefix(&seg.file.file, seg.size)?;
         let data: &[u8] = map.as_deref().unwrap_or_default();
-        let mut pos = 0u64;
-        while let Some(h) = header_in(data, pos) {
-            let bytes = &data[pos as usize..pos as usize + h.total_len()];
-            pos += h.total_len() as u64;
+        for (h, bytes) in segment::batches(data) {
             if h.last_offset() < cleaned_to {
                 continue;
             }
