@@ -4,12 +4,15 @@ written to, tombstones while delete.retention.ms has not passed, and the log's s
 offsets do not move. Real clients (confluent-kafka, kafka-python) read batches the cleaner
 rebuilt, recompressed (zstd, gzip) or emptied; a kill -9 afterwards loses nothing."""
 
+import struct
+import time
 import urllib.request
 
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 
 from helpers import (
     WAIT_S,
@@ -17,6 +20,7 @@ from helpers import (
     assign_from_beginning,
     consumer,
     create_topic,
+    kafka_python_request,
     poll_one,
     produce_and_flush,
     producer,
@@ -290,3 +294,103 @@ def test_kafkajs_reads_a_compacted_topic(broker_factory, unique):
         for r in got["seen"]
     ]
     assert seen == expected
+
+
+def batch_headers(bootstrap, topic, high):
+    """The header fields of every batch of partition 0 below `high` as the broker serves them
+    (Fetch v4, read_committed, through kafka-python's protocol classes, so control batches are
+    seen too): (base offset, attributes, first timestamp, is control)."""
+    from kafka.protocol.fetch import FetchRequest
+
+    out, offset = [], 0
+    while offset < high:
+        req = FetchRequest[4](-1, 500, 1, 8 << 20, 1, [(topic, [(0, offset, 8 << 20)])])
+        resp = kafka_python_request(bootstrap, req)
+        part = resp["topics"][0]["partitions"][0]
+        assert part["error_code"] == 0, f"fetch error {part['error_code']}"
+        data, pos, got = part["message_set"] or b"", 0, False
+        while pos + 61 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if pos + 12 + length > len(data):
+                break
+            attributes, last_delta, first_ts = struct.unpack_from(">hiq", data, pos + 21)
+            out.append((base, attributes, first_ts, bool(attributes & 0x20)))
+            offset, pos, got = base + last_delta + 1, pos + 12 + length, True
+        if not got:
+            break
+    return out
+
+
+def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(broker_factory, unique):
+    """KIP-534: a tombstone and the commit marker of a transaction whose records the cleaner
+    removed stay `delete.retention.ms` after the pass that first kept them (which stamps a delete
+    horizon in their batches), however old the records' own timestamps, then go."""
+    from test_transactions import txn_producer
+
+    b = broker_factory("--log-cleaner-backoff-ms", "200")
+    topic = unique("compacted-horizon")
+    retention_ms = 15_000
+    create_topic(
+        b.bootstrap,
+        topic,
+        partitions=1,
+        config={**COMPACTED, "delete.retention.ms": str(retention_ms)},
+    )
+    # Ten transactions over the same keys: the records of the first nine are all superseded.
+    tp = txn_producer(b.bootstrap, unique("txn"))
+    for t in range(10):
+        tp.begin_transaction()
+        for k in range(20):
+            tp.produce(topic, key=f"key-{k}".encode(), value=f"txn{t}".encode())
+        tp.commit_transaction(WAIT_S)
+    # Tombstones stamped a week ago (a replay): their age must not count.
+    week_ago_ms = int(time.time() * 1000) - 7 * 86_400_000
+    p = producer(b.bootstrap, **{"linger.ms": 0})
+    deletes = [{"key": f"key-{k}".encode(), "value": None, "timestamp": week_ago_ms} for k in range(5)]
+    delete_reports = produce_and_flush(p, topic, deletes)
+    filler = [{"key": f"filler-{i}".encode(), "value": b"f" * 40} for i in range(120)]
+    produce_and_flush(p, topic, filler)
+    high = consumer(b.bootstrap).get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+
+    def markers():
+        return [h for h in batch_headers(b.bootstrap, topic, high) if h[3]]
+
+    with_tombstones = lambda: len(  # noqa: E731
+        [r for r in read_all(b.bootstrap, topic, 140, **{"isolation.level": "read_committed"}) if r[1].startswith(b"key-")]
+    )
+    # First cleaning: the superseded records are gone, the tombstones and markers still there.
+    wait_until("the cleaner's first pass", lambda: with_tombstones() == 20, timeout=WAIT_S * 2)
+    got = read_all(b.bootstrap, topic, 140, **{"isolation.level": "read_committed"})
+    tombstones = [(o, k) for o, k, v in got if v is None]
+    assert tombstones == [(rep[3], d["key"]) for d, rep in zip(deletes, delete_reports)], (
+        "every delete is still readable"
+    )
+    stamped = markers()
+    assert len(stamped) == 10, stamped
+    assert all(h[1] & 0x40 for h in stamped[:9]), "the emptied transactions' markers got a horizon"
+    horizon = stamped[0][2]
+    assert abs(horizon - (time.time() * 1000 + retention_ms)) < retention_ms, horizon
+    # The horizon takes the batch's first timestamp field: clients still read each record's own.
+    first_delete = delete_reports[0][3]
+    c = consumer(b.bootstrap)
+    c.assign([TopicPartition(topic, 0, first_delete)])
+    # (A tombstone's Message is falsy: its len() is its value's.)
+    (m,) = wait_until("a tombstone", lambda: (lambda m: None if m is None else (m,))(poll_one(c, 0.5)))
+    c.close()
+    assert (m.offset(), m.value(), m.timestamp()[1]) == (first_delete, None, week_ago_ms)
+    kc = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False)
+    kc.assign([KafkaTopicPartition(topic, 0)])
+    kc.seek(KafkaTopicPartition(topic, 0), first_delete)
+    polled = [r for rs in kc.poll(timeout_ms=WAIT_S * 1000, max_records=1).values() for r in rs]
+    kc.close()
+    assert [(r.offset, r.value, r.timestamp) for r in polled] == [(first_delete, None, week_ago_ms)]
+
+    # After the horizon: the tombstones and the nine markers go; the last marker stays.
+    wait_until(
+        "the tombstones and markers to go",
+        lambda: with_tombstones() == 15 and len(markers()) == 1,
+        timeout=retention_ms / 1000 + WAIT_S * 2,
+    )
+    assert markers()[0][0] == stamped[-1][0]
+    low, end = consumer(b.bootstrap).get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    assert (low, end) == (0, high), "offsets do not move"

@@ -53,6 +53,10 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit: the batch is a control batch (transaction markers).
 pub const ATTR_CONTROL: i16 = 0x20;
+/// Attribute bit (KIP-534): the log cleaner stamped a delete horizon in the batch, which its base
+/// timestamp field then holds (the records' timestamp deltas are relative to it). Tombstones and
+/// transaction markers in the batch may go once the horizon has passed.
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Why a byte sequence is not a valid v2 record batch.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -190,6 +194,11 @@ impl BatchHeader {
     /// Whether the timestamps are LogAppendTime.
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// The delete horizon the log cleaner stamped in the batch (KIP-534), if any.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     /// Total size of the batch in bytes (`batch_length + 12`).
@@ -419,7 +428,10 @@ pub(crate) fn offset_of_max_timestamp(batch: &[u8], h: &BatchHeader) -> i64 {
     }
     match first_record_at_or_after(batch, h.max_timestamp) {
         Some((offset, _)) => offset,
-        None if h.base_timestamp == h.max_timestamp => h.base_offset,
+        // A delete horizon takes the base timestamp's place: it says nothing of the first record.
+        None if h.base_timestamp == h.max_timestamp && h.delete_horizon_ms().is_none() => {
+            h.base_offset
+        }
         None => h.last_offset(),
     }
 }

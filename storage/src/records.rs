@@ -8,12 +8,15 @@
 
 use crate::batch::varint::{read_varlong, write_varlong};
 use crate::batch::{
-    compute_crc, validate_batch, BatchHeader, ATTR_COMPRESSION_MASK, BATCH_HEADER_LEN,
+    compute_crc, validate_batch, BatchHeader, ATTR_COMPRESSION_MASK, ATTR_DELETE_HORIZON,
+    BATCH_HEADER_LEN,
 };
 use crate::compression::{self, Codec, CompressionError};
 
 /// Offset of the CRC field in a batch.
 const CRC_AT: usize = 17;
+/// Offset of the base (first) timestamp field in a batch.
+const BASE_TIMESTAMP_AT: usize = 27;
 /// baseOffset + batchLength: the part of a batch its length field does not count.
 const LENGTH_PREFIX: usize = 12;
 
@@ -385,6 +388,19 @@ pub enum Retained {
     Emptied(Vec<u8>),
 }
 
+/// Whether [`retain_records`] stamps a delete horizon (KIP-534) in the batch it returns. A batch
+/// that has one keeps it: the horizon is stamped once, at the first cleaning that keeps the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Horizon {
+    /// Leave the batch's timestamps as they are.
+    Unchanged,
+    /// Stamp this horizon if the batch keeps a record with a null value (a tombstone).
+    IfTombstoneKept(i64),
+    /// Stamp this horizon if the batch keeps any record (a transaction marker the cleaner may
+    /// remove once the horizon has passed).
+    Always(i64),
+}
+
 /// Rebuilds the one whole, validated batch `batch` with only the records `keep` says yes to, as
 /// Kafka's log cleaner does for magic 2: the header keeps its base offset and last offset delta
 /// (the batch still spans the same offsets, so offsets stay contiguous batch by batch and a
@@ -393,23 +409,40 @@ pub enum Retained {
 /// deltas stay right) and compressed again with the batch's codec. A batch left with no record
 /// is its header, uncompressed, with a count of 0. Decompression is bounded by
 /// `max_decompressed_bytes`.
+///
+/// With a delete horizon to stamp (`horizon`), the batch gets the horizon flag and the horizon in
+/// its base timestamp field, and every kept record's timestamp delta is re-based on it, so the
+/// records' timestamps read back unchanged (Kafka's `MemoryRecordsBuilder` does the same).
 pub fn retain_records(
     batch: &[u8],
     max_decompressed_bytes: usize,
+    horizon: Horizon,
     mut keep: impl FnMut(&RecordView<'_>) -> bool,
 ) -> Result<Retained, RecordError> {
     let mut kept = Vec::new();
     let mut count = 0i32;
+    let mut tombstone_kept = false;
     let h = visit_encoded_records(batch, max_decompressed_bytes, |view, encoded| {
         if keep(&view) {
             kept.extend_from_slice(encoded);
             count += 1;
+            tombstone_kept |= view.value.is_none();
         }
     })?;
-    if count == h.record_count {
+    let stamp = match horizon {
+        _ if h.delete_horizon_ms().is_some() || count == 0 => None,
+        Horizon::Unchanged => None,
+        Horizon::IfTombstoneKept(at) => tombstone_kept.then_some(at),
+        Horizon::Always(at) => Some(at),
+    };
+    if count == h.record_count && stamp.is_none() {
         return Ok(Retained::Whole);
     }
     let mut attributes = i16::from_be_bytes([batch[21], batch[22]]);
+    if let Some(at) = stamp {
+        kept = rebase_timestamps(&kept, count, h.base_timestamp, at)?;
+        attributes |= ATTR_DELETE_HORIZON;
+    }
     let body = if count == 0 {
         attributes &= !ATTR_COMPRESSION_MASK;
         Vec::new()
@@ -422,6 +455,9 @@ pub fn retain_records(
     b.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
     b[LENGTH_PREFIX - 4..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
     b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    if let Some(at) = stamp {
+        b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&at.to_be_bytes());
+    }
     b[BATCH_HEADER_LEN - 4..BATCH_HEADER_LEN].copy_from_slice(&count.to_be_bytes());
     b.extend_from_slice(&body);
     let crc = compute_crc(&b);
@@ -431,6 +467,32 @@ pub fn retain_records(
     } else {
         Retained::Rebuilt(b)
     })
+}
+
+/// The `count` encoded records of `section` (length prefixes included) with their timestamp
+/// deltas moved from base timestamp `from` to `to` (wrapping, as the decoder adds them back).
+fn rebase_timestamps(
+    section: &[u8],
+    count: i32,
+    from: i64,
+    to: i64,
+) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::with_capacity(section.len() + 16);
+    let mut c = Cursor { buf: section };
+    let mut rec = Vec::new();
+    for _ in 0..count {
+        let len = usize::try_from(c.varint()?).map_err(|_| RecordError::Malformed)?;
+        let mut r = Cursor { buf: c.take(len)? };
+        let attributes = r.take(1)?;
+        let delta = r.varint()?;
+        rec.clear();
+        rec.extend_from_slice(attributes);
+        write_varlong(&mut rec, from.wrapping_add(delta).wrapping_sub(to));
+        rec.extend_from_slice(r.buf);
+        put_len(&mut out, rec.len());
+        out.extend_from_slice(&rec);
+    }
+    Ok(out)
 }
 
 /// Decodes every record of the concatenated uncompressed batches in `data` (as a log read or a
@@ -597,6 +659,7 @@ mod tests {
                 Codec::Lz4,
                 Codec::Zstd,
             ]),
+            horizon in proptest::option::of(-5_000i64..5_000_000_000_000),
         ) {
             let new: Vec<NewRecord<'_>> = records
                 .iter()
@@ -614,7 +677,8 @@ mod tests {
             crate::batch::set_base_offset(&mut batch, 100);
             let before = validate_batch(&batch).expect("valid");
             let mut i = 0;
-            let retained = retain_records(&batch, 1 << 20, |_| {
+            let rule = horizon.map_or(Horizon::Unchanged, Horizon::IfTombstoneKept);
+            let retained = retain_records(&batch, 1 << 20, rule, |_| {
                 i += 1;
                 records[i - 1].3
             })
@@ -637,9 +701,12 @@ mod tests {
                 }
             };
             let after = validate_batch(&rebuilt).expect("the rebuilt batch is valid");
+            // A kept tombstone gets the horizon in the base timestamp's place; nothing else moves.
+            let stamped = horizon.filter(|_| kept.iter().any(|r| r.2.is_none()));
+            proptest::prop_assert_eq!(after.delete_horizon_ms(), stamped);
             proptest::prop_assert_eq!(
                 (after.base_offset, after.last_offset_delta, after.base_timestamp, after.max_timestamp),
-                (before.base_offset, before.last_offset_delta, before.base_timestamp, before.max_timestamp)
+                (before.base_offset, before.last_offset_delta, stamped.unwrap_or(before.base_timestamp), before.max_timestamp)
             );
             proptest::prop_assert_eq!(after.record_count as usize, kept.len());
             let mut got = Vec::new();

@@ -273,18 +273,31 @@ fn a_follower_copies_a_log_with_gaps() {
     assert_eq!(got, vec![0, 1, 5, 9]);
 }
 
-#[test]
-fn tombstones_stay_for_delete_retention_then_go_and_keyless_records_go() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = LogConfig {
+/// `delete.retention.ms` of 1 s, every pass due as soon as something is dirty.
+fn retention_1s_cfg() -> LogConfig {
+    LogConfig {
         compaction: Some(CompactionConfig {
             min_cleanable_dirty_ratio: 0.0,
             delete_retention_ms: 1_000,
             ..CompactionConfig::default()
         }),
         ..small_cfg()
-    };
-    let (_dd, log) = open(dir.path(), cfg);
+    }
+}
+
+/// The batches the log serves that carry a delete horizon: `(base offset, horizon)`.
+fn horizons(log: &Log) -> Vec<(i64, i64)> {
+    read_all(log, log.log_start_offset())
+        .iter()
+        .filter_map(|(base, b)| Some((*base, BatchHeader::parse(b).ok()?.delete_horizon_ms()?)))
+        .collect()
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_after_their_first_cleaning_then_go() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_dd, log) = open(dir.path(), retention_1s_cfg());
+    // Records stamped long ago (a replay, event time): their age must not decide.
     log.append(
         keyed_batch(
             &[("gone", Some("v".into())), ("kept", Some("v".into()))],
@@ -303,42 +316,120 @@ fn tombstones_stay_for_delete_retention_then_go_and_keyless_records_go() {
     .expect("append");
     log.roll().expect("roll");
     let end = log.log_end_offset();
-    log.compact(500, end).expect("compact").expect("due");
+    log.compact(10_000, end).expect("compact").expect("due");
     assert_eq!(
         records(&log),
         vec![
             (1, "kept".into(), Some("v".into())),
             (3, "gone".into(), None)
         ],
-        "the tombstone stays while it is younger than delete.retention.ms"
+        "the first cleaning keeps the tombstone however old its timestamp"
     );
-    // Later the tombstone has been there long enough. The log is clean, so only the overdue
-    // rule (or new dirt) starts a pass: make it overdue.
-    log.set_config(LogConfig {
-        compaction: Some(CompactionConfig {
-            min_cleanable_dirty_ratio: 0.0,
-            delete_retention_ms: 1_000,
-            max_compaction_lag_ms: 1,
-            ..CompactionConfig::default()
-        }),
-        ..small_cfg()
-    });
-    log.append(
-        keyed_batch(&[("other", Some("x".into()))], 2_000, Codec::None),
-        &AppendOptions::default(),
-    )
-    .expect("append");
-    log.roll().expect("roll");
-    log.compact(5_000, log.log_end_offset())
+    assert_eq!(
+        horizons(&log),
+        vec![(3, 11_000)],
+        "the pass stamped now + delete.retention.ms in the tombstone's batch"
+    );
+    let mut stamps = Vec::new();
+    for (_, b) in read_all(&log, 3) {
+        visit_records(&b, 1 << 20, |r| stamps.push(r.timestamp_ms)).expect("records");
+    }
+    assert_eq!(
+        stamps,
+        vec![100],
+        "the record's own timestamp reads back unchanged"
+    );
+    assert_eq!(
+        log.compact(10_999, end).expect("compact"),
+        None,
+        "nothing is dirty and the horizon has not passed"
+    );
+    let stats = log
+        .compact(11_000, end)
         .expect("compact")
-        .expect("due");
+        .expect("the horizon makes a pass due");
+    assert_eq!(stats.records_removed, 1);
+    assert_eq!(records(&log), vec![(1, "kept".into(), Some("v".into()))]);
+    assert_eq!(
+        log.compact(20_000, end).expect("compact"),
+        None,
+        "nothing waits any more"
+    );
+}
+
+/// `records` as a transactional batch of producer `pid` (epoch 0, sequence `seq`).
+fn txn_batch(records: &[(&str, Option<String>)], pid: i64, seq: i32) -> Vec<u8> {
+    let mut txn = keyed_batch(records, 1, Codec::None);
+    weir_storage::batch::set_producer(&mut txn, pid, 0, seq);
+    let attrs = i16::from_be_bytes([txn[21], txn[22]]) | weir_storage::batch::ATTR_TRANSACTIONAL;
+    txn[21..23].copy_from_slice(&attrs.to_be_bytes());
+    let crc = compute_crc(&txn);
+    txn[17..21].copy_from_slice(&crc.to_be_bytes());
+    txn
+}
+
+/// The transaction marker of producer `pid` (epoch 0).
+fn txn_marker(pid: i64, kind: TxnMarkerKind) -> Vec<u8> {
+    encode_txn_marker(
+        &TxnMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            kind,
+            coordinator_epoch: 0,
+        },
+        1,
+    )
+}
+
+/// Base offsets of the control batches the log serves.
+fn control_batches(log: &Log) -> Vec<i64> {
+    read_all(log, 0)
+        .iter()
+        .filter(|(_, b)| BatchHeader::parse(b).is_ok_and(|h| h.is_control()))
+        .map(|(base, _)| *base)
+        .collect()
+}
+
+#[test]
+fn the_commit_marker_of_an_emptied_transaction_goes_after_its_horizon() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_dd, log) = open(dir.path(), retention_1s_cfg());
+    let opts = AppendOptions::default();
+    let append = |b: Vec<u8>| log.append(b, &opts).expect("append").base_offset;
+    append(txn_batch(&[("k", Some("in txn 1".into()))], 9, 0));
+    let first_marker = append(txn_marker(9, TxnMarkerKind::Commit));
+    append(keyed_batch(&[("k", Some("later".into()))], 1, Codec::None));
+    append(txn_batch(&[("j", Some("in txn 2".into()))], 9, 1));
+    let second_marker = append(txn_marker(9, TxnMarkerKind::Commit));
+    append(txn_batch(&[("m", Some("in txn 3".into()))], 9, 2));
+    let last_marker = append(txn_marker(9, TxnMarkerKind::Commit));
+    log.roll().expect("roll");
+    let end = log.log_end_offset();
+    log.compact(10_000, end).expect("compact").expect("due");
     assert_eq!(
         records(&log),
         vec![
-            (1, "kept".into(), Some("v".into())),
-            (4, "other".into(), Some("x".into()))
+            (2, "k".into(), Some("later".into())),
+            (3, "j".into(), Some("in txn 2".into())),
+            (5, "m".into(), Some("in txn 3".into()))
         ]
     );
+    assert_eq!(
+        control_batches(&log),
+        vec![first_marker, second_marker, last_marker],
+        "an emptied transaction's marker stays until its horizon"
+    );
+    assert_eq!(horizons(&log), vec![(first_marker, 11_000)]);
+    log.compact(11_000, end)
+        .expect("compact")
+        .expect("due at the horizon");
+    assert_eq!(
+        control_batches(&log),
+        vec![second_marker, last_marker],
+        "the marker of a transaction with records, and the producer's last batch, stay"
+    );
+    assert_eq!(records(&log).len(), 3);
+    assert_eq!(log.log_end_offset(), end, "the log end stays");
 }
 
 #[test]
@@ -382,25 +473,14 @@ fn records_of_aborted_transactions_go_and_markers_stay() {
         &AppendOptions::default(),
     )
     .expect("append");
-    let mut txn = keyed_batch(&[("k", Some("aborted".into()))], 1, Codec::None);
-    weir_storage::batch::set_producer(&mut txn, 9, 0, 0);
-    let attrs = i16::from_be_bytes([txn[21], txn[22]]) | weir_storage::batch::ATTR_TRANSACTIONAL;
-    txn[21..23].copy_from_slice(&attrs.to_be_bytes());
-    let crc = compute_crc(&txn);
-    txn[17..21].copy_from_slice(&crc.to_be_bytes());
     let first = log
-        .append(txn, &AppendOptions::default())
+        .append(
+            txn_batch(&[("k", Some("aborted".into()))], 9, 0),
+            &AppendOptions::default(),
+        )
         .expect("append")
         .base_offset;
-    let mut marker = encode_txn_marker(
-        &TxnMarker {
-            producer_id: 9,
-            producer_epoch: 0,
-            kind: TxnMarkerKind::Abort,
-            coordinator_epoch: 0,
-        },
-        1,
-    );
+    let mut marker = txn_marker(9, TxnMarkerKind::Abort);
     weir_storage::batch::set_producer(&mut marker, 9, 0, -1);
     let at = log
         .append(marker, &AppendOptions::default())

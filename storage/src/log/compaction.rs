@@ -1,6 +1,9 @@
 //! Key-based compaction of a log (`cleanup.policy=compact`, Kafka's log cleaner): for each key
-//! only the latest record stays; tombstones (null values) go once `delete.retention.ms` has
-//! passed; records of aborted transactions and records without a key go.
+//! only the latest record stays; records of aborted transactions and records without a key go.
+//! Tombstones (null values) and the commit markers of transactions the cleaner emptied go
+//! `delete.retention.ms` after the pass that first kept them: that pass stamps the time in their
+//! batch (KIP-534's delete horizon), and a later pass, due then, removes them. So a consumer
+//! that starts reading within that time sees every delete, whatever the records' timestamps.
 //!
 //! A pass (see [`Log::compact`]) reads the *dirty* part of the cleanable range (from the cleaner
 //! checkpoint on) into a bounded map of key hash → latest offset, then rewrites every sealed
@@ -22,7 +25,7 @@
 //! file renamed over `<base>.log`. Opening a log finishes an interrupted swap and removes a
 //! half-written `.cleaned` file ([`finish_interrupted_swaps`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Write};
@@ -31,9 +34,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{modified_ms, Log};
+use crate::batch::BatchHeader;
 use crate::checkpoint::{self, Durability};
 use crate::config::CompactionConfig;
-use crate::records::{self, Retained};
+use crate::records::{self, Horizon, Retained, TxnMarkerKind};
 use crate::segment::{self, Gaps, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::{Offset, StorageError};
@@ -128,7 +132,7 @@ impl Aborted {
     }
 }
 
-/// The cleaner's checkpoint (a side file of two offsets).
+/// The cleaner's checkpoint (a side file: two offsets and a time).
 #[derive(Clone, Copy, Debug, Default)]
 struct Checkpoint {
     /// The log is clean below it: a pass maps the keys from there on.
@@ -136,20 +140,27 @@ struct Checkpoint {
     /// Segments below it may have been rewritten (written before a pass rewrites any), so
     /// their offsets may have gaps.
     rewritten_below: Offset,
+    /// The earliest delete horizon (KIP-534) of a batch the last pass kept with something that
+    /// may go once it has passed (a tombstone, the marker of an emptied transaction): a pass is
+    /// due then, however little is dirty.
+    next_horizon_ms: Option<i64>,
 }
 
 fn read_checkpoint(dir: &Path) -> Checkpoint {
     let text = fs::read_to_string(dir.join(CLEANED_TO_FILE)).unwrap_or_default();
-    let mut fields = text.split_whitespace().map(|f| f.parse::<Offset>().ok());
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
     let cleaned_to = fields.next().flatten().unwrap_or(0);
     let rewritten_below = fields
         .next()
         .flatten()
         .unwrap_or(cleaned_to)
         .max(cleaned_to);
+    // Absent in checkpoints written before horizons, "none" when no batch waits for one.
+    let next_horizon_ms = fields.next().flatten();
     Checkpoint {
         cleaned_to,
         rewritten_below,
+        next_horizon_ms,
     }
 }
 
@@ -186,7 +197,8 @@ pub(super) fn finish_interrupted_swaps(dir: &Path) -> io::Result<()> {
 impl Log {
     /// One compaction pass, if the log is compacted (`LogConfig::compaction`) and due: its
     /// dirty part is at least `min.cleanable.dirty.ratio` of the cleanable bytes, or older than
-    /// `max.compaction.lag.ms`. Cleanable are the sealed segments below `stable_end` (the
+    /// `max.compaction.lag.ms`, or a delete horizon the last pass kept a batch for has passed.
+    /// Cleanable are the sealed segments below `stable_end` (the
     /// partition's last stable offset) whose records are all older than
     /// `min.compaction.lag.ms`. `None` when nothing was due.
     ///
@@ -238,14 +250,18 @@ impl Log {
             }
             (config, cleanable, st.log_start)
         };
-        let cleaned_to = read_checkpoint(&self.dir).cleaned_to.max(log_start);
-        if !is_due(&config, &cleanable, cleaned_to, now_ms) {
+        let checkpoint = read_checkpoint(&self.dir);
+        let cleaned_to = checkpoint.cleaned_to.max(log_start);
+        // Something kept until its delete horizon may go now, even if nothing is dirty.
+        let horizon_passed = checkpoint.next_horizon_ms.is_some_and(|at| now_ms >= at)
+            && cleanable.iter().any(|s| s.base < cleaned_to);
+        if !horizon_passed && !is_due(&config, &cleanable, cleaned_to, now_ms) {
             return Ok(None);
         }
         let aborted = Aborted::new(self.all_aborted_txns());
         let (keys, map_end) = map_dirty_keys(&cleanable, cleaned_to, &aborted)?;
         let last_of_producer = last_batch_of_each_producer(&cleanable)?;
-        if map_end <= cleaned_to {
+        if map_end <= cleaned_to && !horizon_passed {
             return Ok(None);
         }
         let mut stats = CompactionStats {
@@ -258,29 +274,28 @@ impl Log {
             let _meta = self.meta.lock();
             let before = read_checkpoint(&self.dir);
             self.write_checkpoint(Checkpoint {
-                cleaned_to: before.cleaned_to,
                 rewritten_below: before.rewritten_below.max(map_end),
+                ..before
             })?;
         }
+        let pass = Pass {
+            map_end,
+            aborted: &aborted,
+            last_of_producer: &last_of_producer,
+            now_ms,
+            new_horizon_ms: now_ms.saturating_add(config.delete_retention_ms),
+        };
+        // Kafka's cleaner keeps the latest record of each key, and no record without a key.
+        let superseded = |offset: Offset, key: Option<&[u8]>| -> bool {
+            key.is_none_or(|key| {
+                keys.get(&key_hash(key))
+                    .is_some_and(|&latest| latest > offset)
+            })
+        };
+        let mut walk = Walk::default();
         let mut complete = true;
         for seg in cleanable.iter().filter(|s| s.base < map_end) {
-            let tombstones_expire =
-                now_ms.saturating_sub(seg.newest_ms) > config.delete_retention_ms;
-            let keep = |offset: Offset, key: Option<&[u8]>, tombstone: bool| -> bool {
-                let Some(key) = key else {
-                    return false; // Kafka's cleaner drops records without a key
-                };
-                match keys.get(&key_hash(key)) {
-                    Some(&latest) if latest > offset => false,
-                    _ => !(tombstone && tombstones_expire),
-                }
-            };
-            let pass = Pass {
-                map_end,
-                aborted: &aborted,
-                last_of_producer: &last_of_producer,
-            };
-            complete &= self.rewrite_segment(seg, &pass, keep, &mut stats)?;
+            complete &= self.rewrite_segment(seg, &pass, superseded, &mut walk, &mut stats)?;
         }
         // A segment deleted or reset under the pass (retention, DeleteRecords, a follower
         // starting over) leaves the checkpoint where it was: the log changed under the map.
@@ -291,6 +306,7 @@ impl Log {
                 self.write_checkpoint(Checkpoint {
                     cleaned_to: map_end,
                     rewritten_below: now.rewritten_below,
+                    next_horizon_ms: walk.next_horizon_ms,
                 })?;
             }
         }
@@ -298,7 +314,10 @@ impl Log {
     }
 
     fn write_checkpoint(&self, c: Checkpoint) -> Result<(), StorageError> {
-        let text = format!("{} {}\n", c.cleaned_to, c.rewritten_below);
+        let horizon = c
+            .next_horizon_ms
+            .map_or_else(|| "none".to_string(), |at| at.to_string());
+        let text = format!("{} {} {horizon}\n", c.cleaned_to, c.rewritten_below);
         self.write_side_file(CLEANED_TO_FILE, text.as_bytes(), Durability::Synced)
     }
 
@@ -310,21 +329,26 @@ impl Log {
             self.write_checkpoint(Checkpoint {
                 cleaned_to: c.cleaned_to.min(end),
                 rewritten_below: end,
+                ..c
             })?;
         }
         Ok(())
     }
 
-    /// Rewrites one sealed segment without the records `keep` refuses (below the pass's map
-    /// end; a batch at or after it is copied whole, as are control batches) and without the
-    /// batches left empty that need not stay, and swaps the new file in. Leaves the segment
-    /// alone when nothing goes. Returns false if the segment was no longer the log's when the
-    /// new file was ready (deleted meanwhile): the new file is then thrown away.
+    /// Rewrites one sealed segment without the records `superseded` names, those of aborted
+    /// transactions and tombstones whose batch's delete horizon has passed (below the pass's map
+    /// end; a batch at or after it is copied whole), without the batches left empty that need
+    /// not stay and without the commit markers of transactions left with no batch once their
+    /// horizon has passed; batches keeping a tombstone or such a marker get a horizon at their
+    /// first cleaning (KIP-534). Swaps the new file in; leaves the segment alone when nothing
+    /// changes. Returns false if the segment was no longer the log's when the new file was ready
+    /// (deleted meanwhile): the new file is then thrown away.
     fn rewrite_segment(
         &self,
         seg: &Cleanable,
         pass: &Pass<'_>,
-        keep: impl Fn(Offset, Option<&[u8]>, bool) -> bool,
+        superseded: impl Fn(Offset, Option<&[u8]>) -> bool,
+        walk: &mut Walk,
         stats: &mut CompactionStats,
     ) -> Result<bool, StorageError> {
         // The segment is sealed: nothing writes or truncates it (a truncation only cuts the
@@ -334,22 +358,44 @@ impl Log {
         let data: &[u8] = map.as_deref().unwrap_or_default();
         let cleaned_path = self.dir.join(segment::file_name(seg.base, CLEANED_EXT));
         let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
-        let (mut written, mut removed) = (0u64, 0u64);
+        let (mut written, mut removed, mut changed) = (0u64, 0u64, false);
         for (h, bytes) in segment::batches(data) {
-            let rebuilt = if h.is_control() || h.base_offset >= pass.map_end {
+            let last_of_producer = h.producer_id >= 0
+                && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+            let rebuilt = if h.base_offset >= pass.map_end {
                 Retained::Whole
+            } else if h.is_control() {
+                match pass.marker(bytes, &h, last_of_producer, walk) {
+                    Some(r) => r,
+                    None => {
+                        removed += 1;
+                        changed = true;
+                        continue;
+                    }
+                }
             } else {
                 let aborted =
                     h.is_transactional() && pass.aborted.covers(h.producer_id, h.base_offset);
-                let mut kept = 0i64;
-                let r = records::retain_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, |r| {
-                    let k = !aborted && keep(r.offset, r.key, r.value.is_none());
-                    kept += i64::from(k);
-                    k
-                });
+                let tombstones_go = h.delete_horizon_ms().is_some_and(|at| pass.now_ms >= at);
+                let (mut kept, mut tombstone_kept) = (0i64, false);
+                let horizon = Horizon::IfTombstoneKept(pass.new_horizon_ms);
+                let r =
+                    records::retain_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, horizon, |r| {
+                        let tombstone = r.value.is_none();
+                        let k = !(aborted
+                            || superseded(r.offset, r.key)
+                            || (tombstone && tombstones_go));
+                        kept += i64::from(k);
+                        tombstone_kept |= k && tombstone;
+                        k
+                    });
                 match r {
                     Ok(r) => {
                         removed += (i64::from(h.record_count) - kept).max(0) as u64;
+                        if tombstone_kept {
+                            // Stamped now if it had no horizon yet.
+                            walk.wait_for(h.delete_horizon_ms().unwrap_or(pass.new_horizon_ms));
+                        }
                         r
                     }
                     Err(e) => {
@@ -362,20 +408,23 @@ impl Log {
                 Retained::Whole => bytes,
                 Retained::Rebuilt(b) => b.as_slice(),
                 Retained::Emptied(b) => {
-                    let last_of_producer = h.producer_id >= 0
-                        && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+                    changed = true;
                     if !last_of_producer {
                         continue;
                     }
                     b.as_slice()
                 }
             };
+            changed |= matches!(rebuilt, Retained::Rebuilt(_));
+            if h.is_transactional() && !h.is_control() {
+                walk.open_txn_keeps_a_batch.insert(h.producer_id);
+            }
             out.write_all(bytes)?;
             written += bytes.len() as u64;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
         drop(map);
-        if removed == 0 {
+        if !changed {
             drop(file);
             fs::remove_file(&cleaned_path)?;
             return Ok(true);
@@ -460,6 +509,74 @@ struct Pass<'a> {
     aborted: &'a Aborted,
     /// The base offset of each producer's last batch in the cleanable segments.
     last_of_producer: &'a HashMap<i64, Offset>,
+    now_ms: i64,
+    /// The delete horizon a batch gets at its first cleaning: now plus `delete.retention.ms`.
+    new_horizon_ms: i64,
+}
+
+impl Pass<'_> {
+    /// What becomes of the control batch `bytes` (header `h`, below the map end): `None` when it
+    /// goes. A commit marker goes once no batch of its transaction is left before it (the
+    /// cleaner removed them all) and its delete horizon has passed; it gets its horizon the
+    /// first time it is found so. Abort markers stay (their transaction index entries name
+    /// them), as does the last batch of a producer (its epoch) and any other control batch.
+    fn marker(
+        &self,
+        bytes: &[u8],
+        h: &BatchHeader,
+        last_of_producer: bool,
+        walk: &mut Walk,
+    ) -> Option<Retained> {
+        if !h.is_transactional() {
+            return Some(Retained::Whole);
+        }
+        let txn_empty = !walk.open_txn_keeps_a_batch.remove(&h.producer_id);
+        let commit =
+            records::decode_txn_marker(bytes).is_some_and(|m| m.kind == TxnMarkerKind::Commit);
+        if !txn_empty || !commit || last_of_producer {
+            return Some(Retained::Whole);
+        }
+        match h.delete_horizon_ms() {
+            Some(at) if self.now_ms >= at => None,
+            Some(at) => {
+                walk.wait_for(at);
+                Some(Retained::Whole)
+            }
+            None => {
+                let stamped = records::retain_records(
+                    bytes,
+                    MAX_DECOMPRESSED_BATCH_BYTES,
+                    Horizon::Always(self.new_horizon_ms),
+                    |_| true,
+                );
+                // A marker is one small uncompressed record; one that cannot be rebuilt stays.
+                let r = stamped.unwrap_or(Retained::Whole);
+                if matches!(r, Retained::Rebuilt(_)) {
+                    walk.wait_for(self.new_horizon_ms);
+                }
+                Some(r)
+            }
+        }
+    }
+}
+
+/// What a pass carries from batch to batch, in offset order over every segment it walks.
+#[derive(Default)]
+struct Walk {
+    /// Producers whose current transaction (since their last marker) still has a batch in the
+    /// log after this pass.
+    open_txn_keeps_a_batch: HashSet<i64>,
+    /// The earliest delete horizon of a batch kept with something that may go after it.
+    next_horizon_ms: Option<i64>,
+}
+
+impl Walk {
+    fn wait_for(&mut self, horizon_ms: i64) {
+        self.next_horizon_ms = Some(
+            self.next_horizon_ms
+                .map_or(horizon_ms, |at| at.min(horizon_ms)),
+        );
+    }
 }
 
 /// The base offset of the last batch of each producer (id ≥ 0) in the cleanable segments,
