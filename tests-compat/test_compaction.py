@@ -4,6 +4,7 @@ written to, tombstones while delete.retention.ms has not passed, and the log's s
 offsets do not move. Real clients (confluent-kafka, kafka-python) read batches the cleaner
 rebuilt, recompressed (zstd, gzip) or emptied; a kill -9 afterwards loses nothing."""
 
+import os
 import struct
 import time
 import urllib.request
@@ -394,3 +395,65 @@ def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(brok
     assert markers()[0][0] == stamped[-1][0]
     low, end = consumer(b.bootstrap).get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     assert (low, end) == (0, high), "offsets do not move"
+
+
+def test_cleaned_segments_are_merged(broker_factory, unique):
+    """Segments the cleaner shrank are merged (up to segment.bytes) at a later pass, as Kafka's
+    cleaner groups them: a compacted partition does not keep a file per roll forever."""
+    b = broker_factory("--log-cleaner-backoff-ms", "200")
+    topic = unique("compacted-merge")
+    create_topic(b.bootstrap, topic, partitions=1, config=COMPACTED)
+    log_dir = os.path.join(b.data_dir, "logs", f"{topic}-0")
+
+    def segment_files():
+        return sorted(n for n in os.listdir(log_dir) if n.endswith(".log"))
+
+    p = producer(b.bootstrap, **{"linger.ms": 5, "batch.num.messages": 20})
+    # Every other record is one of ten hot keys: cleaned, each segment keeps about half.
+    records = [
+        {"key": (f"hot-{i % 20}" if i % 2 == 0 else f"u-{i}").encode(), "value": b"x" * 40}
+        for i in range(800)
+    ]
+    latest = {}
+    for r, rep in zip(records, produce_and_flush(p, topic, records)):
+        latest[r["key"]] = (rep[3], r["value"])
+    produced = len(records)
+
+    def removed_records():
+        with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=WAIT_S) as r:
+            text = r.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("weir_log_cleaner_removed_records_total{") and f'topic="{topic}"' in line
+        )
+
+    def check_latest():
+        """What a consumer reads holds the latest record of every key at its offset, and
+        nothing that was not produced there."""
+        got = read_all(b.bootstrap, topic, len(latest))
+        by_key = {}
+        for offset, key, value in got:
+            assert offset < produced, offset
+            by_key[key] = (offset, value)
+        assert by_key == latest
+
+    wait_until("the cleaner's first pass", lambda: removed_records() > 0, timeout=WAIT_S * 2)
+    after_first_pass = segment_files()
+    # New records make the next pass due; it merges the segments the first one shrank.
+    more = [{"key": f"more-{i}".encode(), "value": b"m" * 40} for i in range(120)]
+    for r, rep in zip(more, produce_and_flush(p, topic, more)):
+        latest[r["key"]] = (rep[3], r["value"])
+    produced += len(more)
+    wait_until(
+        "the cleaner to merge segments",
+        lambda: len(segment_files()) <= len(after_first_pass) - 4,
+        timeout=WAIT_S * 2,
+    )
+    check_latest()
+    merged = segment_files()
+    assert all(os.path.getsize(os.path.join(log_dir, n)) <= 4096 for n in merged), merged
+    b.kill9()
+    b.start()
+    check_latest()
+    assert len(segment_files()) <= len(merged)

@@ -848,3 +848,119 @@ fn compaction_survives_kill9_anywhere() {
         drop(dd);
     }
 }
+
+/// `n` one-record batches of distinct keys, each in a segment of its own (a roll after each),
+/// then an active segment; nothing is superseded.
+fn one_batch_segments(log: &Log, n: usize) {
+    for i in 0..n {
+        log.append(
+            keyed_batch(
+                &[(&format!("u{i:03}"), Some(format!("v{i}")))],
+                1,
+                Codec::None,
+            ),
+            &AppendOptions::default(),
+        )
+        .expect("append");
+        log.roll().expect("roll");
+    }
+}
+
+/// The sizes of the data files of the log's segments, by base offset.
+fn segment_file_sizes(dir: &std::path::Path) -> Vec<(i64, u64)> {
+    let mut out: Vec<(i64, u64)> = fs::read_dir(dir.join("t-0"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = name.strip_suffix(".log")?.parse().ok()?;
+            Some((base, e.metadata().ok()?.len()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn small_segments_are_merged_up_to_segment_bytes_and_a_crash_mid_swap_is_finished() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let twin = tempfile::tempdir().expect("tmp");
+    let (dd, log) = open(dir.path(), compacted_cfg());
+    one_batch_segments(&log, 30);
+    let before = records(&log);
+    assert_eq!(before.len(), 30);
+    assert_eq!(log.segment_base_offsets().len(), 31);
+    let stats = log
+        .compact(10, log.log_end_offset())
+        .expect("compact")
+        .expect("due");
+    assert_eq!(stats.records_removed, 0);
+    assert_eq!(
+        stats.segments_rewritten, 30,
+        "every sealed segment went into a merged one"
+    );
+    let bases = log.segment_base_offsets();
+    assert!(
+        bases.len() <= 5,
+        "30 small segments merged into a few: {bases:?}"
+    );
+    assert_eq!(records(&log), before, "every record at its offset");
+    let sizes = segment_file_sizes(dir.path());
+    assert_eq!(
+        sizes.len(),
+        bases.len(),
+        "no file left of a merged segment: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().all(|&(_, len)| len <= 1024),
+        "merged segments stay within segment.bytes: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().filter(|&&(_, len)| len > 0).count() >= 2,
+        "{sizes:?}"
+    );
+    // Every offset is found through the rebuilt indexes.
+    for (offset, _, _) in &before {
+        let h = BatchHeader::parse(&log.read(*offset, 1).expect("read")).expect("batch");
+        assert_eq!(h.base_offset, *offset);
+    }
+    assert_eq!(
+        log.compact(10, log.log_end_offset()).expect("compact"),
+        None,
+        "merged and clean: nothing due"
+    );
+    let merged_first = fs::read(dir.path().join("t-0").join(format!("{:020}.log", bases[0])))
+        .expect("merged segment");
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+    let (dd, log) = open(dir.path(), compacted_cfg());
+    assert_eq!(records(&log), before, "reopened");
+    assert_eq!(log.segment_base_offsets(), bases);
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+
+    // A crash right after the swap of the first merged segment was committed, before its other
+    // members were deleted: opening finishes the swap and removes the members it covers.
+    let (dd2, log2) = open(twin.path(), compacted_cfg());
+    one_batch_segments(&log2, 30);
+    drop(log2);
+    dd2.shutdown();
+    drop(dd2);
+    fs::write(
+        twin.path()
+            .join("t-0")
+            .join(format!("{:020}.log.swap", bases[0])),
+        &merged_first,
+    )
+    .expect("swap file");
+    let (_dd3, log3) = open(twin.path(), compacted_cfg());
+    assert_eq!(records(&log3), before, "each record once, at its offset");
+    let twin_bases = log3.segment_base_offsets();
+    assert_eq!(twin_bases[0], bases[0]);
+    assert_eq!(
+        twin_bases[1], bases[1],
+        "the segments the swap covers are gone, the next one stays"
+    );
+}

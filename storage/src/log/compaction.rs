@@ -36,7 +36,7 @@ use std::sync::Arc;
 use super::{modified_ms, Log};
 use crate::batch::BatchHeader;
 use crate::checkpoint::{self, Durability};
-use crate::config::CompactionConfig;
+use crate::config::{CompactionConfig, LogConfig};
 use crate::records::{self, Horizon, Retained, TxnMarkerKind};
 use crate::segment::{self, Gaps, Segment, SegmentFile, LOG_EXT};
 use crate::txn_index::AbortedTxn;
@@ -81,6 +81,11 @@ struct Cleanable {
     /// Newest timestamp (the file's modification time if its batches carry none).
     newest_ms: i64,
     file: Arc<SegmentFile>,
+    /// Entries in its offset index (a bound on what a merged segment's index takes).
+    index_entries: usize,
+    /// Whether its transaction index names aborted transactions (it then starts a group: the
+    /// merged segment keeps the first member's transaction index).
+    has_aborted: bool,
 }
 
 /// Key hashes are already uniform: hashing them again would only cost time.
@@ -174,24 +179,47 @@ pub(super) fn gaps_in(dir: &Path, base: Offset) -> Gaps {
 }
 
 /// Completes the segment swaps a crash interrupted and removes half-written rewrites. Called
-/// by [`Log::open`] before it lists the segments.
+/// by [`Log::open`] before it lists the segments. A swap file that merged several segments
+/// replaces those its batches reach into: a later member whose every batch went stays as it
+/// was (superseded records come back, to be cleaned again; no offset is served twice).
 pub(super) fn finish_interrupted_swaps(dir: &Path) -> io::Result<()> {
+    let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            continue;
-        };
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    let log_bases: Vec<Offset> = names
+        .iter()
+        .filter_map(|n| segment::parse_file_name(n, LOG_EXT))
+        .collect();
+    for name in &names {
+        let path = dir.join(name);
         if segment::parse_file_name(name, CLEANED_EXT).is_some() {
-            fs::remove_file(entry.path())?;
+            fs::remove_file(path)?;
         } else if let Some(base) = segment::parse_file_name(name, SWAP_EXT) {
             // The swap file was complete and synced before it got its name.
+            let end = batches_end(&path, base)?;
+            for &other in log_bases.iter().filter(|&&b| b > base && b < end) {
+                Segment::delete_files(dir, other);
+            }
             Segment::delete_indexes(dir, base)?;
-            fs::rename(entry.path(), dir.join(segment::file_name(base, LOG_EXT)))?;
-            tracing::info!(dir = %dir.display(), base, "finished an interrupted compaction swap");
+            fs::rename(&path, dir.join(segment::file_name(base, LOG_EXT)))?;
+            tracing::info!(dir = %dir.display(), base, end, "finished an interrupted compaction swap");
         }
     }
     checkpoint::sync_dir(dir)
+}
+
+/// One past the last offset of the batches in the segment file at `path` (`base` if none).
+fn batches_end(path: &Path, base: Offset) -> io::Result<Offset> {
+    let file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let map = segment::map_prefix(&file, len)?;
+    let data: &[u8] = map.as_deref().unwrap_or_default();
+    Ok(segment::batches(data)
+        .last()
+        .map_or(base, |(h, _)| h.last_offset() + 1))
 }
 
 impl Log {
@@ -246,6 +274,8 @@ impl Log {
                     size: seg.size,
                     newest_ms,
                     file: Arc::clone(&seg.file),
+                    index_entries: seg.index.0.len(),
+                    has_aborted: !seg.aborted.is_empty(),
                 });
             }
             (config, cleanable, st.log_start)
@@ -294,8 +324,10 @@ impl Log {
         };
         let mut walk = Walk::default();
         let mut complete = true;
-        for seg in cleanable.iter().filter(|s| s.base < map_end) {
-            complete &= self.rewrite_segment(seg, &pass, superseded, &mut walk, &mut stats)?;
+        let below_map_end: Vec<&Cleanable> =
+            cleanable.iter().filter(|s| s.base < map_end).collect();
+        for group in group_segments(&below_map_end, &self.config()) {
+            complete &= self.rewrite_group(&group, &pass, superseded, &mut walk, &mut stats)?;
         }
         // A segment deleted or reset under the pass (retention, DeleteRecords, a follower
         // starting over) leaves the checkpoint where it was: the log changed under the map.
@@ -335,95 +367,104 @@ impl Log {
         Ok(())
     }
 
-    /// Rewrites one sealed segment without the records `superseded` names, those of aborted
+    /// Rewrites a run of sealed segments (see [`group_segments`]) into one, at the first
+    /// member's base offset, without the records `superseded` names, those of aborted
     /// transactions and tombstones whose batch's delete horizon has passed (below the pass's map
     /// end; a batch at or after it is copied whole), without the batches left empty that need
     /// not stay and without the commit markers of transactions left with no batch once their
     /// horizon has passed; batches keeping a tombstone or such a marker get a horizon at their
-    /// first cleaning (KIP-534). Swaps the new file in; leaves the segment alone when nothing
-    /// changes. Returns false if the segment was no longer the log's when the new file was ready
-    /// (deleted meanwhile): the new file is then thrown away.
-    fn rewrite_segment(
+    /// first cleaning (KIP-534). Swaps the new file in for the first member and deletes the
+    /// others; leaves a lone segment alone when nothing changes. Returns false if a member was
+    /// no longer the log's when the new file was ready (deleted meanwhile): the new file is then
+    /// thrown away.
+    fn rewrite_group(
         &self,
-        seg: &Cleanable,
+        group: &[&Cleanable],
         pass: &Pass<'_>,
         superseded: impl Fn(Offset, Option<&[u8]>) -> bool,
         walk: &mut Walk,
         stats: &mut CompactionStats,
     ) -> Result<bool, StorageError> {
-        // The segment is sealed: nothing writes or truncates it (a truncation only cuts the
-        // segment holding an offset above the high watermark), a deletion only unlinks it, so
-        // the mapping stays valid.
-        let map = segment::map_prefix(&seg.file.file, seg.size)?;
-        let data: &[u8] = map.as_deref().unwrap_or_default();
-        let cleaned_path = self.dir.join(segment::file_name(seg.base, CLEANED_EXT));
+        let base = group[0].base;
+        let cleaned_path = self.dir.join(segment::file_name(base, CLEANED_EXT));
         let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
-        let (mut written, mut removed, mut changed) = (0u64, 0u64, false);
-        for (h, bytes) in segment::batches(data) {
-            let last_of_producer = h.producer_id >= 0
-                && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
-            let rebuilt = if h.base_offset >= pass.map_end {
-                Retained::Whole
-            } else if h.is_control() {
-                match pass.marker(bytes, &h, last_of_producer, walk) {
-                    Some(r) => r,
-                    None => {
-                        removed += 1;
-                        changed = true;
-                        continue;
-                    }
-                }
-            } else {
-                let aborted =
-                    h.is_transactional() && pass.aborted.covers(h.producer_id, h.base_offset);
-                let tombstones_go = h.delete_horizon_ms().is_some_and(|at| pass.now_ms >= at);
-                let (mut kept, mut tombstone_kept) = (0i64, false);
-                let horizon = Horizon::IfTombstoneKept(pass.new_horizon_ms);
-                let r =
-                    records::retain_records(bytes, MAX_DECOMPRESSED_BATCH_BYTES, horizon, |r| {
-                        let tombstone = r.value.is_none();
-                        let k = !(aborted
-                            || superseded(r.offset, r.key)
-                            || (tombstone && tombstones_go));
-                        kept += i64::from(k);
-                        tombstone_kept |= k && tombstone;
-                        k
-                    });
-                match r {
-                    Ok(r) => {
-                        removed += (i64::from(h.record_count) - kept).max(0) as u64;
-                        if tombstone_kept {
-                            // Stamped now if it had no horizon yet.
-                            walk.wait_for(h.delete_horizon_ms().unwrap_or(pass.new_horizon_ms));
+        // Merging segments is a change in itself.
+        let (mut written, mut removed, mut changed) = (0u64, 0u64, group.len() > 1);
+        for seg in group {
+            // Each member is sealed: nothing writes or truncates it (a truncation only cuts the
+            // segment holding an offset above the high watermark), a deletion only unlinks it, so
+            // its mapping stays valid.
+            let map = segment::map_prefix(&seg.file.file, seg.size)?;
+            let data: &[u8] = map.as_deref().unwrap_or_default();
+            for (h, bytes) in segment::batches(data) {
+                let last_of_producer = h.producer_id >= 0
+                    && pass.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+                let rebuilt = if h.base_offset >= pass.map_end {
+                    Retained::Whole
+                } else if h.is_control() {
+                    match pass.marker(bytes, &h, last_of_producer, walk) {
+                        Some(r) => r,
+                        None => {
+                            removed += 1;
+                            changed = true;
+                            continue;
                         }
-                        r
                     }
-                    Err(e) => {
-                        tracing::warn!(log = %self.name, offset = h.base_offset, error = %e, "compaction keeps a batch it cannot read");
-                        Retained::Whole
+                } else {
+                    let aborted =
+                        h.is_transactional() && pass.aborted.covers(h.producer_id, h.base_offset);
+                    let tombstones_go = h.delete_horizon_ms().is_some_and(|at| pass.now_ms >= at);
+                    let (mut kept, mut tombstone_kept) = (0i64, false);
+                    let horizon = Horizon::IfTombstoneKept(pass.new_horizon_ms);
+                    let r = records::retain_records(
+                        bytes,
+                        MAX_DECOMPRESSED_BATCH_BYTES,
+                        horizon,
+                        |r| {
+                            let tombstone = r.value.is_none();
+                            let k = !(aborted
+                                || superseded(r.offset, r.key)
+                                || (tombstone && tombstones_go));
+                            kept += i64::from(k);
+                            tombstone_kept |= k && tombstone;
+                            k
+                        },
+                    );
+                    match r {
+                        Ok(r) => {
+                            removed += (i64::from(h.record_count) - kept).max(0) as u64;
+                            if tombstone_kept {
+                                // Stamped now if it had no horizon yet.
+                                walk.wait_for(h.delete_horizon_ms().unwrap_or(pass.new_horizon_ms));
+                            }
+                            r
+                        }
+                        Err(e) => {
+                            tracing::warn!(log = %self.name, offset = h.base_offset, error = %e, "compaction keeps a batch it cannot read");
+                            Retained::Whole
+                        }
                     }
+                };
+                let bytes = match &rebuilt {
+                    Retained::Whole => bytes,
+                    Retained::Rebuilt(b) => b.as_slice(),
+                    Retained::Emptied(b) => {
+                        changed = true;
+                        if !last_of_producer {
+                            continue;
+                        }
+                        b.as_slice()
+                    }
+                };
+                changed |= matches!(rebuilt, Retained::Rebuilt(_));
+                if h.is_transactional() && !h.is_control() {
+                    walk.open_txn_keeps_a_batch.insert(h.producer_id);
                 }
-            };
-            let bytes = match &rebuilt {
-                Retained::Whole => bytes,
-                Retained::Rebuilt(b) => b.as_slice(),
-                Retained::Emptied(b) => {
-                    changed = true;
-                    if !last_of_producer {
-                        continue;
-                    }
-                    b.as_slice()
-                }
-            };
-            changed |= matches!(rebuilt, Retained::Rebuilt(_));
-            if h.is_transactional() && !h.is_control() {
-                walk.open_txn_keeps_a_batch.insert(h.producer_id);
+                out.write_all(bytes)?;
+                written += bytes.len() as u64;
             }
-            out.write_all(bytes)?;
-            written += bytes.len() as u64;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        drop(map);
         if !changed {
             drop(file);
             fs::remove_file(&cleaned_path)?;
@@ -435,36 +476,42 @@ impl Log {
         let still_there = {
             let st = self.state.lock();
             !st.closed
-                && st
-                    .segments
-                    .get(&seg.base)
-                    .is_some_and(|old| Arc::ptr_eq(&old.file, &seg.file))
+                && group.iter().all(|seg| {
+                    st.segments
+                        .get(&seg.base)
+                        .is_some_and(|old| Arc::ptr_eq(&old.file, &seg.file))
+                })
         };
         if !still_there {
             fs::remove_file(&cleaned_path)?;
             return Ok(false);
         }
-        if written == 0 && self.remove_emptied_segment(seg.base) {
+        stats.segments_rewritten += group.len();
+        stats.bytes_before += group.iter().map(|s| s.size).sum::<u64>();
+        stats.records_removed += removed;
+        if written == 0 && self.remove_emptied_group(group) {
             fs::remove_file(&cleaned_path)?;
-            stats.segments_rewritten += 1;
-            stats.bytes_before += seg.size;
-            stats.records_removed += removed;
             return Ok(true);
         }
-        let swap_path = self.dir.join(segment::file_name(seg.base, SWAP_EXT));
+        let swap_path = self.dir.join(segment::file_name(base, SWAP_EXT));
         fs::rename(&cleaned_path, &swap_path)?;
         checkpoint::sync_dir(&self.dir)?;
-        Segment::delete_indexes(&self.dir, seg.base)?;
-        fs::rename(
-            &swap_path,
-            self.dir.join(segment::file_name(seg.base, LOG_EXT)),
-        )?;
+        // Committed: the other members go (recovery removes those the swap's batches reach if
+        // a crash comes first; see `finish_interrupted_swaps`).
+        for seg in &group[1..] {
+            Segment::delete_files(&self.dir, seg.base);
+        }
+        Segment::delete_indexes(&self.dir, base)?;
+        fs::rename(&swap_path, self.dir.join(segment::file_name(base, LOG_EXT)))?;
         checkpoint::sync_dir(&self.dir)?;
         let config = self.config();
-        let mut fresh = Segment::open_indexing(&self.dir, seg.base, &config)?;
+        let mut fresh = Segment::open_indexing(&self.dir, base, &config)?;
         let mut st = self.state.lock();
-        match st.segments.get_mut(&seg.base) {
-            Some(old) if Arc::ptr_eq(&old.file, &seg.file) => {
+        for seg in &group[1..] {
+            st.segments.remove(&seg.base);
+        }
+        match st.segments.get_mut(&base) {
+            Some(old) if Arc::ptr_eq(&old.file, &group[0].file) => {
                 fresh.aborted = std::mem::take(&mut old.aborted);
                 *old = fresh;
             }
@@ -473,33 +520,67 @@ impl Log {
             _ => return Ok(false),
         }
         drop(st);
-        stats.segments_rewritten += 1;
-        stats.bytes_before += seg.size;
         stats.bytes_after += written;
-        stats.records_removed += removed;
         Ok(true)
     }
 }
 
 impl Log {
-    /// Removes the segment at `base`, which the cleaner left with no batch, unless it is the
-    /// log's first (which keeps the log start's place, empty): its offsets become a gap up to
-    /// the next segment, and a log does not keep a file (and a descriptor) per emptied segment.
-    /// A crash midway leaves index files without data (deleted at open) or the old segment
-    /// (cleaned again). Called with the metadata lock held.
-    fn remove_emptied_segment(&self, base: Offset) -> bool {
+    /// Removes the segments of `group`, which the cleaner left with no batch, unless the first
+    /// is the log's first (which keeps the log start's place, empty) or has a transaction
+    /// index: their offsets become a gap up to the next segment, and a log does not keep a file
+    /// (and a descriptor) per emptied segment. A crash midway leaves index files without data
+    /// (deleted at open) or old segments (cleaned again). Called with the metadata lock held.
+    fn remove_emptied_group(&self, group: &[&Cleanable]) -> bool {
         let mut st = self.state.lock();
+        let base = group[0].base;
         let first = st.segments.keys().next().copied();
         let removable =
             first != Some(base) && st.segments.get(&base).is_some_and(|s| s.aborted.is_empty());
         if !removable {
             return false;
         }
-        st.segments.remove(&base);
+        for seg in group {
+            st.segments.remove(&seg.base);
+        }
         drop(st);
-        Segment::delete_files(&self.dir, base);
+        for seg in group {
+            Segment::delete_files(&self.dir, seg.base);
+        }
         true
     }
+}
+
+/// The runs of consecutive segments a pass merges into one each (Kafka's
+/// `groupSegmentsBySize`): together at most `segment.bytes` before cleaning and the entries of
+/// one offset index, spanning fewer than 2^32 offsets (an index holds offsets relative to its
+/// base). A segment with aborted transactions starts a run: the merged segment keeps the first
+/// member's transaction index.
+fn group_segments<'a>(segs: &[&'a Cleanable], cfg: &LogConfig) -> Vec<Vec<&'a Cleanable>> {
+    let max_bytes = cfg.effective_segment_bytes();
+    let max_entries = segment::index_capacity(cfg);
+    let mut groups: Vec<Vec<&Cleanable>> = Vec::new();
+    let (mut bytes, mut entries) = (0u64, 0usize);
+    for &seg in segs {
+        let joins = groups.last().is_some_and(|g| {
+            !seg.has_aborted
+                && bytes + seg.size <= max_bytes
+                && entries + seg.index_entries <= max_entries
+                && seg.end.saturating_sub(g[0].base) <= i64::from(u32::MAX)
+        });
+        match groups.last_mut() {
+            Some(g) if joins => {
+                g.push(seg);
+                bytes += seg.size;
+                entries += seg.index_entries;
+            }
+            _ => {
+                groups.push(vec![seg]);
+                (bytes, entries) = (seg.size, seg.index_entries);
+            }
+        }
+    }
+    groups
 }
 
 /// What a pass decided before it rewrites segments.
