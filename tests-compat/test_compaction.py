@@ -323,7 +323,7 @@ def batch_headers(bootstrap, topic, high):
 
 
 def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(broker_factory, unique):
-    """KIP-534: a tombstone and the commit marker of a transaction whose records the cleaner
+    """KIP-534: a tombstone and the marker of a transaction whose records the cleaner
     removed stay `delete.retention.ms` after the pass that first kept them (which stamps a delete
     horizon in their batches), however old the records' own timestamps, then go."""
     from test_transactions import txn_producer
@@ -337,9 +337,16 @@ def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(brok
         partitions=1,
         config={**COMPACTED, "delete.retention.ms": str(retention_ms)},
     )
-    # Ten transactions over the same keys: the records of the first nine are all superseded.
     tp = txn_producer(b.bootstrap, unique("txn"))
+    # Ten transactions over the same keys, with an aborted one among them: the records of the
+    # first nine and of the aborted one are all gone after a cleaning.
     for t in range(10):
+        if t == 5:
+            tp.begin_transaction()
+            for k in range(20):
+                tp.produce(topic, key=f"key-{k}".encode(), value=b"aborted")
+            tp.flush(WAIT_S)
+            tp.abort_transaction(WAIT_S)
         tp.begin_transaction()
         for k in range(20):
             tp.produce(topic, key=f"key-{k}".encode(), value=f"txn{t}".encode())
@@ -367,8 +374,8 @@ def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(brok
         "every delete is still readable"
     )
     stamped = markers()
-    assert len(stamped) == 10, stamped
-    assert all(h[1] & 0x40 for h in stamped[:9]), "the emptied transactions' markers got a horizon"
+    assert len(stamped) == 11, stamped
+    assert all(h[1] & 0x40 for h in stamped[:10]), "the emptied transactions' markers got a horizon"
     horizon = stamped[0][2]
     assert abs(horizon - (time.time() * 1000 + retention_ms)) < retention_ms, horizon
     # The horizon takes the batch's first timestamp field: clients still read each record's own.
@@ -386,13 +393,17 @@ def test_deletes_and_emptied_transactions_markers_stay_for_delete_retention(brok
     kc.close()
     assert [(r.offset, r.value, r.timestamp) for r in polled] == [(first_delete, None, week_ago_ms)]
 
-    # After the horizon: the tombstones and the nine markers go; the last marker stays.
+    # After the horizon: the tombstones and the ten markers (the ABORT marker among them, with
+    # its transaction index entry) go; the last marker stays. A read_committed consumer still
+    # reads the producer's committed records after where the ABORT marker was.
     wait_until(
         "the tombstones and markers to go",
         lambda: with_tombstones() == 15 and len(markers()) == 1,
         timeout=retention_ms / 1000 + WAIT_S * 2,
     )
     assert markers()[0][0] == stamped[-1][0]
+    got = read_all(b.bootstrap, topic, 135, **{"isolation.level": "read_committed"})
+    assert sorted(v for _, k, v in got if k.startswith(b"key-")) == [b"txn9"] * 15
     low, end = consumer(b.bootstrap).get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     assert (low, end) == (0, high), "offsets do not move"
 

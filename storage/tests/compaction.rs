@@ -964,3 +964,62 @@ fn small_segments_are_merged_up_to_segment_bytes_and_a_crash_mid_swap_is_finishe
         "the segments the swap covers are gone, the next one stays"
     );
 }
+
+#[test]
+fn an_aborted_transactions_marker_and_its_index_entry_go_after_its_horizon() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (dd, log) = open(dir.path(), retention_1s_cfg());
+    let opts = AppendOptions::default();
+    let append = |b: Vec<u8>| log.append(b, &opts).expect("append").base_offset;
+    let first = append(txn_batch(&[("k", Some("aborted".into()))], 9, 0));
+    let mut abort = txn_marker(9, TxnMarkerKind::Abort);
+    weir_storage::batch::set_producer(&mut abort, 9, 0, -1);
+    let abort_at = append(abort);
+    log.append_aborted_txn(AbortedTxn {
+        producer_id: 9,
+        first_offset: first,
+        last_offset: abort_at,
+        last_stable_offset: abort_at + 1,
+    })
+    .expect("index");
+    append(txn_batch(&[("j", Some("committed".into()))], 9, 1));
+    let commit_at = append(txn_marker(9, TxnMarkerKind::Commit));
+    log.roll().expect("roll");
+    let end = log.log_end_offset();
+    log.compact(10_000, end).expect("compact").expect("due");
+    assert_eq!(
+        records(&log),
+        vec![(2, "j".into(), Some("committed".into()))]
+    );
+    assert_eq!(control_batches(&log), vec![abort_at, commit_at]);
+    assert_eq!(
+        log.aborted_txns(0, end).len(),
+        1,
+        "the entry stays with its marker"
+    );
+    log.compact(11_000, end)
+        .expect("compact")
+        .expect("due at the horizon");
+    assert_eq!(
+        control_batches(&log),
+        vec![commit_at],
+        "the ABORT marker of the emptied transaction went; the producer's last batch stays"
+    );
+    assert!(
+        log.aborted_txns(0, end).is_empty(),
+        "its index entry went first"
+    );
+    assert_eq!(
+        records(&log),
+        vec![(2, "j".into(), Some("committed".into()))]
+    );
+    drop(log);
+    dd.shutdown();
+    drop(dd);
+    let (_dd, log) = open(dir.path(), retention_1s_cfg());
+    assert!(
+        log.aborted_txns(0, end).is_empty(),
+        "the index entry stays gone after reopening"
+    );
+    assert_eq!(control_batches(&log), vec![commit_at]);
+}

@@ -1,6 +1,6 @@
 //! Key-based compaction of a log (`cleanup.policy=compact`, Kafka's log cleaner): for each key
 //! only the latest record stays; records of aborted transactions and records without a key go.
-//! Tombstones (null values) and the commit markers of transactions the cleaner emptied go
+//! Tombstones (null values) and the markers of transactions the cleaner emptied go
 //! `delete.retention.ms` after the pass that first kept them: that pass stamps the time in their
 //! batch (KIP-534's delete horizon), and a later pass, due then, removes them. So a consumer
 //! that starts reading within that time sees every delete, whatever the records' timestamps.
@@ -18,12 +18,15 @@
 //! A rewritten segment may so end before the next one starts; recovery knows such segments
 //! (the checkpoint's `rewritten_below`) and never lowers the log end below offsets given out.
 //! It never touches the active segment, anything at or above the stable end the owner passes
-//! (the last stable offset, below the high watermark), nor control batches.
+//! (the last stable offset, below the high watermark), nor control batches other than
+//! transaction markers.
 //!
-//! A segment is replaced crash-safely: the new data goes to `<base>.log.cleaned`, is fsynced and
-//! renamed to `<base>.log.swap` (the commit point), the old indexes are removed and the swap
-//! file renamed over `<base>.log`. Opening a log finishes an interrupted swap and removes a
-//! half-written `.cleaned` file ([`finish_interrupted_swaps`]).
+//! Consecutive small segments are rewritten into one ([`group_segments`], Kafka's grouping by
+//! size), so that a compacted log does not keep a file per roll. A rewrite is swapped in
+//! crash-safely: the new data goes to `<base>.log.cleaned` (the group's first base), is fsynced
+//! and renamed to `<base>.log.swap` (the commit point), the other members' files and the old
+//! indexes are removed and the swap file renamed over `<base>.log`. Opening a log finishes an
+//! interrupted swap and removes a half-written `.cleaned` file ([`finish_interrupted_swaps`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -371,7 +374,7 @@ impl Log {
     /// member's base offset, without the records `superseded` names, those of aborted
     /// transactions and tombstones whose batch's delete horizon has passed (below the pass's map
     /// end; a batch at or after it is copied whole), without the batches left empty that need
-    /// not stay and without the commit markers of transactions left with no batch once their
+    /// not stay and without the markers of transactions left with no batch once their
     /// horizon has passed; batches keeping a tombstone or such a marker get a horizon at their
     /// first cleaning (KIP-534). Swaps the new file in for the first member and deletes the
     /// others; leaves a lone segment alone when nothing changes. Returns false if a member was
@@ -486,6 +489,10 @@ impl Log {
             fs::remove_file(&cleaned_path)?;
             return Ok(false);
         }
+        let removed_aborts = std::mem::take(&mut walk.abort_markers_removed);
+        if !removed_aborts.is_empty() {
+            self.drop_abort_entries(base, &removed_aborts)?;
+        }
         stats.segments_rewritten += group.len();
         stats.bytes_before += group.iter().map(|s| s.size).sum::<u64>();
         stats.records_removed += removed;
@@ -526,6 +533,35 @@ impl Log {
 }
 
 impl Log {
+    /// Removes the transaction index entries of the ABORT markers `removed` (`(producer id,
+    /// marker offset)`) from the segment at `base`, durably, before the rewrite without those
+    /// markers is swapped in. Only that order is safe: an entry without its marker would make a
+    /// read_committed consumer skip the producer's later batches (it waits for the marker),
+    /// while a marker without its entry is a control batch consumers pass over. A rewritten
+    /// group's markers with entries are all in its first segment (see [`group_segments`]).
+    /// Called with the metadata lock held.
+    fn drop_abort_entries(
+        &self,
+        base: Offset,
+        removed: &[(i64, Offset)],
+    ) -> Result<(), StorageError> {
+        let mut st = self.state.lock();
+        let Some(seg) = st.segments.get_mut(&base) else {
+            return Ok(());
+        };
+        let kept: Vec<AbortedTxn> = seg
+            .aborted
+            .iter()
+            .filter(|t| !removed.contains(&(t.producer_id, t.last_offset)))
+            .copied()
+            .collect();
+        if kept.len() != seg.aborted.len() {
+            crate::txn_index::rewrite(&self.dir, base, &kept, true)?;
+            seg.aborted = kept;
+        }
+        Ok(())
+    }
+
     /// Removes the segments of `group`, which the cleaner left with no batch, unless the first
     /// is the log's first (which keeps the log start's place, empty) or has a transaction
     /// index: their offsets become a gap up to the next segment, and a log does not keep a file
@@ -597,10 +633,11 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// What becomes of the control batch `bytes` (header `h`, below the map end): `None` when it
-    /// goes. A commit marker goes once no batch of its transaction is left before it (the
+    /// goes. A transaction marker goes once no batch of its transaction is left before it (the
     /// cleaner removed them all) and its delete horizon has passed; it gets its horizon the
-    /// first time it is found so. Abort markers stay (their transaction index entries name
-    /// them), as does the last batch of a producer (its epoch) and any other control batch.
+    /// first time it is found so. An ABORT marker that goes is noted in `walk`: its transaction
+    /// index entry must go first. The last batch of a producer (its epoch) and any other
+    /// control batch stay.
     fn marker(
         &self,
         bytes: &[u8],
@@ -612,13 +649,20 @@ impl Pass<'_> {
             return Some(Retained::Whole);
         }
         let txn_empty = !walk.open_txn_keeps_a_batch.remove(&h.producer_id);
-        let commit =
-            records::decode_txn_marker(bytes).is_some_and(|m| m.kind == TxnMarkerKind::Commit);
-        if !txn_empty || !commit || last_of_producer {
+        let Some(marker) = records::decode_txn_marker(bytes) else {
+            return Some(Retained::Whole);
+        };
+        if !txn_empty || last_of_producer {
             return Some(Retained::Whole);
         }
         match h.delete_horizon_ms() {
-            Some(at) if self.now_ms >= at => None,
+            Some(at) if self.now_ms >= at => {
+                if marker.kind == TxnMarkerKind::Abort {
+                    walk.abort_markers_removed
+                        .push((h.producer_id, h.base_offset));
+                }
+                None
+            }
             Some(at) => {
                 walk.wait_for(at);
                 Some(Retained::Whole)
@@ -649,6 +693,8 @@ struct Walk {
     open_txn_keeps_a_batch: HashSet<i64>,
     /// The earliest delete horizon of a batch kept with something that may go after it.
     next_horizon_ms: Option<i64>,
+    /// `(producer id, offset)` of the ABORT markers the group being rewritten removes.
+    abort_markers_removed: Vec<(i64, Offset)>,
 }
 
 impl Walk {
