@@ -389,6 +389,8 @@ impl Log {
         stats: &mut CompactionStats,
     ) -> Result<bool, StorageError> {
         let base = group[0].base;
+        // Only this group's removals: a group given up on leaves its segments as they were.
+        walk.abort_markers_removed.clear();
         let cleaned_path = self.dir.join(segment::file_name(base, CLEANED_EXT));
         let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
         // Merging segments is a change in itself.
