@@ -468,3 +468,26 @@ def test_cleaned_segments_are_merged(broker_factory, unique):
     b.start()
     check_latest()
     assert len(segment_files()) <= len(merged)
+
+
+def test_max_compaction_lag_rolls_the_active_segment(broker_factory, unique):
+    """KIP-354: with `max.compaction.lag.ms`, a compacted topic's active segment rolls at the
+    first append after that lag, so a superseded record does not wait in it forever (segment.ms
+    is 7 days and segment.bytes 1 GiB here): the cleaner removes it."""
+    b = broker_factory("--log-cleaner-backoff-ms", "200")
+    topic = unique("compacted-maxlag")
+    create_topic(
+        b.bootstrap,
+        topic,
+        partitions=1,
+        config={"cleanup.policy": "compact", "max.compaction.lag.ms": "1000"},
+    )
+    p = producer(b.bootstrap, **{"linger.ms": 0})
+    sent = []
+    for value in (b"old", b"new", b"filler"):
+        key = b"other" if value == b"filler" else b"k"
+        rep = produce_and_flush(p, topic, [{"key": key, "value": value}])[0]
+        sent.append((rep[3], key, value))
+        time.sleep(1.2)
+    expected = [sent[1], sent[2]]
+    assert wait_compacted(b.bootstrap, topic, expected) == expected

@@ -90,9 +90,9 @@ pub struct CompactionConfig {
     /// `max.compaction.lag.ms`: a log whose oldest uncleaned segment is older than this is
     /// cleaned whatever its dirty ratio.
     pub max_compaction_lag_ms: i64,
-    /// `delete.retention.ms`: how long a tombstone (a record with a null value) stays once
-    /// nothing older with its key is left, counted from its segment's newest timestamp, so that
-    /// consumers reading from the start see the deletion.
+    /// `delete.retention.ms`: how long a tombstone (a record with a null value), or the marker
+    /// of a transaction the cleaner emptied, stays after the pass that first kept it (its
+    /// delete horizon, KIP-534), so that consumers reading from the start see the deletion.
     pub delete_retention_ms: i64,
 }
 
@@ -133,6 +133,20 @@ impl LogConfig {
     /// `segment_bytes` clamped to what the on-disk format can address.
     pub(crate) fn effective_segment_bytes(&self) -> u64 {
         self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, and for a compacted log at most
+    /// `max.compaction.lag.ms` (KIP-354, Kafka's `LogConfig.maxSegmentMs`), since the cleaner
+    /// never touches the active segment: a record in it could otherwise wait past that lag.
+    pub(crate) fn max_segment_ms(&self) -> Option<i64> {
+        let lag = self
+            .compaction
+            .map(|c| c.max_compaction_lag_ms)
+            .filter(|&ms| ms > 0 && ms < i64::MAX);
+        match (self.segment_ms, lag) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -842,7 +842,7 @@ impl Log {
             return Ok(());
         }
         let too_big = seg.size + len > cfg.effective_segment_bytes();
-        let too_old = match (cfg.segment_ms, seg.roll_ts) {
+        let too_old = match (cfg.max_segment_ms(), seg.roll_ts) {
             (Some(ms), Some(first)) => now.saturating_sub(first) > ms,
             _ => false,
         };

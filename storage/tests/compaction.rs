@@ -1042,3 +1042,41 @@ fn an_aborted_transactions_marker_and_its_index_entry_go_after_its_horizon() {
     );
     assert_eq!(control_batches(&log), vec![commit_at]);
 }
+
+#[test]
+fn the_active_segment_of_a_compacted_log_rolls_at_max_compaction_lag() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = LogConfig {
+        segment_bytes: 1 << 20,
+        compaction: Some(CompactionConfig {
+            max_compaction_lag_ms: 60_000,
+            ..CompactionConfig::default()
+        }),
+        ..small_cfg()
+    };
+    let (_dd, log) = open(dir.path(), cfg);
+    let at = |ms: i64| AppendOptions {
+        log_append_time_ms: Some(ms),
+        ..AppendOptions::default()
+    };
+    let k = |v: &str| keyed_batch(&[("k", Some(v.into()))], 1, Codec::None);
+    log.append(k("first"), &at(1_000)).expect("append");
+    log.append(k("second"), &at(61_000)).expect("append");
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0],
+        "not older than the lag yet"
+    );
+    log.append(k("third"), &at(61_001)).expect("append");
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0, 2],
+        "with no segment.ms, max.compaction.lag.ms rolls the active segment (KIP-354)"
+    );
+    // The rolled segment is cleanable now, and overdue whatever the dirty ratio.
+    log.compact(121_002, log.log_end_offset())
+        .expect("compact")
+        .expect("due");
+    let got: Vec<i64> = records(&log).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![1, 2]);
+}
