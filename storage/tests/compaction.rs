@@ -100,8 +100,20 @@ fn records(log: &Log) -> Vec<(i64, String, Option<String>)> {
     out
 }
 
+/// Opens the data directory `dir` and its log. A reopen right after a close may find the
+/// directory's lock still held for a moment: the kill -9 test in this binary spawns child
+/// processes, and a child holds a copy of every descriptor (the lock's too) from its fork until
+/// its exec closes them. So a `Locked` is tried again for up to 5 s.
 fn open(dir: &std::path::Path, cfg: LogConfig) -> (std::sync::Arc<DataDir>, std::sync::Arc<Log>) {
-    let dd = DataDir::open(dir).expect("data dir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let dd = loop {
+        match DataDir::open(dir) {
+            Err(weir_storage::StorageError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r.expect("data dir"),
+        }
+    };
     let log = dd.open_log("t-0", cfg).expect("log");
     (dd, log)
 }
