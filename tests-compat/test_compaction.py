@@ -70,6 +70,18 @@ def wait_compacted(bootstrap, topic, expected, timeout=WAIT_S * 2):
     )
 
 
+def removed_records(b, topic):
+    """The values of `weir_log_cleaner_removed_records_total` for `topic` on broker `b` (one
+    per labelled series; none before the cleaner removed anything)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=WAIT_S) as r:
+        text = r.read().decode()
+    return [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("weir_log_cleaner_removed_records_total{") and f'topic="{topic}"' in line
+    ]
+
+
 def read_all(bootstrap, topic, expected_count, **conf):
     """Every record from the beginning, as (offset, key, value), read until `expected_count`
     arrived or nothing more comes."""
@@ -127,14 +139,8 @@ def test_a_compacted_topic_keeps_the_latest_record_of_each_key(
     assert (low, high) == (0, produced), "offsets do not move"
     c.close()
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=WAIT_S) as r:
-        text = r.read().decode()
-    removed = [
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("weir_log_cleaner_removed_records_total{") and f'topic="{topic}"' in line
-    ]
     # Every record of the first two waves, and of the third the tombstones that expired.
+    removed = removed_records(b, topic)
     assert removed == [2 * KEYS + (0 if keep_tombstones else DELETED)], removed
 
     if codec == "gzip":
@@ -430,15 +436,6 @@ def test_cleaned_segments_are_merged(broker_factory, unique):
         latest[r["key"]] = (rep[3], r["value"])
     produced = len(records)
 
-    def removed_records():
-        with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=WAIT_S) as r:
-            text = r.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("weir_log_cleaner_removed_records_total{") and f'topic="{topic}"' in line
-        )
-
     def check_latest():
         """What a consumer reads holds the latest record of every key at its offset, and
         nothing that was not produced there."""
@@ -449,7 +446,7 @@ def test_cleaned_segments_are_merged(broker_factory, unique):
             by_key[key] = (offset, value)
         assert by_key == latest
 
-    wait_until("the cleaner's first pass", lambda: removed_records() > 0, timeout=WAIT_S * 2)
+    wait_until("the cleaner's first pass", lambda: sum(removed_records(b, topic)) > 0, timeout=WAIT_S * 2)
     after_first_pass = segment_files()
     # New records make the next pass due; it merges the segments the first one shrank.
     more = [{"key": f"more-{i}".encode(), "value": b"m" * 40} for i in range(120)]
