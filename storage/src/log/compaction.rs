@@ -389,12 +389,12 @@ impl Log {
         stats: &mut CompactionStats,
     ) -> Result<bool, StorageError> {
         let base = group[0].base;
-        // Only this group's removals: a group given up on leaves its segments as they were.
-        walk.abort_markers_removed.clear();
         let cleaned_path = self.dir.join(segment::file_name(base, CLEANED_EXT));
         let mut out = BufWriter::new(fs::File::create(&cleaned_path)?);
         // Merging segments is a change in itself.
         let (mut written, mut removed, mut changed) = (0u64, 0u64, group.len() > 1);
+        // `(producer id, offset)` of the ABORT markers that go: their index entries go first.
+        let mut removed_aborts: Vec<(i64, Offset)> = Vec::new();
         for seg in group {
             // Each member is sealed: nothing writes or truncates it (a truncation only cuts the
             // segment holding an offset above the high watermark), a deletion only unlinks it, so
@@ -408,8 +408,11 @@ impl Log {
                     Retained::Whole
                 } else if h.is_control() {
                     match pass.marker(bytes, &h, last_of_producer, walk) {
-                        Some(r) => r,
-                        None => {
+                        ControlBatch::Kept(r) => r,
+                        ControlBatch::Removed { abort } => {
+                            if abort {
+                                removed_aborts.push((h.producer_id, h.base_offset));
+                            }
                             removed += 1;
                             changed = true;
                             continue;
@@ -452,7 +455,10 @@ impl Log {
                 };
                 let bytes = match &rebuilt {
                     Retained::Whole => bytes,
-                    Retained::Rebuilt(b) => b.as_slice(),
+                    Retained::Rebuilt(b) => {
+                        changed = true;
+                        b.as_slice()
+                    }
                     Retained::Emptied(b) => {
                         changed = true;
                         if !last_of_producer {
@@ -461,7 +467,6 @@ impl Log {
                         b.as_slice()
                     }
                 };
-                changed |= matches!(rebuilt, Retained::Rebuilt(_));
                 if h.is_transactional() && !h.is_control() {
                     walk.open_txn_keeps_a_batch.insert(h.producer_id);
                 }
@@ -491,7 +496,6 @@ impl Log {
             fs::remove_file(&cleaned_path)?;
             return Ok(false);
         }
-        let removed_aborts = std::mem::take(&mut walk.abort_markers_removed);
         if !removed_aborts.is_empty() {
             self.drop_abort_entries(base, &removed_aborts)?;
         }
@@ -634,40 +638,35 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    /// What becomes of the control batch `bytes` (header `h`, below the map end): `None` when it
-    /// goes. A transaction marker goes once no batch of its transaction is left before it (the
+    /// What becomes of the control batch `bytes` (header `h`, below the map end). A transaction marker goes once no batch of its transaction is left before it (the
     /// cleaner removed them all) and its delete horizon has passed; it gets its horizon the
-    /// first time it is found so. An ABORT marker that goes is noted in `walk`: its transaction
-    /// index entry must go first. The last batch of a producer (its epoch) and any other
-    /// control batch stay.
+    /// first time it is found so. The last batch of a producer (its epoch) and any other control
+    /// batch stay.
     fn marker(
         &self,
         bytes: &[u8],
         h: &BatchHeader,
         last_of_producer: bool,
         walk: &mut Walk,
-    ) -> Option<Retained> {
+    ) -> ControlBatch {
+        let kept_whole = ControlBatch::Kept(Retained::Whole);
         if !h.is_transactional() {
-            return Some(Retained::Whole);
+            return kept_whole;
         }
         let txn_empty = !walk.open_txn_keeps_a_batch.remove(&h.producer_id);
         let Some(marker) = records::decode_txn_marker(bytes) else {
-            return Some(Retained::Whole);
+            return kept_whole;
         };
         if !txn_empty || last_of_producer {
-            return Some(Retained::Whole);
+            return kept_whole;
         }
         match h.delete_horizon_ms() {
-            Some(at) if self.now_ms >= at => {
-                if marker.kind == TxnMarkerKind::Abort {
-                    walk.abort_markers_removed
-                        .push((h.producer_id, h.base_offset));
-                }
-                None
-            }
+            Some(at) if self.now_ms >= at => ControlBatch::Removed {
+                abort: marker.kind == TxnMarkerKind::Abort,
+            },
             Some(at) => {
                 walk.wait_for(at);
-                Some(Retained::Whole)
+                kept_whole
             }
             None => {
                 let stamped = records::retain_records(
@@ -681,10 +680,19 @@ impl Pass<'_> {
                 if matches!(r, Retained::Rebuilt(_)) {
                     walk.wait_for(self.new_horizon_ms);
                 }
-                Some(r)
+                ControlBatch::Kept(r)
             }
         }
     }
+}
+
+/// What a pass does with a control batch.
+enum ControlBatch {
+    Kept(Retained),
+    /// A transaction marker goes; an ABORT marker's transaction index entry must go first.
+    Removed {
+        abort: bool,
+    },
 }
 
 /// What a pass carries from batch to batch, in offset order over every segment it walks.
@@ -695,8 +703,6 @@ struct Walk {
     open_txn_keeps_a_batch: HashSet<i64>,
     /// The earliest delete horizon of a batch kept with something that may go after it.
     next_horizon_ms: Option<i64>,
-    /// `(producer id, offset)` of the ABORT markers the group being rewritten removes.
-    abort_markers_removed: Vec<(i64, Offset)>,
 }
 
 impl Walk {
